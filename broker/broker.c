@@ -1,0 +1,308 @@
+/*
+ * broker.c - the broker's life: creation, the Redis connection, and the
+ * order of the phases in a sweep. The phases live in their own files
+ * (recover.c, deadlines.c, promote.c, cleanup.c, cancel.c), the lease in
+ * lease.c, and nothing here knows about an event loop.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "defaults.h"
+#include "envelope.h"
+#include "ids.h"
+#include "log.h"
+#include "scripts.h"
+
+#define CONNECT_BACKOFF_MIN_MS 100
+#define CONNECT_BACKOFF_MAX_MS 5000
+
+uint64_t rtq__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *rtq__u64s(uint64_t v, char *buf) {
+  snprintf(buf, 24, "%llu", (unsigned long long)v);
+  return buf;
+}
+
+static void seterr(char *errbuf, size_t errcap, const char *msg) {
+  if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "%s", msg);
+}
+
+static int fixed_keys(rtq_broker *b) {
+  rtq__fixed_keys *k = &b->k;
+  k->workers = rtq_keys_workers(&b->keys);
+  k->deadlines = rtq_keys_deadlines(&b->keys);
+  k->delayed = rtq_keys_delayed(&b->keys);
+  k->history = rtq_keys_history(&b->keys);
+  k->dead = rtq_keys_dead(&b->keys);
+  k->stats = rtq_keys_stats(&b->keys);
+  k->lease = rtq_keys_lease(&b->keys);
+  for (int s = 0; s < RTQ_STATUS_COUNT; s++) k->status[s] = rtq_keys_status(&b->keys, (rtq_status)s);
+  k->chan_events = rtq_keys_chan_events(&b->keys);
+  k->chan_cancel = rtq_keys_chan_cancel(&b->keys);
+  k->own_processing = rtq_keys_processing(&b->keys, b->id);
+  return k->own_processing.len == 0 ? RTQ_EINVAL : 0;
+}
+
+int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, size_t errcap) {
+  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
+  if (o == NULL || out == NULL) return RTQ_EINVAL;
+  *out = NULL;
+  rtq_redis_url url;
+  int rc = rtq_redis_url_parse(o->config.redis_url, &url, errbuf, errcap);
+  memset(&url, 0, sizeof url); /* it may hold a password */
+  if (rc != 0) return rc;
+
+  rtq_broker *b = calloc(1, sizeof *b);
+  if (b == NULL) return RTQ_ENOMEM;
+  b->o = *o;
+  b->next_due_in_ms = -1;
+  rtq__batch_init(&b->batch);
+  rtq__batch_init(&b->batch2);
+  if (rtq_keys_init(&b->keys, o->config.ns, false) != 0) {
+    seterr(errbuf, errcap, "invalid namespace");
+    rtq_broker_free(b);
+    return RTQ_EINVAL;
+  }
+  if (o->id[0] != '\0') {
+    if (rtq_validate_name(o->id) != 0) {
+      seterr(errbuf, errcap, "invalid broker id: expected [A-Za-z0-9._:-]{1,128}");
+      rtq_broker_free(b);
+      return RTQ_EINVAL;
+    }
+    snprintf(b->id, sizeof b->id, "%s", o->id);
+  } else if ((rc = rtq_worker_id_new(b->id, sizeof b->id)) != 0) {
+    seterr(errbuf, errcap, "could not make a broker id: no random bytes");
+    rtq_broker_free(b);
+    return rc;
+  }
+  if (fixed_keys(b) != 0) {
+    seterr(errbuf, errcap, "key schema rejected the broker id");
+    rtq_broker_free(b);
+    return RTQ_EINVAL;
+  }
+  /* A Redis that is down now is an outage like any later one: logged, and
+   * retried from the ticks. */
+  (void)rtq__broker_connected(b);
+  *out = b;
+  return 0;
+}
+
+void rtq_broker_free(rtq_broker *b) {
+  if (b == NULL) return;
+  if (b->conn != NULL && b->leader) (void)rtq_broker_lease_release(b);
+  rtq_conn_free(b->conn);
+  rtq__batch_destroy(&b->batch);
+  rtq__batch_destroy(&b->batch2);
+  free(b);
+}
+
+const char *rtq_broker_id(const rtq_broker *b) { return b->id; }
+const rtq_broker_options *rtq_broker_options_of(const rtq_broker *b) { return &b->o; }
+const rtq_broker_counters *rtq_broker_counters_of(const rtq_broker *b) { return &b->total; }
+int64_t rtq_broker_next_due_in_ms(const rtq_broker *b) { return b->next_due_in_ms; }
+
+static void outage(rtq_broker *b, const char *phase, const char *why) {
+  if (b->redis_down) {
+    rtq_log(RTQ_LOG_DEBUG, "redis still unavailable", "phase", phase, "error", why, NULL);
+    return;
+  }
+  b->redis_down = true;
+  rtq_log(RTQ_LOG_ERROR, "redis unavailable; retrying with backoff", "phase", phase, "error", why,
+          NULL);
+}
+
+static void redis_up(rtq_broker *b) {
+  if (!b->redis_down) return;
+  b->redis_down = false;
+  rtq_log(RTQ_LOG_INFO, "redis reachable again", NULL);
+}
+
+int rtq__broker_failed(rtq_broker *b, const char *phase, int rc) {
+  const char *why = b->conn != NULL ? rtq_conn_errstr(b->conn) : "not connected";
+  if (rc == RTQ_ECONN) {
+    outage(b, phase, why);
+  } else {
+    rtq_log(RTQ_LOG_ERROR, "sweep phase failed", "phase", phase, "code", rtq_err_name(rc), "error",
+            why, NULL);
+  }
+  return rc;
+}
+
+/* The first connection: made by hand (rtq_conn_new fails outright when
+ * Redis is down, and there is no object to reconnect yet), with its own
+ * backoff. Once it exists, rtq_conn_reconnect does the backing off. */
+static int first_connect(rtq_broker *b) {
+  uint64_t t = rtq__mono_ms();
+  if (t < b->connect_at) return RTQ_ECONN;
+  rtq_conn_options co;
+  memset(&co, 0, sizeof co);
+  co.url = b->o.config.redis_url;
+  co.connect_timeout_ms = b->o.connect_timeout_ms;
+  co.command_timeout_ms = b->o.command_timeout_ms;
+  co.backoff_min_ms = CONNECT_BACKOFF_MIN_MS;
+  co.backoff_max_ms = CONNECT_BACKOFF_MAX_MS;
+  char err[256];
+  int rc = rtq_conn_new(&co, &b->conn, err, sizeof err);
+  if (rc != 0) {
+    int wait = b->connect_backoff_ms == 0 ? CONNECT_BACKOFF_MIN_MS : b->connect_backoff_ms * 2;
+    if (wait > CONNECT_BACKOFF_MAX_MS) wait = CONNECT_BACKOFF_MAX_MS;
+    b->connect_backoff_ms = wait;
+    b->connect_at = rtq__mono_ms() + (uint64_t)wait;
+    outage(b, "connect", err);
+    return rc;
+  }
+  b->connect_backoff_ms = 0;
+  /* Loading is an optimisation (EVALSHA); every runner falls back to EVAL. */
+  if (rtq_scripts_load(b->conn) != 0)
+    rtq_log(RTQ_LOG_WARNING, "could not load the lua scripts; using EVAL", "error",
+            rtq_conn_errstr(b->conn), NULL);
+  (void)rtq_conn_check_eviction_policy(b->conn);
+  return 0;
+}
+
+int rtq__broker_connected(rtq_broker *b) {
+  if (b->conn == NULL) return first_connect(b);
+  int rc = rtq_conn_reconnect(b->conn);
+  if (rc != 0) outage(b, "connect", rtq_conn_errstr(b->conn));
+  return rc;
+}
+
+/* Between phases: renew the lease when due, and stop when it was lost.
+ * A sweep never acts on a lapsed lease. */
+static bool still_leader(rtq_broker *b) {
+  int rc = rtq_broker_lease_tick(b);
+  return rc == 0 || (rc < 0 && rtq_broker_is_leader(b));
+}
+
+/* Redis TIME, the clock every decision of this sweep is measured with. */
+static int read_clock(rtq_broker *b) {
+  int rc = rtq_conn_time_ms(b->conn, &b->now);
+  if (rc == 0) redis_up(b);
+  return rc;
+}
+
+/* Starts a cleanup round every cleanup_interval, then walks its indexes a
+ * bounded page at a time, one step per sweep, until the round is done. */
+static int cleanup_phase(rtq_broker *b) {
+  uint64_t every = (uint64_t)b->o.config.cleanup_interval * 1000u;
+  if (!b->cleanup_active && (b->last_cleanup == 0 || b->now >= b->last_cleanup + every)) {
+    b->cleanup_active = true;
+    b->cleanup_index = 0;
+    b->cleanup_offset = 0;
+    b->last_cleanup = b->now;
+  }
+  return b->cleanup_active ? rtq__broker_cleanup_step(b) : 0;
+}
+
+typedef struct phase {
+  const char *name;
+  int (*run)(rtq_broker *b);
+} phase;
+
+/* Deadlines go before recovery: a task past deadline + grace whose worker
+ * is silent ends timeout (what the timeout backstop promises) rather than
+ * being redelivered to run past its deadline again; recovery then finds it
+ * ended and only clears the envelope. */
+static const phase phases[] = {
+    {"deadlines", rtq__broker_expire_deadlines},
+    {"recover", rtq__broker_recover_dead},
+    {"promote", rtq__broker_promote},
+    {"history", rtq__broker_trim_history},
+    {"cleanup", cleanup_phase},
+    {"cancel", rtq__broker_cancel_pass},
+};
+
+int rtq_broker_sweep(rtq_broker *b) {
+  /* Only a promotion phase that ran sets it again: a failed or standby
+   * tick must not aim the promotion timer at anything. */
+  b->next_due_in_ms = -1;
+  int rc = rtq_broker_lease_tick(b);
+  if (rc == 1) return 0; /* standing by */
+  if (rc != 0) return rtq__broker_failed(b, "lease", rc);
+  if ((rc = read_clock(b)) != 0) return rtq__broker_failed(b, "time", rc);
+  for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
+    if (!still_leader(b)) return 0;
+    rc = phases[i].run(b);
+    rtq__batch_clear(&b->batch);
+    rtq__batch_clear(&b->batch2);
+    if (rc != 0) return rtq__broker_failed(b, phases[i].name, rc);
+  }
+  RTQ__COUNT(b, sweeps, 1);
+  rc = rtq__broker_flush_stats(b, true);
+  rtq__batch_clear(&b->batch);
+  if (rc != 0) return rtq__broker_failed(b, "stats", rc);
+  return 0;
+}
+
+int rtq_broker_promote_due(rtq_broker *b) {
+  b->next_due_in_ms = -1;
+  int rc = rtq_broker_lease_tick(b);
+  if (rc == 1) return 0;
+  if (rc != 0) return rtq__broker_failed(b, "lease", rc);
+  if ((rc = read_clock(b)) != 0) return rtq__broker_failed(b, "time", rc);
+  rc = rtq__broker_promote(b);
+  rtq__batch_clear(&b->batch);
+  rtq__batch_clear(&b->batch2);
+  if (rc != 0) return rtq__broker_failed(b, "promote", rc);
+  if (b->unflushed.promoted == 0) return 0;
+  rc = rtq__broker_flush_stats(b, false);
+  rtq__batch_clear(&b->batch);
+  return rc != 0 ? rtq__broker_failed(b, "stats", rc) : 0;
+}
+
+const char *rtq__decode_code(int err) {
+  switch (err) {
+    case RTQ_ETOOBIG:
+      return RTQ_CODE_TOO_LARGE;
+    case RTQ_EDEPTH:
+      return RTQ_CODE_TOO_DEEP;
+    case RTQ_EVERSION:
+      return RTQ_CODE_VERSION;
+    default:
+      return RTQ_CODE_DECODE;
+  }
+}
+
+int rtq__queue_deadletter(rtq_broker *b, rtq__batch *bt, const char *payload, size_t len,
+                          rtq_key from, const char *code, const char *reason,
+                          const char *worker, const char *queue, const char *id) {
+  rtq_key task = rtq_keys_task(&b->keys, id);
+  rtq_key cancel = rtq_keys_cancel(&b->keys, id);
+  bool with_task = id[0] != '\0' && task.len > 0 && cancel.len > 0;
+  if (rtq_validate_name(queue) != 0) queue = RTQ_BROKER_UNKNOWN_QUEUE;
+  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_DEADLETTER, with_task ? 10 : 3);
+  if (a == NULL) return RTQ_ENOMEM;
+  int rc = rtq__argv_add_key(a, b->k.dead);
+  if (rc == 0) rc = rtq__argv_add_key(a, from);
+  if (rc == 0) rc = rtq__argv_add_key(a, b->k.stats);
+  if (rc == 0 && with_task) {
+    rtq__argv_add_key(a, task);
+    rtq__argv_add_key(a, b->k.status[RTQ_STATUS_PENDING]);
+    rtq__argv_add_key(a, b->k.status[RTQ_STATUS_RUNNING]);
+    rtq__argv_add_key(a, b->k.status[RTQ_STATUS_FAILED]);
+    rtq__argv_add_key(a, b->k.history);
+    rtq__argv_add_key(a, cancel);
+    rc = rtq__argv_add_key(a, b->k.deadlines);
+  }
+  if (rc != 0) return rc;
+  rtq_argv_add(a, payload, len);
+  rtq_argv_add_str(a, code);
+  rtq_argv_add_str(a, reason);
+  rtq_argv_add_str(a, worker);
+  rtq_argv_add_str(a, queue);
+  rtq_argv_add_str(a, with_task ? id : "");
+  rtq_argv_add_i64(a, b->o.config.task_result_ttl);
+  rtq_argv_add_str(a, b->o.config.enable_task_history ? "1" : "0");
+  rtq__argv_add_key(a, b->k.chan_events);
+  rtq_key chan_task = with_task ? rtq_keys_chan_task(&b->keys, id) : b->k.chan_events;
+  rc = rtq__argv_add_key(a, chan_task);
+  return a->oom ? RTQ_ENOMEM : rc;
+}

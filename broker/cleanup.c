@@ -1,0 +1,273 @@
+/*
+ * cleanup.c - keeping every index bounded.
+ *
+ * A terminal task hash expires by itself (task_result_ttl, set by the
+ * terminal step), but Redis cannot expire a member of a sorted set, so the
+ * indexes that point at tasks are trimmed here:
+ *
+ *   history cap    every sweep: while P:history holds more than
+ *                  max_task_history ids, the oldest go, together with their
+ *                  task hashes (forget.lua 'trim'). ZCARD is O(1), so the
+ *                  cap holds between sweeps, not between cleanup rounds.
+ *   cleanup round  every cleanup_interval: walk P:history and the status
+ *                  indexes a page at a time; an entry whose task hash has
+ *                  expired goes (forget.lua 'expired' for the terminal
+ *                  ones; a WATCHed check for pending and running, whose
+ *                  hash never expires, so an entry there without a hash is
+ *                  debris of a hand-deleted key). A round may span several
+ *                  sweeps: each sweep walks at most
+ *                  RTQ_BROKER_CLEANUP_PER_SWEEP entries.
+ *
+ * The other keys bound themselves: P:dead is LTRIMmed by its writers,
+ * P:delayed and P:deadlines empty as tasks move on, cancel flags and worker
+ * records carry a TTL, P:workers loses dead workers in recover.c.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#include "log.h"
+#include "scripts.h"
+
+static rtq_key index_key(const rtq_broker *b, int idx) {
+  switch (idx) {
+    case RTQ__IDX_HISTORY:
+      return b->k.history;
+    case RTQ__IDX_COMPLETED:
+      return b->k.status[RTQ_STATUS_COMPLETED];
+    case RTQ__IDX_FAILED:
+      return b->k.status[RTQ_STATUS_FAILED];
+    case RTQ__IDX_CANCELLED:
+      return b->k.status[RTQ_STATUS_CANCELLED];
+    case RTQ__IDX_TIMEOUT:
+      return b->k.status[RTQ_STATUS_TIMEOUT];
+    case RTQ__IDX_PENDING:
+      return b->k.status[RTQ_STATUS_PENDING];
+    default:
+      return b->k.status[RTQ_STATUS_RUNNING];
+  }
+}
+
+/* Ids of an index page: ZRANGE key start start+count-1. */
+static int page(rtq_broker *b, rtq_key key, long long start, long long count, redisReply **out) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "ZRANGE");
+  rtq__argv_add_key(&a, key);
+  rtq_argv_add_i64(&a, start);
+  rtq_argv_add_i64(&a, start + count - 1);
+  int rc = rtq_conn_command(b->conn, &a, out);
+  rtq_argv_destroy(&a);
+  if (rc != 0 && *out != NULL) {
+    freeReplyObject(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+/* forget.lua for one id, or a plain ZREM from `from` when the id is not a
+ * valid name (no key can be built for it, so it points at nothing). */
+static int queue_forget(rtq_broker *b, rtq__batch *bt, const redisReply *id, const char *mode,
+                        rtq_key from) {
+  rtq_argv *a;
+  if (rtq_validate_name(id->str) != 0) {
+    if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
+    rtq_argv_add_str(a, "ZREM");
+    rtq__argv_add_key(a, from);
+    rtq_argv_add(a, id->str, id->len);
+    return a->oom ? RTQ_ENOMEM : 0;
+  }
+  if ((a = rtq__batch_add_script(bt, RTQ_SCRIPT_FORGET, 6)) == NULL) return RTQ_ENOMEM;
+  rtq__argv_add_key(a, rtq_keys_task(&b->keys, id->str));
+  rtq__argv_add_key(a, b->k.history);
+  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_COMPLETED]);
+  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_FAILED]);
+  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_CANCELLED]);
+  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_TIMEOUT]);
+  rtq_argv_add(a, id->str, id->len);
+  rtq_argv_add_str(a, mode);
+  return a->oom ? RTQ_ENOMEM : 0;
+}
+
+/* Counts the replies equal to 1 of a batch built by queue_forget: forget
+ * removed the task's entries (*forgot), or the ZREM of an invalid id
+ * removed it (*invalid). Returns their sum. */
+static uint64_t count_removed(const rtq__batch *bt, uint64_t *forgot, uint64_t *invalid) {
+  uint64_t f = 0, z = 0;
+  for (int i = 0; i < bt->n; i++) {
+    if (bt->rcs[i] != 0 || rtq__reply_int(bt->replies[i], 0) != 1) continue;
+    if (strcmp(bt->cmds[i].argv[0], "ZREM") == 0) z++;
+    else f++;
+  }
+  *forgot += f;
+  *invalid += z;
+  return f + z;
+}
+
+int rtq__broker_trim_history(rtq_broker *b) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "ZCARD");
+  rtq__argv_add_key(&a, b->k.history);
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(b->conn, &a, &r);
+  rtq_argv_destroy(&a);
+  long long card = rc == 0 ? rtq__reply_int(r, 0) : 0;
+  if (r != NULL) freeReplyObject(r);
+  if (rc != 0) return rc;
+  long long over = card - (long long)b->o.config.max_task_history;
+  long long budget = RTQ_BROKER_TRIM_PER_SWEEP;
+  uint64_t trimmed = 0, invalid = 0;
+  while (over > 0 && budget > 0 && rc == 0) {
+    long long n = over < RTQ_BROKER_PAGE ? over : RTQ_BROKER_PAGE;
+    redisReply *ids = NULL;
+    if ((rc = page(b, b->k.history, 0, n, &ids)) != 0) break;
+    rtq__batch *bt = &b->batch;
+    rtq__batch_clear(bt);
+    for (size_t i = 0; i < ids->elements && rc == 0; i++)
+      if (ids->element[i]->type == REDIS_REPLY_STRING)
+        rc = queue_forget(b, bt, ids->element[i], "trim", b->k.history);
+    size_t got = ids->elements;
+    freeReplyObject(ids);
+    if (got == 0) break;
+    if (rc == 0) rc = rtq__batch_run(b->conn, bt);
+    if (rc == 0) count_removed(bt, &trimmed, &invalid);
+    over -= (long long)got;
+    budget -= (long long)got;
+  }
+  RTQ__COUNT(b, trimmed, trimmed);
+  RTQ__COUNT(b, stale_index, invalid);
+  if (trimmed > 0) {
+    char n[24], m[24];
+    rtq_log(RTQ_LOG_INFO, "history over max_task_history; deleted the oldest tasks", "deleted",
+            rtq__u64s(trimmed, n), "max_task_history",
+            rtq__u64s((uint64_t)b->o.config.max_task_history, m), NULL);
+  }
+  return rc;
+}
+
+/*
+ * Removes a pending/running index entry whose task hash is gone, with the
+ * hash WATCHed so a task re-created under the same id in between (a
+ * producer-supplied id) keeps its entry. Returns 0 or a connection error;
+ * *removed is 1 when the entry went.
+ */
+static int remove_stale(rtq_broker *b, const char *id, int *removed) {
+  rtq__batch *bt = &b->batch2;
+  rtq_key task = rtq_keys_task(&b->keys, id);
+  rtq__batch_clear(bt);
+  rtq_argv *a = rtq__batch_add(bt);
+  if (a == NULL) return RTQ_ENOMEM;
+  rtq_argv_add_str(a, "WATCH");
+  rtq__argv_add_key(a, task);
+  if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
+  rtq_argv_add_str(a, "EXISTS");
+  rtq__argv_add_key(a, task);
+  int rc = rtq__batch_run(b->conn, bt);
+  if (rc != 0) return rc;
+  bool gone = bt->rcs[1] == 0 && rtq__reply_int(bt->replies[1], 1) == 0;
+  rtq__batch_clear(bt);
+  if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
+  rtq_argv_add_str(a, gone ? "MULTI" : "UNWATCH");
+  if (gone) {
+    rtq_key from[3] = {b->k.status[RTQ_STATUS_PENDING], b->k.status[RTQ_STATUS_RUNNING],
+                       b->k.deadlines};
+    for (int i = 0; i < 3; i++) {
+      if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
+      rtq_argv_add_str(a, "ZREM");
+      rtq__argv_add_key(a, from[i]);
+      rtq_argv_add_str(a, id);
+    }
+    if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
+    rtq_argv_add_str(a, "EXEC");
+  }
+  if ((rc = rtq__batch_run(b->conn, bt)) != 0) return rc;
+  const redisReply *ex = bt->replies[bt->n - 1];
+  *removed = gone && ex != NULL && ex->type == REDIS_REPLY_ARRAY;
+  return 0;
+}
+
+/* One page of the pending or running index: EXISTS for each id, then the
+ * WATCHed removal for the (rare) ones without a hash. */
+static int stale_page(rtq_broker *b, const redisReply *ids, rtq_key from, uint64_t *removed) {
+  rtq__batch *bt = &b->batch;
+  rtq__batch_clear(bt);
+  for (size_t i = 0; i < ids->elements; i++) {
+    const redisReply *id = ids->element[i];
+    rtq_argv *a = rtq__batch_add(bt);
+    if (a == NULL) return RTQ_ENOMEM;
+    bool valid = id->type == REDIS_REPLY_STRING && rtq_validate_name(id->str) == 0;
+    /* An invalid id is removed at once: ZREM replies 1 like a missing hash. */
+    rtq_argv_add_str(a, valid ? "EXISTS" : "ZREM");
+    if (valid) {
+      rtq__argv_add_key(a, rtq_keys_task(&b->keys, id->str));
+    } else {
+      rtq__argv_add_key(a, from);
+      rtq_argv_add(a, id->str, id->len);
+    }
+  }
+  int rc = rtq__batch_run(b->conn, bt);
+  for (size_t i = 0; rc == 0 && i < ids->elements; i++) {
+    const redisReply *id = ids->element[i];
+    if (strcmp(bt->cmds[i].argv[0], "ZREM") == 0) {
+      *removed += bt->rcs[i] == 0 && rtq__reply_int(bt->replies[i], 0) == 1;
+      continue;
+    }
+    if (bt->rcs[i] != 0 || rtq__reply_int(bt->replies[i], 1) != 0) continue;
+    int gone = 0;
+    rc = remove_stale(b, id->str, &gone);
+    if (gone) {
+      *removed += 1;
+      rtq_log(RTQ_LOG_WARNING, "removed an index entry whose task hash is gone", "task", id->str,
+              NULL);
+    }
+  }
+  return rc;
+}
+
+static void end_round(rtq_broker *b) {
+  b->cleanup_active = false;
+  char n[24];
+  rtq_log(b->cleanup_removed > 0 ? RTQ_LOG_INFO : RTQ_LOG_DEBUG, "cleanup round done",
+          "removed_index_entries", rtq__u64s(b->cleanup_removed, n), NULL);
+  b->cleanup_removed = 0;
+}
+
+int rtq__broker_cleanup_step(rtq_broker *b) {
+  long long budget = RTQ_BROKER_CLEANUP_PER_SWEEP;
+  int rc = 0;
+  while (b->cleanup_active && budget > 0 && rc == 0) {
+    rtq_key key = index_key(b, b->cleanup_index);
+    redisReply *ids = NULL;
+    if ((rc = page(b, key, b->cleanup_offset, RTQ_BROKER_PAGE, &ids)) != 0) break;
+    uint64_t removed = 0;
+    bool terminal = b->cleanup_index < RTQ__IDX_PENDING;
+    if (terminal) {
+      rtq__batch *bt = &b->batch;
+      rtq__batch_clear(bt);
+      for (size_t i = 0; i < ids->elements && rc == 0; i++)
+        if (ids->element[i]->type == REDIS_REPLY_STRING)
+          rc = queue_forget(b, bt, ids->element[i], "expired", key);
+      if (rc == 0 && bt->n > 0) rc = rtq__batch_run(b->conn, bt);
+      uint64_t forgot = 0, invalid = 0;
+      if (rc == 0) removed = count_removed(bt, &forgot, &invalid);
+      RTQ__COUNT(b, forgotten, forgot);
+      RTQ__COUNT(b, stale_index, invalid);
+    } else if (ids->elements > 0) {
+      rc = stale_page(b, ids, key, &removed);
+      RTQ__COUNT(b, stale_index, removed);
+    }
+    long long got = (long long)ids->elements;
+    freeReplyObject(ids);
+    if (rc != 0) break;
+    b->cleanup_removed += removed;
+    /* Removed entries shift the rest of the set down. */
+    b->cleanup_offset += got - (long long)removed;
+    budget -= got;
+    if (got < RTQ_BROKER_PAGE) {
+      b->cleanup_offset = 0;
+      if (++b->cleanup_index == RTQ__IDX_COUNT) end_round(b);
+    }
+  }
+  return rc;
+}

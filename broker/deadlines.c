@@ -1,0 +1,91 @@
+/*
+ * deadlines.c - the timeout backstop.
+ *
+ * A worker enforces its own timeouts; the broker steps in only for a task
+ * whose worker cannot: one past deadline + timeout_grace (both Redis time)
+ * whose worker has been silent for heartbeat_ttl. expire_running.lua
+ * checks all of that atomically, ends the task timeout, sets its cancel
+ * flag and publishes the id on P:chan:cancel (should the worker wake up).
+ * A task whose worker is alive is left to the worker and looked at again
+ * next sweep.
+ */
+#include "internal.h"
+
+#include "log.h"
+#include "scripts.h"
+
+/* Where ARGV[1], the id, sits in an expire_running command: after EVALSHA,
+ * the SHA, numkeys and the 8 keys. (rtq_argv keeps each argument
+ * NUL-terminated.) */
+#define ID_ARG (3 + 8)
+
+static int queue_expire(rtq_broker *b, rtq__batch *bt, const char *id) {
+  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_EXPIRE_RUNNING, 8);
+  if (a == NULL) return RTQ_ENOMEM;
+  rtq__argv_add_key(a, rtq_keys_task(&b->keys, id));
+  rtq__argv_add_key(a, b->k.deadlines);
+  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_RUNNING]);
+  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_TIMEOUT]);
+  rtq__argv_add_key(a, b->k.history);
+  rtq__argv_add_key(a, rtq_keys_cancel(&b->keys, id));
+  rtq__argv_add_key(a, b->k.stats);
+  rtq__argv_add_key(a, b->k.workers);
+  rtq_argv_add_str(a, id);
+  rtq_argv_add_i64(a, b->o.timeout_grace_ms);
+  rtq_argv_add_i64(a, b->o.heartbeat_ttl_ms);
+  rtq_argv_add_i64(a, b->o.config.task_result_ttl);
+  rtq_argv_add_str(a, b->o.config.enable_task_history ? "1" : "0");
+  rtq__argv_add_key(a, b->k.chan_events);
+  rtq__argv_add_key(a, rtq_keys_chan_task(&b->keys, id));
+  rtq__argv_add_key(a, b->k.chan_cancel);
+  return a->oom ? RTQ_ENOMEM : 0;
+}
+
+/* An id no key can be built for is removed from the set by itself. */
+static int queue_drop(rtq_broker *b, rtq__batch *bt, const redisReply *id) {
+  rtq_argv *a = rtq__batch_add(bt);
+  if (a == NULL) return RTQ_ENOMEM;
+  rtq_argv_add_str(a, "ZREM");
+  rtq__argv_add_key(a, b->k.deadlines);
+  rtq_argv_add(a, id->str, id->len);
+  rtq_log(RTQ_LOG_WARNING, "removed an invalid task id from the deadlines set", "task", id->str,
+          NULL);
+  return a->oom ? RTQ_ENOMEM : 0;
+}
+
+int rtq__broker_expire_deadlines(rtq_broker *b) {
+  uint64_t grace = (uint64_t)b->o.timeout_grace_ms;
+  if (b->now <= grace) return 0;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "ZRANGEBYSCORE");
+  rtq__argv_add_key(&a, b->k.deadlines);
+  rtq_argv_add_str(&a, "-inf");
+  rtq_argv_add_u64(&a, b->now - grace);
+  rtq_argv_add_str(&a, "LIMIT");
+  rtq_argv_add_i64(&a, 0);
+  rtq_argv_add_i64(&a, RTQ_BROKER_DEADLINES_PER_SWEEP);
+  redisReply *due = NULL;
+  int rc = rtq_conn_command(b->conn, &a, &due);
+  rtq_argv_destroy(&a);
+  if (rc != 0 || due->elements == 0) {
+    if (due != NULL) freeReplyObject(due);
+    return rc;
+  }
+  rtq__batch *bt = &b->batch;
+  rtq__batch_clear(bt);
+  for (size_t i = 0; i < due->elements && rc == 0; i++) {
+    const redisReply *id = due->element[i];
+    if (id->type != REDIS_REPLY_STRING) continue;
+    rc = rtq_validate_name(id->str) == 0 ? queue_expire(b, bt, id->str) : queue_drop(b, bt, id);
+  }
+  if (rc == 0) rc = rtq__batch_run(b->conn, bt);
+  for (int i = 0; rc == 0 && i < bt->n; i++) {
+    if (!rtq__reply_tag_is(bt->replies[i], "timeout")) continue;
+    RTQ__COUNT(b, timeouts, 1);
+    rtq_log(RTQ_LOG_WARNING, "task past its deadline and its worker is silent: timeout", "task",
+            bt->cmds[i].argv[ID_ARG], NULL);
+  }
+  freeReplyObject(due);
+  return rc;
+}

@@ -1,0 +1,149 @@
+/*
+ * internal.h - the broker's state and the phases of a sweep. Included only
+ * by the broker's own .c files.
+ *
+ * Batch sizes bound the work of one sweep, so a sweep stays short (and the
+ * lease is renewed on time) however large a backlog is; whatever is left
+ * waits for the next sweep, one sweep_interval later.
+ */
+#ifndef RTQ_BROKER_INTERNAL_H
+#define RTQ_BROKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "broker.h"
+#include "conn.h"
+#include "keys.h"
+
+/* Dead workers looked at per sweep. */
+#define RTQ_BROKER_DEAD_WORKERS_PER_SWEEP 100
+/* Envelopes recovered per sweep, over all dead workers. */
+#define RTQ_BROKER_RECOVER_PER_SWEEP 2000
+/* Envelopes read from a processing list per round trip. */
+#define RTQ_BROKER_RECOVER_PAGE 250
+/* Running tasks past deadline + grace examined per sweep. */
+#define RTQ_BROKER_DEADLINES_PER_SWEEP 1000
+/* Due envelopes promoted per sweep (or per promotion timer). */
+#define RTQ_BROKER_PROMOTE_PER_SWEEP 1000
+/* History entries trimmed per sweep by the cap. */
+#define RTQ_BROKER_TRIM_PER_SWEEP 5000
+/* Index entries examined per sweep while a cleanup round runs. */
+#define RTQ_BROKER_CLEANUP_PER_SWEEP 5000
+/* Page size of the index walks. */
+#define RTQ_BROKER_PAGE 500
+/* Running tasks whose cancel flag is checked per sweep. */
+#define RTQ_BROKER_CANCEL_PER_SWEEP 1000
+/* How often a running task's cancel flag is published again. A worker
+ * whose subscription dropped for a moment misses the one message cancel.lua
+ * sends; this bounds how long such a task keeps running. */
+#define RTQ_BROKER_CANCEL_REPUBLISH_MS 5000
+/* Decode limit for envelopes the broker moves. Larger than a worker's
+ * default: the broker only reads id and queue, and must not dead-letter an
+ * envelope that a worker configured for larger payloads would run. */
+#define RTQ_BROKER_ENVELOPE_MAX (64u * 1024u * 1024u)
+/* Envelopes whose queue cannot be read are counted under this queue name
+ * in P:stats ("unknown|dead"). */
+#define RTQ_BROKER_UNKNOWN_QUEUE "unknown"
+/* P:stats fields of the broker are "broker|<counter>". */
+#define RTQ_BROKER_STATS_QUEUE "broker"
+
+/* The indexes a cleanup round walks, in order. */
+typedef enum rtq__index {
+  RTQ__IDX_HISTORY = 0,
+  RTQ__IDX_COMPLETED,
+  RTQ__IDX_FAILED,
+  RTQ__IDX_CANCELLED,
+  RTQ__IDX_TIMEOUT,
+  RTQ__IDX_PENDING,
+  RTQ__IDX_RUNNING,
+  RTQ__IDX_COUNT
+} rtq__index;
+
+/* Keys without a name part, built once. */
+typedef struct rtq__fixed_keys {
+  rtq_key workers, deadlines, delayed, history, dead, stats, lease;
+  rtq_key status[RTQ_STATUS_COUNT];
+  rtq_key chan_events, chan_cancel;
+  rtq_key own_processing; /* the broker's own (always empty) processing list */
+} rtq__fixed_keys;
+
+struct rtq_broker {
+  rtq_broker_options o;
+  rtq_keys keys;
+  rtq__fixed_keys k;
+  char id[RTQ_NAME_MAX + 1];
+  rtq_conn *conn;            /* NULL until the first connect succeeds */
+  rtq__batch batch;          /* scratch, cleared before each use */
+  rtq__batch batch2;
+
+  /* Connection state (monotonic ms). */
+  uint64_t connect_at;       /* no connect attempt before this */
+  int connect_backoff_ms;
+  bool redis_down;           /* an outage was logged; log the recovery */
+
+  /* Lease (monotonic ms). */
+  bool leader;
+  uint64_t lease_renewed_at;
+  uint64_t lease_valid_until;
+  bool standby_logged;
+
+  /* Schedule, in Redis time (ms). */
+  uint64_t now;              /* Redis TIME at the start of this sweep */
+  uint64_t last_cleanup;     /* start of the last cleanup round; 0 = never */
+  bool cleanup_active;
+  int cleanup_index;         /* rtq__index being walked */
+  long long cleanup_offset;
+  uint64_t cleanup_removed;  /* entries removed in this round */
+  uint64_t last_cancel_pass;
+  long long cancel_offset;
+  int64_t next_due_in_ms;
+
+  rtq_broker_counters total;
+  rtq_broker_counters unflushed;
+};
+
+/* A connection that is up, connecting first when due. Returns 0 or
+ * RTQ_ECONN/RTQ_EREDIS/RTQ_ENOMEM (logged once per outage). */
+int rtq__broker_connected(rtq_broker *b);
+/* Logs a failed phase: a connection error once per outage, anything else
+ * every time. Returns rc. */
+int rtq__broker_failed(rtq_broker *b, const char *phase, int rc);
+/* Monotonic clock in ms. */
+uint64_t rtq__mono_ms(void);
+
+/* Adds n to a counter in both the totals and the unflushed deltas. */
+#define RTQ__COUNT(b, field, n)                 \
+  do {                                          \
+    (b)->total.field += (uint64_t)(n);          \
+    (b)->unflushed.field += (uint64_t)(n);      \
+  } while (0)
+
+/* The phases; each returns 0 or an error code (not logged yet). */
+int rtq__broker_recover_dead(rtq_broker *b);
+int rtq__broker_expire_deadlines(rtq_broker *b);
+int rtq__broker_promote(rtq_broker *b);
+int rtq__broker_trim_history(rtq_broker *b);
+int rtq__broker_cleanup_step(rtq_broker *b);
+int rtq__broker_cancel_pass(rtq_broker *b);
+/* Adds the unflushed counters to P:stats; sweep_done also stamps
+ * broker|last_sweep_at. */
+int rtq__broker_flush_stats(rtq_broker *b, bool sweep_done);
+
+/*
+ * The common way into a dead-letter: runs deadletter.lua for an envelope
+ * the broker cannot place, queued on bt. `from` is the list it sits in
+ * (a processing list; the broker's own empty one for P:delayed), `code` and
+ * `reason` say why, `id` may be "" when unreadable, `queue` is the queue
+ * for the stats field. Returns 0, RTQ_EINVAL or RTQ_ENOMEM.
+ */
+int rtq__queue_deadletter(rtq_broker *b, rtq__batch *bt, const char *payload, size_t len,
+                          rtq_key from, const char *code, const char *reason,
+                          const char *worker, const char *queue, const char *id);
+/* The rtq code ("DECODE_ERROR", ...) for an rtq_envelope_decode error. */
+const char *rtq__decode_code(int err);
+/* Decimal text of v in buf (at least 24 bytes). */
+const char *rtq__u64s(uint64_t v, char *buf);
+
+#endif

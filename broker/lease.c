@@ -1,0 +1,101 @@
+/*
+ * lease.c - the leader lease (lease.lua): one broker acts, the others wait.
+ *
+ * The lease is P:lease = <broker id> with a PX expiry of lease_ttl. The
+ * holder renews it every lease_ttl/3, so two renewals can fail before it
+ * lapses. A broker that does not hold it tries on every tick, so when the
+ * leader dies the lease is taken over at most lease_ttl + one tick after
+ * the leader's last renewal.
+ *
+ * Locally the holder trusts its lease until (time it sent the last
+ * successful renewal) + lease_ttl - lease_ttl/10. The request left before
+ * Redis set the expiry, so the local bound ends before the server's does;
+ * the tenth is a margin for clock-rate differences. After that the broker
+ * stops acting, even if Redis cannot be reached to ask.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#include "log.h"
+#include "scripts.h"
+
+static int run_lease(rtq_broker *b, const char *op, long long *held) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_LEASE, 1, false);
+  rtq__argv_add_key(&a, b->k.lease);
+  rtq_argv_add_str(&a, b->id);
+  rtq_argv_add_i64(&a, b->o.lease_ttl_ms);
+  rtq_argv_add_str(&a, op);
+  redisReply *r = NULL;
+  int rc = rtq_script_run(b->conn, &a, &r);
+  rtq_argv_destroy(&a);
+  if (rc == 0) *held = rtq__reply_int(r, 0);
+  if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
+/* Logs who holds the lease, once per stand-by period. */
+static void log_standby(rtq_broker *b) {
+  if (b->standby_logged) return;
+  b->standby_logged = true;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "GET");
+  rtq__argv_add_key(&a, b->k.lease);
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(b->conn, &a, &r);
+  rtq_argv_destroy(&a);
+  const char *holder = rc == 0 && r != NULL && r->type == REDIS_REPLY_STRING ? r->str : "?";
+  rtq_log(RTQ_LOG_INFO, "standing by: another broker holds the lease", "broker", b->id, "leader",
+          holder, NULL);
+  if (r != NULL) freeReplyObject(r);
+}
+
+bool rtq_broker_is_leader(const rtq_broker *b) {
+  if (b->o.ignore_lease) return true;
+  return b->leader && rtq__mono_ms() < b->lease_valid_until;
+}
+
+int rtq_broker_lease_tick(rtq_broker *b) {
+  if (b->o.ignore_lease) return 0;
+  uint64_t ttl = (uint64_t)b->o.lease_ttl_ms;
+  uint64_t sent = rtq__mono_ms();
+  if (b->leader && sent < b->lease_valid_until && sent < b->lease_renewed_at + ttl / 3) return 0;
+
+  long long held = 0;
+  int rc = rtq__broker_connected(b);
+  if (rc == 0) rc = run_lease(b, "acquire", &held);
+  if (rc != 0) {
+    if (b->leader && rtq__mono_ms() >= b->lease_valid_until) {
+      b->leader = false;
+      rtq_log(RTQ_LOG_WARNING, "leader lease lapsed: redis could not renew it", "broker", b->id,
+              NULL);
+    }
+    return rc;
+  }
+  if (held == 1) {
+    if (!b->leader)
+      rtq_log(RTQ_LOG_INFO, "acquired the leader lease", "broker", b->id, NULL);
+    b->leader = true;
+    b->standby_logged = false;
+    b->lease_renewed_at = sent;
+    b->lease_valid_until = sent + ttl - ttl / 10;
+    return 0;
+  }
+  if (b->leader) rtq_log(RTQ_LOG_WARNING, "lost the leader lease", "broker", b->id, NULL);
+  b->leader = false;
+  log_standby(b);
+  return 1;
+}
+
+int rtq_broker_lease_release(rtq_broker *b) {
+  if (b->o.ignore_lease || !b->leader || b->conn == NULL) return 0;
+  b->leader = false;
+  long long released = 0;
+  int rc = run_lease(b, "release", &released);
+  if (rc == 0 && released == 1)
+    rtq_log(RTQ_LOG_INFO, "released the leader lease", "broker", b->id, NULL);
+  return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * rtq-broker - see docs/BROKER.md and `rtq-broker --help`.
+ *
+ * Exit status: 0 after SIGTERM/SIGINT (or a --once sweep that succeeded or
+ * stood by for another leader), 1 when the broker could not run or a
+ * --once sweep failed, 2 for bad flags or environment.
+ */
+#include <signal.h>
+#include <stdio.h>
+
+#include "broker.h"
+#include "log.h"
+#include "rtq/common.h"
+#include "rtq/version.h"
+
+static void log_start(const rtq_broker *b) {
+  const rtq_broker_options *o = rtq_broker_options_of(b);
+  char hb[16], sw[16], le[16], gr[16], md[16], cl[16], mh[16], tt[16];
+  snprintf(hb, sizeof hb, "%d", o->heartbeat_ttl_ms);
+  snprintf(sw, sizeof sw, "%d", o->sweep_interval_ms);
+  snprintf(le, sizeof le, "%d", o->lease_ttl_ms);
+  snprintf(gr, sizeof gr, "%d", o->timeout_grace_ms);
+  snprintf(md, sizeof md, "%d", o->max_deliveries);
+  snprintf(cl, sizeof cl, "%d", o->config.cleanup_interval);
+  snprintf(mh, sizeof mh, "%d", o->config.max_task_history);
+  snprintf(tt, sizeof tt, "%d", o->config.task_result_ttl);
+  rtq_log(RTQ_LOG_INFO, "broker starting", "broker", rtq_broker_id(b), "version",
+          RTQ_VERSION_STRING, "namespace", o->config.ns, "heartbeat_ttl_ms", hb,
+          "sweep_interval_ms", sw, "lease_ttl_ms", le, "timeout_grace_ms", gr, "max_deliveries",
+          md, "cleanup_interval_s", cl, "max_task_history", mh, "task_result_ttl_s", tt,
+          "history", o->config.enable_task_history ? "on" : "off", "mode",
+          o->once ? "once" : "daemon", NULL);
+}
+
+int main(int argc, char **argv) {
+  /* A write to a connection Redis closed must be an error, not a death. */
+  signal(SIGPIPE, SIG_IGN);
+
+  rtq_broker_options o;
+  rtq_broker_action action;
+  char err[512];
+  rtq_broker_options_defaults(&o);
+  if (rtq_broker_options_from_env(&o, err, sizeof err) != 0 ||
+      rtq_broker_options_parse(&o, argc, argv, &action, err, sizeof err) != 0) {
+    fprintf(stderr, "rtq-broker: %s\n", err);
+    return 2;
+  }
+  if (action == RTQ_BROKER_HELP) {
+    fputs(rtq_broker_usage(), stdout);
+    return 0;
+  }
+  if (action == RTQ_BROKER_VERSION) {
+    printf("rtq-broker %s\n", RTQ_VERSION_STRING);
+    return 0;
+  }
+  rtq_log_set_level(o.config.log_level);
+
+  rtq_broker *b = NULL;
+  int rc = rtq_broker_new(&o, &b, err, sizeof err);
+  if (rc != 0) {
+    rtq_log(RTQ_LOG_ERROR, "cannot start", "error", err[0] ? err : rtq_strerror(rc), NULL);
+    return 1;
+  }
+  log_start(b);
+  rc = o.once ? rtq_broker_sweep(b) : rtq_broker_run(b);
+  rtq_broker_free(b);
+  return rc == 0 ? 0 : 1;
+}

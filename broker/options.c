@@ -1,0 +1,237 @@
+/*
+ * options.c - the broker's settings: defaults, RTQ_* environment variables
+ * and command-line flags (in that order of precedence, lowest first).
+ *
+ * Intervals are milliseconds; a value may carry a unit: "1500", "1500ms",
+ * "2s", "1m". The shared task-manager settings keep the units config.h
+ * gives them (cleanup_interval and task_result_ttl in seconds).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "defaults.h"
+#include "rtq/common.h"
+
+#define DEFAULT_COMMAND_TIMEOUT_MS 2000
+#define DEFAULT_CONNECT_TIMEOUT_MS 2000
+
+void rtq_broker_options_defaults(rtq_broker_options *o) {
+  memset(o, 0, sizeof *o);
+  rtq_config_defaults(&o->config);
+  o->heartbeat_ttl_ms = RTQ_HEARTBEAT_TTL_MS;
+  o->sweep_interval_ms = RTQ_SWEEP_INTERVAL_MS;
+  o->lease_ttl_ms = RTQ_LEASE_TTL_MS;
+  o->timeout_grace_ms = RTQ_TIMEOUT_GRACE_MS;
+  o->max_deliveries = RTQ_MAX_DELIVERIES;
+  o->command_timeout_ms = DEFAULT_COMMAND_TIMEOUT_MS;
+  o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
+/* A broker-only integer setting: its flag, env var, range and unit. */
+typedef struct int_setting {
+  const char *flag;
+  const char *env;
+  size_t offset;
+  long min, max;
+  int is_duration; /* accepts ms/s/m suffixes; the value is in ms */
+} int_setting;
+
+#define OFF(field) offsetof(rtq_broker_options, field)
+
+static const int_setting int_settings[] = {
+    {"heartbeat-ttl", "RTQ_HEARTBEAT_TTL_MS", OFF(heartbeat_ttl_ms), 100, 86400000, 1},
+    {"sweep-interval", "RTQ_SWEEP_INTERVAL_MS", OFF(sweep_interval_ms), 10, 3600000, 1},
+    {"lease-ttl", "RTQ_LEASE_TTL_MS", OFF(lease_ttl_ms), 300, 3600000, 1},
+    {"timeout-grace", "RTQ_TIMEOUT_GRACE_MS", OFF(timeout_grace_ms), 0, 86400000, 1},
+    {"max-deliveries", "RTQ_MAX_DELIVERIES", OFF(max_deliveries), 1, 1000000, 0},
+    {"command-timeout", "RTQ_COMMAND_TIMEOUT_MS", OFF(command_timeout_ms), 50, 600000, 1},
+};
+
+#define NUM_INT_SETTINGS (sizeof int_settings / sizeof int_settings[0])
+
+/* Flags that are the shared settings of config.h under the same name. */
+static const char *const config_flags[] = {
+    "redis",          "redis_url",        "namespace",        "ns",
+    "cleanup-interval", "cleanup_interval", "max-task-history", "max_task_history",
+    "task-result-ttl",  "task_result_ttl",  "log-level",        "log_level",
+};
+
+static void errf(char *errbuf, size_t errcap, const char *fmt, const char *a, const char *b)
+    __attribute__((format(printf, 3, 0)));
+
+static void errf(char *errbuf, size_t errcap, const char *fmt, const char *a, const char *b) {
+  if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, fmt, a, b);
+}
+
+/* Parses "123", "123ms", "2s", "1m" (durations) or "123" into *out. */
+static int parse_int(const char *s, int is_duration, long min, long max, long *out) {
+  if (s == NULL || *s == '\0') return RTQ_EINVAL;
+  errno = 0;
+  char *end = NULL;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || end == s || v < 0) return RTQ_EINVAL;
+  long long mult = 1;
+  if (*end != '\0') {
+    if (!is_duration) return RTQ_EINVAL;
+    if (strcmp(end, "ms") == 0) mult = 1;
+    else if (strcmp(end, "s") == 0) mult = 1000;
+    else if (strcmp(end, "m") == 0) mult = 60000;
+    else return RTQ_EINVAL;
+  }
+  if (v > LLONG_MAX / mult) return RTQ_ERANGE;
+  v *= mult;
+  if (v < min || v > max) return RTQ_ERANGE;
+  *out = (long)v;
+  return 0;
+}
+
+static int set_int(rtq_broker_options *o, const int_setting *st, const char *value, char *errbuf,
+                   size_t errcap) {
+  long v = 0;
+  if (parse_int(value, st->is_duration, st->min, st->max, &v) != 0) {
+    char range[96];
+    snprintf(range, sizeof range, "%s %ld..%ld", st->is_duration ? "a duration (ms, or 2s, 1m)"
+                                                                 : "an integer",
+             st->min, st->max);
+    errf(errbuf, errcap, "invalid %s: expected %s", st->flag, range);
+    return RTQ_EINVAL;
+  }
+  *(int *)((char *)o + st->offset) = (int)v;
+  return 0;
+}
+
+int rtq_broker_options_from_env(rtq_broker_options *o, char *errbuf, size_t errcap) {
+  int rc = rtq_config_from_env(&o->config, errbuf, errcap);
+  if (rc != 0) return rc;
+  for (size_t i = 0; i < NUM_INT_SETTINGS; i++) {
+    const char *v = getenv(int_settings[i].env);
+    if (v == NULL) continue;
+    char inner[200];
+    if (set_int(o, &int_settings[i], v, inner, sizeof inner) != 0) {
+      errf(errbuf, errcap, "%s: %s", int_settings[i].env, inner);
+      return RTQ_EINVAL;
+    }
+  }
+  return 0;
+}
+
+static const int_setting *find_int(const char *name) {
+  for (size_t i = 0; i < NUM_INT_SETTINGS; i++)
+    if (strcmp(int_settings[i].flag, name) == 0) return &int_settings[i];
+  return NULL;
+}
+
+static const char *find_config(const char *name) {
+  for (size_t i = 0; i < sizeof config_flags / sizeof config_flags[0]; i += 2)
+    if (strcmp(config_flags[i], name) == 0) return config_flags[i + 1];
+  return NULL;
+}
+
+/* Flags without a value. Returns 1 when name is one (and applies it). */
+static int apply_switch(rtq_broker_options *o, const char *name, rtq_broker_action *action) {
+  if (strcmp(name, "once") == 0) o->once = true;
+  else if (strcmp(name, "no-history") == 0) o->config.enable_task_history = false;
+  else if (strcmp(name, "ignore-lease") == 0) o->ignore_lease = true;
+  else if (strcmp(name, "help") == 0) *action = RTQ_BROKER_HELP;
+  else if (strcmp(name, "version") == 0) *action = RTQ_BROKER_VERSION;
+  else return 0;
+  return 1;
+}
+
+static int apply_value(rtq_broker_options *o, const char *name, const char *value, char *errbuf,
+                       size_t errcap) {
+  const int_setting *st = find_int(name);
+  if (st != NULL) return set_int(o, st, value, errbuf, errcap);
+  const char *cfg = find_config(name);
+  if (cfg != NULL) return rtq_config_set(&o->config, cfg, value, errbuf, errcap) == 0 ? 0 : RTQ_EINVAL;
+  if (strcmp(name, "id") == 0) {
+    if (rtq_validate_name(value) != 0) {
+      errf(errbuf, errcap, "invalid %s: expected %s", "--id", "[A-Za-z0-9._:-]{1,128}");
+      return RTQ_EINVAL;
+    }
+    snprintf(o->id, sizeof o->id, "%s", value);
+    return 0;
+  }
+  errf(errbuf, errcap, "unknown flag --%s%s (see --help)", name, "");
+  return RTQ_EINVAL;
+}
+
+int rtq_broker_options_parse(rtq_broker_options *o, int argc, char **argv,
+                             rtq_broker_action *action, char *errbuf, size_t errcap) {
+  *action = RTQ_BROKER_RUN;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "-h") == 0) arg = "--help";
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+      errf(errbuf, errcap, "unexpected argument \"%.64s\"%s (see --help)", arg, "");
+      return RTQ_EINVAL;
+    }
+    char name[64];
+    const char *eq = strchr(arg + 2, '=');
+    size_t n = eq != NULL ? (size_t)(eq - (arg + 2)) : strlen(arg + 2);
+    if (n >= sizeof name) {
+      errf(errbuf, errcap, "unknown flag %.64s%s (see --help)", arg, "");
+      return RTQ_EINVAL;
+    }
+    memcpy(name, arg + 2, n);
+    name[n] = '\0';
+    if (eq == NULL && apply_switch(o, name, action)) continue;
+    const char *value = eq != NULL ? eq + 1 : NULL;
+    if (value == NULL) {
+      if (find_int(name) == NULL && find_config(name) == NULL && strcmp(name, "id") != 0) {
+        errf(errbuf, errcap, "unknown flag --%s%s (see --help)", name, "");
+        return RTQ_EINVAL;
+      }
+      if (i + 1 >= argc) {
+        errf(errbuf, errcap, "flag --%s needs a value%s", name, "");
+        return RTQ_EINVAL;
+      }
+      value = argv[++i];
+    }
+    if (apply_value(o, name, value, errbuf, errcap) != 0) return RTQ_EINVAL;
+  }
+  return 0;
+}
+
+const char *rtq_broker_usage(void) {
+  return "usage: rtq-broker [flags]\n"
+         "\n"
+         "The rtq coordinator: redelivers the tasks of dead workers, backs up\n"
+         "timeouts, promotes delayed tasks and retries, republishes cancel\n"
+         "requests, and keeps the history and indexes bounded. Run one or more;\n"
+         "a leader lease lets exactly one act at a time.\n"
+         "\n"
+         "Durations are in ms and may carry a unit: 1500, 1500ms, 2s, 1m.\n"
+         "\n"
+         "  --redis URL              redis://[user:pass@]host[:port][/db] or unix:///path\n"
+         "                           (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
+         "  --namespace NS           key prefix (RTQ_NAMESPACE; default rtq)\n"
+         "  --heartbeat-ttl D        a worker silent this long is dead (RTQ_HEARTBEAT_TTL_MS;\n"
+         "                           default 30s)\n"
+         "  --sweep-interval D       time between sweeps (RTQ_SWEEP_INTERVAL_MS; default 1s)\n"
+         "  --lease-ttl D            leader lease, renewed every third (RTQ_LEASE_TTL_MS;\n"
+         "                           default 10s)\n"
+         "  --timeout-grace D        wait past a deadline before the backstop acts\n"
+         "                           (RTQ_TIMEOUT_GRACE_MS; default 5s)\n"
+         "  --max-deliveries N       deliveries before a lost task fails WORKER_LOST\n"
+         "                           (RTQ_MAX_DELIVERIES; default 3)\n"
+         "  --cleanup-interval S     seconds between index cleanup rounds\n"
+         "                           (RTQ_CLEANUP_INTERVAL; default 3600)\n"
+         "  --max-task-history N     history cap (RTQ_MAX_TASK_HISTORY; default 10000)\n"
+         "  --task-result-ttl S      result TTL in seconds for tasks the broker ends\n"
+         "                           (RTQ_TASK_RESULT_TTL; default 86400)\n"
+         "  --no-history             terminal tasks the broker ends skip the history\n"
+         "                           (RTQ_ENABLE_TASK_HISTORY=false)\n"
+         "  --log-level L            DEBUG, INFO, WARNING, ERROR (RTQ_LOG_LEVEL; default INFO)\n"
+         "  --command-timeout D      per-command Redis timeout (RTQ_COMMAND_TIMEOUT_MS;\n"
+         "                           default 2s)\n"
+         "  --id ID                  broker id (default host-pid-random)\n"
+         "  --once                   run one sweep, then exit (cron, tests)\n"
+         "  --ignore-lease           act without the lease (diagnostics; every step is\n"
+         "                           gated in Redis, so this is safe, only wasteful)\n"
+         "  --help, --version\n";
+}

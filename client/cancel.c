@@ -1,0 +1,81 @@
+/*
+ * cancel.c - rtq_cancel_task through cancel.lua.
+ *
+ *   task is    cancel.lua does                         we return
+ *   pending    ends it cancelled (claim drops it)      0, *requested = 0
+ *   running    sets P:cancel:<id>, publishes the id    0, *requested = 1
+ *   terminal   nothing                                 RTQ_ESTATE
+ *   absent     nothing                                 RTQ_ENOTFOUND
+ */
+#include "client_internal.h"
+
+#include <string.h>
+
+#include "defaults.h"
+#include "scripts.h"
+
+static int add_key(rtq_argv *a, rtq_key k) { return rtq_argv_add(a, k.s, k.len); }
+
+static int reply_is(const redisReply *e, const char *s) {
+  return e->type == REDIS_REPLY_STRING && e->len == strlen(s) && memcmp(e->str, s, e->len) == 0;
+}
+
+RTQ_EXTERN int rtq_cancel_task(rtq_client *c, const char *id, int *requested) {
+  if (requested != NULL) *requested = 0;
+  if (c == NULL) return RTQ_EINVAL;
+  rtq__client_clear_err(c);
+  if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
+  const rtq_keys *k = &c->keys;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_CANCEL, 7, false);
+  add_key(&a, rtq_keys_task(k, id));
+  add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
+  add_key(&a, rtq_keys_status(k, RTQ_STATUS_CANCELLED));
+  add_key(&a, rtq_keys_history(k));
+  add_key(&a, rtq_keys_cancel(k, id));
+  add_key(&a, rtq_keys_stats(k));
+  add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
+  rtq_argv_add_str(&a, id);
+  rtq_argv_add_i64(&a, c->result_ttl_s);
+  rtq_argv_add_str(&a, c->history ? "1" : "0");
+  add_key(&a, rtq_keys_chan_events(k));
+  add_key(&a, rtq_keys_chan_task(k, id));
+  add_key(&a, rtq_keys_chan_cancel(k));
+  rtq_argv_add_i64(&a, RTQ_CANCEL_FLAG_TTL_MS);
+
+  rtq_conn *conn = NULL;
+  redisReply *r = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  /* Not resent on a lost connection: a second run would report the
+   * first one's outcome as RTQ_ESTATE. */
+  if (rc == 0 && (rc = rtq_script_run(conn, &a, &r)) != 0)
+    rtq__client_conn_err(c, conn, rc, "redis");
+  rtq__pool_put(c, conn);
+  rtq_argv_destroy(&a);
+  if (rc != 0) {
+    if (r != NULL) freeReplyObject(r);
+    return rc;
+  }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+    rc = RTQ_EREDIS;
+    rtq__client_err(c, "unexpected reply from cancel.lua");
+  } else if (reply_is(r->element[0], "cancelled")) {
+    rc = 0;
+  } else if (reply_is(r->element[0], "requested")) {
+    if (requested != NULL) *requested = 1;
+  } else if (reply_is(r->element[0], "notfound")) {
+    rc = RTQ_ENOTFOUND;
+    rtq__client_err(c, "no task %s (it never existed or has expired)", id);
+  } else if (reply_is(r->element[0], "state") && r->elements == 2 &&
+             r->element[1]->type == REDIS_REPLY_STRING) {
+    rc = RTQ_ESTATE;
+    rtq__client_err(c, "task %s has already ended: %.*s", id, (int)r->element[1]->len,
+                    r->element[1]->str);
+  } else {
+    rc = RTQ_EREDIS;
+    rtq__client_err(c, "unexpected reply from cancel.lua");
+  }
+  freeReplyObject(r);
+  return rc;
+}

@@ -1,0 +1,183 @@
+/*
+ * args.c - command-line parsing, exit codes, error lines and connecting.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_SECONDS 31536000.0 /* 365 days */
+
+void cli_errorf(const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  /* One line, whatever the detail holds. */
+  for (char *p = line; *p; p++)
+    if (*p == '\n' || *p == '\r') *p = ' ';
+  fprintf(stderr, "rtq: %s\n", line);
+}
+
+int cli_exit_code(int rc) {
+  switch (rc) {
+    case 0:
+      return CLI_OK;
+    case RTQ_EINVAL:
+    case RTQ_EJSON:
+    case RTQ_ETOOBIG:
+    case RTQ_EDEPTH:
+    case RTQ_ETYPE:
+    case RTQ_ERANGE:
+      return CLI_USAGE;
+    case RTQ_ENOTFOUND:
+      return CLI_NOTFOUND;
+    case RTQ_ESTATE:
+      return CLI_ENDED;
+    case RTQ_ETIMEDOUT:
+      return CLI_TIMEOUT;
+    default:
+      return CLI_REDIS;
+  }
+}
+
+int cli_fail(cli *ctx, int rc, const char *what) {
+  const char *detail = rtq_client_errstr(ctx->client);
+  if (detail[0] == '\0') detail = rtq_strerror(rc);
+  cli_errorf("%s: %s", what, detail);
+  return cli_exit_code(rc);
+}
+
+int cli_connect(cli *ctx) {
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = ctx->redis_url;
+  o.ns = ctx->ns;
+  int rc = rtq_client_new(&o, &ctx->client);
+  if (rc == 0) return CLI_OK;
+  const char *detail = rtq_client_errstr(NULL);
+  cli_errorf("cannot connect to redis: %s", detail[0] ? detail : rtq_strerror(rc));
+  /* A malformed URL or namespace is the user's input; anything else is
+   * Redis being unreachable or refusing us. */
+  return rc == RTQ_EINVAL ? CLI_USAGE : CLI_REDIS;
+}
+
+int cli_name(const char *what, const char *s) {
+  if (rtq_validate_name(s) == 0) return CLI_OK;
+  cli_errorf("invalid %s \"%.64s%s\": expected 1-128 of A-Z a-z 0-9 . _ : -", what, s,
+             strlen(s) > 64 ? "..." : "");
+  return CLI_USAGE;
+}
+
+int cli_seconds(const char *opt, const char *s, uint64_t *ms) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > MAX_SECONDS ||
+      s[0] == '-' || s[0] == '+' || s[0] == ' ') {
+    cli_errorf("invalid --%s \"%.64s\": expected seconds, 0 to %.0f", opt, s, MAX_SECONDS);
+    return CLI_USAGE;
+  }
+  *ms = (uint64_t)(v * 1000.0 + 0.5);
+  return CLI_OK;
+}
+
+int cli_integer(const char *opt, const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (s[0] == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi || s[0] == ' ') {
+    cli_errorf("invalid --%s \"%.64s\": expected an integer %lld..%lld", opt, s, lo, hi);
+    return CLI_USAGE;
+  }
+  *out = v;
+  return CLI_OK;
+}
+
+static cli_opt *find_opt(cli_opt *opts, size_t n, const char *name, size_t len) {
+  for (size_t i = 0; i < n; i++)
+    if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) return &opts[i];
+  return NULL;
+}
+
+/* A global option; 1 when name is one (value consumed as needed). */
+static int global_opt(cli *ctx, const char *name, size_t len, const char *inline_val,
+                      int *i, int argc, char **argv, int *rc) {
+  const char **dst = NULL;
+  if (len == 4 && strncmp(name, "json", 4) == 0) {
+    if (inline_val != NULL) {
+      cli_errorf("--json takes no value");
+      *rc = CLI_USAGE;
+    }
+    ctx->json = true;
+    return 1;
+  }
+  if (len == 5 && strncmp(name, "redis", 5) == 0) dst = &ctx->redis_url;
+  if (len == 9 && strncmp(name, "namespace", 9) == 0) dst = &ctx->ns;
+  if (dst == NULL) return 0;
+  if (inline_val != NULL) {
+    *dst = inline_val;
+  } else if (*i + 1 < argc) {
+    *dst = argv[++*i];
+  } else {
+    cli_errorf("--%.*s needs a value", (int)len, name);
+    *rc = CLI_USAGE;
+  }
+  return 1;
+}
+
+int cli_parse(cli *ctx, int argc, char **argv, cli_opt *opts, size_t n, const char **pos,
+              int maxpos, int *npos) {
+  int only_pos = 0, rc = CLI_OK;
+  *npos = 0;
+  for (int i = 0; i < argc && rc == CLI_OK; i++) {
+    const char *a = argv[i];
+    if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
+      if (*npos >= maxpos) {
+        cli_errorf("unexpected argument \"%.64s\"", a);
+        return CLI_USAGE;
+      }
+      pos[(*npos)++] = a;
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      only_pos = 1;
+      continue;
+    }
+    if (a[1] != '-') {
+      cli_errorf("unknown option \"%.64s\"", a);
+      return CLI_USAGE;
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    const char *inline_val = eq != NULL ? eq + 1 : NULL;
+    if (global_opt(ctx, name, len, inline_val, &i, argc, argv, &rc)) continue;
+    cli_opt *o = find_opt(opts, n, name, len);
+    if (o == NULL) {
+      cli_errorf("unknown option \"--%.*s\"", (int)(len > 64 ? 64 : len), name);
+      return CLI_USAGE;
+    }
+    if (o->kind == OPT_FLAG) {
+      if (inline_val != NULL) {
+        cli_errorf("--%s takes no value", o->name);
+        return CLI_USAGE;
+      }
+      o->value = "";
+    } else if (inline_val != NULL) {
+      o->value = inline_val;
+    } else if (o->kind == OPT_OPTIONAL) {
+      o->value = "";
+    } else if (i + 1 < argc) {
+      o->value = argv[++i];
+    } else {
+      cli_errorf("--%s needs a value", o->name);
+      return CLI_USAGE;
+    }
+  }
+  return rc;
+}

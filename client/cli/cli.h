@@ -1,0 +1,101 @@
+/*
+ * cli.h - what the files of the `rtq` command-line tool share: the run
+ * context, option parsing, exit codes and output helpers. The commands are
+ * thin: every Redis access goes through the public API in rtq/client.h.
+ */
+#ifndef RTQ_CLI_H
+#define RTQ_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "rtq/client.h"
+
+/* Exit codes (docs/CLIENT.md). */
+enum {
+  CLI_OK = 0,
+  CLI_ENDED = 1,    /* the task ended other than completed; a task state refused */
+  CLI_USAGE = 2,    /* usage or invalid input */
+  CLI_NOTFOUND = 3,
+  CLI_REDIS = 4,    /* Redis unreachable or a Redis error */
+  CLI_TIMEOUT = 5
+};
+
+/* One run of the tool. */
+typedef struct cli {
+  const char *redis_url;  /* --redis; NULL: RTQ_REDIS_URL or the default */
+  const char *ns;         /* --namespace; NULL: RTQ_NAMESPACE or "rtq" */
+  bool json;              /* --json */
+  rtq_client *client;     /* set by cli_connect */
+} cli;
+
+/* An option of a command. value is NULL until given; a flag without a
+ * value is set to "". */
+typedef enum { OPT_FLAG, OPT_VALUE, OPT_OPTIONAL } cli_opt_kind;
+
+typedef struct cli_opt {
+  const char *name;       /* without the dashes: "queue" */
+  cli_opt_kind kind;      /* OPT_OPTIONAL takes a value only as --name=value */
+  const char *value;
+} cli_opt;
+
+/*
+ * Parses argv (the words after the command name): the command's options
+ * (opts, n of them, may be 0), the global ones (--redis, --namespace,
+ * --json) anywhere, "--" ending options. Positionals go to pos (capacity
+ * maxpos, count in *npos). Prints the error and returns CLI_USAGE on a bad
+ * word, else CLI_OK.
+ */
+int cli_parse(cli *ctx, int argc, char **argv, cli_opt *opts, size_t n, const char **pos,
+              int maxpos, int *npos);
+
+/* Prints "rtq: <fmt>" and a newline on stderr. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "rtq: <what>: <detail>" for an API error and returns the exit code
+ * it maps to. */
+int cli_fail(cli *ctx, int rc, const char *what);
+/* Exit code for an RTQ_E* code. */
+int cli_exit_code(int rc);
+
+/* Connects ctx->client. Returns CLI_OK or an exit code after printing. */
+int cli_connect(cli *ctx);
+
+/* Parses "S" seconds (decimal fraction allowed, 0..365 days) into ms.
+ * Prints and returns CLI_USAGE when it is not one. */
+int cli_seconds(const char *opt, const char *s, uint64_t *ms);
+/* Parses a decimal integer in [lo, hi]; prints and returns CLI_USAGE. */
+int cli_integer(const char *opt, const char *s, long long lo, long long hi, long long *out);
+/* Checks a task id, name or queue given on the command line. */
+int cli_name(const char *what, const char *s);
+
+/* Output. */
+/* The task, human-readable or as one JSON object line. */
+int cli_print_task(const cli *ctx, const rtq_task *t);
+/* Prints a jansson value as one compact line on stdout; takes the
+ * reference. CLI_REDIS (out of memory) when it cannot. */
+int cli_print_json(json_t *v);
+/* The task as a jansson object (new reference, NULL when out of memory). */
+json_t *cli_task_json(const rtq_task *t);
+/* "2026-11-25T12:00:00.123Z", or "-" for 0. buf holds 32 bytes. */
+const char *cli_time(uint64_t ms, char buf[32]);
+/* "42%" or "42.5%". buf holds 16 bytes. */
+const char *cli_percent(double p, char buf[16]);
+
+/* Exit code of a finished task: CLI_OK when completed, else CLI_ENDED. */
+int cli_task_exit(const rtq_task *t);
+
+/* The commands: argv holds the words after the command name. */
+int cmd_enqueue(cli *ctx, int argc, char **argv);
+int cmd_status(cli *ctx, int argc, char **argv);
+int cmd_cancel(cli *ctx, int argc, char **argv);
+int cmd_wait(cli *ctx, int argc, char **argv);
+int cmd_retry(cli *ctx, int argc, char **argv);
+int cmd_list(cli *ctx, int argc, char **argv);
+int cmd_watch(cli *ctx, int argc, char **argv);
+int cmd_stats(cli *ctx, int argc, char **argv);
+int cmd_workers(cli *ctx, int argc, char **argv);
+
+#endif

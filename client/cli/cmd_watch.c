@@ -1,0 +1,253 @@
+/*
+ * cmd_watch.c - `rtq watch [ID...]`: live progress, one line per task,
+ * until every watched task has ended.
+ *
+ * It subscribes to the event channel first and reads the tasks' state
+ * second, so no event falls between the two. With no ids it watches the
+ * running tasks and adopts every task that starts while it runs.
+ *
+ * Output: on a terminal, the lines are redrawn in place (ANSI cursor-up and
+ * erase-line); otherwise each change is one new line; with --json each
+ * change is one JSON object per line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAX_WATCHED 1000
+#define BAR 20
+
+typedef struct entry {
+  char id[RTQ_TASK_ID_SIZE];
+  char name[RTQ_TASK_ID_SIZE];
+  rtq_status status;
+  double progress;
+  char msg[160];
+  int done;
+} entry;
+
+typedef struct watch {
+  cli *ctx;
+  entry *e;
+  size_t n;
+  int follow;   /* no ids given: adopt tasks that start */
+  int tty;
+  int drawn;    /* lines on screen to redraw over */
+  int width;
+} watch;
+
+/* Copies text without control bytes: a message must not drive the
+ * terminal. */
+static void clean_copy(char *dst, size_t cap, const char *src) {
+  size_t j = 0;
+  for (size_t i = 0; src != NULL && src[i] != '\0' && j + 1 < cap; i++) {
+    unsigned char ch = (unsigned char)src[i];
+    dst[j++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+  }
+  dst[j] = '\0';
+}
+
+static entry *find(watch *w, const char *id) {
+  for (size_t i = 0; i < w->n; i++)
+    if (strcmp(w->e[i].id, id) == 0) return &w->e[i];
+  return NULL;
+}
+
+static entry *add(watch *w, const rtq_task *t) {
+  if (w->n >= MAX_WATCHED) return NULL;
+  entry *x = &w->e[w->n++];
+  memset(x, 0, sizeof *x);
+  snprintf(x->id, sizeof x->id, "%s", t->id);
+  snprintf(x->name, sizeof x->name, "%s", t->name);
+  x->status = t->status;
+  x->progress = t->progress;
+  clean_copy(x->msg, sizeof x->msg, t->progress_message);
+  x->done = rtq_status_is_terminal(t->status);
+  return x;
+}
+
+static void format_line(const entry *x, char *line, size_t cap) {
+  char bar[BAR + 1], pct[16];
+  int filled = (int)(x->progress * BAR / 100.0 + 0.5);
+  double shown = x->progress;
+  /* A handler need not report 100 before it returns. */
+  if (x->status == RTQ_STATUS_COMPLETED) {
+    filled = BAR;
+    shown = 100;
+  }
+  for (int i = 0; i < BAR; i++) bar[i] = i < filled ? '#' : '-';
+  bar[BAR] = '\0';
+  /* Status before the bar: on a narrow terminal the message is cut first. */
+  snprintf(line, cap, "%-26.40s %-12.32s %-9s [%s] %5s %s", x->id, x->name,
+           rtq_status_name(x->status), bar, cli_percent(shown, pct), x->msg);
+}
+
+static void print_entry(watch *w, const entry *x) {
+  char line[512];
+  if (w->ctx->json) {
+    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:s, s:b}", "id", x->id, "name", x->name, "status",
+                          rtq_status_name(x->status), "progress", x->progress, "message", x->msg,
+                          "done", x->done);
+    cli_print_json(o);
+  } else {
+    format_line(x, line, sizeof line);
+    printf("%s\n", line);
+  }
+  fflush(stdout);
+}
+
+/* Redraws every line in place. Lines are cut to the terminal width so that
+ * none wraps and the cursor-up count stays right. */
+static void redraw(watch *w) {
+  char line[512];
+  if (w->drawn > 0) printf("\033[%dA", w->drawn);
+  for (size_t i = 0; i < w->n; i++) {
+    format_line(&w->e[i], line, sizeof line);
+    if (w->width > 1 && (int)strlen(line) >= w->width) line[w->width - 1] = '\0';
+    printf("\r\033[2K%s\n", line);
+  }
+  w->drawn = (int)w->n;
+  fflush(stdout);
+}
+
+static void show(watch *w, const entry *changed) {
+  if (w->tty && !w->ctx->json)
+    redraw(w);
+  else if (changed != NULL)
+    print_entry(w, changed);
+}
+
+/* Applies one event: {"id", "status", "progress"?, "message"?, ...}. */
+static void apply(watch *w, const char *text) {
+  json_t *o = json_loads(text, 0, NULL);
+  if (o == NULL) return;
+  const char *id = json_string_value(json_object_get(o, "id"));
+  const char *st = json_string_value(json_object_get(o, "status"));
+  rtq_status s;
+  entry *x = id != NULL ? find(w, id) : NULL;
+  if (st == NULL || rtq_status_parse(st, &s) != 0) goto out;
+  if (x == NULL && w->follow && s == RTQ_STATUS_RUNNING && rtq_validate_name(id) == 0) {
+    rtq_task *t = NULL;
+    if (rtq_get_task(w->ctx->client, id, &t) == 0) x = add(w, t);
+    rtq_task_free(t);
+    if (x != NULL) show(w, x);
+    goto out;
+  }
+  /* An ended task keeps its final line: a late event cannot revive it. */
+  if (x == NULL || x->done) goto out;
+  x->status = s;
+  json_t *p = json_object_get(o, "progress");
+  if (json_is_number(p)) x->progress = json_number_value(p);
+  if (x->progress < 0) x->progress = 0;
+  if (x->progress > 100) x->progress = 100;
+  const char *m = json_string_value(json_object_get(o, "message"));
+  if (m != NULL) clean_copy(x->msg, sizeof x->msg, m);
+  x->done = rtq_status_is_terminal(s);
+  show(w, x);
+out:
+  json_decref(o);
+}
+
+static int all_done(const watch *w) {
+  if (w->n == 0) return 0;
+  for (size_t i = 0; i < w->n; i++)
+    if (!w->e[i].done) return 0;
+  return 1;
+}
+
+/* Reads the starting state: the given tasks, or the running ones. */
+static int load(watch *w, const char **ids, int nids) {
+  for (int i = 0; i < nids; i++) {
+    rtq_task *t = NULL;
+    int err = rtq_get_task(w->ctx->client, ids[i], &t);
+    if (err != 0) return cli_fail(w->ctx, err, "watch");
+    if (find(w, t->id) == NULL) add(w, t);
+    rtq_task_free(t);
+  }
+  if (nids > 0) return CLI_OK;
+  rtq_task_filter f;
+  memset(&f, 0, sizeof f);
+  f.statuses = RTQ_STATUS_BIT(RTQ_STATUS_RUNNING);
+  f.limit = MAX_WATCHED;
+  rtq_task_list *l = NULL;
+  int err = rtq_list_tasks(w->ctx->client, &f, &l);
+  if (err != 0) return cli_fail(w->ctx, err, "watch");
+  for (size_t i = 0; i < l->count; i++) add(w, l->tasks[i]);
+  rtq_task_list_free(l);
+  return CLI_OK;
+}
+
+static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t start = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  while (!all_done(w)) {
+    int64_t left = -1;
+    if (timeout_ms >= 0) {
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      left = timeout_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - start);
+      if (left < 0) left = 0;
+    }
+    char *msg = NULL;
+    int err = rtq_subscription_next(sub, left, &msg);
+    if (err == RTQ_ETIMEDOUT) {
+      cli_errorf("watch: timed out after %.3f s; some tasks have not ended",
+                 (double)timeout_ms / 1000.0);
+      return CLI_TIMEOUT;
+    }
+    if (err != 0) return cli_fail(w->ctx, err, "watch");
+    apply(w, msg);
+    free(msg);
+  }
+  for (size_t i = 0; i < w->n; i++)
+    if (w->e[i].status != RTQ_STATUS_COMPLETED) return CLI_ENDED;
+  return CLI_OK;
+}
+
+int cmd_watch(cli *ctx, int argc, char **argv) {
+  cli_opt opts[] = {{"timeout", OPT_VALUE, NULL}};
+  const char **ids = calloc(MAX_WATCHED, sizeof *ids);
+  int nids = 0, rc = ids != NULL ? CLI_OK : CLI_REDIS;
+  int64_t timeout_ms = -1;
+  if (rc == CLI_OK) rc = cli_parse(ctx, argc, argv, opts, 1, ids, MAX_WATCHED, &nids);
+  for (int i = 0; rc == CLI_OK && i < nids; i++) rc = cli_name("task id", ids[i]);
+  if (rc == CLI_OK && opts[0].value != NULL) {
+    uint64_t ms;
+    rc = cli_seconds("timeout", opts[0].value, &ms);
+    timeout_ms = (int64_t)ms;
+  }
+  if (rc == CLI_OK) rc = cli_connect(ctx);
+  watch w;
+  memset(&w, 0, sizeof w);
+  w.ctx = ctx;
+  w.follow = nids == 0;
+  w.tty = isatty(STDOUT_FILENO);
+  w.e = calloc(MAX_WATCHED, sizeof *w.e);
+  if (rc == CLI_OK && w.e == NULL) rc = CLI_REDIS;
+  struct winsize ws;
+  w.width = w.tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+
+  rtq_subscription *sub = NULL;
+  if (rc == CLI_OK) {
+    int err = rtq_events_subscribe(ctx->client, &sub);
+    if (err != 0) rc = cli_fail(ctx, err, "watch");
+  }
+  if (rc == CLI_OK) rc = load(&w, ids, nids);
+  if (rc == CLI_OK) {
+    if (w.tty && !ctx->json) {
+      redraw(&w);
+    } else {
+      for (size_t i = 0; i < w.n; i++) print_entry(&w, &w.e[i]);
+    }
+    rc = loop(&w, sub, timeout_ms);
+  }
+  rtq_subscription_free(sub);
+  free(w.e);
+  free(ids);
+  return rc;
+}

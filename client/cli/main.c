@@ -1,0 +1,85 @@
+/*
+ * main.c - `rtq`: global options, the command table and dispatch.
+ *
+ *   rtq [--redis URL] [--namespace NS] [--json] COMMAND [ARGS...]
+ *
+ * Global options may also follow the command. Exit codes are listed in
+ * cli.h and docs/CLIENT.md; every error is one line on stderr.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "rtq/version.h"
+
+static const struct command {
+  const char *name;
+  int (*run)(cli *ctx, int argc, char **argv);
+  const char *usage;
+} commands[] = {
+    {"enqueue", cmd_enqueue,
+     "enqueue NAME [ARGS_JSON] [--queue Q] [--timeout S] [--delay S] [--retries N]\n"
+     "          [--result-ttl S] [--id ID] [--wait[=S]]"},
+    {"status", cmd_status, "status ID"},
+    {"list", cmd_list, "list [--status S[,S..]] [--queue Q] [--name N] [--limit N] [--offset N]"},
+    {"cancel", cmd_cancel, "cancel ID"},
+    {"wait", cmd_wait, "wait ID [--timeout S]"},
+    {"watch", cmd_watch, "watch [ID...] [--timeout S]"},
+    {"stats", cmd_stats, "stats"},
+    {"workers", cmd_workers, "workers"},
+    {"retry", cmd_retry, "retry ID"},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: rtq [--redis URL] [--namespace NS] [--json] COMMAND ...\n"
+          "\n"
+          "commands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
+  fprintf(f,
+          "\n"
+          "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Times are in seconds.\n"
+          "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
+          "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out.\n");
+}
+
+int main(int argc, char **argv) {
+  cli ctx;
+  memset(&ctx, 0, sizeof ctx);
+  /* Global options before the command; the commands accept them after
+   * it as well (cli_parse). */
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return CLI_OK;
+    }
+    if (strcmp(a, "--version") == 0) {
+      printf("rtq %s\n", RTQ_VERSION_STRING);
+      return CLI_OK;
+    }
+    /* Reuse the command parser for one global option (and its value). */
+    const char *pos[1];
+    int npos = 0, take = 1;
+    if ((strcmp(a, "--redis") == 0 || strcmp(a, "--namespace") == 0) && i + 1 < argc) take = 2;
+    int rc = cli_parse(&ctx, take, argv + i, NULL, 0, pos, 0, &npos);
+    if (rc != CLI_OK) return rc;
+    i += take - 1;
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return CLI_USAGE;
+  }
+  for (size_t c = 0; c < NCOMMANDS; c++) {
+    if (strcmp(argv[i], commands[c].name) == 0) {
+      int rc = commands[c].run(&ctx, argc - i - 1, argv + i + 1);
+      rtq_client_free(ctx.client);
+      return rc;
+    }
+  }
+  cli_errorf("unknown command \"%.64s\" (try rtq --help)", argv[i]);
+  return CLI_USAGE;
+}

@@ -1,0 +1,244 @@
+/*
+ * client.c - the client handle: options, the connection pool and the
+ * per-thread error detail.
+ *
+ * The pool is a stack of idle connections under one mutex. A call pops one,
+ * or, when none is idle and fewer than pool_size exist, opens one (outside
+ * the lock, so a slow connect does not stall other threads), or waits on
+ * the condition variable until a connection comes back. Connections are
+ * never closed while the client lives; one that Redis dropped reconnects
+ * on its next command (conn.c, with backoff).
+ */
+#include "client_internal.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "defaults.h"
+#include "envelope.h"
+#include "scripts.h"
+
+#define DEF_CONNECT_TIMEOUT_MS 2000
+#define DEF_COMMAND_TIMEOUT_MS 5000
+#define DEF_POOL_SIZE 8
+#define MAX_POOL_SIZE 1024
+
+/* The detail of the calling thread's last call. owner is the serial of
+ * the client it belongs to (0: rtq_client_new), so a thread using two
+ * clients never reads one client's message through the other. */
+static _Thread_local struct {
+  uint64_t owner;
+  char msg[512];
+} tls_err;
+
+static atomic_uint_fast64_t next_serial = 1;
+
+static uint64_t serial_of(const rtq_client *c) { return c != NULL ? c->serial : 0; }
+
+void rtq__client_err(const rtq_client *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tls_err.msg, sizeof tls_err.msg, fmt, ap);
+  va_end(ap);
+  tls_err.owner = serial_of(c);
+}
+
+void rtq__client_clear_err(const rtq_client *c) {
+  tls_err.msg[0] = '\0';
+  tls_err.owner = serial_of(c);
+}
+
+RTQ_EXTERN const char *rtq_client_errstr(const rtq_client *c) {
+  if (tls_err.owner != serial_of(c)) return "";
+  return tls_err.msg;
+}
+
+int rtq__client_conn_err(const rtq_client *c, rtq_conn *conn, int rc, const char *what) {
+  const char *detail = conn != NULL ? rtq_conn_errstr(conn) : "";
+  if (detail[0] == '\0') detail = rtq_strerror(rc);
+  rtq__client_err(c, "%s: %s", what, detail);
+  return rc;
+}
+
+uint64_t rtq__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t rtq__wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int rtq__check_name(const rtq_client *c, const char *what, const char *s) {
+  if (rtq_validate_name(s) == 0) return 0;
+  if (s == NULL) {
+    rtq__client_err(c, "%s is missing", what);
+  } else {
+    /* Quote at most a prefix: the input may be hostile or huge. */
+    int n = (int)strnlen(s, 64);
+    rtq__client_err(c, "invalid %s \"%.*s%s\": expected 1-128 of A-Z a-z 0-9 . _ : -", what, n, s,
+                    s[n] != '\0' ? "..." : "");
+  }
+  return RTQ_EINVAL;
+}
+
+int rtq__client_connect(rtq_client *c, int command_timeout_ms, rtq_conn **out) {
+  char err[512];
+  rtq_conn_options o;
+  memset(&o, 0, sizeof o);
+  o.url = c->url;
+  o.connect_timeout_ms = c->connect_timeout_ms;
+  o.command_timeout_ms = command_timeout_ms != 0 ? command_timeout_ms : c->command_timeout_ms;
+  int rc = rtq_conn_new(&o, out, err, sizeof err);
+  if (rc != 0) rtq__client_err(c, "%s", err[0] ? err : rtq_strerror(rc));
+  return rc;
+}
+
+int rtq__pool_get(rtq_client *c, rtq_conn **out) {
+  pthread_mutex_lock(&c->mu);
+  while (c->nidle == 0 && c->total >= c->max) pthread_cond_wait(&c->cv, &c->mu);
+  if (c->nidle > 0) {
+    *out = c->idle[--c->nidle];
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+  }
+  c->total++;
+  pthread_mutex_unlock(&c->mu);
+  int rc = rtq__client_connect(c, 0, out);
+  if (rc != 0) {
+    pthread_mutex_lock(&c->mu);
+    c->total--;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+  }
+  return rc;
+}
+
+void rtq__pool_put(rtq_client *c, rtq_conn *conn) {
+  if (conn == NULL) return;
+  pthread_mutex_lock(&c->mu);
+  c->idle[c->nidle++] = conn; /* idle has room for max entries */
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply) {
+  rtq_conn *conn;
+  *reply = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc != 0) return rc;
+  rc = rtq_conn_command(conn, a, reply);
+  if (rc == RTQ_ECONN) {
+    /* An idle pooled connection may have been closed by Redis (restart,
+     * timeout); the first command notices. The reconnect is immediate. */
+    rc = rtq_conn_command(conn, a, reply);
+  }
+  if (rc != 0) rtq__client_conn_err(c, conn, rc, "redis");
+  rtq__pool_put(c, conn);
+  return rc;
+}
+
+/* Fills c's settings from opts, the environment and the defaults. */
+static int configure(rtq_client *c, const rtq_client_options *o) {
+  rtq_config cfg;
+  char err[256];
+  rtq_config_defaults(&cfg);
+  if (rtq_config_from_env(&cfg, err, sizeof err) != 0) {
+    rtq__client_err(NULL, "%s", err);
+    return RTQ_EINVAL;
+  }
+  const char *url = o->redis_url != NULL ? o->redis_url : cfg.redis_url;
+  const char *ns = o->ns != NULL ? o->ns : cfg.ns;
+  if (rtq_keys_init(&c->keys, ns, o->cluster) != 0) {
+    rtq__client_err(NULL, "invalid namespace \"%.64s\": expected 1-64 of A-Z a-z 0-9 . _ -", ns);
+    return RTQ_EINVAL;
+  }
+  const char *q = o->default_queue != NULL ? o->default_queue : RTQ_DEFAULT_QUEUE;
+  if (rtq__check_name(NULL, "default queue", q) != 0) return RTQ_EINVAL;
+  snprintf(c->default_queue, sizeof c->default_queue, "%s", q);
+  if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0 || o->pool_size < 0 ||
+      o->pool_size > MAX_POOL_SIZE || o->task_result_ttl_s < 0) {
+    rtq__client_err(NULL, "invalid client options: negative timeout, ttl or pool size, or a "
+                          "pool over %d", MAX_POOL_SIZE);
+    return RTQ_EINVAL;
+  }
+  c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;
+  c->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : DEF_COMMAND_TIMEOUT_MS;
+  c->max = o->pool_size ? o->pool_size : DEF_POOL_SIZE;
+  c->max_payload = o->max_payload ? o->max_payload : RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
+  c->result_ttl_s = o->task_result_ttl_s ? o->task_result_ttl_s : cfg.task_result_ttl;
+  c->history = o->history == 0 ? cfg.enable_task_history : o->history > 0;
+  c->url = strdup(url);
+  c->idle = calloc((size_t)c->max, sizeof *c->idle);
+  if (c->url == NULL || c->idle == NULL) {
+    rtq__client_err(NULL, "out of memory");
+    return RTQ_ENOMEM;
+  }
+  return 0;
+}
+
+RTQ_EXTERN int rtq_client_new(const rtq_client_options *opts, rtq_client **out) {
+  rtq_client_options none;
+  rtq__client_clear_err(NULL);
+  if (out == NULL) {
+    rtq__client_err(NULL, "out is NULL");
+    return RTQ_EINVAL;
+  }
+  *out = NULL;
+  if (opts == NULL) {
+    memset(&none, 0, sizeof none);
+    opts = &none;
+  }
+  rtq_client *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    rtq__client_err(NULL, "out of memory");
+    return RTQ_ENOMEM;
+  }
+  c->serial = atomic_fetch_add(&next_serial, 1);
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  int rc = configure(c, opts);
+  rtq_conn *conn = NULL;
+  if (rc == 0) rc = rtq__client_connect(c, 0, &conn);
+  if (rc == 0) {
+    c->total = 1;
+    rc = rtq_scripts_load(conn);
+    if (rc != 0) {
+      rtq__client_conn_err(NULL, conn, rc, "loading the Lua scripts");
+    } else {
+      int ev = rtq_conn_check_eviction_policy(conn);
+      if (ev < 0) rc = rtq__client_conn_err(NULL, conn, ev, "checking maxmemory-policy");
+    }
+  }
+  if (rc != 0) {
+    /* The detail belongs to "no client": rtq_client_errstr(NULL). */
+    if (tls_err.msg[0] == '\0') rtq__client_err(NULL, "%s", rtq_strerror(rc));
+    tls_err.owner = 0;
+    rtq_conn_free(conn);
+    c->total = 0;
+    rtq_client_free(c);
+    return rc;
+  }
+  rtq__pool_put(c, conn);
+  *out = c;
+  return 0;
+}
+
+RTQ_EXTERN void rtq_client_free(rtq_client *c) {
+  if (c == NULL) return;
+  /* Every borrowed connection must be back: freeing races no call. */
+  for (int i = 0; i < c->nidle; i++) rtq_conn_free(c->idle[i]);
+  free(c->idle);
+  free(c->url);
+  pthread_cond_destroy(&c->cv);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}

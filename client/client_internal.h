@@ -1,0 +1,86 @@
+/*
+ * client_internal.h - what the client's source files share: the handle,
+ * the connection pool, the per-thread error detail and small helpers.
+ * Not installed; producers see only rtq/client.h.
+ */
+#ifndef RTQ_CLIENT_INTERNAL_H
+#define RTQ_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "argv.h"
+#include "conn.h"
+#include "keys.h"
+#include "rtq/client.h"
+
+struct rtq_client {
+  uint64_t serial;           /* tells this client's thread-local errors apart */
+  rtq_keys keys;
+  char *url;
+  char default_queue[RTQ_TASK_ID_SIZE];
+  int connect_timeout_ms;
+  int command_timeout_ms;
+  size_t max_payload;
+  int result_ttl_s;
+  int history;               /* 1 or 0 */
+
+  /* The pool: idle holds connections nobody uses; total counts those that
+   * exist or are being opened. Waiters sleep on cv until one comes back. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  rtq_conn **idle;
+  int nidle;
+  int total;
+  int max;
+};
+
+/* Sets the calling thread's error detail for c (NULL: for rtq_client_new). */
+void rtq__client_err(const rtq_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Clears it: called at the start of each public call. */
+void rtq__client_clear_err(const rtq_client *c);
+/* Copies a connection's error text as the detail; returns rc. */
+int rtq__client_conn_err(const rtq_client *c, rtq_conn *conn, int rc, const char *what);
+
+/* Borrows a pooled connection, opening one when none is idle and the pool
+ * is not full, else waiting. RTQ_ECONN (detail set) when opening fails. */
+int rtq__pool_get(rtq_client *c, rtq_conn **out);
+/* Gives it back (dropped connections too: they reconnect on next use). */
+void rtq__pool_put(rtq_client *c, rtq_conn *conn);
+/* Opens a connection outside the pool with the client's URL and timeouts;
+ * command_timeout_ms 0 means the client's. */
+int rtq__client_connect(rtq_client *c, int command_timeout_ms, rtq_conn **out);
+
+/* One command on a pooled connection; on RTQ_ECONN it is sent once more on
+ * a fresh connection (use only for commands that are safe to repeat). The
+ * detail is set on error; *reply is the caller's (may be NULL on error). */
+int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply);
+
+/* Checks a caller-given name against the name pattern; RTQ_EINVAL with a
+ * detail naming the argument ("task id") otherwise. */
+int rtq__check_name(const rtq_client *c, const char *what, const char *s);
+
+/* Builds a task from an HGETALL reply (field, value pairs). RTQ_ENOTFOUND
+ * for an empty reply, RTQ_ENOMEM. *out is the caller's. */
+int rtq__task_from_hash(const char *id, const redisReply *r, rtq_task **out);
+/* Parses a decimal unsigned integer of a reply string; 0 when absent or
+ * malformed. */
+uint64_t rtq__parse_u64(const char *s, size_t len);
+
+/* A subscriber: a connection of its own in SUBSCRIBE mode. */
+int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out);
+/* Next message payload: 0 (*payload malloc'd, NUL-terminated), RTQ_ETIMEDOUT,
+ * RTQ_ECONN (the subscription is then dead), RTQ_ENOMEM. deadline_ms is
+ * CLOCK_MONOTONIC ms; UINT64_MAX waits without limit. */
+int rtq__sub_next(rtq_subscription *s, uint64_t deadline_ms, char **payload, size_t *len);
+
+/* Test seam (like rtq__argv_realloc): called by rtq_wait_for_task between
+ * its SUBSCRIBE and its status check, so a test can end the task exactly
+ * in that window. NULL (the default) in production. */
+extern void (*rtq__wait_subscribed_hook)(const char *id);
+
+/* CLOCK_MONOTONIC and CLOCK_REALTIME in ms. */
+uint64_t rtq__mono_ms(void);
+uint64_t rtq__wall_ms(void);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * rtq/client.h - the producer API: create, read, list, cancel, wait for and
+ * retry tasks, from any process on any machine (the state lives in Redis).
+ *
+ *   rtq_client *c;
+ *   if (rtq_client_new(NULL, &c) != 0)            // defaults + RTQ_* env
+ *     fprintf(stderr, "%s\n", rtq_client_errstr(NULL));
+ *   rtq_args *a = rtq_args_new();
+ *   rtq_args_set_str(a, "to", "ann@example.com");
+ *   char id[RTQ_TASK_ID_SIZE];
+ *   rtq_create_task(c, "send_email", a, NULL, id, NULL);
+ *   rtq_args_free(a);
+ *   rtq_task *t;
+ *   if (rtq_wait_for_task(c, id, 30000, &t) == 0) { ...; rtq_task_free(t); }
+ *   rtq_client_free(c);
+ *
+ * Errors: every function that can fail returns 0 or a negative RTQ_E* code
+ * (rtq/common.h). rtq_client_errstr() gives the detail: a Redis error reply
+ * word for word, or which argument was bad.
+ *
+ * Thread safety: one rtq_client may be shared by any number of threads.
+ * It holds a small pool of Redis connections (pool_size, created lazily,
+ * guarded by a mutex and a condition variable); a call borrows one
+ * connection for its duration and blocks while all are in use. The error
+ * detail is kept per thread, so concurrent calls never overwrite each
+ * other's message. rtq_wait_for_task() and subscriptions open their own
+ * connection and do not hold a pooled one while they block. Result objects
+ * (rtq_task, lists, stats) belong to the caller and are not shared state.
+ * rtq_client_free() must not race with calls on the same client.
+ */
+#ifndef RTQ_CLIENT_H
+#define RTQ_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtq/args.h"
+#include "rtq/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest task id, task name, queue name or worker id, and the buffer size
+ * that holds one with its NUL. */
+#define RTQ_TASK_ID_MAX 128
+#define RTQ_TASK_ID_SIZE (RTQ_TASK_ID_MAX + 1)
+
+/* rtq_list_tasks() examines at most this many index entries per call. */
+#define RTQ_LIST_MAX_EXAMINED 10000
+/* rtq_list_tasks() limit when the filter gives 0. */
+#define RTQ_LIST_DEFAULT_LIMIT 100
+
+typedef struct rtq_client rtq_client;
+
+/*
+ * Value type. A zeroed struct is a complete configuration: every zero or
+ * NULL field takes the default shown, and the defaults for redis_url, ns,
+ * task_result_ttl_s and history come from the RTQ_* environment variables
+ * first (rtq_config_from_env; see docs/CLIENT.md). Strings are copied.
+ */
+typedef struct rtq_client_options {
+  const char *redis_url;      /* RTQ_REDIS_URL, else redis://127.0.0.1:6379/0 */
+  const char *ns;             /* key namespace: RTQ_NAMESPACE, else "rtq" */
+  bool cluster;               /* false; true puts the namespace in a hash tag */
+  int connect_timeout_ms;     /* 2000; bounds connect + AUTH/SELECT */
+  int command_timeout_ms;     /* 5000; bounds every command's reply */
+  int pool_size;              /* 8 connections at most, opened on demand */
+  size_t max_payload;         /* 1 MiB: largest envelope rtq_create_task sends */
+  const char *default_queue;  /* "default" */
+  int task_result_ttl_s;      /* RTQ_TASK_RESULT_TTL, else 86400; TTL of a task
+                               * this client cancels while pending */
+  int history;                /* 0: RTQ_ENABLE_TASK_HISTORY (default on);
+                               * 1 on; -1 off (cancelled tasks are indexed) */
+} rtq_client_options;
+
+/*
+ * Connects (one connection, at once: a bad URL is RTQ_EINVAL, Redis down is
+ * RTQ_ECONN within connect_timeout_ms), loads the Lua scripts and warns on
+ * stderr when maxmemory-policy is not noeviction. opts may be NULL. On
+ * success the caller owns *out and frees it with rtq_client_free(); on
+ * failure *out is NULL and rtq_client_errstr(NULL) gives the reason.
+ */
+RTQ_EXTERN int rtq_client_new(const rtq_client_options *opts, rtq_client **out);
+/* Closes every connection and frees c. NULL does nothing. */
+RTQ_EXTERN void rtq_client_free(rtq_client *c);
+/*
+ * Detail of the calling thread's most recent call on c: "" after a success.
+ * With c NULL, the reason the calling thread's last rtq_client_new failed.
+ * Never NULL; the string is thread-local and valid until this thread's next
+ * call into the client library.
+ */
+RTQ_EXTERN const char *rtq_client_errstr(const rtq_client *c);
+
+/* ----- creating tasks ----------------------------------------------------- */
+
+/*
+ * Value type; zeroed means every default. Times are milliseconds; run_at_ms
+ * is ms since the epoch on Redis's clock.
+ */
+typedef struct rtq_task_options {
+  const char *queue;          /* NULL: the client's default_queue */
+  const char *id;             /* NULL: a new ULID; else idempotent (see below) */
+  uint64_t timeout_ms;        /* 0: the worker's default_timeout (300 s) */
+  uint64_t result_ttl_s;      /* 0: the worker's task_result_ttl (86400 s) */
+  uint64_t delay_ms;          /* 0: runnable now */
+  uint64_t run_at_ms;         /* 0: none; not together with delay_ms */
+  uint32_t max_retries;       /* 0: a failure is final */
+  uint64_t retry_backoff_ms;  /* 0: 1000; doubles on each retry, 1 h cap */
+} rtq_task_options;
+
+/* Upper bounds of the options above; more is RTQ_ERANGE. */
+#define RTQ_TASK_MAX_TIMEOUT_MS 31536000000ull  /* 365 days */
+#define RTQ_TASK_MAX_TTL_S 31536000ull          /* 365 days */
+#define RTQ_TASK_MAX_DELAY_MS 31536000000ull    /* 365 days */
+
+/*
+ * Enqueues one task, atomically (the task hash and the queue or delayed
+ * entry appear together or not at all). args (borrowed; NULL = empty) must
+ * be a map. opts may be NULL. id_out (may be NULL) receives the task id.
+ * *created (may be NULL) is 1 when this call created the task, 0 when a
+ * task with the caller-supplied id existed: that task is left as it is and
+ * nothing is enqueued. Errors (nothing written to Redis unless noted):
+ * RTQ_EINVAL bad name, queue, id, args or option mix; RTQ_ERANGE an option
+ * over its bound; RTQ_EDEPTH args nested too deep; RTQ_ETOOBIG envelope
+ * over max_payload; RTQ_EOOM Redis maxmemory (errstr has Redis's text);
+ * RTQ_ECONN / RTQ_EREDIS (RTQ_ECONN: the task may or may not exist).
+ */
+RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *args,
+                               const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
+                               int *created);
+
+/* Value type: one task of a batch. name, args and opts are borrowed inputs;
+ * rc, created and id are outputs. */
+typedef struct rtq_task_spec {
+  const char *name;
+  const rtq_args *args;         /* NULL: empty map */
+  const rtq_task_options *opts; /* NULL: defaults */
+  int rc;                       /* out: 0 or RTQ_E* for this task */
+  int created;                  /* out: as rtq_create_task's *created */
+  char id[RTQ_TASK_ID_SIZE];    /* out: the id ("" when rc is a bad input) */
+} rtq_task_spec;
+
+/*
+ * Enqueues n tasks in one round trip (pipelined; each task is still its
+ * own atomic step). Every spec gets its rc, created and id. Returns 0 when
+ * every task succeeded, else the first failing task's code; errstr
+ * describes that task. A task with bad input fails alone; a connection
+ * failure fails the tasks whose replies did not arrive (RTQ_ECONN: they may
+ * or may not exist).
+ */
+RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n);
+
+/* ----- reading tasks ------------------------------------------------------ */
+
+/*
+ * A task as stored in Redis. Allocated by rtq, read-only for the caller,
+ * freed with rtq_task_free() (which frees every pointer inside). Times are
+ * ms since the epoch on Redis's clock, 0 when not (yet) set. Strings are
+ * NUL-terminated; msgpack fields are NULL with length 0 when absent.
+ */
+typedef struct rtq_task {
+  char id[RTQ_TASK_ID_SIZE];
+  char name[RTQ_TASK_ID_SIZE];
+  char queue[RTQ_TASK_ID_SIZE];
+  rtq_status status;
+  double progress;             /* 0..100 */
+  char *progress_message;      /* NULL when none */
+  uint64_t created_at;
+  uint64_t started_at;         /* current or last delivery */
+  uint64_t completed_at;       /* terminal tasks */
+  uint32_t attempts;           /* deliveries so far */
+  uint32_t max_retries;
+  char worker[RTQ_TASK_ID_SIZE]; /* worker id of the delivery; "" when none */
+  uint64_t timeout_ms;         /* 0: worker default */
+  uint64_t result_ttl_s;       /* 0: worker default */
+  uint64_t run_at;             /* due time of a delayed task */
+  uint64_t retry_at;           /* due time of the next retry */
+  uint64_t deadline;           /* running tasks */
+  uint64_t cancel_requested;   /* when a cancel was asked of a running task */
+  char *args;                  /* msgpack map */
+  size_t args_len;
+  char *result;                /* msgpack value */
+  size_t result_len;
+  char *error_code;            /* NULL when there was no error */
+  char *error_message;
+  char *error_details;         /* msgpack map */
+  size_t error_details_len;
+  char *error_traceback;
+} rtq_task;
+
+/* Frees t and everything in it. NULL does nothing. */
+RTQ_EXTERN void rtq_task_free(rtq_task *t);
+
+/*
+ * Reads every field of task id. On success the caller frees *out with
+ * rtq_task_free(). RTQ_ENOTFOUND when there is no such task (never existed
+ * or expired); RTQ_EINVAL for an id outside the name pattern; RTQ_ECONN,
+ * RTQ_EREDIS. *out is NULL on error.
+ */
+RTQ_EXTERN int rtq_get_task(rtq_client *c, const char *id, rtq_task **out);
+
+/* result / error_details / args as JSON text, malloc'd (the caller frees).
+ * "null" when the field is absent. RTQ_EDECODE when the bytes do not
+ * decode; RTQ_ENOMEM. */
+RTQ_EXTERN int rtq_task_result_json(const rtq_task *t, char **json);
+RTQ_EXTERN int rtq_task_error_details_json(const rtq_task *t, char **json);
+RTQ_EXTERN int rtq_task_args_json(const rtq_task *t, char **json);
+
+/*
+ * The whole task as one compact JSON object, malloc'd (the caller frees):
+ * the fields above, times as ISO-8601 UTC strings with milliseconds (null
+ * when unset), result/args as JSON values, and "error" as null or an object
+ * {code, message, details, traceback}. Bytes that do not decode become the
+ * string "<undecodable msgpack>". RTQ_ENOMEM.
+ */
+RTQ_EXTERN int rtq_task_to_json(const rtq_task *t, char **json);
+
+/* Writes ms since the epoch as "2026-11-25T12:00:00.123Z" (cap >= 25).
+ * Returns buf. */
+RTQ_EXTERN char *rtq_format_time(uint64_t ms, char *buf, size_t cap);
+
+/* ----- listing ------------------------------------------------------------ */
+
+/* A set of statuses for rtq_task_filter.statuses. */
+#define RTQ_STATUS_BIT(s) (1u << (unsigned)(s))
+
+/* Value type; zeroed means every task, newest first, the first 100. */
+typedef struct rtq_task_filter {
+  unsigned statuses;  /* OR of RTQ_STATUS_BIT(); 0 = all six */
+  const char *queue;  /* NULL: any */
+  const char *name;   /* NULL: any */
+  size_t limit;       /* 0: RTQ_LIST_DEFAULT_LIMIT; at most RTQ_LIST_MAX_EXAMINED */
+  size_t offset;      /* matches to skip */
+} rtq_task_filter;
+
+/* Allocated by rtq; free with rtq_task_list_free(), which frees the tasks. */
+typedef struct rtq_task_list {
+  size_t count;
+  rtq_task **tasks;   /* newest first (by created_at, then id) */
+  size_t examined;    /* index entries looked at */
+  bool truncated;     /* stopped at RTQ_LIST_MAX_EXAMINED: more may match */
+} rtq_task_list;
+
+/*
+ * Lists tasks from the per-status indexes P:status:<s> (no KEYS, no SCAN):
+ * it walks them newest first in windows, merging, and checks queue and
+ * name, examining at most RTQ_LIST_MAX_EXAMINED entries. Terminal tasks are
+ * indexed only while task history is on and until their result TTL. A
+ * listing is a best-effort snapshot: a task changing state during the call
+ * is reported at most once. The caller frees *out. RTQ_EINVAL bad filter.
+ */
+RTQ_EXTERN int rtq_list_tasks(rtq_client *c, const rtq_task_filter *f, rtq_task_list **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_task_list_free(rtq_task_list *l);
+
+/* ----- cancelling, waiting, retrying -------------------------------------- */
+
+/*
+ * Cancels task id. A pending task is cancelled at once and never runs
+ * (*requested = 0). A running task gets a cancel request (flag + pub/sub);
+ * its worker stops it and it ends cancelled (*requested = 1). requested may
+ * be NULL. RTQ_ESTATE when the task already ended (errstr names its
+ * status); RTQ_ENOTFOUND; RTQ_EINVAL bad id; RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_cancel_task(rtq_client *c, const char *id, int *requested);
+
+/*
+ * Blocks until task id is terminal, then reads it into *out (may be NULL;
+ * the caller frees it). It does not poll: it subscribes to the task's
+ * channel on a connection of its own, then reads the status (closing the
+ * race with a task that ends in between), then waits for the terminal
+ * event. timeout_ms < 0 waits without limit; 0 checks once. RTQ_ETIMEDOUT
+ * when the time ran out (*out NULL); RTQ_ENOTFOUND; RTQ_EINVAL; RTQ_ECONN.
+ * A task whose hash expired right after its terminal event (history off)
+ * is returned with the id, status and completed_at the event carried.
+ */
+RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_ms,
+                                 rtq_task **out);
+
+/*
+ * Enqueues again a task that ended failed, timeout or cancelled, under the
+ * same id, with its name, queue, args and options; its previous outcome is
+ * cleared and attempts restart. RTQ_ESTATE for any other status;
+ * RTQ_ENOTFOUND; RTQ_EINVAL; RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_retry_task(rtq_client *c, const char *id);
+
+/* ----- live events -------------------------------------------------------- */
+
+typedef struct rtq_subscription rtq_subscription;
+
+/*
+ * Subscribes to the namespace's event channel (every state change and
+ * progress update, as JSON objects with at least "id" and "status"). The
+ * subscription has its own connection; the caller frees it with
+ * rtq_subscription_free(), before freeing the client. Events published
+ * before this returns are not seen.
+ */
+RTQ_EXTERN int rtq_events_subscribe(rtq_client *c, rtq_subscription **out);
+/*
+ * Waits for the next message: *json (malloc'd, the caller frees) is its
+ * text. timeout_ms < 0 waits without limit. RTQ_ETIMEDOUT (the
+ * subscription stays usable), RTQ_ECONN (it is not), RTQ_ENOMEM. A message
+ * is only consumed by a successful return. One thread at a time.
+ */
+RTQ_EXTERN int rtq_subscription_next(rtq_subscription *s, int64_t timeout_ms, char **json);
+/* Unsubscribes and closes. NULL does nothing. */
+RTQ_EXTERN void rtq_subscription_free(rtq_subscription *s);
+
+/* ----- stats and workers -------------------------------------------------- */
+
+/* Value type: one counter of P:stats ("enqueued", "completed", "retried",
+ * "redelivered", ...). */
+typedef struct rtq_counter {
+  char name[32];
+  uint64_t value;
+} rtq_counter;
+
+typedef struct rtq_queue_stats {
+  char name[RTQ_TASK_ID_SIZE];
+  uint64_t backlog;            /* LLEN of the queue */
+  size_t ncounters;
+  rtq_counter *counters;       /* cumulative, from P:stats */
+} rtq_queue_stats;
+
+/* Allocated by rtq; free with rtq_stats_free(). */
+typedef struct rtq_stats {
+  uint64_t now;                            /* Redis TIME, ms */
+  uint64_t by_status[RTQ_STATUS_COUNT];    /* index sizes, by rtq_status */
+  uint64_t running;                        /* == by_status[RUNNING] */
+  uint64_t delayed;                        /* scheduled or backing off */
+  uint64_t dead;                           /* dead-letter records */
+  uint64_t workers_alive;                  /* heartbeat within 30 s */
+  size_t nqueues;
+  rtq_queue_stats *queues;                 /* sorted by name */
+} rtq_stats;
+
+/* Reads the figures above in two round trips. The caller frees *out. */
+RTQ_EXTERN int rtq_get_stats(rtq_client *c, rtq_stats **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_stats_free(rtq_stats *s);
+
+/* A worker whose heartbeat is within 30 s of Redis TIME. Text fields are
+ * "" when the worker record did not carry them. */
+typedef struct rtq_alive_worker {
+  char id[RTQ_TASK_ID_SIZE];
+  char host[256];
+  long pid;
+  char queues[512];            /* as the worker wrote it */
+  int busy;                    /* slots running a task */
+  int slots;                   /* slots in total */
+  uint64_t started_at;
+  uint64_t last_seen;          /* last heartbeat, ms */
+} rtq_alive_worker;
+
+/* Allocated by rtq; free with rtq_alive_workers_free(). */
+typedef struct rtq_alive_workers {
+  uint64_t now;                /* Redis TIME, ms */
+  size_t count;
+  rtq_alive_worker *workers;   /* most recent heartbeat first */
+} rtq_alive_workers;
+
+/* Lists alive workers (at most 10000). The caller frees *out. */
+RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_alive_workers_free(rtq_alive_workers *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

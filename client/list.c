@@ -1,0 +1,322 @@
+/*
+ * list.c - rtq_list_tasks: newest first, filtered, with a bounded cost.
+ *
+ * Every task id sits in one index per status, P:status:<s>, scored by its
+ * created_at. Listing is a k-way merge of the wanted indexes, read newest
+ * first in windows of WINDOW entries (ZREVRANGE ... WITHSCORES):
+ *
+ *   P:status:pending  [t9 t7 t4 ...]  \
+ *   P:status:running  [t8 t3 ...]      >- merge by (created_at, id) desc
+ *   P:status:failed   [t6 t5 ...]     /        |
+ *                                              v  batches of CHECK_BATCH
+ *                       pipelined HMGET status queue name -> filter
+ *                                              |
+ *                       skip `offset` matches, keep `limit` -> HGETALL
+ *
+ * A window is read only when its stream runs dry, and the merge stops at
+ * offset + limit matches or after RTQ_LIST_MAX_EXAMINED entries, so a call
+ * costs O(examined) whatever the size of the database; no KEYS, no SCAN.
+ * Ids can move between indexes while we read (a task starting), so the
+ * HMGET re-checks the status and a set of ids already seen drops repeats.
+ */
+#include "client_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WINDOW 256
+#define CHECK_BATCH 256
+
+struct stream {
+  rtq_key key;
+  redisReply *win;  /* member, score, member, score ... */
+  size_t pos;       /* next member index in win */
+  size_t next;      /* rank where the next window starts */
+  int last;         /* win is the final window */
+};
+
+struct seen {
+  char **slot;      /* open addressing; strdup'd ids */
+  size_t cap;       /* power of two, > 2 * RTQ_LIST_MAX_EXAMINED */
+};
+
+struct lister {
+  rtq_client *c;
+  rtq_conn *conn;
+  const rtq_task_filter *f;
+  unsigned statuses;
+  size_t limit;
+  struct stream streams[RTQ_STATUS_COUNT];
+  int nstreams;
+  struct seen seen;
+  size_t matched;   /* matches so far, skipped ones included */
+  char (*ids)[RTQ_TASK_ID_SIZE];
+  size_t nids;      /* ids kept for the page */
+  size_t examined;
+};
+
+static int redis_err(struct lister *l, int rc) {
+  return rtq__client_conn_err(l->c, l->conn, rc, "redis");
+}
+
+/* FNV-1a: the set only needs to spread ULIDs and similar names. */
+static size_t hash(const char *s) {
+  size_t h = (size_t)1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * (size_t)1099511628211ull;
+  return h;
+}
+
+/* Adds id; 1 when new, 0 when seen before, RTQ_ENOMEM. */
+static int seen_add(struct seen *s, const char *id) {
+  size_t i = hash(id) & (s->cap - 1);
+  while (s->slot[i] != NULL) {
+    if (strcmp(s->slot[i], id) == 0) return 0;
+    i = (i + 1) & (s->cap - 1);
+  }
+  s->slot[i] = strdup(id);
+  return s->slot[i] != NULL ? 1 : RTQ_ENOMEM;
+}
+
+static void seen_free(struct seen *s) {
+  for (size_t i = 0; s->slot != NULL && i < s->cap; i++) free(s->slot[i]);
+  free(s->slot);
+}
+
+/* Makes sure a stream that is not exhausted has an entry to offer. */
+static int refill(struct lister *l, struct stream *s) {
+  if (s->win != NULL && s->pos < s->win->elements) return 0;
+  if (s->last) return 0;
+  if (s->win != NULL) freeReplyObject(s->win);
+  s->win = NULL;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "ZREVRANGE");
+  rtq_argv_add(&a, s->key.s, s->key.len);
+  rtq_argv_add_u64(&a, s->next);
+  rtq_argv_add_u64(&a, s->next + WINDOW - 1);
+  rtq_argv_add_str(&a, "WITHSCORES");
+  int rc = rtq_conn_command(l->conn, &a, &s->win);
+  rtq_argv_destroy(&a);
+  if (rc != 0) return redis_err(l, rc);
+  if (s->win->type != REDIS_REPLY_ARRAY || s->win->elements % 2 != 0) {
+    rtq__client_err(l->c, "unexpected ZREVRANGE reply");
+    return RTQ_EREDIS;
+  }
+  s->pos = 0;
+  s->next += WINDOW;
+  s->last = s->win->elements < 2 * WINDOW;
+  return 0;
+}
+
+static int has_head(const struct stream *s) {
+  return s->win != NULL && s->pos < s->win->elements;
+}
+
+static double head_score(const struct stream *s) {
+  return strtod(s->win->element[s->pos + 1]->str, NULL);
+}
+
+static const char *head_id(const struct stream *s) { return s->win->element[s->pos]->str; }
+
+/* Takes the newest head across the streams into id. 1 taken, 0 all
+ * exhausted, or an error. */
+static int next_candidate(struct lister *l, char id[RTQ_TASK_ID_SIZE]) {
+  struct stream *best = NULL;
+  for (int i = 0; i < l->nstreams; i++) {
+    struct stream *s = &l->streams[i];
+    int rc = refill(l, s);
+    if (rc != 0) return rc;
+    if (!has_head(s)) continue;
+    if (best == NULL) {
+      best = s;
+      continue;
+    }
+    double a = head_score(s), b = head_score(best);
+    if (a > b || (a == b && strcmp(head_id(s), head_id(best)) > 0)) best = s;
+  }
+  if (best == NULL) return 0;
+  snprintf(id, RTQ_TASK_ID_SIZE, "%s", head_id(best));
+  best->pos += 2;
+  return 1;
+}
+
+static int reply_eq(const redisReply *r, const char *s) {
+  return r->type == REDIS_REPLY_STRING && r->len == strlen(s) && memcmp(r->str, s, r->len) == 0;
+}
+
+/* Does the HMGET status queue name reply match the filter? */
+static int matches(const struct lister *l, const redisReply *r) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) return 0;
+  const redisReply *st = r->element[0];
+  if (st->type != REDIS_REPLY_STRING || st->len > 15) return 0;
+  char buf[16];
+  memcpy(buf, st->str, st->len);
+  buf[st->len] = '\0';
+  rtq_status s;
+  if (rtq_status_parse(buf, &s) != 0 || !(l->statuses & RTQ_STATUS_BIT(s))) return 0;
+  if (l->f->queue != NULL && !reply_eq(r->element[1], l->f->queue)) return 0;
+  if (l->f->name != NULL && !reply_eq(r->element[2], l->f->name)) return 0;
+  return 1;
+}
+
+/* Checks a batch of candidates in one pipeline and keeps the matches. */
+static int check_batch(struct lister *l, char (*batch)[RTQ_TASK_ID_SIZE], size_t n) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    rtq_argv a;
+    rtq_argv_init(&a);
+    rtq_key k = rtq_keys_task(&l->c->keys, batch[i]);
+    rtq_argv_add_str(&a, "HMGET");
+    rtq_argv_add(&a, k.s, k.len);
+    rtq_argv_add_str(&a, "status");
+    rtq_argv_add_str(&a, "queue");
+    rtq_argv_add_str(&a, "name");
+    rc = rtq_conn_append(l->conn, &a);
+    rtq_argv_destroy(&a);
+  }
+  if (rc != 0) return redis_err(l, rc);
+  for (size_t i = 0; i < n; i++) {
+    redisReply *r = NULL;
+    int trc = rtq_conn_get_reply(l->conn, &r);
+    if (trc != 0 && rc == 0) rc = redis_err(l, trc);
+    if (trc == 0 && rc == 0 && matches(l, r)) {
+      if (l->matched >= l->f->offset && l->nids < l->limit)
+        memcpy(l->ids[l->nids++], batch[i], RTQ_TASK_ID_SIZE);
+      l->matched++;
+    }
+    if (r != NULL) freeReplyObject(r);
+  }
+  return rc;
+}
+
+/* The merge: fills l->ids with the page. Sets *truncated when it stopped
+ * at the cap with entries left unread. */
+static int collect(struct lister *l, bool *truncated) {
+  char (*batch)[RTQ_TASK_ID_SIZE] = malloc(CHECK_BATCH * sizeof *batch);
+  if (batch == NULL) return RTQ_ENOMEM;
+  int rc = 0, more = 1;
+  *truncated = false;
+  while (rc == 0 && more && l->nids < l->limit) {
+    size_t n = 0;
+    while (n < CHECK_BATCH && l->examined < RTQ_LIST_MAX_EXAMINED) {
+      more = next_candidate(l, batch[n]);
+      if (more <= 0) break;
+      l->examined++;
+      int fresh = seen_add(&l->seen, batch[n]);
+      if (fresh < 0) more = fresh;
+      if (fresh <= 0) continue;
+      n++;
+    }
+    if (more < 0) {
+      rc = more;
+      break;
+    }
+    if (n > 0) rc = check_batch(l, batch, n);
+    if (rc == 0 && l->examined >= RTQ_LIST_MAX_EXAMINED && l->nids < l->limit) {
+      /* The page is short and anything left in a stream was not read. */
+      for (int i = 0; i < l->nstreams; i++)
+        if (has_head(&l->streams[i]) || !l->streams[i].last) *truncated = true;
+      break;
+    }
+  }
+  free(batch);
+  return rc;
+}
+
+/* Reads the page's tasks in one pipeline; a task gone meanwhile is left
+ * out. */
+static int fetch_page(struct lister *l, rtq_task_list *out) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < l->nids; i++) {
+    rtq_argv a;
+    rtq_argv_init(&a);
+    rtq_key k = rtq_keys_task(&l->c->keys, l->ids[i]);
+    rtq_argv_add_str(&a, "HGETALL");
+    rtq_argv_add(&a, k.s, k.len);
+    rc = rtq_conn_append(l->conn, &a);
+    rtq_argv_destroy(&a);
+  }
+  if (rc != 0) return redis_err(l, rc);
+  for (size_t i = 0; i < l->nids; i++) {
+    redisReply *r = NULL;
+    int trc = rtq_conn_get_reply(l->conn, &r);
+    if (trc != 0 && rc == 0) rc = redis_err(l, trc);
+    if (trc == 0 && rc == 0) {
+      rtq_task *t = NULL;
+      int prc = rtq__task_from_hash(l->ids[i], r, &t);
+      if (prc == 0)
+        out->tasks[out->count++] = t;
+      else if (prc == RTQ_ENOMEM)
+        rc = prc;
+    }
+    if (r != NULL) freeReplyObject(r);
+  }
+  return rc;
+}
+
+static int check_filter(rtq_client *c, const rtq_task_filter *f) {
+  if (f->statuses >> RTQ_STATUS_COUNT) {
+    rtq__client_err(c, "status set has bits beyond the %d statuses", RTQ_STATUS_COUNT);
+    return RTQ_EINVAL;
+  }
+  if (f->queue != NULL && rtq__check_name(c, "queue name", f->queue) != 0) return RTQ_EINVAL;
+  if (f->name != NULL && rtq__check_name(c, "task name", f->name) != 0) return RTQ_EINVAL;
+  return 0;
+}
+
+static void lister_destroy(struct lister *l) {
+  for (int i = 0; i < l->nstreams; i++)
+    if (l->streams[i].win != NULL) freeReplyObject(l->streams[i].win);
+  seen_free(&l->seen);
+  free(l->ids);
+  rtq__pool_put(l->c, l->conn);
+}
+
+RTQ_EXTERN int rtq_list_tasks(rtq_client *c, const rtq_task_filter *filter, rtq_task_list **out) {
+  static const rtq_task_filter all;
+  if (c == NULL || out == NULL) return RTQ_EINVAL;
+  *out = NULL;
+  rtq__client_clear_err(c);
+  const rtq_task_filter *f = filter != NULL ? filter : &all;
+  int rc = check_filter(c, f);
+  if (rc != 0) return rc;
+
+  struct lister l;
+  memset(&l, 0, sizeof l);
+  l.c = c;
+  l.f = f;
+  l.statuses = f->statuses ? f->statuses : (1u << RTQ_STATUS_COUNT) - 1;
+  l.limit = f->limit == 0 ? RTQ_LIST_DEFAULT_LIMIT : f->limit;
+  if (l.limit > RTQ_LIST_MAX_EXAMINED) l.limit = RTQ_LIST_MAX_EXAMINED;
+  for (int s = 0; s < RTQ_STATUS_COUNT; s++)
+    if (l.statuses & RTQ_STATUS_BIT(s)) l.streams[l.nstreams++].key = rtq_keys_status(&c->keys, s);
+  l.seen.cap = 32768;
+  l.seen.slot = calloc(l.seen.cap, sizeof *l.seen.slot);
+  l.ids = malloc(l.limit * sizeof *l.ids);
+  rtq_task_list *list = calloc(1, sizeof *list);
+  if (list != NULL) list->tasks = calloc(l.limit, sizeof *list->tasks);
+  if (l.seen.slot == NULL || l.ids == NULL || list == NULL || list->tasks == NULL) {
+    rtq__client_err(c, "out of memory");
+    rc = RTQ_ENOMEM;
+  }
+  if (rc == 0) rc = rtq__pool_get(c, &l.conn);
+  if (rc == 0) rc = collect(&l, &list->truncated);
+  if (rc == 0) rc = fetch_page(&l, list);
+  if (list != NULL) list->examined = l.examined;
+  lister_destroy(&l);
+  if (rc != 0) {
+    if (rc == RTQ_ENOMEM && rtq_client_errstr(c)[0] == '\0') rtq__client_err(c, "out of memory");
+    rtq_task_list_free(list);
+    return rc;
+  }
+  *out = list;
+  return 0;
+}
+
+RTQ_EXTERN void rtq_task_list_free(rtq_task_list *l) {
+  if (l == NULL) return;
+  for (size_t i = 0; l->tasks != NULL && i < l->count; i++) rtq_task_free(l->tasks[i]);
+  free(l->tasks);
+  free(l);
+}

@@ -1,0 +1,17 @@
+# Writes OUT: one C string per DIR/<name>.lua, named rtq__lua_<name>, with
+# DIR/_prelude.lua (shared local helper functions) prepended to each.
+file(GLOB files ${DIR}/*.lua)
+list(SORT files)
+file(READ ${DIR}/_prelude.lua prelude HEX)
+set(content "/* Generated from common/lua/<name>.lua by cmake/embed_lua.cmake. Do not edit. */\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  if(name STREQUAL "_prelude")
+    continue()
+  endif()
+  file(READ ${f} hex HEX)
+  set(hex "${prelude}${hex}")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND content "const char rtq__lua_${name}[] = {${hex}0x00};\n")
+endforeach()
+file(WRITE ${OUT} "${content}")

@@ -1,0 +1,217 @@
+/*
+ * config.c - task-manager settings: defaults, set-by-name, environment.
+ *
+ * One table lists every setting with its type and range, so the flag
+ * names, the environment names and the error messages cannot drift apart.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conn.h"
+#include "rtq/common.h"
+
+typedef enum kind { K_INT, K_BOOL, K_LEVEL, K_URL, K_NS } kind;
+
+typedef struct setting {
+  const char *name;
+  kind kind;
+  size_t offset;
+  long min, max; /* K_INT only */
+} setting;
+
+#define OFF(f) offsetof(rtq_config, f)
+
+static const setting settings[] = {
+    {"max_concurrent_tasks", K_INT, OFF(max_concurrent_tasks), 1, 10000},
+    {"default_timeout", K_INT, OFF(default_timeout), 1, 31536000},
+    {"task_result_ttl", K_INT, OFF(task_result_ttl), 1, 31536000},
+    {"enable_task_history", K_BOOL, OFF(enable_task_history), 0, 0},
+    {"log_level", K_LEVEL, OFF(log_level), 0, 0},
+    {"cleanup_interval", K_INT, OFF(cleanup_interval), 1, 86400},
+    {"max_task_history", K_INT, OFF(max_task_history), 0, 100000000},
+    {"redis_url", K_URL, OFF(redis_url), 0, 0},
+    {"namespace", K_NS, OFF(ns), 0, 0},
+};
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+void rtq_config_defaults(rtq_config *c) {
+  memset(c, 0, sizeof *c);
+  c->max_concurrent_tasks = 50;
+  c->default_timeout = 300;
+  c->task_result_ttl = 86400;
+  c->enable_task_history = true;
+  c->log_level = RTQ_LOG_INFO;
+  c->cleanup_interval = 3600;
+  c->max_task_history = 10000;
+  snprintf(c->redis_url, sizeof c->redis_url, "%s", "redis://127.0.0.1:6379/0");
+  snprintf(c->ns, sizeof c->ns, "%s", "rtq");
+}
+
+static void errf(char *errbuf, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void errf(char *errbuf, size_t errcap, const char *fmt, ...) {
+  if (errbuf == NULL || errcap == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errbuf, errcap, fmt, ap);
+  va_end(ap);
+}
+
+/* A value as it may appear inside an error message: at most 64 bytes, and
+ * anything unprintable shown as '?', so a hostile value cannot garble the
+ * terminal or a log line. */
+static const char *shown(const char *v, char buf[72]) {
+  size_t i = 0;
+  for (; v[i] != '\0' && i < 64; i++) buf[i] = isprint((unsigned char)v[i]) ? v[i] : '?';
+  if (v[i] != '\0') {
+    memcpy(buf + i, "...", 3);
+    i += 3;
+  }
+  buf[i] = '\0';
+  return buf;
+}
+
+/* Matches "max_concurrent_tasks", "max-concurrent-tasks" and any case. */
+static int name_matches(const char *want, const char *given) {
+  for (; *want != '\0'; want++, given++) {
+    char g = *given == '-' ? '_' : (char)tolower((unsigned char)*given);
+    if (g != *want) return 0;
+  }
+  return *given == '\0';
+}
+
+static int parse_long(const char *s, long *out) {
+  /* strtol skips leading spaces and takes a sign; a setting is exact. */
+  if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1]))) return -1;
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0') return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_bool(const char *s, bool *out) {
+  static const char *const yes[] = {"true", "1", "yes", "on"};
+  static const char *const no[] = {"false", "0", "no", "off"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcasecmp(s, yes[i]) == 0) {
+      *out = true;
+      return 0;
+    }
+    if (strcasecmp(s, no[i]) == 0) {
+      *out = false;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static int ns_valid(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (!(isalnum(ch) && ch < 0x80) && ch != '.' && ch != '_' && ch != '-') return 0;
+  }
+  return 1;
+}
+
+static int apply(rtq_config *c, const setting *s, const char *value, char *errbuf, size_t errcap) {
+  char buf[72];
+  char *field = (char *)c + s->offset;
+  switch (s->kind) {
+    case K_INT: {
+      long v;
+      if (parse_long(value, &v) != 0 || v < s->min || v > s->max) {
+        errf(errbuf, errcap, "invalid %s \"%s\": expected an integer %ld..%ld", s->name, shown(value, buf),
+             s->min, s->max);
+        return RTQ_EINVAL;
+      }
+      *(int *)field = (int)v;
+      return 0;
+    }
+    case K_BOOL:
+      if (parse_bool(value, (bool *)field) != 0) {
+        errf(errbuf, errcap, "invalid %s \"%s\": expected true/false/1/0/yes/no/on/off", s->name,
+             shown(value, buf));
+        return RTQ_EINVAL;
+      }
+      return 0;
+    case K_LEVEL:
+      if (rtq_log_level_parse(value, (rtq_log_level *)field) != 0) {
+        errf(errbuf, errcap, "invalid %s \"%s\": expected DEBUG, INFO, WARNING or ERROR", s->name,
+             shown(value, buf));
+        return RTQ_EINVAL;
+      }
+      return 0;
+    case K_URL: {
+      rtq_redis_url u;
+      char why[256];
+      if (strlen(value) >= sizeof c->redis_url) {
+        errf(errbuf, errcap, "invalid %s: longer than %zu bytes", s->name, sizeof c->redis_url - 1);
+        return RTQ_EINVAL;
+      }
+      /* The URL may hold a password, so the message quotes the parser's
+       * reason (which never contains it), not the value. */
+      if (rtq_redis_url_parse(value, &u, why, sizeof why) != 0) {
+        errf(errbuf, errcap, "invalid %s: %s", s->name, why);
+        return RTQ_EINVAL;
+      }
+      memcpy(field, value, strlen(value) + 1);
+      return 0;
+    }
+    case K_NS:
+      if (!ns_valid(value)) {
+        errf(errbuf, errcap, "invalid %s \"%s\": expected 1..64 characters of A-Z a-z 0-9 . _ -", s->name,
+             shown(value, buf));
+        return RTQ_EINVAL;
+      }
+      memcpy(field, value, strlen(value) + 1);
+      return 0;
+  }
+  return RTQ_EINVAL;
+}
+
+int rtq_config_set(rtq_config *c, const char *name, const char *value, char *errbuf, size_t errcap) {
+  char buf[72];
+  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
+  if (c == NULL || name == NULL || value == NULL) {
+    errf(errbuf, errcap, "missing setting name or value");
+    return RTQ_EINVAL;
+  }
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    if (name_matches(settings[i].name, name)) return apply(c, &settings[i], value, errbuf, errcap);
+  }
+  errf(errbuf, errcap, "unknown setting \"%s\"", shown(name, buf));
+  return RTQ_ENOTFOUND;
+}
+
+int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap) {
+  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    char var[64] = "RTQ_";
+    size_t n = 4;
+    for (const char *p = settings[i].name; *p != '\0' && n < sizeof var - 1; p++)
+      var[n++] = (char)toupper((unsigned char)*p);
+    var[n] = '\0';
+    const char *v = getenv(var);
+    if (v == NULL) continue;
+    char why[512];
+    int rc = apply(c, &settings[i], v, why, sizeof why);
+    if (rc != 0) {
+      errf(errbuf, errcap, "%s: %s", var, why);
+      return rc;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * config.h - the task-manager settings shared by every binary.
+ *
+ *   setting               default                     env var
+ *   max_concurrent_tasks  50                          RTQ_MAX_CONCURRENT_TASKS
+ *   default_timeout       300 (s)                     RTQ_DEFAULT_TIMEOUT
+ *   task_result_ttl       86400 (s)                   RTQ_TASK_RESULT_TTL
+ *   enable_task_history   true                        RTQ_ENABLE_TASK_HISTORY
+ *   log_level             INFO                        RTQ_LOG_LEVEL
+ *   cleanup_interval      3600 (s)                    RTQ_CLEANUP_INTERVAL
+ *   max_task_history      10000                       RTQ_MAX_TASK_HISTORY
+ *   redis_url             redis://127.0.0.1:6379/0    RTQ_REDIS_URL
+ *   namespace             rtq                         RTQ_NAMESPACE
+ *
+ * Precedence: defaults < environment < command-line flags. Binaries set
+ * from flags with rtq_config_set(), which takes the same names (and the
+ * flag spelling with dashes).
+ */
+#ifndef RTQ_CONFIG_H
+#define RTQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+/* Value type. */
+typedef struct rtq_config {
+  int max_concurrent_tasks;   /* 1..10000 */
+  int default_timeout;        /* s, 1..31536000 */
+  int task_result_ttl;        /* s, 1..31536000 */
+  bool enable_task_history;
+  rtq_log_level log_level;
+  int cleanup_interval;       /* s, 1..86400 */
+  int max_task_history;       /* 0..100000000 */
+  char redis_url[512];
+  char ns[65];
+} rtq_config;
+
+/* Fills the defaults above (c is the caller's storage). */
+void rtq_config_defaults(rtq_config *c);
+
+/*
+ * Sets one setting by name ("max_concurrent_tasks" or "max-concurrent-tasks")
+ * from text. Returns 0; RTQ_ENOTFOUND for an unknown name; RTQ_EINVAL for an
+ * invalid value, with errbuf saying e.g.
+ *   "invalid max_concurrent_tasks \"abc\": expected an integer 1..10000".
+ * Booleans accept true/false/1/0/yes/no/on/off. Names match in any case.
+ * On error c is unchanged. A redis_url error never repeats the URL (it may
+ * hold a password); other errors quote the value, cut to 64 bytes.
+ */
+int rtq_config_set(rtq_config *c, const char *name, const char *value, char *errbuf, size_t errcap);
+
+/* Applies every RTQ_<NAME> variable present in the environment. Stops at
+ * the first invalid one: RTQ_EINVAL with errbuf naming the variable
+ * ("RTQ_DEFAULT_TIMEOUT: invalid default_timeout ..."); the variables
+ * before it stay applied. Reads the environment: not safe against a
+ * concurrent setenv. */
+int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * conn.h - Redis URLs and blocking connections with timeouts.
+ *
+ * URLs:  redis://[user:password@]host[:port][/db]
+ *        redis://[:password@]host...           (password only: AUTH pass)
+ *        unix:///path/to/redis.sock[?db=N]
+ * Percent-escapes (%XX) are decoded in user and password.
+ *
+ * A connection applies a connect timeout, a command timeout (socket read and
+ * write timeouts) and TCP keepalive, then AUTH (with the ACL user when one
+ * is given) and SELECT. A lost connection is reopened by rtq_conn_reconnect()
+ * with capped exponential backoff.
+ *
+ * SIGPIPE: hiredis 0.14 writes with write(2), so writing to a connection
+ * the server has just closed raises SIGPIPE. A process that uses rtq_conn
+ * must ignore SIGPIPE (the rtq binaries and the test harness do); the
+ * write then fails and the command returns RTQ_ECONN.
+ */
+#ifndef RTQ_CONN_H
+#define RTQ_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "argv.h"
+
+/* Value type. */
+typedef struct rtq_redis_url {
+  bool is_unix;
+  char host[256];
+  int port;            /* default 6379 */
+  char path[256];      /* unix socket path */
+  char user[128];      /* empty: no ACL user */
+  char password[256];  /* empty: no AUTH */
+  int db;              /* default 0 */
+} rtq_redis_url;
+
+/* Returns 0, or RTQ_EINVAL with a reason in errbuf naming the bad part. */
+int rtq_redis_url_parse(const char *url, rtq_redis_url *out, char *errbuf, size_t errcap);
+
+/* For command_timeout_ms and keepalive_s: switch the feature off. */
+#define RTQ_CONN_DISABLED (-1)
+
+/* Value type; zero fields take the defaults shown, so {.url = u} is a
+ * complete, safe configuration. The URL string is copied. */
+typedef struct rtq_conn_options {
+  const char *url;            /* required */
+  int connect_timeout_ms;     /* 2000; also bounds the AUTH/SELECT handshake */
+  int command_timeout_ms;     /* 5000; RTQ_CONN_DISABLED = wait forever
+                               * (blocking subscribers only) */
+  int keepalive_s;            /* 15 (TCP keepalive idle time); RTQ_CONN_DISABLED = off */
+  int backoff_min_ms;         /* 100 */
+  int backoff_max_ms;         /* 5000; raised to backoff_min_ms if below it */
+} rtq_conn_options;
+
+typedef struct rtq_conn rtq_conn;
+
+/*
+ * Connects, authenticates and selects the db. On failure returns RTQ_EINVAL
+ * (bad URL), RTQ_ENOMEM, RTQ_ECONN or RTQ_EREDIS (e.g. WRONGPASS), with the
+ * reason in errbuf (a Redis error reply word for word); *out is NULL. On
+ * success the caller frees *out with rtq_conn_free. A connection is not
+ * thread-safe: one thread at a time.
+ */
+int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, size_t errcap);
+/* Closes and frees; NULL does nothing. */
+void rtq_conn_free(rtq_conn *c);
+
+/* The live hiredis context, or NULL while disconnected. Borrowed. */
+redisContext *rtq_conn_ctx(rtq_conn *c);
+/* The parsed URL (borrowed, valid for the connection's life). */
+const rtq_redis_url *rtq_conn_url(const rtq_conn *c);
+
+/*
+ * Runs one command, reconnecting first when the connection was dropped.
+ * reply may be NULL to discard; otherwise *reply is set (NULL when no reply
+ * arrived) and is the caller's to freeReplyObject, error replies included.
+ * Returns:
+ *   0            ok (the reply is not an error)
+ *   RTQ_EREDIS   error reply; its text is in rtq_conn_errstr()
+ *   RTQ_EOOM     error reply starting with OOM
+ *   RTQ_ECONN    I/O error or timeout; the context is dropped and the next
+ *                call reconnects (subject to backoff). The command may or may
+ *                not have run: it is never resent here.
+ *   RTQ_ENOMEM   argv->oom is set, or hiredis ran out of memory
+ *   RTQ_EINVAL   argv is empty
+ */
+int rtq_conn_command(rtq_conn *c, const rtq_argv *argv, redisReply **reply);
+
+/*
+ * Pipelining: append commands (reconnecting first if dropped; nothing is
+ * sent until the first get_reply), then read their replies in order with the
+ * same returns as rtq_conn_command. A failed read drops the connection, and
+ * get_reply never reconnects, so the remaining replies of a broken pipeline
+ * all fail with RTQ_ECONN instead of being read from a new connection.
+ */
+int rtq_conn_append(rtq_conn *c, const rtq_argv *argv);
+int rtq_conn_get_reply(rtq_conn *c, redisReply **reply);
+
+/*
+ * 0 when connected. Otherwise reconnects now if the backoff allows, else
+ * fails at once with RTQ_ECONN without touching the network. The first
+ * attempt after a drop is immediate; each failure then doubles the wait
+ * from backoff_min_ms up to backoff_max_ms; a success resets it. Returns 0,
+ * RTQ_ECONN, RTQ_EREDIS (AUTH/SELECT refused) or RTQ_ENOMEM.
+ */
+int rtq_conn_reconnect(rtq_conn *c);
+/* Closes the socket; the next command reconnects (without waiting for a
+ * backoff: a deliberate drop is not a failure). */
+void rtq_conn_drop(rtq_conn *c);
+
+/* Last error text (a Redis error reply verbatim, or an I/O reason); "" when
+ * there was none. Borrowed until the next call on c. */
+const char *rtq_conn_errstr(const rtq_conn *c);
+
+/*
+ * Reads CONFIG GET maxmemory-policy; logs one WARNING when it is not
+ * noeviction ("... tasks can be silently evicted ..."). Returns 1 when it
+ * warned, 0 when the policy is noeviction, and 0 when CONFIG is not allowed
+ * (ACL users) after logging at INFO that it could not check; RTQ_ECONN or
+ * RTQ_ENOMEM when the command could not be run at all.
+ */
+int rtq_conn_check_eviction_policy(rtq_conn *c);
+
+/* Classifies an error reply: RTQ_EOOM for "OOM ...", else RTQ_EREDIS.
+ * Returns 0 when r is not an error reply. */
+int rtq_reply_error_code(const redisReply *r);
+
+/* Redis TIME in ms since the epoch: the clock every deadline and heartbeat
+ * is measured with. Same returns as rtq_conn_command, plus RTQ_EREDIS for
+ * a malformed TIME reply. */
+int rtq_conn_time_ms(rtq_conn *c, uint64_t *ms);
+
+#endif

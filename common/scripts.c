@@ -1,0 +1,146 @@
+/*
+ * scripts.c - the table of Lua steps, their SHA1s, and EVALSHA with the
+ * NOSCRIPT fallback.
+ *
+ * The bodies are C strings generated at build time from common/lua/<name>.lua
+ * (cmake/embed_lua.cmake). The SHA table is process-wide because a SHA is a
+ * property of the body, which is a compile-time constant: every connection
+ * to every server computes the same value, so caching it once is safe.
+ */
+#include "scripts.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rtq/common.h"
+
+#define RTQ__SCRIPT_EXTERN(up, low) extern const char rtq__lua_##low[];
+RTQ_SCRIPT_LIST(RTQ__SCRIPT_EXTERN)
+#undef RTQ__SCRIPT_EXTERN
+
+typedef struct script {
+  const char *name;
+  const char *body;
+} script;
+
+static const script table[RTQ_SCRIPT_COUNT] = {
+#define RTQ__SCRIPT_ROW(up, low) {#low, rtq__lua_##low},
+    RTQ_SCRIPT_LIST(RTQ__SCRIPT_ROW)
+#undef RTQ__SCRIPT_ROW
+};
+
+/* Write-once: an entry goes from empty to its final value under the mutex
+ * and never changes again, so a pointer handed out stays valid. */
+static pthread_mutex_t sha_mu = PTHREAD_MUTEX_INITIALIZER;
+static char sha_hex[RTQ_SCRIPT_COUNT][41];
+
+static int valid_id(rtq_script_id id) { return (int)id >= 0 && id < RTQ_SCRIPT_COUNT; }
+
+const char *rtq_script_name(rtq_script_id id) { return valid_id(id) ? table[id].name : "unknown"; }
+const char *rtq_script_body(rtq_script_id id) { return valid_id(id) ? table[id].body : ""; }
+
+const char *rtq_script_sha(rtq_script_id id) {
+  if (!valid_id(id)) return NULL;
+  pthread_mutex_lock(&sha_mu);
+  const char *s = sha_hex[id][0] != '\0' ? sha_hex[id] : NULL;
+  pthread_mutex_unlock(&sha_mu);
+  return s;
+}
+
+static int is_sha(const redisReply *r) {
+  if (r->type != REDIS_REPLY_STRING || r->len != 40) return 0;
+  for (size_t i = 0; i < 40; i++) {
+    char ch = r->str[i];
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return 0;
+  }
+  return 1;
+}
+
+int rtq_scripts_load(rtq_conn *c) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  int rc = 0;
+  for (int i = 0; i < RTQ_SCRIPT_COUNT && rc == 0; i++) {
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "SCRIPT");
+    rtq_argv_add_str(&a, "LOAD");
+    rtq_argv_add_str(&a, table[i].body);
+    redisReply *r = NULL;
+    rc = rtq_conn_command(c, &a, &r);
+    if (rc == 0 && !is_sha(r)) rc = RTQ_EREDIS;
+    if (rc == 0) {
+      pthread_mutex_lock(&sha_mu);
+      if (sha_hex[i][0] == '\0') {
+        memcpy(sha_hex[i], r->str, 40);
+        sha_hex[i][40] = '\0';
+      }
+      pthread_mutex_unlock(&sha_mu);
+    }
+    if (r != NULL) freeReplyObject(r);
+  }
+  rtq_argv_destroy(&a);
+  return rc;
+}
+
+int rtq_script_argv(rtq_argv *a, rtq_script_id id, int numkeys, bool use_eval) {
+  if (!valid_id(id) || numkeys < 0) return RTQ_EINVAL;
+  rtq_argv_reset(a);
+  const char *sha = use_eval ? NULL : rtq_script_sha(id);
+  if (sha != NULL) {
+    rtq_argv_add_str(a, "EVALSHA");
+    rtq_argv_add_str(a, sha);
+  } else {
+    rtq_argv_add_str(a, "EVAL");
+    rtq_argv_add_str(a, table[id].body);
+  }
+  return rtq_argv_add_i64(a, numkeys);
+}
+
+bool rtq_reply_is_noscript(const redisReply *r) {
+  return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* The script whose SHA is argv[1] of an EVALSHA, or -1. */
+static int script_of(const rtq_argv *a) {
+  if (a->argc < 2 || a->argvlen[1] != 40) return -1;
+  for (int i = 0; i < RTQ_SCRIPT_COUNT; i++) {
+    const char *sha = rtq_script_sha((rtq_script_id)i);
+    if (sha != NULL && memcmp(sha, a->argv[1], 40) == 0) return i;
+  }
+  return -1;
+}
+
+/*
+ * Runs an EVALSHA/EVAL argv. On NOSCRIPT (a restarted server, SCRIPT FLUSH,
+ * or a failover to a replica that never saw SCRIPT LOAD):
+ *   1. argv[0..1] become EVAL <body> and the command is sent again; EVAL
+ *      also puts the script back in the server's cache;
+ *   2. argv stays in the EVAL form, which works against any server.
+ * An EVALSHA whose SHA is not one of ours cannot be rewritten; its NOSCRIPT
+ * reply is returned as RTQ_EREDIS. If the rewrite runs out of memory, argv
+ * is marked oom (half rewritten, it must not be sent) and RTQ_ENOMEM returned.
+ */
+int rtq_script_run(rtq_conn *c, rtq_argv *a, redisReply **reply) {
+  redisReply *r = NULL;
+  if (reply != NULL) *reply = NULL;
+  int rc = rtq_conn_command(c, a, &r);
+  if (rc != RTQ_EREDIS || !rtq_reply_is_noscript(r)) goto done;
+  if (a->argvlen[0] != 7 || strncasecmp(a->argv[0], "EVALSHA", 7) != 0) goto done;
+  int id = script_of(a);
+  if (id < 0) goto done;
+
+  freeReplyObject(r);
+  r = NULL;
+  if (rtq_argv_set(a, 0, "EVAL", 4) != 0 || rtq_argv_set(a, 1, table[id].body, strlen(table[id].body)) != 0) {
+    a->oom = 1;
+    return RTQ_ENOMEM;
+  }
+  rc = rtq_conn_command(c, a, &r);
+done:
+  if (reply != NULL)
+    *reply = r;
+  else if (r != NULL)
+    freeReplyObject(r);
+  return rc;
+}

@@ -1,0 +1,215 @@
+/*
+ * url.c - Redis URL parsing (grammar in conn.h).
+ *
+ * Error messages name the part that is wrong and quote it, except the
+ * password, which is never copied into a message: errbuf ends up in logs.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "conn.h"
+#include "rtq/common.h"
+
+static int fail(char *errbuf, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *errbuf, size_t errcap, const char *fmt, ...) {
+  if (errbuf != NULL && errcap > 0) {
+    int n = snprintf(errbuf, errcap, "invalid redis URL: ");
+    if (n > 0 && (size_t)n < errcap) {
+      va_list ap;
+      va_start(ap, fmt);
+      vsnprintf(errbuf + n, errcap - (size_t)n, fmt, ap);
+      va_end(ap);
+    }
+  }
+  return RTQ_EINVAL;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/*
+ * Decodes %XX escapes of s[0..n) into out (cap bytes with the NUL).
+ * Returns 0; -1 on a malformed escape or a decoded NUL (it would cut the
+ * string short and authenticate with something else); -2 when too long.
+ */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= n) return -1;
+      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+      if (hi < 0 || lo < 0) return -1;
+      c = (char)(hi * 16 + lo);
+      if (c == '\0') return -1;
+      i += 2;
+    }
+    if (o + 1 >= cap) return -2;
+    out[o++] = c;
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+/* Parses a decimal in [lo, hi] from s[0..n): digits only, no sign, no
+ * spaces, not empty. */
+static int parse_int(const char *s, size_t n, long lo, long hi, int *out) {
+  if (n == 0 || n > 10) return -1;
+  long v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (v < lo || v > hi) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+/* user[:password] in s[0..n). No colon: the whole part is the user. */
+static int parse_userinfo(const char *s, size_t n, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  const char *colon = memchr(s, ':', n);
+  size_t ulen = colon ? (size_t)(colon - s) : n;
+  int rc = pct_decode(s, ulen, u->user, sizeof u->user);
+  if (rc == -1) return fail(errbuf, errcap, "bad percent-escape in user");
+  if (rc == -2) return fail(errbuf, errcap, "user is longer than %zu bytes", sizeof u->user - 1);
+  if (colon != NULL) {
+    rc = pct_decode(colon + 1, n - ulen - 1, u->password, sizeof u->password);
+    if (rc == -1) return fail(errbuf, errcap, "bad percent-escape in password");
+    if (rc == -2) return fail(errbuf, errcap, "password is longer than %zu bytes", sizeof u->password - 1);
+  }
+  return 0;
+}
+
+/* host[:port] or [v6addr][:port] in s[0..n). */
+static int parse_hostport(const char *s, size_t n, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  const char *host = s;
+  size_t hlen;
+  const char *rest;
+  if (n > 0 && s[0] == '[') {
+    const char *close = memchr(s, ']', n);
+    if (close == NULL) return fail(errbuf, errcap, "IPv6 host is missing its ']'");
+    host = s + 1;
+    hlen = (size_t)(close - host);
+    rest = close + 1;
+  } else {
+    const char *colon = memchr(s, ':', n);
+    hlen = colon ? (size_t)(colon - s) : n;
+    rest = s + hlen;
+  }
+  size_t rlen = n - (size_t)(rest - s);
+  if (hlen == 0) return fail(errbuf, errcap, "host is empty");
+  if (hlen >= sizeof u->host) return fail(errbuf, errcap, "host is longer than %zu bytes", sizeof u->host - 1);
+  for (size_t i = 0; i < hlen; i++) {
+    unsigned char c = (unsigned char)host[i];
+    if (c <= ' ' || c == 0x7f || c == '%' || c == '@' || c == '/' || c == '?')
+      return fail(errbuf, errcap, "host \"%.*s\" contains a character not allowed in a host name",
+                  (int)hlen, host);
+  }
+  memcpy(u->host, host, hlen);
+  u->host[hlen] = '\0';
+
+  if (rlen > 0) {
+    if (rest[0] != ':') return fail(errbuf, errcap, "unexpected \"%.*s\" after the host", (int)rlen, rest);
+    if (parse_int(rest + 1, rlen - 1, 1, 65535, &u->port) != 0)
+      return fail(errbuf, errcap, "port \"%.*s\" is not a number 1..65535", (int)(rlen - 1), rest + 1);
+  }
+  return 0;
+}
+
+static int parse_db(const char *s, size_t n, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  if (parse_int(s, n, 0, INT_MAX, &u->db) != 0)
+    return fail(errbuf, errcap, "db \"%.*s\" is not a number 0..%d", (int)n, s, INT_MAX);
+  return 0;
+}
+
+/* Splits an optional "userinfo@" off the authority s[0..n). */
+static int split_userinfo(const char **s, size_t *n, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  /* The last '@' separates: a password may contain an unescaped '@'. */
+  const char *at = NULL;
+  for (size_t i = 0; i < *n; i++)
+    if ((*s)[i] == '@') at = *s + i;
+  if (at == NULL) return 0;
+  int rc = parse_userinfo(*s, (size_t)(at - *s), u, errbuf, errcap);
+  if (rc != 0) return rc;
+  *n -= (size_t)(at + 1 - *s);
+  *s = at + 1;
+  return 0;
+}
+
+static int parse_tcp(const char *p, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  if (strchr(p, '?') != NULL || strchr(p, '#') != NULL)
+    return fail(errbuf, errcap, "query strings are not supported in redis:// URLs");
+  const char *slash = strchr(p, '/');
+  size_t alen = slash ? (size_t)(slash - p) : strlen(p);
+  const char *auth = p;
+  int rc = split_userinfo(&auth, &alen, u, errbuf, errcap);
+  if (rc != 0) return rc;
+  rc = parse_hostport(auth, alen, u, errbuf, errcap);
+  if (rc != 0) return rc;
+  if (slash != NULL && slash[1] != '\0') return parse_db(slash + 1, strlen(slash + 1), u, errbuf, errcap);
+  return 0;
+}
+
+/* unix://[userinfo@]/path[?db=N] */
+static int parse_unix(const char *p, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  u->is_unix = true;
+  const char *slash = strchr(p, '/');
+  if (slash == NULL) return fail(errbuf, errcap, "unix socket path must be absolute (unix:///path)");
+  size_t alen = (size_t)(slash - p);
+  const char *auth = p;
+  int rc = split_userinfo(&auth, &alen, u, errbuf, errcap);
+  if (rc != 0) return rc;
+  if (alen != 0)
+    return fail(errbuf, errcap, "unexpected host \"%.*s\" in a unix:// URL (use unix:///path)", (int)alen, auth);
+
+  const char *q = strchr(slash, '?');
+  size_t plen = q ? (size_t)(q - slash) : strlen(slash);
+  /* The kernel's limit, so the error shows here instead of at connect. */
+  if (plen >= sizeof(((struct sockaddr_un *)0)->sun_path))
+    return fail(errbuf, errcap, "unix socket path is longer than %zu bytes",
+                sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+  memcpy(u->path, slash, plen);
+  u->path[plen] = '\0';
+  if (q != NULL) {
+    if (strncmp(q + 1, "db=", 3) != 0)
+      return fail(errbuf, errcap, "unknown query \"%s\" (only ?db=N is supported)", q + 1);
+    return parse_db(q + 4, strlen(q + 4), u, errbuf, errcap);
+  }
+  return 0;
+}
+
+int rtq_redis_url_parse(const char *url, rtq_redis_url *out, char *errbuf, size_t errcap) {
+  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
+  if (url == NULL || out == NULL) return fail(errbuf, errcap, "no URL given");
+  rtq_redis_url u;
+  memset(&u, 0, sizeof u);
+  u.port = 6379;
+
+  for (const char *c = url; *c; c++) {
+    if ((unsigned char)*c <= ' ' || *c == 0x7f)
+      return fail(errbuf, errcap, "contains a space or a control character");
+  }
+  int rc;
+  if (strncasecmp(url, "redis://", 8) == 0) {
+    rc = parse_tcp(url + 8, &u, errbuf, errcap);
+  } else if (strncasecmp(url, "unix://", 7) == 0) {
+    rc = parse_unix(url + 7, &u, errbuf, errcap);
+  } else if (strncasecmp(url, "rediss://", 9) == 0) {
+    rc = fail(errbuf, errcap, "TLS (rediss://) is not supported");
+  } else {
+    rc = fail(errbuf, errcap, "expected redis://host[:port][/db] or unix:///path[?db=N]");
+  }
+  if (rc != 0) return rc;
+  *out = u;
+  return 0;
+}

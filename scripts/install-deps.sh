@@ -1,0 +1,65 @@
+#!/bin/sh
+# install-deps.sh [--ci] [--valgrind] - installs the Debian (bookworm)
+# packages rtq needs to build and test, and only those that are missing:
+# when everything is present it changes nothing and runs no apt-get at all.
+#
+#   --ci        also the CI extras: clang + libclang-rt-14-dev (libFuzzer),
+#               valgrind, docker-compose (for `docker-compose config`),
+#               gnuplot-nox (bench plots)
+#   --valgrind  also valgrind (for scripts/test.sh --valgrind)
+#
+# Run as root. As another user it only reports what is missing (exit 1).
+# Package scripts are kept from starting services while it installs, so the
+# distribution's redis-server is not started on 6379 (the tests never use
+# it either way: each test starts its own server on a private port).
+set -eu
+
+base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev redis-server"
+extra=""
+for arg in "$@"; do
+  case $arg in
+    --ci) extra="$extra clang libclang-rt-14-dev valgrind docker-compose gnuplot-nox" ;;
+    --valgrind) extra="$extra valgrind" ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "install-deps.sh: not a Debian system; install the equivalents of: $base$extra" >&2
+  exit 1
+fi
+
+missing=""
+for p in $base $extra; do
+  case " $missing " in *" $p "*) continue ;; esac
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps.sh: missing packages:$missing" >&2
+  echo "install-deps.sh: run as root, or: sudo apt-get install$missing" >&2
+  exit 1
+fi
+
+echo "install-deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+
+# policy-rc.d exit 101 = "action forbidden": invoke-rc.d and
+# deb-systemd-invoke then skip starting services from maintainer scripts.
+# An existing policy is left alone.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  own_policy=1
+fi
+cleanup() { [ "$own_policy" = 1 ] && rm -f "$policy"; return 0; }
+trap cleanup EXIT
+
+apt-get update -q
+# shellcheck disable=SC2086 # word splitting of the package list is wanted
+apt-get install -y -q --no-install-recommends $missing

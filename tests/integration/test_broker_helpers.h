@@ -1,0 +1,443 @@
+/*
+ * test_broker_helpers.h - what the broker tests (test_broker_*.c) share:
+ * playing the producer's and the worker's part through the protocol (the
+ * Lua steps, run with rtq_script_run), and running rtq-broker as a real
+ * process.
+ *
+ * Each test gets a flushed default redis-server and a tb context from
+ * tb_setup/tb_teardown. Broker output goes to a log file in the server's
+ * temp dir (RTQ_TEST_VERBOSE=1 shows it instead); a failing --once run
+ * prints its log.
+ */
+#ifndef RTQ_TEST_BROKER_HELPERS_H
+#define RTQ_TEST_BROKER_HELPERS_H
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "envelope.h"
+#include "harness.h"
+#include "keys.h"
+#include "rtq/common.h"
+#include "scripts.h"
+
+typedef struct tb {
+  rtq_conn *c;
+  rtq_keys k;
+  const char *url;
+  int nlog;
+  char log[512];      /* log file of the last broker started */
+} tb;
+
+static inline int tb_setup(void **state) {
+  tb *t = calloc(1, sizeof *t);
+  if (t == NULL) return -1;
+  rtq_test_redis_flush();
+  t->url = rtq_test_redis_url();
+  t->c = rtq_test_conn();
+  if (rtq_keys_init(&t->k, "rtq", false) != 0 || rtq_scripts_load(t->c) != 0) return -1;
+  *state = t;
+  return 0;
+}
+
+static inline int tb_teardown(void **state) {
+  tb *t = *state;
+  if (t != NULL) rtq_conn_free(t->c);
+  free(t);
+  return 0;
+}
+
+/* ---- Redis shortcuts ---------------------------------------------- */
+
+static inline uint64_t tb_redis_now(tb *t) {
+  uint64_t ms = 0;
+  assert_int_equal(rtq_conn_time_ms(t->c, &ms), 0);
+  return ms;
+}
+
+/* HGET of a task field as a malloc'd string (NULL when absent). */
+static inline char *tb_task_field(tb *t, const char *id, const char *field) {
+  return rtq_test_cmd_str(t->c, "HGET", rtq_keys_task(&t->k, id).s, field, NULL);
+}
+
+/* Asserts a task field's value ("" expects the field to be absent). */
+static inline void tb_assert_field(tb *t, const char *id, const char *field, const char *want) {
+  char *v = tb_task_field(t, id, field);
+  if (want[0] == '\0') {
+    if (v != NULL) fail_msg("task %s field %s: expected none, got \"%s\"", id, field, v);
+  } else {
+    if (v == NULL) fail_msg("task %s field %s: expected \"%s\", got none", id, field, want);
+    if (strcmp(v, want) != 0) fail_msg("task %s field %s: expected \"%s\", got \"%s\"", id, field, want, v);
+  }
+  free(v);
+}
+
+static inline long long tb_llen(tb *t, rtq_key k) { return rtq_test_cmd_int(t->c, "LLEN", k.s, NULL); }
+static inline long long tb_zcard(tb *t, rtq_key k) { return rtq_test_cmd_int(t->c, "ZCARD", k.s, NULL); }
+static inline long long tb_exists(tb *t, rtq_key k) { return rtq_test_cmd_int(t->c, "EXISTS", k.s, NULL); }
+static inline bool tb_zhas(tb *t, rtq_key k, const char *member) {
+  char *v = rtq_test_cmd_str(t->c, "ZSCORE", k.s, member, NULL);
+  free(v);
+  return v != NULL;
+}
+/* A P:stats counter ("q|redelivered"), 0 when absent. */
+static inline long long tb_stat(tb *t, const char *queue, const char *counter) {
+  char *v = rtq_test_cmd_str(t->c, "HGET", rtq_keys_stats(&t->k).s,
+                             rtq_keys_stats_field(queue, counter).s, NULL);
+  long long n = v != NULL ? atoll(v) : 0;
+  free(v);
+  return n;
+}
+
+/* Runs a script built with tb_script_begin + appends; returns the reply
+ * (caller frees); asserts it arrived and is not an error. */
+static inline redisReply *tb_script_run(tb *t, rtq_argv *a) {
+  redisReply *r = NULL;
+  int rc = rtq_script_run(t->c, a, &r);
+  if (rc != 0) fail_msg("script failed: %s", rtq_conn_errstr(t->c));
+  assert_non_null(r);
+  rtq_argv_destroy(a);
+  return r;
+}
+
+static inline void tb_key(rtq_argv *a, rtq_key k) {
+  assert_true(k.len > 0);
+  rtq_argv_add(a, k.s, k.len);
+}
+
+/* ---- the producer's part ------------------------------------------ */
+
+typedef struct tb_task_opts {
+  const char *queue;        /* NULL: "default" */
+  uint64_t timeout_ms;
+  uint32_t max_retries;
+  uint64_t delay_ms;
+  uint64_t retry_backoff_ms;
+  uint64_t result_ttl_s;
+} tb_task_opts;
+
+/* create.lua for a task "id"; returns the envelope bytes (malloc'd). */
+static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size_t *len) {
+  tb_task_opts none = {0};
+  if (o == NULL) o = &none;
+  const char *queue = o->queue != NULL ? o->queue : "default";
+  rtq_envelope e;
+  rtq_envelope_init(&e);
+  snprintf(e.id, sizeof e.id, "%s", id);
+  snprintf(e.name, sizeof e.name, "noop");
+  snprintf(e.queue, sizeof e.queue, "%s", queue);
+  e.timeout_ms = o->timeout_ms;
+  e.max_retries = o->max_retries;
+  e.attempt = 1;
+  e.result_ttl_s = o->result_ttl_s;
+  char *env = NULL;
+  assert_int_equal(rtq_envelope_encode(&e, &env, len, NULL, 0), 0);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_CREATE, 6, false);
+  tb_key(&a, rtq_keys_task(&t->k, id));
+  tb_key(&a, rtq_keys_queue(&t->k, queue));
+  tb_key(&a, rtq_keys_delayed(&t->k));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
+  tb_key(&a, rtq_keys_queues(&t->k));
+  tb_key(&a, rtq_keys_stats(&t->k));
+  rtq_argv_add_str(&a, id);
+  rtq_argv_add_str(&a, "noop");
+  rtq_argv_add_str(&a, queue);
+  rtq_argv_add(&a, env, *len);
+  rtq_argv_add(&a, "\x80", 1); /* args: an empty msgpack map */
+  rtq_argv_add_u64(&a, o->timeout_ms);
+  rtq_argv_add_u64(&a, o->max_retries);
+  rtq_argv_add_u64(&a, o->result_ttl_s);
+  rtq_argv_add_u64(&a, o->delay_ms);
+  rtq_argv_add_u64(&a, 0);
+  rtq_argv_add_u64(&a, o->retry_backoff_ms);
+  tb_key(&a, rtq_keys_chan_events(&t->k));
+  redisReply *r = tb_script_run(t, &a);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  assert_int_equal(r->element[0]->integer, 1);
+  freeReplyObject(r);
+  return env;
+}
+
+/* cancel.lua; returns the reply tag ("cancelled", "requested", ...). */
+static inline void tb_cancel(tb *t, const char *id, const char *want_tag) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_CANCEL, 7, false);
+  tb_key(&a, rtq_keys_task(&t->k, id));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_CANCELLED));
+  tb_key(&a, rtq_keys_history(&t->k));
+  tb_key(&a, rtq_keys_cancel(&t->k, id));
+  tb_key(&a, rtq_keys_stats(&t->k));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
+  rtq_argv_add_str(&a, id);
+  rtq_argv_add_str(&a, "86400");
+  rtq_argv_add_str(&a, "1");
+  tb_key(&a, rtq_keys_chan_events(&t->k));
+  tb_key(&a, rtq_keys_chan_task(&t->k, id));
+  tb_key(&a, rtq_keys_chan_cancel(&t->k));
+  rtq_argv_add_str(&a, "3600000");
+  redisReply *r = tb_script_run(t, &a);
+  assert_string_equal(r->element[0]->str, want_tag);
+  freeReplyObject(r);
+}
+
+/* ---- the worker's part -------------------------------------------- */
+
+/* heartbeat.lua for wid (fresh heartbeat, record TTL ttl_ms). */
+static inline void tb_heartbeat(tb *t, const char *wid, int ttl_ms) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_HEARTBEAT, 2, false);
+  tb_key(&a, rtq_keys_worker(&t->k, wid));
+  tb_key(&a, rtq_keys_workers(&t->k));
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_i64(&a, ttl_ms);
+  rtq_argv_add_str(&a, "host");
+  rtq_argv_add_str(&a, "test");
+  freeReplyObject(tb_script_run(t, &a));
+}
+
+/* Makes wid's last heartbeat age_ms old (Redis time), as if it died then. */
+static inline void tb_age_worker(tb *t, const char *wid, uint64_t age_ms) {
+  char score[32];
+  snprintf(score, sizeof score, "%llu", (unsigned long long)(tb_redis_now(t) - age_ms));
+  rtq_test_cmd_int(t->c, "ZADD", rtq_keys_workers(&t->k).s, score, wid, NULL);
+}
+
+/* A claimed delivery: the envelope (malloc'd), its id and the attempt. */
+typedef struct tb_claim {
+  char *env;
+  size_t len;
+  char id[RTQ_NAME_MAX + 1];
+  long long attempt;
+} tb_claim;
+
+static inline void tb_claim_free(tb_claim *c) {
+  free(c->env);
+  c->env = NULL;
+}
+
+/* LMOVE queue -> processing:<wid>, the worker's BLMOVE without blocking.
+ * Returns false when the queue is empty. */
+static inline bool tb_take(tb *t, const char *wid, const char *queue, tb_claim *out) {
+  memset(out, 0, sizeof *out);
+  redisReply *r = rtq_test_command(t->c, "LMOVE", rtq_keys_queue(&t->k, queue).s,
+                                   rtq_keys_processing(&t->k, wid).s, "RIGHT", "LEFT", NULL);
+  if (r->type == REDIS_REPLY_NIL) {
+    freeReplyObject(r);
+    return false;
+  }
+  assert_int_equal(r->type, REDIS_REPLY_STRING);
+  out->env = malloc(r->len);
+  assert_non_null(out->env);
+  memcpy(out->env, r->str, r->len);
+  out->len = r->len;
+  freeReplyObject(r);
+  rtq_envelope e;
+  rtq_envelope_init(&e);
+  assert_int_equal(rtq_envelope_decode(out->env, out->len, 0, &e, NULL, 0), 0);
+  snprintf(out->id, sizeof out->id, "%s", e.id);
+  rtq_envelope_destroy(&e);
+  return true;
+}
+
+/* tb_take then claim.lua: the task is running under wid. Returns false
+ * when the queue is empty; asserts claim said 'ok'. */
+static inline bool tb_claim_next(tb *t, const char *wid, const char *queue, tb_claim *out) {
+  if (!tb_take(t, wid, queue, out)) return false;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 5, false);
+  tb_key(&a, rtq_keys_task(&t->k, out->id));
+  tb_key(&a, rtq_keys_processing(&t->k, wid));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
+  tb_key(&a, rtq_keys_deadlines(&t->k));
+  rtq_argv_add_str(&a, out->id);
+  rtq_argv_add(&a, out->env, out->len);
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_str(&a, "300000");
+  tb_key(&a, rtq_keys_chan_events(&t->k));
+  redisReply *r = tb_script_run(t, &a);
+  if (strcmp(r->element[0]->str, "ok") != 0)
+    fail_msg("claim of %s: expected ok, got %s", out->id, r->element[0]->str);
+  out->attempt = r->element[1]->integer;
+  freeReplyObject(r);
+  return true;
+}
+
+/* finish.lua as wid; returns the reply tag ("ok", "retry", "stale"). */
+static inline char *tb_finish(tb *t, const char *wid, const tb_claim *cl, const char *status,
+                              const char *error_code) {
+  char attempt[24];
+  snprintf(attempt, sizeof attempt, "%lld", cl->attempt);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 10, false);
+  tb_key(&a, rtq_keys_task(&t->k, cl->id));
+  tb_key(&a, rtq_keys_processing(&t->k, wid));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
+  rtq_status st;
+  assert_int_equal(rtq_status_parse(status, &st), 0);
+  tb_key(&a, rtq_keys_status(&t->k, st));
+  tb_key(&a, rtq_keys_deadlines(&t->k));
+  tb_key(&a, rtq_keys_history(&t->k));
+  tb_key(&a, rtq_keys_cancel(&t->k, cl->id));
+  tb_key(&a, rtq_keys_stats(&t->k));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
+  tb_key(&a, rtq_keys_delayed(&t->k));
+  rtq_key events = rtq_keys_chan_events(&t->k), chan = rtq_keys_chan_task(&t->k, cl->id);
+  const char *args[] = {cl->id, NULL, wid, attempt, status, "", error_code, error_code[0] ? "boom" : "",
+                        "", "", "86400", "1", events.s, chan.s, "", "", "0"};
+  for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+    if (i == 1) rtq_argv_add(&a, cl->env, cl->len);
+    else rtq_argv_add_str(&a, args[i]);
+  }
+  redisReply *r = tb_script_run(t, &a);
+  char *tag = strdup(r->element[0]->str);
+  freeReplyObject(r);
+  return tag;
+}
+
+/* ---- pub/sub -------------------------------------------------------- */
+
+/* A new connection subscribed to channel k. Caller frees it. */
+static inline rtq_conn *tb_subscribe(tb *t, rtq_key k) {
+  rtq_conn *s = rtq_test_conn_new(t->url);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "SUBSCRIBE");
+  rtq_argv_add(&a, k.s, k.len);
+  redisReply *r = NULL;
+  assert_int_equal(rtq_conn_command(s, &a, &r), 0);
+  rtq_argv_destroy(&a);
+  freeReplyObject(r);
+  return s;
+}
+
+/* The payload of the next message (malloc'd), or NULL when none arrives
+ * within the connection's command timeout (5 s). */
+static inline char *tb_next_message(rtq_conn *s) {
+  redisReply *r = NULL;
+  if (rtq_conn_get_reply(s, &r) != 0) return NULL;
+  char *p = NULL;
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+    p = strdup(r->element[2]->str);
+  freeReplyObject(r);
+  return p;
+}
+
+/* ---- rtq-broker as a process --------------------------------------- */
+
+#define TB_MAX_ARGS 40
+
+static inline void tb_print_log(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return;
+  char line[1024];
+  fprintf(stderr, "---- %s ----\n", path);
+  while (fgets(line, sizeof line, f) != NULL) fputs(line, stderr);
+  fclose(f);
+}
+
+/* Starts rtq-broker against the test server with the given extra flags
+ * (NULL-terminated). Returns its pid. */
+static inline pid_t tb_broker_startv(tb *t, const char *const *flags) {
+  char bin[512];
+  assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
+  const char *argv[TB_MAX_ARGS];
+  int n = 0;
+  argv[n++] = bin;
+  argv[n++] = "--redis";
+  argv[n++] = t->url;
+  for (int i = 0; flags != NULL && flags[i] != NULL && n < TB_MAX_ARGS - 1; i++) argv[n++] = flags[i];
+  argv[n] = NULL;
+  snprintf(t->log, sizeof t->log, "%s/broker-%d.log", rtq_test_redis_dir(rtq_test_redis_default()),
+           t->nlog++);
+  const char *verbose = getenv("RTQ_TEST_VERBOSE");
+  rtq_test_spawn_options so = {.path = bin, .argv = argv,
+                               .output_path = verbose != NULL && verbose[0] == '1' ? NULL : t->log};
+  pid_t pid = rtq_test_spawn_ex(&so);
+  assert_true(pid > 0);
+  return pid;
+}
+
+#define tb_broker_start(t, ...) tb_broker_startv((t), (const char *const[]){__VA_ARGS__, NULL})
+
+/* Runs `rtq-broker --once` with the given flags and asserts exit status 0
+ * within 20 s. */
+static inline void tb_broker_oncev(tb *t, const char *const *flags) {
+  const char *all[TB_MAX_ARGS];
+  int n = 0;
+  all[n++] = "--once";
+  for (int i = 0; flags != NULL && flags[i] != NULL && n < TB_MAX_ARGS - 1; i++) all[n++] = flags[i];
+  all[n] = NULL;
+  pid_t pid = tb_broker_startv(t, all);
+  int status = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 20000, &status), 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    tb_print_log(t->log);
+    fail_msg("rtq-broker --once: status 0x%x", status);
+  }
+}
+
+#define tb_broker_once(t, ...) tb_broker_oncev((t), (const char *const[]){__VA_ARGS__, NULL})
+
+/* True when the log file at path contains needle. */
+static inline bool tb_file_contains(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return false;
+  char line[4096];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != NULL) found = strstr(line, needle) != NULL;
+  fclose(f);
+  return found;
+}
+
+/* SIGTERM, then asserts a clean exit (status 0) within 10 s. */
+static inline void tb_broker_stop(tb *t, pid_t pid) {
+  int status = 0;
+  assert_int_equal(rtq_test_terminate(pid, SIGTERM, 10000, &status), 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    tb_print_log(t->log);
+    fail_msg("rtq-broker after SIGTERM: status 0x%x", status);
+  }
+}
+
+/* The current lease holder (malloc'd), NULL when nobody holds it. */
+static inline char *tb_lease_holder(tb *t) {
+  return rtq_test_cmd_str(t->c, "GET", rtq_keys_lease(&t->k).s, NULL);
+}
+
+static inline bool tb_lease_is(tb *t, const char *who) {
+  char *h = tb_lease_holder(t);
+  bool same = h != NULL && who != NULL ? strcmp(h, who) == 0 : h == who;
+  free(h);
+  return same;
+}
+
+/* True when the dead-letter list holds a record mentioning `needle`
+ * (records are msgpack maps, whose strings are stored as plain bytes). */
+static inline bool tb_dead_has(tb *t, const char *needle) {
+  redisReply *r = rtq_test_command(t->c, "LRANGE", rtq_keys_dead(&t->k).s, "0", "-1", NULL);
+  bool found = false;
+  for (size_t i = 0; i < r->elements && !found; i++)
+    found = memmem(r->element[i]->str, r->element[i]->len, needle, strlen(needle)) != NULL;
+  freeReplyObject(r);
+  return found;
+}
+
+#endif

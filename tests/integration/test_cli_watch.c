@@ -1,0 +1,287 @@
+/*
+ * test_cli_watch.c - the blocking commands of the `rtq` binary, driven from
+ * the test while they run: `watch` with ids and with none (adopting tasks
+ * that start), its --timeout, `wait` and `enqueue --wait` released by a
+ * task that ends while they listen. The test waits for the command's
+ * SUBSCRIBE (PUBSUB NUMSUB) before playing the worker, so no step relies on
+ * timing.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "keys.h"
+#include "rtq/client.h"
+#include "test_cli_run.h"
+#include "test_client_fake_worker.h"
+
+static rtq_keys keys;
+static rtq_conn *rc_;
+static char url_env[300];
+static const char *env[] = {url_env, "RTQ_NAMESPACE", NULL};
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys_init(&keys, "rtq", false);
+  snprintf(url_env, sizeof url_env, "RTQ_REDIS_URL=%s", rtq_test_redis_url());
+  rc_ = rtq_test_conn();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_conn_free(rc_);
+  return 0;
+}
+
+#define START(r, ...) cli_start(r, (const char *const[]){__VA_ARGS__, NULL}, env)
+#define RUN(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env)
+
+static long long numsub(const rtq_key *ch) {
+  redisReply *r = rtq_test_command(rc_, "PUBSUB", "NUMSUB", ch->s, NULL);
+  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+  freeReplyObject(r);
+  return n;
+}
+
+static void create(const char *id) {
+  cli_run r;
+  RUN(&r, "enqueue", "job", "--id", id);
+  if (r.code != 0) fail_msg("enqueue: %s", r.err);
+  cli_free(&r);
+}
+
+static int output_has(const cli_run *r, const char *needle) {
+  char *out = cli_peek(r);
+  int has = strstr(out, needle) != NULL;
+  free(out);
+  return has;
+}
+
+/* Counts the JSON lines of a watch for one id, checking each parses. */
+static int lines_for(const char *out, const char *id, const char *status, double progress) {
+  int n = 0;
+  const char *p = out;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    json_t *v = json_loadb(p, len, 0, NULL);
+    if (v == NULL) fail_msg("watch line is not JSON: %.*s", (int)len, p);
+    if (strcmp(json_string_value(json_object_get(v, "id")), id) == 0 &&
+        strcmp(json_string_value(json_object_get(v, "status")), status) == 0 &&
+        json_number_value(json_object_get(v, "progress")) == progress)
+      n++;
+    json_decref(v);
+    p += len + (nl != NULL);
+  }
+  return n;
+}
+
+static void test_cli_watch_ids_until_they_end(void **state) {
+  (void)state;
+  create("wa");
+  create("wb");
+  cli_run r;
+  START(&r, "watch", "wa", "wb", "--json", "--timeout", "20");
+  rtq_key ev = rtq_keys_chan_events(&keys);
+  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  /* Both initial lines are out before we change anything. */
+  RTQ_TEST_WAIT_FOR(output_has(&r, "\"wb\""), 5000);
+
+  fake_job a, b;
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &a), 0);
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &b), 0);
+  assert_int_equal(fw_progress(rc_, &keys, "w", &a, 50, "half way"), 0);
+  RTQ_TEST_WAIT_FOR(output_has(&r, "half way"), 5000);
+  assert_int_equal(fw_finish(rc_, &keys, "w", &a, "completed", NULL), 0);
+  assert_int_equal(fw_finish_ex(rc_, &keys, "w", &b, "failed", NULL, "E", "x", NULL, NULL, "1",
+                                NULL),
+                   0);
+  fake_job_destroy(&a);
+  fake_job_destroy(&b);
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 1); /* wb failed */
+  assert_string_equal(r.err, "");
+  assert_int_equal(lines_for(r.out, "wa", "pending", 0), 1);
+  assert_int_equal(lines_for(r.out, "wa", "running", 50), 1);
+  assert_int_equal(lines_for(r.out, "wa", "completed", 50), 1);
+  assert_int_equal(lines_for(r.out, "wb", "failed", 0), 1);
+  cli_free(&r);
+}
+
+/* Not a terminal: plain lines with a progress bar; all completed: exit 0.
+ * A task that already ended is shown and counts as ended. */
+static void test_cli_watch_plain_lines(void **state) {
+  (void)state;
+  create("p1");
+  create("p2");
+  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", NULL), 0); /* p1 done */
+  cli_run r;
+  START(&r, "watch", "p1", "p2", "--timeout", "20");
+  rtq_key ev = rtq_keys_chan_events(&keys);
+  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(output_has(&r, "p2"), 5000);
+  fake_job j;
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
+  assert_int_equal(fw_progress(rc_, &keys, "w", &j, 50, "copying"), 0);
+  RTQ_TEST_WAIT_FOR(output_has(&r, "copying"), 5000);
+  assert_int_equal(fw_finish(rc_, &keys, "w", &j, "completed", NULL), 0);
+  fake_job_destroy(&j);
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "running   [##########----------]   50% copying"));
+  assert_non_null(strstr(r.out, "completed [####################]  100%"));
+  assert_null(strstr(r.out, "\033[")); /* no ANSI when not a terminal */
+  cli_free(&r);
+}
+
+/* On a terminal (a pty from script(1)) the lines are redrawn in place. */
+static void test_cli_watch_tty_redraws_in_place(void **state) {
+  (void)state;
+  if (access("/usr/bin/script", X_OK) != 0) skip();
+  create("tty1");
+  char bin[512], cmd[1024], out[] = "/tmp/rtq-cli-tty-XXXXXX";
+  assert_non_null(rtq_test_bin_path("client/rtq", bin, sizeof bin));
+  snprintf(cmd, sizeof cmd, "'%s' watch tty1 --timeout 20", bin);
+  int fd = mkstemp(out);
+  close(fd);
+  const char *argv[] = {"script", "-qfec", cmd, "/dev/null", NULL};
+  rtq_test_spawn_options o;
+  memset(&o, 0, sizeof o);
+  o.path = "/usr/bin/script";
+  o.argv = argv;
+  o.env = env;
+  o.output_path = out;
+  pid_t pid = rtq_test_spawn_ex(&o);
+  assert_true(pid > 0);
+  rtq_key ev = rtq_keys_chan_events(&keys);
+  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  fake_job j;
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
+  assert_int_equal(fw_progress(rc_, &keys, "w", &j, 25, "quarter"), 0);
+  assert_int_equal(fw_finish(rc_, &keys, "w", &j, "completed", NULL), 0);
+  fake_job_destroy(&j);
+  int status = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 10000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  char *text = cli_slurp(out);
+  unlink(out);
+  assert_non_null(strstr(text, "\033[1A"));  /* cursor back up one line */
+  assert_non_null(strstr(text, "\033[2K"));  /* erase it */
+  assert_non_null(strstr(text, "running   [#####---------------]   25%"));
+  free(text);
+}
+
+static void test_cli_watch_running_and_adopted(void **state) {
+  (void)state;
+  create("r1");
+  create("r2");
+  fake_job a, b;
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &a), 0); /* r1 running */
+  cli_run r;
+  START(&r, "watch", "--json", "--timeout", "20");
+  rtq_key ev = rtq_keys_chan_events(&keys);
+  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(output_has(&r, "\"r1\""), 5000);
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &b), 0); /* r2 starts: adopted */
+  RTQ_TEST_WAIT_FOR(output_has(&r, "\"r2\""), 5000);
+  assert_int_equal(fw_finish(rc_, &keys, "w", &a, "completed", NULL), 0);
+  assert_int_equal(fw_finish(rc_, &keys, "w", &b, "completed", NULL), 0);
+  fake_job_destroy(&a);
+  fake_job_destroy(&b);
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 0);
+  assert_int_equal(lines_for(r.out, "r1", "completed", 0), 1);
+  assert_int_equal(lines_for(r.out, "r2", "completed", 0), 1);
+  cli_free(&r);
+}
+
+static void test_cli_watch_timeout_and_not_found(void **state) {
+  (void)state;
+  create("stuck");
+  cli_run r;
+  RUN(&r, "watch", "stuck", "--timeout", "0.3");
+  assert_int_equal(r.code, 5);
+  assert_non_null(strstr(r.err, "timed out"));
+  assert_true(r.ms >= 300);
+  cli_free(&r);
+  RUN(&r, "watch", "ghost");
+  cli_assert_error(&r, 3, "ghost");
+  cli_free(&r);
+  /* No ids and nothing running: waits for a start, bounded. */
+  RUN(&r, "watch", "--timeout", "0.2");
+  assert_int_equal(r.code, 5);
+  cli_free(&r);
+}
+
+static void test_cli_wait_released_by_worker(void **state) {
+  (void)state;
+  create("bw");
+  cli_run r;
+  START(&r, "wait", "bw", "--json", "--timeout", "20");
+  rtq_key ch = rtq_keys_chan_task(&keys, "bw");
+  RTQ_TEST_WAIT_FOR(numsub(&ch) >= 1, 5000);
+  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", "[true]"), 0);
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 0);
+  json_t *v = cli_json(&r);
+  assert_string_equal(json_string_value(json_object_get(v, "status")), "completed");
+  assert_true(json_is_true(json_array_get(json_object_get(v, "result"), 0)));
+  json_decref(v);
+  cli_free(&r);
+}
+
+static void test_cli_enqueue_wait(void **state) {
+  (void)state;
+  cli_run r;
+  START(&r, "enqueue", "ew", "{\"n\":2}", "--id", "ew-1", "--wait=20", "--json");
+  rtq_key ch = rtq_keys_chan_task(&keys, "ew-1");
+  RTQ_TEST_WAIT_FOR(numsub(&ch) >= 1, 5000);
+  fake_job j;
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
+  assert_int_equal(fw_finish_ex(rc_, &keys, "w", &j, "failed", NULL, "E", "nope", "{}", NULL, "1",
+                                NULL),
+                   0);
+  fake_job_destroy(&j);
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 1); /* ended other than completed */
+  json_t *v = cli_json(&r);
+  assert_string_equal(json_string_value(json_object_get(v, "id")), "ew-1");
+  assert_string_equal(json_string_value(json_object_get(v, "status")), "failed");
+  assert_int_equal(json_object_size(json_object_get(json_object_get(v, "error"), "details")), 0);
+  json_decref(v);
+  cli_free(&r);
+
+  /* --wait with a bound that passes: exit 5. */
+  RUN(&r, "enqueue", "ew", "--wait=0.2");
+  assert_int_equal(r.code, 5);
+  assert_non_null(strstr(r.err, "did not end"));
+  cli_free(&r);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_cli_watch_ids_until_they_end),
+      T(test_cli_watch_plain_lines),
+      T(test_cli_watch_tty_redraws_in_place),
+      T(test_cli_watch_running_and_adopted),
+      T(test_cli_watch_timeout_and_not_found),
+      T(test_cli_wait_released_by_worker),
+      T(test_cli_enqueue_wait),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

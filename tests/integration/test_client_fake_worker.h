@@ -1,0 +1,212 @@
+/*
+ * test_client_fake_worker.h - the worker's side of the protocol, for the
+ * client and CLI tests: take an envelope (LMOVE), claim.lua, progress.lua,
+ * finish.lua and heartbeat.lua, with keys from the key schema. It plays a
+ * well-behaved worker so the tests do not depend on the worker library.
+ *
+ * Every function returns 0 or an RTQ_E* code and never fails the test
+ * itself, so it may run on a helper thread (cmocka asserts may not).
+ */
+#ifndef RTQ_TEST_CLIENT_FAKE_WORKER_H
+#define RTQ_TEST_CLIENT_FAKE_WORKER_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "argv.h"
+#include "conn.h"
+#include "envelope.h"
+#include "keys.h"
+#include "rtq/args.h"
+#include "scripts.h"
+
+/* A claimed task: what finish needs. The envelope bytes are owned. */
+typedef struct fake_job {
+  char id[129];
+  char *env;
+  size_t envlen;
+  long long attempt;
+} fake_job;
+
+static inline void fake_job_destroy(fake_job *j) {
+  free(j->env);
+  memset(j, 0, sizeof *j);
+}
+
+static inline int fw_add_key(rtq_argv *a, rtq_key k) { return rtq_argv_add(a, k.s, k.len); }
+
+/* LMOVE one envelope from queue into the worker's processing list and run
+ * claim.lua. RTQ_ENOTFOUND when the queue is empty; RTQ_ESTATE when claim
+ * skipped it (not pending). */
+static inline int fw_claim(rtq_conn *c, const rtq_keys *k, const char *queue, const char *wid,
+                           fake_job *j) {
+  memset(j, 0, sizeof *j);
+  rtq_key q = rtq_keys_queue(k, queue), p = rtq_keys_processing(k, wid);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "LMOVE");
+  fw_add_key(&a, q);
+  fw_add_key(&a, p);
+  rtq_argv_add_str(&a, "RIGHT");
+  rtq_argv_add_str(&a, "LEFT");
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(c, &a, &r);
+  rtq_argv_destroy(&a);
+  if (rc == 0 && r->type != REDIS_REPLY_STRING) rc = RTQ_ENOTFOUND;
+  if (rc == 0) {
+    j->env = malloc(r->len);
+    memcpy(j->env, r->str, r->len);
+    j->envlen = r->len;
+  }
+  if (r != NULL) freeReplyObject(r);
+  if (rc != 0) return rc;
+  rtq_envelope e;
+  rtq_envelope_init(&e);
+  rc = rtq_envelope_decode(j->env, j->envlen, 0, &e, NULL, 0);
+  snprintf(j->id, sizeof j->id, "%s", e.id);
+  rtq_envelope_destroy(&e);
+  if (rc != 0) return rc;
+
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 5, false);
+  fw_add_key(&a, rtq_keys_task(k, j->id));
+  fw_add_key(&a, p);
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
+  fw_add_key(&a, rtq_keys_deadlines(k));
+  rtq_argv_add_str(&a, j->id);
+  rtq_argv_add(&a, j->env, j->envlen);
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_str(&a, "300000");
+  fw_add_key(&a, rtq_keys_chan_events(k));
+  rc = rtq_script_run(c, &a, &r);
+  rtq_argv_destroy(&a);
+  if (rc == 0) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && strcmp(r->element[0]->str, "ok") == 0)
+      j->attempt = r->element[1]->integer;
+    else
+      rc = RTQ_ESTATE;
+  }
+  if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
+static inline int fw_progress(rtq_conn *c, const rtq_keys *k, const char *wid, const fake_job *j,
+                              int pct, const char *msg) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_PROGRESS, 1, false);
+  fw_add_key(&a, rtq_keys_task(k, j->id));
+  rtq_argv_add_str(&a, j->id);
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_i64(&a, j->attempt);
+  rtq_argv_add_i64(&a, pct);
+  rtq_argv_add_str(&a, msg);
+  fw_add_key(&a, rtq_keys_chan_events(k));
+  int rc = rtq_script_run(c, &a, NULL);
+  rtq_argv_destroy(&a);
+  return rc;
+}
+
+/* msgpack bytes of a JSON text ("" -> none). *buf malloc'd or NULL. */
+static inline int fw_pack(const char *json, char **buf, size_t *len) {
+  *buf = NULL;
+  *len = 0;
+  if (json == NULL || json[0] == '\0') return 0;
+  return rtq_json_to_msgpack(json, buf, len, NULL, 0);
+}
+
+/* Runs finish.lua: final is "completed", "failed", "cancelled" or
+ * "timeout"; result_json / details_json are JSON text or NULL. history
+ * "1" or "0". Returns 0 and the script's first reply word in word. */
+static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, const fake_job *j,
+                               const char *final, const char *result_json, const char *code,
+                               const char *msg, const char *details_json, const char *tb,
+                               const char *history, char word[16]) {
+  rtq_status st;
+  if (rtq_status_parse(final, &st) != 0) return RTQ_EINVAL;
+  char *res, *det;
+  size_t reslen, detlen;
+  if (fw_pack(result_json, &res, &reslen) != 0 || fw_pack(details_json, &det, &detlen) != 0)
+    return RTQ_EJSON;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 10, false);
+  fw_add_key(&a, rtq_keys_task(k, j->id));
+  fw_add_key(&a, rtq_keys_processing(k, wid));
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
+  fw_add_key(&a, rtq_keys_status(k, st));
+  fw_add_key(&a, rtq_keys_deadlines(k));
+  fw_add_key(&a, rtq_keys_history(k));
+  fw_add_key(&a, rtq_keys_cancel(k, j->id));
+  fw_add_key(&a, rtq_keys_stats(k));
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
+  fw_add_key(&a, rtq_keys_delayed(k));
+  rtq_argv_add_str(&a, j->id);
+  rtq_argv_add(&a, j->env, j->envlen);
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_i64(&a, j->attempt);
+  rtq_argv_add_str(&a, final);
+  rtq_argv_add(&a, res, reslen);
+  rtq_argv_add_str(&a, code ? code : "");
+  rtq_argv_add_str(&a, msg ? msg : "");
+  rtq_argv_add(&a, det, detlen);
+  rtq_argv_add_str(&a, tb ? tb : "");
+  rtq_argv_add_str(&a, "86400");
+  rtq_argv_add_str(&a, history);
+  fw_add_key(&a, rtq_keys_chan_events(k));
+  fw_add_key(&a, rtq_keys_chan_task(k, j->id));
+  rtq_argv_add_str(&a, "");
+  rtq_argv_add_str(&a, "");
+  rtq_argv_add_str(&a, "0");
+  free(res);
+  free(det);
+  redisReply *r = NULL;
+  int rc = rtq_script_run(c, &a, &r);
+  rtq_argv_destroy(&a);
+  if (rc == 0 && word != NULL) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING)
+      snprintf(word, 16, "%s", r->element[0]->str);
+    else
+      word[0] = '\0';
+  }
+  if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
+static inline int fw_finish(rtq_conn *c, const rtq_keys *k, const char *wid, const fake_job *j,
+                            const char *final, const char *result_json) {
+  return fw_finish_ex(c, k, wid, j, final, result_json, NULL, NULL, NULL, NULL, "1", NULL);
+}
+
+/* Claims the next envelope of queue and completes it with result_json. */
+static inline int fw_run_one(rtq_conn *c, const rtq_keys *k, const char *queue, const char *wid,
+                             const char *result_json) {
+  fake_job j;
+  int rc = fw_claim(c, k, queue, wid, &j);
+  if (rc == 0) rc = fw_finish(c, k, wid, &j, "completed", result_json);
+  fake_job_destroy(&j);
+  return rc;
+}
+
+/* heartbeat.lua with the usual worker record fields. */
+static inline int fw_heartbeat(rtq_conn *c, const rtq_keys *k, const char *wid, const char *host,
+                               const char *pid, const char *queues, const char *busy,
+                               const char *slots) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_HEARTBEAT, 2, false);
+  fw_add_key(&a, rtq_keys_worker(k, wid));
+  fw_add_key(&a, rtq_keys_workers(k));
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_str(&a, "30000");
+  const char *kv[] = {"host", host, "pid", pid, "queues", queues, "busy", busy, "slots", slots,
+                      "started_at", "1700000000000"};
+  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) rtq_argv_add_str(&a, kv[i]);
+  int rc = rtq_script_run(c, &a, NULL);
+  rtq_argv_destroy(&a);
+  return rc;
+}
+
+#endif

@@ -1,0 +1,326 @@
+/*
+ * test_client_wait.c - rtq_wait_for_task against a real redis-server:
+ * completion by another thread, a task already ended, the race where the
+ * task ends between the subscribe and the status check (deterministic,
+ * through the wait seam, and as a loop of free-running threads), timeouts,
+ * an expired hash (history off), a cancelled running task, and proof that
+ * waiting does not poll (INFO commandstats).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "keys.h"
+#include "rtq/client.h"
+#include "test_client_fake_worker.h"
+
+/* The seam in client/wait.c. */
+extern void (*rtq__wait_subscribed_hook)(const char *id);
+
+static rtq_keys keys;
+static rtq_client *cl;
+static rtq_conn *rc_;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys_init(&keys, "rtq", false);
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  if (rtq_client_new(&o, &cl) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  rc_ = rtq_test_conn();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq__wait_subscribed_hook = NULL;
+  rtq_client_free(cl);
+  rtq_conn_free(rc_);
+  return 0;
+}
+
+static void create(char *id) {
+  if (rtq_create_task(cl, "job", NULL, NULL, id, NULL) != 0)
+    fail_msg("create: %s", rtq_client_errstr(cl));
+}
+
+/* PUBSUB NUMSUB of a task's channel, on the helper's own connection. */
+static long long subscribers(rtq_conn *c, const char *id) {
+  rtq_key ch = rtq_keys_chan_task(&keys, id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "PUBSUB");
+  rtq_argv_add_str(&a, "NUMSUB");
+  rtq_argv_add(&a, ch.s, ch.len);
+  redisReply *r = NULL;
+  long long n = -1;
+  if (rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+    n = r->element[1]->integer;
+  if (r != NULL) freeReplyObject(r);
+  rtq_argv_destroy(&a);
+  return n;
+}
+
+/* A helper thread playing the worker. It never asserts; main checks rc. */
+typedef struct helper {
+  pthread_t th;
+  rtq_conn *conn;          /* opened by main, used only here */
+  const char *id;
+  int wait_for_subscriber; /* finish only once the waiter listens */
+  int mode;                /* 0 complete, 1 fake terminal event + DEL */
+  int rc;
+} helper;
+
+static void wait_subscriber(rtq_conn *c, const char *id) {
+  uint64_t deadline = rtq_test_now_ms() + 5000;
+  for (int i = 0; subscribers(c, id) < 1 && rtq_test_now_ms() < deadline; i++)
+    rtq__test_poll_pause(i);
+}
+
+static void *helper_main(void *arg) {
+  helper *h = arg;
+  if (h->wait_for_subscriber) wait_subscriber(h->conn, h->id);
+  if (h->mode == 0) {
+    h->rc = fw_run_one(h->conn, &keys, "default", "helper", "{\"done\":true}");
+    return NULL;
+  }
+  /* History off and the hash already expired when the waiter reads it. */
+  rtq_key t = rtq_keys_task(&keys, h->id), ch = rtq_keys_chan_task(&keys, h->id);
+  char ev[256];
+  snprintf(ev, sizeof ev, "{\"id\":\"%s\",\"status\":\"failed\",\"at\":1234567}", h->id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "DEL");
+  rtq_argv_add(&a, t.s, t.len);
+  h->rc = rtq_conn_command(h->conn, &a, NULL);
+  rtq_argv_reset(&a);
+  rtq_argv_add_str(&a, "PUBLISH");
+  rtq_argv_add(&a, ch.s, ch.len);
+  rtq_argv_add_str(&a, ev);
+  if (h->rc == 0) h->rc = rtq_conn_command(h->conn, &a, NULL);
+  rtq_argv_destroy(&a);
+  return NULL;
+}
+
+static void helper_start(helper *h, const char *id, int wait_sub, int mode) {
+  memset(h, 0, sizeof *h);
+  h->conn = rtq_test_conn();
+  h->id = id;
+  h->wait_for_subscriber = wait_sub;
+  h->mode = mode;
+  assert_int_equal(pthread_create(&h->th, NULL, helper_main, h), 0);
+}
+
+static void helper_join(helper *h) {
+  pthread_join(h->th, NULL);
+  rtq_conn_free(h->conn);
+  assert_int_equal(h->rc, 0);
+}
+
+static void test_client_wait_completed_by_thread(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  helper h;
+  helper_start(&h, id, 1, 0);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  helper_join(&h);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  char *json = NULL;
+  assert_int_equal(rtq_task_result_json(t, &json), 0);
+  assert_string_equal(json, "{\"done\":true}");
+  free(json);
+  rtq_task_free(t);
+}
+
+static void test_client_wait_already_terminal(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", NULL), 0);
+  rtq_task *t = NULL;
+  uint64_t t0 = rtq_test_now_ms();
+  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  assert_true(rtq_test_now_ms() - t0 < 1000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  /* timeout 0 checks once; out may be NULL. */
+  assert_int_equal(rtq_wait_for_task(cl, id, 0, NULL), 0);
+}
+
+/* The seam ends the task after SUBSCRIBE and before the status check:
+ * the check must see it. */
+static void end_task_now(const char *id) {
+  (void)id;
+  rtq_conn *c = rtq_test_conn();
+  int rc = fw_run_one(c, &keys, "default", "seam", NULL);
+  rtq_conn_free(c);
+  if (rc != 0) fail_msg("seam could not finish the task: %d", rc);
+}
+
+static void test_client_wait_race_in_window(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  rtq__wait_subscribed_hook = end_task_now;
+  rtq_task *t = NULL;
+  uint64_t t0 = rtq_test_now_ms();
+  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  assert_true(rtq_test_now_ms() - t0 < 2000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+}
+
+/* Free-running: a thread completes the task as the wait starts, with no
+ * synchronisation, many times. Each wait must return promptly. */
+static void test_client_wait_race_loop(void **state) {
+  (void)state;
+  for (int i = 0; i < 200; i++) {
+    char id[RTQ_TASK_ID_SIZE];
+    create(id);
+    helper h;
+    helper_start(&h, id, 0, 0);
+    rtq_task *t = NULL;
+    uint64_t t0 = rtq_test_now_ms();
+    int rc = rtq_wait_for_task(cl, id, 5000, &t);
+    uint64_t took = rtq_test_now_ms() - t0;
+    helper_join(&h);
+    if (rc != 0) fail_msg("iteration %d: %s (%s)", i, rtq_err_name(rc), rtq_client_errstr(cl));
+    assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+    assert_true(took < 2000);
+    rtq_task_free(t);
+  }
+}
+
+static void test_client_wait_timeout(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  rtq_task *t = (rtq_task *)1;
+  uint64_t t0 = rtq_test_now_ms();
+  assert_int_equal(rtq_wait_for_task(cl, id, 300, &t), RTQ_ETIMEDOUT);
+  uint64_t took = rtq_test_now_ms() - t0;
+  assert_true(took >= 300 && took < 2000);
+  assert_null(t);
+  assert_non_null(strstr(rtq_client_errstr(cl), "300 ms"));
+  assert_int_equal(rtq_wait_for_task(cl, id, 0, &t), RTQ_ETIMEDOUT);
+}
+
+static void test_client_wait_errors(void **state) {
+  (void)state;
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_wait_for_task(cl, "ghost", 1000, &t), RTQ_ENOTFOUND);
+  assert_int_equal(rtq_wait_for_task(cl, "ghost", 0, &t), RTQ_ENOTFOUND);
+  assert_int_equal(rtq_wait_for_task(cl, "bad id", 1000, &t), RTQ_EINVAL);
+  assert_int_equal(rtq_wait_for_task(NULL, "x", 1000, &t), RTQ_EINVAL);
+  assert_null(t);
+}
+
+static void test_client_wait_hash_expired(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  helper h;
+  helper_start(&h, id, 1, 1);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  helper_join(&h);
+  assert_string_equal(t->id, id);
+  assert_int_equal(t->status, RTQ_STATUS_FAILED);
+  assert_int_equal(t->completed_at, 1234567);
+  rtq_task_free(t);
+}
+
+/* Waits for the waiter, asks the running task to cancel through the
+ * shared client, then plays the worker ending it cancelled. */
+typedef struct canceller {
+  helper h;
+  fake_job *job;
+  int requested;
+} canceller;
+
+static void *cancel_then_finish(void *arg) {
+  canceller *x = arg;
+  wait_subscriber(x->h.conn, x->h.id);
+  x->h.rc = rtq_cancel_task(cl, x->h.id, &x->requested);
+  rtq_key flag = rtq_keys_cancel(&keys, x->h.id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "EXISTS");
+  rtq_argv_add(&a, flag.s, flag.len);
+  redisReply *r = NULL;
+  if (x->h.rc == 0) x->h.rc = rtq_conn_command(x->h.conn, &a, &r);
+  if (x->h.rc == 0 && r->integer != 1) x->h.rc = RTQ_ESTATE;
+  if (r != NULL) freeReplyObject(r);
+  rtq_argv_destroy(&a);
+  if (x->h.rc == 0) x->h.rc = fw_finish(x->h.conn, &keys, "w", x->job, "cancelled", NULL);
+  return NULL;
+}
+
+static void test_client_wait_cancelled_running(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  fake_job j;
+  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
+  canceller x;
+  memset(&x, 0, sizeof x);
+  x.h.conn = rtq_test_conn();
+  x.h.id = id;
+  x.job = &j;
+  assert_int_equal(pthread_create(&x.h.th, NULL, cancel_then_finish, &x), 0);
+  rtq_task *t = NULL;
+  int rc = rtq_wait_for_task(cl, id, 10000, &t);
+  pthread_join(x.h.th, NULL);
+  rtq_conn_free(x.h.conn);
+  fake_job_destroy(&j);
+  assert_int_equal(x.h.rc, 0);
+  assert_int_equal(x.requested, 1);
+  assert_int_equal(rc, 0);
+  assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
+  rtq_task_free(t);
+}
+
+/* calls= of one command in INFO commandstats. */
+static long long calls_of(const char *cmd) {
+  char *info = rtq_test_cmd_str(rc_, "INFO", "commandstats", NULL);
+  char key[64];
+  snprintf(key, sizeof key, "cmdstat_%s:calls=", cmd);
+  const char *p = strstr(info, key);
+  long long n = p != NULL ? atoll(p + strlen(key)) : 0;
+  free(info);
+  return n;
+}
+
+static void test_client_wait_does_not_poll(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  long long before = calls_of("hgetall");
+  assert_int_equal(rtq_wait_for_task(cl, id, 1500, NULL), RTQ_ETIMEDOUT);
+  assert_int_equal(calls_of("hgetall") - before, 1);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_client_wait_completed_by_thread), T(test_client_wait_already_terminal),
+      T(test_client_wait_race_in_window),      T(test_client_wait_race_loop),
+      T(test_client_wait_timeout),             T(test_client_wait_errors),
+      T(test_client_wait_hash_expired),        T(test_client_wait_cancelled_running),
+      T(test_client_wait_does_not_poll),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,334 @@
+/*
+ * claim.c - taking envelopes off the queues and marking them running.
+ *
+ * Pop rounds. One round at a time is in flight on the pop connection: up
+ * to k moves (k = free slots, at most claim_batch) planned by queues.c and
+ * written as one pipeline, so a backlog is drained k envelopes per round
+ * trip. Each envelope that arrives is decoded at once; a good one gets its
+ * claim.lua on the cmd connection (all claims of a round leave in the same
+ * write), a bad one is dead-lettered. A slot is reserved from the moment
+ * its move is sent, so the worker never holds more envelopes than slots.
+ *
+ * Reconcile. When a pop round or a claim lost its connection, the move or
+ * the claim may have happened without the worker hearing of it, leaving an
+ * envelope in its processing list that nothing tracks. Once nothing is in
+ * flight, the worker reads the list (LRANGE) and adopts every envelope it
+ * does not track:
+ *   1. HMGET the task: running under this worker id means the claim ran
+ *      and its reply was lost, so the job runs with the hash's attempt;
+ *   2. otherwise claim.lua decides as usual (pending: run; ended or taken
+ *      elsewhere: dropped; no hash: dead-lettered).
+ * The same read, at the end of a shutdown, proves the list empty before
+ * the worker record is deleted.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "defaults.h"
+#include "internal.h"
+#include "log.h"
+#include "scripts.h"
+
+struct rtq__round {
+  int n, replies;
+  bool blocking;
+  int qidx[];
+};
+
+static void send_claim(rtq_worker *w, rtq__job *j);
+
+/* ---- pop rounds ---- */
+
+static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
+  rtq__round *round = pd;
+  int i = round->replies++;
+  int qi = round->qidx[i];
+  uint64_t now = rtq__mono_ms();
+  w->reserved--;
+  if (r == NULL) {
+    /* The move may or may not have happened: look at the list later. */
+    w->need_reconcile = true;
+  } else if (r->type == REDIS_REPLY_STRING) {
+    rtq__queues_result(&w->queues, qi, true, now, w->o.poll_ms);
+    rtq__claim_envelope(w, r->str, r->len, w->queues.q[qi].name, false);
+  } else {
+    if (r->type == REDIS_REPLY_ERROR)
+      rtq_log(RTQ_LOG_ERROR, "pop failed", "queue", w->queues.q[qi].name, "error", r->str, NULL);
+    rtq__queues_result(&w->queues, qi, false, now, w->o.poll_ms);
+  }
+  if (round->replies == round->n) {
+    if (w->round == round) w->round = NULL;
+    free(round);
+  }
+}
+
+void rtq__claim_pump(rtq_worker *w) {
+  if (w->phase != RTQ__RUN || w->round != NULL || !w->hb_ok) return;
+  if (w->need_reconcile || w->reconcile_in_flight) return;
+  if (!rtq__rconn_up(w->pop) || !rtq__rconn_up(w->cmd)) return;
+  int k = rtq__free_slots(w);
+  if (k <= 0) return;
+  if (k > w->o.claim_batch) k = w->o.claim_batch;
+  rtq__round *round = malloc(sizeof *round + (size_t)k * sizeof(int));
+  if (round == NULL) return;
+  round->n = round->replies = 0;
+  rtq__queues_plan(&w->queues, k, rtq__mono_ms(), round->qidx, &round->blocking);
+  int block_ms = w->queues.n == 1 ? w->o.block_timeout_ms : w->o.poll_ms;
+  char tmo[32];
+  snprintf(tmo, sizeof tmo, "%d.%03d", block_ms / 1000, block_ms % 1000);
+  for (int i = 0; i < k; i++) {
+    bool blocking = round->blocking && i == 0;
+    const rtq_key *src = &w->k_queue[round->qidx[i]];
+    rtq_argv_reset(&w->argv);
+    rtq_argv_add_str(&w->argv, blocking ? "BLMOVE" : "LMOVE");
+    rtq_argv_add(&w->argv, src->s, src->len);
+    rtq_argv_add(&w->argv, w->k_processing.s, w->k_processing.len);
+    rtq_argv_add_str(&w->argv, "RIGHT");
+    rtq_argv_add_str(&w->argv, "LEFT");
+    if (blocking) rtq_argv_add_str(&w->argv, tmo);
+    /* Moves queued behind a BLMOVE wait as long as it does. */
+    if (rtq__rconn_send(w->pop, &w->argv, on_pop, round, round->blocking ? block_ms : 0) != 0) break;
+    round->n++;
+    w->reserved++;
+  }
+  if (round->n == 0) {
+    free(round);
+    return;
+  }
+  w->round = round;
+}
+
+/* Shutdown: a BLMOVE may sit in Redis for the whole block timeout; CLIENT
+ * UNBLOCK makes it return nil now (an envelope it already moved still
+ * arrives and is handed back). */
+static void on_ignore(rtq_worker *w, redisReply *r, void *pd) {
+  (void)w;
+  (void)r;
+  (void)pd;
+}
+
+void rtq__claim_unblock(rtq_worker *w) {
+  long long id = rtq__rconn_client_id(w->pop);
+  if (w->round == NULL || !w->round->blocking || id <= 0 || !rtq__rconn_up(w->cmd)) return;
+  rtq_argv_reset(&w->argv);
+  rtq_argv_add_str(&w->argv, "CLIENT");
+  rtq_argv_add_str(&w->argv, "UNBLOCK");
+  rtq_argv_add_i64(&w->argv, id);
+  (void)rtq__rconn_send(w->cmd, &w->argv, on_ignore, NULL, 0);
+}
+
+void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c) {
+  (void)c;
+  w->need_reconcile = true;
+}
+
+/* ---- one envelope ---- */
+
+static const char *decode_code(int rc) {
+  switch (rc) {
+    case RTQ_ETOOBIG: return RTQ_CODE_TOO_LARGE;
+    case RTQ_EDEPTH: return RTQ_CODE_TOO_DEEP;
+    case RTQ_EVERSION: return RTQ_CODE_VERSION;
+    default: return RTQ_CODE_DECODE;
+  }
+}
+
+static void send_adopt(rtq_worker *w, rtq__job *j);
+
+void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt) {
+  rtq_envelope e;
+  char err[256] = "";
+  rtq_envelope_init(&e);
+  int rc = rtq_envelope_decode(buf, len, w->o.max_payload, &e, err, sizeof err);
+  const char *id = e.id[0] != '\0' ? e.id : NULL;
+  if (queue == NULL) queue = rc == 0 ? e.queue : "unknown";
+  if (rc != 0) {
+    rtq__deadletter(w, buf, len, decode_code(rc), err, id, queue);
+    rtq_envelope_destroy(&e);
+    return;
+  }
+  if (rtq__handler_find(w, e.name) == NULL) {
+    snprintf(err, sizeof err, "no handler named %s is registered on worker %s", e.name, w->id);
+    rtq__deadletter(w, buf, len, RTQ_CODE_UNKNOWN_TASK, err, id, queue);
+    rtq_envelope_destroy(&e);
+    return;
+  }
+  rtq__job *j = rtq__job_new(w, buf, len, &e);
+  if (j == NULL) {
+    rtq_envelope_destroy(&e);
+    rtq_log(RTQ_LOG_ERROR, "out of memory tracking a claimed envelope; will look again", NULL);
+    w->need_reconcile = true;
+    return;
+  }
+  if (adopt) {
+    rtq__job_set_state(w, j, RTQ__JOB_ADOPTING);
+    send_adopt(w, j);
+  } else {
+    send_claim(w, j);
+  }
+}
+
+/* ---- claim.lua ---- */
+
+static void lost_track(rtq_worker *w, rtq__job *j) {
+  rtq__job_free(w, j);
+  w->need_reconcile = true;
+}
+
+static const char *elem_str(const redisReply *r, size_t i) {
+  if (r->type != REDIS_REPLY_ARRAY || i >= r->elements) return NULL;
+  const redisReply *e = r->element[i];
+  return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : NULL;
+}
+
+static long long elem_int(const redisReply *r, size_t i) {
+  if (r->type != REDIS_REPLY_ARRAY || i >= r->elements) return 0;
+  const redisReply *e = r->element[i];
+  if (e->type == REDIS_REPLY_INTEGER) return e->integer;
+  if (e->type == REDIS_REPLY_STRING) return strtoll(e->str, NULL, 10);
+  return 0;
+}
+
+static void on_claim(rtq_worker *w, redisReply *r, void *pd) {
+  rtq__job *j = pd;
+  w->claims_in_flight--;
+  j->in_flight = false;
+  if (r == NULL) {
+    lost_track(w, j);
+    return;
+  }
+  if (rtq__noscript(w, r)) {
+    send_claim(w, j);
+    return;
+  }
+  const char *kind = elem_str(r, 0);
+  if (r->type == REDIS_REPLY_ERROR || kind == NULL) {
+    rtq_log(RTQ_LOG_ERROR, "claim failed; will look at the processing list again", "task", j->id,
+            "error", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", NULL);
+    w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
+    lost_track(w, j);
+    return;
+  }
+  if (strcmp(kind, "ok") == 0) {
+    long long attempt = elem_int(r, 1), timeout = elem_int(r, 3);
+    j->attempt = attempt > 0 && attempt <= UINT32_MAX ? (uint32_t)attempt : 1;
+    j->timeout_ms = timeout > 0 ? (uint64_t)timeout : (uint64_t)w->o.default_timeout_s * 1000u;
+    rtq__job_start(w, j);
+  } else if (strcmp(kind, "skip") == 0) {
+    const char *st = elem_str(r, 1);
+    rtq_log(RTQ_LOG_INFO, "task not run: no longer pending", "task", j->id, "status", st ? st : "?",
+            NULL);
+    rtq__job_free(w, j);
+  } else if (strcmp(kind, "missing") == 0) {
+    rtq__deadletter(w, j->env, j->env_len, RTQ_CODE_NO_TASK_RECORD,
+                    "the envelope has no task hash (never created, or expired)", j->id, j->queue);
+    rtq__job_free(w, j);
+  } else {
+    rtq_log(RTQ_LOG_ERROR, "unexpected claim reply", "task", j->id, "reply", kind, NULL);
+    lost_track(w, j);
+  }
+}
+
+static void send_claim(rtq_worker *w, rtq__job *j) {
+  rtq_key task = rtq_keys_task(&w->keys, j->id);
+  rtq__script_begin(w, RTQ_SCRIPT_CLAIM, 5);
+  rtq__argv_key(w, &task);
+  rtq__argv_key(w, &w->k_processing);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
+  rtq__argv_key(w, &w->k_deadlines);
+  rtq_argv_add_str(&w->argv, j->id);
+  rtq_argv_add(&w->argv, j->env, j->env_len);
+  rtq_argv_add_str(&w->argv, w->id);
+  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.default_timeout_s * 1000u);
+  rtq__argv_key(w, &w->k_events);
+  rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
+  if (rtq__rconn_send(w->cmd, &w->argv, on_claim, j, 0) != 0) {
+    lost_track(w, j);
+    return;
+  }
+  j->in_flight = true;
+  w->claims_in_flight++;
+}
+
+/* ---- adoption after a lost reply ---- */
+
+static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
+  rtq__job *j = pd;
+  w->claims_in_flight--;
+  j->in_flight = false;
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+    if (r != NULL) w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
+    lost_track(w, j);
+    return;
+  }
+  const char *st = elem_str(r, 0), *owner = elem_str(r, 1);
+  if (st != NULL && owner != NULL && strcmp(st, "running") == 0 && strcmp(owner, w->id) == 0) {
+    long long attempt = elem_int(r, 2), timeout = elem_int(r, 3);
+    j->attempt = attempt > 0 && attempt <= UINT32_MAX ? (uint32_t)attempt : 1;
+    j->timeout_ms = timeout > 0 ? (uint64_t)timeout : (uint64_t)w->o.default_timeout_s * 1000u;
+    rtq_log(RTQ_LOG_INFO, "adopted a task claimed before a connection loss", "task", j->id, NULL);
+    rtq__job_start(w, j);
+    return;
+  }
+  send_claim(w, j);
+}
+
+static void send_adopt(rtq_worker *w, rtq__job *j) {
+  rtq_key task = rtq_keys_task(&w->keys, j->id);
+  rtq_argv_reset(&w->argv);
+  rtq_argv_add_str(&w->argv, "HMGET");
+  rtq__argv_key(w, &task);
+  rtq_argv_add_str(&w->argv, "status");
+  rtq_argv_add_str(&w->argv, "worker");
+  rtq_argv_add_str(&w->argv, "attempt");
+  rtq_argv_add_str(&w->argv, "timeout_ms");
+  if (rtq__rconn_send(w->cmd, &w->argv, on_adopt, j, 0) != 0) {
+    lost_track(w, j);
+    return;
+  }
+  j->in_flight = true;
+  w->claims_in_flight++;
+}
+
+/* ---- reconcile ---- */
+
+static void on_reconcile(rtq_worker *w, redisReply *r, void *pd) {
+  (void)pd;
+  w->reconcile_in_flight = false;
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+      rtq_log(RTQ_LOG_ERROR, "reading the processing list failed", "error", r->str, NULL);
+    w->need_reconcile = true;
+    w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
+    return;
+  }
+  int adopted = 0;
+  for (size_t i = 0; i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING || rtq__job_by_env(w, e->str, e->len) != NULL) continue;
+    rtq__claim_envelope(w, e->str, e->len, NULL, true);
+    adopted++;
+  }
+  w->last_processing_len = (long)r->elements;
+  if (adopted > 0) {
+    char n[24];
+    snprintf(n, sizeof n, "%d", adopted);
+    rtq_log(RTQ_LOG_INFO, "found untracked envelopes in the processing list", "count", n, NULL);
+  }
+}
+
+void rtq__reconcile_pump(rtq_worker *w) {
+  if (!w->need_reconcile || w->reconcile_in_flight || w->round != NULL || w->claims_in_flight > 0) return;
+  if (!rtq__rconn_up(w->cmd) || rtq__mono_ms() < w->reconcile_at) return;
+  rtq_argv_reset(&w->argv);
+  rtq_argv_add_str(&w->argv, "LRANGE");
+  rtq__argv_key(w, &w->k_processing);
+  rtq_argv_add_str(&w->argv, "0");
+  rtq_argv_add_str(&w->argv, "-1");
+  if (rtq__rconn_send(w->cmd, &w->argv, on_reconcile, NULL, 0) != 0) return;
+  w->need_reconcile = false;
+  w->reconcile_in_flight = true;
+}

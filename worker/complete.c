@@ -1,0 +1,305 @@
+/*
+ * complete.c - starting a claimed task, and writing how it ended.
+ *
+ * Batching: a finished job is only queued here (the write queue); the
+ * queue is flushed from the loop's prepare hook, right before the loop
+ * sleeps, so every completion that arrived in one loop iteration leaves
+ * in one pipeline on the cmd connection.
+ *
+ * Fencing: finish.lua writes only while the task is running under this
+ * worker id and attempt. A 'stale' reply means the task was taken from us
+ * (the broker redelivered it, or timed it out while we were silent): the
+ * late result is dropped and logged at WARNING.
+ *
+ * A lost connection loses nothing: a write whose reply did not come stays
+ * queued and is sent again once the connection is back. Sending it twice
+ * is safe, because the second run finds the task ended and replies
+ * 'stale' (logged at INFO then, since the first run did write it).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "defaults.h"
+#include "internal.h"
+#include "log.h"
+#include "scripts.h"
+
+static char *xstrdup(const char *s) {
+  size_t n = strlen(s);
+  char *d = malloc(n + 1);
+  if (d != NULL) memcpy(d, s, n + 1);
+  return d;
+}
+
+static void set_outcome(rtq__job *j, rtq_status st, const char *code, const char *msg) {
+  rtq__outcome_destroy(&j->out);
+  j->out.status = st;
+  j->out.code = xstrdup(code);
+  j->out.message = xstrdup(msg);
+}
+
+/* The job is written off without running (start failure). */
+static void fail_start(rtq_worker *w, rtq__job *j, const char *why) {
+  set_outcome(j, RTQ_STATUS_FAILED, RTQ_CODE_WORKER_CRASH, why);
+  rtq_log(RTQ_LOG_ERROR, "could not start a handler", "task", j->id, "error", why, NULL);
+  j->handler_live = false;
+  rtq__job_set_state(w, j, RTQ__JOB_FINISHING);
+  rtq__wq_push(w, j);
+}
+
+void rtq__job_start(rtq_worker *w, rtq__job *j) {
+  uint64_t now = rtq__mono_ms();
+  rtq__job_set_state(w, j, RTQ__JOB_RUNNING);
+  j->started = now;
+  j->deadline = now + j->timeout_ms;
+  w->n_claimed++;
+  if (w->phase != RTQ__RUN) {
+    /* Claimed while stopping (a pop that was already in flight): hand it
+     * back without running it. */
+    rtq__requeue(w, j);
+    return;
+  }
+  const rtq__handler *h = rtq__handler_find(w, j->name);
+  rtq_task *t = h ? rtq__task_new(&j->e, h->fn, h->userdata, w->o.max_result, w->o.progress_interval_ms) : NULL;
+  if (t == NULL) {
+    fail_start(w, j, "out of memory creating the task context");
+    return;
+  }
+  free(j->e.args); /* the task has its own copy */
+  j->e.args = NULL;
+  j->e.args_len = 0;
+  t->attempt = j->attempt;
+  t->timeout_ms = j->timeout_ms;
+  t->job = j;
+  if (j->stop_reason != RTQ__STOP_NONE) atomic_store(t->cancel, j->stop_reason);
+  j->handler_live = true;
+  if (w->o.isolation == RTQ_ISOLATION_THREAD) {
+    j->task = t;
+    rtq__pool_submit(w->pool, t);
+    return;
+  }
+  int rc = rtq__proc_start(w, j, t);
+  rtq__task_free(t); /* the child has its own copy */
+  if (rc != 0) fail_start(w, j, "could not fork a handler process");
+}
+
+/* How a stopped task ends: cancelled or timeout, whatever the handler did. */
+static void stop_outcome(rtq__job *j) {
+  char msg[200];
+  const char *how = j->killed ? "; the handler did not stop within the kill grace and was killed" : "";
+  if (j->stop_reason == RTQ__STOP_TIMEOUT) {
+    snprintf(msg, sizeof msg, "exceeded its timeout of %" PRIu64 " ms%s", j->timeout_ms, how);
+    set_outcome(j, RTQ_STATUS_TIMEOUT, RTQ_CODE_TIMEOUT, msg);
+  } else {
+    snprintf(msg, sizeof msg, "cancelled while running%s", how);
+    set_outcome(j, RTQ_STATUS_CANCELLED, RTQ_CODE_CANCELLED, msg);
+  }
+}
+
+static void maybe_free(rtq_worker *w, rtq__job *j) {
+  if (!j->handler_live && !j->in_flight && !j->queued) rtq__job_free(w, j);
+}
+
+void rtq__job_done(rtq_worker *w, rtq__job *j) {
+  j->handler_live = false;
+  if (j->state == RTQ__JOB_REQUEUING) {
+    /* Handed back at shutdown: whatever the handler produced is void. */
+    if (j->written) maybe_free(w, j);
+    return;
+  }
+  if (j->killed || (j->stop_reason != RTQ__STOP_NONE && j->cancel_at_return)) stop_outcome(j);
+  rtq__job_set_state(w, j, RTQ__JOB_FINISHING);
+  rtq__wq_push(w, j);
+}
+
+void rtq__requeue(rtq_worker *w, rtq__job *j) {
+  rtq__job_set_state(w, j, RTQ__JOB_REQUEUING);
+  j->written = false;
+  if (j->handler_live) {
+    j->stop_reason = RTQ__STOP_SHUTDOWN;
+    if (w->o.isolation == RTQ_ISOLATION_THREAD) {
+      if (j->task != NULL) {
+        atomic_store(j->task->cancel, RTQ__STOP_SHUTDOWN);
+        if (rtq__pool_abandon(w->pool, j->task) == 0) {
+          j->task = NULL;
+          j->handler_live = false;
+        }
+      }
+    } else {
+      rtq__proc_set_cancel(w, j, RTQ__STOP_SHUTDOWN);
+      rtq__proc_kill(w, j);
+    }
+  }
+  rtq__wq_push(w, j);
+}
+
+/* ---- finish.lua ---- */
+
+static uint64_t jitter_ms(rtq_worker *w) {
+  /* xorshift64: spreads retries of tasks that failed together. */
+  w->rng ^= w->rng << 13;
+  w->rng ^= w->rng >> 7;
+  w->rng ^= w->rng << 17;
+  return w->rng % (RTQ_RETRY_BACKOFF_MS / 2);
+}
+
+static void add_opt(rtq_worker *w, const char *s) { rtq_argv_add_str(&w->argv, s ? s : ""); }
+
+static void on_finish(rtq_worker *w, redisReply *r, void *pd);
+
+static int send_finish(rtq_worker *w, rtq__job *j) {
+  const rtq__outcome *o = &j->out;
+  rtq_key task = rtq_keys_task(&w->keys, j->id), cancel = rtq_keys_cancel(&w->keys, j->id),
+          chan = rtq_keys_chan_task(&w->keys, j->id);
+  char pct[16];
+  rtq__script_begin(w, RTQ_SCRIPT_FINISH, 10);
+  rtq__argv_key(w, &task);
+  rtq__argv_key(w, &w->k_processing);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
+  rtq__argv_key(w, &w->k_status[o->status]);
+  rtq__argv_key(w, &w->k_deadlines);
+  rtq__argv_key(w, &w->k_history);
+  rtq__argv_key(w, &cancel);
+  rtq__argv_key(w, &w->k_stats);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
+  rtq__argv_key(w, &w->k_delayed);
+  rtq_argv_add_str(&w->argv, j->id);
+  rtq_argv_add(&w->argv, j->env, j->env_len);
+  rtq_argv_add_str(&w->argv, w->id);
+  rtq_argv_add_u64(&w->argv, j->attempt);
+  rtq_argv_add_str(&w->argv, rtq_status_name(o->status));
+  rtq_argv_add(&w->argv, o->result ? o->result : "", o->result ? o->result_len : 0);
+  add_opt(w, o->code);
+  add_opt(w, o->message);
+  rtq_argv_add(&w->argv, o->details ? o->details : "", o->details ? o->details_len : 0);
+  add_opt(w, o->traceback);
+  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.result_ttl_s);
+  rtq_argv_add_str(&w->argv, w->o.history ? "1" : "0");
+  rtq__argv_key(w, &w->k_events);
+  rtq__argv_key(w, &chan);
+  add_opt(w, j->prog.pending ? rtq__pct_format(j->prog.pct, pct) : NULL);
+  add_opt(w, j->prog.pending ? j->prog.msg : NULL);
+  rtq_argv_add_u64(&w->argv, jitter_ms(w));
+  return rtq__rconn_send(w->cmd, &w->argv, on_finish, j, 0);
+}
+
+/* A write that failed with an error reply (OOM under noeviction, a
+ * read-only replica after a failover) is retried every second. */
+static void retry_later(rtq_worker *w, rtq__job *j, const char *what, const char *err) {
+  rtq_log(RTQ_LOG_WARNING, what, "task", j->id, "error", err, NULL);
+  j->retry_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
+  rtq__wq_push(w, j);
+}
+
+static void on_finish(rtq_worker *w, redisReply *r, void *pd) {
+  rtq__job *j = pd;
+  j->in_flight = false;
+  if (r == NULL) {
+    j->resent = true;
+    rtq__wq_push(w, j);
+    return;
+  }
+  if (rtq__noscript(w, r)) {
+    rtq__wq_push(w, j);
+    return;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    retry_later(w, j, "writing a completion failed; retrying", r->str);
+    return;
+  }
+  const char *kind = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+                             r->element[0]->type == REDIS_REPLY_STRING
+                         ? r->element[0]->str
+                         : "";
+  const char *st = rtq_status_name(j->out.status);
+  if (strcmp(kind, "ok") == 0) {
+    w->n_finished++;
+    rtq_log(RTQ_LOG_DEBUG, "task finished", "task", j->id, "status", st, NULL);
+  } else if (strcmp(kind, "retry") == 0) {
+    w->n_finished++;
+    rtq_log(RTQ_LOG_INFO, "task failed; retry scheduled", "task", j->id, "code", j->out.code, NULL);
+  } else if (strcmp(kind, "stale") == 0) {
+    const char *now = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
+    w->n_stale++;
+    rtq_log(j->resent ? RTQ_LOG_INFO : RTQ_LOG_WARNING,
+            j->resent ? "completion already written before the connection dropped"
+                      : "late result rejected: the task is no longer ours (fenced)",
+            "task", j->id, "attempt_status", st, "task_status", now, NULL);
+  } else {
+    rtq_log(RTQ_LOG_ERROR, "unexpected finish reply", "task", j->id, NULL);
+  }
+  maybe_free(w, j);
+}
+
+/* ---- requeue.lua ---- */
+
+static void on_requeue(rtq_worker *w, redisReply *r, void *pd);
+
+static int send_requeue(rtq_worker *w, rtq__job *j) {
+  rtq_key task = rtq_keys_task(&w->keys, j->id), queue = rtq_keys_queue(&w->keys, j->e.queue);
+  rtq__script_begin(w, RTQ_SCRIPT_REQUEUE, 6);
+  rtq__argv_key(w, &task);
+  rtq__argv_key(w, &w->k_processing);
+  rtq__argv_key(w, &queue);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
+  rtq__argv_key(w, &w->k_deadlines);
+  rtq_argv_add_str(&w->argv, j->id);
+  rtq_argv_add(&w->argv, j->env, j->env_len);
+  rtq_argv_add_str(&w->argv, w->id);
+  rtq_argv_add_u64(&w->argv, j->attempt);
+  rtq__argv_key(w, &w->k_events);
+  return rtq__rconn_send(w->cmd, &w->argv, on_requeue, j, 0);
+}
+
+static void on_requeue(rtq_worker *w, redisReply *r, void *pd) {
+  rtq__job *j = pd;
+  j->in_flight = false;
+  if (r == NULL || rtq__noscript(w, r)) {
+    rtq__wq_push(w, j);
+    return;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    retry_later(w, j, "handing a task back failed; retrying", r->str);
+    return;
+  }
+  const char *kind = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                             r->element[0]->type == REDIS_REPLY_STRING
+                         ? r->element[0]->str
+                         : "";
+  rtq_log(strcmp(kind, "requeued") == 0 ? RTQ_LOG_INFO : RTQ_LOG_WARNING,
+          strcmp(kind, "requeued") == 0 ? "task handed back to its queue"
+                                        : "task not handed back: no longer ours",
+          "task", j->id, NULL);
+  j->written = true;
+  maybe_free(w, j);
+}
+
+/* ---- the write queue ---- */
+
+void rtq__complete_pump(rtq_worker *w) {
+  if (w->wq_head == NULL || !rtq__rconn_up(w->cmd)) return;
+  uint64_t now = rtq__mono_ms();
+  rtq__job *later = NULL, **later_tail = &later;
+  rtq__job *j;
+  while ((j = rtq__wq_pop(w)) != NULL) {
+    if (j->retry_at > now) {
+      *later_tail = j;
+      later_tail = &j->qnext;
+      continue;
+    }
+    int rc = j->state == RTQ__JOB_REQUEUING ? send_requeue(w, j) : send_finish(w, j);
+    if (rc != 0) {
+      rtq__wq_push(w, j);
+      break;
+    }
+    j->in_flight = true;
+  }
+  while (later != NULL) {
+    rtq__job *next = later->qnext;
+    rtq__wq_push(w, later);
+    later = next;
+  }
+}

@@ -1,0 +1,320 @@
+/*
+ * internal.h - the worker's internal model, shared by worker/*.c only.
+ *
+ * Threads. The loop thread (the one in rtq_worker_run) owns everything in
+ * this file except struct rtq_task, which it shares with the handler that
+ * runs the task: the handler writes progress under task->mu and its
+ * outcome before handing the task back through the pool's done list.
+ *
+ * A job is the loop thread's record of one envelope it took:
+ *
+ *   pop round ---> CLAIMING --claim.lua ok--> RUNNING --handler done--> FINISHING
+ *      |              |  skip: dropped             |                        |
+ *      | bad bytes    |  missing: dead-lettered   | shutdown grace over    | finish.lua
+ *      v              v                           v                        v
+ *   dead-lettered   (freed)                   REQUEUING --requeue.lua--> (freed)
+ *
+ * ADOPTING is CLAIMING's twin for an envelope found in the processing list
+ * after a connection loss (see claim.c, "reconcile"). A slot is busy from
+ * the pop that reserves it until the handler is done; FINISHING jobs hold
+ * no slot, only their unwritten completion.
+ */
+#ifndef RTQ_WORKER_INTERNAL_H
+#define RTQ_WORKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "argv.h"
+#include "conn.h"
+#include "envelope.h"
+#include "frame.h"
+#include "keys.h"
+#include "loop.h"
+#include "progress.h"
+#include "queues.h"
+#include "rconn.h"
+#include "rtq/worker.h"
+
+#define RTQ__CODE_MAX 64
+#define RTQ__MESSAGE_MAX (64 * 1024)
+#define RTQ__TRACEBACK_MAX (64 * 1024)
+#define RTQ__CANCEL_CHECK_MS 1000
+#define RTQ__RETRY_WRITE_MS 1000
+
+/* Why a running task is being stopped (also the value of its cancel flag). */
+enum { RTQ__STOP_NONE = 0, RTQ__STOP_CANCEL = 1, RTQ__STOP_TIMEOUT = 2, RTQ__STOP_SHUTDOWN = 3 };
+
+/* What finish.lua will write. Strings are malloc'd; NULL means none. */
+typedef struct rtq__outcome {
+  rtq_status status;
+  char *result;
+  size_t result_len;
+  char *code;
+  char *message;
+  char *details;
+  size_t details_len;
+  char *traceback;
+} rtq__outcome;
+
+void rtq__outcome_destroy(rtq__outcome *o);
+
+/* struct rtq_task: what a handler sees (task.c). */
+enum { RTQ__TASK_QUEUED, RTQ__TASK_RUNNING, RTQ__TASK_DONE, RTQ__TASK_ABANDONED };
+
+struct rtq_task {
+  char id[RTQ_NAME_MAX + 1];
+  char name[RTQ_NAME_MAX + 1];
+  char queue[RTQ_NAME_MAX + 1];
+  uint32_t attempt;
+  uint64_t timeout_ms;
+  char *args;               /* msgpack map, owned */
+  size_t args_len;
+  rtq_args *args_tree;      /* decoded on first rtq_task_args() */
+  rtq_handler_fn fn;
+  void *userdata;
+  size_t max_result;
+  atomic_int *cancel;       /* &cancel_local, or a slot of the shared page */
+  atomic_int cancel_local;
+  bool in_child;            /* process isolation: runs in a forked child */
+  int pipe_fd;              /* in the child: the write end to the worker */
+  int progress_interval_ms;
+  uint64_t child_last_write;
+  /* progress, thread isolation: written by the handler under mu */
+  pthread_mutex_t mu;
+  rtq__prog prog;
+  uint64_t prog_seq;
+  /* the outcome, written by the handler thread before hand-off */
+  rtq__outcome out;
+  bool failed;
+  int rc;
+  int cancel_at_return;     /* the cancel flag when the handler returned */
+  /* pool bookkeeping */
+  atomic_int state;
+  struct rtq_task *next;
+  void *thread;
+  void *job;
+};
+
+/* task.c */
+rtq_task *rtq__task_new(const rtq_envelope *e, rtq_handler_fn fn, void *ud, size_t max_result,
+                        int progress_interval_ms);
+void rtq__task_free(rtq_task *t);
+/* Runs the handler and records rc and the cancel flag at return. */
+void rtq__task_run(rtq_task *t);
+/* Thread isolation: copies a newer progress report into p. True if any. */
+bool rtq__task_take_progress(rtq_task *t, uint64_t *seq, rtq__prog *p);
+
+enum {
+  RTQ__JOB_CLAIMING,
+  RTQ__JOB_ADOPTING,
+  RTQ__JOB_RUNNING,
+  RTQ__JOB_FINISHING,
+  RTQ__JOB_REQUEUING
+};
+
+typedef struct rtq__job {
+  rtq_worker *w;
+  struct rtq__job *prev, *next;  /* all jobs */
+  struct rtq__job *hnext;        /* id hash chain */
+  struct rtq__job *qnext;        /* write queue (finish / requeue) */
+  int state;
+  bool queued;                   /* on the write queue */
+  bool in_flight;                /* a script call for it awaits its reply */
+  bool handler_live;             /* thread still owes a hand-off / child alive */
+  char id[RTQ_NAME_MAX + 1];
+  char name[RTQ_NAME_MAX + 1];
+  char queue[RTQ_NAME_MAX + 1];
+  char *env;                     /* the exact envelope bytes (LREM) */
+  size_t env_len;
+  rtq_envelope e;                /* decoded; e.args moves to the task */
+  uint32_t attempt;
+  uint64_t timeout_ms;
+  uint64_t started;              /* mono ms */
+  uint64_t deadline;             /* mono ms */
+  int stop_reason;               /* RTQ__STOP_* */
+  uint64_t stop_at;              /* mono ms the stop was requested */
+  bool killed;                   /* SIGKILL sent / thread abandoned */
+  uint64_t retry_at;             /* mono ms; a failed write waits until then */
+  rtq__prog prog;
+  uint64_t prog_seq;
+  bool prog_in_flight;
+  rtq_task *task;                /* thread isolation */
+  /* process isolation */
+  pid_t pid;
+  int slot;                      /* index into the shared cancel page */
+  int fd;
+  rtq__io *io;
+  rtq__frame_reader rd;
+  bool eof, reaped, got_final, proto_error;
+  int wstatus;
+  rtq__outcome out;
+  int cancel_at_return;
+  bool resent;                   /* finish sent again after a lost reply */
+  bool written;                  /* REQUEUING: requeue.lua answered */
+} rtq__job;
+
+typedef struct rtq__handler {
+  char name[RTQ_NAME_MAX + 1];
+  rtq_handler_fn fn;
+  void *userdata;
+} rtq__handler;
+
+typedef struct rtq__pool rtq__pool;
+typedef struct rtq__round rtq__round;
+
+/* Shutdown phases. */
+enum { RTQ__RUN, RTQ__GRACE, RTQ__DRAIN, RTQ__CLEANUP, RTQ__DONE };
+
+struct rtq_worker {
+  rtq_worker_options o;
+  char *redis_url;
+  char *ns;
+  rtq_redis_url url;
+  rtq__queues queues;
+  rtq_keys keys;
+  char id[RTQ_NAME_MAX + 1];
+  char host[256];
+  uint64_t started_at_ms;        /* wall clock */
+  /* keys used on every call, built once */
+  rtq_key k_processing, k_worker, k_workers, k_events, k_cancel_chan, k_dead, k_stats,
+      k_deadlines, k_delayed, k_history, k_status[RTQ_STATUS_COUNT];
+  rtq_key *k_queue;              /* per queue */
+
+  rtq__handler *handlers;
+  size_t nhandlers, caphandlers;
+
+  rtq__ev *ev;
+  rtq__rconn *cmd, *pop, *sub;
+  atomic_int stop_requests;      /* rtq_worker_stop() count: the async-safe part */
+  int stops_seen;
+  bool running;
+  int phase;
+  uint64_t grace_deadline, drain_deadline;
+  int exit_rc;
+
+  /* jobs */
+  rtq__job *jobs;                /* doubly linked list */
+  rtq__job **htab;
+  size_t hcap;
+  int njobs, busy, running_jobs;
+  rtq__job *wq_head, *wq_tail;   /* completions and requeues waiting to be sent */
+
+  /* claiming */
+  rtq__round *round;             /* the pop round in flight, or NULL */
+  int reserved;                  /* slots reserved by that round */
+  bool hb_ok;                    /* first heartbeat written: may claim */
+  int claims_in_flight;          /* claim / adopt / deadletter replies owed */
+  bool need_reconcile;
+  bool reconcile_in_flight;
+  uint64_t reconcile_at;
+  long last_processing_len;      /* entries the last reconcile saw; -1 unknown */
+  bool use_eval;                 /* NOSCRIPT seen: send EVAL until reloaded */
+  uint64_t unblock_sent_gen;
+
+  /* timers (mono ms) */
+  uint64_t next_heartbeat, next_cancel_check;
+  bool hb_in_flight, cancel_check_in_flight;
+
+  /* slots */
+  rtq__pool *pool;               /* thread isolation */
+  atomic_int *cancel_page;       /* process isolation: one flag per slot */
+  size_t cancel_page_len;
+  int *free_slots;
+  int nfree_slots;
+
+  rtq_argv argv;                 /* scratch, loop thread only */
+  uint64_t rng;                  /* xorshift state for retry jitter */
+  char errstr[256];
+  /* counters for logs and tests */
+  uint64_t n_claimed, n_finished, n_dead, n_stale;
+};
+
+/* worker.c */
+void rtq__set_err(rtq_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name);
+/* Starts a script call in w->argv (EVALSHA, or EVAL after a NOSCRIPT). */
+void rtq__script_begin(rtq_worker *w, int script, int numkeys);
+void rtq__argv_key(rtq_worker *w, const rtq_key *k);
+/* Handles a NOSCRIPT reply: true when r is one (the caller then resends). */
+bool rtq__noscript(rtq_worker *w, const redisReply *r);
+int rtq__free_slots(const rtq_worker *w);
+
+/* jobs.c */
+rtq__job *rtq__job_new(rtq_worker *w, const char *env, size_t len, rtq_envelope *e);
+void rtq__job_free(rtq_worker *w, rtq__job *j);
+rtq__job *rtq__job_find(const rtq_worker *w, const char *id, size_t len);
+rtq__job *rtq__job_find_next(const rtq__job *j, const char *id, size_t len);
+rtq__job *rtq__job_by_env(const rtq_worker *w, const char *env, size_t len);
+void rtq__job_set_state(rtq_worker *w, rtq__job *j, int state);
+void rtq__wq_push(rtq_worker *w, rtq__job *j);
+rtq__job *rtq__wq_pop(rtq_worker *w);
+int rtq__jobs_init(rtq_worker *w);
+void rtq__jobs_destroy(rtq_worker *w);
+
+/* claim.c */
+void rtq__claim_pump(rtq_worker *w);
+void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt);
+void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c);
+void rtq__claim_unblock(rtq_worker *w);
+void rtq__reconcile_pump(rtq_worker *w);
+
+/* deadletter.c */
+void rtq__deadletter(rtq_worker *w, const char *env, size_t len, const char *code,
+                     const char *reason, const char *id, const char *queue);
+
+/* complete.c */
+void rtq__job_start(rtq_worker *w, rtq__job *j);
+void rtq__job_done(rtq_worker *w, rtq__job *j);
+void rtq__complete_pump(rtq_worker *w);
+void rtq__requeue(rtq_worker *w, rtq__job *j);
+
+/* slots_thread.c */
+rtq__pool *rtq__pool_new(rtq_worker *w, int nthreads, size_t stack_kb);
+void rtq__pool_free(rtq__pool *p);
+int rtq__pool_submit(rtq__pool *p, rtq_task *t);
+/* Moves finished tasks to the loop thread: fn(w, task) for each. */
+void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task *t));
+/* Gives up on a task whose handler will not return: 0 when abandoned (its
+ * thread is replaced and frees the task when it returns), RTQ_ESTATE when
+ * it finished meanwhile (it is then on the done list). */
+int rtq__pool_abandon(rtq__pool *p, rtq_task *t);
+int rtq__pool_threads(const rtq__pool *p);
+
+/* slots_process.c */
+int rtq__proc_init(rtq_worker *w);
+void rtq__proc_destroy(rtq_worker *w);
+int rtq__proc_start(rtq_worker *w, rtq__job *j, rtq_task *t);
+void rtq__proc_kill(rtq_worker *w, rtq__job *j);
+void rtq__proc_reap(rtq_worker *w);
+void rtq__proc_set_cancel(rtq_worker *w, rtq__job *j, int reason);
+void rtq__proc_release(rtq_worker *w, rtq__job *j);
+
+/* child.c (runs in the forked child, never returns) */
+void rtq__child_main(rtq_task *t, int fd, pid_t parent, int rlimit_as_mb, int rlimit_cpu_s)
+    __attribute__((noreturn));
+int rtq__child_write_progress(rtq_task *t, bool force);
+/* "SIGSEGV", ...; "SIG?" for others. Async-signal-safe (static strings). */
+const char *rtq__signal_name(int sig);
+
+/* cancel.c */
+void rtq__cancel_on_message(rtq_worker *w, const char *msg, size_t len);
+void rtq__job_request_stop(rtq_worker *w, rtq__job *j, int reason);
+void rtq__cancel_tick(rtq_worker *w, uint64_t now);
+
+/* progress_send.c */
+void rtq__progress_tick(rtq_worker *w, uint64_t now);
+
+/* heartbeat.c */
+void rtq__heartbeat_tick(rtq_worker *w, uint64_t now);
+void rtq__worker_record_delete(rtq_worker *w);
+
+/* shutdown.c */
+void rtq__shutdown_begin(rtq_worker *w, bool hurry);
+void rtq__shutdown_tick(rtq_worker *w, uint64_t now);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * queues.h - which queue the next pops go to. Pure logic, no I/O.
+ *
+ * A worker serves one or more queues. Each pop round is one pipeline of up
+ * to k moves (k = free slots) from queues into the processing list; this
+ * module decides the queue of each move.
+ *
+ * One queue: [BLMOVE q T, LMOVE q x (k-1)]. The BLMOVE returns at once when
+ * q has work and waits up to T (block_timeout) when it has none; the LMOVEs
+ * behind it then grab more in the same round trip.
+ *
+ * Weighted (the default with several queues, "--queue a:3 --queue b:1"):
+ * the k moves of a round are dealt by smooth weighted round-robin (nginx's
+ * algorithm: every pick adds each weight to its queue's counter, takes the
+ * largest counter and subtracts the total) over the *eligible* queues. A
+ * queue whose move came back empty is ineligible for poll_ms, so its share
+ * goes to queues that have work instead of to empty probes. No queue
+ * starves: an ineligible queue becomes eligible again within poll_ms, and
+ * an eligible queue with weight w gets at least one pick in every
+ * sum-of-weights picks, so under a backlog on every queue each gets
+ * w / sum(w) of the tasks (3:1 above).
+ *
+ * Strict priority: the first eligible queue in the order given takes the
+ * whole round; a higher queue that was empty is probed again after
+ * poll_ms, so a lower queue's work waits at most poll_ms behind new work
+ * of a higher one, and lower queues run only while higher ones are empty.
+ *
+ * When no queue is eligible the round blocks: BLMOVE on one queue (the
+ * first under strict priority, the weighted pick otherwise) for poll_ms,
+ * because BLMOVE cannot wait on several lists. Idle pick-up latency is
+ * therefore immediate on that queue and at most poll_ms on the others.
+ */
+#ifndef RTQ_WORKER_QUEUES_H
+#define RTQ_WORKER_QUEUES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "rtq/worker.h"
+
+#define RTQ__MAX_WEIGHT 1000
+
+typedef struct rtq__queue {
+  char name[RTQ_NAME_MAX + 1];
+  int weight;
+  int cw;               /* smooth round-robin counter */
+  uint64_t empty_until; /* monotonic ms; ineligible before this */
+} rtq__queue;
+
+/* Storage the caller owns: rtq__queues_init / rtq__queues_destroy. */
+typedef struct rtq__queues {
+  rtq__queue *q;
+  int n;
+  bool strict;
+} rtq__queues;
+
+/* Copies and validates the list (valid names, weights 1..RTQ__MAX_WEIGHT,
+ * no duplicates); NULL/0 means the one queue "default". Returns 0,
+ * RTQ_EINVAL with a reason in errbuf, or RTQ_ENOMEM. */
+int rtq__queues_init(rtq__queues *qs, const rtq_worker_queue *list, size_t n, bool strict,
+                     char *errbuf, size_t errcap);
+void rtq__queues_destroy(rtq__queues *qs);
+
+/*
+ * Plans a round of k >= 1 moves at time now: qidx[0..k-1] receive queue
+ * indexes, *blocking says whether move 0 is a BLMOVE. Returns k.
+ *   1. One queue: always blocking, every move on it.
+ *   2. No eligible queue: blocking, every move on one queue.
+ *   3. Strict: every move on the first eligible queue.
+ *   4. Weighted: smooth weighted round-robin over the eligible queues.
+ */
+int rtq__queues_plan(rtq__queues *qs, int k, uint64_t now, int *qidx, bool *blocking);
+/* Records the outcome of one move on queue i: got an envelope, or nil
+ * (the queue is then ineligible until now + poll_ms). */
+void rtq__queues_result(rtq__queues *qs, int i, bool got, uint64_t now, int poll_ms);
+/* "a:3,b:1" for the worker record; writes at most cap bytes. */
+void rtq__queues_describe(const rtq__queues *qs, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,406 @@
+/*
+ * rconn.c - an asynchronous Redis connection with a watchdog, a handshake
+ * and reconnection (see rconn.h for the model).
+ *
+ * hiredis 0.14 facts this file relies on:
+ *   1. redisAsyncConnect never blocks and has no timeout; commands queued
+ *      before the connect completes are sent once it does.
+ *   2. A failed connect calls onConnect(REDIS_ERR), then frees the context,
+ *      running every queued callback with a NULL reply; onDisconnect is not
+ *      called for a context that never connected.
+ *   3. A lost connection runs every pending callback with NULL, then
+ *      onDisconnect, then frees the context.
+ *   4. redisAsyncFree outside a callback does the same synchronously,
+ *      calling onDisconnect with REDIS_OK.
+ *   5. After SUBSCRIBE, replies to earlier commands still reach their own
+ *      callbacks first; channel messages go to the SUBSCRIBE callback.
+ * So the ring of pending callbacks always matches the context it was
+ * filled for: a new context is only made by service(), after the old one
+ * has been freed.
+ */
+#include "rconn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "keys.h"
+#include "log.h"
+#include "loop.h"
+#include "rtq/common.h"
+#include "scripts.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define KEEPALIVE_IDLE_S 15
+/* A connection that stayed up this long is healthy: its loss is retried at
+ * once instead of continuing the backoff of earlier failures. */
+#define STABLE_MS 5000
+
+enum { ST_DOWN, ST_CONNECTING, ST_UP };
+
+typedef struct pending {
+  rtq__reply_fn fn;
+  void *pd;
+  uint64_t deadline;
+} pending;
+
+struct rtq__rconn {
+  rtq_worker *w;
+  rtq__ev *ev;
+  rtq__conn_kind kind;
+  rtq__rconn_cfg cfg;
+  char sub_channel[RTQ_KEY_CAP];
+  redisAsyncContext *ac;
+  int state;
+  pending *ring;
+  int cap, head, count;
+  uint64_t connect_deadline;
+  uint64_t retry_at;
+  uint64_t up_at;
+  int backoff_ms;
+  int hs_pending;
+  bool drop_requested;
+  char drop_why[160];
+  long long client_id;
+  uint64_t generation;
+  uint64_t next_probe;
+  uint64_t probe_deadline;
+};
+
+static const char *role(const rtq__rconn *c) {
+  return c->kind == RTQ__CONN_CMD ? "cmd" : c->kind == RTQ__CONN_POP ? "pop" : "sub";
+}
+
+uint64_t rtq__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the ring of pending callbacks ---- */
+
+static int ring_push(rtq__rconn *c, rtq__reply_fn fn, void *pd, uint64_t deadline) {
+  if (c->count == c->cap) {
+    int ncap = c->cap ? c->cap * 2 : 16;
+    pending *n = malloc((size_t)ncap * sizeof *n);
+    if (n == NULL) return RTQ_ENOMEM;
+    for (int i = 0; i < c->count; i++) n[i] = c->ring[(c->head + i) % c->cap];
+    free(c->ring);
+    c->ring = n;
+    c->cap = ncap;
+    c->head = 0;
+  }
+  pending *p = &c->ring[(c->head + c->count) % c->cap];
+  p->fn = fn;
+  p->pd = pd;
+  p->deadline = deadline;
+  c->count++;
+  return 0;
+}
+
+static void ring_drop_tail(rtq__rconn *c) {
+  if (c->count > 0) c->count--;
+}
+
+static int ring_shift(rtq__rconn *c, pending *out) {
+  if (c->count == 0) return -1;
+  *out = c->ring[c->head];
+  c->head = (c->head + 1) % c->cap;
+  c->count--;
+  return 0;
+}
+
+static void trampoline(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  rtq__rconn *c = privdata;
+  pending p;
+  if (ring_shift(c, &p) != 0) return; /* cannot happen: one entry per command */
+  p.fn(c->w, reply, p.pd);
+}
+
+/* ---- state changes ---- */
+
+static void schedule_retry(rtq__rconn *c, uint64_t now) {
+  if (c->up_at != 0 && now - c->up_at >= STABLE_MS) c->backoff_ms = 0;
+  c->up_at = 0;
+  c->retry_at = now + (uint64_t)c->backoff_ms;
+  c->backoff_ms = c->backoff_ms == 0 ? BACKOFF_MIN_MS : c->backoff_ms * 2;
+  if (c->backoff_ms > BACKOFF_MAX_MS) c->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* The context is gone (freed by hiredis or by us): forget it. */
+static void went_down(rtq__rconn *c) {
+  bool was_up = c->state == ST_UP;
+  c->ac = NULL;
+  c->state = ST_DOWN;
+  c->hs_pending = 0;
+  c->client_id = 0;
+  c->probe_deadline = 0;
+  schedule_retry(c, rtq__mono_ms());
+  if (was_up) rtq__worker_on_conn_down(c->w, c);
+}
+
+static void hs_done_one(rtq__rconn *c) {
+  if (c->state != ST_CONNECTING || --c->hs_pending > 0) return;
+  c->state = ST_UP;
+  c->up_at = rtq__mono_ms();
+  c->generation++;
+  c->next_probe = c->up_at + (uint64_t)c->cfg.probe_interval_ms;
+  rtq_log(RTQ_LOG_INFO, "redis connected", "conn", role(c), NULL);
+  rtq__worker_on_conn_up(c->w, c);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+  rtq__rconn *c = ac->data;
+  if (status == REDIS_OK || c->ac != ac) return;
+  rtq_log(RTQ_LOG_WARNING, "redis connect failed", "conn", role(c), "error", ac->errstr, NULL);
+  went_down(c); /* hiredis frees the context after this callback */
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+  rtq__rconn *c = ac->data;
+  if (c->ac != ac) return; /* we dropped it ourselves */
+  rtq_log(status == REDIS_OK ? RTQ_LOG_INFO : RTQ_LOG_WARNING, "redis connection lost", "conn",
+          role(c), "error", ac->errstr ? ac->errstr : "", NULL);
+  went_down(c);
+}
+
+/* Handshake replies: an error (WRONGPASS, NOPERM, ...) is logged word for
+ * word and the connection retried with backoff. */
+static void on_handshake(rtq_worker *w, redisReply *r, void *pd) {
+  (void)w;
+  rtq__rconn *c = pd;
+  if (r == NULL) return;
+  if (r->type == REDIS_REPLY_ERROR) {
+    rtq_log(RTQ_LOG_ERROR, "redis refused the connection handshake", "conn", role(c), "error",
+            r->str, NULL);
+    rtq__rconn_drop(c, "handshake refused");
+    return;
+  }
+  if (c->kind == RTQ__CONN_POP && r->type == REDIS_REPLY_INTEGER) c->client_id = r->integer;
+  hs_done_one(c);
+}
+
+static void on_sub(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  rtq__rconn *c = privdata;
+  redisReply *r = reply;
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
+  redisReply *kind = r->element[0];
+  if (kind->type != REDIS_REPLY_STRING) return;
+  if (strcasecmp(kind->str, "message") == 0) {
+    redisReply *msg = r->element[2];
+    if (msg->type == REDIS_REPLY_STRING) c->cfg.on_message(c->w, msg->str, msg->len);
+  } else if (strcasecmp(kind->str, "subscribe") == 0) {
+    if (c->state == ST_CONNECTING)
+      hs_done_one(c);
+    else
+      c->probe_deadline = 0;
+  }
+}
+
+static int hs_send(rtq__rconn *c, const rtq_argv *a) {
+  if (a->oom || ring_push(c, on_handshake, c, c->connect_deadline) != 0) return RTQ_ENOMEM;
+  if (redisAsyncCommandArgv(c->ac, trampoline, c, a->argc, a->argv, a->argvlen) != REDIS_OK) {
+    ring_drop_tail(c);
+    return RTQ_ECONN;
+  }
+  c->hs_pending++;
+  return 0;
+}
+
+static int sub_send(rtq__rconn *c) {
+  const char *argv[2] = {"SUBSCRIBE", c->sub_channel};
+  size_t lens[2] = {9, strlen(c->sub_channel)};
+  return redisAsyncCommandArgv(c->ac, on_sub, c, 2, argv, lens) == REDIS_OK ? 0 : RTQ_ECONN;
+}
+
+/* The handshake is queued right behind the connect, so nothing the worker
+ * sends can overtake it: AUTH, SELECT, then per role SCRIPT LOAD of every
+ * script (a restarted server has an empty cache), CLIENT ID, or SUBSCRIBE. */
+static int queue_handshake(rtq__rconn *c) {
+  const rtq_redis_url *u = c->cfg.url;
+  rtq_argv a;
+  int rc = 0;
+  rtq_argv_init(&a);
+  if (u->password[0] != '\0' || u->user[0] != '\0') {
+    rtq_argv_add_str(&a, "AUTH");
+    if (u->user[0] != '\0') rtq_argv_add_str(&a, u->user);
+    rtq_argv_add_str(&a, u->password);
+    rc = hs_send(c, &a);
+  }
+  if (rc == 0 && u->db != 0) {
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "SELECT");
+    rtq_argv_add_i64(&a, u->db);
+    rc = hs_send(c, &a);
+  }
+  if (rc == 0 && c->kind == RTQ__CONN_CMD) {
+    for (int i = 0; i < RTQ_SCRIPT_COUNT && rc == 0; i++) {
+      rtq_argv_reset(&a);
+      rtq_argv_add_str(&a, "SCRIPT");
+      rtq_argv_add_str(&a, "LOAD");
+      rtq_argv_add_str(&a, rtq_script_body((rtq_script_id)i));
+      rc = hs_send(c, &a);
+    }
+  } else if (rc == 0 && c->kind == RTQ__CONN_POP) {
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "CLIENT");
+    rtq_argv_add_str(&a, "ID");
+    rc = hs_send(c, &a);
+  } else if (rc == 0 && c->kind == RTQ__CONN_SUB) {
+    rc = sub_send(c);
+    if (rc == 0) c->hs_pending++;
+  }
+  rtq_argv_destroy(&a);
+  return rc;
+}
+
+/* Keepalive probes after 15 s idle, every 5 s, 3 misses: a peer that
+ * vanished is noticed in about 30 s even on a connection with nothing to
+ * send (the subscriber between probes). */
+static void set_keepalive(redisAsyncContext *ac) {
+  redisEnableKeepAlive(&ac->c);
+  int idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_IDLE_S / 3, cnt = 3;
+  (void)setsockopt(ac->c.fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  (void)setsockopt(ac->c.fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  (void)setsockopt(ac->c.fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
+static void start_connect(rtq__rconn *c, uint64_t now) {
+  const rtq_redis_url *u = c->cfg.url;
+  redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+  if (ac == NULL) {
+    schedule_retry(c, now);
+    return;
+  }
+  if (ac->err) {
+    rtq_log(RTQ_LOG_WARNING, "redis connect failed", "conn", role(c), "error", ac->errstr, NULL);
+    redisAsyncFree(ac);
+    schedule_retry(c, now);
+    return;
+  }
+  ac->data = c;
+  if (!u->is_unix) set_keepalive(ac);
+  if (rtq__ev_attach_redis(c->ev, ac) != 0) {
+    redisAsyncFree(ac);
+    schedule_retry(c, now);
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  c->ac = ac;
+  c->state = ST_CONNECTING;
+  c->count = c->head = 0;
+  c->hs_pending = 0;
+  c->drop_requested = false;
+  c->connect_deadline = now + (uint64_t)c->cfg.connect_timeout_ms + (uint64_t)c->cfg.command_timeout_ms;
+  if (queue_handshake(c) != 0 || c->hs_pending == 0) {
+    /* Nothing to wait for (no AUTH, db 0, nothing per role) cannot happen
+     * for cmd/pop/sub; a failed queueing is retried like a failed connect. */
+    rtq__rconn_drop(c, "could not queue the handshake");
+  }
+}
+
+static void do_drop(rtq__rconn *c) {
+  redisAsyncContext *ac = c->ac;
+  rtq_log(RTQ_LOG_WARNING, "dropping redis connection", "conn", role(c), "reason", c->drop_why, NULL);
+  c->drop_requested = false;
+  bool was_up = c->state == ST_UP;
+  c->ac = NULL;
+  c->state = ST_DOWN;
+  /* Runs every pending callback with NULL; on_disconnect then sees that
+   * the context is no longer ours and does nothing. */
+  if (ac != NULL) redisAsyncFree(ac);
+  c->count = c->head = 0;
+  c->hs_pending = 0;
+  c->client_id = 0;
+  c->probe_deadline = 0;
+  schedule_retry(c, rtq__mono_ms());
+  if (was_up) rtq__worker_on_conn_down(c->w, c);
+}
+
+void rtq__rconn_drop(rtq__rconn *c, const char *why) {
+  if (c == NULL || c->ac == NULL) return;
+  c->drop_requested = true;
+  snprintf(c->drop_why, sizeof c->drop_why, "%s", why);
+}
+
+void rtq__rconn_service(rtq__rconn *c, uint64_t now) {
+  if (c->state == ST_DOWN) {
+    if (now >= c->retry_at) start_connect(c, now);
+    return;
+  }
+  if (c->drop_requested) {
+    do_drop(c);
+    return;
+  }
+  if (c->state == ST_CONNECTING && now > c->connect_deadline) {
+    snprintf(c->drop_why, sizeof c->drop_why, "connect and handshake took over %d ms",
+             c->cfg.connect_timeout_ms + c->cfg.command_timeout_ms);
+    do_drop(c);
+    return;
+  }
+  if (c->count > 0 && now > c->ring[c->head].deadline) {
+    snprintf(c->drop_why, sizeof c->drop_why, "no reply within the command timeout (%d ms)",
+             c->cfg.command_timeout_ms);
+    do_drop(c);
+    return;
+  }
+  if (c->kind != RTQ__CONN_SUB || c->state != ST_UP) return;
+  if (c->probe_deadline != 0 && now > c->probe_deadline) {
+    snprintf(c->drop_why, sizeof c->drop_why, "subscriber probe unanswered for %d ms",
+             c->cfg.command_timeout_ms);
+    do_drop(c);
+  } else if (c->probe_deadline == 0 && now >= c->next_probe) {
+    if (sub_send(c) == 0) c->probe_deadline = now + (uint64_t)c->cfg.command_timeout_ms;
+    c->next_probe = now + (uint64_t)c->cfg.probe_interval_ms;
+  }
+}
+
+rtq__rconn *rtq__rconn_new(rtq_worker *w, rtq__ev *ev, rtq__conn_kind kind, const rtq__rconn_cfg *cfg) {
+  rtq__rconn *c = calloc(1, sizeof *c);
+  if (c == NULL) return NULL;
+  c->w = w;
+  c->ev = ev;
+  c->kind = kind;
+  c->cfg = *cfg;
+  if (cfg->sub_channel != NULL) snprintf(c->sub_channel, sizeof c->sub_channel, "%s", cfg->sub_channel);
+  c->state = ST_DOWN;
+  return c;
+}
+
+void rtq__rconn_free(rtq__rconn *c) {
+  if (c == NULL) return;
+  if (c->ac != NULL) {
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    c->state = ST_DOWN;
+    redisAsyncFree(ac);
+  }
+  free(c->ring);
+  free(c);
+}
+
+bool rtq__rconn_up(const rtq__rconn *c) { return c != NULL && c->state == ST_UP && !c->drop_requested; }
+int rtq__rconn_pending(const rtq__rconn *c) { return c->count; }
+long long rtq__rconn_client_id(const rtq__rconn *c) { return c->client_id; }
+uint64_t rtq__rconn_generation(const rtq__rconn *c) { return c->generation; }
+
+int rtq__rconn_send(rtq__rconn *c, const rtq_argv *a, rtq__reply_fn fn, void *pd, int extra_ms) {
+  if (!rtq__rconn_up(c)) return RTQ_ECONN;
+  if (a->oom) return RTQ_ENOMEM;
+  uint64_t deadline = rtq__mono_ms() + (uint64_t)c->cfg.command_timeout_ms + (uint64_t)(extra_ms > 0 ? extra_ms : 0);
+  if (ring_push(c, fn, pd, deadline) != 0) return RTQ_ENOMEM;
+  if (redisAsyncCommandArgv(c->ac, trampoline, c, a->argc, a->argv, a->argvlen) != REDIS_OK) {
+    ring_drop_tail(c);
+    return RTQ_ECONN;
+  }
+  return 0;
+}

@@ -1,0 +1,91 @@
+/*
+ * rconn.h - one asynchronous Redis connection of the worker, with what
+ * hiredis 0.14's async API lacks: a connect timeout, a command timeout,
+ * TCP keepalive, a handshake (AUTH, SELECT, then a per-role step), and
+ * reconnection with capped exponential backoff.
+ *
+ * The worker keeps three:
+ *   cmd  scripts, progress, heartbeats, flag checks; SCRIPT LOAD on connect
+ *   pop  BLMOVE/LMOVE rounds, so a blocking pop never delays a completion;
+ *        CLIENT ID on connect, so shutdown can CLIENT UNBLOCK it
+ *   sub  SUBSCRIBE to the cancel channel
+ *
+ * Command timeout (the watchdog): every command sent records a deadline;
+ * replies arrive in order, so the oldest outstanding one is at the head of
+ * a ring. rtq__rconn_check() drops the connection when that head is past
+ * its deadline: a half-open or frozen server cannot hold the worker. The
+ * subscriber has no replies to time, so it re-sends SUBSCRIBE as a probe
+ * and expects the confirmation within the command timeout.
+ *
+ * Callbacks: fn(w, reply, pd) runs exactly once per accepted command, with
+ * the reply (borrowed for the call) or NULL when the connection was lost
+ * before the reply came; the command may or may not have run then.
+ */
+#ifndef RTQ_WORKER_RCONN_H
+#define RTQ_WORKER_RCONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hiredis/async.h>
+
+#include "argv.h"
+#include "conn.h"
+#include "loop.h"
+#include "rtq/worker.h"
+
+typedef enum rtq__conn_kind { RTQ__CONN_CMD, RTQ__CONN_POP, RTQ__CONN_SUB } rtq__conn_kind;
+
+typedef void (*rtq__reply_fn)(rtq_worker *w, redisReply *r, void *pd);
+/* Subscriber message: the payload bytes of one message on the channel. */
+typedef void (*rtq__message_fn)(rtq_worker *w, const char *msg, size_t len);
+
+typedef struct rtq__rconn rtq__rconn;
+
+/* Settings shared by the three connections (borrowed by rtq__rconn_new). */
+typedef struct rtq__rconn_cfg {
+  const rtq_redis_url *url;
+  int connect_timeout_ms;
+  int command_timeout_ms;
+  int probe_interval_ms;       /* subscriber probe period */
+  const char *sub_channel;     /* RTQ__CONN_SUB */
+  rtq__message_fn on_message;  /* RTQ__CONN_SUB */
+} rtq__rconn_cfg;
+
+/* A connection that starts down; rtq__rconn_service() connects it. cfg is
+ * copied (url stays borrowed). NULL when out of memory. */
+rtq__rconn *rtq__rconn_new(rtq_worker *w, rtq__ev *ev, rtq__conn_kind kind, const rtq__rconn_cfg *cfg);
+/* Drops the connection (callbacks see NULL) and frees; NULL does nothing. */
+void rtq__rconn_free(rtq__rconn *c);
+
+/* True when connected and the handshake is done: commands may be sent. */
+bool rtq__rconn_up(const rtq__rconn *c);
+/* Commands sent and not yet answered. */
+int rtq__rconn_pending(const rtq__rconn *c);
+/* CLIENT ID of the pop connection (0 while unknown). */
+long long rtq__rconn_client_id(const rtq__rconn *c);
+/* Number of successful handshakes so far (a new connection increments it). */
+uint64_t rtq__rconn_generation(const rtq__rconn *c);
+
+/*
+ * Sends a command (argv is copied by hiredis). extra_ms extends the command
+ * timeout (a BLMOVE's block time). Returns 0, or RTQ_ECONN when not up or
+ * hiredis refused it; fn is then never called.
+ */
+int rtq__rconn_send(rtq__rconn *c, const rtq_argv *a, rtq__reply_fn fn, void *pd, int extra_ms);
+
+/* Connects when down and the backoff allows; drops on a passed deadline;
+ * probes the subscriber. Call often (every tick and before every poll). */
+void rtq__rconn_service(rtq__rconn *c, uint64_t now_ms);
+/* Asks for the connection to be dropped at the next service (safe inside a
+ * reply callback). why is logged. */
+void rtq__rconn_drop(rtq__rconn *c, const char *why);
+
+/* Monotonic milliseconds. */
+uint64_t rtq__mono_ms(void);
+
+/* Called by rconn on state changes (defined by the worker core). */
+void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c);
+void rtq__worker_on_conn_down(rtq_worker *w, rtq__rconn *c);
+
+#endif
