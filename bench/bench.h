@@ -1,5 +1,5 @@
 /*
- * bench.h - rtq-bench's internal model, shared by bench/*.c only.
+ * bench.h - rtq-bench's internal model, shared by the bench sources only.
  *
  * A run is a sequence of phases. Each phase gets a namespace of its own
  * (so phases never see each other's tasks) and, on the private server, an
@@ -95,6 +95,7 @@ typedef struct rtq__bench_redis {
   char dir[256];              /* work directory (logs, the server's dir) */
   rtq_conn *admin;            /* the bench's own connection */
   uint64_t own_cmds;          /* commands sent on admin so far */
+  json_t *own_by_cmd;         /* {"hmget": count, ...} of those */
 } rtq__bench_redis;
 
 /* Makes the work directory, starts a private redis-server on a free
@@ -109,6 +110,9 @@ void rtq__bench_redis_stop(rtq__bench_redis *r, bool keep);
 int rtq__bench_cmd(rtq__bench_redis *r, redisReply **reply, int argc, const char **argv);
 /* Empties the private server (FLUSHALL SYNC); nothing on an external one. */
 int rtq__bench_flush(rtq__bench_redis *r);
+/* On an external server, deletes every key of namespace ns (SCAN + UNLINK,
+ * at most 60 s); nothing on the private one, which is flushed instead. */
+void rtq__bench_drop_ns(rtq__bench_redis *r, const char *ns);
 
 /* One INFO snapshot: the figures the phases take deltas of. */
 typedef struct rtq__bench_info {
@@ -116,6 +120,7 @@ typedef struct rtq__bench_info {
   uint64_t commands;          /* total_commands_processed */
   uint64_t used_memory;
   uint64_t own_cmds;          /* our commands before this INFO */
+  json_t *own_by_cmd;         /* copy of rtq__bench_redis.own_by_cmd; owned */
   json_t *cmdstats;           /* {"evalsha": [calls, usec], ...}; owned */
 } rtq__bench_info;
 

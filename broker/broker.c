@@ -228,18 +228,25 @@ int rtq_broker_sweep(rtq_broker *b) {
   if (rc == 1) return 0; /* standing by */
   if (rc != 0) return rtq__broker_failed(b, "lease", rc);
   if ((rc = read_clock(b)) != 0) return rtq__broker_failed(b, "time", rc);
+  /* A phase that meets an unexpected reply (a key of the wrong type
+   * written by hand, say) must not starve the phases after it; a lost
+   * connection ends the sweep, since nothing after it could run. */
+  int first_err = 0;
   for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
-    if (!still_leader(b)) return 0;
+    if (!still_leader(b)) return first_err;
     rc = phases[i].run(b);
     rtq__batch_clear(&b->batch);
     rtq__batch_clear(&b->batch2);
-    if (rc != 0) return rtq__broker_failed(b, phases[i].name, rc);
+    if (rc == 0) continue;
+    rtq__broker_failed(b, phases[i].name, rc);
+    if (rc == RTQ_ECONN || rc == RTQ_ENOMEM) return rc;
+    if (first_err == 0) first_err = rc;
   }
   RTQ__COUNT(b, sweeps, 1);
   rc = rtq__broker_flush_stats(b, true);
   rtq__batch_clear(&b->batch);
   if (rc != 0) return rtq__broker_failed(b, "stats", rc);
-  return 0;
+  return first_err;
 }
 
 int rtq_broker_promote_due(rtq_broker *b) {

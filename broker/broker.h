@@ -159,8 +159,9 @@ int rtq_broker_lease_release(rtq_broker *b);
  * Returns:
  *   0          swept (or stood by: another broker holds the lease)
  *   RTQ_ECONN  Redis unreachable or timed out; logged once per outage, the
- *              next call reconnects with backoff
- *   other      an unexpected Redis error (logged); the sweep stopped there
+ *              next call reconnects with backoff; the sweep stopped there
+ *   other      the first unexpected Redis error of a phase (logged); the
+ *              later phases still ran
  */
 int rtq_broker_sweep(rtq_broker *b);
 /* The promotion phase alone (for a timer aimed at the next due time). Same

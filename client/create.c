@@ -165,9 +165,12 @@ RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *
                                const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
                                int *created) {
   char id[RTQ_TASK_ID_SIZE];
-  if (id_out != NULL) id_out[0] = '\0';
+  /* id_out is written last: opts->id may point at it. */
   if (created != NULL) *created = 0;
-  if (c == NULL) return RTQ_EINVAL;
+  if (c == NULL) {
+    if (id_out != NULL) id_out[0] = '\0';
+    return RTQ_EINVAL;
+  }
   rtq__client_clear_err(c);
   rtq_argv a;
   rtq_argv_init(&a);
@@ -194,6 +197,7 @@ RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *
     if (r != NULL) freeReplyObject(r);
     rtq__pool_put(c, conn);
   }
+  if (rc != 0 && id_out != NULL) id_out[0] = '\0';
   rtq_argv_destroy(&a);
   return rc;
 }

@@ -78,14 +78,10 @@ static int wait_events(rtq_client *c, rtq_subscription *s, const char *id, uint6
 
 void (*rtq__wait_subscribed_hook)(const char *id) = NULL;
 
-RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_ms,
-                                 rtq_task **out) {
-  if (out != NULL) *out = NULL;
-  if (c == NULL) return RTQ_EINVAL;
-  rtq__client_clear_err(c);
-  if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
-  uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : rtq__mono_ms() + (uint64_t)timeout_ms;
-
+/* Steps 1-4 once. RTQ_ECONN from step 3 means the subscription was lost
+ * (a Redis restart, a failover); the caller may start over. */
+static int wait_once(rtq_client *c, const char *id, int64_t timeout_ms, uint64_t deadline,
+                     rtq_task **out) {
   rtq_subscription *s = NULL;
   rtq_key chan = rtq_keys_chan_task(&c->keys, id);
   int rc = timeout_ms != 0 ? rtq__sub_open(c, &chan, &s) : 0;
@@ -96,11 +92,31 @@ RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_
     rtq_task_free(t);
     t = NULL;
     rc = timeout_ms != 0 ? wait_events(c, s, id, deadline, &t) : RTQ_ETIMEDOUT;
-    if (rc == RTQ_ETIMEDOUT) {
-      rtq__client_err(c, "task %s did not end within %lld ms", id, (long long)timeout_ms);
-    }
   }
   rtq_subscription_free(s);
+  *out = t;
+  return rc;
+}
+
+/* Times a lost subscription is re-established before RTQ_ECONN is
+ * returned; each time the status is checked again, so nothing is missed. */
+#define WAIT_RESUBSCRIBE 3
+
+RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_ms,
+                                 rtq_task **out) {
+  if (out != NULL) *out = NULL;
+  if (c == NULL) return RTQ_EINVAL;
+  rtq__client_clear_err(c);
+  if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
+  uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : rtq__mono_ms() + (uint64_t)timeout_ms;
+  rtq_task *t = NULL;
+  int rc = wait_once(c, id, timeout_ms, deadline, &t);
+  for (int again = 0; rc == RTQ_ECONN && t == NULL && again < WAIT_RESUBSCRIBE; again++) {
+    if (deadline != UINT64_MAX && rtq__mono_ms() >= deadline) break;
+    rc = wait_once(c, id, timeout_ms, deadline, &t);
+  }
+  if (rc == RTQ_ETIMEDOUT)
+    rtq__client_err(c, "task %s did not end within %lld ms", id, (long long)timeout_ms);
   if (rc == 0 && out != NULL)
     *out = t;
   else

@@ -92,7 +92,7 @@ static void on_fatal(int sig) {
   raise(sig);
 }
 
-int rtq__child_write_progress(rtq_task *t, bool force) {
+int rtq__child_write_progress(rtq_task_ctx *t, bool force) {
   uint64_t now = rtq__mono_ms();
   if (!t->prog.pending) return 0;
   /* The worker coalesces again; writing at twice its rate keeps the pipe
@@ -116,7 +116,7 @@ int rtq__child_write_progress(rtq_task *t, bool force) {
   return rc == 0 ? 0 : RTQ_EIO;
 }
 
-static void write_outcome(rtq_task *t) {
+static void write_outcome(rtq_task_ctx *t) {
   const rtq__outcome *o = &t->out;
   char st[4];
   snprintf(st, sizeof st, "%d", (int)o->status);
@@ -137,7 +137,7 @@ static void write_outcome(rtq_task *t) {
   free(buf);
 }
 
-void rtq__child_main(rtq_task *t, int fd, pid_t parent, int rlimit_as_mb, int rlimit_cpu_s) {
+void rtq__child_main(rtq_task_ctx *t, int fd, pid_t parent, int rlimit_as_mb, int rlimit_cpu_s) {
   /* Own process group: a terminal's Ctrl-C reaches the worker only, and
    * a kill after the grace takes whatever the handler started. */
   (void)setpgid(0, 0);

@@ -139,7 +139,7 @@ static void send_adopt(rtq_worker *w, rtq__job *j);
 
 void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt) {
   rtq_envelope e;
-  char err[256] = "";
+  char err[512] = "";
   rtq_envelope_init(&e);
   int rc = rtq_envelope_decode(buf, len, w->o.max_payload, &e, err, sizeof err);
   const char *id = e.id[0] != '\0' ? e.id : NULL;

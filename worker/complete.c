@@ -62,7 +62,7 @@ void rtq__job_start(rtq_worker *w, rtq__job *j) {
     return;
   }
   const rtq__handler *h = rtq__handler_find(w, j->name);
-  rtq_task *t = h ? rtq__task_new(&j->e, h->fn, h->userdata, w->o.max_result, w->o.progress_interval_ms) : NULL;
+  rtq_task_ctx *t = h ? rtq__task_new(&j->e, h->fn, h->userdata, w->o.max_result, w->o.progress_interval_ms) : NULL;
   if (t == NULL) {
     fail_start(w, j, "out of memory creating the task context");
     return;

@@ -41,7 +41,7 @@ typedef struct rtq__frame_reader {
   size_t len, cap, off;
   size_t max_frame;
   bool crashed;      /* a 'C' frame was read: the rest is the tail */
-  char *tail;        /* backtrace text (NUL-terminated), up to RTQ__CRASH_TAIL_MAX */
+  char *tail;        /* backtrace text, NUL-terminated, at most RTQ__CRASH_TAIL_MAX */
   size_t tail_len;
 } rtq__frame_reader;
 
@@ -49,7 +49,7 @@ void rtq__frame_reader_destroy(rtq__frame_reader *r);
 /* Appends bytes read from the pipe. 0 or RTQ_ENOMEM. */
 int rtq__frame_feed(rtq__frame_reader *r, const void *data, size_t n);
 /*
- * Takes the next complete frame: 1 and *type/*payload/*len (borrowed until
+ * Takes the next complete frame: 1 and fills type, payload and len (borrowed until
  * the next feed or next call), 0 when more bytes are needed, RTQ_EDECODE on
  * a protocol error (the reader is then unusable). After a 'C' frame is
  * returned, further bytes go to r->tail and no frame is returned again.

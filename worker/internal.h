@@ -1,8 +1,8 @@
 /*
- * internal.h - the worker's internal model, shared by worker/*.c only.
+ * internal.h - the worker's internal model, shared by the worker's own files only.
  *
  * Threads. The loop thread (the one in rtq_worker_run) owns everything in
- * this file except struct rtq_task, which it shares with the handler that
+ * this file except struct rtq_task_ctx, which it shares with the handler that
  * runs the task: the handler writes progress under task->mu and its
  * outcome before handing the task back through the pool's done list.
  *
@@ -63,10 +63,10 @@ typedef struct rtq__outcome {
 
 void rtq__outcome_destroy(rtq__outcome *o);
 
-/* struct rtq_task: what a handler sees (task.c). */
+/* struct rtq_task_ctx: what a handler sees (task.c). */
 enum { RTQ__TASK_QUEUED, RTQ__TASK_RUNNING, RTQ__TASK_DONE, RTQ__TASK_ABANDONED };
 
-struct rtq_task {
+struct rtq_task_ctx {
   char id[RTQ_NAME_MAX + 1];
   char name[RTQ_NAME_MAX + 1];
   char queue[RTQ_NAME_MAX + 1];
@@ -95,19 +95,19 @@ struct rtq_task {
   int cancel_at_return;     /* the cancel flag when the handler returned */
   /* pool bookkeeping */
   atomic_int state;
-  struct rtq_task *next;
+  struct rtq_task_ctx *next;
   void *thread;
   void *job;
 };
 
 /* task.c */
-rtq_task *rtq__task_new(const rtq_envelope *e, rtq_handler_fn fn, void *ud, size_t max_result,
+rtq_task_ctx *rtq__task_new(const rtq_envelope *e, rtq_handler_fn fn, void *ud, size_t max_result,
                         int progress_interval_ms);
-void rtq__task_free(rtq_task *t);
+void rtq__task_free(rtq_task_ctx *t);
 /* Runs the handler and records rc and the cancel flag at return. */
-void rtq__task_run(rtq_task *t);
+void rtq__task_run(rtq_task_ctx *t);
 /* Thread isolation: copies a newer progress report into p. True if any. */
-bool rtq__task_take_progress(rtq_task *t, uint64_t *seq, rtq__prog *p);
+bool rtq__task_take_progress(rtq_task_ctx *t, uint64_t *seq, rtq__prog *p);
 
 enum {
   RTQ__JOB_CLAIMING,
@@ -143,7 +143,7 @@ typedef struct rtq__job {
   rtq__prog prog;
   uint64_t prog_seq;
   bool prog_in_flight;
-  rtq_task *task;                /* thread isolation */
+  rtq_task_ctx *task;                /* thread isolation */
   /* process isolation */
   pid_t pid;
   int slot;                      /* index into the shared cancel page */
@@ -168,7 +168,7 @@ typedef struct rtq__pool rtq__pool;
 typedef struct rtq__round rtq__round;
 
 /* Shutdown phases. */
-enum { RTQ__RUN, RTQ__GRACE, RTQ__DRAIN, RTQ__CLEANUP, RTQ__DONE };
+enum { RTQ__START, RTQ__RUN, RTQ__GRACE, RTQ__DRAIN, RTQ__CLEANUP, RTQ__DONE };
 
 struct rtq_worker {
   rtq_worker_options o;
@@ -194,7 +194,10 @@ struct rtq_worker {
   int stops_seen;
   bool running;
   int phase;
-  uint64_t grace_deadline, drain_deadline;
+  uint64_t grace_deadline, drain_deadline, last_unblock;
+  uint64_t start_retry_at;       /* START: next blocking start-up attempt */
+  int start_backoff_ms;
+  int start_failures;
   int exit_rc;
 
   /* jobs */
@@ -219,6 +222,8 @@ struct rtq_worker {
   /* timers (mono ms) */
   uint64_t next_heartbeat, next_cancel_check;
   bool hb_in_flight, cancel_check_in_flight;
+  int record_delete_pending;
+  bool record_delete_failed;
 
   /* slots */
   rtq__pool *pool;               /* thread isolation */
@@ -276,34 +281,36 @@ void rtq__requeue(rtq_worker *w, rtq__job *j);
 /* slots_thread.c */
 rtq__pool *rtq__pool_new(rtq_worker *w, int nthreads, size_t stack_kb);
 void rtq__pool_free(rtq__pool *p);
-int rtq__pool_submit(rtq__pool *p, rtq_task *t);
+int rtq__pool_submit(rtq__pool *p, rtq_task_ctx *t);
 /* Moves finished tasks to the loop thread: fn(w, task) for each. */
-void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task *t));
+void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task_ctx *t));
 /* Gives up on a task whose handler will not return: 0 when abandoned (its
  * thread is replaced and frees the task when it returns), RTQ_ESTATE when
  * it finished meanwhile (it is then on the done list). */
-int rtq__pool_abandon(rtq__pool *p, rtq_task *t);
+int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t);
 int rtq__pool_threads(const rtq__pool *p);
 
 /* slots_process.c */
 int rtq__proc_init(rtq_worker *w);
 void rtq__proc_destroy(rtq_worker *w);
-int rtq__proc_start(rtq_worker *w, rtq__job *j, rtq_task *t);
+int rtq__proc_start(rtq_worker *w, rtq__job *j, rtq_task_ctx *t);
 void rtq__proc_kill(rtq_worker *w, rtq__job *j);
 void rtq__proc_reap(rtq_worker *w);
 void rtq__proc_set_cancel(rtq_worker *w, rtq__job *j, int reason);
 void rtq__proc_release(rtq_worker *w, rtq__job *j);
 
 /* child.c (runs in the forked child, never returns) */
-void rtq__child_main(rtq_task *t, int fd, pid_t parent, int rlimit_as_mb, int rlimit_cpu_s)
+void rtq__child_main(rtq_task_ctx *t, int fd, pid_t parent, int rlimit_as_mb, int rlimit_cpu_s)
     __attribute__((noreturn));
-int rtq__child_write_progress(rtq_task *t, bool force);
+int rtq__child_write_progress(rtq_task_ctx *t, bool force);
 /* "SIGSEGV", ...; "SIG?" for others. Async-signal-safe (static strings). */
 const char *rtq__signal_name(int sig);
 
 /* cancel.c */
 void rtq__cancel_on_message(rtq_worker *w, const char *msg, size_t len);
 void rtq__job_request_stop(rtq_worker *w, rtq__job *j, int reason);
+/* Kills (process) or abandons (thread) a handler that ignored its stop. */
+void rtq__job_kill_handler(rtq_worker *w, rtq__job *j);
 void rtq__cancel_tick(rtq_worker *w, uint64_t now);
 
 /* progress_send.c */

@@ -41,8 +41,8 @@ struct rtq__pool {
   rtq__ev *ev;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  rtq_task *q_head, *q_tail;
-  rtq_task *d_head, *d_tail;
+  rtq_task_ctx *q_head, *q_tail;
+  rtq_task_ctx *d_head, *d_tail;
   thr *threads;    /* live threads (abandoned ones are not here) */
   int nthreads;
   int refs;        /* abandoned threads still running */
@@ -64,7 +64,7 @@ static void *thread_main(void *arg) {
   for (;;) {
     while (p->q_head == NULL && !p->stopping) pthread_cond_wait(&p->cv, &p->mu);
     if (p->q_head == NULL) break;
-    rtq_task *t = p->q_head;
+    rtq_task_ctx *t = p->q_head;
     p->q_head = t->next;
     if (p->q_head == NULL) p->q_tail = NULL;
     t->next = NULL;
@@ -107,7 +107,7 @@ static int spawn(struct rtq__pool *p) {
   t->pool = p;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
-  size_t stack = p->stack < PTHREAD_STACK_MIN ? PTHREAD_STACK_MIN : p->stack;
+  size_t stack = p->stack < (size_t)PTHREAD_STACK_MIN ? (size_t)PTHREAD_STACK_MIN : p->stack;
   pthread_attr_setstacksize(&attr, stack);
   sigset_t all, old;
   sigfillset(&all);
@@ -168,15 +168,15 @@ void rtq__pool_free(rtq__pool *p) {
     list = next;
   }
   pthread_mutex_lock(&p->mu);
-  rtq_task *t = p->q_head;
+  rtq_task_ctx *t = p->q_head;
   while (t != NULL) {
-    rtq_task *n = t->next;
+    rtq_task_ctx *n = t->next;
     rtq__task_free(t);
     t = n;
   }
   t = p->d_head;
   while (t != NULL) {
-    rtq_task *n = t->next;
+    rtq_task_ctx *n = t->next;
     rtq__task_free(t);
     t = n;
   }
@@ -187,7 +187,7 @@ void rtq__pool_free(rtq__pool *p) {
   if (last) pool_destroy(p);
 }
 
-int rtq__pool_submit(rtq__pool *p, rtq_task *t) {
+int rtq__pool_submit(rtq__pool *p, rtq_task_ctx *t) {
   pthread_mutex_lock(&p->mu);
   t->next = NULL;
   if (p->q_tail != NULL)
@@ -200,26 +200,26 @@ int rtq__pool_submit(rtq__pool *p, rtq_task *t) {
   return 0;
 }
 
-void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task *t)) {
+void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task_ctx *t)) {
   pthread_mutex_lock(&p->mu);
-  rtq_task *t = p->d_head;
+  rtq_task_ctx *t = p->d_head;
   p->d_head = p->d_tail = NULL;
   pthread_mutex_unlock(&p->mu);
   while (t != NULL) {
-    rtq_task *next = t->next;
+    rtq_task_ctx *next = t->next;
     t->next = NULL;
     fn(p->w, t);
     t = next;
   }
 }
 
-int rtq__pool_abandon(rtq__pool *p, rtq_task *t) {
+int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t) {
   pthread_mutex_lock(&p->mu);
   int expected = RTQ__TASK_RUNNING;
   if (!atomic_compare_exchange_strong(&t->state, &expected, RTQ__TASK_ABANDONED)) {
     if (expected == RTQ__TASK_QUEUED) {
       /* Never started: take it off the queue; nothing runs it. */
-      rtq_task **pp = &p->q_head, *prev = NULL;
+      rtq_task_ctx **pp = &p->q_head, *prev = NULL;
       while (*pp != NULL && *pp != t) {
         prev = *pp;
         pp = &(*pp)->next;

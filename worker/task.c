@@ -27,9 +27,9 @@ void rtq__outcome_destroy(rtq__outcome *o) {
   memset(o, 0, sizeof *o);
 }
 
-rtq_task *rtq__task_new(const rtq_envelope *e, rtq_handler_fn fn, void *ud, size_t max_result,
+rtq_task_ctx *rtq__task_new(const rtq_envelope *e, rtq_handler_fn fn, void *ud, size_t max_result,
                         int progress_interval_ms) {
-  rtq_task *t = calloc(1, sizeof *t);
+  rtq_task_ctx *t = calloc(1, sizeof *t);
   if (t == NULL) return NULL;
   memcpy(t->id, e->id, sizeof t->id);
   memcpy(t->name, e->name, sizeof t->name);
@@ -53,7 +53,7 @@ rtq_task *rtq__task_new(const rtq_envelope *e, rtq_handler_fn fn, void *ud, size
   return t;
 }
 
-void rtq__task_free(rtq_task *t) {
+void rtq__task_free(rtq_task_ctx *t) {
   if (t == NULL) return;
   free(t->args);
   rtq_args_free(t->args_tree);
@@ -74,7 +74,7 @@ static char *dup_cut(const char *s, size_t max) {
 
 /* Turns what the handler did into the outcome finish.lua writes (except
  * for cancellation and timeouts, which the worker decides). */
-static void settle(rtq_task *t) {
+static void settle(rtq_task_ctx *t) {
   rtq__outcome *o = &t->out;
   if (t->failed) {
     o->status = RTQ_STATUS_FAILED;
@@ -100,14 +100,14 @@ static void settle(rtq_task *t) {
   o->status = RTQ_STATUS_COMPLETED;
 }
 
-void rtq__task_run(rtq_task *t) {
+void rtq__task_run(rtq_task_ctx *t) {
   atomic_store(&t->state, RTQ__TASK_RUNNING);
   t->rc = t->fn(t, t->userdata);
   t->cancel_at_return = atomic_load(t->cancel);
   settle(t);
 }
 
-bool rtq__task_take_progress(rtq_task *t, uint64_t *seq, rtq__prog *p) {
+bool rtq__task_take_progress(rtq_task_ctx *t, uint64_t *seq, rtq__prog *p) {
   bool got = false;
   pthread_mutex_lock(&t->mu);
   if (t->prog_seq != *seq) {
@@ -124,13 +124,13 @@ bool rtq__task_take_progress(rtq_task *t, uint64_t *seq, rtq__prog *p) {
 
 /* ---- the public handler API ---- */
 
-const char *rtq_task_id(const rtq_task *t) { return t->id; }
-const char *rtq_task_name(const rtq_task *t) { return t->name; }
-const char *rtq_task_queue(const rtq_task *t) { return t->queue; }
-uint32_t rtq_task_attempt(const rtq_task *t) { return t->attempt; }
-uint64_t rtq_task_timeout_ms(const rtq_task *t) { return t->timeout_ms; }
+const char *rtq_task_id(const rtq_task_ctx *t) { return t->id; }
+const char *rtq_task_name(const rtq_task_ctx *t) { return t->name; }
+const char *rtq_task_queue(const rtq_task_ctx *t) { return t->queue; }
+uint32_t rtq_task_attempt(const rtq_task_ctx *t) { return t->attempt; }
+uint64_t rtq_task_timeout_ms(const rtq_task_ctx *t) { return t->timeout_ms; }
 
-const rtq_args *rtq_task_args(rtq_task *t) {
+const rtq_args *rtq_task_args(rtq_task_ctx *t) {
   if (t->args_tree == NULL) {
     /* The bytes were checked and re-encoded by the envelope decoder, so
      * only memory can make this fail. */
@@ -140,12 +140,12 @@ const rtq_args *rtq_task_args(rtq_task *t) {
   return t->args_tree;
 }
 
-const void *rtq_task_args_msgpack(const rtq_task *t, size_t *len) {
+const void *rtq_task_args_msgpack(const rtq_task_ctx *t, size_t *len) {
   if (len != NULL) *len = t->args_len;
   return t->args;
 }
 
-int rtq_task_progress(rtq_task *t, double percent, const char *message) {
+int rtq_task_progress(rtq_task_ctx *t, double percent, const char *message) {
   size_t len = message ? strnlen(message, RTQ__PROGRESS_MSG_MAX) : 0;
   pthread_mutex_lock(&t->mu);
   int rc = rtq__prog_set(&t->prog, percent, message, len);
@@ -155,9 +155,9 @@ int rtq_task_progress(rtq_task *t, double percent, const char *message) {
   return rc;
 }
 
-bool rtq_task_cancelled(const rtq_task *t) { return atomic_load(t->cancel) != 0; }
+bool rtq_task_cancelled(const rtq_task_ctx *t) { return atomic_load(t->cancel) != 0; }
 
-int rtq_task_sleep_ms(rtq_task *t, uint64_t ms) {
+int rtq_task_sleep_ms(rtq_task_ctx *t, uint64_t ms) {
   /* 10 ms steps: a cancel is seen well within the 100 ms promise. */
   while (ms > 0) {
     if (rtq_task_cancelled(t)) return RTQ_ESTATE;
@@ -170,7 +170,7 @@ int rtq_task_sleep_ms(rtq_task *t, uint64_t ms) {
   return rtq_task_cancelled(t) ? RTQ_ESTATE : 0;
 }
 
-static int take_result(rtq_task *t, char *buf, size_t len) {
+static int take_result(rtq_task_ctx *t, char *buf, size_t len) {
   if (len > t->max_result) {
     free(buf);
     return RTQ_ETOOBIG;
@@ -181,7 +181,7 @@ static int take_result(rtq_task *t, char *buf, size_t len) {
   return 0;
 }
 
-int rtq_task_set_result(rtq_task *t, const rtq_args *result) {
+int rtq_task_set_result(rtq_task_ctx *t, const rtq_args *result) {
   if (result == NULL) return RTQ_EINVAL;
   char *buf = NULL;
   size_t len = 0;
@@ -190,7 +190,7 @@ int rtq_task_set_result(rtq_task *t, const rtq_args *result) {
   return take_result(t, buf, len);
 }
 
-int rtq_task_set_result_json(rtq_task *t, const char *json) {
+int rtq_task_set_result_json(rtq_task_ctx *t, const char *json) {
   if (json == NULL) return RTQ_EINVAL;
   char *buf = NULL;
   size_t len = 0;
@@ -199,7 +199,7 @@ int rtq_task_set_result_json(rtq_task *t, const char *json) {
   return take_result(t, buf, len);
 }
 
-int rtq_task_set_result_msgpack(rtq_task *t, const void *buf, size_t len) {
+int rtq_task_set_result_msgpack(rtq_task_ctx *t, const void *buf, size_t len) {
   if (buf == NULL || len == 0) return RTQ_EINVAL;
   if (len > t->max_result) return RTQ_ETOOBIG;
   if (rtq_msgpack_check(buf, len, RTQ_MAX_DEPTH, NULL, 0) != 0) return RTQ_EINVAL;
@@ -209,7 +209,7 @@ int rtq_task_set_result_msgpack(rtq_task *t, const void *buf, size_t len) {
   return take_result(t, copy, len);
 }
 
-int rtq_task_fail(rtq_task *t, const char *code, const char *message, const rtq_args *details) {
+int rtq_task_fail(rtq_task_ctx *t, const char *code, const char *message, const rtq_args *details) {
   if (code == NULL || code[0] == '\0' || strlen(code) > RTQ__CODE_MAX) return RTQ_EINVAL;
   if (details != NULL && rtq_args_type(details) != RTQ_TYPE_MAP) return RTQ_EINVAL;
   char *c = dup_cut(code, RTQ__CODE_MAX);
@@ -235,7 +235,7 @@ int rtq_task_fail(rtq_task *t, const char *code, const char *message, const rtq_
   return 0;
 }
 
-int rtq_task_set_traceback(rtq_task *t, const char *text) {
+int rtq_task_set_traceback(rtq_task_ctx *t, const char *text) {
   if (text == NULL) return RTQ_EINVAL;
   char *tb = dup_cut(text, RTQ__TRACEBACK_MAX);
   if (tb == NULL) return RTQ_ENOMEM;

@@ -75,11 +75,17 @@ int cli_name(const char *what, const char *s) {
 }
 
 int cli_seconds(const char *opt, const char *s, uint64_t *ms) {
+  /* Plain decimals only: strtod would also take "0x1p3", "inf", " 5". */
+  int dots = 0, digits = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p == '.') dots++;
+    else if (*p >= '0' && *p <= '9') digits++;
+    else dots = 2;
+  }
   char *end;
   errno = 0;
-  double v = strtod(s, &end);
-  if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > MAX_SECONDS ||
-      s[0] == '-' || s[0] == '+' || s[0] == ' ') {
+  double v = digits > 0 && dots <= 1 ? strtod(s, &end) : -1;
+  if (v < 0 || *end != '\0' || errno != 0 || !isfinite(v) || v > MAX_SECONDS) {
     cli_errorf("invalid --%s \"%.64s\": expected seconds, 0 to %.0f", opt, s, MAX_SECONDS);
     return CLI_USAGE;
   }

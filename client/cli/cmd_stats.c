@@ -2,6 +2,7 @@
  * cmd_stats.c - `rtq stats` (backlogs, counts, counters, workers alive) and
  * `rtq workers` (one line per alive worker).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +34,13 @@ static void print_stats(const rtq_stats *s) {
     if (n > w) w = n > 40 ? 40 : n;
   }
   printf("%-*s  %9s", w, "QUEUE", "BACKLOG");
-  for (size_t c = 0; c < NSHOWN; c++) printf("  %11s", shown[c]);
+  for (size_t c = 0; c < NSHOWN; c++) {
+    char up[16];
+    size_t k = 0;
+    for (; shown[c][k] != '\0' && k < sizeof up - 1; k++) up[k] = (char)toupper((unsigned char)shown[c][k]);
+    up[k] = '\0';
+    printf("  %11s", up);
+  }
   printf("\n");
   for (size_t i = 0; i < s->nqueues; i++) {
     const rtq_queue_stats *q = &s->queues[i];

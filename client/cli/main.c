@@ -7,9 +7,11 @@
  * cli.h and docs/CLIENT.md; every error is one line on stderr.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "rtq/version.h"
 
 static const struct command {
@@ -45,9 +47,19 @@ static void usage(FILE *f) {
           "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out.\n");
 }
 
+/* The library logs on stderr; a command-line tool shows warnings and
+ * errors only, unless RTQ_LOG_LEVEL asks for more. */
+static void set_log_level(void) {
+  rtq_log_level l = RTQ_LOG_WARNING;
+  const char *env = getenv("RTQ_LOG_LEVEL");
+  if (env != NULL && rtq_log_level_parse(env, &l) != 0) l = RTQ_LOG_WARNING;
+  rtq_log_set_level(l);
+}
+
 int main(int argc, char **argv) {
   cli ctx;
   memset(&ctx, 0, sizeof ctx);
+  set_log_level();
   /* Global options before the command; the commands accept them after
    * it as well (cli_parse). */
   int i = 1;

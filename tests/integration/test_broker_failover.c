@@ -188,6 +188,31 @@ static void test_broker_failover_warns_when_eviction_is_on(void **state) {
   rtq_test_redis_stop(r);
 }
 
+/* Hand-written debris of the wrong type makes one phase fail; the other
+ * phases still run, and --once reports the failure. */
+static void test_broker_failover_wrong_type_key_does_not_stop_other_phases(void **state) {
+  tb *t = *state;
+  char id[16];
+  for (int i = 0; i < 3; i++) {
+    snprintf(id, sizeof id, "w-%d", i);
+    free(tb_create(t, id, &(tb_task_opts){.queue = "qw"}, &(size_t){0}));
+    tb_claim cl;
+    assert_true(tb_claim_next(t, "w-ok", "qw", &cl));
+    char *tag = tb_finish(t, "w-ok", &cl, "completed", "");
+    free(tag);
+    tb_claim_free(&cl);
+  }
+  /* The first phase (deadlines) meets a string; the history cap comes later. */
+  rtq_test_cmd_ok(t->c, "SET", rtq_keys_deadlines(&t->k).s, "not a zset", NULL);
+  pid_t pid = tb_broker_start(t, "--once", "--max-task-history", "1");
+  int status = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 20000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 1);
+  assert_true(tb_file_contains(t->log, "WRONGTYPE"));
+  assert_int_equal(tb_zcard(t, rtq_keys_history(&t->k)), 1);
+}
+
 static int exit_status_of(tb *t, const char *const *argv_flags, const char *const *env) {
   char bin[512];
   assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
@@ -227,6 +252,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_broker_failover_once_stands_by_when_lease_is_held, tb_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_failover_warns_when_eviction_is_on, tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_failover_wrong_type_key_does_not_stop_other_phases, tb_setup,
+                                      tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_failover_rejects_bad_flags, tb_setup, tb_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

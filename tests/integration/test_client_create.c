@@ -293,6 +293,14 @@ static void test_client_create_idempotent_id(void **state) {
   free(json);
   rtq_task_free(t);
 
+  /* The id option may point at the output buffer itself. */
+  char same[RTQ_TASK_ID_SIZE] = "order-1234";
+  memset(&o, 0, sizeof o);
+  o.id = same;
+  assert_int_equal(rtq_create_task(c, "charge", NULL, &o, same, &created), 0);
+  assert_string_equal(same, "order-1234");
+  assert_int_equal(created, 0);
+
   rtq_conn *rc = rtq_test_conn();
   rtq_key q = rtq_keys_queue(&keys, "default"), q2 = rtq_keys_queue(&keys, "other");
   assert_int_equal(rtq_test_cmd_int(rc, "LLEN", q.s, NULL), 1);

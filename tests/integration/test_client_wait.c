@@ -77,7 +77,8 @@ typedef struct helper {
   rtq_conn *conn;          /* opened by main, used only here */
   const char *id;
   int wait_for_subscriber; /* finish only once the waiter listens */
-  int mode;                /* 0 complete, 1 fake terminal event + DEL */
+  int mode;                /* 0 complete, 1 fake terminal event + DEL,
+                            * 2 kill the subscription, then complete */
   int rc;
 } helper;
 
@@ -90,6 +91,22 @@ static void wait_subscriber(rtq_conn *c, const char *id) {
 static void *helper_main(void *arg) {
   helper *h = arg;
   if (h->wait_for_subscriber) wait_subscriber(h->conn, h->id);
+  if (h->mode == 2) {
+    /* Cut the waiter's subscription; it must come back by itself. */
+    rtq_argv k;
+    rtq_argv_init(&k);
+    rtq_argv_add_str(&k, "CLIENT");
+    rtq_argv_add_str(&k, "KILL");
+    rtq_argv_add_str(&k, "TYPE");
+    rtq_argv_add_str(&k, "pubsub");
+    h->rc = rtq_conn_command(h->conn, &k, NULL);
+    rtq_argv_destroy(&k);
+    /* CLIENT KILL frees the subscriber at once: the next subscriber we
+     * see is the waiter's new connection. */
+    wait_subscriber(h->conn, h->id);
+    if (h->rc != 0) return NULL;
+    h->mode = 0;
+  }
   if (h->mode == 0) {
     h->rc = fw_run_one(h->conn, &keys, "default", "helper", "{\"done\":true}");
     return NULL;
@@ -141,6 +158,19 @@ static void test_client_wait_completed_by_thread(void **state) {
   assert_int_equal(rtq_task_result_json(t, &json), 0);
   assert_string_equal(json, "{\"done\":true}");
   free(json);
+  rtq_task_free(t);
+}
+
+static void test_client_wait_survives_lost_subscription(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create(id);
+  helper h;
+  helper_start(&h, id, 1, 2);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  helper_join(&h);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
   rtq_task_free(t);
 }
 
@@ -315,7 +345,8 @@ static void test_client_wait_does_not_poll(void **state) {
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(test_client_wait_completed_by_thread), T(test_client_wait_already_terminal),
+      T(test_client_wait_completed_by_thread), T(test_client_wait_survives_lost_subscription),
+      T(test_client_wait_already_terminal),
       T(test_client_wait_race_in_window),      T(test_client_wait_race_loop),
       T(test_client_wait_timeout),             T(test_client_wait_errors),
       T(test_client_wait_hash_expired),        T(test_client_wait_cancelled_running),

@@ -118,7 +118,8 @@ typedef struct rtq_task_options {
 /*
  * Enqueues one task, atomically (the task hash and the queue or delayed
  * entry appear together or not at all). args (borrowed; NULL = empty) must
- * be a map. opts may be NULL. id_out (may be NULL) receives the task id.
+ * be a map. opts may be NULL. id_out (may be NULL, may be opts->id) receives
+ * the task id, "" on error.
  * *created (may be NULL) is 1 when this call created the task, 0 when a
  * task with the caller-supplied id existed: that task is left as it is and
  * nothing is enqueued. Errors (nothing written to Redis unless noted):

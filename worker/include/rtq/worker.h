@@ -41,8 +41,9 @@ extern "C" {
 #endif
 
 typedef struct rtq_worker rtq_worker;
-/* One task as its handler sees it; valid until the handler returns. */
-typedef struct rtq_task rtq_task;
+/* One task as its handler sees it (the context); valid until the handler
+ * returns. (rtq/client.h's rtq_task is the stored record, a different type.) */
+typedef struct rtq_task_ctx rtq_task_ctx;
 
 /*
  * A handler. It returns 0 when it has done its job: the task completes with
@@ -52,7 +53,7 @@ typedef struct rtq_task rtq_task;
  * rtq_task_cancelled() should return soon; the task then ends cancelled or
  * timeout whatever it returns. userdata is what rtq_worker_register got.
  */
-typedef int (*rtq_handler_fn)(rtq_task *task, void *userdata);
+typedef int (*rtq_handler_fn)(rtq_task_ctx *task, void *userdata);
 
 typedef enum rtq_isolation {
   RTQ_ISOLATION_THREAD = 0, /* a pool thread per slot; a crash takes the worker down */
@@ -166,19 +167,19 @@ RTQ_EXTERN const char *rtq_worker_errstr(const rtq_worker *w);
 /* ---- The handler API. t is the task the handler received. ---- */
 
 /* Task id, handler name and queue: borrowed, valid until the handler returns. */
-RTQ_EXTERN const char *rtq_task_id(const rtq_task *t);
-RTQ_EXTERN const char *rtq_task_name(const rtq_task *t);
-RTQ_EXTERN const char *rtq_task_queue(const rtq_task *t);
+RTQ_EXTERN const char *rtq_task_id(const rtq_task_ctx *t);
+RTQ_EXTERN const char *rtq_task_name(const rtq_task_ctx *t);
+RTQ_EXTERN const char *rtq_task_queue(const rtq_task_ctx *t);
 /* Delivery number, 1 for the first run. */
-RTQ_EXTERN uint32_t rtq_task_attempt(const rtq_task *t);
+RTQ_EXTERN uint32_t rtq_task_attempt(const rtq_task_ctx *t);
 /* The task's timeout in ms (its own or default_timeout). */
-RTQ_EXTERN uint64_t rtq_task_timeout_ms(const rtq_task *t);
+RTQ_EXTERN uint64_t rtq_task_timeout_ms(const rtq_task_ctx *t);
 
 /* The keyword arguments, decoded on first use; borrowed until the handler
  * returns. NULL only when out of memory (the worker checked the bytes). */
-RTQ_EXTERN const rtq_args *rtq_task_args(rtq_task *t);
+RTQ_EXTERN const rtq_args *rtq_task_args(rtq_task_ctx *t);
 /* The raw msgpack map of the arguments; borrowed until the handler returns. */
-RTQ_EXTERN const void *rtq_task_args_msgpack(const rtq_task *t, size_t *len);
+RTQ_EXTERN const void *rtq_task_args_msgpack(const rtq_task_ctx *t, size_t *len);
 
 /*
  * Reports progress: percent is clamped to 0..100 (NaN is 0), message may be
@@ -186,22 +187,22 @@ RTQ_EXTERN const void *rtq_task_args_msgpack(const rtq_task *t, size_t *len);
  * per progress_interval_ms and always writes the last one. Returns 0 or
  * RTQ_ENOMEM.
  */
-RTQ_EXTERN int rtq_task_progress(rtq_task *t, double percent, const char *message);
+RTQ_EXTERN int rtq_task_progress(rtq_task_ctx *t, double percent, const char *message);
 /* True once a cancel or the task's timeout has been requested; then return
  * soon. Cheap (one atomic load): poll it in loops. */
-RTQ_EXTERN bool rtq_task_cancelled(const rtq_task *t);
+RTQ_EXTERN bool rtq_task_cancelled(const rtq_task_ctx *t);
 /* Sleeps ms milliseconds, waking early when the task is cancelled. Returns
  * 0 after the full sleep, RTQ_ESTATE when cancelled. */
-RTQ_EXTERN int rtq_task_sleep_ms(rtq_task *t, uint64_t ms);
+RTQ_EXTERN int rtq_task_sleep_ms(rtq_task_ctx *t, uint64_t ms);
 
 /*
  * Sets the result (replacing an earlier one); the value is copied. Returns
  * 0, RTQ_EINVAL (NULL or bad msgpack/JSON: RTQ_EJSON for bad JSON),
  * RTQ_ETOOBIG (over max_result) or RTQ_ENOMEM.
  */
-RTQ_EXTERN int rtq_task_set_result(rtq_task *t, const rtq_args *result);
-RTQ_EXTERN int rtq_task_set_result_json(rtq_task *t, const char *json);
-RTQ_EXTERN int rtq_task_set_result_msgpack(rtq_task *t, const void *buf, size_t len);
+RTQ_EXTERN int rtq_task_set_result(rtq_task_ctx *t, const rtq_args *result);
+RTQ_EXTERN int rtq_task_set_result_json(rtq_task_ctx *t, const char *json);
+RTQ_EXTERN int rtq_task_set_result_msgpack(rtq_task_ctx *t, const void *buf, size_t len);
 
 /*
  * Marks the task failed with an error code (non-empty, at most 64 bytes),
@@ -209,10 +210,10 @@ RTQ_EXTERN int rtq_task_set_result_msgpack(rtq_task *t, const void *buf, size_t 
  * handler should then return. The last call wins. A task with retries left
  * is retried later (the protocol decides). Returns 0, RTQ_EINVAL or RTQ_ENOMEM.
  */
-RTQ_EXTERN int rtq_task_fail(rtq_task *t, const char *code, const char *message,
+RTQ_EXTERN int rtq_task_fail(rtq_task_ctx *t, const char *code, const char *message,
                              const rtq_args *details);
 /* Attaches a traceback text to the failure (copied, cut to 64 KiB). */
-RTQ_EXTERN int rtq_task_set_traceback(rtq_task *t, const char *text);
+RTQ_EXTERN int rtq_task_set_traceback(rtq_task_ctx *t, const char *text);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,224 @@
+/*
+ * test_worker_basic.c - rtq-worker's happy paths and fencing against a real
+ * redis-server: every demo handler, progress, the worker record, retries,
+ * graceful exit, and a completion fenced off because the task was taken.
+ */
+#include "test_worker_util.h"
+
+#include "scripts.h"
+
+static rtq_client *cl;
+static rtq_conn *rc_;
+static tw_worker wk;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys_init(&tw_keys, "rtq", false);
+  cl = tw_client(rtq_test_redis_url());
+  rc_ = rtq_test_conn();
+  tw_start(&wk, rtq_test_redis_url(), "--concurrency", "4", "--shutdown-grace", "10", NULL);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (wk.pid > 0) {
+    int code = tw_stop(&wk, 15000);
+    if (code != 0) tw_dump_log(&wk);
+    assert_int_equal(code, 0);
+  }
+  rtq_client_free(cl);
+  rtq_conn_free(rc_);
+  return 0;
+}
+
+static void test_worker_echo_returns_args(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.echo", "{\"a\":1,\"b\":[true,\"x\"]}", NULL, id);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  char *json = NULL;
+  assert_int_equal(rtq_task_result_json(t, &json), 0);
+  assert_string_equal(json, "{\"a\":1,\"b\":[true,\"x\"]}");
+  assert_int_equal(t->attempts, 1);
+  assert_string_equal(t->worker, wk.id);
+  free(json);
+  rtq_task_free(t);
+}
+
+static void test_worker_noop_completes_with_nil(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.noop", NULL, NULL, id);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  assert_null(t->result);
+  assert_null(t->error_code);
+  rtq_task_free(t);
+}
+
+static void test_worker_fail_records_error(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.fail", "{\"code\":\"BAD_INPUT\",\"message\":\"no\",\"details\":{\"field\":\"x\"}}", NULL, id);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_FAILED);
+  assert_string_equal(t->error_code, "BAD_INPUT");
+  assert_string_equal(t->error_message, "no");
+  char *json = NULL;
+  assert_int_equal(rtq_task_error_details_json(t, &json), 0);
+  assert_string_equal(json, "{\"field\":\"x\"}");
+  free(json);
+  rtq_task_free(t);
+}
+
+static void test_worker_sleep_reports_progress(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.6,\"steps\":3}", NULL, id);
+  RTQ_TEST_WAIT_FOR(tw_field_is(rc_, id, "progress_message", "step 1/3"), 5000);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  assert_true(t->progress == 100.0);
+  assert_string_equal(t->progress_message, "step 3/3");
+  assert_true(t->completed_at - t->started_at >= 550);
+  rtq_task_free(t);
+}
+
+static void test_worker_failure_with_retries_left_is_delayed(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  rtq_task_options o;
+  memset(&o, 0, sizeof o);
+  o.max_retries = 1;
+  o.retry_backoff_ms = 50;
+  tw_enqueue(cl, "rtq.fail", "{\"code\":\"FLAKY\"}", &o, id);
+  /* finish.lua puts the retry in P:delayed; promoting it is the broker's
+   * job, so the test plays the broker: it waits for the delayed entry. */
+  rtq_key delayed = rtq_keys_delayed(&tw_keys);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "ZCARD", delayed.s, NULL) == 1, 5000);
+  assert_true(tw_field_is(rc_, id, "status", "pending"));
+  assert_true(tw_field_is(rc_, id, "error_code", "FLAKY"));
+  assert_int_equal(tw_hget_ll(rc_, id, "attempt"), 1);
+}
+
+static void test_worker_record_has_fields(void **state) {
+  (void)state;
+  rtq_key k = rtq_keys_worker(&tw_keys, wk.id);
+  const char *fields[] = {"host", "pid", "queues", "busy", "slots", "started_at", "isolation", "version"};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    char *v = rtq_test_cmd_str(rc_, "HGET", k.s, fields[i], NULL);
+    if (v == NULL) fail_msg("worker record lacks %s", fields[i]);
+    free(v);
+  }
+  char *slots = rtq_test_cmd_str(rc_, "HGET", k.s, "slots", NULL);
+  assert_string_equal(slots, "4");
+  free(slots);
+  char *q = rtq_test_cmd_str(rc_, "HGET", k.s, "queues", NULL);
+  assert_string_equal(q, "default:1");
+  free(q);
+  long long ttl = rtq_test_cmd_int(rc_, "PTTL", k.s, NULL);
+  assert_true(ttl > 0 && ttl <= 30000);
+}
+
+static void test_worker_exit_deletes_record(void **state) {
+  (void)state;
+  rtq_key k = rtq_keys_worker(&tw_keys, wk.id), ws = rtq_keys_workers(&tw_keys);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", k.s, NULL), 1);
+  assert_int_equal(tw_stop(&wk, 10000), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", k.s, NULL), 0);
+  assert_null(rtq_test_cmd_str(rc_, "ZSCORE", ws.s, wk.id, NULL));
+}
+
+/* Runs finish.lua by hand, as a late second worker would. */
+static char *finish_by_hand(const char *id, const char *env, size_t envlen, const char *worker,
+                            const char *attempt) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_key task = rtq_keys_task(&tw_keys, id), proc = rtq_keys_processing(&tw_keys, worker),
+          cancel = rtq_keys_cancel(&tw_keys, id), chan = rtq_keys_chan_task(&tw_keys, id);
+  rtq_key keys[10] = {task,
+                      proc,
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_RUNNING),
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_COMPLETED),
+                      rtq_keys_deadlines(&tw_keys),
+                      rtq_keys_history(&tw_keys),
+                      cancel,
+                      rtq_keys_stats(&tw_keys),
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_PENDING),
+                      rtq_keys_delayed(&tw_keys)};
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 10, true);
+  for (int i = 0; i < 10; i++) rtq_argv_add(&a, keys[i].s, keys[i].len);
+  rtq_key ev = rtq_keys_chan_events(&tw_keys);
+  const char *args[] = {id, NULL, worker, attempt, "completed", "", "", "", "", "", "60", "1", ev.s, chan.s, "", "", "0"};
+  for (int i = 0; i < 17; i++) {
+    if (i == 1)
+      rtq_argv_add(&a, env, envlen);
+    else
+      rtq_argv_add_str(&a, args[i]);
+  }
+  redisReply *r = rtq_test_command_argv(rc_, &a);
+  rtq_argv_destroy(&a);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  char *kind = strdup(r->element[0]->str);
+  freeReplyObject(r);
+  return kind;
+}
+
+static void test_worker_fencing_rejects_stale_completion(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.5,\"steps\":5}", NULL, id);
+  RTQ_TEST_WAIT_FOR(tw_field_is(rc_, id, "status", "running"), 5000);
+  rtq_key proc = rtq_keys_processing(&tw_keys, wk.id);
+  char *env = rtq_test_cmd_str(rc_, "LINDEX", proc.s, "0", NULL);
+  assert_non_null(env);
+  /* A worker that does not own it, and the owner with a wrong attempt. */
+  char *k1 = finish_by_hand(id, env, strlen(env), "someone-else", "1");
+  char *k2 = finish_by_hand(id, env, strlen(env), wk.id, "2");
+  assert_string_equal(k1, "stale");
+  assert_string_equal(k2, "stale");
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  assert_string_equal(t->worker, wk.id);
+  rtq_task_free(t);
+  /* The first completion won; a second one with the right owner is stale. */
+  char *k3 = finish_by_hand(id, env, strlen(env), wk.id, "1");
+  assert_string_equal(k3, "stale");
+  free(k1);
+  free(k2);
+  free(k3);
+  free(env);
+}
+
+static void test_worker_late_result_is_dropped_and_logged(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.5,\"steps\":5}", NULL, id);
+  RTQ_TEST_WAIT_FOR(tw_field_is(rc_, id, "status", "running"), 5000);
+  /* Someone else takes the task over (as a redelivery would). */
+  rtq_key task = rtq_keys_task(&tw_keys, id);
+  rtq_test_cmd_int(rc_, "HSET", task.s, "worker", "other-worker", "attempt", "2", NULL);
+  RTQ_TEST_WAIT_FOR(tw_log_contains(&wk, "late result rejected"), 5000);
+  assert_true(tw_field_is(rc_, id, "status", "running"));
+  assert_true(tw_field_is(rc_, id, "worker", "other-worker"));
+  rtq_key proc = rtq_keys_processing(&tw_keys, wk.id);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_worker_echo_returns_args, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_noop_completes_with_nil, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_fail_records_error, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_sleep_reports_progress, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_failure_with_retries_left_is_delayed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_record_has_fields, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_exit_deletes_record, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_fencing_rejects_stale_completion, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_late_result_is_dropped_and_logged, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,133 @@
+/*
+ * test_worker_cancel.c - stopping tasks under thread isolation: a pending
+ * cancel (never run), a running cancel (seen within 100 ms, measured), a
+ * local timeout, and a handler that ignores both (abandoned after the kill
+ * grace; its slot serves the next task).
+ */
+#include "test_worker_util.h"
+
+static rtq_client *cl;
+static rtq_conn *rc_;
+static tw_worker wk;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys_init(&tw_keys, "rtq", false);
+  cl = tw_client(rtq_test_redis_url());
+  rc_ = rtq_test_conn();
+  wk.pid = -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (wk.pid > 0) {
+    int code = tw_stop(&wk, 15000);
+    if (code != 0) tw_dump_log(&wk);
+    assert_int_equal(code, 0);
+  }
+  rtq_client_free(cl);
+  rtq_conn_free(rc_);
+  return 0;
+}
+
+static void test_worker_cancel_pending_never_runs(void **state) {
+  (void)state;
+  tw_start(&wk, rtq_test_redis_url(), "--concurrency", "1", NULL);
+  char busy[RTQ_TASK_ID_SIZE], victim[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.5,\"steps\":5}", NULL, busy);
+  RTQ_TEST_WAIT_FOR(tw_field_is(rc_, busy, "status", "running"), 5000);
+  tw_enqueue(cl, "rtq.echo", "{\"x\":1}", NULL, victim);
+  int requested = -1;
+  assert_int_equal(rtq_cancel_task(cl, victim, &requested), 0);
+  assert_int_equal(requested, 0);
+  rtq_task *t = tw_wait(cl, busy, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  /* The worker pops the cancelled envelope next and drops it unrun. */
+  RTQ_TEST_WAIT_FOR(tw_log_contains(&wk, victim), 5000);
+  assert_true(tw_log_contains(&wk, "task not run: no longer pending"));
+  assert_true(tw_field_is(rc_, victim, "status", "cancelled"));
+  assert_int_equal(tw_hget_ll(rc_, victim, "attempt"), 0);
+  char *who = tw_hget(rc_, victim, "worker");
+  assert_null(who);
+  rtq_key proc = rtq_keys_processing(&tw_keys, wk.id);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
+}
+
+static void test_worker_cancel_running_within_100ms(void **state) {
+  (void)state;
+  tw_start(&wk, rtq_test_redis_url(), NULL);
+  for (int round = 0; round < 5; round++) {
+    char id[RTQ_TASK_ID_SIZE];
+    tw_enqueue(cl, "rtq.sleep", "{\"seconds\":30,\"steps\":30}", NULL, id);
+    RTQ_TEST_WAIT_FOR(tw_field_is(rc_, id, "status", "running"), 5000);
+    int requested = -1;
+    assert_int_equal(rtq_cancel_task(cl, id, &requested), 0);
+    assert_int_equal(requested, 1);
+    rtq_task *t = tw_wait(cl, id, 5000);
+    assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
+    assert_string_equal(t->error_code, "CANCELLED");
+    /* Both times are Redis TIME: the request, and the terminal write made
+     * after the handler saw the flag and returned. */
+    long long ms = (long long)t->completed_at - (long long)t->cancel_requested;
+    printf("  cancel -> cancelled: %lld ms\n", ms);
+    assert_true(t->cancel_requested > 0);
+    assert_true(ms >= 0 && ms <= 100);
+    rtq_task_free(t);
+  }
+}
+
+static void test_worker_timeout_ends_as_timeout(void **state) {
+  (void)state;
+  tw_start(&wk, rtq_test_redis_url(), NULL);
+  char id[RTQ_TASK_ID_SIZE];
+  rtq_task_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout_ms = 300;
+  tw_enqueue(cl, "rtq.sleep", "{\"seconds\":10,\"steps\":10}", &o, id);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_TIMEOUT);
+  assert_string_equal(t->error_code, "TIMEOUT");
+  long long ms = (long long)t->completed_at - (long long)t->started_at;
+  printf("  timeout 300 ms -> ended after %lld ms\n", ms);
+  assert_true(ms >= 290 && ms <= 600);
+  rtq_task_free(t);
+}
+
+static void test_worker_hung_handler_is_abandoned(void **state) {
+  (void)state;
+  tw_start(&wk, rtq_test_redis_url(), "--concurrency", "1", "--kill-grace", "300ms", NULL);
+  char hung[RTQ_TASK_ID_SIZE], next[RTQ_TASK_ID_SIZE];
+  rtq_task_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout_ms = 200;
+  tw_enqueue(cl, "rtq.sleep", "{\"seconds\":3,\"steps\":3,\"ignore_cancel\":true}", &o, hung);
+  tw_enqueue(cl, "rtq.echo", "{\"after\":\"hung\"}", NULL, next);
+  rtq_task *t = tw_wait(cl, hung, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_TIMEOUT);
+  long long ms = (long long)t->completed_at - (long long)t->started_at;
+  printf("  hung handler: timeout written after %lld ms (timeout 200 + grace 300)\n", ms);
+  assert_true(ms >= 490 && ms <= 1000);
+  assert_non_null(strstr(t->error_message, "killed"));
+  rtq_task_free(t);
+  /* With one slot, the next task runs only because the slot was freed. */
+  t = tw_wait(cl, next, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  assert_true(tw_log_contains(&wk, "abandoning its thread"));
+  /* The abandoned handler eventually returns; its late result is void. */
+  RTQ_TEST_WAIT_FOR(tw_log_contains(&wk, "abandoned handler returned"), 6000);
+  assert_true(tw_field_is(rc_, hung, "status", "timeout"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_worker_cancel_pending_never_runs, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_cancel_running_within_100ms, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_timeout_ends_as_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_hung_handler_is_abandoned, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,187 @@
+/*
+ * test_worker_util.h - shared helpers of the test_worker_*.c integration
+ * tests: spawning real rtq-worker processes against the harness's
+ * redis-server, reading task hashes, and waiting on them with deadlines.
+ *
+ * Every worker is spawned with its output in a log file under the test's
+ * temp dir, so a test can assert what the worker logged; the harness kills
+ * whatever a failed test leaves running.
+ */
+#ifndef RTQ_TEST_WORKER_UTIL_H
+#define RTQ_TEST_WORKER_UTIL_H
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "keys.h"
+#include "rtq/client.h"
+
+typedef struct tw_worker {
+  pid_t pid;
+  char id[160];
+  char log[256];
+} tw_worker;
+
+static rtq_keys tw_keys;
+
+static inline const char *tw_bin(void) {
+  static char buf[1024];
+  if (rtq_test_bin_path("worker/rtq-worker", buf, sizeof buf) == NULL) fail_msg("RTQ_BIN_DIR is not set");
+  return buf;
+}
+
+static inline rtq_client *tw_client(const char *url) {
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = url;
+  rtq_client *c = NULL;
+  if (rtq_client_new(&o, &c) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  return c;
+}
+
+/* HGET as a malloc'd string (NULL when absent). */
+static inline char *tw_hget(rtq_conn *c, const char *id, const char *field) {
+  rtq_key k = rtq_keys_task(&tw_keys, id);
+  return rtq_test_cmd_str(c, "HGET", k.s, field, NULL);
+}
+
+static inline bool tw_field_is(rtq_conn *c, const char *id, const char *field, const char *want) {
+  char *v = tw_hget(c, id, field);
+  bool ok = v != NULL && strcmp(v, want) == 0;
+  free(v);
+  return ok;
+}
+
+static inline long long tw_hget_ll(rtq_conn *c, const char *id, const char *field) {
+  char *v = tw_hget(c, id, field);
+  long long n = v ? strtoll(v, NULL, 10) : -1;
+  free(v);
+  return n;
+}
+
+/* The id of the worker whose record says pid, or false. */
+static inline bool tw_find_worker(rtq_conn *c, pid_t pid, char *id, size_t cap) {
+  rtq_key ws = rtq_keys_workers(&tw_keys);
+  redisReply *r = rtq_test_command(c, "ZRANGE", ws.s, "0", "-1", NULL);
+  bool found = false;
+  char want[32];
+  snprintf(want, sizeof want, "%d", (int)pid);
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
+    rtq_key wk = rtq_keys_worker(&tw_keys, r->element[i]->str);
+    char *p = rtq_test_cmd_str(c, "HGET", wk.s, "pid", NULL);
+    if (p != NULL && strcmp(p, want) == 0) {
+      snprintf(id, cap, "%s", r->element[i]->str);
+      found = true;
+    }
+    free(p);
+  }
+  freeReplyObject(r);
+  return found;
+}
+
+/*
+ * Spawns rtq-worker --redis url --demo-handlers plus the extra flags (a
+ * NULL-terminated list) and waits until its heartbeat record is up.
+ */
+static inline void tw_start_v(tw_worker *w, const char *url, const char *const *extra) {
+  static int seq;
+  const char *argv[64];
+  int n = 0;
+  argv[n++] = "rtq-worker";
+  argv[n++] = "--redis";
+  argv[n++] = url;
+  argv[n++] = "--demo-handlers";
+  for (int i = 0; extra != NULL && extra[i] != NULL && n < 62; i++) argv[n++] = extra[i];
+  argv[n] = NULL;
+  snprintf(w->log, sizeof w->log, "%s/worker-%d-%d.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+           (int)getpid(), ++seq);
+  unlink(w->log);
+  rtq_test_spawn_options so = {.path = tw_bin(), .argv = argv, .output_path = w->log};
+  w->pid = rtq_test_spawn_ex(&so);
+  assert_true(w->pid > 0);
+  rtq_conn *c = rtq_test_conn_new(url);
+  RTQ_TEST_WAIT_FOR(tw_find_worker(c, w->pid, w->id, sizeof w->id), 10000);
+  rtq_conn_free(c);
+}
+
+static inline void tw_start(tw_worker *w, const char *url, ...) {
+  const char *extra[48];
+  int n = 0;
+  va_list ap;
+  va_start(ap, url);
+  const char *s;
+  while ((s = va_arg(ap, const char *)) != NULL && n < 47) extra[n++] = s;
+  va_end(ap);
+  extra[n] = NULL;
+  tw_start_v(w, url, extra);
+}
+
+/* SIGTERM and wait; returns the exit code (-1 when killed by a signal). */
+static inline int tw_stop(tw_worker *w, int timeout_ms) {
+  int st = 0;
+  int rc = rtq_test_terminate(w->pid, SIGTERM, timeout_ms, &st);
+  w->pid = -1;
+  if (rc != 0) return -2;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static inline bool tw_log_contains(const tw_worker *w, const char *needle) {
+  FILE *f = fopen(w->log, "r");
+  if (f == NULL) return false;
+  char line[8192];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != NULL) found = strstr(line, needle) != NULL;
+  fclose(f);
+  return found;
+}
+
+static inline void tw_dump_log(const tw_worker *w) {
+  FILE *f = fopen(w->log, "r");
+  if (f == NULL) return;
+  char line[8192];
+  while (fgets(line, sizeof line, f) != NULL) fprintf(stderr, "  | %s", line);
+  fclose(f);
+}
+
+/* VmRSS of pid in KiB, -1 when unreadable. */
+static inline long tw_rss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+  fclose(f);
+  return kb;
+}
+
+/* Enqueues name with JSON args (NULL: {}); opts may be NULL. */
+static inline void tw_enqueue(rtq_client *cl, const char *name, const char *json,
+                              const rtq_task_options *opts, char *id) {
+  rtq_args *a = NULL;
+  if (json != NULL && rtq_args_from_json(json, &a, NULL, 0) != 0) fail_msg("bad JSON in test: %s", json);
+  if (rtq_create_task(cl, name, a, opts, id, NULL) != 0) fail_msg("create: %s", rtq_client_errstr(cl));
+  rtq_args_free(a);
+}
+
+/* Waits for a terminal state and returns the task (caller frees). */
+static inline rtq_task *tw_wait(rtq_client *cl, const char *id, int timeout_ms) {
+  rtq_task *t = NULL;
+  int rc = rtq_wait_for_task(cl, id, timeout_ms, &t);
+  if (rc != 0) fail_msg("wait for %s: %s (%s)", id, rtq_err_name(rc), rtq_client_errstr(cl));
+  return t;
+}
+
+#endif

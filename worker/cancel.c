@@ -1,0 +1,120 @@
+/*
+ * cancel.c - stopping running tasks: cancel requests, local timeouts, and
+ * what happens to a handler that does not stop.
+ *
+ * Paths to a handler's cancel flag:
+ *   1. P:chan:cancel (the sub connection): cancel.lua publishes the id of a
+ *      running task; every worker hears it and the one running it sets the
+ *      flag at once. This is the path that meets the 100 ms promise.
+ *   2. A backstop every RTQ__CANCEL_CHECK_MS: one MGET of the P:cancel:<id>
+ *      flags of the running tasks, for messages missed while the
+ *      subscriber was reconnecting.
+ *   3. The task's own timeout, checked every tick against the local
+ *      monotonic clock from the moment the claim succeeded.
+ * All three set the same flag (RTQ__STOP_*), which rtq_task_cancelled()
+ * reads. A handler that has not returned kill_grace_ms later is killed
+ * (process isolation: SIGKILL to its process group) or abandoned (thread
+ * isolation: the terminal status is written now, the slot is free again,
+ * and the thread is replaced; see slots_thread.c).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+
+void rtq__job_request_stop(rtq_worker *w, rtq__job *j, int reason) {
+  if (j->stop_reason != RTQ__STOP_NONE) return;
+  if (j->state != RTQ__JOB_CLAIMING && j->state != RTQ__JOB_ADOPTING && j->state != RTQ__JOB_RUNNING) return;
+  j->stop_reason = reason;
+  j->stop_at = rtq__mono_ms();
+  if (j->state == RTQ__JOB_RUNNING && j->handler_live) {
+    if (j->task != NULL) atomic_store(j->task->cancel, reason);
+    if (j->pid > 0) rtq__proc_set_cancel(w, j, reason);
+  }
+  rtq_log(RTQ_LOG_INFO, reason == RTQ__STOP_TIMEOUT ? "task timed out; stopping its handler" : "task cancel requested",
+          "task", j->id, NULL);
+}
+
+void rtq__cancel_on_message(rtq_worker *w, const char *msg, size_t len) {
+  if (len == 0 || len > RTQ_NAME_MAX) return;
+  for (rtq__job *j = rtq__job_find(w, msg, len); j != NULL; j = rtq__job_find_next(j, msg, len))
+    rtq__job_request_stop(w, j, RTQ__STOP_CANCEL);
+}
+
+void rtq__job_kill_handler(rtq_worker *w, rtq__job *j) {
+  char ms[24];
+  snprintf(ms, sizeof ms, "%d", w->o.kill_grace_ms);
+  if (w->o.isolation == RTQ_ISOLATION_PROCESS) {
+    rtq_log(RTQ_LOG_WARNING, "handler ignored the stop request; killing its process", "task", j->id,
+            "grace_ms", ms, NULL);
+    rtq__proc_kill(w, j);
+    return;
+  }
+  if (j->task == NULL || rtq__pool_abandon(w->pool, j->task) != 0) return; /* it just returned */
+  rtq_log(RTQ_LOG_WARNING, "handler ignored the stop request; abandoning its thread", "task", j->id,
+          "grace_ms", ms, NULL);
+  j->task = NULL;
+  j->killed = true;
+  rtq__job_done(w, j);
+}
+
+/* The backstop: pd is the list of ids asked about, in MGET order. */
+typedef struct flag_check {
+  int n;
+  char ids[][RTQ_NAME_MAX + 1];
+} flag_check;
+
+static void on_flags(rtq_worker *w, redisReply *r, void *pd) {
+  flag_check *fc = pd;
+  w->cancel_check_in_flight = false;
+  if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)fc->n) {
+    for (int i = 0; i < fc->n; i++) {
+      if (r->element[i]->type != REDIS_REPLY_STRING) continue;
+      size_t len = strlen(fc->ids[i]);
+      for (rtq__job *j = rtq__job_find(w, fc->ids[i], len); j != NULL; j = rtq__job_find_next(j, fc->ids[i], len))
+        rtq__job_request_stop(w, j, RTQ__STOP_CANCEL);
+    }
+  }
+  free(fc);
+}
+
+static void check_flags(rtq_worker *w) {
+  int n = 0;
+  for (rtq__job *j = w->jobs; j != NULL; j = j->next)
+    if (j->state == RTQ__JOB_RUNNING && j->stop_reason == RTQ__STOP_NONE) n++;
+  if (n == 0) return;
+  flag_check *fc = malloc(sizeof *fc + (size_t)n * sizeof fc->ids[0]);
+  if (fc == NULL) return;
+  fc->n = 0;
+  rtq_argv_reset(&w->argv);
+  rtq_argv_add_str(&w->argv, "MGET");
+  for (rtq__job *j = w->jobs; j != NULL && fc->n < n; j = j->next) {
+    if (j->state != RTQ__JOB_RUNNING || j->stop_reason != RTQ__STOP_NONE) continue;
+    rtq_key k = rtq_keys_cancel(&w->keys, j->id);
+    rtq__argv_key(w, &k);
+    memcpy(fc->ids[fc->n++], j->id, sizeof fc->ids[0]);
+  }
+  if (rtq__rconn_send(w->cmd, &w->argv, on_flags, fc, 0) != 0) {
+    free(fc);
+    return;
+  }
+  w->cancel_check_in_flight = true;
+}
+
+void rtq__cancel_tick(rtq_worker *w, uint64_t now) {
+  rtq__job *next;
+  for (rtq__job *j = w->jobs; j != NULL; j = next) {
+    next = j->next;
+    if (j->state != RTQ__JOB_RUNNING || !j->handler_live) continue;
+    if (j->stop_reason == RTQ__STOP_NONE && now >= j->deadline) rtq__job_request_stop(w, j, RTQ__STOP_TIMEOUT);
+    if (j->stop_reason != RTQ__STOP_NONE && !j->killed && now >= j->stop_at + (uint64_t)w->o.kill_grace_ms)
+      rtq__job_kill_handler(w, j);
+  }
+  if (now >= w->next_cancel_check && !w->cancel_check_in_flight && rtq__rconn_up(w->cmd)) {
+    w->next_cancel_check = now + RTQ__CANCEL_CHECK_MS;
+    check_flags(w);
+  }
+}

@@ -1,0 +1,288 @@
+/*
+ * main.c - the rtq-worker binary: flags and environment to options, then
+ * rtq_worker_run(). SIGTERM/SIGINT stop it gracefully (a second one skips
+ * the grace); it exits 0 after a clean shutdown.
+ *
+ * Precedence: defaults < RTQ_* environment < flags.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "rtq/version.h"
+#include "rtq/worker.h"
+
+static const char usage[] =
+    "usage: rtq-worker [options]\n"
+    "\n"
+    "Runs rtq tasks. Durations take a suffix ms, s or m; a bare number is seconds.\n"
+    "\n"
+    "  --redis URL               redis://[user:pass@]host[:port][/db] or unix:///path\n"
+    "                            (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
+    "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
+    "  --cluster                 put the namespace in a hash tag (Redis Cluster)\n"
+    "  --queue NAME[:WEIGHT]     serve a queue; repeat for several (default: default:1)\n"
+    "  --strict-priority         queues in the order given instead of by weight\n"
+    "  --concurrency N           slots (RTQ_MAX_CONCURRENT_TASKS; default 50)\n"
+    "  --isolation thread|process  run handlers in pool threads (default) or forked children\n"
+    "  --rlimit-as MB            address-space limit of each child (process isolation)\n"
+    "  --rlimit-cpu S            CPU-time limit of each child (process isolation)\n"
+    "  --heartbeat-interval DUR  default 5s\n"
+    "  --heartbeat-ttl DUR       default 30s\n"
+    "  --shutdown-grace DUR      running tasks' time to finish on SIGTERM (default 25s)\n"
+    "  --kill-grace DUR          a cancelled or timed-out handler's time to stop (default 5s)\n"
+    "  --default-timeout S       timeout of tasks created without one (RTQ_DEFAULT_TIMEOUT; 300)\n"
+    "  --result-ttl S            how long results are kept (RTQ_TASK_RESULT_TTL; 86400)\n"
+    "  --no-history              do not keep finished tasks in the history (RTQ_ENABLE_TASK_HISTORY)\n"
+    "  --max-history N           history cap, reported to the broker (RTQ_MAX_TASK_HISTORY)\n"
+    "  --log-level LEVEL         DEBUG, INFO, WARNING, ERROR (RTQ_LOG_LEVEL; INFO)\n"
+    "  --demo-handlers           register rtq.echo, rtq.sleep, rtq.fail, rtq.crash, rtq.noop,\n"
+    "                            rtq.progress\n"
+    "  --plugin PATH             load handlers from a shared object exporting\n"
+    "                            int rtq_plugin_register(rtq_worker *); repeatable\n"
+    "  --block-timeout DUR       BLMOVE wait with one queue (default 2s)\n"
+    "  --poll-interval DUR       with several queues: empty-queue skip and blocking wait (100ms)\n"
+    "  --command-timeout DUR     drop a connection whose reply is this late (default 5s)\n"
+    "  --connect-timeout DUR     default 2s\n"
+    "  --progress-interval DUR   at most one progress write per task per interval (100ms)\n"
+    "  --claim-batch N           most tasks taken per round trip (default: concurrency)\n"
+    "  --max-payload BYTES       larger envelopes are dead-lettered (default 1048576)\n"
+    "  --thread-stack KB         stack of each handler thread (default 256)\n"
+    "  --help, --version\n";
+
+enum {
+  OPT_REDIS = 256, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
+  OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_MAXHIST,
+  OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH,
+  OPT_PAYLOAD, OPT_STACK, OPT_HELP, OPT_VERSION
+};
+
+static const struct option longopts[] = {
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"namespace", required_argument, NULL, OPT_NS},
+    {"cluster", no_argument, NULL, OPT_CLUSTER},
+    {"queue", required_argument, NULL, OPT_QUEUE},
+    {"strict-priority", no_argument, NULL, OPT_STRICT},
+    {"concurrency", required_argument, NULL, OPT_CONC},
+    {"isolation", required_argument, NULL, OPT_ISO},
+    {"rlimit-as", required_argument, NULL, OPT_RAS},
+    {"rlimit-cpu", required_argument, NULL, OPT_RCPU},
+    {"heartbeat-interval", required_argument, NULL, OPT_HBI},
+    {"heartbeat-ttl", required_argument, NULL, OPT_HBT},
+    {"shutdown-grace", required_argument, NULL, OPT_SGRACE},
+    {"kill-grace", required_argument, NULL, OPT_KGRACE},
+    {"default-timeout", required_argument, NULL, OPT_DTIMEOUT},
+    {"result-ttl", required_argument, NULL, OPT_RTTL},
+    {"no-history", no_argument, NULL, OPT_NOHIST},
+    {"max-history", required_argument, NULL, OPT_MAXHIST},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"demo-handlers", no_argument, NULL, OPT_DEMO},
+    {"plugin", required_argument, NULL, OPT_PLUGIN},
+    {"block-timeout", required_argument, NULL, OPT_BLOCK},
+    {"poll-interval", required_argument, NULL, OPT_POLL},
+    {"command-timeout", required_argument, NULL, OPT_CMDTO},
+    {"connect-timeout", required_argument, NULL, OPT_CONNTO},
+    {"progress-interval", required_argument, NULL, OPT_PROG},
+    {"claim-batch", required_argument, NULL, OPT_BATCH},
+    {"max-payload", required_argument, NULL, OPT_PAYLOAD},
+    {"thread-stack", required_argument, NULL, OPT_STACK},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0}};
+
+/* Everything main() collects before it builds the worker. */
+typedef struct cli {
+  rtq_config cfg;
+  rtq_worker_options o;
+  rtq_worker_queue queues[RTQ_WORKER_MAX_QUEUES];
+  char qnames[RTQ_WORKER_MAX_QUEUES][129];
+  size_t nqueues;
+  const char *plugins[64];
+  int nplugins;
+  bool demo;
+} cli;
+
+static int die_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "rtq-worker: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(see rtq-worker --help)\n");
+  return 2;
+}
+
+/* "250ms", "2s", "1.5", "1m" -> ms in 0..INT_MAX; a bare number is seconds. */
+static int parse_duration(const char *s, int *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno != 0 || !isfinite(v) || v < 0) return -1;
+  double scale = 1000;
+  if (strcmp(end, "ms") == 0) scale = 1;
+  else if (strcmp(end, "m") == 0) scale = 60000;
+  else if (strcmp(end, "s") != 0 && *end != '\0') return -1;
+  double ms = v * scale;
+  if (ms > 2147483647.0) return -1;
+  *out = (int)(ms + 0.5);
+  return 0;
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int add_queue(cli *c, const char *spec) {
+  if (c->nqueues == RTQ_WORKER_MAX_QUEUES) return die_usage("too many --queue flags: %s", spec);
+  char *name = c->qnames[c->nqueues];
+  const char *colon = strrchr(spec, ':');
+  long long weight = 1;
+  size_t nlen = strlen(spec);
+  if (colon != NULL && parse_int(colon + 1, 1, 1000, &weight) == 0) nlen = (size_t)(colon - spec);
+  else if (colon != NULL && colon[1] >= '0' && colon[1] <= '9')
+    return die_usage("invalid queue weight in %s: expected NAME:1..1000", spec);
+  if (nlen == 0 || nlen > 128) return die_usage("invalid queue name: %s", spec);
+  memcpy(name, spec, nlen);
+  name[nlen] = '\0';
+  c->queues[c->nqueues].name = name;
+  c->queues[c->nqueues].weight = (int)weight;
+  c->nqueues++;
+  return 0;
+}
+
+static int set_cfg(cli *c, const char *name, const char *value) {
+  char err[256];
+  if (rtq_config_set(&c->cfg, name, value, err, sizeof err) != 0) return die_usage("%s", err);
+  return 0;
+}
+
+static int parse_flags(cli *c, int argc, char **argv) {
+  int opt, rc = 0;
+  long long n;
+  while (rc == 0 && (opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int *dur = NULL;
+    switch (opt) {
+      case OPT_REDIS: rc = set_cfg(c, "redis_url", optarg); break;
+      case OPT_NS: rc = set_cfg(c, "namespace", optarg); break;
+      case OPT_CLUSTER: c->o.cluster = true; break;
+      case OPT_QUEUE: rc = add_queue(c, optarg); break;
+      case OPT_STRICT: c->o.strict_priority = true; break;
+      case OPT_CONC: rc = set_cfg(c, "max_concurrent_tasks", optarg); break;
+      case OPT_ISO:
+        if (strcmp(optarg, "thread") == 0) c->o.isolation = RTQ_ISOLATION_THREAD;
+        else if (strcmp(optarg, "process") == 0) c->o.isolation = RTQ_ISOLATION_PROCESS;
+        else rc = die_usage("invalid --isolation %s: expected thread or process", optarg);
+        break;
+      case OPT_RAS:
+        if (parse_int(optarg, 1, 1 << 30, &n) != 0) rc = die_usage("invalid --rlimit-as %s (MB)", optarg);
+        c->o.rlimit_as_mb = (int)n;
+        break;
+      case OPT_RCPU:
+        if (parse_int(optarg, 1, 31536000, &n) != 0) rc = die_usage("invalid --rlimit-cpu %s (s)", optarg);
+        c->o.rlimit_cpu_s = (int)n;
+        break;
+      case OPT_HBI: dur = &c->o.heartbeat_interval_ms; break;
+      case OPT_HBT: dur = &c->o.heartbeat_ttl_ms; break;
+      case OPT_SGRACE: dur = &c->o.shutdown_grace_ms; break;
+      case OPT_KGRACE: dur = &c->o.kill_grace_ms; break;
+      case OPT_BLOCK: dur = &c->o.block_timeout_ms; break;
+      case OPT_POLL: dur = &c->o.poll_ms; break;
+      case OPT_CMDTO: dur = &c->o.command_timeout_ms; break;
+      case OPT_CONNTO: dur = &c->o.connect_timeout_ms; break;
+      case OPT_PROG: dur = &c->o.progress_interval_ms; break;
+      case OPT_DTIMEOUT: rc = set_cfg(c, "default_timeout", optarg); break;
+      case OPT_RTTL: rc = set_cfg(c, "task_result_ttl", optarg); break;
+      case OPT_NOHIST: rc = set_cfg(c, "enable_task_history", "false"); break;
+      case OPT_MAXHIST: rc = set_cfg(c, "max_task_history", optarg); break;
+      case OPT_LOG: rc = set_cfg(c, "log_level", optarg); break;
+      case OPT_DEMO: c->demo = true; break;
+      case OPT_PLUGIN:
+        if (c->nplugins == 64) rc = die_usage("too many plugins (%s)", optarg);
+        else c->plugins[c->nplugins++] = optarg;
+        break;
+      case OPT_BATCH:
+        if (parse_int(optarg, 1, 10000, &n) != 0) rc = die_usage("invalid --claim-batch %s", optarg);
+        c->o.claim_batch = (int)n;
+        break;
+      case OPT_PAYLOAD:
+        if (parse_int(optarg, 64, 1LL << 40, &n) != 0) rc = die_usage("invalid --max-payload %s", optarg);
+        c->o.max_payload = (size_t)n;
+        break;
+      case OPT_STACK:
+        if (parse_int(optarg, 64, 1024 * 1024, &n) != 0) rc = die_usage("invalid --thread-stack %s (KB)", optarg);
+        c->o.thread_stack_kb = (size_t)n;
+        break;
+      case OPT_HELP: fputs(usage, stdout); exit(0);
+      case OPT_VERSION: printf("rtq-worker %s\n", RTQ_VERSION_STRING); exit(0);
+      default: return 2;
+    }
+    if (rc == 0 && dur != NULL && (parse_duration(optarg, dur) != 0 || *dur == 0))
+      rc = die_usage("invalid duration %s", optarg);
+  }
+  if (rc == 0 && optind < argc) rc = die_usage("unexpected argument %s", argv[optind]);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  /* Memory: a fixed mmap threshold returns large buffers (a hostile 10 MB
+   * envelope) to the kernel when freed instead of keeping them in the heap,
+   * and two arenas keep fifty handler threads from each growing their own. */
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+  mallopt(M_ARENA_MAX, 2);
+
+  static cli c;
+  char err[512];
+  rtq_config_defaults(&c.cfg);
+  rtq_worker_options_init(&c.o);
+  if (rtq_config_from_env(&c.cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "rtq-worker: %s\n", err);
+    return 2;
+  }
+  int rc = parse_flags(&c, argc, argv);
+  if (rc != 0) return rc;
+  rtq_log_set_level(c.cfg.log_level);
+
+  c.o.redis_url = c.cfg.redis_url;
+  c.o.ns = c.cfg.ns;
+  c.o.concurrency = c.cfg.max_concurrent_tasks;
+  c.o.default_timeout_s = c.cfg.default_timeout;
+  c.o.result_ttl_s = c.cfg.task_result_ttl;
+  c.o.history = c.cfg.enable_task_history;
+  c.o.max_history = c.cfg.max_task_history;
+  c.o.queues = c.nqueues ? c.queues : NULL;
+  c.o.nqueues = c.nqueues;
+  c.o.handle_signals = true;
+
+  rtq_worker *w = NULL;
+  if ((rc = rtq_worker_new(&c.o, &w, err, sizeof err)) != 0) {
+    fprintf(stderr, "rtq-worker: %s\n", err);
+    return 2;
+  }
+  if (c.demo && rtq_worker_register_demo_handlers(w) != 0) {
+    fprintf(stderr, "rtq-worker: %s\n", rtq_worker_errstr(w));
+    rtq_worker_free(w);
+    return 2;
+  }
+  for (int i = 0; i < c.nplugins; i++) {
+    if (rtq_worker_load_plugin(w, c.plugins[i]) != 0) {
+      fprintf(stderr, "rtq-worker: %s\n", rtq_worker_errstr(w));
+      rtq_worker_free(w);
+      return 2;
+    }
+  }
+  rtq_log(RTQ_LOG_INFO, "rtq-worker starting", "worker", rtq_worker_id(w), "version", RTQ_VERSION_STRING,
+          NULL);
+  rc = rtq_worker_run(w);
+  if (rc != 0) fprintf(stderr, "rtq-worker: %s\n", rtq_worker_errstr(w));
+  rtq_worker_free(w);
+  return rc == 0 ? 0 : 1;
+}

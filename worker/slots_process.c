@@ -1,0 +1,272 @@
+/*
+ * slots_process.c - process isolation, the worker's side: a forked child
+ * per task, a pipe back from it, and a page of cancel flags shared with
+ * every child.
+ *
+ *   worker (loop thread)                      child
+ *   ---------------------------------------   ---------------------------
+ *   flag = cancel_page[slot]    <- shared ->  rtq_task_cancelled() reads it
+ *   reads frames from the pipe  <- pipe ----  progress, outcome, crash text
+ *   SIGCHLD -> waitpid(pid)                   _exit(0) / killed by a signal
+ *
+ * The outcome is decided when the child is reaped (not at pipe EOF, which a
+ * grandchild holding the pipe could delay forever): the bytes still in the
+ * pipe are read, then
+ *   1. killed by a signal the worker did not send: failed, WORKER_CRASH,
+ *      the signal's name in the message and the backtrace text from the
+ *      child's crash handler as the traceback;
+ *   2. killed by the worker after the kill grace: cancelled or timeout;
+ *   3. exited after writing its outcome frame: that outcome;
+ *   4. anything else (exited early, garbled pipe): failed, WORKER_CRASH.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "defaults.h"
+#include "internal.h"
+#include "log.h"
+
+int rtq__proc_init(rtq_worker *w) {
+  long page = sysconf(_SC_PAGESIZE);
+  size_t len = (size_t)w->o.concurrency * sizeof(atomic_int);
+  len = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return RTQ_EIO;
+  w->cancel_page = p;
+  w->cancel_page_len = len;
+  w->free_slots = malloc((size_t)w->o.concurrency * sizeof(int));
+  if (w->free_slots == NULL) {
+    munmap(p, len);
+    w->cancel_page = NULL;
+    return RTQ_ENOMEM;
+  }
+  for (int i = 0; i < w->o.concurrency; i++) {
+    atomic_init(&w->cancel_page[i], 0);
+    w->free_slots[i] = w->o.concurrency - 1 - i;
+  }
+  w->nfree_slots = w->o.concurrency;
+  return 0;
+}
+
+void rtq__proc_destroy(rtq_worker *w) {
+  if (w->cancel_page != NULL) munmap(w->cancel_page, w->cancel_page_len);
+  free(w->free_slots);
+  w->cancel_page = NULL;
+  w->free_slots = NULL;
+  w->nfree_slots = 0;
+}
+
+static void close_pipe(rtq__job *j) {
+  rtq__ev_io_free(j->io);
+  j->io = NULL;
+  if (j->fd >= 0) close(j->fd);
+  j->fd = -1;
+}
+
+static void on_frame(rtq__job *j, char type, const char *p, size_t len) {
+  rtq__field f[7];
+  if (type == 'P') {
+    char pct[16];
+    if (rtq__frame_field(p, len, 0, &f[0]) != 0 || rtq__frame_field(p, len, 1, &f[1]) != 0 ||
+        rtq__frame_field(p, len, 2, &f[2]) != 0 || f[0].len >= sizeof pct || f[1].len != 1) {
+      j->proto_error = true;
+      return;
+    }
+    memcpy(pct, f[0].p, f[0].len);
+    pct[f[0].len] = '\0';
+    bool has_msg = *(const char *)f[1].p == '1';
+    (void)rtq__prog_set(&j->prog, strtod(pct, NULL), has_msg ? f[2].p : NULL, f[2].len);
+    return;
+  }
+  if (type != 'R') return; /* 'C': the reader collects the tail itself */
+  for (int i = 0; i < 7; i++) {
+    if (rtq__frame_field(p, len, i, &f[i]) != 0) {
+      j->proto_error = true;
+      return;
+    }
+  }
+  rtq__outcome_destroy(&j->out);
+  j->cancel_at_return = f[0].len == 1 && *(const char *)f[0].p == '1';
+  int st = f[1].len == 1 ? *(const char *)f[1].p - '0' : -1;
+  j->out.status = st == RTQ_STATUS_COMPLETED ? RTQ_STATUS_COMPLETED : RTQ_STATUS_FAILED;
+  char **dst[4] = {&j->out.code, &j->out.message, NULL, &j->out.traceback};
+  for (int i = 3; i < 7; i++) {
+    if (f[i].len == 0 && i != 5) continue;
+    char *c = malloc(f[i].len + 1);
+    if (c == NULL) continue;
+    memcpy(c, f[i].p, f[i].len);
+    c[f[i].len] = '\0';
+    if (i == 5) {
+      if (f[i].len == 0) {
+        free(c);
+        continue;
+      }
+      j->out.details = c;
+      j->out.details_len = f[i].len;
+    } else {
+      *dst[i - 3] = c;
+    }
+  }
+  if (f[2].len > 0 && (j->out.result = malloc(f[2].len)) != NULL) {
+    memcpy(j->out.result, f[2].p, f[2].len);
+    j->out.result_len = f[2].len;
+  }
+  j->got_final = true;
+}
+
+/* Reads what the pipe holds now; stops at EAGAIN, EOF or an error. */
+static void read_pipe(rtq__job *j) {
+  char buf[16384];
+  while (j->fd >= 0) {
+    ssize_t n = read(j->fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      j->eof = true;
+      close_pipe(j);
+      return;
+    }
+    if (rtq__frame_feed(&j->rd, buf, (size_t)n) != 0) {
+      j->proto_error = true;
+      close_pipe(j);
+      return;
+    }
+    char type;
+    const char *p;
+    size_t len;
+    int rc;
+    while ((rc = rtq__frame_next(&j->rd, &type, &p, &len)) == 1) on_frame(j, type, p, len);
+    if (rc < 0 || j->proto_error) {
+      j->proto_error = true;
+      close_pipe(j);
+      return;
+    }
+  }
+}
+
+static void on_readable(void *data) { read_pipe(data); }
+
+int rtq__proc_start(rtq_worker *w, rtq__job *j, rtq_task_ctx *t) {
+  if (w->nfree_slots == 0) return RTQ_ESTATE;
+  int slot = w->free_slots[--w->nfree_slots];
+  atomic_store(&w->cancel_page[slot], j->stop_reason);
+  t->cancel = &w->cancel_page[slot];
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    w->free_slots[w->nfree_slots++] = slot;
+    return RTQ_EIO;
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    w->free_slots[w->nfree_slots++] = slot;
+    return RTQ_EIO;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    rtq__child_main(t, fds[1], parent, w->o.rlimit_as_mb, w->o.rlimit_cpu_s);
+  }
+  close(fds[1]);
+  (void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  j->pid = pid;
+  j->slot = slot;
+  j->fd = fds[0];
+  j->rd.max_frame = w->o.max_result + 3 * RTQ__MESSAGE_MAX + 4096;
+  j->io = rtq__ev_io_new(w->ev, fds[0], on_readable, j);
+  return 0;
+}
+
+void rtq__proc_set_cancel(rtq_worker *w, rtq__job *j, int reason) {
+  if (j->slot >= 0 && w->cancel_page != NULL) atomic_store(&w->cancel_page[j->slot], reason);
+}
+
+void rtq__proc_kill(rtq_worker *w, rtq__job *j) {
+  (void)w;
+  if (j->pid <= 0 || j->reaped) return;
+  (void)kill(-j->pid, SIGKILL);
+  (void)kill(j->pid, SIGKILL);
+  j->killed = true;
+}
+
+static void crash_outcome(rtq__job *j, const char *msg, const char *tb) {
+  rtq__outcome_destroy(&j->out);
+  j->out.status = RTQ_STATUS_FAILED;
+  j->out.code = strdup(RTQ_CODE_WORKER_CRASH);
+  j->out.message = strdup(msg);
+  if (tb != NULL) j->out.traceback = strdup(tb);
+}
+
+static void settle(rtq_worker *w, rtq__job *j) {
+  int st = j->wstatus;
+  char msg[256];
+  read_pipe(j);
+  close_pipe(j);
+  rtq__proc_release(w, j);
+  if (j->state == RTQ__JOB_REQUEUING || j->killed) {
+    rtq__job_done(w, j);
+    return;
+  }
+  if (WIFSIGNALED(st)) {
+    int sig = WTERMSIG(st);
+    snprintf(msg, sizeof msg, "handler process killed by %s (%s)", rtq__signal_name(sig), strsignal(sig));
+    char head[300];
+    snprintf(head, sizeof head, "%s\n", msg);
+    size_t hl = strlen(head), tl = j->rd.tail ? j->rd.tail_len : 0;
+    char *tb = malloc(hl + tl + 1);
+    if (tb != NULL) {
+      memcpy(tb, head, hl);
+      if (tl) memcpy(tb + hl, j->rd.tail, tl);
+      tb[hl + tl] = '\0';
+    }
+    crash_outcome(j, msg, tb);
+    free(tb);
+    rtq_log(RTQ_LOG_WARNING, "handler process crashed", "task", j->id, "signal", rtq__signal_name(sig),
+            NULL);
+  } else if (!j->got_final || j->proto_error) {
+    snprintf(msg, sizeof msg, "handler process exited with status %d %s", WEXITSTATUS(st),
+             j->proto_error ? "after garbling its pipe" : "without reporting an outcome");
+    crash_outcome(j, msg, NULL);
+  }
+  rtq__job_done(w, j);
+}
+
+void rtq__proc_reap(rtq_worker *w) {
+  rtq__job *next;
+  for (rtq__job *j = w->jobs; j != NULL; j = next) {
+    next = j->next;
+    if (j->pid <= 0 || j->reaped) continue;
+    int st;
+    pid_t r = waitpid(j->pid, &st, WNOHANG);
+    if (r != j->pid) continue;
+    j->reaped = true;
+    j->wstatus = st;
+    settle(w, j);
+  }
+}
+
+void rtq__proc_release(rtq_worker *w, rtq__job *j) {
+  close_pipe(j);
+  if (j->pid > 0 && !j->reaped) {
+    /* Only at teardown: a child the worker no longer waits for. */
+    (void)kill(-j->pid, SIGKILL);
+    (void)kill(j->pid, SIGKILL);
+    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    j->reaped = true;
+  }
+  if (j->slot >= 0 && w->free_slots != NULL) {
+    atomic_store(&w->cancel_page[j->slot], 0);
+    w->free_slots[w->nfree_slots++] = j->slot;
+  }
+  j->slot = -1;
+}

@@ -1,0 +1,455 @@
+/*
+ * worker.c - the worker handle: options, the handler registry, the run
+ * loop's entry points, and start-up.
+ *
+ * What happens on each loop callback (loop.h):
+ *   prepare  connections serviced; queued completions, reconcile, the
+ *            next pop round and a due heartbeat are sent. Running last
+ *            before the loop sleeps is what batches writes: everything one
+ *            iteration produced leaves in one pipeline per connection.
+ *   tick     watchdogs, local timeouts and kill graces, coalesced progress,
+ *            heartbeats, the cancel-flag backstop, shutdown phases.
+ *   wake     stop requests, and tasks handed back by pool threads.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "defaults.h"
+#include "ids.h"
+#include "internal.h"
+#include "log.h"
+#include "scripts.h"
+
+void rtq_worker_options_init(rtq_worker_options *o) {
+  memset(o, 0, sizeof *o);
+  o->redis_url = "redis://127.0.0.1:6379/0";
+  o->ns = "rtq";
+  o->concurrency = 50;
+  o->isolation = RTQ_ISOLATION_THREAD;
+  o->heartbeat_interval_ms = RTQ_HEARTBEAT_INTERVAL_MS;
+  o->heartbeat_ttl_ms = RTQ_HEARTBEAT_TTL_MS;
+  o->shutdown_grace_ms = RTQ_SHUTDOWN_GRACE_MS;
+  o->kill_grace_ms = RTQ_KILL_GRACE_MS;
+  o->default_timeout_s = 300;
+  o->result_ttl_s = 86400;
+  o->history = true;
+  o->max_history = 10000;
+  o->block_timeout_ms = RTQ_BLOCK_TIMEOUT_S * 1000;
+  o->poll_ms = 100;
+  o->connect_timeout_ms = 2000;
+  o->command_timeout_ms = 5000;
+  o->progress_interval_ms = RTQ_PROGRESS_MIN_INTERVAL_MS;
+  o->max_payload = RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
+  o->max_result = 16u * 1024u * 1024u;
+  o->thread_stack_kb = 256;
+}
+
+void rtq__set_err(rtq_worker *w, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->errstr, sizeof w->errstr, fmt, ap);
+  va_end(ap);
+}
+
+static int bad(char *errbuf, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *errbuf, size_t errcap, const char *fmt, ...) {
+  if (errbuf != NULL && errcap > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errcap, fmt, ap);
+    va_end(ap);
+  }
+  return RTQ_EINVAL;
+}
+
+/* Fills zero fields with defaults and checks ranges. */
+static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
+  rtq_worker_options d;
+  rtq_worker_options_init(&d);
+#define DEF(f) \
+  if (o->f == 0) o->f = d.f
+  DEF(concurrency);
+  DEF(heartbeat_interval_ms);
+  DEF(heartbeat_ttl_ms);
+  DEF(shutdown_grace_ms);
+  DEF(kill_grace_ms);
+  DEF(default_timeout_s);
+  DEF(result_ttl_s);
+  DEF(block_timeout_ms);
+  DEF(poll_ms);
+  DEF(connect_timeout_ms);
+  DEF(command_timeout_ms);
+  DEF(progress_interval_ms);
+  DEF(max_payload);
+  DEF(max_result);
+  DEF(thread_stack_kb);
+#undef DEF
+  if (o->redis_url == NULL) o->redis_url = d.redis_url;
+  if (o->ns == NULL) o->ns = d.ns;
+#define RANGE(f, lo, hi)                                                                         \
+  if (o->f < (lo) || o->f > (hi))                                                                \
+    return bad(errbuf, errcap, "invalid " #f " %lld: expected %lld..%lld", (long long)o->f, \
+               (long long)(lo), (long long)(hi))
+  RANGE(concurrency, 1, 10000);
+  RANGE(heartbeat_interval_ms, 100, 3600000);
+  RANGE(heartbeat_ttl_ms, 200, 86400000);
+  RANGE(shutdown_grace_ms, 1, 86400000);
+  RANGE(kill_grace_ms, 1, 3600000);
+  RANGE(default_timeout_s, 1, 31536000);
+  RANGE(result_ttl_s, 1, 31536000);
+  RANGE(max_history, 0, 100000000);
+  RANGE(block_timeout_ms, 10, 60000);
+  RANGE(poll_ms, 10, 60000);
+  RANGE(connect_timeout_ms, 10, 600000);
+  RANGE(command_timeout_ms, 10, 600000);
+  RANGE(progress_interval_ms, 1, 60000);
+  RANGE(rlimit_as_mb, 0, 1 << 30);
+  RANGE(rlimit_cpu_s, 0, 31536000);
+  RANGE(thread_stack_kb, 64, 1024 * 1024);
+  RANGE(claim_batch, 0, 10000);
+#undef RANGE
+  if (o->heartbeat_ttl_ms <= o->heartbeat_interval_ms)
+    return bad(errbuf, errcap, "heartbeat_ttl_ms (%d) must exceed heartbeat_interval_ms (%d)",
+               o->heartbeat_ttl_ms, o->heartbeat_interval_ms);
+  if (o->isolation != RTQ_ISOLATION_THREAD && o->isolation != RTQ_ISOLATION_PROCESS)
+    return bad(errbuf, errcap, "invalid isolation %d", (int)o->isolation);
+  if (o->max_payload < 64) return bad(errbuf, errcap, "max_payload must be at least 64 bytes");
+  if (o->claim_batch == 0 || o->claim_batch > o->concurrency) o->claim_batch = o->concurrency;
+  return 0;
+}
+
+static char *xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d != NULL) memcpy(d, s, n);
+  return d;
+}
+
+static uint64_t wall_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
+  if (rtq_keys_init(&w->keys, w->ns, w->o.cluster) != 0)
+    return bad(errbuf, errcap, "invalid namespace \"%.64s\": expected ^[A-Za-z0-9._-]{1,64}$", w->ns);
+  w->k_processing = rtq_keys_processing(&w->keys, w->id);
+  w->k_worker = rtq_keys_worker(&w->keys, w->id);
+  w->k_workers = rtq_keys_workers(&w->keys);
+  w->k_events = rtq_keys_chan_events(&w->keys);
+  w->k_cancel_chan = rtq_keys_chan_cancel(&w->keys);
+  w->k_dead = rtq_keys_dead(&w->keys);
+  w->k_stats = rtq_keys_stats(&w->keys);
+  w->k_deadlines = rtq_keys_deadlines(&w->keys);
+  w->k_delayed = rtq_keys_delayed(&w->keys);
+  w->k_history = rtq_keys_history(&w->keys);
+  for (int s = 0; s < RTQ_STATUS_COUNT; s++) w->k_status[s] = rtq_keys_status(&w->keys, (rtq_status)s);
+  w->k_queue = calloc((size_t)w->queues.n, sizeof *w->k_queue);
+  if (w->k_queue == NULL) return RTQ_ENOMEM;
+  for (int i = 0; i < w->queues.n; i++) {
+    w->k_queue[i] = rtq_keys_queue(&w->keys, w->queues.q[i].name);
+    if (w->k_queue[i].len == 0) return bad(errbuf, errcap, "queue key too long: %s", w->queues.q[i].name);
+  }
+  if (w->k_processing.len == 0 || w->k_worker.len == 0) return bad(errbuf, errcap, "worker id too long");
+  return 0;
+}
+
+static int make_conns(rtq_worker *w) {
+  rtq__rconn_cfg cfg = {
+      .url = &w->url,
+      .connect_timeout_ms = w->o.connect_timeout_ms,
+      .command_timeout_ms = w->o.command_timeout_ms,
+      .probe_interval_ms = w->o.heartbeat_interval_ms,
+      .sub_channel = w->k_cancel_chan.s,
+      .on_message = rtq__cancel_on_message,
+  };
+  w->cmd = rtq__rconn_new(w, w->ev, RTQ__CONN_CMD, &cfg);
+  w->pop = rtq__rconn_new(w, w->ev, RTQ__CONN_POP, &cfg);
+  w->sub = rtq__rconn_new(w, w->ev, RTQ__CONN_SUB, &cfg);
+  return w->cmd && w->pop && w->sub ? 0 : RTQ_ENOMEM;
+}
+
+int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbuf, size_t errcap) {
+  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
+  if (out == NULL || opts == NULL) return bad(errbuf, errcap, "no options given");
+  *out = NULL;
+  rtq_worker *w = calloc(1, sizeof *w);
+  if (w == NULL) return RTQ_ENOMEM;
+  w->o = *opts;
+  int rc = normalise(&w->o, errbuf, errcap);
+  if (rc == 0) rc = rtq_redis_url_parse(w->o.redis_url, &w->url, errbuf, errcap);
+  if (rc == 0) {
+    w->redis_url = xstrdup(w->o.redis_url);
+    w->ns = xstrdup(w->o.ns);
+    if (w->redis_url == NULL || w->ns == NULL) rc = RTQ_ENOMEM;
+    w->o.redis_url = w->redis_url;
+    w->o.ns = w->ns;
+  }
+  if (rc == 0) rc = rtq__queues_init(&w->queues, opts->queues, opts->nqueues, opts->strict_priority, errbuf, errcap);
+  w->o.queues = NULL;
+  w->o.nqueues = 0;
+  if (rc == 0 && rtq_worker_id_new(w->id, sizeof w->id) != 0) rc = bad(errbuf, errcap, "could not make a worker id");
+  if (rc == 0) rc = build_keys(w, errbuf, errcap);
+  if (rc == 0 && gethostname(w->host, sizeof w->host - 1) != 0) snprintf(w->host, sizeof w->host, "unknown");
+  if (rc == 0 && (w->ev = rtq__ev_new(w)) == NULL) rc = RTQ_ENOMEM;
+  if (rc == 0) rc = make_conns(w);
+  if (rc == 0) rc = rtq__jobs_init(w);
+  if (rc == 0 && rtq_random_bytes(&w->rng, sizeof w->rng) != 0) w->rng = (uint64_t)getpid() * 2654435761u;
+  if (w->rng == 0) w->rng = 88172645463325252ull;
+  if (rc != 0) {
+    if (rc == RTQ_ENOMEM && errbuf != NULL && errcap > 0 && errbuf[0] == '\0') snprintf(errbuf, errcap, "out of memory");
+    rtq_worker_free(w);
+    return rc;
+  }
+  rtq_argv_init(&w->argv);
+  w->last_processing_len = -1;
+  atomic_init(&w->stop_requests, 0);
+  *out = w;
+  return 0;
+}
+
+void rtq_worker_free(rtq_worker *w) {
+  if (w == NULL) return;
+  rtq__rconn_free(w->cmd);
+  rtq__rconn_free(w->pop);
+  rtq__rconn_free(w->sub);
+  if (w->htab != NULL) rtq__jobs_destroy(w);
+  rtq__pool_free(w->pool);
+  rtq__proc_destroy(w);
+  rtq__ev_free(w->ev);
+  rtq__queues_destroy(&w->queues);
+  rtq_argv_destroy(&w->argv);
+  free(w->k_queue);
+  free(w->handlers);
+  free(w->redis_url);
+  free(w->ns);
+  memset(&w->url, 0, sizeof w->url); /* it holds the password */
+  free(w);
+}
+
+const char *rtq_worker_id(const rtq_worker *w) { return w->id; }
+const char *rtq_worker_errstr(const rtq_worker *w) { return w->errstr; }
+
+int rtq_worker_register(rtq_worker *w, const char *name, rtq_handler_fn fn, void *userdata) {
+  if (w == NULL) return RTQ_EINVAL;
+  if (w->running) {
+    rtq__set_err(w, "handlers must be registered before rtq_worker_run");
+    return RTQ_EINVAL;
+  }
+  if (fn == NULL || rtq_validate_name(name) != 0) {
+    rtq__set_err(w, "invalid handler name or NULL handler");
+    return RTQ_EINVAL;
+  }
+  if (rtq__handler_find(w, name) != NULL) {
+    rtq__set_err(w, "handler %s is already registered", name);
+    return RTQ_EEXIST;
+  }
+  if (w->nhandlers == w->caphandlers) {
+    size_t ncap = w->caphandlers ? w->caphandlers * 2 : 8;
+    rtq__handler *n = realloc(w->handlers, ncap * sizeof *n);
+    if (n == NULL) return RTQ_ENOMEM;
+    w->handlers = n;
+    w->caphandlers = ncap;
+  }
+  rtq__handler *h = &w->handlers[w->nhandlers++];
+  snprintf(h->name, sizeof h->name, "%s", name);
+  h->fn = fn;
+  h->userdata = userdata;
+  return 0;
+}
+
+const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name) {
+  for (size_t i = 0; i < w->nhandlers; i++)
+    if (strcmp(w->handlers[i].name, name) == 0) return &w->handlers[i];
+  return NULL;
+}
+
+void rtq__script_begin(rtq_worker *w, int script, int numkeys) {
+  rtq_script_argv(&w->argv, (rtq_script_id)script, numkeys, w->use_eval);
+}
+
+void rtq__argv_key(rtq_worker *w, const rtq_key *k) { rtq_argv_add(&w->argv, k->s, k->len); }
+
+bool rtq__noscript(rtq_worker *w, const redisReply *r) {
+  if (!rtq_reply_is_noscript(r)) return false;
+  if (!w->use_eval)
+    rtq_log(RTQ_LOG_WARNING, "redis lost its script cache (NOSCRIPT); using EVAL until reconnected", NULL);
+  w->use_eval = true;
+  return true;
+}
+
+void rtq_worker_stop(rtq_worker *w) {
+  if (w == NULL) return;
+  atomic_fetch_add(&w->stop_requests, 1);
+  if (w->ev != NULL) rtq__ev_wake(w->ev);
+}
+
+/* ---- start-up: one blocking connection for the checks ---- */
+
+static void startup_try(rtq_worker *w, uint64_t now) {
+  rtq_conn_options co = {.url = w->redis_url,
+                         .connect_timeout_ms = w->o.connect_timeout_ms,
+                         .command_timeout_ms = w->o.command_timeout_ms};
+  rtq_conn *c = NULL;
+  char err[256] = "";
+  int rc = rtq_conn_new(&co, &c, err, sizeof err);
+  if (rc == 0) {
+    (void)rtq_conn_check_eviction_policy(c);
+    rc = rtq_scripts_load(c);
+    if (rc != 0) snprintf(err, sizeof err, "%s", rtq_conn_errstr(c));
+    rtq_conn_free(c);
+  }
+  if (rc != 0) {
+    if (w->start_failures++ % 10 == 0)
+      rtq_log(RTQ_LOG_WARNING, "redis not reachable at start-up; retrying", "error", err, NULL);
+    w->start_backoff_ms = w->start_backoff_ms ? w->start_backoff_ms * 2 : 100;
+    if (w->start_backoff_ms > 5000) w->start_backoff_ms = 5000;
+    w->start_retry_at = now + (uint64_t)w->start_backoff_ms;
+    return;
+  }
+  w->phase = RTQ__RUN;
+}
+
+/* ---- loop entry points ---- */
+
+static void service_all(rtq_worker *w, uint64_t now) {
+  rtq__rconn_service(w->cmd, now);
+  rtq__rconn_service(w->pop, now);
+  rtq__rconn_service(w->sub, now);
+}
+
+void rtq__worker_on_prepare(rtq_worker *w) {
+  uint64_t now = rtq__mono_ms();
+  if (w->phase == RTQ__START && now >= w->start_retry_at) startup_try(w, now);
+  if (w->phase == RTQ__START || w->phase == RTQ__DONE) return;
+  service_all(w, now);
+  rtq__heartbeat_tick(w, now);
+  rtq__complete_pump(w);
+  rtq__reconcile_pump(w);
+  rtq__claim_pump(w);
+}
+
+void rtq__worker_on_tick(rtq_worker *w) {
+  uint64_t now = rtq__mono_ms();
+  if (w->phase == RTQ__START) {
+    if (now >= w->start_retry_at) startup_try(w, now);
+    return;
+  }
+  if (w->phase == RTQ__DONE) return;
+  service_all(w, now);
+  if (w->o.isolation == RTQ_ISOLATION_PROCESS) rtq__proc_reap(w);
+  rtq__cancel_tick(w, now);
+  rtq__progress_tick(w, now);
+  rtq__heartbeat_tick(w, now);
+  rtq__shutdown_tick(w, now);
+}
+
+static void task_back(rtq_worker *w, rtq_task_ctx *t) {
+  rtq__job *j = t->job;
+  (void)rtq__task_take_progress(t, &j->prog_seq, &j->prog);
+  rtq__outcome_destroy(&j->out);
+  j->out = t->out;
+  memset(&t->out, 0, sizeof t->out);
+  j->cancel_at_return = t->cancel_at_return;
+  j->task = NULL;
+  rtq__task_free(t);
+  rtq__job_done(w, j);
+}
+
+void rtq__worker_on_wake(rtq_worker *w) {
+  int n = atomic_load(&w->stop_requests);
+  while (w->stops_seen < n) {
+    w->stops_seen++;
+    rtq__shutdown_begin(w, w->stops_seen > 1);
+  }
+  if (w->pool != NULL) rtq__pool_drain(w->pool, task_back);
+}
+
+void rtq__worker_on_signal(rtq_worker *w, int signo) {
+  if (signo == SIGCHLD) {
+    rtq__proc_reap(w);
+    return;
+  }
+  rtq_log(RTQ_LOG_INFO, "signal received", "signal", rtq__signal_name(signo), NULL);
+  rtq_worker_stop(w);
+}
+
+void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c) {
+  if (c == w->cmd) {
+    w->use_eval = false; /* the handshake loaded every script */
+    w->next_heartbeat = 0;
+  } else if (c == w->sub) {
+    w->next_cancel_check = 0; /* messages may have been missed meanwhile */
+  }
+}
+
+void rtq__worker_on_conn_down(rtq_worker *w, rtq__rconn *c) {
+  if (c == w->pop || c == w->cmd) rtq__claim_on_conn_down(w, c);
+}
+
+/* ---- run ---- */
+
+static void teardown(rtq_worker *w) {
+  w->phase = RTQ__DONE;
+  if (w->pool != NULL) {
+    rtq__pool_drain(w->pool, task_back);
+    for (rtq__job *j = w->jobs; j != NULL; j = j->next) {
+      if (j->task != NULL && rtq__pool_abandon(w->pool, j->task) == 0) {
+        j->task = NULL;
+        j->handler_live = false;
+      }
+    }
+    rtq__pool_drain(w->pool, task_back);
+  }
+  /* Pending callbacks run with NULL now, while the jobs they name exist. */
+  rtq__rconn_free(w->cmd);
+  rtq__rconn_free(w->pop);
+  rtq__rconn_free(w->sub);
+  w->cmd = w->pop = w->sub = NULL;
+  for (rtq__job *j = w->jobs; j != NULL; j = j->next) j->task = NULL; /* owned by the pool now */
+  rtq__jobs_destroy(w);
+  rtq__pool_free(w->pool);
+  w->pool = NULL;
+  rtq__proc_destroy(w);
+}
+
+int rtq_worker_run(rtq_worker *w) {
+  if (w == NULL) return RTQ_EINVAL;
+  if (w->running || w->cmd == NULL) {
+    rtq__set_err(w, "a worker runs once, on one thread");
+    return RTQ_EINVAL;
+  }
+  if (w->nhandlers == 0) {
+    rtq__set_err(w, "no handler is registered");
+    return RTQ_EINVAL;
+  }
+  w->running = true;
+  w->errstr[0] = '\0';
+  if (w->o.handle_signals) signal(SIGPIPE, SIG_IGN);
+  int rc = 0;
+  if (w->o.isolation == RTQ_ISOLATION_THREAD) {
+    w->pool = rtq__pool_new(w, w->o.concurrency, w->o.thread_stack_kb);
+    if (w->pool == NULL) rc = RTQ_ENOMEM;
+  } else {
+    rc = rtq__proc_init(w);
+  }
+  if (rc != 0) {
+    rtq__set_err(w, "could not start %s slots: %s",
+                 w->o.isolation == RTQ_ISOLATION_THREAD ? "thread" : "process", rtq_strerror(rc));
+    w->running = false;
+    return rc;
+  }
+  w->started_at_ms = wall_ms();
+  w->phase = RTQ__START;
+  w->exit_rc = 0;
+  rtq__ev_run(w->ev, w->o.handle_signals, w->o.isolation == RTQ_ISOLATION_PROCESS);
+  teardown(w);
+  w->running = false;
+  return w->exit_rc;
+}
