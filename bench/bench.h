@@ -119,6 +119,7 @@ typedef struct rtq__bench_info {
   double cpu_s;               /* used_cpu_user + used_cpu_sys */
   uint64_t commands;          /* total_commands_processed */
   uint64_t used_memory;
+  uint64_t syscr, syscw;      /* read/write syscalls of the private server */
   uint64_t own_cmds;          /* our commands before this INFO */
   json_t *own_by_cmd;         /* copy of rtq__bench_redis.own_by_cmd; owned */
   json_t *cmdstats;           /* {"evalsha": [calls, usec], ...}; owned */
@@ -127,8 +128,9 @@ typedef struct rtq__bench_info {
 int rtq__bench_info_take(rtq__bench_redis *r, rtq__bench_info *out);
 void rtq__bench_info_destroy(rtq__bench_info *i);
 /* Sets, in obj, the per-task figures between a and b: redis_cpu_us_per_task,
- * commands_per_task (without the bench's own), and, with with_cmdstats,
- * "commandstats": {cmd: {calls_per_task, usec_per_task}}. */
+ * commands_per_task (without the bench's own), redis_syscalls_per_task
+ * (private server: reads + writes, which count round trips) and, with
+ * with_cmdstats, "commandstats": {cmd: {calls_per_task, usec_per_task}}. */
 void rtq__bench_info_delta(json_t *obj, const rtq__bench_info *a, const rtq__bench_info *b,
                            size_t n, bool with_cmdstats);
 /* A string field of INFO server (redis_version...) into buf. */
@@ -141,6 +143,7 @@ typedef struct rtq__bench_proc {
   pid_t pid;
   uint64_t started_ns;        /* monotonic, at spawn */
   long hwm_kb;                /* VmHWM read just before the stop */
+  uint64_t ctxsw;             /* context switches of all its threads, then */
   double cpu_s;               /* user + sys, from wait4 */
   long maxrss_kb;             /* ru_maxrss, from wait4 */
   int status;                 /* wait status */
@@ -188,7 +191,7 @@ int rtq__bench_phase_latency(rtq__bench *b);
 void rtq__bench_print_table(const json_t *res, FILE *f);
 /* Element-wise median of several result objects; new reference. */
 json_t *rtq__bench_median(json_t **runs, size_t n);
-/* "workers tasks_per_s" lines for gnuplot. */
+/* "workers tasks_per_s redis_bound_tasks_per_s" lines for gnuplot. */
 void rtq__bench_print_scaling_dat(const json_t *res, FILE *f);
 
 /* ---- util.c ---- */

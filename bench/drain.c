@@ -113,7 +113,8 @@ static json_t *memory_breakdown(rtq__bench *b, const rtq_keys *k, const char *id
 /* --script-profile: every command goes to SLOWLOG with its duration. */
 static void profile_begin(rtq__bench *b, size_t n) {
   char len[32];
-  snprintf(len, sizeof len, "%zu", 6 * n + 10000);
+  /* Redis 7 logs the commands a script runs too: about 30 entries a task */
+  snprintf(len, sizeof len, "%zu", 40 * n + 10000);
   const char *a1[] = {"CONFIG", "SET", "slowlog-max-len", len};
   const char *a2[] = {"CONFIG", "SET", "slowlog-log-slower-than", "0"};
   const char *a3[] = {"SLOWLOG", "RESET"};
@@ -210,9 +211,10 @@ static int drain(rtq__bench *b, const char *ns, const char *ids, size_t n, int k
   if (rc == 0) rc = rtq__bench_info_take(&b->redis, &z);
   json_t *scripts = profile ? profile_end(b) : NULL;
   long hwm = 0, maxrss = 0;
-  double cpu = 0;
+  double cpu = 0, ctxsw = 0;
   for (int i = 0; i < k; i++) {
     rtq__bench_worker_stop(&procs[i], STOP_TIMEOUT_MS);
+    ctxsw += (double)procs[i].ctxsw;
     hwm = procs[i].hwm_kb > hwm ? procs[i].hwm_kb : hwm;
     maxrss = procs[i].maxrss_kb > maxrss ? procs[i].maxrss_kb : maxrss;
     cpu += procs[i].cpu_s;
@@ -231,6 +233,7 @@ static int drain(rtq__bench *b, const char *ns, const char *ids, size_t n, int k
     json_object_set_new(res, "worker_peak_rss_kb", json_integer(hwm));
     json_object_set_new(res, "worker_maxrss_kb", json_integer(maxrss));
     json_object_set_new(res, "worker_cpu_us_per_task", json_real(cpu * 1e6 / (double)n));
+    json_object_set_new(res, "worker_ctx_switches_per_task", json_real(ctxsw / (double)n));
     size_t ok = verify(b, &keys, ids, n);
     json_object_set_new(res, "verified_completed", json_integer((json_int_t)ok));
     if (ok != n) {

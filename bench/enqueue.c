@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "bench.h"
 
@@ -50,10 +51,19 @@ static void free_args(rtq_args **v, size_t n) {
   free(v);
 }
 
+/* CPU time of this process, s. The enqueue phases run on one thread. */
+static double self_cpu_s(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + (double)u.ru_stime.tv_sec +
+         u.ru_stime.tv_usec / 1e6;
+}
+
 /* Sets the figures every enqueue phase reports. */
-static void put_common(json_t *res, size_t n, uint64_t ns, rtq__bench_info *a,
+static void put_common(json_t *res, size_t n, uint64_t ns, double cpu_s, rtq__bench_info *a,
                        rtq__bench_info *z) {
   double s = (double)ns / 1e9;
+  json_object_set_new(res, "client_cpu_us_per_task", json_real(cpu_s * 1e6 / (double)n));
   json_object_set_new(res, "n", json_integer((json_int_t)n));
   json_object_set_new(res, "seconds", json_real(s));
   json_object_set_new(res, "tasks_per_s", json_real((double)n / s));
@@ -69,6 +79,7 @@ int rtq__bench_enqueue_single(rtq__bench *b, const char *ns, size_t n, char *ids
   int rc = c && args && us ? 0 : -1;
   rtq__bench_info a = {0}, z = {0};
   if (rc == 0) rc = rtq__bench_info_take(&b->redis, &a);
+  double cpu0 = self_cpu_s();
   uint64_t t0 = rtq__bench_now_ns(), end = t0 + (uint64_t)b->o->phase_timeout_s * 1000000000u;
   size_t done = 0;
   for (; rc == 0 && done < n; done++) {
@@ -90,9 +101,10 @@ int rtq__bench_enqueue_single(rtq__bench *b, const char *ns, size_t n, char *ids
     }
   }
   uint64_t t1 = rtq__bench_now_ns();
+  double cpu = self_cpu_s() - cpu0;
   if (rc == 0) rc = rtq__bench_info_take(&b->redis, &z);
   if (rc == 0) {
-    put_common(res, n, t1 - t0, &a, &z);
+    put_common(res, n, t1 - t0, cpu, &a, &z);
     json_object_set_new(res, "call_us", rtq__bench_quantiles_json(us, n));
   }
   rtq__bench_info_destroy(&a);
@@ -111,6 +123,7 @@ int rtq__bench_enqueue_batch(rtq__bench *b, const char *ns, size_t n, char *ids,
   int rc = c && args && specs ? 0 : -1;
   rtq__bench_info a = {0}, z = {0};
   if (rc == 0) rc = rtq__bench_info_take(&b->redis, &a);
+  double cpu0 = self_cpu_s();
   uint64_t t0 = rtq__bench_now_ns(), end = t0 + (uint64_t)b->o->phase_timeout_s * 1000000000u;
   for (size_t base = 0; rc == 0 && base < n; base += chunk) {
     size_t k = n - base < chunk ? n - base : chunk;
@@ -137,9 +150,10 @@ int rtq__bench_enqueue_batch(rtq__bench *b, const char *ns, size_t n, char *ids,
     }
   }
   uint64_t t1 = rtq__bench_now_ns();
+  double cpu = self_cpu_s() - cpu0;
   if (rc == 0) rc = rtq__bench_info_take(&b->redis, &z);
   if (rc == 0) {
-    put_common(res, n, t1 - t0, &a, &z);
+    put_common(res, n, t1 - t0, cpu, &a, &z);
     json_object_set_new(res, "chunk", json_integer((json_int_t)chunk));
   }
   rtq__bench_info_destroy(&a);

@@ -152,6 +152,24 @@ static double calibrate_hop(rtq__bench *b, const char *ns, listener *l, uint64_t
   return p50;
 }
 
+/* One PING round trip at a time, gap_us apart: what a single request costs
+ * on this machine when every process sleeps between requests, as the
+ * latency tasks do. The floor under enqueue->start, which needs about two
+ * such round trips (create, then the worker's claim after its pop). */
+static json_t *idle_rtt(rtq__bench *b, int gap_us) {
+  enum { PINGS = 200 };
+  double rtt[PINGS];
+  size_t got = 0;
+  const char *ping[] = {"PING"};
+  for (int i = 0; i < PINGS; i++) {
+    rtq__bench_sleep_us((uint64_t)gap_us);
+    uint64_t t0 = rtq__bench_now_ns();
+    if (rtq__bench_cmd(&b->redis, NULL, 1, ping) != 0) break;
+    rtt[got++] = (double)(rtq__bench_now_ns() - t0) / 1e3;
+  }
+  return rtq__bench_quantiles_json(rtt, got);
+}
+
 /* Counts the latencies, fills res. */
 static void summarise(listener *l, const char *ids, const uint64_t *t_enq, const double *call_us,
                       size_t n, json_t *res) {
@@ -211,6 +229,7 @@ int rtq__bench_phase_latency(rtq__bench *b) {
     rc = -1;
   }
   if (rc == 0) json_object_set_new(res, "event_hop_us", json_real(calibrate_hop(b, ns, &l, end)));
+  if (rc == 0) json_object_set_new(res, "idle_ping_rtt_us", idle_rtt(b, b->o->latency_gap_us));
 
   /* The measured tasks, one every gap, on an absolute schedule. */
   rtq_args **targs = calloc(n, sizeof *targs);

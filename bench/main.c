@@ -19,6 +19,15 @@
 #include "bench.h"
 #include "rtq/version.h"
 
+/* The 1-minute load average: other work on the machine skews every figure. */
+static double loadavg(void) {
+  double l = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f != NULL && fscanf(f, "%lf", &l) != 1) l = -1;
+  if (f != NULL) fclose(f);
+  return l;
+}
+
 static json_t *machine(rtq__bench *b) {
   json_t *m = json_object();
   json_object_set_new(m, "cpus", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
@@ -38,6 +47,7 @@ static json_t *machine(rtq__bench *b) {
   char v[64];
   if (rtq__bench_info_field(&b->redis, "server", "redis_version", v, sizeof v) == 0)
     json_object_set_new(m, "redis_version", json_string(v));
+  json_object_set_new(m, "loadavg_at_start", json_real(loadavg()));
   json_object_set_new(m, "redis", json_string(b->redis.own ? "private, persistence off"
                                                            : "external (--redis)"));
   return m;
@@ -68,6 +78,7 @@ static int run(rtq__bench_opts *o) {
   if (rc == 0 && (o->phases & RTQ__PH_SINGLE)) rc = rtq__bench_phase_single_and_drain(&b);
   if (rc == 0 && (o->phases & RTQ__PH_LATENCY)) rc = rtq__bench_phase_latency(&b);
   if (rc == 0 && (o->phases & RTQ__PH_SCALING)) rc = rtq__bench_phase_scaling(&b);
+  json_object_set_new(json_object_get(b.out, "machine"), "loadavg_at_end", json_real(loadavg()));
   rtq__bench_redis_stop(&b.redis, o->keep || rc != 0);
   if (o->json) {
     json_dumpf(b.out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));

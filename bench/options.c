@@ -10,7 +10,7 @@ static const char usage[] =
     "usage: rtq-bench [options]            run the benchmarks\n"
     "       rtq-bench --median FILE...     element-wise median of result files (JSON)\n"
     "       rtq-bench --table FILE         the human table of a result file\n"
-    "       rtq-bench --scaling-dat FILE   \"workers tasks_per_s\" lines for gnuplot\n"
+    "       rtq-bench --scaling-dat FILE   scaling points of a result file for gnuplot\n"
     "\n"
     "  -n, --tasks N          tasks per throughput phase (20000)\n"
     "  --chunk N              tasks per rtq_create_tasks call (1000)\n"

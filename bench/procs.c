@@ -6,6 +6,7 @@
  * the deadline passes. Peak RSS is VmHWM from /proc/<pid>/status, read just
  * before the stop; wait4's ru_maxrss is kept as a cross-check.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -112,10 +113,32 @@ bool rtq__bench_proc_alive(rtq__bench_proc *p) {
   return w == 0;
 }
 
+/* Voluntary + involuntary context switches summed over every thread. */
+static uint64_t read_ctxsw(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+  DIR *d = opendir(path);
+  uint64_t sum = 0;
+  for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    char sp[400], line[256];
+    snprintf(sp, sizeof sp, "%s/%s/status", path, e->d_name);
+    FILE *f = fopen(sp, "r");
+    while (f && fgets(line, sizeof line, f)) {
+      const char *v = strchr(line, ':');
+      if (v && strstr(line, "ctxt_switches") != NULL) sum += strtoull(v + 1, NULL, 10);
+    }
+    if (f) fclose(f);
+  }
+  if (d) closedir(d);
+  return sum;
+}
+
 void rtq__bench_worker_stop(rtq__bench_proc *p, int timeout_ms) {
   if (p->pid <= 0) return;
   long hwm = read_hwm_kb(p->pid);
   if (hwm > 0) p->hwm_kb = hwm;
+  p->ctxsw = read_ctxsw(p->pid);
   kill(p->pid, SIGTERM);
   uint64_t end = rtq__bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
   while (rtq__bench_proc_alive(p)) {

@@ -82,6 +82,8 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
           jstr(m, "redis_version"),
           jstr(m, "redis"), rtq__bench_num(m, "cpus"),
           jstr(m, "cpu_model"));
+  fprintf(f, "load average (1 min) at start / end: %.2f / %.2f\n\n",
+          rtq__bench_num(m, "loadavg_at_start"), rtq__bench_num(m, "loadavg_at_end"));
   fprintf(f, "  %-40s %-24s %-14s %s\n", "measure", "value", "target", "");
   char buf[96];
 
@@ -94,6 +96,7 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
     snprintf(buf, sizeof buf, "%.2f us, %.1f", rtq__bench_num(es, "redis_cpu_us_per_task"),
              rtq__bench_num(es, "commands_per_task"));
     row(f, "  redis CPU, commands per task", buf, "", "");
+    rowf(f, "  producer CPU per task", rtq__bench_num(es, "client_cpu_us_per_task"), "us", 2, "", "");
   }
   const json_t *eb = json_object_get(res, "enqueue_batch");
   if (eb) {
@@ -103,6 +106,7 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
     snprintf(buf, sizeof buf, "%.2f us, %.1f", rtq__bench_num(eb, "redis_cpu_us_per_task"),
              rtq__bench_num(eb, "commands_per_task"));
     row(f, "  redis CPU, commands per task", buf, "", "");
+    rowf(f, "  producer CPU per task", rtq__bench_num(eb, "client_cpu_us_per_task"), "us", 2, "", "");
   }
   const json_t *d = json_object_get(res, "drain");
   if (d) {
@@ -111,6 +115,8 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
     v = rtq__bench_num(d, "redis_cpu_us_per_task");
     rowf(f, "  redis CPU per task", v, "us", 2, "<= 15 us", verdict(v, T_CPU_US, false));
     rowf(f, "  redis commands per task", rtq__bench_num(d, "commands_per_task"), "", 2, "", "");
+    rowf(f, "  redis read+write syscalls per task", rtq__bench_num(d, "redis_syscalls_per_task"), "",
+         2, "", "");
     v = rtq__bench_num(d, "redis_memory_per_task_bytes");
     rowf(f, "  redis memory kept per finished task", v, "B", 0, "<= 300 B",
          verdict(v, T_MEM_B, false));
@@ -118,6 +124,8 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
     rowf(f, "  worker peak RSS (VmHWM)", v / 1024, "MB", 1, "<= 10 MB",
          verdict(v, T_RSS_KB, false));
     rowf(f, "  worker CPU per task", rtq__bench_num(d, "worker_cpu_us_per_task"), "us", 2, "", "");
+    rowf(f, "  worker context switches per task", rtq__bench_num(d, "worker_ctx_switches_per_task"),
+         "", 2, "", "");
     const json_t *mem = json_object_get(d, "memory");
     if (mem) {
       snprintf(buf, sizeof buf, "%.0f B (%s, %.0f fields)", rtq__bench_num(mem, "task_hash_bytes"),
@@ -141,6 +149,12 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
     row(f, "enqueue->complete p50/p90/p99/max", buf, "", "");
     snprintf(buf, sizeof buf, "%.0f us", rtq__bench_num(l, "event_hop_us"));
     row(f, "  of which event delivery, at most", buf, "", "");
+    snprintf(buf, sizeof buf, "%.0f / %.0f us", sub(l, "create_call_us", "p50"),
+             sub(l, "create_call_us", "p99"));
+    row(f, "  create call p50 / p99 (idle system)", buf, "", "");
+    snprintf(buf, sizeof buf, "%.0f / %.0f us", sub(l, "idle_ping_rtt_us", "p50"),
+             sub(l, "idle_ping_rtt_us", "p99"));
+    row(f, "  PING round trip p50 / p99 (idle system)", buf, "", "");
   }
   const json_t *sc = json_object_get(res, "scaling");
   size_t i;
@@ -211,7 +225,12 @@ json_t *rtq__bench_median(json_t **runs, size_t n) {
 void rtq__bench_print_scaling_dat(const json_t *res, FILE *f) {
   size_t i;
   const json_t *step;
-  fprintf(f, "# workers tasks_per_s\n");
-  json_array_foreach(json_object_get(res, "scaling"), i, step)
-    fprintf(f, "%.0f %.1f\n", rtq__bench_num(step, "workers"), rtq__bench_num(step, "tasks_per_s"));
+  /* The third column is the rate at which Redis alone would be saturated:
+   * one core divided by its CPU per task in that step. */
+  fprintf(f, "# workers tasks_per_s redis_bound_tasks_per_s\n");
+  json_array_foreach(json_object_get(res, "scaling"), i, step) {
+    double cpu = rtq__bench_num(step, "redis_cpu_us_per_task");
+    fprintf(f, "%.0f %.1f %.1f\n", rtq__bench_num(step, "workers"),
+            rtq__bench_num(step, "tasks_per_s"), cpu > 0 ? 1e6 / cpu : 0);
+  }
 }

@@ -278,8 +278,21 @@ static json_t *parse_cmdstats(const char *text) {
   return o;
 }
 
+/* syscr/syscw of /proc/<pid>/io: read(2)- and write(2)-like calls. */
+static void read_proc_io(pid_t pid, uint64_t *syscr, uint64_t *syscw) {
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/%ld/io", (long)pid);
+  FILE *f = fopen(path, "r");
+  while (f && fgets(line, sizeof line, f)) {
+    if (strncmp(line, "syscr:", 6) == 0) *syscr = strtoull(line + 6, NULL, 10);
+    if (strncmp(line, "syscw:", 6) == 0) *syscw = strtoull(line + 6, NULL, 10);
+  }
+  if (f) fclose(f);
+}
+
 int rtq__bench_info_take(rtq__bench_redis *r, rtq__bench_info *out) {
   memset(out, 0, sizeof *out);
+  if (r->own && r->pid > 0) read_proc_io(r->pid, &out->syscr, &out->syscw);
   out->own_cmds = r->own_cmds;
   out->own_by_cmd = json_deep_copy(r->own_by_cmd ? r->own_by_cmd : json_object());
   redisReply *rep = NULL;
@@ -314,6 +327,11 @@ void rtq__bench_info_delta(json_t *obj, const rtq__bench_info *a, const rtq__ben
   json_object_set_new(obj, "redis_cpu_us_per_task", json_real((b->cpu_s - a->cpu_s) * 1e6 / dn));
   json_object_set_new(obj, "commands_per_task",
                       json_real((double)(b->commands - a->commands - own) / dn));
+  if (b->syscr > 0) {
+    /* the bench's own commands cost the server about one read and one write each */
+    double sys = (double)(b->syscr - a->syscr) + (double)(b->syscw - a->syscw) - 2.0 * (double)own;
+    json_object_set_new(obj, "redis_syscalls_per_task", json_real(sys / dn));
+  }
   if (!with_cmdstats || b->cmdstats == NULL) return;
   json_t *cs = json_object();
   const char *name;

@@ -239,7 +239,15 @@ int rtq__broker_cleanup_step(rtq_broker *b) {
   while (b->cleanup_active && budget > 0 && rc == 0) {
     rtq_key key = index_key(b, b->cleanup_index);
     redisReply *ids = NULL;
-    if ((rc = page(b, key, b->cleanup_offset, RTQ_BROKER_PAGE, &ids)) != 0) break;
+    if ((rc = page(b, key, b->cleanup_offset, RTQ_BROKER_PAGE, &ids)) != 0) {
+      /* An index that cannot be read (a key of another type) is skipped,
+       * so it cannot hold the rest of the round up forever. */
+      if (rc == RTQ_EREDIS) {
+        b->cleanup_offset = 0;
+        if (++b->cleanup_index == RTQ__IDX_COUNT) end_round(b);
+      }
+      break;
+    }
     uint64_t removed = 0;
     bool terminal = b->cleanup_index < RTQ__IDX_PENDING;
     if (terminal) {

@@ -2,12 +2,15 @@
  * options.c - the broker's settings: defaults, RTQ_* environment variables
  * and command-line flags (in that order of precedence, lowest first).
  *
- * Intervals are milliseconds; a value may carry a unit: "1500", "1500ms",
- * "2s", "1m". The shared task-manager settings keep the units config.h
- * gives them (cleanup_interval and task_result_ttl in seconds).
+ * Durations are read by rtq_parse_duration_ms (config.h), as in every rtq
+ * binary: a number with an optional unit "ms", "s", "m" or "h", a bare
+ * number being seconds ("1.5", "250ms", "2m"), in flags and environment
+ * variables alike. The shared task-manager settings keep the units
+ * config.h gives them (cleanup_interval and task_result_ttl in whole
+ * seconds).
  */
 #include <errno.h>
-#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,25 +40,25 @@ typedef struct int_setting {
   const char *env;
   size_t offset;
   long min, max;
-  int is_duration; /* accepts ms/s/m suffixes; the value is in ms */
+  int is_duration; /* a duration, kept in ms (see the top of the file) */
 } int_setting;
 
 #define OFF(field) offsetof(rtq_broker_options, field)
 
 static const int_setting int_settings[] = {
-    {"heartbeat-ttl", "RTQ_HEARTBEAT_TTL_MS", OFF(heartbeat_ttl_ms), 100, 86400000, 1},
-    {"sweep-interval", "RTQ_SWEEP_INTERVAL_MS", OFF(sweep_interval_ms), 10, 3600000, 1},
-    {"lease-ttl", "RTQ_LEASE_TTL_MS", OFF(lease_ttl_ms), 300, 3600000, 1},
-    {"timeout-grace", "RTQ_TIMEOUT_GRACE_MS", OFF(timeout_grace_ms), 0, 86400000, 1},
+    {"heartbeat-ttl", "RTQ_HEARTBEAT_TTL", OFF(heartbeat_ttl_ms), 100, 86400000, 1},
+    {"sweep-interval", "RTQ_SWEEP_INTERVAL", OFF(sweep_interval_ms), 10, 3600000, 1},
+    {"lease-ttl", "RTQ_LEASE_TTL", OFF(lease_ttl_ms), 300, 3600000, 1},
+    {"timeout-grace", "RTQ_TIMEOUT_GRACE", OFF(timeout_grace_ms), 0, 86400000, 1},
     {"max-deliveries", "RTQ_MAX_DELIVERIES", OFF(max_deliveries), 1, 1000000, 0},
-    {"command-timeout", "RTQ_COMMAND_TIMEOUT_MS", OFF(command_timeout_ms), 50, 600000, 1},
+    {"command-timeout", "RTQ_COMMAND_TIMEOUT", OFF(command_timeout_ms), 50, 600000, 1},
 };
 
 #define NUM_INT_SETTINGS (sizeof int_settings / sizeof int_settings[0])
 
 /* Flags that are the shared settings of config.h under the same name. */
 static const char *const config_flags[] = {
-    "redis",          "redis_url",        "namespace",        "ns",
+    "redis",          "redis_url",        "namespace",        "namespace",
     "cleanup-interval", "cleanup_interval", "max-task-history", "max_task_history",
     "task-result-ttl",  "task_result_ttl",  "log-level",        "log_level",
 };
@@ -67,24 +70,14 @@ static void errf(char *errbuf, size_t errcap, const char *fmt, const char *a, co
   if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, fmt, a, b);
 }
 
-/* Parses "123", "123ms", "2s", "1m" (durations) or "123" into *out. */
-static int parse_int(const char *s, int is_duration, long min, long max, long *out) {
-  if (s == NULL || *s == '\0') return RTQ_EINVAL;
+/* Parses an integer, or a duration into ms (rtq_parse_duration_ms). */
+static int parse_value(const char *s, int is_duration, long min, long max, long *out) {
+  if (is_duration) return rtq_parse_duration_ms(s, min, max, out);
+  if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ') return RTQ_EINVAL;
   errno = 0;
   char *end = NULL;
   long long v = strtoll(s, &end, 10);
-  if (errno != 0 || end == s || v < 0) return RTQ_EINVAL;
-  long long mult = 1;
-  if (*end != '\0') {
-    if (!is_duration) return RTQ_EINVAL;
-    if (strcmp(end, "ms") == 0) mult = 1;
-    else if (strcmp(end, "s") == 0) mult = 1000;
-    else if (strcmp(end, "m") == 0) mult = 60000;
-    else return RTQ_EINVAL;
-  }
-  if (v > LLONG_MAX / mult) return RTQ_ERANGE;
-  v *= mult;
-  if (v < min || v > max) return RTQ_ERANGE;
+  if (errno != 0 || *end != '\0' || v < min || v > max) return RTQ_EINVAL;
   *out = (long)v;
   return 0;
 }
@@ -92,11 +85,13 @@ static int parse_int(const char *s, int is_duration, long min, long max, long *o
 static int set_int(rtq_broker_options *o, const int_setting *st, const char *value, char *errbuf,
                    size_t errcap) {
   long v = 0;
-  if (parse_int(value, st->is_duration, st->min, st->max, &v) != 0) {
-    char range[96];
-    snprintf(range, sizeof range, "%s %ld..%ld", st->is_duration ? "a duration (ms, or 2s, 1m)"
-                                                                 : "an integer",
-             st->min, st->max);
+  if (parse_value(value, st->is_duration, st->min, st->max, &v) != 0) {
+    char range[128];
+    if (!st->is_duration)
+      snprintf(range, sizeof range, "an integer %ld..%ld", st->min, st->max);
+    else
+      snprintf(range, sizeof range, "a duration %ld..%ld ms (e.g. 1.5 = 1.5 s, 250ms, 2m)",
+               st->min, st->max);
     errf(errbuf, errcap, "invalid %s: expected %s", st->flag, range);
     return RTQ_EINVAL;
   }
@@ -180,6 +175,11 @@ int rtq_broker_options_parse(rtq_broker_options *o, int argc, char **argv,
     memcpy(name, arg + 2, n);
     name[n] = '\0';
     if (eq == NULL && apply_switch(o, name, action)) continue;
+    rtq_broker_action ignored;
+    if (eq != NULL && apply_switch(&(rtq_broker_options){0}, name, &ignored)) {
+      errf(errbuf, errcap, "flag --%s takes no value%s", name, "");
+      return RTQ_EINVAL;
+    }
     const char *value = eq != NULL ? eq + 1 : NULL;
     if (value == NULL) {
       if (find_int(name) == NULL && find_config(name) == NULL && strcmp(name, "id") != 0) {
@@ -205,7 +205,8 @@ const char *rtq_broker_usage(void) {
          "requests, and keeps the history and indexes bounded. Run one or more;\n"
          "a leader lease lets exactly one act at a time.\n"
          "\n"
-         "Durations are in ms and may carry a unit: 1500, 1500ms, 2s, 1m.\n"
+         "Durations take a unit, ms, s or m; a bare number is milliseconds:\n"
+         "1500, 250ms, 1.5s, 1m. (rtq-worker reads a bare number as seconds.)\n"
          "\n"
          "  --redis URL              redis://[user:pass@]host[:port][/db] or unix:///path\n"
          "                           (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"

@@ -58,4 +58,13 @@ int rtq_config_set(rtq_config *c, const char *name, const char *value, char *err
  * concurrent setenv. */
 int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap);
 
+/*
+ * Parses a duration flag into ms: a number with an optional unit, "ms",
+ * "s", "m" or "h"; a bare number is seconds, as in the settings above
+ * ("1.5" = 1500 ms, "250ms", "2m"). Every binary reads duration flags with
+ * this, so one spelling means the same everywhere. Returns 0, RTQ_EINVAL
+ * (not a duration) or RTQ_ERANGE (outside min_ms..max_ms).
+ */
+int rtq_parse_duration_ms(const char *s, long min_ms, long max_ms, long *out);
+
 #endif

@@ -34,6 +34,8 @@
 struct rtq__round {
   int n, replies;
   bool blocking;
+  bool got_any;
+  uint64_t sent_at;
   int qidx[];
 };
 
@@ -51,6 +53,8 @@ static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
     /* The move may or may not have happened: look at the list later. */
     w->need_reconcile = true;
   } else if (r->type == REDIS_REPLY_STRING) {
+    rtq__note_payload(w, r->len);
+    round->got_any = true;
     rtq__queues_result(&w->queues, qi, true, now, w->o.poll_ms);
     rtq__claim_envelope(w, r->str, r->len, w->queues.q[qi].name, false);
   } else {
@@ -60,7 +64,12 @@ static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
   }
   if (round->replies == round->n) {
     if (w->round == round) w->round = NULL;
+    rtq__queues_round_end(&w->queues, round->got_any, round->blocking ? round->qidx[0] : -1);
     free(round);
+    if (w->trim_rounds > 0) {
+      w->trim_rounds--;
+      w->trim_at = now + 50;
+    }
   }
 }
 
@@ -74,8 +83,12 @@ void rtq__claim_pump(rtq_worker *w) {
   rtq__round *round = malloc(sizeof *round + (size_t)k * sizeof(int));
   if (round == NULL) return;
   round->n = round->replies = 0;
-  rtq__queues_plan(&w->queues, k, rtq__mono_ms(), round->qidx, &round->blocking);
-  int block_ms = w->queues.n == 1 ? w->o.block_timeout_ms : w->o.poll_ms;
+  round->got_any = false;
+  round->sent_at = rtq__mono_ms();
+  k = rtq__queues_plan(&w->queues, k, round->sent_at, round->qidx, &round->blocking);
+  /* With several queues the wait is cut short after poll_ms by CLIENT
+   * UNBLOCK (rtq__claim_tick); the block timeout is only a backstop. */
+  int block_ms = w->o.block_timeout_ms;
   char tmo[32];
   snprintf(tmo, sizeof tmo, "%d.%03d", block_ms / 1000, block_ms % 1000);
   for (int i = 0; i < k; i++) {
@@ -117,6 +130,15 @@ void rtq__claim_unblock(rtq_worker *w) {
   rtq_argv_add_str(&w->argv, "UNBLOCK");
   rtq_argv_add_i64(&w->argv, id);
   (void)rtq__rconn_send(w->cmd, &w->argv, on_ignore, NULL, 0);
+}
+
+/* Several queues: a blocking round has watched one queue for poll_ms;
+ * end it so the others are probed (repeated each tick until it ends, since
+ * an UNBLOCK that overtakes its BLMOVE does nothing). */
+void rtq__claim_tick(rtq_worker *w, uint64_t now) {
+  if (w->queues.n < 2 || w->round == NULL || !w->round->blocking) return;
+  if (now < w->round->sent_at + (uint64_t)w->o.poll_ms) return;
+  rtq__claim_unblock(w);
 }
 
 void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c) {

@@ -234,12 +234,17 @@ struct rtq_worker {
 
   rtq_argv argv;                 /* scratch, loop thread only */
   uint64_t rng;                  /* xorshift state for retry jitter */
+  int trim_rounds;               /* pop rounds left before a heap trim */
+  uint64_t trim_at;              /* mono ms of the next heap trim; 0 none */
   char errstr[256];
   /* counters for logs and tests */
   uint64_t n_claimed, n_finished, n_dead, n_stale;
 };
 
 /* worker.c */
+/* A payload of len bytes went through: when large, return the heap pages
+ * hiredis grew for it to the kernel once its buffers are freed. */
+void rtq__note_payload(rtq_worker *w, size_t len);
 void rtq__set_err(rtq_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name);
 /* Starts a script call in w->argv (EVALSHA, or EVAL after a NOSCRIPT). */
@@ -266,6 +271,7 @@ void rtq__claim_pump(rtq_worker *w);
 void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt);
 void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c);
 void rtq__claim_unblock(rtq_worker *w);
+void rtq__claim_tick(rtq_worker *w, uint64_t now);
 void rtq__reconcile_pump(rtq_worker *w);
 
 /* deadletter.c */

@@ -78,6 +78,7 @@ int rtq__queues_plan(rtq__queues *qs, int k, uint64_t now, int *qidx, bool *bloc
     }
   }
   *blocking = qs->n == 1 || eligible == 0;
+  if (qs->n > 1 && qs->idle) k = *blocking || qs->strict ? 1 : (eligible < k ? eligible : k);
   if (*blocking || qs->strict) {
     int q = 0;
     if (qs->n > 1 && eligible == 0) q = qs->strict ? 0 : wrr_pick(qs, NULL);
@@ -92,6 +93,13 @@ int rtq__queues_plan(rtq__queues *qs, int k, uint64_t now, int *qidx, bool *bloc
 void rtq__queues_result(rtq__queues *qs, int i, bool got, uint64_t now, int poll_ms) {
   if (i < 0 || i >= qs->n) return;
   qs->q[i].empty_until = got ? 0 : now + (uint64_t)poll_ms;
+}
+
+void rtq__queues_round_end(rtq__queues *qs, bool got_any, int blocked) {
+  qs->idle = !got_any;
+  if (blocked < 0) return;
+  for (int j = 0; j < qs->n; j++)
+    if (j != blocked) qs->q[j].empty_until = 0;
 }
 
 void rtq__queues_describe(const rtq__queues *qs, char *buf, size_t cap) {

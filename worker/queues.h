@@ -26,9 +26,17 @@
  * of a higher one, and lower queues run only while higher ones are empty.
  *
  * When no queue is eligible the round blocks: BLMOVE on one queue (the
- * first under strict priority, the weighted pick otherwise) for poll_ms,
- * because BLMOVE cannot wait on several lists. Idle pick-up latency is
- * therefore immediate on that queue and at most poll_ms on the others.
+ * first under strict priority, the weighted pick otherwise), because
+ * BLMOVE cannot wait on several lists. The worker cuts that wait short
+ * after poll_ms with CLIENT UNBLOCK (Redis's own timeouts fire on its hz
+ * timer, in 100 ms steps); when it ends, every other queue is eligible
+ * again and probed at once. Idle pick-up latency is therefore immediate on
+ * the blocked queue and about poll_ms on the others.
+ *
+ * Idle rounds are small: after a round that found nothing, a probe round
+ * makes one move per eligible queue and a blocking round one BLMOVE (with
+ * several queues), so an idle worker costs a few commands per poll_ms.
+ * The first round that finds work is followed by full-size rounds.
  */
 #ifndef RTQ_WORKER_QUEUES_H
 #define RTQ_WORKER_QUEUES_H
@@ -54,6 +62,7 @@ typedef struct rtq__queues {
   rtq__queue *q;
   int n;
   bool strict;
+  bool idle;            /* the last round found nothing */
 } rtq__queues;
 
 /* Copies and validates the list (valid names, weights 1..RTQ__MAX_WEIGHT,
@@ -64,17 +73,23 @@ int rtq__queues_init(rtq__queues *qs, const rtq_worker_queue *list, size_t n, bo
 void rtq__queues_destroy(rtq__queues *qs);
 
 /*
- * Plans a round of k >= 1 moves at time now: qidx[0..k-1] receive queue
- * indexes, *blocking says whether move 0 is a BLMOVE. Returns k.
- *   1. One queue: always blocking, every move on it.
- *   2. No eligible queue: blocking, every move on one queue.
- *   3. Strict: every move on the first eligible queue.
- *   4. Weighted: smooth weighted round-robin over the eligible queues.
+ * Plans a round of at most k >= 1 moves at time now: qidx[] receives the
+ * queue index of each move, *blocking says whether move 0 is a BLMOVE.
+ * Returns the number of moves (1..k).
+ *   1. One queue: always blocking, k moves on it.
+ *   2. No eligible queue: blocking on one queue; k moves, or 1 when idle.
+ *   3. Strict: k moves on the first eligible queue (1 when idle).
+ *   4. Weighted: smooth weighted round-robin over the eligible queues
+ *      (when idle, one move per eligible queue, at most k).
  */
 int rtq__queues_plan(rtq__queues *qs, int k, uint64_t now, int *qidx, bool *blocking);
 /* Records the outcome of one move on queue i: got an envelope, or nil
  * (the queue is then ineligible until now + poll_ms). */
 void rtq__queues_result(rtq__queues *qs, int i, bool got, uint64_t now, int poll_ms);
+/* A round ended. got_any: it found work. blocked >= 0: it was a blocking
+ * round on that queue, so the others went unwatched meanwhile and are all
+ * eligible again (this bounds idle pick-up to about poll_ms). */
+void rtq__queues_round_end(rtq__queues *qs, bool got_any, int blocked);
 /* "a:3,b:1" for the worker record; writes at most cap bytes. */
 void rtq__queues_describe(const rtq__queues *qs, char *buf, size_t cap);
 

@@ -29,6 +29,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <hiredis/read.h>
+#include <hiredis/sds.h>
+
 #include "keys.h"
 #include "log.h"
 #include "loop.h"
@@ -386,6 +389,21 @@ void rtq__rconn_free(rtq__rconn *c) {
   }
   free(c->ring);
   free(c);
+}
+
+void rtq__rconn_shrink(rtq__rconn *c) {
+  if (c == NULL || c->ac == NULL || c->ac->c.reader == NULL) return;
+  redisReader *r = c->ac->c.reader;
+  /* Idle means every byte parsed and no reply begun: hiredis parks an
+   * empty task (ridx 0, type unread) after each reply. */
+  bool idle = r->ridx == -1 || (r->ridx == 0 && r->rstack[0].type < 0);
+  if (r->buf == NULL || r->pos != r->len || !idle) return;
+  if (sdsalloc(r->buf) <= (r->maxbuf ? r->maxbuf : 16 * 1024)) return;
+  sds fresh = sdsempty();
+  if (fresh == NULL) return;
+  sdsfree(r->buf);
+  r->buf = fresh;
+  r->pos = r->len = 0;
 }
 
 bool rtq__rconn_up(const rtq__rconn *c) { return c != NULL && c->state == ST_UP && !c->drop_requested; }

@@ -81,6 +81,11 @@ void rtq__rconn_service(rtq__rconn *c, uint64_t now_ms);
  * reply callback). why is logged. */
 void rtq__rconn_drop(rtq__rconn *c, const char *why);
 
+/* Releases the read buffer when it is fully consumed but holds more than
+ * hiredis's maxbuf (what hiredis itself does, but only on its next read,
+ * and only if that read finds it exactly empty). */
+void rtq__rconn_shrink(rtq__rconn *c);
+
 /* Monotonic milliseconds. */
 uint64_t rtq__mono_ms(void);
 

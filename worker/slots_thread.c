@@ -6,6 +6,12 @@
  * when the list goes from empty to non-empty, so a burst of completions
  * costs one wake-up and is written to Redis in one pipeline.
  *
+ * Wake-ups cost more than short handlers, so they are rationed: a sleeping
+ * thread is signalled only while the queue holds more tasks than signals
+ * already on their way, and a thread that finishes a task takes the next
+ * one without sleeping. The submit queue and the done list have separate
+ * locks, so handing back never waits behind submitting.
+ *
  * Abandoning. A handler that ignores a cancel or its timeout for the kill
  * grace cannot be stopped: threads cannot be killed safely. The loop
  * thread abandons it: one compare-and-swap on the context's state decides
@@ -39,9 +45,13 @@ typedef struct thr {
 struct rtq__pool {
   rtq_worker *w;
   rtq__ev *ev;
-  pthread_mutex_t mu;
+  pthread_mutex_t mu;       /* the queue, the thread list, refs */
   pthread_cond_t cv;
   rtq_task_ctx *q_head, *q_tail;
+  int queued;               /* tasks on the queue */
+  int idle;                 /* threads waiting on cv */
+  int signals;              /* signals sent, not yet taken by a waiter */
+  pthread_mutex_t dmu;      /* the done list */
   rtq_task_ctx *d_head, *d_tail;
   thr *threads;    /* live threads (abandoned ones are not here) */
   int nthreads;
@@ -54,6 +64,7 @@ struct rtq__pool {
 static void pool_destroy(struct rtq__pool *p) {
   pthread_cond_destroy(&p->cv);
   pthread_mutex_destroy(&p->mu);
+  pthread_mutex_destroy(&p->dmu);
   free(p);
 }
 
@@ -62,11 +73,17 @@ static void *thread_main(void *arg) {
   struct rtq__pool *p = me->pool;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (p->q_head == NULL && !p->stopping) pthread_cond_wait(&p->cv, &p->mu);
+    while (p->q_head == NULL && !p->stopping) {
+      p->idle++;
+      pthread_cond_wait(&p->cv, &p->mu);
+      p->idle--;
+      if (p->signals > 0) p->signals--;
+    }
     if (p->q_head == NULL) break;
     rtq_task_ctx *t = p->q_head;
     p->q_head = t->next;
     if (p->q_head == NULL) p->q_tail = NULL;
+    p->queued--;
     t->next = NULL;
     t->thread = me;
     pthread_mutex_unlock(&p->mu);
@@ -86,14 +103,16 @@ static void *thread_main(void *arg) {
       if (last) pool_destroy(p);
       return NULL;
     }
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->dmu);
     bool was_empty = p->d_head == NULL;
     if (p->d_tail != NULL)
       p->d_tail->next = t;
     else
       p->d_head = t;
     p->d_tail = t;
+    pthread_mutex_unlock(&p->dmu);
     if (was_empty) rtq__ev_wake(p->ev);
+    pthread_mutex_lock(&p->mu);
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
@@ -139,6 +158,11 @@ rtq__pool *rtq__pool_new(rtq_worker *w, int nthreads, size_t stack_kb) {
     free(p);
     return NULL;
   }
+  if (pthread_mutex_init(&p->dmu, NULL) != 0) {
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    return NULL;
+  }
   pthread_cond_init(&p->cv, NULL);
   pthread_mutex_lock(&p->mu);
   int rc = 0;
@@ -168,6 +192,7 @@ void rtq__pool_free(rtq__pool *p) {
     list = next;
   }
   pthread_mutex_lock(&p->mu);
+  pthread_mutex_lock(&p->dmu);
   rtq_task_ctx *t = p->q_head;
   while (t != NULL) {
     rtq_task_ctx *n = t->next;
@@ -181,6 +206,7 @@ void rtq__pool_free(rtq__pool *p) {
     t = n;
   }
   p->q_head = p->d_head = NULL;
+  pthread_mutex_unlock(&p->dmu);
   p->freed = true;
   bool last = p->refs == 0;
   pthread_mutex_unlock(&p->mu);
@@ -195,16 +221,20 @@ int rtq__pool_submit(rtq__pool *p, rtq_task_ctx *t) {
   else
     p->q_head = t;
   p->q_tail = t;
-  pthread_cond_signal(&p->cv);
+  p->queued++;
+  if (p->idle > p->signals && p->queued > p->signals) {
+    p->signals++;
+    pthread_cond_signal(&p->cv);
+  }
   pthread_mutex_unlock(&p->mu);
   return 0;
 }
 
 void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task_ctx *t)) {
-  pthread_mutex_lock(&p->mu);
+  pthread_mutex_lock(&p->dmu);
   rtq_task_ctx *t = p->d_head;
   p->d_head = p->d_tail = NULL;
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&p->dmu);
   while (t != NULL) {
     rtq_task_ctx *next = t->next;
     t->next = NULL;
@@ -227,6 +257,7 @@ int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t) {
       if (*pp == t) {
         *pp = t->next;
         if (p->q_tail == t) p->q_tail = prev;
+        p->queued--;
         pthread_mutex_unlock(&p->mu);
         rtq__task_free(t);
         return 0;

@@ -11,6 +11,7 @@
  *            heartbeats, the cancel-flag backstop, shutdown phases.
  *   wake     stop requests, and tasks handed back by pool threads.
  */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,34 @@ void rtq_worker_stop(rtq_worker *w) {
   if (w->ev != NULL) rtq__ev_wake(w->ev);
 }
 
+/*
+ * Memory after a hostile payload. hiredis grows its read buffer, the
+ * formatted command and the output buffer with realloc, which glibc serves
+ * from the heap, not from mmap: freeing them leaves the pages resident
+ * whenever a small allocation sits above them. A 10 MB envelope would then
+ * keep 10 MB of RSS for good. So once such a payload has gone through (the
+ * read buffer is released on the pop connection's next read, hence two
+ * rounds), malloc_trim(0) hands every free page back to the kernel.
+ */
+#define RTQ__TRIM_BYTES (256 * 1024)
+
+void rtq__note_payload(rtq_worker *w, size_t len) {
+  if (len < RTQ__TRIM_BYTES) return;
+  w->trim_rounds = 2;
+  w->trim_at = rtq__mono_ms() + 100;
+}
+
+static void trim_tick(rtq_worker *w, uint64_t now) {
+  if (w->trim_at == 0 || now < w->trim_at) return;
+  w->trim_at = 0;
+  rtq__rconn_shrink(w->cmd);
+  rtq__rconn_shrink(w->pop);
+  rtq__rconn_shrink(w->sub);
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 /* ---- start-up: one blocking connection for the checks ---- */
 
 static void startup_try(rtq_worker *w, uint64_t now) {
@@ -344,10 +373,12 @@ void rtq__worker_on_tick(rtq_worker *w) {
   if (w->phase == RTQ__DONE) return;
   service_all(w, now);
   if (w->o.isolation == RTQ_ISOLATION_PROCESS) rtq__proc_reap(w);
+  rtq__claim_tick(w, now);
   rtq__cancel_tick(w, now);
   rtq__progress_tick(w, now);
   rtq__heartbeat_tick(w, now);
   rtq__shutdown_tick(w, now);
+  trim_tick(w, now);
 }
 
 static void task_back(rtq_worker *w, rtq_task_ctx *t) {

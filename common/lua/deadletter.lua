@@ -7,8 +7,9 @@
 -- ARGV: 1 envelope, 2 code, 3 reason, 4 worker id, 5 queue, 6 id ('' unknown),
 --       7 default result ttl (s), 8 history '1'/'0', 9 events channel,
 --       10 task channel
--- Reply: {'ok', failed_task (0/1)}
-redis.call('LREM', KEYS[2], 1, ARGV[1])
+-- Reply: {'ok', failed_task (0/1)} | {'gone', 0} when the envelope was no
+-- longer in the processing list (someone else dead-lettered it already)
+if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return {'gone', 0} end
 local now = now_ms()
 redis.call('LPUSH', KEYS[1], cmsgpack.pack({at = now, code = ARGV[2], reason = ARGV[3],
   worker = ARGV[4], queue = ARGV[5], id = ARGV[6], size = #ARGV[1],

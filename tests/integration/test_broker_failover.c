@@ -13,7 +13,7 @@
 #define SWEEP_MS 100
 /* The heartbeat TTL is long enough that the fake workers stay alive while
  * a test fills their lists; make_dead_workers then ages them all at once. */
-#define FAST "--lease-ttl", "1500", "--sweep-interval", "100", "--heartbeat-ttl", "10000"
+#define FAST "--lease-ttl", "1500ms", "--sweep-interval", "100ms", "--heartbeat-ttl", "10s"
 
 static bool alive(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
 
@@ -122,7 +122,7 @@ static void test_broker_failover_sigterm_releases_the_lease(void **state) {
 static void test_broker_failover_survives_redis_restart(void **state) {
   tb *t = *state;
   rtq_test_redis *r = rtq_test_redis_default();
-  pid_t p = tb_broker_start(t, "--id", "b-R", FAST, "--command-timeout", "500");
+  pid_t p = tb_broker_start(t, "--id", "b-R", FAST, "--command-timeout", "500ms");
   RTQ_TEST_WAIT_FOR(tb_lease_is(t, "b-R"), 5000);
   assert_int_equal(rtq_test_redis_kill9(r), 0);
   RTQ_TEST_WAIT_FOR(tb_file_contains(t->log, "redis unavailable"), 5000);
@@ -139,7 +139,7 @@ static void test_broker_failover_survives_redis_restart(void **state) {
 static void test_broker_failover_frozen_redis_never_hangs(void **state) {
   tb *t = *state;
   rtq_test_redis *r = rtq_test_redis_default();
-  pid_t p = tb_broker_start(t, "--id", "b-F", FAST, "--command-timeout", "300");
+  pid_t p = tb_broker_start(t, "--id", "b-F", FAST, "--command-timeout", "300ms");
   RTQ_TEST_WAIT_FOR(tb_lease_is(t, "b-F"), 5000);
 
   /* Frozen for several command timeouts, then back. */
@@ -168,7 +168,7 @@ static void test_broker_failover_once_stands_by_when_lease_is_held(void **state)
   tb *t = *state;
   rtq_test_cmd_ok(t->c, "SET", rtq_keys_lease(&t->k).s, "someone-else", "PX", "10000", NULL);
   make_dead_workers(t, "qo", 1, 2);
-  tb_broker_once(t, "--heartbeat-ttl", "1000");
+  tb_broker_once(t, "--heartbeat-ttl", "1s");
   assert_true(tb_file_contains(t->log, "standing by"));
   assert_int_equal(tb_llen(t, rtq_keys_processing(&t->k, "w-fo-0")), 2);
   assert_true(tb_lease_is(t, "someone-else"));
@@ -181,7 +181,7 @@ static void test_broker_failover_warns_when_eviction_is_on(void **state) {
   assert_non_null(r);
   const char *saved = t->url;
   t->url = rtq_test_redis_url_of(r);
-  tb_broker_once(t, "--heartbeat-ttl", "1000");
+  tb_broker_once(t, "--heartbeat-ttl", "1s");
   t->url = saved;
   assert_true(tb_file_contains(t->log, "maxmemory-policy is not noeviction"));
   assert_true(tb_file_contains(t->log, "level=WARNING"));
@@ -232,15 +232,39 @@ static void test_broker_failover_rejects_bad_flags(void **state) {
   tb *t = *state;
   snprintf(t->log, sizeof t->log, "%s/flags.log", rtq_test_redis_dir(rtq_test_redis_default()));
   assert_int_equal(exit_status_of(t, (const char *const[]){"--bogus", NULL}, NULL), 2);
-  assert_int_equal(exit_status_of(t, (const char *const[]){"--sweep-interval", "0", NULL}, NULL), 2);
+  assert_int_equal(exit_status_of(t, (const char *const[]){"--sweep-interval", "0ms", NULL}, NULL), 2);
   assert_int_equal(exit_status_of(t, (const char *const[]){"--lease-ttl", "ten", NULL}, NULL), 2);
   assert_int_equal(exit_status_of(t, (const char *const[]){"--redis", "http://x", NULL}, NULL), 2);
   assert_int_equal(
-      exit_status_of(t, (const char *const[]){"--once", NULL}, (const char *const[]){"RTQ_SWEEP_INTERVAL_MS=abc", NULL}),
+      exit_status_of(t, (const char *const[]){"--once", NULL}, (const char *const[]){"RTQ_SWEEP_INTERVAL=abc", NULL}),
       2);
-  assert_true(tb_file_contains(t->log, "RTQ_SWEEP_INTERVAL_MS"));
+  assert_true(tb_file_contains(t->log, "RTQ_SWEEP_INTERVAL"));
   assert_int_equal(exit_status_of(t, (const char *const[]){"--help", NULL}, NULL), 0);
   assert_true(tb_file_contains(t->log, "--heartbeat-ttl"));
+  /* Durations: a bare number is seconds; units are accepted. Flags beat
+   * the environment. */
+  assert_int_equal(exit_status_of(t,
+                                  (const char *const[]){"--redis", t->url, "--once", "--heartbeat-ttl",
+                                                        "30s", "--lease-ttl", "2.5s", "--sweep-interval",
+                                                        "1.5", "--command-timeout", "1m", NULL},
+                                  (const char *const[]){"RTQ_TIMEOUT_GRACE=1500ms",
+                                                        "RTQ_SWEEP_INTERVAL=999", NULL}),
+                   0);
+  assert_true(tb_file_contains(t->log, "heartbeat_ttl_ms=30000"));
+  assert_true(tb_file_contains(t->log, "lease_ttl_ms=2500"));
+  assert_true(tb_file_contains(t->log, "sweep_interval_ms=1500"));
+  assert_true(tb_file_contains(t->log, "timeout_grace_ms=1500"));
+  assert_int_equal(exit_status_of(t, (const char *const[]){"--once=yes", NULL}, NULL), 2);
+  /* --namespace moves every key. */
+  assert_int_equal(
+      exit_status_of(t, (const char *const[]){"--redis", t->url, "--once", "--namespace", "other", NULL}, NULL), 0);
+  rtq_keys other;
+  assert_int_equal(rtq_keys_init(&other, "other", false), 0);
+  char *sweeps = rtq_test_cmd_str(t->c, "HGET", rtq_keys_stats(&other).s, "broker|sweeps", NULL);
+  assert_non_null(sweeps);
+  assert_string_equal(sweeps, "1");
+  free(sweeps);
+  assert_int_equal(tb_stat(t, "broker", "sweeps"), 1); /* only the earlier run's */
 }
 
 int main(void) {

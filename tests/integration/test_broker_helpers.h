@@ -124,6 +124,9 @@ typedef struct tb_task_opts {
   uint64_t delay_ms;
   uint64_t retry_backoff_ms;
   uint64_t result_ttl_s;
+  const char *name;         /* NULL: "noop" */
+  const char *args;         /* msgpack map; NULL: an empty map */
+  size_t args_len;
 } tb_task_opts;
 
 /* create.lua for a task "id"; returns the envelope bytes (malloc'd). */
@@ -134,7 +137,12 @@ static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size
   rtq_envelope e;
   rtq_envelope_init(&e);
   snprintf(e.id, sizeof e.id, "%s", id);
-  snprintf(e.name, sizeof e.name, "noop");
+  const char *name = o->name != NULL ? o->name : "noop";
+  const char *args = o->args != NULL ? o->args : "\x80"; /* an empty map */
+  size_t args_len = o->args != NULL ? o->args_len : 1;
+  snprintf(e.name, sizeof e.name, "%s", name);
+  e.args = (char *)args; /* borrowed: e is not destroyed */
+  e.args_len = args_len;
   snprintf(e.queue, sizeof e.queue, "%s", queue);
   e.timeout_ms = o->timeout_ms;
   e.max_retries = o->max_retries;
@@ -152,10 +160,10 @@ static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size
   tb_key(&a, rtq_keys_queues(&t->k));
   tb_key(&a, rtq_keys_stats(&t->k));
   rtq_argv_add_str(&a, id);
-  rtq_argv_add_str(&a, "noop");
+  rtq_argv_add_str(&a, name);
   rtq_argv_add_str(&a, queue);
   rtq_argv_add(&a, env, *len);
-  rtq_argv_add(&a, "\x80", 1); /* args: an empty msgpack map */
+  rtq_argv_add(&a, args, args_len);
   rtq_argv_add_u64(&a, o->timeout_ms);
   rtq_argv_add_u64(&a, o->max_retries);
   rtq_argv_add_u64(&a, o->result_ttl_s);

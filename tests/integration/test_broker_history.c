@@ -40,7 +40,7 @@ static void test_broker_history_is_capped_and_trimmed_tasks_deleted(void **state
   assert_int_equal(tb_stat(t, "broker", "trimmed"), 7);
 
   /* A running broker keeps it capped as more tasks end. */
-  pid_t pid = tb_broker_start(t, "--max-task-history", "5", "--sweep-interval", "100");
+  pid_t pid = tb_broker_start(t, "--max-task-history", "5", "--sweep-interval", "100ms");
   for (int i = 12; i < 40; i++) {
     snprintf(id, sizeof id, "h-%02d", i);
     run_to_end(t, id, "qh", i % 2 ? "completed" : "failed");
@@ -86,7 +86,7 @@ static void test_broker_history_cleans_index_entries_of_expired_tasks(void **sta
   assert_int_equal(tb_stat(t, "broker", "stale_index"), 2); /* ghost, "bad id*" */
 
   /* A running broker cleans again every cleanup_interval. */
-  pid_t pid = tb_broker_start(t, "--cleanup-interval", "1", "--sweep-interval", "100");
+  pid_t pid = tb_broker_start(t, "--cleanup-interval", "1", "--sweep-interval", "100ms");
   RTQ_TEST_WAIT_FOR(tb_stat(t, "broker", "sweeps") >= 2, 3000);
   expire_now(t, "e-3");
   RTQ_TEST_WAIT_FOR(tb_zcard(t, rtq_keys_history(&t->k)) == 0, 3000);

@@ -10,7 +10,7 @@
  */
 #include "test_broker_helpers.h"
 
-#define HB "--heartbeat-ttl", "1000"
+#define HB "--heartbeat-ttl", "1s"
 
 static void test_broker_recovery_requeues_with_next_attempt(void **state) {
   tb *t = *state;

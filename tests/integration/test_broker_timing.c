@@ -35,7 +35,7 @@ static void test_broker_timing_backstop_times_out_silent_worker_task(void **stat
   tb_age_worker(t, "w-silent", 5000);
   rtq_conn *sub = tb_subscribe(t, rtq_keys_chan_cancel(&t->k));
 
-  tb_broker_once(t, "--heartbeat-ttl", "1000", "--timeout-grace", "100");
+  tb_broker_once(t, "--heartbeat-ttl", "1s", "--timeout-grace", "100ms");
 
   tb_assert_field(t, "t-slow", "status", "timeout");
   tb_assert_field(t, "t-slow", "error_code", "TIMEOUT");
@@ -75,7 +75,7 @@ static void test_broker_timing_backstop_leaves_live_worker_alone(void **state) {
   claim_and_outlive_deadline(t, "t-busy", "qt", "w-alive", 100);
   tb_heartbeat(t, "w-alive", 30000);
 
-  tb_broker_once(t, "--heartbeat-ttl", "30s", "--timeout-grace", "100");
+  tb_broker_once(t, "--heartbeat-ttl", "30s", "--timeout-grace", "100ms");
 
   tb_assert_field(t, "t-busy", "status", "running");
   assert_true(tb_zhas(t, rtq_keys_deadlines(&t->k), "t-busy"));
@@ -136,7 +136,7 @@ static void test_broker_timing_promotes_delayed_tasks_within_a_second(void **sta
 static void test_broker_timing_promotes_retry_backoff(void **state) {
   tb *t = *state;
   tb_task_opts o = {.queue = "qb", .max_retries = 2, .retry_backoff_ms = 300};
-  pid_t pid = tb_broker_start(t, "--sweep-interval", "1000");
+  pid_t pid = tb_broker_start(t, "--sweep-interval", "1s");
   free(tb_create(t, "t-flaky", &o, &(size_t){0}));
   uint64_t retry_at = 0, failed_at = 0;
   for (long long attempt = 1; attempt <= 3; attempt++) {

@@ -154,6 +154,18 @@ static inline void tw_dump_log(const tw_worker *w) {
   fclose(f);
 }
 
+/* RSS figures mean nothing under AddressSanitizer (shadow memory). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TW_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TW_SANITIZED 1
+#endif
+#endif
+#ifndef TW_SANITIZED
+#define TW_SANITIZED 0
+#endif
+
 /* VmRSS of pid in KiB, -1 when unreadable. */
 static inline long tw_rss_kb(pid_t pid) {
   char path[64], line[256];

@@ -134,9 +134,17 @@ RTQ_EXTERN int rtq_worker_register(rtq_worker *w, const char *name, rtq_handler_
 /* Registers rtq.echo, rtq.sleep, rtq.fail, rtq.crash, rtq.noop and
  * rtq.progress (docs/WORKER.md). Same returns as rtq_worker_register. */
 RTQ_EXTERN int rtq_worker_register_demo_handlers(rtq_worker *w);
+/* Marks a plugin's registration function as exported (plugins built with
+ * -fvisibility=hidden need it; elsewhere it is harmless). */
+#if defined(__GNUC__)
+#define RTQ_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define RTQ_PLUGIN_EXPORT
+#endif
+
 /*
  * dlopen()s a handler plugin and calls its registration function,
- *     int rtq_plugin_register(rtq_worker *w);
+ *     RTQ_PLUGIN_EXPORT int rtq_plugin_register(rtq_worker *w);
  * which registers handlers and returns 0. The library stays loaded for the
  * life of the process. Returns 0, RTQ_EIO (dlopen/dlsym failed) or the
  * plugin's own non-zero return (RTQ_EINVAL when it returned a positive

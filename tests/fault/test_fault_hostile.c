@@ -1,0 +1,254 @@
+/*
+ * test_fault_hostile.c - hostile payloads pushed straight onto a queue with
+ * a raw LPUSH, as redis-cli would (issue 8, test 8): garbage bytes,
+ * dd ff 00 00 00, nesting 100000 deep, a 10 MB envelope, truncated
+ * msgpack, an unknown task name, an id containing `:*?[{\r\n`.
+ *
+ * Each is dead-lettered in P:dead with a code and a reason; the worker
+ * survives, its resident memory does not grow by 1 MB over three more
+ * rounds after a warm-up round, no key with an odd character appears, and
+ * the next normal task completes.
+ */
+#include <msgpack.h>
+
+#include "fault.h"
+
+#define F8_ROUNDS 4  /* the first is the warm-up */
+#define F8_BIG (10u * 1024u * 1024u)
+#define F8_DEPTH 100000
+
+typedef struct payload {
+  const char *what;
+  const char *code;  /* expected dead-letter code */
+  char *buf;
+  size_t len;
+} payload;
+
+static void pack_str(msgpack_packer *pk, const char *s) {
+  size_t n = strlen(s);
+  msgpack_pack_str(pk, n);
+  msgpack_pack_str_body(pk, s, n);
+}
+
+/* The head of an envelope map with n entries: v, id, name, queue (4 of them). */
+static void pack_head(msgpack_packer *pk, size_t n, const char *id, const char *name) {
+  msgpack_pack_map(pk, n);
+  pack_str(pk, "v");
+  msgpack_pack_uint32(pk, 1);
+  pack_str(pk, "id");
+  pack_str(pk, id);
+  pack_str(pk, "name");
+  pack_str(pk, name);
+  pack_str(pk, "queue");
+  pack_str(pk, "default");
+}
+
+static payload take(msgpack_sbuffer *sb, const char *what, const char *code) {
+  payload p = {.what = what, .code = code, .buf = sb->data, .len = sb->size};
+  sb->data = NULL; /* ownership moves to the payload */
+  sb->size = sb->alloc = 0;
+  return p;
+}
+
+static payload raw(const char *what, const void *bytes, size_t len) {
+  payload p = {.what = what, .code = "DECODE_ERROR", .buf = malloc(len), .len = len};
+  assert_non_null(p.buf);
+  memcpy(p.buf, bytes, len);
+  return p;
+}
+
+/* The seven payloads; sizes differ, which is how their records are told apart. */
+static int make_payloads(payload *out) {
+  int n = 0;
+  unsigned char garbage[64];
+  uint32_t x = 12345;
+  for (size_t i = 0; i < sizeof garbage; i++) {
+    x = x * 1103515245u + 12345u;
+    garbage[i] = (unsigned char)(x >> 16);
+  }
+  garbage[0] = 0xc1; /* never used by msgpack */
+  out[n++] = raw("garbage bytes", garbage, sizeof garbage);
+  out[n++] = raw("dd ff 00 00 00", "\xdd\xff\x00\x00\x00", 5);
+
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  pack_head(&pk, 5, "fault8-deep", "rtq.noop");
+  pack_str(&pk, "args");
+  for (int i = 0; i < F8_DEPTH; i++) {
+    msgpack_pack_map(&pk, 1);
+    pack_str(&pk, "a");
+  }
+  msgpack_pack_nil(&pk);
+  out[n++] = take(&sb, "nesting 100000 deep", "PAYLOAD_TOO_DEEP");
+
+  pack_head(&pk, 5, "fault8-big", "rtq.noop");
+  pack_str(&pk, "args");
+  msgpack_pack_map(&pk, 1);
+  pack_str(&pk, "blob");
+  char *blob = calloc(1, F8_BIG);
+  assert_non_null(blob);
+  msgpack_pack_bin(&pk, F8_BIG);
+  msgpack_pack_bin_body(&pk, blob, F8_BIG);
+  free(blob);
+  out[n++] = take(&sb, "a 10 MB envelope", "PAYLOAD_TOO_LARGE");
+
+  pack_head(&pk, 5, "fault8-truncated", "rtq.echo");
+  pack_str(&pk, "args");
+  msgpack_pack_map(&pk, 1);
+  pack_str(&pk, "text");
+  pack_str(&pk, "the rest of this envelope never arrives");
+  payload t = take(&sb, "truncated msgpack", "DECODE_ERROR");
+  t.len = t.len * 2 / 3;
+  out[n++] = t;
+
+  pack_head(&pk, 5, "fault8-unknown", "no.such.handler");
+  pack_str(&pk, "args");
+  msgpack_pack_map(&pk, 0);
+  out[n++] = take(&sb, "an unknown task name", "UNKNOWN_TASK");
+
+  pack_head(&pk, 5, "fault8:*?[{\r\n", "rtq.noop");
+  pack_str(&pk, "args");
+  msgpack_pack_map(&pk, 0);
+  out[n++] = take(&sb, "an id containing :*?[{\\r\\n", "DECODE_ERROR");
+  msgpack_sbuffer_destroy(&sb);
+  return n;
+}
+
+static void lpush(fx *f, const payload *p) {
+  rtq_key q = rtq_keys_queue(&f->k, "default");
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "LPUSH");
+  rtq_argv_add(&a, q.s, q.len);
+  rtq_argv_add(&a, p->buf, p->len);
+  redisReply *r = rtq_test_command_argv(f->c, &a);
+  assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+  freeReplyObject(r);
+  rtq_argv_destroy(&a);
+}
+
+/* A dead-letter record's fields. */
+typedef struct dead_rec {
+  char code[64];
+  char reason[512];
+  uint64_t size;
+} dead_rec;
+
+static void copy_str(const msgpack_object *o, char *dst, size_t cap) {
+  size_t n = o->type == MSGPACK_OBJECT_STR ? o->via.str.size : 0;
+  if (n >= cap) n = cap - 1;
+  if (n > 0) memcpy(dst, o->via.str.ptr, n);
+  dst[n] = '\0';
+}
+
+static bool decode_dead(const char *buf, size_t len, dead_rec *d) {
+  memset(d, 0, sizeof *d);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  bool ok = msgpack_unpack_next(&u, buf, len, NULL) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP;
+  for (uint32_t i = 0; ok && i < u.data.via.map.size; i++) {
+    const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
+    if (kv->key.type != MSGPACK_OBJECT_STR) continue;
+    const char *k = kv->key.via.str.ptr;
+    size_t kl = kv->key.via.str.size;
+    if (kl == 4 && memcmp(k, "code", 4) == 0) copy_str(&kv->val, d->code, sizeof d->code);
+    else if (kl == 6 && memcmp(k, "reason", 6) == 0) copy_str(&kv->val, d->reason, sizeof d->reason);
+    else if (kl == 4 && memcmp(k, "size", 4) == 0 && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+      d->size = kv->val.via.u64;
+  }
+  msgpack_unpacked_destroy(&u);
+  return ok;
+}
+
+/* Every key in the db is made of name characters and ':' only. */
+static int odd_keys(fx *f) {
+  int odd = 0;
+  char cursor[32] = "0";
+  for (int rounds = 0; rounds < 1000; rounds++) {
+    redisReply *r = rtq_test_command(f->c, "SCAN", cursor, "COUNT", "1000", NULL);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    const redisReply *keys = r->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+      const redisReply *k = keys->element[i];
+      for (size_t j = 0; j < k->len; j++) {
+        char c = k->str[j];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-')) {
+          odd++;
+          break;
+        }
+      }
+    }
+    freeReplyObject(r);
+    if (strcmp(cursor, "0") == 0) break;
+  }
+  return odd;
+}
+
+static void test_fault_hostile_payloads_are_dead_lettered(void **state) {
+  enum { NORMAL_PER_ROUND = 5 };
+  fx *f = fx_new(state, "fault8", NULL);
+  fx_events *ev = fx_events_start(f, F8_ROUNDS * NORMAL_PER_ROUND);
+  fx_proc *w = fx_worker(f, "worker", "--concurrency", "4", NULL);
+  payload p[8];
+  int np = make_payloads(p);
+  rtq_key dead = rtq_keys_dead(&f->k);
+  long rss[F8_ROUNDS];
+
+  for (int round = 0; round < F8_ROUNDS; round++) {
+    for (int i = 0; i < np; i++) lpush(f, &p[i]);
+    RTQ_TEST_WAIT_FOR(fx_llen(f, dead) == (long long)np * (round + 1), 15000);
+    /* The next normal tasks complete. */
+    fx_enqueue(f, round * NORMAL_PER_ROUND, NORMAL_PER_ROUND, "rtq.echo", NULL, NULL);
+    RTQ_TEST_WAIT_FOR(fx_events_terminal(ev) == (round + 1) * NORMAL_PER_ROUND, 10000);
+    fx_check(f, fx_alive(w), "the worker survives round %d", round);
+    rss[round] = fx_rss_kb(w->pid);
+    assert_true(rss[round] > 0);
+  }
+  assert_int_equal(fx_count_status(f, F8_ROUNDS * NORMAL_PER_ROUND, RTQ_STATUS_COMPLETED),
+                   F8_ROUNDS * NORMAL_PER_ROUND);
+  fx_events_assert_once(ev);
+  assert_int_equal(fx_llen(f, rtq_keys_queue(&f->k, "default")), 0);
+  assert_int_equal(fx_llen(f, rtq_keys_processing(&f->k, w->id)), 0);
+
+  /* Each payload's records carry its expected code and a reason. */
+  redisReply *r = rtq_test_command(f->c, "LRANGE", dead.s, "0", "-1", NULL);
+  assert_int_equal((int)r->elements, np * F8_ROUNDS);
+  int matched[8] = {0};
+  for (size_t i = 0; i < r->elements; i++) {
+    dead_rec d;
+    fx_check(f, decode_dead(r->element[i]->str, r->element[i]->len, &d), "dead-letter record %zu decodes", i);
+    int which = -1;
+    for (int j = 0; j < np; j++)
+      if (d.size == p[j].len) which = j;
+    fx_check(f, which >= 0, "record %zu (size %llu) matches a payload", i, (unsigned long long)d.size);
+    fx_check(f, strcmp(d.code, p[which].code) == 0, "%s: code %s, expected %s", p[which].what, d.code,
+             p[which].code);
+    fx_check(f, d.reason[0] != '\0', "%s: a reason", p[which].what);
+    if (matched[which]++ == 0) fx_figure(f, "%s (%zu bytes) -> %s: %s", p[which].what, p[which].len, d.code, d.reason);
+  }
+  freeReplyObject(r);
+  for (int j = 0; j < np; j++) assert_int_equal(matched[j], F8_ROUNDS);
+  assert_int_equal(fx_stat(f, "default", "dead"), np * F8_ROUNDS);
+  assert_int_equal(odd_keys(f), 0);
+
+  long growth = rss[F8_ROUNDS - 1] - rss[0];
+  fx_figure(f,
+            "%d hostile payloads x %d rounds: all %d dead-lettered with a code and a reason, the worker up "
+            "throughout, the next normal task completed each round; worker RSS after the warm-up round %ld KiB, "
+            "after %d more rounds %ld KiB (growth %ld KiB, limit 1024)",
+            np, F8_ROUNDS, np * F8_ROUNDS, rss[0], F8_ROUNDS - 1, rss[F8_ROUNDS - 1], growth);
+  fx_check(f, growth < 1024, "RSS grew by %ld KiB", growth);
+  for (int j = 0; j < np; j++) free(p[j].buf);
+  assert_int_equal(fx_stop(w, 10000), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_fault_hostile_payloads_are_dead_lettered, fx_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,448 @@
+/*
+ * test_acl.c - the ACL users of docs/OPERATIONS.md, on a real redis-server 7.
+ *
+ * The test reads the `ACL SETUSER` lines from docs/OPERATIONS.md itself and
+ * runs them word for word, so the document cannot drift from what works.
+ * Then, with each process logged in as its role:
+ *
+ *   happy path   a broker (rtq-broker), two workers (rtq-worker, the second
+ *                one after the first is killed) and a producer (rtq-producer,
+ *                through librtq) run every step of the protocol: create,
+ *                claim, progress, finish, fail, retry, cancel while pending
+ *                and while running, timeout, a delayed task promoted, a
+ *                poison envelope dead-lettered, a dead worker's task
+ *                recovered, history cleanup, waiting, events, list, stats
+ *                and workers. Afterwards ACL LOG holds no denial except
+ *                CONFIG GET (the optional maxmemory-policy check, which the
+ *                roles deliberately do not get).
+ *   limits       a producer cannot FLUSHALL, read or write keys outside the
+ *                namespace (also not from inside a script), use other
+ *                channels, KEYS or CONFIG SET; a worker cannot FLUSHALL; the
+ *                monitor reads everything rtq shows but writes nothing and
+ *                runs no script.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "rtq/client.h"
+
+#define WAIT_MS 20000
+#define MAX_USERS 8
+
+typedef struct acl_user {
+  char name[64];
+  char password[128];
+  char url[300];
+} acl_user;
+
+static acl_user users[MAX_USERS];
+static int nusers;
+static rtq_conn *admin;
+static char outdir[256];
+
+static const acl_user *user(const char *name) {
+  for (int i = 0; i < nusers; i++)
+    if (strcmp(users[i].name, name) == 0) return &users[i];
+  fail_msg("docs/OPERATIONS.md has no ACL user %s", name);
+  return NULL;
+}
+
+/* Runs one "ACL SETUSER ..." line (words split on spaces) as the admin and
+ * records the user's name and password. */
+static void run_setuser(char *line) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  acl_user *u = &users[nusers];
+  memset(u, 0, sizeof *u);
+  int word = 0;
+  for (char *save = NULL, *w = strtok_r(line, " \t\r\n", &save); w != NULL;
+       w = strtok_r(NULL, " \t\r\n", &save), word++) {
+    rtq_argv_add_str(&a, w);
+    if (word == 2) snprintf(u->name, sizeof u->name, "%s", w);
+    if (word > 2 && w[0] == '>') snprintf(u->password, sizeof u->password, "%s", w + 1);
+  }
+  redisReply *r = rtq_test_command_argv(admin, &a);
+  if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
+    fail_msg("ACL SETUSER %s: %s", u->name, r->str != NULL ? r->str : "?");
+  freeReplyObject(r);
+  rtq_argv_destroy(&a);
+  assert_true(u->password[0] != '\0');
+  char url[sizeof u->url];
+  snprintf(url, sizeof url, "redis://%s:%s@127.0.0.1:%d/0", u->name, u->password,
+           rtq_test_redis_port(rtq_test_redis_default()));
+  memcpy(u->url, url, sizeof url);
+  nusers++;
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  const char *src = getenv("RTQ_SOURCE_DIR");
+  if (src == NULL) fail_msg("RTQ_SOURCE_DIR is not set (run through ctest)");
+  char path[512], line[2048];
+  snprintf(path, sizeof path, "%s/docs/OPERATIONS.md", src);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) fail_msg("cannot read %s", path);
+  admin = rtq_test_conn();
+  while (fgets(line, sizeof line, f) != NULL && nusers < MAX_USERS) {
+    char *p = line + strspn(line, " ");
+    if (strncmp(p, "ACL SETUSER ", 12) == 0) run_setuser(p);
+  }
+  fclose(f);
+  assert_int_equal(nusers, 4);
+  snprintf(outdir, sizeof outdir, "%s/exports", rtq_test_redis_dir(rtq_test_redis_default()));
+  assert_int_equal(mkdir(outdir, 0755), 0);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  rtq_conn_free(admin);
+  return 0;
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+static const char *log_path(const char *name, char *buf, size_t cap) {
+  const char *verbose = getenv("RTQ_TEST_VERBOSE");
+  if (verbose != NULL && verbose[0] == '1') return NULL;
+  snprintf(buf, cap, "%s/%s.log", rtq_test_redis_dir(rtq_test_redis_default()), name);
+  return buf;
+}
+
+static pid_t start_broker(void) {
+  char bin[512], log[512];
+  assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
+  const char *argv[] = {bin, "--redis", user("rtq-broker")->url, "--sweep-interval", "100ms",
+                        "--heartbeat-ttl", "2s", "--lease-ttl", "1500ms", "--timeout-grace", "200ms",
+                        "--cleanup-interval", "1", NULL};
+  rtq_test_spawn_options so = {.path = bin, .argv = argv, .output_path = log_path("broker", log, sizeof log)};
+  pid_t pid = rtq_test_spawn_ex(&so);
+  assert_true(pid > 0);
+  return pid;
+}
+
+static pid_t start_worker(const char *name) {
+  char bin[512], plugin[512], log[512];
+  assert_non_null(rtq_test_bin_path("worker/rtq-worker", bin, sizeof bin));
+  assert_non_null(rtq_test_bin_path("examples/examples.so", plugin, sizeof plugin));
+  const char *argv[] = {bin, "--redis", user("rtq-worker")->url, "--plugin", plugin,
+                        "--demo-handlers", "--heartbeat-interval", "200ms", "--heartbeat-ttl", "2s",
+                        "--shutdown-grace", "1s", NULL};
+  rtq_test_spawn_options so = {.path = bin, .argv = argv, .output_path = log_path(name, log, sizeof log)};
+  pid_t pid = rtq_test_spawn_ex(&so);
+  assert_true(pid > 0);
+  return pid;
+}
+
+static rtq_client *client_as(const char *name) {
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = user(name)->url;
+  rtq_client *c = NULL;
+  if (rtq_client_new(&o, &c) != 0) fail_msg("client as %s: %s", name, rtq_client_errstr(NULL));
+  return c;
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+static void create(rtq_client *c, const char *name, const char *json, const rtq_task_options *o,
+                   char id[RTQ_TASK_ID_SIZE]) {
+  rtq_args *a = NULL;
+  assert_int_equal(rtq_args_from_json(json, &a, NULL, 0), 0);
+  int rc = rtq_create_task(c, name, a, o, id, NULL);
+  rtq_args_free(a);
+  if (rc != 0) fail_msg("create %s: %s", name, rtq_client_errstr(c));
+}
+
+static rtq_status ends(rtq_client *c, const char *id) {
+  rtq_task *t = NULL;
+  int rc = rtq_wait_for_task(c, id, WAIT_MS, &t);
+  if (rc != 0) fail_msg("wait %s: %s (%s)", id, rtq_err_name(rc), rtq_client_errstr(c));
+  rtq_status s = t->status;
+  rtq_task_free(t);
+  return s;
+}
+
+static rtq_status status_of(rtq_client *c, const char *id) {
+  rtq_task *t = NULL;
+  rtq_status s = (rtq_status)-1;
+  if (rtq_get_task(c, id, &t) == 0) s = t->status;
+  rtq_task_free(t);
+  return s;
+}
+
+static bool is_running(rtq_client *c, const char *id) {
+  return status_of(c, id) == RTQ_STATUS_RUNNING;
+}
+
+/* A broker counter from P:stats (docs/BROKER.md), 0 while unset. */
+static long long broker_stat(const char *counter) {
+  char field[64];
+  snprintf(field, sizeof field, "broker|%s", counter);
+  char *v = rtq_test_cmd_str(admin, "HGET", "rtq:stats", field, NULL);
+  long long n = v != NULL ? atoll(v) : 0;
+  free(v);
+  return n;
+}
+
+static long long admin_int(const char *cmd, const char *key) {
+  return rtq_test_cmd_int(admin, cmd, key, NULL);
+}
+
+/* The number of ACL LOG entries other than the CONFIG GET of the eviction
+ * check; prints each. */
+static int acl_denials(void) {
+  redisReply *r = rtq_test_command(admin, "ACL", "LOG", NULL);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  int n = 0;
+  for (size_t i = 0; i < r->elements; i++) {
+    redisReply *e = r->element[i];
+    const char *reason = "?", *object = "?", *username = "?";
+    for (size_t j = 0; j + 1 < e->elements; j += 2) {
+      const char *k = e->element[j]->str;
+      const char *v = e->element[j + 1]->type == REDIS_REPLY_STRING ? e->element[j + 1]->str : "";
+      if (strcmp(k, "reason") == 0) reason = v;
+      if (strcmp(k, "object") == 0) object = v;
+      if (strcmp(k, "username") == 0) username = v;
+    }
+    if (strcmp(reason, "command") == 0 && strcmp(object, "config|get") == 0) continue;
+    printf("ACL LOG: user %s denied %s %s\n", username, reason, object);
+    n++;
+  }
+  freeReplyObject(r);
+  return n;
+}
+
+static void test_acl_roles_run_the_whole_flow(void **state) {
+  (void)state;
+  rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL);
+  pid_t broker = start_broker();
+  pid_t worker_a = start_worker("worker-a");
+  rtq_client *p = client_as("rtq-producer");
+  rtq_subscription *sub = NULL;
+  assert_int_equal(rtq_events_subscribe(p, &sub), 0);
+  char json[600], ok_id[RTQ_TASK_ID_SIZE], fail_id[RTQ_TASK_ID_SIZE], run_id[RTQ_TASK_ID_SIZE],
+      pend_id[RTQ_TASK_ID_SIZE], late_id[RTQ_TASK_ID_SIZE], delay_id[RTQ_TASK_ID_SIZE],
+      lost_id[RTQ_TASK_ID_SIZE];
+
+  /* create, claim, progress, finish (the export example) */
+  snprintf(json, sizeof json, "{\"records\": 250, \"output_dir\": \"%s\"}", outdir);
+  create(p, "examples.export_data", json, NULL, ok_id);
+  assert_int_equal(ends(p, ok_id), RTQ_STATUS_COMPLETED);
+  char *ev = NULL;
+  assert_int_equal(rtq_subscription_next(sub, WAIT_MS, &ev), 0);
+  assert_non_null(strstr(ev, "\"id\""));
+  free(ev);
+
+  /* a failure, then a retry of it */
+  create(p, "rtq.fail", "{}", NULL, fail_id);
+  assert_int_equal(ends(p, fail_id), RTQ_STATUS_FAILED);
+  assert_int_equal(rtq_retry_task(p, fail_id), 0);
+  assert_int_equal(ends(p, fail_id), RTQ_STATUS_FAILED);
+
+  /* cancel while running; a timeout */
+  create(p, "rtq.sleep", "{\"seconds\": 30}", NULL, run_id);
+  RTQ_TEST_WAIT_FOR(is_running(p, run_id), WAIT_MS);
+  int requested = 0;
+  assert_int_equal(rtq_cancel_task(p, run_id, &requested), 0);
+  assert_int_equal(requested, 1);
+  assert_int_equal(ends(p, run_id), RTQ_STATUS_CANCELLED);
+  rtq_task_options o = {.timeout_ms = 300};
+  create(p, "rtq.sleep", "{\"seconds\": 30}", &o, late_id);
+  assert_int_equal(ends(p, late_id), RTQ_STATUS_TIMEOUT);
+
+  /* a delayed task: cancelled while pending, and one the broker promotes */
+  rtq_task_options d = {.delay_ms = 60000};
+  create(p, "rtq.echo", "{}", &d, pend_id);
+  assert_int_equal(rtq_cancel_task(p, pend_id, &requested), 0);
+  assert_int_equal(requested, 0);
+  assert_int_equal(status_of(p, pend_id), RTQ_STATUS_CANCELLED);
+  d.delay_ms = 300;
+  create(p, "rtq.echo", "{\"x\": 1}", &d, delay_id);
+  assert_int_equal(ends(p, delay_id), RTQ_STATUS_COMPLETED);
+
+  /* a poison envelope is dead-lettered by the worker */
+  rtq_test_cmd_int(admin, "LPUSH", "rtq:queue:default", "not msgpack", NULL);
+  RTQ_TEST_WAIT_FOR(admin_int("LLEN", "rtq:dead") == 1, WAIT_MS);
+
+  /* list, stats, workers */
+  rtq_task_list *l = NULL;
+  assert_int_equal(rtq_list_tasks(p, NULL, &l), 0);
+  assert_true(l->count >= 6);
+  rtq_task_list_free(l);
+  rtq_stats *st = NULL;
+  assert_int_equal(rtq_get_stats(p, &st), 0);
+  assert_true(st->by_status[RTQ_STATUS_COMPLETED] >= 2);
+  rtq_stats_free(st);
+  rtq_alive_workers *aw = NULL;
+  assert_int_equal(rtq_list_workers(p, &aw), 0);
+  assert_int_equal(aw->count, 1);
+  rtq_alive_workers_free(aw);
+
+  /* an expired task is forgotten by the broker's cleanup (forget.lua) */
+  rtq_task_options short_ttl = {.result_ttl_s = 1};
+  create(p, "rtq.echo", "{}", &short_ttl, ok_id);
+  assert_int_equal(ends(p, ok_id), RTQ_STATUS_COMPLETED);
+  RTQ_TEST_WAIT_FOR(broker_stat("forgotten") >= 1, WAIT_MS);
+
+  /* A worker goes silent with two tasks running. The broker times out the
+   * one past its deadline (expire_running.lua: the deadline plus grace,
+   * 1.2 s, comes before the heartbeat TTL, 2 s, runs out) and, once the
+   * worker counts as dead, puts the other back on its queue
+   * (recover.lua), where the next worker completes it. */
+  create(p, "rtq.sleep", "{\"seconds\": 3}", NULL, lost_id);
+  rtq_task_options deadline = {.timeout_ms = 1000};
+  create(p, "rtq.sleep", "{\"seconds\": 30}", &deadline, late_id);
+  RTQ_TEST_WAIT_FOR(is_running(p, lost_id) && is_running(p, late_id), WAIT_MS);
+  assert_int_equal(rtq_test_kill(worker_a, SIGSTOP), 0);
+  assert_int_equal(ends(p, late_id), RTQ_STATUS_TIMEOUT);
+  RTQ_TEST_WAIT_FOR(broker_stat("timeouts") >= 1, WAIT_MS); /* written after the sweep */
+  RTQ_TEST_WAIT_FOR(broker_stat("recovered") >= 1, WAIT_MS);
+  assert_int_equal(rtq_test_kill(worker_a, SIGKILL), 0);
+  assert_int_equal(rtq_test_wait_exit(worker_a, 5000, NULL), 0);
+  pid_t worker_b = start_worker("worker-b");
+  assert_int_equal(ends(p, lost_id), RTQ_STATUS_COMPLETED);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(p, lost_id, &t), 0);
+  assert_int_equal(t->attempts, 2);
+  rtq_task_free(t);
+
+  int status = 0;
+  assert_int_equal(rtq_test_terminate(worker_b, SIGTERM, 10000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(rtq_test_terminate(broker, SIGTERM, 10000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  rtq_subscription_free(sub);
+  rtq_client_free(p);
+  assert_int_equal(acl_denials(), 0);
+}
+
+/* ---- the limits ---------------------------------------------------------- */
+
+/* Fails the test unless the command (NULL-terminated words) is refused by
+ * the ACL. */
+static void denied(rtq_conn *c, const char *arg0, ...) {
+  const char *words[16];
+  size_t n = 0;
+  va_list ap;
+  va_start(ap, arg0);
+  for (const char *w = arg0; w != NULL && n < 16; w = va_arg(ap, const char *)) words[n++] = w;
+  va_end(ap);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  for (size_t i = 0; i < n; i++) rtq_argv_add_str(&a, words[i]);
+  redisReply *r = rtq_test_command_argv(c, &a);
+  rtq_argv_destroy(&a);
+  /* Inside a script the refusal is an ERR naming the script's user. */
+  if (r->type != REDIS_REPLY_ERROR ||
+      (strncmp(r->str, "NOPERM", 6) != 0 && strstr(r->str, "user executing the script can't") == NULL))
+    fail_msg("%s %s was not refused: %s", words[0], n > 1 ? words[1] : "",
+             r->type == REDIS_REPLY_ERROR ? r->str : "a reply");
+  freeReplyObject(r);
+}
+
+static void test_acl_producer_stays_in_its_namespace(void **state) {
+  (void)state;
+  rtq_conn *c = rtq_test_conn_new(user("rtq-producer")->url);
+  denied(c, "FLUSHALL", NULL);
+  denied(c, "FLUSHDB", NULL);
+  denied(c, "SET", "other:key", "x", NULL);
+  denied(c, "GET", "other:key", NULL);
+  denied(c, "DEL", "session:42", NULL);
+  denied(c, "KEYS", "*", NULL);
+  denied(c, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru", NULL);
+  denied(c, "SHUTDOWN", NULL);
+  denied(c, "PUBLISH", "other-channel", "x", NULL);
+  denied(c, "EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "other:key", NULL);
+  denied(c, "EVAL", "return redis.call('SET', 'other:key', 'x')", "0", NULL);
+  denied(c, "EVAL", "return redis.call('FLUSHALL')", "0", NULL);
+  /* Its own namespace works. */
+  assert_int_equal(rtq_test_cmd_int(c, "LLEN", "rtq:queue:default", NULL), 0);
+  rtq_conn_free(c);
+
+  c = rtq_test_conn_new(user("rtq-worker")->url);
+  denied(c, "FLUSHALL", NULL);
+  denied(c, "SET", "other:key", "x", NULL);
+  denied(c, "CONFIG", "SET", "appendonly", "no", NULL);
+  rtq_conn_free(c);
+
+  c = rtq_test_conn_new(user("rtq-broker")->url);
+  denied(c, "FLUSHALL", NULL);
+  denied(c, "GET", "other:key", NULL);
+  rtq_conn_free(c);
+}
+
+static void test_acl_monitor_reads_but_never_writes(void **state) {
+  (void)state;
+  rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL);
+  rtq_client *p = client_as("rtq-producer");
+  char id[RTQ_TASK_ID_SIZE];
+  create(p, "rtq.echo", "{}", NULL, id);
+  rtq_client_free(p);
+
+  /* What rtq list / status / stats / workers do, as the monitor. */
+  rtq_client *m = client_as("rtq-monitor");
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(m, id, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_PENDING);
+  rtq_task_free(t);
+  rtq_task_list *l = NULL;
+  assert_int_equal(rtq_list_tasks(m, NULL, &l), 0);
+  rtq_task_list_free(l);
+  rtq_stats *st = NULL;
+  assert_int_equal(rtq_get_stats(m, &st), 0);
+  rtq_stats_free(st);
+  rtq_alive_workers *aw = NULL;
+  assert_int_equal(rtq_list_workers(m, &aw), 0);
+  rtq_alive_workers_free(aw);
+  rtq_subscription *sub = NULL;
+  assert_int_equal(rtq_events_subscribe(m, &sub), 0);
+  rtq_subscription_free(sub);
+  assert_int_equal(acl_denials(), 0);
+  /* ... but it creates and cancels nothing. */
+  char other[RTQ_TASK_ID_SIZE];
+  assert_int_not_equal(rtq_create_task(m, "rtq.echo", NULL, NULL, other, NULL), 0);
+  assert_int_not_equal(rtq_cancel_task(m, id, NULL), 0);
+  rtq_client_free(m);
+
+  /* The redis-cli monitoring commands of docs/OPERATIONS.md. */
+  rtq_conn *c = rtq_test_conn_new(user("rtq-monitor")->url);
+  assert_int_equal(rtq_test_cmd_int(c, "LLEN", "rtq:queue:default", NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(c, "ZCARD", "rtq:status:running", NULL), 0);
+  freeReplyObject(rtq_test_command(c, "LRANGE", "rtq:dead", "0", "9", NULL));
+  freeReplyObject(rtq_test_command(c, "ZRANGE", "rtq:workers", "0", "-1", "WITHSCORES", NULL));
+  char key[200];
+  snprintf(key, sizeof key, "rtq:task:%s", id);
+  redisReply *r = rtq_test_command(c, "HGETALL", key, NULL);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  assert_true(r->elements > 0);
+  freeReplyObject(r);
+  denied(c, "HSET", key, "status", "completed", NULL);
+  denied(c, "DEL", "rtq:queue:default", NULL);
+  denied(c, "LPUSH", "rtq:queue:default", "x", NULL);
+  denied(c, "EVAL", "return 1", "0", NULL);
+  denied(c, "FLUSHALL", NULL);
+  denied(c, "GET", "other:key", NULL);
+  rtq_conn_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_acl_roles_run_the_whole_flow),
+      cmocka_unit_test(test_acl_producer_stays_in_its_namespace),
+      cmocka_unit_test(test_acl_monitor_reads_but_never_writes),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

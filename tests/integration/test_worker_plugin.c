@@ -1,0 +1,82 @@
+/*
+ * test_worker_plugin.c - handler plugins: rtq-worker --plugin loads a
+ * shared object whose handlers call back into the binary (rtq_task_*,
+ * rtq_args_*), and refuses to start on a plugin it cannot load.
+ */
+#include "test_worker_util.h"
+
+static rtq_client *cl;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys_init(&tw_keys, "rtq", false);
+  cl = tw_client(rtq_test_redis_url());
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_client_free(cl);
+  return 0;
+}
+
+static void test_worker_plugin_handler_runs(void **state) {
+  (void)state;
+  char so[1024];
+  assert_non_null(rtq_test_bin_path("worker/rtq-example-plugin.so", so, sizeof so));
+  tw_worker wk;
+  tw_start(&wk, rtq_test_redis_url(), "--plugin", so, NULL);
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "plugin.shout", "{\"text\":\"hello\"}", NULL, id);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  char *json = NULL;
+  assert_int_equal(rtq_task_result_json(t, &json), 0);
+  assert_string_equal(json, "{\"text\":\"HELLO\",\"attempt\":1}");
+  free(json);
+  rtq_task_free(t);
+  /* A plugin's own failure path. */
+  tw_enqueue(cl, "plugin.shout", "{}", NULL, id);
+  t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_FAILED);
+  assert_string_equal(t->error_code, "BAD_ARGS");
+  rtq_task_free(t);
+  assert_int_equal(tw_stop(&wk, 10000), 0);
+}
+
+static void test_worker_bad_plugin_refuses_to_start(void **state) {
+  (void)state;
+  const char *argv[] = {"rtq-worker", "--redis", rtq_test_redis_url(), "--plugin", "/nonexistent/p.so", NULL};
+  pid_t pid = rtq_test_spawn(tw_bin(), argv, NULL);
+  assert_true(pid > 0);
+  int st = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 10000, &st), 0);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 2);
+}
+
+static void test_worker_bad_flags_exit_2(void **state) {
+  (void)state;
+  const char *bad[][4] = {{"--isolation", "fiber", NULL, NULL},
+                          {"--queue", "a:0", NULL, NULL},
+                          {"--concurrency", "0", NULL, NULL},
+                          {"--shutdown-grace", "soon", NULL, NULL},
+                          {"--namespace", "bad ns", NULL, NULL}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *argv[] = {"rtq-worker", "--redis", rtq_test_redis_url(), "--demo-handlers", bad[i][0], bad[i][1], NULL};
+    pid_t pid = rtq_test_spawn(tw_bin(), argv, NULL);
+    int st = 0;
+    assert_int_equal(rtq_test_wait_exit(pid, 10000, &st), 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 2) fail_msg("%s %s: exit status %d", bad[i][0], bad[i][1], st);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_worker_plugin_handler_runs, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_bad_plugin_refuses_to_start, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_bad_flags_exit_2, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

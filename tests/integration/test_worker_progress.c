@@ -1,0 +1,94 @@
+/*
+ * test_worker_progress.c - progress coalescing: a handler that reports a
+ * million times produces at most about 10 progress events per second on
+ * the events channel, and the last report (100%) is what the task shows,
+ * under both isolation modes.
+ */
+#include <jansson.h>
+
+#include "test_worker_util.h"
+
+static rtq_client *cl;
+static rtq_conn *rc_;
+static tw_worker wk;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys_init(&tw_keys, "rtq", false);
+  cl = tw_client(rtq_test_redis_url());
+  rc_ = rtq_test_conn();
+  wk.pid = -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (wk.pid > 0) assert_int_equal(tw_stop(&wk, 15000), 0);
+  rtq_client_free(cl);
+  rtq_conn_free(rc_);
+  return 0;
+}
+
+static void coalescing_case(const char *isolation) {
+  tw_start(&wk, rtq_test_redis_url(), "--isolation", isolation, NULL);
+  rtq_subscription *sub = NULL;
+  assert_int_equal(rtq_events_subscribe(cl, &sub), 0);
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.progress", "{\"count\":1000000,\"seconds\":2}", NULL, id);
+  int updates = 0;
+  uint64_t first = 0, last = 0, deadline = rtq_test_now_ms() + 20000;
+  bool ended = false;
+  while (!ended && rtq_test_now_ms() < deadline) {
+    char *json = NULL;
+    int rc = rtq_subscription_next(sub, 1000, &json);
+    if (rc == RTQ_ETIMEDOUT) continue;
+    assert_int_equal(rc, 0);
+    json_t *ev = json_loads(json, 0, NULL);
+    assert_non_null(ev);
+    const char *eid = json_string_value(json_object_get(ev, "id"));
+    const char *st = json_string_value(json_object_get(ev, "status"));
+    if (eid != NULL && strcmp(eid, id) == 0) {
+      if (json_object_get(ev, "progress") != NULL) {
+        uint64_t now = rtq_test_now_ms();
+        if (first == 0) first = now;
+        last = now;
+        updates++;
+      }
+      if (st != NULL && strcmp(st, "completed") == 0) ended = true;
+    }
+    json_decref(ev);
+    free(json);
+  }
+  rtq_subscription_free(sub);
+  assert_true(ended);
+  double span_s = (double)(last - first) / 1000.0;
+  printf("  %s: 1000000 reports -> %d progress events over %.2f s (%.1f/s)\n", isolation, updates, span_s,
+         span_s > 0 ? (updates - 1) / span_s : 0.0);
+  assert_true(updates >= 5);
+  /* One per 100 ms, plus the first (written at once), plus timer slack. */
+  assert_true(updates <= (int)(span_s * 10.0) + 3);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  assert_true(t->progress == 100.0);
+  assert_string_equal(t->progress_message, "1000000/1000000");
+  rtq_task_free(t);
+}
+
+static void test_worker_progress_coalesced_thread(void **state) {
+  (void)state;
+  coalescing_case("thread");
+}
+
+static void test_worker_progress_coalesced_process(void **state) {
+  (void)state;
+  coalescing_case("process");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_worker_progress_coalesced_thread, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_progress_coalesced_process, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
