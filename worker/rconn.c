@@ -406,6 +406,8 @@ void rtq__rconn_shrink(rtq__rconn *c) {
   r->pos = r->len = 0;
 }
 
+int rtq__rconn_fd(const rtq__rconn *c) { return c != NULL && c->ac != NULL ? c->ac->c.fd : -1; }
+
 bool rtq__rconn_up(const rtq__rconn *c) { return c != NULL && c->state == ST_UP && !c->drop_requested; }
 int rtq__rconn_pending(const rtq__rconn *c) { return c->count; }
 long long rtq__rconn_client_id(const rtq__rconn *c) { return c->client_id; }

@@ -86,6 +86,9 @@ void rtq__rconn_drop(rtq__rconn *c, const char *why);
  * and only if that read finds it exactly empty). */
 void rtq__rconn_shrink(rtq__rconn *c);
 
+/* The socket, or -1 while down (a forked child closes its copies). */
+int rtq__rconn_fd(const rtq__rconn *c);
+
 /* Monotonic milliseconds. */
 uint64_t rtq__mono_ms(void);
 

@@ -173,7 +173,14 @@ int rtq__proc_start(rtq_worker *w, rtq__job *j, rtq_task_ctx *t) {
     return RTQ_EIO;
   }
   if (pid == 0) {
+    /* The child must not hold the worker's sockets: their copies would
+     * keep a dropped connection (and its epoll registration) alive. */
     close(fds[0]);
+    int own[3] = {rtq__rconn_fd(w->cmd), rtq__rconn_fd(w->pop), rtq__rconn_fd(w->sub)};
+    for (int i = 0; i < 3; i++)
+      if (own[i] >= 0) close(own[i]);
+    for (rtq__job *o = w->jobs; o != NULL; o = o->next)
+      if (o->fd >= 0) close(o->fd);
     rtq__child_main(t, fds[1], parent, w->o.rlimit_as_mb, w->o.rlimit_cpu_s);
   }
   close(fds[1]);

@@ -180,7 +180,8 @@ int producer_demo(producer *p) {
   int rc = rtq_events_subscribe(p->client, &sub);
   if (rc != 0) return producer_fail(p, rc, "demo: subscribe");
   int code = PRODUCER_OK;
-  for (int i = 0; i < NTASKS && code == PRODUCER_OK; i++) code = enqueue(p, &ts[i], i == T_FILE ? file : NULL);
+  for (int i = 0; i < NTASKS && code == PRODUCER_OK; i++)
+    code = enqueue(p, &ts[i], i == T_FILE ? file : NULL);
   if (code == PRODUCER_OK) code = cancel_when_running(p, sub, &ts[T_CANCEL], deadline);
   rtq_subscription_free(sub);
   if (code != PRODUCER_OK) return code;

@@ -129,9 +129,14 @@ static inline void fx_dump_logs(const fx *f) {
     fail_msg(__VA_ARGS__);     \
   } while (0)
 
-#define fx_check(f, cond, ...)                                   \
-  do {                                                           \
-    if (!(cond)) fx_fail(f, "check failed: %s: " __VA_ARGS__, #cond); \
+/* Fails the test when cond is false: the condition's text, then the
+ * printf-style description that follows it. */
+#define fx_check(f, cond, ...)                             \
+  do {                                                     \
+    if (!(cond)) {                                         \
+      fprintf(stderr, "check failed: %s\n", #cond);       \
+      fx_fail(f, __VA_ARGS__);                             \
+    }                                                      \
   } while (0)
 
 /* Lines of p's log that contain needle. */

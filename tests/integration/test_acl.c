@@ -9,15 +9,17 @@
  *                one after the first is killed) and a producer (rtq-producer,
  *                through librtq) run every step of the protocol: create,
  *                claim, progress, finish, fail, retry, cancel while pending
- *                and while running, timeout, a delayed task promoted, a
- *                poison envelope dead-lettered, a dead worker's task
- *                recovered, history cleanup, waiting, events, list, stats
- *                and workers. Afterwards ACL LOG holds no denial except
+ *                and while running, a timeout in the worker and one in the
+ *                broker's backstop, a delayed task promoted, a poison
+ *                envelope dead-lettered, a dead worker's task recovered, an
+ *                expired task forgotten by the cleanup, waiting, events,
+ *                list, stats and workers. Afterwards ACL LOG holds no denial except
  *                CONFIG GET (the optional maxmemory-policy check, which the
  *                roles deliberately do not get).
  *   limits       a producer cannot FLUSHALL, read or write keys outside the
  *                namespace (also not from inside a script), use other
- *                channels, KEYS or CONFIG SET; a worker cannot FLUSHALL; the
+ *                channels, KEYS or CONFIG SET; a worker or the broker
+ *                cannot FLUSHALL or leave the namespace either; the
  *                monitor reads everything rtq shows but writes nothing and
  *                runs no script.
  */

@@ -58,6 +58,12 @@ static void expect_crash(const char *how, const char *signame) {
   rtq_task *t = tw_wait(cl, id, 5000);
   assert_int_equal(t->status, RTQ_STATUS_FAILED);
   assert_string_equal(t->error_code, "WORKER_CRASH");
+  if (TW_SANITIZED && strcmp(how, "segv") == 0) {
+    /* ASan catches the bad write itself and exits the child with 1. */
+    printf("  (sanitized build) %s\n", t->error_message);
+    rtq_task_free(t);
+    return;
+  }
   assert_non_null(strstr(t->error_message, signame));
   assert_non_null(t->error_traceback);
   assert_non_null(strstr(t->error_traceback, signame));
