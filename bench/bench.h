@@ -145,7 +145,6 @@ typedef struct rtq__bench_proc {
   long hwm_kb;                /* VmHWM read just before the stop */
   uint64_t ctxsw;             /* context switches of all its threads, then */
   double cpu_s;               /* user + sys, from wait4 */
-  long maxrss_kb;             /* ru_maxrss, from wait4 */
   int status;                 /* wait status */
 } rtq__bench_proc;
 
@@ -153,8 +152,8 @@ typedef struct rtq__bench_proc {
  * output going to <dir>/worker-<tag>.log. Returns 0 or -1. */
 int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
                             const rtq__bench_redis *r, const char *ns, const char *tag);
-/* Reads VmHWM, sends SIGTERM, waits up to timeout_ms, then SIGKILL; fills
- * cpu_s and maxrss_kb. Only ever signals p->pid. */
+/* Reads VmHWM and the context switches, sends SIGTERM, waits up to
+ * timeout_ms, then SIGKILL; fills cpu_s. Only ever signals p->pid. */
 void rtq__bench_worker_stop(rtq__bench_proc *p, int timeout_ms);
 /* True while the process has not exited (reaps it if it has). */
 bool rtq__bench_proc_alive(rtq__bench_proc *p);

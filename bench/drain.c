@@ -210,13 +210,12 @@ static int drain(rtq__bench *b, const char *ns, const char *ids, size_t n, int k
   }
   if (rc == 0) rc = rtq__bench_info_take(&b->redis, &z);
   json_t *scripts = profile ? profile_end(b) : NULL;
-  long hwm = 0, maxrss = 0;
+  long hwm = 0;
   double cpu = 0, ctxsw = 0;
   for (int i = 0; i < k; i++) {
     rtq__bench_worker_stop(&procs[i], STOP_TIMEOUT_MS);
     ctxsw += (double)procs[i].ctxsw;
     hwm = procs[i].hwm_kb > hwm ? procs[i].hwm_kb : hwm;
-    maxrss = procs[i].maxrss_kb > maxrss ? procs[i].maxrss_kb : maxrss;
     cpu += procs[i].cpu_s;
   }
   if (rc == 0 && failed > 0) {
@@ -231,7 +230,6 @@ static int drain(rtq__bench *b, const char *ns, const char *ids, size_t n, int k
     json_object_set_new(res, "tasks_per_s", json_real((double)n / s));
     rtq__bench_info_delta(res, &a, &z, n, full);
     json_object_set_new(res, "worker_peak_rss_kb", json_integer(hwm));
-    json_object_set_new(res, "worker_maxrss_kb", json_integer(maxrss));
     json_object_set_new(res, "worker_cpu_us_per_task", json_real(cpu * 1e6 / (double)n));
     json_object_set_new(res, "worker_ctx_switches_per_task", json_real(ctxsw / (double)n));
     size_t ok = verify(b, &keys, ids, n);

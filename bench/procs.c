@@ -4,7 +4,9 @@
  * Only the pids spawned here are ever signalled. A stop is graceful first
  * (SIGTERM: the worker finishes or hands back its tasks), then SIGKILL once
  * the deadline passes. Peak RSS is VmHWM from /proc/<pid>/status, read just
- * before the stop; wait4's ru_maxrss is kept as a cross-check.
+ * before the stop. wait4's ru_maxrss would be wrong here: Linux carries the
+ * RSS of the address space an exec replaces into it, and posix_spawn's
+ * child shares this (bigger) process's memory until its exec.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -97,7 +99,6 @@ static void reaped(rtq__bench_proc *p, int st, const struct rusage *ru) {
   p->status = st;
   p->cpu_s = (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 +
              (double)ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
-  p->maxrss_kb = ru->ru_maxrss;
   p->pid = 0;
 }
 

@@ -239,7 +239,8 @@ int main(int argc, char **argv) {
   mallopt(M_TRIM_THRESHOLD, 256 * 1024);
   mallopt(M_ARENA_MAX, 2);
 
-  static cli c;
+  cli c;
+  memset(&c, 0, sizeof c);
   char err[512];
   rtq_config_defaults(&c.cfg);
   rtq_worker_options_init(&c.o);

@@ -1,16 +1,26 @@
 /*
  * slots_thread.c - thread isolation: a fixed pool of handler threads.
  *
- * The loop thread submits task contexts; a pool thread runs the handler and
- * puts the context on the done list, waking the loop (rtq__ev_wake) only
- * when the list goes from empty to non-empty, so a burst of completions
- * costs one wake-up and is written to Redis in one pipeline.
+ * Hand-off, built to cost as few system calls per task as possible (a
+ * no-op task spends more time being handed over than running):
  *
- * Wake-ups cost more than short handlers, so they are rationed: a sleeping
- * thread is signalled only while the queue holds more tasks than signals
- * already on their way, and a thread that finishes a task takes the next
- * one without sleeping. The submit queue and the done list have separate
- * locks, so handing back never waits behind submitting.
+ *   loop thread                                pool thread
+ *   submit: pop an idle thread (lock-free      sem_wait(own semaphore)
+ *   stack), give it the task, sem_post  --->   run the handler
+ *                                              push itself back on the idle stack
+ *   on_wake: take the whole done list   <---   push the task on the done list;
+ *   (one atomic exchange), write them          wake the loop only if the list
+ *   in one pipeline                            was empty (one wake per burst)
+ *
+ * The idle stack and the done list are Treiber stacks: many pushers (the
+ * pool threads), one consumer (the loop thread), which pops one entry
+ * (idle) or takes the whole list (done), so there is no ABA problem. A
+ * thread puts itself on the idle stack before it hands its task back, so
+ * when the loop sees a task done, its thread is already free: slots never
+ * exceed idle threads. A task submitted while no thread is idle (only
+ * right after an abandoned thread is replaced) waits on a backlog that the
+ * loop drains on its next wake-up; a new thread wakes the loop when it is
+ * ready.
  *
  * Abandoning. A handler that ignores a cancel or its timeout for the kill
  * grace cannot be stopped: threads cannot be killed safely. The loop
@@ -18,9 +28,8 @@
  * the race with the handler returning. If the loop wins, the thread leaves
  * the pool (detached), a new thread takes its place, and when the handler
  * finally returns, the thread frees the context and exits without touching
- * the loop's data. It still holds a reference on the pool struct, so the
- * pool memory outlives rtq__pool_free() until the last abandoned thread
- * is gone.
+ * the loop's data. It holds a reference on the pool struct, so the pool
+ * memory outlives rtq__pool_free() until the last abandoned thread is gone.
  *
  * Memory: each thread gets a small stack (thread_stack_kb, 256 KiB by
  * default, of which only touched pages count towards RSS), and pool
@@ -29,6 +38,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,59 +47,76 @@
 #include "log.h"
 
 typedef struct thr {
-  struct thr *next;
+  struct thr *next;       /* live list, under pool->mu */
+  struct thr *idle_next;  /* idle stack link */
   pthread_t tid;
   struct rtq__pool *pool;
+  sem_t sem;              /* posted when task is set (NULL task: exit) */
+  rtq_task_ctx *task;     /* written by the loop before sem_post */
 } thr;
 
 struct rtq__pool {
   rtq_worker *w;
   rtq__ev *ev;
-  pthread_mutex_t mu;       /* the queue, the thread list, refs */
-  pthread_cond_t cv;
-  rtq_task_ctx *q_head, *q_tail;
-  int queued;               /* tasks on the queue */
-  int idle;                 /* threads waiting on cv */
-  int signals;              /* signals sent, not yet taken by a waiter */
-  pthread_mutex_t dmu;      /* the done list */
-  rtq_task_ctx *d_head, *d_tail;
-  thr *threads;    /* live threads (abandoned ones are not here) */
+  _Atomic(thr *) idle;            /* idle threads */
+  _Atomic(rtq_task_ctx *) done;   /* finished tasks, newest first */
+  rtq_task_ctx *backlog, *backlog_tail; /* loop thread only */
+  pthread_mutex_t mu;             /* live list, nthreads, refs, freed */
+  thr *threads;
   int nthreads;
-  int refs;        /* abandoned threads still running */
+  int refs;                       /* abandoned threads still running */
   bool stopping;
-  bool freed;      /* rtq__pool_free ran; the last reference frees */
+  bool freed;
   size_t stack;
 };
 
 static void pool_destroy(struct rtq__pool *p) {
-  pthread_cond_destroy(&p->cv);
   pthread_mutex_destroy(&p->mu);
-  pthread_mutex_destroy(&p->dmu);
   free(p);
+}
+
+static void push_idle(struct rtq__pool *p, thr *me) {
+  thr *head = atomic_load_explicit(&p->idle, memory_order_relaxed);
+  do {
+    me->idle_next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&p->idle, &head, me, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Loop thread only (the single consumer). */
+static thr *pop_idle(struct rtq__pool *p) {
+  thr *head = atomic_load_explicit(&p->idle, memory_order_acquire);
+  while (head != NULL && !atomic_compare_exchange_weak_explicit(&p->idle, &head, head->idle_next,
+                                                                memory_order_acquire, memory_order_acquire)) {
+  }
+  return head;
+}
+
+static void push_done(struct rtq__pool *p, rtq_task_ctx *t) {
+  rtq_task_ctx *head = atomic_load_explicit(&p->done, memory_order_relaxed);
+  do {
+    t->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&p->done, &head, t, memory_order_release,
+                                                  memory_order_relaxed));
+  if (head == NULL) rtq__ev_wake(p->ev);
+}
+
+static void sem_wait_intr(sem_t *s) {
+  while (sem_wait(s) != 0 && errno == EINTR) {
+  }
 }
 
 static void *thread_main(void *arg) {
   thr *me = arg;
   struct rtq__pool *p = me->pool;
-  pthread_mutex_lock(&p->mu);
+  push_idle(p, me);
+  rtq__ev_wake(p->ev); /* a backlog may be waiting for this thread */
   for (;;) {
-    while (p->q_head == NULL && !p->stopping) {
-      p->idle++;
-      pthread_cond_wait(&p->cv, &p->mu);
-      p->idle--;
-      if (p->signals > 0) p->signals--;
-    }
-    if (p->q_head == NULL) break;
-    rtq_task_ctx *t = p->q_head;
-    p->q_head = t->next;
-    if (p->q_head == NULL) p->q_tail = NULL;
-    p->queued--;
-    t->next = NULL;
+    sem_wait_intr(&me->sem);
+    rtq_task_ctx *t = me->task;
+    if (t == NULL) return NULL; /* rtq__pool_free */
     t->thread = me;
-    pthread_mutex_unlock(&p->mu);
-
     rtq__task_run(t);
-
     int expected = RTQ__TASK_RUNNING;
     if (!atomic_compare_exchange_strong(&t->state, &expected, RTQ__TASK_DONE)) {
       /* Abandoned. Taking the lock waits until the loop thread has finished
@@ -99,23 +126,15 @@ static void *thread_main(void *arg) {
       pthread_mutex_unlock(&p->mu);
       rtq_log(RTQ_LOG_WARNING, "abandoned handler returned; its thread exits", "task", t->id, NULL);
       rtq__task_free(t);
+      sem_destroy(&me->sem);
       free(me);
       if (last) pool_destroy(p);
       return NULL;
     }
-    pthread_mutex_lock(&p->dmu);
-    bool was_empty = p->d_head == NULL;
-    if (p->d_tail != NULL)
-      p->d_tail->next = t;
-    else
-      p->d_head = t;
-    p->d_tail = t;
-    pthread_mutex_unlock(&p->dmu);
-    if (was_empty) rtq__ev_wake(p->ev);
-    pthread_mutex_lock(&p->mu);
+    me->task = NULL;
+    push_idle(p, me);
+    push_done(p, t);
   }
-  pthread_mutex_unlock(&p->mu);
-  return NULL;
 }
 
 /* Starts one thread with every asynchronous signal blocked. Called with
@@ -124,6 +143,10 @@ static int spawn(struct rtq__pool *p) {
   thr *t = calloc(1, sizeof *t);
   if (t == NULL) return RTQ_ENOMEM;
   t->pool = p;
+  if (sem_init(&t->sem, 0, 0) != 0) {
+    free(t);
+    return RTQ_EIO;
+  }
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   size_t stack = p->stack < (size_t)PTHREAD_STACK_MIN ? (size_t)PTHREAD_STACK_MIN : p->stack;
@@ -139,6 +162,7 @@ static int spawn(struct rtq__pool *p) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    sem_destroy(&t->sem);
     free(t);
     return rc == EAGAIN ? RTQ_ENOMEM : RTQ_EIO;
   }
@@ -154,16 +178,12 @@ rtq__pool *rtq__pool_new(rtq_worker *w, int nthreads, size_t stack_kb) {
   p->w = w;
   p->ev = w->ev;
   p->stack = stack_kb * 1024;
+  atomic_init(&p->idle, NULL);
+  atomic_init(&p->done, NULL);
   if (pthread_mutex_init(&p->mu, NULL) != 0) {
     free(p);
     return NULL;
   }
-  if (pthread_mutex_init(&p->dmu, NULL) != 0) {
-    pthread_mutex_destroy(&p->mu);
-    free(p);
-    return NULL;
-  }
-  pthread_cond_init(&p->cv, NULL);
   pthread_mutex_lock(&p->mu);
   int rc = 0;
   for (int i = 0; i < nthreads && rc == 0; i++) rc = spawn(p);
@@ -175,96 +195,108 @@ rtq__pool *rtq__pool_new(rtq_worker *w, int nthreads, size_t stack_kb) {
   return p;
 }
 
+static void free_list(rtq_task_ctx *t) {
+  while (t != NULL) {
+    rtq_task_ctx *n = t->next;
+    rtq__task_free(t);
+    t = n;
+  }
+}
+
 void rtq__pool_free(rtq__pool *p) {
   if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
   p->stopping = true;
-  pthread_cond_broadcast(&p->cv);
   thr *list = p->threads;
   p->threads = NULL;
   pthread_mutex_unlock(&p->mu);
-  /* Live threads are idle by now (every task came back or was abandoned),
-   * so these joins return promptly. */
+  /* Live threads are idle by now (every task came back or was
+   * abandoned): a NULL task tells each to exit. */
+  for (thr *t = list; t != NULL; t = t->next) {
+    t->task = NULL;
+    sem_post(&t->sem);
+  }
   while (list != NULL) {
     thr *next = list->next;
     pthread_join(list->tid, NULL);
+    sem_destroy(&list->sem);
     free(list);
     list = next;
   }
+  free_list(p->backlog);
+  free_list(atomic_exchange(&p->done, NULL));
+  p->backlog = p->backlog_tail = NULL;
   pthread_mutex_lock(&p->mu);
-  pthread_mutex_lock(&p->dmu);
-  rtq_task_ctx *t = p->q_head;
-  while (t != NULL) {
-    rtq_task_ctx *n = t->next;
-    rtq__task_free(t);
-    t = n;
-  }
-  t = p->d_head;
-  while (t != NULL) {
-    rtq_task_ctx *n = t->next;
-    rtq__task_free(t);
-    t = n;
-  }
-  p->q_head = p->d_head = NULL;
-  pthread_mutex_unlock(&p->dmu);
   p->freed = true;
   bool last = p->refs == 0;
   pthread_mutex_unlock(&p->mu);
   if (last) pool_destroy(p);
 }
 
-int rtq__pool_submit(rtq__pool *p, rtq_task_ctx *t) {
-  pthread_mutex_lock(&p->mu);
-  t->next = NULL;
-  if (p->q_tail != NULL)
-    p->q_tail->next = t;
-  else
-    p->q_head = t;
-  p->q_tail = t;
-  p->queued++;
-  if (p->idle > p->signals && p->queued > p->signals) {
-    p->signals++;
-    pthread_cond_signal(&p->cv);
+static void dispatch(struct rtq__pool *p) {
+  while (p->backlog != NULL) {
+    thr *th = pop_idle(p);
+    if (th == NULL) return;
+    rtq_task_ctx *t = p->backlog;
+    p->backlog = t->next;
+    if (p->backlog == NULL) p->backlog_tail = NULL;
+    t->next = NULL;
+    th->task = t;
+    sem_post(&th->sem);
   }
-  pthread_mutex_unlock(&p->mu);
+}
+
+int rtq__pool_submit(rtq__pool *p, rtq_task_ctx *t) {
+  t->next = NULL;
+  if (p->backlog_tail != NULL)
+    p->backlog_tail->next = t;
+  else
+    p->backlog = t;
+  p->backlog_tail = t;
+  dispatch(p);
   return 0;
 }
 
 void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task_ctx *t)) {
-  pthread_mutex_lock(&p->dmu);
-  rtq_task_ctx *t = p->d_head;
-  p->d_head = p->d_tail = NULL;
-  pthread_mutex_unlock(&p->dmu);
+  rtq_task_ctx *t = atomic_exchange_explicit(&p->done, NULL, memory_order_acquire);
+  rtq_task_ctx *fifo = NULL; /* oldest first */
   while (t != NULL) {
-    rtq_task_ctx *next = t->next;
-    t->next = NULL;
-    fn(p->w, t);
-    t = next;
+    rtq_task_ctx *n = t->next;
+    t->next = fifo;
+    fifo = t;
+    t = n;
   }
+  while (fifo != NULL) {
+    rtq_task_ctx *n = fifo->next;
+    fifo->next = NULL;
+    fn(p->w, fifo);
+    fifo = n;
+  }
+  dispatch(p);
 }
 
 int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t) {
-  pthread_mutex_lock(&p->mu);
-  int expected = RTQ__TASK_RUNNING;
-  if (!atomic_compare_exchange_strong(&t->state, &expected, RTQ__TASK_ABANDONED)) {
-    if (expected == RTQ__TASK_QUEUED) {
-      /* Never started: take it off the queue; nothing runs it. */
-      rtq_task_ctx **pp = &p->q_head, *prev = NULL;
-      while (*pp != NULL && *pp != t) {
-        prev = *pp;
-        pp = &(*pp)->next;
-      }
-      if (*pp == t) {
-        *pp = t->next;
-        if (p->q_tail == t) p->q_tail = prev;
-        p->queued--;
-        pthread_mutex_unlock(&p->mu);
-        rtq__task_free(t);
-        return 0;
-      }
+  int expected = RTQ__TASK_QUEUED;
+  /* Still on the backlog: take it off; nothing runs it. */
+  if (atomic_load(&t->state) == RTQ__TASK_QUEUED) {
+    rtq_task_ctx **pp = &p->backlog, *prev = NULL;
+    while (*pp != NULL && *pp != t) {
+      prev = *pp;
+      pp = &(*pp)->next;
     }
+    if (*pp == t) {
+      *pp = t->next;
+      if (p->backlog_tail == t) p->backlog_tail = prev;
+      rtq__task_free(t);
+      return 0;
+    }
+    return RTQ_ESTATE; /* handed to a thread, not started yet: try later */
+  }
+  pthread_mutex_lock(&p->mu);
+  expected = RTQ__TASK_RUNNING;
+  if (!atomic_compare_exchange_strong(&t->state, &expected, RTQ__TASK_ABANDONED)) {
     pthread_mutex_unlock(&p->mu);
-    return RTQ_ESTATE;
+    return RTQ_ESTATE; /* it returned meanwhile: it is on the done list */
   }
   thr *me = t->thread, **pp = &p->threads;
   while (*pp != NULL && *pp != me) pp = &(*pp)->next;

@@ -113,10 +113,6 @@ bool rtq__task_take_progress(rtq_task_ctx *t, uint64_t *seq, rtq__prog *p) {
   if (t->prog_seq != *seq) {
     *seq = t->prog_seq;
     got = rtq__prog_set(p, t->prog.pct, t->prog.msg, t->prog.msg ? strlen(t->prog.msg) : 0) == 0;
-    if (t->prog.msg == NULL) {
-      free(p->msg);
-      p->msg = NULL;
-    }
   }
   pthread_mutex_unlock(&t->mu);
   return got;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "defaults.h"
@@ -463,6 +464,13 @@ int rtq_worker_run(rtq_worker *w) {
   w->running = true;
   w->errstr[0] = '\0';
   if (w->o.handle_signals) signal(SIGPIPE, SIG_IGN);
+  /* A write to a socket Redis closed raises SIGPIPE in the writing thread.
+   * Blocking it on this thread turns that into EPIPE without touching the
+   * process-wide disposition (pool threads block it too). */
+  sigset_t pipe_set, old_mask;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
   int rc = 0;
   if (w->o.isolation == RTQ_ISOLATION_THREAD) {
     w->pool = rtq__pool_new(w, w->o.concurrency, w->o.thread_stack_kb);
@@ -471,6 +479,7 @@ int rtq_worker_run(rtq_worker *w) {
     rc = rtq__proc_init(w);
   }
   if (rc != 0) {
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     rtq__set_err(w, "could not start %s slots: %s",
                  w->o.isolation == RTQ_ISOLATION_THREAD ? "thread" : "process", rtq_strerror(rc));
     w->running = false;
@@ -481,6 +490,10 @@ int rtq_worker_run(rtq_worker *w) {
   w->exit_rc = 0;
   rtq__ev_run(w->ev, w->o.handle_signals, w->o.isolation == RTQ_ISOLATION_PROCESS);
   teardown(w);
+  struct timespec zero = {0, 0};
+  while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
   w->running = false;
   return w->exit_rc;
 }

@@ -45,6 +45,11 @@ local function terminal(t, id, status, now, ttl, hist, k, chans, fields)
   redis.call('DEL', k.cancel)
   stat(k.stats, h[2], status)
   local ev = {id = id, status = status, at = now}
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'progress' then ev.progress = tonumber(fields[i + 1])
+    elseif fields[i] == 'progress_message' then ev.message = fields[i + 1]
+    elseif fields[i] == 'error_code' then ev.error_code = fields[i + 1] end
+  end
   event(chans.events, ev)
   event(chans.task, ev)
 end

@@ -15,7 +15,7 @@
  *   fx_figure()       one line of figures on stdout ("fault1: ...")
  *   fx_free()         stops what still runs (by pid), stops the server
  *
- * Tasks of a test are named "<prefix>-<index>" (f1-0000, f1-0001, ...) so
+ * Tasks of a test are named "<prefix>-<index>" (fault1-0000, ...) so
  * the recorder can keep a flat array per index instead of a hash table.
  *
  * "Exactly one terminal transition" is read from the recorder: every
@@ -55,6 +55,21 @@
 #include "harness.h"
 #include "keys.h"
 #include "rtq/client.h"
+
+/* 1 in an RTQ_SANITIZE build (ASan and UBSan go together there). Some
+ * figures mean nothing under the sanitizers: ASan's quarantine keeps freed
+ * memory resident, and UBSan turns a null store into exit(1) before the
+ * SIGSEGV it would be. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FX_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FX_SANITIZED 1
+#endif
+#endif
+#ifndef FX_SANITIZED
+#define FX_SANITIZED 0
+#endif
 
 #define FX_MAX_PROCS 12
 #define FX_MAX_ARGS 48
@@ -242,6 +257,15 @@ static inline fx_proc *fx_spawn(fx *f, const char *name, const char *rel_bin, co
   return p;
 }
 
+/* Still running? A process found dead is reaped and forgotten (pid -1),
+ * so its pid can never be signalled again. */
+static inline bool fx_alive(fx_proc *p) {
+  if (p->pid <= 0) return false;
+  if (rtq_test_wait_exit(p->pid, 0, NULL) == RTQ_ETIMEDOUT) return true;
+  p->pid = -1;
+  return false;
+}
+
 /* The id of the worker whose record says pid. */
 static inline bool fx_find_worker(fx *f, pid_t pid, char *id, size_t cap) {
   redisReply *r = rtq_test_command(f->c, "ZRANGE", rtq_keys_workers(&f->k).s, "0", "-1", NULL);
@@ -298,7 +322,7 @@ static inline fx_proc *fx_worker(fx *f, const char *name, ...) {
   fx_proc *p = fx_spawn(f, name, "worker/rtq-worker", argv);
   uint64_t deadline = rtq_test_now_ms() + 10000;
   while (!fx_find_worker(f, p->pid, p->id, sizeof p->id)) {
-    if (rtq_test_wait_exit(p->pid, 0, NULL) == 0) fx_fail(f, "worker %s exited at start-up", name);
+    if (!fx_alive(p)) fx_fail(f, "worker %s exited at start-up", name);
     if (rtq_test_now_ms() > deadline) fx_fail(f, "worker %s wrote no heartbeat within 10 s", name);
     fx_sleep_ms(10);
   }
@@ -337,8 +361,6 @@ static inline fx_proc *fx_broker(fx *f, const char *name, ...) {
   snprintf(p->id, sizeof p->id, "%s", id);
   return p;
 }
-
-static inline bool fx_alive(const fx_proc *p) { return p->pid > 0 && rtq_test_wait_exit(p->pid, 0, NULL) == RTQ_ETIMEDOUT; }
 
 /* The broker holding the lease is p. */
 static inline bool fx_leads(fx *f, const fx_proc *p) {
@@ -657,6 +679,14 @@ static inline int fx_events_running(fx_events *ev) {
   for (int i = 0; i < ev->n; i++) c += ev->rec[i].running > 0 && ev->rec[i].terminal == 0;
   pthread_mutex_unlock(&ev->mu);
   return c;
+}
+
+/* Messages read so far, and how often the recorder subscribed again. */
+static inline void fx_events_counts(fx_events *ev, uint64_t *messages, uint64_t *resubscribes) {
+  pthread_mutex_lock(&ev->mu);
+  *messages = ev->messages;
+  *resubscribes = ev->resubscribes;
+  pthread_mutex_unlock(&ev->mu);
 }
 
 /* Figures of a finished run, over tasks 0..n-1. */

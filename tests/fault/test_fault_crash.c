@@ -60,9 +60,14 @@ static void test_fault_crash_handlers_under_process_isolation(void **state) {
     const char *sig = strcmp(f4_how(i), "segv") == 0 ? "SIGSEGV" : "SIGABRT";
     fx_check(f, st != NULL && strcmp(st, "failed") == 0, "crashed task %d: status %s", i, st ? st : "-");
     fx_check(f, code != NULL && strcmp(code, "WORKER_CRASH") == 0, "crashed task %d: code %s", i, code ? code : "-");
-    fx_check(f, msg != NULL && strstr(msg, sig) != NULL, "crashed task %d: message names %s: %s", i, sig,
-             msg ? msg : "-");
-    fx_check(f, tb != NULL && strstr(tb, sig) != NULL, "crashed task %d: traceback names %s", i, sig);
+    /* Under UBSan the segfaulting store is caught first and the child
+     * exits 1: still WORKER_CRASH, but no signal to name. */
+    bool named = !(FX_SANITIZED && strcmp(sig, "SIGSEGV") == 0);
+    if (named) {
+      fx_check(f, msg != NULL && strstr(msg, sig) != NULL, "crashed task %d: message names %s: %s", i, sig,
+               msg ? msg : "-");
+      fx_check(f, tb != NULL && strstr(tb, sig) != NULL, "crashed task %d: traceback names %s", i, sig);
+    }
     if (strcmp(sig, "SIGSEGV") == 0) segv++;
     else abrt++;
     if (i == 0) fx_figure(f, "a crashed task's error: %s: %s", code, msg);
@@ -76,9 +81,9 @@ static void test_fault_crash_handlers_under_process_isolation(void **state) {
   assert_int_equal(fx_stat(f, "default", "failed"), segv + abrt);
   assert_int_equal(fx_stat(f, "default", "completed"), completed);
   fx_figure(f,
-            "process isolation: %d handlers segfaulted and %d aborted: each failed WORKER_CRASH naming the signal; "
+            "process isolation: %d handlers segfaulted and %d aborted: each failed WORKER_CRASH naming the signal%s; "
             "the %d tasks around them completed on the same worker (pid unchanged)",
-            segv, abrt, completed);
+            segv, abrt, FX_SANITIZED ? " (SIGSEGV not named: UBSan exits first)" : "", completed);
   assert_int_equal(fx_stop(w, 10000), 0);
   assert_int_equal(fx_stop(broker, 10000), 0);
 }
@@ -207,8 +212,8 @@ static void test_fault_crash_mass_cancel_ignored_process(void **state) {
  * The resurrection case: worker A holds 100 running tasks and is frozen,
  * so the cancel requests reach Redis but not the handlers; then A dies.
  * Recovery finds 100 running tasks with their cancel flag set in A's list.
- * Worker B is idle and blocked on the queue the whole time. None of the
- * 100 may run again: each must end cancelled without a second claim.
+ * Workers B and C are idle and blocked on the queue the whole time. None
+ * of the 100 may run again: each must end cancelled without a second claim.
  */
 static void test_fault_crash_recovery_never_resurrects_cancelled(void **state) {
   fx *f = fx_new(state, "fault11c", NULL);
@@ -218,7 +223,9 @@ static void test_fault_crash_recovery_never_resurrects_cancelled(void **state) {
   fx_sleep_args sa = {.seconds = 60, .steps = 600};
   fx_enqueue(f, 0, F11_TASKS, "rtq.sleep", fx_sleep_fill, &sa);
   RTQ_TEST_WAIT_FOR(fx_events_claimed(ev) == F11_TASKS, 10000);
+  /* Two idle workers, each with a blocking pop waiting on the queue. */
   fx_proc *b = fx_worker(f, "worker-b", "--concurrency", "100", NULL);
+  fx_proc *c = fx_worker(f, "worker-c", "--concurrency", "100", NULL);
 
   assert_int_equal(rtq_test_kill(a->pid, SIGSTOP), 0);
   uint64_t asked[F11_TASKS];
@@ -236,16 +243,17 @@ static void test_fault_crash_recovery_never_resurrects_cancelled(void **state) {
     if (r.running > 1) used += (size_t)snprintf(names + used, sizeof names - used, " %s-%04d", f->prefix, i);
   }
   fx_figure(f,
-            "%d running tasks cancelled while their worker was frozen, then the worker killed -9 with an idle "
-            "worker waiting on the queue: %d ended cancelled, %d claimed again by recovery (ran twice), %d "
+            "%d running tasks cancelled while their worker was frozen, then the worker killed -9 with two idle "
+            "workers waiting on the queue: %d ended cancelled, %d claimed again by recovery (ran twice), %d "
             "completed; all ended %.1f s after the kill",
             F11_TASKS, t.by_status[RTQ_STATUS_CANCELLED], t.ran_twice, t.by_status[RTQ_STATUS_COMPLETED],
             (double)took / 1000.0);
-  fx_check(f, t.ran_twice == 0, "recovery resurrected %d cancelled tasks (claimed again by worker B):%s",
+  fx_check(f, t.ran_twice == 0, "recovery resurrected %d cancelled tasks (claimed again by worker B or C):%s",
            t.ran_twice, names);
   assert_int_equal(fx_count_status(f, F11_TASKS, RTQ_STATUS_CANCELLED), F11_TASKS);
   fx_events_assert_once(ev);
   assert_int_equal(fx_stop(b, 10000), 0);
+  assert_int_equal(fx_stop(c, 10000), 0);
   assert_int_equal(fx_stop(broker, 10000), 0);
 }
 

@@ -164,7 +164,7 @@ RTQ_EXTERN int rtq_worker_load_plugin(rtq_worker *w, const char *path);
 RTQ_EXTERN int rtq_worker_run(rtq_worker *w);
 /* Asks a worker to stop: no new claims; running tasks get shutdown_grace_ms.
  * Async-signal-safe and thread-safe; may be called before rtq_worker_run()
- * (which then returns after start-up). Calling it again skips the grace. */
+ * (which then returns at once, 0). Calling it again skips the grace. */
 RTQ_EXTERN void rtq_worker_stop(rtq_worker *w);
 
 /* The worker id ("<host>-<pid>-<hex>"); borrowed for the worker's life. */
