@@ -19,8 +19,8 @@
  * other gets 'gone'.
  *
  * A recovered task whose cancel flag is set was asked to stop while its
- * worker died; it is not resurrected: once it is pending again cancel.lua
- * ends it cancelled, and a worker that claims the envelope drops it.
+ * worker died; recover.lua ends it cancelled in the same atomic step, so
+ * no worker can claim it in between.
  *
  * The worker's P:workers entry is what points the broker at the list, so it
  * is removed only once the list is empty, and only if the worker is still
@@ -41,7 +41,7 @@
 
 /* What the broker learnt about one envelope while building the batch. */
 typedef struct item {
-  bool decoded;      /* recover.lua queued (after EXISTS cancel); else deadletter */
+  bool decoded;      /* recover.lua queued; else deadletter */
   char id[RTQ_NAME_MAX + 1];
 } item;
 
@@ -53,17 +53,11 @@ static int queue_recover(rtq_broker *b, rtq__batch *bt, const rtq_envelope *e, c
                          size_t len, rtq_key proc, const char *wid) {
   rtq_key task = rtq_keys_task(&b->keys, e->id);
   rtq_key cancel = rtq_keys_cancel(&b->keys, e->id);
-  rtq_argv *x = rtq__batch_add(bt);
-  if (x == NULL) return RTQ_ENOMEM;
-  rtq_argv_add_str(x, "EXISTS");
-  int rc = rtq__argv_add_key(x, cancel);
-  if (rc != 0) return rc;
-
-  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_RECOVER, 11);
+  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_RECOVER, 12);
   if (a == NULL) return RTQ_ENOMEM;
   rtq__argv_add_key(a, proc);
   rtq__argv_add_key(a, task);
-  rc = rtq__argv_add_key(a, rtq_keys_queue(&b->keys, e->queue));
+  int rc = rtq__argv_add_key(a, rtq_keys_queue(&b->keys, e->queue));
   rtq__argv_add_key(a, b->k.status[RTQ_STATUS_PENDING]);
   rtq__argv_add_key(a, b->k.status[RTQ_STATUS_RUNNING]);
   rtq__argv_add_key(a, b->k.deadlines);
@@ -72,6 +66,7 @@ static int queue_recover(rtq_broker *b, rtq__batch *bt, const rtq_envelope *e, c
   rtq__argv_add_key(a, b->k.stats);
   rtq__argv_add_key(a, cancel);
   rtq__argv_add_key(a, b->k.dead);
+  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_CANCELLED]);
   rtq_argv_add(a, env, len);
   rtq_argv_add_str(a, e->id);
   rtq_argv_add_str(a, wid);
@@ -81,27 +76,6 @@ static int queue_recover(rtq_broker *b, rtq__batch *bt, const rtq_envelope *e, c
   rtq__argv_add_key(a, b->k.chan_events);
   rtq__argv_add_key(a, rtq_keys_chan_task(&b->keys, e->id));
   if (rc != 0) return rc;
-  return a->oom ? RTQ_ENOMEM : 0;
-}
-
-/* cancel.lua on a task that recovery has just made pending again. */
-static int queue_cancel(rtq_broker *b, rtq__batch *bt, const char *id) {
-  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_CANCEL, 7);
-  if (a == NULL) return RTQ_ENOMEM;
-  rtq__argv_add_key(a, rtq_keys_task(&b->keys, id));
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_PENDING]);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_CANCELLED]);
-  rtq__argv_add_key(a, b->k.history);
-  rtq__argv_add_key(a, rtq_keys_cancel(&b->keys, id));
-  rtq__argv_add_key(a, b->k.stats);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_RUNNING]);
-  rtq_argv_add_str(a, id);
-  rtq_argv_add_i64(a, b->o.config.task_result_ttl);
-  rtq_argv_add_str(a, b->o.config.enable_task_history ? "1" : "0");
-  rtq__argv_add_key(a, b->k.chan_events);
-  rtq__argv_add_key(a, rtq_keys_chan_task(&b->keys, id));
-  rtq__argv_add_key(a, b->k.chan_cancel);
-  rtq_argv_add_i64(a, RTQ_CANCEL_FLAG_TTL_MS);
   return a->oom ? RTQ_ENOMEM : 0;
 }
 
@@ -130,27 +104,22 @@ static int queue_envelope(rtq_broker *b, rtq__batch *bt, const redisReply *env, 
   return rc;
 }
 
-/* Reads the replies of a recovery batch; queues cancel.lua on bt2 for the
- * tasks that were requeued with a cancel flag set. */
-static int read_replies(rtq_broker *b, const item *items, int n, tally *t, const char *wid) {
-  rtq__batch *bt = &b->batch, *bt2 = &b->batch2;
-  int j = 0;
+/* Reads the replies of a recovery batch into the tally. */
+static void read_replies(rtq_broker *b, const item *items, int n, tally *t, const char *wid) {
+  rtq__batch *bt = &b->batch;
   for (int i = 0; i < n; i++) {
+    const redisReply *r = bt->replies[i];
     if (!items[i].decoded) {
-      if (bt->rcs[j] == 0) t->dead++;
+      if (bt->rcs[i] == 0) t->dead++;
       else t->errors++;
-      j++;
-      continue;
-    }
-    bool flagged = rtq__reply_int(bt->replies[j], 0) == 1;
-    const redisReply *r = bt->replies[j + 1];
-    if (bt->rcs[j + 1] != 0) {
+    } else if (bt->rcs[i] != 0) {
       t->errors++;
       rtq_log(RTQ_LOG_ERROR, "recover step failed", "worker", wid, "task", items[i].id, "error",
               r != NULL && r->type == REDIS_REPLY_ERROR ? r->str : "no reply", NULL);
     } else if (rtq__reply_tag_is(r, "requeued")) {
       t->requeued++;
-      if (flagged && queue_cancel(b, bt2, items[i].id) != 0) return RTQ_ENOMEM;
+    } else if (rtq__reply_tag_is(r, "cancelled")) {
+      t->cancelled++;
     } else if (rtq__reply_tag_is(r, "failed")) {
       t->failed++;
     } else if (rtq__reply_tag_is(r, "missing")) {
@@ -160,14 +129,7 @@ static int read_replies(rtq_broker *b, const item *items, int n, tally *t, const
     } else {
       t->dropped++;
     }
-    j += 2;
   }
-  if (bt2->n == 0) return 0;
-  int rc = rtq__batch_run(b->conn, bt2);
-  if (rc != 0) return rc;
-  for (int i = 0; i < bt2->n; i++)
-    if (rtq__reply_tag_is(bt2->replies[i], "cancelled")) t->cancelled++;
-  return 0;
 }
 
 /*
@@ -265,11 +227,10 @@ static int recover_page(rtq_broker *b, const char *wid, rtq_key proc, int want, 
   item *items = n > 0 ? calloc((size_t)n, sizeof *items) : NULL;
   if (n > 0 && items == NULL) rc = RTQ_ENOMEM;
   rtq__batch_clear(&b->batch);
-  rtq__batch_clear(&b->batch2);
   for (int i = 0; i < n && rc == 0; i++)
     rc = queue_envelope(b, &b->batch, list->element[i], proc, wid, &items[i]);
   if (rc == 0 && n > 0) rc = rtq__batch_run(b->conn, &b->batch);
-  if (rc == 0 && n > 0) rc = read_replies(b, items, n, t, wid);
+  if (rc == 0 && n > 0) read_replies(b, items, n, t, wid);
   free(items);
   freeReplyObject(list);
   *got = n;

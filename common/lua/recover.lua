@@ -1,15 +1,18 @@
 -- recover: take one envelope out of a dead worker's processing list and
 -- deliver it again. LREM gates the step, so when several brokers race on
 -- the same list each envelope is recovered exactly once.
+-- A task whose cancel flag is set was asked to stop while its worker died:
+-- it ends cancelled here, in the same step, so no worker can claim it again.
 -- KEYS: 1 processing, 2 task, 3 queue, 4 status:pending, 5 status:running,
 --       6 deadlines, 7 status:failed, 8 history, 9 stats, 10 cancel flag,
---       11 dead list
+--       11 dead list, 12 status:cancelled
 -- ARGV: 1 envelope, 2 id, 3 dead worker id, 4 max deliveries,
 --       5 default result ttl (s), 6 history '1'/'0', 7 events channel,
 --       8 task channel
 -- Reply: {'gone'}       another broker took it
 --        {'requeued', attempt} back on its queue, first in line
 --        {'failed', attempt}   WORKER_LOST after max deliveries
+--        {'cancelled', attempt} its cancel flag was set
 --        {'dropped', status}   it had ended or runs elsewhere
 --        {'missing'}           no task hash: dead-lettered
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return {'gone'} end
@@ -31,10 +34,17 @@ end
 if st ~= 'running' or h[2] ~= ARGV[3] then return {'dropped', st} end
 redis.call('ZREM', KEYS[5], id)
 redis.call('ZREM', KEYS[6], id)
+local k = {index = KEYS[7], history = KEYS[8], cancel = KEYS[10], stats = KEYS[9]}
+local chans = {events = ARGV[7], task = ARGV[8]}
+if redis.call('EXISTS', KEYS[10]) == 1 then
+  k.index = KEYS[12]
+  terminal(KEYS[2], id, 'cancelled', now, tonumber(ARGV[5]), ARGV[6], k, chans,
+           {'error_code', 'CANCELLED', 'error_message',
+            'cancelled; its worker ' .. ARGV[3] .. ' was lost while stopping it'})
+  return {'cancelled', attempt}
+end
 if attempt >= tonumber(ARGV[4]) then
-  terminal(KEYS[2], id, 'failed', now, tonumber(ARGV[5]), ARGV[6],
-           {index = KEYS[7], history = KEYS[8], cancel = KEYS[10], stats = KEYS[9]},
-           {events = ARGV[7], task = ARGV[8]},
+  terminal(KEYS[2], id, 'failed', now, tonumber(ARGV[5]), ARGV[6], k, chans,
            {'error_code', 'WORKER_LOST', 'error_message',
             'worker ' .. ARGV[3] .. ' was lost; delivered ' .. attempt .. ' times'})
   return {'failed', attempt}

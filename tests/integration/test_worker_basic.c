@@ -25,7 +25,6 @@ static int teardown(void **state) {
   (void)state;
   if (wk.pid > 0) {
     int code = tw_stop(&wk, 15000);
-    if (code != 0) tw_dump_log(&wk);
     assert_int_equal(code, 0);
   }
   rtq_client_free(cl);
@@ -208,6 +207,45 @@ static void test_worker_late_result_is_dropped_and_logged(void **state) {
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
 }
 
+static void test_worker_survives_script_flush(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.echo", "{\"before\":1}", NULL, id);
+  rtq_task *t = tw_wait(cl, id, 5000);
+  rtq_task_free(t);
+  /* The script cache goes away under the worker (a restarted or failed-over
+   * server looks the same): EVALSHA replies NOSCRIPT and the worker resends
+   * with EVAL. */
+  char ids[5][RTQ_TASK_ID_SIZE];
+  for (int i = 0; i < 5; i++) {
+    rtq_test_cmd_ok(rc_, "SCRIPT", "FLUSH", NULL);
+    tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.2,\"steps\":2}", NULL, ids[i]);
+  }
+  rtq_test_cmd_ok(rc_, "SCRIPT", "FLUSH", NULL);
+  for (int i = 0; i < 5; i++) {
+    t = tw_wait(cl, ids[i], 5000);
+    assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+    assert_true(t->progress == 100.0);
+    rtq_task_free(t);
+  }
+  assert_true(tw_log_contains(&wk, "NOSCRIPT"));
+}
+
+static void test_worker_warns_without_noeviction(void **state) {
+  (void)state;
+  rtq_test_redis_options o;
+  memset(&o, 0, sizeof o);
+  o.maxmemory = "64mb";
+  o.maxmemory_policy = "allkeys-lru";
+  rtq_test_redis *srv = rtq_test_redis_start(&o);
+  assert_non_null(srv);
+  tw_worker other;
+  tw_start(&other, rtq_test_redis_url_of(srv), NULL);
+  assert_true(tw_log_contains(&other, "maxmemory-policy is not noeviction"));
+  assert_int_equal(tw_stop(&other, 10000), 0);
+  rtq_test_redis_stop(srv);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_echo_returns_args, setup, teardown),
@@ -219,6 +257,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_worker_exit_deletes_record, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_fencing_rejects_stale_completion, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_late_result_is_dropped_and_logged, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_survives_script_flush, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_warns_without_noeviction, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,6 @@ static int teardown(void **state) {
   (void)state;
   if (wk.pid > 0) {
     int code = tw_stop(&wk, 15000);
-    if (code != 0) tw_dump_log(&wk);
     assert_int_equal(code, 0);
   }
   rtq_client_free(cl);

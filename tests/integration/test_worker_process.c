@@ -25,7 +25,6 @@ static int setup(void **state) {
 static int teardown(void **state) {
   (void)state;
   int code = tw_stop(&wk, 15000);
-  if (code != 0) tw_dump_log(&wk);
   assert_int_equal(code, 0);
   rtq_client_free(cl);
   rtq_conn_free(rc_);

@@ -34,8 +34,12 @@ static int stop_with(tw_worker *w, int sig, int timeout_ms, uint64_t *elapsed) {
   int rc = rtq_test_terminate(w->pid, sig, timeout_ms, &st);
   *elapsed = rtq_test_now_ms() - t0;
   w->pid = -1;
-  if (rc != 0) return -2;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  int code = rc != 0 ? -2 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  if (code == 0)
+    unlink(w->log);
+  else
+    tw_dump_log(w);
+  return code;
 }
 
 static void assert_nothing_held(const char *wid) {

@@ -127,13 +127,24 @@ static inline void tw_start(tw_worker *w, const char *url, ...) {
   tw_start_v(w, url, extra);
 }
 
-/* SIGTERM and wait; returns the exit code (-1 when killed by a signal). */
+/* SIGTERM and wait; returns the exit code (-1 when killed by a signal,
+ * -2 when it had to be killed). A clean exit removes the log; otherwise it
+ * is printed and kept. */
 static inline int tw_stop(tw_worker *w, int timeout_ms) {
   int st = 0;
   int rc = rtq_test_terminate(w->pid, SIGTERM, timeout_ms, &st);
   w->pid = -1;
-  if (rc != 0) return -2;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  int code = rc != 0 ? -2 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  if (code == 0) {
+    unlink(w->log);
+  } else {
+    fprintf(stderr, "worker exit %d; its log (%s):\n", code, w->log);
+    FILE *f = fopen(w->log, "r");
+    char line[8192];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) fprintf(stderr, "  | %s", line);
+    if (f != NULL) fclose(f);
+  }
+  return code;
 }
 
 static inline bool tw_log_contains(const tw_worker *w, const char *needle) {
