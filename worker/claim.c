@@ -267,6 +267,7 @@ static void send_claim(rtq_worker *w, rtq__job *j) {
   rtq_argv_add_u64(&w->argv, (uint64_t)w->o.default_timeout_s * 1000u);
   rtq__argv_key(w, &w->k_events);
   rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
+  j->claimed_running = w->phase == RTQ__RUN;
   if (rtq__rconn_send(w->cmd, &w->argv, on_claim, j, 0) != 0) {
     lost_track(w, j);
     return;

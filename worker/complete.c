@@ -55,9 +55,10 @@ void rtq__job_start(rtq_worker *w, rtq__job *j) {
   j->started = now;
   j->deadline = now + j->timeout_ms;
   w->n_claimed++;
-  if (w->phase != RTQ__RUN) {
-    /* Claimed while stopping (a pop that was already in flight): hand it
-     * back without running it. */
+  if (w->phase > RTQ__GRACE || (w->phase == RTQ__GRACE && !j->claimed_running)) {
+    /* Taken while stopping (a pop already in flight, or found by the last
+     * look at the processing list): hand it back without running it. A
+     * claim sent before the stop runs, within the grace. */
     rtq__requeue(w, j);
     return;
   }
@@ -82,7 +83,13 @@ void rtq__job_start(rtq_worker *w, rtq__job *j) {
   }
   int rc = rtq__proc_start(w, j, t);
   rtq__task_free(t); /* the child has its own copy */
-  if (rc != 0) fail_start(w, j, "could not fork a handler process");
+  if (rc == RTQ_ESTATE) {
+    /* Every slot taken (more adopted envelopes than slots): hand it back. */
+    j->handler_live = false;
+    rtq__requeue(w, j);
+  } else if (rc != 0) {
+    fail_start(w, j, "could not fork a handler process");
+  }
 }
 
 /* How a stopped task ends: cancelled or timeout, whatever the handler did. */

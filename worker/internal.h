@@ -156,6 +156,7 @@ typedef struct rtq__job {
   int cancel_at_return;
   bool resent;                   /* finish sent again after a lost reply */
   bool written;                  /* REQUEUING: requeue.lua answered */
+  bool claimed_running;          /* its claim left before a stop request */
 } rtq__job;
 
 typedef struct rtq__handler {
@@ -217,7 +218,6 @@ struct rtq_worker {
   uint64_t reconcile_at;
   long last_processing_len;      /* entries the last reconcile saw; -1 unknown */
   bool use_eval;                 /* NOSCRIPT seen: send EVAL until reloaded */
-  uint64_t unblock_sent_gen;
 
   /* timers (mono ms) */
   uint64_t next_heartbeat, next_cancel_check;
@@ -294,7 +294,6 @@ void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task_ctx *t));
  * thread is replaced and frees the task when it returns), RTQ_ESTATE when
  * it finished meanwhile (it is then on the done list). */
 int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t);
-int rtq__pool_threads(const rtq__pool *p);
 
 /* slots_process.c */
 int rtq__proc_init(rtq_worker *w);

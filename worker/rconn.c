@@ -71,7 +71,6 @@ struct rtq__rconn {
   bool drop_requested;
   char drop_why[160];
   long long client_id;
-  uint64_t generation;
   uint64_t next_probe;
   uint64_t probe_deadline;
 };
@@ -153,7 +152,6 @@ static void hs_done_one(rtq__rconn *c) {
   if (c->state != ST_CONNECTING || --c->hs_pending > 0) return;
   c->state = ST_UP;
   c->up_at = rtq__mono_ms();
-  c->generation++;
   c->next_probe = c->up_at + (uint64_t)c->cfg.probe_interval_ms;
   rtq_log(RTQ_LOG_INFO, "redis connected", "conn", role(c), NULL);
   rtq__worker_on_conn_up(c->w, c);
@@ -409,9 +407,7 @@ void rtq__rconn_shrink(rtq__rconn *c) {
 int rtq__rconn_fd(const rtq__rconn *c) { return c != NULL && c->ac != NULL ? c->ac->c.fd : -1; }
 
 bool rtq__rconn_up(const rtq__rconn *c) { return c != NULL && c->state == ST_UP && !c->drop_requested; }
-int rtq__rconn_pending(const rtq__rconn *c) { return c->count; }
 long long rtq__rconn_client_id(const rtq__rconn *c) { return c->client_id; }
-uint64_t rtq__rconn_generation(const rtq__rconn *c) { return c->generation; }
 
 int rtq__rconn_send(rtq__rconn *c, const rtq_argv *a, rtq__reply_fn fn, void *pd, int extra_ms) {
   if (!rtq__rconn_up(c)) return RTQ_ECONN;

@@ -60,12 +60,8 @@ void rtq__rconn_free(rtq__rconn *c);
 
 /* True when connected and the handshake is done: commands may be sent. */
 bool rtq__rconn_up(const rtq__rconn *c);
-/* Commands sent and not yet answered. */
-int rtq__rconn_pending(const rtq__rconn *c);
 /* CLIENT ID of the pop connection (0 while unknown). */
 long long rtq__rconn_client_id(const rtq__rconn *c);
-/* Number of successful handshakes so far (a new connection increments it). */
-uint64_t rtq__rconn_generation(const rtq__rconn *c);
 
 /*
  * Sends a command (argv is copied by hiredis). extra_ms extends the command

@@ -311,5 +311,3 @@ int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t) {
   if (rc != 0) rtq_log(RTQ_LOG_ERROR, "could not replace an abandoned handler thread", NULL);
   return 0;
 }
-
-int rtq__pool_threads(const rtq__pool *p) { return p->nthreads; }

@@ -489,6 +489,13 @@ int rtq_worker_run(rtq_worker *w) {
   w->phase = RTQ__START;
   w->exit_rc = 0;
   rtq__ev_run(w->ev, w->o.handle_signals, w->o.isolation == RTQ_ISOLATION_PROCESS);
+  char counts[4][24];
+  snprintf(counts[0], sizeof counts[0], "%llu", (unsigned long long)w->n_claimed);
+  snprintf(counts[1], sizeof counts[1], "%llu", (unsigned long long)w->n_finished);
+  snprintf(counts[2], sizeof counts[2], "%llu", (unsigned long long)w->n_dead);
+  snprintf(counts[3], sizeof counts[3], "%llu", (unsigned long long)w->n_stale);
+  rtq_log(RTQ_LOG_INFO, "worker stopped", "worker", w->id, "claimed", counts[0], "finished", counts[1],
+          "dead_lettered", counts[2], "stale", counts[3], NULL);
   teardown(w);
   struct timespec zero = {0, 0};
   while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {

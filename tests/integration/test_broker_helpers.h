@@ -415,10 +415,16 @@ static inline bool tb_file_contains(const char *path, const char *needle) {
   return found;
 }
 
-/* SIGTERM, then asserts a clean exit (status 0) within 10 s. */
+/* SIGTERM, then asserts a clean exit (status 0) within 30 s. */
 static inline void tb_broker_stop(tb *t, pid_t pid) {
   int status = 0;
-  assert_int_equal(rtq_test_terminate(pid, SIGTERM, 10000, &status), 0);
+  /* 30 s: a loaded machine running a sanitizer build has been seen to take
+   * over 10 s between the broker's last log line and its exit (LeakSanitizer
+   * scanning at exit); a real hang still fails here. */
+  if (rtq_test_terminate(pid, SIGTERM, 30000, &status) != 0) {
+    tb_print_log(t->log);
+    fail_msg("rtq-broker did not exit within 30 s of SIGTERM");
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     tb_print_log(t->log);
     fail_msg("rtq-broker after SIGTERM: status 0x%x", status);

@@ -3,7 +3,9 @@
  * restart and a kill -9 on the same port (appendonly, so the data
  * survives), and a SIGSTOP longer than the command timeout. The worker
  * reconnects by itself, a task that ran across the outage is written once
- * the connection is back, and new tasks complete.
+ * the connection is back, and new tasks complete. Also: envelopes left in
+ * the processing list by a lost reply are adopted, and a worker started
+ * while Redis is down waits for it.
  */
 #include "test_worker_util.h"
 
@@ -102,11 +104,75 @@ static void test_worker_survives_frozen_redis(void **state) {
   after_outage(id);
 }
 
+/*
+ * An envelope can sit in a worker's processing list without the worker
+ * knowing (the reply of its BLMOVE, or of its claim, was lost with the
+ * connection). Plant two such envelopes, cut the worker's connections, and
+ * check that it adopts both: the one whose claim had gone through runs
+ * with that attempt, the pending one is claimed.
+ */
+static void test_worker_adopts_untracked_envelopes(void **state) {
+  (void)state;
+  rtq_task_options o;
+  memset(&o, 0, sizeof o);
+  o.queue = "side"; /* a queue the worker does not serve */
+  char claimed[RTQ_TASK_ID_SIZE], pending[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.echo", "{\"which\":\"claimed\"}", &o, claimed);
+  tw_enqueue(cl, "rtq.echo", "{\"which\":\"pending\"}", &o, pending);
+  rtq_key side = rtq_keys_queue(&tw_keys, "side"), proc = rtq_keys_processing(&tw_keys, wk.id);
+  char *e1 = rtq_test_cmd_str(rc_, "LMOVE", side.s, proc.s, "RIGHT", "LEFT", NULL);
+  char *e2 = rtq_test_cmd_str(rc_, "LMOVE", side.s, proc.s, "RIGHT", "LEFT", NULL);
+  assert_non_null(e1);
+  assert_non_null(e2);
+  rtq_key t1 = rtq_keys_task(&tw_keys, claimed);
+  rtq_test_cmd_int(rc_, "HSET", t1.s, "status", "running", "worker", wk.id, "attempt", "1", NULL);
+  /* Cut every plain connection but ours: the worker's cmd and pop. */
+  rtq_test_cmd_int(rc_, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes", NULL);
+  reconnect_test_side();
+  rtq_task *t = tw_wait(cl, claimed, 10000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  assert_int_equal(t->attempts, 1);
+  rtq_task_free(t);
+  t = tw_wait(cl, pending, 10000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  assert_int_equal(t->attempts, 1);
+  rtq_task_free(t);
+  assert_true(tw_log_contains(&wk, "adopted a task claimed before a connection loss"));
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
+  free(e1);
+  free(e2);
+}
+
+/* Redis down at start: the worker keeps trying and starts once it is up. */
+static void test_worker_waits_for_redis_at_start(void **state) {
+  (void)state;
+  assert_int_equal(tw_stop(&wk, 10000), 0);
+  assert_int_equal(rtq_test_redis_kill9(srv), 0);
+  const char *argv[] = {"rtq-worker", "--redis", rtq_test_redis_url_of(srv), "--demo-handlers", NULL};
+  snprintf(wk.log, sizeof wk.log, "%s/worker-%d-start.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+           (int)getpid());
+  unlink(wk.log);
+  rtq_test_spawn_options so = {.path = tw_bin(), .argv = argv, .output_path = wk.log};
+  wk.pid = rtq_test_spawn_ex(&so);
+  assert_true(wk.pid > 0);
+  RTQ_TEST_WAIT_FOR(tw_log_contains(&wk, "redis not reachable at start-up"), 10000);
+  assert_int_equal(rtq_test_redis_restart(srv), 0);
+  reconnect_test_side();
+  RTQ_TEST_WAIT_FOR(tw_find_worker(rc_, wk.pid, wk.id, sizeof wk.id), 10000);
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.noop", NULL, NULL, id);
+  rtq_task *t = tw_wait(cl, id, 10000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_survives_redis_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_survives_redis_kill9, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_survives_frozen_redis, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_adopts_untracked_envelopes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_waits_for_redis_at_start, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

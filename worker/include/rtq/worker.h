@@ -96,7 +96,7 @@ typedef struct rtq_worker_options {
   int max_history;                /* 10000; reported in the worker record (the broker trims) */
   int block_timeout_ms;           /* 2000: BLMOVE timeout with one queue */
   int poll_ms;                    /* 100: with several queues, how long an empty queue
-                                   * is skipped and how long a blocking pop waits */
+                                   * is skipped and how long one is watched alone */
   int connect_timeout_ms;         /* 2000 */
   int command_timeout_ms;         /* 5000: a connection whose oldest reply is older is dropped */
   int progress_interval_ms;       /* 100: at most one progress write per task per interval */
@@ -157,9 +157,11 @@ RTQ_EXTERN int rtq_worker_load_plugin(rtq_worker *w, const char *path);
  * down gracefully (see docs/WORKER.md). Returns 0 after a clean shutdown
  * (every task finished or handed back); RTQ_ECONN when Redis stayed
  * unreachable during shutdown, so some writes were left to the broker;
- * RTQ_EINVAL when no handler is registered or it is already running;
- * RTQ_ENOMEM / RTQ_EIO on a local failure. rtq_worker_errstr() says why.
- * Redis being down at start is not an error: it is retried with backoff.
+ * RTQ_EINVAL when no handler is registered, or the worker runs or ran
+ * already (a worker runs once); RTQ_ENOMEM / RTQ_EIO on a local failure.
+ * rtq_worker_errstr() says why. Redis being down at start is not an error:
+ * it is retried with backoff. SIGPIPE is blocked on the calling thread
+ * while it runs (a closed socket then fails with EPIPE instead).
  */
 RTQ_EXTERN int rtq_worker_run(rtq_worker *w);
 /* Asks a worker to stop: no new claims; running tasks get shutdown_grace_ms.
