@@ -1,6 +1,7 @@
 /*
  * create.c - enqueueing tasks: one (rtq_create_task) or many in one round
- * trip (rtq_create_tasks), each through create.lua.
+ * trip (rtq_create_tasks). create.lua takes a batch of tasks per call, all
+ * or nothing; a batch goes out in calls of CREATE_CHUNK tasks, pipelined.
  *
  * Everything that can be checked locally is checked before a byte goes to
  * Redis: names, option bounds, the args map, the envelope size. The id is
@@ -58,13 +59,36 @@ static int pack_args(rtq_client *c, const rtq_args *args, const char **buf, size
 
 static int add_key(rtq_argv *a, rtq_key k) { return rtq_argv_add(a, k.s, k.len); }
 
+/* Tasks per create.lua call in rtq_create_tasks: large enough to amortise
+ * the call, small enough for Lua's unpack() and to keep one call short. */
+#define CREATE_CHUNK 256
+
+/* One create.lua call being built: its per-task keys and values, which
+ * the script takes in two runs (KEYS, then ARGV). */
+typedef struct create_call {
+  rtq_argv keys;
+  rtq_argv vals;
+  size_t ntasks;
+} create_call;
+
+static void call_init(create_call *k) {
+  rtq_argv_init(&k->keys);
+  rtq_argv_init(&k->vals);
+  k->ntasks = 0;
+}
+
+static void call_destroy(create_call *k) {
+  rtq_argv_destroy(&k->keys);
+  rtq_argv_destroy(&k->vals);
+}
+
 /*
- * Validates one task and builds its create.lua command in a (initialised
- * by the caller). Writes the id it will use into id. Returns 0 or the
- * error, with the detail set; nothing is sent.
+ * Validates one task and appends its keys and values to k. Writes the id
+ * it will use into id. Returns 0 or the error, with the detail set; on
+ * error k is unchanged.
  */
 static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
-                        const rtq_task_options *opts, char id[RTQ_TASK_ID_SIZE], rtq_argv *a) {
+                        const rtq_task_options *opts, char id[RTQ_TASK_ID_SIZE], create_call *k) {
   static const rtq_task_options none;
   const rtq_task_options *o = opts != NULL ? opts : &none;
   const char *queue = o->queue != NULL ? o->queue : c->default_queue;
@@ -110,13 +134,10 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
     rc = RTQ_ETOOBIG;
   }
   if (rc == 0) {
-    rtq_script_argv(a, RTQ_SCRIPT_CREATE, 6, false);
-    add_key(a, rtq_keys_task(&c->keys, e.id));
-    add_key(a, rtq_keys_queue(&c->keys, queue));
-    add_key(a, rtq_keys_delayed(&c->keys));
-    add_key(a, rtq_keys_status(&c->keys, RTQ_STATUS_PENDING));
-    add_key(a, rtq_keys_queues(&c->keys));
-    add_key(a, rtq_keys_stats(&c->keys));
+    int keys_before = k->keys.argc, vals_before = k->vals.argc;
+    add_key(&k->keys, rtq_keys_task(&c->keys, e.id));
+    add_key(&k->keys, rtq_keys_queue(&c->keys, queue));
+    rtq_argv *a = &k->vals;
     rtq_argv_add_str(a, e.id);
     rtq_argv_add_str(a, name);
     rtq_argv_add_str(a, queue);
@@ -128,12 +149,14 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
     rtq_argv_add_u64(a, o->delay_ms);
     rtq_argv_add_u64(a, o->run_at_ms);
     rtq_argv_add_u64(a, o->retry_backoff_ms);
-    add_key(a, rtq_keys_chan_events(&c->keys));
-    if (a->oom) {
+    if (k->keys.oom || k->vals.oom) {
       rtq__client_err(c, "out of memory");
       rc = RTQ_ENOMEM;
+      while (k->keys.argc > keys_before) rtq_argv_pop(&k->keys);
+      while (k->vals.argc > vals_before) rtq_argv_pop(&k->vals);
     } else {
       memcpy(id, e.id, sizeof e.id);
+      k->ntasks++;
     }
   }
   free(env);
@@ -144,14 +167,33 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
 /* prepare_task, clearing id on failure. opts->id may be id itself (a
  * batch re-sent with its own output ids): it is read before id is written. */
 static int prepare(rtq_client *c, const char *name, const rtq_args *args,
-                   const rtq_task_options *opts, char id[RTQ_TASK_ID_SIZE], rtq_argv *a) {
-  int rc = prepare_task(c, name, args, opts, id, a);
+                   const rtq_task_options *opts, char id[RTQ_TASK_ID_SIZE], create_call *k) {
+  int rc = prepare_task(c, name, args, opts, id, k);
   if (rc != 0) id[0] = '\0';
   return rc;
 }
 
-/* Reads create.lua's reply: {1, created_at} or {0, status}. */
-static int parse_reply(rtq_client *c, const redisReply *r, int *created) {
+/* Builds the create.lua command for the tasks gathered in k into a. */
+static int build_call(rtq_client *c, const create_call *k, bool use_eval, rtq_argv *a) {
+  rtq_argv_reset(a);
+  rtq_script_argv(a, RTQ_SCRIPT_CREATE, 4 + k->keys.argc, use_eval);
+  add_key(a, rtq_keys_delayed(&c->keys));
+  add_key(a, rtq_keys_status(&c->keys, RTQ_STATUS_PENDING));
+  add_key(a, rtq_keys_queues(&c->keys));
+  add_key(a, rtq_keys_stats(&c->keys));
+  for (int i = 0; i < k->keys.argc; i++) rtq_argv_add(a, k->keys.argv[i], k->keys.argvlen[i]);
+  add_key(a, rtq_keys_chan_events(&c->keys));
+  for (int i = 0; i < k->vals.argc; i++) rtq_argv_add(a, k->vals.argv[i], k->vals.argvlen[i]);
+  if (a->oom) {
+    rtq__client_err(c, "out of memory");
+    return RTQ_ENOMEM;
+  }
+  return 0;
+}
+
+/* Reads one task's entry of create.lua's reply: {1, created_at} or
+ * {0, status}. */
+static int parse_entry(rtq_client *c, const redisReply *r, int *created) {
   if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
       r->element[0]->type != REDIS_REPLY_INTEGER) {
     rtq__client_err(c, "unexpected reply from create.lua");
@@ -159,6 +201,12 @@ static int parse_reply(rtq_client *c, const redisReply *r, int *created) {
   }
   *created = r->element[0]->integer == 1;
   return 0;
+}
+
+/* The reply of a call for n tasks: an array of n entries. */
+static const redisReply *reply_entry(const redisReply *r, size_t n, size_t i) {
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n) return NULL;
+  return r->element[i];
 }
 
 RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *args,
@@ -172,9 +220,12 @@ RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *
     return RTQ_EINVAL;
   }
   rtq__client_clear_err(c);
+  create_call k;
+  call_init(&k);
   rtq_argv a;
   rtq_argv_init(&a);
-  int rc = prepare(c, name, args, opts, id, &a);
+  int rc = prepare(c, name, args, opts, id, &k);
+  if (rc == 0) rc = build_call(c, &k, false, &a);
   rtq_conn *conn = NULL;
   if (rc == 0) rc = rtq__pool_get(c, &conn);
   if (rc == 0) {
@@ -188,7 +239,7 @@ RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *
     }
     if (rc != 0) {
       rtq__client_conn_err(c, conn, rc, rc == RTQ_EOOM ? "redis refused the task" : "redis");
-    } else if ((rc = parse_reply(c, r, &was_new)) == 0) {
+    } else if ((rc = parse_entry(c, reply_entry(r, 1, 0), &was_new)) == 0) {
       /* A resend that found our own id means the first send created it. */
       if (resent && (opts == NULL || opts->id == NULL)) was_new = 1;
       if (created != NULL) *created = was_new;
@@ -199,6 +250,7 @@ RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *
   }
   if (rc != 0 && id_out != NULL) id_out[0] = '\0';
   rtq_argv_destroy(&a);
+  call_destroy(&k);
   return rc;
 }
 
@@ -217,52 +269,28 @@ static void note_failure(rtq_client *c, struct first_failure *f, size_t i, int r
   snprintf(f->msg, sizeof f->msg, "task %zu: %s", i, rtq_client_errstr(c));
 }
 
-static int task_conn_err(rtq_client *c, rtq_conn *conn, int rc, const rtq_task_spec *s) {
-  char what[RTQ_TASK_ID_SIZE + 16];
-  snprintf(what, sizeof what, "task %s", s->id);
-  return rtq__client_conn_err(c, conn, rc, what);
-}
+/* One create.lua call of a batch: the specs it carries (their indexes). */
+typedef struct chunk {
+  create_call call;
+  size_t *idx;
+  rtq_argv cmd;
+} chunk;
 
-/* A reply that was NOSCRIPT: resent with EVAL after the pipeline. */
-#define NOSCRIPT_PENDING 1
-
-/* Reads the pipeline's replies, one per prepared task, in order. */
-static void read_replies(rtq_client *c, rtq_conn *conn, rtq_task_spec *specs,
-                         const rtq_argv *argvs, size_t n, struct first_failure *f) {
-  for (size_t i = 0; i < n; i++) {
-    if (argvs[i].argc == 0) continue;
-    redisReply *r = NULL;
-    int rc = rtq_conn_get_reply(conn, &r);
-    if (rc == RTQ_EREDIS && rtq_reply_is_noscript(r)) {
-      rc = NOSCRIPT_PENDING;
-    } else if (rc != 0) {
-      note_failure(c, f, i, task_conn_err(c, conn, rc, &specs[i]));
-    } else if ((rc = parse_reply(c, r, &specs[i].created)) != 0) {
-      note_failure(c, f, i, rc);
-    }
-    specs[i].rc = rc;
-    if (r != NULL) freeReplyObject(r);
+/* Applies a chunk's reply (or its failure rc) to its specs. */
+static void settle_chunk(rtq_client *c, rtq_conn *conn, chunk *ch, rtq_task_spec *specs,
+                         const redisReply *r, int rc, struct first_failure *f) {
+  size_t n = ch->call.ntasks;
+  if (rc != 0) {
+    char what[64];
+    snprintf(what, sizeof what, "a call of %zu tasks", n);
+    rtq__client_conn_err(c, conn, rc, what);
   }
-}
-
-/* Sends again, one by one with EVAL (which also caches the script), the
- * tasks whose EVALSHA met a server that had lost its scripts. */
-static void resend_noscript(rtq_client *c, rtq_conn *conn, rtq_task_spec *specs, rtq_argv *argvs,
-                            size_t n, struct first_failure *f) {
-  const char *body = rtq_script_body(RTQ_SCRIPT_CREATE);
-  for (size_t i = 0; i < n; i++) {
-    if (specs[i].rc != NOSCRIPT_PENDING) continue;
-    redisReply *r = NULL;
-    int rc = rtq_argv_set(&argvs[i], 0, "EVAL", 4);
-    if (rc == 0) rc = rtq_argv_set(&argvs[i], 1, body, strlen(body));
-    if (rc == 0) rc = rtq_conn_command(conn, &argvs[i], &r);
-    if (rc != 0)
-      task_conn_err(c, conn, rc, &specs[i]);
-    else
-      rc = parse_reply(c, r, &specs[i].created);
-    if (rc != 0) note_failure(c, f, i, rc);
-    specs[i].rc = rc;
-    if (r != NULL) freeReplyObject(r);
+  for (size_t j = 0; j < n; j++) {
+    size_t i = ch->idx[j];
+    int trc = rc;
+    if (trc == 0) trc = parse_entry(c, reply_entry(r, n, j), &specs[i].created);
+    specs[i].rc = trc;
+    if (trc != 0) note_failure(c, f, i, trc);
   }
 }
 
@@ -270,44 +298,67 @@ RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   if (c == NULL || (specs == NULL && n > 0)) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (n == 0) return 0;
-  rtq_argv *argvs = calloc(n, sizeof *argvs);
-  if (argvs == NULL) {
+  size_t nchunks_max = (n + CREATE_CHUNK - 1) / CREATE_CHUNK;
+  chunk *chunks = calloc(nchunks_max, sizeof *chunks);
+  size_t *idx = calloc(n, sizeof *idx);
+  if (chunks == NULL || idx == NULL) {
+    free(chunks);
+    free(idx);
     rtq__client_err(c, "out of memory");
     return RTQ_ENOMEM;
   }
   struct first_failure f = {0, 0, ""};
-  size_t nvalid = 0;
+  size_t nchunks = 0, used = 0;
   for (size_t i = 0; i < n; i++) {
-    rtq_argv_init(&argvs[i]);
     specs[i].created = 0;
-    specs[i].rc = prepare(c, specs[i].name, specs[i].args, specs[i].opts, specs[i].id, &argvs[i]);
-    if (specs[i].rc != 0) {
-      note_failure(c, &f, i, specs[i].rc);
-      rtq_argv_reset(&argvs[i]);
-    } else {
-      nvalid++;
+    if (nchunks == 0 || chunks[nchunks - 1].call.ntasks == CREATE_CHUNK) {
+      chunk *ch = &chunks[nchunks++];
+      call_init(&ch->call);
+      rtq_argv_init(&ch->cmd);
+      ch->idx = idx + used;
     }
+    chunk *ch = &chunks[nchunks - 1];
+    specs[i].rc = prepare(c, specs[i].name, specs[i].args, specs[i].opts, specs[i].id, &ch->call);
+    if (specs[i].rc != 0) note_failure(c, &f, i, specs[i].rc);
+    else ch->idx[ch->call.ntasks - 1] = i, used++;
   }
   rtq_conn *conn = NULL;
-  int rc = nvalid > 0 ? rtq__pool_get(c, &conn) : 0;
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    if (argvs[i].argc > 0 && (rc = rtq_conn_append(conn, &argvs[i])) != 0)
-      rtq__client_conn_err(c, conn, rc, "redis");
+  int rc = used > 0 ? rtq__pool_get(c, &conn) : 0;
+  size_t sent = 0;
+  for (size_t k = 0; rc == 0 && k < nchunks; k++) {
+    if (chunks[k].call.ntasks == 0) continue;
+    rc = build_call(c, &chunks[k].call, false, &chunks[k].cmd);
+    if (rc == 0) rc = rtq_conn_append(conn, &chunks[k].cmd);
+    if (rc == 0) sent = k + 1;
   }
-  if (rc != 0) {
-    /* Nothing was sent: every prepared task fails alike. */
-    for (size_t i = 0; i < n; i++) {
-      if (argvs[i].argc == 0) continue;
-      specs[i].rc = rc;
-      note_failure(c, &f, i, rc);
-    }
-  } else if (nvalid > 0) {
-    read_replies(c, conn, specs, argvs, n, &f);
-    resend_noscript(c, conn, specs, argvs, n, &f);
+  /* Replies for what was sent, in order; a NOSCRIPT call is sent again
+   * with EVAL (which also caches the script) after the pipeline. */
+  bool *noscript = calloc(nchunks, sizeof *noscript);
+  for (size_t k = 0; k < nchunks; k++) {
+    if (chunks[k].call.ntasks == 0) continue;
+    redisReply *r = NULL;
+    int crc = k < sent ? rtq_conn_get_reply(conn, &r) : (rc != 0 ? rc : RTQ_ECONN);
+    if (crc == RTQ_EREDIS && rtq_reply_is_noscript(r) && noscript != NULL) noscript[k] = true;
+    else settle_chunk(c, conn, &chunks[k], specs, r, crc, &f);
+    if (r != NULL) freeReplyObject(r);
+    if (crc == RTQ_ECONN && k < sent) rc = RTQ_ECONN, sent = k + 1;
   }
-  rtq__pool_put(c, conn);
-  for (size_t i = 0; i < n; i++) rtq_argv_destroy(&argvs[i]);
-  free(argvs);
+  for (size_t k = 0; noscript != NULL && k < nchunks; k++) {
+    if (!noscript[k]) continue;
+    redisReply *r = NULL;
+    int crc = build_call(c, &chunks[k].call, true, &chunks[k].cmd);
+    if (crc == 0) crc = rtq_conn_command(conn, &chunks[k].cmd, &r);
+    settle_chunk(c, conn, &chunks[k], specs, r, crc, &f);
+    if (r != NULL) freeReplyObject(r);
+  }
+  if (conn != NULL) rtq__pool_put(c, conn);
+  for (size_t k = 0; k < nchunks; k++) {
+    call_destroy(&chunks[k].call);
+    rtq_argv_destroy(&chunks[k].cmd);
+  }
+  free(noscript);
+  free(chunks);
+  free(idx);
   if (f.rc != 0) rtq__client_err(c, "%s", f.msg);
   return f.rc;
 }

@@ -77,6 +77,14 @@ int rtq_argv_add(rtq_argv *a, const void *p, size_t len) {
   return 0;
 }
 
+void rtq_argv_pop(rtq_argv *a) {
+  a->oom = 0;
+  if (a->argc == 0) return;
+  a->argc--;
+  free(a->chunks[a->argc]);
+  a->nchunks = a->argc;
+}
+
 int rtq_argv_add_str(rtq_argv *a, const char *s) { return rtq_argv_add(a, s, strlen(s)); }
 
 int rtq_argv_add_i64(rtq_argv *a, int64_t v) {

@@ -35,6 +35,9 @@ void rtq_argv_reset(rtq_argv *a);
  * Returns 0 or RTQ_ENOMEM, also remembered in a->oom; once a->oom is set
  * every append fails until a reset, so a caller may check once at the end. */
 int rtq_argv_add(rtq_argv *a, const void *p, size_t len);
+/* Drops the last argument (none: does nothing) and clears the sticky OOM,
+ * so a caller can roll back a partly appended group and go on. */
+void rtq_argv_pop(rtq_argv *a);
 /* Appends a C string (without its NUL); s must not be NULL. */
 int rtq_argv_add_str(rtq_argv *a, const char *s);
 /* Appends a decimal integer. */

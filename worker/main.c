@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,7 @@
 static const char usage[] =
     "usage: rtq-worker [options]\n"
     "\n"
-    "Runs rtq tasks. Durations take a suffix ms, s or m; a bare number is seconds.\n"
+    "Runs rtq tasks. Durations take a suffix ms, s, m or h; a bare number is seconds.\n"
     "\n"
     "  --redis URL               redis://[user:pass@]host[:port][/db] or unix:///path\n"
     "                            (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
@@ -115,19 +114,12 @@ static int die_usage(const char *fmt, const char *arg) {
   return 2;
 }
 
-/* "250ms", "2s", "1.5", "1m" -> ms in 0..INT_MAX; a bare number is seconds. */
+/* A duration flag (the one spelling of config.h: "250ms", "2s", "1.5",
+ * "1m"; bare = seconds) into ms, 1 ms .. 24 h. */
 static int parse_duration(const char *s, int *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno != 0 || !isfinite(v) || v < 0) return -1;
-  double scale = 1000;
-  if (strcmp(end, "ms") == 0) scale = 1;
-  else if (strcmp(end, "m") == 0) scale = 60000;
-  else if (strcmp(end, "s") != 0 && *end != '\0') return -1;
-  double ms = v * scale;
-  if (ms > 2147483647.0) return -1;
-  *out = (int)(ms + 0.5);
+  long ms;
+  if (rtq_parse_duration_ms(s, 1, 86400000L, &ms) != 0) return -1;
+  *out = (int)ms;
   return 0;
 }
 
@@ -224,8 +216,8 @@ static int parse_flags(cli *c, int argc, char **argv) {
       case OPT_VERSION: printf("rtq-worker %s\n", RTQ_VERSION_STRING); exit(0);
       default: return 2;
     }
-    if (rc == 0 && dur != NULL && (parse_duration(optarg, dur) != 0 || *dur == 0))
-      rc = die_usage("invalid duration %s", optarg);
+    if (rc == 0 && dur != NULL && parse_duration(optarg, dur) != 0)
+      rc = die_usage("invalid duration %s: expected e.g. 250ms, 2s, 1.5 (seconds), 1m", optarg);
   }
   if (rc == 0 && optind < argc) rc = die_usage("unexpected argument %s", argv[optind]);
   return rc;

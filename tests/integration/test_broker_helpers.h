@@ -153,12 +153,13 @@ static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_CREATE, 6, false);
-  tb_key(&a, rtq_keys_task(&t->k, id));
-  tb_key(&a, rtq_keys_queue(&t->k, queue));
   tb_key(&a, rtq_keys_delayed(&t->k));
   tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
   tb_key(&a, rtq_keys_queues(&t->k));
   tb_key(&a, rtq_keys_stats(&t->k));
+  tb_key(&a, rtq_keys_task(&t->k, id));
+  tb_key(&a, rtq_keys_queue(&t->k, queue));
+  tb_key(&a, rtq_keys_chan_events(&t->k));
   rtq_argv_add_str(&a, id);
   rtq_argv_add_str(&a, name);
   rtq_argv_add_str(&a, queue);
@@ -170,10 +171,10 @@ static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size
   rtq_argv_add_u64(&a, o->delay_ms);
   rtq_argv_add_u64(&a, 0);
   rtq_argv_add_u64(&a, o->retry_backoff_ms);
-  tb_key(&a, rtq_keys_chan_events(&t->k));
   redisReply *r = tb_script_run(t, &a);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-  assert_int_equal(r->element[0]->integer, 1);
+  assert_int_equal(r->elements, 1);
+  assert_int_equal(r->element[0]->element[0]->integer, 1);
   freeReplyObject(r);
   return env;
 }
