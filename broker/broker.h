@@ -43,12 +43,14 @@
 typedef struct rtq_broker_options {
   rtq_config config;       /* redis_url, ns, task_result_ttl, history, cleanup_interval,
                             * max_task_history, log_level */
-  int heartbeat_ttl_ms;    /* RTQ_HEARTBEAT_TTL_MS: a worker silent this long is dead */
-  int sweep_interval_ms;   /* RTQ_SWEEP_INTERVAL_MS */
-  int lease_ttl_ms;        /* RTQ_LEASE_TTL_MS; renewed every third of it */
-  int timeout_grace_ms;    /* RTQ_TIMEOUT_GRACE_MS past a deadline before the backstop */
+  int heartbeat_ttl_ms;    /* RTQ_HEARTBEAT_TTL: a worker silent this long is dead */
+  int sweep_interval_ms;   /* RTQ_SWEEP_INTERVAL */
+  int lease_ttl_ms;        /* RTQ_LEASE_TTL; renewed every third of it */
+  int timeout_grace_ms;    /* RTQ_TIMEOUT_GRACE past a deadline before the backstop */
   int max_deliveries;      /* RTQ_MAX_DELIVERIES */
   int command_timeout_ms;  /* 2000: a frozen Redis costs at most this per command */
+  int max_payload;         /* 1 MiB: larger envelopes are dead-lettered, as by workers;
+                            * raise it together with the workers' --max-payload */
   int connect_timeout_ms;  /* 2000 */
   bool once;               /* one sweep, then exit */
   bool ignore_lease;       /* act without the lease (tests, diagnostics) */
@@ -65,8 +67,8 @@ typedef enum rtq_broker_action {
 /* Fills o with the defaults (o is the caller's storage). */
 void rtq_broker_options_defaults(rtq_broker_options *o);
 /* Applies RTQ_* environment variables: the shared settings
- * (rtq_config_from_env) and the broker's own RTQ_HEARTBEAT_TTL_MS,
- * RTQ_SWEEP_INTERVAL_MS, RTQ_LEASE_TTL_MS, RTQ_TIMEOUT_GRACE_MS,
+ * (rtq_config_from_env) and the broker's own RTQ_HEARTBEAT_TTL,
+ * RTQ_SWEEP_INTERVAL, RTQ_LEASE_TTL, RTQ_TIMEOUT_GRACE,
  * RTQ_MAX_DELIVERIES. Returns 0 or RTQ_EINVAL with errbuf naming the
  * variable. */
 int rtq_broker_options_from_env(rtq_broker_options *o, char *errbuf, size_t errcap);

@@ -39,10 +39,6 @@
  * whose subscription dropped for a moment misses the one message cancel.lua
  * sends; this bounds how long such a task keeps running. */
 #define RTQ_BROKER_CANCEL_REPUBLISH_MS 5000
-/* Decode limit for envelopes the broker moves. Larger than a worker's
- * default: the broker only reads id and queue, and must not dead-letter an
- * envelope that a worker configured for larger payloads would run. */
-#define RTQ_BROKER_ENVELOPE_MAX (64u * 1024u * 1024u)
 /* Envelopes whose queue cannot be read are counted under this queue name
  * in P:stats ("unknown|dead"). */
 #define RTQ_BROKER_UNKNOWN_QUEUE "unknown"

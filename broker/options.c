@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "defaults.h"
+#include "envelope.h"
 #include "rtq/common.h"
 
 #define DEFAULT_COMMAND_TIMEOUT_MS 2000
@@ -32,6 +33,7 @@ void rtq_broker_options_defaults(rtq_broker_options *o) {
   o->max_deliveries = RTQ_MAX_DELIVERIES;
   o->command_timeout_ms = DEFAULT_COMMAND_TIMEOUT_MS;
   o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  o->max_payload = RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
 }
 
 /* A broker-only integer setting: its flag, env var, range and unit. */
@@ -52,6 +54,7 @@ static const int_setting int_settings[] = {
     {"timeout-grace", "RTQ_TIMEOUT_GRACE", OFF(timeout_grace_ms), 0, 86400000, 1},
     {"max-deliveries", "RTQ_MAX_DELIVERIES", OFF(max_deliveries), 1, 1000000, 0},
     {"command-timeout", "RTQ_COMMAND_TIMEOUT", OFF(command_timeout_ms), 50, 600000, 1},
+    {"max-payload", "RTQ_MAX_PAYLOAD", OFF(max_payload), 1024, 1073741824, 0},
 };
 
 #define NUM_INT_SETTINGS (sizeof int_settings / sizeof int_settings[0])
@@ -205,19 +208,19 @@ const char *rtq_broker_usage(void) {
          "requests, and keeps the history and indexes bounded. Run one or more;\n"
          "a leader lease lets exactly one act at a time.\n"
          "\n"
-         "Durations take a unit, ms, s or m; a bare number is milliseconds:\n"
-         "1500, 250ms, 1.5s, 1m. (rtq-worker reads a bare number as seconds.)\n"
+         "Durations take a unit, ms, s, m or h; a bare number is seconds, as in\n"
+         "every rtq binary: 1.5, 250ms, 30s, 1m.\n"
          "\n"
          "  --redis URL              redis://[user:pass@]host[:port][/db] or unix:///path\n"
          "                           (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
          "  --namespace NS           key prefix (RTQ_NAMESPACE; default rtq)\n"
-         "  --heartbeat-ttl D        a worker silent this long is dead (RTQ_HEARTBEAT_TTL_MS;\n"
+         "  --heartbeat-ttl D        a worker silent this long is dead (RTQ_HEARTBEAT_TTL;\n"
          "                           default 30s)\n"
-         "  --sweep-interval D       time between sweeps (RTQ_SWEEP_INTERVAL_MS; default 1s)\n"
-         "  --lease-ttl D            leader lease, renewed every third (RTQ_LEASE_TTL_MS;\n"
+         "  --sweep-interval D       time between sweeps (RTQ_SWEEP_INTERVAL; default 1s)\n"
+         "  --lease-ttl D            leader lease, renewed every third (RTQ_LEASE_TTL;\n"
          "                           default 10s)\n"
          "  --timeout-grace D        wait past a deadline before the backstop acts\n"
-         "                           (RTQ_TIMEOUT_GRACE_MS; default 5s)\n"
+         "                           (RTQ_TIMEOUT_GRACE; default 5s)\n"
          "  --max-deliveries N       deliveries before a lost task fails WORKER_LOST\n"
          "                           (RTQ_MAX_DELIVERIES; default 3)\n"
          "  --cleanup-interval S     seconds between index cleanup rounds\n"
@@ -228,8 +231,10 @@ const char *rtq_broker_usage(void) {
          "  --no-history             terminal tasks the broker ends skip the history\n"
          "                           (RTQ_ENABLE_TASK_HISTORY=false)\n"
          "  --log-level L            DEBUG, INFO, WARNING, ERROR (RTQ_LOG_LEVEL; default INFO)\n"
-         "  --command-timeout D      per-command Redis timeout (RTQ_COMMAND_TIMEOUT_MS;\n"
+         "  --command-timeout D      per-command Redis timeout (RTQ_COMMAND_TIMEOUT;\n"
          "                           default 2s)\n"
+         "  --max-payload BYTES      larger envelopes are dead-lettered, as by the\n"
+         "                           workers (RTQ_MAX_PAYLOAD; default 1048576)\n"
          "  --id ID                  broker id (default host-pid-random)\n"
          "  --once                   run one sweep, then exit (cron, tests)\n"
          "  --ignore-lease           act without the lease (diagnostics; every step is\n"

@@ -23,7 +23,7 @@ static int queue_one(rtq_broker *b, rtq__batch *bt, const redisReply *env) {
   rtq_envelope e;
   char why[160];
   rtq_envelope_init(&e);
-  int err = rtq_envelope_decode(env->str, env->len, RTQ_BROKER_ENVELOPE_MAX, &e, why, sizeof why);
+  int err = rtq_envelope_decode(env->str, env->len, (size_t)b->o.max_payload, &e, why, sizeof why);
   int rc = 0;
   if (err == 0) {
     rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_PROMOTE, 2);
@@ -36,21 +36,13 @@ static int queue_one(rtq_broker *b, rtq__batch *bt, const redisReply *env) {
       if (rc == 0 && a->oom) rc = RTQ_ENOMEM;
     }
   } else {
-    /* No queue to put it on: keep it in P:dead, then take it out of the
-     * set (in that order, so a failure in between loses nothing). */
+    /* No queue to put it on: deadletter.lua takes it out of the set and
+     * keeps it in P:dead in one step. */
     rtq_log(RTQ_LOG_WARNING, "delayed envelope does not decode; dead-lettering it", "task",
             e.id[0] ? e.id : NULL, "error", why, NULL);
-    rc = rtq__queue_deadletter(b, bt, env->str, env->len, b->k.own_processing,
-                               rtq__decode_code(err), why, b->id, RTQ_BROKER_UNKNOWN_QUEUE, e.id);
-    rtq_argv *a = rc == 0 ? rtq__batch_add(bt) : NULL;
-    if (rc == 0 && a == NULL) rc = RTQ_ENOMEM;
-    if (a != NULL) {
-      rtq_argv_add_str(a, "ZREM");
-      rtq__argv_add_key(a, b->k.delayed);
-      rtq_argv_add(a, env->str, env->len);
-      if (a->oom) rc = RTQ_ENOMEM;
-      RTQ__COUNT(b, dead_lettered, 1);
-    }
+    rc = rtq__queue_deadletter(b, bt, env->str, env->len, b->k.delayed, rtq__decode_code(err), why,
+                               b->id, RTQ_BROKER_UNKNOWN_QUEUE, e.id);
+    if (rc == 0) RTQ__COUNT(b, dead_lettered, 1);
   }
   rtq_envelope_destroy(&e);
   return rc;

@@ -86,7 +86,7 @@ static int queue_envelope(rtq_broker *b, rtq__batch *bt, const redisReply *env, 
   char why[160];
   rtq_envelope_init(&e);
   int err = env->type == REDIS_REPLY_STRING
-                ? rtq_envelope_decode(env->str, env->len, RTQ_BROKER_ENVELOPE_MAX, &e, why, sizeof why)
+                ? rtq_envelope_decode(env->str, env->len, (size_t)b->o.max_payload, &e, why, sizeof why)
                 : RTQ_EDECODE;
   int rc;
   snprintf(it->id, sizeof it->id, "%s", e.id);

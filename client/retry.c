@@ -53,12 +53,13 @@ static int run_retry(rtq_client *c, const rtq_task *t, int *changed) {
   const rtq_keys *k = &c->keys;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_RETRY, 5, false);
+  rtq_script_argv(&a, RTQ_SCRIPT_RETRY, 6, false);
   add_key(&a, rtq_keys_task(k, t->id));
   add_key(&a, rtq_keys_queue(k, t->queue));
   add_key(&a, rtq_keys_status(k, t->status));
   add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
   add_key(&a, rtq_keys_history(k));
+  add_key(&a, rtq_keys_cancel(k, t->id));
   rtq_argv_add_str(&a, t->id);
   rtq_argv_add(&a, env, envlen);
   rtq_argv_add_str(&a, rtq_status_name(t->status));

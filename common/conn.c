@@ -309,7 +309,13 @@ int rtq_conn_command(rtq_conn *c, const rtq_argv *a, redisReply **reply) {
 
 int rtq_conn_append(rtq_conn *c, const rtq_argv *a) {
   int rc = check_argv(c, a);
-  if (rc == 0) rc = rtq_conn_reconnect(c);
+  if (rc != 0) {
+    /* Commands appended before this one would otherwise stay buffered and
+     * answer the next caller's reads: a failed append drops the pipeline. */
+    rtq_conn_drop(c);
+    return rc;
+  }
+  rc = rtq_conn_reconnect(c);
   if (rc != 0) return rc;
   /* Appending only buffers; it fails on allocation alone. */
   if (redisAppendCommandArgv(c->ctx, a->argc, a->argv, a->argvlen) != REDIS_OK) return io_failure(c);

@@ -1,15 +1,29 @@
--- deadletter: take a bad envelope out of the worker's processing list, keep
--- a record of it with the reason, and fail its task where one exists and
--- has not ended. Records are msgpack maps; the list keeps the newest 10000.
--- KEYS: 1 dead list, 2 processing, 3 stats, [4 task, 5 status:pending,
---       6 status:running, 7 status:failed, 8 history, 9 cancel flag,
---       10 deadlines]  (4.. only when the envelope's id could be read)
+-- deadletter: take a bad envelope out of where it waited (a worker's
+-- processing list, or the delayed set when the broker could not promote
+-- it), keep a record of it with the reason, and fail its task where one
+-- exists and has not ended. Removing the envelope gates the step, so it is
+-- recorded once however many processes race on it. Records are msgpack
+-- maps; the list keeps the newest 10000.
+-- A task is failed only while it is pending, or running under the worker
+-- that dead-letters the envelope: a bad envelope that merely names the id
+-- of a task running elsewhere does not end that run.
+-- KEYS: 1 dead list, 2 source (list or zset), 3 stats, [4 task,
+--       5 status:pending, 6 status:running, 7 status:failed, 8 history,
+--       9 cancel flag, 10 deadlines]  (4.. only when the envelope's id
+--       could be read)
 -- ARGV: 1 envelope, 2 code, 3 reason, 4 worker id, 5 queue, 6 id ('' unknown),
 --       7 default result ttl (s), 8 history '1'/'0', 9 events channel,
 --       10 task channel
 -- Reply: {'ok', failed_task (0/1)} | {'gone', 0} when the envelope was no
--- longer in the processing list (someone else dead-lettered it already)
-if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return {'gone', 0} end
+-- longer there (someone else dead-lettered or moved it already)
+local kind = redis.call('TYPE', KEYS[2])['ok']
+local removed = 0
+if kind == 'list' then
+  removed = redis.call('LREM', KEYS[2], 1, ARGV[1])
+elseif kind == 'zset' then
+  removed = redis.call('ZREM', KEYS[2], ARGV[1])
+end
+if removed == 0 then return {'gone', 0} end
 local now = now_ms()
 redis.call('LPUSH', KEYS[1], cmsgpack.pack({at = now, code = ARGV[2], reason = ARGV[3],
   worker = ARGV[4], queue = ARGV[5], id = ARGV[6], size = #ARGV[1],
@@ -18,8 +32,9 @@ redis.call('LTRIM', KEYS[1], 0, 9999)
 redis.call('HINCRBY', KEYS[3], ARGV[5] .. '|dead', 1)
 if #KEYS < 10 then return {'ok', 0} end
 local id = ARGV[6]
-local st = redis.call('HGET', KEYS[4], 'status')
-if st ~= 'pending' and st ~= 'running' then return {'ok', 0} end
+local h = redis.call('HMGET', KEYS[4], 'status', 'worker')
+local st = h[1]
+if st ~= 'pending' and not (st == 'running' and h[2] == ARGV[4]) then return {'ok', 0} end
 redis.call('ZREM', KEYS[5], id)
 redis.call('ZREM', KEYS[6], id)
 redis.call('ZREM', KEYS[10], id)

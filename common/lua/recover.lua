@@ -28,6 +28,11 @@ if not st then
 end
 local attempt = tonumber(h[3]) or 0
 if st == 'pending' then
+  -- Claimed but never marked running. A task waiting in the delayed set
+  -- (run_at or retry_at) already has its envelope there: this one is a
+  -- leftover copy, and requeueing it would run the task early.
+  local due = redis.call('HMGET', KEYS[2], 'retry_at', 'run_at')
+  if due[1] or due[2] then return {'dropped', st} end
   redis.call('RPUSH', KEYS[3], ARGV[1])
   return {'requeued', attempt}
 end

@@ -137,6 +137,93 @@ static void test_broker_recovery_dead_letters_bad_envelopes(void **state) {
   assert_int_equal(tb_stat(t, "broker", "dead_lettered"), 3);
 }
 
+/* A delayed envelope that does not decode is taken out of P:delayed and
+ * recorded in P:dead in one step, and its (pending) task fails: nothing is
+ * dropped silently and nothing stays pending for ever. */
+static void test_broker_recovery_dead_letters_bad_delayed_envelope(void **state) {
+  tb *t = *state;
+  tb_task_opts o = {.queue = "qd", .delay_ms = 60000};
+  char *env = tb_create(t, "t-delayed", &o, &(size_t){0});
+  free(env);
+  /* Replace the delayed envelope with one of an unknown version (v=99). */
+  rtq_key delayed = rtq_keys_delayed(&t->k);
+  freeReplyObject(rtq_test_command(t->c, "DEL", delayed.s, NULL));
+  static const char bad[] = "\x82\xa1v\x63\xa2id\xa9t-delayed";
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "ZADD");
+  rtq_argv_add(&a, delayed.s, delayed.len);
+  rtq_argv_add_str(&a, "1");
+  rtq_argv_add(&a, bad, sizeof bad - 1);
+  freeReplyObject(rtq_test_command_argv(t->c, &a));
+  rtq_argv_destroy(&a);
+
+  tb_broker_once(t, HB);
+
+  assert_int_equal(tb_zcard(t, delayed), 0);
+  assert_int_equal(tb_llen(t, rtq_keys_dead(&t->k)), 1);
+  tb_assert_field(t, "t-delayed", "status", "failed");
+  char *code = tb_task_field(t, "t-delayed", "error_code");
+  assert_non_null(code);
+  assert_true(tb_dead_has(t, code));
+  free(code);
+}
+
+/* A dead worker's list may hold a leftover copy of a task that waits in
+ * P:delayed (a retry backoff): recovery drops the copy instead of running
+ * the task early. */
+static void test_broker_recovery_drops_copy_of_a_delayed_task(void **state) {
+  tb *t = *state;
+  tb_task_opts o = {.queue = "qc", .delay_ms = 60000};
+  size_t len = 0;
+  char *env = tb_create(t, "t-later", &o, &len);
+  rtq_key proc = rtq_keys_processing(&t->k, "w-copy");
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "LPUSH");
+  rtq_argv_add(&a, proc.s, proc.len);
+  rtq_argv_add(&a, env, len);
+  freeReplyObject(rtq_test_command_argv(t->c, &a));
+  rtq_argv_destroy(&a);
+  free(env);
+  tb_age_worker(t, "w-copy", 5000);
+
+  tb_broker_once(t, HB);
+
+  assert_int_equal(tb_llen(t, proc), 0);
+  assert_int_equal(tb_llen(t, rtq_keys_queue(&t->k, "qc")), 0);
+  assert_int_equal(tb_zcard(t, rtq_keys_delayed(&t->k)), 1);
+  tb_assert_field(t, "t-later", "status", "pending");
+}
+
+/* A bad envelope that names the id of a task running under a live worker
+ * is dead-lettered, but does not end that run. */
+static void test_broker_recovery_bad_envelope_does_not_end_a_run_elsewhere(void **state) {
+  tb *t = *state;
+  tb_task_opts o = {.queue = "qv"};
+  free(tb_create(t, "t-victim", &o, &(size_t){0}));
+  tb_heartbeat(t, "w-live", 60000);
+  tb_claim cl;
+  assert_true(tb_claim_next(t, "w-live", "qv", &cl));
+  tb_claim_free(&cl);
+  rtq_key proc = rtq_keys_processing(&t->k, "w-gone");
+  static const char bad[] = "\x82\xa1v\x63\xa2id\xa8t-victim";
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "LPUSH");
+  rtq_argv_add(&a, proc.s, proc.len);
+  rtq_argv_add(&a, bad, sizeof bad - 1);
+  freeReplyObject(rtq_test_command_argv(t->c, &a));
+  rtq_argv_destroy(&a);
+  tb_age_worker(t, "w-gone", 5000);
+
+  tb_broker_once(t, HB);
+
+  assert_int_equal(tb_llen(t, rtq_keys_dead(&t->k)), 1);
+  tb_assert_field(t, "t-victim", "status", "running");
+  tb_assert_field(t, "t-victim", "worker", "w-live");
+}
+
 static void test_broker_recovery_leaves_live_workers_alone(void **state) {
   tb *t = *state;
   tb_task_opts o = {.queue = "q5"};
@@ -281,6 +368,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_broker_recovery_requeues_envelope_never_marked_running, tb_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_dead_letters_bad_envelopes, tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_recovery_dead_letters_bad_delayed_envelope, tb_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_recovery_drops_copy_of_a_delayed_task, tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_recovery_bad_envelope_does_not_end_a_run_elsewhere, tb_setup,
+                                      tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_leaves_live_workers_alone, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_late_result_is_rejected, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_honours_cancel_requests, tb_setup, tb_teardown),

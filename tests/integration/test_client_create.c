@@ -76,10 +76,11 @@ static void test_client_new_from_env(void **state) {
   rtq_client_free(c);
 
   rtq_conn *rc = rtq_test_conn();
-  char key[300];
-  snprintf(key, sizeof key, "envns:task:%s", id);
-  assert_int_equal(rtq_test_cmd_int(rc, "EXISTS", key, NULL), 1);
-  assert_int_equal(rtq_test_cmd_int(rc, "LLEN", "envns:queue:default", NULL), 1);
+  rtq_keys ks;
+  assert_int_equal(rtq_keys_init(&ks, "envns", false), 0);
+  rtq_key task = rtq_keys_task(&ks, id), queue = rtq_keys_queue(&ks, "default");
+  assert_int_equal(rtq_test_cmd_int(rc, "EXISTS", task.s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(rc, "LLEN", queue.s, NULL), 1);
   rtq_conn_free(rc);
 }
 
