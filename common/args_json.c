@@ -25,20 +25,12 @@
 #include <jansson.h>
 #include <math.h>
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(int code, char *errbuf, size_t errcap, const char *fmt, ...) {
-  if (errbuf != NULL && errcap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errcap, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
+#include "errbuf.h"
+
 
 /* ---- rtq_args -> JSON ---------------------------------------------------- */
 
@@ -289,7 +281,7 @@ static int pack_json(msgpack_packer *pk, const json_t *j, int depth, char *errbu
   case JSON_OBJECT:
   case JSON_ARRAY:
     if (depth + 1 > RTQ_ARGS_MAX_DEPTH)
-      return fail(RTQ_EDEPTH, errbuf, errcap, "JSON nests deeper than %d levels",
+      return rtq__errf(RTQ_EDEPTH, errbuf, errcap, "JSON nests deeper than %d levels",
                   RTQ_ARGS_MAX_DEPTH);
     if (json_is_array(j)) {
       if (msgpack_pack_array(pk, json_array_size(j)) != 0) return RTQ_ENOMEM;
@@ -327,7 +319,7 @@ static int pack_json(msgpack_packer *pk, const json_t *j, int depth, char *errbu
 int rtq_json_to_msgpack(const char *json, char **buf, size_t *len, char *errbuf, size_t errcap) {
   if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
   if (json == NULL || buf == NULL || len == NULL)
-    return fail(RTQ_EINVAL, errbuf, errcap, "NULL argument");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "NULL argument");
   *buf = NULL;
   *len = 0;
   json_error_t err;
@@ -335,7 +327,7 @@ int rtq_json_to_msgpack(const char *json, char **buf, size_t *len, char *errbuf,
    * str carries it fine. */
   json_t *j = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
   if (j == NULL)
-    return fail(RTQ_EJSON, errbuf, errcap, "line %d, column %d: %s", err.line, err.column,
+    return rtq__errf(RTQ_EJSON, errbuf, errcap, "line %d, column %d: %s", err.line, err.column,
                 err.text);
   msgpack_sbuffer sb;
   msgpack_packer pk;
@@ -345,7 +337,7 @@ int rtq_json_to_msgpack(const char *json, char **buf, size_t *len, char *errbuf,
   json_decref(j);
   if (rc != 0) {
     msgpack_sbuffer_destroy(&sb);
-    if (rc == RTQ_ENOMEM) fail(rc, errbuf, errcap, "out of memory");
+    if (rc == RTQ_ENOMEM) rtq__errf(rc, errbuf, errcap, "out of memory");
     return rc;
   }
   *len = sb.size;
@@ -354,7 +346,7 @@ int rtq_json_to_msgpack(const char *json, char **buf, size_t *len, char *errbuf,
 }
 
 int rtq_args_from_json(const char *json, rtq_args **out, char *errbuf, size_t errcap) {
-  if (out == NULL) return fail(RTQ_EINVAL, errbuf, errcap, "NULL argument");
+  if (out == NULL) return rtq__errf(RTQ_EINVAL, errbuf, errcap, "NULL argument");
   char *buf;
   size_t len;
   int rc = rtq_json_to_msgpack(json, &buf, &len, errbuf, errcap);
@@ -362,6 +354,6 @@ int rtq_args_from_json(const char *json, rtq_args **out, char *errbuf, size_t er
   /* The JSON text was the caller's to size; no payload limit applies. */
   rc = rtq_args_unpack(buf, len, len, out);
   free(buf);
-  if (rc != 0) fail(rc, errbuf, errcap, "%s", rtq_strerror(rc));
+  if (rc != 0) rtq__errf(rc, errbuf, errcap, "%s", rtq_strerror(rc));
   return rc;
 }

@@ -7,10 +7,10 @@
  * msgpack-c's unpacker, whose allocations the check has bounded.
  */
 #include "envelope.h"
+#include "errbuf.h"
 
 #include <msgpack.h>
 #include <msgpack/unpack_define.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,15 +43,6 @@ static const char *const field_names[F_COUNT] = {
     "v", "id", "name", "queue", "args", "created_at", "timeout", "max_retries", "attempt",
     "result_ttl"};
 
-static int fail(int code, char *errbuf, size_t errcap, const char *fmt, ...) {
-  if (errbuf != NULL && errcap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errcap, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 void rtq_envelope_init(rtq_envelope *e) {
   if (e != NULL) memset(e, 0, sizeof *e);
@@ -92,12 +83,12 @@ static int check_args(const rtq_envelope *e, char *errbuf, size_t errcap) {
   if (e->args == NULL) return 0;
   int rc = rtq_msgpack_check(e->args, e->args_len, RTQ_MAX_DEPTH - 1, why, sizeof why);
   if (rc == RTQ_EDEPTH)
-    return fail(RTQ_EDEPTH, errbuf, errcap, "field \"args\": %s (limit %d inside an envelope)",
+    return rtq__errf(RTQ_EDEPTH, errbuf, errcap, "field \"args\": %s (limit %d inside an envelope)",
                 why, RTQ_MAX_DEPTH - 1);
-  if (rc != 0) return fail(RTQ_EINVAL, errbuf, errcap, "field \"args\": %s", why);
+  if (rc != 0) return rtq__errf(RTQ_EINVAL, errbuf, errcap, "field \"args\": %s", why);
   uint8_t t = (uint8_t)e->args[0];
   if (!((t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf))
-    return fail(RTQ_EINVAL, errbuf, errcap, "field \"args\" is not a msgpack map");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "field \"args\" is not a msgpack map");
   return 0;
 }
 
@@ -105,15 +96,15 @@ int rtq_envelope_encode(const rtq_envelope *e, char **buf, size_t *len, char *er
                         size_t errcap) {
   if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
   if (e == NULL || buf == NULL || len == NULL)
-    return fail(RTQ_EINVAL, errbuf, errcap, "NULL argument");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "NULL argument");
   *buf = NULL;
   *len = 0;
   if (!name_ok(e->id, sizeof e->id))
-    return fail(RTQ_EINVAL, errbuf, errcap, "field \"id\" is not a valid name");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "field \"id\" is not a valid name");
   if (!name_ok(e->name, sizeof e->name))
-    return fail(RTQ_EINVAL, errbuf, errcap, "field \"name\" is not a valid name");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "field \"name\" is not a valid name");
   if (!name_ok(e->queue, sizeof e->queue))
-    return fail(RTQ_EINVAL, errbuf, errcap, "field \"queue\" is not a valid name");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "field \"queue\" is not a valid name");
   int rc = check_args(e, errbuf, errcap);
   if (rc != 0) return rc;
 
@@ -142,7 +133,7 @@ int rtq_envelope_encode(const rtq_envelope *e, char **buf, size_t *len, char *er
         pack_uint_field(&pk, F_RESULT_TTL, e->result_ttl_s) != 0;
   if (bad) {
     msgpack_sbuffer_destroy(&sb);
-    return fail(RTQ_ENOMEM, errbuf, errcap, "out of memory encoding the envelope");
+    return rtq__errf(RTQ_ENOMEM, errbuf, errcap, "out of memory encoding the envelope");
   }
   *len = sb.size;
   *buf = msgpack_sbuffer_release(&sb);
@@ -163,18 +154,18 @@ static int field_index(const msgpack_object *key) {
 static int read_name(const msgpack_object *o, enum field f, char out[129], char *errbuf,
                      size_t errcap) {
   if (o == NULL)
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is missing", field_names[f]);
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is missing", field_names[f]);
   if (o->type != MSGPACK_OBJECT_STR)
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not a string", field_names[f]);
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not a string", field_names[f]);
   uint32_t n = o->via.str.size;
   /* Too long, or a NUL inside that would hide the tail from the check. */
   if (n > 128 || (n > 0 && memchr(o->via.str.ptr, '\0', n) != NULL))
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not a valid name", field_names[f]);
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not a valid name", field_names[f]);
   memcpy(out, o->via.str.ptr, n);
   out[n] = '\0';
   if (rtq_validate_name(out) != 0) {
     out[0] = '\0';
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not a valid name", field_names[f]);
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not a valid name", field_names[f]);
   }
   return 0;
 }
@@ -185,10 +176,10 @@ static int read_uint(const msgpack_object *o, enum field f, uint64_t max, uint64
   *out = 0;
   if (o == NULL) return 0;
   if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not an unsigned integer",
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is not an unsigned integer",
                 field_names[f]);
   if (o->via.u64 > max)
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is out of range", field_names[f]);
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"%s\" is out of range", field_names[f]);
   *out = o->via.u64;
   return 0;
 }
@@ -205,19 +196,19 @@ static int read_fields(const msgpack_object *top, rtq_envelope *e, char *errbuf,
     /* Two values for one field could be read differently by another
      * implementation; refuse rather than pick one. */
     if (f[idx] != NULL)
-      return fail(RTQ_EDECODE, errbuf, errcap, "field \"%s\" appears twice", field_names[idx]);
+      return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"%s\" appears twice", field_names[idx]);
     f[idx] = &m->ptr[i].val;
   }
 
   char id[129];
   if (read_name(f[F_ID], F_ID, id, NULL, 0) == 0) memcpy(e->id, id, sizeof id);
 
-  if (f[F_V] == NULL) return fail(RTQ_EDECODE, errbuf, errcap, "field \"v\" is missing");
+  if (f[F_V] == NULL) return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"v\" is missing");
   if (f[F_V]->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"v\" is not an unsigned integer");
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"v\" is not an unsigned integer");
   uint64_t v = f[F_V]->via.u64;
   if (v == 0 || v > RTQ_ENVELOPE_VERSION)
-    return fail(RTQ_EVERSION, errbuf, errcap, "envelope version %llu, this build reads 1 to %d",
+    return rtq__errf(RTQ_EVERSION, errbuf, errcap, "envelope version %llu, this build reads 1 to %d",
                 (unsigned long long)v, RTQ_ENVELOPE_VERSION);
   e->version = (uint32_t)v;
 
@@ -226,9 +217,9 @@ static int read_fields(const msgpack_object *top, rtq_envelope *e, char *errbuf,
       (rc = read_name(f[F_NAME], F_NAME, e->name, errbuf, errcap)) != 0 ||
       (rc = read_name(f[F_QUEUE], F_QUEUE, e->queue, errbuf, errcap)) != 0)
     return rc;
-  if (f[F_ARGS] == NULL) return fail(RTQ_EDECODE, errbuf, errcap, "field \"args\" is missing");
+  if (f[F_ARGS] == NULL) return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"args\" is missing");
   if (f[F_ARGS]->type != MSGPACK_OBJECT_MAP)
-    return fail(RTQ_EDECODE, errbuf, errcap, "field \"args\" is not a map");
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "field \"args\" is not a map");
 
   uint64_t retries, attempt;
   if ((rc = read_uint(f[F_CREATED_AT], F_CREATED_AT, UINT64_MAX, &e->created_at, errbuf,
@@ -252,7 +243,7 @@ static int read_fields(const msgpack_object *top, rtq_envelope *e, char *errbuf,
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   if (msgpack_pack_object(&pk, *f[F_ARGS]) != 0) {
     msgpack_sbuffer_destroy(&sb);
-    return fail(RTQ_ENOMEM, errbuf, errcap, "out of memory copying args");
+    return rtq__errf(RTQ_ENOMEM, errbuf, errcap, "out of memory copying args");
   }
   e->args_len = sb.size;
   e->args = msgpack_sbuffer_release(&sb);
@@ -262,30 +253,30 @@ static int read_fields(const msgpack_object *top, rtq_envelope *e, char *errbuf,
 int rtq_envelope_decode(const void *buf, size_t len, size_t max_size, rtq_envelope *e,
                         char *errbuf, size_t errcap) {
   if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
-  if (e == NULL) return fail(RTQ_EINVAL, errbuf, errcap, "NULL envelope");
+  if (e == NULL) return rtq__errf(RTQ_EINVAL, errbuf, errcap, "NULL envelope");
   rtq_envelope_destroy(e);
   if (max_size == 0) max_size = RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
   if (len > max_size)
-    return fail(RTQ_ETOOBIG, errbuf, errcap, "envelope is %zu bytes, the limit is %zu", len,
+    return rtq__errf(RTQ_ETOOBIG, errbuf, errcap, "envelope is %zu bytes, the limit is %zu", len,
                 max_size);
 
   char why[160];
   int rc = rtq_msgpack_check(buf, len, RTQ_MAX_DEPTH, why, sizeof why);
-  if (rc != 0) return fail(rc, errbuf, errcap, "envelope: %s", why);
+  if (rc != 0) return rtq__errf(rc, errbuf, errcap, "envelope: %s", why);
   uint8_t t = *(const uint8_t *)buf;
   if (!((t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf))
-    return fail(RTQ_EDECODE, errbuf, errcap, "envelope is not a msgpack map");
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "envelope is not a msgpack map");
 
   msgpack_unpacked u;
   size_t off = 0;
   msgpack_unpacked_init(&u);
   msgpack_unpack_return ur = msgpack_unpack_next(&u, buf, len, &off);
   if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
-    rc = fail(RTQ_ENOMEM, errbuf, errcap, "out of memory unpacking the envelope");
+    rc = rtq__errf(RTQ_ENOMEM, errbuf, errcap, "out of memory unpacking the envelope");
   } else if (ur != MSGPACK_UNPACK_SUCCESS || off != len || u.data.type != MSGPACK_OBJECT_MAP) {
     /* Unreachable while the check agrees with msgpack-c; kept so a
      * disagreement surfaces as a decode error, not as a crash. */
-    rc = fail(RTQ_EDECODE, errbuf, errcap, "envelope rejected by the msgpack parser (%d)",
+    rc = rtq__errf(RTQ_EDECODE, errbuf, errcap, "envelope rejected by the msgpack parser (%d)",
               (int)ur);
   } else {
     rc = read_fields(&u.data, e, errbuf, errcap);

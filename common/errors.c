@@ -6,7 +6,11 @@
  */
 #include "rtq/common.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "errbuf.h"
 
 RTQ_EXTERN const char *rtq_strerror(int err) {
   switch (err) {
@@ -78,4 +82,14 @@ RTQ_EXTERN int rtq_validate_name(const char *s) {
     if (n >= 128 || !name_char_ok((unsigned char)s[n])) return RTQ_EINVAL;
   }
   return n > 0 ? 0 : RTQ_EINVAL;
+}
+
+int rtq__errf(int code, char *errbuf, size_t errcap, const char *fmt, ...) {
+  if (errbuf != NULL && errcap > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errcap, fmt, ap);
+    va_end(ap);
+  }
+  return code;
 }

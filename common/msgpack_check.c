@@ -17,8 +17,8 @@
  * bounds what msgpack-c allocates to a small multiple of the input size.
  */
 #include "envelope.h"
+#include "errbuf.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -27,15 +27,6 @@
  * (MSGPACK_EMBED_STACK_SIZE), so no caller needs more. */
 #define CHECK_STACK_MAX 64
 
-static int fail(int code, char *errbuf, size_t errcap, const char *fmt, ...) {
-  if (errbuf != NULL && errcap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errcap, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 static uint64_t load_be(const uint8_t *p, size_t n) {
   uint64_t v = 0;
@@ -121,7 +112,7 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
   size_t pos = 0;
 
   if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
-  if (buf == NULL || len == 0) return fail(RTQ_EDECODE, errbuf, errcap, "empty input");
+  if (buf == NULL || len == 0) return rtq__errf(RTQ_EDECODE, errbuf, errcap, "empty input");
   if (max_depth < 0) max_depth = 0;
   if (max_depth > CHECK_STACK_MAX) max_depth = CHECK_STACK_MAX;
 
@@ -129,13 +120,13 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
     header h;
     size_t at = pos;
     if (pos >= len)
-      return fail(RTQ_EDECODE, errbuf, errcap, "truncated: %llu value(s) missing at offset %zu",
+      return rtq__errf(RTQ_EDECODE, errbuf, errcap, "truncated: %llu value(s) missing at offset %zu",
                   (unsigned long long)pending, pos);
     if (!classify(p[pos], &h))
-      return fail(RTQ_EDECODE, errbuf, errcap, "reserved type byte 0xc1 at offset %zu", pos);
+      return rtq__errf(RTQ_EDECODE, errbuf, errcap, "reserved type byte 0xc1 at offset %zu", pos);
     pos++;
     if (h.fixed > len - pos)
-      return fail(RTQ_EDECODE, errbuf, errcap, "truncated header at offset %zu", at);
+      return rtq__errf(RTQ_EDECODE, errbuf, errcap, "truncated header at offset %zu", at);
     uint64_t declared = h.lenbytes ? load_be(p + pos, h.lenbytes) : h.count;
     pos += h.fixed;
     size_t left = len - pos;
@@ -145,11 +136,11 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
 
     if (h.container) {
       if (depth >= max_depth)
-        return fail(RTQ_EDEPTH, errbuf, errcap, "nesting deeper than %d at offset %zu", max_depth,
+        return rtq__errf(RTQ_EDEPTH, errbuf, errcap, "nesting deeper than %d at offset %zu", max_depth,
                     at);
       uint64_t values = declared * (uint64_t)h.container; /* < 2^33, no overflow */
       if (pending + values > left)
-        return fail(RTQ_EDECODE, errbuf, errcap,
+        return rtq__errf(RTQ_EDECODE, errbuf, errcap,
                     "%s at offset %zu declares %llu entries, only %zu bytes remain",
                     h.container == 2 ? "map" : "array", at, (unsigned long long)declared, left);
       if (values > 0) {
@@ -162,7 +153,7 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
        * width. At most 2^32 + 16, so no overflow in 64 bits. */
       uint64_t need = h.payload + (h.lenbytes ? declared : 0);
       if (need > left)
-        return fail(RTQ_EDECODE, errbuf, errcap,
+        return rtq__errf(RTQ_EDECODE, errbuf, errcap,
                     "value at offset %zu declares %llu bytes, only %zu remain", at,
                     (unsigned long long)need, left);
       pos += (size_t)need;
@@ -170,6 +161,6 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
     while (depth > 0 && stack[depth - 1] == 0) depth--;
   }
   if (pos != len)
-    return fail(RTQ_EDECODE, errbuf, errcap, "%zu trailing byte(s) after the value", len - pos);
+    return rtq__errf(RTQ_EDECODE, errbuf, errcap, "%zu trailing byte(s) after the value", len - pos);
   return 0;
 }
