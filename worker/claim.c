@@ -2,12 +2,14 @@
  * claim.c - taking envelopes off the queues and marking them running.
  *
  * Pop rounds. One round at a time is in flight on the pop connection: up
- * to k moves (k = free slots, at most claim_batch) planned by queues.c and
- * written as one pipeline, so a backlog is drained k envelopes per round
- * trip. Each envelope that arrives is decoded at once; a good one gets its
- * claim.lua on the cmd connection (all claims of a round leave in the same
- * write), a bad one is dead-lettered. A slot is reserved from the moment
- * its move is sent, so the worker never holds more envelopes than slots.
+ * to k moves (k = free slots, at most claim_batch and RTQ__BATCH_MAX)
+ * planned by queues.c and written as one pipeline, so a backlog is drained
+ * k envelopes per round trip. Each envelope that arrives is decoded at
+ * once; a bad one is dead-lettered, a good one waits for the end of the
+ * round. Then one claim.lua call on the cmd connection claims them all,
+ * and its reply has one entry per envelope. A slot is reserved from the
+ * moment its move is sent, so the worker never holds more envelopes than
+ * slots.
  *
  * Reconcile. When a pop round or a claim lost its connection, the move or
  * the claim may have happened without the worker hearing of it, leaving an
@@ -31,14 +33,29 @@
 #include "log.h"
 #include "scripts.h"
 
+/* The jobs of one claim.lua call, in the order of its reply. */
+typedef struct claimset {
+  int n;
+  rtq__job *jobs[];
+} claimset;
+
 struct rtq__round {
   int n, replies;
   bool blocking;
   bool got_any;
   uint64_t sent_at;
+  claimset *claims;              /* good envelopes, claimed at the round's end */
   int qidx[];
 };
 
+static claimset *claimset_new(int cap) {
+  claimset *cs = malloc(sizeof *cs + (size_t)cap * sizeof cs->jobs[0]);
+  if (cs != NULL) cs->n = 0;
+  return cs;
+}
+
+static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt);
+static void send_claims(rtq_worker *w, claimset *cs);
 static void send_claim(rtq_worker *w, rtq__job *j);
 
 /* ---- pop rounds ---- */
@@ -56,7 +73,8 @@ static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
     rtq__note_payload(w, r->len);
     round->got_any = true;
     rtq__queues_result(&w->queues, qi, true, now, w->o.poll_ms);
-    rtq__claim_envelope(w, r->str, r->len, w->queues.q[qi].name, false);
+    rtq__job *j = take_envelope(w, r->str, r->len, w->queues.q[qi].name, false);
+    if (j != NULL) round->claims->jobs[round->claims->n++] = j;
   } else {
     if (r->type == REDIS_REPLY_ERROR)
       rtq_log(RTQ_LOG_ERROR, "pop failed", "queue", w->queues.q[qi].name, "error", r->str, NULL);
@@ -65,6 +83,13 @@ static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
   if (round->replies == round->n) {
     if (w->round == round) w->round = NULL;
     rtq__queues_round_end(&w->queues, round->got_any, round->blocking ? round->qidx[0] : -1);
+    if (round->claims->n > 0 && w->phase != RTQ__DONE) {
+      send_claims(w, round->claims);
+    } else {
+      /* Teardown frees the connections one by one: cmd may be gone. */
+      for (int k = 0; k < round->claims->n; k++) rtq__job_free(w, round->claims->jobs[k]);
+      free(round->claims);
+    }
     free(round);
     if (w->trim_rounds > 0) {
       w->trim_rounds--;
@@ -80,8 +105,14 @@ void rtq__claim_pump(rtq_worker *w) {
   int k = rtq__free_slots(w);
   if (k <= 0) return;
   if (k > w->o.claim_batch) k = w->o.claim_batch;
+  if (k > RTQ__BATCH_MAX) k = RTQ__BATCH_MAX;
   rtq__round *round = malloc(sizeof *round + (size_t)k * sizeof(int));
   if (round == NULL) return;
+  round->claims = claimset_new(k);
+  if (round->claims == NULL) {
+    free(round);
+    return;
+  }
   round->n = round->replies = 0;
   round->got_any = false;
   round->sent_at = rtq__mono_ms();
@@ -107,6 +138,7 @@ void rtq__claim_pump(rtq_worker *w) {
     w->reserved++;
   }
   if (round->n == 0) {
+    free(round->claims);
     free(round);
     return;
   }
@@ -159,7 +191,11 @@ static const char *decode_code(int rc) {
 
 static void send_adopt(rtq_worker *w, rtq__job *j);
 
-void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt) {
+/* Decodes an envelope and tracks it as a job: NULL when it was
+ * dead-lettered (bad bytes, no handler) or could not be tracked. An
+ * adopted one gets its HMGET at once; a claimed one is the caller's to
+ * send. */
+static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt) {
   rtq_envelope e;
   char err[512] = "";
   rtq_envelope_init(&e);
@@ -169,27 +205,32 @@ void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char 
   if (rc != 0) {
     rtq__deadletter(w, buf, len, decode_code(rc), err, id, queue);
     rtq_envelope_destroy(&e);
-    return;
+    return NULL;
   }
   if (rtq__handler_find(w, e.name) == NULL) {
     snprintf(err, sizeof err, "no handler named %s is registered on worker %s", e.name, w->id);
     rtq__deadletter(w, buf, len, RTQ_CODE_UNKNOWN_TASK, err, id, queue);
     rtq_envelope_destroy(&e);
-    return;
+    return NULL;
   }
   rtq__job *j = rtq__job_new(w, buf, len, &e);
   if (j == NULL) {
     rtq_envelope_destroy(&e);
     rtq_log(RTQ_LOG_ERROR, "out of memory tracking a claimed envelope; will look again", NULL);
     w->need_reconcile = true;
-    return;
+    return NULL;
   }
   if (adopt) {
     rtq__job_set_state(w, j, RTQ__JOB_ADOPTING);
     send_adopt(w, j);
-  } else {
-    send_claim(w, j);
+    return NULL;
   }
+  return j;
+}
+
+void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt) {
+  rtq__job *j = take_envelope(w, buf, len, queue, adopt);
+  if (j != NULL) send_claim(w, j);
 }
 
 /* ---- claim.lua ---- */
@@ -213,33 +254,21 @@ static long long elem_int(const redisReply *r, size_t i) {
   return 0;
 }
 
-static void on_claim(rtq_worker *w, redisReply *r, void *pd) {
-  rtq__job *j = pd;
-  w->claims_in_flight--;
-  j->in_flight = false;
-  if (r == NULL) {
-    lost_track(w, j);
-    return;
-  }
-  if (rtq__noscript(w, r)) {
-    send_claim(w, j);
-    return;
-  }
-  const char *kind = elem_str(r, 0);
-  if (r->type == REDIS_REPLY_ERROR || kind == NULL) {
-    rtq_log(RTQ_LOG_ERROR, "claim failed; will look at the processing list again", "task", j->id,
-            "error", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", NULL);
+/* One entry of claim.lua's reply, for job j. */
+static void claim_result(rtq_worker *w, rtq__job *j, const redisReply *e) {
+  const char *kind = elem_str(e, 0);
+  if (kind == NULL) {
+    rtq_log(RTQ_LOG_ERROR, "unexpected claim reply; will look at the processing list again", "task",
+            j->id, NULL);
     w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
     lost_track(w, j);
-    return;
-  }
-  if (strcmp(kind, "ok") == 0) {
-    long long attempt = elem_int(r, 1), timeout = elem_int(r, 3);
+  } else if (strcmp(kind, "ok") == 0) {
+    long long attempt = elem_int(e, 1), timeout = elem_int(e, 3);
     j->attempt = attempt > 0 && attempt <= UINT32_MAX ? (uint32_t)attempt : 1;
     j->timeout_ms = timeout > 0 ? (uint64_t)timeout : (uint64_t)w->o.default_timeout_s * 1000u;
     rtq__job_start(w, j);
   } else if (strcmp(kind, "skip") == 0) {
-    const char *st = elem_str(r, 1);
+    const char *st = elem_str(e, 1);
     rtq_log(RTQ_LOG_INFO, "task not run: no longer pending", "task", j->id, "status", st ? st : "?",
             NULL);
     rtq__job_free(w, j);
@@ -253,27 +282,67 @@ static void on_claim(rtq_worker *w, redisReply *r, void *pd) {
   }
 }
 
-static void send_claim(rtq_worker *w, rtq__job *j) {
-  rtq_key task = rtq_keys_task(&w->keys, j->id);
-  rtq__script_begin(w, RTQ_SCRIPT_CLAIM, 5);
-  rtq__argv_key(w, &task);
+static void on_claims(rtq_worker *w, redisReply *r, void *pd) {
+  claimset *cs = pd;
+  w->claims_in_flight--;
+  for (int i = 0; i < cs->n; i++) cs->jobs[i]->in_flight = false;
+  if (r != NULL && rtq__noscript(w, r)) {
+    send_claims(w, cs);
+    return;
+  }
+  if (r == NULL) {
+    for (int i = 0; i < cs->n; i++) lost_track(w, cs->jobs[i]);
+  } else if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)cs->n) {
+    rtq_log(RTQ_LOG_ERROR, "claim failed; will look at the processing list again", "task",
+            cs->jobs[0]->id, "error", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
+            NULL);
+    w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
+    for (int i = 0; i < cs->n; i++) lost_track(w, cs->jobs[i]);
+  } else {
+    for (int i = 0; i < cs->n; i++) claim_result(w, cs->jobs[i], r->element[i]);
+  }
+  free(cs);
+}
+
+/* One claim.lua call for the jobs of cs (1..RTQ__BATCH_MAX); takes cs. */
+static void send_claims(rtq_worker *w, claimset *cs) {
+  rtq__script_begin(w, RTQ_SCRIPT_CLAIM, 4 + cs->n);
   rtq__argv_key(w, &w->k_processing);
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
   rtq__argv_key(w, &w->k_deadlines);
-  rtq_argv_add_str(&w->argv, j->id);
-  rtq_argv_add(&w->argv, j->env, j->env_len);
+  for (int i = 0; i < cs->n; i++) {
+    rtq_key task = rtq_keys_task(&w->keys, cs->jobs[i]->id);
+    rtq__argv_key(w, &task);
+  }
   rtq_argv_add_str(&w->argv, w->id);
   rtq_argv_add_u64(&w->argv, (uint64_t)w->o.default_timeout_s * 1000u);
   rtq__argv_key(w, &w->k_events);
-  rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
-  j->claimed_running = w->phase == RTQ__RUN;
-  if (rtq__rconn_send(w->cmd, &w->argv, on_claim, j, 0) != 0) {
+  for (int i = 0; i < cs->n; i++) {
+    rtq__job *j = cs->jobs[i];
+    rtq_argv_add_str(&w->argv, j->id);
+    rtq_argv_add(&w->argv, j->env, j->env_len);
+    rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
+    j->claimed_running = w->phase == RTQ__RUN;
+  }
+  if (rtq__rconn_send(w->cmd, &w->argv, on_claims, cs, 0) != 0) {
+    for (int i = 0; i < cs->n; i++) lost_track(w, cs->jobs[i]);
+    free(cs);
+    return;
+  }
+  for (int i = 0; i < cs->n; i++) cs->jobs[i]->in_flight = true;
+  w->claims_in_flight++;
+}
+
+/* A claim of one job (adoption). */
+static void send_claim(rtq_worker *w, rtq__job *j) {
+  claimset *cs = claimset_new(1);
+  if (cs == NULL) {
     lost_track(w, j);
     return;
   }
-  j->in_flight = true;
-  w->claims_in_flight++;
+  cs->jobs[cs->n++] = j;
+  send_claims(w, cs);
 }
 
 /* ---- adoption after a lost reply ---- */

@@ -4,7 +4,8 @@
  * Batching: a finished job is only queued here (the write queue); the
  * queue is flushed from the loop's prepare hook, right before the loop
  * sleeps, so every completion that arrived in one loop iteration leaves
- * in one pipeline on the cmd connection.
+ * in one finish.lua call (RTQ__BATCH_MAX at most per call) on the cmd
+ * connection; its reply has one entry per task.
  *
  * Fencing: finish.lua writes only while the task is running under this
  * worker id and attempt. A 'stale' reply means the task was taken from us
@@ -154,42 +155,57 @@ static uint64_t jitter_ms(rtq_worker *w) {
 
 static void add_opt(rtq_worker *w, const char *s) { rtq_argv_add_str(&w->argv, s ? s : ""); }
 
-static void on_finish(rtq_worker *w, redisReply *r, void *pd);
+/* The jobs of one finish.lua call, in the order of its reply. */
+typedef struct finishset {
+  int n;
+  rtq__job *jobs[RTQ__BATCH_MAX];
+} finishset;
 
-static int send_finish(rtq_worker *w, rtq__job *j) {
-  const rtq__outcome *o = &j->out;
-  rtq_key task = rtq_keys_task(&w->keys, j->id), cancel = rtq_keys_cancel(&w->keys, j->id),
-          chan = rtq_keys_chan_task(&w->keys, j->id);
+static void on_finishes(rtq_worker *w, redisReply *r, void *pd);
+
+static int send_finishes(rtq_worker *w, finishset *fs) {
   char pct[16];
-  rtq__script_begin(w, RTQ_SCRIPT_FINISH, 10);
-  rtq__argv_key(w, &task);
+  rtq__script_begin(w, RTQ_SCRIPT_FINISH, 11 + 2 * fs->n);
   rtq__argv_key(w, &w->k_processing);
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
-  rtq__argv_key(w, &w->k_status[o->status]);
   rtq__argv_key(w, &w->k_deadlines);
   rtq__argv_key(w, &w->k_history);
-  rtq__argv_key(w, &cancel);
   rtq__argv_key(w, &w->k_stats);
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
   rtq__argv_key(w, &w->k_delayed);
-  rtq_argv_add_str(&w->argv, j->id);
-  rtq_argv_add(&w->argv, j->env, j->env_len);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_COMPLETED]);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_FAILED]);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_CANCELLED]);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_TIMEOUT]);
+  for (int i = 0; i < fs->n; i++) {
+    rtq_key task = rtq_keys_task(&w->keys, fs->jobs[i]->id),
+            cancel = rtq_keys_cancel(&w->keys, fs->jobs[i]->id);
+    rtq__argv_key(w, &task);
+    rtq__argv_key(w, &cancel);
+  }
   rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_u64(&w->argv, j->attempt);
-  rtq_argv_add_str(&w->argv, rtq_status_name(o->status));
-  rtq_argv_add(&w->argv, o->result ? o->result : "", o->result ? o->result_len : 0);
-  add_opt(w, o->code);
-  add_opt(w, o->message);
-  rtq_argv_add(&w->argv, o->details ? o->details : "", o->details ? o->details_len : 0);
-  add_opt(w, o->traceback);
   rtq_argv_add_u64(&w->argv, (uint64_t)w->o.result_ttl_s);
   rtq_argv_add_str(&w->argv, w->o.history ? "1" : "0");
   rtq__argv_key(w, &w->k_events);
-  rtq__argv_key(w, &chan);
-  add_opt(w, j->prog.pending ? rtq__pct_format(j->prog.pct, pct) : NULL);
-  add_opt(w, j->prog.pending ? j->prog.msg : NULL);
-  rtq_argv_add_u64(&w->argv, jitter_ms(w));
-  return rtq__rconn_send(w->cmd, &w->argv, on_finish, j, 0);
+  for (int i = 0; i < fs->n; i++) {
+    const rtq__job *j = fs->jobs[i];
+    const rtq__outcome *o = &j->out;
+    rtq_key chan = rtq_keys_chan_task(&w->keys, j->id);
+    rtq_argv_add_str(&w->argv, j->id);
+    rtq_argv_add(&w->argv, j->env, j->env_len);
+    rtq_argv_add_u64(&w->argv, j->attempt);
+    rtq_argv_add_str(&w->argv, rtq_status_name(o->status));
+    rtq_argv_add(&w->argv, o->result ? o->result : "", o->result ? o->result_len : 0);
+    add_opt(w, o->code);
+    add_opt(w, o->message);
+    rtq_argv_add(&w->argv, o->details ? o->details : "", o->details ? o->details_len : 0);
+    add_opt(w, o->traceback);
+    add_opt(w, j->prog.pending ? rtq__pct_format(j->prog.pct, pct) : NULL);
+    add_opt(w, j->prog.pending ? j->prog.msg : NULL);
+    rtq_argv_add_u64(&w->argv, jitter_ms(w));
+    rtq__argv_key(w, &chan);
+  }
+  return rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
 }
 
 /* A write that failed with an error reply (OOM under noeviction, a
@@ -200,25 +216,11 @@ static void retry_later(rtq_worker *w, rtq__job *j, const char *what, const char
   rtq__wq_push(w, j);
 }
 
-static void on_finish(rtq_worker *w, redisReply *r, void *pd) {
-  rtq__job *j = pd;
-  j->in_flight = false;
-  if (r == NULL) {
-    j->resent = true;
-    rtq__wq_push(w, j);
-    return;
-  }
-  if (rtq__noscript(w, r)) {
-    rtq__wq_push(w, j);
-    return;
-  }
-  if (r->type == REDIS_REPLY_ERROR) {
-    retry_later(w, j, "writing a completion failed; retrying", r->str);
-    return;
-  }
-  const char *kind = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
-                             r->element[0]->type == REDIS_REPLY_STRING
-                         ? r->element[0]->str
+/* One entry of finish.lua's reply, for job j. */
+static void finish_result(rtq_worker *w, rtq__job *j, const redisReply *e) {
+  const char *kind = e->type == REDIS_REPLY_ARRAY && e->elements >= 2 &&
+                             e->element[0]->type == REDIS_REPLY_STRING
+                         ? e->element[0]->str
                          : "";
   const char *st = rtq_status_name(j->out.status);
   if (strcmp(kind, "ok") == 0) {
@@ -228,7 +230,7 @@ static void on_finish(rtq_worker *w, redisReply *r, void *pd) {
     w->n_finished++;
     rtq_log(RTQ_LOG_INFO, "task failed; retry scheduled", "task", j->id, "code", j->out.code, NULL);
   } else if (strcmp(kind, "stale") == 0) {
-    const char *now = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
+    const char *now = e->element[1]->type == REDIS_REPLY_STRING ? e->element[1]->str : "";
     w->n_stale++;
     rtq_log(j->resent ? RTQ_LOG_INFO : RTQ_LOG_WARNING,
             j->resent ? "completion already written before the connection dropped"
@@ -238,6 +240,30 @@ static void on_finish(rtq_worker *w, redisReply *r, void *pd) {
     rtq_log(RTQ_LOG_ERROR, "unexpected finish reply", "task", j->id, NULL);
   }
   maybe_free(w, j);
+}
+
+static void on_finishes(rtq_worker *w, redisReply *r, void *pd) {
+  finishset *fs = pd;
+  for (int i = 0; i < fs->n; i++) fs->jobs[i]->in_flight = false;
+  if (r == NULL) {
+    for (int i = 0; i < fs->n; i++) {
+      fs->jobs[i]->resent = true;
+      rtq__wq_push(w, fs->jobs[i]);
+    }
+  } else if (rtq__noscript(w, r)) {
+    for (int i = 0; i < fs->n; i++) rtq__wq_push(w, fs->jobs[i]);
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    for (int i = 0; i < fs->n; i++)
+      retry_later(w, fs->jobs[i], "writing a completion failed; retrying", r->str);
+  } else if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)fs->n) {
+    for (int i = 0; i < fs->n; i++) {
+      rtq_log(RTQ_LOG_ERROR, "unexpected finish reply", "task", fs->jobs[i]->id, NULL);
+      maybe_free(w, fs->jobs[i]);
+    }
+  } else {
+    for (int i = 0; i < fs->n; i++) finish_result(w, fs->jobs[i], r->element[i]);
+  }
+  free(fs);
 }
 
 /* ---- requeue.lua ---- */
@@ -286,10 +312,26 @@ static void on_requeue(rtq_worker *w, redisReply *r, void *pd) {
 
 /* ---- the write queue ---- */
 
+/* Sends the finish batch *fs, if any; on failure its jobs go back on the
+ * write queue. Takes *fs. */
+static int flush_finishes(rtq_worker *w, finishset **fs) {
+  finishset *f = *fs;
+  *fs = NULL;
+  if (f == NULL) return 0;
+  if (send_finishes(w, f) != 0) {
+    for (int i = 0; i < f->n; i++) rtq__wq_push(w, f->jobs[i]);
+    free(f);
+    return -1;
+  }
+  for (int i = 0; i < f->n; i++) f->jobs[i]->in_flight = true;
+  return 0;
+}
+
 void rtq__complete_pump(rtq_worker *w) {
   if (w->wq_head == NULL || !rtq__rconn_up(w->cmd)) return;
   uint64_t now = rtq__mono_ms();
   rtq__job *later = NULL, **later_tail = &later;
+  finishset *fs = NULL;
   rtq__job *j;
   while ((j = rtq__wq_pop(w)) != NULL) {
     if (j->retry_at > now) {
@@ -297,13 +339,23 @@ void rtq__complete_pump(rtq_worker *w) {
       later_tail = &j->qnext;
       continue;
     }
-    int rc = j->state == RTQ__JOB_REQUEUING ? send_requeue(w, j) : send_finish(w, j);
-    if (rc != 0) {
+    if (j->state == RTQ__JOB_REQUEUING) {
+      if (send_requeue(w, j) != 0) {
+        rtq__wq_push(w, j);
+        break;
+      }
+      j->in_flight = true;
+      continue;
+    }
+    if (fs == NULL && (fs = malloc(sizeof *fs)) != NULL) fs->n = 0;
+    if (fs == NULL) {
       rtq__wq_push(w, j);
       break;
     }
-    j->in_flight = true;
+    fs->jobs[fs->n++] = j;
+    if (fs->n == RTQ__BATCH_MAX && flush_finishes(w, &fs) != 0) break;
   }
+  (void)flush_finishes(w, &fs);
   while (later != NULL) {
     rtq__job *next = later->qnext;
     rtq__wq_push(w, later);

@@ -45,6 +45,8 @@
 #define RTQ__TRACEBACK_MAX (64 * 1024)
 #define RTQ__CANCEL_CHECK_MS 1000
 #define RTQ__RETRY_WRITE_MS 1000
+/* Most tasks in one claim.lua or finish.lua call (Lua's unpack is bounded). */
+#define RTQ__BATCH_MAX 256
 
 /* Why a running task is being stopped (also the value of its cancel flag). */
 enum { RTQ__STOP_NONE = 0, RTQ__STOP_CANCEL = 1, RTQ__STOP_TIMEOUT = 2, RTQ__STOP_SHUTDOWN = 3 };

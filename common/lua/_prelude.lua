@@ -20,36 +20,96 @@ local function stat(stats, queue, counter)
   if queue then redis.call('HINCRBY', stats, queue .. '|' .. counter, 1) end
 end
 
+-- A batch gathers the writes to shared keys that a multi-task script makes
+-- for each task, so that each key gets one command per call:
+--   zadd[key] = {score, member, ...}   zrem[key] = {member, ...}
+--   incr[key][field] = n
+-- flush() writes them. A script adds to a key or removes from it, never
+-- both, so the order of the commands does not matter. Lua's unpack is
+-- bounded (about 8000 values): callers send at most 256 tasks per call.
+local function batch_new()
+  return {zadd = {}, zrem = {}, incr = {}}
+end
+
+local function batch_put(list, key, a, b)
+  local l = list[key]
+  if not l then l = {}; list[key] = l end
+  l[#l + 1] = a
+  if b ~= nil then l[#l + 1] = b end
+end
+
+local function batch_incr(bt, key, field, n)
+  local f = bt.incr[key]
+  if not f then f = {}; bt.incr[key] = f end
+  f[field] = (f[field] or 0) + n
+end
+
+local function flush(bt)
+  for key, l in pairs(bt.zrem) do redis.call('ZREM', key, unpack(l)) end
+  for key, l in pairs(bt.zadd) do redis.call('ZADD', key, unpack(l)) end
+  for key, f in pairs(bt.incr) do
+    for field, n in pairs(f) do redis.call('HINCRBY', key, field, n) end
+  end
+end
+
 -- The one terminal write. The caller has checked that the task may end.
 -- t: task key; id; status; now; ttl (s); hist ('1' keeps it in the history
 -- and the status index); k: {index=, history=, cancel=, stats=};
 -- chans: {events=, task=}; fields: extra field/value pairs to set.
--- Without history the task outlives the event by 60 s at most, long
--- enough for a waiter that got the event to read it.
-local function terminal(t, id, status, now, ttl, hist, k, chans, fields)
-  local h = redis.call('HMGET', t, 'created_at', 'queue', 'result_ttl')
-  local created = tonumber(h[1]) or now
-  local own_ttl = tonumber(h[3])
+-- info (optional): what the caller has read of the task already,
+-- {created=, queue=, ttl=, cancel=} (created_at, queue, result_ttl,
+-- cancel_requested); without it they are read here and the cancel flag is
+-- always deleted. bt (optional): a batch to gather the index, history and
+-- stats writes in, which the caller flushes; without it they are written
+-- now.
+-- 1. Without history the task outlives the event by 60 s at most, long
+--    enough for a waiter that got the event to read it.
+-- 2. A completed task drops its args: it cannot be retried, and without
+--    them a finished task takes less memory (docs/PERFORMANCE.md).
+-- 3. The cancel flag exists only while cancel_requested is set (cancel.lua
+--    sets both), except after expire_running, which ends the task first;
+--    the flag has its own expiry.
+local function terminal(t, id, status, now, ttl, hist, k, chans, fields, info, bt)
+  local own = bt == nil
+  if own then bt = batch_new() end
+  if not info then
+    local h = redis.call('HMGET', t, 'created_at', 'queue', 'result_ttl')
+    info = {created = h[1], queue = h[2], ttl = h[3], cancel = true}
+  end
+  local nows = fmt(now)
+  local own_ttl = tonumber(info.ttl)
   if own_ttl and own_ttl > 0 then ttl = own_ttl end
-  local args = {'status', status, 'completed_at', fmt(now)}
+  local args = {'status', status, 'completed_at', nows}
   for i = 1, #fields do args[#args + 1] = fields[i] end
   redis.call('HSET', t, unpack(args))
-  redis.call('HDEL', t, 'deadline')
+  if status == 'completed' then
+    redis.call('HDEL', t, 'deadline', 'args')
+  else
+    redis.call('HDEL', t, 'deadline')
+  end
   if hist == '1' then
-    redis.call('ZADD', k.index, created, id)
-    redis.call('ZADD', k.history, now, id)
+    batch_put(bt.zadd, k.index, tonumber(info.created) and info.created or nows, id)
+    batch_put(bt.zadd, k.history, nows, id)
   elseif ttl > 60 then
     ttl = 60
   end
   redis.call('EXPIRE', t, ttl)
-  redis.call('DEL', k.cancel)
-  stat(k.stats, h[2], status)
-  local ev = {id = id, status = status, at = now}
+  if info.cancel then redis.call('DEL', k.cancel) end
+  if info.queue then batch_incr(bt, k.stats, info.queue .. '|' .. status, 1) end
+  local ev, plain = {id = id, status = status, at = now}, true
   for i = 1, #fields - 1, 2 do
-    if fields[i] == 'progress' then ev.progress = tonumber(fields[i + 1])
-    elseif fields[i] == 'progress_message' then ev.message = fields[i + 1]
-    elseif fields[i] == 'error_code' then ev.error_code = fields[i + 1] end
+    if fields[i] == 'progress' then ev.progress = tonumber(fields[i + 1]); plain = false
+    elseif fields[i] == 'progress_message' then ev.message = fields[i + 1]; plain = false
+    elseif fields[i] == 'error_code' then ev.error_code = fields[i + 1]; plain = false end
   end
-  event(chans.events, ev)
-  event(chans.task, ev)
+  -- ids and statuses are validated names: no quote or backslash. Free
+  -- text (messages, error codes) goes through cjson.
+  if plain then
+    ev = '{"id":"' .. id .. '","status":"' .. status .. '","at":' .. nows .. '}'
+  else
+    ev = cjson.encode(ev)
+  end
+  redis.call('PUBLISH', chans.events, ev)
+  redis.call('PUBLISH', chans.task, ev)
+  if own then flush(bt) end
 end

@@ -1,28 +1,46 @@
--- claim: mark a task the worker has just moved into its processing list as
--- running. A task that is no longer pending (cancelled while it waited, or
--- a stale duplicate) is dropped from the processing list and not run.
--- KEYS: 1 task, 2 processing, 3 status:pending, 4 status:running, 5 deadlines
--- ARGV: 1 id, 2 envelope, 3 worker id, 4 default_timeout_ms, 5 events channel
--- Reply: {'ok', attempt, deadline_ms, timeout_ms}
+-- claim: mark the tasks whose envelopes the worker has just moved into its
+-- processing list as running; one call claims every envelope of a pop
+-- round (1..256), each task checked on its own. A task that is no longer
+-- pending (cancelled while it waited, or a stale duplicate) is dropped from
+-- the processing list and not run.
+-- KEYS: 1 processing, 2 status:pending, 3 status:running, 4 deadlines,
+--       then per task: task
+-- ARGV: 1 worker id, 2 default_timeout_ms, 3 events channel,
+--       then per task 2 values: id, envelope
+-- Reply: one entry per task, in order:
+--        {'ok', attempt, deadline_ms, timeout_ms}
 --        {'skip', status}   dropped, not run
 --        {'missing'}        no task hash: the caller dead-letters the envelope
-local h = redis.call('HMGET', KEYS[1], 'status', 'timeout_ms', 'created_at')
-local st = h[1]
-if not st then return {'missing'} end
-if st ~= 'pending' then
-  redis.call('LREM', KEYS[2], 1, ARGV[2])
-  return {'skip', st}
-end
 local now = now_ms()
-local timeout = tonumber(h[2]) or 0
-if timeout <= 0 then timeout = tonumber(ARGV[4]) end
-local deadline = now + timeout
-local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', fmt(now),
-           'worker', ARGV[3], 'deadline', fmt(deadline))
-redis.call('HDEL', KEYS[1], 'retry_at', 'run_at')
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], tonumber(h[3]) or now, ARGV[1])
-redis.call('ZADD', KEYS[5], deadline, ARGV[1])
-event(ARGV[5], {id = ARGV[1], status = 'running', worker = ARGV[3], attempt = attempt, at = now})
-return {'ok', attempt, deadline, timeout}
+local nows = fmt(now)
+local wid, deftmo, chan = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local out, bt = {}, batch_new()
+for j = 1, #KEYS - 4 do
+  local tk, id, env = KEYS[4 + j], ARGV[2 + 2 * j], ARGV[3 + 2 * j]
+  local h = redis.call('HMGET', tk, 'status', 'timeout_ms', 'created_at', 'attempt', 'retry_at',
+                       'run_at')
+  if not h[1] then
+    out[j] = {'missing'}
+  elseif h[1] ~= 'pending' then
+    redis.call('LREM', KEYS[1], 1, env)
+    out[j] = {'skip', h[1]}
+  else
+    local timeout = tonumber(h[2]) or 0
+    if timeout <= 0 then timeout = deftmo end
+    local deadline = now + timeout
+    local attempt = (tonumber(h[4]) or 0) + 1
+    local ds, as = fmt(deadline), fmt(attempt)
+    redis.call('HSET', tk, 'status', 'running', 'started_at', nows, 'worker', wid,
+               'deadline', ds, 'attempt', as)
+    if h[5] or h[6] then redis.call('HDEL', tk, 'retry_at', 'run_at') end
+    batch_put(bt.zrem, KEYS[2], id)
+    batch_put(bt.zadd, KEYS[3], tonumber(h[3]) and h[3] or nows, id)
+    batch_put(bt.zadd, KEYS[4], ds, id)
+    -- ids and worker ids are validated names: no quote or backslash.
+    redis.call('PUBLISH', chan, '{"id":"' .. id .. '","status":"running","worker":"' .. wid ..
+               '","attempt":' .. as .. ',"at":' .. nows .. '}')
+    out[j] = {'ok', attempt, deadline, timeout}
+  end
+end
+flush(bt)
+return out

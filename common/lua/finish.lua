@@ -1,53 +1,79 @@
--- finish: the worker's completion step, fenced. It writes only while the
--- task is running under this worker id and attempt; otherwise the late
--- result is rejected ('stale') and only the worker's own processing entry
--- is removed. A failure with retries left goes to the delayed set with an
--- exponential backoff instead of ending.
--- KEYS: 1 task, 2 processing, 3 status:running, 4 status:<final>,
---       5 deadlines, 6 history, 7 cancel flag, 8 stats, 9 status:pending,
---       10 delayed
--- ARGV: 1 id, 2 envelope, 3 worker id, 4 attempt, 5 final status,
---       6 result (msgpack, '' = none), 7 error code, 8 error message,
---       9 error details (msgpack), 10 traceback, 11 default result ttl (s),
---       12 history '1'/'0', 13 events channel, 14 task channel,
---       15 progress ('' = unchanged), 16 progress message, 17 jitter (ms)
--- Reply: {'ok', status} | {'retry', run_at_ms} | {'stale', status}
-local h = redis.call('HMGET', KEYS[1], 'status', 'worker', 'attempt',
-                     'max_retries', 'retry_backoff_ms', 'created_at', 'queue')
-redis.call('LREM', KEYS[2], 1, ARGV[2])
-if h[1] ~= 'running' or h[2] ~= ARGV[3] or h[3] ~= ARGV[4] then
-  return {'stale', h[1] or ''}
+-- finish: the worker's completion step, fenced; one call writes a batch of
+-- completions (1..256), each task checked on its own. A task is written
+-- only while it is running under this worker id and attempt; otherwise the
+-- late result is rejected ('stale') and only the worker's own processing
+-- entry is removed. A failure with retries left goes to the delayed set
+-- with an exponential backoff instead of ending.
+-- KEYS: 1 processing, 2 status:running, 3 deadlines, 4 history, 5 stats,
+--       6 status:pending, 7 delayed, 8 status:completed, 9 status:failed,
+--       10 status:cancelled, 11 status:timeout,
+--       then per task 2 keys: task, cancel flag
+-- ARGV: 1 worker id, 2 default result ttl (s), 3 history '1'/'0',
+--       4 events channel,
+--       then per task 13 values: id, envelope, attempt, final status
+--       (completed, failed, cancelled or timeout), result (msgpack, '' =
+--       none), error code, error message, error details (msgpack),
+--       traceback, progress ('' = unchanged), progress message,
+--       jitter (ms), task channel
+-- Reply: one entry per task, in order:
+--        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
+local index = {completed = KEYS[8], failed = KEYS[9], cancelled = KEYS[10], timeout = KEYS[11]}
+local n = (#KEYS - 11) / 2
+for j = 1, n do
+  local final = ARGV[8 + 13 * (j - 1)]
+  if not index[final] then return redis.error_reply('ERR finish: bad final status ' .. final) end
 end
-local id, now, final = ARGV[1], now_ms(), ARGV[5]
-redis.call('ZREM', KEYS[5], id)
-redis.call('ZREM', KEYS[3], id)
-local fields = {}
-local function put(name, v)
-  if v ~= '' then fields[#fields + 1] = name; fields[#fields + 1] = v end
+local now = now_ms()
+local nows = fmt(now)
+local wid, defttl, hist, chan = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local out, bt = {}, batch_new()
+for j = 1, n do
+  local tk, ck = KEYS[10 + 2 * j], KEYS[11 + 2 * j]
+  local b = 5 + 13 * (j - 1)
+  local id, env, attempt, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local h = redis.call('HMGET', tk, 'status', 'worker', 'attempt', 'max_retries',
+                       'retry_backoff_ms', 'created_at', 'queue', 'result_ttl',
+                       'cancel_requested')
+  redis.call('LREM', KEYS[1], 1, env)
+  if h[1] ~= 'running' or h[2] ~= wid or h[3] ~= attempt then
+    out[j] = {'stale', h[1] or ''}
+  else
+    batch_put(bt.zrem, KEYS[3], id)
+    batch_put(bt.zrem, KEYS[2], id)
+    local fields = {}
+    local function put(name, v)
+      if v ~= '' then fields[#fields + 1] = name; fields[#fields + 1] = v end
+    end
+    put('progress', ARGV[b + 9])
+    put('progress_message', ARGV[b + 10])
+    put('result', ARGV[b + 4])
+    put('error_code', ARGV[b + 5])
+    put('error_message', ARGV[b + 6])
+    put('error_details', ARGV[b + 7])
+    put('error_traceback', ARGV[b + 8])
+    local att = tonumber(attempt)
+    if final == 'failed' and att <= (tonumber(h[4]) or 0) then
+      local base = tonumber(h[5]) or 1000
+      local delay = math.min(base * 2 ^ (att - 1), 3600000) + tonumber(ARGV[b + 11])
+      local run_at = fmt(now + delay)
+      put('status', 'pending')
+      put('retry_at', run_at)
+      redis.call('HSET', tk, unpack(fields))
+      redis.call('HDEL', tk, 'deadline')
+      batch_put(bt.zadd, KEYS[6], tonumber(h[6]) and h[6] or nows, id)
+      batch_put(bt.zadd, KEYS[7], run_at, env)
+      if h[7] then batch_incr(bt, KEYS[5], h[7] .. '|retried', 1) end
+      redis.call('PUBLISH', chan, '{"id":"' .. id .. '","status":"pending","retry_at":' .. run_at ..
+                 ',"attempt":' .. fmt(att) .. ',"at":' .. nows .. '}')
+      out[j] = {'retry', tonumber(run_at)}
+    else
+      terminal(tk, id, final, now, defttl, hist,
+               {index = index[final], history = KEYS[4], cancel = ck, stats = KEYS[5]},
+               {events = chan, task = ARGV[b + 12]}, fields,
+               {created = h[6], queue = h[7], ttl = h[8], cancel = h[9]}, bt)
+      out[j] = {'ok', final}
+    end
+  end
 end
-put('progress', ARGV[15])
-put('progress_message', ARGV[16])
-put('result', ARGV[6])
-put('error_code', ARGV[7])
-put('error_message', ARGV[8])
-put('error_details', ARGV[9])
-put('error_traceback', ARGV[10])
-local attempt = tonumber(ARGV[4])
-if final == 'failed' and attempt <= (tonumber(h[4]) or 0) then
-  local base = tonumber(h[5]) or 1000
-  local delay = math.min(base * 2 ^ (attempt - 1), 3600000) + tonumber(ARGV[17])
-  local run_at = now + delay
-  put('status', 'pending')
-  put('retry_at', fmt(run_at))
-  redis.call('HSET', KEYS[1], unpack(fields))
-  redis.call('HDEL', KEYS[1], 'deadline')
-  redis.call('ZADD', KEYS[9], tonumber(h[6]) or now, id)
-  redis.call('ZADD', KEYS[10], run_at, ARGV[2])
-  stat(KEYS[8], h[7], 'retried')
-  event(ARGV[13], {id = id, status = 'pending', retry_at = run_at, attempt = attempt, at = now})
-  return {'retry', run_at}
-end
-terminal(KEYS[1], id, final, now, tonumber(ARGV[11]), ARGV[12],
-         {index = KEYS[4], history = KEYS[6], cancel = KEYS[7], stats = KEYS[8]},
-         {events = ARGV[13], task = ARGV[14]}, fields)
-return {'ok', final}
+flush(bt)
+return out

@@ -263,27 +263,33 @@ static inline bool tb_take(tb *t, const char *wid, const char *queue, tb_claim *
   return true;
 }
 
+/* claim.lua's call for the one envelope cl, as worker wid, into a. */
+static inline void tb_claim_argv(tb *t, rtq_argv *a, const char *wid, const tb_claim *cl) {
+  rtq_argv_init(a);
+  rtq_script_argv(a, RTQ_SCRIPT_CLAIM, 5, false);
+  tb_key(a, rtq_keys_processing(&t->k, wid));
+  tb_key(a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
+  tb_key(a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
+  tb_key(a, rtq_keys_deadlines(&t->k));
+  tb_key(a, rtq_keys_task(&t->k, cl->id));
+  rtq_argv_add_str(a, wid);
+  rtq_argv_add_str(a, "300000");
+  tb_key(a, rtq_keys_chan_events(&t->k));
+  rtq_argv_add_str(a, cl->id);
+  rtq_argv_add(a, cl->env, cl->len);
+}
+
 /* tb_take then claim.lua: the task is running under wid. Returns false
  * when the queue is empty; asserts claim said 'ok'. */
 static inline bool tb_claim_next(tb *t, const char *wid, const char *queue, tb_claim *out) {
   if (!tb_take(t, wid, queue, out)) return false;
   rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 5, false);
-  tb_key(&a, rtq_keys_task(&t->k, out->id));
-  tb_key(&a, rtq_keys_processing(&t->k, wid));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
-  tb_key(&a, rtq_keys_deadlines(&t->k));
-  rtq_argv_add_str(&a, out->id);
-  rtq_argv_add(&a, out->env, out->len);
-  rtq_argv_add_str(&a, wid);
-  rtq_argv_add_str(&a, "300000");
-  tb_key(&a, rtq_keys_chan_events(&t->k));
+  tb_claim_argv(t, &a, wid, out);
   redisReply *r = tb_script_run(t, &a);
-  if (strcmp(r->element[0]->str, "ok") != 0)
-    fail_msg("claim of %s: expected ok, got %s", out->id, r->element[0]->str);
-  out->attempt = r->element[1]->integer;
+  const redisReply *e = r->element[0]; /* one entry per task */
+  if (strcmp(e->element[0]->str, "ok") != 0)
+    fail_msg("claim of %s: expected ok, got %s", out->id, e->element[0]->str);
+  out->attempt = e->element[1]->integer;
   freeReplyObject(r);
   return true;
 }
@@ -295,28 +301,29 @@ static inline char *tb_finish(tb *t, const char *wid, const tb_claim *cl, const 
   snprintf(attempt, sizeof attempt, "%lld", cl->attempt);
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 10, false);
-  tb_key(&a, rtq_keys_task(&t->k, cl->id));
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 13, false);
   tb_key(&a, rtq_keys_processing(&t->k, wid));
   tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
-  rtq_status st;
-  assert_int_equal(rtq_status_parse(status, &st), 0);
-  tb_key(&a, rtq_keys_status(&t->k, st));
   tb_key(&a, rtq_keys_deadlines(&t->k));
   tb_key(&a, rtq_keys_history(&t->k));
-  tb_key(&a, rtq_keys_cancel(&t->k, cl->id));
   tb_key(&a, rtq_keys_stats(&t->k));
   tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
   tb_key(&a, rtq_keys_delayed(&t->k));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_COMPLETED));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_FAILED));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_CANCELLED));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_TIMEOUT));
+  tb_key(&a, rtq_keys_task(&t->k, cl->id));
+  tb_key(&a, rtq_keys_cancel(&t->k, cl->id));
   rtq_key events = rtq_keys_chan_events(&t->k), chan = rtq_keys_chan_task(&t->k, cl->id);
-  const char *args[] = {cl->id, NULL, wid, attempt, status, "", error_code, error_code[0] ? "boom" : "",
-                        "", "", "86400", "1", events.s, chan.s, "", "", "0"};
+  const char *args[] = {wid, "86400", "1", events.s, cl->id, NULL, attempt, status, "", error_code,
+                        error_code[0] ? "boom" : "", "", "", "", "", "0", chan.s};
   for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
-    if (i == 1) rtq_argv_add(&a, cl->env, cl->len);
+    if (i == 5) rtq_argv_add(&a, cl->env, cl->len);
     else rtq_argv_add_str(&a, args[i]);
   }
   redisReply *r = tb_script_run(t, &a);
-  char *tag = strdup(r->element[0]->str);
+  char *tag = strdup(r->element[0]->element[0]->str); /* one entry per task */
   freeReplyObject(r);
   return tag;
 }

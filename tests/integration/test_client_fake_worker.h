@@ -70,21 +70,24 @@ static inline int fw_claim(rtq_conn *c, const rtq_keys *k, const char *queue, co
 
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 5, false);
-  fw_add_key(&a, rtq_keys_task(k, j->id));
   fw_add_key(&a, p);
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
   fw_add_key(&a, rtq_keys_deadlines(k));
-  rtq_argv_add_str(&a, j->id);
-  rtq_argv_add(&a, j->env, j->envlen);
+  fw_add_key(&a, rtq_keys_task(k, j->id));
   rtq_argv_add_str(&a, wid);
   rtq_argv_add_str(&a, "300000");
   fw_add_key(&a, rtq_keys_chan_events(k));
+  rtq_argv_add_str(&a, j->id);
+  rtq_argv_add(&a, j->env, j->envlen);
   rc = rtq_script_run(c, &a, &r);
   rtq_argv_destroy(&a);
   if (rc == 0) {
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && strcmp(r->element[0]->str, "ok") == 0)
-      j->attempt = r->element[1]->integer;
+    /* One entry per task: {'ok', attempt, deadline, timeout} here. */
+    const redisReply *e = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0] : NULL;
+    if (e != NULL && e->type == REDIS_REPLY_ARRAY && e->elements == 4 &&
+        strcmp(e->element[0]->str, "ok") == 0)
+      j->attempt = e->element[1]->integer;
     else
       rc = RTQ_ESTATE;
   }
@@ -132,20 +135,26 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
     return RTQ_EJSON;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 10, false);
-  fw_add_key(&a, rtq_keys_task(k, j->id));
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 13, false);
   fw_add_key(&a, rtq_keys_processing(k, wid));
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
-  fw_add_key(&a, rtq_keys_status(k, st));
   fw_add_key(&a, rtq_keys_deadlines(k));
   fw_add_key(&a, rtq_keys_history(k));
-  fw_add_key(&a, rtq_keys_cancel(k, j->id));
   fw_add_key(&a, rtq_keys_stats(k));
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
   fw_add_key(&a, rtq_keys_delayed(k));
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_COMPLETED));
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_FAILED));
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_CANCELLED));
+  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_TIMEOUT));
+  fw_add_key(&a, rtq_keys_task(k, j->id));
+  fw_add_key(&a, rtq_keys_cancel(k, j->id));
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_str(&a, "86400");
+  rtq_argv_add_str(&a, history);
+  fw_add_key(&a, rtq_keys_chan_events(k));
   rtq_argv_add_str(&a, j->id);
   rtq_argv_add(&a, j->env, j->envlen);
-  rtq_argv_add_str(&a, wid);
   rtq_argv_add_i64(&a, j->attempt);
   rtq_argv_add_str(&a, final);
   rtq_argv_add(&a, res, reslen);
@@ -153,21 +162,21 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
   rtq_argv_add_str(&a, msg ? msg : "");
   rtq_argv_add(&a, det, detlen);
   rtq_argv_add_str(&a, tb ? tb : "");
-  rtq_argv_add_str(&a, "86400");
-  rtq_argv_add_str(&a, history);
-  fw_add_key(&a, rtq_keys_chan_events(k));
-  fw_add_key(&a, rtq_keys_chan_task(k, j->id));
   rtq_argv_add_str(&a, "");
   rtq_argv_add_str(&a, "");
   rtq_argv_add_str(&a, "0");
+  fw_add_key(&a, rtq_keys_chan_task(k, j->id));
   free(res);
   free(det);
   redisReply *r = NULL;
   int rc = rtq_script_run(c, &a, &r);
   rtq_argv_destroy(&a);
   if (rc == 0 && word != NULL) {
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING)
-      snprintf(word, 16, "%s", r->element[0]->str);
+    /* One entry per task. */
+    const redisReply *e = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0] : NULL;
+    if (e != NULL && e->type == REDIS_REPLY_ARRAY && e->elements > 0 &&
+        e->element[0]->type == REDIS_REPLY_STRING)
+      snprintf(word, 16, "%s", e->element[0]->str);
     else
       word[0] = '\0';
   }

@@ -138,22 +138,25 @@ static char *finish_by_hand(const char *id, const char *env, size_t envlen, cons
   rtq_argv_init(&a);
   rtq_key task = rtq_keys_task(&tw_keys, id), proc = rtq_keys_processing(&tw_keys, worker),
           cancel = rtq_keys_cancel(&tw_keys, id), chan = rtq_keys_chan_task(&tw_keys, id);
-  rtq_key keys[10] = {task,
-                      proc,
+  rtq_key keys[13] = {proc,
                       rtq_keys_status(&tw_keys, RTQ_STATUS_RUNNING),
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_COMPLETED),
                       rtq_keys_deadlines(&tw_keys),
                       rtq_keys_history(&tw_keys),
-                      cancel,
                       rtq_keys_stats(&tw_keys),
                       rtq_keys_status(&tw_keys, RTQ_STATUS_PENDING),
-                      rtq_keys_delayed(&tw_keys)};
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 10, true);
-  for (int i = 0; i < 10; i++) rtq_argv_add(&a, keys[i].s, keys[i].len);
+                      rtq_keys_delayed(&tw_keys),
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_COMPLETED),
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_FAILED),
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_CANCELLED),
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_TIMEOUT),
+                      task,
+                      cancel};
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 13, true);
+  for (int i = 0; i < 13; i++) rtq_argv_add(&a, keys[i].s, keys[i].len);
   rtq_key ev = rtq_keys_chan_events(&tw_keys);
-  const char *args[] = {id, NULL, worker, attempt, "completed", "", "", "", "", "", "60", "1", ev.s, chan.s, "", "", "0"};
+  const char *args[] = {worker, "60", "1", ev.s, id, NULL, attempt, "completed", "", "", "", "", "", "", "", "0", chan.s};
   for (int i = 0; i < 17; i++) {
-    if (i == 1)
+    if (i == 5)
       rtq_argv_add(&a, env, envlen);
     else
       rtq_argv_add_str(&a, args[i]);
@@ -161,7 +164,8 @@ static char *finish_by_hand(const char *id, const char *env, size_t envlen, cons
   redisReply *r = rtq_test_command_argv(rc_, &a);
   rtq_argv_destroy(&a);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-  char *kind = strdup(r->element[0]->str);
+  assert_int_equal(r->elements, 1); /* one entry per task */
+  char *kind = strdup(r->element[0]->element[0]->str);
   freeReplyObject(r);
   return kind;
 }
