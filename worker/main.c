@@ -29,6 +29,8 @@ static const char usage[] =
     "  --queue NAME[:WEIGHT]     serve a queue; repeat for several (default: default:1)\n"
     "  --strict-priority         queues in the order given instead of by weight\n"
     "  --concurrency N           slots (RTQ_MAX_CONCURRENT_TASKS; default 50)\n"
+    "  --max-concurrent-tasks N, --task-result-ttl S, --enable-task-history BOOL,\n"
+    "  --max-task-history N      the settings' own names, same as the flags here\n"
     "  --isolation thread|process  run handlers in pool threads (default) or forked children\n"
     "  --rlimit-as MB            address-space limit of each child (process isolation)\n"
     "  --rlimit-cpu S            CPU-time limit of each child (process isolation)\n"
@@ -57,7 +59,7 @@ static const char usage[] =
 
 enum {
   OPT_REDIS = 256, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
-  OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_MAXHIST,
+  OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH,
   OPT_PAYLOAD, OPT_STACK, OPT_HELP, OPT_VERSION
 };
@@ -69,6 +71,11 @@ static const struct option longopts[] = {
     {"queue", required_argument, NULL, OPT_QUEUE},
     {"strict-priority", no_argument, NULL, OPT_STRICT},
     {"concurrency", required_argument, NULL, OPT_CONC},
+    /* The settings' own names (config.h) work as flags too. */
+    {"max-concurrent-tasks", required_argument, NULL, OPT_CONC},
+    {"task-result-ttl", required_argument, NULL, OPT_RTTL},
+    {"enable-task-history", required_argument, NULL, OPT_HIST},
+    {"max-task-history", required_argument, NULL, OPT_MAXHIST},
     {"isolation", required_argument, NULL, OPT_ISO},
     {"rlimit-as", required_argument, NULL, OPT_RAS},
     {"rlimit-cpu", required_argument, NULL, OPT_RCPU},
@@ -193,6 +200,7 @@ static int parse_flags(cli *c, int argc, char **argv) {
       case OPT_DTIMEOUT: rc = set_cfg(c, "default_timeout", optarg); break;
       case OPT_RTTL: rc = set_cfg(c, "task_result_ttl", optarg); break;
       case OPT_NOHIST: rc = set_cfg(c, "enable_task_history", "false"); break;
+      case OPT_HIST: rc = set_cfg(c, "enable_task_history", optarg); break;
       case OPT_MAXHIST: rc = set_cfg(c, "max_task_history", optarg); break;
       case OPT_LOG: rc = set_cfg(c, "log_level", optarg); break;
       case OPT_DEMO: c->demo = true; break;

@@ -62,7 +62,10 @@ static void test_worker_bad_flags_exit_2(void **state) {
                           {"--queue", "a:0", NULL, NULL},
                           {"--concurrency", "0", NULL, NULL},
                           {"--shutdown-grace", "soon", NULL, NULL},
-                          {"--namespace", "bad ns", NULL, NULL}};
+                          {"--namespace", "bad ns", NULL, NULL},
+                          {"--enable-task-history", "maybe", NULL, NULL},
+                          {"--max-concurrent-tasks", "-1", NULL, NULL},
+                          {"--task-result-ttl", "forever", NULL, NULL}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     const char *argv[] = {"rtq-worker", "--redis", rtq_test_redis_url(), "--demo-handlers", bad[i][0], bad[i][1], NULL};
     pid_t pid = rtq_test_spawn(tw_bin(), argv, NULL);
