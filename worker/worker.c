@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "defaults.h"
+#include "errbuf.h"
 #include "ids.h"
 #include "internal.h"
 #include "log.h"
@@ -58,17 +59,6 @@ void rtq__set_err(rtq_worker *w, const char *fmt, ...) {
   va_end(ap);
 }
 
-static int bad(char *errbuf, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *errbuf, size_t errcap, const char *fmt, ...) {
-  if (errbuf != NULL && errcap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errcap, fmt, ap);
-    va_end(ap);
-  }
-  return RTQ_EINVAL;
-}
-
 /* Fills zero fields with defaults and checks ranges. */
 static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   rtq_worker_options d;
@@ -93,10 +83,10 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
 #undef DEF
   if (o->redis_url == NULL) o->redis_url = d.redis_url;
   if (o->ns == NULL) o->ns = d.ns;
-#define RANGE(f, lo, hi)                                                                         \
-  if (o->f < (lo) || o->f > (hi))                                                                \
-    return bad(errbuf, errcap, "invalid " #f " %lld: expected %lld..%lld", (long long)o->f, \
-               (long long)(lo), (long long)(hi))
+#define RANGE(f, lo, hi)                                                                     \
+  if (o->f < (lo) || o->f > (hi))                                                            \
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "invalid " #f " %lld: expected %lld..%lld", \
+                     (long long)o->f, (long long)(lo), (long long)(hi))
   RANGE(concurrency, 1, 10000);
   RANGE(heartbeat_interval_ms, 100, 3600000);
   RANGE(heartbeat_ttl_ms, 200, 86400000);
@@ -116,11 +106,13 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   RANGE(claim_batch, 0, 10000);
 #undef RANGE
   if (o->heartbeat_ttl_ms <= o->heartbeat_interval_ms)
-    return bad(errbuf, errcap, "heartbeat_ttl_ms (%d) must exceed heartbeat_interval_ms (%d)",
-               o->heartbeat_ttl_ms, o->heartbeat_interval_ms);
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap,
+                     "heartbeat_ttl_ms (%d) must exceed heartbeat_interval_ms (%d)",
+                     o->heartbeat_ttl_ms, o->heartbeat_interval_ms);
   if (o->isolation != RTQ_ISOLATION_THREAD && o->isolation != RTQ_ISOLATION_PROCESS)
-    return bad(errbuf, errcap, "invalid isolation %d", (int)o->isolation);
-  if (o->max_payload < 64) return bad(errbuf, errcap, "max_payload must be at least 64 bytes");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "invalid isolation %d", (int)o->isolation);
+  if (o->max_payload < 64)
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "max_payload must be at least 64 bytes");
   if (o->claim_batch == 0 || o->claim_batch > o->concurrency) o->claim_batch = o->concurrency;
   return 0;
 }
@@ -140,7 +132,8 @@ static uint64_t wall_ms(void) {
 
 static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   if (rtq_keys_init(&w->keys, w->ns, w->o.cluster) != 0)
-    return bad(errbuf, errcap, "invalid namespace \"%.64s\": expected ^[A-Za-z0-9._-]{1,64}$", w->ns);
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap,
+                     "invalid namespace \"%.64s\": expected ^[A-Za-z0-9._-]{1,64}$", w->ns);
   w->k_processing = rtq_keys_processing(&w->keys, w->id);
   w->k_worker = rtq_keys_worker(&w->keys, w->id);
   w->k_workers = rtq_keys_workers(&w->keys);
@@ -156,9 +149,11 @@ static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   if (w->k_queue == NULL) return RTQ_ENOMEM;
   for (int i = 0; i < w->queues.n; i++) {
     w->k_queue[i] = rtq_keys_queue(&w->keys, w->queues.q[i].name);
-    if (w->k_queue[i].len == 0) return bad(errbuf, errcap, "queue key too long: %s", w->queues.q[i].name);
+    if (w->k_queue[i].len == 0)
+      return rtq__errf(RTQ_EINVAL, errbuf, errcap, "queue key too long: %s", w->queues.q[i].name);
   }
-  if (w->k_processing.len == 0 || w->k_worker.len == 0) return bad(errbuf, errcap, "worker id too long");
+  if (w->k_processing.len == 0 || w->k_worker.len == 0)
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "worker id too long");
   return 0;
 }
 
@@ -179,7 +174,7 @@ static int make_conns(rtq_worker *w) {
 
 int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbuf, size_t errcap) {
   if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
-  if (out == NULL || opts == NULL) return bad(errbuf, errcap, "no options given");
+  if (out == NULL || opts == NULL) return rtq__errf(RTQ_EINVAL, errbuf, errcap, "no options given");
   *out = NULL;
   rtq_worker *w = calloc(1, sizeof *w);
   if (w == NULL) return RTQ_ENOMEM;
@@ -196,7 +191,8 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
   if (rc == 0) rc = rtq__queues_init(&w->queues, opts->queues, opts->nqueues, opts->strict_priority, errbuf, errcap);
   w->o.queues = NULL;
   w->o.nqueues = 0;
-  if (rc == 0 && rtq_worker_id_new(w->id, sizeof w->id) != 0) rc = bad(errbuf, errcap, "could not make a worker id");
+  if (rc == 0 && rtq_worker_id_new(w->id, sizeof w->id) != 0)
+    rc = rtq__errf(RTQ_EINVAL, errbuf, errcap, "could not make a worker id");
   if (rc == 0) rc = build_keys(w, errbuf, errcap);
   if (rc == 0 && gethostname(w->host, sizeof w->host - 1) != 0) snprintf(w->host, sizeof w->host, "unknown");
   if (rc == 0 && (w->ev = rtq__ev_new(w)) == NULL) rc = RTQ_ENOMEM;
