@@ -158,8 +158,19 @@ static void add_opt(rtq_worker *w, const char *s) { rtq_argv_add_str(&w->argv, s
 /* The jobs of one finish.lua call, in the order of its reply. */
 typedef struct finishset {
   int n;
+  size_t bytes; /* results, details and tracebacks in the call so far */
   rtq__job *jobs[RTQ__BATCH_MAX];
 } finishset;
+
+/* A finish call is sent early once its payload passes this: Redis holds a
+ * whole command in memory before the script runs, and a resend after a
+ * lost connection must not meet the same giant call again and again. */
+#define FINISH_BATCH_BYTES (8u * 1024u * 1024u)
+
+static size_t outcome_bytes(const rtq__outcome *o) {
+  return o->result_len + o->details_len + (o->traceback ? strlen(o->traceback) : 0) +
+         (o->message ? strlen(o->message) : 0);
+}
 
 static void on_finishes(rtq_worker *w, redisReply *r, void *pd);
 
@@ -347,13 +358,15 @@ void rtq__complete_pump(rtq_worker *w) {
       j->in_flight = true;
       continue;
     }
-    if (fs == NULL && (fs = malloc(sizeof *fs)) != NULL) fs->n = 0;
+    if (fs == NULL && (fs = malloc(sizeof *fs)) != NULL) fs->n = 0, fs->bytes = 0;
     if (fs == NULL) {
       rtq__wq_push(w, j);
       break;
     }
     fs->jobs[fs->n++] = j;
-    if (fs->n == RTQ__BATCH_MAX && flush_finishes(w, &fs) != 0) break;
+    fs->bytes += outcome_bytes(&j->out);
+    if ((fs->n == RTQ__BATCH_MAX || fs->bytes >= FINISH_BATCH_BYTES) && flush_finishes(w, &fs) != 0)
+      break;
   }
   (void)flush_finishes(w, &fs);
   while (later != NULL) {

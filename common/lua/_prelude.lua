@@ -67,8 +67,9 @@ end
 -- 2. A completed task drops its args: it cannot be retried, and without
 --    them a finished task takes less memory (docs/PERFORMANCE.md).
 -- 3. The cancel flag exists only while cancel_requested is set (cancel.lua
---    sets both), except after expire_running, which ends the task first;
---    the flag has its own expiry.
+--    sets both), except after expire_running, which ends the task first,
+--    and after requeue, which clears cancel_requested (finish then deletes
+--    the flag of a task it ends cancelled); the flag has its own expiry.
 local function terminal(t, id, status, now, ttl, hist, k, chans, fields, info, bt)
   local own = bt == nil
   if own then bt = batch_new() end

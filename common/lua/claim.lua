@@ -11,11 +11,17 @@
 --        {'ok', attempt, deadline_ms, timeout_ms}
 --        {'skip', status}   dropped, not run
 --        {'missing'}        no task hash: the caller dead-letters the envelope
+local n = #KEYS - 4
+-- Checked before the first write: Redis does not undo a script's earlier
+-- writes when it errors half-way.
+if n < 1 or n > 256 or #ARGV ~= 3 + 2 * n or not tonumber(ARGV[2]) then
+  return redis.error_reply('ERR claim: expected 1..256 tasks with 1 key and 2 values each')
+end
 local now = now_ms()
 local nows = fmt(now)
 local wid, deftmo, chan = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out, bt = {}, batch_new()
-for j = 1, #KEYS - 4 do
+for j = 1, n do
   local tk, id, env = KEYS[4 + j], ARGV[2 + 2 * j], ARGV[3 + 2 * j]
   local h = redis.call('HMGET', tk, 'status', 'timeout_ms', 'created_at', 'attempt', 'retry_at',
                        'run_at')

@@ -19,9 +19,18 @@
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
 local index = {completed = KEYS[8], failed = KEYS[9], cancelled = KEYS[10], timeout = KEYS[11]}
 local n = (#KEYS - 11) / 2
+-- Every check that could fail comes before the first write: Redis does
+-- not undo a script's earlier writes when it errors half-way.
+if n < 1 or n > 256 or n % 1 ~= 0 or #ARGV ~= 4 + 13 * n or not tonumber(ARGV[2]) then
+  return redis.error_reply('ERR finish: expected 1..256 tasks with 2 keys and 13 values each')
+end
 for j = 1, n do
-  local final = ARGV[8 + 13 * (j - 1)]
+  local b = 5 + 13 * (j - 1)
+  local final = ARGV[b + 3]
   if not index[final] then return redis.error_reply('ERR finish: bad final status ' .. final) end
+  if not tonumber(ARGV[b + 2]) or not tonumber(ARGV[b + 11]) then
+    return redis.error_reply('ERR finish: attempt and jitter must be numbers')
+  end
 end
 local now = now_ms()
 local nows = fmt(now)
@@ -70,7 +79,8 @@ for j = 1, n do
       terminal(tk, id, final, now, defttl, hist,
                {index = index[final], history = KEYS[4], cancel = ck, stats = KEYS[5]},
                {events = chan, task = ARGV[b + 12]}, fields,
-               {created = h[6], queue = h[7], ttl = h[8], cancel = h[9]}, bt)
+               {created = h[6], queue = h[7], ttl = h[8],
+                cancel = h[9] or final == 'cancelled'}, bt)
       out[j] = {'ok', final}
     end
   end

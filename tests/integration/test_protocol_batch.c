@@ -1,0 +1,242 @@
+/*
+ * test_protocol_batch.c - claim.lua and finish.lua with several tasks per
+ * call and mixed outcomes: each reply entry belongs to its own task, each
+ * task is fenced on its own, and a malformed call is refused before it
+ * writes anything.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "argv.h"
+#include "harness.h"
+#include "keys.h"
+#include "rtq/client.h"
+#include "scripts.h"
+
+#define WID "w-batch"
+
+static rtq_keys ks;
+static rtq_client *cl;
+static rtq_conn *rc_;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys_init(&ks, "rtq", false);
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  if (rtq_client_new(&o, &cl) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  rc_ = rtq_test_conn();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_client_free(cl);
+  rtq_conn_free(rc_);
+  return 0;
+}
+
+static void key(rtq_argv *a, rtq_key k) { rtq_argv_add(a, k.s, k.len); }
+
+static void create(const char *id, uint32_t max_retries) {
+  rtq_task_options o;
+  memset(&o, 0, sizeof o);
+  o.id = id;
+  o.max_retries = max_retries;
+  o.retry_backoff_ms = 60000;
+  char out[RTQ_TASK_ID_SIZE];
+  assert_int_equal(rtq_create_task(cl, "noop", NULL, &o, out, NULL), 0);
+}
+
+/* LMOVE the next envelope into the processing list; returns its bytes. */
+static redisReply *take(void) {
+  rtq_key q = rtq_keys_queue(&ks, "default"), p = rtq_keys_processing(&ks, WID);
+  redisReply *r = rtq_test_command(rc_, "LMOVE", q.s, p.s, "RIGHT", "LEFT", NULL);
+  assert_int_equal(r->type, REDIS_REPLY_STRING);
+  return r;
+}
+
+static char *field(const char *id, const char *name) {
+  rtq_key t = rtq_keys_task(&ks, id);
+  return rtq_test_cmd_str(rc_, "HGET", t.s, name, NULL);
+}
+
+static void assert_field(const char *id, const char *name, const char *want) {
+  char *v = field(id, name);
+  if (v == NULL || strcmp(v, want) != 0) fail_msg("%s.%s = %s, want %s", id, name, v ? v : "(nil)", want);
+  free(v);
+}
+
+/* claim.lua for the given (id, envelope) pairs. */
+static redisReply *claim(const char **ids, redisReply **envs, int n) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 4 + n, true);
+  key(&a, rtq_keys_processing(&ks, WID));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
+  key(&a, rtq_keys_deadlines(&ks));
+  for (int i = 0; i < n; i++) key(&a, rtq_keys_task(&ks, ids[i]));
+  rtq_argv_add_str(&a, WID);
+  rtq_argv_add_str(&a, "300000");
+  key(&a, rtq_keys_chan_events(&ks));
+  for (int i = 0; i < n; i++) {
+    rtq_argv_add_str(&a, ids[i]);
+    rtq_argv_add(&a, envs[i]->str, envs[i]->len);
+  }
+  redisReply *r = rtq_test_command_argv(rc_, &a);
+  rtq_argv_destroy(&a);
+  return r;
+}
+
+typedef struct fin {
+  const char *id;
+  redisReply *env;
+  const char *attempt;
+  const char *status;
+  const char *jitter;
+} fin;
+
+/* finish.lua for the given completions. */
+static redisReply *finish(const fin *f, int n) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 11 + 2 * n, true);
+  key(&a, rtq_keys_processing(&ks, WID));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
+  key(&a, rtq_keys_deadlines(&ks));
+  key(&a, rtq_keys_history(&ks));
+  key(&a, rtq_keys_stats(&ks));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
+  key(&a, rtq_keys_delayed(&ks));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_COMPLETED));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_FAILED));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_CANCELLED));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_TIMEOUT));
+  for (int i = 0; i < n; i++) {
+    key(&a, rtq_keys_task(&ks, f[i].id));
+    key(&a, rtq_keys_cancel(&ks, f[i].id));
+  }
+  rtq_argv_add_str(&a, WID);
+  rtq_argv_add_str(&a, "86400");
+  rtq_argv_add_str(&a, "1");
+  key(&a, rtq_keys_chan_events(&ks));
+  for (int i = 0; i < n; i++) {
+    rtq_argv_add_str(&a, f[i].id);
+    rtq_argv_add(&a, f[i].env->str, f[i].env->len);
+    rtq_argv_add_str(&a, f[i].attempt);
+    rtq_argv_add_str(&a, f[i].status);
+    rtq_argv_add(&a, "\xc0", 1); /* result: nil */
+    const char *err = strcmp(f[i].status, "failed") == 0 ? "E_TEST" : "";
+    rtq_argv_add_str(&a, err);
+    rtq_argv_add_str(&a, *err ? "it failed \"on purpose\"" : "");
+    rtq_argv_add_str(&a, "");
+    rtq_argv_add_str(&a, "");
+    rtq_argv_add_str(&a, "100");
+    rtq_argv_add_str(&a, "done");
+    rtq_argv_add_str(&a, f[i].jitter);
+    key(&a, rtq_keys_chan_task(&ks, f[i].id));
+  }
+  redisReply *r = rtq_test_command_argv(rc_, &a);
+  rtq_argv_destroy(&a);
+  return r;
+}
+
+static const char *tag(const redisReply *r, size_t i) {
+  assert_true(r->type == REDIS_REPLY_ARRAY && i < r->elements);
+  const redisReply *e = r->element[i];
+  assert_true(e->type == REDIS_REPLY_ARRAY && e->elements >= 1);
+  return e->element[0]->str;
+}
+
+static void test_protocol_batch_claim_and_finish_map_each_task(void **state) {
+  (void)state;
+  create("b-ok", 0);
+  create("b-cancelled", 0);
+  create("b-retry", 1);
+  create("b-stale", 0);
+  redisReply *env[4];
+  for (int i = 0; i < 4; i++) env[i] = take();
+  assert_int_equal(rtq_cancel_task(cl, "b-cancelled", NULL), 0);
+  /* An envelope whose task hash does not exist: claim reports it missing. */
+  const char *ids[5] = {"b-ok", "b-cancelled", "b-retry", "b-stale", "b-nohash"};
+  redisReply *envs[5] = {env[0], env[1], env[2], env[3], env[0]};
+
+  redisReply *r = claim(ids, envs, 5);
+  assert_int_equal(r->elements, 5);
+  assert_string_equal(tag(r, 0), "ok");
+  assert_string_equal(tag(r, 1), "skip");
+  assert_string_equal(tag(r, 2), "ok");
+  assert_string_equal(tag(r, 3), "ok");
+  assert_string_equal(tag(r, 4), "missing");
+  freeReplyObject(r);
+  assert_field("b-ok", "status", "running");
+  assert_field("b-cancelled", "status", "cancelled");
+  assert_field("b-stale", "attempt", "1");
+
+  /* One call: a completion, a retried failure, and a stale result (wrong
+   * attempt) whose task must stay running. */
+  fin f[3] = {{"b-ok", env[0], "1", "completed", "0"},
+              {"b-retry", env[2], "1", "failed", "7"},
+              {"b-stale", env[3], "2", "completed", "0"}};
+  r = finish(f, 3);
+  assert_int_equal(r->elements, 3);
+  assert_string_equal(tag(r, 0), "ok");
+  assert_string_equal(tag(r, 1), "retry");
+  assert_string_equal(tag(r, 2), "stale");
+  freeReplyObject(r);
+  assert_field("b-ok", "status", "completed");
+  assert_field("b-ok", "progress", "100");
+  assert_field("b-retry", "status", "pending");
+  assert_field("b-retry", "error_code", "E_TEST");
+  assert_field("b-stale", "status", "running");
+  rtq_key t = rtq_keys_task(&ks, "b-ok");
+  assert_true(rtq_test_cmd_int(rc_, "TTL", t.s, NULL) > 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_delayed(&ks).s, NULL), 1);
+  rtq_key done = rtq_keys_status(&ks, RTQ_STATUS_COMPLETED);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", done.s, NULL), 1);
+  rtq_key running = rtq_keys_status(&ks, RTQ_STATUS_RUNNING);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", running.s, NULL), 1);
+  for (int i = 0; i < 4; i++) freeReplyObject(env[i]);
+}
+
+static void test_protocol_batch_malformed_call_writes_nothing(void **state) {
+  (void)state;
+  create("m-1", 0);
+  create("m-2", 0);
+  redisReply *env[2] = {take(), take()};
+  const char *ids[2] = {"m-1", "m-2"};
+  redisReply *r = claim(ids, env, 2);
+  freeReplyObject(r);
+  /* The second completion carries a jitter that is not a number: the call
+   * is refused before the first task is written. */
+  fin f[2] = {{"m-1", env[0], "1", "completed", "0"}, {"m-2", env[1], "1", "completed", "soon"}};
+  r = finish(f, 2);
+  assert_int_equal(r->type, REDIS_REPLY_ERROR);
+  freeReplyObject(r);
+  assert_field("m-1", "status", "running");
+  assert_field("m-2", "status", "running");
+  rtq_key p = rtq_keys_processing(&ks, WID);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", p.s, NULL), 2);
+  freeReplyObject(env[0]);
+  freeReplyObject(env[1]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_protocol_batch_claim_and_finish_map_each_task, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_batch_malformed_call_writes_nothing, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
