@@ -79,8 +79,27 @@ typedef struct helper {
   int wait_for_subscriber; /* finish only once the waiter listens */
   int mode;                /* 0 complete, 1 fake terminal event + DEL,
                             * 2 kill the subscription, then complete */
+  long long hgetall_before; /* mode 1: HGETALL calls before the wait began */
   int rc;
 } helper;
+
+/* calls= of HGETALL in INFO commandstats, or -1; never asserts (it runs on
+ * the helper thread). */
+static long long hgetall_calls(rtq_conn *c) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "INFO");
+  rtq_argv_add_str(&a, "commandstats");
+  redisReply *r = NULL;
+  long long n = -1;
+  if (rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_STRING) {
+    const char *p = strstr(r->str, "cmdstat_hgetall:calls=");
+    n = p != NULL ? atoll(p + strlen("cmdstat_hgetall:calls=")) : 0;
+  }
+  if (r != NULL) freeReplyObject(r);
+  rtq_argv_destroy(&a);
+  return n;
+}
 
 static void wait_subscriber(rtq_conn *c, const char *id) {
   uint64_t deadline = rtq_test_now_ms() + 5000;
@@ -111,7 +130,13 @@ static void *helper_main(void *arg) {
     h->rc = fw_run_one(h->conn, &keys, "default", "helper", "{\"done\":true}");
     return NULL;
   }
-  /* History off and the hash already expired when the waiter reads it. */
+  /* History off: the terminal event comes, and the hash has expired by
+   * the time the waiter reads it again. The waiter's first status check
+   * (an HGETALL after it subscribed) must be over before the hash goes,
+   * or the task is rightly "not found". */
+  uint64_t deadline = rtq_test_now_ms() + 5000;
+  for (int i = 0; hgetall_calls(h->conn) <= h->hgetall_before && rtq_test_now_ms() < deadline; i++)
+    rtq__test_poll_pause(i);
   rtq_key t = rtq_keys_task(&keys, h->id), ch = rtq_keys_chan_task(&keys, h->id);
   char ev[256];
   snprintf(ev, sizeof ev, "{\"id\":\"%s\",\"status\":\"failed\",\"at\":1234567}", h->id);
@@ -135,6 +160,7 @@ static void helper_start(helper *h, const char *id, int wait_sub, int mode) {
   h->id = id;
   h->wait_for_subscriber = wait_sub;
   h->mode = mode;
+  if (mode == 1) h->hgetall_before = hgetall_calls(h->conn);
   assert_int_equal(pthread_create(&h->th, NULL, helper_main, h), 0);
 }
 
