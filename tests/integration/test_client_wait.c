@@ -20,6 +20,7 @@
 #include "harness.h"
 #include "keys.h"
 #include "rtq/client.h"
+#include "test_client_fixture.h"
 #include "test_client_fake_worker.h"
 
 /* The seam in client/wait.c. */
@@ -31,21 +32,14 @@ static rtq_conn *rc_;
 
 static int setup(void **state) {
   (void)state;
-  rtq_test_redis_flush();
-  rtq_keys_init(&keys, "rtq", false);
-  rtq_client_options o;
-  memset(&o, 0, sizeof o);
-  o.redis_url = rtq_test_redis_url();
-  if (rtq_client_new(&o, &cl) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
-  rc_ = rtq_test_conn();
+  tc_open(&keys, &cl, &rc_);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
   rtq__wait_subscribed_hook = NULL;
-  rtq_client_free(cl);
-  rtq_conn_free(rc_);
+  tc_close(&cl, &rc_);
   return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "keys.h"
 #include "rtq/client.h"
 #include "scripts.h"
+#include "test_client_fixture.h"
 
 #define WID "w-batch"
 
@@ -28,20 +29,13 @@ static rtq_conn *rc_;
 
 static int setup(void **state) {
   (void)state;
-  rtq_test_redis_flush();
-  rtq_keys_init(&ks, "rtq", false);
-  rtq_client_options o;
-  memset(&o, 0, sizeof o);
-  o.redis_url = rtq_test_redis_url();
-  if (rtq_client_new(&o, &cl) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
-  rc_ = rtq_test_conn();
+  tc_open(&ks, &cl, &rc_);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  rtq_client_free(cl);
-  rtq_conn_free(rc_);
+  tc_close(&cl, &rc_);
   return 0;
 }
 

@@ -17,20 +17,14 @@ static tw_worker wk;
 
 static int setup(void **state) {
   (void)state;
-  rtq_test_redis_flush();
-  rtq_keys_init(&tw_keys, "rtq", false);
-  cl = tw_client(rtq_test_redis_url());
-  rc_ = rtq_test_conn();
+  tw_open(&cl, &rc_, &wk);
   tw_start(&wk, rtq_test_redis_url(), NULL);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  int code = tw_stop(&wk, 15000);
-  assert_int_equal(code, 0);
-  rtq_client_free(cl);
-  rtq_conn_free(rc_);
+  tw_close(cl, rc_, &wk, true);
   return 0;
 }
 

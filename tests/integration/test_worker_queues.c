@@ -14,19 +14,13 @@ static tw_worker wk;
 
 static int setup(void **state) {
   (void)state;
-  rtq_test_redis_flush();
-  rtq_keys_init(&tw_keys, "rtq", false);
-  cl = tw_client(rtq_test_redis_url());
-  rc_ = rtq_test_conn();
-  wk.pid = -1;
+  tw_open(&cl, &rc_, &wk);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  if (wk.pid > 0) assert_int_equal(tw_stop(&wk, 15000), 0);
-  rtq_client_free(cl);
-  rtq_conn_free(rc_);
+  tw_close(cl, rc_, &wk, true);
   return 0;
 }
 

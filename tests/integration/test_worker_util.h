@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,6 +146,28 @@ static inline int tw_stop(tw_worker *w, int timeout_ms) {
     if (f != NULL) fclose(f);
   }
   return code;
+}
+
+/* The fixture most worker tests share, fresh for each test: the default
+ * redis-server flushed, a producer client, a raw connection for assertions,
+ * and no worker yet (wk->pid -1; the setup or the test starts one). */
+static inline void tw_open(rtq_client **cl, rtq_conn **rc, tw_worker *wk) {
+  rtq_test_redis_flush();
+  rtq_keys_init(&tw_keys, "rtq", false);
+  *cl = tw_client(rtq_test_redis_url());
+  *rc = rtq_test_conn();
+  wk->pid = -1;
+}
+
+/* Stops the worker if one was started, asserting a clean exit (status 0)
+ * when clean_exit is set, then frees the client and the connection. */
+static inline void tw_close(rtq_client *cl, rtq_conn *rc, tw_worker *wk, bool clean_exit) {
+  if (wk->pid > 0) {
+    int code = tw_stop(wk, 15000);
+    if (clean_exit) assert_int_equal(code, 0);
+  }
+  rtq_client_free(cl);
+  rtq_conn_free(rc);
 }
 
 static inline bool tw_log_contains(const tw_worker *w, const char *needle) {
