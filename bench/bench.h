@@ -10,6 +10,8 @@
  *   drain          one rtq-worker drains those N tasks          <-+ same backlog
  *   latency        1 ms apart to an idle rtq-worker
  *   scaling        batch-enqueue N, drain with k workers, for each k
+ *   floor          a drain's per-task Redis work as plain commands, no Lua
+ *                  (only with --only floor: not in the default set)
  *
  * Each phase writes its figures into a JSON object; the human table is
  * rendered from that JSON (report.c), so `--table FILE` can print a table
@@ -51,7 +53,8 @@ enum {
   RTQ__PH_DRAIN = 1 << 2,
   RTQ__PH_LATENCY = 1 << 3,
   RTQ__PH_SCALING = 1 << 4,
-  RTQ__PH_ALL = (1 << 5) - 1
+  RTQ__PH_ALL = (1 << 5) - 1,  /* the default set ("all"): every phase above */
+  RTQ__PH_FLOOR = 1 << 5       /* opt-in: run only when --only names it */
 };
 
 typedef struct rtq__bench_opts {
@@ -184,6 +187,8 @@ int rtq__bench_phase_single_and_drain(rtq__bench *b);
 int rtq__bench_phase_scaling(rtq__bench *b);
 /* latency.c */
 int rtq__bench_phase_latency(rtq__bench *b);
+/* floor.c: fills "floor" and "floor_multi" */
+int rtq__bench_phase_floor(rtq__bench *b);
 
 /* ---- report.c ---- */
 

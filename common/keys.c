@@ -53,6 +53,9 @@ static rtq_key named(const rtq_keys *k, const char *kind, const char *name) {
 }
 
 rtq_key rtq_keys_task(const rtq_keys *k, const char *id) { return named(k, "task", id); }
+rtq_key rtq_keys_task_prefix(const rtq_keys *k) { return build(k, "task:", NULL); }
+rtq_key rtq_keys_cancel_prefix(const rtq_keys *k) { return build(k, "cancel:", NULL); }
+rtq_key rtq_keys_chan_task_prefix(const rtq_keys *k) { return build(k, "chan:task:", NULL); }
 rtq_key rtq_keys_queue(const rtq_keys *k, const char *queue) { return named(k, "queue", queue); }
 rtq_key rtq_keys_queues(const rtq_keys *k) { return build(k, "queues", NULL); }
 rtq_key rtq_keys_processing(const rtq_keys *k, const char *wid) { return named(k, "processing", wid); }

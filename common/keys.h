@@ -58,6 +58,13 @@ typedef struct rtq_key {
 int rtq_keys_init(rtq_keys *k, const char *ns, bool cluster);
 
 rtq_key rtq_keys_task(const rtq_keys *k, const char *id);
+/* "<prefix>:task:": what rtq_keys_task puts before the id, for the scripts
+ * that build a task's keys themselves (take.lua reads the ids out of the
+ * envelopes it moves; finish.lua saves three arguments per task). */
+rtq_key rtq_keys_task_prefix(const rtq_keys *k);
+/* The same for the cancel flag and the task channel (finish.lua). */
+rtq_key rtq_keys_cancel_prefix(const rtq_keys *k);
+rtq_key rtq_keys_chan_task_prefix(const rtq_keys *k);
 rtq_key rtq_keys_queue(const rtq_keys *k, const char *queue);
 rtq_key rtq_keys_queues(const rtq_keys *k);
 rtq_key rtq_keys_processing(const rtq_keys *k, const char *worker_id);

@@ -18,6 +18,7 @@
 #define RTQ_SCRIPT_LIST(XX) \
   XX(CREATE, create)        \
   XX(CLAIM, claim)          \
+  XX(TAKE, take)            \
   XX(FINISH, finish)        \
   XX(CANCEL, cancel)        \
   XX(PROGRESS, progress)    \

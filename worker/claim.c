@@ -1,18 +1,25 @@
 /*
  * claim.c - taking envelopes off the queues and marking them running.
  *
- * Pop rounds. One round at a time is in flight on the pop connection: up
- * to k moves (k = free slots, at most claim_batch and RTQ__BATCH_MAX)
- * planned by queues.c and written as one pipeline, so a backlog is drained
- * k envelopes per round trip. Each envelope that arrives is decoded at
- * once; a bad one is dead-lettered, a good one waits for the end of the
- * round. Then one claim.lua call on the cmd connection claims them all,
- * and its reply has one entry per envelope. A slot is reserved from the
- * moment its move is sent, so the worker never holds more envelopes than
- * slots.
+ * Rounds. One round at a time is in flight: up to k moves (k = free
+ * slots, at most claim_batch and RTQ__BATCH_MAX) planned by queues.c. A
+ * slot is reserved from the moment its move is sent, so the worker never
+ * holds more envelopes than slots. A round is one of two kinds:
+ *   take   While work keeps coming (the last round found some, and some
+ *          queue is eligible), one take.lua call on the cmd connection
+ *          makes the k moves and claims every task it can identify, in one
+ *          round trip that rides in the same pipeline as the finish calls.
+ *          Envelopes it could not identify ('raw') are decoded here and
+ *          claimed through claim.lua, like popped ones.
+ *   pop    Otherwise the worker waits: a pipeline of BLMOVE and LMOVEs on
+ *          the pop connection (a script cannot block). Each envelope that
+ *          arrives is decoded at once; a bad one is dead-lettered, a good
+ *          one waits for the end of the round. Then one claim.lua call on
+ *          the cmd connection claims them all, and its reply has one entry
+ *          per envelope.
  *
- * Reconcile. When a pop round or a claim lost its connection, the move or
- * the claim may have happened without the worker hearing of it, leaving an
+ * Reconcile. When a round or a claim lost its connection, the move or the
+ * claim may have happened without the worker hearing of it, leaving an
  * envelope in its processing list that nothing tracks. Once nothing is in
  * flight, the worker reads the list (LRANGE) and adopts every envelope it
  * does not track:
@@ -42,6 +49,8 @@ typedef struct claimset {
 struct rtq__round {
   int n, replies;
   bool blocking;
+  bool take;                     /* a take.lua call, not moves */
+  bool claimed_running;          /* sent while the worker ran (take) */
   bool got_any;
   uint64_t sent_at;
   claimset *claims;              /* good envelopes, claimed at the round's end */
@@ -54,11 +63,35 @@ static claimset *claimset_new(int cap) {
   return cs;
 }
 
-static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt);
+static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue,
+                               const char *known_id, bool adopt);
 static void send_claims(rtq_worker *w, claimset *cs);
+static void send_take(rtq_worker *w, rtq__round *round);
+static void on_take(rtq_worker *w, redisReply *r, void *pd);
+static void claimed_ok(rtq_worker *w, rtq__job *j, long long attempt, long long timeout);
+static const char *elem_str(const redisReply *r, size_t i);
+static long long elem_int(const redisReply *r, size_t i);
 static void send_claim(rtq_worker *w, rtq__job *j);
 
-/* ---- pop rounds ---- */
+/* ---- rounds ---- */
+
+/* The last reply of a round is in: claims what is left to claim. */
+static void round_end(rtq_worker *w, rtq__round *round, uint64_t now) {
+  if (w->round == round) w->round = NULL;
+  rtq__queues_round_end(&w->queues, round->got_any, round->blocking ? round->qidx[0] : -1);
+  if (round->claims->n > 0 && w->phase != RTQ__DONE) {
+    send_claims(w, round->claims);
+  } else {
+    /* Teardown frees the connections one by one: cmd may be gone. */
+    for (int k = 0; k < round->claims->n; k++) rtq__job_free(w, round->claims->jobs[k]);
+    free(round->claims);
+  }
+  free(round);
+  if (w->trim_rounds > 0) {
+    w->trim_rounds--;
+    w->trim_at = now + 50;
+  }
+}
 
 static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
   rtq__round *round = pd;
@@ -73,29 +106,14 @@ static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
     rtq__note_payload(w, r->len);
     round->got_any = true;
     rtq__queues_result(&w->queues, qi, true, now, w->o.poll_ms);
-    rtq__job *j = take_envelope(w, r->str, r->len, w->queues.q[qi].name, false);
+    rtq__job *j = take_envelope(w, r->str, r->len, w->queues.q[qi].name, NULL, false);
     if (j != NULL) round->claims->jobs[round->claims->n++] = j;
   } else {
     if (r->type == REDIS_REPLY_ERROR)
       rtq_log(RTQ_LOG_ERROR, "pop failed", "queue", w->queues.q[qi].name, "error", r->str, NULL);
     rtq__queues_result(&w->queues, qi, false, now, w->o.poll_ms);
   }
-  if (round->replies == round->n) {
-    if (w->round == round) w->round = NULL;
-    rtq__queues_round_end(&w->queues, round->got_any, round->blocking ? round->qidx[0] : -1);
-    if (round->claims->n > 0 && w->phase != RTQ__DONE) {
-      send_claims(w, round->claims);
-    } else {
-      /* Teardown frees the connections one by one: cmd may be gone. */
-      for (int k = 0; k < round->claims->n; k++) rtq__job_free(w, round->claims->jobs[k]);
-      free(round->claims);
-    }
-    free(round);
-    if (w->trim_rounds > 0) {
-      w->trim_rounds--;
-      w->trim_at = now + 50;
-    }
-  }
+  if (round->replies == round->n) round_end(w, round, now);
 }
 
 void rtq__claim_pump(rtq_worker *w) {
@@ -117,6 +135,18 @@ void rtq__claim_pump(rtq_worker *w) {
   round->got_any = false;
   round->sent_at = rtq__mono_ms();
   k = rtq__queues_plan(&w->queues, k, round->sent_at, round->qidx, &round->blocking);
+  /* One queue is always planned blocking; it is taken from while the
+   * last round found work. */
+  round->take = !round->blocking || (w->queues.n == 1 && !w->queues.idle);
+  if (round->take) {
+    round->blocking = false;
+    round->n = k;
+    round->claimed_running = true;
+    w->reserved += k;
+    w->round = round;
+    send_take(w, round);
+    return;
+  }
   /* With several queues the wait is cut short after poll_ms by CLIENT
    * UNBLOCK (rtq__claim_tick); the block timeout is only a backstop. */
   int block_ms = w->o.block_timeout_ms;
@@ -194,13 +224,20 @@ static void send_adopt(rtq_worker *w, rtq__job *j);
 /* Decodes an envelope and tracks it as a job: NULL when it was
  * dead-lettered (bad bytes, no handler) or could not be tracked. An
  * adopted one gets its HMGET at once; a claimed one is the caller's to
- * send. */
-static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt) {
+ * send. known_id: the id take.lua read from the envelope (its task may
+ * already be running under this worker, and a dead letter must fail it),
+ * or NULL. */
+static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue,
+                               const char *known_id, bool adopt) {
   rtq_envelope e;
   char err[512] = "";
   rtq_envelope_init(&e);
   int rc = rtq_envelope_decode(buf, len, w->o.max_payload, &e, err, sizeof err);
-  const char *id = e.id[0] != '\0' ? e.id : NULL;
+  if (rc == 0 && known_id != NULL && strcmp(known_id, e.id) != 0) {
+    rc = RTQ_EDECODE;
+    snprintf(err, sizeof err, "the envelope names two ids (%s, then %s)", known_id, e.id);
+  }
+  const char *id = known_id != NULL ? known_id : e.id[0] != '\0' ? e.id : NULL;
   if (queue == NULL) queue = rc == 0 ? e.queue : "unknown";
   if (rc != 0) {
     rtq__deadletter(w, buf, len, decode_code(rc), err, id, queue);
@@ -229,7 +266,7 @@ static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const
 }
 
 void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt) {
-  rtq__job *j = take_envelope(w, buf, len, queue, adopt);
+  rtq__job *j = take_envelope(w, buf, len, queue, NULL, adopt);
   if (j != NULL) send_claim(w, j);
 }
 
@@ -254,6 +291,13 @@ static long long elem_int(const redisReply *r, size_t i) {
   return 0;
 }
 
+/* The task of j is running under this worker: start its handler. */
+static void claimed_ok(rtq_worker *w, rtq__job *j, long long attempt, long long timeout) {
+  j->attempt = attempt > 0 && attempt <= UINT32_MAX ? (uint32_t)attempt : 1;
+  j->timeout_ms = timeout > 0 ? (uint64_t)timeout : (uint64_t)w->o.default_timeout_s * 1000u;
+  rtq__job_start(w, j);
+}
+
 /* One entry of claim.lua's reply, for job j. */
 static void claim_result(rtq_worker *w, rtq__job *j, const redisReply *e) {
   const char *kind = elem_str(e, 0);
@@ -263,10 +307,7 @@ static void claim_result(rtq_worker *w, rtq__job *j, const redisReply *e) {
     w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
     lost_track(w, j);
   } else if (strcmp(kind, "ok") == 0) {
-    long long attempt = elem_int(e, 1), timeout = elem_int(e, 3);
-    j->attempt = attempt > 0 && attempt <= UINT32_MAX ? (uint32_t)attempt : 1;
-    j->timeout_ms = timeout > 0 ? (uint64_t)timeout : (uint64_t)w->o.default_timeout_s * 1000u;
-    rtq__job_start(w, j);
+    claimed_ok(w, j, elem_int(e, 1), elem_int(e, 3));
   } else if (strcmp(kind, "skip") == 0) {
     const char *st = elem_str(e, 1);
     rtq_log(RTQ_LOG_INFO, "task not run: no longer pending", "task", j->id, "status", st ? st : "?",
@@ -343,6 +384,110 @@ static void send_claim(rtq_worker *w, rtq__job *j) {
   }
   cs->jobs[cs->n++] = j;
   send_claims(w, cs);
+}
+
+/* ---- take.lua ---- */
+
+static void send_take(rtq_worker *w, rtq__round *round) {
+  rtq__script_begin(w, RTQ_SCRIPT_TAKE, 4 + w->queues.n);
+  rtq__argv_key(w, &w->k_processing);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
+  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
+  rtq__argv_key(w, &w->k_deadlines);
+  for (int i = 0; i < w->queues.n; i++) rtq__argv_key(w, &w->k_queue[i]);
+  rtq_argv_add_str(&w->argv, w->id);
+  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.default_timeout_s * 1000u);
+  rtq__argv_key(w, &w->k_events);
+  rtq__argv_key(w, &w->k_task_prefix);
+  rtq_argv_add_u64(&w->argv, w->o.max_payload);
+  for (int i = 0; i < round->n; i++) rtq_argv_add_i64(&w->argv, round->qidx[i] + 1);
+  if (rtq__rconn_send(w->cmd, &w->argv, on_take, round, 0) != 0) {
+    /* Nothing left: the next round tries again. */
+    w->reserved -= round->n;
+    round->n = 0;
+    round_end(w, round, rtq__mono_ms());
+  }
+}
+
+/* One entry of take.lua's reply, for move i of the round. */
+static void take_result(rtq_worker *w, rtq__round *round, int i, const redisReply *e, uint64_t now) {
+  int qi = round->qidx[i];
+  const char *queue = w->queues.q[qi].name;
+  const char *kind = elem_str(e, 0);
+  if (kind == NULL || strcmp(kind, "empty") == 0) {
+    if (kind == NULL) {
+      rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", NULL);
+      w->need_reconcile = true;
+    }
+    rtq__queues_result(&w->queues, qi, false, now, w->o.poll_ms);
+    return;
+  }
+  round->got_any = true;
+  rtq__queues_result(&w->queues, qi, true, now, w->o.poll_ms);
+  if (strcmp(kind, "skip") == 0) {
+    const char *st = elem_str(e, 1), *id = elem_str(e, 2);
+    rtq_log(RTQ_LOG_INFO, "task not run: no longer pending", "task", id ? id : "?", "status",
+            st ? st : "?", NULL);
+    return;
+  }
+  const redisReply *env = e->elements > 1 ? e->element[1] : NULL;
+  const char *id = elem_str(e, 2);
+  if (env == NULL || env->type != REDIS_REPLY_STRING) {
+    rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", "reply",
+            kind, NULL);
+    w->need_reconcile = true;
+    return;
+  }
+  rtq__note_payload(w, env->len);
+  if (strcmp(kind, "raw") == 0) {
+    rtq__job *j = take_envelope(w, env->str, env->len, queue, NULL, false);
+    if (j != NULL) round->claims->jobs[round->claims->n++] = j;
+    return;
+  }
+  if (id == NULL || (strcmp(kind, "ok") != 0 && strcmp(kind, "missing") != 0)) {
+    rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", "reply",
+            kind, NULL);
+    w->need_reconcile = true;
+    return;
+  }
+  rtq__job *j = take_envelope(w, env->str, env->len, queue, id, false);
+  if (j == NULL) return;
+  if (strcmp(kind, "missing") == 0) {
+    rtq__deadletter(w, j->env, j->env_len, RTQ_CODE_NO_TASK_RECORD,
+                    "the envelope has no task hash (never created, or expired)", j->id, j->queue);
+    rtq__job_free(w, j);
+    return;
+  }
+  j->claimed_running = round->claimed_running;
+  if (w->phase == RTQ__DONE) {
+    /* Teardown: the broker recovers it from the processing list. */
+    rtq__job_free(w, j);
+    return;
+  }
+  claimed_ok(w, j, elem_int(e, 3), elem_int(e, 5));
+}
+
+static void on_take(rtq_worker *w, redisReply *r, void *pd) {
+  rtq__round *round = pd;
+  uint64_t now = rtq__mono_ms();
+  if (r != NULL && rtq__noscript(w, r)) {
+    send_take(w, round);
+    return;
+  }
+  w->reserved -= round->n;
+  if (r == NULL) {
+    /* The moves may or may not have happened: look at the list later. */
+    w->need_reconcile = true;
+  } else if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)round->n) {
+    rtq_log(RTQ_LOG_ERROR, "take failed; will look at the processing list again", "error",
+            r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", NULL);
+    w->need_reconcile = true;
+    w->reconcile_at = now + RTQ__RETRY_WRITE_MS;
+  } else {
+    for (int i = 0; i < round->n; i++) take_result(w, round, i, r->element[i], now);
+  }
+  round->replies = round->n;
+  round_end(w, round, now);
 }
 
 /* ---- adoption after a lost reply ---- */

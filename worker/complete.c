@@ -153,7 +153,24 @@ static uint64_t jitter_ms(rtq_worker *w) {
   return w->rng % (RTQ_RETRY_BACKOFF_MS / 2);
 }
 
-static void add_opt(rtq_worker *w, const char *s) { rtq_argv_add_str(&w->argv, s ? s : ""); }
+/* finish.lua's optional fields of one task: name/value pairs, NULL or
+ * empty values left out. */
+typedef struct optset {
+  int n;
+  const char *name[7], *val[7];
+  size_t len[7];
+} optset;
+
+static void opt_add(optset *o, const char *name, const char *val, size_t len) {
+  if (val == NULL || len == 0) return;
+  o->name[o->n] = name;
+  o->val[o->n] = val;
+  o->len[o->n++] = len;
+}
+
+static void opt_add_str(optset *o, const char *name, const char *val) {
+  opt_add(o, name, val, val ? strlen(val) : 0);
+}
 
 /* The jobs of one finish.lua call, in the order of its reply. */
 typedef struct finishset {
@@ -176,7 +193,7 @@ static void on_finishes(rtq_worker *w, redisReply *r, void *pd);
 
 static int send_finishes(rtq_worker *w, finishset *fs) {
   char pct[16];
-  rtq__script_begin(w, RTQ_SCRIPT_FINISH, 11 + 2 * fs->n);
+  rtq__script_begin(w, RTQ_SCRIPT_FINISH, 11);
   rtq__argv_key(w, &w->k_processing);
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
   rtq__argv_key(w, &w->k_deadlines);
@@ -188,33 +205,40 @@ static int send_finishes(rtq_worker *w, finishset *fs) {
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_FAILED]);
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_CANCELLED]);
   rtq__argv_key(w, &w->k_status[RTQ_STATUS_TIMEOUT]);
-  for (int i = 0; i < fs->n; i++) {
-    rtq_key task = rtq_keys_task(&w->keys, fs->jobs[i]->id),
-            cancel = rtq_keys_cancel(&w->keys, fs->jobs[i]->id);
-    rtq__argv_key(w, &task);
-    rtq__argv_key(w, &cancel);
-  }
   rtq_argv_add_str(&w->argv, w->id);
   rtq_argv_add_u64(&w->argv, (uint64_t)w->o.result_ttl_s);
   rtq_argv_add_str(&w->argv, w->o.history ? "1" : "0");
   rtq__argv_key(w, &w->k_events);
+  rtq__argv_key(w, &w->k_task_prefix);
+  rtq__argv_key(w, &w->k_cancel_prefix);
+  rtq__argv_key(w, &w->k_chan_task_prefix);
   for (int i = 0; i < fs->n; i++) {
     const rtq__job *j = fs->jobs[i];
     const rtq__outcome *o = &j->out;
-    rtq_key chan = rtq_keys_chan_task(&w->keys, j->id);
+    char jitter[24];
+    optset opt = {0};
+    opt_add_str(&opt, "error_code", o->code);
+    opt_add_str(&opt, "error_message", o->message);
+    opt_add(&opt, "error_details", o->details, o->details_len);
+    opt_add_str(&opt, "error_traceback", o->traceback);
+    if (j->prog.pending) {
+      opt_add_str(&opt, "progress", rtq__pct_format(j->prog.pct, pct));
+      opt_add_str(&opt, "progress_message", j->prog.msg);
+    }
+    if (o->status == RTQ_STATUS_FAILED) {
+      snprintf(jitter, sizeof jitter, "%" PRIu64, jitter_ms(w));
+      opt_add_str(&opt, "jitter", jitter);
+    }
     rtq_argv_add_str(&w->argv, j->id);
     rtq_argv_add(&w->argv, j->env, j->env_len);
     rtq_argv_add_u64(&w->argv, j->attempt);
     rtq_argv_add_str(&w->argv, rtq_status_name(o->status));
     rtq_argv_add(&w->argv, o->result ? o->result : "", o->result ? o->result_len : 0);
-    add_opt(w, o->code);
-    add_opt(w, o->message);
-    rtq_argv_add(&w->argv, o->details ? o->details : "", o->details ? o->details_len : 0);
-    add_opt(w, o->traceback);
-    add_opt(w, j->prog.pending ? rtq__pct_format(j->prog.pct, pct) : NULL);
-    add_opt(w, j->prog.pending ? j->prog.msg : NULL);
-    rtq_argv_add_u64(&w->argv, jitter_ms(w));
-    rtq__argv_key(w, &chan);
+    rtq_argv_add_i64(&w->argv, opt.n);
+    for (int k = 0; k < opt.n; k++) {
+      rtq_argv_add_str(&w->argv, opt.name[k]);
+      rtq_argv_add(&w->argv, opt.val[k], opt.len[k]);
+    }
   }
   return rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
 }

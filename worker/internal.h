@@ -185,7 +185,8 @@ struct rtq_worker {
   uint64_t started_at_ms;        /* wall clock */
   /* keys used on every call, built once */
   rtq_key k_processing, k_worker, k_workers, k_events, k_cancel_chan, k_dead, k_stats,
-      k_deadlines, k_delayed, k_history, k_status[RTQ_STATUS_COUNT];
+      k_deadlines, k_delayed, k_history, k_task_prefix, k_cancel_prefix, k_chan_task_prefix,
+      k_status[RTQ_STATUS_COUNT];
   rtq_key *k_queue;              /* per queue */
 
   rtq__handler *handlers;

@@ -144,6 +144,9 @@ static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   w->k_deadlines = rtq_keys_deadlines(&w->keys);
   w->k_delayed = rtq_keys_delayed(&w->keys);
   w->k_history = rtq_keys_history(&w->keys);
+  w->k_task_prefix = rtq_keys_task_prefix(&w->keys);
+  w->k_cancel_prefix = rtq_keys_cancel_prefix(&w->keys);
+  w->k_chan_task_prefix = rtq_keys_chan_task_prefix(&w->keys);
   for (int s = 0; s < RTQ_STATUS_COUNT; s++) w->k_status[s] = rtq_keys_status(&w->keys, (rtq_status)s);
   w->k_queue = calloc((size_t)w->queues.n, sizeof *w->k_queue);
   if (w->k_queue == NULL) return RTQ_ENOMEM;

@@ -1,6 +1,10 @@
 -- _prelude.lua: prepended to every rtq script by cmake/embed_lua.cmake.
--- Keys always arrive in KEYS, built by common/keys.c; the scripts never
--- build a key name. Times come from Redis TIME, in ms.
+-- Keys arrive in KEYS, built by common/keys.c. The one exception is a
+-- task's own keys in take.lua and finish.lua, which join a prefix from
+-- keys.c (in ARGV) and the task id: take.lua learns the ids only from the
+-- envelopes it moves, and finish.lua saves three arguments per task. With
+-- the cluster option every rtq key shares one hash slot, so those keys are
+-- in the slot of the declared ones. Times come from Redis TIME, in ms.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -52,6 +56,29 @@ local function flush(bt)
   end
 end
 
+-- Marks one pending task running under worker wid; h is its HMGET of
+-- CLAIM_FIELDS. k: {pending=, running=, deadlines=}; the index writes go
+-- into bt. Returns attempt, deadline (ms), timeout (ms). Used by claim and
+-- take.
+local CLAIM_FIELDS = {'status', 'timeout_ms', 'created_at', 'attempt', 'retry_at', 'run_at'}
+local function claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
+  local timeout = tonumber(h[2]) or 0
+  if timeout <= 0 then timeout = deftmo end
+  local deadline = now + timeout
+  local attempt = (tonumber(h[4]) or 0) + 1
+  local ds, as = fmt(deadline), fmt(attempt)
+  redis.call('HSET', tk, 'status', 'running', 'started_at', nows, 'worker', wid,
+             'deadline', ds, 'attempt', as)
+  if h[5] or h[6] then redis.call('HDEL', tk, 'retry_at', 'run_at') end
+  batch_put(bt.zrem, k.pending, id)
+  batch_put(bt.zadd, k.running, tonumber(h[3]) and h[3] or nows, id)
+  batch_put(bt.zadd, k.deadlines, ds, id)
+  -- ids and worker ids are validated names: no quote or backslash.
+  redis.call('PUBLISH', chan, '{"id":"' .. id .. '","status":"running","worker":"' .. wid ..
+             '","attempt":' .. as .. ',"at":' .. nows .. '}')
+  return attempt, deadline, timeout
+end
+
 -- The one terminal write. The caller has checked that the task may end.
 -- t: task key; id; status; now; ttl (s); hist ('1' keeps it in the history
 -- and the status index); k: {index=, history=, cancel=, stats=};
@@ -80,9 +107,7 @@ local function terminal(t, id, status, now, ttl, hist, k, chans, fields, info, b
   local nows = fmt(now)
   local own_ttl = tonumber(info.ttl)
   if own_ttl and own_ttl > 0 then ttl = own_ttl end
-  local args = {'status', status, 'completed_at', nows}
-  for i = 1, #fields do args[#args + 1] = fields[i] end
-  redis.call('HSET', t, unpack(args))
+  redis.call('HSET', t, 'status', status, 'completed_at', nows, unpack(fields))
   if status == 'completed' then
     redis.call('HDEL', t, 'deadline', 'args')
   else
@@ -97,18 +122,22 @@ local function terminal(t, id, status, now, ttl, hist, k, chans, fields, info, b
   redis.call('EXPIRE', t, ttl)
   if info.cancel then redis.call('DEL', k.cancel) end
   if info.queue then batch_incr(bt, k.stats, info.queue .. '|' .. status, 1) end
-  local ev, plain = {id = id, status = status, at = now}, true
-  for i = 1, #fields - 1, 2 do
-    if fields[i] == 'progress' then ev.progress = tonumber(fields[i + 1]); plain = false
-    elseif fields[i] == 'progress_message' then ev.message = fields[i + 1]; plain = false
-    elseif fields[i] == 'error_code' then ev.error_code = fields[i + 1]; plain = false end
-  end
   -- ids and statuses are validated names: no quote or backslash. Free
   -- text (messages, error codes) goes through cjson.
-  if plain then
-    ev = '{"id":"' .. id .. '","status":"' .. status .. '","at":' .. nows .. '}'
-  else
+  local ev
+  for i = 1, #fields - 1, 2 do
+    local f = fields[i]
+    if f == 'progress' or f == 'progress_message' or f == 'error_code' then
+      ev = ev or {id = id, status = status, at = now}
+      if f == 'progress' then ev.progress = tonumber(fields[i + 1])
+      elseif f == 'progress_message' then ev.message = fields[i + 1]
+      else ev.error_code = fields[i + 1] end
+    end
+  end
+  if ev then
     ev = cjson.encode(ev)
+  else
+    ev = '{"id":"' .. id .. '","status":"' .. status .. '","at":' .. nows .. '}'
   end
   redis.call('PUBLISH', chans.events, ev)
   redis.call('PUBLISH', chans.task, ev)

@@ -21,30 +21,17 @@ local now = now_ms()
 local nows = fmt(now)
 local wid, deftmo, chan = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out, bt = {}, batch_new()
+local k = {pending = KEYS[2], running = KEYS[3], deadlines = KEYS[4]}
 for j = 1, n do
   local tk, id, env = KEYS[4 + j], ARGV[2 + 2 * j], ARGV[3 + 2 * j]
-  local h = redis.call('HMGET', tk, 'status', 'timeout_ms', 'created_at', 'attempt', 'retry_at',
-                       'run_at')
+  local h = redis.call('HMGET', tk, unpack(CLAIM_FIELDS))
   if not h[1] then
     out[j] = {'missing'}
   elseif h[1] ~= 'pending' then
     redis.call('LREM', KEYS[1], 1, env)
     out[j] = {'skip', h[1]}
   else
-    local timeout = tonumber(h[2]) or 0
-    if timeout <= 0 then timeout = deftmo end
-    local deadline = now + timeout
-    local attempt = (tonumber(h[4]) or 0) + 1
-    local ds, as = fmt(deadline), fmt(attempt)
-    redis.call('HSET', tk, 'status', 'running', 'started_at', nows, 'worker', wid,
-               'deadline', ds, 'attempt', as)
-    if h[5] or h[6] then redis.call('HDEL', tk, 'retry_at', 'run_at') end
-    batch_put(bt.zrem, KEYS[2], id)
-    batch_put(bt.zadd, KEYS[3], tonumber(h[3]) and h[3] or nows, id)
-    batch_put(bt.zadd, KEYS[4], ds, id)
-    -- ids and worker ids are validated names: no quote or backslash.
-    redis.call('PUBLISH', chan, '{"id":"' .. id .. '","status":"running","worker":"' .. wid ..
-               '","attempt":' .. as .. ',"at":' .. nows .. '}')
+    local attempt, deadline, timeout = claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
     out[j] = {'ok', attempt, deadline, timeout}
   end
 end

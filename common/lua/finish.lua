@@ -4,42 +4,62 @@
 -- late result is rejected ('stale') and only the worker's own processing
 -- entry is removed. A failure with retries left goes to the delayed set
 -- with an exponential backoff instead of ending.
+-- A task's own keys and channel (task hash, cancel flag, task channel) are
+-- built here from the prefixes keys.c gives, so that a task costs 6
+-- arguments in the common case; with the cluster option every rtq key
+-- shares one hash slot.
 -- KEYS: 1 processing, 2 status:running, 3 deadlines, 4 history, 5 stats,
 --       6 status:pending, 7 delayed, 8 status:completed, 9 status:failed,
---       10 status:cancelled, 11 status:timeout,
---       then per task 2 keys: task, cancel flag
+--       10 status:cancelled, 11 status:timeout
 -- ARGV: 1 worker id, 2 default result ttl (s), 3 history '1'/'0',
---       4 events channel,
---       then per task 13 values: id, envelope, attempt, final status
---       (completed, failed, cancelled or timeout), result (msgpack, '' =
---       none), error code, error message, error details (msgpack),
---       traceback, progress ('' = unchanged), progress message,
---       jitter (ms), task channel
+--       4 events channel, 5 task key prefix ("<ns>:task:"), 6 cancel key
+--       prefix ("<ns>:cancel:"), 7 task channel prefix ("<ns>:chan:task:"),
+--       then per task: id, envelope, attempt, final status (completed,
+--       failed, cancelled or timeout), result (msgpack, '' = none), m, and
+--       m name/value pairs among: error_code, error_message, error_details
+--       (msgpack), error_traceback, progress, progress_message, jitter (ms,
+--       added to a retry's backoff)
 -- Reply: one entry per task, in order:
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
 local index = {completed = KEYS[8], failed = KEYS[9], cancelled = KEYS[10], timeout = KEYS[11]}
-local n = (#KEYS - 11) / 2
+local optional = {error_code = true, error_message = true, error_details = true,
+                  error_traceback = true, progress = true, progress_message = true, jitter = true}
 -- Every check that could fail comes before the first write: Redis does
--- not undo a script's earlier writes when it errors half-way.
-if n < 1 or n > 256 or n % 1 ~= 0 or #ARGV ~= 4 + 13 * n or not tonumber(ARGV[2]) then
-  return redis.error_reply('ERR finish: expected 1..256 tasks with 2 keys and 13 values each')
-end
-for j = 1, n do
-  local b = 5 + 13 * (j - 1)
-  local final = ARGV[b + 3]
-  if not index[final] then return redis.error_reply('ERR finish: bad final status ' .. final) end
-  if not tonumber(ARGV[b + 2]) or not tonumber(ARGV[b + 11]) then
-    return redis.error_reply('ERR finish: attempt and jitter must be numbers')
+-- not undo a script's earlier writes when it errors half-way. starts[j] is
+-- where task j's values begin.
+local starts, b, nargs = {}, 8, #ARGV
+if not tonumber(ARGV[2]) then return redis.error_reply('ERR finish: bad default result ttl') end
+while b <= nargs do
+  if #starts == 256 then return redis.error_reply('ERR finish: more than 256 tasks') end
+  local m = tonumber(ARGV[b + 5])
+  if not m or m < 0 or m > 7 or m % 1 ~= 0 or b + 5 + 2 * m > nargs then
+    return redis.error_reply('ERR finish: each task needs 6 values and m name/value pairs')
   end
+  if not index[ARGV[b + 3]] then return redis.error_reply('ERR finish: bad final status ' .. ARGV[b + 3]) end
+  if not tonumber(ARGV[b + 2]) then return redis.error_reply('ERR finish: attempt must be a number') end
+  for i = b + 6, b + 4 + 2 * m, 2 do
+    if not optional[ARGV[i]] then return redis.error_reply('ERR finish: unknown field ' .. ARGV[i]) end
+    if ARGV[i] == 'jitter' and not tonumber(ARGV[i + 1]) then
+      return redis.error_reply('ERR finish: jitter must be a number')
+    end
+  end
+  starts[#starts + 1] = b
+  b = b + 6 + 2 * m
 end
+if #starts == 0 then return redis.error_reply('ERR finish: expected 1..256 tasks') end
 local now = now_ms()
 local nows = fmt(now)
 local wid, defttl, hist, chan = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local tpre, cpre, chpre = ARGV[5], ARGV[6], ARGV[7]
 local out, bt = {}, batch_new()
-for j = 1, n do
-  local tk, ck = KEYS[10 + 2 * j], KEYS[11 + 2 * j]
-  local b = 5 + 13 * (j - 1)
-  local id, env, attempt, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+-- Reused for every task: terminal() only reads them during its call.
+local k = {history = KEYS[4], stats = KEYS[5]}
+local chans = {events = chan}
+local info = {}
+for j = 1, #starts do
+  b = starts[j]
+  local id, env, attempt, final, result = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local tk = tpre .. id
   local h = redis.call('HMGET', tk, 'status', 'worker', 'attempt', 'max_retries',
                        'retry_backoff_ms', 'created_at', 'queue', 'result_ttl',
                        'cancel_requested')
@@ -49,25 +69,25 @@ for j = 1, n do
   else
     batch_put(bt.zrem, KEYS[3], id)
     batch_put(bt.zrem, KEYS[2], id)
-    local fields = {}
-    local function put(name, v)
-      if v ~= '' then fields[#fields + 1] = name; fields[#fields + 1] = v end
+    local fields, jitter = {}, 0
+    for i = b + 6, b + 4 + 2 * tonumber(ARGV[b + 5]), 2 do
+      if ARGV[i] == 'jitter' then
+        jitter = tonumber(ARGV[i + 1])
+      elseif ARGV[i + 1] ~= '' then
+        fields[#fields + 1] = ARGV[i]
+        fields[#fields + 1] = ARGV[i + 1]
+      end
     end
-    put('progress', ARGV[b + 9])
-    put('progress_message', ARGV[b + 10])
-    put('result', ARGV[b + 4])
-    put('error_code', ARGV[b + 5])
-    put('error_message', ARGV[b + 6])
-    put('error_details', ARGV[b + 7])
-    put('error_traceback', ARGV[b + 8])
+    if result ~= '' then
+      fields[#fields + 1] = 'result'
+      fields[#fields + 1] = result
+    end
     local att = tonumber(attempt)
     if final == 'failed' and att <= (tonumber(h[4]) or 0) then
       local base = tonumber(h[5]) or 1000
-      local delay = math.min(base * 2 ^ (att - 1), 3600000) + tonumber(ARGV[b + 11])
+      local delay = math.min(base * 2 ^ (att - 1), 3600000) + jitter
       local run_at = fmt(now + delay)
-      put('status', 'pending')
-      put('retry_at', run_at)
-      redis.call('HSET', tk, unpack(fields))
+      redis.call('HSET', tk, 'status', 'pending', 'retry_at', run_at, unpack(fields))
       redis.call('HDEL', tk, 'deadline')
       batch_put(bt.zadd, KEYS[6], tonumber(h[6]) and h[6] or nows, id)
       batch_put(bt.zadd, KEYS[7], run_at, env)
@@ -76,11 +96,11 @@ for j = 1, n do
                  ',"attempt":' .. fmt(att) .. ',"at":' .. nows .. '}')
       out[j] = {'retry', tonumber(run_at)}
     else
-      terminal(tk, id, final, now, defttl, hist,
-               {index = index[final], history = KEYS[4], cancel = ck, stats = KEYS[5]},
-               {events = chan, task = ARGV[b + 12]}, fields,
-               {created = h[6], queue = h[7], ttl = h[8],
-                cancel = h[9] or final == 'cancelled'}, bt)
+      k.index, k.cancel = index[final], cpre .. id
+      chans.task = chpre .. id
+      info.created, info.queue, info.ttl = h[6], h[7], h[8]
+      info.cancel = h[9] or final == 'cancelled'
+      terminal(tk, id, final, now, defttl, hist, k, chans, fields, info, bt)
       out[j] = {'ok', final}
     end
   end

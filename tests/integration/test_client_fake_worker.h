@@ -135,7 +135,7 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
     return RTQ_EJSON;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 13, false);
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 11, false);
   fw_add_key(&a, rtq_keys_processing(k, wid));
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
   fw_add_key(&a, rtq_keys_deadlines(k));
@@ -147,25 +147,32 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_FAILED));
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_CANCELLED));
   fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_TIMEOUT));
-  fw_add_key(&a, rtq_keys_task(k, j->id));
-  fw_add_key(&a, rtq_keys_cancel(k, j->id));
   rtq_argv_add_str(&a, wid);
   rtq_argv_add_str(&a, "86400");
   rtq_argv_add_str(&a, history);
   fw_add_key(&a, rtq_keys_chan_events(k));
+  fw_add_key(&a, rtq_keys_task_prefix(k));
+  fw_add_key(&a, rtq_keys_cancel_prefix(k));
+  fw_add_key(&a, rtq_keys_chan_task_prefix(k));
   rtq_argv_add_str(&a, j->id);
   rtq_argv_add(&a, j->env, j->envlen);
   rtq_argv_add_i64(&a, j->attempt);
   rtq_argv_add_str(&a, final);
   rtq_argv_add(&a, res, reslen);
-  rtq_argv_add_str(&a, code ? code : "");
-  rtq_argv_add_str(&a, msg ? msg : "");
-  rtq_argv_add(&a, det, detlen);
-  rtq_argv_add_str(&a, tb ? tb : "");
-  rtq_argv_add_str(&a, "");
-  rtq_argv_add_str(&a, "");
+  /* The optional fields, as name/value pairs after their count. */
+  const char *name[4] = {"error_code", "error_message", "error_details", "error_traceback"};
+  const char *val[4] = {code, msg, det, tb};
+  size_t len[4] = {code ? strlen(code) : 0, msg ? strlen(msg) : 0, detlen, tb ? strlen(tb) : 0};
+  int m = 0;
+  for (int i = 0; i < 4; i++) m += val[i] != NULL && len[i] > 0;
+  rtq_argv_add_i64(&a, m + 1);
+  for (int i = 0; i < 4; i++) {
+    if (val[i] == NULL || len[i] == 0) continue;
+    rtq_argv_add_str(&a, name[i]);
+    rtq_argv_add(&a, val[i], len[i]);
+  }
+  rtq_argv_add_str(&a, "jitter");
   rtq_argv_add_str(&a, "0");
-  fw_add_key(&a, rtq_keys_chan_task(k, j->id));
   free(res);
   free(det);
   redisReply *r = NULL;

@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,45 +101,54 @@ typedef struct fin {
   const char *jitter;
 } fin;
 
+/* finish.lua's keys and leading arguments, into a. */
+static void finish_head(rtq_argv *a) {
+  rtq_script_argv(a, RTQ_SCRIPT_FINISH, 11, true);
+  key(a, rtq_keys_processing(&ks, WID));
+  key(a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
+  key(a, rtq_keys_deadlines(&ks));
+  key(a, rtq_keys_history(&ks));
+  key(a, rtq_keys_stats(&ks));
+  key(a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
+  key(a, rtq_keys_delayed(&ks));
+  key(a, rtq_keys_status(&ks, RTQ_STATUS_COMPLETED));
+  key(a, rtq_keys_status(&ks, RTQ_STATUS_FAILED));
+  key(a, rtq_keys_status(&ks, RTQ_STATUS_CANCELLED));
+  key(a, rtq_keys_status(&ks, RTQ_STATUS_TIMEOUT));
+  rtq_argv_add_str(a, WID);
+  rtq_argv_add_str(a, "86400");
+  rtq_argv_add_str(a, "1");
+  key(a, rtq_keys_chan_events(&ks));
+  key(a, rtq_keys_task_prefix(&ks));
+  key(a, rtq_keys_cancel_prefix(&ks));
+  key(a, rtq_keys_chan_task_prefix(&ks));
+}
+
 /* finish.lua for the given completions. */
 static redisReply *finish(const fin *f, int n) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 11 + 2 * n, true);
-  key(&a, rtq_keys_processing(&ks, WID));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
-  key(&a, rtq_keys_deadlines(&ks));
-  key(&a, rtq_keys_history(&ks));
-  key(&a, rtq_keys_stats(&ks));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
-  key(&a, rtq_keys_delayed(&ks));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_COMPLETED));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_FAILED));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_CANCELLED));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_TIMEOUT));
-  for (int i = 0; i < n; i++) {
-    key(&a, rtq_keys_task(&ks, f[i].id));
-    key(&a, rtq_keys_cancel(&ks, f[i].id));
-  }
-  rtq_argv_add_str(&a, WID);
-  rtq_argv_add_str(&a, "86400");
-  rtq_argv_add_str(&a, "1");
-  key(&a, rtq_keys_chan_events(&ks));
+  finish_head(&a);
   for (int i = 0; i < n; i++) {
     rtq_argv_add_str(&a, f[i].id);
     rtq_argv_add(&a, f[i].env->str, f[i].env->len);
     rtq_argv_add_str(&a, f[i].attempt);
     rtq_argv_add_str(&a, f[i].status);
     rtq_argv_add(&a, "\xc0", 1); /* result: nil */
-    const char *err = strcmp(f[i].status, "failed") == 0 ? "E_TEST" : "";
-    rtq_argv_add_str(&a, err);
-    rtq_argv_add_str(&a, *err ? "it failed \"on purpose\"" : "");
-    rtq_argv_add_str(&a, "");
-    rtq_argv_add_str(&a, "");
+    bool failed = strcmp(f[i].status, "failed") == 0;
+    rtq_argv_add_str(&a, failed ? "5" : "2");
+    if (failed) {
+      rtq_argv_add_str(&a, "error_code");
+      rtq_argv_add_str(&a, "E_TEST");
+      rtq_argv_add_str(&a, "error_message");
+      rtq_argv_add_str(&a, "it failed \"on purpose\"");
+      rtq_argv_add_str(&a, "jitter");
+      rtq_argv_add_str(&a, f[i].jitter);
+    }
+    rtq_argv_add_str(&a, "progress");
     rtq_argv_add_str(&a, "100");
+    rtq_argv_add_str(&a, "progress_message");
     rtq_argv_add_str(&a, "done");
-    rtq_argv_add_str(&a, f[i].jitter);
-    key(&a, rtq_keys_chan_task(&ks, f[i].id));
   }
   redisReply *r = rtq_test_command_argv(rc_, &a);
   rtq_argv_destroy(&a);
@@ -213,10 +223,27 @@ static void test_protocol_batch_malformed_call_writes_nothing(void **state) {
   freeReplyObject(r);
   /* The second completion carries a jitter that is not a number: the call
    * is refused before the first task is written. */
-  fin f[2] = {{"m-1", env[0], "1", "completed", "0"}, {"m-2", env[1], "1", "completed", "soon"}};
+  fin f[2] = {{"m-1", env[0], "1", "completed", "0"}, {"m-2", env[1], "1", "failed", "soon"}};
   r = finish(f, 2);
   assert_int_equal(r->type, REDIS_REPLY_ERROR);
   freeReplyObject(r);
+  /* A field finish does not know, and a count of pairs past the end. */
+  const char *bad[][3] = {{"1", "owner", "x"}, {"3", "progress", "5"}};
+  for (int b = 0; b < 2; b++) {
+    rtq_argv a;
+    rtq_argv_init(&a);
+    finish_head(&a);
+    rtq_argv_add_str(&a, "m-1");
+    rtq_argv_add(&a, env[0]->str, env[0]->len);
+    rtq_argv_add_str(&a, "1");
+    rtq_argv_add_str(&a, "completed");
+    rtq_argv_add_str(&a, "");
+    for (int i = 0; i < 3; i++) rtq_argv_add_str(&a, bad[b][i]);
+    r = rtq_test_command_argv(rc_, &a);
+    rtq_argv_destroy(&a);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+  }
   assert_field("m-1", "status", "running");
   assert_field("m-2", "status", "running");
   rtq_key p = rtq_keys_processing(&ks, WID);

@@ -128,9 +128,8 @@ static char *finish_by_hand(const char *id, const char *env, size_t envlen, cons
                             const char *attempt) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_key task = rtq_keys_task(&tw_keys, id), proc = rtq_keys_processing(&tw_keys, worker),
-          cancel = rtq_keys_cancel(&tw_keys, id), chan = rtq_keys_chan_task(&tw_keys, id);
-  rtq_key keys[13] = {proc,
+  rtq_key proc = rtq_keys_processing(&tw_keys, worker);
+  rtq_key keys[11] = {proc,
                       rtq_keys_status(&tw_keys, RTQ_STATUS_RUNNING),
                       rtq_keys_deadlines(&tw_keys),
                       rtq_keys_history(&tw_keys),
@@ -140,15 +139,15 @@ static char *finish_by_hand(const char *id, const char *env, size_t envlen, cons
                       rtq_keys_status(&tw_keys, RTQ_STATUS_COMPLETED),
                       rtq_keys_status(&tw_keys, RTQ_STATUS_FAILED),
                       rtq_keys_status(&tw_keys, RTQ_STATUS_CANCELLED),
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_TIMEOUT),
-                      task,
-                      cancel};
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 13, true);
-  for (int i = 0; i < 13; i++) rtq_argv_add(&a, keys[i].s, keys[i].len);
-  rtq_key ev = rtq_keys_chan_events(&tw_keys);
-  const char *args[] = {worker, "60", "1", ev.s, id, NULL, attempt, "completed", "", "", "", "", "", "", "", "0", chan.s};
-  for (int i = 0; i < 17; i++) {
-    if (i == 5)
+                      rtq_keys_status(&tw_keys, RTQ_STATUS_TIMEOUT)};
+  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 11, true);
+  for (int i = 0; i < 11; i++) rtq_argv_add(&a, keys[i].s, keys[i].len);
+  rtq_key ev = rtq_keys_chan_events(&tw_keys), tp = rtq_keys_task_prefix(&tw_keys),
+          cp = rtq_keys_cancel_prefix(&tw_keys), chp = rtq_keys_chan_task_prefix(&tw_keys);
+  /* One task: id, envelope, attempt, final status, result, 0 optional fields. */
+  const char *args[] = {worker, "60", "1", ev.s, tp.s, cp.s, chp.s, id, NULL, attempt, "completed", "", "0"};
+  for (int i = 0; i < 13; i++) {
+    if (i == 8)
       rtq_argv_add(&a, env, envlen);
     else
       rtq_argv_add_str(&a, args[i]);

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -37,6 +38,14 @@ static void test_keys_plain_names(void **state) {
   assert_string_equal(rtq_keys_chan_task(&k, "t1").s, "rtq:chan:task:t1");
   assert_string_equal(rtq_keys_chan_cancel(&k).s, "rtq:chan:cancel");
   assert_string_equal(rtq_keys_acl_pattern(&k).s, "rtq:*");
+  /* The prefixes take.lua and finish.lua put before an id. */
+  char joined[RTQ_KEY_CAP + 8];
+  snprintf(joined, sizeof joined, "%st1", rtq_keys_task_prefix(&k).s);
+  assert_string_equal(joined, rtq_keys_task(&k, "t1").s);
+  snprintf(joined, sizeof joined, "%st1", rtq_keys_cancel_prefix(&k).s);
+  assert_string_equal(joined, rtq_keys_cancel(&k, "t1").s);
+  snprintf(joined, sizeof joined, "%st1", rtq_keys_chan_task_prefix(&k).s);
+  assert_string_equal(joined, rtq_keys_chan_task(&k, "t1").s);
 }
 
 static void test_keys_cluster_hash_tag(void **state) {
@@ -48,6 +57,7 @@ static void test_keys_cluster_hash_tag(void **state) {
   assert_string_equal(rtq_keys_queue(&k, "q").s, "{jobs}:queue:q");
   assert_string_equal(rtq_keys_chan_events(&k).s, "{jobs}:chan:events");
   assert_string_equal(rtq_keys_acl_pattern(&k).s, "{jobs}:*");
+  assert_string_equal(rtq_keys_task_prefix(&k).s, "{jobs}:task:");
 
   assert_int_equal(rtq_keys_init(&k, "rtq", true), 0);
   assert_string_equal(rtq_keys_workers(&k).s, "{rtq}:workers");
