@@ -291,3 +291,27 @@ int rtq_envelope_decode(const void *buf, size_t len, size_t max_size, rtq_envelo
   }
   return rc;
 }
+
+int rtq_envelope_peek_id(const void *buf, size_t len, char id[129]) {
+  const uint8_t *b = buf;
+  id[0] = '\0';
+  if (buf == NULL || len < 9) return RTQ_EDECODE;
+  bool layout = b[0] >= 0x80 && b[0] <= 0x8f && b[1] == 0xa1 && b[2] == 'v' && b[3] <= 0x7f &&
+                b[4] == 0xa2 && b[5] == 'i' && b[6] == 'd';
+  if (!layout) return RTQ_EDECODE;
+  size_t from = 8, n = 0;
+  if (b[7] >= 0xa1 && b[7] <= 0xbf) {
+    n = b[7] - 0xa0u;
+  } else if (b[7] == 0xd9) {
+    from = 9;
+    n = b[8];
+  }
+  if (n == 0 || n > 128 || from + n > len) return RTQ_EDECODE;
+  memcpy(id, b + from, n);
+  id[n] = '\0';
+  if (rtq_validate_name(id) != 0) {
+    id[0] = '\0';
+    return RTQ_EDECODE;
+  }
+  return 0;
+}

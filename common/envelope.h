@@ -98,6 +98,17 @@ int rtq_envelope_decode(const void *buf, size_t len, size_t max_size, rtq_envelo
                         char *errbuf, size_t errcap);
 
 /*
+ * The task id from the first bytes of an envelope in the layout that
+ * rtq_envelope_encode writes (a map whose first keys are "v", a positive
+ * fixint, and "id", a fixstr or str8 holding a valid name), without
+ * decoding the rest: what take.lua reads to claim a task before the worker
+ * decodes its envelope. Copies it into id and returns 0, or RTQ_EDECODE
+ * when the bytes do not start that way. Used to name the task of an
+ * envelope that does not decode, whichever way it was taken.
+ */
+int rtq_envelope_peek_id(const void *buf, size_t len, char id[129]);
+
+/*
  * Structural check of msgpack bytes without allocating: exactly one value,
  * depth <= max_depth, every declared length within the bytes remaining.
  * Returns 0, RTQ_EDECODE or RTQ_EDEPTH; errbuf gets the reason.

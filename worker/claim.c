@@ -5,12 +5,14 @@
  * slots, at most claim_batch and RTQ__BATCH_MAX) planned by queues.c. A
  * slot is reserved from the moment its move is sent, so the worker never
  * holds more envelopes than slots. A round is one of two kinds:
- *   take   While work keeps coming (the last round found some, and some
- *          queue is eligible), one take.lua call on the cmd connection
- *          makes the k moves and claims every task it can identify, in one
- *          round trip that rides in the same pipeline as the finish calls.
- *          Envelopes it could not identify ('raw') are decoded here and
- *          claimed through claim.lua, like popped ones.
+ *   take   Whenever the plan does not block: with one queue, while the
+ *          last round found work and drained nothing; with several, every
+ *          round that has an eligible queue, probes included. One take.lua
+ *          call on the cmd connection makes the k moves and claims every
+ *          pending task it can identify, in one round trip that rides in
+ *          the same pipeline as the finish calls. Envelopes it hands back
+ *          ('raw') are decoded here and go through claim.lua, like popped
+ *          ones.
  *   pop    Otherwise the worker waits: a pipeline of BLMOVE and LMOVEs on
  *          the pop connection (a script cannot block). Each envelope that
  *          arrives is decoded at once; a bad one is dead-lettered, a good
@@ -49,7 +51,6 @@ typedef struct claimset {
 struct rtq__round {
   int n, replies;
   bool blocking;
-  bool take;                     /* a take.lua call, not moves */
   bool claimed_running;          /* sent while the worker ran (take) */
   bool got_any;
   uint64_t sent_at;
@@ -136,9 +137,12 @@ void rtq__claim_pump(rtq_worker *w) {
   round->sent_at = rtq__mono_ms();
   k = rtq__queues_plan(&w->queues, k, round->sent_at, round->qidx, &round->blocking);
   /* One queue is always planned blocking; it is taken from while the
-   * last round found work. */
-  round->take = !round->blocking || (w->queues.n == 1 && !w->queues.idle);
-  if (round->take) {
+   * last round found work and none of its moves came back empty (a queue
+   * just drained is waited on at once, without a take that finds nothing
+   * in between). */
+  bool take = !round->blocking ||
+              (w->queues.n == 1 && !w->queues.idle && round->sent_at >= w->queues.q[0].empty_until);
+  if (take) {
     round->blocking = false;
     round->n = k;
     round->claimed_running = true;
@@ -233,11 +237,9 @@ static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const
   char err[512] = "";
   rtq_envelope_init(&e);
   int rc = rtq_envelope_decode(buf, len, w->o.max_payload, &e, err, sizeof err);
-  if (rc == 0 && known_id != NULL && strcmp(known_id, e.id) != 0) {
-    rc = RTQ_EDECODE;
-    snprintf(err, sizeof err, "the envelope names two ids (%s, then %s)", known_id, e.id);
-  }
+  char peek[sizeof e.id];
   const char *id = known_id != NULL ? known_id : e.id[0] != '\0' ? e.id : NULL;
+  if (rc != 0 && id == NULL && rtq_envelope_peek_id(buf, len, peek) == 0) id = peek;
   if (queue == NULL) queue = rc == 0 ? e.queue : "unknown";
   if (rc != 0) {
     rtq__deadletter(w, buf, len, decode_code(rc), err, id, queue);
@@ -388,6 +390,11 @@ static void send_claim(rtq_worker *w, rtq__job *j) {
 
 /* ---- take.lua ---- */
 
+/* A take stops moving once the envelopes it moved reach this many bytes,
+ * so that one reply on the cmd connection stays small enough not to hold
+ * up the heartbeats and completions behind it. */
+#define TAKE_REPLY_BUDGET (4u * 1024u * 1024u)
+
 static void send_take(rtq_worker *w, rtq__round *round) {
   rtq__script_begin(w, RTQ_SCRIPT_TAKE, 4 + w->queues.n);
   rtq__argv_key(w, &w->k_processing);
@@ -400,6 +407,7 @@ static void send_take(rtq_worker *w, rtq__round *round) {
   rtq__argv_key(w, &w->k_events);
   rtq__argv_key(w, &w->k_task_prefix);
   rtq_argv_add_u64(&w->argv, w->o.max_payload);
+  rtq_argv_add_u64(&w->argv, TAKE_REPLY_BUDGET);
   for (int i = 0; i < round->n; i++) rtq_argv_add_i64(&w->argv, round->qidx[i] + 1);
   if (rtq__rconn_send(w->cmd, &w->argv, on_take, round, 0) != 0) {
     /* Nothing left: the next round tries again. */
@@ -414,22 +422,20 @@ static void take_result(rtq_worker *w, rtq__round *round, int i, const redisRepl
   int qi = round->qidx[i];
   const char *queue = w->queues.q[qi].name;
   const char *kind = elem_str(e, 0);
-  if (kind == NULL || strcmp(kind, "empty") == 0) {
+  if (kind != NULL && strcmp(kind, "later") == 0) return;
+  if (kind == NULL || strcmp(kind, "empty") == 0 || strcmp(kind, "error") == 0) {
     if (kind == NULL) {
       rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", NULL);
       w->need_reconcile = true;
+    } else if (kind[1] == 'r') {
+      const char *msg = elem_str(e, 1);
+      rtq_log(RTQ_LOG_ERROR, "pop failed", "queue", queue, "error", msg ? msg : "?", NULL);
     }
     rtq__queues_result(&w->queues, qi, false, now, w->o.poll_ms);
     return;
   }
   round->got_any = true;
   rtq__queues_result(&w->queues, qi, true, now, w->o.poll_ms);
-  if (strcmp(kind, "skip") == 0) {
-    const char *st = elem_str(e, 1), *id = elem_str(e, 2);
-    rtq_log(RTQ_LOG_INFO, "task not run: no longer pending", "task", id ? id : "?", "status",
-            st ? st : "?", NULL);
-    return;
-  }
   const redisReply *env = e->elements > 1 ? e->element[1] : NULL;
   const char *id = elem_str(e, 2);
   if (env == NULL || env->type != REDIS_REPLY_STRING) {
@@ -470,12 +476,15 @@ static void take_result(rtq_worker *w, rtq__round *round, int i, const redisRepl
 static void on_take(rtq_worker *w, redisReply *r, void *pd) {
   rtq__round *round = pd;
   uint64_t now = rtq__mono_ms();
-  if (r != NULL && rtq__noscript(w, r)) {
+  bool noscript = r != NULL && rtq__noscript(w, r);
+  if (noscript && w->phase == RTQ__RUN) {
     send_take(w, round);
     return;
   }
   w->reserved -= round->n;
-  if (r == NULL) {
+  if (noscript) {
+    /* Nothing ran, and the worker is stopping: no new claims. */
+  } else if (r == NULL) {
     /* The moves may or may not have happened: look at the list later. */
     w->need_reconcile = true;
   } else if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)round->n) {

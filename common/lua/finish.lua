@@ -13,11 +13,13 @@
 --       10 status:cancelled, 11 status:timeout
 -- ARGV: 1 worker id, 2 default result ttl (s), 3 history '1'/'0',
 --       4 events channel, 5 task key prefix ("<ns>:task:"), 6 cancel key
---       prefix ("<ns>:cancel:"), 7 task channel prefix ("<ns>:chan:task:"),
+--       prefix ("<ns>:cancel:"), 7 task channel prefix ("<ns>:chan:task:")
+--       (the three checked against KEYS[2]),
 --       then per task: id, envelope, attempt, final status (completed,
 --       failed, cancelled or timeout), result (msgpack, '' = none), m, and
 --       m name/value pairs among: error_code, error_message, error_details
---       (msgpack), error_traceback, progress, progress_message, jitter (ms,
+--       (msgpack), error_traceback, progress, progress_message (an empty
+--       value leaves the field as it is), jitter (ms, a whole number,
 --       added to a retry's backoff)
 -- Reply: one entry per task, in order:
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
@@ -29,6 +31,11 @@ local optional = {error_code = true, error_message = true, error_details = true,
 -- where task j's values begin.
 local starts, b, nargs = {}, 8, #ARGV
 if not tonumber(ARGV[2]) then return redis.error_reply('ERR finish: bad default result ttl') end
+-- KEYS[2] is "<ns>:status:running": the prefixes must be this namespace's.
+local ns = string.sub(KEYS[2], 1, #KEYS[2] - #'status:running')
+if ARGV[5] ~= ns .. 'task:' or ARGV[6] ~= ns .. 'cancel:' or ARGV[7] ~= ns .. 'chan:task:' then
+  return redis.error_reply('ERR finish: the key prefixes do not match the keys')
+end
 while b <= nargs do
   if #starts == 256 then return redis.error_reply('ERR finish: more than 256 tasks') end
   local m = tonumber(ARGV[b + 5])
@@ -36,11 +43,16 @@ while b <= nargs do
     return redis.error_reply('ERR finish: each task needs 6 values and m name/value pairs')
   end
   if not index[ARGV[b + 3]] then return redis.error_reply('ERR finish: bad final status ' .. ARGV[b + 3]) end
-  if not tonumber(ARGV[b + 2]) then return redis.error_reply('ERR finish: attempt must be a number') end
+  if not string.find(ARGV[b + 2], '^%d+$') then
+    return redis.error_reply('ERR finish: attempt must be a whole number')
+  end
+  if #ARGV[b] > 128 or string.find(ARGV[b], '[^a-zA-Z0-9._:-]') or ARGV[b] == '' then
+    return redis.error_reply('ERR finish: bad task id')
+  end
   for i = b + 6, b + 4 + 2 * m, 2 do
     if not optional[ARGV[i]] then return redis.error_reply('ERR finish: unknown field ' .. ARGV[i]) end
-    if ARGV[i] == 'jitter' and not tonumber(ARGV[i + 1]) then
-      return redis.error_reply('ERR finish: jitter must be a number')
+    if ARGV[i] == 'jitter' and not string.find(ARGV[i + 1], '^%d+$') then
+      return redis.error_reply('ERR finish: jitter must be a whole number')
     end
   end
   starts[#starts + 1] = b

@@ -16,22 +16,37 @@
 -- slot.
 -- KEYS: 1 processing, 2 status:pending, 3 status:running, 4 deadlines,
 --       5.. the worker's queues
+-- A task that is not pending (cancelled while it waited, or a stale
+-- duplicate) is not claimed here either: its envelope comes back 'raw', so
+-- the worker decodes it (a bad one is dead-lettered, as after a BLMOVE)
+-- and claim.lua drops it. A command that fails on a queue (a key of the
+-- wrong type) fails only the moves on that queue: the step never stops
+-- half-way with claims whose index writes are missing.
+-- KEYS: 1 processing, 2 status:pending, 3 status:running, 4 deadlines,
+--       5.. the worker's queues
 -- ARGV: 1 worker id, 2 default_timeout_ms, 3 events channel, 4 task key
---       prefix ("<ns>:task:"), 5 largest envelope to claim (bytes),
---       then per move (1..256) the index of its queue among KEYS[5..]
---       (1 = KEYS[5])
+--       prefix ("<ns>:task:", checked against KEYS[3]), 5 largest envelope
+--       to claim (bytes), 6 reply budget (bytes: once the envelopes moved
+--       reach it, the remaining moves are not made), then per move
+--       (1..256) the index of its queue among KEYS[5..] (1 = KEYS[5])
 -- Reply: one entry per move, in order:
 --        {'ok', envelope, id, attempt, deadline_ms, timeout_ms}  claimed: run it
 --        {'raw', envelope}          moved, not claimed: decode, then claim.lua
 --        {'missing', envelope, id}  moved; no task hash: dead-letter it
---        {'skip', status, id}       no longer pending: the envelope is dropped
 --        {'empty'}                  the queue had nothing (its later moves too)
-local nq, n = #KEYS - 4, #ARGV - 5
-if nq < 1 or n < 1 or n > 256 or not tonumber(ARGV[2]) or not tonumber(ARGV[5]) then
+--        {'error', message}         the move failed (its queue's later moves too)
+--        {'later'}                  not made: the reply budget was reached
+local nq, n = #KEYS - 4, #ARGV - 6
+if nq < 1 or n < 1 or n > 256 or not tonumber(ARGV[2]) or not tonumber(ARGV[5]) or
+   not tonumber(ARGV[6]) then
   return redis.error_reply('ERR take: expected 1..256 moves over at least one queue')
 end
+-- KEYS[3] is "<ns>:status:running".
+if ARGV[4] ~= string.sub(KEYS[3], 1, #KEYS[3] - #'status:running') .. 'task:' then
+  return redis.error_reply('ERR take: the task key prefix does not match the keys')
+end
 for j = 1, n do
-  local q = tonumber(ARGV[5 + j])
+  local q = tonumber(ARGV[6 + j])
   if not q or q < 1 or q > nq or q % 1 ~= 0 then
     return redis.error_reply('ERR take: a move names no queue of KEYS')
   end
@@ -56,30 +71,35 @@ end
 
 local now = now_ms()
 local nows = fmt(now)
-local wid, deftmo, chan, prefix, max = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
-                                       tonumber(ARGV[5])
+local wid, deftmo, chan, prefix, max, budget = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
+                                               tonumber(ARGV[5]), tonumber(ARGV[6])
 local k = {pending = KEYS[2], running = KEYS[3], deadlines = KEYS[4]}
-local out, bt, empty = {}, batch_new(), {}
+local out, bt, done, bytes = {}, batch_new(), {}, 0
 for j = 1, n do
-  local q = tonumber(ARGV[5 + j])
-  local env = not empty[q] and redis.call('LMOVE', KEYS[4 + q], KEYS[1], 'RIGHT', 'LEFT')
-  if not env then
-    empty[q] = true
-    out[j] = {'empty'}
+  local q = tonumber(ARGV[6 + j])
+  if done[q] then
+    out[j] = {done[q]}
+  elseif bytes >= budget then
+    out[j] = {'later'}
   else
-    local id = envelope_id(env, max)
-    if not id then
-      out[j] = {'raw', env}
+    local env = redis.pcall('LMOVE', KEYS[4 + q], KEYS[1], 'RIGHT', 'LEFT')
+    if type(env) == 'table' then
+      done[q] = 'empty'
+      out[j] = {'error', env.err or 'LMOVE failed'}
+    elseif not env then
+      done[q] = 'empty'
+      out[j] = {'empty'}
     else
-      local tk = prefix .. id
-      local h = redis.call('HMGET', tk, unpack(CLAIM_FIELDS))
-      if not h[1] then
+      bytes = bytes + #env
+      local id = envelope_id(env, max)
+      local h = id and redis.pcall('HMGET', prefix .. id, unpack(CLAIM_FIELDS))
+      if not id or h.err or (h[1] and h[1] ~= 'pending') then
+        out[j] = {'raw', env}
+      elseif not h[1] then
         out[j] = {'missing', env, id}
-      elseif h[1] ~= 'pending' then
-        redis.call('LREM', KEYS[1], 1, env)
-        out[j] = {'skip', h[1], id}
       else
-        local attempt, deadline, timeout = claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
+        local attempt, deadline, timeout = claim_task(prefix .. id, id, h, now, nows, wid, deftmo,
+                                                      chan, k, bt)
         out[j] = {'ok', env, id, attempt, deadline, timeout}
       end
     end

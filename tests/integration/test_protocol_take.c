@@ -135,7 +135,8 @@ static bool zscore(rtq_key k, const char *id, long long *score) {
 
 /* Starts a take.lua call over the first nq (0..2) of QUEUES;
  * the caller appends the moves. */
-static void take_begin(rtq_argv *a, int nq, const char *timeout, const char *max) {
+static void take_begin_budget(rtq_argv *a, int nq, const char *timeout, const char *max,
+                              const char *budget) {
   rtq_argv_init(a);
   rtq_script_argv(a, RTQ_SCRIPT_TAKE, 4 + nq, true);
   key(a, rtq_keys_processing(&ks, WID));
@@ -148,6 +149,11 @@ static void take_begin(rtq_argv *a, int nq, const char *timeout, const char *max
   key(a, rtq_keys_chan_events(&ks));
   key(a, rtq_keys_task_prefix(&ks));
   rtq_argv_add_str(a, max);
+  rtq_argv_add_str(a, budget);
+}
+
+static void take_begin(rtq_argv *a, int nq, const char *timeout, const char *max) {
+  take_begin_budget(a, nq, timeout, max, "4194304");
 }
 
 static redisReply *take_end(rtq_argv *a) {
@@ -246,11 +252,12 @@ static void test_protocol_take_mixed_batch_maps_each_move(void **state) {
   assert_claimed(entry(r, 0, "ok", 6), "t-ok1", env_ok1, TIMEOUT_MS, t0, t1);
   assert_claimed(entry(r, 1, "ok", 6), "t-ok2", env_ok2, 5000, t0, t1);
 
-  const redisReply *e = entry(r, 2, "skip", 3);
-  assert_string_equal(e->element[1]->str, "cancelled");
-  assert_string_equal(e->element[2]->str, "t-cancel");
+  /* Not pending: handed back unclaimed, for the worker to decode and for
+   * claim.lua to drop. */
+  const redisReply *e = entry(r, 2, "raw", 2);
+  assert_bytes(e->element[1], env_cancel->str, env_cancel->len);
   assert_field("t-cancel", "status", "cancelled");
-  assert_int_equal(count_in(p, env_cancel->str, env_cancel->len), 0);
+  assert_int_equal(count_in(p, env_cancel->str, env_cancel->len), 1);
   assert_int_equal(count_in(q1, env_cancel->str, env_cancel->len), 0);
   assert_false(zscore(rtq_keys_status(&ks, RTQ_STATUS_RUNNING), "t-cancel", NULL));
 
@@ -273,7 +280,7 @@ static void test_protocol_take_mixed_batch_maps_each_move(void **state) {
 
   assert_int_equal(llen(q1), 0);
   assert_int_equal(llen(q2), 0);
-  assert_int_equal(llen(p), 4); /* t-ok1, t-ok2, garbage, t-never */
+  assert_int_equal(llen(p), 5); /* t-ok1, t-ok2, t-cancel, garbage, t-never */
   assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_status(&ks, RTQ_STATUS_RUNNING).s, NULL), 2);
   assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_deadlines(&ks).s, NULL), 2);
   assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_status(&ks, RTQ_STATUS_PENDING).s, NULL), 0);
@@ -282,7 +289,7 @@ static void test_protocol_take_mixed_batch_maps_each_move(void **state) {
 }
 
 /* The same envelope delivered twice: the second copy finds the task running
- * and is dropped, leaving one copy in the processing list. */
+ * and comes back unclaimed; the attempt is not counted twice. */
 static void test_protocol_take_duplicate_envelope_is_skipped(void **state) {
   (void)state;
   create("t-dup", NULL, 0);
@@ -291,12 +298,11 @@ static void test_protocol_take_duplicate_envelope_is_skipped(void **state) {
   int moves[2] = {1, 1};
   redisReply *r = take(moves, 2, NO_LIMIT);
   entry(r, 0, "ok", 6);
-  const redisReply *e = entry(r, 1, "skip", 3);
-  assert_string_equal(e->element[1]->str, "running");
-  assert_string_equal(e->element[2]->str, "t-dup");
+  const redisReply *e = entry(r, 1, "raw", 2);
+  assert_bytes(e->element[1], env->str, env->len);
   freeReplyObject(r);
   assert_field("t-dup", "attempt", "1");
-  assert_int_equal(count_in(rtq_keys_processing(&ks, WID), env->str, env->len), 1);
+  assert_int_equal(count_in(rtq_keys_processing(&ks, WID), env->str, env->len), 2);
   assert_int_equal(llen(rtq_keys_queue(&ks, "default")), 0);
   freeReplyObject(env);
 }
@@ -461,6 +467,27 @@ static void test_protocol_take_malformed_call_moves_nothing(void **state) {
   rtq_argv_add_str(&a, "1");
   assert_refused(&a, &before, "no queue keys");
 
+  take_begin_budget(&a, 2, "300000", NO_LIMIT, "lots");
+  rtq_argv_add_str(&a, "1");
+  assert_refused(&a, &before, "non-numeric reply budget");
+
+  /* A task key prefix of another namespace. */
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_TAKE, 5, true);
+  key(&a, rtq_keys_processing(&ks, WID));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
+  key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
+  key(&a, rtq_keys_deadlines(&ks));
+  key(&a, rtq_keys_queue(&ks, QUEUES[0]));
+  rtq_argv_add_str(&a, WID);
+  rtq_argv_add_str(&a, "300000");
+  key(&a, rtq_keys_chan_events(&ks));
+  rtq_argv_add_str(&a, "other:task:");
+  rtq_argv_add_str(&a, NO_LIMIT);
+  rtq_argv_add_str(&a, "4194304");
+  rtq_argv_add_str(&a, "1");
+  assert_refused(&a, &before, "foreign task key prefix");
+
   assert_field("m-1", "status", "pending");
   assert_field("m-2", "status", "pending");
   assert_field("m-3", "status", "pending");
@@ -501,6 +528,46 @@ static size_t rtq_like(char *b, const char *id, size_t idlen) {
   n += idlen;
   memcpy(b + n, "\xa4name\xa4noop", 10);
   return n + 10;
+}
+
+/* Once the envelopes moved reach the reply budget, the remaining moves are
+ * not made ('later'), and their envelopes stay queued. */
+static void test_protocol_take_stops_at_the_reply_budget(void **state) {
+  (void)state;
+  create("b-1", NULL, 0);
+  create("b-2", NULL, 0);
+  create("b-3", NULL, 0);
+  rtq_argv a;
+  take_begin_budget(&a, 2, "300000", NO_LIMIT, "1");
+  for (int i = 0; i < 3; i++) rtq_argv_add_str(&a, "1");
+  redisReply *r = take_end(&a);
+  entry(r, 0, "ok", 6);
+  entry(r, 1, "later", 1);
+  entry(r, 2, "later", 1);
+  freeReplyObject(r);
+  assert_int_equal(llen(rtq_keys_queue(&ks, "default")), 2);
+  assert_field("b-2", "status", "pending");
+  assert_field("b-3", "status", "pending");
+}
+
+/* A queue key of the wrong type fails the moves on that queue only: the
+ * other queue's tasks are claimed and fully indexed. */
+static void test_protocol_take_bad_queue_fails_only_its_moves(void **state) {
+  (void)state;
+  create("g-1", "second", 0);
+  rtq_key q1 = rtq_keys_queue(&ks, "default");
+  assert_int_equal(rtq_test_cmd_int(rc_, "HSET", q1.s, "not", "a list", NULL), 1);
+  int moves[3] = {1, 2, 1};
+  redisReply *r = take(moves, 3, NO_LIMIT);
+  const redisReply *e = entry(r, 0, "error", 2);
+  assert_non_null(strstr(e->element[1]->str, "WRONGTYPE"));
+  entry(r, 1, "ok", 6);
+  entry(r, 2, "empty", 1);
+  freeReplyObject(r);
+  assert_field("g-1", "status", "running");
+  assert_true(zscore(rtq_keys_status(&ks, RTQ_STATUS_RUNNING), "g-1", NULL));
+  assert_true(zscore(rtq_keys_deadlines(&ks), "g-1", NULL));
+  assert_false(zscore(rtq_keys_status(&ks, RTQ_STATUS_PENDING), "g-1", NULL));
 }
 
 static void test_protocol_take_reads_only_valid_ids(void **state) {
@@ -565,6 +632,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_protocol_take_publishes_running_per_claim, setup, teardown),
       cmocka_unit_test_setup_teardown(test_protocol_take_malformed_call_moves_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_protocol_take_reads_only_valid_ids, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_take_stops_at_the_reply_budget, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_take_bad_queue_fails_only_its_moves, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +136,40 @@ static void test_envelope_roundtrip(void **state) {
   rtq_envelope_destroy(&in);
   rtq_envelope_destroy(&out);
   assert_null(out.args);
+}
+
+/* peek_id reads the id from the first bytes of what encode writes, for
+ * ids written as fixstr (up to 31 bytes) and as str8, and nothing else. */
+static void test_envelope_peek_id(void **state) {
+  (void)state;
+  rtq_envelope in;
+  char *buf, id[129], err[128];
+  size_t len;
+  const char *ids[] = {"a", "01JDQ3ZK5V8X4M2T9QH7R6W1YB", "id-with:all.the_chars-0123456789-abcdefghij"};
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    fill(&in);
+    snprintf(in.id, sizeof in.id, "%s", ids[i]);
+    assert_int_equal(rtq_envelope_encode(&in, &buf, &len, err, sizeof err), 0);
+    assert_int_equal(rtq_envelope_peek_id(buf, len, id), 0);
+    assert_string_equal(id, ids[i]);
+    /* Only the leading bytes matter: a cut tail still names the task. */
+    assert_int_equal(rtq_envelope_peek_id(buf, 8 + strlen(ids[i]) + (strlen(ids[i]) > 31), id), 0);
+    assert_string_equal(id, ids[i]);
+    assert_int_equal(rtq_envelope_peek_id(buf, 7 + strlen(ids[i]), id), RTQ_EDECODE);
+    assert_string_equal(id, "");
+    free(buf);
+    rtq_envelope_destroy(&in);
+  }
+  /* Other layouts, and ids that are not valid names. */
+  const char *bad[] = {"garbage-garbage", "\x8a\xa1v\x01\xa2id\xa5" "ab cd...",
+                       "\x8a\xa2id\xa5" "abcde\xa1v\x01", "\x8a\xa1v\x01\xa2id\xa0......",
+                       "\x8a\xa1v\xcc\x01\xa2id\xa3" "abc"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(rtq_envelope_peek_id(bad[i], strlen(bad[i]), id), RTQ_EDECODE);
+  assert_int_equal(rtq_envelope_peek_id(NULL, 0, id), RTQ_EDECODE);
+  /* A short id in a str8 is still msgpack for that string. */
+  assert_int_equal(rtq_envelope_peek_id("\x8a\xa1v\x01\xa2id\xd9\x03" "abc", 12, id), 0);
+  assert_string_equal(id, "abc");
 }
 
 /* The wire format is pinned: another implementation, or LREM of bytes
@@ -698,6 +733,7 @@ int main(void) {
   probe_active(); /* installs the probe before any test measures */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_envelope_roundtrip),
+      cmocka_unit_test(test_envelope_peek_id),
       cmocka_unit_test(test_envelope_encode_golden_bytes),
       cmocka_unit_test(test_envelope_encode_deterministic),
       cmocka_unit_test(test_envelope_encode_null_args_is_empty_map),
