@@ -97,6 +97,7 @@ int rtq__client_connect(rtq_client *c, int command_timeout_ms, rtq_conn **out) {
   o.url = c->url;
   o.connect_timeout_ms = c->connect_timeout_ms;
   o.command_timeout_ms = command_timeout_ms != 0 ? command_timeout_ms : c->command_timeout_ms;
+  o.spin_us = c->reply_spin_us;
   int rc = rtq_conn_new(&o, out, err, sizeof err);
   if (rc != 0) rtq__client_err(c, "%s", err[0] ? err : rtq_strerror(rc));
   return rc;
@@ -165,11 +166,13 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   if (rtq__check_name(NULL, "default queue", q) != 0) return RTQ_EINVAL;
   snprintf(c->default_queue, sizeof c->default_queue, "%s", q);
   if (o->connect_timeout_ms < 0 || o->command_timeout_ms < 0 || o->pool_size < 0 ||
-      o->pool_size > MAX_POOL_SIZE || o->task_result_ttl_s < 0) {
-    rtq__client_err(NULL, "invalid client options: negative timeout, ttl or pool size, or a "
-                          "pool over %d", MAX_POOL_SIZE);
+      o->pool_size > MAX_POOL_SIZE || o->task_result_ttl_s < 0 || o->reply_spin_us < -1 ||
+      o->reply_spin_us > 1000) {
+    rtq__client_err(NULL, "invalid client options: negative timeout, ttl or pool size, a "
+                          "pool over %d, or a reply spin outside -1..1000 us", MAX_POOL_SIZE);
     return RTQ_EINVAL;
   }
+  c->reply_spin_us = o->reply_spin_us < 0 ? RTQ_CONN_DISABLED : o->reply_spin_us;
   c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;
   c->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : DEF_COMMAND_TIMEOUT_MS;
   c->max = o->pool_size ? o->pool_size : DEF_POOL_SIZE;

@@ -28,6 +28,7 @@
 #define DEF_KEEPALIVE_S 15
 #define DEF_BACKOFF_MIN_MS 100
 #define DEF_BACKOFF_MAX_MS 5000
+#define DEF_SPIN_US 60
 
 struct rtq_conn {
   rtq_conn_options opts; /* defaults filled in; opts.url points at url_copy */
@@ -38,6 +39,7 @@ struct rtq_conn {
   char last_connect_err[512];
   int backoff_ms;         /* wait applied after the next failed attempt */
   uint64_t retry_at_ms;   /* CLOCK_MONOTONIC; no attempt before this */
+  int slow_replies;       /* > 3: recent replies outlasted the spin */
 };
 
 static uint64_t mono_ms(void) {
@@ -254,6 +256,8 @@ int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, siz
   c->opts.backoff_min_ms = def(opts->backoff_min_ms, DEF_BACKOFF_MIN_MS);
   if (c->opts.backoff_min_ms < 1) c->opts.backoff_min_ms = 1;
   c->opts.backoff_max_ms = def(opts->backoff_max_ms, DEF_BACKOFF_MAX_MS);
+  c->opts.spin_us = def(opts->spin_us, DEF_SPIN_US);
+  if (c->opts.spin_us > 1000) c->opts.spin_us = 1000;
   if (c->opts.backoff_max_ms < c->opts.backoff_min_ms) c->opts.backoff_max_ms = c->opts.backoff_min_ms;
 
   rc = do_connect(c);
@@ -298,12 +302,65 @@ static int check_argv(rtq_conn *c, const rtq_argv *a) {
   return 0;
 }
 
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The next reply, as redisGetReply gives it, but before sleeping in a
+ * blocking read, polls the socket without blocking for up to spin_us: a
+ * reply from a Redis on the same host usually arrives within that, and a
+ * caller that is still running when it does is not woken up from sleep,
+ * which on a virtual machine costs both sides tens of microseconds (the
+ * cross-CPU wake-up; docs/PERFORMANCE.md §5.1: an awaited create went from
+ * 95 to 46 µs). The spin is adaptive: it is skipped on two calls of three
+ * while recent replies took longer than the budget (a remote or busy
+ * server, an idle subscriber), so that CPU is not burnt for nothing.
+ */
+static int await_reply(rtq_conn *c, void **r) {
+  redisContext *ctx = c->ctx;
+  *r = NULL;
+  if (redisGetReplyFromReader(ctx, r) != REDIS_OK) return REDIS_ERR;
+  if (*r != NULL) return REDIS_OK;
+  int done = 0;
+  do {
+    if (redisBufferWrite(ctx, &done) != REDIS_OK) return REDIS_ERR;
+  } while (!done);
+  uint64_t t0 = mono_ns(), now = t0, spin_ns = (uint64_t)c->opts.spin_us * 1000u;
+  if (c->opts.spin_us > 0 && c->slow_replies < 4) {
+    char buf[16 * 1024];
+    while (now - t0 < spin_ns) {
+      ssize_t n = recv(ctx->fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        if (redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK ||
+            redisGetReplyFromReader(ctx, r) != REDIS_OK)
+          return REDIS_ERR;
+        if (*r != NULL) {
+          if (c->slow_replies > 0) c->slow_replies--;
+          return REDIS_OK;
+        }
+      } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        break; /* the blocking read below reports it */
+      }
+      now = mono_ns();
+    }
+    if (c->slow_replies < 64) c->slow_replies += 2;
+  } else if (c->slow_replies > 0) {
+    c->slow_replies--; /* try spinning again every few calls */
+  }
+  return redisGetReply(ctx, r);
+}
+
 int rtq_conn_command(rtq_conn *c, const rtq_argv *a, redisReply **reply) {
   if (reply != NULL) *reply = NULL;
   int rc = check_argv(c, a);
   if (rc == 0) rc = rtq_conn_reconnect(c);
   if (rc != 0) return rc;
-  redisReply *r = redisCommandArgv(c->ctx, a->argc, a->argv, a->argvlen);
+  if (redisAppendCommandArgv(c->ctx, a->argc, a->argv, a->argvlen) != REDIS_OK) return io_failure(c);
+  void *r = NULL;
+  if (await_reply(c, &r) != REDIS_OK) return io_failure(c);
   return finish_reply(c, r, reply);
 }
 
@@ -329,7 +386,7 @@ int rtq_conn_get_reply(rtq_conn *c, redisReply **reply) {
     return RTQ_ECONN;
   }
   void *r = NULL;
-  if (redisGetReply(c->ctx, &r) != REDIS_OK) {
+  if (await_reply(c, &r) != REDIS_OK) {
     /* hiredis sets no reply when it fails. */
     return io_failure(c);
   }

@@ -105,7 +105,44 @@ static void test_client_new_bad_options(void **state) {
   o.pool_size = -1;
   assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
   assert_int_equal(rtq_client_new(&o, NULL), RTQ_EINVAL);
+  o.pool_size = 0;
+  o.reply_spin_us = 1001;
+  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(NULL), "spin"));
+  o.reply_spin_us = -2;
+  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
   rtq_client_free(NULL);
+}
+
+/* The reply spin changes how a client waits, never what it reads: with it
+ * off, at its default and at its largest, the same pipelined batch and the
+ * same single calls give the same answers. */
+static void test_client_reply_spin_settings_read_the_same(void **state) {
+  (void)state;
+  int spins[3] = {-1, 0, 1000};
+  for (int s = 0; s < 3; s++) {
+    rtq_client_options o;
+    memset(&o, 0, sizeof o);
+    o.redis_url = rtq_test_redis_url();
+    o.reply_spin_us = spins[s];
+    rtq_client *c = NULL;
+    assert_int_equal(rtq_client_new(&o, &c), 0);
+    enum { N = 300 };
+    rtq_task_spec specs[N];
+    memset(specs, 0, sizeof specs);
+    for (int i = 0; i < N; i++) specs[i].name = "spin.check";
+    assert_int_equal(rtq_create_tasks(c, specs, N), 0);
+    for (int i = 0; i < N; i += 37) {
+      assert_int_equal(specs[i].rc, 0);
+      assert_int_equal(specs[i].created, 1);
+      rtq_task *t = NULL;
+      assert_int_equal(rtq_get_task(c, specs[i].id, &t), 0);
+      assert_string_equal(t->id, specs[i].id);
+      assert_int_equal(t->status, RTQ_STATUS_PENDING);
+      rtq_task_free(t);
+    }
+    rtq_client_free(c);
+  }
 }
 
 static void test_client_new_redis_down(void **state) {
@@ -559,6 +596,7 @@ int main(void) {
       cmocka_unit_test_setup(test_client_new_from_env, setup),
       cmocka_unit_test_setup(test_client_new_bad_options, setup),
       cmocka_unit_test_setup(test_client_new_redis_down, setup),
+      cmocka_unit_test_setup(test_client_reply_spin_settings_read_the_same, setup),
       cmocka_unit_test_setup(test_client_new_redis_stopped, setup),
       cmocka_unit_test_setup(test_client_create_all_options, setup),
       cmocka_unit_test_setup(test_client_create_defaults_and_null_out, setup),

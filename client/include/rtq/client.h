@@ -73,6 +73,10 @@ typedef struct rtq_client_options {
                                * this client cancels while pending */
   int history;                /* 0: RTQ_ENABLE_TASK_HISTORY (default on);
                                * 1 on; -1 off (cancelled tasks are indexed) */
+  int reply_spin_us;          /* 60: poll for a reply this long before sleeping
+                               * (a call to a Redis on the same host then
+                               * takes half the time, for up to that much
+                               * CPU per call); -1 never; at most 1000 */
 } rtq_client_options;
 
 /*
