@@ -39,7 +39,8 @@ struct rtq_conn {
   char last_connect_err[512];
   int backoff_ms;         /* wait applied after the next failed attempt */
   uint64_t retry_at_ms;   /* CLOCK_MONOTONIC; no attempt before this */
-  int slow_replies;       /* > 3: recent replies outlasted the spin */
+  int spin_skip;          /* calls left that do not spin */
+  int spin_backoff;       /* calls to skip after the next spin that runs out */
 };
 
 static uint64_t mono_ms(void) {
@@ -315,9 +316,11 @@ static uint64_t mono_ns(void) {
  * caller that is still running when it does is not woken up from sleep,
  * which on a virtual machine costs both sides tens of microseconds (the
  * cross-CPU wake-up; docs/PERFORMANCE.md §5.1: an awaited create went from
- * 95 to 46 µs). The spin is adaptive: it is skipped on two calls of three
- * while recent replies took longer than the budget (a remote or busy
- * server, an idle subscriber), so that CPU is not burnt for nothing.
+ * 95 to 46 µs). The spin is adaptive: after a spin that runs out, the next
+ * 1, 2, 4 ... 64 calls do not spin (reset by a reply that comes in time),
+ * so a remote or busy server, or an idle subscriber, costs next to no CPU,
+ * and the spin does not take a shared CPU from the processes that would
+ * answer sooner without it.
  */
 static int await_reply(rtq_conn *c, void **r) {
   redisContext *ctx = c->ctx;
@@ -329,7 +332,7 @@ static int await_reply(rtq_conn *c, void **r) {
     if (redisBufferWrite(ctx, &done) != REDIS_OK) return REDIS_ERR;
   } while (!done);
   uint64_t t0 = mono_ns(), now = t0, spin_ns = (uint64_t)c->opts.spin_us * 1000u;
-  if (c->opts.spin_us > 0 && c->slow_replies < 4) {
+  if (c->opts.spin_us > 0 && c->spin_skip == 0) {
     char buf[16 * 1024];
     while (now - t0 < spin_ns) {
       ssize_t n = recv(ctx->fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -338,7 +341,7 @@ static int await_reply(rtq_conn *c, void **r) {
             redisGetReplyFromReader(ctx, r) != REDIS_OK)
           return REDIS_ERR;
         if (*r != NULL) {
-          if (c->slow_replies > 0) c->slow_replies--;
+          c->spin_backoff = 0;
           return REDIS_OK;
         }
       } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
@@ -346,9 +349,10 @@ static int await_reply(rtq_conn *c, void **r) {
       }
       now = mono_ns();
     }
-    if (c->slow_replies < 64) c->slow_replies += 2;
-  } else if (c->slow_replies > 0) {
-    c->slow_replies--; /* try spinning again every few calls */
+    c->spin_backoff = c->spin_backoff == 0 ? 1 : c->spin_backoff < 64 ? 2 * c->spin_backoff : 64;
+    c->spin_skip = c->spin_backoff;
+  } else if (c->spin_skip > 0) {
+    c->spin_skip--;
   }
   return redisGetReply(ctx, r);
 }
