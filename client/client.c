@@ -26,6 +26,7 @@
 #define DEF_CONNECT_TIMEOUT_MS 2000
 #define DEF_COMMAND_TIMEOUT_MS 5000
 #define DEF_POOL_SIZE 8
+#define DEF_REPLY_SPIN_US 60
 #define MAX_POOL_SIZE 1024
 
 /* The detail of the calling thread's last call. owner is the serial of
@@ -172,7 +173,7 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
                           "pool over %d, or a reply spin outside -1..1000 us", MAX_POOL_SIZE);
     return RTQ_EINVAL;
   }
-  c->reply_spin_us = o->reply_spin_us < 0 ? RTQ_CONN_DISABLED : o->reply_spin_us;
+  c->reply_spin_us = o->reply_spin_us < 0 ? 0 : o->reply_spin_us ? o->reply_spin_us : DEF_REPLY_SPIN_US;
   c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;
   c->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : DEF_COMMAND_TIMEOUT_MS;
   c->max = o->pool_size ? o->pool_size : DEF_POOL_SIZE;

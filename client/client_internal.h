@@ -21,7 +21,7 @@ struct rtq_client {
   char default_queue[RTQ_TASK_ID_SIZE];
   int connect_timeout_ms;
   int command_timeout_ms;
-  int reply_spin_us;             /* conn option: 0 default, RTQ_CONN_DISABLED never */
+  int reply_spin_us;         /* conn spin_us: 0 never, else microseconds */
   size_t max_payload;
   int result_ttl_s;
   int history;               /* 1 or 0 */

@@ -2,8 +2,8 @@
  * conn.c - blocking Redis connections: timeouts, keepalive, AUTH, SELECT,
  * reconnect with backoff, pipelining and error classification.
  *
- * hiredis 0.14 has no connect options struct, so the timeouts are applied by
- * hand: redisConnect*WithTimeout bounds the TCP/unix connect, and
+ * Written against hiredis 0.14's blocking API (also in 1.x), which has no
+ * connect options struct, so the timeouts are applied by hand: redisConnect*WithTimeout bounds the TCP/unix connect, and
  * redisSetTimeout (SO_RCVTIMEO/SO_SNDTIMEO) bounds every later read and
  * write. A timed-out blocking read leaves the protocol stream in an unknown
  * position, so any I/O error drops the context instead of reusing it.
@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,6 @@
 #define DEF_KEEPALIVE_S 15
 #define DEF_BACKOFF_MIN_MS 100
 #define DEF_BACKOFF_MAX_MS 5000
-#define DEF_SPIN_US 60
 
 struct rtq_conn {
   rtq_conn_options opts; /* defaults filled in; opts.url points at url_copy */
@@ -257,7 +258,6 @@ int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, siz
   c->opts.backoff_min_ms = def(opts->backoff_min_ms, DEF_BACKOFF_MIN_MS);
   if (c->opts.backoff_min_ms < 1) c->opts.backoff_min_ms = 1;
   c->opts.backoff_max_ms = def(opts->backoff_max_ms, DEF_BACKOFF_MAX_MS);
-  c->opts.spin_us = def(opts->spin_us, DEF_SPIN_US);
   if (c->opts.spin_us > 1000) c->opts.spin_us = 1000;
   if (c->opts.backoff_max_ms < c->opts.backoff_min_ms) c->opts.backoff_max_ms = c->opts.backoff_min_ms;
 
@@ -311,16 +311,18 @@ static uint64_t mono_ns(void) {
 
 /*
  * The next reply, as redisGetReply gives it, but before sleeping in a
- * blocking read, polls the socket without blocking for up to spin_us: a
- * reply from a Redis on the same host usually arrives within that, and a
- * caller that is still running when it does is not woken up from sleep,
- * which on a virtual machine costs both sides tens of microseconds (the
- * cross-CPU wake-up; docs/PERFORMANCE.md §5.1: an awaited create went from
- * 95 to 46 µs). The spin is adaptive: after a spin that runs out, the next
- * 1, 2, 4 ... 64 calls do not spin (reset by a reply that comes in time),
- * so a remote or busy server, or an idle subscriber, costs next to no CPU,
- * and the spin does not take a shared CPU from the processes that would
- * answer sooner without it.
+ * blocking read, polls the socket without blocking for up to spin_us (when
+ * the connection has one: the client's do, the broker's do not). A reply
+ * from a Redis on the same host usually arrives within that, and a caller
+ * that is still running when it does is not woken up from sleep, which on
+ * a virtual machine costs both sides tens of microseconds (the cross-CPU
+ * wake-up; docs/PERFORMANCE.md §5.1: an awaited create went from 95 to
+ * 46-48 µs). Readable data is read by hiredis itself (redisBufferRead), so
+ * errors are reported as on any read. The spin is adaptive: after a spin
+ * that ran out with nothing received, the next 1, 2, 4 ... 64 calls do not
+ * spin (a reply that comes in time resets it), so a remote or busy server
+ * costs next to no CPU, and the spin does not take a shared CPU from the
+ * processes that would answer sooner without it.
  */
 static int await_reply(rtq_conn *c, void **r) {
   redisContext *ctx = c->ctx;
@@ -331,28 +333,30 @@ static int await_reply(rtq_conn *c, void **r) {
   do {
     if (redisBufferWrite(ctx, &done) != REDIS_OK) return REDIS_ERR;
   } while (!done);
-  uint64_t t0 = mono_ns(), now = t0, spin_ns = (uint64_t)c->opts.spin_us * 1000u;
-  if (c->opts.spin_us > 0 && c->spin_skip == 0) {
-    char buf[16 * 1024];
-    while (now - t0 < spin_ns) {
-      ssize_t n = recv(ctx->fd, buf, sizeof buf, MSG_DONTWAIT);
-      if (n > 0) {
-        if (redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK ||
-            redisGetReplyFromReader(ctx, r) != REDIS_OK)
-          return REDIS_ERR;
-        if (*r != NULL) {
-          c->spin_backoff = 0;
-          return REDIS_OK;
-        }
-      } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        break; /* the blocking read below reports it */
-      }
-      now = mono_ns();
+  if (c->opts.spin_us <= 0) return redisGetReply(ctx, r);
+  if (c->spin_skip > 0) {
+    c->spin_skip--;
+    return redisGetReply(ctx, r);
+  }
+  uint64_t t0 = mono_ns(), spin_ns = (uint64_t)c->opts.spin_us * 1000u;
+  struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
+  bool got = false;
+  while (mono_ns() - t0 < spin_ns) {
+    int n = poll(&p, 1, 0);
+    if (n < 0 && errno != EINTR) break; /* the blocking read reports it */
+    if (n <= 0) continue;
+    /* Readable (data, EOF or an error): one read, which does not block. */
+    if (redisBufferRead(ctx) != REDIS_OK || redisGetReplyFromReader(ctx, r) != REDIS_OK)
+      return REDIS_ERR;
+    if (*r != NULL) {
+      c->spin_backoff = 0;
+      return REDIS_OK;
     }
+    got = true; /* part of a reply: it is on its way */
+  }
+  if (!got) {
     c->spin_backoff = c->spin_backoff == 0 ? 1 : c->spin_backoff < 64 ? 2 * c->spin_backoff : 64;
     c->spin_skip = c->spin_backoff;
-  } else if (c->spin_skip > 0) {
-    c->spin_skip--;
   }
   return redisGetReply(ctx, r);
 }

@@ -54,8 +54,9 @@ typedef struct rtq_conn_options {
   int keepalive_s;            /* 15 (TCP keepalive idle time); RTQ_CONN_DISABLED = off */
   int backoff_min_ms;         /* 100 */
   int backoff_max_ms;         /* 5000; raised to backoff_min_ms if below it */
-  int spin_us;                /* 60: poll for a reply this long before sleeping
-                               * in the read (see conn.c); RTQ_CONN_DISABLED = never */
+  int spin_us;                /* 0 (or less) never; else poll for a reply this many
+                               * microseconds (at most 1000) before sleeping in the
+                               * read (see conn.c) */
 } rtq_conn_options;
 
 typedef struct rtq_conn rtq_conn;
