@@ -14,8 +14,6 @@
 -- The task keys are built here from a prefix, since the ids are not known
 -- before the moves; with the cluster option every rtq key shares one hash
 -- slot.
--- KEYS: 1 processing, 2 status:pending, 3 status:running, 4 deadlines,
---       5.. the worker's queues
 -- A task that is not pending (cancelled while it waited, or a stale
 -- duplicate) is not claimed here either: its envelope comes back 'raw', so
 -- the worker decodes it (a bad one is dead-lettered, as after a BLMOVE)
