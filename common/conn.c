@@ -44,11 +44,13 @@ struct rtq_conn {
   int spin_backoff;       /* calls to skip after the next spin that runs out */
 };
 
-static uint64_t mono_ms(void) {
+static uint64_t mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+static uint64_t mono_ms(void) { return mono_ns() / 1000000u; }
 
 static struct timeval ms_to_tv(int ms) {
   struct timeval tv;
@@ -301,12 +303,6 @@ static int check_argv(rtq_conn *c, const rtq_argv *a) {
     return RTQ_EINVAL;
   }
   return 0;
-}
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /*

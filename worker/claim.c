@@ -418,16 +418,21 @@ static void send_take(rtq_worker *w, rtq__round *round) {
 }
 
 /* One entry of take.lua's reply, for move i of the round. */
+static void take_unexpected(rtq_worker *w, const char *kind) {
+  rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", "reply",
+          kind != NULL ? kind : "?", NULL);
+  w->need_reconcile = true;
+}
+
 static void take_result(rtq_worker *w, rtq__round *round, int i, const redisReply *e, uint64_t now) {
   int qi = round->qidx[i];
   const char *queue = w->queues.q[qi].name;
   const char *kind = elem_str(e, 0);
   if (kind != NULL && strcmp(kind, "later") == 0) return;
-  if (kind == NULL || strcmp(kind, "empty") == 0 || strcmp(kind, "error") == 0) {
-    if (kind == NULL) {
-      rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", NULL);
-      w->need_reconcile = true;
-    } else if (kind[1] == 'r') {
+  bool error = kind != NULL && strcmp(kind, "error") == 0;
+  if (kind == NULL || error || strcmp(kind, "empty") == 0) {
+    if (kind == NULL) take_unexpected(w, NULL);
+    if (error) {
       const char *msg = elem_str(e, 1);
       rtq_log(RTQ_LOG_ERROR, "pop failed", "queue", queue, "error", msg ? msg : "?", NULL);
     }
@@ -438,39 +443,28 @@ static void take_result(rtq_worker *w, rtq__round *round, int i, const redisRepl
   rtq__queues_result(&w->queues, qi, true, now, w->o.poll_ms);
   const redisReply *env = e->elements > 1 ? e->element[1] : NULL;
   const char *id = elem_str(e, 2);
-  if (env == NULL || env->type != REDIS_REPLY_STRING) {
-    rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", "reply",
-            kind, NULL);
-    w->need_reconcile = true;
+  bool raw = strcmp(kind, "raw") == 0, missing = strcmp(kind, "missing") == 0;
+  bool ok = strcmp(kind, "ok") == 0;
+  if (env == NULL || env->type != REDIS_REPLY_STRING || (!raw && (id == NULL || !(ok || missing)))) {
+    take_unexpected(w, kind);
     return;
   }
   rtq__note_payload(w, env->len);
-  if (strcmp(kind, "raw") == 0) {
-    rtq__job *j = take_envelope(w, env->str, env->len, queue, NULL, false);
-    if (j != NULL) round->claims->jobs[round->claims->n++] = j;
-    return;
-  }
-  if (id == NULL || (strcmp(kind, "ok") != 0 && strcmp(kind, "missing") != 0)) {
-    rtq_log(RTQ_LOG_ERROR, "unexpected take reply; will look at the processing list again", "reply",
-            kind, NULL);
-    w->need_reconcile = true;
-    return;
-  }
-  rtq__job *j = take_envelope(w, env->str, env->len, queue, id, false);
+  rtq__job *j = take_envelope(w, env->str, env->len, queue, raw ? NULL : id, false);
   if (j == NULL) return;
-  if (strcmp(kind, "missing") == 0) {
+  if (raw) {
+    round->claims->jobs[round->claims->n++] = j;
+  } else if (missing) {
     rtq__deadletter(w, j->env, j->env_len, RTQ_CODE_NO_TASK_RECORD,
                     "the envelope has no task hash (never created, or expired)", j->id, j->queue);
     rtq__job_free(w, j);
-    return;
-  }
-  j->claimed_running = round->claimed_running;
-  if (w->phase == RTQ__DONE) {
+  } else if (w->phase == RTQ__DONE) {
     /* Teardown: the broker recovers it from the processing list. */
     rtq__job_free(w, j);
-    return;
+  } else {
+    j->claimed_running = round->claimed_running;
+    claimed_ok(w, j, elem_int(e, 3), elem_int(e, 5));
   }
-  claimed_ok(w, j, elem_int(e, 3), elem_int(e, 5));
 }
 
 static void on_take(rtq_worker *w, redisReply *r, void *pd) {

@@ -15,6 +15,18 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
+-- A valid name (ids, queues, workers; errors.c's rtq_validate_name):
+-- 1..128 of A-Z a-z 0-9 . _ : -
+local function valid_name(s)
+  return #s >= 1 and #s <= 128 and not string.find(s, '[^a-zA-Z0-9._:-]')
+end
+
+-- "<ns>:" from the key "<ns>:status:running", for the scripts that check
+-- the key prefixes they are given (take, finish).
+local function ns_of_running(key)
+  return string.sub(key, 1, #key - #'status:running')
+end
+
 local function event(chan, tbl)
   redis.call('PUBLISH', chan, cjson.encode(tbl))
 end

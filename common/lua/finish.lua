@@ -31,8 +31,8 @@ local optional = {error_code = true, error_message = true, error_details = true,
 -- where task j's values begin.
 local starts, b, nargs = {}, 8, #ARGV
 if not tonumber(ARGV[2]) then return redis.error_reply('ERR finish: bad default result ttl') end
--- KEYS[2] is "<ns>:status:running": the prefixes must be this namespace's.
-local ns = string.sub(KEYS[2], 1, #KEYS[2] - #'status:running')
+-- The prefixes must be this namespace's.
+local ns = ns_of_running(KEYS[2])
 if ARGV[5] ~= ns .. 'task:' or ARGV[6] ~= ns .. 'cancel:' or ARGV[7] ~= ns .. 'chan:task:' then
   return redis.error_reply('ERR finish: the key prefixes do not match the keys')
 end
@@ -46,7 +46,7 @@ while b <= nargs do
   if not string.find(ARGV[b + 2], '^%d+$') then
     return redis.error_reply('ERR finish: attempt must be a whole number')
   end
-  if #ARGV[b] > 128 or string.find(ARGV[b], '[^a-zA-Z0-9._:-]') or ARGV[b] == '' then
+  if not valid_name(ARGV[b]) then
     return redis.error_reply('ERR finish: bad task id')
   end
   for i = b + 6, b + 4 + 2 * m, 2 do

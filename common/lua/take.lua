@@ -39,8 +39,7 @@ if nq < 1 or n < 1 or n > 256 or not tonumber(ARGV[2]) or not tonumber(ARGV[5]) 
    not tonumber(ARGV[6]) then
   return redis.error_reply('ERR take: expected 1..256 moves over at least one queue')
 end
--- KEYS[3] is "<ns>:status:running".
-if ARGV[4] ~= string.sub(KEYS[3], 1, #KEYS[3] - #'status:running') .. 'task:' then
+if ARGV[4] ~= ns_of_running(KEYS[3]) .. 'task:' then
   return redis.error_reply('ERR take: the task key prefix does not match the keys')
 end
 for j = 1, n do
@@ -61,9 +60,9 @@ local function envelope_id(env, max)
   end
   local from, len = 9, h - 0xa0
   if h == 0xd9 then from, len = 10, string.byte(env, 9) end
-  if not len or len < 1 or len > 128 or (h ~= 0xd9 and h > 0xbf) then return nil end
+  if not len or (h ~= 0xd9 and h > 0xbf) then return nil end
   local id = string.sub(env, from, from + len - 1)
-  if #id ~= len or string.find(id, '[^a-zA-Z0-9._:-]') then return nil end
+  if #id ~= len or not valid_name(id) then return nil end
   return id
 end
 
@@ -90,14 +89,14 @@ for j = 1, n do
     else
       bytes = bytes + #env
       local id = envelope_id(env, max)
-      local h = id and redis.pcall('HMGET', prefix .. id, unpack(CLAIM_FIELDS))
+      local tk = id and prefix .. id
+      local h = id and redis.pcall('HMGET', tk, unpack(CLAIM_FIELDS))
       if not id or h.err or (h[1] and h[1] ~= 'pending') then
         out[j] = {'raw', env}
       elseif not h[1] then
         out[j] = {'missing', env, id}
       else
-        local attempt, deadline, timeout = claim_task(prefix .. id, id, h, now, nows, wid, deftmo,
-                                                      chan, k, bt)
+        local attempt, deadline, timeout = claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
         out[j] = {'ok', env, id, attempt, deadline, timeout}
       end
     end

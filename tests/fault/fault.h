@@ -370,19 +370,6 @@ static inline bool fx_leads(fx *f, const fx_proc *p) {
   return yes;
 }
 
-/* VmRSS of pid in KiB, -1 when unreadable. */
-static inline long fx_rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *fp = fopen(path, "r");
-  if (fp == NULL) return -1;
-  long kb = -1;
-  while (fgets(line, sizeof line, fp) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
-  fclose(fp);
-  return kb;
-}
-
 /* ---- tasks ------------------------------------------------------------- */
 
 static inline void fx_task_id(const fx *f, int i, char *buf, size_t cap) {

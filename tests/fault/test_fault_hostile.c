@@ -205,7 +205,7 @@ static void test_fault_hostile_payloads_are_dead_lettered(void **state) {
     fx_enqueue(f, round * NORMAL_PER_ROUND, NORMAL_PER_ROUND, "rtq.echo", NULL, NULL);
     RTQ_TEST_WAIT_FOR(fx_events_terminal(ev) == (round + 1) * NORMAL_PER_ROUND, 10000);
     fx_check(f, fx_alive(w), "the worker survives round %d", round);
-    rss[round] = fx_rss_kb(w->pid);
+    rss[round] = rtq_test_rss_kb(w->pid);
     assert_true(rss[round] > 0);
   }
   assert_int_equal(fx_count_status(f, F8_ROUNDS * NORMAL_PER_ROUND, RTQ_STATUS_COMPLETED),

@@ -148,6 +148,8 @@ int rtq_test_kill(pid_t pid, int sig);
  * when pid exited in time (status as above), RTQ_ETIMEDOUT when it had to
  * be killed, RTQ_EINVAL when it is not our child. */
 int rtq_test_terminate(pid_t pid, int sig, int timeout_ms, int *status);
+/* VmRSS of pid in KiB (/proc/<pid>/status), -1 when unreadable. */
+long rtq_test_rss_kb(pid_t pid);
 /* Writes "$RTQ_BIN_DIR/<rel>" (the build dir; ctest sets it) into buf.
  * Returns buf, or NULL when RTQ_BIN_DIR is unset or buf is too small. */
 const char *rtq_test_bin_path(const char *rel, char *buf, size_t cap);

@@ -202,3 +202,15 @@ const char *rtq_test_bin_path(const char *rel, char *buf, size_t cap) {
   int n = snprintf(buf, cap, "%s/%s", dir, rel);
   return n > 0 && (size_t)n < cap ? buf : NULL;
 }
+
+long rtq_test_rss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+  fclose(f);
+  return kb;
+}

@@ -30,6 +30,7 @@
 #include "keys.h"
 #include "rtq/common.h"
 #include "scripts.h"
+#include "test_finish_call.h"
 
 typedef struct tb {
   rtq_conn *c;
@@ -301,29 +302,15 @@ static inline char *tb_finish(tb *t, const char *wid, const tb_claim *cl, const 
   snprintf(attempt, sizeof attempt, "%lld", cl->attempt);
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 11, false);
-  tb_key(&a, rtq_keys_processing(&t->k, wid));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
-  tb_key(&a, rtq_keys_deadlines(&t->k));
-  tb_key(&a, rtq_keys_history(&t->k));
-  tb_key(&a, rtq_keys_stats(&t->k));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
-  tb_key(&a, rtq_keys_delayed(&t->k));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_COMPLETED));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_FAILED));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_CANCELLED));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_TIMEOUT));
-  rtq_key events = rtq_keys_chan_events(&t->k), tp = rtq_keys_task_prefix(&t->k),
-          cp = rtq_keys_cancel_prefix(&t->k), chp = rtq_keys_chan_task_prefix(&t->k);
+  tf_finish_head(&a, &t->k, wid, "86400", "1", false);
   /* One task: id, envelope, attempt, status, no result, then the error
    * code and message as optional pairs when there is a code. */
   bool err = error_code[0] != '\0';
-  const char *args[] = {wid, "86400", "1", events.s, tp.s, cp.s, chp.s, cl->id, NULL, attempt,
-                        status, "", err ? "3" : "1", "jitter", "0",
+  const char *args[] = {cl->id, NULL, attempt, status, "", err ? "3" : "1", "jitter", "0",
                         "error_code", error_code, "error_message", "boom"};
-  size_t nargs = err ? sizeof args / sizeof args[0] : 15;
+  size_t nargs = err ? sizeof args / sizeof args[0] : 8;
   for (size_t i = 0; i < nargs; i++) {
-    if (i == 8) rtq_argv_add(&a, cl->env, cl->len);
+    if (i == 1) rtq_argv_add(&a, cl->env, cl->len);
     else rtq_argv_add_str(&a, args[i]);
   }
   redisReply *r = tb_script_run(t, &a);

@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "rtq/args.h"
 #include "scripts.h"
+#include "test_finish_call.h"
 
 /* A claimed task: what finish needs. The envelope bytes are owned. */
 typedef struct fake_job {
@@ -135,25 +136,7 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
     return RTQ_EJSON;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 11, false);
-  fw_add_key(&a, rtq_keys_processing(k, wid));
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
-  fw_add_key(&a, rtq_keys_deadlines(k));
-  fw_add_key(&a, rtq_keys_history(k));
-  fw_add_key(&a, rtq_keys_stats(k));
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
-  fw_add_key(&a, rtq_keys_delayed(k));
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_COMPLETED));
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_FAILED));
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_CANCELLED));
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_TIMEOUT));
-  rtq_argv_add_str(&a, wid);
-  rtq_argv_add_str(&a, "86400");
-  rtq_argv_add_str(&a, history);
-  fw_add_key(&a, rtq_keys_chan_events(k));
-  fw_add_key(&a, rtq_keys_task_prefix(k));
-  fw_add_key(&a, rtq_keys_cancel_prefix(k));
-  fw_add_key(&a, rtq_keys_chan_task_prefix(k));
+  tf_finish_head(&a, k, wid, "86400", history, false);
   rtq_argv_add_str(&a, j->id);
   rtq_argv_add(&a, j->env, j->envlen);
   rtq_argv_add_i64(&a, j->attempt);

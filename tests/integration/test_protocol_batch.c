@@ -21,6 +21,7 @@
 #include "rtq/client.h"
 #include "scripts.h"
 #include "test_client_fixture.h"
+#include "test_finish_call.h"
 
 #define WID "w-batch"
 
@@ -101,34 +102,11 @@ typedef struct fin {
   const char *jitter;
 } fin;
 
-/* finish.lua's keys and leading arguments, into a. */
-static void finish_head(rtq_argv *a) {
-  rtq_script_argv(a, RTQ_SCRIPT_FINISH, 11, true);
-  key(a, rtq_keys_processing(&ks, WID));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
-  key(a, rtq_keys_deadlines(&ks));
-  key(a, rtq_keys_history(&ks));
-  key(a, rtq_keys_stats(&ks));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
-  key(a, rtq_keys_delayed(&ks));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_COMPLETED));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_FAILED));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_CANCELLED));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_TIMEOUT));
-  rtq_argv_add_str(a, WID);
-  rtq_argv_add_str(a, "86400");
-  rtq_argv_add_str(a, "1");
-  key(a, rtq_keys_chan_events(&ks));
-  key(a, rtq_keys_task_prefix(&ks));
-  key(a, rtq_keys_cancel_prefix(&ks));
-  key(a, rtq_keys_chan_task_prefix(&ks));
-}
-
 /* finish.lua for the given completions. */
 static redisReply *finish(const fin *f, int n) {
   rtq_argv a;
   rtq_argv_init(&a);
-  finish_head(&a);
+  tf_finish_head(&a, &ks, WID, "86400", "1", true);
   for (int i = 0; i < n; i++) {
     rtq_argv_add_str(&a, f[i].id);
     rtq_argv_add(&a, f[i].env->str, f[i].env->len);
@@ -232,7 +210,7 @@ static void test_protocol_batch_malformed_call_writes_nothing(void **state) {
   for (int b = 0; b < 2; b++) {
     rtq_argv a;
     rtq_argv_init(&a);
-    finish_head(&a);
+    tf_finish_head(&a, &ks, WID, "86400", "1", true);
     rtq_argv_add_str(&a, "m-1");
     rtq_argv_add(&a, env[0]->str, env[0]->len);
     rtq_argv_add_str(&a, "1");

@@ -3,6 +3,7 @@
  * redis-server: every demo handler, progress, the worker record, retries,
  * graceful exit, and a completion fenced off because the task was taken.
  */
+#include "test_finish_call.h"
 #include "test_worker_util.h"
 
 #include "scripts.h"
@@ -128,30 +129,14 @@ static char *finish_by_hand(const char *id, const char *env, size_t envlen, cons
                             const char *attempt) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_key proc = rtq_keys_processing(&tw_keys, worker);
-  rtq_key keys[11] = {proc,
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_RUNNING),
-                      rtq_keys_deadlines(&tw_keys),
-                      rtq_keys_history(&tw_keys),
-                      rtq_keys_stats(&tw_keys),
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_PENDING),
-                      rtq_keys_delayed(&tw_keys),
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_COMPLETED),
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_FAILED),
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_CANCELLED),
-                      rtq_keys_status(&tw_keys, RTQ_STATUS_TIMEOUT)};
-  rtq_script_argv(&a, RTQ_SCRIPT_FINISH, 11, true);
-  for (int i = 0; i < 11; i++) rtq_argv_add(&a, keys[i].s, keys[i].len);
-  rtq_key ev = rtq_keys_chan_events(&tw_keys), tp = rtq_keys_task_prefix(&tw_keys),
-          cp = rtq_keys_cancel_prefix(&tw_keys), chp = rtq_keys_chan_task_prefix(&tw_keys);
-  /* One task: id, envelope, attempt, final status, result, 0 optional fields. */
-  const char *args[] = {worker, "60", "1", ev.s, tp.s, cp.s, chp.s, id, NULL, attempt, "completed", "", "0"};
-  for (int i = 0; i < 13; i++) {
-    if (i == 8)
-      rtq_argv_add(&a, env, envlen);
-    else
-      rtq_argv_add_str(&a, args[i]);
-  }
+  tf_finish_head(&a, &tw_keys, worker, "60", "1", true);
+  /* One task: id, envelope, attempt, final status, no result, 0 optional fields. */
+  rtq_argv_add_str(&a, id);
+  rtq_argv_add(&a, env, envlen);
+  rtq_argv_add_str(&a, attempt);
+  rtq_argv_add_str(&a, "completed");
+  rtq_argv_add_str(&a, "");
+  rtq_argv_add_str(&a, "0");
   redisReply *r = rtq_test_command_argv(rc_, &a);
   rtq_argv_destroy(&a);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);

@@ -117,7 +117,7 @@ static void test_worker_poison_envelopes_are_dead_lettered(void **state) {
   tw_enqueue(cl, "rtq.echo", "{\"warm\":1}", NULL, id);
   rtq_task *t = tw_wait(cl, id, 5000);
   rtq_task_free(t);
-  long rss0 = tw_rss_kb(wk.pid);
+  long rss0 = rtq_test_rss_kb(wk.pid);
 
   /* 1 garbage, 2 a huge declared array, 3 truncated, 4 depth 100000,
    * 5 10 MB, 6 an id with glob and line-break bytes, 7 version 99,
@@ -188,10 +188,10 @@ static void test_worker_poison_envelopes_are_dead_lettered(void **state) {
   rtq_task_free(t);
 
   if (TW_SANITIZED) return; /* RSS is meaningless under ASan */
-  long peak = tw_rss_kb(wk.pid);
+  long peak = rtq_test_rss_kb(wk.pid);
   /* The worker hands the pages back shortly after the payload passed. */
-  RTQ_TEST_WAIT_FOR(tw_rss_kb(wk.pid) - rss0 < 1024, 5000);
-  long rss1 = tw_rss_kb(wk.pid);
+  RTQ_TEST_WAIT_FOR(rtq_test_rss_kb(wk.pid) - rss0 < 1024, 5000);
+  long rss1 = rtq_test_rss_kb(wk.pid);
   printf("  worker RSS before %ld KiB, right after the poison %ld KiB, settled %ld KiB (+%ld)\n", rss0,
          peak, rss1, rss1 - rss0);
   assert_true(rss1 - rss0 < 1024);

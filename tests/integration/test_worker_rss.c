@@ -33,7 +33,7 @@ static void rss_case(const char *isolation) {
     assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
     rtq_task_free(t);
   }
-  long kb = tw_rss_kb(wk.pid);
+  long kb = rtq_test_rss_kb(wk.pid);
   printf("  %s isolation, 50 idle slots after 100 tasks: VmRSS %ld KiB\n", isolation, kb);
   assert_true(kb > 0 && kb <= 10 * 1024);
   assert_int_equal(tw_stop(&wk, 15000), 0);

@@ -200,19 +200,6 @@ static inline void tw_dump_log(const tw_worker *w) {
 #define TW_SANITIZED 0
 #endif
 
-/* VmRSS of pid in KiB, -1 when unreadable. */
-static inline long tw_rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return -1;
-  long kb = -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
-  fclose(f);
-  return kb;
-}
-
 /* Enqueues name with JSON args (NULL: {}); opts may be NULL. */
 static inline void tw_enqueue(rtq_client *cl, const char *name, const char *json,
                               const rtq_task_options *opts, char *id) {
