@@ -51,7 +51,6 @@ typedef struct claimset {
 struct rtq__round {
   int n, replies;
   bool blocking;
-  bool claimed_running;          /* sent while the worker ran (take) */
   bool got_any;
   uint64_t sent_at;
   claimset *claims;              /* good envelopes, claimed at the round's end */
@@ -145,7 +144,6 @@ void rtq__claim_pump(rtq_worker *w) {
   if (take) {
     round->blocking = false;
     round->n = k;
-    round->claimed_running = true;
     w->reserved += k;
     w->round = round;
     send_take(w, round);
@@ -462,7 +460,7 @@ static void take_result(rtq_worker *w, rtq__round *round, int i, const redisRepl
     /* Teardown: the broker recovers it from the processing list. */
     rtq__job_free(w, j);
   } else {
-    j->claimed_running = round->claimed_running;
+    j->claimed_running = true; /* takes are sent only while the worker runs */
     claimed_ok(w, j, elem_int(e, 3), elem_int(e, 5));
   }
 }
