@@ -64,6 +64,11 @@ int rtq__check_name(const rtq_client *c, const char *what, const char *s);
 /* Builds a task from an HGETALL reply (field, value pairs). RTQ_ENOTFOUND
  * for an empty reply, RTQ_ENOMEM. *out is the caller's. */
 int rtq__task_from_hash(const char *id, const redisReply *r, rtq_task **out);
+
+/* Reads the status and time ("at", ms; 0 when absent) of an event JSON
+ * message on a task's channel. 0, or RTQ_EDECODE for text that is not
+ * an object with a known status (NULL included). */
+int rtq__event_parse(const char *json, rtq_status *st, uint64_t *at);
 /* Parses a decimal unsigned integer of a reply string; 0 when absent or
  * malformed. */
 uint64_t rtq__parse_u64(const char *s, size_t len);

@@ -119,6 +119,16 @@ static double head_score(const struct stream *s) {
 
 static const char *head_id(const struct stream *s) { return s->win->element[s->pos]->str; }
 
+/* An index member that is not a task id (a stray ZADD, a truncated or
+ * binary name) is passed over: it names no key we may read, and reading
+ * it could hit a key outside the namespace's ACL patterns. It still
+ * counts towards RTQ_LIST_MAX_EXAMINED. */
+static int head_is_id(const struct stream *s) {
+  const redisReply *m = s->win->element[s->pos];
+  return m->type == REDIS_REPLY_STRING && m->len <= RTQ_TASK_ID_MAX && strlen(m->str) == m->len &&
+         rtq_validate_name(m->str) == 0;
+}
+
 /* Takes the newest head across the streams into id. 1 taken, 0 all
  * exhausted, or an error. */
 static int next_candidate(struct lister *l, char id[RTQ_TASK_ID_SIZE]) {
@@ -127,7 +137,12 @@ static int next_candidate(struct lister *l, char id[RTQ_TASK_ID_SIZE]) {
     struct stream *s = &l->streams[i];
     int rc = refill(l, s);
     if (rc != 0) return rc;
-    if (!has_head(s)) continue;
+    while (has_head(s) && !head_is_id(s) && l->examined < RTQ_LIST_MAX_EXAMINED) {
+      s->pos += 2;
+      l->examined++;
+      if (!has_head(s) && (rc = refill(l, s)) != 0) return rc;
+    }
+    if (!has_head(s) || !head_is_id(s)) continue;
     if (best == NULL) {
       best = s;
       continue;

@@ -181,7 +181,7 @@ RTQ_EXTERN int rtq_get_stats(rtq_client *c, rtq_stats **out) {
     rtq_stats_free(s);
     return rc;
   }
-  qsort(s->queues, s->nqueues, sizeof *s->queues, by_name);
+  if (s->nqueues > 1) qsort(s->queues, s->nqueues, sizeof *s->queues, by_name);
   *out = s;
   return 0;
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "utf8.h"
+
 RTQ_EXTERN char *rtq_format_time(uint64_t ms, char *buf, size_t cap) {
   if (buf == NULL || cap == 0) return buf;
   time_t s = (time_t)(ms / 1000);
@@ -66,8 +68,21 @@ static json_t *time_value(uint64_t ms) {
   return json_string(rtq_format_time(ms, buf, sizeof buf));
 }
 
+/* Stored text as a JSON string: any bytes a handler or a writer put there
+ * are shown, ill-formed UTF-8 replaced by U+FFFD (json_string refuses it,
+ * which used to turn a bad byte into "out of memory"). NULL only when out
+ * of memory. */
+static json_t *text_value(const char *s) {
+  size_t n = strlen(s);
+  if (rtq__utf8_valid(s, n)) return json_stringn(s, n);
+  char *clean = rtq__utf8_sanitize(s, n, &n);
+  json_t *v = clean != NULL ? json_stringn(clean, n) : NULL;
+  free(clean);
+  return v;
+}
+
 static json_t *str_or_null(const char *s) {
-  return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+  return s != NULL && s[0] != '\0' ? text_value(s) : json_null();
 }
 
 static json_t *progress_value(double p) {
@@ -98,9 +113,9 @@ static json_t *task_object(const rtq_task *t) {
   int bad = 0;
   json_t *o = json_object();
   if (o == NULL) return NULL;
-  put(o, "id", json_string(t->id), &bad);
-  put(o, "name", json_string(t->name), &bad);
-  put(o, "queue", json_string(t->queue), &bad);
+  put(o, "id", text_value(t->id), &bad);
+  put(o, "name", text_value(t->name), &bad);
+  put(o, "queue", text_value(t->queue), &bad);
   put(o, "status", json_string(rtq_status_name(t->status)), &bad);
   put(o, "progress", progress_value(t->progress), &bad);
   put(o, "progress_message", str_or_null(t->progress_message), &bad);

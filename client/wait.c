@@ -21,13 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads the status and time of a terminal event. 0 when it is one. */
-static int parse_event(const char *json, rtq_status *st, uint64_t *at) {
-  json_t *o = json_loads(json, 0, NULL);
+/* See client_internal.h. */
+int rtq__event_parse(const char *json, rtq_status *st, uint64_t *at) {
+  json_t *o = json != NULL ? json_loads(json, 0, NULL) : NULL;
   if (o == NULL) return RTQ_EDECODE;
   int rc = RTQ_EDECODE;
   const char *s = json_string_value(json_object_get(o, "status"));
-  if (s != NULL && rtq_status_parse(s, st) == 0 && rtq_status_is_terminal(*st)) {
+  if (s != NULL && rtq_status_parse(s, st) == 0) {
     json_t *t = json_object_get(o, "at");
     *at = json_is_integer(t) && json_integer_value(t) > 0 ? (uint64_t)json_integer_value(t) : 0;
     rc = 0;
@@ -47,7 +47,12 @@ static int task_from_event(const char *id, rtq_status st, uint64_t at, rtq_task 
   return 0;
 }
 
-/* Step 3 and 4: waits for events until one leaves the task terminal. */
+/* Step 3 and 4: waits for events until one leaves the task terminal.
+ * Any message on the channel is a reason to read the task again, not
+ * only a well-formed terminal event: an event that does not parse (text
+ * that is not UTF-8, a newer writer's shape) must not leave a finished
+ * task's waiter asleep until its timeout. Progress events are coalesced
+ * by the worker, so this costs at most a few HGETALLs a second. */
 static int wait_events(rtq_client *c, rtq_subscription *s, const char *id, uint64_t deadline,
                        rtq_task **out) {
   for (;;) {
@@ -57,12 +62,11 @@ static int wait_events(rtq_client *c, rtq_subscription *s, const char *id, uint6
     if (rc != 0) return rc;
     rtq_status st;
     uint64_t at = 0;
-    rc = parse_event(msg, &st, &at);
+    int terminal_event = rtq__event_parse(msg, &st, &at) == 0 && rtq_status_is_terminal(st);
     free(msg);
-    if (rc != 0) continue; /* not a terminal event: keep waiting */
     rtq_task *t = NULL;
     rc = rtq_get_task(c, id, &t);
-    if (rc == RTQ_ENOTFOUND) {
+    if (rc == RTQ_ENOTFOUND && terminal_event) {
       rtq__client_clear_err(c);
       return task_from_event(id, st, at, out);
     }
@@ -71,7 +75,7 @@ static int wait_events(rtq_client *c, rtq_subscription *s, const char *id, uint6
       *out = t;
       return 0;
     }
-    /* Ended and already retried: wait for its next end. */
+    /* Still running, or ended and already retried: wait for its next end. */
     rtq_task_free(t);
   }
 }

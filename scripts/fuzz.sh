@@ -1,39 +1,54 @@
 #!/bin/sh
-# fuzz.sh [seconds] - builds the libFuzzer targets with clang, ASan and
-# UBSan in build-fuzz/ and runs fuzz_envelope for a bounded time (default
-# 60 s) on a scratch copy of the seed corpus, so the committed seeds stay
-# as they are. Exits non-zero on any crash, sanitizer report, leak,
+# fuzz.sh [seconds] [target...] - builds the libFuzzer targets with clang,
+# ASan and UBSan in build-fuzz/ and runs each for a bounded time (default
+# 60 s each) on a scratch copy of its seed corpus, so the committed seeds
+# stay as they are. Exits non-zero on any crash, sanitizer report, leak,
 # timeout or oversized allocation; the reproducer is left in
-# build-fuzz/fuzz-artifacts/.
+# build-fuzz/fuzz-artifacts/<target>/.
 #
-#   scripts/fuzz.sh          # 60 s
-#   scripts/fuzz.sh 600      # 10 min
-#   build-fuzz/tests/fuzz/fuzz_envelope build-fuzz/fuzz-artifacts/crash-...  # replay
+# Targets (tests/fuzz/<target>.c; seeds in tests/fuzz/corpus/ for the
+# envelope, tests/fuzz/corpus-<target>/ for the others where present):
+#   fuzz_envelope  envelope decode, args unpack/pack, args <-> JSON
+#   fuzz_parsers   Redis URL and duration parsers
+#   fuzz_frame     the child -> worker pipe frame reader
+#   fuzz_task      task hash -> rtq_task -> JSON, and event messages
+#
+#   scripts/fuzz.sh                   # every target, 60 s each
+#   scripts/fuzz.sh 20                # every target, 20 s each
+#   scripts/fuzz.sh 600 fuzz_frame    # one target, 10 min
+#   build-fuzz/tests/fuzz/fuzz_envelope build-fuzz/fuzz-artifacts/fuzz_envelope/crash-...  # replay
 set -eu
 
 secs=${1:-60}
 case $secs in
-  '' | *[!0-9]*) echo "usage: $0 [seconds]" >&2; exit 2 ;;
+  '' | *[!0-9]*) echo "usage: $0 [seconds] [target...]" >&2; exit 2 ;;
 esac
+[ $# -gt 0 ] && shift
+targets=${*:-fuzz_envelope fuzz_parsers fuzz_frame fuzz_task}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
-run=$root/tests/fuzz/corpus-run
-artifacts=$build/fuzz-artifacts/
 
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang \
   -DRTQ_FUZZ=ON -DRTQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target fuzz_envelope -j "$(nproc 2>/dev/null || echo 2)"
+# shellcheck disable=SC2086
+cmake --build "$build" --target $targets -j "$(nproc 2>/dev/null || echo 2)"
 
-rm -rf "$run"
-mkdir -p "$run" "$artifacts"
-cp "$root"/tests/fuzz/corpus/* "$run"/
-
-# -malloc_limit_mb turns any single allocation above 64 MiB into a
-# finding: inputs are at most -max_len bytes, so a decoder that honours its
-# limits never asks for that much.
-exec "$build/tests/fuzz/fuzz_envelope" \
-  -max_total_time="$secs" -timeout=10 -max_len=8192 \
-  -rss_limit_mb=2048 -malloc_limit_mb=64 \
-  -print_final_stats=1 -artifact_prefix="$artifacts" \
-  "$run"
+for t in $targets; do
+  run=$build/corpus-run/$t
+  artifacts=$build/fuzz-artifacts/$t/
+  seeds=$root/tests/fuzz/corpus-$t
+  [ "$t" = fuzz_envelope ] && seeds=$root/tests/fuzz/corpus
+  rm -rf "$run"
+  mkdir -p "$run" "$artifacts"
+  if [ -d "$seeds" ]; then cp "$seeds"/* "$run"/; fi
+  echo "fuzz.sh: $t for ${secs}s"
+  # -malloc_limit_mb turns any single allocation above 64 MiB into a
+  # finding: inputs are at most -max_len bytes, so a reader that honours
+  # its limits never asks for that much.
+  "$build/tests/fuzz/$t" \
+    -max_total_time="$secs" -timeout=10 -max_len=8192 \
+    -rss_limit_mb=2048 -malloc_limit_mb=64 \
+    -print_final_stats=1 -artifact_prefix="$artifacts" \
+    "$run"
+done

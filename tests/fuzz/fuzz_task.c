@@ -1,0 +1,136 @@
+/*
+ * fuzz_task.c - libFuzzer target for what the client reads back from
+ * Redis that any writer with access to the namespace could have written:
+ * a task hash turned into an rtq_task and then into JSON
+ * (rtq__task_from_hash, rtq_task_to_json), and event messages as wait
+ * reads them (rtq__event_parse).
+ *
+ * The input is a sequence of fields, each a length byte then that many
+ * bytes; they are paired into the (field, value) array an HGETALL returns.
+ * A field named by its first byte's low bits is drawn from the real field
+ * names, so the fuzzer reaches every setter quickly. The whole input is
+ * also given to the event parser as text.
+ *
+ * Properties checked:
+ *   1. from_hash returns 0, RTQ_ENOTFOUND or RTQ_EDECODE;
+ *   2. a task that was read always converts to JSON (never "out of
+ *      memory" for bytes that are not UTF-8), and that JSON parses back
+ *      as an object with the task's status;
+ *   3. progress stays within 0..100;
+ *   4. the event parser returns 0 or RTQ_EDECODE.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "client_internal.h"
+
+#define REQUIRE(cond)     \
+  do {                    \
+    if (!(cond)) abort(); \
+  } while (0)
+
+#define MAX_FIELDS 64
+
+static const char *const names[] = {
+    "name",       "queue",        "status",     "progress",     "progress_message", "created_at",
+    "started_at", "completed_at", "attempt",    "max_retries",  "worker",           "timeout_ms",
+    "result_ttl", "run_at",       "retry_at",   "deadline",     "cancel_requested", "args",
+    "result",     "error_code",   "error_message", "error_details", "error_traceback", "status",
+};
+
+static redisReply *string_reply(const char *p, size_t n) {
+  redisReply *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->type = REDIS_REPLY_STRING;
+  r->str = malloc(n + 1);
+  if (r->str == NULL) {
+    free(r);
+    return NULL;
+  }
+  memcpy(r->str, p, n);
+  r->str[n] = '\0';
+  r->len = n;
+  return r;
+}
+
+/* Builds the HGETALL-shaped array; NULL when out of memory. */
+static redisReply *hash_reply(const uint8_t *data, size_t size) {
+  redisReply *arr = calloc(1, sizeof *arr);
+  if (arr == NULL) return NULL;
+  arr->type = REDIS_REPLY_ARRAY;
+  arr->element = calloc(MAX_FIELDS, sizeof *arr->element);
+  if (arr->element == NULL) {
+    free(arr);
+    return NULL;
+  }
+  size_t off = 0;
+  while (off < size && arr->elements < MAX_FIELDS) {
+    size_t n = data[off++];
+    if (n > size - off) n = size - off;
+    redisReply *e;
+    /* A field position whose length byte has the top bit set names a
+     * real field: its low bits pick it. */
+    if (arr->elements % 2 == 0 && (n & 0x80)) {
+      const char *nm = names[n % (sizeof names / sizeof names[0])];
+      e = string_reply(nm, strlen(nm));
+      n = 0;
+    } else {
+      e = string_reply((const char *)data + off, n);
+    }
+    if (e == NULL) break;
+    arr->element[arr->elements++] = e;
+    off += n;
+  }
+  return arr;
+}
+
+static void free_reply(redisReply *r) {
+  if (r == NULL) return;
+  for (size_t i = 0; i < r->elements; i++) {
+    free(r->element[i]->str);
+    free(r->element[i]);
+  }
+  free(r->element);
+  free(r);
+}
+
+static void check_event(const uint8_t *data, size_t size) {
+  char *text = malloc(size + 1);
+  if (text == NULL) return;
+  memcpy(text, data, size);
+  text[size] = '\0';
+  rtq_status st;
+  uint64_t at;
+  int rc = rtq__event_parse(text, &st, &at);
+  REQUIRE(rc == 0 || rc == RTQ_EDECODE);
+  if (rc == 0) REQUIRE((int)st >= 0 && (int)st < RTQ_STATUS_COUNT);
+  free(text);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size > 65536) return 0;
+  check_event(data, size);
+  redisReply *r = hash_reply(data, size);
+  if (r == NULL) return 0;
+  rtq_task *t = NULL;
+  int rc = rtq__task_from_hash("fuzz-task", r, &t);
+  REQUIRE(rc == 0 || rc == RTQ_ENOTFOUND || rc == RTQ_EDECODE || rc == RTQ_ENOMEM);
+  if (rc == 0) {
+    REQUIRE(t->progress >= 0 && t->progress <= 100);
+    char *json = NULL;
+    REQUIRE(rtq_task_to_json(t, &json) == 0);
+    json_t *o = json_loads(json, 0, NULL);
+    REQUIRE(o != NULL && json_is_object(o));
+    const char *st = json_string_value(json_object_get(o, "status"));
+    REQUIRE(st != NULL && strcmp(st, rtq_status_name(t->status)) == 0);
+    json_decref(o);
+    free(json);
+  }
+  rtq_task_free(t);
+  free_reply(r);
+  return 0;
+}

@@ -1,0 +1,203 @@
+/*
+ * test_client_hostile.c - the client reading what a hostile or buggy
+ * writer left in Redis: index entries that are not task ids, task fields
+ * that are not UTF-8, messages on a task's channel that are not events,
+ * and an empty namespace.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "keys.h"
+#include "rtq/client.h"
+#include "test_client_fixture.h"
+
+extern void (*rtq__wait_subscribed_hook)(const char *id);
+
+static rtq_keys keys;
+static rtq_client *cl;
+static rtq_conn *rc_;
+
+static int setup(void **state) {
+  (void)state;
+  tc_open(&keys, &cl, &rc_);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq__wait_subscribed_hook = NULL;
+  tc_close(&cl, &rc_);
+  return 0;
+}
+
+static void create(const char *name, char *id) {
+  if (rtq_create_task(cl, name, NULL, NULL, id, NULL) != 0)
+    fail_msg("create: %s", rtq_client_errstr(cl));
+}
+
+/* Stray members in a status index (a ZADD by hand, a bug elsewhere) are
+ * passed over; the real tasks around them are listed. */
+static void test_client_hostile_list_skips_index_entries_that_are_not_ids(void **state) {
+  (void)state;
+  char ids[3][RTQ_TASK_ID_SIZE];
+  for (int i = 0; i < 3; i++) create("job", ids[i]);
+  rtq_key idx = rtq_keys_status(&keys, RTQ_STATUS_PENDING);
+  char longid[300];
+  memset(longid, 'a', sizeof longid - 1);
+  longid[sizeof longid - 1] = '\0';
+  /* Scores newer than every real task, so they come first in the merge. */
+  rtq_test_cmd_int(rc_, "ZADD", idx.s, "99999999999999", "bad id", NULL);
+  rtq_test_cmd_int(rc_, "ZADD", idx.s, "99999999999998", longid, NULL);
+  rtq_test_cmd_int(rc_, "ZADD", idx.s, "99999999999997", "../../etc", NULL);
+  rtq_test_cmd_int(rc_, "ZADD", idx.s, "99999999999996", "id\xff", NULL);
+
+  rtq_task_filter f;
+  memset(&f, 0, sizeof f);
+  f.statuses = RTQ_STATUS_BIT(RTQ_STATUS_PENDING);
+  f.limit = 10;
+  rtq_test_cmd_ok(rc_, "CONFIG", "RESETSTAT", NULL);
+  rtq_task_list *list = NULL;
+  if (rtq_list_tasks(cl, &f, &list) != 0) fail_msg("list: %s", rtq_client_errstr(cl));
+  assert_int_equal(list->count, 3);
+  /* Same-millisecond ids have no order of their own: compare as a set. */
+  for (int i = 0; i < 3; i++) {
+    int found = 0;
+    for (size_t j = 0; j < list->count; j++) found += strcmp(list->tasks[j]->id, ids[i]) == 0;
+    assert_int_equal(found, 1);
+  }
+  rtq_task_list_free(list);
+  /* Only the three real ids were looked up: no key was built from the
+   * stray members. */
+  char *info = rtq_test_cmd_str(rc_, "INFO", "commandstats", NULL);
+  assert_non_null(info);
+  const char *hm = strstr(info, "cmdstat_hmget:calls=");
+  assert_non_null(hm);
+  assert_int_equal(atoi(hm + strlen("cmdstat_hmget:calls=")), 3);
+  free(info);
+}
+
+/* Fields a handler filled with bytes that are not UTF-8 still give JSON,
+ * with U+FFFD where the bad bytes were (this used to fail as "out of
+ * memory"). */
+static void test_client_hostile_task_json_replaces_bad_bytes(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create("job", id);
+  rtq_key k = rtq_keys_task(&keys, id);
+  rtq_test_cmd_int(rc_, "HSET", k.s, "status", "failed", "error_code", "BAD\xff", "error_message",
+                   "caf\xc3\xa9 \xc0\xaf", "error_traceback", "\xed\xa0\x80", "progress_message",
+                   "\xfe\xfe", "worker", "w\x80", NULL);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  char *json = NULL;
+  assert_int_equal(rtq_task_to_json(t, &json), 0);
+  json_t *o = json_loads(json, 0, NULL);
+  assert_non_null(o);
+  json_t *e = json_object_get(o, "error");
+  assert_string_equal(json_string_value(json_object_get(e, "code")), "BAD\xef\xbf\xbd");
+  assert_string_equal(json_string_value(json_object_get(e, "message")),
+                      "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd");
+  assert_string_equal(json_string_value(json_object_get(o, "progress_message")),
+                      "\xef\xbf\xbd\xef\xbf\xbd");
+  assert_string_equal(json_string_value(json_object_get(o, "status")), "failed");
+  json_decref(o);
+  free(json);
+  rtq_task_free(t);
+}
+
+struct waiter {
+  char id[RTQ_TASK_ID_SIZE];
+  int rc;
+  rtq_status status;
+  uint64_t took_ms;
+};
+
+static void *wait_thread(void *arg) {
+  struct waiter *w = arg;
+  uint64_t t0 = rtq_test_now_ms();
+  rtq_task *t = NULL;
+  w->rc = rtq_wait_for_task(cl, w->id, 20000, &t);
+  w->took_ms = rtq_test_now_ms() - t0;
+  if (t != NULL) w->status = t->status;
+  rtq_task_free(t);
+  return NULL;
+}
+
+static volatile int subscribed;
+static void on_subscribed(const char *id) {
+  (void)id;
+  __atomic_store_n(&subscribed, 1, __ATOMIC_SEQ_CST);
+}
+
+/* True once some connection's last command was HGETALL: the waiter has
+ * read the task after subscribing (step 2 of wait.c). */
+static int waiter_has_read(void) {
+  char *list = rtq_test_cmd_str(rc_, "CLIENT", "LIST", NULL);
+  int yes = list != NULL && strstr(list, "cmd=hgetall") != NULL;
+  free(list);
+  return yes;
+}
+
+/* A task that ends while its waiter is subscribed, announced by a message
+ * that is not a well-formed event (bad bytes, a writer of another shape):
+ * the waiter reads the task again and returns at once instead of
+ * sleeping until its timeout. */
+static void test_client_hostile_wait_wakes_on_any_message(void **state) {
+  (void)state;
+  struct waiter w;
+  memset(&w, 0, sizeof w);
+  create("job", w.id);
+  subscribed = 0;
+  rtq__wait_subscribed_hook = on_subscribed;
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
+  uint64_t deadline = rtq_test_now_ms() + 5000;
+  while (!__atomic_load_n(&subscribed, __ATOMIC_SEQ_CST) || !waiter_has_read()) {
+    if (rtq_test_now_ms() > deadline) fail_msg("the waiter did not subscribe and read in 5 s");
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  rtq_key k = rtq_keys_task(&keys, w.id);
+  rtq_test_cmd_int(rc_, "HSET", k.s, "status", "completed", "error_code", "BAD\xff", NULL);
+  rtq_key chan = rtq_keys_chan_task(&keys, w.id);
+  rtq_test_cmd_int(rc_, "PUBLISH", chan.s, "{\"status\":\"compl\xff", NULL);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(w.rc, 0);
+  assert_int_equal(w.status, RTQ_STATUS_COMPLETED);
+  assert_true(w.took_ms < 10000);
+}
+
+/* Stats of a namespace that holds nothing: no queues, all counts 0 (and
+ * no sort of an empty array, which UBSan reports). */
+static void test_client_hostile_stats_of_empty_namespace(void **state) {
+  (void)state;
+  rtq_stats *s = NULL;
+  if (rtq_get_stats(cl, &s) != 0) fail_msg("stats: %s", rtq_client_errstr(cl));
+  assert_int_equal(s->nqueues, 0);
+  rtq_stats_free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_client_hostile_list_skips_index_entries_that_are_not_ids,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_hostile_task_json_replaces_bad_bytes, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_hostile_wait_wakes_on_any_message, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_hostile_stats_of_empty_namespace, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
