@@ -117,6 +117,17 @@ static int read_first(rtq_stats *s, redisReply **r) {
   return 0;
 }
 
+static bool is_noperm(const redisReply *r) {
+  return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
+}
+
+/* True when r[0..n) all arrived and none is an error. */
+static bool replies_ok(redisReply **r, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (r[i] == NULL || r[i]->type == REDIS_REPLY_ERROR) return false;
+  return true;
+}
+
 /* Second round trip: each queue's backlog and the live workers. */
 static int read_second(rtq_client *c, rtq_conn *conn, rtq_stats *s) {
   size_t n = s->nqueues + 1;
@@ -134,6 +145,13 @@ static int read_second(rtq_client *c, rtq_conn *conn, rtq_stats *s) {
     rtq_argv_add_u64(&cmds[n - 1], since);
     rtq_argv_add_str(&cmds[n - 1], "+inf");
     rc = pipeline(c, conn, cmds, n, r);
+  }
+  /* A producer's ACL user has no access to P:workers (docs/OPERATIONS.md):
+   * the rest of the figures are still worth having. */
+  if (rc == RTQ_EREDIS && is_noperm(r[n - 1]) && replies_ok(r, n - 1)) {
+    rtq__client_clear_err(c);
+    s->workers_hidden = true;
+    rc = 0;
   }
   if (rc == 0) {
     for (size_t i = 0; i < s->nqueues; i++) s->queues[i].backlog = int_of(r[i]);

@@ -285,14 +285,27 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
   assert_int_equal(rtq_list_tasks(p, NULL, &l), 0);
   assert_true(l->count >= 6);
   rtq_task_list_free(l);
+  assert_int_equal(acl_denials(), 0); /* the whole flow so far */
   rtq_stats *st = NULL;
   assert_int_equal(rtq_get_stats(p, &st), 0);
   assert_true(st->by_status[RTQ_STATUS_COMPLETED] >= 2);
+  /* A producer may not read the worker registry: stats says so, and the
+   * worker list is refused (the monitor lists them). */
+  assert_true(st->workers_hidden);
   rtq_stats_free(st);
   rtq_alive_workers *aw = NULL;
-  assert_int_equal(rtq_list_workers(p, &aw), 0);
+  assert_int_equal(rtq_list_workers(p, &aw), RTQ_EREDIS);
+  assert_non_null(strstr(rtq_client_errstr(p), "NOPERM"));
+  rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL); /* those refusals were the point */
+  rtq_client *m = client_as("rtq-monitor");
+  assert_int_equal(rtq_list_workers(m, &aw), 0);
   assert_int_equal(aw->count, 1);
   rtq_alive_workers_free(aw);
+  assert_int_equal(rtq_get_stats(m, &st), 0);
+  assert_false(st->workers_hidden);
+  assert_int_equal(st->workers_alive, 1);
+  rtq_stats_free(st);
+  rtq_client_free(m);
 
   /* an expired task is forgotten by the broker's cleanup (forget.lua) */
   rtq_task_options short_ttl = {.result_ttl_s = 1};
@@ -387,6 +400,44 @@ static void test_acl_producer_stays_in_its_namespace(void **state) {
   rtq_conn_free(c);
 }
 
+/* The raw attacks a key pattern can stop (docs/SECURITY.md): a producer
+ * halting the broker by taking its lease, or keeping a dead worker
+ * "alive" with a heartbeat in the future, or touching a worker's claimed
+ * tasks; a worker taking the lease. Each is refused directly and from
+ * inside a script. */
+static void test_acl_keys_stop_the_raw_attacks(void **state) {
+  (void)state;
+  rtq_conn *c = rtq_test_conn_new(user("rtq-producer")->url);
+  denied(c, "SET", "rtq:lease", "attacker", "PX", "30000", NULL);
+  denied(c, "GET", "rtq:lease", NULL);
+  denied(c, "ZADD", "rtq:workers", "99999999999999", "w-dead", NULL);
+  denied(c, "ZRANGE", "rtq:workers", "0", "-1", NULL);
+  denied(c, "HSET", "rtq:worker:w-dead", "host", "x", NULL);
+  denied(c, "LPUSH", "rtq:processing:w-dead", "x", NULL);
+  denied(c, "LRANGE", "rtq:processing:w-dead", "0", "-1", NULL);
+  denied(c, "ZADD", "rtq:deadlines", "99999999999999", "t1", NULL);
+  denied(c, "LPUSH", "rtq:dead", "x", NULL);
+  denied(c, "EVAL", "return redis.call('SET', KEYS[1], 'attacker', 'PX', 30000)", "1", "rtq:lease",
+         NULL);
+  denied(c, "EVAL", "return redis.call('ZADD', KEYS[1], 99999999999999, 'w-dead')", "1",
+         "rtq:workers", NULL);
+  rtq_conn_free(c);
+
+  c = rtq_test_conn_new(user("rtq-worker")->url);
+  denied(c, "SET", "rtq:lease", "attacker", "PX", "30000", NULL);
+  denied(c, "GET", "rtq:lease", NULL);
+  denied(c, "EVAL", "return redis.call('SET', KEYS[1], 'attacker', 'PX', 30000)", "1", "rtq:lease",
+         NULL);
+  rtq_conn_free(c);
+
+  /* The monitor still sees both. */
+  c = rtq_test_conn_new(user("rtq-monitor")->url);
+  freeReplyObject(rtq_test_command(c, "GET", "rtq:lease", NULL));
+  freeReplyObject(rtq_test_command(c, "ZRANGE", "rtq:workers", "0", "-1", NULL));
+  rtq_conn_free(c);
+  assert_int_equal(rtq_test_cmd_int(admin, "EXISTS", "rtq:worker:w-dead", NULL), 0);
+}
+
 static void test_acl_monitor_reads_but_never_writes(void **state) {
   (void)state;
   rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL);
@@ -449,6 +500,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_acl_roles_run_the_whole_flow),
       cmocka_unit_test(test_acl_producer_stays_in_its_namespace),
+      cmocka_unit_test(test_acl_keys_stop_the_raw_attacks),
       cmocka_unit_test(test_acl_monitor_reads_but_never_writes),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -338,6 +338,8 @@ typedef struct rtq_stats {
   uint64_t delayed;                        /* scheduled or backing off */
   uint64_t dead;                           /* dead-letter records */
   uint64_t workers_alive;                  /* heartbeat within 30 s */
+  bool workers_hidden;                     /* this user may not read P:workers (a
+                                            * producer's ACL): workers_alive is 0 */
   size_t nqueues;
   rtq_queue_stats *queues;                 /* sorted by name */
 } rtq_stats;
