@@ -38,7 +38,17 @@ static int rebuild_envelope(rtq_client *c, const rtq_task *t, char **env, size_t
   e.result_ttl_s = t->result_ttl_s;
   char why[256];
   int rc = rtq_envelope_encode(&e, env, len, why, sizeof why);
-  if (rc != 0) rtq__client_err(c, "task %s cannot be re-encoded: %s", t->id, why);
+  if (rc != 0) {
+    rtq__client_err(c, "task %s cannot be re-encoded: %s", t->id, why);
+  } else if (*len > c->max_payload) {
+    /* Args written by a client with a larger limit, or by hand: workers
+     * would dead-letter the envelope, so it is not sent. */
+    rtq__client_err(c, "task %s: its payload would be %zu bytes; the limit is %zu", t->id, *len,
+                    c->max_payload);
+    free(*env);
+    *env = NULL;
+    rc = RTQ_ETOOBIG;
+  }
   return rc;
 }
 

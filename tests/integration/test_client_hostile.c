@@ -178,6 +178,44 @@ static void test_client_hostile_wait_wakes_on_any_message(void **state) {
   assert_true(w.took_ms < 10000);
 }
 
+/* A retry rebuilds the envelope from the hash; args written under a
+ * larger limit (another client's max_payload, or by hand) would make an
+ * envelope every worker dead-letters, so the retry is refused and the task
+ * stays as it was. */
+static void test_client_hostile_retry_refuses_an_oversized_envelope(void **state) {
+  (void)state;
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  o.max_payload = 4u << 20;
+  rtq_client *big = NULL;
+  if (rtq_client_new(&o, &big) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  size_t n = 1536u << 10; /* 1.5 MiB: over the default 1 MiB */
+  char *blob = malloc(n + 1);
+  assert_non_null(blob);
+  memset(blob, 'x', n);
+  blob[n] = '\0';
+  rtq_args *a = rtq_args_new();
+  assert_int_equal(rtq_args_set_str(a, "blob", blob), 0);
+  free(blob);
+  char id[RTQ_TASK_ID_SIZE];
+  if (rtq_create_task(big, "job", a, NULL, id, NULL) != 0)
+    fail_msg("create: %s", rtq_client_errstr(big));
+  rtq_args_free(a);
+  rtq_client_free(big);
+  rtq_key q = rtq_keys_queue(&keys, "default");
+  rtq_test_cmd_int(rc_, "DEL", q.s, NULL);
+  rtq_key k = rtq_keys_task(&keys, id);
+  rtq_test_cmd_int(rc_, "HSET", k.s, "status", "failed", NULL);
+
+  assert_int_equal(rtq_retry_task(cl, id), RTQ_ETOOBIG);
+  assert_non_null(strstr(rtq_client_errstr(cl), "the limit is 1048576"));
+  char *st = rtq_test_cmd_str(rc_, "HGET", k.s, "status", NULL);
+  assert_string_equal(st, "failed");
+  free(st);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", q.s, NULL), 0);
+}
+
 /* Stats of a namespace that holds nothing: no queues, all counts 0 (and
  * no sort of an empty array, which UBSan reports). */
 static void test_client_hostile_stats_of_empty_namespace(void **state) {
@@ -196,6 +234,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_hostile_wait_wakes_on_any_message, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_client_hostile_retry_refuses_an_oversized_envelope,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_hostile_stats_of_empty_namespace, setup,
                                       teardown),
   };
