@@ -132,6 +132,20 @@ void rtq__pool_put(rtq_client *c, rtq_conn *conn) {
   pthread_mutex_unlock(&c->mu);
 }
 
+void rtq__pool_trim(rtq_client *c) {
+  rtq_conn *closing[MAX_POOL_SIZE];
+  int n = 0;
+  pthread_mutex_lock(&c->mu);
+  if (c->nidle == c->total) {
+    n = c->nidle;
+    memcpy(closing, c->idle, (size_t)n * sizeof *closing);
+    c->total -= n;
+    c->nidle = 0;
+  }
+  pthread_mutex_unlock(&c->mu);
+  for (int i = 0; i < n; i++) rtq_conn_free(closing[i]);
+}
+
 int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply) {
   rtq_conn *conn;
   *reply = NULL;

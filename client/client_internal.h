@@ -48,6 +48,11 @@ int rtq__client_conn_err(const rtq_client *c, rtq_conn *conn, int rc, const char
 int rtq__pool_get(rtq_client *c, rtq_conn **out);
 /* Gives it back (dropped connections too: they reconnect on next use). */
 void rtq__pool_put(rtq_client *c, rtq_conn *conn);
+/* Closes the idle pooled connections when no call holds one, so a client
+ * that only waits (a CLI `rtq wait`) keeps one connection, its
+ * subscription, instead of two. A client busy in other threads keeps its
+ * pool. */
+void rtq__pool_trim(rtq_client *c);
 /* Opens a connection outside the pool with the client's URL and timeouts;
  * command_timeout_ms 0 means the client's. */
 int rtq__client_connect(rtq_client *c, int command_timeout_ms, rtq_conn **out);

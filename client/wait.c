@@ -58,6 +58,7 @@ static int wait_events(rtq_client *c, rtq_subscription *s, const char *id, uint6
   for (;;) {
     char *msg = NULL;
     size_t len;
+    rtq__pool_trim(c);
     int rc = rtq__sub_next(s, deadline, &msg, &len);
     if (rc != 0) return rc;
     rtq_status st;

@@ -362,6 +362,68 @@ static void test_client_wait_does_not_poll(void **state) {
   assert_int_equal(calls_of("hgetall") - before, 1);
 }
 
+/* connected_clients of INFO clients. */
+static long long connected_clients(void) {
+  char *info = rtq_test_cmd_str(rc_, "INFO", "clients", NULL);
+  assert_non_null(info);
+  const char *p = strstr(info, "connected_clients:");
+  assert_non_null(p);
+  long long n = atoll(p + strlen("connected_clients:"));
+  free(info);
+  return n;
+}
+
+#define WAITERS 20
+
+typedef struct waiter {
+  pthread_t th;
+  rtq_client *c;
+  char id[RTQ_TASK_ID_SIZE];
+  int rc;
+  rtq_status status;
+} waiter;
+
+static void *waiter_main(void *arg) {
+  waiter *w = arg;
+  rtq_task *t = NULL;
+  w->rc = rtq_wait_for_task(w->c, w->id, 20000, &t);
+  if (t != NULL) w->status = t->status;
+  rtq_task_free(t);
+  return NULL;
+}
+
+/* A client that only waits holds one connection, its subscription: its
+ * pooled connection is closed while it blocks. 20 waiting clients add 20
+ * connections to Redis, not 40, and all still see their tasks end. */
+static void test_client_wait_holds_one_connection(void **state) {
+  (void)state;
+  waiter w[WAITERS];
+  long long base = connected_clients();
+  for (int i = 0; i < WAITERS; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    create(w[i].id);
+    rtq_client_options o;
+    memset(&o, 0, sizeof o);
+    o.redis_url = rtq_test_redis_url();
+    if (rtq_client_new(&o, &w[i].c) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+    assert_int_equal(pthread_create(&w[i].th, NULL, waiter_main, &w[i]), 0);
+  }
+  for (int i = 0; i < WAITERS; i++) wait_subscriber(rc_, w[i].id);
+  RTQ_TEST_WAIT_FOR(connected_clients() == base + WAITERS, 5000);
+  for (int i = 0; i < WAITERS; i++) {
+    fake_job j;
+    assert_int_equal(fw_claim(rc_, &keys, "default", "w1", &j), 0);
+    assert_int_equal(fw_finish(rc_, &keys, "w1", &j, "completed", "{}"), 0);
+    fake_job_destroy(&j);
+  }
+  for (int i = 0; i < WAITERS; i++) {
+    assert_int_equal(pthread_join(w[i].th, NULL), 0);
+    assert_int_equal(w[i].rc, 0);
+    assert_int_equal(w[i].status, RTQ_STATUS_COMPLETED);
+    rtq_client_free(w[i].c);
+  }
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -370,7 +432,7 @@ int main(void) {
       T(test_client_wait_race_in_window),      T(test_client_wait_race_loop),
       T(test_client_wait_timeout),             T(test_client_wait_errors),
       T(test_client_wait_hash_expired),        T(test_client_wait_cancelled_running),
-      T(test_client_wait_does_not_poll),
+      T(test_client_wait_does_not_poll),       T(test_client_wait_holds_one_connection),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
