@@ -140,13 +140,13 @@ static void on_subscribed(const char *id) {
   __atomic_store_n(&subscribed, 1, __ATOMIC_SEQ_CST);
 }
 
-/* True once some connection's last command was HGETALL: the waiter has
- * read the task after subscribing (step 2 of wait.c). */
-static int waiter_has_read(void) {
-  char *list = rtq_test_cmd_str(rc_, "CLIENT", "LIST", NULL);
-  int yes = list != NULL && strstr(list, "cmd=hgetall") != NULL;
-  free(list);
-  return yes;
+/* HGETALL calls so far (INFO commandstats). */
+static long long hgetall_calls(void) {
+  char *info = rtq_test_cmd_str(rc_, "INFO", "commandstats", NULL);
+  const char *p = info != NULL ? strstr(info, "cmdstat_hgetall:calls=") : NULL;
+  long long n = p != NULL ? atoll(p + strlen("cmdstat_hgetall:calls=")) : 0;
+  free(info);
+  return n;
 }
 
 /* A task that ends while its waiter is subscribed, announced by a message
@@ -160,10 +160,11 @@ static void test_client_hostile_wait_wakes_on_any_message(void **state) {
   create("job", w.id);
   subscribed = 0;
   rtq__wait_subscribed_hook = on_subscribed;
+  rtq_test_cmd_ok(rc_, "CONFIG", "RESETSTAT", NULL);
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
   uint64_t deadline = rtq_test_now_ms() + 5000;
-  while (!__atomic_load_n(&subscribed, __ATOMIC_SEQ_CST) || !waiter_has_read()) {
+  while (!__atomic_load_n(&subscribed, __ATOMIC_SEQ_CST) || hgetall_calls() < 1) {
     if (rtq_test_now_ms() > deadline) fail_msg("the waiter did not subscribe and read in 5 s");
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL);
