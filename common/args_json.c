@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "utf8.h"
 
 
 /* ---- rtq_args -> JSON ---------------------------------------------------- */
@@ -61,72 +62,13 @@ static char *base64(const unsigned char *p, size_t n, size_t *outlen) {
   return out;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF), or 0. jansson refuses
- * strings that are not, and msgpack str bytes come from anyone. */
-static size_t utf8_seq(const unsigned char *p, size_t n) {
-  unsigned c = p[0];
-  size_t len;
-  uint32_t cp, min;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2, cp = c & 0x1f, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    len = 3, cp = c & 0x0f, min = 0x800;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (p[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
-static bool utf8_valid(const char *s, size_t n) {
-  for (size_t i = 0; i < n;) {
-    size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-    if (k == 0) return false;
-    i += k;
-  }
-  return true;
-}
-
-/* A copy of s with every byte that does not start a well-formed sequence
- * replaced by U+FFFD; malloc'd, length in *outlen. */
-static char *utf8_repair(const char *s, size_t n, size_t *outlen) {
-  if (n > (SIZE_MAX - 1) / 3) return NULL;
-  char *out = malloc(n * 3 + 1);
-  if (out == NULL) return NULL;
-  size_t o = 0;
-  for (size_t i = 0; i < n;) {
-    size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-    if (k == 0) {
-      memcpy(out + o, "\xef\xbf\xbd", 3);
-      o += 3;
-      i++;
-    } else {
-      memcpy(out + o, s + i, k);
-      o += k;
-      i += k;
-    }
-  }
-  out[o] = '\0';
-  *outlen = o;
-  return out;
-}
-
 /* Runs fn on s, or on a repaired copy when s is not valid UTF-8. */
 typedef json_t *(*text_fn)(const char *s, size_t n, void *ctx);
 
 static json_t *with_utf8(const char *s, size_t n, text_fn fn, void *ctx) {
-  if (utf8_valid(s, n)) return fn(s, n, ctx);
+  if (rtq__utf8_valid(s, n)) return fn(s, n, ctx);
   size_t m;
-  char *fixed = utf8_repair(s, n, &m);
+  char *fixed = rtq__utf8_sanitize(s, n, &m);
   if (fixed == NULL) return NULL;
   json_t *j = fn(fixed, m, ctx);
   free(fixed);
@@ -263,7 +205,7 @@ int rtq_msgpack_to_json(const void *buf, size_t len, char **json) {
   if (json == NULL) return RTQ_EINVAL;
   *json = NULL;
   rtq_args *a;
-  int rc = rtq_args_unpack(buf, len, 0, &a);
+  int rc = rtq_args_unpack(buf, len, RTQ_MSGPACK_JSON_MAX, &a);
   if (rc != 0) return rc;
   rc = rtq_args_to_json(a, json);
   rtq_args_free(a);

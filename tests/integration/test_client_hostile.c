@@ -116,6 +116,47 @@ static void test_client_hostile_task_json_replaces_bad_bytes(void **state) {
   rtq_task_free(t);
 }
 
+/* Results as large as a worker stores (16 MiB by default) show as JSON,
+ * not as "<undecodable msgpack>" past the 1 MiB args limit. */
+static void test_client_hostile_large_result_shows_as_json(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  create("job", id);
+  size_t n = 3u << 20;
+  char *mp = malloc(n + 5);
+  assert_non_null(mp);
+  mp[0] = (char)0xdb; /* str 32 */
+  mp[1] = (char)(n >> 24);
+  mp[2] = (char)(n >> 16);
+  mp[3] = (char)(n >> 8);
+  mp[4] = (char)n;
+  memset(mp + 5, 'r', n);
+  rtq_key k = rtq_keys_task(&keys, id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HSET");
+  rtq_argv_add_str(&a, k.s);
+  rtq_argv_add_str(&a, "status");
+  rtq_argv_add_str(&a, "completed");
+  rtq_argv_add_str(&a, "result");
+  rtq_argv_add(&a, mp, n + 5);
+  freeReplyObject(rtq_test_command_argv(rc_, &a));
+  rtq_argv_destroy(&a);
+  free(mp);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  char *json = NULL;
+  assert_int_equal(rtq_task_to_json(t, &json), 0);
+  json_t *o = json_loads(json, 0, NULL);
+  assert_non_null(o);
+  const char *r = json_string_value(json_object_get(o, "result"));
+  assert_non_null(r);
+  assert_int_equal(strlen(r), n);
+  json_decref(o);
+  free(json);
+  rtq_task_free(t);
+}
+
 struct waiter {
   char id[RTQ_TASK_ID_SIZE];
   int rc;
@@ -232,6 +273,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_hostile_list_skips_index_entries_that_are_not_ids,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_hostile_task_json_replaces_bad_bytes, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_hostile_large_result_shows_as_json, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_hostile_wait_wakes_on_any_message, setup,
                                       teardown),

@@ -144,7 +144,13 @@ RTQ_EXTERN int rtq_args_from_json(const char *json, rtq_args **out, char *errbuf
  * strings and keys is replaced by U+FFFD per bad byte. */
 RTQ_EXTERN int rtq_args_to_json(const rtq_args *a, char **json);
 
-/* Shortcuts over bytes: msgpack <-> JSON text, both malloc'd. */
+/* Largest msgpack value rtq_msgpack_to_json turns into JSON: above every
+ * result a worker stores (16 MiB by default), below what a hostile value
+ * could make of the 64x expansion rtq_args_unpack allows. */
+#define RTQ_MSGPACK_JSON_MAX (64u << 20)
+
+/* Shortcuts over bytes: msgpack <-> JSON text, both malloc'd.
+ * rtq_msgpack_to_json takes values up to RTQ_MSGPACK_JSON_MAX bytes. */
 RTQ_EXTERN int rtq_msgpack_to_json(const void *buf, size_t len, char **json);
 RTQ_EXTERN int rtq_json_to_msgpack(const char *json, char **buf, size_t *len, char *errbuf, size_t errcap);
 
