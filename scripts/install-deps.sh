@@ -7,6 +7,8 @@
 #               valgrind, docker-compose (for `docker-compose config`),
 #               gnuplot-nox (bench plots)
 #   --valgrind  also valgrind (for scripts/test.sh --valgrind)
+#   --python    also Debian's python3, python3-cffi, python3-pytest and
+#               python3-venv, pip and setuptools (the Python SDK, sdk/python)
 #
 # Run as root. As another user it only reports what is missing (exit 1).
 # Package scripts are kept from starting services while it installs, so the
@@ -20,6 +22,7 @@ for arg in "$@"; do
   case $arg in
     --ci) extra="$extra clang libclang-rt-14-dev valgrind docker-compose gnuplot-nox" ;;
     --valgrind) extra="$extra valgrind" ;;
+    --python) extra="$extra python3 python3-cffi python3-pytest python3-venv python3-pip python3-setuptools" ;;
     -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -1,0 +1,311 @@
+"""Producers in Python: create, read, list, cancel, wait for and retry
+tasks through librtq.
+
+    import rtq
+    c = rtq.Client("redis://127.0.0.1:6379/0")
+    task_id = c.create_task("send_email", {"to": "ann@example.com"}, timeout=60)
+    task = c.wait_for_task(task_id, timeout=30)      # a dict, as `rtq --json status`
+    print(task["status"], task["result"])
+
+A Client may be shared by threads, as the C handle may. Calls that block
+(wait_for_task above all) release the GIL while they wait, so an asyncio
+application calls them through asyncio.to_thread(). Every failure raises
+rtq.Error with the library's code (e.code == "RTQ_ENOTFOUND") and its
+detail; NotFound, Timeout and StateError are its subclasses for the codes
+a caller usually handles.
+"""
+
+import json
+
+from ._native import ffi, lib, libc
+
+STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timeout")
+TERMINAL = frozenset(("completed", "failed", "cancelled", "timeout"))
+
+
+class Error(Exception):
+    """A failed librtq call: .code is the symbolic RTQ_E* name, .rc the
+    negative number, .message the detail (a Redis error word for word, or
+    which argument was bad)."""
+
+    def __init__(self, rc, message):
+        self.rc = rc
+        self.code = ffi.string(lib.rtq_err_name(rc)).decode()
+        self.message = message or ffi.string(lib.rtq_strerror(rc)).decode()
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class NotFound(Error):
+    """RTQ_ENOTFOUND: no such task (never existed, or expired)."""
+
+
+class Timeout(Error):
+    """RTQ_ETIMEDOUT: the wait ran out of time; the task goes on."""
+
+
+class StateError(Error):
+    """RTQ_ESTATE: the task's state does not allow the call."""
+
+
+_SUBCLASS = {"RTQ_ENOTFOUND": NotFound, "RTQ_ETIMEDOUT": Timeout, "RTQ_ESTATE": StateError}
+
+
+def _error(rc, handle):
+    detail = ffi.string(lib.rtq_client_errstr(handle)).decode("utf-8", "replace")
+    name = ffi.string(lib.rtq_err_name(rc)).decode()
+    return _SUBCLASS.get(name, Error)(rc, detail)
+
+
+def _ms(seconds, what):
+    if seconds is None:
+        return 0
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise ValueError(f"{what} must be a number of seconds >= 0, not {seconds!r}")
+    return int(round(seconds * 1000))
+
+
+class _Keep:
+    """C strings and structs that must outlive one call."""
+
+    def __init__(self):
+        self.items = []
+
+    def str(self, s):
+        if s is None:
+            return ffi.NULL
+        if not isinstance(s, str):
+            raise TypeError(f"expected a str, not {type(s).__name__}")
+        p = ffi.new("char[]", s.encode())
+        self.items.append(p)
+        return p
+
+
+def _args(args):
+    """A dict -> an rtq_args handle (the caller frees it)."""
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise TypeError(f"args must be a dict, not {type(args).__name__}")
+    text = json.dumps(args, allow_nan=False).encode()
+    out = ffi.new("rtq_args **")
+    err = ffi.new("char[256]")
+    rc = lib.rtq_args_from_json(text, out, err, 256)
+    if rc != 0:
+        raise Error(rc, "args: " + ffi.string(err).decode("utf-8", "replace"))
+    return out[0]
+
+
+def _options(keep, queue=None, id=None, timeout=None, result_ttl=None, delay=None,
+             run_at=None, max_retries=0, retry_backoff=None):
+    o = ffi.new("rtq_task_options *")
+    keep.items.append(o)
+    o.queue = keep.str(queue)
+    o.id = keep.str(id)
+    o.timeout_ms = _ms(timeout, "timeout")
+    o.result_ttl_s = int(result_ttl or 0)
+    o.delay_ms = _ms(delay, "delay")
+    o.run_at_ms = _ms(run_at, "run_at")
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
+    o.max_retries = max_retries
+    o.retry_backoff_ms = _ms(retry_backoff, "retry_backoff")
+    return o
+
+
+def _task_dict(t):
+    """An rtq_task * -> the dict `rtq --json status` prints; frees t."""
+    out = ffi.new("char **")
+    try:
+        rc = lib.rtq_task_to_json(t, out)
+        if rc != 0:
+            raise Error(rc, None)
+        try:
+            return json.loads(ffi.string(out[0]).decode())
+        finally:
+            libc.free(out[0])
+    finally:
+        lib.rtq_task_free(t)
+
+
+class Client:
+    """A connection pool to one Redis and namespace (librtq's rtq_client).
+
+    url defaults to RTQ_REDIS_URL, else redis://127.0.0.1:6379/0; namespace
+    to RTQ_NAMESPACE, else "rtq". Connects at once: a bad URL or an
+    unreachable Redis raises here."""
+
+    def __init__(self, url=None, namespace=None, default_queue=None, pool_size=0,
+                 connect_timeout=None, command_timeout=None):
+        self._c = None
+        keep = _Keep()
+        o = ffi.new("rtq_client_options *")
+        o.redis_url = keep.str(url)
+        o.ns = keep.str(namespace)
+        o.default_queue = keep.str(default_queue)
+        o.pool_size = pool_size
+        o.connect_timeout_ms = _ms(connect_timeout, "connect_timeout")
+        o.command_timeout_ms = _ms(command_timeout, "command_timeout")
+        out = ffi.new("rtq_client **")
+        rc = lib.rtq_client_new(o, out)
+        if rc != 0:
+            raise _error(rc, ffi.NULL)
+        self._c = out[0]
+
+    def close(self):
+        """Closes every connection. The client is unusable afterwards."""
+        if self._c is not None:
+            lib.rtq_client_free(self._c)
+            self._c = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def _handle(self):
+        if self._c is None:
+            raise ValueError("the client is closed")
+        return self._c
+
+    def create_task(self, name, args=None, **options):
+        """Enqueues one task and returns its id. options: queue, id (an
+        idempotent caller-chosen id), timeout, delay, run_at (epoch
+        seconds), retry_backoff (seconds), result_ttl (whole seconds),
+        max_retries. With id= of a task that exists, nothing is created and
+        that id is returned (see create_task_ex)."""
+        return self.create_task_ex(name, args, **options)[0]
+
+    def create_task_ex(self, name, args=None, **options):
+        """As create_task, returning (id, created): created is False when a
+        task with the given id existed and was left as it is."""
+        c = self._handle()
+        keep = _Keep()
+        o = _options(keep, **options)
+        a = _args(args)
+        idbuf = ffi.new("char[129]")
+        created = ffi.new("int *")
+        try:
+            rc = lib.rtq_create_task(c, keep.str(name), a, o, idbuf, created)
+        finally:
+            lib.rtq_args_free(a)
+        if rc != 0:
+            raise _error(rc, c)
+        return ffi.string(idbuf).decode(), bool(created[0])
+
+    def create_tasks(self, tasks):
+        """Enqueues many tasks in one round trip. tasks: an iterable of
+        (name, args, options-dict) or dicts {"name", "args", **options}.
+        Returns a list, in order, of the id or the Error of each task; one
+        bad task does not stop the others."""
+        c = self._handle()
+        keep = _Keep()
+        items = []
+        for t in tasks:
+            if isinstance(t, dict):
+                t = dict(t)
+                name, args = t.pop("name", None), t.pop("args", None)
+                opts = t
+            else:
+                name, args, opts = (list(t) + [None, {}])[:3]
+                opts = opts or {}
+            items.append((name, args, opts))
+        specs = ffi.new("rtq_task_spec[]", max(1, len(items)))
+        handles = []
+        try:
+            for i, (name, args, opts) in enumerate(items):
+                a = _args(args)
+                handles.append(a)
+                specs[i].name = keep.str(name)
+                specs[i].args = a
+                specs[i].opts = _options(keep, **opts)
+            if items:
+                lib.rtq_create_tasks(c, specs, len(items))
+        finally:
+            for a in handles:
+                lib.rtq_args_free(a)
+        out = []
+        for i in range(len(items)):
+            rc = specs[i].rc
+            out.append(ffi.string(specs[i].id).decode() if rc == 0 else Error(rc, None))
+        return out
+
+    def get_task(self, task_id):
+        """The task as a dict (the shape of `rtq --json status`). Raises
+        NotFound."""
+        c = self._handle()
+        keep = _Keep()
+        out = ffi.new("rtq_task **")
+        rc = lib.rtq_get_task(c, keep.str(task_id), out)
+        if rc != 0:
+            raise _error(rc, c)
+        return _task_dict(out[0])
+
+    def list_tasks(self, status=None, queue=None, name=None, limit=0, offset=0):
+        """Tasks newest first, as dicts. status: one status or a list of
+        them (None: all). At most 10,000 index entries are examined per
+        call (the C library's bound)."""
+        c = self._handle()
+        keep = _Keep()
+        f = ffi.new("rtq_task_filter *")
+        if status is not None:
+            for s in [status] if isinstance(status, str) else status:
+                if s not in STATUSES:
+                    raise ValueError(f"unknown status {s!r}; one of {', '.join(STATUSES)}")
+                f.statuses |= 1 << STATUSES.index(s)
+        f.queue = keep.str(queue)
+        f.name = keep.str(name)
+        f.limit = limit
+        f.offset = offset
+        out = ffi.new("rtq_task_list **")
+        rc = lib.rtq_list_tasks(c, f, out)
+        if rc != 0:
+            raise _error(rc, c)
+        lst = out[0]
+        try:
+            result = []
+            for i in range(lst.count):
+                t = lst.tasks[i]
+                js = ffi.new("char **")
+                if lib.rtq_task_to_json(t, js) == 0:
+                    result.append(json.loads(ffi.string(js[0]).decode()))
+                    libc.free(js[0])
+            return result
+        finally:
+            lib.rtq_task_list_free(lst)
+
+    def cancel_task(self, task_id):
+        """Cancels a pending task ("cancelled") or asks a running one to
+        stop ("requested"). Raises StateError for an ended task."""
+        c = self._handle()
+        keep = _Keep()
+        requested = ffi.new("int *")
+        rc = lib.rtq_cancel_task(c, keep.str(task_id), requested)
+        if rc != 0:
+            raise _error(rc, c)
+        return "requested" if requested[0] else "cancelled"
+
+    def wait_for_task(self, task_id, timeout=None):
+        """Blocks until the task ends and returns it as a dict; timeout in
+        seconds (None: no limit). Raises Timeout when time runs out (the
+        task goes on). The GIL is released while it blocks."""
+        c = self._handle()
+        keep = _Keep()
+        ms = -1 if timeout is None else _ms(timeout, "timeout")
+        out = ffi.new("rtq_task **")
+        rc = lib.rtq_wait_for_task(c, keep.str(task_id), ms, out)
+        if rc != 0:
+            raise _error(rc, c)
+        return _task_dict(out[0])
+
+    def retry_task(self, task_id):
+        """Runs again a task that ended failed, timeout or cancelled, under
+        the same id. Raises StateError for any other status."""
+        c = self._handle()
+        keep = _Keep()
+        rc = lib.rtq_retry_task(c, keep.str(task_id))
+        if rc != 0:
+            raise _error(rc, c)

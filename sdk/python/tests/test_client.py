@@ -1,0 +1,161 @@
+"""rtq.Client against a real redis-server and a real rtq-worker."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import rtq
+from conftest import wait_for
+
+
+def test_create_and_wait_for_a_completed_task(url, worker):
+    worker()
+    with rtq.Client(url) as c:
+        tid = c.create_task("rtq.echo", {"name": "world", "n": [1, 2.5, None, True]})
+        t = c.wait_for_task(tid, timeout=20)
+        assert t["id"] == tid
+        assert t["status"] == "completed"
+        assert t["name"] == "rtq.echo"
+        assert t["result"] == {"name": "world", "n": [1, 2.5, None, True]}
+        assert t["attempts"] == 1
+        assert c.get_task(tid)["status"] == "completed"
+
+
+def test_failure_carries_code_and_message(url, worker):
+    worker()
+    with rtq.Client(url) as c:
+        tid = c.create_task("rtq.fail", {"code": "E_DISK", "message": "disk full"})
+        t = c.wait_for_task(tid, timeout=20)
+        assert t["status"] == "failed"
+        assert t["error"]["code"] == "E_DISK"
+        assert t["error"]["message"] == "disk full"
+        # A failed task runs again under its id.
+        c.retry_task(tid)
+        assert c.wait_for_task(tid, timeout=20)["status"] == "failed"
+
+
+def test_errors_are_exceptions_with_the_library_code(url):
+    with rtq.Client(url) as c:
+        with pytest.raises(rtq.NotFound) as e:
+            c.get_task("01NOSUCHTASK")
+        assert e.value.code == "RTQ_ENOTFOUND"
+        assert "01NOSUCHTASK" in e.value.message
+        with pytest.raises(rtq.Error) as e:
+            c.create_task("bad name with spaces")
+        assert e.value.code == "RTQ_EINVAL"
+        with pytest.raises(rtq.Error) as e:
+            c.create_task("job", {"x": 1}, timeout=400 * 86400)
+        assert e.value.code == "RTQ_ERANGE"
+        with pytest.raises(TypeError):
+            c.create_task("job", ["not", "a", "dict"])
+        with pytest.raises(ValueError):
+            c.create_task("job", {}, delay=-1)
+        tid = c.create_task("job", {})
+        with pytest.raises(rtq.StateError):
+            c.retry_task(tid)
+        with pytest.raises(rtq.Timeout):
+            c.wait_for_task(tid, timeout=0.2)
+    with pytest.raises(rtq.Error) as e:
+        rtq.Client("redis://127.0.0.1:1/0", connect_timeout=0.5)
+    assert e.value.code == "RTQ_ECONN"
+    with pytest.raises(rtq.Error) as e:
+        rtq.Client("http://nope")
+    assert e.value.code == "RTQ_EINVAL"
+
+
+def test_idempotent_id_and_options(url):
+    with rtq.Client(url) as c:
+        tid, created = c.create_task_ex("job", {"a": 1}, id="order-42", queue="billing",
+                                        delay=60, max_retries=3, timeout=5)
+        assert (tid, created) == ("order-42", True)
+        tid2, created2 = c.create_task_ex("job", {"a": 2}, id="order-42")
+        assert (tid2, created2) == ("order-42", False)
+        t = c.get_task("order-42")
+        assert t["queue"] == "billing"
+        assert t["args"] == {"a": 1}
+        assert t["max_retries"] == 3
+        assert t["timeout_ms"] == 5000
+        assert t["run_at"] is not None
+
+
+def test_batch_list_and_cancel(url):
+    with rtq.Client(url) as c:
+        out = c.create_tasks([("job", {"i": i}, {"queue": "q1"}) for i in range(50)]
+                             + [{"name": "bad name", "args": {}}])
+        ids, bad = out[:50], out[50]
+        assert all(isinstance(i, str) for i in ids)
+        assert isinstance(bad, rtq.Error) and bad.code == "RTQ_EINVAL"
+        listed = c.list_tasks(status="pending", queue="q1", limit=100)
+        assert sorted(t["id"] for t in listed) == sorted(ids)
+        assert c.list_tasks(status=["completed", "failed"]) == []
+        assert len(c.list_tasks(queue="q1", limit=10, offset=45)) == 5
+        assert c.cancel_task(ids[0]) == "cancelled"
+        assert c.get_task(ids[0])["status"] == "cancelled"
+        with pytest.raises(rtq.StateError):
+            c.cancel_task(ids[0])
+        with pytest.raises(ValueError):
+            c.list_tasks(status="done")
+
+
+def test_cancel_a_running_task(url, worker):
+    worker()
+    with rtq.Client(url) as c:
+        tid = c.create_task("rtq.sleep", {"seconds": 30})
+        wait_for(lambda: c.get_task(tid)["status"] == "running", 20, "the task to start")
+        assert c.cancel_task(tid) == "requested"
+        assert c.wait_for_task(tid, timeout=20)["status"] == "cancelled"
+
+
+def test_wait_releases_the_gil(url, worker):
+    """While one thread waits, others run Python; asyncio.to_thread works."""
+    with rtq.Client(url) as c:
+        tid = c.create_task("rtq.sleep", {"seconds": 1})
+        counter = [0]
+        stop = threading.Event()
+
+        def spin():
+            while not stop.is_set():
+                counter[0] += 1
+
+        th = threading.Thread(target=spin)
+        th.start()
+        try:
+            before = counter[0]
+            with pytest.raises(rtq.Timeout):
+                c.wait_for_task(tid, timeout=0.5)
+            # The spinning thread advanced while the main thread was in C.
+            assert counter[0] - before > 1000
+        finally:
+            stop.set()
+            th.join()
+        worker()
+
+        async def main():
+            return await asyncio.gather(asyncio.to_thread(c.wait_for_task, tid, 20),
+                                        asyncio.sleep(0.01, "other work"))
+
+        t, other = asyncio.run(main())
+        assert t["status"] == "completed" and other == "other work"
+
+
+def test_shared_client_across_threads(url):
+    with rtq.Client(url) as c:
+        ids, errors = [], []
+
+        def produce(k):
+            try:
+                for i in range(100):
+                    ids.append(c.create_task("job", {"k": k, "i": i}))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=produce, args=(k,)) for k in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []
+        assert len(set(ids)) == 800
+        assert all(c.get_task(i)["status"] == "pending" for i in ids[:20])
