@@ -9,6 +9,7 @@
 #   --valgrind  also valgrind (for scripts/test.sh --valgrind)
 #   --python    also Debian's python3, python3-cffi, python3-pytest and
 #               python3-venv, pip and setuptools (the Python SDK, sdk/python)
+#   --node      also nodejs (the Node handler runner, sdk/node)
 #
 # Run as root. As another user it only reports what is missing (exit 1).
 # Package scripts are kept from starting services while it installs, so the
@@ -22,6 +23,7 @@ for arg in "$@"; do
   case $arg in
     --ci) extra="$extra clang libclang-rt-14-dev valgrind docker-compose gnuplot-nox" ;;
     --valgrind) extra="$extra valgrind" ;;
+    --node) extra="$extra nodejs" ;;
     --python) extra="$extra python3 python3-cffi python3-pytest python3-venv python3-pip python3-setuptools" ;;
     -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;

@@ -18,42 +18,25 @@ a caller usually handles.
 import json
 
 from ._native import ffi, lib, libc
+from .errors import BY_CODE, Error, NotFound, StateError, Timeout  # noqa: F401
 
-STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timeout")
-TERMINAL = frozenset(("completed", "failed", "cancelled", "timeout"))
-
-
-class Error(Exception):
-    """A failed librtq call: .code is the symbolic RTQ_E* name, .rc the
-    negative number, .message the detail (a Redis error word for word, or
-    which argument was bad)."""
-
-    def __init__(self, rc, message):
-        self.rc = rc
-        self.code = ffi.string(lib.rtq_err_name(rc)).decode()
-        self.message = message or ffi.string(lib.rtq_strerror(rc)).decode()
-        super().__init__(f"{self.code}: {self.message}")
+from . import STATUSES, TERMINAL  # noqa: F401
 
 
-class NotFound(Error):
-    """RTQ_ENOTFOUND: no such task (never existed, or expired)."""
+def _code(rc):
+    return ffi.string(lib.rtq_err_name(rc)).decode()
 
 
-class Timeout(Error):
-    """RTQ_ETIMEDOUT: the wait ran out of time; the task goes on."""
-
-
-class StateError(Error):
-    """RTQ_ESTATE: the task's state does not allow the call."""
-
-
-_SUBCLASS = {"RTQ_ENOTFOUND": NotFound, "RTQ_ETIMEDOUT": Timeout, "RTQ_ESTATE": StateError}
+def _fail(rc, message=None):
+    """An Error for rc with message, or the library's text for rc."""
+    if message is None:
+        message = ffi.string(lib.rtq_strerror(rc)).decode()
+    name = _code(rc)
+    return BY_CODE.get(name, Error)(rc, message, name)
 
 
 def _error(rc, handle):
-    detail = ffi.string(lib.rtq_client_errstr(handle)).decode("utf-8", "replace")
-    name = ffi.string(lib.rtq_err_name(rc)).decode()
-    return _SUBCLASS.get(name, Error)(rc, detail)
+    return _fail(rc, ffi.string(lib.rtq_client_errstr(handle)).decode("utf-8", "replace"))
 
 
 def _ms(seconds, what):
@@ -91,7 +74,7 @@ def _args(args):
     err = ffi.new("char[256]")
     rc = lib.rtq_args_from_json(text, out, err, 256)
     if rc != 0:
-        raise Error(rc, "args: " + ffi.string(err).decode("utf-8", "replace"))
+        raise _fail(rc, "args: " + ffi.string(err).decode("utf-8", "replace"))
     return out[0]
 
 
@@ -118,7 +101,7 @@ def _task_dict(t):
     try:
         rc = lib.rtq_task_to_json(t, out)
         if rc != 0:
-            raise Error(rc, None)
+            raise _fail(rc)
         try:
             return json.loads(ffi.string(out[0]).decode())
         finally:
@@ -230,7 +213,7 @@ class Client:
         out = []
         for i in range(len(items)):
             rc = specs[i].rc
-            out.append(ffi.string(specs[i].id).decode() if rc == 0 else Error(rc, None))
+            out.append(ffi.string(specs[i].id).decode() if rc == 0 else _fail(rc))
         return out
 
     def get_task(self, task_id):
