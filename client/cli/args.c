@@ -2,15 +2,13 @@
  * args.c - command-line parsing, exit codes, error lines and connecting.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-#define MAX_SECONDS 31536000.0 /* 365 days */
+#include "config.h"
 
 void cli_errorf(const char *fmt, ...) {
   char line[1024];
@@ -74,22 +72,20 @@ int cli_name(const char *what, const char *s) {
   return CLI_USAGE;
 }
 
-int cli_seconds(const char *opt, const char *s, uint64_t *ms) {
-  /* Plain decimals only: strtod would also take "0x1p3", "inf", " 5". */
-  int dots = 0, digits = 0;
-  for (const char *p = s; *p; p++) {
-    if (*p == '.') dots++;
-    else if (*p >= '0' && *p <= '9') digits++;
-    else dots = 2;
-  }
-  char *end;
-  errno = 0;
-  double v = digits > 0 && dots <= 1 ? strtod(s, &end) : -1;
-  if (v < 0 || *end != '\0' || errno != 0 || !isfinite(v) || v > MAX_SECONDS) {
-    cli_errorf("invalid --%s \"%.64s\": expected seconds, 0 to %.0f", opt, s, MAX_SECONDS);
+int cli_duration(const char *opt, const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ms) {
+  long v = 0;
+  int rc = rtq_parse_duration_ms(s, (long)min_ms, (long)max_ms, &v);
+  if (rc == RTQ_ERANGE) {
+    cli_errorf("invalid --%s \"%.64s\": out of range, %llu ms to %.0f days", opt, s,
+               (unsigned long long)min_ms, (double)max_ms / 86400000.0);
     return CLI_USAGE;
   }
-  *ms = (uint64_t)(v * 1000.0 + 0.5);
+  if (rc != 0) {
+    cli_errorf("invalid --%s \"%.64s\": expected a duration: seconds (30, 1.5) or a number with "
+               "a unit (1500ms, 2s, 5m, 1h)", opt, s);
+    return CLI_USAGE;
+  }
+  *ms = (uint64_t)v;
   return CLI_OK;
 }
 

@@ -63,9 +63,12 @@ int cli_exit_code(int rc);
 /* Connects ctx->client. Returns CLI_OK or an exit code after printing. */
 int cli_connect(cli *ctx);
 
-/* Parses "S" seconds (decimal fraction allowed, 0..365 days) into ms.
- * Prints and returns CLI_USAGE when it is not one. */
-int cli_seconds(const char *opt, const char *s, uint64_t *ms);
+/* The longest duration any option takes. */
+#define CLI_MAX_DURATION_MS 31536000000ull /* 365 days */
+/* Parses a duration with rtq_parse_duration_ms (the parser every rtq binary
+ * uses: "30" and "1.5" are seconds; "1500ms", "2s", "5m", "1h") into ms,
+ * within [min_ms, max_ms]. Prints and returns CLI_USAGE when it is not one. */
+int cli_duration(const char *opt, const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ms);
 /* Parses a decimal integer in [lo, hi]; prints and returns CLI_USAGE. */
 int cli_integer(const char *opt, const char *s, long long lo, long long hi, long long *out);
 /* Checks a task id, name or queue given on the command line. */

@@ -95,8 +95,21 @@ static int wait_option(const char *v, int64_t *timeout_ms) {
   uint64_t ms;
   *timeout_ms = -1;
   if (v == NULL || v[0] == '\0') return CLI_OK;
-  int rc = cli_seconds("wait", v, &ms);
+  int rc = cli_duration("wait", v, 0, CLI_MAX_DURATION_MS, &ms);
   if (rc == CLI_OK) *timeout_ms = (int64_t)ms;
+  return rc;
+}
+
+/* --result-ttl: a duration in whole seconds, 1 s to 365 days (Redis
+ * keeps the TTL in seconds). */
+static int result_ttl(const char *v, rtq_task_options *o) {
+  uint64_t ms;
+  int rc = cli_duration("result-ttl", v, 1000, CLI_MAX_DURATION_MS, &ms);
+  if (rc == CLI_OK && ms % 1000 != 0) {
+    cli_errorf("invalid --result-ttl \"%.64s\": expected whole seconds", v);
+    rc = CLI_USAGE;
+  }
+  o->result_ttl_s = ms / 1000;
   return rc;
 }
 
@@ -111,12 +124,10 @@ static int enqueue_options(cli_opt *opts, rtq_task_options *o, int64_t *wait_ms)
   if (rc == CLI_OK && opts[E_ID].value != NULL) rc = cli_name("task id", opts[E_ID].value);
   o->id = opts[E_ID].value;
   if (rc == CLI_OK && opts[E_TIMEOUT].value != NULL)
-    rc = cli_seconds("timeout", opts[E_TIMEOUT].value, &o->timeout_ms);
+    rc = cli_duration("timeout", opts[E_TIMEOUT].value, 0, CLI_MAX_DURATION_MS, &o->timeout_ms);
   if (rc == CLI_OK && opts[E_DELAY].value != NULL)
-    rc = cli_seconds("delay", opts[E_DELAY].value, &o->delay_ms);
-  if (rc == CLI_OK && opts[E_TTL].value != NULL &&
-      (rc = cli_integer("result-ttl", opts[E_TTL].value, 1, 31536000, &n)) == CLI_OK)
-    o->result_ttl_s = (uint64_t)n;
+    rc = cli_duration("delay", opts[E_DELAY].value, 0, CLI_MAX_DURATION_MS, &o->delay_ms);
+  if (rc == CLI_OK && opts[E_TTL].value != NULL) rc = result_ttl(opts[E_TTL].value, o);
   if (rc == CLI_OK && opts[E_RETRIES].value != NULL &&
       (rc = cli_integer("retries", opts[E_RETRIES].value, 0, 1000000, &n)) == CLI_OK)
     o->max_retries = (uint32_t)n;
@@ -215,7 +226,7 @@ int cmd_wait(cli *ctx, int argc, char **argv) {
   int rc = one_id(ctx, argc, argv, opts, 1, "wait", &id);
   if (rc == CLI_OK && opts[0].value != NULL) {
     uint64_t ms;
-    rc = cli_seconds("timeout", opts[0].value, &ms);
+    rc = cli_duration("timeout", opts[0].value, 0, CLI_MAX_DURATION_MS, &ms);
     timeout_ms = (int64_t)ms;
   }
   if (rc == CLI_OK) rc = cli_connect(ctx);

@@ -218,7 +218,7 @@ int cmd_watch(cli *ctx, int argc, char **argv) {
   for (int i = 0; rc == CLI_OK && i < nids; i++) rc = cli_name("task id", ids[i]);
   if (rc == CLI_OK && opts[0].value != NULL) {
     uint64_t ms;
-    rc = cli_seconds("timeout", opts[0].value, &ms);
+    rc = cli_duration("timeout", opts[0].value, 0, CLI_MAX_DURATION_MS, &ms);
     timeout_ms = (int64_t)ms;
   }
   if (rc == CLI_OK) rc = cli_connect(ctx);

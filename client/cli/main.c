@@ -42,7 +42,8 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
   fprintf(f,
           "\n"
-          "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Times are in seconds.\n"
+          "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Durations (S) are seconds (30, 1.5)\n"
+          "or a number with a unit: 1500ms, 2s, 5m, 1h.\n"
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
           "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out.\n");
 }
