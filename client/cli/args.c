@@ -10,16 +10,54 @@
 #include "cli.h"
 #include "config.h"
 
-void cli_errorf(const char *fmt, ...) {
+/* With --json, errors are JSON on stderr too. This is the one piece of
+ * process-wide state of the tool: error lines are printed from every layer,
+ * most of which have no run context, and main sets it once, from a scan of
+ * the whole command line, before anything can fail. */
+static bool json_errors;
+
+void cli_set_json_errors(bool on) { json_errors = on; }
+
+/* Writes the error line: "rtq: <text>" or {"error":{"code","message"}}.
+ * kind is "error" or "warning". */
+static void emit(const char *kind, const char *code, const char *fmt, va_list ap) {
   char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
   /* One line, whatever the detail holds. */
   for (char *p = line; *p; p++)
     if (*p == '\n' || *p == '\r') *p = ' ';
-  fprintf(stderr, "rtq: %s\n", line);
+  if (!json_errors) {
+    fprintf(stderr, "rtq: %s\n", line);
+    return;
+  }
+  json_t *o = code != NULL ? json_pack("{s:{s:s, s:s}}", kind, "code", code, "message", line)
+                           : json_pack("{s:{s:s}}", kind, "message", line);
+  char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  /* Out of memory: a fixed object, still JSON. */
+  fprintf(stderr, "%s\n", text != NULL ? text : "{\"error\":{\"code\":\"RTQ_ENOMEM\",\"message\":\"out of memory\"}}");
+  free(text);
+  json_decref(o);
+}
+
+void cli_errorf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit("error", rtq_err_name(RTQ_EINVAL), fmt, ap);
+  va_end(ap);
+}
+
+void cli_error_code(const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit("error", code, fmt, ap);
+  va_end(ap);
+}
+
+void cli_warnf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit("warning", NULL, fmt, ap);
+  va_end(ap);
 }
 
 int cli_exit_code(int rc) {
@@ -47,7 +85,7 @@ int cli_exit_code(int rc) {
 int cli_fail(cli *ctx, int rc, const char *what) {
   const char *detail = rtq_client_errstr(ctx->client);
   if (detail[0] == '\0') detail = rtq_strerror(rc);
-  cli_errorf("%s: %s", what, detail);
+  cli_error_code(rtq_err_name(rc), "%s: %s", what, detail);
   return cli_exit_code(rc);
 }
 
@@ -59,7 +97,8 @@ int cli_connect(cli *ctx) {
   int rc = rtq_client_new(&o, &ctx->client);
   if (rc == 0) return CLI_OK;
   const char *detail = rtq_client_errstr(NULL);
-  cli_errorf("cannot connect to redis: %s", detail[0] ? detail : rtq_strerror(rc));
+  cli_error_code(rtq_err_name(rc), "cannot connect to redis: %s",
+                 detail[0] ? detail : rtq_strerror(rc));
   /* A malformed URL or namespace is the user's input; anything else is
    * Redis being unreachable or refusing us. */
   return rc == RTQ_EINVAL ? CLI_USAGE : CLI_REDIS;

@@ -52,8 +52,15 @@ typedef struct cli_opt {
 int cli_parse(cli *ctx, int argc, char **argv, cli_opt *opts, size_t n, const char **pos,
               int maxpos, int *npos);
 
-/* Prints "rtq: <fmt>" and a newline on stderr. */
+/* Error output on stderr: one line "rtq: <text>", or with --json one
+ * object {"error":{"code":"RTQ_E...","message":"<text>"}}. cli_errorf is a
+ * usage or input error (code RTQ_EINVAL); cli_error_code names the code. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_error_code(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A note that is not an error: "rtq: <text>", or {"warning":{"message"}}. */
+void cli_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Chooses the error format; main calls it once, before any error. */
+void cli_set_json_errors(bool on);
 /* Prints "rtq: <what>: <detail>" for an API error and returns the exit code
  * it maps to. */
 int cli_fail(cli *ctx, int rc, const char *what);

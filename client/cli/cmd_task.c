@@ -67,7 +67,7 @@ static int parse_args_json(const char *arg, rtq_args **out) {
   rc = rtq_args_from_json(text, out, why, sizeof why);
   free(owned);
   if (rc != 0) {
-    cli_errorf("invalid JSON args: %s", why[0] ? why : rtq_strerror(rc));
+    cli_error_code(rtq_err_name(RTQ_EJSON), "invalid JSON args: %s", why[0] ? why : rtq_strerror(rc));
     return CLI_USAGE;
   }
   if (rtq_args_type(*out) != RTQ_TYPE_MAP) {

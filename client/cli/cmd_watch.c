@@ -196,7 +196,7 @@ static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
     char *msg = NULL;
     int err = rtq_subscription_next(sub, left, &msg);
     if (err == RTQ_ETIMEDOUT) {
-      cli_errorf("watch: timed out after %.3f s; some tasks have not ended",
+      cli_error_code(rtq_err_name(RTQ_ETIMEDOUT), "watch: timed out after %.3f s; some tasks have not ended",
                  (double)timeout_ms / 1000.0);
       return CLI_TIMEOUT;
     }

@@ -57,10 +57,19 @@ static void set_log_level(void) {
   rtq_log_set_level(l);
 }
 
+/* --json anywhere before "--" asks for JSON errors as well; it is found
+ * before parsing so that an error in a word before it is JSON too. */
+static bool wants_json(int argc, char **argv) {
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strncmp(argv[i], "--json", 6) == 0 && (argv[i][6] == '\0' || argv[i][6] == '=')) return true;
+  return false;
+}
+
 int main(int argc, char **argv) {
   cli ctx;
   memset(&ctx, 0, sizeof ctx);
   set_log_level();
+  cli_set_json_errors(wants_json(argc, argv));
   /* Global options before the command; the commands accept them after
    * it as well (cli_parse). */
   int i = 1;
@@ -83,7 +92,10 @@ int main(int argc, char **argv) {
     i += take - 1;
   }
   if (i >= argc) {
-    usage(stderr);
+    if (wants_json(argc, argv))
+      cli_errorf("no command given (try rtq --help)");
+    else
+      usage(stderr);
     return CLI_USAGE;
   }
   for (size_t c = 0; c < NCOMMANDS; c++) {

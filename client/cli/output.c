@@ -30,13 +30,13 @@ int cli_task_exit(const rtq_task *t) {
 
 int cli_print_json(json_t *v) {
   if (v == NULL) {
-    cli_errorf("out of memory");
+    cli_error_code(rtq_err_name(RTQ_ENOMEM), "out of memory");
     return CLI_REDIS;
   }
   char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
   json_decref(v);
   if (s == NULL) {
-    cli_errorf("out of memory");
+    cli_error_code(rtq_err_name(RTQ_ENOMEM), "out of memory");
     return CLI_REDIS;
   }
   puts(s);
