@@ -21,7 +21,8 @@ enum {
   CLI_USAGE = 2,    /* usage or invalid input */
   CLI_NOTFOUND = 3,
   CLI_REDIS = 4,    /* Redis unreachable or a Redis error */
-  CLI_TIMEOUT = 5
+  CLI_TIMEOUT = 5,
+  CLI_INTERRUPTED = 130 /* Ctrl-C (SIGINT) while waiting */
 };
 
 /* One run of the tool. */
@@ -80,6 +81,12 @@ int cli_duration(const char *opt, const char *s, uint64_t min_ms, uint64_t max_m
 int cli_integer(const char *opt, const char *s, long long lo, long long hi, long long *out);
 /* Checks a task id, name or queue given on the command line. */
 int cli_name(const char *what, const char *s);
+
+/* From now on, SIGINT prints that task id goes on (a line, or a JSON error
+ * {"code":"INTERRUPTED","message","id"} with --json) on stderr and exits
+ * CLI_INTERRUPTED at once. id NULL: exits quietly (watch, which follows
+ * many tasks). */
+void cli_on_interrupt(const cli *ctx, const char *id);
 
 /* Output. */
 /* The task, human-readable or as one JSON object line. */

@@ -79,9 +79,11 @@ static int parse_args_json(const char *arg, rtq_args **out) {
   return CLI_OK;
 }
 
-/* Waits for id and prints the task; the exit code says how it ended. */
+/* Waits for id and prints the task; the exit code says how it ended.
+ * Ctrl-C while it waits says which task goes on (cli_on_interrupt). */
 static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms) {
   rtq_task *t = NULL;
+  cli_on_interrupt(ctx, id);
   int rc = rtq_wait_for_task(ctx->client, id, timeout_ms, &t);
   if (rc != 0) return cli_fail(ctx, rc, "wait");
   int out = cli_print_task(ctx, t);
