@@ -166,6 +166,10 @@ int cmd_enqueue(cli *ctx, int argc, char **argv) {
   }
   rtq_args_free(args);
   if (rc != CLI_OK) return rc;
+  /* An existing --id is not an error (ids are idempotency keys), but the
+   * person must know that the args and options given did not apply. */
+  if (!created && !ctx->json)
+    cli_warnf("note: task %s exists already; nothing new was created", id);
   if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, id, wait_ms);
   if (!ctx->json) {
     printf("%s\n", id);
