@@ -4,53 +4,8 @@
  * --wait`: it names the task, says the task goes on, exits 130, and the
  * task is still there, untouched.
  */
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "test_cli_env.h"
 
-#include <cmocka.h>
-
-#include "harness.h"
-#include "keys.h"
-#include "rtq/client.h"
-#include "test_cli_run.h"
-
-static rtq_keys keys;
-static rtq_conn *rc_;
-static char url_env[300];
-static const char *env[] = {url_env, "RTQ_NAMESPACE", NULL};
-
-static int setup(void **state) {
-  (void)state;
-  rtq_test_redis_flush();
-  rtq_keys_init(&keys, "rtq", false);
-  snprintf(url_env, sizeof url_env, "RTQ_REDIS_URL=%s", rtq_test_redis_url());
-  rc_ = rtq_test_conn();
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq_conn_free(rc_);
-  return 0;
-}
-
-#define START(r, ...) cli_start(r, (const char *const[]){__VA_ARGS__, NULL}, env)
-#define RUN(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env)
-
-/* Subscribers of P:chan:task:<id>: 1 once the command waits. */
-static long long numsub(const char *id) {
-  rtq_key ch = rtq_keys_chan_task(&keys, id);
-  redisReply *r = rtq_test_command(rc_, "PUBSUB", "NUMSUB", ch.s, NULL);
-  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
-  freeReplyObject(r);
-  return n;
-}
 
 static char *status_of(const char *id) {
   rtq_key t = rtq_keys_task(&keys, id);
@@ -64,7 +19,7 @@ static void test_cli_interrupt_wait_names_the_task(void **state) {
   assert_int_equal(r.code, 0);
   cli_free(&r);
   START(&r, "wait", "int-1");
-  RTQ_TEST_WAIT_FOR(numsub("int-1") == 1, 5000);
+  RTQ_TEST_WAIT_FOR(task_numsub("int-1") == 1, 5000);
   assert_int_equal(rtq_test_kill(r.pid, SIGINT), 0);
   cli_finish(&r, 5000);
   assert_int_equal(r.code, 130);
@@ -75,7 +30,7 @@ static void test_cli_interrupt_wait_names_the_task(void **state) {
   free(s);
   cli_free(&r);
   /* It no longer listens. */
-  RTQ_TEST_WAIT_FOR(numsub("int-1") == 0, 5000);
+  RTQ_TEST_WAIT_FOR(task_numsub("int-1") == 0, 5000);
 }
 
 static void test_cli_interrupt_enqueue_wait_json(void **state) {
@@ -91,7 +46,7 @@ static void test_cli_interrupt_enqueue_wait_json(void **state) {
   char id[RTQ_TASK_ID_SIZE];
   snprintf(id, sizeof id, "%s", z->element[0]->str);
   freeReplyObject(z);
-  RTQ_TEST_WAIT_FOR(numsub(id) == 1, 5000);
+  RTQ_TEST_WAIT_FOR(task_numsub(id) == 1, 5000);
   assert_int_equal(rtq_test_kill(r.pid, SIGINT), 0);
   cli_finish(&r, 5000);
   assert_int_equal(r.code, 130);

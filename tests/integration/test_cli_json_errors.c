@@ -5,47 +5,9 @@
  * errors (wherever --json stands), bad input, not found, a refused state,
  * Redis down and timeouts.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-
-#include <cmocka.h>
-
-#include "harness.h"
-#include "keys.h"
-#include "rtq/client.h"
-#include "test_cli_run.h"
+#include "test_cli_env.h"
 #include "test_client_fake_worker.h"
 
-static rtq_keys keys;
-static rtq_conn *rc_;
-static char url_env[300];
-static const char *env[] = {url_env, "RTQ_NAMESPACE", NULL};
-
-static int setup(void **state) {
-  (void)state;
-  rtq_test_redis_flush();
-  rtq_keys_init(&keys, "rtq", false);
-  snprintf(url_env, sizeof url_env, "RTQ_REDIS_URL=%s", rtq_test_redis_url());
-  rc_ = rtq_test_conn();
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq_conn_free(rc_);
-  return 0;
-}
-
-#define RUN(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env)
 
 /* Asserts a JSON failure: the exit code, nothing on stdout, and stderr
  * exactly one line holding {"error":{"code": code, "message": ...needle...}}
@@ -161,24 +123,10 @@ static void test_cli_json_errors_from_redis_and_tasks(void **state) {
   cli_free(&r);
 }
 
-static int dead_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t len = sizeof sa;
-  getsockname(fd, (struct sockaddr *)&sa, &len);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
-
 static void test_cli_json_errors_redis_down(void **state) {
   (void)state;
-  char down_env[96];
-  snprintf(down_env, sizeof down_env, "RTQ_REDIS_URL=redis://127.0.0.1:%d/0", dead_port());
-  const char *denv[] = {down_env, NULL};
+  /* A socket path where no server listens. */
+  const char *denv[] = {"RTQ_REDIS_URL=unix:///nonexistent-rtq-dir/redis.sock", NULL};
   const char *cmds[][4] = {{"enqueue", "t", "--json", NULL}, {"status", "x", "--json", NULL},
                            {"list", "--json", NULL, NULL},  {"stats", "--json", NULL, NULL},
                            {"workers", "--json", NULL, NULL}, {"wait", "x", "--json", NULL},

@@ -342,6 +342,12 @@ typedef struct rtq_stats {
                                             * producer's ACL): workers_alive is 0 */
   size_t nqueues;
   rtq_queue_stats *queues;                 /* sorted by name */
+  /* The broker's own counters (P:stats fields "broker|<counter>" whose
+   * counter is not one of a queue's: docs/BROKER.md lists them), in the
+   * order read, "last_sweep_at" (Redis ms) included. A queue called
+   * "broker" is in queues[] like any other. */
+  size_t nbroker;
+  rtq_counter *broker;
 } rtq_stats;
 
 /* Reads the figures above in two round trips. The caller frees *out. */
