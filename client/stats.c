@@ -336,6 +336,30 @@ RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out) {
   return 0;
 }
 
+/* Whether item (len bytes, one entry of a "queues" field) names queue:
+ * "queue" itself or "queue:<weight>". A name may hold ':' too, so the
+ * weight is only the digits after the last one. */
+static bool item_names(const char *item, size_t len, const char *queue) {
+  size_t qlen = strlen(queue);
+  if (len == qlen && memcmp(item, queue, qlen) == 0) return true;
+  if (len < qlen + 2 || memcmp(item, queue, qlen) != 0 || item[qlen] != ':') return false;
+  for (size_t i = qlen + 1; i < len; i++)
+    if (item[i] < '0' || item[i] > '9') return false;
+  return true;
+}
+
+RTQ_EXTERN bool rtq_worker_serves(const rtq_alive_worker *w, const char *queue) {
+  if (w == NULL || queue == NULL || queue[0] == '\0') return false;
+  const char *p = w->queues;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+    if (item_names(p, len, queue)) return true;
+    if (comma == NULL) return false;
+    p = comma + 1;
+  }
+}
+
 RTQ_EXTERN void rtq_alive_workers_free(rtq_alive_workers *w) {
   if (w == NULL) return;
   free(w->workers);

@@ -79,12 +79,39 @@ static int parse_args_json(const char *arg, rtq_args **out) {
   return CLI_OK;
 }
 
+/* After a wait timed out: whether any live worker serves the task's
+ * queue. 1 yes (or we cannot tell), 0 no; queue gets the name. */
+static int queue_served(cli *ctx, const char *id, char queue[RTQ_TASK_ID_SIZE]) {
+  rtq_task *t = NULL;
+  rtq_alive_workers *l = NULL;
+  int served = 1;
+  if (rtq_get_task(ctx->client, id, &t) == 0 && rtq_list_workers(ctx->client, &l) == 0) {
+    snprintf(queue, RTQ_TASK_ID_SIZE, "%s", t->queue);
+    served = 0;
+    for (size_t i = 0; !served && i < l->count; i++) served = rtq_worker_serves(&l->workers[i], queue);
+  }
+  rtq_task_free(t);
+  rtq_alive_workers_free(l);
+  return served;
+}
+
 /* Waits for id and prints the task; the exit code says how it ended.
  * Ctrl-C while it waits says which task goes on (cli_on_interrupt). */
 static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms) {
   rtq_task *t = NULL;
   cli_on_interrupt(ctx, id);
   int rc = rtq_wait_for_task(ctx->client, id, timeout_ms, &t);
+  if (rc == RTQ_ETIMEDOUT) {
+    /* The likeliest reason a task does not move: nobody takes its queue. */
+    char detail[512], queue[RTQ_TASK_ID_SIZE] = "";
+    snprintf(detail, sizeof detail, "%s", rtq_client_errstr(ctx->client));
+    if (!queue_served(ctx, id, queue)) {
+      cli_error_code(rtq_err_name(rc), "wait: %s; no live worker serves queue %s", detail, queue);
+      return CLI_TIMEOUT;
+    }
+    cli_error_code(rtq_err_name(rc), "wait: %s", detail);
+    return CLI_TIMEOUT;
+  }
   if (rc != 0) return cli_fail(ctx, rc, "wait");
   int out = cli_print_task(ctx, t);
   if (out == CLI_OK) out = cli_task_exit(t);

@@ -375,6 +375,13 @@ typedef struct rtq_alive_workers {
   rtq_alive_worker *workers;   /* most recent heartbeat first */
 } rtq_alive_workers;
 
+/*
+ * Whether w's heartbeat record says it serves queue: its "queues" field is
+ * a comma-separated list of "name:weight" (or plain "name") items
+ * (PROTOCOL.md). Pure; false for NULL arguments.
+ */
+RTQ_EXTERN bool rtq_worker_serves(const rtq_alive_worker *w, const char *queue);
+
 /* Lists alive workers (at most 10000). The caller frees *out. */
 RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out);
 /* NULL does nothing. */
