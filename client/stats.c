@@ -300,6 +300,17 @@ static int read_workers(rtq_client *c, rtq_conn *conn, const redisReply *z,
   return rc;
 }
 
+RTQ_EXTERN int rtq_client_time_ms(rtq_client *c, uint64_t *now_ms) {
+  if (c == NULL || now_ms == NULL) return RTQ_EINVAL;
+  rtq__client_clear_err(c);
+  rtq_conn *conn = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc == 0 && (rc = rtq_conn_time_ms(conn, now_ms)) != 0)
+    rtq__client_conn_err(c, conn, rc, "redis TIME");
+  rtq__pool_put(c, conn);
+  return rc;
+}
+
 RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out) {
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   *out = NULL;

@@ -89,8 +89,22 @@ int cli_name(const char *what, const char *s);
 void cli_on_interrupt(const cli *ctx, const char *id);
 
 /* Output. */
-/* The task, human-readable or as one JSON object line. */
-int cli_print_task(const cli *ctx, const rtq_task *t);
+/* The task, human-readable or as one JSON object line; with_rate adds the
+ * rate and ETA of a running task (cli_status_rate; JSON "rate", "eta_s",
+ * null when unknown). */
+int cli_print_task(cli *ctx, const rtq_task *t, bool with_rate);
+/* Rate (%/s) and ETA (s, from t1) of a task whose progress went from p0 at
+ * t0_ms to p1 at t1_ms. 0 when the samples say nothing (no time passed or
+ * no progress made), else 1. */
+int cli_rate_eta(double p0, uint64_t t0_ms, double p1, uint64_t t1_ms, double *rate,
+                 double *eta_s);
+/* The same for a running task read now: from started_at (progress 0) to
+ * its progress at Redis TIME. 0 when not running, no progress yet, or TIME
+ * failed. ctx NULL: 0. */
+int cli_status_rate(cli *ctx, const rtq_task *t, double *rate, double *eta_s);
+/* "2.5%/s" (buf 16 bytes); "eta 1h02m", "eta 3m05s", "eta 12s" (32). */
+const char *cli_rate(double rate, char buf[16]);
+const char *cli_eta(double s, char buf[32]);
 /* Prints a jansson value as one compact line on stdout; takes the
  * reference. CLI_REDIS (out of memory) when it cannot. */
 int cli_print_json(json_t *v);

@@ -113,7 +113,7 @@ static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms) {
     return CLI_TIMEOUT;
   }
   if (rc != 0) return cli_fail(ctx, rc, "wait");
-  int out = cli_print_task(ctx, t);
+  int out = cli_print_task(ctx, t, false);
   if (out == CLI_OK) out = cli_task_exit(t);
   rtq_task_free(t);
   return out;
@@ -229,7 +229,7 @@ int cmd_status(cli *ctx, int argc, char **argv) {
   rtq_task *t = NULL;
   int err = rtq_get_task(ctx->client, id, &t);
   if (err != 0) return cli_fail(ctx, err, "status");
-  rc = cli_print_task(ctx, t);
+  rc = cli_print_task(ctx, t, true);
   rtq_task_free(t);
   return rc;
 }

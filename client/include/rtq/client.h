@@ -382,6 +382,11 @@ typedef struct rtq_alive_workers {
  */
 RTQ_EXTERN bool rtq_worker_serves(const rtq_alive_worker *w, const char *queue);
 
+/* Redis TIME in ms since the epoch: the clock every task time is on (a
+ * task's age or rate is best computed against it, not the local clock).
+ * RTQ_ECONN, RTQ_EREDIS. */
+RTQ_EXTERN int rtq_client_time_ms(rtq_client *c, uint64_t *now_ms);
+
 /* Lists alive workers (at most 10000). The caller frees *out. */
 RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out);
 /* NULL does nothing. */
