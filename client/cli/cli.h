@@ -128,5 +128,6 @@ int cmd_list(cli *ctx, int argc, char **argv);
 int cmd_watch(cli *ctx, int argc, char **argv);
 int cmd_stats(cli *ctx, int argc, char **argv);
 int cmd_workers(cli *ctx, int argc, char **argv);
+int cmd_dead(cli *ctx, int argc, char **argv);
 
 #endif

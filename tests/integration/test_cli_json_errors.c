@@ -127,10 +127,11 @@ static void test_cli_json_errors_redis_down(void **state) {
   (void)state;
   /* A socket path where no server listens. */
   const char *denv[] = {"RTQ_REDIS_URL=unix:///nonexistent-rtq-dir/redis.sock", NULL};
-  const char *cmds[][4] = {{"enqueue", "t", "--json", NULL}, {"status", "x", "--json", NULL},
+  const char *cmds[][5] = {{"enqueue", "t", "--json", NULL}, {"status", "x", "--json", NULL},
                            {"list", "--json", NULL, NULL},  {"stats", "--json", NULL, NULL},
                            {"workers", "--json", NULL, NULL}, {"wait", "x", "--json", NULL},
-                           {"watch", "--json", NULL, NULL}};
+                           {"watch", "--json", NULL, NULL}, {"dead", "list", "--json", NULL},
+                           {"dead", "show", "0", "--json"}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     cli_run r;
     cli(&r, cmds[i], denv);
