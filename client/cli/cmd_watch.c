@@ -195,11 +195,16 @@ static void show(watch *w, const entry *changed) {
   if (w->follow) drop_ended(w);
 }
 
-/* A task not watched yet that is running: following, it joins. */
-static entry *adopt(watch *w, const char *id) {
+/* A task not watched yet that is running: following, it joins. started:
+ * the event was its start (the claim's, which carries the attempt), so a
+ * task that has ended already by the time it is read is shown too, once;
+ * any other event of an unknown task that has ended is a late one. */
+static entry *adopt(watch *w, const char *id, int started) {
   rtq_task *t = NULL;
   entry *x = NULL;
-  if (rtq_get_task(w->ctx->client, id, &t) == 0 && t->status == RTQ_STATUS_RUNNING) x = add(w, t);
+  if (rtq_get_task(w->ctx->client, id, &t) == 0 &&
+      (t->status == RTQ_STATUS_RUNNING || (started && rtq_status_is_terminal(t->status))))
+    x = add(w, t);
   rtq_task_free(t);
   return x;
 }
@@ -214,7 +219,7 @@ static void apply(watch *w, const char *text) {
   entry *x = id != NULL ? find(w, id) : NULL;
   if (st == NULL || rtq_status_parse(st, &s) != 0) goto out;
   if (x == NULL && w->follow && s == RTQ_STATUS_RUNNING && rtq_validate_name(id) == 0) {
-    x = adopt(w, id);
+    x = adopt(w, id, json_object_get(o, "attempt") != NULL);
     if (x != NULL) show(w, x);
     goto out;
   }

@@ -65,6 +65,14 @@ static inline long long task_numsub(const char *id) {
   return numsub(&ch);
 }
 
+/* Whether the output so far of a running command holds needle. */
+static inline int output_has(const cli_run *r, const char *needle) {
+  char *out = cli_peek(r);
+  int has = strstr(out, needle) != NULL;
+  free(out);
+  return has;
+}
+
 /* Starts the built binary rel ("worker/rtq-worker") with --redis and args
  * (NULL-terminated); its output goes to log_path. Returns the pid. (asserts) */
 static inline pid_t spawn_bin(const char *rel, const char *const *args, const char *log_path) {

@@ -9,13 +9,6 @@
 #include "test_cli_env.h"
 #include "test_client_fake_worker.h"
 
-static int output_has(const cli_run *r, const char *needle) {
-  char *out = cli_peek(r);
-  int has = strstr(out, needle) != NULL;
-  free(out);
-  return has;
-}
-
 static bool still_running(const cli_run *r) {
   return rtq_test_wait_exit(r->pid, 0, NULL) == RTQ_ETIMEDOUT;
 }
