@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "utf8.h"
 
 /* With --json, errors are JSON on stderr too. This is the one piece of
  * process-wide state of the tool: error lines are printed from every layer,
@@ -30,8 +31,13 @@ static void emit(const char *kind, const char *code, const char *fmt, va_list ap
     fprintf(stderr, "rtq: %s\n", line);
     return;
   }
-  json_t *o = code != NULL ? json_pack("{s:{s:s, s:s}}", kind, "code", code, "message", line)
-                           : json_pack("{s:{s:s}}", kind, "message", line);
+  /* A detail may quote bytes that are not UTF-8 (a bad argument, a cut
+   * at 64 bytes): JSON takes them as U+FFFD. */
+  char *clean = rtq__utf8_sanitize(line, strlen(line), NULL);
+  json_t *o = clean == NULL ? NULL
+              : code != NULL ? json_pack("{s:{s:s, s:s}}", kind, "code", code, "message", clean)
+                             : json_pack("{s:{s:s}}", kind, "message", clean);
+  free(clean);
   char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   /* Out of memory: a fixed object, still JSON. */
   fprintf(stderr, "%s\n", text != NULL ? text : "{\"error\":{\"code\":\"RTQ_ENOMEM\",\"message\":\"out of memory\"}}");

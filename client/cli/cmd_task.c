@@ -79,6 +79,13 @@ static int parse_args_json(const char *arg, rtq_args **out) {
   return CLI_OK;
 }
 
+/* enqueue --wait --json: the task, and whether this call created it. */
+static int print_created(const rtq_task *t, int created) {
+  json_t *o = cli_task_json(t);
+  if (o != NULL) json_object_set_new(o, "created", json_boolean(created));
+  return cli_print_json(o);
+}
+
 /* After a wait timed out: whether any live worker serves the task's
  * queue. 1 yes (or we cannot tell), 0 no; queue gets the name. */
 static int queue_served(cli *ctx, const char *id, char queue[RTQ_TASK_ID_SIZE]) {
@@ -96,8 +103,9 @@ static int queue_served(cli *ctx, const char *id, char queue[RTQ_TASK_ID_SIZE]) 
 }
 
 /* Waits for id and prints the task; the exit code says how it ended.
- * Ctrl-C while it waits says which task goes on (cli_on_interrupt). */
-static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms) {
+ * Ctrl-C while it waits says which task goes on (cli_on_interrupt).
+ * created: -1, or enqueue's answer, added to the JSON task. */
+static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms, int created) {
   rtq_task *t = NULL;
   cli_on_interrupt(ctx, id);
   int rc = rtq_wait_for_task(ctx->client, id, timeout_ms, &t);
@@ -113,7 +121,7 @@ static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms) {
     return CLI_TIMEOUT;
   }
   if (rc != 0) return cli_fail(ctx, rc, "wait");
-  int out = cli_print_task(ctx, t, false);
+  int out = ctx->json && created >= 0 ? print_created(t, created) : cli_print_task(ctx, t, false);
   if (out == CLI_OK) out = cli_task_exit(t);
   rtq_task_free(t);
   return out;
@@ -197,7 +205,7 @@ int cmd_enqueue(cli *ctx, int argc, char **argv) {
    * person must know that the args and options given did not apply. */
   if (!created && !ctx->json)
     cli_warnf("note: task %s exists already; nothing new was created", id);
-  if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, id, wait_ms);
+  if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, id, wait_ms, created);
   if (!ctx->json) {
     printf("%s\n", id);
     return CLI_OK;
@@ -264,7 +272,7 @@ int cmd_wait(cli *ctx, int argc, char **argv) {
   }
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
-  return wait_and_print(ctx, id, timeout_ms);
+  return wait_and_print(ctx, id, timeout_ms, -1);
 }
 
 int cmd_retry(cli *ctx, int argc, char **argv) {

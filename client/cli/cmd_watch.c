@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "utf8.h"
 
 #define MAX_WATCHED 1000
 #define BAR 20
@@ -58,15 +59,26 @@ static uint64_t mono_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Copies text without control bytes: a message must not drive the
- * terminal. */
+/* Copies text without control bytes (a message must not drive the
+ * terminal) and as well-formed UTF-8 (JSON lines need it): an ill-formed
+ * byte becomes U+FFFD, and a sequence that does not fit is left out whole. */
 static void clean_copy(char *dst, size_t cap, const char *src) {
-  size_t j = 0;
-  for (size_t i = 0; src != NULL && src[i] != '\0' && j + 1 < cap; i++) {
+  static const char replacement[] = "\xef\xbf\xbd";
+  size_t j = 0, n = src != NULL ? strlen(src) : 0;
+  for (size_t i = 0; i < n;) {
     unsigned char ch = (unsigned char)src[i];
-    dst[j++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    size_t len = ch < 0x80 ? 1 : rtq__utf8_seq_len((const unsigned char *)src + i, n - i);
+    const char *from = len > 0 ? src + i : replacement;
+    size_t take = len > 0 ? len : 3;
+    if (j + take + 1 > cap) break;
+    if (ch < 0x20 || ch == 0x7f)
+      dst[j] = ' ';
+    else
+      memcpy(dst + j, from, take);
+    j += take;
+    i += len > 0 ? len : 1;
   }
-  dst[j] = '\0';
+  if (cap > 0) dst[j] = '\0';
 }
 
 static entry *find(watch *w, const char *id) {

@@ -46,7 +46,8 @@ static void usage(FILE *f) {
           "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Durations (S) are seconds (30, 1.5)\n"
           "or a number with a unit: 1500ms, 2s, 5m, 1h.\n"
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
-          "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out.\n");
+          "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out,\n"
+          "130 interrupted (Ctrl-C) while waiting; the task goes on.\n");
 }
 
 /* The library logs on stderr; a command-line tool shows warnings and

@@ -5,6 +5,7 @@
  * that nothing was enqueued and the first task's args stayed.
  */
 #include "test_cli_env.h"
+#include "test_client_fake_worker.h"
 
 
 static void test_cli_idempotent_existing_id_creates_nothing(void **state) {
@@ -48,15 +49,31 @@ static void test_cli_idempotent_existing_id_creates_nothing(void **state) {
   cli_free(&r);
 }
 
-/* --wait on an existing id waits for that task, with the note. */
+/* --wait on an existing id waits for that task, with the note (JSON: the
+ * task with "created"). */
 static void test_cli_idempotent_existing_id_with_wait(void **state) {
   (void)state;
   cli_run r;
   RUN(&r, "enqueue", "job", "--id", "w-1");
   cli_free(&r);
-  RUN(&r, "enqueue", "job", "--id", "w-1", "--wait=100ms");
+  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", NULL), 0);
+  RUN(&r, "enqueue", "job", "--id", "w-1", "--wait", "--json");
+  assert_int_equal(r.code, 0);
+  json_t *v = cli_json(&r);
+  assert_string_equal(json_string_value(json_object_get(v, "status")), "completed");
+  assert_true(json_is_false(json_object_get(v, "created")));
+  json_decref(v);
+  cli_free(&r);
+  RUN(&r, "enqueue", "job", "--id", "w-1", "--wait");
+  assert_int_equal(r.code, 0);
+  assert_string_equal(r.err, "rtq: note: task w-1 exists already; nothing new was created\n");
+  assert_non_null(strstr(r.out, "completed"));
+  cli_free(&r);
+  RUN(&r, "enqueue", "job", "--id", "w-2");
+  cli_free(&r);
+  RUN(&r, "enqueue", "job", "--id", "w-2", "--wait=100ms");
   assert_int_equal(r.code, 5);
-  assert_non_null(strstr(r.err, "rtq: note: task w-1 exists already; nothing new was created\n"));
+  assert_non_null(strstr(r.err, "rtq: note: task w-2 exists already; nothing new was created\n"));
   assert_non_null(strstr(r.err, "did not end"));
   cli_free(&r);
 }

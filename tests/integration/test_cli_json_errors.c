@@ -58,6 +58,8 @@ static void test_cli_json_errors_usage_and_input(void **state) {
       {{"list", "--status", "x", "--json", NULL}, "RTQ_EINVAL", "--status"},
       {{"stats", "extra", "--json", NULL}, "RTQ_EINVAL", "unexpected"},
       {{"watch", "a b", "--json", NULL}, "RTQ_EINVAL", "task id"},
+      /* Bytes that are not UTF-8 in the detail: U+FFFD, still JSON. */
+      {{"status", "\xff\xfe", "--json", NULL}, "RTQ_EINVAL", "invalid task id \"\xef\xbf\xbd\xef\xbf\xbd\""},
       {{"--json", "--redis", "tcp://nowhere", "stats", NULL}, "RTQ_EINVAL", "URL"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
