@@ -130,6 +130,20 @@ static int dead_show(cli *ctx, int argc, char **argv) {
 }
 
 int cmd_dead(cli *ctx, int argc, char **argv) {
+  /* Global options may stand before the subcommand too (rtq dead --json
+   * list): the words up to it are parsed as options only. */
+  int i = 0;
+  while (i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0')
+    i += (strcmp(argv[i], "--redis") == 0 || strcmp(argv[i], "--namespace") == 0) && i + 1 < argc
+             ? 2
+             : 1;
+  if (i > 0) {
+    const char *pos[1];
+    int npos, rc = cli_parse(ctx, i, argv, NULL, 0, pos, 0, &npos);
+    if (rc != CLI_OK) return rc;
+    argc -= i;
+    argv += i;
+  }
   if (argc >= 1 && strcmp(argv[0], "list") == 0) return dead_list(ctx, argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "show") == 0) return dead_show(ctx, argc - 1, argv + 1);
   cli_errorf("dead needs list or show (rtq dead list [--limit N] [--offset N], rtq dead show INDEX)");

@@ -132,6 +132,13 @@ static void test_cli_dead_from_a_real_worker(void **state) {
   assert_int_equal(json_integer_value(json_object_get(v, "index")), 0);
   json_decref(v);
   cli_free(&r);
+  /* Global options before the subcommand. */
+  RUN(&r, "dead", "--json", "--namespace", "rtq", "show", "0");
+  assert_int_equal(r.code, 0);
+  v = cli_json(&r);
+  assert_int_equal(json_integer_value(json_object_get(v, "index")), 0);
+  json_decref(v);
+  cli_free(&r);
 }
 
 /* Packs a dead-letter record; payload as bin when bin, else str. */
@@ -243,6 +250,7 @@ static void test_cli_dead_bounds_and_errors(void **state) {
   } bad[] = {
       {{"dead", NULL}, "list or show"},
       {{"dead", "bury", NULL}, "list or show"},
+      {{"dead", "--frob", "list", NULL}, "unknown option"},
       {{"dead", "show", NULL}, "INDEX"},
       {{"dead", "show", "-1", NULL}, "\"-1\""},
       {{"dead", "show", "x", NULL}, "invalid INDEX \"x\""},
