@@ -36,7 +36,7 @@ static char *dup_bytes(const char *s, size_t n) {
   return d;
 }
 
-static void letter_destroy(rtq_dead_letter *d) {
+void rtq__dead_letter_destroy(rtq_dead_letter *d) {
   free(d->code);
   free(d->reason);
   free(d->worker);
@@ -90,7 +90,7 @@ static int fill_from_map(rtq_dead_letter *d, const msgpack_object *map) {
 
 /* Keeps the raw bytes of a record that did not decode, and why. */
 static int keep_raw(rtq_dead_letter *d, const char *buf, size_t len, const char *why) {
-  letter_destroy(d);
+  rtq__dead_letter_destroy(d);
   d->record_error = dup_bytes(why, strlen(why));
   d->payload = dup_bytes(buf, len);
   d->payload_len = len;
@@ -98,9 +98,7 @@ static int keep_raw(rtq_dead_letter *d, const char *buf, size_t len, const char 
   return d->record_error != NULL && d->payload != NULL ? 0 : RTQ_ENOMEM;
 }
 
-/* Decodes one record into d (zeroed by the caller). 0 also for a record
- * that does not decode (record_error set); RTQ_ENOMEM. */
-static int decode_record(rtq_dead_letter *d, uint64_t index, const char *buf, size_t len) {
+int rtq__dead_decode(rtq_dead_letter *d, uint64_t index, const char *buf, size_t len) {
   char why[160] = "";
   int rc = rtq_msgpack_check(buf, len, RECORD_MAX_DEPTH, why, sizeof why);
   if (rc == 0) {
@@ -167,7 +165,7 @@ RTQ_EXTERN int rtq_dead_list(rtq_client *c, size_t offset, size_t limit, rtq_dea
   for (size_t i = 0; rc == 0 && i < r->elements; i++) {
     const redisReply *e = r->element[i];
     if (e->type != REDIS_REPLY_STRING) continue;
-    rc = decode_record(&l->letters[l->count++], offset + i, e->str, e->len);
+    rc = rtq__dead_decode(&l->letters[l->count++], offset + i, e->str, e->len);
   }
   if (rc == 0) l->total = len->integer > 0 ? (uint64_t)len->integer : 0;
   if (len != NULL) freeReplyObject(len);
@@ -183,7 +181,7 @@ RTQ_EXTERN int rtq_dead_list(rtq_client *c, size_t offset, size_t limit, rtq_dea
 
 RTQ_EXTERN void rtq_dead_letters_free(rtq_dead_letters *l) {
   if (l == NULL) return;
-  for (size_t i = 0; i < l->count; i++) letter_destroy(&l->letters[i]);
+  for (size_t i = 0; i < l->count; i++) rtq__dead_letter_destroy(&l->letters[i]);
   free(l->letters);
   free(l);
 }
@@ -212,7 +210,7 @@ RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) 
   rtq_dead_letter *d = NULL;
   if (rc == 0) {
     d = calloc(1, sizeof *d);
-    rc = d != NULL ? decode_record(d, index, r->str, r->len) : RTQ_ENOMEM;
+    rc = d != NULL ? rtq__dead_decode(d, index, r->str, r->len) : RTQ_ENOMEM;
   }
   if (r != NULL) freeReplyObject(r);
   if (rc != 0) {
@@ -226,7 +224,7 @@ RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) 
 
 RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d) {
   if (d == NULL) return;
-  letter_destroy(d);
+  rtq__dead_letter_destroy(d);
   free(d);
 }
 
