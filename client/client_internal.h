@@ -78,6 +78,12 @@ int rtq__event_parse(const char *json, rtq_status *st, uint64_t *at);
  * malformed. */
 uint64_t rtq__parse_u64(const char *s, size_t len);
 
+/* Decodes one P:dead record into d (zeroed by the caller; the caller
+ * frees its fields with rtq__dead_letter_destroy, on error too). 0 also
+ * for a record that does not decode (record_error set); RTQ_ENOMEM. */
+int rtq__dead_decode(rtq_dead_letter *d, uint64_t index, const char *buf, size_t len);
+void rtq__dead_letter_destroy(rtq_dead_letter *d);
+
 /* A subscriber: a connection of its own in SUBSCRIBE mode. */
 int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out);
 /* Next message payload: 0 (*payload malloc'd, NUL-terminated), RTQ_ETIMEDOUT,

@@ -75,7 +75,33 @@ static rtq_queue_stats *queue_of(rtq_stats *s, const char *name, size_t len) {
   return q;
 }
 
-/* Adds one "<queue>|<counter>" field of P:stats. */
+/* The counters the scripts keep per queue (PROTOCOL.md, P:stats). The
+ * broker's counters share the field layout under the name "broker" and
+ * have other names, so a field "broker|<c>" is a queue's only when c is
+ * one of these. */
+static const char *const queue_counters[] = {"enqueued", "completed",   "failed", "cancelled",
+                                             "timeout",  "retried",     "redelivered", "dead"};
+
+static bool is_queue_counter(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof queue_counters / sizeof queue_counters[0]; i++)
+    if (strlen(queue_counters[i]) == len && memcmp(queue_counters[i], name, len) == 0) return true;
+  return false;
+}
+
+/* Appends a counter to *arr (n of them); false when out of memory. */
+static bool push_counter(rtq_counter **arr, size_t *n, const char *name, size_t len,
+                         const redisReply *value) {
+  rtq_counter *ctr = realloc(*arr, (*n + 1) * sizeof *ctr);
+  if (ctr == NULL) return false;
+  *arr = ctr;
+  ctr = &ctr[(*n)++];
+  memcpy(ctr->name, name, len);
+  ctr->name[len] = '\0';
+  ctr->value = rtq__parse_u64(value->str, value->len);
+  return true;
+}
+
+/* Adds one "<queue>|<counter>" field of P:stats, or one of the broker's. */
 static void add_counter(rtq_stats *s, const redisReply *field, const redisReply *value) {
   if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING) return;
   const char *bar = NULL;
@@ -85,16 +111,14 @@ static void add_counter(rtq_stats *s, const redisReply *field, const redisReply 
       break;
     }
   if (bar == NULL) return;
-  size_t nlen = field->len - (size_t)(bar - field->str) - 1;
-  rtq_queue_stats *q = queue_of(s, field->str, (size_t)(bar - field->str));
-  if (q == NULL || nlen == 0 || nlen >= sizeof q->counters[0].name) return;
-  rtq_counter *ctr = realloc(q->counters, (q->ncounters + 1) * sizeof *ctr);
-  if (ctr == NULL) return;
-  q->counters = ctr;
-  ctr = &q->counters[q->ncounters++];
-  memcpy(ctr->name, bar + 1, nlen);
-  ctr->name[nlen] = '\0';
-  ctr->value = rtq__parse_u64(value->str, value->len);
+  size_t qlen = (size_t)(bar - field->str), nlen = field->len - qlen - 1;
+  if (nlen == 0 || nlen >= sizeof s->queues[0].counters[0].name) return;
+  if (qlen == 6 && memcmp(field->str, "broker", 6) == 0 && !is_queue_counter(bar + 1, nlen)) {
+    push_counter(&s->broker, &s->nbroker, bar + 1, nlen, value);
+    return;
+  }
+  rtq_queue_stats *q = queue_of(s, field->str, qlen);
+  if (q != NULL) push_counter(&q->counters, &q->ncounters, bar + 1, nlen, value);
 }
 
 static int by_name(const void *a, const void *b) {
@@ -208,6 +232,7 @@ RTQ_EXTERN void rtq_stats_free(rtq_stats *s) {
   if (s == NULL) return;
   for (size_t i = 0; i < s->nqueues; i++) free(s->queues[i].counters);
   free(s->queues);
+  free(s->broker);
   free(s);
 }
 
@@ -275,6 +300,17 @@ static int read_workers(rtq_client *c, rtq_conn *conn, const redisReply *z,
   return rc;
 }
 
+RTQ_EXTERN int rtq_client_time_ms(rtq_client *c, uint64_t *now_ms) {
+  if (c == NULL || now_ms == NULL) return RTQ_EINVAL;
+  rtq__client_clear_err(c);
+  rtq_conn *conn = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc == 0 && (rc = rtq_conn_time_ms(conn, now_ms)) != 0)
+    rtq__client_conn_err(c, conn, rc, "redis TIME");
+  rtq__pool_put(c, conn);
+  return rc;
+}
+
 RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out) {
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   *out = NULL;
@@ -309,6 +345,30 @@ RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out) {
   }
   *out = w;
   return 0;
+}
+
+/* Whether item (len bytes, one entry of a "queues" field) names queue:
+ * "queue" itself or "queue:<weight>". A name may hold ':' too, so the
+ * weight is only the digits after the last one. */
+static bool item_names(const char *item, size_t len, const char *queue) {
+  size_t qlen = strlen(queue);
+  if (len == qlen && memcmp(item, queue, qlen) == 0) return true;
+  if (len < qlen + 2 || memcmp(item, queue, qlen) != 0 || item[qlen] != ':') return false;
+  for (size_t i = qlen + 1; i < len; i++)
+    if (item[i] < '0' || item[i] > '9') return false;
+  return true;
+}
+
+RTQ_EXTERN bool rtq_worker_serves(const rtq_alive_worker *w, const char *queue) {
+  if (w == NULL || queue == NULL || queue[0] == '\0') return false;
+  const char *p = w->queues;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+    if (item_names(p, len, queue)) return true;
+    if (comma == NULL) return false;
+    p = comma + 1;
+  }
 }
 
 RTQ_EXTERN void rtq_alive_workers_free(rtq_alive_workers *w) {

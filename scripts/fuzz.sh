@@ -12,6 +12,7 @@
 #   fuzz_parsers   Redis URL and duration parsers
 #   fuzz_frame     the child -> worker pipe frame reader
 #   fuzz_task      task hash -> rtq_task -> JSON, and event messages
+#   fuzz_dead      dead-letter record -> rtq_dead_letter -> JSON
 #
 #   scripts/fuzz.sh                   # every target, 60 s each
 #   scripts/fuzz.sh 20                # every target, 20 s each
@@ -24,7 +25,7 @@ case $secs in
   '' | *[!0-9]*) echo "usage: $0 [seconds] [target...]" >&2; exit 2 ;;
 esac
 [ $# -gt 0 ] && shift
-targets=${*:-fuzz_envelope fuzz_parsers fuzz_frame fuzz_task}
+targets=${*:-fuzz_envelope fuzz_parsers fuzz_frame fuzz_task fuzz_dead}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz

@@ -2,26 +2,68 @@
  * args.c - command-line parsing, exit codes, error lines and connecting.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "utf8.h"
 
-#define MAX_SECONDS 31536000.0 /* 365 days */
+/* With --json, errors are JSON on stderr too. This is the one piece of
+ * process-wide state of the tool: error lines are printed from every layer,
+ * most of which have no run context, and main sets it once, from a scan of
+ * the whole command line, before anything can fail. */
+static bool json_errors;
 
-void cli_errorf(const char *fmt, ...) {
+void cli_set_json_errors(bool on) { json_errors = on; }
+
+/* Writes the error line: "rtq: <text>" or {"error":{"code","message"}}.
+ * kind is "error" or "warning". */
+static void emit(const char *kind, const char *code, const char *fmt, va_list ap) {
   char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
   /* One line, whatever the detail holds. */
   for (char *p = line; *p; p++)
     if (*p == '\n' || *p == '\r') *p = ' ';
-  fprintf(stderr, "rtq: %s\n", line);
+  if (!json_errors) {
+    fprintf(stderr, "rtq: %s\n", line);
+    return;
+  }
+  /* A detail may quote bytes that are not UTF-8 (a bad argument, a cut
+   * at 64 bytes): JSON takes them as U+FFFD. */
+  char *clean = rtq__utf8_sanitize(line, strlen(line), NULL);
+  json_t *o = clean == NULL ? NULL
+              : code != NULL ? json_pack("{s:{s:s, s:s}}", kind, "code", code, "message", clean)
+                             : json_pack("{s:{s:s}}", kind, "message", clean);
+  free(clean);
+  char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  /* Out of memory: a fixed object, still JSON. */
+  fprintf(stderr, "%s\n", text != NULL ? text : "{\"error\":{\"code\":\"RTQ_ENOMEM\",\"message\":\"out of memory\"}}");
+  free(text);
+  json_decref(o);
+}
+
+void cli_errorf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit("error", rtq_err_name(RTQ_EINVAL), fmt, ap);
+  va_end(ap);
+}
+
+void cli_error_code(const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit("error", code, fmt, ap);
+  va_end(ap);
+}
+
+void cli_warnf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit("warning", NULL, fmt, ap);
+  va_end(ap);
 }
 
 int cli_exit_code(int rc) {
@@ -49,7 +91,7 @@ int cli_exit_code(int rc) {
 int cli_fail(cli *ctx, int rc, const char *what) {
   const char *detail = rtq_client_errstr(ctx->client);
   if (detail[0] == '\0') detail = rtq_strerror(rc);
-  cli_errorf("%s: %s", what, detail);
+  cli_error_code(rtq_err_name(rc), "%s: %s", what, detail);
   return cli_exit_code(rc);
 }
 
@@ -61,7 +103,8 @@ int cli_connect(cli *ctx) {
   int rc = rtq_client_new(&o, &ctx->client);
   if (rc == 0) return CLI_OK;
   const char *detail = rtq_client_errstr(NULL);
-  cli_errorf("cannot connect to redis: %s", detail[0] ? detail : rtq_strerror(rc));
+  cli_error_code(rtq_err_name(rc), "cannot connect to redis: %s",
+                 detail[0] ? detail : rtq_strerror(rc));
   /* A malformed URL or namespace is the user's input; anything else is
    * Redis being unreachable or refusing us. */
   return rc == RTQ_EINVAL ? CLI_USAGE : CLI_REDIS;
@@ -74,22 +117,20 @@ int cli_name(const char *what, const char *s) {
   return CLI_USAGE;
 }
 
-int cli_seconds(const char *opt, const char *s, uint64_t *ms) {
-  /* Plain decimals only: strtod would also take "0x1p3", "inf", " 5". */
-  int dots = 0, digits = 0;
-  for (const char *p = s; *p; p++) {
-    if (*p == '.') dots++;
-    else if (*p >= '0' && *p <= '9') digits++;
-    else dots = 2;
-  }
-  char *end;
-  errno = 0;
-  double v = digits > 0 && dots <= 1 ? strtod(s, &end) : -1;
-  if (v < 0 || *end != '\0' || errno != 0 || !isfinite(v) || v > MAX_SECONDS) {
-    cli_errorf("invalid --%s \"%.64s\": expected seconds, 0 to %.0f", opt, s, MAX_SECONDS);
+int cli_duration(const char *opt, const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ms) {
+  long v = 0;
+  int rc = rtq_parse_duration_ms(s, (long)min_ms, (long)max_ms, &v);
+  if (rc == RTQ_ERANGE) {
+    cli_errorf("invalid --%s \"%.64s\": out of range, %llu ms to %.0f days", opt, s,
+               (unsigned long long)min_ms, (double)max_ms / 86400000.0);
     return CLI_USAGE;
   }
-  *ms = (uint64_t)(v * 1000.0 + 0.5);
+  if (rc != 0) {
+    cli_errorf("invalid --%s \"%.64s\": expected a duration: seconds (30, 1.5) or a number with "
+               "a unit (1500ms, 2s, 5m, 1h)", opt, s);
+    return CLI_USAGE;
+  }
+  *ms = (uint64_t)v;
   return CLI_OK;
 }
 

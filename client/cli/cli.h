@@ -21,7 +21,8 @@ enum {
   CLI_USAGE = 2,    /* usage or invalid input */
   CLI_NOTFOUND = 3,
   CLI_REDIS = 4,    /* Redis unreachable or a Redis error */
-  CLI_TIMEOUT = 5
+  CLI_TIMEOUT = 5,
+  CLI_INTERRUPTED = 130 /* Ctrl-C (SIGINT) while waiting */
 };
 
 /* One run of the tool. */
@@ -52,8 +53,15 @@ typedef struct cli_opt {
 int cli_parse(cli *ctx, int argc, char **argv, cli_opt *opts, size_t n, const char **pos,
               int maxpos, int *npos);
 
-/* Prints "rtq: <fmt>" and a newline on stderr. */
+/* Error output on stderr: one line "rtq: <text>", or with --json one
+ * object {"error":{"code":"RTQ_E...","message":"<text>"}}. cli_errorf is a
+ * usage or input error (code RTQ_EINVAL); cli_error_code names the code. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_error_code(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A note that is not an error: "rtq: <text>", or {"warning":{"message"}}. */
+void cli_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Chooses the error format; main calls it once, before any error. */
+void cli_set_json_errors(bool on);
 /* Prints "rtq: <what>: <detail>" for an API error and returns the exit code
  * it maps to. */
 int cli_fail(cli *ctx, int rc, const char *what);
@@ -63,17 +71,40 @@ int cli_exit_code(int rc);
 /* Connects ctx->client. Returns CLI_OK or an exit code after printing. */
 int cli_connect(cli *ctx);
 
-/* Parses "S" seconds (decimal fraction allowed, 0..365 days) into ms.
- * Prints and returns CLI_USAGE when it is not one. */
-int cli_seconds(const char *opt, const char *s, uint64_t *ms);
+/* The longest duration any option takes. */
+#define CLI_MAX_DURATION_MS 31536000000ull /* 365 days */
+/* Parses a duration with rtq_parse_duration_ms (the parser every rtq binary
+ * uses: "30" and "1.5" are seconds; "1500ms", "2s", "5m", "1h") into ms,
+ * within [min_ms, max_ms]. Prints and returns CLI_USAGE when it is not one. */
+int cli_duration(const char *opt, const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ms);
 /* Parses a decimal integer in [lo, hi]; prints and returns CLI_USAGE. */
 int cli_integer(const char *opt, const char *s, long long lo, long long hi, long long *out);
 /* Checks a task id, name or queue given on the command line. */
 int cli_name(const char *what, const char *s);
 
+/* From now on, SIGINT prints that task id goes on (a line, or a JSON error
+ * {"code":"INTERRUPTED","message","id"} with --json) on stderr and exits
+ * CLI_INTERRUPTED at once. id NULL: exits quietly (watch, which follows
+ * many tasks). */
+void cli_on_interrupt(const cli *ctx, const char *id);
+
 /* Output. */
-/* The task, human-readable or as one JSON object line. */
-int cli_print_task(const cli *ctx, const rtq_task *t);
+/* The task, human-readable or as one JSON object line; with_rate adds the
+ * rate and ETA of a running task (cli_status_rate; JSON "rate", "eta_s",
+ * null when unknown). */
+int cli_print_task(cli *ctx, const rtq_task *t, bool with_rate);
+/* Rate (%/s) and ETA (s, from t1) of a task whose progress went from p0 at
+ * t0_ms to p1 at t1_ms. 0 when the samples say nothing (no time passed or
+ * no progress made), else 1. */
+int cli_rate_eta(double p0, uint64_t t0_ms, double p1, uint64_t t1_ms, double *rate,
+                 double *eta_s);
+/* The same for a running task read now: from started_at (progress 0) to
+ * its progress at Redis TIME. 0 when not running, no progress yet, or TIME
+ * failed. ctx NULL: 0. */
+int cli_status_rate(cli *ctx, const rtq_task *t, double *rate, double *eta_s);
+/* "2.5%/s" (buf 16 bytes); "eta 1h02m", "eta 3m05s", "eta 12s" (32). */
+const char *cli_rate(double rate, char buf[16]);
+const char *cli_eta(double s, char buf[32]);
 /* Prints a jansson value as one compact line on stdout; takes the
  * reference. CLI_REDIS (out of memory) when it cannot. */
 int cli_print_json(json_t *v);
@@ -97,5 +128,6 @@ int cmd_list(cli *ctx, int argc, char **argv);
 int cmd_watch(cli *ctx, int argc, char **argv);
 int cmd_stats(cli *ctx, int argc, char **argv);
 int cmd_workers(cli *ctx, int argc, char **argv);
+int cmd_dead(cli *ctx, int argc, char **argv);
 
 #endif

@@ -106,7 +106,7 @@ int cmd_list(cli *ctx, int argc, char **argv) {
   int err = rtq_list_tasks(ctx->client, &f, &l);
   if (err != 0) return cli_fail(ctx, err, "list");
   if (l->truncated)
-    cli_errorf("note: stopped after examining %zu index entries; older tasks may match too",
+    cli_warnf("note: stopped after examining %zu index entries; older tasks may match too",
                l->examined);
   if (ctx->json) {
     json_t *arr = json_array();

@@ -27,6 +27,29 @@ static const char *const shown[] = {"enqueued", "completed", "failed",  "cancell
                                     "timeout",  "retried",   "redelivered"};
 #define NSHOWN (sizeof shown / sizeof shown[0])
 
+/* The broker's figures, apart from the queues: they count its sweeps, not
+ * a queue's tasks. */
+static void print_broker(const rtq_stats *s) {
+  char buf[32];
+  uint64_t last = 0;
+  int shown_any = 0;
+  printf("\nbroker:");
+  for (size_t i = 0; i < s->nbroker; i++) {
+    if (strcmp(s->broker[i].name, "last_sweep_at") == 0) {
+      last = s->broker[i].value;
+      continue;
+    }
+    printf("%s %s %llu", shown_any ? "," : "", s->broker[i].name,
+           (unsigned long long)s->broker[i].value);
+    shown_any = 1;
+  }
+  if (s->nbroker == 0) printf(" no figures (no broker has swept this namespace)");
+  printf("\n");
+  if (last != 0)
+    printf("last sweep: %s (%.1f s ago)\n", cli_time(last, buf),
+           s->now > last ? (double)(s->now - last) / 1000.0 : 0.0);
+}
+
 static void print_stats(const rtq_stats *s) {
   int w = 5;
   for (size_t i = 0; i < s->nqueues; i++) {
@@ -55,6 +78,20 @@ static void print_stats(const rtq_stats *s) {
   printf("running: %llu  delayed: %llu  dead letters: %llu  workers alive: %llu\n",
          (unsigned long long)s->running, (unsigned long long)s->delayed,
          (unsigned long long)s->dead, (unsigned long long)s->workers_alive);
+  print_broker(s);
+}
+
+/* {"counters": {...}, "last_sweep_at": ISO or null}. */
+static json_t *broker_json(const rtq_stats *s) {
+  char buf[32];
+  uint64_t last = 0;
+  json_t *ctrs = json_object();
+  for (size_t i = 0; ctrs != NULL && i < s->nbroker; i++) {
+    if (strcmp(s->broker[i].name, "last_sweep_at") == 0) last = s->broker[i].value;
+    json_object_set_new(ctrs, s->broker[i].name, json_integer((json_int_t)s->broker[i].value));
+  }
+  return json_pack("{s:o*, s:s?}", "counters", ctrs, "last_sweep_at",
+                   last != 0 ? cli_time(last, buf) : NULL);
 }
 
 static json_t *stats_json(const rtq_stats *s) {
@@ -71,10 +108,10 @@ static json_t *stats_json(const rtq_stats *s) {
   for (int i = 0; statuses != NULL && i < RTQ_STATUS_COUNT; i++)
     json_object_set_new(statuses, rtq_status_name((rtq_status)i),
                         json_integer((json_int_t)s->by_status[i]));
-  return json_pack("{s:s, s:o*, s:o*, s:I, s:I, s:I, s:I}", "now", cli_time(s->now, buf),
+  return json_pack("{s:s, s:o*, s:o*, s:I, s:I, s:I, s:I, s:o*}", "now", cli_time(s->now, buf),
                    "queues", queues, "statuses", statuses, "running", (json_int_t)s->running,
                    "delayed", (json_int_t)s->delayed, "dead", (json_int_t)s->dead,
-                   "workers_alive", (json_int_t)s->workers_alive);
+                   "workers_alive", (json_int_t)s->workers_alive, "broker", broker_json(s));
 }
 
 int cmd_stats(cli *ctx, int argc, char **argv) {

@@ -67,7 +67,7 @@ static int parse_args_json(const char *arg, rtq_args **out) {
   rc = rtq_args_from_json(text, out, why, sizeof why);
   free(owned);
   if (rc != 0) {
-    cli_errorf("invalid JSON args: %s", why[0] ? why : rtq_strerror(rc));
+    cli_error_code(rtq_err_name(RTQ_EJSON), "invalid JSON args: %s", why[0] ? why : rtq_strerror(rc));
     return CLI_USAGE;
   }
   if (rtq_args_type(*out) != RTQ_TYPE_MAP) {
@@ -79,12 +79,49 @@ static int parse_args_json(const char *arg, rtq_args **out) {
   return CLI_OK;
 }
 
-/* Waits for id and prints the task; the exit code says how it ended. */
-static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms) {
+/* enqueue --wait --json: the task, and whether this call created it. */
+static int print_created(const rtq_task *t, int created) {
+  json_t *o = cli_task_json(t);
+  if (o != NULL) json_object_set_new(o, "created", json_boolean(created));
+  return cli_print_json(o);
+}
+
+/* After a wait timed out: whether any live worker serves the task's
+ * queue. 1 yes (or we cannot tell), 0 no; queue gets the name. */
+static int queue_served(cli *ctx, const char *id, char queue[RTQ_TASK_ID_SIZE]) {
   rtq_task *t = NULL;
+  rtq_alive_workers *l = NULL;
+  int served = 1;
+  if (rtq_get_task(ctx->client, id, &t) == 0 && rtq_list_workers(ctx->client, &l) == 0) {
+    snprintf(queue, RTQ_TASK_ID_SIZE, "%s", t->queue);
+    served = 0;
+    for (size_t i = 0; !served && i < l->count; i++) served = rtq_worker_serves(&l->workers[i], queue);
+  }
+  rtq_task_free(t);
+  rtq_alive_workers_free(l);
+  return served;
+}
+
+/* Waits for id and prints the task; the exit code says how it ended.
+ * Ctrl-C while it waits says which task goes on (cli_on_interrupt).
+ * created: -1, or enqueue's answer, added to the JSON task. */
+static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms, int created) {
+  rtq_task *t = NULL;
+  cli_on_interrupt(ctx, id);
   int rc = rtq_wait_for_task(ctx->client, id, timeout_ms, &t);
+  if (rc == RTQ_ETIMEDOUT) {
+    /* The likeliest reason a task does not move: nobody takes its queue. */
+    char detail[512], queue[RTQ_TASK_ID_SIZE] = "";
+    snprintf(detail, sizeof detail, "%s", rtq_client_errstr(ctx->client));
+    if (!queue_served(ctx, id, queue)) {
+      cli_error_code(rtq_err_name(rc), "wait: %s; no live worker serves queue %s", detail, queue);
+      return CLI_TIMEOUT;
+    }
+    cli_error_code(rtq_err_name(rc), "wait: %s", detail);
+    return CLI_TIMEOUT;
+  }
   if (rc != 0) return cli_fail(ctx, rc, "wait");
-  int out = cli_print_task(ctx, t);
+  int out = ctx->json && created >= 0 ? print_created(t, created) : cli_print_task(ctx, t, false);
   if (out == CLI_OK) out = cli_task_exit(t);
   rtq_task_free(t);
   return out;
@@ -95,8 +132,21 @@ static int wait_option(const char *v, int64_t *timeout_ms) {
   uint64_t ms;
   *timeout_ms = -1;
   if (v == NULL || v[0] == '\0') return CLI_OK;
-  int rc = cli_seconds("wait", v, &ms);
+  int rc = cli_duration("wait", v, 0, CLI_MAX_DURATION_MS, &ms);
   if (rc == CLI_OK) *timeout_ms = (int64_t)ms;
+  return rc;
+}
+
+/* --result-ttl: a duration in whole seconds, 1 s to 365 days (Redis
+ * keeps the TTL in seconds). */
+static int result_ttl(const char *v, rtq_task_options *o) {
+  uint64_t ms;
+  int rc = cli_duration("result-ttl", v, 1000, CLI_MAX_DURATION_MS, &ms);
+  if (rc == CLI_OK && ms % 1000 != 0) {
+    cli_errorf("invalid --result-ttl \"%.64s\": expected whole seconds", v);
+    rc = CLI_USAGE;
+  }
+  o->result_ttl_s = ms / 1000;
   return rc;
 }
 
@@ -111,12 +161,10 @@ static int enqueue_options(cli_opt *opts, rtq_task_options *o, int64_t *wait_ms)
   if (rc == CLI_OK && opts[E_ID].value != NULL) rc = cli_name("task id", opts[E_ID].value);
   o->id = opts[E_ID].value;
   if (rc == CLI_OK && opts[E_TIMEOUT].value != NULL)
-    rc = cli_seconds("timeout", opts[E_TIMEOUT].value, &o->timeout_ms);
+    rc = cli_duration("timeout", opts[E_TIMEOUT].value, 0, CLI_MAX_DURATION_MS, &o->timeout_ms);
   if (rc == CLI_OK && opts[E_DELAY].value != NULL)
-    rc = cli_seconds("delay", opts[E_DELAY].value, &o->delay_ms);
-  if (rc == CLI_OK && opts[E_TTL].value != NULL &&
-      (rc = cli_integer("result-ttl", opts[E_TTL].value, 1, 31536000, &n)) == CLI_OK)
-    o->result_ttl_s = (uint64_t)n;
+    rc = cli_duration("delay", opts[E_DELAY].value, 0, CLI_MAX_DURATION_MS, &o->delay_ms);
+  if (rc == CLI_OK && opts[E_TTL].value != NULL) rc = result_ttl(opts[E_TTL].value, o);
   if (rc == CLI_OK && opts[E_RETRIES].value != NULL &&
       (rc = cli_integer("retries", opts[E_RETRIES].value, 0, 1000000, &n)) == CLI_OK)
     o->max_retries = (uint32_t)n;
@@ -153,7 +201,11 @@ int cmd_enqueue(cli *ctx, int argc, char **argv) {
   }
   rtq_args_free(args);
   if (rc != CLI_OK) return rc;
-  if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, id, wait_ms);
+  /* An existing --id is not an error (ids are idempotency keys), but the
+   * person must know that the args and options given did not apply. */
+  if (!created && !ctx->json)
+    cli_warnf("note: task %s exists already; nothing new was created", id);
+  if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, id, wait_ms, created);
   if (!ctx->json) {
     printf("%s\n", id);
     return CLI_OK;
@@ -185,7 +237,7 @@ int cmd_status(cli *ctx, int argc, char **argv) {
   rtq_task *t = NULL;
   int err = rtq_get_task(ctx->client, id, &t);
   if (err != 0) return cli_fail(ctx, err, "status");
-  rc = cli_print_task(ctx, t);
+  rc = cli_print_task(ctx, t, true);
   rtq_task_free(t);
   return rc;
 }
@@ -215,12 +267,12 @@ int cmd_wait(cli *ctx, int argc, char **argv) {
   int rc = one_id(ctx, argc, argv, opts, 1, "wait", &id);
   if (rc == CLI_OK && opts[0].value != NULL) {
     uint64_t ms;
-    rc = cli_seconds("timeout", opts[0].value, &ms);
+    rc = cli_duration("timeout", opts[0].value, 0, CLI_MAX_DURATION_MS, &ms);
     timeout_ms = (int64_t)ms;
   }
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
-  return wait_and_print(ctx, id, timeout_ms);
+  return wait_and_print(ctx, id, timeout_ms, -1);
 }
 
 int cmd_retry(cli *ctx, int argc, char **argv) {

@@ -1,10 +1,18 @@
 /*
- * cmd_watch.c - `rtq watch [ID...]`: live progress, one line per task,
- * until every watched task has ended.
+ * cmd_watch.c - `rtq watch [ID...]`: live progress, one line per task.
+ *
+ * With ids it runs until every watched task has ended. With none it
+ * follows the namespace: the running tasks, and every task that starts
+ * while it runs, until --timeout or Ctrl-C; an ended task leaves its final
+ * line and its place goes to the tasks still running.
  *
  * It subscribes to the event channel first and reads the tasks' state
- * second, so no event falls between the two. With no ids it watches the
- * running tasks and adopts every task that starts while it runs.
+ * second, so no event falls between the two.
+ *
+ * Rate and ETA come from the progress samples this watch has seen, timed
+ * on the local monotonic clock when each arrived: the first (when the
+ * watch learned of the running task) and the latest. No clock of another
+ * machine is involved; a task that has not moved since has none.
  *
  * Output: on a terminal, the lines are redrawn in place (ANSI cursor-up and
  * erase-line); otherwise each change is one new line; with --json each
@@ -18,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "utf8.h"
 
 #define MAX_WATCHED 1000
 #define BAR 20
@@ -29,33 +38,67 @@ typedef struct entry {
   double progress;
   char msg[160];
   int done;
+  int sampled;            /* first sample taken (the task was running) */
+  double p0, p1;          /* first and latest progress seen while running */
+  uint64_t t0, t1;        /* when they arrived, monotonic ms */
 } entry;
 
 typedef struct watch {
   cli *ctx;
   entry *e;
   size_t n;
-  int follow;   /* no ids given: adopt tasks that start */
+  int follow;   /* no ids given: adopt tasks that start, drop ended ones */
   int tty;
   int drawn;    /* lines on screen to redraw over */
   int width;
 } watch;
 
-/* Copies text without control bytes: a message must not drive the
- * terminal. */
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Copies text without control bytes (a message must not drive the
+ * terminal) and as well-formed UTF-8 (JSON lines need it): an ill-formed
+ * byte becomes U+FFFD, and a sequence that does not fit is left out whole. */
 static void clean_copy(char *dst, size_t cap, const char *src) {
-  size_t j = 0;
-  for (size_t i = 0; src != NULL && src[i] != '\0' && j + 1 < cap; i++) {
+  static const char replacement[] = "\xef\xbf\xbd";
+  size_t j = 0, n = src != NULL ? strlen(src) : 0;
+  for (size_t i = 0; i < n;) {
     unsigned char ch = (unsigned char)src[i];
-    dst[j++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    size_t len = ch < 0x80 ? 1 : rtq__utf8_seq_len((const unsigned char *)src + i, n - i);
+    const char *from = len > 0 ? src + i : replacement;
+    size_t take = len > 0 ? len : 3;
+    if (j + take + 1 > cap) break;
+    if (ch < 0x20 || ch == 0x7f)
+      dst[j] = ' ';
+    else
+      memcpy(dst + j, from, take);
+    j += take;
+    i += len > 0 ? len : 1;
   }
-  dst[j] = '\0';
+  if (cap > 0) dst[j] = '\0';
 }
 
 static entry *find(watch *w, const char *id) {
   for (size_t i = 0; i < w->n; i++)
     if (strcmp(w->e[i].id, id) == 0) return &w->e[i];
   return NULL;
+}
+
+/* A progress sample of a running task: the first one, then the latest. */
+static void sample(entry *x) {
+  if (x->status != RTQ_STATUS_RUNNING) return;
+  uint64_t now = mono_ms();
+  if (!x->sampled) {
+    x->sampled = 1;
+    x->p0 = x->p1 = x->progress;
+    x->t0 = x->t1 = now;
+  } else if (x->progress != x->p1) {
+    x->p1 = x->progress;
+    x->t1 = now;
+  }
 }
 
 static entry *add(watch *w, const rtq_task *t) {
@@ -68,13 +111,23 @@ static entry *add(watch *w, const rtq_task *t) {
   x->progress = t->progress;
   clean_copy(x->msg, sizeof x->msg, t->progress_message);
   x->done = rtq_status_is_terminal(t->status);
+  sample(x);
   return x;
 }
 
+/* Rate and ETA of a running entry, the ETA counted down to now. */
+static int entry_rate(const entry *x, double *rate, double *eta) {
+  if (x->status != RTQ_STATUS_RUNNING || !x->sampled) return 0;
+  if (!cli_rate_eta(x->p0, x->t0, x->p1, x->t1, rate, eta)) return 0;
+  double since = (double)(mono_ms() - x->t1) / 1000.0;
+  *eta = *eta > since ? *eta - since : 0;
+  return 1;
+}
+
 static void format_line(const entry *x, char *line, size_t cap) {
-  char bar[BAR + 1], pct[16];
+  char bar[BAR + 1], pct[16], rate_s[16] = "", eta_s[32] = "";
   int filled = (int)(x->progress * BAR / 100.0 + 0.5);
-  double shown = x->progress;
+  double shown = x->progress, rate, eta;
   /* A handler need not report 100 before it returns. */
   if (x->status == RTQ_STATUS_COMPLETED) {
     filled = BAR;
@@ -82,17 +135,25 @@ static void format_line(const entry *x, char *line, size_t cap) {
   }
   for (int i = 0; i < BAR; i++) bar[i] = i < filled ? '#' : '-';
   bar[BAR] = '\0';
+  if (entry_rate(x, &rate, &eta)) {
+    cli_rate(rate, rate_s);
+    cli_eta(eta, eta_s);
+  }
   /* Status before the bar: on a narrow terminal the message is cut first. */
-  snprintf(line, cap, "%-26.40s %-12.32s %-9s [%s] %5s %s", x->id, x->name,
-           rtq_status_name(x->status), bar, cli_percent(shown, pct), x->msg);
+  snprintf(line, cap, "%-26.40s %-12.32s %-9s [%s] %5s %8s %-10s %s", x->id, x->name,
+           rtq_status_name(x->status), bar, cli_percent(shown, pct), rate_s, eta_s, x->msg);
 }
 
 static void print_entry(watch *w, const entry *x) {
   char line[512];
   if (w->ctx->json) {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:s, s:b}", "id", x->id, "name", x->name, "status",
-                          rtq_status_name(x->status), "progress", x->progress, "message", x->msg,
-                          "done", x->done);
+    double rate, eta;
+    int known = entry_rate(x, &rate, &eta);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:s, s:b}", "id", x->id, "name", x->name,
+                          "status", rtq_status_name(x->status), "progress", x->progress, "rate",
+                          known ? json_real(rate) : json_null(), "eta_s",
+                          known ? json_real(eta) : json_null(), "message", x->msg, "done",
+                          x->done);
     cli_print_json(o);
   } else {
     format_line(x, line, sizeof line);
@@ -101,17 +162,40 @@ static void print_entry(watch *w, const entry *x) {
   fflush(stdout);
 }
 
-/* Redraws every line in place. Lines are cut to the terminal width so that
- * none wraps and the cursor-up count stays right. */
-static void redraw(watch *w) {
+/* One line at the cursor, cut to the terminal width so that none wraps and
+ * the cursor-up count stays right. */
+static void draw_line(watch *w, const entry *x) {
   char line[512];
+  format_line(x, line, sizeof line);
+  if (w->width > 1 && (int)strlen(line) >= w->width) line[w->width - 1] = '\0';
+  printf("\r\033[2K%s\n", line);
+}
+
+/* Following, an ended task leaves the table: on a terminal its final line
+ * stays above the live ones, which are redrawn below it. */
+static void drop_ended(watch *w) {
+  size_t j = 0;
+  for (size_t i = 0; i < w->n; i++)
+    if (!w->e[i].done) w->e[j++] = w->e[i];
+  w->n = j;
+}
+
+/* Redraws in place: first the lines of tasks that ended (following: they
+ * stay on screen as they are, above), then every live line. */
+static void redraw(watch *w) {
   if (w->drawn > 0) printf("\033[%dA", w->drawn);
+  int live = 0;
+  if (w->follow)
+    for (size_t i = 0; i < w->n; i++)
+      if (w->e[i].done) draw_line(w, &w->e[i]);
   for (size_t i = 0; i < w->n; i++) {
-    format_line(&w->e[i], line, sizeof line);
-    if (w->width > 1 && (int)strlen(line) >= w->width) line[w->width - 1] = '\0';
-    printf("\r\033[2K%s\n", line);
+    if (w->follow && w->e[i].done) continue;
+    draw_line(w, &w->e[i]);
+    live++;
   }
-  w->drawn = (int)w->n;
+  /* Never fewer lines than before: a live line only leaves the table as
+   * an ended line printed above. */
+  w->drawn = live;
   fflush(stdout);
 }
 
@@ -120,6 +204,21 @@ static void show(watch *w, const entry *changed) {
     redraw(w);
   else if (changed != NULL)
     print_entry(w, changed);
+  if (w->follow) drop_ended(w);
+}
+
+/* A task not watched yet that is running: following, it joins. started:
+ * the event was its start (the claim's, which carries the attempt), so a
+ * task that has ended already by the time it is read is shown too, once;
+ * any other event of an unknown task that has ended is a late one. */
+static entry *adopt(watch *w, const char *id, int started) {
+  rtq_task *t = NULL;
+  entry *x = NULL;
+  if (rtq_get_task(w->ctx->client, id, &t) == 0 &&
+      (t->status == RTQ_STATUS_RUNNING || (started && rtq_status_is_terminal(t->status))))
+    x = add(w, t);
+  rtq_task_free(t);
+  return x;
 }
 
 /* Applies one event: {"id", "status", "progress"?, "message"?, ...}. */
@@ -132,9 +231,7 @@ static void apply(watch *w, const char *text) {
   entry *x = id != NULL ? find(w, id) : NULL;
   if (st == NULL || rtq_status_parse(st, &s) != 0) goto out;
   if (x == NULL && w->follow && s == RTQ_STATUS_RUNNING && rtq_validate_name(id) == 0) {
-    rtq_task *t = NULL;
-    if (rtq_get_task(w->ctx->client, id, &t) == 0) x = add(w, t);
-    rtq_task_free(t);
+    x = adopt(w, id, json_object_get(o, "attempt") != NULL);
     if (x != NULL) show(w, x);
     goto out;
   }
@@ -148,6 +245,7 @@ static void apply(watch *w, const char *text) {
   const char *m = json_string_value(json_object_get(o, "message"));
   if (m != NULL) clean_copy(x->msg, sizeof x->msg, m);
   x->done = rtq_status_is_terminal(s);
+  sample(x);
   show(w, x);
 out:
   json_decref(o);
@@ -182,22 +280,23 @@ static int load(watch *w, const char **ids, int nids) {
   return CLI_OK;
 }
 
+/* Until the watched tasks end (ids), or --timeout: with ids that is a
+ * timeout (exit 5), following it is the end asked for (exit 0). */
 static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t start = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  while (!all_done(w)) {
+  uint64_t start = mono_ms();
+  while (w->follow || !all_done(w)) {
     int64_t left = -1;
     if (timeout_ms >= 0) {
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      left = timeout_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - start);
+      left = timeout_ms - (int64_t)(mono_ms() - start);
       if (left < 0) left = 0;
     }
     char *msg = NULL;
     int err = rtq_subscription_next(sub, left, &msg);
+    if (err == RTQ_ETIMEDOUT && w->follow) return CLI_OK;
     if (err == RTQ_ETIMEDOUT) {
-      cli_errorf("watch: timed out after %.3f s; some tasks have not ended",
-                 (double)timeout_ms / 1000.0);
+      cli_error_code(rtq_err_name(RTQ_ETIMEDOUT),
+                     "watch: timed out after %.3f s; some tasks have not ended",
+                     (double)timeout_ms / 1000.0);
       return CLI_TIMEOUT;
     }
     if (err != 0) return cli_fail(w->ctx, err, "watch");
@@ -212,23 +311,26 @@ static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
 int cmd_watch(cli *ctx, int argc, char **argv) {
   cli_opt opts[] = {{"timeout", OPT_VALUE, NULL}};
   const char **ids = calloc(MAX_WATCHED, sizeof *ids);
-  int nids = 0, rc = ids != NULL ? CLI_OK : CLI_REDIS;
+  watch w;
+  memset(&w, 0, sizeof w);
+  w.e = calloc(MAX_WATCHED, sizeof *w.e);
+  int nids = 0, rc = CLI_OK;
   int64_t timeout_ms = -1;
+  if (ids == NULL || w.e == NULL) {
+    cli_error_code(rtq_err_name(RTQ_ENOMEM), "out of memory");
+    rc = CLI_REDIS;
+  }
   if (rc == CLI_OK) rc = cli_parse(ctx, argc, argv, opts, 1, ids, MAX_WATCHED, &nids);
   for (int i = 0; rc == CLI_OK && i < nids; i++) rc = cli_name("task id", ids[i]);
   if (rc == CLI_OK && opts[0].value != NULL) {
     uint64_t ms;
-    rc = cli_seconds("timeout", opts[0].value, &ms);
+    rc = cli_duration("timeout", opts[0].value, 0, CLI_MAX_DURATION_MS, &ms);
     timeout_ms = (int64_t)ms;
   }
   if (rc == CLI_OK) rc = cli_connect(ctx);
-  watch w;
-  memset(&w, 0, sizeof w);
   w.ctx = ctx;
   w.follow = nids == 0;
   w.tty = isatty(STDOUT_FILENO);
-  w.e = calloc(MAX_WATCHED, sizeof *w.e);
-  if (rc == CLI_OK && w.e == NULL) rc = CLI_REDIS;
   struct winsize ws;
   w.width = w.tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
 
@@ -239,6 +341,8 @@ int cmd_watch(cli *ctx, int argc, char **argv) {
   }
   if (rc == CLI_OK) rc = load(&w, ids, nids);
   if (rc == CLI_OK) {
+    /* Ctrl-C ends a watch; the tasks go on regardless. */
+    cli_on_interrupt(ctx, NULL);
     if (w.tty && !ctx->json) {
       redraw(&w);
     } else {

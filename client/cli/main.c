@@ -30,6 +30,7 @@ static const struct command {
     {"stats", cmd_stats, "stats"},
     {"workers", cmd_workers, "workers"},
     {"retry", cmd_retry, "retry ID"},
+    {"dead", cmd_dead, "dead list [--limit N] [--offset N] | dead show INDEX"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -42,9 +43,11 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
   fprintf(f,
           "\n"
-          "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Times are in seconds.\n"
+          "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Durations (S) are seconds (30, 1.5)\n"
+          "or a number with a unit: 1500ms, 2s, 5m, 1h.\n"
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
-          "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out.\n");
+          "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out,\n"
+          "130 interrupted (Ctrl-C) while waiting; the task goes on.\n");
 }
 
 /* The library logs on stderr; a command-line tool shows warnings and
@@ -56,10 +59,19 @@ static void set_log_level(void) {
   rtq_log_set_level(l);
 }
 
+/* --json anywhere before "--" asks for JSON errors as well; it is found
+ * before parsing so that an error in a word before it is JSON too. */
+static bool wants_json(int argc, char **argv) {
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strncmp(argv[i], "--json", 6) == 0 && (argv[i][6] == '\0' || argv[i][6] == '=')) return true;
+  return false;
+}
+
 int main(int argc, char **argv) {
   cli ctx;
   memset(&ctx, 0, sizeof ctx);
   set_log_level();
+  cli_set_json_errors(wants_json(argc, argv));
   /* Global options before the command; the commands accept them after
    * it as well (cli_parse). */
   int i = 1;
@@ -82,7 +94,10 @@ int main(int argc, char **argv) {
     i += take - 1;
   }
   if (i >= argc) {
-    usage(stderr);
+    if (wants_json(argc, argv))
+      cli_errorf("no command given (try rtq --help)");
+    else
+      usage(stderr);
     return CLI_USAGE;
   }
   for (size_t c = 0; c < NCOMMANDS; c++) {

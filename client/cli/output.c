@@ -24,19 +24,56 @@ const char *cli_percent(double p, char buf[16]) {
   return buf;
 }
 
+int cli_rate_eta(double p0, uint64_t t0_ms, double p1, uint64_t t1_ms, double *rate,
+                 double *eta_s) {
+  if (t1_ms <= t0_ms || p1 <= p0) return 0;
+  *rate = (p1 - p0) * 1000.0 / (double)(t1_ms - t0_ms);
+  *eta_s = p1 >= 100 ? 0 : (100 - p1) / *rate;
+  return 1;
+}
+
+const char *cli_rate(double rate, char buf[16]) {
+  if (rate >= 100)
+    snprintf(buf, 16, "%.0f%%/s", rate > 99999 ? 99999 : rate);
+  else if (rate >= 1)
+    snprintf(buf, 16, "%.1f%%/s", rate);
+  else
+    snprintf(buf, 16, "%.2f%%/s", rate);
+  return buf;
+}
+
+const char *cli_eta(double s, char buf[32]) {
+  /* Past 99 hours an estimate says only "a long time". */
+  long long n = s > 99 * 3600.0 ? 99 * 3600 : (long long)(s + 0.5);
+  if (n >= 3600)
+    snprintf(buf, 32, "eta %lldh%02lldm", n / 3600, n % 3600 / 60);
+  else if (n >= 60)
+    snprintf(buf, 32, "eta %lldm%02llds", n / 60, n % 60);
+  else
+    snprintf(buf, 32, "eta %llds", n);
+  return buf;
+}
+
+int cli_status_rate(cli *ctx, const rtq_task *t, double *rate, double *eta_s) {
+  uint64_t now = 0;
+  if (ctx == NULL || t->status != RTQ_STATUS_RUNNING || t->started_at == 0 || t->progress <= 0) return 0;
+  if (rtq_client_time_ms(ctx->client, &now) != 0) return 0;
+  return cli_rate_eta(0, t->started_at, t->progress, now, rate, eta_s);
+}
+
 int cli_task_exit(const rtq_task *t) {
   return t->status == RTQ_STATUS_COMPLETED ? CLI_OK : CLI_ENDED;
 }
 
 int cli_print_json(json_t *v) {
   if (v == NULL) {
-    cli_errorf("out of memory");
+    cli_error_code(rtq_err_name(RTQ_ENOMEM), "out of memory");
     return CLI_REDIS;
   }
   char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
   json_decref(v);
   if (s == NULL) {
-    cli_errorf("out of memory");
+    cli_error_code(rtq_err_name(RTQ_ENOMEM), "out of memory");
     return CLI_REDIS;
   }
   puts(s);
@@ -86,7 +123,7 @@ static void block_field(const char *name, const char *text) {
   }
 }
 
-static void print_human(const rtq_task *t) {
+static void print_human(cli *ctx, const rtq_task *t) {
   char buf[64];
   field("id:", t->id);
   field("name:", t->name);
@@ -98,6 +135,12 @@ static void print_human(const rtq_task *t) {
              t->progress_message != NULL ? "  " : "",
              t->progress_message != NULL ? t->progress_message : "");
     field("progress:", line);
+  }
+  double rate, eta;
+  if (cli_status_rate(ctx, t, &rate, &eta)) {
+    char r[16], e[32];
+    snprintf(buf, sizeof buf, "%s, %s (since started_at)", cli_rate(rate, r), cli_eta(eta, e));
+    field("rate:", buf);
   }
   time_field("created_at:", t->created_at);
   time_field("run_at:", t->run_at);
@@ -126,8 +169,17 @@ static void print_human(const rtq_task *t) {
   }
 }
 
-int cli_print_task(const cli *ctx, const rtq_task *t) {
-  if (ctx->json) return cli_print_json(cli_task_json(t));
-  print_human(t);
+int cli_print_task(cli *ctx, const rtq_task *t, bool with_rate) {
+  if (ctx->json) {
+    json_t *o = cli_task_json(t);
+    double rate, eta;
+    if (o != NULL && with_rate) {
+      int known = cli_status_rate(ctx, t, &rate, &eta);
+      json_object_set_new(o, "rate", known ? json_real(rate) : json_null());
+      json_object_set_new(o, "eta_s", known ? json_real(eta) : json_null());
+    }
+    return cli_print_json(o);
+  }
+  print_human(with_rate ? ctx : NULL, t);
   return CLI_OK;
 }

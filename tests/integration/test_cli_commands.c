@@ -7,47 +7,10 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 
-#include <cmocka.h>
-
-#include "harness.h"
-#include "keys.h"
-#include "rtq/client.h"
-#include "test_cli_run.h"
+#include "test_cli_env.h"
 #include "test_client_fake_worker.h"
-
-static rtq_keys keys;
-static rtq_conn *rc_;
-static char url_env[300];
-static const char *env[] = {url_env, "RTQ_NAMESPACE", NULL};
-
-static int setup(void **state) {
-  (void)state;
-  rtq_test_redis_flush();
-  rtq_keys_init(&keys, "rtq", false);
-  snprintf(url_env, sizeof url_env, "RTQ_REDIS_URL=%s", rtq_test_redis_url());
-  rc_ = rtq_test_conn();
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq_conn_free(rc_);
-  return 0;
-}
-
-/* Runs rtq ARGS... and expects exit 0; returns stdout parsed as JSON when
- * json is set (else NULL). */
-#define RUN(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env)
 
 static void enqueue_id(const char *name, const char *args, char *id) {
   cli_run r;

@@ -342,6 +342,12 @@ typedef struct rtq_stats {
                                             * producer's ACL): workers_alive is 0 */
   size_t nqueues;
   rtq_queue_stats *queues;                 /* sorted by name */
+  /* The broker's own counters (P:stats fields "broker|<counter>" whose
+   * counter is not one of a queue's: docs/BROKER.md lists them), in the
+   * order read, "last_sweep_at" (Redis ms) included. A queue called
+   * "broker" is in queues[] like any other. */
+  size_t nbroker;
+  rtq_counter *broker;
 } rtq_stats;
 
 /* Reads the figures above in two round trips. The caller frees *out. */
@@ -369,10 +375,92 @@ typedef struct rtq_alive_workers {
   rtq_alive_worker *workers;   /* most recent heartbeat first */
 } rtq_alive_workers;
 
+/*
+ * Whether w's heartbeat record says it serves queue: its "queues" field is
+ * a comma-separated list of "name:weight" (or plain "name") items
+ * (PROTOCOL.md). Pure; false for NULL arguments.
+ */
+RTQ_EXTERN bool rtq_worker_serves(const rtq_alive_worker *w, const char *queue);
+
+/* Redis TIME in ms since the epoch: the clock every task time is on (a
+ * task's age or rate is best computed against it, not the local clock).
+ * RTQ_ECONN, RTQ_EREDIS. */
+RTQ_EXTERN int rtq_client_time_ms(rtq_client *c, uint64_t *now_ms);
+
 /* Lists alive workers (at most 10000). The caller frees *out. */
 RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out);
 /* NULL does nothing. */
 RTQ_EXTERN void rtq_alive_workers_free(rtq_alive_workers *w);
+
+/* ----- dead letters ------------------------------------------------------- */
+
+/* rtq_dead_list() returns at most this many records per call. */
+#define RTQ_DEAD_MAX_LIMIT 1000
+/* rtq_dead_list() limit when 0 is given. */
+#define RTQ_DEAD_DEFAULT_LIMIT 20
+
+/*
+ * One dead-letter record of P:dead (PROTOCOL.md section 9): an envelope a
+ * worker or the broker could not run, with why. Allocated by rtq, read-only
+ * for the caller; it belongs to the rtq_dead_letters it came in, or is freed
+ * with rtq_dead_letter_free() when rtq_dead_get() returned it. Strings are
+ * NUL-terminated and never NULL ("" when the record lacks the field).
+ */
+typedef struct rtq_dead_letter {
+  uint64_t index;        /* position in P:dead: 0 is the newest */
+  uint64_t at;           /* when it was dead-lettered, ms (Redis TIME) */
+  char *code;            /* e.g. "DECODE", "UNKNOWN_TASK", "TOO_BIG" */
+  char *reason;          /* one line */
+  char *worker;          /* worker or broker id that dead-lettered it */
+  char *queue;           /* where it waited ("" or "unknown" when unreadable) */
+  char *id;              /* task id, "" when it could not be read */
+  uint64_t size;         /* bytes of the original envelope */
+  char *payload;         /* its first bytes (at most 4096; msgpack str or bin) */
+  size_t payload_len;
+  char *record_error;    /* NULL, or why the record itself did not decode
+                          * (then payload holds the record's raw bytes) */
+} rtq_dead_letter;
+
+/* A page of dead letters, newest first. Allocated by rtq; free with
+ * rtq_dead_letters_free(), which frees every letter in it. */
+typedef struct rtq_dead_letters {
+  uint64_t total;        /* LLEN of P:dead when read */
+  size_t count;
+  rtq_dead_letter *letters;
+} rtq_dead_letters;
+
+/*
+ * Reads records offset .. offset+limit-1 of P:dead (0 = newest) with one
+ * bounded LRANGE, never the whole list. limit 0: RTQ_DEAD_DEFAULT_LIMIT;
+ * over RTQ_DEAD_MAX_LIMIT: RTQ_ERANGE. A record that does not decode is
+ * returned with record_error set, not skipped. On success the caller frees
+ * *out with rtq_dead_letters_free(); RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
+ */
+RTQ_EXTERN int rtq_dead_list(rtq_client *c, size_t offset, size_t limit, rtq_dead_letters **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_dead_letters_free(rtq_dead_letters *l);
+
+/*
+ * Reads record index of P:dead (LINDEX). RTQ_ENOTFOUND when there is none;
+ * on success the caller frees *out with rtq_dead_letter_free().
+ */
+RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out);
+/* Frees a letter from rtq_dead_get(). NULL does nothing. Never call it on
+ * a letter inside an rtq_dead_letters. */
+RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d);
+
+/*
+ * The record as one compact JSON object, malloc'd (the caller frees):
+ * {"index", "at" (ISO-8601), "code", "reason", "worker", "queue", "id"
+ * (null when ""), "size", "payload_bytes", "truncated", "task", ...}.
+ * "task" is the payload decoded as a task envelope, {"id", "name",
+ * "queue", "args" (JSON), "attempt", "timeout_ms", ...}, or null; when it
+ * does not decode, "payload_error" says why, "payload_preview" shows the
+ * bytes as text (printable ASCII kept, others as \xNN; first 1024 bytes)
+ * and "payload_hex" the first 256 bytes in hex. "record_error" appears
+ * for a record that did not decode. RTQ_ENOMEM.
+ */
+RTQ_EXTERN int rtq_dead_letter_to_json(const rtq_dead_letter *d, char **json);
 
 #ifdef __cplusplus
 }
