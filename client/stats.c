@@ -253,7 +253,10 @@ static void fill_worker(rtq_alive_worker *w, const redisReply *id, const redisRe
                         const redisReply *h) {
   memset(w, 0, sizeof *w);
   copy_str(w->id, sizeof w->id, id);
-  w->last_seen = score->type == REDIS_REPLY_STRING ? (uint64_t)strtod(score->str, NULL) : 0;
+  /* Anyone with write access sets the score: "inf" or "1e300" must not
+   * overflow the conversion. */
+  double d = score->type == REDIS_REPLY_STRING ? strtod(score->str, NULL) : 0;
+  w->last_seen = d > 0 && d < 18446744073709549568.0 ? (uint64_t)d : 0;
   if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != NWF) return;
   copy_str(w->host, sizeof w->host, h->element[0]);
   w->pid = (long)str_u64(h->element[1]);

@@ -111,6 +111,12 @@ int cli_print_json(json_t *v);
 /* The task as a jansson object (new reference, NULL when out of memory). */
 json_t *cli_task_json(const rtq_task *t);
 /* "2026-11-25T12:00:00.123Z", or "-" for 0. buf holds 32 bytes. */
+/* Task-supplied text made safe for a terminal (output.c): controls become
+ * spaces ('\n' kept with multiline), bad UTF-8 U+FFFD; cut to fit cap.
+ * Returns the length written. cli_clean_dup: malloc'd, never cut; NULL
+ * when out of memory. */
+size_t cli_clean(char *dst, size_t cap, const char *src, bool multiline);
+char *cli_clean_dup(const char *src, bool multiline);
 const char *cli_time(uint64_t ms, char buf[32]);
 /* "42%" or "42.5%". buf holds 16 bytes. */
 const char *cli_percent(double p, char buf[16]);

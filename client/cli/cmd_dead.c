@@ -22,10 +22,7 @@ static json_t *letter_json(const rtq_dead_letter *d) {
 
 /* Copies s into a cell of cap bytes, control bytes as spaces, cut with '~'. */
 static void cell(char *dst, size_t cap, const char *s, size_t width) {
-  size_t j = 0;
-  for (size_t i = 0; s != NULL && s[i] != '\0' && j + 1 < cap; i++)
-    dst[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
-  dst[j] = '\0';
+  size_t j = cli_clean(dst, cap, s, false);
   if (width > 0 && j > width && width < cap) {
     dst[width - 1] = '~';
     dst[width] = '\0';

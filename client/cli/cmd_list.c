@@ -37,9 +37,9 @@ static const int caps[NCOLS] = {40, 32, 24, 9, 8, 24};
 
 static void cells(const rtq_task *t, char out[NCOLS][CELL]) {
   char buf[32];
-  snprintf(out[0], CELL, "%s", t->id);
-  snprintf(out[1], CELL, "%s", t->name);
-  snprintf(out[2], CELL, "%s", t->queue);
+  cli_clean(out[0], CELL, t->id, false);
+  cli_clean(out[1], CELL, t->name, false);
+  cli_clean(out[2], CELL, t->queue, false);
   snprintf(out[3], CELL, "%s", rtq_status_name(t->status));
   snprintf(out[4], CELL, "%s", cli_percent(t->progress, buf));
   snprintf(out[5], CELL, "%s", cli_time(t->created_at, buf));

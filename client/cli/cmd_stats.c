@@ -39,7 +39,9 @@ static void print_broker(const rtq_stats *s) {
       last = s->broker[i].value;
       continue;
     }
-    printf("%s %s %llu", shown_any ? "," : "", s->broker[i].name,
+    char name[sizeof s->broker[i].name];
+    cli_clean(name, sizeof name, s->broker[i].name, false);
+    printf("%s %s %llu", shown_any ? "," : "", name,
            (unsigned long long)s->broker[i].value);
     shown_any = 1;
   }
@@ -75,9 +77,12 @@ static void print_stats(const rtq_stats *s) {
   for (int i = 0; i < RTQ_STATUS_COUNT; i++)
     printf(" %s %llu%s", rtq_status_name((rtq_status)i), (unsigned long long)s->by_status[i],
            i + 1 < RTQ_STATUS_COUNT ? "," : "\n");
-  printf("running: %llu  delayed: %llu  dead letters: %llu  workers alive: %llu\n",
-         (unsigned long long)s->running, (unsigned long long)s->delayed,
-         (unsigned long long)s->dead, (unsigned long long)s->workers_alive);
+  printf("running: %llu  delayed: %llu  dead letters: %llu  ", (unsigned long long)s->running,
+         (unsigned long long)s->delayed, (unsigned long long)s->dead);
+  if (s->workers_hidden)
+    printf("workers alive: ? (this Redis user may not read the worker registry; the monitor may)\n");
+  else
+    printf("workers alive: %llu\n", (unsigned long long)s->workers_alive);
   print_broker(s);
 }
 
@@ -108,10 +113,12 @@ static json_t *stats_json(const rtq_stats *s) {
   for (int i = 0; statuses != NULL && i < RTQ_STATUS_COUNT; i++)
     json_object_set_new(statuses, rtq_status_name((rtq_status)i),
                         json_integer((json_int_t)s->by_status[i]));
-  return json_pack("{s:s, s:o*, s:o*, s:I, s:I, s:I, s:I, s:o*}", "now", cli_time(s->now, buf),
+  return json_pack("{s:s, s:o*, s:o*, s:I, s:I, s:I, s:o, s:o*}", "now", cli_time(s->now, buf),
                    "queues", queues, "statuses", statuses, "running", (json_int_t)s->running,
                    "delayed", (json_int_t)s->delayed, "dead", (json_int_t)s->dead,
-                   "workers_alive", (json_int_t)s->workers_alive, "broker", broker_json(s));
+                   "workers_alive",
+                   s->workers_hidden ? json_null() : json_integer((json_int_t)s->workers_alive),
+                   "broker", broker_json(s));
 }
 
 int cmd_stats(cli *ctx, int argc, char **argv) {
@@ -155,8 +162,12 @@ static void print_workers(const rtq_alive_workers *l) {
     char slots[32];
     snprintf(slots, sizeof slots, "%d/%d", w->busy, w->slots);
     double age = l->now > w->last_seen ? (double)(l->now - w->last_seen) / 1000.0 : 0;
-    printf("%-40.40s %-24.24s %8ld %-24.24s %9s  %s (%.1f s ago)\n", w->id, w->host, w->pid,
-           w->queues, slots, cli_time(w->last_seen, buf), age);
+    char id[RTQ_TASK_ID_SIZE], host[256], queues[512];
+    cli_clean(id, sizeof id, w->id, false);
+    cli_clean(host, sizeof host, w->host, false);
+    cli_clean(queues, sizeof queues, w->queues, false);
+    printf("%-40.40s %-24.24s %8ld %-24.24s %9s  %s (%.1f s ago)\n", id, host, w->pid, queues,
+           slots, cli_time(w->last_seen, buf), age);
   }
 }
 

@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "utf8.h"
 
 #define MAX_WATCHED 1000
 #define BAR 20
@@ -59,28 +58,6 @@ static uint64_t mono_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Copies text without control bytes (a message must not drive the
- * terminal) and as well-formed UTF-8 (JSON lines need it): an ill-formed
- * byte becomes U+FFFD, and a sequence that does not fit is left out whole. */
-static void clean_copy(char *dst, size_t cap, const char *src) {
-  static const char replacement[] = "\xef\xbf\xbd";
-  size_t j = 0, n = src != NULL ? strlen(src) : 0;
-  for (size_t i = 0; i < n;) {
-    unsigned char ch = (unsigned char)src[i];
-    size_t len = ch < 0x80 ? 1 : rtq__utf8_seq_len((const unsigned char *)src + i, n - i);
-    const char *from = len > 0 ? src + i : replacement;
-    size_t take = len > 0 ? len : 3;
-    if (j + take + 1 > cap) break;
-    if (ch < 0x20 || ch == 0x7f)
-      dst[j] = ' ';
-    else
-      memcpy(dst + j, from, take);
-    j += take;
-    i += len > 0 ? len : 1;
-  }
-  if (cap > 0) dst[j] = '\0';
-}
-
 static entry *find(watch *w, const char *id) {
   for (size_t i = 0; i < w->n; i++)
     if (strcmp(w->e[i].id, id) == 0) return &w->e[i];
@@ -105,11 +82,11 @@ static entry *add(watch *w, const rtq_task *t) {
   if (w->n >= MAX_WATCHED) return NULL;
   entry *x = &w->e[w->n++];
   memset(x, 0, sizeof *x);
-  snprintf(x->id, sizeof x->id, "%s", t->id);
-  snprintf(x->name, sizeof x->name, "%s", t->name);
+  cli_clean(x->id, sizeof x->id, t->id, false);
+  cli_clean(x->name, sizeof x->name, t->name, false);
   x->status = t->status;
   x->progress = t->progress;
-  clean_copy(x->msg, sizeof x->msg, t->progress_message);
+  cli_clean(x->msg, sizeof x->msg, t->progress_message, false);
   x->done = rtq_status_is_terminal(t->status);
   sample(x);
   return x;
@@ -243,7 +220,7 @@ static void apply(watch *w, const char *text) {
   if (x->progress < 0) x->progress = 0;
   if (x->progress > 100) x->progress = 100;
   const char *m = json_string_value(json_object_get(o, "message"));
-  if (m != NULL) clean_copy(x->msg, sizeof x->msg, m);
+  if (m != NULL) cli_clean(x->msg, sizeof x->msg, m, false);
   x->done = rtq_status_is_terminal(s);
   sample(x);
   show(w, x);

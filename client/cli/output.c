@@ -10,6 +10,47 @@
 #include <string.h>
 
 #include "cli.h"
+#include "utf8.h"
+
+/*
+ * Task-supplied text is written by handlers, producers or anyone with
+ * write access to Redis: before it reaches a terminal, every control
+ * character (C0, DEL and the C1 range U+0080..U+009F, which include ESC
+ * and CSI) becomes a space, so no escape sequence can clear the screen,
+ * move the cursor or set the window title; bytes that are not UTF-8
+ * become U+FFFD. With multiline, '\n' is kept (tracebacks).
+ */
+size_t cli_clean(char *dst, size_t cap, const char *src, bool multiline) {
+  size_t j = 0, n = src != NULL ? strlen(src) : 0;
+  if (cap == 0) return 0;
+  for (size_t i = 0; i < n;) {
+    const unsigned char *u = (const unsigned char *)src + i;
+    size_t len = rtq__utf8_seq_len(u, n - i);
+    const char *from = src + i;
+    size_t take = len;
+    if (len == 0) {
+      from = "\xef\xbf\xbd";
+      take = 3;
+    } else if ((len == 1 && (u[0] < 0x20 || u[0] == 0x7f) && !(multiline && u[0] == '\n')) ||
+               (len == 2 && u[0] == 0xc2 && u[1] < 0xa0)) {
+      from = " ";
+      take = 1;
+    }
+    if (j + take + 1 > cap) break;
+    memcpy(dst + j, from, take);
+    j += take;
+    i += len > 0 ? len : 1;
+  }
+  dst[j] = '\0';
+  return j;
+}
+
+char *cli_clean_dup(const char *src, bool multiline) {
+  size_t n = src != NULL ? strlen(src) : 0;
+  char *out = malloc(n * 3 + 1);
+  if (out != NULL) cli_clean(out, n * 3 + 1, src, multiline);
+  return out;
+}
 
 const char *cli_time(uint64_t ms, char buf[32]) {
   if (ms == 0) return "-";
@@ -91,7 +132,9 @@ json_t *cli_task_json(const rtq_task *t) {
 
 static void field(const char *name, const char *value) {
   if (value == NULL || value[0] == '\0') return;
-  printf("%-17s %s\n", name, value);
+  char *clean = cli_clean_dup(value, false);
+  printf("%-17s %s\n", name, clean != NULL ? clean : "?");
+  free(clean);
 }
 
 static void time_field(const char *name, uint64_t ms) {
@@ -111,8 +154,10 @@ static void json_field(const char *name, int (*get)(const rtq_task *, char **), 
 }
 
 /* A multi-line text (a traceback), indented under its label. */
-static void block_field(const char *name, const char *text) {
-  if (text == NULL || text[0] == '\0') return;
+static void block_field(const char *name, const char *raw) {
+  if (raw == NULL || raw[0] == '\0') return;
+  char *text = cli_clean_dup(raw, true);
+  if (text == NULL) return;
   printf("%s:\n", name);
   const char *p = text;
   while (*p) {
@@ -121,6 +166,7 @@ static void block_field(const char *name, const char *text) {
     printf("    %.*s\n", n, p);
     p += n + (nl != NULL);
   }
+  free(text);
 }
 
 static void print_human(cli *ctx, const rtq_task *t) {
