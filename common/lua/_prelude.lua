@@ -31,6 +31,29 @@ local function event(chan, tbl)
   redis.call('PUBLISH', chan, cjson.encode(tbl))
 end
 
+-- A dead-letter record for P:dead: a msgpack map of the pairs in kv (a
+-- flat list: name, value, ...), then `payload`, the first 4096 bytes of
+-- the bad envelope, as a msgpack bin. Those bytes are arbitrary, and
+-- cmsgpack writes every Lua string as a str, which strict decoders refuse
+-- when it is not UTF-8; so the map is laid out here. At most 15 pairs
+-- (a fixmap).
+local function dead_record(kv, envelope)
+  local parts = {string.char(0x80 + #kv / 2 + 1)}
+  for i = 1, #kv - 1, 2 do
+    parts[#parts + 1] = cmsgpack.pack(kv[i])
+    parts[#parts + 1] = cmsgpack.pack(kv[i + 1])
+  end
+  local p = string.sub(envelope, 1, 4096)
+  parts[#parts + 1] = cmsgpack.pack('payload')
+  if #p < 256 then
+    parts[#parts + 1] = string.char(0xc4, #p)
+  else
+    parts[#parts + 1] = string.char(0xc5, math.floor(#p / 256), #p % 256)
+  end
+  parts[#parts + 1] = p
+  return table.concat(parts)
+end
+
 -- Counter fields of P:stats are "<queue>|<counter>".
 local function stat(stats, queue, counter)
   if queue then redis.call('HINCRBY', stats, queue .. '|' .. counter, 1) end

@@ -20,9 +20,9 @@ local id, now = ARGV[2], now_ms()
 local h = redis.call('HMGET', KEYS[2], 'status', 'worker', 'attempt', 'created_at', 'queue')
 local st = h[1]
 if not st then
-  redis.call('LPUSH', KEYS[11], cmsgpack.pack({at = now, code = 'NO_TASK_RECORD',
-    reason = 'recovered envelope has no task hash', worker = ARGV[3], id = id,
-    payload = string.sub(ARGV[1], 1, 4096)}))
+  redis.call('LPUSH', KEYS[11], dead_record({'at', now, 'code', 'NO_TASK_RECORD',
+    'reason', 'recovered envelope has no task hash', 'worker', ARGV[3], 'id', id,
+    'size', #ARGV[1]}, ARGV[1]))
   redis.call('LTRIM', KEYS[11], 0, 9999)
   return {'missing'}
 end

