@@ -140,9 +140,96 @@ static void test_protocol_fields_dead_letter_payload_is_bin(void **state) {
   free(orphan);
 }
 
+/* ---- finish ---------------------------------------------------------- */
+
+/* finish.lua for one task as wid, with the optional pairs given (NULL
+ * terminated name, value, ...); returns the reply entry's tag and, for a
+ * retry, its run_at. */
+static char *finish_with(tb *t, const char *wid, const tb_claim *cl, const char *status,
+                         long long *run_at, ...) {
+  const char *pairs[16];
+  int n = 0;
+  va_list ap;
+  va_start(ap, run_at);
+  for (const char *s; n < 16 && (s = va_arg(ap, const char *)) != NULL;) pairs[n++] = s;
+  va_end(ap);
+  assert_int_equal(n % 2, 0);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  tf_finish_head(&a, &t->k, wid, "86400", "1", false);
+  rtq_argv_add_str(&a, cl->id);
+  rtq_argv_add(&a, cl->env, cl->len);
+  rtq_argv_add_i64(&a, cl->attempt);
+  rtq_argv_add_str(&a, status);
+  rtq_argv_add_str(&a, "");
+  rtq_argv_add_i64(&a, n / 2);
+  for (int i = 0; i < n; i++) rtq_argv_add_str(&a, pairs[i]);
+  redisReply *r = tb_script_run(t, &a);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  const redisReply *e = r->element[0];
+  char *tag = strdup(e->element[0]->str);
+  if (run_at != NULL && e->elements > 1 && e->element[1]->type == REDIS_REPLY_INTEGER)
+    *run_at = e->element[1]->integer;
+  freeReplyObject(r);
+  return tag;
+}
+
+static void finish_expect(tb *t, const tb_claim *cl, const char *status, const char *code,
+                          const char *message) {
+  char *tag = code == NULL ? finish_with(t, "w-1", cl, status, NULL, NULL)
+              : message == NULL
+                  ? finish_with(t, "w-1", cl, status, NULL, "error_code", code, NULL)
+                  : finish_with(t, "w-1", cl, status, NULL, "error_code", code, "error_message", message, NULL);
+  assert_string_equal(tag, "ok");
+  free(tag);
+}
+
+/* A worker that sends only the final status (as PROTOCOL.md section 6
+ * lets it) still leaves a cancelled task with CANCELLED and a timed-out
+ * one with TIMEOUT, and a message; a message it sends is kept, and a code
+ * it sends for these outcomes gives way to theirs. */
+static void test_protocol_fields_finish_writes_stop_codes(void **state) {
+  tb *t = *state;
+  const char *ids[5] = {"s-cancel", "s-timeout", "s-cancel-msg", "s-timeout-code", "s-failed"};
+  tb_claim cl[5];
+  for (int i = 0; i < 5; i++) free(tb_create(t, ids[i], NULL, &(size_t){0}));
+  for (int i = 0; i < 5; i++) assert_true(tb_claim_next(t, "w-1", "default", &cl[i]));
+  rtq_conn *sub = tb_subscribe(t, rtq_keys_chan_task(&t->k, "s-cancel"));
+
+  finish_expect(t, &cl[0], "cancelled", NULL, NULL);
+  finish_expect(t, &cl[1], "timeout", NULL, NULL);
+  finish_expect(t, &cl[2], "cancelled", "", "stopped by the operator");
+  finish_expect(t, &cl[3], "timeout", "MY_CODE", "took 3 s");
+  finish_expect(t, &cl[4], "failed", "E_MINE", NULL);
+
+  tb_assert_field(t, "s-cancel", "status", "cancelled");
+  tb_assert_field(t, "s-cancel", "error_code", "CANCELLED");
+  tb_assert_field(t, "s-cancel", "error_message", "cancelled while running");
+  tb_assert_field(t, "s-timeout", "status", "timeout");
+  tb_assert_field(t, "s-timeout", "error_code", "TIMEOUT");
+  tb_assert_field(t, "s-timeout", "error_message", "exceeded its timeout");
+  tb_assert_field(t, "s-cancel-msg", "error_code", "CANCELLED");
+  tb_assert_field(t, "s-cancel-msg", "error_message", "stopped by the operator");
+  tb_assert_field(t, "s-timeout-code", "error_code", "TIMEOUT");
+  tb_assert_field(t, "s-timeout-code", "error_message", "took 3 s");
+  /* Other outcomes keep the worker's own code, and get no message. */
+  tb_assert_field(t, "s-failed", "error_code", "E_MINE");
+  tb_assert_field(t, "s-failed", "error_message", "");
+  /* The terminal event names the code too. */
+  char *msg = tb_next_message(sub);
+  assert_non_null(msg);
+  assert_non_null(strstr(msg, "\"error_code\":\"CANCELLED\""));
+  free(msg);
+  rtq_conn_free(sub);
+  for (int i = 0; i < 5; i++) tb_claim_free(&cl[i]);
+}
+
+/* A retry waits retry_backoff_ms * 2^(attempt-1) plus the jitter, and never
+ * more than 1 h, jitter included. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_protocol_fields_dead_letter_payload_is_bin, tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_fields_finish_writes_stop_codes, tb_setup, tb_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
