@@ -3,9 +3,11 @@
 -- only while it is running under this worker id and attempt; otherwise the
 -- late result is rejected ('stale') and only the worker's own processing
 -- entry is removed. A failure with retries left goes to the delayed set
--- with an exponential backoff instead of ending. A task that ends
--- cancelled or timeout gets the error_code CANCELLED or TIMEOUT whatever
--- the caller sent, and a message when it sent none.
+-- with an exponential backoff instead of ending: retry_backoff_ms (1000
+-- when unset) doubled per attempt, plus the caller's jitter, capped at
+-- 1 h. A task that ends cancelled or timeout gets the error_code
+-- CANCELLED or TIMEOUT whatever the caller sent, and a message when it
+-- sent none.
 -- A task's own keys and channel (task hash, cancel flag, task channel) are
 -- built here from the prefixes keys.c gives, so that a task costs 6
 -- arguments in the common case; with the cluster option every rtq key
@@ -31,6 +33,7 @@ local optional = {error_code = true, error_message = true, error_details = true,
 -- The codes and default messages of the outcomes a task does not choose.
 local stop_code = {cancelled = 'CANCELLED', timeout = 'TIMEOUT'}
 local stop_message = {cancelled = 'cancelled while running', timeout = 'exceeded its timeout'}
+local MAX_BACKOFF_MS = 3600000
 -- Every check that could fail comes before the first write: Redis does
 -- not undo a script's earlier writes when it errors half-way. starts[j] is
 -- where task j's values begin.
@@ -112,7 +115,8 @@ for j = 1, #starts do
     local att = tonumber(attempt)
     if final == 'failed' and att <= (tonumber(h[4]) or 0) then
       local base = tonumber(h[5]) or 1000
-      local delay = math.min(base * 2 ^ (att - 1), 3600000) + jitter
+      -- The cap comes last, so that no retry waits longer than 1 h.
+      local delay = math.min(base * 2 ^ (att - 1) + jitter, MAX_BACKOFF_MS)
       local run_at = fmt(now + delay)
       redis.call('HSET', tk, 'status', 'pending', 'retry_at', run_at, unpack(fields))
       redis.call('HDEL', tk, 'deadline')

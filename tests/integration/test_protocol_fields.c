@@ -226,10 +226,47 @@ static void test_protocol_fields_finish_writes_stop_codes(void **state) {
 
 /* A retry waits retry_backoff_ms * 2^(attempt-1) plus the jitter, and never
  * more than 1 h, jitter included. */
+static void test_protocol_fields_retry_backoff_cap_holds_with_jitter(void **state) {
+  tb *t = *state;
+  tb_task_opts capped = {.queue = "qr", .max_retries = 5, .retry_backoff_ms = 3600000};
+  tb_task_opts small = {.queue = "qr", .max_retries = 5, .retry_backoff_ms = 1000};
+  free(tb_create(t, "r-capped", &capped, &(size_t){0}));
+  free(tb_create(t, "r-small", &small, &(size_t){0}));
+  tb_claim a, b;
+  assert_true(tb_claim_next(t, "w-1", "qr", &a));
+  assert_true(tb_claim_next(t, "w-1", "qr", &b));
+
+  long long run_at = 0;
+  uint64_t before = tb_redis_now(t);
+  char *tag = finish_with(t, "w-1", &a, "failed", &run_at, "error_code", "E", "jitter", "499", NULL);
+  uint64_t after = tb_redis_now(t);
+  assert_string_equal(tag, "retry");
+  free(tag);
+  printf("capped retry: due %lld ms after the call began\n", run_at - (long long)before);
+  assert_true(run_at >= (long long)before + 3600000);
+  assert_true(run_at <= (long long)after + 3600000); /* not 3600499 */
+  char *stored = tb_task_field(t, "r-capped", "retry_at");
+  assert_non_null(stored);
+  assert_int_equal(strtoll(stored, NULL, 10), run_at);
+  free(stored);
+
+  before = tb_redis_now(t);
+  tag = finish_with(t, "w-1", &b, "failed", &run_at, "error_code", "E", "jitter", "499", NULL);
+  after = tb_redis_now(t);
+  assert_string_equal(tag, "retry");
+  free(tag);
+  assert_true(run_at >= (long long)before + 1499);
+  assert_true(run_at <= (long long)after + 1499);
+  tb_claim_free(&a);
+  tb_claim_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_protocol_fields_dead_letter_payload_is_bin, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_protocol_fields_finish_writes_stop_codes, tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_fields_retry_backoff_cap_holds_with_jitter, tb_setup,
+                                      tb_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
