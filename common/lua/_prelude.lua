@@ -95,7 +95,10 @@ end
 -- CLAIM_FIELDS. k: {pending=, running=, deadlines=}; the index writes go
 -- into bt. Returns attempt, deadline (ms), timeout (ms). Used by claim and
 -- take.
-local CLAIM_FIELDS = {'status', 'timeout_ms', 'created_at', 'attempt', 'retry_at', 'run_at'}
+-- run_at and retry_at stay: they answer "when was this run due?" for as
+-- long as the task is kept. Nothing reads them to decide whether a task
+-- waits in P:delayed (recover.lua looks for the envelope itself).
+local CLAIM_FIELDS = {'status', 'timeout_ms', 'created_at', 'attempt'}
 local function claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
   local timeout = tonumber(h[2]) or 0
   if timeout <= 0 then timeout = deftmo end
@@ -104,7 +107,6 @@ local function claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
   local ds, as = fmt(deadline), fmt(attempt)
   redis.call('HSET', tk, 'status', 'running', 'started_at', nows, 'worker', wid,
              'deadline', ds, 'attempt', as)
-  if h[5] or h[6] then redis.call('HDEL', tk, 'retry_at', 'run_at') end
   batch_put(bt.zrem, k.pending, id)
   batch_put(bt.zadd, k.running, tonumber(h[3]) and h[3] or nows, id)
   batch_put(bt.zadd, k.deadlines, ds, id)

@@ -261,11 +261,130 @@ static void test_protocol_fields_retry_backoff_cap_holds_with_jitter(void **stat
   tb_claim_free(&b);
 }
 
+/* ---- run_at and retry_at --------------------------------------------- */
+
+/* promote.lua for the one envelope of P:delayed (as the broker would once
+ * it is due). */
+static void promote_now(tb *t, const char *queue) {
+  redisReply *r = rtq_test_command(t->c, "ZRANGE", rtq_keys_delayed(&t->k).s, "0", "0", NULL);
+  assert_int_equal(r->elements, 1);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_PROMOTE, 2, false);
+  tb_key(&a, rtq_keys_delayed(&t->k));
+  tb_key(&a, rtq_keys_queue(&t->k, queue));
+  rtq_argv_add(&a, r->element[0]->str, r->element[0]->len);
+  freeReplyObject(r);
+  r = tb_script_run(t, &a);
+  assert_int_equal(r->integer, 1);
+  freeReplyObject(r);
+}
+
+/* take.lua's round of one move on queue, as wid; returns its reply tag. */
+static char *take_one(tb *t, const char *wid, const char *queue, tb_claim *out) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_script_argv(&a, RTQ_SCRIPT_TAKE, 5, false);
+  tb_key(&a, rtq_keys_processing(&t->k, wid));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
+  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
+  tb_key(&a, rtq_keys_deadlines(&t->k));
+  tb_key(&a, rtq_keys_queue(&t->k, queue));
+  rtq_argv_add_str(&a, wid);
+  rtq_argv_add_str(&a, "300000");
+  tb_key(&a, rtq_keys_chan_events(&t->k));
+  tb_key(&a, rtq_keys_task_prefix(&t->k));
+  rtq_argv_add_str(&a, "1048576");
+  rtq_argv_add_str(&a, "1048576");
+  rtq_argv_add_str(&a, "1");
+  redisReply *r = tb_script_run(t, &a);
+  const redisReply *e = r->element[0];
+  char *tag = strdup(e->element[0]->str);
+  memset(out, 0, sizeof *out);
+  if (strcmp(tag, "ok") == 0) {
+    out->len = e->element[1]->len;
+    out->env = malloc(out->len);
+    assert_non_null(out->env);
+    memcpy(out->env, e->element[1]->str, out->len);
+    snprintf(out->id, sizeof out->id, "%s", e->element[2]->str);
+    out->attempt = e->element[3]->integer;
+  }
+  freeReplyObject(r);
+  return tag;
+}
+
+/* A delayed task keeps run_at through claim.lua, and a retried one keeps
+ * both run_at and retry_at through take.lua: "when was this due?" has an
+ * answer while the task runs and after it ended. */
+static void test_protocol_fields_due_times_survive_the_claim(void **state) {
+  tb *t = *state;
+  tb_task_opts o = {.queue = "qd", .delay_ms = 60000, .max_retries = 1, .retry_backoff_ms = 50};
+  free(tb_create(t, "d-1", &o, &(size_t){0}));
+  char *run_at = tb_task_field(t, "d-1", "run_at");
+  assert_non_null(run_at);
+  promote_now(t, "qd");
+
+  tb_claim cl;
+  assert_true(tb_claim_next(t, "w-1", "qd", &cl)); /* claim.lua */
+  tb_assert_field(t, "d-1", "status", "running");
+  tb_assert_field(t, "d-1", "run_at", run_at);
+  char *tag = finish_with(t, "w-1", &cl, "failed", NULL, "error_code", "E", NULL);
+  assert_string_equal(tag, "retry");
+  free(tag);
+  tb_claim_free(&cl);
+  char *retry_at = tb_task_field(t, "d-1", "retry_at");
+  assert_non_null(retry_at);
+  promote_now(t, "qd");
+
+  tag = take_one(t, "w-1", "qd", &cl); /* take.lua */
+  assert_string_equal(tag, "ok");
+  free(tag);
+  assert_int_equal(cl.attempt, 2);
+  tb_assert_field(t, "d-1", "status", "running");
+  tb_assert_field(t, "d-1", "run_at", run_at);
+  tb_assert_field(t, "d-1", "retry_at", retry_at);
+  tag = finish_with(t, "w-1", &cl, "completed", NULL, NULL);
+  assert_string_equal(tag, "ok");
+  free(tag);
+  tb_assert_field(t, "d-1", "run_at", run_at);
+  tb_assert_field(t, "d-1", "retry_at", retry_at);
+  tb_claim_free(&cl);
+  free(run_at);
+  free(retry_at);
+}
+
+/* A delayed task that was promoted and taken by a worker that died before
+ * it ran claim: its run_at is still set, but its envelope is no longer in
+ * P:delayed, so recovery puts it back on its queue (it is not a leftover
+ * copy, and dropping it would leave it pending for ever). */
+static void test_protocol_fields_recovery_requeues_a_promoted_task(void **state) {
+  tb *t = *state;
+  tb_task_opts o = {.queue = "qp", .delay_ms = 60000};
+  free(tb_create(t, "p-1", &o, &(size_t){0}));
+  promote_now(t, "qp");
+  tb_claim cl;
+  assert_true(tb_take(t, "w-gone", "qp", &cl)); /* BLMOVE, then death */
+  tb_claim_free(&cl);
+  tb_age_worker(t, "w-gone", 5000);
+
+  tb_broker_once(t, HB);
+
+  assert_int_equal(tb_llen(t, rtq_keys_processing(&t->k, "w-gone")), 0);
+  assert_int_equal(tb_llen(t, rtq_keys_queue(&t->k, "qp")), 1);
+  tb_assert_field(t, "p-1", "status", "pending");
+  assert_true(tb_claim_next(t, "w-2", "qp", &cl));
+  assert_string_equal(cl.id, "p-1");
+  tb_claim_free(&cl);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_protocol_fields_dead_letter_payload_is_bin, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_protocol_fields_finish_writes_stop_codes, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_protocol_fields_retry_backoff_cap_holds_with_jitter, tb_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_fields_due_times_survive_the_claim, tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_protocol_fields_recovery_requeues_a_promoted_task, tb_setup,
                                       tb_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
