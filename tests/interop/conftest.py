@@ -7,95 +7,28 @@ RTQ_BIN_DIR names the build directory (tests/interop/run.sh sets it).
 """
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import time
+import sys
 
 import pytest
 import redis
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN_DIR = os.environ.get("RTQ_BIN_DIR", os.path.join(ROOT, "build"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+
+import rtq_servers  # noqa: E402
+from rtq_servers import redis_server, stop, wait_for  # noqa: E402,F401 (wait_for: for the tests)
 
 
 def bin_path(rel):
-    p = os.path.join(BIN_DIR, rel)
-    if not os.access(p, os.X_OK):
-        pytest.fail(f"{p} is missing: build rtq first (tests/interop/run.sh does)")
-    return p
-
-
-def wait_for(cond, timeout, what):
-    """Polls cond() until it is true; fails the test after timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc, grace):
-    """SIGTERM, then SIGKILL after grace s; by PID, this process only."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    return proc.returncode
+    return rtq_servers.bin_path(BIN_DIR, rel, "build rtq first (tests/interop/run.sh does)")
 
 
 @pytest.fixture(scope="session")
 def redis_url():
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is not installed (scripts/install-deps.sh)")
-    tmp = tempfile.mkdtemp(prefix="rtq-interop-")
-    proc = None
-    try:
-        for _ in range(5):  # another process may take the port first
-            port = _free_port()
-            log = open(os.path.join(tmp, "redis.log"), "w")
-            proc = subprocess.Popen(
-                [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-                 "--appendonly", "no", "--maxmemory-policy", "noeviction"],
-                stdout=log, stderr=subprocess.STDOUT)
-            log.close()
-            url = f"redis://127.0.0.1:{port}/0"
-            r = redis.Redis.from_url(url, socket_connect_timeout=0.2)
-            deadline = time.monotonic() + 10
-            up = False
-            while proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    up = r.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.02)
-            r.close()
-            if up:
-                break
-            _stop(proc, 5)
-            proc = None
-        if proc is None:
-            pytest.fail("could not start redis-server on a free loopback port")
-        yield url
-    finally:
-        if proc is not None:
-            _stop(proc, 10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with redis_server("rtq-interop-") as srv:
+        yield srv["url"]
 
 
 class Procs:
@@ -136,7 +69,7 @@ class Procs:
 
     def stop_all(self):
         for p in reversed(self.procs):
-            _stop(p, 30)
+            stop(p, 30)
 
 
 @pytest.fixture
