@@ -213,13 +213,12 @@ static int batch(floor_run *f, size_t base, size_t m, bool multi) {
              "{\"id\":\"%s\",\"status\":\"running\",\"worker\":\"%s\",\"attempt\":1,\"at\":%s}",
              id, f->wid, now);
     const char *lmove[] = {"LMOVE", f->queue.s, f->processing.s, "RIGHT", "LEFT"};
-    const char *hmget[] = {"HMGET", t->task.s, "status", "timeout_ms", "created_at",
-                           "attempt", "retry_at", "run_at"};
+    const char *hmget[] = {"HMGET", t->task.s, "status", "timeout_ms", "created_at", "attempt"};
     const char *hset[] = {"HSET", t->task.s, "status", "running", "started_at", now,
                           "worker", f->wid, "deadline", deadline, "attempt", "1"};
     const char *pub[] = {"PUBLISH", f->events.s, t->ev};
     put(f, 5, lmove);
-    put(f, 8, hmget);
+    put(f, 6, hmget);
     put(f, 12, hset);
     put(f, 3, pub);
   }

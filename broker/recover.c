@@ -53,7 +53,7 @@ static int queue_recover(rtq_broker *b, rtq__batch *bt, const rtq_envelope *e, c
                          size_t len, rtq_key proc, const char *wid) {
   rtq_key task = rtq_keys_task(&b->keys, e->id);
   rtq_key cancel = rtq_keys_cancel(&b->keys, e->id);
-  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_RECOVER, 12);
+  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_RECOVER, 13);
   if (a == NULL) return RTQ_ENOMEM;
   rtq__argv_add_key(a, proc);
   rtq__argv_add_key(a, task);
@@ -67,6 +67,7 @@ static int queue_recover(rtq_broker *b, rtq__batch *bt, const rtq_envelope *e, c
   rtq__argv_add_key(a, cancel);
   rtq__argv_add_key(a, b->k.dead);
   rtq__argv_add_key(a, b->k.status[RTQ_STATUS_CANCELLED]);
+  rtq__argv_add_key(a, b->k.delayed);
   rtq_argv_add(a, env, len);
   rtq_argv_add_str(a, e->id);
   rtq_argv_add_str(a, wid);

@@ -1,15 +1,18 @@
 #!/bin/sh
-# install-deps.sh [--ci] [--valgrind] - installs the Debian (bookworm)
-# packages rtq needs to build and test, and only those that are missing:
-# when everything is present it changes nothing and runs no apt-get at all.
+# install-deps.sh [--ci] [--valgrind] [--python] [--node] [--interop] - installs the
+# Debian (bookworm) packages rtq needs to build and test, and only those that
+# are missing: when everything is present it changes nothing and runs no
+# apt-get at all.
 #
 #   --ci        also the CI extras: clang + libclang-rt-14-dev (libFuzzer),
 #               valgrind, docker-compose (for `docker-compose config`),
-#               gnuplot-nox (bench plots)
+#               gnuplot-nox (bench plots), and the --interop set
 #   --valgrind  also valgrind (for scripts/test.sh --valgrind)
 #   --python    also Debian's python3, python3-cffi, python3-pytest and
 #               python3-venv, pip and setuptools (the Python SDK, sdk/python)
 #   --node      also nodejs (the Node handler runner, sdk/node)
+#   --interop   also python3-redis, python3-msgpack, python3-pytest (for
+#               tests/interop/run.sh, run with /usr/bin/python3)
 #
 # Run as root. As another user it only reports what is missing (exit 1).
 # Package scripts are kept from starting services while it installs, so the
@@ -18,14 +21,16 @@
 set -eu
 
 base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev redis-server"
+interop="python3-redis python3-msgpack python3-pytest"
 extra=""
 for arg in "$@"; do
   case $arg in
-    --ci) extra="$extra clang libclang-rt-14-dev valgrind docker-compose gnuplot-nox" ;;
+    --ci) extra="$extra clang libclang-rt-14-dev valgrind docker-compose gnuplot-nox $interop" ;;
     --valgrind) extra="$extra valgrind" ;;
     --node) extra="$extra nodejs" ;;
     --python) extra="$extra python3 python3-cffi python3-pytest python3-venv python3-pip python3-setuptools" ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --interop) extra="$extra $interop" ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

@@ -31,6 +31,29 @@ local function event(chan, tbl)
   redis.call('PUBLISH', chan, cjson.encode(tbl))
 end
 
+-- A dead-letter record for P:dead: a msgpack map of the pairs in kv (a
+-- flat list: name, value, ...), then `payload`, the first 4096 bytes of
+-- the bad envelope, as a msgpack bin. Those bytes are arbitrary, and
+-- cmsgpack writes every Lua string as a str, which strict decoders refuse
+-- when it is not UTF-8; so the map is laid out here. At most 15 pairs
+-- (a fixmap).
+local function dead_record(kv, envelope)
+  local parts = {string.char(0x80 + #kv / 2 + 1)}
+  for i = 1, #kv - 1, 2 do
+    parts[#parts + 1] = cmsgpack.pack(kv[i])
+    parts[#parts + 1] = cmsgpack.pack(kv[i + 1])
+  end
+  local p = string.sub(envelope, 1, 4096)
+  parts[#parts + 1] = cmsgpack.pack('payload')
+  if #p < 256 then
+    parts[#parts + 1] = string.char(0xc4, #p)
+  else
+    parts[#parts + 1] = string.char(0xc5, math.floor(#p / 256), #p % 256)
+  end
+  parts[#parts + 1] = p
+  return table.concat(parts)
+end
+
 -- Counter fields of P:stats are "<queue>|<counter>".
 local function stat(stats, queue, counter)
   if queue then redis.call('HINCRBY', stats, queue .. '|' .. counter, 1) end
@@ -72,7 +95,10 @@ end
 -- CLAIM_FIELDS. k: {pending=, running=, deadlines=}; the index writes go
 -- into bt. Returns attempt, deadline (ms), timeout (ms). Used by claim and
 -- take.
-local CLAIM_FIELDS = {'status', 'timeout_ms', 'created_at', 'attempt', 'retry_at', 'run_at'}
+-- run_at and retry_at stay: they answer "when was this run due?" for as
+-- long as the task is kept. Nothing reads them to decide whether a task
+-- waits in P:delayed (recover.lua looks for the envelope itself).
+local CLAIM_FIELDS = {'status', 'timeout_ms', 'created_at', 'attempt'}
 local function claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
   local timeout = tonumber(h[2]) or 0
   if timeout <= 0 then timeout = deftmo end
@@ -81,7 +107,6 @@ local function claim_task(tk, id, h, now, nows, wid, deftmo, chan, k, bt)
   local ds, as = fmt(deadline), fmt(attempt)
   redis.call('HSET', tk, 'status', 'running', 'started_at', nows, 'worker', wid,
              'deadline', ds, 'attempt', as)
-  if h[5] or h[6] then redis.call('HDEL', tk, 'retry_at', 'run_at') end
   batch_put(bt.zrem, k.pending, id)
   batch_put(bt.zadd, k.running, tonumber(h[3]) and h[3] or nows, id)
   batch_put(bt.zadd, k.deadlines, ds, id)

@@ -3,7 +3,8 @@
 -- it), keep a record of it with the reason, and fail its task where one
 -- exists and has not ended. Removing the envelope gates the step, so it is
 -- recorded once however many processes race on it. Records are msgpack
--- maps; the list keeps the newest 10000.
+-- maps (prelude's dead_record: the payload excerpt is a bin); the list
+-- keeps the newest 10000.
 -- A task is failed only while it is pending, or running under the worker
 -- that dead-letters the envelope: a bad envelope that merely names the id
 -- of a task running elsewhere does not end that run.
@@ -25,9 +26,8 @@ elseif kind == 'zset' then
 end
 if removed == 0 then return {'gone', 0} end
 local now = now_ms()
-redis.call('LPUSH', KEYS[1], cmsgpack.pack({at = now, code = ARGV[2], reason = ARGV[3],
-  worker = ARGV[4], queue = ARGV[5], id = ARGV[6], size = #ARGV[1],
-  payload = string.sub(ARGV[1], 1, 4096)}))
+redis.call('LPUSH', KEYS[1], dead_record({'at', now, 'code', ARGV[2], 'reason', ARGV[3],
+  'worker', ARGV[4], 'queue', ARGV[5], 'id', ARGV[6], 'size', #ARGV[1]}, ARGV[1]))
 redis.call('LTRIM', KEYS[1], 0, 9999)
 redis.call('HINCRBY', KEYS[3], ARGV[5] .. '|dead', 1)
 if #KEYS < 10 then return {'ok', 0} end

@@ -3,7 +3,11 @@
 -- only while it is running under this worker id and attempt; otherwise the
 -- late result is rejected ('stale') and only the worker's own processing
 -- entry is removed. A failure with retries left goes to the delayed set
--- with an exponential backoff instead of ending.
+-- with an exponential backoff instead of ending: retry_backoff_ms (1000
+-- when unset) doubled per attempt, plus the caller's jitter, capped at
+-- 1 h. A task that ends cancelled or timeout gets the error_code
+-- CANCELLED or TIMEOUT whatever the caller sent, and a message when it
+-- sent none.
 -- A task's own keys and channel (task hash, cancel flag, task channel) are
 -- built here from the prefixes keys.c gives, so that a task costs 6
 -- arguments in the common case; with the cluster option every rtq key
@@ -26,6 +30,10 @@
 local index = {completed = KEYS[8], failed = KEYS[9], cancelled = KEYS[10], timeout = KEYS[11]}
 local optional = {error_code = true, error_message = true, error_details = true,
                   error_traceback = true, progress = true, progress_message = true, jitter = true}
+-- The codes and default messages of the outcomes a task does not choose.
+local stop_code = {cancelled = 'CANCELLED', timeout = 'TIMEOUT'}
+local stop_message = {cancelled = 'cancelled while running', timeout = 'exceeded its timeout'}
+local MAX_BACKOFF_MS = 3600000
 -- Every check that could fail comes before the first write: Redis does
 -- not undo a script's earlier writes when it errors half-way. starts[j] is
 -- where task j's values begin.
@@ -81,13 +89,23 @@ for j = 1, #starts do
   else
     batch_put(bt.zrem, KEYS[3], id)
     batch_put(bt.zrem, KEYS[2], id)
-    local fields, jitter = {}, 0
+    local fields, jitter, code, message = {}, 0, stop_code[final], nil
     for i = b + 6, b + 4 + 2 * tonumber(ARGV[b + 5]), 2 do
-      if ARGV[i] == 'jitter' then
-        jitter = tonumber(ARGV[i + 1])
-      elseif ARGV[i + 1] ~= '' then
-        fields[#fields + 1] = ARGV[i]
-        fields[#fields + 1] = ARGV[i + 1]
+      local f, v = ARGV[i], ARGV[i + 1]
+      if f == 'jitter' then
+        jitter = tonumber(v)
+      elseif v ~= '' and not (code and f == 'error_code') then
+        if f == 'error_message' then message = v end
+        fields[#fields + 1] = f
+        fields[#fields + 1] = v
+      end
+    end
+    if code then
+      fields[#fields + 1] = 'error_code'
+      fields[#fields + 1] = code
+      if not message then
+        fields[#fields + 1] = 'error_message'
+        fields[#fields + 1] = stop_message[final]
       end
     end
     if result ~= '' then
@@ -97,7 +115,8 @@ for j = 1, #starts do
     local att = tonumber(attempt)
     if final == 'failed' and att <= (tonumber(h[4]) or 0) then
       local base = tonumber(h[5]) or 1000
-      local delay = math.min(base * 2 ^ (att - 1), 3600000) + jitter
+      -- The cap comes last, so that no retry waits longer than 1 h.
+      local delay = math.min(base * 2 ^ (att - 1) + jitter, MAX_BACKOFF_MS)
       local run_at = fmt(now + delay)
       redis.call('HSET', tk, 'status', 'pending', 'retry_at', run_at, unpack(fields))
       redis.call('HDEL', tk, 'deadline')

@@ -5,7 +5,7 @@
 -- it ends cancelled here, in the same step, so no worker can claim it again.
 -- KEYS: 1 processing, 2 task, 3 queue, 4 status:pending, 5 status:running,
 --       6 deadlines, 7 status:failed, 8 history, 9 stats, 10 cancel flag,
---       11 dead list, 12 status:cancelled
+--       11 dead list, 12 status:cancelled, 13 delayed
 -- ARGV: 1 envelope, 2 id, 3 dead worker id, 4 max deliveries,
 --       5 default result ttl (s), 6 history '1'/'0', 7 events channel,
 --       8 task channel
@@ -20,19 +20,20 @@ local id, now = ARGV[2], now_ms()
 local h = redis.call('HMGET', KEYS[2], 'status', 'worker', 'attempt', 'created_at', 'queue')
 local st = h[1]
 if not st then
-  redis.call('LPUSH', KEYS[11], cmsgpack.pack({at = now, code = 'NO_TASK_RECORD',
-    reason = 'recovered envelope has no task hash', worker = ARGV[3], id = id,
-    payload = string.sub(ARGV[1], 1, 4096)}))
+  redis.call('LPUSH', KEYS[11], dead_record({'at', now, 'code', 'NO_TASK_RECORD',
+    'reason', 'recovered envelope has no task hash', 'worker', ARGV[3], 'id', id,
+    'size', #ARGV[1]}, ARGV[1]))
   redis.call('LTRIM', KEYS[11], 0, 9999)
   return {'missing'}
 end
 local attempt = tonumber(h[3]) or 0
 if st == 'pending' then
-  -- Claimed but never marked running. A task waiting in the delayed set
-  -- (run_at or retry_at) already has its envelope there: this one is a
-  -- leftover copy, and requeueing it would run the task early.
-  local due = redis.call('HMGET', KEYS[2], 'retry_at', 'run_at')
-  if due[1] or due[2] then return {'dropped', st} end
+  -- Taken but never marked running. A task waiting in the delayed set
+  -- (a delay or a retry backoff) has this very envelope there: this one is
+  -- a leftover copy, and requeueing it would run the task early. The
+  -- envelope is looked up itself, not run_at or retry_at: those stay on a
+  -- task after it was promoted and claimed.
+  if redis.call('ZSCORE', KEYS[13], ARGV[1]) then return {'dropped', st} end
   redis.call('RPUSH', KEYS[3], ARGV[1])
   return {'requeued', attempt}
 end

@@ -134,6 +134,8 @@ typedef struct dead_rec {
   char code[64];
   char reason[512];
   uint64_t size;
+  const char *payload; /* a bin's bytes, into the record; NULL when not a bin */
+  size_t payload_len;
 } dead_rec;
 
 static void copy_str(const msgpack_object *o, char *dst, size_t cap) {
@@ -157,6 +159,11 @@ static bool decode_dead(const char *buf, size_t len, dead_rec *d) {
     else if (kl == 6 && memcmp(k, "reason", 6) == 0) copy_str(&kv->val, d->reason, sizeof d->reason);
     else if (kl == 4 && memcmp(k, "size", 4) == 0 && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
       d->size = kv->val.via.u64;
+    else if (kl == 7 && memcmp(k, "payload", 7) == 0 && kv->val.type == MSGPACK_OBJECT_BIN) {
+      /* msgpack-c's unpacker points a bin into buf (no zone copy). */
+      d->payload = kv->val.via.bin.ptr;
+      d->payload_len = kv->val.via.bin.size;
+    }
   }
   msgpack_unpacked_destroy(&u);
   return ok;
@@ -228,6 +235,9 @@ static void test_fault_hostile_payloads_are_dead_lettered(void **state) {
     fx_check(f, strcmp(d.code, p[which].code) == 0, "%s: code %s, expected %s", p[which].what, d.code,
              p[which].code);
     fx_check(f, d.reason[0] != '\0', "%s: a reason", p[which].what);
+    size_t want = p[which].len < 4096 ? p[which].len : 4096;
+    fx_check(f, d.payload != NULL && d.payload_len == want && memcmp(d.payload, p[which].buf, want) == 0,
+             "%s: payload is a bin of its first %zu bytes", p[which].what, want);
     if (matched[which]++ == 0) fx_figure(f, "%s (%zu bytes) -> %s: %s", p[which].what, p[which].len, d.code, d.reason);
   }
   freeReplyObject(r);
