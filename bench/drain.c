@@ -53,7 +53,7 @@ static size_t verify(rtq__bench *b, const rtq_keys *k, const char *ids, size_t n
       rtq_argv a;
       rtq_argv_init(&a);
       rtq_argv_add_str(&a, "HGET");
-      rtq_argv_add(&a, tk.s, tk.len);
+      rtq__argv_add_key(&a, tk);
       rtq_argv_add_str(&a, "status");
       int rc = rtq_conn_append(c, &a);
       rtq_argv_destroy(&a);

@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "clock.h"
 #include "ids.h"
 
 #define BATCH 50
@@ -71,12 +72,6 @@ typedef struct floor_run {
   floor_task t[BATCH];
   const char *shared[2 + 2 * SETUP_CHUNK]; /* argv of a shared-key command */
 } floor_run;
-
-static uint64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static const char *id_of(const floor_run *f, size_t i) {
   return f->ids + i * ID_CAP;
@@ -198,7 +193,7 @@ static void put_ids(floor_run *f, const char *cmd, const rtq_key *key, const cha
  * in MULTI ... EXEC when multi, then reads every reply. */
 static int batch(floor_run *f, size_t base, size_t m, bool multi) {
   char now[24], deadline[24], count[24];
-  uint64_t ms = wall_ms();
+  uint64_t ms = rtq__wall_ms();
   snprintf(now, sizeof now, "%llu", (unsigned long long)ms);
   snprintf(deadline, sizeof deadline, "%llu", (unsigned long long)(ms + TIMEOUT_MS));
   snprintf(count, sizeof count, "%zu", m);
@@ -312,7 +307,7 @@ static int open_run(floor_run *f, rtq__bench *b, const char *ns) {
   f->stats = rtq_keys_stats(&f->keys);
   f->events = rtq_keys_chan_events(&f->keys);
   f->stats_field = rtq_keys_stats_field(RTQ__BENCH_QUEUE, "completed");
-  snprintf(f->created, sizeof f->created, "%llu", (unsigned long long)wall_ms());
+  snprintf(f->created, sizeof f->created, "%llu", (unsigned long long)rtq__wall_ms());
   if ((f->ids = malloc(f->n * ID_CAP)) == NULL) return -1;
   for (size_t i = 0; i < f->n; i++)
     if (rtq_id_new(f->ids + i * ID_CAP) != 0) return -1;

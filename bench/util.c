@@ -6,12 +6,9 @@
 #include <time.h>
 
 #include "bench.h"
+#include "clock.h"
 
-uint64_t rtq__bench_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+uint64_t rtq__bench_now_ns(void) { return rtq__mono_ns(); }
 
 void rtq__bench_sleep_us(uint64_t us) {
   struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};

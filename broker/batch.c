@@ -100,11 +100,6 @@ int rtq__batch_run(rtq_conn *c, rtq__batch *bt) {
   return 0;
 }
 
-int rtq__argv_add_key(rtq_argv *a, rtq_key k) {
-  if (k.len == 0) return RTQ_EINVAL;
-  return rtq_argv_add(a, k.s, k.len);
-}
-
 static const redisReply *elem(const redisReply *r, size_t i) {
   if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements) return NULL;
   return r->element[i];

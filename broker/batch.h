@@ -53,10 +53,6 @@ rtq_argv *rtq__batch_add_script(rtq__batch *bt, rtq_script_id id, int numkeys);
  */
 int rtq__batch_run(rtq_conn *c, rtq__batch *bt);
 
-/* Appends a key; RTQ_EINVAL when the key was built from an invalid name
- * (len 0), so no command is ever sent with a half-built key. */
-int rtq__argv_add_key(rtq_argv *a, rtq_key k);
-
 /* Reply helpers; each tolerates NULL and wrong types. */
 /* Element i of an array reply as a string ("" when not a string). */
 const char *rtq__reply_elem_str(const redisReply *r, size_t i);

@@ -20,12 +20,6 @@
 #define CONNECT_BACKOFF_MIN_MS 100
 #define CONNECT_BACKOFF_MAX_MS 5000
 
-uint64_t rtq__mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 const char *rtq__u64s(uint64_t v, char *buf) {
   snprintf(buf, 24, "%llu", (unsigned long long)v);
   return buf;
@@ -263,19 +257,6 @@ int rtq_broker_promote_due(rtq_broker *b) {
   rc = rtq__broker_flush_stats(b, false);
   rtq__batch_clear(&b->batch);
   return rc != 0 ? rtq__broker_failed(b, "stats", rc) : 0;
-}
-
-const char *rtq__decode_code(int err) {
-  switch (err) {
-    case RTQ_ETOOBIG:
-      return RTQ_CODE_TOO_LARGE;
-    case RTQ_EDEPTH:
-      return RTQ_CODE_TOO_DEEP;
-    case RTQ_EVERSION:
-      return RTQ_CODE_VERSION;
-    default:
-      return RTQ_CODE_DECODE;
-  }
 }
 
 int rtq__queue_deadletter(rtq_broker *b, rtq__batch *bt, const char *payload, size_t len,

@@ -14,6 +14,7 @@
 
 #include "batch.h"
 #include "broker.h"
+#include "clock.h"
 #include "conn.h"
 #include "keys.h"
 
@@ -106,9 +107,6 @@ int rtq__broker_connected(rtq_broker *b);
 /* Logs a failed phase: a connection error once per outage, anything else
  * every time. Returns rc. */
 int rtq__broker_failed(rtq_broker *b, const char *phase, int rc);
-/* Monotonic clock in ms. */
-uint64_t rtq__mono_ms(void);
-
 /* Adds n to a counter in both the totals and the unflushed deltas. */
 #define RTQ__COUNT(b, field, n)                 \
   do {                                          \
@@ -137,8 +135,6 @@ int rtq__broker_flush_stats(rtq_broker *b, bool sweep_done);
 int rtq__queue_deadletter(rtq_broker *b, rtq__batch *bt, const char *payload, size_t len,
                           rtq_key from, const char *code, const char *reason,
                           const char *worker, const char *queue, const char *id);
-/* The rtq code ("DECODE_ERROR", ...) for an rtq_envelope_decode error. */
-const char *rtq__decode_code(int err);
 /* Decimal text of v in buf (at least 24 bytes). */
 const char *rtq__u64s(uint64_t v, char *buf);
 

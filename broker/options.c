@@ -20,9 +20,6 @@
 #include "envelope.h"
 #include "rtq/common.h"
 
-#define DEFAULT_COMMAND_TIMEOUT_MS 2000
-#define DEFAULT_CONNECT_TIMEOUT_MS 2000
-
 void rtq_broker_options_defaults(rtq_broker_options *o) {
   memset(o, 0, sizeof *o);
   rtq_config_defaults(&o->config);
@@ -31,8 +28,8 @@ void rtq_broker_options_defaults(rtq_broker_options *o) {
   o->lease_ttl_ms = RTQ_LEASE_TTL_MS;
   o->timeout_grace_ms = RTQ_TIMEOUT_GRACE_MS;
   o->max_deliveries = RTQ_MAX_DELIVERIES;
-  o->command_timeout_ms = DEFAULT_COMMAND_TIMEOUT_MS;
-  o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  o->command_timeout_ms = RTQ_BROKER_COMMAND_TIMEOUT_MS;
+  o->connect_timeout_ms = RTQ_CONNECT_TIMEOUT_MS;
   o->max_payload = RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
 }
 

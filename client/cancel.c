@@ -14,8 +14,6 @@
 #include "defaults.h"
 #include "scripts.h"
 
-static int add_key(rtq_argv *a, rtq_key k) { return rtq_argv_add(a, k.s, k.len); }
-
 static int reply_is(const redisReply *e, const char *s) {
   return e->type == REDIS_REPLY_STRING && e->len == strlen(s) && memcmp(e->str, s, e->len) == 0;
 }
@@ -29,19 +27,19 @@ RTQ_EXTERN int rtq_cancel_task(rtq_client *c, const char *id, int *requested) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_CANCEL, 7, false);
-  add_key(&a, rtq_keys_task(k, id));
-  add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
-  add_key(&a, rtq_keys_status(k, RTQ_STATUS_CANCELLED));
-  add_key(&a, rtq_keys_history(k));
-  add_key(&a, rtq_keys_cancel(k, id));
-  add_key(&a, rtq_keys_stats(k));
-  add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
+  rtq__argv_add_key(&a, rtq_keys_task(k, id));
+  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
+  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_CANCELLED));
+  rtq__argv_add_key(&a, rtq_keys_history(k));
+  rtq__argv_add_key(&a, rtq_keys_cancel(k, id));
+  rtq__argv_add_key(&a, rtq_keys_stats(k));
+  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
   rtq_argv_add_str(&a, id);
   rtq_argv_add_i64(&a, c->result_ttl_s);
   rtq_argv_add_str(&a, c->history ? "1" : "0");
-  add_key(&a, rtq_keys_chan_events(k));
-  add_key(&a, rtq_keys_chan_task(k, id));
-  add_key(&a, rtq_keys_chan_cancel(k));
+  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
+  rtq__argv_add_key(&a, rtq_keys_chan_task(k, id));
+  rtq__argv_add_key(&a, rtq_keys_chan_cancel(k));
   rtq_argv_add_i64(&a, RTQ_CANCEL_FLAG_TTL_MS);
 
   rtq_conn *conn = NULL;

@@ -23,8 +23,6 @@
 #include "envelope.h"
 #include "scripts.h"
 
-#define DEF_CONNECT_TIMEOUT_MS 2000
-#define DEF_COMMAND_TIMEOUT_MS 5000
 #define DEF_POOL_SIZE 8
 #define DEF_REPLY_SPIN_US 60
 #define MAX_POOL_SIZE 1024
@@ -64,18 +62,6 @@ int rtq__client_conn_err(const rtq_client *c, rtq_conn *conn, int rc, const char
   if (detail[0] == '\0') detail = rtq_strerror(rc);
   rtq__client_err(c, "%s: %s", what, detail);
   return rc;
-}
-
-uint64_t rtq__mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t rtq__wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 int rtq__check_name(const rtq_client *c, const char *what, const char *s) {
@@ -188,8 +174,8 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
     return RTQ_EINVAL;
   }
   c->reply_spin_us = o->reply_spin_us < 0 ? 0 : o->reply_spin_us ? o->reply_spin_us : DEF_REPLY_SPIN_US;
-  c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;
-  c->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : DEF_COMMAND_TIMEOUT_MS;
+  c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : RTQ_CONNECT_TIMEOUT_MS;
+  c->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : RTQ_COMMAND_TIMEOUT_MS;
   c->max = o->pool_size ? o->pool_size : DEF_POOL_SIZE;
   c->max_payload = o->max_payload ? o->max_payload : RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
   c->result_ttl_s = o->task_result_ttl_s ? o->task_result_ttl_s : cfg.task_result_ttl;

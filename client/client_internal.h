@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "argv.h"
+#include "clock.h"
 #include "conn.h"
 #include "keys.h"
 #include "rtq/client.h"
@@ -95,9 +96,5 @@ int rtq__sub_next(rtq_subscription *s, uint64_t deadline_ms, char **payload, siz
  * its SUBSCRIBE and its status check, so a test can end the task exactly
  * in that window. NULL (the default) in production. */
 extern void (*rtq__wait_subscribed_hook)(const char *id);
-
-/* CLOCK_MONOTONIC and CLOCK_REALTIME in ms. */
-uint64_t rtq__mono_ms(void);
-uint64_t rtq__wall_ms(void);
 
 #endif

@@ -19,8 +19,6 @@
 #include "ids.h"
 #include "scripts.h"
 
-static const char empty_map[1] = {(char)0x80};
-
 static int check_options(rtq_client *c, const rtq_task_options *o) {
   if (o->delay_ms != 0 && o->run_at_ms != 0) {
     rtq__client_err(c, "give a delay or a run_at time, not both");
@@ -40,8 +38,8 @@ static int pack_args(rtq_client *c, const rtq_args *args, const char **buf, size
                      char **owned) {
   *owned = NULL;
   if (args == NULL) {
-    *buf = empty_map;
-    *len = sizeof empty_map;
+    *buf = rtq__empty_map;
+    *len = sizeof rtq__empty_map;
     return 0;
   }
   if (rtq_args_type(args) != RTQ_TYPE_MAP) {
@@ -56,8 +54,6 @@ static int pack_args(rtq_client *c, const rtq_args *args, const char **buf, size
   *buf = *owned;
   return 0;
 }
-
-static int add_key(rtq_argv *a, rtq_key k) { return rtq_argv_add(a, k.s, k.len); }
 
 /* Tasks per create.lua call in rtq_create_tasks: large enough to amortise
  * the call, small enough for Lua's unpack() and to keep one call short. */
@@ -135,8 +131,8 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
   }
   if (rc == 0) {
     int keys_before = k->keys.argc, vals_before = k->vals.argc;
-    add_key(&k->keys, rtq_keys_task(&c->keys, e.id));
-    add_key(&k->keys, rtq_keys_queue(&c->keys, queue));
+    rtq__argv_add_key(&k->keys, rtq_keys_task(&c->keys, e.id));
+    rtq__argv_add_key(&k->keys, rtq_keys_queue(&c->keys, queue));
     rtq_argv *a = &k->vals;
     rtq_argv_add_str(a, e.id);
     rtq_argv_add_str(a, name);
@@ -177,12 +173,12 @@ static int prepare(rtq_client *c, const char *name, const rtq_args *args,
 static int build_call(rtq_client *c, const create_call *k, bool use_eval, rtq_argv *a) {
   rtq_argv_reset(a);
   rtq_script_argv(a, RTQ_SCRIPT_CREATE, 4 + k->keys.argc, use_eval);
-  add_key(a, rtq_keys_delayed(&c->keys));
-  add_key(a, rtq_keys_status(&c->keys, RTQ_STATUS_PENDING));
-  add_key(a, rtq_keys_queues(&c->keys));
-  add_key(a, rtq_keys_stats(&c->keys));
+  rtq__argv_add_key(a, rtq_keys_delayed(&c->keys));
+  rtq__argv_add_key(a, rtq_keys_status(&c->keys, RTQ_STATUS_PENDING));
+  rtq__argv_add_key(a, rtq_keys_queues(&c->keys));
+  rtq__argv_add_key(a, rtq_keys_stats(&c->keys));
   for (int i = 0; i < k->keys.argc; i++) rtq_argv_add(a, k->keys.argv[i], k->keys.argvlen[i]);
-  add_key(a, rtq_keys_chan_events(&c->keys));
+  rtq__argv_add_key(a, rtq_keys_chan_events(&c->keys));
   for (int i = 0; i < k->vals.argc; i++) rtq_argv_add(a, k->vals.argv[i], k->vals.argvlen[i]);
   if (a->oom) {
     rtq__client_err(c, "out of memory");

@@ -92,7 +92,7 @@ static int refill(struct lister *l, struct stream *s) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "ZREVRANGE");
-  rtq_argv_add(&a, s->key.s, s->key.len);
+  rtq__argv_add_key(&a, s->key);
   rtq_argv_add_u64(&a, s->next);
   rtq_argv_add_u64(&a, s->next + WINDOW - 1);
   rtq_argv_add_str(&a, "WITHSCORES");
@@ -183,7 +183,7 @@ static int check_batch(struct lister *l, char (*batch)[RTQ_TASK_ID_SIZE], size_t
     rtq_argv_init(&a);
     rtq_key k = rtq_keys_task(&l->c->keys, batch[i]);
     rtq_argv_add_str(&a, "HMGET");
-    rtq_argv_add(&a, k.s, k.len);
+    rtq__argv_add_key(&a, k);
     rtq_argv_add_str(&a, "status");
     rtq_argv_add_str(&a, "queue");
     rtq_argv_add_str(&a, "name");
@@ -248,7 +248,7 @@ static int fetch_page(struct lister *l, rtq_task_list *out) {
     rtq_argv_init(&a);
     rtq_key k = rtq_keys_task(&l->c->keys, l->ids[i]);
     rtq_argv_add_str(&a, "HGETALL");
-    rtq_argv_add(&a, k.s, k.len);
+    rtq__argv_add_key(&a, k);
     rc = rtq_conn_append(l->conn, &a);
     rtq_argv_destroy(&a);
   }

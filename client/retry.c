@@ -14,10 +14,6 @@
 #include "envelope.h"
 #include "scripts.h"
 
-static const char empty_map[1] = {(char)0x80};
-
-static int add_key(rtq_argv *a, rtq_key k) { return rtq_argv_add(a, k.s, k.len); }
-
 static int retryable(rtq_status s) {
   return s == RTQ_STATUS_FAILED || s == RTQ_STATUS_TIMEOUT || s == RTQ_STATUS_CANCELLED;
 }
@@ -29,8 +25,8 @@ static int rebuild_envelope(rtq_client *c, const rtq_task *t, char **env, size_t
   snprintf(e.id, sizeof e.id, "%s", t->id);
   snprintf(e.name, sizeof e.name, "%s", t->name);
   snprintf(e.queue, sizeof e.queue, "%s", t->queue);
-  e.args = t->args != NULL ? t->args : (char *)empty_map; /* borrowed */
-  e.args_len = t->args != NULL ? t->args_len : sizeof empty_map;
+  e.args = t->args != NULL ? t->args : (char *)rtq__empty_map; /* borrowed */
+  e.args_len = t->args != NULL ? t->args_len : sizeof rtq__empty_map;
   e.created_at = rtq__wall_ms();
   e.timeout_ms = t->timeout_ms;
   e.max_retries = t->max_retries;
@@ -64,16 +60,16 @@ static int run_retry(rtq_client *c, const rtq_task *t, int *changed) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_RETRY, 6, false);
-  add_key(&a, rtq_keys_task(k, t->id));
-  add_key(&a, rtq_keys_queue(k, t->queue));
-  add_key(&a, rtq_keys_status(k, t->status));
-  add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
-  add_key(&a, rtq_keys_history(k));
-  add_key(&a, rtq_keys_cancel(k, t->id));
+  rtq__argv_add_key(&a, rtq_keys_task(k, t->id));
+  rtq__argv_add_key(&a, rtq_keys_queue(k, t->queue));
+  rtq__argv_add_key(&a, rtq_keys_status(k, t->status));
+  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
+  rtq__argv_add_key(&a, rtq_keys_history(k));
+  rtq__argv_add_key(&a, rtq_keys_cancel(k, t->id));
   rtq_argv_add_str(&a, t->id);
   rtq_argv_add(&a, env, envlen);
   rtq_argv_add_str(&a, rtq_status_name(t->status));
-  add_key(&a, rtq_keys_chan_events(k));
+  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
   free(env);
 
   rtq_conn *conn = NULL;

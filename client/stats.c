@@ -287,7 +287,7 @@ static int read_workers(rtq_client *c, rtq_conn *conn, const redisReply *z,
     }
     rtq_key k = rtq_keys_worker(&c->keys, id->str);
     rtq_argv_add_str(&cmds[i], "HMGET");
-    rtq_argv_add(&cmds[i], k.s, k.len);
+    rtq__argv_add_key(&cmds[i], k);
     for (size_t f = 0; f < NWF; f++) rtq_argv_add_str(&cmds[i], worker_fields[f]);
   }
   if (rc == 0) rc = pipeline(c, conn, cmds, n, r);

@@ -171,7 +171,7 @@ RTQ_EXTERN int rtq_get_task(rtq_client *c, const char *id, rtq_task **out) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "HGETALL");
-  rtq_argv_add(&a, key.s, key.len);
+  rtq__argv_add_key(&a, key);
   redisReply *r = NULL;
   int rc = rtq__client_command(c, &a, &r);
   rtq_argv_destroy(&a);

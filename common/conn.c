@@ -22,11 +22,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
+#include "defaults.h"
 #include "log.h"
 #include "rtq/common.h"
 
-#define DEF_CONNECT_TIMEOUT_MS 2000
-#define DEF_COMMAND_TIMEOUT_MS 5000
 #define DEF_KEEPALIVE_S 15
 #define DEF_BACKOFF_MIN_MS 100
 #define DEF_BACKOFF_MAX_MS 5000
@@ -43,14 +43,6 @@ struct rtq_conn {
   int spin_skip;          /* calls left that do not spin */
   int spin_backoff;       /* calls to skip after the next spin that runs out */
 };
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ms(void) { return mono_ns() / 1000000u; }
 
 static struct timeval ms_to_tv(int ms) {
   struct timeval tv;
@@ -208,7 +200,7 @@ static int do_connect(rtq_conn *c) {
 
 int rtq_conn_reconnect(rtq_conn *c) {
   if (c->ctx != NULL) return 0;
-  uint64_t now = mono_ms();
+  uint64_t now = rtq__mono_ms();
   if (now < c->retry_at_ms) {
     set_err(c, "reconnect backoff: next attempt in %llu ms; last error: %s",
             (unsigned long long)(c->retry_at_ms - now), c->last_connect_err);
@@ -225,7 +217,7 @@ int rtq_conn_reconnect(rtq_conn *c) {
   int wait = c->backoff_ms == 0 ? c->opts.backoff_min_ms : (c->backoff_ms > max / 2 ? max : c->backoff_ms * 2);
   if (wait > max) wait = max;
   c->backoff_ms = wait;
-  c->retry_at_ms = mono_ms() + (uint64_t)wait;
+  c->retry_at_ms = rtq__mono_ms() + (uint64_t)wait;
   return rc;
 }
 
@@ -253,9 +245,9 @@ int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, siz
   }
   c->opts = *opts;
   c->opts.url = c->url_copy;
-  c->opts.connect_timeout_ms = def(opts->connect_timeout_ms, DEF_CONNECT_TIMEOUT_MS);
-  if (c->opts.connect_timeout_ms < 0) c->opts.connect_timeout_ms = DEF_CONNECT_TIMEOUT_MS;
-  c->opts.command_timeout_ms = def(opts->command_timeout_ms, DEF_COMMAND_TIMEOUT_MS);
+  c->opts.connect_timeout_ms = def(opts->connect_timeout_ms, RTQ_CONNECT_TIMEOUT_MS);
+  if (c->opts.connect_timeout_ms < 0) c->opts.connect_timeout_ms = RTQ_CONNECT_TIMEOUT_MS;
+  c->opts.command_timeout_ms = def(opts->command_timeout_ms, RTQ_COMMAND_TIMEOUT_MS);
   c->opts.keepalive_s = def(opts->keepalive_s, DEF_KEEPALIVE_S);
   c->opts.backoff_min_ms = def(opts->backoff_min_ms, DEF_BACKOFF_MIN_MS);
   if (c->opts.backoff_min_ms < 1) c->opts.backoff_min_ms = 1;
@@ -334,10 +326,10 @@ static int await_reply(rtq_conn *c, void **r) {
     c->spin_skip--;
     return redisGetReply(ctx, r);
   }
-  uint64_t t0 = mono_ns(), spin_ns = (uint64_t)c->opts.spin_us * 1000u;
+  uint64_t t0 = rtq__mono_ns(), spin_ns = (uint64_t)c->opts.spin_us * 1000u;
   struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
   bool got = false;
-  while (mono_ns() - t0 < spin_ns) {
+  while (rtq__mono_ns() - t0 < spin_ns) {
     int n = poll(&p, 1, 0);
     if (n < 0 && errno != EINTR) break; /* the blocking read reports it */
     if (n <= 0) continue;

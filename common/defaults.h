@@ -35,6 +35,14 @@
 #define RTQ_DEAD_PAYLOAD_EXCERPT 4096
 #define RTQ_BLOCK_TIMEOUT_S 2
 
+/* Redis connection timeouts (rtq_conn_options): opening a connection, and
+ * waiting for one reply. The broker waits less for a reply than producers
+ * and workers do: a sweep that hangs on a slow server holds up every
+ * timeout, promotion and recovery behind it. */
+#define RTQ_CONNECT_TIMEOUT_MS 2000
+#define RTQ_COMMAND_TIMEOUT_MS 5000
+#define RTQ_BROKER_COMMAND_TIMEOUT_MS 2000
+
 /* Error codes written to error_code by rtq itself (handlers use their own). */
 #define RTQ_CODE_WORKER_LOST "WORKER_LOST"
 #define RTQ_CODE_WORKER_CRASH "WORKER_CRASH"

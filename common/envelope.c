@@ -7,6 +7,7 @@
  * msgpack-c's unpacker, whose allocations the check has bounded.
  */
 #include "envelope.h"
+#include "defaults.h"
 #include "errbuf.h"
 
 #include <msgpack.h>
@@ -314,4 +315,15 @@ int rtq_envelope_peek_id(const void *buf, size_t len, char id[129]) {
     return RTQ_EDECODE;
   }
   return 0;
+}
+
+const char rtq__empty_map[1] = {(char)0x80};
+
+const char *rtq__decode_code(int rc) {
+  switch (rc) {
+    case RTQ_ETOOBIG: return RTQ_CODE_TOO_LARGE;
+    case RTQ_EDEPTH: return RTQ_CODE_TOO_DEEP;
+    case RTQ_EVERSION: return RTQ_CODE_VERSION;
+    default: return RTQ_CODE_DECODE;
+  }
 }

@@ -97,6 +97,14 @@ int rtq_envelope_encode(const rtq_envelope *e, char **buf, size_t *len,
 int rtq_envelope_decode(const void *buf, size_t len, size_t max_size, rtq_envelope *e,
                         char *errbuf, size_t errcap);
 
+/* The msgpack empty map (one byte, 0x80): the args of a task given none. */
+extern const char rtq__empty_map[1];
+
+/* The error code a task or dead letter gets when its envelope failed
+ * rtq_envelope_decode with rc: PAYLOAD_TOO_LARGE, PAYLOAD_TOO_DEEP,
+ * UNSUPPORTED_VERSION, else DECODE_ERROR. A static string. */
+const char *rtq__decode_code(int rc);
+
 /*
  * The task id from the first bytes of an envelope in the layout that
  * rtq_envelope_encode writes (a map whose first keys are "v", a positive

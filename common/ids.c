@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "rtq/common.h"
 
 /* Crockford's base32: no I, L, O or U, so an id read aloud or retyped from
@@ -69,10 +70,7 @@ int rtq_id_new_at(char out[RTQ_ID_LEN + 1], uint64_t ms) {
 }
 
 int rtq_id_new(char out[RTQ_ID_LEN + 1]) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-  return rtq_id_new_at(out, ms);
+  return rtq_id_new_at(out, rtq__wall_ms());
 }
 
 static int host_char_ok(unsigned char c) {

@@ -87,3 +87,8 @@ rtq_key rtq_keys_stats_field(const char *queue, const char *counter) {
   else key.s[0] = '\0';
   return key;
 }
+
+int rtq__argv_add_key(rtq_argv *a, rtq_key k) {
+  if (k.len == 0) return RTQ_EINVAL;
+  return rtq_argv_add(a, k.s, k.len);
+}

@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "argv.h"
 #include "rtq/common.h"
 
 #define RTQ_NS_MAX 64
@@ -82,6 +83,11 @@ rtq_key rtq_keys_lease(const rtq_keys *k);
 rtq_key rtq_keys_chan_events(const rtq_keys *k);
 rtq_key rtq_keys_chan_task(const rtq_keys *k, const char *id);
 rtq_key rtq_keys_chan_cancel(const rtq_keys *k);
+
+/* Appends a key; RTQ_EINVAL (nothing appended) when the key was built from
+ * an invalid name (len 0), so no command is ever sent with a half-built
+ * key. Otherwise rtq_argv_add's returns. */
+int rtq__argv_add_key(rtq_argv *a, rtq_key k);
 
 /* ACL patterns covering the namespace: "P:*" for keys and channels. */
 rtq_key rtq_keys_acl_pattern(const rtq_keys *k);

@@ -160,7 +160,7 @@ void rtq__claim_pump(rtq_worker *w) {
     rtq_argv_reset(&w->argv);
     rtq_argv_add_str(&w->argv, blocking ? "BLMOVE" : "LMOVE");
     rtq_argv_add(&w->argv, src->s, src->len);
-    rtq_argv_add(&w->argv, w->k_processing.s, w->k_processing.len);
+    rtq__argv_add_key(&w->argv, w->k_processing);
     rtq_argv_add_str(&w->argv, "RIGHT");
     rtq_argv_add_str(&w->argv, "LEFT");
     if (blocking) rtq_argv_add_str(&w->argv, tmo);
@@ -212,15 +212,6 @@ void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c) {
 
 /* ---- one envelope ---- */
 
-static const char *decode_code(int rc) {
-  switch (rc) {
-    case RTQ_ETOOBIG: return RTQ_CODE_TOO_LARGE;
-    case RTQ_EDEPTH: return RTQ_CODE_TOO_DEEP;
-    case RTQ_EVERSION: return RTQ_CODE_VERSION;
-    default: return RTQ_CODE_DECODE;
-  }
-}
-
 static void send_adopt(rtq_worker *w, rtq__job *j);
 
 /* Decodes an envelope and tracks it as a job: NULL when it was
@@ -240,7 +231,7 @@ static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const
   if (rc != 0 && id == NULL && rtq_envelope_peek_id(buf, len, peek) == 0) id = peek;
   if (queue == NULL) queue = rc == 0 ? e.queue : "unknown";
   if (rc != 0) {
-    rtq__deadletter(w, buf, len, decode_code(rc), err, id, queue);
+    rtq__deadletter(w, buf, len, rtq__decode_code(rc), err, id, queue);
     rtq_envelope_destroy(&e);
     return NULL;
   }

@@ -27,18 +27,11 @@
 #include "log.h"
 #include "scripts.h"
 
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s);
-  char *d = malloc(n + 1);
-  if (d != NULL) memcpy(d, s, n + 1);
-  return d;
-}
-
 static void set_outcome(rtq__job *j, rtq_status st, const char *code, const char *msg) {
   rtq__outcome_destroy(&j->out);
   j->out.status = st;
-  j->out.code = xstrdup(code);
-  j->out.message = xstrdup(msg);
+  j->out.code = strdup(code);
+  j->out.message = strdup(msg);
 }
 
 /* The job is written off without running (start failure). */

@@ -79,12 +79,6 @@ static const char *role(const rtq__rconn *c) {
   return c->kind == RTQ__CONN_CMD ? "cmd" : c->kind == RTQ__CONN_POP ? "pop" : "sub";
 }
 
-uint64_t rtq__mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- the ring of pending callbacks ---- */
 
 static int ring_push(rtq__rconn *c, rtq__reply_fn fn, void *pd, uint64_t deadline) {

@@ -30,6 +30,7 @@
 #include <hiredis/async.h>
 
 #include "argv.h"
+#include "clock.h"
 #include "conn.h"
 #include "loop.h"
 #include "rtq/worker.h"
@@ -84,9 +85,6 @@ void rtq__rconn_shrink(rtq__rconn *c);
 
 /* The socket, or -1 while down (a forked child closes its copies). */
 int rtq__rconn_fd(const rtq__rconn *c);
-
-/* Monotonic milliseconds. */
-uint64_t rtq__mono_ms(void);
 
 /* Called by rconn on state changes (defined by the worker core). */
 void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c);

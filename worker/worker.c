@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "defaults.h"
 #include "errbuf.h"
 #include "ids.h"
@@ -44,8 +45,8 @@ void rtq_worker_options_init(rtq_worker_options *o) {
   o->max_history = 10000;
   o->block_timeout_ms = RTQ_BLOCK_TIMEOUT_S * 1000;
   o->poll_ms = 100;
-  o->connect_timeout_ms = 2000;
-  o->command_timeout_ms = 5000;
+  o->connect_timeout_ms = RTQ_CONNECT_TIMEOUT_MS;
+  o->command_timeout_ms = RTQ_COMMAND_TIMEOUT_MS;
   o->progress_interval_ms = RTQ_PROGRESS_MIN_INTERVAL_MS;
   o->max_payload = RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
   o->max_result = 16u * 1024u * 1024u;
@@ -117,19 +118,6 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   return 0;
 }
 
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d != NULL) memcpy(d, s, n);
-  return d;
-}
-
-static uint64_t wall_ms(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   if (rtq_keys_init(&w->keys, w->ns, w->o.cluster) != 0)
     return rtq__errf(RTQ_EINVAL, errbuf, errcap,
@@ -185,8 +173,8 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
   int rc = normalise(&w->o, errbuf, errcap);
   if (rc == 0) rc = rtq_redis_url_parse(w->o.redis_url, &w->url, errbuf, errcap);
   if (rc == 0) {
-    w->redis_url = xstrdup(w->o.redis_url);
-    w->ns = xstrdup(w->o.ns);
+    w->redis_url = strdup(w->o.redis_url);
+    w->ns = strdup(w->o.ns);
     if (w->redis_url == NULL || w->ns == NULL) rc = RTQ_ENOMEM;
     w->o.redis_url = w->redis_url;
     w->o.ns = w->ns;
@@ -484,7 +472,7 @@ int rtq_worker_run(rtq_worker *w) {
     w->running = false;
     return rc;
   }
-  w->started_at_ms = wall_ms();
+  w->started_at_ms = rtq__wall_ms();
   w->phase = RTQ__START;
   w->exit_rc = 0;
   rtq__ev_run(w->ev, w->o.handle_signals, w->o.isolation == RTQ_ISOLATION_PROCESS);

@@ -438,7 +438,7 @@ static inline void fx_statuses(fx *f, int first, int n, int *out) {
     rtq_key k = rtq_keys_task(&f->k, id);
     rtq_argv_init(&a);
     rtq_argv_add_str(&a, "HGET");
-    rtq_argv_add(&a, k.s, k.len);
+    rtq__argv_add_key(&a, k);
     rtq_argv_add_str(&a, "status");
     assert_int_equal(rtq_conn_append(f->c, &a), 0);
     rtq_argv_destroy(&a);

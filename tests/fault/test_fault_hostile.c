@@ -121,7 +121,7 @@ static void lpush(fx *f, const payload *p) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, q.s, q.len);
+  rtq__argv_add_key(&a, q);
   rtq_argv_add(&a, p->buf, p->len);
   redisReply *r = rtq_test_command_argv(f->c, &a);
   assert_int_equal(r->type, REDIS_REPLY_INTEGER);

@@ -88,7 +88,7 @@ static rtq_conn *events_subscriber(tb *t) {
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "SUBSCRIBE");
   rtq_key k = rtq_keys_chan_events(&t->k);
-  rtq_argv_add(&a, k.s, k.len);
+  rtq__argv_add_key(&a, k);
   redisReply *r = NULL;
   assert_int_equal(rtq_conn_command(s, &a, &r), 0);
   freeReplyObject(r);

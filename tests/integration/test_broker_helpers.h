@@ -113,7 +113,7 @@ static inline redisReply *tb_script_run(tb *t, rtq_argv *a) {
 
 static inline void tb_key(rtq_argv *a, rtq_key k) {
   assert_true(k.len > 0);
-  rtq_argv_add(a, k.s, k.len);
+  rtq__argv_add_key(a, k);
 }
 
 /* ---- the producer's part ------------------------------------------ */
@@ -139,8 +139,8 @@ static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size
   rtq_envelope_init(&e);
   snprintf(e.id, sizeof e.id, "%s", id);
   const char *name = o->name != NULL ? o->name : "noop";
-  const char *args = o->args != NULL ? o->args : "\x80"; /* an empty map */
-  size_t args_len = o->args != NULL ? o->args_len : 1;
+  const char *args = o->args != NULL ? o->args : rtq__empty_map;
+  size_t args_len = o->args != NULL ? o->args_len : sizeof rtq__empty_map;
   snprintf(e.name, sizeof e.name, "%s", name);
   e.args = (char *)args; /* borrowed: e is not destroyed */
   e.args_len = args_len;
@@ -327,7 +327,7 @@ static inline rtq_conn *tb_subscribe(tb *t, rtq_key k) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "SUBSCRIBE");
-  rtq_argv_add(&a, k.s, k.len);
+  rtq__argv_add_key(&a, k);
   redisReply *r = NULL;
   assert_int_equal(rtq_conn_command(s, &a, &r), 0);
   rtq_argv_destroy(&a);

@@ -110,14 +110,14 @@ static void push_future_envelope(tb *t, const char *id, const char *wid) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LREM");
-  rtq_argv_add(&a, proc.s, proc.len);
+  rtq__argv_add_key(&a, proc);
   rtq_argv_add_str(&a, "0");
   rtq_argv_add(&a, env, len);
   freeReplyObject(rtq_test_command_argv(t->c, &a));
   marker[2] = 9;
   rtq_argv_reset(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, proc.s, proc.len);
+  rtq__argv_add_key(&a, proc);
   rtq_argv_add(&a, env, len);
   freeReplyObject(rtq_test_command_argv(t->c, &a));
   rtq_argv_destroy(&a);

@@ -116,7 +116,7 @@ static void test_broker_recovery_dead_letters_bad_envelopes(void **state) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, proc.s, proc.len);
+  rtq__argv_add_key(&a, proc);
   rtq_argv_add_str(&a, "garbage bytes");
   rtq_argv_add(&a, "\xdd\xff\x00\x00\x00", 5);
   rtq_argv_add(&a, orphan, orphan_len);
@@ -152,7 +152,7 @@ static void test_broker_recovery_dead_letters_bad_delayed_envelope(void **state)
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "ZADD");
-  rtq_argv_add(&a, delayed.s, delayed.len);
+  rtq__argv_add_key(&a, delayed);
   rtq_argv_add_str(&a, "1");
   rtq_argv_add(&a, bad, sizeof bad - 1);
   freeReplyObject(rtq_test_command_argv(t->c, &a));
@@ -181,7 +181,7 @@ static void test_broker_recovery_drops_copy_of_a_delayed_task(void **state) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, proc.s, proc.len);
+  rtq__argv_add_key(&a, proc);
   rtq_argv_add(&a, env, len);
   freeReplyObject(rtq_test_command_argv(t->c, &a));
   rtq_argv_destroy(&a);
@@ -211,7 +211,7 @@ static void test_broker_recovery_bad_envelope_does_not_end_a_run_elsewhere(void 
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, proc.s, proc.len);
+  rtq__argv_add_key(&a, proc);
   rtq_argv_add(&a, bad, sizeof bad - 1);
   freeReplyObject(rtq_test_command_argv(t->c, &a));
   rtq_argv_destroy(&a);

@@ -490,7 +490,7 @@ static void test_client_create_batch_10000(void **state) {
     rtq_argv a;
     rtq_argv_init(&a);
     rtq_argv_add_str(&a, "HGET");
-    rtq_argv_add(&a, k.s, k.len);
+    rtq__argv_add_key(&a, k);
     rtq_argv_add_str(&a, "args");
     assert_int_equal(rtq_conn_append(rc, &a), 0);
     rtq_argv_destroy(&a);

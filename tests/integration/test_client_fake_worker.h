@@ -35,8 +35,6 @@ static inline void fake_job_destroy(fake_job *j) {
   memset(j, 0, sizeof *j);
 }
 
-static inline int fw_add_key(rtq_argv *a, rtq_key k) { return rtq_argv_add(a, k.s, k.len); }
-
 /* LMOVE one envelope from queue into the worker's processing list and run
  * claim.lua. RTQ_ENOTFOUND when the queue is empty; RTQ_ESTATE when claim
  * skipped it (not pending). */
@@ -47,8 +45,8 @@ static inline int fw_claim(rtq_conn *c, const rtq_keys *k, const char *queue, co
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LMOVE");
-  fw_add_key(&a, q);
-  fw_add_key(&a, p);
+  rtq__argv_add_key(&a, q);
+  rtq__argv_add_key(&a, p);
   rtq_argv_add_str(&a, "RIGHT");
   rtq_argv_add_str(&a, "LEFT");
   redisReply *r = NULL;
@@ -71,14 +69,14 @@ static inline int fw_claim(rtq_conn *c, const rtq_keys *k, const char *queue, co
 
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 5, false);
-  fw_add_key(&a, p);
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
-  fw_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
-  fw_add_key(&a, rtq_keys_deadlines(k));
-  fw_add_key(&a, rtq_keys_task(k, j->id));
+  rtq__argv_add_key(&a, p);
+  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
+  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
+  rtq__argv_add_key(&a, rtq_keys_deadlines(k));
+  rtq__argv_add_key(&a, rtq_keys_task(k, j->id));
   rtq_argv_add_str(&a, wid);
   rtq_argv_add_str(&a, "300000");
-  fw_add_key(&a, rtq_keys_chan_events(k));
+  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
   rtq_argv_add_str(&a, j->id);
   rtq_argv_add(&a, j->env, j->envlen);
   rc = rtq_script_run(c, &a, &r);
@@ -101,13 +99,13 @@ static inline int fw_progress(rtq_conn *c, const rtq_keys *k, const char *wid, c
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_PROGRESS, 1, false);
-  fw_add_key(&a, rtq_keys_task(k, j->id));
+  rtq__argv_add_key(&a, rtq_keys_task(k, j->id));
   rtq_argv_add_str(&a, j->id);
   rtq_argv_add_str(&a, wid);
   rtq_argv_add_i64(&a, j->attempt);
   rtq_argv_add_i64(&a, pct);
   rtq_argv_add_str(&a, msg);
-  fw_add_key(&a, rtq_keys_chan_events(k));
+  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
   int rc = rtq_script_run(c, &a, NULL);
   rtq_argv_destroy(&a);
   return rc;
@@ -196,8 +194,8 @@ static inline int fw_heartbeat(rtq_conn *c, const rtq_keys *k, const char *wid, 
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_HEARTBEAT, 2, false);
-  fw_add_key(&a, rtq_keys_worker(k, wid));
-  fw_add_key(&a, rtq_keys_workers(k));
+  rtq__argv_add_key(&a, rtq_keys_worker(k, wid));
+  rtq__argv_add_key(&a, rtq_keys_workers(k));
   rtq_argv_add_str(&a, wid);
   rtq_argv_add_str(&a, "30000");
   const char *kv[] = {"host", host, "pid", pid, "queues", queues, "busy", busy, "slots", slots,

@@ -55,7 +55,7 @@ static long long subscribers(rtq_conn *c, const char *id) {
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "PUBSUB");
   rtq_argv_add_str(&a, "NUMSUB");
-  rtq_argv_add(&a, ch.s, ch.len);
+  rtq__argv_add_key(&a, ch);
   redisReply *r = NULL;
   long long n = -1;
   if (rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
@@ -137,11 +137,11 @@ static void *helper_main(void *arg) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "DEL");
-  rtq_argv_add(&a, t.s, t.len);
+  rtq__argv_add_key(&a, t);
   h->rc = rtq_conn_command(h->conn, &a, NULL);
   rtq_argv_reset(&a);
   rtq_argv_add_str(&a, "PUBLISH");
-  rtq_argv_add(&a, ch.s, ch.len);
+  rtq__argv_add_key(&a, ch);
   rtq_argv_add_str(&a, ev);
   if (h->rc == 0) h->rc = rtq_conn_command(h->conn, &a, NULL);
   rtq_argv_destroy(&a);
@@ -308,7 +308,7 @@ static void *cancel_then_finish(void *arg) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "EXISTS");
-  rtq_argv_add(&a, flag.s, flag.len);
+  rtq__argv_add_key(&a, flag);
   redisReply *r = NULL;
   if (x->h.rc == 0) x->h.rc = rtq_conn_command(x->h.conn, &a, &r);
   if (x->h.rc == 0 && r->integer != 1) x->h.rc = RTQ_ESTATE;

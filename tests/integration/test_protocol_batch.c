@@ -41,8 +41,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void key(rtq_argv *a, rtq_key k) { rtq_argv_add(a, k.s, k.len); }
-
 static void create(const char *id, uint32_t max_retries) {
   rtq_task_options o;
   memset(&o, 0, sizeof o);
@@ -77,14 +75,14 @@ static redisReply *claim(const char **ids, redisReply **envs, int n) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 4 + n, true);
-  key(&a, rtq_keys_processing(&ks, WID));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
-  key(&a, rtq_keys_deadlines(&ks));
-  for (int i = 0; i < n; i++) key(&a, rtq_keys_task(&ks, ids[i]));
+  rtq__argv_add_key(&a, rtq_keys_processing(&ks, WID));
+  rtq__argv_add_key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
+  rtq__argv_add_key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
+  rtq__argv_add_key(&a, rtq_keys_deadlines(&ks));
+  for (int i = 0; i < n; i++) rtq__argv_add_key(&a, rtq_keys_task(&ks, ids[i]));
   rtq_argv_add_str(&a, WID);
   rtq_argv_add_str(&a, "300000");
-  key(&a, rtq_keys_chan_events(&ks));
+  rtq__argv_add_key(&a, rtq_keys_chan_events(&ks));
   for (int i = 0; i < n; i++) {
     rtq_argv_add_str(&a, ids[i]);
     rtq_argv_add(&a, envs[i]->str, envs[i]->len);

@@ -47,8 +47,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void key(rtq_argv *a, rtq_key k) { rtq_argv_add(a, k.s, k.len); }
-
 static void create(const char *id, const char *queue, uint64_t timeout_ms) {
   rtq_task_options o;
   memset(&o, 0, sizeof o);
@@ -65,7 +63,7 @@ static void lpush(const char *queue, const void *bytes, size_t len) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  key(&a, rtq_keys_queue(&ks, queue));
+  rtq__argv_add_key(&a, rtq_keys_queue(&ks, queue));
   rtq_argv_add(&a, bytes, len);
   redisReply *r = rtq_test_command_argv(rc_, &a);
   assert_int_equal(r->type, REDIS_REPLY_INTEGER);
@@ -139,15 +137,15 @@ static void take_begin_budget(rtq_argv *a, int nq, const char *timeout, const ch
                               const char *budget) {
   rtq_argv_init(a);
   rtq_script_argv(a, RTQ_SCRIPT_TAKE, 4 + nq, true);
-  key(a, rtq_keys_processing(&ks, WID));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
-  key(a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
-  key(a, rtq_keys_deadlines(&ks));
-  for (int i = 0; i < nq; i++) key(a, rtq_keys_queue(&ks, QUEUES[i]));
+  rtq__argv_add_key(a, rtq_keys_processing(&ks, WID));
+  rtq__argv_add_key(a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
+  rtq__argv_add_key(a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
+  rtq__argv_add_key(a, rtq_keys_deadlines(&ks));
+  for (int i = 0; i < nq; i++) rtq__argv_add_key(a, rtq_keys_queue(&ks, QUEUES[i]));
   rtq_argv_add_str(a, WID);
   rtq_argv_add_str(a, timeout);
-  key(a, rtq_keys_chan_events(&ks));
-  key(a, rtq_keys_task_prefix(&ks));
+  rtq__argv_add_key(a, rtq_keys_chan_events(&ks));
+  rtq__argv_add_key(a, rtq_keys_task_prefix(&ks));
   rtq_argv_add_str(a, max);
   rtq_argv_add_str(a, budget);
 }
@@ -474,14 +472,14 @@ static void test_protocol_take_malformed_call_moves_nothing(void **state) {
   /* A task key prefix of another namespace. */
   rtq_argv_init(&a);
   rtq_script_argv(&a, RTQ_SCRIPT_TAKE, 5, true);
-  key(&a, rtq_keys_processing(&ks, WID));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
-  key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
-  key(&a, rtq_keys_deadlines(&ks));
-  key(&a, rtq_keys_queue(&ks, QUEUES[0]));
+  rtq__argv_add_key(&a, rtq_keys_processing(&ks, WID));
+  rtq__argv_add_key(&a, rtq_keys_status(&ks, RTQ_STATUS_PENDING));
+  rtq__argv_add_key(&a, rtq_keys_status(&ks, RTQ_STATUS_RUNNING));
+  rtq__argv_add_key(&a, rtq_keys_deadlines(&ks));
+  rtq__argv_add_key(&a, rtq_keys_queue(&ks, QUEUES[0]));
   rtq_argv_add_str(&a, WID);
   rtq_argv_add_str(&a, "300000");
-  key(&a, rtq_keys_chan_events(&ks));
+  rtq__argv_add_key(&a, rtq_keys_chan_events(&ks));
   rtq_argv_add_str(&a, "other:task:");
   rtq_argv_add_str(&a, NO_LIMIT);
   rtq_argv_add_str(&a, "4194304");

@@ -33,7 +33,7 @@ static void push(const void *bytes, size_t len) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, q.s, q.len);
+  rtq__argv_add_key(&a, q);
   rtq_argv_add(&a, bytes, len);
   redisReply *r = rtq_test_command_argv(rc_, &a);
   assert_int_equal(r->type, REDIS_REPLY_INTEGER);
