@@ -59,12 +59,6 @@ rtq_argv *rtq__batch_add(rtq__batch *bt) {
   return a;
 }
 
-rtq_argv *rtq__batch_add_script(rtq__batch *bt, rtq_script_id id, int numkeys) {
-  rtq_argv *a = rtq__batch_add(bt);
-  if (a != NULL && rtq_script_argv(a, id, numkeys, false) != 0) bt->oom = 1;
-  return a;
-}
-
 int rtq__batch_run(rtq_conn *c, rtq__batch *bt) {
   if (bt->oom) return RTQ_ENOMEM;
   for (int i = 0; i < bt->n; i++) {

@@ -38,9 +38,6 @@ void rtq__batch_clear(rtq__batch *bt);
 /* Queues a new, empty command and returns it for the caller to fill; NULL
  * when out of memory (also remembered in bt->oom). Borrowed until clear. */
 rtq_argv *rtq__batch_add(rtq__batch *bt);
-/* Queues "EVALSHA <sha> <numkeys>" (EVAL while the SHA is unknown); the
- * caller appends the keys and arguments. NULL when out of memory. */
-rtq_argv *rtq__batch_add_script(rtq__batch *bt, rtq_script_id id, int numkeys);
 
 /*
  * Sends every queued command, then reads every reply into replies[] and

@@ -15,6 +15,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "calls.h"
 #include "scripts.h"
 
 #define CONNECT_BACKOFF_MIN_MS 100
@@ -262,35 +263,9 @@ int rtq_broker_promote_due(rtq_broker *b) {
 int rtq__queue_deadletter(rtq_broker *b, rtq__batch *bt, const char *payload, size_t len,
                           rtq_key from, const char *code, const char *reason,
                           const char *worker, const char *queue, const char *id) {
-  rtq_key task = rtq_keys_task(&b->keys, id);
-  rtq_key cancel = rtq_keys_cancel(&b->keys, id);
-  bool with_task = id[0] != '\0' && task.len > 0 && cancel.len > 0;
   if (rtq_validate_name(queue) != 0) queue = RTQ_BROKER_UNKNOWN_QUEUE;
-  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_DEADLETTER, with_task ? 10 : 3);
+  rtq_argv *a = rtq__batch_add(bt);
   if (a == NULL) return RTQ_ENOMEM;
-  int rc = rtq__argv_add_key(a, b->k.dead);
-  if (rc == 0) rc = rtq__argv_add_key(a, from);
-  if (rc == 0) rc = rtq__argv_add_key(a, b->k.stats);
-  if (rc == 0 && with_task) {
-    rtq__argv_add_key(a, task);
-    rtq__argv_add_key(a, b->k.status[RTQ_STATUS_PENDING]);
-    rtq__argv_add_key(a, b->k.status[RTQ_STATUS_RUNNING]);
-    rtq__argv_add_key(a, b->k.status[RTQ_STATUS_FAILED]);
-    rtq__argv_add_key(a, b->k.history);
-    rtq__argv_add_key(a, cancel);
-    rc = rtq__argv_add_key(a, b->k.deadlines);
-  }
-  if (rc != 0) return rc;
-  rtq_argv_add(a, payload, len);
-  rtq_argv_add_str(a, code);
-  rtq_argv_add_str(a, reason);
-  rtq_argv_add_str(a, worker);
-  rtq_argv_add_str(a, queue);
-  rtq_argv_add_str(a, with_task ? id : "");
-  rtq_argv_add_i64(a, b->o.config.task_result_ttl);
-  rtq_argv_add_str(a, b->o.config.enable_task_history ? "1" : "0");
-  rtq__argv_add_key(a, b->k.chan_events);
-  rtq_key chan_task = with_task ? rtq_keys_chan_task(&b->keys, id) : b->k.chan_events;
-  rc = rtq__argv_add_key(a, chan_task);
-  return a->oom ? RTQ_ENOMEM : rc;
+  return rtq__call_deadletter(a, &b->keys, false, from, payload, len, code, reason, worker, queue,
+                              id, b->o.config.task_result_ttl, b->o.config.enable_task_history);
 }

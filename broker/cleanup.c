@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "calls.h"
 #include "scripts.h"
 
 static rtq_key index_key(const rtq_broker *b, int idx) {
@@ -77,16 +78,8 @@ static int queue_forget(rtq_broker *b, rtq__batch *bt, const redisReply *id, con
     rtq_argv_add(a, id->str, id->len);
     return a->oom ? RTQ_ENOMEM : 0;
   }
-  if ((a = rtq__batch_add_script(bt, RTQ_SCRIPT_FORGET, 6)) == NULL) return RTQ_ENOMEM;
-  rtq__argv_add_key(a, rtq_keys_task(&b->keys, id->str));
-  rtq__argv_add_key(a, b->k.history);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_COMPLETED]);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_FAILED]);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_CANCELLED]);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_TIMEOUT]);
-  rtq_argv_add(a, id->str, id->len);
-  rtq_argv_add_str(a, mode);
-  return a->oom ? RTQ_ENOMEM : 0;
+  if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
+  return rtq__call_forget(a, &b->keys, false, id->str, strcmp(mode, "trim") == 0);
 }
 
 /* Counts the replies equal to 1 of a batch built by queue_forget: forget

@@ -12,33 +12,19 @@
 #include "internal.h"
 
 #include "log.h"
+#include "calls.h"
 #include "scripts.h"
 
-/* Where ARGV[1], the id, sits in an expire_running command: after EVALSHA,
- * the SHA, numkeys and the 8 keys. (rtq_argv keeps each argument
- * NUL-terminated.) */
-#define ID_ARG (3 + 8)
+/* Where ARGV[1], the id, sits in an expire_running command. (rtq_argv
+ * keeps each argument NUL-terminated.) */
+#define ID_ARG RTQ__EXPIRE_RUNNING_ID_ARG
 
 static int queue_expire(rtq_broker *b, rtq__batch *bt, const char *id) {
-  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_EXPIRE_RUNNING, 8);
+  rtq_argv *a = rtq__batch_add(bt);
   if (a == NULL) return RTQ_ENOMEM;
-  rtq__argv_add_key(a, rtq_keys_task(&b->keys, id));
-  rtq__argv_add_key(a, b->k.deadlines);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_RUNNING]);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_TIMEOUT]);
-  rtq__argv_add_key(a, b->k.history);
-  rtq__argv_add_key(a, rtq_keys_cancel(&b->keys, id));
-  rtq__argv_add_key(a, b->k.stats);
-  rtq__argv_add_key(a, b->k.workers);
-  rtq_argv_add_str(a, id);
-  rtq_argv_add_i64(a, b->o.timeout_grace_ms);
-  rtq_argv_add_i64(a, b->o.heartbeat_ttl_ms);
-  rtq_argv_add_i64(a, b->o.config.task_result_ttl);
-  rtq_argv_add_str(a, b->o.config.enable_task_history ? "1" : "0");
-  rtq__argv_add_key(a, b->k.chan_events);
-  rtq__argv_add_key(a, rtq_keys_chan_task(&b->keys, id));
-  rtq__argv_add_key(a, b->k.chan_cancel);
-  return a->oom ? RTQ_ENOMEM : 0;
+  return rtq__call_expire_running(a, &b->keys, false, id, b->o.timeout_grace_ms,
+                                  b->o.heartbeat_ttl_ms, b->o.config.task_result_ttl,
+                                  b->o.config.enable_task_history);
 }
 
 /* An id no key can be built for is removed from the set by itself. */

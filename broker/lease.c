@@ -18,18 +18,15 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "calls.h"
 #include "scripts.h"
 
-static int run_lease(rtq_broker *b, const char *op, long long *held) {
+static int run_lease(rtq_broker *b, bool acquire, long long *held) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_LEASE, 1, false);
-  rtq__argv_add_key(&a, b->k.lease);
-  rtq_argv_add_str(&a, b->id);
-  rtq_argv_add_i64(&a, b->o.lease_ttl_ms);
-  rtq_argv_add_str(&a, op);
   redisReply *r = NULL;
-  int rc = rtq_script_run(b->conn, &a, &r);
+  int rc = rtq__call_lease(&a, &b->keys, false, b->id, b->o.lease_ttl_ms, acquire);
+  if (rc == 0) rc = rtq_script_run(b->conn, &a, &r);
   rtq_argv_destroy(&a);
   if (rc == 0) *held = rtq__reply_int(r, 0);
   if (r != NULL) freeReplyObject(r);
@@ -66,7 +63,7 @@ int rtq_broker_lease_tick(rtq_broker *b) {
 
   long long held = 0;
   int rc = rtq__broker_connected(b);
-  if (rc == 0) rc = run_lease(b, "acquire", &held);
+  if (rc == 0) rc = run_lease(b, true, &held);
   if (rc != 0) {
     if (b->leader && rtq__mono_ms() >= b->lease_valid_until) {
       b->leader = false;
@@ -94,7 +91,7 @@ int rtq_broker_lease_release(rtq_broker *b) {
   if (b->o.ignore_lease || !b->leader || b->conn == NULL) return 0;
   b->leader = false;
   long long released = 0;
-  int rc = run_lease(b, "release", &released);
+  int rc = run_lease(b, false, &released);
   if (rc == 0 && released == 1)
     rtq_log(RTQ_LOG_INFO, "released the leader lease", "broker", b->id, NULL);
   return rc;

@@ -17,6 +17,7 @@
 
 #include "envelope.h"
 #include "log.h"
+#include "calls.h"
 #include "scripts.h"
 
 static int queue_one(rtq_broker *b, rtq__batch *bt, const redisReply *env) {
@@ -26,15 +27,9 @@ static int queue_one(rtq_broker *b, rtq__batch *bt, const redisReply *env) {
   int err = rtq_envelope_decode(env->str, env->len, (size_t)b->o.max_payload, &e, why, sizeof why);
   int rc = 0;
   if (err == 0) {
-    rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_PROMOTE, 2);
-    if (a == NULL) {
-      rc = RTQ_ENOMEM;
-    } else {
-      rtq__argv_add_key(a, b->k.delayed);
-      rc = rtq__argv_add_key(a, rtq_keys_queue(&b->keys, e.queue));
-      rtq_argv_add(a, env->str, env->len);
-      if (rc == 0 && a->oom) rc = RTQ_ENOMEM;
-    }
+    rtq_argv *a = rtq__batch_add(bt);
+    rc = a == NULL ? RTQ_ENOMEM
+                   : rtq__call_promote(a, &b->keys, false, e.queue, env->str, env->len);
   } else {
     /* No queue to put it on: deadletter.lua takes it out of the set and
      * keeps it in P:dead in one step. */

@@ -37,6 +37,7 @@
 #include "defaults.h"
 #include "envelope.h"
 #include "log.h"
+#include "calls.h"
 #include "scripts.h"
 
 /* What the broker learnt about one envelope while building the batch. */
@@ -51,33 +52,12 @@ typedef struct tally {
 
 static int queue_recover(rtq_broker *b, rtq__batch *bt, const rtq_envelope *e, const char *env,
                          size_t len, rtq_key proc, const char *wid) {
-  rtq_key task = rtq_keys_task(&b->keys, e->id);
-  rtq_key cancel = rtq_keys_cancel(&b->keys, e->id);
-  rtq_argv *a = rtq__batch_add_script(bt, RTQ_SCRIPT_RECOVER, 13);
+  (void)proc; /* the processing list of wid: the builder makes the same key */
+  rtq_argv *a = rtq__batch_add(bt);
   if (a == NULL) return RTQ_ENOMEM;
-  rtq__argv_add_key(a, proc);
-  rtq__argv_add_key(a, task);
-  int rc = rtq__argv_add_key(a, rtq_keys_queue(&b->keys, e->queue));
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_PENDING]);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_RUNNING]);
-  rtq__argv_add_key(a, b->k.deadlines);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_FAILED]);
-  rtq__argv_add_key(a, b->k.history);
-  rtq__argv_add_key(a, b->k.stats);
-  rtq__argv_add_key(a, cancel);
-  rtq__argv_add_key(a, b->k.dead);
-  rtq__argv_add_key(a, b->k.status[RTQ_STATUS_CANCELLED]);
-  rtq__argv_add_key(a, b->k.delayed);
-  rtq_argv_add(a, env, len);
-  rtq_argv_add_str(a, e->id);
-  rtq_argv_add_str(a, wid);
-  rtq_argv_add_i64(a, b->o.max_deliveries);
-  rtq_argv_add_i64(a, b->o.config.task_result_ttl);
-  rtq_argv_add_str(a, b->o.config.enable_task_history ? "1" : "0");
-  rtq__argv_add_key(a, b->k.chan_events);
-  rtq__argv_add_key(a, rtq_keys_chan_task(&b->keys, e->id));
-  if (rc != 0) return rc;
-  return a->oom ? RTQ_ENOMEM : 0;
+  return rtq__call_recover(a, &b->keys, false, wid, e->id, e->queue, env, len,
+                           b->o.max_deliveries, b->o.config.task_result_ttl,
+                           b->o.config.enable_task_history);
 }
 
 /* Queues the step for one envelope of a dead worker's list. */

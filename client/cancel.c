@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "defaults.h"
+#include "calls.h"
 #include "scripts.h"
 
 static int reply_is(const redisReply *e, const char *s) {
@@ -23,28 +24,19 @@ RTQ_EXTERN int rtq_cancel_task(rtq_client *c, const char *id, int *requested) {
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
-  const rtq_keys *k = &c->keys;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_CANCEL, 7, false);
-  rtq__argv_add_key(&a, rtq_keys_task(k, id));
-  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
-  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_CANCELLED));
-  rtq__argv_add_key(&a, rtq_keys_history(k));
-  rtq__argv_add_key(&a, rtq_keys_cancel(k, id));
-  rtq__argv_add_key(&a, rtq_keys_stats(k));
-  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
-  rtq_argv_add_str(&a, id);
-  rtq_argv_add_i64(&a, c->result_ttl_s);
-  rtq_argv_add_str(&a, c->history ? "1" : "0");
-  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
-  rtq__argv_add_key(&a, rtq_keys_chan_task(k, id));
-  rtq__argv_add_key(&a, rtq_keys_chan_cancel(k));
-  rtq_argv_add_i64(&a, RTQ_CANCEL_FLAG_TTL_MS);
+  int rc = rtq__call_cancel(&a, &c->keys, false, id, c->result_ttl_s, c->history != 0,
+                            RTQ_CANCEL_FLAG_TTL_MS);
+  if (rc != 0) {
+    rtq_argv_destroy(&a);
+    rtq__client_err(c, "%s", rtq_strerror(rc));
+    return rc;
+  }
 
   rtq_conn *conn = NULL;
   redisReply *r = NULL;
-  int rc = rtq__pool_get(c, &conn);
+  rc = rtq__pool_get(c, &conn);
   /* Not resent on a lost connection: a second run would report the
    * first one's outcome as RTQ_ESTATE. */
   if (rc == 0 && (rc = rtq_script_run(conn, &a, &r)) != 0)

@@ -17,6 +17,7 @@
 
 #include "envelope.h"
 #include "ids.h"
+#include "calls.h"
 #include "scripts.h"
 
 static int check_options(rtq_client *c, const rtq_task_options *o) {
@@ -131,23 +132,13 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
   }
   if (rc == 0) {
     int keys_before = k->keys.argc, vals_before = k->vals.argc;
-    rtq__argv_add_key(&k->keys, rtq_keys_task(&c->keys, e.id));
-    rtq__argv_add_key(&k->keys, rtq_keys_queue(&c->keys, queue));
-    rtq_argv *a = &k->vals;
-    rtq_argv_add_str(a, e.id);
-    rtq_argv_add_str(a, name);
-    rtq_argv_add_str(a, queue);
-    rtq_argv_add(a, env, envlen);
-    rtq_argv_add(a, abuf, alen);
-    rtq_argv_add_u64(a, o->timeout_ms);
-    rtq_argv_add_u64(a, o->max_retries);
-    rtq_argv_add_u64(a, o->result_ttl_s);
-    rtq_argv_add_u64(a, o->delay_ms);
-    rtq_argv_add_u64(a, o->run_at_ms);
-    rtq_argv_add_u64(a, o->retry_backoff_ms);
-    if (k->keys.oom || k->vals.oom) {
-      rtq__client_err(c, "out of memory");
-      rc = RTQ_ENOMEM;
+    rtq__create_task t = {.id = e.id, .name = name, .queue = queue, .env = env,
+                          .env_len = envlen, .args = abuf, .args_len = alen,
+                          .timeout_ms = o->timeout_ms, .max_retries = o->max_retries,
+                          .result_ttl_s = o->result_ttl_s, .delay_ms = o->delay_ms,
+                          .run_at_ms = o->run_at_ms, .retry_backoff_ms = o->retry_backoff_ms};
+    if ((rc = rtq__call_create_task(&k->keys, &k->vals, &c->keys, &t)) != 0) {
+      rtq__client_err(c, "%s", rtq_strerror(rc));
       while (k->keys.argc > keys_before) rtq_argv_pop(&k->keys);
       while (k->vals.argc > vals_before) rtq_argv_pop(&k->vals);
     } else {
@@ -171,20 +162,9 @@ static int prepare(rtq_client *c, const char *name, const rtq_args *args,
 
 /* Builds the create.lua command for the tasks gathered in k into a. */
 static int build_call(rtq_client *c, const create_call *k, bool use_eval, rtq_argv *a) {
-  rtq_argv_reset(a);
-  rtq_script_argv(a, RTQ_SCRIPT_CREATE, 4 + k->keys.argc, use_eval);
-  rtq__argv_add_key(a, rtq_keys_delayed(&c->keys));
-  rtq__argv_add_key(a, rtq_keys_status(&c->keys, RTQ_STATUS_PENDING));
-  rtq__argv_add_key(a, rtq_keys_queues(&c->keys));
-  rtq__argv_add_key(a, rtq_keys_stats(&c->keys));
-  for (int i = 0; i < k->keys.argc; i++) rtq_argv_add(a, k->keys.argv[i], k->keys.argvlen[i]);
-  rtq__argv_add_key(a, rtq_keys_chan_events(&c->keys));
-  for (int i = 0; i < k->vals.argc; i++) rtq_argv_add(a, k->vals.argv[i], k->vals.argvlen[i]);
-  if (a->oom) {
-    rtq__client_err(c, "out of memory");
-    return RTQ_ENOMEM;
-  }
-  return 0;
+  int rc = rtq__call_create(a, &c->keys, use_eval, &k->keys, &k->vals);
+  if (rc != 0) rtq__client_err(c, "%s", rtq_strerror(rc));
+  return rc;
 }
 
 /* Reads one task's entry of create.lua's reply: {1, created_at} or
@@ -330,11 +310,13 @@ RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   /* Replies for what was sent, in order; a NOSCRIPT call is sent again
    * with EVAL (which also caches the script) after the pipeline. */
   bool *noscript = calloc(nchunks, sizeof *noscript);
+  bool use_eval = false;
   for (size_t k = 0; k < nchunks; k++) {
     if (chunks[k].call.ntasks == 0) continue;
     redisReply *r = NULL;
     int crc = k < sent ? rtq_conn_get_reply(conn, &r) : (rc != 0 ? rc : RTQ_ECONN);
-    if (crc == RTQ_EREDIS && rtq_reply_is_noscript(r) && noscript != NULL) noscript[k] = true;
+    if (crc == RTQ_EREDIS && noscript != NULL && rtq_script_fallback(&use_eval, r, NULL))
+      noscript[k] = true;
     else settle_chunk(c, conn, &chunks[k], specs, r, crc, &f);
     if (r != NULL) freeReplyObject(r);
     if (crc == RTQ_ECONN && k < sent) rc = RTQ_ECONN, sent = k + 1;
@@ -342,7 +324,7 @@ RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   for (size_t k = 0; noscript != NULL && k < nchunks; k++) {
     if (!noscript[k]) continue;
     redisReply *r = NULL;
-    int crc = build_call(c, &chunks[k].call, true, &chunks[k].cmd);
+    int crc = build_call(c, &chunks[k].call, use_eval, &chunks[k].cmd);
     if (crc == 0) crc = rtq_conn_command(conn, &chunks[k].cmd, &r);
     settle_chunk(c, conn, &chunks[k], specs, r, crc, &f);
     if (r != NULL) freeReplyObject(r);

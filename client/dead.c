@@ -139,14 +139,14 @@ RTQ_EXTERN int rtq_dead_list(rtq_client *c, size_t offset, size_t limit, rtq_dea
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LLEN");
-  rtq_argv_add(&a, k.s, k.len);
+  rtq__argv_add_key(&a, k);
   redisReply *len = NULL, *r = NULL;
   int rc = rtq__client_command(c, &a, &len);
   rtq_argv_destroy(&a);
   if (rc == 0) {
     rtq_argv_init(&a);
     rtq_argv_add_str(&a, "LRANGE");
-    rtq_argv_add(&a, k.s, k.len);
+    rtq__argv_add_key(&a, k);
     rtq_argv_add_u64(&a, offset);
     rtq_argv_add_u64(&a, offset + limit - 1);
     rc = rtq__client_command(c, &a, &r);
@@ -195,7 +195,7 @@ RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) 
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LINDEX");
-  rtq_argv_add(&a, k.s, k.len);
+  rtq__argv_add_key(&a, k);
   rtq_argv_add_u64(&a, index);
   redisReply *r = NULL;
   int rc = rtq__client_command(c, &a, &r);

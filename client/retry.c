@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "calls.h"
 #include "scripts.h"
 
 static int retryable(rtq_status s) {
@@ -56,21 +57,15 @@ static int run_retry(rtq_client *c, const rtq_task *t, int *changed) {
   *changed = 0;
   int rc = rebuild_envelope(c, t, &env, &envlen);
   if (rc != 0) return rc;
-  const rtq_keys *k = &c->keys;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_RETRY, 6, false);
-  rtq__argv_add_key(&a, rtq_keys_task(k, t->id));
-  rtq__argv_add_key(&a, rtq_keys_queue(k, t->queue));
-  rtq__argv_add_key(&a, rtq_keys_status(k, t->status));
-  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
-  rtq__argv_add_key(&a, rtq_keys_history(k));
-  rtq__argv_add_key(&a, rtq_keys_cancel(k, t->id));
-  rtq_argv_add_str(&a, t->id);
-  rtq_argv_add(&a, env, envlen);
-  rtq_argv_add_str(&a, rtq_status_name(t->status));
-  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
+  rc = rtq__call_retry(&a, &c->keys, false, t->id, t->queue, env, envlen, t->status);
   free(env);
+  if (rc != 0) {
+    rtq_argv_destroy(&a);
+    rtq__client_err(c, "%s", rtq_strerror(rc));
+    return rc;
+  }
 
   rtq_conn *conn = NULL;
   redisReply *r = NULL;

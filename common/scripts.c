@@ -101,6 +101,13 @@ bool rtq_reply_is_noscript(const redisReply *r) {
   return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
+bool rtq_script_fallback(bool *use_eval, const redisReply *r, bool *was) {
+  if (was != NULL) *was = *use_eval;
+  if (!rtq_reply_is_noscript(r)) return false;
+  *use_eval = true;
+  return true;
+}
+
 /* The script whose SHA is argv[1] of an EVALSHA, or -1. */
 static int script_of(const rtq_argv *a) {
   if (a->argc < 2 || a->argvlen[1] != 40) return -1;

@@ -67,6 +67,16 @@ int rtq_script_argv(rtq_argv *a, rtq_script_id id, int numkeys, bool use_eval);
 bool rtq_reply_is_noscript(const redisReply *r);
 
 /*
+ * The NOSCRIPT fallback of a caller that cannot resend on the spot (a
+ * pipeline, an async connection): true when r is a NOSCRIPT reply, and
+ * *use_eval is then set, so that the caller builds the command again (and
+ * every later one, until it decides otherwise) with EVAL, which also puts
+ * the script back in the server's cache. *was tells whether use_eval was
+ * already set (to log the first fallback once); was may be NULL.
+ */
+bool rtq_script_fallback(bool *use_eval, const redisReply *r, bool *was);
+
+/*
  * Runs a script built by rtq_script_argv on a blocking connection: sends
  * EVALSHA, and on NOSCRIPT rewrites argv[0..1] to EVAL/body (argv stays in
  * that form) and resends. Same returns and reply ownership as

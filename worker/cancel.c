@@ -94,7 +94,7 @@ static void check_flags(rtq_worker *w) {
   for (rtq__job *j = w->jobs; j != NULL && fc->n < n; j = j->next) {
     if (j->state != RTQ__JOB_RUNNING || j->stop_reason != RTQ__STOP_NONE) continue;
     rtq_key k = rtq_keys_cancel(&w->keys, j->id);
-    rtq__argv_key(w, &k);
+    rtq__argv_add_key(&w->argv, k);
     memcpy(fc->ids[fc->n++], j->id, sizeof fc->ids[0]);
   }
   if (rtq__rconn_send(w->cmd, &w->argv, on_flags, fc, 0) != 0) {

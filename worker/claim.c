@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "defaults.h"
 #include "internal.h"
 #include "log.h"
@@ -338,26 +339,16 @@ static void on_claims(rtq_worker *w, redisReply *r, void *pd) {
 
 /* One claim.lua call for the jobs of cs (1..RTQ__BATCH_MAX); takes cs. */
 static void send_claims(rtq_worker *w, claimset *cs) {
-  rtq__script_begin(w, RTQ_SCRIPT_CLAIM, 4 + cs->n);
-  rtq__argv_key(w, &w->k_processing);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
-  rtq__argv_key(w, &w->k_deadlines);
-  for (int i = 0; i < cs->n; i++) {
-    rtq_key task = rtq_keys_task(&w->keys, cs->jobs[i]->id);
-    rtq__argv_key(w, &task);
-  }
-  rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.default_timeout_s * 1000u);
-  rtq__argv_key(w, &w->k_events);
+  rtq__claim_task t[RTQ__BATCH_MAX];
   for (int i = 0; i < cs->n; i++) {
     rtq__job *j = cs->jobs[i];
-    rtq_argv_add_str(&w->argv, j->id);
-    rtq_argv_add(&w->argv, j->env, j->env_len);
+    t[i] = (rtq__claim_task){j->id, j->env, j->env_len};
     rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
     j->claimed_running = w->phase == RTQ__RUN;
   }
-  if (rtq__rconn_send(w->cmd, &w->argv, on_claims, cs, 0) != 0) {
+  if (rtq__call_claim(&w->argv, &w->keys, w->use_eval, w->id,
+                      (uint64_t)w->o.default_timeout_s * 1000u, t, cs->n) != 0 ||
+      rtq__rconn_send(w->cmd, &w->argv, on_claims, cs, 0) != 0) {
     for (int i = 0; i < cs->n; i++) lost_track(w, cs->jobs[i]);
     free(cs);
     return;
@@ -385,20 +376,10 @@ static void send_claim(rtq_worker *w, rtq__job *j) {
 #define TAKE_REPLY_BUDGET (4u * 1024u * 1024u)
 
 static void send_take(rtq_worker *w, rtq__round *round) {
-  rtq__script_begin(w, RTQ_SCRIPT_TAKE, 4 + w->queues.n);
-  rtq__argv_key(w, &w->k_processing);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
-  rtq__argv_key(w, &w->k_deadlines);
-  for (int i = 0; i < w->queues.n; i++) rtq__argv_key(w, &w->k_queue[i]);
-  rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.default_timeout_s * 1000u);
-  rtq__argv_key(w, &w->k_events);
-  rtq__argv_key(w, &w->k_task_prefix);
-  rtq_argv_add_u64(&w->argv, w->o.max_payload);
-  rtq_argv_add_u64(&w->argv, TAKE_REPLY_BUDGET);
-  for (int i = 0; i < round->n; i++) rtq_argv_add_i64(&w->argv, round->qidx[i] + 1);
-  if (rtq__rconn_send(w->cmd, &w->argv, on_take, round, 0) != 0) {
+  if (rtq__call_take(&w->argv, &w->keys, w->use_eval, w->id,
+                     (uint64_t)w->o.default_timeout_s * 1000u, w->queue_names, w->queues.n,
+                     w->o.max_payload, TAKE_REPLY_BUDGET, round->qidx, round->n) != 0 ||
+      rtq__rconn_send(w->cmd, &w->argv, on_take, round, 0) != 0) {
     /* Nothing left: the next round tries again. */
     w->reserved -= round->n;
     round->n = 0;
@@ -509,7 +490,7 @@ static void send_adopt(rtq_worker *w, rtq__job *j) {
   rtq_key task = rtq_keys_task(&w->keys, j->id);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HMGET");
-  rtq__argv_key(w, &task);
+  rtq__argv_add_key(&w->argv, task);
   rtq_argv_add_str(&w->argv, "status");
   rtq_argv_add_str(&w->argv, "worker");
   rtq_argv_add_str(&w->argv, "attempt");
@@ -554,7 +535,7 @@ void rtq__reconcile_pump(rtq_worker *w) {
   if (!rtq__rconn_up(w->cmd) || rtq__mono_ms() < w->reconcile_at) return;
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "LRANGE");
-  rtq__argv_key(w, &w->k_processing);
+  rtq__argv_add_key(&w->argv, w->k_processing);
   rtq_argv_add_str(&w->argv, "0");
   rtq_argv_add_str(&w->argv, "-1");
   if (rtq__rconn_send(w->cmd, &w->argv, on_reconcile, NULL, 0) != 0) return;

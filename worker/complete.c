@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "defaults.h"
 #include "internal.h"
 #include "log.h"
@@ -146,25 +147,6 @@ static uint64_t jitter_ms(rtq_worker *w) {
   return w->rng % (RTQ_RETRY_BACKOFF_MS / 2);
 }
 
-/* finish.lua's optional fields of one task: name/value pairs, NULL or
- * empty values left out. */
-typedef struct optset {
-  int n;
-  const char *name[7], *val[7];
-  size_t len[7];
-} optset;
-
-static void opt_add(optset *o, const char *name, const char *val, size_t len) {
-  if (val == NULL || len == 0) return;
-  o->name[o->n] = name;
-  o->val[o->n] = val;
-  o->len[o->n++] = len;
-}
-
-static void opt_add_str(optset *o, const char *name, const char *val) {
-  opt_add(o, name, val, val ? strlen(val) : 0);
-}
-
 /* The jobs of one finish.lua call, in the order of its reply. */
 typedef struct finishset {
   int n;
@@ -186,54 +168,30 @@ static void on_finishes(rtq_worker *w, redisReply *r, void *pd);
 
 static int send_finishes(rtq_worker *w, finishset *fs) {
   char pct[16];
-  rtq__script_begin(w, RTQ_SCRIPT_FINISH, 11);
-  rtq__argv_key(w, &w->k_processing);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
-  rtq__argv_key(w, &w->k_deadlines);
-  rtq__argv_key(w, &w->k_history);
-  rtq__argv_key(w, &w->k_stats);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
-  rtq__argv_key(w, &w->k_delayed);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_COMPLETED]);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_FAILED]);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_CANCELLED]);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_TIMEOUT]);
-  rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.result_ttl_s);
-  rtq_argv_add_str(&w->argv, w->o.history ? "1" : "0");
-  rtq__argv_key(w, &w->k_events);
-  rtq__argv_key(w, &w->k_task_prefix);
-  rtq__argv_key(w, &w->k_cancel_prefix);
-  rtq__argv_key(w, &w->k_chan_task_prefix);
-  for (int i = 0; i < fs->n; i++) {
+  int rc = rtq__call_finish(&w->argv, &w->keys, w->use_eval, w->id, w->o.result_ttl_s,
+                            w->o.history);
+  for (int i = 0; rc == 0 && i < fs->n; i++) {
     const rtq__job *j = fs->jobs[i];
     const rtq__outcome *o = &j->out;
     char jitter[24];
-    optset opt = {0};
-    opt_add_str(&opt, "error_code", o->code);
-    opt_add_str(&opt, "error_message", o->message);
-    opt_add(&opt, "error_details", o->details, o->details_len);
-    opt_add_str(&opt, "error_traceback", o->traceback);
+    rtq__finish_task t = {.id = j->id, .env = j->env, .env_len = j->env_len,
+                          .attempt = j->attempt, .status = o->status, .result = o->result,
+                          .result_len = o->result_len};
+    rtq__finish_field_str(&t, "error_code", o->code);
+    rtq__finish_field_str(&t, "error_message", o->message);
+    rtq__finish_field(&t, "error_details", o->details, o->details_len);
+    rtq__finish_field_str(&t, "error_traceback", o->traceback);
     if (j->prog.pending) {
-      opt_add_str(&opt, "progress", rtq__pct_format(j->prog.pct, pct));
-      opt_add_str(&opt, "progress_message", j->prog.msg);
+      rtq__finish_field_str(&t, "progress", rtq__pct_format(j->prog.pct, pct));
+      rtq__finish_field_str(&t, "progress_message", j->prog.msg);
     }
     if (o->status == RTQ_STATUS_FAILED) {
       snprintf(jitter, sizeof jitter, "%" PRIu64, jitter_ms(w));
-      opt_add_str(&opt, "jitter", jitter);
+      rtq__finish_field_str(&t, "jitter", jitter);
     }
-    rtq_argv_add_str(&w->argv, j->id);
-    rtq_argv_add(&w->argv, j->env, j->env_len);
-    rtq_argv_add_u64(&w->argv, j->attempt);
-    rtq_argv_add_str(&w->argv, rtq_status_name(o->status));
-    rtq_argv_add(&w->argv, o->result ? o->result : "", o->result ? o->result_len : 0);
-    rtq_argv_add_i64(&w->argv, opt.n);
-    for (int k = 0; k < opt.n; k++) {
-      rtq_argv_add_str(&w->argv, opt.name[k]);
-      rtq_argv_add(&w->argv, opt.val[k], opt.len[k]);
-    }
+    rc = rtq__call_finish_task(&w->argv, &t);
   }
-  return rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
+  return rc != 0 ? rc : rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
 }
 
 /* A write that failed with an error reply (OOM under noeviction, a
@@ -299,20 +257,9 @@ static void on_finishes(rtq_worker *w, redisReply *r, void *pd) {
 static void on_requeue(rtq_worker *w, redisReply *r, void *pd);
 
 static int send_requeue(rtq_worker *w, rtq__job *j) {
-  rtq_key task = rtq_keys_task(&w->keys, j->id), queue = rtq_keys_queue(&w->keys, j->e.queue);
-  rtq__script_begin(w, RTQ_SCRIPT_REQUEUE, 6);
-  rtq__argv_key(w, &task);
-  rtq__argv_key(w, &w->k_processing);
-  rtq__argv_key(w, &queue);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
-  rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
-  rtq__argv_key(w, &w->k_deadlines);
-  rtq_argv_add_str(&w->argv, j->id);
-  rtq_argv_add(&w->argv, j->env, j->env_len);
-  rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_u64(&w->argv, j->attempt);
-  rtq__argv_key(w, &w->k_events);
-  return rtq__rconn_send(w->cmd, &w->argv, on_requeue, j, 0);
+  int rc = rtq__call_requeue(&w->argv, &w->keys, w->use_eval, j->id, j->e.queue, j->env,
+                             j->env_len, w->id, j->attempt);
+  return rc != 0 ? rc : rtq__rconn_send(w->cmd, &w->argv, on_requeue, j, 0);
 }
 
 static void on_requeue(rtq_worker *w, redisReply *r, void *pd) {

@@ -13,6 +13,8 @@
 #include <stdio.h>
 
 #include "internal.h"
+
+#include "calls.h"
 #include "log.h"
 #include "scripts.h"
 
@@ -38,41 +40,9 @@ void rtq__deadletter(rtq_worker *w, const char *env, size_t len, const char *cod
   snprintf(size, sizeof size, "%zu", len);
   rtq_log(RTQ_LOG_WARNING, "dead-lettering a bad envelope", "code", code, "reason", reason, "task",
           id, "queue", queue, "bytes", size, NULL);
-  rtq_key task = {0}, cancel = {0};
-  if (id != NULL) {
-    task = rtq_keys_task(&w->keys, id);
-    cancel = rtq_keys_cancel(&w->keys, id);
-  }
-  bool with_task = task.len > 0 && cancel.len > 0;
-  rtq__script_begin(w, RTQ_SCRIPT_DEADLETTER, with_task ? 10 : 3);
-  rtq__argv_key(w, &w->k_dead);
-  rtq__argv_key(w, &w->k_processing);
-  rtq__argv_key(w, &w->k_stats);
-  if (with_task) {
-    rtq__argv_key(w, &task);
-    rtq__argv_key(w, &w->k_status[RTQ_STATUS_PENDING]);
-    rtq__argv_key(w, &w->k_status[RTQ_STATUS_RUNNING]);
-    rtq__argv_key(w, &w->k_status[RTQ_STATUS_FAILED]);
-    rtq__argv_key(w, &w->k_history);
-    rtq__argv_key(w, &cancel);
-    rtq__argv_key(w, &w->k_deadlines);
-  }
-  rtq_argv_add(&w->argv, env, len);
-  rtq_argv_add_str(&w->argv, code);
-  rtq_argv_add_str(&w->argv, reason);
-  rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_str(&w->argv, queue);
-  rtq_argv_add_str(&w->argv, with_task ? id : "");
-  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.result_ttl_s);
-  rtq_argv_add_str(&w->argv, w->o.history ? "1" : "0");
-  rtq__argv_key(w, &w->k_events);
-  if (with_task) {
-    rtq_key chan = rtq_keys_chan_task(&w->keys, id);
-    rtq__argv_key(w, &chan);
-  } else {
-    rtq_argv_add_str(&w->argv, "");
-  }
-  if (rtq__rconn_send(w->cmd, &w->argv, on_dead, NULL, 0) != 0) {
+  if (rtq__call_deadletter(&w->argv, &w->keys, w->use_eval, w->k_processing, env, len, code,
+                           reason, w->id, queue, id, w->o.result_ttl_s, w->o.history) != 0 ||
+      rtq__rconn_send(w->cmd, &w->argv, on_dead, NULL, 0) != 0) {
     w->need_reconcile = true;
   } else {
     w->claims_in_flight++;

@@ -10,10 +10,13 @@
  * On a clean exit the record is deleted (DEL + ZREM) once the processing
  * list is known to be empty.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+#include "calls.h"
 #include "log.h"
 #include "scripts.h"
 
@@ -44,14 +47,9 @@ static void on_heartbeat(rtq_worker *w, redisReply *r, void *pd) {
   w->hb_ok = true;
 }
 
-static void field_u64(rtq_worker *w, const char *name, uint64_t v) {
-  rtq_argv_add_str(&w->argv, name);
-  rtq_argv_add_u64(&w->argv, v);
-}
-
-static void field_str(rtq_worker *w, const char *name, const char *v) {
-  rtq_argv_add_str(&w->argv, name);
-  rtq_argv_add_str(&w->argv, v);
+static const char *u64s(uint64_t v, char buf[24]) {
+  snprintf(buf, 24, "%" PRIu64, v);
+  return buf;
 }
 
 void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
@@ -59,23 +57,24 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
   if (w->phase == RTQ__DONE) return;
   char queues[2048];
   rtq__queues_describe(&w->queues, queues, sizeof queues);
-  rtq__script_begin(w, RTQ_SCRIPT_HEARTBEAT, 2);
-  rtq__argv_key(w, &w->k_worker);
-  rtq__argv_key(w, &w->k_workers);
-  rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_u64(&w->argv, (uint64_t)w->o.heartbeat_ttl_ms);
-  field_str(w, "host", w->host);
-  field_u64(w, "pid", (uint64_t)getpid());
-  field_str(w, "queues", queues);
-  field_str(w, "strict", w->o.strict_priority ? "1" : "0");
-  field_u64(w, "busy", (uint64_t)w->running_jobs);
-  field_u64(w, "slots", (uint64_t)w->o.concurrency);
-  field_u64(w, "started_at", w->started_at_ms);
-  field_str(w, "isolation", w->o.isolation == RTQ_ISOLATION_PROCESS ? "process" : "thread");
-  field_str(w, "version", RTQ_VERSION_STRING);
-  field_u64(w, "max_history", (uint64_t)w->o.max_history);
-  field_str(w, "state", w->phase == RTQ__RUN ? "running" : "stopping");
-  if (rtq__rconn_send(w->cmd, &w->argv, on_heartbeat, NULL, 0) != 0) return;
+  char pid[24], busy[24], slots[24], started[24], maxhist[24];
+  const rtq__hb_field fields[] = {
+      {"host", w->host},
+      {"pid", u64s((uint64_t)getpid(), pid)},
+      {"queues", queues},
+      {"strict", w->o.strict_priority ? "1" : "0"},
+      {"busy", u64s((uint64_t)w->running_jobs, busy)},
+      {"slots", u64s((uint64_t)w->o.concurrency, slots)},
+      {"started_at", u64s(w->started_at_ms, started)},
+      {"isolation", w->o.isolation == RTQ_ISOLATION_PROCESS ? "process" : "thread"},
+      {"version", RTQ_VERSION_STRING},
+      {"max_history", u64s((uint64_t)w->o.max_history, maxhist)},
+      {"state", w->phase == RTQ__RUN ? "running" : "stopping"},
+  };
+  if (rtq__call_heartbeat(&w->argv, &w->keys, w->use_eval, w->id, w->o.heartbeat_ttl_ms, fields,
+                          (int)(sizeof fields / sizeof fields[0])) != 0 ||
+      rtq__rconn_send(w->cmd, &w->argv, on_heartbeat, NULL, 0) != 0)
+    return;
   w->hb_in_flight = true;
   w->next_heartbeat = now + (uint64_t)w->o.heartbeat_interval_ms;
 }
@@ -96,12 +95,12 @@ void rtq__worker_record_delete(rtq_worker *w) {
   w->record_delete_failed = false;
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "DEL");
-  rtq__argv_key(w, &w->k_worker);
+  rtq__argv_add_key(&w->argv, w->k_worker);
   if (rtq__rconn_send(w->cmd, &w->argv, on_deleted, NULL, 0) != 0) return;
   w->record_delete_pending++;
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "ZREM");
-  rtq__argv_key(w, &w->k_workers);
+  rtq__argv_add_key(&w->argv, w->k_workers);
   rtq_argv_add_str(&w->argv, w->id);
   if (rtq__rconn_send(w->cmd, &w->argv, on_deleted, NULL, 0) == 0) w->record_delete_pending++;
 }

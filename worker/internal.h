@@ -183,11 +183,11 @@ struct rtq_worker {
   char id[RTQ_NAME_MAX + 1];
   char host[256];
   uint64_t started_at_ms;        /* wall clock */
-  /* keys used on every call, built once */
-  rtq_key k_processing, k_worker, k_workers, k_events, k_cancel_chan, k_dead, k_stats,
-      k_deadlines, k_delayed, k_history, k_task_prefix, k_cancel_prefix, k_chan_task_prefix,
-      k_status[RTQ_STATUS_COUNT];
+  /* Keys of its own the worker uses outside the script calls (calls.h
+   * builds those): BLMOVE, LRANGE, the record's DEL, SUBSCRIBE. */
+  rtq_key k_processing, k_worker, k_workers, k_cancel_chan;
   rtq_key *k_queue;              /* per queue */
+  const char **queue_names;      /* per queue, into queues.q[i].name (take.lua) */
 
   rtq__handler *handlers;
   size_t nhandlers, caphandlers;
@@ -250,9 +250,6 @@ struct rtq_worker {
 void rtq__note_payload(rtq_worker *w, size_t len);
 void rtq__set_err(rtq_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name);
-/* Starts a script call in w->argv (EVALSHA, or EVAL after a NOSCRIPT). */
-void rtq__script_begin(rtq_worker *w, int script, int numkeys);
-void rtq__argv_key(rtq_worker *w, const rtq_key *k);
 /* Handles a NOSCRIPT reply: true when r is one (the caller then resends). */
 bool rtq__noscript(rtq_worker *w, const redisReply *r);
 int rtq__free_slots(const rtq_worker *w);

@@ -7,6 +7,8 @@
  * keeps its new owner's progress.
  */
 #include "internal.h"
+
+#include "calls.h"
 #include "log.h"
 #include "scripts.h"
 
@@ -18,17 +20,10 @@ static void on_progress(rtq_worker *w, redisReply *r, void *pd) {
 }
 
 static void send_progress(rtq_worker *w, rtq__job *j) {
-  rtq_key task = rtq_keys_task(&w->keys, j->id);
   char pct[16];
-  rtq__script_begin(w, RTQ_SCRIPT_PROGRESS, 1);
-  rtq__argv_key(w, &task);
-  rtq_argv_add_str(&w->argv, j->id);
-  rtq_argv_add_str(&w->argv, w->id);
-  rtq_argv_add_u64(&w->argv, j->attempt);
-  rtq_argv_add_str(&w->argv, rtq__pct_format(j->prog.pct, pct));
-  rtq_argv_add_str(&w->argv, j->prog.msg ? j->prog.msg : "");
-  rtq__argv_key(w, &w->k_events);
-  (void)rtq__rconn_send(w->cmd, &w->argv, on_progress, NULL, 0);
+  if (rtq__call_progress(&w->argv, &w->keys, w->use_eval, j->id, w->id, j->attempt,
+                         rtq__pct_format(j->prog.pct, pct), j->prog.msg) == 0)
+    (void)rtq__rconn_send(w->cmd, &w->argv, on_progress, NULL, 0);
 }
 
 void rtq__progress_tick(rtq_worker *w, uint64_t now) {

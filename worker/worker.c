@@ -125,20 +125,12 @@ static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   w->k_processing = rtq_keys_processing(&w->keys, w->id);
   w->k_worker = rtq_keys_worker(&w->keys, w->id);
   w->k_workers = rtq_keys_workers(&w->keys);
-  w->k_events = rtq_keys_chan_events(&w->keys);
   w->k_cancel_chan = rtq_keys_chan_cancel(&w->keys);
-  w->k_dead = rtq_keys_dead(&w->keys);
-  w->k_stats = rtq_keys_stats(&w->keys);
-  w->k_deadlines = rtq_keys_deadlines(&w->keys);
-  w->k_delayed = rtq_keys_delayed(&w->keys);
-  w->k_history = rtq_keys_history(&w->keys);
-  w->k_task_prefix = rtq_keys_task_prefix(&w->keys);
-  w->k_cancel_prefix = rtq_keys_cancel_prefix(&w->keys);
-  w->k_chan_task_prefix = rtq_keys_chan_task_prefix(&w->keys);
-  for (int s = 0; s < RTQ_STATUS_COUNT; s++) w->k_status[s] = rtq_keys_status(&w->keys, (rtq_status)s);
   w->k_queue = calloc((size_t)w->queues.n, sizeof *w->k_queue);
-  if (w->k_queue == NULL) return RTQ_ENOMEM;
+  w->queue_names = calloc((size_t)w->queues.n, sizeof *w->queue_names);
+  if (w->k_queue == NULL || w->queue_names == NULL) return RTQ_ENOMEM;
   for (int i = 0; i < w->queues.n; i++) {
+    w->queue_names[i] = w->queues.q[i].name;
     w->k_queue[i] = rtq_keys_queue(&w->keys, w->queues.q[i].name);
     if (w->k_queue[i].len == 0)
       return rtq__errf(RTQ_EINVAL, errbuf, errcap, "queue key too long: %s", w->queues.q[i].name);
@@ -215,6 +207,7 @@ void rtq_worker_free(rtq_worker *w) {
   rtq__queues_destroy(&w->queues);
   rtq_argv_destroy(&w->argv);
   free(w->k_queue);
+  free(w->queue_names);
   free(w->handlers);
   free(w->redis_url);
   free(w->ns);
@@ -259,17 +252,11 @@ const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name) {
   return NULL;
 }
 
-void rtq__script_begin(rtq_worker *w, int script, int numkeys) {
-  rtq_script_argv(&w->argv, (rtq_script_id)script, numkeys, w->use_eval);
-}
-
-void rtq__argv_key(rtq_worker *w, const rtq_key *k) { rtq_argv_add(&w->argv, k->s, k->len); }
-
 bool rtq__noscript(rtq_worker *w, const redisReply *r) {
-  if (!rtq_reply_is_noscript(r)) return false;
-  if (!w->use_eval)
+  bool was;
+  if (!rtq_script_fallback(&w->use_eval, r, &was)) return false;
+  if (!was)
     rtq_log(RTQ_LOG_WARNING, "redis lost its script cache (NOSCRIPT); using EVAL until reconnected", NULL);
-  w->use_eval = true;
   return true;
 }
 

@@ -30,7 +30,7 @@
 #include "keys.h"
 #include "rtq/common.h"
 #include "scripts.h"
-#include "test_finish_call.h"
+#include "calls.h"
 
 typedef struct tb {
   rtq_conn *c;
@@ -100,7 +100,7 @@ static inline long long tb_stat(tb *t, const char *queue, const char *counter) {
   return n;
 }
 
-/* Runs a script built with tb_script_begin + appends; returns the reply
+/* Runs a script call built by a common/calls.h builder; returns the reply
  * (caller frees); asserts it arrived and is not an error. */
 static inline redisReply *tb_script_run(tb *t, rtq_argv *a) {
   redisReply *r = NULL;
@@ -109,11 +109,6 @@ static inline redisReply *tb_script_run(tb *t, rtq_argv *a) {
   assert_non_null(r);
   rtq_argv_destroy(a);
   return r;
-}
-
-static inline void tb_key(rtq_argv *a, rtq_key k) {
-  assert_true(k.len > 0);
-  rtq__argv_add_key(a, k);
 }
 
 /* ---- the producer's part ------------------------------------------ */
@@ -151,27 +146,19 @@ static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size
   e.result_ttl_s = o->result_ttl_s;
   char *env = NULL;
   assert_int_equal(rtq_envelope_encode(&e, &env, len, NULL, 0), 0);
-  rtq_argv a;
+  rtq_argv a, keys, vals;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_CREATE, 6, false);
-  tb_key(&a, rtq_keys_delayed(&t->k));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
-  tb_key(&a, rtq_keys_queues(&t->k));
-  tb_key(&a, rtq_keys_stats(&t->k));
-  tb_key(&a, rtq_keys_task(&t->k, id));
-  tb_key(&a, rtq_keys_queue(&t->k, queue));
-  tb_key(&a, rtq_keys_chan_events(&t->k));
-  rtq_argv_add_str(&a, id);
-  rtq_argv_add_str(&a, name);
-  rtq_argv_add_str(&a, queue);
-  rtq_argv_add(&a, env, *len);
-  rtq_argv_add(&a, args, args_len);
-  rtq_argv_add_u64(&a, o->timeout_ms);
-  rtq_argv_add_u64(&a, o->max_retries);
-  rtq_argv_add_u64(&a, o->result_ttl_s);
-  rtq_argv_add_u64(&a, o->delay_ms);
-  rtq_argv_add_u64(&a, 0);
-  rtq_argv_add_u64(&a, o->retry_backoff_ms);
+  rtq_argv_init(&keys);
+  rtq_argv_init(&vals);
+  const rtq__create_task ct = {.id = id, .name = name, .queue = queue, .env = env,
+                               .env_len = *len, .args = args, .args_len = args_len,
+                               .timeout_ms = o->timeout_ms, .max_retries = o->max_retries,
+                               .result_ttl_s = o->result_ttl_s, .delay_ms = o->delay_ms,
+                               .retry_backoff_ms = o->retry_backoff_ms};
+  assert_int_equal(rtq__call_create_task(&keys, &vals, &t->k, &ct), 0);
+  assert_int_equal(rtq__call_create(&a, &t->k, false, &keys, &vals), 0);
+  rtq_argv_destroy(&keys);
+  rtq_argv_destroy(&vals);
   redisReply *r = tb_script_run(t, &a);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
   assert_int_equal(r->elements, 1);
@@ -184,21 +171,7 @@ static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size
 static inline void tb_cancel(tb *t, const char *id, const char *want_tag) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_CANCEL, 7, false);
-  tb_key(&a, rtq_keys_task(&t->k, id));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_CANCELLED));
-  tb_key(&a, rtq_keys_history(&t->k));
-  tb_key(&a, rtq_keys_cancel(&t->k, id));
-  tb_key(&a, rtq_keys_stats(&t->k));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
-  rtq_argv_add_str(&a, id);
-  rtq_argv_add_str(&a, "86400");
-  rtq_argv_add_str(&a, "1");
-  tb_key(&a, rtq_keys_chan_events(&t->k));
-  tb_key(&a, rtq_keys_chan_task(&t->k, id));
-  tb_key(&a, rtq_keys_chan_cancel(&t->k));
-  rtq_argv_add_str(&a, "3600000");
+  assert_int_equal(rtq__call_cancel(&a, &t->k, false, id, 86400, true, 3600000), 0);
   redisReply *r = tb_script_run(t, &a);
   assert_string_equal(r->element[0]->str, want_tag);
   freeReplyObject(r);
@@ -210,13 +183,8 @@ static inline void tb_cancel(tb *t, const char *id, const char *want_tag) {
 static inline void tb_heartbeat(tb *t, const char *wid, int ttl_ms) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_HEARTBEAT, 2, false);
-  tb_key(&a, rtq_keys_worker(&t->k, wid));
-  tb_key(&a, rtq_keys_workers(&t->k));
-  rtq_argv_add_str(&a, wid);
-  rtq_argv_add_i64(&a, ttl_ms);
-  rtq_argv_add_str(&a, "host");
-  rtq_argv_add_str(&a, "test");
+  const rtq__hb_field host = {"host", "test"};
+  assert_int_equal(rtq__call_heartbeat(&a, &t->k, false, wid, ttl_ms, &host, 1), 0);
   freeReplyObject(tb_script_run(t, &a));
 }
 
@@ -267,17 +235,8 @@ static inline bool tb_take(tb *t, const char *wid, const char *queue, tb_claim *
 /* claim.lua's call for the one envelope cl, as worker wid, into a. */
 static inline void tb_claim_argv(tb *t, rtq_argv *a, const char *wid, const tb_claim *cl) {
   rtq_argv_init(a);
-  rtq_script_argv(a, RTQ_SCRIPT_CLAIM, 5, false);
-  tb_key(a, rtq_keys_processing(&t->k, wid));
-  tb_key(a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
-  tb_key(a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
-  tb_key(a, rtq_keys_deadlines(&t->k));
-  tb_key(a, rtq_keys_task(&t->k, cl->id));
-  rtq_argv_add_str(a, wid);
-  rtq_argv_add_str(a, "300000");
-  tb_key(a, rtq_keys_chan_events(&t->k));
-  rtq_argv_add_str(a, cl->id);
-  rtq_argv_add(a, cl->env, cl->len);
+  const rtq__claim_task ct = {cl->id, cl->env, cl->len};
+  assert_int_equal(rtq__call_claim(a, &t->k, false, wid, 300000, &ct, 1), 0);
 }
 
 /* tb_take then claim.lua: the task is running under wid. Returns false
@@ -298,21 +257,18 @@ static inline bool tb_claim_next(tb *t, const char *wid, const char *queue, tb_c
 /* finish.lua as wid; returns the reply tag ("ok", "retry", "stale"). */
 static inline char *tb_finish(tb *t, const char *wid, const tb_claim *cl, const char *status,
                               const char *error_code) {
-  char attempt[24];
-  snprintf(attempt, sizeof attempt, "%lld", cl->attempt);
   rtq_argv a;
   rtq_argv_init(&a);
-  tf_finish_head(&a, &t->k, wid, "86400", "1", false);
-  /* One task: id, envelope, attempt, status, no result, then the error
-   * code and message as optional pairs when there is a code. */
-  bool err = error_code[0] != '\0';
-  const char *args[] = {cl->id, NULL, attempt, status, "", err ? "3" : "1", "jitter", "0",
-                        "error_code", error_code, "error_message", "boom"};
-  size_t nargs = err ? sizeof args / sizeof args[0] : 8;
-  for (size_t i = 0; i < nargs; i++) {
-    if (i == 1) rtq_argv_add(&a, cl->env, cl->len);
-    else rtq_argv_add_str(&a, args[i]);
+  rtq__finish_task ft = {.id = cl->id, .env = cl->env, .env_len = cl->len,
+                         .attempt = (uint64_t)cl->attempt};
+  assert_int_equal(rtq_status_parse(status, &ft.status), 0);
+  rtq__finish_field_str(&ft, "jitter", "0");
+  if (error_code[0] != '\0') {
+    rtq__finish_field_str(&ft, "error_code", error_code);
+    rtq__finish_field_str(&ft, "error_message", "boom");
   }
+  assert_int_equal(rtq__call_finish(&a, &t->k, false, wid, 86400, true), 0);
+  assert_int_equal(rtq__call_finish_task(&a, &ft), 0);
   redisReply *r = tb_script_run(t, &a);
   char *tag = strdup(r->element[0]->element[0]->str); /* one entry per task */
   freeReplyObject(r);

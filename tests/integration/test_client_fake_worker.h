@@ -20,7 +20,7 @@
 #include "keys.h"
 #include "rtq/args.h"
 #include "scripts.h"
-#include "test_finish_call.h"
+#include "calls.h"
 
 /* A claimed task: what finish needs. The envelope bytes are owned. */
 typedef struct fake_job {
@@ -68,18 +68,9 @@ static inline int fw_claim(rtq_conn *c, const rtq_keys *k, const char *queue, co
   if (rc != 0) return rc;
 
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_CLAIM, 5, false);
-  rtq__argv_add_key(&a, p);
-  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_PENDING));
-  rtq__argv_add_key(&a, rtq_keys_status(k, RTQ_STATUS_RUNNING));
-  rtq__argv_add_key(&a, rtq_keys_deadlines(k));
-  rtq__argv_add_key(&a, rtq_keys_task(k, j->id));
-  rtq_argv_add_str(&a, wid);
-  rtq_argv_add_str(&a, "300000");
-  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
-  rtq_argv_add_str(&a, j->id);
-  rtq_argv_add(&a, j->env, j->envlen);
-  rc = rtq_script_run(c, &a, &r);
+  const rtq__claim_task t = {j->id, j->env, j->envlen};
+  rc = rtq__call_claim(&a, k, false, wid, 300000, &t, 1);
+  if (rc == 0) rc = rtq_script_run(c, &a, &r);
   rtq_argv_destroy(&a);
   if (rc == 0) {
     /* One entry per task: {'ok', attempt, deadline, timeout} here. */
@@ -98,15 +89,10 @@ static inline int fw_progress(rtq_conn *c, const rtq_keys *k, const char *wid, c
                               int pct, const char *msg) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_PROGRESS, 1, false);
-  rtq__argv_add_key(&a, rtq_keys_task(k, j->id));
-  rtq_argv_add_str(&a, j->id);
-  rtq_argv_add_str(&a, wid);
-  rtq_argv_add_i64(&a, j->attempt);
-  rtq_argv_add_i64(&a, pct);
-  rtq_argv_add_str(&a, msg);
-  rtq__argv_add_key(&a, rtq_keys_chan_events(k));
-  int rc = rtq_script_run(c, &a, NULL);
+  char p[16];
+  snprintf(p, sizeof p, "%d", pct);
+  int rc = rtq__call_progress(&a, k, false, j->id, wid, (uint64_t)j->attempt, p, msg);
+  if (rc == 0) rc = rtq_script_run(c, &a, NULL);
   rtq_argv_destroy(&a);
   return rc;
 }
@@ -134,30 +120,20 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
     return RTQ_EJSON;
   rtq_argv a;
   rtq_argv_init(&a);
-  tf_finish_head(&a, k, wid, "86400", history, false);
-  rtq_argv_add_str(&a, j->id);
-  rtq_argv_add(&a, j->env, j->envlen);
-  rtq_argv_add_i64(&a, j->attempt);
-  rtq_argv_add_str(&a, final);
-  rtq_argv_add(&a, res, reslen);
-  /* The optional fields, as name/value pairs after their count. */
-  const char *name[4] = {"error_code", "error_message", "error_details", "error_traceback"};
-  const char *val[4] = {code, msg, det, tb};
-  size_t len[4] = {code ? strlen(code) : 0, msg ? strlen(msg) : 0, detlen, tb ? strlen(tb) : 0};
-  int m = 0;
-  for (int i = 0; i < 4; i++) m += val[i] != NULL && len[i] > 0;
-  rtq_argv_add_i64(&a, m + 1);
-  for (int i = 0; i < 4; i++) {
-    if (val[i] == NULL || len[i] == 0) continue;
-    rtq_argv_add_str(&a, name[i]);
-    rtq_argv_add(&a, val[i], len[i]);
-  }
-  rtq_argv_add_str(&a, "jitter");
-  rtq_argv_add_str(&a, "0");
+  rtq__finish_task t = {.id = j->id, .env = j->env, .env_len = j->envlen,
+                        .attempt = (uint64_t)j->attempt, .status = st, .result = res,
+                        .result_len = reslen};
+  rtq__finish_field_str(&t, "error_code", code);
+  rtq__finish_field_str(&t, "error_message", msg);
+  rtq__finish_field(&t, "error_details", det, detlen);
+  rtq__finish_field_str(&t, "error_traceback", tb);
+  rtq__finish_field_str(&t, "jitter", "0");
+  int rc = rtq__call_finish(&a, k, false, wid, 86400, strcmp(history, "1") == 0);
+  if (rc == 0) rc = rtq__call_finish_task(&a, &t);
   free(res);
   free(det);
   redisReply *r = NULL;
-  int rc = rtq_script_run(c, &a, &r);
+  if (rc == 0) rc = rtq_script_run(c, &a, &r);
   rtq_argv_destroy(&a);
   if (rc == 0 && word != NULL) {
     /* One entry per task. */
@@ -193,15 +169,10 @@ static inline int fw_heartbeat(rtq_conn *c, const rtq_keys *k, const char *wid, 
                                const char *slots) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_HEARTBEAT, 2, false);
-  rtq__argv_add_key(&a, rtq_keys_worker(k, wid));
-  rtq__argv_add_key(&a, rtq_keys_workers(k));
-  rtq_argv_add_str(&a, wid);
-  rtq_argv_add_str(&a, "30000");
-  const char *kv[] = {"host", host, "pid", pid, "queues", queues, "busy", busy, "slots", slots,
-                      "started_at", "1700000000000"};
-  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) rtq_argv_add_str(&a, kv[i]);
-  int rc = rtq_script_run(c, &a, NULL);
+  const rtq__hb_field fields[] = {{"host", host},   {"pid", pid},     {"queues", queues},
+                                  {"busy", busy},   {"slots", slots}, {"started_at", "1700000000000"}};
+  int rc = rtq__call_heartbeat(&a, k, false, wid, 30000, fields, 6);
+  if (rc == 0) rc = rtq_script_run(c, &a, NULL);
   rtq_argv_destroy(&a);
   return rc;
 }

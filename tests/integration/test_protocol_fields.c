@@ -82,7 +82,7 @@ static void lpush(tb *t, rtq_key k, const char *p, size_t len) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, k.s, k.len);
+  rtq__argv_add_key(&a, k);
   rtq_argv_add(&a, p, len);
   freeReplyObject(rtq_test_command_argv(t->c, &a));
   rtq_argv_destroy(&a);
@@ -156,14 +156,12 @@ static char *finish_with(tb *t, const char *wid, const tb_claim *cl, const char 
   assert_int_equal(n % 2, 0);
   rtq_argv a;
   rtq_argv_init(&a);
-  tf_finish_head(&a, &t->k, wid, "86400", "1", false);
-  rtq_argv_add_str(&a, cl->id);
-  rtq_argv_add(&a, cl->env, cl->len);
-  rtq_argv_add_i64(&a, cl->attempt);
-  rtq_argv_add_str(&a, status);
-  rtq_argv_add_str(&a, "");
-  rtq_argv_add_i64(&a, n / 2);
-  for (int i = 0; i < n; i++) rtq_argv_add_str(&a, pairs[i]);
+  rtq__finish_task ft = {.id = cl->id, .env = cl->env, .env_len = cl->len,
+                         .attempt = (uint64_t)cl->attempt};
+  assert_int_equal(rtq_status_parse(status, &ft.status), 0);
+  for (int i = 0; i < n; i += 2) rtq__finish_field_str(&ft, pairs[i], pairs[i + 1]);
+  assert_int_equal(rtq__call_finish(&a, &t->k, false, wid, 86400, true), 0);
+  assert_int_equal(rtq__call_finish_task(&a, &ft), 0);
   redisReply *r = tb_script_run(t, &a);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
   const redisReply *e = r->element[0];
@@ -270,10 +268,8 @@ static void promote_now(tb *t, const char *queue) {
   assert_int_equal(r->elements, 1);
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_PROMOTE, 2, false);
-  tb_key(&a, rtq_keys_delayed(&t->k));
-  tb_key(&a, rtq_keys_queue(&t->k, queue));
-  rtq_argv_add(&a, r->element[0]->str, r->element[0]->len);
+  assert_int_equal(
+      rtq__call_promote(&a, &t->k, false, queue, r->element[0]->str, r->element[0]->len), 0);
   freeReplyObject(r);
   r = tb_script_run(t, &a);
   assert_int_equal(r->integer, 1);
@@ -284,19 +280,10 @@ static void promote_now(tb *t, const char *queue) {
 static char *take_one(tb *t, const char *wid, const char *queue, tb_claim *out) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_script_argv(&a, RTQ_SCRIPT_TAKE, 5, false);
-  tb_key(&a, rtq_keys_processing(&t->k, wid));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_PENDING));
-  tb_key(&a, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING));
-  tb_key(&a, rtq_keys_deadlines(&t->k));
-  tb_key(&a, rtq_keys_queue(&t->k, queue));
-  rtq_argv_add_str(&a, wid);
-  rtq_argv_add_str(&a, "300000");
-  tb_key(&a, rtq_keys_chan_events(&t->k));
-  tb_key(&a, rtq_keys_task_prefix(&t->k));
-  rtq_argv_add_str(&a, "1048576");
-  rtq_argv_add_str(&a, "1048576");
-  rtq_argv_add_str(&a, "1");
+  const int move = 0; /* one move, on the one queue */
+  assert_int_equal(rtq__call_take(&a, &t->k, false, wid, 300000, &queue, 1, 1048576, 1048576,
+                                  &move, 1),
+                   0);
   redisReply *r = tb_script_run(t, &a);
   const redisReply *e = r->element[0];
   char *tag = strdup(e->element[0]->str);

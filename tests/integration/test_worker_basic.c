@@ -3,7 +3,7 @@
  * redis-server: every demo handler, progress, the worker record, retries,
  * graceful exit, and a completion fenced off because the task was taken.
  */
-#include "test_finish_call.h"
+#include "calls.h"
 #include "test_worker_util.h"
 
 #include "scripts.h"
@@ -129,14 +129,10 @@ static char *finish_by_hand(const char *id, const char *env, size_t envlen, cons
                             const char *attempt) {
   rtq_argv a;
   rtq_argv_init(&a);
-  tf_finish_head(&a, &tw_keys, worker, "60", "1", true);
-  /* One task: id, envelope, attempt, final status, no result, 0 optional fields. */
-  rtq_argv_add_str(&a, id);
-  rtq_argv_add(&a, env, envlen);
-  rtq_argv_add_str(&a, attempt);
-  rtq_argv_add_str(&a, "completed");
-  rtq_argv_add_str(&a, "");
-  rtq_argv_add_str(&a, "0");
+  rtq__finish_task t = {.id = id, .env = env, .env_len = envlen,
+                        .attempt = strtoull(attempt, NULL, 10), .status = RTQ_STATUS_COMPLETED};
+  assert_int_equal(rtq__call_finish(&a, &tw_keys, true, worker, 60, true), 0);
+  assert_int_equal(rtq__call_finish_task(&a, &t), 0);
   redisReply *r = rtq_test_command_argv(rc_, &a);
   rtq_argv_destroy(&a);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
