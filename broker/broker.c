@@ -1,8 +1,9 @@
 /*
- * broker.c - the broker's life: creation, the Redis connection, and the
- * order of the phases in a sweep. The phases live in their own files
- * (recover.c, deadlines.c, promote.c, cleanup.c, cancel.c), the lease in
- * lease.c, and nothing here knows about an event loop.
+ * broker.c - the broker's life: creation and the order of the phases in a
+ * sweep. The phases live in their own files (recover.c, deadlines.c,
+ * promote.c, cleanup.c, cancel.c), the lease in lease.c, the Redis
+ * connection in connection.c, what the phases share in util.c; nothing
+ * here knows about an event loop.
  */
 #include "internal.h"
 
@@ -15,16 +16,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
-#include "calls.h"
 #include "scripts.h"
-
-#define CONNECT_BACKOFF_MIN_MS 100
-#define CONNECT_BACKOFF_MAX_MS 5000
-
-const char *rtq__u64s(uint64_t v, char *buf) {
-  snprintf(buf, 24, "%llu", (unsigned long long)v);
-  return buf;
-}
 
 static void seterr(char *errbuf, size_t errcap, const char *msg) {
   if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "%s", msg);
@@ -104,72 +96,6 @@ const rtq_broker_options *rtq_broker_options_of(const rtq_broker *b) { return &b
 const rtq_broker_counters *rtq_broker_counters_of(const rtq_broker *b) { return &b->total; }
 int64_t rtq_broker_next_due_in_ms(const rtq_broker *b) { return b->next_due_in_ms; }
 
-static void outage(rtq_broker *b, const char *phase, const char *why) {
-  if (b->redis_down) {
-    rtq_log(RTQ_LOG_DEBUG, "redis still unavailable", "phase", phase, "error", why, NULL);
-    return;
-  }
-  b->redis_down = true;
-  rtq_log(RTQ_LOG_ERROR, "redis unavailable; retrying with backoff", "phase", phase, "error", why,
-          NULL);
-}
-
-static void redis_up(rtq_broker *b) {
-  if (!b->redis_down) return;
-  b->redis_down = false;
-  rtq_log(RTQ_LOG_INFO, "redis reachable again", NULL);
-}
-
-int rtq__broker_failed(rtq_broker *b, const char *phase, int rc) {
-  const char *why = b->conn != NULL ? rtq_conn_errstr(b->conn) : "not connected";
-  if (rc == RTQ_ECONN) {
-    outage(b, phase, why);
-  } else {
-    rtq_log(RTQ_LOG_ERROR, "sweep phase failed", "phase", phase, "code", rtq_err_name(rc), "error",
-            why, NULL);
-  }
-  return rc;
-}
-
-/* The first connection: made by hand (rtq_conn_new fails outright when
- * Redis is down, and there is no object to reconnect yet), with its own
- * backoff. Once it exists, rtq_conn_reconnect does the backing off. */
-static int first_connect(rtq_broker *b) {
-  uint64_t t = rtq__mono_ms();
-  if (t < b->connect_at) return RTQ_ECONN;
-  rtq_conn_options co;
-  memset(&co, 0, sizeof co);
-  co.url = b->o.config.redis_url;
-  co.connect_timeout_ms = b->o.connect_timeout_ms;
-  co.command_timeout_ms = b->o.command_timeout_ms;
-  co.backoff_min_ms = CONNECT_BACKOFF_MIN_MS;
-  co.backoff_max_ms = CONNECT_BACKOFF_MAX_MS;
-  char err[256];
-  int rc = rtq_conn_new(&co, &b->conn, err, sizeof err);
-  if (rc != 0) {
-    int wait = b->connect_backoff_ms == 0 ? CONNECT_BACKOFF_MIN_MS : b->connect_backoff_ms * 2;
-    if (wait > CONNECT_BACKOFF_MAX_MS) wait = CONNECT_BACKOFF_MAX_MS;
-    b->connect_backoff_ms = wait;
-    b->connect_at = rtq__mono_ms() + (uint64_t)wait;
-    outage(b, "connect", err);
-    return rc;
-  }
-  b->connect_backoff_ms = 0;
-  /* Loading is an optimisation (EVALSHA); every runner falls back to EVAL. */
-  if (rtq_scripts_load(b->conn) != 0)
-    rtq_log(RTQ_LOG_WARNING, "could not load the lua scripts; using EVAL", "error",
-            rtq_conn_errstr(b->conn), NULL);
-  (void)rtq_conn_check_eviction_policy(b->conn);
-  return 0;
-}
-
-int rtq__broker_connected(rtq_broker *b) {
-  if (b->conn == NULL) return first_connect(b);
-  int rc = rtq_conn_reconnect(b->conn);
-  if (rc != 0) outage(b, "connect", rtq_conn_errstr(b->conn));
-  return rc;
-}
-
 /* Between phases: renew the lease when due, and stop when it was lost.
  * A sweep never acts on a lapsed lease. */
 static bool still_leader(rtq_broker *b) {
@@ -180,7 +106,7 @@ static bool still_leader(rtq_broker *b) {
 /* Redis TIME, the clock every decision of this sweep is measured with. */
 static int read_clock(rtq_broker *b) {
   int rc = rtq_conn_time_ms(b->conn, &b->now);
-  if (rc == 0) redis_up(b);
+  if (rc == 0) rtq__broker_redis_up(b);
   return rc;
 }
 
@@ -260,12 +186,3 @@ int rtq_broker_promote_due(rtq_broker *b) {
   return rc != 0 ? rtq__broker_failed(b, "stats", rc) : 0;
 }
 
-int rtq__queue_deadletter(rtq_broker *b, rtq__batch *bt, const char *payload, size_t len,
-                          rtq_key from, const char *code, const char *reason,
-                          const char *worker, const char *queue, const char *id) {
-  if (rtq_validate_name(queue) != 0) queue = RTQ_BROKER_UNKNOWN_QUEUE;
-  rtq_argv *a = rtq__batch_add(bt);
-  if (a == NULL) return RTQ_ENOMEM;
-  return rtq__call_deadletter(a, &b->keys, false, from, payload, len, code, reason, worker, queue,
-                              id, b->o.config.task_result_ttl, b->o.config.enable_task_history);
-}

@@ -101,12 +101,16 @@ struct rtq_broker {
   rtq_broker_counters unflushed;
 };
 
+/* ---- connection.c ---- */
+
 /* A connection that is up, connecting first when due. Returns 0 or
  * RTQ_ECONN/RTQ_EREDIS/RTQ_ENOMEM (logged once per outage). */
 int rtq__broker_connected(rtq_broker *b);
 /* Logs a failed phase: a connection error once per outage, anything else
  * every time. Returns rc. */
 int rtq__broker_failed(rtq_broker *b, const char *phase, int rc);
+/* Redis answered: ends a logged outage ("redis reachable again"). */
+void rtq__broker_redis_up(rtq_broker *b);
 /* Adds n to a counter in both the totals and the unflushed deltas. */
 #define RTQ__COUNT(b, field, n)                 \
   do {                                          \
@@ -124,6 +128,8 @@ int rtq__broker_cancel_pass(rtq_broker *b);
 /* Adds the unflushed counters to P:stats; sweep_done also stamps
  * broker|last_sweep_at. */
 int rtq__broker_flush_stats(rtq_broker *b, bool sweep_done);
+
+/* ---- util.c: shared by the phases ---- */
 
 /*
  * The common way into a dead-letter: runs deadletter.lua for an envelope

@@ -32,7 +32,7 @@ void rtq__job_request_stop(rtq_worker *w, rtq__job *j, int reason) {
   j->stop_at = rtq__mono_ms();
   if (j->state == RTQ__JOB_RUNNING && j->handler_live) {
     if (j->task != NULL) atomic_store(j->task->cancel, reason);
-    if (j->pid > 0) rtq__proc_set_cancel(w, j, reason);
+    if (j->proc.pid > 0) rtq__proc_set_cancel(w, j, reason);
   }
   rtq_log(RTQ_LOG_INFO, reason == RTQ__STOP_TIMEOUT ? "task timed out; stopping its handler" : "task cancel requested",
           "task", j->id, NULL);

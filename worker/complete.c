@@ -106,9 +106,9 @@ static void maybe_free(rtq_worker *w, rtq__job *j) {
 
 void rtq__job_done(rtq_worker *w, rtq__job *j) {
   j->handler_live = false;
-  if (j->state == RTQ__JOB_REQUEUING) {
+  if (j->state == RTQ__JOB_REQUEUING || j->state == RTQ__JOB_REQUEUED) {
     /* Handed back at shutdown: whatever the handler produced is void. */
-    if (j->written) maybe_free(w, j);
+    if (j->state == RTQ__JOB_REQUEUED) maybe_free(w, j);
     return;
   }
   if (j->killed || (j->stop_reason != RTQ__STOP_NONE && j->cancel_at_return)) stop_outcome(j);
@@ -118,7 +118,6 @@ void rtq__job_done(rtq_worker *w, rtq__job *j) {
 
 void rtq__requeue(rtq_worker *w, rtq__job *j) {
   rtq__job_set_state(w, j, RTQ__JOB_REQUEUING);
-  j->written = false;
   if (j->handler_live) {
     j->stop_reason = RTQ__STOP_SHUTDOWN;
     if (w->o.isolation == RTQ_ISOLATION_THREAD) {
@@ -281,7 +280,7 @@ static void on_requeue(rtq_worker *w, redisReply *r, void *pd) {
           strcmp(kind, "requeued") == 0 ? "task handed back to its queue"
                                         : "task not handed back: no longer ours",
           "task", j->id, NULL);
-  j->written = true;
+  rtq__job_set_state(w, j, RTQ__JOB_REQUEUED);
   maybe_free(w, j);
 }
 

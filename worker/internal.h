@@ -33,6 +33,7 @@
 #include "conn.h"
 #include "envelope.h"
 #include "frame.h"
+#include "job_state.h"
 #include "keys.h"
 #include "loop.h"
 #include "progress.h"
@@ -111,20 +112,12 @@ void rtq__task_run(rtq_task_ctx *t);
 /* Thread isolation: copies a newer progress report into p. True if any. */
 bool rtq__task_take_progress(rtq_task_ctx *t, uint64_t *seq, rtq__prog *p);
 
-enum {
-  RTQ__JOB_CLAIMING,
-  RTQ__JOB_ADOPTING,
-  RTQ__JOB_RUNNING,
-  RTQ__JOB_FINISHING,
-  RTQ__JOB_REQUEUING
-};
-
 typedef struct rtq__job {
   rtq_worker *w;
   struct rtq__job *prev, *next;  /* all jobs */
   struct rtq__job *hnext;        /* id hash chain */
   struct rtq__job *qnext;        /* write queue (finish / requeue) */
-  int state;
+  int state;                     /* rtq__job_state; only rtq__job_set_state moves it */
   bool queued;                   /* on the write queue */
   bool in_flight;                /* a script call for it awaits its reply */
   bool handler_live;             /* thread still owes a hand-off / child alive */
@@ -144,20 +137,20 @@ typedef struct rtq__job {
   uint64_t retry_at;             /* mono ms; a failed write waits until then */
   rtq__prog prog;
   uint64_t prog_seq;
-  bool prog_in_flight;
   rtq_task_ctx *task;                /* thread isolation */
-  /* process isolation */
-  pid_t pid;
-  int slot;                      /* index into the shared cancel page */
-  int fd;
-  rtq__io *io;
-  rtq__frame_reader rd;
-  bool eof, reaped, got_final, proto_error;
-  int wstatus;
+  /* Process isolation: facts about the child, not states of the job. */
+  struct {
+    pid_t pid;
+    int slot;                    /* index into the shared cancel page */
+    int fd;
+    rtq__io *io;
+    rtq__frame_reader rd;
+    bool reaped, got_final, proto_error;
+    int wstatus;
+  } proc;
   rtq__outcome out;
   int cancel_at_return;
   bool resent;                   /* finish sent again after a lost reply */
-  bool written;                  /* REQUEUING: requeue.lua answered */
   bool claimed_running;          /* its claim left before a stop request */
 } rtq__job;
 
@@ -249,9 +242,13 @@ struct rtq_worker {
  * hiredis grew for it to the kernel once its buffers are freed. */
 void rtq__note_payload(rtq_worker *w, size_t len);
 void rtq__set_err(rtq_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* handlers.c */
 const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name);
 /* Handles a NOSCRIPT reply: true when r is one (the caller then resends). */
 bool rtq__noscript(rtq_worker *w, const redisReply *r);
+/* worker.c: the connections' on_up / on_down (rtq__rconn_cfg). */
+void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c);
+void rtq__worker_on_conn_down(rtq_worker *w, rtq__rconn *c);
 int rtq__free_slots(const rtq_worker *w);
 
 /* jobs.c */
@@ -260,7 +257,10 @@ void rtq__job_free(rtq_worker *w, rtq__job *j);
 rtq__job *rtq__job_find(const rtq_worker *w, const char *id, size_t len);
 rtq__job *rtq__job_find_next(const rtq__job *j, const char *id, size_t len);
 rtq__job *rtq__job_by_env(const rtq_worker *w, const char *env, size_t len);
-void rtq__job_set_state(rtq_worker *w, rtq__job *j, int state);
+/* Moves j to state, keeping the slot and running counts; the one place a
+ * job's state changes. A move the table (job_state.h) does not allow is
+ * refused: logged, asserted in debug builds, RTQ_ESTATE and j unchanged. */
+int rtq__job_set_state(rtq_worker *w, rtq__job *j, int state);
 void rtq__wq_push(rtq_worker *w, rtq__job *j);
 rtq__job *rtq__wq_pop(rtq_worker *w);
 int rtq__jobs_init(rtq_worker *w);

@@ -4,11 +4,43 @@
  * requeues, and the slot accounting that gates claiming.
  *
  * busy counts the jobs that hold a slot: CLAIMING, ADOPTING and RUNNING.
+ * A job's states and the moves between them are the table below
+ * (job_state.h draws it); rtq__job_set_state is the only way to move.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "log.h"
+
+#define TO(s) (1u << (s))
+#define OR_FREED TO(RTQ__JOB_FREED)
+
+static const struct {
+  const char *name;
+  bool holds_slot;
+  unsigned next; /* bit s set: may move to state s */
+} states[RTQ__JOB_STATE_COUNT] = {
+    [RTQ__JOB_CLAIMING] = {"claiming", true, TO(RTQ__JOB_ADOPTING) | TO(RTQ__JOB_RUNNING) | OR_FREED},
+    [RTQ__JOB_ADOPTING] = {"adopting", true, TO(RTQ__JOB_CLAIMING) | TO(RTQ__JOB_RUNNING) | OR_FREED},
+    [RTQ__JOB_RUNNING] = {"running", true, TO(RTQ__JOB_FINISHING) | TO(RTQ__JOB_REQUEUING) | OR_FREED},
+    [RTQ__JOB_FINISHING] = {"finishing", false, OR_FREED},
+    [RTQ__JOB_REQUEUING] = {"requeuing", false, TO(RTQ__JOB_REQUEUED) | OR_FREED},
+    [RTQ__JOB_REQUEUED] = {"requeued", false, OR_FREED},
+    [RTQ__JOB_FREED] = {"freed", false, 0},
+};
+
+static bool valid(int s) { return s >= 0 && s < RTQ__JOB_STATE_COUNT; }
+
+const char *rtq__job_state_name(int s) { return valid(s) ? states[s].name : "invalid"; }
+
+bool rtq__job_state_holds_slot(int s) { return valid(s) && states[s].holds_slot; }
+
+bool rtq__job_transition_ok(int from, int to) {
+  if (!valid(from) || !valid(to)) return false;
+  return from == to || (states[from].next & TO(to)) != 0;
+}
 
 static size_t hash_id(const char *s, size_t len) {
   size_t h = 1469598103934665603ull; /* FNV-1a */
@@ -17,10 +49,6 @@ static size_t hash_id(const char *s, size_t len) {
     h *= 1099511628211ull;
   }
   return h;
-}
-
-static bool holds_slot(int state) {
-  return state == RTQ__JOB_CLAIMING || state == RTQ__JOB_ADOPTING || state == RTQ__JOB_RUNNING;
 }
 
 int rtq__jobs_init(rtq_worker *w) {
@@ -55,8 +83,8 @@ rtq__job *rtq__job_new(rtq_worker *w, const char *env, size_t len, rtq_envelope 
   memcpy(j->name, j->e.name, sizeof j->name);
   memcpy(j->queue, j->e.queue, sizeof j->queue);
   j->w = w;
-  j->fd = -1;
-  j->slot = -1;
+  j->proc.fd = -1;
+  j->proc.slot = -1;
   j->state = RTQ__JOB_CLAIMING;
   rtq__prog_init(&j->prog);
   j->next = w->jobs;
@@ -70,17 +98,25 @@ rtq__job *rtq__job_new(rtq_worker *w, const char *env, size_t len, rtq_envelope 
   return j;
 }
 
-void rtq__job_set_state(rtq_worker *w, rtq__job *j, int state) {
-  if (holds_slot(j->state) && !holds_slot(state)) w->busy--;
-  if (!holds_slot(j->state) && holds_slot(state)) w->busy++;
+int rtq__job_set_state(rtq_worker *w, rtq__job *j, int state) {
+  if (!rtq__job_transition_ok(j->state, state)) {
+    rtq_log(RTQ_LOG_ERROR, "refused an illegal job state change", "task", j->id, "from",
+            rtq__job_state_name(j->state), "to", rtq__job_state_name(state), NULL);
+    assert(!"illegal job state change");
+    return RTQ_ESTATE;
+  }
+  bool had = rtq__job_state_holds_slot(j->state), has = rtq__job_state_holds_slot(state);
+  if (had && !has) w->busy--;
+  if (!had && has) w->busy++;
   if (j->state == RTQ__JOB_RUNNING && state != RTQ__JOB_RUNNING) w->running_jobs--;
   if (j->state != RTQ__JOB_RUNNING && state == RTQ__JOB_RUNNING) w->running_jobs++;
   j->state = state;
+  return 0;
 }
 
 void rtq__job_free(rtq_worker *w, rtq__job *j) {
   if (j == NULL) return;
-  rtq__job_set_state(w, j, RTQ__JOB_FINISHING); /* releases slot counts */
+  rtq__job_set_state(w, j, RTQ__JOB_FREED); /* releases slot counts */
   if (j->queued) {
     rtq__job **pp = &w->wq_head;
     rtq__job *prev = NULL;
@@ -105,7 +141,7 @@ void rtq__job_free(rtq_worker *w, rtq__job *j) {
   w->njobs--;
   if (j->task != NULL) rtq__task_free(j->task);
   rtq__proc_release(w, j);
-  rtq__frame_reader_destroy(&j->rd);
+  rtq__frame_reader_destroy(&j->proc.rd);
   rtq__outcome_destroy(&j->out);
   rtq__prog_destroy(&j->prog);
   rtq_envelope_destroy(&j->e);

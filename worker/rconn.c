@@ -139,7 +139,7 @@ static void went_down(rtq__rconn *c) {
   c->client_id = 0;
   c->probe_deadline = 0;
   schedule_retry(c, rtq__mono_ms());
-  if (was_up) rtq__worker_on_conn_down(c->w, c);
+  if (was_up && c->cfg.on_down != NULL) c->cfg.on_down(c->w, c);
 }
 
 static void hs_done_one(rtq__rconn *c) {
@@ -148,7 +148,7 @@ static void hs_done_one(rtq__rconn *c) {
   c->up_at = rtq__mono_ms();
   c->next_probe = c->up_at + (uint64_t)c->cfg.probe_interval_ms;
   rtq_log(RTQ_LOG_INFO, "redis connected", "conn", role(c), NULL);
-  rtq__worker_on_conn_up(c->w, c);
+  if (c->cfg.on_up != NULL) c->cfg.on_up(c->w, c);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
@@ -318,7 +318,7 @@ static void do_drop(rtq__rconn *c) {
   c->client_id = 0;
   c->probe_deadline = 0;
   schedule_retry(c, rtq__mono_ms());
-  if (was_up) rtq__worker_on_conn_down(c->w, c);
+  if (was_up && c->cfg.on_down != NULL) c->cfg.on_down(c->w, c);
 }
 
 void rtq__rconn_drop(rtq__rconn *c, const char *why) {

@@ -42,6 +42,8 @@ typedef void (*rtq__reply_fn)(rtq_worker *w, redisReply *r, void *pd);
 typedef void (*rtq__message_fn)(rtq_worker *w, const char *msg, size_t len);
 
 typedef struct rtq__rconn rtq__rconn;
+/* The connection came up (handshake done) or went down. */
+typedef void (*rtq__conn_state_fn)(rtq_worker *w, rtq__rconn *c);
 
 /* Settings shared by the three connections (borrowed by rtq__rconn_new). */
 typedef struct rtq__rconn_cfg {
@@ -51,6 +53,8 @@ typedef struct rtq__rconn_cfg {
   int probe_interval_ms;       /* subscriber probe period */
   const char *sub_channel;     /* RTQ__CONN_SUB */
   rtq__message_fn on_message;  /* RTQ__CONN_SUB */
+  rtq__conn_state_fn on_up;    /* may be NULL */
+  rtq__conn_state_fn on_down;  /* may be NULL; only after an on_up */
 } rtq__rconn_cfg;
 
 /* A connection that starts down; rtq__rconn_service() connects it. cfg is
@@ -85,9 +89,5 @@ void rtq__rconn_shrink(rtq__rconn *c);
 
 /* The socket, or -1 while down (a forked child closes its copies). */
 int rtq__rconn_fd(const rtq__rconn *c);
-
-/* Called by rconn on state changes (defined by the worker core). */
-void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c);
-void rtq__worker_on_conn_down(rtq_worker *w, rtq__rconn *c);
 
 #endif

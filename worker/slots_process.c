@@ -65,10 +65,10 @@ void rtq__proc_destroy(rtq_worker *w) {
 }
 
 static void close_pipe(rtq__job *j) {
-  rtq__ev_io_free(j->io);
-  j->io = NULL;
-  if (j->fd >= 0) close(j->fd);
-  j->fd = -1;
+  rtq__ev_io_free(j->proc.io);
+  j->proc.io = NULL;
+  if (j->proc.fd >= 0) close(j->proc.fd);
+  j->proc.fd = -1;
 }
 
 static void on_frame(rtq__job *j, char type, const char *p, size_t len) {
@@ -77,7 +77,7 @@ static void on_frame(rtq__job *j, char type, const char *p, size_t len) {
     char pct[16];
     if (rtq__frame_field(p, len, 0, &f[0]) != 0 || rtq__frame_field(p, len, 1, &f[1]) != 0 ||
         rtq__frame_field(p, len, 2, &f[2]) != 0 || f[0].len >= sizeof pct || f[1].len != 1) {
-      j->proto_error = true;
+      j->proc.proto_error = true;
       return;
     }
     memcpy(pct, f[0].p, f[0].len);
@@ -89,7 +89,7 @@ static void on_frame(rtq__job *j, char type, const char *p, size_t len) {
   if (type != 'R') return; /* 'C': the reader collects the tail itself */
   for (int i = 0; i < 7; i++) {
     if (rtq__frame_field(p, len, i, &f[i]) != 0) {
-      j->proto_error = true;
+      j->proc.proto_error = true;
       return;
     }
   }
@@ -119,23 +119,22 @@ static void on_frame(rtq__job *j, char type, const char *p, size_t len) {
     memcpy(j->out.result, f[2].p, f[2].len);
     j->out.result_len = f[2].len;
   }
-  j->got_final = true;
+  j->proc.got_final = true;
 }
 
 /* Reads what the pipe holds now; stops at EAGAIN, EOF or an error. */
 static void read_pipe(rtq__job *j) {
   char buf[16384];
-  while (j->fd >= 0) {
-    ssize_t n = read(j->fd, buf, sizeof buf);
+  while (j->proc.fd >= 0) {
+    ssize_t n = read(j->proc.fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
-      j->eof = true;
       close_pipe(j);
       return;
     }
-    if (rtq__frame_feed(&j->rd, buf, (size_t)n) != 0) {
-      j->proto_error = true;
+    if (rtq__frame_feed(&j->proc.rd, buf, (size_t)n) != 0) {
+      j->proc.proto_error = true;
       close_pipe(j);
       return;
     }
@@ -143,9 +142,9 @@ static void read_pipe(rtq__job *j) {
     const char *p;
     size_t len;
     int rc;
-    while ((rc = rtq__frame_next(&j->rd, &type, &p, &len)) == 1) on_frame(j, type, p, len);
-    if (rc < 0 || j->proto_error) {
-      j->proto_error = true;
+    while ((rc = rtq__frame_next(&j->proc.rd, &type, &p, &len)) == 1) on_frame(j, type, p, len);
+    if (rc < 0 || j->proc.proto_error) {
+      j->proc.proto_error = true;
       close_pipe(j);
       return;
     }
@@ -180,28 +179,28 @@ int rtq__proc_start(rtq_worker *w, rtq__job *j, rtq_task_ctx *t) {
     for (int i = 0; i < 3; i++)
       if (own[i] >= 0) close(own[i]);
     for (rtq__job *o = w->jobs; o != NULL; o = o->next)
-      if (o->fd >= 0) close(o->fd);
+      if (o->proc.fd >= 0) close(o->proc.fd);
     rtq__child_main(t, fds[1], parent, w->o.rlimit_as_mb, w->o.rlimit_cpu_s);
   }
   close(fds[1]);
   (void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  j->pid = pid;
-  j->slot = slot;
-  j->fd = fds[0];
-  j->rd.max_frame = w->o.max_result + 3 * RTQ__MESSAGE_MAX + 4096;
-  j->io = rtq__ev_io_new(w->ev, fds[0], on_readable, j);
+  j->proc.pid = pid;
+  j->proc.slot = slot;
+  j->proc.fd = fds[0];
+  j->proc.rd.max_frame = w->o.max_result + 3 * RTQ__MESSAGE_MAX + 4096;
+  j->proc.io = rtq__ev_io_new(w->ev, fds[0], on_readable, j);
   return 0;
 }
 
 void rtq__proc_set_cancel(rtq_worker *w, rtq__job *j, int reason) {
-  if (j->slot >= 0 && w->cancel_page != NULL) atomic_store(&w->cancel_page[j->slot], reason);
+  if (j->proc.slot >= 0 && w->cancel_page != NULL) atomic_store(&w->cancel_page[j->proc.slot], reason);
 }
 
 void rtq__proc_kill(rtq_worker *w, rtq__job *j) {
   (void)w;
-  if (j->pid <= 0 || j->reaped) return;
-  (void)kill(-j->pid, SIGKILL);
-  (void)kill(j->pid, SIGKILL);
+  if (j->proc.pid <= 0 || j->proc.reaped) return;
+  (void)kill(-j->proc.pid, SIGKILL);
+  (void)kill(j->proc.pid, SIGKILL);
   j->killed = true;
 }
 
@@ -214,12 +213,12 @@ static void crash_outcome(rtq__job *j, const char *msg, const char *tb) {
 }
 
 static void settle(rtq_worker *w, rtq__job *j) {
-  int st = j->wstatus;
+  int st = j->proc.wstatus;
   char msg[256];
   read_pipe(j);
   close_pipe(j);
   rtq__proc_release(w, j);
-  if (j->state == RTQ__JOB_REQUEUING || j->killed) {
+  if (j->state == RTQ__JOB_REQUEUING || j->state == RTQ__JOB_REQUEUED || j->killed) {
     rtq__job_done(w, j);
     return;
   }
@@ -228,20 +227,20 @@ static void settle(rtq_worker *w, rtq__job *j) {
     snprintf(msg, sizeof msg, "handler process killed by %s (%s)", rtq__signal_name(sig), strsignal(sig));
     char head[300];
     snprintf(head, sizeof head, "%s\n", msg);
-    size_t hl = strlen(head), tl = j->rd.tail ? j->rd.tail_len : 0;
+    size_t hl = strlen(head), tl = j->proc.rd.tail ? j->proc.rd.tail_len : 0;
     char *tb = malloc(hl + tl + 1);
     if (tb != NULL) {
       memcpy(tb, head, hl);
-      if (tl) memcpy(tb + hl, j->rd.tail, tl);
+      if (tl) memcpy(tb + hl, j->proc.rd.tail, tl);
       tb[hl + tl] = '\0';
     }
     crash_outcome(j, msg, tb);
     free(tb);
     rtq_log(RTQ_LOG_WARNING, "handler process crashed", "task", j->id, "signal", rtq__signal_name(sig),
             NULL);
-  } else if (!j->got_final || j->proto_error) {
+  } else if (!j->proc.got_final || j->proc.proto_error) {
     snprintf(msg, sizeof msg, "handler process exited with status %d %s", WEXITSTATUS(st),
-             j->proto_error ? "after garbling its pipe" : "without reporting an outcome");
+             j->proc.proto_error ? "after garbling its pipe" : "without reporting an outcome");
     crash_outcome(j, msg, NULL);
   }
   rtq__job_done(w, j);
@@ -251,29 +250,29 @@ void rtq__proc_reap(rtq_worker *w) {
   rtq__job *next;
   for (rtq__job *j = w->jobs; j != NULL; j = next) {
     next = j->next;
-    if (j->pid <= 0 || j->reaped) continue;
+    if (j->proc.pid <= 0 || j->proc.reaped) continue;
     int st;
-    pid_t r = waitpid(j->pid, &st, WNOHANG);
-    if (r != j->pid) continue;
-    j->reaped = true;
-    j->wstatus = st;
+    pid_t r = waitpid(j->proc.pid, &st, WNOHANG);
+    if (r != j->proc.pid) continue;
+    j->proc.reaped = true;
+    j->proc.wstatus = st;
     settle(w, j);
   }
 }
 
 void rtq__proc_release(rtq_worker *w, rtq__job *j) {
   close_pipe(j);
-  if (j->pid > 0 && !j->reaped) {
+  if (j->proc.pid > 0 && !j->proc.reaped) {
     /* Only at teardown: a child the worker no longer waits for. */
-    (void)kill(-j->pid, SIGKILL);
-    (void)kill(j->pid, SIGKILL);
-    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {
+    (void)kill(-j->proc.pid, SIGKILL);
+    (void)kill(j->proc.pid, SIGKILL);
+    while (waitpid(j->proc.pid, NULL, 0) < 0 && errno == EINTR) {
     }
-    j->reaped = true;
+    j->proc.reaped = true;
   }
-  if (j->slot >= 0 && w->free_slots != NULL) {
-    atomic_store(&w->cancel_page[j->slot], 0);
-    w->free_slots[w->nfree_slots++] = j->slot;
+  if (j->proc.slot >= 0 && w->free_slots != NULL) {
+    atomic_store(&w->cancel_page[j->proc.slot], 0);
+    w->free_slots[w->nfree_slots++] = j->proc.slot;
   }
-  j->slot = -1;
+  j->proc.slot = -1;
 }
