@@ -367,6 +367,26 @@ int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *
   return end(&c);
 }
 
+int rtq__call_handback(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id,
+                       const void *env, size_t env_len, const char *worker_id, int64_t delay_ms,
+                       int64_t most) {
+  call c;
+  begin(&c, a, k, RTQ_SCRIPT_HANDBACK, 6, use_eval);
+  key(&c, rtq_keys_task(k, id));
+  key(&c, rtq_keys_processing(k, worker_id));
+  key(&c, rtq_keys_delayed(k));
+  status_key(&c, RTQ_STATUS_PENDING);
+  status_key(&c, RTQ_STATUS_RUNNING);
+  key(&c, rtq_keys_deadlines(k));
+  str(&c, id);
+  bytes(&c, env, env_len);
+  str(&c, worker_id);
+  i64(&c, delay_ms);
+  i64(&c, most);
+  key(&c, rtq_keys_chan_events(k));
+  return end(&c);
+}
+
 int rtq__call_lease(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *owner,
                     int64_t ttl_ms, bool acquire) {
   call c;

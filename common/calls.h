@@ -130,6 +130,11 @@ int rtq__call_promote(rtq_argv *a, const rtq_keys *k, bool use_eval, const char 
                       const void *env, size_t env_len);
 /* trim: the history cap ('trim'); else 'expired'. */
 int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id, bool trim);
+/* The envelope of task id in worker_id's processing list, handed back
+ * (delay_ms, at most most handbacks in all). */
+int rtq__call_handback(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id,
+                       const void *env, size_t env_len, const char *worker_id, int64_t delay_ms,
+                       int64_t most);
 /* acquire, or release. */
 int rtq__call_lease(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *owner,
                     int64_t ttl_ms, bool acquire);

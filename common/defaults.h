@@ -34,6 +34,10 @@
 #define RTQ_DEAD_LETTER_MAX 10000
 #define RTQ_DEAD_PAYLOAD_EXCERPT 4096
 #define RTQ_BLOCK_TIMEOUT_S 2
+/* rtq-worker --unknown-task requeue: a task no handler of this worker
+ * serves waits this long in P:delayed, at most this many times. */
+#define RTQ_UNKNOWN_TASK_DELAY_MS 5000
+#define RTQ_UNKNOWN_TASK_MAX_HANDBACKS 5
 
 /* Redis connection timeouts (rtq_conn_options): opening a connection, and
  * waiting for one reply. The broker waits less for a reply than producers

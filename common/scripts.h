@@ -30,7 +30,8 @@
   XX(REQUEUE, requeue)      \
   XX(RETRY, retry)          \
   XX(LEASE, lease)          \
-  XX(FORGET, forget)
+  XX(FORGET, forget)        \
+  XX(HANDBACK, handback)
 
 typedef enum rtq_script_id {
 #define RTQ__SCRIPT_ENUM(up, low) RTQ_SCRIPT_##up,

@@ -237,8 +237,7 @@ static rtq__job *take_envelope(rtq_worker *w, const char *buf, size_t len, const
     return NULL;
   }
   if (rtq__handler_find(w, e.name) == NULL) {
-    snprintf(err, sizeof err, "no handler named %s is registered on worker %s", e.name, w->id);
-    rtq__deadletter(w, buf, len, RTQ_CODE_UNKNOWN_TASK, err, id, queue);
+    rtq__unknown_task(w, buf, len, e.name, id, queue);
     rtq_envelope_destroy(&e);
     return NULL;
   }

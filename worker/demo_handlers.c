@@ -14,8 +14,9 @@
  *                                 isolation it refuses unless force
  *   rtq.noop                      does nothing
  *   rtq.progress {count=1000, seconds=0}
- *                                 reports progress count times, spread over
- *                                 seconds; shows the coalescing at work
+ *                                 reports progress count times, spread evenly
+ *                                 over seconds (the last at `seconds`);
+ *                                 shows the coalescing at work
  */
 #include <signal.h>
 #include <stdio.h>
@@ -127,13 +128,23 @@ static int demo_progress(rtq_task_ctx *t, void *ud) {
   int64_t count = arg_int(t, "count", 1000);
   double seconds = arg_double(t, "seconds", 0);
   if (count < 1) count = 1;
-  int64_t batch = 1000, batches = (count + batch - 1) / batch;
-  uint64_t pause_ms = seconds > 0 ? (uint64_t)(seconds * 1000.0 / (double)batches) : 0;
+  if (!(seconds > 0)) seconds = 0; /* also NaN */
+  /* Report i is due at seconds * i / count after the start, so the last
+   * comes at `seconds` whatever the count. The handler waits for a due
+   * time at most 1000 times (every report when count <= 1000, else every
+   * count/1000 reports), so a huge count does not mean millions of
+   * sleeps. */
+  int64_t every = count > 1000 ? (count + 999) / 1000 : 1;
+  uint64_t start = rtq__mono_ms();
   char msg[64];
   for (int64_t i = 0; i < count; i++) {
+    if (seconds > 0 && ((i + 1) % every == 0 || i + 1 == count)) {
+      uint64_t due = start + (uint64_t)(seconds * 1000.0 * (double)(i + 1) / (double)count);
+      uint64_t now = rtq__mono_ms();
+      if (due > now && rtq_task_sleep_ms(t, due - now) != 0) return 0;
+    }
     snprintf(msg, sizeof msg, "%lld/%lld", (long long)(i + 1), (long long)count);
     rtq_task_progress(t, (double)(i + 1) * 100.0 / (double)count, msg);
-    if (pause_ms > 0 && (i + 1) % batch == 0 && rtq_task_sleep_ms(t, pause_ms) != 0) return 0;
   }
   rtq_args *r = rtq_args_new();
   if (r == NULL) return RTQ_ENOMEM;

@@ -251,6 +251,12 @@ void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c);
 void rtq__worker_on_conn_down(rtq_worker *w, rtq__rconn *c);
 int rtq__free_slots(const rtq_worker *w);
 
+/* unknown.c: an envelope whose task name no handler here serves (id NULL
+ * when unreadable): dead-lettered as UNKNOWN_TASK, or handed back for
+ * another worker with unknown_task_requeue. */
+void rtq__unknown_task(rtq_worker *w, const char *env, size_t len, const char *name,
+                       const char *id, const char *queue);
+
 /* jobs.c */
 rtq__job *rtq__job_new(rtq_worker *w, const char *env, size_t len, rtq_envelope *e);
 void rtq__job_free(rtq_worker *w, rtq__job *j);

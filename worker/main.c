@@ -53,6 +53,10 @@ static const char usage[] =
     "  --connect-timeout DUR     default 2s\n"
     "  --progress-interval DUR   at most one progress write per task per interval (100ms)\n"
     "  --claim-batch N           most tasks taken per round trip (default: concurrency)\n"
+    "  --unknown-task fail|requeue\n"
+    "                            a task whose name no handler here serves: fail it\n"
+    "                            UNKNOWN_TASK (default), or hand it back for another\n"
+    "                            worker (5 s later, at most 5 times, then UNKNOWN_TASK)\n"
     "  --max-payload BYTES       larger envelopes are dead-lettered (default 1048576)\n"
     "  --thread-stack KB         stack of each handler thread (default 256)\n"
     "  --help, --version\n";
@@ -60,7 +64,7 @@ static const char usage[] =
 enum {
   OPT_REDIS = 256, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
-  OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH,
+  OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
   OPT_PAYLOAD, OPT_STACK, OPT_HELP, OPT_VERSION
 };
 
@@ -96,6 +100,7 @@ static const struct option longopts[] = {
     {"connect-timeout", required_argument, NULL, OPT_CONNTO},
     {"progress-interval", required_argument, NULL, OPT_PROG},
     {"claim-batch", required_argument, NULL, OPT_BATCH},
+    {"unknown-task", required_argument, NULL, OPT_UNKNOWN},
     {"max-payload", required_argument, NULL, OPT_PAYLOAD},
     {"thread-stack", required_argument, NULL, OPT_STACK},
     {"help", no_argument, NULL, OPT_HELP},
@@ -211,6 +216,11 @@ static int parse_flags(cli *c, int argc, char **argv) {
       case OPT_BATCH:
         if (parse_int(optarg, 1, 10000, &n) != 0) rc = die_usage("invalid --claim-batch %s", optarg);
         c->o.claim_batch = (int)n;
+        break;
+      case OPT_UNKNOWN:
+        if (strcmp(optarg, "fail") == 0) c->o.unknown_task_requeue = false;
+        else if (strcmp(optarg, "requeue") == 0) c->o.unknown_task_requeue = true;
+        else rc = die_usage("invalid --unknown-task %s (fail or requeue)", optarg);
         break;
       case OPT_PAYLOAD:
         if (parse_int(optarg, 64, 1LL << 40, &n) != 0) rc = die_usage("invalid --max-payload %s", optarg);

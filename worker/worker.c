@@ -51,6 +51,8 @@ void rtq_worker_options_init(rtq_worker_options *o) {
   o->max_payload = RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
   o->max_result = 16u * 1024u * 1024u;
   o->thread_stack_kb = 256;
+  o->unknown_task_delay_ms = RTQ_UNKNOWN_TASK_DELAY_MS;
+  o->unknown_task_max_handbacks = RTQ_UNKNOWN_TASK_MAX_HANDBACKS;
 }
 
 void rtq__set_err(rtq_worker *w, const char *fmt, ...) {
@@ -81,6 +83,8 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   DEF(max_payload);
   DEF(max_result);
   DEF(thread_stack_kb);
+  DEF(unknown_task_delay_ms);
+  DEF(unknown_task_max_handbacks);
 #undef DEF
   if (o->redis_url == NULL) o->redis_url = d.redis_url;
   if (o->ns == NULL) o->ns = d.ns;
@@ -105,6 +109,8 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   RANGE(rlimit_cpu_s, 0, 31536000);
   RANGE(thread_stack_kb, 64, 1024 * 1024);
   RANGE(claim_batch, 0, 10000);
+  RANGE(unknown_task_delay_ms, 1, 86400000);
+  RANGE(unknown_task_max_handbacks, 1, 1000);
 #undef RANGE
   if (o->heartbeat_ttl_ms <= o->heartbeat_interval_ms)
     return rtq__errf(RTQ_EINVAL, errbuf, errcap,

@@ -69,6 +69,25 @@ static void coalescing_case(const char *isolation) {
   rtq_task_free(t);
 }
 
+/* rtq.progress spreads its reports over `seconds` for any count (it used
+ * to pause only between batches of 1000, so a small count ignored it). */
+static void test_worker_progress_demo_spreads_few_reports(void **state) {
+  (void)state;
+  tw_start(&wk, rtq_test_redis_url(), NULL);
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.progress", "{\"count\":5,\"seconds\":1}", NULL, id);
+  rtq_task *t = tw_wait(cl, id, 15000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  uint64_t took = t->completed_at - t->started_at;
+  printf("  5 reports over 1 s: started to completed in %llu ms\n", (unsigned long long)took);
+  /* The last report is due 1000 ms after the handler starts; started_at
+   * is stamped by Redis a little before that. */
+  assert_true(took >= 950);
+  assert_true(t->progress == 100.0);
+  assert_string_equal(t->progress_message, "5/5");
+  rtq_task_free(t);
+}
+
 static void test_worker_progress_coalesced_thread(void **state) {
   (void)state;
   coalescing_case("thread");
@@ -83,6 +102,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_progress_coalesced_thread, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_progress_coalesced_process, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_progress_demo_spreads_few_reports, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

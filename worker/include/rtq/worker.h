@@ -104,6 +104,11 @@ typedef struct rtq_worker_options {
   size_t max_result;              /* 16 MiB: larger results are refused */
   size_t thread_stack_kb;         /* 256: stack of each handler thread */
   int claim_batch;                /* 0 = concurrency: most tasks taken per round trip */
+  bool unknown_task_requeue;      /* false: a task whose name no handler here serves fails
+                                   * UNKNOWN_TASK; true: it is handed back for another
+                                   * worker (rtq-worker --unknown-task requeue) */
+  int unknown_task_delay_ms;      /* 5000: how long a handed-back task waits */
+  int unknown_task_max_handbacks; /* 5: handbacks of one task before it fails UNKNOWN_TASK */
   bool handle_signals;            /* false; true: SIGTERM/SIGINT stop the worker
                                    * (a second one skips the grace), SIGPIPE ignored */
 } rtq_worker_options;
