@@ -51,8 +51,7 @@ typedef struct tally {
 } tally;
 
 static int queue_recover(rtq_broker *b, rtq__batch *bt, const rtq_envelope *e, const char *env,
-                         size_t len, rtq_key proc, const char *wid) {
-  (void)proc; /* the processing list of wid: the builder makes the same key */
+                         size_t len, const char *wid) {
   rtq_argv *a = rtq__batch_add(bt);
   if (a == NULL) return RTQ_ENOMEM;
   return rtq__call_recover(a, &b->keys, false, wid, e->id, e->queue, env, len,
@@ -73,7 +72,7 @@ static int queue_envelope(rtq_broker *b, rtq__batch *bt, const redisReply *env, 
   snprintf(it->id, sizeof it->id, "%s", e.id);
   if (err == 0) {
     it->decoded = true;
-    rc = queue_recover(b, bt, &e, env->str, env->len, proc, wid);
+    rc = queue_recover(b, bt, &e, env->str, env->len, wid);
   } else {
     it->decoded = false;
     rtq_log(RTQ_LOG_WARNING, "dead worker's envelope does not decode; dead-lettering it", "worker",
