@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "argv.h"
+#include "calls.h"
 #include "envelope.h"
 #include "harness.h"
 #include "keys.h"
@@ -131,8 +132,10 @@ static bool zscore(rtq_key k, const char *id, long long *score) {
   return true;
 }
 
-/* Starts a take.lua call over the first nq (0..2) of QUEUES;
- * the caller appends the moves. */
+/* Starts a take.lua call over the first nq (0..2) of QUEUES; the caller
+ * appends the moves. Laid out by hand for the calls that must be malformed
+ * (a typed builder cannot write them); well-formed calls go through
+ * rtq__call_take, as the worker's do. */
 static void take_begin_budget(rtq_argv *a, int nq, const char *timeout, const char *max,
                               const char *budget) {
   rtq_argv_init(a);
@@ -160,11 +163,17 @@ static redisReply *take_end(rtq_argv *a) {
   return r;
 }
 
-/* take.lua over both queues with the default timeout. */
+/* take.lua over both queues with the default timeout, built as the worker
+ * builds it; moves are 1-based as in the script (1 = QUEUES[0]). */
 static redisReply *take(const int *moves, int n, const char *max) {
+  int idx[300];
+  assert_true(n <= 300);
+  for (int i = 0; i < n; i++) idx[i] = moves[i] - 1;
   rtq_argv a;
-  take_begin(&a, 2, "300000", max);
-  for (int i = 0; i < n; i++) rtq_argv_add_i64(&a, moves[i]);
+  rtq_argv_init(&a);
+  assert_int_equal(rtq__call_take(&a, &ks, true, WID, TIMEOUT_MS, QUEUES, 2,
+                                  strtoull(max, NULL, 10), 4194304, idx, n),
+                   0);
   return take_end(&a);
 }
 
