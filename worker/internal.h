@@ -37,13 +37,11 @@
 #include "keys.h"
 #include "loop.h"
 #include "progress.h"
+#include "outcome.h"
 #include "queues.h"
 #include "rconn.h"
 #include "rtq/worker.h"
 
-#define RTQ__CODE_MAX 64
-#define RTQ__MESSAGE_MAX (64 * 1024)
-#define RTQ__TRACEBACK_MAX (64 * 1024)
 #define RTQ__CANCEL_CHECK_MS 1000
 #define RTQ__RETRY_WRITE_MS 1000
 /* Most tasks in one claim.lua or finish.lua call (Lua's unpack is bounded). */
@@ -53,18 +51,6 @@
 enum { RTQ__STOP_NONE = 0, RTQ__STOP_CANCEL = 1, RTQ__STOP_TIMEOUT = 2, RTQ__STOP_SHUTDOWN = 3 };
 
 /* What finish.lua will write. Strings are malloc'd; NULL means none. */
-typedef struct rtq__outcome {
-  rtq_status status;
-  char *result;
-  size_t result_len;
-  char *code;
-  char *message;
-  char *details;
-  size_t details_len;
-  char *traceback;
-} rtq__outcome;
-
-void rtq__outcome_destroy(rtq__outcome *o);
 
 /* struct rtq_task_ctx: what a handler sees (task.c). */
 enum { RTQ__TASK_QUEUED, RTQ__TASK_RUNNING, RTQ__TASK_DONE, RTQ__TASK_ABANDONED };

@@ -1,6 +1,8 @@
 /* progress.c - the progress coalescer (model in progress.h). */
 #include "progress.h"
 
+#include "utf8.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +32,10 @@ int rtq__prog_set(rtq__prog *p, double pct, const char *msg, size_t len) {
   }
   if (len > RTQ__PROGRESS_MSG_MAX) len = RTQ__PROGRESS_MSG_MAX;
   if (p->msg != NULL && strlen(p->msg) == len && memcmp(p->msg, msg, len) == 0) return 0;
-  char *m = realloc(p->msg, len + 1);
+  /* It goes into JSON events: bytes that are not UTF-8 become U+FFFD. */
+  char *m = rtq__utf8_sanitize(msg, len, NULL);
   if (m == NULL) return RTQ_ENOMEM;
-  memcpy(m, msg, len);
-  m[len] = '\0';
+  free(p->msg);
   p->msg = m;
   return 0;
 }

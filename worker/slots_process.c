@@ -96,28 +96,19 @@ static void on_frame(rtq__job *j, char type, const char *p, size_t len) {
   rtq__outcome_destroy(&j->out);
   j->cancel_at_return = f[0].len == 1 && *(const char *)f[0].p == '1';
   int st = f[1].len == 1 ? *(const char *)f[1].p - '0' : -1;
-  j->out.status = st == RTQ_STATUS_COMPLETED ? RTQ_STATUS_COMPLETED : RTQ_STATUS_FAILED;
-  char **dst[4] = {&j->out.code, &j->out.message, NULL, &j->out.traceback};
-  for (int i = 3; i < 7; i++) {
-    if (f[i].len == 0 && i != 5) continue;
-    char *c = malloc(f[i].len + 1);
-    if (c == NULL) continue;
-    memcpy(c, f[i].p, f[i].len);
-    c[f[i].len] = '\0';
-    if (i == 5) {
-      if (f[i].len == 0) {
-        free(c);
-        continue;
-      }
-      j->out.details = c;
-      j->out.details_len = f[i].len;
-    } else {
-      *dst[i - 3] = c;
+  /* The child runs the handler: its frame gets the same limits and
+   * checks as a thread's outcome (outcome.h). */
+  if (st == RTQ_STATUS_COMPLETED) {
+    j->out.status = RTQ_STATUS_COMPLETED;
+    int rc = f[2].len > 0 ? rtq__outcome_set_result(&j->out, f[2].p, f[2].len, j->w->o.max_result) : 0;
+    if (rc == RTQ_ETOOBIG || rc == RTQ_EINVAL) {
+      const char *why = rc == RTQ_ETOOBIG ? "the handler's result is over the worker's max_result"
+                                          : "the handler's result is not valid msgpack";
+      (void)rtq__outcome_set_error(&j->out, "BAD_RESULT", 10, why, strlen(why), NULL, 0, NULL, 0);
     }
-  }
-  if (f[2].len > 0 && (j->out.result = malloc(f[2].len)) != NULL) {
-    memcpy(j->out.result, f[2].p, f[2].len);
-    j->out.result_len = f[2].len;
+  } else {
+    (void)rtq__outcome_set_error(&j->out, f[3].p, f[3].len, f[4].p, f[4].len, f[5].p, f[5].len,
+                                 f[6].p, f[6].len);
   }
   j->proc.got_final = true;
 }

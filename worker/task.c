@@ -17,15 +17,7 @@
 #include "defaults.h"
 #include "envelope.h"
 #include "internal.h"
-
-void rtq__outcome_destroy(rtq__outcome *o) {
-  free(o->result);
-  free(o->code);
-  free(o->message);
-  free(o->details);
-  free(o->traceback);
-  memset(o, 0, sizeof *o);
-}
+#include "utf8.h"
 
 rtq_task_ctx *rtq__task_new(const rtq_envelope *e, rtq_handler_fn fn, void *ud, size_t max_result,
                         int progress_interval_ms) {
@@ -208,32 +200,26 @@ int rtq_task_set_result_msgpack(rtq_task_ctx *t, const void *buf, size_t len) {
 int rtq_task_fail(rtq_task_ctx *t, const char *code, const char *message, const rtq_args *details) {
   if (code == NULL || code[0] == '\0' || strlen(code) > RTQ__CODE_MAX) return RTQ_EINVAL;
   if (details != NULL && rtq_args_type(details) != RTQ_TYPE_MAP) return RTQ_EINVAL;
-  char *c = dup_cut(code, RTQ__CODE_MAX);
-  char *m = message ? dup_cut(message, RTQ__MESSAGE_MAX) : NULL;
   char *d = NULL;
   size_t dlen = 0;
-  int rc = c == NULL || (message && m == NULL) ? RTQ_ENOMEM : 0;
-  if (rc == 0 && details != NULL) rc = rtq_args_pack(details, &d, &dlen);
-  if (rc != 0) {
-    free(c);
-    free(m);
-    free(d);
-    return rc;
-  }
-  free(t->out.code);
-  free(t->out.message);
-  free(t->out.details);
-  t->out.code = c;
-  t->out.message = m;
-  t->out.details = d;
-  t->out.details_len = dlen;
-  t->failed = true;
-  return 0;
+  int rc = details != NULL ? rtq_args_pack(details, &d, &dlen) : 0;
+  /* The traceback a handler set before failing stays. */
+  char *tb = t->out.traceback;
+  t->out.traceback = NULL;
+  if (rc == 0)
+    rc = rtq__outcome_set_error(&t->out, code, strlen(code), message,
+                                message != NULL ? strlen(message) : 0, d, dlen, tb,
+                                tb != NULL ? strlen(tb) : 0);
+  free(d);
+  free(tb);
+  if (rc == 0) t->failed = true;
+  return rc;
 }
 
 int rtq_task_set_traceback(rtq_task_ctx *t, const char *text) {
   if (text == NULL) return RTQ_EINVAL;
-  char *tb = dup_cut(text, RTQ__TRACEBACK_MAX);
+  size_t n = strnlen(text, RTQ__TRACEBACK_MAX);
+  char *tb = rtq__utf8_sanitize(text, n, NULL);
   if (tb == NULL) return RTQ_ENOMEM;
   free(t->out.traceback);
   t->out.traceback = tb;
