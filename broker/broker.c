@@ -167,6 +167,7 @@ int rtq_broker_sweep(rtq_broker *b) {
   rc = rtq__broker_flush_stats(b, true);
   rtq__batch_clear(&b->batch);
   if (rc != 0) return rtq__broker_failed(b, "stats", rc);
+  rtq__broker_health_touch(b);
   return first_err;
 }
 

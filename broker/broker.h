@@ -55,6 +55,8 @@ typedef struct rtq_broker_options {
   bool once;               /* one sweep, then exit */
   bool ignore_lease;       /* act without the lease (tests, diagnostics) */
   char id[128];            /* "" = host-pid-random */
+  const char *health_file; /* NULL; else touched after each completed sweep and each lease
+                            * step Redis answered (rtq-broker --health); borrowed */
 } rtq_broker_options;
 
 /* What rtq_broker_options_parse asks main() to do. */

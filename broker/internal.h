@@ -111,6 +111,12 @@ int rtq__broker_connected(rtq_broker *b);
 int rtq__broker_failed(rtq_broker *b, const char *phase, int rc);
 /* Redis answered: ends a logged outage ("redis reachable again"). */
 void rtq__broker_redis_up(rtq_broker *b);
+
+/* ---- health.c ---- */
+
+/* Sets the health file's mtime to now, when the options name one. */
+void rtq__broker_health_touch(const rtq_broker *b);
+
 /* Adds n to a counter in both the totals and the unflushed deltas. */
 #define RTQ__COUNT(b, field, n)                 \
   do {                                          \

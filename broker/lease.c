@@ -72,6 +72,7 @@ int rtq_broker_lease_tick(rtq_broker *b) {
     }
     return rc;
   }
+  rtq__broker_health_touch(b); /* Redis answered: alive, leading or standing by */
   if (held == 1) {
     if (!b->leader)
       rtq_log(RTQ_LOG_INFO, "acquired the leader lease", "broker", b->id, NULL);

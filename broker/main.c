@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "broker.h"
+#include "health.h"
 #include "log.h"
 #include "rtq/common.h"
 #include "rtq/version.h"
@@ -40,6 +41,10 @@ int main(int argc, char **argv) {
   rtq_broker_action action;
   char err[512];
   rtq_broker_options_defaults(&o);
+  rtq_health_args health; /* --health, --health-file, --max-age: common/health.h */
+  int hrc = rtq_health_cli(&health, "rtq-broker", "sweep or lease step", RTQ_HEALTH_BROKER_FILE,
+                           &argc, argv);
+  if (hrc >= 0) return hrc;
   if (rtq_broker_options_from_env(&o, err, sizeof err) != 0 ||
       rtq_broker_options_parse(&o, argc, argv, &action, err, sizeof err) != 0) {
     fprintf(stderr, "rtq-broker: %s\n", err);
@@ -54,6 +59,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   rtq_log_set_level(o.config.log_level);
+  if ((hrc = rtq_health_start(&health, "rtq-broker", &o.health_file)) != 0) return hrc;
 
   rtq_broker *b = NULL;
   int rc = rtq_broker_new(&o, &b, err, sizeof err);

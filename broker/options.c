@@ -236,5 +236,8 @@ const char *rtq_broker_usage(void) {
          "  --once                   run one sweep, then exit (cron, tests)\n"
          "  --ignore-lease           act without the lease (diagnostics; every step is\n"
          "                           gated in Redis, so this is safe, only wasteful)\n"
+         "  --health-file PATH       touched after each sweep and lease step Redis answered\n"
+         "                           (RTQ_HEALTH_FILE; default /tmp/rtq-broker.health)\n"
+         "  --health [--max-age D]   exit 0 when that file is fresh (default 15s), else 1\n"
          "  --help, --version\n";
 }

@@ -1,8 +1,8 @@
 #!/bin/sh
-# install-deps.sh [--ci] [--valgrind] [--python] [--node] [--interop] - installs the
-# Debian (bookworm) packages rtq needs to build and test, and only those that
-# are missing: when everything is present it changes nothing and runs no
-# apt-get at all.
+# install-deps.sh [--ci] [--valgrind] [--python] [--node] [--interop]
+#                 [--containers] - installs the Debian (bookworm) packages
+# rtq needs to build and test, and only those that are missing: when
+# everything is present it changes nothing and runs no apt-get at all.
 #
 #   --ci        also the CI extras: clang + libclang-rt-14-dev (libFuzzer),
 #               valgrind, docker-compose (for `docker-compose config`),
@@ -13,6 +13,8 @@
 #   --node      also nodejs (the Node handler runner, sdk/node)
 #   --interop   also python3-redis, python3-msgpack, python3-pytest (for
 #               tests/interop/run.sh, run with /usr/bin/python3)
+#   --containers  also podman (with runc, netavark, aardvark-dns, iptables),
+#               docker-compose and debootstrap (for tests/containers/run.sh)
 #
 # Run as root. As another user it only reports what is missing (exit 1).
 # Package scripts are kept from starting services while it installs, so the
@@ -30,7 +32,8 @@ for arg in "$@"; do
     --node) extra="$extra nodejs" ;;
     --python) extra="$extra python3 python3-cffi python3-pytest python3-venv python3-pip python3-setuptools" ;;
     --interop) extra="$extra $interop" ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --containers) extra="$extra podman runc netavark aardvark-dns iptables docker-compose debootstrap python3-yaml" ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

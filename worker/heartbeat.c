@@ -10,10 +10,13 @@
  * On a clean exit the record is deleted (DEL + ZREM) once the processing
  * list is known to be empty.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "internal.h"
 
 #include "calls.h"
@@ -45,6 +48,9 @@ static void on_heartbeat(rtq_worker *w, redisReply *r, void *pd) {
             w->o.isolation == RTQ_ISOLATION_PROCESS ? "process" : "thread", NULL);
   }
   w->hb_ok = true;
+  if (w->o.health_file != NULL && rtq_health_touch(w->o.health_file) != 0)
+    rtq_log(RTQ_LOG_WARNING, "cannot refresh the health file", "path", w->o.health_file, "error",
+            strerror(errno), NULL);
 }
 
 static const char *u64s(uint64_t v, char buf[24]) {

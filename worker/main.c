@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "rtq/version.h"
 #include "rtq/worker.h"
@@ -59,6 +60,9 @@ static const char usage[] =
     "                            worker (5 s later, at most 5 times, then UNKNOWN_TASK)\n"
     "  --max-payload BYTES       larger envelopes are dead-lettered (default 1048576)\n"
     "  --thread-stack KB         stack of each handler thread (default 256)\n"
+    "  --health-file PATH        touched after each heartbeat Redis accepted\n"
+    "                            (RTQ_HEALTH_FILE; default /tmp/rtq-worker.health)\n"
+    "  --health [--max-age DUR]  exit 0 when that file is fresh (default 15s), else 1\n"
     "  --help, --version\n";
 
 enum {
@@ -258,9 +262,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "rtq-worker: %s\n", err);
     return 2;
   }
-  int rc = parse_flags(&c, argc, argv);
-  if (rc != 0) return rc;
+  rtq_health_args health; /* --health, --health-file, --max-age: common/health.h */
+  int rc = rtq_health_cli(&health, "rtq-worker", "heartbeat", RTQ_HEALTH_WORKER_FILE, &argc, argv);
+  if (rc >= 0) return rc;
+  if ((rc = parse_flags(&c, argc, argv)) != 0) return rc;
   rtq_log_set_level(c.cfg.log_level);
+  if ((rc = rtq_health_start(&health, "rtq-worker", &c.o.health_file)) != 0) return rc;
 
   c.o.redis_url = c.cfg.redis_url;
   c.o.ns = c.cfg.ns;

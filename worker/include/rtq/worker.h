@@ -111,6 +111,9 @@ typedef struct rtq_worker_options {
   int unknown_task_max_handbacks; /* 5: handbacks of one task before it fails UNKNOWN_TASK */
   bool handle_signals;            /* false; true: SIGTERM/SIGINT stop the worker
                                    * (a second one skips the grace), SIGPIPE ignored */
+  const char *health_file;        /* NULL; else a file whose mtime is set to now each time
+                                   * Redis accepts a heartbeat (rtq-worker --health);
+                                   * borrowed for the worker's life */
 } rtq_worker_options;
 
 /* Fills o with the defaults above. */
