@@ -85,6 +85,14 @@ struct rtq_broker {
   uint64_t lease_renewed_at;
   uint64_t lease_valid_until;
   bool standby_logged;
+  /* lease.c, standing by: who held the lease, the last sweep seen, since
+   * when both stayed the same (monotonic ms), and whether the stats field
+   * that reports an unswept lease is set. */
+  char held_by[RTQ_NAME_MAX + 1];
+  char held_sweep[32];
+  uint64_t held_since;
+  bool lease_alarm;
+  uint64_t record_check_offset;  /* recover.c: where the next sweep's record check starts */
 
   /* Schedule, in Redis time (ms). */
   uint64_t now;              /* Redis TIME at the start of this sweep */

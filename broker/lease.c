@@ -15,7 +15,9 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "calls.h"
@@ -50,6 +52,69 @@ static void log_standby(rtq_broker *b) {
   if (r != NULL) freeReplyObject(r);
 }
 
+/* Field of P:stats (broker|lease_unswept_s) that says a lease holder has
+ * not swept: `rtq stats` lists it with the broker's counters. */
+#define UNSWEPT_FIELD "lease_unswept_s"
+
+static void set_unswept(rtq_broker *b, uint64_t seconds) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, seconds > 0 ? "HSET" : "HDEL");
+  rtq__argv_add_key(&a, b->k.stats);
+  rtq__argv_add_key(&a, rtq_keys_stats_field(RTQ_BROKER_STATS_QUEUE, UNSWEPT_FIELD));
+  if (seconds > 0) rtq_argv_add_u64(&a, seconds);
+  (void)rtq_conn_command(b->conn, &a, NULL);
+  rtq_argv_destroy(&a);
+  b->lease_alarm = seconds > 0;
+}
+
+/*
+ * A standby watches the lease it cannot take. A holder that never sweeps
+ * (a wedged broker, or `SET P:lease attacker PX ...` by any writer of the
+ * namespace) stops recovery, promotion and the timeout backstop for every
+ * queue. When the same holder has kept the lease for over three lease
+ * TTLs while broker|last_sweep_at has not moved, each tick logs an ERROR
+ * and sets broker|lease_unswept_s (seconds) in P:stats, which `rtq stats`
+ * shows; both stop once a sweep is seen or the holder changes.
+ */
+static void watch_holder(rtq_broker *b) {
+  rtq__batch *bt = &b->batch;
+  rtq__batch_clear(bt);
+  rtq_argv *a = rtq__batch_add(bt);
+  if (a == NULL) return;
+  rtq_argv_add_str(a, "GET");
+  rtq__argv_add_key(a, b->k.lease);
+  if ((a = rtq__batch_add(bt)) == NULL) return;
+  rtq_argv_add_str(a, "HGET");
+  rtq__argv_add_key(a, b->k.stats);
+  rtq__argv_add_key(a, rtq_keys_stats_field(RTQ_BROKER_STATS_QUEUE, "last_sweep_at"));
+  if (rtq__batch_run(b->conn, bt) != 0) return;
+  const redisReply *h = bt->rcs[0] == 0 ? bt->replies[0] : NULL;
+  const redisReply *sw = bt->rcs[1] == 0 ? bt->replies[1] : NULL;
+  char holder[sizeof b->held_by], sweep[sizeof b->held_sweep];
+  snprintf(holder, sizeof holder, "%.*s", h != NULL && h->type == REDIS_REPLY_STRING ? (int)h->len : 0,
+           h != NULL && h->type == REDIS_REPLY_STRING ? h->str : "");
+  snprintf(sweep, sizeof sweep, "%.*s", sw != NULL && sw->type == REDIS_REPLY_STRING ? (int)sw->len : 0,
+           sw != NULL && sw->type == REDIS_REPLY_STRING ? sw->str : "");
+  uint64_t now = rtq__mono_ms();
+  if (holder[0] == '\0' || strcmp(holder, b->held_by) != 0 || strcmp(sweep, b->held_sweep) != 0) {
+    memcpy(b->held_by, holder, sizeof holder);
+    memcpy(b->held_sweep, sweep, sizeof sweep);
+    b->held_since = now;
+    if (b->lease_alarm) set_unswept(b, 0);
+    return;
+  }
+  uint64_t quiet = now - b->held_since;
+  if (quiet <= 3 * (uint64_t)b->o.lease_ttl_ms) return;
+  char secs[32];
+  snprintf(secs, sizeof secs, "%llu", (unsigned long long)(quiet / 1000));
+  rtq_log(RTQ_LOG_ERROR,
+          "the leader lease is held by an id that does not sweep: no recovery, promotion or "
+          "timeout backstop runs (a wedged broker, or a lease written by hand)",
+          "holder", holder, "seconds", secs, NULL);
+  set_unswept(b, quiet / 1000 > 0 ? quiet / 1000 : 1);
+}
+
 bool rtq_broker_is_leader(const rtq_broker *b) {
   if (b->o.ignore_lease) return true;
   return b->leader && rtq__mono_ms() < b->lease_valid_until;
@@ -76,6 +141,8 @@ int rtq_broker_lease_tick(rtq_broker *b) {
   if (held == 1) {
     if (!b->leader)
       rtq_log(RTQ_LOG_INFO, "acquired the leader lease", "broker", b->id, NULL);
+    if (b->lease_alarm) set_unswept(b, 0);
+    b->held_by[0] = '\0';
     b->leader = true;
     b->standby_logged = false;
     b->lease_renewed_at = sent;
@@ -85,6 +152,7 @@ int rtq_broker_lease_tick(rtq_broker *b) {
   if (b->leader) rtq_log(RTQ_LOG_WARNING, "lost the leader lease", "broker", b->id, NULL);
   b->leader = false;
   log_standby(b);
+  watch_holder(b);
   return 1;
 }
 

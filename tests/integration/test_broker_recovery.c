@@ -241,6 +241,58 @@ static void test_broker_recovery_leaves_live_workers_alone(void **state) {
   assert_int_equal(tb_stat(t, "broker", "recovered"), 0);
 }
 
+/* A heartbeat score in the future (no heartbeat gives one: heartbeat.lua
+ * takes Redis TIME) is a forged "alive": the worker counts as dead and its
+ * tasks come back. */
+static void test_broker_recovery_future_heartbeat_counts_as_dead(void **state) {
+  tb *t = *state;
+  tb_task_opts o = {.queue = "q7"};
+  free(tb_create(t, "t-fut", &o, &(size_t){0}));
+  tb_heartbeat(t, "w-fut", 30000);
+  tb_claim cl;
+  assert_true(tb_claim_next(t, "w-fut", "q7", &cl));
+  tb_claim_free(&cl);
+  char score[32];
+  snprintf(score, sizeof score, "%llu", (unsigned long long)(tb_redis_now(t) + 3600000));
+  rtq_test_cmd_int(t->c, "ZADD", rtq_keys_workers(&t->k).s, score, "w-fut", NULL);
+
+  tb_broker_once(t, "--heartbeat-ttl", "30s");
+
+  assert_int_equal(tb_exists(t, rtq_keys_processing(&t->k, "w-fut")), 0);
+  assert_int_equal(tb_llen(t, rtq_keys_queue(&t->k, "q7")), 1);
+  tb_assert_field(t, "t-fut", "status", "pending");
+  assert_false(tb_zhas(t, rtq_keys_workers(&t->k), "w-fut"));
+  assert_true(tb_file_contains(t->log, "its heartbeat score is in the future"));
+}
+
+/* A fresh score without its worker record (heartbeat.lua writes both, and
+ * the record expires with the heartbeat) is not a live worker either. */
+static void test_broker_recovery_worker_without_record_counts_as_dead(void **state) {
+  tb *t = *state;
+  tb_task_opts o = {.queue = "q8"};
+  free(tb_create(t, "t-norec", &o, &(size_t){0}));
+  tb_heartbeat(t, "w-norec", 30000);
+  tb_claim cl;
+  assert_true(tb_claim_next(t, "w-norec", "q8", &cl));
+  tb_claim_free(&cl);
+  rtq_test_cmd_int(t->c, "DEL", rtq_keys_worker(&t->k, "w-norec").s, NULL);
+  /* A live worker next to it keeps its task. */
+  free(tb_create(t, "t-ok", &o, &(size_t){0}));
+  tb_heartbeat(t, "w-ok", 30000);
+  assert_true(tb_claim_next(t, "w-ok", "q8", &cl));
+  tb_claim_free(&cl);
+
+  tb_broker_once(t, "--heartbeat-ttl", "30s");
+
+  tb_assert_field(t, "t-norec", "status", "pending");
+  assert_int_equal(tb_llen(t, rtq_keys_queue(&t->k, "q8")), 1);
+  assert_false(tb_zhas(t, rtq_keys_workers(&t->k), "w-norec"));
+  assert_true(tb_file_contains(t->log, "its worker record is missing"));
+  tb_assert_field(t, "t-ok", "status", "running");
+  assert_true(tb_zhas(t, rtq_keys_workers(&t->k), "w-ok"));
+  assert_int_equal(tb_llen(t, rtq_keys_processing(&t->k, "w-ok")), 1);
+}
+
 /* A worker that was only paused: recovered, then it wakes up and reports
  * its result. finish.lua fences the late write off; the redelivery wins. */
 static void test_broker_recovery_late_result_is_rejected(void **state) {
@@ -362,6 +414,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_broker_recovery_drops_copy_of_a_delayed_task, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_bad_envelope_does_not_end_a_run_elsewhere, tb_setup,
                                       tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_recovery_future_heartbeat_counts_as_dead,
+                                      tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_recovery_worker_without_record_counts_as_dead,
+                                      tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_leaves_live_workers_alone, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_late_result_is_rejected, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_recovery_honours_cancel_requests, tb_setup, tb_teardown),
