@@ -242,6 +242,14 @@ void rtq__proc_reap(rtq_worker *w) {
   for (rtq__job *j = w->jobs; j != NULL; j = next) {
     next = j->next;
     if (j->proc.pid <= 0 || j->proc.reaped) continue;
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)j->proc.pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+      continue;
+    /* The child has ended but is not reaped yet, so its pid, which is its
+     * process group's id, cannot be reused: whatever the handler started
+     * in its group (a forgotten background job) ends with it. */
+    (void)kill(-j->proc.pid, SIGKILL);
     int st;
     pid_t r = waitpid(j->proc.pid, &st, WNOHANG);
     if (r != j->proc.pid) continue;
