@@ -462,6 +462,40 @@ RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d);
  */
 RTQ_EXTERN int rtq_dead_letter_to_json(const rtq_dead_letter *d, char **json);
 
+/* ----- per-queue load ----------------------------------------------------- */
+
+/* rtq_get_queue_loads() reads at most this many running ids and delayed
+ * entries. */
+#define RTQ_LOAD_MAX_SCAN 10000
+
+/* Value type: what one queue holds besides its backlog. */
+typedef struct rtq_queue_load {
+  char name[RTQ_TASK_ID_SIZE];
+  uint64_t running;            /* its tasks in the running index */
+  uint64_t delayed;            /* its envelopes in P:delayed (scheduled or backing off) */
+  uint64_t oldest_pending_at;  /* created_at (ms) of the task a worker takes next;
+                                * 0 when the queue is empty */
+} rtq_queue_load;
+
+/* Allocated by rtq; free with rtq_queue_loads_free(). */
+typedef struct rtq_queue_loads {
+  uint64_t now;                /* Redis TIME, ms */
+  size_t count;
+  rtq_queue_load *queues;      /* sorted by name: every known queue and any
+                                * queue a running or delayed task names */
+  bool running_partial;        /* over RTQ_LOAD_MAX_SCAN running: counts cover the first */
+  bool delayed_partial;        /* same for P:delayed (earliest due first) */
+} rtq_queue_loads;
+
+/*
+ * Reads the figures above in three pipelined round trips, each bounded by
+ * the number of queues and RTQ_LOAD_MAX_SCAN (no KEYS, no SCAN). The
+ * caller frees *out (NULL on error). RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
+ */
+RTQ_EXTERN int rtq_get_queue_loads(rtq_client *c, rtq_queue_loads **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_queue_loads_free(rtq_queue_loads *l);
+
 #ifdef __cplusplus
 }
 #endif
