@@ -10,8 +10,10 @@
  *
  * Limits enforced here: the header block and request line fit in
  * MEMORY_LIMIT bytes (libmicrohttpd answers 431/414 otherwise); query
- * parameters are counted and measured for routes.c; a body is counted as
- * it arrives and answered 413 past WEB_MAX_BODY without being kept.
+ * parameters are counted and measured for routes.c; a Content-Length
+ * past WEB_MAX_BODY is answered 413 before the body is read, and a chunked
+ * body is counted as it arrives (never kept) and its connection closed
+ * once it passes the limit.
  */
 #include "http.h"
 
@@ -204,26 +206,30 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   (void)upload;
   web_ctx *w = cls;
   req_state *st = *con_cls;
-  if (st == NULL) {
-    if ((st = calloc(1, sizeof *st)) == NULL) return MHD_NO;
-    *con_cls = st;
-    return MHD_YES;
-  }
   web_request req;
   memset(&req, 0, sizeof req);
   req.method = method;
   req.path = url;
-  if (*upload_size > 0) {
-    /* Bodies are counted, never kept: no endpoint reads one. */
+  if (st == NULL) {
+    if ((st = calloc(1, sizeof *st)) == NULL) return MHD_NO;
+    *con_cls = st;
+    /* A declared body past the limit is answered before it is read. */
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl == NULL || strtoull(cl, NULL, 10) <= WEB_MAX_BODY) return MHD_YES;
+    req.body_len = (size_t)WEB_MAX_BODY + 1;
+  } else if (*upload_size > 0) {
+    /* Bodies are counted, never kept: no endpoint reads one. A chunked
+     * body that grows past the limit closes the connection (the answer
+     * can only be queued once the upload is over). */
     st->body_len += *upload_size;
     *upload_size = 0;
-    if (st->body_len <= WEB_MAX_BODY || st->answered) return MHD_YES;
-    req.body_len = st->body_len;
+    return st->body_len <= WEB_MAX_BODY ? MHD_YES : MHD_NO;
   } else if (st->answered) {
     return MHD_YES;
+  } else {
+    req.body_len = st->body_len;
   }
   st->answered = true;
-  req.body_len = st->body_len;
   req.host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
   req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
   MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &req);

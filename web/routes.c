@@ -42,12 +42,35 @@ void web_error(web_response *res, int status, const char *fmt, ...) {
   web_json(res, status, json_pack("{s:s}", "error", msg));
 }
 
+/* JSON text with <, > and & written as \u escapes (they occur only inside
+ * strings), so no byte of a task's text can read as markup even where a
+ * response is misread as HTML. Takes s; NULL when out of memory. */
+static char *html_safe(char *s) {
+  size_t n = 0, extra = 0;
+  for (; s[n] != '\0'; n++) extra += s[n] == '<' || s[n] == '>' || s[n] == '&';
+  if (extra == 0) return s;
+  char *out = malloc(n + extra * 5 + 1);
+  if (out != NULL) {
+    char *o = out;
+    for (const char *p = s; *p; p++) {
+      if (*p == '<' || *p == '>' || *p == '&')
+        o += sprintf(o, "\\u%04x", (unsigned)*p);
+      else
+        *o++ = *p;
+    }
+    *o = '\0';
+  }
+  free(s);
+  return out;
+}
+
 void web_json(web_response *res, int status, json_t *v) {
   if (res->body != NULL && !res->body_static) free(res->body);
   res->body = NULL;
   res->body_static = false;
   char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
   json_decref(v);
+  if (s != NULL) s = html_safe(s);
   if (s == NULL) {
     static char oom[] = "{\"error\":\"out of memory\"}";
     res->status = 500;
