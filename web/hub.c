@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
@@ -82,6 +83,10 @@ static void deliver(web_sse *s, const char *msg, size_t n) {
     s->buf = NULL;
     s->len = 0;
     s->hub->st.dropped++;
+    /* Its connection thread may be blocked writing to a full socket:
+     * shutting the socket down ends that write now rather than at the
+     * connection timeout (the server still closes the descriptor). */
+    if (s->fd >= 0) shutdown(s->fd, SHUT_RDWR);
     return;
   }
   ring_put(s, msg, n);
@@ -172,7 +177,10 @@ static void *pump(void *arg) {
     }
     size_t n = 0, bytes = 0;
     int rc = 0;
-    while (n < BATCH_EVENTS && bytes < BATCH_BYTES) {
+    /* A batch is delivered before any client may drain it: keep it well
+     * under a client's queue, or a burst would drop healthy clients. */
+    size_t batch_bytes = h->cap / 4 < BATCH_BYTES ? h->cap / 4 : BATCH_BYTES;
+    while (n < BATCH_EVENTS && bytes < batch_bytes) {
       char *json = NULL;
       rc = rtq_subscription_next(sub, n == 0 ? READ_WAIT_MS : 0, &json);
       if (rc != 0) break;

@@ -9,8 +9,8 @@
  *
  *   pump --append--> [client queue, at most sse_buffer bytes] --> socket
  *
- * A client whose queue would overflow is dropped (its stream ends and its
- * queue is freed at once), never buffered without bound. A client that
+ * A client whose queue would overflow is dropped (its queue is freed and
+ * its socket shut down at once), never buffered without bound. A client that
  * hangs up is noticed within a second while idle (the socket is polled)
  * and at its next write otherwise. When the subscription is lost it is
  * opened again and every client gets "event: reset" (it may have missed

@@ -295,8 +295,12 @@ static inline void sse_open(sse_conn *s, int port, const char *path, const char 
  * included) accumulate in s->buf. */
 static inline bool sse_wait_for(sse_conn *s, const char *needle, size_t from, int timeout_ms) {
   uint64_t deadline = rtq_test_now_ms() + (uint64_t)timeout_ms;
+  size_t nl = strlen(needle);
   for (;;) {
     if (s->len > from && strstr(s->buf + from, needle) != NULL) return true;
+    /* Only new bytes (and a needle's length before them) are searched
+     * next time: a long stream stays linear. */
+    if (s->len > from + nl) from = s->len - nl;
     uint64_t now = rtq_test_now_ms();
     if (now >= deadline) return false;
     struct pollfd p = {.fd = s->fd, .events = POLLIN};
