@@ -16,6 +16,7 @@
 
 #include "hub.h"
 #include "http.h"
+#include "listen.h"
 #include "log.h"
 #include "rtq/version.h"
 #include "web.h"
@@ -134,7 +135,7 @@ int main(int argc, char **argv) {
   bool loopback = false;
   char url[128];
   int fd;
-  if (web_http_listen(o.listen, &loopback, url, sizeof url, &fd, why, sizeof why) != 0) {
+  if (web_listen(o.listen, &loopback, url, sizeof url, &fd, why, sizeof why) != 0) {
     fprintf(stderr, "rtq-web: %s\n", why);
     return 2;
   }

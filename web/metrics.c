@@ -223,3 +223,11 @@ int web_metrics_down(char **text, size_t *len) {
   put(&b, "rtq_up 0\n");
   return finish(&b, text, len);
 }
+
+int web_metrics_scrape(rtq_client *c, char **text, size_t *len) {
+  web_overview o;
+  if (web_overview_read(c, &o) != 0) return web_metrics_down(text, len);
+  int rc = web_metrics_text(&o, text, len);
+  web_overview_destroy(&o);
+  return rc;
+}

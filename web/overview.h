@@ -12,6 +12,8 @@
 
 #include "rtq/client.h"
 
+#define WEB_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
 /* The P:stats pseudo-queue that holds the broker's counters. */
 #define WEB_BROKER_QUEUE "broker"
 
@@ -40,5 +42,20 @@ uint64_t web_counter(const rtq_queue_stats *q, const char *name);
 int web_metrics_text(const web_overview *o, char **text, size_t *len);
 /* The exposition when Redis could not be read: rtq_up 0 only. */
 int web_metrics_down(char **text, size_t *len);
+/* One scrape: the overview read through c, as text; rtq_up 0 when Redis
+ * could not be read. 0 or RTQ_ENOMEM. */
+int web_metrics_scrape(rtq_client *c, char **text, size_t *len);
+
+/* A server of GET /metrics alone (metrics_server.c), for binaries other
+ * than rtq-web: one thread, scrapes read through c (borrowed; it must
+ * outlive the server). Any address may be served: the figures name queues
+ * and counts, never task data. 0, or -1 with a reason in why. */
+typedef struct web_metrics_server web_metrics_server;
+int web_metrics_server_start(rtq_client *c, const char *listen, web_metrics_server **out, char *why,
+                             size_t wcap);
+/* The URL it serves ("http://ADDR:PORT/metrics"). Borrowed. */
+const char *web_metrics_server_url(const web_metrics_server *s);
+/* Stops and frees. NULL does nothing. */
+void web_metrics_server_stop(web_metrics_server *s);
 
 #endif

@@ -101,25 +101,16 @@ static bool is_get(const web_request *req) {
 }
 
 static void metrics(web_ctx *w, web_response *res) {
-  web_overview o;
   char *text = NULL;
   size_t len = 0;
-  int rc = web_overview_read(w->client, &o);
-  if (rc == 0) {
-    rc = web_metrics_text(&o, &text, &len);
-    web_overview_destroy(&o);
-  } else {
-    /* Scraped, but Redis could not be read: say so in the data. */
-    rc = web_metrics_down(&text, &len);
-  }
-  if (rc != 0) {
+  if (web_metrics_scrape(w->client, &text, &len) != 0) {
     web_error(res, 500, "out of memory");
     return;
   }
   res->status = 200;
   res->body = text;
   res->len = len;
-  res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  res->content_type = WEB_METRICS_CONTENT_TYPE;
 }
 
 static void events(web_ctx *w, const web_request *req, web_response *res) {

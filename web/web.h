@@ -10,6 +10,8 @@
  *   metrics.c   /metrics in the Prometheus text format
  *   hub.c       one events subscription fanned out to SSE clients
  *   auth.c      the token file, constant-time comparison, Host check
+ *   listen.c    binding --listen (shared with the broker's /metrics)
+ *   metrics_server.c  /metrics alone, for rtq-broker --metrics-listen
  *
  * Request handling is plain C on a web_request/web_response pair, so it
  * reads without knowing the HTTP library.

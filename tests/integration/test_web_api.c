@@ -505,6 +505,44 @@ static void test_web_api_xss(void **state) {
   web_stop(&s);
 }
 
+static bool body_has(int port, const char *path, const char *needle) {
+  http_resp r;
+  http_get(port, path, &r);
+  bool has = r.status == 200 && strstr(r.body, needle) != NULL;
+  http_resp_free(&r);
+  return has;
+}
+
+/* rtq-broker --metrics-listen serves the same exposition. */
+static void test_web_api_broker_metrics(void **state) {
+  (void)state;
+  char bin[512];
+  assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
+  web_srv b;
+  memset(&b, 0, sizeof b);
+  snprintf(b.log, sizeof b.log, "%s/broker.log", rtq_test_redis_dir(rtq_test_redis_default()));
+  const char *argv[] = {bin, "--redis", rtq_test_redis_url(), "--metrics-listen=127.0.0.1:0",
+                        "--sweep-interval", "100ms", NULL};
+  rtq_test_spawn_options o = {.path = bin, .argv = argv, .output_path = b.log};
+  b.pid = rtq_test_spawn_ex(&o);
+  assert_true(b.pid > 0);
+  RTQ_TEST_WAIT_FOR((b.port = web_port_from_log(b.log)) != 0 || rtq_test_wait_exit(b.pid, 0, NULL) == 0, 10000);
+  assert_true(b.port > 0);
+  char id[RTQ_TASK_ID_SIZE];
+  create("rtq.echo", "idle", "{}", id);
+  http_resp r;
+  http_get(b.port, "/metrics", &r);
+  assert_int_equal(r.status, 200);
+  check_exposition(r.body);
+  assert_non_null(strstr(r.body, "\nrtq_up 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_queue_backlog{queue=\"idle\"} 1\n"));
+  http_resp_free(&r);
+  RTQ_TEST_WAIT_FOR(body_has(b.port, "/metrics", "\nrtq_broker_actions_total{action=\"sweeps\"} "), 10000);
+  assert_int_equal(status_of(b.port, "GET", "/", NULL, NULL), 404);
+  assert_int_equal(status_of(b.port, "POST", "/metrics", NULL, NULL), 405);
+  web_stop(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_web_api_reads, setup, teardown),
@@ -515,6 +553,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_web_api_listen_rules, setup, teardown),
       cmocka_unit_test_setup_teardown(test_web_api_bad_requests, setup, teardown),
       cmocka_unit_test_setup_teardown(test_web_api_xss, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_broker_metrics, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
