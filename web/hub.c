@@ -25,16 +25,21 @@
 #define BATCH_BYTES (64 * 1024)
 #define KEEPALIVE_MS 15000
 #define HANGUP_POLL_MS 1000
-#define READ_WAIT_MS 500
+#define READ_WAIT_MS 250
+#define TICK_MS 1000
+#define RING_START (16 * 1024)
 
 struct web_sse {
   web_hub *hub;
   web_sse *prev, *next;
   pthread_cond_t cv;
-  char *buf;          /* ring of cap bytes; NULL once dropped */
+  char *buf;          /* ring of size bytes; NULL once dropped */
+  size_t size;        /* grows by doubling up to the hub's cap */
   size_t head, len;
   bool dropped;
   bool filtered;
+  bool ticks;         /* one "tick" a second instead of the events */
+  uint64_t pending;   /* events since its last tick */
   char task[RTQ_TASK_ID_SIZE];
   int fd;
 };
@@ -55,29 +60,47 @@ struct web_hub {
 /* ----- one client's queue (hub->mu held) ---------------------------------- */
 
 static void ring_put(web_sse *s, const char *p, size_t n) {
-  size_t cap = s->hub->cap;
-  size_t tail = (s->head + s->len) % cap;
-  size_t first = n < cap - tail ? n : cap - tail;
+  size_t tail = (s->head + s->len) % s->size;
+  size_t first = n < s->size - tail ? n : s->size - tail;
   memcpy(s->buf + tail, p, first);
   memcpy(s->buf, p + first, n - first);
   s->len += n;
 }
 
 static size_t ring_take(web_sse *s, char *out, size_t max) {
-  size_t cap = s->hub->cap, n = s->len < max ? s->len : max;
-  size_t first = n < cap - s->head ? n : cap - s->head;
+  size_t n = s->len < max ? s->len : max;
+  size_t first = n < s->size - s->head ? n : s->size - s->head;
   memcpy(out, s->buf + s->head, first);
   memcpy(out + first, s->buf, n - first);
-  s->head = (s->head + n) % cap;
+  s->head = (s->head + n) % s->size;
   s->len -= n;
   return n;
+}
+
+/* Makes room for need bytes by doubling the ring, up to the hub's cap: a
+ * stream that keeps up holds a small ring, only a lagging one a big one.
+ * 0, or -1 when the cap (or memory) does not allow it. */
+static int ring_grow(web_sse *s, size_t need) {
+  size_t size = s->size;
+  while (size < need && size < s->hub->cap) size = size * 2 < s->hub->cap ? size * 2 : s->hub->cap;
+  if (size < need) return -1;
+  char *nb = malloc(size);
+  if (nb == NULL) return -1;
+  size_t len = s->len;
+  ring_take(s, nb, len);
+  free(s->buf);
+  s->buf = nb;
+  s->size = size;
+  s->head = 0;
+  s->len = len;
+  return 0;
 }
 
 /* Queues a whole message or drops the client: a partial event would
  * corrupt the stream, and waiting would let one client slow every other. */
 static void deliver(web_sse *s, const char *msg, size_t n) {
   if (s->dropped) return;
-  if (s->len + n > s->hub->cap) {
+  if (s->len + n > s->size && ring_grow(s, s->len + n) != 0) {
     s->dropped = true;
     free(s->buf);
     s->buf = NULL;
@@ -128,11 +151,39 @@ static void publish(web_hub *h, event *evs, size_t n, const char *extra) {
   for (web_sse *s = h->clients; s != NULL; s = s->next) {
     size_t before = s->len;
     if (extra != NULL) deliver(s, extra, strlen(extra));
+    if (s->ticks) {
+      s->pending += n;
+      if (s->len != before || s->dropped) pthread_cond_signal(&s->cv);
+      continue;
+    }
     for (size_t i = 0; i < n; i++)
       if (!s->filtered || strcmp(s->task, evs[i].id) == 0) deliver(s, evs[i].frame, evs[i].len);
     if (s->len != before || s->dropped) pthread_cond_signal(&s->cv);
   }
   pthread_mutex_unlock(&h->mu);
+}
+
+/* Sends each ticking client that saw events since its last tick the
+ * count: a page that only re-reads its figures needs no more than that,
+ * however busy the channel. */
+static void tick(web_hub *h) {
+  pthread_mutex_lock(&h->mu);
+  for (web_sse *s = h->clients; s != NULL; s = s->next) {
+    if (!s->ticks || s->pending == 0) continue;
+    char msg[80];
+    int n = snprintf(msg, sizeof msg, "event: tick\ndata: {\"events\":%llu}\n\n",
+                     (unsigned long long)s->pending);
+    s->pending = 0;
+    deliver(s, msg, (size_t)n);
+    pthread_cond_signal(&s->cv);
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static bool closing(web_hub *h) {
@@ -153,6 +204,7 @@ static void *pump(void *arg) {
   web_hub *h = arg;
   rtq_subscription *sub = NULL;
   bool lost = false;
+  uint64_t last_tick = mono_ms();
   event *evs = calloc(BATCH_EVENTS, sizeof *evs);
   if (evs == NULL) {
     rtq_log(RTQ_LOG_ERROR, "out of memory: no live events", NULL);
@@ -189,6 +241,11 @@ static void *pump(void *arg) {
     }
     if (n > 0) publish(h, evs, n, NULL);
     for (size_t i = 0; i < n; i++) free(evs[i].frame);
+    uint64_t now = mono_ms();
+    if (now - last_tick >= TICK_MS) {
+      tick(h);
+      last_tick = now;
+    }
     if (rc != 0 && rc != RTQ_ETIMEDOUT) {
       rtq_log(RTQ_LOG_WARNING, "events subscription lost", "error", rtq_client_errstr(h->c), NULL);
       rtq_subscription_free(sub);
@@ -249,10 +306,11 @@ void web_hub_stats_get(web_hub *h, web_hub_stats *out) {
   pthread_mutex_unlock(&h->mu);
 }
 
-int web_hub_attach(web_hub *h, const char *task, int fd, web_sse **out) {
+int web_hub_attach(web_hub *h, const char *task, bool ticks, int fd, web_sse **out) {
   *out = NULL;
   web_sse *s = calloc(1, sizeof *s);
-  char *buf = malloc(h->cap);
+  size_t size = h->cap < RING_START ? h->cap : RING_START;
+  char *buf = malloc(size);
   if (s == NULL || buf == NULL) {
     free(s);
     free(buf);
@@ -260,7 +318,9 @@ int web_hub_attach(web_hub *h, const char *task, int fd, web_sse **out) {
   }
   s->hub = h;
   s->buf = buf;
+  s->size = size;
   s->fd = fd;
+  s->ticks = ticks;
   if (task != NULL) {
     s->filtered = true;
     snprintf(s->task, sizeof s->task, "%s", task);
@@ -289,12 +349,6 @@ int web_hub_attach(web_hub *h, const char *task, int fd, web_sse **out) {
   pthread_mutex_unlock(&h->mu);
   *out = s;
   return 0;
-}
-
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Whether the peer closed its end (checked while idle). */

@@ -9,7 +9,8 @@
  *
  *   pump --append--> [client queue, at most sse_buffer bytes] --> socket
  *
- * A client whose queue would overflow is dropped (its queue is freed and
+ * A client's queue starts at 16 KiB and doubles while it lags, up to the
+ * --sse-buffer cap. A client whose queue would overflow is dropped (its queue is freed and
  * its socket shut down at once), never buffered without bound. A client that
  * hangs up is noticed within a second while idle (the socket is polled)
  * and at its next write otherwise. When the subscription is lost it is
@@ -19,6 +20,7 @@
 #ifndef RTQ_WEB_HUB_H
 #define RTQ_WEB_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -47,9 +49,11 @@ void web_hub_close(web_hub *h);
 int web_hub_max_clients(const web_hub *h);
 void web_hub_stats_get(web_hub *h, web_hub_stats *out);
 
-/* Attaches a stream; task (may be NULL) keeps only that task's events; fd
- * is the client's socket (-1: not polled). RTQ_ERANGE when max_clients are attached already. */
-int web_hub_attach(web_hub *h, const char *task, int fd, web_sse **out);
+/* Attaches a stream; task (may be NULL) keeps only that task's events;
+ * ticks replaces the events by at most one "event: tick" a second with
+ * their count (task is then ignored); fd is the client's socket (-1: not
+ * polled). RTQ_ERANGE when max_clients are attached already. */
+int web_hub_attach(web_hub *h, const char *task, bool ticks, int fd, web_sse **out);
 /*
  * Copies queued bytes into buf (at most max), blocking until there are
  * some. Returns the count; 0 at the end of the stream (hub closing); -1

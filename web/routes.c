@@ -7,7 +7,7 @@
  *   GET  /api/tasks               list (filters, paging)
  *   GET  /api/tasks/<id>          one task
  *   GET  /api/workers             alive workers
- *   GET  /api/events              Server-Sent Events
+ *   GET  /api/events              Server-Sent Events (?task=ID, ?ticks=1)
  *   POST /api/tasks/<id>/cancel   actions
  *   POST /api/tasks/<id>/retry
  *   GET  /metrics                 Prometheus
@@ -115,11 +115,16 @@ static void metrics(web_ctx *w, web_response *res) {
 
 static void events(web_ctx *w, const web_request *req, web_response *res) {
   const char *task = web_param_get(req, "task");
+  const char *ticks = web_param_get(req, "ticks");
   if (task != NULL && rtq_validate_name(task) != 0) {
     web_error(res, 400, "invalid task id");
     return;
   }
-  int rc = web_hub_attach(w->hub, task, req->sse_fd, &res->sse);
+  if (ticks != NULL && strcmp(ticks, "1") != 0 && strcmp(ticks, "0") != 0) {
+    web_error(res, 400, "ticks must be 0 or 1");
+    return;
+  }
+  int rc = web_hub_attach(w->hub, task, ticks != NULL && ticks[0] == '1', req->sse_fd, &res->sse);
   if (rc != 0) {
     web_error(res, 503, "too many event streams (at most %d)", web_hub_max_clients(w->hub));
     return;
@@ -165,7 +170,7 @@ static int split_task_path(const char *rest, char id[RTQ_TASK_ID_SIZE], const ch
 static void api(web_ctx *w, const web_request *req, web_response *res) {
   static const char *const none[] = {NULL};
   static const char *const list_params[] = {"status", "queue", "name", "limit", "offset", NULL};
-  static const char *const event_params[] = {"task", NULL};
+  static const char *const event_params[] = {"task", "ticks", NULL};
   const char *p = req->path + 4; /* after "/api" */
   const char *const *allowed = strcmp(p, "/tasks") == 0    ? list_params
                                : strcmp(p, "/events") == 0 ? event_params

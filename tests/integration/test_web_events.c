@@ -1,6 +1,7 @@
 /*
  * test_web_events.c - /api/events against real processes: a worker's
- * progress reaches an SSE client; ?task= keeps one task's events; clients
+ * progress reaches an SSE client; ?task= keeps one task's events; ?ticks=1
+ * sends counts at most once a second instead; clients
  * that hang up are forgotten within seconds; a client that stops reading
  * is dropped once its queue is full while the others go on; all share one
  * Redis subscription.
@@ -197,6 +198,44 @@ static void test_web_events_resubscribe(void **state) {
   web_stop(&s);
 }
 
+/* ?ticks=1: at most one "tick" a second with the count, never the
+ * events themselves. */
+static void test_web_events_ticks(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  RTQ_TEST_WAIT_FOR(subscribers() == 1, 10000);
+  sse_conn c;
+  sse_open(&c, s.port, "/api/events?ticks=1", NULL);
+  assert_true(sse_wait_for(&c, ": connected", 0, 5000));
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *rc = rtq_test_conn();
+  for (int i = 0; i < 50; i++)
+    freeReplyObject(rtq_test_command(rc, "PUBLISH", rtq_keys_chan_events(&k).s,
+                                     "{\"id\":\"x\",\"status\":\"running\"}", NULL));
+  rtq_conn_free(rc);
+  assert_true(sse_wait_for(&c, "event: tick\ndata: {\"events\":", 0, 5000));
+  assert_null(strstr(c.buf, "\"id\":\"x\""));
+  /* 50 events, counted across one or two ticks. */
+  int total = 0;
+  for (const char *p = strstr(c.buf, "{\"events\":"); p != NULL; p = strstr(p + 1, "{\"events\":"))
+    total += atoi(p + 10);
+  if (total < 50) {
+    assert_true(sse_wait_for(&c, "event: tick", (size_t)(strstr(c.buf, "event: tick") - c.buf) + 1, 5000));
+    total = 0;
+    for (const char *p = strstr(c.buf, "{\"events\":"); p != NULL; p = strstr(p + 1, "{\"events\":"))
+      total += atoi(p + 10);
+  }
+  assert_int_equal(total, 50);
+  http_resp r;
+  http_get(s.port, "/api/events?ticks=2", &r);
+  assert_int_equal(r.status, 400);
+  http_resp_free(&r);
+  sse_close(&c);
+  web_stop(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_web_events_progress, setup, teardown),
@@ -204,6 +243,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_web_events_slow_client_dropped, setup, teardown),
       cmocka_unit_test_setup_teardown(test_web_events_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_web_events_resubscribe, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_ticks, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

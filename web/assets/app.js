@@ -122,11 +122,23 @@ function throttle(fn, ms) {
 }
 
 // ----- live events (SSE read with fetch, so the token goes in a header) ----
+//
+// Each view says which stream it needs: one task's events (the task page)
+// or at most one "tick" a second (the others re-read their figures on a
+// tick), so a busy queue does not flood the browser. A view change that
+// needs another stream reconnects at once.
+
+let liveCtl = null, liveSpec = '';
+
+function wantedSpec() { return (view && view.stream) || 'ticks=1'; }
 
 async function liveLoop() {
   for (;;) {
+    const ctl = new AbortController();
+    liveCtl = ctl;
+    liveSpec = wantedSpec();
     try {
-      const r = await fetch('/api/events', {headers: headers(), cache: 'no-store'});
+      const r = await fetch('/api/events?' + liveSpec, {headers: headers(), cache: 'no-store', signal: ctl.signal});
       if (!r.ok || !r.body) throw new Error('HTTP ' + r.status);
       setLive(true);
       const reader = r.body.getReader();
@@ -144,9 +156,14 @@ async function liveLoop() {
       }
     } catch (e) { /* reconnect below */ }
     setLive(false);
+    if (ctl.signal.aborted) continue;  // the view changed: its stream now
     await new Promise(res => setTimeout(res, 2000));
     if (view && view.onReset) view.onReset();
   }
+}
+
+function followView() {
+  if (liveCtl && liveSpec !== wantedSpec()) liveCtl.abort();
 }
 
 function setLive(on) {
@@ -163,6 +180,7 @@ function handleFrame(frame) {
     else if (line.startsWith('data:')) data += line.slice(5).trim();
   }
   if (event === 'reset') { if (view && view.onReset) view.onReset(); return; }
+  if (event === 'tick') { if (view && view.onTick) view.onTick(); return; }
   if (!data) return;
   let ev;
   try { ev = JSON.parse(data); } catch (e) { return; }
@@ -232,19 +250,16 @@ function overview(root) {
   const redraw = throttle(draw, 1000);
   const timer = setInterval(draw, 5000);
   draw();
-  return {onEvent: ev => { if (ev.status !== 'running' || ev.progress === undefined) redraw(); },
-          onReset: draw, close: () => clearInterval(timer)};
+  return {stream: 'ticks=1', onTick: redraw, onReset: draw, close: () => clearInterval(timer)};
 }
 
 // ----- task list ---------------------------------------------------------------
 
 function taskRow(t) {
-  const bar = progressBar(t.progress);
   const tr = el('tr', {dataset: {id: t.id}},
     el('td', {}, taskLink(t.id)), el('td', {className: 'name'}, t.name), el('td', {}, t.queue),
-    el('td', {className: 'st'}, statusBadge(t.status)), el('td', {}, bar),
+    el('td', {className: 'st'}, statusBadge(t.status)), el('td', {}, progressBar(t.progress)),
     el('td', {}, fmtTime(t.created_at)));
-  tr.bar = bar;
   return tr;
 }
 
@@ -255,7 +270,6 @@ function tasks(root, params) {
   const pagerText = el('span', {className: 'muted'});
   const prev = el('button', {type: 'button', id: 'prev'}, '‹ newer');
   const next = el('button', {type: 'button', id: 'next'}, 'older ›');
-  const rows = new Map();
   const statusSel = el('select', {name: 'status', id: 'f-status'}, el('option', {value: ''}, 'any status'),
                        ...STATUSES.map(s => el('option', {value: s}, s)));
   statusSel.value = f.status;
@@ -279,8 +293,7 @@ function tasks(root, params) {
     let r;
     try { r = await api('/api/tasks?' + q.toString()); } catch (e) { notice(e.message, true); return; }
     notice(r.truncated ? 'Only the newest ' + r.examined + ' index entries were examined; older tasks may match too.' : '');
-    rows.clear();
-    body.replaceChildren(...r.tasks.map(t => { const tr = taskRow(t); rows.set(t.id, tr); return tr; }));
+    body.replaceChildren(...r.tasks.map(taskRow));
     if (!r.tasks.length) body.append(el('tr', {}, el('td', {colSpan: 6, className: 'muted'}, 'No tasks.')));
     prev.disabled = f.offset === 0;
     next.disabled = !r.has_more;
@@ -295,17 +308,9 @@ function tasks(root, params) {
        el('th', {}, 'queue'), el('th', {}, 'status'), el('th', {}, 'progress'), el('th', {}, 'created'))), body),
     el('div', {className: 'pager'}, prev, pagerText, next));
   draw();
-  return {
-    onEvent(ev) {
-      const tr = rows.get(ev.id);
-      if (tr && ev.progress !== undefined && ev.status === 'running') { setProgress(tr.bar, ev.progress); return; }
-      if (tr && ev.status) { tr.querySelector('.st').replaceChildren(statusBadge(ev.status)); }
-      // A new task or a change of status may change the page: re-read it
-      // (the first page only, where new tasks appear).
-      if (f.offset === 0 || tr) redraw();
-    },
-    onReset: draw,
-  };
+  // New tasks, progress and status changes: the page is re-read on each
+  // tick, so at most once a second.
+  return {stream: 'ticks=1', onTick: redraw, onReset: draw};
 }
 
 // ----- one task --------------------------------------------------------------------
@@ -385,6 +390,7 @@ function taskView(root, id) {
   }
   draw();
   return {
+    stream: 'task=' + encodeURIComponent(id),
     onEvent(ev) {
       if (ev.id !== id || !task) return;
       if (ev.status === 'running' && ev.progress !== undefined && task.status === 'running') {
@@ -419,7 +425,7 @@ function workers(root) {
   }
   const timer = setInterval(draw, 5000);
   draw();
-  return {onReset: draw, close: () => clearInterval(timer)};
+  return {stream: 'ticks=1', onReset: draw, close: () => clearInterval(timer)};
 }
 
 // ----- router ----------------------------------------------------------------------------
@@ -446,6 +452,7 @@ function route() {
     view = overview(root);
   }
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.nav === nav);
+  followView();
 }
 
 async function start() {
