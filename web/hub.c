@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -403,6 +404,9 @@ void web_sse_release(web_sse *s) {
   h->nclients--;
   pthread_mutex_unlock(&h->mu);
   pthread_cond_destroy(&s->cv);
+  bool big = s->size > RING_START;
   free(s->buf);
   free(s);
+  /* A lagging stream's queue grew: give the memory back to the system. */
+  if (big) malloc_trim(0);
 }

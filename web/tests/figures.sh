@@ -5,8 +5,9 @@
 #   1. 1,000,000 pending tasks stored: median and p99 of /api/stats,
 #      /metrics and /api/tasks?limit=50 (500 sequential requests each on a
 #      kept-alive connection, after 20 warm-up ones), and rtq-web's RSS
-#   2. a 20,000-task drain (rtq.noop, one rtq-worker with 50 slots) with 0
-#      and with 100 SSE clients connected to rtq-web, alternating, ROUNDS
+#   2. a 20,000-task drain (rtq.noop, one rtq-worker with 50 slots) with no
+#      SSE client, with 100 clients on ?ticks=1 (what the page's overview
+#      opens) and with 100 clients on every event, alternating, ROUNDS
 #      times (default 3): tasks per second from the worker's start to the
 #      last completion, rtq-web's CPU seconds and RSS, streams dropped
 #      (SKIP_1M=1 runs this part only)
@@ -51,13 +52,18 @@ done
 echo "rtq-web RSS: $(rss_kb "$web") KiB"
 fi
 
-echo "== 20,000-task drain, 0 vs 100 SSE clients"
-drain() {  # drain CLIENTS -> prints tasks/s
+echo "== 20,000-task drain: no SSE client, 100 on ?ticks=1, 100 on every event"
+drain() {  # drain CLIENTS [QUERY] -> prints tasks/s
   redis-cli -s "$sock" flushall >/dev/null
   "$build/web/rtq-web-fill" "$redis" 20000
   local sse=""
+  # The previous round's streams must be gone before this one counts its own.
+  for _ in $(seq 100); do
+    curl -s "${url}api/info" | grep -q '"clients":0,' && break
+    sleep 0.1
+  done
   if [ "$1" -gt 0 ]; then
-    node "$root/web/tests/figures.mjs" sse "${url}api/events" "$1" >"$tmp/sse.out" &
+    node "$root/web/tests/figures.mjs" sse "${url}api/events${2:-}" "$1" >"$tmp/sse.out" &
     sse=$!
     for _ in $(seq 100); do
       curl -s "${url}api/info" | grep -q "\"clients\":$1," && break
@@ -81,11 +87,12 @@ drain() {  # drain CLIENTS -> prints tasks/s
   kill "$w" 2>/dev/null || true
   wait "$w" || true
   if [ -n "$sse" ]; then kill "$sse" 2>/dev/null || true; wait "$sse" || true; fi
-  echo "clients=$1 tasks_per_s=$(echo "20000 / ($t1 - $t0)" | bc) rtq_web_cpu_s=$(echo "$c1 - $c0" | bc)" \
+  echo "clients=$1${2:+ stream=$2} tasks_per_s=$(echo "20000 / ($t1 - $t0)" | bc) rtq_web_cpu_s=$(echo "$c1 - $c0" | bc)" \
     "dropped=$((d1 - d0)) rtq_web_rss_kb=$rss $clients_cpu $(cat "$tmp/sse.out" 2>/dev/null || true)"
   rm -f "$tmp/sse.out"
 }
 for _ in $(seq "$rounds"); do
   drain 0
+  drain 100 '?ticks=1'
   drain 100
 done
