@@ -14,34 +14,9 @@
 #include "rtq/client.h"
 #include "test_web_util.h"
 
-static rtq_client *cl;
-
-static int setup(void **state) {
-  (void)state;
-  rtq_test_redis_flush();
-  rtq_client_options o = {.redis_url = rtq_test_redis_url(), .ns = "rtq"};
-  assert_int_equal(rtq_client_new(&o, &cl), 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq_client_free(cl);
-  return 0;
-}
-
-static void create(const char *name, const char *queue, uint64_t delay_ms, char id[RTQ_TASK_ID_SIZE]) {
-  rtq_args *a = NULL;
-  char why[64];
-  assert_int_equal(rtq_args_from_json("{\"seconds\":30,\"steps\":300}", &a, why, sizeof why), 0);
-  rtq_task_options o = {.queue = queue, .delay_ms = delay_ms};
-  assert_int_equal(rtq_create_task(cl, name, a, &o, id, NULL), 0);
-  rtq_args_free(a);
-}
-
 static rtq_status status_of(const char *id) {
   rtq_task *t = NULL;
-  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
   rtq_status s = t->status;
   rtq_task_free(t);
   return s;
@@ -57,7 +32,7 @@ static const rtq_queue_load *find(const rtq_queue_loads *l, const char *name) {
 static void test_client_load_counts(void **state) {
   (void)state;
   rtq_queue_loads *l = NULL;
-  assert_int_equal(rtq_get_queue_loads(cl, &l), 0);
+  assert_int_equal(rtq_get_queue_loads(tw_client, &l), 0);
   assert_int_equal(l->count, 0);
   assert_true(l->now > 0);
   rtq_queue_loads_free(l);
@@ -65,14 +40,14 @@ static void test_client_load_counts(void **state) {
   pid_t worker = web_worker_start("rtq");
   char run1[RTQ_TASK_ID_SIZE], run2[RTQ_TASK_ID_SIZE], later[RTQ_TASK_ID_SIZE];
   char first[RTQ_TASK_ID_SIZE], second[RTQ_TASK_ID_SIZE];
-  create("rtq.sleep", NULL, 0, run1);
-  create("rtq.sleep", NULL, 0, run2);
-  create("rtq.sleep", "later", 600000, later);
-  create("rtq.sleep", "idle", 0, first);
-  create("rtq.sleep", "idle", 0, second);
+  tw_create("rtq.sleep", NULL, "{\"seconds\":30,\"steps\":300}", 0, run1);
+  tw_create("rtq.sleep", NULL, "{\"seconds\":30,\"steps\":300}", 0, run2);
+  tw_create("rtq.sleep", "later", "{\"seconds\":30,\"steps\":300}", 600000, later);
+  tw_create("rtq.sleep", "idle", "{\"seconds\":30,\"steps\":300}", 0, first);
+  tw_create("rtq.sleep", "idle", "{\"seconds\":30,\"steps\":300}", 0, second);
   RTQ_TEST_WAIT_FOR(status_of(run1) == RTQ_STATUS_RUNNING && status_of(run2) == RTQ_STATUS_RUNNING, 10000);
 
-  assert_int_equal(rtq_get_queue_loads(cl, &l), 0);
+  assert_int_equal(rtq_get_queue_loads(tw_client, &l), 0);
   assert_false(l->running_partial);
   assert_false(l->delayed_partial);
   const rtq_queue_load *d = find(l, "default"), *lt = find(l, "later"), *id = find(l, "idle");
@@ -83,21 +58,21 @@ static void test_client_load_counts(void **state) {
   assert_int_equal(lt->running, 0);
   assert_int_equal(id->running, 0);
   rtq_task *t = NULL;
-  assert_int_equal(rtq_get_task(cl, first, &t), 0);
+  assert_int_equal(rtq_get_task(tw_client, first, &t), 0);
   assert_int_equal(id->oldest_pending_at, t->created_at);
   rtq_task_free(t);
   for (size_t i = 1; i < l->count; i++) assert_true(strcmp(l->queues[i - 1].name, l->queues[i].name) < 0);
   rtq_queue_loads_free(l);
   rtq_queue_loads_free(NULL);
 
-  assert_int_equal(rtq_cancel_task(cl, run1, NULL), 0);
-  assert_int_equal(rtq_cancel_task(cl, run2, NULL), 0);
+  assert_int_equal(rtq_cancel_task(tw_client, run1, NULL), 0);
+  assert_int_equal(rtq_cancel_task(tw_client, run2, NULL), 0);
   rtq_test_terminate(worker, SIGTERM, 10000, NULL);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_client_load_counts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_load_counts, tw_setup, tw_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

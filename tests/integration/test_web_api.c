@@ -20,34 +20,9 @@
 
 #define AUTH "Authorization: Bearer " WEB_TOKEN "\r\n"
 
-static rtq_client *cl;
-
-static int setup(void **state) {
-  (void)state;
-  rtq_test_redis_flush();
-  rtq_client_options o = {.redis_url = rtq_test_redis_url(), .ns = "rtq"};
-  assert_int_equal(rtq_client_new(&o, &cl), 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq_client_free(cl);
-  return 0;
-}
-
-static void create(const char *name, const char *queue, const char *args_json, char id[RTQ_TASK_ID_SIZE]) {
-  rtq_args *a = NULL;
-  char why[128];
-  assert_int_equal(rtq_args_from_json(args_json, &a, why, sizeof why), 0);
-  rtq_task_options o = {.queue = queue};
-  assert_int_equal(rtq_create_task(cl, name, a, &o, id, NULL), 0);
-  rtq_args_free(a);
-}
-
 static void wait_done(const char *id) {
   rtq_task *t = NULL;
-  assert_int_equal(rtq_wait_for_task(cl, id, 15000, &t), 0);
+  assert_int_equal(rtq_wait_for_task(tw_client, id, 15000, &t), 0);
   rtq_task_free(t);
 }
 
@@ -85,9 +60,9 @@ static void test_web_api_reads(void **state) {
   pid_t worker = web_worker_start("rtq");
   RTQ_TEST_WAIT_FOR(workers_alive(s.port) == 1, 10000);
   char ids[3][RTQ_TASK_ID_SIZE], idle[RTQ_TASK_ID_SIZE];
-  for (int i = 0; i < 3; i++) create("rtq.echo", NULL, "{\"n\":1}", ids[i]);
+  for (int i = 0; i < 3; i++) tw_create("rtq.echo", NULL, "{\"n\":1}", 0, ids[i]);
   for (int i = 0; i < 3; i++) wait_done(ids[i]);
-  create("rtq.echo", "idle", "{}", idle);
+  tw_create("rtq.echo", "idle", "{}", 0, idle);
 
   json_t *st = http_json(s.port, "/api/stats", NULL, 200);
   json_t *d = queue_named(st, "default"), *q = queue_named(st, "idle");
@@ -134,7 +109,7 @@ static void test_web_api_reads(void **state) {
   json_t *t = http_json(s.port, path, NULL, 200);
   rtq_task *rt = NULL;
   char *text = NULL;
-  assert_int_equal(rtq_get_task(cl, ids[1], &rt), 0);
+  assert_int_equal(rtq_get_task(tw_client, ids[1], &rt), 0);
   assert_int_equal(rtq_task_to_json(rt, &text), 0);
   json_t *want = json_loads(text, 0, NULL);
   assert_true(json_equal(t, want));
@@ -216,11 +191,11 @@ static void test_web_api_metrics(void **state) {
   web_start(&s, NULL);
   pid_t worker = web_worker_start("rtq");
   char a[RTQ_TASK_ID_SIZE], b[RTQ_TASK_ID_SIZE], c[RTQ_TASK_ID_SIZE];
-  create("rtq.echo", NULL, "{}", a);
-  create("rtq.fail", NULL, "{}", b);
+  tw_create("rtq.echo", NULL, "{}", 0, a);
+  tw_create("rtq.fail", NULL, "{}", 0, b);
   wait_done(a);
   wait_done(b);
-  create("rtq.echo", "idle", "{}", c);
+  tw_create("rtq.echo", "idle", "{}", 0, c);
   RTQ_TEST_WAIT_FOR(workers_alive(s.port) == 1, 10000);
   http_resp r;
   http_get(s.port, "/metrics", &r);
@@ -249,7 +224,7 @@ static void test_web_api_auth(void **state) {
   const char *args[] = {"--auth-token-file", web_token_file(), NULL};
   web_start(&s, args);
   char id[RTQ_TASK_ID_SIZE], path[256];
-  create("rtq.echo", "idle", "{}", id);
+  tw_create("rtq.echo", "idle", "{}", 0, id);
   snprintf(path, sizeof path, "/api/tasks/%s/cancel", id);
 
   http_resp r;
@@ -279,7 +254,7 @@ static void test_web_api_auth(void **state) {
   assert_int_equal(status_of(s.port, "POST", path, "Cookie: token=" WEB_TOKEN "\r\n", NULL), 401);
   assert_int_equal(status_of(s.port, "POST", path, "Authorization: Bearer nope-nope-nope-nope\r\n", NULL), 403);
   rtq_task *t = NULL;
-  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
   assert_int_equal(t->status, RTQ_STATUS_PENDING);
   rtq_task_free(t);
 
@@ -289,13 +264,13 @@ static void test_web_api_auth(void **state) {
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.body, "\"outcome\":\"cancelled\""));
   http_resp_free(&r);
-  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
   assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
   rtq_task_free(t);
   assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 409);
   snprintf(path, sizeof path, "/api/tasks/%s/retry", id);
   assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 200);
-  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
   assert_int_equal(t->status, RTQ_STATUS_PENDING);
   rtq_task_free(t);
   assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 409);
@@ -315,13 +290,13 @@ static void test_web_api_read_only(void **state) {
   const char *args[] = {"--auth-token-file", web_token_file(), "--read-only", NULL};
   web_start(&s, args);
   char id[RTQ_TASK_ID_SIZE], path[256];
-  create("rtq.echo", "idle", "{}", id);
+  tw_create("rtq.echo", "idle", "{}", 0, id);
   snprintf(path, sizeof path, "/api/tasks/%s/cancel", id);
   assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 403);
   snprintf(path, sizeof path, "/api/tasks/%s/retry", id);
   assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 403);
   rtq_task *t = NULL;
-  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
   assert_int_equal(t->status, RTQ_STATUS_PENDING);
   rtq_task_free(t);
   assert_int_equal(status_of(s.port, "GET", "/api/tasks", AUTH, NULL), 200);
@@ -337,7 +312,7 @@ static void test_web_api_no_token_no_actions(void **state) {
   web_srv s;
   web_start(&s, NULL);
   char id[RTQ_TASK_ID_SIZE], path[256];
-  create("rtq.echo", "idle", "{}", id);
+  tw_create("rtq.echo", "idle", "{}", 0, id);
   snprintf(path, sizeof path, "/api/tasks/%s/cancel", id);
   assert_int_equal(status_of(s.port, "POST", path, NULL, NULL), 403);
   /* DNS rebinding: a foreign Host is refused while no token protects us. */
@@ -365,7 +340,7 @@ static void test_web_api_listen_rules(void **state) {
   assert_int_equal(rtq_test_wait_exit(pid, 10000, &status), 0);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 2);
-  char *text = tw_slurp(log);
+  char *text = cli_slurp(log);
   assert_non_null(strstr(text, "not a loopback address"));
   free(text);
   /* Bad flags and a short token are refused too. */
@@ -468,7 +443,7 @@ static void test_web_api_xss(void **state) {
   json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:s}", "a", payloads[0], "b", payloads[1], "c", payloads[2],
                            "code", payloads[1], "message", payloads[0]);
   char *args_text = json_dumps(args, JSON_COMPACT);
-  create("rtq.fail", NULL, args_text, id);
+  tw_create("rtq.fail", NULL, args_text, 0, id);
   free(args_text);
   wait_done(id);
   /* A name no producer could give (names are validated), written raw. */
@@ -529,7 +504,7 @@ static void test_web_api_broker_metrics(void **state) {
   RTQ_TEST_WAIT_FOR((b.port = web_port_from_log(b.log)) != 0 || rtq_test_wait_exit(b.pid, 0, NULL) == 0, 10000);
   assert_true(b.port > 0);
   char id[RTQ_TASK_ID_SIZE];
-  create("rtq.echo", "idle", "{}", id);
+  tw_create("rtq.echo", "idle", "{}", 0, id);
   http_resp r;
   http_get(b.port, "/metrics", &r);
   assert_int_equal(r.status, 200);
@@ -545,15 +520,15 @@ static void test_web_api_broker_metrics(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_web_api_reads, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_metrics, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_auth, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_read_only, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_no_token_no_actions, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_listen_rules, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_bad_requests, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_xss, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_api_broker_metrics, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_reads, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_metrics, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_auth, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_read_only, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_no_token_no_actions, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_listen_rules, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_bad_requests, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_xss, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_broker_metrics, tw_setup, tw_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

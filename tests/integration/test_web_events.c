@@ -18,31 +18,6 @@
 #include "rtq/client.h"
 #include "test_web_util.h"
 
-static rtq_client *cl;
-
-static int setup(void **state) {
-  (void)state;
-  rtq_test_redis_flush();
-  rtq_client_options o = {.redis_url = rtq_test_redis_url(), .ns = "rtq"};
-  assert_int_equal(rtq_client_new(&o, &cl), 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq_client_free(cl);
-  return 0;
-}
-
-static void create(const char *name, const char *queue, const char *args_json, char id[RTQ_TASK_ID_SIZE]) {
-  rtq_args *a = NULL;
-  char why[128];
-  assert_int_equal(rtq_args_from_json(args_json, &a, why, sizeof why), 0);
-  rtq_task_options o = {.queue = queue};
-  assert_int_equal(rtq_create_task(cl, name, a, &o, id, NULL), 0);
-  rtq_args_free(a);
-}
-
 static json_int_t info_events(int port, const char *field) {
   json_t *info = http_json(port, "/api/info", NULL, 200);
   json_int_t v = json_integer_value(json_object_get(json_object_get(info, "events"), field));
@@ -78,7 +53,7 @@ static void test_web_events_progress(void **state) {
 
   pid_t worker = web_worker_start("rtq");
   char id[RTQ_TASK_ID_SIZE], needle[256];
-  create("rtq.sleep", NULL, "{\"seconds\":1.5,\"steps\":5}", id);
+  tw_create("rtq.sleep", NULL, "{\"seconds\":1.5,\"steps\":5}", 0, id);
   snprintf(needle, sizeof needle, "{\"id\":\"%s\"", id);
   assert_true(sse_wait_for(&all, needle, 0, 10000));
   assert_true(sse_wait_for(&all, "\"progress\":40", 0, 15000));
@@ -192,10 +167,18 @@ static void test_web_events_resubscribe(void **state) {
   assert_true(sse_wait_for(&c, "event: reset", 0, 15000));
   RTQ_TEST_WAIT_FOR(subscribers() == 1, 10000);
   char id[RTQ_TASK_ID_SIZE];
-  create("rtq.echo", "idle", "{}", id);
+  tw_create("rtq.echo", "idle", "{}", 0, id);
   assert_true(sse_wait_for(&c, id, 0, 10000));
   sse_close(&c);
   web_stop(&s);
+}
+
+/* The sum of the counts of every tick in a stream's bytes. */
+static int tick_total(const char *buf) {
+  int total = 0;
+  for (const char *p = strstr(buf, "{\"events\":"); p != NULL; p = strstr(p + 1, "{\"events\":"))
+    total += atoi(p + 10);
+  return total;
 }
 
 /* ?ticks=1: at most one "tick" a second with the count, never the
@@ -218,16 +201,9 @@ static void test_web_events_ticks(void **state) {
   assert_true(sse_wait_for(&c, "event: tick\ndata: {\"events\":", 0, 5000));
   assert_null(strstr(c.buf, "\"id\":\"x\""));
   /* 50 events, counted across one or two ticks. */
-  int total = 0;
-  for (const char *p = strstr(c.buf, "{\"events\":"); p != NULL; p = strstr(p + 1, "{\"events\":"))
-    total += atoi(p + 10);
-  if (total < 50) {
+  if (tick_total(c.buf) < 50)
     assert_true(sse_wait_for(&c, "event: tick", (size_t)(strstr(c.buf, "event: tick") - c.buf) + 1, 5000));
-    total = 0;
-    for (const char *p = strstr(c.buf, "{\"events\":"); p != NULL; p = strstr(p + 1, "{\"events\":"))
-      total += atoi(p + 10);
-  }
-  assert_int_equal(total, 50);
+  assert_int_equal(tick_total(c.buf), 50);
   http_resp r;
   http_get(s.port, "/api/events?ticks=2", &r);
   assert_int_equal(r.status, 400);
@@ -238,12 +214,12 @@ static void test_web_events_ticks(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_web_events_progress, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_hangup_forgotten, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_slow_client_dropped, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_token, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_resubscribe, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_ticks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_progress, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_hangup_forgotten, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_slow_client_dropped, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_token, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_resubscribe, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_ticks, tw_setup, tw_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

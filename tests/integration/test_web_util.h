@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "rtq/client.h"
+#include "test_cli_run.h"
 
 #define WEB_TOKEN "test-token-0123456789abcdef"
 
@@ -32,22 +34,9 @@ typedef struct web_srv {
   char log[512];
 } web_srv;
 
-static inline char *tw_slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) return strdup("");
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  size_t got = fread(buf, 1, (size_t)n, f);
-  buf[got] = '\0';
-  fclose(f);
-  return buf;
-}
-
 /* The port from the "listening url=http://127.0.0.1:PORT/" line; 0 before. */
 static inline int web_port_from_log(const char *log) {
-  char *text = tw_slurp(log);
+  char *text = cli_slurp(log);
   const char *p = strstr(text, "url=http://");
   int port = 0;
   if (p != NULL) {
@@ -91,7 +80,7 @@ static inline void web_start(web_srv *s, const char *const *extra) {
   uint64_t deadline = rtq_test_now_ms() + 10000;
   while ((s->port = web_port_from_log(s->log)) == 0) {
     if (rtq_test_wait_exit(s->pid, 0, NULL) == 0 || rtq_test_now_ms() > deadline) {
-      char *text = tw_slurp(s->log);
+      char *text = cli_slurp(s->log);
       fail_msg("rtq-web did not start: %s", text);
     }
     rtq__test_poll_pause(5);
@@ -103,7 +92,7 @@ static inline void web_stop(web_srv *s) {
   int status = 0;
   int rc = rtq_test_terminate(s->pid, SIGTERM, 10000, &status);
   if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    char *text = tw_slurp(s->log);
+    char *text = cli_slurp(s->log);
     fail_msg("rtq-web did not stop cleanly (rc %d, status %d): %s", rc, status, text);
   }
 }
@@ -120,6 +109,38 @@ static inline pid_t web_worker_start(const char *ns) {
   pid_t pid = rtq_test_spawn_ex(&o);
   assert_true(pid > 0);
   return pid;
+}
+
+/* ----- a client of the default server -------------------------------------- */
+
+static rtq_client *tw_client;
+
+/* cmocka setup and teardown: a flushed server and a client in namespace rtq. */
+static inline int tw_setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_client_options o = {.redis_url = rtq_test_redis_url(), .ns = "rtq"};
+  assert_int_equal(rtq_client_new(&o, &tw_client), 0);
+  return 0;
+}
+
+static inline int tw_teardown(void **state) {
+  (void)state;
+  rtq_client_free(tw_client);
+  tw_client = NULL;
+  return 0;
+}
+
+/* Enqueues name on queue (NULL: default) with JSON args, delayed by
+ * delay_ms. (asserts) */
+static inline void tw_create(const char *name, const char *queue, const char *args_json, uint64_t delay_ms,
+                             char id[RTQ_TASK_ID_SIZE]) {
+  rtq_args *a = NULL;
+  char why[128];
+  assert_int_equal(rtq_args_from_json(args_json, &a, why, sizeof why), 0);
+  rtq_task_options o = {.queue = queue, .delay_ms = delay_ms};
+  assert_int_equal(rtq_create_task(tw_client, name, a, &o, id, NULL), 0);
+  rtq_args_free(a);
 }
 
 /* ----- HTTP ---------------------------------------------------------------- */
