@@ -48,10 +48,10 @@ static json_t *task_value(const rtq_task *t) {
   return v;
 }
 
-static json_t *counters_value(const rtq_queue_stats *q) {
+static json_t *counters_value(const rtq_counter *c, size_t n) {
   json_t *o = json_object();
-  for (size_t i = 0; o != NULL && q != NULL && i < q->ncounters; i++)
-    json_object_set_new(o, q->counters[i].name, json_integer((json_int_t)q->counters[i].value));
+  for (size_t i = 0; o != NULL && i < n; i++)
+    json_object_set_new(o, c[i].name, json_integer((json_int_t)c[i].value));
   return o;
 }
 
@@ -63,21 +63,14 @@ static json_t *queue_value(const web_overview *o, const char *name, const rtq_qu
                    (json_int_t)(l != NULL ? l->running : 0), "delayed",
                    (json_int_t)(l != NULL ? l->delayed : 0), "oldest_pending_at", time_or_null(at),
                    "oldest_pending_age_ms", (json_int_t)(at != 0 && now > at ? now - at : 0),
-                   "counters", counters_value(q));
+                   "counters", q != NULL ? counters_value(q->counters, q->ncounters) : json_object());
 }
 
 static json_t *stats_value(const web_overview *o) {
   json_t *queues = json_array(), *statuses = json_object();
   const rtq_stats *s = o->stats;
-  json_t *broker = NULL;
-  for (size_t i = 0; queues != NULL && i < s->nqueues; i++) {
-    if (!web_overview_is_queue(o, &s->queues[i])) {
-      json_decref(broker);
-      broker = counters_value(&s->queues[i]);
-      continue;
-    }
+  for (size_t i = 0; queues != NULL && i < s->nqueues; i++)
     json_array_append_new(queues, queue_value(o, s->queues[i].name, &s->queues[i]));
-  }
   /* Queues only a running or delayed task names (not yet in P:queues). */
   for (size_t i = 0; queues != NULL && i < o->loads->count; i++) {
     const char *name = o->loads->queues[i].name;
@@ -93,7 +86,7 @@ static json_t *stats_value(const web_overview *o) {
                    (json_int_t)s->running, "delayed", (json_int_t)s->delayed, "dead",
                    (json_int_t)s->dead, "workers_alive", (json_int_t)s->workers_alive,
                    "busy_slots", (json_int_t)o->busy_slots, "slots", (json_int_t)o->slots,
-                   "broker", broker != NULL ? broker : json_object(), "partial", "running",
+                   "broker", counters_value(s->broker, s->nbroker), "partial", "running",
                    o->loads->running_partial, "delayed", o->loads->delayed_partial);
 }
 
@@ -268,4 +261,61 @@ void web_api_info(web_ctx *w, web_response *res) {
                      w->token_len > 0, "actions", !w->read_only && w->token_len > 0, "events",
                      "clients", (json_int_t)st.clients, "received", (json_int_t)st.events,
                      "dropped", (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
+}
+
+/* A dead letter as rtq_dead_letter_to_json's object. */
+static json_t *letter_value(const rtq_dead_letter *d) {
+  char *text = NULL;
+  if (rtq_dead_letter_to_json(d, &text) != 0) return NULL;
+  json_t *v = json_loads(text, 0, NULL);
+  free(text);
+  return v;
+}
+
+void web_api_dead_list(web_ctx *w, const web_request *req, web_response *res) {
+  size_t limit = RTQ_DEAD_DEFAULT_LIMIT, offset = 0;
+  const char *v;
+  if ((v = web_param_get(req, "limit")) != NULL && parse_size(v, 1, RTQ_DEAD_MAX_LIMIT, &limit) != 0) {
+    web_error(res, 400, "invalid limit: expected 1..%d", RTQ_DEAD_MAX_LIMIT);
+    return;
+  }
+  if ((v = web_param_get(req, "offset")) != NULL && parse_size(v, 0, 999999999, &offset) != 0) {
+    web_error(res, 400, "invalid offset");
+    return;
+  }
+  rtq_dead_letters *l = NULL;
+  int rc = rtq_dead_list(w->client, offset, limit, &l);
+  if (rc != 0) {
+    fail(w, res, rc, "dead letters");
+    return;
+  }
+  json_t *arr = json_array();
+  for (size_t i = 0; arr != NULL && i < l->count; i++) {
+    json_t *o = letter_value(&l->letters[i]);
+    if (o == NULL || json_array_append_new(arr, o) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  web_json(res, 200,
+           arr == NULL ? NULL
+                       : json_pack("{s:I, s:I, s:o}", "total", (json_int_t)l->total, "offset",
+                                   (json_int_t)offset, "letters", arr));
+  rtq_dead_letters_free(l);
+}
+
+void web_api_dead_one(web_ctx *w, const char *index, web_response *res) {
+  size_t i;
+  if (parse_size(index, 0, 999999999, &i) != 0) {
+    web_error(res, 400, "invalid dead-letter index");
+    return;
+  }
+  rtq_dead_letter *d = NULL;
+  int rc = rtq_dead_get(w->client, i, &d);
+  if (rc != 0) {
+    fail(w, res, rc, "dead letter");
+    return;
+  }
+  web_json(res, 200, letter_value(d));
+  rtq_dead_letter_free(d);
 }

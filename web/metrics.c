@@ -94,8 +94,7 @@ typedef struct qrow {
   const rtq_queue_load *load;    /* NULL: not in the loads */
 } qrow;
 
-/* Every real queue once: P:stats queues (less the broker's), then those
- * only the loads name. */
+/* Every queue once: P:stats queues, then those only the loads name. */
 static qrow *queue_rows(const web_overview *o, size_t *n) {
   size_t cap = o->stats->nqueues + (o->loads != NULL ? o->loads->count : 0);
   qrow *rows = calloc(cap + 1, sizeof *rows);
@@ -103,7 +102,6 @@ static qrow *queue_rows(const web_overview *o, size_t *n) {
   size_t k = 0;
   for (size_t i = 0; i < o->stats->nqueues; i++) {
     const rtq_queue_stats *q = &o->stats->queues[i];
-    if (!web_overview_is_queue(o, q)) continue;
     rows[k++] = (qrow){q->name, q, web_overview_load(o, q->name)};
   }
   for (size_t i = 0; o->loads != NULL && i < o->loads->count; i++) {
@@ -124,12 +122,13 @@ static void counters(sb *b, const qrow *rows, size_t n) {
     for (size_t s = 0; s < sizeof outcomes / sizeof outcomes[0]; s++)
       put(b, "rtq_tasks_total{queue=\"%s\",status=\"%s\"} %llu\n", label(rows[i].name, lb, sizeof lb),
           outcomes[s],
-          (unsigned long long)(rows[i].stats ? web_counter(rows[i].stats, outcomes[s]) : 0));
+          (unsigned long long)(rows[i].stats ? web_counter(rows[i].stats->counters, rows[i].stats->ncounters, outcomes[s]) : 0));
   for (size_t c = 0; c < sizeof queue_counters / sizeof queue_counters[0]; c++) {
     family(b, queue_counters[c].metric, "counter", queue_counters[c].help);
     for (size_t i = 0; i < n; i++)
       put(b, "%s{queue=\"%s\"} %llu\n", queue_counters[c].metric, label(rows[i].name, lb, sizeof lb),
-          (unsigned long long)(rows[i].stats ? web_counter(rows[i].stats, queue_counters[c].counter)
+          (unsigned long long)(rows[i].stats ? web_counter(rows[i].stats->counters, rows[i].stats->ncounters,
+                                                         queue_counters[c].counter)
                                              : 0));
   }
 }
@@ -176,18 +175,16 @@ static void gauges(sb *b, const web_overview *o, const qrow *rows, size_t n) {
 
 /* The broker's own counters (broker|<name> in P:stats). */
 static void broker(sb *b, const web_overview *o) {
-  const rtq_queue_stats *q = NULL;
-  for (size_t i = 0; i < o->stats->nqueues && q == NULL; i++)
-    if (!web_overview_is_queue(o, &o->stats->queues[i])) q = &o->stats->queues[i];
+  const rtq_stats *s = o->stats;
   family(b, "rtq_broker_actions_total", "counter",
          "What the leading broker did, by action (docs/BROKER.md).");
-  for (size_t i = 0; q != NULL && i < q->ncounters; i++) {
-    if (strcmp(q->counters[i].name, "last_sweep_at") == 0) continue;
+  for (size_t i = 0; i < s->nbroker; i++) {
+    if (strcmp(s->broker[i].name, "last_sweep_at") == 0) continue;
     char lb[80];
-    put(b, "rtq_broker_actions_total{action=\"%s\"} %llu\n", label(q->counters[i].name, lb, sizeof lb),
-        (unsigned long long)q->counters[i].value);
+    put(b, "rtq_broker_actions_total{action=\"%s\"} %llu\n", label(s->broker[i].name, lb, sizeof lb),
+        (unsigned long long)s->broker[i].value);
   }
-  uint64_t last = q != NULL ? web_counter(q, "last_sweep_at") : 0;
+  uint64_t last = web_counter(s->broker, s->nbroker, "last_sweep_at");
   family(b, "rtq_broker_last_sweep_timestamp_seconds", "gauge",
          "When the leading broker last finished a sweep (Unix time); 0 when never.");
   put(b, "rtq_broker_last_sweep_timestamp_seconds %.3f\n", (double)last / 1000.0);

@@ -40,12 +40,8 @@ const rtq_queue_load *web_overview_load(const web_overview *o, const char *queue
   return bsearch(queue, o->loads->queues, o->loads->count, sizeof *o->loads->queues, load_cmp);
 }
 
-int web_overview_is_queue(const web_overview *o, const rtq_queue_stats *q) {
-  return strcmp(q->name, WEB_BROKER_QUEUE) != 0 || web_overview_load(o, q->name) != NULL;
-}
-
-uint64_t web_counter(const rtq_queue_stats *q, const char *name) {
-  for (size_t i = 0; i < q->ncounters; i++)
-    if (strcmp(q->counters[i].name, name) == 0) return q->counters[i].value;
+uint64_t web_counter(const rtq_counter *c, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(c[i].name, name) == 0) return c[i].value;
   return 0;
 }

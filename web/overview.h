@@ -14,9 +14,6 @@
 
 #define WEB_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* The P:stats pseudo-queue that holds the broker's counters. */
-#define WEB_BROKER_QUEUE "broker"
-
 /* Storage the caller owns: web_overview_read fills it, destroy frees. */
 typedef struct web_overview {
   rtq_stats *stats;
@@ -32,10 +29,8 @@ int web_overview_read(rtq_client *c, web_overview *o);
 void web_overview_destroy(web_overview *o);
 /* The load of a queue; NULL when the loads do not name it. */
 const rtq_queue_load *web_overview_load(const web_overview *o, const char *queue);
-/* Whether a P:stats queue is a real queue, not the broker's counters. */
-int web_overview_is_queue(const web_overview *o, const rtq_queue_stats *q);
-/* A counter of a queue; 0 when absent. */
-uint64_t web_counter(const rtq_queue_stats *q, const char *name);
+/* A counter of a list (a queue's, or the broker's); 0 when absent. */
+uint64_t web_counter(const rtq_counter *c, size_t n, const char *name);
 
 /* The Prometheus text exposition (version 0.0.4) of o, malloc'd.
  * 0 or RTQ_ENOMEM. */

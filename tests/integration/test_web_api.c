@@ -488,6 +488,40 @@ static bool body_has(int port, const char *path, const char *needle) {
   return has;
 }
 
+/* A payload no worker can decode is dead-lettered; the API lists it and
+ * shows it, its bytes escaped. */
+static void test_web_api_dead_letters(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *c = rtq_test_conn();
+  freeReplyObject(rtq_test_command(c, "LPUSH", rtq_keys_queue(&k, "default").s, "<script>alert(1)</script>", NULL));
+  rtq_conn_free(c);
+  pid_t worker = web_worker_start("rtq");
+  RTQ_TEST_WAIT_FOR(body_has(s.port, "/api/dead", "\"total\":1,"), 15000);
+  json_t *l = http_json(s.port, "/api/dead?limit=5&offset=0", NULL, 200);
+  assert_int_equal(jint(l, "total"), 1);
+  json_t *d = json_array_get(json_object_get(l, "letters"), 0);
+  assert_int_equal(jint(d, "index"), 0);
+  assert_non_null(json_string_value(json_object_get(d, "code")));
+  json_t *one = http_json(s.port, "/api/dead/0", NULL, 200);
+  assert_true(json_equal(one, d));
+  json_decref(one);
+  json_decref(l);
+  http_resp r;
+  http_get(s.port, "/api/dead/0", &r);
+  assert_null(strchr(r.body, '<'));
+  http_resp_free(&r);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead/1", NULL, NULL), 404);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead/x", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead?limit=0", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead?limit=1001", NULL, NULL), 400);
+  rtq_test_terminate(worker, SIGTERM, 10000, NULL);
+  web_stop(&s);
+}
+
 /* rtq-broker --metrics-listen serves the same exposition. */
 static void test_web_api_broker_metrics(void **state) {
   (void)state;
@@ -529,6 +563,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_web_api_bad_requests, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_xss, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_broker_metrics, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_dead_letters, tw_setup, tw_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -428,6 +428,54 @@ function workers(root) {
   return {stream: 'ticks=1', onReset: draw, close: () => clearInterval(timer)};
 }
 
+// ----- dead letters --------------------------------------------------------------------
+
+function deadLetters(root, params) {
+  const offset = Number(params.get('offset')) || 0;
+  async function draw() {
+    let r;
+    try { r = await api('/api/dead?limit=' + PAGE + '&offset=' + offset); } catch (e) { notice(e.message, true); return; }
+    const body = el('tbody');
+    for (const d of r.letters) {
+      const task = d.task && typeof d.task === 'object' ? d.task : null;
+      body.append(el('tr', {dataset: {index: String(d.index)}},
+        el('td', {className: 'num'}, el('a', {href: '#/dead/' + encodeURIComponent(String(d.index))}, String(d.index))),
+        el('td', {}, fmtTime(d.at)), el('td', {className: 'mono'}, d.code || ''), el('td', {}, d.queue || ''),
+        el('td', {}, d.id ? taskLink(d.id) : '–'), el('td', {className: 'name'}, task ? String(task.name || '') : ''),
+        el('td', {}, d.reason || ''), el('td', {className: 'num'}, d.size)));
+    }
+    if (!r.letters.length) body.append(el('tr', {}, el('td', {colSpan: 8, className: 'muted'}, 'No dead letters.')));
+    const prev = el('button', {type: 'button', disabled: offset === 0,
+                               onclick: () => { location.hash = '#/dead?offset=' + Math.max(0, offset - PAGE); }}, '‹ newer');
+    const next = el('button', {type: 'button', disabled: offset + r.letters.length >= r.total,
+                               onclick: () => { location.hash = '#/dead?offset=' + (offset + PAGE); }}, 'older ›');
+    root.replaceChildren(el('h1', {}, 'Dead letters'),
+      el('p', {className: 'muted'}, r.total + ' in all, newest first. Payloads that could not run, with why.'),
+      el('table', {id: 'dead'}, el('thead', {}, el('tr', {}, el('th', {className: 'num'}, '#'), el('th', {}, 'when'),
+        el('th', {}, 'code'), el('th', {}, 'queue'), el('th', {}, 'task'), el('th', {}, 'name'), el('th', {}, 'reason'),
+        el('th', {className: 'num'}, 'bytes'))), body),
+      el('div', {className: 'pager'}, prev, next));
+  }
+  const timer = setInterval(draw, 5000);
+  draw();
+  return {stream: 'ticks=1', onReset: draw, close: () => clearInterval(timer)};
+}
+
+function deadLetter(root, index) {
+  async function draw() {
+    let d;
+    try { d = await api('/api/dead/' + encodeURIComponent(index)); } catch (e) {
+      root.replaceChildren(el('h1', {}, 'Dead letter ' + index), el('p', {}, e.message));
+      return;
+    }
+    root.replaceChildren(el('h1', {}, 'Dead letter ' + index),
+      el('p', {className: 'muted'}, 'Indexes count from the newest: a letter added meanwhile shifts them.'),
+      el('pre', {id: 'dead-letter'}, JSON.stringify(d, null, 2)));
+  }
+  draw();
+  return {stream: 'ticks=1', onReset: draw};
+}
+
 // ----- router ----------------------------------------------------------------------------
 
 function route() {
@@ -448,6 +496,12 @@ function route() {
   } else if (path === '/workers') {
     nav = 'workers';
     view = workers(root);
+  } else if (path.startsWith('/dead/')) {
+    nav = 'dead';
+    view = deadLetter(root, decodeURIComponent(path.slice(6)));
+  } else if (path === '/dead') {
+    nav = 'dead';
+    view = deadLetters(root, params);
   } else {
     view = overview(root);
   }
