@@ -319,3 +319,37 @@ void web_api_dead_one(web_ctx *w, const char *index, web_response *res) {
   web_json(res, 200, letter_value(d));
   rtq_dead_letter_free(d);
 }
+
+void web_api_throughput(web_ctx *w, const web_request *req, web_response *res) {
+  size_t minutes = 60;
+  const char *v = web_param_get(req, "minutes"), *queue = web_param_get(req, "queue");
+  if (v != NULL && parse_size(v, 1, RTQ_THROUGHPUT_MAX_MINUTES, &minutes) != 0) {
+    web_error(res, 400, "invalid minutes: expected 1..%d", RTQ_THROUGHPUT_MAX_MINUTES);
+    return;
+  }
+  if (queue != NULL && (queue[0] == '\0' || rtq_validate_name(queue) != 0)) {
+    web_error(res, 400, "invalid queue name");
+    return;
+  }
+  rtq_throughput *t = NULL;
+  int rc = rtq_get_throughput(w->client, queue, (int)minutes, &t);
+  if (rc != 0) {
+    fail(w, res, rc, "throughput");
+    return;
+  }
+  json_t *arr = json_array();
+  for (size_t i = 0; arr != NULL && i < t->count; i++) {
+    const rtq_throughput_point *p = &t->points[i];
+    json_t *o = p->known ? json_pack("{s:o, s:I, s:I}", "at", time_or_null(p->minute_at), "completed",
+                                     (json_int_t)p->completed, "failed", (json_int_t)p->failed)
+                         : json_pack("{s:o, s:n, s:n}", "at", time_or_null(p->minute_at), "completed",
+                                     "failed");
+    if (o == NULL || json_array_append_new(arr, o) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  web_json(res, 200,
+           arr == NULL ? NULL : json_pack("{s:o, s:o}", "now", time_or_null(t->now), "minutes", arr));
+  rtq_throughput_free(t);
+}

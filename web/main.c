@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hub.h"
+#include "history.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
@@ -172,10 +173,13 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   web_http *http = NULL;
+  web_history *history = NULL;
   rc = web_hub_new(w.client, o.max_sse_clients, o.sse_buffer, &w.hub);
+  if (rc == 0) rc = web_history_start(w.client, &history);
   if (rc == 0) rc = web_http_start(&w, fd, o.max_connections, &http);
   if (rc != 0) {
     fprintf(stderr, "rtq-web: cannot start the server: %s\n", rtq_strerror(rc));
+    web_history_stop(history);
     web_hub_free(w.hub);
     rtq_client_free(w.client);
     return 1;
@@ -185,6 +189,7 @@ int main(int argc, char **argv) {
   wait_for_signal(&set);
   web_hub_close(w.hub);
   web_http_stop(http);
+  web_history_stop(history);
   web_hub_free(w.hub);
   rtq_client_free(w.client);
   return 0;

@@ -9,6 +9,7 @@
  *   GET  /api/workers             alive workers
  *   GET  /api/dead                dead letters (offset, limit)
  *   GET  /api/dead/<index>        one dead letter
+ *   GET  /api/throughput          completed/failed per minute (minutes, queue)
  *   GET  /api/events              Server-Sent Events (?task=ID, ?ticks=1)
  *   POST /api/tasks/<id>/cancel   actions
  *   POST /api/tasks/<id>/retry
@@ -175,9 +176,11 @@ static void api(web_ctx *w, const web_request *req, web_response *res) {
   static const char *const event_params[] = {"task", "ticks", NULL};
   const char *p = req->path + 4; /* after "/api" */
   static const char *const page_params[] = {"limit", "offset", NULL};
+  static const char *const tp_params[] = {"minutes", "queue", NULL};
   const char *const *allowed = strcmp(p, "/tasks") == 0    ? list_params
                                : strcmp(p, "/events") == 0 ? event_params
                                : strcmp(p, "/dead") == 0   ? page_params
+                               : strcmp(p, "/throughput") == 0 ? tp_params
                                                            : none;
   if (!params_known(req, allowed)) {
     web_error(res, 400, "unknown query parameter");
@@ -209,6 +212,7 @@ static void api(web_ctx *w, const web_request *req, web_response *res) {
   if (strcmp(p, "/tasks") == 0) RET(web_api_tasks(w, req, res));
   if (strcmp(p, "/workers") == 0) RET(web_api_workers(w, res));
   if (strcmp(p, "/dead") == 0) RET(web_api_dead_list(w, req, res));
+  if (strcmp(p, "/throughput") == 0) RET(web_api_throughput(w, req, res));
   if (strncmp(p, "/dead/", 6) == 0) RET(web_api_dead_one(w, p + 6, res));
   if (strcmp(p, "/events") == 0) RET(events(w, req, res));
   web_error(res, 404, "no such endpoint");

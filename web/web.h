@@ -10,6 +10,7 @@
  *   metrics.c   /metrics in the Prometheus text format
  *   hub.c       one events subscription fanned out to SSE clients
  *   auth.c      the token file, constant-time comparison, Host check
+ *   history.c   records the throughput history every 10 s
  *   listen.c    binding --listen (shared with the broker's /metrics)
  *   metrics_server.c  /metrics alone, for rtq-broker --metrics-listen
  *
@@ -110,6 +111,7 @@ void web_api_action(web_ctx *w, const char *id, const char *action, web_response
 void web_api_info(web_ctx *w, web_response *res);
 void web_api_dead_list(web_ctx *w, const web_request *req, web_response *res);
 void web_api_dead_one(web_ctx *w, const char *index, web_response *res);
+void web_api_throughput(web_ctx *w, const web_request *req, web_response *res);
 /* The HTTP status for an RTQ_E* code. */
 int web_status_of(int rc);
 

@@ -122,6 +122,22 @@ static void test_web_api_reads(void **state) {
   assert_non_null(json_object_get(nf, "error"));
   json_decref(nf);
 
+  /* The history: rtq-web records this minute's snapshot at start. */
+  json_t *tp = http_json(s.port, "/api/throughput?minutes=5", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(tp, "minutes")), 5);
+  assert_true(json_is_string(json_object_get(json_array_get(json_object_get(tp, "minutes"), 0), "at")));
+  json_decref(tp);
+  assert_int_equal(status_of(s.port, "GET", "/api/throughput?minutes=0", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/throughput?minutes=1441", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/throughput?queue=a%20b", NULL, NULL), 400);
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *c = rtq_test_conn();
+  redisReply *keys = rtq_test_command(c, "KEYS", "rtq:throughput:*", NULL);
+  assert_true(keys->elements >= 1); /* two when the minute turned meanwhile */
+  freeReplyObject(keys);
+  rtq_conn_free(c);
+
   json_t *w = http_json(s.port, "/api/workers", NULL, 200);
   json_t *w0 = json_array_get(w, 0);
   assert_int_equal(jint(w0, "slots"), 4);

@@ -211,10 +211,42 @@ function card(k, v, id) {
             el('div', {className: 'k'}, k));
 }
 
+// Completed (blue) and failed (red) tasks per minute, stacked; grey where
+// the minute is unknown (no snapshot was recorded in it).
+function drawThroughput(canvas, tp) {
+  const ctx = canvas.getContext('2d');
+  const w = canvas.width, h = canvas.height, pad = 22;
+  ctx.clearRect(0, 0, w, h);
+  const pts = tp.minutes;
+  let max = 1;
+  for (const p of pts) if (p.completed !== null) max = Math.max(max, p.completed + p.failed);
+  const bw = (w - pad) / Math.max(1, pts.length);
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.fillStyle = '#5b6577';
+  ctx.fillText(String(max), 2, 10);
+  ctx.fillText('0', 2, h - 2);
+  pts.forEach((p, i) => {
+    const x = pad + i * bw;
+    if (p.completed === null) {
+      ctx.fillStyle = '#e3e6ec';
+      ctx.fillRect(x, h - 4, Math.max(1, bw - 1), 4);
+      return;
+    }
+    const hc = (h - 14) * p.completed / max, hf = (h - 14) * p.failed / max;
+    ctx.fillStyle = '#3b82c4';
+    ctx.fillRect(x, h - hc, Math.max(1, bw - 1), hc);
+    ctx.fillStyle = '#d05050';
+    ctx.fillRect(x, h - hc - hf, Math.max(1, bw - 1), hf);
+  });
+  canvas.dataset.known = String(pts.filter(p => p.completed !== null).length);
+  canvas.dataset.completed = String(pts.reduce((a, p) => a + (p.completed || 0), 0));
+}
+
 function overview(root) {
   async function draw() {
-    let s;
+    let s, tp = null;
     try { s = await api('/api/stats'); } catch (e) { notice(e.message, true); return; }
+    try { tp = await api('/api/throughput?minutes=60'); } catch (e) { tp = null; }
     notice('');
     const r = rates(s);
     const queues = el('tbody');
@@ -238,6 +270,10 @@ function overview(root) {
          card('busy slots', s.busy_slots + ' / ' + s.slots, 'busy-slots'),
          card('running', s.running, 'running-count'), card('delayed', s.delayed),
          card('dead letters', s.dead, 'dead-letters')),
+      el('h2', {}, 'Ended per minute, last hour'),
+      tp ? (() => { const c = el('canvas', {id: 'throughput', width: 960, height: 140}); drawThroughput(c, tp); return c; })()
+         : el('p', {className: 'muted'}, 'No history.'),
+      el('p', {className: 'muted'}, 'completed (blue) and failed (red); grey: no record of that minute'),
       el('h2', {}, 'Tasks by status'),
       el('table', {id: 'statuses'}, el('thead', {}, el('tr', {}, ...STATUSES.map(k => el('th', {className: 'num'}, k)))),
          el('tbody', {}, st)),

@@ -70,6 +70,8 @@ test('dashboard: overview, live task, progress, cancel, screenshots', async () =
     await signIn(page);
     await page.waitForFunction(() => Number(document.getElementById('workers-alive')?.textContent) >= 1,
                                {timeout: 15000});
+    // The throughput chart is drawn from the history kept in Redis.
+    await page.waitForSelector('canvas#throughput', {timeout: 10000});
     mkdirSync(SHOTS, {recursive: true});
     const overview = join(SHOTS, 'overview.png');
     await page.screenshot({path: overview, fullPage: true});
