@@ -214,11 +214,15 @@ static void *pump(void *arg) {
   while (!closing(h)) {
     if (sub == NULL) {
       if (rtq_events_subscribe(h->c, &sub) != 0) {
-        rtq_log(RTQ_LOG_WARNING, "events subscription failed; retrying", "error",
-                rtq_client_errstr(h->c), NULL);
+        /* Once per outage, not once a second. */
+        if (!lost)
+          rtq_log(RTQ_LOG_WARNING, "events subscription failed; retrying every second", "error",
+                  rtq_client_errstr(h->c), NULL);
+        lost = true;
         pause_ms(h, 1000);
         continue;
       }
+      if (lost) rtq_log(RTQ_LOG_INFO, "events subscription open again", NULL);
       if (lost) {
         /* Events were missed while it was down: the pages re-read. */
         pthread_mutex_lock(&h->mu);
