@@ -418,7 +418,7 @@ function taskView(root, id) {
     if (t.error) {
       parts.push(el('h2', {}, 'Error'),
                  el('pre', {id: 'task-error'}, (t.error.code || '') + (t.error.message ? ': ' + t.error.message : '')),
-                 el('h2', {}, 'Error details'), el('pre', {}, jsonText(t.error.details)));
+                 el('h2', {}, 'Error details'), el('pre', {id: 'task-details'}, jsonText(t.error.details)));
       if (t.error.traceback) parts.push(el('h2', {}, 'Traceback'), el('pre', {id: 'task-traceback'}, t.error.traceback));
     }
     root.replaceChildren(...parts);

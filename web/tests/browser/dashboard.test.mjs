@@ -113,10 +113,13 @@ test('dashboard: overview, live task, progress, cancel, screenshots', async () =
 test('dashboard: hostile task strings are shown as text and never run', async () => {
   // The page's CSP would stop inline script by itself; bypass it so that
   // only the page's own escaping stands between the payloads and the DOM.
-  const args = JSON.stringify({a: XSS[0], b: XSS[1], link: XSS[2], code: XSS[1], message: XSS[0]});
+  // The message and details are the handler's free text (error codes are
+  // kept to a safe alphabet by the worker).
+  const args = JSON.stringify({a: XSS[0], b: XSS[1], link: XSS[2], message: XSS[0], details: {x: XSS[1]}});
   const taskId = rtq('enqueue', 'rtq.fail', args);
   const deadline = Date.now() + 20000;
-  while (JSON.parse(rtq('--json', 'status', taskId)).status !== 'failed') {
+  let failed;
+  while ((failed = JSON.parse(rtq('--json', 'status', taskId))).status !== 'failed') {
     assert.ok(Date.now() < deadline, 'the failing task did not fail within 20 s');
     await new Promise(r => setTimeout(r, 100));
   }
@@ -135,9 +138,11 @@ test('dashboard: hostile task strings are shown as text and never run', async ()
       name: document.getElementById('task-name').textContent,
       error: document.getElementById('task-error').textContent,
       args: document.getElementById('task-args').textContent,
+      details: document.getElementById('task-details').textContent,
     }));
     assert.equal(shown.name, XSS[1]);
-    assert.equal(shown.error, XSS[1] + ': ' + XSS[0]);
+    assert.equal(shown.error, failed.error.code + ': ' + XSS[0]);
+    assert.deepEqual(JSON.parse(shown.details), {x: XSS[1]});
     assert.deepEqual(JSON.parse(shown.args), JSON.parse(args));
     // The list shows the raw name too.
     await page.goto(URL_ + '#/tasks?status=failed', {waitUntil: 'load'});
