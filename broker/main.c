@@ -7,10 +7,13 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "broker.h"
 #include "health.h"
 #include "log.h"
+#include "overview.h"
+#include "rtq/client.h"
 #include "rtq/common.h"
 #include "rtq/version.h"
 
@@ -33,6 +36,38 @@ static void log_start(const rtq_broker *b) {
           o->once ? "once" : "daemon", NULL);
 }
 
+/* Takes --metrics-listen ADDR (or =ADDR) out of argv: the /metrics server
+ * is rtq-web's (web/metrics_server.c), not a broker option. */
+static const char *take_metrics_listen(int *argc, char **argv) {
+  const char *addr = NULL;
+  int k = 1;
+  for (int i = 1; i < *argc; i++) {
+    if (strcmp(argv[i], "--metrics-listen") == 0 && i + 1 < *argc) addr = argv[++i];
+    else if (strncmp(argv[i], "--metrics-listen=", 17) == 0) addr = argv[i] + 17;
+    else argv[k++] = argv[i];
+  }
+  argv[k] = NULL;
+  *argc = k;
+  return addr;
+}
+
+/* Serves /metrics on addr through a client of the broker's Redis. */
+static int start_metrics(const rtq_broker_options *o, const char *addr, rtq_client **c,
+                         web_metrics_server **s) {
+  rtq_client_options co = {.redis_url = o->config.redis_url, .ns = o->config.ns, .pool_size = 2};
+  char why[512];
+  if (rtq_client_new(&co, c) != 0) {
+    rtq_log(RTQ_LOG_ERROR, "cannot serve /metrics", "error", rtq_client_errstr(NULL), NULL);
+    return -1;
+  }
+  if (web_metrics_server_start(*c, addr, s, why, sizeof why) != 0) {
+    rtq_log(RTQ_LOG_ERROR, "cannot serve /metrics", "error", why, NULL);
+    return -1;
+  }
+  rtq_log(RTQ_LOG_INFO, "serving metrics", "url", web_metrics_server_url(*s), NULL);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   /* A write to a connection Redis closed must be an error, not a death. */
   signal(SIGPIPE, SIG_IGN);
@@ -45,6 +80,7 @@ int main(int argc, char **argv) {
   int hrc = rtq_health_cli(&health, "rtq-broker", "sweep or lease step", RTQ_HEALTH_BROKER_FILE,
                            &argc, argv);
   if (hrc >= 0) return hrc;
+  const char *metrics_addr = take_metrics_listen(&argc, argv);
   if (rtq_broker_options_from_env(&o, err, sizeof err) != 0 ||
       rtq_broker_options_parse(&o, argc, argv, &action, err, sizeof err) != 0) {
     fprintf(stderr, "rtq-broker: %s\n", err);
@@ -68,7 +104,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   log_start(b);
-  rc = o.once ? rtq_broker_sweep(b) : rtq_broker_run(b);
+  rtq_client *mc = NULL;
+  web_metrics_server *ms = NULL;
+  if (metrics_addr != NULL && !o.once && start_metrics(&o, metrics_addr, &mc, &ms) != 0) rc = -1;
+  if (rc == 0) rc = o.once ? rtq_broker_sweep(b) : rtq_broker_run(b);
+  web_metrics_server_stop(ms);
+  rtq_client_free(mc);
   rtq_broker_free(b);
   return rc == 0 ? 0 : 1;
 }

@@ -72,6 +72,11 @@ rtq_key rtq_keys_history(const rtq_keys *k) { return build(k, "history", NULL); 
 rtq_key rtq_keys_dead(const rtq_keys *k) { return build(k, "dead", NULL); }
 rtq_key rtq_keys_stats(const rtq_keys *k) { return build(k, "stats", NULL); }
 rtq_key rtq_keys_lease(const rtq_keys *k) { return build(k, "lease", NULL); }
+rtq_key rtq_keys_throughput(const rtq_keys *k, uint64_t minute) {
+  char m[24];
+  snprintf(m, sizeof m, "%llu", (unsigned long long)minute);
+  return build(k, "throughput", m);
+}
 rtq_key rtq_keys_chan_events(const rtq_keys *k) { return build(k, "chan:events", NULL); }
 rtq_key rtq_keys_chan_task(const rtq_keys *k, const char *id) { return named(k, "chan:task", id); }
 rtq_key rtq_keys_chan_cancel(const rtq_keys *k) { return build(k, "chan:cancel", NULL); }

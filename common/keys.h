@@ -20,6 +20,8 @@
  *   P:dead               list    dead-lettered payloads with their reason
  *   P:stats              hash    "<queue>|<counter>" -> count
  *   P:lease              string  broker leader lease (owner id, PX)
+ *   P:throughput:<min>   hash    P:stats's completed/failed totals as first
+ *                                seen in minute <min> (ms / 60000), 2 h TTL
  *
  *   channel P:chan:events        every state change and progress update
  *   channel P:chan:task:<id>     terminal event of one task (for waiters)
@@ -33,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "argv.h"
 #include "rtq/common.h"
@@ -79,6 +82,8 @@ rtq_key rtq_keys_history(const rtq_keys *k);
 rtq_key rtq_keys_dead(const rtq_keys *k);
 rtq_key rtq_keys_stats(const rtq_keys *k);
 rtq_key rtq_keys_lease(const rtq_keys *k);
+/* minute is Redis ms / 60000. */
+rtq_key rtq_keys_throughput(const rtq_keys *k, uint64_t minute);
 
 rtq_key rtq_keys_chan_events(const rtq_keys *k);
 rtq_key rtq_keys_chan_task(const rtq_keys *k, const char *id);

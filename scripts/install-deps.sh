@@ -1,6 +1,6 @@
 #!/bin/sh
 # install-deps.sh [--ci] [--valgrind] [--python] [--node] [--interop]
-#                 [--containers] - installs the Debian (bookworm) packages
+#                 [--containers] [--web] - installs the Debian (bookworm) packages
 # rtq needs to build and test, and only those that are missing: when
 # everything is present it changes nothing and runs no apt-get at all.
 #
@@ -15,6 +15,9 @@
 #               tests/interop/run.sh, run with /usr/bin/python3)
 #   --containers  also podman (with runc, netavark, aardvark-dns, iptables),
 #               docker-compose and debootstrap (for tests/containers/run.sh)
+#   --web       also what web/tests/run.sh needs: chromium (the browser
+#               test), prometheus (promtool and a real scrape), curl, and
+#               Node.js with npm where no `node`/`npm` is on PATH already
 #
 # Run as root. As another user it only reports what is missing (exit 1).
 # Package scripts are kept from starting services while it installs, so the
@@ -22,7 +25,7 @@
 # it either way: each test starts its own server on a private port).
 set -eu
 
-base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev redis-server"
+base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev redis-server"
 interop="python3-redis python3-msgpack python3-pytest"
 extra=""
 for arg in "$@"; do
@@ -33,7 +36,14 @@ for arg in "$@"; do
     --python) extra="$extra python3 python3-cffi python3-pytest python3-venv python3-pip python3-setuptools" ;;
     --interop) extra="$extra $interop" ;;
     --containers) extra="$extra podman runc netavark aardvark-dns iptables docker-compose debootstrap python3-yaml" ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    --web)
+      extra="$extra chromium prometheus curl"
+      # A Node.js from elsewhere (e.g. NodeSource) conflicts with Debian's
+      # npm package: only install Debian's when there is none.
+      command -v node >/dev/null 2>&1 || extra="$extra nodejs"
+      command -v npm >/dev/null 2>&1 || extra="$extra npm"
+      ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

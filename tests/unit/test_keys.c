@@ -34,6 +34,8 @@ static void test_keys_plain_names(void **state) {
   assert_string_equal(rtq_keys_dead(&k).s, "rtq:dead");
   assert_string_equal(rtq_keys_stats(&k).s, "rtq:stats");
   assert_string_equal(rtq_keys_lease(&k).s, "rtq:lease");
+  assert_string_equal(rtq_keys_throughput(&k, 29946000).s, "rtq:throughput:29946000");
+  assert_string_equal(rtq_keys_throughput(&k, 0).s, "rtq:throughput:0");
   assert_string_equal(rtq_keys_chan_events(&k).s, "rtq:chan:events");
   assert_string_equal(rtq_keys_chan_task(&k, "t1").s, "rtq:chan:task:t1");
   assert_string_equal(rtq_keys_chan_cancel(&k).s, "rtq:chan:cancel");
@@ -61,6 +63,7 @@ static void test_keys_cluster_hash_tag(void **state) {
 
   assert_int_equal(rtq_keys_init(&k, "rtq", true), 0);
   assert_string_equal(rtq_keys_workers(&k).s, "{rtq}:workers");
+  assert_string_equal(rtq_keys_throughput(&k, 7).s, "{rtq}:throughput:7");
 }
 
 static void test_keys_invalid_names_give_len_zero(void **state) {
@@ -143,7 +146,7 @@ static void test_keys_every_key_begins_with_prefix(void **state) {
           rtq_keys_cancel(&k, "t"),      rtq_keys_delayed(&k),         rtq_keys_deadlines(&k),
           rtq_keys_status(&k, RTQ_STATUS_FAILED), rtq_keys_history(&k), rtq_keys_dead(&k),
           rtq_keys_stats(&k),            rtq_keys_lease(&k),           rtq_keys_chan_events(&k),
-          rtq_keys_chan_task(&k, "t"),   rtq_keys_chan_cancel(&k),
+          rtq_keys_chan_task(&k, "t"),   rtq_keys_chan_cancel(&k),     rtq_keys_throughput(&k, 1),
       };
       for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         assert_true(keys[i].len > k.prefix_len + 1);

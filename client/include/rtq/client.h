@@ -462,6 +462,85 @@ RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d);
  */
 RTQ_EXTERN int rtq_dead_letter_to_json(const rtq_dead_letter *d, char **json);
 
+/* ----- per-queue load ----------------------------------------------------- */
+
+/* rtq_get_queue_loads() reads at most this many running ids and delayed
+ * entries. */
+#define RTQ_LOAD_MAX_SCAN 10000
+
+/* Value type: what one queue holds besides its backlog. */
+typedef struct rtq_queue_load {
+  char name[RTQ_TASK_ID_SIZE];
+  uint64_t running;            /* its tasks in the running index */
+  uint64_t delayed;            /* its envelopes in P:delayed (scheduled or backing off) */
+  uint64_t oldest_pending_at;  /* created_at (ms) of the task a worker takes next;
+                                * 0 when the queue is empty */
+} rtq_queue_load;
+
+/* Allocated by rtq; free with rtq_queue_loads_free(). */
+typedef struct rtq_queue_loads {
+  uint64_t now;                /* Redis TIME, ms */
+  size_t count;
+  rtq_queue_load *queues;      /* sorted by name: every known queue and any
+                                * queue a running or delayed task names */
+  bool running_partial;        /* over RTQ_LOAD_MAX_SCAN running: counts cover the first */
+  bool delayed_partial;        /* same for P:delayed (earliest due first) */
+} rtq_queue_loads;
+
+/*
+ * Reads the figures above in three pipelined round trips, each bounded by
+ * the number of queues and RTQ_LOAD_MAX_SCAN (no KEYS, no SCAN). The
+ * caller frees *out (NULL on error). RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
+ */
+RTQ_EXTERN int rtq_get_queue_loads(rtq_client *c, rtq_queue_loads **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_queue_loads_free(rtq_queue_loads *l);
+
+/* ----- throughput history ------------------------------------------------- */
+
+/* rtq_get_throughput() reads at most this many minutes (a day; snapshots
+ * are kept 2 h, so older minutes are unknown). */
+#define RTQ_THROUGHPUT_MAX_MINUTES 1440
+
+/*
+ * Copies P:stats's completed and failed totals (all queues, and each
+ * queue's) into this minute's P:throughput:<minute> hash (2 h TTL) unless
+ * this minute has one already, so that rtq_get_throughput() can tell how
+ * many tasks ended in each minute. Costs a few commands per call, nothing
+ * per task; call it at least once a minute (rtq-web does every 10 s). Any
+ * number of processes may call it: the first snapshot of a minute stays.
+ * *recorded (may be NULL) is 1 when this call wrote the snapshot.
+ * RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
+ */
+RTQ_EXTERN int rtq_throughput_record(rtq_client *c, int *recorded);
+
+/* Value type: one minute of history. */
+typedef struct rtq_throughput_point {
+  uint64_t minute_at;          /* start of the minute, ms (Redis clock) */
+  bool known;                  /* snapshots of this minute and the next exist */
+  uint64_t completed;          /* tasks that ended completed in it (0 when unknown) */
+  uint64_t failed;             /* tasks that ended failed in it */
+} rtq_throughput_point;
+
+/* Allocated by rtq; free with rtq_throughput_free(). */
+typedef struct rtq_throughput {
+  uint64_t now;                /* Redis TIME, ms */
+  size_t count;
+  rtq_throughput_point *points;  /* the last `minutes` whole minutes, oldest first */
+} rtq_throughput;
+
+/*
+ * The last `minutes` (1..RTQ_THROUGHPUT_MAX_MINUTES) whole minutes before
+ * the current one, for queue (NULL: all queues), in one pipelined round
+ * trip after TIME. A minute is known when snapshots were recorded in it and
+ * in the next one (and P:stats was not reset between them). The caller
+ * frees *out. RTQ_EINVAL bad minutes or queue; RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_get_throughput(rtq_client *c, const char *queue, int minutes,
+                                  rtq_throughput **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_throughput_free(rtq_throughput *t);
+
 #ifdef __cplusplus
 }
 #endif

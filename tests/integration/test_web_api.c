@@ -1,0 +1,587 @@
+/*
+ * test_web_api.c - the real rtq-web binary over loopback HTTP against a
+ * real redis-server and a real rtq-worker: every JSON endpoint, /metrics,
+ * the token (missing 401, wrong 403, cookie alone 401), --read-only, the
+ * loopback rule, the Host check, request limits (4xx, the server lives
+ * on), and hostile strings in a task stored verbatim and served escaped.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "keys.h"
+#include "rtq/client.h"
+#include "test_web_util.h"
+
+#define AUTH "Authorization: Bearer " WEB_TOKEN "\r\n"
+
+static void wait_done(const char *id) {
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_wait_for_task(tw_client, id, 15000, &t), 0);
+  rtq_task_free(t);
+}
+
+static int status_of(int port, const char *method, const char *path, const char *headers, const char *body) {
+  http_resp r;
+  http_req(port, method, path, headers, body, &r);
+  int st = r.status;
+  http_resp_free(&r);
+  return st;
+}
+
+static json_t *queue_named(json_t *stats, const char *name) {
+  size_t i;
+  json_t *q;
+  json_array_foreach(json_object_get(stats, "queues"), i, q) {
+    if (strcmp(json_string_value(json_object_get(q, "name")), name) == 0) return q;
+  }
+  fail_msg("no queue %s in /api/stats", name);
+  return NULL;
+}
+
+static json_int_t jint(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+
+static int workers_alive(int port) {
+  json_t *w = http_json(port, "/api/workers", NULL, 200);
+  int n = (int)json_array_size(w);
+  json_decref(w);
+  return n;
+}
+
+static void test_web_api_reads(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  pid_t worker = web_worker_start("rtq");
+  RTQ_TEST_WAIT_FOR(workers_alive(s.port) == 1, 10000);
+  char ids[3][RTQ_TASK_ID_SIZE], idle[RTQ_TASK_ID_SIZE];
+  for (int i = 0; i < 3; i++) tw_create("rtq.echo", NULL, "{\"n\":1}", 0, ids[i]);
+  for (int i = 0; i < 3; i++) wait_done(ids[i]);
+  tw_create("rtq.echo", "idle", "{}", 0, idle);
+
+  json_t *st = http_json(s.port, "/api/stats", NULL, 200);
+  json_t *d = queue_named(st, "default"), *q = queue_named(st, "idle");
+  assert_int_equal(jint(json_object_get(d, "counters"), "completed"), 3);
+  assert_int_equal(jint(d, "backlog"), 0);
+  assert_int_equal(jint(q, "backlog"), 1);
+  assert_true(json_is_string(json_object_get(q, "oldest_pending_at")));
+  assert_true(jint(q, "oldest_pending_age_ms") >= 0);
+  assert_int_equal(jint(json_object_get(st, "statuses"), "completed"), 3);
+  assert_int_equal(jint(json_object_get(st, "statuses"), "pending"), 1);
+  assert_int_equal(jint(st, "workers_alive"), 1);
+  assert_int_equal(jint(st, "slots"), 4);
+  json_decref(st);
+
+  /* Paging: newest first, has_more on a full page. */
+  json_t *p1 = http_json(s.port, "/api/tasks?status=completed&limit=2", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(p1, "tasks")), 2);
+  assert_true(json_is_true(json_object_get(p1, "has_more")));
+  json_t *p2 = http_json(s.port, "/api/tasks?status=completed&limit=2&offset=2", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(p2, "tasks")), 1);
+  assert_true(json_is_false(json_object_get(p2, "has_more")));
+  /* The two pages hold the three tasks once each (tasks created in the
+   * same millisecond are ordered by id, not by creation). */
+  int seen[3] = {0, 0, 0};
+  for (int pg = 0; pg < 2; pg++) {
+    json_t *arr = json_object_get(pg == 0 ? p1 : p2, "tasks");
+    for (size_t i = 0; i < json_array_size(arr); i++)
+      for (int j = 0; j < 3; j++)
+        seen[j] += strcmp(json_string_value(json_object_get(json_array_get(arr, i), "id")), ids[j]) == 0;
+  }
+  for (int j = 0; j < 3; j++) assert_int_equal(seen[j], 1);
+  json_t *pq = http_json(s.port, "/api/tasks?queue=idle", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(pq, "tasks")), 1);
+  json_t *pn = http_json(s.port, "/api/tasks?name=rtq.echo&status=pending,completed", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(pn, "tasks")), 4);
+  json_decref(p1);
+  json_decref(p2);
+  json_decref(pq);
+  json_decref(pn);
+
+  /* One task: exactly the library's (and so the CLI's) JSON. */
+  char path[256];
+  snprintf(path, sizeof path, "/api/tasks/%s", ids[1]);
+  json_t *t = http_json(s.port, path, NULL, 200);
+  rtq_task *rt = NULL;
+  char *text = NULL;
+  assert_int_equal(rtq_get_task(tw_client, ids[1], &rt), 0);
+  assert_int_equal(rtq_task_to_json(rt, &text), 0);
+  json_t *want = json_loads(text, 0, NULL);
+  assert_true(json_equal(t, want));
+  assert_int_equal(jint(json_object_get(t, "result"), "n"), 1);
+  json_decref(want);
+  json_decref(t);
+  free(text);
+  rtq_task_free(rt);
+  json_t *nf = http_json(s.port, "/api/tasks/NO_SUCH_TASK", NULL, 404);
+  assert_non_null(json_object_get(nf, "error"));
+  json_decref(nf);
+
+  /* The history: rtq-web records this minute's snapshot at start. */
+  json_t *tp = http_json(s.port, "/api/throughput?minutes=5", NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(tp, "minutes")), 5);
+  assert_true(json_is_string(json_object_get(json_array_get(json_object_get(tp, "minutes"), 0), "at")));
+  json_decref(tp);
+  assert_int_equal(status_of(s.port, "GET", "/api/throughput?minutes=0", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/throughput?minutes=1441", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/throughput?queue=a%20b", NULL, NULL), 400);
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *c = rtq_test_conn();
+  redisReply *keys = rtq_test_command(c, "KEYS", "rtq:throughput:*", NULL);
+  assert_true(keys->elements >= 1); /* two when the minute turned meanwhile */
+  freeReplyObject(keys);
+  rtq_conn_free(c);
+
+  json_t *w = http_json(s.port, "/api/workers", NULL, 200);
+  json_t *w0 = json_array_get(w, 0);
+  assert_int_equal(jint(w0, "slots"), 4);
+  assert_int_equal(jint(w0, "pid"), worker);
+  assert_true(json_is_string(json_object_get(w0, "last_heartbeat")));
+  json_decref(w);
+
+  /* The page and its assets come from the binary. */
+  http_resp r;
+  http_get(s.port, "/", &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "<script src=\"/app.js\""));
+  char *csp = http_header(&r, "Content-Security-Policy");
+  assert_non_null(csp);
+  assert_non_null(strstr(csp, "script-src 'self'"));
+  free(csp);
+  http_resp_free(&r);
+  assert_int_equal(status_of(s.port, "GET", "/app.js", NULL, NULL), 200);
+  assert_int_equal(status_of(s.port, "GET", "/app.css", NULL, NULL), 200);
+
+  rtq_test_terminate(worker, SIGTERM, 10000, NULL);
+  web_stop(&s);
+}
+
+/* Parses the exposition line by line: every sample belongs to a family
+ * announced by HELP and TYPE, and its value is a number. */
+static void check_exposition(const char *text) {
+  char family[128] = "";
+  const char *p = text;
+  int samples = 0;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    assert_non_null(nl);
+    char line[1024];
+    size_t n = (size_t)(nl - p);
+    assert_true(n < sizeof line);
+    memcpy(line, p, n);
+    line[n] = '\0';
+    p = nl + 1;
+    if (strncmp(line, "# HELP ", 7) == 0) {
+      sscanf(line + 7, "%127s", family);
+      continue;
+    }
+    if (strncmp(line, "# TYPE ", 7) == 0) {
+      char name[128], type[32];
+      assert_int_equal(sscanf(line + 7, "%127s %31s", name, type), 2);
+      assert_string_equal(name, family);
+      assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0);
+      if (strcmp(type, "counter") == 0) assert_non_null(strstr(name, "_total"));
+      continue;
+    }
+    size_t fl = strlen(family);
+    if (strncmp(line, family, fl) != 0 || (line[fl] != '{' && line[fl] != ' '))
+      fail_msg("sample outside its family %s: %s", family, line);
+    const char *v = strrchr(line, ' ');
+    char *end;
+    strtod(v + 1, &end);
+    assert_true(*end == '\0');
+    samples++;
+  }
+  assert_true(samples > 10);
+}
+
+static void test_web_api_metrics(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  pid_t worker = web_worker_start("rtq");
+  char a[RTQ_TASK_ID_SIZE], b[RTQ_TASK_ID_SIZE], c[RTQ_TASK_ID_SIZE];
+  tw_create("rtq.echo", NULL, "{}", 0, a);
+  tw_create("rtq.fail", NULL, "{}", 0, b);
+  wait_done(a);
+  wait_done(b);
+  tw_create("rtq.echo", "idle", "{}", 0, c);
+  RTQ_TEST_WAIT_FOR(workers_alive(s.port) == 1, 10000);
+  http_resp r;
+  http_get(s.port, "/metrics", &r);
+  assert_int_equal(r.status, 200);
+  char *ct = http_header(&r, "Content-Type");
+  assert_string_equal(ct, "text/plain; version=0.0.4; charset=utf-8");
+  free(ct);
+  check_exposition(r.body);
+  assert_non_null(strstr(r.body, "\nrtq_up 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_tasks_total{queue=\"default\",status=\"completed\"} 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_tasks_total{queue=\"default\",status=\"failed\"} 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_tasks_enqueued_total{queue=\"default\"} 2\n"));
+  assert_non_null(strstr(r.body, "\nrtq_queue_backlog{queue=\"idle\"} 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_workers_alive 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_worker_slots 4\n"));
+  assert_non_null(strstr(r.body, "\nrtq_tasks{status=\"pending\"} 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_queue_oldest_pending_age_seconds{queue=\"idle\"} "));
+  http_resp_free(&r);
+  rtq_test_terminate(worker, SIGTERM, 10000, NULL);
+  web_stop(&s);
+}
+
+static void test_web_api_auth(void **state) {
+  (void)state;
+  web_srv s;
+  const char *args[] = {"--auth-token-file", web_token_file(), NULL};
+  web_start(&s, args);
+  char id[RTQ_TASK_ID_SIZE], path[256];
+  tw_create("rtq.echo", "idle", "{}", 0, id);
+  snprintf(path, sizeof path, "/api/tasks/%s/cancel", id);
+
+  http_resp r;
+  http_get(s.port, "/api/stats", &r);
+  assert_int_equal(r.status, 401);
+  char *wa = http_header(&r, "WWW-Authenticate");
+  assert_string_equal(wa, "Bearer");
+  free(wa);
+  http_resp_free(&r);
+  assert_int_equal(status_of(s.port, "GET", "/api/stats", "Authorization: Bearer wrong-token-0123456789\r\n", NULL), 403);
+  assert_int_equal(status_of(s.port, "GET", "/api/stats", "Authorization: Basic " WEB_TOKEN "\r\n", NULL), 401);
+  assert_int_equal(status_of(s.port, "GET", "/api/stats", AUTH, NULL), 200);
+  assert_int_equal(status_of(s.port, "GET", "/metrics", NULL, NULL), 401);
+  assert_int_equal(status_of(s.port, "GET", "/metrics", AUTH, NULL), 200);
+  assert_int_equal(status_of(s.port, "GET", "/api/events", NULL, NULL), 401);
+  /* A prefix of the token is not the token. */
+  assert_int_equal(status_of(s.port, "GET", "/api/tasks", "Authorization: Bearer test-token-0123\r\n", NULL), 403);
+  /* The page and /api/info need none (the page asks for the token). */
+  assert_int_equal(status_of(s.port, "GET", "/", NULL, NULL), 200);
+  json_t *info = http_json(s.port, "/api/info", NULL, 200);
+  assert_true(json_is_true(json_object_get(info, "auth_required")));
+  assert_true(json_is_true(json_object_get(info, "actions")));
+  json_decref(info);
+
+  /* Actions: no header, a cookie alone, a wrong token: nothing happens. */
+  assert_int_equal(status_of(s.port, "POST", path, NULL, NULL), 401);
+  assert_int_equal(status_of(s.port, "POST", path, "Cookie: token=" WEB_TOKEN "\r\n", NULL), 401);
+  assert_int_equal(status_of(s.port, "POST", path, "Authorization: Bearer nope-nope-nope-nope\r\n", NULL), 403);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_PENDING);
+  rtq_task_free(t);
+
+  /* With the token: cancelled, then retried, then 409 for a second retry
+   * of a pending task. GET on an action is 405. */
+  http_req(s.port, "POST", path, AUTH, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"outcome\":\"cancelled\""));
+  http_resp_free(&r);
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
+  rtq_task_free(t);
+  assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 409);
+  snprintf(path, sizeof path, "/api/tasks/%s/retry", id);
+  assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 200);
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_PENDING);
+  rtq_task_free(t);
+  assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 409);
+  assert_int_equal(status_of(s.port, "GET", path, AUTH, NULL), 405);
+  assert_int_equal(status_of(s.port, "POST", "/api/tasks/NO_SUCH/cancel", AUTH, NULL), 404);
+  /* With a token the Host header is not restricted. */
+  http_raw(s.port, "GET /api/stats HTTP/1.1\r\nHost: dash.example\r\n" AUTH "Connection: close\r\n\r\n",
+           strlen("GET /api/stats HTTP/1.1\r\nHost: dash.example\r\n" AUTH "Connection: close\r\n\r\n"), &r);
+  assert_int_equal(r.status, 200);
+  http_resp_free(&r);
+  web_stop(&s);
+}
+
+static void test_web_api_read_only(void **state) {
+  (void)state;
+  web_srv s;
+  const char *args[] = {"--auth-token-file", web_token_file(), "--read-only", NULL};
+  web_start(&s, args);
+  char id[RTQ_TASK_ID_SIZE], path[256];
+  tw_create("rtq.echo", "idle", "{}", 0, id);
+  snprintf(path, sizeof path, "/api/tasks/%s/cancel", id);
+  assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 403);
+  snprintf(path, sizeof path, "/api/tasks/%s/retry", id);
+  assert_int_equal(status_of(s.port, "POST", path, AUTH, NULL), 403);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(tw_client, id, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_PENDING);
+  rtq_task_free(t);
+  assert_int_equal(status_of(s.port, "GET", "/api/tasks", AUTH, NULL), 200);
+  json_t *info = http_json(s.port, "/api/info", NULL, 200);
+  assert_true(json_is_true(json_object_get(info, "read_only")));
+  assert_true(json_is_false(json_object_get(info, "actions")));
+  json_decref(info);
+  web_stop(&s);
+}
+
+static void test_web_api_no_token_no_actions(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  char id[RTQ_TASK_ID_SIZE], path[256];
+  tw_create("rtq.echo", "idle", "{}", 0, id);
+  snprintf(path, sizeof path, "/api/tasks/%s/cancel", id);
+  assert_int_equal(status_of(s.port, "POST", path, NULL, NULL), 403);
+  /* DNS rebinding: a foreign Host is refused while no token protects us. */
+  http_resp r;
+  const char *req = "GET /api/stats HTTP/1.1\r\nHost: attacker.example:8321\r\nConnection: close\r\n\r\n";
+  http_raw(s.port, req, strlen(req), &r);
+  assert_int_equal(r.status, 403);
+  http_resp_free(&r);
+  req = "GET /api/stats HTTP/1.1\r\nHost: localhost:8321\r\nConnection: close\r\n\r\n";
+  http_raw(s.port, req, strlen(req), &r);
+  assert_int_equal(r.status, 200);
+  http_resp_free(&r);
+  web_stop(&s);
+}
+
+static void test_web_api_listen_rules(void **state) {
+  (void)state;
+  char bin[512], log[512];
+  assert_non_null(rtq_test_bin_path("web/rtq-web", bin, sizeof bin));
+  snprintf(log, sizeof log, "%s/refused.log", rtq_test_redis_dir(rtq_test_redis_default()));
+  const char *argv[] = {bin, "--listen", "0.0.0.0:0", "--redis", rtq_test_redis_url(), NULL};
+  rtq_test_spawn_options o = {.path = bin, .argv = argv, .output_path = log};
+  pid_t pid = rtq_test_spawn_ex(&o);
+  int status = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 10000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 2);
+  char *text = cli_slurp(log);
+  assert_non_null(strstr(text, "not a loopback address"));
+  free(text);
+  /* Bad flags and a short token are refused too. */
+  const char *bad[][8] = {{bin, "--listen", "nonsense", NULL},
+                          {bin, "--listen", "127.0.0.1:99999", NULL},
+                          {bin, "--max-sse-clients", "0", NULL},
+                          {bin, "--bogus", NULL}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    rtq_test_spawn_options b = {.path = bin, .argv = bad[i], .output_path = log};
+    pid = rtq_test_spawn_ex(&b);
+    assert_int_equal(rtq_test_wait_exit(pid, 10000, &status), 0);
+    assert_int_equal(WEXITSTATUS(status), 2);
+  }
+  char tok[512];
+  snprintf(tok, sizeof tok, "%s/short.token", rtq_test_redis_dir(rtq_test_redis_default()));
+  FILE *f = fopen(tok, "w");
+  fputs("short\n", f);
+  fclose(f);
+  const char *shortv[] = {bin, "--auth-token-file", tok, NULL};
+  rtq_test_spawn_options sh = {.path = bin, .argv = shortv, .output_path = log};
+  pid = rtq_test_spawn_ex(&sh);
+  assert_int_equal(rtq_test_wait_exit(pid, 10000, &status), 0);
+  assert_int_equal(WEXITSTATUS(status), 2);
+  /* With a token, any address may be served. */
+  web_srv s;
+  const char *args[] = {"--listen", "0.0.0.0:0", "--auth-token-file", web_token_file(), NULL};
+  web_start(&s, args);
+  assert_int_equal(status_of(s.port, "GET", "/api/stats", AUTH, NULL), 200);
+  web_stop(&s);
+}
+
+static void test_web_api_bad_requests(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  int p = s.port;
+  assert_int_equal(status_of(p, "GET", "/api/tasks?status=bogus", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?limit=0", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?limit=100000", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?limit=-1", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?offset=abc", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?queue=a%20b", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?name=%3Cscript%3E", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?sort=x", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/stats?x=1", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks?a=1&a=2&a=3&a=4&a=5&a=6&a=7&a=8&a=9&a=10&a=11&a=12&a=13&a=14&a=15&a=16&a=17",
+                             NULL, NULL), 400);
+  char big[2048];
+  memset(big, 0, sizeof big);
+  strcpy(big, "/api/tasks?queue=");
+  memset(big + strlen(big), 'q', 400);
+  assert_int_equal(status_of(p, "GET", big, NULL, NULL), 400);
+  memset(big, 0, sizeof big);
+  big[0] = '/';
+  memset(big + 1, 'p', 1500);
+  assert_int_equal(status_of(p, "GET", big, NULL, NULL), 414);
+  assert_int_equal(status_of(p, "GET", "/api/tasks/bad%20id", NULL, NULL), 400);
+  assert_int_equal(status_of(p, "GET", "/api/tasks/../../etc/passwd", NULL, NULL), 404);
+  assert_int_equal(status_of(p, "GET", "/api/nothing", NULL, NULL), 404);
+  assert_int_equal(status_of(p, "GET", "/nothing.html", NULL, NULL), 404);
+  assert_int_equal(status_of(p, "DELETE", "/api/stats", NULL, NULL), 405);
+  assert_int_equal(status_of(p, "PUT", "/", NULL, NULL), 405);
+  assert_int_equal(status_of(p, "POST", "/api/stats", NULL, NULL), 405);
+  /* A body past the limit: 413, without the server keeping it. */
+  char *body = malloc(100001);
+  memset(body, 'x', 100000);
+  body[100000] = '\0';
+  assert_int_equal(status_of(p, "POST", "/api/tasks/abc/cancel", NULL, body), 413);
+  free(body);
+  /* Headers past the connection's memory limit: libmicrohttpd's 4xx. */
+  char *hdr = malloc(70000);
+  strcpy(hdr, "X-Big: ");
+  memset(hdr + 7, 'h', 65000);
+  strcpy(hdr + 65007, "\r\n");
+  int st = status_of(p, "GET", "/api/info", hdr, NULL);
+  assert_true(st >= 400 && st < 500);
+  free(hdr);
+  /* Garbage instead of HTTP gets 400 or a closed connection, never a
+   * crash: the server still answers afterwards. */
+  int fd = http_connect(p);
+  http_send_all(fd, "\x01\x02garbage\r\n\r\n", 13);
+  size_t n;
+  free(http_read_all(fd, 10000, &n));
+  close(fd);
+  assert_int_equal(status_of(p, "GET", "/api/info", NULL, NULL), 200);
+  assert_int_equal(rtq_test_wait_exit(s.pid, 0, NULL), RTQ_ETIMEDOUT);
+  web_stop(&s);
+}
+
+/* Hostile strings: stored verbatim (by a producer, a handler and a raw
+ * writer), returned equal after JSON decoding, and never as raw markup. */
+static void test_web_api_xss(void **state) {
+  (void)state;
+  static const char *const payloads[] = {"<script>alert(1)</script>", "\"><img src=x onerror=alert(2)>",
+                                         "javascript:alert(3)"};
+  web_srv s;
+  web_start(&s, NULL);
+  pid_t worker = web_worker_start("rtq");
+  char id[RTQ_TASK_ID_SIZE];
+  /* Handlers choose the error message and details freely (codes are
+   * limited to a safe alphabet by the worker). */
+  json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "a", payloads[0], "b", payloads[1], "c", payloads[2],
+                           "message", payloads[0], "details", "x", payloads[1]);
+  char *args_text = json_dumps(args, JSON_COMPACT);
+  tw_create("rtq.fail", NULL, args_text, 0, id);
+  free(args_text);
+  wait_done(id);
+  /* A name no producer could give (names are validated), written raw. */
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *c = rtq_test_conn();
+  redisReply *r = rtq_test_command(c, "HSET", rtq_keys_task(&k, id).s, "name", payloads[1], NULL);
+  freeReplyObject(r);
+  rtq_conn_free(c);
+
+  char path[256];
+  snprintf(path, sizeof path, "/api/tasks/%s", id);
+  http_resp hr;
+  http_get(s.port, path, &hr);
+  assert_int_equal(hr.status, 200);
+  assert_null(strchr(hr.body, '<'));
+  assert_null(strchr(hr.body, '>'));
+  json_t *t = json_loads(hr.body, 0, NULL);
+  assert_non_null(t);
+  assert_true(json_equal(json_object_get(t, "args"), args));
+  assert_string_equal(json_string_value(json_object_get(t, "name")), payloads[1]);
+  json_t *err = json_object_get(t, "error");
+  assert_string_equal(json_string_value(json_object_get(err, "message")), payloads[0]);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(err, "details"), "x")), payloads[1]);
+  json_decref(t);
+  http_resp_free(&hr);
+  http_get(s.port, "/api/tasks", &hr);
+  assert_int_equal(hr.status, 200);
+  assert_null(strchr(hr.body, '<'));
+  assert_non_null(strstr(hr.body, "\\u003cscript\\u003e"));
+  http_resp_free(&hr);
+  json_decref(args);
+  rtq_test_terminate(worker, SIGTERM, 10000, NULL);
+  web_stop(&s);
+}
+
+static bool body_has(int port, const char *path, const char *needle) {
+  http_resp r;
+  http_get(port, path, &r);
+  bool has = r.status == 200 && strstr(r.body, needle) != NULL;
+  http_resp_free(&r);
+  return has;
+}
+
+/* A payload no worker can decode is dead-lettered; the API lists it and
+ * shows it, its bytes escaped. */
+static void test_web_api_dead_letters(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *c = rtq_test_conn();
+  freeReplyObject(rtq_test_command(c, "LPUSH", rtq_keys_queue(&k, "default").s, "<script>alert(1)</script>", NULL));
+  rtq_conn_free(c);
+  pid_t worker = web_worker_start("rtq");
+  RTQ_TEST_WAIT_FOR(body_has(s.port, "/api/dead", "\"total\":1,"), 15000);
+  json_t *l = http_json(s.port, "/api/dead?limit=5&offset=0", NULL, 200);
+  assert_int_equal(jint(l, "total"), 1);
+  json_t *d = json_array_get(json_object_get(l, "letters"), 0);
+  assert_int_equal(jint(d, "index"), 0);
+  assert_non_null(json_string_value(json_object_get(d, "code")));
+  json_t *one = http_json(s.port, "/api/dead/0", NULL, 200);
+  assert_true(json_equal(one, d));
+  json_decref(one);
+  json_decref(l);
+  http_resp r;
+  http_get(s.port, "/api/dead/0", &r);
+  assert_null(strchr(r.body, '<'));
+  http_resp_free(&r);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead/1", NULL, NULL), 404);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead/x", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead?limit=0", NULL, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/dead?limit=1001", NULL, NULL), 400);
+  rtq_test_terminate(worker, SIGTERM, 10000, NULL);
+  web_stop(&s);
+}
+
+/* rtq-broker --metrics-listen serves the same exposition. */
+static void test_web_api_broker_metrics(void **state) {
+  (void)state;
+  char bin[512];
+  assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
+  web_srv b;
+  memset(&b, 0, sizeof b);
+  snprintf(b.log, sizeof b.log, "%s/broker.log", rtq_test_redis_dir(rtq_test_redis_default()));
+  const char *argv[] = {bin, "--redis", rtq_test_redis_url(), "--metrics-listen=127.0.0.1:0",
+                        "--sweep-interval", "100ms", NULL};
+  rtq_test_spawn_options o = {.path = bin, .argv = argv, .output_path = b.log};
+  b.pid = rtq_test_spawn_ex(&o);
+  assert_true(b.pid > 0);
+  RTQ_TEST_WAIT_FOR((b.port = web_port_from_log(b.log)) != 0 || rtq_test_wait_exit(b.pid, 0, NULL) == 0, 10000);
+  assert_true(b.port > 0);
+  char id[RTQ_TASK_ID_SIZE];
+  tw_create("rtq.echo", "idle", "{}", 0, id);
+  http_resp r;
+  http_get(b.port, "/metrics", &r);
+  assert_int_equal(r.status, 200);
+  check_exposition(r.body);
+  assert_non_null(strstr(r.body, "\nrtq_up 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_queue_backlog{queue=\"idle\"} 1\n"));
+  http_resp_free(&r);
+  RTQ_TEST_WAIT_FOR(body_has(b.port, "/metrics", "\nrtq_broker_actions_total{action=\"sweeps\"} "), 10000);
+  assert_int_equal(status_of(b.port, "GET", "/", NULL, NULL), 404);
+  assert_int_equal(status_of(b.port, "POST", "/metrics", NULL, NULL), 405);
+  web_stop(&b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_web_api_reads, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_metrics, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_auth, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_read_only, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_no_token_no_actions, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_listen_rules, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_bad_requests, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_xss, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_broker_metrics, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_dead_letters, tw_setup, tw_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
