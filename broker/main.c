@@ -36,6 +36,14 @@ static void log_start(const rtq_broker *b) {
 int main(int argc, char **argv) {
   /* A write to a connection Redis closed must be an error, not a death. */
   signal(SIGPIPE, SIG_IGN);
+  /* SIGTERM/SIGINT wait, pending, until the event loop watches them
+   * (rtq_broker_run unblocks them): a stop requested while the broker
+   * starts is honoured with a clean exit rather than lost or fatal. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop, NULL);
 
   rtq_broker_options o;
   rtq_broker_action action;
@@ -68,6 +76,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   log_start(b);
+  /* One sweep is short and bounded: a signal simply ends it. */
+  if (o.once) sigprocmask(SIG_UNBLOCK, &stop, NULL);
   rc = o.once ? rtq_broker_sweep(b) : rtq_broker_run(b);
   rtq_broker_free(b);
   return rc == 0 ? 0 : 1;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,16 @@ static int parse_flags(cli *c, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* SIGTERM/SIGINT wait, pending, until the event loop watches them
+   * (rtq__ev_run unblocks them): a stop requested while the worker starts
+   * (connecting, loading plugins) is then honoured with a clean exit. Pool
+   * threads inherit the block, which they keep. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop, NULL);
+
   /* Memory: a fixed mmap threshold returns large buffers (a hostile 10 MB
    * envelope) to the kernel when freed instead of keeping them in the heap,
    * and two arenas keep fifty handler threads from each growing their own. */

@@ -148,6 +148,10 @@ int rtq_test_kill(pid_t pid, int sig);
  * when pid exited in time (status as above), RTQ_ETIMEDOUT when it had to
  * be killed, RTQ_EINVAL when it is not our child. */
 int rtq_test_terminate(pid_t pid, int sig, int timeout_ms, int *status);
+/* True once pid blocks or catches SIGTERM (/proc/<pid>/status): an rtq
+ * binary's main() has begun. Before that the kernel's default for the
+ * signal applies to any program. */
+bool rtq_test_sigterm_handled(pid_t pid);
 /* VmRSS of pid in KiB (/proc/<pid>/status), -1 when unreadable. */
 long rtq_test_rss_kb(pid_t pid);
 /* Writes "$RTQ_BIN_DIR/<rel>" (the build dir; ctest sets it) into buf.

@@ -214,3 +214,17 @@ long rtq_test_rss_kb(pid_t pid) {
   fclose(f);
   return kb;
 }
+
+bool rtq_test_sigterm_handled(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return false;
+  unsigned long long blk = 0, cgt = 0, m;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (sscanf(line, "SigBlk: %llx", &m) == 1) blk = m;
+    if (sscanf(line, "SigCgt: %llx", &m) == 1) cgt = m;
+  }
+  fclose(f);
+  return ((blk | cgt) >> (SIGTERM - 1)) & 1u;
+}
