@@ -30,6 +30,9 @@
 #include "calls.h"
 #include "scripts.h"
 
+/* The history-cap line: at most one this often (report_trim). */
+#define TRIM_LOG_EVERY_MS 60000u
+
 static rtq_key index_key(const rtq_broker *b, int idx) {
   switch (idx) {
     case RTQ__IDX_HISTORY:
@@ -97,6 +100,32 @@ static uint64_t count_removed(const rtq__batch *bt, uint64_t *forgot, uint64_t *
   return f + z;
 }
 
+/*
+ * Logs the history cap as a condition, not as an event of every sweep (at
+ * steady load every sweep trims): a line when the history goes over
+ * max_task_history, one a minute while it stays over, and one when a
+ * sweep finds it within the cap again. No two lines come less than
+ * TRIM_LOG_EVERY_MS apart: a line that is not yet due waits (its deleted
+ * count keeps adding up), so a history that goes over and back every few
+ * sweeps still costs one line a minute.
+ */
+static void report_trim(rtq_broker *b, uint64_t trimmed) {
+  uint64_t now = rtq__mono_ms();
+  bool due = b->trim_logged_at == 0 || now >= b->trim_logged_at + TRIM_LOG_EVERY_MS;
+  b->trim_unreported += trimmed;
+  if (!due || (trimmed == 0 && !b->trim_reported)) return;
+  const char *msg = trimmed == 0      ? "history within max_task_history again"
+                    : b->trim_reported ? "history still over max_task_history; deleting the oldest tasks"
+                                       : "history over max_task_history; deleting the oldest tasks "
+                                         "(logged at most once a minute until it ends)";
+  char n[24], m[24];
+  rtq_log(RTQ_LOG_INFO, msg, "deleted", rtq__u64s(b->trim_unreported, n), "max_task_history",
+          rtq__u64s((uint64_t)b->o.config.max_task_history, m), NULL);
+  b->trim_reported = trimmed > 0;
+  b->trim_unreported = 0;
+  b->trim_logged_at = now;
+}
+
 int rtq__broker_trim_history(rtq_broker *b) {
   rtq_argv a;
   rtq_argv_init(&a);
@@ -130,12 +159,7 @@ int rtq__broker_trim_history(rtq_broker *b) {
   }
   RTQ__COUNT(b, trimmed, trimmed);
   RTQ__COUNT(b, stale_index, invalid);
-  if (trimmed > 0) {
-    char n[24], m[24];
-    rtq_log(RTQ_LOG_INFO, "history over max_task_history; deleted the oldest tasks", "deleted",
-            rtq__u64s(trimmed, n), "max_task_history",
-            rtq__u64s((uint64_t)b->o.config.max_task_history, m), NULL);
-  }
+  if (rc == 0) report_trim(b, trimmed);
   return rc;
 }
 

@@ -105,6 +105,11 @@ struct rtq_broker {
   long long cancel_offset;
   int64_t next_due_in_ms;
 
+  /* The history-cap log line (cleanup.c): at most one a minute. */
+  bool trim_reported;        /* "over the cap" logged, its end not yet */
+  uint64_t trim_logged_at;   /* monotonic ms of the last line; 0 = never */
+  uint64_t trim_unreported;  /* tasks deleted since that line */
+
   rtq_broker_counters total;
   rtq_broker_counters unflushed;
 };
