@@ -62,6 +62,13 @@ int main(int argc, char **argv) {
     fputs(rtq_broker_usage(), stdout);
     return 0;
   }
+  if (action == RTQ_BROKER_PRINT_CONFIG) {
+    static const char *const used[] = {"task_result_ttl",  "enable_task_history", "log_level",
+                                       "cleanup_interval", "max_task_history",    "redis_url",
+                                       "namespace",        NULL};
+    rtq_config_print(&o.config, used, stdout);
+    return 0;
+  }
   if (action == RTQ_BROKER_VERSION) {
     printf("rtq-broker %s\n", RTQ_VERSION_STRING);
     return 0;
