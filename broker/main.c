@@ -53,8 +53,10 @@ int main(int argc, char **argv) {
   int hrc = rtq_health_cli(&health, "rtq-broker", "sweep or lease step", RTQ_HEALTH_BROKER_FILE,
                            &argc, argv);
   if (hrc >= 0) return hrc;
-  if (rtq_broker_options_from_env(&o, err, sizeof err) != 0 ||
-      rtq_broker_options_parse(&o, argc, argv, &action, err, sizeof err) != 0) {
+  int bad = rtq_broker_options_from_env(&o, err, sizeof err) != 0 ||
+            rtq_broker_options_parse(&o, argc, argv, &action, err, sizeof err) != 0;
+  rtq_config_hide_secrets(argc, argv); /* o holds copies */
+  if (bad) {
     fprintf(stderr, "rtq-broker: %s\n", err);
     return 2;
   }

@@ -257,3 +257,19 @@ void rtq_config_print(const rtq_config *c, const char *const *names, FILE *f) {
     }
   }
 }
+
+void rtq_config_hide_secret(char *arg) {
+  char *scheme = strstr(arg, "://");
+  if (scheme == NULL) return;
+  char *auth = scheme + 3;
+  /* The last '@' and the first ':' before it: "user:pass@", whatever the
+   * password holds, even in a URL that did not parse ("u:se/cret@h"). */
+  char *at = strrchr(auth, '@');
+  char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  if (colon == NULL) return;
+  for (char *p = colon + 1; p < at; p++) *p = '*';
+}
+
+void rtq_config_hide_secrets(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) rtq_config_hide_secret(argv[i]);
+}

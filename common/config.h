@@ -68,6 +68,18 @@ int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap);
 void rtq_config_print(const rtq_config *c, const char *const *names, FILE *f);
 
 /*
+ * Overwrites, in place, the password of every URL among argv[1..argc)
+ * ("--redis=redis://u:pass@h" or a separate "redis://u:pass@h") with '*',
+ * so /proc/<pid>/cmdline and ps no longer show it. Call it once the flags
+ * are parsed and their values copied: the strings change under any
+ * pointer into argv. Until then the password is visible, which is why
+ * RTQ_REDIS_URL (readable only by the process's user) is the better place.
+ */
+void rtq_config_hide_secrets(int argc, char **argv);
+/* The same for one string. */
+void rtq_config_hide_secret(char *arg);
+
+/*
  * Parses a duration flag into ms: a number with an optional unit, "ms",
  * "s", "m" or "h"; a bare number is seconds, as in the settings above
  * ("1.5" = 1500 ms, "250ms", "2m"). Every binary reads duration flags with

@@ -299,7 +299,9 @@ int main(int argc, char **argv) {
   rtq_health_args health; /* --health, --health-file, --max-age: common/health.h */
   int rc = rtq_health_cli(&health, "rtq-worker", "heartbeat", RTQ_HEALTH_WORKER_FILE, &argc, argv);
   if (rc >= 0) return rc;
-  if ((rc = parse_flags(&c, argc, argv)) != 0) return rc;
+  rc = parse_flags(&c, argc, argv);
+  rtq_config_hide_secrets(argc, argv); /* c.cfg holds copies */
+  if (rc != 0) return rc;
   if (c.print_config) {
     rtq_config_print(&c.cfg, worker_settings, stdout);
     return 0;

@@ -261,6 +261,16 @@ static int global_opt(cli *ctx, const char *name, size_t len, const char *inline
   } else {
     cli_errorf("--%.*s needs a value", (int)len, name);
     *rc = CLI_USAGE;
+    return 1;
+  }
+  /* The URL is used from a copy, and its password in argv overwritten, so
+   * ps and /proc/<pid>/cmdline do not show it while the command runs. (A
+   * URL too long for the copy is refused later, unused.) */
+  static char url[1024];
+  if (g->off == offsetof(cli, redis_url) && strlen(*dst) < sizeof url) {
+    snprintf(url, sizeof url, "%s", *dst);
+    *dst = url;
+    rtq_config_hide_secret(argv[*i]);
   }
   return 1;
 }

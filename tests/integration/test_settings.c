@@ -6,10 +6,12 @@
  * every flag the table lists for that binary is accepted and sets its
  * setting, that the RTQ_<NAME> variable is read, and that a binary whose
  * cell is a dash refuses the setting's flag (exit 2). The table and the
- * binaries therefore cannot drift apart. No Redis is needed: --print-config
- * exits before connecting.
+ * binaries therefore cannot drift apart (--print-config exits before
+ * connecting). Last, a password given in --redis does not stay visible in
+ * /proc/<pid>/cmdline of a running worker, broker or rtq.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "keys.h"
 
 #define MAX_ROWS 32
 #define MAX_FLAGS 8
@@ -258,6 +261,77 @@ static void test_settings_print_config_hides_the_password(void **state) {
   }
 }
 
+/* /proc/<pid>/cmdline, its NULs shown as spaces. */
+static void cmdline_of(pid_t pid, char *out, size_t cap) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+  out[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return;
+  size_t n = fread(out, 1, cap - 1, f);
+  fclose(f);
+  for (size_t i = 0; i < n; i++)
+    if (out[i] == '\0') out[i] = ' ';
+  out[n] = '\0';
+}
+
+static bool cmdline_shows(pid_t pid, const char *needle) {
+  char line[4096];
+  cmdline_of(pid, line, sizeof line);
+  return strstr(line, needle) != NULL;
+}
+
+/* Each binary, running against Redis with a password in its --redis URL
+ * (the default user has none, so any password is accepted): once it has
+ * read its flags, /proc/<pid>/cmdline shows '*' in its place, while it
+ * keeps working with the real one. */
+static void test_settings_password_hidden_from_cmdline(void **state) {
+  (void)state;
+  const char *base = rtq_test_redis_url(); /* redis://127.0.0.1:PORT/0 */
+  char url[256], inline_url[300], bin[1024];
+  snprintf(url, sizeof url, "redis://default:Sup3rSecretPw@%s", base + strlen("redis://"));
+  snprintf(inline_url, sizeof inline_url, "--redis=%s", url);
+  rtq_conn *c = rtq_test_conn();
+  rtq_test_redis_flush();
+  rtq_keys k;
+  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
+
+  /* rtq-worker, the URL as a separate word; registered means connected. */
+  assert_non_null(rtq_test_bin_path(bin_rel[WORKER], bin, sizeof bin));
+  const char *wargv[] = {bin, "--redis", url, "--demo-handlers", NULL};
+  pid_t w = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = wargv});
+  assert_true(w > 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "ZCARD", rtq_keys_workers(&k).s, NULL) == 1, 10000);
+  assert_false(cmdline_shows(w, "Sup3rSecretPw"));
+  assert_true(cmdline_shows(w, "redis://default:*************@127.0.0.1:"));
+
+  /* rtq-broker, the URL inline; holding the lease means connected. */
+  assert_non_null(rtq_test_bin_path(bin_rel[BROKER], bin, sizeof bin));
+  const char *bargv[] = {bin, inline_url, NULL};
+  pid_t b = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = bargv});
+  assert_true(b > 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "EXISTS", rtq_keys_lease(&k).s, NULL) == 1, 10000);
+  assert_false(cmdline_shows(b, "Sup3rSecretPw"));
+  assert_true(cmdline_shows(b, "--redis=redis://default:*************@127.0.0.1:"));
+
+  /* rtq, waiting on a task that stays pending (no worker serves "nobody"). */
+  assert_non_null(rtq_test_bin_path(bin_rel[CLI], bin, sizeof bin));
+  const char *eargv[] = {bin, "--redis", url, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
+  pid_t r = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = eargv});
+  assert_true(r > 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "LLEN", rtq_keys_queue(&k, "nobody").s, NULL) == 1, 10000);
+  assert_false(cmdline_shows(r, "Sup3rSecretPw"));
+  assert_true(cmdline_shows(r, "redis://default:*************@127.0.0.1:"));
+
+  int st = 0;
+  assert_int_equal(rtq_test_terminate(r, SIGTERM, 10000, &st), 0);
+  assert_int_equal(rtq_test_terminate(b, SIGTERM, 10000, &st), 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, &st), 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  rtq_conn_free(c);
+}
+
 static int setup_group(void **state) {
   (void)state;
   read_table();
@@ -271,6 +345,7 @@ int main(void) {
       cmocka_unit_test(test_settings_every_variable_is_read),
       cmocka_unit_test(test_settings_unlisted_flags_are_refused),
       cmocka_unit_test(test_settings_print_config_hides_the_password),
+      cmocka_unit_test(test_settings_password_hidden_from_cmdline),
   };
   return cmocka_run_group_tests(tests, setup_group, NULL);
 }
