@@ -301,6 +301,9 @@ int main(int argc, char **argv) {
   if (rc >= 0) return rc;
   rc = parse_flags(&c, argc, argv);
   rtq_config_hide_secrets(argc, argv); /* c.cfg holds copies */
+  /* The URL may hold the password: handlers, and the programs they start,
+   * inherit the environment, so it leaves it once read. */
+  unsetenv("RTQ_REDIS_URL");
   if (rc != 0) return rc;
   if (c.print_config) {
     rtq_config_print(&c.cfg, worker_settings, stdout);
