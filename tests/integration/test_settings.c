@@ -281,6 +281,24 @@ static bool cmdline_shows(pid_t pid, const char *needle) {
   return strstr(line, needle) != NULL;
 }
 
+/* Starts bin with args; once `cmd key` answers 1 (the process is at
+ * work), asserts its cmdline shows `shown` and not the password. */
+static pid_t run_hiding(int bin, const char *const *args, rtq_conn *c, const char *cmd, const char *key,
+                        const char *shown) {
+  char path[1024];
+  assert_non_null(rtq_test_bin_path(bin_rel[bin], path, sizeof path));
+  const char *argv[16] = {path};
+  int n = 1;
+  for (int i = 0; args[i] != NULL && n < 15; i++) argv[n++] = args[i];
+  argv[n] = NULL;
+  pid_t pid = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = path, .argv = argv});
+  assert_true(pid > 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, cmd, key, NULL) == 1, 10000);
+  assert_false(cmdline_shows(pid, "Sup3rSecretPw"));
+  assert_true(cmdline_shows(pid, shown));
+  return pid;
+}
+
 /* Each binary, running against Redis with a password in its --redis URL
  * (the default user has none, so any password is accepted): once it has
  * read its flags, /proc/<pid>/cmdline shows '*' in its place, while it
@@ -288,7 +306,7 @@ static bool cmdline_shows(pid_t pid, const char *needle) {
 static void test_settings_password_hidden_from_cmdline(void **state) {
   (void)state;
   const char *base = rtq_test_redis_url(); /* redis://127.0.0.1:PORT/0 */
-  char url[256], inline_url[300], bin[1024];
+  char url[256], inline_url[300];
   snprintf(url, sizeof url, "redis://default:Sup3rSecretPw@%s", base + strlen("redis://"));
   snprintf(inline_url, sizeof inline_url, "--redis=%s", url);
   rtq_conn *c = rtq_test_conn();
@@ -297,31 +315,16 @@ static void test_settings_password_hidden_from_cmdline(void **state) {
   assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
 
   /* rtq-worker, the URL as a separate word; registered means connected. */
-  assert_non_null(rtq_test_bin_path(bin_rel[WORKER], bin, sizeof bin));
-  const char *wargv[] = {bin, "--redis", url, "--demo-handlers", NULL};
-  pid_t w = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = wargv});
-  assert_true(w > 0);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "ZCARD", rtq_keys_workers(&k).s, NULL) == 1, 10000);
-  assert_false(cmdline_shows(w, "Sup3rSecretPw"));
-  assert_true(cmdline_shows(w, "redis://default:*************@127.0.0.1:"));
-
+  const char *wargs[] = {"--redis", url, "--demo-handlers", NULL};
+  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", rtq_keys_workers(&k).s, "redis://default:*************@127.0.0.1:");
   /* rtq-broker, the URL inline; holding the lease means connected. */
-  assert_non_null(rtq_test_bin_path(bin_rel[BROKER], bin, sizeof bin));
-  const char *bargv[] = {bin, inline_url, NULL};
-  pid_t b = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = bargv});
-  assert_true(b > 0);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "EXISTS", rtq_keys_lease(&k).s, NULL) == 1, 10000);
-  assert_false(cmdline_shows(b, "Sup3rSecretPw"));
-  assert_true(cmdline_shows(b, "--redis=redis://default:*************@127.0.0.1:"));
-
+  const char *bargs[] = {inline_url, NULL};
+  pid_t b = run_hiding(BROKER, bargs, c, "EXISTS", rtq_keys_lease(&k).s,
+                       "--redis=redis://default:*************@127.0.0.1:");
   /* rtq, waiting on a task that stays pending (no worker serves "nobody"). */
-  assert_non_null(rtq_test_bin_path(bin_rel[CLI], bin, sizeof bin));
-  const char *eargv[] = {bin, "--redis", url, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
-  pid_t r = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = eargv});
-  assert_true(r > 0);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "LLEN", rtq_keys_queue(&k, "nobody").s, NULL) == 1, 10000);
-  assert_false(cmdline_shows(r, "Sup3rSecretPw"));
-  assert_true(cmdline_shows(r, "redis://default:*************@127.0.0.1:"));
+  const char *eargs[] = {"--redis", url, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
+  pid_t r = run_hiding(CLI, eargs, c, "LLEN", rtq_keys_queue(&k, "nobody").s,
+                       "redis://default:*************@127.0.0.1:");
 
   int st = 0;
   assert_int_equal(rtq_test_terminate(r, SIGTERM, 10000, &st), 0);

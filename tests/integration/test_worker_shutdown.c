@@ -123,22 +123,6 @@ static void test_worker_idle_shutdown_is_prompt(void **state) {
   assert_nothing_held(wid);
 }
 
-/* Spawns a worker against url without waiting for it (tw_start waits for
- * its heartbeat); the log goes to w->log. */
-static void spawn_worker(tw_worker *w, const char *url, const char *const *extra) {
-  static int seq;
-  const char *argv[32] = {"rtq-worker", "--redis", url, "--demo-handlers"};
-  int n = 4;
-  for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++) argv[n++] = extra[i];
-  argv[n] = NULL;
-  snprintf(w->log, sizeof w->log, "%s/worker-%d-s%d.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-           (int)getpid(), ++seq);
-  unlink(w->log);
-  rtq_test_spawn_options so = {.path = tw_bin(), .argv = argv, .output_path = w->log};
-  w->pid = rtq_test_spawn_ex(&so);
-  assert_true(w->pid > 0);
-}
-
 static void pause_us(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
   while (nanosleep(&ts, &ts) != 0) {
@@ -153,7 +137,7 @@ static void test_worker_shutdown_sigterm_during_startup(void **state) {
   (void)state;
   static const long delays_us[] = {0, 1000, 3000, 10000, 30000, 100000};
   for (size_t i = 0; i <= sizeof delays_us / sizeof delays_us[0]; i++) {
-    spawn_worker(&wk, rtq_test_redis_url(), NULL);
+    tw_spawn_v(&wk, rtq_test_redis_url(), NULL);
     RTQ_TEST_WAIT_FOR(rtq_test_sigterm_handled(wk.pid), 10000);
     if (i < sizeof delays_us / sizeof delays_us[0]) pause_us(delays_us[i]);
     else RTQ_TEST_WAIT_FOR(tw_find_worker(rc_, wk.pid, wk.id, sizeof wk.id), 10000);
