@@ -100,30 +100,24 @@ static uint64_t count_removed(const rtq__batch *bt, uint64_t *forgot, uint64_t *
   return f + z;
 }
 
-/*
- * Logs the history cap as a condition, not as an event of every sweep (at
- * steady load every sweep trims): a line when the history goes over
- * max_task_history, one a minute while it stays over, and one when a
- * sweep finds it within the cap again. No two lines come less than
- * TRIM_LOG_EVERY_MS apart: a line that is not yet due waits (its deleted
- * count keeps adding up), so a history that goes over and back every few
- * sweeps still costs one line a minute.
- */
+/* The history cap is a condition, not an event of every sweep (at steady
+ * load nearly every sweep trims): a line when trimming starts, one a
+ * minute while it goes on, one when a sweep finds nothing to trim
+ * (condlog.h). */
 static void report_trim(rtq_broker *b, uint64_t trimmed) {
-  uint64_t now = rtq__mono_ms();
-  bool due = b->trim_logged_at == 0 || now >= b->trim_logged_at + TRIM_LOG_EVERY_MS;
-  b->trim_unreported += trimmed;
-  if (!due || (trimmed == 0 && !b->trim_reported)) return;
-  const char *msg = trimmed == 0      ? "history within max_task_history again"
-                    : b->trim_reported ? "history still over max_task_history; deleting the oldest tasks"
-                                       : "history over max_task_history; deleting the oldest tasks "
-                                         "(logged at most once a minute until it ends)";
+  static const char *const msg[] = {
+      [RTQ_CONDLOG_START] = "history over max_task_history; deleting the oldest tasks "
+                            "(logged at most once a minute until it ends)",
+      [RTQ_CONDLOG_STILL] = "history still over max_task_history; deleting the oldest tasks",
+      [RTQ_CONDLOG_END] = "history within max_task_history again",
+  };
+  if (b->trim_log.every_ms == 0) b->trim_log.every_ms = TRIM_LOG_EVERY_MS;
+  uint64_t deleted = 0;
+  rtq_condlog_line line = rtq_condlog_note(&b->trim_log, rtq__mono_ms(), trimmed, &deleted);
+  if (line == RTQ_CONDLOG_NONE) return;
   char n[24], m[24];
-  rtq_log(RTQ_LOG_INFO, msg, "deleted", rtq__u64s(b->trim_unreported, n), "max_task_history",
+  rtq_log(RTQ_LOG_INFO, msg[line], "deleted", rtq__u64s(deleted, n), "max_task_history",
           rtq__u64s((uint64_t)b->o.config.max_task_history, m), NULL);
-  b->trim_reported = trimmed > 0;
-  b->trim_unreported = 0;
-  b->trim_logged_at = now;
 }
 
 int rtq__broker_trim_history(rtq_broker *b) {

@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "broker.h"
 #include "clock.h"
+#include "condlog.h"
 #include "conn.h"
 #include "keys.h"
 
@@ -105,10 +106,7 @@ struct rtq_broker {
   long long cancel_offset;
   int64_t next_due_in_ms;
 
-  /* The history-cap log line (cleanup.c): at most one a minute. */
-  bool trim_reported;        /* "over the cap" logged, its end not yet */
-  uint64_t trim_logged_at;   /* monotonic ms of the last line; 0 = never */
-  uint64_t trim_unreported;  /* tasks deleted since that line */
+  rtq_condlog trim_log;      /* the history-cap line (cleanup.c) */
 
   rtq_broker_counters total;
   rtq_broker_counters unflushed;
