@@ -407,8 +407,8 @@ static inline void tb_broker_stop(tb *t, pid_t pid) {
    * over 10 s between the broker's last log line and its exit (LeakSanitizer
    * scanning at exit); a real hang still fails here, showing the log of
    * this broker (not of the last one started) and where it is stuck. */
+  (void)rtq_test_resume_if_stopped(pid); /* a stopped process holds SIGTERM */
   assert_int_equal(rtq_test_kill(pid, SIGTERM), 0);
-  (void)rtq_test_kill(pid, SIGCONT); /* a stopped process holds SIGTERM */
   if (rtq_test_wait_exit(pid, 30000, &status) == RTQ_ETIMEDOUT) {
     tb_print_proc(pid);
     tb_print_log(path);
