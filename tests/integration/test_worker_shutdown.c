@@ -147,7 +147,7 @@ static void test_worker_shutdown_sigterm_during_startup(void **state) {
            i < sizeof delays_us / sizeof delays_us[0] ? "early" : "once registered", code,
            (unsigned long long)ms);
     assert_int_equal(code, 0);
-    assert_true(ms < 5000);
+    assert_true(ms < 10000); /* a sanitizer build's exit on a busy machine included */
   }
   /* No record and no processing list of any of them is left. */
   assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_workers(&tw_keys).s, NULL), 0);
@@ -167,7 +167,9 @@ static void test_worker_shutdown_redis_gone_idle_exits_at_once(void **state) {
   int code = stop_with(&wk, SIGTERM, 20000, &ms);
   printf("  idle worker, redis gone: exit %d %llu ms after SIGTERM\n", code, (unsigned long long)ms);
   assert_int_equal(code, 0);
-  assert_true(ms < 2000);
+  /* At once: it used to wait kill grace + 2 command timeouts (15 s). The
+   * bound leaves room for a sanitizer build's exit on a busy machine. */
+  assert_true(ms < 5000);
   rtq_test_redis_stop(r);
 }
 
@@ -191,7 +193,9 @@ static void test_worker_shutdown_redis_gone_busy_exits_within_grace(void **state
   printf("  busy worker, redis gone: exit %d %llu ms after SIGTERM (grace 2 s)\n", code,
          (unsigned long long)ms);
   assert_int_equal(code, 1);
-  assert_true(ms >= 2000 && ms < 4500);
+  /* The grace, then out: it used to wait 15 s more (kill grace + 2 command
+   * timeouts); the margin is a sanitizer build's exit on a busy machine. */
+  assert_true(ms >= 2000 && ms < 8000);
   rtq_test_redis_stop(r);
 }
 
