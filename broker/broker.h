@@ -63,7 +63,8 @@ typedef struct rtq_broker_options {
 typedef enum rtq_broker_action {
   RTQ_BROKER_RUN = 0,
   RTQ_BROKER_HELP,
-  RTQ_BROKER_VERSION
+  RTQ_BROKER_VERSION,
+  RTQ_BROKER_PRINT_CONFIG   /* print the shared settings (config.h), exit */
 } rtq_broker_action;
 
 /* Fills o with the defaults (o is the caller's storage). */
@@ -76,7 +77,8 @@ void rtq_broker_options_defaults(rtq_broker_options *o);
 int rtq_broker_options_from_env(rtq_broker_options *o, char *errbuf, size_t errcap);
 /*
  * Parses command-line flags (argv[0] is skipped) over o. "--flag value" and
- * "--flag=value" both work. Returns 0 with *action set, or RTQ_EINVAL with
+ * "--flag=value" both work, and a flag's name may use '_' for '-'
+ * ("--max_task_history"). Returns 0 with *action set, or RTQ_EINVAL with
  * errbuf naming the flag; o may then be half-applied and must not be used.
  */
 int rtq_broker_options_parse(rtq_broker_options *o, int argc, char **argv,

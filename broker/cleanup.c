@@ -30,6 +30,9 @@
 #include "calls.h"
 #include "scripts.h"
 
+/* The history-cap line: at most one this often (report_trim). */
+#define TRIM_LOG_EVERY_MS 60000u
+
 static rtq_key index_key(const rtq_broker *b, int idx) {
   switch (idx) {
     case RTQ__IDX_HISTORY:
@@ -97,6 +100,26 @@ static uint64_t count_removed(const rtq__batch *bt, uint64_t *forgot, uint64_t *
   return f + z;
 }
 
+/* The history cap is a condition, not an event of every sweep (at steady
+ * load nearly every sweep trims): a line when trimming starts, one a
+ * minute while it goes on, one when a sweep finds nothing to trim
+ * (condlog.h). */
+static void report_trim(rtq_broker *b, uint64_t trimmed) {
+  static const char *const msg[] = {
+      [RTQ_CONDLOG_START] = "history over max_task_history; deleting the oldest tasks "
+                            "(logged at most once a minute until it ends)",
+      [RTQ_CONDLOG_STILL] = "history still over max_task_history; deleting the oldest tasks",
+      [RTQ_CONDLOG_END] = "history within max_task_history again",
+  };
+  if (b->trim_log.every_ms == 0) b->trim_log.every_ms = TRIM_LOG_EVERY_MS;
+  uint64_t deleted = 0;
+  rtq_condlog_line line = rtq_condlog_note(&b->trim_log, rtq__mono_ms(), trimmed, &deleted);
+  if (line == RTQ_CONDLOG_NONE) return;
+  char n[24], m[24];
+  rtq_log(RTQ_LOG_INFO, msg[line], "deleted", rtq__u64s(deleted, n), "max_task_history",
+          rtq__u64s((uint64_t)b->o.config.max_task_history, m), NULL);
+}
+
 int rtq__broker_trim_history(rtq_broker *b) {
   rtq_argv a;
   rtq_argv_init(&a);
@@ -130,12 +153,7 @@ int rtq__broker_trim_history(rtq_broker *b) {
   }
   RTQ__COUNT(b, trimmed, trimmed);
   RTQ__COUNT(b, stale_index, invalid);
-  if (trimmed > 0) {
-    char n[24], m[24];
-    rtq_log(RTQ_LOG_INFO, "history over max_task_history; deleted the oldest tasks", "deleted",
-            rtq__u64s(trimmed, n), "max_task_history",
-            rtq__u64s((uint64_t)b->o.config.max_task_history, m), NULL);
-  }
+  if (rc == 0) report_trim(b, trimmed);
   return rc;
 }
 

@@ -96,6 +96,13 @@ int rtq_broker_run(rtq_broker *b) {
   ev_timer_start(g.loop, &g.lease);
   ev_signal_start(g.loop, &g.sigterm);
   ev_signal_start(g.loop, &g.sigint);
+  /* rtq-broker blocks both from its first line; one sent during start-up
+   * is pending and is delivered now, to the watchers above. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigprocmask(SIG_UNBLOCK, &stop, NULL);
 
   ev_run(g.loop, 0);
 

@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "broker.h"
 #include "clock.h"
+#include "condlog.h"
 #include "conn.h"
 #include "keys.h"
 
@@ -104,6 +105,8 @@ struct rtq_broker {
   uint64_t last_cancel_pass;
   long long cancel_offset;
   int64_t next_due_in_ms;
+
+  rtq_condlog trim_log;      /* the history-cap line (cleanup.c) */
 
   rtq_broker_counters total;
   rtq_broker_counters unflushed;

@@ -71,6 +71,14 @@ static int start_metrics(const rtq_broker_options *o, const char *addr, rtq_clie
 int main(int argc, char **argv) {
   /* A write to a connection Redis closed must be an error, not a death. */
   signal(SIGPIPE, SIG_IGN);
+  /* SIGTERM/SIGINT wait, pending, until the event loop watches them
+   * (rtq_broker_run unblocks them): a stop requested while the broker
+   * starts is honoured with a clean exit rather than lost or fatal. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop, NULL);
 
   rtq_broker_options o;
   rtq_broker_action action;
@@ -81,13 +89,22 @@ int main(int argc, char **argv) {
                            &argc, argv);
   if (hrc >= 0) return hrc;
   const char *metrics_addr = take_metrics_listen(&argc, argv);
-  if (rtq_broker_options_from_env(&o, err, sizeof err) != 0 ||
-      rtq_broker_options_parse(&o, argc, argv, &action, err, sizeof err) != 0) {
+  int bad = rtq_broker_options_from_env(&o, err, sizeof err) != 0 ||
+            rtq_broker_options_parse(&o, argc, argv, &action, err, sizeof err) != 0;
+  rtq_config_hide_secrets(argc, argv); /* o holds copies */
+  if (bad) {
     fprintf(stderr, "rtq-broker: %s\n", err);
     return 2;
   }
   if (action == RTQ_BROKER_HELP) {
     fputs(rtq_broker_usage(), stdout);
+    return 0;
+  }
+  if (action == RTQ_BROKER_PRINT_CONFIG) {
+    static const char *const used[] = {"task_result_ttl",  "enable_task_history", "log_level",
+                                       "cleanup_interval", "max_task_history",    "redis_url",
+                                       "namespace",        NULL};
+    rtq_config_print(&o.config, used, stdout);
     return 0;
   }
   if (action == RTQ_BROKER_VERSION) {
@@ -107,6 +124,8 @@ int main(int argc, char **argv) {
   rtq_client *mc = NULL;
   web_metrics_server *ms = NULL;
   if (metrics_addr != NULL && !o.once && start_metrics(&o, metrics_addr, &mc, &ms) != 0) rc = -1;
+  /* One sweep is short and bounded: a signal simply ends it. */
+  if (o.once) sigprocmask(SIG_UNBLOCK, &stop, NULL);
   if (rc == 0) rc = o.once ? rtq_broker_sweep(b) : rtq_broker_run(b);
   web_metrics_server_stop(ms);
   rtq_client_free(mc);

@@ -58,9 +58,10 @@ static const int_setting int_settings[] = {
 
 /* Flags that are the shared settings of config.h under the same name. */
 static const char *const config_flags[] = {
-    "redis",          "redis_url",        "namespace",        "namespace",
-    "cleanup-interval", "cleanup_interval", "max-task-history", "max_task_history",
-    "task-result-ttl",  "task_result_ttl",  "log-level",        "log_level",
+    "redis",            "redis_url",        "redis-url",           "redis_url",
+    "namespace",        "namespace",        "cleanup-interval",    "cleanup_interval",
+    "max-task-history", "max_task_history", "task-result-ttl",     "task_result_ttl",
+    "log-level",        "log_level",        "enable-task-history", "enable_task_history",
 };
 
 static void errf(char *errbuf, size_t errcap, const char *fmt, const char *a, const char *b)
@@ -131,6 +132,7 @@ static int apply_switch(rtq_broker_options *o, const char *name, rtq_broker_acti
   if (strcmp(name, "once") == 0) o->once = true;
   else if (strcmp(name, "no-history") == 0) o->config.enable_task_history = false;
   else if (strcmp(name, "ignore-lease") == 0) o->ignore_lease = true;
+  else if (strcmp(name, "print-config") == 0) *action = RTQ_BROKER_PRINT_CONFIG;
   else if (strcmp(name, "help") == 0) *action = RTQ_BROKER_HELP;
   else if (strcmp(name, "version") == 0) *action = RTQ_BROKER_VERSION;
   else return 0;
@@ -174,6 +176,9 @@ int rtq_broker_options_parse(rtq_broker_options *o, int argc, char **argv,
     }
     memcpy(name, arg + 2, n);
     name[n] = '\0';
+    /* The settings' own names (max_task_history) work as flags too. */
+    for (char *p = name; *p != '\0'; p++)
+      if (*p == '_') *p = '-';
     if (eq == NULL && apply_switch(o, name, action)) continue;
     rtq_broker_action ignored;
     if (eq != NULL && apply_switch(&(rtq_broker_options){0}, name, &ignored)) {
@@ -208,7 +213,8 @@ const char *rtq_broker_usage(void) {
          "Durations take a unit, ms, s, m or h; a bare number is seconds, as in\n"
          "every rtq binary: 1.5, 250ms, 30s, 1m.\n"
          "\n"
-         "  --redis URL              redis://[user:pass@]host[:port][/db] or unix:///path\n"
+         "  --redis URL, --redis-url URL\n"
+         "                           redis://[user:pass@]host[:port][/db] or unix:///path\n"
          "                           (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
          "  --namespace NS           key prefix (RTQ_NAMESPACE; default rtq)\n"
          "  --heartbeat-ttl D        a worker silent this long is dead (RTQ_HEARTBEAT_TTL;\n"
@@ -225,8 +231,9 @@ const char *rtq_broker_usage(void) {
          "  --max-task-history N     history cap (RTQ_MAX_TASK_HISTORY; default 10000)\n"
          "  --task-result-ttl S      result TTL in seconds for tasks the broker ends\n"
          "                           (RTQ_TASK_RESULT_TTL; default 86400)\n"
-         "  --no-history             terminal tasks the broker ends skip the history\n"
-         "                           (RTQ_ENABLE_TASK_HISTORY=false)\n"
+         "  --no-history, --enable-task-history BOOL\n"
+         "                           whether terminal tasks the broker ends enter the\n"
+         "                           history (RTQ_ENABLE_TASK_HISTORY; default true)\n"
          "  --log-level L            DEBUG, INFO, WARNING, ERROR (RTQ_LOG_LEVEL; default INFO)\n"
          "  --command-timeout D      per-command Redis timeout (RTQ_COMMAND_TIMEOUT;\n"
          "                           default 2s)\n"
@@ -239,5 +246,8 @@ const char *rtq_broker_usage(void) {
          "  --health-file PATH       touched after each sweep and lease step Redis answered\n"
          "                           (RTQ_HEALTH_FILE; default /tmp/rtq-broker.health)\n"
          "  --health [--max-age D]   exit 0 when that file is fresh (default 15s), else 1\n"
-         "  --help, --version\n";
+         "  --print-config           print the settings these flags and RTQ_* give, then exit\n"
+         "  --help, --version\n"
+         "\n"
+         "Every flag also takes its name with underscores (--max_task_history).\n";
 }

@@ -215,3 +215,61 @@ int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap) {
   }
   return 0;
 }
+
+/* url with the password of its userinfo shown as "***". A URL that parses
+ * ends its authority at the first '/', and its userinfo at the last '@'
+ * before that (url.c), so the password lies between them. */
+static void print_url(const char *url, FILE *f) {
+  const char *p = strstr(url, "://");
+  if (p == NULL) {
+    fputs(url, f);
+    return;
+  }
+  p += 3;
+  const char *end = strchr(p, '/');
+  if (end == NULL) end = p + strlen(p);
+  const char *at = NULL;
+  for (const char *q = p; q < end; q++)
+    if (*q == '@') at = q;
+  const char *colon = at != NULL ? memchr(p, ':', (size_t)(at - p)) : NULL;
+  if (colon == NULL) {
+    fputs(url, f);
+    return;
+  }
+  fprintf(f, "%.*s***%s", (int)(colon + 1 - url), url, at);
+}
+
+void rtq_config_print(const rtq_config *c, const char *const *names, FILE *f) {
+  for (size_t n = 0; names[n] != NULL; n++) {
+    for (size_t i = 0; i < NSETTINGS; i++) {
+      const setting *s = &settings[i];
+      if (!name_matches(s->name, names[n])) continue;
+      const char *field = (const char *)c + s->offset;
+      fprintf(f, "%s=", s->name);
+      switch (s->kind) {
+        case K_INT: fprintf(f, "%d", *(const int *)field); break;
+        case K_BOOL: fputs(*(const bool *)field ? "true" : "false", f); break;
+        case K_LEVEL: fputs(rtq_log_level_name(*(const rtq_log_level *)field), f); break;
+        case K_URL: print_url(field, f); break;
+        case K_NS: fputs(field, f); break;
+      }
+      fputc('\n', f);
+    }
+  }
+}
+
+void rtq_config_hide_secret(char *arg) {
+  char *scheme = strstr(arg, "://");
+  if (scheme == NULL) return;
+  char *auth = scheme + 3;
+  /* The last '@' and the first ':' before it: "user:pass@", whatever the
+   * password holds, even in a URL that did not parse ("u:se/cret@h"). */
+  char *at = strrchr(auth, '@');
+  char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  if (colon == NULL) return;
+  for (char *p = colon + 1; p < at; p++) *p = '*';
+}
+
+void rtq_config_hide_secrets(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) rtq_config_hide_secret(argv[i]);
+}

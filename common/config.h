@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "log.h"
 
@@ -57,6 +58,26 @@ int rtq_config_set(rtq_config *c, const char *name, const char *value, char *err
  * before it stay applied. Reads the environment: not safe against a
  * concurrent setenv. */
 int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap);
+
+/*
+ * Writes "name=value" lines for the settings named in names (a
+ * NULL-terminated list, in that order; unknown names are skipped), the
+ * values as a flag would take them back, the password of redis_url shown
+ * as "***". Every binary's --print-config prints its settings with this.
+ */
+void rtq_config_print(const rtq_config *c, const char *const *names, FILE *f);
+
+/*
+ * Overwrites, in place, the password of every URL among argv[1..argc)
+ * ("--redis=redis://u:pass@h" or a separate "redis://u:pass@h") with '*',
+ * so /proc/<pid>/cmdline and ps no longer show it. Call it once the flags
+ * are parsed and their values copied: the strings change under any
+ * pointer into argv. Until then the password is visible, which is why
+ * RTQ_REDIS_URL (readable only by the process's user) is the better place.
+ */
+void rtq_config_hide_secrets(int argc, char **argv);
+/* The same for one string. */
+void rtq_config_hide_secret(char *arg);
 
 /*
  * Parses a duration flag into ms: a number with an optional unit, "ms",

@@ -1,8 +1,10 @@
 /*
  * url.c - Redis URL parsing (grammar in conn.h).
  *
- * Error messages name the part that is wrong and quote it, except the
- * password, which is never copied into a message: errbuf ends up in logs.
+ * Error messages name the part that is wrong but never quote any of the
+ * URL: errbuf ends up in logs, and a malformed URL can put a password in
+ * any part ("redis://user:se/cret@h" reads "se" as the port and
+ * "cret@h" as the db; "redis://user:secret" reads the password as a port).
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -112,23 +114,22 @@ static int parse_hostport(const char *s, size_t n, rtq_redis_url *u, char *errbu
   for (size_t i = 0; i < hlen; i++) {
     unsigned char c = (unsigned char)host[i];
     if (c <= ' ' || c == 0x7f || c == '%' || c == '@' || c == '/' || c == '?')
-      return fail(errbuf, errcap, "host \"%.*s\" contains a character not allowed in a host name",
-                  (int)hlen, host);
+      return fail(errbuf, errcap, "host contains a character not allowed in a host name");
   }
   memcpy(u->host, host, hlen);
   u->host[hlen] = '\0';
 
   if (rlen > 0) {
-    if (rest[0] != ':') return fail(errbuf, errcap, "unexpected \"%.*s\" after the host", (int)rlen, rest);
+    if (rest[0] != ':') return fail(errbuf, errcap, "unexpected text after the host");
     if (parse_int(rest + 1, rlen - 1, 1, 65535, &u->port) != 0)
-      return fail(errbuf, errcap, "port \"%.*s\" is not a number 1..65535", (int)(rlen - 1), rest + 1);
+      return fail(errbuf, errcap, "port is not a number 1..65535");
   }
   return 0;
 }
 
 static int parse_db(const char *s, size_t n, rtq_redis_url *u, char *errbuf, size_t errcap) {
   if (parse_int(s, n, 0, INT_MAX, &u->db) != 0)
-    return fail(errbuf, errcap, "db \"%.*s\" is not a number 0..%d", (int)n, s, INT_MAX);
+    return fail(errbuf, errcap, "db is not a number 0..%d", INT_MAX);
   return 0;
 }
 
@@ -151,6 +152,11 @@ static int parse_tcp(const char *p, rtq_redis_url *u, char *errbuf, size_t errca
     return fail(errbuf, errcap, "query strings are not supported in redis:// URLs");
   const char *slash = strchr(p, '/');
   size_t alen = slash ? (size_t)(slash - p) : strlen(p);
+  /* "user:se/cret@host": the authority ends at the first '/', so the
+   * password's tail would be read as the db. Say what happened instead. */
+  if (slash != NULL && memchr(p, '@', alen) == NULL && strchr(slash, '@') != NULL)
+    return fail(errbuf, errcap, "'@' after the first '/': a '/' in the user or password must be "
+                                "percent-encoded (%%2F)");
   const char *auth = p;
   int rc = split_userinfo(&auth, &alen, u, errbuf, errcap);
   if (rc != 0) return rc;
@@ -170,7 +176,7 @@ static int parse_unix(const char *p, rtq_redis_url *u, char *errbuf, size_t errc
   int rc = split_userinfo(&auth, &alen, u, errbuf, errcap);
   if (rc != 0) return rc;
   if (alen != 0)
-    return fail(errbuf, errcap, "unexpected host \"%.*s\" in a unix:// URL (use unix:///path)", (int)alen, auth);
+    return fail(errbuf, errcap, "unexpected host in a unix:// URL (use unix:///path)");
 
   const char *q = strchr(slash, '?');
   size_t plen = q ? (size_t)(q - slash) : strlen(slash);
@@ -182,7 +188,7 @@ static int parse_unix(const char *p, rtq_redis_url *u, char *errbuf, size_t errc
   u->path[plen] = '\0';
   if (q != NULL) {
     if (strncmp(q + 1, "db=", 3) != 0)
-      return fail(errbuf, errcap, "unknown query \"%s\" (only ?db=N is supported)", q + 1);
+      return fail(errbuf, errcap, "unknown query (only ?db=N is supported)");
     return parse_db(q + 4, strlen(q + 4), u, errbuf, errcap);
   }
   return 0;

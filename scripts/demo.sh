@@ -155,8 +155,11 @@ done
 # ---- the tasks --------------------------------------------------------------
 say "enqueueing: file processing, bulk email, data export, one to cancel, one to time out"
 head -c 131072 /dev/urandom >"$tmp/sample.bin"
+# The file exists before the producer starts: the background job's own
+# redirection may not have created it yet when the loop below first reads it.
+: >"$tmp/producer.out"
 setsid "$build/examples/rtq-example-producer" --redis "$url" demo --file "$tmp/sample.bin" --timeout 50 \
-  >"$tmp/producer.out" 2>&1 &
+  >>"$tmp/producer.out" 2>&1 &
 producer_pid=$!
 n=0
 until [ "$(grep -c '^task ' "$tmp/producer.out")" -ge 5 ]; do

@@ -6,6 +6,7 @@
  * does not install a SIGCHLD reaper behind the worker's back: under thread
  * isolation a handler that runs system() keeps its child's exit status.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -102,6 +103,14 @@ void rtq__ev_run(rtq__ev *ev, bool signals, bool sigchld) {
   if (signals) {
     ev_signal_start(ev->loop, &ev->sig_term);
     ev_signal_start(ev->loop, &ev->sig_int);
+    /* rtq-worker blocks both from its first line, so one sent during
+     * start-up stays pending instead of killing it half started; now that
+     * the loop watches them, it is delivered and stops the worker. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
   }
   if (sigchld) ev_signal_start(ev->loop, &ev->sig_chld);
   ev_run(ev->loop, 0);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ static const char usage[] =
     "\n"
     "Runs rtq tasks. Durations take a suffix ms, s, m or h; a bare number is seconds.\n"
     "\n"
-    "  --redis URL               redis://[user:pass@]host[:port][/db] or unix:///path\n"
+    "  --redis URL, --redis-url URL\n"
+    "                            redis://[user:pass@]host[:port][/db] or unix:///path\n"
     "                            (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
     "  --cluster                 put the namespace in a hash tag (Redis Cluster)\n"
@@ -63,13 +65,16 @@ static const char usage[] =
     "  --health-file PATH        touched after each heartbeat Redis accepted\n"
     "                            (RTQ_HEALTH_FILE; default /tmp/rtq-worker.health)\n"
     "  --health [--max-age DUR]  exit 0 when that file is fresh (default 15s), else 1\n"
-    "  --help, --version\n";
+    "  --print-config            print the settings these flags and RTQ_* give, then exit\n"
+    "  --help, --version\n"
+    "\n"
+    "Each setting's flag also takes its name with underscores (--max_concurrent_tasks).\n";
 
 enum {
   OPT_REDIS = 256, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
-  OPT_PAYLOAD, OPT_STACK, OPT_HELP, OPT_VERSION
+  OPT_PAYLOAD, OPT_STACK, OPT_PRINT, OPT_HELP, OPT_VERSION
 };
 
 static const struct option longopts[] = {
@@ -107,6 +112,17 @@ static const struct option longopts[] = {
     {"unknown-task", required_argument, NULL, OPT_UNKNOWN},
     {"max-payload", required_argument, NULL, OPT_PAYLOAD},
     {"thread-stack", required_argument, NULL, OPT_STACK},
+    /* Each setting under its own name with underscores, as in config.h
+     * and the README's table (test_settings reads that table). */
+    {"redis-url", required_argument, NULL, OPT_REDIS},
+    {"redis_url", required_argument, NULL, OPT_REDIS},
+    {"max_concurrent_tasks", required_argument, NULL, OPT_CONC},
+    {"default_timeout", required_argument, NULL, OPT_DTIMEOUT},
+    {"task_result_ttl", required_argument, NULL, OPT_RTTL},
+    {"enable_task_history", required_argument, NULL, OPT_HIST},
+    {"log_level", required_argument, NULL, OPT_LOG},
+    {"max_task_history", required_argument, NULL, OPT_MAXHIST},
+    {"print-config", no_argument, NULL, OPT_PRINT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -121,7 +137,14 @@ typedef struct cli {
   const char *plugins[64];
   int nplugins;
   bool demo;
+  bool print_config;
 } cli;
+
+/* The settings of config.h that rtq-worker uses (--print-config). */
+static const char *const worker_settings[] = {
+    "max_concurrent_tasks", "default_timeout", "task_result_ttl", "enable_task_history",
+    "log_level",            "max_task_history", "redis_url",      "namespace",
+    NULL};
 
 static int die_usage(const char *fmt, const char *arg) {
   fprintf(stderr, "rtq-worker: ");
@@ -234,6 +257,7 @@ static int parse_flags(cli *c, int argc, char **argv) {
         if (parse_int(optarg, 64, 1024 * 1024, &n) != 0) rc = die_usage("invalid --thread-stack %s (KB)", optarg);
         c->o.thread_stack_kb = (size_t)n;
         break;
+      case OPT_PRINT: c->print_config = true; break;
       case OPT_HELP: fputs(usage, stdout); exit(0);
       case OPT_VERSION: printf("rtq-worker %s\n", RTQ_VERSION_STRING); exit(0);
       default: return 2;
@@ -246,6 +270,16 @@ static int parse_flags(cli *c, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* SIGTERM/SIGINT wait, pending, until the event loop watches them
+   * (rtq__ev_run unblocks them): a stop requested while the worker starts
+   * (connecting, loading plugins) is then honoured with a clean exit. Pool
+   * threads inherit the block, which they keep. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop, NULL);
+
   /* Memory: a fixed mmap threshold returns large buffers (a hostile 10 MB
    * envelope) to the kernel when freed instead of keeping them in the heap,
    * and two arenas keep fifty handler threads from each growing their own. */
@@ -265,7 +299,16 @@ int main(int argc, char **argv) {
   rtq_health_args health; /* --health, --health-file, --max-age: common/health.h */
   int rc = rtq_health_cli(&health, "rtq-worker", "heartbeat", RTQ_HEALTH_WORKER_FILE, &argc, argv);
   if (rc >= 0) return rc;
-  if ((rc = parse_flags(&c, argc, argv)) != 0) return rc;
+  rc = parse_flags(&c, argc, argv);
+  rtq_config_hide_secrets(argc, argv); /* c.cfg holds copies */
+  /* The URL may hold the password: handlers, and the programs they start,
+   * inherit the environment, so it leaves it once read. */
+  unsetenv("RTQ_REDIS_URL");
+  if (rc != 0) return rc;
+  if (c.print_config) {
+    rtq_config_print(&c.cfg, worker_settings, stdout);
+    return 0;
+  }
   rtq_log_set_level(c.cfg.log_level);
   if ((rc = rtq_health_start(&health, "rtq-worker", &c.o.health_file)) != 0) return rc;
 

@@ -20,6 +20,9 @@
  * If Redis stays unreachable past kill_grace + 2 x command_timeout of
  * DRAIN, the worker gives up and returns RTQ_ECONN: what is unwritten stays
  * in its processing list, which the broker recovers once the record expires.
+ * While its command connection is down, the worker does not wait that long:
+ * holding no task, it exits at once (0: nothing to hand back; its record
+ * expires); holding tasks, it gives up when the shutdown grace is over.
  */
 #include <stdio.h>
 
@@ -89,6 +92,25 @@ static void give_up(rtq_worker *w) {
   rtq__ev_break(w->ev);
 }
 
+/* Redis is unreachable (the command connection is down) after the
+ * running phase: nothing can be written until it is back, so there is no
+ * point in waiting for the drain deadline. Returns true when the worker
+ * stopped: at once when it holds no task, else once the grace is over. */
+static bool unreachable_stop(rtq_worker *w, uint64_t now) {
+  if (rtq__rconn_up(w->cmd)) return false;
+  if (w->njobs > 0) {
+    /* GRACE hands the running tasks back (and stops their handlers) first. */
+    if (w->phase < RTQ__DRAIN || now < w->grace_deadline) return false;
+    give_up(w);
+    return true;
+  }
+  rtq_log(RTQ_LOG_WARNING, "shutdown: redis unreachable and no task held; exiting now (the worker record expires)",
+          "worker", w->id, NULL);
+  w->phase = RTQ__DONE;
+  rtq__ev_break(w->ev);
+  return true;
+}
+
 static bool quiet(const rtq_worker *w) {
   return w->njobs == 0 && w->round == NULL && w->claims_in_flight == 0 && !w->reconcile_in_flight &&
          w->wq_head == NULL;
@@ -100,6 +122,7 @@ void rtq__shutdown_tick(rtq_worker *w, uint64_t now) {
     rtq__claim_unblock(w);
     w->last_unblock = now;
   }
+  if (unreachable_stop(w, now)) return;
   switch (w->phase) {
     case RTQ__GRACE:
       if (w->busy == 0 && w->round == NULL) {

@@ -1,6 +1,7 @@
 /*
  * args.c - command-line parsing, exit codes, error lines and connecting.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "cli.h"
 #include "config.h"
 #include "utf8.h"
+#include "log.h"
 
 /* With --json, errors are JSON on stderr too. This is the one piece of
  * process-wide state of the tool: error lines are printed from every layer,
@@ -95,12 +97,97 @@ int cli_fail(cli *ctx, int rc, const char *what) {
   return cli_exit_code(rc);
 }
 
+/* The settings of config.h a client uses, with their global option and
+ * its place in the context. */
+static const struct global {
+  const char *flag;   /* without the dashes */
+  const char *setting;
+  size_t off;
+} globals[] = {
+    {"redis", "redis_url", offsetof(cli, redis_url)},
+    {"redis-url", "redis_url", offsetof(cli, redis_url)},
+    {"namespace", "namespace", offsetof(cli, ns)},
+    {"log-level", "log_level", offsetof(cli, log_level)},
+    {"task-result-ttl", "task_result_ttl", offsetof(cli, task_result_ttl)},
+    {"enable-task-history", "enable_task_history", offsetof(cli, enable_task_history)},
+};
+
+#define NGLOBALS (sizeof globals / sizeof globals[0])
+
+/* name[0..len) is flag, '_' standing for '-' (--log_level). */
+static bool flag_is(const char *flag, const char *name, size_t len) {
+  if (strlen(flag) != len) return false;
+  for (size_t i = 0; i < len; i++)
+    if ((name[i] == '_' ? '-' : name[i]) != flag[i]) return false;
+  return true;
+}
+
+static const struct global *find_global(const char *name, size_t len) {
+  for (size_t i = 0; i < NGLOBALS; i++)
+    if (flag_is(globals[i].flag, name, len)) return &globals[i];
+  return NULL;
+}
+
+int cli_global_words(const char *arg) {
+  if (strncmp(arg, "--", 2) != 0) return 0;
+  const char *name = arg + 2, *eq = strchr(name, '=');
+  size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+  if (flag_is("json", name, len)) return 1;
+  if (find_global(name, len) == NULL) return 0;
+  return eq != NULL ? 1 : 2;
+}
+
+/* Defaults, then the RTQ_* variables of the settings a client uses (only
+ * those: a worker's variable in the same environment is not ours to
+ * judge), then the global options. The CLI logs warnings and errors only
+ * unless asked for more. */
+static int resolve(const cli *ctx, rtq_config *cfg) {
+  char err[512], var[64];
+  rtq_config_defaults(cfg);
+  cfg->log_level = RTQ_LOG_WARNING;
+  for (size_t i = 0; i < NGLOBALS; i++) {
+    const char *s = globals[i].setting;
+    size_t n = 0;
+    for (n = 0; s[n] != '\0' && n < 59; n++) var[4 + n] = (char)toupper((unsigned char)s[n]);
+    memcpy(var, "RTQ_", 4);
+    var[4 + n] = '\0';
+    const char *v = getenv(var);
+    if (v != NULL && rtq_config_set(cfg, s, v, err, sizeof err) != 0) {
+      cli_errorf("%s: %s", var, err);
+      return CLI_USAGE;
+    }
+  }
+  for (size_t i = 0; i < NGLOBALS; i++) {
+    const char *v = *(const char *const *)((const char *)ctx + globals[i].off);
+    if (v != NULL && rtq_config_set(cfg, globals[i].setting, v, err, sizeof err) != 0) {
+      cli_errorf("%s", err);
+      return CLI_USAGE;
+    }
+  }
+  return CLI_OK;
+}
+
+int cli_print_settings(const cli *ctx) {
+  static const char *const used[] = {"task_result_ttl", "enable_task_history", "log_level", "redis_url",
+                                     "namespace", NULL};
+  rtq_config cfg;
+  int rc = resolve(ctx, &cfg);
+  if (rc == CLI_OK) rtq_config_print(&cfg, used, stdout);
+  return rc;
+}
+
 int cli_connect(cli *ctx) {
+  rtq_config cfg;
+  int rc = resolve(ctx, &cfg);
+  if (rc != CLI_OK) return rc;
+  rtq_log_set_level(cfg.log_level);
   rtq_client_options o;
   memset(&o, 0, sizeof o);
-  o.redis_url = ctx->redis_url;
-  o.ns = ctx->ns;
-  int rc = rtq_client_new(&o, &ctx->client);
+  o.redis_url = cfg.redis_url;
+  o.ns = cfg.ns;
+  o.task_result_ttl_s = cfg.task_result_ttl;
+  o.history = cfg.enable_task_history ? 1 : -1;
+  rc = rtq_client_new(&o, &ctx->client);
   if (rc == 0) return CLI_OK;
   const char *detail = rtq_client_errstr(NULL);
   cli_error_code(rtq_err_name(rc), "cannot connect to redis: %s",
@@ -164,9 +251,9 @@ static int global_opt(cli *ctx, const char *name, size_t len, const char *inline
     ctx->json = true;
     return 1;
   }
-  if (len == 5 && strncmp(name, "redis", 5) == 0) dst = &ctx->redis_url;
-  if (len == 9 && strncmp(name, "namespace", 9) == 0) dst = &ctx->ns;
-  if (dst == NULL) return 0;
+  const struct global *g = find_global(name, len);
+  if (g == NULL) return 0;
+  dst = (const char **)((char *)ctx + g->off);
   if (inline_val != NULL) {
     *dst = inline_val;
   } else if (*i + 1 < argc) {
@@ -174,6 +261,16 @@ static int global_opt(cli *ctx, const char *name, size_t len, const char *inline
   } else {
     cli_errorf("--%.*s needs a value", (int)len, name);
     *rc = CLI_USAGE;
+    return 1;
+  }
+  /* The URL is used from a copy, and its password in argv overwritten, so
+   * ps and /proc/<pid>/cmdline do not show it while the command runs. (A
+   * URL too long for the copy is refused later, unused.) */
+  static char url[1024];
+  if (g->off == offsetof(cli, redis_url) && strlen(*dst) < sizeof url) {
+    snprintf(url, sizeof url, "%s", *dst);
+    *dst = url;
+    rtq_config_hide_secret(argv[*i]);
   }
   return 1;
 }

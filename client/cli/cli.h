@@ -31,6 +31,11 @@ typedef struct cli {
   const char *ns;         /* --namespace; NULL: RTQ_NAMESPACE or "rtq" */
   bool json;              /* --json */
   rtq_client *client;     /* set by cli_connect */
+  /* The other settings a client uses (README "Configuration"); NULL: the
+   * RTQ_* variable or the default. */
+  const char *log_level;            /* --log-level */
+  const char *task_result_ttl;      /* --task-result-ttl */
+  const char *enable_task_history;  /* --enable-task-history */
 } cli;
 
 /* An option of a command. value is NULL until given; a flag without a
@@ -70,6 +75,13 @@ int cli_exit_code(int rc);
 
 /* Connects ctx->client. Returns CLI_OK or an exit code after printing. */
 int cli_connect(cli *ctx);
+/* 2 when arg is a global option whose value is the next word, 1 when it is
+ * one that stands alone ("--json", "--redis=URL"), 0 when it is none. */
+int cli_global_words(const char *arg);
+/* Prints the settings the client uses ("name=value" lines, as
+ * --print-config shows them). Returns CLI_OK, or CLI_USAGE after printing
+ * an invalid flag or RTQ_* variable. */
+int cli_print_settings(const cli *ctx);
 
 /* The longest duration any option takes. */
 #define CLI_MAX_DURATION_MS 31536000000ull /* 365 days */

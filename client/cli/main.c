@@ -43,8 +43,17 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
   fprintf(f,
           "\n"
-          "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Durations (S) are seconds (30, 1.5)\n"
-          "or a number with a unit: 1500ms, 2s, 5m, 1h.\n"
+          "Global options (before or after the command; '_' may stand for '-'):\n"
+          "  --redis URL, --redis-url URL   (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
+          "  --namespace NS                 (RTQ_NAMESPACE; default rtq)\n"
+          "  --log-level LEVEL              DEBUG, INFO, WARNING, ERROR (RTQ_LOG_LEVEL; WARNING)\n"
+          "  --task-result-ttl SECONDS      TTL of a task cancelled while pending\n"
+          "                                 (RTQ_TASK_RESULT_TTL; 86400)\n"
+          "  --enable-task-history BOOL     index a task cancelled while pending in the\n"
+          "                                 history (RTQ_ENABLE_TASK_HISTORY; true)\n"
+          "  --json                         every command prints JSON\n"
+          "  --print-config                 print these settings, then exit\n"
+          "Durations (S) are seconds (30, 1.5) or a number with a unit: 1500ms, 2s, 5m, 1h.\n"
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
           "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out,\n"
           "130 interrupted (Ctrl-C) while waiting; the task goes on.\n");
@@ -75,6 +84,7 @@ int main(int argc, char **argv) {
   /* Global options before the command; the commands accept them after
    * it as well (cli_parse). */
   int i = 1;
+  bool print_config = false;
   for (; i < argc && argv[i][0] == '-'; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -85,14 +95,19 @@ int main(int argc, char **argv) {
       printf("rtq %s\n", RTQ_VERSION_STRING);
       return CLI_OK;
     }
+    if (strcmp(a, "--print-config") == 0) {
+      print_config = true;
+      continue;
+    }
     /* Reuse the command parser for one global option (and its value). */
     const char *pos[1];
     int npos = 0, take = 1;
-    if ((strcmp(a, "--redis") == 0 || strcmp(a, "--namespace") == 0) && i + 1 < argc) take = 2;
+    if (cli_global_words(a) == 2 && i + 1 < argc) take = 2;
     int rc = cli_parse(&ctx, take, argv + i, NULL, 0, pos, 0, &npos);
     if (rc != CLI_OK) return rc;
     i += take - 1;
   }
+  if (print_config) return cli_print_settings(&ctx);
   if (i >= argc) {
     if (wants_json(argc, argv))
       cli_errorf("no command given (try rtq --help)");

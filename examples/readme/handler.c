@@ -1,4 +1,5 @@
-/* A handler plugin. Build: cc -shared -fPIC -o hello.so handler.c
+/* A handler plugin.
+ * Build: cc -o hello.so handler.c $(pkg-config --cflags --libs rtq-worker)
  * Run:   rtq-worker --plugin ./hello.so */
 #include <stdio.h>
 #include <rtq/worker.h>

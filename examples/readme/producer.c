@@ -1,4 +1,5 @@
-/* Enqueue a task, wait for it, print its result. Build: cc producer.c -lrtq */
+/* Enqueue a task, wait for it, print its result.
+ * Build: cc -o producer producer.c $(pkg-config --cflags --libs rtq) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <rtq/client.h>

@@ -220,8 +220,7 @@ static inline void fx_free(fx *f) {
   fx_events_free(f->ev);
   for (int i = 0; i < f->nprocs; i++) {
     if (f->procs[i].pid > 0) {
-      (void)rtq_test_kill(f->procs[i].pid, SIGCONT); /* a stopped one cannot handle SIGTERM */
-      (void)fx_stop(&f->procs[i], 10000);
+      (void)fx_stop(&f->procs[i], 10000); /* resumes a stopped one first */
     }
   }
   rtq_client_free(f->cl);

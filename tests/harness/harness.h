@@ -144,10 +144,24 @@ int rtq_test_wait_exit(pid_t pid, int timeout_ms, int *status);
 /* kill(pid, sig) for pid > 1 only, so a bad value can never signal a
  * process group or everything. Returns 0, RTQ_EINVAL or RTQ_EIO. */
 int rtq_test_kill(pid_t pid, int sig);
-/* Sends sig, waits up to timeout_ms, then SIGKILLs; always reaps. Returns 0
- * when pid exited in time (status as above), RTQ_ETIMEDOUT when it had to
- * be killed, RTQ_EINVAL when it is not our child. */
+/*
+ * SIGCONT to pid only when it is stopped (job control, state 'T'). Never
+ * send SIGCONT blindly with or after a SIGTERM: a sanitizer build's
+ * LeakSanitizer stops the exiting process's threads with ptrace, and a
+ * SIGCONT that lands then discards the SIGSTOP of PTRACE_ATTACH, so its
+ * tracer waits for a stop that never comes and the process never exits.
+ * Returns 0, RTQ_EINVAL or RTQ_EIO.
+ */
+int rtq_test_resume_if_stopped(pid_t pid);
+/* Resumes pid if it is stopped, sends sig, waits up to timeout_ms, then
+ * SIGKILLs; always reaps. Returns 0 when pid exited in time (status as
+ * above), RTQ_ETIMEDOUT when it had to be killed, RTQ_EINVAL when it is
+ * not our child. */
 int rtq_test_terminate(pid_t pid, int sig, int timeout_ms, int *status);
+/* True once pid blocks or catches SIGTERM (/proc/<pid>/status): an rtq
+ * binary's main() has begun. Before that the kernel's default for the
+ * signal applies to any program. */
+bool rtq_test_sigterm_handled(pid_t pid);
 /* VmRSS of pid in KiB (/proc/<pid>/status), -1 when unreadable. */
 long rtq_test_rss_kb(pid_t pid);
 /* Writes "$RTQ_BIN_DIR/<rel>" (the build dir; ctest sets it) into buf.

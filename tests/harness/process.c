@@ -184,11 +184,32 @@ int rtq_test_kill(pid_t pid, int sig) {
   return kill(pid, sig) == 0 ? 0 : RTQ_EIO;
 }
 
+/* The state letter of /proc/<pid>/stat ('R', 'S', 'T' stopped, 't'
+ * traced...), or 0 when it cannot be read. The name before it is in
+ * parentheses and may hold spaces, so the state follows the last ')'. */
+static char proc_state(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *close = strrchr(buf, ')');
+  return close != NULL && close[1] == ' ' ? close[2] : 0;
+}
+
+int rtq_test_resume_if_stopped(pid_t pid) {
+  if (pid <= 1) return RTQ_EINVAL;
+  if (proc_state(pid) != 'T') return 0;
+  return kill(pid, SIGCONT) == 0 ? 0 : RTQ_EIO;
+}
+
 int rtq_test_terminate(pid_t pid, int sig, int timeout_ms, int *status) {
   if (pid <= 1) return RTQ_EINVAL;
+  /* A stopped process would hold the signal until continued. */
+  (void)rtq_test_resume_if_stopped(pid);
   if (kill(pid, sig) != 0 && errno != ESRCH) return RTQ_EINVAL;
-  /* A stopped process would hold a SIGTERM until continued. */
-  kill(pid, SIGCONT);
   int rc = rtq_test_wait_exit(pid, timeout_ms, status);
   if (rc != RTQ_ETIMEDOUT) return rc;
   kill(pid, SIGKILL);
@@ -213,4 +234,18 @@ long rtq_test_rss_kb(pid_t pid) {
     if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
   fclose(f);
   return kb;
+}
+
+bool rtq_test_sigterm_handled(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return false;
+  unsigned long long blk = 0, cgt = 0, m;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (sscanf(line, "SigBlk: %llx", &m) == 1) blk = m;
+    if (sscanf(line, "SigCgt: %llx", &m) == 1) cgt = m;
+  }
+  fclose(f);
+  return ((blk | cgt) >> (SIGTERM - 1)) & 1u;
 }

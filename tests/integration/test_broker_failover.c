@@ -8,6 +8,7 @@
 #include "test_broker_helpers.h"
 
 #include <errno.h>
+#include <time.h>
 
 #define LEASE_MS 1500
 #define SWEEP_MS 100
@@ -117,6 +118,32 @@ static void test_broker_failover_sigterm_releases_the_lease(void **state) {
   printf("after SIGTERM the standby took the lease in %llu ms\n",
          (unsigned long long)(rtq_test_now_ms() - t0));
   tb_broker_stop(t, b);
+}
+
+static void pause_us(long us) {
+  struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* SIGTERM at several moments of start-up, from main's first line on
+ * (parsing flags, connecting, loading scripts, the first sweep), then right
+ * as it takes the lease: every time a clean exit (0) and no lease left. */
+static void test_broker_failover_sigterm_during_startup(void **state) {
+  tb *t = *state;
+  static const long delays_us[] = {0, 1000, 3000, 10000, 30000, 100000};
+  enum { N = sizeof delays_us / sizeof delays_us[0] };
+  for (int i = 0; i <= N; i++) {
+    pid_t p = tb_broker_start(t, "--id", "b-S", FAST);
+    RTQ_TEST_WAIT_FOR(rtq_test_sigterm_handled(p), 10000);
+    if (i < N) pause_us(delays_us[i]);
+    else RTQ_TEST_WAIT_FOR(tb_lease_is(t, "b-S"), 10000);
+    uint64_t t0 = rtq_test_now_ms();
+    tb_broker_stop(t, p);
+    printf("SIGTERM %s: exited in %llu ms\n", i < N ? "early" : "as the lease was taken",
+           (unsigned long long)(rtq_test_now_ms() - t0));
+    assert_false(tb_lease_is(t, "b-S"));
+  }
 }
 
 static void test_broker_failover_survives_redis_restart(void **state) {
@@ -271,6 +298,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_broker_failover_standby_takes_over_after_kill9, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_failover_sigterm_releases_the_lease, tb_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_failover_sigterm_during_startup, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_failover_survives_redis_restart, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_failover_frozen_redis_never_hangs, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_failover_once_stands_by_when_lease_is_held, tb_setup,

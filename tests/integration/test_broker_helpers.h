@@ -38,6 +38,7 @@ typedef struct tb {
   const char *url;
   int nlog;
   char log[512];      /* log file of the last broker started */
+  pid_t pids[64];     /* pids[n]: the broker whose log is broker-<n>.log */
 } tb;
 
 static inline int tb_setup(void **state) {
@@ -335,7 +336,34 @@ static inline pid_t tb_broker_startv(tb *t, const char *const *flags) {
                                .output_path = verbose != NULL && verbose[0] == '1' ? NULL : t->log};
   pid_t pid = rtq_test_spawn_ex(&so);
   assert_true(pid > 0);
+  if (t->nlog - 1 < 64) t->pids[t->nlog - 1] = pid;
   return pid;
+}
+
+/* The log file of broker pid (t->log when it is not known). */
+static inline const char *tb_log_of(tb *t, pid_t pid, char *buf, size_t cap) {
+  for (int i = 0; i < t->nlog && i < 64; i++)
+    if (t->pids[i] == pid) {
+      snprintf(buf, cap, "%s/broker-%d.log", rtq_test_redis_dir(rtq_test_redis_default()), i);
+      return buf;
+    }
+  return t->log;
+}
+
+/* What a process that does not exit is doing: its state, the kernel
+ * function it waits in, and its current syscall. */
+static inline void tb_print_proc(pid_t pid) {
+  static const char *const files[] = {"wchan", "syscall", "status"};
+  for (int i = 0; i < 3; i++) {
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, files[i]);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    fprintf(stderr, "---- %s ----\n%s\n", path, buf);
+  }
 }
 
 #define tb_broker_start(t, ...) tb_broker_startv((t), (const char *const[]){__VA_ARGS__, NULL})
@@ -373,15 +401,22 @@ static inline bool tb_file_contains(const char *path, const char *needle) {
 /* SIGTERM, then asserts a clean exit (status 0) within 30 s. */
 static inline void tb_broker_stop(tb *t, pid_t pid) {
   int status = 0;
+  char log[512];
+  const char *path = tb_log_of(t, pid, log, sizeof log);
   /* 30 s: a loaded machine running a sanitizer build has been seen to take
    * over 10 s between the broker's last log line and its exit (LeakSanitizer
-   * scanning at exit); a real hang still fails here. */
-  if (rtq_test_terminate(pid, SIGTERM, 30000, &status) != 0) {
-    tb_print_log(t->log);
-    fail_msg("rtq-broker did not exit within 30 s of SIGTERM");
+   * scanning at exit); a real hang still fails here, showing the log of
+   * this broker (not of the last one started) and where it is stuck. */
+  (void)rtq_test_resume_if_stopped(pid); /* a stopped process holds SIGTERM */
+  assert_int_equal(rtq_test_kill(pid, SIGTERM), 0);
+  if (rtq_test_wait_exit(pid, 30000, &status) == RTQ_ETIMEDOUT) {
+    tb_print_proc(pid);
+    tb_print_log(path);
+    rtq_test_terminate(pid, SIGKILL, 10000, &status);
+    fail_msg("rtq-broker %d did not exit within 30 s of SIGTERM", (int)pid);
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    tb_print_log(t->log);
+    tb_print_log(path);
     fail_msg("rtq-broker after SIGTERM: status 0x%x", status);
   }
 }

@@ -54,6 +54,44 @@ static void test_broker_history_is_capped_and_trimmed_tasks_deleted(void **state
   tb_broker_stop(t, pid);
 }
 
+static int count_lines(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f) != NULL) n += strstr(line, needle) != NULL;
+  fclose(f);
+  return n;
+}
+
+/* At steady load every sweep trims; the log says so once (then at most
+ * once a minute), not once per sweep. */
+static void test_broker_history_cap_is_logged_once_a_minute(void **state) {
+  tb *t = *state;
+  pid_t pid = tb_broker_start(t, "--max-task-history", "2", "--sweep-interval", "100ms");
+  char id[32];
+  uint64_t t0 = rtq_test_now_ms();
+  long long trimmed_before = 0;
+  int i = 0;
+  /* 3 s of tasks ending faster than the sweeps: about 30 sweeps that trim. */
+  while (rtq_test_now_ms() - t0 < 3000 && i < 100000) {
+    snprintf(id, sizeof id, "s-%05d", i++);
+    run_to_end(t, id, "qs", "completed");
+    if (i == 10) {
+      RTQ_TEST_WAIT_FOR(tb_stat(t, "broker", "trimmed") > 0, 5000);
+      trimmed_before = tb_stat(t, "broker", "trimmed");
+    }
+  }
+  RTQ_TEST_WAIT_FOR(tb_zcard(t, rtq_keys_history(&t->k)) == 2, 5000);
+  long long trimmed = tb_stat(t, "broker", "trimmed"), sweeps = tb_stat(t, "broker", "sweeps");
+  tb_broker_stop(t, pid);
+  int lines = count_lines(t->log, "msg=\"history");
+  printf("history cap: %lld tasks trimmed in %lld sweeps; %d log line(s)\n", trimmed, sweeps, lines);
+  assert_true(trimmed > trimmed_before + 10); /* trimming went on after the first line */
+  assert_int_equal(count_lines(t->log, "history over max_task_history"), 1);
+  assert_int_equal(lines, 1);
+}
+
 /* Expires a task hash now, as its TTL would. */
 static void expire_now(tb *t, const char *id) {
   rtq_test_cmd_int(t->c, "PEXPIRE", rtq_keys_task(&t->k, id).s, "1", NULL);
@@ -177,6 +215,7 @@ static void test_broker_history_off_keeps_terminal_tasks_briefly(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_broker_history_cap_is_logged_once_a_minute, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_history_is_capped_and_trimmed_tasks_deleted, tb_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_history_cleans_index_entries_of_expired_tasks, tb_setup,

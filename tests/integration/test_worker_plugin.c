@@ -45,6 +45,44 @@ static void test_worker_plugin_handler_runs(void **state) {
   assert_int_equal(tw_stop(&wk, 10000), 0);
 }
 
+/* RTQ_REDIS_URL may hold the password (docs/OPERATIONS.md): rtq-worker
+ * reads it, then removes it from its environment, so neither a handler nor
+ * a program the handler starts can read it, in either isolation. */
+static void env_case(const char *isolation) {
+  char so[1024], url[256], env_url[300];
+  assert_non_null(rtq_test_bin_path("tests/rtq-test-env-plugin.so", so, sizeof so));
+  snprintf(url, sizeof url, "redis://default:Sup3rSecretPw@%s", rtq_test_redis_url() + strlen("redis://"));
+  snprintf(env_url, sizeof env_url, "RTQ_REDIS_URL=%s", url);
+  const char *argv[] = {"rtq-worker", "--plugin", so, "--isolation", isolation, NULL};
+  const char *env[] = {env_url, NULL};
+  tw_worker wk;
+  snprintf(wk.log, sizeof wk.log, "%s/worker-%d-env-%s.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+           (int)getpid(), isolation);
+  rtq_test_spawn_options so_ = {.path = tw_bin(), .argv = argv, .env = env, .output_path = wk.log};
+  wk.pid = rtq_test_spawn_ex(&so_);
+  assert_true(wk.pid > 0);
+  rtq_conn *c = rtq_test_conn();
+  RTQ_TEST_WAIT_FOR(tw_find_worker(c, wk.pid, wk.id, sizeof wk.id), 10000);
+  rtq_conn_free(c);
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "test.env", NULL, NULL, id);
+  rtq_task *t = tw_wait(cl, id, 10000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  char *json = NULL;
+  assert_int_equal(rtq_task_result_json(t, &json), 0);
+  printf("  %s: %s\n", isolation, json);
+  assert_string_equal(json, "{\"handler_sees_url\":false,\"child_sees_url\":false}");
+  free(json);
+  rtq_task_free(t);
+  assert_int_equal(tw_stop(&wk, 10000), 0);
+}
+
+static void test_worker_plugin_handlers_do_not_see_the_redis_url(void **state) {
+  (void)state;
+  env_case("thread");
+  env_case("process");
+}
+
 static void test_worker_bad_plugin_refuses_to_start(void **state) {
   (void)state;
   const char *argv[] = {"rtq-worker", "--redis", rtq_test_redis_url(), "--plugin", "/nonexistent/p.so", NULL};
@@ -78,6 +116,7 @@ static void test_worker_bad_flags_exit_2(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_plugin_handler_runs, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_plugin_handlers_do_not_see_the_redis_url, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_bad_plugin_refuses_to_start, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_bad_flags_exit_2, setup, teardown),
   };

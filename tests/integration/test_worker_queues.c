@@ -95,6 +95,8 @@ static void test_worker_weighted_picks_up_idle_queues(void **state) {
   const char *flags[] = {"--queue", "a:1", "--queue", "b:1", "--queue", "c:5", NULL};
   tw_start_v(&wk, rtq_test_redis_url(), flags);
   const char *names[] = {"a", "b", "c"};
+  long long took[6];
+  int n = 0;
   for (int round = 0; round < 2; round++) {
     for (int q = 0; q < 3; q++) {
       rtq_task_options o;
@@ -106,10 +108,22 @@ static void test_worker_weighted_picks_up_idle_queues(void **state) {
       assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
       long long ms = (long long)t->started_at - (long long)t->created_at;
       printf("  idle pick-up on queue %s: %lld ms\n", names[q], ms);
-      assert_true(ms <= 160);
+      /* Each well under the 2 s block timeout, however busy the machine. */
+      assert_true(ms < 1000);
+      took[n++] = ms;
       rtq_task_free(t);
     }
   }
+  /* Typically within the 100 ms poll interval and a wake-up: the median,
+   * so that one late scheduling on a loaded machine does not decide it. */
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && took[j - 1] > took[j]; j--) {
+      long long x = took[j];
+      took[j] = took[j - 1];
+      took[j - 1] = x;
+    }
+  printf("  median idle pick-up: %lld ms\n", took[n / 2]);
+  assert_true(took[n / 2] <= 160);
 }
 
 int main(void) {

@@ -93,9 +93,10 @@ static inline bool tw_find_worker(rtq_conn *c, pid_t pid, char *id, size_t cap) 
 
 /*
  * Spawns rtq-worker --redis url --demo-handlers plus the extra flags (a
- * NULL-terminated list) and waits until its heartbeat record is up.
+ * NULL-terminated list) and waits until its heartbeat record is up
+ * (tw_spawn_v: does not wait).
  */
-static inline void tw_start_v(tw_worker *w, const char *url, const char *const *extra) {
+static inline void tw_spawn_v(tw_worker *w, const char *url, const char *const *extra) {
   static int seq;
   const char *argv[64];
   int n = 0;
@@ -111,6 +112,10 @@ static inline void tw_start_v(tw_worker *w, const char *url, const char *const *
   rtq_test_spawn_options so = {.path = tw_bin(), .argv = argv, .output_path = w->log};
   w->pid = rtq_test_spawn_ex(&so);
   assert_true(w->pid > 0);
+}
+
+static inline void tw_start_v(tw_worker *w, const char *url, const char *const *extra) {
+  tw_spawn_v(w, url, extra);
   rtq_conn *c = rtq_test_conn_new(url);
   RTQ_TEST_WAIT_FOR(tw_find_worker(c, w->pid, w->id, sizeof w->id), 10000);
   rtq_conn_free(c);

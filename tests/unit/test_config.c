@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,6 +221,36 @@ static void test_config_from_env_empty_environment_changes_nothing(void **state)
   assert_memory_equal(&a, &b, sizeof a);
 }
 
+/* --print-config's lines: the values as a flag takes them back, the
+ * password hidden whatever it holds. */
+static void test_config_print_hides_the_password(void **state) {
+  (void)state;
+  static const struct {
+    const char *url, *shown;
+  } cases[] = {
+      {"redis://u:p%40ss@h:1/2", "redis_url=redis://u:***@h:1/2\n"},
+      {"redis://:pw@h", "redis_url=redis://:***@h\n"},
+      {"redis://user@h:6379/0", "redis_url=redis://user@h:6379/0\n"},
+      {"redis://h:6379", "redis_url=redis://h:6379\n"},
+      {"unix:///tmp/r.sock", "redis_url=unix:///tmp/r.sock\n"},
+  };
+  static const char *const names[] = {"log_level", "redis_url", "enable-task-history", "bogus", NULL};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    rtq_config c;
+    rtq_config_defaults(&c);
+    assert_int_equal(rtq_config_set(&c, "redis_url", cases[i].url, NULL, 0), 0);
+    assert_int_equal(rtq_config_set(&c, "enable_task_history", "off", NULL, 0), 0);
+    char buf[512] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    assert_non_null(f);
+    rtq_config_print(&c, names, f);
+    fclose(f);
+    char want[256];
+    snprintf(want, sizeof want, "log_level=INFO\n%senable_task_history=false\n", cases[i].shown);
+    assert_string_equal(buf, want);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_match_the_manager),
@@ -230,6 +261,7 @@ int main(void) {
       cmocka_unit_test(test_config_invalid_url_never_echoes_password),
       cmocka_unit_test(test_config_unknown_setting),
       cmocka_unit_test(test_config_hostile_value_is_cut_and_printable),
+      cmocka_unit_test(test_config_print_hides_the_password),
       cmocka_unit_test_setup(test_config_from_env, clean_env),
       cmocka_unit_test_setup(test_config_from_env_names_the_variable, clean_env),
       cmocka_unit_test_setup(test_config_from_env_empty_environment_changes_nothing, clean_env),

@@ -1,0 +1,354 @@
+/*
+ * test_settings.c - the README's settings table is what the binaries do.
+ *
+ * The test reads the table in README.md ("## Configuration") and, for
+ * each of rtq-worker, rtq-broker and rtq, checks with --print-config that
+ * every flag the table lists for that binary is accepted and sets its
+ * setting, that the RTQ_<NAME> variable is read, and that a binary whose
+ * cell is a dash refuses the setting's flag (exit 2). The table and the
+ * binaries therefore cannot drift apart (--print-config exits before
+ * connecting). Last, a password given in --redis does not stay visible in
+ * /proc/<pid>/cmdline of a running worker, broker or rtq.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "keys.h"
+
+#define MAX_ROWS 32
+#define MAX_FLAGS 8
+
+enum { WORKER, BROKER, CLI, NBINS };
+static const char *const bin_rel[NBINS] = {"worker/rtq-worker", "broker/rtq-broker", "client/rtq"};
+
+typedef struct row {
+  char setting[64];
+  char env[64];
+  char flags[NBINS][MAX_FLAGS][64];
+  int nflags[NBINS];
+} row;
+
+static row rows[MAX_ROWS];
+static int nrows;
+
+/* A value to give each setting and how --print-config shows it back. */
+static const struct sample {
+  const char *setting, *given, *shown;
+} samples[] = {
+    {"max_concurrent_tasks", "7", "7"},
+    {"default_timeout", "42", "42"},
+    {"task_result_ttl", "99", "99"},
+    {"enable_task_history", "false", "false"},
+    {"log_level", "debug", "DEBUG"},
+    {"cleanup_interval", "77", "77"},
+    {"max_task_history", "55", "55"},
+    {"redis_url", "redis://127.0.0.1:1/3", "redis://127.0.0.1:1/3"},
+    {"namespace", "ns-test", "ns-test"},
+};
+#define NSAMPLES (sizeof samples / sizeof samples[0])
+
+static const struct sample *sample_of(const char *setting) {
+  for (size_t i = 0; i < NSAMPLES; i++)
+    if (strcmp(samples[i].setting, setting) == 0) return &samples[i];
+  return NULL;
+}
+
+/* Copies each `...` span of cell that starts with prefix into out. */
+static int backticked(const char *cell, const char *prefix, char out[][64], int max) {
+  int n = 0;
+  const char *p = cell;
+  while (n < max && (p = strchr(p, '`')) != NULL) {
+    const char *end = strchr(p + 1, '`');
+    if (end == NULL) break;
+    size_t len = (size_t)(end - p - 1);
+    if (len < 64 && strncmp(p + 1, prefix, strlen(prefix)) == 0) {
+      memcpy(out[n], p + 1, len);
+      out[n][len] = '\0';
+      n++;
+    }
+    p = end + 1;
+  }
+  return n;
+}
+
+static void trim(char *s) {
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\n')) s[--n] = '\0';
+  size_t i = 0;
+  while (s[i] == ' ') i++;
+  memmove(s, s + i, strlen(s + i) + 1);
+}
+
+static void read_table(void) {
+  const char *src = getenv("RTQ_SOURCE_DIR");
+  assert_non_null(src);
+  char path[1024], line[2048];
+  snprintf(path, sizeof path, "%s/README.md", src);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  int in_table = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (!in_table) {
+      in_table = strncmp(line, "| setting | default | environment | rtq-worker | rtq-broker | rtq |", 67) == 0;
+      continue;
+    }
+    if (line[0] != '|') break;
+    if (strncmp(line, "|---", 4) == 0) continue;
+    assert_true(nrows < MAX_ROWS);
+    row *r = &rows[nrows++];
+    memset(r, 0, sizeof *r);
+    char *cells[8] = {0};
+    int ncells = 0;
+    for (char *p = line; *p != '\0' && ncells < 8; p++) {
+      if (*p != '|') continue;
+      *p = '\0';
+      cells[ncells++] = p + 1;
+    }
+    assert_true(ncells >= 7);
+    trim(cells[0]);
+    snprintf(r->setting, sizeof r->setting, "%s", cells[0]);
+    char env[1][64];
+    assert_int_equal(backticked(cells[2], "RTQ_", env, 1), 1);
+    snprintf(r->env, sizeof r->env, "%s", env[0]);
+    for (int b = 0; b < NBINS; b++) r->nflags[b] = backticked(cells[3 + b], "--", r->flags[b], MAX_FLAGS);
+  }
+  fclose(f);
+  assert_true(in_table);
+}
+
+/* Runs bin with args (and env, may be NULL); returns its exit status, its
+ * output in out. */
+static int run(int bin, const char *const *args, const char *const *env, char *out, size_t cap) {
+  char path[1024], log[1024];
+  assert_non_null(rtq_test_bin_path(bin_rel[bin], path, sizeof path));
+  snprintf(log, sizeof log, "%s/settings-%d.out", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+  unlink(log);
+  const char *argv[8] = {path};
+  int n = 1;
+  for (int i = 0; args[i] != NULL && n < 7; i++) argv[n++] = args[i];
+  argv[n] = NULL;
+  rtq_test_spawn_options so = {.path = path, .argv = argv, .env = env, .output_path = log};
+  pid_t pid = rtq_test_spawn_ex(&so);
+  assert_true(pid > 0);
+  int status = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 10000, &status), 0);
+  out[0] = '\0';
+  FILE *f = fopen(log, "r");
+  if (f != NULL) {
+    size_t got = fread(out, 1, cap - 1, f);
+    out[got] = '\0';
+    fclose(f);
+  }
+  unlink(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void expect_shown(int bin, const char *how, const char *out, const struct sample *s) {
+  char want[256];
+  snprintf(want, sizeof want, "%s=%s\n", s->setting, s->shown);
+  if (strstr(out, want) == NULL)
+    fail_msg("%s %s: --print-config does not show %s; it printed:\n%s", bin_rel[bin], how, want, out);
+}
+
+/* Environment for one variable, every other RTQ_ setting unset. */
+static void env_with(const char **env, const char *var_eq) {
+  int n = 0;
+  for (size_t i = 0; i < NSAMPLES; i++) {
+    static char names[NSAMPLES][64];
+    snprintf(names[i], sizeof names[i], "RTQ_");
+    for (size_t k = 0; samples[i].setting[k] != '\0' && k < 58; k++) {
+      char c = samples[i].setting[k];
+      names[i][4 + k] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+      names[i][5 + k] = '\0';
+    }
+    env[n++] = names[i];
+  }
+  env[n++] = var_eq;
+  env[n] = NULL;
+}
+
+static void test_settings_table_lists_every_setting(void **state) {
+  (void)state;
+  assert_int_equal(nrows, (int)NSAMPLES);
+  for (int i = 0; i < nrows; i++) {
+    if (sample_of(rows[i].setting) == NULL) fail_msg("README lists an unknown setting %s", rows[i].setting);
+    char env[80];
+    snprintf(env, sizeof env, "RTQ_%.60s", rows[i].setting);
+    for (char *p = env; *p; p++)
+      if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+    assert_string_equal(rows[i].env, env);
+  }
+}
+
+static void test_settings_every_listed_flag_is_accepted(void **state) {
+  (void)state;
+  char out[8192];
+  int checked = 0;
+  for (int i = 0; i < nrows; i++) {
+    const struct sample *s = sample_of(rows[i].setting);
+    for (int b = 0; b < NBINS; b++) {
+      for (int k = 0; k < rows[i].nflags[b]; k++) {
+        const char *flag = rows[i].flags[b][k];
+        /* --no-history is the one switch: enable_task_history false. */
+        bool sw = strncmp(flag, "--no-", 5) == 0;
+        const char *args[] = {"--print-config", flag, sw ? NULL : s->given, NULL};
+        int rc = run(b, args, NULL, out, sizeof out);
+        if (rc != 0) fail_msg("%s refuses %s (exit %d):\n%s", bin_rel[b], flag, rc, out);
+        expect_shown(b, flag, out, s);
+        checked++;
+      }
+    }
+  }
+  printf("%d flags checked\n", checked);
+  assert_true(checked >= 30);
+}
+
+static void test_settings_every_variable_is_read(void **state) {
+  (void)state;
+  char out[8192], var_eq[256];
+  const char *env[NSAMPLES + 2];
+  for (int i = 0; i < nrows; i++) {
+    const struct sample *s = sample_of(rows[i].setting);
+    snprintf(var_eq, sizeof var_eq, "%s=%s", rows[i].env, s->given);
+    env_with(env, var_eq);
+    for (int b = 0; b < NBINS; b++) {
+      if (rows[i].nflags[b] == 0) continue;
+      const char *args[] = {"--print-config", NULL};
+      int rc = run(b, args, env, out, sizeof out);
+      if (rc != 0) fail_msg("%s with %s: exit %d:\n%s", bin_rel[b], var_eq, rc, out);
+      expect_shown(b, rows[i].env, out, s);
+    }
+  }
+}
+
+/* A dash in the table: the binary refuses the setting's flag. */
+static void test_settings_unlisted_flags_are_refused(void **state) {
+  (void)state;
+  char out[8192], flag[80];
+  for (int i = 0; i < nrows; i++) {
+    snprintf(flag, sizeof flag, "--%.60s", rows[i].setting);
+    for (char *p = flag + 2; *p; p++)
+      if (*p == '_') *p = '-';
+    for (int b = 0; b < NBINS; b++) {
+      if (rows[i].nflags[b] != 0) continue;
+      const char *args[] = {"--print-config", flag, sample_of(rows[i].setting)->given, NULL};
+      int rc = run(b, args, NULL, out, sizeof out);
+      if (rc != 2) fail_msg("%s %s: exit %d, expected 2 (the table says it does not apply):\n%s", bin_rel[b],
+                            flag, rc, out);
+    }
+  }
+}
+
+/* The password of a URL never shows in --print-config. */
+static void test_settings_print_config_hides_the_password(void **state) {
+  (void)state;
+  char out[8192];
+  for (int b = 0; b < NBINS; b++) {
+    const char *args[] = {"--print-config", "--redis", "redis://app:s3cret-pw@127.0.0.1:1/0", NULL};
+    assert_int_equal(run(b, args, NULL, out, sizeof out), 0);
+    assert_null(strstr(out, "s3cret-pw"));
+    assert_non_null(strstr(out, "redis_url=redis://app:***@127.0.0.1:1/0\n"));
+  }
+}
+
+/* /proc/<pid>/cmdline, its NULs shown as spaces. */
+static void cmdline_of(pid_t pid, char *out, size_t cap) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+  out[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return;
+  size_t n = fread(out, 1, cap - 1, f);
+  fclose(f);
+  for (size_t i = 0; i < n; i++)
+    if (out[i] == '\0') out[i] = ' ';
+  out[n] = '\0';
+}
+
+static bool cmdline_shows(pid_t pid, const char *needle) {
+  char line[4096];
+  cmdline_of(pid, line, sizeof line);
+  return strstr(line, needle) != NULL;
+}
+
+/* Starts bin with args; once `cmd key` answers 1 (the process is at
+ * work), asserts its cmdline shows `shown` and not the password. */
+static pid_t run_hiding(int bin, const char *const *args, rtq_conn *c, const char *cmd, const char *key,
+                        const char *shown) {
+  char path[1024];
+  assert_non_null(rtq_test_bin_path(bin_rel[bin], path, sizeof path));
+  const char *argv[16] = {path};
+  int n = 1;
+  for (int i = 0; args[i] != NULL && n < 15; i++) argv[n++] = args[i];
+  argv[n] = NULL;
+  pid_t pid = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = path, .argv = argv});
+  assert_true(pid > 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, cmd, key, NULL) == 1, 10000);
+  assert_false(cmdline_shows(pid, "Sup3rSecretPw"));
+  assert_true(cmdline_shows(pid, shown));
+  return pid;
+}
+
+/* Each binary, running against Redis with a password in its --redis URL
+ * (the default user has none, so any password is accepted): once it has
+ * read its flags, /proc/<pid>/cmdline shows '*' in its place, while it
+ * keeps working with the real one. */
+static void test_settings_password_hidden_from_cmdline(void **state) {
+  (void)state;
+  const char *base = rtq_test_redis_url(); /* redis://127.0.0.1:PORT/0 */
+  char url[256], inline_url[300];
+  snprintf(url, sizeof url, "redis://default:Sup3rSecretPw@%s", base + strlen("redis://"));
+  snprintf(inline_url, sizeof inline_url, "--redis=%s", url);
+  rtq_conn *c = rtq_test_conn();
+  rtq_test_redis_flush();
+  rtq_keys k;
+  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
+
+  /* rtq-worker, the URL as a separate word; registered means connected. */
+  const char *wargs[] = {"--redis", url, "--demo-handlers", NULL};
+  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", rtq_keys_workers(&k).s, "redis://default:*************@127.0.0.1:");
+  /* rtq-broker, the URL inline; holding the lease means connected. */
+  const char *bargs[] = {inline_url, NULL};
+  pid_t b = run_hiding(BROKER, bargs, c, "EXISTS", rtq_keys_lease(&k).s,
+                       "--redis=redis://default:*************@127.0.0.1:");
+  /* rtq, waiting on a task that stays pending (no worker serves "nobody"). */
+  const char *eargs[] = {"--redis", url, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
+  pid_t r = run_hiding(CLI, eargs, c, "LLEN", rtq_keys_queue(&k, "nobody").s,
+                       "redis://default:*************@127.0.0.1:");
+
+  int st = 0;
+  assert_int_equal(rtq_test_terminate(r, SIGTERM, 10000, &st), 0);
+  assert_int_equal(rtq_test_terminate(b, SIGTERM, 10000, &st), 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, &st), 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  rtq_conn_free(c);
+}
+
+static int setup_group(void **state) {
+  (void)state;
+  read_table();
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_settings_table_lists_every_setting),
+      cmocka_unit_test(test_settings_every_listed_flag_is_accepted),
+      cmocka_unit_test(test_settings_every_variable_is_read),
+      cmocka_unit_test(test_settings_unlisted_flags_are_refused),
+      cmocka_unit_test(test_settings_print_config_hides_the_password),
+      cmocka_unit_test(test_settings_password_hidden_from_cmdline),
+  };
+  return cmocka_run_group_tests(tests, setup_group, NULL);
+}
