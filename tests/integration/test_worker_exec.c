@@ -214,6 +214,55 @@ static void test_worker_exec_crash_then_respawn(void **state) {
   rtq_task_free(t);
 }
 
+/* SIGTERM: a task still running after the shutdown grace gets a cancel
+ * (reason shutdown) and is handed back; idle processes get "shutdown";
+ * the worker exits 0 and no handler process is left. */
+static void test_worker_exec_shutdown_drains_pool(void **state) {
+  (void)state;
+  char py[sizeof py_cmd + 16];
+  snprintf(py, sizeof py, "py.*=%s", py_cmd);
+  tw_start(&wk, rtq_test_redis_url(), "--exec", py, "--exec-pool", "2", "--shutdown-grace", "300ms", NULL);
+  char id[RTQ_TASK_ID_SIZE], id2[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "py.add", "{\"a\":1,\"b\":1}", NULL, id);
+  rtq_task *t = tw_wait(cl, id, 20000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  char *json = NULL;
+  assert_int_equal(rtq_task_result_json(t, &json), 0);
+  const char *p = strstr(json, "\"pid\":");
+  assert_non_null(p);
+  long idle_pid = strtol(p + 6, NULL, 10);
+  free(json);
+  rtq_task_free(t);
+  tw_enqueue(cl, "py.wait", "{}", NULL, id2);
+  long busy_pid = wait_progress_number(id2, "pid=");
+  assert_false(pid_gone(idle_pid));
+  assert_int_equal(tw_stop(&wk, 15000), 0);
+  assert_true(pid_gone(idle_pid));
+  assert_true(pid_gone(busy_pid));
+  /* Handed back, not failed: pending again for the next worker. */
+  char *st = tw_hget(rc, id2, "status");
+  assert_non_null(st);
+  assert_string_equal(st, "pending");
+  free(st);
+}
+
+static void test_worker_exec_bad_flags_exit_2(void **state) {
+  (void)state;
+  const char *bad[][4] = {{"--exec", "no-command", NULL, NULL},
+                          {"--exec", "x=", NULL, NULL},
+                          {"--exec", "x=cmd 'unclosed", NULL, NULL},
+                          {"--exec", "x=cmd", "--isolation", "process"},
+                          {"--exec-pool", "0", NULL, NULL}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *argv[] = {"rtq-worker", "--redis", rtq_test_redis_url(), bad[i][0], bad[i][1], bad[i][2], bad[i][3],
+                          NULL};
+    pid_t pid = rtq_test_spawn(tw_bin(), argv, NULL);
+    int st = 0;
+    assert_int_equal(rtq_test_wait_exit(pid, 10000, &st), 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 2) fail_msg("%s %s: exit status %d", bad[i][0], bad[i][1], st);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_exec_python_and_node_complete, setup, teardown),
@@ -221,6 +270,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_worker_exec_timeout_kills_group, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_failure_has_traceback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_crash_then_respawn, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_exec_shutdown_drains_pool, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_exec_bad_flags_exit_2, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
