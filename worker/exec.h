@@ -14,6 +14,7 @@
  *
  *   exec_pool.c  the pool: spawn, ready, borrow/return, backoff, shutdown
  *   exec_run.c   one task on one borrowed process
+ *   exec_oneshot.c  --exec-oneshot: one process per task, args on stdin
  *   exec_proto.c JSON-line framing (pure)
  */
 #ifndef RTQ_WORKER_EXEC_H
@@ -58,6 +59,7 @@ typedef struct rtq__exec {
   char **argv;                /* command split into words */
   char **envp;                /* the worker's environment without RTQ_REDIS_URL */
   int kill_grace_ms;
+  bool oneshot;               /* --exec-oneshot: a process per task, no pool */
   int size;
   rtq__xproc *procs;
   pthread_mutex_t mu;
@@ -71,6 +73,9 @@ typedef struct rtq__exec {
 } rtq__exec;
 
 /* exec_pool.c */
+/* Starts COMMAND in p (own process group, pipes, filtered environment).
+ * 0, or -1 with msg set. */
+int rtq__exec_spawn(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap);
 rtq__exec *rtq__exec_new(const char *pattern, const char *command, int size, int kill_grace_ms);
 void rtq__exec_unref(rtq__exec *x);
 /* Borrows a ready process for task t; NULL with *code and msg set when
@@ -97,5 +102,7 @@ void rtq__exec_drain(rtq__exec *x);
 
 /* exec_run.c: the handler function every --exec registers (ud: rtq__exec). */
 int rtq__exec_handler(rtq_task_ctx *t, void *ud);
+/* exec_oneshot.c: the handler of --exec-oneshot (ud: rtq__exec). */
+int rtq__exec_oneshot_handler(rtq_task_ctx *t, void *ud);
 
 #endif

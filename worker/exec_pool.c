@@ -87,6 +87,7 @@ void rtq__exec_unref(rtq__exec *x) {
   if (x == NULL) return;
   pthread_mutex_lock(&x->mu);
   bool last = --x->refs == 0;
+  pthread_cond_broadcast(&x->cv); /* rtq__exec_drain waits for the tasks out */
   pthread_mutex_unlock(&x->mu);
   if (last) free_exec(x);
 }
@@ -188,7 +189,7 @@ char *rtq__exec_tail(const rtq__xproc *p) {
   return s;
 }
 
-static int spawn(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
+int rtq__exec_spawn(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     snprintf(msg, cap, "pipe: %s", strerror(errno));
@@ -243,7 +244,7 @@ static int spawn(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
 /* Starts a process in p and waits for its "ready". 0, or -1 with msg set
  * and p empty again. */
 static int start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
-  if (spawn(x, p, msg, cap) != 0) return -1;
+  if (rtq__exec_spawn(x, p, msg, cap) != 0) return -1;
   uint64_t deadline = rtq__mono_ms() + RTQ__EXEC_START_TIMEOUT_MS;
   char buf[65536];
   for (;;) {
@@ -420,7 +421,7 @@ void rtq__exec_drain(rtq__exec *x) {
    * stopping them (cancel, TERM, KILL); give them that long. */
   uint64_t until = rtq__mono_ms() + 2 * (uint64_t)x->kill_grace_ms + 1000;
   for (;;) {
-    bool busy = false;
+    bool busy = x->refs > 1; /* a task still runs (one-shot, or waiting to borrow) */
     for (int i = 0; i < x->size; i++) busy = busy || x->procs[i].busy;
     if (!busy || rtq__mono_ms() >= until) break;
     struct timespec ts;
@@ -460,7 +461,7 @@ void rtq__exec_drain(rtq__exec *x) {
 
 /* ---- the worker's side: registration and teardown ---- */
 
-int rtq_worker_register_exec(rtq_worker *w, const char *name, const char *command, int pool_size) {
+static int register_exec(rtq_worker *w, const char *name, const char *command, int pool_size, bool oneshot) {
   if (w == NULL || name == NULL || command == NULL) return RTQ_EINVAL;
   if (w->o.isolation != RTQ_ISOLATION_THREAD) {
     rtq__set_err(w, "handler processes (--exec) need thread isolation");
@@ -477,7 +478,8 @@ int rtq_worker_register_exec(rtq_worker *w, const char *name, const char *comman
   rtq__exec *x = rtq__exec_new(name, command, size, w->o.kill_grace_ms);
   if (x == NULL) return RTQ_ENOMEM;
   bool pattern = strpbrk(name, "*?") != NULL;
-  int rc = rtq__handler_add(w, name, rtq__exec_handler, x, pattern);
+  x->oneshot = oneshot;
+  int rc = rtq__handler_add(w, name, oneshot ? rtq__exec_oneshot_handler : rtq__exec_handler, x, pattern);
   if (rc != 0) {
     rtq__exec_unref(x);
     return rc;
@@ -485,6 +487,14 @@ int rtq_worker_register_exec(rtq_worker *w, const char *name, const char *comman
   x->next = w->exec;
   w->exec = x;
   return 0;
+}
+
+int rtq_worker_register_exec(rtq_worker *w, const char *name, const char *command, int pool_size) {
+  return register_exec(w, name, command, pool_size, false);
+}
+
+int rtq_worker_register_exec_oneshot(rtq_worker *w, const char *name, const char *command) {
+  return register_exec(w, name, command, 1, true);
 }
 
 void rtq__exec_drain_all(rtq_worker *w) {

@@ -289,6 +289,11 @@ static int run_task(rtq__exec *x, rtq_task_ctx *t) {
     if (code != NULL) rtq_task_fail(t, code, msg, NULL);
     return 0;
   }
+  if (rtq_task_cancelled(t)) { /* stopped while it waited for a process */
+    free(args);
+    rtq__exec_return(x, p, true);
+    return 0;
+  }
   const rtq__job *j = t->job;
   uint64_t now = rtq__mono_ms();
   uint64_t left = j != NULL && j->deadline > now ? j->deadline - now : 0;

@@ -150,6 +150,9 @@ RTQ_EXTERN int rtq_worker_register(rtq_worker *w, const char *name, rtq_handler_
  */
 RTQ_EXTERN int rtq_worker_register_exec(rtq_worker *w, const char *name, const char *command,
                                         int pool_size);
+/* One process per task (docs/EXEC.md, one-shot mode): the args as JSON on
+ * its stdin, the result as JSON on its stdout, exit 0 = completed. */
+RTQ_EXTERN int rtq_worker_register_exec_oneshot(rtq_worker *w, const char *name, const char *command);
 /* Registers rtq.echo, rtq.sleep, rtq.fail, rtq.crash, rtq.noop and
  * rtq.progress (docs/WORKER.md). Same returns as rtq_worker_register. */
 RTQ_EXTERN int rtq_worker_register_demo_handlers(rtq_worker *w);
