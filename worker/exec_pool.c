@@ -298,6 +298,18 @@ static int start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
   return -1;
 }
 
+/* Under mu: waits until a process is returned, or 20 ms. */
+static void wait_a_moment(rtq__exec *x) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += 20 * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  (void)pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+}
+
 static uint64_t backoff_ms(int bad) {
   uint64_t ms = RTQ__EXEC_BACKOFF_MIN_MS;
   for (int i = 1; i < bad && ms < RTQ__EXEC_BACKOFF_MAX_MS; i++) ms *= 2;
@@ -371,14 +383,7 @@ rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, c
       continue;
     }
     if (rtq_task_cancelled(t)) break;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 20 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    (void)pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+    wait_a_moment(x);
   }
   pthread_mutex_unlock(&x->mu);
   return NULL;
@@ -424,14 +429,7 @@ void rtq__exec_drain(rtq__exec *x) {
     bool busy = x->refs > 1; /* a task still runs (one-shot, or waiting to borrow) */
     for (int i = 0; i < x->size; i++) busy = busy || x->procs[i].busy;
     if (!busy || rtq__mono_ms() >= until) break;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 20 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    (void)pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+    wait_a_moment(x);
   }
   for (int i = 0; i < x->size; i++) {
     rtq__xproc *p = &x->procs[i];
