@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """drain.py - drain rate of no-op tasks through Python handler processes.
 
-  /usr/bin/python3 bench/exec/drain.py BUILD_DIR [--tasks 5000] [--pool 4] [--runs 3]
+  /usr/bin/python3 bench/exec/drain.py BUILD_DIR [--tasks 5000] [--pool 4] [--runs 3] [--concurrency N]
 
 Starts a private redis-server (loopback, free port, no persistence) and
 `rtq-worker --exec 'bench.noop=/usr/bin/python3 -m rtq.run noop_handlers'
---exec-pool POOL --concurrency POOL`; warms the pool up with 2*POOL tasks,
+--exec-pool POOL --concurrency N` (N defaults to POOL); warms the pool up with 2*POOL tasks,
 then per run enqueues TASKS tasks (create_tasks, chunks of 1000) and waits
 for all of them. The rate of a run is TASKS divided by the time from the
 first create_tasks call to the last task's completed_at; the median of the
@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--tasks", type=int, default=5000)
     ap.add_argument("--pool", type=int, default=4)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=0, help="worker slots (default: the pool size)")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     os.environ["RTQ_LIBRARY"] = os.path.join(build, "client", "librtq.so")
@@ -64,7 +65,7 @@ def main():
                 time.sleep(0.05)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.path.join(root, "sdk", "python") + ":" + here
-        cmd = [os.path.join(build, "worker", "rtq-worker"), "--redis", url, "--concurrency", str(a.pool),
+        cmd = [os.path.join(build, "worker", "rtq-worker"), "--redis", url, "--concurrency", str(a.concurrency or a.pool),
                "--exec-pool", str(a.pool), "--log-level", "WARNING",
                "--exec", "bench.noop=/usr/bin/python3 -m rtq.run noop_handlers"]
         log = open(os.path.join(work, "worker.log"), "w")
