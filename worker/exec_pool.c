@@ -108,13 +108,16 @@ static void close_fd(int *fd) {
 
 void rtq__exec_end(rtq__xproc *p, int *wstatus) {
   if (wstatus != NULL) *wstatus = -1;
-  if (p->pid > 0) {
+  pid_t pid = p->pid;
+  if (pid > 0) {
     /* The group first, while the leader is at worst a zombie: the pgid
-     * is still ours, and grandchildren go with it. */
-    (void)kill(-p->pid, SIGKILL);
-    (void)kill(p->pid, SIGKILL);
+     * is still ours, and grandchildren go with it. pid is cleared before
+     * the reap, so rtq__exec_drain never signals a reaped (reusable) id. */
+    (void)kill(-pid, SIGKILL);
+    (void)kill(pid, SIGKILL);
+    __atomic_store_n(&p->pid, 0, __ATOMIC_RELEASE);
     int st = -1;
-    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     if (wstatus != NULL) *wstatus = st;
   }
@@ -434,8 +437,11 @@ void rtq__exec_drain(rtq__exec *x) {
   for (int i = 0; i < x->size; i++) {
     rtq__xproc *p = &x->procs[i];
     if (p->busy) {
-      /* Its thread is gone for good (abandoned); the process must not be. */
-      if (p->pid > 0) (void)kill(-p->pid, SIGKILL);
+      /* Its thread was abandoned and is still stopping it; the worker is
+       * about to exit, so the group goes now. (The thread may be reaping
+       * it at this very moment: hence the atomic read.) */
+      pid_t pid = __atomic_load_n(&p->pid, __ATOMIC_ACQUIRE);
+      if (pid > 0) (void)kill(-pid, SIGKILL);
       continue;
     }
     if (p->pid > 0 && p->in >= 0) {

@@ -246,6 +246,53 @@ static void test_worker_exec_shutdown_drains_pool(void **state) {
   free(st);
 }
 
+/* Pool of 1, two slots: a task waiting for the busy process is cancelled
+ * where it waits, and the process's own task is not disturbed. */
+static void test_worker_exec_cancel_while_waiting_for_a_process(void **state) {
+  (void)state;
+  char py[sizeof py_cmd + 16];
+  snprintf(py, sizeof py, "py.*=%s", py_cmd);
+  tw_start(&wk, rtq_test_redis_url(), "--exec", py, "--exec-pool", "1", "--concurrency", "2", NULL);
+  char a[RTQ_TASK_ID_SIZE], b[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "py.wait", "{}", NULL, a);
+  (void)wait_progress_number(a, "pid=");
+  tw_enqueue(cl, "py.add", "{\"a\":1,\"b\":1}", NULL, b);
+  RTQ_TEST_WAIT_FOR(tw_field_is(rc, b, "status", "running"), 10000);
+  int requested = 0;
+  uint64_t t0 = rtq_test_now_ms();
+  assert_int_equal(rtq_cancel_task(cl, b, &requested), 0);
+  rtq_task *t = tw_wait(cl, b, 10000);
+  assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
+  assert_true(rtq_test_now_ms() - t0 < 2000);
+  rtq_task_free(t);
+  assert_true(tw_field_is(rc, a, "status", "running"));
+  assert_int_equal(rtq_cancel_task(cl, a, &requested), 0);
+  t = tw_wait(cl, a, 10000);
+  assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
+  rtq_task_free(t);
+}
+
+/* The handler's environment is the worker's without RTQ_REDIS_URL. */
+static void test_worker_exec_environment_has_no_redis_url(void **state) {
+  (void)state;
+  char py[sizeof py_cmd + 16];
+  snprintf(py, sizeof py, "py.*=%s", py_cmd);
+  setenv("RTQ_REDIS_URL", rtq_test_redis_url(), 1);
+  setenv("RTQ_EXEC_TEST_MARKER", "inherited", 1);
+  tw_start(&wk, rtq_test_redis_url(), "--exec", py, "--exec-pool", "1", NULL);
+  unsetenv("RTQ_REDIS_URL");
+  unsetenv("RTQ_EXEC_TEST_MARKER");
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "py.env", "{}", NULL, id);
+  rtq_task *t = tw_wait(cl, id, 20000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  char *json = NULL;
+  assert_int_equal(rtq_task_result_json(t, &json), 0);
+  assert_string_equal(json, "{\"redis_url\":null,\"marker\":\"inherited\"}");
+  free(json);
+  rtq_task_free(t);
+}
+
 static void test_worker_exec_bad_flags_exit_2(void **state) {
   (void)state;
   const char *bad[][4] = {{"--exec", "no-command", NULL, NULL},
@@ -271,6 +318,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_worker_exec_failure_has_traceback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_crash_then_respawn, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_shutdown_drains_pool, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_exec_cancel_while_waiting_for_a_process, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_exec_environment_has_no_redis_url, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_bad_flags_exit_2, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,6 +36,11 @@ def stubborn(task):
         time.sleep(0.05)
 
 
+@rtq.handler("py.env")
+def env(task):
+    return {"redis_url": os.environ.get("RTQ_REDIS_URL"), "marker": os.environ.get("RTQ_EXEC_TEST_MARKER")}
+
+
 @rtq.handler("py.boom")
 def boom(task):
     print("about to fail", file=sys.stderr, flush=True)
