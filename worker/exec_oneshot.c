@@ -158,7 +158,8 @@ static int run_once(rtq__exec *x, rtq_task_ctx *t) {
     if (p.out >= 0) pf[n++] = (struct pollfd){p.out, POLLIN, 0};
     if (p.err >= 0) pf[n++] = (struct pollfd){p.err, POLLIN, 0};
     if (p.in >= 0) pf[n++] = (struct pollfd){p.in, POLLOUT, 0};
-    (void)poll(pf, (nfds_t)n, POLL_MS);
+    /* With every pipe closed the process is exiting: look again soon. */
+    (void)poll(pf, (nfds_t)n, n > 0 ? POLL_MS : 1);
   }
   /* What it wrote before it exited (a grandchild holding the pipes open
    * cannot keep us here: reads stop at EAGAIN). */

@@ -2,6 +2,7 @@
 """drain.py - drain rate of no-op tasks through Python handler processes.
 
   /usr/bin/python3 bench/exec/drain.py BUILD_DIR [--tasks 5000] [--pool 4] [--runs 3] [--concurrency N]
+                                            [--oneshot]
 
 Starts a private redis-server (loopback, free port, no persistence) and
 `rtq-worker --exec 'bench.noop=/usr/bin/python3 -m rtq.run noop_handlers'
@@ -10,7 +11,8 @@ then per run enqueues TASKS tasks (create_tasks, chunks of 1000) and waits
 for all of them. The rate of a run is TASKS divided by the time from the
 first create_tasks call to the last task's completed_at; the median of the
 runs is printed. Uses the Python binding (sdk/python) over BUILD_DIR's
-librtq.so.
+librtq.so. With --oneshot the worker runs `--exec-oneshot bench.noop=true`
+instead: one process per task, the rate of spawning them.
 """
 import argparse
 import datetime
@@ -41,6 +43,8 @@ def main():
     ap.add_argument("--pool", type=int, default=4)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=0, help="worker slots (default: the pool size)")
+    ap.add_argument("--oneshot", action="store_true",
+                    help="--exec-oneshot 'bench.noop=true': a /bin/true process per task instead of the pool")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     os.environ["RTQ_LIBRARY"] = os.path.join(build, "client", "librtq.so")
@@ -68,6 +72,8 @@ def main():
         cmd = [os.path.join(build, "worker", "rtq-worker"), "--redis", url, "--concurrency", str(a.concurrency or a.pool),
                "--exec-pool", str(a.pool), "--log-level", "WARNING",
                "--exec", "bench.noop=/usr/bin/python3 -m rtq.run noop_handlers"]
+        if a.oneshot:
+            cmd[-2:] = ["--exec-oneshot", "bench.noop=true"]
         log = open(os.path.join(work, "worker.log"), "w")
         worker = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
         c = rtq.Client(url)
@@ -88,8 +94,10 @@ def main():
                 end = max(end, datetime.datetime.fromisoformat(t["completed_at"].replace("Z", "+00:00")).timestamp())
             rates.append(a.tasks / (end - t0))
             print("run: %.0f tasks/s" % rates[-1], file=sys.stderr)
-        print("drain of %d no-op tasks through %d Python handler processes: median %.0f tasks/s (runs: %s)"
-              % (a.tasks, a.pool, statistics.median(rates), ", ".join("%.0f" % r for r in rates)))
+        how = ("one-shot `true` processes, %d slots" % (a.concurrency or a.pool) if a.oneshot
+               else "%d Python handler processes, %d slots" % (a.pool, a.concurrency or a.pool))
+        print("drain of %d no-op tasks through %s: median %.0f tasks/s (runs: %s)"
+              % (a.tasks, how, statistics.median(rates), ", ".join("%.0f" % r for r in rates)))
     finally:
         if worker is not None:
             worker.terminate()
