@@ -81,6 +81,23 @@ static void test_worker_exec_hostile_handlers(void **state) {
   free(json);
   rtq_task_free(t);
   expect("h.deaf", 1000, RTQ_STATUS_TIMEOUT, NULL);
+  /* A task frame far larger than a pipe's buffer, to a process that never
+   * reads it: the worker's writes do not block, the timeout still ends it. */
+  size_t big = 300 * 1024;
+  char *args = malloc(big + 32);
+  assert_non_null(args);
+  memcpy(args, "{\"pad\":\"", 8);
+  memset(args + 8, 'p', big);
+  memcpy(args + 8 + big, "\"}", 3);
+  rtq_task_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout_ms = 1000;
+  char big_id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "h.deaf", args, &o, big_id);
+  free(args);
+  t = tw_wait(cl, big_id, 30000);
+  assert_int_equal(t->status, RTQ_STATUS_TIMEOUT);
+  rtq_task_free(t);
   /* Each misbehaving process was replaced: the same command runs again. */
   expect("h.garbage", 0, RTQ_STATUS_FAILED, "EXEC_PROTOCOL");
   /* A command that cannot start: after 5 failed starts in a row its
