@@ -41,8 +41,8 @@ if [ -z "$build" ]; then
 fi
 
 # Dependencies: install what is missing as root, otherwise only report.
-deps_flags=""
-[ "$valgrind" = 1 ] && deps_flags="--valgrind"
+deps_flags="--python --node" # the --exec tests run the Python and Node runners
+[ "$valgrind" = 1 ] && deps_flags="$deps_flags --valgrind"
 # shellcheck disable=SC2086
 "$root/scripts/install-deps.sh" $deps_flags
 

@@ -3,6 +3,7 @@
  * worker's answer to a NOSCRIPT reply. Kept out of worker.c, which owns
  * the worker's life and its event-loop callbacks only.
  */
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +13,25 @@
 #include "scripts.h"
 
 int rtq_worker_register(rtq_worker *w, const char *name, rtq_handler_fn fn, void *userdata) {
+  return rtq__handler_add(w, name, fn, userdata, false);
+}
+
+/* A pattern: a task name with '*' (any run of bytes) or '?' in it. */
+static bool valid_pattern(const char *p) {
+  size_t n = strlen(p);
+  if (n == 0 || n > RTQ_NAME_MAX) return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)p[i] <= ' ' || p[i] == '[' || p[i] == '\\') return false;
+  return true;
+}
+
+int rtq__handler_add(rtq_worker *w, const char *name, rtq_handler_fn fn, void *userdata, bool pattern) {
   if (w == NULL) return RTQ_EINVAL;
   if (w->running) {
     rtq__set_err(w, "handlers must be registered before rtq_worker_run");
     return RTQ_EINVAL;
   }
-  if (fn == NULL || rtq_validate_name(name) != 0) {
+  if (fn == NULL || name == NULL || (pattern ? !valid_pattern(name) : rtq_validate_name(name) != 0)) {
     rtq__set_err(w, "invalid handler name or NULL handler");
     return RTQ_EINVAL;
   }
@@ -36,12 +50,15 @@ int rtq_worker_register(rtq_worker *w, const char *name, rtq_handler_fn fn, void
   snprintf(h->name, sizeof h->name, "%s", name);
   h->fn = fn;
   h->userdata = userdata;
+  h->pattern = pattern;
   return 0;
 }
 
 const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name) {
   for (size_t i = 0; i < w->nhandlers; i++)
-    if (strcmp(w->handlers[i].name, name) == 0) return &w->handlers[i];
+    if (!w->handlers[i].pattern && strcmp(w->handlers[i].name, name) == 0) return &w->handlers[i];
+  for (size_t i = 0; i < w->nhandlers; i++)
+    if (w->handlers[i].pattern && fnmatch(w->handlers[i].name, name, FNM_NOESCAPE) == 0) return &w->handlers[i];
   return NULL;
 }
 

@@ -144,6 +144,7 @@ typedef struct rtq__handler {
   char name[RTQ_NAME_MAX + 1];
   rtq_handler_fn fn;
   void *userdata;
+  bool pattern;                  /* name is a glob (--exec 'billing.*=...') */
 } rtq__handler;
 
 typedef struct rtq__pool rtq__pool;
@@ -170,6 +171,7 @@ struct rtq_worker {
 
   rtq__handler *handlers;
   size_t nhandlers, caphandlers;
+  struct rtq__exec *exec;        /* --exec commands (exec.h), a list */
 
   rtq__ev *ev;
   rtq__rconn *cmd, *pop, *sub;
@@ -229,7 +231,12 @@ struct rtq_worker {
 void rtq__note_payload(rtq_worker *w, size_t len);
 void rtq__set_err(rtq_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* handlers.c */
+/* An exact name wins over patterns; patterns are tried in order. */
 const rtq__handler *rtq__handler_find(const rtq_worker *w, const char *name);
+int rtq__handler_add(rtq_worker *w, const char *name, rtq_handler_fn fn, void *userdata, bool pattern);
+/* exec_pool.c: at teardown, drain every --exec pool; at free, drop them. */
+void rtq__exec_drain_all(rtq_worker *w);
+void rtq__exec_free_all(rtq_worker *w);
 /* Handles a NOSCRIPT reply: true when r is one (the caller then resends). */
 bool rtq__noscript(rtq_worker *w, const redisReply *r);
 /* worker.c: the connections' on_up / on_down (rtq__rconn_cfg). */

@@ -50,6 +50,11 @@ static const char usage[] =
     "                            rtq.progress\n"
     "  --plugin PATH             load handlers from a shared object exporting\n"
     "                            int rtq_plugin_register(rtq_worker *); repeatable\n"
+    "  --exec NAME=COMMAND       serve NAME (or a pattern like 'billing.*') with a pool of\n"
+    "                            handler processes running COMMAND (docs/EXEC.md); repeatable\n"
+    "  --exec-pool N             processes per --exec command (default: concurrency, max 64)\n"
+    "  --exec-oneshot NAME=COMMAND  one process per task: args JSON on stdin, result JSON\n"
+    "                            on stdout, exit 0 = completed; repeatable\n"
     "  --block-timeout DUR       BLMOVE wait with one queue (default 2s)\n"
     "  --poll-interval DUR       with several queues: empty-queue skip and blocking wait (100ms)\n"
     "  --command-timeout DUR     drop a connection whose reply is this late (default 5s)\n"
@@ -74,7 +79,8 @@ enum {
   OPT_REDIS = 256, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
-  OPT_PAYLOAD, OPT_STACK, OPT_PRINT, OPT_HELP, OPT_VERSION
+  OPT_PAYLOAD, OPT_STACK, OPT_PRINT, OPT_EXEC, OPT_EXEC_POOL, OPT_EXEC_ONESHOT, OPT_HELP,
+  OPT_VERSION
 };
 
 static const struct option longopts[] = {
@@ -123,6 +129,9 @@ static const struct option longopts[] = {
     {"log_level", required_argument, NULL, OPT_LOG},
     {"max_task_history", required_argument, NULL, OPT_MAXHIST},
     {"print-config", no_argument, NULL, OPT_PRINT},
+    {"exec", required_argument, NULL, OPT_EXEC},
+    {"exec-pool", required_argument, NULL, OPT_EXEC_POOL},
+    {"exec-oneshot", required_argument, NULL, OPT_EXEC_ONESHOT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -136,6 +145,9 @@ typedef struct cli {
   size_t nqueues;
   const char *plugins[64];
   int nplugins;
+  const char *execs[64];
+  bool oneshot[64];
+  int nexecs, exec_pool;
   bool demo;
   bool print_config;
 } cli;
@@ -240,6 +252,19 @@ static int parse_flags(cli *c, int argc, char **argv) {
         if (c->nplugins == 64) rc = die_usage("too many plugins (%s)", optarg);
         else c->plugins[c->nplugins++] = optarg;
         break;
+      case OPT_EXEC:
+      case OPT_EXEC_ONESHOT:
+        if (c->nexecs == 64) rc = die_usage("too many --exec flags (%s)", optarg);
+        else if (strchr(optarg, '=') == NULL || optarg[0] == '=') rc = die_usage("invalid --exec %s: expected NAME=COMMAND", optarg);
+        else {
+          c->oneshot[c->nexecs] = opt == OPT_EXEC_ONESHOT;
+          c->execs[c->nexecs++] = optarg;
+        }
+        break;
+      case OPT_EXEC_POOL:
+        if (parse_int(optarg, 1, 64, &n) != 0) rc = die_usage("invalid --exec-pool %s (1..64)", optarg);
+        c->exec_pool = (int)n;
+        break;
       case OPT_BATCH:
         if (parse_int(optarg, 1, 10000, &n) != 0) rc = die_usage("invalid --claim-batch %s", optarg);
         c->o.claim_batch = (int)n;
@@ -336,6 +361,18 @@ int main(int argc, char **argv) {
   for (int i = 0; i < c.nplugins; i++) {
     if (rtq_worker_load_plugin(w, c.plugins[i]) != 0) {
       fprintf(stderr, "rtq-worker: %s\n", rtq_worker_errstr(w));
+      rtq_worker_free(w);
+      return 2;
+    }
+  }
+  for (int i = 0; i < c.nexecs; i++) {
+    char name[256];
+    const char *eq = strchr(c.execs[i], '=');
+    snprintf(name, sizeof name, "%.*s", (int)(eq - c.execs[i]), c.execs[i]);
+    int erc = c.oneshot[i] ? rtq_worker_register_exec_oneshot(w, name, eq + 1)
+                           : rtq_worker_register_exec(w, name, eq + 1, c.exec_pool);
+    if (erc != 0) {
+      fprintf(stderr, "rtq-worker: --exec %s: %s\n", c.execs[i], rtq_worker_errstr(w));
       rtq_worker_free(w);
       return 2;
     }

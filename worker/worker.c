@@ -216,6 +216,7 @@ void rtq_worker_free(rtq_worker *w) {
   rtq_argv_destroy(&w->argv);
   free(w->k_queue);
   free(w->queue_names);
+  rtq__exec_free_all(w);
   free(w->handlers);
   free(w->redis_url);
   free(w->ns);
@@ -389,6 +390,7 @@ static void teardown(rtq_worker *w) {
   rtq__pool_free(w->pool);
   w->pool = NULL;
   rtq__proc_destroy(w);
+  rtq__exec_drain_all(w);
 }
 
 int rtq_worker_run(rtq_worker *w) {

@@ -139,6 +139,20 @@ RTQ_EXTERN void rtq_worker_free(rtq_worker *w);
  */
 RTQ_EXTERN int rtq_worker_register(rtq_worker *w, const char *name, rtq_handler_fn fn,
                                    void *userdata);
+/*
+ * Registers a handler served by external processes speaking the exec
+ * protocol (docs/EXEC.md): name is a task name or a pattern with '*' and
+ * '?'; command is split into words (blanks separate, quotes group; no
+ * shell) and run as a pool of pool_size long-lived processes (0: the
+ * concurrency, at most 64). Needs thread isolation. Same returns as
+ * rtq_worker_register, plus RTQ_EINVAL for an empty command or process
+ * isolation.
+ */
+RTQ_EXTERN int rtq_worker_register_exec(rtq_worker *w, const char *name, const char *command,
+                                        int pool_size);
+/* One process per task (docs/EXEC.md, one-shot mode): the args as JSON on
+ * its stdin, the result as JSON on its stdout, exit 0 = completed. */
+RTQ_EXTERN int rtq_worker_register_exec_oneshot(rtq_worker *w, const char *name, const char *command);
 /* Registers rtq.echo, rtq.sleep, rtq.fail, rtq.crash, rtq.noop and
  * rtq.progress (docs/WORKER.md). Same returns as rtq_worker_register. */
 RTQ_EXTERN int rtq_worker_register_demo_handlers(rtq_worker *w);

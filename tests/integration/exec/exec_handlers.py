@@ -1,0 +1,47 @@
+"""Handlers test_worker_exec runs under rtq-worker --exec (python3 -m rtq.run)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import rtq
+
+
+@rtq.handler("py.add")
+def add(task):
+    task.progress(40, "adding")
+    return {"sum": task.args["a"] + task.args["b"], "pid": os.getpid()}
+
+
+@rtq.handler("py.wait")
+def wait(task):
+    # Reports its pid, then waits for a cancel (or for the test to kill it).
+    task.progress(10, "pid=%d" % os.getpid())
+    while not task.cancelled:
+        task.sleep(0.01)
+    seen = time.time()
+    if task.args.get("mark"):
+        with open(task.args["mark"], "w") as f:
+            f.write("%.6f" % seen)
+    return {"cancelled_at": seen}
+
+
+@rtq.handler("py.stubborn")
+def stubborn(task):
+    # Ignores cancel and leaves a grandchild behind in its process group.
+    child = subprocess.Popen(["sleep", "1000"])
+    task.progress(10, "grandchild=%d" % child.pid)
+    while True:
+        time.sleep(0.05)
+
+
+@rtq.handler("py.env")
+def env(task):
+    return {"redis_url": os.environ.get("RTQ_REDIS_URL"), "marker": os.environ.get("RTQ_EXEC_TEST_MARKER")}
+
+
+@rtq.handler("py.boom")
+def boom(task):
+    print("about to fail", file=sys.stderr, flush=True)
+    raise ValueError("bad value %s" % task.args.get("v"))

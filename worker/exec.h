@@ -1,0 +1,108 @@
+/*
+ * exec.h - handler processes (rtq-worker --exec, docs/EXEC.md).
+ *
+ * An --exec NAME=COMMAND registers one handler (NAME may be a pattern)
+ * whose function, rtq__exec_handler, runs in a pool thread like any C
+ * handler: it borrows a long-lived process of the command's pool, writes
+ * the task to it and relays what comes back through the handler API
+ * (rtq_task_progress, rtq_task_set_result_json, rtq_task_fail). So claims,
+ * fencing, heartbeats, the progress coalescing, cancellation, timeouts and
+ * the finish path are the worker's own; this code adds only what a process
+ * needs: start, ready, the cancel frame, TERM/KILL of its process group,
+ * crash reports and respawn with backoff. That is why --exec needs thread
+ * isolation.
+ *
+ *   exec_pool.c  the pool: spawn, ready, borrow/return, backoff, shutdown
+ *   exec_run.c   one task on one borrowed process
+ *   exec_oneshot.c  --exec-oneshot: one process per task, args on stdin
+ *   exec_proto.c JSON-line framing (pure)
+ */
+#ifndef RTQ_WORKER_EXEC_H
+#define RTQ_WORKER_EXEC_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "exec_proto.h"
+#include "rtq/worker.h"
+
+#define RTQ__EXEC_POOL_MAX 64
+#define RTQ__EXEC_START_TIMEOUT_MS 10000
+#define RTQ__EXEC_START_FAILS_MAX 5
+#define RTQ__EXEC_BACKOFF_MIN_MS 100
+#define RTQ__EXEC_BACKOFF_MAX_MS 30000
+#define RTQ__EXEC_TAIL_LINES 20
+#define RTQ__EXEC_TAIL_BYTES 4096
+#define RTQ__EXEC_STDERR_LINE 4096
+
+#define RTQ_CODE_EXEC_PROTOCOL "EXEC_PROTOCOL"
+#define RTQ_CODE_EXEC_UNAVAILABLE "EXEC_UNAVAILABLE"
+
+/* One handler process. Its fields belong to whoever holds it: the pool
+ * (under mu) while idle, the borrowing thread while busy. */
+typedef struct rtq__xproc {
+  pid_t pid;                  /* 0: no process in this place */
+  int in, out, err;           /* its stdin (write end), stdout, stderr */
+  bool busy;                  /* borrowed, or being started */
+  rtq__xline rd;              /* stdout lines */
+  char errline[RTQ__EXEC_STDERR_LINE];
+  size_t errlen;              /* an unfinished stderr line */
+  char *tail[RTQ__EXEC_TAIL_LINES]; /* last stderr lines, a ring */
+  int tail_next;
+} rtq__xproc;
+
+typedef struct rtq__exec {
+  char *pattern;
+  char *command;
+  char **argv;                /* command split into words */
+  char **envp;                /* the worker's environment without RTQ_REDIS_URL */
+  int kill_grace_ms;
+  bool oneshot;               /* --exec-oneshot: a process per task, no pool */
+  int size;
+  rtq__xproc *procs;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;          /* a process was returned */
+  int refs;                   /* the worker's, plus one per running task */
+  bool closing;
+  int start_fails;            /* failed starts in a row */
+  int bad_runs;               /* starts or processes that failed in a row */
+  uint64_t next_start;        /* mono ms: no start before this (backoff) */
+  struct rtq__exec *next;
+} rtq__exec;
+
+/* exec_pool.c */
+/* Starts COMMAND in p (own process group, pipes, filtered environment).
+ * 0, or -1 with msg set. */
+int rtq__exec_spawn(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap);
+rtq__exec *rtq__exec_new(const char *pattern, const char *command, int size, int kill_grace_ms);
+void rtq__exec_unref(rtq__exec *x);
+/* Borrows a ready process for task t; NULL with *code and msg set when
+ * none can be had (EXEC_UNAVAILABLE, or cancelled while waiting: code
+ * NULL). */
+rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, char *msg, size_t cap);
+/* Returns a process: healthy goes back to the idle set; otherwise it is
+ * ended (process group killed, reaped) and counted against the command. */
+void rtq__exec_return(rtq__exec *x, rtq__xproc *p, bool healthy);
+/* True when p's process has ended (not reaped: its group stays ours). */
+bool rtq__exec_exited(const rtq__xproc *p);
+/* Ends the process group of p, reaps it and closes its pipes. *wstatus
+ * gets its wait status (or -1). */
+void rtq__exec_end(rtq__xproc *p, int *wstatus);
+/* Reads stderr of p: each whole line is logged with the task id (NULL
+ * when idle) and kept in the tail. False at end of file. */
+bool rtq__exec_read_stderr(rtq__xproc *p, const char *task_id);
+/* The stderr tail as one malloc'd text (NULL when empty). */
+char *rtq__exec_tail(const rtq__xproc *p);
+/* Graceful end of a pool at worker shutdown: "shutdown" to idle
+ * processes, up to the kill grace for them to exit, then TERM, then KILL;
+ * busy ones (their task was handed back) are killed. */
+void rtq__exec_drain(rtq__exec *x);
+
+/* exec_run.c: the handler function every --exec registers (ud: rtq__exec). */
+int rtq__exec_handler(rtq_task_ctx *t, void *ud);
+/* exec_oneshot.c: the handler of --exec-oneshot (ud: rtq__exec). */
+int rtq__exec_oneshot_handler(rtq_task_ctx *t, void *ud);
+
+#endif
