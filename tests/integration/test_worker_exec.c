@@ -60,19 +60,6 @@ static long wait_progress_number(const char *id, const char *prefix) {
   return n;
 }
 
-/* True when pid names no process (or only a zombie). */
-static bool pid_gone(long pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return true;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *paren = strrchr(buf, ')');
-  return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
-}
-
 static void assert_result(const rtq_task *t, const char *needle) {
   char *json = NULL;
   assert_int_equal(rtq_task_result_json(t, &json), 0);
@@ -155,11 +142,11 @@ static void test_worker_exec_timeout_kills_group(void **state) {
   char id[RTQ_TASK_ID_SIZE];
   tw_enqueue(cl, "py.stubborn", "{}", &o, id);
   long gc = wait_progress_number(id, "grandchild=");
-  assert_false(pid_gone(gc));
+  assert_false(tw_pid_gone(gc));
   rtq_task *t = tw_wait(cl, id, 10000);
   assert_int_equal(t->status, RTQ_STATUS_TIMEOUT);
   rtq_task_free(t);
-  RTQ_TEST_WAIT_FOR(pid_gone(gc), 5000);
+  RTQ_TEST_WAIT_FOR(tw_pid_gone(gc), 5000);
   assert_true(tw_log_contains(&wk, "ignored the cancel"));
   /* The pool serves the next task with a new process. */
   tw_enqueue(cl, "py.add", "{\"a\":1,\"b\":2}", NULL, id);
@@ -235,10 +222,10 @@ static void test_worker_exec_shutdown_drains_pool(void **state) {
   rtq_task_free(t);
   tw_enqueue(cl, "py.wait", "{}", NULL, id2);
   long busy_pid = wait_progress_number(id2, "pid=");
-  assert_false(pid_gone(idle_pid));
+  assert_false(tw_pid_gone(idle_pid));
   assert_int_equal(tw_stop(&wk, 15000), 0);
-  assert_true(pid_gone(idle_pid));
-  assert_true(pid_gone(busy_pid));
+  assert_true(tw_pid_gone(idle_pid));
+  assert_true(tw_pid_gone(busy_pid));
   /* Handed back, not failed: pending again for the next worker. */
   char *st = tw_hget(rc, id2, "status");
   assert_non_null(st);

@@ -3,7 +3,6 @@
  * group: a handler that starts a background job (`sleep 1000`) and returns
  * leaves nothing running once its task has ended.
  */
-#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,20 +17,6 @@
 #include "harness.h"
 #include "rtq/client.h"
 #include "test_worker_util.h"
-
-/* True once pid is gone: no such process, or a zombie waiting for init. */
-static bool gone(long pid) {
-  if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return true;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *rp = strrchr(buf, ')');
-  return rp != NULL && rp[1] == ' ' && rp[2] == 'Z';
-}
 
 static long read_pid(const char *path) {
   FILE *f = fopen(path, "r");
@@ -61,7 +46,7 @@ static void test_worker_pgroup_background_job_ends_with_the_task(void **state) {
   rtq_task_free(t);
   long pid = read_pid(pidfile);
   assert_true(pid > 0);
-  RTQ_TEST_WAIT_FOR(gone(pid), 5000);
+  RTQ_TEST_WAIT_FOR(tw_pid_gone(pid), 5000);
   tw_close(cl, rc, &wk, true);
 }
 

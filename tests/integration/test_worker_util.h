@@ -205,6 +205,20 @@ static inline void tw_dump_log(const tw_worker *w) {
 #define TW_SANITIZED 0
 #endif
 
+/* True when pid names no process, or only a zombie (a grandchild that
+ * init has yet to reap). */
+static inline bool tw_pid_gone(long pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return true;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *paren = strrchr(buf, ')');
+  return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 /* Enqueues name with JSON args (NULL: {}); opts may be NULL. */
 static inline void tw_enqueue(rtq_client *cl, const char *name, const char *json,
                               const rtq_task_options *opts, char *id) {
