@@ -175,7 +175,9 @@ int main(int argc, char **argv) {
   web_http *http = NULL;
   web_history *history = NULL;
   rc = web_hub_new(w.client, o.max_sse_clients, o.sse_buffer, &w.hub);
-  if (rc == 0) rc = web_history_start(w.client, &history);
+  /* A read-only dashboard writes nothing to Redis, not even the throughput
+   * history: it can log in as the read-only monitor role. */
+  if (rc == 0 && !w.read_only) rc = web_history_start(w.client, &history);
   if (rc == 0) rc = web_http_start(&w, fd, o.max_connections, &http);
   if (rc != 0) {
     fprintf(stderr, "rtq-web: cannot start the server: %s\n", rtq_strerror(rc));

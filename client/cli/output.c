@@ -170,7 +170,7 @@ static void block_field(const char *name, const char *raw) {
 }
 
 static void print_human(cli *ctx, const rtq_task *t) {
-  char buf[64];
+  char buf[96];
   field("id:", t->id);
   field("name:", t->name);
   field("queue:", t->queue);

@@ -28,7 +28,7 @@ def arg_after(cmd, flag):
     return cmd[cmd.index(flag) + 1] if flag in cmd else None
 
 
-rtq_services = ("broker", "worker", "producer")
+rtq_services = ("broker", "worker", "producer", "web")
 
 c = load(plain)["services"]
 redis = c["redis"]
@@ -43,8 +43,16 @@ worker_cmd = c["worker"]["command"]
 check(arg_after(worker_cmd, "--isolation") == "process", "the compose worker runs without --isolation process")
 check(c["worker"]["healthcheck"]["test"] == ["CMD", "rtq-worker", "--health"], "worker healthcheck")
 check(c["broker"]["healthcheck"]["test"] == ["CMD", "rtq-broker", "--health"], "broker healthcheck")
+web = c["web"]
+check(web["environment"]["RTQ_WEB_TOKEN"] == "t", "web: RTQ_WEB_TOKEN is not from .env")
+wports = web.get("ports", [])
+check(len(wports) == 1 and (wports[0].get("host_ip") if isinstance(wports[0], dict)
+                            else str(wports[0]).split(":")[0]) == "127.0.0.1",
+      f"web is published beyond 127.0.0.1: {wports}")
+check("--auth-token-file" in " ".join(web["command"]), "web runs without --auth-token-file")
 print("  compose: password from .env, protected-mode yes, Redis not published, "
-      "RTQ_REDIS_URL for broker/worker/producer, worker --isolation process, health commands")
+      "RTQ_REDIS_URL for broker/worker/producer/web, worker --isolation process, health commands, "
+      "rtq-web on 127.0.0.1 with the token from .env")
 
 e = load(exposed)["services"]["redis"]
 ports = e.get("ports", [])
@@ -53,10 +61,12 @@ print("  expose-redis.yml publishes Redis on 127.0.0.1 only")
 
 a = load(acl)["services"]
 check("--aclfile" in a["redis"]["command"] and "--requirepass" not in a["redis"]["command"], "acl.yml redis command")
-for name, user in (("broker", "rtq-broker:b"), ("worker", "rtq-worker:w"), ("producer", "rtq-producer:p")):
+for name, user in (("broker", "rtq-broker:b"), ("worker", "rtq-worker:w"), ("producer", "rtq-producer:p"),
+                   ("web", "rtq-monitor:m")):
     url = a[name]["environment"]["RTQ_REDIS_URL"]
     check(url == f"redis://{user}@redis:6379/0", f"acl.yml {name}: {url}")
-print("  acl.yml: redis --aclfile, a user per role in each RTQ_REDIS_URL")
+check(a["web"]["environment"]["RTQ_WEB_FLAGS"] == "--read-only", "acl.yml: web is not --read-only")
+print("  acl.yml: redis --aclfile, a user per role in each RTQ_REDIS_URL, rtq-web read-only as the monitor")
 
 # The ACL file example: its rules are OPERATIONS.md's, word for word.
 ops = open(os.path.join(root, "docs/OPERATIONS.md")).read()

@@ -157,16 +157,21 @@ wait_for() {
 phase "static checks"
 : >"$tmp/empty.env" # not the checkout's .env, which a user may have
 # shellcheck disable=SC2016 # the message is compose's, not ours
-if out=$(env -u RTQ_REDIS_PASSWORD docker-compose -f "$root/docker-compose.yml" --env-file "$tmp/empty.env" config -q 2>&1); then
+if out=$(env -u RTQ_REDIS_PASSWORD RTQ_WEB_TOKEN=t docker-compose -f "$root/docker-compose.yml" --env-file "$tmp/empty.env" config -q 2>&1); then
   die "compose accepted a configuration without RTQ_REDIS_PASSWORD"
 fi
 echo "$out" | grep -q 'set RTQ_REDIS_PASSWORD in .env' || die "unclear error without a password: $out"
 say "without RTQ_REDIS_PASSWORD compose refuses: $(echo "$out" | tail -1 | cut -c1-100)..."
-RTQ_REDIS_PASSWORD=x docker-compose -f "$root/docker-compose.yml" --env-file "$tmp/empty.env" config >"$tmp/config.yml"
-RTQ_REDIS_PASSWORD=x docker-compose -f "$root/docker-compose.yml" -f "$root/deploy/compose/expose-redis.yml" \
+if out=$(env -u RTQ_WEB_TOKEN RTQ_REDIS_PASSWORD=x docker-compose -f "$root/docker-compose.yml" --env-file "$tmp/empty.env" config -q 2>&1); then
+  die "compose accepted a configuration without RTQ_WEB_TOKEN"
+fi
+echo "$out" | grep -q 'set RTQ_WEB_TOKEN in .env' || die "unclear error without a web token: $out"
+say "without RTQ_WEB_TOKEN compose refuses too"
+RTQ_REDIS_PASSWORD=x RTQ_WEB_TOKEN=t docker-compose -f "$root/docker-compose.yml" --env-file "$tmp/empty.env" config >"$tmp/config.yml"
+RTQ_REDIS_PASSWORD=x RTQ_WEB_TOKEN=t docker-compose -f "$root/docker-compose.yml" -f "$root/deploy/compose/expose-redis.yml" \
   --env-file "$tmp/empty.env" config >"$tmp/config-exposed.yml"
-RTQ_REDIS_PASSWORD=x RTQ_BROKER_PASSWORD=b RTQ_WORKER_PASSWORD=w RTQ_PRODUCER_PASSWORD=p \
-  docker-compose -f "$root/docker-compose.yml" -f "$root/deploy/compose/acl.yml" \
+RTQ_REDIS_PASSWORD=x RTQ_WEB_TOKEN=t RTQ_BROKER_PASSWORD=b RTQ_WORKER_PASSWORD=w RTQ_PRODUCER_PASSWORD=p \
+  RTQ_MONITOR_PASSWORD=m docker-compose -f "$root/docker-compose.yml" -f "$root/deploy/compose/acl.yml" \
   --env-file "$tmp/empty.env" config >"$tmp/config-acl.yml"
 "$py" "$here/check_static.py" "$root" "$tmp/config.yml" "$tmp/config-exposed.yml" "$tmp/config-acl.yml"
 
@@ -250,6 +255,8 @@ fi
 # ---- up ------------------------------------------------------------------
 phase "up --scale worker=3"
 password=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
+web_token=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
+web_port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # Short heartbeats and grace so that the kill and stop phases take seconds,
 # in the same proportions as the defaults (grace < stop_grace_period).
 cat >"$tmp/compose.env" <<EOF
@@ -259,6 +266,8 @@ RTQ_SHUTDOWN_GRACE=6s
 RTQ_STOP_GRACE_PERIOD=12s
 RTQ_HEARTBEAT_INTERVAL=1s
 RTQ_HEARTBEAT_TTL=5s
+RTQ_WEB_TOKEN=$web_token
+RTQ_WEB_PORT=$web_port
 EOF
 stop_grace=12
 
@@ -281,8 +290,9 @@ project_up=1
 dc_up --scale worker=3
 broker=${proj}_broker_1
 redisc=${proj}_redis_1
+webc=${proj}_web_1
 workers=("${proj}_worker_1" "${proj}_worker_2" "${proj}_worker_3")
-all=("$redisc" "$broker" "${workers[@]}")
+all=("$redisc" "$broker" "$webc" "${workers[@]}")
 container_ids=$(ours | tr '\n' ' ')
 
 health_of() { podman inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null; }
@@ -369,6 +379,15 @@ for w, n in sorted(per.items()):
 assert len(per) == 3 and min(per.values()) > 0, f"expected 3 workers with tasks each, got {dict(per)}"
 EOF
 say "1000 of 1000 completed, 0 failed; every worker ran some"
+
+# ---- web -------------------------------------------------------------------
+# The dashboard, from the host through its loopback-only port: the API
+# needs the token, shows the load above, and /metrics is Prometheus text.
+web_check() { # web_check MODE: "rw", or "ro" (read-only, as the monitor)
+  "$py" "$here/web_check.py" "$web_port" "$web_token" "$1"
+}
+phase "web: rtq-web through its loopback port"
+web_check rw || die "rtq-web checks failed"
 
 # ---- kill ----------------------------------------------------------------
 phase "kill: podman kill mid-load"
@@ -496,6 +515,7 @@ env_file=$tmp/compose-acl.env
   echo "RTQ_BROKER_PASSWORD=$pw_broker"
   echo "RTQ_WORKER_PASSWORD=$pw_worker"
   echo "RTQ_PRODUCER_PASSWORD=$pw_producer"
+  echo "RTQ_MONITOR_PASSWORD=$pw_monitor"
   echo "RTQ_REDIS_ACLFILE=$aclfile"
 } >"$env_file"
 files+=(-f "$root/deploy/compose/acl.yml")
@@ -504,7 +524,7 @@ dc_up --scale worker=1
 say "up"
 broker=${proj}_broker_1
 redisc=${proj}_redis_1
-all=("$redisc" "$broker" "${proj}_worker_1")
+all=("$redisc" "$broker" "${proj}_web_1" "${proj}_worker_1")
 wait_for 60 "every container healthy" all_healthy
 say "every container healthy"
 podman exec "$redisc" redis-cli ping 2>&1 | grep -q NOAUTH || die "the default user is not off"
@@ -519,7 +539,8 @@ wait_for 60 "20 tasks completed" completed_is 20
 podman exec "$redisc" redis-cli --user admin --pass "$pw_admin" --no-auth-warning ACL LOG 128 >"$tmp/acl.log"
 denied=$(grep -A1 -x object "$tmp/acl.log" | grep -v -x -e object -e -- | grep -v '^config' | sort -u || true)
 [ -z "$denied" ] || die "ACL denials: $denied"
-say "broker, worker and producer log in as their roles: 20 of 20 completed, no denial but CONFIG GET"
+web_check ro || die "rtq-web (monitor role, read-only) checks failed"
+say "broker, worker, producer and rtq-web (monitor) log in as their roles: 20 of 20 completed, no denial but CONFIG GET"
 down_and_check
 
 # ---- the podman service -------------------------------------------------------
