@@ -73,7 +73,8 @@ static void set_unswept(rtq_broker *b, uint64_t seconds) {
  * (a wedged broker, or `SET P:lease attacker PX ...` by any writer of the
  * namespace) stops recovery, promotion and the timeout backstop for every
  * queue. When the same holder has kept the lease for over three lease
- * TTLs while broker|last_sweep_at has not moved, each tick logs an ERROR
+ * TTLs (or three sweep intervals, when those are longer) while
+ * broker|last_sweep_at has not moved, each tick logs an ERROR
  * and sets broker|lease_unswept_s (seconds) in P:stats, which `rtq stats`
  * shows; both stop once a sweep is seen or the holder changes.
  */
@@ -105,7 +106,11 @@ static void watch_holder(rtq_broker *b) {
     return;
   }
   uint64_t quiet = now - b->held_since;
-  if (quiet <= 3 * (uint64_t)b->o.lease_ttl_ms) return;
+  /* Three lease TTLs, or three sweep intervals where sweeps are rarer: a
+   * leader sweeping every minute under a 10 s lease is not stuck. */
+  uint64_t period = (uint64_t)(b->o.lease_ttl_ms > b->o.sweep_interval_ms ? b->o.lease_ttl_ms
+                                                                            : b->o.sweep_interval_ms);
+  if (quiet <= 3 * period) return;
   char secs[32];
   snprintf(secs, sizeof secs, "%llu", (unsigned long long)(quiet / 1000));
   rtq_log(RTQ_LOG_ERROR,
