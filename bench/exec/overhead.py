@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""overhead.py - per-task cost of a Python handler process (--exec) against a
+C handler, same worker, same flags.
+
+  /usr/bin/python3 bench/exec/overhead.py BUILD_DIR [--tasks 5000] [--runs 3]
+                                                    [--pool 4] [--concurrency 16]
+
+Starts a private redis-server (loopback, free port, no persistence) and one
+worker serving both:
+  rtq-worker --demo-handlers --exec 'bench.noop=/usr/bin/python3 -m rtq.run noop_handlers'
+             --exec-pool POOL --concurrency N
+warms both up, then per run drains TASKS rtq.noop tasks (C) and then TASKS
+bench.noop tasks (Python), the kinds alternating run by run so both see the
+same machine. A drain enqueues the tasks with create_tasks (chunks of 1000)
+and its rate is TASKS divided by the time from the first create_tasks call
+to the last task's completed_at (as bench/exec/drain.py). Prints the median
+rate of each kind and the difference of their medians in microseconds per
+task.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchenv  # noqa: E402
+
+
+def drain(c, name, n):
+    t0 = time.time()
+    ids = []
+    for k in range(0, n, 1000):
+        ids += c.create_tasks([(name, {}, {})] * min(1000, n - k))
+    end = 0
+    for tid in ids:
+        t = c.wait_for_task(tid, timeout=120)
+        assert t["status"] == "completed", t
+        end = max(end, benchenv.ms(t["completed_at"]))
+    return n / (end / 1000.0 - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--tasks", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--pool", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=16)
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    rtq = benchenv.binding(build)
+    env = benchenv.Env()
+    try:
+        flags = env.start_worker(build, ["--concurrency", str(a.concurrency), "--exec-pool", str(a.pool),
+                                         "--demo-handlers", "--exec", benchenv.PY_NOOP])
+        print("worker: %s" % flags, file=sys.stderr)
+        c = rtq.Client(env.url)
+        for tid in c.create_tasks([("bench.noop", {}, {})] * (2 * a.pool) + [("rtq.noop", {}, {})] * 4):
+            assert c.wait_for_task(tid, timeout=30)["status"] == "completed"
+        rates = {"rtq.noop": [], "bench.noop": []}
+        for run in range(a.runs):
+            order = ("rtq.noop", "bench.noop") if run % 2 == 0 else ("bench.noop", "rtq.noop")
+            for k in order:
+                rates[k].append(drain(c, k, a.tasks))
+                print("run %d %s: %.0f tasks/s (load %s)" % (run + 1, k, rates[k][-1], benchenv.load()),
+                      file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print("drain of %d no-op tasks, --concurrency %d --exec-pool %d:" % (a.tasks, a.concurrency, a.pool))
+        print("  C handler (--demo-handlers rtq.noop): median %.0f tasks/s = %.1f us/task (runs %s)"
+              % (med["rtq.noop"], 1e6 / med["rtq.noop"], ", ".join("%.0f" % r for r in rates["rtq.noop"])))
+        print("  Python handler (--exec, pool %d): median %.0f tasks/s = %.1f us/task (runs %s)"
+              % (a.pool, med["bench.noop"], 1e6 / med["bench.noop"],
+                 ", ".join("%.0f" % r for r in rates["bench.noop"])))
+        print("  overhead of --exec: %+.1f us/task" % (1e6 / med["bench.noop"] - 1e6 / med["rtq.noop"]))
+        print("load average at the end: %s" % benchenv.load())
+    finally:
+        env.stop()
+
+
+if __name__ == "__main__":
+    main()

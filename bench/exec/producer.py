@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""producer.py - create_task rate of the Python binding, awaited, one by
+one, against the C client's measured the same way.
+
+  /usr/bin/python3 bench/exec/producer.py BUILD_DIR [--tasks 20000] [--runs 3]
+
+The C figure is rtq-bench's single-enqueue phase (BUILD_DIR/bench/rtq-bench
+--only single -n TASKS --json): rtq_create_task() in a loop, each call
+awaited, args {"i": i, "data": 64 x's}, against its own private Redis with
+no worker. The Python figure does the same through sdk/python's
+rtq.Client.create_task() (librtq.so of BUILD_DIR underneath) against a
+private redis-server (loopback, free port, no persistence, no worker),
+a fresh namespace per run. The two alternate run by run. Prints the median
+rate of each and the Python rate as a share of the C rate.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchenv  # noqa: E402
+
+
+def c_rate(build, n):
+    out = subprocess.run([os.path.join(build, "bench", "rtq-bench"), "--only", "single", "-n", str(n), "--json",
+                          "--quiet", "--timeout", "60"], check=True, stdout=subprocess.PIPE, timeout=120).stdout
+    return json.loads(out)["enqueue_single"]["tasks_per_s"]
+
+
+def py_rate(rtq, url, ns, n):
+    c = rtq.Client(url, namespace=ns)
+    data = "x" * 64
+    try:
+        t0 = time.perf_counter()
+        deadline = t0 + 60
+        for i in range(n):
+            c.create_task("rtq.noop", {"i": i, "data": data})
+            if i % 1000 == 0 and time.perf_counter() > deadline:
+                raise SystemExit("producer.py: enqueue took over 60 s")
+        return n / (time.perf_counter() - t0)
+    finally:
+        c.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--tasks", type=int, default=20000)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    rtq = benchenv.binding(build)
+    env = benchenv.Env()
+    try:
+        rates = {"C": [], "Python": []}
+        for run in range(a.runs):
+            rates["C"].append(c_rate(build, a.tasks))
+            print("run %d C: %.0f tasks/s (load %s)" % (run + 1, rates["C"][-1], benchenv.load()), file=sys.stderr)
+            rates["Python"].append(py_rate(rtq, env.url, "bench%d" % run, a.tasks))
+            print("run %d Python: %.0f tasks/s (load %s)" % (run + 1, rates["Python"][-1], benchenv.load()),
+                  file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print("create_task one by one, awaited, %d tasks:" % a.tasks)
+        for k, what in (("C", "C client (rtq-bench --only single)"), ("Python", "Python binding (rtq.Client)")):
+            print("  %s: median %.0f tasks/s = %.1f us/call (runs %s)"
+                  % (what, med[k], 1e6 / med[k], ", ".join("%.0f" % r for r in rates[k])))
+        print("  Python / C: %.0f%%" % (100.0 * med["Python"] / med["C"]))
+        print("load average at the end: %s" % benchenv.load())
+    finally:
+        env.stop()
+
+
+if __name__ == "__main__":
+    main()
