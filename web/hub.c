@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define BATCH_EVENTS 512
@@ -181,12 +182,6 @@ static void tick(web_hub *h) {
   pthread_mutex_unlock(&h->mu);
 }
 
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static bool closing(web_hub *h) {
   pthread_mutex_lock(&h->mu);
   bool c = h->closing;
@@ -205,7 +200,7 @@ static void *pump(void *arg) {
   web_hub *h = arg;
   rtq_subscription *sub = NULL;
   bool lost = false;
-  uint64_t last_tick = mono_ms();
+  uint64_t last_tick = rtq__mono_ms();
   event *evs = calloc(BATCH_EVENTS, sizeof *evs);
   if (evs == NULL) {
     rtq_log(RTQ_LOG_ERROR, "out of memory: no live events", NULL);
@@ -246,7 +241,7 @@ static void *pump(void *arg) {
     }
     if (n > 0) publish(h, evs, n, NULL);
     for (size_t i = 0; i < n; i++) free(evs[i].frame);
-    uint64_t now = mono_ms();
+    uint64_t now = rtq__mono_ms();
     if (now - last_tick >= TICK_MS) {
       tick(h);
       last_tick = now;
@@ -365,7 +360,7 @@ static bool hung_up(int fd) {
 
 ssize_t web_sse_read(web_sse *s, char *buf, size_t max) {
   web_hub *h = s->hub;
-  uint64_t idle_since = mono_ms();
+  uint64_t idle_since = rtq__mono_ms();
   pthread_mutex_lock(&h->mu);
   for (;;) {
     if (s->dropped) break;
@@ -385,7 +380,7 @@ ssize_t web_sse_read(web_sse *s, char *buf, size_t max) {
     if (s->len > 0 || s->dropped || h->closing) continue;
     pthread_mutex_unlock(&h->mu);
     bool gone = hung_up(s->fd);
-    bool ping = mono_ms() - idle_since >= KEEPALIVE_MS;
+    bool ping = rtq__mono_ms() - idle_since >= KEEPALIVE_MS;
     pthread_mutex_lock(&h->mu);
     if (gone) break;
     if (ping && s->len == 0 && max >= 8) {

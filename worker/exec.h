@@ -77,6 +77,9 @@ typedef struct rtq__exec {
  * 0, or -1 with msg set. */
 int rtq__exec_spawn(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap);
 rtq__exec *rtq__exec_new(const char *pattern, const char *command, int size, int kill_grace_ms);
+/* Takes a reference for one running task (the handlers do, for as long
+ * as they run); rtq__exec_unref drops one and frees x with the last. */
+void rtq__exec_ref(rtq__exec *x);
 void rtq__exec_unref(rtq__exec *x);
 /* Borrows a ready process for task t; NULL with *code and msg set when
  * none can be had (EXEC_UNAVAILABLE, or cancelled while waiting: code

@@ -179,9 +179,7 @@ static int run_once(rtq__exec *x, rtq_task_ctx *t) {
 
 int rtq__exec_oneshot_handler(rtq_task_ctx *t, void *ud) {
   rtq__exec *x = ud;
-  pthread_mutex_lock(&x->mu);
-  x->refs++;
-  pthread_mutex_unlock(&x->mu);
+  rtq__exec_ref(x);
   int rc = run_once(x, t);
   rtq__exec_unref(x);
   return rc;

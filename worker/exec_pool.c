@@ -83,6 +83,12 @@ static void free_exec(rtq__exec *x) {
   free(x);
 }
 
+void rtq__exec_ref(rtq__exec *x) {
+  pthread_mutex_lock(&x->mu);
+  x->refs++;
+  pthread_mutex_unlock(&x->mu);
+}
+
 void rtq__exec_unref(rtq__exec *x) {
   if (x == NULL) return;
   pthread_mutex_lock(&x->mu);

@@ -327,9 +327,7 @@ static int run_task(rtq__exec *x, rtq_task_ctx *t) {
 
 int rtq__exec_handler(rtq_task_ctx *t, void *ud) {
   rtq__exec *x = ud;
-  pthread_mutex_lock(&x->mu);
-  x->refs++;
-  pthread_mutex_unlock(&x->mu);
+  rtq__exec_ref(x);
   int rc = run_task(x, t);
   rtq__exec_unref(x);
   return rc;

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cli.h"
 
 #define MAX_WATCHED 1000
@@ -52,12 +53,6 @@ typedef struct watch {
   int width;
 } watch;
 
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static entry *find(watch *w, const char *id) {
   for (size_t i = 0; i < w->n; i++)
     if (strcmp(w->e[i].id, id) == 0) return &w->e[i];
@@ -67,7 +62,7 @@ static entry *find(watch *w, const char *id) {
 /* A progress sample of a running task: the first one, then the latest. */
 static void sample(entry *x) {
   if (x->status != RTQ_STATUS_RUNNING) return;
-  uint64_t now = mono_ms();
+  uint64_t now = rtq__mono_ms();
   if (!x->sampled) {
     x->sampled = 1;
     x->p0 = x->p1 = x->progress;
@@ -96,7 +91,7 @@ static entry *add(watch *w, const rtq_task *t) {
 static int entry_rate(const entry *x, double *rate, double *eta) {
   if (x->status != RTQ_STATUS_RUNNING || !x->sampled) return 0;
   if (!cli_rate_eta(x->p0, x->t0, x->p1, x->t1, rate, eta)) return 0;
-  double since = (double)(mono_ms() - x->t1) / 1000.0;
+  double since = (double)(rtq__mono_ms() - x->t1) / 1000.0;
   *eta = *eta > since ? *eta - since : 0;
   return 1;
 }
@@ -260,11 +255,11 @@ static int load(watch *w, const char **ids, int nids) {
 /* Until the watched tasks end (ids), or --timeout: with ids that is a
  * timeout (exit 5), following it is the end asked for (exit 0). */
 static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
-  uint64_t start = mono_ms();
+  uint64_t start = rtq__mono_ms();
   while (w->follow || !all_done(w)) {
     int64_t left = -1;
     if (timeout_ms >= 0) {
-      left = timeout_ms - (int64_t)(mono_ms() - start);
+      left = timeout_ms - (int64_t)(rtq__mono_ms() - start);
       if (left < 0) left = 0;
     }
     char *msg = NULL;
