@@ -517,7 +517,11 @@ function deadLetter(root, index) {
 function route() {
   if (view && view.close) view.close();
   notice('');
-  const root = document.getElementById('view');
+  // Each view draws into a container of its own. A draw of the previous
+  // view that was still waiting for its fetch then lands in a detached
+  // container, never over the view now shown.
+  const root = document.createElement('div');
+  document.getElementById('view').replaceChildren(root);
   const hash = location.hash.replace(/^#/, '') || '/';
   const qi = hash.indexOf('?');
   const path = qi >= 0 ? hash.slice(0, qi) : hash;
