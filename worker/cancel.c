@@ -15,7 +15,9 @@
  * reads. A handler that has not returned kill_grace_ms later is killed
  * (process isolation: SIGKILL to its process group) or abandoned (thread
  * isolation: the terminal status is written now, the slot is free again,
- * and the thread is replaced; see slots_thread.c).
+ * and the thread is replaced; see slots_thread.c). Once more than
+ * max_abandoned_threads abandoned threads are still running, the worker
+ * stops itself for a restart (shutdown.c, rtq__shutdown_retire).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,6 +61,17 @@ void rtq__job_kill_handler(rtq_worker *w, rtq__job *j) {
   j->task = NULL;
   j->killed = true;
   rtq__job_done(w, j);
+  /* Each abandoned thread lives as long as its handler, maybe forever: past
+   * the cap, a restart is the only way to get rid of them. */
+  int n = rtq__pool_abandoned(w->pool);
+  if (n > w->o.max_abandoned_threads && w->stop_reason[0] == '\0') {
+    char why[200];
+    snprintf(why, sizeof why,
+             "ABANDONED_THREADS: %d abandoned handler threads still running, over max_abandoned_threads %d; "
+             "no new tasks, exiting for a restart once the running ones finish",
+             n, w->o.max_abandoned_threads);
+    rtq__shutdown_retire(w, RTQ_ESTATE, why);
+  }
 }
 
 /* The backstop: pd is the list of ids asked about, in MGET order. */

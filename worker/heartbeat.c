@@ -6,7 +6,10 @@
  * list, so claiming starts only after the first heartbeat is written.
  *
  * Fields: host, pid, queues ("a:3,b:1"), strict, busy, slots, started_at
- * (ms), isolation, version, max_history, plus last_seen from the script.
+ * (ms), isolation, version, max_history, state, under thread isolation
+ * abandoned (handler threads given up on and still running), stop_reason
+ * once the worker stops itself (rtq__shutdown_retire), plus last_seen
+ * from the script.
  * On a clean exit the record is deleted (DEL + ZREM) once the processing
  * list is known to be empty.
  */
@@ -63,8 +66,8 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
   if (w->phase == RTQ__DONE) return;
   char queues[2048];
   rtq__queues_describe(&w->queues, queues, sizeof queues);
-  char pid[24], busy[24], slots[24], started[24], maxhist[24];
-  const rtq__hb_field fields[] = {
+  char pid[24], busy[24], slots[24], started[24], maxhist[24], abandoned[24];
+  rtq__hb_field fields[] = {
       {"host", w->host},
       {"pid", u64s((uint64_t)getpid(), pid)},
       {"queues", queues},
@@ -76,9 +79,15 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
       {"version", RTQ_VERSION_STRING},
       {"max_history", u64s((uint64_t)w->o.max_history, maxhist)},
       {"state", w->phase == RTQ__RUN ? "running" : "stopping"},
+      {NULL, NULL}, /* room for the optional fields below */
+      {NULL, NULL},
   };
+  int nfields = (int)(sizeof fields / sizeof fields[0]) - 2;
+  if (w->pool != NULL)
+    fields[nfields++] = (rtq__hb_field){"abandoned", u64s((uint64_t)rtq__pool_abandoned(w->pool), abandoned)};
+  if (w->stop_reason[0] != '\0') fields[nfields++] = (rtq__hb_field){"stop_reason", w->stop_reason};
   if (rtq__call_heartbeat(&w->argv, &w->keys, w->use_eval, w->id, w->o.heartbeat_ttl_ms, fields,
-                          (int)(sizeof fields / sizeof fields[0])) != 0 ||
+                          nfields) != 0 ||
       rtq__rconn_send(w->cmd, &w->argv, on_heartbeat, NULL, 0) != 0)
     return;
   w->hb_in_flight = true;

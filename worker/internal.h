@@ -184,6 +184,9 @@ struct rtq_worker {
   int start_backoff_ms;
   int start_failures;
   int exit_rc;
+  /* Why the worker stopped itself (max_abandoned_threads), "" otherwise:
+   * logged, and the stop_reason field of its record while it drains. */
+  char stop_reason[200];
 
   /* jobs */
   rtq__job *jobs;                /* doubly linked list */
@@ -293,6 +296,8 @@ void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task_ctx *t));
  * thread is replaced and frees the task when it returns), RTQ_ESTATE when
  * it finished meanwhile (it is then on the done list). */
 int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t);
+/* Abandoned threads whose handler has not returned yet. Any thread. */
+int rtq__pool_abandoned(rtq__pool *p);
 
 /* slots_process.c */
 int rtq__proc_init(rtq_worker *w);
@@ -326,6 +331,9 @@ void rtq__worker_record_delete(rtq_worker *w);
 
 /* shutdown.c */
 void rtq__shutdown_begin(rtq_worker *w, bool hurry);
+/* Stops the worker on its own account: the reason goes to the log and the
+ * worker record, the stop is graceful, and rtq_worker_run returns rc. */
+void rtq__shutdown_retire(rtq_worker *w, int rc, const char *reason);
 void rtq__shutdown_tick(rtq_worker *w, uint64_t now);
 
 #endif

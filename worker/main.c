@@ -1,7 +1,9 @@
 /*
  * main.c - the rtq-worker binary: flags and environment to options, then
  * rtq_worker_run(). SIGTERM/SIGINT stop it gracefully (a second one skips
- * the grace); it exits 0 after a clean shutdown.
+ * the grace); it exits 0 after a clean shutdown, 1 when Redis stayed
+ * unreachable while it shut down, 2 on bad flags, and 3 when it stopped
+ * itself for a restart (too many abandoned handler threads).
  *
  * Precedence: defaults < RTQ_* environment < flags.
  */
@@ -67,6 +69,9 @@ static const char usage[] =
     "                            worker (5 s later, at most 5 times, then UNKNOWN_TASK)\n"
     "  --max-payload BYTES       larger envelopes are dead-lettered (default 1048576)\n"
     "  --thread-stack KB         stack of each handler thread (default 256)\n"
+    "  --max-abandoned-threads N thread isolation: once more than N handler threads that ignored\n"
+    "                            their stop are still running, claim nothing more, let the other\n"
+    "                            tasks finish and exit 3 for a restart (default: concurrency)\n"
     "  --health-file PATH        touched after each heartbeat Redis accepted\n"
     "                            (RTQ_HEALTH_FILE; default /tmp/rtq-worker.health)\n"
     "  --health [--max-age DUR]  exit 0 when that file is fresh (default 15s), else 1\n"
@@ -79,7 +84,7 @@ enum {
   OPT_REDIS = 256, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
-  OPT_PAYLOAD, OPT_STACK, OPT_PRINT, OPT_EXEC, OPT_EXEC_POOL, OPT_EXEC_ONESHOT, OPT_HELP,
+  OPT_PAYLOAD, OPT_STACK, OPT_ABANDONED, OPT_PRINT, OPT_EXEC, OPT_EXEC_POOL, OPT_EXEC_ONESHOT, OPT_HELP,
   OPT_VERSION
 };
 
@@ -118,6 +123,7 @@ static const struct option longopts[] = {
     {"unknown-task", required_argument, NULL, OPT_UNKNOWN},
     {"max-payload", required_argument, NULL, OPT_PAYLOAD},
     {"thread-stack", required_argument, NULL, OPT_STACK},
+    {"max-abandoned-threads", required_argument, NULL, OPT_ABANDONED},
     /* Each setting under its own name with underscores, as in config.h
      * and the README's table (test_settings reads that table). */
     {"redis-url", required_argument, NULL, OPT_REDIS},
@@ -282,6 +288,10 @@ static int parse_flags(cli *c, int argc, char **argv) {
         if (parse_int(optarg, 64, 1024 * 1024, &n) != 0) rc = die_usage("invalid --thread-stack %s (KB)", optarg);
         c->o.thread_stack_kb = (size_t)n;
         break;
+      case OPT_ABANDONED:
+        if (parse_int(optarg, 1, 10000, &n) != 0) rc = die_usage("invalid --max-abandoned-threads %s (1..10000)", optarg);
+        c->o.max_abandoned_threads = (int)n;
+        break;
       case OPT_PRINT: c->print_config = true; break;
       case OPT_HELP: fputs(usage, stdout); exit(0);
       case OPT_VERSION: printf("rtq-worker %s\n", RTQ_VERSION_STRING); exit(0);
@@ -382,5 +392,6 @@ int main(int argc, char **argv) {
   rc = rtq_worker_run(w);
   if (rc != 0) fprintf(stderr, "rtq-worker: %s\n", rtq_worker_errstr(w));
   rtq_worker_free(w);
-  return rc == 0 ? 0 : 1;
+  /* 3: it stopped itself and wants a restart (docs/WORKER.md). */
+  return rc == 0 ? 0 : rc == RTQ_ESTATE ? 3 : 1;
 }

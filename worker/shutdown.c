@@ -17,6 +17,9 @@
  * CLEANUP  reads the processing list once more (claim.c's reconcile): it
  *          must be empty, else what is found is adopted and handed back.
  *          Then the worker record is deleted and rtq_worker_run returns 0.
+ * The worker may also stop itself (rtq__shutdown_retire: too many abandoned
+ * handler threads): the same phases, with the reason in its log and its
+ * record, and rtq_worker_run returns that error instead of 0.
  * If Redis stays unreachable past kill_grace + 2 x command_timeout of
  * DRAIN, the worker gives up and returns RTQ_ECONN: what is unwritten stays
  * in its processing list, which the broker recovers once the record expires.
@@ -78,6 +81,16 @@ void rtq__shutdown_begin(rtq_worker *w, bool hurry) {
     rtq_log(RTQ_LOG_WARNING, "second stop request: skipping the rest of the grace", NULL);
     w->grace_deadline = now;
   }
+}
+
+void rtq__shutdown_retire(rtq_worker *w, int rc, const char *reason) {
+  if (w->stop_reason[0] != '\0') return;
+  snprintf(w->stop_reason, sizeof w->stop_reason, "%s", reason);
+  rtq_log(RTQ_LOG_ERROR, "worker stopping itself", "worker", w->id, "reason", reason, NULL);
+  rtq__set_err(w, "%s", reason);
+  w->exit_rc = rc;
+  w->next_heartbeat = 0; /* the record says why at once */
+  rtq__shutdown_begin(w, false);
 }
 
 static void give_up(rtq_worker *w) {

@@ -30,6 +30,9 @@
  * finally returns, the thread frees the context and exits without touching
  * the loop's data. It holds a reference on the pool struct, so the pool
  * memory outlives rtq__pool_free() until the last abandoned thread is gone.
+ * Each abandoned thread is one more thread for the life of its handler;
+ * the worker counts them (rtq__pool_abandoned) and stops itself for a
+ * restart past max_abandoned_threads (cancel.c), so they cannot pile up.
  *
  * Memory: each thread gets a small stack (thread_stack_kb, 256 KiB by
  * default, of which only touched pages count towards RSS), and pool
@@ -273,6 +276,13 @@ void rtq__pool_drain(rtq__pool *p, void (*fn)(rtq_worker *w, rtq_task_ctx *t)) {
     fifo = n;
   }
   dispatch(p);
+}
+
+int rtq__pool_abandoned(rtq__pool *p) {
+  pthread_mutex_lock(&p->mu);
+  int n = p->refs;
+  pthread_mutex_unlock(&p->mu);
+  return n;
 }
 
 int rtq__pool_abandon(rtq__pool *p, rtq_task_ctx *t) {

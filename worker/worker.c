@@ -109,6 +109,7 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   RANGE(rlimit_cpu_s, 0, 31536000);
   RANGE(thread_stack_kb, 64, 1024 * 1024);
   RANGE(claim_batch, 0, 10000);
+  RANGE(max_abandoned_threads, 0, 10000);
   RANGE(unknown_task_delay_ms, 1, 86400000);
   RANGE(unknown_task_max_handbacks, 1, 1000);
 #undef RANGE
@@ -121,6 +122,7 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   if (o->max_payload < 64)
     return rtq__errf(RTQ_EINVAL, errbuf, errcap, "max_payload must be at least 64 bytes");
   if (o->claim_batch == 0 || o->claim_batch > o->concurrency) o->claim_batch = o->concurrency;
+  if (o->max_abandoned_threads == 0) o->max_abandoned_threads = o->concurrency;
   return 0;
 }
 

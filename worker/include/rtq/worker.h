@@ -103,6 +103,10 @@ typedef struct rtq_worker_options {
   size_t max_payload;             /* 1 MiB: larger envelopes are dead-lettered */
   size_t max_result;              /* 16 MiB: larger results are refused */
   size_t thread_stack_kb;         /* 256: stack of each handler thread */
+  int max_abandoned_threads;      /* 0 = concurrency (thread isolation): once more than
+                                   * this many abandoned handler threads still run, the
+                                   * worker stops claiming, lets its other tasks finish
+                                   * and rtq_worker_run returns RTQ_ESTATE (restart it) */
   int claim_batch;                /* 0 = concurrency: most tasks taken per round trip */
   bool unknown_task_requeue;      /* false: a task whose name no handler here serves fails
                                    * UNKNOWN_TASK; true: it is handed back for another
@@ -181,6 +185,9 @@ RTQ_EXTERN int rtq_worker_load_plugin(rtq_worker *w, const char *path);
  * unreachable during shutdown, so some writes were left to the broker;
  * RTQ_EINVAL when no handler is registered, or the worker runs or ran
  * already (a worker runs once); RTQ_ENOMEM / RTQ_EIO on a local failure.
+ * RTQ_ESTATE when it stopped itself because more than max_abandoned_threads
+ * handler threads it abandoned are still running (restart the process to get rid
+ * of them; its other tasks were finished or handed back first).
  * rtq_worker_errstr() says why. Redis being down at start is not an error:
  * it is retried with backoff. SIGPIPE is blocked on the calling thread
  * while it runs (a closed socket then fails with EPIPE instead).
