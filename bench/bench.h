@@ -69,6 +69,8 @@ typedef struct rtq__bench_opts {
   unsigned phases;            /* RTQ__PH_* */
   int phase_timeout_s;        /* bound of every wait in a phase: 120 */
   const char *redis_url;      /* NULL: start a private redis-server */
+  const char *redis_url_file; /* --redis-url-file, passed on to the workers */
+  char url_buf[512];          /* the URL redis_url points to, copied from argv or read */
   const char *redis_server;   /* "redis-server" */
   const char *redis_set[RTQ__BENCH_MAX_REDIS_SET]; /* "name=value", private server only */
   int nredis_set;

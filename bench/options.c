@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "config.h"
 
 static const char usage[] =
     "usage: rtq-bench [options]            run the benchmarks\n"
@@ -23,6 +24,8 @@ static const char usage[] =
     "  --timeout S            bound on every wait in a phase (120)\n"
     "  --redis URL            a loopback Redis to use instead of a private one;\n"
     "                         it is never flushed, phases use fresh namespaces\n"
+    "  --redis-url-file FILE  the same URL read from FILE (no password in argv);\n"
+    "                         the workers rtq-bench starts read it there too\n"
     "  --redis-server PATH    the redis-server to start (redis-server)\n"
     "  --redis-set NAME=VAL   CONFIG SET on the private server (repeatable)\n"
     "  --worker PATH          the rtq-worker binary (the one built with rtq-bench)\n"
@@ -130,6 +133,23 @@ static void defaults(rtq__bench_opts *o) {
   o->redis_server = "redis-server";
 }
 
+/* --redis-url-file: the URL into a buffer of the options; errors name the
+ * file, never what it holds. */
+static int read_url_file(rtq__bench_opts *o, const char *path) {
+  char why[512];
+  rtq_config cfg;
+  rtq_config_defaults(&cfg);
+  if (rtq_config_set(&cfg, "redis_url_file", path, why, sizeof why) != 0) {
+    fprintf(stderr, "rtq-bench: --redis-url-file: %s\n", why);
+    return -1;
+  }
+  memcpy(o->url_buf, cfg.redis_url, sizeof o->url_buf);
+  memset(&cfg, 0, sizeof cfg);
+  o->redis_url = o->url_buf;
+  o->redis_url_file = path;
+  return 0;
+}
+
 int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
   defaults(o);
   bool n_given = false, lat_given = false, scaling_given = false;
@@ -165,7 +185,13 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
     } else if (strcmp(a, "--timeout") == 0) {
       NEEDS_VALUE rc = parse_int(a, v, 1, 86400, &o->phase_timeout_s);
     } else if (strcmp(a, "--redis") == 0) {
-      NEEDS_VALUE o->redis_url = v;
+      /* Used from a copy; the password in argv is overwritten (ps). */
+      NEEDS_VALUE snprintf(o->url_buf, sizeof o->url_buf, "%s", v);
+      o->redis_url = o->url_buf;
+      o->redis_url_file = NULL;
+      rtq_config_hide_secret(argv[i + 1]);
+    } else if (strcmp(a, "--redis-url-file") == 0) {
+      NEEDS_VALUE rc = read_url_file(o, v);
     } else if (strcmp(a, "--redis-server") == 0) {
       NEEDS_VALUE o->redis_server = v;
     } else if (strcmp(a, "--redis-set") == 0) {

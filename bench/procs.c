@@ -56,8 +56,9 @@ int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
   int argc = 0;
   for (int i = 0; i < o->nwrap; i++) argv[argc++] = o->wrap[i];
   argv[argc++] = bin;
-  argv[argc++] = "--redis";
-  argv[argc++] = r->url;
+  /* A URL from a file may hold a password: the workers read the file too. */
+  argv[argc++] = o->redis_url_file != NULL ? "--redis-url-file" : "--redis";
+  argv[argc++] = o->redis_url_file != NULL ? o->redis_url_file : r->url;
   argv[argc++] = "--namespace";
   argv[argc++] = ns;
   argv[argc++] = "--concurrency";

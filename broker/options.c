@@ -59,6 +59,7 @@ static const int_setting int_settings[] = {
 /* Flags that are the shared settings of config.h under the same name. */
 static const char *const config_flags[] = {
     "redis",            "redis_url",        "redis-url",           "redis_url",
+    "redis-url-file",   "redis_url_file",   "redis_url_file",      "redis_url_file",
     "namespace",        "namespace",        "cleanup-interval",    "cleanup_interval",
     "max-task-history", "max_task_history", "task-result-ttl",     "task_result_ttl",
     "log-level",        "log_level",        "enable-task-history", "enable_task_history",
@@ -216,6 +217,8 @@ const char *rtq_broker_usage(void) {
          "  --redis URL, --redis-url URL\n"
          "                           redis://[user:pass@]host[:port][/db] or unix:///path\n"
          "                           (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
+         "  --redis-url-file FILE    read that URL from FILE, so no password is in argv\n"
+         "                           (RTQ_REDIS_URL_FILE)\n"
          "  --namespace NS           key prefix (RTQ_NAMESPACE; default rtq)\n"
          "  --heartbeat-ttl D        a worker silent this long is dead (RTQ_HEARTBEAT_TTL;\n"
          "                           default 30s)\n"

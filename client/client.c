@@ -153,7 +153,18 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   rtq_config cfg;
   char err[256];
   rtq_config_defaults(&cfg);
-  if (rtq_config_from_env(&cfg, err, sizeof err) != 0) {
+  /* A URL the caller gives makes RTQ_REDIS_URL(_FILE) moot: not read. */
+  static const char *const url_settings[] = {"redis_url", "redis_url_file", NULL};
+  bool own_url = o->redis_url != NULL || o->redis_url_file != NULL;
+  if (rtq_config_from_env_except(&cfg, own_url ? url_settings : NULL, err, sizeof err) != 0) {
+    rtq__client_err(NULL, "%s", err);
+    return RTQ_EINVAL;
+  }
+  if (o->redis_url != NULL && o->redis_url_file != NULL) {
+    rtq__client_err(NULL, "give redis_url or redis_url_file, not both");
+    return RTQ_EINVAL;
+  }
+  if (o->redis_url_file != NULL && rtq_config_set(&cfg, "redis_url_file", o->redis_url_file, err, sizeof err) != 0) {
     rtq__client_err(NULL, "%s", err);
     return RTQ_EINVAL;
   }

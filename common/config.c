@@ -8,17 +8,20 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "rtq/common.h"
 
-typedef enum kind { K_INT, K_BOOL, K_LEVEL, K_URL, K_NS } kind;
+typedef enum kind { K_INT, K_BOOL, K_LEVEL, K_URL, K_URL_FILE, K_NS } kind;
 
 typedef struct setting {
   const char *name;
@@ -38,6 +41,8 @@ static const setting settings[] = {
     {"cleanup_interval", K_INT, OFF(cleanup_interval), 1, 86400},
     {"max_task_history", K_INT, OFF(max_task_history), 0, 100000000},
     {"redis_url", K_URL, OFF(redis_url), 0, 0},
+    /* After redis_url: with both variables set, the file wins. */
+    {"redis_url_file", K_URL_FILE, OFF(redis_url_file), 0, 0},
     {"namespace", K_NS, OFF(ns), 0, 0},
 };
 
@@ -170,6 +175,28 @@ static int apply(rtq_config *c, const setting *s, const char *value, char *errbu
       memcpy(field, value, strlen(value) + 1);
       return 0;
     }
+    case K_URL_FILE: {
+      rtq_redis_url u;
+      char url[sizeof c->redis_url], why[256];
+      if (strlen(value) >= sizeof c->redis_url_file) {
+        errf(errbuf, errcap, "invalid %s: a path longer than %zu bytes", s->name, sizeof c->redis_url_file - 1);
+        return RTQ_EINVAL;
+      }
+      int rc = rtq_config_read_url_file(value, url, sizeof url, why, sizeof why);
+      if (rc != 0) {
+        errf(errbuf, errcap, "invalid %s: %s", s->name, why);
+      } else if (rtq_redis_url_parse(url, &u, why, sizeof why) != 0) {
+        /* The parser's reason never quotes the URL. */
+        errf(errbuf, errcap, "invalid %s: the URL in %s: %s", s->name, shown(value, buf), why);
+        rc = RTQ_EINVAL;
+      } else {
+        memcpy(c->redis_url, url, strlen(url) + 1);
+        memcpy(field, value, strlen(value) + 1);
+      }
+      memset(url, 0, sizeof url);
+      memset(&u, 0, sizeof u);
+      return rc;
+    }
     case K_NS:
       if (!ns_valid(value)) {
         errf(errbuf, errcap, "invalid %s \"%s\": expected 1..64 characters of A-Z a-z 0-9 . _ -", s->name,
@@ -196,9 +223,20 @@ int rtq_config_set(rtq_config *c, const char *name, const char *value, char *err
   return RTQ_ENOTFOUND;
 }
 
+static bool listed(const char *name, const char *const *names) {
+  for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+    if (name_matches(name, names[i])) return true;
+  return false;
+}
+
 int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap) {
+  return rtq_config_from_env_except(c, NULL, errbuf, errcap);
+}
+
+int rtq_config_from_env_except(rtq_config *c, const char *const *skip, char *errbuf, size_t errcap) {
   if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
   for (size_t i = 0; i < NSETTINGS; i++) {
+    if (listed(settings[i].name, skip)) continue;
     char var[64] = "RTQ_";
     size_t n = 4;
     for (const char *p = settings[i].name; *p != '\0' && n < sizeof var - 1; p++)
@@ -251,6 +289,7 @@ void rtq_config_print(const rtq_config *c, const char *const *names, FILE *f) {
         case K_BOOL: fputs(*(const bool *)field ? "true" : "false", f); break;
         case K_LEVEL: fputs(rtq_log_level_name(*(const rtq_log_level *)field), f); break;
         case K_URL: print_url(field, f); break;
+        case K_URL_FILE: fputs(field, f); break;
         case K_NS: fputs(field, f); break;
       }
       fputc('\n', f);
@@ -272,4 +311,48 @@ void rtq_config_hide_secret(char *arg) {
 
 void rtq_config_hide_secrets(int argc, char **argv) {
   for (int i = 1; i < argc; i++) rtq_config_hide_secret(argv[i]);
+}
+
+int rtq_config_read_url_file(const char *path, char *out, size_t cap, char *errbuf, size_t errcap) {
+  char buf[72];
+  if (cap > 0) out[0] = '\0';
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    errf(errbuf, errcap, "cannot open %s: %s", shown(path, buf), strerror(errno));
+    return RTQ_EIO;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    errf(errbuf, errcap, "%s is not a regular file", shown(path, buf));
+    close(fd);
+    return RTQ_EINVAL;
+  }
+  /* The URL holds the password: a file others may read gives it away. */
+  if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0)
+    rtq_log(RTQ_LOG_WARNING, "the redis URL file is readable or writable by other users; chmod 600 it", "path",
+            shown(path, buf), NULL);
+  size_t n = 0;
+  ssize_t got = 0;
+  while (n < cap && (got = read(fd, out + n, cap - n)) > 0) n += (size_t)got;
+  int saved = errno;
+  close(fd);
+  if (got < 0) {
+    errf(errbuf, errcap, "cannot read %s: %s", shown(path, buf), strerror(saved));
+    memset(out, 0, cap);
+    return RTQ_EIO;
+  }
+  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) n--;
+  /* The messages below describe the content, never quote it. */
+  const char *bad = n >= cap ? "is too long for a redis URL"
+                    : n == 0 ? "is empty"
+                    : memchr(out, '\0', n) != NULL ? "holds a NUL byte"
+                    : memchr(out, '\n', n) != NULL ? "holds more than one line"
+                    : NULL;
+  if (bad != NULL) {
+    errf(errbuf, errcap, "%s %s", shown(path, buf), bad);
+    memset(out, 0, cap);
+    return RTQ_EINVAL;
+  }
+  out[n] = '\0';
+  return 0;
 }

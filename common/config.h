@@ -10,6 +10,7 @@
  *   cleanup_interval      3600 (s)                    RTQ_CLEANUP_INTERVAL
  *   max_task_history      10000                       RTQ_MAX_TASK_HISTORY
  *   redis_url             redis://127.0.0.1:6379/0    RTQ_REDIS_URL
+ *   redis_url_file        (none)                      RTQ_REDIS_URL_FILE
  *   namespace             rtq                         RTQ_NAMESPACE
  *
  * Precedence: defaults < environment < command-line flags. Binaries set
@@ -35,6 +36,7 @@ typedef struct rtq_config {
   int cleanup_interval;       /* s, 1..86400 */
   int max_task_history;       /* 0..100000000 */
   char redis_url[512];
+  char redis_url_file[1024];  /* setting it reads the file into redis_url */
   char ns[65];
 } rtq_config;
 
@@ -49,6 +51,8 @@ void rtq_config_defaults(rtq_config *c);
  * Booleans accept true/false/1/0/yes/no/on/off. Names match in any case.
  * On error c is unchanged. A redis_url error never repeats the URL (it may
  * hold a password); other errors quote the value, cut to 64 bytes.
+ * redis_url_file reads the file at once (rtq_config_read_url_file) and
+ * sets redis_url from it; its errors name the path, never the content.
  */
 int rtq_config_set(rtq_config *c, const char *name, const char *value, char *errbuf, size_t errcap);
 
@@ -58,6 +62,20 @@ int rtq_config_set(rtq_config *c, const char *name, const char *value, char *err
  * before it stay applied. Reads the environment: not safe against a
  * concurrent setenv. */
 int rtq_config_from_env(rtq_config *c, char *errbuf, size_t errcap);
+/* The same, leaving out the settings named in skip (NULL-terminated; may be
+ * NULL): a library given the URL by its caller does not read the
+ * variables that would only be overridden. */
+int rtq_config_from_env_except(rtq_config *c, const char *const *skip, char *errbuf, size_t errcap);
+
+/*
+ * Reads a Redis URL from the file at path into out (cap bytes): one line,
+ * its trailing newline (LF or CRLF) stripped. Logs a warning when others
+ * may read or write the file. Returns 0; RTQ_EIO (cannot open or read it)
+ * or RTQ_EINVAL (not a regular file, empty, too long, several lines, a NUL
+ * byte), with errbuf naming the path and the reason, never the content.
+ * The URL itself is not parsed here.
+ */
+int rtq_config_read_url_file(const char *path, char *out, size_t cap, char *errbuf, size_t errcap);
 
 /*
  * Writes "name=value" lines for the settings named in names (a

@@ -1,7 +1,7 @@
 /*
  * main.c - rtq-web: the dashboard, its JSON API, live events and /metrics.
  *
- *   rtq-web [--listen 127.0.0.1:8321] [--redis URL] [--namespace NS]
+ *   rtq-web [--listen 127.0.0.1:8321] [--redis URL | --redis-url-file FILE] [--namespace NS]
  *           [--auth-token-file FILE] [--read-only] ...
  *
  * Start-up refuses a non-loopback --listen without a token file: the API
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "hub.h"
 #include "history.h"
 #include "http.h"
@@ -28,6 +29,8 @@ static const char usage[] =
     "  --listen HOST:PORT        address to serve (default 127.0.0.1:8321; [::1]:PORT for IPv6;\n"
     "                            port 0 picks a free one). Not loopback: needs --auth-token-file\n"
     "  --redis URL               redis://[user:pass@]host[:port][/db] or unix:///path (RTQ_REDIS_URL)\n"
+    "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
+    "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
     "  --auth-token-file FILE    bearer token (at least 16 printable characters) that every\n"
     "                            API request, /metrics and each action must carry\n"
@@ -58,12 +61,13 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
   return 0;
 }
 
-enum { O_LISTEN = 256, O_REDIS, O_NS, O_TOKEN, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP, O_VERSION };
+enum { O_LISTEN = 256, O_REDIS, O_URL_FILE, O_NS, O_TOKEN, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP, O_VERSION };
 
 static int parse(int argc, char **argv, web_options *o) {
   static const struct option opts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
       {"redis", required_argument, NULL, O_REDIS},
+      {"redis-url-file", required_argument, NULL, O_URL_FILE},
       {"namespace", required_argument, NULL, O_NS},
       {"auth-token-file", required_argument, NULL, O_TOKEN},
       {"read-only", no_argument, NULL, O_RO},
@@ -81,6 +85,7 @@ static int parse(int argc, char **argv, web_options *o) {
     switch (c) {
       case O_LISTEN: o->listen = optarg; break;
       case O_REDIS: o->redis_url = optarg; break;
+      case O_URL_FILE: o->redis_url_file = optarg; break;
       case O_NS: o->ns = optarg; break;
       case O_TOKEN: o->token_file = optarg; break;
       case O_RO: o->read_only = true; break;
@@ -124,6 +129,16 @@ int main(int argc, char **argv) {
                    .max_connections = 512};
   int rc = parse(argc, argv, &o);
   if (rc >= 0) return rc;
+  if (o.redis_url != NULL && o.redis_url_file != NULL) return die_usage("give --redis or --redis-url-file, not both");
+  /* The client is given a copy; the password in argv is overwritten so
+   * that ps and /proc/<pid>/cmdline do not show it. */
+  static char url_copy[1024];
+  if (o.redis_url != NULL) {
+    if (strlen(o.redis_url) >= sizeof url_copy) return die_usage("--redis: the URL is too long");
+    memcpy(url_copy, o.redis_url, strlen(o.redis_url) + 1);
+    o.redis_url = url_copy;
+  }
+  rtq_config_hide_secrets(argc, argv);
 
   /* One request or stream thread each: glibc would give each its own
    * malloc arena and keep what they freed. Two arenas keep the RSS near
@@ -155,6 +170,7 @@ int main(int argc, char **argv) {
   rtq_client_options co;
   memset(&co, 0, sizeof co);
   co.redis_url = o.redis_url;
+  co.redis_url_file = o.redis_url_file;
   co.ns = o.ns;
   if (rtq_client_new(&co, &w.client) != 0) {
     fprintf(stderr, "rtq-web: %s\n", rtq_client_errstr(NULL));

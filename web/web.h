@@ -40,6 +40,7 @@ typedef struct web_hub web_hub;
 typedef struct web_options {
   const char *listen;        /* "127.0.0.1:8321" */
   const char *redis_url;     /* NULL: RTQ_REDIS_URL, else the client default */
+  const char *redis_url_file; /* NULL: RTQ_REDIS_URL_FILE; else the URL is read from it */
   const char *ns;            /* NULL: RTQ_NAMESPACE, else "rtq" */
   const char *token_file;    /* NULL: no token (loopback only, no actions) */
   bool read_only;

@@ -29,6 +29,8 @@ static const char usage[] =
     "  --redis URL, --redis-url URL\n"
     "                            redis://[user:pass@]host[:port][/db] or unix:///path\n"
     "                            (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
+    "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
+    "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
     "  --cluster                 put the namespace in a hash tag (Redis Cluster)\n"
     "  --queue NAME[:WEIGHT]     serve a queue; repeat for several (default: default:1)\n"
@@ -81,7 +83,7 @@ static const char usage[] =
     "Each setting's flag also takes its name with underscores (--max_concurrent_tasks).\n";
 
 enum {
-  OPT_REDIS = 256, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
+  OPT_REDIS = 256, OPT_URL_FILE, OPT_NS, OPT_CLUSTER, OPT_QUEUE, OPT_STRICT, OPT_CONC, OPT_ISO, OPT_RAS, OPT_RCPU,
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
   OPT_PAYLOAD, OPT_STACK, OPT_ABANDONED, OPT_PRINT, OPT_EXEC, OPT_EXEC_POOL, OPT_EXEC_ONESHOT, OPT_HELP,
@@ -128,6 +130,8 @@ static const struct option longopts[] = {
      * and the README's table (test_settings reads that table). */
     {"redis-url", required_argument, NULL, OPT_REDIS},
     {"redis_url", required_argument, NULL, OPT_REDIS},
+    {"redis-url-file", required_argument, NULL, OPT_URL_FILE},
+    {"redis_url_file", required_argument, NULL, OPT_URL_FILE},
     {"max_concurrent_tasks", required_argument, NULL, OPT_CONC},
     {"default_timeout", required_argument, NULL, OPT_DTIMEOUT},
     {"task_result_ttl", required_argument, NULL, OPT_RTTL},
@@ -161,8 +165,8 @@ typedef struct cli {
 /* The settings of config.h that rtq-worker uses (--print-config). */
 static const char *const worker_settings[] = {
     "max_concurrent_tasks", "default_timeout", "task_result_ttl", "enable_task_history",
-    "log_level",            "max_task_history", "redis_url",      "namespace",
-    NULL};
+    "log_level",            "max_task_history", "redis_url",      "redis_url_file",
+    "namespace",            NULL};
 
 static int die_usage(const char *fmt, const char *arg) {
   fprintf(stderr, "rtq-worker: ");
@@ -220,6 +224,7 @@ static int parse_flags(cli *c, int argc, char **argv) {
     int *dur = NULL;
     switch (opt) {
       case OPT_REDIS: rc = set_cfg(c, "redis_url", optarg); break;
+      case OPT_URL_FILE: rc = set_cfg(c, "redis_url_file", optarg); break;
       case OPT_NS: rc = set_cfg(c, "namespace", optarg); break;
       case OPT_CLUSTER: c->o.cluster = true; break;
       case OPT_QUEUE: rc = add_queue(c, optarg); break;
@@ -339,6 +344,7 @@ int main(int argc, char **argv) {
   /* The URL may hold the password: handlers, and the programs they start,
    * inherit the environment, so it leaves it once read. */
   unsetenv("RTQ_REDIS_URL");
+  unsetenv("RTQ_REDIS_URL_FILE");
   if (rc != 0) return rc;
   if (c.print_config) {
     rtq_config_print(&c.cfg, worker_settings, stdout);

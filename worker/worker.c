@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "config.h"
 #include "defaults.h"
 #include "errbuf.h"
 #include "ids.h"
@@ -173,6 +174,13 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
   if (w == NULL) return RTQ_ENOMEM;
   w->o = *opts;
   int rc = normalise(&w->o, errbuf, errcap);
+  rtq_config file_cfg; /* redis_url_file's URL, until it is copied below */
+  if (rc == 0 && w->o.redis_url_file != NULL) {
+    rtq_config_defaults(&file_cfg);
+    rc = rtq_config_set(&file_cfg, "redis_url_file", w->o.redis_url_file, errbuf, errcap) == 0 ? 0 : RTQ_EINVAL;
+    w->o.redis_url = file_cfg.redis_url;
+    w->o.redis_url_file = NULL;
+  }
   if (rc == 0) rc = rtq_redis_url_parse(w->o.redis_url, &w->url, errbuf, errcap);
   if (rc == 0) {
     w->redis_url = strdup(w->o.redis_url);
@@ -181,6 +189,7 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
     w->o.redis_url = w->redis_url;
     w->o.ns = w->ns;
   }
+  if (opts->redis_url_file != NULL) memset(&file_cfg, 0, sizeof file_cfg);
   if (rc == 0) rc = rtq__queues_init(&w->queues, opts->queues, opts->nqueues, opts->strict_priority, errbuf, errcap);
   w->o.queues = NULL;
   w->o.nqueues = 0;

@@ -106,6 +106,8 @@ static const struct global {
 } globals[] = {
     {"redis", "redis_url", offsetof(cli, redis_url)},
     {"redis-url", "redis_url", offsetof(cli, redis_url)},
+    /* After the URL: a file given as well wins. */
+    {"redis-url-file", "redis_url_file", offsetof(cli, redis_url_file)},
     {"namespace", "namespace", offsetof(cli, ns)},
     {"log-level", "log_level", offsetof(cli, log_level)},
     {"task-result-ttl", "task_result_ttl", offsetof(cli, task_result_ttl)},
@@ -169,7 +171,7 @@ static int resolve(const cli *ctx, rtq_config *cfg) {
 
 int cli_print_settings(const cli *ctx) {
   static const char *const used[] = {"task_result_ttl", "enable_task_history", "log_level", "redis_url",
-                                     "namespace", NULL};
+                                     "redis_url_file", "namespace", NULL};
   rtq_config cfg;
   int rc = resolve(ctx, &cfg);
   if (rc == CLI_OK) rtq_config_print(&cfg, used, stdout);

@@ -28,6 +28,7 @@ enum {
 /* One run of the tool. */
 typedef struct cli {
   const char *redis_url;  /* --redis; NULL: RTQ_REDIS_URL or the default */
+  const char *redis_url_file; /* --redis-url-file; NULL: RTQ_REDIS_URL_FILE or none */
   const char *ns;         /* --namespace; NULL: RTQ_NAMESPACE or "rtq" */
   bool json;              /* --json */
   rtq_client *client;     /* set by cli_connect */

@@ -45,6 +45,7 @@ static void usage(FILE *f) {
           "\n"
           "Global options (before or after the command; '_' may stand for '-'):\n"
           "  --redis URL, --redis-url URL   (RTQ_REDIS_URL; default redis://127.0.0.1:6379/0)\n"
+          "  --redis-url-file FILE          read that URL from FILE (RTQ_REDIS_URL_FILE)\n"
           "  --namespace NS                 (RTQ_NAMESPACE; default rtq)\n"
           "  --log-level LEVEL              DEBUG, INFO, WARNING, ERROR (RTQ_LOG_LEVEL; WARNING)\n"
           "  --task-result-ttl SECONDS      TTL of a task cancelled while pending\n"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +113,46 @@ static void test_client_new_bad_options(void **state) {
   o.reply_spin_us = -2;
   assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
   rtq_client_free(NULL);
+}
+
+/* redis_url_file: the URL, password included, comes from a file; with
+ * redis_url as well, or a missing file, rtq_client_new refuses, naming
+ * the file; a URL given makes RTQ_REDIS_URL_FILE moot (not read). */
+static void test_client_new_url_file(void **state) {
+  (void)state;
+  char path[300], url[300];
+  snprintf(path, sizeof path, "%s/client-url-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+  snprintf(url, sizeof url, "redis://default:L1bSecret@%s\n", rtq_test_redis_url() + strlen("redis://"));
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(url, f);
+  fclose(f);
+  assert_int_equal(chmod(path, 0600), 0);
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url_file = path;
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&o, &c), 0);
+  char id[RTQ_TASK_ID_SIZE];
+  assert_int_equal(rtq_create_task(c, "file.url", NULL, NULL, id, NULL), 0);
+  rtq_client_free(c);
+
+  o.redis_url = rtq_test_redis_url();
+  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(NULL), "not both"));
+  o.redis_url = NULL;
+  unlink(path);
+  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(NULL), path));
+  assert_non_null(strstr(rtq_client_errstr(NULL), "No such file"));
+
+  setenv("RTQ_REDIS_URL_FILE", path, 1);
+  o.redis_url_file = NULL;
+  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL); /* the variable is read... */
+  o.redis_url = rtq_test_redis_url();
+  assert_int_equal(rtq_client_new(&o, &c), 0);          /* ...unless a URL is given */
+  rtq_client_free(c);
+  unsetenv("RTQ_REDIS_URL_FILE");
 }
 
 /* The reply spin changes how a client waits, never what it reads: with it
@@ -595,6 +636,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_client_new_from_env, setup),
       cmocka_unit_test_setup(test_client_new_bad_options, setup),
+      cmocka_unit_test_setup(test_client_new_url_file, setup),
       cmocka_unit_test_setup(test_client_new_redis_down, setup),
       cmocka_unit_test_setup(test_client_reply_spin_settings_read_the_same, setup),
       cmocka_unit_test_setup(test_client_new_redis_stopped, setup),

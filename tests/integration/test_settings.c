@@ -8,7 +8,9 @@
  * cell is a dash refuses the setting's flag (exit 2). The table and the
  * binaries therefore cannot drift apart (--print-config exits before
  * connecting). Last, a password given in --redis does not stay visible in
- * /proc/<pid>/cmdline of a running worker, broker or rtq.
+ * /proc/<pid>/cmdline of a running worker, broker or rtq, and one in a
+ * --redis-url-file (RTQ_REDIS_URL_FILE) shows in neither the process's
+ * cmdline, its environment nor any error.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +45,9 @@ typedef struct row {
 static row rows[MAX_ROWS];
 static int nrows;
 
+/* A file holding a URL, for redis_url_file (written by setup_group). */
+static char url_file[256];
+
 /* A value to give each setting and how --print-config shows it back. */
 static const struct sample {
   const char *setting, *given, *shown;
@@ -53,6 +60,7 @@ static const struct sample {
     {"cleanup_interval", "77", "77"},
     {"max_task_history", "55", "55"},
     {"redis_url", "redis://127.0.0.1:1/3", "redis://127.0.0.1:1/3"},
+    {"redis_url_file", url_file, url_file},
     {"namespace", "ns-test", "ns-test"},
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
@@ -335,9 +343,160 @@ static void test_settings_password_hidden_from_cmdline(void **state) {
   rtq_conn_free(c);
 }
 
+static void write_file(const char *path, const char *text, mode_t mode) {
+  unlink(path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  assert_int_equal(fchmod(fd, mode), 0);
+  close(fd);
+}
+
+static const char *tmpdir(void) { return getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"; }
+
+/* The URL read from the file is the one used: --print-config shows it
+ * (password masked) next to the path. */
+static void test_settings_url_file_sets_the_url(void **state) {
+  (void)state;
+  char out[8192], path[300];
+  snprintf(path, sizeof path, "%s/settings-url-pw-%d", tmpdir(), (int)getpid());
+  write_file(path, "redis://app:F1leSecret@127.0.0.1:2/5\r\n", 0600);
+  for (int b = 0; b < NBINS; b++) {
+    const char *args[] = {"--print-config", "--redis-url-file", path, NULL};
+    int rc = run(b, args, NULL, out, sizeof out);
+    if (rc != 0) fail_msg("%s --redis-url-file: exit %d\n%s", bin_rel[b], rc, out);
+    assert_non_null(strstr(out, "redis_url=redis://app:***@127.0.0.1:2/5\n"));
+    assert_null(strstr(out, "F1leSecret"));
+    assert_null(strstr(out, "warning"));
+  }
+  unlink(path);
+}
+
+/* A missing file, a file with a bad URL, an empty one: exit 2 with the
+ * path and the reason, never the content; a file others may read works,
+ * with a warning. Each binary, rtq-web included. */
+static void test_settings_url_file_errors_never_show_the_content(void **state) {
+  (void)state;
+  char out[8192], missing[300], bad[300], empty[300], open_[300];
+  snprintf(missing, sizeof missing, "%s/settings-no-such-file-%d", tmpdir(), (int)getpid());
+  snprintf(bad, sizeof bad, "%s/settings-bad-url-%d", tmpdir(), (int)getpid());
+  snprintf(empty, sizeof empty, "%s/settings-empty-url-%d", tmpdir(), (int)getpid());
+  snprintf(open_, sizeof open_, "%s/settings-open-url-%d", tmpdir(), (int)getpid());
+  unlink(missing);
+  write_file(bad, "redis://u:Se/cretPw@h\n", 0600);
+  write_file(empty, "\n", 0600);
+  write_file(open_, "redis://u:OpenPw@127.0.0.1:2/0\n", 0644);
+  for (int b = 0; b < NBINS; b++) {
+    const char *a1[] = {"--print-config", "--redis-url-file", missing, NULL};
+    assert_int_equal(run(b, a1, NULL, out, sizeof out), 2);
+    assert_non_null(strstr(out, missing));
+    assert_non_null(strstr(out, "No such file"));
+    const char *a2[] = {"--print-config", "--redis-url-file", bad, NULL};
+    assert_int_equal(run(b, a2, NULL, out, sizeof out), 2);
+    assert_non_null(strstr(out, bad));
+    assert_null(strstr(out, "cretPw"));
+    const char *a3[] = {"--print-config", "--redis-url-file", empty, NULL};
+    assert_int_equal(run(b, a3, NULL, out, sizeof out), 2);
+    assert_non_null(strstr(out, "is empty"));
+    /* The variable, with the same errors. */
+    char var[400];
+    snprintf(var, sizeof var, "RTQ_REDIS_URL_FILE=%s", bad);
+    const char *env[NSAMPLES + 2];
+    env_with(env, var);
+    const char *a4[] = {"--print-config", NULL};
+    assert_int_equal(run(b, a4, env, out, sizeof out), 2);
+    assert_non_null(strstr(out, "RTQ_REDIS_URL_FILE"));
+    assert_null(strstr(out, "cretPw"));
+    const char *a5[] = {"--print-config", "--redis-url-file", open_, NULL};
+    assert_int_equal(run(b, a5, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "readable or writable by other users"));
+    assert_null(strstr(out, "OpenPw"));
+  }
+  /* rtq-web reads it through the client library. */
+  char web[1024];
+  assert_non_null(rtq_test_bin_path("web/rtq-web", web, sizeof web));
+  const char *wargv[] = {web, "--listen", "127.0.0.1:0", "--redis-url-file", bad, NULL};
+  char log[400];
+  snprintf(log, sizeof log, "%s/settings-web-%d.out", tmpdir(), (int)getpid());
+  pid_t pid = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = web, .argv = wargv, .output_path = log});
+  int st = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 10000, &st), 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+  FILE *f = fopen(log, "r");
+  assert_non_null(f);
+  size_t got = fread(out, 1, sizeof out - 1, f);
+  out[got] = '\0';
+  fclose(f);
+  assert_non_null(strstr(out, bad));
+  assert_null(strstr(out, "cretPw"));
+  unlink(log);
+  unlink(bad);
+  unlink(empty);
+  unlink(open_);
+}
+
+/* Each binary runs against Redis with the URL, password included, from a
+ * file (the flag, or RTQ_REDIS_URL_FILE for the broker): it works, and
+ * the password is in neither its cmdline nor its environment. */
+static void test_settings_url_file_keeps_the_password_out_of_proc(void **state) {
+  (void)state;
+  const char *base = rtq_test_redis_url();
+  char url[256], path[300], var[400];
+  snprintf(url, sizeof url, "redis://default:Sup3rSecretPw@%s\n", base + strlen("redis://"));
+  snprintf(path, sizeof path, "%s/settings-url-run-%d", tmpdir(), (int)getpid());
+  write_file(path, url, 0600);
+  snprintf(var, sizeof var, "RTQ_REDIS_URL_FILE=%s", path);
+  rtq_conn *c = rtq_test_conn();
+  rtq_test_redis_flush();
+  rtq_keys k;
+  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
+
+  const char *wargs[] = {"--redis-url-file", path, "--demo-handlers", NULL};
+  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", rtq_keys_workers(&k).s, "--redis-url-file");
+  char bin[1024];
+  assert_non_null(rtq_test_bin_path(bin_rel[BROKER], bin, sizeof bin));
+  const char *bargv[] = {bin, NULL};
+  const char *benv[] = {var, NULL};
+  pid_t b = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = bargv, .env = benv});
+  assert_true(b > 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "EXISTS", rtq_keys_lease(&k).s, NULL) == 1, 10000);
+  const char *eargs[] = {"--redis-url-file", path, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
+  pid_t r = run_hiding(CLI, eargs, c, "LLEN", rtq_keys_queue(&k, "nobody").s, "--redis-url-file");
+  pid_t all[] = {w, b, r};
+  for (int i = 0; i < 3; i++) {
+    char p[64], env[8192];
+    snprintf(p, sizeof p, "/proc/%d/environ", (int)all[i]);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    size_t n = fread(env, 1, sizeof env - 1, f);
+    fclose(f);
+    for (size_t j = 0; j < n; j++)
+      if (env[j] == '\0') env[j] = ' ';
+    env[n] = '\0';
+    assert_null(strstr(env, "Sup3rSecretPw"));
+    assert_false(cmdline_shows(all[i], "Sup3rSecretPw"));
+  }
+  int st = 0;
+  assert_int_equal(rtq_test_terminate(r, SIGTERM, 10000, &st), 0);
+  assert_int_equal(rtq_test_terminate(b, SIGTERM, 10000, &st), 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, &st), 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  rtq_conn_free(c);
+  unlink(path);
+}
+
 static int setup_group(void **state) {
   (void)state;
   read_table();
+  snprintf(url_file, sizeof url_file, "%s/settings-url-%d", tmpdir(), (int)getpid());
+  write_file(url_file, "redis://127.0.0.1:1/4\n", 0600);
+  return 0;
+}
+
+static int teardown_group(void **state) {
+  (void)state;
+  unlink(url_file);
   return 0;
 }
 
@@ -349,6 +508,9 @@ int main(void) {
       cmocka_unit_test(test_settings_unlisted_flags_are_refused),
       cmocka_unit_test(test_settings_print_config_hides_the_password),
       cmocka_unit_test(test_settings_password_hidden_from_cmdline),
+      cmocka_unit_test(test_settings_url_file_sets_the_url),
+      cmocka_unit_test(test_settings_url_file_errors_never_show_the_content),
+      cmocka_unit_test(test_settings_url_file_keeps_the_password_out_of_proc),
   };
-  return cmocka_run_group_tests(tests, setup_group, NULL);
+  return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }

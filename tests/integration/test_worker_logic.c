@@ -1,20 +1,24 @@
 /*
  * test_worker_logic.c - the worker's pure logic, without a loop or Redis:
  * pop-round planning (weights, strict priority, eligibility, idle rounds),
- * the progress coalescer, and the child-pipe framing.
+ * the progress coalescer, the child-pipe framing, and the options'
+ * redis_url_file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "../../worker/frame.h"
 #include "../../worker/progress.h"
 #include "../../worker/queues.h"
+#include "rtq/worker.h"
 
 static void make_queues(rtq__queues *qs, bool strict, int n, ...) {
   rtq_worker_queue list[8];
@@ -275,6 +279,35 @@ static void test_worker_frame_crash_tail(void **state) {
   rtq__frame_reader_destroy(&r);
 }
 
+/* rtq_worker_new reads redis_url_file in place of redis_url: a bad URL in
+ * it, or a missing file, is refused with the file named, the content never
+ * quoted. */
+static void test_worker_options_redis_url_file(void **state) {
+  (void)state;
+  char path[300], err[512];
+  snprintf(path, sizeof path, "%s/worker-url-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+  rtq_worker_options o;
+  rtq_worker_options_init(&o);
+  o.redis_url_file = path;
+  rtq_worker *w = NULL;
+  unlink(path);
+  assert_int_equal(rtq_worker_new(&o, &w, err, sizeof err), RTQ_EINVAL);
+  assert_non_null(strstr(err, path));
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("redis://u:Wrk/Secret@h\n", f);
+  fclose(f);
+  assert_int_equal(rtq_worker_new(&o, &w, err, sizeof err), RTQ_EINVAL);
+  assert_null(strstr(err, "Secret"));
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("redis://u:WrkSecret@127.0.0.1:1/0\n", f);
+  fclose(f);
+  assert_int_equal(rtq_worker_new(&o, &w, err, sizeof err), 0);
+  rtq_worker_free(w);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_worker_queues_reject_bad_input),
@@ -289,6 +322,7 @@ int main(void) {
       cmocka_unit_test(test_worker_frame_roundtrip),
       cmocka_unit_test(test_worker_frame_rejects_garbage),
       cmocka_unit_test(test_worker_frame_crash_tail),
+      cmocka_unit_test(test_worker_options_redis_url_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,11 @@ typedef struct rtq_client_options {
                                * (a call to a Redis on the same host then
                                * takes half the time, for up to that much
                                * CPU per call); -1 never; at most 1000 */
+  const char *redis_url_file; /* NULL; else a file holding the URL (one line; a
+                               * trailing newline is stripped), read here, so
+                               * the password stays out of argv and code;
+                               * RTQ_REDIS_URL_FILE when neither is given.
+                               * Not with redis_url (RTQ_EINVAL). */
 } rtq_client_options;
 
 /*

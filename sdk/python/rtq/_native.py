@@ -39,6 +39,7 @@ typedef struct rtq_client_options {
   int task_result_ttl_s;
   int history;
   int reply_spin_us;
+  const char *redis_url_file;
 } rtq_client_options;
 
 typedef struct rtq_task_options {

@@ -113,16 +113,19 @@ def _task_dict(t):
 class Client:
     """A connection pool to one Redis and namespace (librtq's rtq_client).
 
-    url defaults to RTQ_REDIS_URL, else redis://127.0.0.1:6379/0; namespace
-    to RTQ_NAMESPACE, else "rtq". Connects at once: a bad URL or an
-    unreachable Redis raises here."""
+    url defaults to RTQ_REDIS_URL, else redis://127.0.0.1:6379/0; url_file
+    (or RTQ_REDIS_URL_FILE) names a file holding the URL instead, so no
+    password sits in code or argv; namespace defaults to RTQ_NAMESPACE,
+    else "rtq". Connects at once: a bad URL or an unreachable Redis raises
+    here."""
 
     def __init__(self, url=None, namespace=None, default_queue=None, pool_size=0,
-                 connect_timeout=None, command_timeout=None):
+                 connect_timeout=None, command_timeout=None, url_file=None):
         self._c = None
         keep = _Keep()
         o = ffi.new("rtq_client_options *")
         o.redis_url = keep.str(url)
+        o.redis_url_file = keep.str(url_file)
         o.ns = keep.str(namespace)
         o.default_queue = keep.str(default_queue)
         o.pool_size = pool_size

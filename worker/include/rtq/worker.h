@@ -118,6 +118,10 @@ typedef struct rtq_worker_options {
   const char *health_file;        /* NULL; else a file whose mtime is set to now each time
                                    * Redis accepts a heartbeat (rtq-worker --health);
                                    * borrowed for the worker's life */
+  const char *redis_url_file;     /* NULL; else a file holding the URL (one line, a
+                                   * trailing newline stripped), read by
+                                   * rtq_worker_new, replacing redis_url: the
+                                   * password stays out of argv and code */
 } rtq_worker_options;
 
 /* Fills o with the defaults above. */
