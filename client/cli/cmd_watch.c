@@ -7,7 +7,10 @@
  * line and its place goes to the tasks still running.
  *
  * It subscribes to the event channel first and reads the tasks' state
- * second, so no event falls between the two.
+ * second, so no event falls between the two. A message that is not a
+ * well-formed event (it cannot say which task it is about) makes it read
+ * every watched task again, at most once per REREAD_MS, so a task whose
+ * terminal event was garbled still ends the watch.
  *
  * Rate and ETA come from the progress samples this watch has seen, timed
  * on the local monotonic clock when each arrived: the first (when the
@@ -29,6 +32,7 @@
 #include "cli.h"
 
 #define MAX_WATCHED 1000
+#define REREAD_MS 500
 #define BAR 20
 
 typedef struct entry {
@@ -51,6 +55,8 @@ typedef struct watch {
   int tty;
   int drawn;    /* lines on screen to redraw over */
   int width;
+  int reread_pending;     /* a message that was not an event came */
+  uint64_t next_reread;   /* monotonic ms: the earliest next re-read */
 } watch;
 
 static entry *find(watch *w, const char *id) {
@@ -193,15 +199,39 @@ static entry *adopt(watch *w, const char *id, int started) {
   return x;
 }
 
+/* Reads every watched task that has not ended again (a message came that
+ * may have been about any of them). */
+static void reread(watch *w) {
+  bool tty = w->tty && !w->ctx->json;
+  for (size_t i = 0; i < w->n; i++) {
+    entry *x = &w->e[i];
+    rtq_task *t = NULL;
+    if (x->done || rtq_get_task(w->ctx->client, x->id, &t) != 0) continue;
+    if (t->status != x->status || t->progress != x->progress) {
+      x->status = t->status;
+      x->progress = t->progress < 0 ? 0 : t->progress > 100 ? 100 : t->progress;
+      cli_clean(x->msg, sizeof x->msg, t->progress_message, false);
+      x->done = rtq_status_is_terminal(t->status);
+      sample(x);
+      if (!tty) print_entry(w, x);
+    }
+    rtq_task_free(t);
+  }
+  if (tty) redraw(w);
+  if (w->follow) drop_ended(w);
+}
+
 /* Applies one event: {"id", "status", "progress"?, "message"?, ...}. */
 static void apply(watch *w, const char *text) {
   json_t *o = json_loads(text, 0, NULL);
-  if (o == NULL) return;
   const char *id = json_string_value(json_object_get(o, "id"));
   const char *st = json_string_value(json_object_get(o, "status"));
   rtq_status s;
   entry *x = id != NULL ? find(w, id) : NULL;
-  if (st == NULL || rtq_status_parse(st, &s) != 0) goto out;
+  if (st == NULL || rtq_status_parse(st, &s) != 0 || rtq_validate_name(id) != 0) {
+    w->reread_pending = 1;
+    goto out;
+  }
   if (x == NULL && w->follow && s == RTQ_STATUS_RUNNING && rtq_validate_name(id) == 0) {
     x = adopt(w, id, json_object_get(o, "attempt") != NULL);
     if (x != NULL) show(w, x);
@@ -257,13 +287,24 @@ static int load(watch *w, const char **ids, int nids) {
 static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
   uint64_t start = rtq__mono_ms();
   while (w->follow || !all_done(w)) {
+    uint64_t now = rtq__mono_ms();
+    if (w->reread_pending && now >= w->next_reread) {
+      w->reread_pending = 0;
+      w->next_reread = now + REREAD_MS;
+      reread(w);
+      if (!w->follow && all_done(w)) break;
+    }
     int64_t left = -1;
     if (timeout_ms >= 0) {
       left = timeout_ms - (int64_t)(rtq__mono_ms() - start);
       if (left < 0) left = 0;
     }
+    /* A re-read put off: wake up for it. */
+    int64_t until_reread = w->reread_pending ? (int64_t)(w->next_reread - now) : -1;
+    bool for_reread = until_reread >= 0 && (left < 0 || until_reread < left);
     char *msg = NULL;
-    int err = rtq_subscription_next(sub, left, &msg);
+    int err = rtq_subscription_next(sub, for_reread ? until_reread : left, &msg);
+    if (err == RTQ_ETIMEDOUT && for_reread) continue;
     if (err == RTQ_ETIMEDOUT && w->follow) return CLI_OK;
     if (err == RTQ_ETIMEDOUT) {
       cli_error_code(rtq_err_name(RTQ_ETIMEDOUT),

@@ -31,7 +31,8 @@ const example_kind *example_kind_find(const char *name) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: rtq-example-producer [--redis URL] [--namespace NS] COMMAND ...\n"
+          "usage: rtq-example-producer [--redis URL | --redis-url-file FILE] [--namespace NS]\n"
+          "                            COMMAND ...\n"
           "\n"
           "  start file|email|export [ARGS_JSON] [--queue Q] [--timeout S]\n"
           "                          enqueue an example task and print its id at once\n"
@@ -44,7 +45,7 @@ static void usage(FILE *f) {
           "                          out; exits 0 when each ended as expected\n"
           "\n"
           "Handlers: rtq-worker --plugin .../examples.so --demo-handlers.\n"
-          "Environment: RTQ_REDIS_URL, RTQ_NAMESPACE. Exit codes: 0 ok, 1 the task ended\n"
+          "Environment: RTQ_REDIS_URL, RTQ_REDIS_URL_FILE, RTQ_NAMESPACE. Exit codes: 0 ok, 1 the task ended\n"
           "other than completed (demo: not as expected), 2 usage, 3 not found, 4 redis,\n"
           "5 timed out.\n");
 }
@@ -77,12 +78,26 @@ static int parse_seconds(const char *s, int64_t *ms) {
   return PRODUCER_OK;
 }
 
+/* Overwrites the password of a URL in argv ("redis://user:PASS@host") with
+ * '*', so ps and /proc/<pid>/cmdline no longer show it; the caller keeps a
+ * copy. A URL holding a password is better given in a file. */
+static void hide_password(char *arg) {
+  char *auth = strstr(arg, "://");
+  if (auth == NULL) return;
+  auth += 3;
+  char *at = strrchr(auth, '@');
+  char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  for (char *c = colon != NULL ? colon + 1 : at; c != NULL && c < at; c++) *c = '*';
+}
+
 /* Takes the options out of argv (anywhere, "--opt value" or "--opt=value";
  * "--" ends them) and leaves the other words in pos. */
 static int parse(producer *p, int argc, char **argv, const char **pos, int *npos) {
-  static const char *const names[] = {"redis", "namespace", "queue", "status", "file", "timeout"};
+  static const char *const names[] = {"redis", "namespace", "queue", "status", "file", "timeout",
+                                      "redis-url-file"};
   const char *timeout = NULL;
-  const char **slots[] = {&p->redis_url, &p->ns, &p->queue, &p->status, &p->file, &timeout};
+  const char **slots[] = {&p->redis_url, &p->ns, &p->queue, &p->status, &p->file, &timeout,
+                          &p->redis_url_file};
   bool opts_done = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -110,13 +125,21 @@ static int parse(producer *p, int argc, char **argv, const char **pos, int *npos
       fprintf(stderr, "rtq-example-producer: unknown option %s (see --help)\n", a);
       return PRODUCER_USAGE;
     }
+    char *value;
     if (a[2 + nlen] == '=') {
-      *slots[k] = a + 3 + nlen;
+      value = argv[i] + 3 + nlen;
     } else if (i + 1 < argc) {
-      *slots[k] = argv[++i];
+      value = argv[++i];
     } else {
       fprintf(stderr, "rtq-example-producer: %s needs a value\n", a);
       return PRODUCER_USAGE;
+    }
+    *slots[k] = value;
+    if (slots[k] == &p->redis_url) {
+      static char url[1024];
+      snprintf(url, sizeof url, "%s", value);
+      p->redis_url = url;
+      hide_password(value);
     }
   }
   return timeout != NULL ? parse_seconds(timeout, &p->timeout_ms) : PRODUCER_OK;
@@ -126,6 +149,7 @@ static int connect_client(producer *p) {
   rtq_client_options o;
   memset(&o, 0, sizeof o);
   o.redis_url = p->redis_url;
+  o.redis_url_file = p->redis_url_file;
   o.ns = p->ns;
   int rc = rtq_client_new(&o, &p->client);
   return rc == 0 ? PRODUCER_OK : producer_fail(p, rc, "connect");

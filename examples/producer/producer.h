@@ -31,6 +31,7 @@ enum {
 /* One run: the parsed command line and the client. */
 typedef struct producer {
   const char *redis_url;   /* --redis; NULL: RTQ_REDIS_URL or the default */
+  const char *redis_url_file; /* --redis-url-file; NULL: RTQ_REDIS_URL_FILE or none */
   const char *ns;          /* --namespace; NULL: RTQ_NAMESPACE or "rtq" */
   const char *queue;       /* --queue; NULL: "default" */
   const char *status;      /* --status, for list */

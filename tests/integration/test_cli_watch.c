@@ -186,6 +186,27 @@ static void test_cli_watch_timeout_and_not_found(void **state) {
   cli_free(&r);
 }
 
+/* A message that is not an event (here not UTF-8, not JSON) cannot say
+ * which task it is about: the watch reads its tasks again, so one that
+ * ended meanwhile ends the watch instead of leaving it to its timeout. */
+static void test_cli_watch_rereads_on_a_garbled_message(void **state) {
+  (void)state;
+  create("gw");
+  cli_run r;
+  START(&r, "watch", "gw", "--json", "--timeout", "20");
+  rtq_key ev = rtq_keys_chan_events(&keys);
+  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(output_has(&r, "\"gw\""), 5000);
+  rtq_key task = rtq_keys_task(&keys, "gw");
+  rtq_test_cmd_int(rc_, "HSET", task.s, "status", "completed", "progress", "100", NULL);
+  rtq_test_cmd_int(rc_, "PUBLISH", ev.s, "{\"id\":\"gw\",\"status\":\"BAD\xff", NULL);
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 0);
+  assert_true(r.ms < 5000);
+  assert_int_equal(lines_for(r.out, "gw", "completed", 100), 1);
+  cli_free(&r);
+}
+
 static void test_cli_wait_released_by_worker(void **state) {
   (void)state;
   create("bw");
@@ -238,6 +259,7 @@ int main(void) {
       T(test_cli_watch_plain_lines),
       T(test_cli_watch_tty_redraws_in_place),
       T(test_cli_watch_running_and_adopted),
+      T(test_cli_watch_rereads_on_a_garbled_message),
       T(test_cli_watch_timeout_and_not_found),
       T(test_cli_wait_released_by_worker),
       T(test_cli_enqueue_wait),
