@@ -47,12 +47,21 @@ static void test_worker_plugin_handler_runs(void **state) {
 
 /* RTQ_REDIS_URL may hold the password (docs/OPERATIONS.md): rtq-worker
  * reads it, then removes it from its environment, so neither a handler nor
- * a program the handler starts can read it, in either isolation. */
-static void env_case(const char *isolation) {
-  char so[1024], url[256], env_url[300];
+ * a program the handler starts can read it, in either isolation. The same
+ * for RTQ_REDIS_URL_FILE (use_file), which names a file holding it. */
+static void env_case(const char *isolation, bool use_file) {
+  char so[1024], url[256], env_url[600], path[300];
   assert_non_null(rtq_test_bin_path("tests/rtq-test-env-plugin.so", so, sizeof so));
   snprintf(url, sizeof url, "redis://default:Sup3rSecretPw@%s", rtq_test_redis_url() + strlen("redis://"));
   snprintf(env_url, sizeof env_url, "RTQ_REDIS_URL=%s", url);
+  snprintf(path, sizeof path, "%s/worker-env-url-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+  if (use_file) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(url, f);
+    fclose(f);
+    snprintf(env_url, sizeof env_url, "RTQ_REDIS_URL_FILE=%s", path);
+  }
   const char *argv[] = {"rtq-worker", "--plugin", so, "--isolation", isolation, NULL};
   const char *env[] = {env_url, NULL};
   tw_worker wk;
@@ -75,12 +84,15 @@ static void env_case(const char *isolation) {
   free(json);
   rtq_task_free(t);
   assert_int_equal(tw_stop(&wk, 10000), 0);
+  if (use_file) unlink(path);
 }
 
 static void test_worker_plugin_handlers_do_not_see_the_redis_url(void **state) {
   (void)state;
-  env_case("thread");
-  env_case("process");
+  env_case("thread", false);
+  env_case("process", false);
+  env_case("thread", true);
+  env_case("process", true);
 }
 
 static void test_worker_bad_plugin_refuses_to_start(void **state) {
