@@ -8,7 +8,7 @@
  * cell is a dash refuses the setting's flag (exit 2). The table and the
  * binaries therefore cannot drift apart (--print-config exits before
  * connecting). Last, a password given in --redis does not stay visible in
- * /proc/<pid>/cmdline of a running worker, broker or rtq, and one in a
+ * /proc/<pid>/cmdline of a running worker, broker, rtq or rtq-web, and one in a
  * --redis-url-file (RTQ_REDIS_URL_FILE) shows in neither the process's
  * cmdline, its environment nor any error.
  */
@@ -289,6 +289,15 @@ static bool cmdline_shows(pid_t pid, const char *needle) {
   return strstr(line, needle) != NULL;
 }
 
+static bool file_has(const char *path, const char *needle) {
+  char buf[8192];
+  FILE *f = fopen(path, "r");
+  size_t got = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f != NULL) fclose(f);
+  buf[got] = '\0';
+  return strstr(buf, needle) != NULL;
+}
+
 /* Starts bin with args; once `cmd key` answers 1 (the process is at
  * work), asserts its cmdline shows `shown` and not the password. */
 static pid_t run_hiding(int bin, const char *const *args, rtq_conn *c, const char *cmd, const char *key,
@@ -334,7 +343,22 @@ static void test_settings_password_hidden_from_cmdline(void **state) {
   pid_t r = run_hiding(CLI, eargs, c, "LLEN", rtq_keys_queue(&k, "nobody").s,
                        "redis://default:*************@127.0.0.1:");
 
+  /* rtq-web; listening means it has read its flags and connected. */
+  char web[1024], log[400];
+  assert_non_null(rtq_test_bin_path("web/rtq-web", web, sizeof web));
+  snprintf(log, sizeof log, "%s/settings-web-run-%d.out", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+           (int)getpid());
+  unlink(log);
+  const char *webargv[] = {web, "--listen", "127.0.0.1:0", "--redis", url, NULL};
+  pid_t h = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = web, .argv = webargv, .output_path = log});
+  assert_true(h > 0);
+  RTQ_TEST_WAIT_FOR(file_has(log, "listening"), 10000);
+  assert_false(cmdline_shows(h, "Sup3rSecretPw"));
+  assert_true(cmdline_shows(h, "redis://default:*************@127.0.0.1:"));
+  unlink(log);
+
   int st = 0;
+  assert_int_equal(rtq_test_terminate(h, SIGTERM, 10000, &st), 0);
   assert_int_equal(rtq_test_terminate(r, SIGTERM, 10000, &st), 0);
   assert_int_equal(rtq_test_terminate(b, SIGTERM, 10000, &st), 0);
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
