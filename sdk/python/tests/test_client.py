@@ -65,6 +65,22 @@ def test_errors_are_exceptions_with_the_library_code(url):
     assert e.value.code == "RTQ_EINVAL"
 
 
+def test_url_from_a_file(url, tmp_path):
+    """url_file: the URL, password included, read from a file by librtq;
+    a missing file raises RTQ_EINVAL naming it."""
+    f = tmp_path / "redis.url"
+    f.write_text(url.replace("redis://", "redis://default:Py5ecret@", 1) + "\n")
+    f.chmod(0o600)
+    with rtq.Client(url_file=str(f)) as c:
+        assert c.create_task("job", {})
+    missing = str(tmp_path / "nope.url")
+    with pytest.raises(rtq.Error) as e:
+        rtq.Client(url_file=missing)
+    assert e.value.code == "RTQ_EINVAL"
+    assert missing in str(e.value)
+    assert "Py5ecret" not in str(e.value)
+
+
 def test_idempotent_id_and_options(url):
     with rtq.Client(url) as c:
         tid, created = c.create_task_ex("job", {"a": 1}, id="order-42", queue="billing",
