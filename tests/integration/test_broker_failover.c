@@ -268,6 +268,7 @@ static void test_broker_failover_rejects_bad_flags(void **state) {
   assert_true(tb_file_contains(t->log, "RTQ_SWEEP_INTERVAL"));
   assert_int_equal(exit_status_of(t, (const char *const[]){"--help", NULL}, NULL), 0);
   assert_true(tb_file_contains(t->log, "--heartbeat-ttl"));
+  assert_true(tb_file_contains(t->log, "--metrics-listen"));
   /* Durations: a bare number is seconds; units are accepted. Flags beat
    * the environment. */
   assert_int_equal(exit_status_of(t,
