@@ -148,6 +148,16 @@ int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply) {
   return rc;
 }
 
+int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply) {
+  rtq_conn *conn;
+  *reply = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc != 0) return rc;
+  if ((rc = rtq_script_run(conn, a, reply)) != 0) rtq__client_conn_err(c, conn, rc, "redis");
+  rtq__pool_put(c, conn);
+  return rc;
+}
+
 /* Fills c's settings from opts, the environment and the defaults. */
 static int configure(rtq_client *c, const rtq_client_options *o) {
   rtq_config cfg;

@@ -63,6 +63,12 @@ int rtq__client_connect(rtq_client *c, int command_timeout_ms, rtq_conn **out);
  * detail is set on error; *reply is the caller's (may be NULL on error). */
 int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply);
 
+/* One script call on a pooled connection (rtq_script_run: EVALSHA, EVAL on
+ * NOSCRIPT); never resent on a lost connection, since a script is not
+ * safe to repeat in general. Detail set on error; *reply is the caller's
+ * (may be NULL on error). */
+int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply);
+
 /* Checks a caller-given name against the name pattern; RTQ_EINVAL with a
  * detail naming the argument ("task id") otherwise. */
 int rtq__check_name(const rtq_client *c, const char *what, const char *s);

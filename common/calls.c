@@ -290,6 +290,42 @@ int rtq__call_retry(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *i
   return end(&c);
 }
 
+int rtq__call_dead_requeue(rtq_argv *a, const rtq_keys *k, bool use_eval,
+                           const rtq__dead_requeue *d) {
+  call c;
+  begin(&c, a, k, RTQ_SCRIPT_DEAD_REQUEUE, 11, use_eval);
+  key(&c, rtq_keys_dead(k));
+  key(&c, rtq_keys_task(k, d->id));
+  key(&c, rtq_keys_queue(k, d->queue));
+  key(&c, rtq_keys_queues(k));
+  key(&c, rtq_keys_stats(k));
+  status_key(&c, RTQ_STATUS_PENDING);
+  status_key(&c, RTQ_STATUS_FAILED);
+  status_key(&c, RTQ_STATUS_TIMEOUT);
+  status_key(&c, RTQ_STATUS_CANCELLED);
+  key(&c, rtq_keys_history(k));
+  key(&c, rtq_keys_cancel(k, d->id));
+  bytes(&c, d->record, d->record_len);
+  bytes(&c, d->env, d->env_len);
+  str(&c, d->id);
+  str(&c, d->name);
+  str(&c, d->queue);
+  bytes(&c, d->args, d->args_len);
+  u64(&c, d->timeout_ms);
+  u64(&c, d->max_retries);
+  u64(&c, d->result_ttl_s);
+  key(&c, rtq_keys_chan_events(k));
+  return end(&c);
+}
+
+int rtq__call_dead_purge(rtq_argv *a, const rtq_keys *k, bool use_eval, uint64_t most) {
+  call c;
+  begin(&c, a, k, RTQ_SCRIPT_DEAD_PURGE, 1, use_eval);
+  key(&c, rtq_keys_dead(k));
+  u64(&c, most);
+  return end(&c);
+}
+
 int rtq__call_recover(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *dead_wid,
                       const char *id, const char *queue, const void *env, size_t env_len,
                       int64_t max_deliveries, int64_t result_ttl_s, bool history) {

@@ -117,6 +117,18 @@ int rtq__call_requeue(rtq_argv *a, const rtq_keys *k, bool use_eval, const char 
 /* current: the status the task is expected to have (and leave). */
 int rtq__call_retry(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id,
                     const char *queue, const void *env, size_t env_len, rtq_status current);
+/* Value type: a dead letter to requeue, its payload decoded by the caller
+ * (dead_requeue.lua). record: the record's bytes as P:dead holds them. */
+typedef struct rtq__dead_requeue {
+  const void *record, *env, *args;
+  size_t record_len, env_len, args_len;
+  const char *id, *name, *queue;
+  uint64_t timeout_ms, max_retries, result_ttl_s;
+} rtq__dead_requeue;
+int rtq__call_dead_requeue(rtq_argv *a, const rtq_keys *k, bool use_eval,
+                           const rtq__dead_requeue *d);
+/* Drops the most oldest records of P:dead (1..1000). */
+int rtq__call_dead_purge(rtq_argv *a, const rtq_keys *k, bool use_eval, uint64_t most);
 /* The envelope of task id (queue) in dead worker dead_wid's processing list. */
 int rtq__call_recover(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *dead_wid,
                       const char *id, const char *queue, const void *env, size_t env_len,

@@ -31,7 +31,9 @@
   XX(RETRY, retry)          \
   XX(LEASE, lease)          \
   XX(FORGET, forget)        \
-  XX(HANDBACK, handback)
+  XX(HANDBACK, handback)    \
+  XX(DEAD_REQUEUE, dead_requeue) \
+  XX(DEAD_PURGE, dead_purge)
 
 typedef enum rtq_script_id {
 #define RTQ__SCRIPT_ENUM(up, low) RTQ_SCRIPT_##up,

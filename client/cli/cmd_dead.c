@@ -1,6 +1,7 @@
 /*
- * cmd_dead.c - `rtq dead list [--limit N] [--offset N]` and `rtq dead show
- * INDEX`: the dead-letter list, decoded by the library (rtq_dead_*).
+ * cmd_dead.c - `rtq dead list [--limit N] [--offset N]`, `rtq dead show
+ * INDEX`, `rtq dead requeue INDEX|--all [--queue Q]` and `rtq dead purge
+ * [--queue Q]`: the dead-letter list, through the library (rtq_dead_*).
  *
  * Index 0 is the newest record; a record dead-lettered meanwhile shifts the
  * others by one, so `show` names the index and the id it found.
@@ -53,6 +54,17 @@ static void print_table(const rtq_dead_letters *l, json_t *const *objs, size_t o
            (unsigned long long)l->total);
 }
 
+/* Reads INDEX (0 or more) from word into *index; CLI_USAGE after printing. */
+static int parse_index(const char *word, long long *index) {
+  char *end = NULL;
+  *index = strtoll(word, &end, 10);
+  if (word[0] < '0' || word[0] > '9' || *end != '\0' || *index > 1000000000) {
+    cli_errorf("invalid INDEX \"%.64s\": expected 0 (the newest) or more", word);
+    return CLI_USAGE;
+  }
+  return CLI_OK;
+}
+
 static int dead_list(cli *ctx, int argc, char **argv) {
   enum { O_LIMIT, O_OFFSET, O_N };
   cli_opt opts[O_N] = {{"limit", OPT_VALUE, NULL}, {"offset", OPT_VALUE, NULL}};
@@ -103,12 +115,7 @@ static int dead_show(cli *ctx, int argc, char **argv) {
     cli_errorf("dead show needs an INDEX (0 is the newest; see rtq dead list)");
     rc = CLI_USAGE;
   }
-  char *end = NULL;
-  if (rc == CLI_OK) index = strtoll(pos[0], &end, 10);
-  if (rc == CLI_OK && (pos[0][0] < '0' || pos[0][0] > '9' || *end != '\0' || index > 1000000000)) {
-    cli_errorf("invalid INDEX \"%.64s\": expected 0 (the newest) or more", pos[0]);
-    rc = CLI_USAGE;
-  }
+  if (rc == CLI_OK) rc = parse_index(pos[0], &index);
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
   rtq_dead_letter *d = NULL;
@@ -123,6 +130,81 @@ static int dead_show(cli *ctx, int argc, char **argv) {
   if (text == NULL) return cli_print_json(NULL);
   puts(text);
   free(text);
+  return CLI_OK;
+}
+
+/* A letter that cannot be requeued is a refusal (exit 1, record kept), not
+ * a usage or Redis error. */
+static int refused(int err) {
+  return err == RTQ_ESTATE || err == RTQ_EDECODE || err == RTQ_ETOOBIG || err == RTQ_EVERSION ||
+         err == RTQ_EDEPTH;
+}
+
+static int dead_requeue(cli *ctx, int argc, char **argv) {
+  enum { O_ALL, O_QUEUE, O_N };
+  cli_opt opts[O_N] = {{"all", OPT_FLAG, NULL}, {"queue", OPT_VALUE, NULL}};
+  const char *pos[1];
+  int npos;
+  long long index = 0;
+  bool all;
+  int rc = cli_parse(ctx, argc, argv, opts, O_N, pos, 1, &npos);
+  all = opts[O_ALL].value != NULL;
+  if (rc == CLI_OK && all == (npos == 1)) {
+    cli_errorf("dead requeue needs an INDEX or --all (rtq dead requeue INDEX|--all [--queue Q])");
+    rc = CLI_USAGE;
+  }
+  const char *queue = opts[O_QUEUE].value;
+  if (rc == CLI_OK && queue != NULL) rc = cli_name("queue", queue);
+  if (rc == CLI_OK && !all) rc = parse_index(pos[0], &index);
+  if (rc == CLI_OK) rc = cli_connect(ctx);
+  if (rc != CLI_OK) return rc;
+  if (!all) {
+    char *id = NULL;
+    int err = rtq_dead_requeue(ctx->client, (size_t)index, queue, &id);
+    if (err != 0) {
+      rc = cli_fail(ctx, err, "dead requeue");
+      return refused(err) ? CLI_ENDED : rc;
+    }
+    if (ctx->json)
+      rc = cli_print_json(json_pack("{s:I, s:s, s:s}", "index", (json_int_t)index, "id", id,
+                                    "status", "pending"));
+    else
+      printf("requeued: dead letter %lld, task %s is pending again\n", index, id);
+    free(id);
+    return rc;
+  }
+  rtq_dead_counts n;
+  int err = rtq_dead_requeue_all(ctx->client, queue, &n);
+  if (err != 0) return cli_fail(ctx, err, "dead requeue --all");
+  if (ctx->json)
+    return cli_print_json(json_pack("{s:I, s:I, s:I}", "requeued", (json_int_t)n.done, "refused",
+                                    (json_int_t)n.refused, "other_queues", (json_int_t)n.other));
+  printf("requeued %llu dead letter(s); %llu kept (cannot be requeued: see rtq dead list)",
+         (unsigned long long)n.done, (unsigned long long)n.refused);
+  if (queue != NULL) printf("; %llu of other queues left alone", (unsigned long long)n.other);
+  printf("\n");
+  return CLI_OK;
+}
+
+static int dead_purge(cli *ctx, int argc, char **argv) {
+  enum { O_QUEUE, O_N };
+  cli_opt opts[O_N] = {{"queue", OPT_VALUE, NULL}};
+  const char *pos[1];
+  int npos;
+  int rc = cli_parse(ctx, argc, argv, opts, O_N, pos, 0, &npos);
+  const char *queue = opts[O_QUEUE].value;
+  if (rc == CLI_OK && queue != NULL) rc = cli_name("queue", queue);
+  if (rc == CLI_OK) rc = cli_connect(ctx);
+  if (rc != CLI_OK) return rc;
+  rtq_dead_counts n;
+  int err = rtq_dead_purge(ctx->client, queue, &n);
+  if (err != 0) return cli_fail(ctx, err, "dead purge");
+  if (ctx->json)
+    return cli_print_json(json_pack("{s:I, s:I}", "purged", (json_int_t)n.done, "other_queues",
+                                    (json_int_t)n.other));
+  printf("purged %llu dead letter(s)", (unsigned long long)n.done);
+  if (queue != NULL) printf("; %llu of other queues left alone", (unsigned long long)n.other);
+  printf("\n");
   return CLI_OK;
 }
 
@@ -143,6 +225,10 @@ int cmd_dead(cli *ctx, int argc, char **argv) {
   }
   if (argc >= 1 && strcmp(argv[0], "list") == 0) return dead_list(ctx, argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "show") == 0) return dead_show(ctx, argc - 1, argv + 1);
-  cli_errorf("dead needs list or show (rtq dead list [--limit N] [--offset N], rtq dead show INDEX)");
+  if (argc >= 1 && strcmp(argv[0], "requeue") == 0) return dead_requeue(ctx, argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "purge") == 0) return dead_purge(ctx, argc - 1, argv + 1);
+  cli_errorf("dead needs list, show, requeue or purge (rtq dead list [--limit N] [--offset N], "
+             "rtq dead show INDEX, rtq dead requeue INDEX|--all [--queue Q], "
+             "rtq dead purge [--queue Q])");
   return CLI_USAGE;
 }

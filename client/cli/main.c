@@ -30,7 +30,7 @@ static const struct command {
     {"stats", cmd_stats, "stats"},
     {"workers", cmd_workers, "workers"},
     {"retry", cmd_retry, "retry ID"},
-    {"dead", cmd_dead, "dead list [--limit N] [--offset N] | dead show INDEX"},
+    {"dead", cmd_dead, "dead list [--limit N] [--offset N] | dead show INDEX | dead requeue INDEX|--all [--queue Q] | dead purge [--queue Q]"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

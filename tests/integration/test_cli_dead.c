@@ -248,8 +248,8 @@ static void test_cli_dead_bounds_and_errors(void **state) {
     const char *args[6];
     const char *needle;
   } bad[] = {
-      {{"dead", NULL}, "list or show"},
-      {{"dead", "bury", NULL}, "list or show"},
+      {{"dead", NULL}, "list, show, requeue or purge"},
+      {{"dead", "bury", NULL}, "list, show, requeue or purge"},
       {{"dead", "--frob", "list", NULL}, "unknown option"},
       {{"dead", "show", NULL}, "INDEX"},
       {{"dead", "show", "-1", NULL}, "\"-1\""},

@@ -467,6 +467,61 @@ RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d);
  */
 RTQ_EXTERN int rtq_dead_letter_to_json(const rtq_dead_letter *d, char **json);
 
+/* Records read per page, and requeued or purged per step, by
+ * rtq_dead_requeue_all() and rtq_dead_purge(). */
+#define RTQ_DEAD_STEP 100
+
+/*
+ * Requeues the dead letter at index (0 = newest; as rtq_dead_list shows
+ * it): its envelope goes back on its queue, in one atomic step
+ * (dead_requeue.lua, PROTOCOL.md section 9) that also takes the record out
+ * of P:dead and makes the task pending:
+ *   - no task hash (NO_TASK_RECORD, or expired since): it is created from
+ *     the envelope (name, queue, args, timeout, max_retries, result_ttl);
+ *   - failed, timeout or cancelled: back to pending as rtq_retry_task
+ *     does (outcome cleared, attempt 0);
+ *   - pending, running or completed: left alone, record kept: RTQ_ESTATE.
+ * queue: NULL, or the queue the letter must belong to (RTQ_ENOTFOUND for
+ * one of another queue). A record that cannot be requeued stays in P:dead:
+ * RTQ_ETOOBIG when only part of the envelope was kept (over 4096 bytes),
+ * RTQ_EDECODE (or RTQ_EVERSION, RTQ_EDEPTH) when the record or its payload
+ * does not decode as a task envelope; RTQ_ENOTFOUND when there is no
+ * record at index (or another process took it meanwhile); RTQ_ESTATE also
+ * when the task hash names another task (other name or queue). The detail
+ * (rtq_client_errstr) says which. id_out: NULL, or receives the task id
+ * (caller frees) on success. Connection errors: RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_dead_requeue(rtq_client *c, size_t index, const char *queue, char **id_out);
+
+/* Value type: what rtq_dead_requeue_all() or rtq_dead_purge() did. */
+typedef struct rtq_dead_counts {
+  uint64_t done;     /* records requeued, or purged */
+  uint64_t refused;  /* requeue only: records kept because they cannot be
+                      * requeued (truncated, undecodable, task not ended) */
+  uint64_t other;    /* records of other queues, left alone */
+} rtq_dead_counts;
+
+/*
+ * Requeues every dead letter that can be (of queue, when not NULL), oldest
+ * first, one atomic step each, reading RTQ_DEAD_STEP records at a time.
+ * It visits at most the records present when it starts (records
+ * dead-lettered meanwhile, a requeued envelope failing again included,
+ * wait for the next run), so it always ends. Records that cannot be
+ * requeued are counted in refused and kept. *out (may be NULL) holds the
+ * counts so far, on error too. 0, or the first connection error.
+ */
+RTQ_EXTERN int rtq_dead_requeue_all(rtq_client *c, const char *queue, rtq_dead_counts *out);
+
+/*
+ * Deletes dead letters: every record present when it starts (queue NULL;
+ * RTQ_DEAD_STEP of the oldest per step, dead_purge.lua), or those of queue
+ * (the record's queue, or its envelope's where the record has none; one
+ * LREM each). Records dead-lettered meanwhile stay. *out (may be NULL)
+ * holds the counts so far, on error too. 0, RTQ_EINVAL (bad queue name),
+ * or a connection error.
+ */
+RTQ_EXTERN int rtq_dead_purge(rtq_client *c, const char *queue, rtq_dead_counts *out);
+
 /* ----- per-queue load ----------------------------------------------------- */
 
 /* rtq_get_queue_loads() reads at most this many running ids and delayed
