@@ -4,7 +4,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev \
-      libjansson-dev libmicrohttpd-dev \
+      libjansson-dev libmicrohttpd-dev libcrypt-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -255,12 +255,20 @@ void web_api_action(web_ctx *w, const char *id, const char *action, web_response
 void web_api_info(web_ctx *w, web_response *res) {
   web_hub_stats st;
   web_hub_stats_get(w->hub, &st);
-  web_json(res, 200,
+  json_t *v =
            json_pack("{s:s, s:s, s:b, s:b, s:b, s:{s:I, s:I, s:I, s:I}}", "version", RTQ_VERSION_STRING,
                      "namespace", w->ns, "read_only", w->read_only, "auth_required",
-                     w->token_len > 0, "actions", !w->read_only && w->token_len > 0, "events",
+                     web_auth_configured(w), "actions", !w->read_only && web_auth_configured(w),
+                     "events",
                      "clients", (json_int_t)st.clients, "received", (json_int_t)st.events,
-                     "dropped", (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
+                     "dropped", (json_int_t)st.dropped, "resets", (json_int_t)st.resets);
+  /* How the page authenticates: a token it asks for, or the browser's own
+   * Basic login. */
+  if (v != NULL)
+    json_object_set_new(v, "auth", json_string(w->users.n > 0   ? "basic"
+                                               : w->token_len > 0 ? "token"
+                                                                  : "none"));
+  web_json(res, 200, v);
 }
 
 /* A dead letter as rtq_dead_letter_to_json's object. */
@@ -318,6 +326,73 @@ void web_api_dead_one(web_ctx *w, const char *index, web_response *res) {
   }
   web_json(res, 200, letter_value(d));
   rtq_dead_letter_free(d);
+}
+
+/* A letter that cannot be requeued is kept: a conflict with its state,
+ * not a server error. */
+static int requeue_status(int rc) {
+  return rc == RTQ_EDECODE || rc == RTQ_ETOOBIG || rc == RTQ_EVERSION || rc == RTQ_EDEPTH
+             ? 409
+             : web_status_of(rc);
+}
+
+void web_api_dead_action(web_ctx *w, const web_request *req, const char *index, const char *action,
+                         web_response *res) {
+  const char *queue = web_param_get(req, "queue"), *expect = web_param_get(req, "id");
+  if (queue != NULL && rtq_validate_name(queue) != 0) {
+    web_error(res, 400, "invalid queue name");
+    return;
+  }
+  int rc;
+  if (index != NULL) {
+    size_t i;
+    if (parse_size(index, 0, 999999999, &i) != 0) {
+      web_error(res, 400, "invalid dead-letter index");
+      return;
+    }
+    /* The page names the task it showed at that index: a letter pushed in
+     * front since then shifts the list, and the wrong one would move. */
+    if (expect != NULL) {
+      rtq_dead_letter *d = NULL;
+      if ((rc = rtq_dead_get(w->client, i, &d)) != 0) {
+        fail(w, res, rc, "dead letter");
+        return;
+      }
+      bool same = strcmp(d->id, expect) == 0;
+      rtq_dead_letter_free(d);
+      if (!same) {
+        web_error(res, 409, "dead letter %zu is no longer task %s: reload the list", i, expect);
+        return;
+      }
+    }
+    char *id = NULL;
+    if ((rc = rtq_dead_requeue(w->client, i, queue, &id)) != 0) {
+      const char *detail = rtq_client_errstr(w->client);
+      web_error(res, requeue_status(rc), "requeue: %s%s%s", rtq_strerror(rc), detail[0] ? ": " : "",
+                detail);
+      return;
+    }
+    web_json(res, 200, json_pack("{s:I, s:s, s:s}", "index", (json_int_t)i, "id", id, "status",
+                                 "pending"));
+    free(id);
+    return;
+  }
+  rtq_dead_counts n;
+  if (strcmp(action, "requeue") == 0) {
+    if ((rc = rtq_dead_requeue_all(w->client, queue, &n)) != 0) {
+      fail(w, res, rc, "requeue");
+      return;
+    }
+    web_json(res, 200, json_pack("{s:I, s:I, s:I}", "requeued", (json_int_t)n.done, "refused",
+                                 (json_int_t)n.refused, "other_queues", (json_int_t)n.other));
+    return;
+  }
+  if ((rc = rtq_dead_purge(w->client, queue, &n)) != 0) {
+    fail(w, res, rc, "purge");
+    return;
+  }
+  web_json(res, 200, json_pack("{s:I, s:I}", "purged", (json_int_t)n.done, "other_queues",
+                               (json_int_t)n.other));
 }
 
 void web_api_throughput(web_ctx *w, const web_request *req, web_response *res) {

@@ -1,5 +1,6 @@
 /*
- * auth.c - the bearer token and the Host check.
+ * auth.c - the bearer token, which credentials a request carries, the
+ * Origin check of actions, and the Host check.
  *
  * The token is read once from a file (so it is not in argv or the
  * environment, where other users can see it). Requests carry it as
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "web.h"
 
@@ -61,15 +63,36 @@ bool web_auth_equal(const char *expected, size_t elen, const char *given, size_t
   return diff == 0;
 }
 
-int web_auth_check(const web_ctx *w, const char *authorization) {
-  static const char scheme[] = "Bearer ";
+bool web_auth_configured(const web_ctx *w) { return w->token_len > 0 || w->users.n > 0; }
+
+int web_auth_check(const web_ctx *w, const char *authorization, bool *basic) {
+  static const char bearer[] = "Bearer ", basic_scheme[] = "Basic ";
+  *basic = false;
   if (authorization == NULL) return 401;
-  if (strncasecmp(authorization, scheme, sizeof scheme - 1) != 0) return 401;
-  const char *t = authorization + sizeof scheme - 1;
+  if (w->users.n > 0 && strncasecmp(authorization, basic_scheme, sizeof basic_scheme - 1) == 0) {
+    const char *c = authorization + sizeof basic_scheme - 1;
+    while (*c == ' ') c++;
+    int st = web_basic_check(&w->users, c);
+    *basic = st == 0;
+    return st;
+  }
+  if (w->token_len == 0 || strncasecmp(authorization, bearer, sizeof bearer - 1) != 0) return 401;
+  const char *t = authorization + sizeof bearer - 1;
   while (*t == ' ') t++;
   size_t n = strlen(t);
   while (n > 0 && t[n - 1] == ' ') n--;
   return web_auth_equal(w->token, w->token_len, t, n) ? 0 : 403;
+}
+
+bool web_same_origin(const web_request *req) {
+  const char *site = req->fetch_site;
+  if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) return false;
+  const char *o = req->origin;
+  if (o == NULL) return true;
+  if (strncasecmp(o, "http://", 7) == 0) o += 7;
+  else if (strncasecmp(o, "https://", 8) == 0) o += 8;
+  else return false; /* "null" (a sandboxed or file page) included */
+  return req->host != NULL && strcasecmp(o, req->host) == 0;
 }
 
 bool web_host_is_loopback(const char *host) {

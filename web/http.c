@@ -74,7 +74,9 @@ static void add_headers(struct MHD_Response *r, const web_response *res) {
   MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if (res->allow != NULL) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
-  if (res->www_auth) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (res->www_auth)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            res->www_basic ? "Basic realm=\"rtq\", charset=\"UTF-8\"" : "Bearer");
   if (res->sse != NULL) MHD_add_response_header(r, "X-Accel-Buffering", "no");
   if (res->html) {
     /* The page's own script and style only: no inline script, no other
@@ -138,6 +140,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   st->answered = true;
   req.host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
   req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  req.origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
+  req.fetch_site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
   MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &req);
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
   req.sse_fd = ci != NULL ? ci->connect_fd : -1;

@@ -2,10 +2,11 @@
  * main.c - rtq-web: the dashboard, its JSON API, live events and /metrics.
  *
  *   rtq-web [--listen 127.0.0.1:8321] [--redis URL | --redis-url-file FILE] [--namespace NS]
- *           [--auth-token-file FILE] [--read-only] ...
+ *           [--auth-token-file FILE] [--basic-auth-file FILE] [--read-only] ...
  *
- * Start-up refuses a non-loopback --listen without a token file: the API
- * shows task arguments and results, and the actions cancel work.
+ * Start-up refuses a non-loopback --listen without a token file or a
+ * basic-auth file: the API shows task arguments and results, and the
+ * actions cancel work.
  */
 #include <getopt.h>
 #include <malloc.h>
@@ -28,13 +29,17 @@ static const char usage[] =
     "usage: rtq-web [options]\n"
     "  --listen HOST:PORT        address to serve (default 127.0.0.1:8321; [::1]:PORT for IPv6;\n"
     "                            port 0 picks a free one). Not loopback: needs --auth-token-file\n"
+    "                            or --basic-auth-file\n"
     "  --redis URL               redis://[user:pass@]host[:port][/db] or unix:///path (RTQ_REDIS_URL)\n"
     "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
     "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
     "  --auth-token-file FILE    bearer token (at least 16 printable characters) that every\n"
     "                            API request, /metrics and each action must carry\n"
-    "  --read-only               no actions (cancel, retry answer 403)\n"
+    "  --basic-auth-file FILE    users for HTTP Basic: user:hash lines (htpasswd -B, openssl\n"
+    "                            passwd -6, mkpasswd); then the page and every request need\n"
+    "                            a login. Refused when group or other may write it\n"
+    "  --read-only               no actions (cancel, retry, requeue, purge answer 403)\n"
     "  --max-sse-clients N       event streams at once (default 256)\n"
     "  --sse-buffer BYTES        events queued for a slow stream before it is dropped\n"
     "                            (default 262144)\n"
@@ -61,7 +66,8 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
   return 0;
 }
 
-enum { O_LISTEN = 256, O_REDIS, O_URL_FILE, O_NS, O_TOKEN, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP, O_VERSION };
+enum { O_LISTEN = 256, O_REDIS, O_URL_FILE, O_NS, O_TOKEN, O_BASIC, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP,
+       O_VERSION };
 
 static int parse(int argc, char **argv, web_options *o) {
   static const struct option opts[] = {
@@ -70,6 +76,7 @@ static int parse(int argc, char **argv, web_options *o) {
       {"redis-url-file", required_argument, NULL, O_URL_FILE},
       {"namespace", required_argument, NULL, O_NS},
       {"auth-token-file", required_argument, NULL, O_TOKEN},
+      {"basic-auth-file", required_argument, NULL, O_BASIC},
       {"read-only", no_argument, NULL, O_RO},
       {"max-sse-clients", required_argument, NULL, O_SSE},
       {"sse-buffer", required_argument, NULL, O_BUF},
@@ -88,6 +95,7 @@ static int parse(int argc, char **argv, web_options *o) {
       case O_URL_FILE: o->redis_url_file = optarg; break;
       case O_NS: o->ns = optarg; break;
       case O_TOKEN: o->token_file = optarg; break;
+      case O_BASIC: o->basic_file = optarg; break;
       case O_RO: o->read_only = true; break;
       case O_SSE:
         if (parse_long(optarg, 1, 10000, &n) != 0) return die_usage("invalid --max-sse-clients %s", optarg);
@@ -152,6 +160,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "rtq-web: --auth-token-file %s\n", why);
     return 2;
   }
+  if (o.basic_file != NULL && web_basic_load(o.basic_file, &w.users, why, sizeof why) != 0) {
+    fprintf(stderr, "rtq-web: --basic-auth-file %s\n", why);
+    return 2;
+  }
   w.read_only = o.read_only;
 
   bool loopback = false;
@@ -161,9 +173,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "rtq-web: %s\n", why);
     return 2;
   }
-  if (!loopback && w.token_len == 0) {
+  if (!loopback && !web_auth_configured(&w)) {
     fprintf(stderr, "rtq-web: --listen %s is not a loopback address: refusing to serve it "
-                    "without --auth-token-file\n", o.listen);
+                    "without --auth-token-file or --basic-auth-file\n", o.listen);
     return 2;
   }
 
@@ -203,7 +215,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   rtq_log(RTQ_LOG_INFO, "listening", "url", url, "namespace", w.ns, "auth",
-          w.token_len > 0 ? "token" : "none", "read_only", w.read_only ? "true" : "false", NULL);
+          w.token_len > 0 && w.users.n > 0 ? "token+basic"
+          : w.users.n > 0                  ? "basic"
+          : w.token_len > 0                ? "token"
+                                           : "none", "read_only", w.read_only ? "true" : "false", NULL);
   wait_for_signal(&set);
   web_hub_close(w.hub);
   web_http_stop(http);

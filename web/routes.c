@@ -13,11 +13,17 @@
  *   GET  /api/events              Server-Sent Events (?task=ID, ?ticks=1)
  *   POST /api/tasks/<id>/cancel   actions
  *   POST /api/tasks/<id>/retry
+ *   POST /api/dead/<index>/requeue  (?id=, ?queue=)
+ *   POST /api/dead/requeue        every dead letter that can be (?queue=)
+ *   POST /api/dead/purge          (?queue=)
  *   GET  /metrics                 Prometheus
  *
- * Order of the checks: method, Host (without a token), limits, route,
- * token (everything but the page and /api/info when a token is set),
- * then for actions read-only and "no token configured".
+ * Order of the checks: method, Host (without credentials configured),
+ * limits, route, credentials (with a token only: everything but the page
+ * and /api/info; with basic-auth users: everything, so that the browser
+ * asks for the login when it loads the page), then for actions read-only,
+ * "no credentials configured", and, for Basic credentials, which a browser
+ * sends on its own, that the request comes from this server's page.
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -146,17 +152,66 @@ static bool params_known(const web_request *req, const char *const *known) {
   return true;
 }
 
-/* With a token set, the request must carry it: 401 without, 403 wrong. */
-static bool authorized(web_ctx *w, const web_request *req, web_response *res) {
-  if (w->token_len == 0) return true;
-  int st = web_auth_check(w, req->authorization);
+/* With credentials configured, the request must carry them: 401 without
+ * (or with wrong Basic ones), 403 with a wrong token, 400 malformed Basic.
+ * *basic (may be NULL): Basic credentials passed. */
+static bool authorized(web_ctx *w, const web_request *req, web_response *res, bool *basic) {
+  bool b = false;
+  if (basic != NULL) *basic = false;
+  if (!web_auth_configured(w)) return true;
+  int st = web_auth_check(w, req->authorization, &b);
   if (st == 401) {
-    web_error(res, 401, "this server needs \"Authorization: Bearer <token>\"");
+    web_error(res, 401, "this server needs %s",
+              w->users.n == 0       ? "\"Authorization: Bearer <token>\""
+              : w->token_len == 0 ? "a user and password (HTTP Basic)"
+                                  : "\"Authorization: Bearer <token>\" or a user and password "
+                                    "(HTTP Basic)");
     res->www_auth = true;
-  } else if (st != 0) {
+    res->www_basic = w->users.n > 0;
+  } else if (st == 400) {
+    web_error(res, 400, "malformed Basic credentials");
+  } else if (st == 403) {
     web_error(res, 403, "wrong token");
+  } else if (st != 0) {
+    web_error(res, 503, "out of memory");
   }
+  if (basic != NULL) *basic = b;
   return st == 0;
+}
+
+/* Whether an action may run: POST, not read-only, credentials configured
+ * (and checked already), and with Basic credentials this server's page
+ * asking, not another site's (a browser sends cached Basic credentials
+ * with any request, a cross-site form post included). */
+static bool action_allowed(web_ctx *w, const web_request *req, bool basic, web_response *res) {
+  if (strcmp(req->method, "POST") != 0) {
+    method_not_allowed(res, "POST");
+    return false;
+  }
+  if (w->read_only) {
+    web_error(res, 403, "this server is read-only");
+    return false;
+  }
+  if (!web_auth_configured(w)) {
+    web_error(res, 403, "actions need a token or users: start rtq-web with --auth-token-file or "
+                        "--basic-auth-file");
+    return false;
+  }
+  if (basic && !web_same_origin(req)) {
+    web_error(res, 403, "cross-site request refused (Origin or Sec-Fetch-Site names another site)");
+    return false;
+  }
+  return true;
+}
+
+/* /api/dead/<index>/requeue -> index; -1 when the path is another. */
+static int dead_index_path(const char *rest, char index[16]) {
+  const char *slash = strchr(rest, '/');
+  size_t n = slash != NULL ? (size_t)(slash - rest) : 0;
+  if (slash == NULL || strcmp(slash + 1, "requeue") != 0 || n == 0 || n >= 16) return -1;
+  memcpy(index, rest, n);
+  index[n] = '\0';
+  return 0;
 }
 
 /* /api/tasks/<id>[/<action>] -> id and action ("" when none). */
@@ -177,20 +232,32 @@ static void api(web_ctx *w, const web_request *req, web_response *res) {
   const char *p = req->path + 4; /* after "/api" */
   static const char *const page_params[] = {"limit", "offset", NULL};
   static const char *const tp_params[] = {"minutes", "queue", NULL};
+  static const char *const dead_params[] = {"queue", "id", NULL};
+  char index[16];
+  bool dead_one = strncmp(p, "/dead/", 6) == 0 && dead_index_path(p + 6, index) == 0;
+  bool dead_all = strcmp(p, "/dead/requeue") == 0 || strcmp(p, "/dead/purge") == 0;
   const char *const *allowed = strcmp(p, "/tasks") == 0    ? list_params
                                : strcmp(p, "/events") == 0 ? event_params
                                : strcmp(p, "/dead") == 0   ? page_params
                                : strcmp(p, "/throughput") == 0 ? tp_params
+                               : dead_one || dead_all      ? dead_params
                                                            : none;
   if (!params_known(req, allowed)) {
     web_error(res, 400, "unknown query parameter");
     return;
   }
+  bool basic;
   if (strcmp(p, "/info") == 0) {
     if (!is_get(req)) RET(method_not_allowed(res, "GET, HEAD"));
+    if (w->users.n > 0 && !authorized(w, req, res, NULL)) return;
     RET(web_api_info(w, res));
   }
-  if (!authorized(w, req, res)) return;
+  if (!authorized(w, req, res, &basic)) return;
+  if (dead_one || dead_all) {
+    if (!action_allowed(w, req, basic, res)) return;
+    if (dead_all && strcmp(p, "/dead/purge") == 0) RET(web_api_dead_action(w, req, NULL, "purge", res));
+    RET(web_api_dead_action(w, req, dead_one ? index : NULL, "requeue", res));
+  }
   if (strncmp(p, "/tasks/", 7) == 0) {
     char id[RTQ_TASK_ID_SIZE];
     const char *action;
@@ -201,10 +268,7 @@ static void api(web_ctx *w, const web_request *req, web_response *res) {
     }
     if (strcmp(action, "cancel") != 0 && strcmp(action, "retry") != 0)
       RET(web_error(res, 404, "no such action"));
-    if (strcmp(req->method, "POST") != 0) RET(method_not_allowed(res, "POST"));
-    if (w->read_only) RET(web_error(res, 403, "this server is read-only"));
-    if (w->token_len == 0)
-      RET(web_error(res, 403, "actions need a token: start rtq-web with --auth-token-file"));
+    if (!action_allowed(w, req, basic, res)) return;
     RET(web_api_action(w, id, action, res));
   }
   if (!is_get(req)) RET(method_not_allowed(res, "GET, HEAD"));
@@ -222,8 +286,8 @@ void web_route(web_ctx *w, const web_request *req, web_response *res) {
   memset(res, 0, sizeof *res);
   bool get = is_get(req), post = strcmp(req->method, "POST") == 0;
   if (!get && !post) RET(method_not_allowed(res, "GET, HEAD, POST"));
-  if (w->token_len == 0 && !web_host_is_loopback(req->host))
-    RET(web_error(res, 403, "Host must name a loopback address (no token configured)"));
+  if (!web_auth_configured(w) && !web_host_is_loopback(req->host))
+    RET(web_error(res, 403, "Host must name a loopback address (no credentials configured)"));
   if (strlen(req->path) > WEB_MAX_PATH) RET(web_error(res, 414, "path too long"));
   if (req->too_many_params) RET(web_error(res, 400, "more than %d query parameters", WEB_MAX_PARAMS));
   if (req->param_too_long)
@@ -235,12 +299,15 @@ void web_route(web_ctx *w, const web_request *req, web_response *res) {
     RET(api(w, req, res));
   if (strcmp(req->path, "/metrics") == 0) {
     if (!get) RET(method_not_allowed(res, "GET, HEAD"));
-    if (!authorized(w, req, res)) return;
+    if (!authorized(w, req, res, NULL)) return;
     RET(metrics(w, res));
   }
   const web_asset *a = web_asset_find(strcmp(req->path, "/") == 0 ? "/index.html" : req->path);
   if (a == NULL) RET(web_error(res, 404, "not found"));
   if (!get) RET(method_not_allowed(res, "GET, HEAD"));
+  /* With users, the page too: the browser asks for the login here and
+   * then sends it with every request of the page. */
+  if (w->users.n > 0 && !authorized(w, req, res, NULL)) return;
   res->status = 200;
   res->content_type = a->content_type;
   res->body = (char *)a->data;

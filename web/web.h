@@ -10,6 +10,7 @@
  *   metrics.c   /metrics in the Prometheus text format
  *   hub.c       one events subscription fanned out to SSE clients
  *   auth.c      the token file, constant-time comparison, Host check
+ *   basic_auth.c  the --basic-auth-file users, HTTP Basic credentials
  *   history.c   records the throughput history every 10 s
  *   listen.c    binding --listen (shared with the broker's /metrics)
  *   metrics_server.c  /metrics alone, for rtq-broker --metrics-listen
@@ -33,6 +34,10 @@
 #define WEB_MAX_BODY 4096        /* request body (actions take none) */
 #define WEB_MAX_TOKEN 4096
 #define WEB_MIN_TOKEN 16
+#define WEB_MAX_USERS 64         /* lines of a basic-auth file */
+#define WEB_MAX_USER 64          /* bytes of a user name */
+#define WEB_MAX_HASH 160         /* bytes of a crypt hash */
+#define WEB_MAX_BASIC 512        /* decoded bytes of Basic credentials */
 
 typedef struct web_hub web_hub;
 
@@ -42,12 +47,23 @@ typedef struct web_options {
   const char *redis_url;     /* NULL: RTQ_REDIS_URL, else the client default */
   const char *redis_url_file; /* NULL: RTQ_REDIS_URL_FILE; else the URL is read from it */
   const char *ns;            /* NULL: RTQ_NAMESPACE, else "rtq" */
-  const char *token_file;    /* NULL: no token (loopback only, no actions) */
+  const char *token_file;    /* NULL: no token */
+  const char *basic_file;    /* NULL: no basic-auth users (neither: loopback
+                              * only, no actions) */
   bool read_only;
   int max_sse_clients;       /* 256 */
   size_t sse_buffer;         /* bytes queued per SSE client before it is dropped: 256 KiB */
   int max_connections;       /* 512 */
 } web_options;
+
+/* Value type: the basic-auth file's users, read once at start-up. */
+typedef struct web_users {
+  size_t n;
+  struct {
+    char name[WEB_MAX_USER + 1];
+    char hash[WEB_MAX_HASH + 1];
+  } user[WEB_MAX_USERS];
+} web_users;
 
 /* The running server's state, shared by every request thread. Read-only
  * after start-up except through the hub and the client (both thread-safe). */
@@ -57,6 +73,7 @@ typedef struct web_ctx {
   const char *ns;
   char token[WEB_MAX_TOKEN + 1]; /* "" when none */
   size_t token_len;
+  web_users users;               /* n 0 when none */
   bool read_only;
 } web_ctx;
 
@@ -71,6 +88,8 @@ typedef struct web_request {
   const char *path;          /* decoded path, no query */
   const char *host;          /* Host header; NULL when absent */
   const char *authorization; /* Authorization header; NULL when absent */
+  const char *origin;        /* Origin header; NULL when absent */
+  const char *fetch_site;    /* Sec-Fetch-Site header; NULL when absent */
   web_param params[WEB_MAX_PARAMS];
   size_t nparams;
   bool too_many_params;
@@ -88,7 +107,8 @@ typedef struct web_response {
   size_t len;
   bool body_static;
   const char *allow;         /* Allow header of a 405 */
-  bool www_auth;             /* WWW-Authenticate: Bearer on a 401 */
+  bool www_auth;             /* WWW-Authenticate on a 401: Bearer, or */
+  bool www_basic;            /* Basic (realm "rtq") */
   bool html;                 /* the page: add its Content-Security-Policy */
   struct web_sse *sse;       /* an SSE stream (owned by the hub) */
 } web_response;
@@ -112,6 +132,11 @@ void web_api_action(web_ctx *w, const char *id, const char *action, web_response
 void web_api_info(web_ctx *w, web_response *res);
 void web_api_dead_list(web_ctx *w, const web_request *req, web_response *res);
 void web_api_dead_one(web_ctx *w, const char *index, web_response *res);
+/* POST /api/dead/<index>/requeue (index set; ?id= the task the page saw
+ * there, ?queue=), /api/dead/requeue and /api/dead/purge (index NULL;
+ * ?queue=). action: "requeue" or "purge". */
+void web_api_dead_action(web_ctx *w, const web_request *req, const char *index, const char *action,
+                         web_response *res);
 void web_api_throughput(web_ctx *w, const web_request *req, web_response *res);
 /* The HTTP status for an RTQ_E* code. */
 int web_status_of(int rc);
@@ -122,8 +147,28 @@ int web_status_of(int rc);
 int web_auth_load(const char *path, char *token, size_t cap, size_t *len, char *why, size_t wcap);
 /* Constant-time: the time depends on the expected token's length only. */
 bool web_auth_equal(const char *expected, size_t elen, const char *given, size_t glen);
-/* 0 ok; 401 no credentials; 403 wrong ones. */
-int web_auth_check(const web_ctx *w, const char *authorization);
+/* Whether the server asks for credentials (a token or basic-auth users). */
+bool web_auth_configured(const web_ctx *w);
+/* Checks an Authorization header against the token ("Bearer ...") or the
+ * basic-auth users ("Basic ..."), whichever are configured. 0 ok (*basic
+ * set when Basic credentials passed); 400 malformed Basic credentials; 401
+ * none, another scheme, or wrong Basic credentials (a browser asks again);
+ * 403 a wrong token; 503 out of memory. */
+int web_auth_check(const web_ctx *w, const char *authorization, bool *basic);
+/* Whether a mutating request may be a browser's own: an Origin header, when
+ * there is one, names the Host (http or https), and Sec-Fetch-Site, when
+ * there is one, is same-origin or none. Browsers add both to cross-site
+ * requests, and a browser sends cached Basic credentials on its own. */
+bool web_same_origin(const web_request *req);
+
+/* basic_auth.c */
+/* Reads path ("user:hash" lines). 0, or -1 with a reason in why: unreadable,
+ * writable by group or other, a malformed line, a hash method that is weak
+ * or unknown, no user. */
+int web_basic_load(const char *path, web_users *u, char *why, size_t wcap);
+/* credentials: what follows "Basic ". 0 ok; 400 malformed; 401 unknown
+ * user or wrong password (the same time either way); 503 out of memory. */
+int web_basic_check(const web_users *u, const char *credentials);
 /* Whether a Host header names a loopback host (127.0.0.0/8, ::1, localhost). */
 bool web_host_is_loopback(const char *host);
 
