@@ -99,7 +99,8 @@ async function api(path, method) {
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   if (!r.ok) {
-    if (r.status === 401 || r.status === 403) askToken();
+    // With HTTP Basic the browser holds the login and asks for it itself.
+    if ((r.status === 401 || r.status === 403) && !(info && info.auth === 'basic')) askToken();
     throw new ApiError(r.status, (body && body.error) || ('HTTP ' + r.status));
   }
   return body;
@@ -466,30 +467,60 @@ function workers(root) {
 
 // ----- dead letters --------------------------------------------------------------------
 
+// Whether a letter's payload decoded as a whole envelope: only those can go
+// back on their queue (the server checks again).
+function requeueable(d) { return !!(d.task && typeof d.task === 'object') && !d.truncated; }
+
+// POST a dead-letter action; says what happened, then redraws.
+async function deadAction(path, done, redraw) {
+  try {
+    const r = await api(path, 'POST');
+    notice(done(r));
+  } catch (e) { notice(e.message, true); }
+  redraw();
+}
+
+function requeueOne(d, redraw) {
+  return deadAction('/api/dead/' + encodeURIComponent(String(d.index)) + '/requeue?id=' + encodeURIComponent(d.id || ''),
+                    r => 'Requeued: task ' + r.id + ' is pending again.', redraw);
+}
+
 function deadLetters(root, params) {
   const offset = Number(params.get('offset')) || 0;
   async function draw() {
     let r;
     try { r = await api('/api/dead?limit=' + PAGE + '&offset=' + offset); } catch (e) { notice(e.message, true); return; }
     const body = el('tbody');
+    const can = info && info.actions;
     for (const d of r.letters) {
       const task = d.task && typeof d.task === 'object' ? d.task : null;
+      const btn = can && requeueable(d)
+        ? el('button', {type: 'button', className: 'requeue', onclick: () => requeueOne(d, draw)}, 'Requeue') : '';
       body.append(el('tr', {dataset: {index: String(d.index)}},
         el('td', {className: 'num'}, el('a', {href: '#/dead/' + encodeURIComponent(String(d.index))}, String(d.index))),
         el('td', {}, fmtTime(d.at)), el('td', {className: 'mono'}, d.code || ''), el('td', {}, d.queue || ''),
         el('td', {}, d.id ? taskLink(d.id) : '–'), el('td', {className: 'name'}, task ? String(task.name || '') : ''),
-        el('td', {}, d.reason || ''), el('td', {className: 'num'}, d.size)));
+        el('td', {}, d.reason || ''), el('td', {className: 'num'}, d.size), el('td', {}, btn)));
     }
-    if (!r.letters.length) body.append(el('tr', {}, el('td', {colSpan: 8, className: 'muted'}, 'No dead letters.')));
+    if (!r.letters.length) body.append(el('tr', {}, el('td', {colSpan: 9, className: 'muted'}, 'No dead letters.')));
+    const all = el('button', {type: 'button', id: 'btn-requeue-all', disabled: !can || !r.total, onclick: () => {
+      if (confirm('Put every dead letter whose envelope decodes back on its queue? (' + r.total + ' letters; the others stay)'))
+        deadAction('/api/dead/requeue', x => 'Requeued ' + x.requeued + '; ' + x.refused + ' cannot be requeued and stay.', draw);
+    }}, 'Requeue all');
+    const purge = el('button', {type: 'button', id: 'btn-purge', className: 'danger', disabled: !can || !r.total, onclick: () => {
+      if (confirm('Delete all ' + r.total + ' dead letters? This cannot be undone.'))
+        deadAction('/api/dead/purge', x => 'Purged ' + x.purged + ' dead letters.', draw);
+    }}, 'Purge all');
     const prev = el('button', {type: 'button', disabled: offset === 0,
                                onclick: () => { location.hash = '#/dead?offset=' + Math.max(0, offset - PAGE); }}, '‹ newer');
     const next = el('button', {type: 'button', disabled: offset + r.letters.length >= r.total,
                                onclick: () => { location.hash = '#/dead?offset=' + (offset + PAGE); }}, 'older ›');
     root.replaceChildren(el('h1', {}, 'Dead letters'),
       el('p', {className: 'muted'}, r.total + ' in all, newest first. Payloads that could not run, with why.'),
+      el('div', {className: 'actions'}, all, purge),
       el('table', {id: 'dead'}, el('thead', {}, el('tr', {}, el('th', {className: 'num'}, '#'), el('th', {}, 'when'),
         el('th', {}, 'code'), el('th', {}, 'queue'), el('th', {}, 'task'), el('th', {}, 'name'), el('th', {}, 'reason'),
-        el('th', {className: 'num'}, 'bytes'))), body),
+        el('th', {className: 'num'}, 'bytes'), el('th', {}, ''))), body),
       el('div', {className: 'pager'}, prev, next));
   }
   const timer = setInterval(draw, 5000);
@@ -504,8 +535,11 @@ function deadLetter(root, index) {
       root.replaceChildren(el('h1', {}, 'Dead letter ' + index), el('p', {}, e.message));
       return;
     }
+    const btn = info && info.actions && requeueable(d)
+      ? el('button', {type: 'button', id: 'btn-requeue', onclick: () => requeueOne(d, () => { location.hash = '#/dead'; })}, 'Requeue') : null;
     root.replaceChildren(el('h1', {}, 'Dead letter ' + index),
       el('p', {className: 'muted'}, 'Indexes count from the newest: a letter added meanwhile shifts them.'),
+      el('div', {className: 'actions'}, btn),
       el('pre', {id: 'dead-letter'}, JSON.stringify(d, null, 2)));
   }
   draw();
@@ -568,9 +602,10 @@ async function loadInfo() {
   try { info = await api('/api/info'); } catch (e) { info = null; }
   if (info) {
     document.getElementById('ns').textContent = 'namespace ' + info.namespace + (info.read_only ? ' · read-only' : '');
-    if (info.auth_required && !token()) askToken();
-    // Actions need the server to allow them and a token held here.
-    info.actions = info.actions && !!token();
+    if (info.auth_required && info.auth !== 'basic' && !token()) askToken();
+    // Actions need the server to allow them and a credential: a token held
+    // here, or the browser's Basic login.
+    info.actions = info.actions && (info.auth === 'basic' || !!token());
   }
 }
 

@@ -176,3 +176,34 @@ test('dashboard: hostile task strings are shown as text and never run', async ()
     rmSync(profile, {recursive: true, force: true});
   }
 });
+
+test('dashboard: a dead letter is requeued from its row', async () => {
+  // A task no worker has a handler for is dead-lettered UNKNOWN_TASK.
+  const taskId = rtq('enqueue', 'no.such.handler', '{}');
+  const deadline = Date.now() + 20000;
+  while (!JSON.parse(rtq('--json', 'dead', 'list')).letters.some(l => l.id === taskId)) {
+    assert.ok(Date.now() < deadline, 'the task was not dead-lettered within 20 s');
+    await new Promise(r => setTimeout(r, 100));
+  }
+  const {browser, profile} = await launch();
+  try {
+    const page = await newPage(browser);
+    await signIn(page);
+    await page.goto(URL_ + '#/dead', {waitUntil: 'load'});
+    const row = await page.waitForFunction(id => [...document.querySelectorAll('#dead tbody tr')]
+        .find(tr => tr.textContent.includes(id) && tr.querySelector('button.requeue')), {timeout: 10000}, taskId);
+    await row.evaluate(tr => tr.querySelector('button.requeue').click());
+    await page.waitForFunction(id => document.getElementById('notice').textContent ===
+                               'Requeued: task ' + id + ' is pending again.', {timeout: 10000}, taskId);
+    // Purge asks first; the dialog is dismissed here, so nothing is deleted.
+    const before = JSON.parse(rtq('--json', 'dead', 'list')).total;
+    await page.click('#btn-purge');
+    assert.equal(page.dialogs.length, 1);
+    assert.match(page.dialogs[0], /^Delete all \d+ dead letters\?/);
+    assert.ok(JSON.parse(rtq('--json', 'dead', 'list')).total >= before);
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await browser.close();
+    rmSync(profile, {recursive: true, force: true});
+  }
+});
