@@ -191,4 +191,15 @@ const rtq_broker_counters *rtq_broker_counters_of(const rtq_broker *b);
  */
 int rtq_broker_run(rtq_broker *b);
 
+/* Value type: a job run every every_ms on the loop's thread, only while
+ * this broker holds the lease (rtq-broker: the throughput history). fn
+ * must be bounded like a sweep step: it delays the loop while it runs. */
+typedef struct rtq_broker_tick {
+  int64_t every_ms;
+  void (*fn)(void *arg);
+  void *arg;
+} rtq_broker_tick;
+/* rtq_broker_run with a leader tick as well (NULL: none). */
+int rtq_broker_run_with(rtq_broker *b, const rtq_broker_tick *tick);
+
 #endif

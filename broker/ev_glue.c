@@ -7,6 +7,8 @@
  *                  is renewed on time even with a long sweep interval
  *   promote timer  one-shot, aimed at the earliest delayed envelope when it
  *                  is due before the next sweep
+ *   leader tick    every tick->every_ms when given (rtq_broker_run_with):
+ *                  tick->fn, while this broker leads
  *   SIGTERM/SIGINT stop the loop; the sweep in progress has finished by
  *                  then (callbacks run to completion), then the lease is
  *                  released
@@ -30,7 +32,8 @@
 typedef struct glue {
   rtq_broker *b;
   struct ev_loop *loop;
-  ev_timer sweep, lease, promote;
+  ev_timer sweep, lease, promote, tick;
+  const rtq_broker_tick *job;
   ev_signal sigterm, sigint;
   int stopped_by;
 } glue;
@@ -67,6 +70,13 @@ static void on_promote(struct ev_loop *loop, ev_timer *w, int revents) {
   arm_promote(g);
 }
 
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)revents;
+  glue *g = w->data;
+  if (rtq_broker_is_leader(g->b)) g->job->fn(g->job->arg);
+  ev_now_update(loop);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
   (void)revents;
   glue *g = w->data;
@@ -74,11 +84,14 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
   ev_break(loop, EVBREAK_ALL);
 }
 
-int rtq_broker_run(rtq_broker *b) {
+int rtq_broker_run(rtq_broker *b) { return rtq_broker_run_with(b, NULL); }
+
+int rtq_broker_run_with(rtq_broker *b, const rtq_broker_tick *tick) {
   const rtq_broker_options *o = rtq_broker_options_of(b);
   glue g;
   memset(&g, 0, sizeof g);
   g.b = b;
+  g.job = tick != NULL && tick->fn != NULL && tick->every_ms > 0 ? tick : NULL;
   g.loop = ev_loop_new(EVFLAG_AUTO);
   if (g.loop == NULL) {
     rtq_log(RTQ_LOG_ERROR, "could not create the event loop", NULL);
@@ -90,10 +103,16 @@ int rtq_broker_run(rtq_broker *b) {
   ev_timer_init(&g.promote, on_promote, 1.0, 0.0);
   ev_signal_init(&g.sigterm, on_signal, SIGTERM);
   ev_signal_init(&g.sigint, on_signal, SIGINT);
-  g.sweep.data = g.lease.data = g.promote.data = &g;
+  g.sweep.data = g.lease.data = g.promote.data = g.tick.data = &g;
   g.sigterm.data = g.sigint.data = &g;
   ev_timer_start(g.loop, &g.sweep);
   ev_timer_start(g.loop, &g.lease);
+  if (g.job != NULL) {
+    /* The first soon after the first sweep (which takes the lease). */
+    double every = (double)g.job->every_ms / 1000.0;
+    ev_timer_init(&g.tick, on_tick, every < 1.0 ? every : 1.0, every);
+    ev_timer_start(g.loop, &g.tick);
+  }
   ev_signal_start(g.loop, &g.sigterm);
   ev_signal_start(g.loop, &g.sigint);
   /* rtq-broker blocks both from its first line; one sent during start-up
@@ -111,6 +130,7 @@ int rtq_broker_run(rtq_broker *b) {
   ev_timer_stop(g.loop, &g.sweep);
   ev_timer_stop(g.loop, &g.lease);
   ev_timer_stop(g.loop, &g.promote);
+  if (g.job != NULL) ev_timer_stop(g.loop, &g.tick);
   ev_signal_stop(g.loop, &g.sigterm);
   ev_signal_stop(g.loop, &g.sigint);
   ev_loop_destroy(g.loop);

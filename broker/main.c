@@ -51,21 +51,60 @@ static const char *take_metrics_listen(int *argc, char **argv) {
   return addr;
 }
 
-/* Serves /metrics on addr through a client of the broker's Redis. */
-static int start_metrics(const rtq_broker_options *o, const char *addr, rtq_client **c,
-                         web_metrics_server **s) {
+/* A librtq client of the broker's Redis, for /metrics and the throughput
+ * history (two pooled connections: a scrape's thread and the loop's). */
+static int open_client(const rtq_broker_options *o, rtq_client **c) {
   rtq_client_options co = {.redis_url = o->config.redis_url, .ns = o->config.ns, .pool_size = 2};
+  if (rtq_client_new(&co, c) == 0) return 0;
+  rtq_log(RTQ_LOG_ERROR, "cannot open a client of redis", "error", rtq_client_errstr(NULL), NULL);
+  return -1;
+}
+
+/* Serves /metrics on addr through the client c. */
+static int start_metrics(rtq_client *c, const char *addr, web_metrics_server **s) {
   char why[512];
-  if (rtq_client_new(&co, c) != 0) {
-    rtq_log(RTQ_LOG_ERROR, "cannot serve /metrics", "error", rtq_client_errstr(NULL), NULL);
-    return -1;
-  }
-  if (web_metrics_server_start(*c, addr, s, why, sizeof why) != 0) {
+  if (web_metrics_server_start(c, addr, s, why, sizeof why) != 0) {
     rtq_log(RTQ_LOG_ERROR, "cannot serve /metrics", "error", why, NULL);
     return -1;
   }
   rtq_log(RTQ_LOG_INFO, "serving metrics", "url", web_metrics_server_url(*s), NULL);
   return 0;
+}
+
+/* The leader copies P:stats's outcome totals into this minute's
+ * P:throughput:<minute> every THROUGHPUT_EVERY_MS, as rtq-web does, so the
+ * per-minute history exists without a dashboard running (librtq's
+ * rtq_throughput_record: a few commands a call, nothing per task; the
+ * first snapshot of a minute stays, whoever writes it). */
+#define THROUGHPUT_EVERY_MS 10000
+
+typedef struct throughput_job {
+  const rtq_broker_options *o;
+  rtq_client *c;     /* the /metrics client, or one of its own opened here */
+  bool own;
+  bool failing;      /* logged once per run of failures */
+} throughput_job;
+
+static void record_throughput(void *arg) {
+  throughput_job *j = arg;
+  int rc = 0;
+  const char *why = "";
+  if (j->c == NULL) {
+    /* Opened at the first tick, not at start-up: a Redis that is down
+     * then must not stop the broker, which waits for it. */
+    rtq_client_options co = {.redis_url = j->o->config.redis_url, .ns = j->o->config.ns,
+                             .pool_size = 1};
+    rc = rtq_client_new(&co, &j->c);
+    j->own = rc == 0;
+    why = rtq_client_errstr(NULL);
+  }
+  if (j->c != NULL) {
+    rc = rtq_throughput_record(j->c, NULL);
+    why = rtq_client_errstr(j->c);
+  }
+  if (rc != 0 && !j->failing)
+    rtq_log(RTQ_LOG_WARNING, "cannot record the throughput history", "error", why, NULL);
+  j->failing = rc != 0;
 }
 
 int main(int argc, char **argv) {
@@ -123,11 +162,16 @@ int main(int argc, char **argv) {
   log_start(b);
   rtq_client *mc = NULL;
   web_metrics_server *ms = NULL;
-  if (metrics_addr != NULL && !o.once && start_metrics(&o, metrics_addr, &mc, &ms) != 0) rc = -1;
+  if (metrics_addr != NULL && !o.once &&
+      (open_client(&o, &mc) != 0 || start_metrics(mc, metrics_addr, &ms) != 0))
+    rc = -1;
+  throughput_job job = {.o = &o, .c = mc};
+  rtq_broker_tick tick = {.every_ms = THROUGHPUT_EVERY_MS, .fn = record_throughput, .arg = &job};
   /* One sweep is short and bounded: a signal simply ends it. */
   if (o.once) sigprocmask(SIG_UNBLOCK, &stop, NULL);
-  if (rc == 0) rc = o.once ? rtq_broker_sweep(b) : rtq_broker_run(b);
+  if (rc == 0) rc = o.once ? rtq_broker_sweep(b) : rtq_broker_run_with(b, &tick);
   web_metrics_server_stop(ms);
+  if (job.own) rtq_client_free(job.c);
   rtq_client_free(mc);
   rtq_broker_free(b);
   return rc == 0 ? 0 : 1;
