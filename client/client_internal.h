@@ -90,6 +90,10 @@ uint64_t rtq__parse_u64(const char *s, size_t len);
  * for a record that does not decode (record_error set); RTQ_ENOMEM. */
 int rtq__dead_decode(rtq_dead_letter *d, uint64_t index, const char *buf, size_t len);
 void rtq__dead_letter_destroy(rtq_dead_letter *d);
+/* Record index of P:dead (LINDEX) as a string reply the caller frees: 0,
+ * RTQ_ENOTFOUND (none there), RTQ_ERANGE, or a connection error (detail
+ * set; *out NULL). */
+int rtq__dead_index(rtq_client *c, size_t index, redisReply **out);
 
 /* A subscriber: a connection of its own in SUBSCRIBE mode. */
 int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out);

@@ -186,16 +186,13 @@ RTQ_EXTERN void rtq_dead_letters_free(rtq_dead_letters *l) {
   free(l);
 }
 
-RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) {
-  if (out != NULL) *out = NULL;
-  if (c == NULL || out == NULL) return RTQ_EINVAL;
-  rtq__client_clear_err(c);
+int rtq__dead_index(rtq_client *c, size_t index, redisReply **out) {
+  *out = NULL;
   if (index > (size_t)INT64_MAX) return RTQ_ERANGE;
-  rtq_key k = rtq_keys_dead(&c->keys);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LINDEX");
-  rtq__argv_add_key(&a, k);
+  rtq__argv_add_key(&a, rtq_keys_dead(&c->keys));
   rtq_argv_add_u64(&a, index);
   redisReply *r = NULL;
   int rc = rtq__client_command(c, &a, &r);
@@ -207,6 +204,20 @@ RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) 
     rtq__client_err(c, "unexpected reply to LINDEX of the dead-letter list");
     rc = RTQ_EREDIS;
   }
+  if (rc != 0 && r != NULL) {
+    freeReplyObject(r);
+    r = NULL;
+  }
+  *out = r;
+  return rc;
+}
+
+RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) {
+  if (out != NULL) *out = NULL;
+  if (c == NULL || out == NULL) return RTQ_EINVAL;
+  rtq__client_clear_err(c);
+  redisReply *r = NULL;
+  int rc = rtq__dead_index(c, index, &r);
   rtq_dead_letter *d = NULL;
   if (rc == 0) {
     d = calloc(1, sizeof *d);

@@ -146,22 +146,8 @@ RTQ_EXTERN int rtq_dead_requeue(rtq_client *c, size_t index, const char *queue, 
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (queue != NULL && rtq__check_name(c, "queue", queue) != 0) return RTQ_EINVAL;
-  if (index > (size_t)INT64_MAX) return RTQ_ERANGE;
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "LINDEX");
-  rtq__argv_add_key(&a, rtq_keys_dead(&c->keys));
-  rtq_argv_add_u64(&a, index);
   redisReply *r = NULL;
-  int rc = rtq__client_command(c, &a, &r);
-  rtq_argv_destroy(&a);
-  if (rc == 0 && r->type == REDIS_REPLY_NIL) {
-    rtq__client_err(c, "no dead letter at index %zu", index);
-    rc = RTQ_ENOTFOUND;
-  } else if (rc == 0 && r->type != REDIS_REPLY_STRING) {
-    rtq__client_err(c, "unexpected reply to LINDEX of the dead-letter list");
-    rc = RTQ_EREDIS;
-  }
+  int rc = rtq__dead_index(c, index, &r);
   int removed, other;
   if (rc == 0) rc = requeue_record(c, r->str, r->len, index, queue, &removed, &other, id_out);
   if (r != NULL) freeReplyObject(r);
@@ -173,14 +159,12 @@ RTQ_EXTERN int rtq_dead_requeue(rtq_client *c, size_t index, const char *queue, 
 typedef int (*visit_fn)(rtq_client *c, const char *rec, size_t len, uint64_t index,
                         const char *queue, rtq_dead_counts *n);
 
-/* Visits the records of P:dead oldest first, at most as many as there are
- * when it starts, with one LRANGE per RTQ_DEAD_STEP records. */
-static int walk(rtq_client *c, const char *queue, visit_fn visit, rtq_dead_counts *n) {
-  rtq_key k = rtq_keys_dead(&c->keys);
+/* LLEN of P:dead into *n. */
+static int dead_len(rtq_client *c, long long *n) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LLEN");
-  rtq__argv_add_key(&a, k);
+  rtq__argv_add_key(&a, rtq_keys_dead(&c->keys));
   redisReply *r = NULL;
   int rc = rtq__client_command(c, &a, &r);
   rtq_argv_destroy(&a);
@@ -188,8 +172,19 @@ static int walk(rtq_client *c, const char *queue, visit_fn visit, rtq_dead_count
     rtq__client_err(c, "unexpected reply to LLEN of the dead-letter list");
     rc = RTQ_EREDIS;
   }
-  long long budget = rc == 0 ? r->integer : 0, tail = 0; /* tail: records kept behind us */
+  *n = rc == 0 ? r->integer : 0;
   if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
+/* Visits the records of P:dead oldest first, at most as many as there are
+ * when it starts, with one LRANGE per RTQ_DEAD_STEP records. */
+static int walk(rtq_client *c, const char *queue, visit_fn visit, rtq_dead_counts *n) {
+  rtq_key k = rtq_keys_dead(&c->keys);
+  rtq_argv a;
+  redisReply *r = NULL;
+  long long budget, tail = 0; /* tail: records kept behind us */
+  int rc = dead_len(c, &budget);
   while (rc == 0 && budget > 0) {
     long long page = budget < RTQ_DEAD_STEP ? budget : RTQ_DEAD_STEP;
     rtq_argv_init(&a);
@@ -291,14 +286,9 @@ static int visit_purge(rtq_client *c, const char *rec, size_t len, uint64_t inde
  * dead_purge.lua step. */
 static int purge_all(rtq_client *c, rtq_dead_counts *n) {
   rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "LLEN");
-  rtq__argv_add_key(&a, rtq_keys_dead(&c->keys));
   redisReply *r = NULL;
-  int rc = rtq__client_command(c, &a, &r);
-  rtq_argv_destroy(&a);
-  long long budget = rc == 0 && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-  if (r != NULL) freeReplyObject(r);
+  long long budget;
+  int rc = dead_len(c, &budget);
   while (rc == 0 && budget > 0) {
     long long most = budget < RTQ_DEAD_STEP ? budget : RTQ_DEAD_STEP;
     rtq_argv_init(&a);

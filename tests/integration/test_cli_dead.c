@@ -11,23 +11,7 @@
 
 #include "envelope.h"
 #include "test_cli_env.h"
-
-static long long dead_len(void) {
-  rtq_key d = rtq_keys_dead(&keys);
-  return rtq_test_cmd_int(rc_, "LLEN", d.s, NULL);
-}
-
-static void enqueue_blob(const char *id, size_t n) {
-  char *args = malloc(n + 16);
-  snprintf(args, n + 16, "{\"blob\":\"");
-  memset(args + 9, 'x', n);
-  strcpy(args + 9 + n, "\"}");
-  cli_run r;
-  RUN(&r, "enqueue", "rtq.echo", args, "--id", id);
-  free(args);
-  if (r.code != 0) fail_msg("enqueue: %s", r.err);
-  cli_free(&r);
-}
+#include "test_cli_dead.h"
 
 static void test_cli_dead_from_a_real_worker(void **state) {
   (void)state;

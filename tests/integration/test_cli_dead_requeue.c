@@ -9,15 +9,9 @@
  * a task that has ended completed is left alone; --all pages through more
  * records than one step reads; purge counts what it deletes.
  */
-#include <msgpack.h>
-
-#include "envelope.h"
 #include "test_cli_env.h"
-
-static long long dead_len(void) {
-  rtq_key d = rtq_keys_dead(&keys);
-  return rtq_test_cmd_int(rc_, "LLEN", d.s, NULL);
-}
+#include "test_cli_dead.h"
+#include "test_dead_util.h"
 
 static char *task_field(const char *id, const char *field) {
   rtq_key t = rtq_keys_task(&keys, id);
@@ -31,65 +25,12 @@ static int task_is(const char *id, const char *status) {
   return is;
 }
 
-static void enqueue_blob(const char *id, size_t n) {
-  char *args = malloc(n + 16);
-  snprintf(args, n + 16, "{\"blob\":\"");
-  memset(args + 9, 'x', n);
-  strcpy(args + 9 + n, "\"}");
-  cli_run r;
-  RUN(&r, "enqueue", "rtq.echo", args, "--id", id);
-  free(args);
-  if (r.code != 0) fail_msg("enqueue: %s", r.err);
-  cli_free(&r);
-}
-
-/* A valid envelope of rtq.echo (id, queue); the caller frees it. */
 static char *envelope(const char *id, const char *queue, size_t *len) {
-  rtq_envelope e;
-  rtq_envelope_init(&e);
-  snprintf(e.id, sizeof e.id, "%s", id);
-  snprintf(e.name, sizeof e.name, "rtq.echo");
-  snprintf(e.queue, sizeof e.queue, "%s", queue);
-  char *b = NULL;
-  assert_int_equal(rtq_envelope_encode(&e, &b, len, NULL, 0), 0);
-  return b;
+  return tdead_envelope(id, queue, len);
 }
 
-/* LPUSHes a dead-letter record as deadletter.lua lays it out. */
 static void push_record(const char *id, const char *queue, const char *payload, size_t n) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 8);
-#define STR(s) (msgpack_pack_str(&pk, strlen(s)), msgpack_pack_str_body(&pk, s, strlen(s)))
-  STR("at");
-  msgpack_pack_uint64(&pk, 1796607826356ull);
-  STR("code");
-  STR("NO_TASK_RECORD");
-  STR("reason");
-  STR("written by the test");
-  STR("worker");
-  STR("w-test");
-  STR("queue");
-  STR(queue);
-  STR("id");
-  STR(id);
-  STR("size");
-  msgpack_pack_uint64(&pk, n);
-  STR("payload");
-  msgpack_pack_bin(&pk, n);
-  msgpack_pack_bin_body(&pk, payload, n);
-#undef STR
-  rtq_key d = rtq_keys_dead(&keys);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, d.s, d.len);
-  rtq_argv_add(&a, sb.data, sb.size);
-  freeReplyObject(rtq_test_command_argv(rc_, &a));
-  rtq_argv_destroy(&a);
-  msgpack_sbuffer_destroy(&sb);
+  tdead_push(rc_, &keys, id, queue, payload, n);
 }
 
 /* The index in `rtq dead list` of the letter whose id is id (NULL: the

@@ -16,7 +16,6 @@
  * and retry, refused by --read-only.
  */
 #include <crypt.h>
-#include <msgpack.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,9 +26,9 @@
 
 #include <cmocka.h>
 
-#include "envelope.h"
 #include "keys.h"
 #include "rtq/client.h"
+#include "test_dead_util.h"
 #include "test_web_util.h"
 
 #define AUTH "Authorization: Bearer " WEB_TOKEN "\r\n"
@@ -246,48 +245,6 @@ static void test_web_auth_file_rules(void **state) {
   web_stop(&s);
 }
 
-/* LPUSHes a dead-letter record of envelope (id, queue, rtq.echo). */
-static void push_letter(rtq_conn *c, const char *id, const char *queue) {
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
-  rtq_envelope e;
-  rtq_envelope_init(&e);
-  snprintf(e.id, sizeof e.id, "%s", id);
-  snprintf(e.name, sizeof e.name, "rtq.echo");
-  snprintf(e.queue, sizeof e.queue, "%s", queue);
-  char *env = NULL;
-  size_t n = 0;
-  assert_int_equal(rtq_envelope_encode(&e, &env, &n, NULL, 0), 0);
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 5);
-#define STR(s) (msgpack_pack_str(&pk, strlen(s)), msgpack_pack_str_body(&pk, s, strlen(s)))
-  STR("code");
-  STR("NO_TASK_RECORD");
-  STR("queue");
-  STR(queue);
-  STR("id");
-  STR(id);
-  STR("size");
-  msgpack_pack_uint64(&pk, n);
-  STR("payload");
-  msgpack_pack_bin(&pk, n);
-  msgpack_pack_bin_body(&pk, env, n);
-#undef STR
-  rtq_key d = rtq_keys_dead(&k);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "LPUSH");
-  rtq_argv_add(&a, d.s, d.len);
-  rtq_argv_add(&a, sb.data, sb.size);
-  freeReplyObject(rtq_test_command_argv(c, &a));
-  rtq_argv_destroy(&a);
-  msgpack_sbuffer_destroy(&sb);
-  free(env);
-}
-
 static json_t *post_json(int port, const char *path, const char *headers, int status) {
   http_resp r;
   http_req(port, "POST", path, headers, NULL, &r);
@@ -304,9 +261,9 @@ static void test_web_auth_dead_actions(void **state) {
   rtq_keys k;
   rtq_keys_init(&k, "rtq", false);
   rtq_key dead = rtq_keys_dead(&k);
-  push_letter(c, "d-1", "mail");
-  push_letter(c, "d-2", "mail");
-  push_letter(c, "d-3", "video");
+  tdead_push_envelope(c, &k, "d-1", "mail");
+  tdead_push_envelope(c, &k, "d-2", "mail");
+  tdead_push_envelope(c, &k, "d-3", "video");
   freeReplyObject(rtq_test_command(c, "LPUSH", dead.s, "not a record \xc1", NULL));
 
   /* Read-only: the actions are gone. */
