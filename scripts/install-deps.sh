@@ -25,7 +25,7 @@
 # it either way: each test starts its own server on a private port).
 set -eu
 
-base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcrypt-dev redis-server"
+base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcrypt-dev redis-server tzdata"
 interop="python3-redis python3-msgpack python3-pytest"
 extra=""
 for arg in "$@"; do
