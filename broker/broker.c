@@ -86,6 +86,7 @@ void rtq_broker_free(rtq_broker *b) {
   if (b == NULL) return;
   if (b->conn != NULL && b->leader) (void)rtq_broker_lease_release(b);
   rtq_conn_free(b->conn);
+  rtq__broker_schedules_close(b);
   rtq__batch_destroy(&b->batch);
   rtq__batch_destroy(&b->batch2);
   free(b);
@@ -139,6 +140,7 @@ static const phase phases[] = {
     {"history", rtq__broker_trim_history},
     {"cleanup", cleanup_phase},
     {"cancel", rtq__broker_cancel_pass},
+    {"schedules", rtq__broker_schedules},
 };
 
 int rtq_broker_sweep(rtq_broker *b) {

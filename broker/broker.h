@@ -117,7 +117,8 @@ const char *rtq_broker_usage(void);
   XX(trimmed)                       \
   XX(forgotten)                     \
   XX(stale_index)                   \
-  XX(cancel_republished)
+  XX(cancel_republished)             \
+  XX(schedule_runs)
 
 /* Value type: totals since the broker started. */
 typedef struct rtq_broker_counters {

@@ -73,6 +73,7 @@ struct rtq_broker {
   rtq__fixed_keys k;
   char id[RTQ_NAME_MAX + 1];
   rtq_conn *conn;            /* NULL until the first connect succeeds */
+  struct rtq_client *client; /* librtq, for the schedules; NULL until used */
   rtq__batch batch;          /* scratch, cleared before each use */
   rtq__batch batch2;
 
@@ -142,6 +143,9 @@ int rtq__broker_promote(rtq_broker *b);
 int rtq__broker_trim_history(rtq_broker *b);
 int rtq__broker_cleanup_step(rtq_broker *b);
 int rtq__broker_cancel_pass(rtq_broker *b);
+/* schedules.c: enqueue the runs of due schedules; close its client. */
+int rtq__broker_schedules(rtq_broker *b);
+void rtq__broker_schedules_close(rtq_broker *b);
 /* Adds the unflushed counters to P:stats; sweep_done also stamps
  * broker|last_sweep_at. */
 int rtq__broker_flush_stats(rtq_broker *b, bool sweep_done);

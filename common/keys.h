@@ -20,6 +20,9 @@
  *   P:dead               list    dead-lettered payloads with their reason
  *   P:stats              hash    "<queue>|<counter>" -> count
  *   P:lease              string  broker leader lease (owner id, PX)
+ *   P:schedules          hash    schedule id -> its definition (JSON)
+ *   P:schedules:due      zset    schedule id -> its next run, ms (unpaused ones)
+ *   P:schedules:last     hash    schedule id -> the run last enqueued, ms
  *   P:throughput:<min>   hash    P:stats's completed/failed totals as first
  *                                seen in minute <min> (ms / 60000), 2 h TTL
  *
@@ -82,6 +85,9 @@ rtq_key rtq_keys_history(const rtq_keys *k);
 rtq_key rtq_keys_dead(const rtq_keys *k);
 rtq_key rtq_keys_stats(const rtq_keys *k);
 rtq_key rtq_keys_lease(const rtq_keys *k);
+rtq_key rtq_keys_schedules(const rtq_keys *k);
+rtq_key rtq_keys_schedules_due(const rtq_keys *k);
+rtq_key rtq_keys_schedules_last(const rtq_keys *k);
 /* minute is Redis ms / 60000. */
 rtq_key rtq_keys_throughput(const rtq_keys *k, uint64_t minute);
 

@@ -186,6 +186,18 @@ static rtq_status status_of(rtq_client *c, const char *id) {
   return s;
 }
 
+/* The last run of schedule id as rtq_schedule_list shows it; 0 for none. */
+static uint64_t last_run_of(rtq_client *c, const char *id) {
+  rtq_schedule *l = NULL;
+  size_t n = 0;
+  uint64_t last = 0;
+  assert_int_equal(rtq_schedule_list(c, &l, &n), 0);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(l[i].id, id) == 0) last = l[i].last_run_ms;
+  rtq_schedules_free(l, n);
+  return last;
+}
+
 static bool is_running(rtq_client *c, const char *id) {
   return status_of(c, id) == RTQ_STATUS_RUNNING;
 }
@@ -312,6 +324,19 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
   create(p, "rtq.echo", "{}", &short_ttl, ok_id);
   assert_int_equal(ends(p, ok_id), RTQ_STATUS_COMPLETED);
   RTQ_TEST_WAIT_FOR(broker_stat("forgotten") >= 1, WAIT_MS);
+
+  /* A schedule: the producer adds it, the broker leader enqueues its runs
+   * (schedules.c, through create.lua), a worker runs them, the monitor
+   * lists it. */
+  assert_int_equal(rtq_schedule_add(p, "acl-tick", "@every 1s", "rtq.echo", NULL, NULL), 0);
+  RTQ_TEST_WAIT_FOR(broker_stat("schedule_runs") >= 1, WAIT_MS);
+  m = client_as("rtq-monitor");
+  RTQ_TEST_WAIT_FOR(last_run_of(m, "acl-tick") > 0, WAIT_MS);
+  char cron_id[RTQ_TASK_ID_SIZE];
+  snprintf(cron_id, sizeof cron_id, "cron:acl-tick:%llu", (unsigned long long)last_run_of(m, "acl-tick"));
+  rtq_client_free(m);
+  assert_int_equal(ends(p, cron_id), RTQ_STATUS_COMPLETED);
+  assert_int_equal(rtq_schedule_remove(p, "acl-tick"), 0);
 
   /* A worker goes silent with two tasks running. The broker times out the
    * one past its deadline (expire_running.lua: the deadline plus grace,

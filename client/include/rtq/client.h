@@ -601,6 +601,76 @@ RTQ_EXTERN int rtq_get_throughput(rtq_client *c, const char *queue, int minutes,
 /* NULL does nothing. */
 RTQ_EXTERN void rtq_throughput_free(rtq_throughput *t);
 
+/* ----- periodic tasks ------------------------------------------------------ */
+
+/*
+ * A schedule enqueues a task on a cron expression (docs/CLIENT.md:
+ * five-field expressions, @hourly..@yearly, "@every DURATION"), in a time
+ * zone of the system tz database. Schedules live in Redis; the broker
+ * leader enqueues each due run exactly once, as a task whose id is
+ * "cron:<schedule id>:<due ms>", so a run enqueued twice (a leader that
+ * died before its bookkeeping, two brokers that both think they lead) is
+ * the same idempotent create. Runs missed while no broker ran are skipped,
+ * except the most recent one, which runs once.
+ */
+
+/* Value type; zeroed means every default. */
+typedef struct rtq_schedule_options {
+  const char *queue;   /* NULL: the client's default_queue */
+  uint64_t timeout_ms; /* 0: the worker's default_timeout */
+  const char *tz;      /* NULL or "": the broker's local zone */
+} rtq_schedule_options;
+
+/* Schedule ids are names of at most this many characters, so that the run
+ * ids "cron:<id>:<ms>" stay valid task ids. */
+#define RTQ_SCHEDULE_ID_MAX 100
+
+/*
+ * Adds schedule id, or replaces the definition of an existing one (its
+ * paused state and last run are kept). cron is checked here; args
+ * (borrowed; NULL = empty) must be a map. Errors: RTQ_EINVAL (bad id,
+ * cron, name, queue, zone or args; the reason in errstr), RTQ_ETOOBIG,
+ * RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char *name,
+                                const rtq_args *args, const rtq_schedule_options *opts);
+/* Removes schedule id: RTQ_ENOTFOUND when there is none. Tasks it already
+ * enqueued are not touched. */
+RTQ_EXTERN int rtq_schedule_remove(rtq_client *c, const char *id);
+/* Pauses (no runs are enqueued while paused) or resumes (the next run is
+ * the first after now: runs due while paused are not made up). */
+RTQ_EXTERN int rtq_schedule_set_paused(rtq_client *c, const char *id, bool paused);
+
+/* A schedule as stored. Allocated by rtq, freed with rtq_schedules_free. */
+typedef struct rtq_schedule {
+  char id[RTQ_TASK_ID_SIZE];
+  char cron[256];
+  char name[RTQ_TASK_ID_SIZE];
+  char queue[RTQ_TASK_ID_SIZE];
+  char tz[128];          /* "" = the broker's local zone */
+  char *args_json;       /* the args as JSON */
+  uint64_t timeout_ms;
+  bool paused;
+  uint64_t created_at;   /* ms, Redis clock */
+  uint64_t last_run_ms;  /* the due time of the last run enqueued; 0 none */
+  uint64_t next_run_ms;  /* the next run; 0 when paused */
+} rtq_schedule;
+
+/* Every schedule, sorted by id (at most 10,000 are read). */
+RTQ_EXTERN int rtq_schedule_list(rtq_client *c, rtq_schedule **out, size_t *n);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_schedules_free(rtq_schedule *s, size_t n);
+
+/*
+ * The scheduler's step, run by the broker leader: enqueues the run owed by
+ * each schedule due at now_ms (Redis TIME, ms), at most max schedules per
+ * call, and records it. *fired (may be NULL) counts the runs this call
+ * created (a run that existed already is not counted). Returns 0 or the
+ * first error; a schedule whose definition no longer parses is logged and
+ * left paused-in-place (no due entry) rather than retried every sweep.
+ */
+RTQ_EXTERN int rtq_schedule_fire_due(rtq_client *c, uint64_t now_ms, size_t max, size_t *fired);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,438 @@
+/*
+ * schedule.c - periodic tasks (client.h, "periodic tasks").
+ *
+ * Three keys (keys.h): P:schedules maps a schedule id to its definition,
+ * a JSON object {cron, name, queue, args, timeout_ms, tz, paused,
+ * created_at}, written only by the calls an operator makes (add, pause,
+ * resume); P:schedules:due scores each unpaused schedule by its next run;
+ * P:schedules:last holds the due time of the run last enqueued, written by
+ * the scheduler. Keeping the scheduler's writes out of the definition means
+ * a pause never races with a run being recorded.
+ *
+ * Exactly once: the run of a schedule due at ms T is the task
+ * "cron:<id>:<T>". The scheduler creates it first and records it after; a
+ * scheduler that dies in between, or two that run at once, compute the same
+ * T from the same last run and create the same id, which create.lua turns
+ * into "exists already". Runs missed while no scheduler ran are skipped
+ * except the latest (cron.h, rtq_cron_due).
+ */
+#include "client_internal.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cron.h"
+#include "log.h"
+
+/* More schedules than this are not read by one list call. */
+#define LIST_MAX 10000
+#define DEF_MAX 65536
+
+static int check_id(rtq_client *c, const char *id) {
+  if (id == NULL || rtq_validate_name(id) != 0 || strlen(id) > RTQ_SCHEDULE_ID_MAX) {
+    rtq__client_err(c, "invalid schedule id: expected 1..%d of A-Z a-z 0-9 . _ : -", RTQ_SCHEDULE_ID_MAX);
+    return RTQ_EINVAL;
+  }
+  return 0;
+}
+
+static int redis_time(rtq_client *c, uint64_t *now) {
+  rtq_conn *conn;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc != 0) return rc;
+  if ((rc = rtq_conn_time_ms(conn, now)) != 0) rtq__client_conn_err(c, conn, rc, "redis");
+  rtq__pool_put(c, conn);
+  return rc;
+}
+
+/* Runs a command made of NUL-terminated strings (keys first, as built by
+ * keys.c). reply may be NULL. */
+static int cmd(rtq_client *c, redisReply **reply, int n, const char *const *parts) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  for (int i = 0; i < n; i++) rtq_argv_add_str(&a, parts[i]);
+  redisReply *r = NULL;
+  int rc = rtq__client_command(c, &a, &r);
+  rtq_argv_destroy(&a);
+  if (rc == 0 && r != NULL && r->type == REDIS_REPLY_ERROR) {
+    rtq__client_err(c, "redis: %s", r->str);
+    rc = RTQ_EREDIS;
+  }
+  if (reply != NULL && rc == 0) *reply = r;
+  else if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
+/* The definition of id: a JSON object, NULL when there is none. */
+static int read_def(rtq_client *c, const char *id, json_t **def) {
+  rtq_key k = rtq_keys_schedules(&c->keys);
+  redisReply *r = NULL;
+  *def = NULL;
+  int rc = cmd(c, &r, 3, (const char *[]){"HGET", k.s, id});
+  if (rc != 0) return rc;
+  if (r->type == REDIS_REPLY_STRING) {
+    *def = json_loadb(r->str, r->len, 0, NULL);
+    if (*def == NULL || !json_is_object(*def)) {
+      json_decref(*def);
+      *def = NULL;
+      rtq__client_err(c, "schedule %s: its stored definition is not a JSON object", id);
+      rc = RTQ_EDECODE;
+    }
+  } else {
+    rtq__client_err(c, "no schedule %s", id);
+    rc = RTQ_ENOTFOUND;
+  }
+  freeReplyObject(r);
+  return rc;
+}
+
+static const char *str_of(const json_t *def, const char *field) {
+  const char *s = json_string_value(json_object_get(def, field));
+  return s != NULL ? s : "";
+}
+
+static uint64_t num_of(const json_t *def, const char *field) {
+  json_int_t v = json_integer_value(json_object_get(def, field));
+  return v > 0 ? (uint64_t)v : 0;
+}
+
+/* P:schedules:last holds "<ms>", the due time of the last run enqueued, or
+ * "from:<ms>", the time add or resume set as the start of the count (no
+ * run). Returns that time; *ran tells which (may be NULL). */
+static uint64_t read_last(rtq_client *c, const char *id, bool *ran) {
+  rtq_key k = rtq_keys_schedules_last(&c->keys);
+  redisReply *r = NULL;
+  uint64_t last = 0;
+  if (ran != NULL) *ran = false;
+  if (cmd(c, &r, 3, (const char *[]){"HGET", k.s, id}) == 0) {
+    if (r->type == REDIS_REPLY_STRING && r->len > 5 && strncmp(r->str, "from:", 5) == 0) {
+      last = rtq__parse_u64(r->str + 5, r->len - 5);
+    } else if (r->type == REDIS_REPLY_STRING) {
+      last = rtq__parse_u64(r->str, r->len);
+      if (ran != NULL) *ran = last > 0;
+    }
+    freeReplyObject(r);
+  }
+  return last;
+}
+
+/* Scores id in P:schedules:due by its first run after `after`. */
+static int set_next(rtq_client *c, const char *id, const json_t *def, uint64_t after) {
+  rtq_cron cr;
+  char why[256];
+  int64_t next = 0;
+  int rc = rtq_cron_parse(str_of(def, "cron"), &cr, why, sizeof why);
+  if (rc == 0) rc = rtq_cron_next(&cr, str_of(def, "tz"), (int64_t)num_of(def, "created_at"), (int64_t)after, &next);
+  if (rc != 0) {
+    rtq__client_err(c, "schedule %s: no next run (%s)", id, rc == RTQ_EINVAL && why[0] ? why : "none within 8 years");
+    return rc;
+  }
+  char at[24];
+  snprintf(at, sizeof at, "%lld", (long long)next);
+  rtq_key k = rtq_keys_schedules_due(&c->keys);
+  return cmd(c, NULL, 4, (const char *[]){"ZADD", k.s, at, id});
+}
+
+static int write_def(rtq_client *c, const char *id, const json_t *def) {
+  char *text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+  if (text == NULL) return RTQ_ENOMEM;
+  int rc = 0;
+  if (strlen(text) > DEF_MAX) {
+    rtq__client_err(c, "schedule %s: its definition is over %d bytes", id, DEF_MAX);
+    rc = RTQ_ETOOBIG;
+  } else {
+    rtq_key k = rtq_keys_schedules(&c->keys);
+    rc = cmd(c, NULL, 4, (const char *[]){"HSET", k.s, id, text});
+  }
+  free(text);
+  return rc;
+}
+
+int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char *name, const rtq_args *args,
+                     const rtq_schedule_options *opts) {
+  rtq__client_clear_err(c);
+  rtq_schedule_options o = {0};
+  if (opts != NULL) o = *opts;
+  const char *queue = o.queue != NULL ? o.queue : c->default_queue;
+  rtq_cron cr;
+  char why[256];
+  int rc = check_id(c, id);
+  if (rc != 0) return rc;
+  if (cron == NULL || rtq_cron_parse(cron, &cr, why, sizeof why) != 0) {
+    rtq__client_err(c, "invalid cron expression: %s", cron == NULL ? "none given" : why);
+    return RTQ_EINVAL;
+  }
+  if ((rc = rtq__check_name(c, "task name", name)) != 0 || (rc = rtq__check_name(c, "queue", queue)) != 0)
+    return rc;
+  if (o.tz != NULL && o.tz[0] != '\0' && !rtq_cron_zone_known(o.tz)) {
+    rtq__client_err(c, "unknown time zone \"%.64s\" (expected a name of the tz database, e.g. Europe/Berlin)", o.tz);
+    return RTQ_EINVAL;
+  }
+  if (o.timeout_ms > RTQ_TASK_MAX_TIMEOUT_MS) {
+    rtq__client_err(c, "timeout over %llu ms", (unsigned long long)RTQ_TASK_MAX_TIMEOUT_MS);
+    return RTQ_ERANGE;
+  }
+  char *args_text = NULL;
+  json_t *args_json = NULL;
+  if (args != NULL && (rc = rtq_args_to_json(args, &args_text)) != 0) {
+    rtq__client_err(c, "args cannot be written as JSON");
+    return rc;
+  }
+  args_json = args_text != NULL ? json_loads(args_text, 0, NULL) : json_object();
+  free(args_text);
+  if (!json_is_object(args_json)) {
+    json_decref(args_json);
+    rtq__client_err(c, "args must be a map");
+    return RTQ_EINVAL;
+  }
+  uint64_t now = 0;
+  json_t *old = NULL;
+  if ((rc = redis_time(c, &now)) != 0 || ((rc = read_def(c, id, &old)) != 0 && rc != RTQ_ENOTFOUND)) {
+    json_decref(args_json);
+    return rc;
+  }
+  bool paused = old != NULL && json_is_true(json_object_get(old, "paused"));
+  uint64_t created = old != NULL && num_of(old, "created_at") > 0 ? num_of(old, "created_at") : now;
+  json_decref(old);
+  json_t *def = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:b, s:I}", "cron", cron, "name", name, "queue", queue,
+                          "args", args_json, "timeout_ms", (json_int_t)o.timeout_ms, "tz",
+                          o.tz != NULL ? o.tz : "", "paused", paused, "created_at", (json_int_t)created);
+  if (def == NULL) return RTQ_ENOMEM;
+  rtq__client_clear_err(c);
+  char nows[32];
+  snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
+  rtq_key last = rtq_keys_schedules_last(&c->keys);
+  if ((rc = write_def(c, id, def)) == 0 && (rc = cmd(c, NULL, 4, (const char *[]){"HSETNX", last.s, id, nows})) == 0 &&
+      !paused)
+    rc = set_next(c, id, def, now);
+  json_decref(def);
+  return rc;
+}
+
+int rtq_schedule_remove(rtq_client *c, const char *id) {
+  rtq__client_clear_err(c);
+  int rc = check_id(c, id);
+  if (rc != 0) return rc;
+  rtq_key k = rtq_keys_schedules(&c->keys), due = rtq_keys_schedules_due(&c->keys),
+          last = rtq_keys_schedules_last(&c->keys);
+  redisReply *r = NULL;
+  if ((rc = cmd(c, &r, 3, (const char *[]){"HDEL", k.s, id})) != 0) return rc;
+  bool had = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  freeReplyObject(r);
+  /* The due entry goes even when the definition was already gone. */
+  if ((rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id})) == 0)
+    rc = cmd(c, NULL, 3, (const char *[]){"HDEL", last.s, id});
+  if (rc == 0 && !had) {
+    rtq__client_err(c, "no schedule %s", id);
+    rc = RTQ_ENOTFOUND;
+  }
+  return rc;
+}
+
+int rtq_schedule_set_paused(rtq_client *c, const char *id, bool paused) {
+  rtq__client_clear_err(c);
+  int rc = check_id(c, id);
+  json_t *def = NULL;
+  uint64_t now = 0;
+  if (rc != 0 || (rc = read_def(c, id, &def)) != 0 || (rc = redis_time(c, &now)) != 0) {
+    json_decref(def);
+    return rc;
+  }
+  json_object_set_new(def, "paused", json_boolean(paused));
+  rtq_key due = rtq_keys_schedules_due(&c->keys), last = rtq_keys_schedules_last(&c->keys);
+  char nows[32];
+  snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
+  if ((rc = write_def(c, id, def)) == 0) {
+    if (paused) {
+      rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+    } else if ((rc = cmd(c, NULL, 4, (const char *[]){"HSET", last.s, id, nows})) == 0) {
+      /* Runs due while paused are not made up: the next is after now. */
+      rc = set_next(c, id, def, now);
+    }
+  }
+  json_decref(def);
+  return rc;
+}
+
+/* ---- listing ---- */
+
+static void fill(rtq_schedule *s, const char *id, const json_t *def) {
+  snprintf(s->id, sizeof s->id, "%s", id);
+  snprintf(s->cron, sizeof s->cron, "%s", str_of(def, "cron"));
+  snprintf(s->name, sizeof s->name, "%s", str_of(def, "name"));
+  snprintf(s->queue, sizeof s->queue, "%s", str_of(def, "queue"));
+  snprintf(s->tz, sizeof s->tz, "%s", str_of(def, "tz"));
+  json_t *args = json_object_get(def, "args");
+  s->args_json = json_dumps(args != NULL ? args : json_object(), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  s->timeout_ms = num_of(def, "timeout_ms");
+  s->paused = json_is_true(json_object_get(def, "paused"));
+  s->created_at = num_of(def, "created_at");
+}
+
+static int by_id(const void *a, const void *b) {
+  return strcmp(((const rtq_schedule *)a)->id, ((const rtq_schedule *)b)->id);
+}
+
+/* The score of id in zset key (0 when absent). */
+static uint64_t score_of(rtq_client *c, rtq_key key, const char *id) {
+  redisReply *r = NULL;
+  uint64_t v = 0;
+  if (cmd(c, &r, 3, (const char *[]){"ZSCORE", key.s, id}) == 0) {
+    if (r->type == REDIS_REPLY_STRING) v = (uint64_t)strtod(r->str, NULL);
+    freeReplyObject(r);
+  }
+  return v;
+}
+
+int rtq_schedule_list(rtq_client *c, rtq_schedule **out, size_t *n) {
+  rtq__client_clear_err(c);
+  *out = NULL;
+  *n = 0;
+  rtq_key k = rtq_keys_schedules(&c->keys), due = rtq_keys_schedules_due(&c->keys);
+  rtq_schedule *list = NULL;
+  size_t count = 0, cap = 0;
+  char cursor[32] = "0";
+  int rc = 0;
+  /* HSCAN in pages, so a large set of schedules never costs one long call. */
+  do {
+    redisReply *r = NULL;
+    if ((rc = cmd(c, &r, 5, (const char *[]){"HSCAN", k.s, cursor, "COUNT", "200"})) != 0) break;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+      freeReplyObject(r);
+      rc = RTQ_EREDIS;
+      break;
+    }
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    const redisReply *kv = r->element[1];
+    for (size_t i = 0; i + 1 < kv->elements && count < LIST_MAX; i += 2) {
+      const redisReply *key = kv->element[i], *val = kv->element[i + 1];
+      if (key->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING || check_id(c, key->str) != 0) continue;
+      json_t *def = json_loadb(val->str, val->len, 0, NULL);
+      if (!json_is_object(def)) {
+        json_decref(def);
+        continue;
+      }
+      if (count == cap) {
+        size_t ncap = cap == 0 ? 16 : cap * 2;
+        rtq_schedule *grown = realloc(list, ncap * sizeof *grown);
+        if (grown == NULL) {
+          json_decref(def);
+          rc = RTQ_ENOMEM;
+          break;
+        }
+        list = grown, cap = ncap;
+      }
+      memset(&list[count], 0, sizeof list[count]);
+      fill(&list[count++], key->str, def);
+      json_decref(def);
+    }
+    freeReplyObject(r);
+  } while (rc == 0 && strcmp(cursor, "0") != 0 && count < LIST_MAX);
+  rtq__client_clear_err(c);
+  for (size_t i = 0; rc == 0 && i < count; i++) {
+    list[i].next_run_ms = list[i].paused ? 0 : score_of(c, due, list[i].id);
+    bool ran = false;
+    uint64_t last = read_last(c, list[i].id, &ran);
+    list[i].last_run_ms = ran ? last : 0;
+  }
+  if (rc != 0) {
+    rtq_schedules_free(list, count);
+    return rc;
+  }
+  if (count > 0) qsort(list, count, sizeof *list, by_id);
+  *out = list;
+  *n = count;
+  return 0;
+}
+
+void rtq_schedules_free(rtq_schedule *s, size_t n) {
+  if (s == NULL) return;
+  for (size_t i = 0; i < n; i++) free(s[i].args_json);
+  free(s);
+}
+
+/* ---- the scheduler's step ---- */
+
+/* Enqueues the run of schedule id owed at now, then records it. */
+static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) {
+  rtq_key due = rtq_keys_schedules_due(&c->keys), last = rtq_keys_schedules_last(&c->keys);
+  json_t *def = NULL;
+  int rc = read_def(c, id, &def);
+  if (rc == RTQ_ENOTFOUND || (rc == 0 && json_is_true(json_object_get(def, "paused")))) {
+    /* Removed or paused since it was scored: nothing is owed. */
+    json_decref(def);
+    return cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+  }
+  rtq_cron cr;
+  char why[256] = "";
+  int64_t at = 0;
+  if (rc == 0 && (rc = rtq_cron_parse(str_of(def, "cron"), &cr, why, sizeof why)) == 0) {
+    rc = rtq_cron_due(&cr, str_of(def, "tz"), (int64_t)num_of(def, "created_at"), (int64_t)read_last(c, id, NULL),
+                      (int64_t)now, &at);
+  }
+  if (rc == RTQ_ENOTFOUND) {
+    rc = set_next(c, id, def, now); /* scored early: score it again */
+  } else if (rc == RTQ_EINVAL || rc == RTQ_EDECODE) {
+    rtq_log(RTQ_LOG_ERROR, "schedule cannot run; it stays unscored until it is added again", "schedule", id,
+            "error", why[0] ? why : rtq_client_errstr(c), NULL);
+    rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+  } else if (rc == 0) {
+    char task_id[RTQ_TASK_ID_SIZE], ats[24];
+    snprintf(ats, sizeof ats, "%lld", (long long)at);
+    snprintf(task_id, sizeof task_id, "cron:%s:%s", id, ats);
+    rtq_args *args = NULL;
+    char *args_text = json_dumps(json_object_get(def, "args"), JSON_COMPACT | JSON_ENCODE_ANY);
+    rc = args_text != NULL ? rtq_args_from_json(args_text, &args, why, sizeof why) : RTQ_ENOMEM;
+    free(args_text);
+    rtq_task_options o = {.queue = str_of(def, "queue"), .id = task_id, .timeout_ms = num_of(def, "timeout_ms")};
+    int created = 0;
+    if (rc == 0) rc = rtq_create_task(c, str_of(def, "name"), args, &o, NULL, &created);
+    rtq_args_free(args);
+    if (rc == RTQ_EINVAL || rc == RTQ_ERANGE || rc == RTQ_ETOOBIG || rc == RTQ_EDEPTH) {
+      /* The definition itself cannot make a task: stop, do not retry it
+       * every sweep. */
+      rtq_log(RTQ_LOG_ERROR, "schedule cannot make its task; it stays unscored until it is added again",
+              "schedule", id, "error", rtq_client_errstr(c), NULL);
+      rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+    } else if (rc == 0) {
+      if (created && fired != NULL) (*fired)++;
+      rtq_log(created ? RTQ_LOG_INFO : RTQ_LOG_DEBUG, created ? "schedule ran" : "schedule run existed already",
+              "schedule", id, "task", task_id, NULL);
+      if ((rc = cmd(c, NULL, 4, (const char *[]){"HSET", last.s, id, ats})) == 0)
+        rc = set_next(c, id, def, now > (uint64_t)at ? now : (uint64_t)at);
+    }
+  }
+  json_decref(def);
+  return rc;
+}
+
+int rtq_schedule_fire_due(rtq_client *c, uint64_t now_ms, size_t max, size_t *fired) {
+  rtq__client_clear_err(c);
+  if (fired != NULL) *fired = 0;
+  if (max == 0) return 0;
+  rtq_key due = rtq_keys_schedules_due(&c->keys);
+  char nows[24], limit[24];
+  snprintf(nows, sizeof nows, "%llu", (unsigned long long)now_ms);
+  snprintf(limit, sizeof limit, "%zu", max);
+  redisReply *r = NULL;
+  int rc = cmd(c, &r, 7, (const char *[]){"ZRANGEBYSCORE", due.s, "-inf", nows, "LIMIT", "0", limit});
+  if (rc != 0) return rc;
+  int first = 0;
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING) continue;
+    if (check_id(c, e->str) != 0) {
+      /* Not a schedule id any call writes: drop it, or it is due forever. */
+      (void)cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, e->str});
+      continue;
+    }
+    rc = fire_one(c, e->str, now_ms, fired);
+    if (rc != 0 && first == 0) first = rc;
+    if (rc == RTQ_ECONN) break;
+  }
+  freeReplyObject(r);
+  return first;
+}

@@ -1,0 +1,269 @@
+/*
+ * test_schedule.c - periodic tasks (client.h, "periodic tasks") against a
+ * real redis-server: the library's calls, the scheduler's step with a
+ * chosen "now" (so the runs owed are exact), exactly once when a leader
+ * died between a run and its bookkeeping or when two run the step at
+ * once, pause and resume, and the broker's sweep running a schedule.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cron.h"
+#include "harness.h"
+#include "keys.h"
+#include "rtq/client.h"
+#include "test_client_fixture.h"
+
+static rtq_keys k;
+static rtq_client *cl;
+static rtq_conn *rc_;
+
+static int setup(void **state) {
+  (void)state;
+  tc_open(&k, &cl, &rc_);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  tc_close(&cl, &rc_);
+  return 0;
+}
+
+static uint64_t redis_now(void) {
+  uint64_t ms = 0;
+  assert_int_equal(rtq_conn_time_ms(rc_, &ms), 0);
+  return ms;
+}
+
+static rtq_schedule *find(rtq_schedule *l, size_t n, const char *id) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(l[i].id, id) == 0) return &l[i];
+  return NULL;
+}
+
+static long long queue_len(const char *q) {
+  return rtq_test_cmd_int(rc_, "LLEN", rtq_keys_queue(&k, q).s, NULL);
+}
+
+static int task_exists(const char *sid, uint64_t due) {
+  char id[160];
+  snprintf(id, sizeof id, "cron:%s:%llu", sid, (unsigned long long)due);
+  return (int)rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_task(&k, id).s, NULL);
+}
+
+static void test_schedule_add_list_remove_and_refusals(void **state) {
+  (void)state;
+  rtq_args *args = NULL;
+  char why[128];
+  assert_int_equal(rtq_args_from_json("{\"to\":\"ops\"}", &args, why, sizeof why), 0);
+  rtq_schedule_options o = {.queue = "reports", .timeout_ms = 60000, .tz = "Europe/Berlin"};
+  uint64_t before = redis_now();
+  assert_int_equal(rtq_schedule_add(cl, "nightly", "30 2 * * *", "report.build", args, &o), 0);
+  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  rtq_args_free(args);
+
+  rtq_schedule *l = NULL;
+  size_t n = 0;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(l[0].id, "nightly"); /* sorted by id */
+  rtq_schedule *s = find(l, n, "nightly");
+  assert_string_equal(s->cron, "30 2 * * *");
+  assert_string_equal(s->queue, "reports");
+  assert_string_equal(s->tz, "Europe/Berlin");
+  assert_string_equal(s->args_json, "{\"to\":\"ops\"}");
+  assert_int_equal(s->timeout_ms, 60000);
+  assert_int_equal(s->last_run_ms, 0);
+  rtq_cron c;
+  int64_t want = 0;
+  assert_int_equal(rtq_cron_parse("30 2 * * *", &c, NULL, 0), 0);
+  assert_int_equal(rtq_cron_next(&c, "Europe/Berlin", 0, (int64_t)s->created_at, &want), 0);
+  assert_int_equal(s->next_run_ms, (uint64_t)want);
+  s = find(l, n, "tick");
+  assert_string_equal(s->queue, "default");
+  assert_true(s->next_run_ms >= before + 10000 && s->next_run_ms <= redis_now() + 10000);
+  rtq_schedules_free(l, n);
+
+  /* Refusals name what is wrong and write nothing. */
+  static const struct {
+    const char *id, *cron, *name, *tz, *says;
+  } bad[] = {
+      {"x", "61 * * * *", "job", NULL, "minute"},
+      {"x", "@every 0s", "job", NULL, "@every"},
+      {"x", "@hourly", "job", "Mars/Olympus", "time zone"},
+      {"bad id", "@hourly", "job", NULL, "schedule id"},
+      {"x", "@hourly", "bad name", NULL, "name"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    rtq_schedule_options bo = {.tz = bad[i].tz};
+    assert_int_equal(rtq_schedule_add(cl, bad[i].id, bad[i].cron, bad[i].name, NULL, &bo), RTQ_EINVAL);
+    if (strstr(rtq_client_errstr(cl), bad[i].says) == NULL)
+      fail_msg("%s: \"%s\" does not say %s", bad[i].cron, rtq_client_errstr(cl), bad[i].says);
+  }
+  char long_id[RTQ_SCHEDULE_ID_MAX + 2];
+  memset(long_id, 'a', sizeof long_id - 1);
+  long_id[sizeof long_id - 1] = '\0';
+  assert_int_equal(rtq_schedule_add(cl, long_id, "@hourly", "job", NULL, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_test_cmd_int(rc_, "HLEN", rtq_keys_schedules(&k).s, NULL), 2);
+
+  assert_int_equal(rtq_schedule_remove(cl, "tick"), 0);
+  assert_int_equal(rtq_schedule_remove(cl, "tick"), RTQ_ENOTFOUND);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_schedules_due(&k).s, NULL), 1);
+}
+
+/* The step with a chosen now: the latest run owed, once. */
+static void test_schedule_fire_due_runs_the_latest_missed_once(void **state) {
+  (void)state;
+  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  rtq_schedule *l = NULL;
+  size_t n = 0, fired = 9;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  uint64_t t0 = l[0].created_at;
+  rtq_schedules_free(l, n);
+
+  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 5000, 100, &fired), 0);
+  assert_int_equal(fired, 0); /* not due yet */
+  /* 35 s later: runs at t0+10, +20, +30 were owed; only +30 runs. */
+  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 35000, 100, &fired), 0);
+  assert_int_equal(fired, 1);
+  assert_int_equal(task_exists("tick", t0 + 30000), 1);
+  assert_int_equal(task_exists("tick", t0 + 20000), 0);
+  assert_int_equal(queue_len("default"), 1);
+  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 35000, 100, &fired), 0);
+  assert_int_equal(fired, 0);
+  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 40000, 100, &fired), 0);
+  assert_int_equal(fired, 1);
+  assert_int_equal(task_exists("tick", t0 + 40000), 1);
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(l[0].last_run_ms, t0 + 40000);
+  assert_int_equal(l[0].next_run_ms, t0 + 50000);
+  rtq_schedules_free(l, n);
+}
+
+/* A leader that created the run and died before recording it; then two
+ * schedulers at once: still one task per run. */
+static void test_schedule_exactly_once_at_the_worst_moment(void **state) {
+  (void)state;
+  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  rtq_schedule *l = NULL;
+  size_t n = 0, fired = 0, fired2 = 0;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  uint64_t t0 = l[0].created_at;
+  rtq_schedules_free(l, n);
+
+  /* The dead leader's half step: the run's task exists, nothing recorded. */
+  char id[160];
+  snprintf(id, sizeof id, "cron:tick:%llu", (unsigned long long)(t0 + 10000));
+  rtq_task_options o = {.id = id};
+  assert_int_equal(rtq_create_task(cl, "rtq.noop", NULL, &o, NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 12000, 100, &fired), 0);
+  assert_int_equal(fired, 0); /* it existed */
+  assert_int_equal(queue_len("default"), 1);
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(l[0].last_run_ms, t0 + 10000); /* recorded now */
+  rtq_schedules_free(l, n);
+
+  /* Two schedulers that both think they lead, with their own clients. */
+  rtq_client *other = NULL;
+  rtq_client_options co = {.redis_url = rtq_test_redis_url()};
+  assert_int_equal(rtq_client_new(&co, &other), 0);
+  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 21000, 100, &fired), 0);
+  assert_int_equal(rtq_schedule_fire_due(other, t0 + 21000, 100, &fired2), 0);
+  assert_int_equal(fired + fired2, 1);
+  /* The same run recomputed by a scheduler that read the old last run:
+   * put the bookkeeping back and fire again. */
+  char last[24];
+  snprintf(last, sizeof last, "%llu", (unsigned long long)(t0 + 10000));
+  rtq_test_cmd_int(rc_, "HSET", rtq_keys_schedules_last(&k).s, "tick", last, NULL);
+  rtq_test_cmd_int(rc_, "ZADD", rtq_keys_schedules_due(&k).s, "0", "tick", NULL);
+  assert_int_equal(rtq_schedule_fire_due(other, t0 + 21000, 100, &fired2), 0);
+  assert_int_equal(fired2, 0);
+  assert_int_equal(queue_len("default"), 2);
+  rtq_client_free(other);
+}
+
+static void test_schedule_pause_and_resume(void **state) {
+  (void)state;
+  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_set_paused(cl, "tick", true), 0);
+  size_t fired = 0, n = 0;
+  uint64_t now = redis_now();
+  assert_int_equal(rtq_schedule_fire_due(cl, now + 3600000, 100, &fired), 0);
+  assert_int_equal(fired, 0);
+  rtq_schedule *l = NULL;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_true(l[0].paused);
+  assert_int_equal(l[0].next_run_ms, 0);
+  rtq_schedules_free(l, n);
+  /* Re-adding keeps it paused. */
+  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 20s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_schedules_due(&k).s, NULL), 0);
+  assert_int_equal(rtq_schedule_set_paused(cl, "tick", false), 0);
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_false(l[0].paused);
+  assert_true(l[0].next_run_ms > now);
+  assert_string_equal(l[0].cron, "@every 20s");
+  rtq_schedules_free(l, n);
+  assert_int_equal(rtq_schedule_set_paused(cl, "nope", true), RTQ_ENOTFOUND);
+}
+
+/* A definition broken by hand is set aside; the others still run. */
+static void test_schedule_broken_definition_does_not_block_others(void **state) {
+  (void)state;
+  assert_int_equal(rtq_schedule_add(cl, "good", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  rtq_test_cmd_int(rc_, "HSET", rtq_keys_schedules(&k).s, "broken", "{not json", NULL);
+  rtq_test_cmd_int(rc_, "ZADD", rtq_keys_schedules_due(&k).s, "0", "broken", NULL);
+  size_t fired = 0;
+  int rc = rtq_schedule_fire_due(cl, redis_now() + 11000, 100, &fired);
+  assert_true(rc == 0 || rc == RTQ_EDECODE);
+  assert_int_equal(fired, 1);
+  char *score = rtq_test_cmd_str(rc_, "ZSCORE", rtq_keys_schedules_due(&k).s, "broken", NULL);
+  assert_null(score); /* set aside: not due again every sweep */
+  rtq_schedule *l = NULL;
+  size_t n = 0;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(n, 1); /* the broken one is not listed */
+  rtq_schedules_free(l, n);
+}
+
+/* rtq-broker's sweep runs a due schedule (deadline, not a sleep). */
+static void test_schedule_broker_sweep_enqueues_runs(void **state) {
+  (void)state;
+  assert_int_equal(rtq_schedule_add(cl, "sec", "@every 1s", "rtq.noop", NULL, NULL), 0);
+  char bin[512];
+  assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
+  char cmdline[1200];
+  snprintf(cmdline, sizeof cmdline, "%s --once --redis '%s' >/dev/null 2>&1", bin, rtq_test_redis_url());
+  RTQ_TEST_WAIT_FOR((system(cmdline), queue_len("default") >= 1), 5000);
+  rtq_schedule *l = NULL;
+  size_t n = 0;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_true(l[0].last_run_ms > 0);
+  assert_int_equal(task_exists("sec", l[0].last_run_ms), 1);
+  rtq_schedules_free(l, n);
+  char *runs = rtq_test_cmd_str(rc_, "HGET", rtq_keys_stats(&k).s, "broker|schedule_runs", NULL);
+  assert_non_null(runs);
+  assert_true(atoi(runs) >= 1);
+  free(runs);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_schedule_add_list_remove_and_refusals),
+      T(test_schedule_fire_due_runs_the_latest_missed_once),
+      T(test_schedule_exactly_once_at_the_worst_moment),
+      T(test_schedule_pause_and_resume),
+      T(test_schedule_broken_definition_does_not_block_others),
+      T(test_schedule_broker_sweep_enqueues_runs),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
