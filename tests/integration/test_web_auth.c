@@ -125,7 +125,7 @@ static void test_web_auth_basic_logins(void **state) {
   web_srv s;
   const char *args[] = {"--basic-auth-file", users_file(0600), NULL};
   web_start(&s, args);
-  char h[512], h2[512];
+  char h[512], h2[1024]; /* h2: h and one or two more lines */
 
   /* Without a login, the page itself asks for one. */
   http_resp r;
