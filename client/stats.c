@@ -152,15 +152,19 @@ static bool replies_ok(redisReply **r, size_t n) {
   return true;
 }
 
-/* Second round trip: each queue's backlog and the live workers. */
+/* Second round trip: each queue's backlog and paused state, and the live
+ * workers. */
 static int read_second(rtq_client *c, rtq_conn *conn, rtq_stats *s) {
-  size_t n = s->nqueues + 1;
+  size_t nq = s->nqueues, n = 2 * nq + 1;
   rtq_argv *cmds = calloc(n, sizeof *cmds);
   redisReply **r = calloc(n, sizeof *r);
   int rc = cmds != NULL && r != NULL ? 0 : RTQ_ENOMEM;
-  for (size_t i = 0; rc == 0 && i < s->nqueues; i++) {
+  rtq_key paused = rtq_keys_paused(&c->keys);
+  for (size_t i = 0; rc == 0 && i < nq; i++) {
     rtq_key k = rtq_keys_queue(&c->keys, s->queues[i].name);
     cmd(&cmds[i], "LLEN", &k);
+    cmd(&cmds[nq + i], "SISMEMBER", &paused);
+    rtq_argv_add_str(&cmds[nq + i], s->queues[i].name);
   }
   if (rc == 0) {
     rtq_key k = rtq_keys_workers(&c->keys);
@@ -178,7 +182,10 @@ static int read_second(rtq_client *c, rtq_conn *conn, rtq_stats *s) {
     rc = 0;
   }
   if (rc == 0) {
-    for (size_t i = 0; i < s->nqueues; i++) s->queues[i].backlog = int_of(r[i]);
+    for (size_t i = 0; i < nq; i++) {
+      s->queues[i].backlog = int_of(r[i]);
+      s->queues[i].paused = int_of(r[nq + i]) == 1;
+    }
     s->workers_alive = int_of(r[n - 1]);
   }
   for (size_t i = 0; cmds != NULL && i < n; i++) rtq_argv_destroy(&cmds[i]);

@@ -72,6 +72,7 @@ rtq_key rtq_keys_history(const rtq_keys *k) { return build(k, "history", NULL); 
 rtq_key rtq_keys_dead(const rtq_keys *k) { return build(k, "dead", NULL); }
 rtq_key rtq_keys_stats(const rtq_keys *k) { return build(k, "stats", NULL); }
 rtq_key rtq_keys_lease(const rtq_keys *k) { return build(k, "lease", NULL); }
+rtq_key rtq_keys_paused(const rtq_keys *k) { return build(k, "paused", NULL); }
 rtq_key rtq_keys_schedules(const rtq_keys *k) { return build(k, "schedules", NULL); }
 rtq_key rtq_keys_schedules_due(const rtq_keys *k) { return build(k, "schedules:due", NULL); }
 rtq_key rtq_keys_schedules_last(const rtq_keys *k) { return build(k, "schedules:last", NULL); }

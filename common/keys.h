@@ -20,6 +20,7 @@
  *   P:dead               list    dead-lettered payloads with their reason
  *   P:stats              hash    "<queue>|<counter>" -> count
  *   P:lease              string  broker leader lease (owner id, PX)
+ *   P:paused             set     names of paused queues (workers claim nothing from them)
  *   P:schedules          hash    schedule id -> its definition (JSON)
  *   P:schedules:due      zset    schedule id -> its next run, ms (unpaused ones)
  *   P:schedules:last     hash    schedule id -> the run last enqueued, ms
@@ -85,6 +86,7 @@ rtq_key rtq_keys_history(const rtq_keys *k);
 rtq_key rtq_keys_dead(const rtq_keys *k);
 rtq_key rtq_keys_stats(const rtq_keys *k);
 rtq_key rtq_keys_lease(const rtq_keys *k);
+rtq_key rtq_keys_paused(const rtq_keys *k);
 rtq_key rtq_keys_schedules(const rtq_keys *k);
 rtq_key rtq_keys_schedules_due(const rtq_keys *k);
 rtq_key rtq_keys_schedules_last(const rtq_keys *k);

@@ -58,7 +58,8 @@ static json_t *counters_value(const rtq_counter *c, size_t n) {
 static json_t *queue_value(const web_overview *o, const char *name, const rtq_queue_stats *q) {
   const rtq_queue_load *l = web_overview_load(o, name);
   uint64_t at = l != NULL ? l->oldest_pending_at : 0, now = o->stats->now;
-  return json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:o*}", "name", name, "backlog",
+  return json_pack("{s:s, s:b, s:I, s:I, s:I, s:o, s:I, s:o*}", "name", name, "paused", q != NULL && q->paused,
+                   "backlog",
                    (json_int_t)(q != NULL ? q->backlog : 0), "running",
                    (json_int_t)(l != NULL ? l->running : 0), "delayed",
                    (json_int_t)(l != NULL ? l->delayed : 0), "oldest_pending_at", time_or_null(at),
@@ -250,6 +251,16 @@ void web_api_action(web_ctx *w, const char *id, const char *action, web_response
       return;
     }
   web_json(res, 200, json_pack("{s:s, s:s}", "id", id, "status", "pending"));
+}
+
+void web_api_queue_action(web_ctx *w, const char *queue, const char *action, web_response *res) {
+  bool pause = strcmp(action, "pause") == 0;
+  int rc = pause ? rtq_queue_pause(w->client, queue) : rtq_queue_resume(w->client, queue);
+  if (rc != 0) {
+    fail(w, res, rc, action);
+    return;
+  }
+  web_json(res, 200, json_pack("{s:s, s:b}", "queue", queue, "paused", pause));
 }
 
 void web_api_info(web_ctx *w, web_response *res) {

@@ -13,6 +13,7 @@
  *   GET  /api/events              Server-Sent Events (?task=ID, ?ticks=1)
  *   POST /api/tasks/<id>/cancel   actions
  *   POST /api/tasks/<id>/retry
+ *   POST /api/queues/<queue>/pause, /resume
  *   POST /api/dead/<index>/requeue  (?id=, ?queue=)
  *   POST /api/dead/requeue        every dead letter that can be (?queue=)
  *   POST /api/dead/purge          (?queue=)
@@ -257,6 +258,15 @@ static void api(web_ctx *w, const web_request *req, web_response *res) {
     if (!action_allowed(w, req, basic, res)) return;
     if (dead_all && strcmp(p, "/dead/purge") == 0) RET(web_api_dead_action(w, req, NULL, "purge", res));
     RET(web_api_dead_action(w, req, dead_one ? index : NULL, "requeue", res));
+  }
+  if (strncmp(p, "/queues/", 8) == 0) {
+    char queue[RTQ_TASK_ID_SIZE];
+    const char *action;
+    /* A queue name follows the same rule as a task id. */
+    if (split_task_path(p + 8, queue, &action) != 0) RET(web_error(res, 400, "invalid queue name"));
+    if (strcmp(action, "pause") != 0 && strcmp(action, "resume") != 0) RET(web_error(res, 404, "no such action"));
+    if (!action_allowed(w, req, basic, res)) return;
+    RET(web_api_queue_action(w, queue, action, res));
   }
   if (strncmp(p, "/tasks/", 7) == 0) {
     char id[RTQ_TASK_ID_SIZE];

@@ -129,6 +129,8 @@ void web_api_tasks(web_ctx *w, const web_request *req, web_response *res);
 void web_api_task(web_ctx *w, const char *id, web_response *res);
 void web_api_workers(web_ctx *w, web_response *res);
 void web_api_action(web_ctx *w, const char *id, const char *action, web_response *res);
+/* POST /api/queues/<queue>/pause or /resume (action "pause" or "resume"). */
+void web_api_queue_action(web_ctx *w, const char *queue, const char *action, web_response *res);
 void web_api_info(web_ctx *w, web_response *res);
 void web_api_dead_list(web_ctx *w, const web_request *req, web_response *res);
 void web_api_dead_one(web_ctx *w, const char *index, web_response *res);

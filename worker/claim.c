@@ -118,7 +118,7 @@ static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
 }
 
 void rtq__claim_pump(rtq_worker *w) {
-  if (w->phase != RTQ__RUN || w->round != NULL || !w->hb_ok) return;
+  if (w->phase != RTQ__RUN || w->round != NULL || !w->hb_ok || !w->paused_known) return;
   if (w->need_reconcile || w->reconcile_in_flight) return;
   if (!rtq__rconn_up(w->pop) || !rtq__rconn_up(w->cmd)) return;
   int k = rtq__free_slots(w);
@@ -136,6 +136,11 @@ void rtq__claim_pump(rtq_worker *w) {
   round->got_any = false;
   round->sent_at = rtq__mono_ms();
   k = rtq__queues_plan(&w->queues, k, round->sent_at, round->qidx, &round->blocking);
+  if (k == 0) { /* every queue is paused: nothing to claim until one resumes */
+    free(round->claims);
+    free(round);
+    return;
+  }
   /* One queue is always planned blocking; it is taken from while the
    * last round found work and none of its moves came back empty (a queue
    * just drained is waited on at once, without a take that finds nothing
@@ -204,6 +209,49 @@ void rtq__claim_tick(rtq_worker *w, uint64_t now) {
   if (w->queues.n < 2 || w->round == NULL || !w->round->blocking) return;
   if (now < w->round->sent_at + (uint64_t)w->o.poll_ms) return;
   rtq__claim_unblock(w);
+}
+
+/* ---- paused queues ---- */
+
+static void on_paused(rtq_worker *w, redisReply *r, void *pd) {
+  (void)pd;
+  w->paused_in_flight = false;
+  if (r != NULL && r->type == REDIS_REPLY_ERROR && !w->paused_known)
+    rtq_log(RTQ_LOG_WARNING, "cannot read the paused queues; claiming as if none were paused", "error", r->str,
+            NULL);
+  /* Claiming waits for the first answer, so a worker that starts while a
+   * queue is paused takes nothing from it; an error answer (a user without
+   * SMEMBERS) must not stop the worker for good. */
+  if (r != NULL) w->paused_known = true;
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return; /* read again next time */
+  const char *names[RTQ_WORKER_MAX_QUEUES];
+  size_t n = 0;
+  /* Only this worker's queues matter; names of other queues are skipped. */
+  for (size_t i = 0; i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING) continue;
+    for (int q = 0; q < w->queues.n && n < RTQ_WORKER_MAX_QUEUES; q++)
+      if (strcmp(w->queues.q[q].name, e->str) == 0) names[n++] = w->queues.q[q].name;
+  }
+  bool was[RTQ_WORKER_MAX_QUEUES];
+  for (int q = 0; q < w->queues.n; q++) was[q] = w->queues.q[q].paused;
+  if (rtq__queues_set_paused(&w->queues, names, n) == 0) return;
+  for (int q = 0; q < w->queues.n; q++)
+    if (was[q] != w->queues.q[q].paused)
+      rtq_log(RTQ_LOG_INFO, w->queues.q[q].paused ? "queue paused: not claiming from it" : "queue resumed",
+              "queue", w->queues.q[q].name, NULL);
+  /* A BLMOVE waiting on a queue that is now paused would still take what
+   * arrives there: end the round. */
+  if (w->round != NULL && w->round->blocking && w->queues.q[w->round->qidx[0]].paused) rtq__claim_unblock(w);
+}
+
+void rtq__claim_paused_tick(rtq_worker *w, uint64_t now) {
+  if (w->paused_in_flight || now < w->next_paused_poll || !rtq__rconn_up(w->cmd)) return;
+  w->next_paused_poll = now + RTQ__PAUSED_POLL_MS;
+  rtq_argv_reset(&w->argv);
+  rtq_argv_add_str(&w->argv, "SMEMBERS");
+  rtq__argv_add_key(&w->argv, w->k_paused);
+  if (rtq__rconn_send(w->cmd, &w->argv, on_paused, NULL, 0) == 0) w->paused_in_flight = true;
 }
 
 void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c) {

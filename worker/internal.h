@@ -46,6 +46,9 @@
 #define RTQ__RETRY_WRITE_MS 1000
 /* Most tasks in one claim.lua or finish.lua call (Lua's unpack is bounded). */
 #define RTQ__BATCH_MAX 256
+/* How often a worker reads P:paused: a paused queue stops being claimed
+ * from within this (plus a round trip). */
+#define RTQ__PAUSED_POLL_MS 500
 
 /* Why a running task is being stopped (also the value of its cancel flag). */
 enum { RTQ__STOP_NONE = 0, RTQ__STOP_CANCEL = 1, RTQ__STOP_TIMEOUT = 2, RTQ__STOP_SHUTDOWN = 3 };
@@ -165,7 +168,7 @@ struct rtq_worker {
   uint64_t started_at_ms;        /* wall clock */
   /* Keys of its own the worker uses outside the script calls (calls.h
    * builds those): BLMOVE, LRANGE, the record's DEL, SUBSCRIBE. */
-  rtq_key k_processing, k_worker, k_workers, k_cancel_chan;
+  rtq_key k_processing, k_worker, k_workers, k_cancel_chan, k_paused;
   rtq_key *k_queue;              /* per queue */
   const char **queue_names;      /* per queue, into queues.q[i].name (take.lua) */
 
@@ -180,6 +183,9 @@ struct rtq_worker {
   bool running;
   int phase;
   uint64_t grace_deadline, drain_deadline, last_unblock;
+  uint64_t next_paused_poll;     /* monotonic ms: next read of P:paused */
+  bool paused_in_flight;         /* that read awaits its reply */
+  bool paused_known;             /* a read answered: claiming may start */
   uint64_t start_retry_at;       /* START: next blocking start-up attempt */
   int start_backoff_ms;
   int start_failures;
@@ -274,6 +280,8 @@ void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char 
 void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c);
 void rtq__claim_unblock(rtq_worker *w);
 void rtq__claim_tick(rtq_worker *w, uint64_t now);
+/* Reads P:paused every RTQ__PAUSED_POLL_MS and applies it to the queues. */
+void rtq__claim_paused_tick(rtq_worker *w, uint64_t now);
 void rtq__reconcile_pump(rtq_worker *w);
 
 /* deadletter.c */

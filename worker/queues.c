@@ -68,26 +68,43 @@ static int wrr_pick(rtq__queues *qs, const bool *mask) {
 }
 
 int rtq__queues_plan(rtq__queues *qs, int k, uint64_t now, int *qidx, bool *blocking) {
-  bool mask[RTQ_WORKER_MAX_QUEUES];
-  int eligible = 0, first = -1;
+  bool mask[RTQ_WORKER_MAX_QUEUES], open[RTQ_WORKER_MAX_QUEUES];
+  int eligible = 0, first = -1, nopen = 0, first_open = -1;
   for (int i = 0; i < qs->n; i++) {
-    mask[i] = now >= qs->q[i].empty_until;
+    open[i] = !qs->q[i].paused;
+    mask[i] = open[i] && now >= qs->q[i].empty_until;
+    if (open[i]) {
+      nopen++;
+      if (first_open < 0) first_open = i;
+    }
     if (mask[i]) {
       eligible++;
       if (first < 0) first = i;
     }
   }
-  *blocking = qs->n == 1 || eligible == 0;
-  if (qs->n > 1 && qs->idle) k = *blocking || qs->strict ? 1 : (eligible < k ? eligible : k);
+  if (nopen == 0) return 0;
+  *blocking = nopen == 1 || eligible == 0;
+  if (nopen > 1 && qs->idle) k = *blocking || qs->strict ? 1 : (eligible < k ? eligible : k);
   if (*blocking || qs->strict) {
-    int q = 0;
-    if (qs->n > 1 && eligible == 0) q = qs->strict ? 0 : wrr_pick(qs, NULL);
-    else if (qs->n > 1) q = first;
+    int q = first_open;
+    if (nopen > 1 && eligible == 0) q = qs->strict ? first_open : wrr_pick(qs, open);
+    else if (nopen > 1) q = first;
     for (int i = 0; i < k; i++) qidx[i] = q;
     return k;
   }
   for (int i = 0; i < k; i++) qidx[i] = wrr_pick(qs, mask);
   return k;
+}
+
+int rtq__queues_set_paused(rtq__queues *qs, const char *const *names, size_t n) {
+  int changed = 0;
+  for (int i = 0; i < qs->n; i++) {
+    bool p = false;
+    for (size_t j = 0; j < n && !p; j++) p = strcmp(qs->q[i].name, names[j]) == 0;
+    if (p != qs->q[i].paused) changed++;
+    qs->q[i].paused = p;
+  }
+  return changed;
 }
 
 void rtq__queues_result(rtq__queues *qs, int i, bool got, uint64_t now, int poll_ms) {

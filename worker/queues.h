@@ -55,6 +55,7 @@ typedef struct rtq__queue {
   int weight;
   int cw;               /* smooth round-robin counter */
   uint64_t empty_until; /* monotonic ms; ineligible before this */
+  bool paused;          /* in P:paused: never planned */
 } rtq__queue;
 
 /* Storage the caller owns: rtq__queues_init / rtq__queues_destroy. */
@@ -75,7 +76,8 @@ void rtq__queues_destroy(rtq__queues *qs);
 /*
  * Plans a round of at most k >= 1 moves at time now: qidx[] receives the
  * queue index of each move, *blocking says whether move 0 is a BLMOVE.
- * Returns the number of moves (1..k).
+ * Returns the number of moves (1..k), or 0 when every queue is paused.
+ * Paused queues are never planned; the rules below apply to the others:
  *   1. One queue: always blocking, k moves on it.
  *   2. No eligible queue: blocking on one queue; k moves, or 1 when idle.
  *   3. Strict: k moves on the first eligible queue (1 when idle).
@@ -83,6 +85,9 @@ void rtq__queues_destroy(rtq__queues *qs);
  *      (when idle, one move per eligible queue, at most k).
  */
 int rtq__queues_plan(rtq__queues *qs, int k, uint64_t now, int *qidx, bool *blocking);
+/* Marks paused exactly the queues named in names (the members of P:paused);
+ * returns how many queues changed. */
+int rtq__queues_set_paused(rtq__queues *qs, const char *const *names, size_t n);
 /* Records the outcome of one move on queue i: got an envelope, or nil
  * (the queue is then ineligible until now + poll_ms). */
 void rtq__queues_result(rtq__queues *qs, int i, bool got, uint64_t now, int poll_ms);

@@ -135,6 +135,7 @@ static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   w->k_worker = rtq_keys_worker(&w->keys, w->id);
   w->k_workers = rtq_keys_workers(&w->keys);
   w->k_cancel_chan = rtq_keys_chan_cancel(&w->keys);
+  w->k_paused = rtq_keys_paused(&w->keys);
   w->k_queue = calloc((size_t)w->queues.n, sizeof *w->k_queue);
   w->queue_names = calloc((size_t)w->queues.n, sizeof *w->queue_names);
   if (w->k_queue == NULL || w->queue_names == NULL) return RTQ_ENOMEM;
@@ -314,6 +315,7 @@ void rtq__worker_on_prepare(rtq_worker *w) {
   rtq__heartbeat_tick(w, now);
   rtq__complete_pump(w);
   rtq__reconcile_pump(w);
+  rtq__claim_paused_tick(w, now);
   rtq__claim_pump(w);
 }
 
@@ -327,6 +329,7 @@ void rtq__worker_on_tick(rtq_worker *w) {
   service_all(w, now);
   if (w->o.isolation == RTQ_ISOLATION_PROCESS) rtq__proc_reap(w);
   rtq__claim_tick(w, now);
+  rtq__claim_paused_tick(w, now);
   rtq__cancel_tick(w, now);
   rtq__progress_tick(w, now);
   rtq__heartbeat_tick(w, now);

@@ -31,6 +31,7 @@ static const struct command {
     {"workers", cmd_workers, "workers"},
     {"retry", cmd_retry, "retry ID"},
     {"dead", cmd_dead, "dead list [--limit N] [--offset N] | dead show INDEX | dead requeue INDEX|--all [--queue Q] | dead purge [--queue Q]"},
+    {"queue", cmd_queue, "queue pause Q | queue resume Q"},
     {"schedule", cmd_schedule,
      "schedule add ID CRON NAME [ARGS_JSON] [--queue Q] [--timeout S] [--tz ZONE]\n"
      "          | schedule list | schedule remove ID | schedule pause ID | schedule resume ID"},

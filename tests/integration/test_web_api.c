@@ -300,6 +300,42 @@ static void test_web_api_auth(void **state) {
   web_stop(&s);
 }
 
+/* Pause and resume a queue: authenticated like the task actions, shown in
+ * /api/stats, refused read-only and for a bad name. */
+static void test_web_api_queue_pause(void **state) {
+  (void)state;
+  web_srv s;
+  const char *args[] = {"--auth-token-file", web_token_file(), NULL};
+  web_start(&s, args);
+  char id[RTQ_TASK_ID_SIZE];
+  tw_create("rtq.echo", "mail", "{}", 0, id);
+  rtq_conn *c = rtq_test_conn();
+  rtq_keys k;
+  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
+  rtq_key paused = rtq_keys_paused(&k);
+  assert_int_equal(status_of(s.port, "POST", "/api/queues/mail/pause", NULL, NULL), 401);
+  assert_int_equal(status_of(s.port, "POST", "/api/queues/mail/pause", AUTH, NULL), 200);
+  json_t *st = http_json(s.port, "/api/stats", AUTH, 200);
+  json_t *qs = json_object_get(st, "queues"), *q = NULL;
+  for (size_t i = 0; i < json_array_size(qs); i++)
+    if (strcmp(json_string_value(json_object_get(json_array_get(qs, i), "name")), "mail") == 0) q = json_array_get(qs, i);
+  assert_non_null(q);
+  assert_true(json_is_true(json_object_get(q, "paused")));
+  json_decref(st);
+  assert_int_equal(rtq_test_cmd_int(c, "SISMEMBER", paused.s, "mail", NULL), 1);
+  assert_int_equal(status_of(s.port, "POST", "/api/queues/mail/resume", AUTH, NULL), 200);
+  assert_int_equal(rtq_test_cmd_int(c, "SISMEMBER", paused.s, "mail", NULL), 0);
+  rtq_conn_free(c);
+  assert_int_equal(status_of(s.port, "POST", "/api/queues/mail/frobnicate", AUTH, NULL), 404);
+  assert_int_equal(status_of(s.port, "POST", "/api/queues/bad%20name/pause", AUTH, NULL), 400);
+  assert_int_equal(status_of(s.port, "GET", "/api/queues/mail/pause", AUTH, NULL), 405);
+  web_stop(&s);
+  const char *ro[] = {"--auth-token-file", web_token_file(), "--read-only", NULL};
+  web_start(&s, ro);
+  assert_int_equal(status_of(s.port, "POST", "/api/queues/mail/pause", AUTH, NULL), 403);
+  web_stop(&s);
+}
+
 static void test_web_api_read_only(void **state) {
   (void)state;
   web_srv s;
@@ -575,6 +611,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_web_api_reads, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_metrics, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_auth, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_queue_pause, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_read_only, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_no_token_no_actions, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_listen_rules, tw_setup, tw_teardown),

@@ -251,15 +251,24 @@ function overview(root) {
     notice('');
     const r = rates(s);
     const queues = el('tbody');
+    const can = info && info.actions;
     for (const q of s.queues) {
       const c = q.counters || {};
-      queues.append(el('tr', {dataset: {queue: q.name}},
-        el('td', {}, el('a', {href: '#/tasks?queue=' + encodeURIComponent(q.name)}, q.name)),
+      const verb = q.paused ? 'resume' : 'pause';
+      const toggle = can ? el('button', {type: 'button', className: 'queue-' + verb, onclick: async () => {
+        try { await api('/api/queues/' + encodeURIComponent(q.name) + '/' + verb, 'POST'); notice('Queue ' + q.name + (q.paused ? ' resumed.' : ' paused: workers claim nothing from it.')); }
+        catch (e) { notice(e.message, true); }
+        draw();
+      }}, q.paused ? 'Resume' : 'Pause') : '';
+      queues.append(el('tr', {dataset: {queue: q.name, paused: String(!!q.paused)}},
+        el('td', {}, el('a', {href: '#/tasks?queue=' + encodeURIComponent(q.name)}, q.name),
+           q.paused ? el('span', {className: 'badge paused'}, ' paused') : ''),
         el('td', {className: 'num'}, q.backlog), el('td', {className: 'num'}, q.running),
         el('td', {className: 'num'}, q.delayed),
         el('td', {className: 'num'}, fmtAge(q.oldest_pending_age_ms)),
         el('td', {className: 'num'}, c.completed || 0), el('td', {className: 'num'}, c.failed || 0),
-        el('td', {className: 'num'}, r[q.name] === undefined || r[q.name] === null ? '…' : r[q.name].toFixed(1))));
+        el('td', {className: 'num'}, r[q.name] === undefined || r[q.name] === null ? '…' : r[q.name].toFixed(1)),
+        el('td', {}, toggle)));
     }
     const st = el('tr');
     for (const k of STATUSES)
@@ -282,7 +291,7 @@ function overview(root) {
       el('table', {id: 'queues'}, el('thead', {}, el('tr', {}, el('th', {}, 'queue'), el('th', {className: 'num'}, 'backlog'),
          el('th', {className: 'num'}, 'running'), el('th', {className: 'num'}, 'delayed'),
          el('th', {className: 'num'}, 'oldest pending'), el('th', {className: 'num'}, 'completed'),
-         el('th', {className: 'num'}, 'failed'), el('th', {className: 'num'}, 'ended / min'))), queues));
+         el('th', {className: 'num'}, 'failed'), el('th', {className: 'num'}, 'ended / min'), el('th', {}, ''))), queues));
   }
   const redraw = throttle(draw, 1000);
   const timer = setInterval(draw, 5000);

@@ -333,6 +333,7 @@ typedef struct rtq_queue_stats {
   uint64_t backlog;            /* LLEN of the queue */
   size_t ncounters;
   rtq_counter *counters;       /* cumulative, from P:stats */
+  bool paused;                 /* rtq_queue_pause: workers claim nothing from it */
 } rtq_queue_stats;
 
 /* Allocated by rtq; free with rtq_stats_free(). */
@@ -354,6 +355,15 @@ typedef struct rtq_stats {
   size_t nbroker;
   rtq_counter *broker;
 } rtq_stats;
+
+/*
+ * Pauses a queue: within about half a second no worker claims from it
+ * (workers read the paused set every 500 ms and end a wait on it); its
+ * backlog stays and new tasks still enqueue. Resume undoes it. Idempotent.
+ * RTQ_EINVAL bad queue name; RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_queue_pause(rtq_client *c, const char *queue);
+RTQ_EXTERN int rtq_queue_resume(rtq_client *c, const char *queue);
 
 /* Reads the figures above in two round trips. The caller frees *out. */
 RTQ_EXTERN int rtq_get_stats(rtq_client *c, rtq_stats **out);
