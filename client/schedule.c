@@ -384,7 +384,10 @@ static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) 
     snprintf(ats, sizeof ats, "%lld", (long long)at);
     snprintf(task_id, sizeof task_id, "cron:%s:%s", id, ats);
     rtq_args *args = NULL;
-    char *args_text = json_dumps(json_object_get(def, "args"), JSON_COMPACT | JSON_ENCODE_ANY);
+    /* A definition edited by hand may lack args: none is an empty map. */
+    json_t *stored = json_object_get(def, "args"), *empty = stored == NULL ? json_object() : NULL;
+    char *args_text = json_dumps(stored != NULL ? stored : empty, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(empty);
     rc = args_text != NULL ? rtq_args_from_json(args_text, &args, why, sizeof why) : RTQ_ENOMEM;
     free(args_text);
     rtq_task_options o = {.queue = str_of(def, "queue"), .id = task_id, .timeout_ms = num_of(def, "timeout_ms")};
