@@ -53,7 +53,7 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
   b->next_due_in_ms = -1;
   rtq__batch_init(&b->batch);
   rtq__batch_init(&b->batch2);
-  if (rtq_keys_init(&b->keys, o->config.ns, false) != 0) {
+  if (rtq_keys_init(&b->keys, o->config.ns, rtq_redis_url_is_cluster(o->config.redis_url)) != 0) {
     seterr(errbuf, errcap, "invalid namespace");
     rtq_broker_free(b);
     return RTQ_EINVAL;

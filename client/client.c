@@ -180,7 +180,7 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   }
   const char *url = o->redis_url != NULL ? o->redis_url : cfg.redis_url;
   const char *ns = o->ns != NULL ? o->ns : cfg.ns;
-  if (rtq_keys_init(&c->keys, ns, o->cluster) != 0) {
+  if (rtq_keys_init(&c->keys, ns, o->cluster || rtq_redis_url_is_cluster(url)) != 0) {
     rtq__client_err(NULL, "invalid namespace \"%.64s\": expected 1-64 of A-Z a-z 0-9 . _ -", ns);
     return RTQ_EINVAL;
   }

@@ -34,6 +34,14 @@ int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out) {
     free(s);
     return rc;
   }
+  /* On a cluster, the node of the namespace's slot: PUBLISH reaches every
+   * node, and an SSUBSCRIBE to a channel in that slot would need this node. */
+  rc = rtq_conn_route_key(s->conn, c->keys.prefix, c->keys.prefix_len);
+  if (rc != 0) {
+    rtq__client_conn_err(c, s->conn, rc, "redis connect");
+    rtq_subscription_free(s);
+    return rc;
+  }
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "SUBSCRIBE");

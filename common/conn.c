@@ -23,9 +23,11 @@
 #include <time.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "defaults.h"
 #include "log.h"
 #include "rtq/common.h"
+#include "sentinel.h"
 
 #define DEF_KEEPALIVE_S 15
 #define DEF_BACKOFF_MIN_MS 100
@@ -36,6 +38,9 @@ struct rtq_conn {
   char *url_copy;
   rtq_redis_url url;
   redisContext *ctx;
+  rtq__cluster *cl;       /* redis+cluster://: the router; ctx stays NULL */
+  rtq_redis_endpoint target; /* where do_connect goes: the URL's host, or the
+                              * primary the sentinels named last */
   char errstr[512];
   char last_connect_err[512];
   int backoff_ms;         /* wait applied after the next failed attempt */
@@ -72,7 +77,7 @@ static const char *endpoint(const rtq_conn *c, char *buf, size_t cap) {
   if (c->url.is_unix)
     snprintf(buf, cap, "unix:%s", c->url.path);
   else
-    snprintf(buf, cap, "%s:%d", c->url.host, c->url.port);
+    snprintf(buf, cap, "%s:%d", c->target.host, c->target.port);
   return buf;
 }
 
@@ -167,12 +172,29 @@ static int handshake(rtq_conn *c) {
 }
 
 /* Opens a fresh context; on failure c->errstr says why and c->ctx is NULL. */
+/* A sentinel URL's node must say it is the primary: during a failover
+ * the old address can answer as a replica (or a demoted primary). */
+static int check_role(rtq_conn *c) {
+  const char *argv[1] = {"ROLE"};
+  size_t lens[1] = {4};
+  redisReply *r = redisCommandArgv(c->ctx, 1, argv, lens);
+  if (r == NULL) return io_failure(c);
+  int rc = rtq__sentinel_check_role(r, c->errstr, sizeof c->errstr);
+  freeReplyObject(r);
+  return rc;
+}
+
 static int do_connect(rtq_conn *c) {
   char ep[300];
   struct timeval ctv = ms_to_tv(c->opts.connect_timeout_ms);
   free_ctx(c);
+  if (c->url.kind == RTQ_URL_SENTINEL) {
+    /* Asked on every connect, so a failover is followed by the next one. */
+    int rc = rtq__sentinel_resolve(&c->url, c->opts.connect_timeout_ms, &c->target, c->errstr, sizeof c->errstr);
+    if (rc != 0) return rc;
+  }
   c->ctx = c->url.is_unix ? redisConnectUnixWithTimeout(c->url.path, ctv)
-                          : redisConnectWithTimeout(c->url.host, c->url.port, ctv);
+                          : redisConnectWithTimeout(c->target.host, c->target.port, ctv);
   if (c->ctx == NULL) {
     set_err(c, "out of memory creating a redis context");
     return RTQ_ENOMEM;
@@ -187,6 +209,7 @@ static int do_connect(rtq_conn *c) {
    * that will wait forever afterwards: a stopped server must not hang it. */
   if (redisSetTimeout(c->ctx, ctv) != REDIS_OK) return io_failure(c);
   int rc = handshake(c);
+  if (rc == 0 && c->url.kind == RTQ_URL_SENTINEL) rc = check_role(c);
   if (rc != 0) {
     free_ctx(c);
     return rc;
@@ -199,6 +222,7 @@ static int do_connect(rtq_conn *c) {
 }
 
 int rtq_conn_reconnect(rtq_conn *c) {
+  if (c->cl != NULL) return rtq__cluster_reconnect(c->cl);
   if (c->ctx != NULL) return 0;
   uint64_t now = rtq__mono_ms();
   if (now < c->retry_at_ms) {
@@ -223,25 +247,18 @@ int rtq_conn_reconnect(rtq_conn *c) {
 
 static int def(int v, int d) { return v == 0 ? d : v; }
 
-int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, size_t errcap) {
-  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
-  if (out == NULL) return RTQ_EINVAL;
-  *out = NULL;
-  if (opts == NULL || opts->url == NULL) {
-    if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "no redis URL given");
-    return RTQ_EINVAL;
-  }
+/* A connection object for url (already parsed; copied), options with
+ * their defaults, not connected. */
+static rtq_conn *conn_alloc(const rtq_conn_options *opts, const rtq_redis_url *url, const char *url_text) {
   rtq_conn *c = calloc(1, sizeof *c);
-  if (c == NULL) return RTQ_ENOMEM;
-  int rc = rtq_redis_url_parse(opts->url, &c->url, errbuf, errcap);
-  if (rc != 0) {
-    free(c);
-    return rc;
-  }
-  c->url_copy = strdup(opts->url);
+  if (c == NULL) return NULL;
+  c->url = *url;
+  c->target.port = url->port;
+  memcpy(c->target.host, url->host, sizeof c->target.host);
+  c->url_copy = strdup(url_text);
   if (c->url_copy == NULL) {
     free(c);
-    return RTQ_ENOMEM;
+    return NULL;
   }
   c->opts = *opts;
   c->opts.url = c->url_copy;
@@ -254,10 +271,52 @@ int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, siz
   c->opts.backoff_max_ms = def(opts->backoff_max_ms, DEF_BACKOFF_MAX_MS);
   if (c->opts.spin_us > 1000) c->opts.spin_us = 1000;
   if (c->opts.backoff_max_ms < c->opts.backoff_min_ms) c->opts.backoff_max_ms = c->opts.backoff_min_ms;
+  return c;
+}
 
-  rc = do_connect(c);
+int rtq__conn_new_node(const rtq_conn_options *o, const rtq_redis_url *u, const char *host, int port,
+                       rtq_conn **out) {
+  rtq_redis_url nu = *u;
+  nu.kind = RTQ_URL_TCP;
+  nu.is_unix = false;
+  nu.nseeds = 0;
+  snprintf(nu.host, sizeof nu.host, "%s", host);
+  nu.port = port;
+  /* The text is only shown by rtq_conn_url's callers; the node's address
+   * is what matters, and the password stays out of it. */
+  char text[300];
+  snprintf(text, sizeof text, "redis://%s:%d", host, port);
+  *out = conn_alloc(o, &nu, text);
+  memset(&nu, 0, sizeof nu);
+  return *out == NULL ? RTQ_ENOMEM : 0;
+}
+
+int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, size_t errcap) {
+  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
+  if (out == NULL) return RTQ_EINVAL;
+  *out = NULL;
+  if (opts == NULL || opts->url == NULL) {
+    if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "no redis URL given");
+    return RTQ_EINVAL;
+  }
+  rtq_redis_url url;
+  int rc = rtq_redis_url_parse(opts->url, &url, errbuf, errcap);
+  if (rc != 0) return rc;
+  rtq_conn *c = conn_alloc(opts, &url, opts->url);
+  memset(&url, 0, sizeof url);
+  if (c == NULL) return RTQ_ENOMEM;
+  if (c->url.kind == RTQ_URL_CLUSTER) {
+    c->cl = rtq__cluster_new(&c->opts, &c->url);
+    if (c->cl == NULL) {
+      rtq_conn_free(c);
+      return RTQ_ENOMEM;
+    }
+    rc = rtq__cluster_connect(c->cl);
+  } else {
+    rc = do_connect(c);
+  }
   if (rc != 0) {
-    if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "%s", c->errstr);
+    if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "%s", rtq_conn_errstr(c));
     rtq_conn_free(c);
     return rc;
   }
@@ -268,6 +327,7 @@ int rtq_conn_new(const rtq_conn_options *opts, rtq_conn **out, char *errbuf, siz
 void rtq_conn_free(rtq_conn *c) {
   if (c == NULL) return;
   free_ctx(c);
+  rtq__cluster_free(c->cl);
   /* Both hold the password. */
   memset(c->url_copy, 0, strlen(c->url_copy));
   free(c->url_copy);
@@ -275,11 +335,16 @@ void rtq_conn_free(rtq_conn *c) {
   free(c);
 }
 
-redisContext *rtq_conn_ctx(rtq_conn *c) { return c->ctx; }
+redisContext *rtq_conn_ctx(rtq_conn *c) { return c->cl != NULL ? rtq__cluster_ctx(c->cl) : c->ctx; }
 const rtq_redis_url *rtq_conn_url(const rtq_conn *c) { return &c->url; }
-const char *rtq_conn_errstr(const rtq_conn *c) { return c->errstr; }
+const char *rtq_conn_errstr(const rtq_conn *c) { return c->cl != NULL ? rtq__cluster_errstr(c->cl) : c->errstr; }
+
+int rtq_conn_route_key(rtq_conn *c, const void *key, size_t n) {
+  return c->cl != NULL ? rtq__cluster_route(c->cl, key, n) : rtq_conn_reconnect(c);
+}
 
 void rtq_conn_drop(rtq_conn *c) {
+  if (c->cl != NULL) rtq__cluster_drop(c->cl);
   free_ctx(c);
   c->backoff_ms = 0;
   c->retry_at_ms = 0;
@@ -350,6 +415,7 @@ static int await_reply(rtq_conn *c, void **r) {
 }
 
 int rtq_conn_command(rtq_conn *c, const rtq_argv *a, redisReply **reply) {
+  if (c->cl != NULL) return rtq__cluster_command(c->cl, a, reply);
   if (reply != NULL) *reply = NULL;
   int rc = check_argv(c, a);
   if (rc == 0) rc = rtq_conn_reconnect(c);
@@ -361,6 +427,7 @@ int rtq_conn_command(rtq_conn *c, const rtq_argv *a, redisReply **reply) {
 }
 
 int rtq_conn_append(rtq_conn *c, const rtq_argv *a) {
+  if (c->cl != NULL) return rtq__cluster_append(c->cl, a);
   int rc = check_argv(c, a);
   if (rc != 0) {
     /* Commands appended before this one would otherwise stay buffered and
@@ -376,6 +443,7 @@ int rtq_conn_append(rtq_conn *c, const rtq_argv *a) {
 }
 
 int rtq_conn_get_reply(rtq_conn *c, redisReply **reply) {
+  if (c->cl != NULL) return rtq__cluster_get_reply(c->cl, reply);
   if (reply != NULL) *reply = NULL;
   if (c->ctx == NULL) {
     set_err(c, "not connected (a pipeline broke or the connection was dropped)");
@@ -405,7 +473,7 @@ int rtq_conn_check_eviction_policy(rtq_conn *c) {
     /* ACL users without +config, or CONFIG renamed away: say so quietly,
      * an operator who locked CONFIG is expected to know the policy. */
     rtq_log(RTQ_LOG_INFO, "could not check maxmemory-policy; it must be noeviction", "error",
-            rc != 0 ? c->errstr : "unexpected CONFIG GET reply", NULL);
+            rc != 0 ? rtq_conn_errstr(c) : "unexpected CONFIG GET reply", NULL);
   } else if (strcmp(r->element[1]->str, "noeviction") != 0) {
     rtq_log(RTQ_LOG_WARNING,
             "redis maxmemory-policy is not noeviction: tasks can be silently evicted; "
@@ -439,4 +507,28 @@ int rtq_conn_time_ms(rtq_conn *c, uint64_t *ms) {
   *ms = (uint64_t)s * 1000u + (uint64_t)us / 1000u;
   freeReplyObject(r);
   return 0;
+}
+
+int rtq_redis_resolve(const rtq_redis_url *u, const void *key, size_t n, int timeout_ms, rtq_redis_endpoint *out,
+                      char *errbuf, size_t errcap) {
+  if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
+  char scratch[512];
+  char *err = errbuf != NULL && errcap > 0 ? errbuf : scratch;
+  size_t cap = errbuf != NULL && errcap > 0 ? errcap : sizeof scratch;
+  if (u->kind == RTQ_URL_SENTINEL) return rtq__sentinel_resolve(u, timeout_ms, out, err, cap);
+  if (u->kind != RTQ_URL_CLUSTER) {
+    snprintf(out->host, sizeof out->host, "%s", u->is_unix ? u->path : u->host);
+    out->port = u->is_unix ? 0 : u->port;
+    return 0;
+  }
+  rtq_conn_options o = {.url = "", .connect_timeout_ms = timeout_ms, .command_timeout_ms = timeout_ms};
+  o.keepalive_s = RTQ_CONN_DISABLED;
+  o.backoff_min_ms = o.backoff_max_ms = 1;
+  rtq__cluster *cl = rtq__cluster_new(&o, u);
+  if (cl == NULL) return RTQ_ENOMEM;
+  int rc = rtq__cluster_connect(cl);
+  if (rc == 0) rc = rtq__cluster_node_for_key(cl, key, n, out);
+  if (rc != 0) snprintf(err, cap, "%s", rtq__cluster_errstr(cl));
+  rtq__cluster_free(cl);
+  return rc;
 }

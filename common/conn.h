@@ -4,7 +4,19 @@
  * URLs:  redis://[user:password@]host[:port][/db]
  *        redis://[:password@]host...           (password only: AUTH pass)
  *        unix:///path/to/redis.sock[?db=N]
- * Percent-escapes (%XX) are decoded in user and password.
+ *        redis+cluster://[user:password@]host:port[,host:port...][/0]
+ *                       any node of a Redis Cluster as a seed (cluster.h)
+ *        redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER[/db]
+ *                       the primary named MASTER, found through the
+ *                       sentinels (default port 26379; sentinel.h)
+ * Percent-escapes (%XX) are decoded in user and password. In the cluster
+ * and sentinel forms the user and password are those of the data nodes;
+ * sentinels are asked without AUTH.
+ *
+ * A redis+cluster:// connection routes every command by its key to the
+ * node serving it and follows redirections (cluster.h); callers use it as
+ * any other. A redis-sentinel:// connection asks the sentinels for the
+ * primary on every (re)connect and checks its ROLE (sentinel.h).
  *
  * A connection applies a connect timeout, a command timeout (socket read and
  * write timeouts) and TCP keepalive, then AUTH (with the ACL user when one
@@ -27,19 +39,43 @@
 
 #include "argv.h"
 
-/* Value type. */
+typedef enum rtq_redis_url_kind {
+  RTQ_URL_TCP,       /* redis:// */
+  RTQ_URL_UNIX,      /* unix:// */
+  RTQ_URL_CLUSTER,   /* redis+cluster:// */
+  RTQ_URL_SENTINEL   /* redis-sentinel:// */
+} rtq_redis_url_kind;
+
+#define RTQ_URL_MAX_SEEDS 8
+
+/* Value type: one host and port. */
+typedef struct rtq_redis_endpoint {
+  char host[256];
+  int port;
+} rtq_redis_endpoint;
+
+/* Value type. For the cluster and sentinel forms, host and port are the
+ * first seed's. */
 typedef struct rtq_redis_url {
-  bool is_unix;
+  rtq_redis_url_kind kind;
+  bool is_unix;        /* kind == RTQ_URL_UNIX */
   char host[256];
   int port;            /* default 6379 */
   char path[256];      /* unix socket path */
   char user[128];      /* empty: no ACL user */
   char password[256];  /* empty: no AUTH */
   int db;              /* default 0 */
+  int nseeds;          /* cluster nodes or sentinels listed (cluster, sentinel) */
+  rtq_redis_endpoint seeds[RTQ_URL_MAX_SEEDS];
+  char master[128];    /* sentinel: the monitored primary's name */
 } rtq_redis_url;
 
 /* Returns 0, or RTQ_EINVAL with a reason in errbuf naming the bad part. */
 int rtq_redis_url_parse(const char *url, rtq_redis_url *out, char *errbuf, size_t errcap);
+
+/* True for a redis+cluster:// URL: its namespace keys must take the hash
+ * tag (rtq_keys_init's cluster), or the scripts' keys would span slots. */
+bool rtq_redis_url_is_cluster(const char *url);
 
 /* For command_timeout_ms and keepalive_s: switch the feature off. */
 #define RTQ_CONN_DISABLED (-1)
@@ -114,6 +150,26 @@ int rtq_conn_reconnect(rtq_conn *c);
 /* Closes the socket; the next command reconnects (without waiting for a
  * backoff: a deliberate drop is not a failure). */
 void rtq_conn_drop(rtq_conn *c);
+
+/*
+ * Makes the node serving key[0..n) the one keyless commands go to and the
+ * one rtq_conn_ctx returns, connecting it (a cluster connection; for a
+ * subscriber that will SSUBSCRIBE to a channel on its shard). On other
+ * connections it is rtq_conn_reconnect. Same returns.
+ */
+int rtq_conn_route_key(rtq_conn *c, const void *key, size_t n);
+
+/*
+ * Where a connection for key[0..n) should go: for redis:// the URL's host
+ * and port (unix://: the path and port 0); for redis-sentinel:// the primary
+ * the sentinels name; for redis+cluster:// the node serving the key's slot
+ * (any node for key NULL), from a slot map loaded now. Blocks up to about
+ * timeout_ms per node or sentinel asked. For connections that cannot use
+ * rtq_conn (the worker's asynchronous ones). Returns 0, or RTQ_ECONN /
+ * RTQ_EREDIS / RTQ_ENOMEM with the reason in errbuf.
+ */
+int rtq_redis_resolve(const rtq_redis_url *u, const void *key, size_t n, int timeout_ms, rtq_redis_endpoint *out,
+                      char *errbuf, size_t errcap);
 
 /* Last error text (a Redis error reply verbatim, or an I/O reason); "" when
  * there was none. Borrowed until the next call on c. */

@@ -166,9 +166,85 @@ static int parse_tcp(const char *p, rtq_redis_url *u, char *errbuf, size_t errca
   return 0;
 }
 
+/* Copies every "host[:port]" of the comma-separated list s[0..n) into
+ * u->seeds; the first one also into u->host and u->port. */
+static int parse_seeds(const char *s, size_t n, int def_port, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  u->nseeds = 0;
+  for (;;) {
+    const char *comma = memchr(s, ',', n);
+    size_t len = comma ? (size_t)(comma - s) : n;
+    if (u->nseeds == RTQ_URL_MAX_SEEDS) return fail(errbuf, errcap, "more than %d hosts", RTQ_URL_MAX_SEEDS);
+    rtq_redis_url one;
+    memset(&one, 0, sizeof one);
+    one.port = def_port;
+    int rc = parse_hostport(s, len, &one, errbuf, errcap);
+    if (rc != 0) return rc;
+    memcpy(u->seeds[u->nseeds].host, one.host, sizeof one.host);
+    u->seeds[u->nseeds].port = one.port;
+    u->nseeds++;
+    if (comma == NULL) break;
+    n -= len + 1;
+    s = comma + 1;
+  }
+  memcpy(u->host, u->seeds[0].host, sizeof u->host);
+  u->port = u->seeds[0].port;
+  return 0;
+}
+
+/* The authority of a multi-host URL: [userinfo@]host[:port][,...]. */
+static int parse_multi(const char *p, size_t alen, int def_port, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  if (strchr(p, '?') != NULL || strchr(p, '#') != NULL)
+    return fail(errbuf, errcap, "query strings are not supported in redis URLs");
+  const char *slash = memchr(p, '/', alen);
+  if (slash != NULL) alen = (size_t)(slash - p);
+  if (slash != NULL && memchr(p, '@', alen) == NULL && strchr(slash, '@') != NULL)
+    return fail(errbuf, errcap, "'@' after the first '/': a '/' in the user or password must be "
+                                "percent-encoded (%%2F)");
+  const char *auth = p;
+  int rc = split_userinfo(&auth, &alen, u, errbuf, errcap);
+  if (rc != 0) return rc;
+  return parse_seeds(auth, alen, def_port, u, errbuf, errcap);
+}
+
+/* redis+cluster://[userinfo@]host:port[,host:port...][/0]: a cluster has
+ * only db 0. */
+static int parse_cluster(const char *p, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  u->kind = RTQ_URL_CLUSTER;
+  int rc = parse_multi(p, strlen(p), 6379, u, errbuf, errcap);
+  if (rc != 0) return rc;
+  const char *slash = strchr(p, '/');
+  if (slash != NULL && slash[1] != '\0' && strcmp(slash + 1, "0") != 0)
+    return fail(errbuf, errcap, "a cluster has only db 0");
+  return 0;
+}
+
+/* redis-sentinel://[userinfo@]host[:port][,...]/MASTER[/db] */
+static int parse_sentinel(const char *p, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  u->kind = RTQ_URL_SENTINEL;
+  int rc = parse_multi(p, strlen(p), 26379, u, errbuf, errcap);
+  if (rc != 0) return rc;
+  const char *name = strchr(p, '/');
+  if (name == NULL || name[1] == '\0' || name[1] == '/')
+    return fail(errbuf, errcap, "no master name (redis-sentinel://host:port/MASTER_NAME)");
+  name++;
+  const char *db = strchr(name, '/');
+  size_t nlen = db ? (size_t)(db - name) : strlen(name);
+  if (nlen >= sizeof u->master) return fail(errbuf, errcap, "master name is longer than %zu bytes", sizeof u->master - 1);
+  for (size_t i = 0; i < nlen; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (!(c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+      return fail(errbuf, errcap, "master name may hold only letters, digits, '.', '_' and '-'");
+  }
+  memcpy(u->master, name, nlen);
+  u->master[nlen] = '\0';
+  if (db != NULL && db[1] != '\0') return parse_db(db + 1, strlen(db + 1), u, errbuf, errcap);
+  return 0;
+}
+
 /* unix://[userinfo@]/path[?db=N] */
 static int parse_unix(const char *p, rtq_redis_url *u, char *errbuf, size_t errcap) {
   u->is_unix = true;
+  u->kind = RTQ_URL_UNIX;
   const char *slash = strchr(p, '/');
   if (slash == NULL) return fail(errbuf, errcap, "unix socket path must be absolute (unix:///path)");
   size_t alen = (size_t)(slash - p);
@@ -210,12 +286,21 @@ int rtq_redis_url_parse(const char *url, rtq_redis_url *out, char *errbuf, size_
     rc = parse_tcp(url + 8, &u, errbuf, errcap);
   } else if (strncasecmp(url, "unix://", 7) == 0) {
     rc = parse_unix(url + 7, &u, errbuf, errcap);
+  } else if (strncasecmp(url, "redis+cluster://", 16) == 0) {
+    rc = parse_cluster(url + 16, &u, errbuf, errcap);
+  } else if (strncasecmp(url, "redis-sentinel://", 17) == 0) {
+    rc = parse_sentinel(url + 17, &u, errbuf, errcap);
   } else if (strncasecmp(url, "rediss://", 9) == 0) {
     rc = fail(errbuf, errcap, "TLS (rediss://) is not supported");
   } else {
-    rc = fail(errbuf, errcap, "expected redis://host[:port][/db] or unix:///path[?db=N]");
+    rc = fail(errbuf, errcap, "expected redis://host[:port][/db], unix:///path[?db=N], "
+                 "redis+cluster://host:port[,host:port...] or redis-sentinel://host[:port][,...]/MASTER");
   }
   if (rc != 0) return rc;
   *out = u;
   return 0;
+}
+
+bool rtq_redis_url_is_cluster(const char *url) {
+  return url != NULL && strncasecmp(url, "redis+cluster://", 16) == 0;
 }

@@ -32,11 +32,13 @@
 #include <hiredis/read.h>
 #include <hiredis/sds.h>
 
+#include "cluster.h"
 #include "keys.h"
 #include "log.h"
 #include "loop.h"
 #include "rtq/common.h"
 #include "scripts.h"
+#include "sentinel.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -117,6 +119,10 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata) {
   rtq__rconn *c = privdata;
   pending p;
   if (ring_shift(c, &p) != 0) return; /* cannot happen: one entry per command */
+  int slot;
+  rtq_redis_endpoint to;
+  if (c->cfg.url->kind == RTQ_URL_CLUSTER && rtq__cluster_redirect(reply, &slot, &to) == 'M')
+    rtq__rconn_drop(c, "MOVED: the slot is served by another node now");
   p.fn(c->w, reply, p.pd);
 }
 
@@ -182,6 +188,20 @@ static void on_handshake(rtq_worker *w, redisReply *r, void *pd) {
   hs_done_one(c);
 }
 
+/* Sentinel URLs: the node must still be the primary. */
+static void on_role(rtq_worker *w, redisReply *r, void *pd) {
+  (void)w;
+  rtq__rconn *c = pd;
+  char why[160];
+  if (r == NULL) return;
+  if (rtq__sentinel_check_role(r, why, sizeof why) != 0) {
+    rtq_log(RTQ_LOG_WARNING, "redis connection refused", "conn", role(c), "error", why, NULL);
+    rtq__rconn_drop(c, "not the primary");
+    return;
+  }
+  hs_done_one(c);
+}
+
 static void on_sub(redisAsyncContext *ac, void *reply, void *privdata) {
   (void)ac;
   rtq__rconn *c = privdata;
@@ -200,8 +220,8 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *privdata) {
   }
 }
 
-static int hs_send(rtq__rconn *c, const rtq_argv *a) {
-  if (a->oom || ring_push(c, on_handshake, c, c->connect_deadline) != 0) return RTQ_ENOMEM;
+static int hs_send_fn(rtq__rconn *c, const rtq_argv *a, rtq__reply_fn fn) {
+  if (a->oom || ring_push(c, fn, c, c->connect_deadline) != 0) return RTQ_ENOMEM;
   if (redisAsyncCommandArgv(c->ac, trampoline, c, a->argc, a->argv, a->argvlen) != REDIS_OK) {
     ring_drop_tail(c);
     return RTQ_ECONN;
@@ -209,6 +229,8 @@ static int hs_send(rtq__rconn *c, const rtq_argv *a) {
   c->hs_pending++;
   return 0;
 }
+
+static int hs_send(rtq__rconn *c, const rtq_argv *a) { return hs_send_fn(c, a, on_handshake); }
 
 static int sub_send(rtq__rconn *c) {
   const char *argv[2] = {"SUBSCRIBE", c->sub_channel};
@@ -235,6 +257,11 @@ static int queue_handshake(rtq__rconn *c) {
     rtq_argv_add_str(&a, "SELECT");
     rtq_argv_add_i64(&a, u->db);
     rc = hs_send(c, &a);
+  }
+  if (rc == 0 && u->kind == RTQ_URL_SENTINEL) {
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "ROLE");
+    rc = hs_send_fn(c, &a, on_role);
   }
   if (rc == 0 && c->kind == RTQ__CONN_CMD) {
     for (int i = 0; i < RTQ_SCRIPT_COUNT && rc == 0; i++) {
@@ -270,7 +297,19 @@ static void set_keepalive(redisAsyncContext *ac) {
 
 static void start_connect(rtq__rconn *c, uint64_t now) {
   const rtq_redis_url *u = c->cfg.url;
-  redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+  rtq_redis_endpoint ep;
+  snprintf(ep.host, sizeof ep.host, "%s", u->host);
+  ep.port = u->port;
+  if (u->kind == RTQ_URL_CLUSTER || u->kind == RTQ_URL_SENTINEL) {
+    char err[512];
+    const char *k = c->cfg.route_key;
+    if (rtq_redis_resolve(u, k, k != NULL ? strlen(k) : 0, c->cfg.connect_timeout_ms, &ep, err, sizeof err) != 0) {
+      rtq_log(RTQ_LOG_WARNING, "redis connect failed", "conn", role(c), "error", err, NULL);
+      schedule_retry(c, rtq__mono_ms());
+      return;
+    }
+  }
+  redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(ep.host, ep.port);
   if (ac == NULL) {
     schedule_retry(c, now);
     return;

@@ -17,6 +17,13 @@
  * subscriber has no replies to time, so it re-sends SUBSCRIBE as a probe
  * and expects the confirmation within the command timeout.
  *
+ * Cluster and Sentinel URLs: each connect first asks where to go
+ * (rtq_redis_resolve, blocking up to the connect timeout per node or
+ * sentinel asked): the node serving route_key's slot, or the primary the
+ * sentinels name, whose ROLE is then checked in the handshake. A MOVED
+ * reply drops the connection, so the next connect finds the slot's new
+ * node; any lost connection asks again, which follows a failover.
+ *
  * Callbacks: fn(w, reply, pd) runs exactly once per accepted command, with
  * the reply (borrowed for the call) or NULL when the connection was lost
  * before the reply came; the command may or may not have run then.
@@ -51,6 +58,9 @@ typedef struct rtq__rconn_cfg {
   int connect_timeout_ms;
   int command_timeout_ms;
   int probe_interval_ms;       /* subscriber probe period */
+  const char *route_key;       /* a key whose node to connect to on a
+                               * redis+cluster:// URL (the namespace's
+                               * hash tag); NULL: any node */
   const char *sub_channel;     /* RTQ__CONN_SUB */
   rtq__message_fn on_message;  /* RTQ__CONN_SUB */
   rtq__conn_state_fn on_up;    /* may be NULL */

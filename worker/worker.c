@@ -128,7 +128,8 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
 }
 
 static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
-  if (rtq_keys_init(&w->keys, w->ns, w->o.cluster) != 0)
+  /* A cluster URL needs the hash tag: without it the scripts' keys span slots. */
+  if (rtq_keys_init(&w->keys, w->ns, w->o.cluster || w->url.kind == RTQ_URL_CLUSTER) != 0)
     return rtq__errf(RTQ_EINVAL, errbuf, errcap,
                      "invalid namespace \"%.64s\": expected ^[A-Za-z0-9._-]{1,64}$", w->ns);
   w->k_processing = rtq_keys_processing(&w->keys, w->id);
@@ -156,6 +157,7 @@ static int make_conns(rtq_worker *w) {
       .connect_timeout_ms = w->o.connect_timeout_ms,
       .command_timeout_ms = w->o.command_timeout_ms,
       .probe_interval_ms = w->o.heartbeat_interval_ms,
+      .route_key = w->keys.prefix,
       .sub_channel = w->k_cancel_chan.s,
       .on_message = rtq__cancel_on_message,
       .on_up = rtq__worker_on_conn_up,

@@ -45,6 +45,8 @@ typedef struct rtq_test_redis_options {
   const char *maxmemory_policy;      /* NULL: noeviction */
   const char *const *extra_config;   /* NULL-terminated redis.conf lines; NULL: none */
   int start_timeout_ms;              /* 10000: deadline for PING to answer */
+  bool sentinel;                     /* run as a sentinel (redis-server --sentinel);
+                                      * extra_config holds its "sentinel ..." lines */
 } rtq_test_redis_options;
 
 typedef struct rtq_test_redis rtq_test_redis;
@@ -86,6 +88,49 @@ rtq_test_redis *rtq_test_redis_default(void);
 const char *rtq_test_redis_url(void);
 /* FLUSHALL and SCRIPT FLUSH on the default server. (asserts) */
 void rtq_test_redis_flush(void);
+
+/* ---------------------------------------------------------------------
+ * Redis Cluster and Sentinel (cluster.c)
+ * ------------------------------------------------------------------- */
+
+typedef struct rtq_test_cluster rtq_test_cluster;
+
+/*
+ * Starts n (1..8) cluster-enabled redis-servers, gives node i the i-th of n
+ * equal slot ranges (CLUSTER ADDSLOTSRANGE), joins them (CLUSTER MEET) and
+ * waits until every node reports cluster_state:ok and knows all n nodes,
+ * with a 30 s deadline. cluster-node-timeout is 1000 ms. Returns NULL
+ * after printing why. Stopped with rtq_test_cluster_stop (or at exit).
+ */
+rtq_test_cluster *rtq_test_cluster_start(int n);
+void rtq_test_cluster_stop(rtq_test_cluster *c);
+/* Node i (0..n-1); borrowed. */
+rtq_test_redis *rtq_test_cluster_node(const rtq_test_cluster *c, int i);
+/* The node that owns slot at start (ranges as above). */
+int rtq_test_cluster_owner_at_start(const rtq_test_cluster *c, int slot);
+/* "redis+cluster://127.0.0.1:<port of node i>" in buf. Returns buf. */
+const char *rtq_test_cluster_url(const rtq_test_cluster *c, int i, char *buf, size_t cap);
+/* A cluster node's node id (CLUSTER MYID); buf has room for 41 bytes. (asserts) */
+const char *rtq_test_cluster_node_id(const rtq_test_cluster *c, int i, char *buf);
+
+typedef struct rtq_test_sentinels rtq_test_sentinels;
+
+/*
+ * Starts a primary, one replica of it and three sentinels monitoring it as
+ * master name "rtqm" (quorum 2, down-after-milliseconds 1000,
+ * failover-timeout 3000) and waits until the replica is in sync and every
+ * sentinel knows the replica and the two other sentinels (30 s deadline).
+ * NULL after printing why.
+ */
+rtq_test_sentinels *rtq_test_sentinels_start(void);
+void rtq_test_sentinels_stop(rtq_test_sentinels *s);
+/* "redis-sentinel://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>/rtqm". Borrowed. */
+const char *rtq_test_sentinels_url(const rtq_test_sentinels *s);
+/* The data nodes: 0 the first primary, 1 its replica. Borrowed. */
+rtq_test_redis *rtq_test_sentinels_node(const rtq_test_sentinels *s, int i);
+/* The port the sentinels now name as the primary of "rtqm" (first
+ * sentinel that answers), 0 when none answers. */
+int rtq_test_sentinels_primary_port(const rtq_test_sentinels *s);
 
 /* ---------------------------------------------------------------------
  * Connections and command assertions

@@ -31,6 +31,7 @@ struct rtq_test_redis {
   pid_t pid; /* -1 while not running */
   int port;  /* 0: unix socket only */
   int start_timeout_ms;
+  bool sentinel; /* started with --sentinel */
   char dir[128];
   char conf[160];
   char log[160];
@@ -177,7 +178,7 @@ static int pings(const rtq_test_redis *r) {
  * timeout or when it could not be launched. */
 static int launch(rtq_test_redis *r) {
   const char *bin = server_binary();
-  const char *argv[] = {bin, r->conf, NULL};
+  const char *argv[] = {bin, r->conf, r->sentinel ? "--sentinel" : NULL, NULL};
   rtq_test_spawn_options so = {.path = bin, .argv = argv, .output_path = r->out};
   r->pid = rtq__test_fork_exec(&so, false);
   if (r->pid < 0) return -1;
@@ -213,6 +214,7 @@ rtq_test_redis *rtq_test_redis_start(const rtq_test_redis_options *opts) {
   if (r == NULL) return NULL;
   r->pid = -1;
   r->start_timeout_ms = o.start_timeout_ms > 0 ? o.start_timeout_ms : 10000;
+  r->sentinel = o.sentinel;
   snprintf(r->dir, sizeof r->dir, "%s/rtq-test-XXXXXX", tmp_base());
   if (mkdtemp(r->dir) == NULL) {
     fprintf(stderr, "rtq harness: mkdtemp %s: %s\n", r->dir, strerror(errno));

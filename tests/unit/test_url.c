@@ -221,6 +221,63 @@ static void test_url_errors_never_quote_the_url(void **state) {
   assert_string_equal(u.host, "h");
 }
 
+static void test_url_cluster_seeds(void **state) {
+  (void)state;
+  rtq_redis_url u = parse_ok("redis+cluster://127.0.0.1:7101");
+  assert_int_equal(u.kind, RTQ_URL_CLUSTER);
+  assert_false(u.is_unix);
+  assert_int_equal(u.nseeds, 1);
+  assert_string_equal(u.host, "127.0.0.1");
+  assert_int_equal(u.port, 7101);
+  u = parse_ok("REDIS+CLUSTER://us%3Aer:p%40ss@a:1,[::1]:2,b/0");
+  assert_int_equal(u.nseeds, 3);
+  assert_string_equal(u.user, "us:er");
+  assert_string_equal(u.password, "p@ss");
+  assert_string_equal(u.seeds[0].host, "a");
+  assert_int_equal(u.seeds[0].port, 1);
+  assert_string_equal(u.seeds[1].host, "::1");
+  assert_int_equal(u.seeds[1].port, 2);
+  assert_string_equal(u.seeds[2].host, "b");
+  assert_int_equal(u.seeds[2].port, 6379);
+  assert_int_equal(u.db, 0);
+  assert_true(rtq_redis_url_is_cluster("redis+cluster://h:1"));
+  assert_false(rtq_redis_url_is_cluster("redis://h:1"));
+  assert_false(rtq_redis_url_is_cluster(NULL));
+}
+
+static void test_url_cluster_errors(void **state) {
+  (void)state;
+  assert_non_null(strstr(parse_err("redis+cluster://h:1/3"), "only db 0"));
+  assert_non_null(strstr(parse_err("redis+cluster://h:1,,h:2"), "host is empty"));
+  assert_non_null(strstr(parse_err("redis+cluster://h:1,"), "host is empty"));
+  assert_non_null(strstr(parse_err("redis+cluster://h:x"), "port"));
+  assert_non_null(strstr(parse_err("redis+cluster://h:1?x=1"), "query"));
+  assert_non_null(strstr(parse_err("redis+cluster://a,b,c,d,e,f,g,h,i"), "more than 8"));
+}
+
+static void test_url_sentinel_master_and_db(void **state) {
+  (void)state;
+  rtq_redis_url u = parse_ok("redis-sentinel://s1,s2:26380/mymaster");
+  assert_int_equal(u.kind, RTQ_URL_SENTINEL);
+  assert_int_equal(u.nseeds, 2);
+  assert_string_equal(u.seeds[0].host, "s1");
+  assert_int_equal(u.seeds[0].port, 26379);
+  assert_int_equal(u.seeds[1].port, 26380);
+  assert_string_equal(u.master, "mymaster");
+  assert_int_equal(u.db, 0);
+  u = parse_ok("redis-sentinel://:pw@s1/my-master.1_x/4");
+  assert_string_equal(u.password, "pw");
+  assert_string_equal(u.master, "my-master.1_x");
+  assert_int_equal(u.db, 4);
+  assert_non_null(strstr(parse_err("redis-sentinel://s1"), "no master name"));
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/"), "no master name"));
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/m%20x"), "master name"));
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/m/x"), "db"));
+  /* The password never shows in the error. */
+  const char *e = parse_err("redis-sentinel://u:secret@s1:bad/m");
+  assert_null(strstr(e, "secret"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_url_errors_never_quote_the_url),
@@ -235,6 +292,9 @@ int main(void) {
       cmocka_unit_test(test_url_errors_never_contain_the_password),
       cmocka_unit_test(test_url_long_credentials),
       cmocka_unit_test(test_url_small_errbuf_is_cut),
+      cmocka_unit_test(test_url_cluster_seeds),
+      cmocka_unit_test(test_url_cluster_errors),
+      cmocka_unit_test(test_url_sentinel_master_and_db),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
