@@ -25,6 +25,7 @@
 
 struct rtq_test_cluster {
   int n;
+  int masters; /* nodes 0..masters-1 serve slots */
   rtq_test_redis *node[MAX_NODES];
 };
 
@@ -85,15 +86,16 @@ static bool formed(void *arg) {
 static int range_lo(int n, int i) { return i * 16384 / n; }
 
 int rtq_test_cluster_owner_at_start(const rtq_test_cluster *c, int slot) {
-  for (int i = c->n - 1; i >= 0; i--)
-    if (slot >= range_lo(c->n, i)) return i;
+  for (int i = c->masters - 1; i >= 0; i--)
+    if (slot >= range_lo(c->masters, i)) return i;
   return 0;
 }
 
-rtq_test_cluster *rtq_test_cluster_start(int n) {
-  if (n < 1 || n > MAX_NODES) return NULL;
+rtq_test_cluster *rtq_test_cluster_start(int n, int masters) {
+  if (n < 1 || n > MAX_NODES || masters < 1 || masters > n) return NULL;
   rtq_test_cluster *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
+  c->masters = masters;
   static const char *const conf[] = {"cluster-enabled yes", "cluster-config-file nodes.conf",
                                      "cluster-node-timeout 1000", NULL};
   rtq_test_redis_options o = {.extra_config = conf};
@@ -103,10 +105,10 @@ rtq_test_cluster *rtq_test_cluster_start(int n) {
     ok = c->node[i] != NULL;
     c->n = i + 1;
   }
-  for (int i = 0; i < n && ok; i++) {
+  for (int i = 0; i < masters && ok; i++) {
     char lo[16], hi[16];
-    snprintf(lo, sizeof lo, "%d", range_lo(n, i));
-    snprintf(hi, sizeof hi, "%d", range_lo(n, i + 1) - 1);
+    snprintf(lo, sizeof lo, "%d", range_lo(masters, i));
+    snprintf(hi, sizeof hi, "%d", range_lo(masters, i + 1) - 1);
     ok = reply_ok(run(rtq_test_redis_port(c->node[i]), "CLUSTER", "ADDSLOTSRANGE", lo, hi, NULL));
   }
   for (int i = 1; i < n && ok; i++) {

@@ -96,13 +96,14 @@ void rtq_test_redis_flush(void);
 typedef struct rtq_test_cluster rtq_test_cluster;
 
 /*
- * Starts n (1..8) cluster-enabled redis-servers, gives node i the i-th of n
- * equal slot ranges (CLUSTER ADDSLOTSRANGE), joins them (CLUSTER MEET) and
+ * Starts n (1..8) cluster-enabled redis-servers, gives node i < masters the
+ * i-th of `masters` equal slot ranges (CLUSTER ADDSLOTSRANGE; the other
+ * nodes are primaries without slots), joins them (CLUSTER MEET) and
  * waits until every node reports cluster_state:ok and knows all n nodes,
  * with a 30 s deadline. cluster-node-timeout is 1000 ms. Returns NULL
  * after printing why. Stopped with rtq_test_cluster_stop (or at exit).
  */
-rtq_test_cluster *rtq_test_cluster_start(int n);
+rtq_test_cluster *rtq_test_cluster_start(int n, int masters);
 void rtq_test_cluster_stop(rtq_test_cluster *c);
 /* Node i (0..n-1); borrowed. */
 rtq_test_redis *rtq_test_cluster_node(const rtq_test_cluster *c, int i);
