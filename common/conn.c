@@ -270,6 +270,11 @@ static rtq_conn *conn_alloc(const rtq_conn_options *opts, const rtq_redis_url *u
   if (c->opts.backoff_min_ms < 1) c->opts.backoff_min_ms = 1;
   c->opts.backoff_max_ms = def(opts->backoff_max_ms, DEF_BACKOFF_MAX_MS);
   if (c->opts.spin_us > 1000) c->opts.spin_us = 1000;
+  /* Behind sentinels or a cluster a failover changes the address: retry
+   * at least every second, so the new primary is used soon after it is
+   * named (one question to a sentinel or node per retry). */
+  if ((url->kind == RTQ_URL_SENTINEL || url->kind == RTQ_URL_CLUSTER) && c->opts.backoff_max_ms > RTQ_FAILOVER_BACKOFF_MAX_MS)
+    c->opts.backoff_max_ms = RTQ_FAILOVER_BACKOFF_MAX_MS;
   if (c->opts.backoff_max_ms < c->opts.backoff_min_ms) c->opts.backoff_max_ms = c->opts.backoff_min_ms;
   return c;
 }

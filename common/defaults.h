@@ -60,4 +60,9 @@
 #define RTQ_CODE_NO_TASK_RECORD "NO_TASK_RECORD"
 #define RTQ_CODE_HANDLER_ERROR "HANDLER_ERROR"
 
+/* Reconnect backoff cap for redis-sentinel:// and redis+cluster:// URLs
+ * (rtq_conn and the worker's connections): a failover changes the address,
+ * and the new one is tried within this long of being named. */
+#define RTQ_FAILOVER_BACKOFF_MAX_MS 1000
+
 #endif

@@ -33,6 +33,7 @@
 #include <hiredis/sds.h>
 
 #include "cluster.h"
+#include "defaults.h"
 #include "keys.h"
 #include "log.h"
 #include "loop.h"
@@ -133,7 +134,13 @@ static void schedule_retry(rtq__rconn *c, uint64_t now) {
   c->up_at = 0;
   c->retry_at = now + (uint64_t)c->backoff_ms;
   c->backoff_ms = c->backoff_ms == 0 ? BACKOFF_MIN_MS : c->backoff_ms * 2;
-  if (c->backoff_ms > BACKOFF_MAX_MS) c->backoff_ms = BACKOFF_MAX_MS;
+  /* Behind sentinels or a cluster, the address changes at a failover; a
+   * retry a second after it is named keeps the outage close to the
+   * failover's own time. A reconnect then costs one question to a
+   * sentinel or node a second while down. */
+  int max = c->cfg.url->kind == RTQ_URL_SENTINEL || c->cfg.url->kind == RTQ_URL_CLUSTER ? RTQ_FAILOVER_BACKOFF_MAX_MS
+                                                                                       : BACKOFF_MAX_MS;
+  if (c->backoff_ms > max) c->backoff_ms = max;
 }
 
 /* The context is gone (freed by hiredis or by us): forget it. */

@@ -1,0 +1,136 @@
+/*
+ * test_sentinel.c - redis-sentinel:// URLs against a real primary, replica
+ * and three sentinels: rtq_conn and rtq-worker find the primary through
+ * the sentinels, and after the primary is killed with SIGKILL both carry
+ * on against the promoted replica within the failover time plus 2 s.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "integration/test_cli_run.h"
+#include "keys.h"
+#include "rtq/common.h"
+
+static rtq_test_sentinels *set;
+static rtq_keys keys;
+
+static int setup(void **state) {
+  (void)state;
+  set = rtq_test_sentinels_start();
+  if (set == NULL) return -1;
+  return rtq_keys_init(&keys, "rtq", false);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_test_sentinels_stop(set);
+  return 0;
+}
+
+static bool set_ok(rtq_conn *c) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "SET");
+  rtq_argv_add_str(&a, "after");
+  rtq_argv_add_str(&a, "1");
+  int rc = rtq_conn_command(c, &a, NULL);
+  rtq_argv_destroy(&a);
+  return rc == 0;
+}
+
+static bool completed(rtq_conn *c, const char *id) {
+  rtq_key k = rtq_keys_task(&keys, id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HGET");
+  rtq_argv_add(&a, k.s, k.len);
+  rtq_argv_add_str(&a, "status");
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(c, &a, &r);
+  rtq_argv_destroy(&a);
+  bool yes = rc == 0 && r->type == REDIS_REPLY_STRING && strcmp(r->str, "completed") == 0;
+  if (r != NULL) freeReplyObject(r);
+  return yes;
+}
+
+static bool enqueue(const char *url, const char *id) {
+  cli_run r;
+  cli(&r, (const char *[]){"--redis", url, "enqueue", "rtq.noop", "--id", id, NULL}, NULL);
+  bool ok = r.code == 0;
+  cli_free(&r);
+  return ok;
+}
+
+static void test_sentinel_url_rejects_unknown_master(void **state) {
+  (void)state;
+  char url[200];
+  snprintf(url, sizeof url, "%.*snosuch", (int)(strrchr(rtq_test_sentinels_url(set), '/') + 1 - rtq_test_sentinels_url(set)),
+           rtq_test_sentinels_url(set));
+  rtq_conn_options o = {.url = url, .connect_timeout_ms = 1000};
+  rtq_conn *c = NULL;
+  char err[512];
+  assert_int_equal(rtq_conn_new(&o, &c, err, sizeof err), RTQ_ECONN);
+  assert_non_null(strstr(err, "does not know master \"nosuch\""));
+}
+
+static void test_sentinel_failover_followed(void **state) {
+  (void)state;
+  const char *url = rtq_test_sentinels_url(set);
+  rtq_test_redis *primary = rtq_test_sentinels_node(set, 0), *replica = rtq_test_sentinels_node(set, 1);
+  assert_int_equal(rtq_test_sentinels_primary_port(set), rtq_test_redis_port(primary));
+
+  rtq_conn *c = rtq_test_conn_new(url);
+  rtq_test_cmd_ok(c, "SET", "before", "1", NULL);
+  redisReply *r = rtq_test_command(c, "ROLE", NULL);
+  assert_string_equal(r->element[0]->str, "master");
+  freeReplyObject(r);
+
+  char bin[512], log[256];
+  assert_non_null(rtq_test_bin_path("worker/rtq-worker", bin, sizeof bin));
+  snprintf(log, sizeof log, "%s/worker.log", rtq_test_redis_dir(replica));
+  const char *argv[] = {bin, "--redis", url, "--demo-handlers", "--concurrency", "2", "--heartbeat-interval",
+                        "200ms", "--heartbeat-ttl", "2s", "--shutdown-grace", "1s", NULL};
+  rtq_test_spawn_options so = {.path = bin, .argv = argv, .output_path = log};
+  pid_t w = rtq_test_spawn_ex(&so);
+  assert_true(w > 0);
+  assert_true(enqueue(url, "s-0"));
+  RTQ_TEST_WAIT_FOR(completed(c, "s-0"), 10000);
+  /* The replica has it before the primary goes. */
+  rtq_conn *rc = rtq_test_conn_new(rtq_test_redis_url_of(replica));
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc, "EXISTS", "before", NULL) == 1, 5000);
+  rtq_conn_free(rc);
+
+  uint64_t t0 = rtq_test_now_ms();
+  assert_int_equal(rtq_test_redis_kill9(primary), 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_sentinels_primary_port(set) == rtq_test_redis_port(replica), 30000);
+  uint64_t t1 = rtq_test_now_ms();
+  RTQ_TEST_WAIT_FOR(set_ok(c), 2000);
+  uint64_t t2 = rtq_test_now_ms();
+  r = rtq_test_command(c, "ROLE", NULL);
+  assert_string_equal(r->element[0]->str, "master");
+  freeReplyObject(r);
+  /* The worker too: a task created now is run within the same 2 s. */
+  assert_true(enqueue(url, "s-1"));
+  RTQ_TEST_WAIT_FOR(completed(c, "s-1"), (int)(t1 + 2000 > rtq_test_now_ms() ? t1 + 2000 - rtq_test_now_ms() : 1));
+  uint64_t t3 = rtq_test_now_ms();
+  fprintf(stderr, "sentinel failover: named after %llu ms; rtq_conn +%llu ms; worker ran a new task +%llu ms\n",
+          (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t1));
+  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, NULL), 0);
+  rtq_conn_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sentinel_url_rejects_unknown_master),
+      cmocka_unit_test(test_sentinel_failover_followed),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
