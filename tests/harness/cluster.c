@@ -27,6 +27,7 @@ struct rtq_test_cluster {
   int n;
   int masters; /* nodes 0..masters-1 serve slots */
   rtq_test_redis *node[MAX_NODES];
+  int bus[MAX_NODES]; /* cluster bus ports */
 };
 
 struct rtq_test_sentinels {
@@ -96,11 +97,16 @@ rtq_test_cluster *rtq_test_cluster_start(int n, int masters) {
   rtq_test_cluster *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
   c->masters = masters;
-  static const char *const conf[] = {"cluster-enabled yes", "cluster-config-file nodes.conf",
-                                     "cluster-node-timeout 1000", NULL};
-  rtq_test_redis_options o = {.extra_config = conf};
   bool ok = true;
   for (int i = 0; i < n && ok; i++) {
+    /* The bus port is named: the default (port + 10000) does not exist
+     * for the ephemeral ports above 55535 the harness often gets. */
+    char bus[32];
+    c->bus[i] = rtq__test_free_port();
+    snprintf(bus, sizeof bus, "cluster-port %d", c->bus[i]);
+    const char *conf[] = {"cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 1000",
+                          bus, NULL};
+    rtq_test_redis_options o = {.extra_config = conf};
     c->node[i] = rtq_test_redis_start(&o);
     ok = c->node[i] != NULL;
     c->n = i + 1;
@@ -112,9 +118,10 @@ rtq_test_cluster *rtq_test_cluster_start(int n, int masters) {
     ok = reply_ok(run(rtq_test_redis_port(c->node[i]), "CLUSTER", "ADDSLOTSRANGE", lo, hi, NULL));
   }
   for (int i = 1; i < n && ok; i++) {
-    char port[16];
+    char port[16], bus[16];
     snprintf(port, sizeof port, "%d", rtq_test_redis_port(c->node[i]));
-    ok = reply_ok(run(rtq_test_redis_port(c->node[0]), "CLUSTER", "MEET", "127.0.0.1", port, NULL));
+    snprintf(bus, sizeof bus, "%d", c->bus[i]);
+    ok = reply_ok(run(rtq_test_redis_port(c->node[0]), "CLUSTER", "MEET", "127.0.0.1", port, bus, NULL));
   }
   if (ok && !rtq_test_wait_until(formed, c, FORM_TIMEOUT_MS)) {
     fprintf(stderr, "rtq harness: the cluster did not reach cluster_state:ok within %d ms\n", FORM_TIMEOUT_MS);
@@ -148,6 +155,32 @@ const char *rtq_test_cluster_node_id(const rtq_test_cluster *c, int i, char *buf
   memcpy(buf, r->str, 41);
   freeReplyObject(r);
   return buf;
+}
+
+static bool replica_synced(void *arg) {
+  int *port = arg;
+  return info_has(*port, "INFO", "replication", "master_link_status:up");
+}
+
+int rtq_test_cluster_replicate(rtq_test_cluster *c, int replica, int of) {
+  char id[41];
+  redisReply *r = run(rtq_test_redis_port(c->node[of]), "CLUSTER", "MYID", NULL);
+  bool ok = r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40;
+  if (ok) memcpy(id, r->str, 41);
+  if (r != NULL) freeReplyObject(r);
+  if (!ok) return -1;
+  int port = rtq_test_redis_port(c->node[replica]);
+  /* The replica must have learnt of the primary through gossip first. */
+  uint64_t deadline = rtq_test_now_ms() + FORM_TIMEOUT_MS;
+  for (int i = 0;; i++) {
+    r = run(port, "CLUSTER", "REPLICATE", id, NULL);
+    ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r != NULL) freeReplyObject(r);
+    if (ok) break;
+    if (rtq_test_now_ms() >= deadline) return -1;
+    rtq__test_poll_pause(i);
+  }
+  return rtq_test_wait_until(replica_synced, &port, FORM_TIMEOUT_MS) ? 0 : -1;
 }
 
 /* ---- sentinels ---- */

@@ -17,6 +17,9 @@ void rtq__test_process_kill_all(void);
 /* The default server, started on first use; NULL if it cannot start
  * (the reason was printed). */
 rtq_test_redis *rtq__test_redis_default_or_null(void);
+/* A free loopback TCP port now (another process may take it before it
+ * is used), -1 on failure. */
+int rtq__test_free_port(void);
 /* Sleeps ms milliseconds; only for polling loops that have a deadline. */
 void rtq__test_sleep_ms(int ms);
 

@@ -54,7 +54,7 @@ static void unregister(rtq_test_redis *r) {
   }
 }
 
-static int free_port(void) {
+int rtq__test_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   struct sockaddr_in a;
@@ -228,7 +228,7 @@ rtq_test_redis *rtq_test_redis_start(const rtq_test_redis_options *opts) {
 
   int rc = 1;
   for (int attempt = 0; attempt < START_ATTEMPTS && rc == 1; attempt++) {
-    r->port = o.unix_only ? 0 : free_port();
+    r->port = o.unix_only ? 0 : rtq__test_free_port();
     unlink(r->log);
     unlink(r->out);
     if (r->port < 0 || write_conf(r, &o) != 0) {

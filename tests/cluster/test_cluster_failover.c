@@ -1,0 +1,138 @@
+/*
+ * test_cluster_failover.c - a cluster primary killed with SIGKILL: its
+ * replica is promoted, and rtq_conn (through a seed that is neither) and
+ * rtq-worker --cluster find the promoted node by refreshing the slot map
+ * after the connection error, within the promotion time plus 2 s.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "crc16.h"
+#include "harness.h"
+#include "integration/test_cli_run.h"
+#include "keys.h"
+#include "rtq/common.h"
+
+static rtq_test_cluster *cl;
+static rtq_keys keys;
+static int owner; /* serves {rtq}'s slot; node 3 is its replica */
+static char seed[128];
+
+static int setup(void **state) {
+  (void)state;
+  cl = rtq_test_cluster_start(4, 3);
+  if (cl == NULL) return -1;
+  owner = rtq_test_cluster_owner_at_start(cl, rtq_key_slot("{rtq}", 5));
+  if (rtq_test_cluster_replicate(cl, 3, owner) != 0) return -1;
+  rtq_test_cluster_url(cl, (owner + 1) % 3, seed, sizeof seed);
+  return rtq_keys_init(&keys, "rtq", true);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_test_cluster_stop(cl);
+  return 0;
+}
+
+static bool set_ok(rtq_conn *c, const char *key) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "SET");
+  rtq_argv_add_str(&a, key);
+  rtq_argv_add_str(&a, "after");
+  int rc = rtq_conn_command(c, &a, NULL);
+  rtq_argv_destroy(&a);
+  return rc == 0;
+}
+
+static bool completed(rtq_conn *c, const char *id) {
+  rtq_key k = rtq_keys_task(&keys, id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HGET");
+  rtq_argv_add(&a, k.s, k.len);
+  rtq_argv_add_str(&a, "status");
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(c, &a, &r);
+  rtq_argv_destroy(&a);
+  bool yes = rc == 0 && r->type == REDIS_REPLY_STRING && strcmp(r->str, "completed") == 0;
+  if (r != NULL) freeReplyObject(r);
+  return yes;
+}
+
+static bool enqueue(const char *id) {
+  cli_run r;
+  cli(&r, (const char *[]){"--redis", seed, "enqueue", "rtq.noop", "--id", id, NULL}, NULL);
+  bool ok = r.code == 0;
+  if (!ok) fprintf(stderr, "enqueue %s: exit %d: %s", id, r.code, r.err);
+  cli_free(&r);
+  return ok;
+}
+
+static bool is_primary(int node) {
+  rtq_conn_options o = {.url = rtq_test_redis_url_of(rtq_test_cluster_node(cl, node)), .connect_timeout_ms = 500};
+  rtq_conn *c = NULL;
+  char err[256];
+  if (rtq_conn_new(&o, &c, err, sizeof err) != 0) return false;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "ROLE");
+  redisReply *r = NULL;
+  bool yes = rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             strcmp(r->element[0]->str, "master") == 0;
+  if (r != NULL) freeReplyObject(r);
+  rtq_argv_destroy(&a);
+  rtq_conn_free(c);
+  return yes;
+}
+
+static void test_cluster_failover_conn_and_worker_follow(void **state) {
+  (void)state;
+  rtq_conn *c = rtq_test_conn_new(seed);
+  assert_true(set_ok(c, "{rtq}:probe"));
+
+  char bin[512], log[256];
+  assert_non_null(rtq_test_bin_path("worker/rtq-worker", bin, sizeof bin));
+  snprintf(log, sizeof log, "%s/worker.log", rtq_test_redis_dir(rtq_test_cluster_node(cl, 0)));
+  const char *argv[] = {bin, "--cluster", "--redis", seed, "--demo-handlers", "--concurrency", "2",
+                        "--heartbeat-interval", "200ms", "--heartbeat-ttl", "2s", "--shutdown-grace", "1s", NULL};
+  rtq_test_spawn_options so = {.path = bin, .argv = argv, .output_path = log};
+  pid_t w = rtq_test_spawn_ex(&so);
+  assert_true(w > 0);
+  assert_true(enqueue("f-0"));
+  RTQ_TEST_WAIT_FOR(completed(c, "f-0"), 10000);
+
+  uint64_t t0 = rtq_test_now_ms();
+  assert_int_equal(rtq_test_redis_kill9(rtq_test_cluster_node(cl, owner)), 0);
+  RTQ_TEST_WAIT_FOR(is_primary(3), 30000);
+  uint64_t t1 = rtq_test_now_ms();
+  RTQ_TEST_WAIT_FOR(set_ok(c, "{rtq}:probe"), 2000);
+  uint64_t t2 = rtq_test_now_ms();
+  /* Written to the promoted node. */
+  rtq_conn *d = rtq_test_conn_new(rtq_test_redis_url_of(rtq_test_cluster_node(cl, 3)));
+  char *v = rtq_test_cmd_str(d, "GET", "{rtq}:probe", NULL);
+  assert_string_equal(v, "after");
+  free(v);
+  rtq_conn_free(d);
+  RTQ_TEST_WAIT_FOR(enqueue("f-1"), 2000);
+  RTQ_TEST_WAIT_FOR(completed(c, "f-1"), (int)(t1 + 2000 > rtq_test_now_ms() ? t1 + 2000 - rtq_test_now_ms() : 1));
+  uint64_t t3 = rtq_test_now_ms();
+  fprintf(stderr, "cluster failover: replica promoted after %llu ms; rtq_conn +%llu ms; worker ran a new task +%llu ms\n",
+          (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t1));
+  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, NULL), 0);
+  rtq_conn_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cluster_failover_conn_and_worker_follow),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
