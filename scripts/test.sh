@@ -9,6 +9,9 @@
 #   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/, same tests
 #   scripts/test.sh --valgrind    build/, then only the unit tests, each
 #                                 under valgrind --leak-check=full
+#   scripts/test.sh --cluster     only the Redis Cluster and Sentinel tests
+#                                 (ctest -L cluster: several servers per test
+#                                 program; with --sanitize, in build-asan/)
 #   --build-dir DIR               use DIR instead of build/ or build-asan/
 #   -- ARGS                       pass ARGS on to ctest (e.g. -- -R test_conn)
 set -eu
@@ -16,6 +19,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 sanitize=0
 valgrind=0
+cluster=0
 werror=0
 [ "${CI:-}" = true ] && werror=1
 build=""
@@ -25,9 +29,10 @@ while [ $# -gt 0 ]; do
     --sanitize) sanitize=1 ;;
     --valgrind) valgrind=1 ;;
     --werror) werror=1 ;;
+    --cluster) cluster=1 ;;
     --build-dir) [ $# -ge 2 ] || { echo "test.sh: --build-dir needs a value" >&2; exit 2; }; build=$2; shift ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -78,6 +83,8 @@ if [ "$valgrind" = 1 ]; then
   exit 0
 fi
 
+labels='unit|integration'
+[ "$cluster" = 1 ] && labels='cluster'
 rc=0
-(cd "$build" && ctest --output-on-failure -j2 -L 'unit|integration' "$@") || rc=$?
+(cd "$build" && ctest --output-on-failure -j2 -L "$labels" "$@") || rc=$?
 exit $rc
