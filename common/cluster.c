@@ -271,22 +271,13 @@ static int maybe_refresh(rtq__cluster *cl) {
 
 /* ---- routing ---- */
 
-static int any_node(rtq__cluster *cl) {
-  if (cl->cur >= 0) return cl->cur;
-  for (int i = 0; i < cl->nnodes; i++)
-    if (cl->nodes[i].primary) return cl->cur = i;
-  return cl->nnodes > 0 ? (cl->cur = 0) : -1;
-}
+static int reachable_any(rtq__cluster *cl);
 
 /* The node for a slot (-1 keyless), or a negative RTQ_E* code. */
 static int pick(rtq__cluster *cl, int slot) {
   int rc = maybe_refresh(cl);
   if (rc == RTQ_ENOMEM) return rc;
-  if (slot < 0) {
-    int i = any_node(cl);
-    if (i < 0) set_err(cl, "no cluster node known");
-    return i < 0 ? RTQ_ECONN : i;
-  }
+  if (slot < 0) return reachable_any(cl);
   if (cl->slot[slot] < 0 && refresh(cl) == RTQ_ENOMEM) return RTQ_ENOMEM;
   if (cl->slot[slot] < 0) {
     set_err(cl, "CLUSTERDOWN no node serves slot %d", slot);
@@ -330,10 +321,36 @@ static int asking(rtq_conn *c) {
   return rc;
 }
 
+/*
+ * A node for a keyless command: the current one when it connects, else the
+ * first primary that does, else any known node; once more after reloading
+ * the map when none did (a failover's promoted replica is only known from
+ * a new map). The node found becomes the current one. Returns its index
+ * or a negative RTQ_E* code.
+ */
+static int reachable_any(rtq__cluster *cl) {
+  rtq_conn *c;
+  int rc = maybe_refresh(cl);
+  if (rc == RTQ_ENOMEM) return rc;
+  for (int round = 0; round < 2; round++) {
+    if (round == 1 && (rc = refresh(cl)) == RTQ_ENOMEM) return rc;
+    if (cl->cur >= 0 && (rc = node_ready(cl, cl->cur, &c)) == 0) return cl->cur;
+    for (int pass = 0; pass < 2; pass++) {
+      for (int i = 0; i < cl->nnodes; i++) {
+        if (i == cl->cur || cl->nodes[i].primary != (pass == 0)) continue;
+        rc = node_ready(cl, i, &c);
+        if (rc == 0) return cl->cur = i;
+        if (rc == RTQ_ENOMEM) return rc;
+      }
+    }
+  }
+  return rc != 0 ? rc : RTQ_ECONN;
+}
+
 /* One command with redirections followed (cluster.h). */
 static int routed(rtq__cluster *cl, const rtq_argv *a, redisReply **reply) {
   int slot = slot_of(a);
-  int target = pick(cl, slot);
+  int target = slot < 0 ? reachable_any(cl) : pick(cl, slot);
   if (target < 0) return target;
   bool ask = false;
   int waits = 0;
@@ -487,7 +504,8 @@ int rtq__cluster_append(rtq__cluster *cl, const rtq_argv *a) {
     cl->qcap = ncap;
     cl->qhead = 0;
   }
-  int target = pick(cl, slot_of(a));
+  int slot = slot_of(a);
+  int target = slot < 0 ? reachable_any(cl) : pick(cl, slot);
   rtq_conn *c = NULL;
   int rc = target < 0 ? target : node_ready(cl, target, &c);
   pend *p = &cl->q[(cl->qhead + cl->qn) % cl->qcap];
@@ -571,17 +589,12 @@ void rtq__cluster_free(rtq__cluster *cl) {
 int rtq__cluster_connect(rtq__cluster *cl) {
   int rc = refresh(cl);
   if (rc != 0) return rc;
-  rtq_conn *c;
-  return node_ready(cl, any_node(cl), &c);
+  return rtq__cluster_reconnect(cl);
 }
 
 int rtq__cluster_reconnect(rtq__cluster *cl) {
-  int rc = maybe_refresh(cl);
-  if (rc == RTQ_ENOMEM) return rc;
-  int i = any_node(cl);
-  if (i < 0) return refresh(cl);
-  rtq_conn *c;
-  return node_ready(cl, i, &c);
+  int i = reachable_any(cl);
+  return i < 0 ? i : 0;
 }
 
 void rtq__cluster_drop(rtq__cluster *cl) {
