@@ -13,7 +13,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <time.h>
 
+#include "cluster.h"
 #include "crc16.h"
 #include "harness.h"
 #include "rtq/common.h"
@@ -224,6 +227,146 @@ static void test_cluster_routing_ask_then_moved(void **state) {
   rtq_conn_free(c);
 }
 
+/* Two GETs pipelined: the first key's slot is being migrated (ASK), then
+ * has moved (MOVED); the second is an ordinary key on another node. Each
+ * reply still comes back in its place. */
+static void pipeline_two_gets(rtq_conn *c, const char *k1, const char *want1, const char *k2, const char *want2) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  const char *ks[2] = {k1, k2}, *wants[2] = {want1, want2};
+  for (int i = 0; i < 2; i++) {
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "GET");
+    rtq_argv_add_str(&a, ks[i]);
+    assert_int_equal(rtq_conn_append(c, &a), 0);
+  }
+  for (int i = 0; i < 2; i++) {
+    redisReply *r = NULL;
+    assert_int_equal(rtq_conn_get_reply(c, &r), 0);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, wants[i]);
+    freeReplyObject(r);
+  }
+  rtq_argv_destroy(&a);
+}
+
+static void test_cluster_routing_redirects_inside_a_pipeline(void **state) {
+  (void)state;
+  rtq_conn *c = rtq_test_conn_new(seed_url);
+  char key[32], other[32], slot[16], src[41], dst[41], port[16];
+  key_on(2, "pm", key, sizeof key);
+  key_on(1, "po", other, sizeof other);
+  snprintf(slot, sizeof slot, "%d", rtq_key_slot(key, strlen(key)));
+  rtq_test_cluster_node_id(cl, 2, src);
+  rtq_test_cluster_node_id(cl, 0, dst);
+  rtq_test_cmd_ok(c, "SET", key, "moving", NULL);
+  rtq_test_cmd_ok(c, "SET", other, "staying", NULL);
+
+  setslot(0, slot, "IMPORTING", src);
+  setslot(2, slot, "MIGRATING", dst);
+  rtq_conn *s = direct(2);
+  snprintf(port, sizeof port, "%d", rtq_test_redis_port(rtq_test_cluster_node(cl, 0)));
+  rtq_test_cmd_ok(s, "MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", key, NULL);
+  rtq_conn_free(s);
+  long long asking = calls_of(0, "asking");
+  pipeline_two_gets(c, key, "moving", other, "staying");
+  assert_int_equal(calls_of(0, "asking"), asking + 1);
+
+  for (int i = 0; i < 4; i++) setslot(i, slot, "NODE", dst);
+  long long moved = stat_of(2, "get", "rejected_calls");
+  pipeline_two_gets(c, key, "moving", other, "staying");
+  assert_int_equal(stat_of(2, "get", "rejected_calls"), moved + 1);
+  pipeline_two_gets(c, key, "moving", other, "staying");
+  assert_int_equal(stat_of(2, "get", "rejected_calls"), moved + 1);
+  rtq_conn_free(c);
+}
+
+typedef struct finisher {
+  int src_port, dst_port, ports[4];
+  const char *slot, *dst_id, *key;
+  int ok;
+} finisher;
+
+static int raw_ok(int port, int argc, const char **argv) {
+  struct timeval tv = {5, 0};
+  redisContext *ctx = redisConnectWithTimeout("127.0.0.1", port, tv);
+  int ok = 0;
+  if (ctx != NULL && ctx->err == 0) {
+    size_t lens[16];
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(ctx, argc, argv, lens);
+    ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r != NULL) freeReplyObject(r);
+  }
+  if (ctx != NULL) redisFree(ctx);
+  return ok;
+}
+
+/* Moves the rest of the slot 300 ms after it starts (no cmocka calls:
+ * it runs beside the test thread). */
+static void *finish_migration(void *arg) {
+  finisher *f = arg;
+  struct timespec ts = {0, 300 * 1000000L};
+  nanosleep(&ts, NULL);
+  char port[16];
+  snprintf(port, sizeof port, "%d", f->dst_port);
+  const char *mig[] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", f->key};
+  f->ok = raw_ok(f->src_port, 8, mig);
+  const char *node[] = {"CLUSTER", "SETSLOT", f->slot, "NODE", f->dst_id};
+  for (int i = 0; i < 4; i++) f->ok &= raw_ok(f->ports[i], 5, node);
+  return NULL;
+}
+
+/* A multi-key command whose keys are split by a migration gets TRYAGAIN:
+ * retried a bounded number of times, and it succeeds once the migration
+ * is done. */
+static void test_cluster_routing_tryagain_bounded_then_succeeds(void **state) {
+  (void)state;
+  rtq_conn *c = rtq_test_conn_new(seed_url);
+  char a[32], b[40], slot[16], src[41], dst[41], port[16];
+  key_on(1, "{tg}", a, sizeof a); /* every "{tg}..." key is in one slot */
+  snprintf(b, sizeof b, "%sb", a);
+  snprintf(slot, sizeof slot, "%d", rtq_key_slot(a, strlen(a)));
+  rtq_test_cluster_node_id(cl, 1, src);
+  rtq_test_cluster_node_id(cl, 2, dst);
+  rtq_test_cmd_ok(c, "SET", a, "A", NULL);
+  rtq_test_cmd_ok(c, "SET", b, "B", NULL);
+  setslot(2, slot, "IMPORTING", src);
+  setslot(1, slot, "MIGRATING", dst);
+  rtq_conn *s = direct(1);
+  snprintf(port, sizeof port, "%d", rtq_test_redis_port(rtq_test_cluster_node(cl, 2)));
+  rtq_test_cmd_ok(s, "MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", a, NULL);
+  rtq_conn_free(s);
+
+  /* Split for good: TRYAGAIN comes back after the bounded retries. */
+  long long before = stat_of(1, "mget", "rejected_calls");
+  uint64_t t0 = rtq_test_now_ms();
+  redisReply *r = rtq_test_command(c, "MGET", a, b, NULL);
+  uint64_t took = rtq_test_now_ms() - t0;
+  assert_int_equal(r->type, REDIS_REPLY_ERROR);
+  assert_memory_equal(r->str, "TRYAGAIN", 8);
+  freeReplyObject(r);
+  assert_int_equal(stat_of(1, "mget", "rejected_calls"), before + 1 + RTQ__CLUSTER_MAX_WAITS);
+  assert_true(took < 5000);
+
+  /* Finished while it retries: the retry succeeds. */
+  finisher f = {.src_port = rtq_test_redis_port(rtq_test_cluster_node(cl, 1)),
+                .dst_port = rtq_test_redis_port(rtq_test_cluster_node(cl, 2)),
+                .slot = slot, .dst_id = dst, .key = b};
+  for (int i = 0; i < 4; i++) f.ports[i] = rtq_test_redis_port(rtq_test_cluster_node(cl, i));
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, finish_migration, &f), 0);
+  r = rtq_test_command(c, "MGET", a, b, NULL);
+  pthread_join(th, NULL);
+  assert_true(f.ok);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  assert_int_equal(r->elements, 2);
+  assert_string_equal(r->element[0]->str, "A");
+  assert_string_equal(r->element[1]->str, "B");
+  freeReplyObject(r);
+  rtq_conn_free(c);
+}
+
 /* A seed list whose first entry is down still connects. */
 static void test_cluster_routing_dead_seed_skipped(void **state) {
   (void)state;
@@ -250,6 +393,8 @@ int main(void) {
       cmocka_unit_test(test_cluster_routing_pipeline_keeps_order),
       cmocka_unit_test(test_cluster_routing_scripts_and_transactions),
       cmocka_unit_test(test_cluster_routing_ask_then_moved),
+      cmocka_unit_test(test_cluster_routing_redirects_inside_a_pipeline),
+      cmocka_unit_test(test_cluster_routing_tryagain_bounded_then_succeeds),
       cmocka_unit_test(test_cluster_routing_dead_seed_skipped),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
