@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "integration/test_cli_run.h"
 #include "keys.h"
+#include "rtq/client.h"
 #include "rtq/common.h"
 
 static rtq_test_sentinels *set;
@@ -108,6 +109,13 @@ static void test_sentinel_failover_followed(void **state) {
   RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc, "EXISTS", "before", NULL) == 1, 5000);
   rtq_conn_free(rc);
 
+  /* A subscriber through the sentinels, open across the failover. */
+  rtq_client_options co = {.redis_url = url};
+  rtq_client *client = NULL;
+  assert_int_equal(rtq_client_new(&co, &client), 0);
+  rtq_subscription *sub = NULL;
+  assert_int_equal(rtq_events_subscribe(client, &sub), 0);
+
   uint64_t t0 = rtq_test_now_ms();
   assert_int_equal(rtq_test_redis_kill9(primary), 0);
   RTQ_TEST_WAIT_FOR(rtq_test_sentinels_primary_port(set) == rtq_test_redis_port(replica), 30000);
@@ -121,6 +129,19 @@ static void test_sentinel_failover_followed(void **state) {
   assert_true(enqueue(url, "s-1"));
   RTQ_TEST_WAIT_FOR(completed(c, "s-1"), (int)(t1 + 2000 > rtq_test_now_ms() ? t1 + 2000 - rtq_test_now_ms() : 1));
   uint64_t t3 = rtq_test_now_ms();
+  /* The old subscription says it is lost; a new one reaches the promoted
+   * primary and gets what is published there. */
+  char *json = NULL;
+  assert_int_equal(rtq_subscription_next(sub, 5000, &json), RTQ_ECONN);
+  rtq_subscription_free(sub);
+  assert_int_equal(rtq_events_subscribe(client, &sub), 0);
+  rtq_key chan = rtq_keys_chan_events(&keys);
+  assert_int_equal(rtq_test_cmd_int(c, "PUBLISH", chan.s, "{\"id\":\"x\",\"status\":\"probe\"}", NULL), 1);
+  assert_int_equal(rtq_subscription_next(sub, 5000, &json), 0);
+  assert_non_null(strstr(json, "probe"));
+  free(json);
+  rtq_subscription_free(sub);
+  rtq_client_free(client);
   fprintf(stderr, "sentinel failover: named after %llu ms; rtq_conn +%llu ms; worker ran a new task +%llu ms\n",
           (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t1));
   assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, NULL), 0);
