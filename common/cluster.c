@@ -28,7 +28,10 @@ typedef struct node {
 
 typedef struct pend {
   int node;
-  rtq_argv argv; /* a copy, for running it again after a redirection */
+  rtq_argv argv;    /* a copy, for running it again after a redirection */
+  bool have;        /* read ahead of its turn: rc and r hold the result */
+  int rc;
+  redisReply *r;
 } pend;
 
 struct rtq__cluster {
@@ -239,9 +242,22 @@ static int refresh_from(rtq__cluster *cl, int i) {
   return rc;
 }
 
+/* True while a pipelined command's reply is still unread on some node: a
+ * command sent there now would read that reply as its own. */
+static bool in_flight(const rtq__cluster *cl) {
+  for (int k = 0; k < cl->qn; k++)
+    if (!cl->q[(cl->qhead + k) % cl->qcap].have) return true;
+  return false;
+}
+
 /* Refreshes the map from the current node, then any known node, then the
- * seeds: the first that answers wins. */
+ * seeds: the first that answers wins. Not while a pipeline is in flight
+ * (the map stays stale and is reloaded by a later command). */
 static int refresh(rtq__cluster *cl) {
+  if (in_flight(cl)) {
+    set_err(cl, "the slot map is not reloaded in the middle of a pipeline");
+    return RTQ_ECONN;
+  }
   cl->refreshed_at = rtq__mono_ms();
   int rc = RTQ_ECONN;
   char first_err[512] = "";
@@ -464,8 +480,24 @@ int rtq__cluster_command(rtq__cluster *cl, const rtq_argv *a, redisReply **reply
 /* ---- pipelines ---- */
 
 static void clear_queue(rtq__cluster *cl) {
-  for (int k = 0; k < cl->qn; k++) rtq_argv_destroy(&cl->q[(cl->qhead + k) % cl->qcap].argv);
+  for (int k = 0; k < cl->qn; k++) {
+    pend *p = &cl->q[(cl->qhead + k) % cl->qcap];
+    rtq_argv_destroy(&p->argv);
+    if (p->r != NULL) freeReplyObject(p->r);
+  }
   cl->qn = cl->qhead = 0;
+}
+
+/* Reads every reply still owed into its entry, so that no node has a
+ * reply in flight when a redirected command is sent again (it could go
+ * to a node whose next reply belongs to a later pipelined command). */
+static void read_ahead(rtq__cluster *cl) {
+  for (int k = 0; k < cl->qn; k++) {
+    pend *p = &cl->q[(cl->qhead + k) % cl->qcap];
+    if (p->have) continue;
+    p->rc = rtq_conn_get_reply(cl->nodes[p->node].conn, &p->r);
+    p->have = true;
+  }
 }
 
 static int copy_argv(rtq_argv *dst, const rtq_argv *src) {
@@ -509,6 +541,8 @@ int rtq__cluster_append(rtq__cluster *cl, const rtq_argv *a) {
   rtq_conn *c = NULL;
   int rc = target < 0 ? target : node_ready(cl, target, &c);
   pend *p = &cl->q[(cl->qhead + cl->qn) % cl->qcap];
+  p->have = false;
+  p->r = NULL;
   if (rc == 0) rc = copy_argv(&p->argv, a);
   if (rc == 0) {
     rc = rtq_conn_append(c, a);
@@ -535,9 +569,16 @@ int rtq__cluster_get_reply(rtq__cluster *cl, redisReply **reply) {
   pend p = cl->q[cl->qhead];
   cl->qhead = (cl->qhead + 1) % cl->qcap;
   cl->qn--;
-  redisReply *r = NULL;
-  int rc = rtq_conn_get_reply(cl->nodes[p.node].conn, &r);
-  take_err(cl, p.node);
+  redisReply *r = p.r;
+  int rc = p.rc;
+  if (!p.have) {
+    rc = rtq_conn_get_reply(cl->nodes[p.node].conn, &r);
+    take_err(cl, p.node);
+  } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+    set_err(cl, "%.*s", (int)(r->len < 500 ? r->len : 500), r->str);
+  } else if (rc != 0) {
+    set_err(cl, "redis connection lost while reading a pipeline");
+  }
   int slot;
   rtq_redis_endpoint to;
   int kind = rc == RTQ_EREDIS ? rtq__cluster_redirect(r, &slot, &to) : 0;
@@ -550,6 +591,7 @@ int rtq__cluster_get_reply(rtq__cluster *cl, redisReply **reply) {
     }
     freeReplyObject(r);
     r = NULL;
+    read_ahead(cl);
     rc = routed(cl, &p.argv, &r);
   }
   rtq_argv_destroy(&p.argv);

@@ -228,8 +228,9 @@ static void test_cluster_routing_ask_then_moved(void **state) {
 }
 
 /* Two GETs pipelined: the first key's slot is being migrated (ASK), then
- * has moved (MOVED); the second is an ordinary key on another node. Each
- * reply still comes back in its place. */
+ * has moved (MOVED); the second key lives on the node the first is sent
+ * to again, whose own reply is still unread then. Each reply still comes
+ * back in its place. */
 static void pipeline_two_gets(rtq_conn *c, const char *k1, const char *want1, const char *k2, const char *want2) {
   rtq_argv a;
   rtq_argv_init(&a);
@@ -255,7 +256,7 @@ static void test_cluster_routing_redirects_inside_a_pipeline(void **state) {
   rtq_conn *c = rtq_test_conn_new(seed_url);
   char key[32], other[32], slot[16], src[41], dst[41], port[16];
   key_on(2, "pm", key, sizeof key);
-  key_on(1, "po", other, sizeof other);
+  key_on(0, "po", other, sizeof other); /* on the node the slot moves to */
   snprintf(slot, sizeof slot, "%d", rtq_key_slot(key, strlen(key)));
   rtq_test_cluster_node_id(cl, 2, src);
   rtq_test_cluster_node_id(cl, 0, dst);
