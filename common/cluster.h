@@ -19,7 +19,7 @@
  *     and the command is sent again to that node. ASK slot host:port: ASKING
  *     then the command, once, to that node; the map is not changed.
  *     TRYAGAIN and CLUSTERDOWN: sent again after 25, 50, 100 ... 400 ms,
- *     at most RTQ__CLUSTER_MAX_WAITS times (about 1.5 s in all);
+ *     at most RTQ__CLUSTER_MAX_WAITS times (about 1.2 s in all);
  *     CLUSTERDOWN also refreshes the map. At most RTQ__CLUSTER_MAX_HOPS
  *     redirections per command.
  *   - A node that cannot be reached, or a connection lost in the middle of

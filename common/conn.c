@@ -171,7 +171,6 @@ static int handshake(rtq_conn *c) {
   return rc;
 }
 
-/* Opens a fresh context; on failure c->errstr says why and c->ctx is NULL. */
 /* A sentinel URL's node must say it is the primary: during a failover
  * the old address can answer as a replica (or a demoted primary). */
 static int check_role(rtq_conn *c) {
@@ -184,6 +183,7 @@ static int check_role(rtq_conn *c) {
   return rc;
 }
 
+/* Opens a fresh context; on failure c->errstr says why and c->ctx is NULL. */
 static int do_connect(rtq_conn *c) {
   char ep[300];
   struct timeval ctv = ms_to_tv(c->opts.connect_timeout_ms);

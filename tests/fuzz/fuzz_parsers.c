@@ -40,6 +40,15 @@ static void check_url(const char *s) {
   REQUIRE(memchr(u.password, '\0', sizeof u.password) != NULL);
   if (!u.is_unix) REQUIRE(u.port >= 1 && u.port <= 65535);
   REQUIRE(u.db >= 0);
+  REQUIRE(u.nseeds >= 0 && u.nseeds <= RTQ_URL_MAX_SEEDS);
+  REQUIRE((u.nseeds > 0) == (u.kind == RTQ_URL_CLUSTER || u.kind == RTQ_URL_SENTINEL));
+  for (int i = 0; i < u.nseeds; i++) {
+    REQUIRE(memchr(u.seeds[i].host, '\0', sizeof u.seeds[i].host) != NULL && u.seeds[i].host[0] != '\0');
+    REQUIRE(u.seeds[i].port >= 1 && u.seeds[i].port <= 65535);
+  }
+  REQUIRE(memchr(u.master, '\0', sizeof u.master) != NULL);
+  REQUIRE((u.master[0] != '\0') == (u.kind == RTQ_URL_SENTINEL));
+  REQUIRE(u.kind != RTQ_URL_CLUSTER || u.db == 0);
 }
 
 static void check_duration(const char *s, long min_ms, long max_ms) {
