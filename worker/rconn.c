@@ -72,6 +72,7 @@ struct rtq__rconn {
   int backoff_ms;
   int hs_pending;
   bool drop_requested;
+  bool moved_hint; /* the plain-URL MOVED warning was logged */
   char drop_why[160];
   long long client_id;
   uint64_t next_probe;
@@ -122,8 +123,16 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata) {
   if (ring_shift(c, &p) != 0) return; /* cannot happen: one entry per command */
   int slot;
   rtq_redis_endpoint to;
-  if (c->cfg.url->kind == RTQ_URL_CLUSTER && rtq__cluster_redirect(reply, &slot, &to) == 'M')
-    rtq__rconn_drop(c, "MOVED: the slot is served by another node now");
+  if (rtq__cluster_redirect(reply, &slot, &to) == 'M') {
+    if (c->cfg.url->kind == RTQ_URL_CLUSTER) {
+      rtq__rconn_drop(c, "MOVED: the slot is served by another node now");
+    } else if (!c->moved_hint) {
+      /* A plain URL cannot follow it: say what would. */
+      c->moved_hint = true;
+      rtq_log(RTQ_LOG_WARNING, "redis is a cluster node and the namespace's slot is elsewhere; use a "
+              "redis+cluster:// URL (docs/OPERATIONS.md section 2.5)", "conn", role(c), NULL);
+    }
+  }
   p.fn(c->w, reply, p.pd);
 }
 

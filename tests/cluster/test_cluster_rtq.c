@@ -134,9 +134,35 @@ static void test_cluster_rtq_cli_worker_broker_through_any_node(void **state) {
   rtq_conn_free(c);
 }
 
+/* The issue's first report: --cluster with a plain redis:// URL to a node
+ * that does not serve {rtq}'s slot. A plain URL is one node, so MOVED
+ * cannot be followed; the worker says once which URL would. */
+static void test_cluster_rtq_plain_url_names_the_fix(void **state) {
+  (void)state;
+  char plain[64], log[256];
+  int owner = rtq_test_cluster_owner_at_start(cl, rtq_key_slot("{rtq}", 5));
+  snprintf(plain, sizeof plain, "%s", rtq_test_redis_url_of(rtq_test_cluster_node(cl, (owner + 1) % 3)));
+  snprintf(log, sizeof log, "%s/worker-plain.log", rtq_test_redis_dir(rtq_test_cluster_node(cl, 0)));
+  pid_t w = spawn("worker/rtq-worker",
+                  (const char *[]){"--cluster", "--redis", plain, "--demo-handlers", "--heartbeat-interval",
+                                   "200ms", "--heartbeat-ttl", "2s", "--shutdown-grace", "1s", NULL},
+                  log);
+  RTQ_TEST_WAIT_FOR(file_has(log, "use a redis+cluster:// URL"), 10000);
+  /* SIGKILL: its graceful stop reads its processing list first, which
+   * this misconfiguration refuses forever. */
+  rtq_test_terminate(w, SIGKILL, 5000, NULL);
+  /* At most once per connection (cmd, pop, sub), not once per heartbeat. */
+  char *s = cli_slurp(log);
+  int n = 0;
+  for (const char *p = strstr(s, "use a redis+cluster:// URL"); p != NULL; p = strstr(p + 1, "use a redis+cluster:// URL")) n++;
+  free(s);
+  assert_true(n >= 1 && n <= 3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cluster_rtq_cli_worker_broker_through_any_node),
+      cmocka_unit_test(test_cluster_rtq_plain_url_names_the_fix),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
