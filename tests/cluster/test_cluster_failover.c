@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "crc16.h"
+#include "cluster/cluster_util.h"
 #include "harness.h"
 #include "integration/test_cli_run.h"
 #include "keys.h"
@@ -130,7 +131,7 @@ static void test_cluster_failover_conn_and_worker_follow(void **state) {
   uint64_t t3 = rtq_test_now_ms();
   fprintf(stderr, "cluster failover: replica promoted after %llu ms; rtq_conn +%llu ms; worker ran a new task +%llu ms\n",
           (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t1));
-  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, NULL), 0);
+  stop_clean(w);
   rtq_conn_free(c);
 }
 

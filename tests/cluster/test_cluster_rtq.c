@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "crc16.h"
+#include "cluster/cluster_util.h"
 #include "harness.h"
 #include "integration/test_cli_run.h"
 #include "keys.h"
@@ -123,8 +124,8 @@ static void test_cluster_rtq_cli_worker_broker_through_any_node(void **state) {
   if (r.code != 0) fail_msg("enqueue --wait exit %d: %s", r.code, r.err);
   cli_free(&r);
 
-  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, NULL), 0);
-  assert_int_equal(rtq_test_terminate(b, SIGTERM, 10000, NULL), 0);
+  stop_clean(w);
+  stop_clean(b);
   if (file_has(wlog, "MOVED") || file_has(blog, "MOVED")) {
     char *s = cli_slurp(wlog);
     fprintf(stderr, "worker log:\n%s\n", s);

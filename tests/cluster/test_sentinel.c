@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cluster/cluster_util.h"
 #include "harness.h"
 #include "integration/test_cli_run.h"
 #include "keys.h"
@@ -144,7 +145,7 @@ static void test_sentinel_failover_followed(void **state) {
   rtq_client_free(client);
   fprintf(stderr, "sentinel failover: named after %llu ms; rtq_conn +%llu ms; worker ran a new task +%llu ms\n",
           (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t1));
-  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, NULL), 0);
+  stop_clean(w);
   rtq_conn_free(c);
 }
 
