@@ -136,7 +136,8 @@ void rtq__finish_field_str(rtq__finish_task *t, const char *name, const char *va
 }
 
 int rtq__call_finish(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *worker_id,
-                     int64_t result_ttl_s, bool history) {
+                     int64_t result_ttl_s, bool history, const rtq__run_group *runs, int nruns) {
+  if (nruns < 0 || nruns > 256 || (nruns > 0 && runs == NULL)) return RTQ_EINVAL;
   call c;
   begin(&c, a, k, RTQ_SCRIPT_FINISH, 11, use_eval);
   key(&c, rtq_keys_processing(k, worker_id));
@@ -157,6 +158,21 @@ int rtq__call_finish(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *
   key(&c, rtq_keys_task_prefix(k));
   key(&c, rtq_keys_cancel_prefix(k));
   key(&c, rtq_keys_chan_task_prefix(k));
+  key(&c, rtq_keys_runtime_prefix(k));
+  i64(&c, nruns);
+  for (int g = 0; g < nruns; g++) {
+    int touched = 0;
+    for (int i = 0; i < RTQ__RUN_BUCKETS; i++) touched += runs[g].count[i] > 0;
+    if (runs[g].queue == NULL || rtq_validate_name(runs[g].queue) != 0) return RTQ_EINVAL;
+    str(&c, runs[g].queue);
+    u64(&c, runs[g].sum_us);
+    i64(&c, touched);
+    for (int i = 0; i < RTQ__RUN_BUCKETS; i++) {
+      if (runs[g].count[i] == 0) continue;
+      i64(&c, i);
+      u64(&c, runs[g].count[i]);
+    }
+  }
   return end(&c);
 }
 

@@ -24,6 +24,7 @@
 #include "argv.h"
 #include "keys.h"
 #include "rtq/common.h"
+#include "runtime.h"
 
 /* ---- create: a batch of tasks, all or nothing ---- */
 
@@ -91,9 +92,20 @@ typedef struct rtq__finish_task {
 void rtq__finish_field(rtq__finish_task *t, const char *name, const void *val, size_t len);
 void rtq__finish_field_str(rtq__finish_task *t, const char *name, const char *val);
 
-/* Starts a finish call; rtq__call_finish_task then appends each task. */
+/* Value type: the runs of one queue that a finish call adds to its
+ * run-time histogram (runtime.h): count[i] runs in bucket i (0 = none,
+ * left out of the call) and their total in microseconds. */
+typedef struct rtq__run_group {
+  const char *queue;
+  uint64_t sum_us;
+  uint64_t count[RTQ__RUN_BUCKETS];
+} rtq__run_group;
+
+/* Starts a finish call with nruns run-time groups (runs may be NULL when
+ * nruns is 0; at most 256, each queue once, the counts' total at most the
+ * tasks of the call); rtq__call_finish_task then appends each task. */
 int rtq__call_finish(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *worker_id,
-                     int64_t result_ttl_s, bool history);
+                     int64_t result_ttl_s, bool history, const rtq__run_group *runs, int nruns);
 int rtq__call_finish_task(rtq_argv *a, const rtq__finish_task *t);
 
 /* ---- one task at a time ---- */

@@ -56,6 +56,8 @@ rtq_key rtq_keys_task(const rtq_keys *k, const char *id) { return named(k, "task
 rtq_key rtq_keys_task_prefix(const rtq_keys *k) { return build(k, "task:", NULL); }
 rtq_key rtq_keys_cancel_prefix(const rtq_keys *k) { return build(k, "cancel:", NULL); }
 rtq_key rtq_keys_chan_task_prefix(const rtq_keys *k) { return build(k, "chan:task:", NULL); }
+rtq_key rtq_keys_runtime(const rtq_keys *k, const char *queue) { return named(k, "runtime", queue); }
+rtq_key rtq_keys_runtime_prefix(const rtq_keys *k) { return build(k, "runtime:", NULL); }
 rtq_key rtq_keys_queue(const rtq_keys *k, const char *queue) { return named(k, "queue", queue); }
 rtq_key rtq_keys_queues(const rtq_keys *k) { return build(k, "queues", NULL); }
 rtq_key rtq_keys_processing(const rtq_keys *k, const char *wid) { return named(k, "processing", wid); }

@@ -26,6 +26,8 @@
  *   P:schedules:last     hash    schedule id -> the run last enqueued, ms
  *   P:throughput:<min>   hash    P:stats's completed/failed totals as first
  *                                seen in minute <min> (ms / 60000), 2 h TTL
+ *   P:runtime:<queue>    hash    run-time histogram: bucket ("0.005".."+Inf")
+ *                                -> runs, "sum_us" -> their total (runtime.h)
  *
  *   channel P:chan:events        every state change and progress update
  *   channel P:chan:task:<id>     terminal event of one task (for waiters)
@@ -73,6 +75,10 @@ rtq_key rtq_keys_task_prefix(const rtq_keys *k);
 /* The same for the cancel flag and the task channel (finish.lua). */
 rtq_key rtq_keys_cancel_prefix(const rtq_keys *k);
 rtq_key rtq_keys_chan_task_prefix(const rtq_keys *k);
+/* A queue's run-time histogram, and its prefix "<prefix>:runtime:" for
+ * finish.lua, which joins it with the queue names of its call. */
+rtq_key rtq_keys_runtime(const rtq_keys *k, const char *queue);
+rtq_key rtq_keys_runtime_prefix(const rtq_keys *k);
 rtq_key rtq_keys_queue(const rtq_keys *k, const char *queue);
 rtq_key rtq_keys_queues(const rtq_keys *k);
 rtq_key rtq_keys_processing(const rtq_keys *k, const char *worker_id);

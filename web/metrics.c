@@ -173,6 +173,31 @@ static void gauges(sb *b, const web_overview *o, const qrow *rows, size_t n) {
   put(b, "rtq_worker_slots %llu\n", (unsigned long long)o->slots);
 }
 
+/* The run-time histogram per queue: P:runtime:<queue> keeps a count per
+ * bucket, so the cumulative counts Prometheus wants are summed here. A
+ * queue never run shows zeros. */
+static void run_times(sb *b, const web_overview *o, const qrow *rows, size_t n) {
+  char lb[300];
+  family(b, "rtq_task_run_seconds", "histogram",
+         "Handler run time of the runs that ended in a worker (completed, failed, cancelled, "
+         "timeout), by queue.");
+  for (size_t i = 0; i < n; i++) {
+    const rtq_run_histogram *h = NULL;
+    for (size_t k = 0; o->runs != NULL && k < o->runs->count && h == NULL; k++)
+      if (strcmp(o->runs->queues[k].queue, rows[i].name) == 0) h = &o->runs->queues[k];
+    label(rows[i].name, lb, sizeof lb);
+    uint64_t cum = 0;
+    for (int k = 0; k < RTQ_RUN_BUCKETS; k++) {
+      cum += h != NULL ? h->count[k] : 0;
+      put(b, "rtq_task_run_seconds_bucket{queue=\"%s\",le=\"%s\"} %llu\n", lb, rtq_run_bucket_le(k),
+          (unsigned long long)cum);
+    }
+    put(b, "rtq_task_run_seconds_sum{queue=\"%s\"} %.6f\n", lb,
+        h != NULL ? (double)h->sum_us / 1e6 : 0.0);
+    put(b, "rtq_task_run_seconds_count{queue=\"%s\"} %llu\n", lb, (unsigned long long)cum);
+  }
+}
+
 /* The broker's own counters (broker|<name> in P:stats). */
 static void broker(sb *b, const web_overview *o) {
   const rtq_stats *s = o->stats;
@@ -209,6 +234,7 @@ int web_metrics_text(const web_overview *o, char **text, size_t *len) {
   put(&b, "rtq_up 1\n");
   counters(&b, rows, n);
   gauges(&b, o, rows, n);
+  run_times(&b, o, rows, n);
   broker(&b, o);
   free(rows);
   return finish(&b, text, len);
@@ -221,9 +247,29 @@ int web_metrics_down(char **text, size_t *len) {
   return finish(&b, text, len);
 }
 
+/* The run times of the queues the overview names (one more round trip). */
+static int read_runs(rtq_client *c, web_overview *o) {
+  size_t n = 0;
+  qrow *rows = queue_rows(o, &n);
+  const char **names = rows != NULL ? calloc(n + 1, sizeof *names) : NULL;
+  if (names == NULL) {
+    free(rows);
+    return RTQ_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) names[i] = rows[i].name;
+  int rc = rtq_get_run_times(c, names, n, &o->runs);
+  free(names);
+  free(rows);
+  return rc;
+}
+
 int web_metrics_scrape(rtq_client *c, char **text, size_t *len) {
   web_overview o;
   if (web_overview_read(c, &o) != 0) return web_metrics_down(text, len);
+  if (read_runs(c, &o) != 0) {
+    web_overview_destroy(&o);
+    return web_metrics_down(text, len);
+  }
   int rc = web_metrics_text(&o, text, len);
   web_overview_destroy(&o);
   return rc;

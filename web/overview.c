@@ -28,6 +28,7 @@ void web_overview_destroy(web_overview *o) {
   rtq_stats_free(o->stats);
   rtq_queue_loads_free(o->loads);
   rtq_alive_workers_free(o->workers);
+  rtq_run_times_free(o->runs);
   memset(o, 0, sizeof *o);
 }
 

@@ -21,6 +21,7 @@ typedef struct web_overview {
   rtq_alive_workers *workers;
   uint64_t busy_slots;         /* sum over alive workers */
   uint64_t slots;
+  rtq_run_times *runs;         /* /metrics only (web_metrics_scrape); else NULL */
 } web_overview;
 
 /* Reads everything (7 round trips at most). 0, or an RTQ_E* code with the

@@ -26,6 +26,7 @@
 #include "defaults.h"
 #include "internal.h"
 #include "log.h"
+#include "runtime.h"
 #include "scripts.h"
 
 static void set_outcome(rtq__job *j, rtq_status st, const char *code, const char *msg) {
@@ -48,6 +49,7 @@ void rtq__job_start(rtq_worker *w, rtq__job *j) {
   uint64_t now = rtq__mono_ms();
   rtq__job_set_state(w, j, RTQ__JOB_RUNNING);
   j->started = now;
+  j->started_ns = rtq__mono_ns();
   j->deadline = now + j->timeout_ms;
   w->n_claimed++;
   if (w->phase > RTQ__GRACE || (w->phase == RTQ__GRACE && !j->claimed_running)) {
@@ -112,6 +114,10 @@ void rtq__job_done(rtq_worker *w, rtq__job *j) {
     return;
   }
   if (j->killed || (j->stop_reason != RTQ__STOP_NONE && j->cancel_at_return)) stop_outcome(j);
+  if (!j->ran) {
+    j->run_us = (rtq__mono_ns() - j->started_ns) / 1000u;
+    j->ran = true;
+  }
   rtq__job_set_state(w, j, RTQ__JOB_FINISHING);
   rtq__wq_push(w, j);
 }
@@ -165,10 +171,39 @@ static size_t outcome_bytes(const rtq__outcome *o) {
 
 static void on_finishes(rtq_worker *w, redisReply *r, void *pd);
 
+/* Whether j's run goes into this call's run-time histogram: every handler
+ * run that ended (completed, failed, also when it is retried, cancelled,
+ * timeout), once. A start failure never ran. */
+static bool run_to_count(const rtq__job *j) { return j->ran && !j->run_counted; }
+
+/* The call's runs, aggregated per queue (runtime.h): a finish call then
+ * costs Redis one HINCRBY per touched bucket and queue, not one per task.
+ * Returns the group count; *out is malloc'd (NULL when none). */
+static int run_groups(const finishset *fs, rtq__run_group **out) {
+  *out = NULL;
+  int n = 0;
+  rtq__run_group *g = NULL;
+  for (int i = 0; i < fs->n; i++) {
+    const rtq__job *j = fs->jobs[i];
+    if (!run_to_count(j)) continue;
+    if (g == NULL && (g = calloc((size_t)fs->n, sizeof *g)) == NULL) return 0;
+    int k = 0;
+    while (k < n && strcmp(g[k].queue, j->queue) != 0) k++;
+    if (k == n) g[n++].queue = j->queue;
+    g[k].sum_us += j->run_us;
+    g[k].count[rtq__run_bucket(j->run_us)]++;
+  }
+  *out = g;
+  return n;
+}
+
 static int send_finishes(rtq_worker *w, finishset *fs) {
   char pct[16];
+  rtq__run_group *runs = NULL;
+  int nruns = run_groups(fs, &runs);
   int rc = rtq__call_finish(&w->argv, &w->keys, w->use_eval, w->id, w->o.result_ttl_s,
-                            w->o.history);
+                            w->o.history, runs, nruns);
+  free(runs);
   for (int i = 0; rc == 0 && i < fs->n; i++) {
     const rtq__job *j = fs->jobs[i];
     const rtq__outcome *o = &j->out;
@@ -236,10 +271,16 @@ static void on_finishes(rtq_worker *w, redisReply *r, void *pd) {
       rtq__wq_push(w, fs->jobs[i]);
     }
   } else if (rtq__noscript(w, r)) {
-    for (int i = 0; i < fs->n; i++) rtq__wq_push(w, fs->jobs[i]);
+    /* The script did not run: the runs go out again with the resend. */
+    for (int i = 0; i < fs->n; i++) {
+      fs->jobs[i]->run_counted = false;
+      rtq__wq_push(w, fs->jobs[i]);
+    }
   } else if (r->type == REDIS_REPLY_ERROR) {
-    for (int i = 0; i < fs->n; i++)
+    for (int i = 0; i < fs->n; i++) {
+      fs->jobs[i]->run_counted = false;
       retry_later(w, fs->jobs[i], "writing a completion failed; retrying", r->str);
+    }
   } else if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)fs->n) {
     for (int i = 0; i < fs->n; i++) {
       rtq_log(RTQ_LOG_ERROR, "unexpected finish reply", "task", fs->jobs[i]->id, NULL);
@@ -297,7 +338,12 @@ static int flush_finishes(rtq_worker *w, finishset **fs) {
     free(f);
     return -1;
   }
-  for (int i = 0; i < f->n; i++) f->jobs[i]->in_flight = true;
+  /* A reply that never comes (lost connection) leaves them counted: the
+   * call may have run, and a run is better missed than counted twice. */
+  for (int i = 0; i < f->n; i++) {
+    f->jobs[i]->in_flight = true;
+    f->jobs[i]->run_counted = f->jobs[i]->ran;
+  }
   return 0;
 }
 

@@ -119,6 +119,10 @@ typedef struct rtq__job {
   uint32_t attempt;
   uint64_t timeout_ms;
   uint64_t started;              /* mono ms */
+  uint64_t started_ns;           /* mono ns, for the run time */
+  uint64_t run_us;               /* claim to hand-off, once ran */
+  bool ran;                      /* the handler ran and ended: run_us counts */
+  bool run_counted;              /* run_us went out in a finish call */
   uint64_t deadline;             /* mono ms */
   int stop_reason;               /* RTQ__STOP_* */
   uint64_t stop_at;              /* mono ms the stop was requested */

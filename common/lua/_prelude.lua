@@ -2,7 +2,8 @@
 -- Keys arrive in KEYS, built by common/keys.c. The one exception is a
 -- task's own keys in take.lua and finish.lua, which join a prefix from
 -- keys.c (in ARGV) and the task id: take.lua learns the ids only from the
--- envelopes it moves, and finish.lua saves three arguments per task. With
+-- envelopes it moves, and finish.lua saves three arguments per task (and
+-- builds P:runtime:<queue> the same way, for the queues of its call). With
 -- the cluster option every rtq key shares one hash slot, so those keys are
 -- in the slot of the declared ones. Times come from Redis TIME, in ms.
 

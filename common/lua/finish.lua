@@ -17,14 +17,24 @@
 --       10 status:cancelled, 11 status:timeout
 -- ARGV: 1 worker id, 2 default result ttl (s), 3 history '1'/'0',
 --       4 events channel, 5 task key prefix ("<ns>:task:"), 6 cancel key
---       prefix ("<ns>:cancel:"), 7 task channel prefix ("<ns>:chan:task:")
---       (the three checked against KEYS[2]),
+--       prefix ("<ns>:cancel:"), 7 task channel prefix ("<ns>:chan:task:"),
+--       8 run-time key prefix ("<ns>:runtime:") (the four checked against
+--       KEYS[2]), 9 g, the run-time groups (0..256), then g groups: queue,
+--       sum of its runs (us, at most 15 digits), n (1..17), and n pairs of
+--       bucket (0..16: le 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10
+--       30 60 120 300 600 +Inf, in seconds) and count; the counts add up
+--       to at most the tasks of the call,
 --       then per task: id, envelope, attempt, final status (completed,
 --       failed, cancelled or timeout), result (msgpack, '' = none), m, and
 --       m name/value pairs among: error_code, error_message, error_details
 --       (msgpack), error_traceback, progress, progress_message (an empty
 --       value leaves the field as it is), jitter (ms, a whole number,
 --       added to a retry's backoff)
+-- The groups are the worker's handler runs in this call, aggregated by the
+-- worker: P:runtime:<queue> gets one HINCRBY per touched bucket (the field
+-- is the bucket's le) and one for 'sum_us', after the tasks and each
+-- through pcall, so that a caller whose ACL predates P:runtime:* still
+-- finishes its tasks (the histogram then stays empty).
 -- Reply: one entry per task, in order:
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
 local index = {completed = KEYS[8], failed = KEYS[9], cancelled = KEYS[10], timeout = KEYS[11]}
@@ -34,16 +44,49 @@ local optional = {error_code = true, error_message = true, error_details = true,
 local stop_code = {cancelled = 'CANCELLED', timeout = 'TIMEOUT'}
 local stop_message = {cancelled = 'cancelled while running', timeout = 'exceeded its timeout'}
 local MAX_BACKOFF_MS = 3600000
+-- P:runtime:<queue>'s fields, by bucket index + 1 (common/runtime.c).
+local RUN_LE = {'0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '300', '600', '+Inf'}
+-- A whole number as Redis reads one (no sign, no leading zero).
+local function whole(s, digits)
+  return s ~= nil and #s <= digits and (s == '0' or string.find(s, '^[1-9]%d*$') ~= nil)
+end
 -- Every check that could fail comes before the first write: Redis does
--- not undo a script's earlier writes when it errors half-way. starts[j] is
--- where task j's values begin.
-local starts, b, nargs = {}, 8, #ARGV
+-- not undo a script's earlier writes when it errors half-way. groups[g]
+-- is where run-time group g begins, starts[j] where task j's values do.
+local nargs = #ARGV
 if not tonumber(ARGV[2]) then return redis.error_reply('ERR finish: bad default result ttl') end
 -- The prefixes must be this namespace's.
 local ns = ns_of_running(KEYS[2])
-if ARGV[5] ~= ns .. 'task:' or ARGV[6] ~= ns .. 'cancel:' or ARGV[7] ~= ns .. 'chan:task:' then
+if ARGV[5] ~= ns .. 'task:' or ARGV[6] ~= ns .. 'cancel:' or ARGV[7] ~= ns .. 'chan:task:' or
+   ARGV[8] ~= ns .. 'runtime:' then
   return redis.error_reply('ERR finish: the key prefixes do not match the keys')
 end
+if not whole(ARGV[9], 3) or tonumber(ARGV[9]) > 256 then
+  return redis.error_reply('ERR finish: expected 0..256 run-time groups')
+end
+local groups, runs, b = {}, 0, 10
+for g = 1, tonumber(ARGV[9]) do
+  local n = whole(ARGV[b + 2], 2) and tonumber(ARGV[b + 2])
+  if not n or n < 1 or n > #RUN_LE or b + 2 + 2 * n > nargs then
+    return redis.error_reply('ERR finish: each run-time group needs a queue, a sum, n and n buckets')
+  end
+  if not valid_name(ARGV[b]) then return redis.error_reply('ERR finish: bad run-time queue') end
+  if not whole(ARGV[b + 1], 15) then
+    return redis.error_reply('ERR finish: run-time sum must be a whole number of us')
+  end
+  for i = b + 3, b + 1 + 2 * n, 2 do
+    if not whole(ARGV[i], 2) or not RUN_LE[tonumber(ARGV[i]) + 1] then
+      return redis.error_reply('ERR finish: unknown run-time bucket ' .. ARGV[i])
+    end
+    if not whole(ARGV[i + 1], 3) then
+      return redis.error_reply('ERR finish: run-time count must be a whole number')
+    end
+    runs = runs + tonumber(ARGV[i + 1])
+  end
+  groups[g] = b
+  b = b + 3 + 2 * n
+end
+local starts = {}
 while b <= nargs do
   if #starts == 256 then return redis.error_reply('ERR finish: more than 256 tasks') end
   local m = tonumber(ARGV[b + 5])
@@ -67,6 +110,7 @@ while b <= nargs do
   b = b + 6 + 2 * m
 end
 if #starts == 0 then return redis.error_reply('ERR finish: expected 1..256 tasks') end
+if runs > #starts then return redis.error_reply('ERR finish: more runs than tasks') end
 local now = now_ms()
 local nows = fmt(now)
 local wid, defttl, hist, chan = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -137,4 +181,14 @@ for j = 1, #starts do
   end
 end
 flush(bt)
+-- The counts go as the strings sent: Lua would print a large number in
+-- exponent form.
+for g = 1, #groups do
+  b = groups[g]
+  local rk = ARGV[8] .. ARGV[b]
+  for i = b + 3, b + 1 + 2 * tonumber(ARGV[b + 2]), 2 do
+    redis.pcall('HINCRBY', rk, RUN_LE[tonumber(ARGV[i]) + 1], ARGV[i + 1])
+  end
+  if ARGV[b + 1] ~= '0' then redis.pcall('HINCRBY', rk, 'sum_us', ARGV[b + 1]) end
+end
 return out

@@ -268,7 +268,7 @@ static inline char *tb_finish(tb *t, const char *wid, const tb_claim *cl, const 
     rtq__finish_field_str(&ft, "error_code", error_code);
     rtq__finish_field_str(&ft, "error_message", "boom");
   }
-  assert_int_equal(rtq__call_finish(&a, &t->k, false, wid, 86400, true), 0);
+  assert_int_equal(rtq__call_finish(&a, &t->k, false, wid, 86400, true, NULL, 0), 0);
   assert_int_equal(rtq__call_finish_task(&a, &ft), 0);
   redisReply *r = tb_script_run(t, &a);
   char *tag = strdup(r->element[0]->element[0]->str); /* one entry per task */

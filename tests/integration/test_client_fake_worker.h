@@ -128,7 +128,7 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
   rtq__finish_field(&t, "error_details", det, detlen);
   rtq__finish_field_str(&t, "error_traceback", tb);
   rtq__finish_field_str(&t, "jitter", "0");
-  int rc = rtq__call_finish(&a, k, false, wid, 86400, strcmp(history, "1") == 0);
+  int rc = rtq__call_finish(&a, k, false, wid, 86400, strcmp(history, "1") == 0, NULL, 0);
   if (rc == 0) rc = rtq__call_finish_task(&a, &t);
   free(res);
   free(det);

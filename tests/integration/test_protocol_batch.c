@@ -96,7 +96,7 @@ typedef struct fin {
 static redisReply *finish(const fin *f, int n) {
   rtq_argv a;
   rtq_argv_init(&a);
-  assert_int_equal(rtq__call_finish(&a, &ks, true, WID, 86400, true), 0);
+  assert_int_equal(rtq__call_finish(&a, &ks, true, WID, 86400, true, NULL, 0), 0);
   for (int i = 0; i < n; i++) {
     rtq__finish_task t = {.id = f[i].id, .env = f[i].env->str, .env_len = f[i].env->len,
                           .attempt = strtoull(f[i].attempt, NULL, 10),
@@ -195,7 +195,7 @@ static void test_protocol_batch_malformed_call_writes_nothing(void **state) {
     rtq_argv_init(&a);
     /* The fixed part from the builder; the task's values by hand, since
      * the builder cannot write them wrong. */
-    assert_int_equal(rtq__call_finish(&a, &ks, true, WID, 86400, true), 0);
+    assert_int_equal(rtq__call_finish(&a, &ks, true, WID, 86400, true, NULL, 0), 0);
     rtq_argv_add_str(&a, "m-1");
     rtq_argv_add(&a, env[0]->str, env[0]->len);
     rtq_argv_add_str(&a, "1");
@@ -215,8 +215,84 @@ static void test_protocol_batch_malformed_call_writes_nothing(void **state) {
   freeReplyObject(env[1]);
 }
 
+/* One completion of m-1 (running, attempt 1) after the run-time part
+ * given by hand (args after the prefix: the group count and groups). */
+static redisReply *finish_with_runs(const redisReply *env, const char *const *runs, int nruns) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  assert_int_equal(rtq__call_finish(&a, &ks, true, WID, 86400, true, NULL, 0), 0);
+  rtq_argv_pop(&a); /* the builder's group count: "0" */
+  for (int i = 0; i < nruns; i++) rtq_argv_add_str(&a, runs[i]);
+  rtq_argv_add_str(&a, "m-1");
+  rtq_argv_add(&a, env->str, env->len);
+  rtq_argv_add_str(&a, "1");
+  rtq_argv_add_str(&a, "completed");
+  rtq_argv_add_str(&a, "");
+  rtq_argv_add_str(&a, "0");
+  redisReply *r = rtq_test_command_argv(rc_, &a);
+  rtq_argv_destroy(&a);
+  return r;
+}
+
+/* The worker's run-time aggregates land in P:runtime:<queue>, one field
+ * per touched bucket (its le) and sum_us; a malformed group is refused
+ * before anything is written. */
+static void test_protocol_batch_run_times(void **state) {
+  (void)state;
+  create("m-1", 0);
+  redisReply *env = take();
+  const char *ids[1] = {"m-1"};
+  freeReplyObject(claim(ids, &env, 1));
+  rtq_key rt = rtq_keys_runtime(&ks, "default");
+  const char *bad[][7] = {
+      {"1", "default", "100", "1", "17", "1", NULL},    /* no bucket 17 */
+      {"1", "default", "100", "1", "3", "2", NULL},     /* 2 runs, 1 task */
+      {"1", "default", "1e3", "1", "3", "1", NULL},     /* not a whole sum */
+      {"1", "default", "-5", "1", "3", "1", NULL},
+      {"1", "default", "100", "1", "3", "01", NULL},    /* not as Redis reads it */
+      {"1", "no queue!", "100", "1", "3", "1", NULL},
+      {"1", "default", "100", "0", NULL},               /* n < 1 */
+      {"1", "default", "100", "2", "3", "1", NULL},     /* n past the groups */
+      {"257", NULL},
+      {"x", NULL},
+  };
+  for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+    int n = 0;
+    while (n < 7 && bad[b][n] != NULL) n++;
+    redisReply *r = finish_with_runs(env, bad[b], n);
+    if (r->type != REDIS_REPLY_ERROR) fail_msg("case %zu was accepted", b);
+    freeReplyObject(r);
+  }
+  assert_field("m-1", "status", "running");
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rt.s, NULL), 0);
+
+  /* The builder: a bad queue is refused before anything is sent. */
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq__run_group g = {.queue = "no queue!", .sum_us = 1};
+  g.count[0] = 1;
+  assert_int_equal(rtq__call_finish(&a, &ks, true, WID, 86400, true, &g, 1), RTQ_EINVAL);
+  rtq_argv_destroy(&a);
+
+  /* The run of this call: 150 ms, bucket 5 (le 0.25). */
+  const char *good[] = {"1", "default", "150000", "1", "5", "1"};
+  redisReply *r = finish_with_runs(env, good, 6);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  assert_string_equal(tag(r, 0), "ok");
+  freeReplyObject(r);
+  char *v = rtq_test_cmd_str(rc_, "HGET", rt.s, "0.25", NULL);
+  assert_string_equal(v, "1");
+  free(v);
+  v = rtq_test_cmd_str(rc_, "HGET", rt.s, "sum_us", NULL);
+  assert_string_equal(v, "150000");
+  free(v);
+  assert_int_equal(rtq_test_cmd_int(rc_, "HLEN", rt.s, NULL), 2);
+  freeReplyObject(env);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_protocol_batch_run_times, setup, teardown),
       cmocka_unit_test_setup_teardown(test_protocol_batch_claim_and_finish_map_each_task, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_protocol_batch_malformed_call_writes_nothing, setup,

@@ -160,7 +160,7 @@ static char *finish_with(tb *t, const char *wid, const tb_claim *cl, const char 
                          .attempt = (uint64_t)cl->attempt};
   assert_int_equal(rtq_status_parse(status, &ft.status), 0);
   for (int i = 0; i < n; i += 2) rtq__finish_field_str(&ft, pairs[i], pairs[i + 1]);
-  assert_int_equal(rtq__call_finish(&a, &t->k, false, wid, 86400, true), 0);
+  assert_int_equal(rtq__call_finish(&a, &t->k, false, wid, 86400, true, NULL, 0), 0);
   assert_int_equal(rtq__call_finish_task(&a, &ft), 0);
   redisReply *r = tb_script_run(t, &a);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);

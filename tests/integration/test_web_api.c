@@ -166,6 +166,7 @@ static void test_web_api_reads(void **state) {
  * announced by HELP and TYPE, and its value is a number. */
 static void check_exposition(const char *text) {
   char family[128] = "";
+  bool histogram = false;
   const char *p = text;
   int samples = 0;
   while (*p) {
@@ -185,12 +186,22 @@ static void check_exposition(const char *text) {
       char name[128], type[32];
       assert_int_equal(sscanf(line + 7, "%127s %31s", name, type), 2);
       assert_string_equal(name, family);
-      assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0);
+      assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0 ||
+                  strcmp(type, "histogram") == 0);
       if (strcmp(type, "counter") == 0) assert_non_null(strstr(name, "_total"));
+      histogram = strcmp(type, "histogram") == 0;
       continue;
     }
     size_t fl = strlen(family);
-    if (strncmp(line, family, fl) != 0 || (line[fl] != '{' && line[fl] != ' '))
+    if (histogram && strncmp(line, family, fl) == 0) {
+      /* A histogram's samples are <name>_bucket, _sum and _count. */
+      const char *sfx = line + fl;
+      size_t sl = strncmp(sfx, "_bucket", 7) == 0 ? 7 : strncmp(sfx, "_sum", 4) == 0 ? 4
+                  : strncmp(sfx, "_count", 6) == 0 ? 6 : 0;
+      if (sl == 0) fail_msg("histogram sample without a suffix: %s", line);
+      fl += sl;
+    }
+    if (strncmp(line, family, strlen(family)) != 0 || (line[fl] != '{' && line[fl] != ' '))
       fail_msg("sample outside its family %s: %s", family, line);
     const char *v = strrchr(line, ' ');
     char *end;
@@ -230,6 +241,67 @@ static void test_web_api_metrics(void **state) {
   assert_non_null(strstr(r.body, "\nrtq_tasks{status=\"pending\"} 1\n"));
   assert_non_null(strstr(r.body, "\nrtq_queue_oldest_pending_age_seconds{queue=\"idle\"} "));
   http_resp_free(&r);
+  rtq_test_terminate(worker, SIGTERM, 10000, NULL);
+  web_stop(&s);
+}
+
+/* The value of one sample line ("<name>{<labels>} <value>"); -1 when absent. */
+static double sample(const char *body, const char *series) {
+  char needle[256];
+  snprintf(needle, sizeof needle, "\n%s ", series);
+  const char *p = strstr(body, needle);
+  return p != NULL ? strtod(p + strlen(needle), NULL) : -1;
+}
+
+static double run_bucket(const char *body, const char *queue, const char *le) {
+  char series[200];
+  snprintf(series, sizeof series, "rtq_task_run_seconds_bucket{queue=\"%s\",le=\"%s\"}", queue, le);
+  return sample(body, series);
+}
+
+/* Tasks of known run times land in their buckets: two of 0.15 s (in
+ * (0.1, 0.25]), one of 0.6 s (in (0.5, 1]), one that fails at once; the
+ * buckets are cumulative and end with +Inf = _count. */
+static void test_web_api_run_times(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  pid_t worker = web_worker_start("rtq");
+  char id[4][RTQ_TASK_ID_SIZE];
+  tw_create("rtq.sleep", NULL, "{\"seconds\":0.15,\"steps\":1}", 0, id[0]);
+  tw_create("rtq.sleep", NULL, "{\"seconds\":0.15,\"steps\":1}", 0, id[1]);
+  tw_create("rtq.sleep", NULL, "{\"seconds\":0.6,\"steps\":1}", 0, id[2]);
+  tw_create("rtq.fail", NULL, "{}", 0, id[3]);
+  for (int i = 0; i < 4; i++) wait_done(id[i]);
+  http_resp r;
+  http_get(s.port, "/metrics", &r);
+  assert_int_equal(r.status, 200);
+  check_exposition(r.body);
+  assert_non_null(strstr(r.body, "\n# TYPE rtq_task_run_seconds histogram\n"));
+  const char *les[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",  "2.5",
+                       "5",     "10",   "30",    "60",   "120", "300",  "600", "+Inf"};
+  double prev = 0;
+  for (size_t i = 0; i < sizeof les / sizeof les[0]; i++) {
+    double v = run_bucket(r.body, "default", les[i]);
+    if (v < prev) fail_msg("bucket le=%s is %g, below the one before (%g)", les[i], v, prev);
+    prev = v;
+  }
+  assert_true(run_bucket(r.body, "default", "0.25") - run_bucket(r.body, "default", "0.1") == 2);
+  assert_true(run_bucket(r.body, "default", "1") - run_bucket(r.body, "default", "0.5") == 1);
+  assert_true(run_bucket(r.body, "default", "0.1") == 1);
+  assert_true(run_bucket(r.body, "default", "+Inf") == 4);
+  assert_true(sample(r.body, "rtq_task_run_seconds_count{queue=\"default\"}") == 4);
+  double sum = sample(r.body, "rtq_task_run_seconds_sum{queue=\"default\"}");
+  assert_true(sum >= 0.9 && sum < 2.0);
+  http_resp_free(&r);
+  /* What Redis keeps: per-bucket counts named by their bound. */
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *c = rtq_test_conn();
+  char *v = rtq_test_cmd_str(c, "HGET", rtq_keys_runtime(&k, "default").s, "0.25", NULL);
+  assert_string_equal(v, "2");
+  free(v);
+  rtq_conn_free(c);
   rtq_test_terminate(worker, SIGTERM, 10000, NULL);
   web_stop(&s);
 }
@@ -599,6 +671,8 @@ static void test_web_api_broker_metrics(void **state) {
   check_exposition(r.body);
   assert_non_null(strstr(r.body, "\nrtq_up 1\n"));
   assert_non_null(strstr(r.body, "\nrtq_queue_backlog{queue=\"idle\"} 1\n"));
+  assert_non_null(strstr(r.body, "\nrtq_task_run_seconds_bucket{queue=\"idle\",le=\"+Inf\"} 0\n"));
+  assert_non_null(strstr(r.body, "\nrtq_task_run_seconds_count{queue=\"idle\"} 0\n"));
   http_resp_free(&r);
   RTQ_TEST_WAIT_FOR(body_has(b.port, "/metrics", "\nrtq_broker_actions_total{action=\"sweeps\"} "), 10000);
   assert_int_equal(status_of(b.port, "GET", "/", NULL, NULL), 404);
@@ -610,6 +684,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_web_api_reads, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_metrics, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_run_times, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_auth, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_queue_pause, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_read_only, tw_setup, tw_teardown),

@@ -131,7 +131,7 @@ static char *finish_by_hand(const char *id, const char *env, size_t envlen, cons
   rtq_argv_init(&a);
   rtq__finish_task t = {.id = id, .env = env, .env_len = envlen,
                         .attempt = strtoull(attempt, NULL, 10), .status = RTQ_STATUS_COMPLETED};
-  assert_int_equal(rtq__call_finish(&a, &tw_keys, true, worker, 60, true), 0);
+  assert_int_equal(rtq__call_finish(&a, &tw_keys, true, worker, 60, true, NULL, 0), 0);
   assert_int_equal(rtq__call_finish_task(&a, &t), 0);
   redisReply *r = rtq_test_command_argv(rc_, &a);
   rtq_argv_destroy(&a);

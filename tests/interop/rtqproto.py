@@ -372,7 +372,8 @@ class Worker:
                 k.status("cancelled"), k.status("timeout")]
         res = b"" if result is None else msgpack.packb(result, use_bin_type=True)
         argv = [self.id, st.result_ttl_s, st.history, k.chan_events(), f"{k.p}:task:",
-                f"{k.p}:cancel:", f"{k.p}:chan:task:", tid, raw, attempt, status, res,
+                f"{k.p}:cancel:", f"{k.p}:chan:task:", f"{k.p}:runtime:", 0,  # no run-time groups
+                tid, raw, attempt, status, res,
                 len(pairs) // 2] + list(pairs)
         e = self.scripts("finish", keys, argv)[0]
         return [s(x) if isinstance(x, bytes) else x for x in e]

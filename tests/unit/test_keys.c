@@ -4,11 +4,13 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "keys.h"
+#include "runtime.h"
 
 static void test_keys_plain_names(void **state) {
   (void)state;
@@ -147,6 +149,7 @@ static void test_keys_every_key_begins_with_prefix(void **state) {
           rtq_keys_status(&k, RTQ_STATUS_FAILED), rtq_keys_history(&k), rtq_keys_dead(&k),
           rtq_keys_stats(&k),            rtq_keys_lease(&k),           rtq_keys_chan_events(&k),
           rtq_keys_chan_task(&k, "t"),   rtq_keys_chan_cancel(&k),     rtq_keys_throughput(&k, 1),
+          rtq_keys_runtime(&k, "q"),
       };
       for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         assert_true(keys[i].len > k.prefix_len + 1);
@@ -168,6 +171,35 @@ static void test_keys_stats_field(void **state) {
   assert_int_equal(rtq_keys_stats_field(NULL, "x").len, 0);
 }
 
+static void test_keys_runtime(void **state) {
+  (void)state;
+  rtq_keys k;
+  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
+  assert_string_equal(rtq_keys_runtime(&k, "default").s, "rtq:runtime:default");
+  assert_string_equal(rtq_keys_runtime_prefix(&k).s, "rtq:runtime:");
+  assert_int_equal(rtq_keys_runtime(&k, "a b").len, 0);
+  assert_int_equal(rtq_keys_runtime(&k, NULL).len, 0);
+}
+
+/* A bucket's bound is inclusive; past the last bound is +Inf. */
+static void test_keys_run_buckets(void **state) {
+  (void)state;
+  assert_int_equal(rtq__run_bucket(0), 0);
+  assert_int_equal(rtq__run_bucket(5000), 0);
+  assert_int_equal(rtq__run_bucket(5001), 1);
+  assert_int_equal(rtq__run_bucket(1000000), 7);
+  assert_string_equal(rtq__run_le[7], "1");
+  assert_int_equal(rtq__run_bucket(600000000), 15);
+  assert_int_equal(rtq__run_bucket(600000001), 16);
+  assert_int_equal(rtq__run_bucket(UINT64_MAX), 16);
+  assert_string_equal(rtq__run_le[16], "+Inf");
+  for (int i = 1; i < RTQ__RUN_BUCKETS - 1; i++) {
+    assert_true(rtq__run_bound_us[i] > rtq__run_bound_us[i - 1]);
+    /* The name is the bound in seconds. */
+    assert_true(strtod(rtq__run_le[i], NULL) * 1e6 == (double)rtq__run_bound_us[i]);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keys_plain_names),
@@ -178,6 +210,8 @@ int main(void) {
       cmocka_unit_test(test_keys_invalid_namespace),
       cmocka_unit_test(test_keys_every_key_begins_with_prefix),
       cmocka_unit_test(test_keys_stats_field),
+      cmocka_unit_test(test_keys_runtime),
+      cmocka_unit_test(test_keys_run_buckets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "runtime.h"
 #include "scripts.h"
 
 #ifndef RTQ_SOURCE_DIR
@@ -175,10 +177,28 @@ static void test_scripts_comparison_sees_a_changed_line(void **state) {
   lines_free(&copy);
 }
 
+/* finish.lua names the run-time buckets as common/runtime.c does. */
+static void test_scripts_finish_run_buckets_match(void **state) {
+  (void)state;
+  char want[512] = "local RUN_LE = {", path[1024], line[1024];
+  for (int i = 0; i < RTQ__RUN_BUCKETS; i++) {
+    strcat(want, i > 0 ? ", '" : "'");
+    strcat(want, rtq__run_le[i]);
+    strcat(want, "'");
+  }
+  strcat(want, "}");
+  FILE *f = open_src("common/lua/finish.lua", path, sizeof path);
+  bool found = false;
+  while (!found && read_line(f, line, sizeof line)) found = strcmp(line, want) == 0;
+  fclose(f);
+  if (!found) fail_msg("%s has no line: %s", path, want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scripts_appendix_matches_lua_headers),
       cmocka_unit_test(test_scripts_comparison_sees_a_changed_line),
+      cmocka_unit_test(test_scripts_finish_run_buckets_match),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,6 +72,10 @@ curl -sf -H "Authorization: Bearer $token" "${url}metrics" >"$tmp/metrics.txt"
 promtool check metrics <"$tmp/metrics.txt"
 grep -q '^rtq_tasks_total{queue="default",status="completed"} 2$' "$tmp/metrics.txt" || {
   echo "run.sh: /metrics lacks the completed count" >&2; cat "$tmp/metrics.txt"; exit 1; }
+# The three runs (two echo, one fail) in the run-time histogram.
+grep -q '^rtq_task_run_seconds_count{queue="default"} 3$' "$tmp/metrics.txt" &&
+  grep -q '^rtq_task_run_seconds_bucket{queue="default",le="+Inf"} 3$' "$tmp/metrics.txt" || {
+  echo "run.sh: /metrics lacks the run-time histogram" >&2; cat "$tmp/metrics.txt"; exit 1; }
 echo "promtool: ok"
 
 echo "==== prometheus scrapes rtq-web"
@@ -96,6 +100,15 @@ query="http://127.0.0.1:$prom_port/api/v1/query?query=rtq_tasks_total%7Bqueue%3D
 scraped() { curl -sf "$query" | grep -q '"value":\[[0-9.]*,"2"\]'; }
 wait_for 60 scraped || { echo "run.sh: prometheus never had rtq_tasks_total" >&2; tail -20 "$tmp/prometheus.log"; curl -s "$query"; exit 1; }
 echo "prometheus: $(curl -sf "$query")"
+# The histogram as Prometheus reads it: its count, and a quantile over the
+# buckets (the three runs are instant, so the median is within le 0.005).
+hquery="http://127.0.0.1:$prom_port/api/v1/query?query=rtq_task_run_seconds_count%7Bqueue%3D%22default%22%7D"
+curl -sf "$hquery" | grep -q '"value":\[[0-9.]*,"3"\]' || {
+  echo "run.sh: prometheus lacks rtq_task_run_seconds_count" >&2; curl -s "$hquery"; exit 1; }
+qquery="http://127.0.0.1:$prom_port/api/v1/query?query=histogram_quantile(0.5%2Crtq_task_run_seconds_bucket%7Bqueue%3D%22default%22%7D)"
+curl -sf "$qquery" | grep -q '"value":\[[0-9.]*,"0\.00[0-9]*"\]' || {
+  echo "run.sh: prometheus histogram_quantile over rtq_task_run_seconds_bucket failed" >&2; curl -s "$qquery"; exit 1; }
+echo "prometheus: $(curl -sf "$qquery")"
 
 echo "==== browser (chromium + puppeteer-core)"
 (cd "$root/web/tests/browser" && { [ -d node_modules/puppeteer-core ] || npm ci --no-audit --no-fund; })

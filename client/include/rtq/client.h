@@ -681,6 +681,43 @@ RTQ_EXTERN void rtq_schedules_free(rtq_schedule *s, size_t n);
  */
 RTQ_EXTERN int rtq_schedule_fire_due(rtq_client *c, uint64_t now_ms, size_t max, size_t *fired);
 
+/* ----- task run times ------------------------------------------------------ */
+
+/* Buckets of the run-time histogram: upper bounds 0.005 0.01 0.025 0.05
+ * 0.1 0.25 0.5 1 2.5 5 10 30 60 120 300 600 s, then +Inf. */
+#define RTQ_RUN_BUCKETS 17
+
+/* Bucket i's upper bound as Prometheus writes it ("0.005" .. "+Inf");
+ * NULL when i is out of range. Static storage. */
+RTQ_EXTERN const char *rtq_run_bucket_le(int i);
+
+/* Value type: one queue's histogram of handler run times (claim to
+ * hand-off, on the worker's monotonic clock), for every run that ended
+ * in a worker: completed, failed (a failed attempt that is retried too),
+ * cancelled, timeout. Counts are per bucket, not cumulative. */
+typedef struct rtq_run_histogram {
+  char queue[RTQ_TASK_ID_SIZE];
+  uint64_t count[RTQ_RUN_BUCKETS];
+  uint64_t total;              /* the sum of count[] */
+  uint64_t sum_us;             /* the runs' total time, microseconds */
+} rtq_run_histogram;
+
+/* Allocated by rtq; free with rtq_run_times_free(). */
+typedef struct rtq_run_times {
+  size_t count;
+  rtq_run_histogram *queues;   /* in the order asked; zeros when never run */
+} rtq_run_times;
+
+/*
+ * The run-time histograms of n queues (0..10000 valid names), in one
+ * pipelined round trip. The caller frees *out. RTQ_EINVAL a bad name or
+ * n; RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
+ */
+RTQ_EXTERN int rtq_get_run_times(rtq_client *c, const char *const *queues, size_t n,
+                                 rtq_run_times **out);
+/* NULL does nothing. */
+RTQ_EXTERN void rtq_run_times_free(rtq_run_times *t);
+
 #ifdef __cplusplus
 }
 #endif
