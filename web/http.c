@@ -2,11 +2,16 @@
  * http.c - the HTTP server, on libmicrohttpd; with metrics_server.c the
  * only file that includes <microhttpd.h>.
  *
- * Threading: one thread per connection (MHD_USE_THREAD_PER_CONNECTION).
- * A dashboard has few clients, requests block on Redis through librtq's
- * pool, and an SSE stream is then a thread that sleeps on its hub queue;
- * the other modes would need suspend/resume for the same. Connections are
- * capped (max_connections), idle ones close after CONNECTION_TIMEOUT_S.
+ * Threading: a pool of HTTP_THREADS threads, each running libmicrohttpd's
+ * epoll loop over its share of the connections. A request that reads
+ * Redis holds its thread for that read (librtq is blocking), so at most
+ * HTTP_THREADS requests are answered at once; an event stream holds no
+ * thread at all: when its queue is empty the connection is suspended
+ * (MHD_suspend_connection, from the content reader) and the hub resumes
+ * it once there is something to send. So 100 streams cost 100 sockets and
+ * queues, not 100 threads and their stacks. Connections are capped
+ * (max_connections), idle ones close after CONNECTION_TIMEOUT_S (a
+ * suspended stream does not time out; the hub pings it every 15 s).
  *
  * Limits enforced here: the header block and request line fit in
  * MEMORY_LIMIT bytes (libmicrohttpd answers 431/414 otherwise); query
@@ -30,7 +35,8 @@
 #define MEMORY_LIMIT (32 * 1024)
 #define CONNECTION_TIMEOUT_S 60
 #define THREAD_STACK (512 * 1024)
-#define SSE_BLOCK 16384
+#define HTTP_THREADS 4
+#define SSE_BLOCK (32 * 1024)
 
 struct web_http {
   struct MHD_Daemon *d;
@@ -59,14 +65,28 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
   return MHD_YES;
 }
 
+/* An event stream's connection, for the hub's waker. */
+typedef struct sse_stream {
+  web_sse *s;
+  struct MHD_Connection *conn;
+} sse_stream;
+
+static void sse_suspend(void *arg) { MHD_suspend_connection(((sse_stream *)arg)->conn); }
+static void sse_resume(void *arg) { MHD_resume_connection(((sse_stream *)arg)->conn); }
+
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)pos;
-  ssize_t n = web_sse_read(cls, buf, max);
+  ssize_t n = web_sse_read(((sse_stream *)cls)->s, buf, max);
   if (n > 0) return n;
+  if (n == WEB_SSE_PARKED) return 0; /* suspended: called again once resumed */
   return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-static void sse_free(void *cls) { web_sse_release(cls); }
+static void sse_free(void *cls) {
+  sse_stream *st = cls;
+  web_sse_release(st->s);
+  free(st);
+}
 
 static void add_headers(struct MHD_Response *r, const web_response *res) {
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
@@ -90,10 +110,18 @@ static void add_headers(struct MHD_Response *r, const web_response *res) {
 }
 
 static enum MHD_Result answer(struct MHD_Connection *conn, web_response *res) {
-  struct MHD_Response *r;
+  struct MHD_Response *r = NULL;
   if (res->sse != NULL) {
-    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_reader, res->sse, sse_free);
-    if (r == NULL) web_sse_release(res->sse);
+    sse_stream *st = malloc(sizeof *st);
+    if (st != NULL) {
+      *st = (sse_stream){res->sse, conn};
+      web_sse_set_waker(res->sse, &(web_sse_waker){sse_suspend, sse_resume, st});
+      r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_reader, st, sse_free);
+    }
+    if (r == NULL) {
+      web_sse_release(res->sse);
+      free(st);
+    }
   } else if (res->body_static) {
     r = MHD_create_response_from_buffer(res->len, res->body, MHD_RESPMEM_PERSISTENT);
   } else {
@@ -173,13 +201,14 @@ int web_http_start(web_ctx *w, int fd, int max_connections, web_http **out) {
   web_http *h = calloc(1, sizeof *h);
   if (h == NULL) return RTQ_ENOMEM;
   h->fd = fd;
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                   MHD_USE_POLL | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG;
   h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
                           NULL, MHD_OPTION_LISTEN_SOCKET, fd,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_connections,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
                           MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
                           MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
                           MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
   if (h->d == NULL) {
