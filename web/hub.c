@@ -254,8 +254,11 @@ static void flush(web_hub *h) {
       drop(s);
     }
   }
+  /* Decided under the lock: once it is released a reader may take the
+   * last reference and free the block itself. */
+  bool unused = all != NULL && all->refs == 0;
   pthread_mutex_unlock(&h->mu);
-  if (all != NULL && all->refs == 0) free(all);
+  if (unused) free(all);
   h->blen = 0;
   h->nrefs = 0;
 }

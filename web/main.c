@@ -42,7 +42,7 @@ static const char usage[] =
     "  --read-only               no actions (cancel, retry, requeue, purge answer 403)\n"
     "  --max-sse-clients N       event streams at once (default 256)\n"
     "  --sse-buffer BYTES        events queued for a slow stream before it is dropped\n"
-    "                            (default 262144)\n"
+    "                            (default 1048576)\n"
     "  --max-connections N       HTTP connections at once (default 512)\n"
     "  --log-level LEVEL         DEBUG, INFO, WARNING, ERROR (default INFO)\n"
     "  --help, --version\n";
@@ -133,7 +133,7 @@ static void wait_for_signal(const sigset_t *set) {
 }
 
 int main(int argc, char **argv) {
-  web_options o = {.listen = "127.0.0.1:8321", .max_sse_clients = 256, .sse_buffer = 256 * 1024,
+  web_options o = {.listen = "127.0.0.1:8321", .max_sse_clients = 256, .sse_buffer = 1024 * 1024,
                    .max_connections = 512};
   int rc = parse(argc, argv, &o);
   if (rc >= 0) return rc;

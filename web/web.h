@@ -52,7 +52,7 @@ typedef struct web_options {
                               * only, no actions) */
   bool read_only;
   int max_sse_clients;       /* 256 */
-  size_t sse_buffer;         /* bytes queued per SSE client before it is dropped: 256 KiB */
+  size_t sse_buffer;         /* bytes queued per SSE client before it is dropped: 1 MiB */
   int max_connections;       /* 512 */
 } web_options;
 

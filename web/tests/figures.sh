@@ -11,6 +11,9 @@
 #      times (default 3): tasks per second from the worker's start to the
 #      last completion, rtq-web's CPU seconds and RSS, streams dropped
 #      (SKIP_1M=1 runs this part only)
+#   3. rtq-web's RSS with no stream and with 100 idle streams, before the
+#      drains: the floor and the cost per stream
+# WEB_ARGS adds rtq-web flags (e.g. WEB_ARGS="--sse-buffer 1048576").
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,7 +38,8 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # CPU seconds (user + system) a process has used so far.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 
-"$build/web/rtq-web" --listen 127.0.0.1:0 --redis "$redis" >"$tmp/web.log" 2>&1 &
+# shellcheck disable=SC2086 # WEB_ARGS: extra rtq-web flags, split on spaces
+"$build/web/rtq-web" --listen 127.0.0.1:0 --redis "$redis" ${WEB_ARGS:-} >"$tmp/web.log" 2>&1 &
 web=$!
 pids+=($web)
 for _ in $(seq 100); do grep -q 'url=http' "$tmp/web.log" && break; sleep 0.1; done
@@ -51,6 +55,23 @@ for path in /api/stats /metrics '/api/tasks?limit=50'; do
 done
 echo "rtq-web RSS: $(rss_kb "$web") KiB"
 fi
+
+echo "== rtq-web RSS: the floor and the cost per stream"
+redis-cli -s "$sock" flushall >/dev/null
+echo "no stream: $(rss_kb "$web") KiB, $(ls "/proc/$web/task" | wc -l) threads"
+node "$root/web/tests/figures.mjs" sse "${url}api/events" 100 >/dev/null &
+idle=$!
+for _ in $(seq 100); do
+  curl -s "${url}api/info" | grep -q '"clients":100,' && break
+  sleep 0.1
+done
+echo "100 idle streams: $(rss_kb "$web") KiB, $(ls "/proc/$web/task" | wc -l) threads"
+kill "$idle" 2>/dev/null || true
+wait "$idle" 2>/dev/null || true
+for _ in $(seq 100); do
+  curl -s "${url}api/info" | grep -q '"clients":0,' && break
+  sleep 0.1
+done
 
 echo "== 20,000-task drain: no SSE client, 100 on ?ticks=1, 100 on every event"
 drain() {  # drain CLIENTS [QUERY] -> prints tasks/s
