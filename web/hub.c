@@ -14,6 +14,7 @@
 #include "hub.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -78,6 +79,7 @@ struct web_hub {
   size_t cap;
   bool closing;
   bool pump_started;
+  bool trim;           /* a stream went since the last malloc_trim */
   pthread_t pump;
   web_hub_stats st;
   /* The pump's own (no lock). */
@@ -308,7 +310,12 @@ static void housekeeping(web_hub *h) {
     }
     if (now - s->last_queued_ms >= KEEPALIVE_MS) enqueue_copy(s, ": ping\n\n", 8, now);
   }
+  bool trim = h->trim && h->nclients == 0;
+  if (trim) h->trim = false;
   pthread_mutex_unlock(&h->mu);
+  /* The last stream went: give the pages its connection and blocks held
+   * (in several threads' malloc arenas) back to the system. */
+  if (trim) malloc_trim(0);
 }
 
 static bool closing(web_hub *h) {
@@ -528,6 +535,7 @@ void web_sse_release(web_sse *s) {
   else h->clients = s->next;
   if (s->next != NULL) s->next->prev = s->prev;
   h->nclients--;
+  h->trim = true;
   if (s->filtered) atomic_fetch_sub(&h->nfiltered, 1);
   queue_clear(s);
   pthread_mutex_unlock(&h->mu);

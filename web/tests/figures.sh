@@ -5,14 +5,14 @@
 #   1. 1,000,000 pending tasks stored: median and p99 of /api/stats,
 #      /metrics and /api/tasks?limit=50 (500 sequential requests each on a
 #      kept-alive connection, after 20 warm-up ones), and rtq-web's RSS
-#   2. a 20,000-task drain (rtq.noop, one rtq-worker with 50 slots) with no
+#   2. rtq-web's RSS with no stream and with 100 idle streams (every
+#      event), before the drains: the floor and the cost per stream
+#   3. a 20,000-task drain (rtq.noop, one rtq-worker with 50 slots) with no
 #      SSE client, with 100 clients on ?ticks=1 (what the page's overview
 #      opens) and with 100 clients on every event, alternating, ROUNDS
 #      times (default 3): tasks per second from the worker's start to the
 #      last completion, rtq-web's CPU seconds and RSS, streams dropped
-#      (SKIP_1M=1 runs this part only)
-#   3. rtq-web's RSS with no stream and with 100 idle streams, before the
-#      drains: the floor and the cost per stream
+#      (SKIP_1M=1 skips part 1)
 # WEB_ARGS adds rtq-web flags (e.g. WEB_ARGS="--sse-buffer 1048576").
 set -euo pipefail
 
