@@ -4,8 +4,9 @@
  * sends counts at most once a second instead; clients
  * that hang up are forgotten within seconds; a client that stops reading
  * is dropped once its queue is full while the others go on; all share one
- * Redis subscription.
+ * Redis subscription, and no stream holds a thread of its own.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -214,6 +215,63 @@ static void test_web_events_ticks(void **state) {
   web_stop(&s);
 }
 
+static int threads_of(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (d == NULL) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+/* Streams hold no thread each: 30 open streams leave rtq-web's thread
+ * count as it was. A burst of 300 events, coalesced into shared blocks,
+ * reaches every stream whole and in order. */
+static void test_web_events_streams_hold_no_thread(void **state) {
+  (void)state;
+  enum { STREAMS = 30, EVENTS = 300 };
+  web_srv s;
+  web_start(&s, NULL);
+  RTQ_TEST_WAIT_FOR(subscribers() == 1, 10000);
+  int before = threads_of(s.pid);
+  assert_true(before > 0);
+  sse_conn *c = calloc(STREAMS, sizeof *c);
+  for (int i = 0; i < STREAMS; i++) {
+    sse_open(&c[i], s.port, "/api/events", NULL);
+    assert_true(sse_wait_for(&c[i], ": connected", 0, 5000));
+  }
+  RTQ_TEST_WAIT_FOR(info_events(s.port, "clients") == STREAMS, 5000);
+  assert_int_equal(threads_of(s.pid), before);
+
+  rtq_keys k;
+  rtq_keys_init(&k, "rtq", false);
+  rtq_conn *rc = rtq_test_conn();
+  char msg[64];
+  for (int i = 0; i < EVENTS; i++) {
+    snprintf(msg, sizeof msg, "{\"id\":\"b%03d\",\"status\":\"running\"}", i);
+    freeReplyObject(rtq_test_command(rc, "PUBLISH", rtq_keys_chan_events(&k).s, msg, NULL));
+  }
+  rtq_conn_free(rc);
+  for (int i = 0; i < STREAMS; i++) {
+    assert_true(sse_wait_for(&c[i], "{\"id\":\"b299\"", 0, 10000));
+    int next = 0;
+    for (const char *p = strstr(c[i].buf, "data: {\"id\":\"b"); p != NULL;
+         p = strstr(p + 1, "data: {\"id\":\"b")) {
+      if (atoi(p + 14) != next) fail_msg("stream %d: event b%03d where b%03d was due", i, atoi(p + 14), next);
+      next++;
+    }
+    assert_int_equal(next, EVENTS);
+  }
+  assert_int_equal(threads_of(s.pid), before);
+  for (int i = 0; i < STREAMS; i++) sse_close(&c[i]);
+  free(c);
+  RTQ_TEST_WAIT_FOR(info_events(s.port, "clients") == 0, 5000);
+  assert_int_equal(info_events(s.port, "dropped"), 0);
+  web_stop(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_web_events_progress, tw_setup, tw_teardown),
@@ -222,6 +280,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_web_events_token, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_events_resubscribe, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_events_ticks, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_streams_hold_no_thread, tw_setup, tw_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
