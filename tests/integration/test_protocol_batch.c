@@ -280,12 +280,12 @@ static void test_protocol_batch_run_times(void **state) {
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
   assert_string_equal(tag(r, 0), "ok");
   freeReplyObject(r);
-  char *v = rtq_test_cmd_str(rc_, "HGET", rt.s, "0.25", NULL);
-  assert_string_equal(v, "1");
-  free(v);
-  v = rtq_test_cmd_str(rc_, "HGET", rt.s, "sum_us", NULL);
-  assert_string_equal(v, "150000");
-  free(v);
+  const char *want[][2] = {{"0.25", "1"}, {"sum_us", "150000"}};
+  for (int i = 0; i < 2; i++) {
+    char *v = rtq_test_cmd_str(rc_, "HGET", rt.s, want[i][0], NULL);
+    if (v == NULL || strcmp(v, want[i][1]) != 0) fail_msg("%s = %s, want %s", want[i][0], v ? v : "(nil)", want[i][1]);
+    free(v);
+  }
   assert_int_equal(rtq_test_cmd_int(rc_, "HLEN", rt.s, NULL), 2);
   freeReplyObject(env);
 }
