@@ -263,6 +263,12 @@ static void flush(web_hub *h) {
   if (unused) free(all);
   h->blen = 0;
   h->nrefs = 0;
+  /* A giant message grew the buffer: do not keep that size for good. */
+  if (h->bcap > 4 * BLOCK_BYTES) {
+    free(h->batch);
+    h->batch = NULL;
+    h->bcap = 0;
+  }
 }
 
 static void to_all(web_hub *h, const char *msg) {

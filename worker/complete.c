@@ -178,14 +178,17 @@ static bool run_to_count(const rtq__job *j) { return j->ran && !j->run_counted; 
 
 /* The call's runs, aggregated per queue (runtime.h): a finish call then
  * costs Redis one HINCRBY per touched bucket and queue, not one per task.
- * Returns the group count; *out is malloc'd (NULL when none). */
+ * Returns the group count; *out is malloc'd (NULL when none). Out of
+ * memory sends none: the runs are missed, the completions still go. A
+ * queue name the builder would refuse (envelopes carry valid ones) is left
+ * out rather than holding the whole call back. */
 static int run_groups(const finishset *fs, rtq__run_group **out) {
   *out = NULL;
   int n = 0;
   rtq__run_group *g = NULL;
   for (int i = 0; i < fs->n; i++) {
     const rtq__job *j = fs->jobs[i];
-    if (!run_to_count(j)) continue;
+    if (!run_to_count(j) || rtq_validate_name(j->queue) != 0) continue;
     if (g == NULL && (g = calloc((size_t)fs->n, sizeof *g)) == NULL) return 0;
     int k = 0;
     while (k < n && strcmp(g[k].queue, j->queue) != 0) k++;
