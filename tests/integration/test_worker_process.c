@@ -90,7 +90,9 @@ static void test_worker_process_cancel_reaches_child(void **state) {
   assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
   long long ms = (long long)t->completed_at - (long long)t->cancel_requested;
   printf("  process isolation: cancel -> cancelled in %lld ms\n", ms);
-  assert_true(ms >= 0 && ms <= 100);
+  /* Well inside the handler's 1 s sleep step: the cancel frame woke it
+   * (the figure is printed; a loaded machine stretches it). */
+  assert_true(ms >= 0 && ms <= 500);
   assert_null(strstr(t->error_message, "killed"));
   rtq_task_free(t);
 }
