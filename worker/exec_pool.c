@@ -93,7 +93,9 @@ void rtq__exec_unref(rtq__exec *x) {
   if (x == NULL) return;
   pthread_mutex_lock(&x->mu);
   bool last = --x->refs == 0;
-  pthread_cond_broadcast(&x->cv); /* rtq__exec_drain waits for the tasks out */
+  /* Only rtq__exec_drain waits for the tasks out; waking the borrowers
+   * for every task that ends would be a herd for nothing. */
+  if (x->closing) pthread_cond_broadcast(&x->cv);
   pthread_mutex_unlock(&x->mu);
   if (last) free_exec(x);
 }
@@ -391,7 +393,10 @@ rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, c
       pthread_cond_broadcast(&x->cv);
       continue;
     }
-    if (rtq_task_cancelled(t)) break;
+    if (rtq_task_cancelled(t)) {
+      pthread_cond_signal(&x->cv); /* a wake-up it may have taken goes on */
+      break;
+    }
     wait_a_moment(x);
   }
   pthread_mutex_unlock(&x->mu);
@@ -406,8 +411,15 @@ void rtq__exec_return(rtq__exec *x, rtq__xproc *p, bool healthy) {
   else
     count_bad(x);
   p->busy = false;
-  pthread_cond_broadcast(&x->cv);
+  bool all = x->closing;
   pthread_mutex_unlock(&x->mu);
+  /* One process back: one borrower can have it (at shutdown the drain
+   * waits on cv too, so then everyone). Signalled after the unlock, so
+   * the waiter it wakes does not block at once on mu. */
+  if (all)
+    pthread_cond_broadcast(&x->cv);
+  else
+    pthread_cond_signal(&x->cv);
 }
 
 /* Waits up to ms for every live process of x to exit. Under mu. */

@@ -205,6 +205,7 @@ static void converse(run *r, outbuf *o) {
   rtq__xproc *p = r->p;
   uint64_t stop_at = 0, term_at = 0;
   bool cancel_sent = false, killed = false;
+  uint64_t exit_check = rtq__mono_ms() + POLL_MS;
   uint64_t grace = (uint64_t)r->x->kill_grace_ms;
   while (r->end == GOING) {
     uint64_t now = rtq__mono_ms();
@@ -227,19 +228,29 @@ static void converse(run *r, outbuf *o) {
       killed = true;
     }
     write_pending(p, o);
-    read_stdout(r);
-    (void)rtq__exec_read_stderr(p, r->t->id);
-    if (r->end != GOING) return;
-    if (r->stdout_closed || rtq__exec_exited(p)) {
-      r->end = DEAD;
-      return;
-    }
+    /* Wait first: right after a frame went out there is nothing to read
+     * yet, and a task's whole conversation is then one poll and one read
+     * of the answer. A process that dies hangs up its stdout (seen at
+     * once); one whose stdout a grandchild keeps open is seen by the
+     * exit check every POLL_MS. */
     struct pollfd pf[3];
     int n = 0;
     pf[n++] = (struct pollfd){p->out, POLLIN, 0};
-    if (p->err >= 0) pf[n++] = (struct pollfd){p->err, POLLIN, 0};
+    int ei = p->err >= 0 ? n : -1;
+    if (ei >= 0) pf[n++] = (struct pollfd){p->err, POLLIN, 0};
     if (p->in >= 0 && o->off < o->len) pf[n++] = (struct pollfd){p->in, POLLOUT, 0};
-    (void)poll(pf, (nfds_t)n, POLL_MS);
+    int ready = poll(pf, (nfds_t)n, POLL_MS);
+    if (ready > 0 && pf[0].revents != 0) read_stdout(r);
+    if (ei >= 0 && pf[ei].revents != 0) (void)rtq__exec_read_stderr(p, r->t->id);
+    if (r->end != GOING) return;
+    now = rtq__mono_ms();
+    bool hup = ready > 0 && (pf[0].revents & (POLLHUP | POLLERR)) != 0;
+    if (r->stdout_closed || ((hup || ready <= 0 || now >= exit_check) && rtq__exec_exited(p))) {
+      (void)rtq__exec_read_stderr(p, r->t->id);
+      r->end = DEAD;
+      return;
+    }
+    if (now >= exit_check) exit_check = now + POLL_MS;
   }
 }
 
