@@ -2,7 +2,7 @@
  * exec.h - handler processes (rtq-worker --exec, docs/EXEC.md).
  *
  * An --exec NAME=COMMAND registers one handler (NAME may be a pattern)
- * whose function, rtq__exec_handler, runs in a pool thread like any C
+ * whose function (exec_handler in exec_pool.c) runs in a pool thread like any C
  * handler: it borrows a long-lived process of the command's pool, writes
  * the task to it and relays what comes back through the handler API
  * (rtq_task_progress, rtq_task_set_result_json, rtq_task_fail). So claims,
@@ -103,9 +103,10 @@ char *rtq__exec_tail(const rtq__xproc *p);
  * busy ones (their task was handed back) are killed. */
 void rtq__exec_drain(rtq__exec *x);
 
-/* exec_run.c: the handler function every --exec registers (ud: rtq__exec). */
-int rtq__exec_handler(rtq_task_ctx *t, void *ud);
-/* exec_oneshot.c: the handler of --exec-oneshot (ud: rtq__exec). */
-int rtq__exec_oneshot_handler(rtq_task_ctx *t, void *ud);
+/* exec_run.c: task t on a process borrowed from x's pool (--exec).
+ * args: the task's args as JSON object text, borrowed. */
+int rtq__exec_run_pooled(rtq__exec *x, rtq_task_ctx *t, const char *args);
+/* exec_oneshot.c: task t on a process of its own (--exec-oneshot). */
+int rtq__exec_run_oneshot(rtq__exec *x, rtq_task_ctx *t, const char *args);
 
 #endif

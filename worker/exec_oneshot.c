@@ -116,22 +116,12 @@ static void settle(rtq_task_ctx *t, const char *tail, shot *s, int st) {
   }
 }
 
-static int run_once(rtq__exec *x, rtq_task_ctx *t) {
-  if (rtq_task_cancelled(t)) return 0;
-  char *args = NULL;
-  size_t alen = 0;
-  const void *mp = rtq_task_args_msgpack(t, &alen);
-  if (mp != NULL && alen > 0 && rtq_msgpack_to_json(mp, alen, &args) != 0) {
-    rtq_task_fail(t, "BAD_ARGS", "the task's args cannot be given as JSON", NULL);
-    return 0;
-  }
-  if (args == NULL && (args = strdup("{}")) == NULL) return RTQ_ENOMEM;
+int rtq__exec_run_oneshot(rtq__exec *x, rtq_task_ctx *t, const char *args) {
   rtq__xproc p;
   memset(&p, 0, sizeof p);
   p.in = p.out = p.err = -1;
   char msg[512];
   if (rtq__exec_spawn(x, &p, msg, sizeof msg) != 0) {
-    free(args);
     rtq_task_fail(t, RTQ_CODE_EXEC_UNAVAILABLE, msg, NULL);
     return 0;
   }
@@ -173,14 +163,5 @@ static int run_once(rtq__exec *x, rtq_task_ctx *t) {
   settle(t, tail, &s, st);
   free(tail);
   free(s.out);
-  free(args);
   return 0;
-}
-
-int rtq__exec_oneshot_handler(rtq_task_ctx *t, void *ud) {
-  rtq__exec *x = ud;
-  rtq__exec_ref(x);
-  int rc = run_once(x, t);
-  rtq__exec_unref(x);
-  return rc;
 }

@@ -483,6 +483,26 @@ void rtq__exec_drain(rtq__exec *x) {
 
 /* ---- the worker's side: registration and teardown ---- */
 
+/* The handler function of every --exec and --exec-oneshot (ud: x). The
+ * reference keeps x alive and lets rtq__exec_drain count the tasks out. */
+static int exec_handler(rtq_task_ctx *t, void *ud) {
+  rtq__exec *x = ud;
+  if (rtq_task_cancelled(t)) return 0; /* the worker ends it cancelled */
+  char *args = NULL;
+  size_t alen = 0;
+  const void *mp = rtq_task_args_msgpack(t, &alen);
+  if (mp != NULL && alen > 0 && rtq_msgpack_to_json(mp, alen, &args) != 0) {
+    rtq_task_fail(t, "BAD_ARGS", "the task's args cannot be given as JSON", NULL);
+    return 0;
+  }
+  rtq__exec_ref(x);
+  const char *a = args != NULL ? args : "{}";
+  int rc = x->oneshot ? rtq__exec_run_oneshot(x, t, a) : rtq__exec_run_pooled(x, t, a);
+  rtq__exec_unref(x);
+  free(args);
+  return rc;
+}
+
 static int register_exec(rtq_worker *w, const char *name, const char *command, int pool_size, bool oneshot) {
   if (w == NULL || name == NULL || command == NULL) return RTQ_EINVAL;
   if (w->o.isolation != RTQ_ISOLATION_THREAD) {
@@ -501,7 +521,7 @@ static int register_exec(rtq_worker *w, const char *name, const char *command, i
   if (x == NULL) return RTQ_ENOMEM;
   bool pattern = strpbrk(name, "*?") != NULL;
   x->oneshot = oneshot;
-  int rc = rtq__handler_add(w, name, oneshot ? rtq__exec_oneshot_handler : rtq__exec_handler, x, pattern);
+  int rc = rtq__handler_add(w, name, exec_handler, x, pattern);
   if (rc != 0) {
     rtq__exec_unref(x);
     return rc;

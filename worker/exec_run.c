@@ -283,25 +283,15 @@ static void report_death(run *r) {
   free(tail);
 }
 
-static int run_task(rtq__exec *x, rtq_task_ctx *t) {
-  if (rtq_task_cancelled(t)) return 0; /* the worker ends it cancelled */
-  char *args = NULL;
-  size_t alen = 0;
-  const void *mp = rtq_task_args_msgpack(t, &alen);
-  if (mp != NULL && alen > 0 && rtq_msgpack_to_json(mp, alen, &args) != 0) {
-    rtq_task_fail(t, "BAD_ARGS", "the task's args cannot be given as JSON", NULL);
-    return 0;
-  }
+int rtq__exec_run_pooled(rtq__exec *x, rtq_task_ctx *t, const char *args) {
   const char *code;
   char msg[512];
   rtq__xproc *p = rtq__exec_borrow(x, t, &code, msg, sizeof msg);
   if (p == NULL) {
-    free(args);
     if (code != NULL) rtq_task_fail(t, code, msg, NULL);
     return 0;
   }
   if (rtq_task_cancelled(t)) { /* stopped while it waited for a process */
-    free(args);
     rtq__exec_return(x, p, true);
     return 0;
   }
@@ -311,9 +301,8 @@ static int run_task(rtq__exec *x, rtq_task_ctx *t) {
   size_t len = 0;
   outbuf o = {NULL, 0, 0};
   char *line = rtq__xmsg_task(t->id, t->name, t->queue, t->attempt, t->timeout_ms, rtq__wall_ms() + left,
-                              args ? args : "{}", &len);
+                              args, &len);
   (void)out_append(&o, line, len);
-  free(args);
   run r = {.x = x, .p = p, .t = t, .end = GOING};
   if (o.b == NULL) {
     rtq_task_fail(t, "OUT_OF_MEMORY", "could not build the task frame", NULL);
@@ -334,12 +323,4 @@ static int run_task(rtq__exec *x, rtq_task_ctx *t) {
     rtq__exec_return(x, p, false);
   }
   return 0;
-}
-
-int rtq__exec_handler(rtq_task_ctx *t, void *ud) {
-  rtq__exec *x = ud;
-  rtq__exec_ref(x);
-  int rc = run_task(x, t);
-  rtq__exec_unref(x);
-  return rc;
 }
