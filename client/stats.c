@@ -252,7 +252,7 @@ static void copy_str(char *dst, size_t cap, const redisReply *r) {
 }
 
 static const char *const worker_fields[] = {"host", "pid", "queues", "busy", "slots",
-                                            "started_at", "last_seen"};
+                                            "started_at", "last_seen", "exec_unavailable"};
 #define NWF (sizeof worker_fields / sizeof worker_fields[0])
 
 /* One worker from its P:workers entry and HMGET of its record. */
@@ -273,6 +273,7 @@ static void fill_worker(rtq_alive_worker *w, const redisReply *id, const redisRe
   w->started_at = str_u64(h->element[5]);
   uint64_t seen = str_u64(h->element[6]);
   if (seen > w->last_seen) w->last_seen = seen;
+  copy_str(w->exec_unavailable, sizeof w->exec_unavailable, h->element[7]);
 }
 
 /* Reads the record of each id in z (ZREVRANGEBYSCORE ... WITHSCORES). */

@@ -112,6 +112,11 @@ static json_t *workers_value(const rtq_alive_workers *l) {
                           wk->busy, "slots", wk->slots, "started_at", time_or_null(wk->started_at),
                           "last_heartbeat", time_or_null(wk->last_seen), "heartbeat_age_ms",
                           (json_int_t)age);
+    json_t *un = json_string(wk->exec_unavailable); /* the worker's text: may not be UTF-8 */
+    if (o != NULL && json_object_set_new(o, "exec_unavailable", un ? un : json_string("(not UTF-8)")) != 0) {
+      json_decref(o);
+      o = NULL;
+    }
     if (o == NULL || json_array_append_new(arr, o) != 0) {
       json_decref(arr);
       return NULL;

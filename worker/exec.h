@@ -46,6 +46,7 @@ typedef struct rtq__xproc {
   pid_t pid;                  /* 0: no process in this place */
   int in, out, err;           /* its stdin (write end), stdout, stderr */
   bool busy;                  /* borrowed, or being started */
+  bool respawn;               /* start a process here once the backoff allows (exec_idle.c) */
   rtq__xline rd;              /* stdout lines */
   char errline[RTQ__EXEC_STDERR_LINE];
   size_t errlen;              /* an unfinished stderr line */
@@ -65,10 +66,15 @@ typedef struct rtq__exec {
   pthread_mutex_t mu;
   pthread_cond_t cv;          /* a process was returned */
   int refs;                   /* the worker's, plus one per running task */
-  bool closing;
+  bool closing;               /* written under mu with an atomic store: start() reads it unlocked */
   int start_fails;            /* failed starts in a row */
-  int bad_runs;               /* starts or processes that failed in a row */
+  int bad_runs;               /* starts or processes that failed in a row (backoff) */
+  int deaths;                 /* processes ended badly in a row (not failed starts) */
   uint64_t next_start;        /* mono ms: no start before this (backoff) */
+  char last_error[256];       /* why the last start failed or the last process ended */
+  pthread_t watcher;          /* exec_idle.c, while watching */
+  bool watching;
+  pthread_cond_t watch_cv;    /* wakes the watcher at shutdown */
   struct rtq__exec *next;
 } rtq__exec;
 
@@ -85,9 +91,10 @@ void rtq__exec_unref(rtq__exec *x);
  * none can be had (EXEC_UNAVAILABLE, or cancelled while waiting: code
  * NULL). */
 rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, char *msg, size_t cap);
-/* Returns a process: healthy goes back to the idle set; otherwise it is
- * ended (process group killed, reaped) and counted against the command. */
-void rtq__exec_return(rtq__exec *x, rtq__xproc *p, bool healthy);
+/* Returns a process: with why NULL it goes back to the idle set;
+ * otherwise it is ended (process group killed, reaped), counted against
+ * the command for why, and started again after the backoff. */
+void rtq__exec_return(rtq__exec *x, rtq__xproc *p, const char *why);
 /* True when p's process has ended (not reaped: its group stays ours). */
 bool rtq__exec_exited(const rtq__xproc *p);
 /* Ends the process group of p, reaps it and closes its pipes. *wstatus
@@ -98,10 +105,32 @@ void rtq__exec_end(rtq__xproc *p, int *wstatus);
 bool rtq__exec_read_stderr(rtq__xproc *p, const char *task_id);
 /* The stderr tail as one malloc'd text (NULL when empty). */
 char *rtq__exec_tail(const rtq__xproc *p);
+/* Starts a process in p and waits for its "ready". 0, or -1 with msg set
+ * and p empty again. Gives up when x starts closing. */
+int rtq__exec_start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap);
+/* Under mu: one more process ended badly for why: pushes the next start
+ * back (backoff) and keeps why for the heartbeat. */
+void rtq__exec_count_bad(rtq__exec *x, const char *why);
+/* Under mu: a start failed for why (counted, logged). */
+void rtq__exec_start_failed(rtq__exec *x, const char *why);
+/* True when x's command is unavailable: it failed to start, or its
+ * processes ended badly, RTQ__EXEC_START_FAILS_MAX times in a row (a
+ * successful start clears the first, a completed task both). Under mu. */
+bool rtq__exec_unavailable(const rtq__exec *x);
+/* The worker record's exec_unavailable field (docs/PROTOCOL.md): one
+ * "NAME=REASON" line per unavailable command, "" when none. */
+void rtq__exec_status(rtq_worker *w, char *out, size_t cap);
 /* Graceful end of a pool at worker shutdown: "shutdown" to idle
  * processes, up to the kill grace for them to exit, then TERM, then KILL;
  * busy ones (their task was handed back) are killed. */
 void rtq__exec_drain(rtq__exec *x);
+
+/* exec_idle.c: a thread per pool that reads the stderr of idle processes
+ * (a process is never blocked on a full stderr pipe between tasks),
+ * notices an idle process that dies, and starts ended processes again
+ * after the backoff. rtq__exec_watch_stop joins it (not under mu). */
+int rtq__exec_watch_start(rtq__exec *x);
+void rtq__exec_watch_stop(rtq__exec *x);
 
 /* exec_run.c: task t on a process borrowed from x's pool (--exec).
  * args: the task's args as JSON object text, borrowed. */

@@ -9,7 +9,10 @@
  * 100 ms doubling to 30 s; a task that completes clears it. After
  * RTQ__EXEC_START_FAILS_MAX failed starts in a row the command counts as
  * unavailable: a task that finds no idle process fails EXEC_UNAVAILABLE at
- * once instead of waiting, until a start after the backoff succeeds.
+ * once instead of waiting, until a start after the backoff succeeds. That
+ * many failed starts, or processes ended badly, in a row put the command
+ * in the worker record (rtq__exec_status, heartbeat.c). exec_idle.c
+ * watches the idle processes and starts ended ones again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +63,7 @@ rtq__exec *rtq__exec_new(const char *pattern, const char *command, int size, int
   x->refs = 1;
   pthread_mutex_init(&x->mu, NULL);
   pthread_cond_init(&x->cv, NULL);
+  pthread_cond_init(&x->watch_cv, NULL);
   if (!x->pattern || !x->command || !x->argv || !x->envp || !x->procs) {
     rtq__exec_unref(x);
     return NULL;
@@ -72,6 +76,7 @@ rtq__exec *rtq__exec_new(const char *pattern, const char *command, int size, int
 }
 
 static void free_exec(rtq__exec *x) {
+  rtq__exec_watch_stop(x);
   for (int i = 0; x->procs != NULL && i < x->size; i++) rtq__exec_end(&x->procs[i], NULL);
   free(x->procs);
   rtq__exec_words_free(x->argv);
@@ -80,6 +85,7 @@ static void free_exec(rtq__exec *x) {
   free(x->command);
   pthread_mutex_destroy(&x->mu);
   pthread_cond_destroy(&x->cv);
+  pthread_cond_destroy(&x->watch_cv);
   free(x);
 }
 
@@ -252,9 +258,7 @@ int rtq__exec_spawn(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
   return 0;
 }
 
-/* Starts a process in p and waits for its "ready". 0, or -1 with msg set
- * and p empty again. */
-static int start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
+int rtq__exec_start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
   if (rtq__exec_spawn(x, p, msg, cap) != 0) return -1;
   uint64_t deadline = rtq__mono_ms() + RTQ__EXEC_START_TIMEOUT_MS;
   char buf[65536];
@@ -292,6 +296,11 @@ static int start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
       return -1;
     }
     uint64_t now = rtq__mono_ms();
+    if (__atomic_load_n(&x->closing, __ATOMIC_ACQUIRE)) {
+      snprintf(msg, cap, "the worker is shutting down");
+      rtq__exec_end(p, NULL);
+      return -1;
+    }
     if (now >= deadline) {
       snprintf(msg, cap, "%s was not ready within %d ms", x->argv[0], RTQ__EXEC_START_TIMEOUT_MS);
       rtq__exec_end(p, NULL);
@@ -327,10 +336,29 @@ static uint64_t backoff_ms(int bad) {
   return ms < RTQ__EXEC_BACKOFF_MAX_MS ? ms : RTQ__EXEC_BACKOFF_MAX_MS;
 }
 
-/* Under mu: one more process ended or start failed. */
-static void count_bad(rtq__exec *x) {
+static void push_back(rtq__exec *x, const char *why) {
   x->bad_runs++;
   x->next_start = rtq__mono_ms() + backoff_ms(x->bad_runs);
+  snprintf(x->last_error, sizeof x->last_error, "%s", why);
+}
+
+void rtq__exec_count_bad(rtq__exec *x, const char *why) {
+  x->deaths++;
+  push_back(x, why);
+}
+
+void rtq__exec_start_failed(rtq__exec *x, const char *why) {
+  x->start_fails++;
+  push_back(x, why);
+  bool gave_up = x->start_fails >= RTQ__EXEC_START_FAILS_MAX;
+  rtq_log(gave_up ? RTQ_LOG_ERROR : RTQ_LOG_WARNING,
+          gave_up ? "handler command keeps failing to start; its tasks fail EXEC_UNAVAILABLE"
+                  : "handler process failed to start",
+          "handler", x->pattern, "error", why, NULL);
+}
+
+bool rtq__exec_unavailable(const rtq__exec *x) {
+  return x->deaths >= RTQ__EXEC_START_FAILS_MAX || x->start_fails >= RTQ__EXEC_START_FAILS_MAX;
 }
 
 rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, char *msg, size_t cap) {
@@ -357,7 +385,7 @@ rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, c
         rtq__exec_read_stderr(p, NULL);
         rtq__exec_end(p, &st);
         rtq_log(RTQ_LOG_WARNING, "idle handler process ended", "handler", x->pattern, NULL);
-        count_bad(x);
+        rtq__exec_count_bad(x, "a handler process ended while idle");
         again = true;
         continue;
       }
@@ -376,20 +404,16 @@ rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, c
       empty->busy = true;
       pthread_mutex_unlock(&x->mu);
       char why[512];
-      int rc = start(x, empty, why, sizeof why);
+      int rc = rtq__exec_start(x, empty, why, sizeof why);
       pthread_mutex_lock(&x->mu);
       if (rc == 0) {
         x->start_fails = 0;
+        empty->respawn = false;
         pthread_mutex_unlock(&x->mu);
         return empty;
       }
       empty->busy = false;
-      x->start_fails++;
-      count_bad(x);
-      rtq_log(x->start_fails >= RTQ__EXEC_START_FAILS_MAX ? RTQ_LOG_ERROR : RTQ_LOG_WARNING,
-              x->start_fails >= RTQ__EXEC_START_FAILS_MAX ? "handler command keeps failing to start; its tasks fail EXEC_UNAVAILABLE"
-                                                          : "handler process failed to start",
-              "handler", x->pattern, "error", why, NULL);
+      rtq__exec_start_failed(x, why);
       pthread_cond_broadcast(&x->cv);
       continue;
     }
@@ -403,13 +427,15 @@ rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, c
   return NULL;
 }
 
-void rtq__exec_return(rtq__exec *x, rtq__xproc *p, bool healthy) {
-  if (!healthy) rtq__exec_end(p, NULL);
+void rtq__exec_return(rtq__exec *x, rtq__xproc *p, const char *why) {
+  if (why != NULL) rtq__exec_end(p, NULL);
   pthread_mutex_lock(&x->mu);
-  if (healthy)
-    x->bad_runs = 0;
-  else
-    count_bad(x);
+  if (why == NULL) {
+    x->bad_runs = x->deaths = 0;
+  } else {
+    rtq__exec_count_bad(x, why);
+    p->respawn = true;
+  }
   p->busy = false;
   bool all = x->closing;
   pthread_mutex_unlock(&x->mu);
@@ -441,8 +467,8 @@ static void signal_all(rtq__exec *x, int sig) {
 }
 
 void rtq__exec_drain(rtq__exec *x) {
+  rtq__exec_watch_stop(x);
   pthread_mutex_lock(&x->mu);
-  x->closing = true;
   /* Tasks still out were handed back at shutdown: their threads are
    * stopping them (cancel, TERM, KILL); give them that long. */
   uint64_t until = rtq__mono_ms() + 2 * (uint64_t)x->kill_grace_ms + 1000;
@@ -522,6 +548,7 @@ static int register_exec(rtq_worker *w, const char *name, const char *command, i
   bool pattern = strpbrk(name, "*?") != NULL;
   x->oneshot = oneshot;
   int rc = rtq__handler_add(w, name, exec_handler, x, pattern);
+  if (rc == 0 && !oneshot) rc = rtq__exec_watch_start(x);
   if (rc != 0) {
     rtq__exec_unref(x);
     return rc;
@@ -537,6 +564,23 @@ int rtq_worker_register_exec(rtq_worker *w, const char *name, const char *comman
 
 int rtq_worker_register_exec_oneshot(rtq_worker *w, const char *name, const char *command) {
   return register_exec(w, name, command, 1, true);
+}
+
+void rtq__exec_status(rtq_worker *w, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (rtq__exec *x = w->exec; x != NULL && n + 1 < cap; x = x->next) {
+    pthread_mutex_lock(&x->mu);
+    if (rtq__exec_unavailable(x)) {
+      int k = snprintf(out + n, cap - n, "%s%s=%s", n > 0 ? "\n" : "", x->pattern, x->last_error);
+      size_t end = k < 0 ? n : n + (size_t)k < cap ? n + (size_t)k : cap - 1;
+      /* One line per command: a newline inside a reason would split it. */
+      for (size_t i = n + (n > 0); i < end; i++)
+        if ((unsigned char)out[i] < 0x20) out[i] = ' ';
+      n = end;
+    }
+    pthread_mutex_unlock(&x->mu);
+  }
 }
 
 void rtq__exec_drain_all(rtq_worker *w) {

@@ -279,6 +279,7 @@ static void report_death(run *r) {
     snprintf(msg, sizeof msg, "handler process lost");
   rtq_log(RTQ_LOG_WARNING, "handler process died during a task", "task", r->t->id, "error", msg, NULL);
   rtq_task_fail(r->t, RTQ_CODE_WORKER_CRASH, msg, NULL);
+  snprintf(r->why, sizeof r->why, "%s", msg);
   if (tail != NULL) rtq_task_set_traceback(r->t, tail);
   free(tail);
 }
@@ -292,7 +293,7 @@ int rtq__exec_run_pooled(rtq__exec *x, rtq_task_ctx *t, const char *args) {
     return 0;
   }
   if (rtq_task_cancelled(t)) { /* stopped while it waited for a process */
-    rtq__exec_return(x, p, true);
+    rtq__exec_return(x, p, NULL);
     return 0;
   }
   const rtq__job *j = t->job;
@@ -306,21 +307,21 @@ int rtq__exec_run_pooled(rtq__exec *x, rtq_task_ctx *t, const char *args) {
   run r = {.x = x, .p = p, .t = t, .end = GOING};
   if (o.b == NULL) {
     rtq_task_fail(t, "OUT_OF_MEMORY", "could not build the task frame", NULL);
-    rtq__exec_return(x, p, true);
+    rtq__exec_return(x, p, NULL);
     return 0;
   }
   converse(&r, &o);
   free(o.b);
   if (r.end == ANSWERED) {
-    rtq__exec_return(x, p, true);
+    rtq__exec_return(x, p, NULL);
   } else if (r.end == PROTOCOL) {
     rtq_log(RTQ_LOG_WARNING, "handler process broke the protocol; restarting it", "task", t->id, "error", r.why,
             NULL);
     rtq_task_fail(t, RTQ_CODE_EXEC_PROTOCOL, r.why, NULL);
-    rtq__exec_return(x, p, false);
+    rtq__exec_return(x, p, r.why);
   } else {
     report_death(&r);
-    rtq__exec_return(x, p, false);
+    rtq__exec_return(x, p, r.why);
   }
   return 0;
 }

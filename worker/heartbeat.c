@@ -8,7 +8,8 @@
  * Fields: host, pid, queues ("a:3,b:1"), strict, busy, slots, started_at
  * (ms), isolation, version, max_history, state, under thread isolation
  * abandoned (handler threads given up on and still running), stop_reason
- * once the worker stops itself (rtq__shutdown_retire), plus last_seen
+ * once the worker stops itself (rtq__shutdown_retire), exec_unavailable
+ * (the --exec commands that keep failing, exec_pool.c), plus last_seen
  * from the script.
  * On a clean exit the record is deleted (DEL + ZREM) once the processing
  * list is known to be empty.
@@ -23,6 +24,7 @@
 #include "internal.h"
 
 #include "calls.h"
+#include "exec.h"
 #include "log.h"
 #include "scripts.h"
 
@@ -66,7 +68,8 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
   if (w->phase == RTQ__DONE) return;
   char queues[2048];
   rtq__queues_describe(&w->queues, queues, sizeof queues);
-  char pid[24], busy[24], slots[24], started[24], maxhist[24], abandoned[24];
+  char pid[24], busy[24], slots[24], started[24], maxhist[24], abandoned[24], exec_bad[1024];
+  rtq__exec_status(w, exec_bad, sizeof exec_bad);
   rtq__hb_field fields[] = {
       {"host", w->host},
       {"pid", u64s((uint64_t)getpid(), pid)},
@@ -79,6 +82,7 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
       {"version", RTQ_VERSION_STRING},
       {"max_history", u64s((uint64_t)w->o.max_history, maxhist)},
       {"state", w->phase == RTQ__RUN ? "running" : "stopping"},
+      {"exec_unavailable", exec_bad}, /* always sent: "" clears an old value */
       {NULL, NULL}, /* room for the optional fields below */
       {NULL, NULL},
   };

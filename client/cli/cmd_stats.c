@@ -146,6 +146,11 @@ static json_t *workers_json(const rtq_alive_workers *l) {
                           w->busy, "slots", w->slots, "started_at",
                           w->started_at ? cli_time(w->started_at, a) : NULL, "last_heartbeat",
                           cli_time(w->last_seen, b), "heartbeat_age_ms", (json_int_t)age);
+    json_t *un = json_string(w->exec_unavailable); /* the worker's text: may not be UTF-8 */
+    if (o != NULL && json_object_set_new(o, "exec_unavailable", un ? un : json_string("(not UTF-8)")) != 0) {
+      json_decref(o);
+      o = NULL;
+    }
     if (o == NULL || json_array_append_new(arr, o) != 0) {
       json_decref(arr);
       return NULL;
@@ -168,6 +173,16 @@ static void print_workers(const rtq_alive_workers *l) {
     cli_clean(queues, sizeof queues, w->queues, false);
     printf("%-40.40s %-24.24s %8ld %-24.24s %9s  %s (%.1f s ago)\n", id, host, w->pid, queues,
            slots, cli_time(w->last_seen, buf), age);
+    /* Each handler command that keeps failing, on a line of its own. */
+    for (const char *u = w->exec_unavailable; *u != '\0';) {
+      size_t n = strcspn(u, "\n");
+      char line[1024];
+      snprintf(line, sizeof line, "%.*s", (int)n, u);
+      char clean[1024];
+      cli_clean(clean, sizeof clean, line, false);
+      printf("  handler unavailable: %s\n", clean);
+      u += n + (u[n] == '\n');
+    }
   }
 }
 

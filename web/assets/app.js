@@ -458,11 +458,15 @@ function workers(root) {
     let ws;
     try { ws = await api('/api/workers'); } catch (e) { notice(e.message, true); return; }
     const body = el('tbody');
-    for (const w of ws)
+    for (const w of ws) {
       body.append(el('tr', {}, el('td', {className: 'mono'}, w.id), el('td', {}, w.host),
         el('td', {className: 'num'}, w.pid), el('td', {}, w.queues),
         el('td', {className: 'num'}, w.busy + ' / ' + w.slots), el('td', {}, fmtTime(w.started_at)),
         el('td', {}, fmtAge(w.heartbeat_age_ms) + ' ago')));
+      // Its handler commands (--exec) that keep failing, a row each, under it.
+      for (const line of (w.exec_unavailable || '').split('\n').filter(Boolean))
+        body.append(el('tr', {className: 'exec-unavailable'}, el('td', {colSpan: 7}, 'handler unavailable: ' + line)));
+    }
     if (!ws.length) body.append(el('tr', {}, el('td', {colSpan: 7, className: 'muted'}, 'No worker alive.')));
     root.replaceChildren(el('h1', {}, 'Workers'),
       el('table', {id: 'workers'}, el('thead', {}, el('tr', {}, el('th', {}, 'id'), el('th', {}, 'host'),

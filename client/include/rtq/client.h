@@ -381,6 +381,8 @@ typedef struct rtq_alive_worker {
   int slots;                   /* slots in total */
   uint64_t started_at;
   uint64_t last_seen;          /* last heartbeat, ms */
+  char exec_unavailable[1024]; /* --exec commands that keep failing: one
+                                * "NAME=REASON" line each; "" when none */
 } rtq_alive_worker;
 
 /* Allocated by rtq; free with rtq_alive_workers_free(). */

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import rtq
@@ -45,3 +46,32 @@ def env(task):
 def boom(task):
     print("about to fail", file=sys.stderr, flush=True)
     raise ValueError("bad value %s" % task.args.get("v"))
+
+
+@rtq.handler("py.idle_chatter")
+def idle_chatter(task):
+    # Once the task has ended (the process is idle), writes args["kib"]
+    # KiB to stderr, then creates args["mark"]: the mark appears only if
+    # someone reads stderr while the process is idle.
+    def later():
+        time.sleep(0.2)
+        line = "idle chatter " + "x" * 1000 + "\n"
+        for _ in range(task.args["kib"]):
+            sys.stderr.write(line)
+        sys.stderr.flush()
+        with open(task.args["mark"], "w") as f:
+            f.write("done")
+
+    threading.Thread(target=later, daemon=True).start()
+    return {"pid": os.getpid()}
+
+
+@rtq.handler("py.idle_exit")
+def idle_exit(task):
+    # Exits with status 7 a moment after the task ended, while idle.
+    def later():
+        time.sleep(0.2)
+        os._exit(7)
+
+    threading.Thread(target=later, daemon=True).start()
+    return {"pid": os.getpid()}

@@ -7,9 +7,11 @@
 #   closeout   closes its stdout and lives on
 #   flood      sends 20000 progress messages, then the result
 #   deaf       never reads stdin and never answers
+#   dies       exits with status 3 a moment after its ready, while idle
 mode=$1
 echo '{"type":"ready","v":1,"runner":"sh hostile"}'
 [ "$mode" = deaf ] && exec sleep 1000
+[ "$mode" = dies ] && { sleep 0.05; exit 3; }
 read -r task
 id=$(printf '%s' "$task" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 case $mode in
