@@ -34,25 +34,29 @@ static int check_options(rtq_client *c, const rtq_task_options *o) {
   return 0;
 }
 
-/* Packs args (borrowed; NULL = empty map). *owned is what to free. */
-static int pack_args(rtq_client *c, const rtq_args *args, const char **buf, size_t *len,
-                     char **owned) {
-  *owned = NULL;
-  if (args == NULL) {
-    *buf = rtq__empty_map;
-    *len = sizeof rtq__empty_map;
-    return 0;
-  }
+/* Task args, packed: a msgpack map (buf, len); owned is what to free. */
+typedef struct packed {
+  const char *buf;
+  size_t len;
+  char *owned;
+} packed;
+
+/* Packs args (borrowed; NULL = empty map) into p. */
+static int pack_args(rtq_client *c, const rtq_args *args, packed *p) {
+  p->owned = NULL;
+  p->buf = rtq__empty_map;
+  p->len = sizeof rtq__empty_map;
+  if (args == NULL) return 0;
   if (rtq_args_type(args) != RTQ_TYPE_MAP) {
     rtq__client_err(c, "task args must be a map (a JSON object)");
     return RTQ_EINVAL;
   }
-  int rc = rtq_args_pack(args, owned, len);
+  int rc = rtq_args_pack(args, &p->owned, &p->len);
   if (rc != 0) {
     rtq__client_err(c, "packing the args: %s", rtq_strerror(rc));
     return rc;
   }
-  *buf = *owned;
+  p->buf = p->owned;
   return 0;
 }
 
@@ -84,7 +88,7 @@ static void call_destroy(create_call *k) {
  * it will use into id. Returns 0 or the error, with the detail set; on
  * error k is unchanged.
  */
-static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
+static int prepare_task(rtq_client *c, const char *name, const packed *args,
                         const rtq_task_options *opts, char id[RTQ_TASK_ID_SIZE], create_call *k) {
   static const rtq_task_options none;
   const rtq_task_options *o = opts != NULL ? opts : &none;
@@ -95,18 +99,14 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
   if (rc == 0) rc = check_options(c, o);
   if (rc != 0) return rc;
 
-  const char *abuf;
-  size_t alen;
-  char *owned;
-  rc = pack_args(c, args, &abuf, &alen, &owned);
-  if (rc != 0) return rc;
+  const char *abuf = args->buf;
+  size_t alen = args->len;
 
   rtq_envelope e;
   rtq_envelope_init(&e);
   if (o->id != NULL) {
     snprintf(e.id, sizeof e.id, "%s", o->id);
   } else if ((rc = rtq_id_new(e.id)) != 0) {
-    free(owned);
     rtq__client_err(c, "could not make a task id: getrandom failed");
     return rc;
   }
@@ -147,7 +147,6 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
     }
   }
   free(env);
-  free(owned);
   return rc;
 }
 
@@ -155,7 +154,10 @@ static int prepare_task(rtq_client *c, const char *name, const rtq_args *args,
  * batch re-sent with its own output ids): it is read before id is written. */
 static int prepare(rtq_client *c, const char *name, const rtq_args *args,
                    const rtq_task_options *opts, char id[RTQ_TASK_ID_SIZE], create_call *k) {
-  int rc = prepare_task(c, name, args, opts, id, k);
+  packed p;
+  int rc = pack_args(c, args, &p);
+  if (rc == 0) rc = prepare_task(c, name, &p, opts, id, k);
+  free(p.owned);
   if (rc != 0) id[0] = '\0';
   return rc;
 }
@@ -185,22 +187,18 @@ static const redisReply *reply_entry(const redisReply *r, size_t n, size_t i) {
   return r->element[i];
 }
 
-RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *args,
-                               const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
-                               int *created) {
+/* One task, its args packed (pack_rc: how packing them went, with the
+ * detail already set). rtq_create_task and rtq_create_task_json. */
+static int create_one(rtq_client *c, const char *name, const packed *args, int pack_rc,
+                      const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE], int *created) {
   char id[RTQ_TASK_ID_SIZE];
   /* id_out is written last: opts->id may point at it. */
   if (created != NULL) *created = 0;
-  if (c == NULL) {
-    if (id_out != NULL) id_out[0] = '\0';
-    return RTQ_EINVAL;
-  }
-  rtq__client_clear_err(c);
   create_call k;
   call_init(&k);
   rtq_argv a;
   rtq_argv_init(&a);
-  int rc = prepare(c, name, args, opts, id, &k);
+  int rc = pack_rc != 0 ? pack_rc : prepare_task(c, name, args, opts, id, &k);
   if (rc == 0) rc = build_call(c, &k, false, &a);
   rtq_conn *conn = NULL;
   if (rc == 0) rc = rtq__pool_get(c, &conn);
@@ -227,6 +225,58 @@ RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *
   if (rc != 0 && id_out != NULL) id_out[0] = '\0';
   rtq_argv_destroy(&a);
   call_destroy(&k);
+  return rc;
+}
+
+RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *args,
+                               const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
+                               int *created) {
+  if (c == NULL) {
+    if (created != NULL) *created = 0;
+    if (id_out != NULL) id_out[0] = '\0';
+    return RTQ_EINVAL;
+  }
+  rtq__client_clear_err(c);
+  packed p;
+  int rc = pack_args(c, args, &p);
+  rc = create_one(c, name, &p, rc, opts, id_out, created);
+  free(p.owned);
+  return rc;
+}
+
+/* A msgpack value is a map when its first byte says so (fixmap, map 16,
+ * map 32). */
+static bool is_map(const char *buf, size_t len) {
+  unsigned char b = len > 0 ? (unsigned char)buf[0] : 0;
+  return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+}
+
+RTQ_EXTERN int rtq_create_task_json(rtq_client *c, const char *name, const char *args_json,
+                                    const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
+                                    int *created) {
+  if (c == NULL) {
+    if (created != NULL) *created = 0;
+    if (id_out != NULL) id_out[0] = '\0';
+    return RTQ_EINVAL;
+  }
+  rtq__client_clear_err(c);
+  packed p = {rtq__empty_map, sizeof rtq__empty_map, NULL};
+  int rc = 0;
+  if (args_json != NULL) {
+    char why[256];
+    size_t len = 0;
+    rc = rtq_json_to_msgpack(args_json, &p.owned, &len, why, sizeof why);
+    if (rc != 0) {
+      rtq__client_err(c, "task args: %s", why);
+    } else if (!is_map(p.owned, len)) {
+      rtq__client_err(c, "task args must be a map (a JSON object)");
+      rc = RTQ_EINVAL;
+    }
+    p.buf = p.owned;
+    p.len = len;
+  }
+  rc = create_one(c, name, &p, rc, opts, id_out, created);
+  free(p.owned);
   return rc;
 }
 

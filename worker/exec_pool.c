@@ -339,7 +339,9 @@ static uint64_t backoff_ms(int bad) {
 static void push_back(rtq__exec *x, const char *why) {
   x->bad_runs++;
   x->next_start = rtq__mono_ms() + backoff_ms(x->bad_runs);
-  snprintf(x->last_error, sizeof x->last_error, "%s", why);
+  size_t n = strnlen(why, sizeof x->last_error - 1); /* cut to fit */
+  memcpy(x->last_error, why, n);
+  x->last_error[n] = '\0';
 }
 
 void rtq__exec_count_bad(rtq__exec *x, const char *why) {

@@ -456,6 +456,65 @@ static void test_client_create_bad_input_writes_nothing(void **state) {
   rtq_client_free(c);
 }
 
+/* rtq_create_task_json: the same task as through an rtq_args tree, and
+ * bad JSON refused before anything is written. */
+static void test_client_create_json_args(void **state) {
+  (void)state;
+  rtq_client *c = client();
+  rtq_task_options o;
+  memset(&o, 0, sizeof o);
+  o.queue = "mail";
+  o.timeout_ms = 12000;
+  char id[RTQ_TASK_ID_SIZE];
+  int created = -1;
+  assert_int_equal(rtq_create_task_json(c, "send_email", "{\"to\":\"ann@example.com\",\"n\":42,\"f\":1.5,"
+                                        "\"l\":[true,null]}", &o, id, &created), 0);
+  assert_int_equal(created, 1);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(c, id, &t), 0);
+  assert_string_equal(t->name, "send_email");
+  assert_string_equal(t->queue, "mail");
+  assert_int_equal(t->timeout_ms, 12000);
+  char *json = NULL;
+  assert_int_equal(rtq_task_args_json(t, &json), 0);
+  assert_string_equal(json, "{\"to\":\"ann@example.com\",\"n\":42,\"f\":1.5,\"l\":[true,null]}");
+  free(json);
+  rtq_task_free(t);
+  /* NULL args: an empty map, as rtq_create_task's NULL. */
+  assert_int_equal(rtq_create_task_json(c, "t", NULL, NULL, id, NULL), 0);
+  assert_int_equal(rtq_get_task(c, id, &t), 0);
+  assert_int_equal(rtq_task_args_json(t, &json), 0);
+  assert_string_equal(json, "{}");
+  free(json);
+  rtq_task_free(t);
+  /* The idempotent id works the same. */
+  o.id = "json-id-1";
+  assert_int_equal(rtq_create_task_json(c, "t", "{}", &o, id, &created), 0);
+  assert_int_equal(created, 1);
+  assert_int_equal(rtq_create_task_json(c, "t", "{}", &o, id, &created), 0);
+  assert_int_equal(created, 0);
+  assert_string_equal(id, "json-id-1");
+
+  rtq_conn *rc = rtq_test_conn();
+  long long before = dbsize(rc);
+  created = 7;
+  strcpy(id, "x");
+  assert_int_equal(rtq_create_task_json(c, "t", "{\"a\":", NULL, id, &created), RTQ_EJSON);
+  assert_string_equal(id, "");
+  assert_int_equal(created, 0);
+  assert_non_null(strstr(rtq_client_errstr(c), "task args"));
+  assert_int_equal(rtq_create_task_json(c, "t", "[1,2]", NULL, id, NULL), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(c), "map"));
+  assert_int_equal(rtq_create_task_json(c, "t", "\"text\"", NULL, id, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_create_task_json(c, "bad name", "{}", NULL, id, NULL), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(c), "task name"));
+  assert_int_equal(rtq_create_task_json(c, "t", "{\"i\":99999999999999999999}", NULL, id, NULL), RTQ_EJSON);
+  assert_int_equal(rtq_create_task_json(NULL, "t", "{}", NULL, id, NULL), RTQ_EINVAL);
+  assert_int_equal(dbsize(rc), before);
+  rtq_conn_free(rc);
+  rtq_client_free(c);
+}
+
 /* A smaller max_payload is honoured. */
 static void test_client_create_max_payload_option(void **state) {
   (void)state;
@@ -645,6 +704,7 @@ int main(void) {
       cmocka_unit_test_setup(test_client_create_delayed, setup),
       cmocka_unit_test_setup(test_client_create_idempotent_id, setup),
       cmocka_unit_test_setup(test_client_create_bad_input_writes_nothing, setup),
+      cmocka_unit_test_setup(test_client_create_json_args, setup),
       cmocka_unit_test_setup(test_client_create_max_payload_option, setup),
       cmocka_unit_test_setup(test_client_create_oom, setup),
       cmocka_unit_test_setup(test_client_create_batch_10000, setup),

@@ -141,6 +141,19 @@ RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *
                                const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
                                int *created);
 
+/*
+ * As rtq_create_task, with the args as JSON text (borrowed, NUL-terminated;
+ * NULL = empty map) that must hold one object: it is packed straight to
+ * msgpack, without an rtq_args tree, which is what a binding from another
+ * language wants (Python's rtq.Client.create_task calls this). Integer
+ * literals become integers (outside int64_t: RTQ_EJSON), other numbers
+ * doubles. Errors as rtq_create_task, plus RTQ_EJSON (text that is not
+ * JSON) and RTQ_EINVAL (JSON that is not an object), nothing written.
+ */
+RTQ_EXTERN int rtq_create_task_json(rtq_client *c, const char *name, const char *args_json,
+                                    const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
+                                    int *created);
+
 /* Value type: one task of a batch. name, args and opts are borrowed inputs;
  * rc, created and id are outputs. */
 typedef struct rtq_task_spec {

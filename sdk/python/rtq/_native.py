@@ -89,6 +89,8 @@ const char *rtq_client_errstr(const rtq_client *c);
 
 int rtq_create_task(rtq_client *c, const char *name, const rtq_args *args,
                     const rtq_task_options *opts, char *id_out, int *created);
+int rtq_create_task_json(rtq_client *c, const char *name, const char *args_json,
+                         const rtq_task_options *opts, char *id_out, int *created);
 int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n);
 int rtq_get_task(rtq_client *c, const char *id, rtq_task **out);
 int rtq_task_to_json(const rtq_task *t, char **json);

@@ -63,13 +63,33 @@ class _Keep:
         return p
 
 
+# One encoder for every call: json.dumps with options builds a new one each
+# time. Compact, since the text is only parsed again by librtq.
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def _args_json(args):
+    """A dict -> its JSON text as bytes, for rtq_create_task_json."""
+    if args is None:
+        return ffi.NULL
+    if not isinstance(args, dict):
+        raise TypeError(f"args must be a dict, not {type(args).__name__}")
+    return _dumps(args).encode()
+
+
+def _cstr(s, what):
+    if not isinstance(s, str):
+        raise TypeError(f"{what} must be a str, not {type(s).__name__}")
+    return s.encode()
+
+
 def _args(args):
     """A dict -> an rtq_args handle (the caller frees it)."""
     if args is None:
         args = {}
     if not isinstance(args, dict):
         raise TypeError(f"args must be a dict, not {type(args).__name__}")
-    text = json.dumps(args, allow_nan=False).encode()
+    text = _dumps(args).encode()
     out = ffi.new("rtq_args **")
     err = ffi.new("char[256]")
     rc = lib.rtq_args_from_json(text, out, err, 256)
@@ -168,19 +188,18 @@ class Client:
     def create_task_ex(self, name, args=None, **options):
         """As create_task, returning (id, created): created is False when a
         task with the given id existed and was left as it is."""
+        # The lean path: the args go to librtq as JSON text, packed there
+        # straight to msgpack (no rtq_args tree built and freed through
+        # cffi), and the options struct only when there are options.
         c = self._handle()
         keep = _Keep()
-        o = _options(keep, **options)
-        a = _args(args)
-        idbuf = ffi.new("char[129]")
-        created = ffi.new("int *")
-        try:
-            rc = lib.rtq_create_task(c, keep.str(name), a, o, idbuf, created)
-        finally:
-            lib.rtq_args_free(a)
+        o = _options(keep, **options) if options else ffi.NULL
+        text = _args_json(args)
+        out = ffi.new("struct { char id[129]; int created; } *")
+        rc = lib.rtq_create_task_json(c, _cstr(name, "name"), text, o, out.id, ffi.addressof(out, "created"))
         if rc != 0:
             raise _error(rc, c)
-        return ffi.string(idbuf).decode(), bool(created[0])
+        return ffi.string(out.id).decode(), bool(out.created)
 
     def create_tasks(self, tasks):
         """Enqueues many tasks in one round trip. tasks: an iterable of

@@ -96,6 +96,31 @@ def test_idempotent_id_and_options(url):
         assert t["run_at"] is not None
 
 
+def test_create_task_args_round_trip_and_bad_input(url):
+    with rtq.Client(url) as c:
+        args = {"s": "caf\u00e9 \u2603", "n": -7, "big": 2**62, "f": 0.25, "l": [True, None, {"k": []}],
+                "nested": {"a": {"b": 1}}}
+        tid = c.create_task("job", args)
+        assert c.get_task(tid)["args"] == args
+        assert c.get_task(c.create_task("job"))["args"] == {}
+        before = len(c.list_tasks(limit=1000))
+        with pytest.raises(TypeError):
+            c.create_task("job", [1, 2])
+        with pytest.raises(TypeError):
+            c.create_task("job", {"x": object()})
+        with pytest.raises(ValueError):
+            c.create_task("job", {"x": float("nan")})
+        with pytest.raises(TypeError):
+            c.create_task(b"job", {})
+        with pytest.raises(rtq.Error) as e:
+            c.create_task("bad name", {})
+        assert e.value.code == "RTQ_EINVAL" and "task name" in str(e.value)
+        with pytest.raises(rtq.Error) as e:
+            c.create_task("job", {"i": 2**64})
+        assert e.value.code == "RTQ_EJSON"
+        assert len(c.list_tasks(limit=1000)) == before
+
+
 def test_batch_list_and_cancel(url):
     with rtq.Client(url) as c:
         out = c.create_tasks([("job", {"i": i}, {"queue": "q1"}) for i in range(50)]
