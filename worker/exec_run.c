@@ -69,6 +69,7 @@ typedef struct run {
   int end;
   char why[256];
   bool stdout_closed;
+  json_t *answer;  /* the result or error message, applied once the process is back */
 } run;
 
 static void protocol_error(run *r, const char *fmt, const char *a) {
@@ -76,7 +77,7 @@ static void protocol_error(run *r, const char *fmt, const char *a) {
   r->end = PROTOCOL;
 }
 
-static void on_result(run *r, json_t *root) {
+static void on_result(const run *r, json_t *root) {
   json_t *v = json_object_get(root, "result");
   char *s = v == NULL ? strdup("null") : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   int rc = s == NULL ? RTQ_ENOMEM : rtq_task_set_result_json(r->t, s);
@@ -88,10 +89,9 @@ static void on_result(run *r, json_t *root) {
   } else if (rc != 0) {
     rtq_task_fail(r->t, RTQ_CODE_EXEC_PROTOCOL, "the handler's result could not be stored", NULL);
   }
-  r->end = ANSWERED;
 }
 
-static void on_error(run *r, json_t *root) {
+static void on_error(const run *r, json_t *root) {
   char code[RTQ__CODE_MAX + 1];
   rtq__xcode_clean(json_string_value(json_object_get(root, "code")), code, sizeof code);
   const char *msg = json_string_value(json_object_get(root, "message"));
@@ -107,7 +107,6 @@ static void on_error(run *r, json_t *root) {
   rtq_args_free(details);
   const char *tb = json_string_value(json_object_get(root, "traceback"));
   if (tb != NULL) rtq_task_set_traceback(r->t, tb);
-  r->end = ANSWERED;
 }
 
 static rtq_log_level log_level(const char *s) {
@@ -146,10 +145,11 @@ static void on_line(run *r, const char *line, size_t len) {
     snprintf(cut, sizeof cut, "%s", msg ? msg : "");
     rtq_log(log_level(json_string_value(json_object_get(m.root, "level"))), "handler log", "task", r->t->id,
             "message", cut, NULL);
-  } else if (m.type == RTQ__X_RESULT) {
-    on_result(r, m.root);
   } else {
-    on_error(r, m.root);
+    /* result or error: the conversation is over. */
+    r->answer = m.root;
+    r->end = ANSWERED;
+    return;
   }
   json_decref(m.root);
 }
@@ -285,17 +285,9 @@ static void report_death(run *r) {
 }
 
 int rtq__exec_run_pooled(rtq__exec *x, rtq_task_ctx *t, const char *args) {
-  const char *code;
-  char msg[512];
-  rtq__xproc *p = rtq__exec_borrow(x, t, &code, msg, sizeof msg);
-  if (p == NULL) {
-    if (code != NULL) rtq_task_fail(t, code, msg, NULL);
-    return 0;
-  }
-  if (rtq_task_cancelled(t)) { /* stopped while it waited for a process */
-    rtq__exec_return(x, p, NULL);
-    return 0;
-  }
+  /* The frame is made before a process is borrowed: a process handed
+   * from one task to the next then waits for one write only. Its
+   * deadline_ms is absolute, the same whenever it is computed. */
   const rtq__job *j = t->job;
   uint64_t now = rtq__mono_ms();
   uint64_t left = j != NULL && j->deadline > now ? j->deadline - now : 0;
@@ -304,16 +296,36 @@ int rtq__exec_run_pooled(rtq__exec *x, rtq_task_ctx *t, const char *args) {
   char *line = rtq__xmsg_task(t->id, t->name, t->queue, t->attempt, t->timeout_ms, rtq__wall_ms() + left,
                               args, &len);
   (void)out_append(&o, line, len);
-  run r = {.x = x, .p = p, .t = t, .end = GOING};
   if (o.b == NULL) {
     rtq_task_fail(t, "OUT_OF_MEMORY", "could not build the task frame", NULL);
+    return 0;
+  }
+  const char *code;
+  char msg[512];
+  rtq__xproc *p = rtq__exec_borrow(x, t, &code, msg, sizeof msg);
+  if (p == NULL) {
+    free(o.b);
+    if (code != NULL) rtq_task_fail(t, code, msg, NULL);
+    return 0;
+  }
+  if (rtq_task_cancelled(t)) { /* stopped while it waited for a process */
+    free(o.b);
     rtq__exec_return(x, p, NULL);
     return 0;
   }
+  run r = {.x = x, .p = p, .t = t, .end = GOING};
   converse(&r, &o);
   free(o.b);
   if (r.end == ANSWERED) {
+    /* The process goes back first: the next task need not wait while
+     * this one's answer is stored. */
     rtq__exec_return(x, p, NULL);
+    const char *type = json_string_value(json_object_get(r.answer, "type"));
+    if (type != NULL && strcmp(type, "result") == 0)
+      on_result(&r, r.answer);
+    else
+      on_error(&r, r.answer);
+    json_decref(r.answer);
   } else if (r.end == PROTOCOL) {
     rtq_log(RTQ_LOG_WARNING, "handler process broke the protocol; restarting it", "task", t->id, "error", r.why,
             NULL);

@@ -56,7 +56,8 @@ class Task:
     """What a handler gets: the task's fields, progress, cancellation.
 
     report(percent, message) and log(level, message) are the runner's
-    callbacks; cancel_event is set when the task is asked to stop."""
+    callbacks; cancel_event (a threading.Event, or anything with its
+    is_set() and wait(timeout)) is set when the task is asked to stop."""
 
     def __init__(self, fields, report, log=None, cancel_event=None):
         self.id = fields.get("id", "")

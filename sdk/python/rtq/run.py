@@ -36,11 +36,43 @@ PARK_AFTER = 50
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
+class _Cancel:
+    """A task's cancel flag with the part of threading.Event a Task uses.
+    The Event (a lock and a condition) is made only when a handler waits
+    in task.sleep(); most tasks never do. lock is the runner's."""
+
+    __slots__ = ("_set", "_event", "_lock")
+
+    def __init__(self, lock):
+        self._set = False
+        self._event = None
+        self._lock = lock
+
+    def is_set(self):
+        return self._set
+
+    def set(self):
+        with self._lock:
+            self._set = True
+            if self._event is not None:
+                self._event.set()
+
+    def wait(self, timeout=None):
+        with self._lock:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
+
 class Runner:
     def __init__(self, rfd, wfd):
         self.rfd = rfd                # raw fds: the runner does its own line splitting
         self.wfd = wfd
         self.wlock = threading.Lock()
+        self.flag_lock = threading.Lock() # for the tasks' _Cancel flags
         self.rlock = threading.Lock() # held by whoever may read rfd
         self.buf = b""                # read, not yet split into lines
         self.frames = collections.deque()  # task and shutdown frames, in order
@@ -141,7 +173,7 @@ class Runner:
             self.send({"type": "error", "id": tid, "code": "UNKNOWN_TASK",
                        "message": f"no handler for {msg.get('name')!r} in this process"})
             return
-        event = threading.Event()
+        event = _Cancel(self.flag_lock)
         if tid in self.early_cancels:
             self.early_cancels.discard(tid)
             event.set()
