@@ -231,14 +231,12 @@ static int create_one(rtq_client *c, const char *name, const packed *args, int p
 RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *args,
                                const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
                                int *created) {
-  if (c == NULL) {
-    if (created != NULL) *created = 0;
-    if (id_out != NULL) id_out[0] = '\0';
-    return RTQ_EINVAL;
+  packed p = {NULL, 0, NULL};
+  int rc = RTQ_EINVAL; /* a NULL client: create_one only clears the outputs */
+  if (c != NULL) {
+    rtq__client_clear_err(c);
+    rc = pack_args(c, args, &p);
   }
-  rtq__client_clear_err(c);
-  packed p;
-  int rc = pack_args(c, args, &p);
   rc = create_one(c, name, &p, rc, opts, id_out, created);
   free(p.owned);
   return rc;
@@ -251,29 +249,34 @@ static bool is_map(const char *buf, size_t len) {
   return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
 }
 
+/* Packs JSON args (NULL = empty map) into p, as pack_args does a tree. */
+static int pack_json_args(rtq_client *c, const char *args_json, packed *p) {
+  p->buf = rtq__empty_map;
+  p->len = sizeof rtq__empty_map;
+  p->owned = NULL;
+  if (args_json == NULL) return 0;
+  char why[256];
+  int rc = rtq_json_to_msgpack(args_json, &p->owned, &p->len, why, sizeof why);
+  if (rc != 0) {
+    rtq__client_err(c, "task args: %s", why);
+    return rc;
+  }
+  p->buf = p->owned;
+  if (!is_map(p->buf, p->len)) {
+    rtq__client_err(c, "task args must be a map (a JSON object)");
+    return RTQ_EINVAL;
+  }
+  return 0;
+}
+
 RTQ_EXTERN int rtq_create_task_json(rtq_client *c, const char *name, const char *args_json,
                                     const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
                                     int *created) {
-  if (c == NULL) {
-    if (created != NULL) *created = 0;
-    if (id_out != NULL) id_out[0] = '\0';
-    return RTQ_EINVAL;
-  }
-  rtq__client_clear_err(c);
-  packed p = {rtq__empty_map, sizeof rtq__empty_map, NULL};
-  int rc = 0;
-  if (args_json != NULL) {
-    char why[256];
-    size_t len = 0;
-    rc = rtq_json_to_msgpack(args_json, &p.owned, &len, why, sizeof why);
-    if (rc != 0) {
-      rtq__client_err(c, "task args: %s", why);
-    } else if (!is_map(p.owned, len)) {
-      rtq__client_err(c, "task args must be a map (a JSON object)");
-      rc = RTQ_EINVAL;
-    }
-    p.buf = p.owned;
-    p.len = len;
+  packed p = {NULL, 0, NULL};
+  int rc = RTQ_EINVAL;
+  if (c != NULL) {
+    rtq__client_clear_err(c);
+    rc = pack_json_args(c, args_json, &p);
   }
   rc = create_one(c, name, &p, rc, opts, id_out, created);
   free(p.owned);

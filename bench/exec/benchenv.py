@@ -43,6 +43,40 @@ def quantile(sorted_values, q):
     return sorted_values[k]
 
 
+def _proc_cpu_s(pid):
+    """utime + stime of pid (all its threads), seconds; 0 when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def cpu_snapshot(env):
+    """CPU seconds so far of the worker, its handler processes (its
+    children), redis-server and this bench process: subtract two of them
+    for what a phase cost each (Linux /proc, clock-tick resolution)."""
+    w = env.worker.pid if env.worker is not None else 0
+    return {"worker": _proc_cpu_s(w) if w else 0.0,
+            "handlers": sum(_proc_cpu_s(k) for k in _children(w)) if w else 0.0,
+            "redis": _proc_cpu_s(env.redis.pid),
+            "bench": _proc_cpu_s(os.getpid())}
+
+
 def load():
     return "%.2f" % os.getloadavg()[0]
 

@@ -15,7 +15,10 @@ same machine. A drain enqueues the tasks with create_tasks (chunks of 1000)
 and its rate is TASKS divided by the time from the first create_tasks call
 to the last task's completed_at (as bench/exec/drain.py). Prints the median
 rate of each kind and the difference of their medians in microseconds per
-task.
+task. With each rate it prints the CPU time per task of the worker, of
+its handler processes, of redis-server and of the bench (this script:
+enqueue and the final reads), medians over the runs: on a 2-core machine
+2 s of CPU per second is all there is, so their sum bounds the rate.
 """
 import argparse
 import os
@@ -27,11 +30,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchenv  # noqa: E402
 
 
-def drain(c, name, n):
+def drain(c, name, n, env, cpu):
+    s0 = benchenv.cpu_snapshot(env)
     t0 = time.time()
     ids = []
     for k in range(0, n, 1000):
         ids += c.create_tasks([(name, {}, {})] * min(1000, n - k))
+    c.wait_for_task(ids[-1], timeout=120)
+    s1 = benchenv.cpu_snapshot(env)  # before the reads below, which are not the drain's
+    for k in s1:
+        cpu.setdefault(k, []).append((s1[k] - s0[k]) * 1e6 / n)
     end = 0
     for tid in ids:
         t = c.wait_for_task(tid, timeout=120)
@@ -59,10 +67,11 @@ def main():
         for tid in c.create_tasks([("bench.noop", {}, {})] * (2 * a.pool) + [("rtq.noop", {}, {})] * 4):
             assert c.wait_for_task(tid, timeout=30)["status"] == "completed"
         rates = {"rtq.noop": [], "bench.noop": []}
+        cpu = {"rtq.noop": {}, "bench.noop": {}}
         for run in range(a.runs):
             order = ("rtq.noop", "bench.noop") if run % 2 == 0 else ("bench.noop", "rtq.noop")
             for k in order:
-                rates[k].append(drain(c, k, a.tasks))
+                rates[k].append(drain(c, k, a.tasks, env, cpu[k]))
                 print("run %d %s: %.0f tasks/s (load %s)" % (run + 1, k, rates[k][-1], benchenv.load()),
                       file=sys.stderr)
         med = {k: statistics.median(v) for k, v in rates.items()}
@@ -73,6 +82,11 @@ def main():
               % (a.pool, med["bench.noop"], 1e6 / med["bench.noop"],
                  ", ".join("%.0f" % r for r in rates["bench.noop"])))
         print("  overhead of --exec: %+.1f us/task" % (1e6 / med["bench.noop"] - 1e6 / med["rtq.noop"]))
+        for k, what in (("rtq.noop", "C handler"), ("bench.noop", "Python handler")):
+            parts = {p: statistics.median(v) for p, v in cpu[k].items()}
+            total = sum(parts.values())
+            print("  CPU per task, %s: %s; total %.0f us = at most %.0f tasks/s on 2 cores"
+                  % (what, ", ".join("%s %.0f us" % (p, v) for p, v in parts.items()), total, 2e6 / total))
         print("load average at the end: %s" % benchenv.load())
     finally:
         env.stop()

@@ -19,12 +19,7 @@ static char py_cmd[256], js_cmd[2 * sizeof src + 128];
 
 static int setup(void **state) {
   (void)state;
-  const char *s = getenv("RTQ_SOURCE_DIR");
-  if (s == NULL) fail_msg("RTQ_SOURCE_DIR is not set");
-  snprintf(src, sizeof src, "%s", s);
-  char pp[2 * sizeof src + 64];
-  snprintf(pp, sizeof pp, "%s/sdk/python:%s/tests/integration/exec", src, src);
-  setenv("PYTHONPATH", pp, 1);
+  tw_exec_env(src, sizeof src);
   snprintf(py_cmd, sizeof py_cmd, "/usr/bin/python3 -m rtq.run exec_handlers");
   snprintf(js_cmd, sizeof js_cmd, "node %s/sdk/node/rtq-runner.js %s/tests/integration/exec/exec_handlers.js", src,
            src);

@@ -16,12 +16,7 @@ static char py_spec[256];
 
 static int setup(void **state) {
   (void)state;
-  const char *s = getenv("RTQ_SOURCE_DIR");
-  if (s == NULL) fail_msg("RTQ_SOURCE_DIR is not set");
-  snprintf(src, sizeof src, "%s", s);
-  char pp[2 * sizeof src + 64];
-  snprintf(pp, sizeof pp, "%s/sdk/python:%s/tests/integration/exec", src, src);
-  setenv("PYTHONPATH", pp, 1);
+  tw_exec_env(src, sizeof src);
   snprintf(py_spec, sizeof py_spec, "py.*=/usr/bin/python3 -m rtq.run exec_handlers");
   tw_open(&cl, &rc, &wk);
   return 0;

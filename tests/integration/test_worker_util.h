@@ -219,6 +219,18 @@ static inline bool tw_pid_gone(long pid) {
   return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
 }
 
+/* For the --exec tests: copies RTQ_SOURCE_DIR into src and puts the Python
+ * SDK and tests/integration/exec on PYTHONPATH (the worker's handler
+ * processes inherit it). */
+static inline void tw_exec_env(char *src, size_t cap) {
+  const char *s = getenv("RTQ_SOURCE_DIR");
+  if (s == NULL) fail_msg("RTQ_SOURCE_DIR is not set");
+  snprintf(src, cap, "%s", s);
+  char pp[2100];
+  snprintf(pp, sizeof pp, "%s/sdk/python:%s/tests/integration/exec", s, s);
+  setenv("PYTHONPATH", pp, 1);
+}
+
 /* Enqueues name with JSON args (NULL: {}); opts may be NULL. */
 static inline void tw_enqueue(rtq_client *cl, const char *name, const char *json,
                               const rtq_task_options *opts, char *id) {
