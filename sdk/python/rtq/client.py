@@ -77,10 +77,8 @@ def _args_json(args):
     return _dumps(args).encode()
 
 
-def _cstr(s, what):
-    if not isinstance(s, str):
-        raise TypeError(f"{what} must be a str, not {type(s).__name__}")
-    return s.encode()
+# rtq_create_task_json's outputs, in one allocation.
+_CREATED = ffi.typeof("struct { char id[129]; int created; } *")
 
 
 def _args(args):
@@ -177,28 +175,35 @@ class Client:
             raise ValueError("the client is closed")
         return self._c
 
+    def _create(self, name, args, options):
+        """The lean path of create_task: the args go to librtq as JSON text,
+        packed there straight to msgpack (no rtq_args tree built and freed
+        through cffi), and an options struct only when there are options.
+        Returns the output struct (id, created)."""
+        c = self._handle()
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        text = _args_json(args)
+        keep = _Keep()
+        o = _options(keep, **options) if options else ffi.NULL
+        out = ffi.new(_CREATED)
+        rc = lib.rtq_create_task_json(c, name.encode(), text, o, out.id, ffi.addressof(out, "created"))
+        if rc != 0:
+            raise _error(rc, c)
+        return out
+
     def create_task(self, name, args=None, **options):
         """Enqueues one task and returns its id. options: queue, id (an
         idempotent caller-chosen id), timeout, delay, run_at (epoch
         seconds), retry_backoff (seconds), result_ttl (whole seconds),
         max_retries. With id= of a task that exists, nothing is created and
         that id is returned (see create_task_ex)."""
-        return self.create_task_ex(name, args, **options)[0]
+        return ffi.string(self._create(name, args, options).id).decode()
 
     def create_task_ex(self, name, args=None, **options):
         """As create_task, returning (id, created): created is False when a
         task with the given id existed and was left as it is."""
-        # The lean path: the args go to librtq as JSON text, packed there
-        # straight to msgpack (no rtq_args tree built and freed through
-        # cffi), and the options struct only when there are options.
-        c = self._handle()
-        keep = _Keep()
-        o = _options(keep, **options) if options else ffi.NULL
-        text = _args_json(args)
-        out = ffi.new("struct { char id[129]; int created; } *")
-        rc = lib.rtq_create_task_json(c, _cstr(name, "name"), text, o, out.id, ffi.addressof(out, "created"))
-        if rc != 0:
-            raise _error(rc, c)
+        out = self._create(name, args, options)
         return ffi.string(out.id).decode(), bool(out.created)
 
     def create_tasks(self, tasks):
