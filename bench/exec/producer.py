@@ -11,7 +11,10 @@ no worker. The Python figure does the same through sdk/python's
 rtq.Client.create_task() (librtq.so of BUILD_DIR underneath) against a
 private redis-server (loopback, free port, no persistence, no worker),
 a fresh namespace per run. The two alternate run by run. Prints the median
-rate of each and the Python rate as a share of the C rate.
+rate of each and the Python rate as a share of the C rate, and the client
+CPU time per call of each (rtq-bench's client_cpu_us_per_task; the Python
+process's time.process_time()), which a busy machine disturbs less than
+the rates; it includes the library's reply spin (docs/CLIENT.md).
 """
 import argparse
 import json
@@ -28,20 +31,22 @@ import benchenv  # noqa: E402
 def c_rate(build, n):
     out = subprocess.run([os.path.join(build, "bench", "rtq-bench"), "--only", "single", "-n", str(n), "--json",
                           "--quiet", "--timeout", "60"], check=True, stdout=subprocess.PIPE, timeout=120).stdout
-    return json.loads(out)["enqueue_single"]["tasks_per_s"]
+    res = json.loads(out)["enqueue_single"]
+    return res["tasks_per_s"], res["client_cpu_us_per_task"]
 
 
 def py_rate(rtq, url, ns, n):
     c = rtq.Client(url, namespace=ns)
     data = "x" * 64
     try:
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         deadline = t0 + 60
         for i in range(n):
             c.create_task("rtq.noop", {"i": i, "data": data})
             if i % 1000 == 0 and time.perf_counter() > deadline:
                 raise SystemExit("producer.py: enqueue took over 60 s")
-        return n / (time.perf_counter() - t0)
+        return n / (time.perf_counter() - t0), (time.process_time() - cpu0) * 1e6 / n
     finally:
         c.close()
 
@@ -57,17 +62,21 @@ def main():
     env = benchenv.Env()
     try:
         rates = {"C": [], "Python": []}
+        cpu = {"C": [], "Python": []}
         for run in range(a.runs):
-            rates["C"].append(c_rate(build, a.tasks))
-            print("run %d C: %.0f tasks/s (load %s)" % (run + 1, rates["C"][-1], benchenv.load()), file=sys.stderr)
-            rates["Python"].append(py_rate(rtq, env.url, "bench%d" % run, a.tasks))
-            print("run %d Python: %.0f tasks/s (load %s)" % (run + 1, rates["Python"][-1], benchenv.load()),
-                  file=sys.stderr)
+            for k, f in (("C", lambda: c_rate(build, a.tasks)),
+                         ("Python", lambda: py_rate(rtq, env.url, "bench%d" % run, a.tasks))):
+                r, u = f()
+                rates[k].append(r)
+                cpu[k].append(u)
+                print("run %d %s: %.0f tasks/s, %.1f us CPU/call (load %s)" % (run + 1, k, r, u, benchenv.load()),
+                      file=sys.stderr)
         med = {k: statistics.median(v) for k, v in rates.items()}
         print("create_task one by one, awaited, %d tasks:" % a.tasks)
         for k, what in (("C", "C client (rtq-bench --only single)"), ("Python", "Python binding (rtq.Client)")):
-            print("  %s: median %.0f tasks/s = %.1f us/call (runs %s)"
-                  % (what, med[k], 1e6 / med[k], ", ".join("%.0f" % r for r in rates[k])))
+            print("  %s: median %.0f tasks/s = %.1f us/call (runs %s); client CPU %.1f us/call (runs %s)"
+                  % (what, med[k], 1e6 / med[k], ", ".join("%.0f" % r for r in rates[k]),
+                     statistics.median(cpu[k]), ", ".join("%.1f" % u for u in cpu[k])))
         print("  Python / C: %.0f%%" % (100.0 * med["Python"] / med["C"]))
         print("load average at the end: %s" % benchenv.load())
     finally:
