@@ -8,6 +8,8 @@
  */
 #include "test_worker_util.h"
 
+#include "test_cli_run.h"
+
 static rtq_client *cl;
 static rtq_conn *rc;
 static tw_worker wk;
@@ -112,6 +114,24 @@ static void test_worker_exec_unavailable_in_worker_record(void **state) {
   assert_null(strstr(un, "py.*")); /* the healthy command is not listed */
   free(un);
   assert_true(tw_log_contains(&wk, "idle handler process ended"));
+  /* rtq workers: in the JSON and in the table. */
+  char envv[300];
+  snprintf(envv, sizeof envv, "RTQ_REDIS_URL=%s", rtq_test_redis_url());
+  const char *env[] = {envv, NULL};
+  cli_run r;
+  cli(&r, (const char *const[]){"workers", "--json", NULL}, env);
+  assert_int_equal(r.code, 0);
+  json_t *ws = cli_json(&r);
+  const char *un_json = json_string_value(json_object_get(json_array_get(ws, 0), "exec_unavailable"));
+  assert_non_null(un_json);
+  assert_non_null(strstr(un_json, "h.missing=cannot run /nonexistent/handler"));
+  json_decref(ws);
+  cli_free(&r);
+  cli(&r, (const char *const[]){"workers", NULL}, env);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "handler unavailable: h.missing=cannot run /nonexistent/handler"));
+  assert_non_null(strstr(r.out, "handler unavailable: h.dies="));
+  cli_free(&r);
   /* Its tasks fail at once with the reason, the others run. */
   char id[RTQ_TASK_ID_SIZE];
   tw_enqueue(cl, "h.missing", NULL, NULL, id);
