@@ -189,3 +189,16 @@ int rtq_broker_promote_due(rtq_broker *b) {
   return rc != 0 ? rtq__broker_failed(b, "stats", rc) : 0;
 }
 
+
+int rtq_broker_trim_due(rtq_broker *b) {
+  int rc = rtq_broker_lease_tick(b);
+  if (rc == 1) return 0;
+  if (rc != 0) return rtq__broker_failed(b, "lease", rc);
+  if (!rtq_broker_is_leader(b)) return 0;
+  rc = rtq__broker_trim_history(b);
+  if (rc != 0) return rtq__broker_failed(b, "history", rc);
+  if (b->unflushed.trimmed == 0) return 0;
+  rc = rtq__broker_flush_stats(b, false);
+  rtq__batch_clear(&b->batch);
+  return rc != 0 ? rtq__broker_failed(b, "stats", rc) : 0;
+}

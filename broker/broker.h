@@ -14,7 +14,7 @@
  *   due envelopes     P:delayed (delays and retry backoff): promote.lua;
  *   cancel requests   running tasks with a cancel flag: the id is published
  *                     again on P:chan:cancel, for a worker that missed it;
- *   growth            the history cap (forget.lua 'trim'), and index
+ *   growth            the history cap (trim.lua), and index
  *                     entries whose task hash has expired ('expired').
  *
  * Several brokers may run. A leader lease (lease.lua) decides which one
@@ -174,6 +174,13 @@ int rtq_broker_sweep(rtq_broker *b);
 /* The promotion phase alone (for a timer aimed at the next due time). Same
  * returns as rtq_broker_sweep. */
 int rtq_broker_promote_due(rtq_broker *b);
+/* The history cap alone (trim.lua until within max_task_history or its
+ * time budget is spent), for a timer that runs it every
+ * RTQ_BROKER_TRIM_EVERY_MS between sweeps, so that a fast drain cannot
+ * push the history far past its cap within one sweep_interval. Same
+ * returns as rtq_broker_sweep. */
+#define RTQ_BROKER_TRIM_EVERY_MS 100
+int rtq_broker_trim_due(rtq_broker *b);
 /*
  * Milliseconds until the earliest envelope in P:delayed is due, as learnt
  * by the last sweep or promotion: 0 when one is due now, -1 when none is

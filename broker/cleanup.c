@@ -5,18 +5,27 @@
  * terminal step), but Redis cannot expire a member of a sorted set, so the
  * indexes that point at tasks are trimmed here:
  *
- *   history cap    every sweep: while P:history holds more than
- *                  max_task_history ids, the oldest go, together with their
- *                  task hashes (forget.lua 'trim'). ZCARD is O(1), so the
- *                  cap holds between sweeps, not between cleanup rounds.
- *   cleanup round  every cleanup_interval: walk P:history and the status
- *                  indexes a page at a time; an entry whose task hash has
- *                  expired goes (forget.lua 'expired' for the terminal
- *                  ones; a WATCHed check for pending and running, whose
- *                  hash never expires, so an entry there without a hash is
- *                  debris of a hand-deleted key). A round may span several
- *                  sweeps: each sweep walks at most
- *                  RTQ_BROKER_CLEANUP_PER_SWEEP entries.
+ *   history cap    every sweep and every RTQ_BROKER_TRIM_EVERY_MS: while
+ *                  P:history holds more than max_task_history ids, the
+ *                  oldest go, together with their task hashes (trim.lua,
+ *                  bounded steps, budgeted in time per call).
+ *   cleanup round  every cleanup_interval: walk P:history, the terminal
+ *                  indexes and the running index a page at a time; an
+ *                  entry whose task hash has expired goes (forget.lua
+ *                  'expired' for the terminal ones; a WATCHed check for
+ *                  running, whose hash never expires, so an entry there
+ *                  without a hash is debris of a hand-deleted key). The
+ *                  terminal indexes hold at most max_task_history ids each
+ *                  (trimmed with the history) and the running index one id
+ *                  per busy slot, so a round costs O(cap + slots), whatever
+ *                  the backlog. The pending index is not walked: with a
+ *                  million tasks waiting, a walk would cost a million
+ *                  EXISTS an hour for debris that only a hand-deleted hash
+ *                  leaves, and that listing already skips (a pending entry
+ *                  without a hash does not match any status). A round may
+ *                  span several sweeps: each sweep walks at most
+ *                  RTQ_BROKER_CLEANUP_PER_SWEEP entries, resuming at its
+ *                  offset.
  *
  * The other keys bound themselves: P:dead is LTRIMmed by its writers,
  * P:delayed and P:deadlines empty as tasks move on, cancel flags and worker
@@ -45,8 +54,6 @@ static rtq_key index_key(const rtq_broker *b, int idx) {
       return b->k.status[RTQ_STATUS_CANCELLED];
     case RTQ__IDX_TIMEOUT:
       return b->k.status[RTQ_STATUS_TIMEOUT];
-    case RTQ__IDX_PENDING:
-      return b->k.status[RTQ_STATUS_PENDING];
     default:
       return b->k.status[RTQ_STATUS_RUNNING];
   }
@@ -71,8 +78,7 @@ static int page(rtq_broker *b, rtq_key key, long long start, long long count, re
 
 /* forget.lua for one id, or a plain ZREM from `from` when the id is not a
  * valid name (no key can be built for it, so it points at nothing). */
-static int queue_forget(rtq_broker *b, rtq__batch *bt, const redisReply *id, const char *mode,
-                        rtq_key from) {
+static int queue_forget(rtq_broker *b, rtq__batch *bt, const redisReply *id, rtq_key from) {
   rtq_argv *a;
   if (rtq_validate_name(id->str) != 0) {
     if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
@@ -82,7 +88,7 @@ static int queue_forget(rtq_broker *b, rtq__batch *bt, const redisReply *id, con
     return a->oom ? RTQ_ENOMEM : 0;
   }
   if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
-  return rtq__call_forget(a, &b->keys, false, id->str, strcmp(mode, "trim") == 0);
+  return rtq__call_forget(a, &b->keys, false, id->str);
 }
 
 /* Counts the replies equal to 1 of a batch built by queue_forget: forget
@@ -120,45 +126,43 @@ static void report_trim(rtq_broker *b, uint64_t trimmed) {
           rtq__u64s((uint64_t)b->o.config.max_task_history, m), NULL);
 }
 
+/*
+ * The history cap: trim.lua over and over, each call bounded in entries
+ * and in Redis time, until P:history is within max_task_history or this
+ * call's own budget (RTQ_BROKER_TRIM_BUDGET_MS, broker clock) is spent.
+ * A budget in time rather than in entries keeps up with any drain rate:
+ * at steady load the cap is restored on every call (every sweep, and
+ * every RTQ_BROKER_TRIM_EVERY_MS in between, ev_glue.c); a backlog left
+ * over is taken up by the next call. Each trim.lua call reads ZCARD
+ * first, so a call with nothing to trim costs one O(1) script.
+ */
 int rtq__broker_trim_history(rtq_broker *b) {
+  uint64_t started = rtq__mono_ms();
+  uint64_t trimmed = 0;
+  int rc = 0;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "ZCARD");
-  rtq__argv_add_key(&a, b->k.history);
-  redisReply *r = NULL;
-  int rc = rtq_conn_command(b->conn, &a, &r);
-  rtq_argv_destroy(&a);
-  long long card = rc == 0 ? rtq__reply_int(r, 0) : 0;
-  if (r != NULL) freeReplyObject(r);
-  if (rc != 0) return rc;
-  long long over = card - (long long)b->o.config.max_task_history;
-  long long budget = RTQ_BROKER_TRIM_PER_SWEEP;
-  uint64_t trimmed = 0, invalid = 0;
-  while (over > 0 && budget > 0 && rc == 0) {
-    long long n = over < RTQ_BROKER_PAGE ? over : RTQ_BROKER_PAGE;
-    redisReply *ids = NULL;
-    if ((rc = page(b, b->k.history, 0, n, &ids)) != 0) break;
-    rtq__batch *bt = &b->batch;
-    rtq__batch_clear(bt);
-    for (size_t i = 0; i < ids->elements && rc == 0; i++)
-      if (ids->element[i]->type == REDIS_REPLY_STRING)
-        rc = queue_forget(b, bt, ids->element[i], "trim", b->k.history);
-    size_t got = ids->elements;
-    freeReplyObject(ids);
-    if (got == 0) break;
-    if (rc == 0) rc = rtq__batch_run(b->conn, bt);
-    if (rc == 0) count_removed(bt, &trimmed, &invalid);
-    over -= (long long)got;
-    budget -= (long long)got;
+  for (;;) {
+    redisReply *r = NULL;
+    rc = rtq__call_trim(&a, &b->keys, false, (int64_t)b->o.config.max_task_history,
+                        RTQ_BROKER_TRIM_PER_CALL, RTQ_BROKER_TRIM_CALL_US);
+    if (rc == 0) rc = rtq_script_run(b->conn, &a, &r);
+    long long removed = rc == 0 ? rtq__reply_elem_int(r, 0, 0) : 0;
+    long long over = rc == 0 ? rtq__reply_elem_int(r, 1, 0) : 0;
+    if (r != NULL) freeReplyObject(r);
+    if (rc != 0) break;
+    if (removed > 0) trimmed += (uint64_t)removed;
+    if (over <= 0 || removed <= 0 || rtq__mono_ms() - started >= RTQ_BROKER_TRIM_BUDGET_MS)
+      break;
   }
+  rtq_argv_destroy(&a);
   RTQ__COUNT(b, trimmed, trimmed);
-  RTQ__COUNT(b, stale_index, invalid);
   if (rc == 0) report_trim(b, trimmed);
   return rc;
 }
 
 /*
- * Removes a pending/running index entry whose task hash is gone, with the
+ * Removes a running index entry whose task hash is gone, with the
  * hash WATCHed so a task re-created under the same id in between (a
  * producer-supplied id) keeps its entry. Returns 0 or a connection error;
  * *removed is 1 when the entry went.
@@ -198,7 +202,7 @@ static int remove_stale(rtq_broker *b, const char *id, int *removed) {
   return 0;
 }
 
-/* One page of the pending or running index: EXISTS for each id, then the
+/* One page of the running index: EXISTS for each id, then the
  * WATCHed removal for the (rare) ones without a hash. */
 static int stale_page(rtq_broker *b, const redisReply *ids, rtq_key from, uint64_t *removed) {
   rtq__batch *bt = &b->batch;
@@ -260,13 +264,13 @@ int rtq__broker_cleanup_step(rtq_broker *b) {
       break;
     }
     uint64_t removed = 0;
-    bool terminal = b->cleanup_index < RTQ__IDX_PENDING;
+    bool terminal = b->cleanup_index < RTQ__IDX_RUNNING;
     if (terminal) {
       rtq__batch *bt = &b->batch;
       rtq__batch_clear(bt);
       for (size_t i = 0; i < ids->elements && rc == 0; i++)
         if (ids->element[i]->type == REDIS_REPLY_STRING)
-          rc = queue_forget(b, bt, ids->element[i], "expired", key);
+          rc = queue_forget(b, bt, ids->element[i], key);
       if (rc == 0 && bt->n > 0) rc = rtq__batch_run(b->conn, bt);
       uint64_t forgot = 0, invalid = 0;
       if (rc == 0) removed = count_removed(bt, &forgot, &invalid);

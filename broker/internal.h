@@ -29,8 +29,12 @@
 #define RTQ_BROKER_DEADLINES_PER_SWEEP 1000
 /* Due envelopes promoted per sweep (or per promotion timer). */
 #define RTQ_BROKER_PROMOTE_PER_SWEEP 1000
-/* History entries trimmed per sweep by the cap. */
-#define RTQ_BROKER_TRIM_PER_SWEEP 5000
+/* The history cap (cleanup.c): entries per trim.lua call, the Redis time
+ * one call may take (microseconds, measured by the script), and the time
+ * one trim phase may keep calling (ms, the broker's clock). */
+#define RTQ_BROKER_TRIM_PER_CALL 200
+#define RTQ_BROKER_TRIM_CALL_US 250
+#define RTQ_BROKER_TRIM_BUDGET_MS 50
 /* Index entries examined per sweep while a cleanup round runs. */
 #define RTQ_BROKER_CLEANUP_PER_SWEEP 5000
 /* Page size of the index walks. */
@@ -54,7 +58,6 @@ typedef enum rtq__index {
   RTQ__IDX_FAILED,
   RTQ__IDX_CANCELLED,
   RTQ__IDX_TIMEOUT,
-  RTQ__IDX_PENDING,
   RTQ__IDX_RUNNING,
   RTQ__IDX_COUNT
 } rtq__index;
@@ -103,6 +106,7 @@ struct rtq_broker {
   int cleanup_index;         /* rtq__index being walked */
   long long cleanup_offset;
   uint64_t cleanup_removed;  /* entries removed in this round */
+  char deadlines_from[40];   /* deadlines.c: ZRANGEBYSCORE min of the next read; "" = -inf */
   uint64_t last_cancel_pass;
   long long cancel_offset;
   int64_t next_due_in_ms;

@@ -405,7 +405,7 @@ int rtq__call_promote(rtq_argv *a, const rtq_keys *k, bool use_eval, const char 
   return end(&c);
 }
 
-int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id, bool trim) {
+int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id) {
   call c;
   begin(&c, a, k, RTQ_SCRIPT_FORGET, 6, use_eval);
   key(&c, rtq_keys_task(k, id));
@@ -415,7 +415,22 @@ int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *
   status_key(&c, RTQ_STATUS_CANCELLED);
   status_key(&c, RTQ_STATUS_TIMEOUT);
   str(&c, id);
-  str(&c, trim ? "trim" : "expired");
+  return end(&c);
+}
+
+int rtq__call_trim(rtq_argv *a, const rtq_keys *k, bool use_eval, int64_t cap, int64_t most,
+                   int64_t budget_us) {
+  call c;
+  begin(&c, a, k, RTQ_SCRIPT_TRIM, 5, use_eval);
+  key(&c, rtq_keys_history(k));
+  status_key(&c, RTQ_STATUS_COMPLETED);
+  status_key(&c, RTQ_STATUS_FAILED);
+  status_key(&c, RTQ_STATUS_CANCELLED);
+  status_key(&c, RTQ_STATUS_TIMEOUT);
+  i64(&c, cap);
+  i64(&c, most);
+  i64(&c, budget_us);
+  key(&c, rtq_keys_task_prefix(k));
   return end(&c);
 }
 

@@ -152,8 +152,12 @@ int rtq__call_expire_running(rtq_argv *a, const rtq_keys *k, bool use_eval, cons
 #define RTQ__EXPIRE_RUNNING_ID_ARG (3 + 8)
 int rtq__call_promote(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *queue,
                       const void *env, size_t env_len);
-/* trim: the history cap ('trim'); else 'expired'. */
-int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id, bool trim);
+/* An expired task id, out of the indexes. */
+int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id);
+/* One bounded step of the history cap: at most `most` entries (1..1000)
+ * and about budget_us of Redis time; trim.lua replies {removed, over}. */
+int rtq__call_trim(rtq_argv *a, const rtq_keys *k, bool use_eval, int64_t cap, int64_t most,
+                   int64_t budget_us);
 /* The envelope of task id in worker_id's processing list, handed back
  * (delay_ms, at most most handbacks in all). */
 int rtq__call_handback(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id,

@@ -31,6 +31,7 @@
   XX(RETRY, retry)          \
   XX(LEASE, lease)          \
   XX(FORGET, forget)        \
+  XX(TRIM, trim)            \
   XX(HANDBACK, handback)    \
   XX(DEAD_REQUEUE, dead_requeue) \
   XX(DEAD_PURGE, dead_purge)

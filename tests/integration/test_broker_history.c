@@ -1,7 +1,7 @@
 /*
  * test_broker_history.c - nothing grows without bound: the history cap
  * (with the trimmed tasks' keys deleted), index entries of expired tasks,
- * stale pending entries, and a TTL on every terminal task however it ended.
+ * stale running entries, and a TTL on every terminal task however it ended.
  */
 #include "test_broker_helpers.h"
 
@@ -107,9 +107,9 @@ static void test_broker_history_cleans_index_entries_of_expired_tasks(void **sta
   free(tb_create(t, "e-pending", &o, &(size_t){0}));
   expire_now(t, "e-1");
   expire_now(t, "e-2");
-  /* Debris: a pending entry whose hash was deleted by hand, and ids no key
+  /* Debris: a running entry whose hash was deleted by hand, and ids no key
    * can be built for. */
-  rtq_test_cmd_int(t->c, "ZADD", rtq_keys_status(&t->k, RTQ_STATUS_PENDING).s, "1", "ghost", NULL);
+  rtq_test_cmd_int(t->c, "ZADD", rtq_keys_status(&t->k, RTQ_STATUS_RUNNING).s, "1", "ghost", NULL);
   rtq_test_cmd_int(t->c, "ZADD", rtq_keys_history(&t->k).s, "1", "bad id*", NULL);
 
   tb_broker_once(t, "--cleanup-interval", "3600");
@@ -118,7 +118,7 @@ static void test_broker_history_cleans_index_entries_of_expired_tasks(void **sta
   assert_true(tb_zhas(t, rtq_keys_history(&t->k), "e-3"));
   assert_int_equal(tb_zcard(t, rtq_keys_status(&t->k, RTQ_STATUS_COMPLETED)), 1);
   assert_int_equal(tb_zcard(t, rtq_keys_status(&t->k, RTQ_STATUS_FAILED)), 0);
-  assert_false(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_PENDING), "ghost"));
+  assert_false(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_RUNNING), "ghost"));
   assert_true(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_PENDING), "e-pending"));
   assert_int_equal(tb_stat(t, "broker", "forgotten"), 2);
   assert_int_equal(tb_stat(t, "broker", "stale_index"), 2); /* ghost, "bad id*" */
