@@ -1,7 +1,8 @@
 /*
  * create.c - enqueueing tasks: one (rtq_create_task) or many in one round
  * trip (rtq_create_tasks). create.lua takes a batch of tasks per call, all
- * or nothing; a batch goes out in calls of CREATE_CHUNK tasks, pipelined.
+ * or nothing; a batch goes out in calls of at most CREATE_CHUNK tasks and
+ * about CREATE_CHUNK_BYTES of values, pipelined.
  *
  * Everything that can be checked locally is checked before a byte goes to
  * Redis: names, option bounds, the args map, the envelope size. The id is
@@ -60,9 +61,15 @@ static int pack_args(rtq_client *c, const rtq_args *args, packed *p) {
   return 0;
 }
 
-/* Tasks per create.lua call in rtq_create_tasks: large enough to amortise
- * the call, small enough for Lua's unpack() and to keep one call short. */
-#define CREATE_CHUNK 256
+/* The work of one create.lua call in rtq_create_tasks, bounded by count
+ * and by bytes, so that a call stays well under a millisecond of Redis
+ * time (docs/PERFORMANCE.md: a call of 256 no-op tasks took 1.5 ms, one of
+ * 64 about 0.4 ms) while amortising the call's fixed cost. A call takes no
+ * more tasks once its values reach CREATE_CHUNK_BYTES: Redis copies every
+ * byte into the hash and the queue, and a task's envelope and args can be
+ * as large as max_payload. */
+#define CREATE_CHUNK 64
+#define CREATE_CHUNK_BYTES (64 * 1024)
 
 /* One create.lua call being built: its per-task keys and values, which
  * the script takes in two runs (KEYS, then ARGV). */
@@ -70,12 +77,14 @@ typedef struct create_call {
   rtq_argv keys;
   rtq_argv vals;
   size_t ntasks;
+  size_t bytes; /* of vals */
 } create_call;
 
 static void call_init(create_call *k) {
   rtq_argv_init(&k->keys);
   rtq_argv_init(&k->vals);
   k->ntasks = 0;
+  k->bytes = 0;
 }
 
 static void call_destroy(create_call *k) {
@@ -327,8 +336,8 @@ RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   if (c == NULL || (specs == NULL && n > 0)) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (n == 0) return 0;
-  size_t nchunks_max = (n + CREATE_CHUNK - 1) / CREATE_CHUNK;
-  chunk *chunks = calloc(nchunks_max, sizeof *chunks);
+  size_t cap = (n + CREATE_CHUNK - 1) / CREATE_CHUNK;
+  chunk *chunks = calloc(cap, sizeof *chunks);
   size_t *idx = calloc(n, sizeof *idx);
   if (chunks == NULL || idx == NULL) {
     free(chunks);
@@ -338,21 +347,40 @@ RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   }
   struct first_failure f = {0, 0, ""};
   size_t nchunks = 0, used = 0;
+  int rc = 0;
   for (size_t i = 0; i < n; i++) {
     specs[i].created = 0;
-    if (nchunks == 0 || chunks[nchunks - 1].call.ntasks == CREATE_CHUNK) {
+    if (nchunks == 0 || chunks[nchunks - 1].call.ntasks == CREATE_CHUNK ||
+        chunks[nchunks - 1].call.bytes >= CREATE_CHUNK_BYTES) {
+      if (nchunks == cap) { /* large tasks: more calls than counted */
+        chunk *more = realloc(chunks, 2 * cap * sizeof *chunks);
+        if (more == NULL) {
+          rc = RTQ_ENOMEM;
+          for (size_t j = i; j < n; j++) specs[j].rc = RTQ_ENOMEM;
+          rtq__client_err(c, "out of memory");
+          note_failure(c, &f, i, RTQ_ENOMEM);
+          break;
+        }
+        chunks = more;
+        cap *= 2;
+      }
       chunk *ch = &chunks[nchunks++];
       call_init(&ch->call);
       rtq_argv_init(&ch->cmd);
       ch->idx = idx + used;
     }
     chunk *ch = &chunks[nchunks - 1];
+    int before = ch->call.vals.argc;
     specs[i].rc = prepare(c, specs[i].name, specs[i].args, specs[i].opts, specs[i].id, &ch->call);
-    if (specs[i].rc != 0) note_failure(c, &f, i, specs[i].rc);
-    else ch->idx[ch->call.ntasks - 1] = i, used++;
+    if (specs[i].rc != 0) {
+      note_failure(c, &f, i, specs[i].rc);
+      continue;
+    }
+    for (int v = before; v < ch->call.vals.argc; v++) ch->call.bytes += ch->call.vals.argvlen[v];
+    ch->idx[ch->call.ntasks - 1] = i, used++;
   }
   rtq_conn *conn = NULL;
-  int rc = used > 0 ? rtq__pool_get(c, &conn) : 0;
+  if (rc == 0 && used > 0) rc = rtq__pool_get(c, &conn);
   size_t sent = 0;
   for (size_t k = 0; rc == 0 && k < nchunks; k++) {
     if (chunks[k].call.ntasks == 0) continue;
