@@ -16,6 +16,15 @@
  * A window is read only when its stream runs dry, and the merge stops at
  * offset + limit matches or after RTQ_LIST_MAX_EXAMINED entries, so a call
  * costs O(examined) whatever the size of the database; no KEYS, no SCAN.
+ *
+ * Windows are read by score, not by rank: each stream keeps the score its
+ * next window starts at (inclusive) and how many entries of that score it
+ * has passed already (ZREVRANGEBYSCORE key <score> -inf LIMIT <passed> W).
+ * So a listing can start anywhere: `after` names a task, whose created_at
+ * is its score in every index, and the merge starts at that score, passing
+ * over the entries that sort before the task or are the task itself
+ * (equal scores are ordered by id, descending, as ZREVRANGEBYSCORE orders
+ * them). Each page then costs O(log N + page), however deep it is.
  * Ids can move between indexes while we read (a task starting), so the
  * HMGET re-checks the status and a set of ids already seen drops repeats.
  */
@@ -32,7 +41,8 @@ struct stream {
   rtq_key key;
   redisReply *win;  /* member, score, member, score ... */
   size_t pos;       /* next member index in win */
-  size_t next;      /* rank where the next window starts */
+  char from[64];    /* score the next window starts at (inclusive) */
+  size_t passed;    /* entries of score `from` read already */
   int last;         /* win is the final window */
 };
 
@@ -51,6 +61,10 @@ struct lister {
   int nstreams;
   struct seen seen;
   size_t matched;   /* matches so far, skipped ones included */
+  bool after;       /* start after (after_score, after_id) */
+  double after_score;
+  char after_id[RTQ_TASK_ID_SIZE];
+  char last_id[RTQ_TASK_ID_SIZE]; /* the last candidate examined */
   char (*ids)[RTQ_TASK_ID_SIZE];
   size_t nids;      /* ids kept for the page */
   size_t examined;
@@ -83,6 +97,24 @@ static void seen_free(struct seen *s) {
   free(s->slot);
 }
 
+/* Where the window after win starts: the last score of win, past the
+ * entries of that score win holds (and those passed before it when the
+ * whole window has one score). */
+static void next_from(struct stream *s) {
+  const redisReply *w = s->win;
+  size_t n = w->elements / 2;
+  if (n == 0) return;
+  const char *lastsc = w->element[w->elements - 1]->str;
+  size_t same = 0;
+  while (same < n && strcmp(w->element[w->elements - 1 - 2 * same]->str, lastsc) == 0) same++;
+  if (same == n && strcmp(lastsc, s->from) == 0) {
+    s->passed += n;
+  } else {
+    snprintf(s->from, sizeof s->from, "%s", lastsc);
+    s->passed = same;
+  }
+}
+
 /* Makes sure a stream that is not exhausted has an entry to offer. */
 static int refill(struct lister *l, struct stream *s) {
   if (s->win != NULL && s->pos < s->win->elements) return 0;
@@ -91,21 +123,29 @@ static int refill(struct lister *l, struct stream *s) {
   s->win = NULL;
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "ZREVRANGE");
+  rtq_argv_add_str(&a, "ZREVRANGEBYSCORE");
   rtq__argv_add_key(&a, s->key);
-  rtq_argv_add_u64(&a, s->next);
-  rtq_argv_add_u64(&a, s->next + WINDOW - 1);
+  rtq_argv_add_str(&a, s->from);
+  rtq_argv_add_str(&a, "-inf");
   rtq_argv_add_str(&a, "WITHSCORES");
+  rtq_argv_add_str(&a, "LIMIT");
+  rtq_argv_add_u64(&a, s->passed);
+  rtq_argv_add_u64(&a, WINDOW);
   int rc = rtq_conn_command(l->conn, &a, &s->win);
   rtq_argv_destroy(&a);
   if (rc != 0) return redis_err(l, rc);
   if (s->win->type != REDIS_REPLY_ARRAY || s->win->elements % 2 != 0) {
-    rtq__client_err(l->c, "unexpected ZREVRANGE reply");
+    rtq__client_err(l->c, "unexpected ZREVRANGEBYSCORE reply");
     return RTQ_EREDIS;
   }
+  for (size_t i = 1; i < s->win->elements; i += 2)
+    if (s->win->element[i]->type != REDIS_REPLY_STRING) {
+      rtq__client_err(l->c, "unexpected ZREVRANGEBYSCORE reply");
+      return RTQ_EREDIS;
+    }
   s->pos = 0;
-  s->next += WINDOW;
   s->last = s->win->elements < 2 * WINDOW;
+  next_from(s);
   return 0;
 }
 
@@ -129,6 +169,13 @@ static int head_is_id(const struct stream *s) {
          rtq_validate_name(m->str) == 0;
 }
 
+/* A head the `after` cursor has passed: the cursor's task itself, or one
+ * of its created_at that sorts before it. */
+static int head_passed(const struct lister *l, const struct stream *s) {
+  if (!l->after) return 0;
+  return head_score(s) == l->after_score && strcmp(s->win->element[s->pos]->str, l->after_id) >= 0;
+}
+
 /* Takes the newest head across the streams into id. 1 taken, 0 all
  * exhausted, or an error. */
 static int next_candidate(struct lister *l, char id[RTQ_TASK_ID_SIZE]) {
@@ -137,12 +184,13 @@ static int next_candidate(struct lister *l, char id[RTQ_TASK_ID_SIZE]) {
     struct stream *s = &l->streams[i];
     int rc = refill(l, s);
     if (rc != 0) return rc;
-    while (has_head(s) && !head_is_id(s) && l->examined < RTQ_LIST_MAX_EXAMINED) {
+    while (has_head(s) && (!head_is_id(s) || head_passed(l, s)) &&
+           l->examined < RTQ_LIST_MAX_EXAMINED) {
       s->pos += 2;
       l->examined++;
       if (!has_head(s) && (rc = refill(l, s)) != 0) return rc;
     }
-    if (!has_head(s) || !head_is_id(s)) continue;
+    if (!has_head(s) || !head_is_id(s) || head_passed(l, s)) continue;
     if (best == NULL) {
       best = s;
       continue;
@@ -218,6 +266,7 @@ static int collect(struct lister *l, bool *truncated) {
       more = next_candidate(l, batch[n]);
       if (more <= 0) break;
       l->examined++;
+      memcpy(l->last_id, batch[n], RTQ_TASK_ID_SIZE);
       int fresh = seen_add(&l->seen, batch[n]);
       if (fresh < 0) more = fresh;
       if (fresh <= 0) continue;
@@ -237,6 +286,22 @@ static int collect(struct lister *l, bool *truncated) {
   }
   free(batch);
   return rc;
+}
+
+/* The cursor of the next page: the last task kept when the page is full,
+ * the last entry examined when the examination cap stopped it, and ""
+ * when every stream has been read to its end. */
+static void next_after(const struct lister *l, rtq_task_list *out) {
+  out->next_after[0] = '\0';
+  if (l->nids == l->limit && l->nids > 0) {
+    memcpy(out->next_after, l->ids[l->nids - 1], RTQ_TASK_ID_SIZE);
+    return;
+  }
+  for (int i = 0; i < l->nstreams; i++)
+    if (has_head(&l->streams[i]) || !l->streams[i].last) {
+      memcpy(out->next_after, l->last_id, RTQ_TASK_ID_SIZE);
+      return;
+    }
 }
 
 /* Reads the page's tasks in one pipeline; a task gone meanwhile is left
@@ -270,6 +335,52 @@ static int fetch_page(struct lister *l, rtq_task_list *out) {
   return rc;
 }
 
+/*
+ * The `after` cursor: the task's score, its created_at (the score it has in
+ * every index); when its hash is gone, its score in the first wanted index
+ * that still holds it. Every stream then starts at that score.
+ * RTQ_ENOTFOUND when neither is there.
+ */
+static int start_after(struct lister *l, const char *id) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HGET");
+  rtq__argv_add_key(&a, rtq_keys_task(&l->c->keys, id));
+  rtq_argv_add_str(&a, "created_at");
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(l->conn, &a, &r);
+  for (int i = 0; rc == 0 && i < l->nstreams && r->type != REDIS_REPLY_STRING; i++) {
+    freeReplyObject(r);
+    r = NULL;
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "ZSCORE");
+    rtq__argv_add_key(&a, l->streams[i].key);
+    rtq_argv_add_str(&a, id);
+    rc = rtq_conn_command(l->conn, &a, &r);
+  }
+  rtq_argv_destroy(&a);
+  if (rc != 0) {
+    if (r != NULL) freeReplyObject(r);
+    return redis_err(l, rc);
+  }
+  char *end = NULL;
+  double score = r->type == REDIS_REPLY_STRING ? strtod(r->str, &end) : 0;
+  bool ok = r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < sizeof l->streams[0].from &&
+            end != NULL && *end == '\0';
+  for (int i = 0; ok && i < l->nstreams; i++)
+    snprintf(l->streams[i].from, sizeof l->streams[i].from, "%s", r->str);
+  freeReplyObject(r);
+  if (!ok) {
+    rtq__client_err(l->c, "list --after %s: no such task in the indexes (it ended and expired, or "
+                    "was never created)", id);
+    return RTQ_ENOTFOUND;
+  }
+  l->after = true;
+  l->after_score = score;
+  snprintf(l->after_id, sizeof l->after_id, "%s", id);
+  return 0;
+}
+
 static int check_filter(rtq_client *c, const rtq_task_filter *f) {
   if (f->statuses >> RTQ_STATUS_COUNT) {
     rtq__client_err(c, "status set has bits beyond the %d statuses", RTQ_STATUS_COUNT);
@@ -277,6 +388,7 @@ static int check_filter(rtq_client *c, const rtq_task_filter *f) {
   }
   if (f->queue != NULL && rtq__check_name(c, "queue name", f->queue) != 0) return RTQ_EINVAL;
   if (f->name != NULL && rtq__check_name(c, "task name", f->name) != 0) return RTQ_EINVAL;
+  if (f->after != NULL && rtq__check_name(c, "task id", f->after) != 0) return RTQ_EINVAL;
   return 0;
 }
 
@@ -305,7 +417,11 @@ RTQ_EXTERN int rtq_list_tasks(rtq_client *c, const rtq_task_filter *filter, rtq_
   l.limit = f->limit == 0 ? RTQ_LIST_DEFAULT_LIMIT : f->limit;
   if (l.limit > RTQ_LIST_MAX_EXAMINED) l.limit = RTQ_LIST_MAX_EXAMINED;
   for (int s = 0; s < RTQ_STATUS_COUNT; s++)
-    if (l.statuses & RTQ_STATUS_BIT(s)) l.streams[l.nstreams++].key = rtq_keys_status(&c->keys, s);
+    if (l.statuses & RTQ_STATUS_BIT(s)) {
+      struct stream *st = &l.streams[l.nstreams++];
+      st->key = rtq_keys_status(&c->keys, s);
+      snprintf(st->from, sizeof st->from, "+inf");
+    }
   l.seen.cap = 32768;
   l.seen.slot = calloc(l.seen.cap, sizeof *l.seen.slot);
   l.ids = malloc(l.limit * sizeof *l.ids);
@@ -316,7 +432,9 @@ RTQ_EXTERN int rtq_list_tasks(rtq_client *c, const rtq_task_filter *filter, rtq_
     rc = RTQ_ENOMEM;
   }
   if (rc == 0) rc = rtq__pool_get(c, &l.conn);
+  if (rc == 0 && f->after != NULL) rc = start_after(&l, f->after);
   if (rc == 0) rc = collect(&l, &list->truncated);
+  if (rc == 0) next_after(&l, list);
   if (rc == 0) rc = fetch_page(&l, list);
   if (list != NULL) list->examined = l.examined;
   lister_destroy(&l);

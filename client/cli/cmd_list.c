@@ -1,5 +1,7 @@
 /*
  * cmd_list.c - `rtq list`: tasks newest first, as a table or a JSON array.
+ * A page that is not the last says on stderr how to get the next one
+ * (`--after ID`), so a backlog of any size can be paged through.
  */
 #include <stdio.h>
 #include <string.h>
@@ -79,10 +81,10 @@ static void print_table(const rtq_task_list *l) {
 }
 
 int cmd_list(cli *ctx, int argc, char **argv) {
-  enum { O_STATUS, O_QUEUE, O_NAME, O_LIMIT, O_OFFSET, O_N };
+  enum { O_STATUS, O_QUEUE, O_NAME, O_LIMIT, O_OFFSET, O_AFTER, O_N };
   cli_opt opts[O_N] = {{"status", OPT_VALUE, NULL}, {"queue", OPT_VALUE, NULL},
                        {"name", OPT_VALUE, NULL},   {"limit", OPT_VALUE, NULL},
-                       {"offset", OPT_VALUE, NULL}};
+                       {"offset", OPT_VALUE, NULL}, {"after", OPT_VALUE, NULL}};
   const char *pos[1];
   int npos;
   int rc = cli_parse(ctx, argc, argv, opts, O_N, pos, 0, &npos);
@@ -99,6 +101,7 @@ int cmd_list(cli *ctx, int argc, char **argv) {
   if (rc == CLI_OK && opts[O_OFFSET].value != NULL &&
       (rc = cli_integer("offset", opts[O_OFFSET].value, 0, RTQ_LIST_MAX_EXAMINED, &n)) == CLI_OK)
     f.offset = (size_t)n;
+  if (rc == CLI_OK && (f.after = opts[O_AFTER].value) != NULL) rc = cli_name("task id", f.after);
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
 
@@ -108,6 +111,7 @@ int cmd_list(cli *ctx, int argc, char **argv) {
   if (l->truncated)
     cli_warnf("note: stopped after examining %zu index entries; older tasks may match too",
                l->examined);
+  if (l->next_after[0] != '\0') cli_warnf("next page: --after %s", l->next_after);
   if (ctx->json) {
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && i < l->count; i++) {

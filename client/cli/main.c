@@ -23,7 +23,7 @@ static const struct command {
      "enqueue NAME [ARGS_JSON] [--queue Q] [--timeout S] [--delay S] [--retries N]\n"
      "          [--result-ttl S] [--id ID] [--wait[=S]]"},
     {"status", cmd_status, "status ID"},
-    {"list", cmd_list, "list [--status S[,S..]] [--queue Q] [--name N] [--limit N] [--offset N]"},
+    {"list", cmd_list, "list [--status S[,S..]] [--queue Q] [--name N] [--limit N] [--offset N] [--after ID]"},
     {"cancel", cmd_cancel, "cancel ID"},
     {"wait", cmd_wait, "wait ID [--timeout S]"},
     {"watch", cmd_watch, "watch [ID...] [--timeout S]"},

@@ -243,6 +243,94 @@ static void test_client_list_many_windows(void **state) {
   free(ids);
 }
 
+/* Pages with `after` until next_after is empty; marks each id "p%05d" in
+ * seen[] and fails on a repeat. Returns the pages read. */
+static int page_through(rtq_task_filter *f, unsigned char *seen, int n) {
+  char cursor[RTQ_TASK_ID_SIZE] = "";
+  int pages = 0;
+  for (;;) {
+    f->after = cursor[0] ? cursor : NULL;
+    rtq_task_list *l = NULL;
+    if (rtq_list_tasks(cl, f, &l) != 0) fail_msg("list: %s", rtq_client_errstr(cl));
+    pages++;
+    for (size_t i = 0; i < l->count; i++) {
+      int k = atoi(l->tasks[i]->id + 1);
+      assert_true(k >= 0 && k < n);
+      if (seen[k]) fail_msg("%s listed twice (page %d)", l->tasks[i]->id, pages);
+      seen[k] = 1;
+      if (i > 0) /* newest first, by (created_at, id) */
+        assert_true(l->tasks[i - 1]->created_at > l->tasks[i]->created_at ||
+                    (l->tasks[i - 1]->created_at == l->tasks[i]->created_at &&
+                     strcmp(l->tasks[i - 1]->id, l->tasks[i]->id) > 0));
+    }
+    snprintf(cursor, sizeof cursor, "%s", l->next_after);
+    rtq_task_list_free(l);
+    if (cursor[0] == '\0' || pages > 1000) break;
+  }
+  return pages;
+}
+
+/* Paging with `after` reaches every task of a backlog larger than the
+ * examination cap, each exactly once, across the pending, running and
+ * completed indexes (many tasks share a created_at ms: windows of one
+ * score), and with a filter so rare that pages stop at the cap. */
+static void test_client_list_pages_with_after(void **state) {
+  (void)state;
+  enum { N = 12000 };
+  rtq_task_spec *specs = calloc(N, sizeof *specs);
+  rtq_task_options *opts = calloc(N, sizeof *opts);
+  char (*ids)[RTQ_TASK_ID_SIZE] = calloc(N, sizeof *ids);
+  unsigned char *seen = calloc(N, 1);
+  assert_non_null(seen);
+  for (int i = 0; i < N; i++) {
+    snprintf(ids[i], sizeof ids[i], "p%05d", i);
+    opts[i].id = ids[i];
+    opts[i].queue = i % 4000 == 17 ? "rare" : "bulk";
+    specs[i].name = "w";
+    specs[i].opts = &opts[i];
+  }
+  assert_int_equal(rtq_create_tasks(cl, specs, N), 0);
+  /* 40 run, 20 of them complete: three indexes to merge. */
+  for (int i = 0; i < 40; i++) {
+    fake_job j;
+    assert_int_equal(fw_claim(rc_, &keys, "bulk", "w", &j), 0);
+    if (i % 2 == 0) assert_int_equal(fw_finish(rc_, &keys, "w", &j, "completed", "1"), 0);
+    fake_job_destroy(&j);
+  }
+  rtq_task_filter f;
+  memset(&f, 0, sizeof f);
+  f.limit = 1000;
+  int pages = page_through(&f, seen, N);
+  for (int i = 0; i < N; i++)
+    if (!seen[i]) fail_msg("p%05d never listed", i);
+  assert_int_equal(pages, N / 1000 + 1); /* the last page is empty */
+
+  /* Three matches, 4000 entries apart: pages stop at the cap and go on. */
+  memset(seen, 0, N);
+  memset(&f, 0, sizeof f);
+  f.queue = "rare";
+  f.statuses = RTQ_STATUS_BIT(RTQ_STATUS_PENDING);
+  f.limit = 10;
+  page_through(&f, seen, N);
+  int found = 0;
+  for (int i = 0; i < N; i++) found += seen[i];
+  assert_int_equal(found, 3);
+  assert_true(seen[17] && seen[4017] && seen[8017]);
+
+  /* A cursor that names nothing is an error, not an empty page. */
+  memset(&f, 0, sizeof f);
+  f.after = "no-such-task";
+  rtq_task_list *l = NULL;
+  assert_int_equal(rtq_list_tasks(cl, &f, &l), RTQ_ENOTFOUND);
+  assert_null(l);
+  f.after = "bad id";
+  assert_int_equal(rtq_list_tasks(cl, &f, &l), RTQ_EINVAL);
+  free(seen);
+  free(specs);
+  free(opts);
+  free(ids);
+}
+
 static void test_client_cancel_each_state(void **state) {
   (void)state;
   char p[RTQ_TASK_ID_SIZE], r[RTQ_TASK_ID_SIZE];
@@ -434,7 +522,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_client_get_every_field),   T(test_client_get_errors),
       T(test_client_format_time),       T(test_client_list_filters_and_order),
-      T(test_client_list_many_windows), T(test_client_cancel_each_state),
+      T(test_client_list_many_windows), T(test_client_list_pages_with_after),
+      T(test_client_cancel_each_state),
       T(test_client_retry),             T(test_client_stats_and_workers),
       T(test_client_event_subscription),
   };

@@ -256,6 +256,8 @@ typedef struct rtq_task_filter {
   const char *name;   /* NULL: any */
   size_t limit;       /* 0: RTQ_LIST_DEFAULT_LIMIT; at most RTQ_LIST_MAX_EXAMINED */
   size_t offset;      /* matches to skip */
+  const char *after;  /* NULL: from the newest; else a task id (a previous page's
+                         next_after): list what comes after it, in the same order */
 } rtq_task_filter;
 
 /* Allocated by rtq; free with rtq_task_list_free(), which frees the tasks. */
@@ -264,6 +266,8 @@ typedef struct rtq_task_list {
   rtq_task **tasks;   /* newest first (by created_at, then id) */
   size_t examined;    /* index entries looked at */
   bool truncated;     /* stopped at RTQ_LIST_MAX_EXAMINED: more may match */
+  char next_after[RTQ_TASK_ID_SIZE]; /* the filter's `after` for the next page;
+                                        "" when the listing reached the end */
 } rtq_task_list;
 
 /*
@@ -272,7 +276,11 @@ typedef struct rtq_task_list {
  * name, examining at most RTQ_LIST_MAX_EXAMINED entries. Terminal tasks are
  * indexed only while task history is on and until their result TTL. A
  * listing is a best-effort snapshot: a task changing state during the call
- * is reported at most once. The caller frees *out. RTQ_EINVAL bad filter.
+ * is reported at most once. Paging with `after` (each page's next_after)
+ * reaches every entry of any backlog, each page costing O(log N + page);
+ * `offset` stays bounded by RTQ_LIST_MAX_EXAMINED. The caller frees *out.
+ * RTQ_EINVAL bad filter; RTQ_ENOTFOUND `after` names no task that is
+ * still indexed.
  */
 RTQ_EXTERN int rtq_list_tasks(rtq_client *c, const rtq_task_filter *f, rtq_task_list **out);
 /* NULL does nothing. */

@@ -68,6 +68,7 @@ typedef struct rtq_task_filter {
   const char *name;
   size_t limit;
   size_t offset;
+  const char *after;
 } rtq_task_filter;
 
 typedef struct rtq_task_list {
@@ -75,6 +76,7 @@ typedef struct rtq_task_list {
   rtq_task **tasks;
   size_t examined;
   bool truncated;
+  char next_after[129];
 } rtq_task_list;
 
 const char *rtq_strerror(int err);

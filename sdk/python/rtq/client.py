@@ -254,10 +254,11 @@ class Client:
             raise _error(rc, c)
         return _task_dict(out[0])
 
-    def list_tasks(self, status=None, queue=None, name=None, limit=0, offset=0):
+    def list_tasks(self, status=None, queue=None, name=None, limit=0, offset=0, after=None):
         """Tasks newest first, as dicts. status: one status or a list of
         them (None: all). At most 10,000 index entries are examined per
-        call (the C library's bound)."""
+        call (the C library's bound). after: a task id; list what comes
+        after it (for the next page, the last id of a full page)."""
         c = self._handle()
         keep = _Keep()
         f = ffi.new("rtq_task_filter *")
@@ -270,6 +271,7 @@ class Client:
         f.name = keep.str(name)
         f.limit = limit
         f.offset = offset
+        f.after = keep.str(after)
         out = ffi.new("rtq_task_list **")
         rc = lib.rtq_list_tasks(c, f, out)
         if rc != 0:

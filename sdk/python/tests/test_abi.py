@@ -22,8 +22,8 @@ STRUCTS = {
     "rtq_task_options": ["queue", "id", "timeout_ms", "result_ttl_s", "delay_ms", "run_at_ms",
                          "max_retries", "retry_backoff_ms"],
     "rtq_task_spec": ["name", "args", "opts", "rc", "created", "id"],
-    "rtq_task_filter": ["statuses", "queue", "name", "limit", "offset"],
-    "rtq_task_list": ["count", "tasks", "examined", "truncated"],
+    "rtq_task_filter": ["statuses", "queue", "name", "limit", "offset", "after"],
+    "rtq_task_list": ["count", "tasks", "examined", "truncated", "next_after"],
 }
 
 
