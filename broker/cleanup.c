@@ -133,29 +133,42 @@ static void report_trim(rtq_broker *b, uint64_t trimmed) {
  * A budget in time rather than in entries keeps up with any drain rate:
  * at steady load the cap is restored on every call (every sweep, and
  * every RTQ_BROKER_TRIM_EVERY_MS in between, ev_glue.c); a backlog left
- * over is taken up by the next call. Each trim.lua call reads ZCARD
- * first, so a call with nothing to trim costs one O(1) script.
+ * over is taken up by the next call. The calls go
+ * RTQ_BROKER_TRIM_PIPELINE at a time: under load a round trip waits
+ * behind every worker's commands, so one call per round trip would trim
+ * slower than the workers finish. Each call reads ZCARD first, so the
+ * calls of a pipeline that find the history within its cap cost one O(1)
+ * script each and never trim past it.
  */
 int rtq__broker_trim_history(rtq_broker *b) {
   uint64_t started = rtq__mono_ms();
   uint64_t trimmed = 0;
+  rtq__batch *bt = &b->batch;
   int rc = 0;
-  rtq_argv a;
-  rtq_argv_init(&a);
   for (;;) {
-    redisReply *r = NULL;
-    rc = rtq__call_trim(&a, &b->keys, false, (int64_t)b->o.config.max_task_history,
-                        RTQ_BROKER_TRIM_PER_CALL, RTQ_BROKER_TRIM_CALL_US);
-    if (rc == 0) rc = rtq_script_run(b->conn, &a, &r);
-    long long removed = rc == 0 ? rtq__reply_elem_int(r, 0, 0) : 0;
-    long long over = rc == 0 ? rtq__reply_elem_int(r, 1, 0) : 0;
-    if (r != NULL) freeReplyObject(r);
+    rtq__batch_clear(bt);
+    for (int i = 0; i < RTQ_BROKER_TRIM_PIPELINE && rc == 0; i++) {
+      rtq_argv *a = rtq__batch_add(bt);
+      rc = a == NULL ? RTQ_ENOMEM
+                     : rtq__call_trim(a, &b->keys, false, (int64_t)b->o.config.max_task_history,
+                                      RTQ_BROKER_TRIM_PER_CALL, RTQ_BROKER_TRIM_CALL_US);
+    }
+    if (rc == 0) rc = rtq__batch_run(b->conn, bt);
+    long long removed = 0, over = 0;
+    for (int i = 0; rc == 0 && i < bt->n; i++) {
+      if (bt->rcs[i] != 0) {
+        rc = bt->rcs[i];
+        break;
+      }
+      removed += rtq__reply_elem_int(bt->replies[i], 0, 0);
+      over = rtq__reply_elem_int(bt->replies[i], 1, 0);
+    }
     if (rc != 0) break;
     if (removed > 0) trimmed += (uint64_t)removed;
     if (over <= 0 || removed <= 0 || rtq__mono_ms() - started >= RTQ_BROKER_TRIM_BUDGET_MS)
       break;
   }
-  rtq_argv_destroy(&a);
+  rtq__batch_clear(bt);
   RTQ__COUNT(b, trimmed, trimmed);
   if (rc == 0) report_trim(b, trimmed);
   return rc;

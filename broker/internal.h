@@ -30,10 +30,13 @@
 /* Due envelopes promoted per sweep (or per promotion timer). */
 #define RTQ_BROKER_PROMOTE_PER_SWEEP 1000
 /* The history cap (cleanup.c): entries per trim.lua call, the Redis time
- * one call may take (microseconds, measured by the script), and the time
- * one trim phase may keep calling (ms, the broker's clock). */
+ * its loop may take (microseconds, measured by the script; removing the
+ * entries from the indexes afterwards adds about half of it), the calls
+ * sent per round trip, and the time one trim phase may keep calling (ms,
+ * the broker's clock). */
 #define RTQ_BROKER_TRIM_PER_CALL 200
-#define RTQ_BROKER_TRIM_CALL_US 250
+#define RTQ_BROKER_TRIM_CALL_US 200
+#define RTQ_BROKER_TRIM_PIPELINE 8
 #define RTQ_BROKER_TRIM_BUDGET_MS 50
 /* Index entries examined per sweep while a cleanup round runs. */
 #define RTQ_BROKER_CLEANUP_PER_SWEEP 5000
