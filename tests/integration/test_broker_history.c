@@ -132,6 +132,42 @@ static void test_broker_history_cleans_index_entries_of_expired_tasks(void **sta
   tb_broker_stop(t, pid);
 }
 
+/* trim.lua on what the history may hold besides plain finished tasks: an
+ * id no key can be built for, a task pending again under the same id
+ * (kept, only its history entry goes), and a task whose hash expired (its
+ * status-index entry goes too). */
+static void test_broker_history_trim_keeps_live_tasks_and_drops_debris(void **state) {
+  tb *t = *state;
+  run_to_end(t, "t-1", "qt", "completed");
+  run_to_end(t, "t-2", "qt", "failed");
+  run_to_end(t, "t-3", "qt", "completed");
+  expire_now(t, "t-1");
+  free(tb_create(t, "t-p", &(tb_task_opts){.queue = "qt-p"}, &(size_t){0}));
+  rtq_test_cmd_int(t->c, "ZADD", rtq_keys_history(&t->k).s, "1", "t-p", NULL);
+  rtq_test_cmd_int(t->c, "ZADD", rtq_keys_history(&t->k).s, "0", "bad id*", NULL);
+  run_to_end(t, "t-4", "qt", "completed");
+  run_to_end(t, "t-5", "qt", "failed");
+  assert_int_equal(tb_zcard(t, rtq_keys_history(&t->k)), 7);
+
+  tb_broker_once(t, "--max-task-history", "2");
+
+  assert_int_equal(tb_stat(t, "broker", "trimmed"), 5);
+  assert_int_equal(tb_zcard(t, rtq_keys_history(&t->k)), 2);
+  assert_true(tb_zhas(t, rtq_keys_history(&t->k), "t-4"));
+  assert_true(tb_zhas(t, rtq_keys_history(&t->k), "t-5"));
+  tb_assert_field(t, "t-p", "status", "pending");
+  assert_true(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_PENDING), "t-p"));
+  for (int i = 1; i <= 3; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "t-%d", i);
+    assert_false(tb_exists(t, rtq_keys_task(&t->k, id)));
+  }
+  assert_int_equal(tb_zcard(t, rtq_keys_status(&t->k, RTQ_STATUS_COMPLETED)), 1);
+  assert_true(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_COMPLETED), "t-4"));
+  assert_int_equal(tb_zcard(t, rtq_keys_status(&t->k, RTQ_STATUS_FAILED)), 1);
+  assert_true(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_FAILED), "t-5"));
+}
+
 /* An envelope whose format version is from the future; its id is
  * readable, so the task it names is failed when it is dead-lettered. */
 static void push_future_envelope(tb *t, const char *id, const char *wid) {
@@ -220,6 +256,8 @@ int main(void) {
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_history_cleans_index_entries_of_expired_tasks, tb_setup,
                                       tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_history_trim_keeps_live_tasks_and_drops_debris,
+                                      tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_history_every_terminal_task_has_a_ttl, tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_history_off_keeps_terminal_tasks_briefly, tb_setup,
                                       tb_teardown),
