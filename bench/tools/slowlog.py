@@ -60,6 +60,18 @@ def label(args):
     return "%s %s" % (cmd, text(args[1]) if len(args) > 1 else "")
 
 
+def group(args):
+    """label() without the task-specific part: scripts by SHA and key count
+    (and the first key's kind), commands by name."""
+    cmd = text(args[0]).upper()
+    if cmd in ("EVALSHA", "EVAL") and len(args) > 3:
+        nkeys = text(args[2])
+        first = text(args[3]) if nkeys.isdigit() and int(nkeys) > 0 else "-"
+        kind = first.split(":")[1] if first.count(":") >= 1 else first
+        return "%s %s.. keys=%s first=<ns>:%s..." % (cmd, text(args[1])[:8], nkeys, kind)
+    return cmd
+
+
 def pct(sorted_vals, p):
     if not sorted_vals:
         return 0
@@ -91,13 +103,15 @@ def main():
         want = sys.argv[3] if len(sys.argv) > 3 else ""
         groups = {}
         for e in entries:
-            l = label(e[3])
-            if want in l:
+            l = group(e[3])
+            if want in label(e[3]):
                 groups.setdefault(l, []).append(e[2])
-        print("%-70s %8s %8s %8s %8s" % ("command", "count", "median", "p99", "max"))
-        for l, v in sorted(groups.items(), key=lambda kv: -max(kv[1])):
+        print("%-56s %8s %8s %8s %8s %8s" % ("command (durations in us)", "count", "median", "p99",
+                                             "max", ">1ms"))
+        for l, v in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             v.sort()
-            print("%-70s %8d %8d %8d %8d" % (l[:70], len(v), pct(v, 50), pct(v, 99), v[-1]))
+            print("%-56s %8d %8d %8d %8d %8d" % (l[:56], len(v), pct(v, 50), pct(v, 99), v[-1],
+                                                 sum(1 for x in v if x > 1000)))
         return 0
     sys.stderr.write(__doc__)
     return 2

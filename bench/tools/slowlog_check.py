@@ -42,7 +42,7 @@ def report(r, title):
     for e in entries:
         l = slowlog.label(e[3])
         print("%8d us  %s" % (e[2], l))
-        groups.setdefault(l.split(" first=")[0] if "EVAL" in l else l.split(" ")[0], []).append(e[2])
+        groups.setdefault(slowlog.group(e[3]), []).append(e[2])
     if groups:
         print("-- per command: count, max (us)")
         for l, v in sorted(groups.items(), key=lambda kv: -len(kv[1])):
