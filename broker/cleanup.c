@@ -136,7 +136,8 @@ static void report_trim(rtq_broker *b, uint64_t trimmed) {
  * over is taken up by the next call. The calls go
  * RTQ_BROKER_TRIM_PIPELINE at a time: under load a round trip waits
  * behind every worker's commands, so one call per round trip would trim
- * slower than the workers finish. Each call reads ZCARD first, so the
+ * slower than the workers finish (the first round is a single call, so a
+ * run at rest costs one script). Each call reads ZCARD first, so the
  * calls of a pipeline that find the history within its cap cost one O(1)
  * script each and never trim past it.
  */
@@ -145,9 +146,12 @@ int rtq__broker_trim_history(rtq_broker *b) {
   uint64_t trimmed = 0;
   rtq__batch *bt = &b->batch;
   int rc = 0;
+  /* One call first: at rest it finds nothing to trim, and the run costs
+   * one O(1) script. */
+  int depth = 1;
   for (;;) {
     rtq__batch_clear(bt);
-    for (int i = 0; i < RTQ_BROKER_TRIM_PIPELINE && rc == 0; i++) {
+    for (int i = 0; i < depth && rc == 0; i++) {
       rtq_argv *a = rtq__batch_add(bt);
       rc = a == NULL ? RTQ_ENOMEM
                      : rtq__call_trim(a, &b->keys, false, (int64_t)b->o.config.max_task_history,
@@ -165,6 +169,7 @@ int rtq__broker_trim_history(rtq_broker *b) {
     }
     if (rc != 0) break;
     if (removed > 0) trimmed += (uint64_t)removed;
+    depth = RTQ_BROKER_TRIM_PIPELINE;
     if (over <= 0 || removed <= 0 || rtq__mono_ms() - started >= RTQ_BROKER_TRIM_BUDGET_MS)
       break;
   }

@@ -31,6 +31,15 @@ def binding(build):
     return rtq
 
 
+def build_dir(doc):
+    """The build directory, the first argument of a bench tool, made
+    absolute; None (after printing doc on stderr) when it is missing."""
+    if len(sys.argv) < 2:
+        sys.stderr.write(doc)
+        return None
+    return os.path.abspath(sys.argv[1])
+
+
 def ms(iso):
     """A task's ISO-8601 UTC time (millisecond precision) -> epoch ms."""
     dt = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))

@@ -40,10 +40,9 @@ NS = "hc"
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.stderr.write(__doc__)
+    build = benchenv.build_dir(__doc__)
+    if build is None:
         return 2
-    build = os.path.abspath(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     cap = int(sys.argv[4]) if len(sys.argv) > 4 else 10000

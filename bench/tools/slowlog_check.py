@@ -67,10 +67,9 @@ def broker_until(build, env, cap, done, timeout, level="INFO"):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.stderr.write(__doc__)
+    build = benchenv.build_dir(__doc__)
+    if build is None:
         return 2
-    build = os.path.abspath(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
     bench_args = sys.argv[3:]
     env = benchenv.Env()

@@ -368,6 +368,20 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   assert_int_equal(rtq_test_terminate(broker, SIGTERM, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  /* The history cap (trim.lua, ZREMRANGEBYRANK) within the broker's grants. */
+  assert_true(rtq_test_cmd_int(admin, "ZCARD", "rtq:history", NULL) >= 2);
+  char bin[512], log[512];
+  assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
+  const char *once[] = {bin, "--redis", user("rtq-broker")->url, "--once", "--max-task-history", "1",
+                        NULL};
+  rtq_test_spawn_options so = {.path = bin, .argv = once, .output_path = log_path("trim", log, sizeof log)};
+  pid_t trim = rtq_test_spawn_ex(&so);
+  assert_true(trim > 0);
+  assert_int_equal(rtq_test_wait_exit(trim, 10000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(rtq_test_cmd_int(admin, "ZCARD", "rtq:history", NULL), 1);
+  assert_true(broker_stat("trimmed") >= 1);
   rtq_subscription_free(sub);
   rtq_client_free(p);
   assert_int_equal(acl_denials(), 0);

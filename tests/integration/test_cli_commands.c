@@ -292,6 +292,24 @@ static void test_cli_list_table_and_json(void **state) {
   assert_int_equal(json_array_size(v), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), "L3");
   json_decref(v);
+  assert_non_null(strstr(r.err, "next page: --after L3"));
+  cli_free(&r);
+
+  /* The next page starts after the cursor; the last one says no more. */
+  RUN(&r, "list", "--json", "--queue", "qa", "--limit", "1", "--after", "L3");
+  v = cli_json(&r);
+  assert_int_equal(json_array_size(v), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), "L1");
+  json_decref(v);
+  cli_free(&r);
+  RUN(&r, "list", "--json", "--queue", "qa", "--after", "L1");
+  v = cli_json(&r);
+  assert_int_equal(json_array_size(v), 0);
+  json_decref(v);
+  assert_null(strstr(r.err, "next page"));
+  cli_free(&r);
+  RUN(&r, "list", "--after", "no-such-task");
+  cli_assert_error(&r, 3, "no-such-task");
   cli_free(&r);
 
   RUN(&r, "list", "--json", "--name", "alpha");

@@ -208,21 +208,32 @@ static void test_client_list_filters_and_order(void **state) {
   assert_int_equal(rtq_list_tasks(cl, &f, &l), RTQ_EINVAL);
 }
 
+/* Creates n tasks "<prefix>%05d" in one rtq_create_tasks call: task i on
+ * queue `picked` when i % every == rem, else on queue `rest`. */
+static void create_many(int n, char prefix, int every, int rem, const char *picked,
+                        const char *rest) {
+  rtq_task_spec *specs = calloc((size_t)n, sizeof *specs);
+  rtq_task_options *opts = calloc((size_t)n, sizeof *opts);
+  char (*ids)[RTQ_TASK_ID_SIZE] = calloc((size_t)n, sizeof *ids);
+  assert_true(specs != NULL && opts != NULL && ids != NULL);
+  for (int i = 0; i < n; i++) {
+    snprintf(ids[i], sizeof ids[i], "%c%05d", prefix, i);
+    opts[i].id = ids[i];
+    opts[i].queue = i % every == rem ? picked : rest;
+    specs[i].name = "w";
+    specs[i].opts = &opts[i];
+  }
+  if (rtq_create_tasks(cl, specs, (size_t)n) != 0) fail_msg("create: %s", rtq_client_errstr(cl));
+  free(specs);
+  free(opts);
+  free(ids);
+}
+
 /* Listing walks windows: more tasks than one window, newest first. */
 static void test_client_list_many_windows(void **state) {
   (void)state;
   enum { N = 700 };
-  rtq_task_spec *specs = calloc(N, sizeof *specs);
-  rtq_task_options *opts = calloc(N, sizeof *opts);
-  char (*ids)[RTQ_TASK_ID_SIZE] = calloc(N, sizeof *ids);
-  for (int i = 0; i < N; i++) {
-    snprintf(ids[i], sizeof ids[i], "t%05d", i);
-    opts[i].id = ids[i];
-    opts[i].queue = i % 7 == 0 ? "seven" : "other";
-    specs[i].name = "w";
-    specs[i].opts = &opts[i];
-  }
-  assert_int_equal(rtq_create_tasks(cl, specs, N), 0);
+  create_many(N, 't', 7, 0, "seven", "other");
   rtq_task_filter f;
   memset(&f, 0, sizeof f);
   f.queue = "seven";
@@ -238,9 +249,6 @@ static void test_client_list_many_windows(void **state) {
   assert_string_equal(l->tasks[l->count - 1]->id, "t00000");
   assert_true(l->examined >= N);
   rtq_task_list_free(l);
-  free(specs);
-  free(opts);
-  free(ids);
 }
 
 /* Pages with `after` until next_after is empty; marks each id "p%05d" in
@@ -277,19 +285,9 @@ static int page_through(rtq_task_filter *f, unsigned char *seen, int n) {
 static void test_client_list_pages_with_after(void **state) {
   (void)state;
   enum { N = 12000 };
-  rtq_task_spec *specs = calloc(N, sizeof *specs);
-  rtq_task_options *opts = calloc(N, sizeof *opts);
-  char (*ids)[RTQ_TASK_ID_SIZE] = calloc(N, sizeof *ids);
   unsigned char *seen = calloc(N, 1);
   assert_non_null(seen);
-  for (int i = 0; i < N; i++) {
-    snprintf(ids[i], sizeof ids[i], "p%05d", i);
-    opts[i].id = ids[i];
-    opts[i].queue = i % 4000 == 17 ? "rare" : "bulk";
-    specs[i].name = "w";
-    specs[i].opts = &opts[i];
-  }
-  assert_int_equal(rtq_create_tasks(cl, specs, N), 0);
+  create_many(N, 'p', 4000, 17, "rare", "bulk");
   /* 40 run, 20 of them complete: three indexes to merge. */
   for (int i = 0; i < 40; i++) {
     fake_job j;
@@ -326,9 +324,6 @@ static void test_client_list_pages_with_after(void **state) {
   f.after = "bad id";
   assert_int_equal(rtq_list_tasks(cl, &f, &l), RTQ_EINVAL);
   free(seen);
-  free(specs);
-  free(opts);
-  free(ids);
 }
 
 static void test_client_cancel_each_state(void **state) {

@@ -132,6 +132,15 @@ def test_batch_list_and_cancel(url):
         assert sorted(t["id"] for t in listed) == sorted(ids)
         assert c.list_tasks(status=["completed", "failed"]) == []
         assert len(c.list_tasks(queue="q1", limit=10, offset=45)) == 5
+        pages, after = [], None
+        while True:
+            page = c.list_tasks(queue="q1", limit=20, after=after)
+            if not page:
+                break
+            pages.append([t["id"] for t in page])
+            after = page[-1]["id"]
+        assert [len(p) for p in pages] == [20, 20, 10]
+        assert sorted(sum(pages, [])) == sorted(ids)
         assert c.cancel_task(ids[0]) == "cancelled"
         assert c.get_task(ids[0])["status"] == "cancelled"
         with pytest.raises(rtq.StateError):
