@@ -83,6 +83,35 @@ static void test_broker_timing_backstop_leaves_live_worker_alone(void **state) {
   assert_int_equal(tb_stat(t, "broker", "timeouts"), 0);
 }
 
+/* More overdue tasks of a live worker than one sweep reads (1000) sort
+ * before an orphaned one: the deadlines cursor moves past them, so the
+ * orphan still ends timeout, a sweep or two later. */
+static void test_broker_timing_backstop_reaches_past_live_overdue_tasks(void **state) {
+  tb *t = *state;
+  claim_and_outlive_deadline(t, "t-orphan", "qt", "w-vanished", 0);
+  uint64_t deadline = field_u64(t, "t-orphan", "deadline");
+  tb_heartbeat(t, "w-alive", 30000);
+  /* 1500 running tasks of w-alive, due before the orphan, as claim leaves
+   * them in the hash and P:deadlines. */
+  char first[32];
+  snprintf(first, sizeof first, "%llu", (unsigned long long)(deadline - 5000));
+  rtq_test_cmd_int(t->c, "EVAL",
+                   "for i = 1, 1500 do local id = 'busy-' .. i; "
+                   "redis.call('HSET', ARGV[1] .. id, 'status', 'running', 'worker', 'w-alive', "
+                   "'deadline', ARGV[2] + i); redis.call('ZADD', KEYS[1], ARGV[2] + i, id) end "
+                   "return 1500",
+                   "1", rtq_keys_deadlines(&t->k).s, rtq_keys_task_prefix(&t->k).s, first, NULL);
+  assert_int_equal(tb_zcard(t, rtq_keys_deadlines(&t->k)), 1501);
+
+  pid_t pid = tb_broker_start(t, "--heartbeat-ttl", "30s", "--timeout-grace", "0",
+                              "--sweep-interval", "100ms");
+  RTQ_TEST_WAIT_FOR(tb_stat(t, "broker", "timeouts") == 1, 5000);
+  tb_broker_stop(t, pid);
+  tb_assert_field(t, "t-orphan", "status", "timeout");
+  assert_int_equal(tb_zcard(t, rtq_keys_deadlines(&t->k)), 1500); /* the live ones stay */
+  tb_assert_field(t, "busy-1500", "status", "running");
+}
+
 typedef struct wait_queue {
   tb *t;
   rtq_key queue;
@@ -210,6 +239,8 @@ int main(void) {
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_timing_backstop_times_out_task_of_vanished_worker, tb_setup,
                                       tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_timing_backstop_reaches_past_live_overdue_tasks,
+                                      tb_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_timing_backstop_leaves_live_worker_alone, tb_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker_timing_promotes_delayed_tasks_within_a_second, tb_setup,
