@@ -141,41 +141,66 @@ static void report_trim(rtq_broker *b, uint64_t trimmed) {
  * calls of a pipeline that find the history within its cap cost one O(1)
  * script each and never trim past it.
  */
+/* Runs trim.lua calls on bt, `depth` at a time, `most` entries each (0:
+ * settling), and sums their replies. Returns 0 or the first error. */
+static int trim_round(rtq_broker *b, int depth, int most, long long *removed, long long *over,
+                      long long *rounds) {
+  rtq__batch *bt = &b->batch;
+  long long cap = (long long)b->o.config.max_task_history;
+  int rc = 0;
+  rtq__batch_clear(bt);
+  for (int i = 0; i < depth && rc == 0; i++) {
+    rtq_argv *a = rtq__batch_add(bt);
+    rc = a == NULL ? RTQ_ENOMEM
+                   : rtq__call_trim(a, &b->keys, false, cap, most, RTQ_BROKER_TRIM_CALL_US);
+  }
+  if (rc == 0) rc = rtq__batch_run(b->conn, bt);
+  *removed = *over = *rounds = 0;
+  for (int i = 0; rc == 0 && i < bt->n; i++) {
+    if ((rc = bt->rcs[i]) != 0) break;
+    long long r = rtq__reply_elem_int(bt->replies[i], 0, 0);
+    *over = rtq__reply_elem_int(bt->replies[i], 1, 0);
+    *rounds += rtq__reply_elem_int(bt->replies[i], 2, 0);
+    *removed += r;
+    /* The set's size when this call started: the largest of the episode. */
+    if (cap + r + *over > b->trim_peak) b->trim_peak = cap + r + *over;
+  }
+  rtq__batch_clear(bt);
+  return rc;
+}
+
 int rtq__broker_trim_history(rtq_broker *b) {
   uint64_t started = rtq__mono_ms();
   uint64_t trimmed = 0;
-  rtq__batch *bt = &b->batch;
+  long long removed = 0, over = 0, rounds = 0;
   int rc = 0;
   /* One call first: at rest it finds nothing to trim, and the run costs
    * one O(1) script. */
-  int depth = 1;
-  for (;;) {
-    rtq__batch_clear(bt);
-    for (int i = 0; i < depth && rc == 0; i++) {
-      rtq_argv *a = rtq__batch_add(bt);
-      rc = a == NULL ? RTQ_ENOMEM
-                     : rtq__call_trim(a, &b->keys, false, (int64_t)b->o.config.max_task_history,
-                                      RTQ_BROKER_TRIM_PER_CALL, RTQ_BROKER_TRIM_CALL_US);
-    }
-    if (rc == 0) rc = rtq__batch_run(b->conn, bt);
-    long long removed = 0, over = 0;
-    for (int i = 0; rc == 0 && i < bt->n; i++) {
-      if (bt->rcs[i] != 0) {
-        rc = bt->rcs[i];
-        break;
-      }
-      removed += rtq__reply_elem_int(bt->replies[i], 0, 0);
-      over = rtq__reply_elem_int(bt->replies[i], 1, 0);
-    }
-    if (rc != 0) break;
+  for (int depth = 1;; depth = RTQ_BROKER_TRIM_PIPELINE) {
+    if ((rc = trim_round(b, depth, RTQ_BROKER_TRIM_PER_CALL, &removed, &over, &rounds)) != 0) break;
     if (removed > 0) trimmed += (uint64_t)removed;
-    depth = RTQ_BROKER_TRIM_PIPELINE;
     if (over <= 0 || removed <= 0 || rtq__mono_ms() - started >= RTQ_BROKER_TRIM_BUDGET_MS)
       break;
   }
-  rtq__batch_clear(bt);
   RTQ__COUNT(b, trimmed, trimmed);
-  if (rc == 0) report_trim(b, trimmed);
+  if (rc != 0) return rc;
+  report_trim(b, trimmed);
+  if (over > 0) return 0;
+  /* The episode is over. After a large one the sets' tables are left far
+   * too big until operations on them step their rehash along: settle them,
+   * about one lookup per 4 entries the largest set held (trim.lua). */
+  long long cap = (long long)b->o.config.max_task_history;
+  if (b->trim_peak > 4 * cap && b->trim_peak > RTQ_BROKER_SETTLE_MIN) {
+    char n[24];
+    rtq_log(RTQ_LOG_INFO, "history shrank from a large size; settling the index tables", "from",
+            rtq__u64s((uint64_t)b->trim_peak, n), NULL);
+    b->settle_left += b->trim_peak / 4;
+  }
+  b->trim_peak = 0;
+  while (b->settle_left > 0 && rtq__mono_ms() - started < RTQ_BROKER_TRIM_BUDGET_MS) {
+    if ((rc = trim_round(b, RTQ_BROKER_TRIM_PIPELINE, 0, &removed, &over, &rounds)) != 0) break;
+    b->settle_left = rounds <= 0 || rounds >= b->settle_left ? 0 : b->settle_left - rounds;
+  }
   return rc;
 }
 

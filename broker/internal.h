@@ -38,6 +38,10 @@
 #define RTQ_BROKER_TRIM_CALL_US 200
 #define RTQ_BROKER_TRIM_PIPELINE 8
 #define RTQ_BROKER_TRIM_BUDGET_MS 50
+/* An episode of the history cap whose set held more than this (and more
+ * than 4 x the cap) is followed by settling (trim.lua, cleanup.c): below
+ * it the tables left over are small (64k buckets: 512 KiB). */
+#define RTQ_BROKER_SETTLE_MIN 65536
 /* Index entries examined per sweep while a cleanup round runs. */
 #define RTQ_BROKER_CLEANUP_PER_SWEEP 5000
 /* Page size of the index walks. */
@@ -115,6 +119,8 @@ struct rtq_broker {
   int64_t next_due_in_ms;
 
   rtq_condlog trim_log;      /* the history-cap line (cleanup.c) */
+  long long trim_peak;       /* cleanup.c: the history's largest size in this episode */
+  long long settle_left;     /* cleanup.c: settling lookups still to make */
 
   rtq_broker_counters total;
   rtq_broker_counters unflushed;

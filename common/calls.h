@@ -154,8 +154,9 @@ int rtq__call_promote(rtq_argv *a, const rtq_keys *k, bool use_eval, const char 
                       const void *env, size_t env_len);
 /* An expired task id, out of the indexes. */
 int rtq__call_forget(rtq_argv *a, const rtq_keys *k, bool use_eval, const char *id);
-/* One bounded step of the history cap: at most `most` entries (1..1000)
- * and about budget_us of Redis time; trim.lua replies {removed, over}. */
+/* One bounded step of the history cap: at most `most` entries (1..1000;
+ * 0: settle the sets' tables instead) and about budget_us of Redis time;
+ * trim.lua replies {removed, over} ({0, 0, rounds} when settling). */
 int rtq__call_trim(rtq_argv *a, const rtq_keys *k, bool use_eval, int64_t cap, int64_t most,
                    int64_t budget_us);
 /* The envelope of task id in worker_id's processing list, handed back

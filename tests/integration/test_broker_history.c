@@ -166,6 +166,27 @@ static void test_broker_history_trim_keeps_live_tasks_and_drops_debris(void **st
   assert_true(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_COMPLETED), "t-4"));
   assert_int_equal(tb_zcard(t, rtq_keys_status(&t->k, RTQ_STATUS_FAILED)), 1);
   assert_true(tb_zhas(t, rtq_keys_status(&t->k, RTQ_STATUS_FAILED), "t-5"));
+
+  /* Settling (most = 0) only looks: it removes nothing, even over the cap,
+   * and reports the rounds it made within its budget. */
+  rtq_argv a;
+  rtq_argv_init(&a);
+  assert_int_equal(rtq__call_trim(&a, &t->k, false, 1, 0, 200), 0);
+  redisReply *r = tb_script_run(t, &a); /* destroys a */
+  assert_true(r->type == REDIS_REPLY_ARRAY && r->elements == 3);
+  assert_int_equal(r->element[0]->integer, 0);
+  assert_true(r->element[2]->integer >= 32);
+  freeReplyObject(r);
+  assert_int_equal(tb_zcard(t, rtq_keys_history(&t->k)), 2);
+  /* A bad count is refused before anything is touched. */
+  rtq_argv_init(&a);
+  assert_int_equal(rtq__call_trim(&a, &t->k, false, 1, 1001, 200), 0);
+  r = NULL;
+  assert_int_equal(rtq_script_run(t->c, &a, &r), RTQ_EREDIS);
+  rtq_argv_destroy(&a);
+  assert_true(r != NULL && r->type == REDIS_REPLY_ERROR);
+  freeReplyObject(r);
+  assert_int_equal(tb_zcard(t, rtq_keys_history(&t->k)), 2);
 }
 
 /* An envelope whose format version is from the future; its id is
