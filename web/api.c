@@ -212,6 +212,13 @@ void web_api_tasks(web_ctx *w, const web_request *req, web_response *res) {
       web_error(res, 400, "invalid offset: expected 0..%d", OFFSET_MAX);
       return;
     }
+  if ((v = web_param_get(req, "after")) != NULL && v[0] != '\0') {
+    if (rtq_validate_name(v) != 0) {
+      web_error(res, 400, "invalid after: expected a task id");
+      return;
+    }
+    f.after = v;
+  }
   /* One more than the page says whether there is a next one. */
   f.limit = limit + 1;
   f.offset = offset;
@@ -229,11 +236,15 @@ void web_api_tasks(web_ctx *w, const web_request *req, web_response *res) {
       arr = NULL;
     }
   }
+  /* The cursor of the next page is the last task shown (one more than the
+   * page was read, to learn whether there is a next page). */
+  bool more = l->count > limit;
+  const char *next_after = more && limit > 0 ? l->tasks[limit - 1]->id : NULL;
   web_json(res, 200,
            arr == NULL ? NULL
-                       : json_pack("{s:o, s:I, s:I, s:b, s:I, s:b}", "tasks", arr, "limit",
-                                   (json_int_t)limit, "offset", (json_int_t)offset, "has_more",
-                                   l->count > limit, "examined", (json_int_t)l->examined,
+                       : json_pack("{s:o, s:I, s:I, s:b, s:s*, s:I, s:b}", "tasks", arr, "limit",
+                                   (json_int_t)limit, "offset", (json_int_t)offset, "has_more", more,
+                                   "next_after", next_after, "examined", (json_int_t)l->examined,
                                    "truncated", l->truncated));
   rtq_task_list_free(l);
 }

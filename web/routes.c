@@ -228,7 +228,7 @@ static int split_task_path(const char *rest, char id[RTQ_TASK_ID_SIZE], const ch
 
 static void api(web_ctx *w, const web_request *req, web_response *res) {
   static const char *const none[] = {NULL};
-  static const char *const list_params[] = {"status", "queue", "name", "limit", "offset", NULL};
+  static const char *const list_params[] = {"status", "queue", "name", "limit", "offset", "after", NULL};
   static const char *const event_params[] = {"task", "ticks", NULL};
   const char *p = req->path + 4; /* after "/api" */
   static const char *const page_params[] = {"limit", "offset", NULL};

@@ -94,6 +94,21 @@ static void test_web_api_reads(void **state) {
         seen[j] += strcmp(json_string_value(json_object_get(json_array_get(arr, i), "id")), ids[j]) == 0;
   }
   for (int j = 0; j < 3; j++) assert_int_equal(seen[j], 1);
+  /* The same by cursor: page 1's next_after is its last task; the page
+   * after it holds the third task. */
+  const char *cursor = json_string_value(json_object_get(p1, "next_after"));
+  assert_non_null(cursor);
+  assert_string_equal(cursor, json_string_value(json_object_get(json_array_get(json_object_get(p1, "tasks"), 1), "id")));
+  char after_path[256];
+  snprintf(after_path, sizeof after_path, "/api/tasks?status=completed&limit=2&after=%s", cursor);
+  json_t *pa = http_json(s.port, after_path, NULL, 200);
+  assert_int_equal(json_array_size(json_object_get(pa, "tasks")), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(pa, "tasks"), 0), "id")),
+                      json_string_value(json_object_get(json_array_get(json_object_get(p2, "tasks"), 0), "id")));
+  assert_true(json_is_false(json_object_get(pa, "has_more")));
+  assert_null(json_object_get(pa, "next_after"));
+  json_decref(pa);
+  assert_int_equal(status_of(s.port, "GET", "/api/tasks?after=bad%20id", NULL, NULL), 400);
   json_t *pq = http_json(s.port, "/api/tasks?queue=idle", NULL, 200);
   assert_int_equal(json_array_size(json_object_get(pq, "tasks")), 1);
   json_t *pn = http_json(s.port, "/api/tasks?name=rtq.echo&status=pending,completed", NULL, 200);

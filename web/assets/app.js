@@ -311,7 +311,7 @@ function taskRow(t) {
 
 function tasks(root, params) {
   const f = {status: params.get('status') || '', queue: params.get('queue') || '',
-             name: params.get('name') || '', offset: Number(params.get('offset')) || 0};
+             name: params.get('name') || '', after: params.get('after') || '', page: Number(params.get('page')) || 0};
   const body = el('tbody');
   const pagerText = el('span', {className: 'muted'});
   const prev = el('button', {type: 'button', id: 'prev'}, '‹ newer');
@@ -321,18 +321,22 @@ function tasks(root, params) {
   statusSel.value = f.status;
   const queueIn = el('input', {name: 'queue', placeholder: 'queue', value: f.queue, id: 'f-queue'});
   const nameIn = el('input', {name: 'name', placeholder: 'task name', value: f.name, id: 'f-name'});
-  function go(offset) {
+  // Pages go by cursor (the API's next_after), so any depth of a backlog
+  // is reachable; "newer" goes back through the browser's history.
+  let nextAfter = '';
+  function go(after, page) {
     const q = new URLSearchParams();
     if (statusSel.value) q.set('status', statusSel.value);
     if (queueIn.value) q.set('queue', queueIn.value);
     if (nameIn.value) q.set('name', nameIn.value);
-    if (offset) q.set('offset', String(offset));
+    if (after) { q.set('after', after); q.set('page', String(page)); }
     location.hash = '#/tasks' + (q.toString() ? '?' + q.toString() : '');
   }
-  prev.onclick = () => go(Math.max(0, f.offset - PAGE));
-  next.onclick = () => go(f.offset + PAGE);
+  prev.onclick = () => history.back();
+  next.onclick = () => go(nextAfter, f.page + 1);
   async function draw() {
-    const q = new URLSearchParams({limit: String(PAGE), offset: String(f.offset)});
+    const q = new URLSearchParams({limit: String(PAGE)});
+    if (f.after) q.set('after', f.after);
     if (f.status) q.set('status', f.status);
     if (f.queue) q.set('queue', f.queue);
     if (f.name) q.set('name', f.name);
@@ -341,14 +345,15 @@ function tasks(root, params) {
     notice(r.truncated ? 'Only the newest ' + r.examined + ' index entries were examined; older tasks may match too.' : '');
     body.replaceChildren(...r.tasks.map(taskRow));
     if (!r.tasks.length) body.append(el('tr', {}, el('td', {colSpan: 6, className: 'muted'}, 'No tasks.')));
-    prev.disabled = f.offset === 0;
-    next.disabled = !r.has_more;
-    pagerText.textContent = r.tasks.length ? (f.offset + 1) + '–' + (f.offset + r.tasks.length) : '';
+    nextAfter = r.next_after || '';
+    prev.disabled = !f.after;
+    next.disabled = !r.has_more || !nextAfter;
+    pagerText.textContent = r.tasks.length ? (f.page * PAGE + 1) + '–' + (f.page * PAGE + r.tasks.length) : '';
   }
   const redraw = throttle(draw, 1000);
   root.replaceChildren(
     el('h1', {}, 'Tasks'),
-    el('form', {className: 'filters', onsubmit: e => { e.preventDefault(); go(0); }},
+    el('form', {className: 'filters', onsubmit: e => { e.preventDefault(); go('', 0); }},
        statusSel, queueIn, nameIn, el('button', {type: 'submit'}, 'Filter')),
     el('table', {id: 'tasks'}, el('thead', {}, el('tr', {}, el('th', {}, 'id'), el('th', {}, 'name'),
        el('th', {}, 'queue'), el('th', {}, 'status'), el('th', {}, 'progress'), el('th', {}, 'created'))), body),
