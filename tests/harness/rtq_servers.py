@@ -67,9 +67,9 @@ def _free_port():
 
 
 @contextlib.contextmanager
-def redis_server(prefix):
+def redis_server(prefix, extra=()):
     """A redis-server on a free loopback port, in a temp dir named with
-    prefix, without persistence; yields {"url", "port", "dir"} and stops it
+    prefix, without persistence, with the extra arguments given; yields {"url", "port", "dir"} and stops it
     (and removes the dir) on exit."""
     exe = shutil.which("redis-server")
     if exe is None:
@@ -82,7 +82,7 @@ def redis_server(prefix):
             with open(os.path.join(tmp, "redis.log"), "w") as log:
                 proc = subprocess.Popen(
                     [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-                     "--appendonly", "no", "--maxmemory-policy", "noeviction"],
+                     "--appendonly", "no", "--maxmemory-policy", "noeviction", *extra],
                     stdout=log, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 10
             while proc.poll() is None and time.monotonic() < deadline and not ping(port):

@@ -1,0 +1,284 @@
+-- _prelude.lua (protocol v2): prepended to every v2 script.
+--
+-- Every script validates its whole input before its first write: Redis
+-- does not undo the writes a script made before it failed. bad() raises
+-- the error reply; it is only ever called before the first write.
+-- Values a script reads back from a task hash are validated before they
+-- are trusted (whole(), names); a hash that fails is reported to the
+-- caller, never acted on.
+-- Every message is built with cjson. Keys shared by a call arrive in KEYS;
+-- a task's own keys (t:<id>, x:<id>) and its waiter channel (w:<id>) are
+-- built from prefixes in ARGV, which check_prefix() ties to KEYS[1]'s hash
+-- tag, so a call cannot reach another queue's keys.
+
+local MAX_MS = 253402300799999    -- 9999-12-31, in ms since the epoch
+local MAX_ATTEMPT = 1000000       -- deliveries of one task
+local MAX_TTL_S = 315360000       -- 10 years
+local MAX_TIMEOUT_MS = 315360000000
+local MAX_TASKS = 64              -- tasks per create, take, claim or finish call
+local MAX_CALL_BYTES = 262144     -- values per call, unless the call holds one task
+local INLINE_MAX = 64             -- args and results up to this stay in the hash
+local MAX_TEXT = 65536            -- an error message, progress message
+local MAX_TRACEBACK = 262144
+local TERMINAL = {completed = true, failed = true, cancelled = true, timeout = true}
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+local function bad(what)
+  error({err = 'ERR ' .. what})
+end
+
+-- A valid name (ids, names, queues, worker ids): 1..128 of A-Z a-z 0-9 . _ : -
+local function valid_name(s)
+  return type(s) == 'string' and #s >= 1 and #s <= 128 and not string.find(s, '[^a-zA-Z0-9._:-]')
+end
+
+-- s as a whole number in [lo, hi] when it is written as plain decimal
+-- digits (no sign, exponent, hex, nan or inf), else nil.
+local function whole(s, lo, hi)
+  if type(s) ~= 'string' or #s == 0 or #s > 15 or string.find(s, '[^0-9]') then return nil end
+  local n = tonumber(s)
+  if n < lo or n > hi then return nil end
+  return n
+end
+
+-- An optional whole number: '', nil and false (a missing hash field) mean
+-- default; anything else that is not a whole number in range gives nil.
+local function opt_whole(s, lo, hi, default)
+  if not s or s == '' then return default end
+  return whole(s, lo, hi)
+end
+
+local function need_name(s, what)
+  if not valid_name(s) then bad(what .. ' must be a valid name') end
+  return s
+end
+
+local function need_whole(s, lo, hi, what)
+  local n = whole(s, lo, hi)
+  if not n then bad(what .. ' must be a whole number in ' .. fmt(lo) .. '..' .. fmt(hi)) end
+  return n
+end
+
+-- The hash tag of a key: '{ns:Q}' of '{ns:Q}:q'.
+local function tag_of(key)
+  return string.match(key, '^{[^}]*}')
+end
+
+-- A prefix given in ARGV must carry the same tag as KEYS[1].
+local function check_prefix(prefix, what)
+  local tag = tag_of(KEYS[1])
+  if not tag or type(prefix) ~= 'string' or string.sub(prefix, 1, #tag) ~= tag or
+     string.find(prefix, '[{}]', #tag + 1) then
+    bad(what .. ' prefix is not under the hash tag of the keys')
+  end
+  return prefix
+end
+
+-- Every KEYS entry must share KEYS[1]'s tag (the caller's keys.c does so),
+-- and no key may fill two roles: a key given twice would take two types.
+local function check_keys()
+  local tag = tag_of(KEYS[1])
+  if not tag then bad('KEYS[1] has no hash tag') end
+  local seen = {}
+  for i = 1, #KEYS do
+    if tag_of(KEYS[i]) ~= tag then bad('KEYS are not all under one hash tag') end
+    if seen[KEYS[i]] then bad('a key is given twice') end
+    seen[KEYS[i]] = true
+  end
+end
+
+-- Refuses the call unless each key is absent or of its type: a command on
+-- a key of the wrong type would fail half-way, after earlier writes.
+-- types: a list of key, type pairs ('list', 'zset', 'hash', 'string', or
+-- 'list|zset' for either).
+local function need_types(types)
+  for i = 1, #types - 1, 2 do
+    local have = redis.call('TYPE', types[i])['ok']
+    if have ~= 'none' and not string.find('|' .. types[i + 1] .. '|', '|' .. have .. '|', 1, true) then
+      bad('key ' .. i .. ' holds a ' .. have .. ', not a ' .. types[i + 1])
+    end
+  end
+end
+
+-- A task's side hash, made writable: a value of another type under the
+-- task's own side key is dropped first.
+local function side_hash(x)
+  local have = redis.call('TYPE', x)['ok']
+  if have ~= 'none' and have ~= 'hash' then redis.call('DEL', x) end
+  return x
+end
+
+-- One message per call on the queue's event channel (a shard channel).
+local function publish(chan, tbl)
+  redis.call('SPUBLISH', chan, cjson.encode(tbl))
+end
+
+-- Ends a task: status, time, extra fields, TTL, history list.
+-- t: its key; x: its side key (big args and results, a hash); fields:
+-- name/value pairs for the task hash besides s and e; side: pairs for the
+-- side hash (a big result); has_side: the task has a side hash already
+-- (its `xs` field); ttl_s: its lifetime; hist: the done list to push the
+-- id onto (nil when history is off); pushes: done list -> ids, written by
+-- push_done(). A completed task drops its args: it cannot be retried.
+local function end_task(t, x, id, status, now, fields, side, has_side, ttl_s, hist, pushes)
+  local until_ms = now + ttl_s * 1000
+  if #side > 0 then
+    redis.call('HSET', side_hash(x), unpack(side))
+    has_side = true
+    fields[#fields + 1] = 'xs'; fields[#fields + 1] = '1'
+  end
+  redis.call('HSET', t, 's', status, 'e', now, unpack(fields))
+  if status == 'completed' then
+    redis.call('HDEL', t, 'x', 'dl')
+    if has_side then redis.pcall('HDEL', x, 'x') end
+  else
+    redis.call('HDEL', t, 'dl')
+  end
+  redis.call('PEXPIREAT', t, until_ms)
+  if has_side then redis.call('PEXPIREAT', x, until_ms) end
+  if hist then
+    local l = pushes[hist]
+    if not l then l = {}; pushes[hist] = l end
+    l[#l + 1] = id
+  end
+end
+
+-- Pushes the ended ids onto their done lists; a list over cap loses its
+-- oldest ids, and their tasks are deleted when they have ended (an id
+-- whose task was created again under the same id and has not ended is
+-- left alone). Work: O(ids pushed).
+local function push_done(pushes, cap, tpre, xpre)
+  for key, ids in pairs(pushes) do
+    local len = redis.call('LPUSH', key, unpack(ids))
+    if len > cap then
+      local old = redis.call('RPOP', key, len - cap)
+      for i = 1, #old do
+        local id = old[i]
+        local s = valid_name(id) and redis.pcall('HGET', tpre .. id, 's')
+        if type(s) == 'string' and TERMINAL[s] then
+          redis.call('DEL', tpre .. id, xpre .. id)
+        end
+      end
+    end
+  end
+end
+
+-- Claims one task whose id is at the head of the processing list plist:
+-- pending -> running under wid, attempt + 1, deadline. Returns the reply
+-- entry of take and claim:
+--   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature}
+--   {'skip', id, status}  not pending (cancelled while it waited, or a
+--                         stale duplicate): dropped from plist, not run
+--   {'missing', id}       no task hash: the worker dead-letters the id
+--   {'bad', id, reason}   the id or the stored fields do not validate:
+--                         the worker dead-letters it, nothing was written
+local CLAIM_FIELDS = {'s', 'n', 'a', 'to', 'x', 'xs', 'sg'}
+local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started)
+  if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
+  local t = tpre .. id
+  local h = redis.pcall('HMGET', t, unpack(CLAIM_FIELDS))
+  if h.err then return {'bad', id, 'the task key is not a hash'} end
+  if not h[1] then return {'missing', id} end
+  if h[1] ~= 'pending' then
+    redis.call('LREM', plist, 1, id)
+    return {'skip', id, h[1]}
+  end
+  local a = opt_whole(h[3], 0, MAX_ATTEMPT - 1, 0)
+  local to = opt_whole(h[4], 1, MAX_TIMEOUT_MS, deftmo)
+  if not a or not to or not valid_name(h[2] or '') then
+    return {'bad', id, 'the task hash does not validate'}
+  end
+  a = a + 1
+  local dl = now + to
+  redis.call('HSET', t, 's', 'running', 'w', wid, 'a', a, 'b', now, 'dl', dl)
+  local args = h[5] or ''
+  if h[6] then
+    local v = redis.pcall('HGET', xpre .. id, 'x')
+    args = type(v) == 'string' and v or ''
+  end
+  started[#started + 1] = {id = id, a = a}
+  return {'ok', id, h[2], a, dl, to, args, h[7] or ''}
+end
+
+-- Splits name/value pairs into those that stay in the task hash and
+-- those longer than INLINE_MAX, which go to the side hash: a task hash
+-- whose every value is short stays listpack-encoded.
+local function split_big(name, value, inline, side)
+  if #value > INLINE_MAX then
+    side[#side + 1] = name; side[#side + 1] = value
+  else
+    inline[#inline + 1] = name; inline[#inline + 1] = value
+  end
+end
+
+-- Outcome fields a worker may send, with the longest value each may have.
+local OUTCOME_FIELDS = {ec = 128, em = MAX_TEXT, ed = 1048576, et = MAX_TRACEBACK, p = 3,
+                        pm = MAX_TEXT}
+
+-- A dead-letter record: a msgpack map of the pairs in kv (a flat list:
+-- name, value, ...), then `payload`, the first 4096 bytes of the entry as
+-- it was, as a msgpack bin (cmsgpack would write a str, which strict
+-- decoders refuse when it is not UTF-8). At most 14 pairs (a fixmap).
+local function dead_record(kv, entry)
+  local parts = {string.char(0x80 + #kv / 2 + 1)}
+  for i = 1, #kv - 1, 2 do
+    parts[#parts + 1] = cmsgpack.pack(kv[i])
+    parts[#parts + 1] = cmsgpack.pack(kv[i + 1])
+  end
+  local p = string.sub(entry, 1, 4096)
+  parts[#parts + 1] = cmsgpack.pack('payload')
+  if #p < 256 then
+    parts[#parts + 1] = string.char(0xc4, #p)
+  else
+    parts[#parts + 1] = string.char(0xc5, math.floor(#p / 256), #p % 256)
+  end
+  parts[#parts + 1] = p
+  return table.concat(parts)
+end
+
+local DEAD_KEPT = 10000
+
+-- Records a dead letter of entry in list dead and counts it in stats.
+local function keep_dead(dead, stats, now, code, reason, worker, queue, entry)
+  local id = valid_name(entry) and entry or ''
+  redis.call('LPUSH', dead, dead_record({'at', now, 'code', code, 'reason', reason,
+                                         'worker', worker, 'queue', queue, 'id', id,
+                                         'size', #entry}, entry))
+  redis.call('LTRIM', dead, 0, DEAD_KEPT - 1)
+  redis.call('HINCRBY', stats, 'dead', 1)
+end
+
+-- True when s is valid UTF-8 (no overlong forms, surrogates or code
+-- points past U+10FFFF). Text that a script puts into a JSON message must
+-- be: cjson copies bytes as they are.
+local function valid_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local len, lo, hi = 0, 0x80, 0xBF
+    if c < 0x80 then len = 0
+    elseif c >= 0xC2 and c <= 0xDF then len = 1
+    elseif c == 0xE0 then len, lo = 2, 0xA0
+    elseif c == 0xED then len, hi = 2, 0x9F
+    elseif c >= 0xE1 and c <= 0xEF then len = 2
+    elseif c == 0xF0 then len, lo = 3, 0x90
+    elseif c == 0xF4 then len, hi = 3, 0x8F
+    elseif c >= 0xF1 and c <= 0xF3 then len = 3
+    else return false end
+    for k = 1, len do
+      local d = string.byte(s, i + k)
+      if not d or d < (k == 1 and lo or 0x80) or d > (k == 1 and hi or 0xBF) then return false end
+    end
+    i = i + len + 1
+  end
+  return true
+end

@@ -1,0 +1,136 @@
+-- finish: the worker's completion step, fenced; one call writes 1..64
+-- outcomes, each task checked on its own. A task is written only while it
+-- runs under this worker id and attempt; otherwise the late outcome is
+-- rejected ('stale') and only the worker's own processing entry goes.
+-- A failure with retries left goes to the delayed set instead of ending:
+-- backoff `bo` (1000 ms when unset) doubled per attempt, plus the
+-- caller's jitter, capped at 1 h. A task that ends cancelled or timeout
+-- gets the code CANCELLED or TIMEOUT whatever the caller sent.
+-- The run-time histogram arrives aggregated over the call's tasks (field,
+-- increment pairs), so it costs one HINCRBY per touched bucket per call.
+-- KEYS: 1 processing, 2 delayed, 3 stats, 4 done:completed, 5 done:failed,
+--       6 done:cancelled, 7 done:timeout, 8 run-time histogram
+-- ARGV: 1 worker id, 2 default result ttl (s), 3 history '1'/'0',
+--       4 history cap, 5 events channel, 6 task key prefix, 7 side key
+--       prefix, 8 waiter channel prefix, 9 h, then h histogram pairs
+--       (field, increment), then per task: id, attempt, final status,
+--       result (msgpack; '' = none), m, then m pairs among ec, em, ed
+--       (msgpack), et, p, pm (an empty value leaves the field as it is),
+--       j (jitter, ms)
+-- Reply: one entry per task, in order:
+--        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
+check_keys()
+need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'hash'})
+local DONE = {completed = 4, failed = 5, cancelled = 6, timeout = 7}
+local STOP = {cancelled = {'CANCELLED', 'cancelled while running'},
+              timeout = {'TIMEOUT', 'exceeded its timeout'}}
+local MAX_BACKOFF_MS = 3600000
+local wid = need_name(ARGV[1], 'finish: worker id')
+local defttl = need_whole(ARGV[2], 1, MAX_TTL_S, 'finish: default result ttl')
+if ARGV[3] ~= '1' and ARGV[3] ~= '0' then bad('finish: history must be 1 or 0') end
+local cap = need_whole(ARGV[4], 1, 10000000, 'finish: history cap')
+local tpre = check_prefix(ARGV[6], 'task key')
+local xpre = check_prefix(ARGV[7], 'side key')
+local wpre = check_prefix(ARGV[8], 'waiter channel')
+local h = need_whole(ARGV[9], 0, 64, 'finish: histogram pairs')
+local b = 10 + 2 * h
+if b > #ARGV + 1 then bad('finish: missing histogram pairs') end
+for i = 10, b - 1, 2 do
+  need_name(ARGV[i], 'finish: histogram field')
+  need_whole(ARGV[i + 1], 0, 1000000000000, 'finish: histogram increment')
+end
+local starts, bytes = {}, 0
+while b <= #ARGV do
+  if #starts == MAX_TASKS then bad('finish: more than 64 tasks') end
+  if b + 4 > #ARGV then bad('finish: each task needs 5 values and m pairs') end
+  need_name(ARGV[b], 'finish: id')
+  need_whole(ARGV[b + 1], 1, MAX_ATTEMPT, 'finish: attempt')
+  if not DONE[ARGV[b + 2]] then bad('finish: final status must be a terminal status') end
+  bytes = bytes + #ARGV[b + 3]
+  local m = need_whole(ARGV[b + 4], 0, 7, 'finish: m')
+  if b + 4 + 2 * m > #ARGV then bad('finish: missing outcome pairs') end
+  for i = b + 5, b + 3 + 2 * m, 2 do
+    local f, v = ARGV[i], ARGV[i + 1]
+    if f == 'j' then
+      need_whole(v, 0, 3600000, 'finish: jitter')
+    elseif not OUTCOME_FIELDS[f] then
+      bad('finish: unknown outcome field')
+    elseif #v > OUTCOME_FIELDS[f] then
+      bad('finish: ' .. f .. ' is too long')
+    elseif f == 'p' and v ~= '' then
+      need_whole(v, 0, 100, 'finish: progress')
+    elseif (f == 'ec' or f == 'pm') and not valid_utf8(v) then
+      bad('finish: ' .. f .. ' is not UTF-8')
+    end
+    bytes = bytes + #v
+  end
+  starts[#starts + 1] = b
+  b = b + 5 + 2 * m
+end
+if #starts == 0 then bad('finish: expected 1..64 tasks') end
+if #starts > 1 and bytes > MAX_CALL_BYTES then bad('finish: more than 256 KiB of outcomes in one call') end
+
+local now = now_ms()
+local hist = ARGV[3] == '1'
+local out, pushes, counts, ev = {}, {}, {}, {}
+for j = 1, #starts do
+  b = starts[j]
+  local id, att, final, result = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local t = tpre .. id
+  local f = redis.pcall('HMGET', t, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
+  if f.err then f = {'invalid'} end
+  redis.call('LREM', KEYS[1], 1, id)
+  if f[1] ~= 'running' or f[2] ~= wid or f[3] ~= att then
+    out[j] = {'stale', f[1] or ''}
+  else
+    local inline, side, jitter, e, has_em = {}, {}, 0, {id = id}, false
+    local stop = STOP[final]
+    for i = b + 5, b + 3 + 2 * tonumber(ARGV[b + 4]), 2 do
+      local k, v = ARGV[i], ARGV[i + 1]
+      if k == 'j' then
+        jitter = tonumber(v)
+      elseif v ~= '' and not (stop and k == 'ec') then
+        split_big(k, v, inline, side)
+        if k == 'ec' or k == 'pm' then e[k] = v elseif k == 'p' then e.p = tonumber(v) end
+        if k == 'em' then has_em = true end
+      end
+    end
+    if stop then
+      split_big('ec', stop[1], inline, side)
+      e.ec = stop[1]
+      if not has_em then split_big('em', stop[2], inline, side) end
+    end
+    if result ~= '' then split_big('r', result, inline, side) end
+    local a = tonumber(att)
+    local mr = opt_whole(f[4], 0, 1000, 0) or 0
+    if final == 'failed' and a <= mr then
+      local base = opt_whole(f[5], 0, 86400000, 1000) or 1000
+      local run_at = now + math.min(base * 2 ^ (a - 1) + jitter, MAX_BACKOFF_MS)
+      if #side > 0 then
+        redis.call('HSET', side_hash(xpre .. id), unpack(side))
+        inline[#inline + 1] = 'xs'; inline[#inline + 1] = '1'
+      end
+      redis.call('HSET', t, 's', 'pending', 'ry', run_at, unpack(inline))
+      redis.call('HDEL', t, 'dl')
+      redis.call('ZADD', KEYS[2], run_at, id)
+      counts.retried = (counts.retried or 0) + 1
+      e.s, e.ry = 'pending', run_at
+      out[j] = {'retry', run_at}
+    else
+      local ttl = opt_whole(f[6], 1, MAX_TTL_S, defttl) or defttl
+      if not hist and ttl > 60 then ttl = 60 end
+      end_task(t, xpre .. id, id, final, now, inline, side, f[8] ~= false, ttl,
+               hist and KEYS[DONE[final]] or nil, pushes)
+      counts[final] = (counts[final] or 0) + 1
+      e.s = final
+      if f[7] then redis.call('SPUBLISH', wpre .. id, cjson.encode({id = id, s = final, at = now})) end
+      out[j] = {'ok', final}
+    end
+    ev[#ev + 1] = e
+  end
+end
+push_done(pushes, cap, tpre, xpre)
+for k, n in pairs(counts) do redis.call('HINCRBY', KEYS[3], k, n) end
+for i = 10, 9 + 2 * h, 2 do redis.call('HINCRBY', KEYS[8], ARGV[i], tonumber(ARGV[i + 1])) end
+if #ev > 0 then publish(ARGV[5], {at = now, t = ev}) end
+return out

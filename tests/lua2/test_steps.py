@@ -1,0 +1,351 @@
+"""The v2 steps, one behaviour per test, against a real redis-server."""
+
+import json
+import time
+
+import msgpack
+import pytest
+import redis
+
+from v2 import Queue
+
+W = "w-host-1-abc"
+
+
+class Sub:
+    """A raw subscriber: SSUBSCRIBE to shard channels, SUBSCRIBE to plain
+    ones; collects every message."""
+
+    def __init__(self, r, shard=(), plain=()):
+        self.c = redis.Connection(port=r.connection_pool.connection_kwargs["port"])
+        self.c.connect()
+        self.n = 0
+        if shard:
+            self.c.send_command("SSUBSCRIBE", *shard)
+            self.n += len(shard)
+        if plain:
+            self.c.send_command("SUBSCRIBE", *plain)
+            self.n += len(plain)
+        for _ in range(self.n):
+            self.c.read_response()
+        self.got = []
+
+    def drain(self, timeout=0.2):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.c.can_read(timeout=0.02):
+                m = self.c.read_response()
+                self.got.append((m[1].decode(), m[2]))
+        return self.got
+
+    def close(self):
+        self.c.disconnect()
+
+
+def ids(n, p="T"):
+    return ["%s%04d" % (p, i) for i in range(n)]
+
+
+def test_create_take_finish_happy_path(r, q):
+    sub = Sub(r, shard=[q.ev])
+    assert q.create([{"id": i, "name": "email.send", "args": b"\x81\xa1a\x01"} for i in ids(3)]) == \
+        [[1, r.hget(q.t(i), "c") and int(r.hget(q.t(i), "c"))] for i in ids(3)]
+    assert r.llen(q.k("q")) == 3
+    got = q.take(W, n=10)
+    assert [e[0] for e in got] == [b"ok"] * 3
+    assert [e[1].decode() for e in got] == ids(3)  # oldest first
+    assert got[0][2] == b"email.send" and got[0][3] == 1 and got[0][6] == b"\x81\xa1a\x01"
+    assert r.llen(q.k("p:" + W)) == 3 and r.llen(q.k("q")) == 0
+    t = q.task("T0000")
+    assert t["s"] == b"running" and t["w"] == W.encode() and t["a"] == b"1"
+    out = q.finish(W, [(i, 1, "completed", b"\xc3", {}) for i in ids(3)])
+    assert out == [[b"ok", b"completed"]] * 3
+    assert r.llen(q.k("p:" + W)) == 0
+    assert r.lrange(q.done("completed"), 0, -1) == [b"T0002", b"T0001", b"T0000"]
+    t = q.task("T0000")
+    assert t["s"] == b"completed" and t["r"] == b"\xc3" and "x" not in t and "dl" not in t
+    assert 0 < r.pttl(q.t("T0000")) <= 86400 * 1000
+    assert r.hgetall(q.k("stats")) == {b"enqueued": b"3", b"completed": b"3"}
+    msgs = [json.loads(m) for _, m in sub.drain()]
+    assert [m.get("s") for m in msgs] == ["pending", "running", None]
+    assert [e["s"] for e in msgs[2]["t"]] == ["completed"] * 3
+    assert r.object("encoding", q.t("T0000")) == b"listpack"
+    sub.close()
+
+
+def test_create_is_idempotent_and_all_or_nothing(r, q):
+    q.create([{"id": "A"}])
+    assert q.create([{"id": "A"}, {"id": "B"}]) [0] == [0, b"pending"]
+    assert r.llen(q.k("q")) == 2
+    before = r.llen(q.k("q"))
+    with pytest.raises(redis.ResponseError):
+        q.create([{"id": "C"}, {"id": "D", "delay_ms": "abc"}])
+    assert not r.exists(q.t("C")) and r.llen(q.k("q")) == before
+
+
+def test_create_delayed_and_big_args_in_side_hash(r, q):
+    big = msgpack.packb({"blob": "x" * 200})
+    q.create([{"id": "D", "delay_ms": 60000}, {"id": "B", "args": big}])
+    assert r.zscore(q.k("delayed"), "D") is not None and r.llen(q.k("q")) == 1
+    assert r.object("encoding", q.t("B")) == b"listpack"
+    assert r.hget(q.k("x:B"), "x") == big
+    got = q.take(W)
+    assert got[0][1] == b"B" and got[0][6] == big
+    q.finish(W, [("B", 1, "completed", b"", {})])
+    assert r.hget(q.k("x:B"), "x") is None
+
+
+def test_take_drops_cancelled_and_reports_missing_and_bad(r, q):
+    q.create([{"id": "A"}, {"id": "B"}])
+    assert q.cancel("A") == [b"cancelled"]
+    r.lpush(q.k("q"), "nohash", "bad id\n")
+    got = q.take(W)
+    assert got[0] == [b"skip", b"A", b"cancelled"]
+    assert got[1][0] == b"ok" and got[1][1] == b"B"
+    assert got[2] == [b"missing", b"nohash"]
+    assert got[3][0] == b"bad"
+    # skip removed A from the processing list; missing and bad stay for deadletter
+    assert set(r.lrange(q.k("p:" + W), 0, -1)) == {b"B", b"nohash", b"bad id\n"}
+
+
+def test_take_refuses_wedging_values(r, q):
+    for i, a in enumerate(["-1", "4294967295", "1e308", "nan", "0x10"]):
+        q.create([{"id": "A%d" % i}])
+        r.hset(q.t("A%d" % i), "a", a)
+    got = q.take(W)
+    assert [e[0] for e in got] == [b"bad"] * 5
+    assert all(r.hget(q.t("A%d" % i), "s") == b"pending" for i in range(5))
+
+
+def running(q, r, n=1, p="T", **opts):
+    q.create([dict(id=i, **opts) for i in ids(n, p)])
+    return q.take(W, n=n)
+
+
+def test_finish_is_fenced(r, q):
+    running(q, r)
+    assert q.finish("w-other", [("T0000", 1, "completed", b"", {})]) == [[b"stale", b"running"]]
+    assert q.finish(W, [("T0000", 2, "completed", b"", {})]) == [[b"stale", b"running"]]
+    assert q.finish(W, [("T0000", 1, "failed", b"", {"ec": "E", "em": "boom"})]) == [[b"ok", b"failed"]]
+    assert q.finish(W, [("T0000", 1, "completed", b"", {})]) == [[b"stale", b"failed"]]
+    t = q.task("T0000")
+    assert t["s"] == b"failed" and t["ec"] == b"E" and t["em"] == b"boom"
+    assert r.lrange(q.done("failed"), 0, -1) == [b"T0000"]
+
+
+def test_finish_retries_with_backoff(r, q):
+    running(q, r, max_retries=2, backoff_ms=500)
+    out = q.finish(W, [("T0000", 1, "failed", b"", {"ec": "E", "j": "100"})])
+    assert out[0][0] == b"retry"
+    now = int(r.time()[0]) * 1000
+    assert 500 + 100 - 50 <= out[0][1] - now <= 600 + 1000
+    assert r.zscore(q.k("delayed"), "T0000") == out[0][1]
+    assert q.task("T0000")["s"] == b"pending" and r.llen(q.k("p:" + W)) == 0
+    assert r.hget(q.k("stats"), "retried") == b"1"
+
+
+def test_finish_forces_stop_codes(r, q):
+    running(q, r, n=2)
+    q.finish(W, [("T0000", 1, "cancelled", b"", {"ec": "MINE"}), ("T0001", 1, "timeout", b"", {"em": "slow"})])
+    a, b = q.task("T0000"), q.task("T0001")
+    assert a["ec"] == b"CANCELLED" and a["em"] == b"cancelled while running"
+    assert b["ec"] == b"TIMEOUT" and b["em"] == b"slow"
+
+
+def test_finish_big_values_keep_the_hash_small(r, q):
+    running(q, r)
+    tb = "Traceback\n" + "  line\n" * 100
+    q.finish(W, [("T0000", 1, "failed", b"", {"ec": "E", "et": tb, "em": "short"})])
+    assert r.object("encoding", q.t("T0000")) == b"listpack"
+    t = q.task("T0000")
+    assert t["et"] == tb.encode() and t["em"] == b"short"
+    assert 0 < r.pttl(q.k("x:T0000")) <= 86400 * 1000
+
+
+def test_history_cap_deletes_old_tasks_in_finish(r, q):
+    q.cap = 5
+    running(q, r, n=8)
+    q.finish(W, [(i, 1, "completed", b"", {}) for i in ids(8)])
+    assert r.llen(q.done("completed")) == 5
+    assert [i for i in ids(8) if r.exists(q.t(i))] == ids(8)[3:]
+
+
+def test_history_off_keeps_tasks_60s_and_out_of_lists(r, q):
+    q.hist = "0"
+    running(q, r)
+    q.finish(W, [("T0000", 1, "completed", b"", {})])
+    assert r.llen(q.done("completed")) == 0
+    assert 0 < r.pttl(q.t("T0000")) <= 60000
+
+
+def test_finish_validates_everything_first(r, q):
+    running(q, r, n=2)
+    bad = [("T0000", 1, "completed", b"", {}), ("T0001", 1, "completed", b"", {"p": "1e308"})]
+    with pytest.raises(redis.ResponseError):
+        q.finish(W, bad)
+    assert q.task("T0000")["s"] == b"running" and r.llen(q.k("p:" + W)) == 2
+
+
+def test_runtime_histogram_pairs(r, q):
+    running(q, r)
+    q.finish(W, [("T0000", 1, "completed", b"", {})], hist_pairs=[("le_0.1", 1), ("sum_ms", 42)])
+    assert r.hgetall(q.k("rt")) == {b"le_0.1": b"1", b"sum_ms": b"42"}
+
+
+def test_wait_registers_and_only_waited_tasks_publish(r, q):
+    running(q, r, n=2)
+    sub = Sub(r, shard=[q.k("w:T0000"), q.k("w:T0001")])
+    assert q.wait("T0000") == b"running"
+    assert q.wait("nope") is None and not r.exists(q.t("nope"))
+    q.finish(W, [("T0000", 1, "completed", b"", {}), ("T0001", 1, "completed", b"", {})])
+    got = sub.drain()
+    assert [c for c, _ in got] == [q.k("w:T0000")]
+    assert json.loads(got[0][1])["s"] == "completed"
+    assert q.wait("T0001") == b"completed"
+    sub.close()
+
+
+def test_progress_is_fenced_and_published(r, q):
+    running(q, r)
+    sub = Sub(r, shard=[q.ev])
+    assert q.progress("T0000", W, 1, 40, "half\u00e9") == 1
+    assert q.progress("T0000", "w-x", 1, 50) == 0
+    t = q.task("T0000")
+    assert t["p"] == b"40" and t["pm"] == "half\u00e9".encode()
+    m = json.loads(sub.drain()[0][1])
+    assert m["t"][0]["p"] == 40
+    with pytest.raises(redis.ResponseError):
+        q.progress("T0000", W, 1, 101)
+    sub.close()
+
+
+def test_cancel_running_sets_flag_and_tells_workers(r, q):
+    running(q, r)
+    sub = Sub(r, plain=["{rtq}:cancel"])
+    assert q.cancel("T0000") == [b"requested"]
+    assert r.hget(q.t("T0000"), "cr") is not None
+    assert sub.drain() == [("{rtq}:cancel", b"T0000")]
+    assert q.cancel("nope") == [b"notfound"]
+    q.finish(W, [("T0000", 1, "cancelled", b"", {})])
+    assert q.cancel("T0000") == [b"state", b"cancelled"]
+    sub.close()
+
+
+def test_cancel_delayed_task_leaves_the_delayed_set(r, q):
+    q.create([{"id": "D", "delay_ms": 60000}])
+    q.cancel("D")
+    assert r.zcard(q.k("delayed")) == 0 and r.lrange(q.done("cancelled"), 0, -1) == [b"D"]
+
+
+def test_retry_failed_task(r, q):
+    running(q, r)
+    q.finish(W, [("T0000", 1, "failed", b"", {"ec": "E"})])
+    with pytest.raises(redis.ResponseError):
+        q.retry("T0000", "completed")
+    assert q.retry("T0000", "failed") == [b"ok"]
+    t = q.task("T0000")
+    assert t["s"] == b"pending" and "ec" not in t and r.ttl(q.t("T0000")) == -1
+    assert r.llen(q.done("failed")) == 0 and r.lrange(q.k("q"), 0, -1) == [b"T0000"]
+    assert q.take(W)[0][3] == 1
+
+
+def test_requeue_puts_task_first_in_line(r, q):
+    q.create([{"id": i} for i in ids(3)])
+    got = q.take(W, n=1)
+    assert q.requeue("T0000", W, 1) == [b"requeued"]
+    assert r.lindex(q.k("q"), -1) == b"T0000"
+    assert q.take(W, n=1)[0][3] == 1  # attempt not counted
+    assert q.requeue("T0000", "w-x", 1) == [b"stale", b"running"]
+
+
+def test_handback_counts_and_exhausts(r, q):
+    running(q, r)
+    out = q.handback("T0000", W, 1, delay=0, most=1)
+    assert out[0] == b"handed_back" and out[1] == 1
+    assert q.promote()[0] == 1
+    q.take(W)
+    assert q.handback("T0000", W, 1, most=1) == [b"exhausted", 1]
+    assert q.handback("nope", W, 1) == [b"missing"]
+
+
+def test_deadletter_from_processing_and_delayed(r, q):
+    running(q, r)
+    r.lpush(q.k("p:" + W), "bad id\x00")
+    assert q.deadletter("T0000", "BAD_SIGNATURE", "no signature", W) == [b"ok", 1]
+    assert q.task("T0000")["s"] == b"failed" and q.task("T0000")["ec"] == b"BAD_SIGNATURE"
+    assert q.deadletter("T0000", "BAD_SIGNATURE", "again", W) == [b"gone", 0]
+    assert q.deadletter("bad id\x00", "BAD_ID", "x", W) == [b"ok", 0]
+    r.zadd(q.k("delayed"), {b"\xffjunk": 1})
+    assert q.promote()[1] == [b"\xffjunk"]
+    assert q.deadletter(b"\xffjunk", "BAD_ID", "x", "broker-1", source=q.k("delayed")) == [b"ok", 0]
+    recs = [msgpack.unpackb(x, raw=False) for x in r.lrange(q.k("dead"), 0, -1)]
+    assert [d["code"] for d in recs] == ["BAD_ID", "BAD_ID", "BAD_SIGNATURE"]
+    assert recs[0]["payload"] == b"\xffjunk" and recs[0]["queue"] == "default"
+    assert r.hget(q.k("stats"), "dead") == b"3"
+
+
+def test_deadletter_leaves_a_task_running_elsewhere(r, q):
+    running(q, r)
+    r.lpush(q.k("p:w-other"), "T0000")
+    assert q.deadletter("T0000", "X", "dup", "w-other") == [b"ok", 0]
+    assert q.task("T0000")["s"] == b"running"
+
+
+def test_recover_every_branch(r, q):
+    dead = "w-dead"
+    q.create([{"id": i} for i in ["R", "C", "L", "T", "P", "Q"]])
+    for _ in range(4):
+        q.take(dead, n=1)
+    r.hset(q.t("C"), "cr", "1")
+    r.hset(q.t("L"), "a", "3")
+    r.hset(q.t("T"), "dl", "1")
+    # P: moved by BLMOVE and never claimed; Q: pending in the delayed set
+    r.lmove(q.k("q"), q.k("p:" + dead), "RIGHT", "LEFT")
+    r.lrem(q.k("q"), 1, "Q"); r.zadd(q.k("delayed"), {"Q": 1}); r.lpush(q.k("p:" + dead), "Q")
+    r.lpush(q.k("p:" + dead), "ghost", "bad id")
+    entries = r.lrange(q.k("p:" + dead), 0, -1)
+    out = dict(zip([e.decode() for e in entries], q.recover(dead, entries, most=3)))
+    assert out["R"] == [b"requeued", 1] and out["C"][0] == b"cancelled"
+    assert out["L"][0] == b"failed" and out["T"][0] == b"timeout"
+    assert out["P"] == [b"requeued", 0] and out["Q"] == [b"dropped", b"pending"]
+    assert out["ghost"] == [b"dead", b"NO_TASK_RECORD"] and out["bad id"] == [b"dead", b"BAD_ID"]
+    assert q.task("L")["ec"] == b"WORKER_LOST" and q.task("T")["ec"] == b"TIMEOUT"
+    assert r.llen(q.k("p:" + dead)) == 0 and set(r.lrange(q.k("q"), 0, -1)) == {b"R", b"P"}
+    assert q.recover(dead, [b"R"]) == [[b"gone"]]
+
+
+def test_promote_moves_due_ids_in_bounded_steps(r, q):
+    q.create([{"id": i, "run_at_ms": 1} for i in ids(3)])  # run_at in the past: ready
+    assert r.llen(q.k("q")) == 3
+    r.zadd(q.k("delayed"), {i: 1 for i in ids(250, "D")})
+    assert q.promote(100)[0] == 100 and q.promote(100)[0] == 100
+    moved, badl, nxt = q.promote(100)
+    assert moved == 50 and badl == [] and nxt == -1
+
+
+def test_prune_stops_at_a_live_task(r, q):
+    running(q, r, n=3)
+    q.finish(W, [(i, 1, "completed", b"", {}) for i in ids(3)])
+    r.delete(q.t("T0000"), q.t("T0001"))
+    assert q.prune("completed") == 2 and r.lrange(q.done("completed"), 0, -1) == [b"T0002"]
+
+
+def test_heartbeat_and_lease(r, q):
+    s = q.s
+    now = s.call("heartbeat", ["{rtq}:worker:w1", "{rtq}:workers"], ["w1", "5000", "host", "h", "pid", "7"])
+    assert r.zscore("{rtq}:workers", "w1") == now and r.hget("{rtq}:worker:w1", "pid") == b"7"
+    with pytest.raises(redis.ResponseError):
+        s.call("heartbeat", ["{rtq}:worker:w1", "{other}:workers"], ["w1", "5000"])
+    assert s.call("lease", ["{rtq}:lease"], ["b1", "5000", "acquire"]) == 1
+    assert s.call("lease", ["{rtq}:lease"], ["b2", "5000", "acquire"]) == 0
+    assert s.call("lease", ["{rtq}:lease"], ["b2", "5000", "release"]) == 0
+    assert s.call("lease", ["{rtq}:lease"], ["b1", "5000", "release"]) == 1
+
+
+def test_prefixes_cannot_reach_another_queue(r, q):
+    other = Queue(r, "rtq", "other", q.s)
+    other.create([{"id": "V"}])
+    with pytest.raises(redis.ResponseError):
+        q.s.call("take", [q.k("q"), q.k("p:" + W)], [W, "1000", q.ev, other.k("t:"), q.k("x:"), "1", "100"])
+    with pytest.raises(redis.ResponseError):
+        q.s.call("take", [q.k("q"), other.k("p:" + W)], [W, "1000", q.ev, q.k("t:"), q.k("x:"), "1", "100"])
