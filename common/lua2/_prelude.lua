@@ -171,6 +171,65 @@ local function push_done(pushes, cap, tpre, xpre)
   end
 end
 
+-- Fleet-wide limits of a queue, checked inside the claim step.
+--   {ns:Q}:limit   hash  rate (tasks per second, a decimal), burst (whole;
+--                        default the rate rounded up, at least 1), conc
+--                        (whole: at most this many running at once)
+--   {ns:Q}:bucket  hash  t (tokens, a decimal), ts (ms of the last refill)
+--   {ns:Q}:slots   zset  id -> lease end (the task's deadline) of each
+--                        running task of the queue, while conc is set
+-- A limit whose value does not validate is not applied. gate_open reads
+-- them once per call; gate_wait tells whether a claim may happen now;
+-- gate_take spends a token and a slot; gate_close stores the bucket. A
+-- slot is given back by every step that ends or hands back a run (finish,
+-- requeue, handback, deadletter, recover: ZREM), and a lease that ran out
+-- (a worker that died holding it) is dropped at the next claim.
+local function decimal(s, lo, hi)
+  if type(s) ~= 'string' or not string.find(s, '^%d+%.?%d*$') then return nil end
+  local n = tonumber(s)
+  if not n or n < lo or n > hi then return nil end
+  return n
+end
+
+local function gate_open(kl, kb, ks, now)
+  local l = redis.call('HMGET', kl, 'rate', 'burst', 'conc')
+  local g = {kb = kb, ks = ks, now = now}
+  local rate = decimal(l[1] or '', 0.001, 1000000)
+  if rate then
+    local burst = opt_whole(l[2], 1, 1000000, math.max(1, math.ceil(rate))) or math.max(1, math.ceil(rate))
+    local b = redis.call('HMGET', kb, 't', 'ts')
+    local t, ts = decimal(b[1] or '', 0, burst), opt_whole(b[2], 0, MAX_MS, now)
+    if not t then t = burst end
+    if not ts or ts > now then ts = now end
+    g.rate, g.tokens = rate, math.min(burst, t + (now - ts) * rate / 1000)
+  end
+  local conc = opt_whole(l[3], 1, 1000000, nil)
+  if conc then
+    redis.call('ZREMRANGEBYSCORE', ks, '-inf', now)
+    g.conc, g.used = conc, redis.call('ZCARD', ks)
+  end
+  return g
+end
+
+-- 0 when a claim may happen now, else how long to wait (ms).
+local function gate_wait(g)
+  if g.rate and g.tokens < 1 then return math.ceil((1 - g.tokens) * 1000 / g.rate) end
+  if g.conc and g.used >= g.conc then return 100 end
+  return 0
+end
+
+local function gate_take(g, id, lease_end)
+  if g.rate then g.tokens = g.tokens - 1 end
+  if g.conc then
+    g.used = g.used + 1
+    redis.call('ZADD', g.ks, lease_end, id)
+  end
+end
+
+local function gate_close(g)
+  if g.rate then redis.call('HSET', g.kb, 't', string.format('%.6f', g.tokens), 'ts', g.now) end
+end
+
 -- Claims one task whose id is at the head of the processing list plist:
 -- pending -> running under wid, attempt + 1, deadline. Returns the reply
 -- entry of take and claim:
@@ -181,7 +240,7 @@ end
 --   {'bad', id, reason}   the id or the stored fields do not validate:
 --                         the worker dead-letters it, nothing was written
 local CLAIM_FIELDS = {'s', 'n', 'a', 'to', 'x', 'xs', 'sg'}
-local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started)
+local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate)
   if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
   local t = tpre .. id
   local h = redis.pcall('HMGET', t, unpack(CLAIM_FIELDS))
@@ -198,6 +257,7 @@ local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started)
   end
   a = a + 1
   local dl = now + to
+  gate_take(gate, id, dl)
   redis.call('HSET', t, 's', 'running', 'w', wid, 'a', a, 'b', now, 'dl', dl)
   local args = h[5] or ''
   if h[6] then

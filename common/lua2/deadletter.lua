@@ -6,7 +6,8 @@
 -- A task is failed only while it is pending, or running under the worker
 -- that dead-letters it: a stale duplicate of the id of a task running
 -- elsewhere does not end that run.
--- KEYS: 1 dead list, 2 source (list or zset), 3 stats, 4 done:failed
+-- KEYS: 1 dead list, 2 source (list or zset), 3 stats, 4 done:failed,
+--       5 slots (a lease of the task is given back)
 -- ARGV: 1 entry (bytes as they were), 2 code, 3 reason, 4 worker id,
 --       5 queue name, 6 default result ttl (s), 7 history '1'/'0',
 --       8 history cap, 9 events channel, 10 task key prefix, 11 side key
@@ -14,7 +15,7 @@
 -- Reply: {'ok', failed_task (0/1)} | {'gone', 0} when the entry was no
 --        longer there
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'list|zset', KEYS[3], 'hash', KEYS[4], 'list'})
+need_types({KEYS[1], 'list', KEYS[2], 'list|zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'zset'})
 local entry = ARGV[1]
 if type(entry) ~= 'string' or #entry > 1048576 then bad('deadletter: entry over 1 MiB') end
 local code = need_name(ARGV[2], 'deadletter: code')
@@ -38,6 +39,7 @@ if removed == 0 then return {'gone', 0} end
 local now = now_ms()
 keep_dead(KEYS[1], KEYS[3], now, code, ARGV[3], wid, queue, entry)
 if not valid_name(entry) then return {'ok', 0} end
+redis.call('ZREM', KEYS[5], entry)
 local id = entry
 local t = tpre .. id
 local h = redis.pcall('HMGET', t, 's', 'w', 'rt', 'wt', 'xs')

@@ -9,7 +9,8 @@
 -- The run-time histogram arrives aggregated over the call's tasks (field,
 -- increment pairs), so it costs one HINCRBY per touched bucket per call.
 -- KEYS: 1 processing, 2 delayed, 3 stats, 4 done:completed, 5 done:failed,
---       6 done:cancelled, 7 done:timeout, 8 run-time histogram
+--       6 done:cancelled, 7 done:timeout, 8 run-time histogram, 9 slots
+--       (the queue's concurrency leases: each task's is given back)
 -- ARGV: 1 worker id, 2 default result ttl (s), 3 history '1'/'0',
 --       4 history cap, 5 events channel, 6 task key prefix, 7 side key
 --       prefix, 8 waiter channel prefix, 9 h, then h histogram pairs
@@ -20,7 +21,7 @@
 -- Reply: one entry per task, in order:
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'hash'})
+need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'hash', KEYS[9], 'zset'})
 local DONE = {completed = 4, failed = 5, cancelled = 6, timeout = 7}
 local STOP = {cancelled = {'CANCELLED', 'cancelled while running'},
               timeout = {'TIMEOUT', 'exceeded its timeout'}}
@@ -72,7 +73,7 @@ if #starts > 1 and bytes > MAX_CALL_BYTES then bad('finish: more than 256 KiB of
 
 local now = now_ms()
 local hist = ARGV[3] == '1'
-local out, pushes, counts, ev = {}, {}, {}, {}
+local out, pushes, counts, ev, leases = {}, {}, {}, {}, {}
 for j = 1, #starts do
   b = starts[j]
   local id, att, final, result = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -83,6 +84,7 @@ for j = 1, #starts do
   if f[1] ~= 'running' or f[2] ~= wid or f[3] ~= att then
     out[j] = {'stale', f[1] or ''}
   else
+    leases[#leases + 1] = id
     local inline, side, jitter, e, has_em = {}, {}, 0, {id = id}, false
     local stop = STOP[final]
     for i = b + 5, b + 3 + 2 * tonumber(ARGV[b + 4]), 2 do
@@ -130,6 +132,7 @@ for j = 1, #starts do
   end
 end
 push_done(pushes, cap, tpre, xpre)
+if #leases > 0 then redis.call('ZREM', KEYS[9], unpack(leases)) end
 for k, n in pairs(counts) do redis.call('HINCRBY', KEYS[3], k, n) end
 for i = 10, 9 + 2 * h, 2 do redis.call('HINCRBY', KEYS[8], ARGV[i], tonumber(ARGV[i + 1])) end
 if #ev > 0 then publish(ARGV[5], {at = now, t = ev}) end

@@ -7,13 +7,13 @@
 -- ('missing'): the worker then dead-letters it as UNKNOWN_TASK. A task
 -- that has ended or runs under another worker is only dropped from the
 -- list.
--- KEYS: 1 processing, 2 delayed
+-- KEYS: 1 processing, 2 delayed, 3 slots (its concurrency lease is given back)
 -- ARGV: 1 id, 2 worker id, 3 attempt, 4 delay (ms), 5 most handbacks,
 --       6 events channel, 7 task key prefix
 -- Reply: {'handed_back', handbacks, due_ms} | {'exhausted', handbacks}
 --        | {'missing'} | {'dropped', status} | {'gone'}
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'zset'})
+need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'zset'})
 local id = need_name(ARGV[1], 'handback: id')
 local wid = need_name(ARGV[2], 'handback: worker id')
 local att = need_whole(ARGV[3], 1, MAX_ATTEMPT, 'handback: attempt')
@@ -35,5 +35,6 @@ local due = now + delay
 redis.call('HSET', t, 's', 'pending', 'a', att - 1, 'hb', hb + 1)
 redis.call('HDEL', t, 'w', 'b', 'dl')
 redis.call('ZADD', KEYS[2], due, id)
+redis.call('ZREM', KEYS[3], id)
 publish(ARGV[6], {at = now, t = {{id = id, s = 'pending', hb = hb + 1}}})
 return {'handed_back', hb + 1, due}

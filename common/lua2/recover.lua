@@ -12,7 +12,8 @@
 -- delayed set. An entry that is not a valid id, or has no task hash, is
 -- dead-lettered.
 -- KEYS: 1 processing (the dead worker's), 2 queue, 3 dead list, 4 stats,
---       5 delayed, 6 done:failed, 7 done:cancelled, 8 done:timeout
+--       5 delayed, 6 done:failed, 7 done:cancelled, 8 done:timeout, 9 slots
+--       (the dead worker's concurrency leases are given back)
 -- ARGV: 1 dead worker id, 2 max deliveries, 3 grace (ms), 4 default result
 --       ttl (s), 5 history '1'/'0', 6 history cap, 7 events channel,
 --       8 task key prefix, 9 side key prefix, 10 waiter channel prefix,
@@ -22,7 +23,7 @@
 --        | {'failed'|'cancelled'|'timeout', attempt} | {'dropped', status}
 --        | {'dead', code}
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'list', KEYS[4], 'hash', KEYS[5], 'zset', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'list'})
+need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'list', KEYS[4], 'hash', KEYS[5], 'zset', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'list', KEYS[9], 'zset'})
 local wid = need_name(ARGV[1], 'recover: worker id')
 local most = need_whole(ARGV[2], 1, MAX_ATTEMPT, 'recover: max deliveries')
 local grace = need_whole(ARGV[3], 0, 86400000, 'recover: grace')
@@ -69,6 +70,7 @@ for j = 1, n do
     elseif h[1] ~= 'running' or h[2] ~= wid then
       out[j] = {'dropped', h[1]}
     else
+      redis.call('ZREM', KEYS[9], id)
       local final, code, msg
       if h[4] then
         final, code, msg = 'cancelled', 'CANCELLED', 'cancelled while its worker died'

@@ -2,11 +2,11 @@
 -- not finish. Fenced like finish. The task goes back to the front of its
 -- queue (the right end, where workers take from) and the attempt is not
 -- counted, since no delivery failed.
--- KEYS: 1 queue, 2 processing
+-- KEYS: 1 queue, 2 processing, 3 slots (its concurrency lease is given back)
 -- ARGV: 1 id, 2 worker id, 3 attempt, 4 events channel, 5 task key prefix
 -- Reply: {'requeued'} | {'stale', status}
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'list'})
+need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'zset'})
 local id = need_name(ARGV[1], 'requeue: id')
 local wid = need_name(ARGV[2], 'requeue: worker id')
 local att = need_whole(ARGV[3], 1, MAX_ATTEMPT, 'requeue: attempt')
@@ -18,5 +18,6 @@ if h[1] ~= 'running' or h[2] ~= wid or h[3] ~= fmt(att) then return {'stale', h[
 redis.call('HSET', t, 's', 'pending', 'a', att - 1)
 redis.call('HDEL', t, 'w', 'b', 'dl')
 redis.call('RPUSH', KEYS[1], id)
+redis.call('ZREM', KEYS[3], id)
 publish(ARGV[4], {at = now_ms(), t = {{id = id, s = 'pending', requeued = true}}})
 return {'requeued'}

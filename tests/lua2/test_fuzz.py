@@ -53,9 +53,9 @@ def valid_calls(q, r, rnd):
     for _ in range(64):
         big += ["B%d" % rnd.randrange(10 ** 6), "job", b"\x80", "0", "0", "0", "0", "0", "0", ""]
     out.append(("create", tk, [q.ev, q.k("t:"), q.k("x:")] + big))
-    out.append(("take", [q.k("q"), q.k("p:" + W)], [W, "300000", q.ev, q.k("t:"), q.k("x:"),
+    out.append(("take", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "300000", q.ev, q.k("t:"), q.k("x:"),
                                                    rnd.choice(["2", "64"]), "65536"]))
-    out.append(("claim", [q.k("q"), q.k("p:" + W)], [W, "300000", q.ev, q.k("t:"), q.k("x:"), some[0]]))
+    out.append(("claim", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "300000", q.ev, q.k("t:"), q.k("x:"), some[0]]))
     out.append(("finish", q.finish_keys(W), [W, "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"),
                                              "1", "le_1", "1", some[0], some[1], "failed", b"\xc0", "2",
                                              "ec", "E", "em", "m"]))
@@ -64,16 +64,19 @@ def valid_calls(q, r, rnd):
     out.append(("cancel", [q.t("T3"), q.k("delayed"), q.k("stats"), q.done("cancelled")],
                 ["T3", "86400", "1", "100", q.ev, q.k("w:"), "{rtq}:cancel", q.k("t:"), q.k("x:")]))
     out.append(("retry", [q.t("T4"), q.k("q"), q.done("failed")], ["T4", "failed", q.ev, q.k("x:")]))
-    out.append(("requeue", [q.k("q"), q.k("p:" + W)], [some[0], W, some[1], q.ev, q.k("t:")]))
-    out.append(("handback", [q.k("p:" + W), q.k("delayed")], [some[0], W, some[1], "10", "3", q.ev, q.k("t:")]))
-    out.append(("deadletter", [q.k("dead"), q.k("p:" + W), q.k("stats"), q.done("failed")],
+    out.append(("requeue", [q.k("q"), q.k("p:" + W), q.k("slots")], [some[0], W, some[1], q.ev, q.k("t:")]))
+    out.append(("handback", [q.k("p:" + W), q.k("delayed"), q.k("slots")], [some[0], W, some[1], "10", "3", q.ev, q.k("t:")]))
+    out.append(("deadletter", [q.k("dead"), q.k("p:" + W), q.k("stats"), q.done("failed"), q.k("slots")],
                 [some[0], "BAD", "reason", W, "default", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"),
                  q.k("w:")]))
     out.append(("recover", [q.k("p:w-dead"), q.k("q"), q.k("dead"), q.k("stats"), q.k("delayed"),
-                            q.done("failed"), q.done("cancelled"), q.done("timeout")],
+                            q.done("failed"), q.done("cancelled"), q.done("timeout"), q.k("slots")],
                 ["w-dead", "3", "1000", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), "default",
                  "T5"]))
     out.append(("promote", [q.k("delayed"), q.k("q")], ["10"]))
+    out.append(("purge", [q.k("q"), q.k("delayed"), q.k("stats"), q.done("cancelled"), q.k("dead")],
+                ["3", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), "default"]))
+    out.append(("delete", [q.done("completed")], [q.k("t:"), q.k("x:"), "5", "0"]))
     out.append(("prune", [q.done("completed")], [q.k("t:"), "10"]))
     out.append(("heartbeat", ["{rtq}:worker:" + W, "{rtq}:workers"], [W, "5000", "host", "h"]))
     out.append(("lease", ["{rtq}:lease"], ["b1", "5000", "acquire"]))
@@ -105,6 +108,7 @@ def fresh_namespace(r, q):
     q.create([{"id": "D1", "delay_ms": 60000}])
     q.finish(W, [("T0", 1, "completed", b"", {})])
     r.hset(q.t("T4"), mapping={"s": "failed"})
+    r.hset(q.k("limit"), mapping={"rate": "1000", "conc": "50"})
 
 
 def test_fuzz_every_script(r, q):
@@ -139,7 +143,7 @@ def test_fuzz_every_script(r, q):
         if n % 250 == 249:  # start again from a small namespace
             fresh_namespace(r, q)
     assert errors > CALLS // 3 and written > CALLS // 10, (errors, written)
-    assert len(tally) == 16 and all(ok and failed for ok, failed in tally.values()), tally
+    assert len(tally) == 18 and all(ok and failed for ok, failed in tally.values()), tally
     msgs = sub.drain(0.5)
     assert msgs, "no message was published"
     for ch, m in msgs:

@@ -62,17 +62,20 @@ class Queue:
                      str(t.get("run_at_ms", 0)), t.get("sig", "")]
         return self.s.call("create", [self.k("q"), self.k("delayed"), self.k("stats")], argv)
 
+    def gate(self):
+        return [self.k("limit"), self.k("bucket"), self.k("slots")]
+
     def take(self, wid, n=64, deftmo=300000, budget=1 << 20):
-        return self.s.call("take", [self.k("q"), self.k("p:" + wid)],
+        return self.s.call("take", [self.k("q"), self.k("p:" + wid)] + self.gate(),
                            [wid, str(deftmo), self.ev, self.k("t:"), self.k("x:"), str(n), str(budget)])
 
     def claim(self, wid, ids, deftmo=300000):
-        return self.s.call("claim", [self.k("q"), self.k("p:" + wid)],
+        return self.s.call("claim", [self.k("q"), self.k("p:" + wid)] + self.gate(),
                            [wid, str(deftmo), self.ev, self.k("t:"), self.k("x:"), *ids])
 
     def finish_keys(self, wid):
         return [self.k("p:" + wid), self.k("delayed"), self.k("stats"), self.done("completed"),
-                self.done("failed"), self.done("cancelled"), self.done("timeout"), self.k("rt")]
+                self.done("failed"), self.done("cancelled"), self.done("timeout"), self.k("rt"), self.k("slots")]
 
     def finish(self, wid, outcomes, hist_pairs=()):
         """outcomes: list of (id, attempt, final, result, {field: value})."""
@@ -101,24 +104,33 @@ class Queue:
         return self.s.call("retry", [self.t(id), self.k("q"), self.done(status)], [id, status, self.ev, self.k("x:")])
 
     def requeue(self, id, wid, att):
-        return self.s.call("requeue", [self.k("q"), self.k("p:" + wid)], [id, wid, str(att), self.ev, self.k("t:")])
+        return self.s.call("requeue", [self.k("q"), self.k("p:" + wid), self.k("slots")], [id, wid, str(att), self.ev, self.k("t:")])
 
     def handback(self, id, wid, att, delay=1000, most=3):
-        return self.s.call("handback", [self.k("p:" + wid), self.k("delayed")],
+        return self.s.call("handback", [self.k("p:" + wid), self.k("delayed"), self.k("slots")],
                            [id, wid, str(att), str(delay), str(most), self.ev, self.k("t:")])
 
     def deadletter(self, entry, code, reason, wid, source=None):
         src = source or self.k("p:" + wid)
-        return self.s.call("deadletter", [self.k("dead"), src, self.k("stats"), self.done("failed")],
+        return self.s.call("deadletter", [self.k("dead"), src, self.k("stats"), self.done("failed"), self.k("slots")],
                            [entry, code, reason, wid, self.name, str(self.defttl), self.hist, str(self.cap),
                             self.ev, self.k("t:"), self.k("x:"), self.k("w:")])
 
     def recover(self, wid, entries, most=3, grace=1000):
         keys = [self.k("p:" + wid), self.k("q"), self.k("dead"), self.k("stats"), self.k("delayed"),
-                self.done("failed"), self.done("cancelled"), self.done("timeout")]
+                self.done("failed"), self.done("cancelled"), self.done("timeout"), self.k("slots")]
         return self.s.call("recover", keys, [wid, str(most), str(grace), str(self.defttl), self.hist, str(self.cap),
                                              self.ev, self.k("t:"), self.k("x:"), self.k("w:"), self.name,
                                              *entries])
+
+    def purge(self, n=100):
+        return self.s.call("purge", [self.k("q"), self.k("delayed"), self.k("stats"), self.done("cancelled"),
+                                     self.k("dead")],
+                           [str(n), str(self.defttl), self.hist, str(self.cap), self.ev, self.k("t:"), self.k("x:"),
+                            self.k("w:"), self.name])
+
+    def delete(self, status, n=100, cutoff=0):
+        return self.s.call("delete", [self.done(status)], [self.k("t:"), self.k("x:"), str(n), str(cutoff)])
 
     def promote(self, n=100):
         return self.s.call("promote", [self.k("delayed"), self.k("q")], [str(n)])

@@ -1,0 +1,57 @@
+-- purge: every pending task of the queue ends cancelled, in bounded steps:
+-- one call takes at most n ids, oldest first, from the queue and then
+-- from the delayed set; the caller calls again while `left` is not 0.
+-- A task that is not pending is only dropped from the list (it ran or
+-- ended elsewhere); an entry that is not a valid id is dead-lettered.
+-- KEYS: 1 queue, 2 delayed, 3 stats, 4 done:cancelled, 5 dead list
+-- ARGV: 1 n (1..100), 2 default result ttl (s), 3 history '1'/'0',
+--       4 history cap, 5 events channel, 6 task key prefix, 7 side key
+--       prefix, 8 waiter channel prefix, 9 queue name
+-- Reply: {cancelled, dropped, left (entries still in the queue and the
+--        delayed set)}
+check_keys()
+need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list'})
+local n = need_whole(ARGV[1], 1, 100, 'purge: n')
+local defttl = need_whole(ARGV[2], 1, MAX_TTL_S, 'purge: default result ttl')
+if ARGV[3] ~= '1' and ARGV[3] ~= '0' then bad('purge: history must be 1 or 0') end
+local cap = need_whole(ARGV[4], 1, 10000000, 'purge: history cap')
+local tpre = check_prefix(ARGV[6], 'task key')
+local xpre = check_prefix(ARGV[7], 'side key')
+local wpre = check_prefix(ARGV[8], 'waiter channel')
+local queue = need_name(ARGV[9], 'purge: queue')
+local now = now_ms()
+local hist = ARGV[3] == '1'
+local ids = redis.call('RPOP', KEYS[1], n) or {}
+if #ids < n then
+  local more = redis.call('ZRANGE', KEYS[2], 0, n - #ids - 1)
+  if #more > 0 then redis.call('ZREM', KEYS[2], unpack(more)) end
+  for i = 1, #more do ids[#ids + 1] = more[i] end
+end
+local pushes, ev, cancelled, dropped = {}, {}, 0, 0
+for i = 1, #ids do
+  local id = ids[i]
+  if not valid_name(id) then
+    keep_dead(KEYS[5], KEYS[3], now, 'BAD_ID', 'not a valid task id (found by purge)', 'purge', queue, id)
+    dropped = dropped + 1
+  else
+    local t = tpre .. id
+    local h = redis.pcall('HMGET', t, 's', 'rt', 'wt', 'xs')
+    if h.err or h[1] ~= 'pending' then
+      dropped = dropped + 1
+    else
+      local ttl = opt_whole(h[2], 1, MAX_TTL_S, defttl) or defttl
+      if not hist and ttl > 60 then ttl = 60 end
+      end_task(t, xpre .. id, id, 'cancelled', now, {'ec', 'CANCELLED', 'em', 'purged with its queue'}, {},
+               h[4] ~= false, ttl, hist and KEYS[4] or nil, pushes)
+      if h[3] then redis.call('SPUBLISH', wpre .. id, cjson.encode({id = id, s = 'cancelled', at = now})) end
+      ev[#ev + 1] = {id = id, s = 'cancelled', ec = 'CANCELLED'}
+      cancelled = cancelled + 1
+    end
+  end
+end
+push_done(pushes, cap, tpre, xpre)
+if cancelled > 0 then
+  redis.call('HINCRBY', KEYS[3], 'cancelled', cancelled)
+  publish(ARGV[5], {at = now, t = ev})
+end
+return {cancelled, dropped, redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])}
