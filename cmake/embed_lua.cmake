@@ -1,9 +1,13 @@
-# Writes OUT: one C string per DIR/<name>.lua, named rtq__lua_<name>, with
+# Writes OUT: one C string per DIR/<name>.lua, named <SYM><name> (SYM
+# defaults to rtq__lua_; protocol v2's common/lua2 uses rtq__lua2_), with
 # DIR/_prelude.lua (shared local helper functions) prepended to each.
+if(NOT DEFINED SYM)
+  set(SYM rtq__lua_)
+endif()
 file(GLOB files ${DIR}/*.lua)
 list(SORT files)
 file(READ ${DIR}/_prelude.lua prelude HEX)
-set(content "/* Generated from common/lua/<name>.lua by cmake/embed_lua.cmake. Do not edit. */\n")
+set(content "/* Generated from ${DIR}/<name>.lua by cmake/embed_lua.cmake. Do not edit. */\n")
 foreach(f ${files})
   get_filename_component(name ${f} NAME_WE)
   if(name STREQUAL "_prelude")
@@ -12,6 +16,6 @@ foreach(f ${files})
   file(READ ${f} hex HEX)
   set(hex "${prelude}${hex}")
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
-  string(APPEND content "const char rtq__lua_${name}[] = {${hex}0x00};\n")
+  string(APPEND content "const char ${SYM}${name}[] = {${hex}0x00};\n")
 endforeach()
 file(WRITE ${OUT} "${content}")

@@ -48,13 +48,13 @@ const char *rtq_script_sha(rtq_script_id id) {
   return s;
 }
 
-static int is_sha(const redisReply *r) {
-  if (r->type != REDIS_REPLY_STRING || r->len != 40) return 0;
+bool rtq__reply_is_sha(const redisReply *r) {
+  if (r->type != REDIS_REPLY_STRING || r->len != 40) return false;
   for (size_t i = 0; i < 40; i++) {
     char ch = r->str[i];
-    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return 0;
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
   }
-  return 1;
+  return true;
 }
 
 int rtq_scripts_load(rtq_conn *c) {
@@ -68,7 +68,7 @@ int rtq_scripts_load(rtq_conn *c) {
     rtq_argv_add_str(&a, table[i].body);
     redisReply *r = NULL;
     rc = rtq_conn_command(c, &a, &r);
-    if (rc == 0 && !is_sha(r)) rc = RTQ_EREDIS;
+    if (rc == 0 && !rtq__reply_is_sha(r)) rc = RTQ_EREDIS;
     if (rc == 0) {
       pthread_mutex_lock(&sha_mu);
       if (sha_hex[i][0] == '\0') {
@@ -108,14 +108,13 @@ bool rtq_script_fallback(bool *use_eval, const redisReply *r, bool *was) {
   return true;
 }
 
-/* The script whose SHA is argv[1] of an EVALSHA, or -1. */
-static int script_of(const rtq_argv *a) {
-  if (a->argc < 2 || a->argvlen[1] != 40) return -1;
+/* The body of the script whose SHA is argv[1] of an EVALSHA, or NULL. */
+static const char *body_of(const char *sha) {
   for (int i = 0; i < RTQ_SCRIPT_COUNT; i++) {
-    const char *sha = rtq_script_sha((rtq_script_id)i);
-    if (sha != NULL && memcmp(sha, a->argv[1], 40) == 0) return i;
+    const char *known = rtq_script_sha((rtq_script_id)i);
+    if (known != NULL && memcmp(known, sha, 40) == 0) return table[i].body;
   }
-  return -1;
+  return NULL;
 }
 
 /*
@@ -128,18 +127,19 @@ static int script_of(const rtq_argv *a) {
  * reply is returned as RTQ_EREDIS. If the rewrite runs out of memory, argv
  * is marked oom (half rewritten, it must not be sent) and RTQ_ENOMEM returned.
  */
-int rtq_script_run(rtq_conn *c, rtq_argv *a, redisReply **reply) {
+int rtq__script_run_with(rtq_conn *c, rtq_argv *a, redisReply **reply,
+                         const char *(*lookup)(const char *sha)) {
   redisReply *r = NULL;
   if (reply != NULL) *reply = NULL;
   int rc = rtq_conn_command(c, a, &r);
   if (rc != RTQ_EREDIS || !rtq_reply_is_noscript(r)) goto done;
   if (a->argvlen[0] != 7 || strncasecmp(a->argv[0], "EVALSHA", 7) != 0) goto done;
-  int id = script_of(a);
-  if (id < 0) goto done;
+  const char *body = a->argc >= 2 && a->argvlen[1] == 40 ? lookup(a->argv[1]) : NULL;
+  if (body == NULL) goto done;
 
   freeReplyObject(r);
   r = NULL;
-  if (rtq_argv_set(a, 0, "EVAL", 4) != 0 || rtq_argv_set(a, 1, table[id].body, strlen(table[id].body)) != 0) {
+  if (rtq_argv_set(a, 0, "EVAL", 4) != 0 || rtq_argv_set(a, 1, body, strlen(body)) != 0) {
     a->oom = 1;
     return RTQ_ENOMEM;
   }
@@ -150,4 +150,8 @@ done:
   else if (r != NULL)
     freeReplyObject(r);
   return rc;
+}
+
+int rtq_script_run(rtq_conn *c, rtq_argv *a, redisReply **reply) {
+  return rtq__script_run_with(c, a, reply, body_of);
 }

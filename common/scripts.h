@@ -89,4 +89,13 @@ bool rtq_script_fallback(bool *use_eval, const redisReply *r, bool *was);
  */
 int rtq_script_run(rtq_conn *c, rtq_argv *a, redisReply **reply);
 
+/* rtq_script_run for any set of scripts (protocol v2's is scripts2.h):
+ * lookup maps the 40-hex SHA of an EVALSHA to its body, NULL when the
+ * SHA is not one of the set's (the NOSCRIPT reply then reaches the
+ * caller as RTQ_EREDIS). */
+int rtq__script_run_with(rtq_conn *c, rtq_argv *a, redisReply **reply,
+                         const char *(*lookup)(const char *sha));
+/* True when r is a SHA1 as SCRIPT LOAD replies it (40 lower-case hex). */
+bool rtq__reply_is_sha(const redisReply *r);
+
 #endif
