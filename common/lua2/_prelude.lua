@@ -9,7 +9,9 @@
 -- Every message is built with cjson. Keys shared by a call arrive in KEYS;
 -- a task's own keys (t:<id>, x:<id>) and its waiter channel (w:<id>) are
 -- built from prefixes in ARGV, which check_prefix() ties to KEYS[1]'s hash
--- tag, so a call cannot reach another queue's keys.
+-- tag, so a call cannot reach another queue's keys. The events channel is
+-- checked the same way: on a cluster an SPUBLISH to another slot's shard
+-- channel fails, and it would fail after the script's writes.
 
 local MAX_MS = 253402300799999    -- 9999-12-31, in ms since the epoch
 local MAX_ATTEMPT = 1000000       -- deliveries of one task

@@ -15,6 +15,7 @@ local cap = need_whole(ARGV[4], 1, 10000000, 'cancel: history cap')
 local wpre = check_prefix(ARGV[6], 'waiter channel')
 local tpre = check_prefix(ARGV[8], 'task key')
 local xpre = check_prefix(ARGV[9], 'side key')
+check_prefix(ARGV[5], 'events channel')
 if KEYS[1] ~= tpre .. id then bad('cancel: KEYS[1] is not the task of the id') end
 local h = redis.call('HMGET', KEYS[1], 's', 'rt', 'wt', 'xs', 'cr')
 if not h[1] then return {'notfound'} end

@@ -13,6 +13,7 @@ local wid = need_name(ARGV[1], 'claim: worker id')
 local deftmo = need_whole(ARGV[2], 1, MAX_TIMEOUT_MS, 'claim: default timeout')
 local tpre = check_prefix(ARGV[4], 'task key')
 local xpre = check_prefix(ARGV[5], 'side key')
+check_prefix(ARGV[3], 'events channel')
 local n = #ARGV - 5
 if n < 1 or n > MAX_TASKS then bad('claim: expected 1..64 ids') end
 local now = now_ms()

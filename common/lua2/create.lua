@@ -16,6 +16,7 @@ check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash'})
 local tpre = check_prefix(ARGV[2], 'task key')
 local xpre = check_prefix(ARGV[3], 'side key')
+check_prefix(ARGV[1], 'events channel')
 local nt = (#ARGV - 3) / PER
 if nt < 1 or nt > MAX_TASKS or nt % 1 ~= 0 then
   bad('create: expected 1..64 tasks of 10 values each')

@@ -28,6 +28,7 @@ local cap = need_whole(ARGV[8], 1, 10000000, 'deadletter: history cap')
 local tpre = check_prefix(ARGV[10], 'task key')
 local xpre = check_prefix(ARGV[11], 'side key')
 local wpre = check_prefix(ARGV[12], 'waiter channel')
+check_prefix(ARGV[9], 'events channel')
 local kind = redis.call('TYPE', KEYS[2])['ok']
 local removed = 0
 if kind == 'list' then

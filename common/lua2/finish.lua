@@ -33,6 +33,7 @@ local cap = need_whole(ARGV[4], 1, 10000000, 'finish: history cap')
 local tpre = check_prefix(ARGV[6], 'task key')
 local xpre = check_prefix(ARGV[7], 'side key')
 local wpre = check_prefix(ARGV[8], 'waiter channel')
+check_prefix(ARGV[5], 'events channel')
 local h = need_whole(ARGV[9], 0, 64, 'finish: histogram pairs')
 local b = 10 + 2 * h
 if b > #ARGV + 1 then bad('finish: missing histogram pairs') end

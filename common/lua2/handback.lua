@@ -19,6 +19,7 @@ local wid = need_name(ARGV[2], 'handback: worker id')
 local att = need_whole(ARGV[3], 1, MAX_ATTEMPT, 'handback: attempt')
 local delay = need_whole(ARGV[4], 0, 86400000, 'handback: delay')
 local most = need_whole(ARGV[5], 0, 1000000, 'handback: most handbacks')
+check_prefix(ARGV[6], 'events channel')
 local t = check_prefix(ARGV[7], 'task key') .. id
 local h = redis.pcall('HMGET', t, 's', 'w', 'a', 'hb')
 if h.err then h = {'invalid'} end

@@ -14,6 +14,7 @@ local msg = ARGV[5] or ''
 if #msg > OUTCOME_FIELDS.pm then bad('progress: message is too long') end
 if not valid_utf8(msg) then bad('progress: message is not UTF-8') end
 local xpre = check_prefix(ARGV[7], 'side key')
+check_prefix(ARGV[6], 'events channel')
 local h = redis.call('HMGET', KEYS[1], 's', 'w', 'a')
 if h[1] ~= 'running' or h[2] ~= wid or h[3] ~= fmt(att) then return 0 end
 local inline, side = {'p', fmt(p)}, {}

@@ -33,6 +33,7 @@ local cap = need_whole(ARGV[6], 1, 10000000, 'recover: history cap')
 local tpre = check_prefix(ARGV[8], 'task key')
 local xpre = check_prefix(ARGV[9], 'side key')
 local wpre = check_prefix(ARGV[10], 'waiter channel')
+check_prefix(ARGV[7], 'events channel')
 local queue = need_name(ARGV[11], 'recover: queue')
 local n = #ARGV - 11
 if n < 1 or n > 100 then bad('recover: expected 1..100 entries') end

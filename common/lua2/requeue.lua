@@ -10,6 +10,7 @@ need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'zset'})
 local id = need_name(ARGV[1], 'requeue: id')
 local wid = need_name(ARGV[2], 'requeue: worker id')
 local att = need_whole(ARGV[3], 1, MAX_ATTEMPT, 'requeue: attempt')
+check_prefix(ARGV[4], 'events channel')
 local t = check_prefix(ARGV[5], 'task key') .. id
 local h = redis.pcall('HMGET', t, 's', 'w', 'a')
 if h.err then h = {'invalid'} end

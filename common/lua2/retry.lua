@@ -14,6 +14,7 @@ if want ~= 'failed' and want ~= 'timeout' and want ~= 'cancelled' then
   bad('retry: expected status must be failed, timeout or cancelled')
 end
 local xpre = check_prefix(ARGV[4], 'side key')
+check_prefix(ARGV[3], 'events channel')
 local h = redis.call('HMGET', KEYS[1], 's', 'xs')
 if not h[1] then return {'notfound'} end
 if h[1] ~= want then return {'state', h[1]} end

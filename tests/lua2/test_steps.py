@@ -349,3 +349,24 @@ def test_prefixes_cannot_reach_another_queue(r, q):
         q.s.call("take", [q.k("q"), q.k("p:" + W)], [W, "1000", q.ev, other.k("t:"), q.k("x:"), "1", "100"])
     with pytest.raises(redis.ResponseError):
         q.s.call("take", [q.k("q"), other.k("p:" + W)], [W, "1000", q.ev, q.k("t:"), q.k("x:"), "1", "100"])
+
+
+def test_events_channel_must_be_under_the_queue_tag(r, q):
+    # On a cluster an SPUBLISH to a shard channel of another slot fails at
+    # the SPUBLISH, after the script's writes: every script refuses such a
+    # channel before it writes anything.
+    other = Queue(r, "rtq", "other", q.s)
+    q.create([{"id": "E1"}])
+    before = r.execute_command("DEBUG", "DIGEST")
+    calls = [
+        ("create", [q.k("q"), q.k("delayed"), q.k("stats")],
+         [other.ev, q.k("t:"), q.k("x:"), "E2", "job", "", "0", "0", "0", "0", "0", "0", ""]),
+        ("take", [q.k("q"), q.k("p:" + W)], [W, "1000", other.ev, q.k("t:"), q.k("x:"), "1", "100"]),
+        ("claim", [q.k("q"), q.k("p:" + W)], [W, "1000", "{rtq}:ev", q.k("t:"), q.k("x:"), "E1"]),
+        ("cancel", [q.t("E1"), q.k("delayed"), q.k("stats"), q.done("cancelled")],
+         ["E1", "86400", "1", "100", "plain", q.k("w:"), "{rtq}:cancel", q.k("t:"), q.k("x:")]),
+    ]
+    for name, keys, argv in calls:
+        with pytest.raises(redis.ResponseError, match="events channel"):
+            q.s.call(name, keys, argv)
+    assert r.execute_command("DEBUG", "DIGEST") == before
