@@ -57,28 +57,34 @@ bool rtq__reply_is_sha(const redisReply *r) {
   return true;
 }
 
+int rtq__script_load_into(rtq_conn *c, rtq_argv *a, const char *body, char sha[41],
+                          pthread_mutex_t *mu) {
+  rtq_argv_reset(a);
+  rtq_argv_add_str(a, "SCRIPT");
+  rtq_argv_add_str(a, "LOAD");
+  rtq_argv_add_str(a, body);
+  if (a->oom) return RTQ_ENOMEM;
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(c, a, &r);
+  if (rc == 0 && !rtq__reply_is_sha(r)) rc = RTQ_EREDIS;
+  if (rc == 0) {
+    pthread_mutex_lock(mu);
+    if (sha[0] == '\0') {
+      memcpy(sha, r->str, 40);
+      sha[40] = '\0';
+    }
+    pthread_mutex_unlock(mu);
+  }
+  if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
 int rtq_scripts_load(rtq_conn *c) {
   rtq_argv a;
   rtq_argv_init(&a);
   int rc = 0;
-  for (int i = 0; i < RTQ_SCRIPT_COUNT && rc == 0; i++) {
-    rtq_argv_reset(&a);
-    rtq_argv_add_str(&a, "SCRIPT");
-    rtq_argv_add_str(&a, "LOAD");
-    rtq_argv_add_str(&a, table[i].body);
-    redisReply *r = NULL;
-    rc = rtq_conn_command(c, &a, &r);
-    if (rc == 0 && !rtq__reply_is_sha(r)) rc = RTQ_EREDIS;
-    if (rc == 0) {
-      pthread_mutex_lock(&sha_mu);
-      if (sha_hex[i][0] == '\0') {
-        memcpy(sha_hex[i], r->str, 40);
-        sha_hex[i][40] = '\0';
-      }
-      pthread_mutex_unlock(&sha_mu);
-    }
-    if (r != NULL) freeReplyObject(r);
-  }
+  for (int i = 0; i < RTQ_SCRIPT_COUNT && rc == 0; i++)
+    rc = rtq__script_load_into(c, &a, table[i].body, sha_hex[i], &sha_mu);
   rtq_argv_destroy(&a);
   return rc;
 }

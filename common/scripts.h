@@ -9,6 +9,7 @@
 #ifndef RTQ_SCRIPTS_H
 #define RTQ_SCRIPTS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -95,6 +96,11 @@ int rtq_script_run(rtq_conn *c, rtq_argv *a, redisReply **reply);
  * caller as RTQ_EREDIS). */
 int rtq__script_run_with(rtq_conn *c, rtq_argv *a, redisReply **reply,
                          const char *(*lookup)(const char *sha));
+/* SCRIPT LOAD of one body (a is scratch space); on success the SHA goes
+ * into sha unless it holds one already, under mu (the write-once tables
+ * of scripts.c and scripts2.c). Same returns as rtq_scripts_load. */
+int rtq__script_load_into(rtq_conn *c, rtq_argv *a, const char *body, char sha[41],
+                          pthread_mutex_t *mu);
 /* True when r is a SHA1 as SCRIPT LOAD replies it (40 lower-case hex). */
 bool rtq__reply_is_sha(const redisReply *r);
 

@@ -43,30 +43,12 @@ const char *rtq_script2_sha(rtq_script2_id id) {
   return s;
 }
 
-static void remember(int i, const char *sha) {
-  pthread_mutex_lock(&sha_mu);
-  if (sha_hex[i][0] == '\0') {
-    memcpy(sha_hex[i], sha, 40);
-    sha_hex[i][40] = '\0';
-  }
-  pthread_mutex_unlock(&sha_mu);
-}
-
 int rtq_scripts2_load(rtq_conn *c) {
   rtq_argv a;
   rtq_argv_init(&a);
   int rc = 0;
-  for (int i = 0; i < RTQ_SCRIPT2_COUNT && rc == 0; i++) {
-    rtq_argv_reset(&a);
-    rtq_argv_add_str(&a, "SCRIPT");
-    rtq_argv_add_str(&a, "LOAD");
-    rtq_argv_add_str(&a, bodies[i]);
-    redisReply *r = NULL;
-    rc = a.oom ? RTQ_ENOMEM : rtq_conn_command(c, &a, &r);
-    if (rc == 0 && !rtq__reply_is_sha(r)) rc = RTQ_EREDIS;
-    if (rc == 0) remember(i, r->str);
-    if (r != NULL) freeReplyObject(r);
-  }
+  for (int i = 0; i < RTQ_SCRIPT2_COUNT && rc == 0; i++)
+    rc = rtq__script_load_into(c, &a, bodies[i], sha_hex[i], &sha_mu);
   rtq_argv_destroy(&a);
   return rc;
 }
