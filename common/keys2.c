@@ -126,20 +126,21 @@ static int digit_value(char c) {
   return p != NULL ? (int)(p - digits) : -1;
 }
 
-/* Five bits of the 65-bit random part (hi:lo), counting from the top:
- * group 0 is hi and lo's top 4 bits, group 12 is lo's bottom 5. */
-static unsigned rnd_group(unsigned hi, uint64_t lo, int g) {
-  int shift = 60 - 5 * g;
-  if (g == 0) return ((hi & 1u) << 4) | (unsigned)(lo >> 60);
-  return (unsigned)(lo >> shift) & 31u;
+/* Bit k (0 = least significant) of ms << 82 | r << 14 | slot, where r is
+ * hi:lo (4 + 64 bits). */
+static unsigned id_bit(uint64_t ms, unsigned hi, uint64_t lo, int slot, int k) {
+  if (k < 14) return ((unsigned)slot >> k) & 1u;
+  if (k < 78) return (unsigned)(lo >> (k - 14)) & 1u;
+  if (k < 82) return (hi >> (k - 78)) & 1u;
+  return (unsigned)(ms >> (k - 82)) & 1u;
 }
 
-static void encode(char out[RTQ_ID2_LEN + 1], uint64_t ms, unsigned hi, uint64_t lo, int slot) {
-  for (int i = 0; i < 10; i++) out[i] = digits[(ms >> (45 - 5 * i)) & 31u];
-  for (int g = 0; g < 13; g++) out[10 + g] = digits[rnd_group(hi, lo, g)];
-  out[23] = digits[(slot >> 10) & 31];
-  out[24] = digits[(slot >> 5) & 31];
-  out[25] = digits[slot & 31];
+void rtq__id2_encode(char out[RTQ_ID2_LEN + 1], uint64_t ms, unsigned hi, uint64_t lo, int slot) {
+  for (int d = 0; d < RTQ_ID2_LEN; d++) {
+    unsigned v = 0;
+    for (int b = 0; b < 5; b++) v = (v << 1) | id_bit(ms, hi, lo, slot, 129 - 5 * d - b);
+    out[d] = digits[v];
+  }
   out[RTQ_ID2_LEN] = '\0';
 }
 
@@ -147,7 +148,7 @@ static int fresh(rtq__id2_state *st) {
   unsigned char b[9];
   int rc = rtq_random_bytes(b, sizeof b);
   if (rc != 0) return rc;
-  st->hi = b[8] & 1u;
+  st->hi = b[8] & 15u;
   st->lo = 0;
   for (int i = 0; i < 8; i++) st->lo = (st->lo << 8) | b[i];
   return 0;
@@ -158,7 +159,7 @@ int rtq__id2_next(rtq__id2_state *st, uint64_t ms, int slot, char out[RTQ_ID2_LE
   if (slot < 0 || slot >= RTQ_SLOTS) return RTQ_EINVAL;
   if (st->started && ms <= st->ms) {
     ms = st->ms;
-    if (++st->lo == 0 && ++st->hi > 1) ms++; /* 2^65 ids in one ms: borrow the next */
+    if (++st->lo == 0 && ++st->hi > 15) ms++; /* 2^68 ids in one ms: borrow the next */
   }
   if (ms >> 48) return RTQ_ERANGE;
   if (!st->started || ms != st->ms) {
@@ -167,7 +168,7 @@ int rtq__id2_next(rtq__id2_state *st, uint64_t ms, int slot, char out[RTQ_ID2_LE
   }
   st->ms = ms;
   st->started = 1;
-  encode(out, ms, st->hi, st->lo, slot);
+  rtq__id2_encode(out, ms, st->hi, st->lo, slot);
   return 0;
 }
 
@@ -186,11 +187,14 @@ int rtq_id2_parse(const char *id, uint64_t *ms, int *slot) {
   int v[RTQ_ID2_LEN];
   for (int i = 0; i < RTQ_ID2_LEN; i++)
     if ((v[i] = digit_value(id[i])) < 0) return RTQ_EINVAL;
-  if (v[0] > 7 || v[23] > 15) return RTQ_EINVAL; /* 48-bit time, 14-bit slot */
+  /* The time is the top 48 of the 130 bits: characters 0..8 and the top
+   * 3 bits of character 9; the slot the low 14: character 23's low 4 bits
+   * and characters 24 and 25. */
   uint64_t t = 0;
-  for (int i = 0; i < 10; i++) t = (t << 5) | (uint64_t)v[i];
+  for (int i = 0; i < 9; i++) t = (t << 5) | (uint64_t)v[i];
+  t = (t << 3) | (uint64_t)(v[9] >> 2);
   if (ms != NULL) *ms = t;
-  if (slot != NULL) *slot = (v[23] << 10) | (v[24] << 5) | v[25];
+  if (slot != NULL) *slot = ((v[23] & 15) << 10) | (v[24] << 5) | v[25];
   return 0;
 }
 

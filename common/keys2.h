@@ -23,18 +23,22 @@
  * tag); Q, <id> and <wid> are valid names (rtq_validate_name). A key built
  * from a bad name has len 0 and must not be sent.
  *
- * v2 task ids: 26 Crockford base32 characters, sortable by time:
+ * v2 task ids (docs/design/PROTOCOL-v2.md §1): 26 Crockford base32
+ * characters, most significant first, of the 130-bit number
  *
- *    01JDQ3ZK5V  8X4M2T9QH7R6W  1YB
- *   |----------||-------------||---|
- *    48-bit ms   65 random bits  0 + 14-bit slot of the queue's tag
- *    (50 bits,   (getrandom;     (15 bits: the first of the three
- *    top 2 zero)  +1 within a ms) characters is always 0..F)
+ *    ms << 82 | r << 14 | slot
+ *   |--------||---------||----|
+ *    48-bit    68 random  14-bit slot of the queue's tag: the last 3
+ *    ms time   bits       characters (the top bit of the three is r's)
+ *
+ * r comes from getrandom(2) and goes up by one for each further id of the
+ * same millisecond in one process, so ids of a process sort in creation
+ * order; ids of different milliseconds sort by time.
  *
  * The slot lets a reader that has only the id find its queue: it maps the
- * slot to the queues it knows. A caller-supplied id of exactly this shape
- * reads as a generated one; its slot is then a hint, and a reader that
- * finds no task there probes the other queues.
+ * slot to the queues it knows. Every 26-character string of the alphabet
+ * reads as an id; a caller-supplied id of that shape gives a slot that is
+ * only a hint, and a reader that finds no task there probes the queues.
  */
 #ifndef RTQ_KEYS2_H
 #define RTQ_KEYS2_H
@@ -112,8 +116,8 @@ int rtq_keys2_slot(const rtq_keys2 *k, const char *queue);
  * process under a mutex; tests drive their own through rtq__id2_next. */
 typedef struct rtq__id2_state {
   uint64_t ms;     /* time part of the last id */
-  uint64_t lo;     /* low 64 of its 65 random bits */
-  unsigned hi;     /* its top random bit */
+  uint64_t lo;     /* low 64 of its 68 random bits */
+  unsigned hi;     /* its top 4 random bits */
   int started;     /* 0 until the first id */
 } rtq__id2_state;
 
@@ -128,10 +132,13 @@ int rtq_id2_new(char out[RTQ_ID2_LEN + 1], int slot);
  * into the time); a later time draws fresh random bits. Same returns as
  * rtq_id2_new, plus RTQ_ERANGE when the time does not fit 48 bits. */
 int rtq__id2_next(rtq__id2_state *st, uint64_t ms, int slot, char out[RTQ_ID2_LEN + 1]);
-/* Reads an id of the generated shape: 26 upper-case Crockford characters,
- * a time that fits 48 bits and a 14-bit slot. Returns 0 and sets *ms and
- * *slot (either may be NULL), or RTQ_EINVAL when id does not have that
- * shape (a caller-supplied id; *ms and *slot are left alone). */
+/* The layout drawn above, with r given: for tests and their vectors. */
+void rtq__id2_encode(char out[RTQ_ID2_LEN + 1], uint64_t ms, unsigned r_hi, uint64_t r_lo,
+                     int slot);
+/* Reads an id of the generated shape: 26 characters of the upper-case
+ * Crockford alphabet. Returns 0 and sets *ms and *slot (either may be
+ * NULL), or RTQ_EINVAL when id does not have that shape (a caller-supplied
+ * id; *ms and *slot are left alone). */
 int rtq_id2_parse(const char *id, uint64_t *ms, int *slot);
 /* The slot an id carries, or -1 when it is not of the generated shape. */
 int rtq_id2_slot(const char *id);

@@ -186,7 +186,6 @@ static void test_keys2_id_format_and_slot_round_trip(void **state) {
     assert_int_equal(rtq_id2_new(id, slots[i]), 0);
     assert_int_equal(strlen(id), RTQ_ID2_LEN);
     for (int c = 0; c < RTQ_ID2_LEN; c++) assert_true(crockford(id[c]));
-    assert_true(id[0] <= '7');
     assert_int_equal(rtq_id2_slot(id), slots[i]);
     assert_int_equal(rtq_validate_name(id), 0);
   }
@@ -198,8 +197,31 @@ static void test_keys2_id_format_and_slot_round_trip(void **state) {
   assert_int_equal(rtq_id2_parse(id, &ms, &slot), 0);
   assert_int_equal(ms, 1733540000123ULL);
   assert_int_equal(slot, 10395);
-  /* The time part is ULID's: the same ms gives the same first 10 characters. */
-  assert_memory_equal(id, "01JEFGJCBV", 10);
+  /* The top 45 bits of the time fill the first 9 characters. */
+  assert_memory_equal(id, "069SY29HF", 9);
+}
+
+/* Vectors of docs/design/PROTOCOL-v2.md section 1's layout
+ * (ms << 82 | r << 14 | slot), computed independently. */
+static void test_keys2_id_layout_vectors(void **state) {
+  (void)state;
+  char id[RTQ_ID2_LEN + 1];
+  rtq__id2_encode(id, 1733540000123ULL, 0x9, 0x0123456789ABCDEFULL, 10395);
+  assert_string_equal(id, "069SY29HFE814D2PF2DBSQQT4V");
+  rtq__id2_encode(id, 1733540000123ULL, 0, 0, 0);
+  assert_string_equal(id, "069SY29HFC0000000000000000");
+  rtq__id2_encode(id, (1ULL << 48) - 1, 15, UINT64_MAX, 16383);
+  assert_string_equal(id, "ZZZZZZZZZZZZZZZZZZZZZZZZZZ");
+  rtq__id2_encode(id, 0, 0, 0, 16383);
+  assert_string_equal(id, "00000000000000000000000FZZ");
+  uint64_t ms = 0;
+  int slot = -1;
+  assert_int_equal(rtq_id2_parse("069SY29HFE814D2PF2DBSQQT4V", &ms, &slot), 0);
+  assert_int_equal(ms, 1733540000123ULL);
+  assert_int_equal(slot, 10395);
+  assert_int_equal(rtq_id2_parse("ZZZZZZZZZZZZZZZZZZZZZZZZZZ", &ms, &slot), 0);
+  assert_int_equal(ms, (1ULL << 48) - 1);
+  assert_int_equal(slot, 16383);
 }
 
 static void test_keys2_id_bad_input(void **state) {
@@ -215,8 +237,6 @@ static void test_keys2_id_bad_input(void **state) {
                          "job-1",
                          "01JDQ3ZK5V8X4M2T9QH7R6W1Y",   /* 25 */
                          "01JDQ3ZK5V8X4M2T9QH7R6W1YBB", /* 27 */
-                         "81JDQ3ZK5V8X4M2T9QH7R6W1YB",  /* time over 48 bits */
-                         "01JDQ3ZK5V8X4M2T9QH7R6WGYB",  /* slot over 14 bits */
                          "01jdq3zk5v8x4m2t9qh7r6w1yb",  /* lower case */
                          "01JDQ3ZK5V8X4M2T9QH7R6W1YU",  /* U is not Crockford */
                          NULL};
@@ -229,7 +249,8 @@ static void test_keys2_id_bad_input(void **state) {
     assert_int_equal(rtq_id2_slot(other[i]), -1);
   }
   assert_int_equal(rtq_id2_slot(NULL), -1);
-  assert_int_equal(rtq_id2_slot("7ZZZZZZZZZZZZZZZZZZZZZZFZZ"), 16383);
+  assert_int_equal(rtq_id2_slot("00000000000000000000000FZZ"), 16383);
+  assert_int_equal(rtq_id2_slot("00000000000000000000000G00"), 0); /* r's bit */
 }
 
 /* Within one millisecond, and when the clock steps back, ids still rise;
@@ -243,12 +264,14 @@ static void test_keys2_id_monotonic_within_a_ms(void **state) {
     uint64_t ms = i < 500 ? 1000 : 999; /* the second half: a clock step back */
     assert_int_equal(rtq__id2_next(&st, ms, i % 2 ? 16383 : 0, id), 0);
     assert_true(strcmp(prev, id) < 0);
-    assert_memory_equal(prev, id, 10); /* still the first ms */
+    uint64_t at = 0;
+    assert_int_equal(rtq_id2_parse(id, &at, NULL), 0);
+    assert_int_equal(at, 1000); /* still the first ms */
     memcpy(prev, id, sizeof id);
   }
   /* The random part at its top carries into the time. */
   st.lo = UINT64_MAX;
-  st.hi = 1;
+  st.hi = 15;
   assert_int_equal(rtq__id2_next(&st, 1000, 5, id), 0);
   assert_true(strcmp(prev, id) < 0);
   uint64_t ms;
@@ -288,6 +311,7 @@ int main(void) {
       cmocka_unit_test(test_keys2_crc16_vectors),
       cmocka_unit_test(test_keys2_slot_of_a_queue),
       cmocka_unit_test(test_keys2_id_format_and_slot_round_trip),
+      cmocka_unit_test(test_keys2_id_layout_vectors),
       cmocka_unit_test(test_keys2_id_bad_input),
       cmocka_unit_test(test_keys2_id_monotonic_within_a_ms),
       cmocka_unit_test(test_keys2_id_sortable_by_time),
