@@ -96,11 +96,14 @@ int rtq__call2_create(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char
 
 /* ---- take and claim ---- */
 
-/* KEYS queue, processing; ARGV worker id, default timeout, events, task
- * and side prefixes: what take and claim share. */
+/* KEYS queue, processing, limit, bucket, slots; ARGV worker id, default
+ * timeout, events, task and side prefixes: what take and claim share. */
 static void claim_head(call *c, const char *worker_id, uint64_t default_timeout_ms) {
   key(c, rtq_keys2_queue(c->k, c->q));
   key(c, rtq_keys2_processing(c->k, c->q, worker_id));
+  key(c, rtq_keys2_limit(c->k, c->q));
+  key(c, rtq_keys2_bucket(c->k, c->q));
+  key(c, rtq_keys2_slots(c->k, c->q));
   str(c, worker_id);
   u64(c, default_timeout_ms);
   events(c);
@@ -112,7 +115,7 @@ int rtq__call2_take(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *
                     const char *worker_id, uint64_t default_timeout_ms, int moves,
                     uint64_t reply_budget) {
   call c;
-  begin(&c, a, k, queue, RTQ_SCRIPT2_TAKE, 2, use_eval);
+  begin(&c, a, k, queue, RTQ_SCRIPT2_TAKE, 5, use_eval);
   count(&c, moves, 1, RTQ__V2_MAX_TASKS);
   claim_head(&c, worker_id, default_timeout_ms);
   i64(&c, moves);
@@ -124,7 +127,7 @@ int rtq__call2_claim(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char 
                      const char *worker_id, uint64_t default_timeout_ms,
                      const char *const *ids, int n) {
   call c;
-  begin(&c, a, k, queue, RTQ_SCRIPT2_CLAIM, 2, use_eval);
+  begin(&c, a, k, queue, RTQ_SCRIPT2_CLAIM, 5, use_eval);
   count(&c, n, 1, RTQ__V2_MAX_TASKS);
   claim_head(&c, worker_id, default_timeout_ms);
   for (int i = 0; c.rc == 0 && i < n; i++) str(&c, ids[i]);
@@ -178,7 +181,7 @@ int rtq__call2_finish(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char
                       const char *worker_id, const rtq__keep2 *kp, const rtq__rt_pair2 *pairs,
                       int npairs, const rtq__finish2_task *t, int n) {
   call c;
-  begin(&c, a, k, queue, RTQ_SCRIPT2_FINISH, 8, use_eval);
+  begin(&c, a, k, queue, RTQ_SCRIPT2_FINISH, 9, use_eval);
   count(&c, n, 1, RTQ__V2_MAX_TASKS);
   count(&c, npairs, 0, RTQ__V2_MAX_PAIRS);
   key(&c, rtq_keys2_processing(k, queue, worker_id));
@@ -189,6 +192,7 @@ int rtq__call2_finish(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char
   done(&c, RTQ_STATUS_CANCELLED);
   done(&c, RTQ_STATUS_TIMEOUT);
   key(&c, rtq_keys2_runtime(k, queue));
+  key(&c, rtq_keys2_slots(k, queue));
   str(&c, worker_id);
   keep(&c, kp);
   events(&c);
@@ -267,9 +271,10 @@ int rtq__call2_retry(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char 
 int rtq__call2_requeue(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
                        const char *id, const char *worker_id, uint64_t attempt) {
   call c;
-  begin(&c, a, k, queue, RTQ_SCRIPT2_REQUEUE, 2, use_eval);
+  begin(&c, a, k, queue, RTQ_SCRIPT2_REQUEUE, 3, use_eval);
   key(&c, rtq_keys2_queue(k, queue));
   key(&c, rtq_keys2_processing(k, queue, worker_id));
+  key(&c, rtq_keys2_slots(k, queue));
   str(&c, id);
   str(&c, worker_id);
   u64(&c, attempt);
@@ -282,9 +287,10 @@ int rtq__call2_handback(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const ch
                         const char *id, const char *worker_id, uint64_t attempt,
                         uint64_t delay_ms, uint64_t most) {
   call c;
-  begin(&c, a, k, queue, RTQ_SCRIPT2_HANDBACK, 2, use_eval);
+  begin(&c, a, k, queue, RTQ_SCRIPT2_HANDBACK, 3, use_eval);
   key(&c, rtq_keys2_processing(k, queue, worker_id));
   key(&c, rtq_keys2_delayed(k, queue));
+  key(&c, rtq_keys2_slots(k, queue));
   str(&c, id);
   str(&c, worker_id);
   u64(&c, attempt);
@@ -299,11 +305,12 @@ int rtq__call2_deadletter(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const 
                           rtq__bytes2 entry, const char *code, const char *reason,
                           const char *worker_id, bool from_delayed, const rtq__keep2 *kp) {
   call c;
-  begin(&c, a, k, queue, RTQ_SCRIPT2_DEADLETTER, 4, use_eval);
+  begin(&c, a, k, queue, RTQ_SCRIPT2_DEADLETTER, 5, use_eval);
   key(&c, rtq_keys2_dead(k, queue));
   key(&c, from_delayed ? rtq_keys2_delayed(k, queue) : rtq_keys2_processing(k, queue, worker_id));
   key(&c, rtq_keys2_stats(k, queue));
   done(&c, RTQ_STATUS_FAILED);
+  key(&c, rtq_keys2_slots(k, queue));
   bytes(&c, entry.p, entry.len);
   str(&c, code);
   str(&c, reason);
@@ -323,7 +330,7 @@ int rtq__call2_recover(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const cha
                        const char *dead_wid, uint64_t max_deliveries, uint64_t grace_ms,
                        const rtq__keep2 *kp, const rtq__bytes2 *entries, int n) {
   call c;
-  begin(&c, a, k, queue, RTQ_SCRIPT2_RECOVER, 8, use_eval);
+  begin(&c, a, k, queue, RTQ_SCRIPT2_RECOVER, 9, use_eval);
   count(&c, n, 1, RTQ__V2_MAX_SWEEP);
   key(&c, rtq_keys2_processing(k, queue, dead_wid));
   key(&c, rtq_keys2_queue(k, queue));
@@ -333,6 +340,7 @@ int rtq__call2_recover(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const cha
   done(&c, RTQ_STATUS_FAILED);
   done(&c, RTQ_STATUS_CANCELLED);
   done(&c, RTQ_STATUS_TIMEOUT);
+  key(&c, rtq_keys2_slots(k, queue));
   str(&c, dead_wid);
   u64(&c, max_deliveries);
   u64(&c, grace_ms);
@@ -364,6 +372,41 @@ int rtq__call2_prune(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char 
   done(&c, status);
   task_prefix(&c);
   i64(&c, n);
+  return end(&c);
+}
+
+/* ---- operator sweeps ---- */
+
+int rtq__call2_purge(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue, int n,
+                     const rtq__keep2 *kp) {
+  call c;
+  begin(&c, a, k, queue, RTQ_SCRIPT2_PURGE, 5, use_eval);
+  count(&c, n, 1, RTQ__V2_MAX_SWEEP);
+  key(&c, rtq_keys2_queue(k, queue));
+  key(&c, rtq_keys2_delayed(k, queue));
+  key(&c, rtq_keys2_stats(k, queue));
+  done(&c, RTQ_STATUS_CANCELLED);
+  key(&c, rtq_keys2_dead(k, queue));
+  i64(&c, n);
+  keep(&c, kp);
+  events(&c);
+  task_prefix(&c);
+  side_prefix(&c);
+  waiter_prefix(&c);
+  str(&c, queue);
+  return end(&c);
+}
+
+int rtq__call2_delete(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
+                      rtq_status status, int n, uint64_t cutoff_ms) {
+  call c;
+  begin(&c, a, k, queue, RTQ_SCRIPT2_DELETE, 1, use_eval);
+  count(&c, n, 1, RTQ__V2_MAX_SWEEP);
+  done(&c, status);
+  task_prefix(&c);
+  side_prefix(&c);
+  i64(&c, n);
+  u64(&c, cutoff_ms);
   return end(&c);
 }
 

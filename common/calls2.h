@@ -83,7 +83,8 @@ int rtq__reply2_create(const redisReply *r, rtq__create2_result *out, int cap, i
 
 /* ---- take and claim ---- */
 
-/* moves 1..64; reply_budget: stop moving once the args returned reach it. */
+/* moves 1..64; reply_budget: stop moving once the args returned reach it.
+ * Both take and claim apply the queue's limits (rtq_keys2_limit). */
 int rtq__call2_take(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
                     const char *worker_id, uint64_t default_timeout_ms, int moves,
                     uint64_t reply_budget);
@@ -96,7 +97,10 @@ typedef enum rtq__claim2_kind {
   RTQ__CLAIM2_OK,      /* running under us now: run it */
   RTQ__CLAIM2_SKIP,    /* not pending (status): dropped from the list, not run */
   RTQ__CLAIM2_MISSING, /* no task hash: dead-letter the id */
-  RTQ__CLAIM2_BAD      /* id or stored fields invalid (reason): dead-letter it */
+  RTQ__CLAIM2_BAD,     /* id or stored fields invalid (reason): dead-letter it */
+  RTQ__CLAIM2_LIMITED  /* a limit allows no claim for wait_ms: take stopped its
+                        * moves (the last entry, no id); claim put the id back
+                        * at the front of the queue */
 } rtq__claim2_kind;
 
 /* Value type: one entry of take's or claim's reply; strings borrowed. */
@@ -111,6 +115,7 @@ typedef struct rtq__claim2_entry {
   const char *signature;                /* ok: "" when unsigned */
   const char *status;                   /* skip */
   const char *reason;                   /* bad */
+  int64_t wait_ms;                      /* limited */
 } rtq__claim2_entry;
 
 int rtq__reply2_claim(const redisReply *r, rtq__claim2_entry *out, int cap, int *n);
@@ -239,6 +244,22 @@ int rtq__reply2_promote(const redisReply *r, rtq__promote2_result *out);
  * Reply: the count. */
 int rtq__call2_prune(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
                      rtq_status status, int n);
+
+/* ---- operator sweeps ---- */
+
+/* Cancels up to n (1..100) pending tasks of queue, oldest first, from the
+ * queue then the delayed set. Reply (rtq__reply2_counts): {cancelled,
+ * dropped, left}; call again while left is not 0. */
+int rtq__call2_purge(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue, int n,
+                     const rtq__keep2 *keep);
+/* Deletes up to n (1..100) tasks that ended with status at or before
+ * cutoff_ms (0: any time), oldest first. Reply (rtq__reply2_counts):
+ * {deleted, dropped, more}; call again while more is 1. */
+int rtq__call2_delete(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
+                      rtq_status status, int n, uint64_t cutoff_ms);
+
+/* The three integers of purge's and delete's replies. */
+int rtq__reply2_counts(const redisReply *r, int64_t out[3]);
 
 /* ---- namespace scripts ---- */
 

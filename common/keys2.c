@@ -65,6 +65,7 @@ rtq_key2 rtq_keys2_throughput(const rtq_keys2 *k, uint64_t minute) {
   snprintf(m, sizeof m, "%llu", (unsigned long long)minute);
   return build(k, NULL, "throughput:", m, 1);
 }
+rtq_key2 rtq_keys2_paused(const rtq_keys2 *k) { return build(k, NULL, "paused", NULL, 0); }
 rtq_key2 rtq_keys2_chan_cancel(const rtq_keys2 *k) { return build(k, NULL, "cancel", NULL, 0); }
 
 rtq_key2 rtq_keys2_queue(const rtq_keys2 *k, const char *q) { return qkey(k, q, "q", NULL, 0); }
@@ -87,6 +88,11 @@ rtq_key2 rtq_keys2_side(const rtq_keys2 *k, const char *q, const char *id) {
 rtq_key2 rtq_keys2_stats(const rtq_keys2 *k, const char *q) { return qkey(k, q, "stats", NULL, 0); }
 rtq_key2 rtq_keys2_runtime(const rtq_keys2 *k, const char *q) { return qkey(k, q, "rt", NULL, 0); }
 rtq_key2 rtq_keys2_dead(const rtq_keys2 *k, const char *q) { return qkey(k, q, "dead", NULL, 0); }
+rtq_key2 rtq_keys2_limit(const rtq_keys2 *k, const char *q) { return qkey(k, q, "limit", NULL, 0); }
+rtq_key2 rtq_keys2_bucket(const rtq_keys2 *k, const char *q) {
+  return qkey(k, q, "bucket", NULL, 0);
+}
+rtq_key2 rtq_keys2_slots(const rtq_keys2 *k, const char *q) { return qkey(k, q, "slots", NULL, 0); }
 rtq_key2 rtq_keys2_chan_events(const rtq_keys2 *k, const char *q) {
   return qkey(k, q, "ev", NULL, 0);
 }

@@ -13,9 +13,12 @@
  *   {ns}:worker:<wid>     hash          {ns:Q}:done:<status> list  ended ids
  *   {ns}:lease            string        {ns:Q}:t:<id>        hash  the task
  *   {ns}:throughput:<min> hash          {ns:Q}:x:<id>        hash  big values
- *   channel {ns}:cancel                 {ns:Q}:stats         hash  counters
- *                                       {ns:Q}:rt            hash  run times
+ *   {ns}:paused           set           {ns:Q}:stats         hash  counters
+ *   channel {ns}:cancel                 {ns:Q}:rt            hash  run times
  *                                       {ns:Q}:dead          list  dead letters
+ *                                       {ns:Q}:limit         hash  rate, burst, conc
+ *                                       {ns:Q}:bucket        hash  rate's tokens
+ *                                       {ns:Q}:slots         zset  id -> lease end
  *                                       channel {ns:Q}:ev    shard, events
  *                                       channel {ns:Q}:w:<id> shard, waiter
  *
@@ -78,6 +81,8 @@ rtq_key2 rtq_keys2_worker(const rtq_keys2 *k, const char *worker_id);
 rtq_key2 rtq_keys2_lease(const rtq_keys2 *k);
 /* minute is Redis ms / 60000. */
 rtq_key2 rtq_keys2_throughput(const rtq_keys2 *k, uint64_t minute);
+/* Paused queues: workers move nothing from them. */
+rtq_key2 rtq_keys2_paused(const rtq_keys2 *k);
 /* The cancel channel (PUBLISH, not a shard channel: every worker hears it). */
 rtq_key2 rtq_keys2_chan_cancel(const rtq_keys2 *k);
 
@@ -92,6 +97,11 @@ rtq_key2 rtq_keys2_side(const rtq_keys2 *k, const char *queue, const char *id);
 rtq_key2 rtq_keys2_stats(const rtq_keys2 *k, const char *queue);
 rtq_key2 rtq_keys2_runtime(const rtq_keys2 *k, const char *queue);
 rtq_key2 rtq_keys2_dead(const rtq_keys2 *k, const char *queue);
+/* The queue's fleet-wide limits (take and claim check them): the limit
+ * settings, the rate limit's token bucket, the concurrency leases. */
+rtq_key2 rtq_keys2_limit(const rtq_keys2 *k, const char *queue);
+rtq_key2 rtq_keys2_bucket(const rtq_keys2 *k, const char *queue);
+rtq_key2 rtq_keys2_slots(const rtq_keys2 *k, const char *queue);
 rtq_key2 rtq_keys2_chan_events(const rtq_keys2 *k, const char *queue);
 rtq_key2 rtq_keys2_chan_waiter(const rtq_keys2 *k, const char *queue, const char *id);
 /* What rtq_keys2_task, _side and _chan_waiter put before the id: the

@@ -65,10 +65,16 @@ int rtq__reply2_create(const redisReply *r, rtq__create2_result *out, int cap, i
  * One claim_one entry (common/lua2/_prelude.lua):
  *   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature}
  *   {'skip', id, status} | {'missing', id} | {'bad', id, reason}
+ * or a limit's: {'limited', wait_ms} (take) | {'limited', id, wait_ms} (claim)
  */
 static int claim_entry(const redisReply *e, rtq__claim2_entry *o) {
   memset(o, 0, sizeof *o);
   const char *kind = text_at(e, 0, NULL);
+  if (is(kind, "limited") && (e->elements == 2 || e->elements == 3)) {
+    o->kind = RTQ__CLAIM2_LIMITED;
+    if (e->elements == 3 && (o->id = text_at(e, 1, &o->id_len)) == NULL) return RTQ_EDECODE;
+    return int_at(e, e->elements - 1, &o->wait_ms);
+  }
   o->id = text_at(e, 1, &o->id_len);
   if (o->id == NULL) return RTQ_EDECODE;
   if (is(kind, "ok") && e->elements == 8) {
@@ -186,6 +192,15 @@ int rtq__reply2_promote(const redisReply *r, rtq__promote2_result *out) {
     if (bad->element[i]->type != REDIS_REPLY_STRING) return RTQ_EDECODE;
   out->nbad = bad->elements;
   out->bad = bad->element;
+  return 0;
+}
+
+/* ---- purge and delete ---- */
+
+int rtq__reply2_counts(const redisReply *r, int64_t out[3]) {
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return RTQ_EDECODE;
+  for (size_t i = 0; i < 3; i++)
+    if (int_at(r, i, &out[i]) != 0) return RTQ_EDECODE;
   return 0;
 }
 

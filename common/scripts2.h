@@ -27,6 +27,8 @@
   XX(RECOVER, recover)        \
   XX(PROMOTE, promote)        \
   XX(PRUNE, prune)            \
+  XX(PURGE, purge)            \
+  XX(DELETE, delete)          \
   XX(HEARTBEAT, heartbeat)    \
   XX(LEASE, lease)
 

@@ -18,6 +18,7 @@ local cap = need_whole(ARGV[4], 1, 10000000, 'purge: history cap')
 local tpre = check_prefix(ARGV[6], 'task key')
 local xpre = check_prefix(ARGV[7], 'side key')
 local wpre = check_prefix(ARGV[8], 'waiter channel')
+check_prefix(ARGV[5], 'events channel')
 local queue = need_name(ARGV[9], 'purge: queue')
 local now = now_ms()
 local hist = ARGV[3] == '1'

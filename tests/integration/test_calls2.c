@@ -513,6 +513,84 @@ static void test_calls2_noscript_falls_back_to_eval(void **state) {
   assert_int_equal(run_int(0), 1);
 }
 
+/* A concurrency limit of 1: take claims one task and stops with
+ * 'limited'; claim puts an id it may not claim back at the front of the
+ * queue; finish gives the lease back. */
+static void test_calls2_limits_in_take_and_claim(void **state) {
+  (void)state;
+  create("l1", NULL, 0, 0);
+  create("l2", NULL, 0, 0);
+  freeReplyObject(rtq_test_command(C, "HSET", rtq_keys2_limit(&K, Q).s, "conc", "1", NULL));
+  redisReply *r = run(rtq__call2_take(&A, &K, false, Q, WID, 300000, 64, 1 << 20));
+  rtq__claim2_entry e[64];
+  int n = 0;
+  assert_int_equal(rtq__reply2_claim(r, e, 64, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(e[0].kind, RTQ__CLAIM2_OK);
+  assert_string_equal(e[0].id, "l1");
+  assert_int_equal(e[1].kind, RTQ__CLAIM2_LIMITED);
+  assert_null(e[1].id);
+  assert_true(e[1].wait_ms > 0);
+  freeReplyObject(r);
+  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_slots(&K, Q).s, NULL), 1);
+
+  const char *qk = rtq_keys2_queue(&K, Q).s;
+  char *moved = rtq_test_cmd_str(C, "LMOVE", qk, rtq_keys2_processing(&K, Q, WID).s, "RIGHT",
+                                 "LEFT", NULL);
+  assert_string_equal(moved, "l2");
+  const char *ids[1] = {moved};
+  r = run(rtq__call2_claim(&A, &K, false, Q, WID, 300000, ids, 1));
+  assert_int_equal(rtq__reply2_claim(r, e, 64, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(e[0].kind, RTQ__CLAIM2_LIMITED);
+  assert_string_equal(e[0].id, "l2");
+  assert_true(e[0].wait_ms > 0);
+  freeReplyObject(r);
+  free(moved);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", qk, NULL), 1);
+
+  rtq__finish2_task t = {.id = "l1", .attempt = 1, .status = RTQ_STATUS_COMPLETED, .progress = -1};
+  freeReplyObject(run(rtq__call2_finish(&A, &K, false, Q, WID, &KEEP, NULL, 0, &t, 1)));
+  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_slots(&K, Q).s, NULL), 0);
+  assert_int_equal(take(WID, 1), 1); /* the freed slot lets l2 run */
+}
+
+static void test_calls2_purge_and_delete(void **state) {
+  (void)state;
+  create("u1", NULL, 0, 0);
+  create("u2", NULL, 0, 0);
+  create("u3", NULL, 0, 0);
+  int64_t v[3];
+  redisReply *r = run(rtq__call2_purge(&A, &K, false, Q, 2, &KEEP));
+  assert_int_equal(rtq__reply2_counts(r, v), 0);
+  assert_int_equal(v[0], 2); /* cancelled */
+  assert_int_equal(v[1], 0); /* dropped */
+  assert_int_equal(v[2], 1); /* left */
+  freeReplyObject(r);
+  r = run(rtq__call2_purge(&A, &K, false, Q, 2, &KEEP));
+  assert_int_equal(rtq__reply2_counts(r, v), 0);
+  assert_int_equal(v[0], 1);
+  assert_int_equal(v[2], 0);
+  freeReplyObject(r);
+  assert_field("u3", "s", "cancelled");
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_done(&K, Q, RTQ_STATUS_CANCELLED).s, NULL), 3);
+
+  r = run(rtq__call2_delete(&A, &K, false, Q, RTQ_STATUS_CANCELLED, 2, 0));
+  assert_int_equal(rtq__reply2_counts(r, v), 0);
+  assert_int_equal(v[0], 2); /* deleted */
+  assert_int_equal(v[2], 1); /* more */
+  freeReplyObject(r);
+  r = run(rtq__call2_delete(&A, &K, false, Q, RTQ_STATUS_CANCELLED, 2, 0));
+  assert_int_equal(rtq__reply2_counts(r, v), 0);
+  assert_int_equal(v[0], 1);
+  assert_int_equal(v[2], 0);
+  freeReplyObject(r);
+  assert_int_equal(rtq_test_cmd_int(C, "EXISTS", rtq_keys2_task(&K, Q, "u1").s,
+                                    rtq_keys2_task(&K, Q, "u2").s, rtq_keys2_task(&K, Q, "u3").s, NULL),
+                   0);
+  assert_int_equal(rtq__call2_delete(&A, &K, false, Q, RTQ_STATUS_PENDING, 1, 0), RTQ_EINVAL);
+}
+
 /* A bad name or count never reaches Redis. */
 static void test_calls2_bad_input_is_refused(void **state) {
   (void)state;
@@ -551,6 +629,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_calls2_promote, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calls2_prune, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calls2_heartbeat_and_lease, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_calls2_limits_in_take_and_claim, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_calls2_purge_and_delete, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calls2_noscript_falls_back_to_eval, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calls2_bad_input_is_refused, setup, teardown),
   };

@@ -361,10 +361,12 @@ def test_events_channel_must_be_under_the_queue_tag(r, q):
     calls = [
         ("create", [q.k("q"), q.k("delayed"), q.k("stats")],
          [other.ev, q.k("t:"), q.k("x:"), "E2", "job", "", "0", "0", "0", "0", "0", "0", ""]),
-        ("take", [q.k("q"), q.k("p:" + W)], [W, "1000", other.ev, q.k("t:"), q.k("x:"), "1", "100"]),
-        ("claim", [q.k("q"), q.k("p:" + W)], [W, "1000", "{rtq}:ev", q.k("t:"), q.k("x:"), "E1"]),
+        ("take", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "1000", other.ev, q.k("t:"), q.k("x:"), "1", "100"]),
+        ("claim", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "1000", "{rtq}:ev", q.k("t:"), q.k("x:"), "E1"]),
         ("cancel", [q.t("E1"), q.k("delayed"), q.k("stats"), q.done("cancelled")],
          ["E1", "86400", "1", "100", "plain", q.k("w:"), "{rtq}:cancel", q.k("t:"), q.k("x:")]),
+        ("purge", [q.k("q"), q.k("delayed"), q.k("stats"), q.done("cancelled"), q.k("dead")],
+         ["100", "86400", "1", "100", other.ev, q.k("t:"), q.k("x:"), q.k("w:"), q.name]),
     ]
     for name, keys, argv in calls:
         with pytest.raises(redis.ResponseError, match="events channel"):

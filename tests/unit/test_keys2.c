@@ -33,6 +33,7 @@ static void test_keys2_namespace_keys(void **state) {
   assert_string_equal(rtq_keys2_throughput(&k, 29946000).s, "{rtq}:throughput:29946000");
   assert_string_equal(rtq_keys2_throughput(&k, 0).s, "{rtq}:throughput:0");
   assert_string_equal(rtq_keys2_chan_cancel(&k).s, "{rtq}:cancel");
+  assert_string_equal(rtq_keys2_paused(&k).s, "{rtq}:paused");
 }
 
 static void test_keys2_queue_keys(void **state) {
@@ -54,6 +55,9 @@ static void test_keys2_queue_keys(void **state) {
   assert_string_equal(rtq_keys2_stats(&k, q).s, "{app.prod:emails:high}:stats");
   assert_string_equal(rtq_keys2_runtime(&k, q).s, "{app.prod:emails:high}:rt");
   assert_string_equal(rtq_keys2_dead(&k, q).s, "{app.prod:emails:high}:dead");
+  assert_string_equal(rtq_keys2_limit(&k, q).s, "{app.prod:emails:high}:limit");
+  assert_string_equal(rtq_keys2_bucket(&k, q).s, "{app.prod:emails:high}:bucket");
+  assert_string_equal(rtq_keys2_slots(&k, q).s, "{app.prod:emails:high}:slots");
   assert_string_equal(rtq_keys2_chan_events(&k, q).s, "{app.prod:emails:high}:ev");
   assert_string_equal(rtq_keys2_chan_waiter(&k, q, ID).s, "{app.prod:emails:high}:w:" ID);
   assert_string_equal(rtq_keys2_task_prefix(&k, q).s, "{app.prod:emails:high}:t:");
@@ -81,6 +85,7 @@ static void test_keys2_bad_names_give_len_zero(void **state) {
     assert_int_equal(rtq_keys2_chan_waiter(&k, "q", bad[i]).len, 0);
     assert_int_equal(rtq_keys2_task_prefix(&k, bad[i]).len, 0);
     assert_int_equal(rtq_keys2_stats(&k, bad[i]).len, 0);
+    assert_int_equal(rtq_keys2_slots(&k, bad[i]).len, 0);
     assert_string_equal(rtq_keys2_stats(&k, bad[i]).s, "");
   }
   /* NULL is a bad name, never "no name part". */
@@ -146,14 +151,15 @@ static void test_keys2_every_key_has_its_tag(void **state) {
                    rtq_keys2_delayed(&k, "Q"), rtq_keys2_done(&k, "Q", RTQ_STATUS_FAILED),
                    rtq_keys2_task(&k, "Q", "i"), rtq_keys2_side(&k, "Q", "i"),
                    rtq_keys2_stats(&k, "Q"), rtq_keys2_runtime(&k, "Q"), rtq_keys2_dead(&k, "Q"),
-                   rtq_keys2_chan_events(&k, "Q"), rtq_keys2_chan_waiter(&k, "Q", "i")};
+                   rtq_keys2_chan_events(&k, "Q"), rtq_keys2_chan_waiter(&k, "Q", "i"),
+                   rtq_keys2_limit(&k, "Q"), rtq_keys2_bucket(&k, "Q"), rtq_keys2_slots(&k, "Q")};
   for (size_t i = 0; i < sizeof qk / sizeof qk[0]; i++) {
     assert_true(qk[i].len > 0);
     assert_memory_equal(qk[i].s, "{rtq:Q}:", 8);
   }
   rtq_key2 nk[] = {rtq_keys2_version(&k), rtq_keys2_queues(&k), rtq_keys2_workers(&k),
                    rtq_keys2_worker(&k, "w"), rtq_keys2_lease(&k), rtq_keys2_throughput(&k, 1),
-                   rtq_keys2_chan_cancel(&k)};
+                   rtq_keys2_chan_cancel(&k), rtq_keys2_paused(&k)};
   for (size_t i = 0; i < sizeof nk / sizeof nk[0]; i++) assert_memory_equal(nk[i].s, "{rtq}:", 6);
 }
 

@@ -93,7 +93,8 @@ static rtq_key2 key_named(const char *d) {
     return rtq_keys2_processing(&K, QN, W);
   if (strcmp(d, "delayed") == 0) return rtq_keys2_delayed(&K, QN);
   if (strcmp(d, "stats") == 0) return rtq_keys2_stats(&K, QN);
-  if (strcmp(d, "done:completed") == 0 || strcmp(d, "done list") == 0)
+  if (strcmp(d, "done:completed") == 0 || strcmp(d, "done list") == 0 ||
+      strcmp(d, "done:<status>") == 0)
     return rtq_keys2_done(&K, QN, RTQ_STATUS_COMPLETED);
   if (strcmp(d, "done:failed") == 0 || strcmp(d, "done:<current status>") == 0)
     return rtq_keys2_done(&K, QN, RTQ_STATUS_FAILED);
@@ -105,6 +106,9 @@ static rtq_key2 key_named(const char *d) {
   if (strcmp(d, "worker record") == 0) return rtq_keys2_worker(&K, W);
   if (strcmp(d, "workers") == 0) return rtq_keys2_workers(&K);
   if (strcmp(d, "lease") == 0) return rtq_keys2_lease(&K);
+  if (strcmp(d, "limit") == 0) return rtq_keys2_limit(&K, QN);
+  if (strcmp(d, "bucket") == 0) return rtq_keys2_bucket(&K, QN);
+  if (strncmp(d, "slots", 5) == 0) return rtq_keys2_slots(&K, QN);
   fail_msg("no key known for the header's \"%s\"", d);
   return rtq_keys2_lease(&K);
 }
@@ -147,6 +151,8 @@ static int build(rtq_script2_id id, rtq_argv *a) {
       return rtq__call2_recover(a, &K, true, QN, W, 1, 0, &keep, &entry, 1);
     case RTQ_SCRIPT2_PROMOTE: return rtq__call2_promote(a, &K, true, QN, 1);
     case RTQ_SCRIPT2_PRUNE: return rtq__call2_prune(a, &K, true, QN, RTQ_STATUS_COMPLETED, 1);
+    case RTQ_SCRIPT2_PURGE: return rtq__call2_purge(a, &K, true, QN, 1, &keep);
+    case RTQ_SCRIPT2_DELETE: return rtq__call2_delete(a, &K, true, QN, RTQ_STATUS_COMPLETED, 1, 0);
     case RTQ_SCRIPT2_HEARTBEAT: return rtq__call2_heartbeat(a, &K, true, W, 1000, NULL, 0);
     case RTQ_SCRIPT2_LEASE: return rtq__call2_lease(a, &K, true, I, 1000, true);
     default: return RTQ_EINVAL;
