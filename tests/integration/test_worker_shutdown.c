@@ -184,7 +184,11 @@ static void test_worker_shutdown_redis_gone_busy_exits_within_grace(void **state
   rtq_conn *rc2 = rtq_test_conn_new(rtq_test_redis_url_of(r));
   char id[RTQ_TASK_ID_SIZE];
   tw_enqueue(c2, "rtq.sleep", "{\"seconds\":60,\"steps\":60}", NULL, id);
-  RTQ_TEST_WAIT_FOR(tw_field_is(rc2, id, "status", "running"), 5000);
+  /* Running in Redis is not enough: the worker may not have read the
+   * claim's reply yet, and then it has nothing to wait for. The first
+   * progress report (after the handler's first 1 s step) shows the handler
+   * runs. */
+  RTQ_TEST_WAIT_FOR(tw_field_is(rc2, id, "status", "running") && tw_hget_ll(rc2, id, "progress") > 0, 10000);
   rtq_client_free(c2);
   rtq_conn_free(rc2);
   assert_int_equal(rtq_test_redis_kill9(r), 0);
