@@ -118,17 +118,22 @@ static uint64_t read_last(rtq_client *c, const char *id, bool *ran) {
   return last;
 }
 
-/* Scores id in P:schedules:due by its first run after `after`. */
-static int set_next(rtq_client *c, const char *id, const json_t *def, uint64_t after) {
+/* The first run of id (definition def) after `after`. */
+static int next_run(rtq_client *c, const char *id, const json_t *def, uint64_t after, int64_t *next) {
   rtq_cron cr;
   char why[256];
-  int64_t next = 0;
   int rc = rtq_cron_parse(str_of(def, "cron"), &cr, why, sizeof why);
-  if (rc == 0) rc = rtq_cron_next(&cr, str_of(def, "tz"), (int64_t)num_of(def, "created_at"), (int64_t)after, &next);
-  if (rc != 0) {
+  if (rc == 0) rc = rtq_cron_next(&cr, str_of(def, "tz"), (int64_t)num_of(def, "created_at"), (int64_t)after, next);
+  if (rc != 0)
     rtq__client_err(c, "schedule %s: no next run (%s)", id, rc == RTQ_EINVAL && why[0] ? why : "none within 8 years");
-    return rc;
-  }
+  return rc;
+}
+
+/* Scores id in P:schedules:due by its first run after `after`. */
+static int set_next(rtq_client *c, const char *id, const json_t *def, uint64_t after) {
+  int64_t next = 0;
+  int rc = next_run(c, id, def, after, &next);
+  if (rc != 0) return rc;
   char at[24];
   snprintf(at, sizeof at, "%lld", (long long)next);
   rtq_key k = rtq_keys_schedules_due(&c->keys);
@@ -201,6 +206,13 @@ int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char
                           o.tz != NULL ? o.tz : "", "paused", paused, "created_at", (json_int_t)created);
   if (def == NULL) return RTQ_ENOMEM;
   rtq__client_clear_err(c);
+  /* An expression that parses may still never run ("0 0 30 2 *"): refused
+   * before anything is written, so an existing schedule stays as it was. */
+  int64_t first = 0;
+  if ((rc = next_run(c, id, def, now, &first)) != 0) {
+    json_decref(def);
+    return rc;
+  }
   char nows[32];
   snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
   rtq_key last = rtq_keys_schedules_last(&c->keys);

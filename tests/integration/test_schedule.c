@@ -214,6 +214,30 @@ static void test_schedule_pause_and_resume(void **state) {
   assert_int_equal(rtq_schedule_set_paused(cl, "nope", true), RTQ_ENOTFOUND);
 }
 
+/* An expression that parses but never matches a day (30 February) is
+ * refused before anything is written: no new schedule appears, and an
+ * existing one keeps its definition and its next run. */
+static void test_schedule_add_refuses_a_cron_that_never_runs(void **state) {
+  (void)state;
+  assert_int_equal(rtq_schedule_add(cl, "never", "0 0 30 2 *", "job", NULL, NULL), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(cl), "no next run"));
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_schedules(&k).s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_schedules_last(&k).s, NULL), 0);
+
+  assert_int_equal(rtq_schedule_add(cl, "daily", "@daily", "job", NULL, NULL), 0);
+  rtq_schedule *l = NULL;
+  size_t n = 0;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  uint64_t next = l[0].next_run_ms;
+  rtq_schedules_free(l, n);
+  assert_int_equal(rtq_schedule_add(cl, "daily", "0 0 31 2 *", "job", NULL, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(l[0].cron, "@daily");
+  assert_int_equal(l[0].next_run_ms, next);
+  rtq_schedules_free(l, n);
+}
+
 /* A definition broken by hand is set aside; the others still run. */
 static void test_schedule_broken_definition_does_not_block_others(void **state) {
   (void)state;
@@ -261,6 +285,7 @@ int main(void) {
       T(test_schedule_fire_due_runs_the_latest_missed_once),
       T(test_schedule_exactly_once_at_the_worst_moment),
       T(test_schedule_pause_and_resume),
+      T(test_schedule_add_refuses_a_cron_that_never_runs),
       T(test_schedule_broken_definition_does_not_block_others),
       T(test_schedule_broker_sweep_enqueues_runs),
   };
