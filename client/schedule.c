@@ -276,8 +276,9 @@ static void fill(rtq_schedule *s, const char *id, const json_t *def) {
   snprintf(s->name, sizeof s->name, "%s", str_of(def, "name"));
   snprintf(s->queue, sizeof s->queue, "%s", str_of(def, "queue"));
   snprintf(s->tz, sizeof s->tz, "%s", str_of(def, "tz"));
-  json_t *args = json_object_get(def, "args");
-  s->args_json = json_dumps(args != NULL ? args : json_object(), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  json_t *args = json_object_get(def, "args"), *empty = args == NULL ? json_object() : NULL;
+  s->args_json = json_dumps(args != NULL ? args : empty, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  json_decref(empty);
   s->timeout_ms = num_of(def, "timeout_ms");
   s->paused = json_is_true(json_object_get(def, "paused"));
   s->created_at = num_of(def, "created_at");

@@ -238,6 +238,22 @@ static void test_schedule_add_refuses_a_cron_that_never_runs(void **state) {
   rtq_schedules_free(l, n);
 }
 
+/* A definition written by hand without args lists them as an empty map
+ * (and the listing frees what it made for that: the --sanitize build's
+ * leak check sees it). */
+static void test_schedule_list_definition_without_args(void **state) {
+  (void)state;
+  rtq_test_cmd_int(rc_, "HSET", rtq_keys_schedules(&k).s, "bare",
+                   "{\"cron\":\"@hourly\",\"name\":\"job\",\"queue\":\"default\"}", NULL);
+  rtq_schedule *l = NULL;
+  size_t n = 0;
+  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(l[0].id, "bare");
+  assert_string_equal(l[0].args_json, "{}");
+  rtq_schedules_free(l, n);
+}
+
 /* A definition broken by hand is set aside; the others still run. */
 static void test_schedule_broken_definition_does_not_block_others(void **state) {
   (void)state;
@@ -286,6 +302,7 @@ int main(void) {
       T(test_schedule_exactly_once_at_the_worst_moment),
       T(test_schedule_pause_and_resume),
       T(test_schedule_add_refuses_a_cron_that_never_runs),
+      T(test_schedule_list_definition_without_args),
       T(test_schedule_broken_definition_does_not_block_others),
       T(test_schedule_broker_sweep_enqueues_runs),
   };
