@@ -143,13 +143,27 @@ int rtq__cluster_redirect(const redisReply *r, int *slot, rtq_redis_endpoint *to
 
 /* ---- nodes ---- */
 
-static int node_index(rtq__cluster *cl, const char *host, int port) {
+/* True while a pipelined command's reply is unread on node i. */
+static bool owes_reply(const rtq__cluster *cl, int i) {
+  for (int k = 0; k < cl->qn; k++) {
+    const pend *p = &cl->q[(cl->qhead + k) % cl->qcap];
+    if (!p->have && p->node == i) return true;
+  }
+  return false;
+}
+
+/* The index of node host:port, added when new. With the table full, a
+ * node that serves nothing is reused: not one that owes a pipelined
+ * reply, and not one taken (claimed[i], may be NULL) by the map being
+ * applied, whose serving flag is still the old map's. */
+static int node_index(rtq__cluster *cl, const char *host, int port, const bool *claimed) {
   for (int i = 0; i < cl->nnodes; i++)
     if (cl->nodes[i].ep.port == port && strcmp(cl->nodes[i].ep.host, host) == 0) return i;
   if (cl->nnodes == RTQ__CLUSTER_MAX_NODES) {
     /* Reuse a node that serves nothing (a seed or a node that left). */
     for (int i = 0; i < cl->nnodes; i++) {
-      if (cl->nodes[i].primary || i == cl->cur) continue;
+      if (cl->nodes[i].primary || i == cl->cur || (claimed != NULL && claimed[i]) || owes_reply(cl, i))
+        continue;
       rtq_conn_free(cl->nodes[i].conn);
       cl->nodes[i].conn = NULL;
       snprintf(cl->nodes[i].ep.host, sizeof cl->nodes[i].ep.host, "%s", host);
@@ -205,7 +219,7 @@ static int apply_slots(rtq__cluster *cl, const redisReply *r, int from) {
     if (lo == NULL || hi == NULL || host == NULL || port == NULL) continue;
     if (lo->integer < 0 || hi->integer >= RTQ_CLUSTER_SLOTS || lo->integer > hi->integer) continue;
     if (port->integer < 1 || port->integer > 65535 || strcmp(host->str, "?") == 0) continue;
-    int i = node_index(cl, host->len == 0 ? fromhost : host->str, (int)port->integer);
+    int i = node_index(cl, host->len == 0 ? fromhost : host->str, (int)port->integer, primary);
     if (i < 0) continue;
     primary[i] = true;
     for (long long s = lo->integer; s <= hi->integer; s++) map[s] = (int16_t)i;
@@ -262,7 +276,7 @@ static int refresh(rtq__cluster *cl) {
   int rc = RTQ_ECONN;
   char first_err[512] = "";
   for (int s = 0; s < cl->url.nseeds; s++)
-    if (node_index(cl, cl->url.seeds[s].host, cl->url.seeds[s].port) < 0) break;
+    if (node_index(cl, cl->url.seeds[s].host, cl->url.seeds[s].port, NULL) < 0) break;
   int n = cl->nnodes;
   for (int k = -1; k < n; k++) {
     int i = k < 0 ? cl->cur : k;
@@ -395,7 +409,7 @@ static int routed(rtq__cluster *cl, const rtq_argv *a, redisReply **reply) {
     rtq_redis_endpoint to;
     int kind = rc == RTQ_EREDIS ? rtq__cluster_redirect(r, &rslot, &to) : 0;
     if (kind == 'M' || kind == 'A') {
-      int i = node_index(cl, to.host, to.port);
+      int i = node_index(cl, to.host, to.port, NULL);
       if (i >= 0) {
         freeReplyObject(r);
         if (kind == 'M') {
@@ -585,7 +599,7 @@ int rtq__cluster_get_reply(rtq__cluster *cl, redisReply **reply) {
   if (kind != 0) {
     /* MOVED/ASK/TRYAGAIN/CLUSTERDOWN: it did not run; run it on its own. */
     if (kind == 'M') {
-      int i = node_index(cl, to.host, to.port);
+      int i = node_index(cl, to.host, to.port, NULL);
       if (i >= 0) cl->slot[slot] = (int16_t)i;
       cl->stale = true;
     }
