@@ -58,7 +58,9 @@ static int value(const field *f, const char **p) {
 /* Parses one field (NUL-terminated text) into a bit set. */
 static int parse_field(const field *f, const char *text, uint64_t *bits, bool *star, char *errbuf, size_t errcap) {
   uint64_t set = 0;
-  *star = strcmp(text, "*") == 0;
+  /* As in Vixie cron, a field that starts with '*' (a star, or a star
+   * with a step) counts as unrestricted when the day fields combine. */
+  *star = text[0] == '*';
   const char *p = text;
   for (;;) {
     int a, b, step = 1;

@@ -6,8 +6,8 @@
  *     list (",") of "*", "N", "N-M", with an optional "/STEP" after "*",
  *     "N" (N to the field's end) or "N-M"; months take jan..dec and days
  *     of the week sun..sat (0 and 7 are both Sunday), case-insensitive.
- *     When both day fields are restricted (neither is "*"), a day matches
- *     either, as in Vixie cron;
+ *     When both day fields are restricted (neither starts with '*'), a day
+ *     matches either; otherwise it must match both, as in Vixie cron;
  *   - "@yearly" ("@annually"), "@monthly", "@weekly", "@daily"
  *     ("@midnight"), "@hourly": the usual five-field equivalents;
  *   - "@every DURATION": a fixed interval (the duration syntax of every

@@ -88,6 +88,10 @@ static void test_cron_next_in_utc(void **state) {
   /* Both day fields restricted: the 13th or a Friday, whichever comes first. */
   assert_int_equal(next("0 0 13 * fri", "UTC", utc(2026, 12, 7, 0, 0)), utc(2026, 12, 11, 0, 0));
   assert_int_equal(next("0 0 29 2 *", "UTC", utc(2026, 12, 7, 0, 0)), utc(2028, 2, 29, 0, 0));
+  /* A day field that starts with '*' is not a restriction: every other day
+   * AND a Monday (Vixie cron), not every other day OR any Monday. 2026-12-07
+   * is a Monday; the next odd-numbered Monday is the 21st. */
+  assert_int_equal(next("0 0 */2 * mon", "UTC", utc(2026, 12, 7, 0, 0)), utc(2026, 12, 21, 0, 0));
   rtq_cron never = parse("0 0 31 2 *");
   int64_t n = 0;
   assert_int_equal(rtq_cron_next(&never, "UTC", 0, utc(2026, 1, 1, 0, 0), &n), RTQ_EINVAL);

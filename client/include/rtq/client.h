@@ -651,7 +651,10 @@ RTQ_EXTERN void rtq_throughput_free(rtq_throughput *t);
 typedef struct rtq_schedule_options {
   const char *queue;   /* NULL: the client's default_queue */
   uint64_t timeout_ms; /* 0: the worker's default_timeout */
-  const char *tz;      /* NULL or "": the broker's local zone */
+  const char *tz;      /* NULL or "": the local zone of the process that
+                        * computes a run: the caller's for the first run,
+                        * the broker's after that (give a zone, or the same
+                        * TZ everywhere) */
 } rtq_schedule_options;
 
 /* Schedule ids are names of at most this many characters, so that the run
@@ -680,7 +683,7 @@ typedef struct rtq_schedule {
   char cron[256];
   char name[RTQ_TASK_ID_SIZE];
   char queue[RTQ_TASK_ID_SIZE];
-  char tz[128];          /* "" = the broker's local zone */
+  char tz[128];          /* "" = the local zone of the process computing the run */
   char *args_json;       /* the args as JSON */
   uint64_t timeout_ms;
   bool paused;
