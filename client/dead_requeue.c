@@ -141,17 +141,40 @@ static int requeue_record(rtq_client *c, const char *rec, size_t len, uint64_t i
   return rc;
 }
 
-RTQ_EXTERN int rtq_dead_requeue(rtq_client *c, size_t index, const char *queue, char **id_out) {
+/* rtq_dead_requeue and rtq_dead_requeue_if: the record read at index is the
+ * one the script removes (by its exact bytes), so checking its id here
+ * leaves no window for a record pushed in front meanwhile. */
+static int requeue_at(rtq_client *c, size_t index, const char *expect_id, const char *queue, char **id_out) {
   if (id_out != NULL) *id_out = NULL;
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (queue != NULL && rtq__check_name(c, "queue", queue) != 0) return RTQ_EINVAL;
+  if (expect_id != NULL && rtq__check_name(c, "task id", expect_id) != 0) return RTQ_EINVAL;
   redisReply *r = NULL;
   int rc = rtq__dead_index(c, index, &r);
+  if (rc == 0 && expect_id != NULL) {
+    rtq_dead_letter d;
+    memset(&d, 0, sizeof d);
+    bool same = rtq__dead_decode(&d, index, r->str, r->len) == 0 && d.id != NULL && strcmp(d.id, expect_id) == 0;
+    rtq__dead_letter_destroy(&d);
+    if (!same) {
+      rtq__client_err(c, "dead letter %zu is no longer task %s (the list moved: read it again)", index, expect_id);
+      rc = RTQ_ESTATE;
+    }
+  }
   int removed, other;
   if (rc == 0) rc = requeue_record(c, r->str, r->len, index, queue, &removed, &other, id_out);
   if (r != NULL) freeReplyObject(r);
   return rc;
+}
+
+RTQ_EXTERN int rtq_dead_requeue(rtq_client *c, size_t index, const char *queue, char **id_out) {
+  return requeue_at(c, index, NULL, queue, id_out);
+}
+
+RTQ_EXTERN int rtq_dead_requeue_if(rtq_client *c, size_t index, const char *expect_id, const char *queue,
+                                   char **id_out) {
+  return requeue_at(c, index, expect_id, queue, id_out);
 }
 
 /* What a walk does with one record: 1 when it left P:dead, 0 when it was

@@ -378,22 +378,16 @@ void web_api_dead_action(web_ctx *w, const web_request *req, const char *index, 
       return;
     }
     /* The page names the task it showed at that index: a letter pushed in
-     * front since then shifts the list, and the wrong one would move. */
-    if (expect != NULL) {
-      rtq_dead_letter *d = NULL;
-      if ((rc = rtq_dead_get(w->client, i, &d)) != 0) {
-        fail(w, res, rc, "dead letter");
-        return;
-      }
-      bool same = strcmp(d->id, expect) == 0;
-      rtq_dead_letter_free(d);
-      if (!same) {
-        web_error(res, 409, "dead letter %zu is no longer task %s: reload the list", i, expect);
-        return;
-      }
+     * front since then shifts the list, and the wrong one would move. The
+     * library checks the id on the very record it requeues. */
+    if (expect != NULL && rtq_validate_name(expect) != 0) {
+      web_error(res, 400, "invalid id");
+      return;
     }
     char *id = NULL;
-    if ((rc = rtq_dead_requeue(w->client, i, queue, &id)) != 0) {
+    rc = expect != NULL ? rtq_dead_requeue_if(w->client, i, expect, queue, &id)
+                        : rtq_dead_requeue(w->client, i, queue, &id);
+    if (rc != 0) {
       const char *detail = rtq_client_errstr(w->client);
       web_error(res, requeue_status(rc), "requeue: %s%s%s", rtq_strerror(rc), detail[0] ? ": " : "",
                 detail);

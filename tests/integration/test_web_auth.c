@@ -292,6 +292,11 @@ static void test_web_auth_dead_actions(void **state) {
   json_decref(v);
   /* Index 1 is d-3: the page's id must match. */
   assert_int_equal(status_of(s.port, "POST", "/api/dead/1/requeue?id=d-2", AUTH), 409);
+  char *rid = NULL;
+  assert_int_equal(rtq_dead_requeue_if(tw_client, 1, "d-2", NULL, &rid), RTQ_ESTATE);
+  assert_null(rid);
+  assert_non_null(strstr(rtq_client_errstr(tw_client), "no longer task d-2"));
+  assert_int_equal(rtq_test_cmd_int(c, "LLEN", dead.s, NULL), 4); /* nothing moved */
   v = post_json(s.port, "/api/dead/1/requeue?id=d-3", AUTH, 200);
   assert_string_equal(json_string_value(json_object_get(v, "id")), "d-3");
   assert_string_equal(json_string_value(json_object_get(v, "status")), "pending");

@@ -525,6 +525,12 @@ RTQ_EXTERN int rtq_dead_letter_to_json(const rtq_dead_letter *d, char **json);
  * (caller frees) on success. Connection errors: RTQ_ECONN, RTQ_EREDIS.
  */
 RTQ_EXTERN int rtq_dead_requeue(rtq_client *c, size_t index, const char *queue, char **id_out);
+/* As rtq_dead_requeue, only when the record at index names task expect_id
+ * (the letter a person saw there: a letter dead-lettered since shifts the
+ * list). The record checked is the record requeued, in one read.
+ * RTQ_ESTATE, nothing changed, when it names another task. */
+RTQ_EXTERN int rtq_dead_requeue_if(rtq_client *c, size_t index, const char *expect_id, const char *queue,
+                                   char **id_out);
 
 /* Value type: what rtq_dead_requeue_all() or rtq_dead_purge() did. */
 typedef struct rtq_dead_counts {
