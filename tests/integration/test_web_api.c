@@ -301,13 +301,16 @@ static void test_web_api_run_times(void **state) {
     if (v < prev) fail_msg("bucket le=%s is %g, below the one before (%g)", les[i], v, prev);
     prev = v;
   }
-  assert_true(run_bucket(r.body, "default", "0.25") - run_bucket(r.body, "default", "0.1") == 2);
-  assert_true(run_bucket(r.body, "default", "1") - run_bucket(r.body, "default", "0.5") == 1);
-  assert_true(run_bucket(r.body, "default", "0.1") == 1);
+  /* A run is never shorter than its sleep, so each sleep stays out of the
+   * buckets below it; how much longer it took depends on the machine's
+   * load (CI runs this under busy loops), so the upper bounds are loose. */
+  assert_true(run_bucket(r.body, "default", "0.1") <= 1);  /* only the failure */
+  assert_true(run_bucket(r.body, "default", "0.5") <= 3);  /* not the 0.6 s sleep */
+  assert_true(run_bucket(r.body, "default", "10") == 4);
   assert_true(run_bucket(r.body, "default", "+Inf") == 4);
   assert_true(sample(r.body, "rtq_task_run_seconds_count{queue=\"default\"}") == 4);
   double sum = sample(r.body, "rtq_task_run_seconds_sum{queue=\"default\"}");
-  assert_true(sum >= 0.9 && sum < 2.0);
+  assert_true(sum >= 0.9 && sum < 10.0);
   http_resp_free(&r);
   /* What Redis keeps: per-bucket counts named by their bound. */
   rtq_keys k;
