@@ -16,6 +16,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "replicas.h"
 #include "scripts.h"
 
 static void seterr(char *errbuf, size_t errcap, const char *msg) {
@@ -46,6 +47,13 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
   int rc = rtq_redis_url_parse(o->config.redis_url, &url, errbuf, errcap);
   memset(&url, 0, sizeof url); /* it may hold a password */
   if (rc != 0) return rc;
+  if (o->config.wait_replicas > 0 && o->config.wait_timeout >= o->command_timeout_ms) {
+    /* The WAIT's reply must come before the command timeout drops it. */
+    if (errbuf != NULL && errcap > 0)
+      snprintf(errbuf, errcap, "wait_timeout (%d ms) must be below the command timeout (%d ms)", o->config.wait_timeout,
+             o->command_timeout_ms);
+    return RTQ_EINVAL;
+  }
 
   rtq_broker *b = calloc(1, sizeof *b);
   if (b == NULL) return RTQ_ENOMEM;
@@ -143,6 +151,33 @@ static const phase phases[] = {
     {"schedules", rtq__broker_schedules},
 };
 
+/* Writes of the phases that end or redeliver tasks (their counters). */
+static uint64_t outcome_writes(const rtq_broker_counters *u) {
+  return u->recovered + u->worker_lost + u->dead_lettered + u->cancelled_on_recovery + u->timeouts;
+}
+
+/*
+ * wait_replicas: one WAIT after a sweep whose phases ended or redelivered
+ * tasks (n writes), on the sweep's connection, so a failover cannot undo
+ * an outcome the replicas acknowledged. Too few replicas is logged and
+ * counted (unreplicated); the sweep goes on either way.
+ */
+static int wait_outcomes(rtq_broker *b, uint64_t n) {
+  int acked = 0, want = b->o.config.wait_replicas;
+  int rc = rtq_replicas_wait(b->conn, want, b->o.config.wait_timeout, &acked);
+  if (rc == RTQ_ECONN || rc == RTQ_ENOMEM) return rc;
+  if (rc == 0 && acked >= want) return 0;
+  char writes[24], got[16], wanted[16];
+  snprintf(writes, sizeof writes, "%llu", (unsigned long long)n);
+  snprintf(got, sizeof got, "%d", acked);
+  snprintf(wanted, sizeof wanted, "%d", want);
+  rtq_log(RTQ_LOG_WARNING, "task outcomes written, but fewer replicas than asked acknowledged them", "writes",
+          writes, "replicas", rc == 0 ? got : NULL, "wanted", wanted, "error",
+          rc != 0 ? rtq_conn_errstr(b->conn) : NULL, NULL);
+  RTQ__COUNT(b, unreplicated, n);
+  return 0;
+}
+
 int rtq_broker_sweep(rtq_broker *b) {
   /* Only a promotion phase that ran sets it again: a failed or standby
    * tick must not aim the promotion timer at anything. */
@@ -155,6 +190,7 @@ int rtq_broker_sweep(rtq_broker *b) {
    * written by hand, say) must not starve the phases after it; a lost
    * connection ends the sweep, since nothing after it could run. */
   int first_err = 0;
+  uint64_t before = outcome_writes(&b->unflushed);
   for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
     if (!still_leader(b)) return first_err;
     rc = phases[i].run(b);
@@ -165,6 +201,9 @@ int rtq_broker_sweep(rtq_broker *b) {
     if (rc == RTQ_ECONN || rc == RTQ_ENOMEM) return rc;
     if (first_err == 0) first_err = rc;
   }
+  uint64_t wrote = outcome_writes(&b->unflushed) - before;
+  if (b->o.config.wait_replicas > 0 && wrote > 0 && (rc = wait_outcomes(b, wrote)) != 0)
+    return rtq__broker_failed(b, "wait", rc);
   RTQ__COUNT(b, sweeps, 1);
   rc = rtq__broker_flush_stats(b, true);
   rtq__batch_clear(&b->batch);

@@ -42,7 +42,8 @@
  * fills the defaults documented in docs/BROKER.md. */
 typedef struct rtq_broker_options {
   rtq_config config;       /* redis_url, ns, task_result_ttl, history, cleanup_interval,
-                            * max_task_history, log_level */
+                            * max_task_history, log_level, wait_replicas, wait_timeout
+                            * (below command_timeout_ms when wait_replicas > 0) */
   int heartbeat_ttl_ms;    /* RTQ_HEARTBEAT_TTL: a worker silent this long is dead */
   int sweep_interval_ms;   /* RTQ_SWEEP_INTERVAL */
   int lease_ttl_ms;        /* RTQ_LEASE_TTL; renewed every third of it */
@@ -118,7 +119,8 @@ const char *rtq_broker_usage(void);
   XX(forgotten)                     \
   XX(stale_index)                   \
   XX(cancel_republished)             \
-  XX(schedule_runs)
+  XX(schedule_runs)                  \
+  XX(unreplicated)
 
 /* Value type: totals since the broker started. */
 typedef struct rtq_broker_counters {

@@ -142,7 +142,8 @@ int main(int argc, char **argv) {
   if (action == RTQ_BROKER_PRINT_CONFIG) {
     static const char *const used[] = {"task_result_ttl",  "enable_task_history", "log_level",
                                        "cleanup_interval", "max_task_history",    "redis_url",
-                                       "redis_url_file",   "namespace",           NULL};
+                                       "redis_url_file",   "namespace",           "wait_replicas",
+                                       "wait_timeout",     NULL};
     rtq_config_print(&o.config, used, stdout);
     return 0;
   }

@@ -63,6 +63,7 @@ static const char *const config_flags[] = {
     "namespace",        "namespace",        "cleanup-interval",    "cleanup_interval",
     "max-task-history", "max_task_history", "task-result-ttl",     "task_result_ttl",
     "log-level",        "log_level",        "enable-task-history", "enable_task_history",
+    "wait-replicas",    "wait_replicas",    "wait-timeout",        "wait_timeout",
 };
 
 static void errf(char *errbuf, size_t errcap, const char *fmt, const char *a, const char *b)
@@ -242,6 +243,10 @@ const char *rtq_broker_usage(void) {
          "  --log-level L            DEBUG, INFO, WARNING, ERROR (RTQ_LOG_LEVEL; default INFO)\n"
          "  --command-timeout D      per-command Redis timeout (RTQ_COMMAND_TIMEOUT;\n"
          "                           default 2s)\n"
+         "  --wait-replicas N        after a sweep that ended or redelivered tasks, WAIT for\n"
+         "                           N replicas (RTQ_WAIT_REPLICAS; default 0: none)\n"
+         "  --wait-timeout MS        that WAIT's timeout in ms, below --command-timeout\n"
+         "                           (RTQ_WAIT_TIMEOUT; default 1000)\n"
          "  --max-payload BYTES      larger envelopes are dead-lettered, as by the\n"
          "                           workers (RTQ_MAX_PAYLOAD; default 1048576)\n"
          "  --id ID                  broker id (default host-pid-random)\n"

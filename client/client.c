@@ -21,6 +21,7 @@
 #include "config.h"
 #include "defaults.h"
 #include "envelope.h"
+#include "replicas.h"
 #include "scripts.h"
 
 #define DEF_POOL_SIZE 8
@@ -158,6 +159,22 @@ int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply) {
   return rc;
 }
 
+int rtq__client_wait_replicas(rtq_client *c, rtq_conn *conn, int *acked) {
+  int got = 0;
+  if (acked != NULL) *acked = 0;
+  if (c->wait_replicas == 0) return 0;
+  int rc = rtq_replicas_wait(conn, c->wait_replicas, c->wait_timeout_ms, &got);
+  if (acked != NULL) *acked = got;
+  if (rc != 0) {
+    rtq__client_err(c, "written, but WAIT failed, so its replication is unknown: %s", rtq_conn_errstr(conn));
+    return RTQ_EREPLICAS;
+  }
+  if (got >= c->wait_replicas) return 0;
+  rtq__client_err(c, "written, but %d of %d replicas acknowledged it within %d ms", got, c->wait_replicas,
+                  c->wait_timeout_ms);
+  return RTQ_EREPLICAS;
+}
+
 /* Fills c's settings from opts, the environment and the defaults. */
 static int configure(rtq_client *c, const rtq_client_options *o) {
   rtq_config cfg;
@@ -201,6 +218,17 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   c->max_payload = o->max_payload ? o->max_payload : RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
   c->result_ttl_s = o->task_result_ttl_s ? o->task_result_ttl_s : cfg.task_result_ttl;
   c->history = o->history == 0 ? cfg.enable_task_history : o->history > 0;
+  int wr = o->wait_replicas == 0 ? cfg.wait_replicas : o->wait_replicas < 0 ? 0 : o->wait_replicas;
+  int wt = o->wait_timeout_ms ? o->wait_timeout_ms : cfg.wait_timeout;
+  if (wr > RTQ_WAIT_REPLICAS_MAX || wt < 1 || wt > RTQ_WAIT_TIMEOUT_MAX_MS || (wr > 0 && wt >= c->command_timeout_ms)) {
+    /* The WAIT's reply must come before the socket's read timeout. */
+    rtq__client_err(NULL, "invalid client options: wait_replicas over %d, or a wait_timeout_ms outside 1..%d "
+                          "or not below command_timeout_ms (%d)", RTQ_WAIT_REPLICAS_MAX, RTQ_WAIT_TIMEOUT_MAX_MS,
+                    c->command_timeout_ms);
+    return RTQ_EINVAL;
+  }
+  c->wait_replicas = wr;
+  c->wait_timeout_ms = wt;
   c->url = strdup(url);
   c->idle = calloc((size_t)c->max, sizeof *c->idle);
   if (c->url == NULL || c->idle == NULL) {

@@ -26,6 +26,8 @@ struct rtq_client {
   size_t max_payload;
   int result_ttl_s;
   int history;               /* 1 or 0 */
+  int wait_replicas;         /* 0: no WAIT after a create */
+  int wait_timeout_ms;
 
   /* The pool: idle holds connections nobody uses; total counts those that
    * exist or are being opened. Waiters sleep on cv until one comes back. */
@@ -68,6 +70,12 @@ int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply);
  * safe to repeat in general. Detail set on error; *reply is the caller's
  * (may be NULL on error). */
 int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply);
+
+/* After a write on conn: WAIT for c's wait_replicas (nothing when 0).
+ * 0 when enough replicas acknowledged; otherwise RTQ_EREPLICAS with the
+ * detail set (a failed WAIT included: the write's replication is then
+ * unknown). *acked (may be NULL) gets the count. */
+int rtq__client_wait_replicas(rtq_client *c, rtq_conn *conn, int *acked);
 
 /* Checks a caller-given name against the name pattern; RTQ_EINVAL with a
  * detail naming the argument ("task id") otherwise. */

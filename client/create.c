@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
+#include "crc16.h"
 #include "envelope.h"
 #include "ids.h"
 #include "calls.h"
@@ -227,11 +229,13 @@ static int create_one(rtq_client *c, const char *name, const packed *args, int p
       if (resent && (opts == NULL || opts->id == NULL)) was_new = 1;
       if (created != NULL) *created = was_new;
       if (id_out != NULL) memcpy(id_out, id, sizeof id);
+      /* Created either way; RTQ_EREPLICAS only says how durable it is. */
+      rc = rtq__client_wait_replicas(c, conn, NULL);
     }
     if (r != NULL) freeReplyObject(r);
     rtq__pool_put(c, conn);
   }
-  if (rc != 0 && id_out != NULL) id_out[0] = '\0';
+  if (rc != 0 && rc != RTQ_EREPLICAS && id_out != NULL) id_out[0] = '\0';
   rtq_argv_destroy(&a);
   call_destroy(&k);
   return rc;
@@ -332,6 +336,65 @@ static void settle_chunk(rtq_client *c, rtq_conn *conn, chunk *ch, rtq_task_spec
   }
 }
 
+/* Whether any task of the chunk was written. */
+static bool chunk_wrote(const chunk *ch, const rtq_task_spec *specs) {
+  for (size_t j = 0; j < ch->call.ntasks; j++)
+    if (specs[ch->idx[j]].rc == 0) return true;
+  return false;
+}
+
+/* The chunk's written tasks become RTQ_EREPLICAS (detail already set). */
+static void mark_unreplicated(rtq_client *c, const chunk *ch, rtq_task_spec *specs, struct first_failure *f) {
+  for (size_t j = 0; j < ch->call.ntasks; j++) {
+    size_t i = ch->idx[j];
+    if (specs[i].rc != 0) continue;
+    specs[i].rc = RTQ_EREPLICAS;
+    note_failure(c, f, i, RTQ_EREPLICAS);
+  }
+}
+
+/*
+ * WAIT after a batch (wait_replicas > 0). One server takes one WAIT, which
+ * covers every call sent before it on the connection. On a cluster each
+ * node needs its own: WAIT goes to the node of the last keyed command
+ * (cluster.h), so the first key of a written chunk is routed to first,
+ * once per slot (the chunks of one queue share it).
+ */
+static void batch_wait(rtq_client *c, rtq_conn *conn, chunk *chunks, size_t nchunks, rtq_task_spec *specs,
+                       struct first_failure *f) {
+  if (rtq_conn_url(conn)->kind != RTQ_URL_CLUSTER) {
+    if (rtq__client_wait_replicas(c, conn, NULL) == 0) return;
+    for (size_t k = 0; k < nchunks; k++) mark_unreplicated(c, &chunks[k], specs, f);
+    return;
+  }
+  int *seen = malloc(2 * nchunks * sizeof *seen); /* pairs: slot, WAIT's rc */
+  size_t nseen = 0;
+  for (size_t k = 0; k < nchunks; k++) {
+    chunk *ch = &chunks[k];
+    if (!chunk_wrote(ch, specs)) continue;
+    const char *key = NULL;
+    size_t klen = 0;
+    int slot = rtq__cluster_command_key(&ch->cmd, &key, &klen) ? rtq_key_slot(key, klen) : -1;
+    int wrc = 1;
+    for (size_t e = 0; seen != NULL && e < nseen && wrc == 1; e++)
+      if (seen[2 * e] == slot) wrc = seen[2 * e + 1];
+    if (wrc == 1) {
+      if (seen == NULL) {
+        rtq__client_err(c, "written, but out of memory before WAIT");
+        wrc = RTQ_EREPLICAS;
+      } else if (key != NULL && rtq_conn_route_key(conn, key, klen) != 0) {
+        rtq__client_err(c, "written, but WAIT could not reach its node: %s", rtq_conn_errstr(conn));
+        wrc = RTQ_EREPLICAS;
+      } else {
+        wrc = rtq__client_wait_replicas(c, conn, NULL);
+      }
+      if (seen != NULL) seen[2 * nseen] = slot, seen[2 * nseen + 1] = wrc, nseen++;
+    }
+    if (wrc != 0) mark_unreplicated(c, ch, specs, f);
+  }
+  free(seen);
+}
+
 RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   if (c == NULL || (specs == NULL && n > 0)) return RTQ_EINVAL;
   rtq__client_clear_err(c);
@@ -410,6 +473,7 @@ RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
     settle_chunk(c, conn, &chunks[k], specs, r, crc, &f);
     if (r != NULL) freeReplyObject(r);
   }
+  if (conn != NULL && c->wait_replicas > 0) batch_wait(c, conn, chunks, nchunks, specs, &f);
   if (conn != NULL) rtq__pool_put(c, conn);
   for (size_t k = 0; k < nchunks; k++) {
     call_destroy(&chunks[k].call);

@@ -413,7 +413,10 @@ static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) 
       rtq_log(RTQ_LOG_ERROR, "schedule cannot make its task; it stays unscored until it is added again",
               "schedule", id, "error", rtq_client_errstr(c), NULL);
       rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
-    } else if (rc == 0) {
+    } else if (rc == 0 || rc == RTQ_EREPLICAS) {
+      if (rc == RTQ_EREPLICAS) /* created all the same */
+        rtq_log(RTQ_LOG_WARNING, "schedule run created, but fewer replicas than asked acknowledged it", "task",
+                task_id, "error", rtq_client_errstr(c), NULL);
       if (created && fired != NULL) (*fired)++;
       rtq_log(created ? RTQ_LOG_INFO : RTQ_LOG_DEBUG, created ? "schedule ran" : "schedule run existed already",
               "schedule", id, "task", task_id, NULL);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "replicas.h"
 #include "rtq/common.h"
 
 typedef enum kind { K_INT, K_BOOL, K_LEVEL, K_URL, K_URL_FILE, K_NS } kind;
@@ -44,6 +45,8 @@ static const setting settings[] = {
     /* After redis_url: with both variables set, the file wins. */
     {"redis_url_file", K_URL_FILE, OFF(redis_url_file), 0, 0},
     {"namespace", K_NS, OFF(ns), 0, 0},
+    {"wait_replicas", K_INT, OFF(wait_replicas), 0, RTQ_WAIT_REPLICAS_MAX},
+    {"wait_timeout", K_INT, OFF(wait_timeout), 1, RTQ_WAIT_TIMEOUT_MAX_MS},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -57,6 +60,7 @@ void rtq_config_defaults(rtq_config *c) {
   c->log_level = RTQ_LOG_INFO;
   c->cleanup_interval = 3600;
   c->max_task_history = 10000;
+  c->wait_timeout = 1000;
   snprintf(c->redis_url, sizeof c->redis_url, "%s", "redis://127.0.0.1:6379/0");
   snprintf(c->ns, sizeof c->ns, "%s", "rtq");
 }

@@ -12,6 +12,8 @@
  *   redis_url             redis://127.0.0.1:6379/0    RTQ_REDIS_URL
  *   redis_url_file        (none)                      RTQ_REDIS_URL_FILE
  *   namespace             rtq                         RTQ_NAMESPACE
+ *   wait_replicas         0 (no WAIT)                 RTQ_WAIT_REPLICAS
+ *   wait_timeout          1000 (ms)                   RTQ_WAIT_TIMEOUT
  *
  * Precedence: defaults < environment < command-line flags. Binaries set
  * from flags with rtq_config_set(), which takes the same names (and the
@@ -38,6 +40,9 @@ typedef struct rtq_config {
   char redis_url[512];
   char redis_url_file[1024];  /* setting it reads the file into redis_url */
   char ns[65];
+  int wait_replicas;          /* 0..64: after each create or finish, WAIT for
+                               * this many replicas (0: never WAIT) */
+  int wait_timeout;           /* ms, 1..60000: how long that WAIT may take */
 } rtq_config;
 
 /* Fills the defaults above (c is the caller's storage). */

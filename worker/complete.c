@@ -26,6 +26,7 @@
 #include "defaults.h"
 #include "internal.h"
 #include "log.h"
+#include "replicas.h"
 #include "runtime.h"
 #include "scripts.h"
 
@@ -200,6 +201,85 @@ static int run_groups(const finishset *fs, rtq__run_group **out) {
   return n;
 }
 
+/*
+ * wait_replicas: WAIT after finish calls. One WAIT covers every write sent
+ * before it on the connection, and Redis answers a client's commands in
+ * order, so the connection keeps at most one WAIT in flight: finish calls
+ * sent meanwhile go out at once (Redis runs them when that WAIT returns,
+ * within its timeout) and their tasks are collected in wait_pending, for
+ * the one WAIT sent when the reply comes. A finish call thus waits for at
+ * most one timeout, however many calls a dead replica holds up.
+ */
+static void send_wait(rtq_worker *w);
+
+static void on_wait(rtq_worker *w, redisReply *r, void *pd) {
+  rtq__waitset *ws = pd;
+  w->wait_in_flight = false;
+  if (r == NULL) {
+    /* Connection lost: these finish calls and the pending ones are resent,
+     * each followed by a WAIT again. */
+    free(ws);
+    free(w->wait_pending);
+    w->wait_pending = NULL;
+    return;
+  }
+  int acked = 0;
+  char got[16], want[16], n[16];
+  snprintf(want, sizeof want, "%d", w->o.wait_replicas);
+  snprintf(n, sizeof n, "%d", ws->n);
+  if (rtq_replicas_parse(r, &acked) != 0) {
+    w->n_unreplicated += (uint64_t)ws->n;
+    rtq_log(RTQ_LOG_WARNING, "completions written, but WAIT failed: their replication is unknown", "tasks", n,
+            "error", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", NULL);
+    acked = -1;
+  } else if (acked < w->o.wait_replicas) {
+    w->n_unreplicated += (uint64_t)ws->n;
+    snprintf(got, sizeof got, "%d", acked);
+    rtq_log(RTQ_LOG_WARNING, "completions written, but fewer replicas than asked acknowledged them", "tasks", n,
+            "replicas", got, "wanted", want, NULL);
+  }
+  if (acked >= 0 && rtq_log_get_level() == RTQ_LOG_DEBUG) {
+    snprintf(got, sizeof got, "%d", acked);
+    for (int i = 0; i < ws->n; i++)
+      rtq_log(RTQ_LOG_DEBUG, "completion acknowledged", "task", ws->ids[i], "replicas", got, NULL);
+  }
+  free(ws);
+  send_wait(w);
+}
+
+/* Sends WAIT for the pending tasks unless one is in flight or none is
+ * pending. */
+static void send_wait(rtq_worker *w) {
+  rtq__waitset *ws = w->wait_pending;
+  if (w->wait_in_flight || ws == NULL || ws->n == 0) return;
+  w->wait_pending = NULL;
+  /* The reply may take the whole timeout: the watchdog allows for it. */
+  if (rtq_replicas_argv(&w->argv, w->o.wait_replicas, w->o.wait_timeout_ms) != 0 ||
+      rtq__rconn_send(w->cmd, &w->argv, on_wait, ws, w->o.wait_timeout_ms) != 0) {
+    /* Not sent: the connection is down, and the finish calls before it
+     * are resent once it is back. */
+    free(ws);
+    return;
+  }
+  w->wait_in_flight = true;
+}
+
+/* Adds the call's tasks to the pending WAIT. */
+static void want_wait(rtq_worker *w, const finishset *fs) {
+  rtq__waitset *ws = w->wait_pending;
+  int have = ws != NULL ? ws->n : 0;
+  rtq__waitset *more = realloc(ws, sizeof *ws + (size_t)(have + fs->n) * sizeof ws->ids[0]);
+  if (more == NULL) {
+    w->n_unreplicated += (uint64_t)fs->n;
+    rtq_log(RTQ_LOG_WARNING, "out of memory: completions not followed by WAIT", NULL);
+    return;
+  }
+  more->n = have;
+  for (int i = 0; i < fs->n; i++) snprintf(more->ids[more->n++], sizeof more->ids[0], "%s", fs->jobs[i]->id);
+  w->wait_pending = more;
+  send_wait(w);
+}
+
 static int send_finishes(rtq_worker *w, finishset *fs) {
   char pct[16];
   rtq__run_group *runs = NULL;
@@ -228,7 +308,9 @@ static int send_finishes(rtq_worker *w, finishset *fs) {
     }
     rc = rtq__call_finish_task(&w->argv, &t);
   }
-  return rc != 0 ? rc : rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
+  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
+  if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, fs);
+  return rc;
 }
 
 /* A write that failed with an error reply (OOM under noeviction, a

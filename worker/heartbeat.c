@@ -85,10 +85,14 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
       {"exec_unavailable", exec_bad}, /* always sent: "" clears an old value */
       {NULL, NULL}, /* room for the optional fields below */
       {NULL, NULL},
+      {NULL, NULL},
   };
-  int nfields = (int)(sizeof fields / sizeof fields[0]) - 2;
+  int nfields = (int)(sizeof fields / sizeof fields[0]) - 3;
   if (w->pool != NULL)
     fields[nfields++] = (rtq__hb_field){"abandoned", u64s((uint64_t)rtq__pool_abandoned(w->pool), abandoned)};
+  char unreplicated[24];
+  if (w->o.wait_replicas > 0)
+    fields[nfields++] = (rtq__hb_field){"unreplicated", u64s(w->n_unreplicated, unreplicated)};
   if (w->stop_reason[0] != '\0') fields[nfields++] = (rtq__hb_field){"stop_reason", w->stop_reason};
   if (rtq__call_heartbeat(&w->argv, &w->keys, w->use_eval, w->id, w->o.heartbeat_ttl_ms, fields,
                           nfields) != 0 ||

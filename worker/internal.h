@@ -236,7 +236,20 @@ struct rtq_worker {
   char errstr[256];
   /* counters for logs and tests */
   uint64_t n_claimed, n_finished, n_dead, n_stale;
+  /* wait_replicas (complete.c): the tasks of finish calls sent since the
+   * WAIT in flight, for the next one */
+  struct rtq__waitset *wait_pending;
+  bool wait_in_flight;
+  /* wait_replicas: tasks whose completion fewer replicas acknowledged
+   * than asked (or whose WAIT failed) */
+  uint64_t n_unreplicated;
 };
+
+/* Task ids of finish calls a WAIT covers (complete.c). */
+typedef struct rtq__waitset {
+  int n;
+  char ids[][RTQ_NAME_MAX + 1];
+} rtq__waitset;
 
 /* worker.c */
 /* A payload of len bytes went through: when large, return the heap pages

@@ -76,6 +76,9 @@ static const char usage[] =
     "  --max-abandoned-threads N thread isolation: once more than N handler threads that ignored\n"
     "                            their stop are still running, claim nothing more, let the other\n"
     "                            tasks finish and exit 3 for a restart (default: concurrency)\n"
+    "  --wait-replicas N         after each finish call, WAIT for N replicas (RTQ_WAIT_REPLICAS;\n"
+    "                            default 0: none); fewer are logged and counted\n"
+    "  --wait-timeout MS         that WAIT's timeout in ms (RTQ_WAIT_TIMEOUT; default 1000)\n"
     "  --health-file PATH        touched after each heartbeat Redis accepted\n"
     "                            (RTQ_HEALTH_FILE; default /tmp/rtq-worker.health)\n"
     "  --health [--max-age DUR]  exit 0 when that file is fresh (default 15s), else 1\n"
@@ -89,7 +92,7 @@ enum {
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
   OPT_PAYLOAD, OPT_STACK, OPT_ABANDONED, OPT_PRINT, OPT_EXEC, OPT_EXEC_POOL, OPT_EXEC_ONESHOT, OPT_HELP,
-  OPT_VERSION
+  OPT_VERSION, OPT_WAIT_REPLICAS, OPT_WAIT_TIMEOUT
 };
 
 static const struct option longopts[] = {
@@ -140,6 +143,10 @@ static const struct option longopts[] = {
     {"enable_task_history", required_argument, NULL, OPT_HIST},
     {"log_level", required_argument, NULL, OPT_LOG},
     {"max_task_history", required_argument, NULL, OPT_MAXHIST},
+    {"wait-replicas", required_argument, NULL, OPT_WAIT_REPLICAS},
+    {"wait_replicas", required_argument, NULL, OPT_WAIT_REPLICAS},
+    {"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
+    {"wait_timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
     {"print-config", no_argument, NULL, OPT_PRINT},
     {"exec", required_argument, NULL, OPT_EXEC},
     {"exec-pool", required_argument, NULL, OPT_EXEC_POOL},
@@ -168,7 +175,7 @@ typedef struct cli {
 static const char *const worker_settings[] = {
     "max_concurrent_tasks", "default_timeout", "task_result_ttl", "enable_task_history",
     "log_level",            "max_task_history", "redis_url",      "redis_url_file",
-    "namespace",            NULL};
+    "namespace",            "wait_replicas",    "wait_timeout",   NULL};
 
 static int die_usage(const char *fmt, const char *arg) {
   fprintf(stderr, "rtq-worker: ");
@@ -260,6 +267,8 @@ static int parse_flags(cli *c, int argc, char **argv) {
       case OPT_HIST: rc = set_cfg(c, "enable_task_history", optarg); break;
       case OPT_MAXHIST: rc = set_cfg(c, "max_task_history", optarg); break;
       case OPT_LOG: rc = set_cfg(c, "log_level", optarg); break;
+      case OPT_WAIT_REPLICAS: rc = set_cfg(c, "wait_replicas", optarg); break;
+      case OPT_WAIT_TIMEOUT: rc = set_cfg(c, "wait_timeout", optarg); break;
       case OPT_DEMO: c->demo = true; break;
       case OPT_PLUGIN:
         if (c->nplugins == 64) rc = die_usage("too many plugins (%s)", optarg);
@@ -362,6 +371,8 @@ int main(int argc, char **argv) {
   c.o.result_ttl_s = c.cfg.task_result_ttl;
   c.o.history = c.cfg.enable_task_history;
   c.o.max_history = c.cfg.max_task_history;
+  c.o.wait_replicas = c.cfg.wait_replicas;
+  c.o.wait_timeout_ms = c.cfg.wait_timeout;
   c.o.queues = c.nqueues ? c.queues : NULL;
   c.o.nqueues = c.nqueues;
   c.o.handle_signals = true;

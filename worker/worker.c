@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "replicas.h"
 #include "defaults.h"
 #include "errbuf.h"
 #include "ids.h"
@@ -54,6 +55,7 @@ void rtq_worker_options_init(rtq_worker_options *o) {
   o->thread_stack_kb = 256;
   o->unknown_task_delay_ms = RTQ_UNKNOWN_TASK_DELAY_MS;
   o->unknown_task_max_handbacks = RTQ_UNKNOWN_TASK_MAX_HANDBACKS;
+  o->wait_timeout_ms = 1000;
 }
 
 void rtq__set_err(rtq_worker *w, const char *fmt, ...) {
@@ -86,6 +88,7 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   DEF(thread_stack_kb);
   DEF(unknown_task_delay_ms);
   DEF(unknown_task_max_handbacks);
+  DEF(wait_timeout_ms);
 #undef DEF
   if (o->redis_url == NULL) o->redis_url = d.redis_url;
   if (o->ns == NULL) o->ns = d.ns;
@@ -113,7 +116,14 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
   RANGE(max_abandoned_threads, 0, 10000);
   RANGE(unknown_task_delay_ms, 1, 86400000);
   RANGE(unknown_task_max_handbacks, 1, 1000);
+  RANGE(wait_replicas, 0, RTQ_WAIT_REPLICAS_MAX);
+  RANGE(wait_timeout_ms, 1, RTQ_WAIT_TIMEOUT_MAX_MS);
 #undef RANGE
+  /* A WAIT holds the cmd connection's later replies back: it must end
+   * before the watchdog would drop the connection. */
+  if (o->wait_replicas > 0 && o->wait_timeout_ms >= o->command_timeout_ms)
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "wait_timeout_ms (%d) must be below command_timeout_ms (%d)",
+                     o->wait_timeout_ms, o->command_timeout_ms);
   if (o->heartbeat_ttl_ms <= o->heartbeat_interval_ms)
     return rtq__errf(RTQ_EINVAL, errbuf, errcap,
                      "heartbeat_ttl_ms (%d) must exceed heartbeat_interval_ms (%d)",
@@ -401,6 +411,9 @@ static void teardown(rtq_worker *w) {
   rtq__rconn_free(w->pop);
   rtq__rconn_free(w->sub);
   w->cmd = w->pop = w->sub = NULL;
+  free(w->wait_pending); /* NULL unless a WAIT could not be sent */
+  w->wait_pending = NULL;
+  w->wait_in_flight = false;
   for (rtq__job *j = w->jobs; j != NULL; j = j->next) j->task = NULL; /* owned by the pool now */
   rtq__jobs_destroy(w);
   rtq__pool_free(w->pool);
@@ -447,13 +460,15 @@ int rtq_worker_run(rtq_worker *w) {
   w->phase = RTQ__START;
   w->exit_rc = 0;
   rtq__ev_run(w->ev, w->o.handle_signals, w->o.isolation == RTQ_ISOLATION_PROCESS);
-  char counts[4][24];
+  char counts[5][24];
   snprintf(counts[0], sizeof counts[0], "%llu", (unsigned long long)w->n_claimed);
   snprintf(counts[1], sizeof counts[1], "%llu", (unsigned long long)w->n_finished);
   snprintf(counts[2], sizeof counts[2], "%llu", (unsigned long long)w->n_dead);
   snprintf(counts[3], sizeof counts[3], "%llu", (unsigned long long)w->n_stale);
+  snprintf(counts[4], sizeof counts[4], "%llu", (unsigned long long)w->n_unreplicated);
   rtq_log(RTQ_LOG_INFO, "worker stopped", "worker", w->id, "claimed", counts[0], "finished", counts[1],
-          "dead_lettered", counts[2], "stale", counts[3], NULL);
+          "dead_lettered", counts[2], "stale", counts[3], "unreplicated",
+          w->o.wait_replicas > 0 ? counts[4] : NULL, NULL);
   teardown(w);
   struct timespec zero = {0, 0};
   while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {

@@ -112,6 +112,8 @@ static const struct global {
     {"log-level", "log_level", offsetof(cli, log_level)},
     {"task-result-ttl", "task_result_ttl", offsetof(cli, task_result_ttl)},
     {"enable-task-history", "enable_task_history", offsetof(cli, enable_task_history)},
+    {"wait-replicas", "wait_replicas", offsetof(cli, wait_replicas)},
+    {"wait-timeout", "wait_timeout", offsetof(cli, wait_timeout)},
 };
 
 #define NGLOBALS (sizeof globals / sizeof globals[0])
@@ -171,7 +173,7 @@ static int resolve(const cli *ctx, rtq_config *cfg) {
 
 int cli_print_settings(const cli *ctx) {
   static const char *const used[] = {"task_result_ttl", "enable_task_history", "log_level", "redis_url",
-                                     "redis_url_file", "namespace", NULL};
+                                     "redis_url_file", "namespace", "wait_replicas", "wait_timeout", NULL};
   rtq_config cfg;
   int rc = resolve(ctx, &cfg);
   if (rc == CLI_OK) rtq_config_print(&cfg, used, stdout);
@@ -189,6 +191,9 @@ int cli_connect(cli *ctx) {
   o.ns = cfg.ns;
   o.task_result_ttl_s = cfg.task_result_ttl;
   o.history = cfg.enable_task_history ? 1 : -1;
+  o.wait_replicas = cfg.wait_replicas > 0 ? cfg.wait_replicas : -1;
+  o.wait_timeout_ms = cfg.wait_timeout;
+  ctx->wait_replicas_n = cfg.wait_replicas;
   rc = rtq_client_new(&o, &ctx->client);
   if (rc == 0) return CLI_OK;
   const char *detail = rtq_client_errstr(NULL);
@@ -198,6 +203,8 @@ int cli_connect(cli *ctx) {
    * Redis being unreachable or refusing us. */
   return rc == RTQ_EINVAL ? CLI_USAGE : CLI_REDIS;
 }
+
+int cli_wait_replicas(const cli *ctx) { return ctx->wait_replicas_n; }
 
 int cli_name(const char *what, const char *s) {
   if (rtq_validate_name(s) == 0) return CLI_OK;

@@ -22,6 +22,7 @@ enum {
   CLI_NOTFOUND = 3,
   CLI_REDIS = 4,    /* Redis unreachable or a Redis error */
   CLI_TIMEOUT = 5,
+  CLI_REPLICAS = 6, /* enqueued, but fewer replicas than --wait-replicas acknowledged it */
   CLI_INTERRUPTED = 130 /* Ctrl-C (SIGINT) while waiting */
 };
 
@@ -37,6 +38,9 @@ typedef struct cli {
   const char *log_level;            /* --log-level */
   const char *task_result_ttl;      /* --task-result-ttl */
   const char *enable_task_history;  /* --enable-task-history */
+  const char *wait_replicas;        /* --wait-replicas */
+  const char *wait_timeout;         /* --wait-timeout */
+  int wait_replicas_n;              /* as resolved by cli_connect */
 } cli;
 
 /* An option of a command. value is NULL until given; a flag without a
@@ -74,6 +78,8 @@ int cli_fail(cli *ctx, int rc, const char *what);
 /* Exit code for an RTQ_E* code. */
 int cli_exit_code(int rc);
 
+/* The wait_replicas the connected client uses (0: no WAIT). */
+int cli_wait_replicas(const cli *ctx);
 /* Connects ctx->client. Returns CLI_OK or an exit code after printing. */
 int cli_connect(cli *ctx);
 /* 2 when arg is a global option whose value is the next word, 1 when it is

@@ -195,9 +195,16 @@ int cmd_enqueue(cli *ctx, int argc, char **argv) {
   if (rc == CLI_OK) rc = cli_connect(ctx);
   char id[RTQ_TASK_ID_SIZE];
   int created = 0;
+  bool replicated = true;
   if (rc == CLI_OK) {
     int err = rtq_create_task(ctx->client, pos[0], args, &o, id, &created);
-    if (err != 0) rc = cli_fail(ctx, err, "cannot enqueue");
+    if (err == RTQ_EREPLICAS) {
+      /* Enqueued all the same: say so, and how durable it is. */
+      replicated = false;
+      cli_warnf("warning: task %s: %s", id, rtq_client_errstr(ctx->client));
+    } else if (err != 0) {
+      rc = cli_fail(ctx, err, "cannot enqueue");
+    }
   }
   rtq_args_free(args);
   if (rc != CLI_OK) return rc;
@@ -206,11 +213,15 @@ int cmd_enqueue(cli *ctx, int argc, char **argv) {
   if (!created && !ctx->json)
     cli_warnf("note: task %s exists already; nothing new was created", id);
   if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, id, wait_ms, created);
+  int done = replicated ? CLI_OK : CLI_REPLICAS;
   if (!ctx->json) {
     printf("%s\n", id);
-    return CLI_OK;
+    return done;
   }
-  return cli_print_json(json_pack("{s:s, s:b}", "id", id, "created", created));
+  json_t *out = json_pack("{s:s, s:b}", "id", id, "created", created);
+  if (out != NULL && cli_wait_replicas(ctx) > 0) json_object_set_new(out, "replicated", json_boolean(replicated));
+  rc = cli_print_json(out);
+  return rc != CLI_OK ? rc : done;
 }
 
 /* Parses "COMMAND ID" with the options given; connects. */

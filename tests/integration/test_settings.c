@@ -62,6 +62,8 @@ static const struct sample {
     {"redis_url", "redis://127.0.0.1:1/3", "redis://127.0.0.1:1/3"},
     {"redis_url_file", url_file, url_file},
     {"namespace", "ns-test", "ns-test"},
+    {"wait_replicas", "2", "2"},
+    {"wait_timeout", "250", "250"},
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 

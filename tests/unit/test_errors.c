@@ -58,11 +58,12 @@ static void test_errors_values_are_negative_and_unique(void **state) {
   assert_int_equal(RTQ_EINVAL, -1);
   assert_int_equal(RTQ_EOOM, -8);
   assert_int_equal(RTQ_EUNKNOWN, -19);
+  assert_int_equal(RTQ_EREPLICAS, -20);
 }
 
 static void test_errors_unknown_code_is_never_null(void **state) {
   (void)state;
-  const int odd[] = {1, 42, -1000, -20, INT32_MIN};
+  const int odd[] = {1, 42, -1000, -99, INT32_MIN};
   for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
     assert_non_null(rtq_strerror(odd[i]));
     assert_string_equal(rtq_err_name(odd[i]), "RTQ_E?");

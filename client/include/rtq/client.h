@@ -82,6 +82,13 @@ typedef struct rtq_client_options {
                                * the password stays out of argv and code;
                                * RTQ_REDIS_URL_FILE when neither is given.
                                * Not with redis_url (RTQ_EINVAL). */
+  int wait_replicas;          /* 0: RTQ_WAIT_REPLICAS, else none; -1 none;
+                               * N > 0 (at most 64): every create is followed
+                               * by WAIT N on its connection, and a task that
+                               * fewer than N replicas acknowledged in time
+                               * is RTQ_EREPLICAS (see rtq_create_task) */
+  int wait_timeout_ms;        /* 0: RTQ_WAIT_TIMEOUT, else 1000; at most
+                               * 60000 and below command_timeout_ms */
 } rtq_client_options;
 
 /*
@@ -136,6 +143,12 @@ typedef struct rtq_task_options {
  * over its bound; RTQ_EDEPTH args nested too deep; RTQ_ETOOBIG envelope
  * over max_payload; RTQ_EOOM Redis maxmemory (errstr has Redis's text);
  * RTQ_ECONN / RTQ_EREDIS (RTQ_ECONN: the task may or may not exist).
+ * With wait_replicas N > 0: RTQ_EREPLICAS means the call did what a 0
+ * would (id_out and *created are set, the task exists on the primary and
+ * will run) but fewer than N replicas acknowledged it within
+ * wait_timeout_ms (errstr: "1 of 2 replicas ..."), so a failover now
+ * could lose it. Do not create it again under a new id; resend with the
+ * same id (idempotent) or accept the risk.
  */
 RTQ_EXTERN int rtq_create_task(rtq_client *c, const char *name, const rtq_args *args,
                                const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
@@ -171,7 +184,10 @@ typedef struct rtq_task_spec {
  * every task succeeded, else the first failing task's code; errstr
  * describes that task. A task with bad input fails alone; a connection
  * failure fails the tasks whose replies did not arrive (RTQ_ECONN: they may
- * or may not exist).
+ * or may not exist). With wait_replicas, a created task that too few
+ * replicas acknowledged has rc RTQ_EREPLICAS (its created and id set, as
+ * for rtq_create_task); one WAIT follows the batch (on a cluster, one per
+ * node that took a call).
  */
 RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n);
 

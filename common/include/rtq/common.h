@@ -47,7 +47,8 @@ extern "C" {
   XX(VERSION, -16, "unsupported envelope format version")                  \
   XX(IO, -17, "local I/O or system call failed")                           \
   XX(RANGE, -18, "value out of range")                                     \
-  XX(UNKNOWN, -19, "unknown task name")
+  XX(UNKNOWN, -19, "unknown task name")                                    \
+  XX(REPLICAS, -20, "written, but fewer replicas than asked acknowledged it")
 
 enum rtq_errno {
   RTQ_OK = 0,

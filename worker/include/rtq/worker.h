@@ -122,6 +122,12 @@ typedef struct rtq_worker_options {
                                    * trailing newline stripped), read by
                                    * rtq_worker_new, replacing redis_url: the
                                    * password stays out of argv and code */
+  int wait_replicas;              /* 0: none; N (1..64): each finish call is followed
+                                   * by WAIT N on its connection (its reply arrives
+                                   * later; the loop does not block); tasks fewer
+                                   * replicas acknowledged are logged at WARNING and
+                                   * counted (worker record field unreplicated) */
+  int wait_timeout_ms;            /* 1000: that WAIT's timeout; below command_timeout_ms */
 } rtq_worker_options;
 
 /* Fills o with the defaults above. */
