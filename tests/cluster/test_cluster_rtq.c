@@ -45,20 +45,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static pid_t spawn(const char *rel, const char *const *args, const char *log) {
-  char bin[512];
-  assert_non_null(rtq_test_bin_path(rel, bin, sizeof bin));
-  const char *argv[24];
-  int n = 0;
-  argv[n++] = bin;
-  for (int i = 0; args[i] != NULL; i++) argv[n++] = args[i];
-  argv[n] = NULL;
-  rtq_test_spawn_options so = {.path = bin, .argv = argv, .output_path = log};
-  pid_t pid = rtq_test_spawn_ex(&so);
-  assert_true(pid > 0);
-  return pid;
-}
-
 static char *status_of(rtq_conn *c, const char *id) {
   rtq_key k = rtq_keys_task(&keys, id);
   return rtq_test_cmd_str(c, "HGET", k.s, "status", NULL);
@@ -102,12 +88,12 @@ static void test_cluster_rtq_cli_worker_broker_through_any_node(void **state) {
   char wlog[256], blog[256];
   snprintf(wlog, sizeof wlog, "%s/worker.log", rtq_test_redis_dir(rtq_test_cluster_node(cl, 0)));
   snprintf(blog, sizeof blog, "%s/broker.log", rtq_test_redis_dir(rtq_test_cluster_node(cl, 0)));
-  pid_t w = spawn("worker/rtq-worker",
+  pid_t w = cluster_spawn("worker/rtq-worker",
                   (const char *[]){"--cluster", "--redis", seed, "--demo-handlers", "--concurrency", "4",
                                    "--heartbeat-interval", "200ms", "--heartbeat-ttl", "2s", "--shutdown-grace",
                                    "1s", NULL},
                   wlog);
-  pid_t b = spawn("broker/rtq-broker", (const char *[]){"--redis", seed, "--sweep-interval", "200ms", NULL}, blog);
+  pid_t b = cluster_spawn("broker/rtq-broker", (const char *[]){"--redis", seed, "--sweep-interval", "200ms", NULL}, blog);
 
   rtq_conn *c = rtq_test_conn_new(seed);
   RTQ_TEST_WAIT_FOR(all_completed(c), 20000);
@@ -144,7 +130,7 @@ static void test_cluster_rtq_plain_url_names_the_fix(void **state) {
   int owner = rtq_test_cluster_owner_at_start(cl, rtq_key_slot("{rtq}", 5));
   snprintf(plain, sizeof plain, "%s", rtq_test_redis_url_of(rtq_test_cluster_node(cl, (owner + 1) % 3)));
   snprintf(log, sizeof log, "%s/worker-plain.log", rtq_test_redis_dir(rtq_test_cluster_node(cl, 0)));
-  pid_t w = spawn("worker/rtq-worker",
+  pid_t w = cluster_spawn("worker/rtq-worker",
                   (const char *[]){"--cluster", "--redis", plain, "--demo-handlers", "--heartbeat-interval",
                                    "200ms", "--heartbeat-ttl", "2s", "--shutdown-grace", "1s", NULL},
                   log);
