@@ -21,11 +21,12 @@
 #
 # Run as root. As another user it only reports what is missing (exit 1).
 # Package scripts are kept from starting services while it installs, so the
-# distribution's redis-server is not started on 6379 (the tests never use
-# it either way: each test starts its own server on a private port).
+# distribution's redis-server is not started on 6379, nor redis-sentinel on
+# 26379 (the tests never use them either way: each test starts its own
+# servers and sentinels on private ports).
 set -eu
 
-base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcrypt-dev redis-server tzdata"
+base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcrypt-dev redis-server redis-sentinel tzdata"
 interop="python3-redis python3-msgpack python3-pytest"
 extra=""
 for arg in "$@"; do

@@ -56,11 +56,15 @@ static void usage(FILE *f) {
           "                                 (RTQ_TASK_RESULT_TTL; 86400)\n"
           "  --enable-task-history BOOL     index a task cancelled while pending in the\n"
           "                                 history (RTQ_ENABLE_TASK_HISTORY; true)\n"
+          "  --wait-replicas N              enqueue: wait for N replicas to acknowledge the task\n"
+          "                                 (RTQ_WAIT_REPLICAS; 0: no wait)\n"
+          "  --wait-timeout MS              that wait's timeout in ms (RTQ_WAIT_TIMEOUT; 1000)\n"
           "  --json                         every command prints JSON\n"
           "  --print-config                 print these settings, then exit\n"
           "Durations (S) are seconds (30, 1.5) or a number with a unit: 1500ms, 2s, 5m, 1h.\n"
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
           "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out,\n"
+          "6 enqueued but fewer replicas than --wait-replicas acknowledged it,\n"
           "130 interrupted (Ctrl-C) while waiting; the task goes on.\n");
 }
 

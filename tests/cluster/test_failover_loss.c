@@ -2,7 +2,7 @@
  * test_failover_loss.c - what a failover loses, with and without
  * wait_replicas, on a 3-primary + 3-replica cluster.
  *
- * A producer thread creates tasks one by one (ids lt-00000...) through
+ * A producer thread creates 2,000 tasks one by one (ids lt-00000...) through
  * librtq and records which creates were acknowledged; rtq-worker --cluster
  * runs them and logs (DEBUG) each completion Redis acknowledged ("task
  * finished") and, with --wait-replicas 1, each one a replica acknowledged
@@ -43,8 +43,8 @@
 #include "rtq/client.h"
 #include "rtq/common.h"
 
-#define NTASKS 3000
-#define KILL_AT 1000 /* acknowledged creates before the kill */
+#define NTASKS 2000
+#define KILL_AT 700 /* acknowledged creates before the kill */
 
 typedef struct producer {
   rtq_client *c;
@@ -139,6 +139,7 @@ static void count_log(const char *log, const char *what, bool need_replica, int 
 }
 
 static void run_once(bool wait, int run) {
+  uint64_t began = rtq_test_now_ms();
   cl = rtq_test_cluster_start(6, 3);
   assert_non_null(cl);
   owner = rtq_test_cluster_owner_at_start(cl, rtq_key_slot("{rtq}", 5));
@@ -153,6 +154,7 @@ static void run_once(bool wait, int run) {
   if (wait) wargs[nw++] = "--wait-replicas", wargs[nw++] = "1", wargs[nw++] = "--wait-timeout", wargs[nw++] = "500";
   wargs[nw] = NULL;
   pid_t w = cluster_spawn("worker/rtq-worker", wargs, log);
+  uint64_t ready = rtq_test_now_ms();
 
   producer *p = calloc(1, sizeof *p);
   assert_non_null(p);
@@ -173,6 +175,7 @@ static void run_once(bool wait, int run) {
   assert_int_equal(rtq_test_redis_restart(dead), 0);
   RTQ_TEST_WAIT_FOR(role_is(owner, "slave"), 30000);
 
+  uint64_t rejoined = rtq_test_now_ms() - t0;
   RTQ_TEST_WAIT_FOR(atomic_load(&p->done), 90000);
   pthread_join(th, NULL);
   rtq_conn *c = rtq_test_conn_new(seed);
@@ -180,6 +183,7 @@ static void run_once(bool wait, int run) {
    * lost completion leaves its task running for good: no broker here). */
   uint64_t until = rtq_test_now_ms() + 20000;
   while (unfinished(c, p) != 0 && rtq_test_now_ms() < until) rtq__test_poll_pause(10);
+  uint64_t drained = rtq_test_now_ms();
   stop_clean(w);
 
   int *finished = calloc(NTASKS, sizeof *finished), *replicated = calloc(NTASKS, sizeof *replicated);
@@ -210,9 +214,12 @@ static void run_once(bool wait, int run) {
   }
   fprintf(stderr,
           "failover loss run %d, wait_replicas=%d: promoted after %llu ms; creates: %d acknowledged, %d lost, "
-          "%d RTQ_EREPLICAS, %d failed, %d resent; completions: %d acknowledged%s, %d lost; tasks finished twice: %d\n",
-          run, wait ? 1 : 0, (unsigned long long)promoted, created_acked, created_lost, unrepl, failed, p->retries, done_acked,
-          wait ? " by a replica" : "", done_lost, twice);
+          "%d RTQ_EREPLICAS, %d failed, %d resent; completions: %d acknowledged%s, %d lost; tasks finished twice: %d "
+          "(cluster up in %llu ms, old primary back as a replica %llu ms after the kill, %d tasks drained %llu ms "
+          "after the start)\n",
+          run, wait ? 1 : 0, (unsigned long long)promoted, created_acked, created_lost, unrepl, failed, p->retries,
+          done_acked, wait ? " by a replica" : "", done_lost, twice, (unsigned long long)(ready - began),
+          (unsigned long long)rejoined, NTASKS, (unsigned long long)(drained - ready));
   if (wait) {
     assert_int_equal(created_lost, 0);
     assert_int_equal(done_lost, 0);

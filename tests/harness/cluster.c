@@ -4,8 +4,9 @@
  *
  * The cluster is joined with CLUSTER ADDSLOTSRANGE and CLUSTER MEET rather
  * than redis-cli --cluster create: the same result, without parsing an
- * interactive tool's output. Sentinels are redis-server --sentinel (the
- * binary Debian's redis-sentinel package runs).
+ * interactive tool's output. Sentinels run Debian's redis-sentinel when
+ * that package is installed (scripts/install-deps.sh installs it), else
+ * redis-server --sentinel, the same program (redis_server.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>

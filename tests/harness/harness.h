@@ -45,8 +45,10 @@ typedef struct rtq_test_redis_options {
   const char *maxmemory_policy;      /* NULL: noeviction */
   const char *const *extra_config;   /* NULL-terminated redis.conf lines; NULL: none */
   int start_timeout_ms;              /* 10000: deadline for PING to answer */
-  bool sentinel;                     /* run as a sentinel (redis-server --sentinel);
-                                      * extra_config holds its "sentinel ..." lines */
+  bool sentinel;                     /* run as a sentinel: $RTQ_REDIS_SENTINEL, else
+                                      * redis-sentinel (Debian's package), else
+                                      * redis-server --sentinel; extra_config holds
+                                      * its "sentinel ..." lines */
 } rtq_test_redis_options;
 
 typedef struct rtq_test_redis rtq_test_redis;

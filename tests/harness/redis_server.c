@@ -109,24 +109,43 @@ static int write_conf(rtq_test_redis *r, const rtq_test_redis_options *o) {
           r->port, r->sock, r->dir, r->log, o->appendonly ? "yes" : "no",
           o->maxmemory_policy ? o->maxmemory_policy : "noeviction");
   if (o->maxmemory != NULL) fprintf(f, "maxmemory %s\n", o->maxmemory);
+  /* A replica's full sync starts at once: Redis's default waits 5 s for
+   * more replicas to share the transfer, which only slows the tests that
+   * attach one (and a restarted primary rejoining as a replica). */
+  if (!o->sentinel) fprintf(f, "repl-diskless-sync-delay 0\n");
   for (const char *const *l = o->extra_config; l != NULL && *l != NULL; l++) fprintf(f, "%s\n", *l);
   return fclose(f) == 0 ? 0 : -1;
 }
 
-static const char *server_binary(void) {
-  const char *env = getenv("RTQ_REDIS_SERVER");
-  if (env != NULL && env[0] != '\0') return env;
-  static char found[PATH_MAX];
+/* $env when set, else the first executable `name` on PATH, else NULL.
+ * The result is in buf (or is the environment's string). */
+static const char *find_binary(const char *env, const char *name, char buf[PATH_MAX]) {
+  const char *given = getenv(env);
+  if (given != NULL && given[0] != '\0') return given;
   const char *path = getenv("PATH");
   while (path != NULL && *path) {
     const char *end = strchr(path, ':');
     size_t n = end ? (size_t)(end - path) : strlen(path);
-    if (n > 0 && snprintf(found, sizeof found, "%.*s/redis-server", (int)n, path) < (int)sizeof found &&
-        access(found, X_OK) == 0)
-      return found;
+    if (n > 0 && snprintf(buf, PATH_MAX, "%.*s/%s", (int)n, path, name) < PATH_MAX && access(buf, X_OK) == 0)
+      return buf;
     path = end ? end + 1 : NULL;
   }
-  return "/usr/bin/redis-server";
+  return NULL;
+}
+
+static const char *server_binary(void) {
+  static char found[PATH_MAX];
+  const char *bin = find_binary("RTQ_REDIS_SERVER", "redis-server", found);
+  return bin != NULL ? bin : "/usr/bin/redis-server";
+}
+
+/* Debian's redis-sentinel package (what a deployment runs) when it is
+ * installed, else NULL: redis-server --sentinel is the same program. */
+static const char *sentinel_binary(void) {
+  static char found[PATH_MAX];
+  const char *bin = find_binary("RTQ_REDIS_SENTINEL", "redis-sentinel", found);
+  if (bin == NULL && access("/usr/bin/redis-sentinel", X_OK) == 0) bin = "/usr/bin/redis-sentinel";
+  return bin;
 }
 
 static int file_contains(const char *path, const char *needle) {
@@ -177,8 +196,9 @@ static int pings(const rtq_test_redis *r) {
  * the server exited during start-up (maybe a port collision); -1 on a
  * timeout or when it could not be launched. */
 static int launch(rtq_test_redis *r) {
-  const char *bin = server_binary();
-  const char *argv[] = {bin, r->conf, r->sentinel ? "--sentinel" : NULL, NULL};
+  const char *sentinel = r->sentinel ? sentinel_binary() : NULL;
+  const char *bin = sentinel != NULL ? sentinel : server_binary();
+  const char *argv[] = {bin, r->conf, r->sentinel && sentinel == NULL ? "--sentinel" : NULL, NULL};
   rtq_test_spawn_options so = {.path = bin, .argv = argv, .output_path = r->out};
   r->pid = rtq__test_fork_exec(&so, false);
   if (r->pid < 0) return -1;
