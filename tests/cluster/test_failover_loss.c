@@ -7,8 +7,8 @@
  * runs them and logs (DEBUG) each completion Redis acknowledged ("task
  * finished") and, with --wait-replicas 1, each one a replica acknowledged
  * ("completion acknowledged ... replicas=1"). Mid-drain the primary of
- * {rtq}'s slot is killed with SIGKILL; its replica is promoted; the killed
- * node is started again and rejoins as a replica. When the backlog is
+ * {rtq}'s slot is killed with SIGKILL; its replica is promoted; a spare
+ * node becomes the new primary's replica. When the backlog is
  * drained, the test counts:
  *   created lost    acknowledged creates whose task does not exist;
  *   completed lost  acknowledged completions whose task is not completed,
@@ -92,9 +92,6 @@ static bool role_is(int node, const char *role) {
   redisReply *r = NULL;
   bool yes = rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
              strcmp(r->element[0]->str, role) == 0;
-  /* A replica counts once its link is up (ROLE: "slave", host, port, state). */
-  if (yes && strcmp(role, "slave") == 0)
-    yes = r->elements >= 4 && r->element[3]->type == REDIS_REPLY_STRING && strcmp(r->element[3]->str, "connected") == 0;
   if (r != NULL) freeReplyObject(r);
   rtq_argv_destroy(&a);
   rtq_conn_free(c);
@@ -140,7 +137,7 @@ static void count_log(const char *log, const char *what, bool need_replica, int 
 
 static void run_once(bool wait, int run) {
   uint64_t began = rtq_test_now_ms();
-  cl = rtq_test_cluster_start(6, 3);
+  cl = rtq_test_cluster_start(7, 3); /* node 6: a spare, for after the failover */
   assert_non_null(cl);
   owner = rtq_test_cluster_owner_at_start(cl, rtq_key_slot("{rtq}", 5));
   for (int m = 0; m < 3; m++) assert_int_equal(rtq_test_cluster_replicate(cl, m + 3, m), 0);
@@ -166,14 +163,14 @@ static void run_once(bool wait, int run) {
 
   RTQ_TEST_WAIT_FOR(atomic_load(&p->acked) >= KILL_AT || atomic_load(&p->done), 60000);
   uint64_t t0 = rtq_test_now_ms();
-  rtq_test_redis *dead = rtq_test_cluster_node(cl, owner);
-  assert_int_equal(rtq_test_redis_kill9(dead), 0);
+  assert_int_equal(rtq_test_redis_kill9(rtq_test_cluster_node(cl, owner)), 0);
   RTQ_TEST_WAIT_FOR(role_is(owner + 3, "master"), 30000);
   uint64_t promoted = rtq_test_now_ms() - t0;
-  /* The old primary comes back as the new one's replica, so WAIT has a
-   * replica to count again. */
-  assert_int_equal(rtq_test_redis_restart(dead), 0);
-  RTQ_TEST_WAIT_FOR(role_is(owner, "slave"), 30000);
+  /* The spare becomes the new primary's replica, so WAIT has a replica to
+   * count again. (Not the killed node restarted: without persistence it
+   * comes back empty, and if it claimed its slots again before hearing of
+   * the promotion, the promoted replica would sync that empty data set.) */
+  assert_int_equal(rtq_test_cluster_replicate(cl, 6, owner + 3), 0);
 
   uint64_t rejoined = rtq_test_now_ms() - t0;
   RTQ_TEST_WAIT_FOR(atomic_load(&p->done), 90000);
@@ -215,7 +212,7 @@ static void run_once(bool wait, int run) {
   fprintf(stderr,
           "failover loss run %d, wait_replicas=%d: promoted after %llu ms; creates: %d acknowledged, %d lost, "
           "%d RTQ_EREPLICAS, %d failed, %d resent; completions: %d acknowledged%s, %d lost; tasks finished twice: %d "
-          "(cluster up in %llu ms, old primary back as a replica %llu ms after the kill, %d tasks drained %llu ms "
+          "(cluster up in %llu ms, a new replica in sync %llu ms after the kill, %d tasks drained %llu ms "
           "after the start)\n",
           run, wait ? 1 : 0, (unsigned long long)promoted, created_acked, created_lost, unrepl, failed, p->retries,
           done_acked, wait ? " by a replica" : "", done_lost, twice, (unsigned long long)(ready - began),

@@ -134,6 +134,25 @@ static void test_wait_replicas_creates_wait_and_report_the_replica(void **state)
   rtq_test_cmd_ok(pc, "FLUSHALL", NULL);
 }
 
+/* A figure, not a check: what WAIT adds to a create (docs/OPERATIONS.md
+ * 2.6 quotes it). */
+static void test_wait_replicas_cost_per_create(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  double us[2];
+  for (int mode = 0; mode < 2; mode++) {
+    rtq_client *c = client(mode ? 1 : -1, 1000);
+    char id[RTQ_TASK_ID_SIZE];
+    assert_int_equal(rtq_create_task(c, "rtq.noop", NULL, NULL, id, NULL), 0); /* connected, warm */
+    uint64_t t0 = rtq__mono_ms();
+    for (int i = 0; i < N; i++) assert_int_equal(rtq_create_task(c, "rtq.noop", NULL, NULL, id, NULL), 0);
+    us[mode] = (double)(rtq__mono_ms() - t0) * 1000.0 / N;
+    rtq_client_free(c);
+  }
+  fprintf(stderr, "wait_replicas cost: %.0f us per create without, %.0f us with wait_replicas 1 (%d creates each)\n",
+          us[0], us[1], N);
+}
+
 static void test_wait_replicas_timeout_not_below_command_timeout_is_refused(void **state) {
   (void)state;
   rtq_client_options o = {.redis_url = rtq_test_redis_url_of(primary), .wait_replicas = 1,
@@ -295,6 +314,7 @@ static int resume(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_wait_replicas_creates_wait_and_report_the_replica, resume),
+      cmocka_unit_test_teardown(test_wait_replicas_cost_per_create, resume),
       cmocka_unit_test_teardown(test_wait_replicas_timeout_not_below_command_timeout_is_refused, resume),
       cmocka_unit_test_teardown(test_wait_replicas_stopped_replica_returns_within_the_timeout, resume),
       cmocka_unit_test_teardown(test_wait_replicas_worker_completions, resume),

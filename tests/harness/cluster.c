@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "crc16.h"
 #include "internal.h"
 #include "rtq/common.h"
 
@@ -163,6 +164,54 @@ static bool replica_synced(void *arg) {
   return info_has(*port, "INFO", "replication", "master_link_status:up");
 }
 
+/* A key the node on port serves ("" when it serves no slot), from
+ * CLUSTER SLOTS: a hash tag whose slot falls in its first range. */
+static void key_served_by(int port, char key[32]) {
+  key[0] = '\0';
+  redisReply *r = run(port, "CLUSTER", "SLOTS", NULL);
+  for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements && key[0] == '\0'; i++) {
+    redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[2]->type != REDIS_REPLY_ARRAY ||
+        e->element[2]->elements < 2 || e->element[2]->element[1]->integer != port)
+      continue;
+    long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+    for (int k = 0; k < 100000 && key[0] == '\0'; k++) {
+      char cand[32];
+      snprintf(cand, sizeof cand, "{sync-%d}", k);
+      int slot = rtq_key_slot(cand, strlen(cand));
+      if (slot >= lo && slot <= hi) memcpy(key, cand, strlen(cand) + 1);
+    }
+  }
+  if (r != NULL) freeReplyObject(r);
+}
+
+typedef struct stream_probe {
+  int port; /* the primary */
+  char key[32];
+} stream_probe;
+
+/* True once a write on the primary reaches the replica: WAIT 1 answers 1.
+ * After a diskless full sync Redis 7.0 sends the replica nothing until the
+ * replica's first REPLCONF ACK (up to a second later; WAIT asks for one),
+ * so "link up" alone does not mean writes are being replicated. */
+static bool streaming(void *arg) {
+  stream_probe *p = arg;
+  struct timeval tv = {2, 0};
+  redisContext *ctx = redisConnectWithTimeout("127.0.0.1", p->port, tv);
+  bool yes = false;
+  if (ctx != NULL && ctx->err == 0 && redisSetTimeout(ctx, tv) == REDIS_OK) {
+    const char *set[] = {"SET", p->key, "1", "PX", "10000"}, *wait[] = {"WAIT", "1", "200"};
+    size_t setlen[] = {3, strlen(p->key), 1, 2, 5}, waitlen[] = {4, 1, 3};
+    redisReply *r = redisCommandArgv(ctx, 5, set, setlen);
+    if (r != NULL) freeReplyObject(r);
+    r = redisCommandArgv(ctx, 3, wait, waitlen);
+    yes = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
+    if (r != NULL) freeReplyObject(r);
+  }
+  if (ctx != NULL) redisFree(ctx);
+  return yes;
+}
+
 int rtq_test_cluster_replicate(rtq_test_cluster *c, int replica, int of) {
   char id[41];
   redisReply *r = run(rtq_test_redis_port(c->node[of]), "CLUSTER", "MYID", NULL);
@@ -181,7 +230,11 @@ int rtq_test_cluster_replicate(rtq_test_cluster *c, int replica, int of) {
     if (rtq_test_now_ms() >= deadline) return -1;
     rtq__test_poll_pause(i);
   }
-  return rtq_test_wait_until(replica_synced, &port, FORM_TIMEOUT_MS) ? 0 : -1;
+  if (!rtq_test_wait_until(replica_synced, &port, FORM_TIMEOUT_MS)) return -1;
+  stream_probe probe = {.port = rtq_test_redis_port(c->node[of])};
+  key_served_by(probe.port, probe.key);
+  if (probe.key[0] == '\0') return 0; /* no slot: nothing written there to replicate */
+  return rtq_test_wait_until(streaming, &probe, FORM_TIMEOUT_MS) ? 0 : -1;
 }
 
 /* ---- sentinels ---- */

@@ -108,7 +108,8 @@ typedef struct rtq_test_cluster rtq_test_cluster;
 rtq_test_cluster *rtq_test_cluster_start(int n, int masters);
 void rtq_test_cluster_stop(rtq_test_cluster *c);
 /* Makes node `replica` (one without slots) a replica of node `of` and
- * waits until it is in sync (30 s deadline). 0 or -1 after printing why. */
+ * waits until it is in sync and a write on `of` reaches it (WAIT 1; 30 s
+ * deadline). 0 or -1 after printing why. */
 int rtq_test_cluster_replicate(rtq_test_cluster *c, int replica, int of);
 /* Node i (0..n-1); borrowed. */
 rtq_test_redis *rtq_test_cluster_node(const rtq_test_cluster *c, int i);
