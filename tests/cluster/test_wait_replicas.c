@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "cluster/cluster_util.h"
 #include "harness.h"
+#include "integration/test_broker_helpers.h"
 #include "integration/test_cli_run.h"
 #include "keys.h"
 #include "rtq/client.h"
@@ -302,6 +303,57 @@ static void test_wait_replicas_worker_without_the_option_never_waits(void **stat
   rtq_test_cmd_ok(pc, "FLUSHALL", NULL);
 }
 
+/* A task running under a worker that died: the broker's recovery phase
+ * redelivers it, a write it then WAITs for. */
+static void dead_worker_task(tb *t, const char *id) {
+  size_t len = 0;
+  free(tb_create(t, id, NULL, &len));
+  tb_heartbeat(t, "w-dead", 30000);
+  tb_claim cl;
+  assert_true(tb_claim_next(t, "w-dead", "default", &cl));
+  tb_claim_free(&cl);
+  tb_age_worker(t, "w-dead", 120000);
+}
+
+static int broker_once(const char *log) {
+  pid_t b = cluster_spawn("broker/rtq-broker",
+                          (const char *[]){"--redis", rtq_test_redis_url_of(primary), "--once", "--ignore-lease",
+                                           "--heartbeat-ttl", "5s", "--wait-replicas", "1", "--wait-timeout", "300",
+                                           NULL},
+                          log);
+  int status = 0;
+  assert_int_equal(rtq_test_wait_exit(b, 20000, &status), 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_wait_replicas_broker_outcomes(void **state) {
+  (void)state;
+  tb t = {.c = pc, .url = rtq_test_redis_url_of(primary)};
+  assert_int_equal(rtq_keys_init(&t.k, "rtq", false), 0);
+  assert_int_equal(rtq_scripts_load(pc), 0);
+  char log[512];
+  snprintf(log, sizeof log, "%s/broker.log", rtq_test_redis_dir(primary));
+
+  dead_worker_task(&t, "b-1");
+  long before = wait_calls();
+  assert_int_equal(broker_once(log), 0);
+  assert_true(wait_calls() > before);
+  assert_true(is_status("b-1", "pending")); /* redelivered */
+  assert_false(file_has(log, "fewer replicas"));
+
+  /* The replica stopped: the sweep still ends within the timeout, and
+   * says and counts what was not acknowledged. */
+  assert_int_equal(rtq_test_redis_sigstop(replica), 0);
+  dead_worker_task(&t, "b-2");
+  uint64_t t0 = rtq__mono_ms();
+  assert_int_equal(broker_once(log), 0);
+  assert_true(rtq__mono_ms() - t0 < 5000);
+  assert_true(is_status("b-2", "pending"));
+  assert_true(file_has(log, "task outcomes written, but fewer replicas than asked acknowledged them"));
+  assert_true(tb_stat(&t, "broker", "unreplicated") >= 1);
+  assert_int_equal(rtq_test_redis_sigcont(replica), 0);
+}
+
 /* After each test: the replica runs again (a failed test may have left
  * it stopped) and the data is gone. */
 static int resume(void **state) {
@@ -318,6 +370,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_wait_replicas_timeout_not_below_command_timeout_is_refused, resume),
       cmocka_unit_test_teardown(test_wait_replicas_stopped_replica_returns_within_the_timeout, resume),
       cmocka_unit_test_teardown(test_wait_replicas_worker_completions, resume),
+      cmocka_unit_test_teardown(test_wait_replicas_broker_outcomes, resume),
       cmocka_unit_test_teardown(test_wait_replicas_worker_without_the_option_never_waits, resume),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
