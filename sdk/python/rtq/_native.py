@@ -40,6 +40,8 @@ typedef struct rtq_client_options {
   int history;
   int reply_spin_us;
   const char *redis_url_file;
+  int wait_replicas;
+  int wait_timeout_ms;
 } rtq_client_options;
 
 typedef struct rtq_task_options {

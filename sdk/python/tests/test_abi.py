@@ -18,7 +18,7 @@ STRUCTS = {
     "rtq_client_options": ["redis_url", "ns", "cluster", "connect_timeout_ms",
                            "command_timeout_ms", "pool_size", "max_payload", "default_queue",
                            "task_result_ttl_s", "history", "reply_spin_us",
-                           "redis_url_file"],
+                           "redis_url_file", "wait_replicas", "wait_timeout_ms"],
     "rtq_task_options": ["queue", "id", "timeout_ms", "result_ttl_s", "delay_ms", "run_at_ms",
                          "max_retries", "retry_backoff_ms"],
     "rtq_task_spec": ["name", "args", "opts", "rc", "created", "id"],
