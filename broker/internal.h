@@ -31,11 +31,12 @@
 #define RTQ_BROKER_PROMOTE_PER_SWEEP 1000
 /* The history cap (cleanup.c): entries per trim.lua call, the Redis time
  * its loop may take (microseconds, measured by the script; removing the
- * entries from the indexes afterwards adds about half of it), the calls
- * sent per round trip, and the time one trim phase may keep calling (ms,
- * the broker's clock). */
-#define RTQ_BROKER_TRIM_PER_CALL 200
-#define RTQ_BROKER_TRIM_CALL_US 200
+ * entries from the indexes afterwards adds as much again or more on a
+ * large set, so 200 and 200 us made calls of 1.0-1.4 ms), the calls sent
+ * per round trip, and the time one trim phase may keep calling (ms, the
+ * broker's clock). */
+#define RTQ_BROKER_TRIM_PER_CALL 100
+#define RTQ_BROKER_TRIM_CALL_US 150
 #define RTQ_BROKER_TRIM_PIPELINE 8
 #define RTQ_BROKER_TRIM_BUDGET_MS 50
 /* An episode of the history cap whose set held more than this (and more
