@@ -175,6 +175,18 @@ int rtq__client_wait_replicas(rtq_client *c, rtq_conn *conn, int *acked) {
   return RTQ_EREPLICAS;
 }
 
+int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *const *words) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  for (int i = 0; i < n; i++) rtq_argv_add_str(&a, words[i]);
+  redisReply *r = NULL;
+  int rc = rtq__client_command(c, &a, &r);
+  rtq_argv_destroy(&a);
+  if (reply != NULL && rc == 0) *reply = r;
+  else if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
 /* Fills c's settings from opts, the environment and the defaults. */
 static int configure(rtq_client *c, const rtq_client_options *o) {
   rtq_config cfg;

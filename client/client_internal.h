@@ -64,6 +64,11 @@ int rtq__client_connect(rtq_client *c, int command_timeout_ms, rtq_conn **out);
  * a fresh connection (use only for commands that are safe to repeat). The
  * detail is set on error; *reply is the caller's (may be NULL on error). */
 int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply);
+/* rtq__client_command for a command of n NUL-terminated words (keys as
+ * keys.c built them). reply may be NULL to discard it; on success *reply
+ * is the caller's to free. An error reply is RTQ_EREDIS with its text in
+ * errstr, as for rtq__client_command. */
+int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *const *words);
 
 /* One script call on a pooled connection (rtq_script_run: EVALSHA, EVAL on
  * NOSCRIPT); never resent on a lost connection, since a script is not

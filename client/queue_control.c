@@ -14,20 +14,7 @@ static int set_paused(rtq_client *c, const char *queue, bool paused) {
   int rc = rtq__check_name(c, "queue", queue);
   if (rc != 0) return rc;
   rtq_key k = rtq_keys_paused(&c->keys);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, paused ? "SADD" : "SREM");
-  rtq__argv_add_key(&a, k);
-  rtq_argv_add_str(&a, queue);
-  redisReply *r = NULL;
-  rc = rtq__client_command(c, &a, &r);
-  rtq_argv_destroy(&a);
-  if (rc == 0 && r->type == REDIS_REPLY_ERROR) {
-    rtq__client_err(c, "redis: %s", r->str);
-    rc = RTQ_EREDIS;
-  }
-  if (r != NULL) freeReplyObject(r);
-  return rc;
+  return rtq__client_words(c, NULL, 3, (const char *[]){paused ? "SADD" : "SREM", k.s, queue});
 }
 
 RTQ_EXTERN int rtq_queue_pause(rtq_client *c, const char *queue) { return set_paused(c, queue, true); }

@@ -47,30 +47,12 @@ static int redis_time(rtq_client *c, uint64_t *now) {
   return rc;
 }
 
-/* Runs a command made of NUL-terminated strings (keys first, as built by
- * keys.c). reply may be NULL. */
-static int cmd(rtq_client *c, redisReply **reply, int n, const char *const *parts) {
-  rtq_argv a;
-  rtq_argv_init(&a);
-  for (int i = 0; i < n; i++) rtq_argv_add_str(&a, parts[i]);
-  redisReply *r = NULL;
-  int rc = rtq__client_command(c, &a, &r);
-  rtq_argv_destroy(&a);
-  if (rc == 0 && r != NULL && r->type == REDIS_REPLY_ERROR) {
-    rtq__client_err(c, "redis: %s", r->str);
-    rc = RTQ_EREDIS;
-  }
-  if (reply != NULL && rc == 0) *reply = r;
-  else if (r != NULL) freeReplyObject(r);
-  return rc;
-}
-
 /* The definition of id: a JSON object, NULL when there is none. */
 static int read_def(rtq_client *c, const char *id, json_t **def) {
   rtq_key k = rtq_keys_schedules(&c->keys);
   redisReply *r = NULL;
   *def = NULL;
-  int rc = cmd(c, &r, 3, (const char *[]){"HGET", k.s, id});
+  int rc = rtq__client_words(c, &r, 3, (const char *[]){"HGET", k.s, id});
   if (rc != 0) return rc;
   if (r->type == REDIS_REPLY_STRING) {
     *def = json_loadb(r->str, r->len, 0, NULL);
@@ -106,7 +88,7 @@ static uint64_t read_last(rtq_client *c, const char *id, bool *ran) {
   redisReply *r = NULL;
   uint64_t last = 0;
   if (ran != NULL) *ran = false;
-  if (cmd(c, &r, 3, (const char *[]){"HGET", k.s, id}) == 0) {
+  if (rtq__client_words(c, &r, 3, (const char *[]){"HGET", k.s, id}) == 0) {
     if (r->type == REDIS_REPLY_STRING && r->len > 5 && strncmp(r->str, "from:", 5) == 0) {
       last = rtq__parse_u64(r->str + 5, r->len - 5);
     } else if (r->type == REDIS_REPLY_STRING) {
@@ -137,7 +119,7 @@ static int set_next(rtq_client *c, const char *id, const json_t *def, uint64_t a
   char at[24];
   snprintf(at, sizeof at, "%lld", (long long)next);
   rtq_key k = rtq_keys_schedules_due(&c->keys);
-  return cmd(c, NULL, 4, (const char *[]){"ZADD", k.s, at, id});
+  return rtq__client_words(c, NULL, 4, (const char *[]){"ZADD", k.s, at, id});
 }
 
 static int write_def(rtq_client *c, const char *id, const json_t *def) {
@@ -149,7 +131,7 @@ static int write_def(rtq_client *c, const char *id, const json_t *def) {
     rc = RTQ_ETOOBIG;
   } else {
     rtq_key k = rtq_keys_schedules(&c->keys);
-    rc = cmd(c, NULL, 4, (const char *[]){"HSET", k.s, id, text});
+    rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSET", k.s, id, text});
   }
   free(text);
   return rc;
@@ -216,7 +198,7 @@ int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char
   char nows[32];
   snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
   rtq_key last = rtq_keys_schedules_last(&c->keys);
-  if ((rc = write_def(c, id, def)) == 0 && (rc = cmd(c, NULL, 4, (const char *[]){"HSETNX", last.s, id, nows})) == 0 &&
+  if ((rc = write_def(c, id, def)) == 0 && (rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSETNX", last.s, id, nows})) == 0 &&
       !paused)
     rc = set_next(c, id, def, now);
   json_decref(def);
@@ -230,12 +212,12 @@ int rtq_schedule_remove(rtq_client *c, const char *id) {
   rtq_key k = rtq_keys_schedules(&c->keys), due = rtq_keys_schedules_due(&c->keys),
           last = rtq_keys_schedules_last(&c->keys);
   redisReply *r = NULL;
-  if ((rc = cmd(c, &r, 3, (const char *[]){"HDEL", k.s, id})) != 0) return rc;
+  if ((rc = rtq__client_words(c, &r, 3, (const char *[]){"HDEL", k.s, id})) != 0) return rc;
   bool had = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
   freeReplyObject(r);
   /* The due entry goes even when the definition was already gone. */
-  if ((rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id})) == 0)
-    rc = cmd(c, NULL, 3, (const char *[]){"HDEL", last.s, id});
+  if ((rc = rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, id})) == 0)
+    rc = rtq__client_words(c, NULL, 3, (const char *[]){"HDEL", last.s, id});
   if (rc == 0 && !had) {
     rtq__client_err(c, "no schedule %s", id);
     rc = RTQ_ENOTFOUND;
@@ -258,8 +240,8 @@ int rtq_schedule_set_paused(rtq_client *c, const char *id, bool paused) {
   snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
   if ((rc = write_def(c, id, def)) == 0) {
     if (paused) {
-      rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
-    } else if ((rc = cmd(c, NULL, 4, (const char *[]){"HSET", last.s, id, nows})) == 0) {
+      rc = rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+    } else if ((rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSET", last.s, id, nows})) == 0) {
       /* Runs due while paused are not made up: the next is after now. */
       rc = set_next(c, id, def, now);
     }
@@ -292,7 +274,7 @@ static int by_id(const void *a, const void *b) {
 static uint64_t score_of(rtq_client *c, rtq_key key, const char *id) {
   redisReply *r = NULL;
   uint64_t v = 0;
-  if (cmd(c, &r, 3, (const char *[]){"ZSCORE", key.s, id}) == 0) {
+  if (rtq__client_words(c, &r, 3, (const char *[]){"ZSCORE", key.s, id}) == 0) {
     if (r->type == REDIS_REPLY_STRING) v = (uint64_t)strtod(r->str, NULL);
     freeReplyObject(r);
   }
@@ -311,7 +293,7 @@ int rtq_schedule_list(rtq_client *c, rtq_schedule **out, size_t *n) {
   /* HSCAN in pages, so a large set of schedules never costs one long call. */
   do {
     redisReply *r = NULL;
-    if ((rc = cmd(c, &r, 5, (const char *[]){"HSCAN", k.s, cursor, "COUNT", "200"})) != 0) break;
+    if ((rc = rtq__client_words(c, &r, 5, (const char *[]){"HSCAN", k.s, cursor, "COUNT", "200"})) != 0) break;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
         r->element[1]->type != REDIS_REPLY_ARRAY) {
       freeReplyObject(r);
@@ -377,7 +359,7 @@ static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) 
   if (rc == RTQ_ENOTFOUND || (rc == 0 && json_is_true(json_object_get(def, "paused")))) {
     /* Removed or paused since it was scored: nothing is owed. */
     json_decref(def);
-    return cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+    return rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
   }
   rtq_cron cr;
   char why[256] = "";
@@ -391,7 +373,7 @@ static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) 
   } else if (rc == RTQ_EINVAL || rc == RTQ_EDECODE) {
     rtq_log(RTQ_LOG_ERROR, "schedule cannot run; it stays unscored until it is added again", "schedule", id,
             "error", why[0] ? why : rtq_client_errstr(c), NULL);
-    rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+    rc = rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
   } else if (rc == 0) {
     char task_id[RTQ_TASK_ID_SIZE], ats[24];
     snprintf(ats, sizeof ats, "%lld", (long long)at);
@@ -412,7 +394,7 @@ static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) 
        * every sweep. */
       rtq_log(RTQ_LOG_ERROR, "schedule cannot make its task; it stays unscored until it is added again",
               "schedule", id, "error", rtq_client_errstr(c), NULL);
-      rc = cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
+      rc = rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
     } else if (rc == 0 || rc == RTQ_EREPLICAS) {
       if (rc == RTQ_EREPLICAS) /* created all the same */
         rtq_log(RTQ_LOG_WARNING, "schedule run created, but fewer replicas than asked acknowledged it", "task",
@@ -420,7 +402,7 @@ static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) 
       if (created && fired != NULL) (*fired)++;
       rtq_log(created ? RTQ_LOG_INFO : RTQ_LOG_DEBUG, created ? "schedule ran" : "schedule run existed already",
               "schedule", id, "task", task_id, NULL);
-      if ((rc = cmd(c, NULL, 4, (const char *[]){"HSET", last.s, id, ats})) == 0)
+      if ((rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSET", last.s, id, ats})) == 0)
         rc = set_next(c, id, def, now > (uint64_t)at ? now : (uint64_t)at);
     }
   }
@@ -437,7 +419,7 @@ int rtq_schedule_fire_due(rtq_client *c, uint64_t now_ms, size_t max, size_t *fi
   snprintf(nows, sizeof nows, "%llu", (unsigned long long)now_ms);
   snprintf(limit, sizeof limit, "%zu", max);
   redisReply *r = NULL;
-  int rc = cmd(c, &r, 7, (const char *[]){"ZRANGEBYSCORE", due.s, "-inf", nows, "LIMIT", "0", limit});
+  int rc = rtq__client_words(c, &r, 7, (const char *[]){"ZRANGEBYSCORE", due.s, "-inf", nows, "LIMIT", "0", limit});
   if (rc != 0) return rc;
   int first = 0;
   for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -445,7 +427,7 @@ int rtq_schedule_fire_due(rtq_client *c, uint64_t now_ms, size_t max, size_t *fi
     if (e->type != REDIS_REPLY_STRING) continue;
     if (check_id(c, e->str) != 0) {
       /* Not a schedule id any call writes: drop it, or it is due forever. */
-      (void)cmd(c, NULL, 3, (const char *[]){"ZREM", due.s, e->str});
+      (void)rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, e->str});
       continue;
     }
     rc = fire_one(c, e->str, now_ms, fired);
