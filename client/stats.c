@@ -155,16 +155,17 @@ static bool replies_ok(redisReply **r, size_t n) {
 /* Second round trip: each queue's backlog and paused state, and the live
  * workers. */
 static int read_second(rtq_client *c, rtq_conn *conn, rtq_stats *s) {
-  size_t nq = s->nqueues, n = 2 * nq + 1;
+  size_t nq = s->nqueues, n = nq + 2; /* LLEN per queue, SMEMBERS P:paused, ZCOUNT */
   rtq_argv *cmds = calloc(n, sizeof *cmds);
   redisReply **r = calloc(n, sizeof *r);
   int rc = cmds != NULL && r != NULL ? 0 : RTQ_ENOMEM;
-  rtq_key paused = rtq_keys_paused(&c->keys);
   for (size_t i = 0; rc == 0 && i < nq; i++) {
     rtq_key k = rtq_keys_queue(&c->keys, s->queues[i].name);
     cmd(&cmds[i], "LLEN", &k);
-    cmd(&cmds[nq + i], "SISMEMBER", &paused);
-    rtq_argv_add_str(&cmds[nq + i], s->queues[i].name);
+  }
+  if (rc == 0) {
+    rtq_key paused = rtq_keys_paused(&c->keys);
+    cmd(&cmds[nq], "SMEMBERS", &paused);
   }
   if (rc == 0) {
     rtq_key k = rtq_keys_workers(&c->keys);
@@ -182,9 +183,12 @@ static int read_second(rtq_client *c, rtq_conn *conn, rtq_stats *s) {
     rc = 0;
   }
   if (rc == 0) {
+    const redisReply *p = r[nq];
     for (size_t i = 0; i < nq; i++) {
       s->queues[i].backlog = int_of(r[i]);
-      s->queues[i].paused = int_of(r[nq + i]) == 1;
+      for (size_t j = 0; p != NULL && p->type == REDIS_REPLY_ARRAY && j < p->elements; j++)
+        if (p->element[j]->type == REDIS_REPLY_STRING && strcmp(p->element[j]->str, s->queues[i].name) == 0)
+          s->queues[i].paused = true;
     }
     s->workers_alive = int_of(r[n - 1]);
   }
