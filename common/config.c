@@ -47,6 +47,7 @@ static const setting settings[] = {
     {"namespace", K_NS, OFF(ns), 0, 0},
     {"wait_replicas", K_INT, OFF(wait_replicas), 0, RTQ_WAIT_REPLICAS_MAX},
     {"wait_timeout", K_INT, OFF(wait_timeout), 1, RTQ_WAIT_TIMEOUT_MAX_MS},
+    {"protocol", K_INT, OFF(protocol), 1, 2},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -61,6 +62,7 @@ void rtq_config_defaults(rtq_config *c) {
   c->cleanup_interval = 3600;
   c->max_task_history = 10000;
   c->wait_timeout = 1000;
+  c->protocol = 1;
   snprintf(c->redis_url, sizeof c->redis_url, "%s", "redis://127.0.0.1:6379/0");
   snprintf(c->ns, sizeof c->ns, "%s", "rtq");
 }

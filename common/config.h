@@ -14,6 +14,7 @@
  *   namespace             rtq                         RTQ_NAMESPACE
  *   wait_replicas         0 (no WAIT)                 RTQ_WAIT_REPLICAS
  *   wait_timeout          1000 (ms)                   RTQ_WAIT_TIMEOUT
+ *   protocol              1                           RTQ_PROTOCOL
  *
  * Precedence: defaults < environment < command-line flags. Binaries set
  * from flags with rtq_config_set(), which takes the same names (and the
@@ -43,6 +44,9 @@ typedef struct rtq_config {
   int wait_replicas;          /* 0..64: after each create or finish, WAIT for
                                * this many replicas (0: never WAIT) */
   int wait_timeout;           /* ms, 1..60000: how long that WAIT may take */
+  int protocol;               /* 1 or 2: the wire protocol (docs/PROTOCOL.md,
+                               * docs/design/PROTOCOL-v2.md) every process of a
+                               * namespace must share; rtq_proto_check */
 } rtq_config;
 
 /* Fills the defaults above (c is the caller's storage). */

@@ -48,7 +48,8 @@ extern "C" {
   XX(IO, -17, "local I/O or system call failed")                           \
   XX(RANGE, -18, "value out of range")                                     \
   XX(UNKNOWN, -19, "unknown task name")                                    \
-  XX(REPLICAS, -20, "written, but fewer replicas than asked acknowledged it")
+  XX(REPLICAS, -20, "written, but fewer replicas than asked acknowledged it") \
+  XX(PROTOCOL, -21, "the namespace holds data of another protocol version")
 
 enum rtq_errno {
   RTQ_OK = 0,
