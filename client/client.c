@@ -21,8 +21,10 @@
 #include "config.h"
 #include "defaults.h"
 #include "envelope.h"
+#include "proto.h"
 #include "replicas.h"
 #include "scripts.h"
+#include "scripts2.h"
 
 #define DEF_POOL_SIZE 8
 #define DEF_REPLY_SPIN_US 60
@@ -159,6 +161,16 @@ int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply) {
   return rc;
 }
 
+int rtq__client_script2(rtq_client *c, rtq_argv *a, redisReply **reply) {
+  rtq_conn *conn;
+  *reply = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc != 0) return rc;
+  if ((rc = rtq_script2_run(conn, a, reply)) != 0) rtq__client_conn_err(c, conn, rc, "redis");
+  rtq__pool_put(c, conn);
+  return rc;
+}
+
 int rtq__client_wait_replicas(rtq_client *c, rtq_conn *conn, int *acked) {
   int got = 0;
   if (acked != NULL) *acked = 0;
@@ -210,6 +222,15 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   const char *url = o->redis_url != NULL ? o->redis_url : cfg.redis_url;
   const char *ns = o->ns != NULL ? o->ns : cfg.ns;
   if (rtq_keys_init(&c->keys, ns, o->cluster || rtq_redis_url_is_cluster(url)) != 0) {
+    rtq__client_err(NULL, "invalid namespace \"%.64s\": expected 1-64 of A-Z a-z 0-9 . _ -", ns);
+    return RTQ_EINVAL;
+  }
+  if (o->protocol < 0 || o->protocol > 2) {
+    rtq__client_err(NULL, "invalid client options: protocol %d (0: RTQ_PROTOCOL, else 1 or 2)", o->protocol);
+    return RTQ_EINVAL;
+  }
+  c->protocol = o->protocol != 0 ? o->protocol : cfg.protocol;
+  if (rtq_keys2_init(&c->keys2, ns) != 0) {
     rtq__client_err(NULL, "invalid namespace \"%.64s\": expected 1-64 of A-Z a-z 0-9 . _ -", ns);
     return RTQ_EINVAL;
   }
@@ -275,8 +296,11 @@ RTQ_EXTERN int rtq_client_new(const rtq_client_options *opts, rtq_client **out) 
   if (rc == 0) rc = rtq__client_connect(c, 0, &conn);
   if (rc == 0) {
     c->total = 1;
-    rc = rtq_scripts_load(conn);
+    char why[512];
+    rc = rtq_proto_check(conn, c->keys2.ns, c->protocol, why, sizeof why);
     if (rc != 0) {
+      rtq__client_err(NULL, "%s", why);
+    } else if ((rc = c->protocol == 2 ? rtq_scripts2_load(conn) : rtq_scripts_load(conn)) != 0) {
       rtq__client_conn_err(NULL, conn, rc, "loading the Lua scripts");
     } else {
       int ev = rtq_conn_check_eviction_policy(conn);

@@ -13,11 +13,14 @@
 #include "clock.h"
 #include "conn.h"
 #include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 
 struct rtq_client {
   uint64_t serial;           /* tells this client's thread-local errors apart */
   rtq_keys keys;
+  int protocol;              /* 1 or 2: which key schema and scripts */
+  rtq_keys2 keys2;           /* protocol 2's keys */
   char *url;
   char default_queue[RTQ_TASK_ID_SIZE];
   int connect_timeout_ms;
@@ -75,6 +78,8 @@ int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *cons
  * safe to repeat in general. Detail set on error; *reply is the caller's
  * (may be NULL on error). */
 int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply);
+/* The same for a protocol v2 script (rtq_script2_run). */
+int rtq__client_script2(rtq_client *c, rtq_argv *a, redisReply **reply);
 
 /* After a write on conn: WAIT for c's wait_replicas (nothing when 0).
  * 0 when enough replicas acknowledged; otherwise RTQ_EREPLICAS with the

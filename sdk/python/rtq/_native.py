@@ -42,6 +42,7 @@ typedef struct rtq_client_options {
   const char *redis_url_file;
   int wait_replicas;
   int wait_timeout_ms;
+  int protocol;
 } rtq_client_options;
 
 typedef struct rtq_task_options {
