@@ -264,7 +264,8 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   c->wait_timeout_ms = wt;
   c->url = strdup(url);
   c->idle = calloc((size_t)c->max, sizeof *c->idle);
-  if (c->url == NULL || c->idle == NULL) {
+  c->known = calloc(RTQ__KNOWN_QUEUES, sizeof *c->known);
+  if (c->url == NULL || c->idle == NULL || c->known == NULL) {
     rtq__client_err(NULL, "out of memory");
     return RTQ_ENOMEM;
   }
@@ -326,6 +327,7 @@ RTQ_EXTERN void rtq_client_free(rtq_client *c) {
   /* Every borrowed connection must be back: freeing races no call. */
   for (int i = 0; i < c->nidle; i++) rtq_conn_free(c->idle[i]);
   free(c->idle);
+  free(c->known);
   free(c->url);
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);

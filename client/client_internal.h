@@ -32,6 +32,11 @@ struct rtq_client {
   int wait_replicas;         /* 0: no WAIT after a create */
   int wait_timeout_ms;
 
+  /* Protocol 2: queues this client has registered in {ns}:queues
+   * (rtq__queues2_register), under mu. */
+  char (*known)[RTQ_TASK_ID_SIZE];
+  int nknown;
+
   /* The pool: idle holds connections nobody uses; total counts those that
    * exist or are being opened. Waiters sleep on cv until one comes back. */
   pthread_mutex_t mu;
@@ -41,6 +46,9 @@ struct rtq_client {
   int total;
   int max;
 };
+
+/* How many registered queues a client remembers (then it SADDs again). */
+#define RTQ__KNOWN_QUEUES 64
 
 /* Sets the calling thread's error detail for c (NULL: for rtq_client_new). */
 void rtq__client_err(const rtq_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -90,6 +98,21 @@ int rtq__client_wait_replicas(rtq_client *c, rtq_conn *conn, int *acked);
 /* Checks a caller-given name against the name pattern; RTQ_EINVAL with a
  * detail naming the argument ("task id") otherwise. */
 int rtq__check_name(const rtq_client *c, const char *what, const char *s);
+
+/* ---- protocol 2: the queue registry (queues2.c) ---- */
+
+/* The valid names of {ns}:queues, sorted; *names (n entries) is the
+ * caller's, freed with rtq__queues2_free. Detail set on error. */
+int rtq__queues2_read(rtq_client *c, char ***names, size_t *n);
+void rtq__queues2_free(char **names, size_t n);
+/* SADD queue to {ns}:queues, once per client and queue (before a queue's
+ * first create, so the registry never misses a queue with tasks). */
+int rtq__queues2_register(rtq_client *c, const char *queue);
+/* The queue holding task id: hint when given (RTQ_ENOTFOUND when it does
+ * not hold it), else the queues of the id's slot first, then every queue.
+ * 0 with queue set; RTQ_ENOTFOUND, RTQ_EINVAL (bad id or hint) or a
+ * connection error, detail set. */
+int rtq__queue_of_id2(rtq_client *c, const char *id, const char *hint, char queue[RTQ_TASK_ID_SIZE]);
 
 /* Builds a task from an HGETALL reply (field, value pairs). RTQ_ENOTFOUND
  * for an empty reply, RTQ_ENOMEM. *out is the caller's. */

@@ -1,0 +1,143 @@
+/*
+ * queues2.c - protocol v2: the namespace's queue registry ({ns}:queues) and
+ * the queue a task id belongs to (docs/design/PROTOCOL-v2.md section 1).
+ *
+ * A v2 task's keys live under its queue's hash tag, so a call given only
+ * an id must find the queue first. A generated id carries the cluster slot
+ * of its queue's tag in its last 3 characters: the queues of that slot
+ * (almost always one) are probed first, then, for a caller-supplied id or
+ * a miss, every queue, one EXISTS each.
+ */
+#include "client_internal.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys2.h"
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void rtq__queues2_free(char **names, size_t n) {
+  for (size_t i = 0; names != NULL && i < n; i++) free(names[i]);
+  free(names);
+}
+
+int rtq__queues2_read(rtq_client *c, char ***names, size_t *n) {
+  *names = NULL;
+  *n = 0;
+  rtq_key2 key = rtq_keys2_queues(&c->keys2);
+  const char *w[] = {"SMEMBERS", key.s};
+  redisReply *r = NULL;
+  int rc = rtq__client_words(c, &r, 2, w);
+  if (rc != 0) return rc;
+  if (r->type != REDIS_REPLY_ARRAY) {
+    freeReplyObject(r);
+    rtq__client_err(c, "%s is not a set", key.s);
+    return RTQ_EREDIS;
+  }
+  char **out = calloc(r->elements + 1, sizeof *out);
+  size_t k = 0;
+  for (size_t i = 0; out != NULL && i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    /* Someone with write access may have added junk: only valid names
+     * become keys. */
+    if (e->type != REDIS_REPLY_STRING || memchr(e->str, '\0', e->len) != NULL ||
+        rtq_validate_name(e->str) != 0)
+      continue;
+    if ((out[k] = strdup(e->str)) == NULL) {
+      rtq__queues2_free(out, k);
+      out = NULL;
+      break;
+    }
+    k++;
+  }
+  freeReplyObject(r);
+  if (out == NULL) {
+    rtq__client_err(c, "out of memory");
+    return RTQ_ENOMEM;
+  }
+  qsort(out, k, sizeof *out, cmp_names);
+  *names = out;
+  *n = k;
+  return 0;
+}
+
+int rtq__queues2_register(rtq_client *c, const char *queue) {
+  pthread_mutex_lock(&c->mu);
+  bool known = false;
+  for (int i = 0; i < c->nknown && !known; i++) known = strcmp(c->known[i], queue) == 0;
+  pthread_mutex_unlock(&c->mu);
+  if (known) return 0;
+  rtq_key2 key = rtq_keys2_queues(&c->keys2);
+  const char *w[] = {"SADD", key.s, queue};
+  int rc = rtq__client_words(c, NULL, 3, w);
+  if (rc != 0) return rc;
+  pthread_mutex_lock(&c->mu);
+  /* A full cache only costs a repeated SADD. */
+  if (c->nknown < RTQ__KNOWN_QUEUES) {
+    snprintf(c->known[c->nknown], sizeof c->known[0], "%s", queue);
+    c->nknown++;
+  }
+  pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
+/* 1 when queue holds task id, 0 when not; < 0 an error. */
+static int has_task(rtq_client *c, const char *queue, const char *id) {
+  rtq_key2 key = rtq_keys2_task(&c->keys2, queue, id);
+  if (key.len == 0) return 0;
+  const char *w[] = {"EXISTS", key.s};
+  redisReply *r = NULL;
+  int rc = rtq__client_words(c, &r, 2, w);
+  if (rc != 0) return rc;
+  int found = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+  freeReplyObject(r);
+  return found;
+}
+
+int rtq__queue_of_id2(rtq_client *c, const char *id, const char *hint, char queue[RTQ_TASK_ID_SIZE]) {
+  queue[0] = '\0';
+  if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
+  if (hint != NULL) {
+    if (rtq__check_name(c, "queue", hint) != 0) return RTQ_EINVAL;
+    int got = has_task(c, hint, id);
+    if (got < 0) return got;
+    if (got == 0) {
+      rtq__client_err(c, "no task %s in queue %s", id, hint);
+      return RTQ_ENOTFOUND;
+    }
+    snprintf(queue, RTQ_TASK_ID_SIZE, "%s", hint);
+    return 0;
+  }
+  char **names;
+  size_t n;
+  int rc = rtq__queues2_read(c, &names, &n);
+  if (rc != 0) return rc;
+  int slot = rtq_id2_slot(id);
+  /* Two passes: the queues of the id's slot, then the others. */
+  for (int pass = 0; pass < 2 && queue[0] == '\0' && rc == 0; pass++) {
+    for (size_t i = 0; i < n; i++) {
+      bool same_slot = slot >= 0 && rtq_keys2_slot(&c->keys2, names[i]) == slot;
+      if ((pass == 0) != same_slot) continue;
+      int got = has_task(c, names[i], id);
+      if (got < 0) {
+        rc = got;
+        break;
+      }
+      if (got > 0) {
+        snprintf(queue, RTQ_TASK_ID_SIZE, "%s", names[i]);
+        break;
+      }
+    }
+  }
+  rtq__queues2_free(names, n);
+  if (rc == 0 && queue[0] == '\0') {
+    rtq__client_err(c, "no task %s", id);
+    rc = RTQ_ENOTFOUND;
+  }
+  return rc;
+}
