@@ -260,13 +260,29 @@ int rtq_config_from_env_except(rtq_config *c, const char *const *skip, char *err
   return 0;
 }
 
+/* A sentinel URL's own password sits in its query (url.c). */
+#define SENTINEL_PASSWORD "sentinel_password="
+
+/* s with the value of a sentinel_password= parameter shown as "***". */
+static void put_query_masked(const char *s, FILE *f) {
+  const char *k = strstr(s, SENTINEL_PASSWORD);
+  if (k == NULL) {
+    fputs(s, f);
+    return;
+  }
+  const char *v = k + strlen(SENTINEL_PASSWORD);
+  const char *end = strchr(v, '&');
+  fprintf(f, "%.*s***", (int)(v - s), s);
+  if (end != NULL) put_query_masked(end, f);
+}
+
 /* url with the password of its userinfo shown as "***". A URL that parses
  * ends its authority at the first '/', and its userinfo at the last '@'
  * before that (url.c), so the password lies between them. */
 static void print_url(const char *url, FILE *f) {
   const char *p = strstr(url, "://");
   if (p == NULL) {
-    fputs(url, f);
+    put_query_masked(url, f);
     return;
   }
   p += 3;
@@ -277,10 +293,11 @@ static void print_url(const char *url, FILE *f) {
     if (*q == '@') at = q;
   const char *colon = at != NULL ? memchr(p, ':', (size_t)(at - p)) : NULL;
   if (colon == NULL) {
-    fputs(url, f);
+    put_query_masked(url, f);
     return;
   }
-  fprintf(f, "%.*s***%s", (int)(colon + 1 - url), url, at);
+  fprintf(f, "%.*s***", (int)(colon + 1 - url), url);
+  put_query_masked(at, f);
 }
 
 void rtq_config_print(const rtq_config *c, const char *const *names, FILE *f) {
@@ -311,8 +328,12 @@ void rtq_config_hide_secret(char *arg) {
    * password holds, even in a URL that did not parse ("u:se/cret@h"). */
   char *at = strrchr(auth, '@');
   char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-  if (colon == NULL) return;
-  for (char *p = colon + 1; p < at; p++) *p = '*';
+  if (colon != NULL)
+    for (char *p = colon + 1; p < at; p++) *p = '*';
+  for (char *k = strstr(auth, SENTINEL_PASSWORD); k != NULL; k = strstr(k, SENTINEL_PASSWORD)) {
+    k += strlen(SENTINEL_PASSWORD);
+    for (; *k != '\0' && *k != '&'; k++) *k = '*';
+  }
 }
 
 void rtq_config_hide_secrets(int argc, char **argv) {

@@ -7,11 +7,13 @@
  *        redis+cluster://[user:password@]host:port[,host:port...][/0]
  *                       any node of a Redis Cluster as a seed (cluster.h)
  *        redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER[/db]
+ *                       [?sentinel_password=P[&sentinel_user=U]]
  *                       the primary named MASTER, found through the
  *                       sentinels (default port 26379; sentinel.h)
  * Percent-escapes (%XX) are decoded in user and password. In the cluster
  * and sentinel forms the user and password are those of the data nodes;
- * sentinels are asked without AUTH.
+ * sentinels are asked without AUTH unless the query gives their own
+ * password (sentinel `requirepass`) and, for an ACL user, its name.
  *
  * A redis+cluster:// connection routes every command by its key to the
  * node serving it and follows redirections (cluster.h); callers use it as
@@ -68,6 +70,8 @@ typedef struct rtq_redis_url {
   int nseeds;          /* cluster nodes or sentinels listed (cluster, sentinel) */
   rtq_redis_endpoint seeds[RTQ_URL_MAX_SEEDS];
   char master[128];    /* sentinel: the monitored primary's name */
+  char sentinel_user[128];     /* sentinel: ACL user to AUTH as ("": default) */
+  char sentinel_password[256]; /* sentinel: AUTH the sentinels ("": no AUTH) */
 } rtq_redis_url;
 
 /* Returns 0, or RTQ_EINVAL with a reason in errbuf naming the bad part. */

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
@@ -218,10 +219,54 @@ static int parse_cluster(const char *p, rtq_redis_url *u, char *errbuf, size_t e
   return 0;
 }
 
-/* redis-sentinel://[userinfo@]host[:port][,...]/MASTER[/db] */
-static int parse_sentinel(const char *p, rtq_redis_url *u, char *errbuf, size_t errcap) {
+/* The query of a sentinel URL: sentinel_password=P and sentinel_user=U,
+ * joined by '&', each at most once, percent-decoded. */
+static int parse_sentinel_query(const char *q, rtq_redis_url *u, char *errbuf, size_t errcap) {
+  bool seen_user = false, seen_pass = false;
+  while (*q != '\0') {
+    const char *amp = strchr(q, '&');
+    size_t n = amp ? (size_t)(amp - q) : strlen(q);
+    const char *eq = memchr(q, '=', n);
+    size_t klen = eq ? (size_t)(eq - q) : n;
+    char *dst;
+    size_t cap;
+    bool *seen;
+    const char *what;
+    if (eq != NULL && klen == 17 && strncmp(q, "sentinel_password", 17) == 0) {
+      dst = u->sentinel_password, cap = sizeof u->sentinel_password, seen = &seen_pass, what = "sentinel_password";
+    } else if (eq != NULL && klen == 13 && strncmp(q, "sentinel_user", 13) == 0) {
+      dst = u->sentinel_user, cap = sizeof u->sentinel_user, seen = &seen_user, what = "sentinel_user";
+    } else {
+      /* The name only: the value may be a password. */
+      return fail(errbuf, errcap, "unknown query parameter \"%.*s\" (sentinel URLs take sentinel_password "
+                                  "and sentinel_user)", (int)(klen < 32 ? klen : 32), q);
+    }
+    if (*seen) return fail(errbuf, errcap, "%s given twice", what);
+    *seen = true;
+    int rc = pct_decode(eq + 1, n - klen - 1, dst, cap);
+    if (rc == -1) return fail(errbuf, errcap, "bad percent-escape in %s", what);
+    if (rc == -2) return fail(errbuf, errcap, "%s is longer than %zu bytes", what, cap - 1);
+    if (dst[0] == '\0') return fail(errbuf, errcap, "%s is empty", what);
+    if (amp == NULL) break;
+    q = amp + 1;
+  }
+  if (seen_user && !seen_pass) return fail(errbuf, errcap, "sentinel_user without sentinel_password");
+  return 0;
+}
+
+/* redis-sentinel://[userinfo@]host[:port][,...]/MASTER[/db][?query] */
+static int parse_sentinel(const char *url, rtq_redis_url *u, char *errbuf, size_t errcap) {
   u->kind = RTQ_URL_SENTINEL;
-  int rc = parse_multi(p, strlen(p), 26379, u, errbuf, errcap);
+  if (strchr(url, '#') != NULL) return fail(errbuf, errcap, "fragments are not supported in redis URLs");
+  /* Everything before the query, as its own string for the parsers. */
+  char p[1024];
+  const char *query = strchr(url, '?');
+  size_t plen = query ? (size_t)(query - url) : strlen(url);
+  if (plen >= sizeof p) return fail(errbuf, errcap, "URL is longer than %zu bytes", sizeof p - 1);
+  memcpy(p, url, plen);
+  p[plen] = '\0';
+  int rc = parse_multi(p, plen, 26379, u, errbuf, errcap);
+  if (rc == 0 && query != NULL) rc = parse_sentinel_query(query + 1, u, errbuf, errcap);
   if (rc != 0) return rc;
   const char *name = strchr(p, '/');
   if (name == NULL || name[1] == '\0' || name[1] == '/')

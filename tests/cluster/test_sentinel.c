@@ -83,6 +83,48 @@ static void test_sentinel_url_rejects_unknown_master(void **state) {
   assert_non_null(strstr(err, "does not know master \"nosuch\""));
 }
 
+/* A sentinel with its own password (requirepass): asked without it, with
+ * a wrong one, and with the URL's sentinel_password. Its errors never
+ * show a password. */
+static void test_sentinel_password(void **state) {
+  (void)state;
+  char monitor[128];
+  snprintf(monitor, sizeof monitor, "sentinel monitor rtqm 127.0.0.1 %d 2", rtq_test_sentinels_primary_port(set));
+  const char *conf[] = {monitor, "requirepass s3nt-pw", NULL};
+  rtq_test_redis_options so = {.sentinel = true, .extra_config = conf};
+  rtq_test_redis *guarded = rtq_test_redis_start(&so);
+  assert_non_null(guarded);
+  int port = rtq_test_redis_port(guarded);
+  static const struct {
+    const char *query;
+    int rc;
+    const char *err;
+  } cases[] = {
+      {"", RTQ_ECONN, "NOAUTH"},
+      {"?sentinel_password=wrong-pw", RTQ_ECONN, "refused AUTH"},
+      {"?sentinel_password=s3nt-pw", 0, NULL},
+      {"?sentinel_user=default&sentinel_password=s3nt-pw", 0, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char url[256];
+    snprintf(url, sizeof url, "redis-sentinel://127.0.0.1:%d/rtqm%s", port, cases[i].query);
+    rtq_conn_options o = {.url = url, .connect_timeout_ms = 2000};
+    rtq_conn *c = NULL;
+    char err[512] = "";
+    assert_int_equal(rtq_conn_new(&o, &c, err, sizeof err), cases[i].rc);
+    if (cases[i].err != NULL) {
+      if (strstr(err, cases[i].err) == NULL) fail_msg("case %zu: %s", i, err);
+      assert_null(strstr(err, "pw"));
+      continue;
+    }
+    redisReply *r = rtq_test_command(c, "ROLE", NULL);
+    assert_string_equal(r->element[0]->str, "master");
+    freeReplyObject(r);
+    rtq_conn_free(c);
+  }
+  rtq_test_redis_stop(guarded);
+}
+
 static void test_sentinel_failover_followed(void **state) {
   (void)state;
   const char *url = rtq_test_sentinels_url(set);
@@ -152,6 +194,7 @@ static void test_sentinel_failover_followed(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sentinel_url_rejects_unknown_master),
+      cmocka_unit_test(test_sentinel_password),
       cmocka_unit_test(test_sentinel_failover_followed),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

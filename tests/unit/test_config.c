@@ -233,6 +233,10 @@ static void test_config_print_hides_the_password(void **state) {
       {"redis://user@h:6379/0", "redis_url=redis://user@h:6379/0\n"},
       {"redis://h:6379", "redis_url=redis://h:6379\n"},
       {"unix:///tmp/r.sock", "redis_url=unix:///tmp/r.sock\n"},
+      {"redis-sentinel://u:pw@s1,s2/m?sentinel_password=s%26p&sentinel_user=su",
+       "redis_url=redis-sentinel://u:***@s1,s2/m?sentinel_password=***&sentinel_user=su\n"},
+      {"redis-sentinel://s1/m?sentinel_user=su&sentinel_password=sp",
+       "redis_url=redis-sentinel://s1/m?sentinel_user=su&sentinel_password=***\n"},
   };
   static const char *const names[] = {"log_level", "redis_url", "enable-task-history", "bogus", NULL};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -251,6 +255,17 @@ static void test_config_print_hides_the_password(void **state) {
   }
 }
 
+/* argv keeps its length; both passwords of a sentinel URL are starred. */
+static void test_config_hide_secret_sentinel_password(void **state) {
+  (void)state;
+  char arg[] = "--redis=redis-sentinel://u:pw@s1/m?sentinel_password=top&sentinel_user=x";
+  rtq_config_hide_secret(arg);
+  assert_string_equal(arg, "--redis=redis-sentinel://u:**@s1/m?sentinel_password=***&sentinel_user=x");
+  char plain[] = "redis-sentinel://s1/m?sentinel_password=only";
+  rtq_config_hide_secret(plain);
+  assert_string_equal(plain, "redis-sentinel://s1/m?sentinel_password=****");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_match_the_manager),
@@ -262,6 +277,7 @@ int main(void) {
       cmocka_unit_test(test_config_unknown_setting),
       cmocka_unit_test(test_config_hostile_value_is_cut_and_printable),
       cmocka_unit_test(test_config_print_hides_the_password),
+      cmocka_unit_test(test_config_hide_secret_sentinel_password),
       cmocka_unit_test_setup(test_config_from_env, clean_env),
       cmocka_unit_test_setup(test_config_from_env_names_the_variable, clean_env),
       cmocka_unit_test_setup(test_config_from_env_empty_environment_changes_nothing, clean_env),

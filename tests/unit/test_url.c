@@ -278,6 +278,33 @@ static void test_url_sentinel_master_and_db(void **state) {
   assert_null(strstr(e, "secret"));
 }
 
+/* The sentinels' own password (sentinel requirepass) and ACL user. */
+static void test_url_sentinel_password_query(void **state) {
+  (void)state;
+  rtq_redis_url u = parse_ok("redis-sentinel://u:dp@s1,s2/m/3?sentinel_password=s%26p%3D1&sentinel_user=sent");
+  assert_string_equal(u.password, "dp");
+  assert_string_equal(u.sentinel_password, "s&p=1");
+  assert_string_equal(u.sentinel_user, "sent");
+  assert_string_equal(u.master, "m");
+  assert_int_equal(u.db, 3);
+  assert_int_equal(u.nseeds, 2);
+  u = parse_ok("redis-sentinel://s1/m?sentinel_password=x");
+  assert_string_equal(u.sentinel_password, "x");
+  assert_string_equal(u.sentinel_user, "");
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/m?sentinel_user=a"), "without sentinel_password"));
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/m?sentinel_password="), "empty"));
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/m?sentinel_password=a&sentinel_password=b"), "twice"));
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/m?sentinel_password=%zz"), "percent-escape"));
+  assert_non_null(strstr(parse_err("redis-sentinel://s1/m?sentinel_password=a#f"), "fragment"));
+  /* An unknown parameter is named, its value never shown. */
+  const char *e = parse_err("redis-sentinel://s1/m?password=hunter2");
+  assert_non_null(strstr(e, "\"password\""));
+  assert_null(strstr(e, "hunter2"));
+  /* Other URL kinds still take no query. */
+  assert_non_null(parse_err("redis+cluster://a:1?sentinel_password=x"));
+  assert_non_null(parse_err("redis://h?sentinel_password=x"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_url_errors_never_quote_the_url),
@@ -295,6 +322,7 @@ int main(void) {
       cmocka_unit_test(test_url_cluster_seeds),
       cmocka_unit_test(test_url_cluster_errors),
       cmocka_unit_test(test_url_sentinel_master_and_db),
+      cmocka_unit_test(test_url_sentinel_password_query),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
