@@ -68,6 +68,8 @@ typedef struct rtq__bench_opts {
   int nscaling;
   unsigned phases;            /* RTQ__PH_* */
   int phase_timeout_s;        /* bound of every wait in a phase: 120 */
+  int protocol;               /* 1 or 2 (--protocol; else RTQ_PROTOCOL, else 1):
+                               * the clients' and the workers' wire protocol */
   const char *redis_url;      /* NULL: start a private redis-server */
   const char *redis_url_file; /* --redis-url-file, passed on to the workers */
   char url_buf[512];          /* the URL redis_url points to, copied from argv or read */

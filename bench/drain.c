@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "keys2.h"
 #include "scripts.h"
+#include "scripts2.h"
 
 #define POLL_US 2000
 #define STOP_TIMEOUT_MS 10000
@@ -23,12 +25,26 @@ void rtq__bench_ns(rtq__bench *b, const char *what, char *ns, size_t cap) {
   snprintf(ns, cap, "rtqb-%ld-%u-%s", (long)getpid(), ++b->seq, what);
 }
 
+/* The namespace's keys in both protocols; the bench's own reads use the
+ * ones of b->o->protocol. */
+typedef struct ns_keys {
+  rtq_keys v1;
+  rtq_keys2 v2;
+} ns_keys;
+
+static void ns_keys_init(ns_keys *k, const char *ns) {
+  rtq_keys_init(&k->v1, ns, false);
+  rtq_keys2_init(&k->v2, ns);
+}
+
 /* completed and failed counts of the benchmark queue in ns. */
-static int read_counts(rtq__bench *b, const rtq_keys *k, uint64_t *done, uint64_t *failed) {
-  rtq_key stats = rtq_keys_stats(k);
+static int read_counts(rtq__bench *b, const ns_keys *k, uint64_t *done, uint64_t *failed) {
+  rtq_key stats = rtq_keys_stats(&k->v1);
   rtq_key fc = rtq_keys_stats_field(RTQ__BENCH_QUEUE, "completed");
   rtq_key ff = rtq_keys_stats_field(RTQ__BENCH_QUEUE, "failed");
-  const char *argv[] = {"HMGET", stats.s, fc.s, ff.s};
+  rtq_key2 stats2 = rtq_keys2_stats(&k->v2, RTQ__BENCH_QUEUE);
+  bool v2 = b->o->protocol == 2;
+  const char *argv[] = {"HMGET", v2 ? stats2.s : stats.s, v2 ? "completed" : fc.s, v2 ? "failed" : ff.s};
   redisReply *r = NULL;
   int rc = rtq__bench_cmd(&b->redis, &r, 4, argv);
   if (rc != 0) return rc;
@@ -42,19 +58,25 @@ static int read_counts(rtq__bench *b, const rtq_keys *k, uint64_t *done, uint64_
 }
 
 /* Counts the tasks whose status is completed, pipelined in windows. */
-static size_t verify(rtq__bench *b, const rtq_keys *k, const char *ids, size_t n) {
+static size_t verify(rtq__bench *b, const ns_keys *k, const char *ids, size_t n) {
   size_t ok = 0;
   rtq_conn *c = b->redis.admin;
+  bool v2 = b->o->protocol == 2;
   for (size_t base = 0; base < n; base += 1000) {
     size_t m = n - base < 1000 ? n - base : 1000;
     size_t sent = 0;
     for (size_t i = 0; i < m; i++, sent++) {
-      rtq_key tk = rtq_keys_task(k, ids + (base + i) * RTQ_TASK_ID_SIZE);
+      const char *id = ids + (base + i) * RTQ_TASK_ID_SIZE;
       rtq_argv a;
       rtq_argv_init(&a);
       rtq_argv_add_str(&a, "HGET");
-      rtq__argv_add_key(&a, tk);
-      rtq_argv_add_str(&a, "status");
+      if (v2) {
+        rtq__argv_add_key2(&a, rtq_keys2_task(&k->v2, RTQ__BENCH_QUEUE, id));
+        rtq_argv_add_str(&a, "s");
+      } else {
+        rtq__argv_add_key(&a, rtq_keys_task(&k->v1, id));
+        rtq_argv_add_str(&a, "status");
+      }
       int rc = rtq_conn_append(c, &a);
       rtq_argv_destroy(&a);
       if (rc != 0) break;
@@ -83,24 +105,29 @@ static json_t *reply_num(rtq__bench *b, int argc, const char **argv) {
   return v;
 }
 
-/* Where the kept memory goes: one task hash, and the two index zsets
- * (status:completed, history) per task. */
-static json_t *memory_breakdown(rtq__bench *b, const rtq_keys *k, const char *id0, size_t n) {
-  rtq_key task = rtq_keys_task(k, id0);
-  rtq_key done = rtq_keys_status(k, RTQ_STATUS_COMPLETED);
-  rtq_key hist = rtq_keys_history(k);
-  const char *mu_task[] = {"MEMORY", "USAGE", task.s, "SAMPLES", "0"};
-  const char *enc_task[] = {"OBJECT", "ENCODING", task.s};
-  const char *mu_done[] = {"MEMORY", "USAGE", done.s, "SAMPLES", "0"};
-  const char *mu_hist[] = {"MEMORY", "USAGE", hist.s, "SAMPLES", "0"};
-  const char *hlen[] = {"HLEN", task.s};
-  const char *hargs[] = {"HSTRLEN", task.s, "args"};
+/* Where the kept memory goes: one task hash, and per task the two index
+ * zsets (v1: status:completed, history) or the done list (v2: done:completed;
+ * "history" is then 0). */
+static json_t *memory_breakdown(rtq__bench *b, const ns_keys *k, const char *id0, size_t n) {
+  bool v2 = b->o->protocol == 2;
+  rtq_key2 task2 = rtq_keys2_task(&k->v2, RTQ__BENCH_QUEUE, id0);
+  rtq_key2 done2 = rtq_keys2_done(&k->v2, RTQ__BENCH_QUEUE, RTQ_STATUS_COMPLETED);
+  rtq_key task1 = rtq_keys_task(&k->v1, id0);
+  rtq_key done1 = rtq_keys_status(&k->v1, RTQ_STATUS_COMPLETED);
+  rtq_key hist1 = rtq_keys_history(&k->v1);
+  const char *task = v2 ? task2.s : task1.s, *done = v2 ? done2.s : done1.s, *hist = hist1.s;
+  const char *mu_task[] = {"MEMORY", "USAGE", task, "SAMPLES", "0"};
+  const char *enc_task[] = {"OBJECT", "ENCODING", task};
+  const char *mu_done[] = {"MEMORY", "USAGE", done, "SAMPLES", "0"};
+  const char *mu_hist[] = {"MEMORY", "USAGE", hist, "SAMPLES", "0"};
+  const char *hlen[] = {"HLEN", task};
+  const char *hargs[] = {"HSTRLEN", task, v2 ? "x" : "args"};
   json_t *m = json_object();
   json_object_set_new(m, "task_hash_bytes", reply_num(b, 5, mu_task));
   json_object_set_new(m, "task_hash_encoding", reply_num(b, 3, enc_task));
   json_object_set_new(m, "task_hash_fields", reply_num(b, 2, hlen));
   json_object_set_new(m, "task_args_bytes", reply_num(b, 3, hargs));
-  json_t *d = reply_num(b, 5, mu_done), *h = reply_num(b, 5, mu_hist);
+  json_t *d = reply_num(b, 5, mu_done), *h = v2 ? json_integer(0) : reply_num(b, 5, mu_hist);
   json_object_set_new(m, "status_index_bytes_per_task",
                       json_real(json_is_integer(d) ? (double)json_integer_value(d) / (double)n : 0));
   json_object_set_new(m, "history_bytes_per_task",
@@ -145,6 +172,11 @@ static json_t *profile_end(rtq__bench *b) {
         if (sha && strcmp(sha, argv->element[1]->str) == 0)
           snprintf(name, sizeof name, "script:%s", rtq_script_name((rtq_script_id)s));
       }
+      for (int s = 0; s < RTQ_SCRIPT2_COUNT; s++) {
+        const char *sha = rtq_script2_sha((rtq_script2_id)s);
+        if (sha && strcmp(sha, argv->element[1]->str) == 0)
+          snprintf(name, sizeof name, "script2:%s", rtq_script2_name((rtq_script2_id)s));
+      }
     }
     json_t *slot = json_object_get(acc, name);
     if (slot == NULL) json_object_set_new(acc, name, slot = json_pack("[ff]", 0.0, 0.0));
@@ -175,8 +207,8 @@ static json_t *profile_end(rtq__bench *b) {
  */
 static int drain(rtq__bench *b, const char *ns, const char *ids, size_t n, int k, bool full,
                  uint64_t mem_base, json_t *res) {
-  rtq_keys keys;
-  rtq_keys_init(&keys, ns, false);
+  ns_keys keys;
+  ns_keys_init(&keys, ns);
   rtq__bench_proc procs[RTQ__BENCH_MAX_WORKERS];
   memset(procs, 0, sizeof procs);
   bool profile = full && b->o->script_profile && b->redis.own;

@@ -24,7 +24,7 @@ rtq_args *rtq__bench_task_args(size_t i) {
 }
 
 rtq_client *rtq__bench_client(rtq__bench *b, const char *ns) {
-  rtq_client_options co = {.redis_url = b->redis.url, .ns = ns, .history = 1};
+  rtq_client_options co = {.redis_url = b->redis.url, .ns = ns, .history = 1, .protocol = b->o->protocol};
   rtq_client *c = NULL;
   if (rtq_client_new(&co, &c) != 0) {
     fprintf(stderr, "rtq-bench: client: %s\n", rtq_client_errstr(NULL));

@@ -22,6 +22,8 @@ static const char usage[] =
     "  --only LIST            phases among batch,single,drain,latency,scaling (all),\n"
     "                         and floor, which runs only when named here\n"
     "  --timeout S            bound on every wait in a phase (120)\n"
+    "  --protocol N           wire protocol of the clients and workers, 1 or 2\n"
+    "                         (default: RTQ_PROTOCOL, else 1)\n"
     "  --redis URL            a loopback Redis to use instead of a private one;\n"
     "                         it is never flushed, phases use fresh namespaces\n"
     "  --redis-url-file FILE  the same URL read from FILE (no password in argv);\n"
@@ -182,6 +184,8 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
       scaling_given = true;
     } else if (strcmp(a, "--only") == 0) {
       NEEDS_VALUE rc = parse_phases(o, v);
+    } else if (strcmp(a, "--protocol") == 0) {
+      NEEDS_VALUE rc = parse_int(a, v, 1, 2, &o->protocol);
     } else if (strcmp(a, "--timeout") == 0) {
       NEEDS_VALUE rc = parse_int(a, v, 1, 86400, &o->phase_timeout_s);
     } else if (strcmp(a, "--redis") == 0) {
@@ -233,6 +237,22 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
 #undef NEEDS_VALUE
     if (rc != 0) return -1;
     i += takes;
+  }
+  if (o->protocol == 0) {
+    /* Not given: the environment's, as every rtq binary reads it. */
+    rtq_config c;
+    char why[256];
+    rtq_config_defaults(&c);
+    const char *env = getenv("RTQ_PROTOCOL");
+    if (env != NULL && rtq_config_set(&c, "protocol", env, why, sizeof why) != 0) {
+      fprintf(stderr, "rtq-bench: RTQ_PROTOCOL: %s\n", why);
+      return -1;
+    }
+    o->protocol = c.protocol;
+  }
+  if (o->protocol == 2 && (o->phases & RTQ__PH_FLOOR)) {
+    fprintf(stderr, "rtq-bench: the floor phase models protocol 1's commands; run it with --protocol 1\n");
+    return -1;
   }
   if (o->smoke) {
     if (!n_given) o->n = 300;

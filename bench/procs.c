@@ -47,7 +47,7 @@ static const char *worker_path(const rtq__bench_opts *o, char *buf, size_t cap) 
 int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
                             const rtq__bench_redis *r, const char *ns, const char *tag) {
   memset(p, 0, sizeof *p);
-  char pathbuf[4200], conc[16], logfile[320];
+  char pathbuf[4200], conc[16], logfile[320], proto[8];
   const char *bin = worker_path(o, pathbuf, sizeof pathbuf);
   snprintf(conc, sizeof conc, "%d", o->concurrency);
   snprintf(logfile, sizeof logfile, "%s/worker-%s.log", r->dir, tag);
@@ -66,6 +66,12 @@ int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
   argv[argc++] = "--isolation";
   argv[argc++] = "thread";
   argv[argc++] = "--demo-handlers";
+  if (o->protocol == 2) {
+    /* 1 is every worker's default: only 2 needs saying. */
+    snprintf(proto, sizeof proto, "%d", o->protocol);
+    argv[argc++] = "--protocol";
+    argv[argc++] = proto;
+  }
   argv[argc] = NULL;
 
   posix_spawn_file_actions_t fa;
