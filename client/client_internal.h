@@ -114,6 +114,22 @@ int rtq__queues2_register(rtq_client *c, const char *queue);
  * connection error, detail set. */
 int rtq__queue_of_id2(rtq_client *c, const char *id, const char *hint, char queue[RTQ_TASK_ID_SIZE]);
 
+/* ---- protocol 2: creating tasks (create2.c) ---- */
+
+/* What create.c and create2.c share: the options' bounds (detail set),
+ * and args packed as a msgpack map (NULL: the empty map; *owned, to free,
+ * is NULL then). */
+int rtq__create_check_options(rtq_client *c, const rtq_task_options *o);
+int rtq__create_pack_args(rtq_client *c, const rtq_args *args, const char **buf, size_t *len,
+                          char **owned);
+/* rtq_create_task under protocol 2, its args packed (pack_rc: how packing
+ * went, detail set) ; c is not NULL. */
+int rtq__create2_one(rtq_client *c, const char *name, const char *args, size_t args_len,
+                     int pack_rc, const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE],
+                     int *created);
+/* rtq_create_tasks under protocol 2; n > 0. */
+int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n);
+
 /* Builds a task from an HGETALL reply (field, value pairs). RTQ_ENOTFOUND
  * for an empty reply, RTQ_ENOMEM. *out is the caller's. */
 int rtq__task_from_hash(const char *id, const redisReply *r, rtq_task **out);

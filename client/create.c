@@ -23,7 +23,7 @@
 #include "calls.h"
 #include "scripts.h"
 
-static int check_options(rtq_client *c, const rtq_task_options *o) {
+int rtq__create_check_options(rtq_client *c, const rtq_task_options *o) {
   if (o->delay_ms != 0 && o->run_at_ms != 0) {
     rtq__client_err(c, "give a delay or a run_at time, not both");
     return RTQ_EINVAL;
@@ -107,7 +107,7 @@ static int prepare_task(rtq_client *c, const char *name, const packed *args,
   int rc = rtq__check_name(c, "task name", name);
   if (rc == 0) rc = rtq__check_name(c, "queue name", queue);
   if (rc == 0 && o->id != NULL) rc = rtq__check_name(c, "task id", o->id);
-  if (rc == 0) rc = check_options(c, o);
+  if (rc == 0) rc = rtq__create_check_options(c, o);
   if (rc != 0) return rc;
 
   const char *abuf = args->buf;
@@ -198,10 +198,22 @@ static const redisReply *reply_entry(const redisReply *r, size_t n, size_t i) {
   return r->element[i];
 }
 
+int rtq__create_pack_args(rtq_client *c, const rtq_args *args, const char **buf, size_t *len,
+                          char **owned) {
+  packed p;
+  int rc = pack_args(c, args, &p);
+  *buf = p.buf;
+  *len = p.len;
+  *owned = p.owned;
+  return rc;
+}
+
 /* One task, its args packed (pack_rc: how packing them went, with the
  * detail already set). rtq_create_task and rtq_create_task_json. */
 static int create_one(rtq_client *c, const char *name, const packed *args, int pack_rc,
                       const rtq_task_options *opts, char id_out[RTQ_TASK_ID_SIZE], int *created) {
+  if (c != NULL && c->protocol == 2)
+    return rtq__create2_one(c, name, args->buf, args->len, pack_rc, opts, id_out, created);
   char id[RTQ_TASK_ID_SIZE];
   /* id_out is written last: opts->id may point at it. */
   if (created != NULL) *created = 0;
@@ -399,6 +411,7 @@ RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   if (c == NULL || (specs == NULL && n > 0)) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (n == 0) return 0;
+  if (c->protocol == 2) return rtq__create2_batch(c, specs, n);
   size_t cap = (n + CREATE_CHUNK - 1) / CREATE_CHUNK;
   chunk *chunks = calloc(cap, sizeof *chunks);
   size_t *idx = calloc(n, sizeof *idx);

@@ -1,0 +1,267 @@
+/*
+ * test_client_create2.c - enqueueing under protocol 2 on a private
+ * redis-server (the client set to protocol 2 whatever RTQ_PROTOCOL says):
+ * ids carry their queue's slot, options land in the short fields of the
+ * task hash, caller-supplied ids are idempotent per queue, and batches are
+ * split per queue and into calls of at most 64 tasks and 256 KiB of args.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "keys2.h"
+#include "rtq/client.h"
+
+static rtq_client *CL;
+static rtq_conn *C;
+static rtq_keys2 K;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_keys2_init(&K, "rtq");
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  o.protocol = 2;
+  if (rtq_client_new(&o, &CL) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  C = rtq_test_conn();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_client_free(CL);
+  rtq_conn_free(C);
+  return 0;
+}
+
+/* Field f of task id in queue q (malloc'd; NULL when absent). */
+static char *field(const char *q, const char *id, const char *f) {
+  return rtq_test_cmd_str(C, "HGET", rtq_keys2_task(&K, q, id).s, f, NULL);
+}
+
+static void assert_field(const char *q, const char *id, const char *f, const char *want) {
+  char *v = field(q, id, f);
+  if (want == NULL) {
+    assert_null(v);
+    return;
+  }
+  assert_non_null(v);
+  assert_string_equal(v, want);
+  free(v);
+}
+
+/* How many script calls Redis ran since the last CONFIG RESETSTAT. */
+static long long script_calls(void) {
+  redisReply *r = rtq_test_command(C, "INFO", "commandstats", NULL);
+  long long n = 0;
+  const char *names[] = {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="};
+  for (int i = 0; i < 2; i++) {
+    const char *p = strstr(r->str, names[i]);
+    if (p != NULL) n += atoll(p + strlen(names[i]));
+  }
+  freeReplyObject(r);
+  return n;
+}
+
+static void test_client_create2_id_carries_the_slot(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  rtq_args *a = rtq_args_new();
+  rtq_args_set_str(a, "to", "ann");
+  rtq_task_options o = {.queue = "mail"};
+  int created = -1;
+  assert_int_equal(rtq_create_task(CL, "send", a, &o, id, &created), 0);
+  rtq_args_free(a);
+  assert_int_equal(created, 1);
+  assert_int_equal(strlen(id), RTQ_ID2_LEN);
+  assert_int_equal(rtq_id2_slot(id), rtq_keys2_slot(&K, "mail"));
+  assert_field("mail", id, "s", "pending");
+  assert_field("mail", id, "n", "send");
+  char *x = field("mail", id, "x");
+  assert_non_null(x); /* {"to": "ann"}: a map of one entry */
+  assert_int_equal((unsigned char)x[0], 0x81);
+  free(x);
+  assert_int_equal(rtq_test_cmd_int(C, "SISMEMBER", "{rtq}:queues", "mail", NULL), 1);
+  char *head = rtq_test_cmd_str(C, "LINDEX", rtq_keys2_queue(&K, "mail").s, "0", NULL);
+  assert_string_equal(head, id);
+  free(head);
+  /* The default queue, no args: no x field at all. */
+  assert_int_equal(rtq_create_task(CL, "noop", NULL, NULL, id, NULL), 0);
+  assert_int_equal(rtq_id2_slot(id), rtq_keys2_slot(&K, "default"));
+  assert_field("default", id, "s", "pending");
+  assert_field("default", id, "x", NULL);
+}
+
+static void test_client_create2_options(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  rtq_task_options o = {.queue = "q", .timeout_ms = 1500, .max_retries = 3,
+                        .result_ttl_s = 60, .retry_backoff_ms = 250};
+  assert_int_equal(rtq_create_task_json(CL, "t", "{\"n\": 1}", &o, id, NULL), 0);
+  assert_field("q", id, "to", "1500");
+  assert_field("q", id, "mr", "3");
+  assert_field("q", id, "rt", "60");
+  assert_field("q", id, "bo", "250");
+  assert_field("q", id, "ra", NULL);
+  /* Delayed: in the delayed set, not the queue. */
+  rtq_task_options d = {.queue = "q", .delay_ms = 60000};
+  assert_int_equal(rtq_create_task(CL, "t", NULL, &d, id, NULL), 0);
+  char *ra = field("q", id, "ra");
+  assert_non_null(ra);
+  free(ra);
+  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_delayed(&K, "q").s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "q").s, NULL), 1);
+  /* Bounds the script has that v1 does not: refused here, nothing sent. */
+  rtq_task_options bad = {.queue = "q", .max_retries = 5000};
+  assert_int_equal(rtq_create_task(CL, "t", NULL, &bad, id, NULL), RTQ_ERANGE);
+  assert_string_equal(id, "");
+  rtq_task_options both = {.queue = "q", .delay_ms = 5, .run_at_ms = 5};
+  assert_int_equal(rtq_create_task(CL, "t", NULL, &both, id, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_create_task(CL, "bad name", NULL, NULL, id, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_create_task_json(CL, "t", "[1]", NULL, id, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "q").s, NULL), 1);
+}
+
+static void test_client_create2_caller_ids_per_queue(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  int created = -1;
+  rtq_task_options o = {.queue = "a", .id = "order-17"};
+  assert_int_equal(rtq_create_task(CL, "t", NULL, &o, id, &created), 0);
+  assert_string_equal(id, "order-17");
+  assert_int_equal(created, 1);
+  /* Again: the task that is there, nothing enqueued. */
+  assert_int_equal(rtq_create_task(CL, "other", NULL, &o, id, &created), 0);
+  assert_int_equal(created, 0);
+  assert_field("a", "order-17", "n", "t");
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "a").s, NULL), 1);
+  /* The same id on another queue is another task. */
+  rtq_task_options ob = {.queue = "b", .id = "order-17"};
+  assert_int_equal(rtq_create_task(CL, "t", NULL, &ob, id, &created), 0);
+  assert_int_equal(created, 1);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "b").s, NULL), 1);
+  /* opts->id may be id_out itself. */
+  char same[RTQ_TASK_ID_SIZE] = "self-1";
+  rtq_task_options os = {.queue = "a", .id = same};
+  assert_int_equal(rtq_create_task(CL, "t", NULL, &os, same, &created), 0);
+  assert_string_equal(same, "self-1");
+  assert_int_equal(created, 1);
+}
+
+static void test_client_create2_long_args_in_side_hash(void **state) {
+  (void)state;
+  char big[300];
+  memset(big, 'z', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  rtq_args *a = rtq_args_new();
+  rtq_args_set_str(a, "blob", big);
+  char id[RTQ_TASK_ID_SIZE];
+  assert_int_equal(rtq_create_task(CL, "t", a, NULL, id, NULL), 0);
+  rtq_args_free(a);
+  assert_field("default", id, "xs", "1");
+  assert_field("default", id, "x", NULL);
+  assert_int_equal(rtq_test_cmd_int(C, "HEXISTS", rtq_keys2_side(&K, "default", id).s, "x", NULL), 1);
+}
+
+static void test_client_create2_batch_split_by_count_and_queue(void **state) {
+  (void)state;
+  enum { N = 200 };
+  rtq_task_spec *s = calloc(N, sizeof *s);
+  rtq_task_options oa = {.queue = "qa"}, ob = {.queue = "qb"};
+  for (int i = 0; i < N; i++) {
+    s[i].name = "t";
+    s[i].opts = i % 4 == 0 ? &ob : &oa; /* 50 on qb, 150 on qa */
+  }
+  s[7].name = "bad name"; /* fails alone */
+  rtq_test_cmd_ok(C, "CONFIG", "RESETSTAT", NULL);
+  assert_int_equal(rtq_create_tasks(CL, s, N), RTQ_EINVAL);
+  /* qa: 149 tasks in 3 calls (64, 64, 21); qb: 50 in 1. */
+  assert_int_equal(script_calls(), 4);
+  assert_int_equal(s[7].rc, RTQ_EINVAL);
+  assert_string_equal(s[7].id, "");
+  assert_non_null(strstr(rtq_client_errstr(CL), "task 7"));
+  for (int i = 0; i < N; i++) {
+    if (i == 7) continue;
+    assert_int_equal(s[i].rc, 0);
+    assert_int_equal(s[i].created, 1);
+    const char *q = i % 4 == 0 ? "qb" : "qa";
+    assert_int_equal(rtq_id2_slot(s[i].id), rtq_keys2_slot(&K, q));
+  }
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "qa").s, NULL), 149);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "qb").s, NULL), 50);
+  /* Pending oldest first from the right: the batch's order within a queue. */
+  char *first = rtq_test_cmd_str(C, "LINDEX", rtq_keys2_queue(&K, "qa").s, "-1", NULL);
+  assert_string_equal(first, s[1].id);
+  free(first);
+  /* Sent again with its own ids: nothing new. */
+  rtq_task_options *again = calloc(N, sizeof *again);
+  for (int i = 0; i < N; i++) {
+    again[i] = *s[i].opts;
+    again[i].id = s[i].id;
+    s[i].opts = &again[i];
+  }
+  s[7].name = "t";
+  s[7].opts = &oa;
+  assert_int_equal(rtq_create_tasks(CL, s, N), 0);
+  int made = 0;
+  for (int i = 0; i < N; i++) made += s[i].created;
+  assert_int_equal(made, 1); /* task 7 only */
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "qa").s, NULL), 150);
+  free(again);
+  free(s);
+}
+
+static void test_client_create2_batch_split_by_bytes(void **state) {
+  (void)state;
+  enum { N = 10 };
+  /* 10 x 40 KiB of args: 6 fit under 256 KiB, so two calls. */
+  char *big = malloc(40 * 1024 + 1);
+  memset(big, 'y', 40 * 1024);
+  big[40 * 1024] = '\0';
+  rtq_args *a = rtq_args_new();
+  rtq_args_set_str(a, "b", big);
+  rtq_task_spec s[N];
+  memset(s, 0, sizeof s);
+  for (int i = 0; i < N; i++) s[i].name = "t", s[i].args = a;
+  rtq_test_cmd_ok(C, "CONFIG", "RESETSTAT", NULL);
+  assert_int_equal(rtq_create_tasks(CL, s, N), 0);
+  assert_int_equal(script_calls(), 2);
+  for (int i = 0; i < N; i++) assert_int_equal(s[i].created, 1);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "default").s, NULL), N);
+  rtq_args_free(a);
+  free(big);
+}
+
+static void test_client_create2_batch_noscript(void **state) {
+  (void)state;
+  rtq_task_spec s[100];
+  memset(s, 0, sizeof s);
+  for (int i = 0; i < 100; i++) s[i].name = "t";
+  rtq_test_cmd_ok(C, "SCRIPT", "FLUSH", NULL);
+  assert_int_equal(rtq_create_tasks(CL, s, 100), 0);
+  for (int i = 0; i < 100; i++) assert_int_equal(s[i].created, 1);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "default").s, NULL), 100);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_client_create2_id_carries_the_slot, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_options, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_caller_ids_per_queue, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_long_args_in_side_hash, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_batch_split_by_count_and_queue, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_batch_split_by_bytes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_batch_noscript, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
