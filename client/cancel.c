@@ -24,6 +24,7 @@ RTQ_EXTERN int rtq_cancel_task(rtq_client *c, const char *id, int *requested) {
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
+  if (c->protocol == 2) return rtq__cancel2(c, id, NULL, requested);
   rtq_argv a;
   rtq_argv_init(&a);
   int rc = rtq__call_cancel(&a, &c->keys, false, id, c->result_ttl_s, c->history != 0,

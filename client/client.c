@@ -251,6 +251,7 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   c->max_payload = o->max_payload ? o->max_payload : RTQ_ENVELOPE_MAX_SIZE_DEFAULT;
   c->result_ttl_s = o->task_result_ttl_s ? o->task_result_ttl_s : cfg.task_result_ttl;
   c->history = o->history == 0 ? cfg.enable_task_history : o->history > 0;
+  c->history_cap = cfg.max_task_history;
   int wr = o->wait_replicas == 0 ? cfg.wait_replicas : o->wait_replicas < 0 ? 0 : o->wait_replicas;
   int wt = o->wait_timeout_ms ? o->wait_timeout_ms : cfg.wait_timeout;
   if (wr > RTQ_WAIT_REPLICAS_MAX || wt < 1 || wt > RTQ_WAIT_TIMEOUT_MAX_MS || (wr > 0 && wt >= c->command_timeout_ms)) {

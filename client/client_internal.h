@@ -29,6 +29,8 @@ struct rtq_client {
   size_t max_payload;
   int result_ttl_s;
   int history;               /* 1 or 0 */
+  int history_cap;           /* max_task_history: protocol 2's cancel caps
+                              * the done list itself */
   int wait_replicas;         /* 0: no WAIT after a create */
   int wait_timeout_ms;
 
@@ -130,6 +132,35 @@ int rtq__create2_one(rtq_client *c, const char *name, const char *args, size_t a
 /* rtq_create_tasks under protocol 2; n > 0. */
 int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n);
 
+/* A hash field of a task and where it goes in rtq_task (task.c). */
+typedef enum rtq__task_kind {
+  RTQ__K_NAME, RTQ__K_STR, RTQ__K_BYTES, RTQ__K_U64, RTQ__K_U32, RTQ__K_STATUS, RTQ__K_PROGRESS
+} rtq__task_kind;
+typedef struct rtq__task_field {
+  const char *name;
+  rtq__task_kind kind;
+  size_t off;
+  size_t len_off; /* RTQ__K_BYTES: offset of the length */
+} rtq__task_field;
+/* Stores the fields of an HGETALL reply found in table[0..n) into t (a
+ * later call overrides an earlier one's values; other fields and values
+ * that are not strings are skipped). *have_status is set when a valid
+ * status was read. 0, RTQ_ENOMEM, or RTQ_EDECODE for a bad status. */
+int rtq__task_apply(rtq_task *t, const rtq__task_field *table, size_t n, const redisReply *r,
+                    int *have_status);
+
+/* ---- protocol 2: reading tasks (task2.c) ---- */
+
+/* Tasks ids[0..n) of queue, pipelined (both hashes of each): out[i] and
+ * rcs[i] (0, RTQ_ENOTFOUND, RTQ_EDECODE, RTQ_ENOMEM) per id. Returns 0, or
+ * a connection error (detail set; every out[i] NULL). */
+int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *ids, size_t n,
+                         rtq_task **out, int *rcs);
+/* One task of queue; detail set on error. */
+int rtq__task2_read(rtq_client *c, const char *queue, const char *id, rtq_task **out);
+/* rtq_get_task under protocol 2; queue_hint NULL: found by the id. */
+int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_task **out);
+
 /* Builds a task from an HGETALL reply (field, value pairs). RTQ_ENOTFOUND
  * for an empty reply, RTQ_ENOMEM. *out is the caller's. */
 int rtq__task_from_hash(const char *id, const redisReply *r, rtq_task **out);
@@ -154,10 +185,27 @@ int rtq__dead_index(rtq_client *c, size_t index, redisReply **out);
 
 /* A subscriber: a connection of its own in SUBSCRIBE mode. */
 int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out);
+/* The same in SSUBSCRIBE mode, on the node of the shard channel's slot
+ * (protocol 2's per-queue channels); its messages ("smessage") come out
+ * of rtq__sub_next like the others. */
+int rtq__sub_open_shard(rtq_client *c, const rtq_key2 *chan, rtq_subscription **out);
 /* Next message payload: 0 (*payload malloc'd, NUL-terminated), RTQ_ETIMEDOUT,
  * RTQ_ECONN (the subscription is then dead), RTQ_ENOMEM. deadline_ms is
  * CLOCK_MONOTONIC ms; UINT64_MAX waits without limit. */
 int rtq__sub_next(rtq_subscription *s, uint64_t deadline_ms, char **payload, size_t *len);
+
+/* A task holding only what a terminal event told (id, status, completed
+ * at), for a task whose hash expired right after it. */
+int rtq__task_from_event(const char *id, rtq_status st, uint64_t at, rtq_task **out);
+/* rtq_wait_for_task under protocol 2 (wait2.c); queue_hint as for
+ * rtq__get_task2. Sets *out on success only when out is not NULL. */
+int rtq__wait2(rtq_client *c, const char *id, const char *queue_hint, int64_t timeout_ms,
+               rtq_task **out);
+
+/* rtq_cancel_task and rtq_retry_task under protocol 2 (cancel2.c,
+ * retry2.c); queue_hint as for rtq__get_task2. */
+int rtq__cancel2(rtq_client *c, const char *id, const char *queue_hint, int *requested);
+int rtq__retry2(rtq_client *c, const char *id, const char *queue_hint);
 
 /* Test seam (like rtq__argv_realloc): called by rtq_wait_for_task between
  * its SUBSCRIBE and its status check, so a test can end the task exactly

@@ -98,6 +98,7 @@ RTQ_EXTERN int rtq_retry_task(rtq_client *c, const char *id) {
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
+  if (c->protocol == 2) return rtq__retry2(c, id, NULL);
   /* A status that changes between the read and the script (a worker
    * finishing, another operator retrying) is read again, a few times. */
   for (int tries = 0; tries < 3; tries++) {

@@ -21,7 +21,10 @@ struct rtq_subscription {
   rtq_conn *conn;
 };
 
-int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out) {
+/* Opens a subscriber routed by route[0..rlen) and sends cmd (SUBSCRIBE or
+ * SSUBSCRIBE) for chan[0..clen). */
+static int sub_open(rtq_client *c, const char *cmd, const char *route, size_t rlen,
+                    const char *chan, size_t clen, rtq_subscription **out) {
   *out = NULL;
   rtq_subscription *s = calloc(1, sizeof *s);
   if (s == NULL) {
@@ -34,9 +37,9 @@ int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out) {
     free(s);
     return rc;
   }
-  /* On a cluster, the node of the namespace's slot: PUBLISH reaches every
-   * node, and an SSUBSCRIBE to a channel in that slot would need this node. */
-  rc = rtq_conn_route_key(s->conn, c->keys.prefix, c->keys.prefix_len);
+  /* On a cluster, the node of route's slot: for SUBSCRIBE the namespace's
+   * (PUBLISH reaches every node), for SSUBSCRIBE the channel's own. */
+  rc = rtq_conn_route_key(s->conn, route, rlen);
   if (rc != 0) {
     rtq__client_conn_err(c, s->conn, rc, "redis connect");
     rtq_subscription_free(s);
@@ -44,18 +47,18 @@ int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out) {
   }
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "SUBSCRIBE");
-  rtq_argv_add(&a, chan->s, chan->len);
+  rtq_argv_add_str(&a, cmd);
+  rtq_argv_add(&a, chan, clen);
   redisReply *r = NULL;
   /* The confirmation is read with the command timeout: a server that
    * accepted the connection but does not answer cannot hang us. */
   rc = rtq_conn_command(s->conn, &a, &r);
   rtq_argv_destroy(&a);
   if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 3)) {
-    rtq__client_err(c, "unexpected reply to SUBSCRIBE");
+    rtq__client_err(c, "unexpected reply to %s", cmd);
     rc = RTQ_EREDIS;
   } else if (rc != 0) {
-    rtq__client_conn_err(c, s->conn, rc, "redis SUBSCRIBE");
+    rtq__client_conn_err(c, s->conn, rc, cmd);
   }
   if (r != NULL) freeReplyObject(r);
   if (rc != 0) {
@@ -66,12 +69,22 @@ int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out) {
   return 0;
 }
 
-/* Takes a "message" push apart; other pushes (confirmations) are skipped.
+int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out) {
+  return sub_open(c, "SUBSCRIBE", c->keys.prefix, c->keys.prefix_len, chan->s, chan->len, out);
+}
+
+int rtq__sub_open_shard(rtq_client *c, const rtq_key2 *chan, rtq_subscription **out) {
+  return sub_open(c, "SSUBSCRIBE", chan->s, chan->len, chan->s, chan->len, out);
+}
+
+/* Takes a "message" (or "smessage") push apart; other pushes (confirmations) are skipped.
  * Returns 1 with *payload set, 0 to skip, RTQ_ENOMEM. */
 static int take_message(const redisReply *r, char **payload, size_t *len) {
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) return 0;
   const redisReply *kind = r->element[0], *body = r->element[2];
-  if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0) return 0;
+  if (kind->type != REDIS_REPLY_STRING ||
+      (strcmp(kind->str, "message") != 0 && strcmp(kind->str, "smessage") != 0))
+    return 0;
   if (body->type != REDIS_REPLY_STRING) return 0;
   char *p = malloc(body->len + 1);
   if (p == NULL) return RTQ_ENOMEM;

@@ -53,18 +53,11 @@ static void copy_name(char dst[RTQ_TASK_ID_SIZE], const redisReply *v) {
 
 static uint32_t clamp_u32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
 
-enum kind { K_NAME, K_STR, K_BYTES, K_U64, K_U32, K_STATUS, K_PROGRESS };
-
 /* The hash fields rtq_task carries, and where each goes. Unknown fields
  * (a newer writer's) are ignored. */
-static const struct field {
-  const char *name;
-  enum kind kind;
-  size_t off;
-  size_t len_off; /* K_BYTES: offset of the length */
-} fields[] = {
-#define F(n, k, m) {n, k, offsetof(rtq_task, m), 0}
-#define B(n, m, l) {n, K_BYTES, offsetof(rtq_task, m), offsetof(rtq_task, l)}
+static const rtq__task_field fields[] = {
+#define F(n, k, m) {n, RTQ__##k, offsetof(rtq_task, m), 0}
+#define B(n, m, l) {n, RTQ__K_BYTES, offsetof(rtq_task, m), offsetof(rtq_task, l)}
     F("name", K_NAME, name),
     F("queue", K_NAME, queue),
     F("status", K_STATUS, status),
@@ -93,26 +86,26 @@ static const struct field {
 };
 
 /* Stores one field value; 0, RTQ_ENOMEM, or RTQ_EDECODE for a bad status. */
-static int set_field(rtq_task *t, const struct field *f, const redisReply *v, int *have_status) {
+static int set_field(rtq_task *t, const rtq__task_field *f, const redisReply *v, int *have_status) {
   char *base = (char *)t;
   switch (f->kind) {
-    case K_NAME:
+    case RTQ__K_NAME:
       copy_name((char *)(base + f->off), v);
       return 0;
-    case K_STR:
-    case K_BYTES: {
+    case RTQ__K_STR:
+    case RTQ__K_BYTES: {
       char **dst = (char **)(base + f->off);
       free(*dst);
-      *dst = dup_bytes(v, f->kind == K_BYTES ? (size_t *)(base + f->len_off) : NULL);
+      *dst = dup_bytes(v, f->kind == RTQ__K_BYTES ? (size_t *)(base + f->len_off) : NULL);
       return *dst != NULL ? 0 : RTQ_ENOMEM;
     }
-    case K_U64:
+    case RTQ__K_U64:
       *(uint64_t *)(base + f->off) = rtq__parse_u64(v->str, v->len);
       return 0;
-    case K_U32:
+    case RTQ__K_U32:
       *(uint32_t *)(base + f->off) = clamp_u32(rtq__parse_u64(v->str, v->len));
       return 0;
-    case K_STATUS: {
+    case RTQ__K_STATUS: {
       char s[16];
       if (v->len >= sizeof s) return RTQ_EDECODE;
       memcpy(s, v->str, v->len);
@@ -121,7 +114,7 @@ static int set_field(rtq_task *t, const struct field *f, const redisReply *v, in
       *have_status = 1;
       return 0;
     }
-    case K_PROGRESS: {
+    case RTQ__K_PROGRESS: {
       char s[32];
       size_t n = v->len < sizeof s - 1 ? v->len : sizeof s - 1;
       memcpy(s, v->str, n);
@@ -136,23 +129,31 @@ static int set_field(rtq_task *t, const struct field *f, const redisReply *v, in
   return 0;
 }
 
+int rtq__task_apply(rtq_task *t, const rtq__task_field *table, size_t n, const redisReply *r,
+                    int *have_status) {
+  int rc = 0;
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return 0;
+  for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
+    const redisReply *k = r->element[i], *v = r->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+    for (size_t j = 0; j < n; j++) {
+      if (strlen(table[j].name) == k->len && memcmp(table[j].name, k->str, k->len) == 0) {
+        rc = set_field(t, &table[j], v, have_status);
+        break;
+      }
+    }
+  }
+  return rc;
+}
+
 int rtq__task_from_hash(const char *id, const redisReply *r, rtq_task **out) {
   *out = NULL;
   if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return RTQ_ENOTFOUND;
   rtq_task *t = calloc(1, sizeof *t);
   if (t == NULL) return RTQ_ENOMEM;
   snprintf(t->id, sizeof t->id, "%s", id);
-  int have_status = 0, rc = 0;
-  for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
-    const redisReply *k = r->element[i], *v = r->element[i + 1];
-    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-    for (size_t j = 0; j < sizeof fields / sizeof fields[0]; j++) {
-      if (strlen(fields[j].name) == k->len && memcmp(fields[j].name, k->str, k->len) == 0) {
-        rc = set_field(t, &fields[j], v, &have_status);
-        break;
-      }
-    }
-  }
+  int have_status = 0;
+  int rc = rtq__task_apply(t, fields, sizeof fields / sizeof fields[0], r, &have_status);
   if (rc == 0 && !have_status) rc = RTQ_EDECODE;
   if (rc != 0) {
     rtq_task_free(t);
@@ -167,6 +168,7 @@ RTQ_EXTERN int rtq_get_task(rtq_client *c, const char *id, rtq_task **out) {
   *out = NULL;
   rtq__client_clear_err(c);
   if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
+  if (c->protocol == 2) return rtq__get_task2(c, id, NULL, out);
   rtq_key key = rtq_keys_task(&c->keys, id);
   rtq_argv a;
   rtq_argv_init(&a);

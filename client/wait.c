@@ -36,8 +36,8 @@ int rtq__event_parse(const char *json, rtq_status *st, uint64_t *at) {
   return rc;
 }
 
-/* The task as the event describes it, for a hash that has expired. */
-static int task_from_event(const char *id, rtq_status st, uint64_t at, rtq_task **out) {
+/* See client_internal.h. */
+int rtq__task_from_event(const char *id, rtq_status st, uint64_t at, rtq_task **out) {
   rtq_task *t = calloc(1, sizeof *t);
   if (t == NULL) return RTQ_ENOMEM;
   snprintf(t->id, sizeof t->id, "%s", id);
@@ -69,7 +69,7 @@ static int wait_events(rtq_client *c, rtq_subscription *s, const char *id, uint6
     rc = rtq_get_task(c, id, &t);
     if (rc == RTQ_ENOTFOUND && terminal_event) {
       rtq__client_clear_err(c);
-      return task_from_event(id, st, at, out);
+      return rtq__task_from_event(id, st, at, out);
     }
     if (rc != 0) return rc;
     if (rtq_status_is_terminal(t->status)) {
@@ -113,6 +113,7 @@ RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
+  if (c->protocol == 2) return rtq__wait2(c, id, NULL, timeout_ms, out);
   uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : rtq__mono_ms() + (uint64_t)timeout_ms;
   rtq_task *t = NULL;
   int rc = wait_once(c, id, timeout_ms, deadline, &t);

@@ -1,0 +1,151 @@
+/*
+ * task2.c - reading a task under protocol 2 (docs/design/PROTOCOL-v2.md
+ * section 3): the task hash {ns:Q}:t:<id>, with its short field names, and
+ * the side hash {ns:Q}:x:<id> of its values longer than 64 bytes merged
+ * over it, into the public rtq_task.
+ *
+ * Given only an id, the queue is found first (rtq__queue_of_id2: the
+ * queues of the id's slot, then a probe of every queue). Both hashes are
+ * read in one round trip, pipelined; the side hash is used only when the
+ * task hash says it exists (xs), so a stale side hash is never mixed in.
+ * Whatever a writer put in the hashes is read without trust: unknown
+ * fields are skipped, numbers that are not plain decimals read as 0, and a
+ * missing or unknown status is RTQ_EDECODE, as under protocol 1.
+ */
+#include "client_internal.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The short names of the task hash, and where each goes in rtq_task. `bo`
+ * (retry backoff), `sg` (signature), `wt`, `hb` and `xs` have no place in
+ * it. */
+static const rtq__task_field fields2[] = {
+#define F(n, k, m) {n, RTQ__##k, offsetof(rtq_task, m), 0}
+#define B(n, m, l) {n, RTQ__K_BYTES, offsetof(rtq_task, m), offsetof(rtq_task, l)}
+    F("s", K_STATUS, status),
+    F("n", K_NAME, name),
+    F("c", K_U64, created_at),
+    B("x", args, args_len),
+    F("to", K_U64, timeout_ms),
+    F("mr", K_U32, max_retries),
+    F("rt", K_U64, result_ttl_s),
+    F("ra", K_U64, run_at),
+    F("a", K_U32, attempts),
+    F("w", K_NAME, worker),
+    F("b", K_U64, started_at),
+    F("dl", K_U64, deadline),
+    F("p", K_PROGRESS, progress),
+    F("pm", K_STR, progress_message),
+    F("cr", K_U64, cancel_requested),
+    F("ry", K_U64, retry_at),
+    F("e", K_U64, completed_at),
+    B("r", result, result_len),
+    F("ec", K_STR, error_code),
+    F("em", K_STR, error_message),
+    B("ed", error_details, error_details_len),
+    F("et", K_STR, error_traceback),
+#undef F
+#undef B
+};
+
+/* Whether an HGETALL reply has field xs = "1". */
+static bool has_side(const redisReply *r) {
+  for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+    const redisReply *k = r->element[i], *v = r->element[i + 1];
+    if (k->type == REDIS_REPLY_STRING && k->len == 2 && memcmp(k->str, "xs", 2) == 0)
+      return v->type == REDIS_REPLY_STRING && v->len == 1 && v->str[0] == '1';
+  }
+  return false;
+}
+
+/* Builds task id of queue from its two HGETALL replies. RTQ_ENOTFOUND for
+ * an empty task hash, RTQ_EDECODE, RTQ_ENOMEM. */
+static int from_hashes(const char *queue, const char *id, const redisReply *th,
+                       const redisReply *xh, rtq_task **out) {
+  *out = NULL;
+  if (th == NULL || th->type != REDIS_REPLY_ARRAY || th->elements == 0) return RTQ_ENOTFOUND;
+  rtq_task *t = calloc(1, sizeof *t);
+  if (t == NULL) return RTQ_ENOMEM;
+  snprintf(t->id, sizeof t->id, "%s", id);
+  snprintf(t->queue, sizeof t->queue, "%s", queue);
+  int have_status = 0;
+  size_t n = sizeof fields2 / sizeof fields2[0];
+  int rc = rtq__task_apply(t, fields2, n, th, &have_status);
+  if (rc == 0 && has_side(th)) rc = rtq__task_apply(t, fields2, n, xh, &have_status);
+  if (rc == 0 && !have_status) rc = RTQ_EDECODE;
+  if (rc != 0) {
+    rtq_task_free(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
+int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *ids, size_t n,
+                         rtq_task **out, int *rcs) {
+  for (size_t i = 0; i < n; i++) out[i] = NULL, rcs[i] = RTQ_ENOTFOUND;
+  if (n == 0) return 0;
+  rtq_conn *conn = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc != 0) return rc;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  size_t sent = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    rtq_key2 keys[2] = {rtq_keys2_task(&c->keys2, queue, ids[i]),
+                        rtq_keys2_side(&c->keys2, queue, ids[i])};
+    for (int h = 0; rc == 0 && h < 2; h++) {
+      rtq_argv_reset(&a);
+      rtq_argv_add_str(&a, "HGETALL");
+      rc = rtq__argv_add_key2(&a, keys[h]);
+      if (rc == 0) rc = rtq_conn_append(conn, &a);
+    }
+    if (rc == 0) sent = i + 1;
+  }
+  rtq_argv_destroy(&a);
+  if (rc != 0) rtq__client_conn_err(c, conn, rc, "redis");
+  for (size_t i = 0; i < sent; i++) {
+    redisReply *r[2] = {NULL, NULL};
+    int g = rtq_conn_get_reply(conn, &r[0]);
+    int g2 = rtq_conn_get_reply(conn, &r[1]);
+    if (g == 0) g = g2;
+    if (g != 0) {
+      if (rc == 0) rc = rtq__client_conn_err(c, conn, g, "redis");
+    } else {
+      rcs[i] = from_hashes(queue, ids[i], r[0], r[1], &out[i]);
+    }
+    if (r[0] != NULL) freeReplyObject(r[0]);
+    if (r[1] != NULL) freeReplyObject(r[1]);
+  }
+  rtq__pool_put(c, conn);
+  if (rc != 0) {
+    for (size_t i = 0; i < n; i++) rtq_task_free(out[i]), out[i] = NULL;
+  }
+  return rc;
+}
+
+int rtq__task2_read(rtq_client *c, const char *queue, const char *id, rtq_task **out) {
+  int one = 0;
+  int rc = rtq__task2_read_many(c, queue, &id, 1, out, &one);
+  if (rc != 0) return rc;
+  if (one == RTQ_ENOTFOUND)
+    rtq__client_err(c, "no task %s (it never existed or has expired)", id);
+  else if (one == RTQ_EDECODE)
+    rtq__client_err(c, "task %s: its hash has no valid status field", id);
+  else if (one != 0)
+    rtq__client_err(c, "out of memory");
+  return one;
+}
+
+int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_task **out) {
+  char queue[RTQ_TASK_ID_SIZE];
+  int rc = rtq__queue_of_id2(c, id, queue_hint, queue);
+  if (rc == RTQ_ENOTFOUND)
+    rtq__client_err(c, "no task %s (it never existed or has expired)", id);
+  if (rc != 0) return rc;
+  /* A task that expires between the lookup and the read is not found. */
+  return rtq__task2_read(c, queue, id, out);
+}
