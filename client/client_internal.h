@@ -207,6 +207,9 @@ int rtq__wait2(rtq_client *c, const char *id, const char *queue_hint, int64_t ti
 int rtq__cancel2(rtq_client *c, const char *id, const char *queue_hint, int *requested);
 int rtq__retry2(rtq_client *c, const char *id, const char *queue_hint);
 
+/* rtq_list_tasks under protocol 2 (list2.c); f is not NULL. */
+int rtq__list2(rtq_client *c, const rtq_task_filter *f, rtq_task_list **out);
+
 /* Test seam (like rtq__argv_realloc): called by rtq_wait_for_task between
  * its SUBSCRIBE and its status check, so a test can end the task exactly
  * in that window. NULL (the default) in production. */

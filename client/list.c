@@ -406,6 +406,7 @@ RTQ_EXTERN int rtq_list_tasks(rtq_client *c, const rtq_task_filter *filter, rtq_
   *out = NULL;
   rtq__client_clear_err(c);
   const rtq_task_filter *f = filter != NULL ? filter : &all;
+  if (c->protocol == 2) return rtq__list2(c, f, out);
   int rc = check_filter(c, f);
   if (rc != 0) return rc;
 
