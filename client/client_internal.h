@@ -215,4 +215,31 @@ int rtq__list2(rtq_client *c, const rtq_task_filter *f, rtq_task_list **out);
  * in that window. NULL (the default) in production. */
 extern void (*rtq__wait_subscribed_hook)(const char *id);
 
+/* ---- protocol 2: reading and operating (stats2.c, sub2.c, dead2.c, ...) ---- */
+
+/* Sends n commands on conn and reads their n replies into r[] (NULL where
+ * none came). The first error, detail set; an error reply is RTQ_EREDIS
+ * with every reply still read. */
+int rtq__pipe2(rtq_client *c, rtq_conn *conn, const rtq_argv *cmds, size_t n, redisReply **r);
+/* Destroys cmds[0..n) and frees r[0..n), then both arrays (either NULL). */
+void rtq__pipe2_free(rtq_argv *cmds, redisReply **r, size_t n);
+/* An integer reply, or a decimal string reply; 0 otherwise. */
+uint64_t rtq__reply_u64(const redisReply *r);
+
+int rtq__get_stats2(rtq_client *c, rtq_stats **out);
+int rtq__get_queue_loads2(rtq_client *c, rtq_queue_loads **out);
+int rtq__get_run_times2(rtq_client *c, const char *const *queues, size_t n, rtq_run_times *t);
+int rtq__throughput2_record(rtq_client *c, int *recorded);
+
+/* The v2 event stream behind an rtq_subscription (sub2.c). */
+typedef struct rtq__sub2 rtq__sub2;
+int rtq__sub2_open(rtq_client *c, rtq__sub2 **out);
+int rtq__sub2_next(rtq__sub2 *s, uint64_t deadline_ms, char **json);
+void rtq__sub2_free(rtq__sub2 *s);
+/* Task events left out (past the per-message cap) and messages skipped
+ * whole (not a v2 events message) so far. */
+void rtq__sub2_counts(const rtq__sub2 *s, uint64_t *dropped, uint64_t *skipped);
+/* The same for a subscription (zeros under protocol 1). */
+void rtq__sub_counts(const rtq_subscription *s, uint64_t *dropped, uint64_t *skipped);
+
 #endif

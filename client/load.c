@@ -226,6 +226,7 @@ RTQ_EXTERN int rtq_get_queue_loads(rtq_client *c, rtq_queue_loads **out) {
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   *out = NULL;
   rtq__client_clear_err(c);
+  if (c->protocol == 2) return rtq__get_queue_loads2(c, out);
   rtq_queue_loads *l = calloc(1, sizeof *l);
   rtq_conn *conn = NULL;
   redisReply *running = NULL;

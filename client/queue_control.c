@@ -13,6 +13,11 @@ static int set_paused(rtq_client *c, const char *queue, bool paused) {
   rtq__client_clear_err(c);
   int rc = rtq__check_name(c, "queue", queue);
   if (rc != 0) return rc;
+  /* Protocol 2 keeps the same set under the namespace's tag ({ns}:paused). */
+  if (c->protocol == 2) {
+    rtq_key2 k2 = rtq_keys2_paused(&c->keys2);
+    return rtq__client_words(c, NULL, 3, (const char *[]){paused ? "SADD" : "SREM", k2.s, queue});
+  }
   rtq_key k = rtq_keys_paused(&c->keys);
   return rtq__client_words(c, NULL, 3, (const char *[]){paused ? "SADD" : "SREM", k.s, queue});
 }

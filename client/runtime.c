@@ -57,6 +57,15 @@ RTQ_EXTERN int rtq_get_run_times(rtq_client *c, const char *const *queues, size_
     *out = t;
     return 0;
   }
+  if (c->protocol == 2) {
+    int rc = rtq__get_run_times2(c, queues, n, t);
+    if (rc != 0) {
+      rtq_run_times_free(t);
+      return rc;
+    }
+    *out = t;
+    return 0;
+  }
   rtq_conn *conn = NULL;
   size_t sent = 0;
   int rc = rtq__pool_get(c, &conn);

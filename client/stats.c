@@ -203,6 +203,7 @@ RTQ_EXTERN int rtq_get_stats(rtq_client *c, rtq_stats **out) {
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   *out = NULL;
   rtq__client_clear_err(c);
+  if (c->protocol == 2) return rtq__get_stats2(c, out);
   enum { N = 5 + RTQ_STATUS_COUNT };
   rtq_argv cmds[N];
   redisReply *r[N];
@@ -297,9 +298,12 @@ static int read_workers(rtq_client *c, rtq_conn *conn, const redisReply *z,
       rtq_argv_add_str(&cmds[i], "PING");
       continue;
     }
-    rtq_key k = rtq_keys_worker(&c->keys, id->str);
     rtq_argv_add_str(&cmds[i], "HMGET");
-    rtq__argv_add_key(&cmds[i], k);
+    /* The worker record is the same hash under either protocol's key. */
+    if (c->protocol == 2)
+      rtq__argv_add_key2(&cmds[i], rtq_keys2_worker(&c->keys2, id->str));
+    else
+      rtq__argv_add_key(&cmds[i], rtq_keys_worker(&c->keys, id->str));
     for (size_t f = 0; f < NWF; f++) rtq_argv_add_str(&cmds[i], worker_fields[f]);
   }
   if (rc == 0) rc = pipeline(c, conn, cmds, n, r);
@@ -339,7 +343,8 @@ RTQ_EXTERN int rtq_list_workers(rtq_client *c, rtq_alive_workers **out) {
   if (rc == 0) {
     rtq_argv a;
     rtq_key k = rtq_keys_workers(&c->keys);
-    cmd(&a, "ZREVRANGEBYSCORE", &k);
+    cmd(&a, "ZREVRANGEBYSCORE", c->protocol == 2 ? NULL : &k);
+    if (c->protocol == 2) rtq__argv_add_key2(&a, rtq_keys2_workers(&c->keys2));
     rtq_argv_add_str(&a, "+inf");
     rtq_argv_add_u64(&a, w->now > RTQ_HEARTBEAT_TTL_MS ? w->now - RTQ_HEARTBEAT_TTL_MS : 0);
     rtq_argv_add_str(&a, "WITHSCORES");

@@ -19,6 +19,7 @@
 struct rtq_subscription {
   rtq_client *c;
   rtq_conn *conn;
+  rtq__sub2 *v2; /* protocol 2's event stream (sub2.c); conn is then NULL */
 };
 
 /* Opens a subscriber routed by route[0..rlen) and sends cmd (SUBSCRIBE or
@@ -142,6 +143,19 @@ int rtq__sub_next(rtq_subscription *s, uint64_t deadline_ms, char **payload, siz
 RTQ_EXTERN int rtq_events_subscribe(rtq_client *c, rtq_subscription **out) {
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
+  if (c->protocol == 2) {
+    *out = NULL;
+    rtq_subscription *s = calloc(1, sizeof *s);
+    if (s == NULL) return RTQ_ENOMEM;
+    s->c = c;
+    int rc = rtq__sub2_open(c, &s->v2);
+    if (rc != 0) {
+      free(s);
+      return rc;
+    }
+    *out = s;
+    return 0;
+  }
   rtq_key chan = rtq_keys_chan_events(&c->keys);
   return rtq__sub_open(c, &chan, out);
 }
@@ -150,6 +164,7 @@ RTQ_EXTERN int rtq_subscription_next(rtq_subscription *s, int64_t timeout_ms, ch
   if (s == NULL || json == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(s->c);
   uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : rtq__mono_ms() + (uint64_t)timeout_ms;
+  if (s->v2 != NULL) return rtq__sub2_next(s->v2, deadline, json);
   size_t len;
   return rtq__sub_next(s, deadline, json, &len);
 }
@@ -158,5 +173,11 @@ RTQ_EXTERN void rtq_subscription_free(rtq_subscription *s) {
   if (s == NULL) return;
   /* Closing the connection ends the subscription on the server. */
   rtq_conn_free(s->conn);
+  rtq__sub2_free(s->v2);
   free(s);
+}
+
+void rtq__sub_counts(const rtq_subscription *s, uint64_t *dropped, uint64_t *skipped) {
+  *dropped = *skipped = 0;
+  if (s != NULL && s->v2 != NULL) rtq__sub2_counts(s->v2, dropped, skipped);
 }

@@ -76,6 +76,7 @@ RTQ_EXTERN int rtq_throughput_record(rtq_client *c, int *recorded) {
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (recorded != NULL) *recorded = 0;
+  if (c->protocol == 2) return rtq__throughput2_record(c, recorded);
   rtq_conn *conn = NULL;
   int rc = rtq__pool_get(c, &conn);
   uint64_t now = 0;
@@ -166,11 +167,16 @@ RTQ_EXTERN int rtq_get_throughput(rtq_client *c, const char *queue, int minutes,
    * difference of snapshots i + 1 and i. */
   uint64_t first = now / MINUTE_MS - (uint64_t)minutes;
   for (size_t i = 0; rc == 0 && i < nk; i++) {
-    rtq_key k = rtq_keys_throughput(&c->keys, first + i);
     rtq_argv a;
     rtq_argv_init(&a);
     rtq_argv_add_str(&a, "HMGET");
-    rtq_argv_add(&a, k.s, k.len);
+    /* Protocol 2's snapshots have the same fields under {ns}:throughput. */
+    if (c->protocol == 2) {
+      rtq__argv_add_key2(&a, rtq_keys2_throughput(&c->keys2, first + i));
+    } else {
+      rtq_key k = rtq_keys_throughput(&c->keys, first + i);
+      rtq_argv_add(&a, k.s, k.len);
+    }
     rtq_argv_add_str(&a, fc);
     rtq_argv_add_str(&a, ff);
     rc = rtq_conn_append(conn, &a);

@@ -67,6 +67,13 @@ rtq_key2 rtq_keys2_throughput(const rtq_keys2 *k, uint64_t minute) {
 }
 rtq_key2 rtq_keys2_paused(const rtq_keys2 *k) { return build(k, NULL, "paused", NULL, 0); }
 rtq_key2 rtq_keys2_chan_cancel(const rtq_keys2 *k) { return build(k, NULL, "cancel", NULL, 0); }
+rtq_key2 rtq_keys2_schedules(const rtq_keys2 *k) { return build(k, NULL, "schedules", NULL, 0); }
+rtq_key2 rtq_keys2_schedules_due(const rtq_keys2 *k) {
+  return build(k, NULL, "schedules:due", NULL, 0);
+}
+rtq_key2 rtq_keys2_schedules_last(const rtq_keys2 *k) {
+  return build(k, NULL, "schedules:last", NULL, 0);
+}
 
 rtq_key2 rtq_keys2_queue(const rtq_keys2 *k, const char *q) { return qkey(k, q, "q", NULL, 0); }
 rtq_key2 rtq_keys2_processing(const rtq_keys2 *k, const char *q, const char *wid) {

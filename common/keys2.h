@@ -14,6 +14,9 @@
  *   {ns}:lease            string        {ns:Q}:t:<id>        hash  the task
  *   {ns}:throughput:<min> hash          {ns:Q}:x:<id>        hash  big values
  *   {ns}:paused           set           {ns:Q}:stats         hash  counters
+ *   {ns}:schedules        hash
+ *   {ns}:schedules:due    zset
+ *   {ns}:schedules:last   hash
  *   channel {ns}:cancel                 {ns:Q}:rt            hash  run times
  *                                       {ns:Q}:dead          list  dead letters
  *                                       {ns:Q}:limit         hash  rate, burst, conc
@@ -85,6 +88,11 @@ rtq_key2 rtq_keys2_throughput(const rtq_keys2 *k, uint64_t minute);
 rtq_key2 rtq_keys2_paused(const rtq_keys2 *k);
 /* The cancel channel (PUBLISH, not a shard channel: every worker hears it). */
 rtq_key2 rtq_keys2_chan_cancel(const rtq_keys2 *k);
+/* Periodic tasks (client/schedule.c): schedule id -> definition (hash),
+ * id -> next run ms (zset), id -> the run last enqueued ms (hash). */
+rtq_key2 rtq_keys2_schedules(const rtq_keys2 *k);
+rtq_key2 rtq_keys2_schedules_due(const rtq_keys2 *k);
+rtq_key2 rtq_keys2_schedules_last(const rtq_keys2 *k);
 
 /* ---- queue keys: tag {ns:Q}; a bad queue gives len 0 ---- */
 rtq_key2 rtq_keys2_queue(const rtq_keys2 *k, const char *queue);

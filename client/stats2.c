@@ -1,0 +1,312 @@
+/*
+ * stats2.c - protocol 2: rtq_get_stats and rtq_get_queue_loads, read from
+ * the per-queue keys (docs/design/PROTOCOL-v2.md sections 2 and 6).
+ *
+ * v2 has no namespace-wide index of tasks by status: every figure is a sum
+ * over the queues of {ns}:queues, read with pipelined commands, each one
+ * O(1) and their number bounded by the queues and workers:
+ *
+ *   pending    LLEN {ns:Q}:q + ZCARD {ns:Q}:delayed
+ *   running    LLEN {ns:Q}:p:<wid> over every worker id of {ns}:workers
+ *              (dead ones too: their lists hold tasks until the broker
+ *              recovers them), at most RTQ_LOAD_MAX_SCAN lists
+ *   terminal   LLEN {ns:Q}:done:<status> (the history kept: ids of tasks
+ *              that expired since stay counted until pruned)
+ *   counters   HGETALL {ns:Q}:stats, per queue
+ *   dead       LLEN {ns:Q}:dead
+ *
+ * Round trips: the registry, then one pipeline of the per-queue figures
+ * and the workers, then one of the processing lists.
+ */
+#include "client_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "defaults.h"
+
+#define MAX_WORKERS 10000
+
+int rtq__pipe2(rtq_client *c, rtq_conn *conn, const rtq_argv *cmds, size_t n, redisReply **r) {
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) r[i] = NULL;
+  for (size_t i = 0; rc == 0 && i < n; i++) rc = rtq_conn_append(conn, &cmds[i]);
+  if (rc != 0) return rtq__client_conn_err(c, conn, rc, "redis");
+  for (size_t i = 0; i < n; i++) {
+    int trc = rtq_conn_get_reply(conn, &r[i]);
+    if (trc != 0 && rc == 0) rc = rtq__client_conn_err(c, conn, trc, "redis");
+  }
+  return rc;
+}
+
+void rtq__pipe2_free(rtq_argv *cmds, redisReply **r, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (cmds != NULL) rtq_argv_destroy(&cmds[i]);
+    if (r != NULL && r[i] != NULL) freeReplyObject(r[i]);
+  }
+  free(cmds);
+  free(r);
+}
+
+uint64_t rtq__reply_u64(const redisReply *r) {
+  if (r == NULL) return 0;
+  if (r->type == REDIS_REPLY_INTEGER) return r->integer > 0 ? (uint64_t)r->integer : 0;
+  if (r->type == REDIS_REPLY_STRING) return rtq__parse_u64(r->str, r->len);
+  return 0;
+}
+
+static void cmd2(rtq_argv *a, const char *name, rtq_key2 k) {
+  rtq_argv_init(a);
+  rtq_argv_add_str(a, name);
+  if (k.len > 0) rtq__argv_add_key2(a, k);
+}
+
+static int time_of(const redisReply *r, uint64_t *ms) {
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return RTQ_EREDIS;
+  *ms = rtq__reply_u64(r->element[0]) * 1000u + rtq__reply_u64(r->element[1]) / 1000u;
+  return 0;
+}
+
+static bool is_noperm(const redisReply *r) {
+  return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
+}
+
+/* The valid worker ids of a ZRANGE reply (stride 2: WITHSCORES). */
+static size_t valid_ids(const redisReply *z, size_t stride, const char **ids, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; z != NULL && z->type == REDIS_REPLY_ARRAY && i < z->elements && n < cap; i += stride) {
+    const redisReply *e = z->element[i];
+    if (e->type == REDIS_REPLY_STRING && strlen(e->str) == e->len && rtq_validate_name(e->str) == 0)
+      ids[n++] = e->str;
+  }
+  return n;
+}
+
+/*
+ * Adds to running[q] the length of each processing list of queue q
+ * (queues[0..nq)) and worker of z (a ZRANGE of {ns}:workers), in one
+ * pipeline of at most RTQ_LOAD_MAX_SCAN LLENs; *partial says when the
+ * pairs were more than that (the first ones, queue by queue, are counted).
+ */
+static int count_running(rtq_client *c, rtq_conn *conn, char **queues, size_t nq, const redisReply *z,
+                         size_t stride, uint64_t *running, bool *partial) {
+  size_t zn = z != NULL && z->type == REDIS_REPLY_ARRAY ? z->elements : 0;
+  const char **ids = zn > 0 ? calloc(zn, sizeof *ids) : NULL;
+  if (zn > 0 && ids == NULL) return RTQ_ENOMEM;
+  size_t nw = valid_ids(z, stride, ids, zn);
+  size_t pairs = nq * nw, n = pairs > RTQ_LOAD_MAX_SCAN ? RTQ_LOAD_MAX_SCAN : pairs;
+  *partial = pairs > n;
+  int rc = 0;
+  if (n > 0) {
+    rtq_argv *cmds = calloc(n, sizeof *cmds);
+    redisReply **r = calloc(n, sizeof *r);
+    rc = cmds != NULL && r != NULL ? 0 : RTQ_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+      cmd2(&cmds[i], "LLEN", rtq_keys2_processing(&c->keys2, queues[i / nw], ids[i % nw]));
+    if (rc == 0) rc = rtq__pipe2(c, conn, cmds, n, r);
+    for (size_t i = 0; rc == 0 && i < n; i++) running[i / nw] += rtq__reply_u64(r[i]);
+    rtq__pipe2_free(cmds, r, cmds != NULL && r != NULL ? n : 0);
+  }
+  free(ids);
+  return rc;
+}
+
+/* Per queue, in this order. */
+enum { Q_STATS, Q_LEN, Q_DELAYED, Q_DEAD, Q_DONE, PER_QUEUE = Q_DONE + 4 };
+/* Before them: TIME, SMEMBERS paused; after them: the workers with their
+ * heartbeats. */
+enum { HEAD = 2, TAIL = 1 };
+
+static const rtq_status terminal[4] = {RTQ_STATUS_COMPLETED, RTQ_STATUS_FAILED,
+                                       RTQ_STATUS_CANCELLED, RTQ_STATUS_TIMEOUT};
+
+static void fill_queue(rtq_queue_stats *q, redisReply **r, uint64_t *by_status, rtq_stats *s) {
+  const redisReply *h = r[Q_STATS];
+  size_t pairs = h != NULL && h->type == REDIS_REPLY_ARRAY ? h->elements / 2 : 0;
+  q->counters = pairs > 0 ? calloc(pairs, sizeof *q->counters) : NULL;
+  for (size_t i = 0; q->counters != NULL && i < pairs; i++) {
+    const redisReply *f = h->element[2 * i], *v = h->element[2 * i + 1];
+    if (f->type != REDIS_REPLY_STRING || f->len == 0 || f->len >= sizeof q->counters[0].name ||
+        v->type != REDIS_REPLY_STRING)
+      continue;
+    rtq_counter *ctr = &q->counters[q->ncounters++];
+    memcpy(ctr->name, f->str, f->len);
+    ctr->name[f->len] = '\0';
+    ctr->value = rtq__parse_u64(v->str, v->len);
+  }
+  q->backlog = rtq__reply_u64(r[Q_LEN]);
+  uint64_t delayed = rtq__reply_u64(r[Q_DELAYED]);
+  by_status[RTQ_STATUS_PENDING] += q->backlog + delayed;
+  s->delayed += delayed;
+  s->dead += rtq__reply_u64(r[Q_DEAD]);
+  for (int i = 0; i < 4; i++) by_status[terminal[i]] += rtq__reply_u64(r[Q_DONE + i]);
+}
+
+static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rtq_stats *s) {
+  size_t n = HEAD + nq * PER_QUEUE + TAIL;
+  rtq_argv *cmds = calloc(n, sizeof *cmds);
+  redisReply **r = calloc(n, sizeof *r);
+  s->queues = nq > 0 ? calloc(nq, sizeof *s->queues) : NULL;
+  if (cmds == NULL || r == NULL || (nq > 0 && s->queues == NULL)) {
+    rtq__pipe2_free(cmds, r, 0);
+    return RTQ_ENOMEM;
+  }
+  cmd2(&cmds[0], "TIME", (rtq_key2){0});
+  cmd2(&cmds[1], "SMEMBERS", rtq_keys2_paused(&c->keys2));
+  for (size_t i = 0; i < nq; i++) {
+    rtq_argv *q = &cmds[HEAD + i * PER_QUEUE];
+    cmd2(&q[Q_STATS], "HGETALL", rtq_keys2_stats(&c->keys2, names[i]));
+    cmd2(&q[Q_LEN], "LLEN", rtq_keys2_queue(&c->keys2, names[i]));
+    cmd2(&q[Q_DELAYED], "ZCARD", rtq_keys2_delayed(&c->keys2, names[i]));
+    cmd2(&q[Q_DEAD], "LLEN", rtq_keys2_dead(&c->keys2, names[i]));
+    for (int j = 0; j < 4; j++) cmd2(&q[Q_DONE + j], "LLEN", rtq_keys2_done(&c->keys2, names[i], terminal[j]));
+  }
+  /* Every worker id (processing lists of dead ones still hold running
+   * tasks) with its heartbeat, counted alive below against TIME. */
+  cmd2(&cmds[n - 1], "ZRANGE", rtq_keys2_workers(&c->keys2));
+  rtq_argv_add_str(&cmds[n - 1], "0");
+  rtq_argv_add_i64(&cmds[n - 1], MAX_WORKERS - 1);
+  rtq_argv_add_str(&cmds[n - 1], "WITHSCORES");
+  int rc = rtq__pipe2(c, conn, cmds, n, r);
+  if (rc == RTQ_EREDIS && is_noperm(r[n - 1])) {
+    /* A producer's ACL user may not read the workers (docs/OPERATIONS.md):
+     * the other figures are still worth having. */
+    bool others_ok = true;
+    for (size_t i = 0; i < n - TAIL; i++)
+      if (r[i] == NULL || r[i]->type == REDIS_REPLY_ERROR) others_ok = false;
+    if (others_ok) {
+      rtq__client_clear_err(c);
+      s->workers_hidden = true;
+      rc = 0;
+    }
+  }
+  if (rc == 0 && time_of(r[0], &s->now) != 0) {
+    rtq__client_err(c, "unexpected TIME reply");
+    rc = RTQ_EREDIS;
+  }
+  for (size_t i = 0; rc == 0 && i < nq; i++) {
+    rtq_queue_stats *q = &s->queues[s->nqueues++];
+    strcpy(q->name, names[i]);
+    fill_queue(q, &r[HEAD + i * PER_QUEUE], s->by_status, s);
+    const redisReply *p = r[1];
+    for (size_t j = 0; p->type == REDIS_REPLY_ARRAY && j < p->elements; j++)
+      if (p->element[j]->type == REDIS_REPLY_STRING && strcmp(p->element[j]->str, q->name) == 0)
+        q->paused = true;
+  }
+  const redisReply *ws = r[n - 1];
+  uint64_t since = s->now > RTQ_HEARTBEAT_TTL_MS ? s->now - RTQ_HEARTBEAT_TTL_MS : 0;
+  for (size_t i = 0; rc == 0 && !s->workers_hidden && ws->type == REDIS_REPLY_ARRAY && i + 1 < ws->elements; i += 2)
+    if (rtq__reply_u64(ws->element[i + 1]) >= since) s->workers_alive++;
+  if (rc == 0 && !s->workers_hidden) {
+    uint64_t *running = nq > 0 ? calloc(nq, sizeof *running) : NULL;
+    bool partial = false;
+    rc = nq > 0 && running == NULL ? RTQ_ENOMEM : count_running(c, conn, names, nq, ws, 2, running, &partial);
+    for (size_t i = 0; rc == 0 && i < nq; i++) s->by_status[RTQ_STATUS_RUNNING] += running[i];
+    free(running);
+  }
+  s->running = s->by_status[RTQ_STATUS_RUNNING];
+  rtq__pipe2_free(cmds, r, n);
+  return rc;
+}
+
+int rtq__get_stats2(rtq_client *c, rtq_stats **out) {
+  char **names = NULL;
+  size_t nq = 0;
+  int rc = rtq__queues2_read(c, &names, &nq);
+  if (rc != 0) return rc;
+  rtq_stats *s = calloc(1, sizeof *s);
+  rtq_conn *conn = NULL;
+  rc = s != NULL ? rtq__pool_get(c, &conn) : RTQ_ENOMEM;
+  if (rc == 0) rc = stats_read(c, conn, names, nq, s);
+  if (conn != NULL) rtq__pool_put(c, conn);
+  rtq__queues2_free(names, nq);
+  if (rc != 0) {
+    if (rc == RTQ_ENOMEM) rtq__client_err(c, "out of memory");
+    rtq_stats_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+/* ---- rtq_get_queue_loads ---- */
+
+/* Round trip 1: TIME, the workers, and per queue ZCARD delayed and the
+ * next id a worker takes (LINDEX q -1: producers LPUSH). */
+static int loads_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rtq_queue_loads *l) {
+  size_t n = 2 + 2 * nq;
+  rtq_argv *cmds = calloc(n, sizeof *cmds);
+  redisReply **r = calloc(n, sizeof *r);
+  if (cmds == NULL || r == NULL) {
+    rtq__pipe2_free(cmds, r, 0);
+    return RTQ_ENOMEM;
+  }
+  cmd2(&cmds[0], "TIME", (rtq_key2){0});
+  cmd2(&cmds[1], "ZRANGE", rtq_keys2_workers(&c->keys2));
+  rtq_argv_add_str(&cmds[1], "0");
+  rtq_argv_add_i64(&cmds[1], MAX_WORKERS - 1);
+  for (size_t i = 0; i < nq; i++) {
+    cmd2(&cmds[2 + 2 * i], "ZCARD", rtq_keys2_delayed(&c->keys2, names[i]));
+    cmd2(&cmds[3 + 2 * i], "LINDEX", rtq_keys2_queue(&c->keys2, names[i]));
+    rtq_argv_add_str(&cmds[3 + 2 * i], "-1");
+  }
+  int rc = rtq__pipe2(c, conn, cmds, n, r);
+  if (rc == 0 && time_of(r[0], &l->now) != 0) {
+    rtq__client_err(c, "unexpected TIME reply");
+    rc = RTQ_EREDIS;
+  }
+  uint64_t *running = nq > 0 ? calloc(nq, sizeof *running) : NULL;
+  if (rc == 0 && nq > 0 && running == NULL) rc = RTQ_ENOMEM;
+  if (rc == 0) rc = count_running(c, conn, names, nq, r[1], 1, running, &l->running_partial);
+  /* Round trip 3: the created_at of each queue's next task. */
+  rtq_argv *heads = nq > 0 ? calloc(nq, sizeof *heads) : NULL;
+  redisReply **hr = nq > 0 ? calloc(nq, sizeof *hr) : NULL;
+  if (rc == 0 && nq > 0 && (heads == NULL || hr == NULL)) rc = RTQ_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < nq; i++) {
+    rtq_queue_load *q = &l->queues[l->count++];
+    strcpy(q->name, names[i]);
+    q->running = running[i];
+    q->delayed = rtq__reply_u64(r[2 + 2 * i]);
+    const redisReply *id = r[3 + 2 * i];
+    rtq_key2 k = {0};
+    if (id != NULL && id->type == REDIS_REPLY_STRING && strlen(id->str) == id->len)
+      k = rtq_keys2_task(&c->keys2, names[i], id->str);
+    if (k.len == 0) {
+      cmd2(&heads[i], "PING", k); /* keeps the replies in step */
+      continue;
+    }
+    cmd2(&heads[i], "HGET", k);
+    rtq_argv_add_str(&heads[i], "c");
+  }
+  if (rc == 0 && nq > 0) rc = rtq__pipe2(c, conn, heads, nq, hr);
+  for (size_t i = 0; rc == 0 && i < nq; i++)
+    if (hr[i] != NULL && hr[i]->type == REDIS_REPLY_STRING) l->queues[i].oldest_pending_at = rtq__reply_u64(hr[i]);
+  rtq__pipe2_free(heads, hr, heads != NULL && hr != NULL ? nq : 0);
+  free(running);
+  rtq__pipe2_free(cmds, r, n);
+  return rc;
+}
+
+int rtq__get_queue_loads2(rtq_client *c, rtq_queue_loads **out) {
+  char **names = NULL;
+  size_t nq = 0;
+  int rc = rtq__queues2_read(c, &names, &nq);
+  if (rc != 0) return rc;
+  rtq_queue_loads *l = calloc(1, sizeof *l);
+  if (l != NULL && nq > 0 && (l->queues = calloc(nq, sizeof *l->queues)) == NULL) {
+    free(l);
+    l = NULL;
+  }
+  rtq_conn *conn = NULL;
+  rc = l != NULL ? rtq__pool_get(c, &conn) : RTQ_ENOMEM;
+  if (rc == 0) rc = loads_read(c, conn, names, nq, l);
+  if (conn != NULL) rtq__pool_put(c, conn);
+  rtq__queues2_free(names, nq);
+  if (rc != 0) {
+    if (rc == RTQ_ENOMEM) rtq__client_err(c, "out of memory");
+    rtq_queue_loads_free(l);
+    return rc;
+  }
+  *out = l;
+  return 0;
+}
