@@ -301,6 +301,23 @@ int rtq__call2_handback(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const ch
   return end(&c);
 }
 
+int rtq__call2_dead_requeue(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
+                            rtq__bytes2 record) {
+  call c;
+  begin(&c, a, k, queue, RTQ_SCRIPT2_DEAD_REQUEUE, 5, use_eval);
+  key(&c, rtq_keys2_dead(k, queue));
+  key(&c, rtq_keys2_queue(k, queue));
+  done(&c, RTQ_STATUS_FAILED);
+  done(&c, RTQ_STATUS_TIMEOUT);
+  done(&c, RTQ_STATUS_CANCELLED);
+  bytes(&c, record.p, record.len);
+  str(&c, queue);
+  events(&c);
+  task_prefix(&c);
+  side_prefix(&c);
+  return end(&c);
+}
+
 int rtq__call2_deadletter(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
                           rtq__bytes2 entry, const char *code, const char *reason,
                           const char *worker_id, bool from_delayed, const rtq__keep2 *kp) {

@@ -261,6 +261,15 @@ int rtq__call2_delete(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char
 /* The three integers of purge's and delete's replies. */
 int rtq__reply2_counts(const redisReply *r, int64_t out[3]);
 
+/* ---- dead letters ---- */
+
+/* The task of one dead letter of queue back to pending (dead_requeue.lua;
+ * record: the letter's exact bytes as read from the queue's dead list).
+ * Reply: {'ok', id} | {'gone'} | {'notask', id} | {'bad', id, why} |
+ * {'state', id, status}: rtq__reply2_tag reads it. */
+int rtq__call2_dead_requeue(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
+                            rtq__bytes2 record);
+
 /* ---- namespace scripts ---- */
 
 /* Value type: one field of a worker record. */

@@ -30,7 +30,8 @@
   XX(PURGE, purge)            \
   XX(DELETE, delete)          \
   XX(HEARTBEAT, heartbeat)    \
-  XX(LEASE, lease)
+  XX(LEASE, lease)            \
+  XX(DEAD_REQUEUE, dead_requeue)
 
 typedef enum rtq_script2_id {
 #define RTQ__SCRIPT2_ENUM(up, low) RTQ_SCRIPT2_##up,

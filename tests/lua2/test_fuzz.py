@@ -80,6 +80,9 @@ def valid_calls(q, r, rnd):
     out.append(("prune", [q.done("completed")], [q.k("t:"), "10"]))
     out.append(("heartbeat", ["{rtq}:worker:" + W, "{rtq}:workers"], [W, "5000", "host", "h"]))
     out.append(("lease", ["{rtq}:lease"], ["b1", "5000", "acquire"]))
+    letters = r.lrange(q.k("dead"), 0, 2)
+    out.append(("dead_requeue", [q.k("dead"), q.k("q"), q.done("failed"), q.done("timeout"), q.done("cancelled")],
+                [rnd.choice(letters) if letters else b"\x80", "default", q.ev, q.k("t:"), q.k("x:")]))
     return out
 
 
@@ -143,7 +146,7 @@ def test_fuzz_every_script(r, q):
         if n % 250 == 249:  # start again from a small namespace
             fresh_namespace(r, q)
     assert errors > CALLS // 3 and written > CALLS // 10, (errors, written)
-    assert len(tally) == 18 and all(ok and failed for ok, failed in tally.values()), tally
+    assert len(tally) == len(q.s.body) and all(ok and failed for ok, failed in tally.values()), tally
     msgs = sub.drain(0.5)
     assert msgs, "no message was published"
     for ch, m in msgs:

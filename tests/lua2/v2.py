@@ -116,6 +116,11 @@ class Queue:
                            [entry, code, reason, wid, self.name, str(self.defttl), self.hist, str(self.cap),
                             self.ev, self.k("t:"), self.k("x:"), self.k("w:")])
 
+    def dead_requeue(self, record):
+        return self.s.call("dead_requeue", [self.k("dead"), self.k("q"), self.done("failed"), self.done("timeout"),
+                                            self.done("cancelled")],
+                           [record, self.name, self.ev, self.k("t:"), self.k("x:")])
+
     def recover(self, wid, entries, most=3, grace=1000):
         keys = [self.k("p:" + wid), self.k("q"), self.k("dead"), self.k("stats"), self.k("delayed"),
                 self.done("failed"), self.done("cancelled"), self.done("timeout"), self.k("slots")]
