@@ -231,6 +231,14 @@ int rtq__get_queue_loads2(rtq_client *c, rtq_queue_loads **out);
 int rtq__get_run_times2(rtq_client *c, const char *const *queues, size_t n, rtq_run_times *t);
 int rtq__throughput2_record(rtq_client *c, int *recorded);
 
+/* Dead letters across the queues' lists (dead2.c): the public calls'
+ * work once their arguments are checked. */
+int rtq__dead2_list(rtq_client *c, size_t offset, size_t limit, rtq_dead_letters **out);
+int rtq__dead2_get(rtq_client *c, size_t index, rtq_dead_letter **out);
+int rtq__dead2_requeue(rtq_client *c, size_t index, const char *expect_id, const char *queue, char **id_out);
+int rtq__dead2_requeue_all(rtq_client *c, const char *queue, rtq_dead_counts *n);
+int rtq__dead2_purge(rtq_client *c, const char *queue, rtq_dead_counts *n);
+
 /* The v2 event stream behind an rtq_subscription (sub2.c). */
 typedef struct rtq__sub2 rtq__sub2;
 int rtq__sub2_open(rtq_client *c, rtq__sub2 **out);

@@ -135,6 +135,7 @@ RTQ_EXTERN int rtq_dead_list(rtq_client *c, size_t offset, size_t limit, rtq_dea
     rtq__client_err(c, "limit %zu over %d, or offset out of range", limit, RTQ_DEAD_MAX_LIMIT);
     return RTQ_ERANGE;
   }
+  if (c->protocol == 2) return rtq__dead2_list(c, offset, limit, out);
   rtq_key k = rtq_keys_dead(&c->keys);
   rtq_argv a;
   rtq_argv_init(&a);
@@ -216,6 +217,7 @@ RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) 
   if (out != NULL) *out = NULL;
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
+  if (c->protocol == 2) return rtq__dead2_get(c, index, out);
   redisReply *r = NULL;
   int rc = rtq__dead_index(c, index, &r);
   rtq_dead_letter *d = NULL;

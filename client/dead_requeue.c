@@ -150,6 +150,7 @@ static int requeue_at(rtq_client *c, size_t index, const char *expect_id, const 
   rtq__client_clear_err(c);
   if (queue != NULL && rtq__check_name(c, "queue", queue) != 0) return RTQ_EINVAL;
   if (expect_id != NULL && rtq__check_name(c, "task id", expect_id) != 0) return RTQ_EINVAL;
+  if (c->protocol == 2) return rtq__dead2_requeue(c, index, expect_id, queue, id_out);
   redisReply *r = NULL;
   int rc = rtq__dead_index(c, index, &r);
   if (rc == 0 && expect_id != NULL) {
@@ -261,7 +262,7 @@ RTQ_EXTERN int rtq_dead_requeue_all(rtq_client *c, const char *queue, rtq_dead_c
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (queue != NULL && rtq__check_name(c, "queue", queue) != 0) return RTQ_EINVAL;
-  int rc = walk(c, queue, visit_requeue, &n);
+  int rc = c->protocol == 2 ? rtq__dead2_requeue_all(c, queue, &n) : walk(c, queue, visit_requeue, &n);
   if (rc == 0) rtq__client_clear_err(c); /* a refusal's detail is not an error */
   if (out != NULL) *out = n;
   return rc;
@@ -339,7 +340,9 @@ RTQ_EXTERN int rtq_dead_purge(rtq_client *c, const char *queue, rtq_dead_counts 
   if (c == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
   if (queue != NULL && rtq__check_name(c, "queue", queue) != 0) return RTQ_EINVAL;
-  int rc = queue == NULL ? purge_all(c, &n) : walk(c, queue, visit_purge, &n);
+  int rc = c->protocol == 2 ? rtq__dead2_purge(c, queue, &n)
+           : queue == NULL  ? purge_all(c, &n)
+                            : walk(c, queue, visit_purge, &n);
   if (out != NULL) *out = n;
   return rc;
 }

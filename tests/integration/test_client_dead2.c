@@ -1,0 +1,207 @@
+/*
+ * test_client_dead2.c - the dead-letter calls under protocol 2 on a
+ * private redis-server: letters of two queues listed as one list (queues
+ * in name order, each newest first), read, requeued (a failed task back to
+ * pending; a letter without a task hash kept), requeued in bulk and
+ * purged. Workers are played with the v2 scripts' call builders.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "calls2.h"
+#include "client_internal.h"
+#include "harness.h"
+#include "keys2.h"
+#include "scripts2.h"
+
+#define W "w1"
+
+static rtq_client *CL;
+static rtq_conn *C;
+static rtq_keys2 K;
+static rtq_argv A;
+static const rtq__keep2 KEEP = {.result_ttl_s = 86400, .history = true, .cap = 10000};
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  o.protocol = 2;
+  if (rtq_client_new(&o, &CL) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  C = rtq_test_conn();
+  assert_int_equal(rtq_scripts2_load(C), 0);
+  assert_int_equal(rtq_keys2_init(&K, "rtq"), 0);
+  rtq_argv_init(&A);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_argv_destroy(&A);
+  rtq_client_free(CL);
+  rtq_conn_free(C);
+  return 0;
+}
+
+static void run(int built) {
+  assert_int_equal(built, 0);
+  redisReply *r = NULL;
+  int rc = rtq_script2_run(C, &A, &r);
+  if (rc != 0) fail_msg("%s refused: %s", A.argv[0], r != NULL && r->str ? r->str : rtq_strerror(rc));
+  freeReplyObject(r);
+}
+
+/* Tasks "<prefix>0".."<prefix>n-1" of queue, taken by W. */
+static void running(const char *queue, const char *prefix, int n) {
+  assert_int_equal(rtq__queues2_register(CL, queue), 0);
+  rtq__create2_task t[8];
+  char ids[8][16];
+  memset(t, 0, sizeof t);
+  for (int i = 0; i < n; i++) {
+    snprintf(ids[i], sizeof ids[i], "%s%d", prefix, i);
+    t[i].id = ids[i];
+    t[i].name = "job";
+  }
+  run(rtq__call2_create(&A, &K, false, queue, t, n));
+  run(rtq__call2_take(&A, &K, false, queue, W, 300000, n, 1 << 20));
+}
+
+/* A worker dead-letters entry from its processing list of queue. */
+static void deadletter(const char *queue, const char *entry, const char *code) {
+  rtq_test_cmd_int(C, "LPUSH", rtq_keys2_processing(&K, queue, W).s, entry, NULL);
+  run(rtq__call2_deadletter(&A, &K, false, queue, (rtq__bytes2){entry, strlen(entry)}, code, "why", W, false,
+                            &KEEP));
+}
+
+static char *status(const char *queue, const char *id) {
+  return rtq_test_cmd_str(C, "HGET", rtq_keys2_task(&K, queue, id).s, "s", NULL);
+}
+
+static void assert_status(const char *queue, const char *id, const char *want) {
+  char *s = status(queue, id);
+  assert_non_null(s);
+  assert_string_equal(s, want);
+  free(s);
+}
+
+/* qa: A0 (then "ghost", no task hash); qb: B0, B1, then an entry that is
+ * not an id. Index order: ghost A0 | bad-entry B1 B0. */
+static void letters(void) {
+  running("qa", "A", 1);
+  running("qb", "B", 2);
+  deadletter("qa", "A0", "BAD_SIGNATURE");
+  deadletter("qa", "ghost", "NO_TASK_RECORD");
+  deadletter("qb", "B0", "BAD_SIGNATURE");
+  deadletter("qb", "B1", "BAD_SIGNATURE");
+  deadletter("qb", "not an id", "BAD_ID");
+}
+
+static void test_client_dead2_listed_across_queues(void **state) {
+  (void)state;
+  letters();
+  rtq_dead_letters *l;
+  assert_int_equal(rtq_dead_list(CL, 0, 0, &l), 0);
+  assert_int_equal(l->total, 5);
+  assert_int_equal(l->count, 5);
+  const char *ids[] = {"ghost", "A0", "", "B1", "B0"}, *queues[] = {"qa", "qa", "qb", "qb", "qb"};
+  for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(l->letters[i].index, i);
+    assert_string_equal(l->letters[i].id, ids[i]);
+    assert_string_equal(l->letters[i].queue, queues[i]);
+    assert_string_equal(l->letters[i].worker, W);
+    assert_null(l->letters[i].record_error);
+  }
+  assert_string_equal(l->letters[2].code, "BAD_ID");
+  assert_memory_equal(l->letters[2].payload, "not an id", 9);
+  char *json = NULL;
+  assert_int_equal(rtq_dead_letter_to_json(&l->letters[1], &json), 0);
+  assert_non_null(strstr(json, "\"queue\":\"qa\""));
+  free(json);
+  rtq_dead_letters_free(l);
+  /* A page across the boundary of the two lists. */
+  assert_int_equal(rtq_dead_list(CL, 1, 2, &l), 0);
+  assert_int_equal(l->count, 2);
+  assert_string_equal(l->letters[0].id, "A0");
+  assert_int_equal(l->letters[1].index, 2);
+  assert_string_equal(l->letters[1].queue, "qb");
+  rtq_dead_letters_free(l);
+  assert_int_equal(rtq_dead_list(CL, 5, 10, &l), 0);
+  assert_int_equal(l->count, 0);
+  assert_int_equal(l->total, 5);
+  rtq_dead_letters_free(l);
+  rtq_dead_letter *d;
+  assert_int_equal(rtq_dead_get(CL, 3, &d), 0);
+  assert_string_equal(d->id, "B1");
+  rtq_dead_letter_free(d);
+  assert_int_equal(rtq_dead_get(CL, 5, &d), RTQ_ENOTFOUND);
+  rtq_stats *st;
+  assert_int_equal(rtq_get_stats(CL, &st), 0);
+  assert_int_equal(st->dead, 5);
+  rtq_stats_free(st);
+}
+
+static void test_client_dead2_requeue_across_queues(void **state) {
+  (void)state;
+  letters();
+  assert_status("qb", "B1", "failed");
+  /* The index of another letter, or a letter of another queue: nothing. */
+  assert_int_equal(rtq_dead_requeue_if(CL, 3, "B0", NULL, NULL), RTQ_ESTATE);
+  assert_int_equal(rtq_dead_requeue(CL, 3, "qa", NULL), RTQ_ENOTFOUND);
+  char *id = NULL;
+  assert_int_equal(rtq_dead_requeue_if(CL, 3, "B1", "qb", &id), 0);
+  assert_string_equal(id, "B1");
+  free(id);
+  assert_status("qb", "B1", "pending");
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "qb").s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_dead(&K, "qb").s, NULL), 2);
+  /* No task hash: refused, the letter kept. */
+  assert_int_equal(rtq_dead_requeue(CL, 0, NULL, NULL), RTQ_ESTATE);
+  assert_non_null(strstr(rtq_client_errstr(CL), "no record"));
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_dead(&K, "qa").s, NULL), 2);
+  /* Not an id: refused, kept. */
+  assert_int_equal(rtq_dead_requeue(CL, 2, NULL, NULL), RTQ_EDECODE);
+  /* A record that does not decode: refused, kept. */
+  rtq_test_cmd_int(C, "LPUSH", rtq_keys2_dead(&K, "qb").s, "junk", NULL);
+  assert_int_equal(rtq_dead_requeue(CL, 2, NULL, NULL), RTQ_EDECODE); /* "junk" is qb's newest now */
+
+  /* In bulk: A0 and B0 go back; ghost, the bad entry and junk stay. */
+  rtq_dead_counts n;
+  assert_int_equal(rtq_dead_requeue_all(CL, NULL, &n), 0);
+  assert_int_equal(n.done, 2);
+  assert_int_equal(n.refused, 3);
+  assert_status("qa", "A0", "pending");
+  assert_status("qb", "B0", "pending");
+  rtq_dead_letters *l;
+  assert_int_equal(rtq_dead_list(CL, 0, 0, &l), 0);
+  assert_int_equal(l->total, 3);
+  assert_string_equal(l->letters[0].id, "ghost");
+  rtq_dead_letters_free(l);
+
+  /* Purge one queue, then all. */
+  assert_int_equal(rtq_dead_purge(CL, "qb", &n), 0);
+  assert_int_equal(n.done, 2);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_dead(&K, "qa").s, NULL), 1);
+  assert_int_equal(rtq_dead_purge(CL, NULL, &n), 0);
+  assert_int_equal(n.done, 1);
+  assert_int_equal(rtq_dead_list(CL, 0, 0, &l), 0);
+  assert_int_equal(l->total, 0);
+  rtq_dead_letters_free(l);
+  assert_int_equal(rtq_dead_purge(CL, "bad queue", &n), RTQ_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_client_dead2_listed_across_queues, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_dead2_requeue_across_queues, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
