@@ -25,6 +25,11 @@ extern const uint64_t rtq__run_bound_us[RTQ__RUN_BUCKETS - 1];
 /* The field names of P:runtime:<queue>, "0.005" .. "+Inf". */
 extern const char *const rtq__run_le[RTQ__RUN_BUCKETS];
 
+/* Protocol 2's field names of {ns:Q}:rt for the same buckets, "le_0.005"
+ * .. "le_600", "le_inf" (field names must be valid names: no '+'); the
+ * hash also holds "count" and "sum_ms". */
+extern const char *const rtq__run_le2[RTQ__RUN_BUCKETS];
+
 /* The bucket of a run of us microseconds: the first whose bound is >= us. */
 int rtq__run_bucket(uint64_t us);
 

@@ -127,6 +127,12 @@ void rtq__cancel_tick(rtq_worker *w, uint64_t now) {
       rtq__job_kill_handler(w, j);
   }
   if (now >= w->next_cancel_check && !w->cancel_check_in_flight && rtq__rconn_up(w->cmd)) {
+    if (w->protocol == 2) {
+      /* One read per running task: less often than protocol 1's one MGET. */
+      w->next_cancel_check = now + RTQ__CANCEL_CHECK2_MS;
+      rtq__cancel2_check(w);
+      return;
+    }
     w->next_cancel_check = now + RTQ__CANCEL_CHECK_MS;
     check_flags(w);
   }

@@ -118,6 +118,10 @@ static void on_pop(rtq_worker *w, redisReply *r, void *pd) {
 }
 
 void rtq__claim_pump(rtq_worker *w) {
+  if (w->protocol == 2) {
+    rtq__claim2_pump(w);
+    return;
+  }
   if (w->phase != RTQ__RUN || w->round != NULL || !w->hb_ok || !w->paused_known) return;
   if (w->need_reconcile || w->reconcile_in_flight) return;
   if (!rtq__rconn_up(w->pop) || !rtq__rconn_up(w->cmd)) return;
@@ -193,6 +197,10 @@ static void on_ignore(rtq_worker *w, redisReply *r, void *pd) {
 }
 
 void rtq__claim_unblock(rtq_worker *w) {
+  if (w->protocol == 2) {
+    rtq__claim2_unblock(w);
+    return;
+  }
   long long id = rtq__rconn_client_id(w->pop);
   if (w->round == NULL || !w->round->blocking || id <= 0 || !rtq__rconn_up(w->cmd)) return;
   rtq_argv_reset(&w->argv);
@@ -206,6 +214,10 @@ void rtq__claim_unblock(rtq_worker *w) {
  * end it so the others are probed (repeated each tick until it ends, since
  * an UNBLOCK that overtakes its BLMOVE does nothing). */
 void rtq__claim_tick(rtq_worker *w, uint64_t now) {
+  if (w->protocol == 2) {
+    rtq__claim2_tick(w, now);
+    return;
+  }
   if (w->queues.n < 2 || w->round == NULL || !w->round->blocking) return;
   if (now < w->round->sent_at + (uint64_t)w->o.poll_ms) return;
   rtq__claim_unblock(w);
@@ -578,6 +590,10 @@ static void on_reconcile(rtq_worker *w, redisReply *r, void *pd) {
 }
 
 void rtq__reconcile_pump(rtq_worker *w) {
+  if (w->protocol == 2) {
+    rtq__reconcile2_pump(w);
+    return;
+  }
   if (!w->need_reconcile || w->reconcile_in_flight || w->round != NULL || w->claims_in_flight > 0) return;
   if (!rtq__rconn_up(w->cmd) || rtq__mono_ms() < w->reconcile_at) return;
   rtq_argv_reset(&w->argv);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "calls.h"
+#include "calls2.h"
 #include "defaults.h"
 #include "internal.h"
 #include "log.h"
@@ -145,7 +146,7 @@ void rtq__requeue(rtq_worker *w, rtq__job *j) {
 
 /* ---- finish.lua ---- */
 
-static uint64_t jitter_ms(rtq_worker *w) {
+uint64_t rtq__jitter_ms(rtq_worker *w) {
   /* xorshift64: spreads retries of tasks that failed together. */
   w->rng ^= w->rng << 13;
   w->rng ^= w->rng >> 7;
@@ -164,6 +165,9 @@ typedef struct finishset {
  * whole command in memory before the script runs, and a resend after a
  * lost connection must not meet the same giant call again and again. */
 #define FINISH_BATCH_BYTES (8u * 1024u * 1024u)
+/* Protocol 2's finish takes at most 256 KiB of values per call of several
+ * tasks; the margin covers the short fields outcome_bytes leaves out. */
+#define FINISH2_BATCH_BYTES (240u * 1024u)
 
 static size_t outcome_bytes(const rtq__outcome *o) {
   return o->result_len + o->details_len + (o->traceback ? strlen(o->traceback) : 0) +
@@ -281,6 +285,12 @@ static void want_wait(rtq_worker *w, const finishset *fs) {
 }
 
 static int send_finishes(rtq_worker *w, finishset *fs) {
+  if (w->protocol == 2) {
+    int rc = rtq__finish2_argv(w, fs->jobs, fs->n, true, rtq__jitter_ms);
+    if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
+    if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, fs);
+    return rc;
+  }
   char pct[16];
   rtq__run_group *runs = NULL;
   int nruns = run_groups(fs, &runs);
@@ -303,7 +313,7 @@ static int send_finishes(rtq_worker *w, finishset *fs) {
       rtq__finish_field_str(&t, "progress_message", j->prog.msg);
     }
     if (o->status == RTQ_STATUS_FAILED) {
-      snprintf(jitter, sizeof jitter, "%" PRIu64, jitter_ms(w));
+      snprintf(jitter, sizeof jitter, "%" PRIu64, rtq__jitter_ms(w));
       rtq__finish_field_str(&t, "jitter", jitter);
     }
     rc = rtq__call_finish_task(&w->argv, &t);
@@ -382,6 +392,10 @@ static void on_finishes(rtq_worker *w, redisReply *r, void *pd) {
 static void on_requeue(rtq_worker *w, redisReply *r, void *pd);
 
 static int send_requeue(rtq_worker *w, rtq__job *j) {
+  if (w->protocol == 2) {
+    int rc = rtq__requeue2_argv(w, j);
+    return rc != 0 ? rc : rtq__rconn_send(w->cmd, &w->argv, on_requeue, j, 0);
+  }
   int rc = rtq__call_requeue(&w->argv, &w->keys, w->use_eval, j->id, j->e.queue, j->env,
                              j->env_len, w->id, j->attempt);
   return rc != 0 ? rc : rtq__rconn_send(w->cmd, &w->argv, on_requeue, j, 0);
@@ -452,14 +466,24 @@ void rtq__complete_pump(rtq_worker *w) {
       j->in_flight = true;
       continue;
     }
+    /* Protocol 2: a finish call holds one queue's tasks, at most 64 and
+     * FINISH2_BATCH_BYTES of outcomes (the script refuses more). */
+    size_t bytes = outcome_bytes(&j->out) + (j->prog.msg ? strlen(j->prog.msg) : 0);
+    if (w->protocol == 2 && fs != NULL && fs->n > 0 &&
+        (strcmp(fs->jobs[0]->queue, j->queue) != 0 || fs->bytes + bytes > FINISH2_BATCH_BYTES) &&
+        flush_finishes(w, &fs) != 0) {
+      rtq__wq_push(w, j);
+      break;
+    }
     if (fs == NULL && (fs = malloc(sizeof *fs)) != NULL) fs->n = 0, fs->bytes = 0;
     if (fs == NULL) {
       rtq__wq_push(w, j);
       break;
     }
     fs->jobs[fs->n++] = j;
-    fs->bytes += outcome_bytes(&j->out);
-    if ((fs->n == RTQ__BATCH_MAX || fs->bytes >= FINISH_BATCH_BYTES) && flush_finishes(w, &fs) != 0)
+    fs->bytes += bytes;
+    int most = w->protocol == 2 ? RTQ__V2_MAX_TASKS : RTQ__BATCH_MAX;
+    if ((fs->n == most || fs->bytes >= FINISH_BATCH_BYTES) && flush_finishes(w, &fs) != 0)
       break;
   }
   (void)flush_finishes(w, &fs);

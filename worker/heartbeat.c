@@ -94,8 +94,10 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
   if (w->o.wait_replicas > 0)
     fields[nfields++] = (rtq__hb_field){"unreplicated", u64s(w->n_unreplicated, unreplicated)};
   if (w->stop_reason[0] != '\0') fields[nfields++] = (rtq__hb_field){"stop_reason", w->stop_reason};
-  if (rtq__call_heartbeat(&w->argv, &w->keys, w->use_eval, w->id, w->o.heartbeat_ttl_ms, fields,
-                          nfields) != 0 ||
+  int rc = w->protocol == 2 ? rtq__heartbeat2_argv(w, fields, nfields)
+                            : rtq__call_heartbeat(&w->argv, &w->keys, w->use_eval, w->id, w->o.heartbeat_ttl_ms,
+                                                  fields, nfields);
+  if (rc != 0 ||
       rtq__rconn_send(w->cmd, &w->argv, on_heartbeat, NULL, 0) != 0)
     return;
   w->hb_in_flight = true;

@@ -30,11 +30,14 @@
 #include <sys/types.h>
 
 #include "argv.h"
+#include "calls.h"
+#include "calls2.h"
 #include "conn.h"
 #include "envelope.h"
 #include "frame.h"
 #include "job_state.h"
 #include "keys.h"
+#include "keys2.h"
 #include "loop.h"
 #include "progress.h"
 #include "outcome.h"
@@ -43,6 +46,8 @@
 #include "rtq/worker.h"
 
 #define RTQ__CANCEL_CHECK_MS 1000
+/* Protocol 2 reads the `cr` field of each running task this often. */
+#define RTQ__CANCEL_CHECK2_MS 3000
 #define RTQ__RETRY_WRITE_MS 1000
 /* Most tasks in one claim.lua or finish.lua call (Lua's unpack is bounded). */
 #define RTQ__BATCH_MAX 256
@@ -156,6 +161,7 @@ typedef struct rtq__handler {
 
 typedef struct rtq__pool rtq__pool;
 typedef struct rtq__round rtq__round;
+typedef struct rtq__round2 rtq__round2;
 
 /* Shutdown phases. */
 enum { RTQ__START, RTQ__RUN, RTQ__GRACE, RTQ__DRAIN, RTQ__CLEANUP, RTQ__DONE };
@@ -234,6 +240,17 @@ struct rtq_worker {
   int trim_rounds;               /* pop rounds left before a heap trim */
   uint64_t trim_at;              /* mono ms of the next heap trim; 0 none */
   char errstr[256];
+  /* protocol 2 (claim2.c and the other *2.c files): the per-queue keys
+   * the worker sends outside the scripts (BLMOVE, LRANGE), the round in
+   * flight, and until when each queue's limit allows no claim (mono ms) */
+  int protocol;                  /* 1 or 2 */
+  rtq_keys2 keys2;
+  rtq_key2 *k2_queue, *k2_proc;  /* per queue */
+  uint64_t *limited_until;       /* per queue */
+  rtq__round2 *round2;
+  int reconcile_replies;         /* LRANGE replies owed (one per queue) */
+  long reconcile_len;            /* entries those replies listed so far */
+
   /* counters for logs and tests */
   uint64_t n_claimed, n_finished, n_dead, n_stale;
   /* wait_replicas (complete.c): the tasks of finish calls sent since the
@@ -360,5 +377,37 @@ void rtq__shutdown_begin(rtq_worker *w, bool hurry);
  * worker record, the stop is graceful, and rtq_worker_run returns rc. */
 void rtq__shutdown_retire(rtq_worker *w, int rc, const char *reason);
 void rtq__shutdown_tick(rtq_worker *w, uint64_t now);
+
+/* ---- protocol 2 (the *2.c files; see claim2.c) ---- */
+
+/* True while a claim round of either protocol is in flight. */
+static inline bool rtq__round_in_flight(const rtq_worker *w) { return w->round != NULL || w->round2 != NULL; }
+/* claim2.c */
+void rtq__claim2_pump(rtq_worker *w);
+void rtq__claim2_unblock(rtq_worker *w);
+void rtq__claim2_tick(rtq_worker *w, uint64_t now);
+void rtq__reconcile2_pump(rtq_worker *w);
+/* The index of the worker's queue name, or -1. */
+int rtq__queue_index(const rtq_worker *w, const char *name);
+/* steps2.c */
+/* How ended tasks are kept (result_ttl_s, history, max_history). */
+rtq__keep2 rtq__keep2_of(const rtq_worker *w);
+/* entry (len bytes, as read from queue's processing list) to {ns:Q}:dead. */
+void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_t len, const char *code,
+                      const char *reason);
+/* A claimed task whose name no handler here serves: handback, or
+ * UNKNOWN_TASK (unknown_task_requeue off, or handed back too often). */
+void rtq__unknown_task2(rtq_worker *w, const char *queue, const char *id, const char *name, uint32_t attempt);
+/* Builds the call in w->argv: 0 or the builders' returns. */
+int rtq__progress2_argv(rtq_worker *w, const rtq__job *j);
+int rtq__heartbeat2_argv(rtq_worker *w, const rtq__hb_field *fields, int n);
+/* One HGET of `cr` per running task not being stopped. */
+void rtq__cancel2_check(rtq_worker *w);
+/* complete2.c: 1..64 jobs of one queue; their runs counted when count_runs. */
+int rtq__finish2_argv(rtq_worker *w, rtq__job *const *jobs, int n, bool count_runs,
+                      uint64_t (*jitter)(rtq_worker *));
+int rtq__requeue2_argv(rtq_worker *w, const rtq__job *j);
+/* complete.c: the jitter added to a retry's backoff. */
+uint64_t rtq__jitter_ms(rtq_worker *w);
 
 #endif

@@ -79,6 +79,8 @@ static const char usage[] =
     "  --wait-replicas N         after each finish call, WAIT for N replicas (RTQ_WAIT_REPLICAS;\n"
     "                            default 0: none); fewer are logged and counted\n"
     "  --wait-timeout MS         that WAIT's timeout in ms (RTQ_WAIT_TIMEOUT; default 1000)\n"
+    "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 1); the worker\n"
+    "                            refuses to start on a namespace of the other protocol\n"
     "  --health-file PATH        touched after each heartbeat Redis accepted\n"
     "                            (RTQ_HEALTH_FILE; default /tmp/rtq-worker.health)\n"
     "  --health [--max-age DUR]  exit 0 when that file is fresh (default 15s), else 1\n"
@@ -92,7 +94,7 @@ enum {
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
   OPT_PAYLOAD, OPT_STACK, OPT_ABANDONED, OPT_PRINT, OPT_EXEC, OPT_EXEC_POOL, OPT_EXEC_ONESHOT, OPT_HELP,
-  OPT_VERSION, OPT_WAIT_REPLICAS, OPT_WAIT_TIMEOUT
+  OPT_VERSION, OPT_WAIT_REPLICAS, OPT_WAIT_TIMEOUT, OPT_PROTOCOL
 };
 
 static const struct option longopts[] = {
@@ -147,6 +149,7 @@ static const struct option longopts[] = {
     {"wait_replicas", required_argument, NULL, OPT_WAIT_REPLICAS},
     {"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
     {"wait_timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
+    {"protocol", required_argument, NULL, OPT_PROTOCOL},
     {"print-config", no_argument, NULL, OPT_PRINT},
     {"exec", required_argument, NULL, OPT_EXEC},
     {"exec-pool", required_argument, NULL, OPT_EXEC_POOL},
@@ -175,7 +178,7 @@ typedef struct cli {
 static const char *const worker_settings[] = {
     "max_concurrent_tasks", "default_timeout", "task_result_ttl", "enable_task_history",
     "log_level",            "max_task_history", "redis_url",      "redis_url_file",
-    "namespace",            "wait_replicas",    "wait_timeout",   NULL};
+    "namespace",            "wait_replicas",    "wait_timeout",   "protocol",       NULL};
 
 static int die_usage(const char *fmt, const char *arg) {
   fprintf(stderr, "rtq-worker: ");
@@ -269,6 +272,7 @@ static int parse_flags(cli *c, int argc, char **argv) {
       case OPT_LOG: rc = set_cfg(c, "log_level", optarg); break;
       case OPT_WAIT_REPLICAS: rc = set_cfg(c, "wait_replicas", optarg); break;
       case OPT_WAIT_TIMEOUT: rc = set_cfg(c, "wait_timeout", optarg); break;
+      case OPT_PROTOCOL: rc = set_cfg(c, "protocol", optarg); break;
       case OPT_DEMO: c->demo = true; break;
       case OPT_PLUGIN:
         if (c->nplugins == 64) rc = die_usage("too many plugins (%s)", optarg);
@@ -373,6 +377,7 @@ int main(int argc, char **argv) {
   c.o.max_history = c.cfg.max_task_history;
   c.o.wait_replicas = c.cfg.wait_replicas;
   c.o.wait_timeout_ms = c.cfg.wait_timeout;
+  c.o.protocol = c.cfg.protocol;
   c.o.queues = c.nqueues ? c.queues : NULL;
   c.o.nqueues = c.nqueues;
   c.o.handle_signals = true;

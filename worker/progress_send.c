@@ -21,6 +21,10 @@ static void on_progress(rtq_worker *w, redisReply *r, void *pd) {
 
 static void send_progress(rtq_worker *w, rtq__job *j) {
   char pct[16];
+  if (w->protocol == 2) {
+    if (rtq__progress2_argv(w, j) == 0) (void)rtq__rconn_send(w->cmd, &w->argv, on_progress, NULL, 0);
+    return;
+  }
   if (rtq__call_progress(&w->argv, &w->keys, w->use_eval, j->id, w->id, j->attempt,
                          rtq__pct_format(j->prog.pct, pct), j->prog.msg) == 0)
     (void)rtq__rconn_send(w->cmd, &w->argv, on_progress, NULL, 0);

@@ -39,6 +39,7 @@
 #include "loop.h"
 #include "rtq/common.h"
 #include "scripts.h"
+#include "scripts2.h"
 #include "sentinel.h"
 
 #define BACKOFF_MIN_MS 100
@@ -280,11 +281,13 @@ static int queue_handshake(rtq__rconn *c) {
     rc = hs_send_fn(c, &a, on_role);
   }
   if (rc == 0 && c->kind == RTQ__CONN_CMD) {
-    for (int i = 0; i < RTQ_SCRIPT_COUNT && rc == 0; i++) {
+    bool v2 = c->cfg.protocol == 2;
+    int n = v2 ? RTQ_SCRIPT2_COUNT : RTQ_SCRIPT_COUNT;
+    for (int i = 0; i < n && rc == 0; i++) {
       rtq_argv_reset(&a);
       rtq_argv_add_str(&a, "SCRIPT");
       rtq_argv_add_str(&a, "LOAD");
-      rtq_argv_add_str(&a, rtq_script_body((rtq_script_id)i));
+      rtq_argv_add_str(&a, v2 ? rtq_script2_body((rtq_script2_id)i) : rtq_script_body((rtq_script_id)i));
       rc = hs_send(c, &a);
     }
   } else if (rc == 0 && c->kind == RTQ__CONN_POP) {

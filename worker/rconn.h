@@ -65,6 +65,7 @@ typedef struct rtq__rconn_cfg {
   rtq__message_fn on_message;  /* RTQ__CONN_SUB */
   rtq__conn_state_fn on_up;    /* may be NULL */
   rtq__conn_state_fn on_down;  /* may be NULL; only after an on_up */
+  int protocol;                /* 1 or 2: whose scripts the cmd handshake loads */
 } rtq__rconn_cfg;
 
 /* A connection that starts down; rtq__rconn_service() connects it. cfg is

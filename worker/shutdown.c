@@ -125,20 +125,20 @@ static bool unreachable_stop(rtq_worker *w, uint64_t now) {
 }
 
 static bool quiet(const rtq_worker *w) {
-  return w->njobs == 0 && w->round == NULL && w->claims_in_flight == 0 && !w->reconcile_in_flight &&
+  return w->njobs == 0 && !rtq__round_in_flight(w) && w->claims_in_flight == 0 && !w->reconcile_in_flight &&
          w->wq_head == NULL;
 }
 
 void rtq__shutdown_tick(rtq_worker *w, uint64_t now) {
   if (w->phase < RTQ__GRACE || w->phase == RTQ__DONE) return;
-  if (w->round != NULL && now >= w->last_unblock + UNBLOCK_EVERY_MS) {
+  if (rtq__round_in_flight(w) && now >= w->last_unblock + UNBLOCK_EVERY_MS) {
     rtq__claim_unblock(w);
     w->last_unblock = now;
   }
   if (unreachable_stop(w, now)) return;
   switch (w->phase) {
     case RTQ__GRACE:
-      if (w->busy == 0 && w->round == NULL) {
+      if (w->busy == 0 && !rtq__round_in_flight(w)) {
         enter_drain(w, now);
       } else if (now >= w->grace_deadline) {
         hand_back_running(w);

@@ -29,7 +29,9 @@
 #include "ids.h"
 #include "internal.h"
 #include "log.h"
+#include "proto.h"
 #include "scripts.h"
+#include "scripts2.h"
 
 void rtq_worker_options_init(rtq_worker_options *o) {
   memset(o, 0, sizeof *o);
@@ -132,8 +134,51 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
     return rtq__errf(RTQ_EINVAL, errbuf, errcap, "invalid isolation %d", (int)o->isolation);
   if (o->max_payload < 64)
     return rtq__errf(RTQ_EINVAL, errbuf, errcap, "max_payload must be at least 64 bytes");
+  if (o->protocol == 0) {
+    rtq_config cfg;
+    rtq_config_defaults(&cfg);
+    const char *env = getenv("RTQ_PROTOCOL");
+    if (env != NULL && env[0] != '\0' && rtq_config_set(&cfg, "protocol", env, errbuf, errcap) != 0)
+      return RTQ_EINVAL;
+    o->protocol = cfg.protocol;
+  }
+  if (o->protocol != 1 && o->protocol != 2)
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "invalid protocol %d: expected 1 or 2 (0: RTQ_PROTOCOL)",
+                     o->protocol);
   if (o->claim_batch == 0 || o->claim_batch > o->concurrency) o->claim_batch = o->concurrency;
   if (o->max_abandoned_threads == 0) o->max_abandoned_threads = o->concurrency;
+  return 0;
+}
+
+/* Protocol 2: the namespace keys the worker sends outside the scripts
+ * (the paused set, the cancel channel, the record's DEL and ZREM) go into
+ * the same fields as protocol 1's, and each queue gets its queue and
+ * processing list keys. */
+static int copy_key2(rtq_key *dst, rtq_key2 src) {
+  if (src.len == 0 || src.len >= sizeof dst->s) return RTQ_EINVAL;
+  memcpy(dst->s, src.s, src.len + 1);
+  dst->len = src.len;
+  return 0;
+}
+
+static int build_keys2(rtq_worker *w, char *errbuf, size_t errcap) {
+  if (rtq_keys2_init(&w->keys2, w->ns) != 0)
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "invalid namespace \"%.64s\"", w->ns);
+  if (copy_key2(&w->k_worker, rtq_keys2_worker(&w->keys2, w->id)) != 0 ||
+      copy_key2(&w->k_workers, rtq_keys2_workers(&w->keys2)) != 0 ||
+      copy_key2(&w->k_cancel_chan, rtq_keys2_chan_cancel(&w->keys2)) != 0 ||
+      copy_key2(&w->k_paused, rtq_keys2_paused(&w->keys2)) != 0)
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "worker id too long");
+  w->k2_queue = calloc((size_t)w->queues.n, sizeof *w->k2_queue);
+  w->k2_proc = calloc((size_t)w->queues.n, sizeof *w->k2_proc);
+  w->limited_until = calloc((size_t)w->queues.n, sizeof *w->limited_until);
+  if (w->k2_queue == NULL || w->k2_proc == NULL || w->limited_until == NULL) return RTQ_ENOMEM;
+  for (int i = 0; i < w->queues.n; i++) {
+    w->k2_queue[i] = rtq_keys2_queue(&w->keys2, w->queues.q[i].name);
+    w->k2_proc[i] = rtq_keys2_processing(&w->keys2, w->queues.q[i].name, w->id);
+    if (w->k2_queue[i].len == 0 || w->k2_proc[i].len == 0)
+      return rtq__errf(RTQ_EINVAL, errbuf, errcap, "queue key too long: %s", w->queues.q[i].name);
+  }
   return 0;
 }
 
@@ -158,7 +203,7 @@ static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   }
   if (w->k_processing.len == 0 || w->k_worker.len == 0)
     return rtq__errf(RTQ_EINVAL, errbuf, errcap, "worker id too long");
-  return 0;
+  return w->protocol == 2 ? build_keys2(w, errbuf, errcap) : 0;
 }
 
 static int make_conns(rtq_worker *w) {
@@ -172,6 +217,7 @@ static int make_conns(rtq_worker *w) {
       .on_message = rtq__cancel_on_message,
       .on_up = rtq__worker_on_conn_up,
       .on_down = rtq__worker_on_conn_down,
+      .protocol = w->protocol,
   };
   w->cmd = rtq__rconn_new(w, w->ev, RTQ__CONN_CMD, &cfg);
   w->pop = rtq__rconn_new(w, w->ev, RTQ__CONN_POP, &cfg);
@@ -208,6 +254,7 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
   w->o.nqueues = 0;
   if (rc == 0 && rtq_worker_id_new(w->id, sizeof w->id) != 0)
     rc = rtq__errf(RTQ_EINVAL, errbuf, errcap, "could not make a worker id");
+  w->protocol = w->o.protocol;
   if (rc == 0) rc = build_keys(w, errbuf, errcap);
   if (rc == 0 && gethostname(w->host, sizeof w->host - 1) != 0) snprintf(w->host, sizeof w->host, "unknown");
   if (rc == 0 && (w->ev = rtq__ev_new(w)) == NULL) rc = RTQ_ENOMEM;
@@ -240,6 +287,9 @@ void rtq_worker_free(rtq_worker *w) {
   rtq_argv_destroy(&w->argv);
   free(w->k_queue);
   free(w->queue_names);
+  free(w->k2_queue);
+  free(w->k2_proc);
+  free(w->limited_until);
   rtq__exec_free_all(w);
   free(w->handlers);
   free(w->redis_url);
@@ -296,8 +346,21 @@ static void startup_try(rtq_worker *w, uint64_t now) {
   int rc = rtq_conn_new(&co, &c, err, sizeof err);
   if (rc == 0) {
     (void)rtq_conn_check_eviction_policy(c);
-    rc = rtq_scripts_load(c);
-    if (rc != 0) snprintf(err, sizeof err, "%s", rtq_conn_errstr(c));
+    rc = rtq_proto_check(c, w->ns, w->protocol, err, sizeof err);
+    if (rc == RTQ_EPROTOCOL) {
+      /* Not a passing failure: the namespace belongs to the other protocol. */
+      rtq_conn_free(c);
+      rtq_log(RTQ_LOG_ERROR, "refusing to start", "error", err, NULL);
+      rtq__set_err(w, "%s", err);
+      w->exit_rc = RTQ_EPROTOCOL;
+      w->phase = RTQ__DONE;
+      rtq__ev_break(w->ev);
+      return;
+    }
+    if (rc == 0) {
+      rc = w->protocol == 2 ? rtq_scripts2_load(c) : rtq_scripts_load(c);
+      if (rc != 0) snprintf(err, sizeof err, "%s", rtq_conn_errstr(c));
+    }
     rtq_conn_free(c);
   }
   if (rc != 0) {

@@ -1,0 +1,339 @@
+/*
+ * test_worker_v2.c - rtq-worker under protocol 2 (--protocol 2), against
+ * the v2 keys and scripts: a claim of 64 tasks in one take call, bad and
+ * missing task hashes dead-lettered while the good tasks run, a queue at
+ * its rate limit left alone (Redis commands counted while the worker sits
+ * at the limit), a running task cancelled within the usual bound, a
+ * graceful shutdown handing its running task back, names without a
+ * handler (handback and UNKNOWN_TASK), and the refusal to start on a
+ * namespace holding protocol-1 data.
+ *
+ * Tasks are created with the create script's call builder (calls2.h),
+ * as a v2 producer does.
+ */
+#include "test_worker_util.h"
+
+#include "calls2.h"
+#include "clock.h"
+#include "keys2.h"
+#include "scripts2.h"
+
+static rtq_keys2 k2;
+static rtq_conn *rc_;
+static tw_worker wk;
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  assert_int_equal(rtq_keys2_init(&k2, "rtq"), 0);
+  rc_ = rtq_test_conn();
+  wk.pid = -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (wk.pid > 0) assert_int_equal(tw_stop(&wk, 15000), 0);
+  rtq_conn_free(rc_);
+  return 0;
+}
+
+/* Creates n tasks of queue Q named name with args (JSON, or NULL) and
+ * timeout (0: default); ids[i] receive their ids. */
+static void create(const char *queue, const char *name, const char *json, uint64_t timeout_ms, int n,
+                   char ids[][RTQ_ID2_LEN + 1]) {
+  char *args = NULL;
+  size_t len = 0;
+  if (json != NULL) assert_int_equal(rtq_json_to_msgpack(json, &args, &len, NULL, 0), 0);
+  rtq_key2 qs = rtq_keys2_queues(&k2);
+  rtq_test_cmd_int(rc_, "SADD", qs.s, queue, NULL);
+  int slot = rtq_keys2_slot(&k2, queue);
+  for (int done = 0; done < n;) {
+    rtq__create2_task t[RTQ__V2_MAX_TASKS];
+    int m = n - done < RTQ__V2_MAX_TASKS ? n - done : RTQ__V2_MAX_TASKS;
+    for (int i = 0; i < m; i++) {
+      assert_int_equal(rtq_id2_new(ids[done + i], slot), 0);
+      t[i] = (rtq__create2_task){.id = ids[done + i], .name = name, .args = args, .args_len = len,
+                                 .timeout_ms = timeout_ms};
+    }
+    rtq_argv a;
+    rtq_argv_init(&a);
+    assert_int_equal(rtq__call2_create(&a, &k2, false, queue, t, m), 0);
+    redisReply *r = NULL;
+    assert_int_equal(rtq_script2_run(rc_, &a, &r), 0);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, (size_t)m);
+    freeReplyObject(r);
+    rtq_argv_destroy(&a);
+    done += m;
+  }
+  free(args);
+}
+
+static char *field(const char *queue, const char *id, const char *f) {
+  rtq_key2 k = rtq_keys2_task(&k2, queue, id);
+  return rtq_test_cmd_str(rc_, "HGET", k.s, f, NULL);
+}
+
+static bool field_is(const char *queue, const char *id, const char *f, const char *want) {
+  char *v = field(queue, id, f);
+  bool ok = v != NULL && strcmp(v, want) == 0;
+  free(v);
+  return ok;
+}
+
+static long long field_ll(const char *queue, const char *id, const char *f) {
+  char *v = field(queue, id, f);
+  long long n = v != NULL ? strtoll(v, NULL, 10) : -1;
+  free(v);
+  return n;
+}
+
+static int count_status(const char *queue, char ids[][RTQ_ID2_LEN + 1], int n, const char *status) {
+  int c = 0;
+  for (int i = 0; i < n; i++) c += field_is(queue, ids[i], "s", status);
+  return c;
+}
+
+/* The v2 worker record whose pid is the spawned worker's. */
+static bool find_worker(pid_t pid, char *id, size_t cap) {
+  rtq_key2 ws = rtq_keys2_workers(&k2);
+  redisReply *r = rtq_test_command(rc_, "ZRANGE", ws.s, "0", "-1", NULL);
+  bool found = false;
+  char want[32];
+  snprintf(want, sizeof want, "%d", (int)pid);
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
+    rtq_key2 wk2 = rtq_keys2_worker(&k2, r->element[i]->str);
+    char *p = rtq_test_cmd_str(rc_, "HGET", wk2.s, "pid", NULL);
+    if (p != NULL && strcmp(p, want) == 0) {
+      snprintf(id, cap, "%s", r->element[i]->str);
+      found = true;
+    }
+    free(p);
+  }
+  freeReplyObject(r);
+  return found;
+}
+
+/* rtq-worker --protocol 2 --demo-handlers plus extra (NULL-terminated). */
+static void start(const char *const *extra) {
+  const char *argv[40] = {"--protocol", "2"};
+  int n = 2;
+  for (int i = 0; extra != NULL && extra[i] != NULL && n < 38; i++) argv[n++] = extra[i];
+  argv[n] = NULL;
+  tw_spawn_v(&wk, rtq_test_redis_url(), argv);
+  RTQ_TEST_WAIT_FOR(find_worker(wk.pid, wk.id, sizeof wk.id), 10000);
+}
+
+/* Commands Redis ran since the last CONFIG RESETSTAT (INFO commandstats). */
+static long long commands_run(void) {
+  char *info = rtq_test_cmd_str(rc_, "INFO", "commandstats", NULL);
+  long long total = 0;
+  for (const char *p = info; p != NULL && (p = strstr(p, "cmdstat_")) != NULL; p++) {
+    const char *c = strstr(p, "calls=");
+    if (c != NULL) total += strtoll(c + 6, NULL, 10);
+  }
+  free(info);
+  return total;
+}
+
+static long long calls_of(const char *cmd) {
+  char *info = rtq_test_cmd_str(rc_, "INFO", "commandstats", NULL);
+  char want[64];
+  snprintf(want, sizeof want, "cmdstat_%s:calls=", cmd);
+  const char *p = info != NULL ? strstr(info, want) : NULL;
+  long long n = p != NULL ? strtoll(p + strlen(want), NULL, 10) : 0;
+  free(info);
+  return n;
+}
+
+static void test_worker_v2_claims_64_in_one_take(void **state) {
+  (void)state;
+  enum { N = 130 };
+  static char ids[N][RTQ_ID2_LEN + 1];
+  create("default", "rtq.noop", NULL, 0, N, ids);
+  const char *extra[] = {"--concurrency", "64", "--claim-batch", "64", NULL};
+  start(extra);
+  RTQ_TEST_WAIT_FOR(count_status("default", ids, N, "completed") == N, 20000);
+  /* Every task a take call claims gets the call's Redis time as its
+   * started_at (b): the largest group of equal b is one call's claims. */
+  long long b[N];
+  for (int i = 0; i < N; i++) b[i] = field_ll("default", ids[i], "b");
+  int most = 0;
+  for (int i = 0; i < N; i++) {
+    int same = 0;
+    for (int j = 0; j < N; j++) same += b[j] == b[i];
+    if (same > most) most = same;
+  }
+  printf("  largest claim: %d tasks in one call\n", most);
+  assert_int_equal(most, 64);
+  /* The run-time histogram of the finish calls counts every run. */
+  rtq_key2 rt = rtq_keys2_runtime(&k2, "default");
+  char *count = rtq_test_cmd_str(rc_, "HGET", rt.s, "count", NULL);
+  assert_non_null(count);
+  assert_int_equal(strtoll(count, NULL, 10), N);
+  free(count);
+  rtq_key2 proc = rtq_keys2_processing(&k2, "default", wk.id);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
+}
+
+static bool dead_has(const char *code) {
+  rtq_key2 dead = rtq_keys2_dead(&k2, "default");
+  redisReply *r = rtq_test_command(rc_, "LRANGE", dead.s, "0", "-1", NULL);
+  bool found = false;
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++)
+    found = memmem(r->element[i]->str, r->element[i]->len, code, strlen(code)) != NULL;
+  freeReplyObject(r);
+  return found;
+}
+
+static void test_worker_v2_bad_and_missing_dead_lettered(void **state) {
+  (void)state;
+  char good[6][RTQ_ID2_LEN + 1];
+  create("default", "rtq.echo", "{\"x\":1}", 0, 3, good);
+  rtq_key2 q = rtq_keys2_queue(&k2, "default");
+  /* An id without a hash, a hash whose name does not validate, an entry
+   * that is not an id: in between good tasks. */
+  rtq_test_cmd_int(rc_, "LPUSH", q.s, "NOHASH1", NULL);
+  rtq_key2 bad = rtq_keys2_task(&k2, "default", "BADREC1");
+  rtq_test_cmd_int(rc_, "HSET", bad.s, "s", "pending", "n", "not a name!", NULL);
+  rtq_test_cmd_int(rc_, "LPUSH", q.s, "BADREC1", NULL);
+  rtq_test_cmd_int(rc_, "LPUSH", q.s, "not an id!", NULL);
+  create("default", "rtq.echo", "{\"x\":2}", 0, 3, good + 3);
+  start(NULL);
+  RTQ_TEST_WAIT_FOR(count_status("default", good, 6, "completed") == 6, 10000);
+  rtq_key2 dead = rtq_keys2_dead(&k2, "default");
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", dead.s, NULL) == 3, 5000);
+  assert_true(dead_has("NO_TASK_RECORD"));
+  assert_true(dead_has("BAD_TASK_RECORD"));
+  assert_true(dead_has("BAD_ID"));
+  rtq_key2 proc = rtq_keys2_processing(&k2, "default", wk.id);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", q.s, NULL), 0);
+  char *r = field("default", good[5], "r");
+  assert_non_null(r); /* echo's result */
+  free(r);
+}
+
+static void test_worker_v2_limited_queue_backs_off(void **state) {
+  (void)state;
+  enum { N = 6 };
+  char ids[N][RTQ_ID2_LEN + 1];
+  /* One task every 2 s, no burst. */
+  rtq_key2 lim = rtq_keys2_limit(&k2, "default");
+  rtq_test_cmd_int(rc_, "HSET", lim.s, "rate", "0.5", "burst", "1", NULL);
+  create("default", "rtq.noop", NULL, 0, N, ids);
+  start(NULL);
+  RTQ_TEST_WAIT_FOR(count_status("default", ids, N, "completed") >= 1, 10000);
+  /* The worker now sits at its limit: count what it sends for 2 s (the
+   * window is the measurement, not a wait for a condition). */
+  int before = count_status("default", ids, N, "completed");
+  rtq_test_cmd_ok(rc_, "CONFIG", "RESETSTAT", NULL);
+  uint64_t t0 = rtq__mono_ms();
+  while (rtq__mono_ms() < t0 + 2000) usleep(20000);
+  long long total = commands_run(), scripts = calls_of("evalsha") + calls_of("eval");
+  int after = count_status("default", ids, N, "completed");
+  printf("  at its limit: %lld commands in 2 s (%lld script calls), %d tasks done meanwhile\n", total, scripts,
+         after - before);
+  /* Polling take on every 50 ms tick alone would be 40 calls; every
+   * loop iteration, thousands. A worker that waits out wait_ms sends a
+   * take or two per allowed task, its finish, and SMEMBERS every 500 ms. */
+  assert_true(total <= 30);
+  assert_true(after - before <= 3);
+  RTQ_TEST_WAIT_FOR(count_status("default", ids, N, "completed") == N, 30000);
+}
+
+static void test_worker_v2_cancel_running_within_bound(void **state) {
+  (void)state;
+  start(NULL);
+  for (int round = 0; round < 3; round++) {
+    char id[1][RTQ_ID2_LEN + 1];
+    create("default", "rtq.sleep", "{\"seconds\":30,\"steps\":30}", 0, 1, id);
+    RTQ_TEST_WAIT_FOR(field_is("default", id[0], "s", "running"), 5000);
+    rtq_argv a;
+    rtq_argv_init(&a);
+    rtq__keep2 keep = {.result_ttl_s = 86400, .history = true, .cap = 10000};
+    assert_int_equal(rtq__call2_cancel(&a, &k2, false, "default", id[0], &keep), 0);
+    redisReply *r = NULL;
+    assert_int_equal(rtq_script2_run(rc_, &a, &r), 0);
+    freeReplyObject(r);
+    rtq_argv_destroy(&a);
+    RTQ_TEST_WAIT_FOR(field_is("default", id[0], "s", "cancelled"), 5000);
+    long long ms = field_ll("default", id[0], "e") - field_ll("default", id[0], "cr");
+    printf("  cancel -> cancelled: %lld ms\n", ms);
+    assert_true(field_is("default", id[0], "ec", "CANCELLED"));
+    /* The handler sleeps in 1 s steps; the bound leaves room for a busy
+     * machine (the latency is a figure, WORKER.md). */
+    assert_true(ms >= 0 && ms <= 500);
+  }
+}
+
+static void test_worker_v2_shutdown_requeues(void **state) {
+  (void)state;
+  const char *extra[] = {"--shutdown-grace", "300ms", NULL};
+  start(extra);
+  char id[1][RTQ_ID2_LEN + 1];
+  create("default", "rtq.sleep", "{\"seconds\":30,\"steps\":30}", 0, 1, id);
+  RTQ_TEST_WAIT_FOR(field_is("default", id[0], "s", "running"), 5000);
+  char wid[160];
+  snprintf(wid, sizeof wid, "%s", wk.id);
+  assert_int_equal(tw_stop(&wk, 15000), 0);
+  assert_true(field_is("default", id[0], "s", "pending"));
+  rtq_key2 q = rtq_keys2_queue(&k2, "default"), proc = rtq_keys2_processing(&k2, "default", wid);
+  char *head = rtq_test_cmd_str(rc_, "LINDEX", q.s, "-1", NULL);
+  assert_non_null(head);
+  assert_string_equal(head, id[0]); /* at the front: taken next */
+  free(head);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
+  rtq_key2 rec = rtq_keys2_worker(&k2, wid), ws = rtq_keys2_workers(&k2);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rec.s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", ws.s, NULL), 0);
+  /* The next worker runs it. */
+  start(extra);
+  RTQ_TEST_WAIT_FOR(field_is("default", id[0], "s", "running"), 5000);
+}
+
+static void test_worker_v2_unknown_name(void **state) {
+  (void)state;
+  char fail[1][RTQ_ID2_LEN + 1], back[1][RTQ_ID2_LEN + 1];
+  create("default", "nobody.here", NULL, 0, 1, fail);
+  start(NULL);
+  RTQ_TEST_WAIT_FOR(field_is("default", fail[0], "s", "failed"), 5000);
+  assert_true(field_is("default", fail[0], "ec", "UNKNOWN_TASK"));
+  assert_int_equal(tw_stop(&wk, 15000), 0);
+  const char *extra[] = {"--unknown-task", "requeue", NULL};
+  start(extra);
+  create("default", "nobody.here", NULL, 0, 1, back);
+  RTQ_TEST_WAIT_FOR(field_ll("default", back[0], "hb") == 1, 5000);
+  assert_true(field_is("default", back[0], "s", "pending"));
+  rtq_key2 d = rtq_keys2_delayed(&k2, "default");
+  char *due = rtq_test_cmd_str(rc_, "ZSCORE", d.s, back[0], NULL);
+  assert_non_null(due); /* handed back: due after the delay */
+  free(due);
+}
+
+static void test_worker_v2_refuses_v1_namespace(void **state) {
+  (void)state;
+  rtq_test_cmd_int(rc_, "HSET", "rtq:stats", "enqueued", "1", NULL);
+  const char *argv[] = {"--protocol", "2", NULL};
+  tw_spawn_v(&wk, rtq_test_redis_url(), argv);
+  int st = 0;
+  assert_int_equal(rtq_test_terminate(wk.pid, 0, 10000, &st), 0);
+  wk.pid = -1;
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 1);
+  assert_true(tw_log_contains(&wk, "protocol-1 data"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_worker_v2_claims_64_in_one_take, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_bad_and_missing_dead_lettered, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_limited_queue_backs_off, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_cancel_running_within_bound, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_shutdown_requeues, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_unknown_name, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_refuses_v1_namespace, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
