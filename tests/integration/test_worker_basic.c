@@ -89,7 +89,7 @@ static void test_worker_failure_with_retries_left_is_delayed(void **state) {
   tw_enqueue(cl, "rtq.fail", "{\"code\":\"FLAKY\"}", &o, id);
   /* finish.lua puts the retry in P:delayed; promoting it is the broker's
    * job, so the test plays the broker: it waits for the delayed entry. */
-  rtq_key delayed = rtq_keys_delayed(&tw_keys);
+  rtq_key2 delayed = tw_key_delayed();
   RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "ZCARD", delayed.s, NULL) == 1, 5000);
   assert_true(tw_field_is(rc_, id, "status", "pending"));
   assert_true(tw_field_is(rc_, id, "error_code", "FLAKY"));
@@ -98,7 +98,7 @@ static void test_worker_failure_with_retries_left_is_delayed(void **state) {
 
 static void test_worker_record_has_fields(void **state) {
   (void)state;
-  rtq_key k = rtq_keys_worker(&tw_keys, wk.id);
+  rtq_key2 k = tw_key_worker(wk.id);
   const char *fields[] = {"host", "pid", "queues", "busy", "slots", "started_at", "isolation", "version"};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     char *v = rtq_test_cmd_str(rc_, "HGET", k.s, fields[i], NULL);
@@ -117,7 +117,7 @@ static void test_worker_record_has_fields(void **state) {
 
 static void test_worker_exit_deletes_record(void **state) {
   (void)state;
-  rtq_key k = rtq_keys_worker(&tw_keys, wk.id), ws = rtq_keys_workers(&tw_keys);
+  rtq_key2 k = tw_key_worker(wk.id), ws = tw_key_workers();
   assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", k.s, NULL), 1);
   assert_int_equal(tw_stop(&wk, 10000), 0);
   assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", k.s, NULL), 0);
@@ -147,7 +147,7 @@ static void test_worker_fencing_rejects_stale_completion(void **state) {
   char id[RTQ_TASK_ID_SIZE];
   tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.5,\"steps\":5}", NULL, id);
   RTQ_TEST_WAIT_FOR(tw_field_is(rc_, id, "status", "running"), 5000);
-  rtq_key proc = rtq_keys_processing(&tw_keys, wk.id);
+  rtq_key2 proc = tw_key_processing(wk.id);
   char *env = rtq_test_cmd_str(rc_, "LINDEX", proc.s, "0", NULL);
   assert_non_null(env);
   /* A worker that does not own it, and the owner with a wrong attempt. */
@@ -174,12 +174,12 @@ static void test_worker_late_result_is_dropped_and_logged(void **state) {
   tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.5,\"steps\":5}", NULL, id);
   RTQ_TEST_WAIT_FOR(tw_field_is(rc_, id, "status", "running"), 5000);
   /* Someone else takes the task over (as a redelivery would). */
-  rtq_key task = rtq_keys_task(&tw_keys, id);
-  rtq_test_cmd_int(rc_, "HSET", task.s, "worker", "other-worker", "attempt", "2", NULL);
+  rtq_key2 task = tw_key_task(rc_, id);
+  rtq_test_cmd_int(rc_, "HSET", task.s, tw_field("worker"), "other-worker", tw_field("attempt"), "2", NULL);
   RTQ_TEST_WAIT_FOR(tw_log_contains(&wk, "late result rejected"), 5000);
   assert_true(tw_field_is(rc_, id, "status", "running"));
   assert_true(tw_field_is(rc_, id, "worker", "other-worker"));
-  rtq_key proc = rtq_keys_processing(&tw_keys, wk.id);
+  rtq_key2 proc = tw_key_processing(wk.id);
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
 }
 

@@ -44,7 +44,7 @@ static void test_worker_cancel_pending_never_runs(void **state) {
   assert_int_equal(tw_hget_ll(rc_, victim, "attempt"), 0);
   char *who = tw_hget(rc_, victim, "worker");
   assert_null(who);
-  rtq_key proc = rtq_keys_processing(&tw_keys, wk.id);
+  rtq_key2 proc = tw_key_processing(wk.id);
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
 }
 
@@ -119,7 +119,7 @@ static void test_worker_hung_handler_is_abandoned(void **state) {
 }
 
 static char *worker_field(rtq_conn *c, const char *wid, const char *field) {
-  rtq_key k = rtq_keys_worker(&tw_keys, wid);
+  rtq_key2 k = tw_key_worker(wid);
   return rtq_test_cmd_str(c, "HGET", k.s, field, NULL);
 }
 
@@ -164,7 +164,7 @@ static void test_worker_abandoned_threads_cap_stops_the_worker(void **state) {
   rtq_task *t = tw_wait(cl, busy, 1000);
   assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
   rtq_task_free(t);
-  rtq_key wkey = rtq_keys_worker(&tw_keys, wk.id), proc = rtq_keys_processing(&tw_keys, wk.id);
+  rtq_key2 wkey = tw_key_worker(wk.id), proc = tw_key_processing(wk.id);
   assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", wkey.s, NULL), 0);
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
   for (int i = 0; i < 4; i++) {

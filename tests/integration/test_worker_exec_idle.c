@@ -41,7 +41,7 @@ static int log_count(const tw_worker *w, const char *needle) {
 }
 
 static char *worker_field(const char *field) {
-  rtq_key k = rtq_keys_worker(&tw_keys, wk.id);
+  rtq_key2 k = tw_key_worker(wk.id);
   return rtq_test_cmd_str(rc, "HGET", k.s, field, NULL);
 }
 

@@ -66,7 +66,7 @@ static void test_worker_pause_stops_claims_within_a_second(void **state) {
   settle();
   assert_true(still_waiting(id));
   assert_true(queue_paused_in_stats("default"));
-  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", rtq_keys_queue(&tw_keys, "default").s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", tw_key_queue("default").s, NULL), 1);
 
   assert_int_equal(rtq_queue_resume(cl, "default"), 0);
   rtq_task *t = tw_wait(cl, id, 5000);
@@ -100,7 +100,7 @@ static void test_worker_pause_refuses_a_bad_name(void **state) {
   (void)state;
   assert_int_equal(rtq_queue_pause(cl, "bad name"), RTQ_EINVAL);
   assert_int_equal(rtq_queue_resume(cl, ""), RTQ_EINVAL);
-  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_paused(&tw_keys).s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", tw_key_paused().s, NULL), 0);
 }
 
 int main(void) {

@@ -41,7 +41,7 @@ static int stop_with(tw_worker *w, int sig, int timeout_ms, uint64_t *elapsed) {
 }
 
 static void assert_nothing_held(const char *wid) {
-  rtq_key proc = rtq_keys_processing(&tw_keys, wid), rec = rtq_keys_worker(&tw_keys, wid);
+  rtq_key2 proc = tw_key_processing(wid), rec = tw_key_worker(wid);
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
   assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rec.s, NULL), 0);
 }
@@ -75,7 +75,7 @@ static void requeue_case(const char *isolation) {
   /* Handed back: pending, first in line, the attempt not counted. */
   assert_true(tw_field_is(rc_, id, "status", "pending"));
   assert_int_equal(tw_hget_ll(rc_, id, "attempt"), 0);
-  rtq_key q = rtq_keys_queue(&tw_keys, "default");
+  rtq_key2 q = tw_key_queue("default");
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", q.s, NULL), 1);
   assert_nothing_held(wid);
   /* Another worker picks it up as delivery 1. */
@@ -150,7 +150,7 @@ static void test_worker_shutdown_sigterm_during_startup(void **state) {
     assert_true(ms < 10000); /* a sanitizer build's exit on a busy machine included */
   }
   /* No record and no processing list of any of them is left. */
-  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_workers(&tw_keys).s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", tw_key_workers().s, NULL), 0);
 }
 
 /* Redis gone, worker idle: nothing to hand back, so SIGTERM ends it at

@@ -68,7 +68,7 @@ static void test_worker_unknown_requeue_reaches_a_worker_with_the_handler(void *
   for (int i = 0; i < N; i++) tw_enqueue(cl, "plugin.shout", "{\"text\":\"hi\"}", NULL, ids[i]);
   for (int i = 0; i < N; i++) RTQ_TEST_WAIT_FOR(handed_back_once(ids[i]), 10000);
   /* Handed back, not failed: the envelopes wait in P:delayed. */
-  rtq_key delayed = rtq_keys_delayed(&tw_keys);
+  rtq_key2 delayed = tw_key_delayed();
   assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", delayed.s, NULL), N);
   assert_int_equal(tw_stop(&wa, 15000), 0);
 
@@ -88,8 +88,8 @@ static void test_worker_unknown_requeue_fails_after_the_most_handbacks(void **st
   (void)state;
   char id[RTQ_TASK_ID_SIZE];
   tw_enqueue(cl, "plugin.shout", "{\"text\":\"hi\"}", NULL, id);
-  rtq_key task = rtq_keys_task(&tw_keys, id);
-  assert_int_equal(rtq_test_cmd_int(rc_, "HSET", task.s, "handbacks", "5", NULL), 1);
+  rtq_key2 task = tw_key_task(rc_, id);
+  assert_int_equal(rtq_test_cmd_int(rc_, "HSET", task.s, tw_field("handbacks"), "5", NULL), 1);
   tw_start(&wa, rtq_test_redis_url(), "--unknown-task", "requeue", NULL);
   rtq_task *t = tw_wait(cl, id, 10000);
   assert_int_equal(t->status, RTQ_STATUS_FAILED);

@@ -26,6 +26,7 @@
 
 #include "harness.h"
 #include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 
 typedef struct tw_worker {
@@ -35,6 +36,84 @@ typedef struct tw_worker {
 } tw_worker;
 
 static rtq_keys tw_keys;
+
+/*
+ * Protocol 2 (RTQ_PROTOCOL=2, which every process a test starts
+ * inherits): the helpers below read and name the v2 keys instead, so a
+ * test that goes through them runs under both protocols. Task fields go
+ * by their protocol-1 names ("status"); under 2 they map to the short
+ * ones ("s"), and a task is looked for in every queue of {ns}:queues.
+ * The per-queue keys (processing list, delayed set, dead letters) are the
+ * queue "default"'s.
+ */
+static inline bool tw_v2(void) {
+  const char *p = getenv("RTQ_PROTOCOL");
+  return p != NULL && strcmp(p, "2") == 0;
+}
+
+static inline const rtq_keys2 *tw_k2(void) {
+  static rtq_keys2 k;
+  if (k.ns_len == 0) rtq_keys2_init(&k, "rtq");
+  return &k;
+}
+
+static inline rtq_key2 tw_k1(rtq_key k) {
+  rtq_key2 o;
+  o.len = k.len;
+  memcpy(o.s, k.s, k.len + 1);
+  return o;
+}
+
+static inline rtq_key2 tw_key_worker(const char *wid) {
+  return tw_v2() ? rtq_keys2_worker(tw_k2(), wid) : tw_k1(rtq_keys_worker(&tw_keys, wid));
+}
+static inline rtq_key2 tw_key_workers(void) {
+  return tw_v2() ? rtq_keys2_workers(tw_k2()) : tw_k1(rtq_keys_workers(&tw_keys));
+}
+static inline rtq_key2 tw_key_processing(const char *wid) {
+  return tw_v2() ? rtq_keys2_processing(tw_k2(), "default", wid) : tw_k1(rtq_keys_processing(&tw_keys, wid));
+}
+static inline rtq_key2 tw_key_queue(const char *q) {
+  return tw_v2() ? rtq_keys2_queue(tw_k2(), q) : tw_k1(rtq_keys_queue(&tw_keys, q));
+}
+static inline rtq_key2 tw_key_delayed(void) {
+  return tw_v2() ? rtq_keys2_delayed(tw_k2(), "default") : tw_k1(rtq_keys_delayed(&tw_keys));
+}
+static inline rtq_key2 tw_key_paused(void) {
+  return tw_v2() ? rtq_keys2_paused(tw_k2()) : tw_k1(rtq_keys_paused(&tw_keys));
+}
+
+/* A task field's name under the protocol in use. */
+static inline const char *tw_field(const char *f) {
+  static const char *const map[][2] = {
+      {"status", "s"},       {"name", "n"},           {"created_at", "c"},     {"attempt", "a"},
+      {"worker", "w"},       {"started_at", "b"},     {"deadline", "dl"},      {"progress", "p"},
+      {"progress_message", "pm"}, {"cancel_requested", "cr"}, {"retry_at", "ry"}, {"handbacks", "hb"},
+      {"completed_at", "e"}, {"result", "r"},          {"error_code", "ec"},    {"error_message", "em"},
+      {"error_details", "ed"}, {"error_traceback", "et"}, {"timeout_ms", "to"}, {"max_retries", "mr"}};
+  if (!tw_v2()) return f;
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+    if (strcmp(map[i][0], f) == 0) return map[i][1];
+  return f;
+}
+
+/* The key of task id's hash: under protocol 2, in the first queue of
+ * {ns}:queues that has it ("default" when none does). */
+static inline rtq_key2 tw_key_task(rtq_conn *c, const char *id) {
+  if (!tw_v2()) return tw_k1(rtq_keys_task(&tw_keys, id));
+  rtq_key2 qs = rtq_keys2_queues(tw_k2());
+  redisReply *r = rtq_test_command(c, "SMEMBERS", qs.s, NULL);
+  rtq_key2 k = rtq_keys2_task(tw_k2(), "default", id);
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+    rtq_key2 t = rtq_keys2_task(tw_k2(), r->element[i]->str, id);
+    if (rtq_test_cmd_int(c, "EXISTS", t.s, NULL) == 1) {
+      k = t;
+      break;
+    }
+  }
+  freeReplyObject(r);
+  return k;
+}
 
 static inline const char *tw_bin(void) {
   static char buf[1024];
@@ -51,10 +130,24 @@ static inline rtq_client *tw_client(const char *url) {
   return c;
 }
 
-/* HGET as a malloc'd string (NULL when absent). */
+/* HGET as a malloc'd string (NULL when absent); field by its protocol-1
+ * name. Under protocol 2 a value over 64 bytes is in the side hash. */
 static inline char *tw_hget(rtq_conn *c, const char *id, const char *field) {
-  rtq_key k = rtq_keys_task(&tw_keys, id);
-  return rtq_test_cmd_str(c, "HGET", k.s, field, NULL);
+  rtq_key2 k = tw_key_task(c, id);
+  char *v = rtq_test_cmd_str(c, "HGET", k.s, tw_field(field), NULL);
+  if (v == NULL && tw_v2()) {
+    /* "{ns:Q}:t:<id>" -> "{ns:Q}:x:<id>" */
+    char *t = strstr(k.s, "}:t:");
+    if (t != NULL) t[2] = 'x';
+    v = rtq_test_cmd_str(c, "HGET", k.s, tw_field(field), NULL);
+  }
+  return v;
+}
+
+/* HSET of one field of task id, by its protocol-1 name. */
+static inline void tw_hset(rtq_conn *c, const char *id, const char *field, const char *value) {
+  rtq_key2 k = tw_key_task(c, id);
+  rtq_test_cmd_int(c, "HSET", k.s, tw_field(field), value, NULL);
 }
 
 static inline bool tw_field_is(rtq_conn *c, const char *id, const char *field, const char *want) {
@@ -73,13 +166,13 @@ static inline long long tw_hget_ll(rtq_conn *c, const char *id, const char *fiel
 
 /* The id of the worker whose record says pid, or false. */
 static inline bool tw_find_worker(rtq_conn *c, pid_t pid, char *id, size_t cap) {
-  rtq_key ws = rtq_keys_workers(&tw_keys);
+  rtq_key2 ws = tw_key_workers();
   redisReply *r = rtq_test_command(c, "ZRANGE", ws.s, "0", "-1", NULL);
   bool found = false;
   char want[32];
   snprintf(want, sizeof want, "%d", (int)pid);
   for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
-    rtq_key wk = rtq_keys_worker(&tw_keys, r->element[i]->str);
+    rtq_key2 wk = tw_key_worker(r->element[i]->str);
     char *p = rtq_test_cmd_str(c, "HGET", wk.s, "pid", NULL);
     if (p != NULL && strcmp(p, want) == 0) {
       snprintf(id, cap, "%s", r->element[i]->str);
