@@ -189,8 +189,8 @@ static bool entry(rtq_worker *w, int qi, rtq__job *j, const rtq__claim2_entry *e
       claimed(w, j, e);
       return true;
     case RTQ__CLAIM2_SKIP:
-      rtq_log(RTQ_LOG_INFO, "task not run: no longer pending", "queue", queue, "status", e->status ? e->status : "?",
-              NULL);
+      rtq_log(RTQ_LOG_INFO, "task not run: no longer pending", "task", e->id, "queue", queue, "status",
+              e->status ? e->status : "?", NULL);
       break;
     case RTQ__CLAIM2_MISSING:
       rtq__deadletter2(w, queue, e->id, e->id_len, RTQ_CODE_NO_TASK_RECORD,

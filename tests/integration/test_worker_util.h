@@ -159,7 +159,14 @@ static inline bool tw_field_is(rtq_conn *c, const char *id, const char *field, c
 
 static inline long long tw_hget_ll(rtq_conn *c, const char *id, const char *field) {
   char *v = tw_hget(c, id, field);
-  long long n = v ? strtoll(v, NULL, 10) : -1;
+  /* Protocol 2 leaves a count of 0 out of a task hash that exists. */
+  bool zero = false;
+  if (v == NULL && tw_v2() && (strcmp(field, "attempt") == 0 || strcmp(field, "handbacks") == 0)) {
+    char *s = tw_hget(c, id, "status");
+    zero = s != NULL;
+    free(s);
+  }
+  long long n = v ? strtoll(v, NULL, 10) : zero ? 0 : -1;
   free(v);
   return n;
 }
