@@ -181,7 +181,8 @@ static bool entry(rtq_worker *w, int qi, rtq__job *j, const rtq__claim2_entry *e
   const char *queue = w->queues.q[qi].name;
   switch (e->kind) {
     case RTQ__CLAIM2_OK:
-      if (j == NULL) j = job_for_id(w, qi, e->id, e->id_len);
+      if (j == NULL && (j = job_for_id(w, qi, e->id, e->id_len)) != NULL)
+        j->claimed_running = true; /* takes are sent only while the worker runs */
       if (j == NULL) {
         w->need_reconcile = true; /* out of memory: the id stays listed */
         return true;
