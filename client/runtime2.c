@@ -2,7 +2,8 @@
  * runtime2.c - protocol 2: the run-time histograms of {ns:Q}:rt, which
  * finish adds the workers' per-call counts to (docs/design/PROTOCOL-v2.md
  * section 2). A bucket's field is its upper bound as /metrics writes it
- * ("0.1", "+Inf"), with or without an "le_" prefix; the total time is
+ * ("0.1", "+Inf"), with or without an "le_" prefix (the workers write
+ * runtime.h's rtq__run_le2: "le_0.1" .. "le_inf"); the total time is
  * "sum_ms" (or "sum_us"). Other fields ("count") are not needed: the total
  * is the sum of the buckets.
  */
@@ -31,6 +32,12 @@ static void fill2(rtq_run_histogram *h, const redisReply *r) {
     if (len > 3 && memcmp(name, "le_", 3) == 0) {
       name += 3;
       len -= 3;
+    }
+    /* The workers' name for the last bucket ("+Inf" is not a valid field
+     * name for the finish script): runtime.h's rtq__run_le2. */
+    if (len == 3 && memcmp(name, "inf", 3) == 0) {
+      name = rtq__run_le[RTQ_RUN_BUCKETS - 1];
+      len = strlen(name);
     }
     for (int b = 0; b < RTQ_RUN_BUCKETS; b++)
       if (strlen(rtq__run_le[b]) == len && memcmp(rtq__run_le[b], name, len) == 0) {

@@ -175,6 +175,20 @@ static void test_worker_v2_claims_64_in_one_take(void **state) {
   assert_non_null(count);
   assert_int_equal(strtoll(count, NULL, 10), N);
   free(count);
+  /* A protocol-2 reader (librtq) sees the same runs, all in a bucket. */
+  rtq_client_options co;
+  memset(&co, 0, sizeof co);
+  co.redis_url = rtq_test_redis_url();
+  co.protocol = 2;
+  rtq_client *cl = NULL;
+  assert_int_equal(rtq_client_new(&co, &cl), 0);
+  const char *q[] = {"default"};
+  rtq_run_times *rt2 = NULL;
+  assert_int_equal(rtq_get_run_times(cl, q, 1, &rt2), 0);
+  assert_int_equal(rt2->count, 1);
+  assert_int_equal(rt2->queues[0].total, N);
+  rtq_run_times_free(rt2);
+  rtq_client_free(cl);
   rtq_key2 proc = rtq_keys2_processing(&k2, "default", wk.id);
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
 }
