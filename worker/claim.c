@@ -190,7 +190,7 @@ void rtq__claim_pump(rtq_worker *w) {
 /* Shutdown: a BLMOVE may sit in Redis for the whole block timeout; CLIENT
  * UNBLOCK makes it return nil now (an envelope it already moved still
  * arrives and is handed back). */
-static void on_ignore(rtq_worker *w, redisReply *r, void *pd) {
+void rtq__reply_ignore(rtq_worker *w, redisReply *r, void *pd) {
   (void)w;
   (void)r;
   (void)pd;
@@ -201,13 +201,17 @@ void rtq__claim_unblock(rtq_worker *w) {
     rtq__claim2_unblock(w);
     return;
   }
+  if (w->round != NULL && w->round->blocking) rtq__unblock_pop(w);
+}
+
+void rtq__unblock_pop(rtq_worker *w) {
   long long id = rtq__rconn_client_id(w->pop);
-  if (w->round == NULL || !w->round->blocking || id <= 0 || !rtq__rconn_up(w->cmd)) return;
+  if (id <= 0 || !rtq__rconn_up(w->cmd)) return;
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "CLIENT");
   rtq_argv_add_str(&w->argv, "UNBLOCK");
   rtq_argv_add_i64(&w->argv, id);
-  (void)rtq__rconn_send(w->cmd, &w->argv, on_ignore, NULL, 0);
+  (void)rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
 }
 
 /* Several queues: a blocking round has watched one queue for poll_ms;

@@ -425,20 +425,8 @@ static void send_claim(rtq_worker *w, claim_call *cc) {
 /* Shutdown, a paused queue, or poll_ms over with several queues: a
  * BLMOVE may sit in Redis for the whole block timeout; CLIENT UNBLOCK
  * makes it return nil now (an id it already moved still arrives). */
-static void on_ignore(rtq_worker *w, redisReply *r, void *pd) {
-  (void)w;
-  (void)r;
-  (void)pd;
-}
-
 void rtq__claim2_unblock(rtq_worker *w) {
-  long long id = rtq__rconn_client_id(w->pop);
-  if (w->round2 == NULL || !w->round2->blocking || id <= 0 || !rtq__rconn_up(w->cmd)) return;
-  rtq_argv_reset(&w->argv);
-  rtq_argv_add_str(&w->argv, "CLIENT");
-  rtq_argv_add_str(&w->argv, "UNBLOCK");
-  rtq_argv_add_i64(&w->argv, id);
-  (void)rtq__rconn_send(w->cmd, &w->argv, on_ignore, NULL, 0);
+  if (w->round2 != NULL && w->round2->blocking) rtq__unblock_pop(w);
 }
 
 void rtq__claim2_tick(rtq_worker *w, uint64_t now) {
@@ -504,18 +492,18 @@ static void send_adopt(rtq_worker *w, rtq__job *j) {
   rtq_key2 t = rtq_keys2_task(&w->keys2, j->queue, j->id), x = rtq_keys2_side(&w->keys2, j->queue, j->id);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "MULTI");
-  int rc = rtq__rconn_send(w->cmd, &w->argv, on_ignore, NULL, 0);
+  int rc = rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HMGET");
   rtq__argv_add_key2(&w->argv, t);
   const char *fields[NFIELDS] = {"s", "w", "a", "n", "x", "xs", "to"};
   for (int i = 0; i < NFIELDS; i++) rtq_argv_add_str(&w->argv, fields[i]);
-  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_ignore, NULL, 0);
+  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HGET");
   rtq__argv_add_key2(&w->argv, x);
   rtq_argv_add_str(&w->argv, "x");
-  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_ignore, NULL, 0);
+  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "EXEC");
   if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_adopt, j, 0);

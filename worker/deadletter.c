@@ -18,7 +18,7 @@
 #include "log.h"
 #include "scripts.h"
 
-static void on_dead(rtq_worker *w, redisReply *r, void *pd) {
+void rtq__deadletter_reply(rtq_worker *w, redisReply *r, void *pd) {
   (void)pd;
   w->claims_in_flight--;
   if (r == NULL || rtq__noscript(w, r)) {
@@ -42,7 +42,7 @@ void rtq__deadletter(rtq_worker *w, const char *env, size_t len, const char *cod
           id, "queue", queue, "bytes", size, NULL);
   if (rtq__call_deadletter(&w->argv, &w->keys, w->use_eval, w->k_processing, env, len, code,
                            reason, w->id, queue, id, w->o.result_ttl_s, w->o.history) != 0 ||
-      rtq__rconn_send(w->cmd, &w->argv, on_dead, NULL, 0) != 0) {
+      rtq__rconn_send(w->cmd, &w->argv, rtq__deadletter_reply, NULL, 0) != 0) {
     w->need_reconcile = true;
   } else {
     w->claims_in_flight++;

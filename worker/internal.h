@@ -313,6 +313,10 @@ void rtq__claim_pump(rtq_worker *w);
 void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt);
 void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c);
 void rtq__claim_unblock(rtq_worker *w);
+/* CLIENT UNBLOCK of the pop connection's blocking command, if any. */
+void rtq__unblock_pop(rtq_worker *w);
+/* A reply callback for commands whose reply says nothing. */
+void rtq__reply_ignore(rtq_worker *w, redisReply *r, void *pd);
 void rtq__claim_tick(rtq_worker *w, uint64_t now);
 /* Reads P:paused every RTQ__PAUSED_POLL_MS and applies it to the queues. */
 void rtq__claim_paused_tick(rtq_worker *w, uint64_t now);
@@ -321,6 +325,8 @@ void rtq__reconcile_pump(rtq_worker *w);
 /* deadletter.c */
 void rtq__deadletter(rtq_worker *w, const char *env, size_t len, const char *code,
                      const char *reason, const char *id, const char *queue);
+/* The reply of a deadletter call of either protocol (pd unused). */
+void rtq__deadletter_reply(rtq_worker *w, redisReply *r, void *pd);
 
 /* complete.c */
 void rtq__job_start(rtq_worker *w, rtq__job *j);

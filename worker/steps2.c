@@ -28,22 +28,6 @@ rtq__keep2 rtq__keep2_of(const rtq_worker *w) {
 
 /* ---- deadletter ---- */
 
-static void on_dead(rtq_worker *w, redisReply *r, void *pd) {
-  (void)pd;
-  w->claims_in_flight--;
-  if (r == NULL || rtq__noscript(w, r)) {
-    w->need_reconcile = true;
-    return;
-  }
-  if (r->type == REDIS_REPLY_ERROR) {
-    rtq_log(RTQ_LOG_ERROR, "dead-lettering failed; will retry", "error", r->str, NULL);
-    w->need_reconcile = true;
-    w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
-    return;
-  }
-  w->n_dead++;
-}
-
 void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_t len, const char *code,
                       const char *reason) {
   char size[24], id[RTQ_NAME_MAX + 1];
@@ -54,7 +38,7 @@ void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_
   rtq__keep2 keep = rtq__keep2_of(w);
   if (rtq__call2_deadletter(&w->argv, &w->keys2, w->use_eval, queue, (rtq__bytes2){entry, len}, code, reason, w->id,
                             false, &keep) != 0 ||
-      rtq__rconn_send(w->cmd, &w->argv, on_dead, NULL, 0) != 0) {
+      rtq__rconn_send(w->cmd, &w->argv, rtq__deadletter_reply, NULL, 0) != 0) {
     w->need_reconcile = true;
     return;
   }

@@ -46,9 +46,11 @@ static rtq_keys tw_keys;
  * The per-queue keys (processing list, delayed set, dead letters) are the
  * queue "default"'s.
  */
+static bool tw_protocol2; /* a test that starts its workers with --protocol 2 sets it */
+
 static inline bool tw_v2(void) {
   const char *p = getenv("RTQ_PROTOCOL");
-  return p != NULL && strcmp(p, "2") == 0;
+  return tw_protocol2 || (p != NULL && strcmp(p, "2") == 0);
 }
 
 static inline const rtq_keys2 *tw_k2(void) {

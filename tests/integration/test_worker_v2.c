@@ -25,6 +25,7 @@ static tw_worker wk;
 static int setup(void **state) {
   (void)state;
   rtq_test_redis_flush();
+  tw_protocol2 = true; /* the helpers name the v2 keys */
   assert_int_equal(rtq_keys2_init(&k2, "rtq"), 0);
   rc_ = rtq_test_conn();
   wk.pid = -1;
@@ -95,34 +96,13 @@ static int count_status(const char *queue, char ids[][RTQ_ID2_LEN + 1], int n, c
   return c;
 }
 
-/* The v2 worker record whose pid is the spawned worker's. */
-static bool find_worker(pid_t pid, char *id, size_t cap) {
-  rtq_key2 ws = rtq_keys2_workers(&k2);
-  redisReply *r = rtq_test_command(rc_, "ZRANGE", ws.s, "0", "-1", NULL);
-  bool found = false;
-  char want[32];
-  snprintf(want, sizeof want, "%d", (int)pid);
-  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
-    rtq_key2 wk2 = rtq_keys2_worker(&k2, r->element[i]->str);
-    char *p = rtq_test_cmd_str(rc_, "HGET", wk2.s, "pid", NULL);
-    if (p != NULL && strcmp(p, want) == 0) {
-      snprintf(id, cap, "%s", r->element[i]->str);
-      found = true;
-    }
-    free(p);
-  }
-  freeReplyObject(r);
-  return found;
-}
-
 /* rtq-worker --protocol 2 --demo-handlers plus extra (NULL-terminated). */
 static void start(const char *const *extra) {
   const char *argv[40] = {"--protocol", "2"};
   int n = 2;
   for (int i = 0; extra != NULL && extra[i] != NULL && n < 38; i++) argv[n++] = extra[i];
   argv[n] = NULL;
-  tw_spawn_v(&wk, rtq_test_redis_url(), argv);
-  RTQ_TEST_WAIT_FOR(find_worker(wk.pid, wk.id, sizeof wk.id), 10000);
+  tw_start_v(&wk, rtq_test_redis_url(), argv);
 }
 
 /* Commands run since the last CONFIG RESETSTAT, a script's own calls
