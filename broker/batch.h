@@ -28,6 +28,7 @@ typedef struct rtq__batch {
   int n;
   int cap;
   int oom;                 /* sticky: a command could not be added */
+  bool v2;                 /* its scripts are protocol 2's (scripts2.h) */
 } rtq__batch;
 
 void rtq__batch_init(rtq__batch *bt);

@@ -6,6 +6,7 @@
  * here knows about an event loop.
  */
 #include "internal.h"
+#include "internal2.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,9 +60,12 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
   if (b == NULL) return RTQ_ENOMEM;
   b->o = *o;
   b->next_due_in_ms = -1;
+  b->protocol = o->config.protocol == 2 ? 2 : 1;
   rtq__batch_init(&b->batch);
   rtq__batch_init(&b->batch2);
-  if (rtq_keys_init(&b->keys, o->config.ns, rtq_redis_url_is_cluster(o->config.redis_url)) != 0) {
+  b->batch.v2 = b->batch2.v2 = b->protocol == 2;
+  if (rtq_keys_init(&b->keys, o->config.ns, rtq_redis_url_is_cluster(o->config.redis_url)) != 0 ||
+      rtq_keys2_init(&b->keys2, o->config.ns) != 0) {
     seterr(errbuf, errcap, "invalid namespace");
     rtq_broker_free(b);
     return RTQ_EINVAL;
@@ -83,9 +87,17 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
     rtq_broker_free(b);
     return RTQ_EINVAL;
   }
+  if (b->protocol == 2 && rtq__broker2_new(b) != 0) {
+    rtq_broker_free(b);
+    return RTQ_ENOMEM;
+  }
   /* A Redis that is down now is an outage like any later one: logged, and
-   * retried from the ticks. */
-  (void)rtq__broker_connected(b);
+   * retried from the ticks. A namespace of the other protocol is not. */
+  if (rtq__broker_connected(b) == RTQ_EPROTOCOL) {
+    seterr(errbuf, errcap, b->refused_why);
+    rtq_broker_free(b);
+    return RTQ_EPROTOCOL;
+  }
   *out = b;
   return 0;
 }
@@ -97,6 +109,7 @@ void rtq_broker_free(rtq_broker *b) {
   rtq__broker_schedules_close(b);
   rtq__batch_destroy(&b->batch);
   rtq__batch_destroy(&b->batch2);
+  rtq__broker2_free(b);
   free(b);
 }
 

@@ -135,7 +135,9 @@ typedef struct rtq_broker rtq_broker;
  * Creates a broker from o (copied). Connects to Redis if it can, but a
  * Redis that is down is not an error: the broker keeps trying from its
  * ticks. Fails with RTQ_EINVAL (bad URL or namespace, errbuf says which),
- * RTQ_ENOMEM or RTQ_EIO (no random bytes for the id). The caller frees the
+ * RTQ_EPROTOCOL (the namespace holds the other protocol's data: proto.h,
+ * errbuf says what to do), RTQ_ENOMEM or RTQ_EIO (no random bytes for the
+ * id). The broker speaks o->config.protocol (1 or 2). The caller frees the
  * broker with rtq_broker_free.
  */
 int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, size_t errcap);
@@ -197,7 +199,9 @@ const rtq_broker_counters *rtq_broker_counters_of(const rtq_broker *b);
  * Runs the broker until SIGTERM or SIGINT (ev_glue.c, the one file that
  * knows libev): a sweep timer, a lease timer and a promotion timer. On a
  * signal it lets the current sweep finish, releases the lease and returns
- * 0; RTQ_EIO when the loop could not be set up.
+ * 0; RTQ_EIO when the loop could not be set up; RTQ_EPROTOCOL when the
+ * namespace turned out to hold the other protocol's data (a Redis that was
+ * down at rtq_broker_new is checked at its first connect).
  */
 int rtq_broker_run(rtq_broker *b);
 

@@ -19,6 +19,7 @@
 #include "log.h"
 
 int rtq__broker_cancel_pass(rtq_broker *b) {
+  if (b->protocol == 2) return 0; /* workers read the task's `cr` themselves */
   if (b->cancel_offset == 0) {
     if (b->last_cancel_pass != 0 && b->now < b->last_cancel_pass + RTQ_BROKER_CANCEL_REPUBLISH_MS)
       return 0;

@@ -170,6 +170,7 @@ static int trim_round(rtq_broker *b, int depth, int most, long long *removed, lo
 }
 
 int rtq__broker_trim_history(rtq_broker *b) {
+  if (b->protocol == 2) return 0; /* finish caps the done lists itself */
   uint64_t started = rtq__mono_ms();
   uint64_t trimmed = 0;
   long long removed = 0, over = 0, rounds = 0;
@@ -292,6 +293,7 @@ static void end_round(rtq_broker *b) {
 }
 
 int rtq__broker_cleanup_step(rtq_broker *b) {
+  if (b->protocol == 2) return rtq__broker_prune2(b);
   long long budget = RTQ_BROKER_CLEANUP_PER_SWEEP;
   int rc = 0;
   while (b->cleanup_active && budget > 0 && rc == 0) {

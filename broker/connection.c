@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "log.h"
+#include "proto.h"
 #include "scripts.h"
+#include "scripts2.h"
 
 #define CONNECT_BACKOFF_MIN_MS 100
 #define CONNECT_BACKOFF_MAX_MS 5000
@@ -65,8 +67,22 @@ static int first_connect(rtq_broker *b) {
     return rc;
   }
   b->connect_backoff_ms = 0;
+  /* The namespace must speak the broker's protocol (proto.h): a refusal
+   * ends the broker; a failed check is an outage like a failed connect. */
+  rc = rtq_proto_check(b->conn, b->o.config.ns, b->protocol, b->refused_why, sizeof b->refused_why);
+  if (rc == RTQ_EPROTOCOL) {
+    b->refused = true;
+    rtq_log(RTQ_LOG_ERROR, "refusing the namespace", "error", b->refused_why, NULL);
+  }
+  if (rc != 0) {
+    if (rc != RTQ_EPROTOCOL) outage(b, "connect", b->refused_why);
+    rtq_conn_free(b->conn);
+    b->conn = NULL;
+    b->connect_at = rtq__mono_ms() + CONNECT_BACKOFF_MIN_MS;
+    return rc;
+  }
   /* Loading is an optimisation (EVALSHA); every runner falls back to EVAL. */
-  if (rtq_scripts_load(b->conn) != 0)
+  if ((b->protocol == 2 ? rtq_scripts2_load(b->conn) : rtq_scripts_load(b->conn)) != 0)
     rtq_log(RTQ_LOG_WARNING, "could not load the lua scripts; using EVAL", "error",
             rtq_conn_errstr(b->conn), NULL);
   (void)rtq_conn_check_eviction_policy(b->conn);
@@ -74,6 +90,7 @@ static int first_connect(rtq_broker *b) {
 }
 
 int rtq__broker_connected(rtq_broker *b) {
+  if (b->refused) return RTQ_EPROTOCOL;
   if (b->conn == NULL) return first_connect(b);
   int rc = rtq_conn_reconnect(b->conn);
   if (rc != 0) outage(b, "connect", rtq_conn_errstr(b->conn));

@@ -65,6 +65,7 @@ static void advance(rtq_broker *b, size_t got, const char *first, const char *la
 }
 
 int rtq__broker_expire_deadlines(rtq_broker *b) {
+  if (b->protocol == 2) return rtq__broker_backstop2(b);
   uint64_t grace = (uint64_t)b->o.timeout_grace_ms;
   if (b->now <= grace) return 0;
   rtq_argv a;

@@ -38,6 +38,7 @@ typedef struct glue {
   const rtq_broker_tick *job;
   ev_signal sigterm, sigint;
   int stopped_by;
+  int refused;
 } glue;
 
 static void arm_promote(glue *g) {
@@ -52,7 +53,13 @@ static void arm_promote(glue *g) {
 static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)revents;
   glue *g = w->data;
-  (void)rtq_broker_sweep(g->b); /* failures are logged inside */
+  /* Failures are logged inside; a namespace of the other protocol ends
+   * the broker (a Redis that was down at start-up may only tell now). */
+  if (rtq_broker_sweep(g->b) == RTQ_EPROTOCOL) {
+    g->refused = 1;
+    ev_break(loop, EVBREAK_ALL);
+    return;
+  }
   ev_now_update(loop);
   arm_promote(g);
 }
@@ -138,7 +145,8 @@ int rtq_broker_run_with(rtq_broker *b, const rtq_broker_tick *tick) {
 
   ev_run(g.loop, 0);
 
-  rtq_log(RTQ_LOG_INFO, "stopping", "signal", g.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+  if (!g.refused)
+    rtq_log(RTQ_LOG_INFO, "stopping", "signal", g.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", NULL);
   (void)rtq_broker_lease_release(b);
   ev_timer_stop(g.loop, &g.sweep);
   ev_timer_stop(g.loop, &g.lease);
@@ -148,5 +156,5 @@ int rtq_broker_run_with(rtq_broker *b, const rtq_broker_tick *tick) {
   ev_signal_stop(g.loop, &g.sigterm);
   ev_signal_stop(g.loop, &g.sigint);
   ev_loop_destroy(g.loop);
-  return 0;
+  return g.refused ? RTQ_EPROTOCOL : 0;
 }

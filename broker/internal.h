@@ -18,6 +18,7 @@
 #include "condlog.h"
 #include "conn.h"
 #include "keys.h"
+#include "keys2.h"
 
 /* Dead workers looked at per sweep. */
 #define RTQ_BROKER_DEAD_WORKERS_PER_SWEEP 100
@@ -80,7 +81,12 @@ typedef struct rtq__fixed_keys {
 
 struct rtq_broker {
   rtq_broker_options o;
+  int protocol;              /* o.config.protocol: 1 or 2 */
   rtq_keys keys;
+  rtq_keys2 keys2;           /* protocol 2's keys */
+  struct rtq__broker2 *v2;   /* protocol 2's state (internal2.h); NULL under 1 */
+  bool refused;              /* the namespace holds the other protocol's data */
+  char refused_why[512];
   rtq__fixed_keys k;
   char id[RTQ_NAME_MAX + 1];
   rtq_conn *conn;            /* NULL until the first connect succeeds */
@@ -163,6 +169,18 @@ void rtq__broker_schedules_close(rtq_broker *b);
 /* Adds the unflushed counters to P:stats; sweep_done also stamps
  * broker|last_sweep_at. */
 int rtq__broker_flush_stats(rtq_broker *b, bool sweep_done);
+
+/* ---- protocol 2 (internal2.h): what each v1 phase dispatches to ---- */
+int rtq__broker_promote2(rtq_broker *b);
+int rtq__broker_recover2(rtq_broker *b);
+int rtq__broker_prune2(rtq_broker *b);
+int rtq__broker_backstop2(rtq_broker *b);
+/* lease2.c: lease.lua's v2 step; the lease key and a broker counter field
+ * (v1: P:stats "broker|<counter>"; v2: {ns}:broker "<counter>") appended
+ * to a command, for either protocol. */
+int rtq__broker_lease2(rtq_broker *b, bool acquire, long long *held);
+int rtq__broker_argv_lease(const rtq_broker *b, rtq_argv *a);
+int rtq__broker_argv_stat(const rtq_broker *b, rtq_argv *a, const char *counter);
 
 /* ---- util.c: shared by the phases ---- */
 

@@ -24,6 +24,7 @@
 #include "scripts.h"
 
 static int run_lease(rtq_broker *b, bool acquire, long long *held) {
+  if (b->protocol == 2) return rtq__broker_lease2(b, acquire, held);
   rtq_argv a;
   rtq_argv_init(&a);
   redisReply *r = NULL;
@@ -42,7 +43,7 @@ static void log_standby(rtq_broker *b) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "GET");
-  rtq__argv_add_key(&a, b->k.lease);
+  rtq__broker_argv_lease(b, &a);
   redisReply *r = NULL;
   int rc = rtq_conn_command(b->conn, &a, &r);
   rtq_argv_destroy(&a);
@@ -60,8 +61,7 @@ static void set_unswept(rtq_broker *b, uint64_t seconds) {
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, seconds > 0 ? "HSET" : "HDEL");
-  rtq__argv_add_key(&a, b->k.stats);
-  rtq__argv_add_key(&a, rtq_keys_stats_field(RTQ_BROKER_STATS_QUEUE, UNSWEPT_FIELD));
+  rtq__broker_argv_stat(b, &a, UNSWEPT_FIELD);
   if (seconds > 0) rtq_argv_add_u64(&a, seconds);
   (void)rtq_conn_command(b->conn, &a, NULL);
   rtq_argv_destroy(&a);
@@ -84,11 +84,10 @@ static void watch_holder(rtq_broker *b) {
   rtq_argv *a = rtq__batch_add(bt);
   if (a == NULL) return;
   rtq_argv_add_str(a, "GET");
-  rtq__argv_add_key(a, b->k.lease);
+  rtq__broker_argv_lease(b, a);
   if ((a = rtq__batch_add(bt)) == NULL) return;
   rtq_argv_add_str(a, "HGET");
-  rtq__argv_add_key(a, b->k.stats);
-  rtq__argv_add_key(a, rtq_keys_stats_field(RTQ_BROKER_STATS_QUEUE, "last_sweep_at"));
+  rtq__broker_argv_stat(b, a, "last_sweep_at");
   if (rtq__batch_run(b->conn, bt) != 0) return;
   const redisReply *h = bt->rcs[0] == 0 ? bt->replies[0] : NULL;
   const redisReply *sw = bt->rcs[1] == 0 ? bt->replies[1] : NULL;

@@ -32,7 +32,8 @@ static void log_start(const rtq_broker *b) {
           RTQ_VERSION_STRING, "namespace", o->config.ns, "heartbeat_ttl_ms", hb,
           "sweep_interval_ms", sw, "lease_ttl_ms", le, "timeout_grace_ms", gr, "max_deliveries",
           md, "cleanup_interval_s", cl, "max_task_history", mh, "task_result_ttl_s", tt,
-          "history", o->config.enable_task_history ? "on" : "off", "mode",
+          "history", o->config.enable_task_history ? "on" : "off", "protocol",
+          o->config.protocol == 2 ? "2" : "1", "mode",
           o->once ? "once" : "daemon", NULL);
 }
 
@@ -54,7 +55,8 @@ static const char *take_metrics_listen(int *argc, char **argv) {
 /* A librtq client of the broker's Redis, for /metrics and the throughput
  * history (two pooled connections: a scrape's thread and the loop's). */
 static int open_client(const rtq_broker_options *o, rtq_client **c) {
-  rtq_client_options co = {.redis_url = o->config.redis_url, .ns = o->config.ns, .pool_size = 2};
+  rtq_client_options co = {.redis_url = o->config.redis_url, .ns = o->config.ns, .pool_size = 2,
+                           .protocol = o->config.protocol};
   if (rtq_client_new(&co, c) == 0) return 0;
   rtq_log(RTQ_LOG_ERROR, "cannot open a client of redis", "error", rtq_client_errstr(NULL), NULL);
   return -1;
@@ -93,7 +95,7 @@ static void record_throughput(void *arg) {
     /* Opened at the first tick, not at start-up: a Redis that is down
      * then must not stop the broker, which waits for it. */
     rtq_client_options co = {.redis_url = j->o->config.redis_url, .ns = j->o->config.ns,
-                             .pool_size = 1};
+                             .pool_size = 1, .protocol = j->o->config.protocol};
     rc = rtq_client_new(&co, &j->c);
     j->own = rc == 0;
     why = rtq_client_errstr(NULL);
@@ -143,7 +145,7 @@ int main(int argc, char **argv) {
     static const char *const used[] = {"task_result_ttl",  "enable_task_history", "log_level",
                                        "cleanup_interval", "max_task_history",    "redis_url",
                                        "redis_url_file",   "namespace",           "wait_replicas",
-                                       "wait_timeout",     NULL};
+                                       "wait_timeout",     "protocol",            NULL};
     rtq_config_print(&o.config, used, stdout);
     return 0;
   }

@@ -64,6 +64,7 @@ static const char *const config_flags[] = {
     "max-task-history", "max_task_history", "task-result-ttl",     "task_result_ttl",
     "log-level",        "log_level",        "enable-task-history", "enable_task_history",
     "wait-replicas",    "wait_replicas",    "wait-timeout",        "wait_timeout",
+    "protocol",         "protocol",
 };
 
 static void errf(char *errbuf, size_t errcap, const char *fmt, const char *a, const char *b)
@@ -223,6 +224,8 @@ const char *rtq_broker_usage(void) {
          "  --redis-url-file FILE    read that URL from FILE, so no password is in argv\n"
          "                           (RTQ_REDIS_URL_FILE)\n"
          "  --namespace NS           key prefix (RTQ_NAMESPACE; default rtq)\n"
+         "  --protocol N             wire protocol, 1 or 2, that every process of the\n"
+         "                           namespace shares (RTQ_PROTOCOL; default 1)\n"
          "  --heartbeat-ttl D        a worker silent this long is dead (RTQ_HEARTBEAT_TTL;\n"
          "                           default 30s)\n"
          "  --sweep-interval D       time between sweeps (RTQ_SWEEP_INTERVAL; default 1s)\n"

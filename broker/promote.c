@@ -66,6 +66,7 @@ static int learn_next_due(rtq_broker *b) {
 }
 
 int rtq__broker_promote(rtq_broker *b) {
+  if (b->protocol == 2) return rtq__broker_promote2(b);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "ZRANGEBYSCORE");

@@ -366,6 +366,7 @@ static int recover_list(rtq_broker *b, const redisReply *list, const bool *only,
 #define FUTURE_MARGIN_MS 1000
 
 int rtq__broker_recover_dead(rtq_broker *b) {
+  if (b->protocol == 2) return rtq__broker_recover2(b);
   uint64_t ttl = (uint64_t)b->o.heartbeat_ttl_ms;
   if (b->now <= ttl) return 0;
   dead_range d = {b->now - ttl, b->now + FUTURE_MARGIN_MS};

@@ -24,7 +24,8 @@ static int open_client(rtq_broker *b) {
                           .max_payload = (size_t)b->o.max_payload,
                           .task_result_ttl_s = b->o.config.task_result_ttl,
                           .history = b->o.config.enable_task_history ? 1 : -1,
-                          .reply_spin_us = -1};
+                          .reply_spin_us = -1,
+                          .protocol = b->protocol};
   int rc = rtq_client_new(&o, &b->client);
   if (rc != 0)
     rtq_log(RTQ_LOG_ERROR, "cannot open a client for the schedules", "error", rtq_client_errstr(NULL), NULL);

@@ -6,7 +6,8 @@
  * broker.h), plus "broker|last_sweep_at" (Redis ms of the last sweep the
  * leader finished), so `rtq stats` and redis-cli show that a broker acts.
  * The counters are added once per sweep, in one round trip; deltas that
- * could not be written are kept for the next sweep.
+ * could not be written are kept for the next sweep. Under protocol 2 the
+ * same fields, without "broker|", are in {ns}:broker (lease2.c).
  */
 #include "internal.h"
 
@@ -17,8 +18,7 @@ static int add_field(rtq_broker *b, rtq__batch *bt, const char *verb, const char
   rtq_argv *a = rtq__batch_add(bt);
   if (a == NULL) return RTQ_ENOMEM;
   rtq_argv_add_str(a, verb);
-  rtq__argv_add_key(a, b->k.stats);
-  int rc = rtq__argv_add_key(a, rtq_keys_stats_field(RTQ_BROKER_STATS_QUEUE, counter));
+  int rc = rtq__broker_argv_stat(b, a, counter);
   rtq_argv_add_u64(a, v);
   return a->oom ? RTQ_ENOMEM : rc;
 }

@@ -392,6 +392,29 @@ int rtq__call2_prune(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char 
   return end(&c);
 }
 
+int rtq__call2_backstop(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
+                        const char *worker_id, uint64_t grace_ms, const rtq__keep2 *kp,
+                        int64_t offset, int n) {
+  call c;
+  begin(&c, a, k, queue, RTQ_SCRIPT2_BACKSTOP, 4, use_eval);
+  count(&c, n, 1, RTQ__V2_MAX_SWEEP);
+  if (offset < 0) fail(&c, RTQ_EINVAL);
+  key(&c, rtq_keys2_processing(k, queue, worker_id));
+  key(&c, rtq_keys2_stats(k, queue));
+  done(&c, RTQ_STATUS_TIMEOUT);
+  key(&c, rtq_keys2_slots(k, queue));
+  str(&c, worker_id);
+  u64(&c, grace_ms);
+  keep(&c, kp);
+  events(&c);
+  task_prefix(&c);
+  side_prefix(&c);
+  waiter_prefix(&c);
+  i64(&c, offset);
+  i64(&c, n);
+  return end(&c);
+}
+
 /* ---- operator sweeps ---- */
 
 int rtq__call2_purge(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue, int n,

@@ -245,6 +245,22 @@ int rtq__reply2_promote(const redisReply *r, rtq__promote2_result *out);
 int rtq__call2_prune(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
                      rtq_status status, int n);
 
+/* The timeout backstop over a live worker's processing list of queue: up
+ * to n (1..100) entries from offset. Reply (rtq__reply2_backstop). */
+int rtq__call2_backstop(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
+                        const char *worker_id, uint64_t grace_ms, const rtq__keep2 *keep,
+                        int64_t offset, int n);
+
+/* Value type: backstop's reply; ended borrowed (nended ids, each a string
+ * reply: the tasks it ended timeout). */
+typedef struct rtq__backstop2_result {
+  int64_t read; /* entries read; below n: the list ended */
+  size_t nended;
+  redisReply **ended;
+} rtq__backstop2_result;
+
+int rtq__reply2_backstop(const redisReply *r, rtq__backstop2_result *out);
+
 /* ---- operator sweeps ---- */
 
 /* Cancels up to n (1..100) pending tasks of queue, oldest first, from the

@@ -66,6 +66,7 @@ rtq_key2 rtq_keys2_throughput(const rtq_keys2 *k, uint64_t minute) {
   return build(k, NULL, "throughput:", m, 1);
 }
 rtq_key2 rtq_keys2_paused(const rtq_keys2 *k) { return build(k, NULL, "paused", NULL, 0); }
+rtq_key2 rtq_keys2_broker(const rtq_keys2 *k) { return build(k, NULL, "broker", NULL, 0); }
 rtq_key2 rtq_keys2_chan_cancel(const rtq_keys2 *k) { return build(k, NULL, "cancel", NULL, 0); }
 rtq_key2 rtq_keys2_schedules(const rtq_keys2 *k) { return build(k, NULL, "schedules", NULL, 0); }
 rtq_key2 rtq_keys2_schedules_due(const rtq_keys2 *k) {

@@ -17,6 +17,7 @@
  *   {ns}:schedules        hash
  *   {ns}:schedules:due    zset
  *   {ns}:schedules:last   hash
+ *   {ns}:broker           hash  broker counters
  *   channel {ns}:cancel                 {ns:Q}:rt            hash  run times
  *                                       {ns:Q}:dead          list  dead letters
  *                                       {ns:Q}:limit         hash  rate, burst, conc
@@ -86,6 +87,9 @@ rtq_key2 rtq_keys2_lease(const rtq_keys2 *k);
 rtq_key2 rtq_keys2_throughput(const rtq_keys2 *k, uint64_t minute);
 /* Paused queues: workers move nothing from them. */
 rtq_key2 rtq_keys2_paused(const rtq_keys2 *k);
+/* The broker's own counters and marks (hash): `<counter>` fields, and
+ * last_sweep_at, lease_unswept_s (docs/BROKER.md). */
+rtq_key2 rtq_keys2_broker(const rtq_keys2 *k);
 /* The cancel channel (PUBLISH, not a shard channel: every worker hears it). */
 rtq_key2 rtq_keys2_chan_cancel(const rtq_keys2 *k);
 /* Periodic tasks (client/schedule.c): schedule id -> definition (hash),

@@ -195,6 +195,19 @@ int rtq__reply2_promote(const redisReply *r, rtq__promote2_result *out) {
   return 0;
 }
 
+int rtq__reply2_backstop(const redisReply *r, rtq__backstop2_result *out) {
+  memset(out, 0, sizeof *out);
+  const redisReply *ended = elem(r, 1);
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || ended == NULL ||
+      ended->type != REDIS_REPLY_ARRAY || int_at(r, 0, &out->read) != 0)
+    return RTQ_EDECODE;
+  for (size_t i = 0; i < ended->elements; i++)
+    if (ended->element[i]->type != REDIS_REPLY_STRING) return RTQ_EDECODE;
+  out->nended = ended->elements;
+  out->ended = ended->element;
+  return 0;
+}
+
 /* ---- purge and delete ---- */
 
 int rtq__reply2_counts(const redisReply *r, int64_t out[3]) {

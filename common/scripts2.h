@@ -31,7 +31,8 @@
   XX(DELETE, delete)          \
   XX(HEARTBEAT, heartbeat)    \
   XX(LEASE, lease)            \
-  XX(DEAD_REQUEUE, dead_requeue)
+  XX(DEAD_REQUEUE, dead_requeue) \
+  XX(BACKSTOP, backstop)
 
 typedef enum rtq_script2_id {
 #define RTQ__SCRIPT2_ENUM(up, low) RTQ_SCRIPT2_##up,

@@ -74,6 +74,8 @@ def valid_calls(q, r, rnd):
                 ["w-dead", "3", "1000", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), "default",
                  "T5"]))
     out.append(("promote", [q.k("delayed"), q.k("q")], ["10"]))
+    out.append(("backstop", [q.k("p:" + W), q.k("stats"), q.done("timeout"), q.k("slots")],
+                [W, "0", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), "0", "10"]))
     out.append(("purge", [q.k("q"), q.k("delayed"), q.k("stats"), q.done("cancelled"), q.k("dead")],
                 ["3", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), "default"]))
     out.append(("delete", [q.done("completed")], [q.k("t:"), q.k("x:"), "5", "0"]))

@@ -314,6 +314,35 @@ def test_recover_every_branch(r, q):
     assert q.recover(dead, [b"R"]) == [[b"gone"]]
 
 
+def test_backstop_times_out_overdue_runs_of_its_worker_only(r, q):
+    running(q, r, n=4)
+    q.create([{"id": "M"}])
+    r.lmove(q.k("q"), q.k("p:" + W), "RIGHT", "LEFT")  # moved, not claimed yet
+    r.lpush(q.k("p:" + W), "bad id")
+    r.hset(q.t("T0000"), "dl", "1")  # overdue
+    r.hset(q.t("T0001"), "dl", "1")
+    r.hset(q.t("T0001"), "w", "w-other")  # overdue, but another worker's run
+    r.hset(q.t("T0002"), "dl", "nan")  # a deadline that does not validate
+    r.zadd(q.k("slots"), {"T0000": 1})
+    before = r.lrange(q.k("p:" + W), 0, -1)
+    assert q.backstop(W, grace=0, offset=0, n=2) == [2, []]  # "bad id", M
+    read, ended = q.backstop(W, grace=0, offset=2, n=100)
+    assert read == 4 and ended == [b"T0000"]
+    t = q.task("T0000")
+    assert t["s"] == b"timeout" and t["ec"] == b"TIMEOUT" and "dl" not in t
+    assert r.ttl(q.t("T0000")) > 0 and r.zscore(q.k("slots"), "T0000") is None
+    assert r.lrange(q.done("timeout"), 0, -1) == [b"T0000"]
+    assert r.hget(q.k("stats"), "timeout") == b"1"
+    assert r.lrange(q.k("p:" + W), 0, -1) == [e for e in before if e != b"T0000"]
+    for i in ("T0001", "T0002", "T0003"):
+        assert q.task(i)["s"] == b"running"
+    assert q.task("M")["s"] == b"pending"
+    # within the grace nothing ends; a late finish of the ended run is stale
+    r.hset(q.t("T0003"), "dl", int(time.time() * 1000) - 1000)
+    assert q.backstop(W, grace=60000)[1] == []
+    assert q.finish(W, [("T0000", 1, "completed", b"", {})])[0][0] == b"stale"
+
+
 def test_promote_moves_due_ids_in_bounded_steps(r, q):
     q.create([{"id": i, "run_at_ms": 1} for i in ids(3)])  # run_at in the past: ready
     assert r.llen(q.k("q")) == 3

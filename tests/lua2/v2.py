@@ -137,6 +137,11 @@ class Queue:
     def delete(self, status, n=100, cutoff=0):
         return self.s.call("delete", [self.done(status)], [self.k("t:"), self.k("x:"), str(n), str(cutoff)])
 
+    def backstop(self, wid, grace=0, offset=0, n=100):
+        keys = [self.k("p:" + wid), self.k("stats"), self.done("timeout"), self.k("slots")]
+        return self.s.call("backstop", keys, [wid, str(grace), str(self.defttl), self.hist, str(self.cap), self.ev,
+                                              self.k("t:"), self.k("x:"), self.k("w:"), str(offset), str(n)])
+
     def promote(self, n=100):
         return self.s.call("promote", [self.k("delayed"), self.k("q")], [str(n)])
 

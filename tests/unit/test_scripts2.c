@@ -156,6 +156,7 @@ static int build(rtq_script2_id id, rtq_argv *a) {
     case RTQ_SCRIPT2_HEARTBEAT: return rtq__call2_heartbeat(a, &K, true, W, 1000, NULL, 0);
     case RTQ_SCRIPT2_LEASE: return rtq__call2_lease(a, &K, true, I, 1000, true);
     case RTQ_SCRIPT2_DEAD_REQUEUE: return rtq__call2_dead_requeue(a, &K, true, QN, entry);
+    case RTQ_SCRIPT2_BACKSTOP: return rtq__call2_backstop(a, &K, true, QN, W, 0, &keep, 0, 1);
     default: return RTQ_EINVAL;
   }
 }

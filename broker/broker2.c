@@ -1,0 +1,195 @@
+/*
+ * broker2.c - what the protocol 2 phases share: their state, the queue
+ * registry {ns}:queues as the broker reads it, and the queues of a worker.
+ *
+ * {ns}:queues is read with SSCAN pages (each bounded), at most
+ * RTQ_BROKER2_MAX_QUEUES names; only valid names become keys, so junk a
+ * writer put there is skipped, not swept.
+ */
+#include "internal2.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+int rtq__broker2_new(rtq_broker *b) {
+  b->v2 = calloc(1, sizeof *b->v2);
+  return b->v2 == NULL ? RTQ_ENOMEM : 0;
+}
+
+void rtq__broker2_names_free(char **names, size_t n) {
+  for (size_t i = 0; names != NULL && i < n; i++) free(names[i]);
+  free(names);
+}
+
+void rtq__broker2_free(rtq_broker *b) {
+  if (b->v2 == NULL) return;
+  rtq__broker2_names_free(b->v2->queues, b->v2->nqueues);
+  free(b->v2);
+  b->v2 = NULL;
+}
+
+rtq__keep2 rtq__broker2_keep(const rtq_broker *b) {
+  rtq__keep2 k = {.result_ttl_s = b->o.config.task_result_ttl,
+                  .history = b->o.config.enable_task_history,
+                  .cap = b->o.config.max_task_history > 0 ? b->o.config.max_task_history : 1};
+  return k;
+}
+
+const char *rtq__broker2_why(const rtq_broker *b, const redisReply *r) {
+  if (r != NULL && r->type == REDIS_REPLY_ERROR) return r->str;
+  return b->conn != NULL ? rtq_conn_errstr(b->conn) : "no reply";
+}
+
+static int cmp_names(const void *x, const void *y) {
+  return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Appends a copy of a valid name to *v (grown as needed). */
+static int push_name(char ***v, size_t *n, size_t *cap, const redisReply *e) {
+  if (e->type != REDIS_REPLY_STRING || memchr(e->str, '\0', e->len) != NULL ||
+      rtq_validate_name(e->str) != 0)
+    return 0;
+  if (*n == *cap) {
+    size_t nc = *cap == 0 ? 16 : *cap * 2;
+    char **g = realloc(*v, nc * sizeof *g);
+    if (g == NULL) return RTQ_ENOMEM;
+    *v = g;
+    *cap = nc;
+  }
+  if (((*v)[*n] = strdup(e->str)) == NULL) return RTQ_ENOMEM;
+  (*n)++;
+  return 0;
+}
+
+/* Sorts and drops repeats (SSCAN may return a name twice). */
+static void sort_unique(char **v, size_t *n) {
+  if (*n == 0) return;
+  qsort(v, *n, sizeof *v, cmp_names);
+  size_t k = 1;
+  for (size_t i = 1; i < *n; i++) {
+    if (strcmp(v[i], v[k - 1]) == 0) free(v[i]);
+    else v[k++] = v[i];
+  }
+  *n = k;
+}
+
+int rtq__broker2_queues(rtq_broker *b) {
+  rtq__broker2 *s = b->v2;
+  if (s->queues_at != 0 && s->queues_at == b->now) return 0;
+  rtq_key2 key = rtq_keys2_queues(&b->keys2);
+  char cursor[32] = "0";
+  char **v = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  bool capped = false;
+  do {
+    rtq_argv a;
+    rtq_argv_init(&a);
+    rtq_argv_add_str(&a, "SSCAN");
+    rtq__argv_add_key2(&a, key);
+    rtq_argv_add_str(&a, cursor);
+    rtq_argv_add_str(&a, "COUNT");
+    rtq_argv_add_i64(&a, RTQ_BROKER2_QUEUES_PAGE);
+    redisReply *r = NULL;
+    rc = rtq_conn_command(b->conn, &a, &r);
+    rtq_argv_destroy(&a);
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                    r->element[0]->type != REDIS_REPLY_STRING ||
+                    r->element[1]->type != REDIS_REPLY_ARRAY))
+      rc = RTQ_EREDIS;
+    if (rc == 0) {
+      snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+      const redisReply *page = r->element[1];
+      for (size_t i = 0; i < page->elements && rc == 0; i++) {
+        if (n >= RTQ_BROKER2_MAX_QUEUES) {
+          capped = true;
+          break;
+        }
+        rc = push_name(&v, &n, &cap, page->element[i]);
+      }
+    }
+    if (r != NULL) freeReplyObject(r);
+  } while (rc == 0 && !capped && strcmp(cursor, "0") != 0);
+  if (rc != 0) {
+    rtq__broker2_names_free(v, n);
+    if (rc == RTQ_EREDIS)
+      rtq_log(RTQ_LOG_ERROR, "cannot read the queue registry; no queue is swept", "key", key.s,
+              "error", rtq__broker2_why(b, NULL), NULL);
+    return rc;
+  }
+  if (capped && !s->queues_capped)
+    rtq_log(RTQ_LOG_WARNING, "more queues than the broker sweeps; the rest are left out", "key",
+            key.s, NULL);
+  s->queues_capped = capped;
+  sort_unique(v, &n);
+  rtq__broker2_names_free(s->queues, s->nqueues);
+  s->queues = v;
+  s->nqueues = n;
+  s->queues_at = b->now;
+  return 0;
+}
+
+/* The valid queue names of a record's `queues` text ("a:1,b:2"): each
+ * entry is name:weight, and a name may itself hold ':', so the weight is
+ * what follows the last one. */
+static int parse_queues(const char *text, size_t len, char ***out, size_t *n) {
+  size_t cap = 0;
+  *out = NULL;
+  *n = 0;
+  const char *p = text, *end = text + len;
+  while (p < end && *n < RTQ_BROKER2_MAX_WORKER_QUEUES) {
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    const char *stop = comma != NULL ? comma : end;
+    const char *colon = NULL;
+    for (const char *c = p; c < stop; c++)
+      if (*c == ':') colon = c;
+    size_t nl = (size_t)((colon != NULL ? colon : stop) - p);
+    if (nl >= 1 && nl <= RTQ_NAME_MAX) {
+      char name[RTQ_NAME_MAX + 1];
+      memcpy(name, p, nl);
+      name[nl] = '\0';
+      redisReply e = {.type = REDIS_REPLY_STRING, .str = name, .len = nl};
+      int rc = push_name(out, n, &cap, &e);
+      if (rc != 0) return rc;
+    }
+    p = stop + 1;
+  }
+  sort_unique(*out, n);
+  return 0;
+}
+
+int rtq__broker2_worker_queues(rtq_broker *b, const char *wid, char ***names, size_t *n,
+                               bool *owned) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HGET");
+  rtq__argv_add_key2(&a, rtq_keys2_worker(&b->keys2, wid));
+  rtq_argv_add_str(&a, "queues");
+  redisReply *r = NULL;
+  int rc = rtq_conn_command(b->conn, &a, &r);
+  rtq_argv_destroy(&a);
+  *names = NULL;
+  *n = 0;
+  *owned = false;
+  /* A record of another type (RTQ_EREDIS) names nothing: every queue. */
+  if (rc == RTQ_ECONN || rc == RTQ_ENOMEM) {
+    if (r != NULL) freeReplyObject(r);
+    return rc;
+  }
+  if (rc == 0 && r->type == REDIS_REPLY_STRING && r->len > 0) {
+    rc = parse_queues(r->str, r->len, names, n);
+    *owned = true;
+  } else {
+    rc = 0;
+  }
+  if (r != NULL) freeReplyObject(r);
+  if (rc != 0 || *n > 0) return rc;
+  rtq__broker2_names_free(*names, *n);
+  *names = b->v2->queues;
+  *n = b->v2->nqueues;
+  *owned = false;
+  return 0;
+}

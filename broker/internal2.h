@@ -1,0 +1,87 @@
+/*
+ * internal2.h - the broker under protocol 2 (docs/design/PROTOCOL-v2.md):
+ * its state between sweeps and its phases. Each v1 phase dispatches to its
+ * v2 counterpart at its top when the broker's protocol is 2:
+ *
+ *   v1 phase        v2                      script (common/lua2)
+ *   deadlines       rtq__broker_backstop2   backstop  (live workers' lists)
+ *   recover         rtq__broker_recover2    recover   (dead workers' lists)
+ *   promote         rtq__broker_promote2    promote, deadletter (per queue)
+ *   history         nothing                 finish caps the done lists
+ *   cleanup round   rtq__broker_prune2      prune     (per queue and status)
+ *   cancel          nothing                 workers read `cr` themselves
+ *   schedules       librtq, under protocol 2
+ *
+ * Every queue of {ns}:queues is swept; the set is read again at each
+ * Redis clock reading (each sweep and each promotion timer).
+ */
+#ifndef RTQ_BROKER_INTERNAL2_H
+#define RTQ_BROKER_INTERNAL2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "calls2.h"
+#include "internal.h"
+#include "keys2.h"
+#include "scripts2.h"
+
+/* Queues read from {ns}:queues at most; past it the rest wait (logged). */
+#define RTQ_BROKER2_MAX_QUEUES 100000
+/* SSCAN COUNT of one page of {ns}:queues. */
+#define RTQ_BROKER2_QUEUES_PAGE 1000
+/* Calls of one script on one queue per sweep (promote) and per list per
+ * sweep (prune): 100 entries each. */
+#define RTQ_BROKER2_CALLS_PER_QUEUE 10
+/* Prune calls per sweep over all queues, while a round runs. */
+#define RTQ_BROKER2_PRUNE_CALLS_PER_SWEEP 400
+/* Backstop calls per sweep, and how often a pass over the live workers
+ * starts (Redis ms). */
+#define RTQ_BROKER2_BACKSTOP_CALLS_PER_SWEEP 50
+#define RTQ_BROKER2_BACKSTOP_EVERY_MS 2000
+/* Queues named in one worker record at most. */
+#define RTQ_BROKER2_MAX_WORKER_QUEUES 1000
+
+/* The v2 state, owned by the broker (b->v2). */
+typedef struct rtq__broker2 {
+  char **queues;            /* valid names of {ns}:queues, sorted */
+  size_t nqueues;
+  uint64_t queues_at;       /* b->now when read; 0: never */
+  bool queues_capped;       /* logged that the set is larger than the cap */
+
+  /* prune2.c: the round's next list (queue name, terminal status index). */
+  char prune_queue[RTQ_NAME_MAX + 1];
+  int prune_status;
+
+  /* backstop2.c: the pass's ZSCAN cursor over {ns}:workers, the index in
+   * that page, and where in that worker's lists the next call starts. */
+  char bs_cursor[32];
+  size_t bs_index;
+  char bs_worker[RTQ_NAME_MAX + 1];
+  size_t bs_queue;
+  int64_t bs_offset;
+  bool bs_active;
+  uint64_t bs_pass_at;      /* b->now when the last pass started */
+} rtq__broker2;
+
+/* broker2.c: the state's life, and what the phases share. */
+int rtq__broker2_new(rtq_broker *b);
+void rtq__broker2_free(rtq_broker *b);
+/* How ended tasks are kept (the shared settings). */
+rtq__keep2 rtq__broker2_keep(const rtq_broker *b);
+/* Reads {ns}:queues when not read at this b->now yet. */
+int rtq__broker2_queues(rtq_broker *b);
+/*
+ * The queues worker wid serves by its record's `queues` field (name:weight
+ * entries joined by ','), else (no record, no valid name) every queue.
+ * *names is the caller's (rtq__broker2_names_free), or points at the
+ * broker's queue list when *owned is false. Returns 0 or an error.
+ */
+int rtq__broker2_worker_queues(rtq_broker *b, const char *wid, char ***names, size_t *n,
+                               bool *owned);
+void rtq__broker2_names_free(char **names, size_t n);
+/* The reply's text of a failed call, for a log line. */
+const char *rtq__broker2_why(const rtq_broker *b, const redisReply *r);
+
+#endif
