@@ -17,6 +17,10 @@
  *   growth            the history cap (trim.lua), and index
  *                     entries whose task hash has expired ('expired').
  *
+ * That is protocol 1. Under protocol 2 (options.config.protocol) the same
+ * phases run protocol 2's scripts (common/lua2) on every queue of
+ * {ns}:queues: see internal2.h and docs/BROKER.md, "Protocol 2".
+ *
  * Several brokers may run. A leader lease (lease.lua) decides which one
  * acts; the others stand by and take over when the lease lapses. The lease
  * is an economy, not the safety net: every step is gated in Redis (LREM,

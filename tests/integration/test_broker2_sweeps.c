@@ -1,0 +1,222 @@
+/*
+ * test_broker2_sweeps.c - rtq-broker under protocol 2: delayed tasks of
+ * each queue promoted on time (and a bad delayed entry dead-lettered),
+ * prune drops the ids of expired tasks only, one leader among two brokers,
+ * a key of the wrong type stops neither the other queues nor the other
+ * phases, and a namespace of the other protocol is refused.
+ */
+#include "test_broker2_helpers.h"
+
+/* Waits until queue's list holds an id; returns how late (Redis ms) that
+ * was after due, asserting it was not early. */
+static long long wait_promoted(tb *t, const char *queue, uint64_t due, int timeout_ms) {
+  uint64_t until = rtq_test_now_ms() + (uint64_t)timeout_ms;
+  for (int i = 0; rtq_test_now_ms() < until; i++) {
+    if (tb2_len(t, rtq_keys2_queue(&K2, queue)) > 0) {
+      uint64_t seen = tb_redis_now(t);
+      assert_true(seen + 5 >= due); /* never early (5 ms of polling slack) */
+      return (long long)seen - (long long)due;
+    }
+    rtq__test_poll_pause(i);
+  }
+  fail_msg("queue %s: nothing promoted within %d ms", queue, timeout_ms);
+  return -1;
+}
+
+static uint64_t run_at(tb *t, const char *queue, const char *id) {
+  char *v = tb2_field(t, queue, id, "ra");
+  assert_non_null(v);
+  uint64_t due = strtoull(v, NULL, 10);
+  free(v);
+  return due;
+}
+
+static void test_broker2_sweeps_promotes_each_queue_on_time(void **state) {
+  tb *t = *state;
+  pid_t pid = tb2_broker_start(t, "--id", "b-delay");
+  RTQ_TEST_WAIT_FOR(tb_lease_is_v2(t, "b-delay"), 5000);
+  tb2_create(t, "qd1", "soon-1", &(tb2_opts){.delay_ms = 700});
+  tb2_create(t, "qd2", "later-1", &(tb2_opts){.delay_ms = 2300});
+  uint64_t due1 = run_at(t, "qd1", "soon-1"), due2 = run_at(t, "qd2", "later-1");
+  assert_int_equal(tb2_len(t, rtq_keys2_queue(&K2, "qd2")), 0);
+  long long late1 = wait_promoted(t, "qd1", due1, 5000);
+  assert_int_equal(tb2_len(t, rtq_keys2_queue(&K2, "qd2")), 0);
+  long long late2 = wait_promoted(t, "qd2", due2, 5000);
+  printf("v2 delayed promotion: %lld ms and %lld ms after due (sweep 1000 ms)\n", late1, late2);
+  assert_true(late1 <= 1000);
+  assert_true(late2 <= 1000);
+  assert_true(tb2_field_is(t, "qd1", "soon-1", "s", "pending"));
+  RTQ_TEST_WAIT_FOR(tb2_stat(t, NULL, "promoted") == 2, 5000);
+  tb_broker_stop(t, pid);
+  assert_true(tb_lease_is_v2(t, NULL)); /* released on SIGTERM */
+}
+
+static void test_broker2_sweeps_promotes_backlog_and_dead_letters_bad_entries(void **state) {
+  tb *t = *state;
+  /* 250 due ids (three promote calls) and two entries that are no ids. */
+  tb2_create_n(t, "qb", "b", 250, &(tb2_opts){.delay_ms = 1});
+  rtq_test_cmd_int(t->c, "ZADD", rtq_keys2_delayed(&K2, "qb").s, "1", "bad id", "2", "{x}", NULL);
+  uint64_t until = tb_redis_now(t) + 20;
+  while (tb_redis_now(t) < until) rtq__test_poll_pause(1);
+  tb2_broker_once(t, "--log-level", "INFO");
+  assert_int_equal(tb2_len(t, rtq_keys2_queue(&K2, "qb")), 250);
+  assert_int_equal(rtq_test_cmd_int(t->c, "ZCARD", rtq_keys2_delayed(&K2, "qb").s, NULL), 0);
+  assert_int_equal(tb2_len(t, rtq_keys2_dead(&K2, "qb")), 2);
+  assert_int_equal(tb2_stat(t, NULL, "dead_lettered"), 2);
+  assert_int_equal(tb2_stat(t, NULL, "promoted"), 250);
+}
+
+/* done list `key`, oldest last, as ids; a hash for those with live[i]. */
+static void fill_done(tb *t, const char *queue, rtq_status st, const char *prefix, int n,
+                      const bool *live) {
+  rtq_key2 done = rtq_keys2_done(&K2, queue, st);
+  for (int i = 0; i < n; i++) {
+    char id[64];
+    snprintf(id, sizeof id, "%s-%04d", prefix, i);
+    rtq_test_cmd_int(t->c, "LPUSH", done.s, id, NULL);
+    if (live[i]) rtq_test_cmd_int(t->c, "HSET", rtq_keys2_task(&K2, queue, id).s, "s",
+                                  rtq_status_name(st), NULL);
+  }
+}
+
+static void test_broker2_sweeps_prune_drops_expired_ids_only(void **state) {
+  tb *t = *state;
+  rtq_test_cmd_int(t->c, "SADD", rtq_keys2_queues(&K2).s, "qp", "qr", NULL);
+  /* qp completed, oldest first: 250 expired, one live, one expired. */
+  bool live[252] = {false};
+  live[250] = true;
+  fill_done(t, "qp", RTQ_STATUS_COMPLETED, "c", 252, live);
+  /* qr failed: two expired, then live. */
+  bool live2[3] = {false, false, true};
+  fill_done(t, "qr", RTQ_STATUS_FAILED, "f", 3, live2);
+  /* qr timeout: all live. */
+  bool live3[2] = {true, true};
+  fill_done(t, "qr", RTQ_STATUS_TIMEOUT, "x", 2, live3);
+  tb2_broker_once(t, "--cleanup-interval", "1");
+  redisReply *r = rtq_test_command(t->c, "LRANGE", rtq_keys2_done(&K2, "qp", RTQ_STATUS_COMPLETED).s,
+                                   "0", "-1", NULL);
+  assert_int_equal(r->elements, 2);
+  assert_string_equal(r->element[0]->str, "c-0251"); /* behind a live task: kept */
+  assert_string_equal(r->element[1]->str, "c-0250");
+  freeReplyObject(r);
+  assert_int_equal(tb2_len(t, rtq_keys2_done(&K2, "qr", RTQ_STATUS_FAILED)), 1);
+  assert_int_equal(tb2_len(t, rtq_keys2_done(&K2, "qr", RTQ_STATUS_TIMEOUT)), 2);
+  assert_int_equal(tb2_stat(t, NULL, "forgotten"), 252);
+  /* Nothing pruned a live task. */
+  assert_true(tb2_field_is(t, "qp", "c-0250", "s", "completed"));
+}
+
+static void test_broker2_sweeps_two_brokers_one_leader(void **state) {
+  tb *t = *state;
+  pid_t a = tb2_broker_start(t, "--id", "b-A", "--lease-ttl", "1500ms", "--sweep-interval", "100ms");
+  RTQ_TEST_WAIT_FOR(tb_lease_is_v2(t, "b-A"), 5000);
+  char log_a[512];
+  snprintf(log_a, sizeof log_a, "%s", t->log);
+  pid_t b = tb2_broker_start(t, "--id", "b-B", "--lease-ttl", "1500ms", "--sweep-interval", "100ms");
+  RTQ_TEST_WAIT_FOR(tb_file_contains(t->log, "standing by"), 5000);
+  /* The leader keeps sweeping; the standby does not take over. */
+  long long sweeps = tb2_stat(t, NULL, "sweeps");
+  uint64_t until = rtq_test_now_ms() + 1000;
+  while (rtq_test_now_ms() < until) {
+    assert_true(tb_lease_is_v2(t, "b-A"));
+    rtq__test_poll_pause(20);
+  }
+  assert_true(tb2_stat(t, NULL, "sweeps") > sweeps);
+  assert_false(tb_file_contains(t->log, "acquired the leader lease"));
+  /* Work a leader does is done once: a dead worker's tasks. */
+  tb2_heartbeat(t, "w-d", 600000, "q1:1");
+  tb2_create_n(t, "q1", "d", 5, NULL);
+  assert_int_equal(tb2_take_all(t, "w-d", "q1"), 5);
+  tb2_age_worker(t, "w-d", 60000);
+  RTQ_TEST_WAIT_FOR(tb2_len(t, rtq_keys2_queue(&K2, "q1")) == 5, 5000);
+  assert_int_equal(tb2_stat(t, "q1", "redelivered"), 5);
+  /* SIGTERM releases the lease; the standby takes it. */
+  tb_broker_stop(t, a);
+  assert_true(tb_file_contains(log_a, "released the leader lease"));
+  RTQ_TEST_WAIT_FOR(tb_lease_is_v2(t, "b-B"), 3000);
+  tb_broker_stop(t, b);
+}
+
+/* A lease held by an id that never sweeps is reported in {ns}:broker. */
+static void test_broker2_sweeps_reports_a_lease_nobody_sweeps(void **state) {
+  tb *t = *state;
+  rtq_key2 lease = rtq_keys2_lease(&K2), mine = rtq_keys2_broker(&K2);
+  rtq_test_cmd_ok(t->c, "SET", lease.s, "attacker", "PX", "60000", NULL);
+  pid_t pid = tb2_broker_start(t, "--lease-ttl", "300ms", "--sweep-interval", "100ms");
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(t->c, "HEXISTS", mine.s, "lease_unswept_s", NULL) == 1, 10000);
+  assert_true(tb_file_contains(t->log, "holder=attacker"));
+  rtq_test_cmd_int(t->c, "DEL", lease.s, NULL);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(t->c, "HEXISTS", mine.s, "lease_unswept_s", NULL) == 0 &&
+                        rtq_test_cmd_int(t->c, "HEXISTS", mine.s, "last_sweep_at", NULL) == 1,
+                    10000);
+  tb_broker_stop(t, pid);
+}
+
+static void test_broker2_sweeps_wrong_type_key_stops_nothing_else(void **state) {
+  tb *t = *state;
+  /* qx's delayed set and its done list are strings; qy is sound. */
+  rtq_test_cmd_int(t->c, "SADD", rtq_keys2_queues(&K2).s, "qx", NULL);
+  rtq_test_cmd_ok(t->c, "SET", rtq_keys2_delayed(&K2, "qx").s, "not a zset", NULL);
+  rtq_test_cmd_ok(t->c, "SET", rtq_keys2_done(&K2, "qx", RTQ_STATUS_COMPLETED).s, "x", NULL);
+  tb2_create(t, "qy", "y-1", &(tb2_opts){.delay_ms = 1});
+  tb2_heartbeat(t, "w-x", 600000, "qx:1,qy:1");
+  tb2_create(t, "qy", "y-2", NULL);
+  assert_int_equal(tb2_take_all(t, "w-x", "qy"), 1);
+  rtq_test_cmd_ok(t->c, "SET", rtq_keys2_processing(&K2, "qx", "w-x").s, "not a list", NULL);
+  tb2_age_worker(t, "w-x", 60000);
+  uint64_t until = tb_redis_now(t) + 20;
+  while (tb_redis_now(t) < until) rtq__test_poll_pause(1);
+  pid_t pid = tb2_broker_start(t, "--sweep-interval", "100ms", "--cleanup-interval", "1");
+  RTQ_TEST_WAIT_FOR(tb2_len(t, rtq_keys2_queue(&K2, "qy")) == 2, 5000);
+  RTQ_TEST_WAIT_FOR(tb2_stat(t, NULL, "sweeps") >= 3, 5000);
+  assert_true(tb2_field_is(t, "qy", "y-2", "s", "pending"));
+  tb_broker_stop(t, pid);
+  assert_true(tb_file_contains(t->log, "promoting a queue's delayed tasks failed"));
+  assert_true(tb_file_contains(t->log, "not a list"));
+}
+
+static void test_broker2_sweeps_refuses_the_other_protocol(void **state) {
+  tb *t = *state;
+  /* v1 data in the namespace: a protocol 2 broker does not start. */
+  rtq_test_cmd_int(t->c, "HSET", rtq_keys_stats(&t->k).s, "default|enqueued", "1", NULL);
+  pid_t pid = tb2_broker_start(t, "--once");
+  int status = 0;
+  assert_int_equal(rtq_test_wait_exit(pid, 20000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  assert_true(tb_file_contains(t->log, "protocol"));
+  assert_int_equal(rtq_test_cmd_int(t->c, "EXISTS", rtq_keys2_version(&K2).s, NULL), 0);
+  /* A namespace marked for protocol 2: a protocol 1 broker does not. */
+  rtq_test_redis_flush();
+  tb2_create(t, "q", "a-1", NULL);
+  tb2_broker_once(t, "--log-level", "INFO");
+  char *mark = rtq_test_cmd_str(t->c, "GET", rtq_keys2_version(&K2).s, NULL);
+  assert_string_equal(mark, "2");
+  free(mark);
+  pid = tb_broker_start(t, "--protocol", "1", "--once");
+  assert_int_equal(rtq_test_wait_exit(pid, 20000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  /* ... nor as a daemon. */
+  pid = tb_broker_start(t, "--protocol", "1");
+  assert_int_equal(rtq_test_wait_exit(pid, 20000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_promotes_each_queue_on_time, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(
+          test_broker2_sweeps_promotes_backlog_and_dead_letters_bad_entries, tb2_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_prune_drops_expired_ids_only, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_two_brokers_one_leader, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_reports_a_lease_nobody_sweeps, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_wrong_type_key_stops_nothing_else,
+                                      tb2_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_refuses_the_other_protocol, tb2_setup,
+                                      tb_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
