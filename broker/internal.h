@@ -170,6 +170,31 @@ void rtq__broker_schedules_close(rtq_broker *b);
  * broker|last_sweep_at. */
 int rtq__broker_flush_stats(rtq_broker *b, bool sweep_done);
 
+/* ---- dead.c: finding dead workers, for either protocol ---- */
+
+/* A worker is dead when its score is at or below cutoff (silent for
+ * heartbeat_ttl) or above ceiling (a heartbeat "from the future"), or when
+ * its record is gone. */
+typedef struct rtq__dead_range {
+  uint64_t cutoff, ceiling;
+} rtq__dead_range;
+
+/* A protocol's side of the walk: its keys, and the recovery of one dead
+ * worker within *budget entries. */
+typedef struct rtq__dead_ops {
+  int (*workers_key)(const rtq_broker *b, rtq_argv *a);
+  int (*record_key)(const rtq_broker *b, rtq_argv *a, const char *wid);
+  int (*recover)(rtq_broker *b, const char *wid, const rtq__dead_range *d, int *budget);
+} rtq__dead_ops;
+
+/* Hands every dead worker found this sweep to ops->recover (at most
+ * RTQ_BROKER_RECOVER_PER_SWEEP entries over all of them); an id that is
+ * no valid name leaves the workers set. */
+int rtq__broker_each_dead(rtq_broker *b, const rtq__dead_ops *ops);
+/* Whether a worker is still dead by its score (a ZSCORE reply) and
+ * whether its record is missing: the check before its entry goes. */
+bool rtq__broker_still_dead(const redisReply *score, bool no_record, const rtq__dead_range *d);
+
 /* ---- protocol 2 (internal2.h): what each v1 phase dispatches to ---- */
 int rtq__broker_promote2(rtq_broker *b);
 int rtq__broker_recover2(rtq_broker *b);

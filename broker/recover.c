@@ -6,7 +6,8 @@
  * future (heartbeat.lua takes the score from Redis TIME, so only a hand or
  * a hostile writer puts one there, to keep a dead worker "alive"), and one
  * whose P:worker:<wid> record is missing (heartbeat.lua writes both at
- * once, and the record expires with the heartbeat). Its processing list
+ * once, and the record expires with the heartbeat); dead.c finds them,
+ * for either protocol. Its processing list
  * holds the envelopes it had claimed and not finished. For each one:
  *
  *   decodes      recover.lua: back to the front of its queue, to be claimed
@@ -49,13 +50,6 @@ typedef struct item {
   bool decoded;      /* recover.lua queued; else deadletter */
   char id[RTQ_NAME_MAX + 1];
 } item;
-
-/* A worker is dead when its score is at or below cutoff (silent for
- * heartbeat_ttl) or above ceiling (a heartbeat "from the future"), or when
- * its record is gone. */
-typedef struct dead_range {
-  uint64_t cutoff, ceiling;
-} dead_range;
 
 typedef struct tally {
   uint64_t requeued, failed, dropped, gone, dead, cancelled, errors;
@@ -133,7 +127,7 @@ static void read_replies(rtq_broker *b, const item *items, int n, tally *t, cons
  *   3. MULTI ZREM + DEL EXEC. An abort is not an error: the next sweep
  *      looks again.
  */
-static int reap(rtq_broker *b, const char *wid, rtq_key proc, const dead_range *d) {
+static int reap(rtq_broker *b, const char *wid, rtq_key proc, const rtq__dead_range *d) {
   rtq__batch *bt = &b->batch;
   rtq_key rec = rtq_keys_worker(&b->keys, wid);
   rtq__batch_clear(bt);
@@ -154,12 +148,9 @@ static int reap(rtq_broker *b, const char *wid, rtq_key proc, const dead_range *
   rtq__argv_add_key(a, rec);
   int rc = rtq__batch_run(b->conn, bt);
   if (rc != 0) return rc;
-  const redisReply *score = bt->replies[2];
-  bool has_score = bt->rcs[2] == 0 && score != NULL && score->type == REDIS_REPLY_STRING;
-  double sc = has_score ? strtod(score->str, NULL) : 0;
   bool no_record = bt->rcs[3] == 0 && rtq__reply_int(bt->replies[3], -1) == 0;
-  bool dead = bt->rcs[1] == 0 && rtq__reply_int(bt->replies[1], -1) == 0 && has_score &&
-              (sc <= (double)d->cutoff || sc > (double)d->ceiling || no_record);
+  bool dead = bt->rcs[1] == 0 && rtq__reply_int(bt->replies[1], -1) == 0 && bt->rcs[2] == 0 &&
+              rtq__broker_still_dead(bt->replies[2], no_record, d);
   rtq__batch_clear(bt);
   if (!dead) {
     if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
@@ -237,7 +228,7 @@ static int recover_page(rtq_broker *b, const char *wid, rtq_key proc, int want, 
 /* Recovers up to *budget envelopes of one dead worker, a page at a time
  * (pages bound the memory a list of large envelopes can take), then tries
  * to remove the worker once its list is drained. */
-static int recover_worker(rtq_broker *b, const char *wid, const dead_range *d, int *budget) {
+static int recover_worker(rtq_broker *b, const char *wid, const rtq__dead_range *d, int *budget) {
   rtq_key proc = rtq_keys_processing(&b->keys, wid);
   tally t = {0};
   int seen = 0, rc = 0;
@@ -266,125 +257,14 @@ static int recover_worker(rtq_broker *b, const char *wid, const dead_range *d, i
   return drained ? reap(b, wid, proc, d) : 0;
 }
 
-/* Worker ids of one ZRANGEBYSCORE over P:workers (min, max, at most
- * RTQ_BROKER_DEAD_WORKERS_PER_SWEEP); the caller frees the reply. */
-static int workers_between(rtq_broker *b, const char *min, const char *max, redisReply **out) {
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "ZRANGEBYSCORE");
-  rtq__argv_add_key(&a, b->k.workers);
-  rtq_argv_add_str(&a, min);
-  rtq_argv_add_str(&a, max);
-  rtq_argv_add_str(&a, "LIMIT");
-  rtq_argv_add_i64(&a, 0);
-  rtq_argv_add_i64(&a, RTQ_BROKER_DEAD_WORKERS_PER_SWEEP);
-  int rc = rtq_conn_command(b->conn, &a, out);
-  rtq_argv_destroy(&a);
-  if (rc == 0 && (*out)->type != REDIS_REPLY_ARRAY) rc = RTQ_EREDIS;
-  if (rc != 0 && *out != NULL) {
-    freeReplyObject(*out);
-    *out = NULL;
-  }
-  return rc;
-}
+static int workers_key(const rtq_broker *b, rtq_argv *a) { return rtq__argv_add_key(a, b->k.workers); }
 
-/*
- * Workers that look alive by their score but have no record: at most
- * RTQ_BROKER_DEAD_WORKERS_PER_SWEEP of them are checked per sweep (one
- * pipelined EXISTS each), the window moving on every sweep, so a large
- * fleet is covered over a few sweeps at a bounded cost. *alive gets the
- * ids looked at and gone[i] says whether id i has no record.
- */
-static int recordless(rtq_broker *b, const dead_range *d, redisReply **alive, bool *gone) {
-  char lo[32], hi[32];
-  snprintf(lo, sizeof lo, "(%llu", (unsigned long long)d->cutoff);
-  snprintf(hi, sizeof hi, "%llu", (unsigned long long)d->ceiling);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "ZRANGEBYSCORE");
-  rtq__argv_add_key(&a, b->k.workers);
-  rtq_argv_add_str(&a, lo);
-  rtq_argv_add_str(&a, hi);
-  rtq_argv_add_str(&a, "LIMIT");
-  rtq_argv_add_i64(&a, (long long)b->record_check_offset);
-  rtq_argv_add_i64(&a, RTQ_BROKER_DEAD_WORKERS_PER_SWEEP);
-  int rc = rtq_conn_command(b->conn, &a, alive);
-  rtq_argv_destroy(&a);
-  if (rc != 0 || (*alive)->type != REDIS_REPLY_ARRAY) return rc != 0 ? rc : RTQ_EREDIS;
-  size_t n = (*alive)->elements;
-  b->record_check_offset = n < RTQ_BROKER_DEAD_WORKERS_PER_SWEEP ? 0 : b->record_check_offset + n;
-  rtq__batch *bt = &b->batch;
-  rtq__batch_clear(bt);
-  for (size_t i = 0; i < n; i++) {
-    const redisReply *w = (*alive)->element[i];
-    rtq_argv *e = rtq__batch_add(bt);
-    if (e == NULL) return RTQ_ENOMEM;
-    if (w->type != REDIS_REPLY_STRING || rtq_validate_name(w->str) != 0) {
-      rtq_argv_add_str(e, "PING"); /* keeps the replies in step */
-      continue;
-    }
-    rtq_argv_add_str(e, "EXISTS");
-    rtq__argv_add_key(e, rtq_keys_worker(&b->keys, w->str));
-  }
-  if (n > 0 && (rc = rtq__batch_run(b->conn, bt)) != 0) return rc;
-  for (size_t i = 0; i < n; i++)
-    gone[i] = bt->rcs[i] == 0 && bt->replies[i] != NULL &&
-              bt->replies[i]->type == REDIS_REPLY_INTEGER && bt->replies[i]->integer == 0;
-  return 0;
+static int record_key(const rtq_broker *b, rtq_argv *a, const char *wid) {
+  return rtq__argv_add_key(a, rtq_keys_worker(&b->keys, wid));
 }
-
-/* Recovers each worker id of list (those with only[i] set, when only is
- * given), within budget. */
-static int recover_list(rtq_broker *b, const redisReply *list, const bool *only,
-                        const dead_range *d, int *budget, const char *why) {
-  int rc = 0;
-  for (size_t i = 0; list != NULL && i < list->elements && *budget > 0 && rc == 0; i++) {
-    const redisReply *w = list->element[i];
-    if (w->type != REDIS_REPLY_STRING || (only != NULL && !only[i])) continue;
-    if (rtq_validate_name(w->str) != 0) {
-      /* No key can be built for it, so it can own no processing list. */
-      rtq_argv a;
-      rtq_argv_init(&a);
-      rtq_argv_add_str(&a, "ZREM");
-      rtq__argv_add_key(&a, b->k.workers);
-      rtq_argv_add(&a, w->str, w->len);
-      rc = rtq_conn_command(b->conn, &a, NULL);
-      rtq_argv_destroy(&a);
-      rtq_log(RTQ_LOG_WARNING, "removed an invalid worker id from the workers set", "worker",
-              w->str, NULL);
-      continue;
-    }
-    if (why != NULL)
-      rtq_log(RTQ_LOG_WARNING, "counting a worker as dead", "worker", w->str, "why", why, NULL);
-    rc = recover_worker(b, w->str, d, budget);
-  }
-  return rc;
-}
-
-/* A score this far past Redis TIME is no heartbeat of ours: heartbeat.lua
- * takes it from the same clock. The margin only absorbs rounding. */
-#define FUTURE_MARGIN_MS 1000
 
 int rtq__broker_recover_dead(rtq_broker *b) {
   if (b->protocol == 2) return rtq__broker_recover2(b);
-  uint64_t ttl = (uint64_t)b->o.heartbeat_ttl_ms;
-  if (b->now <= ttl) return 0;
-  dead_range d = {b->now - ttl, b->now + FUTURE_MARGIN_MS};
-  char cut[32], ceil_s[32];
-  snprintf(cut, sizeof cut, "%llu", (unsigned long long)d.cutoff);
-  snprintf(ceil_s, sizeof ceil_s, "(%llu", (unsigned long long)d.ceiling);
-  redisReply *silent = NULL, *future = NULL, *alive = NULL;
-  bool gone[RTQ_BROKER_DEAD_WORKERS_PER_SWEEP];
-  int budget = RTQ_BROKER_RECOVER_PER_SWEEP;
-  int rc = workers_between(b, "-inf", cut, &silent);
-  if (rc == 0) rc = recover_list(b, silent, NULL, &d, &budget, NULL);
-  if (rc == 0) rc = workers_between(b, ceil_s, "+inf", &future);
-  if (rc == 0)
-    rc = recover_list(b, future, NULL, &d, &budget, "its heartbeat score is in the future");
-  if (rc == 0) rc = recordless(b, &d, &alive, gone);
-  if (rc == 0) rc = recover_list(b, alive, gone, &d, &budget, "its worker record is missing");
-  if (silent != NULL) freeReplyObject(silent);
-  if (future != NULL) freeReplyObject(future);
-  if (alive != NULL) freeReplyObject(alive);
-  return rc;
+  static const rtq__dead_ops ops = {workers_key, record_key, recover_worker};
+  return rtq__broker_each_dead(b, &ops);
 }

@@ -4,7 +4,7 @@
  * A worker is dead when its {ns}:workers score (its last heartbeat, Redis
  * time) is at least heartbeat_ttl old, lies more than 1 s in the future
  * (no heartbeat puts it there), or its record {ns}:worker:<wid> is missing
- * (PROTOCOL-v2.md section 6). Its processing lists {ns:Q}:p:<wid>, of the
+ * (PROTOCOL-v2.md section 6; dead.c finds them). Its processing lists {ns:Q}:p:<wid>, of the
  * queues its record names, else of every queue of {ns}:queues, hold the
  * ids it took and did not finish. recover.lua takes them 100 per call
  * (LREM gates each, so racing brokers recover each once): back to the
@@ -30,15 +30,8 @@
 
 #include "log.h"
 
-/* A score this far past Redis TIME is no heartbeat (heartbeat.lua takes it
- * from the same clock); the margin only absorbs rounding. */
-#define FUTURE_MARGIN_MS 1000
 /* recover.lua and deadletter.lua refuse entries larger than this. */
 #define MAX_ENTRY 1048576
-
-typedef struct dead_range {
-  uint64_t cutoff, ceiling;
-} dead_range;
 
 typedef struct tally {
   uint64_t requeued, lost, cancelled, timeout, dropped, dead, gone, errors;
@@ -162,7 +155,7 @@ static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *
 
 /* Removes wid's entry and record when its lists are empty and it is still
  * dead (see the top of the file). */
-static int reap(rtq_broker *b, const char *wid, char **queues, size_t nq, const dead_range *d) {
+static int reap(rtq_broker *b, const char *wid, char **queues, size_t nq, const rtq__dead_range *d) {
   rtq__batch *bt = &b->batch;
   rtq_key2 rec = rtq_keys2_worker(&b->keys2, wid), workers = rtq_keys2_workers(&b->keys2);
   rtq__batch_clear(bt);
@@ -184,11 +177,8 @@ static int reap(rtq_broker *b, const char *wid, char **queues, size_t nq, const 
   }
   int rc = rtq__batch_run(b->conn, bt);
   if (rc != 0) return rc;
-  const redisReply *score = bt->replies[1];
-  bool has_score = bt->rcs[1] == 0 && score != NULL && score->type == REDIS_REPLY_STRING;
-  double sc = has_score ? strtod(score->str, NULL) : 0;
   bool no_record = bt->rcs[2] == 0 && rtq__reply_int(bt->replies[2], -1) == 0;
-  bool dead = has_score && (sc <= (double)d->cutoff || sc > (double)d->ceiling || no_record);
+  bool dead = bt->rcs[1] == 0 && rtq__broker_still_dead(bt->replies[1], no_record, d);
   for (size_t i = 0; dead && i < nq; i++)
     dead = bt->rcs[3 + i] == 0 && rtq__reply_int(bt->replies[3 + i], -1) == 0;
   rtq__batch_clear(bt);
@@ -223,7 +213,7 @@ static void log_tally(const char *wid, const tally *t) {
 }
 
 /* Recovers every list of one dead worker within budget, then reaps it. */
-static int recover_worker(rtq_broker *b, const char *wid, const dead_range *d, int *budget) {
+static int recover_worker(rtq_broker *b, const char *wid, const rtq__dead_range *d, int *budget) {
   char **queues = NULL;
   size_t nq = 0;
   bool owned = false;
@@ -260,109 +250,17 @@ static int recover_worker(rtq_broker *b, const char *wid, const dead_range *d, i
   return rc;
 }
 
-/* Worker ids of ZRANGEBYSCORE {ns}:workers min max LIMIT off 100. */
-static int workers_between(rtq_broker *b, const char *min, const char *max, uint64_t off,
-                           redisReply **out) {
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "ZRANGEBYSCORE");
-  rtq__argv_add_key2(&a, rtq_keys2_workers(&b->keys2));
-  rtq_argv_add_str(&a, min);
-  rtq_argv_add_str(&a, max);
-  rtq_argv_add_str(&a, "LIMIT");
-  rtq_argv_add_u64(&a, off);
-  rtq_argv_add_i64(&a, RTQ_BROKER_DEAD_WORKERS_PER_SWEEP);
-  int rc = rtq_conn_command(b->conn, &a, out);
-  rtq_argv_destroy(&a);
-  if (rc == 0 && (*out)->type != REDIS_REPLY_ARRAY) rc = RTQ_EREDIS;
-  if (rc != 0 && *out != NULL) {
-    freeReplyObject(*out);
-    *out = NULL;
-  }
-  return rc;
+static int workers_key(const rtq_broker *b, rtq_argv *a) {
+  return rtq__argv_add_key2(a, rtq_keys2_workers(&b->keys2));
 }
 
-/* An id no key can be built for owns no list: it only leaves the set. */
-static int drop_invalid(rtq_broker *b, const redisReply *w) {
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "ZREM");
-  rtq__argv_add_key2(&a, rtq_keys2_workers(&b->keys2));
-  rtq_argv_add(&a, w->str, w->len);
-  int rc = rtq_conn_command(b->conn, &a, NULL);
-  rtq_argv_destroy(&a);
-  rtq_log(RTQ_LOG_WARNING, "removed an invalid worker id from the workers set", NULL);
-  return rc;
-}
-
-/* Recovers the workers of list (those with only[i] set, when given). */
-static int recover_ids(rtq_broker *b, const redisReply *list, const bool *only,
-                       const dead_range *d, int *budget, const char *why) {
-  int rc = 0;
-  for (size_t i = 0; list != NULL && i < list->elements && *budget > 0 && rc == 0; i++) {
-    const redisReply *w = list->element[i];
-    if (w->type != REDIS_REPLY_STRING || (only != NULL && !only[i])) continue;
-    if (memchr(w->str, '\0', w->len) != NULL || rtq_validate_name(w->str) != 0) {
-      rc = drop_invalid(b, w);
-      continue;
-    }
-    if (why != NULL)
-      rtq_log(RTQ_LOG_WARNING, "counting a worker as dead", "worker", w->str, "why", why, NULL);
-    rc = recover_worker(b, w->str, d, budget);
-  }
-  return rc;
-}
-
-/* Workers that look alive by their score: a window of them, moving on
- * every sweep, checked for a record (one pipelined EXISTS each). */
-static int recordless(rtq_broker *b, const dead_range *d, redisReply **alive, bool *gone) {
-  char lo[32], hi[32];
-  snprintf(lo, sizeof lo, "(%llu", (unsigned long long)d->cutoff);
-  snprintf(hi, sizeof hi, "%llu", (unsigned long long)d->ceiling);
-  int rc = workers_between(b, lo, hi, b->record_check_offset, alive);
-  if (rc != 0) return rc;
-  size_t n = (*alive)->elements;
-  b->record_check_offset = n < RTQ_BROKER_DEAD_WORKERS_PER_SWEEP ? 0 : b->record_check_offset + n;
-  rtq__batch *bt = &b->batch;
-  rtq__batch_clear(bt);
-  for (size_t i = 0; i < n; i++) {
-    const redisReply *w = (*alive)->element[i];
-    rtq_argv *e = rtq__batch_add(bt);
-    if (e == NULL) return RTQ_ENOMEM;
-    if (w->type != REDIS_REPLY_STRING || rtq_validate_name(w->str) != 0) {
-      rtq_argv_add_str(e, "PING"); /* keeps the replies in step */
-      continue;
-    }
-    rtq_argv_add_str(e, "EXISTS");
-    rtq__argv_add_key2(e, rtq_keys2_worker(&b->keys2, w->str));
-  }
-  if (n > 0 && (rc = rtq__batch_run(b->conn, bt)) != 0) return rc;
-  for (size_t i = 0; i < n; i++)
-    gone[i] = bt->rcs[i] == 0 && bt->replies[i] != NULL &&
-              bt->replies[i]->type == REDIS_REPLY_INTEGER && bt->replies[i]->integer == 0;
-  return 0;
+static int record_key(const rtq_broker *b, rtq_argv *a, const char *wid) {
+  return rtq__argv_add_key2(a, rtq_keys2_worker(&b->keys2, wid));
 }
 
 int rtq__broker_recover2(rtq_broker *b) {
-  uint64_t ttl = (uint64_t)b->o.heartbeat_ttl_ms;
-  if (b->now <= ttl) return 0;
   int rc = rtq__broker2_queues(b);
   if (rc != 0) return rc;
-  dead_range d = {b->now - ttl, b->now + FUTURE_MARGIN_MS};
-  char cut[32], ceil_s[32];
-  snprintf(cut, sizeof cut, "%llu", (unsigned long long)d.cutoff);
-  snprintf(ceil_s, sizeof ceil_s, "(%llu", (unsigned long long)d.ceiling);
-  redisReply *silent = NULL, *future = NULL, *alive = NULL;
-  bool gone[RTQ_BROKER_DEAD_WORKERS_PER_SWEEP];
-  int budget = RTQ_BROKER_RECOVER_PER_SWEEP;
-  rc = workers_between(b, "-inf", cut, 0, &silent);
-  if (rc == 0) rc = recover_ids(b, silent, NULL, &d, &budget, NULL);
-  if (rc == 0) rc = workers_between(b, ceil_s, "+inf", 0, &future);
-  if (rc == 0) rc = recover_ids(b, future, NULL, &d, &budget, "its heartbeat score is in the future");
-  if (rc == 0) rc = recordless(b, &d, &alive, gone);
-  if (rc == 0) rc = recover_ids(b, alive, gone, &d, &budget, "its worker record is missing");
-  if (silent != NULL) freeReplyObject(silent);
-  if (future != NULL) freeReplyObject(future);
-  if (alive != NULL) freeReplyObject(alive);
-  return rc;
+  static const rtq__dead_ops ops = {workers_key, record_key, recover_worker};
+  return rtq__broker_each_dead(b, &ops);
 }
