@@ -19,8 +19,9 @@
  * When every list is empty the worker's entry and record go, in a
  * MULTI/EXEC under WATCH of the record (every heartbeat writes it), and
  * only if it is still dead: a worker that was only paused keeps its
- * entry. One that resumes between the check and the removal writes its
- * entry back at its next heartbeat.
+ * entry. One that resumes between the check of its lists and the removal
+ * writes its entry back at its next heartbeat (its lists are not watched:
+ * on a cluster they are on other nodes).
  */
 #include "internal2.h"
 
@@ -158,9 +159,22 @@ static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *
 static int reap(rtq_broker *b, const char *wid, char **queues, size_t nq, const rtq__dead_range *d) {
   rtq__batch *bt = &b->batch;
   rtq_key2 rec = rtq_keys2_worker(&b->keys2, wid), workers = rtq_keys2_workers(&b->keys2);
+  /* The lists first (on a cluster they live on other nodes), then the
+   * transaction on the {ns} keys alone. */
   rtq__batch_clear(bt);
-  rtq_argv *a = rtq__batch_add(bt);
-  if (a == NULL) return RTQ_ENOMEM;
+  rtq_argv *a;
+  for (size_t i = 0; i < nq; i++) {
+    if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
+    rtq_argv_add_str(a, "LLEN");
+    rtq__argv_add_key2(a, rtq_keys2_processing(&b->keys2, queues[i], wid));
+  }
+  int rc = nq > 0 ? rtq__batch_run(b->conn, bt) : 0;
+  bool empty = rc == 0;
+  for (size_t i = 0; empty && i < nq; i++)
+    empty = bt->rcs[i] == 0 && rtq__reply_int(bt->replies[i], -1) == 0;
+  rtq__batch_clear(bt);
+  if (!empty) return rc;
+  if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
   rtq_argv_add_str(a, "WATCH");
   rtq__argv_add_key2(a, rec);
   if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
@@ -170,17 +184,9 @@ static int reap(rtq_broker *b, const char *wid, char **queues, size_t nq, const 
   if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
   rtq_argv_add_str(a, "EXISTS");
   rtq__argv_add_key2(a, rec);
-  for (size_t i = 0; i < nq; i++) {
-    if ((a = rtq__batch_add(bt)) == NULL) return RTQ_ENOMEM;
-    rtq_argv_add_str(a, "LLEN");
-    rtq__argv_add_key2(a, rtq_keys2_processing(&b->keys2, queues[i], wid));
-  }
-  int rc = rtq__batch_run(b->conn, bt);
-  if (rc != 0) return rc;
+  if ((rc = rtq__batch_run(b->conn, bt)) != 0) return rc;
   bool no_record = bt->rcs[2] == 0 && rtq__reply_int(bt->replies[2], -1) == 0;
   bool dead = bt->rcs[1] == 0 && rtq__broker_still_dead(bt->replies[1], no_record, d);
-  for (size_t i = 0; dead && i < nq; i++)
-    dead = bt->rcs[3 + i] == 0 && rtq__reply_int(bt->replies[3 + i], -1) == 0;
   rtq__batch_clear(bt);
   const char *steps[4] = {"MULTI", "ZREM", "DEL", "EXEC"};
   int nsteps = dead ? 4 : 1;

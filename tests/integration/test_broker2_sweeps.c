@@ -175,6 +175,28 @@ static void test_broker2_sweeps_wrong_type_key_stops_nothing_else(void **state) 
   assert_true(tb_file_contains(t->log, "not a list"));
 }
 
+/* Redis killed and restarted under a running broker: it logs the outage,
+ * stays up, and sweeps again once Redis is back. */
+static void test_broker2_sweeps_survive_a_redis_restart(void **state) {
+  tb *t = *state;
+  rtq_test_redis *r = rtq_test_redis_default();
+  pid_t p = tb2_broker_start(t, "--id", "b-R", "--lease-ttl", "1500ms", "--sweep-interval", "100ms",
+                             "--command-timeout", "500ms");
+  RTQ_TEST_WAIT_FOR(tb_lease_is_v2(t, "b-R"), 5000);
+  assert_int_equal(rtq_test_redis_kill9(r), 0);
+  RTQ_TEST_WAIT_FOR(tb_file_contains(t->log, "redis unavailable"), 5000);
+  assert_int_equal(rtq_test_kill(p, 0), 0); /* still running */
+  assert_int_equal(rtq_test_redis_restart(r), 0);
+  rtq_conn_drop(t->c);
+  tb2_heartbeat(t, "w-r", 600000, "qs:1");
+  tb2_create_n(t, "qs", "s", 3, NULL);
+  assert_int_equal(tb2_take_all(t, "w-r", "qs"), 3);
+  tb2_age_worker(t, "w-r", 60000);
+  RTQ_TEST_WAIT_FOR(tb2_len(t, rtq_keys2_queue(&K2, "qs")) == 3, 10000);
+  assert_true(tb_file_contains(t->log, "redis reachable again"));
+  tb_broker_stop(t, p);
+}
+
 static void test_broker2_sweeps_refuses_the_other_protocol(void **state) {
   tb *t = *state;
   /* v1 data in the namespace: a protocol 2 broker does not start. */
@@ -215,6 +237,8 @@ int main(void) {
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_wrong_type_key_stops_nothing_else,
                                       tb2_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_survive_a_redis_restart, tb2_setup,
+                                      tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_refuses_the_other_protocol, tb2_setup,
                                       tb_teardown),
   };
