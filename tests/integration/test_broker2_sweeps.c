@@ -3,8 +3,11 @@
  * each queue promoted on time (and a bad delayed entry dead-lettered),
  * prune drops the ids of expired tasks only, one leader among two brokers,
  * a key of the wrong type stops neither the other queues nor the other
- * phases, and a namespace of the other protocol is refused.
+ * phases, a namespace of the other protocol is refused, and the leader
+ * runs the schedules and records the throughput history through librtq
+ * under protocol 2.
  */
+#include "rtq/client.h"
 #include "test_broker2_helpers.h"
 
 /* Waits until queue's list holds an id; returns how late (Redis ms) that
@@ -197,6 +200,56 @@ static void test_broker2_sweeps_survive_a_redis_restart(void **state) {
   tb_broker_stop(t, p);
 }
 
+static rtq_client *client2(tb *t) {
+  rtq_client_options o = {.redis_url = t->url, .ns = "rtq", .protocol = 2};
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&o, &c), 0);
+  return c;
+}
+
+/* A schedule that is due gets its run enqueued as a protocol 2 task. */
+static void test_broker2_sweeps_fires_due_schedules(void **state) {
+  tb *t = *state;
+  rtq_client *c = client2(t);
+  rtq_schedule_options so = {.queue = "qsched"};
+  assert_int_equal(rtq_schedule_add(c, "tick", "@every 1s", "rtq.noop", NULL, &so), 0);
+  rtq_client_free(c);
+  char *due = rtq_test_cmd_str(t->c, "ZSCORE", rtq_keys2_schedules_due(&K2).s, "tick", NULL);
+  assert_non_null(due);
+  uint64_t at = strtoull(due, NULL, 10);
+  free(due);
+  for (int i = 0; tb_redis_now(t) < at + 10 && i < 1000; i++) rtq__test_poll_pause(i);
+  tb2_broker_once(t, "--log-level", "INFO");
+  assert_int_equal(tb2_len(t, rtq_keys2_queue(&K2, "qsched")), 1);
+  assert_int_equal(tb2_stat(t, NULL, "schedule_runs"), 1);
+  char *id = rtq_test_cmd_str(t->c, "LINDEX", rtq_keys2_queue(&K2, "qsched").s, "0", NULL);
+  assert_non_null(id);
+  assert_true(tb2_field_is(t, "qsched", id, "n", "rtq.noop"));
+  free(id);
+}
+
+/* The leader copies the per-queue outcome counters into this minute's
+ * {ns}:throughput:<minute>. */
+static void test_broker2_sweeps_leader_records_throughput(void **state) {
+  tb *t = *state;
+  rtq_test_cmd_int(t->c, "SADD", rtq_keys2_queues(&K2).s, "q1", "q2", NULL);
+  rtq_test_cmd_int(t->c, "HSET", rtq_keys2_stats(&K2, "q1").s, "completed", "41", NULL);
+  rtq_test_cmd_int(t->c, "HSET", rtq_keys2_stats(&K2, "q2").s, "completed", "1", "failed", "2", NULL);
+  pid_t pid = tb2_broker_start(t, "--sweep-interval", "200ms");
+  char *v = NULL;
+  uint64_t until = rtq_test_now_ms() + 10000;
+  for (int i = 0; rtq_test_now_ms() < until; i++) {
+    rtq_key2 k = rtq_keys2_throughput(&K2, tb_redis_now(t) / 60000);
+    v = rtq_test_cmd_str(t->c, "HGET", k.s, "completed", NULL);
+    if (v != NULL) break;
+    rtq__test_poll_pause(i);
+  }
+  assert_non_null(v);
+  assert_string_equal(v, "42");
+  free(v);
+  tb_broker_stop(t, pid);
+}
+
 static void test_broker2_sweeps_refuses_the_other_protocol(void **state) {
   tb *t = *state;
   /* v1 data in the namespace: a protocol 2 broker does not start. */
@@ -238,6 +291,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_wrong_type_key_stops_nothing_else,
                                       tb2_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_survive_a_redis_restart, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_fires_due_schedules, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_leader_records_throughput, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_refuses_the_other_protocol, tb2_setup,
                                       tb_teardown),
