@@ -7,7 +7,7 @@
  * of the task hash), so the broker walks the live workers' processing
  * lists: a pass over {ns}:workers (ZSCAN, which returns every member
  * present for the whole pass however scores move), and for each live
- * worker its lists of the queues its record names, 100 entries per call.
+ * worker its lists of the queues its record names, 50 entries per call.
  * backstop.lua ends `timeout` each overdue run of that worker and takes it
  * out of the list; the broker then publishes the id on {ns}:cancel so the
  * worker stops the handler, as a cancel would.
@@ -61,7 +61,7 @@ static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
     rtq_argv_init(&a);
     redisReply *r = NULL;
     rc = rtq__call2_backstop(&a, &b->keys2, false, queue, wid, (uint64_t)b->o.timeout_grace_ms,
-                             &keep, s->bs_offset, RTQ__V2_MAX_SWEEP);
+                             &keep, s->bs_offset, RTQ_BROKER2_BACKSTOP_PER_CALL);
     if (rc == 0) rc = rtq_script2_run(b->conn, &a, &r);
     rtq_argv_destroy(&a);
     (*calls)--;
@@ -78,7 +78,7 @@ static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
       RTQ__COUNT(b, timeouts, res.nended);
       rc = tell_workers(b, queue, &res);
     }
-    if (rc == 0 && res.read < RTQ__V2_MAX_SWEEP) {
+    if (rc == 0 && res.read < RTQ_BROKER2_BACKSTOP_PER_CALL) {
       s->bs_queue++;
       s->bs_offset = 0;
     } else if (rc == 0) {

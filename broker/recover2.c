@@ -6,7 +6,7 @@
  * (no heartbeat puts it there), or its record {ns}:worker:<wid> is missing
  * (PROTOCOL-v2.md section 6; dead.c finds them). Its processing lists {ns:Q}:p:<wid>, of the
  * queues its record names, else of every queue of {ns}:queues, hold the
- * ids it took and did not finish. recover.lua takes them 100 per call
+ * ids it took and did not finish. recover.lua takes them 50 per call
  * (LREM gates each, so racing brokers recover each once): back to the
  * front of the queue, or ended cancelled (cancel asked), timeout (past
  * deadline + grace) or failed WORKER_LOST (delivered max_deliveries
@@ -70,10 +70,10 @@ static int drop_huge(rtq_broker *b, rtq_key2 proc, const redisReply *e, const ch
 /* One recover call over a page (an LRANGE reply) of wid's list of queue. */
 static int recover_page(rtq_broker *b, const char *wid, const char *queue, const redisReply *page,
                         tally *t) {
-  rtq__bytes2 entries[RTQ__V2_MAX_SWEEP];
+  rtq__bytes2 entries[RTQ_BROKER2_RECOVER_PER_CALL];
   int n = 0, rc = 0;
   rtq_key2 proc = rtq_keys2_processing(&b->keys2, queue, wid);
-  for (size_t i = 0; i < page->elements && n < RTQ__V2_MAX_SWEEP && rc == 0; i++) {
+  for (size_t i = 0; i < page->elements && n < RTQ_BROKER2_RECOVER_PER_CALL && rc == 0; i++) {
     const redisReply *e = page->element[i];
     if (e->type != REDIS_REPLY_STRING) continue;
     if (e->len > MAX_ENTRY) rc = drop_huge(b, proc, e, wid);
@@ -88,9 +88,9 @@ static int recover_page(rtq_broker *b, const char *wid, const char *queue, const
                           (uint64_t)b->o.timeout_grace_ms, &keep, entries, n);
   if (rc == 0) rc = rtq_script2_run(b->conn, &a, &r);
   rtq_argv_destroy(&a);
-  rtq__recover2_entry out[RTQ__V2_MAX_SWEEP];
+  rtq__recover2_entry out[RTQ_BROKER2_RECOVER_PER_CALL];
   int got = 0;
-  if (rc == 0 && rtq__reply2_recover(r, out, RTQ__V2_MAX_SWEEP, &got) != 0) rc = RTQ_EREDIS;
+  if (rc == 0 && rtq__reply2_recover(r, out, RTQ_BROKER2_RECOVER_PER_CALL, &got) != 0) rc = RTQ_EREDIS;
   if (rc == RTQ_EREDIS) {
     t->errors++;
     rtq_log(RTQ_LOG_ERROR, "recover step failed", "worker", wid, "queue", queue, "error",
@@ -110,7 +110,7 @@ static int first_pages(rtq_broker *b, rtq__batch *bt, const char *wid, char **qu
     rtq_argv_add_str(a, "LRANGE");
     rtq__argv_add_key2(a, rtq_keys2_processing(&b->keys2, queues[i], wid));
     rtq_argv_add_i64(a, 0);
-    rtq_argv_add_i64(a, RTQ__V2_MAX_SWEEP - 1);
+    rtq_argv_add_i64(a, RTQ_BROKER2_RECOVER_PER_CALL - 1);
   }
   return nq > 0 ? rtq__batch_run(b->conn, bt) : 0;
 }
@@ -135,7 +135,7 @@ static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *
     uint64_t errors = t->errors;
     rc = recover_page(b, wid, queue, page, t);
     if (rc != 0 || t->errors != errors) break;
-    if (page != NULL && page->elements < RTQ__V2_MAX_SWEEP) {
+    if (page != NULL && page->elements < RTQ_BROKER2_RECOVER_PER_CALL) {
       *empty = true; /* reap() checks again */
       break;
     }
@@ -146,7 +146,7 @@ static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *
     rtq_argv_add_str(&a, "LRANGE");
     rtq__argv_add_key2(&a, rtq_keys2_processing(&b->keys2, queue, wid));
     rtq_argv_add_i64(&a, 0);
-    rtq_argv_add_i64(&a, RTQ__V2_MAX_SWEEP - 1);
+    rtq_argv_add_i64(&a, RTQ_BROKER2_RECOVER_PER_CALL - 1);
     rc = rtq_conn_command(b->conn, &a, &page);
     rtq_argv_destroy(&a);
   }
