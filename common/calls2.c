@@ -343,6 +343,17 @@ int rtq__call2_deadletter(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const 
 
 /* ---- broker sweeps ---- */
 
+/* What recover and backstop both pass after the worker: the grace, how
+ * ended tasks are kept, the events channel and the three prefixes. */
+static void sweep_tail(call *c, uint64_t grace_ms, const rtq__keep2 *kp) {
+  u64(c, grace_ms);
+  keep(c, kp);
+  events(c);
+  task_prefix(c);
+  side_prefix(c);
+  waiter_prefix(c);
+}
+
 int rtq__call2_recover(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
                        const char *dead_wid, uint64_t max_deliveries, uint64_t grace_ms,
                        const rtq__keep2 *kp, const rtq__bytes2 *entries, int n) {
@@ -360,12 +371,7 @@ int rtq__call2_recover(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const cha
   key(&c, rtq_keys2_slots(k, queue));
   str(&c, dead_wid);
   u64(&c, max_deliveries);
-  u64(&c, grace_ms);
-  keep(&c, kp);
-  events(&c);
-  task_prefix(&c);
-  side_prefix(&c);
-  waiter_prefix(&c);
+  sweep_tail(&c, grace_ms, kp);
   str(&c, queue);
   for (int i = 0; c.rc == 0 && i < n; i++) bytes(&c, entries[i].p, entries[i].len);
   return end(&c);
@@ -404,12 +410,7 @@ int rtq__call2_backstop(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const ch
   done(&c, RTQ_STATUS_TIMEOUT);
   key(&c, rtq_keys2_slots(k, queue));
   str(&c, worker_id);
-  u64(&c, grace_ms);
-  keep(&c, kp);
-  events(&c);
-  task_prefix(&c);
-  side_prefix(&c);
-  waiter_prefix(&c);
+  sweep_tail(&c, grace_ms, kp);
   i64(&c, offset);
   i64(&c, n);
   return end(&c);
