@@ -561,7 +561,7 @@ static void test_acl_worker_without_runtime_pattern_still_finishes(void **state)
     rtq_argv_add_str(&a, "rtq-worker");
     rtq_argv_add_str(&a, "resetkeys");
     for (char *save = NULL, *w = strtok_r(line, " \r\n", &save); w != NULL; w = strtok_r(NULL, " \r\n", &save))
-      if (w[0] == '~' && strcmp(w, "~rtq:runtime:*") != 0) rtq_argv_add_str(&a, w);
+      if ((w[0] == '~' || w[0] == '%') && strcmp(w, "~rtq:runtime:*") != 0) rtq_argv_add_str(&a, w);
   }
   fclose(f);
   assert_true(a.argc > 4);
