@@ -2,6 +2,7 @@
  * main.c - rtq-web: the dashboard, its JSON API, live events and /metrics.
  *
  *   rtq-web [--listen 127.0.0.1:8321] [--redis URL | --redis-url-file FILE] [--namespace NS]
+ *           [--protocol N]
  *           [--auth-token-file FILE] [--basic-auth-file FILE] [--read-only] ...
  *
  * Start-up refuses a non-loopback --listen without a token file or a
@@ -34,6 +35,8 @@ static const char usage[] =
     "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
     "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
+    "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 1): the one\n"
+    "                            the namespace's workers and producers speak\n"
     "  --auth-token-file FILE    bearer token (at least 16 printable characters) that every\n"
     "                            API request, /metrics and each action must carry\n"
     "  --basic-auth-file FILE    users for HTTP Basic: user:hash lines (htpasswd -B, openssl\n"
@@ -66,7 +69,7 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
   return 0;
 }
 
-enum { O_LISTEN = 256, O_REDIS, O_URL_FILE, O_NS, O_TOKEN, O_BASIC, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP,
+enum { O_LISTEN = 256, O_REDIS, O_URL_FILE, O_NS, O_PROTO, O_TOKEN, O_BASIC, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP,
        O_VERSION };
 
 static int parse(int argc, char **argv, web_options *o) {
@@ -75,6 +78,7 @@ static int parse(int argc, char **argv, web_options *o) {
       {"redis", required_argument, NULL, O_REDIS},
       {"redis-url-file", required_argument, NULL, O_URL_FILE},
       {"namespace", required_argument, NULL, O_NS},
+      {"protocol", required_argument, NULL, O_PROTO},
       {"auth-token-file", required_argument, NULL, O_TOKEN},
       {"basic-auth-file", required_argument, NULL, O_BASIC},
       {"read-only", no_argument, NULL, O_RO},
@@ -94,6 +98,10 @@ static int parse(int argc, char **argv, web_options *o) {
       case O_REDIS: o->redis_url = optarg; break;
       case O_URL_FILE: o->redis_url_file = optarg; break;
       case O_NS: o->ns = optarg; break;
+      case O_PROTO:
+        if (parse_long(optarg, 1, 2, &n) != 0) return die_usage("invalid --protocol %s (1 or 2)", optarg);
+        o->protocol = (int)n;
+        break;
       case O_TOKEN: o->token_file = optarg; break;
       case O_BASIC: o->basic_file = optarg; break;
       case O_RO: o->read_only = true; break;
@@ -184,6 +192,7 @@ int main(int argc, char **argv) {
   co.redis_url = o.redis_url;
   co.redis_url_file = o.redis_url_file;
   co.ns = o.ns;
+  co.protocol = o.protocol;
   if (rtq_client_new(&co, &w.client) != 0) {
     fprintf(stderr, "rtq-web: %s\n", rtq_client_errstr(NULL));
     return 2;

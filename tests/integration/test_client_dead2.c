@@ -15,19 +15,13 @@
 
 #include <cmocka.h>
 
-#include "calls2.h"
 #include "client_internal.h"
-#include "harness.h"
-#include "keys2.h"
-#include "scripts2.h"
+#include "test_v2_play.h"
 
 #define W "w1"
 
 static rtq_client *CL;
-static rtq_conn *C;
-static rtq_keys2 K;
-static rtq_argv A;
-static const rtq__keep2 KEEP = {.result_ttl_s = 86400, .history = true, .cap = 10000};
+static v2_play P;
 
 static int setup(void **state) {
   (void)state;
@@ -37,53 +31,29 @@ static int setup(void **state) {
   o.redis_url = rtq_test_redis_url();
   o.protocol = 2;
   if (rtq_client_new(&o, &CL) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
-  C = rtq_test_conn();
-  assert_int_equal(rtq_scripts2_load(C), 0);
-  assert_int_equal(rtq_keys2_init(&K, "rtq"), 0);
-  rtq_argv_init(&A);
+  v2_play_init(&P);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  rtq_argv_destroy(&A);
+  v2_play_destroy(&P);
   rtq_client_free(CL);
-  rtq_conn_free(C);
   return 0;
 }
 
-static void run(int built) {
-  assert_int_equal(built, 0);
-  redisReply *r = NULL;
-  int rc = rtq_script2_run(C, &A, &r);
-  if (rc != 0) fail_msg("%s refused: %s", A.argv[0], r != NULL && r->str ? r->str : rtq_strerror(rc));
-  freeReplyObject(r);
-}
-
-/* Tasks "<prefix>0".."<prefix>n-1" of queue, taken by W. */
+/* Tasks "<prefix>00".. of queue, taken by W. */
 static void running(const char *queue, const char *prefix, int n) {
-  assert_int_equal(rtq__queues2_register(CL, queue), 0);
-  rtq__create2_task t[8];
-  char ids[8][16];
-  memset(t, 0, sizeof t);
-  for (int i = 0; i < n; i++) {
-    snprintf(ids[i], sizeof ids[i], "%s%d", prefix, i);
-    t[i].id = ids[i];
-    t[i].name = "job";
-  }
-  run(rtq__call2_create(&A, &K, false, queue, t, n));
-  run(rtq__call2_take(&A, &K, false, queue, W, 300000, n, 1 << 20));
+  v2_create_n(&P, queue, prefix, n);
+  assert_int_equal(v2_take(&P, queue, W, n), n);
 }
 
-/* A worker dead-letters entry from its processing list of queue. */
 static void deadletter(const char *queue, const char *entry, const char *code) {
-  rtq_test_cmd_int(C, "LPUSH", rtq_keys2_processing(&K, queue, W).s, entry, NULL);
-  run(rtq__call2_deadletter(&A, &K, false, queue, (rtq__bytes2){entry, strlen(entry)}, code, "why", W, false,
-                            &KEEP));
+  v2_deadletter(&P, queue, W, entry, code);
 }
 
 static char *status(const char *queue, const char *id) {
-  return rtq_test_cmd_str(C, "HGET", rtq_keys2_task(&K, queue, id).s, "s", NULL);
+  return rtq_test_cmd_str(P.c, "HGET", rtq_keys2_task(&P.k, queue, id).s, "s", NULL);
 }
 
 static void assert_status(const char *queue, const char *id, const char *want) {
@@ -93,15 +63,15 @@ static void assert_status(const char *queue, const char *id, const char *want) {
   free(s);
 }
 
-/* qa: A0 (then "ghost", no task hash); qb: B0, B1, then an entry that is
- * not an id. Index order: ghost A0 | bad-entry B1 B0. */
+/* qa: A00 (then "ghost", no task hash); qb: B00, B01, then an entry that is
+ * not an id. Index order: ghost A00 | bad-entry B01 B00. */
 static void letters(void) {
   running("qa", "A", 1);
   running("qb", "B", 2);
-  deadletter("qa", "A0", "BAD_SIGNATURE");
+  deadletter("qa", "A00", "BAD_SIGNATURE");
   deadletter("qa", "ghost", "NO_TASK_RECORD");
-  deadletter("qb", "B0", "BAD_SIGNATURE");
-  deadletter("qb", "B1", "BAD_SIGNATURE");
+  deadletter("qb", "B00", "BAD_SIGNATURE");
+  deadletter("qb", "B01", "BAD_SIGNATURE");
   deadletter("qb", "not an id", "BAD_ID");
 }
 
@@ -112,7 +82,7 @@ static void test_client_dead2_listed_across_queues(void **state) {
   assert_int_equal(rtq_dead_list(CL, 0, 0, &l), 0);
   assert_int_equal(l->total, 5);
   assert_int_equal(l->count, 5);
-  const char *ids[] = {"ghost", "A0", "", "B1", "B0"}, *queues[] = {"qa", "qa", "qb", "qb", "qb"};
+  const char *ids[] = {"ghost", "A00", "", "B01", "B00"}, *queues[] = {"qa", "qa", "qb", "qb", "qb"};
   for (size_t i = 0; i < 5; i++) {
     assert_int_equal(l->letters[i].index, i);
     assert_string_equal(l->letters[i].id, ids[i]);
@@ -130,7 +100,7 @@ static void test_client_dead2_listed_across_queues(void **state) {
   /* A page across the boundary of the two lists. */
   assert_int_equal(rtq_dead_list(CL, 1, 2, &l), 0);
   assert_int_equal(l->count, 2);
-  assert_string_equal(l->letters[0].id, "A0");
+  assert_string_equal(l->letters[0].id, "A00");
   assert_int_equal(l->letters[1].index, 2);
   assert_string_equal(l->letters[1].queue, "qb");
   rtq_dead_letters_free(l);
@@ -140,7 +110,7 @@ static void test_client_dead2_listed_across_queues(void **state) {
   rtq_dead_letters_free(l);
   rtq_dead_letter *d;
   assert_int_equal(rtq_dead_get(CL, 3, &d), 0);
-  assert_string_equal(d->id, "B1");
+  assert_string_equal(d->id, "B01");
   rtq_dead_letter_free(d);
   assert_int_equal(rtq_dead_get(CL, 5, &d), RTQ_ENOTFOUND);
   rtq_stats *st;
@@ -152,34 +122,34 @@ static void test_client_dead2_listed_across_queues(void **state) {
 static void test_client_dead2_requeue_across_queues(void **state) {
   (void)state;
   letters();
-  assert_status("qb", "B1", "failed");
+  assert_status("qb", "B01", "failed");
   /* The index of another letter, or a letter of another queue: nothing. */
-  assert_int_equal(rtq_dead_requeue_if(CL, 3, "B0", NULL, NULL), RTQ_ESTATE);
+  assert_int_equal(rtq_dead_requeue_if(CL, 3, "B00", NULL, NULL), RTQ_ESTATE);
   assert_int_equal(rtq_dead_requeue(CL, 3, "qa", NULL), RTQ_ENOTFOUND);
   char *id = NULL;
-  assert_int_equal(rtq_dead_requeue_if(CL, 3, "B1", "qb", &id), 0);
-  assert_string_equal(id, "B1");
+  assert_int_equal(rtq_dead_requeue_if(CL, 3, "B01", "qb", &id), 0);
+  assert_string_equal(id, "B01");
   free(id);
-  assert_status("qb", "B1", "pending");
-  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "qb").s, NULL), 1);
-  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_dead(&K, "qb").s, NULL), 2);
+  assert_status("qb", "B01", "pending");
+  assert_int_equal(rtq_test_cmd_int(P.c, "LLEN", rtq_keys2_queue(&P.k, "qb").s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(P.c, "LLEN", rtq_keys2_dead(&P.k, "qb").s, NULL), 2);
   /* No task hash: refused, the letter kept. */
   assert_int_equal(rtq_dead_requeue(CL, 0, NULL, NULL), RTQ_ESTATE);
   assert_non_null(strstr(rtq_client_errstr(CL), "no record"));
-  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_dead(&K, "qa").s, NULL), 2);
+  assert_int_equal(rtq_test_cmd_int(P.c, "LLEN", rtq_keys2_dead(&P.k, "qa").s, NULL), 2);
   /* Not an id: refused, kept. */
   assert_int_equal(rtq_dead_requeue(CL, 2, NULL, NULL), RTQ_EDECODE);
   /* A record that does not decode: refused, kept. */
-  rtq_test_cmd_int(C, "LPUSH", rtq_keys2_dead(&K, "qb").s, "junk", NULL);
+  rtq_test_cmd_int(P.c, "LPUSH", rtq_keys2_dead(&P.k, "qb").s, "junk", NULL);
   assert_int_equal(rtq_dead_requeue(CL, 2, NULL, NULL), RTQ_EDECODE); /* "junk" is qb's newest now */
 
-  /* In bulk: A0 and B0 go back; ghost, the bad entry and junk stay. */
+  /* In bulk: A00 and B00 go back; ghost, the bad entry and junk stay. */
   rtq_dead_counts n;
   assert_int_equal(rtq_dead_requeue_all(CL, NULL, &n), 0);
   assert_int_equal(n.done, 2);
   assert_int_equal(n.refused, 3);
-  assert_status("qa", "A0", "pending");
-  assert_status("qb", "B0", "pending");
+  assert_status("qa", "A00", "pending");
+  assert_status("qb", "B00", "pending");
   rtq_dead_letters *l;
   assert_int_equal(rtq_dead_list(CL, 0, 0, &l), 0);
   assert_int_equal(l->total, 3);
@@ -189,7 +159,7 @@ static void test_client_dead2_requeue_across_queues(void **state) {
   /* Purge one queue, then all. */
   assert_int_equal(rtq_dead_purge(CL, "qb", &n), 0);
   assert_int_equal(n.done, 2);
-  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_dead(&K, "qa").s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(P.c, "LLEN", rtq_keys2_dead(&P.k, "qa").s, NULL), 1);
   assert_int_equal(rtq_dead_purge(CL, NULL, &n), 0);
   assert_int_equal(n.done, 1);
   assert_int_equal(rtq_dead_list(CL, 0, 0, &l), 0);

@@ -17,18 +17,12 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "calls2.h"
 #include "client_internal.h"
 #include "clock.h"
-#include "harness.h"
-#include "keys2.h"
-#include "scripts2.h"
+#include "test_v2_play.h"
 
 static rtq_client *CL;
-static rtq_conn *C;
-static rtq_keys2 K;
-static rtq_argv A;
-static const rtq__keep2 KEEP = {.result_ttl_s = 86400, .history = true, .cap = 10000};
+static v2_play P;
 
 static int setup(void **state) {
   (void)state;
@@ -38,60 +32,15 @@ static int setup(void **state) {
   o.redis_url = rtq_test_redis_url();
   o.protocol = 2;
   if (rtq_client_new(&o, &CL) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
-  C = rtq_test_conn();
-  assert_int_equal(rtq_scripts2_load(C), 0);
-  assert_int_equal(rtq_keys2_init(&K, "rtq"), 0);
-  rtq_argv_init(&A);
+  v2_play_init(&P);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  rtq_argv_destroy(&A);
+  v2_play_destroy(&P);
   rtq_client_free(CL);
-  rtq_conn_free(C);
   return 0;
-}
-
-static redisReply *run(int built) {
-  assert_int_equal(built, 0);
-  redisReply *r = NULL;
-  int rc = rtq_script2_run(C, &A, &r);
-  if (rc != 0) fail_msg("%s refused: %s", A.argv[0], r != NULL && r->str ? r->str : rtq_strerror(rc));
-  return r;
-}
-
-/* n tasks "<prefix><i>" of queue in one create call (n <= 64). */
-static void create_n(const char *queue, const char *prefix, int n) {
-  assert_int_equal(rtq__queues2_register(CL, queue), 0);
-  rtq__create2_task t[64];
-  char ids[64][32];
-  memset(t, 0, sizeof t);
-  for (int i = 0; i < n; i++) {
-    snprintf(ids[i], sizeof ids[i], "%s%02d", prefix, i);
-    t[i].id = ids[i];
-    t[i].name = "job";
-  }
-  freeReplyObject(run(rtq__call2_create(&A, &K, false, queue, t, n)));
-}
-
-static int take(const char *queue, const char *wid, int n) {
-  redisReply *r = run(rtq__call2_take(&A, &K, false, queue, wid, 300000, n, 1 << 20));
-  rtq__claim2_entry e[64];
-  int got = 0;
-  assert_int_equal(rtq__reply2_claim(r, e, 64, &got), 0);
-  freeReplyObject(r);
-  return got;
-}
-
-static void finish(const char *queue, const char *wid, const char *id, rtq_status st) {
-  rtq__finish2_task t = {.id = id, .attempt = 1, .status = st, .progress = -1};
-  freeReplyObject(run(rtq__call2_finish(&A, &K, false, queue, wid, &KEEP, NULL, 0, &t, 1)));
-}
-
-static void heartbeat(const char *wid, const char *queues) {
-  rtq__field2 f[] = {{"host", "h1"}, {"pid", "42"}, {"queues", queues}, {"busy", "1"}, {"slots", "4"}};
-  freeReplyObject(run(rtq__call2_heartbeat(&A, &K, false, wid, 30000, f, 5)));
 }
 
 /* The next event as JSON, within 5 s. */
@@ -116,7 +65,7 @@ static void test_client_ops2_events_unbatch_64_in_order(void **state) {
   assert_int_equal(rtq__queues2_register(CL, "q1"), 0);
   rtq_subscription *s;
   assert_int_equal(rtq_events_subscribe(CL, &s), 0);
-  create_n("q1", "T", 64);
+  v2_create_n(&P, "q1", "T", 64);
   for (int i = 0; i < 64; i++) {
     json_t *e = next_event(s);
     char want[8];
@@ -129,7 +78,7 @@ static void test_client_ops2_events_unbatch_64_in_order(void **state) {
     json_decref(e);
   }
   /* A take: the message's status and worker reach each task's event. */
-  assert_int_equal(take("q1", "w1", 2), 2);
+  assert_int_equal(v2_take(&P, "q1", "w1", 2), 2);
   for (int i = 0; i < 2; i++) {
     json_t *e = next_event(s);
     assert_string_equal(str_of(e, "status"), "running");
@@ -137,7 +86,7 @@ static void test_client_ops2_events_unbatch_64_in_order(void **state) {
     assert_int_equal(json_integer_value(json_object_get(e, "attempt")), 1);
     json_decref(e);
   }
-  finish("q1", "w1", "T00", RTQ_STATUS_FAILED);
+  v2_finish(&P, "q1", "w1", "T00", RTQ_STATUS_FAILED);
   json_t *e = next_event(s);
   assert_string_equal(str_of(e, "id"), "T00");
   assert_string_equal(str_of(e, "status"), "failed");
@@ -165,7 +114,7 @@ static void test_client_ops2_events_new_queue_seen(void **state) {
   while (e == NULL && rtq__mono_ms() < deadline) {
     char prefix[16];
     snprintf(prefix, sizeof prefix, "L%d-", round++);
-    create_n("late", prefix, 1);
+    v2_create_n(&P, "late", prefix, 1);
     char *text = NULL;
     int rc = rtq_subscription_next(s, 200, &text);
     if (rc == RTQ_ETIMEDOUT) continue;
@@ -186,7 +135,7 @@ static void spublish(const char *chan, const char *msg, size_t len) {
   rtq_argv_add_str(&a, "SPUBLISH");
   rtq_argv_add_str(&a, chan);
   rtq_argv_add(&a, msg, len);
-  freeReplyObject(rtq_test_command_argv(C, &a));
+  freeReplyObject(rtq_test_command_argv(P.c, &a));
   rtq_argv_destroy(&a);
 }
 
@@ -197,7 +146,7 @@ static void test_client_ops2_events_hostile_skipped(void **state) {
   assert_int_equal(rtq__queues2_register(CL, "q1"), 0);
   rtq_subscription *s;
   assert_int_equal(rtq_events_subscribe(CL, &s), 0);
-  const char *ch = rtq_keys2_chan_events(&K, "q1").s;
+  const char *ch = rtq_keys2_chan_events(&P.k, "q1").s;
   const char *bad[] = {"not json", "[1,2]", "{\"t\":5}", "{\"t\":[1,\"x\",null]}", "{\"t\":",
                        "{\"s\":\"pending\",\"t\":[{\"id\":\"bad id\"},{\"id\":\"X1\",\"s\":\"weird\"},"
                        "{\"id\":7},{\"s\":\"pending\"}]}",
@@ -255,15 +204,15 @@ static uint64_t counter(const rtq_queue_stats *q, const char *name) {
 
 static void test_client_ops2_stats_summed_over_queues(void **state) {
   (void)state;
-  create_n("q1", "A", 2);
-  create_n("q2", "B", 3);
-  create_n("q3", "C", 4);
-  heartbeat("w1", "q1,q2");
-  assert_int_equal(take("q2", "w1", 1), 1);
-  finish("q2", "w1", "B00", RTQ_STATUS_COMPLETED);
-  assert_int_equal(take("q1", "w1", 1), 1);
+  v2_create_n(&P, "q1", "A", 2);
+  v2_create_n(&P, "q2", "B", 3);
+  v2_create_n(&P, "q3", "C", 4);
+  v2_heartbeat(&P, "w1", "q1,q2");
+  assert_int_equal(v2_take(&P, "q2", "w1", 1), 1);
+  v2_finish(&P, "q2", "w1", "B00", RTQ_STATUS_COMPLETED);
+  assert_int_equal(v2_take(&P, "q1", "w1", 1), 1);
   assert_int_equal(rtq_queue_pause(CL, "q3"), 0);
-  assert_int_equal(rtq_test_cmd_int(C, "SISMEMBER", "{rtq}:paused", "q3", NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(P.c, "SISMEMBER", "{rtq}:paused", "q3", NULL), 1);
   rtq_stats *st;
   assert_int_equal(rtq_get_stats(CL, &st), 0);
   assert_int_equal(st->nqueues, 3);
@@ -309,17 +258,17 @@ static void test_client_ops2_stats_summed_over_queues(void **state) {
 
 static void test_client_ops2_throughput_and_run_times(void **state) {
   (void)state;
-  create_n("q1", "A", 2);
-  create_n("q2", "B", 1);
-  assert_int_equal(take("q1", "w1", 2), 2);
-  finish("q1", "w1", "A00", RTQ_STATUS_COMPLETED);
-  finish("q1", "w1", "A01", RTQ_STATUS_FAILED);
+  v2_create_n(&P, "q1", "A", 2);
+  v2_create_n(&P, "q2", "B", 1);
+  assert_int_equal(v2_take(&P, "q1", "w1", 2), 2);
+  v2_finish(&P, "q1", "w1", "A00", RTQ_STATUS_COMPLETED);
+  v2_finish(&P, "q1", "w1", "A01", RTQ_STATUS_FAILED);
   uint64_t now;
   assert_int_equal(rtq_client_time_ms(CL, &now), 0);
   /* The previous minute's snapshot, as a recorder then would have left it. */
   char prev[64];
   snprintf(prev, sizeof prev, "{rtq}:throughput:%llu", (unsigned long long)(now / 60000 - 1));
-  rtq_test_cmd_int(C, "HSET", prev, "completed", "0", "failed", "0", "q1|completed", "0", "q1|failed", "0",
+  rtq_test_cmd_int(P.c, "HSET", prev, "completed", "0", "failed", "0", "q1|completed", "0", "q1|failed", "0",
                    NULL);
   int recorded = 0;
   assert_int_equal(rtq_throughput_record(CL, &recorded), 0);
@@ -341,7 +290,7 @@ static void test_client_ops2_throughput_and_run_times(void **state) {
   rtq_throughput_free(t);
 
   /* Run times as finish keeps them: bucket counts and the sum in ms. */
-  rtq_test_cmd_int(C, "HSET", rtq_keys2_runtime(&K, "q1").s, "le_0.1", "2", "0.5", "1", "sum_ms", "42",
+  rtq_test_cmd_int(P.c, "HSET", rtq_keys2_runtime(&P.k, "q1").s, "le_0.1", "2", "0.5", "1", "sum_ms", "42",
                    "count", "3", NULL);
   const char *qs[] = {"q1", "q2"};
   rtq_run_times *rt;
@@ -358,8 +307,8 @@ static void test_client_ops2_throughput_and_run_times(void **state) {
 static void test_client_ops2_schedule_keys(void **state) {
   (void)state;
   assert_int_equal(rtq_schedule_add(CL, "nightly", "0 3 * * *", "job", NULL, NULL), 0);
-  assert_int_equal(rtq_test_cmd_int(C, "HEXISTS", "{rtq}:schedules", "nightly", NULL), 1);
-  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", "{rtq}:schedules:due", NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(P.c, "HEXISTS", "{rtq}:schedules", "nightly", NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(P.c, "ZCARD", "{rtq}:schedules:due", NULL), 1);
   rtq_schedule *list;
   size_t n;
   assert_int_equal(rtq_schedule_list(CL, &list, &n), 0);
@@ -368,9 +317,9 @@ static void test_client_ops2_schedule_keys(void **state) {
   assert_true(list[0].next_run_ms > 0);
   rtq_schedules_free(list, n);
   assert_int_equal(rtq_schedule_set_paused(CL, "nightly", true), 0);
-  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", "{rtq}:schedules:due", NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(P.c, "ZCARD", "{rtq}:schedules:due", NULL), 0);
   assert_int_equal(rtq_schedule_remove(CL, "nightly"), 0);
-  assert_int_equal(rtq_test_cmd_int(C, "EXISTS", "{rtq}:schedules", NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(P.c, "EXISTS", "{rtq}:schedules", NULL), 0);
 }
 
 int main(void) {
