@@ -34,6 +34,9 @@ static void test_keys2_namespace_keys(void **state) {
   assert_string_equal(rtq_keys2_throughput(&k, 0).s, "{rtq}:throughput:0");
   assert_string_equal(rtq_keys2_chan_cancel(&k).s, "{rtq}:cancel");
   assert_string_equal(rtq_keys2_paused(&k).s, "{rtq}:paused");
+  assert_string_equal(rtq_keys2_schedules(&k).s, "{rtq}:schedules");
+  assert_string_equal(rtq_keys2_schedules_due(&k).s, "{rtq}:schedules:due");
+  assert_string_equal(rtq_keys2_schedules_last(&k).s, "{rtq}:schedules:last");
 }
 
 static void test_keys2_queue_keys(void **state) {
