@@ -60,6 +60,16 @@ static void test_cli_ops2_stats_workers_pause(void **state) {
   assert_int_equal(r.code, 0);
   assert_non_null(strstr(r.out, W));
   cli_free(&r);
+  /* A worker record written by anyone with access, and a score no clock
+   * gives: listed without harm. */
+  rtq_test_cmd_int(P.c, "HSET", rtq_keys2_worker(&P.k, "w-evil").s, "host", "h" CLI_NASTY, "queues",
+                   "q" CLI_NASTY, "pid", "1", NULL);
+  rtq_test_cmd_int(P.c, "ZADD", rtq_keys2_workers(&P.k).s, "+inf", "w-evil", NULL);
+  RUN(&r, "workers");
+  assert_int_equal(r.code, 0);
+  cli_assert_inert(r.out);
+  assert_non_null(strstr(r.out, "w-evil"));
+  cli_free(&r);
   RUN(&r, "queue", "resume", "video");
   assert_int_equal(r.code, 0);
   cli_free(&r);

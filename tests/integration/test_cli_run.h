@@ -142,4 +142,16 @@ static inline void cli_assert_error(const cli_run *r, int code, const char *need
     fail_msg("stderr lacks \"%s\": %s", needle, r->err);
 }
 
+/* Text a hostile writer puts in a field: terminal control sequences (a
+ * clear, a title, BEL, CR, a C1 CSI) and a byte that is not UTF-8. */
+#define CLI_NASTY "\x1b[2J\x1b]0;pwned\x07\rX\xc2\x9b" "31m\xff"
+
+/* No byte of a control sequence left in out: ESC, BEL, CR, C1 CSI. */
+static inline void cli_assert_inert(const char *out) {
+  assert_null(strchr(out, '\x1b'));
+  assert_null(strchr(out, '\x07'));
+  assert_null(strchr(out, '\r'));
+  assert_null(strstr(out, "\xc2\x9b"));
+}
+
 #endif
