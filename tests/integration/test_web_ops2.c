@@ -80,6 +80,15 @@ static void test_web_ops2_events_and_stats(void **state) {
   assert_int_equal(json_integer_value(json_object_get(json_object_get(q1, "counters"), "completed")), 1);
   assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "statuses"), "completed")), 1);
   json_decref(st);
+
+  /* /metrics from the same figures, checked by promtool where it is. */
+  http_resp m;
+  http_req(s.port, "GET", "/metrics", AUTH, NULL, &m);
+  assert_int_equal(m.status, 200);
+  assert_non_null(strstr(m.body, "rtq_tasks_total{queue=\"q1\",status=\"completed\"} 1\n"));
+  assert_non_null(strstr(m.body, "rtq_queue_backlog{queue=\"q1\"} 2\n"));
+  assert_non_null(strstr(m.body, "rtq_queue_running{queue=\"q1\"} 0\n"));
+  http_resp_free(&m);
   web_stop(&s);
 }
 
