@@ -110,12 +110,38 @@ static void test_cli_ops2_dead(void **state) {
   assert_int_equal(rtq_test_cmd_int(P.c, "LLEN", rtq_keys2_dead(&P.k, "qb").s, NULL), 0);
 }
 
+static long long shard_subscribers(const char *queue) {
+  redisReply *r = rtq_test_command(P.c, "PUBSUB", "SHARDNUMSUB", rtq_keys2_chan_events(&P.k, queue).s, NULL);
+  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+  freeReplyObject(r);
+  return n;
+}
+
+/* `rtq watch ID` follows a task through v2's batched events to its end. */
+static void test_cli_ops2_watch(void **state) {
+  (void)state;
+  v2_create_n(&P, "mail", "M", 1);
+  cli_run r;
+  START(&r, "watch", "M00", "--json", "--timeout", "20");
+  RTQ_TEST_WAIT_FOR(shard_subscribers("mail") == 1, 10000);
+  assert_int_equal(v2_take(&P, "mail", W, 1), 1);
+  freeReplyObject(v2_run(&P, rtq__call2_progress(&P.a, &P.k, false, "mail", "M00", W, 1, 40, "almost")));
+  v2_finish(&P, "mail", W, "M00", RTQ_STATUS_COMPLETED);
+  cli_finish(&r, 20000);
+  if (r.code != 0) fail_msg("rtq watch: exit %d: %s", r.code, r.err);
+  assert_non_null(strstr(r.out, "\"progress\":40"));
+  assert_non_null(strstr(r.out, "\"message\":\"almost\""));
+  assert_non_null(strstr(r.out, "\"status\":\"completed\""));
+  cli_free(&r);
+}
+
 int main(void) {
   /* rtq and this test's own connections speak protocol 2, in both runs. */
   setenv("RTQ_PROTOCOL", "2", 1);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_cli_ops2_stats_workers_pause, setup2, teardown2),
       cmocka_unit_test_setup_teardown(test_cli_ops2_dead, setup2, teardown2),
+      cmocka_unit_test_setup_teardown(test_cli_ops2_watch, setup2, teardown2),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -315,7 +315,18 @@ static void test_client_ops2_schedule_keys(void **state) {
   assert_int_equal(n, 1);
   assert_string_equal(list[0].id, "nightly");
   assert_true(list[0].next_run_ms > 0);
+  uint64_t due = list[0].next_run_ms;
   rtq_schedules_free(list, n);
+  /* The run at its due time: a v2 task of the default queue, made once. */
+  size_t fired = 0;
+  assert_int_equal(rtq_schedule_fire_due(CL, due, 10, &fired), 0);
+  assert_int_equal(fired, 1);
+  char run_id[64];
+  snprintf(run_id, sizeof run_id, "cron:nightly:%llu", (unsigned long long)due);
+  assert_int_equal(rtq_test_cmd_int(P.c, "EXISTS", rtq_keys2_task(&P.k, "default", run_id).s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(P.c, "HEXISTS", "{rtq}:schedules:last", "nightly", NULL), 1);
+  assert_int_equal(rtq_schedule_fire_due(CL, due, 10, &fired), 0);
+  assert_int_equal(fired, 0);
   assert_int_equal(rtq_schedule_set_paused(CL, "nightly", true), 0);
   assert_int_equal(rtq_test_cmd_int(P.c, "ZCARD", "{rtq}:schedules:due", NULL), 0);
   assert_int_equal(rtq_schedule_remove(CL, "nightly"), 0);
