@@ -14,6 +14,7 @@
  *              that expired since stay counted until pruned)
  *   counters   HGETALL {ns:Q}:stats, per queue
  *   dead       LLEN {ns:Q}:dead
+ *   broker     HGETALL {ns}:broker (its counters and last_sweep_at)
  *
  * Round trips: the registry, then one pipeline of the per-queue figures
  * and the workers, then one of the processing lists.
@@ -113,27 +114,33 @@ static int count_running(rtq_client *c, rtq_conn *conn, char **queues, size_t nq
 
 /* Per queue, in this order. */
 enum { Q_STATS, Q_LEN, Q_DELAYED, Q_DEAD, Q_DONE, PER_QUEUE = Q_DONE + 4 };
-/* Before them: TIME, SMEMBERS paused; after them: the workers with their
- * heartbeats. */
-enum { HEAD = 2, TAIL = 1 };
+/* Before them: TIME, SMEMBERS paused, HGETALL of the broker's counters;
+ * after them: the workers with their heartbeats. */
+enum { HEAD = 3, TAIL = 1 };
 
 static const rtq_status terminal[4] = {RTQ_STATUS_COMPLETED, RTQ_STATUS_FAILED,
                                        RTQ_STATUS_CANCELLED, RTQ_STATUS_TIMEOUT};
 
-static void fill_queue(rtq_queue_stats *q, redisReply **r, uint64_t *by_status, rtq_stats *s) {
-  const redisReply *h = r[Q_STATS];
+/* The counters of an HGETALL reply (names that fit, values as decimals):
+ * *out (n of them) is the caller's; none when out of memory. */
+static void counters_of(const redisReply *h, rtq_counter **out, size_t *n) {
   size_t pairs = h != NULL && h->type == REDIS_REPLY_ARRAY ? h->elements / 2 : 0;
-  q->counters = pairs > 0 ? calloc(pairs, sizeof *q->counters) : NULL;
-  for (size_t i = 0; q->counters != NULL && i < pairs; i++) {
+  *out = pairs > 0 ? calloc(pairs, sizeof **out) : NULL;
+  *n = 0;
+  for (size_t i = 0; *out != NULL && i < pairs; i++) {
     const redisReply *f = h->element[2 * i], *v = h->element[2 * i + 1];
-    if (f->type != REDIS_REPLY_STRING || f->len == 0 || f->len >= sizeof q->counters[0].name ||
+    if (f->type != REDIS_REPLY_STRING || f->len == 0 || f->len >= sizeof (*out)[0].name ||
         v->type != REDIS_REPLY_STRING)
       continue;
-    rtq_counter *ctr = &q->counters[q->ncounters++];
+    rtq_counter *ctr = &(*out)[(*n)++];
     memcpy(ctr->name, f->str, f->len);
     ctr->name[f->len] = '\0';
     ctr->value = rtq__parse_u64(v->str, v->len);
   }
+}
+
+static void fill_queue(rtq_queue_stats *q, redisReply **r, uint64_t *by_status, rtq_stats *s) {
+  counters_of(r[Q_STATS], &q->counters, &q->ncounters);
   q->backlog = rtq__reply_u64(r[Q_LEN]);
   uint64_t delayed = rtq__reply_u64(r[Q_DELAYED]);
   by_status[RTQ_STATUS_PENDING] += q->backlog + delayed;
@@ -153,6 +160,7 @@ static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rt
   }
   cmd2(&cmds[0], "TIME", (rtq_key2){0});
   cmd2(&cmds[1], "SMEMBERS", rtq_keys2_paused(&c->keys2));
+  cmd2(&cmds[2], "HGETALL", rtq_keys2_broker(&c->keys2));
   for (size_t i = 0; i < nq; i++) {
     rtq_argv *q = &cmds[HEAD + i * PER_QUEUE];
     cmd2(&q[Q_STATS], "HGETALL", rtq_keys2_stats(&c->keys2, names[i]));
@@ -184,6 +192,8 @@ static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rt
     rtq__client_err(c, "unexpected TIME reply");
     rc = RTQ_EREDIS;
   }
+  /* The broker keeps its own counters apart from the queues' under v2. */
+  if (rc == 0) counters_of(r[2], &s->broker, &s->nbroker);
   for (size_t i = 0; rc == 0 && i < nq; i++) {
     rtq_queue_stats *q = &s->queues[s->nqueues++];
     strcpy(q->name, names[i]);

@@ -231,6 +231,15 @@ static void test_client_ops2_stats_summed_over_queues(void **state) {
   assert_int_equal(st->by_status[RTQ_STATUS_COMPLETED], 1);
   assert_int_equal(st->workers_alive, 1);
   assert_true(st->now > 0);
+  assert_int_equal(st->nbroker, 0);
+  rtq_stats_free(st);
+  /* The broker's counters, apart from the queues. */
+  rtq_test_cmd_int(P.c, "HSET", rtq_keys2_broker(&P.k).s, "sweeps", "7", "last_sweep_at", "123", NULL);
+  assert_int_equal(rtq_get_stats(CL, &st), 0);
+  assert_int_equal(st->nbroker, 2);
+  assert_int_equal(st->nqueues, 3);
+  for (size_t i = 0; i < st->nbroker; i++)
+    if (strcmp(st->broker[i].name, "sweeps") == 0) assert_int_equal(st->broker[i].value, 7);
   rtq_stats_free(st);
   assert_int_equal(rtq_queue_resume(CL, "q3"), 0);
   assert_int_equal(rtq_get_stats(CL, &st), 0);
