@@ -289,6 +289,11 @@ static json_t *task_of(const rtq_dead_letter *d, char *why, size_t cap) {
     snprintf(why, cap, "the record did not decode");
     return json_null();
   }
+  /* Protocol 2 keeps the entry that could not run: a task id, whose task
+   * is its queue's hash, not an envelope. */
+  size_t idn = strlen(d->id);
+  if (idn > 0 && rtq_validate_name(d->id) == 0 && d->payload_len == idn && memcmp(d->payload, d->id, idn) == 0)
+    return json_pack("{s:s, s:o}", "id", d->id, "queue", text(d->queue));
   if (d->payload_len < d->size) {
     snprintf(why, cap, "only the first %zu of %llu bytes were kept", d->payload_len,
              (unsigned long long)d->size);

@@ -40,8 +40,9 @@ static void print_table(const rtq_dead_letters *l, json_t *const *objs, size_t o
     cell(code, sizeof code, d->code, 20);
     cell(queue, sizeof queue, d->queue, 16);
     cell(id, sizeof id, d->id[0] ? d->id : "-", 28);
-    cell(task, sizeof task, json_is_object(t) ? json_string_value(json_object_get(t, "name"))
-                                              : "<undecodable>", 24);
+    const char *name = json_string_value(json_object_get(t, "name"));
+    /* A protocol 2 letter's task is {id, queue}: its name is in its hash. */
+    cell(task, sizeof task, !json_is_object(t) ? "<undecodable>" : name != NULL ? name : "-", 24);
     cell(reason, sizeof reason, d->reason, 0);
     printf("%-5llu  %-24s  %-20s  %-16s  %-28s  %-24s  %s\n", (unsigned long long)d->index,
            cli_time(d->at, at), code, queue, id, task, reason);

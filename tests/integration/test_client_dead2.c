@@ -95,6 +95,11 @@ static void test_client_dead2_listed_across_queues(void **state) {
   char *json = NULL;
   assert_int_equal(rtq_dead_letter_to_json(&l->letters[1], &json), 0);
   assert_non_null(strstr(json, "\"queue\":\"qa\""));
+  /* The payload is the id: the task is named by id and queue. */
+  assert_non_null(strstr(json, "\"task\":{\"id\":\"A00\",\"queue\":\"qa\"}"));
+  free(json);
+  assert_int_equal(rtq_dead_letter_to_json(&l->letters[2], &json), 0);
+  assert_non_null(strstr(json, "\"task\":null"));
   free(json);
   rtq_dead_letters_free(l);
   /* A page across the boundary of the two lists. */
