@@ -30,7 +30,14 @@ static int run(rtq_conn *c, redisReply **reply, char *errbuf, size_t errcap, int
   redisReply *r = NULL;
   int rc = rtq_conn_command(c, &a, &r);
   rtq_argv_destroy(&a);
-  if (rc != 0) errf(errbuf, errcap, "checking the protocol version: %s", rtq_conn_errstr(c));
+  const char *why = rtq_conn_errstr(c);
+  /* A plain URL to one node of a cluster cannot follow MOVED: say what
+   * would. */
+  if (rc != 0 && strncmp(why, "MOVED ", 6) == 0)
+    errf(errbuf, errcap, "checking the protocol version: %s: redis is a cluster node and the namespace's slot is "
+         "elsewhere; use a redis+cluster:// URL (docs/OPERATIONS.md section 2.5)", why);
+  else if (rc != 0)
+    errf(errbuf, errcap, "checking the protocol version: %s", why);
   if (reply != NULL && rc == 0) *reply = r;
   else if (r != NULL) freeReplyObject(r);
   return rc;
