@@ -101,6 +101,16 @@ int rtq__client_wait_replicas(rtq_client *c, rtq_conn *conn, int *acked);
  * detail naming the argument ("task id") otherwise. */
 int rtq__check_name(const rtq_client *c, const char *what, const char *s);
 
+/* ---- protocol 2 operations (limits.c, purge.c, tasks_delete.c) ---- */
+
+/* 0 under protocol 2; else RTQ_EPROTOCOL with a detail saying that `what`
+ * ("queue purge") needs protocol 2. */
+int rtq__need_protocol2(const rtq_client *c, const char *what);
+/* Test seam: called after each step of rtq_queue_purge and
+ * rtq_tasks_delete with the queue, so a test can enqueue meanwhile or let
+ * time pass. NULL (the default) in production. */
+extern void (*rtq__sweep_step_hook)(const char *queue);
+
 /* ---- protocol 2: the queue registry (queues2.c) ---- */
 
 /* The valid names of {ns}:queues, sorted; *names (n entries) is the

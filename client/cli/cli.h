@@ -156,5 +156,6 @@ int cmd_workers(cli *ctx, int argc, char **argv);
 int cmd_dead(cli *ctx, int argc, char **argv);
 int cmd_schedule(cli *ctx, int argc, char **argv);
 int cmd_queue(cli *ctx, int argc, char **argv);
+int cmd_tasks(cli *ctx, int argc, char **argv);
 
 #endif

@@ -31,7 +31,10 @@ static const struct command {
     {"workers", cmd_workers, "workers"},
     {"retry", cmd_retry, "retry ID"},
     {"dead", cmd_dead, "dead list [--limit N] [--offset N] | dead show INDEX | dead requeue INDEX|--all [--queue Q] | dead purge [--queue Q]"},
-    {"queue", cmd_queue, "queue pause Q | queue resume Q"},
+    {"queue", cmd_queue,
+     "queue pause Q | queue resume Q | queue purge Q\n"
+     "          | queue limit Q [--rate R/s [--burst N]] [--concurrency N] | queue limit Q --clear"},
+    {"tasks", cmd_tasks, "tasks delete --status S[,S..] [--queue Q] [--older-than S]"},
     {"schedule", cmd_schedule,
      "schedule add ID CRON NAME [ARGS_JSON] [--queue Q] [--timeout S] [--tz ZONE]\n"
      "          | schedule list | schedule remove ID | schedule pause ID | schedule resume ID"},
@@ -61,6 +64,9 @@ static void usage(FILE *f) {
           "  --wait-timeout MS              that wait's timeout in ms (RTQ_WAIT_TIMEOUT; 1000)\n"
           "  --json                         every command prints JSON\n"
           "  --print-config                 print these settings, then exit\n"
+          "queue limit, queue purge and tasks delete need protocol 2 (RTQ_PROTOCOL=2).\n"
+          "A rate is tasks per second (100/s, 0.5/s) or per minute or hour (600/m, 30/h);\n"
+          "--rate off and --concurrency off remove one limit; queue limit Q alone shows them.\n"
           "Durations (S) are seconds (30, 1.5) or a number with a unit: 1500ms, 2s, 5m, 1h.\n"
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
           "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out,\n"

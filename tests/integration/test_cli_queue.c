@@ -39,8 +39,8 @@ static void test_cli_queue_bad_input(void **state) {
     const char *const argv[5];
     const char *says;
   } cases[] = {
-      {{"queue", NULL}, "pause or resume"},
-      {{"queue", "stop", "mail", NULL}, "pause or resume"},
+      {{"queue", NULL}, "pause, resume"},
+      {{"queue", "stop", "mail", NULL}, "pause, resume"},
       {{"queue", "pause", NULL}, "one queue name"},
       {{"queue", "pause", "bad name", NULL}, "queue"},
   };

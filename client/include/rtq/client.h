@@ -771,6 +771,125 @@ RTQ_EXTERN int rtq_get_run_times(rtq_client *c, const char *const *queues, size_
 /* NULL does nothing. */
 RTQ_EXTERN void rtq_run_times_free(rtq_run_times *t);
 
+/* ----- queue limits, purge, deleting ended tasks (protocol 2) -------------- */
+
+/*
+ * These need protocol 2 (rtq_client_options.protocol, RTQ_PROTOCOL): under
+ * protocol 1 each returns RTQ_EPROTOCOL, nothing done, with a detail that
+ * says so.
+ */
+
+/* Bounds of a queue's limits; outside them is RTQ_ERANGE. */
+#define RTQ_LIMIT_MIN_RATE 0.001        /* tasks per second */
+#define RTQ_LIMIT_MAX_RATE 1000000.0
+#define RTQ_LIMIT_MAX 1000000u          /* burst and concurrency */
+
+/*
+ * Value type: a queue's fleet-wide limits, checked by every worker inside
+ * its claim step (docs/design/PROTOCOL-v2.md section 5, "Limits"):
+ * a token bucket refilled at `rate` tasks per second up to `burst` tokens,
+ * one token per task started; and at most `concurrency` tasks of the queue
+ * running at once. A task that finds its queue at a limit stays pending.
+ */
+typedef struct rtq_queue_limits {
+  double rate;          /* tasks per second, RTQ_LIMIT_MIN_RATE..MAX_RATE;
+                         * 0: no rate limit */
+  uint32_t burst;       /* 1..RTQ_LIMIT_MAX tokens; 0: the rate rounded up */
+  uint32_t concurrency; /* 1..RTQ_LIMIT_MAX running at once; 0: no limit */
+} rtq_queue_limits;
+
+/* Which limits rtq_queue_limit_set() writes. */
+#define RTQ_LIMIT_RATE 1u         /* rate and burst */
+#define RTQ_LIMIT_CONCURRENCY 2u
+
+/*
+ * Sets the limits of queue named in which (RTQ_LIMIT_RATE,
+ * RTQ_LIMIT_CONCURRENCY, or both): a field at 0 removes that limit, the
+ * others are left as they are. Takes effect at the workers' next claim.
+ * The bucket keeps its tokens (capped at the new burst), so setting a
+ * limit again grants no new burst. RTQ_EINVAL (bad queue, which 0 or
+ * unknown bits, rate not a number, a burst without a rate), RTQ_ERANGE
+ * (a value outside its bounds), RTQ_EPROTOCOL, RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_queue_limit_set(rtq_client *c, const char *queue, const rtq_queue_limits *l,
+                                   unsigned which);
+/* Removes every limit of queue (and the rate's bucket). Tasks running
+ * under a concurrency lease keep it until they end. Same errors. */
+RTQ_EXTERN int rtq_queue_limit_clear(rtq_client *c, const char *queue);
+
+/* Value type: how close a queue is to its limits, as read. */
+typedef struct rtq_queue_limit_usage {
+  double tokens;        /* the bucket's tokens now (a task needs 1); -1
+                         * without a rate limit */
+  uint32_t burst;       /* the burst in force: the one set, else the rate
+                         * rounded up; 0 without a rate limit */
+  uint64_t running;     /* concurrency leases held (tasks running under the
+                         * limit), lapsed ones left out */
+} rtq_queue_limit_usage;
+
+/*
+ * Reads queue's limits into *out (zeros: no limit). A stored value the
+ * workers would not apply (edited by hand, out of bounds) reads as 0.
+ * usage (may be NULL) gets the bucket's tokens and the leases held (three
+ * more round trips: TIME, the bucket, the leases). RTQ_EINVAL, RTQ_EPROTOCOL, RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_queue_limit_get(rtq_client *c, const char *queue, rtq_queue_limits *out,
+                                   rtq_queue_limit_usage *usage);
+
+/* How long rtq_queue_purge() and rtq_tasks_delete() go on when max_ms is 0. */
+#define RTQ_SWEEP_MAX_MS 600000
+
+/* Value type: what rtq_queue_purge() did. */
+typedef struct rtq_purge_counts {
+  uint64_t cancelled;   /* pending tasks that ended cancelled */
+  uint64_t dropped;     /* entries only taken out: the task was no longer
+                         * pending (it ran or ended meanwhile), or the entry
+                         * was not a task id (dead-lettered) */
+  uint64_t left;        /* entries in the queue and its delayed set when it
+                         * stopped: tasks enqueued while it ran */
+  uint64_t calls;       /* steps run (each at most 100 entries) */
+} rtq_purge_counts;
+
+/*
+ * Cancels every pending task of queue: those in the queue and those
+ * waiting in its delayed set (a delay, a retry's backoff). Each step is
+ * one script over at most 100 entries, oldest first, so a queue of a
+ * million tasks never blocks Redis; the tasks end cancelled ("purged with
+ * its queue") as rtq_cancel_task would end them. Running tasks are not
+ * touched. It visits at most the entries present at its first step, so a
+ * producer that keeps enqueuing cannot keep it going: what arrived
+ * meanwhile is counted in left. max_ms bounds the whole run (0:
+ * RTQ_SWEEP_MAX_MS); when it runs out first: RTQ_ETIMEDOUT. *out (may be
+ * NULL) holds the counts so far, on error too. RTQ_EINVAL (bad queue),
+ * RTQ_EPROTOCOL, RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_queue_purge(rtq_client *c, const char *queue, int64_t max_ms, rtq_purge_counts *out);
+
+/* Value type: what rtq_tasks_delete() did. */
+typedef struct rtq_delete_counts {
+  uint64_t deleted;     /* ended tasks deleted, with their index entries */
+  uint64_t dropped;     /* index entries of tasks already gone (expired,
+                         * retried) taken out */
+  uint64_t queues;      /* queues visited */
+  uint64_t calls;       /* steps run (each at most 100 entries) */
+} rtq_delete_counts;
+
+/*
+ * Deletes tasks that ended with status (completed, failed, cancelled or
+ * timeout; any other is RTQ_EINVAL): their hashes and their entries in the
+ * status's done list, of queue (NULL: every queue of the namespace's
+ * registry). older_than_ms > 0 keeps the tasks that ended less than that
+ * long ago (Redis clock); 0 deletes them all. Steps of at most 100 tasks,
+ * oldest first; per queue it visits at most the entries present when it
+ * reached the queue. Tasks kept without a done list (history off) expire
+ * on their own and are not seen. max_ms bounds the whole run (0:
+ * RTQ_SWEEP_MAX_MS; RTQ_ETIMEDOUT). *out (may be NULL) holds the counts so
+ * far, on error too. RTQ_EINVAL, RTQ_ERANGE (older_than_ms over 10 years),
+ * RTQ_EPROTOCOL, RTQ_ECONN, RTQ_EREDIS.
+ */
+RTQ_EXTERN int rtq_tasks_delete(rtq_client *c, rtq_status status, const char *queue, uint64_t older_than_ms,
+                                int64_t max_ms, rtq_delete_counts *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,77 @@
+/*
+ * purge.c - rtq_queue_purge (client.h, protocol 2 only): every pending
+ * task of a queue ends cancelled.
+ *
+ * common/lua2/purge.lua does the work in steps of at most
+ * RTQ__V2_MAX_SWEEP (100) entries: oldest first from the queue, then from
+ * the delayed set, each task ended as a cancel would end it. Between steps
+ * Redis serves everyone else, so a million pending tasks cost ten
+ * thousand short scripts, not one long one. Three bounds keep the loop
+ * itself finite:
+ *   1. it visits at most the entries its first step saw (that step's
+ *      entries plus the `left` it reported), so a producer that keeps
+ *      enqueuing cannot keep it running;
+ *   2. max_ms of wall time (RTQ_SWEEP_MAX_MS by default);
+ *   3. a step that takes nothing ends it (another purge took the rest).
+ */
+#include "client_internal.h"
+
+#include <string.h>
+
+#include "calls2.h"
+
+void (*rtq__sweep_step_hook)(const char *queue);
+
+/* One step: counts[0] cancelled, [1] dropped, [2] left. */
+static int step(rtq_client *c, const char *queue, const rtq__keep2 *keep, int64_t counts[3]) {
+  rtq_argv a;
+  rtq_argv_init(&a);
+  int rc = rtq__call2_purge(&a, &c->keys2, false, queue, RTQ__V2_MAX_SWEEP, keep);
+  redisReply *r = NULL;
+  if (rc == 0) rc = rtq__client_script2(c, &a, &r);
+  else rtq__client_err(c, "purge: cannot build the call (%s)", rtq_strerror(rc));
+  rtq_argv_destroy(&a);
+  if (rc == 0 && (rc = rtq__reply2_counts(r, counts)) != 0) rtq__client_err(c, "purge: unexpected reply");
+  if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
+RTQ_EXTERN int rtq_queue_purge(rtq_client *c, const char *queue, int64_t max_ms, rtq_purge_counts *out) {
+  rtq_purge_counts n;
+  memset(&n, 0, sizeof n);
+  if (out != NULL) *out = n;
+  rtq__client_clear_err(c);
+  int rc = rtq__need_protocol2(c, "a queue purge");
+  if (rc == 0) rc = rtq__check_name(c, "queue", queue);
+  if (rc == 0 && max_ms < 0) {
+    rtq__client_err(c, "purge: max_ms is negative");
+    rc = RTQ_EINVAL;
+  }
+  if (rc != 0) return rc;
+  uint64_t deadline = rtq__mono_ms() + (uint64_t)(max_ms ? max_ms : RTQ_SWEEP_MAX_MS);
+  /* The script takes a cap of 1..10000000 (max_task_history may be 0). */
+  int cap = c->history_cap < 1 ? 1 : c->history_cap > 10000000 ? 10000000 : c->history_cap;
+  rtq__keep2 keep = {.result_ttl_s = c->result_ttl_s, .history = c->history != 0, .cap = cap};
+  uint64_t budget = 0, visited = 0;
+  for (;;) {
+    int64_t v[3];
+    if ((rc = step(c, queue, &keep, v)) != 0) break;
+    uint64_t took = (uint64_t)(v[0] + v[1]);
+    n.cancelled += (uint64_t)v[0];
+    n.dropped += (uint64_t)v[1];
+    n.left = (uint64_t)v[2];
+    n.calls++;
+    visited += took;
+    if (n.calls == 1) budget = took + n.left;
+    if (rtq__sweep_step_hook != NULL) rtq__sweep_step_hook(queue);
+    if (n.left == 0 || took == 0 || visited >= budget) break;
+    if (rtq__mono_ms() >= deadline) {
+      rtq__client_err(c, "purge: stopped after %llu ms with %llu entries left; run it again",
+                      (unsigned long long)(max_ms ? max_ms : RTQ_SWEEP_MAX_MS), (unsigned long long)n.left);
+      rc = RTQ_ETIMEDOUT;
+      break;
+    }
+  }
+  if (out != NULL) *out = n;
+  return rc;
+}
