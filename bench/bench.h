@@ -41,6 +41,9 @@
 #define RTQ__BENCH_MAX_WRAP 16
 #define RTQ__BENCH_MAX_REDIS_SET 8
 #define RTQ__BENCH_QUEUE "default"
+/* --limit-other's queue, and the backlog put there. */
+#define RTQ__BENCH_LIMITED_QUEUE "limited"
+#define RTQ__BENCH_LIMITED_BACKLOG 2000
 
 /* ---- options (options.c) ---- */
 
@@ -70,6 +73,12 @@ typedef struct rtq__bench_opts {
   int phase_timeout_s;        /* bound of every wait in a phase: 120 */
   int protocol;               /* 1 or 2 (--protocol; else RTQ_PROTOCOL, else 1):
                                * the clients' and the workers' wire protocol */
+  double limit_other;         /* --limit-other R (protocol 2): > 0 puts a
+                               * backlog on RTQ__BENCH_LIMITED_QUEUE, limited to
+                               * R tasks/s, which every worker serves too */
+  bool other_queue;           /* --other-queue: the workers serve that queue
+                               * too, left empty and unlimited (the baseline
+                               * of --limit-other) */
   const char *redis_url;      /* NULL: start a private redis-server */
   const char *redis_url_file; /* --redis-url-file, passed on to the workers */
   char url_buf[512];          /* the URL redis_url points to, copied from argv or read */
@@ -184,6 +193,10 @@ rtq_args *rtq__bench_task_args(size_t i);
 /* enqueue.c: ids (n * RTQ_TASK_ID_SIZE, may be NULL) receive the task ids. */
 int rtq__bench_enqueue_single(rtq__bench *b, const char *ns, size_t n, char *ids, json_t *res);
 int rtq__bench_enqueue_batch(rtq__bench *b, const char *ns, size_t n, char *ids, json_t *res);
+
+/* limited.c: --limit-other's queue in ns (its limit and backlog), before
+ * the workers start. 0, or -1 after printing why. */
+int rtq__bench_limited_setup(rtq__bench *b, const char *ns, json_t *res);
 
 /* drain.c */
 int rtq__bench_phase_enqueue_batch(rtq__bench *b);

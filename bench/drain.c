@@ -212,9 +212,10 @@ static int drain(rtq__bench *b, const char *ns, const char *ids, size_t n, int k
   rtq__bench_proc procs[RTQ__BENCH_MAX_WORKERS];
   memset(procs, 0, sizeof procs);
   bool profile = full && b->o->script_profile && b->redis.own;
+  int rc = b->o->limit_other > 0 ? rtq__bench_limited_setup(b, ns, res) : 0;
   if (profile) profile_begin(b, n);
   rtq__bench_info a = {0}, z = {0};
-  int rc = rtq__bench_info_take(&b->redis, &a);
+  if (rc == 0) rc = rtq__bench_info_take(&b->redis, &a);
   uint64_t t0 = rtq__bench_now_ns();
   for (int i = 0; rc == 0 && i < k; i++) {
     char tag[64];

@@ -24,6 +24,11 @@ static const char usage[] =
     "  --timeout S            bound on every wait in a phase (120)\n"
     "  --protocol N           wire protocol of the clients and workers, 1 or 2\n"
     "                         (default: RTQ_PROTOCOL, else 1)\n"
+    "  --limit-other R        (protocol 2) the drains' workers also serve a queue\n"
+    "                         limited to R tasks/s with a backlog of 2000: shows\n"
+    "                         what a limit elsewhere costs an unlimited queue\n"
+    "  --other-queue          the drains' workers also serve that queue, left\n"
+    "                         empty and unlimited: --limit-other's baseline\n"
     "  --redis URL            a loopback Redis to use instead of a private one;\n"
     "                         it is never flushed, phases use fresh namespaces\n"
     "  --redis-url-file FILE  the same URL read from FILE (no password in argv);\n"
@@ -186,6 +191,14 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
       NEEDS_VALUE rc = parse_phases(o, v);
     } else if (strcmp(a, "--protocol") == 0) {
       NEEDS_VALUE rc = parse_int(a, v, 1, 2, &o->protocol);
+    } else if (strcmp(a, "--limit-other") == 0) {
+      char *end;
+      NEEDS_VALUE o->limit_other = strtod(v, &end);
+      if (end == v || *end != '\0' || !(o->limit_other >= RTQ_LIMIT_MIN_RATE && o->limit_other <= RTQ_LIMIT_MAX_RATE)) {
+        fprintf(stderr, "rtq-bench: --limit-other wants tasks per second, %g to %g, not '%s'\n", RTQ_LIMIT_MIN_RATE,
+                RTQ_LIMIT_MAX_RATE, v);
+        return -1;
+      }
     } else if (strcmp(a, "--timeout") == 0) {
       NEEDS_VALUE rc = parse_int(a, v, 1, 86400, &o->phase_timeout_s);
     } else if (strcmp(a, "--redis") == 0) {
@@ -229,6 +242,7 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
       else if (strcmp(a, "--json") == 0) o->json = true;
       else if (strcmp(a, "--quiet") == 0) o->quiet = true;
       else if (strcmp(a, "--keep") == 0) o->keep = true;
+      else if (strcmp(a, "--other-queue") == 0) o->other_queue = true;
       else {
         fprintf(stderr, "rtq-bench: unknown option %s (see --help)\n", a);
         return -1;
@@ -249,6 +263,10 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
       return -1;
     }
     o->protocol = c.protocol;
+  }
+  if (o->limit_other > 0 && o->protocol != 2) {
+    fprintf(stderr, "rtq-bench: --limit-other needs --protocol 2 (queue limits are protocol 2's)\n");
+    return -1;
   }
   if (o->protocol == 2 && (o->phases & RTQ__PH_FLOOR)) {
     fprintf(stderr, "rtq-bench: the floor phase models protocol 1's commands; run it with --protocol 1\n");

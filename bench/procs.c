@@ -52,7 +52,7 @@ int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
   snprintf(conc, sizeof conc, "%d", o->concurrency);
   snprintf(logfile, sizeof logfile, "%s/worker-%s.log", r->dir, tag);
 
-  const char *argv[RTQ__BENCH_MAX_WRAP + 16];
+  const char *argv[RTQ__BENCH_MAX_WRAP + 20];
   int argc = 0;
   for (int i = 0; i < o->nwrap; i++) argv[argc++] = o->wrap[i];
   argv[argc++] = bin;
@@ -66,6 +66,12 @@ int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
   argv[argc++] = "--isolation";
   argv[argc++] = "thread";
   argv[argc++] = "--demo-handlers";
+  if (o->limit_other > 0 || o->other_queue) {
+    argv[argc++] = "--queue";
+    argv[argc++] = RTQ__BENCH_QUEUE;
+    argv[argc++] = "--queue";
+    argv[argc++] = RTQ__BENCH_LIMITED_QUEUE;
+  }
   if (o->protocol == 2) {
     /* 1 is every worker's default: only 2 needs saying. */
     snprintf(proto, sizeof proto, "%d", o->protocol);
