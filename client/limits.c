@@ -79,6 +79,9 @@ static int check_limits(rtq_client *c, const rtq_queue_limits *l, unsigned which
 RTQ_EXTERN int rtq_queue_limit_set(rtq_client *c, const char *queue, const rtq_queue_limits *l, unsigned which) {
   int rc = begin(c, queue, "a queue limit");
   if (rc == 0) rc = check_limits(c, l, which);
+  /* Registered, so that rtq stats lists the queue with its limits before
+   * its first task. */
+  if (rc == 0) rc = rtq__queues2_register(c, queue);
   if (rc != 0) return rc;
   rtq_key2 key = rtq_keys2_limit(&c->keys2, queue);
   /* One HSET of the values given and one HDEL of the limits removed; a
@@ -163,6 +166,19 @@ static double rate_ceil(double rate) {
   return u < 1 ? 1 : (double)u;
 }
 
+void rtq__limits2_from_reply(const redisReply *r, rtq_queue_limits *out) {
+  char v[3][32];
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < 3; i++)
+    text(r != NULL && r->type == REDIS_REPLY_ARRAY && (size_t)i < r->elements ? r->element[i] : NULL, v[i]);
+  double rate = read_decimal(v[0], RTQ_LIMIT_MIN_RATE, RTQ_LIMIT_MAX_RATE);
+  if (rate > 0) {
+    out->rate = rate;
+    out->burst = read_whole(v[1]);
+  }
+  out->concurrency = read_whole(v[2]);
+}
+
 /* HMGET key f1 f2 f3 into three texts. */
 static int hmget3(rtq_client *c, const char *key, const char *f1, const char *f2, const char *f3,
                   char out[3][32]) {
@@ -185,16 +201,14 @@ RTQ_EXTERN int rtq_queue_limit_get(rtq_client *c, const char *queue, rtq_queue_l
     rtq__client_err(c, "out is NULL");
     return RTQ_EINVAL;
   }
-  char v[3][32];
   rtq_key2 kl = rtq_keys2_limit(&c->keys2, queue);
-  if ((rc = hmget3(c, kl.s, "rate", "burst", "conc", v)) != 0) return rc;
-  double rate = read_decimal(v[0], RTQ_LIMIT_MIN_RATE, RTQ_LIMIT_MAX_RATE);
-  if (rate > 0) {
-    out->rate = rate;
-    out->burst = read_whole(v[1]);
-  }
-  out->concurrency = read_whole(v[2]);
+  redisReply *r = NULL;
+  if ((rc = rtq__client_words(c, &r, 5, (const char *[]){"HMGET", kl.s, "rate", "burst", "conc"})) != 0) return rc;
+  rtq__limits2_from_reply(r, out);
+  freeReplyObject(r);
+  double rate = out->rate;
   if (usage == NULL) return 0;
+  char v[3][32];
   uint64_t now;
   if ((rc = rtq_client_time_ms(c, &now)) != 0) return rc;
   if (rate > 0) {
@@ -216,7 +230,6 @@ RTQ_EXTERN int rtq_queue_limit_get(rtq_client *c, const char *queue, rtq_queue_l
   rtq_key2 ks = rtq_keys2_slots(&c->keys2, queue);
   char min[32];
   snprintf(min, sizeof min, "(%llu", (unsigned long long)now);
-  redisReply *r = NULL;
   if ((rc = rtq__client_words(c, &r, 4, (const char *[]){"ZCOUNT", ks.s, min, "+inf"})) != 0) return rc;
   usage->running = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (uint64_t)r->integer : 0;
   freeReplyObject(r);

@@ -15,6 +15,7 @@
  *   counters   HGETALL {ns:Q}:stats, per queue
  *   dead       LLEN {ns:Q}:dead
  *   broker     HGETALL {ns}:broker (its counters and last_sweep_at)
+ *   limits     HMGET {ns:Q}:limit rate burst conc (rtq_queue_limit_set)
  *
  * Round trips: the registry, then one pipeline of the per-queue figures
  * and the workers, then one of the processing lists.
@@ -113,7 +114,7 @@ static int count_running(rtq_client *c, rtq_conn *conn, char **queues, size_t nq
 }
 
 /* Per queue, in this order. */
-enum { Q_STATS, Q_LEN, Q_DELAYED, Q_DEAD, Q_DONE, PER_QUEUE = Q_DONE + 4 };
+enum { Q_STATS, Q_LEN, Q_DELAYED, Q_DEAD, Q_LIMIT, Q_DONE, PER_QUEUE = Q_DONE + 4 };
 /* Before them: TIME, SMEMBERS paused, HGETALL of the broker's counters;
  * after them: the workers with their heartbeats. */
 enum { HEAD = 3, TAIL = 1 };
@@ -147,6 +148,10 @@ static void fill_queue(rtq_queue_stats *q, redisReply **r, uint64_t *by_status, 
   s->delayed += delayed;
   s->dead += rtq__reply_u64(r[Q_DEAD]);
   for (int i = 0; i < 4; i++) by_status[terminal[i]] += rtq__reply_u64(r[Q_DONE + i]);
+  rtq_queue_limits l;
+  rtq__limits2_from_reply(r[Q_LIMIT], &l);
+  q->limit_rate = l.rate;
+  q->limit_concurrency = l.concurrency;
 }
 
 static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rtq_stats *s) {
@@ -167,6 +172,10 @@ static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rt
     cmd2(&q[Q_LEN], "LLEN", rtq_keys2_queue(&c->keys2, names[i]));
     cmd2(&q[Q_DELAYED], "ZCARD", rtq_keys2_delayed(&c->keys2, names[i]));
     cmd2(&q[Q_DEAD], "LLEN", rtq_keys2_dead(&c->keys2, names[i]));
+    cmd2(&q[Q_LIMIT], "HMGET", rtq_keys2_limit(&c->keys2, names[i]));
+    rtq_argv_add_str(&q[Q_LIMIT], "rate");
+    rtq_argv_add_str(&q[Q_LIMIT], "burst");
+    rtq_argv_add_str(&q[Q_LIMIT], "conc");
     for (int j = 0; j < 4; j++) cmd2(&q[Q_DONE + j], "LLEN", rtq_keys2_done(&c->keys2, names[i], terminal[j]));
   }
   /* Every worker id (processing lists of dead ones still hold running

@@ -71,7 +71,10 @@ static void print_stats(const rtq_stats *s) {
     const rtq_queue_stats *q = &s->queues[i];
     printf("%-*.*s  %9llu", w, w, q->name, (unsigned long long)q->backlog);
     for (size_t c = 0; c < NSHOWN; c++) printf("  %11llu", (unsigned long long)counter(q, shown[c]));
-    printf("%s\n", q->paused ? "  (paused)" : "");
+    printf("%s", q->paused ? "  (paused)" : "");
+    if (q->limit_rate > 0) printf("  (limit %g/s)", q->limit_rate);
+    if (q->limit_concurrency > 0) printf("  (limit %u at once)", q->limit_concurrency);
+    printf("\n");
   }
   printf("\ntasks by status:");
   for (int i = 0; i < RTQ_STATUS_COUNT; i++)
@@ -107,8 +110,11 @@ static json_t *stats_json(const rtq_stats *s) {
     json_t *ctrs = json_object();
     for (size_t c = 0; ctrs != NULL && c < q->ncounters; c++)
       json_object_set_new(ctrs, q->counters[c].name, json_integer((json_int_t)q->counters[c].value));
-    json_array_append_new(queues, json_pack("{s:s, s:I, s:b, s:o*}", "name", q->name, "backlog",
-                                            (json_int_t)q->backlog, "paused", q->paused, "counters", ctrs));
+    json_array_append_new(queues, json_pack("{s:s, s:I, s:b, s:o*, s:o, s:o}", "name", q->name, "backlog",
+                                            (json_int_t)q->backlog, "paused", q->paused, "counters", ctrs,
+                                            "rate_limit", q->limit_rate > 0 ? json_real(q->limit_rate) : json_null(),
+                                            "concurrency_limit",
+                                            q->limit_concurrency ? json_integer(q->limit_concurrency) : json_null()));
   }
   for (int i = 0; statuses != NULL && i < RTQ_STATUS_COUNT; i++)
     json_object_set_new(statuses, rtq_status_name((rtq_status)i),

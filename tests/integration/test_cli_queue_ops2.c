@@ -68,6 +68,23 @@ static void test_cli_queue_ops2_queue_limit(void **state) {
   assert_int_equal(json_integer_value(json_object_get(v, "concurrency")), 3);
   json_decref(v);
   cli_free(&r);
+  /* rtq stats shows them too. */
+  RUN2(&r, "stats");
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "(limit 3 at once)"));
+  assert_null(strstr(r.out, "/s)"));
+  cli_free(&r);
+  RUN2(&r, "queue", "limit", "mail", "--rate", "2.5/s");
+  cli_free(&r);
+  RUN2(&r, "stats", "--json");
+  assert_int_equal(r.code, 0);
+  v = cli_json(&r);
+  json_t *q = json_array_get(json_object_get(v, "queues"), 0);
+  assert_string_equal(json_string_value(json_object_get(q, "name")), "mail");
+  assert_true(json_real_value(json_object_get(q, "rate_limit")) == 2.5);
+  assert_int_equal(json_integer_value(json_object_get(q, "concurrency_limit")), 3);
+  json_decref(v);
+  cli_free(&r);
   RUN2(&r, "queue", "limit", "mail", "--clear");
   assert_int_equal(r.code, 0);
   assert_non_null(strstr(r.out, "rate         no limit"));

@@ -376,6 +376,9 @@ typedef struct rtq_queue_stats {
   size_t ncounters;
   rtq_counter *counters;       /* cumulative, from P:stats */
   bool paused;                 /* rtq_queue_pause: workers claim nothing from it */
+  double limit_rate;           /* protocol 2: its rate limit in tasks per second
+                                * (rtq_queue_limit_set); 0: none */
+  uint32_t limit_concurrency;  /* protocol 2: its concurrency limit; 0: none */
 } rtq_queue_stats;
 
 /* Allocated by rtq; free with rtq_stats_free(). */
@@ -807,7 +810,8 @@ typedef struct rtq_queue_limits {
  * RTQ_LIMIT_CONCURRENCY, or both): a field at 0 removes that limit, the
  * others are left as they are. Takes effect at the workers' next claim.
  * The bucket keeps its tokens (capped at the new burst), so setting a
- * limit again grants no new burst. RTQ_EINVAL (bad queue, which 0 or
+ * limit again grants no new burst. The queue is added to the namespace's
+ * registry ({ns}:queues), so rtq_get_stats lists it with its limits. RTQ_EINVAL (bad queue, which 0 or
  * unknown bits, rate not a number, a burst without a rate), RTQ_ERANGE
  * (a value outside its bounds), RTQ_EPROTOCOL, RTQ_ECONN, RTQ_EREDIS.
  */
