@@ -21,8 +21,8 @@
 
 int rtq__need_protocol2(const rtq_client *c, const char *what) {
   if (c->protocol == 2) return 0;
-  rtq__client_err(c, "%s needs protocol 2 (RTQ_PROTOCOL=2, or --protocol 2); this client speaks protocol %d",
-                  what, c->protocol);
+  rtq__client_err(c, "%s needs protocol 2 (RTQ_PROTOCOL=2, for every process of the namespace); "
+                  "this client speaks protocol %d", what, c->protocol);
   return RTQ_EPROTOCOL;
 }
 
