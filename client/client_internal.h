@@ -110,6 +110,10 @@ int rtq__need_protocol2(const rtq_client *c, const char *what);
  * rtq_tasks_delete with the queue, so a test can enqueue meanwhile or let
  * time pass. NULL (the default) in production. */
 extern void (*rtq__sweep_step_hook)(const char *queue);
+/* Runs the purge or delete call a builder laid out in a (built: the
+ * builder's return) and reads its three counts into v; destroys a. what
+ * names the step in the detail. */
+int rtq__sweep2_step(rtq_client *c, rtq_argv *a, int built, const char *what, int64_t v[3]);
 /* A queue's limits from the reply of HMGET {ns:Q}:limit rate burst conc,
  * as the workers' gate reads them (a value it would not apply reads 0). */
 void rtq__limits2_from_reply(const redisReply *r, rtq_queue_limits *out);

@@ -22,18 +22,23 @@
 
 void (*rtq__sweep_step_hook)(const char *queue);
 
+int rtq__sweep2_step(rtq_client *c, rtq_argv *a, int built, const char *what, int64_t v[3]) {
+  redisReply *r = NULL;
+  int rc = built;
+  if (rc == 0) rc = rtq__client_script2(c, a, &r);
+  else rtq__client_err(c, "%s: cannot build the call (%s)", what, rtq_strerror(rc));
+  rtq_argv_destroy(a);
+  if (rc == 0 && (rc = rtq__reply2_counts(r, v)) != 0) rtq__client_err(c, "%s: unexpected reply", what);
+  if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
 /* One step: counts[0] cancelled, [1] dropped, [2] left. */
 static int step(rtq_client *c, const char *queue, const rtq__keep2 *keep, int64_t counts[3]) {
   rtq_argv a;
   rtq_argv_init(&a);
-  int rc = rtq__call2_purge(&a, &c->keys2, false, queue, RTQ__V2_MAX_SWEEP, keep);
-  redisReply *r = NULL;
-  if (rc == 0) rc = rtq__client_script2(c, &a, &r);
-  else rtq__client_err(c, "purge: cannot build the call (%s)", rtq_strerror(rc));
-  rtq_argv_destroy(&a);
-  if (rc == 0 && (rc = rtq__reply2_counts(r, counts)) != 0) rtq__client_err(c, "purge: unexpected reply");
-  if (r != NULL) freeReplyObject(r);
-  return rc;
+  return rtq__sweep2_step(c, &a, rtq__call2_purge(&a, &c->keys2, false, queue, RTQ__V2_MAX_SWEEP, keep), "purge",
+                          counts);
 }
 
 RTQ_EXTERN int rtq_queue_purge(rtq_client *c, const char *queue, int64_t max_ms, rtq_purge_counts *out) {

@@ -24,14 +24,8 @@
 static int step(rtq_client *c, const char *queue, rtq_status status, uint64_t cutoff, int64_t v[3]) {
   rtq_argv a;
   rtq_argv_init(&a);
-  int rc = rtq__call2_delete(&a, &c->keys2, false, queue, status, RTQ__V2_MAX_SWEEP, cutoff);
-  redisReply *r = NULL;
-  if (rc == 0) rc = rtq__client_script2(c, &a, &r);
-  else rtq__client_err(c, "delete: cannot build the call (%s)", rtq_strerror(rc));
-  rtq_argv_destroy(&a);
-  if (rc == 0 && (rc = rtq__reply2_counts(r, v)) != 0) rtq__client_err(c, "delete: unexpected reply");
-  if (r != NULL) freeReplyObject(r);
-  return rc;
+  return rtq__sweep2_step(c, &a, rtq__call2_delete(&a, &c->keys2, false, queue, status, RTQ__V2_MAX_SWEEP, cutoff),
+                          "delete", v);
 }
 
 /* Deletes on one queue until its list has nothing older, or the entries

@@ -26,22 +26,9 @@ static rtq_client *CL;
 static rtq_conn *C;
 static rtq_keys2 K;
 
-static rtq_client *client_of(int protocol) {
-  rtq_client_options o;
-  memset(&o, 0, sizeof o);
-  o.redis_url = rtq_test_redis_url();
-  o.protocol = protocol;
-  rtq_client *c = NULL;
-  if (rtq_client_new(&o, &c) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
-  return c;
-}
-
 static int setup(void **state) {
   (void)state;
-  rtq_test_redis_flush();
-  CL = client_of(2);
-  C = rtq_test_conn();
-  assert_int_equal(rtq_keys2_init(&K, "rtq"), 0);
+  ops2_fixture(&CL, &C, &K);
   rtq__sweep_step_hook = NULL;
   return 0;
 }
@@ -359,7 +346,7 @@ static void test_client_queue_ops2_refused_under_protocol_1(void **state) {
   (void)state;
   rtq_client_free(CL);
   rtq_test_redis_flush(); /* a namespace without the protocol 2 mark */
-  CL = client_of(1);
+  CL = ops2_client(1);
   rtq_queue_limits l = {.rate = 5}, got;
   rtq_purge_counts pc;
   rtq_delete_counts dc;

@@ -52,15 +52,7 @@ static bool worker_v2; /* set by main: the built rtq-worker speaks protocol 2 */
 
 static int setup(void **state) {
   (void)state;
-  rtq_test_redis_flush();
-  rtq_client_options o;
-  memset(&o, 0, sizeof o);
-  o.redis_url = rtq_test_redis_url();
-  o.protocol = 2;
-  if (rtq_client_new(&o, &CL) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
-  C = rtq_test_conn();
-  assert_int_equal(rtq_keys2_init(&K, "rtq"), 0);
-  assert_int_equal(rtq_scripts2_load(C), 0);
+  ops2_fixture(&CL, &C, &K);
   nprocs = 0;
   return 0;
 }

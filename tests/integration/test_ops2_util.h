@@ -17,9 +17,33 @@
 #include "calls2.h"
 #include "harness.h"
 #include "keys2.h"
+#include "rtq/client.h"
 #include "scripts2.h"
 
 #define OPS2_WID "w-ops2"
+
+/* A client of the default server speaking protocol (1 or 2); the caller
+ * frees it. */
+static inline rtq_client *ops2_client(int protocol) {
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  o.protocol = protocol;
+  rtq_client *c = NULL;
+  if (rtq_client_new(&o, &c) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  return c;
+}
+
+/* A test's start: the default server flushed, a protocol 2 client, a
+ * connection for assertions with the v2 scripts loaded, the key schema of
+ * namespace rtq. */
+static inline void ops2_fixture(rtq_client **cl, rtq_conn **c, rtq_keys2 *k) {
+  rtq_test_redis_flush();
+  *cl = ops2_client(2);
+  *c = rtq_test_conn();
+  assert_int_equal(rtq_keys2_init(k, "rtq"), 0);
+  assert_int_equal(rtq_scripts2_load(*c), 0);
+}
 
 static const rtq__keep2 OPS2_KEEP = {.result_ttl_s = 86400, .history = true, .cap = 10000};
 
