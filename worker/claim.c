@@ -258,7 +258,8 @@ static void on_paused(rtq_worker *w, redisReply *r, void *pd) {
               "queue", w->queues.q[q].name, NULL);
   /* A BLMOVE waiting on a queue that is now paused would still take what
    * arrives there: end the round. */
-  if (w->round != NULL && w->round->blocking && w->queues.q[w->round->qidx[0]].paused) rtq__claim_unblock(w);
+  if (w->protocol == 2) rtq__claim2_tick(w, rtq__mono_ms());
+  else if (w->round != NULL && w->round->blocking && w->queues.q[w->round->qidx[0]].paused) rtq__claim_unblock(w);
 }
 
 void rtq__claim_paused_tick(rtq_worker *w, uint64_t now) {

@@ -26,6 +26,11 @@ static void run_case(const char *isolation) {
   tw_worker wk;
   tw_open(&cl, &rc, &wk);
   tw_start(&wk, rtq_test_redis_url(), "--isolation", isolation, NULL);
+  /* A first task makes the queue known, so that a protocol-2
+   * subscription listens on its channel from the start. */
+  char warm[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "rtq.echo", NULL, NULL, warm);
+  rtq_task_free(tw_wait(cl, warm, 10000));
   rtq_subscription *sub = NULL;
   assert_int_equal(rtq_events_subscribe(cl, &sub), 0);
 

@@ -161,9 +161,9 @@ static inline bool tw_field_is(rtq_conn *c, const char *id, const char *field, c
 
 static inline long long tw_hget_ll(rtq_conn *c, const char *id, const char *field) {
   char *v = tw_hget(c, id, field);
-  /* Protocol 2 leaves a count of 0 out of a task hash that exists. */
+  /* Protocol 2 leaves an attempt of 0 out (protocol 1 writes it). */
   bool zero = false;
-  if (v == NULL && tw_v2() && (strcmp(field, "attempt") == 0 || strcmp(field, "handbacks") == 0)) {
+  if (v == NULL && tw_v2() && strcmp(field, "attempt") == 0) {
     char *s = tw_hget(c, id, "status");
     zero = s != NULL;
     free(s);
