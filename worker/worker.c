@@ -241,6 +241,11 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
     w->o.redis_url_file = NULL;
   }
   if (rc == 0) rc = rtq_redis_url_parse(w->o.redis_url, &w->url, errbuf, errcap);
+  /* Protocol 2 spreads a namespace over a cluster's slots by queue; the
+   * worker's connections do not follow that yet (one node only). */
+  if (rc == 0 && w->o.protocol == 2 && w->url.kind == RTQ_URL_CLUSTER)
+    rc = rtq__errf(RTQ_EINVAL, errbuf, errcap,
+                   "protocol 2 on a redis+cluster:// URL is not supported by rtq-worker yet");
   if (rc == 0) {
     w->redis_url = strdup(w->o.redis_url);
     w->ns = strdup(w->o.ns);

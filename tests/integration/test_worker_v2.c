@@ -369,6 +369,18 @@ static void test_worker_v2_refuses_v1_namespace(void **state) {
   assert_true(tw_log_contains(&wk, "protocol-1 data"));
 }
 
+static void test_worker_v2_refuses_a_cluster_url(void **state) {
+  (void)state;
+  const char *argv[] = {"--protocol", "2", NULL};
+  tw_spawn_v(&wk, "redis+cluster://127.0.0.1:1", argv);
+  int st = 0;
+  assert_int_equal(rtq_test_terminate(wk.pid, 0, 10000, &st), 0);
+  wk.pid = -1;
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 2);
+  assert_true(tw_log_contains(&wk, "redis+cluster:// URL is not supported"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_v2_claims_64_in_one_take, setup, teardown),
@@ -380,6 +392,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_worker_v2_paused_queue_left_alone, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_adopts_after_connection_loss, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_refuses_v1_namespace, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_refuses_a_cluster_url, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
