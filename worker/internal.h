@@ -15,7 +15,9 @@
  *   dead-lettered   (freed)                   REQUEUING --requeue.lua--> (freed)
  *
  * ADOPTING is CLAIMING's twin for an envelope found in the processing list
- * after a connection loss (see claim.c, "reconcile"). A slot is busy from
+ * after a connection loss (see claim.c, "reconcile"). Under protocol 2
+ * (claim2.c) the lists hold ids: a job's env is its id, and its name and
+ * args come from the claim's reply. A slot is busy from
  * the pop that reserves it until the handler is done; FINISHING jobs hold
  * no slot, only their unwritten completion.
  */
