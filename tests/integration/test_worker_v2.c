@@ -356,29 +356,27 @@ static void test_worker_v2_adopts_after_connection_loss(void **state) {
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
 }
 
-static void test_worker_v2_refuses_v1_namespace(void **state) {
-  (void)state;
-  rtq_test_cmd_int(rc_, "HSET", "rtq:stats", "enqueued", "1", NULL);
+/* rtq-worker --protocol 2 on url exits with code, saying why (needle). */
+static void expect_refusal(const char *url, int code, const char *needle) {
   const char *argv[] = {"--protocol", "2", NULL};
-  tw_spawn_v(&wk, rtq_test_redis_url(), argv);
+  tw_spawn_v(&wk, url, argv);
   int st = 0;
   assert_int_equal(rtq_test_terminate(wk.pid, 0, 10000, &st), 0);
   wk.pid = -1;
   assert_true(WIFEXITED(st));
-  assert_int_equal(WEXITSTATUS(st), 1);
-  assert_true(tw_log_contains(&wk, "protocol-1 data"));
+  assert_int_equal(WEXITSTATUS(st), code);
+  assert_true(tw_log_contains(&wk, needle));
+}
+
+static void test_worker_v2_refuses_v1_namespace(void **state) {
+  (void)state;
+  rtq_test_cmd_int(rc_, "HSET", "rtq:stats", "enqueued", "1", NULL);
+  expect_refusal(rtq_test_redis_url(), 1, "protocol-1 data");
 }
 
 static void test_worker_v2_refuses_a_cluster_url(void **state) {
   (void)state;
-  const char *argv[] = {"--protocol", "2", NULL};
-  tw_spawn_v(&wk, "redis+cluster://127.0.0.1:1", argv);
-  int st = 0;
-  assert_int_equal(rtq_test_terminate(wk.pid, 0, 10000, &st), 0);
-  wk.pid = -1;
-  assert_true(WIFEXITED(st));
-  assert_int_equal(WEXITSTATUS(st), 2);
-  assert_true(tw_log_contains(&wk, "redis+cluster:// URL is not supported"));
+  expect_refusal("redis+cluster://127.0.0.1:1", 2, "redis+cluster:// URL is not supported");
 }
 
 int main(void) {
