@@ -6,7 +6,7 @@
  *   lease timer    every lease_ttl/3: rtq_broker_lease_tick, so the lease
  *                  is renewed on time even with a long sweep interval
  *   trim timer     every RTQ_BROKER_TRIM_EVERY_MS when the sweep interval
- *                  is longer and history is on: rtq_broker_trim_due
+ *                  is longer and history is on (protocol 1): rtq_broker_trim_due
  *   promote timer  one-shot, aimed at the earliest delayed envelope when it
  *                  is due before the next sweep
  *   leader tick    every tick->every_ms when given (rtq_broker_run_with):
@@ -125,7 +125,9 @@ int rtq_broker_run_with(rtq_broker *b, const rtq_broker_tick *tick) {
   g.sigterm.data = g.sigint.data = &g;
   ev_timer_start(g.loop, &g.sweep);
   ev_timer_start(g.loop, &g.lease);
-  if (o->config.enable_task_history && o->sweep_interval_ms > RTQ_BROKER_TRIM_EVERY_MS)
+  /* Protocol 2 has no history trim: finish caps the done lists itself. */
+  if (o->config.enable_task_history && o->sweep_interval_ms > RTQ_BROKER_TRIM_EVERY_MS &&
+      o->config.protocol != 2)
     ev_timer_start(g.loop, &g.trim);
   if (g.job != NULL) {
     /* The first soon after the first sweep (which takes the lease). */
