@@ -35,6 +35,9 @@ static inline redisReply *tb2_run(tb *t, rtq_argv *a) {
 
 typedef struct tb2_opts {
   uint64_t timeout_ms, max_retries, delay_ms, result_ttl_s;
+  const char *name;      /* NULL: "noop" */
+  const void *args;      /* msgpack; NULL: none */
+  size_t args_len;
 } tb2_opts;
 
 /* A producer's create of task id on queue (registered in {ns}:queues). */
@@ -42,7 +45,8 @@ static inline void tb2_create(tb *t, const char *queue, const char *id, const tb
   tb2_opts none = {0};
   if (o == NULL) o = &none;
   rtq_test_cmd_int(t->c, "SADD", rtq_keys2_queues(&K2).s, queue, NULL);
-  rtq__create2_task ct = {.id = id, .name = "noop", .timeout_ms = o->timeout_ms,
+  rtq__create2_task ct = {.id = id, .name = o->name != NULL ? o->name : "noop",
+                          .args = o->args, .args_len = o->args_len, .timeout_ms = o->timeout_ms,
                           .max_retries = o->max_retries, .delay_ms = o->delay_ms,
                           .result_ttl_s = o->result_ttl_s};
   rtq_argv a;

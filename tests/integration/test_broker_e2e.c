@@ -19,51 +19,15 @@
 #define QUEUE "qe2e"
 #define NTASKS 40
 
-/* msgpack {"seconds": <double>} for rtq.sleep. */
-static size_t sleep_args(char out[32], double seconds) {
-  size_t n = 0;
-  out[n++] = (char)0x81;
-  out[n++] = (char)(0xa0 | 7);
-  memcpy(out + n, "seconds", 7);
-  n += 7;
-  out[n++] = (char)0xcb;
-  uint64_t bits;
-  memcpy(&bits, &seconds, sizeof bits);
-  for (int i = 7; i >= 0; i--) out[n++] = (char)(bits >> (8 * i));
-  return n;
-}
-
-static pid_t start_worker(tb *t, const char *extra_log_name) {
-  char bin[512], log[512];
-  assert_non_null(rtq_test_bin_path("worker/rtq-worker", bin, sizeof bin));
-  snprintf(log, sizeof log, "%s/%s.log", rtq_test_redis_dir(rtq_test_redis_default()), extra_log_name);
-  const char *argv[] = {bin, "--redis", t->url, "--demo-handlers", "--queue", QUEUE, "--concurrency", "15",
-                        "--heartbeat-interval", "200ms", "--heartbeat-ttl", "1s", "--shutdown-grace", "1s",
-                        NULL};
-  const char *verbose = getenv("RTQ_TEST_VERBOSE");
-  rtq_test_spawn_options so = {.path = bin, .argv = argv,
-                               .output_path = verbose != NULL && verbose[0] == '1' ? NULL : log};
-  pid_t pid = rtq_test_spawn_ex(&so);
-  assert_true(pid > 0);
-  return pid;
-}
-
-/* The id of the worker process pid, from P:workers, or "" when it has not
- * beaten yet. */
-static void worker_id_of(tb *t, pid_t pid, char out[RTQ_NAME_MAX + 1]) {
-  char needle[32];
-  snprintf(needle, sizeof needle, "-%d-", (int)pid);
-  out[0] = '\0';
-  redisReply *r = rtq_test_command(t->c, "ZRANGE", rtq_keys_workers(&t->k).s, "0", "-1", NULL);
-  for (size_t i = 0; i < r->elements; i++)
-    if (strstr(r->element[i]->str, needle) != NULL) snprintf(out, RTQ_NAME_MAX + 1, "%s", r->element[i]->str);
-  freeReplyObject(r);
+static pid_t start_worker(tb *t, const char *log_name) {
+  return tb_start_worker(t, log_name, QUEUE, "1");
 }
 
 static bool has_id(tb *t, pid_t pid, char out[RTQ_NAME_MAX + 1]) {
-  worker_id_of(t, pid, out);
-  return out[0] != '\0';
+  return tb_worker_id(t, rtq_keys_workers(&t->k).s, pid, out);
 }
+
+static void worker_id_of(tb *t, pid_t pid, char out[RTQ_NAME_MAX + 1]) { (void)has_id(t, pid, out); }
 
 static int count_status(tb *t, const char *status) {
   int n = 0;
@@ -125,7 +89,7 @@ static void drain_events(rtq_conn *s, tally *t) {
 static void create_tasks(tb *t, double seconds) {
   char args[32], id[32];
   tb_task_opts o = {.queue = QUEUE, .name = "rtq.sleep", .args = args};
-  o.args_len = sleep_args(args, seconds);
+  o.args_len = tb_sleep_args(args, seconds);
   for (int i = 0; i < NTASKS; i++) {
     snprintf(id, sizeof id, "e2e-%02d", i);
     free(tb_create(t, id, &o, &(size_t){0}));
@@ -228,14 +192,7 @@ static void test_broker_e2e_paused_worker_late_results_rejected(void **state) {
   rtq_conn_free(sub);
 }
 
-static int e2e_setup(void **state) {
-  char bin[512];
-  if (rtq_test_bin_path("worker/rtq-worker", bin, sizeof bin) == NULL || access(bin, X_OK) != 0) {
-    fprintf(stderr, "rtq-worker is not built: %s\n", bin);
-    return -1;
-  }
-  return tb_setup(state);
-}
+static int e2e_setup(void **state) { return tb_need_worker() != 0 ? -1 : tb_setup(state); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {

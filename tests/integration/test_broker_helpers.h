@@ -126,6 +126,64 @@ typedef struct tb_task_opts {
   size_t args_len;
 } tb_task_opts;
 
+/* ---- rtq-worker as a process (the end-to-end tests) ---------------- */
+
+/* rtq-worker speaking protocol ("1" or "2") with the demo handlers on
+ * queue: 15 slots, a heartbeat every 200 ms with a 1 s TTL; its output in
+ * <log_name>.log in the server's dir. */
+static inline pid_t tb_start_worker(tb *t, const char *log_name, const char *queue,
+                                    const char *protocol) {
+  char bin[512], log[512];
+  assert_non_null(rtq_test_bin_path("worker/rtq-worker", bin, sizeof bin));
+  snprintf(log, sizeof log, "%s/%s.log", rtq_test_redis_dir(rtq_test_redis_default()), log_name);
+  const char *argv[] = {bin, "--redis", t->url, "--protocol", protocol, "--demo-handlers", "--queue",
+                        queue, "--concurrency", "15", "--heartbeat-interval", "200ms",
+                        "--heartbeat-ttl", "1s", "--shutdown-grace", "1s", NULL};
+  const char *verbose = getenv("RTQ_TEST_VERBOSE");
+  rtq_test_spawn_options so = {.path = bin, .argv = argv,
+                               .output_path = verbose != NULL && verbose[0] == '1' ? NULL : log};
+  pid_t pid = rtq_test_spawn_ex(&so);
+  assert_true(pid > 0);
+  return pid;
+}
+
+/* The id of worker process pid in the workers zset `workers` ("" and
+ * false until it has beaten). */
+static inline bool tb_worker_id(tb *t, const char *workers, pid_t pid, char out[RTQ_NAME_MAX + 1]) {
+  char needle[32];
+  snprintf(needle, sizeof needle, "-%d-", (int)pid);
+  out[0] = '\0';
+  redisReply *r = rtq_test_command(t->c, "ZRANGE", workers, "0", "-1", NULL);
+  for (size_t i = 0; i < r->elements; i++)
+    if (strstr(r->element[i]->str, needle) != NULL) snprintf(out, RTQ_NAME_MAX + 1, "%s", r->element[i]->str);
+  freeReplyObject(r);
+  return out[0] != '\0';
+}
+
+/* A setup step: fails when rtq-worker is not built. */
+static inline int tb_need_worker(void) {
+  char bin[512];
+  if (rtq_test_bin_path("worker/rtq-worker", bin, sizeof bin) == NULL || access(bin, X_OK) != 0) {
+    fprintf(stderr, "rtq-worker is not built: %s\n", bin);
+    return -1;
+  }
+  return 0;
+}
+
+/* msgpack {"seconds": <double>} for rtq.sleep, into out; returns its length. */
+static inline size_t tb_sleep_args(char out[32], double seconds) {
+  size_t n = 0;
+  out[n++] = (char)0x81;
+  out[n++] = (char)(0xa0 | 7);
+  memcpy(out + n, "seconds", 7);
+  n += 7;
+  out[n++] = (char)0xcb;
+  uint64_t bits;
+  memcpy(&bits, &seconds, sizeof bits);
+  for (int i = 7; i >= 0; i--) out[n++] = (char)(bits >> (8 * i));
+  return n;
+}
+
 /* create.lua for a task "id"; returns the envelope bytes (malloc'd). */
 static inline char *tb_create(tb *t, const char *id, const tb_task_opts *o, size_t *len) {
   tb_task_opts none = {0};
