@@ -47,7 +47,7 @@ static const char *worker_path(const rtq__bench_opts *o, char *buf, size_t cap) 
 int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
                             const rtq__bench_redis *r, const char *ns, const char *tag) {
   memset(p, 0, sizeof *p);
-  char pathbuf[4200], conc[16], logfile[320], proto[8];
+  char pathbuf[4200], conc[16], logfile[320], proto[8], keep[24];
   const char *bin = worker_path(o, pathbuf, sizeof pathbuf);
   snprintf(conc, sizeof conc, "%d", o->concurrency);
   snprintf(logfile, sizeof logfile, "%s/worker-%s.log", r->dir, tag);
@@ -77,6 +77,12 @@ int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
     snprintf(proto, sizeof proto, "%d", o->protocol);
     argv[argc++] = "--protocol";
     argv[argc++] = proto;
+    /* Protocol 2's finish caps the history itself, deleting the tasks it
+     * pushes out; a phase reads every task back afterwards, and keeps
+     * them all as protocol 1 does without a broker. */
+    snprintf(keep, sizeof keep, "%zu", o->n > 10000 ? o->n : (size_t)10000);
+    argv[argc++] = "--max-task-history";
+    argv[argc++] = keep;
   }
   argv[argc] = NULL;
 
