@@ -114,6 +114,7 @@ static const struct global {
     {"enable-task-history", "enable_task_history", offsetof(cli, enable_task_history)},
     {"wait-replicas", "wait_replicas", offsetof(cli, wait_replicas)},
     {"wait-timeout", "wait_timeout", offsetof(cli, wait_timeout)},
+    {"protocol", "protocol", offsetof(cli, protocol)},
 };
 
 #define NGLOBALS (sizeof globals / sizeof globals[0])
@@ -173,7 +174,8 @@ static int resolve(const cli *ctx, rtq_config *cfg) {
 
 int cli_print_settings(const cli *ctx) {
   static const char *const used[] = {"task_result_ttl", "enable_task_history", "log_level", "redis_url",
-                                     "redis_url_file", "namespace", "wait_replicas", "wait_timeout", NULL};
+                                     "redis_url_file", "namespace", "wait_replicas", "wait_timeout",
+                                     "protocol", NULL};
   rtq_config cfg;
   int rc = resolve(ctx, &cfg);
   if (rc == CLI_OK) rtq_config_print(&cfg, used, stdout);
@@ -193,6 +195,7 @@ int cli_connect(cli *ctx) {
   o.history = cfg.enable_task_history ? 1 : -1;
   o.wait_replicas = cfg.wait_replicas > 0 ? cfg.wait_replicas : -1;
   o.wait_timeout_ms = cfg.wait_timeout;
+  o.protocol = cfg.protocol;
   ctx->wait_replicas_n = cfg.wait_replicas;
   rc = rtq_client_new(&o, &ctx->client);
   if (rc == 0) return CLI_OK;

@@ -40,6 +40,7 @@ typedef struct cli {
   const char *enable_task_history;  /* --enable-task-history */
   const char *wait_replicas;        /* --wait-replicas */
   const char *wait_timeout;         /* --wait-timeout */
+  const char *protocol;             /* --protocol: 1 or 2 */
   int wait_replicas_n;              /* as resolved by cli_connect */
 } cli;
 

@@ -62,6 +62,8 @@ static void usage(FILE *f) {
           "  --wait-replicas N              enqueue: wait for N replicas to acknowledge the task\n"
           "                                 (RTQ_WAIT_REPLICAS; 0: no wait)\n"
           "  --wait-timeout MS              that wait's timeout in ms (RTQ_WAIT_TIMEOUT; 1000)\n"
+          "  --protocol N                   wire protocol, 1 or 2, as every process of the\n"
+          "                                 namespace (RTQ_PROTOCOL; 1)\n"
           "  --json                         every command prints JSON\n"
           "  --print-config                 print these settings, then exit\n"
           "queue limit, queue purge and tasks delete need protocol 2 (RTQ_PROTOCOL=2).\n"

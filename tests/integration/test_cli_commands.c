@@ -75,15 +75,14 @@ static void test_cli_enqueue_options_and_idempotent_id(void **state) {
   json_decref(v);
   cli_free(&r);
 
-  rtq_key t = rtq_keys_task(&keys, "inv-7"), q = rtq_keys_queue(&keys, "money");
-  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", q.s, NULL), 1);
-  char *s = rtq_test_cmd_str(rc_, "HGET", t.s, "timeout_ms", NULL);
+  assert_int_equal(queue_len("money"), 1);
+  char *s = cli_task_field("money", "inv-7", "timeout_ms");
   assert_string_equal(s, "2500");
   free(s);
-  s = rtq_test_cmd_str(rc_, "HGET", t.s, "max_retries", NULL);
+  s = cli_task_field("money", "inv-7", "max_retries");
   assert_string_equal(s, "2");
   free(s);
-  s = rtq_test_cmd_str(rc_, "HGET", t.s, "result_ttl", NULL);
+  s = cli_task_field("money", "inv-7", "result_ttl");
   assert_string_equal(s, "60");
   free(s);
 
@@ -91,13 +90,15 @@ static void test_cli_enqueue_options_and_idempotent_id(void **state) {
   assert_int_equal(r.code, 0);
   cli_free(&r);
   rtq_key d = rtq_keys_delayed(&keys);
-  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", d.s, NULL), 1);
+  rtq_key2 d2 = rtq_keys2_delayed(&keys2, "default");
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", cli_v2() ? d2.s : d.s, NULL), 1);
 
   /* --namespace puts it elsewhere. */
   RUN(&r, "--namespace", "other", "enqueue", "x", "--id", "n1");
   assert_int_equal(r.code, 0);
   cli_free(&r);
-  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", "other:task:n1", NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", cli_v2() ? "{other:default}:t:n1" : "other:task:n1",
+                                    NULL), 1);
 }
 
 static void write_big_args(const char *path, size_t n) {
@@ -155,7 +156,8 @@ static void test_cli_bad_input_exits_2_writes_nothing(void **state) {
   cli_assert_error(&r, 2, "limit");
   cli_free(&r);
   unlink(big);
-  assert_int_equal(rtq_test_cmd_int(rc_, "DBSIZE", NULL), 0);
+  /* Protocol 2 marks the namespace ({ns}:version) when the client starts. */
+  assert_int_equal(rtq_test_cmd_int(rc_, "DBSIZE", NULL), cli_v2() ? 1 : 0);
 }
 
 static int dead_port(void) {
@@ -273,8 +275,11 @@ static void test_cli_list_table_and_json(void **state) {
   RUN(&r, "list", "--json");
   json_t *v = cli_json(&r);
   assert_int_equal(json_array_size(v), 3);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), "L3");
-  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 2), "id")), a);
+  /* Protocol 1: newest first; 2: queue by queue, pending oldest first. */
+  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")),
+                      cli_v2() ? a : "L3");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 2), "id")),
+                      cli_v2() ? b : a);
   json_decref(v);
   cli_free(&r);
 
@@ -287,22 +292,26 @@ static void test_cli_list_table_and_json(void **state) {
   json_decref(v);
   cli_free(&r);
 
+  /* qa's two in listing order; a plain id works as the cursor in both. */
+  const char *first = cli_v2() ? "L1" : "L3", *second = cli_v2() ? "L3" : "L1";
+  char page[64];
+  snprintf(page, sizeof page, "next page: --after %s", first);
   RUN(&r, "list", "--json", "--queue", "qa", "--limit", "1");
   v = cli_json(&r);
   assert_int_equal(json_array_size(v), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), "L3");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), first);
   json_decref(v);
-  assert_non_null(strstr(r.err, "next page: --after L3"));
+  assert_non_null(strstr(r.err, page));
   cli_free(&r);
 
   /* The next page starts after the cursor; the last one says no more. */
-  RUN(&r, "list", "--json", "--queue", "qa", "--limit", "1", "--after", "L3");
+  RUN(&r, "list", "--json", "--queue", "qa", "--limit", "1", "--after", first);
   v = cli_json(&r);
   assert_int_equal(json_array_size(v), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), "L1");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), second);
   json_decref(v);
   cli_free(&r);
-  RUN(&r, "list", "--json", "--queue", "qa", "--after", "L1");
+  RUN(&r, "list", "--json", "--queue", "qa", "--after", second);
   v = cli_json(&r);
   assert_int_equal(json_array_size(v), 0);
   json_decref(v);

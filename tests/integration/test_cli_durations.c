@@ -8,8 +8,7 @@
 
 
 static char *hget(const char *id, const char *field) {
-  rtq_key t = rtq_keys_task(&keys, id);
-  return rtq_test_cmd_str(rc_, "HGET", t.s, field, NULL);
+  return cli_task_field("default", id, field);
 }
 
 static void test_cli_durations_take_units(void **state) {

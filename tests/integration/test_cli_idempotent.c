@@ -40,8 +40,7 @@ static void test_cli_idempotent_existing_id_creates_nothing(void **state) {
   cli_free(&r);
 
   /* One envelope each; the first args stayed. */
-  rtq_key q = rtq_keys_queue(&keys, "default");
-  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", q.s, NULL), 2);
+  assert_int_equal(queue_len("default"), 2);
   RUN(&r, "status", "order-9", "--json");
   v = cli_json(&r);
   assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "args"), "v")), 1);

@@ -17,12 +17,20 @@ static void test_cli_terminal_escapes_never_reach_the_terminal(void **state) {
   assert_int_equal(r.code, 0);
   cli_free(&r);
   rtq_key k = rtq_keys_task(&keys, "t-1");
-  rtq_test_cmd_int(rc_, "HSET", k.s, "name", "n" NASTY, "status", "failed", "progress", "50",
-                   "progress_message", "m" NASTY, "worker", "w" NASTY, "error_code", "E" NASTY,
-                   "error_message", "msg" NASTY, "error_traceback", "line 1" NASTY "\nline 2",
-                   NULL);
-  rtq_key idx = rtq_keys_status(&keys, RTQ_STATUS_FAILED);
-  rtq_test_cmd_int(rc_, "ZADD", idx.s, "1", "t-1", NULL);
+  rtq_key2 k2 = rtq_keys2_task(&keys2, "default", "t-1");
+  rtq_test_cmd_int(rc_, "HSET", cli_v2() ? k2.s : k.s, field_name("name"), "n" NASTY,
+                   field_name("status"), "failed", field_name("progress"), "50",
+                   field_name("progress_message"), "m" NASTY, field_name("worker"), "w" NASTY,
+                   field_name("error_code"), "E" NASTY, field_name("error_message"), "msg" NASTY,
+                   field_name("error_traceback"), "line 1" NASTY "\nline 2", NULL);
+  /* Listed from the failed index (protocol 2: the queue's done list). */
+  if (cli_v2()) {
+    rtq_test_cmd_int(rc_, "LPUSH", rtq_keys2_done(&keys2, "default", RTQ_STATUS_FAILED).s, "t-1",
+                     NULL);
+  } else {
+    rtq_key idx = rtq_keys_status(&keys, RTQ_STATUS_FAILED);
+    rtq_test_cmd_int(rc_, "ZADD", idx.s, "1", "t-1", NULL);
+  }
 
   RUN(&r, "status", "t-1");
   assert_int_equal(r.code, 0);

@@ -6,6 +6,10 @@
  *
  * Every function returns 0 or an RTQ_E* code and never fails the test
  * itself, so it may run on a helper thread (cmocka asserts may not).
+ *
+ * Under RTQ_PROTOCOL=2 (the clients the tests make speak protocol 2 then)
+ * the same calls play a protocol 2 worker (test_client_fake_worker2.h),
+ * so a test that drives the client and this worker runs in both suites.
  */
 #ifndef RTQ_TEST_CLIENT_FAKE_WORKER_H
 #define RTQ_TEST_CLIENT_FAKE_WORKER_H
@@ -21,14 +25,37 @@
 #include "rtq/args.h"
 #include "scripts.h"
 #include "calls.h"
+#include "test_client_fake_worker2.h"
 
 /* A claimed task: what finish needs. The envelope bytes are owned. */
 typedef struct fake_job {
   char id[129];
+  char queue[129]; /* protocol 2 */
   char *env;
   size_t envlen;
   long long attempt;
 } fake_job;
+
+/* Whether the tests run under protocol 2, and its keys for k's namespace. */
+static inline bool fw_v2(const rtq_keys *k, rtq_keys2 *k2) {
+  const char *p = getenv("RTQ_PROTOCOL");
+  if (p == NULL || strcmp(p, "2") != 0) return false;
+  char ns[80];
+  snprintf(ns, sizeof ns, "%s", k->prefix[0] == '{' ? k->prefix + 1 : k->prefix);
+  char *brace = strchr(ns, '}');
+  if (brace != NULL) *brace = '\0';
+  return rtq_keys2_init(k2, ns) == 0;
+}
+
+static inline fake_job2 fw_job2(const fake_job *j, const char *wid) {
+  fake_job2 j2;
+  memset(&j2, 0, sizeof j2);
+  snprintf(j2.queue, sizeof j2.queue, "%s", j->queue);
+  snprintf(j2.id, sizeof j2.id, "%s", j->id);
+  snprintf(j2.worker, sizeof j2.worker, "%s", wid);
+  j2.attempt = j->attempt;
+  return j2;
+}
 
 static inline void fake_job_destroy(fake_job *j) {
   free(j->env);
@@ -41,6 +68,17 @@ static inline void fake_job_destroy(fake_job *j) {
 static inline int fw_claim(rtq_conn *c, const rtq_keys *k, const char *queue, const char *wid,
                            fake_job *j) {
   memset(j, 0, sizeof *j);
+  rtq_keys2 k2;
+  if (fw_v2(k, &k2)) {
+    fake_job2 j2;
+    int rc = fw2_take(c, &k2, queue, wid, &j2);
+    if (rc == 0) {
+      snprintf(j->id, sizeof j->id, "%s", j2.id);
+      snprintf(j->queue, sizeof j->queue, "%s", queue);
+      j->attempt = j2.attempt;
+    }
+    return rc;
+  }
   rtq_key q = rtq_keys_queue(k, queue), p = rtq_keys_processing(k, wid);
   rtq_argv a;
   rtq_argv_init(&a);
@@ -87,6 +125,11 @@ static inline int fw_claim(rtq_conn *c, const rtq_keys *k, const char *queue, co
 
 static inline int fw_progress(rtq_conn *c, const rtq_keys *k, const char *wid, const fake_job *j,
                               int pct, const char *msg) {
+  rtq_keys2 k2;
+  if (fw_v2(k, &k2)) {
+    fake_job2 j2 = fw_job2(j, wid);
+    return fw2_progress(c, &k2, &j2, pct, msg);
+  }
   rtq_argv a;
   rtq_argv_init(&a);
   char p[16];
@@ -118,6 +161,20 @@ static inline int fw_finish_ex(rtq_conn *c, const rtq_keys *k, const char *wid, 
   size_t reslen, detlen;
   if (fw_pack(result_json, &res, &reslen) != 0 || fw_pack(details_json, &det, &detlen) != 0)
     return RTQ_EJSON;
+  rtq_keys2 k2;
+  if (fw_v2(k, &k2)) {
+    fake_job2 j2 = fw_job2(j, wid);
+    rtq__finish2_task t2 = {.status = st, .result = res, .result_len = reslen,
+                            .error_code = code, .error_message = msg, .traceback = tb,
+                            .error_details = det, .error_details_len = detlen};
+    rtq__keep2 keep = {86400, strcmp(history, "1") == 0, 10000};
+    char w2[16];
+    int rc = fw2_finish_keep(c, &k2, &j2, t2, &keep, w2);
+    free(res);
+    free(det);
+    if (rc == 0 && word != NULL) snprintf(word, 16, "%s", w2);
+    return rc;
+  }
   rtq_argv a;
   rtq_argv_init(&a);
   rtq__finish_task t = {.id = j->id, .env = j->env, .env_len = j->envlen,
@@ -169,6 +226,15 @@ static inline int fw_heartbeat(rtq_conn *c, const rtq_keys *k, const char *wid, 
                                const char *slots) {
   rtq_argv a;
   rtq_argv_init(&a);
+  rtq_keys2 k2;
+  if (fw_v2(k, &k2)) {
+    const rtq__field2 f2[] = {{"host", host},   {"pid", pid},     {"queues", queues},
+                              {"busy", busy},   {"slots", slots}, {"started_at", "1700000000000"}};
+    int rc = rtq__call2_heartbeat(&a, &k2, false, wid, 30000, f2, 6);
+    if (rc == 0) rc = rtq_script2_run(c, &a, NULL);
+    rtq_argv_destroy(&a);
+    return rc;
+  }
   const rtq__hb_field fields[] = {{"host", host},   {"pid", pid},     {"queues", queues},
                                   {"busy", busy},   {"slots", slots}, {"started_at", "1700000000000"}};
   int rc = rtq__call_heartbeat(&a, k, false, wid, 30000, fields, 6);

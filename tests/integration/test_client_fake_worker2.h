@@ -28,7 +28,7 @@ typedef struct fake_job2 {
 } fake_job2;
 
 /* Takes one task of queue for worker wid. RTQ_ENOTFOUND when the queue
- * has none to run (empty, or the one moved was skipped). */
+ * is empty, RTQ_ESTATE when the id moved was not pending (skipped). */
 static inline int fw2_take(rtq_conn *c, const rtq_keys2 *k, const char *queue, const char *wid,
                            fake_job2 *j) {
   memset(j, 0, sizeof *j);
@@ -41,7 +41,8 @@ static inline int fw2_take(rtq_conn *c, const rtq_keys2 *k, const char *queue, c
   rtq__claim2_entry e[2];
   int n = 0;
   if (rc == 0 && rtq__reply2_claim(r, e, 2, &n) != 0) rc = RTQ_EDECODE;
-  if (rc == 0 && (n < 1 || e[0].kind != RTQ__CLAIM2_OK)) rc = RTQ_ENOTFOUND;
+  if (rc == 0 && n < 1) rc = RTQ_ENOTFOUND;
+  if (rc == 0 && e[0].kind != RTQ__CLAIM2_OK) rc = RTQ_ESTATE;
   if (rc == 0) {
     snprintf(j->queue, sizeof j->queue, "%s", queue);
     snprintf(j->id, sizeof j->id, "%.*s", (int)e[0].id_len, e[0].id);
@@ -66,25 +67,38 @@ static inline int fw2_progress(rtq_conn *c, const rtq_keys2 *k, const fake_job2 
   return rc;
 }
 
-/* Finishes j with t's outcome (t->id and t->attempt are filled in).
- * RTQ_ESTATE when fenced off (stale). */
-static inline int fw2_finish(rtq_conn *c, const rtq_keys2 *k, const fake_job2 *j,
-                             rtq__finish2_task t) {
+/* Finishes j with t's outcome (t.id and t.attempt are filled in; a
+ * progress of 0 leaves the progress) and the history settings of keep.
+ * 0 with the outcome's word ("ok", "retry", "stale") in word. */
+static inline int fw2_finish_keep(rtq_conn *c, const rtq_keys2 *k, const fake_job2 *j,
+                                  rtq__finish2_task t, const rtq__keep2 *keep, char word[16]) {
   t.id = j->id;
   t.attempt = (uint64_t)j->attempt;
   if (t.progress == 0) t.progress = -1;
-  rtq__keep2 keep = {86400, true, 10000};
   rtq_argv a;
   rtq_argv_init(&a);
-  int rc = rtq__call2_finish(&a, k, false, j->queue, j->worker, &keep, NULL, 0, &t, 1);
+  int rc = rtq__call2_finish(&a, k, false, j->queue, j->worker, keep, NULL, 0, &t, 1);
   redisReply *r = NULL;
   if (rc == 0) rc = rtq_script2_run(c, &a, &r);
   rtq_argv_destroy(&a);
   rtq__finish2_entry e[1];
   int n = 0;
-  if (rc == 0 && rtq__reply2_finish(r, e, 1, &n) != 0) rc = RTQ_EDECODE;
-  if (rc == 0 && (n != 1 || e[0].kind == RTQ__FINISH2_STALE)) rc = RTQ_ESTATE;
+  if (rc == 0 && (rtq__reply2_finish(r, e, 1, &n) != 0 || n != 1)) rc = RTQ_EDECODE;
+  if (rc == 0)
+    snprintf(word, 16, "%s", e[0].kind == RTQ__FINISH2_OK      ? "ok"
+                             : e[0].kind == RTQ__FINISH2_RETRY ? "retry"
+                                                               : "stale");
   if (r != NULL) freeReplyObject(r);
+  return rc;
+}
+
+/* fw2_finish_keep with history on; RTQ_ESTATE when fenced off (stale). */
+static inline int fw2_finish(rtq_conn *c, const rtq_keys2 *k, const fake_job2 *j,
+                             rtq__finish2_task t) {
+  rtq__keep2 keep = {86400, true, 10000};
+  char word[16];
+  int rc = fw2_finish_keep(c, k, j, t, &keep, word);
+  if (rc == 0 && strcmp(word, "stale") == 0) rc = RTQ_ESTATE;
   return rc;
 }
 

@@ -244,7 +244,7 @@ static void test_client_task2_cancel_each_state(void **state) {
   assert_non_null(strstr(rtq_client_errstr(CL), "cancelled"));
   /* A worker drops it. */
   fake_job2 j;
-  assert_int_equal(fw2_take(C, &K, "default", "w", &j), RTQ_ENOTFOUND);
+  assert_int_equal(fw2_take(C, &K, "default", "w", &j), RTQ_ESTATE);
 
   /* Running: a request. */
   create("t", NULL, NULL, id);

@@ -4,7 +4,9 @@
  * task ends between the subscribe and the status check (deterministic,
  * through the wait seam, and as a loop of free-running threads), timeouts,
  * an expired hash (history off), a cancelled running task, and proof that
- * waiting does not poll (INFO commandstats).
+ * waiting does not poll (INFO commandstats). Under RTQ_PROTOCOL=2 the
+ * channel is the task's shard channel and the waiter registers with the
+ * wait script; the helpers below look at whichever the protocol uses.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -30,9 +32,13 @@ static rtq_keys keys;
 static rtq_client *cl;
 static rtq_conn *rc_;
 
+static rtq_keys2 keys2;
+static bool v2; /* RTQ_PROTOCOL=2: the client speaks protocol 2 */
+
 static int setup(void **state) {
   (void)state;
   tc_open(&keys, &cl, &rc_);
+  v2 = fw_v2(&keys, &keys2);
   return 0;
 }
 
@@ -48,14 +54,19 @@ static void create(char *id) {
     fail_msg("create: %s", rtq_client_errstr(cl));
 }
 
-/* PUBSUB NUMSUB of a task's channel, on the helper's own connection. */
+/* PUBSUB NUMSUB (SHARDNUMSUB) of a task's channel, on the helper's own
+ * connection. */
 static long long subscribers(rtq_conn *c, const char *id) {
   rtq_key ch = rtq_keys_chan_task(&keys, id);
+  rtq_key2 ch2 = rtq_keys2_chan_waiter(&keys2, "default", id);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "PUBSUB");
-  rtq_argv_add_str(&a, "NUMSUB");
-  rtq__argv_add_key(&a, ch);
+  rtq_argv_add_str(&a, v2 ? "SHARDNUMSUB" : "NUMSUB");
+  if (v2)
+    rtq__argv_add_key2(&a, ch2);
+  else
+    rtq__argv_add_key(&a, ch);
   redisReply *r = NULL;
   long long n = -1;
   if (rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
@@ -95,6 +106,23 @@ static long long hgetall_calls(rtq_conn *c) {
   return n;
 }
 
+/* Whether the waiter has read the status once since the helper started:
+ * an HGETALL (protocol 1), or the wait script's `wt` mark (protocol 2). */
+static bool waiter_checked(helper *h) {
+  if (!v2) return hgetall_calls(h->conn) > h->hgetall_before;
+  rtq_key2 t = rtq_keys2_task(&keys2, "default", h->id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HEXISTS");
+  rtq__argv_add_key2(&a, t);
+  rtq_argv_add_str(&a, "wt");
+  redisReply *r = NULL;
+  bool yes = rtq_conn_command(h->conn, &a, &r) == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  if (r != NULL) freeReplyObject(r);
+  rtq_argv_destroy(&a);
+  return yes;
+}
+
 static void wait_subscriber(rtq_conn *c, const char *id) {
   uint64_t deadline = rtq_test_now_ms() + 5000;
   for (int i = 0; subscribers(c, id) < 1 && rtq_test_now_ms() < deadline; i++)
@@ -129,19 +157,28 @@ static void *helper_main(void *arg) {
    * (an HGETALL after it subscribed) must be over before the hash goes,
    * or the task is rightly "not found". */
   uint64_t deadline = rtq_test_now_ms() + 5000;
-  for (int i = 0; hgetall_calls(h->conn) <= h->hgetall_before && rtq_test_now_ms() < deadline; i++)
+  for (int i = 0; !waiter_checked(h) && rtq_test_now_ms() < deadline; i++)
     rtq__test_poll_pause(i);
   rtq_key t = rtq_keys_task(&keys, h->id), ch = rtq_keys_chan_task(&keys, h->id);
+  rtq_key2 t2 = rtq_keys2_task(&keys2, "default", h->id);
+  rtq_key2 ch2 = rtq_keys2_chan_waiter(&keys2, "default", h->id);
   char ev[256];
-  snprintf(ev, sizeof ev, "{\"id\":\"%s\",\"status\":\"failed\",\"at\":1234567}", h->id);
+  snprintf(ev, sizeof ev, "{\"id\":\"%s\",\"%s\":\"failed\",\"at\":1234567}", h->id,
+           v2 ? "s" : "status");
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "DEL");
-  rtq__argv_add_key(&a, t);
+  if (v2)
+    rtq__argv_add_key2(&a, t2);
+  else
+    rtq__argv_add_key(&a, t);
   h->rc = rtq_conn_command(h->conn, &a, NULL);
   rtq_argv_reset(&a);
-  rtq_argv_add_str(&a, "PUBLISH");
-  rtq__argv_add_key(&a, ch);
+  rtq_argv_add_str(&a, v2 ? "SPUBLISH" : "PUBLISH");
+  if (v2)
+    rtq__argv_add_key2(&a, ch2);
+  else
+    rtq__argv_add_key(&a, ch);
   rtq_argv_add_str(&a, ev);
   if (h->rc == 0) h->rc = rtq_conn_command(h->conn, &a, NULL);
   rtq_argv_destroy(&a);
@@ -304,11 +341,17 @@ static void *cancel_then_finish(void *arg) {
   canceller *x = arg;
   wait_subscriber(x->h.conn, x->h.id);
   x->h.rc = rtq_cancel_task(cl, x->h.id, &x->requested);
+  /* The request's mark: v1's flag key, v2's `cr` field. */
   rtq_key flag = rtq_keys_cancel(&keys, x->h.id);
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "EXISTS");
-  rtq__argv_add_key(&a, flag);
+  rtq_argv_add_str(&a, v2 ? "HEXISTS" : "EXISTS");
+  if (v2) {
+    rtq__argv_add_key2(&a, rtq_keys2_task(&keys2, "default", x->h.id));
+    rtq_argv_add_str(&a, "cr");
+  } else {
+    rtq__argv_add_key(&a, flag);
+  }
   redisReply *r = NULL;
   if (x->h.rc == 0) x->h.rc = rtq_conn_command(x->h.conn, &a, &r);
   if (x->h.rc == 0 && r->integer != 1) x->h.rc = RTQ_ESTATE;
@@ -357,9 +400,11 @@ static void test_client_wait_does_not_poll(void **state) {
   (void)state;
   char id[RTQ_TASK_ID_SIZE];
   create(id);
-  long long before = calls_of("hgetall");
+  /* One status read in 1.5 s: an HGETALL (v1), the wait script (v2). */
+  const char *read = v2 ? "evalsha" : "hgetall";
+  long long before = calls_of(read);
   assert_int_equal(rtq_wait_for_task(cl, id, 1500, NULL), RTQ_ETIMEDOUT);
-  assert_int_equal(calls_of("hgetall") - before, 1);
+  assert_int_equal(calls_of(read) - before, 1);
 }
 
 /* connected_clients of INFO clients. */
