@@ -80,6 +80,19 @@ static void print_table(const rtq_task_list *l) {
   }
 }
 
+/* --after: a task id, or a page's cursor "<id>/<where>" (protocol 2),
+ * whose id is checked here and the rest by the library. */
+static int after_ok(const char *after) {
+  const char *slash = strrchr(after, '/');
+  if (slash == NULL) return cli_name("task id", after);
+  char id[RTQ_TASK_ID_SIZE];
+  size_t n = (size_t)(slash - after);
+  if (n == 0 || n >= sizeof id) return cli_name("task id", after);
+  memcpy(id, after, n);
+  id[n] = '\0';
+  return cli_name("task id", id);
+}
+
 int cmd_list(cli *ctx, int argc, char **argv) {
   enum { O_STATUS, O_QUEUE, O_NAME, O_LIMIT, O_OFFSET, O_AFTER, O_N };
   cli_opt opts[O_N] = {{"status", OPT_VALUE, NULL}, {"queue", OPT_VALUE, NULL},
@@ -101,7 +114,7 @@ int cmd_list(cli *ctx, int argc, char **argv) {
   if (rc == CLI_OK && opts[O_OFFSET].value != NULL &&
       (rc = cli_integer("offset", opts[O_OFFSET].value, 0, RTQ_LIST_MAX_EXAMINED, &n)) == CLI_OK)
     f.offset = (size_t)n;
-  if (rc == CLI_OK && (f.after = opts[O_AFTER].value) != NULL) rc = cli_name("task id", f.after);
+  if (rc == CLI_OK && (f.after = opts[O_AFTER].value) != NULL) rc = after_ok(f.after);
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
 

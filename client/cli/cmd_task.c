@@ -88,11 +88,11 @@ static int print_created(const rtq_task *t, int created) {
 
 /* After a wait timed out: whether any live worker serves the task's
  * queue. 1 yes (or we cannot tell), 0 no; queue gets the name. */
-static int queue_served(cli *ctx, const char *id, char queue[RTQ_TASK_ID_SIZE]) {
+static int queue_served(cli *ctx, const char *hint, const char *id, char queue[RTQ_TASK_ID_SIZE]) {
   rtq_task *t = NULL;
   rtq_alive_workers *l = NULL;
   int served = 1;
-  if (rtq_get_task(ctx->client, id, &t) == 0 && rtq_list_workers(ctx->client, &l) == 0) {
+  if (rtq_get_task_in(ctx->client, hint, id, &t) == 0 && rtq_list_workers(ctx->client, &l) == 0) {
     snprintf(queue, RTQ_TASK_ID_SIZE, "%s", t->queue);
     served = 0;
     for (size_t i = 0; !served && i < l->count; i++) served = rtq_worker_serves(&l->workers[i], queue);
@@ -102,18 +102,20 @@ static int queue_served(cli *ctx, const char *id, char queue[RTQ_TASK_ID_SIZE]) 
   return served;
 }
 
-/* Waits for id and prints the task; the exit code says how it ended.
- * Ctrl-C while it waits says which task goes on (cli_on_interrupt).
- * created: -1, or enqueue's answer, added to the JSON task. */
-static int wait_and_print(cli *ctx, const char *id, int64_t timeout_ms, int created) {
+/* Waits for id (of queue, NULL: found from the id) and prints the task;
+ * the exit code says how it ended. Ctrl-C while it waits says which task
+ * goes on (cli_on_interrupt). created: -1, or enqueue's answer, added to
+ * the JSON task. */
+static int wait_and_print(cli *ctx, const char *queue_hint, const char *id, int64_t timeout_ms,
+                          int created) {
   rtq_task *t = NULL;
   cli_on_interrupt(ctx, id);
-  int rc = rtq_wait_for_task(ctx->client, id, timeout_ms, &t);
+  int rc = rtq_wait_for_task_in(ctx->client, queue_hint, id, timeout_ms, &t);
   if (rc == RTQ_ETIMEDOUT) {
     /* The likeliest reason a task does not move: nobody takes its queue. */
     char detail[512], queue[RTQ_TASK_ID_SIZE] = "";
     snprintf(detail, sizeof detail, "%s", rtq_client_errstr(ctx->client));
-    if (!queue_served(ctx, id, queue)) {
+    if (!queue_served(ctx, queue_hint, id, queue)) {
       cli_error_code(rtq_err_name(rc), "wait: %s; no live worker serves queue %s", detail, queue);
       return CLI_TIMEOUT;
     }
@@ -212,7 +214,7 @@ int cmd_enqueue(cli *ctx, int argc, char **argv) {
    * person must know that the args and options given did not apply. */
   if (!created && !ctx->json)
     cli_warnf("note: task %s exists already; nothing new was created", id);
-  if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, id, wait_ms, created);
+  if (opts[E_WAIT].value != NULL) return wait_and_print(ctx, o.queue, id, wait_ms, created);
   int done = replicated ? CLI_OK : CLI_REPLICAS;
   if (!ctx->json) {
     printf("%s\n", id);
@@ -224,7 +226,9 @@ int cmd_enqueue(cli *ctx, int argc, char **argv) {
   return rc != CLI_OK ? rc : done;
 }
 
-/* Parses "COMMAND ID" with the options given; connects. */
+/* Parses "COMMAND ID" with the options given, the first of which is
+ * --queue (the task's queue: under protocol 2 it spares looking the queue
+ * up, and picks one task of an id used on several queues). */
 static int one_id(cli *ctx, int argc, char **argv, cli_opt *opts, size_t n, const char *cmd,
                   const char **id) {
   const char *pos[1];
@@ -237,16 +241,18 @@ static int one_id(cli *ctx, int argc, char **argv, cli_opt *opts, size_t n, cons
   }
   *id = pos[0];
   rc = cli_name("task id", *id);
+  if (rc == CLI_OK && opts[0].value != NULL) rc = cli_name("queue name", opts[0].value);
   return rc;
 }
 
 int cmd_status(cli *ctx, int argc, char **argv) {
+  cli_opt opts[] = {{"queue", OPT_VALUE, NULL}};
   const char *id;
-  int rc = one_id(ctx, argc, argv, NULL, 0, "status", &id);
+  int rc = one_id(ctx, argc, argv, opts, 1, "status", &id);
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
   rtq_task *t = NULL;
-  int err = rtq_get_task(ctx->client, id, &t);
+  int err = rtq_get_task_in(ctx->client, opts[0].value, id, &t);
   if (err != 0) return cli_fail(ctx, err, "status");
   rc = cli_print_task(ctx, t, true);
   rtq_task_free(t);
@@ -254,12 +260,13 @@ int cmd_status(cli *ctx, int argc, char **argv) {
 }
 
 int cmd_cancel(cli *ctx, int argc, char **argv) {
+  cli_opt opts[] = {{"queue", OPT_VALUE, NULL}};
   const char *id;
-  int rc = one_id(ctx, argc, argv, NULL, 0, "cancel", &id);
+  int rc = one_id(ctx, argc, argv, opts, 1, "cancel", &id);
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
   int requested = 0;
-  int err = rtq_cancel_task(ctx->client, id, &requested);
+  int err = rtq_cancel_task_in(ctx->client, opts[0].value, id, &requested);
   if (err != 0) return cli_fail(ctx, err, "cancel");
   if (ctx->json)
     return cli_print_json(
@@ -272,26 +279,27 @@ int cmd_cancel(cli *ctx, int argc, char **argv) {
 }
 
 int cmd_wait(cli *ctx, int argc, char **argv) {
-  cli_opt opts[] = {{"timeout", OPT_VALUE, NULL}};
+  cli_opt opts[] = {{"queue", OPT_VALUE, NULL}, {"timeout", OPT_VALUE, NULL}};
   const char *id;
   int64_t timeout_ms = -1;
-  int rc = one_id(ctx, argc, argv, opts, 1, "wait", &id);
-  if (rc == CLI_OK && opts[0].value != NULL) {
+  int rc = one_id(ctx, argc, argv, opts, 2, "wait", &id);
+  if (rc == CLI_OK && opts[1].value != NULL) {
     uint64_t ms;
-    rc = cli_duration("timeout", opts[0].value, 0, CLI_MAX_DURATION_MS, &ms);
+    rc = cli_duration("timeout", opts[1].value, 0, CLI_MAX_DURATION_MS, &ms);
     timeout_ms = (int64_t)ms;
   }
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
-  return wait_and_print(ctx, id, timeout_ms, -1);
+  return wait_and_print(ctx, opts[0].value, id, timeout_ms, -1);
 }
 
 int cmd_retry(cli *ctx, int argc, char **argv) {
+  cli_opt opts[] = {{"queue", OPT_VALUE, NULL}};
   const char *id;
-  int rc = one_id(ctx, argc, argv, NULL, 0, "retry", &id);
+  int rc = one_id(ctx, argc, argv, opts, 1, "retry", &id);
   if (rc == CLI_OK) rc = cli_connect(ctx);
   if (rc != CLI_OK) return rc;
-  int err = rtq_retry_task(ctx->client, id);
+  int err = rtq_retry_task_in(ctx->client, opts[0].value, id);
   if (err != 0) return cli_fail(ctx, err, "retry");
   if (ctx->json) return cli_print_json(json_pack("{s:s, s:s}", "id", id, "status", "pending"));
   printf("retried: %s is pending again\n", id);

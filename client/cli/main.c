@@ -22,14 +22,14 @@ static const struct command {
     {"enqueue", cmd_enqueue,
      "enqueue NAME [ARGS_JSON] [--queue Q] [--timeout S] [--delay S] [--retries N]\n"
      "          [--result-ttl S] [--id ID] [--wait[=S]]"},
-    {"status", cmd_status, "status ID"},
+    {"status", cmd_status, "status ID [--queue Q]"},
     {"list", cmd_list, "list [--status S[,S..]] [--queue Q] [--name N] [--limit N] [--offset N] [--after ID]"},
-    {"cancel", cmd_cancel, "cancel ID"},
-    {"wait", cmd_wait, "wait ID [--timeout S]"},
+    {"cancel", cmd_cancel, "cancel ID [--queue Q]"},
+    {"wait", cmd_wait, "wait ID [--queue Q] [--timeout S]"},
     {"watch", cmd_watch, "watch [ID...] [--timeout S]"},
     {"stats", cmd_stats, "stats"},
     {"workers", cmd_workers, "workers"},
-    {"retry", cmd_retry, "retry ID"},
+    {"retry", cmd_retry, "retry ID [--queue Q]"},
     {"dead", cmd_dead, "dead list [--limit N] [--offset N] | dead show INDEX | dead requeue INDEX|--all [--queue Q] | dead purge [--queue Q]"},
     {"queue", cmd_queue,
      "queue pause Q | queue resume Q | queue purge Q\n"

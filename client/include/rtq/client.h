@@ -339,6 +339,23 @@ RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_
  */
 RTQ_EXTERN int rtq_retry_task(rtq_client *c, const char *id);
 
+/*
+ * The four calls above with the task's queue given. Under protocol 2 a
+ * task is found through its queue: without one, the queues of a generated
+ * id's slot are tried first, then every queue (one EXISTS each), and a
+ * caller-supplied id names one task per queue, so the same id on two
+ * queues needs the queue. queue NULL: as the calls above. Under protocol
+ * 1 ids are unique in the namespace and a valid queue changes nothing.
+ * RTQ_EINVAL for a queue outside the name pattern; RTQ_ENOTFOUND when
+ * that queue holds no such task.
+ */
+RTQ_EXTERN int rtq_get_task_in(rtq_client *c, const char *queue, const char *id, rtq_task **out);
+RTQ_EXTERN int rtq_wait_for_task_in(rtq_client *c, const char *queue, const char *id,
+                                    int64_t timeout_ms, rtq_task **out);
+RTQ_EXTERN int rtq_cancel_task_in(rtq_client *c, const char *queue, const char *id,
+                                  int *requested);
+RTQ_EXTERN int rtq_retry_task_in(rtq_client *c, const char *queue, const char *id);
+
 /* ----- live events -------------------------------------------------------- */
 
 typedef struct rtq_subscription rtq_subscription;
