@@ -91,7 +91,8 @@ static inline const char *field_name(const char *v1) {
       {"timeout_ms", "to"},   {"max_retries", "mr"},   {"result_ttl", "rt"},
       {"run_at", "ra"},       {"progress", "p"},       {"progress_message", "pm"},
       {"worker", "w"},        {"error_code", "ec"},    {"error_message", "em"},
-      {"error_traceback", "et"}};
+      {"error_traceback", "et"}, {"started_at", "b"},       {"completed_at", "e"},
+      {"deadline", "dl"},     {"attempt", "a"}};
   if (!cli_v2()) return v1;
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
     if (strcmp(map[i][0], v1) == 0) return map[i][1];

@@ -8,9 +8,11 @@
 #include "test_cli_env.h"
 #include "test_client_fake_worker.h"
 
+/* Workers with a heartbeat entry, in the protocol the binaries speak. */
 static long long workers_alive(void) {
   rtq_key k = rtq_keys_workers(&keys);
-  return rtq_test_cmd_int(rc_, "ZCARD", k.s, NULL);
+  rtq_key2 k2 = rtq_keys2_workers(&keys2);
+  return rtq_test_cmd_int(rc_, "ZCARD", cli_v2() ? k2.s : k.s, NULL);
 }
 
 static pid_t start_worker(const char *queue) {

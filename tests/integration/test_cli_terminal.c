@@ -59,16 +59,18 @@ static void test_cli_terminal_escapes_never_reach_the_terminal(void **state) {
   cli_free(&r);
 
   /* A worker record written by anyone with access. */
-  rtq_key wk = rtq_keys_worker(&keys, "w-evil");
-  rtq_key ws = rtq_keys_workers(&keys);
-  rtq_test_cmd_int(rc_, "HSET", wk.s, "host", "h" NASTY, "queues", "q" NASTY, "pid", "1", NULL);
+  /* The same record under protocol 2's keys when the binaries speak it. */
+  rtq_key wk1 = rtq_keys_worker(&keys, "w-evil"), ws1 = rtq_keys_workers(&keys);
+  rtq_key2 wk2 = rtq_keys2_worker(&keys2, "w-evil"), ws2 = rtq_keys2_workers(&keys2);
+  const char *wk = cli_v2() ? wk2.s : wk1.s, *ws = cli_v2() ? ws2.s : ws1.s;
+  rtq_test_cmd_int(rc_, "HSET", wk, "host", "h" NASTY, "queues", "q" NASTY, "pid", "1", NULL);
   redisReply *t = rtq_test_command(rc_, "TIME", NULL);
   char now[32];
   snprintf(now, sizeof now, "%lld", atoll(t->element[0]->str) * 1000);
   freeReplyObject(t);
-  rtq_test_cmd_int(rc_, "ZADD", ws.s, now, "w-evil", NULL);
+  rtq_test_cmd_int(rc_, "ZADD", ws, now, "w-evil", NULL);
   /* A score no clock gives (inf): listed without harm. */
-  rtq_test_cmd_int(rc_, "ZADD", ws.s, "+inf", "w-inf", NULL);
+  rtq_test_cmd_int(rc_, "ZADD", ws, "+inf", "w-inf", NULL);
   RUN(&r, "workers");
   assert_int_equal(r.code, 0);
   assert_inert(r.out);

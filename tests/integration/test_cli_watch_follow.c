@@ -53,7 +53,8 @@ static void test_cli_watch_follow_until_timeout(void **state) {
                                                  "ERROR", NULL},
                            "/dev/null");
   rtq_key wk = rtq_keys_workers(&keys);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "ZCARD", wk.s, NULL) == 1, 10000);
+  rtq_key2 wk2 = rtq_keys2_workers(&keys2);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "ZCARD", cli_v2() ? wk2.s : wk.s, NULL) == 1, 10000);
 
   cli_run j, h;
   START(&j, "watch", "--json", "--timeout", "6s");
@@ -114,13 +115,13 @@ static uint64_t redis_ms(void) {
 static void test_cli_status_rate_and_eta(void **state) {
   (void)state;
   cli_run r;
-  RUN(&r, "enqueue", "job", "--id", "st-1");
+  /* A queue of its own: no real worker of another test serves it. */
+  RUN(&r, "enqueue", "job", "--id", "st-1", "--queue", "st");
   cli_free(&r);
   fake_job a;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &a), 0);
+  assert_int_equal(fw_claim(rc_, &keys, "st", "w", &a), 0);
   assert_int_equal(fw_progress(rc_, &keys, "w", &a, 40, "page 4"), 0);
-  rtq_key t = rtq_keys_task(&keys, "st-1");
-  char *s = rtq_test_cmd_str(rc_, "HGET", t.s, "started_at", NULL);
+  char *s = cli_task_field("st", "st-1", "started_at");
   uint64_t started = strtoull(s, NULL, 10);
   free(s);
   /* Some Redis time must pass for a rate. */
