@@ -214,6 +214,13 @@ int rtq__sub_next(rtq_subscription *s, uint64_t deadline_ms, char **payload, siz
 /* A task holding only what a terminal event told (id, status, completed
  * at), for a task whose hash expired right after it. */
 int rtq__task_from_event(const char *id, rtq_status st, uint64_t at, rtq_task **out);
+/* Times a waiter re-establishes a lost subscription before RTQ_ECONN;
+ * each time the status is checked again, so nothing is missed. */
+#define RTQ__WAIT_RESUBSCRIBE 3
+/* The end of a wait: the detail of a timeout, and t handed to *out (out
+ * may be NULL) on success, else freed. Returns rc. */
+int rtq__wait_done(rtq_client *c, const char *id, int64_t timeout_ms, int rc, rtq_task *t,
+                   rtq_task **out);
 /* rtq_wait_for_task under protocol 2 (wait2.c); queue_hint as for
  * rtq__get_task2. Sets *out on success only when out is not NULL. */
 int rtq__wait2(rtq_client *c, const char *id, const char *queue_hint, int64_t timeout_ms,

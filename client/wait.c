@@ -103,9 +103,17 @@ static int wait_once(rtq_client *c, const char *id, int64_t timeout_ms, uint64_t
   return rc;
 }
 
-/* Times a lost subscription is re-established before RTQ_ECONN is
- * returned; each time the status is checked again, so nothing is missed. */
-#define WAIT_RESUBSCRIBE 3
+/* See client_internal.h. */
+int rtq__wait_done(rtq_client *c, const char *id, int64_t timeout_ms, int rc, rtq_task *t,
+                   rtq_task **out) {
+  if (rc == RTQ_ETIMEDOUT)
+    rtq__client_err(c, "task %s did not end within %lld ms", id, (long long)timeout_ms);
+  if (rc == 0 && out != NULL)
+    *out = t;
+  else
+    rtq_task_free(t);
+  return rc;
+}
 
 RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_ms,
                                  rtq_task **out) {
@@ -117,15 +125,9 @@ RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_
   uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : rtq__mono_ms() + (uint64_t)timeout_ms;
   rtq_task *t = NULL;
   int rc = wait_once(c, id, timeout_ms, deadline, &t);
-  for (int again = 0; rc == RTQ_ECONN && t == NULL && again < WAIT_RESUBSCRIBE; again++) {
+  for (int again = 0; rc == RTQ_ECONN && t == NULL && again < RTQ__WAIT_RESUBSCRIBE; again++) {
     if (deadline != UINT64_MAX && rtq__mono_ms() >= deadline) break;
     rc = wait_once(c, id, timeout_ms, deadline, &t);
   }
-  if (rc == RTQ_ETIMEDOUT)
-    rtq__client_err(c, "task %s did not end within %lld ms", id, (long long)timeout_ms);
-  if (rc == 0 && out != NULL)
-    *out = t;
-  else
-    rtq_task_free(t);
-  return rc;
+  return rtq__wait_done(c, id, timeout_ms, rc, t, out);
 }

@@ -142,9 +142,6 @@ static int wait_once(rtq_client *c, const char *queue, const char *id, uint64_t 
   return rc;
 }
 
-/* Times a lost subscription is re-established before RTQ_ECONN. */
-#define WAIT_RESUBSCRIBE 3
-
 int rtq__wait2(rtq_client *c, const char *id, const char *queue_hint, int64_t timeout_ms,
                rtq_task **out) {
   char queue[RTQ_TASK_ID_SIZE];
@@ -159,16 +156,10 @@ int rtq__wait2(rtq_client *c, const char *id, const char *queue_hint, int64_t ti
   } else {
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : rtq__mono_ms() + (uint64_t)timeout_ms;
     rc = wait_once(c, queue, id, deadline, &t);
-    for (int again = 0; rc == RTQ_ECONN && t == NULL && again < WAIT_RESUBSCRIBE; again++) {
+    for (int again = 0; rc == RTQ_ECONN && t == NULL && again < RTQ__WAIT_RESUBSCRIBE; again++) {
       if (deadline != UINT64_MAX && rtq__mono_ms() >= deadline) break;
       rc = wait_once(c, queue, id, deadline, &t);
     }
   }
-  if (rc == RTQ_ETIMEDOUT)
-    rtq__client_err(c, "task %s did not end within %lld ms", id, (long long)timeout_ms);
-  if (rc == 0 && out != NULL)
-    *out = t;
-  else
-    rtq_task_free(t);
-  return rc;
+  return rtq__wait_done(c, id, timeout_ms, rc, t, out);
 }
