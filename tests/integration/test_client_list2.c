@@ -176,11 +176,48 @@ static void test_client_list2_paging_across_a_claim(void **state) {
   rtq_task_list_free(l);
 }
 
+/* Entries a writer with access may put in the lists: skipped, counted as
+ * examined, no key built from them; a queue of the registry that is not a
+ * name is never read. */
+static void test_client_list2_skips_junk_entries(void **state) {
+  (void)state;
+  char a[RTQ_TASK_ID_SIZE], b[RTQ_TASK_ID_SIZE];
+  create("t", "j", 0, a);
+  rtq_key2 q = rtq_keys2_queue(&K, "j");
+  rtq_test_cmd_int(C, "LPUSH", q.s, "bad id", "{x}", "", NULL);
+  rtq_argv nul; /* an entry with a NUL byte in it */
+  rtq_argv_init(&nul);
+  rtq_argv_add_str(&nul, "LPUSH");
+  rtq_argv_add_str(&nul, q.s);
+  rtq_argv_add(&nul, "a\0b", 3);
+  freeReplyObject(rtq_test_command_argv(C, &nul));
+  rtq_argv_destroy(&nul);
+  create("t", "j", 0, b);
+  rtq_test_cmd_int(C, "LPUSH", rtq_keys2_done(&K, "j", RTQ_STATUS_FAILED).s, "no/such", "ghost", NULL);
+  rtq_test_cmd_int(C, "SADD", "{rtq}:queues", "bad queue", NULL);
+  rtq_task_list *l = list(0, NULL, NULL, 0, 0, NULL);
+  assert_int_equal(l->count, 2);
+  assert_string_equal(l->tasks[0]->id, a);
+  assert_string_equal(l->tasks[1]->id, b);
+  assert_int_equal(l->examined, 8);
+  rtq_task_list_free(l);
+  /* A page boundary on a junk entry still pages on. */
+  l = list(0, NULL, NULL, 1, 0, NULL);
+  char after[RTQ_TASK_ID_SIZE];
+  snprintf(after, sizeof after, "%s", l->next_after);
+  rtq_task_list_free(l);
+  l = list(0, NULL, NULL, 1, 0, after);
+  assert_int_equal(l->count, 1);
+  assert_string_equal(l->tasks[0]->id, b);
+  rtq_task_list_free(l);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_client_list2_sources_and_filters, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_list2_pages_over_windows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_list2_paging_across_a_claim, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_list2_skips_junk_entries, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
