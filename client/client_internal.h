@@ -34,8 +34,8 @@ struct rtq_client {
   int wait_replicas;         /* 0: no WAIT after a create */
   int wait_timeout_ms;
 
-  /* Protocol 2: queues this client has registered in {ns}:queues
-   * (rtq__queues2_register), under mu. */
+  /* Protocol 2: queues this client knows are in {ns}:queues (it
+   * registered them, or found a task there), under mu. */
   char (*known)[RTQ_TASK_ID_SIZE];
   int nknown;
 
@@ -127,6 +127,10 @@ void rtq__queues2_free(char **names, size_t n);
 /* SADD queue to {ns}:queues, once per client and queue (before a queue's
  * first create, so the registry never misses a queue with tasks). */
 int rtq__queues2_register(rtq_client *c, const char *queue);
+/* The one queue of a generated id's slot among those this client has
+ * registered or found (1, queue set), or 0 (none, several, or an id
+ * without a slot). No Redis call. */
+int rtq__queues2_cached(rtq_client *c, const char *id, char queue[RTQ_TASK_ID_SIZE]);
 /* The queue holding task id: hint when given (RTQ_ENOTFOUND when it does
  * not hold it), else the queues of the id's slot first, then every queue.
  * 0 with queue set; RTQ_ENOTFOUND, RTQ_EINVAL (bad id or hint) or a

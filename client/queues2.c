@@ -3,7 +3,10 @@
  * the queue a task id belongs to (docs/design/PROTOCOL-v2.md section 1).
  *
  * A v2 task's keys live under its queue's hash tag, so a call given only
- * an id must find the queue first. A generated id carries the cluster slot
+ * an id must find the queue first. The queues this client registered or
+ * found are remembered (at most RTQ__KNOWN_QUEUES), and the one of a
+ * generated id's slot among them is tried first, without reading the
+ * registry. A generated id carries the cluster slot
  * of its queue's tag in its last 3 characters: the queues of that slot
  * (almost always one) are probed first, then, for a caller-supplied id or
  * a miss, every queue, one EXISTS each.
@@ -66,24 +69,46 @@ int rtq__queues2_read(rtq_client *c, char ***names, size_t *n) {
   return 0;
 }
 
-int rtq__queues2_register(rtq_client *c, const char *queue) {
+static bool is_known(rtq_client *c, const char *queue) {
   pthread_mutex_lock(&c->mu);
   bool known = false;
   for (int i = 0; i < c->nknown && !known; i++) known = strcmp(c->known[i], queue) == 0;
   pthread_mutex_unlock(&c->mu);
-  if (known) return 0;
-  rtq_key2 key = rtq_keys2_queues(&c->keys2);
-  const char *w[] = {"SADD", key.s, queue};
-  int rc = rtq__client_words(c, NULL, 3, w);
-  if (rc != 0) return rc;
+  return known;
+}
+
+/* Remembers a queue that is in the registry (registered here, or found
+ * there). A full cache only costs a repeated SADD or lookup. */
+static void remember(rtq_client *c, const char *queue) {
   pthread_mutex_lock(&c->mu);
-  /* A full cache only costs a repeated SADD. */
-  if (c->nknown < RTQ__KNOWN_QUEUES) {
+  bool known = false;
+  for (int i = 0; i < c->nknown && !known; i++) known = strcmp(c->known[i], queue) == 0;
+  if (!known && c->nknown < RTQ__KNOWN_QUEUES) {
     snprintf(c->known[c->nknown], sizeof c->known[0], "%s", queue);
     c->nknown++;
   }
   pthread_mutex_unlock(&c->mu);
+}
+
+int rtq__queues2_register(rtq_client *c, const char *queue) {
+  if (is_known(c, queue)) return 0;
+  rtq_key2 key = rtq_keys2_queues(&c->keys2);
+  const char *w[] = {"SADD", key.s, queue};
+  int rc = rtq__client_words(c, NULL, 3, w);
+  if (rc != 0) return rc;
+  remember(c, queue);
   return 0;
+}
+
+int rtq__queues2_cached(rtq_client *c, const char *id, char queue[RTQ_TASK_ID_SIZE]) {
+  int slot = rtq_id2_slot(id), found = 0;
+  if (slot < 0) return 0;
+  pthread_mutex_lock(&c->mu);
+  for (int i = 0; i < c->nknown; i++)
+    if (rtq_keys2_slot(&c->keys2, c->known[i]) == slot && found++ == 0)
+      snprintf(queue, RTQ_TASK_ID_SIZE, "%s", c->known[i]);
+  pthread_mutex_unlock(&c->mu);
+  return found == 1;
 }
 
 /* 1 when queue holds task id, 0 when not; < 0 an error. */
@@ -113,6 +138,16 @@ int rtq__queue_of_id2(rtq_client *c, const char *id, const char *hint, char queu
     snprintf(queue, RTQ_TASK_ID_SIZE, "%s", hint);
     return 0;
   }
+  /* The one queue of the id's slot this client knows: one EXISTS. */
+  char cached[RTQ_TASK_ID_SIZE];
+  if (rtq__queues2_cached(c, id, cached)) {
+    int got = has_task(c, cached, id);
+    if (got < 0) return got;
+    if (got > 0) {
+      snprintf(queue, RTQ_TASK_ID_SIZE, "%s", cached);
+      return 0;
+    }
+  }
   char **names;
   size_t n;
   int rc = rtq__queues2_read(c, &names, &n);
@@ -135,6 +170,7 @@ int rtq__queue_of_id2(rtq_client *c, const char *id, const char *hint, char queu
     }
   }
   rtq__queues2_free(names, n);
+  if (rc == 0 && queue[0] != '\0') remember(c, queue);
   if (rc == 0 && queue[0] == '\0') {
     rtq__client_err(c, "no task %s", id);
     rc = RTQ_ENOTFOUND;

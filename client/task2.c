@@ -142,6 +142,13 @@ int rtq__task2_read(rtq_client *c, const char *queue, const char *id, rtq_task *
 
 int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_task **out) {
   char queue[RTQ_TASK_ID_SIZE];
+  /* A generated id of a queue this client knows: read it there at once,
+   * one round trip; not there, the lookup below. */
+  if (queue_hint == NULL && rtq__queues2_cached(c, id, queue)) {
+    int rc = rtq__task2_read(c, queue, id, out);
+    if (rc != RTQ_ENOTFOUND) return rc;
+    rtq__client_clear_err(c);
+  }
   int rc = rtq__queue_of_id2(c, id, queue_hint, queue);
   if (rc == RTQ_ENOTFOUND)
     rtq__client_err(c, "no task %s (it never existed or has expired)", id);
