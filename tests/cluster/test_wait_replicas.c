@@ -25,6 +25,7 @@
 #include "integration/test_broker_helpers.h"
 #include "integration/test_cli_run.h"
 #include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 #include "rtq/common.h"
 
@@ -84,7 +85,16 @@ static rtq_client *client(int wait_replicas, int wait_timeout_ms) {
   return c;
 }
 
+/* The task's status on the primary, in the keys of the protocol the
+ * client speaks (RTQ_PROTOCOL; the tasks here are in queue "default"). */
 static char *status_of(const char *id) {
+  const char *p = getenv("RTQ_PROTOCOL");
+  if (p != NULL && strcmp(p, "2") == 0) {
+    rtq_keys2 k2;
+    rtq_keys2_init(&k2, "rtq");
+    char *s = rtq_test_cmd_str(pc, "HGET", rtq_keys2_task(&k2, "default", id).s, "s", NULL);
+    return s;
+  }
   rtq_key k = rtq_keys_task(&keys, id);
   return rtq_test_cmd_str(pc, "HGET", k.s, "status", NULL);
 }
