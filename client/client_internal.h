@@ -173,7 +173,8 @@ int rtq__task_apply(rtq_task *t, const rtq__task_field *table, size_t n, const r
 /* ---- protocol 2: reading tasks (task2.c) ---- */
 
 /* Tasks ids[0..n) of queue, pipelined (both hashes of each): out[i] and
- * rcs[i] (0, RTQ_ENOTFOUND, RTQ_EDECODE, RTQ_ENOMEM) per id. Returns 0, or
+ * rcs[i] (0, RTQ_ENOTFOUND, RTQ_EDECODE for a bad status or a key of
+ * another type, RTQ_ENOMEM) per id. Returns 0, or
  * a connection error (detail set; every out[i] NULL). */
 int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *ids, size_t n,
                          rtq_task **out, int *rcs);

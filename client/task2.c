@@ -111,8 +111,12 @@ int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *id
     redisReply *r[2] = {NULL, NULL};
     int g = rtq_conn_get_reply(conn, &r[0]);
     int g2 = rtq_conn_get_reply(conn, &r[1]);
-    if (g == 0) g = g2;
-    if (g != 0) {
+    if (g == 0 || g == RTQ_EREDIS) g = g2 == 0 ? g : g2;
+    if (g == RTQ_EREDIS) {
+      /* An error reply (a key of another type): this task is unreadable,
+       * the connection and the other tasks are fine. */
+      rcs[i] = RTQ_EDECODE;
+    } else if (g != 0) {
       if (rc == 0) rc = rtq__client_conn_err(c, conn, g, "redis");
     } else {
       rcs[i] = from_hashes(queue, ids[i], r[0], r[1], &out[i]);
@@ -134,7 +138,7 @@ int rtq__task2_read(rtq_client *c, const char *queue, const char *id, rtq_task *
   if (one == RTQ_ENOTFOUND)
     rtq__client_err(c, "no task %s (it never existed or has expired)", id);
   else if (one == RTQ_EDECODE)
-    rtq__client_err(c, "task %s: its hash has no valid status field", id);
+    rtq__client_err(c, "task %s: its hash has no valid status field, or a key of it is not a hash", id);
   else if (one != 0)
     rtq__client_err(c, "out of memory");
   return one;

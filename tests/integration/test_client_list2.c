@@ -195,11 +195,14 @@ static void test_client_list2_skips_junk_entries(void **state) {
   create("t", "j", 0, b);
   rtq_test_cmd_int(C, "LPUSH", rtq_keys2_done(&K, "j", RTQ_STATUS_FAILED).s, "no/such", "ghost", NULL);
   rtq_test_cmd_int(C, "SADD", "{rtq}:queues", "bad queue", NULL);
+  /* A listed id whose task key is of another type. */
+  rtq_test_cmd_int(C, "LPUSH", rtq_keys2_done(&K, "j", RTQ_STATUS_FAILED).s, "str-key", NULL);
+  rtq_test_cmd_ok(C, "SET", rtq_keys2_task(&K, "j", "str-key").s, "x", NULL);
   rtq_task_list *l = list(0, NULL, NULL, 0, 0, NULL);
   assert_int_equal(l->count, 2);
   assert_string_equal(l->tasks[0]->id, a);
   assert_string_equal(l->tasks[1]->id, b);
-  assert_int_equal(l->examined, 8);
+  assert_int_equal(l->examined, 9);
   rtq_task_list_free(l);
   /* A page boundary on a junk entry still pages on. */
   l = list(0, NULL, NULL, 1, 0, NULL);
