@@ -37,6 +37,8 @@
 #define WORKER_TTL_MS 30000
 /* Ids read from one worker's processing list. */
 #define MAX_RUNNING_PER_WORKER 1024
+/* (The running source of a queue keeps at most RTQ_LIST_MAX_EXAMINED +
+ * WINDOW ids: a listing examines no more.) */
 
 static const struct source {
   char code;
@@ -141,41 +143,60 @@ static int live_workers(lister2 *l) {
   return rc;
 }
 
+/* Appends part's ids to l->running (taking them), up to the listing's
+ * examination bound in all. */
+static int running_add(lister2 *l, ids2 *part) {
+  size_t room = RTQ_LIST_MAX_EXAMINED + (size_t)WINDOW - l->running.n;
+  size_t k = part->n < room ? part->n : room;
+  if (k == 0) return 0;
+  char **more = realloc(l->running.v, (l->running.n + k) * sizeof *more);
+  if (more == NULL) return RTQ_ENOMEM;
+  l->running.v = more;
+  memcpy(more + l->running.n, part->v, k * sizeof *more);
+  l->running.n += k;
+  /* The ids taken now belong to running; the rest are part's to free. */
+  memmove(part->v, part->v + k, (part->n - k) * sizeof *part->v);
+  part->n -= k;
+  return 0;
+}
+
 /* The running source of queue: every live worker's processing list of
- * it, oldest first, concatenated in worker order; read once per queue. */
+ * it, oldest first, concatenated in worker order; read once per queue, in
+ * one pipelined round trip. */
 static int running_of(lister2 *l, const char *queue) {
   if (strcmp(l->running_queue, queue) == 0 && l->running.v != NULL) return 0;
   ids_free(&l->running);
   int rc = live_workers(l);
   if (rc != 0) return rc;
-  size_t cap = 0;
+  rtq_conn *conn = NULL;
+  if (l->nlive > 0 && (rc = rtq__pool_get(l->c, &conn)) != 0) return rc;
+  char last[16];
+  snprintf(last, sizeof last, "%d", MAX_RUNNING_PER_WORKER - 1);
+  int sent = 0;
+  rtq_argv a;
+  rtq_argv_init(&a);
   for (int i = 0; rc == 0 && i < l->nlive; i++) {
-    rtq_key2 key = rtq_keys2_processing(&l->c->keys2, queue, l->live[i]);
-    if (key.len == 0) continue;
-    char most[16];
-    snprintf(most, sizeof most, "%d", MAX_RUNNING_PER_WORKER);
-    const char *w[] = {"LRANGE", key.s, "0", most};
-    redisReply *r = NULL;
-    if ((rc = rtq__client_words(l->c, &r, 4, w)) != 0) break;
-    ids2 part;
-    rc = ids_from(r, true, &part);
-    freeReplyObject(r);
-    if (rc == 0 && part.n > 0) {
-      char **more = realloc(l->running.v, (cap + part.n) * sizeof *more);
-      if (more == NULL) {
-        rc = RTQ_ENOMEM;
-      } else {
-        l->running.v = more;
-        memcpy(more + cap, part.v, part.n * sizeof *more);
-        cap += part.n;
-        l->running.n = cap;
-        free(part.v);
-        part.v = NULL;
-        part.n = 0;
-      }
-    }
-    ids_free(&part);
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "LRANGE");
+    rc = rtq__argv_add_key2(&a, rtq_keys2_processing(&l->c->keys2, queue, l->live[i]));
+    rtq_argv_add_str(&a, "0");
+    rtq_argv_add_str(&a, last);
+    if (rc == 0) rc = rtq_conn_append(conn, &a);
+    if (rc == 0) sent++;
   }
+  rtq_argv_destroy(&a);
+  if (rc != 0) rc = rtq__client_conn_err(l->c, conn, rc, "redis");
+  for (int i = 0; i < sent; i++) {
+    redisReply *r = NULL;
+    int g = rtq_conn_get_reply(conn, &r);
+    ids2 part = {NULL, 0};
+    if (g != 0 && rc == 0) rc = rtq__client_conn_err(l->c, conn, g, "redis");
+    if (rc == 0 && ids_from(r, true, &part) != 0) rc = RTQ_ENOMEM;
+    if (rc == 0) rc = running_add(l, &part);
+    ids_free(&part);
+    if (r != NULL) freeReplyObject(r);
+  }
+  if (conn != NULL) rtq__pool_put(l->c, conn);
   if (rc == 0 && l->running.v == NULL) l->running.v = calloc(1, sizeof *l->running.v);
   if (rc == 0 && l->running.v == NULL) rc = RTQ_ENOMEM;
   snprintf(l->running_queue, sizeof l->running_queue, "%s", queue);
