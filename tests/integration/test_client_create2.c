@@ -97,6 +97,16 @@ static void test_client_create2_options(void **state) {
   free(ra);
   assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_delayed(&K, "q").s, NULL), 1);
   assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "q").s, NULL), 1);
+  /* run_at: that due time, in the delayed set too. */
+  redisReply *tm = rtq_test_command(C, "TIME", NULL);
+  unsigned long long due = (unsigned long long)atoll(tm->element[0]->str) * 1000 + 3600000;
+  freeReplyObject(tm);
+  char want[32];
+  snprintf(want, sizeof want, "%llu", due);
+  rtq_task_options at = {.queue = "q", .run_at_ms = due};
+  assert_int_equal(rtq_create_task(CL, "t", NULL, &at, id, NULL), 0);
+  assert_field("q", id, "ra", want);
+  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_delayed(&K, "q").s, NULL), 2);
   /* Bounds the script has that v1 does not: refused here, nothing sent. */
   rtq_task_options bad = {.queue = "q", .max_retries = 5000};
   assert_int_equal(rtq_create_task(CL, "t", NULL, &bad, id, NULL), RTQ_ERANGE);
