@@ -28,6 +28,7 @@
 
 #include "harness.h"
 #include "keys.h"
+#include "keys2.h"
 
 #define MAX_ROWS 32
 #define MAX_FLAGS 8
@@ -300,6 +301,23 @@ static bool file_has(const char *path, const char *needle) {
   return strstr(buf, needle) != NULL;
 }
 
+/* The key that shows each binary at work, in the protocol the binaries
+ * speak (RTQ_PROTOCOL): the workers set, the broker's lease, queue
+ * "nobody". Static storage, one per kind. */
+enum { KEY_WORKERS, KEY_LEASE, KEY_NOBODY };
+static const char *work_key(const rtq_keys *k, int which) {
+  static char keys_[3][RTQ_KEY2_CAP];
+  const char *p = getenv("RTQ_PROTOCOL");
+  rtq_keys2 k2;
+  rtq_keys2_init(&k2, "rtq");
+  bool v2 = p != NULL && strcmp(p, "2") == 0;
+  const char *s = which == KEY_WORKERS ? (v2 ? rtq_keys2_workers(&k2).s : rtq_keys_workers(k).s)
+                  : which == KEY_LEASE ? (v2 ? rtq_keys2_lease(&k2).s : rtq_keys_lease(k).s)
+                                       : (v2 ? rtq_keys2_queue(&k2, "nobody").s : rtq_keys_queue(k, "nobody").s);
+  snprintf(keys_[which], sizeof keys_[which], "%s", s);
+  return keys_[which];
+}
+
 /* Starts bin with args; once `cmd key` answers 1 (the process is at
  * work), asserts its cmdline shows `shown` and not the password. */
 static pid_t run_hiding(int bin, const char *const *args, rtq_conn *c, const char *cmd, const char *key,
@@ -335,14 +353,14 @@ static void test_settings_password_hidden_from_cmdline(void **state) {
 
   /* rtq-worker, the URL as a separate word; registered means connected. */
   const char *wargs[] = {"--redis", url, "--demo-handlers", NULL};
-  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", rtq_keys_workers(&k).s, "redis://default:*************@127.0.0.1:");
+  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", work_key(&k, KEY_WORKERS), "redis://default:*************@127.0.0.1:");
   /* rtq-broker, the URL inline; holding the lease means connected. */
   const char *bargs[] = {inline_url, NULL};
-  pid_t b = run_hiding(BROKER, bargs, c, "EXISTS", rtq_keys_lease(&k).s,
+  pid_t b = run_hiding(BROKER, bargs, c, "EXISTS", work_key(&k, KEY_LEASE),
                        "--redis=redis://default:*************@127.0.0.1:");
   /* rtq, waiting on a task that stays pending (no worker serves "nobody"). */
   const char *eargs[] = {"--redis", url, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
-  pid_t r = run_hiding(CLI, eargs, c, "LLEN", rtq_keys_queue(&k, "nobody").s,
+  pid_t r = run_hiding(CLI, eargs, c, "LLEN", work_key(&k, KEY_NOBODY),
                        "redis://default:*************@127.0.0.1:");
 
   /* rtq-web; listening means it has read its flags and connected. */
@@ -478,16 +496,16 @@ static void test_settings_url_file_keeps_the_password_out_of_proc(void **state) 
   assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
 
   const char *wargs[] = {"--redis-url-file", path, "--demo-handlers", NULL};
-  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", rtq_keys_workers(&k).s, "--redis-url-file");
+  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", work_key(&k, KEY_WORKERS), "--redis-url-file");
   char bin[1024];
   assert_non_null(rtq_test_bin_path(bin_rel[BROKER], bin, sizeof bin));
   const char *bargv[] = {bin, NULL};
   const char *benv[] = {var, NULL};
   pid_t b = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = bargv, .env = benv});
   assert_true(b > 0);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "EXISTS", rtq_keys_lease(&k).s, NULL) == 1, 10000);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "EXISTS", work_key(&k, KEY_LEASE), NULL) == 1, 10000);
   const char *eargs[] = {"--redis-url-file", path, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
-  pid_t r = run_hiding(CLI, eargs, c, "LLEN", rtq_keys_queue(&k, "nobody").s, "--redis-url-file");
+  pid_t r = run_hiding(CLI, eargs, c, "LLEN", work_key(&k, KEY_NOBODY), "--redis-url-file");
   pid_t all[] = {w, b, r};
   for (int i = 0; i < 3; i++) {
     char p[64], env[8192];
