@@ -15,7 +15,7 @@
 static const char *const env_vars[] = {
     "RTQ_MAX_CONCURRENT_TASKS", "RTQ_DEFAULT_TIMEOUT",  "RTQ_TASK_RESULT_TTL", "RTQ_ENABLE_TASK_HISTORY",
     "RTQ_LOG_LEVEL",            "RTQ_CLEANUP_INTERVAL", "RTQ_MAX_TASK_HISTORY", "RTQ_REDIS_URL",
-    "RTQ_NAMESPACE",
+    "RTQ_NAMESPACE",            "RTQ_PROTOCOL",
 };
 
 /* Tests start and end with no RTQ_* setting in the environment, so the
