@@ -16,28 +16,7 @@
 #include "client_internal.h"
 #include "harness.h"
 #include "keys2.h"
-
-static rtq_client *CL;
-static rtq_conn *C;
-
-static int setup(void **state) {
-  (void)state;
-  rtq_test_redis_flush();
-  rtq_client_options o;
-  memset(&o, 0, sizeof o);
-  o.redis_url = rtq_test_redis_url();
-  o.protocol = 2;
-  if (rtq_client_new(&o, &CL) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
-  C = rtq_test_conn();
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq_client_free(CL);
-  rtq_conn_free(C);
-  return 0;
-}
+#include "test_client_fixture2.h"
 
 static void test_client_queues2_register_once_per_client(void **state) {
   (void)state;
