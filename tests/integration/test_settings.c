@@ -65,6 +65,7 @@ static const struct sample {
     {"namespace", "ns-test", "ns-test"},
     {"wait_replicas", "2", "2"},
     {"wait_timeout", "250", "250"},
+    {"protocol", "2", "2"},
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 
