@@ -56,7 +56,8 @@ static const char *take_metrics_listen(int *argc, char **argv) {
  * history (two pooled connections: a scrape's thread and the loop's). */
 static int open_client(const rtq_broker_options *o, rtq_client **c) {
   rtq_client_options co = {.redis_url = o->config.redis_url, .ns = o->config.ns, .pool_size = 2,
-                           .protocol = o->config.protocol};
+                           .protocol = o->config.protocol, .connect_timeout_ms = o->connect_timeout_ms,
+                           .command_timeout_ms = o->command_timeout_ms};
   if (rtq_client_new(&co, c) == 0) return 0;
   rtq_log(RTQ_LOG_ERROR, "cannot open a client of redis", "error", rtq_client_errstr(NULL), NULL);
   return -1;
@@ -95,7 +96,9 @@ static void record_throughput(void *arg) {
     /* Opened at the first tick, not at start-up: a Redis that is down
      * then must not stop the broker, which waits for it. */
     rtq_client_options co = {.redis_url = j->o->config.redis_url, .ns = j->o->config.ns,
-                             .pool_size = 1, .protocol = j->o->config.protocol};
+                             .pool_size = 1, .protocol = j->o->config.protocol,
+                             .connect_timeout_ms = j->o->connect_timeout_ms,
+                             .command_timeout_ms = j->o->command_timeout_ms};
     rc = rtq_client_new(&co, &j->c);
     j->own = rc == 0;
     why = rtq_client_errstr(NULL);

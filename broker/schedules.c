@@ -25,7 +25,12 @@ static int open_client(rtq_broker *b) {
                           .task_result_ttl_s = b->o.config.task_result_ttl,
                           .history = b->o.config.enable_task_history ? 1 : -1,
                           .reply_spin_us = -1,
-                          .protocol = b->protocol};
+                          .protocol = b->protocol,
+                          /* The broker's own bounds: a frozen Redis must
+                           * not hold a sweep (or a SIGTERM) longer than
+                           * the broker's other calls. */
+                          .connect_timeout_ms = b->o.connect_timeout_ms,
+                          .command_timeout_ms = b->o.command_timeout_ms};
   int rc = rtq_client_new(&o, &b->client);
   if (rc != 0)
     rtq_log(RTQ_LOG_ERROR, "cannot open a client for the schedules", "error", rtq_client_errstr(NULL), NULL);
