@@ -1,7 +1,7 @@
 """Fixtures for the interop tests: a private redis-server on a free
 loopback port (one per session, flushed before each test), and a process
-registry that starts rtq's C binaries and the Python worker process and
-stops every one of them by PID when the test ends.
+registry that starts rtq's C binaries and the Python worker processes (of
+protocol 1 and 2) and stops every one of them by PID when the test ends.
 
 RTQ_BIN_DIR names the build directory (tests/interop/run.sh sets it).
 """
@@ -59,6 +59,12 @@ class Procs:
         return self.spawn("pyworker", ["/usr/bin/python3", os.path.join(ROOT, "tests", "interop",
                                                                         "rtqproto.py"),
                                        "worker", "--redis", self.url, *flags])
+
+    def py_worker2(self, *flags):
+        """A protocol 2 worker process (rtqproto2.py)."""
+        return self.spawn("pyworker2", ["/usr/bin/python3", os.path.join(ROOT, "tests", "interop",
+                                                                         "rtqproto2.py"),
+                                        "worker", "--redis", self.url, *flags])
 
     def logs(self):
         out = []
