@@ -197,7 +197,7 @@ def check_namespace(r, k):
     protocol-1 data or another mark."""
     v = r.get(k.version())
     if v is None:
-        if r.exists(f"{k.ns}:queues", f"{k.ns}:stats"):
+        if r.exists(f"{k.ns}:stats", f"{{{k.ns}}}:stats"):
             raise ProtocolError(f"namespace {k.ns} holds protocol-1 data")
         r.set(k.version(), "2", nx=True)
         v = r.get(k.version())

@@ -1,7 +1,9 @@
 #!/bin/sh
 # run.sh - the protocol conformance test: a Python producer and worker
-# (tests/interop/rtqproto.py, written from docs/PROTOCOL.md alone) run
-# against rtq's C worker, broker and CLI. Installs what is missing through
+# for each protocol (rtqproto.py, written from docs/PROTOCOL.md alone, and
+# rtqproto2.py, from docs/design/PROTOCOL-v2.md alone) run against rtq's C
+# worker, broker and CLI (test_interop.py; test_interop2.py, with every C
+# process run with --protocol 2). Installs what is missing through
 # scripts/install-deps.sh --interop (as root), builds rtq as
 # scripts/test.sh does, then runs pytest with Debian's Python.
 #
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
     --sanitize) sanitize=1 ;;
     --build-dir) [ $# -ge 2 ] || { echo "run.sh: --build-dir needs a value" >&2; exit 2; }; build=$2; shift ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

@@ -121,6 +121,23 @@ def test_ids_carry_their_queue_slot(redis_url, producer, rtq2):
     assert producer.task("ia", "order-17")["x"] == {"n": 1}
 
 
+def test_namespace_mark(redis_url, rtq):
+    """Section 10: the Python side marks the namespace the C side checks."""
+    r = redis.Redis.from_url(redis_url)
+    r.hset("rtq:stats", "x", 1)  # protocol 1 data, no mark
+    with pytest.raises(P.ProtocolError, match="protocol-1 data"):
+        P.Producer(redis_url)
+    r.flushall()
+    P.Producer(redis_url)
+    assert r.get("{rtq}:version") == b"2"
+    p = rtq("stats")  # protocol 1 (the default) refuses the marked namespace
+    assert p.returncode != 0 and "protocol-2" in p.stderr, p.stderr
+    assert rtq(*P2, "stats").returncode == 0
+    r.set("{rtq}:version", "3")
+    with pytest.raises(P.ProtocolError, match="marked protocol 3"):
+        P.Worker(redis_url, ["q"], {})
+
+
 # ---- Python producer -> C worker --------------------------------------------
 
 
