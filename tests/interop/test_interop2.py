@@ -305,6 +305,47 @@ def test_python_worker_failure_retries_then_fails(procs, pyworker, rtq2):
     assert "ZeroDivisionError" in t2["error"]["traceback"]
 
 
+def test_python_producer_batches_python_worker_takes_several(redis_url, producer, pyworker,
+                                                            rtq2):
+    r = redis.Redis.from_url(redis_url)
+    # Refused before Redis: 65 tasks, a bad name, a bad queue.
+    for q, tasks in (("pyb", [P.Task("py.echo", {"i": i}) for i in range(65)]),
+                     ("pyb", [P.Task("bad name")]), ("bad/queue", [P.Task("py.echo")])):
+        with pytest.raises(P.ProtocolError):
+            producer.create_batch(q, tasks)
+    assert r.llen("{rtq:pyb}:q") == 0
+    got = producer.create_batch("pyb", [P.Task("py.echo", {"i": i}) for i in range(64)])
+    assert len(got) == 64 and all(g[1] for g in got)
+    assert r.hget("{rtq:pyb}:stats", "enqueued") == b"64"
+    assert [g[0] for g in got] == sorted(g[0] for g in got)  # one producer's ids sort
+
+    w = pyworker(["pyb"], {"py.echo": lambda ctx, args: args}, take_n=16)
+    first = w.poll_once(timeout=5)
+    # One take claimed 16: the other 15 run under this worker already.
+    assert first[2] == ["ok", "completed"] and len(w._claimed) == 15
+    assert r.llen(f"{{rtq:pyb}}:p:{w.id}") == 15
+    for _ in range(63):
+        assert w.poll_once(timeout=5)[2] == ["ok", "completed"]
+    assert w.poll_once(timeout=0.2) is None
+    assert r.hget("{rtq:pyb}:stats", "completed") == b"64"
+    assert r.hget("{rtq:pyb}:rt", "count") == b"64"
+    last = got[-1][0]
+    assert producer.wait("pyb", last, 5)["r"] == {"i": 63}
+    assert status(rtq2, last)["result"] == {"i": 63}
+
+
+def test_python_worker_timeout(pyworker, rtq2):
+    def block(ctx, args):
+        while True:
+            ctx.sleep(0.02)
+
+    w = pyworker(["pyt"], {"py.block": block})
+    tid = enqueue(rtq2, "py.block", "{}", "--queue", "pyt", "--timeout", "0.3")
+    assert w.poll_once(timeout=5)[2] == ["ok", "timeout"]
+    t = status(rtq2, tid)
+    assert t["status"] == "timeout" and t["error"]["code"] == "TIMEOUT"  # finish wrote it
+
+
 # ---- cancellation ----------------------------------------------------------------
 
 
