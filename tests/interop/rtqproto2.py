@@ -26,7 +26,6 @@ import os
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback

@@ -433,7 +433,8 @@ def test_python_worker_killed_is_recovered_by_the_c_broker(redis_url, procs, rtq
     py = procs.py_worker2("--worker-id", "py-doomed", "--queue", "pyk", "--handler", "rtq.sleep",
                           "--heartbeat-interval", "0.3", "--heartbeat-ttl-ms", "2000")
     tid = enqueue(rtq2, "rtq.sleep", '{"seconds": 0.1, "steps": 2}', "--queue", "pyk")
-    wait_for(lambda: status(rtq2, tid)["worker"] == "py-doomed", 20, "the Python worker to claim it")
+    wait_for(lambda: status(rtq2, tid)["worker"] == "py-doomed", 20,
+             "the Python worker to claim it")
     assert status(rtq2, tid)["status"] == "running"
     os.kill(py.pid, signal.SIGKILL)
     py.wait(timeout=10)
@@ -464,7 +465,8 @@ def test_python_worker_requeues_on_shutdown(redis_url, procs, rtq2):
     r = redis.Redis.from_url(redis_url)
     assert r.lrange("{rtq:pys}:q", -1, -1) == [tid.encode()]
     assert r.llen("{rtq:pys}:p:py-leaving") == 0
-    assert not r.exists("{rtq}:worker:py-leaving") and r.zscore("{rtq}:workers", "py-leaving") is None
+    assert not r.exists("{rtq}:worker:py-leaving")
+    assert r.zscore("{rtq}:workers", "py-leaving") is None
     procs.c_worker(*P2, "--queue", "pys")
     wait_for(lambda: status_is(rtq2, tid, "completed"), 20, "the C worker to complete it")
     assert status(rtq2, tid)["attempts"] == 1
