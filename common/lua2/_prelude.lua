@@ -248,6 +248,11 @@ local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate)
   local h = redis.pcall('HMGET', t, unpack(CLAIM_FIELDS))
   if h.err then return {'bad', id, 'the task key is not a hash'} end
   if not h[1] then return {'missing', id} end
+  -- A status that is none of rtq's is a hash that does not check out:
+  -- reported, so the worker dead-letters it, not dropped unseen.
+  if h[1] ~= 'pending' and h[1] ~= 'running' and not TERMINAL[h[1]] then
+    return {'bad', id, 'the task hash does not validate'}
+  end
   if h[1] ~= 'pending' then
     redis.call('LREM', plist, 1, id)
     return {'skip', id, h[1]}

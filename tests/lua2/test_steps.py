@@ -117,6 +117,17 @@ def test_take_refuses_wedging_values(r, q):
     assert all(r.hget(q.t("A%d" % i), "s") == b"pending" for i in range(5))
 
 
+def test_take_reports_an_unknown_status_as_bad(r, q):
+    # A status none of rtq's would otherwise be skipped and its task
+    # stranded: reported, left in the processing list for deadletter.
+    q.create([{"id": "U"}])
+    r.hset(q.t("U"), "s", "weird")
+    got = q.take(W)
+    assert got == [[b"bad", b"U", b"the task hash does not validate"]]
+    assert r.lrange(q.k("p:" + W), 0, -1) == [b"U"]
+    assert r.hget(q.t("U"), "s") == b"weird"
+
+
 def running(q, r, n=1, p="T", **opts):
     q.create([dict(id=i, **opts) for i in ids(n, p)])
     return q.take(W, n=n)
