@@ -124,6 +124,8 @@ int cmd_list(cli *ctx, int argc, char **argv) {
   if (l->truncated)
     cli_warnf("note: stopped after examining %zu index entries; older tasks may match too",
                l->examined);
+  if (l->running_hidden)
+    cli_warnf("note: running tasks are not listed: this Redis user may not read the workers' lists");
   if (l->next_after[0] != '\0') cli_warnf("next page: --after %s", l->next_after);
   if (ctx->json) {
     json_t *arr = json_array();

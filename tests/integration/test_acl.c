@@ -1,7 +1,7 @@
 /*
  * test_acl.c - the ACL users of docs/OPERATIONS.md, on a real redis-server 7.
  *
- * The test reads the `ACL SETUSER` lines from docs/OPERATIONS.md itself and
+ * The test reads protocol 1's `ACL SETUSER` lines from docs/OPERATIONS.md itself and
  * runs them word for word, so the document cannot drift from what works.
  * Then, with each process logged in as its role:
  *
@@ -39,71 +39,16 @@
 
 #include "harness.h"
 #include "keys.h"
+#include "test_acl_util.h"
 #include "rtq/client.h"
 
 #define WAIT_MS 20000
-#define MAX_USERS 8
 
-typedef struct acl_user {
-  char name[64];
-  char password[128];
-  char url[300];
-} acl_user;
-
-static acl_user users[MAX_USERS];
-static int nusers;
-static rtq_conn *admin;
 static char outdir[256];
-
-static const acl_user *user(const char *name) {
-  for (int i = 0; i < nusers; i++)
-    if (strcmp(users[i].name, name) == 0) return &users[i];
-  fail_msg("docs/OPERATIONS.md has no ACL user %s", name);
-  return NULL;
-}
-
-/* Runs one "ACL SETUSER ..." line (words split on spaces) as the admin and
- * records the user's name and password. */
-static void run_setuser(char *line) {
-  rtq_argv a;
-  rtq_argv_init(&a);
-  acl_user *u = &users[nusers];
-  memset(u, 0, sizeof *u);
-  int word = 0;
-  for (char *save = NULL, *w = strtok_r(line, " \t\r\n", &save); w != NULL;
-       w = strtok_r(NULL, " \t\r\n", &save), word++) {
-    rtq_argv_add_str(&a, w);
-    if (word == 2) snprintf(u->name, sizeof u->name, "%s", w);
-    if (word > 2 && w[0] == '>') snprintf(u->password, sizeof u->password, "%s", w + 1);
-  }
-  redisReply *r = rtq_test_command_argv(admin, &a);
-  if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
-    fail_msg("ACL SETUSER %s: %s", u->name, r->str != NULL ? r->str : "?");
-  freeReplyObject(r);
-  rtq_argv_destroy(&a);
-  assert_true(u->password[0] != '\0');
-  char url[sizeof u->url];
-  snprintf(url, sizeof url, "redis://%s:%s@127.0.0.1:%d/0", u->name, u->password,
-           rtq_test_redis_port(rtq_test_redis_default()));
-  memcpy(u->url, url, sizeof url);
-  nusers++;
-}
 
 static int group_setup(void **state) {
   (void)state;
-  const char *src = getenv("RTQ_SOURCE_DIR");
-  if (src == NULL) fail_msg("RTQ_SOURCE_DIR is not set (run through ctest)");
-  char path[512], line[2048];
-  snprintf(path, sizeof path, "%s/docs/OPERATIONS.md", src);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) fail_msg("cannot read %s", path);
-  admin = rtq_test_conn();
-  while (fgets(line, sizeof line, f) != NULL && nusers < MAX_USERS) {
-    char *p = line + strspn(line, " ");
-    if (strncmp(p, "ACL SETUSER ", 12) == 0) run_setuser(p);
-  }
-  fclose(f);
-  assert_int_equal(nusers, 4);
+  assert_int_equal(acl_run_document(1), 4);
   snprintf(outdir, sizeof outdir, "%s/exports", rtq_test_redis_dir(rtq_test_redis_default()));
   assert_int_equal(mkdir(outdir, 0755), 0);
   return 0;
@@ -111,7 +56,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   (void)state;
-  rtq_conn_free(admin);
+  rtq_conn_free(acl_admin);
   return 0;
 }
 
@@ -206,43 +151,19 @@ static bool is_running(rtq_client *c, const char *id) {
 static long long broker_stat(const char *counter) {
   char field[64];
   snprintf(field, sizeof field, "broker|%s", counter);
-  char *v = rtq_test_cmd_str(admin, "HGET", "rtq:stats", field, NULL);
+  char *v = rtq_test_cmd_str(acl_admin, "HGET", "rtq:stats", field, NULL);
   long long n = v != NULL ? atoll(v) : 0;
   free(v);
   return n;
 }
 
 static long long admin_int(const char *cmd, const char *key) {
-  return rtq_test_cmd_int(admin, cmd, key, NULL);
-}
-
-/* The number of ACL LOG entries other than the CONFIG GET of the eviction
- * check; prints each. */
-static int acl_denials(void) {
-  redisReply *r = rtq_test_command(admin, "ACL", "LOG", NULL);
-  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-  int n = 0;
-  for (size_t i = 0; i < r->elements; i++) {
-    redisReply *e = r->element[i];
-    const char *reason = "?", *object = "?", *username = "?";
-    for (size_t j = 0; j + 1 < e->elements; j += 2) {
-      const char *k = e->element[j]->str;
-      const char *v = e->element[j + 1]->type == REDIS_REPLY_STRING ? e->element[j + 1]->str : "";
-      if (strcmp(k, "reason") == 0) reason = v;
-      if (strcmp(k, "object") == 0) object = v;
-      if (strcmp(k, "username") == 0) username = v;
-    }
-    if (strcmp(reason, "command") == 0 && strcmp(object, "config|get") == 0) continue;
-    printf("ACL LOG: user %s denied %s %s\n", username, reason, object);
-    n++;
-  }
-  freeReplyObject(r);
-  return n;
+  return rtq_test_cmd_int(acl_admin, cmd, key, NULL);
 }
 
 static void test_acl_roles_run_the_whole_flow(void **state) {
   (void)state;
-  rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL);
+  rtq_test_cmd_ok(acl_admin, "ACL", "LOG", "RESET", NULL);
   pid_t broker = start_broker();
   pid_t worker_a = start_worker("worker-a");
   rtq_client *p = client_as("rtq-producer");
@@ -289,7 +210,7 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
   assert_int_equal(ends(p, delay_id), RTQ_STATUS_COMPLETED);
 
   /* a poison envelope is dead-lettered by the worker */
-  rtq_test_cmd_int(admin, "LPUSH", "rtq:queue:default", "not msgpack", NULL);
+  rtq_test_cmd_int(acl_admin, "LPUSH", "rtq:queue:default", "not msgpack", NULL);
   RTQ_TEST_WAIT_FOR(admin_int("LLEN", "rtq:dead") == 1, WAIT_MS);
 
   /* list, stats, workers */
@@ -311,7 +232,7 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
   rtq_alive_workers *aw = NULL;
   assert_int_equal(rtq_list_workers(p, &aw), RTQ_EREDIS);
   assert_non_null(strstr(rtq_client_errstr(p), "NOPERM"));
-  rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL); /* those refusals were the point */
+  rtq_test_cmd_ok(acl_admin, "ACL", "LOG", "RESET", NULL); /* those refusals were the point */
   rtq_client *m = client_as("rtq-monitor");
   assert_int_equal(rtq_list_workers(m, &aw), 0);
   assert_int_equal(aw->count, 1);
@@ -370,7 +291,7 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
   /* The history cap (trim.lua, ZREMRANGEBYRANK) within the broker's grants. */
-  assert_true(rtq_test_cmd_int(admin, "ZCARD", "rtq:history", NULL) >= 2);
+  assert_true(rtq_test_cmd_int(acl_admin, "ZCARD", "rtq:history", NULL) >= 2);
   char bin[512], log[512];
   assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
   const char *once[] = {bin, "--redis", user("rtq-broker")->url, "--once", "--max-task-history", "1",
@@ -380,7 +301,7 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
   assert_true(trim > 0);
   assert_int_equal(rtq_test_wait_exit(trim, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  assert_int_equal(rtq_test_cmd_int(admin, "ZCARD", "rtq:history", NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(acl_admin, "ZCARD", "rtq:history", NULL), 1);
   assert_true(broker_stat("trimmed") >= 1);
   rtq_subscription_free(sub);
   rtq_client_free(p);
@@ -388,28 +309,6 @@ static void test_acl_roles_run_the_whole_flow(void **state) {
 }
 
 /* ---- the limits ---------------------------------------------------------- */
-
-/* Fails the test unless the command (NULL-terminated words) is refused by
- * the ACL. */
-static void denied(rtq_conn *c, const char *arg0, ...) {
-  const char *words[16];
-  size_t n = 0;
-  va_list ap;
-  va_start(ap, arg0);
-  for (const char *w = arg0; w != NULL && n < 16; w = va_arg(ap, const char *)) words[n++] = w;
-  va_end(ap);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  for (size_t i = 0; i < n; i++) rtq_argv_add_str(&a, words[i]);
-  redisReply *r = rtq_test_command_argv(c, &a);
-  rtq_argv_destroy(&a);
-  /* Inside a script the refusal is an ERR naming the script's user. */
-  if (r->type != REDIS_REPLY_ERROR ||
-      (strncmp(r->str, "NOPERM", 6) != 0 && strstr(r->str, "user executing the script can't") == NULL))
-    fail_msg("%s %s was not refused: %s", words[0], n > 1 ? words[1] : "",
-             r->type == REDIS_REPLY_ERROR ? r->str : "a reply");
-  freeReplyObject(r);
-}
 
 static void test_acl_producer_stays_in_its_namespace(void **state) {
   (void)state;
@@ -477,12 +376,12 @@ static void test_acl_keys_stop_the_raw_attacks(void **state) {
   freeReplyObject(rtq_test_command(c, "GET", "rtq:lease", NULL));
   freeReplyObject(rtq_test_command(c, "ZRANGE", "rtq:workers", "0", "-1", NULL));
   rtq_conn_free(c);
-  assert_int_equal(rtq_test_cmd_int(admin, "EXISTS", "rtq:worker:w-dead", NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(acl_admin, "EXISTS", "rtq:worker:w-dead", NULL), 0);
 }
 
 static void test_acl_monitor_reads_but_never_writes(void **state) {
   (void)state;
-  rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL);
+  rtq_test_cmd_ok(acl_admin, "ACL", "LOG", "RESET", NULL);
   rtq_client *p = client_as("rtq-producer");
   char id[RTQ_TASK_ID_SIZE];
   create(p, "rtq.echo", "{}", NULL, id);
@@ -565,12 +464,12 @@ static void test_acl_worker_without_runtime_pattern_still_finishes(void **state)
   }
   fclose(f);
   assert_true(a.argc > 4);
-  redisReply *r = rtq_test_command_argv(admin, &a);
+  redisReply *r = rtq_test_command_argv(acl_admin, &a);
   assert_int_equal(r->type, REDIS_REPLY_STATUS);
   freeReplyObject(r);
   rtq_argv_destroy(&a);
 
-  rtq_test_cmd_int(admin, "DEL", "rtq:runtime:default", NULL);
+  rtq_test_cmd_int(acl_admin, "DEL", "rtq:runtime:default", NULL);
   pid_t worker = start_worker("worker-old-acl");
   rtq_client *p = client_as("rtq-producer");
   char id[RTQ_TASK_ID_SIZE];
@@ -579,8 +478,8 @@ static void test_acl_worker_without_runtime_pattern_still_finishes(void **state)
   assert_int_equal(admin_int("EXISTS", "rtq:runtime:default"), 0);
   rtq_client_free(p);
   rtq_test_terminate(worker, SIGTERM, WAIT_MS, NULL);
-  rtq_test_cmd_ok(admin, "ACL", "SETUSER", "rtq-worker", "~rtq:runtime:*", NULL);
-  rtq_test_cmd_ok(admin, "ACL", "LOG", "RESET", NULL);
+  rtq_test_cmd_ok(acl_admin, "ACL", "SETUSER", "rtq-worker", "~rtq:runtime:*", NULL);
+  rtq_test_cmd_ok(acl_admin, "ACL", "LOG", "RESET", NULL);
 }
 
 int main(void) {

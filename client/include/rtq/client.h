@@ -289,6 +289,10 @@ typedef struct rtq_task_list {
   bool truncated;     /* stopped at RTQ_LIST_MAX_EXAMINED: more may match */
   char next_after[RTQ_TASK_ID_SIZE]; /* the filter's `after` for the next page;
                                         "" when the listing reached the end */
+  bool running_hidden; /* protocol 2: this Redis user may not read the
+                        * worker registry (the producer's ACL,
+                        * docs/OPERATIONS.md section 3.4), so running
+                        * tasks were not listed */
 } rtq_task_list;
 
 /*
