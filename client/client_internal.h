@@ -278,5 +278,15 @@ void rtq__sub2_free(rtq__sub2 *s);
 void rtq__sub2_counts(const rtq__sub2 *s, uint64_t *dropped, uint64_t *skipped);
 /* The same for a subscription (zeros under protocol 1). */
 void rtq__sub_counts(const rtq_subscription *s, uint64_t *dropped, uint64_t *skipped);
+/* The unbatching step of a subscription alone (for the event fuzzer):
+ * the text of one message on queue's events channel becomes v1-shaped
+ * events, each given to each(event, arg), which owns the malloc'd text,
+ * in the message's order; tasks past the per-message cap are left out and
+ * added to *dropped. 0, or -1 when the message is skipped whole (too
+ * long, not JSON, not an object, "t" not an array); a task entry without
+ * a valid id or a known status is skipped alone. */
+typedef void (*rtq__sub2_each)(char *event, void *arg);
+int rtq__sub2_unbatch_text(const char *queue, const char *text, size_t len, rtq__sub2_each each, void *arg,
+                           uint64_t *dropped);
 
 #endif

@@ -155,32 +155,39 @@ static int queue_of_channel(const rtq__sub2 *s, const redisReply *ch, char q[RTQ
   return strlen(q) == len - pre - 4 && rtq_validate_name(q) == 0 ? 0 : -1;
 }
 
-/* Unbatches one message into the backlog; a bad message adds nothing. */
-static void unbatch(rtq__sub2 *s, const redisReply *ch, const redisReply *body) {
-  char queue[RTQ_TASK_ID_SIZE];
-  if (body->type != REDIS_REPLY_STRING || body->len > MAX_MESSAGE || queue_of_channel(s, ch, queue) != 0) {
-    s->skipped++;
-    return;
-  }
-  json_t *msg = json_loadb(body->str, body->len, JSON_REJECT_DUPLICATES, NULL);
+/* See client_internal.h. */
+int rtq__sub2_unbatch_text(const char *queue, const char *text, size_t len, rtq__sub2_each each, void *arg,
+                           uint64_t *dropped) {
+  if (len > MAX_MESSAGE) return -1;
+  json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
   const json_t *tasks = json_object_get(msg, "t");
   if (!json_is_object(msg) || !json_is_array(tasks)) {
-    s->skipped++;
     json_decref(msg);
-    return;
+    return -1;
   }
   size_t n = json_array_size(tasks);
   if (n > MAX_TASKS) {
-    s->dropped += n - MAX_TASKS;
+    *dropped += n - MAX_TASKS;
     n = MAX_TASKS;
   }
   for (size_t i = 0; i < n; i++) {
     json_t *e = event_of(json_array_get(tasks, i), msg, queue);
-    char *text = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
+    char *event = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
     json_decref(e);
-    if (text != NULL) push_event(s, text);
+    if (event != NULL) each(event, arg);
   }
   json_decref(msg);
+  return 0;
+}
+
+static void to_backlog(char *event, void *s) { push_event(s, event); }
+
+/* Unbatches one message into the backlog; a bad message adds nothing. */
+static void unbatch(rtq__sub2 *s, const redisReply *ch, const redisReply *body) {
+  char queue[RTQ_TASK_ID_SIZE];
+  if (body->type != REDIS_REPLY_STRING || queue_of_channel(s, ch, queue) != 0 ||
+      rtq__sub2_unbatch_text(queue, body->str, body->len, to_backlog, s, &s->dropped) != 0)
+    s->skipped++;
 }
 
 static size_t unconfirmed(const rtq__sub2 *s) {

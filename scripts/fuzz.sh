@@ -13,6 +13,8 @@
 #   fuzz_frame     the child -> worker pipe frame reader
 #   fuzz_task      task hash -> rtq_task -> JSON, and event messages
 #   fuzz_dead      dead-letter record -> rtq_dead_letter -> JSON
+#   fuzz_events    a protocol 2 events message -> the events a subscription
+#                  makes of it -> wait's and watch's event readers
 #
 #   scripts/fuzz.sh                   # every target, 60 s each
 #   scripts/fuzz.sh 20                # every target, 20 s each
@@ -25,7 +27,7 @@ case $secs in
   '' | *[!0-9]*) echo "usage: $0 [seconds] [target...]" >&2; exit 2 ;;
 esac
 [ $# -gt 0 ] && shift
-targets=${*:-fuzz_envelope fuzz_parsers fuzz_frame fuzz_task fuzz_dead}
+targets=${*:-fuzz_envelope fuzz_parsers fuzz_frame fuzz_task fuzz_dead fuzz_events}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz

@@ -30,6 +30,7 @@
 
 #include "clock.h"
 #include "cli.h"
+#include "event_read.h"
 
 #define MAX_WATCHED 1000
 #define REREAD_MS 500
@@ -223,34 +224,32 @@ static void reread(watch *w) {
 
 /* Applies one event: {"id", "status", "progress"?, "message"?, ...}. */
 static void apply(watch *w, const char *text) {
-  json_t *o = json_loads(text, 0, NULL);
-  const char *id = json_string_value(json_object_get(o, "id"));
-  const char *st = json_string_value(json_object_get(o, "status"));
-  rtq_status s;
-  entry *x = id != NULL ? find(w, id) : NULL;
-  if (st == NULL || rtq_status_parse(st, &s) != 0 || rtq_validate_name(id) != 0) {
+  rtq__event ev;
+  int rc = rtq__event_read(text, &ev);
+  if (rc != 0) {
+    /* Not an event that says which task it is about (or no memory to
+     * read it): any watched task may have changed. */
     w->reread_pending = 1;
-    goto out;
+    return;
   }
-  if (x == NULL && w->follow && s == RTQ_STATUS_RUNNING && rtq_validate_name(id) == 0) {
-    x = adopt(w, id, json_object_get(o, "attempt") != NULL);
+  entry *x = find(w, ev.id);
+  if (x == NULL && w->follow && ev.status == RTQ_STATUS_RUNNING) {
+    x = adopt(w, ev.id, ev.started);
     if (x != NULL) show(w, x);
     goto out;
   }
   /* An ended task keeps its final line: a late event cannot revive it. */
   if (x == NULL || x->done) goto out;
-  x->status = s;
-  json_t *p = json_object_get(o, "progress");
-  if (json_is_number(p)) x->progress = json_number_value(p);
+  x->status = ev.status;
+  if (ev.has_progress) x->progress = ev.progress;
   if (x->progress < 0) x->progress = 0;
   if (x->progress > 100) x->progress = 100;
-  const char *m = json_string_value(json_object_get(o, "message"));
-  if (m != NULL) cli_clean(x->msg, sizeof x->msg, m, false);
-  x->done = rtq_status_is_terminal(s);
+  if (ev.message != NULL) cli_clean(x->msg, sizeof x->msg, ev.message, false);
+  x->done = rtq_status_is_terminal(ev.status);
   sample(x);
   show(w, x);
 out:
-  json_decref(o);
+  rtq__event_clear(&ev);
 }
 
 static int all_done(const watch *w) {
