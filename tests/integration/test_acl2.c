@@ -26,7 +26,8 @@
  *                taking the lease; each also from inside a script. The
  *                per-queue patterns ({rtq:*}:t:* ...) reach no namespace
  *                key ({rtq}:lease) and no other namespace ({rtq2:Q}:...).
- *   monitor      reads what rtq shows, writes nothing, runs no script.
+ *   monitor      reads what rtq shows, writes nothing, runs no script;
+ *                the dashboard (rtq-web --read-only) runs as the monitor.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -45,8 +46,10 @@
 #include "keys2.h"
 #include "rtq/client.h"
 #include "test_acl_util.h"
+#include "test_web_util.h"
 
 #define WAIT_MS 20000
+#define AUTH "Authorization: Bearer " WEB_TOKEN "\r\n"
 
 static rtq_keys2 K2;
 
@@ -468,12 +471,54 @@ static void test_acl2_monitor_reads_but_never_writes(void **state) {
   rtq_conn_free(c);
 }
 
+/* The dashboard, read-only, logged in as the monitor (as
+ * deploy/compose/acl.yml runs it): every page's data and the live events,
+ * without a denial. */
+static void test_acl2_dashboard_runs_as_the_monitor(void **state) {
+  (void)state;
+  rtq_client *p = client_as("rtq-producer");
+  char id[RTQ_TASK_ID_SIZE];
+  create(p, "rtq.echo", "{}", NULL, id);
+  rtq_test_cmd_ok(acl_admin, "ACL", "LOG", "RESET", NULL);
+  web_srv s;
+  const char *args[] = {"--protocol", "2", "--redis", user("rtq-monitor")->url, "--read-only",
+                        "--auth-token-file", web_token_file(), NULL};
+  web_start(&s, args);
+  sse_conn ev;
+  sse_open(&ev, s.port, "/api/events", AUTH);
+  assert_true(sse_wait_for(&ev, ": connected", 0, 5000));
+  /* The web subscribes to the queues it knows a moment after it starts:
+   * create until an event comes through (bounded). */
+  bool seen = false;
+  uint64_t deadline = rtq_test_now_ms() + WAIT_MS;
+  while (!seen && rtq_test_now_ms() < deadline) {
+    create(p, "rtq.echo", "{}", NULL, id);
+    seen = sse_wait_for(&ev, id, 0, 300);
+  }
+  assert_true(seen);
+  sse_close(&ev);
+  const char *pages[] = {"/api/stats", "/api/tasks", "/api/workers", "/api/dead", "/api/throughput",
+                         "/api/info"};
+  for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
+    json_decref(http_json(s.port, pages[i], AUTH, 200));
+  char path[128];
+  snprintf(path, sizeof path, "/api/tasks/%s", id);
+  json_decref(http_json(s.port, path, AUTH, 200));
+  char *clients = rtq_test_cmd_str(acl_admin, "CLIENT", "LIST", NULL);
+  assert_non_null(strstr(clients, "user=rtq-monitor")); /* the web's, the test has none open */
+  free(clients);
+  web_stop(&s);
+  rtq_client_free(p);
+  assert_int_equal(acl_denials(), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_acl2_roles_run_the_whole_flow),
       cmocka_unit_test(test_acl2_roles_stay_in_their_namespace),
       cmocka_unit_test(test_acl2_keys_stop_the_raw_attacks),
       cmocka_unit_test(test_acl2_monitor_reads_but_never_writes),
+      cmocka_unit_test(test_acl2_dashboard_runs_as_the_monitor),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
