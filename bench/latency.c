@@ -7,16 +7,20 @@
  * on one clock (CLOCK_MONOTONIC of this process):
  *
  *   t_enq    just before rtq_create_task() is called for the task;
- *   t_start  when the `running` event of the task, which claim.lua
- *            publishes on P:chan:events in the same atomic step that marks
- *            it running, arrives at this process's subscriber thread;
+ *   t_start  when the `running` event of the task, which the claim script
+ *            publishes in the same atomic step that marks it running
+ *            (protocol 1: PUBLISH on P:chan:events; protocol 2: SPUBLISH
+ *            of a batch message on {ns:Q}:ev, unbatched by librtq),
+ *            arrives at this process's subscriber thread;
  *   t_done   the same for the `completed` event of finish.lua.
  *
  * t_start - t_enq is therefore an upper bound of the real enqueue->start
  * time: it adds the delivery of one pub/sub message over loopback. That
  * delivery is measured too (event_hop_us: PUBLISH from this process to
  * receipt by the subscriber, which is a full request plus the delivery,
- * so itself an upper bound of the extra).
+ * so itself an upper bound of the extra). The calibration messages go
+ * where the protocol's events go, shaped as its scripts shape them, so
+ * under protocol 2 the hop includes librtq's unbatching.
  *
  * Before the measured tasks, WARMUP tasks are run and awaited, so the
  * worker is connected, its scripts are loaded and it sits idle in its
@@ -29,6 +33,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "keys2.h"
 
 #define WARMUP 20
 #define CALIBRATE 200
@@ -51,10 +56,13 @@ typedef struct listener {
   pthread_t thread;
 } listener;
 
-static int kind_of(const char *status) {
+/* Calibration messages are told by their id: protocol 2's unbatching
+ * passes on only the statuses a task can have, so they carry one that a
+ * no-op task never has in this phase ("cancelled"). */
+static int kind_of(const char *id, const char *status) {
+  if (strncmp(id, "calib-", 6) == 0) return EV_CALIB;
   if (strcmp(status, "running") == 0) return EV_RUNNING;
   if (strcmp(status, "completed") == 0) return EV_COMPLETED;
-  if (strcmp(status, "calib") == 0) return EV_CALIB;
   return 0;
 }
 
@@ -70,7 +78,7 @@ static void *listen_main(void *arg) {
     free(text);
     const char *id = json_string_value(json_object_get(j, "id"));
     const char *st = json_string_value(json_object_get(j, "status"));
-    int kind = id && st ? kind_of(st) : 0;
+    int kind = id && st ? kind_of(id, st) : 0;
     size_t n = atomic_load(&l->count);
     if (kind != 0 && n < l->cap) {
       snprintf(l->ev[n].id, sizeof l->ev[n].id, "%s", id);
@@ -119,13 +127,20 @@ static double calibrate_hop(rtq__bench *b, const char *ns, listener *l, uint64_t
   rtq_keys k;
   rtq_keys_init(&k, ns, false);
   rtq_key chan = rtq_keys_chan_events(&k);
+  rtq_keys2 k2;
+  rtq_keys2_init(&k2, ns);
+  rtq_key2 chan2 = rtq_keys2_chan_events(&k2, RTQ__BENCH_QUEUE);
+  bool v2 = b->o->protocol == 2;
   double *hop = calloc(CALIBRATE, sizeof *hop);
   uint64_t *sent = calloc(CALIBRATE, sizeof *sent);
   size_t got = 0;
   for (int i = 0; hop && sent && i < CALIBRATE; i++) {
     char msg[96];
-    snprintf(msg, sizeof msg, "{\"id\":\"calib-%d\",\"status\":\"calib\"}", i);
-    const char *argv[] = {"PUBLISH", chan.s, msg};
+    if (v2)
+      snprintf(msg, sizeof msg, "{\"at\":0,\"s\":\"cancelled\",\"t\":[{\"id\":\"calib-%d\"}]}", i);
+    else
+      snprintf(msg, sizeof msg, "{\"id\":\"calib-%d\",\"status\":\"cancelled\"}", i);
+    const char *argv[] = {v2 ? "SPUBLISH" : "PUBLISH", v2 ? chan2.s : chan.s, msg};
     sent[i] = rtq__bench_now_ns();
     if (rtq__bench_cmd(&b->redis, NULL, 3, argv) != 0) break;
     rtq__bench_sleep_us(200);
@@ -196,6 +211,18 @@ static void summarise(listener *l, const char *ids, const uint64_t *t_enq, const
   free(call);
 }
 
+/* Protocol 2: a subscription listens to the queues of {ns}:queues, and
+ * looks for new ones only once a second; the queue is registered (as its
+ * first create would) before subscribing, so the warm-up's events are not
+ * missed. */
+static int register_queue(rtq__bench *b, const char *ns) {
+  rtq_keys2 k2;
+  if (rtq_keys2_init(&k2, ns) != 0) return -1;
+  rtq_key2 queues = rtq_keys2_queues(&k2);
+  const char *argv[] = {"SADD", queues.s, RTQ__BENCH_QUEUE};
+  return rtq__bench_cmd(&b->redis, NULL, 3, argv);
+}
+
 int rtq__bench_phase_latency(rtq__bench *b) {
   size_t n = b->o->latency_n;
   char ns[96];
@@ -217,7 +244,8 @@ int rtq__bench_phase_latency(rtq__bench *b) {
 
   int rc = l.ev && ids && t_enq && call_us ? rtq__bench_flush(&b->redis) : -1;
   rtq_client *c = rc == 0 ? rtq__bench_client(b, ns) : NULL;
-  if (c == NULL || rtq_events_subscribe(c, &l.sub) != 0) rc = -1;
+  if (c != NULL && b->o->protocol == 2) rc = register_queue(b, ns);
+  if (c == NULL || rc != 0 || rtq_events_subscribe(c, &l.sub) != 0) rc = -1;
   if (rc == 0) thread = (rc = pthread_create(&l.thread, NULL, listen_main, &l)) == 0;
   if (rc == 0) rc = rtq__bench_worker_spawn(&worker, b->o, &b->redis, ns, "latency");
 
