@@ -150,7 +150,9 @@ static void profile_begin(rtq__bench *b, size_t n) {
   rtq__bench_cmd(&b->redis, NULL, 2, a3);
 }
 
-/* Aggregates SLOWLOG into {"<script or command>": {calls, usec_per_call}}. */
+/* Aggregates SLOWLOG into {"<script or command>": {calls, usec_per_call}},
+ * and for scripts also usec_p50, usec_p99 and usec_max over their calls
+ * (the longest call is what stalls every other client). */
 static json_t *profile_end(rtq__bench *b) {
   const char *a1[] = {"CONFIG", "SET", "slowlog-log-slower-than", "10000"};
   rtq__bench_cmd(&b->redis, NULL, 4, a1);
@@ -178,11 +180,17 @@ static json_t *profile_end(rtq__bench *b) {
           snprintf(name, sizeof name, "script2:%s", rtq_script2_name((rtq_script2_id)s));
       }
     }
+    /* slot: [calls, usec total, [usec of each call] (scripts only)] */
     json_t *slot = json_object_get(acc, name);
-    if (slot == NULL) json_object_set_new(acc, name, slot = json_pack("[ff]", 0.0, 0.0));
+    if (slot == NULL) {
+      json_object_set_new(acc, name, slot = json_pack("[ff]", 0.0, 0.0));
+      if (strncmp(name, "script", 6) == 0) json_array_append_new(slot, json_array());
+    }
+    double us = (double)e->element[2]->integer;
     json_array_set_new(slot, 0, json_real(json_real_value(json_array_get(slot, 0)) + 1));
-    json_array_set_new(slot, 1, json_real(json_real_value(json_array_get(slot, 1)) +
-                                          (double)e->element[2]->integer));
+    json_array_set_new(slot, 1, json_real(json_real_value(json_array_get(slot, 1)) + us));
+    json_t *each = json_array_get(slot, 2);
+    if (each != NULL) json_array_append_new(each, json_real(us));
   }
   freeReplyObject(r);
   const char *a3[] = {"SLOWLOG", "RESET"};
@@ -192,8 +200,19 @@ static json_t *profile_end(rtq__bench *b) {
   json_t *v;
   json_object_foreach(acc, k, v) {
     double calls = json_real_value(json_array_get(v, 0));
-    json_object_set_new(out, k, json_pack("{sfsf}", "calls", calls, "usec_per_call",
-                                          json_real_value(json_array_get(v, 1)) / calls));
+    json_t *o = json_pack("{sfsf}", "calls", calls, "usec_per_call",
+                          json_real_value(json_array_get(v, 1)) / calls);
+    json_t *each = json_array_get(v, 2);
+    size_t n = json_array_size(each);
+    double *d = n ? calloc(n, sizeof *d) : NULL;
+    for (size_t i = 0; d && i < n; i++) d[i] = json_real_value(json_array_get(each, i));
+    if (d) {
+      json_object_set_new(o, "usec_p50", json_real(rtq__bench_quantile(d, n, 0.5)));
+      json_object_set_new(o, "usec_p99", json_real(rtq__bench_quantile(d, n, 0.99)));
+      json_object_set_new(o, "usec_max", json_real(rtq__bench_quantile(d, n, 1.0)));
+    }
+    free(d);
+    json_object_set_new(out, k, o);
   }
   json_decref(acc);
   return out;

@@ -85,12 +85,17 @@ static void print_commandstats(const json_t *cs, FILE *f) {
 static void print_scripts(const json_t *sp, FILE *f) {
   if (!json_is_object(sp)) return;
   fprintf(f, "\n  Script profile (SLOWLOG at 0 us; adds its own overhead):\n");
-  fprintf(f, "    %-22s %10s %14s\n", "step", "calls", "usec/call");
+  fprintf(f, "    %-22s %10s %10s %8s %8s %8s\n", "step", "calls", "usec/call", "p50", "p99",
+          "max");
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)sp, k, v) {
-    fprintf(f, "    %-22s %10.0f %14.2f\n", k, rtq__bench_num(v, "calls"),
+    fprintf(f, "    %-22s %10.0f %10.2f", k, rtq__bench_num(v, "calls"),
             rtq__bench_num(v, "usec_per_call"));
+    if (json_object_get(v, "usec_max") != NULL)
+      fprintf(f, " %8.0f %8.0f %8.0f", rtq__bench_num(v, "usec_p50"),
+              rtq__bench_num(v, "usec_p99"), rtq__bench_num(v, "usec_max"));
+    fprintf(f, "\n");
   }
 }
 

@@ -19,6 +19,12 @@ Prints a line a second, then: the largest history seen (target: at most
 compares with the calibrated full-history memory (target: within 20%).
 Exits 1 when a target is missed.
 
+The protocol is RTQ_PROTOCOL's (1 by default), which the broker, the
+workers and the client inherit. Under protocol 2 the history is the
+queue's done list {hc:default}:done:completed (its finish caps it itself;
+the workers get --max-task-history CAP too), and the counter is
+{hc:default}:stats completed.
+
 usage: history_cap.py BUILD_DIR [N [WORKERS [CAP]]]   (1000000, 4, 10000)
 """
 import os
@@ -37,6 +43,19 @@ POLL_MS = 50
 AFTER_S = 10
 CHUNK = 20000
 NS = "hc"
+V2 = os.environ.get("RTQ_PROTOCOL", "1").strip() == "2"
+# The keys this tool reads, in the protocol's schema (docs/PROTOCOL.md,
+# docs/design/PROTOCOL-v2.md).
+if V2:
+    WORKERS_KEY = "{%s}:workers" % NS
+    HISTORY_KEY = "{%s:default}:done:completed" % NS
+    STATS_KEY, COMPLETED_FIELD = "{%s:default}:stats" % NS, "completed"
+    MEMORY_KEYS = (HISTORY_KEY, "{%s:default}:q" % NS)
+else:
+    WORKERS_KEY = NS + ":workers"
+    HISTORY_KEY = NS + ":history"
+    STATS_KEY, COMPLETED_FIELD = NS + ":stats", "default|completed"
+    MEMORY_KEYS = (HISTORY_KEY, NS + ":status:completed")
 
 
 def main():
@@ -71,9 +90,10 @@ def spawn(env, procs, argv, name):
     return p
 
 
-def start_workers(build, env, procs, count):
+def start_workers(build, env, procs, count, cap):
     return [spawn(env, procs, [os.path.join(build, "worker", "rtq-worker"), "--redis", env.url,
                                "--namespace", NS, "--concurrency", "50", "--isolation", "thread",
+                               "--max-task-history", str(cap),
                                "--demo-handlers", "--log-level", "WARNING"], "worker%d" % i)
             for i in range(count)]
 
@@ -87,8 +107,12 @@ def stop(ps, procs):
 
 
 def completed(r):
-    v = r("HGET", NS + ":stats", "default|completed")
+    v = r("HGET", STATS_KEY, COMPLETED_FIELD)
     return int(v) if v else 0
+
+
+def history(r):
+    return r("LLEN", HISTORY_KEY) if V2 else r("ZCARD", HISTORY_KEY)
 
 
 def used(r):
@@ -122,8 +146,9 @@ def run(build, rtq, env, procs, n, workers, cap):
     spawn(env, procs, [os.path.join(build, "broker", "rtq-broker"), "--redis", env.url,
                        "--namespace", NS, "--max-task-history", str(cap), "--log-level", "INFO"],
           "broker")
-    ws = start_workers(build, env, procs, workers)
-    wait_for(lambda: r("ZCARD", NS + ":workers") >= workers, 30, "the workers")
+    print("protocol %d" % (2 if V2 else 1))
+    ws = start_workers(build, env, procs, workers, cap)
+    wait_for(lambda: r("ZCARD", WORKERS_KEY) >= workers, 30, "the workers")
     time.sleep(1)
     mem_empty = used(r)
     client = rtq.Client(env.url, namespace=NS)
@@ -142,13 +167,13 @@ def run(build, rtq, env, procs, n, workers, cap):
     secs = enqueue(client, n)
     print("enqueued %d tasks in %.1f s (%.0f/s); used_memory %d B" % (n, secs, n / secs, used(r)))
     start = time.time()
-    ws = start_workers(build, env, procs, workers)
+    ws = start_workers(build, env, procs, workers, cap)
     target = cap + n
     hmax, mem_peak, t_end, mem_end, last_print = 0, 0, None, None, 0
     series = []
     while True:
         now = time.time() - start
-        h, m, c = r("ZCARD", NS + ":history"), used(r), completed(r)
+        h, m, c = history(r), used(r), completed(r)
         series.append((now, h, m, c))
         hmax, mem_peak = max(hmax, h), max(mem_peak, m)
         if t_end is None and c >= target:
@@ -180,8 +205,8 @@ def run(build, rtq, env, procs, n, workers, cap):
           % ("%.1f" % back if back is not None else "-", "%.1f" % capped if capped is not None else "-"))
     print("used_memory_rss %s, mem_fragmentation_ratio %s" % (info["used_memory_rss"],
                                                            info["mem_fragmentation_ratio"]))
-    for key in ("history", "status:completed"):
-        print("MEMORY USAGE %s:%s = %s B" % (NS, key, r("MEMORY", "USAGE", NS + ":" + key, "SAMPLES", "0")))
+    for key in MEMORY_KEYS:
+        print("MEMORY USAGE %s = %s B" % (key, r("MEMORY", "USAGE", key, "SAMPLES", "0")))
     client.close()
     return 0 if hmax <= 2 * cap and mem_after <= 1.2 * mem_full else 1
 
