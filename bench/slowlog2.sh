@@ -5,6 +5,7 @@
 #
 #   bench/slowlog2.sh [BUILD_DIR [N [US [WORKERS [RTQ_BENCH_ARGS...]]]]]
 #       defaults: build 200000 500 4
+# REDIS_NICE=-10 runs the redis-server at nice -10 (root).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
