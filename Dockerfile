@@ -4,7 +4,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev \
-      libjansson-dev libmicrohttpd-dev libcrypt-dev \
+      libjansson-dev libmicrohttpd-dev libcrypt-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -15,7 +15,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DRTQ_BUILD_TESTS=OFF \
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libhiredis0.14 libev4 libmsgpackc2 libjansson4 libmicrohttpd12 \
+      libhiredis0.14 libev4 libmsgpackc2 libjansson4 libmicrohttpd12 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 rtq \
  && useradd --system --uid 10001 --gid rtq --no-create-home --shell /usr/sbin/nologin rtq

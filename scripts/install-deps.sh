@@ -26,7 +26,7 @@
 # servers and sentinels on private ports).
 set -eu
 
-base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcrypt-dev redis-server redis-sentinel tzdata"
+base="build-essential cmake pkg-config libhiredis-dev libev-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcrypt-dev libssl-dev redis-server redis-sentinel tzdata"
 interop="python3-redis python3-msgpack python3-pytest"
 extra=""
 for arg in "$@"; do

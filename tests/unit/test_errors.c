@@ -60,6 +60,7 @@ static void test_errors_values_are_negative_and_unique(void **state) {
   assert_int_equal(RTQ_EUNKNOWN, -19);
   assert_int_equal(RTQ_EREPLICAS, -20);
   assert_int_equal(RTQ_EPROTOCOL, -21);
+  assert_int_equal(RTQ_EUNVERIFIED, -22);
 }
 
 static void test_errors_unknown_code_is_never_null(void **state) {

@@ -49,7 +49,8 @@ extern "C" {
   XX(RANGE, -18, "value out of range")                                     \
   XX(UNKNOWN, -19, "unknown task name")                                    \
   XX(REPLICAS, -20, "written, but fewer replicas than asked acknowledged it") \
-  XX(PROTOCOL, -21, "the namespace holds data of another protocol version")
+  XX(PROTOCOL, -21, "the namespace holds data of another protocol version") \
+  XX(UNVERIFIED, -22, "the task's outcome is not signed by a known worker key")
 
 enum rtq_errno {
   RTQ_OK = 0,

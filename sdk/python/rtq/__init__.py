@@ -7,7 +7,7 @@
 
 See sdk/python/README.md."""
 
-from .errors import Error, NotFound, StateError, Timeout  # noqa: F401
+from .errors import Error, NotFound, StateError, Timeout, Unverified  # noqa: F401
 from .handler import Task, TaskError, handler, handlers  # noqa: F401
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timeout")

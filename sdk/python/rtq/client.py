@@ -18,7 +18,7 @@ a caller usually handles.
 import json
 
 from ._native import ffi, lib, libc
-from .errors import BY_CODE, Error, NotFound, StateError, Timeout  # noqa: F401
+from .errors import BY_CODE, Error, NotFound, StateError, Timeout, Unverified  # noqa: F401
 
 from . import STATUSES, TERMINAL  # noqa: F401
 

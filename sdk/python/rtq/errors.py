@@ -27,4 +27,11 @@ class StateError(Error):
     """RTQ_ESTATE: the task's state does not allow the call."""
 
 
-BY_CODE = {"RTQ_ENOTFOUND": NotFound, "RTQ_ETIMEDOUT": Timeout, "RTQ_ESTATE": StateError}
+class Unverified(Error):
+    """RTQ_EUNVERIFIED: the task's outcome does not carry a valid signature
+    of a worker key the client holds (result_keys_file): it may be forged,
+    and is never reported as completed."""
+
+
+BY_CODE = {"RTQ_ENOTFOUND": NotFound, "RTQ_ETIMEDOUT": Timeout, "RTQ_ESTATE": StateError,
+           "RTQ_EUNVERIFIED": Unverified}
