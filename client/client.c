@@ -202,7 +202,8 @@ int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *cons
 /* Fills c's settings from opts, the environment and the defaults. */
 static int configure(rtq_client *c, const rtq_client_options *o) {
   rtq_config cfg;
-  char err[256];
+  char err[512];
+  int rc;
   rtq_config_defaults(&cfg);
   /* A URL the caller gives makes RTQ_REDIS_URL(_FILE) moot: not read. */
   static const char *const url_settings[] = {"redis_url", "redis_url_file", NULL};
@@ -263,6 +264,21 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   }
   c->wait_replicas = wr;
   c->wait_timeout_ms = wt;
+  if ((o->signing_key_file != NULL || o->result_keys_file != NULL) && c->protocol != 2) {
+    rtq__client_err(NULL, "signing needs protocol 2 (protocol 2 or RTQ_PROTOCOL=2); protocol 1 has no "
+                          "signatures");
+    return RTQ_EINVAL;
+  }
+  if (o->signing_key_file != NULL &&
+      (rc = rtq_sign_keys_load(o->signing_key_file, &c->sign_keys, err, sizeof err)) != 0) {
+    rtq__client_err(NULL, "signing key: %s", err);
+    return rc;
+  }
+  if (o->result_keys_file != NULL &&
+      (rc = rtq_sign_keys_load(o->result_keys_file, &c->result_keys, err, sizeof err)) != 0) {
+    rtq__client_err(NULL, "result keys: %s", err);
+    return rc;
+  }
   c->url = strdup(url);
   c->idle = calloc((size_t)c->max, sizeof *c->idle);
   c->known = calloc(RTQ__KNOWN_QUEUES, sizeof *c->known);
@@ -330,6 +346,8 @@ RTQ_EXTERN void rtq_client_free(rtq_client *c) {
   free(c->idle);
   free(c->known);
   free(c->url);
+  rtq_sign_keys_free(c->sign_keys);
+  rtq_sign_keys_free(c->result_keys);
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);
   free(c);

@@ -15,6 +15,7 @@
 #include "keys.h"
 #include "keys2.h"
 #include "rtq/client.h"
+#include "sign.h"
 
 struct rtq_client {
   uint64_t serial;           /* tells this client's thread-local errors apart */
@@ -33,6 +34,8 @@ struct rtq_client {
                               * the done list itself */
   int wait_replicas;         /* 0: no WAIT after a create */
   int wait_timeout_ms;
+  rtq_sign_keys *sign_keys;   /* protocol 2: signs the tasks it creates */
+  rtq_sign_keys *result_keys; /* protocol 2: verifies the outcomes it reads */
 
   /* Protocol 2: queues this client knows are in {ns}:queues (it
    * registered them, or found a task there), under mu. */

@@ -15,6 +15,7 @@
  */
 #include "client_internal.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "envelope.h"
 #include "scripts.h"
 #include "scripts2.h"
+#include "sign.h"
 
 /* Per call, as common/lua2/create.lua bounds it. */
 #define CALL_TASKS RTQ__V2_MAX_TASKS
@@ -37,7 +39,33 @@ typedef struct prepared {
   char id[RTQ_TASK_ID_SIZE];
   rtq__create2_task t;
   int rc;
+  char sig[RTQ_SIGN_SIZE]; /* t.signature, with a signing key */
 } prepared;
+
+/* The option as create stores it: "" when 0 (not stored). */
+static void opt_text(char *out, size_t cap, uint64_t v) {
+  if (v == 0)
+    out[0] = '\0';
+  else
+    snprintf(out, cap, "%" PRIu64, v);
+}
+
+/* Signs p's task with the client's producer key (PROTOCOL-v2.md 9). */
+static int sign(rtq_client *c, prepared *p) {
+  char to[24], mr[24], rt[24], bo[24];
+  opt_text(to, sizeof to, p->t.timeout_ms);
+  opt_text(mr, sizeof mr, p->t.max_retries);
+  opt_text(rt, sizeof rt, p->t.result_ttl_s);
+  opt_text(bo, sizeof bo, p->t.retry_backoff_ms);
+  rtq_sign_task st = {.id = p->id, .queue = p->queue, .name = p->t.name, .args = p->t.args,
+                      .args_len = p->t.args_len, .to = to, .mr = mr, .rt = rt, .bo = bo};
+  if (rtq_sign_task_sig(c->sign_keys, &st, p->sig) != 0) {
+    rtq__client_err(c, "out of memory signing the task");
+    return RTQ_ENOMEM;
+  }
+  p->t.signature = p->sig;
+  return 0;
+}
 
 /* Validates one task and fills p (p->t.id and name point into p and the
  * caller's name). args is the packed map; the empty map is sent as no
@@ -84,7 +112,7 @@ static int prepare(rtq_client *c, const char *name, const char *args, size_t arg
                              .max_retries = o->max_retries, .result_ttl_s = o->result_ttl_s,
                              .retry_backoff_ms = o->retry_backoff_ms, .delay_ms = o->delay_ms,
                              .run_at_ms = o->run_at_ms};
-  return 0;
+  return c->sign_keys != NULL ? sign(c, p) : 0;
 }
 
 /* Reads the reply of a call of n tasks into created[0..n). */

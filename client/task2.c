@@ -61,10 +61,48 @@ static bool has_side(const redisReply *r) {
   return false;
 }
 
+/* The value of field name in an HGETALL reply, or NULL. */
+static const redisReply *field_of(const redisReply *r, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+    const redisReply *k = r->element[i], *v = r->element[i + 1];
+    if (k->type == REDIS_REPLY_STRING && k->len == n && memcmp(k->str, name, n) == 0)
+      return v->type == REDIS_REPLY_STRING ? v : NULL;
+  }
+  return NULL;
+}
+
+/* A field as a reader sees it: the side hash's value over the task hash's. */
+static rtq_sign_bytes merged(const redisReply *th, const redisReply *xh, bool side, const char *name) {
+  const redisReply *v = side ? field_of(xh, name) : NULL;
+  if (v == NULL) v = field_of(th, name);
+  return v != NULL ? (rtq_sign_bytes){v->str, v->len} : (rtq_sign_bytes){NULL, 0};
+}
+
+/* With the workers' keys: 0 when the outcome of ended task t verifies, or
+ * needs no signature; else RTQ_EUNVERIFIED. `completed` must carry a
+ * valid `rs`; the other ends must when they carry one (without, they were
+ * written by a step that holds no worker key: a cancel, the broker's
+ * recovery, a dead letter). */
+static int check_outcome(const rtq_sign_keys *keys, const char *queue, const char *id, const rtq_task *t,
+                         const redisReply *th, const redisReply *xh, bool side) {
+  if (keys == NULL || !rtq_status_is_terminal(t->status)) return 0;
+  rtq_sign_bytes rs = merged(th, xh, side, "rs"), a = merged(th, xh, side, "a");
+  if (rs.p == NULL && t->status != RTQ_STATUS_COMPLETED) return 0;
+  char attempt[24] = "";
+  if (a.p != NULL && a.len < sizeof attempt) memcpy(attempt, a.p, a.len), attempt[a.len] = '\0';
+  rtq_sign_outcome o = {.id = id, .queue = queue, .attempt = attempt, .status = rtq_status_name(t->status),
+                        .r = merged(th, xh, side, "r"), .ec = merged(th, xh, side, "ec"),
+                        .em = merged(th, xh, side, "em"), .ed = merged(th, xh, side, "ed"),
+                        .et = merged(th, xh, side, "et")};
+  return rtq_sign_outcome_check(keys, &o, rs.p);
+}
+
 /* Builds task id of queue from its two HGETALL replies. RTQ_ENOTFOUND for
- * an empty task hash, RTQ_EDECODE, RTQ_ENOMEM. */
+ * an empty task hash, RTQ_EDECODE, RTQ_ENOMEM; with keys, RTQ_EUNVERIFIED
+ * for an outcome that does not verify (check_outcome). */
 static int from_hashes(const char *queue, const char *id, const redisReply *th,
-                       const redisReply *xh, rtq_task **out) {
+                       const redisReply *xh, const rtq_sign_keys *keys, rtq_task **out) {
   *out = NULL;
   if (th == NULL || th->type != REDIS_REPLY_ARRAY || th->elements == 0) return RTQ_ENOTFOUND;
   rtq_task *t = calloc(1, sizeof *t);
@@ -73,9 +111,11 @@ static int from_hashes(const char *queue, const char *id, const redisReply *th,
   snprintf(t->queue, sizeof t->queue, "%s", queue);
   int have_status = 0;
   size_t n = sizeof fields2 / sizeof fields2[0];
+  bool side = has_side(th);
   int rc = rtq__task_apply(t, fields2, n, th, &have_status);
-  if (rc == 0 && has_side(th)) rc = rtq__task_apply(t, fields2, n, xh, &have_status);
+  if (rc == 0 && side) rc = rtq__task_apply(t, fields2, n, xh, &have_status);
   if (rc == 0 && !have_status) rc = RTQ_EDECODE;
+  if (rc == 0) rc = check_outcome(keys, queue, id, t, th, xh, side);
   if (rc != 0) {
     rtq_task_free(t);
     return rc;
@@ -84,8 +124,8 @@ static int from_hashes(const char *queue, const char *id, const redisReply *th,
   return 0;
 }
 
-int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *ids, size_t n,
-                         rtq_task **out, int *rcs) {
+static int read_many(rtq_client *c, const char *queue, const char *const *ids, size_t n, rtq_task **out,
+                     int *rcs, const rtq_sign_keys *keys) {
   for (size_t i = 0; i < n; i++) out[i] = NULL, rcs[i] = RTQ_ENOTFOUND;
   if (n == 0) return 0;
   rtq_conn *conn = NULL;
@@ -119,7 +159,7 @@ int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *id
     } else if (g != 0) {
       if (rc == 0) rc = rtq__client_conn_err(c, conn, g, "redis");
     } else {
-      rcs[i] = from_hashes(queue, ids[i], r[0], r[1], &out[i]);
+      rcs[i] = from_hashes(queue, ids[i], r[0], r[1], keys, &out[i]);
     }
     if (r[0] != NULL) freeReplyObject(r[0]);
     if (r[1] != NULL) freeReplyObject(r[1]);
@@ -131,11 +171,21 @@ int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *id
   return rc;
 }
 
+/* Lists read tasks as they are: the outcome check belongs to the reads of
+ * one task (rtq_get_task, rtq_wait_for_task). */
+int rtq__task2_read_many(rtq_client *c, const char *queue, const char *const *ids, size_t n,
+                         rtq_task **out, int *rcs) {
+  return read_many(c, queue, ids, n, out, rcs, NULL);
+}
+
 int rtq__task2_read(rtq_client *c, const char *queue, const char *id, rtq_task **out) {
   int one = 0;
-  int rc = rtq__task2_read_many(c, queue, &id, 1, out, &one);
+  int rc = read_many(c, queue, &id, 1, out, &one, c->result_keys);
   if (rc != 0) return rc;
-  if (one == RTQ_ENOTFOUND)
+  if (one == RTQ_EUNVERIFIED)
+    rtq__client_err(c, "task %s: its outcome carries no valid signature of a worker key (rs): it may be "
+                       "forged", id);
+  else if (one == RTQ_ENOTFOUND)
     rtq__client_err(c, "no task %s (it never existed or has expired)", id);
   else if (one == RTQ_EDECODE)
     rtq__client_err(c, "task %s: its hash has no valid status field, or a key of it is not a hash", id);

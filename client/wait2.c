@@ -79,15 +79,25 @@ static int parse_message(const char *json, rtq_status *st, uint64_t *at) {
   return rc;
 }
 
+/* The task as a terminal message told it, its hash gone. A message can be
+ * sent by anyone who may publish: with the workers' keys, a completion
+ * known only from one is not believed. */
+static int from_event(rtq_client *c, const char *id, rtq_status st, uint64_t at, rtq_task **out) {
+  rtq__client_clear_err(c);
+  if (c->result_keys != NULL && st == RTQ_STATUS_COMPLETED) {
+    rtq__client_err(c, "task %s: its end was announced but its hash is gone, so its outcome cannot be "
+                       "verified", id);
+    return RTQ_EUNVERIFIED;
+  }
+  return rtq__task_from_event(id, st, at, out);
+}
+
 /* The terminal task: read it, or when its hash has just expired, what the
  * message said (ev: 1 when there was one). */
 static int read_ended(rtq_client *c, const char *queue, const char *id, int ev, rtq_status st,
                       uint64_t at, rtq_task **out) {
   int rc = rtq__task2_read(c, queue, id, out);
-  if (rc == RTQ_ENOTFOUND && ev) {
-    rtq__client_clear_err(c);
-    return rtq__task_from_event(id, st, at, out);
-  }
+  if (rc == RTQ_ENOTFOUND && ev) return from_event(c, id, st, at, out);
   if (rc == 0 && !rtq_status_is_terminal((*out)->status)) {
     /* Retried between the script and the read: not ended after all. */
     rtq_task_free(*out);
@@ -114,10 +124,7 @@ static int wait_messages(rtq_client *c, rtq_subscription *s, const char *queue, 
     free(msg);
     rtq_status st;
     rc = register_waiter(c, queue, id, &st);
-    if (rc == RTQ_ENOTFOUND && ev) {
-      rtq__client_clear_err(c);
-      return rtq__task_from_event(id, ev_st, at, out);
-    }
+    if (rc == RTQ_ENOTFOUND && ev) return from_event(c, id, ev_st, at, out);
     if (rc != 0) return rc;
     if (!rtq_status_is_terminal(st)) continue;
     rc = read_ended(c, queue, id, ev, ev_st, at, out);

@@ -172,8 +172,9 @@ static void finish_task(call *c, const rtq__finish2_task *t) {
     u64(c, t->jitter_ms);
     m++;
   }
+  text(c, "rs", t->outcome_signature, &m);
   char buf[4];
-  buf[0] = (char)('0' + m); /* at most 7 pairs */
+  buf[0] = (char)('0' + m); /* at most 8 pairs */
   if (!c->a->oom && rtq_argv_set(c->a, at, buf, 1) != 0) fail(c, RTQ_ENOMEM);
 }
 

@@ -116,6 +116,9 @@ typedef struct rtq__claim2_entry {
   const char *status;                   /* skip */
   const char *reason;                   /* bad */
   int64_t wait_ms;                      /* limited */
+  /* ok: to, mr, rt, bo as the task hash stores them ("" absent), which a
+   * task signature covers; NULL from a script that does not send them */
+  const char *to_s, *mr_s, *rt_s, *bo_s;
 } rtq__claim2_entry;
 
 int rtq__reply2_claim(const redisReply *r, rtq__claim2_entry *out, int cap, int *n);
@@ -137,6 +140,7 @@ typedef struct rtq__finish2_task {
   size_t error_details_len;
   int progress;       /* 0..100; < 0: leave it */
   uint64_t jitter_ms; /* added to a retry's backoff */
+  const char *outcome_signature; /* "kid:hex" (rs); NULL: unsigned */
 } rtq__finish2_task;
 
 /* Value type: one run-time histogram bucket and how many tasks of the call

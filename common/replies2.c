@@ -63,7 +63,8 @@ int rtq__reply2_create(const redisReply *r, rtq__create2_result *out, int cap, i
 
 /*
  * One claim_one entry (common/lua2/_prelude.lua):
- *   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature}
+ *   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature,
+ *    to, mr, rt, bo}
  *   {'skip', id, status} | {'missing', id} | {'bad', id, reason}
  * or a limit's: {'limited', wait_ms} (take) | {'limited', id, wait_ms} (claim)
  */
@@ -77,12 +78,16 @@ static int claim_entry(const redisReply *e, rtq__claim2_entry *o) {
   }
   o->id = text_at(e, 1, &o->id_len);
   if (o->id == NULL) return RTQ_EDECODE;
-  if (is(kind, "ok") && e->elements == 8) {
+  if (is(kind, "ok") && (e->elements == 8 || e->elements == 12)) {
     o->kind = RTQ__CLAIM2_OK;
     o->name = text_at(e, 2, NULL);
     o->args = text_at(e, 6, &o->args_len);
     o->signature = text_at(e, 7, NULL);
     if (o->name == NULL || o->args == NULL || o->signature == NULL) return RTQ_EDECODE;
+    if (e->elements == 12 &&
+        ((o->to_s = text_at(e, 8, NULL)) == NULL || (o->mr_s = text_at(e, 9, NULL)) == NULL ||
+         (o->rt_s = text_at(e, 10, NULL)) == NULL || (o->bo_s = text_at(e, 11, NULL)) == NULL))
+      return RTQ_EDECODE;
     if (int_at(e, 3, &o->attempt) != 0 || int_at(e, 4, &o->deadline_ms) != 0 ||
         int_at(e, 5, &o->timeout_ms) != 0)
       return RTQ_EDECODE;

@@ -85,6 +85,8 @@ int cli_exit_code(int rc) {
       return CLI_ENDED;
     case RTQ_ETIMEDOUT:
       return CLI_TIMEOUT;
+    case RTQ_EUNVERIFIED:
+      return CLI_UNVERIFIED;
     default:
       return CLI_REDIS;
   }
@@ -115,6 +117,9 @@ static const struct global {
     {"wait-replicas", "wait_replicas", offsetof(cli, wait_replicas)},
     {"wait-timeout", "wait_timeout", offsetof(cli, wait_timeout)},
     {"protocol", "protocol", offsetof(cli, protocol)},
+    /* Options that are no setting (no RTQ_* variable): the key files. */
+    {"signing-key-file", NULL, offsetof(cli, signing_key_file)},
+    {"result-keys", NULL, offsetof(cli, result_keys)},
 };
 
 #define NGLOBALS (sizeof globals / sizeof globals[0])
@@ -152,6 +157,7 @@ static int resolve(const cli *ctx, rtq_config *cfg) {
   cfg->log_level = RTQ_LOG_WARNING;
   for (size_t i = 0; i < NGLOBALS; i++) {
     const char *s = globals[i].setting;
+    if (s == NULL) continue;
     size_t n = 0;
     for (n = 0; s[n] != '\0' && n < 59; n++) var[4 + n] = (char)toupper((unsigned char)s[n]);
     memcpy(var, "RTQ_", 4);
@@ -164,7 +170,7 @@ static int resolve(const cli *ctx, rtq_config *cfg) {
   }
   for (size_t i = 0; i < NGLOBALS; i++) {
     const char *v = *(const char *const *)((const char *)ctx + globals[i].off);
-    if (v != NULL && rtq_config_set(cfg, globals[i].setting, v, err, sizeof err) != 0) {
+    if (v != NULL && globals[i].setting != NULL && rtq_config_set(cfg, globals[i].setting, v, err, sizeof err) != 0) {
       cli_errorf("%s", err);
       return CLI_USAGE;
     }
@@ -196,6 +202,8 @@ int cli_connect(cli *ctx) {
   o.wait_replicas = cfg.wait_replicas > 0 ? cfg.wait_replicas : -1;
   o.wait_timeout_ms = cfg.wait_timeout;
   o.protocol = cfg.protocol;
+  o.signing_key_file = ctx->signing_key_file;
+  o.result_keys_file = ctx->result_keys;
   ctx->wait_replicas_n = cfg.wait_replicas;
   rc = rtq_client_new(&o, &ctx->client);
   if (rc == 0) return CLI_OK;

@@ -64,6 +64,10 @@ static void usage(FILE *f) {
           "  --wait-timeout MS              that wait's timeout in ms (RTQ_WAIT_TIMEOUT; 1000)\n"
           "  --protocol N                   wire protocol, 1 or 2, as every process of the\n"
           "                                 namespace (RTQ_PROTOCOL; 1)\n"
+          "  --signing-key-file FILE        protocol 2: sign the tasks created with the first\n"
+          "                                 key of FILE (kid:hex lines; docs/SECURITY.md)\n"
+          "  --result-keys FILE             protocol 2: the workers' keys; an outcome without a\n"
+          "                                 valid worker signature is reported unverified (exit 7)\n"
           "  --json                         every command prints JSON\n"
           "  --print-config                 print these settings, then exit\n"
           "queue limit, queue purge and tasks delete need protocol 2 (RTQ_PROTOCOL=2).\n"
@@ -73,6 +77,7 @@ static void usage(FILE *f) {
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
           "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out,\n"
           "6 enqueued but fewer replicas than --wait-replicas acknowledged it,\n"
+          "7 the task's outcome is unverified (--result-keys: no valid worker signature),\n"
           "130 interrupted (Ctrl-C) while waiting; the task goes on.\n");
 }
 

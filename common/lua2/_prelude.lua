@@ -138,12 +138,18 @@ local function end_task(t, x, id, status, now, fields, side, has_side, ttl_s, hi
     fields[#fields + 1] = 'xs'; fields[#fields + 1] = '1'
   end
   redis.call('HSET', t, 's', status, 'e', now, unpack(fields))
-  if status == 'completed' then
-    redis.call('HDEL', t, 'x', 'dl')
-    if has_side then redis.pcall('HDEL', x, 'x') end
-  else
-    redis.call('HDEL', t, 'dl')
+  -- An outcome signature (rs) belongs to the outcome written with it:
+  -- any other end drops an older one.
+  local signed = false
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'rs' then signed = true end
   end
+  local drop = signed and {'dl'} or {'dl', 'rs'}
+  if status == 'completed' then
+    drop[#drop + 1] = 'x'
+    if has_side then redis.pcall('HDEL', x, 'x') end
+  end
+  redis.call('HDEL', t, unpack(drop))
   redis.call('PEXPIREAT', t, until_ms)
   if has_side then redis.call('PEXPIREAT', x, until_ms) end
   if hist then
@@ -235,13 +241,15 @@ end
 -- Claims one task whose id is at the head of the processing list plist:
 -- pending -> running under wid, attempt + 1, deadline. Returns the reply
 -- entry of take and claim:
---   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature}
+--   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature,
+--    to, mr, rt, bo}  the last four as stored ('' when absent): with the
+--                     rest, the values the signature covers
 --   {'skip', id, status}  not pending (cancelled while it waited, or a
 --                         stale duplicate): dropped from plist, not run
 --   {'missing', id}       no task hash: the worker dead-letters the id
 --   {'bad', id, reason}   the id or the stored fields do not validate:
 --                         the worker dead-letters it, nothing was written
-local CLAIM_FIELDS = {'s', 'n', 'a', 'to', 'x', 'xs', 'sg'}
+local CLAIM_FIELDS = {'s', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo'}
 local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate)
   if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
   local t = tpre .. id
@@ -272,7 +280,7 @@ local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate)
     args = type(v) == 'string' and v or ''
   end
   started[#started + 1] = {id = id, a = a}
-  return {'ok', id, h[2], a, dl, to, args, h[7] or ''}
+  return {'ok', id, h[2], a, dl, to, args, h[7] or '', h[4] or '', h[8] or '', h[9] or '', h[10] or ''}
 end
 
 -- Splits name/value pairs into those that stay in the task hash and
@@ -286,9 +294,10 @@ local function split_big(name, value, inline, side)
   end
 end
 
--- Outcome fields a worker may send, with the longest value each may have.
+-- Outcome fields a worker may send, with the longest value each may have
+-- (rs: the worker's signature of the outcome, "kid:hex").
 local OUTCOME_FIELDS = {ec = 128, em = MAX_TEXT, ed = 1048576, et = MAX_TRACEBACK, p = 3,
-                        pm = MAX_TEXT}
+                        pm = MAX_TEXT, rs = 200}
 
 -- A dead-letter record: a msgpack map of the pairs in kv (a flat list:
 -- name, value, ...), then `payload`, the first 4096 bytes of the entry as

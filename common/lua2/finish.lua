@@ -17,7 +17,9 @@
 --       (field, increment), then per task: id, attempt, final status,
 --       result (msgpack; '' = none), m, then m pairs among ec, em, ed
 --       (msgpack), et, p, pm (an empty value leaves the field as it is),
---       j (jitter, ms)
+--       j (jitter, ms), rs (the worker's signature of the outcome,
+--       "kid:hex": stored with a terminal outcome, which then holds only
+--       the error fields this call sent; not with a retry)
 -- Reply: one entry per task, in order:
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
 check_keys()
@@ -49,7 +51,7 @@ while b <= #ARGV do
   need_whole(ARGV[b + 1], 1, MAX_ATTEMPT, 'finish: attempt')
   if not DONE[ARGV[b + 2]] then bad('finish: final status must be a terminal status') end
   bytes = bytes + #ARGV[b + 3]
-  local m = need_whole(ARGV[b + 4], 0, 7, 'finish: m')
+  local m = need_whole(ARGV[b + 4], 0, 8, 'finish: m')
   if b + 4 + 2 * m > #ARGV then bad('finish: missing outcome pairs') end
   for i = b + 5, b + 3 + 2 * m, 2 do
     local f, v = ARGV[i], ARGV[i + 1]
@@ -61,6 +63,8 @@ while b <= #ARGV do
       bad('finish: ' .. f .. ' is too long')
     elseif f == 'p' and v ~= '' then
       need_whole(v, 0, 100, 'finish: progress')
+    elseif f == 'rs' and v ~= '' and not string.find(v, '^[A-Za-z0-9._-]+:[0-9a-f]+$') then
+      bad('finish: rs must be "kid:hex"')
     elseif (f == 'ec' or f == 'pm') and not valid_utf8(v) then
       bad('finish: ' .. f .. ' is not UTF-8')
     end
@@ -86,12 +90,14 @@ for j = 1, #starts do
     out[j] = {'stale', f[1] or ''}
   else
     leases[#leases + 1] = id
-    local inline, side, jitter, e, has_em = {}, {}, 0, {id = id}, false
+    local inline, side, jitter, e, has_em, rs = {}, {}, 0, {id = id}, false, nil
     local stop = STOP[final]
     for i = b + 5, b + 3 + 2 * tonumber(ARGV[b + 4]), 2 do
       local k, v = ARGV[i], ARGV[i + 1]
       if k == 'j' then
         jitter = tonumber(v)
+      elseif k == 'rs' then
+        if v ~= '' then rs = v end
       elseif v ~= '' and not (stop and k == 'ec') then
         split_big(k, v, inline, side)
         if k == 'ec' or k == 'pm' then e[k] = v elseif k == 'p' then e.p = tonumber(v) end
@@ -114,7 +120,7 @@ for j = 1, #starts do
         inline[#inline + 1] = 'xs'; inline[#inline + 1] = '1'
       end
       redis.call('HSET', t, 's', 'pending', 'ry', run_at, unpack(inline))
-      redis.call('HDEL', t, 'dl')
+      redis.call('HDEL', t, 'dl', 'rs')
       redis.call('ZADD', KEYS[2], run_at, id)
       counts.retried = (counts.retried or 0) + 1
       e.s, e.ry = 'pending', run_at
@@ -122,6 +128,15 @@ for j = 1, #starts do
     else
       local ttl = opt_whole(f[6], 1, MAX_TTL_S, defttl) or defttl
       if not hist and ttl > 60 then ttl = 60 end
+      if rs then
+        -- A signed failure covers the error fields as this call wrote
+        -- them: none is left over from an earlier attempt.
+        if final ~= 'completed' then
+          redis.call('HDEL', t, 'ec', 'em', 'ed', 'et')
+          if f[8] then redis.pcall('HDEL', xpre .. id, 'ec', 'em', 'ed', 'et') end
+        end
+        inline[#inline + 1] = 'rs'; inline[#inline + 1] = rs
+      end
       end_task(t, xpre .. id, id, final, now, inline, side, f[8] ~= false, ttl,
                hist and KEYS[DONE[final]] or nil, pushes)
       counts[final] = (counts[final] or 0) + 1

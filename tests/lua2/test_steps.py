@@ -412,3 +412,50 @@ def test_events_channel_must_be_under_the_queue_tag(r, q):
         with pytest.raises(redis.ResponseError, match="events channel"):
             q.s.call(name, keys, argv)
     assert r.execute_command("DEBUG", "DIGEST") == before
+
+
+# ---- signing (PROTOCOL-v2.md section 9) ----
+
+SIG = "k1:" + "ab" * 32
+
+
+def test_claim_returns_the_stored_values_a_signature_covers(r, q):
+    q.create([{"id": "S", "timeout_ms": 5000, "backoff_ms": 7, "sig": SIG},
+              {"id": "U"}])
+    got = q.take(W)
+    assert got[0][7:] == [SIG.encode(), b"5000", b"", b"", b"7"]
+    assert got[1][7:] == [b"", b"", b"", b"", b""]
+
+
+def test_finish_stores_rs_with_a_terminal_outcome_only(r, q):
+    running(q, r, n=3, max_retries=1)
+    out = q.finish(W, [("T0000", 1, "completed", b"\xa2ok", {"rs": SIG}),
+                       ("T0001", 1, "failed", b"", {"ec": "E", "em": "boom", "rs": SIG})])
+    assert out == [[b"ok", b"completed"], [b"retry", out[1][1]]]
+    assert r.hget(q.t("T0000"), "rs") == SIG.encode()
+    assert r.hget(q.t("T0001"), "rs") is None  # a retry is no outcome yet
+    with pytest.raises(redis.ResponseError):
+        q.finish(W, [("T0002", 1, "completed", b"", {"rs": "not a signature"})])
+    assert r.hget(q.t("T0002"), "s") == b"running"
+
+
+def test_signed_failure_holds_only_the_error_fields_it_sent(r, q):
+    running(q, r, max_retries=1)
+    long_et = "x" * 300
+    q.finish(W, [("T0000", 1, "failed", b"", {"ec": "E1", "em": "first", "et": long_et})])
+    r.zrem(q.k("delayed"), "T0000")
+    r.hset(q.t("T0000"), "s", "pending")
+    r.lpush(q.k("q"), "T0000")
+    assert q.take(W)[0][3] == 2
+    q.finish(W, [("T0000", 2, "failed", b"", {"ec": "E2", "em": "second", "rs": SIG})])
+    t = q.task("T0000")
+    assert t["ec"] == b"E2" and t["em"] == b"second" and "et" not in t
+    assert t["rs"] == SIG.encode()
+
+
+def test_other_ends_drop_an_older_rs(r, q):
+    running(q, r)
+    r.hset(q.t("T0000"), "rs", SIG)  # as a retried task would still hold
+    assert q.deadletter("T0000", "BAD_SIGNATURE", "bad signature", W) == [b"ok", 1]
+    t = q.task("T0000")
+    assert t["s"] == b"failed" and t["ec"] == b"BAD_SIGNATURE" and "rs" not in t

@@ -94,6 +94,18 @@ typedef struct rtq_client_options {
                                * namespace must share. rtq_client_new
                                * refuses (RTQ_EPROTOCOL) a namespace that
                                * holds the other protocol's data */
+  const char *signing_key_file; /* NULL: tasks are not signed. Protocol 2
+                               * only: the producers' key file (kid:hex
+                               * lines, mode 0600; docs/SECURITY.md): every
+                               * task created carries the first key's
+                               * signature, which workers holding the file
+                               * check before they run it */
+  const char *result_keys_file; /* NULL: outcomes are read as they are.
+                               * Protocol 2 only: the workers' key file;
+                               * rtq_get_task and rtq_wait_for_task report a
+                               * task that ended completed without a valid
+                               * worker signature, or with a bad one, as
+                               * RTQ_EUNVERIFIED (never as completed) */
 } rtq_client_options;
 
 /*

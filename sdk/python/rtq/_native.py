@@ -43,6 +43,8 @@ typedef struct rtq_client_options {
   int wait_replicas;
   int wait_timeout_ms;
   int protocol;
+  const char *signing_key_file;
+  const char *result_keys_file;
 } rtq_client_options;
 
 typedef struct rtq_task_options {
