@@ -58,6 +58,7 @@
 #define RTQ_CODE_VERSION "UNSUPPORTED_VERSION"
 #define RTQ_CODE_UNKNOWN_TASK "UNKNOWN_TASK"
 #define RTQ_CODE_NO_TASK_RECORD "NO_TASK_RECORD"
+#define RTQ_CODE_BAD_SIGNATURE "BAD_SIGNATURE"
 #define RTQ_CODE_HANDLER_ERROR "HANDLER_ERROR"
 
 /* Reconnect backoff cap for redis-sentinel:// and redis+cluster:// URLs

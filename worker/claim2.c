@@ -140,6 +140,12 @@ static const char *bad_args(const rtq_worker *w, const char *args, size_t len, c
 /* The task of j runs under this worker now (e is ok): start it, or hand
  * it on when it cannot run here. */
 static void claimed(rtq_worker *w, rtq__job *j, const rtq__claim2_entry *e) {
+  if (!rtq__sign2_task_ok(w, j->queue, e)) {
+    rtq__deadletter2(w, j->queue, j->id, strlen(j->id), RTQ_CODE_BAD_SIGNATURE,
+                     "the task carries no valid producer signature (sg)");
+    rtq__job_free(w, j);
+    return;
+  }
   snprintf(j->name, sizeof j->name, "%.*s", (int)sizeof j->name - 1, e->name ? e->name : "");
   snprintf(j->e.name, sizeof j->e.name, "%s", j->name);
   j->attempt = e->attempt > 0 && e->attempt <= UINT32_MAX ? (uint32_t)e->attempt : 1;
@@ -441,8 +447,9 @@ void rtq__claim2_tick(rtq_worker *w, uint64_t now) {
 
 /* ---- adoption after a lost reply ---- */
 
-/* The fields of a task hash adoption reads: s w a n x xs to. */
-#define NFIELDS 7
+/* The fields of a task hash adoption reads: s w a n x xs to, and the
+ * signature with the rest of what it covers: sg mr rt bo. */
+#define NFIELDS 11
 
 static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
   rtq__job *j = pd;
@@ -468,7 +475,12 @@ static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
                            .attempt = f[2] ? strtoll(f[2], NULL, 10) : 1,
                            .timeout_ms = f[6] ? strtoll(f[6], NULL, 10) : 0,
                            .args = x->type == REDIS_REPLY_STRING ? x->str : "",
-                           .args_len = x->type == REDIS_REPLY_STRING ? x->len : 0};
+                           .args_len = x->type == REDIS_REPLY_STRING ? x->len : 0,
+                           .signature = f[7] ? f[7] : "",
+                           .to_s = f[6] ? f[6] : "",
+                           .mr_s = f[8] ? f[8] : "",
+                           .rt_s = f[9] ? f[9] : "",
+                           .bo_s = f[10] ? f[10] : ""};
     rtq_log(RTQ_LOG_INFO, "adopted a task claimed before a connection loss", "task", j->id, NULL);
     rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
     j->claimed_running = w->phase == RTQ__RUN;
@@ -496,7 +508,7 @@ static void send_adopt(rtq_worker *w, rtq__job *j) {
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HMGET");
   rtq__argv_add_key2(&w->argv, t);
-  const char *fields[NFIELDS] = {"s", "w", "a", "n", "x", "xs", "to"};
+  const char *fields[NFIELDS] = {"s", "w", "a", "n", "x", "xs", "to", "sg", "mr", "rt", "bo"};
   for (int i = 0; i < NFIELDS; i++) rtq_argv_add_str(&w->argv, fields[i]);
   if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);

@@ -18,6 +18,7 @@
 
 #include "calls2.h"
 #include "runtime.h"
+#include "sign.h"
 
 int rtq__finish2_argv(rtq_worker *w, rtq__job *const *jobs, int n, bool count_runs, uint64_t (*jitter)(rtq_worker *)) {
   if (n < 1 || n > RTQ__V2_MAX_TASKS) return RTQ_EINVAL;
@@ -38,6 +39,7 @@ int rtq__finish2_argv(rtq_worker *w, rtq__job *const *jobs, int n, bool count_ru
     pairs[np++] = (rtq__rt_pair2){"sum_ms", (sum_us + 500) / 1000};
   }
   rtq__finish2_task t[RTQ__V2_MAX_TASKS];
+  char sigs[RTQ__V2_MAX_TASKS][RTQ_SIGN_SIZE];
   for (int i = 0; i < n; i++) {
     const rtq__job *j = jobs[i];
     const rtq__outcome *o = &j->out;
@@ -58,6 +60,7 @@ int rtq__finish2_argv(rtq_worker *w, rtq__job *const *jobs, int n, bool count_ru
       t[i].progress_message = j->prog.msg;
     }
     if (o->status == RTQ_STATUS_FAILED) t[i].jitter_ms = jitter(w);
+    if (rtq__sign2_outcome(w, j, &t[i], sigs[i]) != 0) return RTQ_ENOMEM;
   }
   rtq__keep2 keep = rtq__keep2_of(w);
   return rtq__call2_finish(&w->argv, &w->keys2, w->use_eval, jobs[0]->queue, w->id, &keep, pairs, np, t, n);

@@ -262,6 +262,9 @@ struct rtq_worker {
   /* wait_replicas: tasks whose completion fewer replicas acknowledged
    * than asked (or whose WAIT failed) */
   uint64_t n_unreplicated;
+  /* protocol 2 signing (sign2.c): the worker's own key, which signs its
+   * outcomes, and the producers' keys, which every task must verify under */
+  struct rtq_sign_keys *sign_keys, *task_keys;
 };
 
 /* Task ids of finish calls a WAIT covers (complete.c). */
@@ -415,6 +418,16 @@ void rtq__cancel2_check(rtq_worker *w);
 int rtq__finish2_argv(rtq_worker *w, rtq__job *const *jobs, int n, bool count_runs,
                       uint64_t (*jitter)(rtq_worker *));
 int rtq__requeue2_argv(rtq_worker *w, const rtq__job *j);
+/* sign2.c: loads the key files of w->o (protocol 2 only); frees them. */
+int rtq__sign2_load(rtq_worker *w, char *errbuf, size_t errcap);
+void rtq__sign2_free(rtq_worker *w);
+/* true when no task keys are held, or the ok entry e of queue carries a
+ * valid producer signature. */
+bool rtq__sign2_task_ok(const rtq_worker *w, const char *queue, const rtq__claim2_entry *e);
+/* With a signing key: sets t's outcome_signature to the outcome's (written
+ * into sig, RTQ_SIGN_SIZE bytes), making t's code and message of a
+ * cancelled or timeout end the ones finish stores. 0 or RTQ_ENOMEM. */
+int rtq__sign2_outcome(const rtq_worker *w, const rtq__job *j, rtq__finish2_task *t, char *sig);
 /* complete.c: the jitter added to a retry's backoff. */
 uint64_t rtq__jitter_ms(rtq_worker *w);
 

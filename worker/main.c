@@ -81,6 +81,10 @@ static const char usage[] =
     "  --wait-timeout MS         that WAIT's timeout in ms (RTQ_WAIT_TIMEOUT; default 1000)\n"
     "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 1); the worker\n"
     "                            refuses to start on a namespace of the other protocol\n"
+    "  --signing-key-file FILE   protocol 2: sign each outcome with this worker key file's\n"
+    "                            first key (kid:hex lines, mode 0600; docs/SECURITY.md)\n"
+    "  --task-keys FILE          protocol 2: the producers' keys; a task without a valid\n"
+    "                            signature is not run (fails BAD_SIGNATURE, dead-lettered)\n"
     "  --health-file PATH        touched after each heartbeat Redis accepted\n"
     "                            (RTQ_HEALTH_FILE; default /tmp/rtq-worker.health)\n"
     "  --health [--max-age DUR]  exit 0 when that file is fresh (default 15s), else 1\n"
@@ -94,7 +98,7 @@ enum {
   OPT_HBI, OPT_HBT, OPT_SGRACE, OPT_KGRACE, OPT_DTIMEOUT, OPT_RTTL, OPT_NOHIST, OPT_HIST, OPT_MAXHIST,
   OPT_LOG, OPT_DEMO, OPT_PLUGIN, OPT_BLOCK, OPT_POLL, OPT_CMDTO, OPT_CONNTO, OPT_PROG, OPT_BATCH, OPT_UNKNOWN,
   OPT_PAYLOAD, OPT_STACK, OPT_ABANDONED, OPT_PRINT, OPT_EXEC, OPT_EXEC_POOL, OPT_EXEC_ONESHOT, OPT_HELP,
-  OPT_VERSION, OPT_WAIT_REPLICAS, OPT_WAIT_TIMEOUT, OPT_PROTOCOL
+  OPT_VERSION, OPT_WAIT_REPLICAS, OPT_WAIT_TIMEOUT, OPT_PROTOCOL, OPT_SIGN_KEY, OPT_TASK_KEYS
 };
 
 static const struct option longopts[] = {
@@ -150,6 +154,8 @@ static const struct option longopts[] = {
     {"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
     {"wait_timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
+    {"signing-key-file", required_argument, NULL, OPT_SIGN_KEY},
+    {"task-keys", required_argument, NULL, OPT_TASK_KEYS},
     {"print-config", no_argument, NULL, OPT_PRINT},
     {"exec", required_argument, NULL, OPT_EXEC},
     {"exec-pool", required_argument, NULL, OPT_EXEC_POOL},
@@ -273,6 +279,8 @@ static int parse_flags(cli *c, int argc, char **argv) {
       case OPT_WAIT_REPLICAS: rc = set_cfg(c, "wait_replicas", optarg); break;
       case OPT_WAIT_TIMEOUT: rc = set_cfg(c, "wait_timeout", optarg); break;
       case OPT_PROTOCOL: rc = set_cfg(c, "protocol", optarg); break;
+      case OPT_SIGN_KEY: c->o.signing_key_file = optarg; break;
+      case OPT_TASK_KEYS: c->o.task_keys_file = optarg; break;
       case OPT_DEMO: c->demo = true; break;
       case OPT_PLUGIN:
         if (c->nplugins == 64) rc = die_usage("too many plugins (%s)", optarg);

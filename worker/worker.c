@@ -261,6 +261,7 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
     rc = rtq__errf(RTQ_EINVAL, errbuf, errcap, "could not make a worker id");
   w->protocol = w->o.protocol;
   if (rc == 0) rc = build_keys(w, errbuf, errcap);
+  if (rc == 0) rc = rtq__sign2_load(w, errbuf, errcap);
   if (rc == 0 && gethostname(w->host, sizeof w->host - 1) != 0) snprintf(w->host, sizeof w->host, "unknown");
   if (rc == 0 && (w->ev = rtq__ev_new(w)) == NULL) rc = RTQ_ENOMEM;
   if (rc == 0) rc = make_conns(w);
@@ -299,6 +300,7 @@ void rtq_worker_free(rtq_worker *w) {
   free(w->handlers);
   free(w->redis_url);
   free(w->ns);
+  rtq__sign2_free(w);
   memset(&w->url, 0, sizeof w->url); /* it holds the password */
   free(w);
 }

@@ -132,6 +132,14 @@ typedef struct rtq_worker_options {
                                    * (docs/PROTOCOL.md, docs/design/PROTOCOL-v2.md);
                                    * rtq_worker_run refuses (RTQ_EPROTOCOL) a namespace
                                    * that holds the other protocol's data */
+  const char *signing_key_file;   /* NULL; protocol 2 only: this worker's key file
+                                   * (kid:hex lines, mode 0600; docs/SECURITY.md):
+                                   * each outcome it writes carries the first
+                                   * key's signature (rs) */
+  const char *task_keys_file;     /* NULL; protocol 2 only: the producers' key file;
+                                   * a task without a valid signature under it is
+                                   * not run: it fails BAD_SIGNATURE and its id is
+                                   * dead-lettered */
 } rtq_worker_options;
 
 /* Fills o with the defaults above. */
