@@ -1,0 +1,379 @@
+/*
+ * test_sign2.c - signed tasks and outcomes under protocol 2 (docs/SECURITY.md),
+ * with a real rtq-worker, the library and the `rtq` binary:
+ *   - a signed task runs and its outcome verifies; keys rotate (a task
+ *     signed with the old kid still runs while the kid is listed);
+ *   - a forged outcome (raw HSET of the task hash + SPUBLISH) makes
+ *     `rtq wait --result-keys` exit 7 and rtq_get_task RTQ_EUNVERIFIED;
+ *   - a victim's task whose args were rewritten, an unsigned task and a
+ *     victim's signature copied onto another id never run: BAD_SIGNATURE;
+ *   - a producer key cannot sign an outcome, a worker key cannot sign a
+ *     task;
+ *   - with signing off everything runs as before (and a forged outcome
+ *     then passes: what SECURITY.md says a writer can do);
+ *   - signing under protocol 1 is refused, and so is a key file others
+ *     may read.
+ * Every process speaks protocol 2 explicitly, whatever RTQ_PROTOCOL says.
+ */
+#include "test_worker_util.h"
+
+#include <sys/stat.h>
+
+#include "argv.h"
+#include "sign.h"
+#include "test_cli_run.h"
+
+#define P1 "p1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+#define P2 "p2:2233445566778899aabbccddeeff00112233445566778899aabbccddeeff0011\n"
+#define P3 "p3:445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233\n"
+#define W1 "w1:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
+
+static rtq_keys2 k2;
+static rtq_conn *rc_;
+static tw_worker wk;
+static char dir[64], producer_old[128], producer_rotated[128], producer_other[128], worker_keys[128],
+    worker_as_w1[128];
+static char url_env[300];
+static const char *env[] = {url_env, "RTQ_NAMESPACE", "RTQ_PROTOCOL", NULL};
+
+static void write_key(char *path, size_t cap, const char *name, const char *text, mode_t mode) {
+  snprintf(path, cap, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  assert_int_equal(chmod(path, mode), 0);
+}
+
+static int setup(void **state) {
+  (void)state;
+  rtq_test_redis_flush();
+  tw_protocol2 = true;
+  assert_int_equal(rtq_keys2_init(&k2, "rtq"), 0);
+  rc_ = rtq_test_conn();
+  wk.pid = -1;
+  snprintf(url_env, sizeof url_env, "RTQ_REDIS_URL=%s", rtq_test_redis_url());
+  snprintf(dir, sizeof dir, "/tmp/rtq-test-sign2-XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  write_key(producer_old, sizeof producer_old, "producer-old.keys", P1, 0600);
+  /* Rotated: p2 signs, p1 still verifies. */
+  write_key(producer_rotated, sizeof producer_rotated, "producer.keys", P2 P1, 0600);
+  write_key(producer_other, sizeof producer_other, "unlisted.keys", P3, 0600);
+  write_key(worker_keys, sizeof worker_keys, "worker.keys", W1, 0600);
+  /* A producer's secret under the worker's kid: still not the worker's key. */
+  write_key(worker_as_w1, sizeof worker_as_w1, "fake-w1.keys",
+            "w1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (wk.pid > 0) assert_int_equal(tw_stop(&wk, 15000), 0);
+  rtq_conn_free(rc_);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A protocol 2 client; sign/verify: key files or NULL. */
+static rtq_client *client(const char *sign, const char *verify) {
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  o.protocol = 2;
+  o.signing_key_file = sign;
+  o.result_keys_file = verify;
+  rtq_client *c = NULL;
+  int rc = rtq_client_new(&o, &c);
+  if (rc != 0) fail_msg("rtq_client_new: %s", rtq_client_errstr(NULL));
+  return c;
+}
+
+/* rtq-worker --protocol 2 with its keys (NULL: none). */
+static void start_worker(const char *sign, const char *task_keys) {
+  const char *argv[12] = {"--protocol", "2"};
+  int n = 2;
+  if (sign != NULL) argv[n++] = "--signing-key-file", argv[n++] = sign;
+  if (task_keys != NULL) argv[n++] = "--task-keys", argv[n++] = task_keys;
+  argv[n] = NULL;
+  tw_start_v(&wk, rtq_test_redis_url(), argv);
+}
+
+static void create(rtq_client *c, const char *name, const char *json, char *id) {
+  int created = 0;
+  int rc = rtq_create_task_json(c, name, json, NULL, id, &created);
+  if (rc != 0) fail_msg("create: %s", rtq_client_errstr(c));
+  assert_int_equal(created, 1);
+}
+
+static char *field(const char *id, const char *f) {
+  rtq_key2 k = rtq_keys2_task(&k2, "default", id);
+  return rtq_test_cmd_str(rc_, "HGET", k.s, f, NULL);
+}
+
+static bool field_is(const char *id, const char *f, const char *want) {
+  char *v = field(id, f);
+  bool ok = v != NULL && strcmp(v, want) == 0;
+  free(v);
+  return ok;
+}
+
+/* Whether queue default's dead list holds a BAD_SIGNATURE letter of id. */
+static bool dead_for(const char *id) {
+  rtq_key2 d = rtq_keys2_dead(&k2, "default");
+  redisReply *r = rtq_test_command(rc_, "LRANGE", d.s, "0", "-1", NULL);
+  bool found = false;
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    if (memmem(e->str, e->len, "BAD_SIGNATURE", 13) != NULL && memmem(e->str, e->len, id, strlen(id)) != NULL)
+      found = true;
+  }
+  freeReplyObject(r);
+  return found;
+}
+
+/* Writes a completed outcome into id's hash as a raw writer would, with rs
+ * (NULL: none), and announces it on the task's waiter channel. */
+static void forge_completed(const char *id, const char *rs) {
+  rtq_key2 t = rtq_keys2_task(&k2, "default", id), ch = rtq_keys2_chan_waiter(&k2, "default", id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  const char *kv[] = {"HSET", t.s, "s", "completed", "r", "\xa6" "forged", "e", "1700000000000", "a", "1"};
+  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) rtq_argv_add_str(&a, kv[i]);
+  if (rs != NULL) rtq_argv_add_str(&a, "rs"), rtq_argv_add_str(&a, rs);
+  freeReplyObject(rtq_test_command_argv(rc_, &a));
+  rtq_argv_destroy(&a);
+  char msg[256];
+  snprintf(msg, sizeof msg, "{\"id\":\"%s\",\"s\":\"completed\",\"at\":1700000000000}", id);
+  rtq_test_cmd_int(rc_, "SPUBLISH", ch.s, msg, NULL);
+}
+
+static long long shard_subscribers(const char *id) {
+  rtq_key2 ch = rtq_keys2_chan_waiter(&k2, "default", id);
+  redisReply *r = rtq_test_command(rc_, "PUBSUB", "SHARDNUMSUB", ch.s, NULL);
+  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+  freeReplyObject(r);
+  return n;
+}
+
+static void test_sign2_signed_tasks_run_and_keys_rotate(void **state) {
+  (void)state;
+  start_worker(worker_keys, producer_rotated);
+  rtq_client *old = client(producer_old, worker_keys), *cur = client(producer_rotated, worker_keys);
+  char a[RTQ_TASK_ID_SIZE], b[RTQ_TASK_ID_SIZE];
+  create(old, "rtq.echo", "{\"n\":1}", a);
+  create(cur, "rtq.echo", "{\"n\":2}", b);
+  char *sa = field(a, "sg"), *sb = field(b, "sg");
+  assert_true(sa != NULL && strncmp(sa, "p1:", 3) == 0 && strlen(sa) == 67);
+  assert_true(sb != NULL && strncmp(sb, "p2:", 3) == 0);
+  free(sa);
+  free(sb);
+  rtq_task *t = NULL;
+  int rc = rtq_wait_for_task(cur, a, 10000, &t);
+  if (rc != 0) fail_msg("wait: %s", rtq_client_errstr(cur));
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  assert_int_equal(rtq_wait_for_task(old, b, 10000, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  char *rs = field(b, "rs");
+  assert_true(rs != NULL && strncmp(rs, "w1:", 3) == 0);
+  free(rs);
+  /* The CLI verifies it too. */
+  cli_run r;
+  cli(&r, (const char *const[]){"--protocol", "2", "--result-keys", worker_keys, "wait", b, "--timeout", "5s",
+                                NULL},
+      env);
+  assert_int_equal(r.code, 0);
+  cli_free(&r);
+  /* A failure is signed as well, and verifies. */
+  char f[RTQ_TASK_ID_SIZE];
+  create(cur, "rtq.fail", "{\"code\":\"E_TEST\",\"message\":\"boom\"}", f);
+  assert_int_equal(rtq_wait_for_task(cur, f, 10000, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_FAILED);
+  rtq_task_free(t);
+  assert_true(field_is(f, "ec", "E_TEST"));
+  /* A key no longer listed (p3) signs nothing this worker runs. */
+  rtq_client *gone = client(producer_other, worker_keys);
+  char g[RTQ_TASK_ID_SIZE];
+  create(gone, "rtq.echo", "{}", g);
+  RTQ_TEST_WAIT_FOR(field_is(g, "s", "failed"), 10000);
+  assert_true(field_is(g, "ec", "BAD_SIGNATURE"));
+  rtq_client_free(gone);
+  rtq_client_free(old);
+  rtq_client_free(cur);
+}
+
+static void test_sign2_forged_outcome_is_unverified(void **state) {
+  (void)state;
+  rtq_client *c = client(producer_rotated, worker_keys);
+  char id[RTQ_TASK_ID_SIZE];
+  create(c, "rtq.echo", "{\"amount\":1}", id); /* no worker: it stays pending */
+  cli_run r;
+  cli_start(&r, (const char *const[]){"--protocol", "2", "--result-keys", worker_keys, "wait", id, "--timeout",
+                                      "10s", NULL},
+            env);
+  RTQ_TEST_WAIT_FOR(shard_subscribers(id) == 1, 10000);
+  forge_completed(id, NULL);
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 7);
+  assert_non_null(strstr(r.err, "RTQ_EUNVERIFIED") != NULL ? r.err : strstr(r.err, "signature"));
+  cli_free(&r);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_get_task(c, id, &t), RTQ_EUNVERIFIED);
+  assert_null(t);
+  assert_non_null(strstr(rtq_client_errstr(c), "forged"));
+  assert_int_equal(rtq_wait_for_task(c, id, 1000, &t), RTQ_EUNVERIFIED);
+  /* A made-up rs under the worker's kid does not verify either. */
+  forge_completed(id, "w1:00000000000000000000000000000000000000000000000000000000deadbeef");
+  assert_int_equal(rtq_get_task(c, id, &t), RTQ_EUNVERIFIED);
+  /* Nor one made with a producer's key, even one that calls itself w1. */
+  char err[256];
+  rtq_sign_keys *pk = NULL;
+  assert_int_equal(rtq_sign_keys_load(worker_as_w1, &pk, err, sizeof err), 0);
+  char rs[RTQ_SIGN_SIZE];
+  rtq_sign_outcome o = {.id = id, .queue = "default", .attempt = "1", .status = "completed",
+                        .r = {"\xa6" "forged", 7}};
+  assert_int_equal(rtq_sign_outcome_sig(pk, &o, rs), 0);
+  rtq_sign_keys_free(pk);
+  forge_completed(id, rs);
+  assert_int_equal(rtq_get_task(c, id, &t), RTQ_EUNVERIFIED);
+  cli(&r, (const char *const[]){"--protocol", "2", "--result-keys", worker_keys, "status", id, NULL}, env);
+  assert_int_equal(r.code, 7);
+  cli_free(&r);
+  /* Without the workers' keys the reader cannot tell: SECURITY.md says so. */
+  rtq_client *plain = client(NULL, NULL);
+  assert_int_equal(rtq_get_task(plain, id, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  rtq_client_free(plain);
+  rtq_client_free(c);
+}
+
+static void test_sign2_tampered_and_unsigned_tasks_never_run(void **state) {
+  (void)state;
+  rtq_client *c = client(producer_rotated, worker_keys), *unsigned_c = client(NULL, NULL);
+  char victim[RTQ_TASK_ID_SIZE], bare[RTQ_TASK_ID_SIZE], good[RTQ_TASK_ID_SIZE];
+  create(c, "rtq.echo", "{\"amount\":1,\"to\":\"bob\"}", victim);
+  /* The victim's args rewritten in place. */
+  char *evil = NULL;
+  size_t evil_len = 0;
+  assert_int_equal(rtq_json_to_msgpack("{\"amount\":1000000,\"to\":\"attacker\"}", &evil, &evil_len, NULL, 0), 0);
+  rtq_key2 t = rtq_keys2_task(&k2, "default", victim);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HSET");
+  rtq_argv_add_str(&a, t.s);
+  rtq_argv_add_str(&a, "x");
+  rtq_argv_add(&a, evil, evil_len);
+  freeReplyObject(rtq_test_command_argv(rc_, &a));
+  rtq_argv_destroy(&a);
+  free(evil);
+  /* A task with the victim's signature under another id, by raw writes. */
+  const char *copy = "COPYID1";
+  char *sg = field(victim, "sg");
+  rtq_key2 ct = rtq_keys2_task(&k2, "default", copy), q = rtq_keys2_queue(&k2, "default");
+  rtq_test_cmd_int(rc_, "HSET", ct.s, "s", "pending", "n", "rtq.echo", "c", "1", "sg", sg, NULL);
+  rtq_test_cmd_int(rc_, "LPUSH", q.s, copy, NULL);
+  free(sg);
+  create(unsigned_c, "rtq.echo", "{\"n\":3}", bare);
+  create(c, "rtq.echo", "{\"n\":4}", good);
+  start_worker(worker_keys, producer_rotated);
+  const char *bad[] = {victim, copy, bare};
+  for (int i = 0; i < 3; i++) {
+    RTQ_TEST_WAIT_FOR(field_is(bad[i], "s", "failed"), 10000);
+    assert_true(field_is(bad[i], "ec", "BAD_SIGNATURE"));
+    char *r = field(bad[i], "r");
+    assert_null(r); /* never ran: no result */
+    assert_true(dead_for(bad[i]));
+  }
+  /* The good one beside them ran. */
+  rtq_task *done = NULL;
+  assert_int_equal(rtq_wait_for_task(c, good, 10000, &done), 0);
+  assert_int_equal(done->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(done);
+  /* The reader sees the refusal as it is (a dead letter's end carries no
+   * worker signature, and is no completion). */
+  rtq_task *v = NULL;
+  assert_int_equal(rtq_get_task(c, victim, &v), 0);
+  assert_int_equal(v->status, RTQ_STATUS_FAILED);
+  assert_string_equal(v->error_code, "BAD_SIGNATURE");
+  rtq_task_free(v);
+  rtq_client_free(unsigned_c);
+  rtq_client_free(c);
+}
+
+static void test_sign2_worker_key_cannot_create_tasks(void **state) {
+  (void)state;
+  start_worker(worker_keys, producer_rotated);
+  rtq_client *w_as_producer = client(worker_keys, NULL);
+  char id[RTQ_TASK_ID_SIZE];
+  create(w_as_producer, "rtq.echo", "{}", id);
+  RTQ_TEST_WAIT_FOR(field_is(id, "s", "failed"), 10000);
+  assert_true(field_is(id, "ec", "BAD_SIGNATURE"));
+  rtq_client_free(w_as_producer);
+}
+
+static void test_sign2_off_runs_as_before(void **state) {
+  (void)state;
+  start_worker(NULL, NULL);
+  rtq_client *c = client(NULL, NULL);
+  char id[RTQ_TASK_ID_SIZE];
+  create(c, "rtq.echo", "{\"n\":5}", id);
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_wait_for_task(c, id, 10000, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  char *sg = field(id, "sg"), *rs = field(id, "rs");
+  assert_null(sg);
+  assert_null(rs);
+  rtq_client_free(c);
+}
+
+static void test_sign2_refused_under_protocol1_and_loose_key_files(void **state) {
+  (void)state;
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  o.protocol = 1;
+  o.signing_key_file = producer_old;
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(NULL), "protocol 2"));
+  o.protocol = 2;
+  char loose[128];
+  write_key(loose, sizeof loose, "loose.keys", P1, 0644);
+  o.signing_key_file = loose;
+  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(NULL), loose));
+  assert_null(strstr(rtq_client_errstr(NULL), "00112233"));
+  cli_run r;
+  cli(&r, (const char *const[]){"--protocol", "1", "--signing-key-file", producer_old, "enqueue", "x", NULL}, env);
+  assert_int_equal(r.code, 2);
+  assert_non_null(strstr(r.err, "protocol 2"));
+  cli_free(&r);
+  /* The worker refuses to start. */
+  tw_spawn_v(&wk, rtq_test_redis_url(),
+             (const char *const[]){"--protocol", "1", "--task-keys", producer_old, NULL});
+  int st = 0;
+  assert_int_equal(rtq_test_wait_exit(wk.pid, 10000, &st), 0);
+  wk.pid = -1;
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+  char *log = cli_slurp(wk.log);
+  assert_non_null(strstr(log, "protocol 2"));
+  free(log);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_sign2_signed_tasks_run_and_keys_rotate),
+      T(test_sign2_forged_outcome_is_unverified),
+      T(test_sign2_tampered_and_unsigned_tasks_never_run),
+      T(test_sign2_worker_key_cannot_create_tasks),
+      T(test_sign2_off_runs_as_before),
+      T(test_sign2_refused_under_protocol1_and_loose_key_files),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
