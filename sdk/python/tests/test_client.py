@@ -209,3 +209,30 @@ def test_shared_client_across_threads(url):
         assert errors == []
         assert len(set(ids)) == 800
         assert all(c.get_task(i)["status"] == "pending" for i in ids[:20])
+
+
+def _key_file(path, kid, byte):
+    path.write_text(f"{kid}:{byte * 32}\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def test_signed_tasks_and_unverified_outcomes(url, worker, tmp_path, monkeypatch):
+    """Protocol 2 signing through the binding: a signed task runs under a
+    worker holding the producers' key, its outcome verifies under the
+    worker's key, and under another key it raises Unverified."""
+    monkeypatch.setenv("RTQ_PROTOCOL", "2")
+    producer = _key_file(tmp_path / "producer.keys", "p1", "11")
+    workers = _key_file(tmp_path / "worker.keys", "w1", "22")
+    stranger = _key_file(tmp_path / "stranger.keys", "w1", "33")
+    worker("--protocol", "2", "--signing-key-file", workers, "--task-keys", producer)
+    with rtq.Client(url, signing_key_file=producer, result_keys_file=workers) as c:
+        tid = c.create_task("rtq.echo", {"n": 1})
+        assert c.wait_for_task(tid, timeout=20)["status"] == "completed"
+    with rtq.Client(url, result_keys_file=stranger) as c:
+        with pytest.raises(rtq.Unverified) as e:
+            c.get_task(tid)
+        assert e.value.code == "RTQ_EUNVERIFIED"
+    with pytest.raises(rtq.Error) as e:
+        rtq.Client(url, signing_key_file=str(tmp_path / "missing.keys"))
+    assert "missing.keys" in e.value.message
