@@ -23,6 +23,7 @@ int web_status_of(int rc) {
     case RTQ_EINVAL: return 400;
     case RTQ_ENOTFOUND: return 404;
     case RTQ_ESTATE: return 409;
+    case RTQ_EUNVERIFIED: return 409; /* a forged outcome is no state to show */
     case RTQ_ECONN: return 503;
     default: return 500;
   }

@@ -37,6 +37,8 @@ static const char usage[] =
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
     "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 1): the one\n"
     "                            the namespace's workers and producers speak\n"
+    "  --result-keys FILE        protocol 2: the workers' key file; a task whose outcome has no\n"
+    "                            valid worker signature is shown as unverified (HTTP 409)\n"
     "  --auth-token-file FILE    bearer token (at least 16 printable characters) that every\n"
     "                            API request, /metrics and each action must carry\n"
     "  --basic-auth-file FILE    users for HTTP Basic: user:hash lines (htpasswd -B, openssl\n"
@@ -70,7 +72,7 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
 }
 
 enum { O_LISTEN = 256, O_REDIS, O_URL_FILE, O_NS, O_PROTO, O_TOKEN, O_BASIC, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP,
-       O_VERSION };
+       O_VERSION, O_RESULT_KEYS };
 
 static int parse(int argc, char **argv, web_options *o) {
   static const struct option opts[] = {
@@ -79,6 +81,7 @@ static int parse(int argc, char **argv, web_options *o) {
       {"redis-url-file", required_argument, NULL, O_URL_FILE},
       {"namespace", required_argument, NULL, O_NS},
       {"protocol", required_argument, NULL, O_PROTO},
+      {"result-keys", required_argument, NULL, O_RESULT_KEYS},
       {"auth-token-file", required_argument, NULL, O_TOKEN},
       {"basic-auth-file", required_argument, NULL, O_BASIC},
       {"read-only", no_argument, NULL, O_RO},
@@ -102,6 +105,7 @@ static int parse(int argc, char **argv, web_options *o) {
         if (parse_long(optarg, 1, 2, &n) != 0) return die_usage("invalid --protocol %s (1 or 2)", optarg);
         o->protocol = (int)n;
         break;
+      case O_RESULT_KEYS: o->result_keys = optarg; break;
       case O_TOKEN: o->token_file = optarg; break;
       case O_BASIC: o->basic_file = optarg; break;
       case O_RO: o->read_only = true; break;
@@ -193,6 +197,7 @@ int main(int argc, char **argv) {
   co.redis_url_file = o.redis_url_file;
   co.ns = o.ns;
   co.protocol = o.protocol;
+  co.result_keys_file = o.result_keys;
   if (rtq_client_new(&co, &w.client) != 0) {
     fprintf(stderr, "rtq-web: %s\n", rtq_client_errstr(NULL));
     return 2;

@@ -55,6 +55,7 @@ typedef struct web_options {
   size_t sse_buffer;         /* bytes queued per SSE client before it is dropped: 1 MiB */
   int max_connections;       /* 512 */
   int protocol;              /* 0: RTQ_PROTOCOL, else 1; 1 or 2 */
+  const char *result_keys;   /* NULL; protocol 2: the workers' key file */
 } web_options;
 
 /* Value type: the basic-auth file's users, read once at start-up. */

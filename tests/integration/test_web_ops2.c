@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -133,12 +135,41 @@ static void test_web_ops2_dead_letters(void **state) {
   web_stop(&s);
 }
 
+/* --result-keys: a completion without a worker's signature is shown as
+ * unverified (409), never as completed; a pending task reads as usual. */
+static void test_web_ops2_unverified_outcome(void **state) {
+  (void)state;
+  char keys[] = "/tmp/rtq-web-keys-XXXXXX";
+  int fd = mkstemp(keys);
+  assert_true(fd >= 0);
+  const char *line = "w1:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+  assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+  close(fd); /* mkstemp makes it 0600 */
+  v2_create_n(&P, "q1", "T", 2);
+  assert_int_equal(v2_take(&P, "q1", W, 1), 1);
+  v2_finish(&P, "q1", W, "T00", RTQ_STATUS_COMPLETED);
+  web_srv s;
+  const char *args[] = {"--protocol", "2", "--auth-token-file", web_token_file(), "--result-keys", keys, NULL};
+  web_start(&s, args);
+  json_t *e = http_json(s.port, "/api/tasks/T00", AUTH, 409);
+  const char *msg = json_string_value(json_object_get(e, "error"));
+  assert_non_null(msg);
+  assert_non_null(strstr(msg, "not signed by a known worker key"));
+  json_decref(e);
+  json_t *t = http_json(s.port, "/api/tasks/T01", AUTH, 200);
+  assert_string_equal(json_string_value(json_object_get(t, "status")), "pending");
+  json_decref(t);
+  web_stop(&s);
+  unlink(keys);
+}
+
 int main(void) {
   /* Every client and process of this test speaks protocol 2, in both runs. */
   setenv("RTQ_PROTOCOL", "2", 1);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_web_ops2_events_and_stats, setup, teardown),
       cmocka_unit_test_setup_teardown(test_web_ops2_dead_letters, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_web_ops2_unverified_outcome, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
