@@ -17,6 +17,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "sign.h"
 #include "replicas.h"
 #include "scripts.h"
 
@@ -56,6 +57,22 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
     return RTQ_EINVAL;
   }
 
+  if (o->signing_key_file != NULL) {
+    /* Checked now, not at the first schedule's run. */
+    if (o->config.protocol != 2) {
+      if (errbuf != NULL && errcap > 0)
+        snprintf(errbuf, errcap, "signing needs protocol 2 (--protocol 2 or RTQ_PROTOCOL=2)");
+      return RTQ_EINVAL;
+    }
+    rtq_sign_keys *k = NULL;
+    char err[512];
+    rc = rtq_sign_keys_load(o->signing_key_file, &k, err, sizeof err);
+    rtq_sign_keys_free(k);
+    if (rc != 0) {
+      if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "signing key: %s", err);
+      return rc;
+    }
+  }
   rtq_broker *b = calloc(1, sizeof *b);
   if (b == NULL) return RTQ_ENOMEM;
   b->o = *o;

@@ -148,6 +148,10 @@ static int apply_value(rtq_broker_options *o, const char *name, const char *valu
   if (st != NULL) return set_int(o, st, value, errbuf, errcap);
   const char *cfg = find_config(name);
   if (cfg != NULL) return rtq_config_set(&o->config, cfg, value, errbuf, errcap) == 0 ? 0 : RTQ_EINVAL;
+  if (strcmp(name, "signing-key-file") == 0) {
+    o->signing_key_file = value;
+    return 0;
+  }
   if (strcmp(name, "id") == 0) {
     if (rtq_validate_name(value) != 0) {
       errf(errbuf, errcap, "invalid %s: expected %s", "--id", "[A-Za-z0-9._:-]{1,128}");
@@ -190,7 +194,8 @@ int rtq_broker_options_parse(rtq_broker_options *o, int argc, char **argv,
     }
     const char *value = eq != NULL ? eq + 1 : NULL;
     if (value == NULL) {
-      if (find_int(name) == NULL && find_config(name) == NULL && strcmp(name, "id") != 0) {
+      if (find_int(name) == NULL && find_config(name) == NULL && strcmp(name, "id") != 0 &&
+          strcmp(name, "signing-key-file") != 0) {
         errf(errbuf, errcap, "unknown flag --%s%s (see --help)", name, "");
         return RTQ_EINVAL;
       }
@@ -253,6 +258,8 @@ const char *rtq_broker_usage(void) {
          "  --max-payload BYTES      larger envelopes are dead-lettered, as by the\n"
          "                           workers (RTQ_MAX_PAYLOAD; default 1048576)\n"
          "  --id ID                  broker id (default host-pid-random)\n"
+         "  --signing-key-file FILE  protocol 2: sign the tasks schedules create with this\n"
+         "                           producer key file's first key (docs/SECURITY.md)\n"
          "  --once                   run one sweep, then exit (cron, tests)\n"
          "  --ignore-lease           act without the lease (diagnostics; every step is\n"
          "                           gated in Redis, so this is safe, only wasteful)\n"

@@ -30,7 +30,8 @@ static int open_client(rtq_broker *b) {
                            * not hold a sweep (or a SIGTERM) longer than
                            * the broker's other calls. */
                           .connect_timeout_ms = b->o.connect_timeout_ms,
-                          .command_timeout_ms = b->o.command_timeout_ms};
+                          .command_timeout_ms = b->o.command_timeout_ms,
+                          .signing_key_file = b->o.signing_key_file};
   int rc = rtq_client_new(&o, &b->client);
   if (rc != 0)
     rtq_log(RTQ_LOG_ERROR, "cannot open a client for the schedules", "error", rtq_client_errstr(NULL), NULL);

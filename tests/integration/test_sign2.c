@@ -330,6 +330,32 @@ static void test_sign2_off_runs_as_before(void **state) {
   rtq_client_free(c);
 }
 
+static long long stat_of(const char *f) {
+  char *v = rtq_test_cmd_str(rc_, "HGET", rtq_keys2_stats(&k2, "default").s, f, NULL);
+  long long n = v != NULL ? atoll(v) : 0;
+  free(v);
+  return n;
+}
+
+/* The broker signs the tasks schedules create: they run under task keys. */
+static void test_sign2_broker_signs_scheduled_tasks(void **state) {
+  (void)state;
+  rtq_client *c = client(NULL, NULL);
+  assert_int_equal(rtq_schedule_add(c, "sec", "@every 1s", "rtq.echo", NULL, NULL), 0);
+  rtq_client_free(c);
+  start_worker(worker_keys, producer_rotated);
+  char bin[512], cmdline[1500];
+  assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
+  snprintf(cmdline, sizeof cmdline, "%s --once --protocol 2 --redis '%s' --signing-key-file '%s' >/dev/null 2>&1",
+           bin, rtq_test_redis_url(), producer_rotated);
+  RTQ_TEST_WAIT_FOR((system(cmdline), stat_of("completed") >= 1), 10000);
+  assert_int_equal(stat_of("failed"), 0);
+  /* Without the key its runs are refused. */
+  snprintf(cmdline, sizeof cmdline, "%s --once --protocol 2 --redis '%s' >/dev/null 2>&1", bin,
+           rtq_test_redis_url());
+  RTQ_TEST_WAIT_FOR((system(cmdline), stat_of("failed") >= 1), 10000);
+}
+
 static void test_sign2_refused_under_protocol1_and_loose_key_files(void **state) {
   (void)state;
   rtq_client_options o;
@@ -372,6 +398,7 @@ int main(void) {
       T(test_sign2_tampered_and_unsigned_tasks_never_run),
       T(test_sign2_worker_key_cannot_create_tasks),
       T(test_sign2_off_runs_as_before),
+      T(test_sign2_broker_signs_scheduled_tasks),
       T(test_sign2_refused_under_protocol1_and_loose_key_files),
   };
 #undef T
