@@ -80,8 +80,17 @@ static int round_of(rtq_broker *b, bool *more, int64_t *next, size_t *failed) {
     for (size_t j = 0; j < res.nbad && rc == 0; j++) rc = queue_bad(b, dead, s->queues[i], res.bad[j]);
   }
   if (rc == 0 && dead->n > 0) rc = rtq__batch_run(b->conn, dead);
-  for (int k = 0; rc == 0 && k < dead->n; k++)
-    if (dead->rcs[k] == 0 && rtq__reply_tag_is(dead->replies[k], "ok")) RTQ__COUNT(b, dead_lettered, 1);
+  for (int k = 0; rc == 0 && k < dead->n; k++) {
+    if (dead->rcs[k] == 0 && rtq__reply_tag_is(dead->replies[k], "ok")) {
+      RTQ__COUNT(b, dead_lettered, 1);
+    } else if (dead->rcs[k] != 0 && (*failed)++ == 0) {
+      /* The entry stays at the head of its set, due: counted as a failure
+       * so the promotion timer is not aimed at it (it would fire every
+       * PROMOTE_MIN_DELAY_MS); the next sweep tries again. */
+      rtq_log(RTQ_LOG_ERROR, "dead-lettering a bad delayed entry failed", "error",
+              rtq__broker2_why(b, dead->replies[k]), NULL);
+    }
+  }
   RTQ__COUNT(b, promoted, moved);
   free(which);
   return rc;

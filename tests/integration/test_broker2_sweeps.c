@@ -69,6 +69,40 @@ static void test_broker2_sweeps_promotes_backlog_and_dead_letters_bad_entries(vo
   assert_int_equal(tb2_stat(t, NULL, "promoted"), 250);
 }
 
+/* Lines of file path holding needle. */
+static int lines_with(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strstr(line, needle) != NULL) n++;
+  fclose(f);
+  return n;
+}
+
+/* A bad delayed entry whose dead-lettering fails (the dead list is a
+ * string) stays due: the broker retries it once a sweep, not on every
+ * promotion timer (10 ms), and logs why it failed. */
+static void test_broker2_sweeps_undeadletterable_entry_does_not_spin(void **state) {
+  tb *t = *state;
+  rtq_test_cmd_int(t->c, "SADD", rtq_keys2_queues(&K2).s, "qs", NULL);
+  rtq_test_cmd_int(t->c, "ZADD", rtq_keys2_delayed(&K2, "qs").s, "1", "bad id", NULL);
+  rtq_test_cmd_ok(t->c, "SET", rtq_keys2_dead(&K2, "qs").s, "not a list", NULL);
+  uint64_t t0 = rtq_test_now_ms();
+  pid_t pid = tb2_broker_start(t, "--sweep-interval", "500ms", "--log-level", "INFO");
+  RTQ_TEST_WAIT_FOR(lines_with(t->log, "dead-lettering it\" queue=qs") >= 3, 10000);
+  tb_broker_stop(t, pid);
+  uint64_t ran = rtq_test_now_ms() - t0;
+  int tries = lines_with(t->log, "dead-lettering it\" queue=qs");
+  printf("bad delayed entry: %d dead-letter tries in %llu ms (sweep 500 ms)\n", tries, (unsigned long long)ran);
+  /* One a sweep (and one at start-up); a timer aimed at it made ~100 a
+   * second. */
+  assert_true((uint64_t)tries <= ran / 500 + 2);
+  assert_true(tb_file_contains(t->log, "dead-lettering a bad delayed entry failed"));
+  assert_int_equal(rtq_test_cmd_int(t->c, "ZCARD", rtq_keys2_delayed(&K2, "qs").s, NULL), 1);
+}
+
 /* done list `key`, oldest last, as ids; a hash for those with live[i]. */
 static void fill_done(tb *t, const char *queue, rtq_status st, const char *prefix, int n,
                       const bool *live) {
@@ -282,6 +316,8 @@ int main(void) {
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(
           test_broker2_sweeps_promotes_backlog_and_dead_letters_bad_entries, tb2_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_undeadletterable_entry_does_not_spin, tb2_setup,
+                                      tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_prune_drops_expired_ids_only, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_two_brokers_one_leader, tb2_setup,
