@@ -26,6 +26,10 @@
 
 #include "calls2.h"
 
+/* The largest record dead_requeue.lua takes (deadletter.lua's are a few
+ * KiB: the payload is cut at 4 KiB). */
+#define RECORD_MAX 65536
+
 /* The queues and the length of each one's dead list. */
 typedef struct dead_map {
   char **names;
@@ -215,6 +219,14 @@ int rtq__dead2_get(rtq_client *c, size_t index, rtq_dead_letter **out) {
  * not validate): the detail says which; or a connection error.
  */
 static int requeue_record(rtq_client *c, const char *queue, const char *rec, size_t len, char **id_out) {
+  /* The script raises an error for these (no record deadletter.lua writes
+   * is one); refused here like any other letter that is no record, so a
+   * bulk requeue goes on past it. */
+  if (len == 0 || len > RECORD_MAX) {
+    rtq__client_err(c, "dead letter of %zu bytes is no record (1 to %d bytes): nothing to requeue, letter kept", len,
+                    RECORD_MAX);
+    return RTQ_EDECODE;
+  }
   rtq_argv a;
   rtq_argv_init(&a);
   redisReply *r = NULL;

@@ -173,10 +173,37 @@ static void test_client_dead2_requeue_across_queues(void **state) {
   assert_int_equal(rtq_dead_purge(CL, "bad queue", &n), RTQ_EINVAL);
 }
 
+/* Letters no record could be (empty, or past dead_requeue.lua's 64 KiB)
+ * are refused and kept, alone: a bulk requeue goes on past them. */
+static void test_client_dead2_requeue_all_passes_unfit_letters(void **state) {
+  (void)state;
+  running("qa", "A", 1);
+  deadletter("qa", "A00", "BAD_TASK");
+  rtq_key2 dead = rtq_keys2_dead(&P.k, "qa");
+  size_t big = 65537;
+  char *huge = malloc(big + 1);
+  assert_non_null(huge);
+  memset(huge, 'x', big);
+  huge[big] = '\0';
+  /* Older than A00's letter, so a walk from the oldest meets them first. */
+  rtq_test_cmd_int(P.c, "RPUSH", dead.s, "", huge, NULL);
+  free(huge);
+  assert_int_equal(rtq_dead_requeue(CL, 1, NULL, NULL), RTQ_EDECODE);
+  assert_non_null(strstr(rtq_client_errstr(CL), "letter kept"));
+  rtq_dead_counts n;
+  memset(&n, 0, sizeof n);
+  assert_int_equal(rtq_dead_requeue_all(CL, NULL, &n), 0);
+  assert_int_equal(n.done, 1);
+  assert_int_equal(n.refused, 2);
+  assert_status("qa", "A00", "pending");
+  assert_int_equal(rtq_test_cmd_int(P.c, "LLEN", dead.s, NULL), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_client_dead2_listed_across_queues, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_dead2_requeue_across_queues, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_dead2_requeue_all_passes_unfit_letters, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
