@@ -2,9 +2,9 @@
  * broker2.c - what the protocol 2 phases share: their state, the queue
  * registry {ns}:queues as the broker reads it, and the queues of a worker.
  *
- * {ns}:queues is read with SSCAN pages (each bounded), at most
- * RTQ_BROKER2_MAX_QUEUES names; only valid names become keys, so junk a
- * writer put there is skipped, not swept.
+ * {ns}:queues is read as the client reads it (registry2.h: SSCAN pages,
+ * each bounded), at most RTQ_BROKER2_MAX_QUEUES names; only valid names
+ * become keys, so junk a writer put there is skipped, not swept.
  */
 #include "internal2.h"
 
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "registry2.h"
 
 int rtq__broker2_new(rtq_broker *b) {
   b->v2 = calloc(1, sizeof *b->v2);
@@ -43,78 +44,15 @@ const char *rtq__broker2_why(const rtq_broker *b, const redisReply *r) {
   return b->conn != NULL ? rtq_conn_errstr(b->conn) : "no reply";
 }
 
-static int cmp_names(const void *x, const void *y) {
-  return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-/* Appends a copy of a valid name to *v (grown as needed). */
-static int push_name(char ***v, size_t *n, size_t *cap, const redisReply *e) {
-  if (e->type != REDIS_REPLY_STRING || memchr(e->str, '\0', e->len) != NULL ||
-      rtq_validate_name(e->str) != 0)
-    return 0;
-  if (*n == *cap) {
-    size_t nc = *cap == 0 ? 16 : *cap * 2;
-    char **g = realloc(*v, nc * sizeof *g);
-    if (g == NULL) return RTQ_ENOMEM;
-    *v = g;
-    *cap = nc;
-  }
-  if (((*v)[*n] = strdup(e->str)) == NULL) return RTQ_ENOMEM;
-  (*n)++;
-  return 0;
-}
-
-/* Sorts and drops repeats (SSCAN may return a name twice). */
-static void sort_unique(char **v, size_t *n) {
-  if (*n == 0) return;
-  qsort(v, *n, sizeof *v, cmp_names);
-  size_t k = 1;
-  for (size_t i = 1; i < *n; i++) {
-    if (strcmp(v[i], v[k - 1]) == 0) free(v[i]);
-    else v[k++] = v[i];
-  }
-  *n = k;
-}
-
 int rtq__broker2_queues(rtq_broker *b) {
   rtq__broker2 *s = b->v2;
   if (s->queues_at != 0 && s->queues_at == b->now) return 0;
-  rtq_key2 key = rtq_keys2_queues(&b->keys2);
-  char cursor[32] = "0";
   char **v = NULL;
-  size_t n = 0, cap = 0;
-  int rc = 0;
+  size_t n = 0;
   bool capped = false;
-  do {
-    rtq_argv a;
-    rtq_argv_init(&a);
-    rtq_argv_add_str(&a, "SSCAN");
-    rtq__argv_add_key2(&a, key);
-    rtq_argv_add_str(&a, cursor);
-    rtq_argv_add_str(&a, "COUNT");
-    rtq_argv_add_i64(&a, RTQ_BROKER2_QUEUES_PAGE);
-    redisReply *r = NULL;
-    rc = rtq_conn_command(b->conn, &a, &r);
-    rtq_argv_destroy(&a);
-    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                    r->element[0]->type != REDIS_REPLY_STRING ||
-                    r->element[1]->type != REDIS_REPLY_ARRAY))
-      rc = RTQ_EREDIS;
-    if (rc == 0) {
-      snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-      const redisReply *page = r->element[1];
-      for (size_t i = 0; i < page->elements && rc == 0; i++) {
-        if (n >= RTQ_BROKER2_MAX_QUEUES) {
-          capped = true;
-          break;
-        }
-        rc = push_name(&v, &n, &cap, page->element[i]);
-      }
-    }
-    if (r != NULL) freeReplyObject(r);
-  } while (rc == 0 && !capped && strcmp(cursor, "0") != 0);
+  int rc = rtq_registry2_read(b->conn, &b->keys2, RTQ_BROKER2_MAX_QUEUES, &v, &n, &capped);
+  rtq_key2 key = rtq_keys2_queues(&b->keys2);
   if (rc != 0) {
-    rtq__broker2_names_free(v, n);
     if (rc == RTQ_EREDIS)
       rtq_log(RTQ_LOG_ERROR, "cannot read the queue registry; no queue is swept", "key", key.s,
               "error", rtq__broker2_why(b, NULL), NULL);
@@ -124,7 +62,6 @@ int rtq__broker2_queues(rtq_broker *b) {
     rtq_log(RTQ_LOG_WARNING, "more queues than the broker sweeps; the rest are left out", "key",
             key.s, NULL);
   s->queues_capped = capped;
-  sort_unique(v, &n);
   rtq__broker2_names_free(s->queues, s->nqueues);
   s->queues = v;
   s->nqueues = n;
@@ -151,13 +88,12 @@ static int parse_queues(const char *text, size_t len, char ***out, size_t *n) {
       char name[RTQ_NAME_MAX + 1];
       memcpy(name, p, nl);
       name[nl] = '\0';
-      redisReply e = {.type = REDIS_REPLY_STRING, .str = name, .len = nl};
-      int rc = push_name(out, n, &cap, &e);
+      int rc = rtq__names_push(out, n, &cap, name, nl);
       if (rc != 0) return rc;
     }
     p = stop + 1;
   }
-  sort_unique(*out, n);
+  rtq__names_sort_unique(*out, n);
   return 0;
 }
 

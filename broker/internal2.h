@@ -29,8 +29,6 @@
 
 /* Queues read from {ns}:queues at most; past it the rest wait (logged). */
 #define RTQ_BROKER2_MAX_QUEUES 100000
-/* SSCAN COUNT of one page of {ns}:queues. */
-#define RTQ_BROKER2_QUEUES_PAGE 1000
 /* Calls of one script on one queue per sweep (promote) and per list per
  * sweep (prune): 100 entries each. */
 #define RTQ_BROKER2_CALLS_PER_QUEUE 10

@@ -123,8 +123,9 @@ void rtq__limits2_from_reply(const redisReply *r, rtq_queue_limits *out);
 
 /* ---- protocol 2: the queue registry (queues2.c) ---- */
 
-/* The valid names of {ns}:queues, sorted; *names (n entries) is the
- * caller's, freed with rtq__queues2_free. Detail set on error. */
+/* The valid names of {ns}:queues, sorted, at most RTQ_REGISTRY2_MAX
+ * (read in SSCAN pages: registry2.h); *names (n entries) is the caller's,
+ * freed with rtq__queues2_free. Detail set on error. */
 int rtq__queues2_read(rtq_client *c, char ***names, size_t *n);
 void rtq__queues2_free(char **names, size_t n);
 /* SADD queue to {ns}:queues, once per client and queue (before a queue's

@@ -19,54 +19,28 @@
 #include <string.h>
 
 #include "keys2.h"
+#include "registry2.h"
 
-static int cmp_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void rtq__queues2_free(char **names, size_t n) {
-  for (size_t i = 0; names != NULL && i < n; i++) free(names[i]);
-  free(names);
-}
+void rtq__queues2_free(char **names, size_t n) { rtq_registry2_free(names, n); }
 
 int rtq__queues2_read(rtq_client *c, char ***names, size_t *n) {
   *names = NULL;
   *n = 0;
-  rtq_key2 key = rtq_keys2_queues(&c->keys2);
-  const char *w[] = {"SMEMBERS", key.s};
-  redisReply *r = NULL;
-  int rc = rtq__client_words(c, &r, 2, w);
+  rtq_conn *conn;
+  int rc = rtq__pool_get(c, &conn);
   if (rc != 0) return rc;
-  if (r->type != REDIS_REPLY_ARRAY) {
-    freeReplyObject(r);
-    rtq__client_err(c, "%s is not a set", key.s);
-    return RTQ_EREDIS;
-  }
-  char **out = calloc(r->elements + 1, sizeof *out);
-  size_t k = 0;
-  for (size_t i = 0; out != NULL && i < r->elements; i++) {
-    const redisReply *e = r->element[i];
-    /* Someone with write access may have added junk: only valid names
-     * become keys. */
-    if (e->type != REDIS_REPLY_STRING || memchr(e->str, '\0', e->len) != NULL ||
-        rtq_validate_name(e->str) != 0)
-      continue;
-    if ((out[k] = strdup(e->str)) == NULL) {
-      rtq__queues2_free(out, k);
-      out = NULL;
-      break;
-    }
-    k++;
-  }
-  freeReplyObject(r);
-  if (out == NULL) {
+  rc = rtq_registry2_read(conn, &c->keys2, RTQ_REGISTRY2_MAX, names, n, NULL);
+  /* An idle pooled connection may have been closed by Redis: a read is
+   * tried again at once, as rtq__client_command does. */
+  if (rc == RTQ_ECONN) rc = rtq_registry2_read(conn, &c->keys2, RTQ_REGISTRY2_MAX, names, n, NULL);
+  if (rc == RTQ_EREDIS)
+    rtq__client_err(c, "%s is not a set (%s)", rtq_keys2_queues(&c->keys2).s, rtq_conn_errstr(conn));
+  else if (rc == RTQ_ENOMEM)
     rtq__client_err(c, "out of memory");
-    return RTQ_ENOMEM;
-  }
-  qsort(out, k, sizeof *out, cmp_names);
-  *names = out;
-  *n = k;
-  return 0;
+  else if (rc != 0)
+    rtq__client_conn_err(c, conn, rc, "redis");
+  rtq__pool_put(c, conn);
+  return rc;
 }
 
 static bool is_known(rtq_client *c, const char *queue) {

@@ -16,6 +16,7 @@
 #include "client_internal.h"
 #include "harness.h"
 #include "keys2.h"
+#include "registry2.h"
 #include "test_client_fixture2.h"
 
 static void test_client_queues2_register_once_per_client(void **state) {
@@ -47,6 +48,43 @@ static void test_client_queues2_read_skips_junk(void **state) {
   assert_int_equal(rtq__queues2_read(CL, &names, &n), RTQ_EREDIS);
 }
 
+/* A registry over the cap, padded with junk, is read in SSCAN pages (no
+ * SMEMBERS walks the whole set while Redis waits) and gives at most
+ * RTQ_REGISTRY2_MAX names, sorted, each once. */
+static void test_client_queues2_read_large_registry_in_pages(void **state) {
+  (void)state;
+  const int valid = RTQ_REGISTRY2_MAX + 500, junk = 3000;
+  for (int base = 0; base < valid + junk; base += 1000) {
+    rtq_argv a;
+    rtq_argv_init(&a);
+    rtq_argv_add_str(&a, "SADD");
+    rtq_argv_add_str(&a, "{rtq}:queues");
+    for (int i = base; i < base + 1000 && i < valid + junk; i++) {
+      char name[32];
+      snprintf(name, sizeof name, i < valid ? "q%07d" : "bad name %d", i);
+      rtq_argv_add_str(&a, name);
+    }
+    assert_int_equal(rtq_conn_command(C, &a, NULL), 0);
+    rtq_argv_destroy(&a);
+  }
+  rtq_test_cmd_ok(C, "CONFIG", "RESETSTAT", NULL);
+  char **names;
+  size_t n;
+  assert_int_equal(rtq__queues2_read(CL, &names, &n), 0);
+  assert_int_equal(n, RTQ_REGISTRY2_MAX);
+  for (size_t i = 1; i < n; i++) assert_true(strcmp(names[i - 1], names[i]) < 0);
+  rtq__queues2_free(names, n);
+  char *stats = rtq_test_cmd_str(C, "INFO", "commandstats", NULL);
+  assert_non_null(stats);
+  assert_null(strstr(stats, "cmdstat_smembers"));
+  const char *sscan = strstr(stats, "cmdstat_sscan:calls=");
+  assert_non_null(sscan);
+  long calls = strtol(sscan + strlen("cmdstat_sscan:calls="), NULL, 10);
+  printf("registry of %d members: %ld SSCAN calls\n", valid + junk, calls);
+  assert_true(calls >= RTQ_REGISTRY2_MAX / RTQ_REGISTRY2_PAGE);
+  free(stats);
+}
+
 static void test_client_queues2_queue_of_id(void **state) {
   (void)state;
   rtq_keys2 k;
@@ -76,6 +114,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_client_queues2_register_once_per_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_queues2_read_skips_junk, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_queues2_read_large_registry_in_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_queues2_queue_of_id, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
