@@ -208,6 +208,12 @@ void rtq__dead_letter_destroy(rtq_dead_letter *d);
  * RTQ_ENOTFOUND (none there), RTQ_ERANGE, or a connection error (detail
  * set; *out NULL). */
 int rtq__dead_index(rtq_client *c, size_t index, redisReply **out);
+/* The letter of record r (a string reply read for index, or NULL when rc,
+ * the read's return, is not 0): *out on 0; r is freed either way. */
+int rtq__dead_letter_of(rtq_client *c, size_t index, int rc, redisReply *r, rtq_dead_letter **out);
+/* 0 when record r (a string reply) is task expect_id's letter, else
+ * RTQ_ESTATE with the detail set (the list moved since it was read). */
+int rtq__dead_is_task(rtq_client *c, size_t index, const redisReply *r, const char *expect_id);
 
 /* A subscriber: a connection of its own in SUBSCRIBE mode. */
 int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out);

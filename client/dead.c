@@ -213,13 +213,7 @@ int rtq__dead_index(rtq_client *c, size_t index, redisReply **out) {
   return rc;
 }
 
-RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) {
-  if (out != NULL) *out = NULL;
-  if (c == NULL || out == NULL) return RTQ_EINVAL;
-  rtq__client_clear_err(c);
-  if (c->protocol == 2) return rtq__dead2_get(c, index, out);
-  redisReply *r = NULL;
-  int rc = rtq__dead_index(c, index, &r);
+int rtq__dead_letter_of(rtq_client *c, size_t index, int rc, redisReply *r, rtq_dead_letter **out) {
   rtq_dead_letter *d = NULL;
   if (rc == 0) {
     d = calloc(1, sizeof *d);
@@ -233,6 +227,26 @@ RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) 
   }
   *out = d;
   return 0;
+}
+
+int rtq__dead_is_task(rtq_client *c, size_t index, const redisReply *r, const char *expect_id) {
+  rtq_dead_letter d;
+  memset(&d, 0, sizeof d);
+  bool same = rtq__dead_decode(&d, index, r->str, r->len) == 0 && d.id != NULL && strcmp(d.id, expect_id) == 0;
+  rtq__dead_letter_destroy(&d);
+  if (same) return 0;
+  rtq__client_err(c, "dead letter %zu is no longer task %s (the list moved: read it again)", index, expect_id);
+  return RTQ_ESTATE;
+}
+
+RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) {
+  if (out != NULL) *out = NULL;
+  if (c == NULL || out == NULL) return RTQ_EINVAL;
+  rtq__client_clear_err(c);
+  if (c->protocol == 2) return rtq__dead2_get(c, index, out);
+  redisReply *r = NULL;
+  int rc = rtq__dead_index(c, index, &r);
+  return rtq__dead_letter_of(c, index, rc, r, out);
 }
 
 RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d) {

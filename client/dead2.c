@@ -196,19 +196,7 @@ int rtq__dead2_get(rtq_client *c, size_t index, rtq_dead_letter **out) {
   char queue[RTQ_TASK_ID_SIZE];
   redisReply *r = NULL;
   int rc = record_at(c, index, queue, &r);
-  rtq_dead_letter *d = NULL;
-  if (rc == 0) {
-    d = calloc(1, sizeof *d);
-    rc = d != NULL ? rtq__dead_decode(d, index, r->str, r->len) : RTQ_ENOMEM;
-  }
-  if (r != NULL) freeReplyObject(r);
-  if (rc != 0) {
-    if (rc == RTQ_ENOMEM) rtq__client_err(c, "out of memory");
-    rtq_dead_letter_free(d);
-    return rc;
-  }
-  *out = d;
-  return 0;
+  return rtq__dead_letter_of(c, index, rc, r, out);
 }
 
 /*
@@ -270,16 +258,7 @@ int rtq__dead2_requeue(rtq_client *c, size_t index, const char *expect_id, const
     rtq__client_err(c, "dead letter %zu is of queue %s, not %s", index, q, queue);
     rc = RTQ_ENOTFOUND;
   }
-  if (rc == 0 && expect_id != NULL) {
-    rtq_dead_letter d;
-    memset(&d, 0, sizeof d);
-    bool same = rtq__dead_decode(&d, index, r->str, r->len) == 0 && d.id != NULL && strcmp(d.id, expect_id) == 0;
-    rtq__dead_letter_destroy(&d);
-    if (!same) {
-      rtq__client_err(c, "dead letter %zu is no longer task %s (the list moved: read it again)", index, expect_id);
-      rc = RTQ_ESTATE;
-    }
-  }
+  if (rc == 0 && expect_id != NULL) rc = rtq__dead_is_task(c, index, r, expect_id);
   if (rc == 0) rc = requeue_record(c, q, r->str, r->len, id_out);
   if (r != NULL) freeReplyObject(r);
   return rc;

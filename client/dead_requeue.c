@@ -153,16 +153,7 @@ static int requeue_at(rtq_client *c, size_t index, const char *expect_id, const 
   if (c->protocol == 2) return rtq__dead2_requeue(c, index, expect_id, queue, id_out);
   redisReply *r = NULL;
   int rc = rtq__dead_index(c, index, &r);
-  if (rc == 0 && expect_id != NULL) {
-    rtq_dead_letter d;
-    memset(&d, 0, sizeof d);
-    bool same = rtq__dead_decode(&d, index, r->str, r->len) == 0 && d.id != NULL && strcmp(d.id, expect_id) == 0;
-    rtq__dead_letter_destroy(&d);
-    if (!same) {
-      rtq__client_err(c, "dead letter %zu is no longer task %s (the list moved: read it again)", index, expect_id);
-      rc = RTQ_ESTATE;
-    }
-  }
+  if (rc == 0 && expect_id != NULL) rc = rtq__dead_is_task(c, index, r, expect_id);
   int removed, other;
   if (rc == 0) rc = requeue_record(c, r->str, r->len, index, queue, &removed, &other, id_out);
   if (r != NULL) freeReplyObject(r);

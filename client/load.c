@@ -59,28 +59,6 @@ static rtq_queue_load *load_of(rtq_queue_loads *l, const char *name) {
   return q;
 }
 
-/* Sends n commands and reads n replies into r[] (NULL where none came). */
-static int pipeline(rtq_client *c, rtq_conn *conn, rtq_argv *cmds, size_t n, redisReply **r) {
-  int rc = 0;
-  for (size_t i = 0; i < n; i++) r[i] = NULL;
-  for (size_t i = 0; rc == 0 && i < n; i++) rc = rtq_conn_append(conn, &cmds[i]);
-  if (rc != 0) return rtq__client_conn_err(c, conn, rc, "redis");
-  for (size_t i = 0; i < n; i++) {
-    int trc = rtq_conn_get_reply(conn, &r[i]);
-    if (trc != 0 && rc == 0) rc = rtq__client_conn_err(c, conn, trc, "redis");
-  }
-  return rc;
-}
-
-static void free_all(rtq_argv *cmds, redisReply **r, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    if (cmds != NULL) rtq_argv_destroy(&cmds[i]);
-    if (r != NULL && r[i] != NULL) freeReplyObject(r[i]);
-  }
-  free(cmds);
-  free(r);
-}
-
 static void cmd_key(rtq_argv *a, const char *name, const rtq_key *k) {
   rtq_argv_init(a);
   rtq_argv_add_str(a, name);
@@ -123,7 +101,7 @@ static int first(rtq_client *c, rtq_conn *conn, rtq_queue_loads *l, redisReply *
   rtq_argv_add_str(&cmds[4], "0");
   rtq_argv_add_u64(&cmds[4], RTQ_LOAD_MAX_SCAN - 1);
   cmd_key(&cmds[5], "ZCARD", &k);
-  int rc = pipeline(c, conn, cmds, N, r);
+  int rc = rtq__pipe2(c, conn, cmds, N, r);
   for (int i = 0; i < N; i++) rtq_argv_destroy(&cmds[i]);
   if (rc == 0 && (!is_array(r[0]) || r[0]->elements != 2)) {
     rtq__client_err(c, "unexpected TIME reply");
@@ -155,7 +133,7 @@ static int second(rtq_client *c, rtq_conn *conn, rtq_queue_loads *l, const redis
   rtq_argv *cmds = calloc(n, sizeof *cmds);
   redisReply **r = calloc(n, sizeof *r);
   if (cmds == NULL || r == NULL) {
-    free_all(cmds, r, 0);
+    rtq__pipe2_free(cmds, r, 0);
     return RTQ_ENOMEM;
   }
   char id[RTQ_TASK_ID_SIZE];
@@ -173,7 +151,7 @@ static int second(rtq_client *c, rtq_conn *conn, rtq_queue_loads *l, const redis
     cmd_key(&cmds[nq + i], "HGET", &k);
     rtq_argv_add_str(&cmds[nq + i], "queue");
   }
-  int rc = pipeline(c, conn, cmds, n, r);
+  int rc = rtq__pipe2(c, conn, cmds, n, r);
   /* Queue names first: load_of may grow l->queues past nq. */
   char qname[RTQ_TASK_ID_SIZE];
   for (size_t i = 0; rc == 0 && i < nr; i++) {
@@ -206,7 +184,7 @@ static int second(rtq_client *c, rtq_conn *conn, rtq_queue_loads *l, const redis
       freeReplyObject(r[i]);
       r[i] = NULL;
     }
-  if (rc == 0 && nh > 0) rc = pipeline(c, conn, cmds, nq, r);
+  if (rc == 0 && nh > 0) rc = rtq__pipe2(c, conn, cmds, nq, r);
   for (size_t i = 0; rc == 0 && nh > 0 && i < nq; i++) {
     uint64_t at = str_u64(r[i]);
     /* A head whose hash is gone (expired, deleted) still waits: the
@@ -214,7 +192,7 @@ static int second(rtq_client *c, rtq_conn *conn, rtq_queue_loads *l, const redis
     l->queues[i].oldest_pending_at = at != 0 ? at : env_at[i];
   }
   free(env_at);
-  free_all(cmds, r, n);
+  rtq__pipe2_free(cmds, r, n);
   return rc;
 }
 
