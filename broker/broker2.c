@@ -33,10 +33,8 @@ void rtq__broker2_free(rtq_broker *b) {
 }
 
 rtq__keep2 rtq__broker2_keep(const rtq_broker *b) {
-  rtq__keep2 k = {.result_ttl_s = b->o.config.task_result_ttl,
-                  .history = b->o.config.enable_task_history,
-                  .cap = b->o.config.max_task_history > 0 ? b->o.config.max_task_history : 1};
-  return k;
+  return rtq__keep2_settings(b->o.config.task_result_ttl, b->o.config.enable_task_history,
+                             b->o.config.max_task_history);
 }
 
 const char *rtq__broker2_why(const rtq_broker *b, const redisReply *r) {

@@ -20,8 +20,7 @@ int rtq__cancel2(rtq_client *c, const char *id, const char *queue_hint, int *req
   int rc = rtq__queue_of_id2(c, id, queue_hint, queue);
   if (rc == RTQ_ENOTFOUND) rtq__client_err(c, "no task %s (it never existed or has expired)", id);
   if (rc != 0) return rc;
-  rtq__keep2 keep = {.result_ttl_s = c->result_ttl_s, .history = c->history != 0,
-                     .cap = c->history_cap};
+  rtq__keep2 keep = rtq__keep2_settings(c->result_ttl_s, c->history != 0, c->history_cap);
   rtq_argv a;
   rtq_argv_init(&a);
   redisReply *r = NULL;

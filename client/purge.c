@@ -54,9 +54,7 @@ RTQ_EXTERN int rtq_queue_purge(rtq_client *c, const char *queue, int64_t max_ms,
   }
   if (rc != 0) return rc;
   uint64_t deadline = rtq__mono_ms() + (uint64_t)(max_ms ? max_ms : RTQ_SWEEP_MAX_MS);
-  /* The script takes a cap of 1..10000000 (max_task_history may be 0). */
-  int cap = c->history_cap < 1 ? 1 : c->history_cap > 10000000 ? 10000000 : c->history_cap;
-  rtq__keep2 keep = {.result_ttl_s = c->result_ttl_s, .history = c->history != 0, .cap = cap};
+  rtq__keep2 keep = rtq__keep2_settings(c->result_ttl_s, c->history != 0, c->history_cap);
   uint64_t budget = 0, visited = 0;
   for (;;) {
     int64_t v[3];

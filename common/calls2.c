@@ -480,3 +480,8 @@ int rtq__call2_lease(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char 
   str(&c, acquire ? "acquire" : "release");
   return end(&c);
 }
+
+rtq__keep2 rtq__keep2_settings(int64_t result_ttl_s, bool history, int64_t max_history) {
+  int64_t cap = max_history < 1 ? 1 : max_history > RTQ__V2_MAX_HISTORY ? RTQ__V2_MAX_HISTORY : max_history;
+  return (rtq__keep2){.result_ttl_s = result_ttl_s, .history = history && max_history > 0, .cap = cap};
+}

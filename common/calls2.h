@@ -48,6 +48,14 @@ typedef struct rtq__keep2 {
   int64_t cap;
 } rtq__keep2;
 
+/* The longest done list the scripts take (their history cap's bound). */
+#define RTQ__V2_MAX_HISTORY 10000000
+/* How ended tasks are kept, from the task_result_ttl, enable_task_history
+ * and max_task_history settings, for every process alike: a max_history
+ * of 0 keeps no history (as protocol 1 trims it all), and one over
+ * RTQ__V2_MAX_HISTORY is cut to it (the scripts refuse a larger cap). */
+rtq__keep2 rtq__keep2_settings(int64_t result_ttl_s, bool history, int64_t max_history);
+
 /* Value type: a byte string (an entry as read from a list, args). */
 typedef struct rtq__bytes2 {
   const void *p;

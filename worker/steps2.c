@@ -21,9 +21,7 @@
 #include "scripts2.h"
 
 rtq__keep2 rtq__keep2_of(const rtq_worker *w) {
-  int64_t cap = w->o.max_history < 1 ? 1 : w->o.max_history > 10000000 ? 10000000 : w->o.max_history;
-  return (rtq__keep2){.result_ttl_s = w->o.result_ttl_s, .history = w->o.history && w->o.max_history > 0,
-                      .cap = cap};
+  return rtq__keep2_settings(w->o.result_ttl_s, w->o.history, w->o.max_history);
 }
 
 /* ---- deadletter ---- */

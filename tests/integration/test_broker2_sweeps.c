@@ -69,6 +69,27 @@ static void test_broker2_sweeps_promotes_backlog_and_dead_letters_bad_entries(vo
   assert_int_equal(tb2_stat(t, NULL, "promoted"), 250);
 }
 
+/* max_task_history over the scripts' cap (the settings take up to
+ * 100000000) is cut to it: a dead worker's task is still recovered, and a
+ * live one's overdue run still timed out. */
+static void test_broker2_sweeps_large_history_setting_still_recovers(void **state) {
+  tb *t = *state;
+  tb2_create(t, "qh", "h-dead", NULL);
+  tb2_heartbeat(t, "w-dead", 600000, "qh:1");
+  assert_int_equal(tb2_take_all(t, "w-dead", "qh"), 1);
+  tb2_age_worker(t, "w-dead", 60000);
+  tb2_create(t, "qh", "h-late", &(tb2_opts){.timeout_ms = 1});
+  tb2_heartbeat(t, "w-live", 600000, "qh:1");
+  assert_int_equal(tb2_take_all(t, "w-live", "qh"), 1);
+  uint64_t until = tb_redis_now(t) + 20;
+  while (tb_redis_now(t) < until) rtq__test_poll_pause(1);
+  tb2_broker_once(t, "--max-task-history", "100000000", "--timeout-grace", "0");
+  assert_true(tb2_field_is(t, "qh", "h-dead", "s", "pending"));
+  assert_int_equal(tb2_len(t, rtq_keys2_queue(&K2, "qh")), 1);
+  assert_true(tb2_field_is(t, "qh", "h-late", "s", "timeout"));
+  assert_int_equal(tb2_len(t, rtq_keys2_done(&K2, "qh", RTQ_STATUS_TIMEOUT)), 1);
+}
+
 /* Lines of file path holding needle. */
 static int lines_with(const char *path, const char *needle) {
   FILE *f = fopen(path, "r");
@@ -316,6 +337,8 @@ int main(void) {
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(
           test_broker2_sweeps_promotes_backlog_and_dead_letters_bad_entries, tb2_setup, tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_large_history_setting_still_recovers, tb2_setup,
+                                      tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_undeadletterable_entry_does_not_spin, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_prune_drops_expired_ids_only, tb2_setup,

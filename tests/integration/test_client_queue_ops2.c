@@ -342,6 +342,35 @@ static void test_client_queue_ops2_delete_ends_while_tasks_keep_ending(void **st
   assert_int_equal(ops2_llen(C, rtq_keys2_done(&K, "a", RTQ_STATUS_COMPLETED)), 150);
 }
 
+/* Every max_task_history the settings take (0..100000000) works with the
+ * scripts, whose cap is 1..10000000: 0 keeps no done list, a larger one is
+ * cut to the scripts' bound. A cancel and a purge under each. */
+static void test_client_queue_ops2_any_history_setting_cancels_and_purges(void **state) {
+  (void)state;
+  const char *settings[] = {"0", "100000000"};
+  for (int i = 0; i < 2; i++) {
+    rtq_test_redis_flush();
+    assert_int_equal(rtq_scripts2_load(C), 0);
+    setenv("RTQ_MAX_TASK_HISTORY", settings[i], 1);
+    rtq_client *cl = ops2_client(2);
+    unsetenv("RTQ_MAX_TASK_HISTORY");
+    char one[1][RTQ_ID2_LEN + 1], more[3][RTQ_ID2_LEN + 1];
+    ops2_create(C, &K, "hist", 1, 0, one);
+    int requested = -1;
+    assert_int_equal(rtq_cancel_task(cl, one[0], &requested), 0);
+    assert_int_equal(requested, 0);
+    char s[16];
+    assert_string_equal(ops2_status(C, &K, "hist", one[0], s), "cancelled");
+    ops2_create(C, &K, "hist", 3, 0, more);
+    rtq_purge_counts n;
+    assert_int_equal(rtq_queue_purge(cl, "hist", 0, &n), 0);
+    assert_int_equal(n.cancelled, 3);
+    /* 0: no done list; otherwise every cancelled id is listed. */
+    assert_int_equal(ops2_llen(C, rtq_keys2_done(&K, "hist", RTQ_STATUS_CANCELLED)), i == 0 ? 0 : 4);
+    rtq_client_free(cl);
+  }
+}
+
 static void test_client_queue_ops2_refused_under_protocol_1(void **state) {
   (void)state;
   rtq_client_free(CL);
@@ -375,6 +404,7 @@ int main(void) {
       T(test_client_queue_ops2_purge_stops_at_its_time_bound),
       T(test_client_queue_ops2_delete_by_status_queue_and_age),
       T(test_client_queue_ops2_delete_ends_while_tasks_keep_ending),
+      T(test_client_queue_ops2_any_history_setting_cancels_and_purges),
       T(test_client_queue_ops2_refused_under_protocol_1),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
