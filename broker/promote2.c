@@ -43,14 +43,21 @@ static int queue_bad(rtq_broker *b, rtq__batch *bt, const char *queue, const red
                                "not a valid task id", b->id, true, &keep);
 }
 
-/* One round: a promote call for each queue with more[i] set. */
+/* One round: a promote call for each queue with more[i] set. A queue
+ * whose bad entry could not be dead-lettered (a dead list or counters key
+ * of another type) is left out of the timer's aim until the next sweep:
+ * its head stays due, and aiming at it would fire every
+ * PROMOTE_MIN_DELAY_MS (ev_glue.c). */
 static int round_of(rtq_broker *b, bool *more, int64_t *next, size_t *failed) {
   rtq__broker2 *s = b->v2;
   rtq__batch *bt = &b->batch, *dead = &b->batch2;
   rtq__batch_clear(bt);
   rtq__batch_clear(dead);
-  size_t *which = malloc((s->nqueues + 1) * sizeof *which);
+  /* which[k]: the queue of promote call k; its dead-letter calls are
+   * dead[from[k] .. to[k]). */
+  size_t *which = malloc(3 * (s->nqueues + 1) * sizeof *which);
   if (which == NULL) return RTQ_ENOMEM;
+  size_t *from = which + s->nqueues + 1, *to = from + s->nqueues + 1;
   int rc = 0;
   for (size_t i = 0; i < s->nqueues && rc == 0; i++) {
     if (!more[i]) continue;
@@ -68,6 +75,7 @@ static int round_of(rtq_broker *b, bool *more, int64_t *next, size_t *failed) {
     size_t i = which[k];
     rtq__promote2_result res;
     more[i] = false;
+    from[k] = to[k] = (size_t)dead->n;
     if (bt->rcs[k] != 0 || rtq__reply2_promote(bt->replies[k], &res) != 0) {
       if ((*failed)++ == 0)
         rtq_log(RTQ_LOG_ERROR, "promoting a queue's delayed tasks failed", "queue", s->queues[i],
@@ -78,18 +86,21 @@ static int round_of(rtq_broker *b, bool *more, int64_t *next, size_t *failed) {
     next[i] = res.next_due_ms;
     more[i] = res.moved + (int64_t)res.nbad >= RTQ__V2_MAX_SWEEP;
     for (size_t j = 0; j < res.nbad && rc == 0; j++) rc = queue_bad(b, dead, s->queues[i], res.bad[j]);
+    to[k] = (size_t)dead->n;
   }
   if (rc == 0 && dead->n > 0) rc = rtq__batch_run(b->conn, dead);
-  for (int k = 0; rc == 0 && k < dead->n; k++) {
-    if (dead->rcs[k] == 0 && rtq__reply_tag_is(dead->replies[k], "ok")) {
-      RTQ__COUNT(b, dead_lettered, 1);
-    } else if (dead->rcs[k] != 0 && (*failed)++ == 0) {
-      /* The entry stays at the head of its set, due: counted as a failure
-       * so the promotion timer is not aimed at it (it would fire every
-       * PROMOTE_MIN_DELAY_MS); the next sweep tries again. */
-      rtq_log(RTQ_LOG_ERROR, "dead-lettering a bad delayed entry failed", "error",
-              rtq__broker2_why(b, dead->replies[k]), NULL);
+  for (int k = 0; rc == 0 && k < bt->n; k++) {
+    size_t i = which[k];
+    bool ok = true;
+    for (size_t d = from[k]; d < to[k]; d++) {
+      if (dead->rcs[d] == 0 && rtq__reply_tag_is(dead->replies[d], "ok")) RTQ__COUNT(b, dead_lettered, 1);
+      else if (dead->rcs[d] != 0 && ok) {
+        ok = false;
+        rtq_log(RTQ_LOG_ERROR, "dead-lettering a bad delayed entry failed; the next sweep tries again", "queue",
+                s->queues[i], "error", rtq__broker2_why(b, dead->replies[d]), NULL);
+      }
     }
+    if (!ok) more[i] = false, next[i] = -1;
   }
   RTQ__COUNT(b, promoted, moved);
   free(which);
