@@ -230,7 +230,7 @@ static void round_done(rtq_worker *w, rtq__round2 *round) {
 void rtq__claim2_pump(rtq_worker *w) {
   if (w->phase != RTQ__RUN || w->round2 != NULL || !w->hb_ok || !w->paused_known) return;
   if (w->need_reconcile || w->reconcile_in_flight) return;
-  if (!rtq__rconn_up(w->pop) || !rtq__rconn_up(w->cmd)) return;
+  if (!w->links_on && (!rtq__rconn_up(w->pop) || !rtq__rconn_up(w->cmd))) return;
   int k = rtq__free_slots(w);
   if (k > w->o.claim_batch) k = w->o.claim_batch;
   if (k > RTQ__V2_MAX_TASKS) k = RTQ__V2_MAX_TASKS;
@@ -242,6 +242,8 @@ void rtq__claim2_pump(rtq_worker *w) {
   for (int q = 0; q < w->queues.n; q++) {
     paused[q] = w->queues.q[q].paused;
     if (w->limited_until[q] > now) w->queues.q[q].paused = true;
+    /* A queue whose node has no link up yet (cluster) waits the same way. */
+    if (!rtq__rconn_up(rtq__qcmd(w, q)) || !rtq__rconn_up(rtq__qpop(w, q))) w->queues.q[q].paused = true;
     if (!w->queues.q[q].paused) nopen++, open = q;
   }
   int qidx[RTQ__V2_MAX_TASKS];
@@ -288,7 +290,7 @@ void rtq__claim2_pump(rtq_worker *w) {
   rtq_argv_add_str(&w->argv, "RIGHT");
   rtq_argv_add_str(&w->argv, "LEFT");
   rtq_argv_add_str(&w->argv, tmo);
-  if (rtq__rconn_send(w->pop, &w->argv, on_blmove, round, block_ms) != 0) {
+  if (rtq__rconn_send(rtq__qpop(w, q), &w->argv, on_blmove, round, block_ms) != 0) {
     w->round2 = NULL;
     free(round);
     return;
@@ -340,7 +342,7 @@ static void on_take(rtq_worker *w, redisReply *r, void *pd) {
 static void send_take(rtq_worker *w, take_call *tc) {
   if (rtq__call2_take(&w->argv, &w->keys2, w->use_eval, w->queues.q[tc->qi].name, w->id, default_timeout_ms(w),
                       tc->moves, TAKE_REPLY_BUDGET) != 0 ||
-      rtq__rconn_send(w->cmd, &w->argv, on_take, tc, 0) != 0) {
+      rtq__rconn_send(rtq__qcmd(w, tc->qi), &w->argv, on_take, tc, 0) != 0) {
     /* Nothing was sent: the next round tries again. */
     w->reserved -= tc->moves;
     rtq__round2 *round = tc->round;
@@ -419,7 +421,7 @@ static void send_claim(rtq_worker *w, claim_call *cc) {
   }
   if (rtq__call2_claim(&w->argv, &w->keys2, w->use_eval, w->queues.q[cc->qi].name, w->id, default_timeout_ms(w),
                        ids, cc->n) != 0 ||
-      rtq__rconn_send(w->cmd, &w->argv, on_claim, cc, 0) != 0) {
+      rtq__rconn_send(rtq__qcmd(w, cc->qi), &w->argv, on_claim, cc, 0) != 0) {
     for (int i = 0; i < cc->n; i++) lost_track(w, cc->jobs[i]);
     free(cc);
     return;
@@ -432,7 +434,20 @@ static void send_claim(rtq_worker *w, claim_call *cc) {
  * BLMOVE may sit in Redis for the whole block timeout; CLIENT UNBLOCK
  * makes it return nil now (an id it already moved still arrives). */
 void rtq__claim2_unblock(rtq_worker *w) {
-  if (w->round2 != NULL && w->round2->blocking) rtq__unblock_pop(w);
+  if (w->round2 == NULL || !w->round2->blocking) return;
+  if (!w->links_on) {
+    rtq__unblock_pop(w);
+    return;
+  }
+  /* The BLMOVE waits on its queue's node: CLIENT UNBLOCK goes there. */
+  int q = w->round2->bq;
+  long long id = rtq__rconn_client_id(rtq__qpop(w, q));
+  if (id <= 0) return;
+  rtq_argv_reset(&w->argv);
+  rtq_argv_add_str(&w->argv, "CLIENT");
+  rtq_argv_add_str(&w->argv, "UNBLOCK");
+  rtq_argv_add_i64(&w->argv, id);
+  (void)rtq__rconn_send(rtq__qcmd(w, q), &w->argv, rtq__reply_ignore, NULL, 0);
 }
 
 void rtq__claim2_tick(rtq_worker *w, uint64_t now) {
@@ -501,24 +516,25 @@ static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
 /* Reads the task's fields (and the side hash's x) in one MULTI, so the
  * two replies arrive as one. */
 static void send_adopt(rtq_worker *w, rtq__job *j) {
+  rtq__rconn *c = rtq__qcmd_of(w, j->queue);
   rtq_key2 t = rtq_keys2_task(&w->keys2, j->queue, j->id), x = rtq_keys2_side(&w->keys2, j->queue, j->id);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "MULTI");
-  int rc = rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
+  int rc = rtq__rconn_send(c, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HMGET");
   rtq__argv_add_key2(&w->argv, t);
   const char *fields[NFIELDS] = {"s", "w", "a", "n", "x", "xs", "to", "sg", "mr", "rt", "bo"};
   for (int i = 0; i < NFIELDS; i++) rtq_argv_add_str(&w->argv, fields[i]);
-  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
+  if (rc == 0) rc = rtq__rconn_send(c, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HGET");
   rtq__argv_add_key2(&w->argv, x);
   rtq_argv_add_str(&w->argv, "x");
-  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, rtq__reply_ignore, NULL, 0);
+  if (rc == 0) rc = rtq__rconn_send(c, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "EXEC");
-  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_adopt, j, 0);
+  if (rc == 0) rc = rtq__rconn_send(c, &w->argv, on_adopt, j, 0);
   if (rc != 0) {
     lost_track(w, j);
     return;
@@ -570,7 +586,7 @@ static void on_reconcile(rtq_worker *w, redisReply *r, void *pd) {
 
 void rtq__reconcile2_pump(rtq_worker *w) {
   if (!w->need_reconcile || w->reconcile_in_flight || w->round2 != NULL || w->claims_in_flight > 0) return;
-  if (!rtq__rconn_up(w->cmd) || rtq__mono_ms() < w->reconcile_at) return;
+  if (rtq__mono_ms() < w->reconcile_at) return;
   w->reconcile_len = 0;
   w->reconcile_replies = 0;
   for (int q = 0; q < w->queues.n; q++) {
@@ -579,7 +595,8 @@ void rtq__reconcile2_pump(rtq_worker *w) {
     rtq__argv_add_key2(&w->argv, w->k2_proc[q]);
     rtq_argv_add_str(&w->argv, "0");
     rtq_argv_add_str(&w->argv, "-1");
-    if (rtq__rconn_send(w->cmd, &w->argv, on_reconcile, (void *)(intptr_t)q, 0) != 0) break;
+    /* A list whose node is unreachable now is read at the next look. */
+    if (rtq__rconn_send(rtq__qcmd(w, q), &w->argv, on_reconcile, (void *)(intptr_t)q, 0) != 0) continue;
     w->reconcile_replies++;
   }
   if (w->reconcile_replies == 0) return;

@@ -214,17 +214,18 @@ static int run_groups(const finishset *fs, rtq__run_group **out) {
  * the one WAIT sent when the reply comes. A finish call thus waits for at
  * most one timeout, however many calls a dead replica holds up.
  */
-static void send_wait(rtq_worker *w);
+static void send_wait(rtq_worker *w, rtq__rconn *c, rtq__waitq *q);
 
 static void on_wait(rtq_worker *w, redisReply *r, void *pd) {
   rtq__waitset *ws = pd;
-  w->wait_in_flight = false;
+  rtq__waitq *q = ws->q;
+  q->in_flight = false;
   if (r == NULL) {
     /* Connection lost: these finish calls and the pending ones are resent,
      * each followed by a WAIT again. */
     free(ws);
-    free(w->wait_pending);
-    w->wait_pending = NULL;
+    free(q->pending);
+    q->pending = NULL;
     return;
   }
   int acked = 0;
@@ -248,29 +249,33 @@ static void on_wait(rtq_worker *w, redisReply *r, void *pd) {
       rtq_log(RTQ_LOG_DEBUG, "completion acknowledged", "task", ws->ids[i], "replicas", got, NULL);
   }
   free(ws);
-  send_wait(w);
+  /* The connection is the one the WAIT went on: it is still up (a lost
+   * one calls back with NULL). */
+  send_wait(w, NULL, q);
 }
 
-/* Sends WAIT for the pending tasks unless one is in flight or none is
- * pending. */
-static void send_wait(rtq_worker *w) {
-  rtq__waitset *ws = w->wait_pending;
-  if (w->wait_in_flight || ws == NULL || ws->n == 0) return;
-  w->wait_pending = NULL;
+/* Sends WAIT on c (NULL: the connection q belongs to) for q's pending
+ * tasks unless one is in flight or none is pending. */
+static void send_wait(rtq_worker *w, rtq__rconn *c, rtq__waitq *q) {
+  rtq__waitset *ws = q->pending;
+  if (q->in_flight || ws == NULL || ws->n == 0) return;
+  if (c == NULL) c = q == &w->waitq ? w->cmd : ws->conn;
+  q->pending = NULL;
   /* The reply may take the whole timeout: the watchdog allows for it. */
   if (rtq_replicas_argv(&w->argv, w->o.wait_replicas, w->o.wait_timeout_ms) != 0 ||
-      rtq__rconn_send(w->cmd, &w->argv, on_wait, ws, w->o.wait_timeout_ms) != 0) {
+      rtq__rconn_send(c, &w->argv, on_wait, ws, w->o.wait_timeout_ms) != 0) {
     /* Not sent: the connection is down, and the finish calls before it
      * are resent once it is back. */
     free(ws);
     return;
   }
-  w->wait_in_flight = true;
+  q->in_flight = true;
 }
 
-/* Adds the call's tasks to the pending WAIT. */
-static void want_wait(rtq_worker *w, const finishset *fs) {
-  rtq__waitset *ws = w->wait_pending;
+/* Adds the call's tasks to the pending WAIT of connection c. */
+static void want_wait(rtq_worker *w, rtq__rconn *c, const finishset *fs) {
+  rtq__waitq *q = rtq__waitq_of(w, c);
+  rtq__waitset *ws = q->pending;
   int have = ws != NULL ? ws->n : 0;
   rtq__waitset *more = realloc(ws, sizeof *ws + (size_t)(have + fs->n) * sizeof ws->ids[0]);
   if (more == NULL) {
@@ -278,17 +283,20 @@ static void want_wait(rtq_worker *w, const finishset *fs) {
     rtq_log(RTQ_LOG_WARNING, "out of memory: completions not followed by WAIT", NULL);
     return;
   }
+  more->q = q;
+  more->conn = c;
   more->n = have;
   for (int i = 0; i < fs->n; i++) snprintf(more->ids[more->n++], sizeof more->ids[0], "%s", fs->jobs[i]->id);
-  w->wait_pending = more;
-  send_wait(w);
+  q->pending = more;
+  send_wait(w, c, q);
 }
 
 static int send_finishes(rtq_worker *w, finishset *fs) {
   if (w->protocol == 2) {
+    rtq__rconn *c = rtq__qcmd_of(w, fs->jobs[0]->queue);
     int rc = rtq__finish2_argv(w, fs->jobs, fs->n, true, rtq__jitter_ms);
-    if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
-    if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, fs);
+    if (rc == 0) rc = rtq__rconn_send(c, &w->argv, on_finishes, fs, 0);
+    if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, c, fs);
     return rc;
   }
   char pct[16];
@@ -319,7 +327,7 @@ static int send_finishes(rtq_worker *w, finishset *fs) {
     rc = rtq__call_finish_task(&w->argv, &t);
   }
   if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
-  if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, fs);
+  if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, w->cmd, fs);
   return rc;
 }
 
@@ -394,7 +402,7 @@ static void on_requeue(rtq_worker *w, redisReply *r, void *pd);
 static int send_requeue(rtq_worker *w, rtq__job *j) {
   if (w->protocol == 2) {
     int rc = rtq__requeue2_argv(w, j);
-    return rc != 0 ? rc : rtq__rconn_send(w->cmd, &w->argv, on_requeue, j, 0);
+    return rc != 0 ? rc : rtq__rconn_send(rtq__qcmd_of(w, j->queue), &w->argv, on_requeue, j, 0);
   }
   int rc = rtq__call_requeue(&w->argv, &w->keys, w->use_eval, j->id, j->e.queue, j->env,
                              j->env_len, w->id, j->attempt);
@@ -447,7 +455,8 @@ static int flush_finishes(rtq_worker *w, finishset **fs) {
 }
 
 void rtq__complete_pump(rtq_worker *w) {
-  if (w->wq_head == NULL || !rtq__rconn_up(w->cmd)) return;
+  /* With per-node links a batch whose node is down is pushed back below. */
+  if (w->wq_head == NULL || (!w->links_on && !rtq__rconn_up(w->cmd))) return;
   uint64_t now = rtq__mono_ms();
   rtq__job *later = NULL, **later_tail = &later;
   finishset *fs = NULL;

@@ -164,6 +164,14 @@ typedef struct rtq__handler {
 typedef struct rtq__pool rtq__pool;
 typedef struct rtq__round rtq__round;
 typedef struct rtq__round2 rtq__round2;
+typedef struct rtq__link rtq__link;
+
+/* wait_replicas (complete.c): the tasks of finish calls sent on one
+ * command connection since the WAIT in flight there, for the next one. */
+typedef struct rtq__waitq {
+  struct rtq__waitset *pending;
+  bool in_flight;
+} rtq__waitq;
 
 /* Shutdown phases. */
 enum { RTQ__START, RTQ__RUN, RTQ__GRACE, RTQ__DRAIN, RTQ__CLEANUP, RTQ__DONE };
@@ -252,13 +260,20 @@ struct rtq_worker {
   rtq__round2 *round2;
   int reconcile_replies;         /* LRANGE replies owed (one per queue) */
   long reconcile_len;            /* entries those replies listed so far */
+  /* protocol 2 on a redis+cluster:// URL (links.c): one cmd and pop
+   * connection per node serving one of the queues; qlink[q] indexes links
+   * (-1 while the queue has no node). links_on false: every queue uses
+   * cmd and pop. */
+  bool links_on, links_planned, links_dirty;
+  rtq__link **links;
+  int nlinks;
+  int *qlink;
+  uint64_t links_plan_at;
+  rtq__rconn_cfg link_cfg;
 
   /* counters for logs and tests */
   uint64_t n_claimed, n_finished, n_dead, n_stale;
-  /* wait_replicas (complete.c): the tasks of finish calls sent since the
-   * WAIT in flight, for the next one */
-  struct rtq__waitset *wait_pending;
-  bool wait_in_flight;
+  rtq__waitq waitq;              /* wait_replicas on cmd */
   /* wait_replicas: tasks whose completion fewer replicas acknowledged
    * than asked (or whose WAIT failed) */
   uint64_t n_unreplicated;
@@ -269,6 +284,8 @@ struct rtq_worker {
 
 /* Task ids of finish calls a WAIT covers (complete.c). */
 typedef struct rtq__waitset {
+  rtq__waitq *q;     /* whose WAIT it is */
+  rtq__rconn *conn;  /* the connection it goes on */
   int n;
   char ids[][RTQ_NAME_MAX + 1];
 } rtq__waitset;
@@ -291,6 +308,24 @@ bool rtq__noscript(rtq_worker *w, const redisReply *r);
 void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c);
 void rtq__worker_on_conn_down(rtq_worker *w, rtq__rconn *c);
 int rtq__free_slots(const rtq_worker *w);
+
+/* links.c: the connections of each queue (see the fields above). */
+int rtq__links_init(rtq_worker *w, const rtq__rconn_cfg *base);
+void rtq__links_service(rtq_worker *w, uint64_t now);
+void rtq__links_free(rtq_worker *w);
+void rtq__links_shrink(rtq_worker *w);
+/* Closes the links' sockets (a forked child's copies). */
+void rtq__links_close_fds(rtq_worker *w);
+/* True when c is a link's connection. */
+bool rtq__links_owns(const rtq_worker *w, const rtq__rconn *c);
+/* The cmd and pop connection of queue qi (cmd, pop without links); NULL
+ * while the queue has no node. */
+rtq__rconn *rtq__qcmd(rtq_worker *w, int qi);
+rtq__rconn *rtq__qpop(rtq_worker *w, int qi);
+/* The cmd connection of a queue by name (cmd for a name not served). */
+rtq__rconn *rtq__qcmd_of(rtq_worker *w, const char *queue);
+/* The wait_replicas state of a command connection. */
+rtq__waitq *rtq__waitq_of(rtq_worker *w, const rtq__rconn *c);
 
 /* unknown.c: an envelope whose task name no handler here serves (id NULL
  * when unreadable): dead-lettered as UNKNOWN_TASK, or handed back for

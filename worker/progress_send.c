@@ -22,7 +22,7 @@ static void on_progress(rtq_worker *w, redisReply *r, void *pd) {
 static void send_progress(rtq_worker *w, rtq__job *j) {
   char pct[16];
   if (w->protocol == 2) {
-    if (rtq__progress2_argv(w, j) == 0) (void)rtq__rconn_send(w->cmd, &w->argv, on_progress, NULL, 0);
+    if (rtq__progress2_argv(w, j) == 0) (void)rtq__rconn_send(rtq__qcmd_of(w, j->queue), &w->argv, on_progress, NULL, 0);
     return;
   }
   if (rtq__call_progress(&w->argv, &w->keys, w->use_eval, j->id, w->id, j->attempt,
@@ -35,7 +35,9 @@ void rtq__progress_tick(rtq_worker *w, uint64_t now) {
   for (rtq__job *j = w->jobs; j != NULL; j = j->next) {
     if (j->state != RTQ__JOB_RUNNING) continue;
     if (j->task != NULL) (void)rtq__task_take_progress(j->task, &j->prog_seq, &j->prog);
-    if (up && rtq__prog_due(&j->prog, now, w->o.progress_interval_ms)) {
+    /* With per-node links, each task's write waits for its queue's node. */
+    bool ok = w->links_on ? rtq__rconn_up(rtq__qcmd_of(w, j->queue)) : up;
+    if (ok && rtq__prog_due(&j->prog, now, w->o.progress_interval_ms)) {
       send_progress(w, j);
       rtq__prog_sent(&j->prog, now);
     }

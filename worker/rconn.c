@@ -319,7 +319,9 @@ static void start_connect(rtq__rconn *c, uint64_t now) {
   rtq_redis_endpoint ep;
   snprintf(ep.host, sizeof ep.host, "%s", u->host);
   ep.port = u->port;
-  if (u->kind == RTQ_URL_CLUSTER || u->kind == RTQ_URL_SENTINEL) {
+  if (c->cfg.fixed_node) {
+    ep = c->cfg.node;
+  } else if (u->kind == RTQ_URL_CLUSTER || u->kind == RTQ_URL_SENTINEL) {
     char err[512];
     const char *k = c->cfg.route_key;
     if (rtq_redis_resolve(u, k, k != NULL ? strlen(k) : 0, c->cfg.connect_timeout_ms, &ep, err, sizeof err) != 0) {
@@ -459,7 +461,8 @@ void rtq__rconn_shrink(rtq__rconn *c) {
 int rtq__rconn_fd(const rtq__rconn *c) { return c != NULL && c->ac != NULL ? c->ac->c.fd : -1; }
 
 bool rtq__rconn_up(const rtq__rconn *c) { return c != NULL && c->state == ST_UP && !c->drop_requested; }
-long long rtq__rconn_client_id(const rtq__rconn *c) { return c->client_id; }
+long long rtq__rconn_client_id(const rtq__rconn *c) { return c != NULL ? c->client_id : 0; }
+bool rtq__rconn_failed(const rtq__rconn *c) { return c != NULL && c->state == ST_DOWN && c->retry_at != 0; }
 
 int rtq__rconn_send(rtq__rconn *c, const rtq_argv *a, rtq__reply_fn fn, void *pd, int extra_ms) {
   if (!rtq__rconn_up(c)) return RTQ_ECONN;

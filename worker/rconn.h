@@ -22,7 +22,9 @@
  * sentinel asked): the node serving route_key's slot, or the primary the
  * sentinels name, whose ROLE is then checked in the handshake. A MOVED
  * reply drops the connection, so the next connect finds the slot's new
- * node; any lost connection asks again, which follows a failover.
+ * node; any lost connection asks again, which follows a failover. A
+ * connection with a fixed node (fixed_node) goes to that node every time:
+ * its owner (links.c) re-plans from the slot map when it is lost.
  *
  * Callbacks: fn(w, reply, pd) runs exactly once per accepted command, with
  * the reply (borrowed for the call) or NULL when the connection was lost
@@ -66,6 +68,9 @@ typedef struct rtq__rconn_cfg {
   rtq__conn_state_fn on_up;    /* may be NULL */
   rtq__conn_state_fn on_down;  /* may be NULL; only after an on_up */
   int protocol;                /* 1 or 2: whose scripts the cmd handshake loads */
+  bool fixed_node;             /* connect to node, not where route_key leads
+                               * (protocol 2's per-node links: links.c) */
+  rtq_redis_endpoint node;
 } rtq__rconn_cfg;
 
 /* A connection that starts down; rtq__rconn_service() connects it. cfg is
@@ -76,6 +81,9 @@ void rtq__rconn_free(rtq__rconn *c);
 
 /* True when connected and the handshake is done: commands may be sent. */
 bool rtq__rconn_up(const rtq__rconn *c);
+/* True when down after a connect or a connection failed (not merely not
+ * tried yet, nor connecting). */
+bool rtq__rconn_failed(const rtq__rconn *c);
 /* CLIENT ID of the pop connection (0 while unknown). */
 long long rtq__rconn_client_id(const rtq__rconn *c);
 

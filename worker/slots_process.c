@@ -169,6 +169,7 @@ int rtq__proc_start(rtq_worker *w, rtq__job *j, rtq_task_ctx *t) {
     int own[3] = {rtq__rconn_fd(w->cmd), rtq__rconn_fd(w->pop), rtq__rconn_fd(w->sub)};
     for (int i = 0; i < 3; i++)
       if (own[i] >= 0) close(own[i]);
+    rtq__links_close_fds(w);
     for (rtq__job *o = w->jobs; o != NULL; o = o->next)
       if (o->proc.fd >= 0) close(o->proc.fd);
     rtq__child_main(t, fds[1], parent, w->o.rlimit_as_mb, w->o.rlimit_cpu_s);

@@ -36,7 +36,7 @@ void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_
   rtq__keep2 keep = rtq__keep2_of(w);
   if (rtq__call2_deadletter(&w->argv, &w->keys2, w->use_eval, queue, (rtq__bytes2){entry, len}, code, reason, w->id,
                             false, &keep) != 0 ||
-      rtq__rconn_send(w->cmd, &w->argv, rtq__deadletter_reply, NULL, 0) != 0) {
+      rtq__rconn_send(rtq__qcmd_of(w, queue), &w->argv, rtq__deadletter_reply, NULL, 0) != 0) {
     w->need_reconcile = true;
     return;
   }
@@ -104,7 +104,7 @@ void rtq__unknown_task2(rtq_worker *w, const char *queue, const char *id, const 
   }
   if (rtq__call2_handback(&w->argv, &w->keys2, w->use_eval, queue, id, w->id, attempt,
                           (uint64_t)w->o.unknown_task_delay_ms, (uint64_t)w->o.unknown_task_max_handbacks) != 0 ||
-      rtq__rconn_send(w->cmd, &w->argv, on_handback, hb, 0) != 0) {
+      rtq__rconn_send(rtq__qcmd_of(w, queue), &w->argv, on_handback, hb, 0) != 0) {
     free(hb);
     w->need_reconcile = true;
     return;
@@ -125,17 +125,28 @@ int rtq__progress2_argv(rtq_worker *w, const rtq__job *j) {
 
 /* ---- the cancel backstop: the `cr` field of each running task ---- */
 
-typedef struct cr_check {
+typedef struct cr_check cr_check;
+
+/* One HGET: its task, and the check it belongs to. The HGETs of a check
+ * may go to several nodes (one per queue's node), so replies come in no
+ * set order. */
+typedef struct cr_entry {
+  cr_check *cc;
+  char id[RTQ_NAME_MAX + 1];
+} cr_entry;
+
+struct cr_check {
   int n, replies;
-  char ids[][RTQ_NAME_MAX + 1];
-} cr_check;
+  cr_entry e[];
+};
 
 static void on_cr(rtq_worker *w, redisReply *r, void *pd) {
-  cr_check *cc = pd;
-  int i = cc->replies++;
+  cr_entry *e = pd;
+  cr_check *cc = e->cc;
+  cc->replies++;
   if (r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0) {
-    size_t len = strlen(cc->ids[i]);
-    for (rtq__job *j = rtq__job_find(w, cc->ids[i], len); j != NULL; j = rtq__job_find_next(j, cc->ids[i], len))
+    size_t len = strlen(e->id);
+    for (rtq__job *j = rtq__job_find(w, e->id, len); j != NULL; j = rtq__job_find_next(j, e->id, len))
       rtq__job_request_stop(w, j, RTQ__STOP_CANCEL);
   }
   if (cc->replies == cc->n) {
@@ -149,17 +160,20 @@ void rtq__cancel2_check(rtq_worker *w) {
   for (rtq__job *j = w->jobs; j != NULL; j = j->next)
     if (j->state == RTQ__JOB_RUNNING && j->stop_reason == RTQ__STOP_NONE) n++;
   if (n == 0) return;
-  cr_check *cc = malloc(sizeof *cc + (size_t)n * sizeof cc->ids[0]);
+  cr_check *cc = malloc(sizeof *cc + (size_t)n * sizeof cc->e[0]);
   if (cc == NULL) return;
   cc->n = cc->replies = 0;
+  /* n counts the HGETs sent; a reply cannot come before this returns. */
   for (rtq__job *j = w->jobs; j != NULL && cc->n < n; j = j->next) {
     if (j->state != RTQ__JOB_RUNNING || j->stop_reason != RTQ__STOP_NONE) continue;
     rtq_argv_reset(&w->argv);
     rtq_argv_add_str(&w->argv, "HGET");
     rtq__argv_add_key2(&w->argv, rtq_keys2_task(&w->keys2, j->queue, j->id));
     rtq_argv_add_str(&w->argv, "cr");
-    memcpy(cc->ids[cc->n], j->id, sizeof cc->ids[0]);
-    if (rtq__rconn_send(w->cmd, &w->argv, on_cr, cc, 0) != 0) break;
+    cr_entry *e = &cc->e[cc->n];
+    e->cc = cc;
+    memcpy(e->id, j->id, sizeof e->id);
+    if (rtq__rconn_send(rtq__qcmd_of(w, j->queue), &w->argv, on_cr, e, 0) != 0) continue;
     cc->n++;
   }
   if (cc->n == 0) {

@@ -222,7 +222,8 @@ static int make_conns(rtq_worker *w) {
   w->cmd = rtq__rconn_new(w, w->ev, RTQ__CONN_CMD, &cfg);
   w->pop = rtq__rconn_new(w, w->ev, RTQ__CONN_POP, &cfg);
   w->sub = rtq__rconn_new(w, w->ev, RTQ__CONN_SUB, &cfg);
-  return w->cmd && w->pop && w->sub ? 0 : RTQ_ENOMEM;
+  if (w->cmd == NULL || w->pop == NULL || w->sub == NULL) return RTQ_ENOMEM;
+  return rtq__links_init(w, &cfg);
 }
 
 int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbuf, size_t errcap) {
@@ -241,11 +242,6 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
     w->o.redis_url_file = NULL;
   }
   if (rc == 0) rc = rtq_redis_url_parse(w->o.redis_url, &w->url, errbuf, errcap);
-  /* Protocol 2 spreads a namespace over a cluster's slots by queue; the
-   * worker's connections do not follow that yet (one node only). */
-  if (rc == 0 && w->o.protocol == 2 && w->url.kind == RTQ_URL_CLUSTER)
-    rc = rtq__errf(RTQ_EINVAL, errbuf, errcap,
-                   "protocol 2 on a redis+cluster:// URL is not supported by rtq-worker yet");
   if (rc == 0) {
     w->redis_url = strdup(w->o.redis_url);
     w->ns = strdup(w->o.ns);
@@ -282,6 +278,9 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
 
 void rtq_worker_free(rtq_worker *w) {
   if (w == NULL) return;
+  rtq__links_free(w);
+  free(w->links);
+  free(w->qlink);
   rtq__rconn_free(w->cmd);
   rtq__rconn_free(w->pop);
   rtq__rconn_free(w->sub);
@@ -337,6 +336,7 @@ static void trim_tick(rtq_worker *w, uint64_t now) {
   rtq__rconn_shrink(w->cmd);
   rtq__rconn_shrink(w->pop);
   rtq__rconn_shrink(w->sub);
+  rtq__links_shrink(w);
 #ifdef __GLIBC__
   malloc_trim(0);
 #endif
@@ -387,6 +387,7 @@ static void service_all(rtq_worker *w, uint64_t now) {
   rtq__rconn_service(w->cmd, now);
   rtq__rconn_service(w->pop, now);
   rtq__rconn_service(w->sub, now);
+  rtq__links_service(w, now);
 }
 
 void rtq__worker_on_prepare(rtq_worker *w) {
@@ -450,7 +451,7 @@ void rtq__worker_on_signal(rtq_worker *w, int signo) {
 }
 
 void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c) {
-  if (c == w->cmd) {
+  if (c == w->cmd || rtq__links_owns(w, c)) {
     w->use_eval = false; /* the handshake loaded every script */
     w->next_heartbeat = 0;
   } else if (c == w->sub) {
@@ -459,7 +460,8 @@ void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c) {
 }
 
 void rtq__worker_on_conn_down(rtq_worker *w, rtq__rconn *c) {
-  if (c == w->pop || c == w->cmd) rtq__claim_on_conn_down(w, c);
+  if (rtq__links_owns(w, c)) w->links_dirty = true; /* a MOVED, or a failover */
+  if (c == w->pop || c == w->cmd || rtq__links_owns(w, c)) rtq__claim_on_conn_down(w, c);
 }
 
 /* ---- run ---- */
@@ -477,13 +479,14 @@ static void teardown(rtq_worker *w) {
     rtq__pool_drain(w->pool, task_back);
   }
   /* Pending callbacks run with NULL now, while the jobs they name exist. */
+  rtq__links_free(w);
   rtq__rconn_free(w->cmd);
   rtq__rconn_free(w->pop);
   rtq__rconn_free(w->sub);
   w->cmd = w->pop = w->sub = NULL;
-  free(w->wait_pending); /* NULL unless a WAIT could not be sent */
-  w->wait_pending = NULL;
-  w->wait_in_flight = false;
+  free(w->waitq.pending); /* NULL unless a WAIT could not be sent */
+  w->waitq.pending = NULL;
+  w->waitq.in_flight = false;
   for (rtq__job *j = w->jobs; j != NULL; j = j->next) j->task = NULL; /* owned by the pool now */
   rtq__jobs_destroy(w);
   rtq__pool_free(w->pool);

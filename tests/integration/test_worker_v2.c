@@ -374,11 +374,6 @@ static void test_worker_v2_refuses_v1_namespace(void **state) {
   expect_refusal(rtq_test_redis_url(), 1, "protocol-1 data");
 }
 
-static void test_worker_v2_refuses_a_cluster_url(void **state) {
-  (void)state;
-  expect_refusal("redis+cluster://127.0.0.1:1", 2, "redis+cluster:// URL is not supported");
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_v2_claims_64_in_one_take, setup, teardown),
@@ -390,7 +385,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_worker_v2_paused_queue_left_alone, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_adopts_after_connection_loss, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_refuses_v1_namespace, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_worker_v2_refuses_a_cluster_url, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

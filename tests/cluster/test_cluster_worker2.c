@@ -1,0 +1,211 @@
+/*
+ * test_cluster_worker2.c - protocol 2 on a 3-primary Redis Cluster with
+ * queues spread over the shards: six queues, two on each primary, 30,000
+ * tasks created with librtq through one seed, two rtq-worker --protocol 2
+ * processes serving all six (one cmd and one pop connection per node) and
+ * rtq-broker --protocol 2. Every task completes exactly once: the
+ * workers' finished counters add up to 30,000, every task hash reads
+ * completed at attempt 1, and each queue's completed counter is 5,000.
+ * The CLI's status, list, stats and wait then work through every node.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cluster/cluster2_util.h"
+#include "cluster/cluster_util.h"
+#include "harness.h"
+#include "integration/test_cli_run.h"
+#include "rtq/client.h"
+
+#define NQ 6
+#define NTASKS 30000
+#define BATCH 1000
+
+static rtq_test_cluster *cl;
+static rtq_keys2 K;
+static char queues[NQ][16]; /* queues[i] on node i % 3 */
+
+static int setup(void **state) {
+  (void)state;
+  cl = rtq_test_cluster_start(3, 3);
+  if (cl == NULL) return -1;
+  rtq_keys2_init(&K, "rtq");
+  for (int i = 0; i < NQ; i++) {
+    queue_on(cl, &K, i % 3, i < 3 ? "a" : "b", queues[i]);
+    if (queues[i][0] == '\0') return -1;
+  }
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rtq_test_cluster_stop(cl);
+  return 0;
+}
+
+/* "finished=N" of the worker's last "worker stopped" line. */
+static long finished_of(const char *log) {
+  char *s = cli_slurp(log);
+  const char *p = strstr(s, "msg=\"worker stopped\"");
+  const char *f = p != NULL ? strstr(p, " finished=") : NULL;
+  long n = f != NULL ? atol(f + 10) : -1;
+  free(s);
+  return n;
+}
+
+/* The end of a log, for a failure's report. */
+static void dump_tail(const char *log) {
+  char *s = cli_slurp(log);
+  size_t n = strlen(s);
+  fprintf(stderr, "---- %s (last 4000 bytes)\n%s\n", log, n > 4000 ? s + n - 4000 : s);
+  free(s);
+}
+
+static uint64_t completed_now(rtq_client *c) {
+  rtq_stats *st = NULL;
+  if (rtq_get_stats(c, &st) != 0) return 0;
+  uint64_t n = st->by_status[RTQ_STATUS_COMPLETED];
+  rtq_stats_free(st);
+  return n;
+}
+
+static void test_cluster_worker2_six_queues_three_primaries(void **state) {
+  (void)state;
+  char seed[128];
+  rtq_test_cluster_url(cl, 1, seed, sizeof seed);
+  rtq_client_options co = {.redis_url = seed, .protocol = 2};
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&co, &c), 0);
+
+  char(*ids)[40] = calloc(NTASKS, sizeof *ids);
+  const char **qof = calloc(NTASKS, sizeof *qof);
+  rtq_task_spec *s = calloc(BATCH, sizeof *s);
+  assert_true(ids != NULL && qof != NULL && s != NULL);
+  rtq_task_options o[NQ];
+  for (int q = 0; q < NQ; q++) o[q] = (rtq_task_options){.queue = queues[q]};
+  uint64_t t0 = rtq_test_now_ms();
+  for (int from = 0; from < NTASKS; from += BATCH) {
+    memset(s, 0, BATCH * sizeof *s);
+    for (int i = 0; i < BATCH; i++) s[i].name = "rtq.noop", s[i].opts = &o[(from + i) % NQ];
+    assert_int_equal(rtq_create_tasks(c, s, BATCH), 0);
+    for (int i = 0; i < BATCH; i++) {
+      snprintf(ids[from + i], sizeof ids[0], "%s", s[i].id);
+      qof[from + i] = queues[(from + i) % NQ];
+    }
+  }
+  uint64_t created = rtq_test_now_ms();
+  /* Each primary holds the 10,000 tasks of its two queues. */
+  for (int node = 0; node < 3; node++) {
+    rtq_conn *d = rtq_test_conn_new(rtq_test_redis_url_of(rtq_test_cluster_node(cl, node)));
+    for (int q = node; q < NQ; q += 3)
+      assert_int_equal(rtq_test_cmd_int(d, "LLEN", rtq_keys2_queue(&K, queues[q]).s, NULL), NTASKS / NQ);
+    rtq_conn_free(d);
+  }
+
+  const char *dir = rtq_test_redis_dir(rtq_test_cluster_node(cl, 0));
+  char wlog[2][256], blog[256], seeds[3][128];
+  for (int i = 0; i < 3; i++) rtq_test_cluster_url(cl, i, seeds[i], sizeof seeds[i]);
+  pid_t w[2];
+  for (int k = 0; k < 2; k++) {
+    snprintf(wlog[k], sizeof wlog[k], "%s/worker2-%d.log", dir, k);
+    /* Each worker through a different seed: any node leads to all. */
+    const char *args[24] = {"--protocol", "2", "--redis", seeds[k], "--demo-handlers", "--concurrency", "64",
+                            "--shutdown-grace", "2s"};
+    int n = 9;
+    for (int q = 0; q < NQ; q++) args[n++] = "--queue", args[n++] = queues[q];
+    args[n] = NULL;
+    w[k] = cluster_spawn("worker/rtq-worker", args, wlog[k]);
+  }
+  snprintf(blog, sizeof blog, "%s/broker2.log", dir);
+  pid_t b = cluster_spawn("broker/rtq-broker",
+                          (const char *[]){"--protocol", "2", "--redis", seeds[2], "--sweep-interval", "200ms", NULL},
+                          blog);
+  uint64_t until = rtq_test_now_ms() + 100000;
+  while (completed_now(c) < NTASKS && rtq_test_now_ms() < until) rtq__test_poll_pause(20);
+  if (completed_now(c) < NTASKS) {
+    dump_tail(wlog[0]);
+    dump_tail(wlog[1]);
+    dump_tail(blog);
+    fail_msg("only %llu of %d tasks completed", (unsigned long long)completed_now(c), NTASKS);
+  }
+  uint64_t drained = rtq_test_now_ms();
+  fprintf(stderr, "cluster worker2: %d tasks on %d queues over 3 primaries created in %llu ms, drained %llu ms "
+                  "after the workers started\n",
+          NTASKS, NQ, (unsigned long long)(created - t0), (unsigned long long)(drained - created));
+
+  /* Exactly once: read back every task, and the per-queue counters. */
+  rtq_conn *rc = rtq_test_conn_new(seed);
+  int done = 0, once = 0;
+  assert_int_equal(read_back(rc, &K, ids, qof, NTASKS, &done, &once), 0);
+  assert_int_equal(done, NTASKS);
+  assert_int_equal(once, NTASKS);
+  rtq_conn_free(rc);
+  rtq_stats *st = NULL;
+  assert_int_equal(rtq_get_stats(c, &st), 0);
+  int seen = 0;
+  for (size_t i = 0; i < st->nqueues; i++) {
+    const rtq_queue_stats *qs = &st->queues[i];
+    for (int q = 0; q < NQ; q++) {
+      if (strcmp(qs->name, queues[q]) != 0) continue;
+      seen++;
+      assert_int_equal(qs->backlog, 0);
+      uint64_t completed = 0;
+      for (size_t k = 0; k < qs->ncounters; k++)
+        if (strcmp(qs->counters[k].name, "completed") == 0) completed = qs->counters[k].value;
+      assert_int_equal(completed, NTASKS / NQ);
+    }
+  }
+  assert_int_equal(seen, NQ);
+  assert_int_equal(st->by_status[RTQ_STATUS_COMPLETED], NTASKS);
+  rtq_stats_free(st);
+
+  /* The CLI through each node. */
+  for (int node = 0; node < 3; node++) {
+    cli_run r;
+    cli(&r, (const char *[]){"--protocol", "2", "--redis", seeds[node], "--json", "status", ids[node * 7 + 1], NULL},
+        NULL);
+    if (r.code != 0) fail_msg("status exit %d: %s", r.code, r.err);
+    assert_non_null(strstr(r.out, "completed"));
+    cli_free(&r);
+    cli(&r, (const char *[]){"--protocol", "2", "--redis", seeds[node], "--json", "list", "--queue",
+                             queues[(node + 1) % NQ], "--limit", "5", NULL},
+        NULL);
+    if (r.code != 0) fail_msg("list exit %d: %s", r.code, r.err);
+    assert_non_null(strstr(r.out, "completed"));
+    cli_free(&r);
+    cli(&r, (const char *[]){"--protocol", "2", "--redis", seeds[node], "--json", "stats", NULL}, NULL);
+    if (r.code != 0) fail_msg("stats exit %d: %s", r.code, r.err);
+    for (int q = 0; q < NQ; q++) assert_non_null(strstr(r.out, queues[q]));
+    cli_free(&r);
+    cli(&r, (const char *[]){"--protocol", "2", "--redis", seeds[node], "enqueue", "rtq.noop", "--queue",
+                             queues[(node + 2) % NQ], "--wait=10", NULL},
+        NULL);
+    if (r.code != 0) fail_msg("enqueue --wait exit %d: %s", r.code, r.err);
+    cli_free(&r);
+  }
+
+  stop_clean(w[0]);
+  stop_clean(w[1]);
+  stop_clean(b);
+  long f0 = finished_of(wlog[0]), f1 = finished_of(wlog[1]);
+  fprintf(stderr, "cluster worker2: worker finished counters %ld + %ld\n", f0, f1);
+  assert_int_equal(f0 + f1, NTASKS + 3); /* and the CLI's three */
+  free(ids);
+  free(qof);
+  free(s);
+  rtq_client_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cluster_worker2_six_queues_three_primaries),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
