@@ -41,7 +41,9 @@ int rtq__links_init(rtq_worker *w, const rtq__rconn_cfg *base) {
   w->link_cfg = *base;
   w->link_cfg.fixed_node = true;
   w->qlink = malloc((size_t)w->queues.n * sizeof *w->qlink);
-  w->links = calloc((size_t)w->queues.n, sizeof *w->links);
+  /* A re-plan opens the new links before closing the old: at most one
+   * per queue of each. */
+  w->links = calloc(2 * (size_t)w->queues.n, sizeof *w->links);
   if (w->qlink == NULL || w->links == NULL) return RTQ_ENOMEM;
   for (int q = 0; q < w->queues.n; q++) w->qlink[q] = -1;
   return 0;
@@ -119,17 +121,17 @@ static int plan(rtq_worker *w) {
     w->qlink[q] = l;
   }
   /* Close the links no queue uses; keep the others in order. */
-  int remap[RTQ_WORKER_MAX_QUEUES], kept = 0;
+  int remap[2 * RTQ_WORKER_MAX_QUEUES], kept = 0, ngone = 0;
+  rtq__link *gone[2 * RTQ_WORKER_MAX_QUEUES];
   for (int l = 0; l < w->nlinks; l++) {
     bool used = false;
     for (int q = 0; q < nq && !used; q++) used = w->qlink[q] == l;
     remap[l] = used ? kept : -1;
-    if (used) w->links[kept++] = w->links[l];
+    if (used)
+      w->links[kept++] = w->links[l];
+    else
+      gone[ngone++] = w->links[l];
   }
-  rtq__link *gone[RTQ_WORKER_MAX_QUEUES];
-  int ngone = 0;
-  for (int l = 0; l < w->nlinks; l++)
-    if (remap[l] < 0) gone[ngone++] = w->links[l];
   w->nlinks = kept;
   for (int q = 0; q < nq; q++) w->qlink[q] = w->qlink[q] >= 0 ? remap[w->qlink[q]] : -1;
   /* Freed last: their callbacks see the new plan. */

@@ -2,9 +2,13 @@
 #ifndef RTQ_TEST_CLUSTER_UTIL_H
 #define RTQ_TEST_CLUSTER_UTIL_H
 
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "integration/test_cli_run.h"
 
 /* SIGTERM, and a clean exit 0 in time (a sanitizer report would change
  * it). (asserts) */
@@ -29,6 +33,42 @@ static inline pid_t cluster_spawn(const char *rel, const char *const *args, cons
   pid_t pid = rtq_test_spawn_ex(&so);
   assert_true(pid > 0);
   return pid;
+}
+
+/* True when node of cl answers ROLE with role ("master", "slave"). */
+static inline bool cluster_role_is(rtq_test_cluster *cl, int node, const char *role) {
+  rtq_conn_options o = {.url = rtq_test_redis_url_of(rtq_test_cluster_node(cl, node)), .connect_timeout_ms = 500};
+  rtq_conn *c = NULL;
+  char err[256];
+  if (rtq_conn_new(&o, &c, err, sizeof err) != 0) return false;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "ROLE");
+  redisReply *r = NULL;
+  bool yes = rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             strcmp(r->element[0]->str, role) == 0;
+  if (r != NULL) freeReplyObject(r);
+  rtq_argv_destroy(&a);
+  rtq_conn_free(c);
+  return yes;
+}
+
+/* How often the worker log has `<what> task=<prefix><i>` with, when
+ * need_replica, a replica count of at least 1 after it: counts[i] for
+ * i < n. */
+static inline void cluster_count_log(const char *log, const char *what, const char *prefix, bool need_replica,
+                                     int *counts, int n) {
+  char *s = cli_slurp(log);
+  char needle[96];
+  snprintf(needle, sizeof needle, "msg=\"%s\" task=%s", what, prefix);
+  for (const char *p = strstr(s, needle); p != NULL; p = strstr(p + 1, needle)) {
+    int i = atoi(p + strlen(needle));
+    const char *eol = strchr(p, '\n');
+    const char *rep = strstr(p, " replicas=");
+    if (need_replica && (rep == NULL || (eol != NULL && rep > eol) || atoi(rep + 10) < 1)) continue;
+    if (i >= 0 && i < n) counts[i]++;
+  }
+  free(s);
 }
 
 #endif

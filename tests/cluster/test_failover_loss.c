@@ -81,23 +81,6 @@ static rtq_test_cluster *cl;
 static rtq_keys keys;
 static int owner;
 
-static bool role_is(int node, const char *role) {
-  rtq_conn_options o = {.url = rtq_test_redis_url_of(rtq_test_cluster_node(cl, node)), .connect_timeout_ms = 500};
-  rtq_conn *c = NULL;
-  char err[256];
-  if (rtq_conn_new(&o, &c, err, sizeof err) != 0) return false;
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "ROLE");
-  redisReply *r = NULL;
-  bool yes = rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-             strcmp(r->element[0]->str, role) == 0;
-  if (r != NULL) freeReplyObject(r);
-  rtq_argv_destroy(&a);
-  rtq_conn_free(c);
-  return yes;
-}
-
 static char *status_of(rtq_conn *c, const char *id) {
   rtq_key k = rtq_keys_task(&keys, id);
   return rtq_test_cmd_str(c, "HGET", k.s, "status", NULL);
@@ -117,22 +100,6 @@ static int unfinished(rtq_conn *c, const producer *p) {
     free(st);
   }
   return n;
-}
-
-/* How often the log has `<what> task=<id>` with, for wait mode, a
- * replica count of at least 1 after it. counts[i] for id lt-<i>. */
-static void count_log(const char *log, const char *what, bool need_replica, int *counts) {
-  char *s = cli_slurp(log);
-  char needle[64];
-  snprintf(needle, sizeof needle, "msg=\"%s\" task=lt-", what);
-  for (const char *p = strstr(s, needle); p != NULL; p = strstr(p + 1, needle)) {
-    int i = atoi(p + strlen(needle));
-    const char *eol = strchr(p, '\n');
-    const char *rep = strstr(p, " replicas=");
-    if (need_replica && (rep == NULL || (eol != NULL && rep > eol) || atoi(rep + 10) < 1)) continue;
-    if (i >= 0 && i < NTASKS) counts[i]++;
-  }
-  free(s);
 }
 
 static void run_once(bool wait, int run) {
@@ -164,7 +131,7 @@ static void run_once(bool wait, int run) {
   RTQ_TEST_WAIT_FOR(atomic_load(&p->acked) >= KILL_AT || atomic_load(&p->done), 60000);
   uint64_t t0 = rtq_test_now_ms();
   assert_int_equal(rtq_test_redis_kill9(rtq_test_cluster_node(cl, owner)), 0);
-  RTQ_TEST_WAIT_FOR(role_is(owner + 3, "master"), 30000);
+  RTQ_TEST_WAIT_FOR(cluster_role_is(cl, owner + 3, "master"), 30000);
   uint64_t promoted = rtq_test_now_ms() - t0;
   /* The spare becomes the new primary's replica, so WAIT has a replica to
    * count again. (Not the killed node restarted: without persistence it
@@ -185,8 +152,8 @@ static void run_once(bool wait, int run) {
 
   int *finished = calloc(NTASKS, sizeof *finished), *replicated = calloc(NTASKS, sizeof *replicated);
   assert_true(finished != NULL && replicated != NULL);
-  count_log(log, "task finished", false, finished);
-  if (wait) count_log(log, "completion acknowledged", true, replicated);
+  cluster_count_log(log, "task finished", "lt-", false, finished, NTASKS);
+  if (wait) cluster_count_log(log, "completion acknowledged", "lt-", true, replicated, NTASKS);
   int created_acked = 0, created_lost = 0, unrepl = 0, failed = 0;
   int done_acked = 0, done_lost = 0, twice = 0;
   for (int i = 0; i < NTASKS; i++) {
