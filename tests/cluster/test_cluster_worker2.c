@@ -7,6 +7,9 @@
  * workers' finished counters add up to 30,000, every task hash reads
  * completed at attempt 1, and each queue's completed counter is 5,000.
  * The CLI's status, list, stats and wait then work through every node.
+ * The broker's sweeps reach every shard: a delayed task on each queue is
+ * promoted, and the tasks of a worker killed with SIGKILL on all six
+ * queues are recovered and run again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,9 +206,82 @@ static void test_cluster_worker2_six_queues_three_primaries(void **state) {
   rtq_client_free(c);
 }
 
+static uint64_t count_now(rtq_client *c, rtq_status st) {
+  rtq_stats *s = NULL;
+  if (rtq_get_stats(c, &s) != 0) return UINT64_MAX;
+  uint64_t n = s->by_status[st];
+  rtq_stats_free(s);
+  return n;
+}
+
+static void test_cluster_worker2_broker_sweeps_every_shard(void **state) {
+  (void)state;
+  char seed[128], seeds[3][128], alog[256], blog[256], wlog[256];
+  rtq_test_cluster_url(cl, 2, seed, sizeof seed);
+  for (int i = 0; i < 3; i++) rtq_test_cluster_url(cl, i, seeds[i], sizeof seeds[i]);
+  rtq_client_options co = {.redis_url = seed, .protocol = 2};
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&co, &c), 0);
+  uint64_t base = count_now(c, RTQ_STATUS_COMPLETED);
+  /* One 3 s task per queue for a worker that is then killed. */
+  rtq_args *a = rtq_args_new();
+  assert_int_equal(rtq_args_set_double(a, "seconds", 3.0), 0);
+  char slow[NQ][40], later[NQ][40];
+  for (int q = 0; q < NQ; q++) {
+    rtq_task_options o = {.queue = queues[q]};
+    assert_int_equal(rtq_create_task(c, "rtq.sleep", a, &o, slow[q], NULL), 0);
+  }
+  rtq_args_free(a);
+  const char *dir = rtq_test_redis_dir(rtq_test_cluster_node(cl, 0));
+  snprintf(alog, sizeof alog, "%s/worker2-killed.log", dir);
+  const char *args[24] = {"--protocol", "2", "--redis", seeds[0], "--demo-handlers", "--heartbeat-interval",
+                          "200ms", "--heartbeat-ttl", "1s"};
+  int n = 9;
+  for (int q = 0; q < NQ; q++) args[n++] = "--queue", args[n++] = queues[q];
+  args[n] = NULL;
+  pid_t victim = cluster_spawn("worker/rtq-worker", args, alog);
+  RTQ_TEST_WAIT_FOR(count_now(c, RTQ_STATUS_RUNNING) == NQ, 20000);
+  assert_int_equal(rtq_test_terminate(victim, SIGKILL, 5000, NULL), 0);
+  /* Delayed tasks, one per queue, for the broker to promote. */
+  for (int q = 0; q < NQ; q++) {
+    rtq_task_options o = {.queue = queues[q], .delay_ms = 800};
+    assert_int_equal(rtq_create_task(c, "rtq.noop", NULL, &o, later[q], NULL), 0);
+  }
+  snprintf(blog, sizeof blog, "%s/broker2-sweeps.log", dir);
+  pid_t b = cluster_spawn("broker/rtq-broker",
+                          (const char *[]){"--protocol", "2", "--redis", seeds[1], "--sweep-interval", "200ms",
+                                           "--heartbeat-ttl", "1s", NULL},
+                          blog);
+  snprintf(wlog, sizeof wlog, "%s/worker2-after.log", dir);
+  args[3] = seeds[2];
+  pid_t w = cluster_spawn("worker/rtq-worker", args, wlog);
+  /* Recovered (attempt 2) and promoted, on every shard. */
+  uint64_t until = rtq_test_now_ms() + 30000;
+  while (count_now(c, RTQ_STATUS_COMPLETED) < base + 2 * NQ && rtq_test_now_ms() < until) rtq__test_poll_pause(20);
+  if (count_now(c, RTQ_STATUS_COMPLETED) < base + 2 * NQ) {
+    dump_tail(blog);
+    dump_tail(wlog);
+    fail_msg("the broker's sweeps did not reach every shard");
+  }
+  for (int q = 0; q < NQ; q++) {
+    rtq_task *t = NULL;
+    assert_int_equal(rtq_get_task(c, slow[q], &t), 0);
+    assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+    assert_int_equal(t->attempts, 2);
+    rtq_task_free(t);
+    assert_int_equal(rtq_get_task(c, later[q], &t), 0);
+    assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+    rtq_task_free(t);
+  }
+  stop_clean(w);
+  stop_clean(b);
+  rtq_client_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cluster_worker2_six_queues_three_primaries),
+      cmocka_unit_test(test_cluster_worker2_broker_sweeps_every_shard),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
