@@ -9,7 +9,9 @@
  * The CLI's status, list, stats and wait then work through every node.
  * The broker's sweeps reach every shard: a delayed task on each queue is
  * promoted, and the tasks of a worker killed with SIGKILL on all six
- * queues are recovered and run again.
+ * queues are recovered and run again. A cancel reaches a running task
+ * whatever node its queue is on: the plain PUBLISH the cancel script makes
+ * on the queue's node is heard by a SUBSCRIBE on every node.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "cluster/cluster2_util.h"
 #include "cluster/cluster_util.h"
@@ -226,7 +229,7 @@ static void test_cluster_worker2_broker_sweeps_every_shard(void **state) {
   /* One 3 s task per queue for a worker that is then killed. */
   rtq_args *a = rtq_args_new();
   assert_int_equal(rtq_args_set_double(a, "seconds", 3.0), 0);
-  char slow[NQ][40], later[NQ][40];
+  char slow[NQ][RTQ_TASK_ID_SIZE], later[NQ][RTQ_TASK_ID_SIZE];
   for (int q = 0; q < NQ; q++) {
     rtq_task_options o = {.queue = queues[q]};
     assert_int_equal(rtq_create_task(c, "rtq.sleep", a, &o, slow[q], NULL), 0);
@@ -278,10 +281,73 @@ static void test_cluster_worker2_broker_sweeps_every_shard(void **state) {
   rtq_client_free(c);
 }
 
+/* A plain SUBSCRIBE to the cancel channel on node i. (asserts) */
+static redisContext *subscribe_on(int i) {
+  struct timeval tv = {5, 0};
+  redisContext *x = redisConnectWithTimeout("127.0.0.1", rtq_test_redis_port(rtq_test_cluster_node(cl, i)), tv);
+  assert_true(x != NULL && x->err == 0);
+  assert_int_equal(redisSetTimeout(x, tv), REDIS_OK);
+  rtq_key2 ch = rtq_keys2_chan_cancel(&K);
+  redisReply *r = redisCommand(x, "SUBSCRIBE %b", ch.s, ch.len);
+  assert_non_null(r);
+  freeReplyObject(r);
+  return x;
+}
+
+static void test_cluster_worker2_cancel_heard_on_every_node(void **state) {
+  (void)state;
+  char seed[128], wlog[256];
+  rtq_test_cluster_url(cl, 0, seed, sizeof seed);
+  rtq_client_options co = {.redis_url = seed, .protocol = 2};
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&co, &c), 0);
+  snprintf(wlog, sizeof wlog, "%s/worker2-cancel.log", rtq_test_redis_dir(rtq_test_cluster_node(cl, 0)));
+  const char *args[24] = {"--protocol", "2", "--redis", seed, "--demo-handlers", "--shutdown-grace", "2s"};
+  int n = 7;
+  for (int q = 0; q < NQ; q++) args[n++] = "--queue", args[n++] = queues[q];
+  args[n] = NULL;
+  pid_t w = cluster_spawn("worker/rtq-worker", args, wlog);
+  rtq_args *a = rtq_args_new();
+  assert_int_equal(rtq_args_set_double(a, "seconds", 60.0), 0);
+  char ids[3][RTQ_TASK_ID_SIZE];
+  for (int node = 0; node < 3; node++) {
+    rtq_task_options o = {.queue = queues[node]};
+    assert_int_equal(rtq_create_task(c, "rtq.sleep", a, &o, ids[node], NULL), 0);
+  }
+  rtq_args_free(a);
+  RTQ_TEST_WAIT_FOR(count_now(c, RTQ_STATUS_RUNNING) == 3, 20000);
+  redisContext *sub[3];
+  for (int i = 0; i < 3; i++) sub[i] = subscribe_on(i);
+  for (int node = 0; node < 3; node++) {
+    int requested = 0;
+    assert_int_equal(rtq_cancel_task(c, ids[node], &requested), 0);
+    assert_int_equal(requested, 1);
+    /* Published on the queue's node; heard on all three. */
+    for (int i = 0; i < 3; i++) {
+      redisReply *r = NULL;
+      assert_int_equal(redisGetReply(sub[i], (void **)&r), REDIS_OK);
+      assert_true(r->type == REDIS_REPLY_ARRAY && r->elements == 3);
+      assert_string_equal(r->element[2]->str, ids[node]);
+      freeReplyObject(r);
+    }
+  }
+  for (int i = 0; i < 3; i++) redisFree(sub[i]);
+  RTQ_TEST_WAIT_FOR(count_now(c, RTQ_STATUS_CANCELLED) >= 3, 10000);
+  for (int node = 0; node < 3; node++) {
+    rtq_task *t = NULL;
+    assert_int_equal(rtq_get_task(c, ids[node], &t), 0);
+    assert_int_equal(t->status, RTQ_STATUS_CANCELLED);
+    rtq_task_free(t);
+  }
+  stop_clean(w);
+  rtq_client_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cluster_worker2_six_queues_three_primaries),
       cmocka_unit_test(test_cluster_worker2_broker_sweeps_every_shard),
+      cmocka_unit_test(test_cluster_worker2_cancel_heard_on_every_node),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
