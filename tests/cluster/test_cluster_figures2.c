@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -46,6 +47,21 @@ static double cpu_of(rtq_test_cluster *cl, int i) {
   double v = (u != NULL ? atof(u + 14) : 0) + (y != NULL ? atof(y + 13) : 0);
   free(s);
   return v;
+}
+
+/* CPU seconds (user + sys) process pid has used, from /proc. */
+static double proc_cpu(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+  unsigned long long ut = 0, st = 0;
+  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return 0;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static uint64_t completed_now(rtq_client *c) {
@@ -117,11 +133,13 @@ static void measure(int masters) {
   fprintf(stderr, "figures: %d primar%s, drain of %d tasks: %llu ms (%.0f tasks/s, worker start included);",
           masters, masters == 1 ? "y" : "ies", ndrain, (unsigned long long)ms, ndrain * 1000.0 / (double)ms);
   for (int i = 0; i < masters; i++) fprintf(stderr, " node %d %.1f us/task", i, (cpu_of(cl, i) - cpu0[i]) * 1e6 / ndrain);
-  fprintf(stderr, "\n");
+  double wcpu0 = proc_cpu(w[0]) + proc_cpu(w[1]);
+  fprintf(stderr, "; the two workers %.1f us/task\n", wcpu0 * 1e6 / ndrain);
 
   /* offered load */
   int total = rate * seconds;
   for (int i = 0; i < masters; i++) cpu0[i] = cpu_of(cl, i);
+  wcpu0 = proc_cpu(w[0]) + proc_cpu(w[1]);
   uint64_t start = rtq_test_now_ms();
   for (int sent = 0; sent < total; sent += CHUNK) {
     uint64_t due = start + (uint64_t)sent * 1000u / (uint64_t)rate;
@@ -141,7 +159,8 @@ static void measure(int masters) {
     sum += us;
     fprintf(stderr, " node %d %.1f us/task", i, us);
   }
-  fprintf(stderr, " (all nodes %.1f us/task)\n", sum);
+  fprintf(stderr, " (all nodes %.1f us/task); the two workers %.1f us/task\n", sum,
+          (proc_cpu(w[0]) + proc_cpu(w[1]) - wcpu0) * 1e6 / total);
   stop_clean(w[0]);
   stop_clean(w[1]);
   rtq_client_free(c);
