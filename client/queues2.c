@@ -34,7 +34,7 @@ int rtq__queues2_read(rtq_client *c, char ***names, size_t *n) {
    * tried again at once, as rtq__client_command does. */
   if (rc == RTQ_ECONN) rc = rtq_registry2_read(conn, &c->keys2, RTQ_REGISTRY2_MAX, names, n, NULL);
   if (rc == RTQ_EREDIS)
-    rtq__client_err(c, "%s is not a set (%s)", rtq_keys2_queues(&c->keys2).s, rtq_conn_errstr(conn));
+    rtq__client_err(c, "reading the queue registry %s: %s", rtq_keys2_queues(&c->keys2).s, rtq_conn_errstr(conn));
   else if (rc == RTQ_ENOMEM)
     rtq__client_err(c, "out of memory");
   else if (rc != 0)
