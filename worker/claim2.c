@@ -94,12 +94,20 @@ int rtq__queue_index(const rtq_worker *w, const char *name) {
   return -1;
 }
 
+/* An entry that can be a task id: 1..RTQ_NAME_MAX bytes without a NUL
+ * (whether its characters are valid is the claim script's to say). Any
+ * other entry only a dead letter takes out of a processing list. */
+static bool id_shaped(const char *id, size_t len) {
+  return len > 0 && len <= RTQ_NAME_MAX && memchr(id, '\0', len) == NULL;
+}
+
 /* A job for an id of queue qi that is being claimed or adopted; its name,
- * args and attempt come from the claim. NULL when out of memory. */
+ * args and attempt come from the claim. NULL for an entry that is not
+ * id-shaped, or when out of memory. */
 static rtq__job *job_for_id(rtq_worker *w, int qi, const char *id, size_t len) {
   rtq_envelope e;
   rtq_envelope_init(&e);
-  if (len == 0 || len > RTQ_NAME_MAX) return NULL;
+  if (!id_shaped(id, len)) return NULL;
   memcpy(e.id, id, len);
   e.id[len] = '\0';
   snprintf(e.queue, sizeof e.queue, "%s", w->queues.q[qi].name);
@@ -558,12 +566,16 @@ static void on_reconcile(rtq_worker *w, redisReply *r, void *pd) {
     for (size_t i = 0; i < r->elements; i++) {
       const redisReply *e = r->element[i];
       if (e->type != REDIS_REPLY_STRING || rtq__job_by_env(w, e->str, e->len) != NULL) continue;
+      if (!id_shaped(e->str, e->len)) {
+        /* Empty, too long or holding a NUL: only a dead letter of its
+         * exact bytes takes it out (else every reconcile finds it again). */
+        rtq__deadletter2(w, w->queues.q[qi].name, e->str, e->len, CODE_BAD_ID,
+                         "the processing entry is not a valid id");
+        continue;
+      }
       rtq__job *j = job_for_id(w, qi, e->str, e->len);
       if (j == NULL) {
-        /* An entry too long to be an id: only a dead letter can take it out. */
-        if (e->len > RTQ_NAME_MAX) rtq__deadletter2(w, w->queues.q[qi].name, e->str, e->len, CODE_BAD_ID,
-                                                    "the processing entry is not a valid id");
-        else w->need_reconcile = true;
+        w->need_reconcile = true; /* out of memory: look again later */
         continue;
       }
       rtq__job_set_state(w, j, RTQ__JOB_ADOPTING);

@@ -211,6 +211,36 @@ static void test_worker_v2_bad_and_missing_dead_lettered(void **state) {
   free(r);
 }
 
+/* Entries no id can be (empty, holding a NUL) pushed while the worker
+ * waits in BLMOVE: dead-lettered as they are, and the worker goes on
+ * claiming (it used to re-read its processing list without end). */
+static void test_worker_v2_empty_and_nul_entries_dead_lettered(void **state) {
+  (void)state;
+  start(NULL);
+  rtq_key2 q = rtq_keys2_queue(&k2, "default");
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "LPUSH");
+  rtq__argv_add_key2(&a, q);
+  rtq_argv_add(&a, "", 0);
+  freeReplyObject(rtq_test_command_argv(rc_, &a));
+  rtq_argv_destroy(&a);
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "LPUSH");
+  rtq__argv_add_key2(&a, q);
+  rtq_argv_add(&a, "ab\0cd", 5);
+  freeReplyObject(rtq_test_command_argv(rc_, &a));
+  rtq_argv_destroy(&a);
+  char good[1][RTQ_ID2_LEN + 1];
+  create("default", "rtq.echo", "{\"x\":3}", 0, 1, good);
+  RTQ_TEST_WAIT_FOR(count_status("default", good, 1, "completed") == 1, 10000);
+  rtq_key2 dead = rtq_keys2_dead(&k2, "default");
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", dead.s, NULL) == 2, 5000);
+  assert_true(dead_has("BAD_ID"));
+  rtq_key2 proc = rtq_keys2_processing(&k2, "default", wk.id);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL) == 0, 5000);
+}
+
 static void test_worker_v2_limited_queue_backs_off(void **state) {
   (void)state;
   enum { N = 8 };
@@ -378,6 +408,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_v2_claims_64_in_one_take, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_bad_and_missing_dead_lettered, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_v2_empty_and_nul_entries_dead_lettered, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_limited_queue_backs_off, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_cancel_running_within_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_v2_shutdown_requeues, setup, teardown),
