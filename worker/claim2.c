@@ -601,7 +601,15 @@ void rtq__reconcile2_pump(rtq_worker *w) {
   if (rtq__mono_ms() < w->reconcile_at) return;
   w->reconcile_len = 0;
   w->reconcile_replies = 0;
+  int skipped = 0;
   for (int q = 0; q < w->queues.n; q++) {
+    /* Cluster: a list whose node is unreachable is read once a connection
+     * to its node is up again (worker.c), so the other queues' claims do
+     * not wait for a failover. */
+    if (w->links_on && !rtq__rconn_up(rtq__qcmd(w, q))) {
+      skipped++;
+      continue;
+    }
     rtq_argv_reset(&w->argv);
     rtq_argv_add_str(&w->argv, "LRANGE");
     rtq__argv_add_key2(&w->argv, w->k2_proc[q]);
@@ -611,8 +619,12 @@ void rtq__reconcile2_pump(rtq_worker *w) {
     if (rtq__rconn_send(rtq__qcmd(w, q), &w->argv, on_reconcile, (void *)(intptr_t)q, 0) != 0) continue;
     w->reconcile_replies++;
   }
-  if (w->reconcile_replies == 0) return;
+  if (skipped > 0) w->reconcile_deferred = true;
+  if (w->reconcile_replies == 0) {
+    if (skipped == w->queues.n) w->need_reconcile = false;
+    return;
+  }
   if (w->reconcile_replies < w->queues.n) w->reconcile_len = -1; /* not every list was read: look again */
-  w->need_reconcile = w->reconcile_replies < w->queues.n;
+  w->need_reconcile = w->reconcile_replies + skipped < w->queues.n;
   w->reconcile_in_flight = true;
 }

@@ -265,6 +265,8 @@ struct rtq_worker {
    * (-1 while the queue has no node). links_on false: every queue uses
    * cmd and pop. */
   bool links_on, links_planned, links_dirty;
+  bool reconcile_deferred;       /* a processing list was skipped: its node
+                                  * was down; read when a link comes up */
   rtq__link **links;
   int nlinks;
   int *qlink;

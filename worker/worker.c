@@ -451,6 +451,10 @@ void rtq__worker_on_signal(rtq_worker *w, int signo) {
 }
 
 void rtq__worker_on_conn_up(rtq_worker *w, rtq__rconn *c) {
+  if (rtq__links_owns(w, c) && w->reconcile_deferred) {
+    w->reconcile_deferred = false;
+    w->need_reconcile = true;
+  }
   if (c == w->cmd || rtq__links_owns(w, c)) {
     w->use_eval = false; /* the handshake loaded every script */
     w->next_heartbeat = 0;
