@@ -3,6 +3,7 @@
  */
 #include "proto.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -68,6 +69,10 @@ static int read_mark(rtq_conn *c, const rtq_key2 *ver, char mark[16], bool *mark
   if (rc != 0) return rc;
   mark[0] = '\0';
   if (r->type == REDIS_REPLY_STRING) snprintf(mark, 16, "%.*s", (int)(r->len < 15 ? r->len : 15), r->str);
+  /* Whoever may write the key chooses these bytes, and the messages below
+   * quote them: nothing a terminal would act on. */
+  for (char *p = mark; *p != '\0'; p++)
+    if (!isprint((unsigned char)*p)) *p = '?';
   *marked = r->type != REDIS_REPLY_NIL;
   freeReplyObject(r);
   return 0;

@@ -79,6 +79,8 @@ static void test_proto_refuses_a_mark_it_does_not_know(void **state) {
   rtq_test_cmd_ok(C, "SET", "{rtq}:version", "3\x1b[31m", NULL);
   assert_int_equal(rtq_proto_check(C, "rtq", 2, err, sizeof err), RTQ_EPROTOCOL);
   assert_non_null(strstr(err, "not a protocol this process speaks"));
+  assert_null(strchr(err, '\x1b'));
+  assert_non_null(strstr(err, "\"3?[31m\""));
   assert_int_equal(rtq_proto_check(C, "rtq", 3, err, sizeof err), RTQ_EINVAL);
   assert_int_equal(rtq_proto_check(C, "bad:ns", 2, err, sizeof err), RTQ_EINVAL);
 }
