@@ -25,12 +25,7 @@ static v2_play P;
 
 static int setup(void **state) {
   (void)state;
-  rtq_test_redis_flush();
-  rtq_client_options o;
-  memset(&o, 0, sizeof o);
-  o.redis_url = rtq_test_redis_url();
-  o.protocol = 2;
-  if (rtq_client_new(&o, &CL) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  CL = v2_play_client();
   v2_play_init(&P);
   return 0;
 }

@@ -13,6 +13,7 @@
 #include "calls2.h"
 #include "harness.h"
 #include "keys2.h"
+#include "rtq/client.h"
 #include "scripts2.h"
 
 typedef struct v2_play {
@@ -22,6 +23,19 @@ typedef struct v2_play {
 } v2_play;
 
 static const rtq__keep2 V2_KEEP = {.result_ttl_s = 86400, .history = true, .cap = 10000};
+
+/* A protocol 2 client of the harness's Redis, flushed first. The test
+ * fails when it cannot connect. */
+static inline rtq_client *v2_play_client(void) {
+  rtq_test_redis_flush();
+  rtq_client_options o;
+  memset(&o, 0, sizeof o);
+  o.redis_url = rtq_test_redis_url();
+  o.protocol = 2;
+  rtq_client *cl = NULL;
+  if (rtq_client_new(&o, &cl) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
+  return cl;
+}
 
 static inline void v2_play_init(v2_play *p) {
   p->c = rtq_test_conn();
