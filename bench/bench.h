@@ -71,7 +71,7 @@ typedef struct rtq__bench_opts {
   int nscaling;
   unsigned phases;            /* RTQ__PH_* */
   int phase_timeout_s;        /* bound of every wait in a phase: 120 */
-  int protocol;               /* 1 or 2 (--protocol; else RTQ_PROTOCOL, else 1):
+  int protocol;               /* 1 or 2 (--protocol; else RTQ_PROTOCOL, else 2):
                                * the clients' and the workers' wire protocol */
   double limit_other;         /* --limit-other R (protocol 2): > 0 puts a
                                * backlog on RTQ__BENCH_LIMITED_QUEUE, limited to

@@ -23,7 +23,7 @@ static const char usage[] =
     "                         and floor, which runs only when named here\n"
     "  --timeout S            bound on every wait in a phase (120)\n"
     "  --protocol N           wire protocol of the clients and workers, 1 or 2\n"
-    "                         (default: RTQ_PROTOCOL, else 1)\n"
+    "                         (default: RTQ_PROTOCOL, else 2)\n"
     "  --limit-other R        (protocol 2) the drains' workers also serve a queue\n"
     "                         limited to R tasks/s with a backlog of 2000: shows\n"
     "                         what a limit elsewhere costs an unlimited queue\n"

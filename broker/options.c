@@ -230,7 +230,7 @@ const char *rtq_broker_usage(void) {
          "                           (RTQ_REDIS_URL_FILE)\n"
          "  --namespace NS           key prefix (RTQ_NAMESPACE; default rtq)\n"
          "  --protocol N             wire protocol, 1 or 2, that every process of the\n"
-         "                           namespace shares (RTQ_PROTOCOL; default 1)\n"
+         "                           namespace shares (RTQ_PROTOCOL; default 2)\n"
          "  --heartbeat-ttl D        a worker silent this long is dead (RTQ_HEARTBEAT_TTL;\n"
          "                           default 30s)\n"
          "  --sweep-interval D       time between sweeps (RTQ_SWEEP_INTERVAL; default 1s)\n"

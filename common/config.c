@@ -62,7 +62,7 @@ void rtq_config_defaults(rtq_config *c) {
   c->cleanup_interval = 3600;
   c->max_task_history = 10000;
   c->wait_timeout = 1000;
-  c->protocol = 1;
+  c->protocol = 2;
   snprintf(c->redis_url, sizeof c->redis_url, "%s", "redis://127.0.0.1:6379/0");
   snprintf(c->ns, sizeof c->ns, "%s", "rtq");
 }

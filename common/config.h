@@ -14,7 +14,7 @@
  *   namespace             rtq                         RTQ_NAMESPACE
  *   wait_replicas         0 (no WAIT)                 RTQ_WAIT_REPLICAS
  *   wait_timeout          1000 (ms)                   RTQ_WAIT_TIMEOUT
- *   protocol              1                           RTQ_PROTOCOL
+ *   protocol              2                           RTQ_PROTOCOL
  *
  * Precedence: defaults < environment < command-line flags. Binaries set
  * from flags with rtq_config_set(), which takes the same names (and the

@@ -35,7 +35,7 @@ static const char usage[] =
     "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
     "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
-    "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 1): the one\n"
+    "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 2): the one\n"
     "                            the namespace's workers and producers speak\n"
     "  --result-keys FILE        protocol 2: the workers' key file; a task whose outcome has no\n"
     "                            valid worker signature is shown as unverified (HTTP 409)\n"

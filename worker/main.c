@@ -79,7 +79,7 @@ static const char usage[] =
     "  --wait-replicas N         after each finish call, WAIT for N replicas (RTQ_WAIT_REPLICAS;\n"
     "                            default 0: none); fewer are logged and counted\n"
     "  --wait-timeout MS         that WAIT's timeout in ms (RTQ_WAIT_TIMEOUT; default 1000)\n"
-    "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 1); the worker\n"
+    "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 2); the worker\n"
     "                            refuses to start on a namespace of the other protocol\n"
     "  --signing-key-file FILE   protocol 2: sign each outcome with this worker key file's\n"
     "                            first key (kid:hex lines, mode 0600; docs/SECURITY.md)\n"

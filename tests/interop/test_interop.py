@@ -19,6 +19,12 @@ import rtqproto
 TERMINAL = ("completed", "failed", "cancelled", "timeout")
 
 
+@pytest.fixture(autouse=True)
+def protocol_1(monkeypatch):
+    """Every C binary these tests start speaks protocol 1 (2 is the default)."""
+    monkeypatch.setenv("RTQ_PROTOCOL", "1")
+
+
 def status_json(rtq, tid):
     p = rtq("--json", "status", tid)
     assert p.returncode == 0, p.stderr

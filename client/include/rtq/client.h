@@ -89,7 +89,7 @@ typedef struct rtq_client_options {
                                * is RTQ_EREPLICAS (see rtq_create_task) */
   int wait_timeout_ms;        /* 0: RTQ_WAIT_TIMEOUT, else 1000; at most
                                * 60000 and below command_timeout_ms */
-  int protocol;               /* 0: RTQ_PROTOCOL, else 1; 1 or 2: the wire
+  int protocol;               /* 0: RTQ_PROTOCOL, else 2; 1 or 2: the wire
                                * protocol, which every process of the
                                * namespace must share. rtq_client_new
                                * refuses (RTQ_EPROTOCOL) a namespace that

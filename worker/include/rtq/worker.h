@@ -128,7 +128,7 @@ typedef struct rtq_worker_options {
                                    * replicas acknowledged are logged at WARNING and
                                    * counted (worker record field unreplicated) */
   int wait_timeout_ms;            /* 1000: that WAIT's timeout; below command_timeout_ms */
-  int protocol;                   /* 0: RTQ_PROTOCOL, else 1; 1 or 2: the wire protocol
+  int protocol;                   /* 0: RTQ_PROTOCOL, else 2; 1 or 2: the wire protocol
                                    * (docs/PROTOCOL.md, docs/design/PROTOCOL-v2.md);
                                    * rtq_worker_run refuses (RTQ_EPROTOCOL) a namespace
                                    * that holds the other protocol's data */
