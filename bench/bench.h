@@ -10,8 +10,6 @@
  *   drain          one rtq-worker drains those N tasks          <-+ same backlog
  *   latency        1 ms apart to an idle rtq-worker
  *   scaling        batch-enqueue N, drain with k workers, for each k
- *   floor          a drain's per-task Redis work as plain commands, no Lua
- *                  (only with --only floor: not in the default set)
  *
  * Each phase writes its figures into a JSON object; the human table is
  * rendered from that JSON (report.c), so `--table FILE` can print a table
@@ -33,7 +31,7 @@
 #include <sys/types.h>
 
 #include "conn.h"
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 
 #define RTQ__BENCH_MAX_WORKERS 16
@@ -56,8 +54,7 @@ enum {
   RTQ__PH_DRAIN = 1 << 2,
   RTQ__PH_LATENCY = 1 << 3,
   RTQ__PH_SCALING = 1 << 4,
-  RTQ__PH_ALL = (1 << 5) - 1,  /* the default set ("all"): every phase above */
-  RTQ__PH_FLOOR = 1 << 5       /* opt-in: run only when --only names it */
+  RTQ__PH_ALL = (1 << 5) - 1   /* the default set ("all"): every phase above */
 };
 
 typedef struct rtq__bench_opts {
@@ -71,7 +68,7 @@ typedef struct rtq__bench_opts {
   int nscaling;
   unsigned phases;            /* RTQ__PH_* */
   int phase_timeout_s;        /* bound of every wait in a phase: 120 */
-  int protocol;               /* 1 or 2 (--protocol; else RTQ_PROTOCOL, else 2):
+  int protocol;               /* 2 (--protocol; else RTQ_PROTOCOL, else 2):
                                * the clients' and the workers' wire protocol */
   double limit_other;         /* --limit-other R (protocol 2): > 0 puts a
                                * backlog on RTQ__BENCH_LIMITED_QUEUE, limited to
@@ -204,8 +201,6 @@ int rtq__bench_phase_single_and_drain(rtq__bench *b);
 int rtq__bench_phase_scaling(rtq__bench *b);
 /* latency.c */
 int rtq__bench_phase_latency(rtq__bench *b);
-/* floor.c: fills "floor" and "floor_multi" */
-int rtq__bench_phase_floor(rtq__bench *b);
 
 /* ---- report.c ---- */
 

@@ -15,7 +15,6 @@
 
 #include "bench.h"
 #include "keys2.h"
-#include "scripts.h"
 #include "scripts2.h"
 
 #define POLL_US 2000
@@ -25,26 +24,17 @@ void rtq__bench_ns(rtq__bench *b, const char *what, char *ns, size_t cap) {
   snprintf(ns, cap, "rtqb-%ld-%u-%s", (long)getpid(), ++b->seq, what);
 }
 
-/* The namespace's keys in both protocols; the bench's own reads use the
- * ones of b->o->protocol. */
+/* The namespace's keys, for the bench's own reads. */
 typedef struct ns_keys {
-  rtq_keys v1;
   rtq_keys2 v2;
 } ns_keys;
 
-static void ns_keys_init(ns_keys *k, const char *ns) {
-  rtq_keys_init(&k->v1, ns, false);
-  rtq_keys2_init(&k->v2, ns);
-}
+static void ns_keys_init(ns_keys *k, const char *ns) { rtq_keys2_init(&k->v2, ns); }
 
 /* completed and failed counts of the benchmark queue in ns. */
 static int read_counts(rtq__bench *b, const ns_keys *k, uint64_t *done, uint64_t *failed) {
-  rtq_key stats = rtq_keys_stats(&k->v1);
-  rtq_key fc = rtq_keys_stats_field(RTQ__BENCH_QUEUE, "completed");
-  rtq_key ff = rtq_keys_stats_field(RTQ__BENCH_QUEUE, "failed");
-  rtq_key2 stats2 = rtq_keys2_stats(&k->v2, RTQ__BENCH_QUEUE);
-  bool v2 = b->o->protocol == 2;
-  const char *argv[] = {"HMGET", v2 ? stats2.s : stats.s, v2 ? "completed" : fc.s, v2 ? "failed" : ff.s};
+  rtq_key2 stats = rtq_keys2_stats(&k->v2, RTQ__BENCH_QUEUE);
+  const char *argv[] = {"HMGET", stats.s, "completed", "failed"};
   redisReply *r = NULL;
   int rc = rtq__bench_cmd(&b->redis, &r, 4, argv);
   if (rc != 0) return rc;
@@ -61,7 +51,6 @@ static int read_counts(rtq__bench *b, const ns_keys *k, uint64_t *done, uint64_t
 static size_t verify(rtq__bench *b, const ns_keys *k, const char *ids, size_t n) {
   size_t ok = 0;
   rtq_conn *c = b->redis.admin;
-  bool v2 = b->o->protocol == 2;
   for (size_t base = 0; base < n; base += 1000) {
     size_t m = n - base < 1000 ? n - base : 1000;
     size_t sent = 0;
@@ -70,13 +59,8 @@ static size_t verify(rtq__bench *b, const ns_keys *k, const char *ids, size_t n)
       rtq_argv a;
       rtq_argv_init(&a);
       rtq_argv_add_str(&a, "HGET");
-      if (v2) {
-        rtq__argv_add_key2(&a, rtq_keys2_task(&k->v2, RTQ__BENCH_QUEUE, id));
-        rtq_argv_add_str(&a, "s");
-      } else {
-        rtq__argv_add_key(&a, rtq_keys_task(&k->v1, id));
-        rtq_argv_add_str(&a, "status");
-      }
+      rtq__argv_add_key2(&a, rtq_keys2_task(&k->v2, RTQ__BENCH_QUEUE, id));
+      rtq_argv_add_str(&a, "s");
       int rc = rtq_conn_append(c, &a);
       rtq_argv_destroy(&a);
       if (rc != 0) break;
@@ -105,35 +89,26 @@ static json_t *reply_num(rtq__bench *b, int argc, const char **argv) {
   return v;
 }
 
-/* Where the kept memory goes: one task hash, and per task the two index
- * zsets (v1: status:completed, history) or the done list (v2: done:completed;
- * "history" is then 0). */
+/* Where the kept memory goes: one task hash, and per task the done list
+ * ({ns:Q}:done:completed). */
 static json_t *memory_breakdown(rtq__bench *b, const ns_keys *k, const char *id0, size_t n) {
-  bool v2 = b->o->protocol == 2;
   rtq_key2 task2 = rtq_keys2_task(&k->v2, RTQ__BENCH_QUEUE, id0);
   rtq_key2 done2 = rtq_keys2_done(&k->v2, RTQ__BENCH_QUEUE, RTQ_STATUS_COMPLETED);
-  rtq_key task1 = rtq_keys_task(&k->v1, id0);
-  rtq_key done1 = rtq_keys_status(&k->v1, RTQ_STATUS_COMPLETED);
-  rtq_key hist1 = rtq_keys_history(&k->v1);
-  const char *task = v2 ? task2.s : task1.s, *done = v2 ? done2.s : done1.s, *hist = hist1.s;
+  const char *task = task2.s, *done = done2.s;
   const char *mu_task[] = {"MEMORY", "USAGE", task, "SAMPLES", "0"};
   const char *enc_task[] = {"OBJECT", "ENCODING", task};
   const char *mu_done[] = {"MEMORY", "USAGE", done, "SAMPLES", "0"};
-  const char *mu_hist[] = {"MEMORY", "USAGE", hist, "SAMPLES", "0"};
   const char *hlen[] = {"HLEN", task};
-  const char *hargs[] = {"HSTRLEN", task, v2 ? "x" : "args"};
+  const char *hargs[] = {"HSTRLEN", task, "x"};
   json_t *m = json_object();
   json_object_set_new(m, "task_hash_bytes", reply_num(b, 5, mu_task));
   json_object_set_new(m, "task_hash_encoding", reply_num(b, 3, enc_task));
   json_object_set_new(m, "task_hash_fields", reply_num(b, 2, hlen));
   json_object_set_new(m, "task_args_bytes", reply_num(b, 3, hargs));
-  json_t *d = reply_num(b, 5, mu_done), *h = v2 ? json_integer(0) : reply_num(b, 5, mu_hist);
+  json_t *d = reply_num(b, 5, mu_done);
   json_object_set_new(m, "status_index_bytes_per_task",
                       json_real(json_is_integer(d) ? (double)json_integer_value(d) / (double)n : 0));
-  json_object_set_new(m, "history_bytes_per_task",
-                      json_real(json_is_integer(h) ? (double)json_integer_value(h) / (double)n : 0));
   json_decref(d);
-  json_decref(h);
   return m;
 }
 
@@ -169,11 +144,6 @@ static json_t *profile_end(rtq__bench *b) {
     snprintf(name, sizeof name, "%s", argv->element[0]->str);
     for (char *p = name; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     if (strcmp(name, "evalsha") == 0 && argv->elements > 1) {
-      for (int s = 0; s < RTQ_SCRIPT_COUNT; s++) {
-        const char *sha = rtq_script_sha((rtq_script_id)s);
-        if (sha && strcmp(sha, argv->element[1]->str) == 0)
-          snprintf(name, sizeof name, "script:%s", rtq_script_name((rtq_script_id)s));
-      }
       for (int s = 0; s < RTQ_SCRIPT2_COUNT; s++) {
         const char *sha = rtq_script2_sha((rtq_script2_id)s);
         if (sha && strcmp(sha, argv->element[1]->str) == 0)

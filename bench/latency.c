@@ -9,18 +9,17 @@
  *   t_enq    just before rtq_create_task() is called for the task;
  *   t_start  when the `running` event of the task, which the claim script
  *            publishes in the same atomic step that marks it running
- *            (protocol 1: PUBLISH on P:chan:events; protocol 2: SPUBLISH
- *            of a batch message on {ns:Q}:ev, unbatched by librtq),
- *            arrives at this process's subscriber thread;
- *   t_done   the same for the `completed` event of finish.lua.
+ *            (SPUBLISH of a batch message on {ns:Q}:ev, unbatched by
+ *            librtq), arrives at this process's subscriber thread;
+ *   t_done   the same for the `completed` event of the finish script.
  *
  * t_start - t_enq is therefore an upper bound of the real enqueue->start
  * time: it adds the delivery of one pub/sub message over loopback. That
- * delivery is measured too (event_hop_us: PUBLISH from this process to
+ * delivery is measured too (event_hop_us: SPUBLISH from this process to
  * receipt by the subscriber, which is a full request plus the delivery,
  * so itself an upper bound of the extra). The calibration messages go
- * where the protocol's events go, shaped as its scripts shape them, so
- * under protocol 2 the hop includes librtq's unbatching.
+ * where the events go, shaped as the scripts shape them, so the hop
+ * includes librtq's unbatching.
  *
  * Before the measured tasks, WARMUP tasks are run and awaited, so the
  * worker is connected, its scripts are loaded and it sits idle in its
@@ -124,23 +123,16 @@ static void sleep_until(uint64_t t_ns) {
 
 /* PUBLISH -> receipt on this process's subscriber, CALIBRATE times. */
 static double calibrate_hop(rtq__bench *b, const char *ns, listener *l, uint64_t end) {
-  rtq_keys k;
-  rtq_keys_init(&k, ns, false);
-  rtq_key chan = rtq_keys_chan_events(&k);
   rtq_keys2 k2;
   rtq_keys2_init(&k2, ns);
   rtq_key2 chan2 = rtq_keys2_chan_events(&k2, RTQ__BENCH_QUEUE);
-  bool v2 = b->o->protocol == 2;
   double *hop = calloc(CALIBRATE, sizeof *hop);
   uint64_t *sent = calloc(CALIBRATE, sizeof *sent);
   size_t got = 0;
   for (int i = 0; hop && sent && i < CALIBRATE; i++) {
     char msg[96];
-    if (v2)
-      snprintf(msg, sizeof msg, "{\"at\":0,\"s\":\"cancelled\",\"t\":[{\"id\":\"calib-%d\"}]}", i);
-    else
-      snprintf(msg, sizeof msg, "{\"id\":\"calib-%d\",\"status\":\"cancelled\"}", i);
-    const char *argv[] = {v2 ? "SPUBLISH" : "PUBLISH", v2 ? chan2.s : chan.s, msg};
+    snprintf(msg, sizeof msg, "{\"at\":0,\"s\":\"cancelled\",\"t\":[{\"id\":\"calib-%d\"}]}", i);
+    const char *argv[] = {"SPUBLISH", chan2.s, msg};
     sent[i] = rtq__bench_now_ns();
     if (rtq__bench_cmd(&b->redis, NULL, 3, argv) != 0) break;
     rtq__bench_sleep_us(200);

@@ -4,7 +4,6 @@
  *   rtq-bench                      every phase, the human table
  *   rtq-bench --json               the same figures as JSON
  *   rtq-bench --smoke              a small run for CI (no timing judged)
- *   rtq-bench --only floor         the floor of Redis CPU per task (opt-in)
  *
  * docs/PERFORMANCE.md explains each figure and how it is measured; bench.h
  * the phases. The exit status is 0 when every phase ran and every task was
@@ -79,7 +78,6 @@ static int run(rtq__bench_opts *o) {
   if (rc == 0 && (o->phases & RTQ__PH_SINGLE)) rc = rtq__bench_phase_single_and_drain(&b);
   if (rc == 0 && (o->phases & RTQ__PH_LATENCY)) rc = rtq__bench_phase_latency(&b);
   if (rc == 0 && (o->phases & RTQ__PH_SCALING)) rc = rtq__bench_phase_scaling(&b);
-  if (rc == 0 && (o->phases & RTQ__PH_FLOOR)) rc = rtq__bench_phase_floor(&b);
   json_object_set_new(json_object_get(b.out, "machine"), "loadavg_at_end", json_real(loadavg()));
   rtq__bench_redis_stop(&b.redis, o->keep || rc != 0);
   if (o->json) {

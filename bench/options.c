@@ -19,11 +19,10 @@ static const char usage[] =
     "  --latency-gap-us US    gap between latency tasks (1000)\n"
     "  --concurrency N        slots per worker process (50)\n"
     "  --scaling LIST         worker processes per scaling step (1,2,4)\n"
-    "  --only LIST            phases among batch,single,drain,latency,scaling (all),\n"
-    "                         and floor, which runs only when named here\n"
+    "  --only LIST            phases among batch,single,drain,latency,scaling (all)\n"
     "  --timeout S            bound on every wait in a phase (120)\n"
-    "  --protocol N           wire protocol of the clients and workers, 1 or 2\n"
-    "                         (default: RTQ_PROTOCOL, else 2)\n"
+    "  --protocol N           wire protocol of the clients and workers: 2, the\n"
+    "                         only one (default: RTQ_PROTOCOL, else 2)\n"
     "  --limit-other R        (protocol 2) the drains' workers also serve a queue\n"
     "                         limited to R tasks/s with a backlog of 2000: shows\n"
     "                         what a limit elsewhere costs an unlimited queue\n"
@@ -86,8 +85,7 @@ static int parse_phases(rtq__bench_opts *o, const char *s) {
     unsigned bit;
   } names[] = {{"batch", RTQ__PH_BATCH},     {"single", RTQ__PH_SINGLE},
                {"drain", RTQ__PH_DRAIN},     {"latency", RTQ__PH_LATENCY},
-               {"scaling", RTQ__PH_SCALING}, {"floor", RTQ__PH_FLOOR},
-               {"all", RTQ__PH_ALL}};
+               {"scaling", RTQ__PH_SCALING}, {"all", RTQ__PH_ALL}};
   char buf[128];
   snprintf(buf, sizeof buf, "%s", s);
   o->phases = 0;
@@ -96,7 +94,7 @@ static int parse_phases(rtq__bench_opts *o, const char *s) {
     for (i = 0; i < sizeof names / sizeof names[0]; i++)
       if (strcmp(tok, names[i].name) == 0) break;
     if (i == sizeof names / sizeof names[0]) {
-      fprintf(stderr, "rtq-bench: unknown phase '%s' (batch,single,drain,latency,scaling,floor)\n",
+      fprintf(stderr, "rtq-bench: unknown phase '%s' (batch,single,drain,latency,scaling)\n",
               tok);
       return -1;
     }
@@ -190,7 +188,7 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
     } else if (strcmp(a, "--only") == 0) {
       NEEDS_VALUE rc = parse_phases(o, v);
     } else if (strcmp(a, "--protocol") == 0) {
-      NEEDS_VALUE rc = parse_int(a, v, 1, 2, &o->protocol);
+      NEEDS_VALUE rc = parse_int(a, v, 2, 2, &o->protocol);
     } else if (strcmp(a, "--limit-other") == 0) {
       char *end;
       NEEDS_VALUE o->limit_other = strtod(v, &end);
@@ -264,14 +262,6 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
     }
     o->protocol = c.protocol;
   }
-  if (o->limit_other > 0 && o->protocol != 2) {
-    fprintf(stderr, "rtq-bench: --limit-other needs --protocol 2 (queue limits are protocol 2's)\n");
-    return -1;
-  }
-  if (o->protocol == 2 && (o->phases & RTQ__PH_FLOOR)) {
-    fprintf(stderr, "rtq-bench: the floor phase models protocol 1's commands; run it with --protocol 1\n");
-    return -1;
-  }
   if (o->smoke) {
     if (!n_given) o->n = 300;
     if (!lat_given) o->latency_n = 50;
@@ -281,14 +271,6 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
       o->nscaling = 2;
     }
     o->phase_timeout_s = o->phase_timeout_s < 60 ? o->phase_timeout_s : 60;
-    /* The floor is a measurement, not a check: CI has no use for it. */
-    if (o->phases & RTQ__PH_FLOOR) {
-      o->phases &= ~(unsigned)RTQ__PH_FLOOR;
-      if (o->phases == 0) {
-        fprintf(stderr, "rtq-bench: --smoke does not run the floor phase\n");
-        return -1;
-      }
-    }
   }
   return 0;
 }

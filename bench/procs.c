@@ -47,7 +47,7 @@ static const char *worker_path(const rtq__bench_opts *o, char *buf, size_t cap) 
 int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
                             const rtq__bench_redis *r, const char *ns, const char *tag) {
   memset(p, 0, sizeof *p);
-  char pathbuf[4200], conc[16], logfile[320], proto[8], keep[24];
+  char pathbuf[4200], conc[16], logfile[320], keep[24];
   const char *bin = worker_path(o, pathbuf, sizeof pathbuf);
   snprintf(conc, sizeof conc, "%d", o->concurrency);
   snprintf(logfile, sizeof logfile, "%s/worker-%s.log", r->dir, tag);
@@ -72,18 +72,12 @@ int rtq__bench_worker_spawn(rtq__bench_proc *p, const rtq__bench_opts *o,
     argv[argc++] = "--queue";
     argv[argc++] = RTQ__BENCH_LIMITED_QUEUE;
   }
-  if (o->protocol == 2) {
-    /* 1 is every worker's default: only 2 needs saying. */
-    snprintf(proto, sizeof proto, "%d", o->protocol);
-    argv[argc++] = "--protocol";
-    argv[argc++] = proto;
-    /* Protocol 2's finish caps the history itself, deleting the tasks it
-     * pushes out; a phase reads every task back afterwards, and keeps
-     * them all as protocol 1 does without a broker. */
-    snprintf(keep, sizeof keep, "%zu", o->n > 10000 ? o->n : (size_t)10000);
-    argv[argc++] = "--max-task-history";
-    argv[argc++] = keep;
-  }
+  /* The finish script caps the history itself, deleting the tasks it
+   * pushes out; a phase reads every task back afterwards, so it keeps
+   * them all. */
+  snprintf(keep, sizeof keep, "%zu", o->n > 10000 ? o->n : (size_t)10000);
+  argv[argc++] = "--max-task-history";
+  argv[argc++] = keep;
   argv[argc] = NULL;
 
   posix_spawn_file_actions_t fa;

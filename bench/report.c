@@ -99,28 +99,6 @@ static void print_scripts(const json_t *sp, FILE *f) {
   }
 }
 
-/* The floor phase: the per-task Redis work of a drain as plain commands. */
-static void print_floor(const json_t *res, FILE *f) {
-  const json_t *fl = json_object_get(res, "floor"), *mu = json_object_get(res, "floor_multi");
-  if (fl == NULL && mu == NULL) return;
-  fprintf(f, "\n  Floor: a drain's per-task Redis work replayed as plain commands from one\n"
-             "  connection, %.0f tasks per pipelined round trip (no Lua, no worker):\n",
-          rtq__bench_num(fl ? fl : mu, "batch"));
-  char buf[64];
-  if (fl) {
-    snprintf(buf, sizeof buf, "%.2f us", rtq__bench_num(fl, "redis_cpu_us_per_task"));
-    fprintf(f, "    %-46s %s\n", "plain commands, no Lua: redis CPU per task", buf);
-    snprintf(buf, sizeof buf, "%.2f", rtq__bench_num(fl, "commands_per_task"));
-    fprintf(f, "    %-46s %s\n", "commands per task", buf);
-    snprintf(buf, sizeof buf, "%.0f", rtq__bench_num(fl, "tasks_per_s"));
-    fprintf(f, "    %-46s %s\n", "tasks/s", buf);
-  }
-  if (mu) {
-    snprintf(buf, sizeof buf, "%.2f us", rtq__bench_num(mu, "redis_cpu_us_per_task"));
-    fprintf(f, "    %-46s %s\n", "in MULTI/EXEC per batch: redis CPU per task", buf);
-  }
-}
-
 void rtq__bench_print_table(const json_t *res, FILE *f) {
   const json_t *m = json_object_get(res, "machine");
   const json_t *cfg = json_object_get(res, "config");
@@ -179,9 +157,8 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
                jstr(mem, "task_hash_encoding"),
                rtq__bench_num(mem, "task_hash_fields"));
       row(f, "  one finished task hash", buf, "", "");
-      snprintf(buf, sizeof buf, "%.0f B + %.0f B", rtq__bench_num(mem, "status_index_bytes_per_task"),
-               rtq__bench_num(mem, "history_bytes_per_task"));
-      row(f, "  status index + history, per task", buf, "", "");
+      snprintf(buf, sizeof buf, "%.0f B", rtq__bench_num(mem, "status_index_bytes_per_task"));
+      row(f, "  done list, per task", buf, "", "");
     }
   }
   const json_t *l = json_object_get(res, "latency");
@@ -218,7 +195,6 @@ void rtq__bench_print_table(const json_t *res, FILE *f) {
   }
   if (d) print_commandstats(json_object_get(d, "commandstats"), f);
   if (d) print_scripts(json_object_get(d, "script_profile"), f);
-  print_floor(res, f);
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -365,13 +365,13 @@ int rtq__bench_info_field(rtq__bench_redis *r, const char *section, const char *
 
 void rtq__bench_drop_ns(rtq__bench_redis *r, const char *ns) {
   if (r->own || r->admin == NULL) return; /* the private server is flushed instead */
-  rtq_keys k;
-  if (rtq_keys_init(&k, ns, false) != 0) return;
-  rtq_key pat = rtq_keys_acl_pattern(&k);
+  /* Every key of the namespace: "{ns}:..." and each queue's "{ns:Q}:..." */
+  char pat[RTQ_NS_MAX + 8];
+  snprintf(pat, sizeof pat, "{%s[:}]*", ns);
   char cursor[32] = "0";
   uint64_t end = rtq__bench_now_ns() + 60ull * 1000000000u;
   do {
-    const char *argv[] = {"SCAN", cursor, "MATCH", pat.s, "COUNT", "1000"};
+    const char *argv[] = {"SCAN", cursor, "MATCH", pat, "COUNT", "1000"};
     redisReply *rep = NULL;
     if (rtq__bench_cmd(r, &rep, 6, argv) != 0) return;
     bool ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2;

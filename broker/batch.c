@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rtq/common.h"
+#include "scripts.h"
 #include "scripts2.h"
 
 void rtq__batch_init(rtq__batch *bt) { memset(bt, 0, sizeof *bt); }
@@ -82,15 +83,14 @@ int rtq__batch_run(rtq_conn *c, rtq__batch *bt) {
     if (rtq_reply_is_noscript(bt->replies[i])) noscript++;
   }
   if (noscript == 0) return 0;
-  int rc = bt->v2 ? rtq_scripts2_load(c) : rtq_scripts_load(c);
+  int rc = rtq_scripts2_load(c);
   if (rc == RTQ_ECONN || rc == RTQ_ENOMEM) return rc;
   for (int i = 0; i < bt->n; i++) {
     if (!rtq_reply_is_noscript(bt->replies[i])) continue;
     freeReplyObject(bt->replies[i]);
     bt->replies[i] = NULL;
-    /* rtq_script_run falls back to EVAL itself if the load did not help. */
-    bt->rcs[i] = bt->v2 ? rtq_script2_run(c, &bt->cmds[i], &bt->replies[i])
-                        : rtq_script_run(c, &bt->cmds[i], &bt->replies[i]);
+    /* rtq_script2_run falls back to EVAL itself if the load did not help. */
+    bt->rcs[i] = rtq_script2_run(c, &bt->cmds[i], &bt->replies[i]);
     if (bt->rcs[i] == RTQ_ECONN || bt->rcs[i] == RTQ_ENOMEM) return bt->rcs[i];
   }
   return 0;

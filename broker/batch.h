@@ -17,8 +17,6 @@
 
 #include "argv.h"
 #include "conn.h"
-#include "keys.h"
-#include "scripts.h"
 
 /* Storage the caller owns: rtq__batch_init / rtq__batch_destroy. */
 typedef struct rtq__batch {
@@ -28,7 +26,6 @@ typedef struct rtq__batch {
   int n;
   int cap;
   int oom;                 /* sticky: a command could not be added */
-  bool v2;                 /* its scripts are protocol 2's (scripts2.h) */
 } rtq__batch;
 
 void rtq__batch_init(rtq__batch *bt);

@@ -1,9 +1,9 @@
 /*
  * broker.c - the broker's life: creation and the order of the phases in a
- * sweep. The phases live in their own files (recover.c, deadlines.c,
- * promote.c, cleanup.c, cancel.c), the lease in lease.c, the Redis
- * connection in connection.c, what the phases share in util.c; nothing
- * here knows about an event loop.
+ * sweep. The phases live in their own files (backstop2.c, recover2.c,
+ * promote2.c, prune2.c), the lease in lease.c, the Redis connection in
+ * connection.c, what the phases share in util.c; nothing here knows about
+ * an event loop.
  */
 #include "internal.h"
 #include "internal2.h"
@@ -19,26 +19,9 @@
 #include "log.h"
 #include "sign.h"
 #include "replicas.h"
-#include "scripts.h"
 
 static void seterr(char *errbuf, size_t errcap, const char *msg) {
   if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "%s", msg);
-}
-
-static int fixed_keys(rtq_broker *b) {
-  rtq__fixed_keys *k = &b->k;
-  k->workers = rtq_keys_workers(&b->keys);
-  k->deadlines = rtq_keys_deadlines(&b->keys);
-  k->delayed = rtq_keys_delayed(&b->keys);
-  k->history = rtq_keys_history(&b->keys);
-  k->dead = rtq_keys_dead(&b->keys);
-  k->stats = rtq_keys_stats(&b->keys);
-  k->lease = rtq_keys_lease(&b->keys);
-  for (int s = 0; s < RTQ_STATUS_COUNT; s++) k->status[s] = rtq_keys_status(&b->keys, (rtq_status)s);
-  k->chan_events = rtq_keys_chan_events(&b->keys);
-  k->chan_cancel = rtq_keys_chan_cancel(&b->keys);
-  k->own_processing = rtq_keys_processing(&b->keys, b->id);
-  return k->own_processing.len == 0 ? RTQ_EINVAL : 0;
 }
 
 int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, size_t errcap) {
@@ -59,11 +42,6 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
 
   if (o->signing_key_file != NULL) {
     /* Checked now, not at the first schedule's run. */
-    if (o->config.protocol != 2) {
-      if (errbuf != NULL && errcap > 0)
-        snprintf(errbuf, errcap, "signing needs protocol 2 (--protocol 2 or RTQ_PROTOCOL=2)");
-      return RTQ_EINVAL;
-    }
     rtq_sign_keys *k = NULL;
     char err[512];
     rc = rtq_sign_keys_load(o->signing_key_file, &k, err, sizeof err);
@@ -77,12 +55,9 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
   if (b == NULL) return RTQ_ENOMEM;
   b->o = *o;
   b->next_due_in_ms = -1;
-  b->protocol = o->config.protocol == 2 ? 2 : 1;
   rtq__batch_init(&b->batch);
   rtq__batch_init(&b->batch2);
-  b->batch.v2 = b->batch2.v2 = b->protocol == 2;
-  if (rtq_keys_init(&b->keys, o->config.ns, rtq_redis_url_is_cluster(o->config.redis_url)) != 0 ||
-      rtq_keys2_init(&b->keys2, o->config.ns) != 0) {
+  if (rtq_keys2_init(&b->keys2, o->config.ns) != 0) {
     seterr(errbuf, errcap, "invalid namespace");
     rtq_broker_free(b);
     return RTQ_EINVAL;
@@ -99,17 +74,12 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
     rtq_broker_free(b);
     return rc;
   }
-  if (fixed_keys(b) != 0) {
-    seterr(errbuf, errcap, "key schema rejected the broker id");
-    rtq_broker_free(b);
-    return RTQ_EINVAL;
-  }
-  if (b->protocol == 2 && rtq__broker2_new(b) != 0) {
+  if (rtq__broker2_new(b) != 0) {
     rtq_broker_free(b);
     return RTQ_ENOMEM;
   }
   /* A Redis that is down now is an outage like any later one: logged, and
-   * retried from the ticks. A namespace of the other protocol is not. */
+   * retried from the ticks. A namespace of protocol 1's data is not. */
   if (rtq__broker_connected(b) == RTQ_EPROTOCOL) {
     seterr(errbuf, errcap, b->refused_why);
     rtq_broker_free(b);
@@ -149,17 +119,16 @@ static int read_clock(rtq_broker *b) {
   return rc;
 }
 
-/* Starts a cleanup round every cleanup_interval, then walks its indexes a
- * bounded page at a time, one step per sweep, until the round is done. */
+/* Starts a cleanup round every cleanup_interval, then prunes the done
+ * lists a bounded step per sweep (prune2.c, which resumes where it
+ * stopped) until the round is done. */
 static int cleanup_phase(rtq_broker *b) {
   uint64_t every = (uint64_t)b->o.config.cleanup_interval * 1000u;
   if (!b->cleanup_active && (b->last_cleanup == 0 || b->now >= b->last_cleanup + every)) {
     b->cleanup_active = true;
-    b->cleanup_index = 0;
-    b->cleanup_offset = 0;
     b->last_cleanup = b->now;
   }
-  return b->cleanup_active ? rtq__broker_cleanup_step(b) : 0;
+  return b->cleanup_active ? rtq__broker_prune2(b) : 0;
 }
 
 typedef struct phase {
@@ -170,14 +139,12 @@ typedef struct phase {
 /* Deadlines go before recovery: a task past deadline + grace whose worker
  * is silent ends timeout (what the timeout backstop promises) rather than
  * being redelivered to run past its deadline again; recovery then finds it
- * ended and only clears the envelope. */
+ * ended and only clears its processing entry. */
 static const phase phases[] = {
-    {"deadlines", rtq__broker_expire_deadlines},
-    {"recover", rtq__broker_recover_dead},
-    {"promote", rtq__broker_promote},
-    {"history", rtq__broker_trim_history},
+    {"deadlines", rtq__broker_backstop2},
+    {"recover", rtq__broker_recover2},
+    {"promote", rtq__broker_promote2},
     {"cleanup", cleanup_phase},
-    {"cancel", rtq__broker_cancel_pass},
     {"schedules", rtq__broker_schedules},
 };
 
@@ -248,7 +215,7 @@ int rtq_broker_promote_due(rtq_broker *b) {
   if (rc == 1) return 0;
   if (rc != 0) return rtq__broker_failed(b, "lease", rc);
   if ((rc = read_clock(b)) != 0) return rtq__broker_failed(b, "time", rc);
-  rc = rtq__broker_promote(b);
+  rc = rtq__broker_promote2(b);
   rtq__batch_clear(&b->batch);
   rtq__batch_clear(&b->batch2);
   if (rc != 0) return rtq__broker_failed(b, "promote", rc);
@@ -258,16 +225,3 @@ int rtq_broker_promote_due(rtq_broker *b) {
   return rc != 0 ? rtq__broker_failed(b, "stats", rc) : 0;
 }
 
-
-int rtq_broker_trim_due(rtq_broker *b) {
-  int rc = rtq_broker_lease_tick(b);
-  if (rc == 1) return 0;
-  if (rc != 0) return rtq__broker_failed(b, "lease", rc);
-  if (!rtq_broker_is_leader(b)) return 0;
-  rc = rtq__broker_trim_history(b);
-  if (rc != 0) return rtq__broker_failed(b, "history", rc);
-  if (b->unflushed.trimmed == 0) return 0;
-  rc = rtq__broker_flush_stats(b, false);
-  rtq__batch_clear(&b->batch);
-  return rc != 0 ? rtq__broker_failed(b, "stats", rc) : 0;
-}

@@ -2,26 +2,25 @@
  * broker.h - rtq-broker, the coordinator, as a library with no event loop.
  *
  * The broker owns nothing a worker or a producer could not see: every
- * decision it takes is one of the Lua steps in common/lua/, run against
- * Redis. What it adds is the clock: it looks, at regular intervals, for
+ * decision it takes is one of the scripts in common/lua2/, run against
+ * Redis on every queue of {ns}:queues. What it adds is the clock: it
+ * looks, at regular intervals, for
  *
- *   dead workers      P:workers score older than the heartbeat TTL; each
- *                     envelope of their processing list goes through
- *                     recover.lua (back to its queue with the next attempt,
- *                     or failed WORKER_LOST past max_deliveries);
- *   silent deadlines  P:deadlines past deadline + grace whose worker is
- *                     silent: expire_running.lua (timeout + cancel flag);
- *   due envelopes     P:delayed (delays and retry backoff): promote.lua;
- *   cancel requests   running tasks with a cancel flag: the id is published
- *                     again on P:chan:cancel, for a worker that missed it;
- *   growth            the history cap (trim.lua), and index
- *                     entries whose task hash has expired ('expired').
+ *   dead workers      {ns}:workers score older than the heartbeat TTL (or
+ *                     in the future, or no record); each id of their
+ *                     processing lists goes through the recover script
+ *                     (back to its queue with the next attempt, or failed
+ *                     WORKER_LOST past max_deliveries);
+ *   silent deadlines  running tasks of live workers past deadline + grace:
+ *                     the backstop script (timeout + cancel flag);
+ *   due tasks         {ns:Q}:delayed (delays and retry backoff): promote;
+ *   growth            ids in the done lists whose task hash has expired
+ *                     (the prune script, a bounded round every
+ *                     cleanup_interval).
  *
- * That is protocol 1. Under protocol 2 (options.config.protocol) the same
- * phases run protocol 2's scripts (common/lua2) on every queue of
- * {ns}:queues: see internal2.h and docs/BROKER.md, "Protocol 2".
+ * See internal2.h and docs/BROKER.md.
  *
- * Several brokers may run. A leader lease (lease.lua) decides which one
+ * Several brokers may run. A leader lease (the lease script) decides which one
  * acts; the others stand by and take over when the lease lapses. The lease
  * is an economy, not the safety net: every step is gated in Redis (LREM,
  * ZREM, status checks), so two brokers acting at once still recover,
@@ -185,15 +184,8 @@ int rtq_broker_sweep(rtq_broker *b);
 /* The promotion phase alone (for a timer aimed at the next due time). Same
  * returns as rtq_broker_sweep. */
 int rtq_broker_promote_due(rtq_broker *b);
-/* The history cap alone (trim.lua until within max_task_history or its
- * time budget is spent), for a timer that runs it every
- * RTQ_BROKER_TRIM_EVERY_MS between sweeps, so that a fast drain cannot
- * push the history far past its cap within one sweep_interval. Same
- * returns as rtq_broker_sweep. */
-#define RTQ_BROKER_TRIM_EVERY_MS 100
-int rtq_broker_trim_due(rtq_broker *b);
 /*
- * Milliseconds until the earliest envelope in P:delayed is due, as learnt
+ * Milliseconds until the earliest delayed task is due, as learnt
  * by the last sweep or promotion: 0 when one is due now, -1 when none is
  * waiting or it is unknown.
  */

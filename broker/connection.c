@@ -10,7 +10,6 @@
 
 #include "log.h"
 #include "proto.h"
-#include "scripts.h"
 #include "scripts2.h"
 
 #define CONNECT_BACKOFF_MIN_MS 100
@@ -67,9 +66,9 @@ static int first_connect(rtq_broker *b) {
     return rc;
   }
   b->connect_backoff_ms = 0;
-  /* The namespace must speak the broker's protocol (proto.h): a refusal
-   * ends the broker; a failed check is an outage like a failed connect. */
-  rc = rtq_proto_check(b->conn, b->o.config.ns, b->protocol, b->refused_why, sizeof b->refused_why);
+  /* The namespace must speak protocol 2 (proto.h): a refusal ends the
+   * broker; a failed check is an outage like a failed connect. */
+  rc = rtq_proto_check(b->conn, b->o.config.ns, b->refused_why, sizeof b->refused_why);
   if (rc == RTQ_EPROTOCOL) {
     b->refused = true;
     rtq_log(RTQ_LOG_ERROR, "refusing the namespace", "error", b->refused_why, NULL);
@@ -82,7 +81,7 @@ static int first_connect(rtq_broker *b) {
     return rc;
   }
   /* Loading is an optimisation (EVALSHA); every runner falls back to EVAL. */
-  if ((b->protocol == 2 ? rtq_scripts2_load(b->conn) : rtq_scripts_load(b->conn)) != 0)
+  if (rtq_scripts2_load(b->conn) != 0)
     rtq_log(RTQ_LOG_WARNING, "could not load the lua scripts; using EVAL", "error",
             rtq_conn_errstr(b->conn), NULL);
   (void)rtq_conn_check_eviction_policy(b->conn);

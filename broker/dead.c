@@ -1,7 +1,6 @@
 /*
- * dead.c - finding dead workers, for either protocol (recover.c,
- * recover2.c): the walk over the workers set is the same, only the keys
- * and what is done with a dead worker differ (rtq__dead_ops).
+ * dead.c - finding dead workers: the walk over the workers set, which hands
+ * each dead one to its recovery (rtq__dead_ops; recover2.c).
  *
  * A worker is dead when its score (its last heartbeat, Redis time) is at
  * least heartbeat_ttl old; when its score lies in the future (heartbeat

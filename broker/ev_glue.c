@@ -5,9 +5,7 @@
  *   sweep timer    every sweep_interval, first at once: rtq_broker_sweep
  *   lease timer    every lease_ttl/3: rtq_broker_lease_tick, so the lease
  *                  is renewed on time even with a long sweep interval
- *   trim timer     every RTQ_BROKER_TRIM_EVERY_MS when the sweep interval
- *                  is longer and history is on (protocol 1): rtq_broker_trim_due
- *   promote timer  one-shot, aimed at the earliest delayed envelope when it
+ *   promote timer  one-shot, aimed at the earliest delayed task when it
  *                  is due before the next sweep
  *   leader tick    every tick->every_ms when given (rtq_broker_run_with):
  *                  tick->fn, while this broker leads
@@ -34,7 +32,7 @@
 typedef struct glue {
   rtq_broker *b;
   struct ev_loop *loop;
-  ev_timer sweep, lease, promote, tick, trim;
+  ev_timer sweep, lease, promote, tick;
   const rtq_broker_tick *job;
   ev_signal sigterm, sigint;
   int stopped_by;
@@ -69,13 +67,6 @@ static void on_lease(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)revents;
   glue *g = w->data;
   (void)rtq_broker_lease_tick(g->b);
-}
-
-static void on_trim(struct ev_loop *loop, ev_timer *w, int revents) {
-  (void)loop;
-  (void)revents;
-  glue *g = w->data;
-  (void)rtq_broker_trim_due(g->b);
 }
 
 static void on_promote(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -117,18 +108,12 @@ int rtq_broker_run_with(rtq_broker *b, const rtq_broker_tick *tick) {
   ev_timer_init(&g.sweep, on_sweep, 0.0, (double)o->sweep_interval_ms / 1000.0);
   ev_timer_init(&g.lease, on_lease, lease_every, lease_every);
   ev_timer_init(&g.promote, on_promote, 1.0, 0.0);
-  double trim_every = (double)RTQ_BROKER_TRIM_EVERY_MS / 1000.0;
-  ev_timer_init(&g.trim, on_trim, trim_every, trim_every);
   ev_signal_init(&g.sigterm, on_signal, SIGTERM);
   ev_signal_init(&g.sigint, on_signal, SIGINT);
-  g.sweep.data = g.lease.data = g.promote.data = g.tick.data = g.trim.data = &g;
+  g.sweep.data = g.lease.data = g.promote.data = g.tick.data = &g;
   g.sigterm.data = g.sigint.data = &g;
   ev_timer_start(g.loop, &g.sweep);
   ev_timer_start(g.loop, &g.lease);
-  /* Protocol 2 has no history trim: finish caps the done lists itself. */
-  if (o->config.enable_task_history && o->sweep_interval_ms > RTQ_BROKER_TRIM_EVERY_MS &&
-      o->config.protocol != 2)
-    ev_timer_start(g.loop, &g.trim);
   if (g.job != NULL) {
     /* The first soon after the first sweep (which takes the lease). */
     double every = (double)g.job->every_ms / 1000.0;
@@ -154,7 +139,6 @@ int rtq_broker_run_with(rtq_broker *b, const rtq_broker_tick *tick) {
   ev_timer_stop(g.loop, &g.lease);
   ev_timer_stop(g.loop, &g.promote);
   if (g.job != NULL) ev_timer_stop(g.loop, &g.tick);
-  ev_timer_stop(g.loop, &g.trim);
   ev_signal_stop(g.loop, &g.sigterm);
   ev_signal_stop(g.loop, &g.sigint);
   ev_loop_destroy(g.loop);

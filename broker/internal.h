@@ -17,7 +17,6 @@
 #include "clock.h"
 #include "condlog.h"
 #include "conn.h"
-#include "keys.h"
 #include "keys2.h"
 
 /* Dead workers looked at per sweep. */
@@ -57,37 +56,12 @@
 /* Envelopes whose queue cannot be read are counted under this queue name
  * in P:stats ("unknown|dead"). */
 #define RTQ_BROKER_UNKNOWN_QUEUE "unknown"
-/* P:stats fields of the broker are "broker|<counter>". */
-#define RTQ_BROKER_STATS_QUEUE "broker"
-
-/* The indexes a cleanup round walks, in order. */
-typedef enum rtq__index {
-  RTQ__IDX_HISTORY = 0,
-  RTQ__IDX_COMPLETED,
-  RTQ__IDX_FAILED,
-  RTQ__IDX_CANCELLED,
-  RTQ__IDX_TIMEOUT,
-  RTQ__IDX_RUNNING,
-  RTQ__IDX_COUNT
-} rtq__index;
-
-/* Keys without a name part, built once. */
-typedef struct rtq__fixed_keys {
-  rtq_key workers, deadlines, delayed, history, dead, stats, lease;
-  rtq_key status[RTQ_STATUS_COUNT];
-  rtq_key chan_events, chan_cancel;
-  rtq_key own_processing; /* the broker's own (always empty) processing list */
-} rtq__fixed_keys;
-
 struct rtq_broker {
   rtq_broker_options o;
-  int protocol;              /* o.config.protocol: 1 or 2 */
-  rtq_keys keys;
-  rtq_keys2 keys2;           /* protocol 2's keys */
-  struct rtq__broker2 *v2;   /* protocol 2's state (internal2.h); NULL under 1 */
-  bool refused;              /* the namespace holds the other protocol's data */
+  rtq_keys2 keys2;
+  struct rtq__broker2 *v2;   /* the sweeps' cursors (internal2.h) */
+  bool refused;              /* the namespace holds protocol 1's data */
   char refused_why[512];
-  rtq__fixed_keys k;
   char id[RTQ_NAME_MAX + 1];
   rtq_conn *conn;            /* NULL until the first connect succeeds */
   struct rtq_client *client; /* librtq, for the schedules; NULL until used */
@@ -111,23 +85,13 @@ struct rtq_broker {
   char held_sweep[32];
   uint64_t held_since;
   bool lease_alarm;
-  uint64_t record_check_offset;  /* recover.c: where the next sweep's record check starts */
+  uint64_t record_check_offset;  /* dead.c: where the next sweep's record check starts */
 
   /* Schedule, in Redis time (ms). */
   uint64_t now;              /* Redis TIME at the start of this sweep */
   uint64_t last_cleanup;     /* start of the last cleanup round; 0 = never */
   bool cleanup_active;
-  int cleanup_index;         /* rtq__index being walked */
-  long long cleanup_offset;
-  uint64_t cleanup_removed;  /* entries removed in this round */
-  char deadlines_from[40];   /* deadlines.c: ZRANGEBYSCORE min of the next read; "" = -inf */
-  uint64_t last_cancel_pass;
-  long long cancel_offset;
   int64_t next_due_in_ms;
-
-  rtq_condlog trim_log;      /* the history-cap line (cleanup.c) */
-  long long trim_peak;       /* cleanup.c: the history's largest size in this episode */
-  long long settle_left;     /* cleanup.c: settling lookups still to make */
 
   rtq_broker_counters total;
   rtq_broker_counters unflushed;
@@ -156,21 +120,14 @@ void rtq__broker_health_touch(const rtq_broker *b);
     (b)->unflushed.field += (uint64_t)(n);      \
   } while (0)
 
-/* The phases; each returns 0 or an error code (not logged yet). */
-int rtq__broker_recover_dead(rtq_broker *b);
-int rtq__broker_expire_deadlines(rtq_broker *b);
-int rtq__broker_promote(rtq_broker *b);
-int rtq__broker_trim_history(rtq_broker *b);
-int rtq__broker_cleanup_step(rtq_broker *b);
-int rtq__broker_cancel_pass(rtq_broker *b);
 /* schedules.c: enqueue the runs of due schedules; close its client. */
 int rtq__broker_schedules(rtq_broker *b);
 void rtq__broker_schedules_close(rtq_broker *b);
-/* Adds the unflushed counters to P:stats; sweep_done also stamps
- * broker|last_sweep_at. */
+/* Adds the unflushed counters to {ns}:broker; sweep_done also stamps
+ * last_sweep_at. */
 int rtq__broker_flush_stats(rtq_broker *b, bool sweep_done);
 
-/* ---- dead.c: finding dead workers, for either protocol ---- */
+/* ---- dead.c: finding dead workers ---- */
 
 /* A worker is dead when its score is at or below cutoff (silent for
  * heartbeat_ttl) or above ceiling (a heartbeat "from the future"), or when
@@ -179,8 +136,8 @@ typedef struct rtq__dead_range {
   uint64_t cutoff, ceiling;
 } rtq__dead_range;
 
-/* A protocol's side of the walk: its keys, and the recovery of one dead
- * worker within *budget entries. */
+/* The walk's keys, and the recovery of one dead worker within *budget
+ * entries (recover2.c). */
 typedef struct rtq__dead_ops {
   int (*workers_key)(const rtq_broker *b, rtq_argv *a);
   int (*record_key)(const rtq_broker *b, rtq_argv *a, const char *wid);
@@ -195,30 +152,20 @@ int rtq__broker_each_dead(rtq_broker *b, const rtq__dead_ops *ops);
  * whether its record is missing: the check before its entry goes. */
 bool rtq__broker_still_dead(const redisReply *score, bool no_record, const rtq__dead_range *d);
 
-/* ---- protocol 2 (internal2.h): what each v1 phase dispatches to ---- */
+/* ---- the phases (internal2.h); each returns 0 or an error code (not
+ * logged yet) ---- */
 int rtq__broker_promote2(rtq_broker *b);
 int rtq__broker_recover2(rtq_broker *b);
 int rtq__broker_prune2(rtq_broker *b);
 int rtq__broker_backstop2(rtq_broker *b);
-/* lease2.c: lease.lua's v2 step; the lease key and a broker counter field
- * (v1: P:stats "broker|<counter>"; v2: {ns}:broker "<counter>") appended
- * to a command, for either protocol. */
+/* lease2.c: the lease script's step; the lease key and a broker counter
+ * field ({ns}:broker "<counter>") appended to a command. */
 int rtq__broker_lease2(rtq_broker *b, bool acquire, long long *held);
 int rtq__broker_argv_lease(const rtq_broker *b, rtq_argv *a);
 int rtq__broker_argv_stat(const rtq_broker *b, rtq_argv *a, const char *counter);
 
 /* ---- util.c: shared by the phases ---- */
 
-/*
- * The common way into a dead-letter: runs deadletter.lua for an envelope
- * the broker cannot place, queued on bt. `from` is the list it sits in
- * (a processing list; the broker's own empty one for P:delayed), `code` and
- * `reason` say why, `id` may be "" when unreadable, `queue` is the queue
- * for the stats field. Returns 0, RTQ_EINVAL or RTQ_ENOMEM.
- */
-int rtq__queue_deadletter(rtq_broker *b, rtq__batch *bt, const char *payload, size_t len,
-                          rtq_key from, const char *code, const char *reason,
-                          const char *worker, const char *queue, const char *id);
 /* Decimal text of v in buf (at least 24 bytes). */
 const char *rtq__u64s(uint64_t v, char *buf);
 

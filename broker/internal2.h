@@ -1,16 +1,16 @@
 /*
- * internal2.h - the broker under protocol 2 (docs/design/PROTOCOL-v2.md):
- * its state between sweeps and its phases. Each v1 phase dispatches to its
- * v2 counterpart at its top when the broker's protocol is 2:
+ * internal2.h - the broker's phases (docs/PROTOCOL.md) and their state
+ * between sweeps:
  *
- *   v1 phase        v2                      script (common/lua2)
+ *   phase           function                script (common/lua2)
  *   deadlines       rtq__broker_backstop2   backstop  (live workers' lists)
  *   recover         rtq__broker_recover2    recover   (dead workers' lists)
  *   promote         rtq__broker_promote2    promote, deadletter (per queue)
- *   history         nothing                 finish caps the done lists
  *   cleanup round   rtq__broker_prune2      prune     (per queue and status)
- *   cancel          nothing                 workers read `cr` themselves
- *   schedules       librtq, under protocol 2
+ *   schedules       librtq
+ *
+ * There is no history trim (finish caps the done lists itself) and no
+ * cancel pass (workers read the `cr` field of their running tasks).
  *
  * Every queue of {ns}:queues is swept; the set is read again at each
  * Redis clock reading (each sweep and each promotion timer).

@@ -1,7 +1,8 @@
 /*
- * lease.c - the leader lease (lease.lua): one broker acts, the others wait.
+ * lease.c - the leader lease (the lease script, lease2.c): one broker
+ * acts, the others wait.
  *
- * The lease is P:lease = <broker id> with a PX expiry of lease_ttl. The
+ * The lease is {ns}:lease = <broker id> with a PX expiry of lease_ttl. The
  * holder renews it every lease_ttl/3, so two renewals can fail before it
  * lapses. A broker that does not hold it tries on every tick, so when the
  * leader dies the lease is taken over at most lease_ttl + one tick after
@@ -20,20 +21,9 @@
 #include <string.h>
 
 #include "log.h"
-#include "calls.h"
-#include "scripts.h"
 
 static int run_lease(rtq_broker *b, bool acquire, long long *held) {
-  if (b->protocol == 2) return rtq__broker_lease2(b, acquire, held);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  redisReply *r = NULL;
-  int rc = rtq__call_lease(&a, &b->keys, false, b->id, b->o.lease_ttl_ms, acquire);
-  if (rc == 0) rc = rtq_script_run(b->conn, &a, &r);
-  rtq_argv_destroy(&a);
-  if (rc == 0) *held = rtq__reply_int(r, 0);
-  if (r != NULL) freeReplyObject(r);
-  return rc;
+  return rtq__broker_lease2(b, acquire, held);
 }
 
 /* Logs who holds the lease, once per stand-by period. */
@@ -53,7 +43,7 @@ static void log_standby(rtq_broker *b) {
   if (r != NULL) freeReplyObject(r);
 }
 
-/* Field of P:stats (broker|lease_unswept_s) that says a lease holder has
+/* Field of the broker's counters (lease_unswept_s) that says a lease holder has
  * not swept: `rtq stats` lists it with the broker's counters. */
 #define UNSWEPT_FIELD "lease_unswept_s"
 
@@ -70,12 +60,12 @@ static void set_unswept(rtq_broker *b, uint64_t seconds) {
 
 /*
  * A standby watches the lease it cannot take. A holder that never sweeps
- * (a wedged broker, or `SET P:lease attacker PX ...` by any writer of the
+ * (a wedged broker, or `SET {ns}:lease attacker PX ...` by any writer of the
  * namespace) stops recovery, promotion and the timeout backstop for every
  * queue. When the same holder has kept the lease for over three lease
  * TTLs (or three sweep intervals, when those are longer) while
- * broker|last_sweep_at has not moved, each tick logs an ERROR
- * and sets broker|lease_unswept_s (seconds) in P:stats, which `rtq stats`
+ * the broker's last_sweep_at has not moved, each tick logs an ERROR
+ * and sets its lease_unswept_s (seconds), which `rtq stats`
  * shows; both stop once a sweep is seen or the holder changes.
  */
 static void watch_holder(rtq_broker *b) {

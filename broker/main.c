@@ -33,7 +33,7 @@ static void log_start(const rtq_broker *b) {
           "sweep_interval_ms", sw, "lease_ttl_ms", le, "timeout_grace_ms", gr, "max_deliveries",
           md, "cleanup_interval_s", cl, "max_task_history", mh, "task_result_ttl_s", tt,
           "history", o->config.enable_task_history ? "on" : "off", "protocol",
-          o->config.protocol == 2 ? "2" : "1", "mode",
+          "2", "mode",
           o->once ? "once" : "daemon", NULL);
 }
 

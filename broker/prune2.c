@@ -1,9 +1,9 @@
 /*
- * prune2.c - protocol 2: a prune round over the done lists.
+ * prune2.c - a prune round over the done lists.
  *
  * finish (and cancel, deadletter, recover, backstop) caps every
  * {ns:Q}:done:<status> list itself, so there is no history trim and no
- * index walk under protocol 2. What is left is an id whose task has
+ * index walk. What is left is an id whose task has
  * expired (its TTL ran out) while the list is not full yet: every
  * cleanup_interval a round runs prune.lua on each list of each queue,
  * which pops such ids from the old end, 100 per call, stopping at the

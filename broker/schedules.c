@@ -25,7 +25,6 @@ static int open_client(rtq_broker *b) {
                           .task_result_ttl_s = b->o.config.task_result_ttl,
                           .history = b->o.config.enable_task_history ? 1 : -1,
                           .reply_spin_us = -1,
-                          .protocol = b->protocol,
                           /* The broker's own bounds: a frozen Redis must
                            * not hold a sweep (or a SIGTERM) longer than
                            * the broker's other calls. */

@@ -1,13 +1,12 @@
 /*
- * stats.c - the broker's counters in P:stats.
+ * stats.c - the broker's counters in {ns}:broker (lease2.c).
  *
- * The Lua steps count per queue and status ("<queue>|completed", ...). The
- * broker adds its own counters as "broker|<counter>" (the list is in
- * broker.h), plus "broker|last_sweep_at" (Redis ms of the last sweep the
- * leader finished), so `rtq stats` and redis-cli show that a broker acts.
- * The counters are added once per sweep, in one round trip; deltas that
- * could not be written are kept for the next sweep. Under protocol 2 the
- * same fields, without "broker|", are in {ns}:broker (lease2.c).
+ * The scripts count per queue and status in {ns:Q}:stats. The broker
+ * keeps its own counters (the list is in broker.h), plus last_sweep_at
+ * (Redis ms of the last sweep the leader finished), so `rtq stats` and
+ * redis-cli show that a broker acts. The counters are added once per
+ * sweep, in one round trip; deltas that could not be written are kept for
+ * the next sweep.
  */
 #include "internal.h"
 

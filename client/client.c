@@ -23,7 +23,6 @@
 #include "envelope.h"
 #include "proto.h"
 #include "replicas.h"
-#include "scripts.h"
 #include "scripts2.h"
 
 #define DEF_POOL_SIZE 8
@@ -151,16 +150,6 @@ int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply) {
   return rc;
 }
 
-int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply) {
-  rtq_conn *conn;
-  *reply = NULL;
-  int rc = rtq__pool_get(c, &conn);
-  if (rc != 0) return rc;
-  if ((rc = rtq_script_run(conn, a, reply)) != 0) rtq__client_conn_err(c, conn, rc, "redis");
-  rtq__pool_put(c, conn);
-  return rc;
-}
-
 int rtq__client_script2(rtq_client *c, rtq_argv *a, redisReply **reply) {
   rtq_conn *conn;
   *reply = NULL;
@@ -222,15 +211,11 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   }
   const char *url = o->redis_url != NULL ? o->redis_url : cfg.redis_url;
   const char *ns = o->ns != NULL ? o->ns : cfg.ns;
-  if (rtq_keys_init(&c->keys, ns, o->cluster || rtq_redis_url_is_cluster(url)) != 0) {
-    rtq__client_err(NULL, "invalid namespace \"%.64s\": expected 1-64 of A-Z a-z 0-9 . _ -", ns);
+  if (o->protocol != 0 && o->protocol != 2) {
+    rtq__client_err(NULL, "invalid client options: protocol %d (0 or 2: protocol 1 is no longer supported)",
+                    o->protocol);
     return RTQ_EINVAL;
   }
-  if (o->protocol < 0 || o->protocol > 2) {
-    rtq__client_err(NULL, "invalid client options: protocol %d (0: RTQ_PROTOCOL, else 1 or 2)", o->protocol);
-    return RTQ_EINVAL;
-  }
-  c->protocol = o->protocol != 0 ? o->protocol : cfg.protocol;
   if (rtq_keys2_init(&c->keys2, ns) != 0) {
     rtq__client_err(NULL, "invalid namespace \"%.64s\": expected 1-64 of A-Z a-z 0-9 . _ -", ns);
     return RTQ_EINVAL;
@@ -264,11 +249,6 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
   }
   c->wait_replicas = wr;
   c->wait_timeout_ms = wt;
-  if ((o->signing_key_file != NULL || o->result_keys_file != NULL) && c->protocol != 2) {
-    rtq__client_err(NULL, "signing needs protocol 2 (protocol 2 or RTQ_PROTOCOL=2); protocol 1 has no "
-                          "signatures");
-    return RTQ_EINVAL;
-  }
   if (o->signing_key_file != NULL &&
       (rc = rtq_sign_keys_load(o->signing_key_file, &c->sign_keys, err, sizeof err)) != 0) {
     rtq__client_err(NULL, "signing key: %s", err);
@@ -315,10 +295,10 @@ RTQ_EXTERN int rtq_client_new(const rtq_client_options *opts, rtq_client **out) 
   if (rc == 0) {
     c->total = 1;
     char why[512];
-    rc = rtq_proto_check(conn, c->keys2.ns, c->protocol, why, sizeof why);
+    rc = rtq_proto_check(conn, c->keys2.ns, why, sizeof why);
     if (rc != 0) {
       rtq__client_err(NULL, "%s", why);
-    } else if ((rc = c->protocol == 2 ? rtq_scripts2_load(conn) : rtq_scripts_load(conn)) != 0) {
+    } else if ((rc = rtq_scripts2_load(conn)) != 0) {
       rtq__client_conn_err(NULL, conn, rc, "loading the Lua scripts");
     } else {
       int ev = rtq_conn_check_eviction_policy(conn);

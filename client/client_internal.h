@@ -12,16 +12,13 @@
 #include "argv.h"
 #include "clock.h"
 #include "conn.h"
-#include "keys.h"
 #include "keys2.h"
 #include "rtq/client.h"
 #include "sign.h"
 
 struct rtq_client {
   uint64_t serial;           /* tells this client's thread-local errors apart */
-  rtq_keys keys;
-  int protocol;              /* 1 or 2: which key schema and scripts */
-  rtq_keys2 keys2;           /* protocol 2's keys */
+  rtq_keys2 keys2;           /* the namespace's keys */
   char *url;
   char default_queue[RTQ_TASK_ID_SIZE];
   int connect_timeout_ms;
@@ -86,12 +83,10 @@ int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply);
  * errstr, as for rtq__client_command. */
 int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *const *words);
 
-/* One script call on a pooled connection (rtq_script_run: EVALSHA, EVAL on
- * NOSCRIPT); never resent on a lost connection, since a script is not
+/* One script call on a pooled connection (rtq_script2_run: EVALSHA, EVAL
+ * on NOSCRIPT); never resent on a lost connection, since a script is not
  * safe to repeat in general. Detail set on error; *reply is the caller's
  * (may be NULL on error). */
-int rtq__client_script(rtq_client *c, rtq_argv *a, redisReply **reply);
-/* The same for a protocol v2 script (rtq_script2_run). */
 int rtq__client_script2(rtq_client *c, rtq_argv *a, redisReply **reply);
 
 /* After a write on conn: WAIT for c's wait_replicas (nothing when 0).
@@ -106,9 +101,6 @@ int rtq__check_name(const rtq_client *c, const char *what, const char *s);
 
 /* ---- protocol 2 operations (limits.c, purge.c, tasks_delete.c) ---- */
 
-/* 0 under protocol 2; else RTQ_EPROTOCOL with a detail saying that `what`
- * ("queue purge") needs protocol 2. */
-int rtq__need_protocol2(const rtq_client *c, const char *what);
 /* Test seam: called after each step of rtq_queue_purge and
  * rtq_tasks_delete with the queue, so a test can enqueue meanwhile or let
  * time pass. NULL (the default) in production. */
@@ -187,9 +179,12 @@ int rtq__task2_read(rtq_client *c, const char *queue, const char *id, rtq_task *
 /* rtq_get_task under protocol 2; queue_hint NULL: found by the id. */
 int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_task **out);
 
-/* Builds a task from an HGETALL reply (field, value pairs). RTQ_ENOTFOUND
- * for an empty reply, RTQ_ENOMEM. *out is the caller's. */
-int rtq__task_from_hash(const char *id, const redisReply *r, rtq_task **out);
+/* Builds task id of queue from the HGETALL replies of its hash (th) and
+ * side hash (xh, read when th names one; may be NULL). RTQ_ENOTFOUND for
+ * an empty th, RTQ_EDECODE, RTQ_ENOMEM; with keys, RTQ_EUNVERIFIED for an
+ * outcome that does not verify. *out is the caller's. */
+int rtq__task2_from_hashes(const char *queue, const char *id, const redisReply *th, const redisReply *xh,
+                           const rtq_sign_keys *keys, rtq_task **out);
 
 /* Reads the status and time ("at", ms; 0 when absent) of an event JSON
  * message on a task's channel. 0, or RTQ_EDECODE for text that is not
@@ -199,15 +194,11 @@ int rtq__event_parse(const char *json, rtq_status *st, uint64_t *at);
  * malformed. */
 uint64_t rtq__parse_u64(const char *s, size_t len);
 
-/* Decodes one P:dead record into d (zeroed by the caller; the caller
+/* Decodes one dead-letter record into d (zeroed by the caller; the caller
  * frees its fields with rtq__dead_letter_destroy, on error too). 0 also
  * for a record that does not decode (record_error set); RTQ_ENOMEM. */
 int rtq__dead_decode(rtq_dead_letter *d, uint64_t index, const char *buf, size_t len);
 void rtq__dead_letter_destroy(rtq_dead_letter *d);
-/* Record index of P:dead (LINDEX) as a string reply the caller frees: 0,
- * RTQ_ENOTFOUND (none there), RTQ_ERANGE, or a connection error (detail
- * set; *out NULL). */
-int rtq__dead_index(rtq_client *c, size_t index, redisReply **out);
 /* The letter of record r (a string reply read for index, or NULL when rc,
  * the read's return, is not 0): *out on 0; r is freed either way. */
 int rtq__dead_letter_of(rtq_client *c, size_t index, int rc, redisReply *r, rtq_dead_letter **out);
@@ -215,11 +206,9 @@ int rtq__dead_letter_of(rtq_client *c, size_t index, int rc, redisReply *r, rtq_
  * RTQ_ESTATE with the detail set (the list moved since it was read). */
 int rtq__dead_is_task(rtq_client *c, size_t index, const redisReply *r, const char *expect_id);
 
-/* A subscriber: a connection of its own in SUBSCRIBE mode. */
-int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out);
-/* The same in SSUBSCRIBE mode, on the node of the shard channel's slot
- * (protocol 2's per-queue channels); its messages ("smessage") come out
- * of rtq__sub_next like the others. */
+/* A subscriber: a connection of its own in SSUBSCRIBE mode, on the node
+ * of the shard channel's slot (the per-queue channels); its messages
+ * ("smessage") come out of rtq__sub_next. */
 int rtq__sub_open_shard(rtq_client *c, const rtq_key2 *chan, rtq_subscription **out);
 /* Next message payload: 0 (*payload malloc'd, NUL-terminated), RTQ_ETIMEDOUT,
  * RTQ_ECONN (the subscription is then dead), RTQ_ENOMEM. deadline_ms is

@@ -1,12 +1,13 @@
 /*
- * dead.c - reading the dead-letter list P:dead (PROTOCOL.md section 9) and
- * decoding its records: what `rtq dead` prints and the dashboard can show.
+ * dead.c - the dead letters (dead2.c reads the per-queue lists {ns:Q}:dead)
+ * and decoding their records: what `rtq dead` prints and the dashboard can
+ * show.
  *
  * A record is a msgpack map {at, code, reason, worker, queue, id, size,
  * payload}. payload holds the first 4096 bytes of the envelope that could
  * not run; older records pack it as a msgpack str, newer ones as bin, and
- * both are read. Reads are bounded: one LRANGE of at most
- * RTQ_DEAD_MAX_LIMIT records (each a few KiB), or one LINDEX.
+ * both are read. Reads are bounded: at most RTQ_DEAD_MAX_LIMIT records
+ * (each a few KiB) per call.
  *
  * Nothing here trusts the bytes: the record is checked structurally before
  * msgpack-c sees it, and the payload goes through the envelope decoder with
@@ -135,49 +136,7 @@ RTQ_EXTERN int rtq_dead_list(rtq_client *c, size_t offset, size_t limit, rtq_dea
     rtq__client_err(c, "limit %zu over %d, or offset out of range", limit, RTQ_DEAD_MAX_LIMIT);
     return RTQ_ERANGE;
   }
-  if (c->protocol == 2) return rtq__dead2_list(c, offset, limit, out);
-  rtq_key k = rtq_keys_dead(&c->keys);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "LLEN");
-  rtq__argv_add_key(&a, k);
-  redisReply *len = NULL, *r = NULL;
-  int rc = rtq__client_command(c, &a, &len);
-  rtq_argv_destroy(&a);
-  if (rc == 0) {
-    rtq_argv_init(&a);
-    rtq_argv_add_str(&a, "LRANGE");
-    rtq__argv_add_key(&a, k);
-    rtq_argv_add_u64(&a, offset);
-    rtq_argv_add_u64(&a, offset + limit - 1);
-    rc = rtq__client_command(c, &a, &r);
-    rtq_argv_destroy(&a);
-  }
-  if (rc == 0 && (len->type != REDIS_REPLY_INTEGER || r->type != REDIS_REPLY_ARRAY)) {
-    rtq__client_err(c, "unexpected reply to LLEN/LRANGE of the dead-letter list");
-    rc = RTQ_EREDIS;
-  }
-  rtq_dead_letters *l = NULL;
-  if (rc == 0) {
-    l = calloc(1, sizeof *l);
-    if (l != NULL && r->elements > 0) l->letters = calloc(r->elements, sizeof *l->letters);
-    if (l == NULL || (r->elements > 0 && l->letters == NULL)) rc = RTQ_ENOMEM;
-  }
-  for (size_t i = 0; rc == 0 && i < r->elements; i++) {
-    const redisReply *e = r->element[i];
-    if (e->type != REDIS_REPLY_STRING) continue;
-    rc = rtq__dead_decode(&l->letters[l->count++], offset + i, e->str, e->len);
-  }
-  if (rc == 0) l->total = len->integer > 0 ? (uint64_t)len->integer : 0;
-  if (len != NULL) freeReplyObject(len);
-  if (r != NULL) freeReplyObject(r);
-  if (rc != 0) {
-    if (rc == RTQ_ENOMEM) rtq__client_err(c, "out of memory");
-    rtq_dead_letters_free(l);
-    return rc;
-  }
-  *out = l;
-  return 0;
+  return rtq__dead2_list(c, offset, limit, out);
 }
 
 RTQ_EXTERN void rtq_dead_letters_free(rtq_dead_letters *l) {
@@ -185,32 +144,6 @@ RTQ_EXTERN void rtq_dead_letters_free(rtq_dead_letters *l) {
   for (size_t i = 0; i < l->count; i++) rtq__dead_letter_destroy(&l->letters[i]);
   free(l->letters);
   free(l);
-}
-
-int rtq__dead_index(rtq_client *c, size_t index, redisReply **out) {
-  *out = NULL;
-  if (index > (size_t)INT64_MAX) return RTQ_ERANGE;
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "LINDEX");
-  rtq__argv_add_key(&a, rtq_keys_dead(&c->keys));
-  rtq_argv_add_u64(&a, index);
-  redisReply *r = NULL;
-  int rc = rtq__client_command(c, &a, &r);
-  rtq_argv_destroy(&a);
-  if (rc == 0 && r->type == REDIS_REPLY_NIL) {
-    rtq__client_err(c, "no dead letter at index %zu", index);
-    rc = RTQ_ENOTFOUND;
-  } else if (rc == 0 && r->type != REDIS_REPLY_STRING) {
-    rtq__client_err(c, "unexpected reply to LINDEX of the dead-letter list");
-    rc = RTQ_EREDIS;
-  }
-  if (rc != 0 && r != NULL) {
-    freeReplyObject(r);
-    r = NULL;
-  }
-  *out = r;
-  return rc;
 }
 
 int rtq__dead_letter_of(rtq_client *c, size_t index, int rc, redisReply *r, rtq_dead_letter **out) {
@@ -243,10 +176,7 @@ RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out) 
   if (out != NULL) *out = NULL;
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
-  if (c->protocol == 2) return rtq__dead2_get(c, index, out);
-  redisReply *r = NULL;
-  int rc = rtq__dead_index(c, index, &r);
-  return rtq__dead_letter_of(c, index, rc, r, out);
+  return rtq__dead2_get(c, index, out);
 }
 
 RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d) {

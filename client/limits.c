@@ -1,6 +1,5 @@
 /*
- * limits.c - a queue's fleet-wide rate and concurrency limits (client.h,
- * protocol 2 only).
+ * limits.c - a queue's fleet-wide rate and concurrency limits (client.h).
  *
  * The limits are a hash every worker's claim step reads (common/lua2,
  * prelude's gate_open): {ns:Q}:limit holds `rate` (tasks per second, plain
@@ -19,19 +18,10 @@
 
 #include "keys2.h"
 
-int rtq__need_protocol2(const rtq_client *c, const char *what) {
-  if (c->protocol == 2) return 0;
-  rtq__client_err(c, "%s needs protocol 2 (RTQ_PROTOCOL=2, for every process of the namespace); "
-                  "this client speaks protocol %d", what, c->protocol);
-  return RTQ_EPROTOCOL;
-}
-
-/* Checks queue and the protocol, and clears the detail. */
-static int begin(rtq_client *c, const char *queue, const char *what) {
+/* Checks queue, and clears the detail. */
+static int begin(rtq_client *c, const char *queue) {
   rtq__client_clear_err(c);
-  int rc = rtq__need_protocol2(c, what);
-  if (rc == 0) rc = rtq__check_name(c, "queue", queue);
-  return rc;
+  return rtq__check_name(c, "queue", queue);
 }
 
 /* The rate as the gate reads it: plain decimal digits with an optional
@@ -77,7 +67,7 @@ static int check_limits(rtq_client *c, const rtq_queue_limits *l, unsigned which
 }
 
 RTQ_EXTERN int rtq_queue_limit_set(rtq_client *c, const char *queue, const rtq_queue_limits *l, unsigned which) {
-  int rc = begin(c, queue, "a queue limit");
+  int rc = begin(c, queue);
   if (rc == 0) rc = check_limits(c, l, which);
   /* Registered, so that rtq stats lists the queue with its limits before
    * its first task. */
@@ -121,7 +111,7 @@ RTQ_EXTERN int rtq_queue_limit_set(rtq_client *c, const char *queue, const rtq_q
 }
 
 RTQ_EXTERN int rtq_queue_limit_clear(rtq_client *c, const char *queue) {
-  int rc = begin(c, queue, "a queue limit");
+  int rc = begin(c, queue);
   if (rc != 0) return rc;
   /* The leases ({ns:Q}:slots) stay: each goes with its task's end, and a
    * concurrency limit set again meanwhile must count those still running. */
@@ -195,7 +185,7 @@ RTQ_EXTERN int rtq_queue_limit_get(rtq_client *c, const char *queue, rtq_queue_l
                                    rtq_queue_limit_usage *usage) {
   if (out != NULL) memset(out, 0, sizeof *out);
   if (usage != NULL) *usage = (rtq_queue_limit_usage){.tokens = -1};
-  int rc = begin(c, queue, "a queue limit");
+  int rc = begin(c, queue);
   if (rc != 0) return rc;
   if (out == NULL) {
     rtq__client_err(c, "out is NULL");

@@ -1,5 +1,5 @@
 /*
- * purge.c - rtq_queue_purge (client.h, protocol 2 only): every pending
+ * purge.c - rtq_queue_purge (client.h): every pending
  * task of a queue ends cancelled.
  *
  * common/lua2/purge.lua does the work in steps of at most
@@ -46,8 +46,7 @@ RTQ_EXTERN int rtq_queue_purge(rtq_client *c, const char *queue, int64_t max_ms,
   memset(&n, 0, sizeof n);
   if (out != NULL) *out = n;
   rtq__client_clear_err(c);
-  int rc = rtq__need_protocol2(c, "a queue purge");
-  if (rc == 0) rc = rtq__check_name(c, "queue", queue);
+  int rc = rtq__check_name(c, "queue", queue);
   if (rc == 0 && max_ms < 0) {
     rtq__client_err(c, "purge: max_ms is negative");
     rc = RTQ_EINVAL;

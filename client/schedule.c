@@ -1,20 +1,20 @@
 /*
  * schedule.c - periodic tasks (client.h, "periodic tasks").
  *
- * Three keys (keys.h; under protocol 2 the same three under the
- * namespace's tag, keys2.h): P:schedules maps a schedule id to its definition,
- * a JSON object {cron, name, queue, args, timeout_ms, tz, paused,
- * created_at}, written only by the calls an operator makes (add, pause,
- * resume); P:schedules:due scores each unpaused schedule by its next run;
- * P:schedules:last holds the due time of the run last enqueued, written by
+ * Three keys under the namespace's tag (keys2.h): {ns}:schedules maps a
+ * schedule id to its definition, a JSON object {cron, name, queue, args,
+ * timeout_ms, tz, paused, created_at}, written only by the calls an
+ * operator makes (add, pause, resume); {ns}:schedules:due scores each
+ * unpaused schedule by its next run; {ns}:schedules:last holds the due
+ * time of the run last enqueued, written by
  * the scheduler. Keeping the scheduler's writes out of the definition means
  * a pause never races with a run being recorded.
  *
  * Exactly once: the run of a schedule due at ms T is the task
  * "cron:<id>:<T>". The scheduler creates it first and records it after; a
  * scheduler that dies in between, or two that run at once, compute the same
- * T from the same last run and create the same id, which create.lua turns
- * into "exists already". Runs missed while no scheduler ran are skipped
+ * T from the same last run and create the same id, which the create script
+ * turns into "exists already". Runs missed while no scheduler ran are skipped
  * except the latest (cron.h, rtq_cron_due).
  */
 #include "client_internal.h"
@@ -31,24 +31,10 @@
 #define LIST_MAX 10000
 #define DEF_MAX 65536
 
-/* The three keys under the client's protocol: P:schedules... (v1), or
- * the same under the namespace's tag, {ns}:schedules... (v2). */
-static rtq_key from_key2(rtq_key2 k2) {
-  rtq_key k;
-  k.len = k2.len < sizeof k.s ? k2.len : 0;
-  memcpy(k.s, k2.s, k.len);
-  k.s[k.len] = '\0';
-  return k;
-}
-static rtq_key key_defs(const rtq_client *c) {
-  return c->protocol == 2 ? from_key2(rtq_keys2_schedules(&c->keys2)) : rtq_keys_schedules(&c->keys);
-}
-static rtq_key key_due(const rtq_client *c) {
-  return c->protocol == 2 ? from_key2(rtq_keys2_schedules_due(&c->keys2)) : rtq_keys_schedules_due(&c->keys);
-}
-static rtq_key key_last(const rtq_client *c) {
-  return c->protocol == 2 ? from_key2(rtq_keys2_schedules_last(&c->keys2)) : rtq_keys_schedules_last(&c->keys);
-}
+/* The three keys, under the namespace's tag: {ns}:schedules... */
+static rtq_key2 key_defs(const rtq_client *c) { return rtq_keys2_schedules(&c->keys2); }
+static rtq_key2 key_due(const rtq_client *c) { return rtq_keys2_schedules_due(&c->keys2); }
+static rtq_key2 key_last(const rtq_client *c) { return rtq_keys2_schedules_last(&c->keys2); }
 
 static int check_id(rtq_client *c, const char *id) {
   if (id == NULL || rtq_validate_name(id) != 0 || strlen(id) > RTQ_SCHEDULE_ID_MAX) {
@@ -69,7 +55,7 @@ static int redis_time(rtq_client *c, uint64_t *now) {
 
 /* The definition of id: a JSON object, NULL when there is none. */
 static int read_def(rtq_client *c, const char *id, json_t **def) {
-  rtq_key k = key_defs(c);
+  rtq_key2 k = key_defs(c);
   redisReply *r = NULL;
   *def = NULL;
   int rc = rtq__client_words(c, &r, 3, (const char *[]){"HGET", k.s, id});
@@ -104,7 +90,7 @@ static uint64_t num_of(const json_t *def, const char *field) {
  * "from:<ms>", the time add or resume set as the start of the count (no
  * run). Returns that time; *ran tells which (may be NULL). */
 static uint64_t read_last(rtq_client *c, const char *id, bool *ran) {
-  rtq_key k = key_last(c);
+  rtq_key2 k = key_last(c);
   redisReply *r = NULL;
   uint64_t last = 0;
   if (ran != NULL) *ran = false;
@@ -138,7 +124,7 @@ static int set_next(rtq_client *c, const char *id, const json_t *def, uint64_t a
   if (rc != 0) return rc;
   char at[24];
   snprintf(at, sizeof at, "%lld", (long long)next);
-  rtq_key k = key_due(c);
+  rtq_key2 k = key_due(c);
   return rtq__client_words(c, NULL, 4, (const char *[]){"ZADD", k.s, at, id});
 }
 
@@ -150,7 +136,7 @@ static int write_def(rtq_client *c, const char *id, const json_t *def) {
     rtq__client_err(c, "schedule %s: its definition is over %d bytes", id, DEF_MAX);
     rc = RTQ_ETOOBIG;
   } else {
-    rtq_key k = key_defs(c);
+    rtq_key2 k = key_defs(c);
     rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSET", k.s, id, text});
   }
   free(text);
@@ -217,7 +203,7 @@ int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char
   }
   char nows[32];
   snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
-  rtq_key last = key_last(c);
+  rtq_key2 last = key_last(c);
   if ((rc = write_def(c, id, def)) == 0 && (rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSETNX", last.s, id, nows})) == 0 &&
       !paused)
     rc = set_next(c, id, def, now);
@@ -229,7 +215,7 @@ int rtq_schedule_remove(rtq_client *c, const char *id) {
   rtq__client_clear_err(c);
   int rc = check_id(c, id);
   if (rc != 0) return rc;
-  rtq_key k = key_defs(c), due = key_due(c),
+  rtq_key2 k = key_defs(c), due = key_due(c),
           last = key_last(c);
   redisReply *r = NULL;
   if ((rc = rtq__client_words(c, &r, 3, (const char *[]){"HDEL", k.s, id})) != 0) return rc;
@@ -255,7 +241,7 @@ int rtq_schedule_set_paused(rtq_client *c, const char *id, bool paused) {
     return rc;
   }
   json_object_set_new(def, "paused", json_boolean(paused));
-  rtq_key due = key_due(c), last = key_last(c);
+  rtq_key2 due = key_due(c), last = key_last(c);
   char nows[32];
   snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
   if ((rc = write_def(c, id, def)) == 0) {
@@ -291,7 +277,7 @@ static int by_id(const void *a, const void *b) {
 }
 
 /* The score of id in zset key (0 when absent). */
-static uint64_t score_of(rtq_client *c, rtq_key key, const char *id) {
+static uint64_t score_of(rtq_client *c, rtq_key2 key, const char *id) {
   redisReply *r = NULL;
   uint64_t v = 0;
   if (rtq__client_words(c, &r, 3, (const char *[]){"ZSCORE", key.s, id}) == 0) {
@@ -305,7 +291,7 @@ int rtq_schedule_list(rtq_client *c, rtq_schedule **out, size_t *n) {
   rtq__client_clear_err(c);
   *out = NULL;
   *n = 0;
-  rtq_key k = key_defs(c), due = key_due(c);
+  rtq_key2 k = key_defs(c), due = key_due(c);
   rtq_schedule *list = NULL;
   size_t count = 0, cap = 0;
   char cursor[32] = "0";
@@ -373,7 +359,7 @@ void rtq_schedules_free(rtq_schedule *s, size_t n) {
 
 /* Enqueues the run of schedule id owed at now, then records it. */
 static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) {
-  rtq_key due = key_due(c), last = key_last(c);
+  rtq_key2 due = key_due(c), last = key_last(c);
   json_t *def = NULL;
   int rc = read_def(c, id, &def);
   if (rc == RTQ_ENOTFOUND || (rc == 0 && json_is_true(json_object_get(def, "paused")))) {
@@ -434,7 +420,7 @@ int rtq_schedule_fire_due(rtq_client *c, uint64_t now_ms, size_t max, size_t *fi
   rtq__client_clear_err(c);
   if (fired != NULL) *fired = 0;
   if (max == 0) return 0;
-  rtq_key due = key_due(c);
+  rtq_key2 due = key_due(c);
   char nows[24], limit[24];
   snprintf(nows, sizeof nows, "%llu", (unsigned long long)now_ms);
   snprintf(limit, sizeof limit, "%zu", max);

@@ -1,7 +1,7 @@
 /*
  * sub.c - pub/sub subscriptions on a connection of their own: the event
- * stream (rtq_events_subscribe) and the per-task channel rtq_wait_for_task
- * listens on.
+ * stream (rtq_events_subscribe, sub2.c) and the shard channel
+ * rtq_wait_for_task listens on.
  *
  * Waiting uses poll(2) on the socket with the time left, not the socket's
  * read timeout: hiredis marks a context dead after a timed-out read, while
@@ -19,7 +19,7 @@
 struct rtq_subscription {
   rtq_client *c;
   rtq_conn *conn;
-  rtq__sub2 *v2; /* protocol 2's event stream (sub2.c); conn is then NULL */
+  rtq__sub2 *v2; /* the event stream (sub2.c); conn is then NULL */
 };
 
 /* Opens a subscriber routed by route[0..rlen) and sends cmd (SUBSCRIBE or
@@ -68,10 +68,6 @@ static int sub_open(rtq_client *c, const char *cmd, const char *route, size_t rl
   }
   *out = s;
   return 0;
-}
-
-int rtq__sub_open(rtq_client *c, const rtq_key *chan, rtq_subscription **out) {
-  return sub_open(c, "SUBSCRIBE", c->keys.prefix, c->keys.prefix_len, chan->s, chan->len, out);
 }
 
 int rtq__sub_open_shard(rtq_client *c, const rtq_key2 *chan, rtq_subscription **out) {
@@ -143,21 +139,17 @@ int rtq__sub_next(rtq_subscription *s, uint64_t deadline_ms, char **payload, siz
 RTQ_EXTERN int rtq_events_subscribe(rtq_client *c, rtq_subscription **out) {
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   rtq__client_clear_err(c);
-  if (c->protocol == 2) {
-    *out = NULL;
-    rtq_subscription *s = calloc(1, sizeof *s);
-    if (s == NULL) return RTQ_ENOMEM;
-    s->c = c;
-    int rc = rtq__sub2_open(c, &s->v2);
-    if (rc != 0) {
-      free(s);
-      return rc;
-    }
-    *out = s;
-    return 0;
+  *out = NULL;
+  rtq_subscription *s = calloc(1, sizeof *s);
+  if (s == NULL) return RTQ_ENOMEM;
+  s->c = c;
+  int rc = rtq__sub2_open(c, &s->v2);
+  if (rc != 0) {
+    free(s);
+    return rc;
   }
-  rtq_key chan = rtq_keys_chan_events(&c->keys);
-  return rtq__sub_open(c, &chan, out);
+  *out = s;
+  return 0;
 }
 
 RTQ_EXTERN int rtq_subscription_next(rtq_subscription *s, int64_t timeout_ms, char **json) {

@@ -1,6 +1,7 @@
 /*
- * task.c - the task hash (docs/PROTOCOL.md section 4) read into an rtq_task,
- * and rtq_get_task.
+ * task.c - task hash fields read into an rtq_task (rtq__task_apply, with
+ * the field table of task2.c; docs/PROTOCOL.md section 4), and
+ * rtq_get_task.
  */
 #include "client_internal.h"
 
@@ -52,38 +53,6 @@ static void copy_name(char dst[RTQ_TASK_ID_SIZE], const redisReply *v) {
 }
 
 static uint32_t clamp_u32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
-
-/* The hash fields rtq_task carries, and where each goes. Unknown fields
- * (a newer writer's) are ignored. */
-static const rtq__task_field fields[] = {
-#define F(n, k, m) {n, RTQ__##k, offsetof(rtq_task, m), 0}
-#define B(n, m, l) {n, RTQ__K_BYTES, offsetof(rtq_task, m), offsetof(rtq_task, l)}
-    F("name", K_NAME, name),
-    F("queue", K_NAME, queue),
-    F("status", K_STATUS, status),
-    F("progress", K_PROGRESS, progress),
-    F("progress_message", K_STR, progress_message),
-    F("created_at", K_U64, created_at),
-    F("started_at", K_U64, started_at),
-    F("completed_at", K_U64, completed_at),
-    F("attempt", K_U32, attempts),
-    F("max_retries", K_U32, max_retries),
-    F("worker", K_NAME, worker),
-    F("timeout_ms", K_U64, timeout_ms),
-    F("result_ttl", K_U64, result_ttl_s),
-    F("run_at", K_U64, run_at),
-    F("retry_at", K_U64, retry_at),
-    F("deadline", K_U64, deadline),
-    F("cancel_requested", K_U64, cancel_requested),
-    B("args", args, args_len),
-    B("result", result, result_len),
-    F("error_code", K_STR, error_code),
-    F("error_message", K_STR, error_message),
-    B("error_details", error_details, error_details_len),
-    F("error_traceback", K_STR, error_traceback),
-#undef F
-#undef B
-};
 
 /* Stores one field value; 0, RTQ_ENOMEM, or RTQ_EDECODE for a bad status. */
 static int set_field(rtq_task *t, const rtq__task_field *f, const redisReply *v, int *have_status) {
@@ -146,46 +115,10 @@ int rtq__task_apply(rtq_task *t, const rtq__task_field *table, size_t n, const r
   return rc;
 }
 
-int rtq__task_from_hash(const char *id, const redisReply *r, rtq_task **out) {
-  *out = NULL;
-  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return RTQ_ENOTFOUND;
-  rtq_task *t = calloc(1, sizeof *t);
-  if (t == NULL) return RTQ_ENOMEM;
-  snprintf(t->id, sizeof t->id, "%s", id);
-  int have_status = 0;
-  int rc = rtq__task_apply(t, fields, sizeof fields / sizeof fields[0], r, &have_status);
-  if (rc == 0 && !have_status) rc = RTQ_EDECODE;
-  if (rc != 0) {
-    rtq_task_free(t);
-    return rc;
-  }
-  *out = t;
-  return 0;
-}
-
 RTQ_EXTERN int rtq_get_task(rtq_client *c, const char *id, rtq_task **out) {
   if (c == NULL || out == NULL) return RTQ_EINVAL;
   *out = NULL;
   rtq__client_clear_err(c);
   if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
-  if (c->protocol == 2) return rtq__get_task2(c, id, NULL, out);
-  rtq_key key = rtq_keys_task(&c->keys, id);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "HGETALL");
-  rtq__argv_add_key(&a, key);
-  redisReply *r = NULL;
-  int rc = rtq__client_command(c, &a, &r);
-  rtq_argv_destroy(&a);
-  if (rc == 0) {
-    rc = rtq__task_from_hash(id, r, out);
-    if (rc == RTQ_ENOTFOUND)
-      rtq__client_err(c, "no task %s (it never existed or has expired)", id);
-    else if (rc == RTQ_EDECODE)
-      rtq__client_err(c, "task %s: its hash has no valid status field", id);
-    else if (rc != 0)
-      rtq__client_err(c, "out of memory");
-  }
-  if (r != NULL) freeReplyObject(r);
-  return rc;
+  return rtq__get_task2(c, id, NULL, out);
 }

@@ -210,3 +210,8 @@ int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_ta
   /* A task that expires between the lookup and the read is not found. */
   return rtq__task2_read(c, queue, id, out);
 }
+
+int rtq__task2_from_hashes(const char *queue, const char *id, const redisReply *th, const redisReply *xh,
+                           const rtq_sign_keys *keys, rtq_task **out) {
+  return from_hashes(queue, id, th, xh, keys, out);
+}

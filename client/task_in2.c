@@ -1,20 +1,19 @@
 /*
  * task_in2.c - rtq_get_task_in, rtq_wait_for_task_in, rtq_cancel_task_in
  * and rtq_retry_task_in: the calls about one task with its queue given,
- * which under protocol 2 spares the lookup of the queue from the id
- * (client/queues2.c) and picks one task of a caller-supplied id used on
- * several queues. Under protocol 1 the queue adds nothing.
+ * which spares the lookup of the queue from the id (client/queues2.c)
+ * and picks one task of a caller-supplied id used on several queues.
  */
 #include "client_internal.h"
 
 #include <stddef.h>
 
-/* Whether the protocol 2 path takes the call: 1 yes, 0 no (the plain
- * call then), < 0 a bad id or queue (detail set). */
+/* Whether the queue is given: 1 yes, 0 no (the plain call then), < 0 a
+ * bad id or queue (detail set). */
 static int with_queue(rtq_client *c, const char *queue, const char *id) {
   rtq__client_clear_err(c);
   if (queue != NULL && rtq__check_name(c, "queue name", queue) != 0) return RTQ_EINVAL;
-  if (queue == NULL || c->protocol != 2) return 0;
+  if (queue == NULL) return 0;
   if (rtq__check_name(c, "task id", id) != 0) return RTQ_EINVAL;
   return 1;
 }

@@ -1,5 +1,5 @@
 /*
- * tasks_delete.c - rtq_tasks_delete (client.h, protocol 2 only): ended
+ * tasks_delete.c - rtq_tasks_delete (client.h): ended
  * tasks of one status go, with their index entries.
  *
  * A queue's ended tasks of a status are listed, newest first, in
@@ -62,8 +62,7 @@ RTQ_EXTERN int rtq_tasks_delete(rtq_client *c, rtq_status status, const char *qu
   memset(&n, 0, sizeof n);
   if (out != NULL) *out = n;
   rtq__client_clear_err(c);
-  int rc = rtq__need_protocol2(c, "deleting tasks");
-  if (rc != 0) return rc;
+  int rc;
   if ((int)status < 0 || (int)status >= RTQ_STATUS_COUNT || !rtq_status_is_terminal(status)) {
     rtq__client_err(c, "tasks delete: only ended tasks (completed, failed, cancelled, timeout) are deleted; "
                        "cancel or purge pending ones");

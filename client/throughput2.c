@@ -1,9 +1,7 @@
 /*
- * throughput2.c - protocol 2: rtq_throughput_record's snapshot, taken from
- * the per-queue counters {ns:Q}:stats (docs/design/PROTOCOL-v2.md section
- * 6). The snapshot {ns}:throughput:<minute> has the layout of v1's (see
- * throughput.c), so rtq_get_throughput reads either the same way: totals
- * "completed" and "failed", and "<queue>|completed", "<queue>|failed".
+ * throughput2.c - rtq_throughput_record's snapshot, taken from the
+ * per-queue counters {ns:Q}:stats (docs/PROTOCOL.md section 6; the layout
+ * of the snapshot is in throughput.c).
  */
 #include "client_internal.h"
 

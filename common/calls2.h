@@ -33,6 +33,11 @@
 #include "keys2.h"
 #include "rtq/common.h"
 
+/* Value type: one field of a worker record (the heartbeat's call). */
+typedef struct rtq__hb_field {
+  const char *name, *value;
+} rtq__hb_field;
+
 /* Per call, as the scripts bound it. */
 #define RTQ__V2_MAX_TASKS 64   /* create, take, claim, finish */
 #define RTQ__V2_MAX_SWEEP 100  /* recover entries, promote and prune counts */

@@ -47,7 +47,7 @@ static const setting settings[] = {
     {"namespace", K_NS, OFF(ns), 0, 0},
     {"wait_replicas", K_INT, OFF(wait_replicas), 0, RTQ_WAIT_REPLICAS_MAX},
     {"wait_timeout", K_INT, OFF(wait_timeout), 1, RTQ_WAIT_TIMEOUT_MAX_MS},
-    {"protocol", K_INT, OFF(protocol), 1, 2},
+    {"protocol", K_INT, OFF(protocol), 2, 2},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -143,6 +143,11 @@ static int apply(rtq_config *c, const setting *s, const char *value, char *errbu
   switch (s->kind) {
     case K_INT: {
       long v;
+      if (field == (char *)&c->protocol && parse_long(value, &v) == 0 && v == 1) {
+        errf(errbuf, errcap, "protocol 1 is no longer supported: this rtq speaks protocol 2 only "
+                             "(docs/OPERATIONS.md section 6.1 says how to move a namespace)");
+        return RTQ_EINVAL;
+      }
       if (parse_long(value, &v) != 0 || v < s->min || v > s->max) {
         errf(errbuf, errcap, "invalid %s \"%s\": expected an integer %ld..%ld", s->name, shown(value, buf),
              s->min, s->max);

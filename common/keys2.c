@@ -1,5 +1,5 @@
-/* keys2.c - the only place that formats protocol v2 key and channel names,
- * and the v2 task ids (layout drawn in keys2.h). */
+/* keys2.c - the only place that formats key and channel names, and the
+ * task ids (layout drawn in keys2.h). */
 #include "keys2.h"
 
 #include <pthread.h>
@@ -9,11 +9,22 @@
 #include "clock.h"
 #include "crc16.h"
 #include "ids.h"
-#include "keys.h"
+
+/* ^[A-Za-z0-9._-]{1,64}$ */
+static int ns_valid(const char *ns) {
+  size_t n = 0;
+  if (ns == NULL) return 0;
+  for (const char *p = ns; *p; p++, n++) {
+    char c = *p;
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    if (!ok || n >= RTQ_NS_MAX) return 0;
+  }
+  return n > 0;
+}
 
 int rtq_keys2_init(rtq_keys2 *k, const char *ns) {
-  rtq_keys v1; /* the v1 schema's check, so both accept the same names */
-  if (k == NULL || rtq_keys_init(&v1, ns, false) != 0) return RTQ_EINVAL;
+  if (k == NULL || !ns_valid(ns)) return RTQ_EINVAL;
   k->ns_len = strlen(ns);
   memcpy(k->ns, ns, k->ns_len + 1);
   return 0;

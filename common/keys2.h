@@ -56,6 +56,10 @@
 #include "argv.h"
 #include "rtq/common.h"
 
+/* A namespace is 1-64 of A-Z a-z 0-9 . _ -; a name (queue, task id or
+ * name, worker id) 1-128 bytes (rtq_validate_name). */
+#define RTQ_NS_MAX 64
+#define RTQ_NAME_MAX 128
 /* "{" ns(64) ":" Q(128) "}" ":t:" id(128) is 326 bytes. */
 #define RTQ_KEY2_CAP 384
 #define RTQ_ID2_LEN 26

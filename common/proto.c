@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "keys.h"
 #include "keys2.h"
 #include "rtq/common.h"
 
@@ -44,14 +43,14 @@ static int run(rtq_conn *c, redisReply **reply, char *errbuf, size_t errcap, int
   return rc;
 }
 
-/* The v1 counters key, in both of v1's spellings (plain and cluster). */
+/* Protocol 1's counters key, in both of its spellings: "ns:stats", and
+ * "{ns}:stats" for a cluster namespace. */
 static int has_v1_data(rtq_conn *c, const char *ns, char *errbuf, size_t errcap, int *found) {
   *found = 0;
   for (int cluster = 0; cluster <= 1 && *found == 0; cluster++) {
-    rtq_keys k;
-    if (rtq_keys_init(&k, ns, cluster) != 0) return RTQ_EINVAL;
-    rtq_key stats = rtq_keys_stats(&k);
-    const char *w[] = {"EXISTS", stats.s};
+    char key[96];
+    snprintf(key, sizeof key, cluster ? "{%s}:stats" : "%s:stats", ns);
+    const char *w[] = {"EXISTS", key};
     redisReply *r = NULL;
     int rc = run(c, &r, errbuf, errcap, 2, w);
     if (rc != 0) return rc;
@@ -78,11 +77,11 @@ static int read_mark(rtq_conn *c, const rtq_key2 *ver, char mark[16], bool *mark
   return 0;
 }
 
-int rtq_proto_check(rtq_conn *c, const char *ns, int protocol, char *errbuf, size_t errcap) {
+int rtq_proto_check(rtq_conn *c, const char *ns, char *errbuf, size_t errcap) {
   rtq_keys2 k2;
   if (errbuf != NULL && errcap > 0) errbuf[0] = '\0';
-  if ((protocol != 1 && protocol != 2) || rtq_keys2_init(&k2, ns) != 0) {
-    errf(errbuf, errcap, "invalid protocol %d or namespace", protocol);
+  if (rtq_keys2_init(&k2, ns) != 0) {
+    errf(errbuf, errcap, "invalid namespace");
     return RTQ_EINVAL;
   }
   rtq_key2 ver = rtq_keys2_version(&k2);
@@ -90,19 +89,13 @@ int rtq_proto_check(rtq_conn *c, const char *ns, int protocol, char *errbuf, siz
   bool marked;
   int rc = read_mark(c, &ver, mark, &marked, errbuf, errcap);
   if (rc != 0) return rc;
-  if (protocol == 1) {
-    if (!marked) return 0;
-    errf(errbuf, errcap, "namespace \"%s\" holds protocol-%s data (%s); this process speaks protocol 1: set "
-         "protocol=2 (RTQ_PROTOCOL=2), or use another namespace", ns, mark[0] ? mark : "?", ver.s);
-    return RTQ_EPROTOCOL;
-  }
   if (!marked) {
     int v1 = 0;
     rc = has_v1_data(c, ns, errbuf, errcap, &v1);
     if (rc != 0) return rc;
     if (v1) {
-      errf(errbuf, errcap, "namespace \"%s\" holds protocol-1 data: drain it with the protocol-1 fleet first, "
-           "or use another namespace (docs/OPERATIONS.md, \"Upgrading the protocol\")", ns);
+      errf(errbuf, errcap, "namespace \"%s\" holds protocol-1 data, which this rtq no longer reads: drain it with "
+           "the old fleet first, or use another namespace (docs/OPERATIONS.md, \"Upgrading the protocol\")", ns);
       return RTQ_EPROTOCOL;
     }
     const char *set[] = {"SET", ver.s, "2", "NX"};

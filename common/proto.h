@@ -1,17 +1,16 @@
 /*
  * proto.h - which wire protocol a namespace speaks, checked at start-up.
  *
- * Every process of a namespace must speak the same protocol: v1
- * (docs/PROTOCOL.md) and v2 (docs/design/PROTOCOL-v2.md) keep their tasks
- * under different keys, so a v1 worker never sees a v2 producer's tasks.
- * The `protocol` setting (config.h) picks one; this check refuses to mix
- * them in one namespace:
+ * rtq speaks protocol 2 (docs/PROTOCOL.md). Protocol 1, which older rtq
+ * releases spoke, kept its tasks under other keys, so a namespace holding
+ * its data must be drained by the old fleet first. This check refuses to
+ * mix them in one namespace:
  *
- *   - v2 marks the namespace with {ns}:version = "2". A v2 process that
+ *   - rtq marks the namespace with {ns}:version = "2". A process that
  *     finds no mark but finds v1 data (the v1 counters, "ns:stats" or, for
  *     a v1 cluster namespace, "{ns}:stats") refuses to start, naming the
  *     upgrade procedure; otherwise it writes the mark (SET NX).
- *   - A v1 process that finds the mark refuses to start.
+ *   - Protocol 1 processes that read the mark refuse to start.
  *
  * On a redis+cluster:// connection each key goes to its own node.
  */
@@ -23,11 +22,11 @@
 #include "conn.h"
 
 /*
- * Checks (and for v2 marks) namespace ns for protocol 1 or 2. Returns 0;
+ * Checks namespace ns for protocol 2, and marks it. Returns 0;
  * RTQ_EPROTOCOL with errbuf saying what was found and what to do;
- * RTQ_EINVAL (a bad ns or protocol); or the returns of rtq_conn_command,
- * errbuf holding the connection's reason.
+ * RTQ_EINVAL (a bad ns); or the returns of rtq_conn_command, errbuf
+ * holding the connection's reason.
  */
-int rtq_proto_check(rtq_conn *c, const char *ns, int protocol, char *errbuf, size_t errcap);
+int rtq_proto_check(rtq_conn *c, const char *ns, char *errbuf, size_t errcap);
 
 #endif

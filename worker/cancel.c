@@ -3,12 +3,13 @@
  * what happens to a handler that does not stop.
  *
  * Paths to a handler's cancel flag:
- *   1. P:chan:cancel (the sub connection): cancel.lua publishes the id of a
- *      running task; every worker hears it and the one running it sets the
- *      flag at once. This is the path that meets the 100 ms promise.
- *   2. A backstop every RTQ__CANCEL_CHECK_MS: one MGET of the P:cancel:<id>
- *      flags of the running tasks, for messages missed while the
- *      subscriber was reconnecting.
+ *   1. {ns}:cancel (the sub connection): the cancel script publishes the id
+ *      of a running task; every worker hears it and the one running it
+ *      sets the flag at once. This is the path that meets the 100 ms
+ *      promise.
+ *   2. A backstop every RTQ__CANCEL_CHECK2_MS: the running tasks' `cr`
+ *      fields (steps2.c, rtq__cancel2_check), for messages missed while
+ *      the subscriber was reconnecting.
  *   3. The task's own timeout, checked every tick against the local
  *      monotonic clock from the moment the claim succeeded.
  * All three set the same flag (RTQ__STOP_*), which rtq_task_cancelled()
@@ -74,49 +75,6 @@ void rtq__job_kill_handler(rtq_worker *w, rtq__job *j) {
   }
 }
 
-/* The backstop: pd is the list of ids asked about, in MGET order. */
-typedef struct flag_check {
-  int n;
-  char ids[][RTQ_NAME_MAX + 1];
-} flag_check;
-
-static void on_flags(rtq_worker *w, redisReply *r, void *pd) {
-  flag_check *fc = pd;
-  w->cancel_check_in_flight = false;
-  if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)fc->n) {
-    for (int i = 0; i < fc->n; i++) {
-      if (r->element[i]->type != REDIS_REPLY_STRING) continue;
-      size_t len = strlen(fc->ids[i]);
-      for (rtq__job *j = rtq__job_find(w, fc->ids[i], len); j != NULL; j = rtq__job_find_next(j, fc->ids[i], len))
-        rtq__job_request_stop(w, j, RTQ__STOP_CANCEL);
-    }
-  }
-  free(fc);
-}
-
-static void check_flags(rtq_worker *w) {
-  int n = 0;
-  for (rtq__job *j = w->jobs; j != NULL; j = j->next)
-    if (j->state == RTQ__JOB_RUNNING && j->stop_reason == RTQ__STOP_NONE) n++;
-  if (n == 0) return;
-  flag_check *fc = malloc(sizeof *fc + (size_t)n * sizeof fc->ids[0]);
-  if (fc == NULL) return;
-  fc->n = 0;
-  rtq_argv_reset(&w->argv);
-  rtq_argv_add_str(&w->argv, "MGET");
-  for (rtq__job *j = w->jobs; j != NULL && fc->n < n; j = j->next) {
-    if (j->state != RTQ__JOB_RUNNING || j->stop_reason != RTQ__STOP_NONE) continue;
-    rtq_key k = rtq_keys_cancel(&w->keys, j->id);
-    rtq__argv_add_key(&w->argv, k);
-    memcpy(fc->ids[fc->n++], j->id, sizeof fc->ids[0]);
-  }
-  if (rtq__rconn_send(w->cmd, &w->argv, on_flags, fc, 0) != 0) {
-    free(fc);
-    return;
-  }
-  w->cancel_check_in_flight = true;
-}
-
 void rtq__cancel_tick(rtq_worker *w, uint64_t now) {
   rtq__job *next;
   for (rtq__job *j = w->jobs; j != NULL; j = next) {
@@ -127,13 +85,7 @@ void rtq__cancel_tick(rtq_worker *w, uint64_t now) {
       rtq__job_kill_handler(w, j);
   }
   if (now >= w->next_cancel_check && !w->cancel_check_in_flight && rtq__rconn_up(w->cmd)) {
-    if (w->protocol == 2) {
-      /* One read per running task: less often than protocol 1's one MGET. */
-      w->next_cancel_check = now + RTQ__CANCEL_CHECK2_MS;
-      rtq__cancel2_check(w);
-      return;
-    }
-    w->next_cancel_check = now + RTQ__CANCEL_CHECK_MS;
-    check_flags(w);
+    w->next_cancel_check = now + RTQ__CANCEL_CHECK2_MS;
+    rtq__cancel2_check(w);
   }
 }

@@ -3,11 +3,12 @@
  *
  * Batching: a finished job is only queued here (the write queue); the
  * queue is flushed from the loop's prepare hook, right before the loop
- * sleeps, so every completion that arrived in one loop iteration leaves
- * in one finish.lua call (RTQ__BATCH_MAX at most per call) on the cmd
- * connection; its reply has one entry per task.
+ * sleeps, so the completions that arrived in one loop iteration leave in
+ * one finish call per queue (complete2.c builds it; RTQ__V2_MAX_TASKS at
+ * most per call) on the queue's connection; its reply has one entry per
+ * task.
  *
- * Fencing: finish.lua writes only while the task is running under this
+ * Fencing: the finish script writes only while the task is running under this
  * worker id and attempt. A 'stale' reply means the task was taken from us
  * (the broker redelivered it, or timed it out while we were silent): the
  * late result is dropped and logged at WARNING.
@@ -22,14 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calls.h"
 #include "calls2.h"
 #include "defaults.h"
 #include "internal.h"
 #include "log.h"
 #include "replicas.h"
-#include "runtime.h"
-#include "scripts.h"
 
 static void set_outcome(rtq__job *j, rtq_status st, const char *code, const char *msg) {
   rtq__outcome_destroy(&j->out);
@@ -154,19 +152,16 @@ uint64_t rtq__jitter_ms(rtq_worker *w) {
   return w->rng % (RTQ_RETRY_BACKOFF_MS / 2);
 }
 
-/* The jobs of one finish.lua call, in the order of its reply. */
+/* The jobs of one finish call, in the order of its reply. */
 typedef struct finishset {
   int n;
   size_t bytes; /* results, details and tracebacks in the call so far */
-  rtq__job *jobs[RTQ__BATCH_MAX];
+  rtq__job *jobs[RTQ__V2_MAX_TASKS];
 } finishset;
 
-/* A finish call is sent early once its payload passes this: Redis holds a
- * whole command in memory before the script runs, and a resend after a
- * lost connection must not meet the same giant call again and again. */
-#define FINISH_BATCH_BYTES (8u * 1024u * 1024u)
-/* Protocol 2's finish takes at most 256 KiB of values per call of several
- * tasks; the margin covers the short fields outcome_bytes leaves out. */
+/* The finish script takes at most 256 KiB of values per call of several
+ * tasks; the margin covers the short fields outcome_bytes leaves out. A
+ * larger outcome goes in a call of its own. */
 #define FINISH2_BATCH_BYTES (240u * 1024u)
 
 static size_t outcome_bytes(const rtq__outcome *o) {
@@ -175,35 +170,6 @@ static size_t outcome_bytes(const rtq__outcome *o) {
 }
 
 static void on_finishes(rtq_worker *w, redisReply *r, void *pd);
-
-/* Whether j's run goes into this call's run-time histogram: every handler
- * run that ended (completed, failed, also when it is retried, cancelled,
- * timeout), once. A start failure never ran. */
-static bool run_to_count(const rtq__job *j) { return j->ran && !j->run_counted; }
-
-/* The call's runs, aggregated per queue (runtime.h): a finish call then
- * costs Redis one HINCRBY per touched bucket and queue, not one per task.
- * Returns the group count; *out is malloc'd (NULL when none). Out of
- * memory sends none: the runs are missed, the completions still go. A
- * queue name the builder would refuse (envelopes carry valid ones) is left
- * out rather than holding the whole call back. */
-static int run_groups(const finishset *fs, rtq__run_group **out) {
-  *out = NULL;
-  int n = 0;
-  rtq__run_group *g = NULL;
-  for (int i = 0; i < fs->n; i++) {
-    const rtq__job *j = fs->jobs[i];
-    if (!run_to_count(j) || rtq_validate_name(j->queue) != 0) continue;
-    if (g == NULL && (g = calloc((size_t)fs->n, sizeof *g)) == NULL) return 0;
-    int k = 0;
-    while (k < n && strcmp(g[k].queue, j->queue) != 0) k++;
-    if (k == n) g[n++].queue = j->queue;
-    g[k].sum_us += j->run_us;
-    g[k].count[rtq__run_bucket(j->run_us)]++;
-  }
-  *out = g;
-  return n;
-}
 
 /*
  * wait_replicas: WAIT after finish calls. One WAIT covers every write sent
@@ -292,42 +258,10 @@ static void want_wait(rtq_worker *w, rtq__rconn *c, const finishset *fs) {
 }
 
 static int send_finishes(rtq_worker *w, finishset *fs) {
-  if (w->protocol == 2) {
-    rtq__rconn *c = rtq__qcmd_of(w, fs->jobs[0]->queue);
-    int rc = rtq__finish2_argv(w, fs->jobs, fs->n, true, rtq__jitter_ms);
-    if (rc == 0) rc = rtq__rconn_send(c, &w->argv, on_finishes, fs, 0);
-    if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, c, fs);
-    return rc;
-  }
-  char pct[16];
-  rtq__run_group *runs = NULL;
-  int nruns = run_groups(fs, &runs);
-  int rc = rtq__call_finish(&w->argv, &w->keys, w->use_eval, w->id, w->o.result_ttl_s,
-                            w->o.history, runs, nruns);
-  free(runs);
-  for (int i = 0; rc == 0 && i < fs->n; i++) {
-    const rtq__job *j = fs->jobs[i];
-    const rtq__outcome *o = &j->out;
-    char jitter[24];
-    rtq__finish_task t = {.id = j->id, .env = j->env, .env_len = j->env_len,
-                          .attempt = j->attempt, .status = o->status, .result = o->result,
-                          .result_len = o->result_len};
-    rtq__finish_field_str(&t, "error_code", o->code);
-    rtq__finish_field_str(&t, "error_message", o->message);
-    rtq__finish_field(&t, "error_details", o->details, o->details_len);
-    rtq__finish_field_str(&t, "error_traceback", o->traceback);
-    if (j->prog.pending) {
-      rtq__finish_field_str(&t, "progress", rtq__pct_format(j->prog.pct, pct));
-      rtq__finish_field_str(&t, "progress_message", j->prog.msg);
-    }
-    if (o->status == RTQ_STATUS_FAILED) {
-      snprintf(jitter, sizeof jitter, "%" PRIu64, rtq__jitter_ms(w));
-      rtq__finish_field_str(&t, "jitter", jitter);
-    }
-    rc = rtq__call_finish_task(&w->argv, &t);
-  }
-  if (rc == 0) rc = rtq__rconn_send(w->cmd, &w->argv, on_finishes, fs, 0);
-  if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, w->cmd, fs);
+  rtq__rconn *c = rtq__qcmd_of(w, fs->jobs[0]->queue);
+  int rc = rtq__finish2_argv(w, fs->jobs, fs->n, true, rtq__jitter_ms);
+  if (rc == 0) rc = rtq__rconn_send(c, &w->argv, on_finishes, fs, 0);
+  if (rc == 0 && w->o.wait_replicas > 0) want_wait(w, c, fs);
   return rc;
 }
 
@@ -395,18 +329,13 @@ static void on_finishes(rtq_worker *w, redisReply *r, void *pd) {
   free(fs);
 }
 
-/* ---- requeue.lua ---- */
+/* ---- handing a task back (requeue) ---- */
 
 static void on_requeue(rtq_worker *w, redisReply *r, void *pd);
 
 static int send_requeue(rtq_worker *w, rtq__job *j) {
-  if (w->protocol == 2) {
-    int rc = rtq__requeue2_argv(w, j);
-    return rc != 0 ? rc : rtq__rconn_send(rtq__qcmd_of(w, j->queue), &w->argv, on_requeue, j, 0);
-  }
-  int rc = rtq__call_requeue(&w->argv, &w->keys, w->use_eval, j->id, j->e.queue, j->env,
-                             j->env_len, w->id, j->attempt);
-  return rc != 0 ? rc : rtq__rconn_send(w->cmd, &w->argv, on_requeue, j, 0);
+  int rc = rtq__requeue2_argv(w, j);
+  return rc != 0 ? rc : rtq__rconn_send(rtq__qcmd_of(w, j->queue), &w->argv, on_requeue, j, 0);
 }
 
 static void on_requeue(rtq_worker *w, redisReply *r, void *pd) {
@@ -475,10 +404,10 @@ void rtq__complete_pump(rtq_worker *w) {
       j->in_flight = true;
       continue;
     }
-    /* Protocol 2: a finish call holds one queue's tasks, at most 64 and
-     * FINISH2_BATCH_BYTES of outcomes (the script refuses more). */
+    /* A finish call holds one queue's tasks, at most RTQ__V2_MAX_TASKS
+     * and FINISH2_BATCH_BYTES of outcomes (the script refuses more). */
     size_t bytes = outcome_bytes(&j->out) + (j->prog.msg ? strlen(j->prog.msg) : 0);
-    if (w->protocol == 2 && fs != NULL && fs->n > 0 &&
+    if (fs != NULL && fs->n > 0 &&
         (strcmp(fs->jobs[0]->queue, j->queue) != 0 || fs->bytes + bytes > FINISH2_BATCH_BYTES) &&
         flush_finishes(w, &fs) != 0) {
       rtq__wq_push(w, j);
@@ -491,8 +420,7 @@ void rtq__complete_pump(rtq_worker *w) {
     }
     fs->jobs[fs->n++] = j;
     fs->bytes += bytes;
-    int most = w->protocol == 2 ? RTQ__V2_MAX_TASKS : RTQ__BATCH_MAX;
-    if ((fs->n == most || fs->bytes >= FINISH_BATCH_BYTES) && flush_finishes(w, &fs) != 0)
+    if ((fs->n == RTQ__V2_MAX_TASKS || fs->bytes >= FINISH2_BATCH_BYTES) && flush_finishes(w, &fs) != 0)
       break;
   }
   (void)flush_finishes(w, &fs);

@@ -23,7 +23,6 @@
 #include "health.h"
 #include "internal.h"
 
-#include "calls.h"
 #include "exec.h"
 #include "log.h"
 #include "scripts.h"
@@ -94,9 +93,7 @@ void rtq__heartbeat_tick(rtq_worker *w, uint64_t now) {
   if (w->o.wait_replicas > 0)
     fields[nfields++] = (rtq__hb_field){"unreplicated", u64s(w->n_unreplicated, unreplicated)};
   if (w->stop_reason[0] != '\0') fields[nfields++] = (rtq__hb_field){"stop_reason", w->stop_reason};
-  int rc = w->protocol == 2 ? rtq__heartbeat2_argv(w, fields, nfields)
-                            : rtq__call_heartbeat(&w->argv, &w->keys, w->use_eval, w->id, w->o.heartbeat_ttl_ms,
-                                                  fields, nfields);
+  int rc = rtq__heartbeat2_argv(w, fields, nfields);
   if (rc != 0 ||
       rtq__rconn_send(w->cmd, &w->argv, on_heartbeat, NULL, 0) != 0)
     return;
@@ -120,12 +117,12 @@ void rtq__worker_record_delete(rtq_worker *w) {
   w->record_delete_failed = false;
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "DEL");
-  rtq__argv_add_key(&w->argv, w->k_worker);
+  rtq__argv_add_key2(&w->argv, w->k_worker);
   if (rtq__rconn_send(w->cmd, &w->argv, on_deleted, NULL, 0) != 0) return;
   w->record_delete_pending++;
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "ZREM");
-  rtq__argv_add_key(&w->argv, w->k_workers);
+  rtq__argv_add_key2(&w->argv, w->k_workers);
   rtq_argv_add_str(&w->argv, w->id);
   if (rtq__rconn_send(w->cmd, &w->argv, on_deleted, NULL, 0) == 0) w->record_delete_pending++;
 }

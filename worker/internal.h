@@ -6,20 +6,19 @@
  * runs the task: the handler writes progress under task->mu and its
  * outcome before handing the task back through the pool's done list.
  *
- * A job is the loop thread's record of one envelope it took:
+ * A job is the loop thread's record of one task id it took:
  *
- *   pop round ---> CLAIMING --claim.lua ok--> RUNNING --handler done--> FINISHING
- *      |              |  skip: dropped             |                        |
- *      | bad bytes    |  missing: dead-lettered   | shutdown grace over    | finish.lua
- *      v              v                           v                        v
- *   dead-lettered   (freed)                   REQUEUING --requeue.lua--> (freed)
+ *   round ---> CLAIMING --claim ok--> RUNNING --handler done--> FINISHING
+ *     |           |  skip: dropped       |                          |
+ *     | bad entry |  missing: dead-      | shutdown grace over      | finish
+ *     v           v  lettered            v                          v
+ *   dead-lettered (freed)            REQUEUING --requeue--> (freed)
  *
- * ADOPTING is CLAIMING's twin for an envelope found in the processing list
- * after a connection loss (see claim.c, "reconcile"). Under protocol 2
- * (claim2.c) the lists hold ids: a job's env is its id, and its name and
- * args come from the claim's reply. A slot is busy from
- * the pop that reserves it until the handler is done; FINISHING jobs hold
- * no slot, only their unwritten completion.
+ * ADOPTING is CLAIMING's twin for an id found in a processing list after a
+ * connection loss (see claim2.c, "reconcile"). The lists hold ids: a job's
+ * env is its id, and its name and args come from the claim's reply. A slot
+ * is busy from the move that reserves it until the handler is done;
+ * FINISHING jobs hold no slot, only their unwritten completion.
  */
 #ifndef RTQ_WORKER_INTERNAL_H
 #define RTQ_WORKER_INTERNAL_H
@@ -32,13 +31,11 @@
 #include <sys/types.h>
 
 #include "argv.h"
-#include "calls.h"
 #include "calls2.h"
 #include "conn.h"
 #include "envelope.h"
 #include "frame.h"
 #include "job_state.h"
-#include "keys.h"
 #include "keys2.h"
 #include "loop.h"
 #include "progress.h"
@@ -47,13 +44,10 @@
 #include "rconn.h"
 #include "rtq/worker.h"
 
-#define RTQ__CANCEL_CHECK_MS 1000
-/* Protocol 2 reads the `cr` field of each running task this often. */
+/* The cancel backstop reads the `cr` field of each running task this often. */
 #define RTQ__CANCEL_CHECK2_MS 3000
 #define RTQ__RETRY_WRITE_MS 1000
-/* Most tasks in one claim.lua or finish.lua call (Lua's unpack is bounded). */
-#define RTQ__BATCH_MAX 256
-/* How often a worker reads P:paused: a paused queue stops being claimed
+/* How often a worker reads {ns}:paused: a paused queue stops being claimed
  * from within this (plus a round trip). */
 #define RTQ__PAUSED_POLL_MS 500
 
@@ -162,7 +156,6 @@ typedef struct rtq__handler {
 } rtq__handler;
 
 typedef struct rtq__pool rtq__pool;
-typedef struct rtq__round rtq__round;
 typedef struct rtq__round2 rtq__round2;
 typedef struct rtq__link rtq__link;
 
@@ -182,15 +175,12 @@ struct rtq_worker {
   char *ns;
   rtq_redis_url url;
   rtq__queues queues;
-  rtq_keys keys;
   char id[RTQ_NAME_MAX + 1];
   char host[256];
   uint64_t started_at_ms;        /* wall clock */
-  /* Keys of its own the worker uses outside the script calls (calls.h
-   * builds those): BLMOVE, LRANGE, the record's DEL, SUBSCRIBE. */
-  rtq_key k_processing, k_worker, k_workers, k_cancel_chan, k_paused;
-  rtq_key *k_queue;              /* per queue */
-  const char **queue_names;      /* per queue, into queues.q[i].name (take.lua) */
+  /* Namespace keys the worker uses outside the script calls (calls2.h
+   * builds those): the record's DEL and ZREM, SUBSCRIBE, SMEMBERS. */
+  rtq_key2 k_worker, k_workers, k_cancel_chan, k_paused;
 
   rtq__handler *handlers;
   size_t nhandlers, caphandlers;
@@ -222,8 +212,7 @@ struct rtq_worker {
   rtq__job *wq_head, *wq_tail;   /* completions and requeues waiting to be sent */
 
   /* claiming */
-  rtq__round *round;             /* the pop round in flight, or NULL */
-  int reserved;                  /* slots reserved by that round */
+  int reserved;                  /* slots reserved by the round in flight */
   bool hb_ok;                    /* first heartbeat written: may claim */
   int claims_in_flight;          /* claim / adopt / deadletter replies owed */
   bool need_reconcile;
@@ -247,13 +236,11 @@ struct rtq_worker {
 
   rtq_argv argv;                 /* scratch, loop thread only */
   uint64_t rng;                  /* xorshift state for retry jitter */
-  int trim_rounds;               /* pop rounds left before a heap trim */
   uint64_t trim_at;              /* mono ms of the next heap trim; 0 none */
   char errstr[256];
   /* protocol 2 (claim2.c and the other *2.c files): the per-queue keys
    * the worker sends outside the scripts (BLMOVE, LRANGE), the round in
    * flight, and until when each queue's limit allows no claim (mono ms) */
-  int protocol;                  /* 1 or 2 */
   rtq_keys2 keys2;
   rtq_key2 *k2_queue, *k2_proc;  /* per queue */
   uint64_t *limited_until;       /* per queue */
@@ -329,12 +316,6 @@ rtq__rconn *rtq__qcmd_of(rtq_worker *w, const char *queue);
 /* The wait_replicas state of a command connection. */
 rtq__waitq *rtq__waitq_of(rtq_worker *w, const rtq__rconn *c);
 
-/* unknown.c: an envelope whose task name no handler here serves (id NULL
- * when unreadable): dead-lettered as UNKNOWN_TASK, or handed back for
- * another worker with unknown_task_requeue. */
-void rtq__unknown_task(rtq_worker *w, const char *env, size_t len, const char *name,
-                       const char *id, const char *queue);
-
 /* jobs.c */
 rtq__job *rtq__job_new(rtq_worker *w, const char *env, size_t len, rtq_envelope *e);
 void rtq__job_free(rtq_worker *w, rtq__job *j);
@@ -352,7 +333,6 @@ void rtq__jobs_destroy(rtq_worker *w);
 
 /* claim.c */
 void rtq__claim_pump(rtq_worker *w);
-void rtq__claim_envelope(rtq_worker *w, const char *buf, size_t len, const char *queue, bool adopt);
 void rtq__claim_on_conn_down(rtq_worker *w, rtq__rconn *c);
 void rtq__claim_unblock(rtq_worker *w);
 /* CLIENT UNBLOCK of the pop connection's blocking command, if any. */
@@ -360,14 +340,11 @@ void rtq__unblock_pop(rtq_worker *w);
 /* A reply callback for commands whose reply says nothing. */
 void rtq__reply_ignore(rtq_worker *w, redisReply *r, void *pd);
 void rtq__claim_tick(rtq_worker *w, uint64_t now);
-/* Reads P:paused every RTQ__PAUSED_POLL_MS and applies it to the queues. */
+/* Reads {ns}:paused every RTQ__PAUSED_POLL_MS and applies it to the queues. */
 void rtq__claim_paused_tick(rtq_worker *w, uint64_t now);
 void rtq__reconcile_pump(rtq_worker *w);
 
-/* deadletter.c */
-void rtq__deadletter(rtq_worker *w, const char *env, size_t len, const char *code,
-                     const char *reason, const char *id, const char *queue);
-/* The reply of a deadletter call of either protocol (pd unused). */
+/* deadletter.c: the reply of a dead-letter call (pd unused). */
 void rtq__deadletter_reply(rtq_worker *w, redisReply *r, void *pd);
 
 /* complete.c */
@@ -428,8 +405,8 @@ void rtq__shutdown_tick(rtq_worker *w, uint64_t now);
 
 /* ---- protocol 2 (the *2.c files; see claim2.c) ---- */
 
-/* True while a claim round of either protocol is in flight. */
-static inline bool rtq__round_in_flight(const rtq_worker *w) { return w->round != NULL || w->round2 != NULL; }
+/* True while a claim round is in flight. */
+static inline bool rtq__round_in_flight(const rtq_worker *w) { return w->round2 != NULL; }
 /* claim2.c */
 void rtq__claim2_pump(rtq_worker *w);
 void rtq__claim2_unblock(rtq_worker *w);

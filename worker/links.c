@@ -36,7 +36,7 @@ struct rtq__link {
 };
 
 int rtq__links_init(rtq_worker *w, const rtq__rconn_cfg *base) {
-  if (w->protocol != 2 || w->url.kind != RTQ_URL_CLUSTER) return 0;
+  if (w->url.kind != RTQ_URL_CLUSTER) return 0;
   w->links_on = true;
   w->link_cfg = *base;
   w->link_cfg.fixed_node = true;

@@ -2,15 +2,14 @@
  * progress_send.c - writing coalesced progress (the coalescer itself is
  * progress.c). Every tick, each running task's newest report is picked up
  * (from its context under thread isolation; process isolation feeds the
- * pipe's reports in directly) and progress.lua is sent for those due. The
+ * pipe's reports in directly) and the progress script is sent for those
+ * due (steps2.c builds it). The
  * write is fenced like finish, so a task that was taken from this worker
  * keeps its new owner's progress.
  */
 #include "internal.h"
 
-#include "calls.h"
 #include "log.h"
-#include "scripts.h"
 
 static void on_progress(rtq_worker *w, redisReply *r, void *pd) {
   (void)pd;
@@ -20,14 +19,7 @@ static void on_progress(rtq_worker *w, redisReply *r, void *pd) {
 }
 
 static void send_progress(rtq_worker *w, rtq__job *j) {
-  char pct[16];
-  if (w->protocol == 2) {
-    if (rtq__progress2_argv(w, j) == 0) (void)rtq__rconn_send(rtq__qcmd_of(w, j->queue), &w->argv, on_progress, NULL, 0);
-    return;
-  }
-  if (rtq__call_progress(&w->argv, &w->keys, w->use_eval, j->id, w->id, j->attempt,
-                         rtq__pct_format(j->prog.pct, pct), j->prog.msg) == 0)
-    (void)rtq__rconn_send(w->cmd, &w->argv, on_progress, NULL, 0);
+  if (rtq__progress2_argv(w, j) == 0) (void)rtq__rconn_send(rtq__qcmd_of(w, j->queue), &w->argv, on_progress, NULL, 0);
 }
 
 void rtq__progress_tick(rtq_worker *w, uint64_t now) {

@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/worker.h"
 
 #define RTQ__MAX_WEIGHT 1000

@@ -34,7 +34,7 @@
 
 #include "cluster.h"
 #include "defaults.h"
-#include "keys.h"
+#include "keys2.h"
 #include "log.h"
 #include "loop.h"
 #include "rtq/common.h"
@@ -62,7 +62,7 @@ struct rtq__rconn {
   rtq__ev *ev;
   rtq__conn_kind kind;
   rtq__rconn_cfg cfg;
-  char sub_channel[RTQ_KEY_CAP];
+  char sub_channel[RTQ_KEY2_CAP];
   redisAsyncContext *ac;
   int state;
   pending *ring;
@@ -281,13 +281,11 @@ static int queue_handshake(rtq__rconn *c) {
     rc = hs_send_fn(c, &a, on_role);
   }
   if (rc == 0 && c->kind == RTQ__CONN_CMD) {
-    bool v2 = c->cfg.protocol == 2;
-    int n = v2 ? RTQ_SCRIPT2_COUNT : RTQ_SCRIPT_COUNT;
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0; i < RTQ_SCRIPT2_COUNT && rc == 0; i++) {
       rtq_argv_reset(&a);
       rtq_argv_add_str(&a, "SCRIPT");
       rtq_argv_add_str(&a, "LOAD");
-      rtq_argv_add_str(&a, v2 ? rtq_script2_body((rtq_script2_id)i) : rtq_script_body((rtq_script_id)i));
+      rtq_argv_add_str(&a, rtq_script2_body((rtq_script2_id)i));
       rc = hs_send(c, &a);
     }
   } else if (rc == 0 && c->kind == RTQ__CONN_POP) {

@@ -67,9 +67,8 @@ typedef struct rtq__rconn_cfg {
   rtq__message_fn on_message;  /* RTQ__CONN_SUB */
   rtq__conn_state_fn on_up;    /* may be NULL */
   rtq__conn_state_fn on_down;  /* may be NULL; only after an on_up */
-  int protocol;                /* 1 or 2: whose scripts the cmd handshake loads */
   bool fixed_node;             /* connect to node, not where route_key leads
-                               * (protocol 2's per-node links: links.c) */
+                               * (the per-node links: links.c) */
   rtq_redis_endpoint node;
 } rtq__rconn_cfg;
 

@@ -16,9 +16,6 @@ int rtq__sign2_load(rtq_worker *w, char *errbuf, size_t errcap) {
   /* Borrowed until rtq_worker_new returns: not kept. */
   w->o.signing_key_file = w->o.task_keys_file = NULL;
   if (sk == NULL && tk == NULL) return 0;
-  if (w->protocol != 2)
-    return rtq__errf(RTQ_EINVAL, errbuf, errcap,
-                     "signing needs protocol 2 (--protocol 2 or RTQ_PROTOCOL=2); protocol 1 has no signatures");
   char err[512];
   int rc = sk != NULL ? rtq_sign_keys_load(sk, &w->sign_keys, err, sizeof err) : 0;
   if (rc != 0) return rtq__errf(rc, errbuf, errcap, "signing key: %s", err);

@@ -30,7 +30,6 @@
 #include "internal.h"
 #include "log.h"
 #include "proto.h"
-#include "scripts.h"
 #include "scripts2.h"
 
 void rtq_worker_options_init(rtq_worker_options *o) {
@@ -142,33 +141,27 @@ static int normalise(rtq_worker_options *o, char *errbuf, size_t errcap) {
       return RTQ_EINVAL;
     o->protocol = cfg.protocol;
   }
-  if (o->protocol != 1 && o->protocol != 2)
-    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "invalid protocol %d: expected 1 or 2 (0: RTQ_PROTOCOL)",
+  if (o->protocol != 2)
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap,
+                     "invalid protocol %d: expected 2 (0: RTQ_PROTOCOL); protocol 1 is no longer supported",
                      o->protocol);
   if (o->claim_batch == 0 || o->claim_batch > o->concurrency) o->claim_batch = o->concurrency;
   if (o->max_abandoned_threads == 0) o->max_abandoned_threads = o->concurrency;
   return 0;
 }
 
-/* Protocol 2: the namespace keys the worker sends outside the scripts
- * (the paused set, the cancel channel, the record's DEL and ZREM) go into
- * the same fields as protocol 1's, and each queue gets its queue and
- * processing list keys. */
-static int copy_key2(rtq_key *dst, rtq_key2 src) {
-  if (src.len == 0 || src.len >= sizeof dst->s) return RTQ_EINVAL;
-  memcpy(dst->s, src.s, src.len + 1);
-  dst->len = src.len;
-  return 0;
-}
-
-static int build_keys2(rtq_worker *w, char *errbuf, size_t errcap) {
+/* The namespace keys the worker sends outside the scripts (the paused
+ * set, the cancel channel, the record's DEL and ZREM), and each queue's
+ * queue and processing list keys. */
+static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
   if (rtq_keys2_init(&w->keys2, w->ns) != 0)
-    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "invalid namespace \"%.64s\"", w->ns);
-  if (copy_key2(&w->k_worker, rtq_keys2_worker(&w->keys2, w->id)) != 0 ||
-      copy_key2(&w->k_workers, rtq_keys2_workers(&w->keys2)) != 0 ||
-      copy_key2(&w->k_cancel_chan, rtq_keys2_chan_cancel(&w->keys2)) != 0 ||
-      copy_key2(&w->k_paused, rtq_keys2_paused(&w->keys2)) != 0)
-    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "worker id too long");
+    return rtq__errf(RTQ_EINVAL, errbuf, errcap,
+                     "invalid namespace \"%.64s\": expected ^[A-Za-z0-9._-]{1,64}$", w->ns);
+  w->k_worker = rtq_keys2_worker(&w->keys2, w->id);
+  w->k_workers = rtq_keys2_workers(&w->keys2);
+  w->k_cancel_chan = rtq_keys2_chan_cancel(&w->keys2);
+  w->k_paused = rtq_keys2_paused(&w->keys2);
+  if (w->k_worker.len == 0) return rtq__errf(RTQ_EINVAL, errbuf, errcap, "worker id too long");
   w->k2_queue = calloc((size_t)w->queues.n, sizeof *w->k2_queue);
   w->k2_proc = calloc((size_t)w->queues.n, sizeof *w->k2_proc);
   w->limited_until = calloc((size_t)w->queues.n, sizeof *w->limited_until);
@@ -182,42 +175,17 @@ static int build_keys2(rtq_worker *w, char *errbuf, size_t errcap) {
   return 0;
 }
 
-static int build_keys(rtq_worker *w, char *errbuf, size_t errcap) {
-  /* A cluster URL needs the hash tag: without it the scripts' keys span slots. */
-  if (rtq_keys_init(&w->keys, w->ns, w->o.cluster || w->url.kind == RTQ_URL_CLUSTER) != 0)
-    return rtq__errf(RTQ_EINVAL, errbuf, errcap,
-                     "invalid namespace \"%.64s\": expected ^[A-Za-z0-9._-]{1,64}$", w->ns);
-  w->k_processing = rtq_keys_processing(&w->keys, w->id);
-  w->k_worker = rtq_keys_worker(&w->keys, w->id);
-  w->k_workers = rtq_keys_workers(&w->keys);
-  w->k_cancel_chan = rtq_keys_chan_cancel(&w->keys);
-  w->k_paused = rtq_keys_paused(&w->keys);
-  w->k_queue = calloc((size_t)w->queues.n, sizeof *w->k_queue);
-  w->queue_names = calloc((size_t)w->queues.n, sizeof *w->queue_names);
-  if (w->k_queue == NULL || w->queue_names == NULL) return RTQ_ENOMEM;
-  for (int i = 0; i < w->queues.n; i++) {
-    w->queue_names[i] = w->queues.q[i].name;
-    w->k_queue[i] = rtq_keys_queue(&w->keys, w->queues.q[i].name);
-    if (w->k_queue[i].len == 0)
-      return rtq__errf(RTQ_EINVAL, errbuf, errcap, "queue key too long: %s", w->queues.q[i].name);
-  }
-  if (w->k_processing.len == 0 || w->k_worker.len == 0)
-    return rtq__errf(RTQ_EINVAL, errbuf, errcap, "worker id too long");
-  return w->protocol == 2 ? build_keys2(w, errbuf, errcap) : 0;
-}
-
 static int make_conns(rtq_worker *w) {
   rtq__rconn_cfg cfg = {
       .url = &w->url,
       .connect_timeout_ms = w->o.connect_timeout_ms,
       .command_timeout_ms = w->o.command_timeout_ms,
       .probe_interval_ms = w->o.heartbeat_interval_ms,
-      .route_key = w->keys.prefix,
+      .route_key = w->k_workers.s, /* the slot of every {ns} key */
       .sub_channel = w->k_cancel_chan.s,
       .on_message = rtq__cancel_on_message,
       .on_up = rtq__worker_on_conn_up,
       .on_down = rtq__worker_on_conn_down,
-      .protocol = w->protocol,
   };
   w->cmd = rtq__rconn_new(w, w->ev, RTQ__CONN_CMD, &cfg);
   w->pop = rtq__rconn_new(w, w->ev, RTQ__CONN_POP, &cfg);
@@ -255,7 +223,6 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
   w->o.nqueues = 0;
   if (rc == 0 && rtq_worker_id_new(w->id, sizeof w->id) != 0)
     rc = rtq__errf(RTQ_EINVAL, errbuf, errcap, "could not make a worker id");
-  w->protocol = w->o.protocol;
   if (rc == 0) rc = build_keys(w, errbuf, errcap);
   if (rc == 0) rc = rtq__sign2_load(w, errbuf, errcap);
   if (rc == 0 && gethostname(w->host, sizeof w->host - 1) != 0) snprintf(w->host, sizeof w->host, "unknown");
@@ -290,8 +257,6 @@ void rtq_worker_free(rtq_worker *w) {
   rtq__ev_free(w->ev);
   rtq__queues_destroy(&w->queues);
   rtq_argv_destroy(&w->argv);
-  free(w->k_queue);
-  free(w->queue_names);
   free(w->k2_queue);
   free(w->k2_proc);
   free(w->limited_until);
@@ -326,7 +291,6 @@ void rtq_worker_stop(rtq_worker *w) {
 
 void rtq__note_payload(rtq_worker *w, size_t len) {
   if (len < RTQ__TRIM_BYTES) return;
-  w->trim_rounds = 2;
   w->trim_at = rtq__mono_ms() + 100;
 }
 
@@ -353,9 +317,9 @@ static void startup_try(rtq_worker *w, uint64_t now) {
   int rc = rtq_conn_new(&co, &c, err, sizeof err);
   if (rc == 0) {
     (void)rtq_conn_check_eviction_policy(c);
-    rc = rtq_proto_check(c, w->ns, w->protocol, err, sizeof err);
+    rc = rtq_proto_check(c, w->ns, err, sizeof err);
     if (rc == RTQ_EPROTOCOL) {
-      /* Not a passing failure: the namespace belongs to the other protocol. */
+      /* Not a passing failure: the namespace holds protocol 1's data. */
       rtq_conn_free(c);
       rtq_log(RTQ_LOG_ERROR, "refusing to start", "error", err, NULL);
       rtq__set_err(w, "%s", err);
@@ -365,7 +329,7 @@ static void startup_try(rtq_worker *w, uint64_t now) {
       return;
     }
     if (rc == 0) {
-      rc = w->protocol == 2 ? rtq_scripts2_load(c) : rtq_scripts_load(c);
+      rc = rtq_scripts2_load(c);
       if (rc != 0) snprintf(err, sizeof err, "%s", rtq_conn_errstr(c));
     }
     rtq_conn_free(c);

@@ -48,7 +48,6 @@ static void write_key(char *path, size_t cap, const char *name, const char *text
 static int setup(void **state) {
   (void)state;
   rtq_test_redis_flush();
-  tw_protocol2 = true;
   assert_int_equal(rtq_keys2_init(&k2, "rtq"), 0);
   rc_ = rtq_test_conn();
   wk.pid = -1;

@@ -25,7 +25,6 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "keys.h"
 #include "keys2.h"
 #include "rtq/client.h"
 
@@ -35,57 +34,29 @@ typedef struct tw_worker {
   char log[256];
 } tw_worker;
 
-static rtq_keys tw_keys;
-
 /*
- * Protocol 2 (RTQ_PROTOCOL=2, which every process a test starts
- * inherits): the helpers below read and name the v2 keys instead, so a
- * test that goes through them runs under both protocols. Task fields go
- * by their protocol-1 names ("status"); under 2 they map to the short
- * ones ("s"), and a task is looked for in every queue of {ns}:queues.
- * The per-queue keys (processing list, delayed set, dead letters) are the
- * queue "default"'s.
+ * The helpers below name the keys (common/keys2.h) and read the tasks
+ * of namespace "rtq". Task fields go by their long names ("status"),
+ * mapped to the short ones of the task hash ("s"), and a task is looked
+ * for in every queue of {ns}:queues. The per-queue keys (processing list,
+ * delayed set, dead letters) are the queue "default"'s.
  */
-static bool tw_protocol2; /* a test that starts its workers with --protocol 2 sets it */
-
-static inline bool tw_v2(void) {
-  const char *p = getenv("RTQ_PROTOCOL");
-  return tw_protocol2 || (p != NULL && strcmp(p, "2") == 0);
-}
-
 static inline const rtq_keys2 *tw_k2(void) {
   static rtq_keys2 k;
   if (k.ns_len == 0) rtq_keys2_init(&k, "rtq");
   return &k;
 }
 
-static inline rtq_key2 tw_k1(rtq_key k) {
-  rtq_key2 o;
-  o.len = k.len;
-  memcpy(o.s, k.s, k.len + 1);
-  return o;
-}
-
-static inline rtq_key2 tw_key_worker(const char *wid) {
-  return tw_v2() ? rtq_keys2_worker(tw_k2(), wid) : tw_k1(rtq_keys_worker(&tw_keys, wid));
-}
-static inline rtq_key2 tw_key_workers(void) {
-  return tw_v2() ? rtq_keys2_workers(tw_k2()) : tw_k1(rtq_keys_workers(&tw_keys));
-}
+static inline rtq_key2 tw_key_worker(const char *wid) { return rtq_keys2_worker(tw_k2(), wid); }
+static inline rtq_key2 tw_key_workers(void) { return rtq_keys2_workers(tw_k2()); }
 static inline rtq_key2 tw_key_processing(const char *wid) {
-  return tw_v2() ? rtq_keys2_processing(tw_k2(), "default", wid) : tw_k1(rtq_keys_processing(&tw_keys, wid));
+  return rtq_keys2_processing(tw_k2(), "default", wid);
 }
-static inline rtq_key2 tw_key_queue(const char *q) {
-  return tw_v2() ? rtq_keys2_queue(tw_k2(), q) : tw_k1(rtq_keys_queue(&tw_keys, q));
-}
-static inline rtq_key2 tw_key_delayed(void) {
-  return tw_v2() ? rtq_keys2_delayed(tw_k2(), "default") : tw_k1(rtq_keys_delayed(&tw_keys));
-}
-static inline rtq_key2 tw_key_paused(void) {
-  return tw_v2() ? rtq_keys2_paused(tw_k2()) : tw_k1(rtq_keys_paused(&tw_keys));
-}
+static inline rtq_key2 tw_key_queue(const char *q) { return rtq_keys2_queue(tw_k2(), q); }
+static inline rtq_key2 tw_key_delayed(void) { return rtq_keys2_delayed(tw_k2(), "default"); }
+static inline rtq_key2 tw_key_paused(void) { return rtq_keys2_paused(tw_k2()); }
 
-/* A task field's name under the protocol in use. */
+/* A task field's name in the task hash. */
 static inline const char *tw_field(const char *f) {
   static const char *const map[][2] = {
       {"status", "s"},       {"name", "n"},           {"created_at", "c"},     {"attempt", "a"},
@@ -93,16 +64,14 @@ static inline const char *tw_field(const char *f) {
       {"progress_message", "pm"}, {"cancel_requested", "cr"}, {"retry_at", "ry"}, {"handbacks", "hb"},
       {"completed_at", "e"}, {"result", "r"},          {"error_code", "ec"},    {"error_message", "em"},
       {"error_details", "ed"}, {"error_traceback", "et"}, {"timeout_ms", "to"}, {"max_retries", "mr"}};
-  if (!tw_v2()) return f;
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
     if (strcmp(map[i][0], f) == 0) return map[i][1];
   return f;
 }
 
-/* The key of task id's hash: under protocol 2, in the first queue of
- * {ns}:queues that has it ("default" when none does). */
+/* The key of task id's hash: in the first queue of {ns}:queues that has
+ * it ("default" when none does). */
 static inline rtq_key2 tw_key_task(rtq_conn *c, const char *id) {
-  if (!tw_v2()) return tw_k1(rtq_keys_task(&tw_keys, id));
   rtq_key2 qs = rtq_keys2_queues(tw_k2());
   redisReply *r = rtq_test_command(c, "SMEMBERS", qs.s, NULL);
   rtq_key2 k = rtq_keys2_task(tw_k2(), "default", id);
@@ -132,12 +101,12 @@ static inline rtq_client *tw_client(const char *url) {
   return c;
 }
 
-/* HGET as a malloc'd string (NULL when absent); field by its protocol-1
- * name. Under protocol 2 a value over 64 bytes is in the side hash. */
+/* HGET as a malloc'd string (NULL when absent); field by its long name.
+ * A value over 64 bytes is in the side hash. */
 static inline char *tw_hget(rtq_conn *c, const char *id, const char *field) {
   rtq_key2 k = tw_key_task(c, id);
   char *v = rtq_test_cmd_str(c, "HGET", k.s, tw_field(field), NULL);
-  if (v == NULL && tw_v2()) {
+  if (v == NULL) {
     /* "{ns:Q}:t:<id>" -> "{ns:Q}:x:<id>" */
     char *t = strstr(k.s, "}:t:");
     if (t != NULL) t[2] = 'x';
@@ -146,7 +115,7 @@ static inline char *tw_hget(rtq_conn *c, const char *id, const char *field) {
   return v;
 }
 
-/* HSET of one field of task id, by its protocol-1 name. */
+/* HSET of one field of task id, by its long name. */
 static inline void tw_hset(rtq_conn *c, const char *id, const char *field, const char *value) {
   rtq_key2 k = tw_key_task(c, id);
   rtq_test_cmd_int(c, "HSET", k.s, tw_field(field), value, NULL);
@@ -161,9 +130,9 @@ static inline bool tw_field_is(rtq_conn *c, const char *id, const char *field, c
 
 static inline long long tw_hget_ll(rtq_conn *c, const char *id, const char *field) {
   char *v = tw_hget(c, id, field);
-  /* Protocol 2 leaves an attempt of 0 out (protocol 1 writes it). */
+  /* An attempt of 0 is left out of the hash. */
   bool zero = false;
-  if (v == NULL && tw_v2() && strcmp(field, "attempt") == 0) {
+  if (v == NULL && strcmp(field, "attempt") == 0) {
     char *s = tw_hget(c, id, "status");
     zero = s != NULL;
     free(s);
@@ -260,7 +229,6 @@ static inline int tw_stop(tw_worker *w, int timeout_ms) {
  * and no worker yet (wk->pid -1; the setup or the test starts one). */
 static inline void tw_open(rtq_client **cl, rtq_conn **rc, tw_worker *wk) {
   rtq_test_redis_flush();
-  rtq_keys_init(&tw_keys, "rtq", false);
   *cl = tw_client(rtq_test_redis_url());
   *rc = rtq_test_conn();
   wk->pid = -1;

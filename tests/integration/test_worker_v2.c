@@ -25,7 +25,6 @@ static tw_worker wk;
 static int setup(void **state) {
   (void)state;
   rtq_test_redis_flush();
-  tw_protocol2 = true; /* the helpers name the v2 keys */
   assert_int_equal(rtq_keys2_init(&k2, "rtq"), 0);
   rc_ = rtq_test_conn();
   wk.pid = -1;
