@@ -94,22 +94,20 @@ int rtq_broker_options_parse(rtq_broker_options *o, int argc, char **argv,
 const char *rtq_broker_usage(void);
 
 /*
- * The broker's counters; each is also a P:stats field "broker|<name>",
- * added to after every sweep:
+ * The broker's counters; each is also a field of {ns}:broker, added to
+ * after every sweep:
  *   sweeps                 sweeps run while holding the lease
- *   recovered              envelopes of dead workers put back on their queue
+ *   recovered              tasks of dead workers put back on their queue
  *   worker_lost            tasks failed WORKER_LOST (max_deliveries reached)
- *   recover_dropped        envelopes of tasks that had ended or moved on
+ *   recover_dropped        entries of tasks that had ended or moved on
  *   dead_workers           dead workers whose record was removed
- *   dead_lettered          envelopes that did not decode or had no task
+ *   dead_lettered          entries that were no id or had no task
  *   cancelled_on_recovery  recovered tasks ended cancelled (cancel was asked)
  *   timeouts               running tasks ended timeout by the backstop
- *   promoted               delayed or retrying envelopes put on their queue
- *   trimmed                tasks deleted by the history cap
- *   forgotten              index entries of tasks whose hash had expired
- *   stale_index            index entries without a task hash (pending or
- *                          running) or with an id no key can be built for
- *   cancel_republished     cancel requests published again
+ *   promoted               delayed or retrying tasks put on their queue
+ *   forgotten              ids of expired tasks pruned from the done lists
+ *   schedule_runs          runs of periodic tasks enqueued
+ *   unreplicated           outcome writes whose WAIT saw too few replicas
  */
 #define RTQ_BROKER_COUNTER_LIST(XX) \
   XX(sweeps)                        \
@@ -121,10 +119,7 @@ const char *rtq_broker_usage(void);
   XX(cancelled_on_recovery)         \
   XX(timeouts)                      \
   XX(promoted)                      \
-  XX(trimmed)                       \
   XX(forgotten)                     \
-  XX(stale_index)                   \
-  XX(cancel_republished)             \
   XX(schedule_runs)                  \
   XX(unreplicated)
 

@@ -15,47 +15,13 @@
 #include "batch.h"
 #include "broker.h"
 #include "clock.h"
-#include "condlog.h"
 #include "conn.h"
 #include "keys2.h"
 
 /* Dead workers looked at per sweep. */
 #define RTQ_BROKER_DEAD_WORKERS_PER_SWEEP 100
-/* Envelopes recovered per sweep, over all dead workers. */
+/* Entries recovered per sweep, over all dead workers. */
 #define RTQ_BROKER_RECOVER_PER_SWEEP 2000
-/* Envelopes read from a processing list per round trip. */
-#define RTQ_BROKER_RECOVER_PAGE 250
-/* Running tasks past deadline + grace examined per sweep. */
-#define RTQ_BROKER_DEADLINES_PER_SWEEP 1000
-/* Due envelopes promoted per sweep (or per promotion timer). */
-#define RTQ_BROKER_PROMOTE_PER_SWEEP 1000
-/* The history cap (cleanup.c): entries per trim.lua call, the Redis time
- * its loop may take (microseconds, measured by the script; removing the
- * entries from the indexes afterwards adds as much again or more on a
- * large set, so 200 and 200 us made calls of 1.0-1.4 ms), the calls sent
- * per round trip, and the time one trim phase may keep calling (ms, the
- * broker's clock). */
-#define RTQ_BROKER_TRIM_PER_CALL 100
-#define RTQ_BROKER_TRIM_CALL_US 150
-#define RTQ_BROKER_TRIM_PIPELINE 8
-#define RTQ_BROKER_TRIM_BUDGET_MS 50
-/* An episode of the history cap whose set held more than this (and more
- * than 4 x the cap) is followed by settling (trim.lua, cleanup.c): below
- * it the tables left over are small (64k buckets: 512 KiB). */
-#define RTQ_BROKER_SETTLE_MIN 65536
-/* Index entries examined per sweep while a cleanup round runs. */
-#define RTQ_BROKER_CLEANUP_PER_SWEEP 5000
-/* Page size of the index walks. */
-#define RTQ_BROKER_PAGE 500
-/* Running tasks whose cancel flag is checked per sweep. */
-#define RTQ_BROKER_CANCEL_PER_SWEEP 1000
-/* How often a running task's cancel flag is published again. A worker
- * whose subscription dropped for a moment misses the one message cancel.lua
- * sends; this bounds how long such a task keeps running. */
-#define RTQ_BROKER_CANCEL_REPUBLISH_MS 5000
-/* Envelopes whose queue cannot be read are counted under this queue name
- * in P:stats ("unknown|dead"). */
-#define RTQ_BROKER_UNKNOWN_QUEUE "unknown"
 struct rtq_broker {
   rtq_broker_options o;
   rtq_keys2 keys2;

@@ -4,7 +4,7 @@
  * A worker is dead when its {ns}:workers score (its last heartbeat, Redis
  * time) is at least heartbeat_ttl old, lies more than 1 s in the future
  * (no heartbeat puts it there), or its record {ns}:worker:<wid> is missing
- * (PROTOCOL-v2.md section 6; dead.c finds them). Its processing lists {ns:Q}:p:<wid>, of the
+ * (PROTOCOL.md section 6; dead.c finds them). Its processing lists {ns:Q}:p:<wid>, of the
  * queues its record names, else of every queue of {ns}:queues, hold the
  * ids it took and did not finish. recover.lua takes them 50 per call
  * (LREM gates each, so racing brokers recover each once): back to the

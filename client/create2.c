@@ -1,5 +1,5 @@
 /*
- * create2.c - enqueueing tasks under protocol 2 (docs/design/PROTOCOL-v2.md
+ * create2.c - enqueueing tasks under protocol 2 (docs/PROTOCOL.md
  * section 5, "A producer"): rtq_create_task, rtq_create_task_json and
  * rtq_create_tasks when the client speaks protocol 2.
  *
@@ -50,7 +50,7 @@ static void opt_text(char *out, size_t cap, uint64_t v) {
     snprintf(out, cap, "%" PRIu64, v);
 }
 
-/* Signs p's task with the client's producer key (PROTOCOL-v2.md 9). */
+/* Signs p's task with the client's producer key (PROTOCOL.md 9). */
 static int sign(rtq_client *c, prepared *p) {
   char to[24], mr[24], rt[24], bo[24];
   opt_text(to, sizeof to, p->t.timeout_ms);

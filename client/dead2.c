@@ -1,6 +1,6 @@
 /*
  * dead2.c - protocol 2: the dead letters, kept per queue in {ns:Q}:dead
- * (docs/design/PROTOCOL-v2.md section 8), read and handled as one list.
+ * (docs/PROTOCOL.md section 8), read and handled as one list.
  *
  * The index of a letter across queues: the queues of {ns}:queues in name
  * order, each list newest first, one after the other. With queues a (2

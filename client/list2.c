@@ -33,7 +33,7 @@
 #define WINDOW 256
 /* Live workers looked at for the running tasks of a queue. */
 #define MAX_WORKERS 1000
-/* A worker whose heartbeat is older than this is dead (PROTOCOL-v2 §6). */
+/* A worker whose heartbeat is older than this is dead (docs/PROTOCOL.md §6). */
 #define WORKER_TTL_MS 30000
 /* Ids read from one worker's processing list. */
 #define MAX_RUNNING_PER_WORKER 1024

@@ -1,6 +1,6 @@
 /*
  * queues2.c - protocol v2: the namespace's queue registry ({ns}:queues) and
- * the queue a task id belongs to (docs/design/PROTOCOL-v2.md section 1).
+ * the queue a task id belongs to (docs/PROTOCOL.md section 1).
  *
  * A v2 task's keys live under its queue's hash tag, so a call given only
  * an id must find the queue first. The queues this client registered or

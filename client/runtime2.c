@@ -1,6 +1,6 @@
 /*
  * runtime2.c - protocol 2: the run-time histograms of {ns:Q}:rt, which
- * finish adds the workers' per-call counts to (docs/design/PROTOCOL-v2.md
+ * finish adds the workers' per-call counts to (docs/PROTOCOL.md
  * section 2). A bucket's field is its upper bound as /metrics writes it
  * ("0.1", "+Inf"), with or without an "le_" prefix (the workers write
  * runtime.h's rtq__run_le2: "le_0.1" .. "le_inf"); the total time is

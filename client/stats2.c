@@ -1,6 +1,6 @@
 /*
  * stats2.c - protocol 2: rtq_get_stats and rtq_get_queue_loads, read from
- * the per-queue keys (docs/design/PROTOCOL-v2.md sections 2 and 6).
+ * the per-queue keys (docs/PROTOCOL.md sections 2 and 6).
  *
  * v2 has no namespace-wide index of tasks by status: every figure is a sum
  * over the queues of {ns}:queues, read with pipelined commands, each one

@@ -2,7 +2,7 @@
  * sub2.c - protocol 2: the event stream behind rtq_events_subscribe.
  *
  * v2 publishes one JSON message per script call on each queue's shard
- * channel {ns:Q}:ev (docs/design/PROTOCOL-v2.md section 7):
+ * channel {ns:Q}:ev (docs/PROTOCOL.md section 7):
  *
  *   {"at": ms, "s": "running", "w": "w1", "t": [{"id": "A", "a": 1}, ...]}
  *

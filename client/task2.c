@@ -1,5 +1,5 @@
 /*
- * task2.c - reading a task under protocol 2 (docs/design/PROTOCOL-v2.md
+ * task2.c - reading a task under protocol 2 (docs/PROTOCOL.md
  * section 3): the task hash {ns:Q}:t:<id>, with its short field names, and
  * the side hash {ns:Q}:x:<id> of its values longer than 64 bytes merged
  * over it, into the public rtq_task.

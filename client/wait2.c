@@ -1,6 +1,6 @@
 /*
  * wait2.c - rtq_wait_for_task under protocol 2: block until a task is
- * terminal, without polling (docs/design/PROTOCOL-v2.md section 5, "A
+ * terminal, without polling (docs/PROTOCOL.md section 5, "A
  * producer").
  *
  * A task's terminal event goes to the shard channel {ns:Q}:w:<id>, and only

@@ -45,7 +45,7 @@ typedef struct rtq_config {
                                * this many replicas (0: never WAIT) */
   int wait_timeout;           /* ms, 1..60000: how long that WAIT may take */
   int protocol;               /* 1 or 2: the wire protocol (docs/PROTOCOL.md,
-                               * docs/design/PROTOCOL-v2.md) every process of a
+                               * docs/PROTOCOL.md) every process of a
                                * namespace must share; rtq_proto_check */
 } rtq_config;
 

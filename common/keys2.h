@@ -30,7 +30,7 @@
  * tag); Q, <id> and <wid> are valid names (rtq_validate_name). A key built
  * from a bad name has len 0 and must not be sent.
  *
- * v2 task ids (docs/design/PROTOCOL-v2.md §1): 26 Crockford base32
+ * v2 task ids (docs/PROTOCOL.md §1): 26 Crockford base32
  * characters, most significant first, of the 130-bit number
  *
  *    ms << 82 | r << 14 | slot

@@ -1,12 +1,12 @@
 /*
  * registry2.h - protocol 2: the queue registry {ns}:queues as the client
- * and the broker read it (docs/design/PROTOCOL-v2.md section 2).
+ * and the broker read it (docs/PROTOCOL.md section 2).
  *
  * The set is read with SSCAN pages of RTQ_REGISTRY2_PAGE, never SMEMBERS,
  * so no single call walks a large set while Redis waits; the pages a read
  * takes are bounded too (a set padded with junk costs a bounded read).
  * Only valid names are kept: a member a writer put there that is no name
- * (PROTOCOL-v2.md section 1) could not become a key.
+ * (PROTOCOL.md section 1) could not become a key.
  */
 #ifndef RTQ_REGISTRY2_H
 #define RTQ_REGISTRY2_H

@@ -237,7 +237,7 @@ static int check_parts(const rtq_sign_keys *k, const part *ps, int n, const char
   return RTQ_EUNVERIFIED;
 }
 
-/* "rtq2" id Q name args to mr rt bo, NUL between (PROTOCOL-v2.md 9). */
+/* "rtq2" id Q name args to mr rt bo, NUL between (PROTOCOL.md 9). */
 static void task_parts(const rtq_sign_task *t, part ps[9]) {
   ps[0] = text("rtq2");
   ps[1] = text(t->id);

@@ -1,6 +1,6 @@
 /*
  * sign.h - HMAC-SHA256 signatures of tasks and outcomes under protocol 2
- * (docs/design/PROTOCOL-v2.md section 9, docs/SECURITY.md).
+ * (docs/PROTOCOL.md section 9, docs/SECURITY.md).
  *
  * A key file holds one key a line, `kid:hex`: a key id of 1..32 of
  * A-Z a-z 0-9 . _ - and a secret of 32..128 bytes written as hex. Blank

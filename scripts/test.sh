@@ -4,7 +4,7 @@
 # redis-server on a private loopback port in a temp dir; nothing touches a
 # Redis on 6379. Exits with ctest's status.
 #
-#   scripts/test.sh               build/, then ctest -L 'unit|integration'
+#   scripts/test.sh               build/, then ctest -L 'unit|integration|docs'
 #   scripts/test.sh --werror      also -DRTQ_WERROR=ON (the default when CI=true)
 #   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/, same tests
 #   scripts/test.sh --valgrind    build/, then only the unit tests, each
@@ -93,7 +93,7 @@ if [ "$valgrind" = 1 ]; then
   exit 0
 fi
 
-labels='unit|integration'
+labels='unit|integration|docs'
 [ "$cluster" = 1 ] && labels='cluster'
 rc=0
 if [ "$protocol" = 2 ]; then

@@ -1,6 +1,6 @@
 /*
  * claim2.c - protocol 2: taking task ids off the queues and marking them
- * running (docs/design/PROTOCOL-v2.md sections 5 and "A worker in another
+ * running (docs/PROTOCOL.md sections 5 and "A worker in another
  * language").
  *
  * The queues hold ids, not envelopes, and a claim returns what the

@@ -1,6 +1,6 @@
 /*
  * links.c - protocol 2 on a redis+cluster:// URL: each queue's keys live
- * in the queue's own slot (docs/design/PROTOCOL-v2.md), so the worker
+ * in the queue's own slot (docs/PROTOCOL.md), so the worker
  * holds one cmd and one pop connection per node that serves one of its
  * queues (a link), beside the cmd and sub connections of the namespace's
  * node (heartbeat, worker set, paused set, cancel channel).

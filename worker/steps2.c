@@ -1,6 +1,6 @@
 /*
  * steps2.c - protocol 2: the worker's one-task steps besides claim and
- * finish (docs/design/PROTOCOL-v2.md section 5): dead letters, handbacks
+ * finish (docs/PROTOCOL.md section 5): dead letters, handbacks
  * of names no handler here serves, progress, the cancel backstop (the
  * task's `cr` field) and the heartbeat's call.
  *

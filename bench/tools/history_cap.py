@@ -45,7 +45,7 @@ CHUNK = 20000
 NS = "hc"
 V2 = os.environ.get("RTQ_PROTOCOL", "1").strip() == "2"
 # The keys this tool reads, in the protocol's schema (docs/PROTOCOL.md,
-# docs/design/PROTOCOL-v2.md).
+# docs/PROTOCOL.md).
 if V2:
     WORKERS_KEY = "{%s}:workers" % NS
     HISTORY_KEY = "{%s:default}:done:completed" % NS

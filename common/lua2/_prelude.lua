@@ -1,4 +1,4 @@
--- _prelude.lua (protocol v2): prepended to every v2 script.
+-- _prelude.lua: prepended to every script.
 --
 -- Every script validates its whole input before its first write: Redis
 -- does not undo the writes a script made before it failed. bad() raises

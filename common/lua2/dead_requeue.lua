@@ -3,12 +3,12 @@
 -- bytes, as read); removing it (LREM: at most the list's length, 10000
 -- kept) is the first write, after every check, so a letter is requeued
 -- once however many operators race, and a refused letter stays.
--- A v2 dead letter is an entry of a list that was not a task to run: an
+-- A dead letter is an entry of a list that was not a task to run: an
 -- id whose task hash was missing or did not validate, or a task the
 -- dead-lettering failed. What happens with each:
 --   the record does not decode, names another queue, or has no id
 --                                   -> {'bad', '', why}, kept
---   no task hash (expired, or never written: v2 keeps no envelope, so
+--   no task hash (expired, or never written: rtq keeps no envelope, so
 --   there is nothing to enqueue)    -> {'notask', id}, kept
 --   a hash that does not validate (not a hash, a bad name, status or
 --   option)                         -> {'bad', id, why}, kept

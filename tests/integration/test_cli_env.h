@@ -84,7 +84,7 @@ static inline long long task_numsub(const char *id) {
 }
 
 /* A task hash field by its protocol 1 name, under protocol 2 its short
- * name (docs/design/PROTOCOL-v2.md section 3); the caller frees it. */
+ * name (docs/PROTOCOL.md section 3); the caller frees it. */
 static inline const char *field_name(const char *v1) {
   static const char *const map[][2] = {
       {"status", "s"},        {"name", "n"},           {"created_at", "c"},

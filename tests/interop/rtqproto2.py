@@ -1,5 +1,5 @@
 """rtqproto2 - an rtq producer and worker in Python for protocol 2, written
-from docs/design/PROTOCOL-v2.md alone (the section numbers below are that
+from docs/PROTOCOL.md alone (the section numbers below are that
 document's) and the KEYS, ARGV and replies in the headers of the scripts
 it names.
 

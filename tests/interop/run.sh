@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh - the protocol conformance test: a Python producer and worker
 # for each protocol (rtqproto.py, written from docs/PROTOCOL.md alone, and
-# rtqproto2.py, from docs/design/PROTOCOL-v2.md alone) run against rtq's C
+# rtqproto2.py, from docs/PROTOCOL.md alone) run against rtq's C
 # worker, broker and CLI (test_interop.py; test_interop2.py, with every C
 # process run with --protocol 2). Installs what is missing through
 # scripts/install-deps.sh --interop (as root), builds rtq as

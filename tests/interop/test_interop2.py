@@ -1,4 +1,4 @@
-"""Conformance of docs/design/PROTOCOL-v2.md: a Python producer and worker
+"""Conformance of docs/PROTOCOL.md: a Python producer and worker
 (rtqproto2.py, written from that document alone) against rtq's C worker,
 broker and CLI run with --protocol 2, on a private redis-server.
 """

@@ -414,7 +414,7 @@ def test_events_channel_must_be_under_the_queue_tag(r, q):
     assert r.execute_command("DEBUG", "DIGEST") == before
 
 
-# ---- signing (PROTOCOL-v2.md section 9) ----
+# ---- signing (PROTOCOL.md section 9) ----
 
 SIG = "k1:" + "ab" * 32
 

@@ -210,7 +210,7 @@ static void test_keys2_id_format_and_slot_round_trip(void **state) {
   assert_memory_equal(id, "069SY29HF", 9);
 }
 
-/* Vectors of docs/design/PROTOCOL-v2.md section 1's layout
+/* Vectors of docs/PROTOCOL.md section 1's layout
  * (ms << 82 | r << 14 | slot), computed independently. */
 static void test_keys2_id_layout_vectors(void **state) {
   (void)state;

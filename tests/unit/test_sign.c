@@ -145,7 +145,7 @@ static void test_sign_task_covers_the_canonical_bytes(void **state) {
   rtq_sign_keys *k = load_ok("p.keys", "p1:" SECRET_A "\n");
   char sig[RTQ_SIGN_SIZE];
   assert_int_equal(rtq_sign_task_sig(k, &task, sig), 0);
-  /* The same HMAC computed over the bytes PROTOCOL-v2.md section 9 lists. */
+  /* The same HMAC computed over the bytes PROTOCOL.md section 9 lists. */
   static const char msg[] = "rtq2\0T1\0q\0pay\0\x81\xa2to\xa3" "bob\0" "5000\0\0\0";
   unsigned char secret[32], mac[32];
   for (int i = 0; i < 32; i++) secret[i] = (unsigned char)strtoul((char[]){SECRET_A[2 * i], SECRET_A[2 * i + 1], 0}, NULL, 16);

@@ -822,7 +822,7 @@ RTQ_EXTERN void rtq_run_times_free(rtq_run_times *t);
 
 /*
  * Value type: a queue's fleet-wide limits, checked by every worker inside
- * its claim step (docs/design/PROTOCOL-v2.md section 5, "Limits"):
+ * its claim step (docs/PROTOCOL.md section 5, "Limits"):
  * a token bucket refilled at `rate` tasks per second up to `burst` tokens,
  * one token per task started; and at most `concurrency` tasks of the queue
  * running at once. A task that finds its queue at a limit stays pending.

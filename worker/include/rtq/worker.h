@@ -129,7 +129,7 @@ typedef struct rtq_worker_options {
                                    * counted (worker record field unreplicated) */
   int wait_timeout_ms;            /* 1000: that WAIT's timeout; below command_timeout_ms */
   int protocol;                   /* 0: RTQ_PROTOCOL, else 2; 1 or 2: the wire protocol
-                                   * (docs/PROTOCOL.md, docs/design/PROTOCOL-v2.md);
+                                   * (docs/PROTOCOL.md, docs/PROTOCOL.md);
                                    * rtq_worker_run refuses (RTQ_EPROTOCOL) a namespace
                                    * that holds the other protocol's data */
   const char *signing_key_file;   /* NULL; protocol 2 only: this worker's key file
