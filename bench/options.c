@@ -23,7 +23,7 @@ static const char usage[] =
     "  --timeout S            bound on every wait in a phase (120)\n"
     "  --protocol N           wire protocol of the clients and workers: 2, the\n"
     "                         only one (default: RTQ_PROTOCOL, else 2)\n"
-    "  --limit-other R        (protocol 2) the drains' workers also serve a queue\n"
+    "  --limit-other R        the drains' workers also serve a queue\n"
     "                         limited to R tasks/s with a backlog of 2000: shows\n"
     "                         what a limit elsewhere costs an unlimited queue\n"
     "  --other-queue          the drains' workers also serve that queue, left\n"

@@ -35,9 +35,8 @@ static const char usage[] =
     "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
     "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
-    "  --protocol N              wire protocol, 1 or 2 (RTQ_PROTOCOL; default 2): the one\n"
-    "                            the namespace's workers and producers speak\n"
-    "  --result-keys FILE        protocol 2: the workers' key file; a task whose outcome has no\n"
+    "  --protocol N              wire protocol: 2, the only one (RTQ_PROTOCOL; 1 is refused)\n"
+    "  --result-keys FILE        the workers' key file; a task whose outcome has no\n"
     "                            valid worker signature is shown as unverified (HTTP 409)\n"
     "  --auth-token-file FILE    bearer token (at least 16 printable characters) that every\n"
     "                            API request, /metrics and each action must carry\n"
@@ -102,7 +101,8 @@ static int parse(int argc, char **argv, web_options *o) {
       case O_URL_FILE: o->redis_url_file = optarg; break;
       case O_NS: o->ns = optarg; break;
       case O_PROTO:
-        if (parse_long(optarg, 1, 2, &n) != 0) return die_usage("invalid --protocol %s (1 or 2)", optarg);
+        if (parse_long(optarg, 2, 2, &n) != 0)
+          return die_usage("invalid --protocol %s (2; protocol 1 is no longer supported)", optarg);
         o->protocol = (int)n;
         break;
       case O_RESULT_KEYS: o->result_keys = optarg; break;

@@ -54,8 +54,8 @@ typedef struct web_options {
   int max_sse_clients;       /* 256 */
   size_t sse_buffer;         /* bytes queued per SSE client before it is dropped: 1 MiB */
   int max_connections;       /* 512 */
-  int protocol;              /* 0: RTQ_PROTOCOL, else 1; 1 or 2 */
-  const char *result_keys;   /* NULL; protocol 2: the workers' key file */
+  int protocol;              /* 0: RTQ_PROTOCOL, else 2; only 2 */
+  const char *result_keys;   /* NULL; the workers' key file */
 } web_options;
 
 /* Value type: the basic-auth file's users, read once at start-up. */

@@ -80,7 +80,7 @@ static void print_table(const rtq_task_list *l) {
   }
 }
 
-/* --after: a task id, or a page's cursor "<id>/<where>" (protocol 2),
+/* --after: a task id, or a page's cursor "<id>/<where>",
  * whose id is checked here and the rest by the library. */
 static int after_ok(const char *after) {
   const char *slash = strrchr(after, '/');

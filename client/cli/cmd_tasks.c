@@ -1,5 +1,5 @@
 /*
- * cmd_tasks.c - operations on many tasks at once (protocol 2):
+ * cmd_tasks.c - operations on many tasks at once:
  *
  *   rtq tasks delete --status S[,S..] [--queue Q] [--older-than DUR]
  *
