@@ -67,7 +67,7 @@ typedef struct rtq_client_options {
   int connect_timeout_ms;     /* 2000; bounds connect + AUTH/SELECT */
   int command_timeout_ms;     /* 5000; bounds every command's reply */
   int pool_size;              /* 8 connections at most, opened on demand */
-  size_t max_payload;         /* 1 MiB: largest envelope rtq_create_task sends */
+  size_t max_payload;         /* 1 MiB: largest args rtq_create_task sends */
   const char *default_queue;  /* "default" */
   int task_result_ttl_s;      /* RTQ_TASK_RESULT_TTL, else 86400; TTL of a task
                                * this client cancels while pending */
@@ -89,13 +89,12 @@ typedef struct rtq_client_options {
                                * is RTQ_EREPLICAS (see rtq_create_task) */
   int wait_timeout_ms;        /* 0: RTQ_WAIT_TIMEOUT, else 1000; at most
                                * 60000 and below command_timeout_ms */
-  int protocol;               /* 0: RTQ_PROTOCOL, else 2; 1 or 2: the wire
-                               * protocol, which every process of the
-                               * namespace must share. rtq_client_new
+  int protocol;               /* 0: RTQ_PROTOCOL, else 2; only 2 (protocol 1
+                               * is refused, RTQ_EINVAL). rtq_client_new
                                * refuses (RTQ_EPROTOCOL) a namespace that
-                               * holds the other protocol's data */
-  const char *signing_key_file; /* NULL: tasks are not signed. Protocol 2
-                               * only: the producers' key file (kid:hex
+                               * holds protocol 1's data */
+  const char *signing_key_file; /* NULL: tasks are not signed. Else
+                               * the producers' key file (kid:hex
                                * lines, mode 0600; docs/SECURITY.md): every
                                * task created carries the first key's
                                * signature, which workers holding the file
@@ -157,8 +156,8 @@ typedef struct rtq_task_options {
  * task with the caller-supplied id existed: that task is left as it is and
  * nothing is enqueued. Errors (nothing written to Redis unless noted):
  * RTQ_EINVAL bad name, queue, id, args or option mix; RTQ_ERANGE an option
- * over its bound; RTQ_EDEPTH args nested too deep; RTQ_ETOOBIG envelope
- * over max_payload; RTQ_EOOM Redis maxmemory (errstr has Redis's text);
+ * over its bound; RTQ_EDEPTH args nested too deep; RTQ_ETOOBIG args over
+ * max_payload; RTQ_EOOM Redis maxmemory (errstr has Redis's text);
  * RTQ_ECONN / RTQ_EREDIS (RTQ_ECONN: the task may or may not exist).
  * With wait_replicas N > 0: RTQ_EREPLICAS means the call did what a 0
  * would (id_out and *created are set, the task exists on the primary and
@@ -301,23 +300,25 @@ typedef struct rtq_task_list {
   bool truncated;     /* stopped at RTQ_LIST_MAX_EXAMINED: more may match */
   char next_after[RTQ_TASK_ID_SIZE]; /* the filter's `after` for the next page;
                                         "" when the listing reached the end */
-  bool running_hidden; /* protocol 2: this Redis user may not read the
+  bool running_hidden; /* this Redis user may not read the
                         * worker registry (the producer's ACL,
                         * docs/OPERATIONS.md section 3.4), so running
                         * tasks were not listed */
 } rtq_task_list;
 
 /*
- * Lists tasks from the per-status indexes P:status:<s> (no KEYS, no SCAN):
- * it walks them newest first in windows, merging, and checks queue and
- * name, examining at most RTQ_LIST_MAX_EXAMINED entries. Terminal tasks are
- * indexed only while task history is on and until their result TTL. A
- * listing is a best-effort snapshot: a task changing state during the call
- * is reported at most once. Paging with `after` (each page's next_after)
- * reaches every entry of any backlog, each page costing O(log N + page);
- * `offset` stays bounded by RTQ_LIST_MAX_EXAMINED. The caller frees *out.
- * RTQ_EINVAL bad filter; RTQ_ENOTFOUND `after` names no task that is
- * still indexed.
+ * Lists tasks from the lists that hold them (no KEYS, no SCAN), queue by
+ * queue: pending (the queue, then the delayed set), running (the live
+ * workers' processing lists), then the done lists of the ended statuses,
+ * in windows, checking queue and name and examining at most
+ * RTQ_LIST_MAX_EXAMINED entries (docs/CLIENT.md section 1.4). Ended tasks
+ * are listed only while task history is on and until they expire or are
+ * pushed out of their done list. A listing is a best-effort snapshot: a
+ * task changing state during the call is reported at most once. Paging
+ * with `after` (each page's next_after) reaches every entry of any
+ * backlog; `offset` stays bounded by RTQ_LIST_MAX_EXAMINED. The caller
+ * frees *out. RTQ_EINVAL bad filter; RTQ_ENOTFOUND `after` names no task
+ * that is still listed.
  */
 RTQ_EXTERN int rtq_list_tasks(rtq_client *c, const rtq_task_filter *f, rtq_task_list **out);
 /* NULL does nothing. */
@@ -356,12 +357,11 @@ RTQ_EXTERN int rtq_wait_for_task(rtq_client *c, const char *id, int64_t timeout_
 RTQ_EXTERN int rtq_retry_task(rtq_client *c, const char *id);
 
 /*
- * The four calls above with the task's queue given. Under protocol 2 a
- * task is found through its queue: without one, the queues of a generated
- * id's slot are tried first, then every queue (one EXISTS each), and a
- * caller-supplied id names one task per queue, so the same id on two
- * queues needs the queue. queue NULL: as the calls above. Under protocol
- * 1 ids are unique in the namespace and a valid queue changes nothing.
+ * The four calls above with the task's queue given. A task is found
+ * through its queue: without one, the queues of a generated id's slot are
+ * tried first, then every queue (one EXISTS each), and a caller-supplied
+ * id names one task per queue, so the same id on two queues needs the
+ * queue. queue NULL: as the calls above.
  * RTQ_EINVAL for a queue outside the name pattern; RTQ_ENOTFOUND when
  * that queue holds no such task.
  */
@@ -396,7 +396,7 @@ RTQ_EXTERN void rtq_subscription_free(rtq_subscription *s);
 
 /* ----- stats and workers -------------------------------------------------- */
 
-/* Value type: one counter of P:stats ("enqueued", "completed", "retried",
+/* Value type: one counter of {ns:Q}:stats ("enqueued", "completed", "retried",
  * "redelivered", ...). */
 typedef struct rtq_counter {
   char name[32];
@@ -407,29 +407,27 @@ typedef struct rtq_queue_stats {
   char name[RTQ_TASK_ID_SIZE];
   uint64_t backlog;            /* LLEN of the queue */
   size_t ncounters;
-  rtq_counter *counters;       /* cumulative, from P:stats */
+  rtq_counter *counters;       /* cumulative, from {ns:Q}:stats */
   bool paused;                 /* rtq_queue_pause: workers claim nothing from it */
-  double limit_rate;           /* protocol 2: its rate limit in tasks per second
+  double limit_rate;           /* its rate limit in tasks per second
                                 * (rtq_queue_limit_set); 0: none */
-  uint32_t limit_concurrency;  /* protocol 2: its concurrency limit; 0: none */
+  uint32_t limit_concurrency;  /* its concurrency limit; 0: none */
 } rtq_queue_stats;
 
 /* Allocated by rtq; free with rtq_stats_free(). */
 typedef struct rtq_stats {
   uint64_t now;                            /* Redis TIME, ms */
-  uint64_t by_status[RTQ_STATUS_COUNT];    /* index sizes, by rtq_status */
+  uint64_t by_status[RTQ_STATUS_COUNT];    /* list lengths, by rtq_status */
   uint64_t running;                        /* == by_status[RUNNING] */
   uint64_t delayed;                        /* scheduled or backing off */
   uint64_t dead;                           /* dead-letter records */
   uint64_t workers_alive;                  /* heartbeat within 30 s */
-  bool workers_hidden;                     /* this user may not read P:workers (a
+  bool workers_hidden;                     /* this user may not read {ns}:workers (a
                                             * producer's ACL): workers_alive is 0 */
   size_t nqueues;
   rtq_queue_stats *queues;                 /* sorted by name */
-  /* The broker's own counters (P:stats fields "broker|<counter>" whose
-   * counter is not one of a queue's: docs/BROKER.md lists them), in the
-   * order read, "last_sweep_at" (Redis ms) included. A queue called
-   * "broker" is in queues[] like any other. */
+  /* The broker's own counters (the fields of {ns}:broker: docs/BROKER.md
+   * lists them), in the order read, "last_sweep_at" (Redis ms) included. */
   size_t nbroker;
   rtq_counter *broker;
 } rtq_stats;
@@ -495,21 +493,22 @@ RTQ_EXTERN void rtq_alive_workers_free(rtq_alive_workers *w);
 #define RTQ_DEAD_DEFAULT_LIMIT 20
 
 /*
- * One dead-letter record of P:dead (PROTOCOL.md section 9): an envelope a
- * worker or the broker could not run, with why. Allocated by rtq, read-only
+ * One dead-letter record of a queue's {ns:Q}:dead (docs/PROTOCOL.md
+ * section 8): an entry a worker or the broker could not run (a task id, or
+ * bytes that are no id), with why. Allocated by rtq, read-only
  * for the caller; it belongs to the rtq_dead_letters it came in, or is freed
  * with rtq_dead_letter_free() when rtq_dead_get() returned it. Strings are
  * NUL-terminated and never NULL ("" when the record lacks the field).
  */
 typedef struct rtq_dead_letter {
-  uint64_t index;        /* position in P:dead: 0 is the newest */
+  uint64_t index;        /* position across the queues' lists (docs/CLIENT.md 1.7) */
   uint64_t at;           /* when it was dead-lettered, ms (Redis TIME) */
   char *code;            /* e.g. "DECODE", "UNKNOWN_TASK", "TOO_BIG" */
   char *reason;          /* one line */
   char *worker;          /* worker or broker id that dead-lettered it */
   char *queue;           /* where it waited ("" or "unknown" when unreadable) */
   char *id;              /* task id, "" when it could not be read */
-  uint64_t size;         /* bytes of the original envelope */
+  uint64_t size;         /* bytes of the original entry */
   char *payload;         /* its first bytes (at most 4096; msgpack str or bin) */
   size_t payload_len;
   char *record_error;    /* NULL, or why the record itself did not decode
@@ -519,14 +518,14 @@ typedef struct rtq_dead_letter {
 /* A page of dead letters, newest first. Allocated by rtq; free with
  * rtq_dead_letters_free(), which frees every letter in it. */
 typedef struct rtq_dead_letters {
-  uint64_t total;        /* LLEN of P:dead when read */
+  uint64_t total;        /* the lengths of the dead lists when read */
   size_t count;
   rtq_dead_letter *letters;
 } rtq_dead_letters;
 
 /*
- * Reads records offset .. offset+limit-1 of P:dead (0 = newest) with one
- * bounded LRANGE, never the whole list. limit 0: RTQ_DEAD_DEFAULT_LIMIT;
+ * Reads records offset .. offset+limit-1 (the queues' dead lists in name
+ * order, each newest first) with bounded reads, never a whole list. limit 0: RTQ_DEAD_DEFAULT_LIMIT;
  * over RTQ_DEAD_MAX_LIMIT: RTQ_ERANGE. A record that does not decode is
  * returned with record_error set, not skipped. On success the caller frees
  * *out with rtq_dead_letters_free(); RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
@@ -536,7 +535,7 @@ RTQ_EXTERN int rtq_dead_list(rtq_client *c, size_t offset, size_t limit, rtq_dea
 RTQ_EXTERN void rtq_dead_letters_free(rtq_dead_letters *l);
 
 /*
- * Reads record index of P:dead (LINDEX). RTQ_ENOTFOUND when there is none;
+ * Reads record index (LINDEX of its queue's list). RTQ_ENOTFOUND when there is none;
  * on success the caller frees *out with rtq_dead_letter_free().
  */
 RTQ_EXTERN int rtq_dead_get(rtq_client *c, size_t index, rtq_dead_letter **out);
@@ -548,9 +547,8 @@ RTQ_EXTERN void rtq_dead_letter_free(rtq_dead_letter *d);
  * The record as one compact JSON object, malloc'd (the caller frees):
  * {"index", "at" (ISO-8601), "code", "reason", "worker", "queue", "id"
  * (null when ""), "size", "payload_bytes", "truncated", "task", ...}.
- * "task" is the payload decoded as a task envelope, {"id", "name",
- * "queue", "args" (JSON), "attempt", "timeout_ms", ...}, or null; when it
- * does not decode, "payload_error" says why, "payload_preview" shows the
+ * "task" is {"id", "queue"} when the payload is a task id (the rest is in
+ * the task's hash), or null; then "payload_error" says why, "payload_preview" shows the
  * bytes as text (printable ASCII kept, others as \xNN; first 1024 bytes)
  * and "payload_hex" the first 256 bytes in hex. "record_error" appears
  * for a record that did not decode. RTQ_ENOMEM.
@@ -562,22 +560,17 @@ RTQ_EXTERN int rtq_dead_letter_to_json(const rtq_dead_letter *d, char **json);
 #define RTQ_DEAD_STEP 100
 
 /*
- * Requeues the dead letter at index (0 = newest; as rtq_dead_list shows
- * it): its envelope goes back on its queue, in one atomic step
- * (dead_requeue.lua, PROTOCOL.md section 9) that also takes the record out
- * of P:dead and makes the task pending:
- *   - no task hash (NO_TASK_RECORD, or expired since): it is created from
- *     the envelope (name, queue, args, timeout, max_retries, result_ttl);
- *   - failed, timeout or cancelled: back to pending as rtq_retry_task
- *     does (outcome cleared, attempt 0);
- *   - pending, running or completed: left alone, record kept: RTQ_ESTATE.
- * queue: NULL, or the queue the letter must belong to (RTQ_ENOTFOUND for
- * one of another queue). A record that cannot be requeued stays in P:dead:
- * RTQ_ETOOBIG when only part of the envelope was kept (over 4096 bytes),
- * RTQ_EDECODE (or RTQ_EVERSION, RTQ_EDEPTH) when the record or its payload
- * does not decode as a task envelope; RTQ_ENOTFOUND when there is no
- * record at index (or another process took it meanwhile); RTQ_ESTATE also
- * when the task hash names another task (other name or queue). The detail
+ * Requeues the dead letter at index (as rtq_dead_list shows it), in one
+ * atomic step (the dead_requeue script, docs/PROTOCOL.md section 8) that
+ * also takes the record out of its list: a task that ended failed,
+ * timeout or cancelled is pending again at the back of its queue, as
+ * rtq_retry_task makes it (outcome cleared, attempt 0). A record that
+ * cannot be requeued is kept: RTQ_ESTATE when its task has no hash
+ * (expired, or never written: there is nothing to enqueue) or is pending,
+ * running or completed; RTQ_EDECODE when the record or the task hash does
+ * not validate, or the record holds no id; RTQ_ENOTFOUND when there is no
+ * record at index (or another process took it meanwhile), or queue (NULL,
+ * or the queue the letter must belong to) is another. The detail
  * (rtq_client_errstr) says which. id_out: NULL, or receives the task id
  * (caller frees) on success. Connection errors: RTQ_ECONN, RTQ_EREDIS.
  */
@@ -593,7 +586,7 @@ RTQ_EXTERN int rtq_dead_requeue_if(rtq_client *c, size_t index, const char *expe
 typedef struct rtq_dead_counts {
   uint64_t done;     /* records requeued, or purged */
   uint64_t refused;  /* requeue only: records kept because they cannot be
-                      * requeued (truncated, undecodable, task not ended) */
+                      * requeued (no task, undecodable, task not ended) */
   uint64_t other;    /* records of other queues, left alone */
 } rtq_dead_counts;
 
@@ -601,7 +594,7 @@ typedef struct rtq_dead_counts {
  * Requeues every dead letter that can be (of queue, when not NULL), oldest
  * first, one atomic step each, reading RTQ_DEAD_STEP records at a time.
  * It visits at most the records present when it starts (records
- * dead-lettered meanwhile, a requeued envelope failing again included,
+ * dead-lettered meanwhile, a requeued task failing again included,
  * wait for the next run), so it always ends. Records that cannot be
  * requeued are counted in refused and kept. *out (may be NULL) holds the
  * counts so far, on error too. 0, or the first connection error.
@@ -609,10 +602,9 @@ typedef struct rtq_dead_counts {
 RTQ_EXTERN int rtq_dead_requeue_all(rtq_client *c, const char *queue, rtq_dead_counts *out);
 
 /*
- * Deletes dead letters: every record present when it starts (queue NULL;
- * RTQ_DEAD_STEP of the oldest per step, dead_purge.lua), or those of queue
- * (the record's queue, or its envelope's where the record has none; one
- * LREM each). Records dead-lettered meanwhile stay. *out (may be NULL)
+ * Deletes dead letters: every record present when it starts, of every
+ * queue (queue NULL) or of queue, RTQ_DEAD_STEP of the oldest per RPOP.
+ * Records dead-lettered meanwhile stay. *out (may be NULL)
  * holds the counts so far, on error too. 0, RTQ_EINVAL (bad queue name),
  * or a connection error.
  */
@@ -627,8 +619,8 @@ RTQ_EXTERN int rtq_dead_purge(rtq_client *c, const char *queue, rtq_dead_counts 
 /* Value type: what one queue holds besides its backlog. */
 typedef struct rtq_queue_load {
   char name[RTQ_TASK_ID_SIZE];
-  uint64_t running;            /* its tasks in the running index */
-  uint64_t delayed;            /* its envelopes in P:delayed (scheduled or backing off) */
+  uint64_t running;            /* the lengths of its processing lists */
+  uint64_t delayed;            /* its delayed set (scheduled or backing off) */
   uint64_t oldest_pending_at;  /* created_at (ms) of the task a worker takes next;
                                 * 0 when the queue is empty */
 } rtq_queue_load;
@@ -639,13 +631,13 @@ typedef struct rtq_queue_loads {
   size_t count;
   rtq_queue_load *queues;      /* sorted by name: every known queue and any
                                 * queue a running or delayed task names */
-  bool running_partial;        /* over RTQ_LOAD_MAX_SCAN running: counts cover the first */
-  bool delayed_partial;        /* same for P:delayed (earliest due first) */
+  bool running_partial;        /* over RTQ_LOAD_MAX_SCAN processing lists: counts cover the first */
+  bool delayed_partial;        /* unused: each delayed set is counted whole (ZCARD) */
 } rtq_queue_loads;
 
 /*
- * Reads the figures above in three pipelined round trips, each bounded by
- * the number of queues and RTQ_LOAD_MAX_SCAN (no KEYS, no SCAN). The
+ * Reads the figures above in pipelined round trips, each bounded by the
+ * number of queues and RTQ_LOAD_MAX_SCAN (no KEYS, no SCAN). The
  * caller frees *out (NULL on error). RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
  */
 RTQ_EXTERN int rtq_get_queue_loads(rtq_client *c, rtq_queue_loads **out);
@@ -659,8 +651,9 @@ RTQ_EXTERN void rtq_queue_loads_free(rtq_queue_loads *l);
 #define RTQ_THROUGHPUT_MAX_MINUTES 1440
 
 /*
- * Copies P:stats's completed and failed totals (all queues, and each
- * queue's) into this minute's P:throughput:<minute> hash (2 h TTL) unless
+ * Copies the completed and failed totals of the queues' {ns:Q}:stats (all
+ * queues, and each queue's) into this minute's {ns}:throughput:<minute>
+ * hash (2 h TTL) unless
  * this minute has one already, so that rtq_get_throughput() can tell how
  * many tasks ended in each minute. Costs a few commands per call, nothing
  * per task; call it at least once a minute (rtq-web does every 10 s). Any
@@ -689,7 +682,7 @@ typedef struct rtq_throughput {
  * The last `minutes` (1..RTQ_THROUGHPUT_MAX_MINUTES) whole minutes before
  * the current one, for queue (NULL: all queues), in one pipelined round
  * trip after TIME. A minute is known when snapshots were recorded in it and
- * in the next one (and P:stats was not reset between them). The caller
+ * in the next one (and the counters were not reset between them). The caller
  * frees *out. RTQ_EINVAL bad minutes or queue; RTQ_ECONN, RTQ_EREDIS.
  */
 RTQ_EXTERN int rtq_get_throughput(rtq_client *c, const char *queue, int minutes,
@@ -807,13 +800,7 @@ RTQ_EXTERN int rtq_get_run_times(rtq_client *c, const char *const *queues, size_
 /* NULL does nothing. */
 RTQ_EXTERN void rtq_run_times_free(rtq_run_times *t);
 
-/* ----- queue limits, purge, deleting ended tasks (protocol 2) -------------- */
-
-/*
- * These need protocol 2 (rtq_client_options.protocol, RTQ_PROTOCOL): under
- * protocol 1 each returns RTQ_EPROTOCOL, nothing done, with a detail that
- * says so.
- */
+/* ----- queue limits, purge, deleting ended tasks --------------------------- */
 
 /* Bounds of a queue's limits; outside them is RTQ_ERANGE. */
 #define RTQ_LIMIT_MIN_RATE 0.001        /* tasks per second */
