@@ -4,14 +4,14 @@
  * show.
  *
  * A record is a msgpack map {at, code, reason, worker, queue, id, size,
- * payload}. payload holds the first 4096 bytes of the envelope that could
- * not run; older records pack it as a msgpack str, newer ones as bin, and
- * both are read. Reads are bounded: at most RTQ_DEAD_MAX_LIMIT records
+ * payload}. payload holds the first 4096 bytes of the entry that could
+ * not run (a task id, or bytes that are no id); older records pack it as a
+ * msgpack str, newer ones as bin, and both are read. Reads are bounded: at most RTQ_DEAD_MAX_LIMIT records
  * (each a few KiB) per call.
  *
  * Nothing here trusts the bytes: the record is checked structurally before
- * msgpack-c sees it, and the payload goes through the envelope decoder with
- * its own limits; what does not decode is shown escaped, never raw.
+ * msgpack-c sees it, and a payload that is not its task's id is shown
+ * escaped, never raw.
  */
 #include "client_internal.h"
 
@@ -21,7 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "envelope.h"
+#include "envelope.h" /* rtq_msgpack_check */
+
 
 /* A record is one flat map; a little room for a future nested field. */
 #define RECORD_MAX_DEPTH 2
@@ -227,41 +228,23 @@ static json_t *hex(const char *b, size_t n) {
   return json_string(s);
 }
 
-/* The payload as a task envelope, or null with why in *why. */
+/* The letter's task, {"id", "queue"}, when its payload is its task id
+ * (the rest of the task is in its queue's hash); else null with why in
+ * *why. */
 static json_t *task_of(const rtq_dead_letter *d, char *why, size_t cap) {
   if (d->record_error != NULL) {
     snprintf(why, cap, "the record did not decode");
     return json_null();
   }
-  /* Protocol 2 keeps the entry that could not run: a task id, whose task
-   * is its queue's hash, not an envelope. */
   size_t idn = strlen(d->id);
   if (idn > 0 && rtq_validate_name(d->id) == 0 && d->payload_len == idn && memcmp(d->payload, d->id, idn) == 0)
     return json_pack("{s:s, s:o}", "id", d->id, "queue", text(d->queue));
-  if (d->payload_len < d->size) {
-    snprintf(why, cap, "only the first %zu of %llu bytes were kept", d->payload_len,
+  if (d->payload_len < d->size)
+    snprintf(why, cap, "only the first %zu of %llu bytes were kept, and they are not a task id", d->payload_len,
              (unsigned long long)d->size);
-    return json_null();
-  }
-  rtq_envelope e;
-  rtq_envelope_init(&e);
-  if (rtq_envelope_decode(d->payload, d->payload_len, 0, &e, why, cap) != 0) {
-    if (why[0] == '\0') snprintf(why, cap, "not a task envelope");
-    return json_null();
-  }
-  char *args = NULL, ts[32];
-  json_t *a = NULL;
-  if (rtq_msgpack_to_json(e.args, e.args_len, &args) == 0) a = json_loads(args, JSON_DECODE_ANY, NULL);
-  free(args);
-  json_t *t = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:s?}", "id", e.id, "name",
-                        e.name, "queue", e.queue, "args",
-                        a != NULL ? a : json_string("<undecodable msgpack>"), "v",
-                        (json_int_t)e.version, "attempt", (json_int_t)e.attempt, "timeout_ms",
-                        (json_int_t)e.timeout_ms, "max_retries", (json_int_t)e.max_retries,
-                        "result_ttl_s", (json_int_t)e.result_ttl_s, "created_at",
-                        e.created_at ? rtq_format_time(e.created_at, ts, sizeof ts) : NULL);
-  rtq_envelope_destroy(&e);
-  return t;
+  else
+    snprintf(why, cap, "the payload is not a task id");
+  return json_null();
 }
 
 RTQ_EXTERN int rtq_dead_letter_to_json(const rtq_dead_letter *d, char **json) {
