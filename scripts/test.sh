@@ -12,12 +12,6 @@
 #   scripts/test.sh --cluster     only the Redis Cluster and Sentinel tests
 #                                 (ctest -L cluster: several servers per test
 #                                 program; with --sanitize, in build-asan/)
-#   scripts/test.sh --protocol 1  the same tests with RTQ_PROTOCOL=1 (every
-#                                 binary and client the tests start speaks
-#                                 protocol v1). Without it (or with
-#                                 --protocol 2) RTQ_PROTOCOL=2, leaving out
-#                                 the tests listed in tests/v1only.txt (they
-#                                 read v1's keys)
 #   --build-dir DIR               use DIR instead of build/ or build-asan/
 #   -- ARGS                       pass ARGS on to ctest (e.g. -- -R test_conn)
 set -eu
@@ -29,7 +23,6 @@ cluster=0
 werror=0
 [ "${CI:-}" = true ] && werror=1
 build=""
-protocol=2
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -37,12 +30,9 @@ while [ $# -gt 0 ]; do
     --valgrind) valgrind=1 ;;
     --werror) werror=1 ;;
     --cluster) cluster=1 ;;
-    --protocol)
-      [ $# -ge 2 ] && { [ "$2" = 1 ] || [ "$2" = 2 ]; } || { echo "test.sh: --protocol takes 1 or 2" >&2; exit 2; }
-      protocol=$2; shift ;;
     --build-dir) [ $# -ge 2 ] || { echo "test.sh: --build-dir needs a value" >&2; exit 2; }; build=$2; shift ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -96,9 +86,5 @@ fi
 labels='unit|integration|docs'
 [ "$cluster" = 1 ] && labels='cluster'
 rc=0
-if [ "$protocol" = 2 ]; then
-  (cd "$build" && RTQ_PROTOCOL=2 ctest --output-on-failure -j2 -L "$labels" -LE v1only "$@") || rc=$?
-else
-  (cd "$build" && RTQ_PROTOCOL=1 ctest --output-on-failure -j2 -L "$labels" "$@") || rc=$?
-fi
+(cd "$build" && ctest --output-on-failure -j2 -L "$labels" "$@") || rc=$?
 exit $rc

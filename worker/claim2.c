@@ -158,6 +158,8 @@ static void claimed(rtq_worker *w, rtq__job *j, const rtq__claim2_entry *e) {
   snprintf(j->e.name, sizeof j->e.name, "%s", j->name);
   j->attempt = e->attempt > 0 && e->attempt <= UINT32_MAX ? (uint32_t)e->attempt : 1;
   j->timeout_ms = e->timeout_ms > 0 ? (uint64_t)e->timeout_ms : default_timeout_ms(w);
+  /* Large args grew hiredis's buffers: hand the pages back once freed. */
+  rtq__note_payload(w, e->args_len);
   const char *code, *why = bad_args(w, e->args, e->args_len, &code);
   if (why != NULL) {
     rtq__deadletter2(w, j->queue, j->id, strlen(j->id), code, why);
