@@ -16,13 +16,13 @@ static pid_t start_worker(tb *t, const char *log_name) {
   return tb_start_worker(t, log_name, QUEUE, "2");
 }
 
-static bool worker_id_of(tb *t, pid_t pid, char out[RTQ_NAME_MAX + 1]) {
+static bool worker_id_of(tb *t, pid_t pid, char out[TB_ID_MAX + 1]) {
   return tb_worker_id(t, rtq_keys2_workers(&K2).s, pid, out);
 }
 
 /* A broker, worker A (its id in wid_a) and NTASKS one-second tasks, once A
  * runs 15 of them; *in_flight is A's list then, after stop(A, sig). */
-static pid_t begin(tb *t, const char *log_a, pid_t *a, char wid_a[RTQ_NAME_MAX + 1], int sig,
+static pid_t begin(tb *t, const char *log_a, pid_t *a, char wid_a[TB_ID_MAX + 1], int sig,
                    int *in_flight) {
   pid_t broker = tb2_broker_start(t, "--sweep-interval", "100ms", "--heartbeat-ttl", "1s",
                                   "--lease-ttl", "1500ms");
@@ -80,7 +80,7 @@ static int assert_completed_once(tb *t, int in_flight, const char *not_by) {
 static void test_broker2_e2e_kill9_worker_tasks_completed_by_another(void **state) {
   tb *t = *state;
   pid_t a;
-  char wid_a[RTQ_NAME_MAX + 1];
+  char wid_a[TB_ID_MAX + 1];
   int in_flight;
   pid_t broker = begin(t, "worker-a", &a, wid_a, SIGKILL, &in_flight);
   rtq_key2 proc_a = rtq_keys2_processing(&K2, QUEUE, wid_a);
@@ -102,7 +102,7 @@ static void test_broker2_e2e_kill9_worker_tasks_completed_by_another(void **stat
 static void test_broker2_e2e_paused_worker_late_results_rejected(void **state) {
   tb *t = *state;
   pid_t a;
-  char wid_a[RTQ_NAME_MAX + 1];
+  char wid_a[TB_ID_MAX + 1];
   int in_flight;
   pid_t broker = begin(t, "worker-paused", &a, wid_a, SIGSTOP, &in_flight);
   rtq_key2 proc_a = rtq_keys2_processing(&K2, QUEUE, wid_a);

@@ -2,9 +2,8 @@
  * test_broker2_helpers.h - what the protocol 2 broker tests
  * (test_broker2_*.c) share: the producer's and the worker's part played
  * with the v2 call builders (calls2.h), and the v2 keys to look at. The
- * rtq-broker process helpers are test_broker_helpers.h's; every broker
- * these tests start gets --protocol 2, so they run the same under both
- * `scripts/test.sh` runs.
+ * rtq-broker process helpers are test_broker_proc.h's; every broker these
+ * tests start with tb2_broker_* gets --protocol 2.
  */
 #ifndef RTQ_TEST_BROKER2_HELPERS_H
 #define RTQ_TEST_BROKER2_HELPERS_H
@@ -12,12 +11,12 @@
 #include "calls2.h"
 #include "keys2.h"
 #include "scripts2.h"
-#include "test_broker_helpers.h"
+#include "test_broker_proc.h"
 
 static rtq_keys2 K2;
 
 static inline int tb2_setup(void **state) {
-  if (tb_setup(state) != 0) return -1;
+  if (tb_open(state) != 0) return -1;
   tb *t = *state;
   if (rtq_keys2_init(&K2, "rtq") != 0 || rtq_scripts2_load(t->c) != 0) return -1;
   return 0;

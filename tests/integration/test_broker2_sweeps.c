@@ -4,9 +4,11 @@
  * prune drops the ids of expired tasks only, one leader among two brokers,
  * a key of the wrong type stops neither the other queues nor the other
  * phases, a namespace of the other protocol is refused, and the leader
- * runs the schedules and records the throughput history through librtq
- * under protocol 2.
+ * runs the schedules through librtq under protocol 2. (The lease watch
+ * and the throughput history: test_broker_lease_watch.c,
+ * test_broker_throughput.c.)
  */
+#include "keys.h" /* the protocol 1 namespace a protocol 2 broker refuses */
 #include "rtq/client.h"
 #include "test_broker2_helpers.h"
 
@@ -202,21 +204,6 @@ static void test_broker2_sweeps_two_brokers_one_leader(void **state) {
   tb_broker_stop(t, b);
 }
 
-/* A lease held by an id that never sweeps is reported in {ns}:broker. */
-static void test_broker2_sweeps_reports_a_lease_nobody_sweeps(void **state) {
-  tb *t = *state;
-  rtq_key2 lease = rtq_keys2_lease(&K2), mine = rtq_keys2_broker(&K2);
-  rtq_test_cmd_ok(t->c, "SET", lease.s, "attacker", "PX", "60000", NULL);
-  pid_t pid = tb2_broker_start(t, "--lease-ttl", "300ms", "--sweep-interval", "100ms");
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(t->c, "HEXISTS", mine.s, "lease_unswept_s", NULL) == 1, 10000);
-  assert_true(tb_file_contains(t->log, "holder=attacker"));
-  rtq_test_cmd_int(t->c, "DEL", lease.s, NULL);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(t->c, "HEXISTS", mine.s, "lease_unswept_s", NULL) == 0 &&
-                        rtq_test_cmd_int(t->c, "HEXISTS", mine.s, "last_sweep_at", NULL) == 1,
-                    10000);
-  tb_broker_stop(t, pid);
-}
-
 static void test_broker2_sweeps_wrong_type_key_stops_nothing_else(void **state) {
   tb *t = *state;
   /* qx's delayed set and its done list are strings; qy is sound. */
@@ -290,32 +277,12 @@ static void test_broker2_sweeps_fires_due_schedules(void **state) {
   free(id);
 }
 
-/* The leader copies the per-queue outcome counters into this minute's
- * {ns}:throughput:<minute>. */
-static void test_broker2_sweeps_leader_records_throughput(void **state) {
-  tb *t = *state;
-  rtq_test_cmd_int(t->c, "SADD", rtq_keys2_queues(&K2).s, "q1", "q2", NULL);
-  rtq_test_cmd_int(t->c, "HSET", rtq_keys2_stats(&K2, "q1").s, "completed", "41", NULL);
-  rtq_test_cmd_int(t->c, "HSET", rtq_keys2_stats(&K2, "q2").s, "completed", "1", "failed", "2", NULL);
-  pid_t pid = tb2_broker_start(t, "--sweep-interval", "200ms");
-  char *v = NULL;
-  uint64_t until = rtq_test_now_ms() + 10000;
-  for (int i = 0; rtq_test_now_ms() < until; i++) {
-    rtq_key2 k = rtq_keys2_throughput(&K2, tb_redis_now(t) / 60000);
-    v = rtq_test_cmd_str(t->c, "HGET", k.s, "completed", NULL);
-    if (v != NULL) break;
-    rtq__test_poll_pause(i);
-  }
-  assert_non_null(v);
-  assert_string_equal(v, "42");
-  free(v);
-  tb_broker_stop(t, pid);
-}
-
 static void test_broker2_sweeps_refuses_the_other_protocol(void **state) {
   tb *t = *state;
   /* v1 data in the namespace: a protocol 2 broker does not start. */
-  rtq_test_cmd_int(t->c, "HSET", rtq_keys_stats(&t->k).s, "default|enqueued", "1", NULL);
+  rtq_keys k1;
+  assert_int_equal(rtq_keys_init(&k1, "rtq", false), 0);
+  rtq_test_cmd_int(t->c, "HSET", rtq_keys_stats(&k1).s, "default|enqueued", "1", NULL);
   pid_t pid = tb2_broker_start(t, "--once");
   int status = 0;
   assert_int_equal(rtq_test_wait_exit(pid, 20000, &status), 0);
@@ -352,15 +319,11 @@ int main(void) {
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_two_brokers_one_leader, tb2_setup,
                                       tb_teardown),
-      cmocka_unit_test_setup_teardown(test_broker2_sweeps_reports_a_lease_nobody_sweeps, tb2_setup,
-                                      tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_wrong_type_key_stops_nothing_else,
                                       tb2_setup, tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_survive_a_redis_restart, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_fires_due_schedules, tb2_setup,
-                                      tb_teardown),
-      cmocka_unit_test_setup_teardown(test_broker2_sweeps_leader_records_throughput, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_refuses_the_other_protocol, tb2_setup,
                                       tb_teardown),

@@ -83,6 +83,16 @@ static inline long long task_numsub(const char *id) {
   return numsub(&ch);
 }
 
+/* Subscribers of queue's event channel, protocol 2's shard channel
+ * {ns:Q}:ev: a watch that waits has subscribed. */
+static inline long long events_numsub(const char *queue) {
+  rtq_key2 ch = rtq_keys2_chan_events(&keys2, queue);
+  redisReply *r = rtq_test_command(rc_, "PUBSUB", "SHARDNUMSUB", ch.s, NULL);
+  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+  freeReplyObject(r);
+  return n;
+}
+
 /* A task hash field by its protocol 1 name, under protocol 2 its short
  * name (docs/PROTOCOL.md section 3); the caller frees it. */
 static inline const char *field_name(const char *v1) {

@@ -30,7 +30,7 @@ static void test_cli_queue_pause_and_resume(void **state) {
   assert_true(json_is_false(json_object_get(v, "paused")));
   json_decref(v);
   cli_free(&r);
-  assert_int_equal(rtq_test_cmd_int(rc_, "SCARD", rtq_keys_paused(&keys).s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "SCARD", rtq_keys2_paused(&keys2).s, NULL), 0);
 }
 
 static void test_cli_queue_bad_input(void **state) {
@@ -54,6 +54,8 @@ static void test_cli_queue_bad_input(void **state) {
 }
 
 int main(void) {
+  /* rtq and the binaries it starts speak protocol 2 in both test runs. */
+  setenv("RTQ_PROTOCOL", "2", 1);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_cli_queue_pause_and_resume),

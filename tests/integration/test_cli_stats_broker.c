@@ -1,11 +1,12 @@
 /*
  * test_cli_stats_broker.c - `rtq stats` keeps the broker's figures (a real
- * rtq-broker's sweep counters) in their own section, human and JSON, and a
- * real queue called "broker" is a queue like any other: its backlog and
- * counters in its row, none of the broker's counters mixed in.
+ * rtq-broker's sweep counters, {ns}:broker) in their own section, human
+ * and JSON, and a real queue called "broker" is a queue like any other:
+ * its backlog and counters ({ns:broker}:stats) in its row, none of the
+ * broker's counters mixed in.
  */
 #include "test_cli_env.h"
-#include "test_client_fake_worker.h"
+#include "test_client_fake_worker2.h"
 
 static long long hget_ll(const char *key, const char *field) {
   char *s = rtq_test_cmd_str(rc_, "HGET", key, field, NULL);
@@ -23,12 +24,13 @@ static void test_cli_stats_broker_apart_from_queues(void **state) {
   cli_free(&r);
   RUN(&r, "enqueue", "t", "--queue", "broker");
   cli_free(&r);
-  assert_int_equal(fw_run_one(rc_, &keys, "broker", "w", NULL), 0);
+  fake_job2 j;
+  assert_int_equal(fw2_take(rc_, &keys2, "broker", "w", &j), 0);
+  assert_int_equal(fw2_end(rc_, &keys2, &j, RTQ_STATUS_COMPLETED), 0);
   /* A real broker sweeps once. */
   run_bin("broker/rtq-broker", (const char *const[]){"--once", NULL});
-  rtq_key st = rtq_keys_stats(&keys);
-  assert_true(hget_ll(st.s, "broker|sweeps") >= 1);
-  assert_int_equal(hget_ll(st.s, "broker|enqueued"), 2); /* the same hash, the same prefix */
+  assert_true(hget_ll(rtq_keys2_broker(&keys2).s, "sweeps") >= 1);
+  assert_int_equal(hget_ll(rtq_keys2_stats(&keys2, "broker").s, "enqueued"), 2);
 
   RUN(&r, "stats", "--json");
   assert_int_equal(r.code, 0);
@@ -91,6 +93,8 @@ static void test_cli_stats_without_broker(void **state) {
 }
 
 int main(void) {
+  /* rtq and the binaries it starts speak protocol 2 in both test runs. */
+  setenv("RTQ_PROTOCOL", "2", 1);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_cli_stats_broker_apart_from_queues),

@@ -2,14 +2,54 @@
  * test_cli_watch.c - the blocking commands of the `rtq` binary, driven from
  * the test while they run: `watch` with ids and with none (adopting tasks
  * that start), its --timeout, `wait` and `enqueue --wait` released by a
- * task that ends while they listen. The test waits for the command's
- * SUBSCRIBE (PUBSUB NUMSUB) before playing the worker, so no step relies on
- * timing.
+ * task that ends while they listen. The test plays a protocol 2 worker
+ * (test_client_fake_worker2.h) and waits for the command's SSUBSCRIBE
+ * (PUBSUB SHARDNUMSUB) before it, so no step relies on timing.
  */
 #include <unistd.h>
 
 #include "test_cli_env.h"
-#include "test_client_fake_worker.h"
+#include "rtq/args.h"
+#include "test_client_fake_worker2.h"
+
+/* Tasks of queue "default" taken, moved and ended as worker "w". */
+static void take(fake_job2 *j) { assert_int_equal(fw2_take(rc_, &keys2, "default", "w", j), 0); }
+
+/* msgpack of a JSON text (NULL: none), malloc'd. */
+static char *pack(const char *json, size_t *len) {
+  char *b = NULL;
+  *len = 0;
+  if (json != NULL) assert_int_equal(rtq_json_to_msgpack(json, &b, len, NULL, 0), 0);
+  return b;
+}
+
+/* Ends j as s; result and details are JSON texts or NULL. */
+static void end_as(const fake_job2 *j, rtq_status s, const char *result, const char *code,
+                   const char *msg, const char *details) {
+  rtq__finish2_task t;
+  memset(&t, 0, sizeof t);
+  t.status = s;
+  t.error_code = code;
+  t.error_message = msg;
+  char *res = pack(result, &t.result_len), *det = pack(details, &t.error_details_len);
+  t.result = res;
+  t.error_details = det;
+  assert_int_equal(fw2_finish(rc_, &keys2, j, t), 0);
+  free(res);
+  free(det);
+}
+
+/* Worker "w" alive, serving "default": its running tasks are listed. */
+static void heartbeat(void) {
+  rtq__field2 f[1] = {{"queues", "default:1"}};
+  rtq_argv a;
+  rtq_argv_init(&a);
+  assert_int_equal(rtq__call2_heartbeat(&a, &keys2, false, "w", 30000, f, 1), 0);
+  assert_int_equal(rtq_script2_run(rc_, &a, NULL), 0);
+  rtq_argv_destroy(&a);
+}
+
+static void complete(const fake_job2 *j) { end_as(j, RTQ_STATUS_COMPLETED, NULL, NULL, NULL, NULL); }
 
 static void create(const char *id) {
   cli_run r;
@@ -43,22 +83,17 @@ static void test_cli_watch_ids_until_they_end(void **state) {
   create("wb");
   cli_run r;
   START(&r, "watch", "wa", "wb", "--json", "--timeout", "20");
-  rtq_key ev = rtq_keys_chan_events(&keys);
-  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(events_numsub("default") >= 1, 5000);
   /* Both initial lines are out before we change anything. */
   RTQ_TEST_WAIT_FOR(output_has(&r, "\"wb\""), 5000);
 
-  fake_job a, b;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &a), 0);
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &b), 0);
-  assert_int_equal(fw_progress(rc_, &keys, "w", &a, 50, "half way"), 0);
+  fake_job2 a, b;
+  take(&a);
+  take(&b);
+  assert_int_equal(fw2_progress(rc_, &keys2, &a, 50, "half way"), 0);
   RTQ_TEST_WAIT_FOR(output_has(&r, "half way"), 5000);
-  assert_int_equal(fw_finish(rc_, &keys, "w", &a, "completed", NULL), 0);
-  assert_int_equal(fw_finish_ex(rc_, &keys, "w", &b, "failed", NULL, "E", "x", NULL, NULL, "1",
-                                NULL),
-                   0);
-  fake_job_destroy(&a);
-  fake_job_destroy(&b);
+  complete(&a);
+  end_as(&b, RTQ_STATUS_FAILED, NULL, "E", "x", NULL);
   cli_finish(&r, 10000);
   assert_int_equal(r.code, 1); /* wb failed */
   assert_string_equal(r.err, "");
@@ -75,18 +110,17 @@ static void test_cli_watch_plain_lines(void **state) {
   (void)state;
   create("p1");
   create("p2");
-  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", NULL), 0); /* p1 done */
+  fake_job2 j;
+  take(&j);
+  complete(&j); /* p1 done */
   cli_run r;
   START(&r, "watch", "p1", "p2", "--timeout", "20");
-  rtq_key ev = rtq_keys_chan_events(&keys);
-  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(events_numsub("default") >= 1, 5000);
   RTQ_TEST_WAIT_FOR(output_has(&r, "p2"), 5000);
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
-  assert_int_equal(fw_progress(rc_, &keys, "w", &j, 50, "copying"), 0);
+  take(&j);
+  assert_int_equal(fw2_progress(rc_, &keys2, &j, 50, "copying"), 0);
   RTQ_TEST_WAIT_FOR(output_has(&r, "copying"), 5000);
-  assert_int_equal(fw_finish(rc_, &keys, "w", &j, "completed", NULL), 0);
-  fake_job_destroy(&j);
+  complete(&j);
   cli_finish(&r, 10000);
   assert_int_equal(r.code, 0);
   assert_non_null(strstr(r.out, "running   [##########----------]   50% "));
@@ -115,18 +149,16 @@ static void test_cli_watch_tty_redraws_in_place(void **state) {
   o.output_path = out;
   pid_t pid = rtq_test_spawn_ex(&o);
   assert_true(pid > 0);
-  rtq_key ev = rtq_keys_chan_events(&keys);
-  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(events_numsub("default") >= 1, 5000);
   /* Its first drawing is out (it has read the task): only then may the
    * task move, or it could read it ended and never redraw. */
   cli_run drawn = {.out_path = ""};
   snprintf(drawn.out_path, sizeof drawn.out_path, "%s", out);
   RTQ_TEST_WAIT_FOR(output_has(&drawn, "pending"), 5000);
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
-  assert_int_equal(fw_progress(rc_, &keys, "w", &j, 25, "quarter"), 0);
-  assert_int_equal(fw_finish(rc_, &keys, "w", &j, "completed", NULL), 0);
-  fake_job_destroy(&j);
+  fake_job2 j;
+  take(&j);
+  assert_int_equal(fw2_progress(rc_, &keys2, &j, 25, "quarter"), 0);
+  complete(&j);
   int status = 0;
   assert_int_equal(rtq_test_wait_exit(pid, 10000, &status), 0);
   assert_true(WIFEXITED(status));
@@ -143,19 +175,17 @@ static void test_cli_watch_running_and_adopted(void **state) {
   (void)state;
   create("r1");
   create("r2");
-  fake_job a, b;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &a), 0); /* r1 running */
+  fake_job2 a, b;
+  heartbeat();
+  take(&a); /* r1 running */
   cli_run r;
   START(&r, "watch", "--json", "--timeout", "20");
-  rtq_key ev = rtq_keys_chan_events(&keys);
-  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(events_numsub("default") >= 1, 5000);
   RTQ_TEST_WAIT_FOR(output_has(&r, "\"r1\""), 5000);
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &b), 0); /* r2 starts: adopted */
+  take(&b); /* r2 starts: adopted */
   RTQ_TEST_WAIT_FOR(output_has(&r, "\"r2\""), 5000);
-  assert_int_equal(fw_finish(rc_, &keys, "w", &a, "completed", NULL), 0);
-  assert_int_equal(fw_finish(rc_, &keys, "w", &b, "completed", NULL), 0);
-  fake_job_destroy(&a);
-  fake_job_destroy(&b);
+  complete(&a);
+  complete(&b);
   /* Following, it outlives the tasks: Ctrl-C ends it. */
   RTQ_TEST_WAIT_FOR(output_has(&r, "\"r2\",\"name\":\"job\",\"status\":\"completed\""), 5000);
   assert_int_equal(rtq_test_kill(r.pid, SIGINT), 0);
@@ -186,35 +216,15 @@ static void test_cli_watch_timeout_and_not_found(void **state) {
   cli_free(&r);
 }
 
-/* A message that is not an event (here not UTF-8, not JSON) cannot say
- * which task it is about: the watch reads its tasks again, so one that
- * ended meanwhile ends the watch instead of leaving it to its timeout. */
-static void test_cli_watch_rereads_on_a_garbled_message(void **state) {
-  (void)state;
-  create("gw");
-  cli_run r;
-  START(&r, "watch", "gw", "--json", "--timeout", "20");
-  rtq_key ev = rtq_keys_chan_events(&keys);
-  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 1, 5000);
-  RTQ_TEST_WAIT_FOR(output_has(&r, "\"gw\""), 5000);
-  rtq_key task = rtq_keys_task(&keys, "gw");
-  rtq_test_cmd_int(rc_, "HSET", task.s, "status", "completed", "progress", "100", NULL);
-  rtq_test_cmd_int(rc_, "PUBLISH", ev.s, "{\"id\":\"gw\",\"status\":\"BAD\xff", NULL);
-  cli_finish(&r, 10000);
-  assert_int_equal(r.code, 0);
-  assert_true(r.ms < 5000);
-  assert_int_equal(lines_for(r.out, "gw", "completed", 100), 1);
-  cli_free(&r);
-}
-
 static void test_cli_wait_released_by_worker(void **state) {
   (void)state;
   create("bw");
   cli_run r;
   START(&r, "wait", "bw", "--json", "--timeout", "20");
-  rtq_key ch = rtq_keys_chan_task(&keys, "bw");
-  RTQ_TEST_WAIT_FOR(numsub(&ch) >= 1, 5000);
-  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", "[true]"), 0);
+  RTQ_TEST_WAIT_FOR(task_numsub("bw") >= 1, 5000);
+  fake_job2 j;
+  take(&j);
+  end_as(&j, RTQ_STATUS_COMPLETED, "[true]", NULL, NULL, NULL);
   cli_finish(&r, 10000);
   assert_int_equal(r.code, 0);
   json_t *v = cli_json(&r);
@@ -228,14 +238,10 @@ static void test_cli_enqueue_wait(void **state) {
   (void)state;
   cli_run r;
   START(&r, "enqueue", "ew", "{\"n\":2}", "--id", "ew-1", "--wait=20", "--json");
-  rtq_key ch = rtq_keys_chan_task(&keys, "ew-1");
-  RTQ_TEST_WAIT_FOR(numsub(&ch) >= 1, 5000);
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
-  assert_int_equal(fw_finish_ex(rc_, &keys, "w", &j, "failed", NULL, "E", "nope", "{}", NULL, "1",
-                                NULL),
-                   0);
-  fake_job_destroy(&j);
+  RTQ_TEST_WAIT_FOR(task_numsub("ew-1") >= 1, 5000);
+  fake_job2 j;
+  take(&j);
+  end_as(&j, RTQ_STATUS_FAILED, NULL, "E", "nope", "{}");
   cli_finish(&r, 10000);
   assert_int_equal(r.code, 1); /* ended other than completed */
   json_t *v = cli_json(&r);
@@ -253,13 +259,14 @@ static void test_cli_enqueue_wait(void **state) {
 }
 
 int main(void) {
+  /* rtq and the binaries it starts speak protocol 2 in both test runs. */
+  setenv("RTQ_PROTOCOL", "2", 1);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_cli_watch_ids_until_they_end),
       T(test_cli_watch_plain_lines),
       T(test_cli_watch_tty_redraws_in_place),
       T(test_cli_watch_running_and_adopted),
-      T(test_cli_watch_rereads_on_a_garbled_message),
       T(test_cli_watch_timeout_and_not_found),
       T(test_cli_wait_released_by_worker),
       T(test_cli_enqueue_wait),

@@ -7,7 +7,7 @@
  * running task shows its rate and ETA from started_at.
  */
 #include "test_cli_env.h"
-#include "test_client_fake_worker.h"
+#include "test_client_fake_worker2.h"
 
 static bool still_running(const cli_run *r) {
   return rtq_test_wait_exit(r->pid, 0, NULL) == RTQ_ETIMEDOUT;
@@ -52,15 +52,16 @@ static void test_cli_watch_follow_until_timeout(void **state) {
                                                  "--heartbeat-interval", "100ms", "--log-level",
                                                  "ERROR", NULL},
                            "/dev/null");
-  rtq_key wk = rtq_keys_workers(&keys);
-  rtq_key2 wk2 = rtq_keys2_workers(&keys2);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "ZCARD", cli_v2() ? wk2.s : wk.s, NULL) == 1, 10000);
+  rtq_key2 wk = rtq_keys2_workers(&keys2);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "ZCARD", wk.s, NULL) == 1, 10000);
 
+  /* The queue is known before the watches start, so they subscribe to its
+   * channel at once rather than at their next read of the registry. */
+  rtq_test_cmd_int(rc_, "SADD", rtq_keys2_queues(&keys2).s, "default", NULL);
   cli_run j, h;
   START(&j, "watch", "--json", "--timeout", "6s");
   START(&h, "watch", "--timeout", "6s");
-  rtq_key ev = rtq_keys_chan_events(&keys);
-  RTQ_TEST_WAIT_FOR(numsub(&ev) >= 2, 5000);
+  RTQ_TEST_WAIT_FOR(events_numsub("default") >= 2, 5000);
   uint64_t t0 = rtq_test_now_ms();
 
   enqueue_sleep("first");
@@ -118,9 +119,9 @@ static void test_cli_status_rate_and_eta(void **state) {
   /* A queue of its own: no real worker of another test serves it. */
   RUN(&r, "enqueue", "job", "--id", "st-1", "--queue", "st");
   cli_free(&r);
-  fake_job a;
-  assert_int_equal(fw_claim(rc_, &keys, "st", "w", &a), 0);
-  assert_int_equal(fw_progress(rc_, &keys, "w", &a, 40, "page 4"), 0);
+  fake_job2 a;
+  assert_int_equal(fw2_take(rc_, &keys2, "st", "w", &a), 0);
+  assert_int_equal(fw2_progress(rc_, &keys2, &a, 40, "page 4"), 0);
   char *s = cli_task_field("st", "st-1", "started_at");
   uint64_t started = strtoull(s, NULL, 10);
   free(s);
@@ -149,8 +150,7 @@ static void test_cli_status_rate_and_eta(void **state) {
   cli_free(&r);
 
   /* Ended: no rate. */
-  assert_int_equal(fw_finish(rc_, &keys, "w", &a, "completed", NULL), 0);
-  fake_job_destroy(&a);
+  assert_int_equal(fw2_end(rc_, &keys2, &a, RTQ_STATUS_COMPLETED), 0);
   RUN(&r, "status", "st-1", "--json");
   v = cli_json(&r);
   assert_true(json_is_null(json_object_get(v, "rate")));
@@ -163,6 +163,8 @@ static void test_cli_status_rate_and_eta(void **state) {
 }
 
 int main(void) {
+  /* rtq and the binaries it starts speak protocol 2 in both test runs. */
+  setenv("RTQ_PROTOCOL", "2", 1);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_cli_watch_follow_until_timeout),
