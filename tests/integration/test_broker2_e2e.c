@@ -3,8 +3,16 @@
  * protocol 2: a worker killed with -9 mid-batch loses nothing (the broker
  * redelivers what it held, another worker completes it, each task ends
  * once), and a worker that was only paused (SIGSTOP) past the heartbeat
- * TTL gets its late results fenced off when it wakes.
+ * TTL gets its late results fenced off when it wakes. The event stream
+ * (librtq's rtq_events_subscribe) shows one terminal event per task and a
+ * redelivery for each extra attempt.
+ *
+ * Each test prints its figures (tasks in flight, tasks run twice, time to
+ * recover).
  */
+#include <jansson.h>
+
+#include "rtq/client.h"
 #include "test_broker2_helpers.h"
 
 #define QUEUE "qe2e"
@@ -18,6 +26,51 @@ static pid_t start_worker(tb *t, const char *log_name) {
 
 static bool worker_id_of(tb *t, pid_t pid, char out[TB_ID_MAX + 1]) {
   return tb_worker_id(t, rtq_keys2_workers(&K2).s, pid, out);
+}
+
+/* The event stream of the namespace, subscribed with the queue known, so
+ * its channel is in the subscription from the start. */
+typedef struct events {
+  rtq_client *c;
+  rtq_subscription *s;
+} events;
+
+static void events_open(tb *t, events *ev) {
+  rtq_test_cmd_int(t->c, "SADD", rtq_keys2_queues(&K2).s, QUEUE, NULL);
+  rtq_client_options o = {.redis_url = t->url, .ns = "rtq", .protocol = 2};
+  assert_int_equal(rtq_client_new(&o, &ev->c), 0);
+  assert_int_equal(rtq_events_subscribe(ev->c, &ev->s), 0);
+}
+
+static void events_close(events *ev) {
+  rtq_subscription_free(ev->s);
+  rtq_client_free(ev->c);
+}
+
+typedef struct tally {
+  int terminal[NTASKS];
+  int redelivered[NTASKS];
+} tally;
+
+/* Reads the events buffered so far (until 500 ms of silence) and counts,
+ * per task, terminal events and redeliveries. */
+static void drain_events(events *ev, tally *t) {
+  memset(t, 0, sizeof *t);
+  char *msg = NULL;
+  for (int i = 0; i < 100000 && rtq_subscription_next(ev->s, 500, &msg) == 0; i++) {
+    json_t *e = json_loads(msg, 0, NULL);
+    free(msg);
+    assert_non_null(e);
+    const char *id = json_string_value(json_object_get(e, "id"));
+    const char *st = json_string_value(json_object_get(e, "status"));
+    int n = -1;
+    if (id != NULL && st != NULL && sscanf(id, "e2e-%d", &n) == 1 && n >= 0 && n < NTASKS) {
+      rtq_status s;
+      if (rtq_status_parse(st, &s) == 0 && rtq_status_is_terminal(s)) t->terminal[n]++;
+      if (json_is_true(json_object_get(e, "redelivered"))) t->redelivered[n]++;
+    }
+    json_decref(e);
+  }
 }
 
 /* A broker, worker A (its id in wid_a) and NTASKS one-second tasks, once A
@@ -52,10 +105,13 @@ static int count_completed(tb *t) {
   return n;
 }
 
-/* Every task completed once (the done list holds each id once), its
- * attempt 1 or 2; returns how many ran twice, which the queue's
- * redelivered counter must match. */
-static int assert_completed_once(tb *t, int in_flight, const char *not_by) {
+/* Every task completed once (the done list holds each id once, the
+ * stream one terminal event), its attempt 1 or 2 and one more than its
+ * redeliveries; returns how many ran twice, which the queue's redelivered
+ * counter must match. */
+static int assert_completed_once(tb *t, events *evs, int in_flight, const char *not_by) {
+  tally ev;
+  drain_events(evs, &ev);
   redisReply *r = rtq_test_command(t->c, "LRANGE",
                                    rtq_keys2_done(&K2, QUEUE, RTQ_STATUS_COMPLETED).s, "0", "-1", NULL);
   assert_int_equal(r->elements, NTASKS);
@@ -68,7 +124,10 @@ static int assert_completed_once(tb *t, int in_flight, const char *not_by) {
     assert_non_null(a);
     assert_true(atoi(a) == 1 || atoi(a) == 2);
     twice += atoi(a) == 2;
+    if (ev.terminal[i] != 1) fail_msg("%s: %d terminal events", id, ev.terminal[i]);
+    assert_int_equal(atoi(a), 1 + ev.redelivered[i]);
     free(a);
+    assert_true(rtq_test_cmd_int(t->c, "TTL", rtq_keys2_task(&K2, QUEUE, id).s, NULL) > 0);
     if (not_by != NULL) assert_false(tb2_field_is(t, QUEUE, id, "w", not_by));
   }
   assert_true(twice > 0 && twice <= in_flight);
@@ -82,6 +141,8 @@ static void test_broker2_e2e_kill9_worker_tasks_completed_by_another(void **stat
   pid_t a;
   char wid_a[TB_ID_MAX + 1];
   int in_flight;
+  events evs;
+  events_open(t, &evs);
   pid_t broker = begin(t, "worker-a", &a, wid_a, SIGKILL, &in_flight);
   rtq_key2 proc_a = rtq_keys2_processing(&K2, QUEUE, wid_a);
   assert_int_equal(rtq_test_wait_exit(a, 5000, NULL), 0);
@@ -90,13 +151,14 @@ static void test_broker2_e2e_kill9_worker_tasks_completed_by_another(void **stat
   RTQ_TEST_WAIT_FOR(tb2_len(t, proc_a) == 0, 5000);
   uint64_t recovered_in = rtq_test_now_ms() - killed_at;
   RTQ_TEST_WAIT_FOR(count_completed(t) == NTASKS, 20000);
-  int twice = assert_completed_once(t, in_flight, NULL);
+  int twice = assert_completed_once(t, &evs, in_flight, NULL);
   printf("v2 kill -9: %d of %d tasks in flight, recovered %llu ms after the kill (heartbeat ttl "
          "1000 ms), %d ran twice, 0 lost\n",
          in_flight, NTASKS, (unsigned long long)recovered_in, twice);
   RTQ_TEST_WAIT_FOR(!worker_id_of(t, a, wid_a), 5000);
   tb_broker_stop(t, broker);
   assert_int_equal(rtq_test_terminate(b, SIGTERM, 10000, NULL), 0);
+  events_close(&evs);
 }
 
 static void test_broker2_e2e_paused_worker_late_results_rejected(void **state) {
@@ -104,6 +166,8 @@ static void test_broker2_e2e_paused_worker_late_results_rejected(void **state) {
   pid_t a;
   char wid_a[TB_ID_MAX + 1];
   int in_flight;
+  events evs;
+  events_open(t, &evs);
   pid_t broker = begin(t, "worker-paused", &a, wid_a, SIGSTOP, &in_flight);
   rtq_key2 proc_a = rtq_keys2_processing(&K2, QUEUE, wid_a);
   pid_t b = start_worker(t, "worker-b2");
@@ -116,12 +180,13 @@ static void test_broker2_e2e_paused_worker_late_results_rejected(void **state) {
   snprintf(log_a, sizeof log_a, "%s/worker-paused.log", rtq_test_redis_dir(rtq_test_redis_default()));
   RTQ_TEST_WAIT_FOR(tb_file_contains(log_a, "late result rejected"), 10000);
   assert_int_equal(rtq_test_terminate(a, SIGTERM, 10000, NULL), 0);
-  int twice = assert_completed_once(t, in_flight, wid_a);
+  int twice = assert_completed_once(t, &evs, in_flight, wid_a);
   printf("v2 SIGSTOP: %d tasks redelivered from the paused worker, %d ran twice, late results "
          "rejected\n",
          in_flight, twice);
   tb_broker_stop(t, broker);
   assert_int_equal(rtq_test_terminate(b, SIGTERM, 10000, NULL), 0);
+  events_close(&evs);
 }
 
 static int e2e_setup(void **state) { return tb_need_worker() != 0 ? -1 : tb2_setup(state); }
