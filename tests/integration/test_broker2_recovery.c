@@ -43,6 +43,9 @@ static void test_broker2_recovery_dead_worker_over_three_queues(void **state) {
   assert_null(rtq_test_cmd_str(t->c, "ZSCORE", rtq_keys2_workers(&K2).s, wid, NULL));
   assert_int_equal(rtq_test_cmd_int(t->c, "EXISTS", rtq_keys2_worker(&K2, wid).s, NULL), 0);
   assert_true(tb2_stat(t, NULL, "sweeps") == 1);
+  /* Pending again, it has no start time of the run that was lost. */
+  char *began = tb2_field(t, "qb", "qb-0003", "b");
+  assert_null(began);
   /* Taken again, each task's next delivery is its second. */
   assert_int_equal(tb2_take_all(t, "w-next", "qb"), 7);
   assert_true(tb2_field_is(t, "qb", "qb-0003", "a", "2"));
