@@ -33,7 +33,7 @@ static inline redisReply *tb2_run(tb *t, rtq_argv *a) {
 }
 
 typedef struct tb2_opts {
-  uint64_t timeout_ms, max_retries, delay_ms, result_ttl_s;
+  uint64_t timeout_ms, max_retries, delay_ms, result_ttl_s, retry_backoff_ms;
   const char *name;      /* NULL: "noop" */
   const void *args;      /* msgpack; NULL: none */
   size_t args_len;
@@ -47,7 +47,8 @@ static inline void tb2_create(tb *t, const char *queue, const char *id, const tb
   rtq__create2_task ct = {.id = id, .name = o->name != NULL ? o->name : "noop",
                           .args = o->args, .args_len = o->args_len, .timeout_ms = o->timeout_ms,
                           .max_retries = o->max_retries, .delay_ms = o->delay_ms,
-                          .result_ttl_s = o->result_ttl_s};
+                          .result_ttl_s = o->result_ttl_s,
+                          .retry_backoff_ms = o->retry_backoff_ms};
   rtq_argv a;
   rtq_argv_init(&a);
   assert_int_equal(rtq__call2_create(&a, &K2, false, queue, &ct, 1), 0);
