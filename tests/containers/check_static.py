@@ -2,8 +2,8 @@
 checks without running anything: the compose configuration as docker-compose
 resolved it (plain, with deploy/compose/expose-redis.yml, with
 deploy/compose/acl.yml), the Kubernetes manifests in deploy/k8s/, and that
-deploy/redis/users.acl.example and users2.acl.example have the rules of
-docs/OPERATIONS.md (protocol 1 and protocol 2).
+deploy/redis/users.acl.example has the rules of
+docs/OPERATIONS.md section 3.
 Run with Debian's /usr/bin/python3 (python3-yaml)."""
 import glob
 import os
@@ -69,21 +69,20 @@ for name, user in (("broker", "rtq-broker:b"), ("worker", "rtq-worker:w"), ("pro
 check(a["web"]["environment"]["RTQ_WEB_FLAGS"] == "--read-only", "acl.yml: web is not --read-only")
 print("  acl.yml: redis --aclfile, a user per role in each RTQ_REDIS_URL, rtq-web read-only as the monitor")
 
-# The ACL file examples: their rules are OPERATIONS.md's, word for word:
-# users.acl.example protocol 1's (section 3), users2.acl.example protocol
-# 2's (section 3.4).
+# The ACL file example: its rules are OPERATIONS.md section 3's, word for
+# word.
 ops = open(os.path.join(root, "docs/OPERATIONS.md")).read()
-split = ops.index("### 3.4 Protocol 2")
-for example, part in (("users.acl.example", ops[:split]), ("users2.acl.example", ops[split:])):
-    want = {m.group(1): m.group(2) for m in re.finditer(r"^ACL SETUSER (\S+) (.*)$", part, re.M)}
-    have = {}
-    for line in open(os.path.join(root, "deploy/redis", example)):
-        words = line.split(None, 2)
-        check(len(words) >= 2 and words[0] == "user", f"{example}: not a user line: {line!r}")
-        have[words[1]] = words[2].strip() if len(words) > 2 else ""
-    check(have.pop("default", None) == "off", f"{example}: the default user is not off")
-    check(want and have == want, f"{example} differs from docs/OPERATIONS.md section 3")
-    print(f"  {example}: the {len(want)} roles of docs/OPERATIONS.md, default user off")
+section = ops[ops.index("## 3. A Redis user per role"):ops.index("## 4. ")]
+example = "users.acl.example"
+want = {m.group(1): m.group(2) for m in re.finditer(r"^ACL SETUSER (\S+) (.*)$", section, re.M)}
+have = {}
+for line in open(os.path.join(root, "deploy/redis", example)):
+    words = line.split(None, 2)
+    check(len(words) >= 2 and words[0] == "user", f"{example}: not a user line: {line!r}")
+    have[words[1]] = words[2].strip() if len(words) > 2 else ""
+check(have.pop("default", None) == "off", f"{example}: the default user is not off")
+check(want and have == want, f"{example} differs from docs/OPERATIONS.md section 3")
+print(f"  {example}: the {len(want)} roles of docs/OPERATIONS.md, default user off")
 
 # Kubernetes manifests: they parse, and each Deployment has a liveness
 # probe running the binary's --health and a grace above the shutdown grace.

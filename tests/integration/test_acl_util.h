@@ -1,12 +1,8 @@
 /*
- * test_acl_util.h - what test_acl.c (protocol 1) and test_acl2.c
- * (protocol 2) share: the ACL lines of docs/OPERATIONS.md section 3, run
- * word for word on the test's redis-server, the users they make, ACL LOG,
- * and the check that a command is refused.
- *
- * Section 3 gives protocol 1's lines first and protocol 2's under the
- * heading ACL2_HEADING; each test reads its own part: lines before the
- * heading (protocol 1) or between it and the next section (protocol 2).
+ * test_acl_util.h - test_acl2.c's reading of docs/OPERATIONS.md section 3:
+ * its ACL lines and the admin's mark, run word for word on the test's
+ * redis-server; the users they make, ACL LOG, and the check that a
+ * command is refused.
  */
 #ifndef RTQ_TEST_ACL_UTIL_H
 #define RTQ_TEST_ACL_UTIL_H
@@ -25,7 +21,7 @@
 #include "harness.h"
 
 #define ACL_MAX_USERS 8
-#define ACL2_HEADING "### 3.4 Protocol 2"
+#define ACL_HEADING "## 3. A Redis user per role"
 
 typedef struct acl_user {
   char name[64];
@@ -76,10 +72,10 @@ static void acl_run_line(char *line) {
   acl_nusers++;
 }
 
-/* Runs the lines of one protocol's part of docs/OPERATIONS.md section 3:
- * its "ACL SETUSER" lines and, for protocol 2, the admin's "SET" of the
+/* Runs the lines of docs/OPERATIONS.md section 3 (from ACL_HEADING to the
+ * next section): its "ACL SETUSER" lines and the admin's "SET" of the
  * namespace's mark. Returns the number of users made. */
-static int acl_run_document(int protocol) {
+static int acl_run_document(void) {
   const char *src = getenv("RTQ_SOURCE_DIR");
   if (src == NULL) fail_msg("RTQ_SOURCE_DIR is not set (run through ctest)");
   char path[512], line[2048];
@@ -87,16 +83,15 @@ static int acl_run_document(int protocol) {
   FILE *f = fopen(path, "r");
   if (f == NULL) fail_msg("cannot read %s", path);
   acl_admin = rtq_test_conn();
-  bool in2 = false, seen_heading = false;
+  bool in = false, seen_heading = false;
   while (fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, ACL2_HEADING, strlen(ACL2_HEADING)) == 0) in2 = seen_heading = true;
-    else if (in2 && strncmp(line, "## ", 3) == 0) in2 = false;
-    if (in2 != (protocol == 2)) continue;
-    if (strncmp(line, "ACL SETUSER ", 12) == 0 || (protocol == 2 && strncmp(line, "SET ", 4) == 0))
+    if (strncmp(line, ACL_HEADING, strlen(ACL_HEADING)) == 0) in = seen_heading = true;
+    else if (in && strncmp(line, "## ", 3) == 0) in = false;
+    if (in && (strncmp(line, "ACL SETUSER ", 12) == 0 || strncmp(line, "SET ", 4) == 0))
       acl_run_line(line);
   }
   fclose(f);
-  if (!seen_heading) fail_msg("docs/OPERATIONS.md has no \"%s\" heading", ACL2_HEADING);
+  if (!seen_heading) fail_msg("docs/OPERATIONS.md has no \"%s\" heading", ACL_HEADING);
   return acl_nusers;
 }
 

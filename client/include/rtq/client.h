@@ -302,7 +302,7 @@ typedef struct rtq_task_list {
                                         "" when the listing reached the end */
   bool running_hidden; /* this Redis user may not read the
                         * worker registry (the producer's ACL,
-                        * docs/OPERATIONS.md section 3.4), so running
+                        * docs/OPERATIONS.md section 3), so running
                         * tasks were not listed */
 } rtq_task_list;
 
