@@ -24,12 +24,10 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "keys.h"
 #include "keys2.h"
 #include "rtq/client.h"
 #include "test_cli_run.h"
 
-static rtq_keys keys;
 static rtq_keys2 keys2;
 static rtq_conn *rc_;
 static char url_env[300];
@@ -38,7 +36,6 @@ static const char *env[] = {url_env, "RTQ_NAMESPACE", NULL};
 static int setup(void **state) {
   (void)state;
   rtq_test_redis_flush();
-  rtq_keys_init(&keys, "rtq", false);
   rtq_keys2_init(&keys2, "rtq");
   snprintf(url_env, sizeof url_env, "RTQ_REDIS_URL=%s", rtq_test_redis_url());
   rc_ = rtq_test_conn();
@@ -54,14 +51,6 @@ static int teardown(void **state) {
 #define RUN(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env)
 #define START(r, ...) cli_start(r, (const char *const[]){__VA_ARGS__, NULL}, env)
 
-/* Subscribers of a channel: a command that waits has subscribed. */
-static inline long long numsub(const rtq_key *ch) {
-  redisReply *r = rtq_test_command(rc_, "PUBSUB", "NUMSUB", ch->s, NULL);
-  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
-  freeReplyObject(r);
-  return n;
-}
-
 /* Whether the rtq binaries speak protocol 2: RTQ_PROTOCOL=2, which they
  * inherit (scripts/test.sh --protocol 2). */
 static inline bool cli_v2(void) {
@@ -69,18 +58,14 @@ static inline bool cli_v2(void) {
   return p != NULL && strcmp(p, "2") == 0;
 }
 
-/* Subscribers of a task's channel: P:chan:task:<id>, or under protocol 2
- * the shard channel {ns:default}:w:<id> (tasks of queue default). */
+/* Subscribers of a task's waiter channel, the shard channel
+ * {ns:default}:w:<id> (tasks of queue default). */
 static inline long long task_numsub(const char *id) {
-  if (cli_v2()) {
-    rtq_key2 ch = rtq_keys2_chan_waiter(&keys2, "default", id);
-    redisReply *r = rtq_test_command(rc_, "PUBSUB", "SHARDNUMSUB", ch.s, NULL);
-    long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
-    freeReplyObject(r);
-    return n;
-  }
-  rtq_key ch = rtq_keys_chan_task(&keys, id);
-  return numsub(&ch);
+  rtq_key2 ch = rtq_keys2_chan_waiter(&keys2, "default", id);
+  redisReply *r = rtq_test_command(rc_, "PUBSUB", "SHARDNUMSUB", ch.s, NULL);
+  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+  freeReplyObject(r);
+  return n;
 }
 
 /* Subscribers of queue's event channel, protocol 2's shard channel
@@ -93,8 +78,8 @@ static inline long long events_numsub(const char *queue) {
   return n;
 }
 
-/* A task hash field by its protocol 1 name, under protocol 2 its short
- * name (docs/PROTOCOL.md section 3); the caller frees it. */
+/* A task hash field by its long name (the one `rtq status --json` shows):
+ * its short name (docs/PROTOCOL.md section 3); the caller frees it. */
 static inline const char *field_name(const char *v1) {
   static const char *const map[][2] = {
       {"status", "s"},        {"name", "n"},           {"created_at", "c"},
@@ -103,24 +88,19 @@ static inline const char *field_name(const char *v1) {
       {"worker", "w"},        {"error_code", "ec"},    {"error_message", "em"},
       {"error_traceback", "et"}, {"started_at", "b"},       {"completed_at", "e"},
       {"deadline", "dl"},     {"attempt", "a"}};
-  if (!cli_v2()) return v1;
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
     if (strcmp(map[i][0], v1) == 0) return map[i][1];
   return v1;
 }
 
 static inline char *cli_task_field(const char *queue, const char *id, const char *v1_field) {
-  if (cli_v2())
-    return rtq_test_cmd_str(rc_, "HGET", rtq_keys2_task(&keys2, queue, id).s,
-                            field_name(v1_field), NULL);
-  return rtq_test_cmd_str(rc_, "HGET", rtq_keys_task(&keys, id).s, v1_field, NULL);
+  return rtq_test_cmd_str(rc_, "HGET", rtq_keys2_task(&keys2, queue, id).s, field_name(v1_field),
+                          NULL);
 }
 
 /* Pending tasks in a queue's list. */
 static inline long long queue_len(const char *queue) {
-  return rtq_test_cmd_int(rc_, "LLEN",
-                          cli_v2() ? rtq_keys2_queue(&keys2, queue).s : rtq_keys_queue(&keys, queue).s,
-                          NULL);
+  return rtq_test_cmd_int(rc_, "LLEN", rtq_keys2_queue(&keys2, queue).s, NULL);
 }
 
 /* Whether the output so far of a running command holds needle. */
