@@ -1,6 +1,6 @@
 /*
  * test_client_load.c - rtq_get_queue_loads against a real redis-server
- * and rtq-worker: running tasks counted by queue, delayed envelopes by
+ * and rtq-worker: running tasks counted by queue, delayed tasks by
  * queue, the created_at of the task a worker takes next, empty queues.
  */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 #include "test_web_util.h"
 
@@ -78,20 +78,22 @@ static uint64_t redis_minute(rtq_conn *c) {
   return ms / 60000u;
 }
 
-static void snapshot(rtq_conn *c, const rtq_keys *k, uint64_t minute, const char *completed, const char *failed) {
-  freeReplyObject(rtq_test_command(c, "HSET", rtq_keys_throughput(k, minute).s, "completed", completed, "failed",
+static void snapshot(rtq_conn *c, const rtq_keys2 *k, uint64_t minute, const char *completed, const char *failed) {
+  freeReplyObject(rtq_test_command(c, "HSET", rtq_keys2_throughput(k, minute).s, "completed", completed, "failed",
                                    failed, "q1|completed", completed, "q1|failed", "0", NULL));
 }
 
-/* The history: one snapshot a minute from P:stats, minutes as differences
- * of snapshots, unknown where one is missing or P:stats went back. */
+/* The history: one snapshot a minute from the queues' counters, minutes
+ * as differences of snapshots, unknown where one is missing or the
+ * counters went back. */
 static void test_client_throughput(void **state) {
   (void)state;
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
+  rtq_keys2 k;
+  rtq_keys2_init(&k, "rtq");
   rtq_conn *c = rtq_test_conn();
-  freeReplyObject(rtq_test_command(c, "HSET", rtq_keys_stats(&k).s, "q1|completed", "7", "q2|failed", "2",
-                                   "q2|enqueued", "9", NULL));
+  freeReplyObject(rtq_test_command(c, "SADD", rtq_keys2_queues(&k).s, "q1", "q2", NULL));
+  freeReplyObject(rtq_test_command(c, "HSET", rtq_keys2_stats(&k, "q1").s, "completed", "7", NULL));
+  freeReplyObject(rtq_test_command(c, "HSET", rtq_keys2_stats(&k, "q2").s, "failed", "2", "enqueued", "9", NULL));
   int recorded = -1;
   assert_int_equal(rtq_throughput_record(tw_client, &recorded), 0);
   uint64_t now = redis_minute(c);
@@ -102,17 +104,17 @@ static void test_client_throughput(void **state) {
   assert_int_equal(recorded, 1);
   assert_int_equal(rtq_throughput_record(tw_client, &recorded), 0);
   if (redis_minute(c) == now) assert_int_equal(recorded, 0);
-  char *v = rtq_test_cmd_str(c, "HGET", rtq_keys_throughput(&k, now).s, "completed", NULL);
+  char *v = rtq_test_cmd_str(c, "HGET", rtq_keys2_throughput(&k, now).s, "completed", NULL);
   assert_string_equal(v, "7");
   free(v);
-  v = rtq_test_cmd_str(c, "HGET", rtq_keys_throughput(&k, now).s, "failed", NULL);
+  v = rtq_test_cmd_str(c, "HGET", rtq_keys2_throughput(&k, now).s, "failed", NULL);
   assert_string_equal(v, "2");
   free(v);
-  v = rtq_test_cmd_str(c, "HGET", rtq_keys_throughput(&k, now).s, "q1|completed", NULL);
+  v = rtq_test_cmd_str(c, "HGET", rtq_keys2_throughput(&k, now).s, "q1|completed", NULL);
   assert_string_equal(v, "7");
   free(v);
-  assert_null(rtq_test_cmd_str(c, "HGET", rtq_keys_throughput(&k, now).s, "q2|enqueued", NULL));
-  long long ttl = rtq_test_cmd_int(c, "TTL", rtq_keys_throughput(&k, now).s, NULL);
+  assert_null(rtq_test_cmd_str(c, "HGET", rtq_keys2_throughput(&k, now).s, "q2|enqueued", NULL));
+  long long ttl = rtq_test_cmd_int(c, "TTL", rtq_keys2_throughput(&k, now).s, NULL);
   assert_true(ttl > 7000 && ttl <= 7200);
 
   /* Minutes now-5 .. now-1: 10, 25, 20 (went back), none, 5 completed;
@@ -128,7 +130,7 @@ static void test_client_throughput(void **state) {
   assert_true(t->points[0].known);
   assert_int_equal(t->points[0].completed, 15);
   assert_int_equal(t->points[0].failed, 0);
-  assert_false(t->points[1].known); /* P:stats went back */
+  assert_false(t->points[1].known); /* the counters went back */
   assert_false(t->points[2].known); /* no snapshot in now-2 */
   assert_false(t->points[3].known);
   assert_true(t->points[4].known);  /* now-1 -> now: 5 -> 7, 1 -> 2 */

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 #include "test_web_util.h"
 
@@ -145,10 +145,12 @@ static void test_web_api_reads(void **state) {
   assert_int_equal(status_of(s.port, "GET", "/api/throughput?minutes=0", NULL, NULL), 400);
   assert_int_equal(status_of(s.port, "GET", "/api/throughput?minutes=1441", NULL, NULL), 400);
   assert_int_equal(status_of(s.port, "GET", "/api/throughput?queue=a%20b", NULL, NULL), 400);
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
+  rtq_keys2 k;
+  rtq_keys2_init(&k, "rtq");
   rtq_conn *c = rtq_test_conn();
-  redisReply *keys = rtq_test_command(c, "KEYS", "rtq:throughput:*", NULL);
+  rtq_key2 minute0 = rtq_keys2_throughput(&k, 0);
+  minute0.s[minute0.len - 1] = '*'; /* "{rtq}:throughput:*" */
+  redisReply *keys = rtq_test_command(c, "KEYS", minute0.s, NULL);
   assert_true(keys->elements >= 1); /* two when the minute turned meanwhile */
   freeReplyObject(keys);
   rtq_conn_free(c);
@@ -313,10 +315,11 @@ static void test_web_api_run_times(void **state) {
   assert_true(sum >= 0.9 && sum < 10.0);
   http_resp_free(&r);
   /* What Redis keeps: per-bucket counts named by their bound. */
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
+  rtq_keys2 k;
+  rtq_keys2_init(&k, "rtq");
   rtq_conn *c = rtq_test_conn();
-  char *v = rtq_test_cmd_str(c, "HGET", rtq_keys_runtime(&k, "default").s, "0.25", NULL);
+  char *v = rtq_test_cmd_str(c, "HGET", rtq_keys2_runtime(&k, "default").s, "le_0.25", NULL);
+  assert_non_null(v);
   assert_string_equal(v, "2");
   free(v);
   rtq_conn_free(c);
@@ -400,9 +403,9 @@ static void test_web_api_queue_pause(void **state) {
   char id[RTQ_TASK_ID_SIZE];
   tw_create("rtq.echo", "mail", "{}", 0, id);
   rtq_conn *c = rtq_test_conn();
-  rtq_keys k;
-  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
-  rtq_key paused = rtq_keys_paused(&k);
+  rtq_keys2 k;
+  assert_int_equal(rtq_keys2_init(&k, "rtq"), 0);
+  rtq_key2 paused = rtq_keys2_paused(&k);
   assert_int_equal(status_of(s.port, "POST", "/api/queues/mail/pause", NULL, NULL), 401);
   assert_int_equal(status_of(s.port, "POST", "/api/queues/mail/pause", AUTH, NULL), 200);
   json_t *st = http_json(s.port, "/api/stats", AUTH, 200);
@@ -591,10 +594,10 @@ static void test_web_api_xss(void **state) {
   free(args_text);
   wait_done(id);
   /* A name no producer could give (names are validated), written raw. */
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
+  rtq_keys2 k;
+  rtq_keys2_init(&k, "rtq");
   rtq_conn *c = rtq_test_conn();
-  redisReply *r = rtq_test_command(c, "HSET", rtq_keys_task(&k, id).s, "name", payloads[1], NULL);
+  redisReply *r = rtq_test_command(c, "HSET", rtq_keys2_task(&k, "default", id).s, "n", payloads[1], NULL);
   freeReplyObject(r);
   rtq_conn_free(c);
 
@@ -632,16 +635,17 @@ static bool body_has(int port, const char *path, const char *needle) {
   return has;
 }
 
-/* A payload no worker can decode is dead-lettered; the API lists it and
- * shows it, its bytes escaped. */
+/* A queue entry that is no task id is dead-lettered; the API lists it
+ * and shows it, its bytes escaped. */
 static void test_web_api_dead_letters(void **state) {
   (void)state;
   web_srv s;
   web_start(&s, NULL);
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
+  rtq_keys2 k;
+  rtq_keys2_init(&k, "rtq");
   rtq_conn *c = rtq_test_conn();
-  freeReplyObject(rtq_test_command(c, "LPUSH", rtq_keys_queue(&k, "default").s, "<script>alert(1)</script>", NULL));
+  freeReplyObject(rtq_test_command(c, "SADD", rtq_keys2_queues(&k).s, "default", NULL));
+  freeReplyObject(rtq_test_command(c, "LPUSH", rtq_keys2_queue(&k, "default").s, "<script>alert(1)</script>", NULL));
   rtq_conn_free(c);
   pid_t worker = web_worker_start("rtq");
   RTQ_TEST_WAIT_FOR(body_has(s.port, "/api/dead", "\"total\":1,"), 15000);

@@ -26,9 +26,8 @@
 
 #include <cmocka.h>
 
-#include "keys.h"
 #include "rtq/client.h"
-#include "test_dead_util.h"
+#include "test_v2_play.h"
 #include "test_web_util.h"
 
 #define AUTH "Authorization: Bearer " WEB_TOKEN "\r\n"
@@ -255,16 +254,30 @@ static json_t *post_json(int port, const char *path, const char *headers, int st
   return v;
 }
 
+/* The dead letters of both queues. */
+static long long dead_total(v2_play *p) {
+  return rtq_test_cmd_int(p->c, "LLEN", rtq_keys2_dead(&p->k, "mail").s, NULL) +
+         rtq_test_cmd_int(p->c, "LLEN", rtq_keys2_dead(&p->k, "video").s, NULL);
+}
+
 static void test_web_auth_dead_actions(void **state) {
   (void)state;
-  rtq_conn *c = rtq_test_conn();
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
-  rtq_key dead = rtq_keys_dead(&k);
-  tdead_push_envelope(c, &k, "d-1", "mail");
-  tdead_push_envelope(c, &k, "d-2", "mail");
-  tdead_push_envelope(c, &k, "d-3", "video");
-  freeReplyObject(rtq_test_command(c, "LPUSH", dead.s, "not a record \xc1", NULL));
+  /* d-00 and d-01 of mail and v-00 of video, each dead-lettered by the
+   * worker that ran it (so each ended failed), and a letter that is no
+   * record. The API lists the queues in order, each newest first:
+   * 0 d-01, 1 d-00, 2 the junk, 3 v-00. */
+  v2_play p;
+  v2_play_init(&p);
+  v2_create_n(&p, "mail", "d-", 2); /* d-00, d-01 */
+  v2_create_n(&p, "video", "v-", 1);
+  assert_int_equal(v2_take(&p, "mail", "w-test", 2), 2);
+  assert_int_equal(v2_take(&p, "video", "w-test", 1), 1);
+  v2_deadletter(&p, "mail", "w-test", "d-00", "BAD_SIGNATURE");
+  v2_deadletter(&p, "mail", "w-test", "d-01", "BAD_SIGNATURE");
+  v2_deadletter(&p, "video", "w-test", "v-00", "BAD_SIGNATURE");
+  rtq_key2 vdead = rtq_keys2_dead(&p.k, "video");
+  freeReplyObject(rtq_test_command(p.c, "LPUSH", vdead.s, "not a record \xc1", NULL));
+  rtq_conn *c = p.c;
 
   /* Read-only: the actions are gone. */
   web_srv s;
@@ -273,7 +286,7 @@ static void test_web_auth_dead_actions(void **state) {
   assert_int_equal(status_of(s.port, "POST", "/api/dead/1/requeue", AUTH), 403);
   assert_int_equal(status_of(s.port, "POST", "/api/dead/purge", AUTH), 403);
   web_stop(&s);
-  assert_int_equal(rtq_test_cmd_int(c, "LLEN", dead.s, NULL), 4);
+  assert_int_equal(dead_total(&p), 4);
 
   const char *args[] = {"--auth-token-file", web_token_file(), NULL};
   web_start(&s, args);
@@ -284,43 +297,43 @@ static void test_web_auth_dead_actions(void **state) {
   assert_int_equal(status_of(s.port, "POST", "/api/dead/x/requeue", AUTH), 400);
   assert_int_equal(status_of(s.port, "POST", "/api/dead/1/requeue?bogus=1", AUTH), 400);
   assert_int_equal(status_of(s.port, "POST", "/api/dead/99/requeue", AUTH), 404);
-  assert_int_equal(rtq_test_cmd_int(c, "LLEN", dead.s, NULL), 4);
+  assert_int_equal(dead_total(&p), 4);
 
-  /* The record that is no envelope: refused, kept. */
-  json_t *v = post_json(s.port, "/api/dead/0/requeue", AUTH, 409);
-  assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "does not decode"));
+  /* The letter that is no record: refused, kept. */
+  json_t *v = post_json(s.port, "/api/dead/2/requeue", AUTH, 409);
+  assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "cannot be requeued"));
   json_decref(v);
-  /* Index 1 is d-3: the page's id must match. */
-  assert_int_equal(status_of(s.port, "POST", "/api/dead/1/requeue?id=d-2", AUTH), 409);
+  /* Index 3 is v-00: the page's id must match. */
+  assert_int_equal(status_of(s.port, "POST", "/api/dead/3/requeue?id=d-01", AUTH), 409);
   char *rid = NULL;
-  assert_int_equal(rtq_dead_requeue_if(tw_client, 1, "d-2", NULL, &rid), RTQ_ESTATE);
+  assert_int_equal(rtq_dead_requeue_if(tw_client, 3, "d-01", NULL, &rid), RTQ_ESTATE);
   assert_null(rid);
-  assert_non_null(strstr(rtq_client_errstr(tw_client), "no longer task d-2"));
-  assert_int_equal(rtq_test_cmd_int(c, "LLEN", dead.s, NULL), 4); /* nothing moved */
-  v = post_json(s.port, "/api/dead/1/requeue?id=d-3", AUTH, 200);
-  assert_string_equal(json_string_value(json_object_get(v, "id")), "d-3");
+  assert_non_null(strstr(rtq_client_errstr(tw_client), "no longer task d-01"));
+  assert_int_equal(dead_total(&p), 4); /* nothing moved */
+  v = post_json(s.port, "/api/dead/3/requeue?id=v-00", AUTH, 200);
+  assert_string_equal(json_string_value(json_object_get(v, "id")), "v-00");
   assert_string_equal(json_string_value(json_object_get(v, "status")), "pending");
   json_decref(v);
   rtq_task *t = NULL;
-  assert_int_equal(rtq_get_task(tw_client, "d-3", &t), 0);
+  assert_int_equal(rtq_get_task(tw_client, "v-00", &t), 0);
   assert_int_equal(t->status, RTQ_STATUS_PENDING);
   assert_string_equal(t->queue, "video");
   rtq_task_free(t);
-  assert_int_equal(rtq_test_cmd_int(c, "LLEN", dead.s, NULL), 3);
+  assert_int_equal(dead_total(&p), 3);
 
   /* All of one queue, then purge. */
   v = post_json(s.port, "/api/dead/requeue?queue=mail", AUTH, 200);
   assert_int_equal(json_integer_value(json_object_get(v, "requeued")), 2);
   assert_int_equal(json_integer_value(json_object_get(v, "refused")), 0);
   json_decref(v);
-  rtq_key mail = rtq_keys_queue(&k, "mail");
+  rtq_key2 mail = rtq_keys2_queue(&p.k, "mail");
   assert_int_equal(rtq_test_cmd_int(c, "LLEN", mail.s, NULL), 2);
   v = post_json(s.port, "/api/dead/purge", AUTH, 200);
   assert_int_equal(json_integer_value(json_object_get(v, "purged")), 1);
   json_decref(v);
-  assert_int_equal(rtq_test_cmd_int(c, "LLEN", dead.s, NULL), 0);
+  assert_int_equal(dead_total(&p), 0);
   web_stop(&s);
-  rtq_conn_free(c);
+  v2_play_destroy(&p);
 }
 
 int main(void) {

@@ -15,9 +15,44 @@
 
 #include <cmocka.h>
 
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 #include "test_web_util.h"
+
+/* The queue whose shard channel the tests publish on; rtq-web subscribes
+ * the channel of every queue of {ns}:queues, so setup registers it. */
+#define QUEUE "default"
+
+static rtq_key2 events_channel(void) {
+  rtq_keys2 k;
+  rtq_keys2_init(&k, "rtq");
+  return rtq_keys2_chan_events(&k, QUEUE);
+}
+
+static void register_queue(void) {
+  rtq_keys2 k;
+  rtq_keys2_init(&k, "rtq");
+  rtq_conn *c = rtq_test_conn();
+  rtq_test_cmd_int(c, "SADD", rtq_keys2_queues(&k).s, QUEUE, NULL);
+  rtq_conn_free(c);
+}
+
+static int setup(void **state) {
+  tw_setup(state);
+  register_queue();
+  return 0;
+}
+
+/* Publishes one protocol 2 event message of one task, as a script does:
+ * {"at":..,"s":status,"t":[{"id":id<, more>}]} (more: JSON members of the
+ * task entry, or ""). */
+static void publish(rtq_conn *c, const char *id, const char *status, const char *more) {
+  size_t cap = strlen(more) + 256;
+  char *msg = malloc(cap);
+  snprintf(msg, cap, "{\"at\":1,\"s\":\"%s\",\"t\":[{\"id\":\"%s\"%s%s}]}", status, id, *more ? "," : "", more);
+  freeReplyObject(rtq_test_command(c, "SPUBLISH", events_channel().s, msg, NULL));
+  free(msg);
+}
 
 static json_int_t info_events(int port, const char *field) {
   json_t *info = http_json(port, "/api/info", NULL, 200);
@@ -26,12 +61,10 @@ static json_int_t info_events(int port, const char *field) {
   return v;
 }
 
-/* Subscribers of the events channel, as Redis counts them. */
+/* Subscribers of the queue's events channel, as Redis counts them. */
 static long long subscribers(void) {
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
   rtq_conn *c = rtq_test_conn();
-  redisReply *r = rtq_test_command(c, "PUBSUB", "NUMSUB", rtq_keys_chan_events(&k).s, NULL);
+  redisReply *r = rtq_test_command(c, "PUBSUB", "SHARDNUMSUB", events_channel().s, NULL);
   long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
   freeReplyObject(r);
   rtq_conn_free(c);
@@ -109,16 +142,15 @@ static void test_web_events_slow_client_dropped(void **state) {
   /* 100 rounds of 20 events of 2 KiB: each round fits the 64 KiB queue of
    * a stream that reads, and the good stream reads each round before the
    * next is sent; the slow stream's socket buffers and queue overflow. */
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
   rtq_conn *c = rtq_test_conn();
   char *msg = malloc(2200);
-  char pad[2049], needle[64];
+  char pad[2049], needle[64], id[16];
   memset(pad, 'p', 2048);
   pad[2048] = '\0';
+  snprintf(msg, 2200, "\"pm\":\"%s\"", pad); /* a progress message: the event carries it */
   for (int i = 0; i < 2000; i++) {
-    snprintf(msg, 2200, "{\"id\":\"t%d\",\"status\":\"running\",\"pad\":\"%s\"}", i, pad);
-    freeReplyObject(rtq_test_command(c, "PUBLISH", rtq_keys_chan_events(&k).s, msg, NULL));
+    snprintf(id, sizeof id, "t%d", i);
+    publish(c, id, "running", msg);
     if (i % 20 != 19) continue;
     snprintf(needle, sizeof needle, "{\"id\":\"t%d\"", i);
     if (!sse_wait_for(&good, needle, 0, 10000))
@@ -168,9 +200,10 @@ static void test_web_events_resubscribe(void **state) {
   assert_true(sse_wait_for(&c, ": connected", 0, 5000));
   assert_int_equal(rtq_test_redis_restart(rtq_test_redis_default()), 0);
   assert_true(sse_wait_for(&c, "event: reset", 0, 15000));
+  register_queue(); /* the restarted server may have lost the registry */
   RTQ_TEST_WAIT_FOR(subscribers() == 1, 10000);
   char id[RTQ_TASK_ID_SIZE];
-  tw_create("rtq.echo", "idle", "{}", 0, id);
+  tw_create("rtq.echo", QUEUE, "{}", 0, id);
   assert_true(sse_wait_for(&c, id, 0, 10000));
   sse_close(&c);
   web_stop(&s);
@@ -194,12 +227,8 @@ static void test_web_events_ticks(void **state) {
   sse_conn c;
   sse_open(&c, s.port, "/api/events?ticks=1", NULL);
   assert_true(sse_wait_for(&c, ": connected", 0, 5000));
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
   rtq_conn *rc = rtq_test_conn();
-  for (int i = 0; i < 50; i++)
-    freeReplyObject(rtq_test_command(rc, "PUBLISH", rtq_keys_chan_events(&k).s,
-                                     "{\"id\":\"x\",\"status\":\"running\"}", NULL));
+  for (int i = 0; i < 50; i++) publish(rc, "x", "running", "");
   rtq_conn_free(rc);
   assert_true(sse_wait_for(&c, "event: tick\ndata: {\"events\":", 0, 5000));
   assert_null(strstr(c.buf, "\"id\":\"x\""));
@@ -245,13 +274,11 @@ static void test_web_events_streams_hold_no_thread(void **state) {
   RTQ_TEST_WAIT_FOR(info_events(s.port, "clients") == STREAMS, 5000);
   assert_int_equal(threads_of(s.pid), before);
 
-  rtq_keys k;
-  rtq_keys_init(&k, "rtq", false);
   rtq_conn *rc = rtq_test_conn();
-  char msg[64];
+  char id[16];
   for (int i = 0; i < EVENTS; i++) {
-    snprintf(msg, sizeof msg, "{\"id\":\"b%03d\",\"status\":\"running\"}", i);
-    freeReplyObject(rtq_test_command(rc, "PUBLISH", rtq_keys_chan_events(&k).s, msg, NULL));
+    snprintf(id, sizeof id, "b%03d", i);
+    publish(rc, id, "running", "");
   }
   rtq_conn_free(rc);
   for (int i = 0; i < STREAMS; i++) {
@@ -274,13 +301,13 @@ static void test_web_events_streams_hold_no_thread(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_web_events_progress, tw_setup, tw_teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_hangup_forgotten, tw_setup, tw_teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_slow_client_dropped, tw_setup, tw_teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_token, tw_setup, tw_teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_resubscribe, tw_setup, tw_teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_ticks, tw_setup, tw_teardown),
-      cmocka_unit_test_setup_teardown(test_web_events_streams_hold_no_thread, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_progress, setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_hangup_forgotten, setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_slow_client_dropped, setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_token, setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_resubscribe, setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_ticks, setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_events_streams_hold_no_thread, setup, tw_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

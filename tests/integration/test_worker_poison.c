@@ -1,23 +1,25 @@
 /*
- * test_worker_poison.c - hostile payloads pushed straight onto a queue:
- * each is dead-lettered with its reason (and its task, where one exists,
- * fails with the same code), the worker neither crashes nor blocks, its
- * RSS does not keep the 10 MB one, and the next normal task completes.
+ * test_worker_poison.c - hostile entries pushed straight onto a queue and
+ * hostile args in task hashes: each is dead-lettered with its reason (and
+ * its task, where one exists, fails with the same code), the worker
+ * neither crashes nor blocks, its RSS does not keep the 10 MB ones, and
+ * the next normal task completes.
  */
-#include <msgpack.h>
-
 #include "test_worker_util.h"
 
-#include "defaults.h"
-#include "envelope.h"
+#include "calls2.h"
+#include "keys2.h"
+#include "scripts2.h"
 
 static rtq_client *cl;
 static rtq_conn *rc_;
 static tw_worker wk;
+static rtq_keys2 k2;
 
 static int setup(void **state) {
   (void)state;
   tw_open(&cl, &rc_, &wk);
+  assert_int_equal(rtq_keys2_init(&k2, "rtq"), 0);
   tw_start(&wk, rtq_test_redis_url(), NULL);
   return 0;
 }
@@ -28,12 +30,13 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* LPUSHes bytes onto the queue "default" (registered first). */
 static void push(const void *bytes, size_t len) {
-  rtq_key q = rtq_keys_queue(&tw_keys, "default");
+  rtq_test_cmd_int(rc_, "SADD", rtq_keys2_queues(&k2).s, "default", NULL);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "LPUSH");
-  rtq__argv_add_key(&a, q);
+  assert_int_equal(rtq__argv_add_key2(&a, rtq_keys2_queue(&k2, "default")), 0);
   rtq_argv_add(&a, bytes, len);
   redisReply *r = rtq_test_command_argv(rc_, &a);
   assert_int_equal(r->type, REDIS_REPLY_INTEGER);
@@ -41,42 +44,19 @@ static void push(const void *bytes, size_t len) {
   rtq_argv_destroy(&a);
 }
 
-/* A valid envelope for id/name (no task hash behind it). */
-static void encode(const char *id, const char *name, uint32_t version_unused, char **buf, size_t *len) {
-  (void)version_unused;
-  rtq_envelope e;
-  rtq_envelope_init(&e);
-  snprintf(e.id, sizeof e.id, "%s", id);
-  snprintf(e.name, sizeof e.name, "%s", name);
-  snprintf(e.queue, sizeof e.queue, "default");
-  e.attempt = 1;
-  assert_int_equal(rtq_envelope_encode(&e, buf, len, NULL, 0), 0);
-}
-
-/* A map envelope written by hand: {v, id, name, queue, args}. */
-static void hand_envelope(msgpack_sbuffer *sb, unsigned v, const char *id, const char *name) {
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 5);
-  const char *keys[] = {"v", "id", "name", "queue", "args"};
-  msgpack_pack_str(&pk, 1);
-  msgpack_pack_str_body(&pk, keys[0], 1);
-  msgpack_pack_unsigned_int(&pk, v);
-  msgpack_pack_str(&pk, 2);
-  msgpack_pack_str_body(&pk, keys[1], 2);
-  msgpack_pack_str(&pk, strlen(id));
-  msgpack_pack_str_body(&pk, id, strlen(id));
-  msgpack_pack_str(&pk, 4);
-  msgpack_pack_str_body(&pk, keys[2], 4);
-  msgpack_pack_str(&pk, strlen(name));
-  msgpack_pack_str_body(&pk, name, strlen(name));
-  msgpack_pack_str(&pk, 5);
-  msgpack_pack_str_body(&pk, keys[3], 5);
-  msgpack_pack_str(&pk, 7);
-  msgpack_pack_str_body(&pk, "default", 7);
-  msgpack_pack_str(&pk, 4);
-  msgpack_pack_str_body(&pk, keys[4], 4);
-  msgpack_pack_map(&pk, 0);
+/* Creates task id of rtq.echo on "default" with args as given (any
+ * bytes: the create script stores them as they are), as a producer
+ * that skips the client's checks would. */
+static void create_raw(const char *id, const void *args, size_t len) {
+  rtq_test_cmd_int(rc_, "SADD", rtq_keys2_queues(&k2).s, "default", NULL);
+  rtq__create2_task t = {.id = id, .name = "rtq.echo", .args = args, .args_len = len};
+  rtq_argv a;
+  rtq_argv_init(&a);
+  assert_int_equal(rtq__call2_create(&a, &k2, false, "default", &t, 1), 0);
+  redisReply *r = NULL;
+  assert_int_equal(rtq_script2_run(rc_, &a, &r), 0);
+  freeReplyObject(r);
+  rtq_argv_destroy(&a);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -85,7 +65,7 @@ static int cmp_str(const void *a, const void *b) {
 
 /* The codes of every dead-letter record, sorted, each followed by ','. */
 static void dead_codes(char *out, size_t cap) {
-  rtq_key dead = rtq_keys_dead(&tw_keys);
+  rtq_key2 dead = rtq_keys2_dead(&k2, "default");
   redisReply *r = rtq_test_command(rc_, "LRANGE", dead.s, "0", "-1", NULL);
   out[0] = '\0';
   char *codes[64];
@@ -110,7 +90,7 @@ static void dead_codes(char *out, size_t cap) {
   }
 }
 
-static void test_worker_poison_envelopes_are_dead_lettered(void **state) {
+static void test_worker_poison_entries_are_dead_lettered(void **state) {
   (void)state;
   /* Warm up, so the baseline RSS includes a normal task's footprint. */
   char id[RTQ_TASK_ID_SIZE];
@@ -119,21 +99,21 @@ static void test_worker_poison_envelopes_are_dead_lettered(void **state) {
   rtq_task_free(t);
   long rss0 = rtq_test_rss_kb(wk.pid);
 
-  /* 1 garbage, 2 a huge declared array, 3 truncated, 4 depth 100000,
-   * 5 10 MB, 6 an id with glob and line-break bytes, 7 version 99,
-   * 8 no task hash, 9 an unknown handler whose task exists. */
+  /* Queue entries: 1 garbage, 2 an id with glob and line-break bytes,
+   * 3 an id with no task hash. Task hashes whose args are 4 not msgpack,
+   * 5 a truncated map, 6 nested 100000 deep, 7 a 10 MB map; 8 a task of
+   * an unknown handler. */
   push("garbage bytes \x01\x02\xff", 17);
-  push("\xdd\xff\x00\x00\x00", 5);
-  char *env;
-  size_t len;
-  encode("TRUNCATED1", "rtq.echo", 0, &env, &len);
-  push(env, len / 2);
-  free(env);
+  push("bad:*?[{\r\nid", 12);
+  push("NOHASH1", 7);
+  create_raw("ARGSJUNK1", "\xc1junk", 5);
+  create_raw("ARGSCUT1", "\x82\xa1x\x01\xa1", 5);
   size_t deep = 100000;
-  char *nest = malloc(deep + 1);
-  memset(nest, 0x91, deep);
-  nest[deep] = (char)0xc0;
-  push(nest, deep + 1);
+  char *nest = malloc(deep + 4);
+  memcpy(nest, "\x81\xa1x", 3); /* {"x": [[[...nil]]]} */
+  memset(nest + 3, 0x91, deep);
+  nest[deep + 3] = (char)0xc0;
+  create_raw("ARGSDEEP1", nest, deep + 4);
   free(nest);
   size_t big = 10u * 1024 * 1024;
   char *huge = malloc(big);
@@ -147,39 +127,33 @@ static void test_worker_poison_envelopes_are_dead_lettered(void **state) {
   huge[5] = (char)(n >> 16);
   huge[6] = (char)(n >> 8);
   huge[7] = (char)n;
-  push(huge, big);
+  create_raw("ARGSHUGE1", huge, big);
   free(huge);
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  hand_envelope(&sb, 1, "bad:*?[{\r\nid", "rtq.echo");
-  push(sb.data, sb.size);
-  msgpack_sbuffer_clear(&sb);
-  hand_envelope(&sb, 99, "FUTURE1", "rtq.echo");
-  push(sb.data, sb.size);
-  msgpack_sbuffer_destroy(&sb);
-  encode("NOHASH1", "rtq.echo", 0, &env, &len);
-  push(env, len);
-  free(env);
   char unknown[RTQ_TASK_ID_SIZE];
   tw_enqueue(cl, "no.such.handler", "{}", NULL, unknown);
 
-  rtq_key dead = rtq_keys_dead(&tw_keys);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", dead.s, NULL) == 9, 10000);
+  rtq_key2 dead = rtq_keys2_dead(&k2, "default");
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", dead.s, NULL) == 8, 10000);
   char codes[512];
   dead_codes(codes, sizeof codes);
   printf("  dead-letter codes: %s\n", codes);
   assert_string_equal(codes,
-                      "DECODE_ERROR,DECODE_ERROR,DECODE_ERROR,DECODE_ERROR,NO_TASK_RECORD,"
-                      "PAYLOAD_TOO_DEEP,PAYLOAD_TOO_LARGE,UNKNOWN_TASK,UNSUPPORTED_VERSION,");
+                      "BAD_ID,BAD_ID,BAD_TASK_RECORD,BAD_TASK_RECORD,BAD_TASK_RECORD,"
+                      "NO_TASK_RECORD,PAYLOAD_TOO_LARGE,UNKNOWN_TASK,");
 
-  /* The task behind the unknown name is failed with the same code. */
-  t = tw_wait(cl, unknown, 5000);
-  assert_int_equal(t->status, RTQ_STATUS_FAILED);
-  assert_string_equal(t->error_code, "UNKNOWN_TASK");
-  rtq_task_free(t);
+  /* The tasks behind them are failed with the same code. */
+  static const char *const failed[][2] = {{"ARGSJUNK1", "BAD_TASK_RECORD"}, {"ARGSCUT1", "BAD_TASK_RECORD"},
+                                          {"ARGSDEEP1", "BAD_TASK_RECORD"}, {"ARGSHUGE1", "PAYLOAD_TOO_LARGE"},
+                                          {NULL, "UNKNOWN_TASK"}};
+  for (size_t i = 0; i < sizeof failed / sizeof failed[0]; i++) {
+    t = tw_wait(cl, failed[i][0] != NULL ? failed[i][0] : unknown, 5000);
+    assert_int_equal(t->status, RTQ_STATUS_FAILED);
+    assert_string_equal(t->error_code, failed[i][1]);
+    rtq_task_free(t);
+  }
 
   /* Nothing left behind, and the worker goes on. */
-  rtq_key proc = rtq_keys_processing(&tw_keys, wk.id), q = rtq_keys_queue(&tw_keys, "default");
+  rtq_key2 proc = rtq_keys2_processing(&k2, "default", wk.id), q = rtq_keys2_queue(&k2, "default");
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 0);
   assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", q.s, NULL), 0);
   tw_enqueue(cl, "rtq.echo", "{\"after\":true}", NULL, id);
@@ -199,7 +173,7 @@ static void test_worker_poison_envelopes_are_dead_lettered(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_worker_poison_envelopes_are_dead_lettered, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_poison_entries_are_dead_lettered, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
