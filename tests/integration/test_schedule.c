@@ -16,29 +16,13 @@
 
 #include "cron.h"
 #include "harness.h"
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
-#include "test_client_fixture.h"
-
-static rtq_keys k;
-static rtq_client *cl;
-static rtq_conn *rc_;
-
-static int setup(void **state) {
-  (void)state;
-  tc_open(&k, &cl, &rc_);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  tc_close(&cl, &rc_);
-  return 0;
-}
+#include "test_client_fixture2.h"
 
 static uint64_t redis_now(void) {
   uint64_t ms = 0;
-  assert_int_equal(rtq_conn_time_ms(rc_, &ms), 0);
+  assert_int_equal(rtq_conn_time_ms(C, &ms), 0);
   return ms;
 }
 
@@ -49,13 +33,13 @@ static rtq_schedule *find(rtq_schedule *l, size_t n, const char *id) {
 }
 
 static long long queue_len(const char *q) {
-  return rtq_test_cmd_int(rc_, "LLEN", rtq_keys_queue(&k, q).s, NULL);
+  return rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, q).s, NULL);
 }
 
 static int task_exists(const char *sid, uint64_t due) {
   char id[160];
   snprintf(id, sizeof id, "cron:%s:%llu", sid, (unsigned long long)due);
-  return (int)rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_task(&k, id).s, NULL);
+  return (int)rtq_test_cmd_int(C, "EXISTS", rtq_keys2_task(&K, "default", id).s, NULL);
 }
 
 static void test_schedule_add_list_remove_and_refusals(void **state) {
@@ -65,13 +49,13 @@ static void test_schedule_add_list_remove_and_refusals(void **state) {
   assert_int_equal(rtq_args_from_json("{\"to\":\"ops\"}", &args, why, sizeof why), 0);
   rtq_schedule_options o = {.queue = "reports", .timeout_ms = 60000, .tz = "Europe/Berlin"};
   uint64_t before = redis_now();
-  assert_int_equal(rtq_schedule_add(cl, "nightly", "30 2 * * *", "report.build", args, &o), 0);
-  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_add(CL, "nightly", "30 2 * * *", "report.build", args, &o), 0);
+  assert_int_equal(rtq_schedule_add(CL, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
   rtq_args_free(args);
 
   rtq_schedule *l = NULL;
   size_t n = 0;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_int_equal(n, 2);
   assert_string_equal(l[0].id, "nightly"); /* sorted by id */
   rtq_schedule *s = find(l, n, "nightly");
@@ -103,45 +87,45 @@ static void test_schedule_add_list_remove_and_refusals(void **state) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     rtq_schedule_options bo = {.tz = bad[i].tz};
-    assert_int_equal(rtq_schedule_add(cl, bad[i].id, bad[i].cron, bad[i].name, NULL, &bo), RTQ_EINVAL);
-    if (strstr(rtq_client_errstr(cl), bad[i].says) == NULL)
-      fail_msg("%s: \"%s\" does not say %s", bad[i].cron, rtq_client_errstr(cl), bad[i].says);
+    assert_int_equal(rtq_schedule_add(CL, bad[i].id, bad[i].cron, bad[i].name, NULL, &bo), RTQ_EINVAL);
+    if (strstr(rtq_client_errstr(CL), bad[i].says) == NULL)
+      fail_msg("%s: \"%s\" does not say %s", bad[i].cron, rtq_client_errstr(CL), bad[i].says);
   }
   char long_id[RTQ_SCHEDULE_ID_MAX + 2];
   memset(long_id, 'a', sizeof long_id - 1);
   long_id[sizeof long_id - 1] = '\0';
-  assert_int_equal(rtq_schedule_add(cl, long_id, "@hourly", "job", NULL, NULL), RTQ_EINVAL);
-  assert_int_equal(rtq_test_cmd_int(rc_, "HLEN", rtq_keys_schedules(&k).s, NULL), 2);
+  assert_int_equal(rtq_schedule_add(CL, long_id, "@hourly", "job", NULL, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_test_cmd_int(C, "HLEN", rtq_keys2_schedules(&K).s, NULL), 2);
 
-  assert_int_equal(rtq_schedule_remove(cl, "tick"), 0);
-  assert_int_equal(rtq_schedule_remove(cl, "tick"), RTQ_ENOTFOUND);
-  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_schedules_due(&k).s, NULL), 1);
+  assert_int_equal(rtq_schedule_remove(CL, "tick"), 0);
+  assert_int_equal(rtq_schedule_remove(CL, "tick"), RTQ_ENOTFOUND);
+  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_schedules_due(&K).s, NULL), 1);
 }
 
 /* The step with a chosen now: the latest run owed, once. */
 static void test_schedule_fire_due_runs_the_latest_missed_once(void **state) {
   (void)state;
-  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_add(CL, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
   rtq_schedule *l = NULL;
   size_t n = 0, fired = 9;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   uint64_t t0 = l[0].created_at;
   rtq_schedules_free(l, n);
 
-  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 5000, 100, &fired), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, t0 + 5000, 100, &fired), 0);
   assert_int_equal(fired, 0); /* not due yet */
   /* 35 s later: runs at t0+10, +20, +30 were owed; only +30 runs. */
-  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 35000, 100, &fired), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, t0 + 35000, 100, &fired), 0);
   assert_int_equal(fired, 1);
   assert_int_equal(task_exists("tick", t0 + 30000), 1);
   assert_int_equal(task_exists("tick", t0 + 20000), 0);
   assert_int_equal(queue_len("default"), 1);
-  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 35000, 100, &fired), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, t0 + 35000, 100, &fired), 0);
   assert_int_equal(fired, 0);
-  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 40000, 100, &fired), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, t0 + 40000, 100, &fired), 0);
   assert_int_equal(fired, 1);
   assert_int_equal(task_exists("tick", t0 + 40000), 1);
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_int_equal(l[0].last_run_ms, t0 + 40000);
   assert_int_equal(l[0].next_run_ms, t0 + 50000);
   rtq_schedules_free(l, n);
@@ -151,10 +135,10 @@ static void test_schedule_fire_due_runs_the_latest_missed_once(void **state) {
  * schedulers at once: still one task per run. */
 static void test_schedule_exactly_once_at_the_worst_moment(void **state) {
   (void)state;
-  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_add(CL, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
   rtq_schedule *l = NULL;
   size_t n = 0, fired = 0, fired2 = 0;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   uint64_t t0 = l[0].created_at;
   rtq_schedules_free(l, n);
 
@@ -162,27 +146,27 @@ static void test_schedule_exactly_once_at_the_worst_moment(void **state) {
   char id[160];
   snprintf(id, sizeof id, "cron:tick:%llu", (unsigned long long)(t0 + 10000));
   rtq_task_options o = {.id = id};
-  assert_int_equal(rtq_create_task(cl, "rtq.noop", NULL, &o, NULL, NULL), 0);
-  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 12000, 100, &fired), 0);
+  assert_int_equal(rtq_create_task(CL, "rtq.noop", NULL, &o, NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, t0 + 12000, 100, &fired), 0);
   assert_int_equal(fired, 0); /* it existed */
   assert_int_equal(queue_len("default"), 1);
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_int_equal(l[0].last_run_ms, t0 + 10000); /* recorded now */
   rtq_schedules_free(l, n);
 
   /* Two schedulers that both think they lead, with their own clients. */
   rtq_client *other = NULL;
-  rtq_client_options co = {.redis_url = rtq_test_redis_url()};
+  rtq_client_options co = {.redis_url = rtq_test_redis_url(), .protocol = 2};
   assert_int_equal(rtq_client_new(&co, &other), 0);
-  assert_int_equal(rtq_schedule_fire_due(cl, t0 + 21000, 100, &fired), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, t0 + 21000, 100, &fired), 0);
   assert_int_equal(rtq_schedule_fire_due(other, t0 + 21000, 100, &fired2), 0);
   assert_int_equal(fired + fired2, 1);
   /* The same run recomputed by a scheduler that read the old last run:
    * put the bookkeeping back and fire again. */
   char last[24];
   snprintf(last, sizeof last, "%llu", (unsigned long long)(t0 + 10000));
-  rtq_test_cmd_int(rc_, "HSET", rtq_keys_schedules_last(&k).s, "tick", last, NULL);
-  rtq_test_cmd_int(rc_, "ZADD", rtq_keys_schedules_due(&k).s, "0", "tick", NULL);
+  rtq_test_cmd_int(C, "HSET", rtq_keys2_schedules_last(&K).s, "tick", last, NULL);
+  rtq_test_cmd_int(C, "ZADD", rtq_keys2_schedules_due(&K).s, "0", "tick", NULL);
   assert_int_equal(rtq_schedule_fire_due(other, t0 + 21000, 100, &fired2), 0);
   assert_int_equal(fired2, 0);
   assert_int_equal(queue_len("default"), 2);
@@ -191,27 +175,27 @@ static void test_schedule_exactly_once_at_the_worst_moment(void **state) {
 
 static void test_schedule_pause_and_resume(void **state) {
   (void)state;
-  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
-  assert_int_equal(rtq_schedule_set_paused(cl, "tick", true), 0);
+  assert_int_equal(rtq_schedule_add(CL, "tick", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_set_paused(CL, "tick", true), 0);
   size_t fired = 0, n = 0;
   uint64_t now = redis_now();
-  assert_int_equal(rtq_schedule_fire_due(cl, now + 3600000, 100, &fired), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, now + 3600000, 100, &fired), 0);
   assert_int_equal(fired, 0);
   rtq_schedule *l = NULL;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_true(l[0].paused);
   assert_int_equal(l[0].next_run_ms, 0);
   rtq_schedules_free(l, n);
   /* Re-adding keeps it paused. */
-  assert_int_equal(rtq_schedule_add(cl, "tick", "@every 20s", "rtq.noop", NULL, NULL), 0);
-  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys_schedules_due(&k).s, NULL), 0);
-  assert_int_equal(rtq_schedule_set_paused(cl, "tick", false), 0);
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_add(CL, "tick", "@every 20s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_schedules_due(&K).s, NULL), 0);
+  assert_int_equal(rtq_schedule_set_paused(CL, "tick", false), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_false(l[0].paused);
   assert_true(l[0].next_run_ms > now);
   assert_string_equal(l[0].cron, "@every 20s");
   rtq_schedules_free(l, n);
-  assert_int_equal(rtq_schedule_set_paused(cl, "nope", true), RTQ_ENOTFOUND);
+  assert_int_equal(rtq_schedule_set_paused(CL, "nope", true), RTQ_ENOTFOUND);
 }
 
 /* An expression that parses but never matches a day (30 February) is
@@ -219,19 +203,19 @@ static void test_schedule_pause_and_resume(void **state) {
  * existing one keeps its definition and its next run. */
 static void test_schedule_add_refuses_a_cron_that_never_runs(void **state) {
   (void)state;
-  assert_int_equal(rtq_schedule_add(cl, "never", "0 0 30 2 *", "job", NULL, NULL), RTQ_EINVAL);
-  assert_non_null(strstr(rtq_client_errstr(cl), "no next run"));
-  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_schedules(&k).s, NULL), 0);
-  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_schedules_last(&k).s, NULL), 0);
+  assert_int_equal(rtq_schedule_add(CL, "never", "0 0 30 2 *", "job", NULL, NULL), RTQ_EINVAL);
+  assert_non_null(strstr(rtq_client_errstr(CL), "no next run"));
+  assert_int_equal(rtq_test_cmd_int(C, "EXISTS", rtq_keys2_schedules(&K).s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(C, "EXISTS", rtq_keys2_schedules_last(&K).s, NULL), 0);
 
-  assert_int_equal(rtq_schedule_add(cl, "daily", "@daily", "job", NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_add(CL, "daily", "@daily", "job", NULL, NULL), 0);
   rtq_schedule *l = NULL;
   size_t n = 0;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   uint64_t next = l[0].next_run_ms;
   rtq_schedules_free(l, n);
-  assert_int_equal(rtq_schedule_add(cl, "daily", "0 0 31 2 *", "job", NULL, NULL), RTQ_EINVAL);
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_add(CL, "daily", "0 0 31 2 *", "job", NULL, NULL), RTQ_EINVAL);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_int_equal(n, 1);
   assert_string_equal(l[0].cron, "@daily");
   assert_int_equal(l[0].next_run_ms, next);
@@ -243,11 +227,11 @@ static void test_schedule_add_refuses_a_cron_that_never_runs(void **state) {
  * leak check sees it). */
 static void test_schedule_list_definition_without_args(void **state) {
   (void)state;
-  rtq_test_cmd_int(rc_, "HSET", rtq_keys_schedules(&k).s, "bare",
+  rtq_test_cmd_int(C, "HSET", rtq_keys2_schedules(&K).s, "bare",
                    "{\"cron\":\"@hourly\",\"name\":\"job\",\"queue\":\"default\"}", NULL);
   rtq_schedule *l = NULL;
   size_t n = 0;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_int_equal(n, 1);
   assert_string_equal(l[0].id, "bare");
   assert_string_equal(l[0].args_json, "{}");
@@ -257,18 +241,18 @@ static void test_schedule_list_definition_without_args(void **state) {
 /* A definition broken by hand is set aside; the others still run. */
 static void test_schedule_broken_definition_does_not_block_others(void **state) {
   (void)state;
-  assert_int_equal(rtq_schedule_add(cl, "good", "@every 10s", "rtq.noop", NULL, NULL), 0);
-  rtq_test_cmd_int(rc_, "HSET", rtq_keys_schedules(&k).s, "broken", "{not json", NULL);
-  rtq_test_cmd_int(rc_, "ZADD", rtq_keys_schedules_due(&k).s, "0", "broken", NULL);
+  assert_int_equal(rtq_schedule_add(CL, "good", "@every 10s", "rtq.noop", NULL, NULL), 0);
+  rtq_test_cmd_int(C, "HSET", rtq_keys2_schedules(&K).s, "broken", "{not json", NULL);
+  rtq_test_cmd_int(C, "ZADD", rtq_keys2_schedules_due(&K).s, "0", "broken", NULL);
   size_t fired = 0;
-  int rc = rtq_schedule_fire_due(cl, redis_now() + 11000, 100, &fired);
+  int rc = rtq_schedule_fire_due(CL, redis_now() + 11000, 100, &fired);
   assert_true(rc == 0 || rc == RTQ_EDECODE);
   assert_int_equal(fired, 1);
-  char *score = rtq_test_cmd_str(rc_, "ZSCORE", rtq_keys_schedules_due(&k).s, "broken", NULL);
+  char *score = rtq_test_cmd_str(C, "ZSCORE", rtq_keys2_schedules_due(&K).s, "broken", NULL);
   assert_null(score); /* set aside: not due again every sweep */
   rtq_schedule *l = NULL;
   size_t n = 0;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_int_equal(n, 1); /* the broken one is not listed */
   rtq_schedules_free(l, n);
 }
@@ -276,19 +260,19 @@ static void test_schedule_broken_definition_does_not_block_others(void **state) 
 /* rtq-broker's sweep runs a due schedule (deadline, not a sleep). */
 static void test_schedule_broker_sweep_enqueues_runs(void **state) {
   (void)state;
-  assert_int_equal(rtq_schedule_add(cl, "sec", "@every 1s", "rtq.noop", NULL, NULL), 0);
+  assert_int_equal(rtq_schedule_add(CL, "sec", "@every 1s", "rtq.noop", NULL, NULL), 0);
   char bin[512];
   assert_non_null(rtq_test_bin_path("broker/rtq-broker", bin, sizeof bin));
   char cmdline[1200];
-  snprintf(cmdline, sizeof cmdline, "%s --once --redis '%s' >/dev/null 2>&1", bin, rtq_test_redis_url());
+  snprintf(cmdline, sizeof cmdline, "%s --once --protocol 2 --redis '%s' >/dev/null 2>&1", bin, rtq_test_redis_url());
   RTQ_TEST_WAIT_FOR((system(cmdline), queue_len("default") >= 1), 5000);
   rtq_schedule *l = NULL;
   size_t n = 0;
-  assert_int_equal(rtq_schedule_list(cl, &l, &n), 0);
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
   assert_true(l[0].last_run_ms > 0);
   assert_int_equal(task_exists("sec", l[0].last_run_ms), 1);
   rtq_schedules_free(l, n);
-  char *runs = rtq_test_cmd_str(rc_, "HGET", rtq_keys_stats(&k).s, "broker|schedule_runs", NULL);
+  char *runs = rtq_test_cmd_str(C, "HGET", rtq_keys2_broker(&K).s, "schedule_runs", NULL);
   assert_non_null(runs);
   assert_true(atoi(runs) >= 1);
   free(runs);
