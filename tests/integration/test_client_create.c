@@ -1,8 +1,10 @@
 /*
- * test_client_create.c - rtq_client_new and enqueueing against a real
- * redis-server: options and failures of the handle, rtq_create_task with
- * every option, the idempotent id, bad input (nothing written), Redis OOM,
- * and rtq_create_tasks with a batch of 10,000 and a NOSCRIPT mid-batch.
+ * test_client_create.c - rtq_client_new and enqueueing under protocol 2
+ * against a real redis-server: options and failures of the handle,
+ * rtq_create_task with every option, the idempotent id, bad input
+ * (nothing written), Redis OOM, and rtq_create_tasks with a batch of
+ * 10,000 and a NOSCRIPT mid-batch. (Where the options land in the task
+ * hash, ids per queue and how batches are split: test_client_create2.)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,18 +22,18 @@
 
 #include <cmocka.h>
 
-#include "envelope.h"
+#include "argv.h"
+#include "conn.h"
 #include "harness.h"
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
-#include "test_client_fake_worker.h"
 
-static rtq_keys keys;
+static rtq_keys2 keys;
 
 static int setup(void **state) {
   (void)state;
   rtq_test_redis_flush();
-  rtq_keys_init(&keys, "rtq", false);
+  rtq_keys2_init(&keys, "rtq");
   return 0;
 }
 
@@ -39,6 +41,7 @@ static rtq_client *client_for(const char *url) {
   rtq_client_options o;
   memset(&o, 0, sizeof o);
   o.redis_url = url;
+  o.protocol = 2;
   rtq_client *c = NULL;
   int rc = rtq_client_new(&o, &c);
   if (rc != 0) fail_msg("rtq_client_new: %s", rtq_client_errstr(NULL));
@@ -77,9 +80,9 @@ static void test_client_new_from_env(void **state) {
   rtq_client_free(c);
 
   rtq_conn *rc = rtq_test_conn();
-  rtq_keys ks;
-  assert_int_equal(rtq_keys_init(&ks, "envns", false), 0);
-  rtq_key task = rtq_keys_task(&ks, id), queue = rtq_keys_queue(&ks, "default");
+  rtq_keys2 ks;
+  assert_int_equal(rtq_keys2_init(&ks, "envns"), 0);
+  rtq_key2 task = rtq_keys2_task(&ks, "default", id), queue = rtq_keys2_queue(&ks, "default");
   assert_int_equal(rtq_test_cmd_int(rc, "EXISTS", task.s, NULL), 1);
   assert_int_equal(rtq_test_cmd_int(rc, "LLEN", queue.s, NULL), 1);
   rtq_conn_free(rc);
@@ -265,29 +268,19 @@ static void test_client_create_all_options(void **state) {
   free(json);
   rtq_task_free(t);
 
-  /* The envelope on the queue decodes to the same task. */
+  /* Its id is on the queue, and the queue counts it. */
   rtq_conn *rc = rtq_test_conn();
-  rtq_key q = rtq_keys_queue(&keys, "mail");
-  redisReply *r = rtq_test_command(rc, "LINDEX", q.s, "0", NULL);
-  assert_int_equal(r->type, REDIS_REPLY_STRING);
-  rtq_envelope e;
-  rtq_envelope_init(&e);
-  assert_int_equal(rtq_envelope_decode(r->str, r->len, 0, &e, NULL, 0), 0);
-  assert_string_equal(e.id, id);
-  assert_string_equal(e.name, "send_email");
-  assert_string_equal(e.queue, "mail");
-  assert_int_equal(e.timeout_ms, 12000);
-  assert_int_equal(e.max_retries, 3);
-  assert_int_equal(e.result_ttl_s, 600);
-  assert_int_equal(e.attempt, 1);
-  rtq_envelope_destroy(&e);
-  freeReplyObject(r);
-  rtq_key ret = rtq_keys_task(&keys, id);
-  char *backoff = rtq_test_cmd_str(rc, "HGET", ret.s, "retry_backoff_ms", NULL);
+  rtq_key2 q = rtq_keys2_queue(&keys, "mail");
+  char *head = rtq_test_cmd_str(rc, "LINDEX", q.s, "0", NULL);
+  assert_non_null(head);
+  assert_string_equal(head, id);
+  free(head);
+  char *backoff = rtq_test_cmd_str(rc, "HGET", rtq_keys2_task(&keys, "mail", id).s, "bo", NULL);
+  assert_non_null(backoff);
   assert_string_equal(backoff, "250");
   free(backoff);
-  rtq_key stats = rtq_keys_stats(&keys);
-  char *n = rtq_test_cmd_str(rc, "HGET", stats.s, "mail|enqueued", NULL);
+  char *n = rtq_test_cmd_str(rc, "HGET", rtq_keys2_stats(&keys, "mail").s, "enqueued", NULL);
+  assert_non_null(n);
   assert_string_equal(n, "1");
   free(n);
   rtq_conn_free(rc);
@@ -299,7 +292,7 @@ static void test_client_create_defaults_and_null_out(void **state) {
   rtq_client *c = client();
   assert_int_equal(rtq_create_task(c, "t", NULL, NULL, NULL, NULL), 0);
   rtq_conn *rc = rtq_test_conn();
-  rtq_key q = rtq_keys_queue(&keys, "default");
+  rtq_key2 q = rtq_keys2_queue(&keys, "default");
   assert_int_equal(rtq_test_cmd_int(rc, "LLEN", q.s, NULL), 1);
   rtq_conn_free(rc);
   rtq_client_free(c);
@@ -334,7 +327,7 @@ static void test_client_create_delayed(void **state) {
   rtq_task_free(t);
 
   rtq_conn *rc = rtq_test_conn();
-  rtq_key q = rtq_keys_queue(&keys, "default"), d = rtq_keys_delayed(&keys);
+  rtq_key2 q = rtq_keys2_queue(&keys, "default"), d = rtq_keys2_delayed(&keys, "default");
   assert_int_equal(rtq_test_cmd_int(rc, "LLEN", q.s, NULL), 0);
   assert_int_equal(rtq_test_cmd_int(rc, "ZCARD", d.s, NULL), 2);
   rtq_conn_free(rc);
@@ -355,9 +348,9 @@ static void test_client_create_idempotent_id(void **state) {
   assert_string_equal(id, "order-1234");
   assert_int_equal(created, 1);
 
-  /* Same id, other args and queue: the first task stays as it was. */
+  /* Same id, other args: the first task stays as it was. (Ids are per
+   * queue: test_client_create2.) */
   rtq_args_set_int(a, "v", 2);
-  o.queue = "other";
   assert_int_equal(rtq_create_task(c, "charge", a, &o, id, &created), 0);
   assert_string_equal(id, "order-1234");
   assert_int_equal(created, 0);
@@ -381,9 +374,8 @@ static void test_client_create_idempotent_id(void **state) {
   assert_int_equal(created, 0);
 
   rtq_conn *rc = rtq_test_conn();
-  rtq_key q = rtq_keys_queue(&keys, "default"), q2 = rtq_keys_queue(&keys, "other");
+  rtq_key2 q = rtq_keys2_queue(&keys, "default");
   assert_int_equal(rtq_test_cmd_int(rc, "LLEN", q.s, NULL), 1);
-  assert_int_equal(rtq_test_cmd_int(rc, "LLEN", q2.s, NULL), 0);
   rtq_conn_free(rc);
   rtq_client_free(c);
 }
@@ -391,6 +383,10 @@ static void test_client_create_idempotent_id(void **state) {
 static void test_client_create_bad_input_writes_nothing(void **state) {
   (void)state;
   rtq_client *c = client();
+  /* What the client wrote at start (the namespace's protocol mark). */
+  rtq_conn *rc = rtq_test_conn();
+  long long before = dbsize(rc);
+  assert_true(before <= 1);
   rtq_task_options o;
   char id[RTQ_TASK_ID_SIZE] = "x";
   int created = 7;
@@ -437,7 +433,7 @@ static void test_client_create_bad_input_writes_nothing(void **state) {
   assert_non_null(strstr(rtq_client_errstr(c), "limit"));
   rtq_args_free(big);
 
-  /* Nested deeper than the envelope allows. */
+  /* Nested deeper than args may be. */
   rtq_args *deep = rtq_args_new();
   rtq_args *cur = deep;
   for (int i = 0; i < 40; i++) {
@@ -450,8 +446,7 @@ static void test_client_create_bad_input_writes_nothing(void **state) {
   assert_int_equal(rtq_create_task(c, "t", deep, NULL, id, NULL), RTQ_EDEPTH);
   rtq_args_free(deep);
 
-  rtq_conn *rc = rtq_test_conn();
-  assert_int_equal(dbsize(rc), 0);
+  assert_int_equal(dbsize(rc), before);
   rtq_conn_free(rc);
   rtq_client_free(c);
 }
@@ -480,11 +475,12 @@ static void test_client_create_json_args(void **state) {
   assert_string_equal(json, "{\"to\":\"ann@example.com\",\"n\":42,\"f\":1.5,\"l\":[true,null]}");
   free(json);
   rtq_task_free(t);
-  /* NULL args: an empty map, as rtq_create_task's NULL. */
+  /* NULL args, as rtq_create_task's NULL: none stored (a handler gets an
+   * empty map), so the reader says null. */
   assert_int_equal(rtq_create_task_json(c, "t", NULL, NULL, id, NULL), 0);
   assert_int_equal(rtq_get_task(c, id, &t), 0);
   assert_int_equal(rtq_task_args_json(t, &json), 0);
-  assert_string_equal(json, "{}");
+  assert_string_equal(json, "null");
   free(json);
   rtq_task_free(t);
   /* The idempotent id works the same. */
@@ -521,6 +517,7 @@ static void test_client_create_max_payload_option(void **state) {
   rtq_client_options co;
   memset(&co, 0, sizeof co);
   co.redis_url = rtq_test_redis_url();
+  co.protocol = 2;
   co.max_payload = 200;
   rtq_client *c = NULL;
   assert_int_equal(rtq_client_new(&co, &c), 0);
@@ -586,12 +583,12 @@ static void test_client_create_batch_10000(void **state) {
     if (i == 17) continue;
     assert_int_equal(specs[i].rc, 0);
     assert_int_equal(specs[i].created, 1);
-    rtq_key k = rtq_keys_task(&keys, specs[i].id);
+    rtq_key2 k = rtq_keys2_task(&keys, "default", specs[i].id);
     rtq_argv a;
     rtq_argv_init(&a);
     rtq_argv_add_str(&a, "HGET");
-    rtq__argv_add_key(&a, k);
-    rtq_argv_add_str(&a, "args");
+    rtq__argv_add_key2(&a, k);
+    rtq_argv_add_str(&a, "x"); /* args of up to 64 bytes stay in the task hash */
     assert_int_equal(rtq_conn_append(rc, &a), 0);
     rtq_argv_destroy(&a);
   }
@@ -608,9 +605,8 @@ static void test_client_create_batch_10000(void **state) {
     free(json);
     freeReplyObject(r);
   }
-  rtq_key q = rtq_keys_queue(&keys, "default"), p = rtq_keys_status(&keys, RTQ_STATUS_PENDING);
+  rtq_key2 q = rtq_keys2_queue(&keys, "default");
   assert_int_equal(rtq_test_cmd_int(rc, "LLEN", q.s, NULL), BATCH - 1);
-  assert_int_equal(rtq_test_cmd_int(rc, "ZCARD", p.s, NULL), BATCH - 1);
 
   /* The same batch again, each spec's id option pointing at its own
    * output id: every id exists, nothing is enqueued but the fixed one. */
@@ -667,7 +663,7 @@ static void test_client_create_batch_noscript(void **state) {
   /* And a single create after another flush. */
   rtq_test_cmd_ok(rc, "SCRIPT", "FLUSH", NULL);
   assert_int_equal(rtq_create_task(c, "ns", NULL, NULL, NULL, NULL), 0);
-  rtq_key q = rtq_keys_queue(&keys, "default");
+  rtq_key2 q = rtq_keys2_queue(&keys, "default");
   assert_int_equal(rtq_test_cmd_int(rc, "LLEN", q.s, NULL), 51);
   assert_int_equal(rtq_create_tasks(c, NULL, 0), 0);
   rtq_conn_free(rc);
