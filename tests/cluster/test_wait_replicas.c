@@ -19,19 +19,19 @@
 
 #include <cmocka.h>
 
+#include "calls2.h"
 #include "clock.h"
 #include "cluster/cluster_util.h"
 #include "harness.h"
-#include "integration/test_broker_helpers.h"
 #include "integration/test_cli_run.h"
-#include "keys.h"
 #include "keys2.h"
 #include "rtq/client.h"
 #include "rtq/common.h"
+#include "scripts2.h"
 
 static rtq_test_redis *primary, *replica;
 static rtq_conn *pc; /* to the primary */
-static rtq_keys keys;
+static rtq_keys2 K;
 
 static bool info_has(rtq_conn *c, const char *section, const char *needle) {
   char *s = rtq_test_cmd_str(c, "INFO", section, NULL);
@@ -65,7 +65,7 @@ static int setup(void **state) {
                         info_has(pc, "replication", "connected_slaves:1"),
                     15000);
   rtq_conn_free(rc);
-  return rtq_keys_init(&keys, "rtq", false);
+  return rtq_keys2_init(&K, "rtq");
 }
 
 static int teardown(void **state) {
@@ -85,26 +85,16 @@ static rtq_client *client(int wait_replicas, int wait_timeout_ms) {
   return c;
 }
 
-/* The task's status on the primary, in the keys of the protocol the
- * client speaks (RTQ_PROTOCOL; the tasks here are in queue "default"). */
-static char *status_of(const char *id) {
-  const char *p = getenv("RTQ_PROTOCOL");
-  if (p != NULL && strcmp(p, "2") == 0) {
-    rtq_keys2 k2;
-    rtq_keys2_init(&k2, "rtq");
-    char *s = rtq_test_cmd_str(pc, "HGET", rtq_keys2_task(&k2, "default", id).s, "s", NULL);
-    return s;
-  }
-  rtq_key k = rtq_keys_task(&keys, id);
-  return rtq_test_cmd_str(pc, "HGET", k.s, "status", NULL);
-}
-
-static bool is_status(const char *id, const char *want) {
-  char *st = status_of(id);
+/* The status of task id of queue on the primary. */
+static bool is_status_in(const char *queue, const char *id, const char *want) {
+  char *st = rtq_test_cmd_str(pc, "HGET", rtq_keys2_task(&K, queue, id).s, "s", NULL);
   bool yes = st != NULL && strcmp(st, want) == 0;
   free(st);
   return yes;
 }
+
+/* The same for the tasks of queue "default". */
+static bool is_status(const char *id, const char *want) { return is_status_in("default", id, want); }
 
 /* The CLI's JSON output, kept until the next call. */
 static json_t *json_of(const cli_run *r) {
@@ -232,11 +222,12 @@ static void test_wait_replicas_stopped_replica_returns_within_the_timeout(void *
   rtq_test_cmd_ok(pc, "FLUSHALL", NULL);
 }
 
+/* A field of the one worker record (-1: no record, or no such field). */
 static long long record_field(const char *field) {
-  redisReply *r = rtq_test_command(pc, "KEYS", "rtq:worker:*", NULL);
+  redisReply *r = rtq_test_command(pc, "ZRANGE", rtq_keys2_workers(&K).s, "0", "-1", NULL);
   long long v = -1;
   if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-    char *s = rtq_test_cmd_str(pc, "HGET", r->element[0]->str, field, NULL);
+    char *s = rtq_test_cmd_str(pc, "HGET", rtq_keys2_worker(&K, r->element[0]->str).s, field, NULL);
     if (s != NULL) v = atoll(s);
     free(s);
   }
@@ -313,16 +304,53 @@ static void test_wait_replicas_worker_without_the_option_never_waits(void **stat
   rtq_test_cmd_ok(pc, "FLUSHALL", NULL);
 }
 
-/* A task running under a worker that died: the broker's recovery phase
- * redelivers it, a write it then WAITs for. */
-static void dead_worker_task(tb *t, const char *id) {
-  size_t len = 0;
-  free(tb_create(t, id, NULL, &len));
-  tb_heartbeat(t, "w-dead", 30000);
-  tb_claim cl;
-  assert_true(tb_claim_next(t, "w-dead", "default", &cl));
-  tb_claim_free(&cl);
-  tb_age_worker(t, "w-dead", 120000);
+/* Runs a v2 script call on the primary; frees a. (asserts) */
+static redisReply *run2(rtq_argv *a) {
+  redisReply *r = NULL;
+  if (rtq_script2_run(pc, a, &r) != 0) fail_msg("script: %s", rtq_conn_errstr(pc));
+  rtq_argv_destroy(a);
+  return r;
+}
+
+/* Task id of queue running under a worker that died: created, taken by
+ * "w-dead" (its heartbeat record names the queue), and the worker's
+ * heartbeat two minutes old. The broker's recovery phase redelivers it, a
+ * write it then WAITs for. */
+static void dead_worker_task(const char *queue, const char *id) {
+  rtq_client *c = client(-1, 0);
+  rtq_task_options o = {.id = id, .queue = queue};
+  assert_int_equal(rtq_create_task(c, "rtq.noop", NULL, &o, NULL, NULL), 0);
+  rtq_client_free(c);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  char served[RTQ_NAME_MAX + 4];
+  snprintf(served, sizeof served, "%s:1", queue);
+  rtq__field2 f[2] = {{"host", "test"}, {"queues", served}};
+  assert_int_equal(rtq__call2_heartbeat(&a, &K, false, "w-dead", 30000, f, 2), 0);
+  freeReplyObject(run2(&a));
+  rtq_argv_init(&a);
+  assert_int_equal(rtq__call2_take(&a, &K, false, queue, "w-dead", 300000, 1, 1 << 20), 0);
+  redisReply *r = run2(&a);
+  rtq__claim2_entry e[1];
+  int n = 0;
+  assert_int_equal(rtq__reply2_claim(r, e, 1, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(e[0].kind, RTQ__CLAIM2_OK);
+  freeReplyObject(r);
+  assert_true(is_status_in(queue, id, "running"));
+  uint64_t now = 0;
+  assert_int_equal(rtq_conn_time_ms(pc, &now), 0);
+  char score[32];
+  snprintf(score, sizeof score, "%llu", (unsigned long long)(now - 120000));
+  rtq_test_cmd_int(pc, "ZADD", rtq_keys2_workers(&K).s, score, "w-dead", NULL);
+}
+
+/* A counter of the broker's hash {ns}:broker (0 when absent). */
+static long long broker_stat(const char *counter) {
+  char *v = rtq_test_cmd_str(pc, "HGET", rtq_keys2_broker(&K).s, counter, NULL);
+  long long n = v != NULL ? atoll(v) : 0;
+  free(v);
+  return n;
 }
 
 static int broker_once(const char *log) {
@@ -338,29 +366,26 @@ static int broker_once(const char *log) {
 
 static void test_wait_replicas_broker_outcomes(void **state) {
   (void)state;
-  tb t = {.c = pc, .url = rtq_test_redis_url_of(primary)};
-  assert_int_equal(rtq_keys_init(&t.k, "rtq", false), 0);
-  assert_int_equal(rtq_scripts_load(pc), 0);
   char log[512];
   snprintf(log, sizeof log, "%s/broker.log", rtq_test_redis_dir(primary));
 
-  dead_worker_task(&t, "b-1");
+  dead_worker_task("b1", "b-1");
   long before = wait_calls();
   assert_int_equal(broker_once(log), 0);
   assert_true(wait_calls() > before);
-  assert_true(is_status("b-1", "pending")); /* redelivered */
+  assert_true(is_status_in("b1", "b-1", "pending")); /* redelivered */
   assert_false(file_has(log, "fewer replicas"));
 
   /* The replica stopped: the sweep still ends within the timeout, and
    * says and counts what was not acknowledged. */
   assert_int_equal(rtq_test_redis_sigstop(replica), 0);
-  dead_worker_task(&t, "b-2");
+  dead_worker_task("b2", "b-2");
   uint64_t t0 = rtq__mono_ms();
   assert_int_equal(broker_once(log), 0);
   assert_true(rtq__mono_ms() - t0 < 5000);
-  assert_true(is_status("b-2", "pending"));
+  assert_true(is_status_in("b2", "b-2", "pending"));
   assert_true(file_has(log, "task outcomes written, but fewer replicas than asked acknowledged them"));
-  assert_true(tb_stat(&t, "broker", "unreplicated") >= 1);
+  assert_true(broker_stat("unreplicated") >= 1);
   assert_int_equal(rtq_test_redis_sigcont(replica), 0);
 }
 
