@@ -39,8 +39,8 @@ static int setup(void **state) {
   rtq_key2 ns = rtq_keys2_version(&K);
   int a = rtq_test_cluster_owner_at_start(cl, rtq_key_slot(ns.s, ns.len));
   int b = rtq_test_cluster_owner_at_start(cl, rtq_keys2_slot(&K, "default"));
-  for (other = 0; other == a || other == b; other++) {
-  }
+  other = 0;
+  while (other == a || other == b) other++;
   rtq_test_cluster_url(cl, other, seed, sizeof seed);
   return 0;
 }
