@@ -4,7 +4,9 @@
  * (the CLI, librtq) find the primary through the sentinels, and after the
  * primary is killed with SIGKILL all of them carry on against the promoted
  * replica within the failover time plus 2 s: a task created then is run,
- * and a delayed one is promoted by the broker and run. An event
+ * and a delayed one is promoted by the broker and run. The kill comes
+ * mid-drain (a backlog of short tasks on a second queue), and every task
+ * of that backlog still ends completed: nothing is stuck. An event
  * subscription that was open reports the loss, and a new one hears the
  * promoted primary.
  */
@@ -52,9 +54,9 @@ static bool set_ok(rtq_conn *c) {
   return rc == 0;
 }
 
-/* Task id of queue "default" is completed (a failed read is a no). */
-static bool completed(rtq_conn *c, const char *id) {
-  rtq_key2 k = rtq_keys2_task(&K, "default", id);
+/* Task id of queue is completed (a failed read is a no). */
+static bool completed_in(rtq_conn *c, const char *queue, const char *id) {
+  rtq_key2 k = rtq_keys2_task(&K, queue, id);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "HGET");
@@ -65,6 +67,26 @@ static bool completed(rtq_conn *c, const char *id) {
   rtq_argv_destroy(&a);
   bool yes = rc == 0 && r->type == REDIS_REPLY_STRING && strcmp(r->str, "completed") == 0;
   if (r != NULL) freeReplyObject(r);
+  return yes;
+}
+
+/* The same for queue "default". */
+static bool completed(rtq_conn *c, const char *id) { return completed_in(c, "default", id); }
+
+#define NBULK 300
+
+/* How many of the NBULK backlog tasks are completed. */
+static int bulk_done(rtq_conn *c, char (*ids)[RTQ_TASK_ID_SIZE]) {
+  int n = 0;
+  for (int i = 0; i < NBULK; i++) n += completed_in(c, "bulk", ids[i]);
+  return n;
+}
+
+/* GET key on c is want. */
+static bool value_is(rtq_conn *c, const char *key, const char *want) {
+  char *v = rtq_test_cmd_str(c, "GET", key, NULL);
+  bool yes = v != NULL && strcmp(v, want) == 0;
+  free(v);
   return yes;
 }
 
@@ -152,6 +174,19 @@ static bool heard(rtq_subscription *sub, const char *id) {
   return false;
 }
 
+/* Reads sub's events until it fails (at most 10,000 of them, 10 s): its
+ * error. */
+static int drain(rtq_subscription *sub) {
+  uint64_t until = rtq_test_now_ms() + 10000;
+  int rc = 0;
+  for (int i = 0; i < 10000 && rc == 0 && rtq_test_now_ms() < until; i++) {
+    char *json = NULL;
+    rc = rtq_subscription_next(sub, left_until(until), &json);
+    free(json);
+  }
+  return rc;
+}
+
 static void test_sentinel_failover_followed(void **state) {
   (void)state;
   const char *url = rtq_test_sentinels_url(set);
@@ -168,9 +203,9 @@ static void test_sentinel_failover_followed(void **state) {
   snprintf(wlog, sizeof wlog, "%s/worker.log", rtq_test_redis_dir(replica));
   snprintf(blog, sizeof blog, "%s/broker.log", rtq_test_redis_dir(replica));
   pid_t w = cluster_spawn("worker/rtq-worker",
-                          (const char *[]){"--redis", url, "--demo-handlers", "--concurrency", "2",
-                                           "--heartbeat-interval", "200ms", "--heartbeat-ttl", "2s",
-                                           "--shutdown-grace", "1s", NULL},
+                          (const char *[]){"--redis", url, "--queue", "default", "--queue", "bulk",
+                                           "--demo-handlers", "--concurrency", "2", "--heartbeat-interval", "200ms",
+                                           "--heartbeat-ttl", "2s", "--shutdown-grace", "1s", NULL},
                           wlog);
   pid_t b = cluster_spawn("broker/rtq-broker",
                           (const char *[]){"--redis", url, "--sweep-interval", "200ms", "--heartbeat-ttl", "5s", NULL},
@@ -184,15 +219,33 @@ static void test_sentinel_failover_followed(void **state) {
   rtq_task_options later = {.id = "d-0", .delay_ms = 300};
   assert_int_equal(rtq_create_task(client, "rtq.noop", NULL, &later, NULL, NULL), 0);
   RTQ_TEST_WAIT_FOR(completed(c, "d-0"), 10000);
-  /* The replica has it before the primary goes. */
+  /* The backlog: NBULK tasks of 20 ms, about 3 s of work for the two
+   * slots. */
+  rtq_args *sleep = rtq_args_new();
+  assert_non_null(sleep);
+  assert_int_equal(rtq_args_set_double(sleep, "seconds", 0.02), 0);
+  rtq_task_options bulk = {.queue = "bulk"};
+  rtq_task_spec specs[NBULK];
+  memset(specs, 0, sizeof specs);
+  for (int i = 0; i < NBULK; i++) specs[i] = (rtq_task_spec){.name = "rtq.sleep", .args = sleep, .opts = &bulk};
+  assert_int_equal(rtq_create_tasks(client, specs, NBULK), 0);
+  rtq_args_free(sleep);
+  char ids[NBULK][RTQ_TASK_ID_SIZE];
+  for (int i = 0; i < NBULK; i++) memcpy(ids[i], specs[i].id, sizeof ids[i]);
+  /* The replica has it all before the primary goes (one replication
+   * stream: "before" comes after the creates). */
+  rtq_test_cmd_ok(c, "SET", "before", "2", NULL);
   rtq_conn *rc = rtq_test_conn_new(rtq_test_redis_url_of(replica));
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc, "EXISTS", "before", NULL) == 1, 5000);
+  RTQ_TEST_WAIT_FOR(value_is(rc, "before", "2"), 5000);
   rtq_conn_free(rc);
 
   /* A subscriber through the sentinels, open across the failover. */
   rtq_subscription *sub = NULL;
   assert_int_equal(rtq_events_subscribe(client, &sub), 0);
 
+  /* Mid-drain. */
+  RTQ_TEST_WAIT_FOR(bulk_done(c, ids) >= 50, 10000);
+  int at_kill = bulk_done(c, ids);
   uint64_t t0 = rtq_test_now_ms();
   assert_int_equal(rtq_test_redis_kill9(primary), 0);
   RTQ_TEST_WAIT_FOR(rtq_test_sentinels_primary_port(set) == rtq_test_redis_port(replica), 30000);
@@ -215,10 +268,10 @@ static void test_sentinel_failover_followed(void **state) {
   uint64_t t4 = rtq_test_now_ms();
   RTQ_TEST_WAIT_FOR(completed(c, "d-1"), left_until(t1 + 2000));
   uint64_t t5 = rtq_test_now_ms();
-  /* The old subscription says it is lost; a new one reaches the promoted
+  /* The old subscription returns the backlog's events it had read before
+   * the kill, then says it is lost; a new one reaches the promoted
    * primary and hears a task created there. */
-  char *json = NULL;
-  assert_int_equal(rtq_subscription_next(sub, 5000, &json), RTQ_ECONN);
+  assert_int_equal(drain(sub), RTQ_ECONN);
   rtq_subscription_free(sub);
   assert_int_equal(rtq_events_subscribe(client, &sub), 0);
   rtq_task_options probe = {.id = "e-1"};
@@ -226,11 +279,18 @@ static void test_sentinel_failover_followed(void **state) {
   assert_true(heard(sub, "e-1"));
   rtq_subscription_free(sub);
   rtq_client_free(client);
+  /* Nothing stuck: the whole backlog ends completed. */
+  RTQ_TEST_WAIT_FOR(bulk_done(c, ids) == NBULK, 20000);
+  uint64_t t6 = rtq_test_now_ms();
   fprintf(stderr,
           "sentinel failover: named after %llu ms; rtq_conn +%llu ms; both creates done +%llu ms; the worker ran "
-          "the new task +%llu ms; the broker's promoted task run +%llu ms\n",
+          "the new task +%llu ms; the broker's promoted task run +%llu ms; backlog %d of %d done at the kill, "
+          "all done +%llu ms\n",
           (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t1),
-          (unsigned long long)(t4 - t1), (unsigned long long)(t5 - t1));
+          (unsigned long long)(t4 - t1), (unsigned long long)(t5 - t1), at_kill, NBULK,
+          (unsigned long long)(t6 - t1));
+  /* The kill came while the backlog drained. */
+  assert_true(at_kill < NBULK);
   stop_clean(w);
   stop_clean(b);
   rtq_conn_free(c);
