@@ -34,7 +34,7 @@ static const char usage[] =
     "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
     "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
-    "  --cluster                 put the namespace in a hash tag (Redis Cluster)\n"
+    "  --cluster                 accepted and ignored: every key carries a hash tag\n"
     "  --queue NAME[:WEIGHT]     serve a queue; repeat for several (default: default:1)\n"
     "  --strict-priority         queues in the order given instead of by weight\n"
     "  --concurrency N           slots (RTQ_MAX_CONCURRENT_TASKS; default 50)\n"

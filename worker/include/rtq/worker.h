@@ -78,7 +78,8 @@ typedef struct rtq_worker_queue {
 typedef struct rtq_worker_options {
   const char *redis_url;          /* "redis://127.0.0.1:6379/0" */
   const char *ns;                 /* namespace, "rtq" */
-  bool cluster;                   /* false; true puts the namespace in a hash tag */
+  bool cluster;                   /* ignored: every key carries a hash tag (kept so
+                                   * that callers setting it still build) */
   const rtq_worker_queue *queues; /* NULL: the one queue "default" */
   size_t nqueues;                 /* 0..RTQ_WORKER_MAX_QUEUES */
   bool strict_priority;           /* false: weighted; true: queues in the order given */
