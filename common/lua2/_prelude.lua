@@ -13,6 +13,11 @@
 -- checked the same way: on a cluster an SPUBLISH to another slot's shard
 -- channel fails, and it would fail after the script's writes.
 
+-- Lua's globals and library fields are table look-ups on every use: the
+-- ones used per task are held in locals.
+local find, sub, tonumber, type, unpack = string.find, string.sub, tonumber, type, unpack
+local rcall, rpcall = redis.call, redis.pcall
+
 local MAX_MS = 253402300799999    -- 9999-12-31, in ms since the epoch
 local MAX_ATTEMPT = 1000000       -- deliveries of one task
 local MAX_TTL_S = 315360000       -- 10 years
@@ -39,13 +44,13 @@ end
 
 -- A valid name (ids, names, queues, worker ids): 1..128 of A-Z a-z 0-9 . _ : -
 local function valid_name(s)
-  return type(s) == 'string' and #s >= 1 and #s <= 128 and not string.find(s, '[^a-zA-Z0-9._:-]')
+  return type(s) == 'string' and #s >= 1 and #s <= 128 and not find(s, '[^a-zA-Z0-9._:-]')
 end
 
 -- s as a whole number in [lo, hi] when it is written as plain decimal
 -- digits (no sign, exponent, hex, nan or inf), else nil.
 local function whole(s, lo, hi)
-  if type(s) ~= 'string' or #s == 0 or #s > 15 or string.find(s, '[^0-9]') then return nil end
+  if type(s) ~= 'string' or #s > 15 or not find(s, '^%d+$') then return nil end
   local n = tonumber(s)
   if n < lo or n > hi then return nil end
   return n
@@ -74,11 +79,18 @@ local function tag_of(key)
   return string.match(key, '^{[^}]*}')
 end
 
+-- KEYS[1]'s tag, found once per call.
+local key_tag
+local function keys_tag()
+  if key_tag == nil then key_tag = KEYS[1] and tag_of(KEYS[1]) or false end
+  return key_tag
+end
+
 -- A prefix given in ARGV must carry the same tag as KEYS[1].
 local function check_prefix(prefix, what)
-  local tag = tag_of(KEYS[1])
-  if not tag or type(prefix) ~= 'string' or string.sub(prefix, 1, #tag) ~= tag or
-     string.find(prefix, '[{}]', #tag + 1) then
+  local tag = keys_tag()
+  if not tag or type(prefix) ~= 'string' or sub(prefix, 1, #tag) ~= tag or
+     find(prefix, '[{}]', #tag + 1) then
     bad(what .. ' prefix is not under the hash tag of the keys')
   end
   return prefix
@@ -86,28 +98,37 @@ end
 
 -- Every KEYS entry must share KEYS[1]'s tag (the caller's keys.c does so),
 -- and no key may fill two roles: a key given twice would take two types.
+-- A key that starts with the tag has that tag: the tag holds no '}'.
 local function check_keys()
-  local tag = tag_of(KEYS[1])
+  local tag = keys_tag()
   if not tag then bad('KEYS[1] has no hash tag') end
-  local seen = {}
+  local seen, n = {}, #tag
   for i = 1, #KEYS do
-    if tag_of(KEYS[i]) ~= tag then bad('KEYS are not all under one hash tag') end
-    if seen[KEYS[i]] then bad('a key is given twice') end
-    seen[KEYS[i]] = true
+    local k = KEYS[i]
+    if sub(k, 1, n) ~= tag then bad('KEYS are not all under one hash tag') end
+    if seen[k] then bad('a key is given twice') end
+    seen[k] = true
   end
 end
 
 -- Refuses the call unless each key is absent or of its type: a command on
 -- a key of the wrong type would fail half-way, after earlier writes.
 -- types: a list of key, type pairs ('list', 'zset', 'hash', 'string', or
--- 'list|zset' for either).
+-- 'list|zset' for either). A script names only the keys it may write
+-- after its first write: a key that is only read, or whose first use is
+-- the script's first write, fails before anything was written.
+-- Returns key -> the type it has ('none' when absent).
 local function need_types(types)
+  local have = {}
   for i = 1, #types - 1, 2 do
-    local have = redis.call('TYPE', types[i])['ok']
-    if have ~= 'none' and not string.find('|' .. types[i + 1] .. '|', '|' .. have .. '|', 1, true) then
-      bad('key ' .. i .. ' holds a ' .. have .. ', not a ' .. types[i + 1])
+    local t = rcall('TYPE', types[i])['ok']
+    if t ~= 'none' and t ~= types[i + 1] and
+       not find('|' .. types[i + 1] .. '|', '|' .. t .. '|', 1, true) then
+      bad('key ' .. i .. ' holds a ' .. t .. ', not a ' .. types[i + 1])
     end
+    have[types[i]] = t
   end
+  return have
 end
 
 -- A task's side hash, made writable: a value of another type under the
@@ -120,7 +141,15 @@ end
 
 -- One message per call on the queue's event channel (a shard channel).
 local function publish(chan, tbl)
-  redis.call('SPUBLISH', chan, cjson.encode(tbl))
+  rcall('SPUBLISH', chan, cjson.encode(tbl))
+end
+
+-- The same message built by concatenation, for the batch steps: entries
+-- is a list of JSON objects (strings) whose strings are valid names,
+-- status words or cjson-encoded text, head the message's other members
+-- ('"at":123,"s":"running"'). A valid name needs no JSON escape.
+local function publish_entries(chan, head, entries)
+  rcall('SPUBLISH', chan, '{' .. head .. ',"t":[' .. table.concat(entries, ',') .. ']}')
 end
 
 -- Ends a task: status, time, extra fields, TTL, history list.
@@ -133,25 +162,31 @@ end
 local function end_task(t, x, id, status, now, fields, side, has_side, ttl_s, hist, pushes)
   local until_ms = now + ttl_s * 1000
   if #side > 0 then
-    redis.call('HSET', side_hash(x), unpack(side))
+    rcall('HSET', side_hash(x), unpack(side))
     has_side = true
     fields[#fields + 1] = 'xs'; fields[#fields + 1] = '1'
   end
-  redis.call('HSET', t, 's', status, 'e', now, unpack(fields))
   -- An outcome signature (rs) belongs to the outcome written with it:
   -- any other end drops an older one.
   local signed = false
-  for i = 1, #fields - 1, 2 do
-    if fields[i] == 'rs' then signed = true end
+  if #fields > 0 then
+    rcall('HSET', t, 's', status, 'e', now, unpack(fields))
+    for i = 1, #fields - 1, 2 do
+      if fields[i] == 'rs' then signed = true end
+    end
+  else
+    rcall('HSET', t, 's', status, 'e', now)
   end
-  local drop = signed and {'dl'} or {'dl', 'rs'}
   if status == 'completed' then
-    drop[#drop + 1] = 'x'
-    if has_side then redis.pcall('HDEL', x, 'x') end
+    if has_side then rpcall('HDEL', x, 'x') end
+    if signed then rcall('HDEL', t, 'dl', 'x') else rcall('HDEL', t, 'dl', 'rs', 'x') end
+  elseif signed then
+    rcall('HDEL', t, 'dl')
+  else
+    rcall('HDEL', t, 'dl', 'rs')
   end
-  redis.call('HDEL', t, unpack(drop))
-  redis.call('PEXPIREAT', t, until_ms)
-  if has_side then redis.call('PEXPIREAT', x, until_ms) end
+  rcall('PEXPIREAT', t, until_ms)
+  if has_side then rcall('PEXPIREAT', x, until_ms) end
   if hist then
     local l = pushes[hist]
     if not l then l = {}; pushes[hist] = l end
@@ -212,6 +247,7 @@ local function gate_open(kl, kb, ks, now)
     g.rate, g.tokens = rate, math.min(burst, t + (now - ts) * rate / 1000)
   end
   local conc = opt_whole(l[3], 1, 1000000, nil)
+  g.on = rate ~= nil or conc ~= nil
   if conc then
     redis.call('ZREMRANGEBYSCORE', ks, '-inf', now)
     g.conc, g.used = conc, redis.call('ZCARD', ks)
@@ -249,38 +285,45 @@ end
 --   {'missing', id}       no task hash: the worker dead-letters the id
 --   {'bad', id, reason}   the id or the stored fields do not validate:
 --                         the worker dead-letters it, nothing was written
-local CLAIM_FIELDS = {'s', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo'}
-local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate)
+-- started: JSON entries of the claims made, for the call's message.
+-- names: a name -> true cache of the names already validated this call.
+local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate, names)
   if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
   local t = tpre .. id
-  local h = redis.pcall('HMGET', t, unpack(CLAIM_FIELDS))
+  local h = rpcall('HMGET', t, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
   if h.err then return {'bad', id, 'the task key is not a hash'} end
-  if not h[1] then return {'missing', id} end
-  -- A status that is none of rtq's is a hash that does not check out:
-  -- reported, so the worker dead-letters it, not dropped unseen.
-  if h[1] ~= 'pending' and h[1] ~= 'running' and not TERMINAL[h[1]] then
-    return {'bad', id, 'the task hash does not validate'}
+  local s = h[1]
+  if s ~= 'pending' then
+    if not s then return {'missing', id} end
+    -- A status that is none of rtq's is a hash that does not check out:
+    -- reported, so the worker dead-letters it, not dropped unseen.
+    if s ~= 'running' and not TERMINAL[s] then
+      return {'bad', id, 'the task hash does not validate'}
+    end
+    rcall('LREM', plist, 1, id)
+    return {'skip', id, s}
   end
-  if h[1] ~= 'pending' then
-    redis.call('LREM', plist, 1, id)
-    return {'skip', id, h[1]}
+  local a, to, n = 0, deftmo, h[2]
+  -- An absent or empty field means the default, as opt_whole has it.
+  if h[3] and h[3] ~= '' then a = whole(h[3], 0, MAX_ATTEMPT - 1) end
+  if h[4] and h[4] ~= '' then to = whole(h[4], 1, MAX_TIMEOUT_MS) end
+  if not names[n] then
+    if valid_name(n) then names[n] = true else a = nil end
   end
-  local a = opt_whole(h[3], 0, MAX_ATTEMPT - 1, 0)
-  local to = opt_whole(h[4], 1, MAX_TIMEOUT_MS, deftmo)
-  if not a or not to or not valid_name(h[2] or '') then
+  if not a or not to then
     return {'bad', id, 'the task hash does not validate'}
   end
   a = a + 1
   local dl = now + to
-  gate_take(gate, id, dl)
-  redis.call('HSET', t, 's', 'running', 'w', wid, 'a', a, 'b', now, 'dl', dl)
+  if gate.on then gate_take(gate, id, dl) end
+  rcall('HSET', t, 's', 'running', 'w', wid, 'a', a, 'b', now, 'dl', dl)
   local args = h[5] or ''
   if h[6] then
-    local v = redis.pcall('HGET', xpre .. id, 'x')
+    local v = rpcall('HGET', xpre .. id, 'x')
     args = type(v) == 'string' and v or ''
   end
-  started[#started + 1] = {id = id, a = a}
-  return {'ok', id, h[2], a, dl, to, args, h[7] or '', h[4] or '', h[8] or '', h[9] or '', h[10] or ''}
+  started[#started + 1] = '{"id":"' .. id .. '","a":' .. a .. '}'
+  return {'ok', id, n, a, dl, to, args, h[7] or '', h[4] or '', h[8] or '', h[9] or '', h[10] or ''}
 end
 
 -- Splits name/value pairs into those that stay in the task hash and

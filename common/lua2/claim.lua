@@ -7,8 +7,11 @@
 --       prefix, 5 side key prefix, then 1..64 ids
 -- Reply: one claim_one entry per id, in order, or {'limited', id,
 --        wait_ms} for an id handed back
+-- The limit and bucket are read before anything is written, and the
+-- slots' first use is the call's first write (gate_open): only the two
+-- lists need a type check.
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'hash', KEYS[4], 'hash', KEYS[5], 'zset'})
+need_types({KEYS[1], 'list', KEYS[2], 'list'})
 local wid = need_name(ARGV[1], 'claim: worker id')
 local deftmo = need_whole(ARGV[2], 1, MAX_TIMEOUT_MS, 'claim: default timeout')
 local tpre = check_prefix(ARGV[4], 'task key')
@@ -17,17 +20,19 @@ check_prefix(ARGV[3], 'events channel')
 local n = #ARGV - 5
 if n < 1 or n > MAX_TASKS then bad('claim: expected 1..64 ids') end
 local now = now_ms()
-local out, started = {}, {}
+local out, started, names = {}, {}, {}
 local gate = gate_open(KEYS[3], KEYS[4], KEYS[5], now)
 for j = 1, n do
-  local id, wait = ARGV[5 + j], gate_wait(gate)
-  if wait > 0 and valid_name(id) and redis.call('LREM', KEYS[2], 1, id) == 1 then
-    redis.call('RPUSH', KEYS[1], id)
+  local id, wait = ARGV[5 + j], gate.on and gate_wait(gate) or 0
+  if wait > 0 and valid_name(id) and rcall('LREM', KEYS[2], 1, id) == 1 then
+    rcall('RPUSH', KEYS[1], id)
     out[j] = {'limited', id, wait}
   else
-    out[j] = claim_one(id, now, wid, deftmo, tpre, xpre, KEYS[2], started, gate)
+    out[j] = claim_one(id, now, wid, deftmo, tpre, xpre, KEYS[2], started, gate, names)
   end
 end
 gate_close(gate)
-if #started > 0 then publish(ARGV[3], {at = now, s = 'running', w = wid, t = started}) end
+if #started > 0 then
+  publish_entries(ARGV[3], '"at":' .. fmt(now) .. ',"s":"running","w":"' .. wid .. '"', started)
+end
 return out

@@ -11,9 +11,13 @@
 --       delay_ms, run_at_ms (0 = not given), signature ('' = none)
 -- Reply: one entry per task, in order: {1, created_at} created;
 --        {0, status} already there.
+-- Type checks: the queue list's LPUSH is the call's first write (the
+-- tasks' existence is read before it), so a list of another type fails
+-- it before anything is written; the stats hash is checked, and the
+-- delayed set when a task may wait. The options are '0' when not given,
+-- which one comparison tells; a name is checked once per call.
 local PER = 10
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash'})
 local tpre = check_prefix(ARGV[2], 'task key')
 local xpre = check_prefix(ARGV[3], 'side key')
 check_prefix(ARGV[1], 'events channel')
@@ -21,68 +25,94 @@ local nt = (#ARGV - 3) / PER
 if nt < 1 or nt > MAX_TASKS or nt % 1 ~= 0 then
   bad('create: expected 1..64 tasks of 10 values each')
 end
-local bytes = 0
+local bytes, waits, names = 0, false, {}
 for j = 0, nt - 1 do
   local b = 4 + PER * j
   need_name(ARGV[b], 'create: id')
-  need_name(ARGV[b + 1], 'create: name')
+  local name = ARGV[b + 1]
+  if not names[name] then names[name] = need_name(name, 'create: name') end
   bytes = bytes + #ARGV[b + 2]
-  need_whole(ARGV[b + 3], 0, MAX_TIMEOUT_MS, 'create: timeout_ms')
-  need_whole(ARGV[b + 4], 0, 1000, 'create: max_retries')
-  need_whole(ARGV[b + 5], 0, MAX_TTL_S, 'create: result_ttl_s')
-  need_whole(ARGV[b + 6], 0, 86400000, 'create: retry_backoff_ms')
-  need_whole(ARGV[b + 7], 0, MAX_TIMEOUT_MS, 'create: delay_ms')
-  need_whole(ARGV[b + 8], 0, MAX_MS, 'create: run_at_ms')
+  local v = ARGV[b + 3]
+  if v ~= '0' then need_whole(v, 0, MAX_TIMEOUT_MS, 'create: timeout_ms') end
+  v = ARGV[b + 4]
+  if v ~= '0' then need_whole(v, 0, 1000, 'create: max_retries') end
+  v = ARGV[b + 5]
+  if v ~= '0' then need_whole(v, 0, MAX_TTL_S, 'create: result_ttl_s') end
+  v = ARGV[b + 6]
+  if v ~= '0' then need_whole(v, 0, 86400000, 'create: retry_backoff_ms') end
+  v = ARGV[b + 7]
+  if v ~= '0' then need_whole(v, 0, MAX_TIMEOUT_MS, 'create: delay_ms'); waits = true end
+  v = ARGV[b + 8]
+  if v ~= '0' then need_whole(v, 0, MAX_MS, 'create: run_at_ms'); waits = true end
   local sg = ARGV[b + 9]
-  if sg ~= '' and not string.find(sg, '^[A-Za-z0-9._-]+:[0-9a-f]+$') or #sg > 200 then
+  if sg ~= '' and (#sg > 200 or not find(sg, '^[A-Za-z0-9._-]+:[0-9a-f]+$')) then
     bad('create: signature must be "kid:hex"')
   end
 end
 if nt > 1 and bytes > MAX_CALL_BYTES then bad('create: more than 256 KiB of args in one call') end
+if waits then
+  need_types({KEYS[2], 'zset', KEYS[3], 'hash'})
+else
+  need_types({KEYS[3], 'hash'})
+end
 
+-- Reads first: which ids exist (an id given twice in the call is created
+-- once), and where each new task goes.
 local now = now_ms()
-local ready, later, out, made = {}, {}, {}, {}
-local OPT = {'to', 'mr', 'rt', 'bo'}
+local ready, later, out, made, new, seen = {}, {}, {}, {}, {}, {}
 for j = 0, nt - 1 do
   local b = 4 + PER * j
   local id = ARGV[b]
-  local t = tpre .. id
-  local st = redis.pcall('HGET', t, 's')
+  local st = seen[id] and 'pending' or rpcall('HGET', tpre .. id, 's')
   if type(st) == 'table' then st = st.err and 'invalid' end
   if st then
     out[j + 1] = {0, st}
   else
-    local f = {'s', 'pending', 'n', ARGV[b + 1], 'c', now}
-    local args = ARGV[b + 2]
-    if #args > INLINE_MAX then
-      redis.call('HSET', side_hash(xpre .. id), 'x', args)
-      f[#f + 1] = 'xs'; f[#f + 1] = '1'
-    elseif args ~= '' then
-      f[#f + 1] = 'x'; f[#f + 1] = args
-    end
-    for i = 1, 4 do
-      local v = ARGV[b + 2 + i]
-      if v ~= '0' then f[#f + 1] = OPT[i]; f[#f + 1] = v end
-    end
+    seen[id] = true
     local run_at = 0
     if ARGV[b + 7] ~= '0' then run_at = now + tonumber(ARGV[b + 7]) end
     if ARGV[b + 8] ~= '0' then run_at = tonumber(ARGV[b + 8]) end
-    if ARGV[b + 9] ~= '' then f[#f + 1] = 'sg'; f[#f + 1] = ARGV[b + 9] end
     if run_at > now then
-      f[#f + 1] = 'ra'; f[#f + 1] = run_at
       later[#later + 1] = run_at; later[#later + 1] = id
     else
+      run_at = nil
       ready[#ready + 1] = id
     end
-    redis.call('HSET', t, unpack(f))
-    made[#made + 1] = {id = id, n = ARGV[b + 1]}
+    new[#new + 1] = {b, run_at}
     out[j + 1] = {1, now}
   end
 end
-if #ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
-if #later > 0 then redis.call('ZADD', KEYS[2], unpack(later)) end
+if #ready > 0 then rcall('LPUSH', KEYS[1], unpack(ready)) end
+if #later > 0 then rcall('ZADD', KEYS[2], unpack(later)) end
+local OPT = {'to', 'mr', 'rt', 'bo'}
+for j = 1, #new do
+  local b, run_at = new[j][1], new[j][2]
+  local id, name = ARGV[b], ARGV[b + 1]
+  local f = {'s', 'pending', 'n', name, 'c', now}
+  local args = ARGV[b + 2]
+  if #args > INLINE_MAX then
+    -- The side key is made a hash (side_hash) only when it is not one:
+    -- a refused HSET wrote nothing.
+    local x = xpre .. id
+    if type(rpcall('HSET', x, 'x', args)) == 'table' then
+      rcall('DEL', x)
+      rcall('HSET', x, 'x', args)
+    end
+    f[7] = 'xs'; f[8] = '1'
+  elseif args ~= '' then
+    f[7] = 'x'; f[8] = args
+  end
+  for i = 1, 4 do
+    local v = ARGV[b + 2 + i]
+    if v ~= '0' then f[#f + 1] = OPT[i]; f[#f + 1] = v end
+  end
+  if ARGV[b + 9] ~= '' then f[#f + 1] = 'sg'; f[#f + 1] = ARGV[b + 9] end
+  if run_at then f[#f + 1] = 'ra'; f[#f + 1] = run_at end
+  rcall('HSET', tpre .. id, unpack(f))
+  made[j] = '{"id":"' .. id .. '","n":"' .. name .. '"}'
+end
 if #made > 0 then
-  redis.call('HINCRBY', KEYS[3], 'enqueued', #made)
-  publish(ARGV[1], {at = now, s = 'pending', t = made})
+  rcall('HINCRBY', KEYS[3], 'enqueued', #made)
+  publish_entries(ARGV[1], '"at":' .. fmt(now) .. ',"s":"pending"', made)
 end
 return out

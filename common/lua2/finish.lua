@@ -22,9 +22,14 @@
 --       the error fields this call sent; not with a retry)
 -- Reply: one entry per task, in order:
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
+-- Only the keys this call may write are type-checked: the delayed set
+-- when a task fails, the done lists of the statuses given (with history
+-- on), the histogram when pairs are given. Messages are built by
+-- concatenation (ids, worker ids and statuses are valid names; texts go
+-- through cjson).
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'hash', KEYS[9], 'zset'})
 local DONE = {completed = 4, failed = 5, cancelled = 6, timeout = 7}
+local STATUSES = {'completed', 'failed', 'cancelled', 'timeout'}
 local STOP = {cancelled = {'CANCELLED', 'cancelled while running'},
               timeout = {'TIMEOUT', 'exceeded its timeout'}}
 local MAX_BACKOFF_MS = 3600000
@@ -38,21 +43,24 @@ local wpre = check_prefix(ARGV[8], 'waiter channel')
 check_prefix(ARGV[5], 'events channel')
 local h = need_whole(ARGV[9], 0, 64, 'finish: histogram pairs')
 local b = 10 + 2 * h
-if b > #ARGV + 1 then bad('finish: missing histogram pairs') end
+local nargv = #ARGV
+if b > nargv + 1 then bad('finish: missing histogram pairs') end
 for i = 10, b - 1, 2 do
   need_name(ARGV[i], 'finish: histogram field')
   need_whole(ARGV[i + 1], 0, 1000000000000, 'finish: histogram increment')
 end
-local starts, bytes = {}, 0
-while b <= #ARGV do
+local starts, ms, finals, bytes = {}, {}, {}, 0
+while b <= nargv do
   if #starts == MAX_TASKS then bad('finish: more than 64 tasks') end
-  if b + 4 > #ARGV then bad('finish: each task needs 5 values and m pairs') end
+  if b + 4 > nargv then bad('finish: each task needs 5 values and m pairs') end
   need_name(ARGV[b], 'finish: id')
   need_whole(ARGV[b + 1], 1, MAX_ATTEMPT, 'finish: attempt')
-  if not DONE[ARGV[b + 2]] then bad('finish: final status must be a terminal status') end
+  local final = ARGV[b + 2]
+  if not DONE[final] then bad('finish: final status must be a terminal status') end
+  finals[final] = true
   bytes = bytes + #ARGV[b + 3]
-  local m = need_whole(ARGV[b + 4], 0, 8, 'finish: m')
-  if b + 4 + 2 * m > #ARGV then bad('finish: missing outcome pairs') end
+  local m = ARGV[b + 4] == '0' and 0 or need_whole(ARGV[b + 4], 0, 8, 'finish: m')
+  if b + 4 + 2 * m > nargv then bad('finish: missing outcome pairs') end
   for i = b + 5, b + 3 + 2 * m, 2 do
     local f, v = ARGV[i], ARGV[i + 1]
     if f == 'j' then
@@ -63,7 +71,7 @@ while b <= #ARGV do
       bad('finish: ' .. f .. ' is too long')
     elseif f == 'p' and v ~= '' then
       need_whole(v, 0, 100, 'finish: progress')
-    elseif f == 'rs' and v ~= '' and not string.find(v, '^[A-Za-z0-9._-]+:[0-9a-f]+$') then
+    elseif f == 'rs' and v ~= '' and not find(v, '^[A-Za-z0-9._-]+:[0-9a-f]+$') then
       bad('finish: rs must be "kid:hex"')
     elseif (f == 'ec' or f == 'pm') and not valid_utf8(v) then
       bad('finish: ' .. f .. ' is not UTF-8')
@@ -71,28 +79,40 @@ while b <= #ARGV do
     bytes = bytes + #v
   end
   starts[#starts + 1] = b
+  ms[#ms + 1] = m
   b = b + 5 + 2 * m
 end
 if #starts == 0 then bad('finish: expected 1..64 tasks') end
 if #starts > 1 and bytes > MAX_CALL_BYTES then bad('finish: more than 256 KiB of outcomes in one call') end
+local hist = ARGV[3] == '1'
+local types = {KEYS[1], 'list', KEYS[3], 'hash', KEYS[9], 'zset'}
+if finals.failed then types[#types + 1] = KEYS[2]; types[#types + 1] = 'zset' end
+if hist then
+  for _, st in ipairs(STATUSES) do
+    if finals[st] then types[#types + 1] = KEYS[DONE[st]]; types[#types + 1] = 'list' end
+  end
+end
+if h > 0 then types[#types + 1] = KEYS[8]; types[#types + 1] = 'hash' end
+local have = need_types(types)
 
 local now = now_ms()
-local hist = ARGV[3] == '1'
+local snow = fmt(now)
+local kp = KEYS[1]
 local out, pushes, counts, ev, leases = {}, {}, {}, {}, {}
 for j = 1, #starts do
   b = starts[j]
   local id, att, final, result = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local t = tpre .. id
-  local f = redis.pcall('HMGET', t, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
+  local f = rpcall('HMGET', t, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
   if f.err then f = {'invalid'} end
-  redis.call('LREM', KEYS[1], 1, id)
+  rcall('LREM', kp, 1, id)
   if f[1] ~= 'running' or f[2] ~= wid or f[3] ~= att then
     out[j] = {'stale', f[1] or ''}
   else
     leases[#leases + 1] = id
-    local inline, side, jitter, e, has_em, rs = {}, {}, 0, {id = id}, false, nil
+    local inline, side, jitter, has_em, rs, ec, pm, p = {}, {}, 0, false, nil, nil, nil, nil
     local stop = STOP[final]
-    for i = b + 5, b + 3 + 2 * tonumber(ARGV[b + 4]), 2 do
+    for i = b + 5, b + 3 + 2 * ms[j], 2 do
       local k, v = ARGV[i], ARGV[i + 1]
       if k == 'j' then
         jitter = tonumber(v)
@@ -100,30 +120,31 @@ for j = 1, #starts do
         if v ~= '' then rs = v end
       elseif v ~= '' and not (stop and k == 'ec') then
         split_big(k, v, inline, side)
-        if k == 'ec' or k == 'pm' then e[k] = v elseif k == 'p' then e.p = tonumber(v) end
+        if k == 'ec' then ec = v elseif k == 'pm' then pm = v elseif k == 'p' then p = tonumber(v) end
         if k == 'em' then has_em = true end
       end
     end
     if stop then
       split_big('ec', stop[1], inline, side)
-      e.ec = stop[1]
+      ec = stop[1]
       if not has_em then split_big('em', stop[2], inline, side) end
     end
     if result ~= '' then split_big('r', result, inline, side) end
     local a = tonumber(att)
     local mr = opt_whole(f[4], 0, 1000, 0) or 0
+    local e
     if final == 'failed' and a <= mr then
       local base = opt_whole(f[5], 0, 86400000, 1000) or 1000
       local run_at = now + math.min(base * 2 ^ (a - 1) + jitter, MAX_BACKOFF_MS)
       if #side > 0 then
-        redis.call('HSET', side_hash(xpre .. id), unpack(side))
+        rcall('HSET', side_hash(xpre .. id), unpack(side))
         inline[#inline + 1] = 'xs'; inline[#inline + 1] = '1'
       end
-      redis.call('HSET', t, 's', 'pending', 'ry', run_at, unpack(inline))
-      redis.call('HDEL', t, 'dl', 'rs')
-      redis.call('ZADD', KEYS[2], run_at, id)
+      rcall('HSET', t, 's', 'pending', 'ry', run_at, unpack(inline))
+      rcall('HDEL', t, 'dl', 'rs')
+      rcall('ZADD', KEYS[2], run_at, id)
       counts.retried = (counts.retried or 0) + 1
-      e.s, e.ry = 'pending', run_at
+      e = '{"id":"' .. id .. '","s":"pending","ry":' .. fmt(run_at)
       out[j] = {'retry', run_at}
     else
       local ttl = opt_whole(f[6], 1, MAX_TTL_S, defttl) or defttl
@@ -132,24 +153,28 @@ for j = 1, #starts do
         -- A signed failure covers the error fields as this call wrote
         -- them: none is left over from an earlier attempt.
         if final ~= 'completed' then
-          redis.call('HDEL', t, 'ec', 'em', 'ed', 'et')
-          if f[8] then redis.pcall('HDEL', xpre .. id, 'ec', 'em', 'ed', 'et') end
+          rcall('HDEL', t, 'ec', 'em', 'ed', 'et')
+          if f[8] then rpcall('HDEL', xpre .. id, 'ec', 'em', 'ed', 'et') end
         end
         inline[#inline + 1] = 'rs'; inline[#inline + 1] = rs
       end
       end_task(t, xpre .. id, id, final, now, inline, side, f[8] ~= false, ttl,
                hist and KEYS[DONE[final]] or nil, pushes)
       counts[final] = (counts[final] or 0) + 1
-      e.s = final
-      if f[7] then redis.call('SPUBLISH', wpre .. id, cjson.encode({id = id, s = final, at = now})) end
+      e = '{"id":"' .. id .. '","s":"' .. final .. '"'
+      if f[7] then rcall('SPUBLISH', wpre .. id, '{"id":"' .. id .. '","s":"' .. final .. '","at":' .. snow .. '}') end
       out[j] = {'ok', final}
     end
-    ev[#ev + 1] = e
+    if ec then e = e .. ',"ec":' .. cjson.encode(ec) end
+    if pm then e = e .. ',"pm":' .. cjson.encode(pm) end
+    if p then e = e .. ',"p":' .. p end
+    ev[#ev + 1] = e .. '}'
   end
 end
 push_done(pushes, cap, tpre, xpre)
-if #leases > 0 then redis.call('ZREM', KEYS[9], unpack(leases)) end
-for k, n in pairs(counts) do redis.call('HINCRBY', KEYS[3], k, n) end
-for i = 10, 9 + 2 * h, 2 do redis.call('HINCRBY', KEYS[8], ARGV[i], tonumber(ARGV[i + 1])) end
-if #ev > 0 then publish(ARGV[5], {at = now, t = ev}) end
+-- A slots set that did not exist holds no lease to give back.
+if #leases > 0 and have[KEYS[9]] ~= 'none' then rcall('ZREM', KEYS[9], unpack(leases)) end
+for k, n in pairs(counts) do rcall('HINCRBY', KEYS[3], k, n) end
+for i = 10, 9 + 2 * h, 2 do rcall('HINCRBY', KEYS[8], ARGV[i], tonumber(ARGV[i + 1])) end
+if #ev > 0 then publish_entries(ARGV[5], '"at":' .. snow, ev) end
 return out

@@ -11,8 +11,11 @@
 -- Reply: one entry per move made, in order (claim_one's entries); fewer
 --        entries than moves when the queue ran out or the budget was
 --        reached; then {'limited', wait_ms} when a limit stopped the moves
+-- The limit and bucket are read before anything is written, and the
+-- slots' first use is the call's first write (gate_open): only the two
+-- lists need a type check.
 check_keys()
-need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'hash', KEYS[4], 'hash', KEYS[5], 'zset'})
+need_types({KEYS[1], 'list', KEYS[2], 'list'})
 local wid = need_name(ARGV[1], 'take: worker id')
 local deftmo = need_whole(ARGV[2], 1, MAX_TIMEOUT_MS, 'take: default timeout')
 local tpre = check_prefix(ARGV[4], 'task key')
@@ -21,21 +24,26 @@ check_prefix(ARGV[3], 'events channel')
 local n = need_whole(ARGV[6], 1, MAX_TASKS, 'take: moves')
 local budget = need_whole(ARGV[7], 1, 1073741824, 'take: reply budget')
 local now = now_ms()
-local out, started, bytes = {}, {}, 0
+local out, started, names, bytes = {}, {}, {}, 0
+local kq, kp = KEYS[1], KEYS[2]
 local gate = gate_open(KEYS[3], KEYS[4], KEYS[5], now)
 for j = 1, n do
   if bytes >= budget then break end
-  local wait = gate_wait(gate)
-  if wait > 0 then
-    out[#out + 1] = {'limited', wait}
-    break
+  if gate.on then
+    local wait = gate_wait(gate)
+    if wait > 0 then
+      out[#out + 1] = {'limited', wait}
+      break
+    end
   end
-  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  local id = rcall('LMOVE', kq, kp, 'RIGHT', 'LEFT')
   if not id then break end
-  local e = claim_one(id, now, wid, deftmo, tpre, xpre, KEYS[2], started, gate)
+  local e = claim_one(id, now, wid, deftmo, tpre, xpre, kp, started, gate, names)
   if e[7] then bytes = bytes + #e[7] end
   out[#out + 1] = e
 end
 gate_close(gate)
-if #started > 0 then publish(ARGV[3], {at = now, s = 'running', w = wid, t = started}) end
+if #started > 0 then
+  publish_entries(ARGV[3], '"at":' .. fmt(now) .. ',"s":"running","w":"' .. wid .. '"', started)
+end
 return out

@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""script_cost.py - Redis CPU of each protocol 2 script of the drain's hot
+path, run in isolation on a private redis-server with the batches a drain
+makes (docs/PERFORMANCE.md section 9.7).
+
+    /usr/bin/python3 bench/tools/script_cost.py [--lua DIR] [--n N] [--runs R]
+
+Phases, each timed by INFO commandstats after CONFIG RESETSTAT:
+  create1   awaited create: one task per call (rtq-bench's awaited phase)
+  create64  bulk create: 64 tasks per call
+  take      take of 25 moves per call (the drain's mean, section 9.2),
+            each call under its own worker id
+  finish    finish of those 25 tasks per worker id in calls of 14 and 11,
+            completed, 3 histogram pairs
+  floor-*   the same commands as create64, take and finish, issued by a
+            Lua script that checks nothing (bench/tools/floor2.lua): what
+            the commands alone cost, the floor under the scripts
+The tasks' args are rtq-bench's (76 bytes of msgpack: over the 64-byte
+inline limit, so they go to the side hash). Per phase it prints the
+EVALSHA time per task, the time of the commands the scripts ran, the Lua
+around them (the difference) and the commands per task; with --runs R,
+the median of R runs of each figure.
+--lua DIR runs the scripts of another tree (e.g. an older commit's
+common/lua2 from `git archive`).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lua2"))
+
+import redis  # noqa: E402
+import rtq_servers  # noqa: E402
+import v2  # noqa: E402
+
+ARGS = b"\x82\xa1i\xcd\x01\x00\xa4data\xd9\x40" + b"x" * 64  # {"i": 256, "data": 64 x's}
+WID = "w-bench-1"
+
+
+def stats(r):
+    out = {}
+    for k, v in r.info("commandstats").items():
+        out[k[len("cmdstat_"):]] = (v["calls"], v["usec"])
+    return out
+
+
+def measure(r, run, tasks):
+    r.config_resetstat()
+    run()
+    s = stats(r)
+    ev = s.get("evalsha", (0, 0))
+    cmds = {k: v for k, v in s.items() if k not in ("evalsha", "eval", "config", "info", "script")}
+    cmd_us = sum(v[1] for v in cmds.values())
+    return {
+        "evalsha_us": ev[1] / tasks,
+        "cmds_us": cmd_us / tasks,
+        "lua_us": (ev[1] - cmd_us) / tasks,
+        "cmds_per_task": sum(v[0] for v in cmds.values()) / tasks,
+        "calls": ev[0],
+        "detail": {k: round(v[0] / tasks, 2) for k, v in sorted(cmds.items())},
+    }
+
+
+def one_run(r, lua, n, n1):
+    v2.LUA = lua
+    r.flushall()
+    q = v2.Queue(r, "bench", "default")
+    q.hist, q.cap = "1", 100000
+    floor = r.script_load(open(os.path.join(HERE, "floor2.lua"), "rb").read())
+    res = {}
+
+    def tasks(prefix, count):
+        return [{"id": "%s%07d" % (prefix, i), "name": "rtq.noop", "args": ARGS} for i in range(count)]
+
+    one = tasks("a", n1)
+    res["create1"] = measure(r, lambda: [q.create([t]) for t in one], n1)
+    r.flushall()
+
+    bulk = tasks("b", n)
+    res["create64"] = measure(r, lambda: [q.create(bulk[i:i + 64]) for i in range(0, n, 64)], n)
+
+    # One worker id per take call, so that each processing list holds the
+    # 25 ids of one take (a drain's worker holds its in-flight ones), and
+    # finish's LREM scans what it would in a drain.
+    taken = []
+
+    def take():
+        w = 0
+        while True:
+            wid = "w-bench-%d" % w
+            got = q.take(wid, n=25)
+            ok = [e for e in got if e[0] == b"ok"]
+            taken.append((wid, [(e[1].decode(), int(e[3])) for e in ok]))
+            w += 1
+            if len(got) < 25:
+                return
+    res["take"] = measure(r, take, n)
+    if sum(len(t[1]) for t in taken) != n:
+        sys.exit("script_cost: took too few tasks")
+
+    def finish():
+        for wid, ts in taken:
+            for i in range(0, len(ts), 14):
+                out = [(id, a, "completed", b"", {}) for id, a in ts[i:i + 14]]
+                rep = q.finish(wid, out, hist_pairs=(("le_0.005", len(out)), ("count", len(out)), ("sum_ms", 5)))
+                if any(e[0] != b"ok" for e in rep):
+                    sys.exit("script_cost: finish refused: %r" % rep)
+    res["finish"] = measure(r, finish, n)
+
+    # The floor: the same commands from a script that checks nothing.
+    r.flushall()
+    k = q.k
+    fk = [k("q"), k("delayed"), k("stats"), k("p:" + WID), k("done:completed"), k("rt"), k("ev")]
+
+    def fl(mode, *argv):
+        return r.evalsha(floor, len(fk), *fk, mode, k("t:"), k("x:"), *argv)
+    ids = ["f%07d" % i for i in range(n)]
+    res["floor-create64"] = measure(
+        r, lambda: [fl("create", *[x for id in ids[i:i + 64] for x in (id, ARGS)]) for i in range(0, n, 64)], n)
+    def floor_drain(mode):
+        for w in range(0, n, 25):
+            fk[3] = k("p:f%d" % w)
+            if mode == "take":
+                fl("take", "25")
+            else:
+                fl("finish", *ids[w:w + 14])
+                fl("finish", *ids[w + 14:w + 25])
+    res["floor-take"] = measure(r, lambda: floor_drain("take"), n)
+    res["floor-finish"] = measure(r, lambda: floor_drain("finish"), n)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lua", default=os.path.join(ROOT, "common", "lua2"))
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--n1", type=int, default=5000, help="tasks of the awaited create phase")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--detail", action="store_true", help="commands per task of each phase")
+    o = ap.parse_args()
+    with rtq_servers.redis_server("rtq-cost-") as s:
+        r = redis.Redis(port=s["port"])
+        runs = [one_run(r, o.lua, o.n, o.n1) for _ in range(o.runs)]
+    print("%-15s %10s %10s %10s %10s" % ("phase (per task)", "EVALSHA", "commands", "Lua", "cmds/task"))
+    for ph in runs[0]:
+        med = {f: statistics.median(x[ph][f] for x in runs) for f in ("evalsha_us", "cmds_us", "lua_us", "cmds_per_task")}
+        print("%-15s %8.2f µs %7.2f µs %7.2f µs %10.2f" % (ph, med["evalsha_us"], med["cmds_us"], med["lua_us"],
+                                                         med["cmds_per_task"]))
+        if o.detail:
+            print("    ", runs[0][ph]["detail"])
+
+
+if __name__ == "__main__":
+    main()
