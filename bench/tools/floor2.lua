@@ -1,7 +1,8 @@
 -- floor2.lua - the commands protocol 2's create, take and finish run for
 -- a drain's tasks, with no checks, no type tests and no JSON: what those
 -- commands cost alone (bench/tools/script_cost.py, the floor under the
--- scripts). Not part of rtq; it trusts its input.
+-- scripts). Not part of rtq; it trusts its input. Numbers are passed as
+-- strings formatted once per call, as the scripts do.
 -- KEYS: 1 queue, 2 delayed, 3 stats, 4 processing, 5 done:completed,
 --       6 run-time histogram, 7 events channel
 -- ARGV: 1 mode (create | take | finish), 2 task key prefix, 3 side key
@@ -9,13 +10,15 @@
 local mode, tpre, xpre = ARGV[1], ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local snow, sdl, sexp = string.format('%d', now), string.format('%d', now + 300000),
+  string.format('%d', now + 86400000)
 local ids = {}
 if mode == 'create' then
   for i = 4, #ARGV, 2 do
     local id = ARGV[i]
     redis.call('HGET', tpre .. id, 's')
     redis.call('HSET', xpre .. id, 'x', ARGV[i + 1])
-    redis.call('HSET', tpre .. id, 's', 'pending', 'n', 'rtq.noop', 'c', now, 'xs', '1')
+    redis.call('HSET', tpre .. id, 's', 'pending', 'n', 'rtq.noop', 'c', snow, 'xs', '1')
     ids[#ids + 1] = id
   end
   redis.call('LPUSH', KEYS[1], unpack(ids))
@@ -26,7 +29,7 @@ elseif mode == 'take' then
     local id = redis.call('LMOVE', KEYS[1], KEYS[4], 'RIGHT', 'LEFT')
     if not id then break end
     redis.call('HMGET', tpre .. id, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
-    redis.call('HSET', tpre .. id, 's', 'running', 'w', 'w-bench-1', 'a', 1, 'b', now, 'dl', now + 300000)
+    redis.call('HSET', tpre .. id, 's', 'running', 'w', 'w-bench-1', 'a', '1', 'b', snow, 'dl', sdl)
     redis.call('HGET', xpre .. id, 'x')
     ids[#ids + 1] = id
   end
@@ -34,10 +37,10 @@ else
   for i = 4, #ARGV do
     local id = ARGV[i]
     redis.call('HMGET', tpre .. id, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
-    redis.call('LREM', KEYS[4], 1, id)
-    redis.call('HSET', tpre .. id, 's', 'completed', 'e', now)
+    redis.call('LREM', KEYS[4], '1', id)
+    redis.call('HSET', tpre .. id, 's', 'completed', 'e', snow)
     redis.call('HDEL', tpre .. id, 'dl', 'rs', 'x')
-    redis.call('PEXPIREAT', tpre .. id, now + 86400000)
+    redis.call('PEXPIREAT', tpre .. id, sexp)
     redis.call('DEL', xpre .. id)
     ids[#ids + 1] = id
   end

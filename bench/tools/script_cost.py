@@ -3,9 +3,12 @@
 path, run in isolation on a private redis-server with the batches a drain
 makes (docs/PERFORMANCE.md section 9.7).
 
-    /usr/bin/python3 bench/tools/script_cost.py [--lua DIR] [--n N] [--runs R]
+    /usr/bin/python3 bench/tools/script_cost.py [--lua DIR]... [--n N] [--runs R]
 
-Phases, each timed by INFO commandstats after CONFIG RESETSTAT:
+Phases, each timed by INFO commandstats after CONFIG RESETSTAT, and by
+the CPU time of Redis's main thread (INFO cpu), which includes reading
+the calls and writing the replies but not the time Redis waited for a
+core: on a shared machine the steadier figure:
   create1   awaited create: one task per call (rtq-bench's awaited phase)
   create64  bulk create: 64 tasks per call
   take      take of 25 moves per call (the drain's mean, section 9.2),
@@ -17,11 +20,13 @@ Phases, each timed by INFO commandstats after CONFIG RESETSTAT:
             the commands alone cost, the floor under the scripts
 The tasks' args are rtq-bench's (76 bytes of msgpack: over the 64-byte
 inline limit, so they go to the side hash). Per phase it prints the
-EVALSHA time per task, the time of the commands the scripts ran, the Lua
-around them (the difference) and the commands per task; with --runs R,
-the median of R runs of each figure.
+Redis CPU per task, the EVALSHA time per task, the time of the commands
+the scripts ran, the Lua around them (the difference) and the commands
+per task; with --runs R, the median of R runs of each figure.
 --lua DIR runs the scripts of another tree (e.g. an older commit's
-common/lua2 from `git archive`).
+common/lua2 from `git archive`); given more than once, the trees are run
+in turn within each run, on one server, and each figure is also given
+as the ratio to the first tree's.
 """
 
 import argparse
@@ -49,14 +54,24 @@ def stats(r):
     return out
 
 
+def cpu(r):
+    """CPU time of Redis's main thread, s: unlike commandstats' wall time,
+    it does not count the time the server waited for a core."""
+    c = r.info("cpu")
+    return c["used_cpu_user_main_thread"] + c["used_cpu_sys_main_thread"]
+
+
 def measure(r, run, tasks):
     r.config_resetstat()
+    c0 = cpu(r)
     run()
+    c1 = cpu(r)
     s = stats(r)
     ev = s.get("evalsha", (0, 0))
     cmds = {k: v for k, v in s.items() if k not in ("evalsha", "eval", "config", "info", "script")}
     cmd_us = sum(v[1] for v in cmds.values())
     return {
+        "cpu_us": (c1 - c0) * 1e6 / tasks,
         "evalsha_us": ev[1] / tasks,
         "cmds_us": cmd_us / tasks,
         "lua_us": (ev[1] - cmd_us) / tasks,
@@ -137,22 +152,40 @@ def one_run(r, lua, n, n1):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lua", default=os.path.join(ROOT, "common", "lua2"))
+    ap.add_argument("--lua", action="append")
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--n1", type=int, default=5000, help="tasks of the awaited create phase")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--detail", action="store_true", help="commands per task of each phase")
     o = ap.parse_args()
+    dirs = o.lua or [os.path.join(ROOT, "common", "lua2")]
+    runs = {d: [] for d in dirs}
     with rtq_servers.redis_server("rtq-cost-") as s:
         r = redis.Redis(port=s["port"])
-        runs = [one_run(r, o.lua, o.n, o.n1) for _ in range(o.runs)]
-    print("%-15s %10s %10s %10s %10s" % ("phase (per task)", "EVALSHA", "commands", "Lua", "cmds/task"))
-    for ph in runs[0]:
-        med = {f: statistics.median(x[ph][f] for x in runs) for f in ("evalsha_us", "cmds_us", "lua_us", "cmds_per_task")}
-        print("%-15s %8.2f µs %7.2f µs %7.2f µs %10.2f" % (ph, med["evalsha_us"], med["cmds_us"], med["lua_us"],
-                                                         med["cmds_per_task"]))
-        if o.detail:
-            print("    ", runs[0][ph]["detail"])
+        for _ in range(o.runs):
+            for d in dirs:
+                runs[d].append(one_run(r, d, o.n, o.n1))
+    first = None
+    for d in dirs:
+        print("== %s (median of %d)" % (d, o.runs))
+        print("%-15s %10s %10s %10s %10s %10s %8s" % ("phase (per task)", "Redis CPU", "EVALSHA", "commands", "Lua",
+                                                      "cmds/task", "ratio"))
+        meds = {}
+        for ph in runs[d][0]:
+            med = {f: statistics.median(x[ph][f] for x in runs[d])
+                   for f in ("cpu_us", "evalsha_us", "cmds_us", "lua_us", "cmds_per_task")}
+            meds[ph] = med
+            ratio = med["cpu_us"] / first[ph]["cpu_us"] if first else 1.0
+            print("%-15s %7.2f µs %7.2f µs %7.2f µs %7.2f µs %10.2f %8.2f" % (
+                ph, med["cpu_us"], med["evalsha_us"], med["cmds_us"], med["lua_us"], med["cmds_per_task"], ratio))
+            if o.detail:
+                print("    ", runs[d][0][ph]["detail"])
+        for f, what in (("cpu_us", "Redis CPU"), ("evalsha_us", "EVALSHA")):
+            drain = meds["take"][f] + meds["finish"][f]
+            floor = meds["floor-take"][f] + meds["floor-finish"][f]
+            print("take + finish, %s: %.2f µs per task; their floor: %.2f µs" % (what, drain, floor))
+        if first is None:
+            first = meds
 
 
 if __name__ == "__main__":

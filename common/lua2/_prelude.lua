@@ -13,11 +13,6 @@
 -- checked the same way: on a cluster an SPUBLISH to another slot's shard
 -- channel fails, and it would fail after the script's writes.
 
--- Lua's globals and library fields are table look-ups on every use: the
--- ones used per task are held in locals.
-local find, sub, tonumber, type, unpack = string.find, string.sub, tonumber, type, unpack
-local rcall, rpcall = redis.call, redis.pcall
-
 local MAX_MS = 253402300799999    -- 9999-12-31, in ms since the epoch
 local MAX_ATTEMPT = 1000000       -- deliveries of one task
 local MAX_TTL_S = 315360000       -- 10 years
@@ -38,19 +33,32 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
+-- A number given to redis.call is formatted on each call (a snprintf of a
+-- double); the values a call repeats per task (its time, a deadline, a
+-- TTL's end, an attempt) are formatted once per call here.
+local fmt_seen = {}
+local function fmtc(n)
+  local s = fmt_seen[n]
+  if not s then
+    s = fmt(n)
+    fmt_seen[n] = s
+  end
+  return s
+end
+
 local function bad(what)
   error({err = 'ERR ' .. what})
 end
 
 -- A valid name (ids, names, queues, worker ids): 1..128 of A-Z a-z 0-9 . _ : -
 local function valid_name(s)
-  return type(s) == 'string' and #s >= 1 and #s <= 128 and not find(s, '[^a-zA-Z0-9._:-]')
+  return type(s) == 'string' and #s >= 1 and #s <= 128 and not string.find(s, '[^a-zA-Z0-9._:-]')
 end
 
 -- s as a whole number in [lo, hi] when it is written as plain decimal
 -- digits (no sign, exponent, hex, nan or inf), else nil.
 local function whole(s, lo, hi)
-  if type(s) ~= 'string' or #s > 15 or not find(s, '^%d+$') then return nil end
+  if type(s) ~= 'string' or #s > 15 or not string.find(s, '^%d+$') then return nil end
   local n = tonumber(s)
   if n < lo or n > hi then return nil end
   return n
@@ -89,8 +97,8 @@ end
 -- A prefix given in ARGV must carry the same tag as KEYS[1].
 local function check_prefix(prefix, what)
   local tag = keys_tag()
-  if not tag or type(prefix) ~= 'string' or sub(prefix, 1, #tag) ~= tag or
-     find(prefix, '[{}]', #tag + 1) then
+  if not tag or type(prefix) ~= 'string' or string.find(prefix, tag, 1, true) ~= 1 or
+     string.find(prefix, '{', #tag + 1, true) or string.find(prefix, '}', #tag + 1, true) then
     bad(what .. ' prefix is not under the hash tag of the keys')
   end
   return prefix
@@ -99,13 +107,14 @@ end
 -- Every KEYS entry must share KEYS[1]'s tag (the caller's keys.c does so),
 -- and no key may fill two roles: a key given twice would take two types.
 -- A key that starts with the tag has that tag: the tag holds no '}'.
+-- (Plain finds: no substring is made.)
 local function check_keys()
   local tag = keys_tag()
   if not tag then bad('KEYS[1] has no hash tag') end
-  local seen, n = {}, #tag
+  local seen = {}
   for i = 1, #KEYS do
     local k = KEYS[i]
-    if sub(k, 1, n) ~= tag then bad('KEYS are not all under one hash tag') end
+    if string.find(k, tag, 1, true) ~= 1 then bad('KEYS are not all under one hash tag') end
     if seen[k] then bad('a key is given twice') end
     seen[k] = true
   end
@@ -118,15 +127,19 @@ end
 -- after its first write: a key that is only read, or whose first use is
 -- the script's first write, fails before anything was written.
 -- Returns key -> the type it has ('none' when absent).
+-- need_type: the same for one key, KEYS[i]; returns its type.
+local function need_type(key, want, i)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want and not string.find('|' .. want .. '|', '|' .. t .. '|', 1, true) then
+    bad('key ' .. i .. ' holds a ' .. t .. ', not a ' .. want)
+  end
+  return t
+end
+
 local function need_types(types)
   local have = {}
   for i = 1, #types - 1, 2 do
-    local t = rcall('TYPE', types[i])['ok']
-    if t ~= 'none' and t ~= types[i + 1] and
-       not find('|' .. types[i + 1] .. '|', '|' .. t .. '|', 1, true) then
-      bad('key ' .. i .. ' holds a ' .. t .. ', not a ' .. types[i + 1])
-    end
-    have[types[i]] = t
+    have[types[i]] = need_type(types[i], types[i + 1], i)
   end
   return have
 end
@@ -141,7 +154,7 @@ end
 
 -- One message per call on the queue's event channel (a shard channel).
 local function publish(chan, tbl)
-  rcall('SPUBLISH', chan, cjson.encode(tbl))
+  redis.call('SPUBLISH', chan, cjson.encode(tbl))
 end
 
 -- The same message built by concatenation, for the batch steps: entries
@@ -149,255 +162,280 @@ end
 -- status words or cjson-encoded text, head the message's other members
 -- ('"at":123,"s":"running"'). A valid name needs no JSON escape.
 local function publish_entries(chan, head, entries)
-  rcall('SPUBLISH', chan, '{' .. head .. ',"t":[' .. table.concat(entries, ',') .. ']}')
+  redis.call('SPUBLISH', chan, '{' .. head .. ',"t":[' .. table.concat(entries, ',') .. ']}')
 end
 
--- Ends a task: status, time, extra fields, TTL, history list.
--- t: its key; x: its side key (big args and results, a hash); fields:
--- name/value pairs for the task hash besides s and e; side: pairs for the
--- side hash (a big result); has_side: the task has a side hash already
--- (its `xs` field); ttl_s: its lifetime; hist: the done list to push the
--- id onto (nil when history is off); pushes: done list -> ids, written by
--- push_done(). A completed task drops its args: it cannot be retried.
-local function end_task(t, x, id, status, now, fields, side, has_side, ttl_s, hist, pushes)
-  local until_ms = now + ttl_s * 1000
-  if #side > 0 then
-    rcall('HSET', side_hash(x), unpack(side))
-    has_side = true
-    fields[#fields + 1] = 'xs'; fields[#fields + 1] = '1'
-  end
-  -- An outcome signature (rs) belongs to the outcome written with it:
-  -- any other end drops an older one.
-  local signed = false
-  if #fields > 0 then
-    rcall('HSET', t, 's', status, 'e', now, unpack(fields))
-    for i = 1, #fields - 1, 2 do
-      if fields[i] == 'rs' then signed = true end
+-- Helpers only some steps use are defined when a step asks for them (a
+-- use_*() call at its top): every function a script defines, and every
+-- local it captures, costs each call of that script, and this prelude
+-- goes with every script. For the same reason the prelude reads library
+-- functions as globals (string.find, redis.call) rather than capturing
+-- local copies.
+
+-- use_end: end_task, push_done (the steps that end tasks).
+local end_task, push_done
+local function use_end()
+  -- Ends a task: status, time, extra fields, TTL, history list.
+  -- t: its key; x: its side key (big args and results, a hash); fields:
+  -- name/value pairs for the task hash besides s and e; side: pairs for the
+  -- side hash (a big result); has_side: the task has a side hash already
+  -- (its `xs` field); ttl_s: its lifetime; hist: the done list to push the
+  -- id onto (nil when history is off); pushes: done list -> ids, written by
+  -- push_done(). A completed task drops its args: it cannot be retried.
+  function end_task(t, x, id, status, now, fields, side, has_side, ttl_s, hist, pushes)
+    local until_ms = now + ttl_s * 1000
+    if #side > 0 then
+      redis.call('HSET', side_hash(x), unpack(side))
+      has_side = true
+      fields[#fields + 1] = 'xs'; fields[#fields + 1] = '1'
     end
-  else
-    rcall('HSET', t, 's', status, 'e', now)
+    -- An outcome signature (rs) belongs to the outcome written with it:
+    -- any other end drops an older one.
+    local signed = false
+    if #fields > 0 then
+      redis.call('HSET', t, 's', status, 'e', fmtc(now), unpack(fields))
+      for i = 1, #fields - 1, 2 do
+        if fields[i] == 'rs' then signed = true end
+      end
+    else
+      redis.call('HSET', t, 's', status, 'e', fmtc(now))
+    end
+    if status == 'completed' then
+      if has_side then redis.pcall('HDEL', x, 'x') end
+      if signed then redis.call('HDEL', t, 'dl', 'x') else redis.call('HDEL', t, 'dl', 'rs', 'x') end
+    elseif signed then
+      redis.call('HDEL', t, 'dl')
+    else
+      redis.call('HDEL', t, 'dl', 'rs')
+    end
+    until_ms = fmtc(until_ms)
+    redis.call('PEXPIREAT', t, until_ms)
+    if has_side then redis.call('PEXPIREAT', x, until_ms) end
+    if hist then
+      local l = pushes[hist]
+      if not l then l = {}; pushes[hist] = l end
+      l[#l + 1] = id
+    end
   end
-  if status == 'completed' then
-    if has_side then rpcall('HDEL', x, 'x') end
-    if signed then rcall('HDEL', t, 'dl', 'x') else rcall('HDEL', t, 'dl', 'rs', 'x') end
-  elseif signed then
-    rcall('HDEL', t, 'dl')
-  else
-    rcall('HDEL', t, 'dl', 'rs')
-  end
-  rcall('PEXPIREAT', t, until_ms)
-  if has_side then rcall('PEXPIREAT', x, until_ms) end
-  if hist then
-    local l = pushes[hist]
-    if not l then l = {}; pushes[hist] = l end
-    l[#l + 1] = id
-  end
-end
 
--- Pushes the ended ids onto their done lists; a list over cap loses its
--- oldest ids, and their tasks are deleted when they have ended (an id
--- whose task was created again under the same id and has not ended is
--- left alone). Work: O(ids pushed).
-local function push_done(pushes, cap, tpre, xpre)
-  for key, ids in pairs(pushes) do
-    local len = redis.call('LPUSH', key, unpack(ids))
-    if len > cap then
-      local old = redis.call('RPOP', key, len - cap)
-      for i = 1, #old do
-        local id = old[i]
-        local s = valid_name(id) and redis.pcall('HGET', tpre .. id, 's')
-        if type(s) == 'string' and TERMINAL[s] then
-          redis.call('DEL', tpre .. id, xpre .. id)
+  -- Pushes the ended ids onto their done lists; a list over cap loses its
+  -- oldest ids, and their tasks are deleted when they have ended (an id
+  -- whose task was created again under the same id and has not ended is
+  -- left alone). Work: O(ids pushed).
+  function push_done(pushes, cap, tpre, xpre)
+    for key, ids in pairs(pushes) do
+      local len = redis.call('LPUSH', key, unpack(ids))
+      if len > cap then
+        local old = redis.call('RPOP', key, len - cap)
+        for i = 1, #old do
+          local id = old[i]
+          local s = valid_name(id) and redis.pcall('HGET', tpre .. id, 's')
+          if type(s) == 'string' and TERMINAL[s] then
+            redis.call('DEL', tpre .. id, xpre .. id)
+          end
         end
       end
     end
   end
 end
 
--- Fleet-wide limits of a queue, checked inside the claim step.
---   {ns:Q}:limit   hash  rate (tasks per second, a decimal), burst (whole;
---                        default the rate rounded up, at least 1), conc
---                        (whole: at most this many running at once)
---   {ns:Q}:bucket  hash  t (tokens, a decimal), ts (ms of the last refill)
---   {ns:Q}:slots   zset  id -> lease end (the task's deadline) of each
---                        running task of the queue, while conc is set
--- A limit whose value does not validate is not applied. gate_open reads
--- them once per call; gate_wait tells whether a claim may happen now;
--- gate_take spends a token and a slot; gate_close stores the bucket. A
--- slot is given back by every step that ends or hands back a run (finish,
--- requeue, handback, deadletter, recover: ZREM), and a lease that ran out
--- (a worker that died holding it) is dropped at the next claim.
-local function decimal(s, lo, hi)
-  if type(s) ~= 'string' or not string.find(s, '^%d+%.?%d*$') then return nil end
-  local n = tonumber(s)
-  if not n or n < lo or n > hi then return nil end
-  return n
-end
-
-local function gate_open(kl, kb, ks, now)
-  local l = redis.call('HMGET', kl, 'rate', 'burst', 'conc')
-  local g = {kb = kb, ks = ks, now = now}
-  local rate = decimal(l[1] or '', 0.001, 1000000)
-  if rate then
-    local burst = opt_whole(l[2], 1, 1000000, math.max(1, math.ceil(rate))) or math.max(1, math.ceil(rate))
-    local b = redis.call('HMGET', kb, 't', 'ts')
-    local t, ts = decimal(b[1] or '', 0, burst), opt_whole(b[2], 0, MAX_MS, now)
-    if not t then t = burst end
-    if not ts or ts > now then ts = now end
-    g.rate, g.tokens = rate, math.min(burst, t + (now - ts) * rate / 1000)
+-- use_gate: the limits gate and claim_one (take, claim).
+local gate_open, gate_wait, gate_take, gate_close, claim_one
+local function use_gate()
+  -- Fleet-wide limits of a queue, checked inside the claim step.
+  --   {ns:Q}:limit   hash  rate (tasks per second, a decimal), burst (whole;
+  --                        default the rate rounded up, at least 1), conc
+  --                        (whole: at most this many running at once)
+  --   {ns:Q}:bucket  hash  t (tokens, a decimal), ts (ms of the last refill)
+  --   {ns:Q}:slots   zset  id -> lease end (the task's deadline) of each
+  --                        running task of the queue, while conc is set
+  -- A limit whose value does not validate is not applied. gate_open reads
+  -- them once per call; gate_wait tells whether a claim may happen now;
+  -- gate_take spends a token and a slot; gate_close stores the bucket. A
+  -- slot is given back by every step that ends or hands back a run (finish,
+  -- requeue, handback, deadletter, recover: ZREM), and a lease that ran out
+  -- (a worker that died holding it) is dropped at the next claim.
+  local function decimal(s, lo, hi)
+    if type(s) ~= 'string' or not string.find(s, '^%d+%.?%d*$') then return nil end
+    local n = tonumber(s)
+    if not n or n < lo or n > hi then return nil end
+    return n
   end
-  local conc = opt_whole(l[3], 1, 1000000, nil)
-  g.on = rate ~= nil or conc ~= nil
-  if conc then
-    redis.call('ZREMRANGEBYSCORE', ks, '-inf', now)
-    g.conc, g.used = conc, redis.call('ZCARD', ks)
+
+  function gate_open(kl, kb, ks, now)
+    local l = redis.call('HMGET', kl, 'rate', 'burst', 'conc')
+    local g = {kb = kb, ks = ks, now = now}
+    local rate = decimal(l[1] or '', 0.001, 1000000)
+    if rate then
+      local burst = opt_whole(l[2], 1, 1000000, math.max(1, math.ceil(rate))) or math.max(1, math.ceil(rate))
+      local b = redis.call('HMGET', kb, 't', 'ts')
+      local t, ts = decimal(b[1] or '', 0, burst), opt_whole(b[2], 0, MAX_MS, now)
+      if not t then t = burst end
+      if not ts or ts > now then ts = now end
+      g.rate, g.tokens = rate, math.min(burst, t + (now - ts) * rate / 1000)
+    end
+    local conc = opt_whole(l[3], 1, 1000000, nil)
+    g.on = rate ~= nil or conc ~= nil
+    if conc then
+      redis.call('ZREMRANGEBYSCORE', ks, '-inf', now)
+      g.conc, g.used = conc, redis.call('ZCARD', ks)
+    end
+    return g
   end
-  return g
-end
 
--- 0 when a claim may happen now, else how long to wait (ms).
-local function gate_wait(g)
-  if g.rate and g.tokens < 1 then return math.ceil((1 - g.tokens) * 1000 / g.rate) end
-  if g.conc and g.used >= g.conc then return 100 end
-  return 0
-end
-
-local function gate_take(g, id, lease_end)
-  if g.rate then g.tokens = g.tokens - 1 end
-  if g.conc then
-    g.used = g.used + 1
-    redis.call('ZADD', g.ks, lease_end, id)
+  -- 0 when a claim may happen now, else how long to wait (ms).
+  function gate_wait(g)
+    if g.rate and g.tokens < 1 then return math.ceil((1 - g.tokens) * 1000 / g.rate) end
+    if g.conc and g.used >= g.conc then return 100 end
+    return 0
   end
-end
 
-local function gate_close(g)
-  if g.rate then redis.call('HSET', g.kb, 't', string.format('%.6f', g.tokens), 'ts', g.now) end
-end
+  function gate_take(g, id, lease_end)
+    if g.rate then g.tokens = g.tokens - 1 end
+    if g.conc then
+      g.used = g.used + 1
+      redis.call('ZADD', g.ks, lease_end, id)
+    end
+  end
 
--- Claims one task whose id is at the head of the processing list plist:
--- pending -> running under wid, attempt + 1, deadline. Returns the reply
--- entry of take and claim:
---   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature,
---    to, mr, rt, bo}  the last four as stored ('' when absent): with the
---                     rest, the values the signature covers
---   {'skip', id, status}  not pending (cancelled while it waited, or a
---                         stale duplicate): dropped from plist, not run
---   {'missing', id}       no task hash: the worker dead-letters the id
---   {'bad', id, reason}   the id or the stored fields do not validate:
---                         the worker dead-letters it, nothing was written
--- started: JSON entries of the claims made, for the call's message.
--- names: a name -> true cache of the names already validated this call.
-local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate, names)
-  if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
-  local t = tpre .. id
-  local h = rpcall('HMGET', t, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
-  if h.err then return {'bad', id, 'the task key is not a hash'} end
-  local s = h[1]
-  if s ~= 'pending' then
-    if not s then return {'missing', id} end
-    -- A status that is none of rtq's is a hash that does not check out:
-    -- reported, so the worker dead-letters it, not dropped unseen.
-    if s ~= 'running' and not TERMINAL[s] then
+  function gate_close(g)
+    if g.rate then redis.call('HSET', g.kb, 't', string.format('%.6f', g.tokens), 'ts', g.now) end
+  end
+
+  -- Claims one task whose id is at the head of the processing list plist:
+  -- pending -> running under wid, attempt + 1, deadline. Returns the reply
+  -- entry of take and claim:
+  --   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature,
+  --    to, mr, rt, bo}  the last four as stored ('' when absent): with the
+  --                     rest, the values the signature covers
+  --   {'skip', id, status}  not pending (cancelled while it waited, or a
+  --                         stale duplicate): dropped from plist, not run
+  --   {'missing', id}       no task hash: the worker dead-letters the id
+  --   {'bad', id, reason}   the id or the stored fields do not validate:
+  --                         the worker dead-letters it, nothing was written
+  -- started: JSON entries of the claims made, for the call's message.
+  -- names: a name -> true cache of the names already validated this call.
+  function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate, names)
+    if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
+    local t = tpre .. id
+    local h = redis.pcall('HMGET', t, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
+    if h.err then return {'bad', id, 'the task key is not a hash'} end
+    local s = h[1]
+    if s ~= 'pending' then
+      if not s then return {'missing', id} end
+      -- A status that is none of rtq's is a hash that does not check out:
+      -- reported, so the worker dead-letters it, not dropped unseen.
+      if s ~= 'running' and not TERMINAL[s] then
+        return {'bad', id, 'the task hash does not validate'}
+      end
+      redis.call('LREM', plist, 1, id)
+      return {'skip', id, s}
+    end
+    local a, to, n = 0, deftmo, h[2]
+    -- An absent or empty field means the default, as opt_whole has it.
+    if h[3] and h[3] ~= '' then a = whole(h[3], 0, MAX_ATTEMPT - 1) end
+    if h[4] and h[4] ~= '' then to = whole(h[4], 1, MAX_TIMEOUT_MS) end
+    if not names[n] then
+      if valid_name(n) then names[n] = true else a = nil end
+    end
+    if not a or not to then
       return {'bad', id, 'the task hash does not validate'}
     end
-    rcall('LREM', plist, 1, id)
-    return {'skip', id, s}
-  end
-  local a, to, n = 0, deftmo, h[2]
-  -- An absent or empty field means the default, as opt_whole has it.
-  if h[3] and h[3] ~= '' then a = whole(h[3], 0, MAX_ATTEMPT - 1) end
-  if h[4] and h[4] ~= '' then to = whole(h[4], 1, MAX_TIMEOUT_MS) end
-  if not names[n] then
-    if valid_name(n) then names[n] = true else a = nil end
-  end
-  if not a or not to then
-    return {'bad', id, 'the task hash does not validate'}
-  end
-  a = a + 1
-  local dl = now + to
-  if gate.on then gate_take(gate, id, dl) end
-  rcall('HSET', t, 's', 'running', 'w', wid, 'a', a, 'b', now, 'dl', dl)
-  local args = h[5] or ''
-  if h[6] then
-    local v = rpcall('HGET', xpre .. id, 'x')
-    args = type(v) == 'string' and v or ''
-  end
-  started[#started + 1] = '{"id":"' .. id .. '","a":' .. a .. '}'
-  return {'ok', id, n, a, dl, to, args, h[7] or '', h[4] or '', h[8] or '', h[9] or '', h[10] or ''}
-end
-
--- Splits name/value pairs into those that stay in the task hash and
--- those longer than INLINE_MAX, which go to the side hash: a task hash
--- whose every value is short stays listpack-encoded.
-local function split_big(name, value, inline, side)
-  if #value > INLINE_MAX then
-    side[#side + 1] = name; side[#side + 1] = value
-  else
-    inline[#inline + 1] = name; inline[#inline + 1] = value
-  end
-end
-
--- Outcome fields a worker may send, with the longest value each may have
--- (rs: the worker's signature of the outcome, "kid:hex").
-local OUTCOME_FIELDS = {ec = 128, em = MAX_TEXT, ed = 1048576, et = MAX_TRACEBACK, p = 3,
-                        pm = MAX_TEXT, rs = 200}
-
--- A dead-letter record: a msgpack map of the pairs in kv (a flat list:
--- name, value, ...), then `payload`, the first 4096 bytes of the entry as
--- it was, as a msgpack bin (cmsgpack would write a str, which strict
--- decoders refuse when it is not UTF-8). At most 14 pairs (a fixmap).
-local function dead_record(kv, entry)
-  local parts = {string.char(0x80 + #kv / 2 + 1)}
-  for i = 1, #kv - 1, 2 do
-    parts[#parts + 1] = cmsgpack.pack(kv[i])
-    parts[#parts + 1] = cmsgpack.pack(kv[i + 1])
-  end
-  local p = string.sub(entry, 1, 4096)
-  parts[#parts + 1] = cmsgpack.pack('payload')
-  if #p < 256 then
-    parts[#parts + 1] = string.char(0xc4, #p)
-  else
-    parts[#parts + 1] = string.char(0xc5, math.floor(#p / 256), #p % 256)
-  end
-  parts[#parts + 1] = p
-  return table.concat(parts)
-end
-
-local DEAD_KEPT = 10000
-
--- Records a dead letter of entry in list dead and counts it in stats.
-local function keep_dead(dead, stats, now, code, reason, worker, queue, entry)
-  local id = valid_name(entry) and entry or ''
-  redis.call('LPUSH', dead, dead_record({'at', now, 'code', code, 'reason', reason,
-                                         'worker', worker, 'queue', queue, 'id', id,
-                                         'size', #entry}, entry))
-  redis.call('LTRIM', dead, 0, DEAD_KEPT - 1)
-  redis.call('HINCRBY', stats, 'dead', 1)
-end
-
--- True when s is valid UTF-8 (no overlong forms, surrogates or code
--- points past U+10FFFF). Text that a script puts into a JSON message must
--- be: cjson copies bytes as they are.
-local function valid_utf8(s)
-  if not string.find(s, '[\128-\255]') then return true end
-  local i, n = 1, #s
-  while i <= n do
-    local c = string.byte(s, i)
-    local len, lo, hi = 0, 0x80, 0xBF
-    if c < 0x80 then len = 0
-    elseif c >= 0xC2 and c <= 0xDF then len = 1
-    elseif c == 0xE0 then len, lo = 2, 0xA0
-    elseif c == 0xED then len, hi = 2, 0x9F
-    elseif c >= 0xE1 and c <= 0xEF then len = 2
-    elseif c == 0xF0 then len, lo = 3, 0x90
-    elseif c == 0xF4 then len, hi = 3, 0x8F
-    elseif c >= 0xF1 and c <= 0xF3 then len = 3
-    else return false end
-    for k = 1, len do
-      local d = string.byte(s, i + k)
-      if not d or d < (k == 1 and lo or 0x80) or d > (k == 1 and hi or 0xBF) then return false end
+    a = a + 1
+    local dl = now + to
+    if gate.on then gate_take(gate, id, dl) end
+    redis.call('HSET', t, 's', 'running', 'w', wid, 'a', fmtc(a), 'b', fmtc(now), 'dl', fmtc(dl))
+    local args = h[5] or ''
+    if h[6] then
+      local v = redis.pcall('HGET', xpre .. id, 'x')
+      args = type(v) == 'string' and v or ''
     end
-    i = i + len + 1
+    started[#started + 1] = '{"id":"' .. id .. '","a":' .. a .. '}'
+    return {'ok', id, n, a, dl, to, args, h[7] or '', h[4] or '', h[8] or '', h[9] or '', h[10] or ''}
   end
-  return true
+end
+
+-- use_outcome: split_big, OUTCOME_FIELDS, valid_utf8 (the steps that store
+-- -- outcome fields and texts).
+local split_big, OUTCOME_FIELDS, valid_utf8
+local function use_outcome()
+  -- Splits name/value pairs into those that stay in the task hash and
+  -- those longer than INLINE_MAX, which go to the side hash: a task hash
+  -- whose every value is short stays listpack-encoded.
+  function split_big(name, value, inline, side)
+    if #value > INLINE_MAX then
+      side[#side + 1] = name; side[#side + 1] = value
+    else
+      inline[#inline + 1] = name; inline[#inline + 1] = value
+    end
+  end
+
+  -- Outcome fields a worker may send, with the longest value each may have
+  -- (rs: the worker's signature of the outcome, "kid:hex").
+  OUTCOME_FIELDS = {ec = 128, em = MAX_TEXT, ed = 1048576, et = MAX_TRACEBACK, p = 3,
+                          pm = MAX_TEXT, rs = 200}
+
+  -- True when s is valid UTF-8 (no overlong forms, surrogates or code
+  -- points past U+10FFFF). Text that a script puts into a JSON message must
+  -- be: cjson copies bytes as they are.
+  function valid_utf8(s)
+    if not string.find(s, '[\128-\255]') then return true end
+    local i, n = 1, #s
+    while i <= n do
+      local c = string.byte(s, i)
+      local len, lo, hi = 0, 0x80, 0xBF
+      if c < 0x80 then len = 0
+      elseif c >= 0xC2 and c <= 0xDF then len = 1
+      elseif c == 0xE0 then len, lo = 2, 0xA0
+      elseif c == 0xED then len, hi = 2, 0x9F
+      elseif c >= 0xE1 and c <= 0xEF then len = 2
+      elseif c == 0xF0 then len, lo = 3, 0x90
+      elseif c == 0xF4 then len, hi = 3, 0x8F
+      elseif c >= 0xF1 and c <= 0xF3 then len = 3
+      else return false end
+      for k = 1, len do
+        local d = string.byte(s, i + k)
+        if not d or d < (k == 1 and lo or 0x80) or d > (k == 1 and hi or 0xBF) then return false end
+      end
+      i = i + len + 1
+    end
+    return true
+  end
+end
+
+-- use_dead: keep_dead (the steps that dead-letter).
+local keep_dead
+local function use_dead()
+  -- A dead-letter record: a msgpack map of the pairs in kv (a flat list:
+  -- name, value, ...), then `payload`, the first 4096 bytes of the entry as
+  -- it was, as a msgpack bin (cmsgpack would write a str, which strict
+  -- decoders refuse when it is not UTF-8). At most 14 pairs (a fixmap).
+  local function dead_record(kv, entry)
+    local parts = {string.char(0x80 + #kv / 2 + 1)}
+    for i = 1, #kv - 1, 2 do
+      parts[#parts + 1] = cmsgpack.pack(kv[i])
+      parts[#parts + 1] = cmsgpack.pack(kv[i + 1])
+    end
+    local p = string.sub(entry, 1, 4096)
+    parts[#parts + 1] = cmsgpack.pack('payload')
+    if #p < 256 then
+      parts[#parts + 1] = string.char(0xc4, #p)
+    else
+      parts[#parts + 1] = string.char(0xc5, math.floor(#p / 256), #p % 256)
+    end
+    parts[#parts + 1] = p
+    return table.concat(parts)
+  end
+
+  local DEAD_KEPT = 10000
+
+  -- Records a dead letter of entry in list dead and counts it in stats.
+  function keep_dead(dead, stats, now, code, reason, worker, queue, entry)
+    local id = valid_name(entry) and entry or ''
+    redis.call('LPUSH', dead, dead_record({'at', now, 'code', code, 'reason', reason,
+                                           'worker', worker, 'queue', queue, 'id', id,
+                                           'size', #entry}, entry))
+    redis.call('LTRIM', dead, 0, DEAD_KEPT - 1)
+    redis.call('HINCRBY', stats, 'dead', 1)
+  end
 end

@@ -17,6 +17,7 @@
 --       11 n (1..100)
 -- Reply: {read, {ended ids}}: read < n means the list ended here; the
 --        next call's offset is offset + read - #ended
+use_end()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'list', KEYS[4], 'zset'})
 local wid = need_name(ARGV[1], 'backstop: worker id')

@@ -6,6 +6,7 @@
 --       5 events channel, 6 waiter channel prefix, 7 cancel channel,
 --       8 task key prefix, 9 side key prefix
 -- Reply: {'cancelled'} | {'requested'} | {'state', status} | {'notfound'}
+use_end()
 check_keys()
 need_types({KEYS[1], 'hash', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list'})
 local id = need_name(ARGV[1], 'cancel: id')

@@ -16,6 +16,9 @@
 -- it before anything is written; the stats hash is checked, and the
 -- delayed set when a task may wait. The options are '0' when not given,
 -- which one comparison tells; a name is checked once per call.
+-- Held in locals: used per task (a local of the script body, not of the
+-- prelude, whose every captured local costs each call).
+local rcall, rpcall, find = redis.call, redis.pcall, string.find
 local PER = 10
 check_keys()
 local tpre = check_prefix(ARGV[2], 'task key')
@@ -25,12 +28,16 @@ local nt = (#ARGV - 3) / PER
 if nt < 1 or nt > MAX_TASKS or nt % 1 ~= 0 then
   bad('create: expected 1..64 tasks of 10 values each')
 end
-local bytes, waits, names = 0, false, {}
+local bytes, waits, names = 0, false, nt > 1 and {} or nil
 for j = 0, nt - 1 do
   local b = 4 + PER * j
   need_name(ARGV[b], 'create: id')
   local name = ARGV[b + 1]
-  if not names[name] then names[name] = need_name(name, 'create: name') end
+  if not names then
+    need_name(name, 'create: name')
+  elseif not names[name] then
+    names[name] = need_name(name, 'create: name')
+  end
   bytes = bytes + #ARGV[b + 2]
   local v = ARGV[b + 3]
   if v ~= '0' then need_whole(v, 0, MAX_TIMEOUT_MS, 'create: timeout_ms') end
@@ -50,45 +57,46 @@ for j = 0, nt - 1 do
   end
 end
 if nt > 1 and bytes > MAX_CALL_BYTES then bad('create: more than 256 KiB of args in one call') end
-if waits then
-  need_types({KEYS[2], 'zset', KEYS[3], 'hash'})
-else
-  need_types({KEYS[3], 'hash'})
-end
+need_type(KEYS[3], 'hash', 3)
+if waits then need_type(KEYS[2], 'zset', 2) end
 
 -- Reads first: which ids exist (an id given twice in the call is created
--- once), and where each new task goes.
+-- once), and where each new task goes. Few tables: each costs the call.
 local now = now_ms()
-local ready, later, out, made, new, seen = {}, {}, {}, {}, {}, {}
+local snow = fmt(now)
+local ready, out, made, new = {}, {}, {}, {}
+local later, run_ats = waits and {} or nil, waits and {} or nil
+local seen = nt > 1 and {} or nil
 for j = 0, nt - 1 do
   local b = 4 + PER * j
   local id = ARGV[b]
-  local st = seen[id] and 'pending' or rpcall('HGET', tpre .. id, 's')
+  local st = seen and seen[id] and 'pending' or rpcall('HGET', tpre .. id, 's')
   if type(st) == 'table' then st = st.err and 'invalid' end
   if st then
     out[j + 1] = {0, st}
   else
-    seen[id] = true
+    if seen then seen[id] = true end
+    new[#new + 1] = b
     local run_at = 0
-    if ARGV[b + 7] ~= '0' then run_at = now + tonumber(ARGV[b + 7]) end
-    if ARGV[b + 8] ~= '0' then run_at = tonumber(ARGV[b + 8]) end
+    if waits then
+      if ARGV[b + 7] ~= '0' then run_at = now + tonumber(ARGV[b + 7]) end
+      if ARGV[b + 8] ~= '0' then run_at = tonumber(ARGV[b + 8]) end
+    end
     if run_at > now then
       later[#later + 1] = run_at; later[#later + 1] = id
+      run_ats[b] = run_at
     else
-      run_at = nil
       ready[#ready + 1] = id
     end
-    new[#new + 1] = {b, run_at}
     out[j + 1] = {1, now}
   end
 end
 if #ready > 0 then rcall('LPUSH', KEYS[1], unpack(ready)) end
-if #later > 0 then rcall('ZADD', KEYS[2], unpack(later)) end
-local OPT = {'to', 'mr', 'rt', 'bo'}
+if later and #later > 0 then rcall('ZADD', KEYS[2], unpack(later)) end
 for j = 1, #new do
-  local b, run_at = new[j][1], new[j][2]
+  local b = new[j]
   local id, name = ARGV[b], ARGV[b + 1]
-  local f = {'s', 'pending', 'n', name, 'c', now}
+  local f = {'s', 'pending', 'n', name, 'c', snow}
   local args = ARGV[b + 2]
   if #args > INLINE_MAX then
     -- The side key is made a hash (side_hash) only when it is not one:
@@ -102,17 +110,22 @@ for j = 1, #new do
   elseif args ~= '' then
     f[7] = 'x'; f[8] = args
   end
-  for i = 1, 4 do
-    local v = ARGV[b + 2 + i]
-    if v ~= '0' then f[#f + 1] = OPT[i]; f[#f + 1] = v end
-  end
-  if ARGV[b + 9] ~= '' then f[#f + 1] = 'sg'; f[#f + 1] = ARGV[b + 9] end
-  if run_at then f[#f + 1] = 'ra'; f[#f + 1] = run_at end
+  local v = ARGV[b + 3]
+  if v ~= '0' then f[#f + 1] = 'to'; f[#f + 1] = v end
+  v = ARGV[b + 4]
+  if v ~= '0' then f[#f + 1] = 'mr'; f[#f + 1] = v end
+  v = ARGV[b + 5]
+  if v ~= '0' then f[#f + 1] = 'rt'; f[#f + 1] = v end
+  v = ARGV[b + 6]
+  if v ~= '0' then f[#f + 1] = 'bo'; f[#f + 1] = v end
+  v = ARGV[b + 9]
+  if v ~= '' then f[#f + 1] = 'sg'; f[#f + 1] = v end
+  if run_ats and run_ats[b] then f[#f + 1] = 'ra'; f[#f + 1] = run_ats[b] end
   rcall('HSET', tpre .. id, unpack(f))
   made[j] = '{"id":"' .. id .. '","n":"' .. name .. '"}'
 end
 if #made > 0 then
   rcall('HINCRBY', KEYS[3], 'enqueued', #made)
-  publish_entries(ARGV[1], '"at":' .. fmt(now) .. ',"s":"pending"', made)
+  publish_entries(ARGV[1], '"at":' .. snow .. ',"s":"pending"', made)
 end
 return out

@@ -14,6 +14,9 @@
 --       prefix, 12 waiter channel prefix
 -- Reply: {'ok', failed_task (0/1)} | {'gone', 0} when the entry was no
 --        longer there
+use_end()
+use_outcome()
+use_dead()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list|zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'zset'})
 local entry = ARGV[1]

@@ -27,6 +27,11 @@
 -- on), the histogram when pairs are given. Messages are built by
 -- concatenation (ids, worker ids and statuses are valid names; texts go
 -- through cjson).
+-- Held in locals: used per task (a local of the script body, not of the
+-- prelude, whose every captured local costs each call).
+local rcall, rpcall, find = redis.call, redis.pcall, string.find
+use_end()
+use_outcome()
 check_keys()
 local DONE = {completed = 4, failed = 5, cancelled = 6, timeout = 7}
 local STATUSES = {'completed', 'failed', 'cancelled', 'timeout'}
@@ -105,7 +110,7 @@ for j = 1, #starts do
   local t = tpre .. id
   local f = rpcall('HMGET', t, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
   if f.err then f = {'invalid'} end
-  rcall('LREM', kp, 1, id)
+  rcall('LREM', kp, '1', id)
   if f[1] ~= 'running' or f[2] ~= wid or f[3] ~= att then
     out[j] = {'stale', f[1] or ''}
   else

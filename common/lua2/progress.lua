@@ -4,6 +4,7 @@
 -- ARGV: 1 id, 2 worker id, 3 attempt, 4 progress (0..100), 5 message
 --       ('' leaves it), 6 events channel, 7 side key prefix
 -- Reply: 1 written, 0 fenced off
+use_outcome()
 check_keys()
 need_types({KEYS[1], 'hash'})
 local id = need_name(ARGV[1], 'progress: id')

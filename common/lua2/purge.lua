@@ -9,6 +9,8 @@
 --       prefix, 8 waiter channel prefix, 9 queue name
 -- Reply: {cancelled, dropped, left (entries still in the queue and the
 --        delayed set)}
+use_end()
+use_dead()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list'})
 local n = need_whole(ARGV[1], 1, 100, 'purge: n')

@@ -22,6 +22,8 @@
 --        {'gone'} another broker took it | {'requeued', attempt}
 --        | {'failed'|'cancelled'|'timeout', attempt} | {'dropped', status}
 --        | {'dead', code}
+use_end()
+use_dead()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'list', KEYS[4], 'hash', KEYS[5], 'zset', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'list', KEYS[9], 'zset'})
 local wid = need_name(ARGV[1], 'recover: worker id')
