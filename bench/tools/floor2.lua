@@ -6,7 +6,9 @@
 -- KEYS: 1 queue, 2 delayed, 3 stats, 4 processing, 5 done:completed,
 --       6 run-time histogram, 7 events channel
 -- ARGV: 1 mode (create | take | finish), 2 task key prefix, 3 side key
---       prefix, then create: id, args pairs; take: moves; finish: ids
+--       prefix, then create: id, args pairs; take: moves; finish: ids.
+-- Args over 64 bytes go to the side hash, as create does; take and
+-- finish touch the side hash when the task has one (xs), as the scripts do.
 local mode, tpre, xpre = ARGV[1], ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -17,8 +19,12 @@ if mode == 'create' then
   for i = 4, #ARGV, 2 do
     local id = ARGV[i]
     redis.call('HGET', tpre .. id, 's')
-    redis.call('HSET', xpre .. id, 'x', ARGV[i + 1])
-    redis.call('HSET', tpre .. id, 's', 'pending', 'n', 'rtq.noop', 'c', snow, 'xs', '1')
+    if #ARGV[i + 1] > 64 then
+      redis.call('HSET', xpre .. id, 'x', ARGV[i + 1])
+      redis.call('HSET', tpre .. id, 's', 'pending', 'n', 'rtq.noop', 'c', snow, 'xs', '1')
+    else
+      redis.call('HSET', tpre .. id, 's', 'pending', 'n', 'rtq.noop', 'c', snow, 'x', ARGV[i + 1])
+    end
     ids[#ids + 1] = id
   end
   redis.call('LPUSH', KEYS[1], unpack(ids))
@@ -28,20 +34,20 @@ elseif mode == 'take' then
   for _ = 1, tonumber(ARGV[4]) do
     local id = redis.call('LMOVE', KEYS[1], KEYS[4], 'RIGHT', 'LEFT')
     if not id then break end
-    redis.call('HMGET', tpre .. id, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
+    local h = redis.call('HMGET', tpre .. id, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
     redis.call('HSET', tpre .. id, 's', 'running', 'w', 'w-bench-1', 'a', '1', 'b', snow, 'dl', sdl)
-    redis.call('HGET', xpre .. id, 'x')
+    if h[6] then redis.call('HGET', xpre .. id, 'x') end
     ids[#ids + 1] = id
   end
 else
   for i = 4, #ARGV do
     local id = ARGV[i]
-    redis.call('HMGET', tpre .. id, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
+    local h = redis.call('HMGET', tpre .. id, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
     redis.call('LREM', KEYS[4], '1', id)
     redis.call('HSET', tpre .. id, 's', 'completed', 'e', snow)
     redis.call('HDEL', tpre .. id, 'dl', 'rs', 'x')
     redis.call('PEXPIREAT', tpre .. id, sexp)
-    redis.call('DEL', xpre .. id)
+    if h[8] then redis.call('DEL', xpre .. id) end
     ids[#ids + 1] = id
   end
   redis.call('LPUSH', KEYS[5], unpack(ids))

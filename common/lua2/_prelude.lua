@@ -6,7 +6,9 @@
 -- Values a script reads back from a task hash are validated before they
 -- are trusted (whole(), names); a hash that fails is reported to the
 -- caller, never acted on.
--- Every message is built with cjson. Keys shared by a call arrive in KEYS;
+-- Free text in a message goes through cjson; the batch steps join the
+-- rest (valid names, statuses, whole numbers) as strings
+-- (publish_entries). Keys shared by a call arrive in KEYS;
 -- a task's own keys (t:<id>, x:<id>) and its waiter channel (w:<id>) are
 -- built from prefixes in ARGV, which check_prefix() ties to KEYS[1]'s hash
 -- tag, so a call cannot reach another queue's keys. The events channel is
