@@ -10,6 +10,7 @@
 -- The limit and bucket are read before anything is written, and the
 -- slots' first use is the call's first write (gate_open): only the two
 -- lists need a type check.
+
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).
 local rcall = redis.call

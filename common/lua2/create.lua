@@ -16,6 +16,7 @@
 -- it before anything is written; the stats hash is checked, and the
 -- delayed set when a task may wait. The options are '0' when not given,
 -- which one comparison tells; a name is checked once per call.
+
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).
 local rcall, rpcall, find = redis.call, redis.pcall, string.find

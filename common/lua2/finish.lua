@@ -27,6 +27,7 @@
 -- on), the histogram when pairs are given. Messages are built by
 -- concatenation (ids, worker ids and statuses are valid names; texts go
 -- through cjson).
+
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).
 local rcall, rpcall, find = redis.call, redis.pcall, string.find
