@@ -4,7 +4,6 @@
 #
 #   bench/history_cap.sh [BUILD_DIR [N [WORKERS [CAP]]]]
 #       defaults: build 1000000 4 10000
-# RTQ_PROTOCOL=2 runs it under protocol 2.
 # Needs Debian's python3-cffi (the Python binding) and a build with librtq.so.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -4,7 +4,7 @@ B / A of each figure (standard library only).
 
 usage: compare.py A.json B.json [LABEL_A LABEL_B]
 
-Typically the medians of protocol 1 and protocol 2 runs taken in the same
+Typically the medians of two builds' runs (bench/builds.sh) taken in the same
 session (rtq-bench --median). Prints a Markdown table.
 """
 import json

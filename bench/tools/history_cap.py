@@ -19,11 +19,9 @@ Prints a line a second, then: the largest history seen (target: at most
 compares with the calibrated full-history memory (target: within 20%).
 Exits 1 when a target is missed.
 
-The protocol is RTQ_PROTOCOL's (1 by default), which the broker, the
-workers and the client inherit. Under protocol 2 the history is the
-queue's done list {hc:default}:done:completed (its finish caps it itself;
-the workers get --max-task-history CAP too), and the counter is
-{hc:default}:stats completed.
+The history is the queue's done list {hc:default}:done:completed (finish
+caps it itself; the workers get --max-task-history CAP too), and the
+counter is {hc:default}:stats completed.
 
 usage: history_cap.py BUILD_DIR [N [WORKERS [CAP]]]   (1000000, 4, 10000)
 """
@@ -43,19 +41,11 @@ POLL_MS = 50
 AFTER_S = 10
 CHUNK = 20000
 NS = "hc"
-V2 = os.environ.get("RTQ_PROTOCOL", "1").strip() == "2"
-# The keys this tool reads, in the protocol's schema (docs/PROTOCOL.md,
-# docs/PROTOCOL.md).
-if V2:
-    WORKERS_KEY = "{%s}:workers" % NS
-    HISTORY_KEY = "{%s:default}:done:completed" % NS
-    STATS_KEY, COMPLETED_FIELD = "{%s:default}:stats" % NS, "completed"
-    MEMORY_KEYS = (HISTORY_KEY, "{%s:default}:q" % NS)
-else:
-    WORKERS_KEY = NS + ":workers"
-    HISTORY_KEY = NS + ":history"
-    STATS_KEY, COMPLETED_FIELD = NS + ":stats", "default|completed"
-    MEMORY_KEYS = (HISTORY_KEY, NS + ":status:completed")
+# The keys this tool reads (docs/PROTOCOL.md section 2).
+WORKERS_KEY = "{%s}:workers" % NS
+HISTORY_KEY = "{%s:default}:done:completed" % NS
+STATS_KEY, COMPLETED_FIELD = "{%s:default}:stats" % NS, "completed"
+MEMORY_KEYS = (HISTORY_KEY, "{%s:default}:q" % NS)
 
 
 def main():
@@ -112,7 +102,7 @@ def completed(r):
 
 
 def history(r):
-    return r("LLEN", HISTORY_KEY) if V2 else r("ZCARD", HISTORY_KEY)
+    return r("LLEN", HISTORY_KEY)
 
 
 def used(r):
@@ -146,7 +136,6 @@ def run(build, rtq, env, procs, n, workers, cap):
     spawn(env, procs, [os.path.join(build, "broker", "rtq-broker"), "--redis", env.url,
                        "--namespace", NS, "--max-task-history", str(cap), "--log-level", "INFO"],
           "broker")
-    print("protocol %d" % (2 if V2 else 1))
     ws = start_workers(build, env, procs, workers, cap)
     wait_for(lambda: r("ZCARD", WORKERS_KEY) >= workers, 30, "the workers")
     time.sleep(1)
