@@ -20,7 +20,9 @@ use_dead()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list|zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'zset'})
 local entry = ARGV[1]
-if type(entry) ~= 'string' or #entry > 1048576 then bad('deadletter: entry over 1 MiB') end
+-- Any size Redis takes (proto-max-bulk-len, 512 MiB by default): a junk
+-- entry of 10 MB must leave the list too; only 4096 bytes are kept.
+if type(entry) ~= 'string' or #entry > 536870912 then bad('deadletter: entry over 512 MiB') end
 local code = need_name(ARGV[2], 'deadletter: code')
 if #ARGV[3] > 1024 then bad('deadletter: reason over 1024 bytes') end
 local wid = need_name(ARGV[4], 'deadletter: worker id')

@@ -40,7 +40,7 @@ local queue = need_name(ARGV[11], 'recover: queue')
 local n = #ARGV - 11
 if n < 1 or n > 100 then bad('recover: expected 1..100 entries') end
 for j = 1, n do
-  if #ARGV[11 + j] > 1048576 then bad('recover: an entry is over 1 MiB') end
+  if #ARGV[11 + j] > 536870912 then bad('recover: an entry is over 512 MiB') end
 end
 local now = now_ms()
 local hist = ARGV[5] == '1'

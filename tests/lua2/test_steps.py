@@ -295,6 +295,20 @@ def test_deadletter_from_processing_and_delayed(r, q):
     assert r.hget(q.k("stats"), "dead") == b"3"
 
 
+def test_deadletter_and_recover_take_an_entry_over_1_mib(r, q):
+    # A junk entry of any size must leave the list: refused, it would stay
+    # in the worker's processing list (or the dead worker's) for good.
+    big = b"\x00" + b"x" * (3 * 1024 * 1024)
+    r.lpush(q.k("p:" + W), big)
+    assert q.deadletter(big, "BAD_ID", "not an id", W) == [b"ok", 0]
+    assert r.llen(q.k("p:" + W)) == 0
+    rec = msgpack.unpackb(r.lindex(q.k("dead"), 0), raw=False)
+    assert rec["size"] == len(big) and len(rec["payload"]) == 4096
+    r.lpush(q.k("p:w-dead"), big)
+    out = q.recover("w-dead", [big])
+    assert r.llen(q.k("p:w-dead")) == 0 and r.llen(q.k("dead")) == 2, out
+
+
 def test_deadletter_leaves_a_task_running_elsewhere(r, q):
     running(q, r)
     r.lpush(q.k("p:w-other"), "T0000")
