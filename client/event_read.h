@@ -7,6 +7,7 @@
 #define RTQ_EVENT_READ_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "rtq/client.h"
 
@@ -25,5 +26,9 @@ typedef struct rtq__event {
  * say which task it is about. RTQ_ENOMEM. Free with rtq__event_clear. */
 int rtq__event_read(const char *text, rtq__event *e);
 void rtq__event_clear(rtq__event *e);
+
+/* sub.c: the messages of subscription s that were dropped (past its
+ * buffer) and skipped (not events messages) so far. */
+void rtq__sub_counts(const rtq_subscription *s, uint64_t *dropped, uint64_t *skipped);
 
 #endif

@@ -8,9 +8,11 @@
  *
  * It subscribes to the event channel first and reads the tasks' state
  * second, so no event falls between the two. A message that is not a
- * well-formed event (it cannot say which task it is about) makes it read
- * every watched task again, at most once per REREAD_MS, so a task whose
- * terminal event was garbled still ends the watch.
+ * well-formed event (it cannot say which task it is about), or one the
+ * subscription skipped or dropped (not an events message, or past its
+ * buffer; checked at least every REREAD_MS), makes it read every watched
+ * task again, at most once per REREAD_MS, so a task whose terminal event
+ * was garbled or lost still ends the watch.
  *
  * Rate and ETA come from the progress samples this watch has seen, timed
  * on the local monotonic clock when each arrived: the first (when the
@@ -58,6 +60,7 @@ typedef struct watch {
   int width;
   int reread_pending;     /* a message that was not an event came */
   uint64_t next_reread;   /* monotonic ms: the earliest next re-read */
+  uint64_t lost_seen;     /* the subscription's dropped + skipped, last seen */
 } watch;
 
 static entry *find(watch *w, const char *id) {
@@ -298,11 +301,19 @@ static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
       left = timeout_ms - (int64_t)(rtq__mono_ms() - start);
       if (left < 0) left = 0;
     }
-    /* A re-read put off: wake up for it. */
-    int64_t until_reread = w->reread_pending ? (int64_t)(w->next_reread - now) : -1;
-    bool for_reread = until_reread >= 0 && (left < 0 || until_reread < left);
+    /* A re-read put off: wake up for it. Otherwise wake up every
+     * REREAD_MS to see whether the subscription skipped or dropped a
+     * message, which may have been a watched task's end. */
+    int64_t until_reread = w->reread_pending ? (int64_t)(w->next_reread - now) : REREAD_MS;
+    bool for_reread = left < 0 || until_reread < left;
     char *msg = NULL;
     int err = rtq_subscription_next(sub, for_reread ? until_reread : left, &msg);
+    uint64_t dropped, skipped;
+    rtq__sub_counts(sub, &dropped, &skipped);
+    if (dropped + skipped != w->lost_seen) {
+      w->lost_seen = dropped + skipped;
+      w->reread_pending = 1;
+    }
     if (err == RTQ_ETIMEDOUT && for_reread) continue;
     if (err == RTQ_ETIMEDOUT && w->follow) return CLI_OK;
     if (err == RTQ_ETIMEDOUT) {

@@ -104,6 +104,28 @@ static void test_cli_watch_ids_until_they_end(void **state) {
   cli_free(&r);
 }
 
+/* A task whose end came with a message the subscription skipped (not an
+ * events message) still ends the watch: watch sees the skip and reads
+ * its tasks again, within a second, not at --timeout. */
+static void test_cli_watch_ends_on_a_skipped_message(void **state) {
+  (void)state;
+  create("g1");
+  cli_run r;
+  START(&r, "watch", "g1", "--json", "--timeout", "20");
+  RTQ_TEST_WAIT_FOR(events_numsub("default") >= 1, 5000);
+  RTQ_TEST_WAIT_FOR(output_has(&r, "\"g1\""), 5000);
+  /* The end is written by hand, and announced by garbage. */
+  rtq_key2 t = rtq_keys2_task(&keys2, "default", "g1");
+  rtq_test_cmd_int(rc_, "HSET", t.s, "s", "completed", "e", "1", NULL);
+  rtq_key2 ch = rtq_keys2_chan_events(&keys2, "default");
+  rtq_test_cmd_int(rc_, "SPUBLISH", ch.s, "garbage{", NULL);
+  /* Within 10 s, and exit 0: at --timeout it would be 20 s and exit 5. */
+  cli_finish(&r, 10000);
+  assert_int_equal(r.code, 0);
+  assert_int_equal(lines_for(r.out, "g1", "completed", 0), 1);
+  cli_free(&r);
+}
+
 /* Not a terminal: plain lines with a progress bar; all completed: exit 0.
  * A task that already ended is shown and counts as ended. */
 static void test_cli_watch_plain_lines(void **state) {
@@ -263,6 +285,7 @@ int main(void) {
   setenv("RTQ_PROTOCOL", "2", 1);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
+      T(test_cli_watch_ends_on_a_skipped_message),
       T(test_cli_watch_ids_until_they_end),
       T(test_cli_watch_plain_lines),
       T(test_cli_watch_tty_redraws_in_place),
