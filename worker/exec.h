@@ -54,6 +54,21 @@ typedef struct rtq__xproc {
   int tail_next;
 } rtq__xproc;
 
+/* A task waiting for a process of the pool (exec_pool.c). A process
+ * that comes back goes straight to the first waiter, with its task frame
+ * already written: the process starts on it while the waiter wakes up.
+ * Lives on the waiter's stack; linked and handed over under mu. */
+typedef struct rtq__xwait {
+  struct rtq__xwait *next;
+  rtq_task_ctx *t;
+  pthread_cond_t cv;          /* signalled under mu: look again, or ready */
+  struct rtq__xproc *got;     /* the process handed over */
+  bool ready;                 /* the hand-over is done (the frame written) */
+  const char *frame;          /* the task frame, borrowed */
+  size_t len;
+  size_t sent;                /* bytes of frame already written to got */
+} rtq__xwait;
+
 typedef struct rtq__exec {
   char *pattern;
   char *command;
@@ -64,7 +79,8 @@ typedef struct rtq__exec {
   int size;
   rtq__xproc *procs;
   pthread_mutex_t mu;
-  pthread_cond_t cv;          /* a process was returned */
+  pthread_cond_t cv;          /* a process was returned (the drain waits on it) */
+  rtq__xwait *waiters;        /* tasks waiting for a process, first come first */
   int refs;                   /* the worker's, plus one per running task */
   bool closing;               /* written under mu with an atomic store: start() reads it unlocked */
   int start_fails;            /* failed starts in a row */
@@ -87,12 +103,17 @@ rtq__exec *rtq__exec_new(const char *pattern, const char *command, int size, int
  * as they run); rtq__exec_unref drops one and frees x with the last. */
 void rtq__exec_ref(rtq__exec *x);
 void rtq__exec_unref(rtq__exec *x);
-/* Borrows a ready process for task t; NULL with *code and msg set when
+/* Borrows a ready process for task t, whose frame (len bytes, borrowed
+ * for the call) is what it will write first; *sent gets how many of its
+ * bytes are already written to the process (a process handed over by
+ * rtq__exec_return comes with them). NULL with *code and msg set when
  * none can be had (EXEC_UNAVAILABLE, or cancelled while waiting: code
  * NULL). */
-rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, char *msg, size_t cap);
-/* Returns a process: with why NULL it goes back to the idle set;
- * otherwise it is ended (process group killed, reaped), counted against
+rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char *frame, size_t len, size_t *sent,
+                             const char **code, char *msg, size_t cap);
+/* Returns a process: with why NULL it goes to the first waiting task
+ * that is not cancelled (its frame written here), else back to the idle
+ * set; otherwise it is ended (process group killed, reaped), counted against
  * the command for why, and started again after the backoff. */
 void rtq__exec_return(rtq__exec *x, rtq__xproc *p, const char *why);
 /* True when p's process has ended (not reaped: its group stays ours). */
@@ -108,6 +129,9 @@ char *rtq__exec_tail(const rtq__xproc *p);
 /* Starts a process in p and waits for its "ready". 0, or -1 with msg set
  * and p empty again. Gives up when x starts closing. */
 int rtq__exec_start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap);
+/* Under mu: wakes the first waiting task (all with all) to look at the
+ * pool again: a process became idle, or a start failed. */
+void rtq__exec_wake_waiters(rtq__exec *x, bool all);
 /* Under mu: one more process ended badly for why: pushes the next start
  * back (backoff) and keeps why for the heartbeat. */
 void rtq__exec_count_bad(rtq__exec *x, const char *why);

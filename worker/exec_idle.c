@@ -18,7 +18,8 @@
  *      place when the pool is made: one process starts at once).
  *
  * A process borrowed meanwhile is left alone: its task's thread owns it.
- * The watcher never wakes borrowers' cv; only the drain wakes it (watch_cv).
+ * The watcher wakes a waiting borrower only for a process it started;
+ * only the drain wakes the watcher (watch_cv).
  */
 #include <errno.h>
 #include <poll.h>
@@ -81,7 +82,7 @@ static void respawn_one(rtq__exec *x) {
     if (rc == 0) {
       p->respawn = false;
       x->start_fails = 0;
-      pthread_cond_signal(&x->cv); /* a borrower may be waiting for it */
+      rtq__exec_wake_waiters(x, false); /* a borrower may be waiting for it */
     } else if (!closing(x)) {
       rtq__exec_start_failed(x, why);
     }

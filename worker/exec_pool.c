@@ -101,7 +101,10 @@ void rtq__exec_unref(rtq__exec *x) {
   bool last = --x->refs == 0;
   /* Only rtq__exec_drain waits for the tasks out; waking the borrowers
    * for every task that ends would be a herd for nothing. */
-  if (x->closing) pthread_cond_broadcast(&x->cv);
+  if (x->closing) {
+    pthread_cond_broadcast(&x->cv);
+    rtq__exec_wake_waiters(x, true);
+  }
   pthread_mutex_unlock(&x->mu);
   if (last) free_exec(x);
 }
@@ -318,8 +321,7 @@ int rtq__exec_start(rtq__exec *x, rtq__xproc *p, char *msg, size_t cap) {
   return -1;
 }
 
-/* Under mu: waits until a process is returned, or 20 ms. */
-static void wait_a_moment(rtq__exec *x) {
+static struct timespec in_20ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   ts.tv_nsec += 20 * 1000000L;
@@ -327,6 +329,12 @@ static void wait_a_moment(rtq__exec *x) {
     ts.tv_sec++;
     ts.tv_nsec -= 1000000000L;
   }
+  return ts;
+}
+
+/* Under mu: waits until a process is returned, or 20 ms. */
+static void wait_a_moment(rtq__exec *x) {
+  struct timespec ts = in_20ms();
   (void)pthread_cond_timedwait(&x->cv, &x->mu, &ts);
 }
 
@@ -363,38 +371,83 @@ bool rtq__exec_unavailable(const rtq__exec *x) {
   return x->deaths >= RTQ__EXEC_START_FAILS_MAX || x->start_fails >= RTQ__EXEC_START_FAILS_MAX;
 }
 
-rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, char *msg, size_t cap) {
+void rtq__exec_wake_waiters(rtq__exec *x, bool all) {
+  for (rtq__xwait *w = x->waiters; w != NULL; w = all ? w->next : NULL) pthread_cond_signal(&w->cv);
+}
+
+/* Under mu. */
+static void enqueue(rtq__exec *x, rtq__xwait *w) {
+  rtq__xwait **pp = &x->waiters;
+  while (*pp != NULL) pp = &(*pp)->next;
+  w->next = NULL;
+  *pp = w;
+}
+
+/* Under mu: takes w out of the queue (it may be out already). */
+static void dequeue(rtq__exec *x, rtq__xwait *w) {
+  for (rtq__xwait **pp = &x->waiters; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == w) {
+      *pp = w->next;
+      return;
+    }
+  }
+}
+
+/* Under mu: the first idle live process, marked busy; NULL when none. A
+ * process found dead is ended and counted (*again: look again). */
+static rtq__xproc *take_idle(rtq__exec *x, rtq__xproc **empty, bool *again) {
+  *empty = NULL;
+  *again = false;
+  for (int i = 0; i < x->size; i++) {
+    rtq__xproc *p = &x->procs[i];
+    if (p->busy) continue;
+    if (p->pid == 0) {
+      if (*empty == NULL) *empty = p;
+      continue;
+    }
+    if (rtq__exec_exited(p)) {
+      /* Died while idle: not a task's failure, but it counts. */
+      int st;
+      rtq__exec_read_stderr(p, NULL);
+      rtq__exec_end(p, &st);
+      rtq_log(RTQ_LOG_WARNING, "idle handler process ended", "handler", x->pattern, NULL);
+      rtq__exec_count_bad(x, "a handler process ended while idle");
+      *again = true;
+      return NULL;
+    }
+    p->busy = true;
+    return p;
+  }
+  return NULL;
+}
+
+rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char *frame, size_t len, size_t *sent,
+                             const char **code, char *msg, size_t cap) {
   *code = NULL;
+  *sent = 0;
+  rtq__xwait w = {.t = t, .frame = frame, .len = len};
+  pthread_cond_init(&w.cv, NULL);
+  bool queued = false;
+  rtq__xproc *got = NULL;
   pthread_mutex_lock(&x->mu);
   for (;;) {
+    if (w.got != NULL) {
+      /* Handed over by rtq__exec_return, which dequeued us and writes our
+       * frame outside mu; ready says it is done with w. */
+      while (!w.ready) pthread_cond_wait(&w.cv, &x->mu);
+      got = w.got;
+      *sent = w.sent;
+      queued = false;
+      break;
+    }
     if (x->closing) {
       *code = RTQ_CODE_EXEC_UNAVAILABLE;
       snprintf(msg, cap, "the worker is shutting down");
       break;
     }
-    rtq__xproc *empty = NULL;
-    bool again = false;
-    for (int i = 0; i < x->size && !again; i++) {
-      rtq__xproc *p = &x->procs[i];
-      if (p->busy) continue;
-      if (p->pid == 0) {
-        if (empty == NULL) empty = p;
-        continue;
-      }
-      if (rtq__exec_exited(p)) {
-        /* Died while idle: not a task's failure, but it counts. */
-        int st;
-        rtq__exec_read_stderr(p, NULL);
-        rtq__exec_end(p, &st);
-        rtq_log(RTQ_LOG_WARNING, "idle handler process ended", "handler", x->pattern, NULL);
-        rtq__exec_count_bad(x, "a handler process ended while idle");
-        again = true;
-        continue;
-      }
-      p->busy = true;
-      pthread_mutex_unlock(&x->mu);
-      return p;
-    }
+    rtq__xproc *empty;
+    bool again;
+    if ((got = take_idle(x, &empty, &again)) != NULL) break;
     if (again) continue;
     uint64_t now = rtq__mono_ms();
     if (empty != NULL && x->start_fails >= RTQ__EXEC_START_FAILS_MAX && now < x->next_start) {
@@ -404,6 +457,8 @@ rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, c
     }
     if (empty != NULL && now >= x->next_start) {
       empty->busy = true;
+      if (queued) dequeue(x, &w); /* no hand-over while it starts one */
+      queued = false;
       pthread_mutex_unlock(&x->mu);
       char why[512];
       int rc = rtq__exec_start(x, empty, why, sizeof why);
@@ -411,43 +466,74 @@ rtq__xproc *rtq__exec_borrow(rtq__exec *x, rtq_task_ctx *t, const char **code, c
       if (rc == 0) {
         x->start_fails = 0;
         empty->respawn = false;
-        pthread_mutex_unlock(&x->mu);
-        return empty;
+        got = empty;
+        break;
       }
       empty->busy = false;
       rtq__exec_start_failed(x, why);
-      pthread_cond_broadcast(&x->cv);
+      rtq__exec_wake_waiters(x, true);
       continue;
     }
-    if (rtq_task_cancelled(t)) {
-      pthread_cond_signal(&x->cv); /* a wake-up it may have taken goes on */
-      break;
-    }
-    wait_a_moment(x);
+    if (rtq_task_cancelled(t)) break;
+    if (!queued) enqueue(x, &w);
+    queued = true;
+    struct timespec ts = in_20ms();
+    (void)pthread_cond_timedwait(&w.cv, &x->mu, &ts);
+  }
+  if (queued) {
+    dequeue(x, &w);
+    /* Leaving without a process: a wake-up meant for the queue goes on. */
+    if (got == NULL) rtq__exec_wake_waiters(x, false);
   }
   pthread_mutex_unlock(&x->mu);
-  return NULL;
+  pthread_cond_destroy(&w.cv);
+  return got;
+}
+
+/* Writes what it can of w's frame to p without blocking (the rest is w's
+ * to write). Not under mu: p and w are the caller's until w->ready. */
+static void write_frame(rtq__xproc *p, rtq__xwait *w) {
+  while (p->in >= 0 && w->sent < w->len) {
+    ssize_t n = write(p->in, w->frame + w->sent, w->len - w->sent);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return; /* full, or gone: the waiter's own loop handles it */
+    w->sent += (size_t)n;
+  }
 }
 
 void rtq__exec_return(rtq__exec *x, rtq__xproc *p, const char *why) {
   if (why != NULL) rtq__exec_end(p, NULL);
   pthread_mutex_lock(&x->mu);
+  rtq__xwait *to = NULL;
   if (why == NULL) {
     x->bad_runs = x->deaths = 0;
+    /* The first waiter not cancelled gets p as it is (busy); a cancelled
+     * one notices by itself within 20 ms and leaves the queue. */
+    if (!x->closing)
+      for (to = x->waiters; to != NULL && rtq_task_cancelled(to->t); to = to->next) {
+      }
   } else {
     rtq__exec_count_bad(x, why);
     p->respawn = true;
   }
-  p->busy = false;
+  if (to != NULL) {
+    dequeue(x, to);
+    to->got = p;
+  } else {
+    p->busy = false;
+    if (why == NULL) rtq__exec_wake_waiters(x, false);
+  }
   bool all = x->closing;
   pthread_mutex_unlock(&x->mu);
-  /* One process back: one borrower can have it (at shutdown the drain
-   * waits on cv too, so then everyone). Signalled after the unlock, so
-   * the waiter it wakes does not block at once on mu. */
-  if (all)
-    pthread_cond_broadcast(&x->cv);
-  else
-    pthread_cond_signal(&x->cv);
+  if (to != NULL) {
+    write_frame(p, to);
+    pthread_mutex_lock(&x->mu);
+    to->ready = true;
+    pthread_cond_signal(&to->cv);
+    pthread_mutex_unlock(&x->mu);
+  }
+  /* At shutdown the drain waits on cv for every process to come back. */
+  if (all) pthread_cond_broadcast(&x->cv);
 }
 
 /* Waits up to ms for every live process of x to exit. Under mu. */

@@ -302,17 +302,21 @@ int rtq__exec_run_pooled(rtq__exec *x, rtq_task_ctx *t, const char *args) {
   }
   const char *code;
   char msg[512];
-  rtq__xproc *p = rtq__exec_borrow(x, t, &code, msg, sizeof msg);
+  size_t sent;
+  rtq__xproc *p = rtq__exec_borrow(x, t, o.b, o.len, &sent, &code, msg, sizeof msg);
   if (p == NULL) {
     free(o.b);
     if (code != NULL) rtq_task_fail(t, code, msg, NULL);
     return 0;
   }
-  if (rtq_task_cancelled(t)) { /* stopped while it waited for a process */
+  o.off = sent;
+  if (sent == 0 && rtq_task_cancelled(t)) { /* stopped while it waited for a process */
     free(o.b);
     rtq__exec_return(x, p, NULL);
     return 0;
   }
+  /* With the frame (partly) sent the process has the task: the
+   * conversation goes on, and its first round sends the cancel. */
   run r = {.x = x, .p = p, .t = t, .end = GOING};
   converse(&r, &o);
   free(o.b);

@@ -254,6 +254,39 @@ static void test_worker_exec_cancel_while_waiting_for_a_process(void **state) {
   rtq_task_free(t);
 }
 
+/* Pool of 1, four slots: tasks waiting for the process get it handed over
+ * from the task before, their frame already written; each answer matches
+ * its own task and the one process serves them all. */
+static void test_worker_exec_handover_keeps_tasks_apart(void **state) {
+  (void)state;
+  char py[sizeof py_cmd + 16];
+  snprintf(py, sizeof py, "py.*=%s", py_cmd);
+  tw_start(&wk, rtq_test_redis_url(), "--exec", py, "--exec-pool", "1", "--concurrency", "4", NULL);
+  enum { N = 24 };
+  char ids[N][RTQ_TASK_ID_SIZE];
+  for (int i = 0; i < N; i++) {
+    char args[64];
+    snprintf(args, sizeof args, "{\"a\":%d,\"b\":1000}", i);
+    tw_enqueue(cl, "py.add", args, NULL, ids[i]);
+  }
+  char pid[32] = "";
+  for (int i = 0; i < N; i++) {
+    rtq_task *t = tw_wait(cl, ids[i], 20000);
+    assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+    char sum[32];
+    snprintf(sum, sizeof sum, "\"sum\":%d", 1000 + i);
+    assert_result(t, sum);
+    char *json = NULL;
+    assert_int_equal(rtq_task_result_json(t, &json), 0);
+    const char *at = strstr(json, "\"pid\":");
+    assert_non_null(at);
+    if (pid[0] == '\0') snprintf(pid, sizeof pid, "%.*s", (int)strcspn(at, ",}"), at);
+    else if (strncmp(at, pid, strlen(pid)) != 0) fail_msg("task %d ran in another process: %s, not %s", i, json, pid);
+    free(json);
+    rtq_task_free(t);
+  }
+}
+
 /* The handler's environment is the worker's without RTQ_REDIS_URL. */
 static void test_worker_exec_environment_has_no_redis_url(void **state) {
   (void)state;
@@ -300,6 +333,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_worker_exec_failure_has_traceback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_crash_then_respawn, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_shutdown_drains_pool, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_exec_handover_keeps_tasks_apart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_cancel_while_waiting_for_a_process, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_environment_has_no_redis_url, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_bad_flags_exit_2, setup, teardown),
