@@ -26,14 +26,52 @@ import time
 import traceback
 
 from .handler import Task, TaskError
-from .handler import handlers as registered_handlers
+from .handler import _registry as registered
+
+from json import encoder as _jenc
+from json import scanner as _jscan
 
 PROTOCOL = 1
 MAX_LINE = 32 << 20
 WATCH_S = 0.02
 PARK_AFTER = 50
 
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_encode = _encoder.encode
+_quote = _jenc.encode_basestring
+
+# The per-task path skips what json.loads and JSONEncoder.encode redo on
+# every call (a short task spends as long in them as in everything else):
+# a task line goes straight to the C scanner, and a result to a C encoder
+# made once. Without circular-reference markers a circular result ends in
+# RecursionError, which fails the task RESULT_NOT_JSON like any other
+# result that is not JSON. Either falls back to the json module when the
+# C parts are missing.
+_scan = _jscan.c_make_scanner(json.JSONDecoder()) if _jscan.c_make_scanner else None
+_value = (_jenc.c_make_encoder(None, _encoder.default, _quote, None, ":", ",", False, False, False)
+          if _jenc.c_make_encoder else None)
+
+
+def _loads(line):
+    """One JSON line (bytes) -> its value; ValueError when it is not JSON."""
+    if _scan is not None:
+        try:
+            text = line.decode()
+            obj, end = _scan(text, 0)
+            if end == len(text):
+                return obj
+        except (ValueError, StopIteration):
+            pass
+    return json.loads(line)  # the careful path: whitespace around it, or the error
+
+
+def _result_line(tid, result):
+    """The result frame as text, without its newline. TypeError or
+    ValueError (RecursionError) when result is not JSON."""
+    if type(tid) is not str or _value is None:
+        return _encode({"type": "result", "id": tid, "result": result})
+    body = "null" if result is None else "".join(_value(result, 0))
+    return '{"type":"result","id":%s,"result":%s}' % (_quote(tid), body)
 
 
 class _Cancel:
@@ -89,9 +127,11 @@ class Runner:
     def write(self, text):
         line = (text + "\n").encode("utf-8", "replace")
         with self.wlock:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self.wfd, view):]
+            n = os.write(self.wfd, line)
+            if n < len(line):  # a pipe takes a short line whole; a long one in parts
+                view = memoryview(line)[n:]
+                while view:
+                    view = view[os.write(self.wfd, view):]
 
     def feed(self, data):
         """Splits what was read into frames: cancels apply at once, tasks
@@ -110,7 +150,7 @@ class Runner:
             if not line.strip():
                 continue
             try:
-                msg = json.loads(line)
+                msg = _loads(line)
             except ValueError:
                 print(f"rtq.run: not JSON from the worker: {line[:80]!r}", file=sys.stderr)
                 continue
@@ -168,7 +208,7 @@ class Runner:
 
     def run_task(self, msg):
         tid = msg.get("id", "")
-        fn = registered_handlers().get(msg.get("name"))
+        fn = registered.get(msg.get("name"))
         if fn is None:
             self.send({"type": "error", "id": tid, "code": "UNKNOWN_TASK",
                        "message": f"no handler for {msg.get('name')!r} in this process"})
@@ -198,8 +238,8 @@ class Runner:
         try:
             result = fn(task)
             try:
-                line = _encode({"type": "result", "id": tid, "result": result})
-            except (TypeError, ValueError) as e:
+                line = _result_line(tid, result)
+            except (TypeError, ValueError, RecursionError) as e:
                 self.send({"type": "error", "id": tid, "code": "RESULT_NOT_JSON",
                            "message": f"the handler's result is not JSON: {e}"})
             else:
@@ -218,7 +258,7 @@ class Runner:
             self.current = None
 
     def serve(self):
-        names = sorted(registered_handlers())
+        names = sorted(registered)
         self.send({"type": "ready", "v": PROTOCOL, "handlers": names,
                    "runner": f"python {sys.version.split()[0]}"})
         threading.Thread(target=self.watch, daemon=True).start()

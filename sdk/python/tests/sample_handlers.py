@@ -19,7 +19,18 @@ def fail(task):
         raise rtq.TaskError("E_QUOTA", "over quota", {"used": 11})
     if how == "notjson":
         return {"when": object()}
+    if how == "circular":
+        loop = {}
+        loop["self"] = loop
+        return loop
+    if how == "nan":
+        return [float("nan")]
     return 1 / 0
+
+
+@rtq.handler("sample.echo")
+def echo(task):
+    return task.args.get("value")
 
 
 @rtq.handler("sample.slow")

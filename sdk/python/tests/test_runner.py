@@ -118,11 +118,31 @@ def test_exceptions_become_errors_with_traceback(runner):
     r.send(task("t3", "no.such.handler"))
     err = r.until("error")[-1]
     assert err["code"] == "UNKNOWN_TASK"
-    r.send(task("t4", "sample.fail", {"how": "notjson"}))
-    assert r.until("error")[-1]["code"] == "RESULT_NOT_JSON"
+    for i, how in enumerate(("notjson", "circular", "nan")):
+        r.send(task("t4.%d" % i, "sample.fail", {"how": how}))
+        err = r.until("error")[-1]
+        assert (err["id"], err["code"]) == ("t4.%d" % i, "RESULT_NOT_JSON"), err
     # The process is still serving.
     r.send(task("t5", "sample.add", {"a": 1, "b": 1}))
     assert r.until("result")[-1]["result"] == {"sum": 2}
+    r.close()
+
+
+def test_results_and_frames_keep_their_values(runner):
+    """Any JSON value comes back as the result, unchanged; a task line with
+    blanks around its object or non-ASCII text in it is read as well."""
+    r = runner("sample_handlers")
+    r.recv()
+    values = [None, "caf\u00e9 \u2603", "a\"quote\\and\nnewline", [1, None, True, 0.25], 2**62, -7,
+              {"nested": {"k": [{}]}, "\u00fc": "\u2603"}, {}, [], False]
+    for i, v in enumerate(values):
+        r.send(task("v%d" % i, "sample.echo", {"value": v}))
+        f = r.until("result")[-1]
+        assert (f["id"], f["result"]) == ("v%d" % i, v)
+    frame = json.dumps(task("blank", "sample.echo", {"value": "\u2603"}), ensure_ascii=False)
+    r.p.stdin.write(("  " + frame + " \t\n").encode())
+    r.p.stdin.flush()
+    assert r.until("result")[-1] == {"type": "result", "id": "blank", "result": "\u2603"}
     r.close()
 
 
