@@ -121,6 +121,22 @@ def test_create_task_args_round_trip_and_bad_input(url):
         assert len(c.list_tasks(limit=1000)) == before
 
 
+def test_create_task_refuses_args_that_are_not_json(url):
+    loop = {}
+    loop["self"] = loop
+    with rtq.Client(url) as c:
+        before = len(c.list_tasks(limit=1000))
+        for bad, exc in ((loop, ValueError), ({"x": [float("inf")]}, ValueError), ({"x": {1j}}, TypeError),
+                         ("{}", TypeError)):
+            with pytest.raises(exc):
+                c.create_task("job", bad)
+            with pytest.raises(exc):
+                c.create_task_ex("job", bad, queue="q1")
+        assert len(c.list_tasks(limit=1000)) == before
+        tid, created = c.create_task_ex("job", {"ok": True}, queue="q1")
+        assert created and c.get_task(tid)["args"] == {"ok": True}
+
+
 def test_batch_list_and_cancel(url):
     with rtq.Client(url) as c:
         out = c.create_tasks([("job", {"i": i}, {"queue": "q1"}) for i in range(50)]
