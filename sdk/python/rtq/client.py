@@ -223,13 +223,15 @@ class Client:
         """Enqueues one task and returns its id. options: queue, id (an
         idempotent caller-chosen id), timeout, delay, run_at (epoch
         seconds), retry_backoff (seconds), result_ttl (whole seconds),
-        max_retries. With id= of a task that exists, nothing is created and
-        that id is returned (see create_task_ex)."""
+        max_retries. With id= of a task that exists in that queue, nothing
+        is created and that id is returned (see create_task_ex); the same id
+        on another queue is another task."""
         return self._create(name, args, options, ffi.NULL)
 
     def create_task_ex(self, name, args=None, **options):
         """As create_task, returning (id, created): created is False when a
-        task with the given id existed and was left as it is."""
+        task with the given id existed in that queue and was left as it
+        is."""
         created = ffi.new(_INT)
         return self._create(name, args, options, created), bool(created[0])
 

@@ -86,7 +86,7 @@ def test_idempotent_id_and_options(url):
         tid, created = c.create_task_ex("job", {"a": 1}, id="order-42", queue="billing",
                                         delay=60, max_retries=3, timeout=5)
         assert (tid, created) == ("order-42", True)
-        tid2, created2 = c.create_task_ex("job", {"a": 2}, id="order-42")
+        tid2, created2 = c.create_task_ex("job", {"a": 2}, id="order-42", queue="billing")
         assert (tid2, created2) == ("order-42", False)
         t = c.get_task("order-42")
         assert t["queue"] == "billing"
@@ -94,6 +94,9 @@ def test_idempotent_id_and_options(url):
         assert t["max_retries"] == 3
         assert t["timeout_ms"] == 5000
         assert t["run_at"] is not None
+        # An id is idempotent within its queue (docs/CLIENT.md): the same id
+        # on another queue is another task.
+        assert c.create_task_ex("job", {"a": 3}, id="order-42", queue="other") == ("order-42", True)
 
 
 def test_create_task_args_round_trip_and_bad_input(url):
@@ -102,7 +105,8 @@ def test_create_task_args_round_trip_and_bad_input(url):
                 "nested": {"a": {"b": 1}}}
         tid = c.create_task("job", args)
         assert c.get_task(tid)["args"] == args
-        assert c.get_task(c.create_task("job"))["args"] == {}
+        # A task made without args has none: they read as null, as in C.
+        assert c.get_task(c.create_task("job"))["args"] is None
         before = len(c.list_tasks(limit=1000))
         with pytest.raises(TypeError):
             c.create_task("job", [1, 2])
