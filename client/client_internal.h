@@ -253,6 +253,11 @@ int rtq__pipe2(rtq_client *c, rtq_conn *conn, const rtq_argv *cmds, size_t n, re
 void rtq__pipe2_free(rtq_argv *cmds, redisReply **r, size_t n);
 /* An integer reply, or a decimal string reply; 0 otherwise. */
 uint64_t rtq__reply_u64(const redisReply *r);
+/* Whether r is a WRONGTYPE error reply (a key of the wrong type). */
+bool rtq__wrong_type(const redisReply *r);
+/* Appends "queue Q: key K holds the wrong type of value" as a line to
+ * buf (cap bytes, skipped-queue notes), cut to fit. */
+void rtq__skip_note(char *buf, size_t cap, const char *queue, const char *key);
 
 int rtq__get_stats2(rtq_client *c, rtq_stats **out);
 int rtq__get_queue_loads2(rtq_client *c, rtq_queue_loads **out);

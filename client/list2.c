@@ -39,6 +39,10 @@
 #define MAX_RUNNING_PER_WORKER 1024
 /* (The running source of a queue keeps at most RTQ_LIST_MAX_EXAMINED +
  * WINDOW ids: a listing examines no more.) */
+/* A key of the queue holds another type of value than rtq writes there
+ * (written by hand): the queue is left out, with a note that names it,
+ * rather than the whole listing failing. */
+#define SKIPPED 2
 
 static const struct source {
   char code;
@@ -195,10 +199,18 @@ static int running_of(lister2 *l, const char *queue) {
   }
   rtq_argv_destroy(&a);
   if (rc != 0) rc = rtq__client_conn_err(l->c, conn, rc, "redis");
+  bool wrong = false;
   for (int i = 0; i < sent; i++) {
     redisReply *r = NULL;
     int g = rtq_conn_get_reply(conn, &r);
     ids2 part = {NULL, 0};
+    if (g == RTQ_EREDIS && rtq__wrong_type(r)) {
+      if (!wrong)
+        rtq__skip_note(l->out->skipped, sizeof l->out->skipped, queue,
+                       rtq_keys2_processing(&l->c->keys2, queue, l->live[i]).s);
+      wrong = true;
+      g = 0;
+    }
     if (g != 0 && rc == 0) rc = rtq__client_conn_err(l->c, conn, g, "redis");
     if (rc == 0 && ids_from(r, true, &part) != 0) rc = RTQ_ENOMEM;
     if (rc == 0) rc = running_add(l, &part);
@@ -209,6 +221,10 @@ static int running_of(lister2 *l, const char *queue) {
   if (rc == 0 && l->running.v == NULL) l->running.v = calloc(1, sizeof *l->running.v);
   if (rc == 0 && l->running.v == NULL) rc = RTQ_ENOMEM;
   snprintf(l->running_queue, sizeof l->running_queue, "%s", queue);
+  if (rc == 0 && wrong) {
+    rtq__client_clear_err(l->c);
+    return SKIPPED;
+  }
   return rc;
 }
 
@@ -241,6 +257,11 @@ static int window(lister2 *l, const char *queue, const struct source *src, size_
   const char *words[] = {src->code == 'd' ? "ZRANGE" : "LRANGE", key.s, a, b};
   redisReply *r = NULL;
   int rc = rtq__client_words(l->c, &r, 4, words);
+  if (rc == RTQ_EREDIS && strstr(rtq_client_errstr(l->c), "WRONGTYPE") != NULL) {
+    rtq__skip_note(l->out->skipped, sizeof l->out->skipped, queue, key.s);
+    rtq__client_clear_err(l->c);
+    return SKIPPED;
+  }
   if (rc != 0) return rc;
   /* LRANGE with negative indexes clamps at the head: a short window
    * beyond the list's length reads only what is there. */
@@ -255,7 +276,7 @@ static bool wanted(const lister2 *l, const struct source *src, const rtq_task *t
 }
 
 /* Lists source src of queue from offset off. Returns 0 (source done), 1
- * (the page is full or the budget spent: stop), or an error. */
+ * (the page is full or the budget spent: stop), SKIPPED, or an error. */
 static int list_source(lister2 *l, const char *queue, const struct source *src, size_t off) {
   for (;;) {
     size_t budget = RTQ_LIST_MAX_EXAMINED - l->out->examined;
@@ -496,11 +517,18 @@ static int run(lister2 *l) {
       size_t off = 0;
       if (resume && q == q0) {
         if (s < cur.src) continue;
-        if (s == cur.src && (rc = refind(l, &cur, &off)) != 0) break;
+        if (s == cur.src && (rc = refind(l, &cur, &off)) != 0) {
+          if (rc == SKIPPED) rc = 0;
+          break;
+        }
       }
       if (!(l->statuses & RTQ_STATUS_BIT(sources[s].status))) continue;
       rc = list_source(l, names[q], &sources[s], off);
       if (rc == 1) stop = 1, rc = 0;
+      if (rc == SKIPPED) {
+        rc = 0;
+        break;
+      }
     }
   }
   rtq__queues2_free(names, nq);

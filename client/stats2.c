@@ -22,6 +22,7 @@
  */
 #include "client_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,17 @@ static bool is_noperm(const redisReply *r) {
   return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
 }
 
+bool rtq__wrong_type(const redisReply *r) {
+  return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0;
+}
+
+void rtq__skip_note(char *buf, size_t cap, const char *queue, const char *key) {
+  size_t at = strlen(buf);
+  if (cap == 0 || at + 1 >= cap) return;
+  snprintf(buf + at, cap - at, "%squeue %s: key %s holds the wrong type of value", at > 0 ? "\n" : "", queue,
+           key);
+}
+
 /* The valid worker ids of a ZRANGE reply (stride 2: WITHSCORES). */
 static size_t valid_ids(const redisReply *z, size_t stride, const char **ids, size_t cap) {
   size_t n = 0;
@@ -89,9 +101,12 @@ static size_t valid_ids(const redisReply *z, size_t stride, const char **ids, si
  * (queues[0..nq)) and worker of z (a ZRANGE of {ns}:workers), in one
  * pipeline of at most RTQ_LOAD_MAX_SCAN LLENs; *partial says when the
  * pairs were more than that (the first ones, queue by queue, are counted).
+ * With skip (nq flags), a processing list of the wrong type marks its
+ * queue skipped, with a line in note (cap bytes), instead of failing.
  */
 static int count_running(rtq_client *c, rtq_conn *conn, char **queues, size_t nq, const redisReply *z,
-                         size_t stride, uint64_t *running, bool *partial) {
+                         size_t stride, uint64_t *running, bool *partial, bool *skip, char *note,
+                         size_t cap) {
   size_t zn = z != NULL && z->type == REDIS_REPLY_ARRAY ? z->elements : 0;
   const char **ids = zn > 0 ? calloc(zn, sizeof *ids) : NULL;
   if (zn > 0 && ids == NULL) return RTQ_ENOMEM;
@@ -106,6 +121,19 @@ static int count_running(rtq_client *c, rtq_conn *conn, char **queues, size_t nq
     for (size_t i = 0; rc == 0 && i < n; i++)
       cmd2(&cmds[i], "LLEN", rtq_keys2_processing(&c->keys2, queues[i / nw], ids[i % nw]));
     if (rc == 0) rc = rtq__pipe2(c, conn, cmds, n, r);
+    if (rc == RTQ_EREDIS && skip != NULL) {
+      bool others_ok = true;
+      for (size_t i = 0; i < n; i++) {
+        if (r[i] == NULL || r[i]->type != REDIS_REPLY_ERROR) continue;
+        if (!rtq__wrong_type(r[i])) {
+          others_ok = false;
+        } else if (!skip[i / nw]) {
+          skip[i / nw] = true;
+          rtq__skip_note(note, cap, queues[i / nw], rtq_keys2_processing(&c->keys2, queues[i / nw], ids[i % nw]).s);
+        }
+      }
+      if (others_ok) rtq__client_clear_err(c), rc = 0;
+    }
     for (size_t i = 0; rc == 0 && i < n; i++) running[i / nw] += rtq__reply_u64(r[i]);
     rtq__pipe2_free(cmds, r, cmds != NULL && r != NULL ? n : 0);
   }
@@ -154,6 +182,46 @@ static void fill_queue(rtq_queue_stats *q, redisReply **r, uint64_t *by_status, 
   q->limit_concurrency = l.concurrency;
 }
 
+/* The key of command k (Q_*) of a queue's commands. */
+static rtq_key2 queue_key(rtq_client *c, const char *queue, size_t k) {
+  switch (k) {
+    case Q_STATS: return rtq_keys2_stats(&c->keys2, queue);
+    case Q_LEN: return rtq_keys2_queue(&c->keys2, queue);
+    case Q_DELAYED: return rtq_keys2_delayed(&c->keys2, queue);
+    case Q_DEAD: return rtq_keys2_dead(&c->keys2, queue);
+    case Q_LIMIT: return rtq_keys2_limit(&c->keys2, queue);
+    default: return rtq_keys2_done(&c->keys2, queue, terminal[k - Q_DONE]);
+  }
+}
+
+/*
+ * Sorts out the error replies of the stats pipeline (rc RTQ_EREDIS): a
+ * queue key of the wrong type (a hand-written key) leaves that queue out
+ * with a note naming it, and a producer's ACL user that may not read the
+ * workers leaves them out (docs/OPERATIONS.md); the other figures are
+ * still worth having. Returns 0 when every error reply was one of those.
+ */
+static int triage(rtq_client *c, char **names, size_t nq, redisReply **r, size_t n, bool *skip, rtq_stats *s) {
+  bool hidden = false;
+  for (size_t i = 0; i < n; i++) {
+    if (r[i] == NULL) return RTQ_EREDIS;
+    if (r[i]->type != REDIS_REPLY_ERROR) continue;
+    size_t q = (i - HEAD) / PER_QUEUE;
+    if (i >= HEAD && i < n - TAIL && q < nq && rtq__wrong_type(r[i])) {
+      if (!skip[q])
+        rtq__skip_note(s->skipped, sizeof s->skipped, names[q], queue_key(c, names[q], (i - HEAD) % PER_QUEUE).s);
+      skip[q] = true;
+    } else if (i == n - 1 && is_noperm(r[i])) {
+      hidden = true;
+    } else {
+      return RTQ_EREDIS;
+    }
+  }
+  rtq__client_clear_err(c);
+  s->workers_hidden = hidden;
+  return 0;
+}
+
 static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rtq_stats *s) {
   size_t n = HEAD + nq * PER_QUEUE + TAIL;
   rtq_argv *cmds = calloc(n, sizeof *cmds);
@@ -184,26 +252,26 @@ static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rt
   rtq_argv_add_str(&cmds[n - 1], "0");
   rtq_argv_add_i64(&cmds[n - 1], MAX_WORKERS - 1);
   rtq_argv_add_str(&cmds[n - 1], "WITHSCORES");
-  int rc = rtq__pipe2(c, conn, cmds, n, r);
-  if (rc == RTQ_EREDIS && is_noperm(r[n - 1])) {
-    /* A producer's ACL user may not read the workers (docs/OPERATIONS.md):
-     * the other figures are still worth having. */
-    bool others_ok = true;
-    for (size_t i = 0; i < n - TAIL; i++)
-      if (r[i] == NULL || r[i]->type == REDIS_REPLY_ERROR) others_ok = false;
-    if (others_ok) {
-      rtq__client_clear_err(c);
-      s->workers_hidden = true;
-      rc = 0;
-    }
-  }
+  bool *skip = calloc(nq > 0 ? nq : 1, sizeof *skip);
+  uint64_t *running = calloc(nq > 0 ? nq : 1, sizeof *running);
+  int rc = skip != NULL && running != NULL ? rtq__pipe2(c, conn, cmds, n, r) : RTQ_ENOMEM;
+  if (rc == RTQ_EREDIS && triage(c, names, nq, r, n, skip, s) == 0) rc = 0;
   if (rc == 0 && time_of(r[0], &s->now) != 0) {
     rtq__client_err(c, "unexpected TIME reply");
     rc = RTQ_EREDIS;
   }
+  const redisReply *ws = r[n - 1];
+  /* Before the queues' figures are summed: a processing list of the wrong
+   * type leaves its queue out as well. */
+  if (rc == 0 && !s->workers_hidden) {
+    bool partial = false;
+    rc = count_running(c, conn, names, nq, ws, 2, running, &partial, skip, s->skipped, sizeof s->skipped);
+  }
   /* The broker keeps its own counters apart from the queues' under v2. */
   if (rc == 0) counters_of(r[2], &s->broker, &s->nbroker);
   for (size_t i = 0; rc == 0 && i < nq; i++) {
+    if (skip[i]) continue;
+    s->by_status[RTQ_STATUS_RUNNING] += running[i];
     rtq_queue_stats *q = &s->queues[s->nqueues++];
     strcpy(q->name, names[i]);
     fill_queue(q, &r[HEAD + i * PER_QUEUE], s->by_status, s);
@@ -212,18 +280,12 @@ static int stats_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rt
       if (p->element[j]->type == REDIS_REPLY_STRING && strcmp(p->element[j]->str, q->name) == 0)
         q->paused = true;
   }
-  const redisReply *ws = r[n - 1];
   uint64_t since = s->now > RTQ_HEARTBEAT_TTL_MS ? s->now - RTQ_HEARTBEAT_TTL_MS : 0;
   for (size_t i = 0; rc == 0 && !s->workers_hidden && ws->type == REDIS_REPLY_ARRAY && i + 1 < ws->elements; i += 2)
     if (rtq__reply_u64(ws->element[i + 1]) >= since) s->workers_alive++;
-  if (rc == 0 && !s->workers_hidden) {
-    uint64_t *running = nq > 0 ? calloc(nq, sizeof *running) : NULL;
-    bool partial = false;
-    rc = nq > 0 && running == NULL ? RTQ_ENOMEM : count_running(c, conn, names, nq, ws, 2, running, &partial);
-    for (size_t i = 0; rc == 0 && i < nq; i++) s->by_status[RTQ_STATUS_RUNNING] += running[i];
-    free(running);
-  }
   s->running = s->by_status[RTQ_STATUS_RUNNING];
+  free(skip);
+  free(running);
   rtq__pipe2_free(cmds, r, n);
   return rc;
 }
@@ -276,7 +338,7 @@ static int loads_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rt
   }
   uint64_t *running = nq > 0 ? calloc(nq, sizeof *running) : NULL;
   if (rc == 0 && nq > 0 && running == NULL) rc = RTQ_ENOMEM;
-  if (rc == 0) rc = count_running(c, conn, names, nq, r[1], 1, running, &l->running_partial);
+  if (rc == 0) rc = count_running(c, conn, names, nq, r[1], 1, running, &l->running_partial, NULL, NULL, 0);
   /* Round trip 3: the created_at of each queue's next task. */
   rtq_argv *heads = nq > 0 ? calloc(nq, sizeof *heads) : NULL;
   redisReply **hr = nq > 0 ? calloc(nq, sizeof *hr) : NULL;

@@ -68,6 +68,15 @@ void cli_warnf(const char *fmt, ...) {
   va_end(ap);
 }
 
+void cli_warn_skipped(const char *notes) {
+  while (notes != NULL && *notes != '\0') {
+    size_t n = strcspn(notes, "\n");
+    cli_warnf("%.*s: left out", (int)n, notes);
+    notes += n;
+    if (*notes == '\n') notes++;
+  }
+}
+
 int cli_exit_code(int rc) {
   switch (rc) {
     case 0:

@@ -74,6 +74,8 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_error_code(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A note that is not an error: "rtq: <text>", or {"warning":{"message"}}. */
 void cli_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One warning per line of a listing's or stats' skipped-queue notes. */
+void cli_warn_skipped(const char *notes);
 /* Chooses the error format; main calls it once, before any error. */
 void cli_set_json_errors(bool on);
 /* Prints "rtq: <what>: <detail>" for an API error and returns the exit code

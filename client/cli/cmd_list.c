@@ -126,6 +126,7 @@ int cmd_list(cli *ctx, int argc, char **argv) {
                l->examined);
   if (l->running_hidden)
     cli_warnf("note: running tasks are not listed: this Redis user may not read the workers' lists");
+  cli_warn_skipped(l->skipped);
   if (l->next_after[0] != '\0') cli_warnf("next page: --after %s", l->next_after);
   if (ctx->json) {
     json_t *arr = json_array();

@@ -133,6 +133,7 @@ int cmd_stats(cli *ctx, int argc, char **argv) {
   rtq_stats *s = NULL;
   int err = rtq_get_stats(ctx->client, &s);
   if (err != 0) return cli_fail(ctx, err, "stats");
+  cli_warn_skipped(s->skipped);
   if (ctx->json)
     rc = cli_print_json(stats_json(s));
   else

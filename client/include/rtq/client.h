@@ -279,6 +279,9 @@ RTQ_EXTERN char *rtq_format_time(uint64_t ms, char *buf, size_t cap);
 
 /* ----- listing ------------------------------------------------------------ */
 
+/* The size of the skipped-queue notes of rtq_task_list and rtq_stats. */
+#define RTQ_SKIPPED_SIZE 1024
+
 /* A set of statuses for rtq_task_filter.statuses. */
 #define RTQ_STATUS_BIT(s) (1u << (unsigned)(s))
 
@@ -305,6 +308,11 @@ typedef struct rtq_task_list {
                         * worker registry (the producer's ACL,
                         * docs/OPERATIONS.md section 3), so running
                         * tasks were not listed */
+  /* Protocol 2: queues left out because one of their keys holds another
+   * type of value than rtq writes there (written by hand): one line each,
+   * "queue Q: key K holds the wrong type of value", cut at the size of the
+   * buffer; "" when none. */
+  char skipped[RTQ_SKIPPED_SIZE];
 } rtq_task_list;
 
 /*
@@ -431,6 +439,10 @@ typedef struct rtq_stats {
    * lists them), in the order read, "last_sweep_at" (Redis ms) included. */
   size_t nbroker;
   rtq_counter *broker;
+  /* Protocol 2: queues left out of every figure because one of their keys
+   * holds another type of value than rtq writes there: as in
+   * rtq_task_list.skipped. */
+  char skipped[RTQ_SKIPPED_SIZE];
 } rtq_stats;
 
 /*
