@@ -19,6 +19,12 @@
  * watch learned of the running task) and the latest. No clock of another
  * machine is involved; a task that has not moved since has none.
  *
+ * With --result-keys an end is believed only once the task hash says so
+ * and its outcome verifies (rtq_get_task checks the worker's signature):
+ * whoever may publish on the events channel can announce any end. An
+ * outcome that does not verify ends the watch at once with exit 7, as
+ * `rtq wait` does (following, the watch goes on and exits 7 at its end).
+ *
  * Output: on a terminal, the lines are redrawn in place (ANSI cursor-up and
  * erase-line); otherwise each change is one new line; with --json each
  * change is one JSON object per line.
@@ -45,6 +51,7 @@ typedef struct entry {
   double progress;
   char msg[160];
   int done;
+  int unverified;         /* --result-keys: ended, and its outcome did not verify */
   int sampled;            /* first sample taken (the task was running) */
   double p0, p1;          /* first and latest progress seen while running */
   uint64_t t0, t1;        /* when they arrived, monotonic ms */
@@ -58,6 +65,7 @@ typedef struct watch {
   int tty;
   int drawn;    /* lines on screen to redraw over */
   int width;
+  int unverified;         /* tasks whose outcome did not verify */
   int reread_pending;     /* a message that was not an event came */
   uint64_t next_reread;   /* monotonic ms: the earliest next re-read */
   uint64_t lost_seen;     /* the subscription's dropped + skipped, last seen */
@@ -123,7 +131,8 @@ static void format_line(const entry *x, char *line, size_t cap) {
   }
   /* Status before the bar: on a narrow terminal the message is cut first. */
   snprintf(line, cap, "%-26.40s %-12.32s %-9s [%s] %5s %8s %-10s %s", x->id, x->name,
-           rtq_status_name(x->status), bar, cli_percent(shown, pct), rate_s, eta_s, x->msg);
+           x->unverified ? "unverified" : rtq_status_name(x->status), bar, cli_percent(shown, pct), rate_s, eta_s,
+           x->msg);
 }
 
 static void print_entry(watch *w, const entry *x) {
@@ -131,11 +140,11 @@ static void print_entry(watch *w, const entry *x) {
   if (w->ctx->json) {
     double rate, eta;
     int known = entry_rate(x, &rate, &eta);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:s, s:b}", "id", x->id, "name", x->name,
-                          "status", rtq_status_name(x->status), "progress", x->progress, "rate",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:s, s:b, s:b}", "id", x->id, "name", x->name,
+                          "status", x->unverified ? "unverified" : rtq_status_name(x->status), "progress", x->progress, "rate",
                           known ? json_real(rate) : json_null(), "eta_s",
                           known ? json_real(eta) : json_null(), "message", x->msg, "done",
-                          x->done);
+                          x->done, "unverified", x->unverified);
     cli_print_json(o);
   } else {
     format_line(x, line, sizeof line);
@@ -189,6 +198,36 @@ static void show(watch *w, const entry *changed) {
   if (w->follow) drop_ended(w);
 }
 
+/* x's outcome did not verify: it has ended as far as this watch goes. */
+static void mark_unverified(watch *w, entry *x) {
+  x->unverified = 1;
+  x->done = 1;
+  w->unverified++;
+  cli_error_code(rtq_err_name(RTQ_EUNVERIFIED), "watch: %s", rtq_client_errstr(w->ctx->client));
+}
+
+/* With --result-keys, an end an event announced is read back from the
+ * task hash (rtq_get_task verifies the outcome) before it is believed: x
+ * takes the stored status, or is marked unverified (also when the hash is
+ * gone: nothing vouches for the end then). Without keys the event stands. */
+static void confirm_end(watch *w, entry *x) {
+  if (w->ctx->result_keys == NULL || !x->done) return;
+  rtq_task *t = NULL;
+  int err = rtq_get_task(w->ctx->client, x->id, &t);
+  if (err == RTQ_EUNVERIFIED || err == RTQ_ENOTFOUND) {
+    mark_unverified(w, x);
+  } else if (err != 0) {
+    /* Redis did not answer: not ended yet as far as this watch knows;
+     * read it again shortly. */
+    x->done = 0;
+    w->reread_pending = 1;
+  } else {
+    x->status = t->status;
+    x->done = rtq_status_is_terminal(t->status);
+  }
+  rtq_task_free(t);
+}
+
 /* A task not watched yet that is running: following, it joins. started:
  * the event was its start (the claim's, which carries the attempt), so a
  * task that has ended already by the time it is read is shown too, once;
@@ -210,7 +249,13 @@ static void reread(watch *w) {
   for (size_t i = 0; i < w->n; i++) {
     entry *x = &w->e[i];
     rtq_task *t = NULL;
-    if (x->done || rtq_get_task(w->ctx->client, x->id, &t) != 0) continue;
+    if (x->done) continue;
+    int err = rtq_get_task(w->ctx->client, x->id, &t);
+    if (err == RTQ_EUNVERIFIED) {
+      mark_unverified(w, x);
+      if (!tty) print_entry(w, x);
+    }
+    if (err != 0) continue;
     if (t->status != x->status || t->progress != x->progress) {
       x->status = t->status;
       x->progress = t->progress < 0 ? 0 : t->progress > 100 ? 100 : t->progress;
@@ -249,6 +294,7 @@ static void apply(watch *w, const char *text) {
   if (x->progress > 100) x->progress = 100;
   if (ev.message != NULL) cli_clean(x->msg, sizeof x->msg, ev.message, false);
   x->done = rtq_status_is_terminal(ev.status);
+  confirm_end(w, x);
   sample(x);
   show(w, x);
 out:
@@ -294,6 +340,7 @@ static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
       w->reread_pending = 0;
       w->next_reread = now + REREAD_MS;
       reread(w);
+      if (!w->follow && w->unverified > 0) return CLI_UNVERIFIED;
       if (!w->follow && all_done(w)) break;
     }
     int64_t left = -1;
@@ -315,7 +362,7 @@ static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
       w->reread_pending = 1;
     }
     if (err == RTQ_ETIMEDOUT && for_reread) continue;
-    if (err == RTQ_ETIMEDOUT && w->follow) return CLI_OK;
+    if (err == RTQ_ETIMEDOUT && w->follow) return w->unverified > 0 ? CLI_UNVERIFIED : CLI_OK;
     if (err == RTQ_ETIMEDOUT) {
       cli_error_code(rtq_err_name(RTQ_ETIMEDOUT),
                      "watch: timed out after %.3f s; some tasks have not ended",
@@ -325,7 +372,9 @@ static int loop(watch *w, rtq_subscription *sub, int64_t timeout_ms) {
     if (err != 0) return cli_fail(w->ctx, err, "watch");
     apply(w, msg);
     free(msg);
+    if (!w->follow && w->unverified > 0) return CLI_UNVERIFIED;
   }
+  if (w->unverified > 0) return CLI_UNVERIFIED;
   for (size_t i = 0; i < w->n; i++)
     if (w->e[i].status != RTQ_STATUS_COMPLETED) return CLI_ENDED;
   return CLI_OK;

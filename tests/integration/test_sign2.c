@@ -4,7 +4,8 @@
  *   - a signed task runs and its outcome verifies; keys rotate (a task
  *     signed with the old kid still runs while the kid is listed);
  *   - a forged outcome (raw HSET of the task hash + SPUBLISH) makes
- *     `rtq wait --result-keys` exit 7 and rtq_get_task RTQ_EUNVERIFIED;
+ *     `rtq wait --result-keys` exit 7 and rtq_get_task RTQ_EUNVERIFIED,
+ *     and `rtq watch --result-keys` exit 7 at once;
  *   - a victim's task whose args were rewritten, an unsigned task and a
  *     victim's signature copied onto another id never run: BAD_SIGNATURE;
  *   - a producer key cannot sign an outcome, a worker key cannot sign a
@@ -249,6 +250,47 @@ static void test_sign2_forged_outcome_is_unverified(void **state) {
   rtq_client_free(c);
 }
 
+static long long shard_subscribers_of(const char *ch) {
+  redisReply *r = rtq_test_command(rc_, "PUBSUB", "SHARDNUMSUB", ch, NULL);
+  long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+  freeReplyObject(r);
+  return n;
+}
+
+/* `rtq watch --result-keys` believes an end only once the hash verifies:
+ * a forged end announced on the events channel (the status in the task's
+ * entry, or the message's) reports unverified at once (exit 7). */
+static void test_sign2_watch_reports_forged_end_at_once(void **state) {
+  (void)state;
+  rtq_client *c = client(producer_rotated, worker_keys);
+  rtq_key2 ev = rtq_keys2_chan_events(&k2, "default");
+  for (int per_task = 0; per_task < 2; per_task++) {
+    char id[RTQ_TASK_ID_SIZE];
+    create(c, "rtq.echo", "{\"amount\":1}", id); /* no worker: it stays pending */
+    cli_run r;
+    cli_start(&r, (const char *const[]){"--protocol", "2", "--result-keys", worker_keys, "--json", "watch", id,
+                                        "--timeout", "20s", NULL},
+              env);
+    RTQ_TEST_WAIT_FOR(shard_subscribers_of(ev.s) == 1, 10000);
+    forge_completed(id, NULL);
+    char msg[256];
+    if (per_task)
+      snprintf(msg, sizeof msg, "{\"at\":1700000000000,\"t\":[{\"id\":\"%s\",\"s\":\"completed\"}]}", id);
+    else
+      snprintf(msg, sizeof msg, "{\"at\":1700000000000,\"s\":\"completed\",\"t\":[{\"id\":\"%s\"}]}", id);
+    rtq_test_cmd_int(rc_, "SPUBLISH", ev.s, msg, NULL);
+    cli_finish(&r, 10000);
+    if (r.code != 7) fail_msg("watch: exit %d\n%s\n%s", r.code, r.out, r.err);
+    assert_true(r.ms < 10000); /* not the 20 s timeout */
+    assert_non_null(strstr(r.err, "RTQ_EUNVERIFIED"));
+    if (strstr(r.out, "\"status\":\"unverified\"") == NULL) fail_msg("watch printed:\n%s", r.out);
+    assert_non_null(strstr(r.out, "\"unverified\":true"));
+    assert_null(strstr(r.out, "\"status\":\"completed\""));
+    cli_free(&r);
+  }
+  rtq_client_free(c);
+}
+
 static void test_sign2_tampered_and_unsigned_tasks_never_run(void **state) {
   (void)state;
   rtq_client *c = client(producer_rotated, worker_keys), *unsigned_c = client(NULL, NULL);
@@ -394,6 +436,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_sign2_signed_tasks_run_and_keys_rotate),
       T(test_sign2_forged_outcome_is_unverified),
+      T(test_sign2_watch_reports_forged_end_at_once),
       T(test_sign2_tampered_and_unsigned_tasks_never_run),
       T(test_sign2_worker_key_cannot_create_tasks),
       T(test_sign2_off_runs_as_before),
