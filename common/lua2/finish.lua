@@ -136,6 +136,14 @@ for j = 1, #starts do
       if not has_em then split_big('em', stop[2], inline, side) end
     end
     if result ~= '' then split_big('r', result, inline, side) end
+    if f[8] and #inline > 0 then
+      -- A value written short goes to the task hash, but readers take the
+      -- side hash's value first: a long one an earlier attempt left there
+      -- would hide it.
+      local names = {}
+      for i = 1, #inline, 2 do names[#names + 1] = inline[i] end
+      redis.pcall('HDEL', xpre .. id, unpack(names))
+    end
     local a = tonumber(att)
     local mr = opt_whole(f[4], 0, 1000, 0) or 0
     local e

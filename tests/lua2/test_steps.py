@@ -467,6 +467,23 @@ def test_signed_failure_holds_only_the_error_fields_it_sent(r, q):
     assert t["rs"] == SIG.encode()
 
 
+def test_short_error_after_a_long_one_is_not_shadowed(r, q):
+    # Attempt 1 fails with a long message (side hash) and retries; attempt
+    # 2 fails with a short one (task hash): readers must see the short one.
+    running(q, r, max_retries=1)
+    long_em = "m" * 300
+    assert q.finish(W, [("T0000", 1, "failed", b"", {"ec": "E1", "em": long_em})])[0][0] == b"retry"
+    assert r.hget(q.k("x:T0000"), "em") == long_em.encode()
+    r.zrem(q.k("delayed"), "T0000")
+    r.hset(q.t("T0000"), "s", "pending")
+    r.lpush(q.k("q"), "T0000")
+    assert q.take(W)[0][3] == 2
+    assert q.finish(W, [("T0000", 2, "failed", b"", {"ec": "E2", "em": "short"})]) == [[b"ok", b"failed"]]
+    assert r.hget(q.k("x:T0000"), "em") is None
+    t = q.task("T0000")
+    assert t["ec"] == b"E2" and t["em"] == b"short"
+
+
 def test_other_ends_drop_an_older_rs(r, q):
     running(q, r)
     r.hset(q.t("T0000"), "rs", SIG)  # as a retried task would still hold
