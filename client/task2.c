@@ -79,22 +79,36 @@ static rtq_sign_bytes merged(const redisReply *th, const redisReply *xh, bool si
   return v != NULL ? (rtq_sign_bytes){v->str, v->len} : (rtq_sign_bytes){NULL, 0};
 }
 
+/* A short text field as a C string into buf ("" when absent or too long). */
+static const char *text_of(rtq_sign_bytes v, char *buf, size_t cap) {
+  buf[0] = '\0';
+  if (v.p != NULL && v.len < cap && memchr(v.p, '\0', v.len) == NULL) memcpy(buf, v.p, v.len), buf[v.len] = '\0';
+  return buf;
+}
+
 /* With the workers' keys: 0 when the outcome of ended task t verifies, or
  * needs no signature; else RTQ_EUNVERIFIED. `completed` must carry a
  * valid `rs`; the other ends must when they carry one (without, they were
  * written by a step that holds no worker key: a cancel, the broker's
- * recovery, a dead letter). */
+ * recovery, a dead letter). The signature covers the task's `sg` and the
+ * run's start `b`; a run that started before the task hash says it was
+ * created (`c` later than `b`) is an outcome copied from an earlier task
+ * of the same id, and does not verify either. */
 static int check_outcome(const rtq_sign_keys *keys, const char *queue, const char *id, const rtq_task *t,
                          const redisReply *th, const redisReply *xh, bool side) {
   if (keys == NULL || !rtq_status_is_terminal(t->status)) return 0;
-  rtq_sign_bytes rs = merged(th, xh, side, "rs"), a = merged(th, xh, side, "a");
+  rtq_sign_bytes rs = merged(th, xh, side, "rs");
   if (rs.p == NULL && t->status != RTQ_STATUS_COMPLETED) return 0;
-  char attempt[24] = "";
-  if (a.p != NULL && a.len < sizeof attempt) memcpy(attempt, a.p, a.len), attempt[a.len] = '\0';
+  char attempt[24], sg[RTQ_SIGN_SIZE], b[24], c[24];
+  text_of(merged(th, xh, side, "a"), attempt, sizeof attempt);
+  text_of(merged(th, xh, side, "b"), b, sizeof b);
+  text_of(merged(th, xh, side, "c"), c, sizeof c);
+  if (b[0] == '\0' || (c[0] != '\0' && strtoull(c, NULL, 10) > strtoull(b, NULL, 10))) return RTQ_EUNVERIFIED;
   rtq_sign_outcome o = {.id = id, .queue = queue, .attempt = attempt, .status = rtq_status_name(t->status),
                         .r = merged(th, xh, side, "r"), .ec = merged(th, xh, side, "ec"),
                         .em = merged(th, xh, side, "em"), .ed = merged(th, xh, side, "ed"),
-                        .et = merged(th, xh, side, "et")};
+                        .et = merged(th, xh, side, "et"),
+                        .task_sig = text_of(merged(th, xh, side, "sg"), sg, sizeof sg), .started = b};
   return rtq_sign_outcome_check(keys, &o, rs.p);
 }
 

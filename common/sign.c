@@ -258,9 +258,10 @@ static int digest_add(EVP_MD_CTX *s, rtq_sign_bytes b) {
 }
 
 /* "rtq2r" id Q attempt status hex(SHA-256 of the outcome's values, each
- * with its length as 8 bytes big-endian before it): the result for
- * completed, else ec em ed et. */
-static int outcome_parts(const rtq_sign_outcome *o, part ps[6], char dhex[65]) {
+ * with its length as 8 bytes big-endian before it: the result for
+ * completed, else ec em ed et) sg b. */
+#define OUTCOME_PARTS 8
+static int outcome_parts(const rtq_sign_outcome *o, part ps[OUTCOME_PARTS], char dhex[65]) {
   EVP_MD_CTX *s = EVP_MD_CTX_new();
   unsigned char d[32];
   unsigned int dl = 0;
@@ -280,6 +281,8 @@ static int outcome_parts(const rtq_sign_outcome *o, part ps[6], char dhex[65]) {
   ps[3] = text(o->attempt);
   ps[4] = text(o->status);
   ps[5] = text(dhex);
+  ps[6] = text(o->task_sig);
+  ps[7] = text(o->started);
   return 0;
 }
 
@@ -296,15 +299,15 @@ int rtq_sign_task_check(const rtq_sign_keys *k, const rtq_sign_task *t, const ch
 }
 
 int rtq_sign_outcome_sig(const rtq_sign_keys *k, const rtq_sign_outcome *o, char *out) {
-  part ps[6];
+  part ps[OUTCOME_PARTS];
   char d[65];
   out[0] = '\0';
   int rc = outcome_parts(o, ps, d);
-  return rc != 0 ? rc : sign_parts(k, ps, 6, out);
+  return rc != 0 ? rc : sign_parts(k, ps, OUTCOME_PARTS, out);
 }
 
 int rtq_sign_outcome_check(const rtq_sign_keys *k, const rtq_sign_outcome *o, const char *sig) {
-  part ps[6];
+  part ps[OUTCOME_PARTS];
   char d[65];
-  return outcome_parts(o, ps, d) != 0 ? RTQ_EUNVERIFIED : check_parts(k, ps, 6, sig);
+  return outcome_parts(o, ps, d) != 0 ? RTQ_EUNVERIFIED : check_parts(k, ps, OUTCOME_PARTS, sig);
 }

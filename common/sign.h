@@ -59,10 +59,14 @@ typedef struct rtq_sign_bytes {
 
 /* The values an outcome signature covers, as the task hash holds them
  * once the outcome is written: attempt and status as text; for completed
- * the result r, for the other statuses the error fields. */
+ * the result r, for the other statuses the error fields; and what ties
+ * the outcome to one run of one task, so that it cannot be copied onto
+ * another: the task's signature `sg` ("" when unsigned) and the run's
+ * start `b` (Redis ms, as decimal text). */
 typedef struct rtq_sign_outcome {
   const char *id, *queue, *attempt, *status;
   rtq_sign_bytes r, ec, em, ed, et;
+  const char *task_sig, *started;
 } rtq_sign_outcome;
 
 /* "kid:hex" into out (RTQ_SIGN_SIZE bytes). Returns 0 or RTQ_EINVAL. */

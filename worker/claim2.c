@@ -160,6 +160,7 @@ static void claimed(rtq_worker *w, rtq__job *j, const rtq__claim2_entry *e) {
   j->timeout_ms = e->timeout_ms > 0 ? (uint64_t)e->timeout_ms : default_timeout_ms(w);
   /* Large args grew hiredis's buffers: hand the pages back once freed. */
   rtq__note_payload(w, e->args_len);
+  rtq__sign2_bind(j, e);
   const char *code, *why = bad_args(w, e->args, e->args_len, &code);
   if (why != NULL) {
     rtq__deadletter2(w, j->queue, j->id, strlen(j->id), code, why);
@@ -473,8 +474,9 @@ void rtq__claim2_tick(rtq_worker *w, uint64_t now) {
 /* ---- adoption after a lost reply ---- */
 
 /* The fields of a task hash adoption reads: s w a n x xs to, and the
- * signature with the rest of what it covers: sg mr rt bo. */
-#define NFIELDS 11
+ * signature with the rest of what it covers: sg mr rt bo; and b, the
+ * claim's time, which the outcome's signature covers. */
+#define NFIELDS 12
 
 static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
   rtq__job *j = pd;
@@ -506,6 +508,9 @@ static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
                            .mr_s = f[8] ? f[8] : "",
                            .rt_s = f[9] ? f[9] : "",
                            .bo_s = f[10] ? f[10] : ""};
+    /* The claim's deadline is its time b plus the timeout it used. */
+    int64_t to = e.timeout_ms > 0 ? e.timeout_ms : (int64_t)default_timeout_ms(w);
+    e.deadline_ms = f[11] ? strtoll(f[11], NULL, 10) + to : 0;
     rtq_log(RTQ_LOG_INFO, "adopted a task claimed before a connection loss", "task", j->id, NULL);
     rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
     j->claimed_running = w->phase == RTQ__RUN;
@@ -534,7 +539,7 @@ static void send_adopt(rtq_worker *w, rtq__job *j) {
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HMGET");
   rtq__argv_add_key2(&w->argv, t);
-  const char *fields[NFIELDS] = {"s", "w", "a", "n", "x", "xs", "to", "sg", "mr", "rt", "bo"};
+  const char *fields[NFIELDS] = {"s", "w", "a", "n", "x", "xs", "to", "sg", "mr", "rt", "bo", "b"};
   for (int i = 0; i < NFIELDS; i++) rtq_argv_add_str(&w->argv, fields[i]);
   if (rc == 0) rc = rtq__rconn_send(c, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);

@@ -41,6 +41,7 @@
 #include "progress.h"
 #include "outcome.h"
 #include "queues.h"
+#include "sign.h"
 #include "rconn.h"
 #include "rtq/worker.h"
 
@@ -119,6 +120,10 @@ typedef struct rtq__job {
   rtq_envelope e;                /* decoded; e.args moves to the task */
   uint32_t attempt;
   uint64_t timeout_ms;
+  /* protocol 2 signing: what ties the outcome's signature to this run of
+   * this task (sign2.c): the task's sg as claimed, the claim's Redis ms */
+  char task_sig[RTQ_SIGN_SIZE];
+  int64_t run_started_ms;
   uint64_t started;              /* mono ms */
   uint64_t started_ns;           /* mono ns, for the run time */
   uint64_t run_us;               /* claim to hand-off, once ran */
@@ -438,6 +443,9 @@ void rtq__sign2_free(rtq_worker *w);
 /* true when no task keys are held, or the ok entry e of queue carries a
  * valid producer signature. */
 bool rtq__sign2_task_ok(const rtq_worker *w, const char *queue, const rtq__claim2_entry *e);
+/* Keeps in j what its outcome's signature is tied to: the task's sg and
+ * the claim's time (its deadline less the timeout j runs with). */
+void rtq__sign2_bind(rtq__job *j, const rtq__claim2_entry *e);
 /* With a signing key: sets t's outcome_signature to the outcome's (written
  * into sig, RTQ_SIGN_SIZE bytes), making t's code and message of a
  * cancelled or timeout end the ones finish stores. 0 or RTQ_ENOMEM. */

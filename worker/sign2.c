@@ -42,6 +42,11 @@ bool rtq__sign2_task_ok(const rtq_worker *w, const char *queue, const rtq__claim
   return rtq_sign_task_check(w->task_keys, &t, e->signature) == 0;
 }
 
+void rtq__sign2_bind(rtq__job *j, const rtq__claim2_entry *e) {
+  snprintf(j->task_sig, sizeof j->task_sig, "%s", e->signature != NULL ? e->signature : "");
+  j->run_started_ms = e->deadline_ms > 0 ? e->deadline_ms - (int64_t)j->timeout_ms : 0;
+}
+
 int rtq__sign2_outcome(const rtq_worker *w, const rtq__job *j, rtq__finish2_task *t, char *sig) {
   t->outcome_signature = NULL;
   if (w->sign_keys == NULL) return 0;
@@ -52,14 +57,15 @@ int rtq__sign2_outcome(const rtq_worker *w, const rtq__job *j, rtq__finish2_task
     if (t->error_message == NULL || t->error_message[0] == '\0')
       t->error_message = c ? "cancelled while running" : "exceeded its timeout";
   }
-  char attempt[16];
+  char attempt[16], started[24];
   snprintf(attempt, sizeof attempt, "%" PRIu64, t->attempt);
+  snprintf(started, sizeof started, "%" PRId64, j->run_started_ms);
 #define TXT(s) ((rtq_sign_bytes){(s), (s) != NULL ? strlen(s) : 0})
   rtq_sign_outcome o = {.id = j->id, .queue = j->queue, .attempt = attempt,
                         .status = rtq_status_name(t->status),
                         .r = {t->result, t->result_len}, .ec = TXT(t->error_code),
                         .em = TXT(t->error_message), .ed = {t->error_details, t->error_details_len},
-                        .et = TXT(t->traceback)};
+                        .et = TXT(t->traceback), .task_sig = j->task_sig, .started = started};
 #undef TXT
   int rc = rtq_sign_outcome_sig(w->sign_keys, &o, sig);
   if (rc == 0) t->outcome_signature = sig;

@@ -257,6 +257,13 @@ static long long shard_subscribers_of(const char *ch) {
   return n;
 }
 
+static bool printed(const cli_run *r, const char *needle) {
+  char *out = cli_peek(r);
+  bool yes = strstr(out, needle) != NULL;
+  free(out);
+  return yes;
+}
+
 /* `rtq watch --result-keys` believes an end only once the hash verifies:
  * a forged end announced on the events channel (the status in the task's
  * entry, or the message's) reports unverified at once (exit 7). */
@@ -272,6 +279,8 @@ static void test_sign2_watch_reports_forged_end_at_once(void **state) {
                                         "--timeout", "20s", NULL},
               env);
     RTQ_TEST_WAIT_FOR(shard_subscribers_of(ev.s) == 1, 10000);
+    /* Subscribed first, then the task read: forge once that read is done. */
+    RTQ_TEST_WAIT_FOR(printed(&r, "\"status\":\"pending\""), 10000);
     forge_completed(id, NULL);
     char msg[256];
     if (per_task)
@@ -288,6 +297,75 @@ static void test_sign2_watch_reports_forged_end_at_once(void **state) {
     assert_null(strstr(r.out, "\"status\":\"completed\""));
     cli_free(&r);
   }
+  rtq_client_free(c);
+}
+
+/* Copies fields (NULL-terminated) of the HGETALL reply h into id's hash. */
+static void paste(const redisReply *h, const char *id, const char *const *fields) {
+  rtq_key2 t = rtq_keys2_task(&k2, "default", id);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HSET");
+  rtq_argv_add_str(&a, t.s);
+  for (int i = 0; fields[i] != NULL; i++)
+    for (size_t j = 0; j + 1 < h->elements; j += 2)
+      if (strcmp(h->element[j]->str, fields[i]) == 0) {
+        rtq_argv_add_str(&a, fields[i]);
+        rtq_argv_add(&a, h->element[j + 1]->str, h->element[j + 1]->len);
+      }
+  freeReplyObject(rtq_test_command_argv(rc_, &a));
+  rtq_argv_destroy(&a);
+}
+
+static void create_as(rtq_client *c, const char *id, const char *json) {
+  rtq_task_options o = {.id = id};
+  int created = 0;
+  if (rtq_create_task_json(c, "rtq.echo", json, &o, NULL, &created) != 0)
+    fail_msg("create: %s", rtq_client_errstr(c));
+  assert_int_equal(created, 1);
+}
+
+/* Replays. A signed outcome belongs to one task (its sg) and one run (its
+ * start b, which must not precede the hash's creation c): copied back
+ * onto a task created again under the same id after the first expired, it
+ * does not verify, whether the new task has other args or the same. Only
+ * the whole old hash put back as it was (c too) still verifies: with keys
+ * alone nothing tells it from the old task (docs/SECURITY.md). */
+static void test_sign2_copied_outcome_does_not_verify(void **state) {
+  (void)state;
+  start_worker(worker_keys, producer_rotated);
+  rtq_client *c = client(producer_rotated, worker_keys);
+  const char *id = "PAY-1";
+  create_as(c, id, "{\"amount\":1}");
+  rtq_task *t = NULL;
+  assert_int_equal(rtq_wait_for_task(c, id, 10000, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  rtq_key2 tk = rtq_keys2_task(&k2, "default", id);
+  redisReply *old = rtq_test_command(rc_, "HGETALL", tk.s, NULL);
+  assert_int_equal(tw_stop(&wk, 15000), 0);
+  wk.pid = -1;
+  const char *outcome[] = {"s", "r", "a", "b", "e", "rs", NULL};
+  /* Expired; the id is used again for other work. */
+  rtq_test_cmd_int(rc_, "DEL", tk.s, NULL);
+  create_as(c, id, "{\"amount\":1000}");
+  paste(old, id, outcome);
+  assert_int_equal(rtq_get_task(c, id, &t), RTQ_EUNVERIFIED);
+  /* The same work again: the same sg, but a run older than the task. */
+  rtq_test_cmd_int(rc_, "DEL", tk.s, NULL);
+  create_as(c, id, "{\"amount\":1}"); /* its c: Redis time now, after the old run's b */
+  char *old_sg = NULL;
+  for (size_t j = 0; j + 1 < old->elements; j += 2)
+    if (strcmp(old->element[j]->str, "sg") == 0) old_sg = old->element[j + 1]->str;
+  assert_true(old_sg != NULL && field_is(id, "sg", old_sg));
+  paste(old, id, outcome);
+  assert_int_equal(rtq_get_task(c, id, &t), RTQ_EUNVERIFIED);
+  /* The whole hash as it was: indistinguishable with keys alone. */
+  paste(old, id, (const char *const[]){"c", NULL});
+  assert_int_equal(rtq_get_task(c, id, &t), 0);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  rtq_task_free(t);
+  freeReplyObject(old);
   rtq_client_free(c);
 }
 
@@ -437,6 +515,7 @@ int main(void) {
       T(test_sign2_signed_tasks_run_and_keys_rotate),
       T(test_sign2_forged_outcome_is_unverified),
       T(test_sign2_watch_reports_forged_end_at_once),
+      T(test_sign2_copied_outcome_does_not_verify),
       T(test_sign2_tampered_and_unsigned_tasks_never_run),
       T(test_sign2_worker_key_cannot_create_tasks),
       T(test_sign2_off_runs_as_before),

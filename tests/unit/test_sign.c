@@ -199,7 +199,7 @@ static void test_sign_outcome_covers_status_attempt_and_values(void **state) {
   (void)state;
   rtq_sign_keys *k = load_ok("w.keys", "w1:" SECRET_B "\n");
   rtq_sign_outcome o = {.id = "T1", .queue = "q", .attempt = "1", .status = "completed",
-                        .r = {"\xa2ok", 3}, .ec = {"OLD", 3}};
+                        .r = {"\xa2ok", 3}, .ec = {"OLD", 3}, .task_sig = "p1:ab", .started = "1700000000000"};
   char sig[RTQ_SIGN_SIZE];
   assert_int_equal(rtq_sign_outcome_sig(k, &o, sig), 0);
   assert_int_equal(rtq_sign_outcome_check(k, &o, sig), 0);
@@ -212,6 +212,14 @@ static void test_sign_outcome_covers_status_attempt_and_values(void **state) {
   x = o, x.attempt = "2";
   assert_int_equal(rtq_sign_outcome_check(k, &x, sig), RTQ_EUNVERIFIED);
   x = o, x.status = "failed";
+  assert_int_equal(rtq_sign_outcome_check(k, &x, sig), RTQ_EUNVERIFIED);
+  /* It belongs to one task (its sg) and one run (its start b): copied onto
+   * another task of the same id, or another run, it does not verify. */
+  x = o, x.task_sig = "p1:cd";
+  assert_int_equal(rtq_sign_outcome_check(k, &x, sig), RTQ_EUNVERIFIED);
+  x = o, x.task_sig = NULL;
+  assert_int_equal(rtq_sign_outcome_check(k, &x, sig), RTQ_EUNVERIFIED);
+  x = o, x.started = "1700000000001";
   assert_int_equal(rtq_sign_outcome_check(k, &x, sig), RTQ_EUNVERIFIED);
   /* A failure covers its error fields. */
   rtq_sign_outcome f = {.id = "T1", .queue = "q", .attempt = "1", .status = "failed", .ec = {"E", 1},
