@@ -82,6 +82,8 @@ typedef struct rtq_task_list {
   size_t examined;
   bool truncated;
   char next_after[129];
+  bool running_hidden;
+  char skipped[1024];
 } rtq_task_list;
 
 const char *rtq_strerror(int err);

@@ -24,7 +24,8 @@ STRUCTS = {
                          "max_retries", "retry_backoff_ms"],
     "rtq_task_spec": ["name", "args", "opts", "rc", "created", "id"],
     "rtq_task_filter": ["statuses", "queue", "name", "limit", "offset", "after"],
-    "rtq_task_list": ["count", "tasks", "examined", "truncated", "next_after"],
+    "rtq_task_list": ["count", "tasks", "examined", "truncated", "next_after", "running_hidden",
+                      "skipped"],
 }
 
 
