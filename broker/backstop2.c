@@ -62,6 +62,7 @@ static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
     redisReply *r = NULL;
     rc = rtq__call2_backstop(&a, &b->keys2, false, queue, wid, (uint64_t)b->o.timeout_grace_ms,
                              &keep, s->bs_offset, RTQ_BROKER2_BACKSTOP_PER_CALL);
+    if (rc == 0) rc = rtq__broker2_sign_backstop(b, &a, queue, wid, s->bs_offset, RTQ_BROKER2_BACKSTOP_PER_CALL);
     if (rc == 0) rc = rtq_script2_run(b->conn, &a, &r);
     rtq_argv_destroy(&a);
     (*calls)--;

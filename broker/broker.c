@@ -40,19 +40,23 @@ int rtq_broker_new(const rtq_broker_options *o, rtq_broker **out, char *errbuf, 
     return RTQ_EINVAL;
   }
 
+  rtq_sign_keys *k = NULL;
   if (o->signing_key_file != NULL) {
-    /* Checked now, not at the first schedule's run. */
-    rtq_sign_keys *k = NULL;
+    /* Checked now, not at the first schedule's run, and kept: it also
+     * signs the ends the broker writes (sign2.c). */
     char err[512];
     rc = rtq_sign_keys_load(o->signing_key_file, &k, err, sizeof err);
-    rtq_sign_keys_free(k);
     if (rc != 0) {
       if (errbuf != NULL && errcap > 0) snprintf(errbuf, errcap, "signing key: %s", err);
       return rc;
     }
   }
   rtq_broker *b = calloc(1, sizeof *b);
-  if (b == NULL) return RTQ_ENOMEM;
+  if (b == NULL) {
+    rtq_sign_keys_free(k);
+    return RTQ_ENOMEM;
+  }
+  b->sign_keys = k;
   b->o = *o;
   b->next_due_in_ms = -1;
   rtq__batch_init(&b->batch);
@@ -97,6 +101,7 @@ void rtq_broker_free(rtq_broker *b) {
   rtq__batch_destroy(&b->batch);
   rtq__batch_destroy(&b->batch2);
   rtq__broker2_free(b);
+  rtq_sign_keys_free(b->sign_keys);
   free(b);
 }
 

@@ -26,6 +26,8 @@ struct rtq_broker {
   rtq_broker_options o;
   rtq_keys2 keys2;
   struct rtq__broker2 *v2;   /* the sweeps' cursors (internal2.h) */
+  struct rtq_sign_keys *sign_keys; /* the producers' key that signs the ends
+                                    * the broker writes (sign2.c) */
   bool refused;              /* the namespace holds protocol 1's data */
   char refused_why[512];
   char id[RTQ_NAME_MAX + 1];

@@ -92,4 +92,13 @@ void rtq__broker2_names_free(char **names, size_t n);
 /* The reply's text of a failed call, for a log line. */
 const char *rtq__broker2_why(const rtq_broker *b, const redisReply *r);
 
+/* sign2.c: with the broker's signing key, appends to a backstop call (a)
+ * the signatures of the timeouts it may write for wid's list of queue
+ * from offset (n entries), or to a recover call those of the ends it may
+ * write for entries (n of them). 0 without a key; else 0 or an error. */
+int rtq__broker2_sign_backstop(rtq_broker *b, rtq_argv *a, const char *queue, const char *wid, int64_t offset,
+                               int n);
+int rtq__broker2_sign_recover(rtq_broker *b, rtq_argv *a, const char *queue, const char *wid,
+                              const redisReply *const *entries, size_t n);
+
 #endif

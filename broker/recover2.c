@@ -86,6 +86,8 @@ static int recover_page(rtq_broker *b, const char *wid, const char *queue, const
   redisReply *r = NULL;
   rc = rtq__call2_recover(&a, &b->keys2, false, queue, wid, (uint64_t)b->o.max_deliveries,
                           (uint64_t)b->o.timeout_grace_ms, &keep, entries, n);
+  if (rc == 0)
+    rc = rtq__broker2_sign_recover(b, &a, queue, wid, (const redisReply *const *)page->element, page->elements);
   if (rc == 0) rc = rtq_script2_run(b->conn, &a, &r);
   rtq_argv_destroy(&a);
   rtq__recover2_entry out[RTQ_BROKER2_RECOVER_PER_CALL];

@@ -259,6 +259,11 @@ static int configure(rtq_client *c, const rtq_client_options *o) {
     rtq__client_err(NULL, "result keys: %s", err);
     return rc;
   }
+  if (o->task_keys_file != NULL &&
+      (rc = rtq_sign_keys_load(o->task_keys_file, &c->task_keys, err, sizeof err)) != 0) {
+    rtq__client_err(NULL, "task keys: %s", err);
+    return rc;
+  }
   c->url = strdup(url);
   c->idle = calloc((size_t)c->max, sizeof *c->idle);
   c->known = calloc(RTQ__KNOWN_QUEUES, sizeof *c->known);
@@ -328,6 +333,7 @@ RTQ_EXTERN void rtq_client_free(rtq_client *c) {
   free(c->url);
   rtq_sign_keys_free(c->sign_keys);
   rtq_sign_keys_free(c->result_keys);
+  rtq_sign_keys_free(c->task_keys);
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);
   free(c);

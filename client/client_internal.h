@@ -33,6 +33,8 @@ struct rtq_client {
   int wait_timeout_ms;
   rtq_sign_keys *sign_keys;   /* protocol 2: signs the tasks it creates */
   rtq_sign_keys *result_keys; /* protocol 2: verifies the outcomes it reads */
+  rtq_sign_keys *task_keys;   /* protocol 2: verifies the ends producers and
+                               * the broker signed (NULL: sign_keys do) */
 
   /* Protocol 2: queues this client knows are in {ns}:queues (it
    * registered them, or found a task there), under mu. */
@@ -181,8 +183,9 @@ int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_ta
 
 /* Builds task id of queue from the HGETALL replies of its hash (th) and
  * side hash (xh, read when th names one; may be NULL). RTQ_ENOTFOUND for
- * an empty th, RTQ_EDECODE, RTQ_ENOMEM; with keys, RTQ_EUNVERIFIED for an
- * outcome that does not verify. *out is the caller's. */
+ * an empty th, RTQ_EDECODE, RTQ_ENOMEM; with keys (the workers'),
+ * RTQ_EUNVERIFIED for an end that no worker key signed. *out is the
+ * caller's. */
 int rtq__task2_from_hashes(const char *queue, const char *id, const redisReply *th, const redisReply *xh,
                            const rtq_sign_keys *keys, rtq_task **out);
 

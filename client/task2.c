@@ -86,37 +86,42 @@ static const char *text_of(rtq_sign_bytes v, char *buf, size_t cap) {
   return buf;
 }
 
-/* With the workers' keys: 0 when the outcome of ended task t verifies, or
- * needs no signature; else RTQ_EUNVERIFIED. `completed` must carry a
- * valid `rs`; the other ends must when they carry one (without, they were
- * written by a step that holds no worker key: a cancel, the broker's
- * recovery, a dead letter). The signature covers the task's `sg` and the
- * run's start `b`; a run that started before the task hash says it was
- * created (`c` later than `b`) is an outcome copied from an earlier task
- * of the same id, and does not verify either. */
-static int check_outcome(const rtq_sign_keys *keys, const char *queue, const char *id, const rtq_task *t,
-                         const redisReply *th, const redisReply *xh, bool side) {
+/* With the workers' keys: 0 when the end of ended task t carries a valid
+ * signature `rs` of a key allowed for its status, else RTQ_EUNVERIFIED:
+ * completed, a worker's (role rtq2r); failed, cancelled and timeout, a
+ * worker's or a producer's (role rtq2e, with the producers' keys:
+ * task_keys, else the client's own signing keys), which signs the ends of
+ * the steps that hold no worker key (a cancel before the task ran, the
+ * broker's timeouts and recoveries). The signature covers the task's
+ * `sg` and the run's start `b`; a run that started before the task hash
+ * says it was created (`c` later than `b`) is an outcome copied from an
+ * earlier task of the same id, and does not verify either. */
+static int check_outcome(const rtq_sign_keys *keys, const rtq_sign_keys *producers, const char *queue,
+                         const char *id, const rtq_task *t, const redisReply *th, const redisReply *xh,
+                         bool side) {
   if (keys == NULL || !rtq_status_is_terminal(t->status)) return 0;
   rtq_sign_bytes rs = merged(th, xh, side, "rs");
-  if (rs.p == NULL && t->status != RTQ_STATUS_COMPLETED) return 0;
-  char attempt[24], sg[RTQ_SIGN_SIZE], b[24], c[24];
+  char attempt[24], sg[RTQ_SIGN_SIZE], b[24], c[24], sig[RTQ_SIGN_SIZE];
+  if (text_of(rs, sig, sizeof sig)[0] == '\0') return RTQ_EUNVERIFIED;
   text_of(merged(th, xh, side, "a"), attempt, sizeof attempt);
   text_of(merged(th, xh, side, "b"), b, sizeof b);
   text_of(merged(th, xh, side, "c"), c, sizeof c);
-  if (b[0] == '\0' || (c[0] != '\0' && strtoull(c, NULL, 10) > strtoull(b, NULL, 10))) return RTQ_EUNVERIFIED;
+  if (b[0] != '\0' && c[0] != '\0' && strtoull(c, NULL, 10) > strtoull(b, NULL, 10)) return RTQ_EUNVERIFIED;
   rtq_sign_outcome o = {.id = id, .queue = queue, .attempt = attempt, .status = rtq_status_name(t->status),
                         .r = merged(th, xh, side, "r"), .ec = merged(th, xh, side, "ec"),
                         .em = merged(th, xh, side, "em"), .ed = merged(th, xh, side, "ed"),
                         .et = merged(th, xh, side, "et"),
                         .task_sig = text_of(merged(th, xh, side, "sg"), sg, sizeof sg), .started = b};
-  return rtq_sign_outcome_check(keys, &o, rs.p);
+  if (rtq_sign_outcome_check(keys, &o, sig) == 0) return 0;
+  return producers != NULL && rtq_sign_end_check(producers, &o, sig) == 0 ? 0 : RTQ_EUNVERIFIED;
 }
 
 /* Builds task id of queue from its two HGETALL replies. RTQ_ENOTFOUND for
  * an empty task hash, RTQ_EDECODE, RTQ_ENOMEM; with keys, RTQ_EUNVERIFIED
  * for an outcome that does not verify (check_outcome). */
 static int from_hashes(const char *queue, const char *id, const redisReply *th,
-                       const redisReply *xh, const rtq_sign_keys *keys, rtq_task **out) {
+                       const redisReply *xh, const rtq_sign_keys *keys, const rtq_sign_keys *producers,
+                       rtq_task **out) {
   *out = NULL;
   if (th == NULL || th->type != REDIS_REPLY_ARRAY || th->elements == 0) return RTQ_ENOTFOUND;
   rtq_task *t = calloc(1, sizeof *t);
@@ -129,13 +134,18 @@ static int from_hashes(const char *queue, const char *id, const redisReply *th,
   int rc = rtq__task_apply(t, fields2, n, th, &have_status);
   if (rc == 0 && side) rc = rtq__task_apply(t, fields2, n, xh, &have_status);
   if (rc == 0 && !have_status) rc = RTQ_EDECODE;
-  if (rc == 0) rc = check_outcome(keys, queue, id, t, th, xh, side);
+  if (rc == 0) rc = check_outcome(keys, producers, queue, id, t, th, xh, side);
   if (rc != 0) {
     rtq_task_free(t);
     return rc;
   }
   *out = t;
   return 0;
+}
+
+/* The keys that verify the ends producers and the broker sign. */
+static const rtq_sign_keys *producer_keys(const rtq_client *c) {
+  return c->task_keys != NULL ? c->task_keys : c->sign_keys;
 }
 
 static int read_many(rtq_client *c, const char *queue, const char *const *ids, size_t n, rtq_task **out,
@@ -173,7 +183,7 @@ static int read_many(rtq_client *c, const char *queue, const char *const *ids, s
     } else if (g != 0) {
       if (rc == 0) rc = rtq__client_conn_err(c, conn, g, "redis");
     } else {
-      rcs[i] = from_hashes(queue, ids[i], r[0], r[1], keys, &out[i]);
+      rcs[i] = from_hashes(queue, ids[i], r[0], r[1], keys, keys != NULL ? producer_keys(c) : NULL, &out[i]);
     }
     if (r[0] != NULL) freeReplyObject(r[0]);
     if (r[1] != NULL) freeReplyObject(r[1]);
@@ -197,8 +207,9 @@ int rtq__task2_read(rtq_client *c, const char *queue, const char *id, rtq_task *
   int rc = read_many(c, queue, &id, 1, out, &one, c->result_keys);
   if (rc != 0) return rc;
   if (one == RTQ_EUNVERIFIED)
-    rtq__client_err(c, "task %s: its outcome carries no valid signature of a worker key (rs): it may be "
-                       "forged", id);
+    rtq__client_err(c, "task %s: its end carries no valid signature (rs) of a key allowed for its status "
+                       "(completed: a worker's; failed, cancelled, timeout: a worker's or a producer's): it "
+                       "may be forged", id);
   else if (one == RTQ_ENOTFOUND)
     rtq__client_err(c, "no task %s (it never existed or has expired)", id);
   else if (one == RTQ_EDECODE)
@@ -227,5 +238,5 @@ int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_ta
 
 int rtq__task2_from_hashes(const char *queue, const char *id, const redisReply *th, const redisReply *xh,
                            const rtq_sign_keys *keys, rtq_task **out) {
-  return from_hashes(queue, id, th, xh, keys, out);
+  return from_hashes(queue, id, th, xh, keys, NULL, out);
 }

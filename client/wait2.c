@@ -80,11 +80,11 @@ static int parse_message(const char *json, rtq_status *st, uint64_t *at) {
 }
 
 /* The task as a terminal message told it, its hash gone. A message can be
- * sent by anyone who may publish: with the workers' keys, a completion
- * known only from one is not believed. */
+ * sent by anyone who may publish: with the workers' keys, an end known
+ * only from one is not believed. */
 static int from_event(rtq_client *c, const char *id, rtq_status st, uint64_t at, rtq_task **out) {
   rtq__client_clear_err(c);
-  if (c->result_keys != NULL && st == RTQ_STATUS_COMPLETED) {
+  if (c->result_keys != NULL) {
     rtq__client_err(c, "task %s: its end was announced but its hash is gone, so its outcome cannot be "
                        "verified", id);
     return RTQ_EUNVERIFIED;

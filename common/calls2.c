@@ -374,8 +374,19 @@ int rtq__call2_recover(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const cha
   u64(&c, max_deliveries);
   sweep_tail(&c, grace_ms, kp);
   str(&c, queue);
+  i64(&c, n);
   for (int i = 0; c.rc == 0 && i < n; i++) bytes(&c, entries[i].p, entries[i].len);
   return end(&c);
+}
+
+int rtq__call2_end_sig(rtq_argv *a, const char *id, const char *attempt, const char *claimed_at,
+                       const char *status, const char *sig) {
+  const char *v[5] = {id, attempt != NULL ? attempt : "", claimed_at != NULL ? claimed_at : "", status, sig};
+  for (int i = 0; i < 5; i++) {
+    if (v[i] == NULL) return RTQ_EINVAL;
+    rtq_argv_add_str(a, v[i]);
+  }
+  return 0;
 }
 
 int rtq__call2_promote(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue, int n) {

@@ -225,6 +225,14 @@ int rtq__call2_recover(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const cha
                        const char *dead_wid, uint64_t max_deliveries, uint64_t grace_ms,
                        const rtq__keep2 *keep, const rtq__bytes2 *entries, int n);
 
+/* Appends to a cancel, backstop, recover or deadletter call (built just
+ * before) one end signature record: the signature sig of the end `status`
+ * of task id, made for the attempt and claim time (`a`, `b`; NULL or ""
+ * when absent) its hash held when read; the script stores it with the end
+ * it writes only when the hash still holds them (docs/SECURITY.md). */
+int rtq__call2_end_sig(rtq_argv *a, const char *id, const char *attempt, const char *claimed_at,
+                       const char *status, const char *sig);
+
 typedef enum rtq__recover2_kind {
   RTQ__RECOVER2_GONE,     /* another broker took it */
   RTQ__RECOVER2_REQUEUED, /* pending again (attempt) */

@@ -6,6 +6,7 @@
 #include "sign.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -261,7 +262,7 @@ static int digest_add(EVP_MD_CTX *s, rtq_sign_bytes b) {
  * with its length as 8 bytes big-endian before it: the result for
  * completed, else ec em ed et) sg b. */
 #define OUTCOME_PARTS 8
-static int outcome_parts(const rtq_sign_outcome *o, part ps[OUTCOME_PARTS], char dhex[65]) {
+static int outcome_parts(const rtq_sign_outcome *o, const char *role, part ps[OUTCOME_PARTS], char dhex[65]) {
   EVP_MD_CTX *s = EVP_MD_CTX_new();
   unsigned char d[32];
   unsigned int dl = 0;
@@ -275,7 +276,7 @@ static int outcome_parts(const rtq_sign_outcome *o, part ps[OUTCOME_PARTS], char
   EVP_MD_CTX_free(s);
   if (!ok) return RTQ_ENOMEM;
   hex(d, 32, dhex);
-  ps[0] = text("rtq2r");
+  ps[0] = text(role);
   ps[1] = text(o->id);
   ps[2] = text(o->queue);
   ps[3] = text(o->attempt);
@@ -298,16 +299,44 @@ int rtq_sign_task_check(const rtq_sign_keys *k, const rtq_sign_task *t, const ch
   return check_parts(k, ps, 9, sig);
 }
 
-int rtq_sign_outcome_sig(const rtq_sign_keys *k, const rtq_sign_outcome *o, char *out) {
+static int outcome_sig(const char *role, const rtq_sign_keys *k, const rtq_sign_outcome *o, char *out) {
   part ps[OUTCOME_PARTS];
   char d[65];
   out[0] = '\0';
-  int rc = outcome_parts(o, ps, d);
+  int rc = outcome_parts(o, role, ps, d);
   return rc != 0 ? rc : sign_parts(k, ps, OUTCOME_PARTS, out);
 }
 
-int rtq_sign_outcome_check(const rtq_sign_keys *k, const rtq_sign_outcome *o, const char *sig) {
+static int outcome_check(const char *role, const rtq_sign_keys *k, const rtq_sign_outcome *o, const char *sig) {
   part ps[OUTCOME_PARTS];
   char d[65];
-  return outcome_parts(o, ps, d) != 0 ? RTQ_EUNVERIFIED : check_parts(k, ps, OUTCOME_PARTS, sig);
+  return outcome_parts(o, role, ps, d) != 0 ? RTQ_EUNVERIFIED : check_parts(k, ps, OUTCOME_PARTS, sig);
+}
+
+static bool is_completed(const rtq_sign_outcome *o) { return o->status != NULL && strcmp(o->status, "completed") == 0; }
+
+int rtq_sign_outcome_sig(const rtq_sign_keys *k, const rtq_sign_outcome *o, char *out) {
+  return outcome_sig("rtq2r", k, o, out);
+}
+
+int rtq_sign_outcome_check(const rtq_sign_keys *k, const rtq_sign_outcome *o, const char *sig) {
+  return outcome_check("rtq2r", k, o, sig);
+}
+
+int rtq_sign_end_sig(const rtq_sign_keys *k, const rtq_sign_outcome *o, char *out) {
+  out[0] = '\0';
+  return is_completed(o) ? RTQ_EINVAL : outcome_sig("rtq2e", k, o, out);
+}
+
+int rtq_sign_end_check(const rtq_sign_keys *k, const rtq_sign_outcome *o, const char *sig) {
+  return is_completed(o) ? RTQ_EUNVERIFIED : outcome_check("rtq2e", k, o, sig);
+}
+
+int rtq_sign_fixed_end(const rtq_sign_keys *k, const char *id, const char *queue, const char *a,
+                       const char *b, const char *sg, const char *status, const char *ec, const char *em,
+                       char *out) {
+  rtq_sign_outcome o = {.id = id, .queue = queue, .attempt = a, .status = status,
+                        .ec = {ec, ec != NULL ? strlen(ec) : 0}, .em = {em, em != NULL ? strlen(em) : 0},
+                        .task_sig = sg, .started = b};
+  return rtq_sign_end_sig(k, &o, out);
 }

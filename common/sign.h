@@ -72,9 +72,24 @@ typedef struct rtq_sign_outcome {
 /* "kid:hex" into out (RTQ_SIGN_SIZE bytes). Returns 0 or RTQ_EINVAL. */
 int rtq_sign_task_sig(const rtq_sign_keys *k, const rtq_sign_task *t, char *out);
 int rtq_sign_outcome_sig(const rtq_sign_keys *k, const rtq_sign_outcome *o, char *out);
+/* An end written by a step that holds no worker key (a producer's cancel
+ * of a pending task, the broker's timeouts and recoveries), signed with a
+ * producer key: the same values as an outcome, under the role "rtq2e",
+ * so that it never passes as a worker's outcome. Only failed, cancelled
+ * and timeout ends: a completed one is RTQ_EINVAL. */
+int rtq_sign_end_sig(const rtq_sign_keys *k, const rtq_sign_outcome *o, char *out);
 /* 0 when sig (NULL or "" for none) is "kid:hex" of a listed kid and
  * matches; else RTQ_EUNVERIFIED. Compares in constant time. */
 int rtq_sign_task_check(const rtq_sign_keys *k, const rtq_sign_task *t, const char *sig);
 int rtq_sign_outcome_check(const rtq_sign_keys *k, const rtq_sign_outcome *o, const char *sig);
+int rtq_sign_end_check(const rtq_sign_keys *k, const rtq_sign_outcome *o, const char *sig);
+
+/* Signs, with a producer key, one of the fixed ends a step without a
+ * worker key writes: status with error code ec and message em, of task id
+ * of queue whose hash held attempt a, claim time b and task signature sg
+ * ("" or NULL when absent). out: RTQ_SIGN_SIZE bytes. */
+int rtq_sign_fixed_end(const rtq_sign_keys *k, const char *id, const char *queue, const char *a,
+                       const char *b, const char *sg, const char *status, const char *ec, const char *em,
+                       char *out);
 
 #endif

@@ -36,8 +36,12 @@ static const char usage[] =
     "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
     "  --protocol N              wire protocol: 2, the only one (RTQ_PROTOCOL; 1 is refused)\n"
-    "  --result-keys FILE        the workers' key file; a task whose outcome has no\n"
-    "                            valid worker signature is shown as unverified (HTTP 409)\n"
+    "  --result-keys FILE        the workers' key file; a task whose end has no valid\n"
+    "                            signature of a key allowed for its status is shown as\n"
+    "                            unverified (HTTP 409)\n"
+    "  --task-keys FILE          with --result-keys: the producers' key file, which verifies\n"
+    "                            the ends producers and the broker sign (cancels, purges,\n"
+    "                            timeouts, recoveries)\n"
     "  --auth-token-file FILE    bearer token (at least 16 printable characters) that every\n"
     "                            API request, /metrics and each action must carry\n"
     "  --basic-auth-file FILE    users for HTTP Basic: user:hash lines (htpasswd -B, openssl\n"
@@ -71,7 +75,7 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
 }
 
 enum { O_LISTEN = 256, O_REDIS, O_URL_FILE, O_NS, O_PROTO, O_TOKEN, O_BASIC, O_RO, O_SSE, O_BUF, O_CONN, O_LOG, O_HELP,
-       O_VERSION, O_RESULT_KEYS };
+       O_VERSION, O_RESULT_KEYS, O_TASK_KEYS };
 
 static int parse(int argc, char **argv, web_options *o) {
   static const struct option opts[] = {
@@ -81,6 +85,7 @@ static int parse(int argc, char **argv, web_options *o) {
       {"namespace", required_argument, NULL, O_NS},
       {"protocol", required_argument, NULL, O_PROTO},
       {"result-keys", required_argument, NULL, O_RESULT_KEYS},
+      {"task-keys", required_argument, NULL, O_TASK_KEYS},
       {"auth-token-file", required_argument, NULL, O_TOKEN},
       {"basic-auth-file", required_argument, NULL, O_BASIC},
       {"read-only", no_argument, NULL, O_RO},
@@ -106,6 +111,7 @@ static int parse(int argc, char **argv, web_options *o) {
         o->protocol = (int)n;
         break;
       case O_RESULT_KEYS: o->result_keys = optarg; break;
+      case O_TASK_KEYS: o->task_keys = optarg; break;
       case O_TOKEN: o->token_file = optarg; break;
       case O_BASIC: o->basic_file = optarg; break;
       case O_RO: o->read_only = true; break;
@@ -198,6 +204,7 @@ int main(int argc, char **argv) {
   co.ns = o.ns;
   co.protocol = o.protocol;
   co.result_keys_file = o.result_keys;
+  co.task_keys_file = o.task_keys;
   if (rtq_client_new(&co, &w.client) != 0) {
     fprintf(stderr, "rtq-web: %s\n", rtq_client_errstr(NULL));
     return 2;

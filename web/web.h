@@ -56,6 +56,7 @@ typedef struct web_options {
   int max_connections;       /* 512 */
   int protocol;              /* 0: RTQ_PROTOCOL, else 2; only 2 */
   const char *result_keys;   /* NULL; the workers' key file */
+  const char *task_keys;     /* NULL; the producers' key file */
 } web_options;
 
 /* Value type: the basic-auth file's users, read once at start-up. */

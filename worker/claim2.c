@@ -148,27 +148,26 @@ static const char *bad_args(const rtq_worker *w, const char *args, size_t len, c
 /* The task of j runs under this worker now (e is ok): start it, or hand
  * it on when it cannot run here. */
 static void claimed(rtq_worker *w, rtq__job *j, const rtq__claim2_entry *e) {
+  j->attempt = e->attempt > 0 && e->attempt <= UINT32_MAX ? (uint32_t)e->attempt : 1;
+  j->timeout_ms = e->timeout_ms > 0 ? (uint64_t)e->timeout_ms : default_timeout_ms(w);
+  rtq__sign2_bind(j, e);
   if (!rtq__sign2_task_ok(w, j->queue, e)) {
-    rtq__deadletter2(w, j->queue, j->id, strlen(j->id), RTQ_CODE_BAD_SIGNATURE,
-                     "the task carries no valid producer signature (sg)");
+    rtq__deadletter2_run(w, j, RTQ_CODE_BAD_SIGNATURE, "the task carries no valid producer signature (sg)");
     rtq__job_free(w, j);
     return;
   }
   snprintf(j->name, sizeof j->name, "%.*s", (int)sizeof j->name - 1, e->name ? e->name : "");
   snprintf(j->e.name, sizeof j->e.name, "%s", j->name);
-  j->attempt = e->attempt > 0 && e->attempt <= UINT32_MAX ? (uint32_t)e->attempt : 1;
-  j->timeout_ms = e->timeout_ms > 0 ? (uint64_t)e->timeout_ms : default_timeout_ms(w);
   /* Large args grew hiredis's buffers: hand the pages back once freed. */
   rtq__note_payload(w, e->args_len);
-  rtq__sign2_bind(j, e);
   const char *code, *why = bad_args(w, e->args, e->args_len, &code);
   if (why != NULL) {
-    rtq__deadletter2(w, j->queue, j->id, strlen(j->id), code, why);
+    rtq__deadletter2_run(w, j, code, why);
     rtq__job_free(w, j);
     return;
   }
   if (rtq__handler_find(w, j->name) == NULL) {
-    rtq__unknown_task2(w, j->queue, j->id, j->name, j->attempt);
+    rtq__unknown_task2(w, j);
     rtq__job_free(w, j);
     return;
   }

@@ -427,7 +427,10 @@ void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_
                       const char *reason);
 /* A claimed task whose name no handler here serves: handback, or
  * UNKNOWN_TASK (unknown_task_requeue off, or handed back too often). */
-void rtq__unknown_task2(rtq_worker *w, const char *queue, const char *id, const char *name, uint32_t attempt);
+/* Dead-letters the task of claimed job j as a failure of its run, which
+ * the worker signs when it holds a signing key. */
+void rtq__deadletter2_run(rtq_worker *w, const rtq__job *j, const char *code, const char *reason);
+void rtq__unknown_task2(rtq_worker *w, const rtq__job *j);
 /* Builds the call in w->argv: 0 or the builders' returns. */
 int rtq__progress2_argv(rtq_worker *w, const rtq__job *j);
 int rtq__heartbeat2_argv(rtq_worker *w, const rtq__hb_field *fields, int n);
@@ -446,6 +449,18 @@ bool rtq__sign2_task_ok(const rtq_worker *w, const char *queue, const rtq__claim
 /* Keeps in j what its outcome's signature is tied to: the task's sg and
  * the claim's time (its deadline less the timeout j runs with). */
 void rtq__sign2_bind(rtq__job *j, const rtq__claim2_entry *e);
+/* One run of a task, as its end's signature covers it. */
+typedef struct rtq__run2 {
+  uint32_t attempt;
+  int64_t started_ms;
+  char task_sig[RTQ_SIGN_SIZE];
+} rtq__run2;
+rtq__run2 rtq__run2_of(const rtq__job *j);
+/* With a signing key: appends to w->argv (a deadletter call just built)
+ * the worker's signature of the failure code/reason that ends run of
+ * task id. 0 (also without a key) or RTQ_ENOMEM. */
+int rtq__sign2_failure(rtq_worker *w, const char *queue, const char *id, const char *code, const char *reason,
+                       const rtq__run2 *run);
 /* With a signing key: sets t's outcome_signature to the outcome's (written
  * into sig, RTQ_SIGN_SIZE bytes), making t's code and message of a
  * cancelled or timeout end the ones finish stores. 0 or RTQ_ENOMEM. */

@@ -47,6 +47,26 @@ void rtq__sign2_bind(rtq__job *j, const rtq__claim2_entry *e) {
   j->run_started_ms = e->deadline_ms > 0 ? e->deadline_ms - (int64_t)j->timeout_ms : 0;
 }
 
+rtq__run2 rtq__run2_of(const rtq__job *j) {
+  rtq__run2 r = {.attempt = j->attempt, .started_ms = j->run_started_ms};
+  snprintf(r.task_sig, sizeof r.task_sig, "%s", j->task_sig);
+  return r;
+}
+
+int rtq__sign2_failure(rtq_worker *w, const char *queue, const char *id, const char *code, const char *reason,
+                       const rtq__run2 *run) {
+  if (w->sign_keys == NULL) return 0;
+  char attempt[16], started[24], sig[RTQ_SIGN_SIZE];
+  snprintf(attempt, sizeof attempt, "%" PRIu32, run->attempt);
+  snprintf(started, sizeof started, "%" PRId64, run->started_ms);
+  rtq_sign_outcome o = {.id = id, .queue = queue, .attempt = attempt, .status = "failed",
+                        .ec = {code, strlen(code)}, .em = {reason, strlen(reason)},
+                        .task_sig = run->task_sig, .started = started};
+  int rc = rtq_sign_outcome_sig(w->sign_keys, &o, sig);
+  if (rc == 0) rc = rtq__call2_end_sig(&w->argv, id, attempt, started, "failed", sig);
+  return rc;
+}
+
 int rtq__sign2_outcome(const rtq_worker *w, const rtq__job *j, rtq__finish2_task *t, char *sig) {
   t->outcome_signature = NULL;
   if (w->sign_keys == NULL) return 0;

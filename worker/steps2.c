@@ -26,8 +26,10 @@ rtq__keep2 rtq__keep2_of(const rtq_worker *w) {
 
 /* ---- deadletter ---- */
 
-void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_t len, const char *code,
-                      const char *reason) {
+/* With a signing key and the run the failure ends (attempt > 0), the
+ * worker's signature of it goes with the call (sign2.c). */
+static void deadletter(rtq_worker *w, const char *queue, const char *entry, size_t len, const char *code,
+                       const char *reason, const rtq__run2 *run) {
   char size[24], id[RTQ_NAME_MAX + 1];
   snprintf(size, sizeof size, "%zu", len);
   snprintf(id, sizeof id, "%.*s", (int)(len < sizeof id ? len : sizeof id - 1), entry);
@@ -36,11 +38,22 @@ void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_
   rtq__keep2 keep = rtq__keep2_of(w);
   if (rtq__call2_deadletter(&w->argv, &w->keys2, w->use_eval, queue, (rtq__bytes2){entry, len}, code, reason, w->id,
                             false, &keep) != 0 ||
+      (run != NULL && rtq__sign2_failure(w, queue, id, code, reason, run) != 0) ||
       rtq__rconn_send(rtq__qcmd_of(w, queue), &w->argv, rtq__deadletter_reply, NULL, 0) != 0) {
     w->need_reconcile = true;
     return;
   }
   w->claims_in_flight++;
+}
+
+void rtq__deadletter2(rtq_worker *w, const char *queue, const char *entry, size_t len, const char *code,
+                      const char *reason) {
+  deadletter(w, queue, entry, len, code, reason, NULL);
+}
+
+void rtq__deadletter2_run(rtq_worker *w, const rtq__job *j, const char *code, const char *reason) {
+  rtq__run2 run = rtq__run2_of(j);
+  deadletter(w, j->queue, j->id, strlen(j->id), code, reason, &run);
 }
 
 /* ---- handback ---- */
@@ -49,6 +62,7 @@ typedef struct handback {
   char id[RTQ_NAME_MAX + 1];
   char name[RTQ_NAME_MAX + 1];
   char queue[RTQ_NAME_MAX + 1];
+  rtq__run2 run; /* the run it ends when dead-lettered */
 } handback;
 
 static void unknown_dead(rtq_worker *w, const handback *hb, int64_t handbacks) {
@@ -60,7 +74,7 @@ static void unknown_dead(rtq_worker *w, const handback *hb, int64_t handbacks) {
              hb->name, w->id, handbacks);
   else
     snprintf(err, sizeof err, "no handler named %s is registered on worker %s", hb->name, w->id);
-  rtq__deadletter2(w, hb->queue, hb->id, strlen(hb->id), RTQ_CODE_UNKNOWN_TASK, err);
+  deadletter(w, hb->queue, hb->id, strlen(hb->id), RTQ_CODE_UNKNOWN_TASK, err, &hb->run);
 }
 
 static void on_handback(rtq_worker *w, redisReply *r, void *pd) {
@@ -88,15 +102,18 @@ static void on_handback(rtq_worker *w, redisReply *r, void *pd) {
   free(hb);
 }
 
-void rtq__unknown_task2(rtq_worker *w, const char *queue, const char *id, const char *name, uint32_t attempt) {
+void rtq__unknown_task2(rtq_worker *w, const rtq__job *j) {
+  const char *queue = j->queue, *id = j->id;
+  uint32_t attempt = j->attempt;
   handback *hb = calloc(1, sizeof *hb);
   if (hb == NULL) {
     w->need_reconcile = true;
     return;
   }
   snprintf(hb->id, sizeof hb->id, "%s", id);
-  snprintf(hb->name, sizeof hb->name, "%s", name);
+  snprintf(hb->name, sizeof hb->name, "%s", j->name);
   snprintf(hb->queue, sizeof hb->queue, "%s", queue);
+  hb->run = rtq__run2_of(j);
   if (!w->o.unknown_task_requeue) {
     unknown_dead(w, hb, 0);
     free(hb);

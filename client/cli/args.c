@@ -129,6 +129,7 @@ static const struct global {
     /* Options that are no setting (no RTQ_* variable): the key files. */
     {"signing-key-file", NULL, offsetof(cli, signing_key_file)},
     {"result-keys", NULL, offsetof(cli, result_keys)},
+    {"task-keys", NULL, offsetof(cli, task_keys)},
 };
 
 #define NGLOBALS (sizeof globals / sizeof globals[0])
@@ -213,6 +214,7 @@ int cli_connect(cli *ctx) {
   o.protocol = cfg.protocol;
   o.signing_key_file = ctx->signing_key_file;
   o.result_keys_file = ctx->result_keys;
+  o.task_keys_file = ctx->task_keys;
   ctx->wait_replicas_n = cfg.wait_replicas;
   rc = rtq_client_new(&o, &ctx->client);
   if (rc == 0) return CLI_OK;

@@ -23,7 +23,7 @@ enum {
   CLI_REDIS = 4,    /* Redis unreachable or a Redis error */
   CLI_TIMEOUT = 5,
   CLI_REPLICAS = 6, /* enqueued, but fewer replicas than --wait-replicas acknowledged it */
-  CLI_UNVERIFIED = 7, /* --result-keys: the task's outcome carries no valid worker signature */
+  CLI_UNVERIFIED = 7, /* --result-keys: the task's end carries no valid signature */
   CLI_INTERRUPTED = 130 /* Ctrl-C (SIGINT) while waiting */
 };
 
@@ -44,6 +44,7 @@ typedef struct cli {
   const char *protocol;             /* --protocol: 1 or 2 */
   const char *signing_key_file;     /* --signing-key-file: sign the tasks created */
   const char *result_keys;          /* --result-keys: verify the outcomes read */
+  const char *task_keys;            /* --task-keys: the producers' keys, for ends they sign */
   int wait_replicas_n;              /* as resolved by cli_connect */
 } cli;
 

@@ -66,8 +66,12 @@ static void usage(FILE *f) {
           "                                 1 is refused)\n"
           "  --signing-key-file FILE        sign the tasks created with the first\n"
           "                                 key of FILE (kid:hex lines; docs/SECURITY.md)\n"
-          "  --result-keys FILE             the workers' keys; an outcome without a\n"
-          "                                 valid worker signature is reported unverified (exit 7)\n"
+          "  --result-keys FILE             the workers' keys; an end without a valid\n"
+          "                                 signature of a key allowed for its status is reported\n"
+          "                                 unverified (exit 7)\n"
+          "  --task-keys FILE               with --result-keys: the producers' keys, for\n"
+          "                                 the ends producers and the broker sign (default: the\n"
+          "                                 --signing-key-file)\n"
           "  --json                         every command prints JSON\n"
           "  --print-config                 print these settings, then exit\n"
           "A rate is tasks per second (100/s, 0.5/s) or per minute or hour (600/m, 30/h);\n"
@@ -76,7 +80,7 @@ static void usage(FILE *f) {
           "Exit codes: 0 ok, 1 task ended other than completed (or its state refused the\n"
           "command), 2 usage or invalid input, 3 not found, 4 redis error, 5 timed out,\n"
           "6 enqueued but fewer replicas than --wait-replicas acknowledged it,\n"
-          "7 the task's outcome is unverified (--result-keys: no valid worker signature),\n"
+          "7 the task's end is unverified (--result-keys: no valid signature),\n"
           "130 interrupted (Ctrl-C) while waiting; the task goes on.\n");
 }
 

@@ -174,6 +174,46 @@ end
 -- functions as globals (string.find, redis.call) rather than capturing
 -- local copies.
 
+-- use_end_sig: end_sigs, end_sig (the steps that end tasks for a caller
+-- that may sign the ends: cancel, purge, backstop, recover, deadletter;
+-- docs/SECURITY.md).
+local end_sigs, end_sig
+local function use_end_sig()
+  -- The caller's signatures of the ends the step may write, made
+  -- beforehand: `count` records of 5 values from ARGV[first]: id, attempt
+  -- `a` and claim time `b` as the task hash held them ('' when absent),
+  -- the status the signature is for, and the signature "kid:hex".
+  -- Returns them keyed for end_sig; raises on a malformed record (before
+  -- any write).
+  function end_sigs(first, count, what)
+    local sigs = {}
+    for i = first, first + 5 * count - 1, 5 do
+      need_name(ARGV[i], what .. ': signed id')
+      local a, b, st, rs = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+      if #a > 10 or #b > 15 or not string.find(a, '^%d*$') or not string.find(b, '^%d*$') then
+        bad(what .. ': a signed attempt or claim time is not a whole number')
+      end
+      if not TERMINAL[st] or st == 'completed' then bad(what .. ': a signed status must be failed, cancelled or timeout') end
+      if #rs > 200 or not string.find(rs, '^[A-Za-z0-9._-]+:[0-9a-f]+$') then bad(what .. ': a signature must be "kid:hex"') end
+      sigs[ARGV[i] .. '/' .. a .. '/' .. b .. '/' .. st] = rs
+    end
+    return sigs
+  end
+
+  -- The caller's signature of the end `st` of task id whose hash holds
+  -- attempt a and claim time b (nil when absent), added to the end's
+  -- fields. With one, the end's error fields are the only ones left (the
+  -- signature covers them): an earlier attempt's are dropped from both
+  -- hashes.
+  function end_sig(sigs, t, x, has_side, id, a, b, st, fields)
+    local rs = sigs[id .. '/' .. (a or '') .. '/' .. (b or '') .. '/' .. st]
+    if not rs then return end
+    redis.call('HDEL', t, 'ec', 'em', 'ed', 'et')
+    if has_side then redis.pcall('HDEL', x, 'ec', 'em', 'ed', 'et') end
+    fields[#fields + 1] = 'rs'; fields[#fields + 1] = rs
+  end
+end
+
 -- use_end: end_task, push_done (the steps that end tasks).
 local end_task, push_done
 local function use_end()

@@ -14,10 +14,14 @@
 -- ARGV: 1 worker id, 2 grace (ms), 3 default result ttl (s), 4 history
 --       '1'/'0', 5 history cap, 6 events channel, 7 task key prefix, 8 side
 --       key prefix, 9 waiter channel prefix, 10 offset (0..10000000),
---       11 n (1..100)
+--       11 n (1..100), then 0..100 end signature records (prelude's
+--       end_sigs: id, a, b, 'timeout', "kid:hex"), the broker's
+--       signatures of the ends it expects, each stored with its end when
+--       the hash still holds that a and b
 -- Reply: {read, {ended ids}}: read < n means the list ended here; the
 --        next call's offset is offset + read - #ended
 use_end()
+use_end_sig()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'list', KEYS[4], 'zset'})
 local wid = need_name(ARGV[1], 'backstop: worker id')
@@ -31,7 +35,10 @@ local xpre = check_prefix(ARGV[8], 'side key')
 local wpre = check_prefix(ARGV[9], 'waiter channel')
 local off = need_whole(ARGV[10], 0, 10000000, 'backstop: offset')
 local n = need_whole(ARGV[11], 1, 100, 'backstop: n')
-if #ARGV ~= 11 then bad('backstop: expected 11 arguments') end
+if #ARGV < 11 or (#ARGV - 11) % 5 ~= 0 or #ARGV > 511 then
+  bad('backstop: expected 11 arguments, then 0..100 signature records of 5')
+end
+local sigs = end_sigs(12, (#ARGV - 11) / 5, 'backstop')
 local now = now_ms()
 local hist = ARGV[4] == '1'
 local entries = redis.call('LRANGE', KEYS[1], off, off + n - 1)
@@ -40,16 +47,17 @@ for i = 1, #entries do
   local id = entries[i]
   if valid_name(id) then
     local t = tpre .. id
-    local h = redis.pcall('HMGET', t, 's', 'w', 'dl', 'rt', 'wt', 'xs')
+    local h = redis.pcall('HMGET', t, 's', 'w', 'dl', 'rt', 'wt', 'xs', 'a', 'b')
     local dl = not h.err and h[1] == 'running' and h[2] == wid and opt_whole(h[3], 1, MAX_MS, nil)
     if dl and now > dl + grace then
       redis.call('LREM', KEYS[1], 1, id)
       redis.call('ZREM', KEYS[4], id)
       local ttl = opt_whole(h[4], 1, MAX_TTL_S, defttl) or defttl
       if not hist and ttl > 60 then ttl = 60 end
-      end_task(t, xpre .. id, id, 'timeout', now,
-               {'ec', 'TIMEOUT', 'em', 'exceeded its timeout; its worker did not stop it'}, {},
-               h[6] ~= false, ttl, hist and KEYS[3] or nil, pushes)
+      local fields = {'ec', 'TIMEOUT', 'em', 'exceeded its timeout; its worker did not stop it'}
+      end_sig(sigs, t, xpre .. id, h[6] ~= false, id, h[7], h[8], 'timeout', fields)
+      end_task(t, xpre .. id, id, 'timeout', now, fields, {}, h[6] ~= false, ttl,
+               hist and KEYS[3] or nil, pushes)
       if h[5] then redis.call('SPUBLISH', wpre .. id, cjson.encode({id = id, s = 'timeout', at = now})) end
       ev[#ev + 1] = {id = id, s = 'timeout', ec = 'TIMEOUT'}
       ended[#ended + 1] = id

@@ -4,9 +4,13 @@
 -- KEYS: 1 task, 2 delayed, 3 stats, 4 done:cancelled
 -- ARGV: 1 id, 2 default result ttl (s), 3 history '1'/'0', 4 history cap,
 --       5 events channel, 6 waiter channel prefix, 7 cancel channel,
---       8 task key prefix, 9 side key prefix
+--       8 task key prefix, 9 side key prefix, then 0 or 1 end signature
+--       records (prelude's end_sigs: id, a, b, 'cancelled', "kid:hex"),
+--       the producer's signature of the end of a pending task, stored
+--       with it when the hash still holds that a and b
 -- Reply: {'cancelled'} | {'requested'} | {'state', status} | {'notfound'}
 use_end()
+use_end_sig()
 check_keys()
 need_types({KEYS[1], 'hash', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list'})
 local id = need_name(ARGV[1], 'cancel: id')
@@ -18,7 +22,9 @@ local tpre = check_prefix(ARGV[8], 'task key')
 local xpre = check_prefix(ARGV[9], 'side key')
 check_prefix(ARGV[5], 'events channel')
 if KEYS[1] ~= tpre .. id then bad('cancel: KEYS[1] is not the task of the id') end
-local h = redis.call('HMGET', KEYS[1], 's', 'rt', 'wt', 'xs', 'cr')
+if #ARGV ~= 9 and #ARGV ~= 14 then bad('cancel: expected 9 arguments, or 14 with a signature') end
+local sigs = end_sigs(10, (#ARGV - 9) / 5, 'cancel')
+local h = redis.call('HMGET', KEYS[1], 's', 'rt', 'wt', 'xs', 'cr', 'a', 'b')
 if not h[1] then return {'notfound'} end
 local now = now_ms()
 if h[1] == 'running' then
@@ -33,8 +39,9 @@ local ttl = opt_whole(h[2], 1, MAX_TTL_S, defttl) or defttl
 local hist = ARGV[3] == '1'
 if not hist and ttl > 60 then ttl = 60 end
 local pushes = {}
-end_task(KEYS[1], xpre .. id, id, 'cancelled', now,
-         {'ec', 'CANCELLED', 'em', 'cancelled before it ran'}, {}, h[4] ~= false, ttl,
+local fields = {'ec', 'CANCELLED', 'em', 'cancelled before it ran'}
+end_sig(sigs, KEYS[1], xpre .. id, h[4] ~= false, id, h[6], h[7], 'cancelled', fields)
+end_task(KEYS[1], xpre .. id, id, 'cancelled', now, fields, {}, h[4] ~= false, ttl,
          hist and KEYS[4] or nil, pushes)
 push_done(pushes, cap, tpre, xpre)
 redis.call('HINCRBY', KEYS[3], 'cancelled', 1)

@@ -11,10 +11,14 @@
 -- ARGV: 1 entry (bytes as they were), 2 code, 3 reason, 4 worker id,
 --       5 queue name, 6 default result ttl (s), 7 history '1'/'0',
 --       8 history cap, 9 events channel, 10 task key prefix, 11 side key
---       prefix, 12 waiter channel prefix
+--       prefix, 12 waiter channel prefix, then 0 or 1 end signature
+--       records (prelude's end_sigs: id, a, b, 'failed', "kid:hex"), the
+--       worker's signature of the failure, stored with it when the hash
+--       still holds that a and b
 -- Reply: {'ok', failed_task (0/1)} | {'gone', 0} when the entry was no
 --        longer there
 use_end()
+use_end_sig()
 use_outcome()
 use_dead()
 check_keys()
@@ -34,6 +38,8 @@ local tpre = check_prefix(ARGV[10], 'task key')
 local xpre = check_prefix(ARGV[11], 'side key')
 local wpre = check_prefix(ARGV[12], 'waiter channel')
 check_prefix(ARGV[9], 'events channel')
+if #ARGV ~= 12 and #ARGV ~= 17 then bad('deadletter: expected 12 arguments, or 17 with a signature') end
+local sigs = end_sigs(13, (#ARGV - 12) / 5, 'deadletter')
 local kind = redis.call('TYPE', KEYS[2])['ok']
 local removed = 0
 if kind == 'list' then
@@ -48,7 +54,7 @@ if not valid_name(entry) then return {'ok', 0} end
 redis.call('ZREM', KEYS[5], entry)
 local id = entry
 local t = tpre .. id
-local h = redis.pcall('HMGET', t, 's', 'w', 'rt', 'wt', 'xs')
+local h = redis.pcall('HMGET', t, 's', 'w', 'rt', 'wt', 'xs', 'a', 'b')
 if h.err then return {'ok', 0} end
 if not (h[1] == 'pending' or (h[1] == 'running' and h[2] == wid)) then return {'ok', 0} end
 local ttl = opt_whole(h[3], 1, MAX_TTL_S, defttl) or defttl
@@ -57,6 +63,7 @@ if not hist and ttl > 60 then ttl = 60 end
 local pushes = {}
 local inline, side = {'ec', code}, {}
 split_big('em', ARGV[3], inline, side)
+end_sig(sigs, t, xpre .. id, h[5] ~= false, id, h[6], h[7], 'failed', inline)
 end_task(t, xpre .. id, id, 'failed', now, inline, side, h[5] ~= false, ttl,
          hist and KEYS[4] or nil, pushes)
 push_done(pushes, cap, tpre, xpre)

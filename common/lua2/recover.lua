@@ -17,12 +17,16 @@
 -- ARGV: 1 dead worker id, 2 max deliveries, 3 grace (ms), 4 default result
 --       ttl (s), 5 history '1'/'0', 6 history cap, 7 events channel,
 --       8 task key prefix, 9 side key prefix, 10 waiter channel prefix,
---       11 queue name, then 1..100 entries
+--       11 queue name, 12 n, then n (1..100) entries, then 0..300 end
+--       signature records (prelude's end_sigs: id, a, b, status,
+--       "kid:hex"), the broker's signatures of the ends it expects, each
+--       stored with its end when the hash still holds that a and b
 -- Reply: one entry per entry, in order:
 --        {'gone'} another broker took it | {'requeued', attempt}
 --        | {'failed'|'cancelled'|'timeout', attempt} | {'dropped', status}
 --        | {'dead', code}
 use_end()
+use_end_sig()
 use_dead()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'list', KEYS[4], 'hash', KEYS[5], 'zset', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'list', KEYS[9], 'zset'})
@@ -37,17 +41,20 @@ local xpre = check_prefix(ARGV[9], 'side key')
 local wpre = check_prefix(ARGV[10], 'waiter channel')
 check_prefix(ARGV[7], 'events channel')
 local queue = need_name(ARGV[11], 'recover: queue')
-local n = #ARGV - 11
-if n < 1 or n > 100 then bad('recover: expected 1..100 entries') end
-for j = 1, n do
-  if #ARGV[11 + j] > 536870912 then bad('recover: an entry is over 512 MiB') end
+local n = need_whole(ARGV[12], 1, 100, 'recover: n')
+if #ARGV < 12 + n or (#ARGV - 12 - n) % 5 ~= 0 or #ARGV > 12 + n + 1500 then
+  bad('recover: expected n entries, then 0..300 signature records of 5')
 end
+for j = 1, n do
+  if #ARGV[12 + j] > 536870912 then bad('recover: an entry is over 512 MiB') end
+end
+local sigs = end_sigs(13 + n, (#ARGV - 12 - n) / 5, 'recover')
 local now = now_ms()
 local hist = ARGV[5] == '1'
 local DONE = {failed = KEYS[6], cancelled = KEYS[7], timeout = KEYS[8]}
 local out, pushes, counts, ev = {}, {}, {}, {}
 for j = 1, n do
-  local entry = ARGV[11 + j]
+  local entry = ARGV[12 + j]
   if redis.call('LREM', KEYS[1], 1, entry) == 0 then
     out[j] = {'gone'}
   elseif not valid_name(entry) then
@@ -56,7 +63,7 @@ for j = 1, n do
   else
     local id = entry
     local t = tpre .. id
-    local h = redis.pcall('HMGET', t, 's', 'w', 'a', 'cr', 'dl', 'rt', 'wt', 'xs')
+    local h = redis.pcall('HMGET', t, 's', 'w', 'a', 'cr', 'dl', 'rt', 'wt', 'xs', 'b')
     if h.err then h = {'invalid'} end
     local a = opt_whole(h[3], 0, MAX_ATTEMPT, 0)
     local dl = opt_whole(h[5], 0, MAX_MS, 0)
@@ -85,7 +92,9 @@ for j = 1, n do
       if final then
         local ttl = opt_whole(h[6], 1, MAX_TTL_S, defttl) or defttl
         if not hist and ttl > 60 then ttl = 60 end
-        end_task(t, xpre .. id, id, final, now, {'ec', code, 'em', msg}, {}, h[8] ~= false, ttl,
+        local fields = {'ec', code, 'em', msg}
+        end_sig(sigs, t, xpre .. id, h[8] ~= false, id, h[3], h[9], final, fields)
+        end_task(t, xpre .. id, id, final, now, fields, {}, h[8] ~= false, ttl,
                  hist and DONE[final] or nil, pushes)
         counts[final] = (counts[final] or 0) + 1
         if h[7] then redis.call('SPUBLISH', wpre .. id, cjson.encode({id = id, s = final, at = now})) end

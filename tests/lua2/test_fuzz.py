@@ -72,7 +72,7 @@ def valid_calls(q, r, rnd):
     out.append(("recover", [q.k("p:w-dead"), q.k("q"), q.k("dead"), q.k("stats"), q.k("delayed"),
                             q.done("failed"), q.done("cancelled"), q.done("timeout"), q.k("slots")],
                 ["w-dead", "3", "1000", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), "default",
-                 "T5"]))
+                 "1", "T5"]))
     out.append(("promote", [q.k("delayed"), q.k("q")], ["10"]))
     out.append(("backstop", [q.k("p:" + W), q.k("stats"), q.done("timeout"), q.k("slots")],
                 [W, "0", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), "0", "10"]))

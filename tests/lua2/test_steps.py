@@ -490,3 +490,52 @@ def test_other_ends_drop_an_older_rs(r, q):
     assert q.deadletter("T0000", "BAD_SIGNATURE", "bad signature", W) == [b"ok", 1]
     t = q.task("T0000")
     assert t["s"] == b"failed" and t["ec"] == b"BAD_SIGNATURE" and "rs" not in t
+
+
+def test_end_signatures_are_stored_only_for_the_state_signed(r, q):
+    # cancel of a pending task: a record for its a and b (none: never ran)
+    q.create([{"id": "P1"}, {"id": "P2"}])
+    assert q.cancel("P1", sigs=[("P1", "", "", "cancelled", SIG)]) == [b"cancelled"]
+    assert q.task("P1")["rs"] == SIG.encode()
+    # a record for another attempt is not stored: the end stays unsigned
+    assert q.cancel("P2", sigs=[("P2", "1", "", "cancelled", SIG)]) == [b"cancelled"]
+    assert "rs" not in q.task("P2")
+    # backstop: the record of the run it ends
+    q.create([{"id": "B0000", "timeout_ms": 1}, {"id": "B0001", "timeout_ms": 1}])
+    q.take(W)
+    b0 = r.hget(q.t("B0000"), "b").decode()
+    time.sleep(0.01)
+    got = q.backstop(W, sigs=[("B0000", "1", b0, "timeout", SIG), ("B0001", "1", "1", "timeout", SIG)])
+    assert sorted(got[1]) == [b"B0000", b"B0001"]
+    assert q.task("B0000")["rs"] == SIG.encode() and q.task("B0000")["ec"] == b"TIMEOUT"
+    assert "rs" not in q.task("B0001")  # signed for another claim time
+    # recover: the records of the ends it may choose; an older error is gone
+    q.create([{"id": "R0"}])
+    q.take("w-dead")
+    r.hset(q.t("R0"), "cr", "1")
+    r.hset(q.k("x:R0"), "et", "old trace " * 20)
+    r.hset(q.t("R0"), "xs", "1")
+    b = r.hget(q.t("R0"), "b").decode()
+    assert q.recover("w-dead", ["R0"], sigs=[("R0", "1", b, "cancelled", SIG), ("R0", "1", b, "timeout", SIG)]) \
+        == [[b"cancelled", 1]]
+    t = q.task("R0")
+    assert t["rs"] == SIG.encode() and t["em"] == b"cancelled while its worker died" and "et" not in t
+    # deadletter by the worker of a task it claimed
+    q.create([{"id": "D0"}])
+    q.take(W)
+    b = r.hget(q.t("D0"), "b").decode()
+    assert q.deadletter("D0", "BAD_ARGS", "not a map", W, sigs=[("D0", "1", b, "failed", SIG)]) == [b"ok", 1]
+    assert q.task("D0")["rs"] == SIG.encode()
+
+
+def test_end_signature_records_are_validated_first(r, q):
+    q.create([{"id": "P1"}])
+    for bad in [("P1", "x", "", "cancelled", SIG), ("P1", "", "", "completed", SIG),
+                ("P1", "", "", "cancelled", "not a sig"), ("bad id!", "", "", "cancelled", SIG)]:
+        with pytest.raises(redis.ResponseError):
+            q.cancel("P1", sigs=[bad])
+    assert q.task("P1")["s"] == b"pending"
+    with pytest.raises(redis.ResponseError):
+        q.s.call("cancel", [q.t("P1"), q.k("delayed"), q.k("stats"), q.done("cancelled")],
+                 ["P1", "86400", "1", "100", q.ev, q.k("w:"), "{rtq}:cancel", q.k("t:"), q.k("x:"), "P1"])
+    assert q.task("P1")["s"] == b"pending"

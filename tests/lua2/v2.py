@@ -95,10 +95,10 @@ class Queue:
     def wait(self, id):
         return self.s.call("wait", [self.t(id)], [])
 
-    def cancel(self, id, cancel_chan="{rtq}:cancel"):
+    def cancel(self, id, cancel_chan="{rtq}:cancel", sigs=()):
         return self.s.call("cancel", [self.t(id), self.k("delayed"), self.k("stats"), self.done("cancelled")],
                            [id, str(self.defttl), self.hist, str(self.cap), self.ev, self.k("w:"),
-                            cancel_chan, self.k("t:"), self.k("x:")])
+                            cancel_chan, self.k("t:"), self.k("x:"), *sum(sigs, ())])
 
     def retry(self, id, status):
         return self.s.call("retry", [self.t(id), self.k("q"), self.done(status)], [id, status, self.ev, self.k("x:")])
@@ -110,23 +110,24 @@ class Queue:
         return self.s.call("handback", [self.k("p:" + wid), self.k("delayed"), self.k("slots")],
                            [id, wid, str(att), str(delay), str(most), self.ev, self.k("t:")])
 
-    def deadletter(self, entry, code, reason, wid, source=None):
+    def deadletter(self, entry, code, reason, wid, source=None, sigs=()):
         src = source or self.k("p:" + wid)
         return self.s.call("deadletter", [self.k("dead"), src, self.k("stats"), self.done("failed"), self.k("slots")],
                            [entry, code, reason, wid, self.name, str(self.defttl), self.hist, str(self.cap),
-                            self.ev, self.k("t:"), self.k("x:"), self.k("w:")])
+                            self.ev, self.k("t:"), self.k("x:"), self.k("w:"), *sum(sigs, ())])
 
     def dead_requeue(self, record):
         return self.s.call("dead_requeue", [self.k("dead"), self.k("q"), self.done("failed"), self.done("timeout"),
                                             self.done("cancelled")],
                            [record, self.name, self.ev, self.k("t:"), self.k("x:")])
 
-    def recover(self, wid, entries, most=3, grace=1000):
+    def recover(self, wid, entries, most=3, grace=1000, sigs=()):
+        """sigs: end signature records (id, a, b, status, sig)."""
         keys = [self.k("p:" + wid), self.k("q"), self.k("dead"), self.k("stats"), self.k("delayed"),
                 self.done("failed"), self.done("cancelled"), self.done("timeout"), self.k("slots")]
         return self.s.call("recover", keys, [wid, str(most), str(grace), str(self.defttl), self.hist, str(self.cap),
                                              self.ev, self.k("t:"), self.k("x:"), self.k("w:"), self.name,
-                                             *entries])
+                                             str(len(entries)), *entries, *sum(sigs, ())])
 
     def purge(self, n=100):
         return self.s.call("purge", [self.k("q"), self.k("delayed"), self.k("stats"), self.done("cancelled"),
@@ -137,10 +138,11 @@ class Queue:
     def delete(self, status, n=100, cutoff=0):
         return self.s.call("delete", [self.done(status)], [self.k("t:"), self.k("x:"), str(n), str(cutoff)])
 
-    def backstop(self, wid, grace=0, offset=0, n=100):
+    def backstop(self, wid, grace=0, offset=0, n=100, sigs=()):
         keys = [self.k("p:" + wid), self.k("stats"), self.done("timeout"), self.k("slots")]
         return self.s.call("backstop", keys, [wid, str(grace), str(self.defttl), self.hist, str(self.cap), self.ev,
-                                              self.k("t:"), self.k("x:"), self.k("w:"), str(offset), str(n)])
+                                              self.k("t:"), self.k("x:"), self.k("w:"), str(offset), str(n),
+                                              *sum(sigs, ())])
 
     def promote(self, n=100):
         return self.s.call("promote", [self.k("delayed"), self.k("q")], [str(n)])

@@ -103,9 +103,17 @@ typedef struct rtq_client_options {
   const char *result_keys_file; /* NULL: outcomes are read as they are.
                                * Protocol 2 only: the workers' key file;
                                * rtq_get_task and rtq_wait_for_task report a
-                               * task that ended completed without a valid
-                               * worker signature, or with a bad one, as
-                               * RTQ_EUNVERIFIED (never as completed) */
+                               * task that ended without a valid signature
+                               * of a key allowed for its status as
+                               * RTQ_EUNVERIFIED (never as completed):
+                               * completed needs a worker's; failed,
+                               * cancelled and timeout a worker's or a
+                               * producer's (task_keys_file) */
+  const char *task_keys_file; /* With result_keys_file: the producers' key
+                               * file, which verifies the ends a producer or
+                               * the broker signed (a cancel before the task
+                               * ran, the broker's timeouts and recoveries).
+                               * NULL: signing_key_file's keys do */
 } rtq_client_options;
 
 /*

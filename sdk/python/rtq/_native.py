@@ -45,6 +45,7 @@ typedef struct rtq_client_options {
   int protocol;
   const char *signing_key_file;
   const char *result_keys_file;
+  const char *task_keys_file;
 } rtq_client_options;
 
 typedef struct rtq_task_options {

@@ -151,17 +151,21 @@ class Client:
     else "rtq". Connects at once: a bad URL or an unreachable Redis raises
     here. Under protocol 2 (RTQ_PROTOCOL=2), signing_key_file signs every
     task created with a producer key, and with result_keys_file (the
-    workers' keys) a task whose outcome carries no valid worker signature
-    raises Unverified from get_task and wait_for_task (docs/SECURITY.md)."""
+    workers' keys) a task whose end carries no valid signature of a key
+    allowed for its status raises Unverified from get_task and
+    wait_for_task: completed needs a worker's, failed, cancelled and
+    timeout a worker's or a producer's (task_keys_file, the producers'
+    keys; default: signing_key_file's) (docs/SECURITY.md)."""
 
     def __init__(self, url=None, namespace=None, default_queue=None, pool_size=0,
                  connect_timeout=None, command_timeout=None, url_file=None,
-                 signing_key_file=None, result_keys_file=None):
+                 signing_key_file=None, result_keys_file=None, task_keys_file=None):
         self._c = None
         keep = _Keep()
         o = ffi.new("rtq_client_options *")
         o.signing_key_file = keep.str(signing_key_file)
         o.result_keys_file = keep.str(result_keys_file)
+        o.task_keys_file = keep.str(task_keys_file)
         o.redis_url = keep.str(url)
         o.redis_url_file = keep.str(url_file)
         o.ns = keep.str(namespace)

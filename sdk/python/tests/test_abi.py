@@ -19,7 +19,7 @@ STRUCTS = {
                            "command_timeout_ms", "pool_size", "max_payload", "default_queue",
                            "task_result_ttl_s", "history", "reply_spin_us",
                            "redis_url_file", "wait_replicas", "wait_timeout_ms", "protocol",
-                           "signing_key_file", "result_keys_file"],
+                           "signing_key_file", "result_keys_file", "task_keys_file"],
     "rtq_task_options": ["queue", "id", "timeout_ms", "result_ttl_s", "delay_ms", "run_at_ms",
                          "max_retries", "retry_backoff_ms"],
     "rtq_task_spec": ["name", "args", "opts", "rc", "created", "id"],
