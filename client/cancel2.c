@@ -17,32 +17,45 @@
  */
 #include "client_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "calls2.h"
 #include "scripts2.h"
 #include "sign.h"
 
-/* Appends to a the signature of the pending task's end, as its hash holds
- * it now. A task that is not pending gets none (the script writes no end
- * for it). */
-static int sign_pending_end(rtq_client *c, rtq_argv *a, const char *queue, const char *id) {
-  rtq_key2 k = rtq_keys2_task(&c->keys2, queue, id);
-  const char *w[] = {"HMGET", k.s, "s", "a", "b", "sg"};
-  redisReply *r = NULL;
-  int rc = rtq__client_words(c, &r, 6, w);
+int rtq__sign2_pending_ends(rtq_client *c, rtq_argv *a, const char *queue, const char *const *ids, size_t n,
+                            const char *message) {
+  if (c->sign_keys == NULL || n == 0) return 0;
+  rtq_conn *conn = NULL;
+  int rc = rtq__pool_get(c, &conn);
   if (rc != 0) return rc;
-  const char *v[4] = {NULL, NULL, NULL, NULL};
-  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && r->elements == 4 && i < 4; i++)
-    if (r->element[i]->type == REDIS_REPLY_STRING && strlen(r->element[i]->str) == r->element[i]->len)
-      v[i] = r->element[i]->str;
-  char sig[RTQ_SIGN_SIZE];
-  if (v[0] != NULL && strcmp(v[0], "pending") == 0) {
-    rc = rtq_sign_fixed_end(c->sign_keys, id, queue, v[1], v[2], v[3], "cancelled", "CANCELLED",
-                            "cancelled before it ran", sig);
-    if (rc == 0) rc = rtq__call2_end_sig(a, id, v[1], v[2], "cancelled", sig);
+  rtq_argv *cmds = calloc(n, sizeof *cmds);
+  redisReply **r = calloc(n, sizeof *r);
+  rc = cmds != NULL && r != NULL ? 0 : RTQ_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    rtq_argv_init(&cmds[i]);
+    rtq_argv_add_str(&cmds[i], "HMGET");
+    rc = rtq__argv_add_key2(&cmds[i], rtq_keys2_task(&c->keys2, queue, ids[i]));
+    const char *f[] = {"s", "a", "b", "sg"};
+    for (int k = 0; k < 4; k++) rtq_argv_add_str(&cmds[i], f[k]);
   }
-  freeReplyObject(r);
+  if (rc == 0) rc = rtq__pipe2(c, conn, cmds, n, r);
+  /* A task key of another type: that task gets no signature. */
+  if (rc == RTQ_EREDIS) rtq__client_clear_err(c), rc = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const char *v[4] = {NULL, NULL, NULL, NULL};
+    for (size_t k = 0; r[i] != NULL && r[i]->type == REDIS_REPLY_ARRAY && r[i]->elements == 4 && k < 4; k++)
+      if (r[i]->element[k]->type == REDIS_REPLY_STRING && strlen(r[i]->element[k]->str) == r[i]->element[k]->len)
+        v[k] = r[i]->element[k]->str;
+    if (v[0] == NULL || strcmp(v[0], "pending") != 0) continue;
+    char sig[RTQ_SIGN_SIZE];
+    rc = rtq_sign_fixed_end(c->sign_keys, ids[i], queue, v[1], v[2], v[3], "cancelled", "CANCELLED", message, sig);
+    if (rc == 0) rc = rtq__call2_end_sig(a, ids[i], v[1], v[2], "cancelled", sig);
+  }
+  rtq__pipe2_free(cmds, r, cmds != NULL && r != NULL ? n : 0);
+  rtq__pool_put(c, conn);
+  if (rc == RTQ_ENOMEM) rtq__client_err(c, "out of memory");
   return rc;
 }
 
@@ -58,7 +71,7 @@ int rtq__cancel2(rtq_client *c, const char *id, const char *queue_hint, int *req
   rc = rtq__call2_cancel(&a, &c->keys2, false, queue, id, &keep);
   if (rc != 0)
     rtq__client_err(c, "%s", rtq_strerror(rc));
-  else if (c->sign_keys != NULL && (rc = sign_pending_end(c, &a, queue, id)) != 0)
+  else if ((rc = rtq__sign2_pending_ends(c, &a, queue, &id, 1, "cancelled before it ran")) != 0)
     ; /* the read's error is set */
   else /* Not resent on a lost connection: a second run would report the
         * first one's outcome as RTQ_ESTATE. */

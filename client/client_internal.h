@@ -256,6 +256,12 @@ int rtq__pipe2(rtq_client *c, rtq_conn *conn, const rtq_argv *cmds, size_t n, re
 void rtq__pipe2_free(rtq_argv *cmds, redisReply **r, size_t n);
 /* An integer reply, or a decimal string reply; 0 otherwise. */
 uint64_t rtq__reply_u64(const redisReply *r);
+/* cancel2.c: with a signing key, appends to a (a cancel or purge call just
+ * built) the producer's signature of the end "cancelled" with message of
+ * each pending task of ids (n) of queue, for the attempt and claim time
+ * its hash holds now (docs/SECURITY.md). 0 without a key. */
+int rtq__sign2_pending_ends(rtq_client *c, rtq_argv *a, const char *queue, const char *const *ids, size_t n,
+                            const char *message);
 /* Whether r is a WRONGTYPE error reply (a key of the wrong type). */
 bool rtq__wrong_type(const redisReply *r);
 /* Appends "queue Q: key K holds the wrong type of value" as a line to

@@ -16,6 +16,7 @@
  */
 #include "client_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "calls2.h"
@@ -33,12 +34,44 @@ int rtq__sweep2_step(rtq_client *c, rtq_argv *a, int built, const char *what, in
   return rc;
 }
 
+/* With a signing key: the producer's signatures of the ends the step may
+ * write, for the ids it may take (the queue's right end, then the
+ * earliest delayed), appended to a. */
+static int sign_step(rtq_client *c, rtq_argv *a, const char *queue) {
+  if (c->sign_keys == NULL) return 0;
+  char last[16];
+  snprintf(last, sizeof last, "%d", RTQ__V2_MAX_SWEEP - 1);
+  char neg[16];
+  snprintf(neg, sizeof neg, "-%d", RTQ__V2_MAX_SWEEP);
+  rtq_key2 q = rtq_keys2_queue(&c->keys2, queue), d = rtq_keys2_delayed(&c->keys2, queue);
+  const char *wq[] = {"LRANGE", q.s, neg, "-1"};
+  const char *wd[] = {"ZRANGE", d.s, "0", last};
+  redisReply *r[2] = {NULL, NULL};
+  int rc = rtq__client_words(c, &r[0], 4, wq);
+  if (rc == 0) rc = rtq__client_words(c, &r[1], 4, wd);
+  const char *ids[2 * RTQ__V2_MAX_SWEEP];
+  size_t n = 0;
+  for (int k = 0; rc == 0 && k < 2; k++)
+    for (size_t i = 0; r[k]->type == REDIS_REPLY_ARRAY && i < r[k]->elements && n < 2 * RTQ__V2_MAX_SWEEP; i++) {
+      const redisReply *e = r[k]->element[i];
+      if (e->type == REDIS_REPLY_STRING && strlen(e->str) == e->len && rtq_validate_name(e->str) == 0)
+        ids[n++] = e->str;
+    }
+  if (rc == 0) rc = rtq__sign2_pending_ends(c, a, queue, ids, n, "purged with its queue");
+  for (int k = 0; k < 2; k++)
+    if (r[k] != NULL) freeReplyObject(r[k]);
+  /* A key of another type: the step itself reports it. */
+  if (rc == RTQ_EREDIS) rtq__client_clear_err(c), rc = 0;
+  return rc;
+}
+
 /* One step: counts[0] cancelled, [1] dropped, [2] left. */
 static int step(rtq_client *c, const char *queue, const rtq__keep2 *keep, int64_t counts[3]) {
   rtq_argv a;
   rtq_argv_init(&a);
-  return rtq__sweep2_step(c, &a, rtq__call2_purge(&a, &c->keys2, false, queue, RTQ__V2_MAX_SWEEP, keep), "purge",
-                          counts);
+  int built = rtq__call2_purge(&a, &c->keys2, false, queue, RTQ__V2_MAX_SWEEP, keep);
+  if (built == 0) built = sign_step(c, &a, queue);
+  return rtq__sweep2_step(c, &a, built, "purge", counts);
 }
 
 RTQ_EXTERN int rtq_queue_purge(rtq_client *c, const char *queue, int64_t max_ms, rtq_purge_counts *out) {

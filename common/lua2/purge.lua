@@ -6,10 +6,14 @@
 -- KEYS: 1 queue, 2 delayed, 3 stats, 4 done:cancelled, 5 dead list
 -- ARGV: 1 n (1..100), 2 default result ttl (s), 3 history '1'/'0',
 --       4 history cap, 5 events channel, 6 task key prefix, 7 side key
---       prefix, 8 waiter channel prefix, 9 queue name
+--       prefix, 8 waiter channel prefix, 9 queue name, then 0..200 end
+--       signature records (prelude's end_sigs: id, a, b, 'cancelled',
+--       "kid:hex"), the producer's signatures of the ends it may write,
+--       each stored with its end when the hash still holds that a and b
 -- Reply: {cancelled, dropped, left (entries still in the queue and the
 --        delayed set)}
 use_end()
+use_end_sig()
 use_dead()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list'})
@@ -22,6 +26,8 @@ local xpre = check_prefix(ARGV[7], 'side key')
 local wpre = check_prefix(ARGV[8], 'waiter channel')
 check_prefix(ARGV[5], 'events channel')
 local queue = need_name(ARGV[9], 'purge: queue')
+if (#ARGV - 9) % 5 ~= 0 or #ARGV > 1009 then bad('purge: expected 9 arguments, then 0..200 signature records of 5') end
+local sigs = end_sigs(10, (#ARGV - 9) / 5, 'purge')
 local now = now_ms()
 local hist = ARGV[3] == '1'
 local ids = redis.call('RPOP', KEYS[1], n) or {}
@@ -38,14 +44,15 @@ for i = 1, #ids do
     dropped = dropped + 1
   else
     local t = tpre .. id
-    local h = redis.pcall('HMGET', t, 's', 'rt', 'wt', 'xs')
+    local h = redis.pcall('HMGET', t, 's', 'rt', 'wt', 'xs', 'a', 'b')
     if h.err or h[1] ~= 'pending' then
       dropped = dropped + 1
     else
       local ttl = opt_whole(h[2], 1, MAX_TTL_S, defttl) or defttl
       if not hist and ttl > 60 then ttl = 60 end
-      end_task(t, xpre .. id, id, 'cancelled', now, {'ec', 'CANCELLED', 'em', 'purged with its queue'}, {},
-               h[4] ~= false, ttl, hist and KEYS[4] or nil, pushes)
+      local fields = {'ec', 'CANCELLED', 'em', 'purged with its queue'}
+      end_sig(sigs, t, xpre .. id, h[4] ~= false, id, h[5], h[6], 'cancelled', fields)
+      end_task(t, xpre .. id, id, 'cancelled', now, fields, {}, h[4] ~= false, ttl, hist and KEYS[4] or nil, pushes)
       if h[3] then redis.call('SPUBLISH', wpre .. id, cjson.encode({id = id, s = 'cancelled', at = now})) end
       ev[#ev + 1] = {id = id, s = 'cancelled', ec = 'CANCELLED'}
       cancelled = cancelled + 1

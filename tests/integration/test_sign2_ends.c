@@ -5,8 +5,9 @@
  *   - failed, cancelled and timeout ends forged by raw HSET + SPUBLISH,
  *     unsigned or signed with a made-up or a wrong-role signature, are
  *     unverified (`rtq wait` exit 7, RTQ_EUNVERIFIED);
- *   - a producer's cancel of a pending task is signed with its key and
- *     verifies under the producers' keys, not under the workers' alone;
+ *   - a producer's cancel of a pending task, and its purge of a queue,
+ *     are signed with its key and verify under the producers' keys, not
+ *     under the workers' alone;
  *   - the broker signs the ends its timeout backstop and its recovery of
  *     a dead worker write (timeout, cancelled, failed WORKER_LOST); the
  *     same ends written by a broker without the key are unverified.
@@ -180,6 +181,17 @@ static void test_sign2_ends_cancel_is_signed_by_the_producer(void **state) {
   create(p, "default", "C-2", 0);
   assert_int_equal(rtq_cancel_task(plain, "C-2", NULL), 0);
   assert_int_equal(read_rc(reader, "C-2", NULL), RTQ_EUNVERIFIED);
+  /* A purge signs the end of each pending task it cancels, delayed ones
+   * too. */
+  create(p, "default", "C-3", 0);
+  rtq_task_options later = {.id = "C-4", .delay_ms = 3600000};
+  assert_int_equal(rtq_create_task_json(p, "job", "{}", &later, NULL, NULL), 0);
+  rtq_purge_counts n;
+  assert_int_equal(rtq_queue_purge(p, "default", 0, &n), 0);
+  assert_int_equal(read_rc(reader, "C-3", &st), 0);
+  assert_int_equal(st, RTQ_STATUS_CANCELLED);
+  assert_int_equal(read_rc(reader, "C-4", &st), 0);
+  assert_int_equal(st, RTQ_STATUS_CANCELLED);
   rtq_client_free(workers_only);
   rtq_client_free(reader);
   rtq_client_free(plain);

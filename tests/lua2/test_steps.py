@@ -528,6 +528,16 @@ def test_end_signatures_are_stored_only_for_the_state_signed(r, q):
     assert q.task("D0")["rs"] == SIG.encode()
 
 
+def test_purge_stores_the_signatures_of_the_ends_it_writes(r, q):
+    q.create([{"id": "P1"}, {"id": "P2", "delay_ms": 60000}, {"id": "P3"}])
+    got = q.s.call("purge", [q.k("q"), q.k("delayed"), q.k("stats"), q.done("cancelled"), q.k("dead")],
+                   ["100", "86400", "1", "100", q.ev, q.k("t:"), q.k("x:"), q.k("w:"), q.name,
+                    "P1", "", "", "cancelled", SIG, "P2", "", "", "cancelled", SIG, "P3", "9", "", "cancelled", SIG])
+    assert got[0] == 3
+    assert q.task("P1")["rs"] == SIG.encode() and q.task("P2")["rs"] == SIG.encode()
+    assert "rs" not in q.task("P3")  # signed for another attempt
+
+
 def test_end_signature_records_are_validated_first(r, q):
     q.create([{"id": "P1"}])
     for bad in [("P1", "x", "", "cancelled", SIG), ("P1", "", "", "completed", SIG),
