@@ -28,9 +28,10 @@ class StateError(Error):
 
 
 class Unverified(Error):
-    """RTQ_EUNVERIFIED: the task's outcome does not carry a valid signature
-    of a worker key the client holds (result_keys_file): it may be forged,
-    and is never reported as completed."""
+    """RTQ_EUNVERIFIED: the task's end does not carry a valid signature of
+    a key allowed for its status (completed: a worker key of
+    result_keys_file; failed, cancelled, timeout: that or a producer key of
+    task_keys_file): it may be forged, and is never reported as such."""
 
 
 BY_CODE = {"RTQ_ENOTFOUND": NotFound, "RTQ_ETIMEDOUT": Timeout, "RTQ_ESTATE": StateError,
