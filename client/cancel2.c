@@ -69,13 +69,12 @@ int rtq__cancel2(rtq_client *c, const char *id, const char *queue_hint, int *req
   rtq_argv_init(&a);
   redisReply *r = NULL;
   rc = rtq__call2_cancel(&a, &c->keys2, false, queue, id, &keep);
-  if (rc != 0)
-    rtq__client_err(c, "%s", rtq_strerror(rc));
-  else if ((rc = rtq__sign2_pending_ends(c, &a, queue, &id, 1, "cancelled before it ran")) != 0)
-    ; /* the read's error is set */
-  else /* Not resent on a lost connection: a second run would report the
-        * first one's outcome as RTQ_ESTATE. */
-    rc = rtq__client_script2(c, &a, &r);
+  if (rc != 0) rtq__client_err(c, "%s", rtq_strerror(rc));
+  /* The signature's read sets its own error. */
+  if (rc == 0) rc = rtq__sign2_pending_ends(c, &a, queue, &id, 1, "cancelled before it ran");
+  /* Not resent on a lost connection: a second run would report the first
+   * one's outcome as RTQ_ESTATE. */
+  if (rc == 0) rc = rtq__client_script2(c, &a, &r);
   rtq_argv_destroy(&a);
   rtq__tag2 tag;
   if (rc == 0 && rtq__reply2_tag(r, &tag) != 0) {

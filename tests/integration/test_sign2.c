@@ -484,7 +484,7 @@ static void test_sign2_refused_under_protocol1_and_loose_key_files(void **state)
   o.signing_key_file = producer_old;
   rtq_client *c = NULL;
   assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
-  assert_non_null(strstr(rtq_client_errstr(NULL), "protocol 2"));
+  assert_non_null(strstr(rtq_client_errstr(NULL), "protocol 1"));
   o.protocol = 2;
   char loose[128];
   write_key(loose, sizeof loose, "loose.keys", P1, 0644);
