@@ -1,6 +1,6 @@
 /*
  * test_protocol_fields.c - what protocol 2's steps store, as
- * docs/design/PROTOCOL-v2.md promises it to readers in other languages:
+ * docs/PROTOCOL.md promises it to readers in other languages:
  * dead letters are msgpack maps with the entry's first 4096 bytes as a bin
  * and its full size beside it, from both writers (deadletter, and the
  * broker's recover); finish writes the CANCELLED and TIMEOUT codes itself;
