@@ -99,12 +99,14 @@ int rtq__cluster_command_key(const rtq_argv *a, const char **key, size_t *n) {
   return 1;
 }
 
-/* "host:port" at s (the last ':' splits, for IPv6 addresses). */
+/* "host:port" at s (the last ':' splits, for IPv6 addresses). The host
+ * may be empty (":port"): the node that replied does not know its own
+ * address, and the caller uses the one it asked. */
 static int parse_addr(const char *s, size_t n, rtq_redis_endpoint *to) {
   const char *colon = NULL;
   for (size_t i = 0; i < n; i++)
     if (s[i] == ':') colon = s + i;
-  if (colon == NULL || colon == s) return -1;
+  if (colon == NULL) return -1;
   size_t hlen = (size_t)(colon - s);
   if (hlen >= sizeof to->host) return -1;
   long port = 0;
@@ -196,6 +198,39 @@ static const redisReply *elem(const redisReply *r, size_t i, int type) {
   return r->element[i];
 }
 
+/* One CLUSTER SLOTS entry [start, end, [host, port, ...], ...]: 0 with its
+ * range and primary set, or -1 when malformed or its host is unknown
+ * ("?"). The host may be "" or nil (cluster-preferred-endpoint-type
+ * unknown-endpoint), both meaning the node asked: *host is then "". */
+static int slots_entry(const redisReply *ent, int *lo, int *hi, const char **host, int *port) {
+  const redisReply *l = elem(ent, 0, REDIS_REPLY_INTEGER), *h = elem(ent, 1, REDIS_REPLY_INTEGER);
+  const redisReply *m = elem(ent, 2, REDIS_REPLY_ARRAY);
+  const redisReply *hs = elem(m, 0, REDIS_REPLY_STRING), *p = elem(m, 1, REDIS_REPLY_INTEGER);
+  if (l == NULL || h == NULL || p == NULL) return -1;
+  if (hs == NULL && elem(m, 0, REDIS_REPLY_NIL) == NULL) return -1;
+  if (l->integer < 0 || h->integer >= RTQ_CLUSTER_SLOTS || l->integer > h->integer) return -1;
+  if (p->integer < 1 || p->integer > 65535) return -1;
+  if (hs != NULL && (strcmp(hs->str, "?") == 0 || hs->len >= 256)) return -1;
+  *lo = (int)l->integer;
+  *hi = (int)h->integer;
+  *host = hs != NULL ? hs->str : "";
+  *port = (int)p->integer;
+  return 0;
+}
+
+int rtq__cluster_slots_owner(const redisReply *r, int slot, const char *asked_host, rtq_redis_endpoint *out) {
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || slot < 0 || slot >= RTQ_CLUSTER_SLOTS) return -1;
+  for (size_t e = 0; e < r->elements; e++) {
+    int lo, hi, port;
+    const char *host;
+    if (slots_entry(r->element[e], &lo, &hi, &host, &port) != 0 || slot < lo || slot > hi) continue;
+    snprintf(out->host, sizeof out->host, "%s", host[0] == '\0' ? asked_host : host);
+    out->port = port;
+    return 0;
+  }
+  return -1;
+}
+
 /*
  * Applies a CLUSTER SLOTS reply asked of node `from`. Each entry is
  * [start, end, [host, port, id, ...], replicas...]; an empty host means
@@ -212,18 +247,14 @@ static int apply_slots(rtq__cluster *cl, const redisReply *r, int from) {
   char fromhost[256];
   snprintf(fromhost, sizeof fromhost, "%s", cl->nodes[from].ep.host);
   for (size_t e = 0; e < r->elements; e++) {
-    const redisReply *ent = r->element[e];
-    const redisReply *lo = elem(ent, 0, REDIS_REPLY_INTEGER), *hi = elem(ent, 1, REDIS_REPLY_INTEGER);
-    const redisReply *m = elem(ent, 2, REDIS_REPLY_ARRAY);
-    const redisReply *host = elem(m, 0, REDIS_REPLY_STRING), *port = elem(m, 1, REDIS_REPLY_INTEGER);
-    if (lo == NULL || hi == NULL || host == NULL || port == NULL) continue;
-    if (lo->integer < 0 || hi->integer >= RTQ_CLUSTER_SLOTS || lo->integer > hi->integer) continue;
-    if (port->integer < 1 || port->integer > 65535 || strcmp(host->str, "?") == 0) continue;
-    int i = node_index(cl, host->len == 0 ? fromhost : host->str, (int)port->integer, primary);
+    int lo, hi, port;
+    const char *host;
+    if (slots_entry(r->element[e], &lo, &hi, &host, &port) != 0) continue;
+    int i = node_index(cl, host[0] == '\0' ? fromhost : host, port, primary);
     if (i < 0) continue;
     primary[i] = true;
-    for (long long s = lo->integer; s <= hi->integer; s++) map[s] = (int16_t)i;
-    served += (int)(hi->integer - lo->integer + 1);
+    for (int s = lo; s <= hi; s++) map[s] = (int16_t)i;
+    served += hi - lo + 1;
   }
   if (served == 0) {
     free(map);
@@ -409,6 +440,7 @@ static int routed(rtq__cluster *cl, const rtq_argv *a, redisReply **reply) {
     rtq_redis_endpoint to;
     int kind = rc == RTQ_EREDIS ? rtq__cluster_redirect(r, &rslot, &to) : 0;
     if (kind == 'M' || kind == 'A') {
+      if (to.host[0] == '\0') snprintf(to.host, sizeof to.host, "%s", cl->nodes[target].ep.host);
       int i = node_index(cl, to.host, to.port, NULL);
       if (i >= 0) {
         freeReplyObject(r);
@@ -429,8 +461,12 @@ static int routed(rtq__cluster *cl, const rtq_argv *a, redisReply **reply) {
         int again = pick(cl, slot);
         if (again < 0) return again;
         target = again;
+        ask = false;
       }
-      ask = false;
+      /* TRYAGAIN (a multi-key command meeting a slot in migration with
+       * some of its keys moved): the same node again, with ASKING again
+       * when an ASK led there (without it the importing node would answer
+       * MOVED back to the source, a hop per wait). */
       continue;
     }
     if (slot >= 0 && !ask) cl->cur = target;
@@ -599,6 +635,7 @@ int rtq__cluster_get_reply(rtq__cluster *cl, redisReply **reply) {
   if (kind != 0) {
     /* MOVED/ASK/TRYAGAIN/CLUSTERDOWN: it did not run; run it on its own. */
     if (kind == 'M') {
+      if (to.host[0] == '\0') snprintf(to.host, sizeof to.host, "%s", cl->nodes[p.node].ep.host);
       int i = node_index(cl, to.host, to.port, NULL);
       if (i >= 0) cl->slot[slot] = (int16_t)i;
       cl->stale = true;

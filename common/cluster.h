@@ -16,10 +16,12 @@
  *     stays on the node of its WATCHed keys. SCRIPT goes to every primary,
  *     so a script loaded once can run wherever its keys are.
  *   - MOVED slot host:port: the slot map is updated, a full refresh is due,
- *     and the command is sent again to that node. ASK slot host:port: ASKING
+ *     and the command is sent again to that node (an empty host: the host
+ *     of the node that replied, at that port). ASK slot host:port: ASKING
  *     then the command, once, to that node; the map is not changed.
- *     TRYAGAIN and CLUSTERDOWN: sent again after 25, 50, 100 ... 400 ms,
- *     at most RTQ__CLUSTER_MAX_WAITS times (about 1.2 s in all);
+ *     TRYAGAIN and CLUSTERDOWN: sent again after 25, 50, 100 ... 400 ms
+ *     (TRYAGAIN: to the same node, after ASKING again if an ASK led
+ *     there), at most RTQ__CLUSTER_MAX_WAITS times (about 1.2 s in all);
  *     CLUSTERDOWN also refreshes the map. At most RTQ__CLUSTER_MAX_HOPS
  *     redirections per command.
  *   - A node that cannot be reached, or a connection lost in the middle of
@@ -85,8 +87,17 @@ int rtq__cluster_command_key(const rtq_argv *a, const char **key, size_t *n);
 
 /* A redirection or retry reply: kind 'M' (MOVED), 'A' (ASK), 'T'
  * (TRYAGAIN), 'D' (CLUSTERDOWN), or 0 for any other reply. For M and A,
- * *slot and *to (host and port) are set. Pure: for the unit tests. */
+ * *slot and *to (host and port) are set; to->host is "" for "MOVED 1234
+ * :7001" (a node that does not know its address, e.g. with
+ * cluster-preferred-endpoint-type unknown-endpoint): the caller goes to
+ * the host of the node that replied, at that port. Pure: for the unit
+ * tests. */
 int rtq__cluster_redirect(const redisReply *r, int *slot, rtq_redis_endpoint *to);
+
+/* The primary serving slot in a CLUSTER SLOTS reply r, asked of a node at
+ * asked_host (an entry's empty host means that one): 0 with *out set, or
+ * -1 when no usable entry covers the slot. Pure. */
+int rtq__cluster_slots_owner(const redisReply *r, int slot, const char *asked_host, rtq_redis_endpoint *out);
 
 /* conn.c: a single-node connection to host:port with u's credentials and
  * db, not yet connected (the first command connects). */

@@ -60,6 +60,9 @@
  * reply on the cmd connection does not hold up the heartbeats and
  * completions behind it. */
 #define TAKE_REPLY_BUDGET (4u * 1024u * 1024u)
+/* A take refused with TRYAGAIN (a slot in migration) is tried again
+ * after this long. */
+#define TRYAGAIN_MS 200
 
 struct rtq__round2 {
   int calls;       /* replies owed */
@@ -328,6 +331,12 @@ static void on_take(rtq_worker *w, redisReply *r, void *pd) {
     /* Nothing ran, and the worker is stopping: no new claims. */
   } else if (r == NULL) {
     w->need_reconcile = true; /* the moves may or may not have happened */
+  } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "TRYAGAIN", 8) == 0) {
+    /* The queue's slot is being migrated and its keys are split between
+     * the nodes (cluster): the script did not run, so nothing needs a
+     * reconcile. The queue waits like a limited one; the others go on. */
+    rtq_log(RTQ_LOG_DEBUG, "queue's slot is being migrated; taking again shortly", "queue", queue, NULL);
+    w->limited_until[tc->qi] = now + TRYAGAIN_MS;
   } else if (r->type == REDIS_REPLY_ERROR || rtq__reply2_claim(r, es, RTQ__V2_MAX_TASKS + 1, &n) != 0) {
     rtq_log(RTQ_LOG_ERROR, "take failed; will look at the processing list again", "queue", queue, "error",
             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", NULL);
@@ -449,7 +458,9 @@ void rtq__claim2_unblock(rtq_worker *w) {
     rtq__unblock_pop(w);
     return;
   }
-  /* The BLMOVE waits on its queue's node: CLIENT UNBLOCK goes there. */
+  /* The BLMOVE waits on its queue's node: CLIENT UNBLOCK goes there, and
+   * to the node an ASK sent it to. */
+  rtq__links_unblock_asks(w);
   int q = w->round2->bq;
   long long id = rtq__rconn_client_id(rtq__qpop(w, q));
   if (id <= 0) return;

@@ -264,6 +264,15 @@ struct rtq_worker {
   int *qlink;
   uint64_t links_plan_at;
   rtq__rconn_cfg link_cfg;
+  bool links_reading;            /* a CLUSTER SLOTS is in flight */
+  bool links_next_ready;         /* links_next holds a plan to apply */
+  rtq_redis_endpoint *links_next; /* per queue: its node in that plan */
+  unsigned links_from;           /* which connection asks for it next */
+  /* ASK targets (links.c): a cmd and pop connection per importing node
+   * an ASK named, closed once idle; asks followed in all */
+  rtq__link **sides;
+  int nsides;
+  uint64_t n_asked;
 
   /* counters for logs and tests */
   uint64_t n_claimed, n_finished, n_dead, n_stale;
@@ -318,6 +327,8 @@ rtq__rconn *rtq__qcmd(rtq_worker *w, int qi);
 rtq__rconn *rtq__qpop(rtq_worker *w, int qi);
 /* The cmd connection of a queue by name (cmd for a name not served). */
 rtq__rconn *rtq__qcmd_of(rtq_worker *w, const char *queue);
+/* Sends CLIENT UNBLOCK for a BLMOVE an ASK sent to another node. */
+void rtq__links_unblock_asks(rtq_worker *w);
 /* The wait_replicas state of a command connection. */
 rtq__waitq *rtq__waitq_of(rtq_worker *w, const rtq__rconn *c);
 

@@ -55,6 +55,8 @@ typedef struct pending {
   rtq__reply_fn fn;
   void *pd;
   uint64_t deadline;
+  rtq__cmdcopy *cmd; /* kept for an ASK (cfg.on_ask), else NULL */
+  int extra_ms;
 } pending;
 
 struct rtq__rconn {
@@ -74,6 +76,8 @@ struct rtq__rconn {
   int hs_pending;
   bool drop_requested;
   bool moved_hint; /* the plain-URL MOVED warning was logged */
+  bool in_multi;   /* between MULTI and EXEC/DISCARD: no ASK is followed */
+  rtq_redis_endpoint ep; /* the node connected to (host "" for unix://) */
   char drop_why[160];
   long long client_id;
   uint64_t next_probe;
@@ -101,12 +105,43 @@ static int ring_push(rtq__rconn *c, rtq__reply_fn fn, void *pd, uint64_t deadlin
   p->fn = fn;
   p->pd = pd;
   p->deadline = deadline;
+  p->cmd = NULL;
+  p->extra_ms = 0;
   c->count++;
   return 0;
 }
 
 static void ring_drop_tail(rtq__rconn *c) {
-  if (c->count > 0) c->count--;
+  if (c->count == 0) return;
+  c->count--;
+  pending *p = &c->ring[(c->head + c->count) % c->cap];
+  free(p->cmd);
+  p->cmd = NULL;
+}
+
+/* One allocation holding argv's vectors and bytes, for sending it again. */
+static rtq__cmdcopy *cmd_copy(const rtq_argv *a) {
+  size_t bytes = 0;
+  for (int i = 0; i < a->argc; i++) bytes += a->argvlen[i] + 1;
+  size_t head = sizeof(rtq__cmdcopy) + (size_t)a->argc * (sizeof(char *) + sizeof(size_t));
+  rtq__cmdcopy *k = malloc(head + bytes);
+  if (k == NULL) return NULL;
+  k->argc = a->argc;
+  k->argv = (const char **)(void *)(k + 1);
+  k->argvlen = (size_t *)(void *)(k->argv + a->argc);
+  char *d = (char *)(k->argvlen + a->argc);
+  for (int i = 0; i < a->argc; i++) {
+    memcpy(d, a->argv[i], a->argvlen[i]);
+    d[a->argvlen[i]] = '\0';
+    k->argv[i] = d;
+    k->argvlen[i] = a->argvlen[i];
+    d += a->argvlen[i] + 1;
+  }
+  return k;
+}
+
+static bool is_word(const rtq_argv *a, const char *w) {
+  return a->argc > 0 && a->argvlen[0] == strlen(w) && strncasecmp(a->argv[0], w, a->argvlen[0]) == 0;
 }
 
 static int ring_shift(rtq__rconn *c, pending *out) {
@@ -124,7 +159,16 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata) {
   if (ring_shift(c, &p) != 0) return; /* cannot happen: one entry per command */
   int slot;
   rtq_redis_endpoint to;
-  if (rtq__cluster_redirect(reply, &slot, &to) == 'M') {
+  int kind = rtq__cluster_redirect(reply, &slot, &to);
+  if (kind == 'A' && p.cmd != NULL) {
+    /* ASK: the command did not run here; on_ask sends ASKING and the
+     * command to the importing node, once, and calls p.fn with that reply. */
+    if (to.host[0] == '\0') snprintf(to.host, sizeof to.host, "%s", c->ep.host);
+    c->cfg.on_ask(c->w, c, &to, p.cmd, p.extra_ms, p.fn, p.pd);
+    return;
+  }
+  free(p.cmd);
+  if (kind == 'M') {
     if (c->cfg.url->kind == RTQ_URL_CLUSTER) {
       rtq__rconn_drop(c, "MOVED: the slot is served by another node now");
     } else if (!c->moved_hint) {
@@ -328,6 +372,8 @@ static void start_connect(rtq__rconn *c, uint64_t now) {
       return;
     }
   }
+  c->ep = ep;
+  if (u->is_unix) c->ep.host[0] = '\0';
   redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(ep.host, ep.port);
   if (ac == NULL) {
     schedule_retry(c, now);
@@ -353,6 +399,7 @@ static void start_connect(rtq__rconn *c, uint64_t now) {
   c->count = c->head = 0;
   c->hs_pending = 0;
   c->drop_requested = false;
+  c->in_multi = false;
   c->connect_deadline = now + (uint64_t)c->cfg.connect_timeout_ms + (uint64_t)c->cfg.command_timeout_ms;
   if (queue_handshake(c) != 0 || c->hs_pending == 0) {
     /* Nothing to wait for (no AUTH, db 0, nothing per role) cannot happen
@@ -467,9 +514,25 @@ int rtq__rconn_send(rtq__rconn *c, const rtq_argv *a, rtq__reply_fn fn, void *pd
   if (a->oom) return RTQ_ENOMEM;
   uint64_t deadline = rtq__mono_ms() + (uint64_t)c->cfg.command_timeout_ms + (uint64_t)(extra_ms > 0 ? extra_ms : 0);
   if (ring_push(c, fn, pd, deadline) != 0) return RTQ_ENOMEM;
+  /* A command inside MULTI that meets an ASK is refused by EXEC
+   * (EXECABORT) whatever is done with it: none is followed there. */
+  bool multi_edge = is_word(a, "MULTI") || is_word(a, "EXEC") || is_word(a, "DISCARD");
+  if (c->cfg.on_ask != NULL && c->cfg.url->kind == RTQ_URL_CLUSTER && !c->in_multi && !multi_edge) {
+    pending *p = &c->ring[(c->head + c->count - 1) % c->cap];
+    p->cmd = cmd_copy(a);
+    p->extra_ms = extra_ms;
+    if (p->cmd == NULL) {
+      ring_drop_tail(c);
+      return RTQ_ENOMEM;
+    }
+  }
   if (redisAsyncCommandArgv(c->ac, trampoline, c, a->argc, a->argv, a->argvlen) != REDIS_OK) {
     ring_drop_tail(c);
     return RTQ_ECONN;
   }
+  if (is_word(a, "MULTI")) c->in_multi = true;
+  if (is_word(a, "EXEC") || is_word(a, "DISCARD")) c->in_multi = false;
   return 0;
 }
+
+const rtq_redis_endpoint *rtq__rconn_node(const rtq__rconn *c) { return &c->ep; }

@@ -24,7 +24,10 @@
  * reply drops the connection, so the next connect finds the slot's new
  * node; any lost connection asks again, which follows a failover. A
  * connection with a fixed node (fixed_node) goes to that node every time:
- * its owner (links.c) re-plans from the slot map when it is lost.
+ * its owner (links.c) re-plans from the slot map when it is lost. An ASK
+ * reply, on a connection with on_ask, is not the caller's: each command
+ * sent outside MULTI is kept (one copy) until its reply, and on ASK it is
+ * handed to on_ask, whose reply the callback gets instead.
  *
  * Callbacks: fn(w, reply, pd) runs exactly once per accepted command, with
  * the reply (borrowed for the call) or NULL when the connection was lost
@@ -51,6 +54,16 @@ typedef void (*rtq__reply_fn)(rtq_worker *w, redisReply *r, void *pd);
 typedef void (*rtq__message_fn)(rtq_worker *w, const char *msg, size_t len);
 
 typedef struct rtq__rconn rtq__rconn;
+/* A command kept for following an ASK: one allocation (free()). */
+typedef struct rtq__cmdcopy {
+  int argc;
+  const char **argv;
+  size_t *argvlen;
+} rtq__cmdcopy;
+/* Follows an ASK that command cmd (taken; extra_ms as sent) of `from` met:
+ * must call fn(w, reply, pd) exactly once, later or now. */
+typedef void (*rtq__ask_fn)(rtq_worker *w, rtq__rconn *from, const rtq_redis_endpoint *to, rtq__cmdcopy *cmd,
+                            int extra_ms, rtq__reply_fn fn, void *pd);
 /* The connection came up (handshake done) or went down. */
 typedef void (*rtq__conn_state_fn)(rtq_worker *w, rtq__rconn *c);
 
@@ -70,6 +83,8 @@ typedef struct rtq__rconn_cfg {
   bool fixed_node;             /* connect to node, not where route_key leads
                                * (the per-node links: links.c) */
   rtq_redis_endpoint node;
+  rtq__ask_fn on_ask;          /* redis+cluster://: follows ASK replies
+                               * (links.c); NULL: the caller gets them */
 } rtq__rconn_cfg;
 
 /* A connection that starts down; rtq__rconn_service() connects it. cfg is
@@ -104,6 +119,9 @@ void rtq__rconn_drop(rtq__rconn *c, const char *why);
  * hiredis's maxbuf (what hiredis itself does, but only on its next read,
  * and only if that read finds it exactly empty). */
 void rtq__rconn_shrink(rtq__rconn *c);
+
+/* The node of the current or last connection (host "" for unix://). */
+const rtq_redis_endpoint *rtq__rconn_node(const rtq__rconn *c);
 
 /* The socket, or -1 while down (a forked child closes its copies). */
 int rtq__rconn_fd(const rtq__rconn *c);

@@ -248,6 +248,7 @@ void rtq_worker_free(rtq_worker *w) {
   rtq__links_free(w);
   free(w->links);
   free(w->qlink);
+  free(w->links_next);
   rtq__rconn_free(w->cmd);
   rtq__rconn_free(w->pop);
   rtq__rconn_free(w->sub);

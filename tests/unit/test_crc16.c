@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include <hiredis/read.h>
+
 #include "cluster.h"
 #include "crc16.h"
 #include "rtq/common.h"
@@ -118,6 +120,72 @@ static void test_crc16_redirect_replies(void **state) {
   assert_int_equal(rtq__cluster_redirect(NULL, &slot, &to), 0);
 }
 
+/* "MOVED 1234 :7001": a node that does not know its own address names
+ * only the port; the host is left empty for the caller to fill in with
+ * the node it asked. */
+static void test_crc16_redirect_empty_host(void **state) {
+  (void)state;
+  int slot = -1;
+  rtq_redis_endpoint to;
+  memset(&to, 'x', sizeof to);
+  assert_int_equal(redirect_of("MOVED 1234 :7001", &slot, &to), 'M');
+  assert_int_equal(slot, 1234);
+  assert_string_equal(to.host, "");
+  assert_int_equal(to.port, 7001);
+  assert_int_equal(redirect_of("ASK 16383 :65535", &slot, &to), 'A');
+  assert_int_equal(slot, 16383);
+  assert_string_equal(to.host, "");
+  assert_int_equal(to.port, 65535);
+  /* Still no port, or a bad one: not a redirection. */
+  assert_int_equal(redirect_of("MOVED 1234 :", &slot, &to), 0);
+  assert_int_equal(redirect_of("MOVED 1234 :0", &slot, &to), 0);
+  assert_int_equal(redirect_of("MOVED 1234 :x1", &slot, &to), 0);
+}
+
+/* A RESP text parsed by hiredis's reader. */
+static redisReply *resp(const char *text) {
+  redisReader *rd = redisReaderCreate();
+  assert_non_null(rd);
+  assert_int_equal(redisReaderFeed(rd, text, strlen(text)), REDIS_OK);
+  void *r = NULL;
+  assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+  assert_non_null(r);
+  redisReaderFree(rd);
+  return r;
+}
+
+/* CLUSTER SLOTS: each slot's primary, an empty or nil host meaning the
+ * node asked, an unknown one ("?") and malformed entries skipped. */
+static void test_crc16_slots_owner(void **state) {
+  (void)state;
+  redisReply *r = resp("*5\r\n"
+                       "*3\r\n:0\r\n:99\r\n*2\r\n$9\r\n127.0.0.2\r\n:7000\r\n"
+                       "*4\r\n:100\r\n:199\r\n*2\r\n$0\r\n\r\n:7001\r\n*2\r\n$1\r\nr\r\n:7101\r\n"
+                       "*3\r\n:200\r\n:299\r\n*2\r\n$1\r\n?\r\n:7002\r\n"
+                       "*2\r\n:300\r\n:399\r\n"
+                       "*3\r\n:400\r\n:499\r\n*2\r\n$-1\r\n:7004\r\n");
+  rtq_redis_endpoint ep;
+  assert_int_equal(rtq__cluster_slots_owner(r, 99, "10.0.0.1", &ep), 0);
+  assert_string_equal(ep.host, "127.0.0.2");
+  assert_int_equal(ep.port, 7000);
+  assert_int_equal(rtq__cluster_slots_owner(r, 150, "10.0.0.1", &ep), 0);
+  assert_string_equal(ep.host, "10.0.0.1");
+  assert_int_equal(ep.port, 7001);
+  assert_int_equal(rtq__cluster_slots_owner(r, 250, "10.0.0.1", &ep), -1);
+  assert_int_equal(rtq__cluster_slots_owner(r, 350, "10.0.0.1", &ep), -1);
+  /* A nil host (Redis 7's unknown-endpoint) is the node asked, too. */
+  assert_int_equal(rtq__cluster_slots_owner(r, 400, "10.0.0.1", &ep), 0);
+  assert_string_equal(ep.host, "10.0.0.1");
+  assert_int_equal(ep.port, 7004);
+  assert_int_equal(rtq__cluster_slots_owner(r, 500, "10.0.0.1", &ep), -1);
+  assert_int_equal(rtq__cluster_slots_owner(r, 16384, "10.0.0.1", &ep), -1);
+  freeReplyObject(r);
+  r = resp("-ERR This instance has cluster support disabled\r\n");
+  assert_int_equal(rtq__cluster_slots_owner(r, 0, "h", &ep), -1);
+  freeReplyObject(r);
+  assert_int_equal(rtq__cluster_slots_owner(NULL, 0, "h", &ep), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_crc16_spec_vectors),
@@ -125,6 +193,8 @@ int main(void) {
       cmocka_unit_test(test_crc16_hash_tags),
       cmocka_unit_test(test_crc16_command_keys),
       cmocka_unit_test(test_crc16_redirect_replies),
+      cmocka_unit_test(test_crc16_redirect_empty_host),
+      cmocka_unit_test(test_crc16_slots_owner),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
