@@ -43,54 +43,6 @@ static rtq_test_cluster *cl;
 static rtq_keys2 K;
 static char moving[16], staying[16], seed[128];
 
-static rtq_conn *direct(int i) { return rtq_test_conn_new(rtq_test_redis_url_of(rtq_test_cluster_node(cl, i))); }
-
-static void setslot(int node, const char *slot, const char *how, const char *id) {
-  rtq_conn *d = direct(node);
-  if (id != NULL)
-    rtq_test_cmd_ok(d, "CLUSTER", "SETSLOT", slot, how, id, NULL);
-  else
-    rtq_test_cmd_ok(d, "CLUSTER", "SETSLOT", slot, how, NULL);
-  rtq_conn_free(d);
-}
-
-/* MIGRATEs every key of the slot from `from` to `to`, 50 at a time
- * (bounded: 10 s). */
-static void migrate_keys(int from, int to, const char *slot) {
-  rtq_conn *s = direct(from);
-  char port[16];
-  snprintf(port, sizeof port, "%d", rtq_test_redis_port(rtq_test_cluster_node(cl, to)));
-  uint64_t until = rtq_test_now_ms() + 10000;
-  rtq_argv a;
-  rtq_argv_init(&a);
-  for (;;) {
-    assert_true(rtq_test_now_ms() < until);
-    rtq_argv_reset(&a);
-    rtq_argv_add_str(&a, "CLUSTER");
-    rtq_argv_add_str(&a, "GETKEYSINSLOT");
-    rtq_argv_add_str(&a, slot);
-    rtq_argv_add_str(&a, "50");
-    redisReply *r = NULL;
-    assert_int_equal(rtq_conn_command(s, &a, &r), 0);
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    if (r->elements == 0) {
-      freeReplyObject(r);
-      break;
-    }
-    rtq_argv_reset(&a);
-    const char *head[] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
-    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) rtq_argv_add_str(&a, head[i]);
-    for (size_t i = 0; i < r->elements; i++) rtq_argv_add(&a, r->element[i]->str, r->element[i]->len);
-    freeReplyObject(r);
-    r = NULL;
-    assert_int_equal(rtq_conn_command(s, &a, &r), 0);
-    if (r->type == REDIS_REPLY_ERROR) fail_msg("MIGRATE: %s", r->str);
-    freeReplyObject(r);
-  }
-  rtq_argv_destroy(&a);
-  rtq_conn_free(s);
-}
-
 /* Creates n tasks into queue q from ids[at..at+n) (every create must be
  * acknowledged). */
 static void create_n(rtq_client *c, const char *q, char (*ids)[40], const char **qof, int at, int n) {
@@ -115,7 +67,7 @@ static int completed(rtq_conn *rc, char (*ids)[40], const char **qof, int n) {
 
 /* "[slot->-<dst id>]" in the source's CLUSTER NODES: still migrating. */
 static bool still_migrating(const char *slot, const char *dst) {
-  rtq_conn *s = direct(SRC);
+  rtq_conn *s = node_conn(cl, SRC);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "CLUSTER");
@@ -137,22 +89,6 @@ static int count_in(const char *log, const char *needle) {
   for (const char *p = strstr(s, needle); p != NULL; p = strstr(p + 1, needle)) n++;
   free(s);
   return n;
-}
-
-/* The task's progress message (HGET pm through the cluster connection,
- * which follows ASK), in out ("" when none). */
-static void progress_of(rtq_conn *rc, const char *q, const char *id, char *out, size_t cap) {
-  rtq_key2 t = rtq_keys2_task(&K, q, id);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "HGET");
-  rtq_argv_add(&a, t.s, t.len);
-  rtq_argv_add_str(&a, "pm");
-  redisReply *r = NULL;
-  out[0] = '\0';
-  if (rtq_conn_command(rc, &a, &r) == 0 && r->type == REDIS_REPLY_STRING) snprintf(out, cap, "%s", r->str);
-  if (r != NULL) freeReplyObject(r);
-  rtq_argv_destroy(&a);
 }
 
 static void test_cluster_ask2_worker_follows_ask_mid_migration(void **state) {
@@ -191,7 +127,7 @@ static void test_cluster_ask2_worker_follows_ask_mid_migration(void **state) {
   memcpy(ids[L], lid, strlen(lid) + 1);
   qof[L] = moving;
   char pm[64];
-  RTQ_TEST_WAIT_FOR((progress_of(rc, moving, lid, pm, sizeof pm), pm[0] != '\0'), 10000);
+  RTQ_TEST_WAIT_FOR((progress_of(rc, &K, moving, lid, pm, sizeof pm), pm[0] != '\0'), 10000);
 
   /* Half-migrate the slot: every key moves to DST, the slot stays
    * MIGRATING on SRC, so SRC answers ASK for each of them. */
@@ -199,21 +135,21 @@ static void test_cluster_ask2_worker_follows_ask_mid_migration(void **state) {
   snprintf(slot, sizeof slot, "%d", rtq_keys2_slot(&K, moving));
   rtq_test_cluster_node_id(cl, SRC, src);
   rtq_test_cluster_node_id(cl, DST, dst);
-  setslot(DST, slot, "IMPORTING", src);
-  setslot(SRC, slot, "MIGRATING", dst);
-  migrate_keys(SRC, DST, slot);
+  setslot(cl, DST, slot, "IMPORTING", src);
+  setslot(cl, SRC, slot, "MIGRATING", dst);
+  migrate_keys(cl, SRC, DST, slot);
 
   /* The long task's progress goes on: the worker's link for the queue is
    * SRC's, and the task hash is on DST only, so each write followed ASK. */
   char p0[64], p1[64];
-  progress_of(rc, moving, lid, p0, sizeof p0);
+  progress_of(rc, &K, moving, lid, p0, sizeof p0);
   assert_true(p0[0] != '\0');
-  RTQ_TEST_WAIT_FOR((progress_of(rc, moving, lid, p1, sizeof p1), strcmp(p1, p0) != 0), 5000);
+  RTQ_TEST_WAIT_FOR((progress_of(rc, &K, moving, lid, p1, sizeof p1), strcmp(p1, p0) != 0), 5000);
   /* Meanwhile the other shard's queue keeps flowing. */
   create_n(c, staying, ids, qof, BATCH, BATCH);
   RTQ_TEST_WAIT_FOR(completed(rc, ids + BATCH, qof + BATCH, BATCH) == BATCH, 20000);
   assert_true(still_migrating(slot, dst));
-  rtq_conn *s = direct(SRC);
+  rtq_conn *s = node_conn(cl, SRC);
   assert_int_equal(rtq_test_cmd_int(s, "CLUSTER", "COUNTKEYSINSLOT", slot, NULL), 0);
   rtq_conn_free(s);
   assert_true(count_in(wlog, "msg=\"following ASK to a cluster node importing a slot\"") >= 1);
@@ -226,7 +162,7 @@ static void test_cluster_ask2_worker_follows_ask_mid_migration(void **state) {
 
   /* After: the slot is DST's (MOVED, a re-plan); the long task and new
    * tasks complete, each once. */
-  for (int i = 0; i < 3; i++) setslot(i, slot, "NODE", dst);
+  for (int i = 0; i < 3; i++) setslot(cl, i, slot, "NODE", dst);
   create_n(c, moving, ids, qof, 2 * BATCH, BATCH);
   RTQ_TEST_WAIT_FOR(completed(rc, ids, qof, total) == total, 30000);
   stop_clean(w);
@@ -253,7 +189,7 @@ static void test_cluster_ask2_worker_follows_ask_mid_migration(void **state) {
 /* Every node names no host in MOVED, ASK and CLUSTER SLOTS. */
 static void endpoints_unknown(void) {
   for (int i = 0; i < 3; i++) {
-    rtq_conn *d = direct(i);
+    rtq_conn *d = node_conn(cl, i);
     rtq_test_cmd_ok(d, "CONFIG", "SET", "cluster-preferred-endpoint-type", "unknown-endpoint", NULL);
     rtq_conn_free(d);
   }
@@ -266,7 +202,7 @@ static void test_cluster_ask2_moved_with_empty_host(void **state) {
   /* A key whose (empty) slot is then given from node 2 to node 0 behind
    * the connection's back: its next command meets "MOVED <slot> :<port>". */
   char key[16] = "";
-  rtq_conn *d = direct(2);
+  rtq_conn *d = node_conn(cl, 2);
   for (int n = 0; n < 100000 && key[0] == '\0'; n++) {
     char k[16], ks[16];
     snprintf(k, sizeof k, "e%d", n);
@@ -282,9 +218,9 @@ static void test_cluster_ask2_moved_with_empty_host(void **state) {
   char slot[16], to[41];
   snprintf(slot, sizeof slot, "%d", rtq_key_slot(key, strlen(key)));
   rtq_test_cluster_node_id(cl, 0, to);
-  for (int i = 0; i < 3; i++) setslot(i, slot, "NODE", to);
+  for (int i = 0; i < 3; i++) setslot(cl, i, slot, "NODE", to);
   /* Node 2 now answers MOVED with an empty host. */
-  rtq_conn *d2 = direct(2);
+  rtq_conn *d2 = node_conn(cl, 2);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "GET");
@@ -298,7 +234,7 @@ static void test_cluster_ask2_moved_with_empty_host(void **state) {
   rtq_conn_free(d2);
   /* The cluster connection follows it to 127.0.0.1 at that port. */
   rtq_test_cmd_ok(c, "SET", key, "after", NULL);
-  rtq_conn *d0 = direct(0);
+  rtq_conn *d0 = node_conn(cl, 0);
   rtq_argv_reset(&a);
   rtq_argv_add_str(&a, "GET");
   rtq_argv_add_str(&a, key);

@@ -63,51 +63,6 @@ static void *produce(void *arg) {
   return NULL;
 }
 
-static rtq_conn *direct(int i) { return rtq_test_conn_new(rtq_test_redis_url_of(rtq_test_cluster_node(cl, i))); }
-
-static void setslot(int node, const char *slot, const char *how, const char *id) {
-  rtq_conn *d = direct(node);
-  rtq_test_cmd_ok(d, "CLUSTER", "SETSLOT", slot, how, id, NULL);
-  rtq_conn_free(d);
-}
-
-/* MIGRATEs the slot's keys from SRC to DST, 50 at a time, until none is
- * left (bounded: 10 s). */
-static void migrate_keys(const char *slot) {
-  rtq_conn *s = direct(SRC);
-  char port[16];
-  snprintf(port, sizeof port, "%d", rtq_test_redis_port(rtq_test_cluster_node(cl, DST)));
-  uint64_t until = rtq_test_now_ms() + 10000;
-  rtq_argv a;
-  rtq_argv_init(&a);
-  for (;;) {
-    assert_true(rtq_test_now_ms() < until);
-    rtq_argv_reset(&a);
-    rtq_argv_add_str(&a, "CLUSTER");
-    rtq_argv_add_str(&a, "GETKEYSINSLOT");
-    rtq_argv_add_str(&a, slot);
-    rtq_argv_add_str(&a, "50");
-    redisReply *r = NULL;
-    assert_int_equal(rtq_conn_command(s, &a, &r), 0);
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    if (r->elements == 0) {
-      freeReplyObject(r);
-      break;
-    }
-    rtq_argv_reset(&a);
-    const char *head[] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
-    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) rtq_argv_add_str(&a, head[i]);
-    for (size_t i = 0; i < r->elements; i++) rtq_argv_add(&a, r->element[i]->str, r->element[i]->len);
-    freeReplyObject(r);
-    r = NULL;
-    assert_int_equal(rtq_conn_command(s, &a, &r), 0);
-    if (r->type == REDIS_REPLY_ERROR) fail_msg("MIGRATE: %s", r->str);
-    freeReplyObject(r);
-  }
-  rtq_argv_destroy(&a);
-  rtq_conn_free(s);
-}
-
 static uint64_t completed_now(rtq_client *c) {
   rtq_stats *st = NULL;
   if (rtq_get_stats(c, &st) != 0) return 0;
@@ -141,10 +96,10 @@ static void test_cluster_migrate2_queue_slot_moves_while_tasks_flow(void **state
   snprintf(slot, sizeof slot, "%d", rtq_keys2_slot(&K, moving));
   rtq_test_cluster_node_id(cl, SRC, src);
   rtq_test_cluster_node_id(cl, DST, dst);
-  setslot(DST, slot, "IMPORTING", src);
-  setslot(SRC, slot, "MIGRATING", dst);
-  migrate_keys(slot);
-  for (int i = 0; i < 3; i++) setslot(i, slot, "NODE", dst);
+  setslot(cl, DST, slot, "IMPORTING", src);
+  setslot(cl, SRC, slot, "MIGRATING", dst);
+  migrate_keys(cl, SRC, DST, slot);
+  for (int i = 0; i < 3; i++) setslot(cl, i, slot, "NODE", dst);
   int at = atomic_load(&p->sent);
   pthread_join(th, NULL);
 
@@ -175,10 +130,10 @@ static void test_cluster_migrate2_queue_slot_moves_while_tasks_flow(void **state
   assert_int_equal(done, acked);
   rtq_conn_free(rc);
   /* The queue's keys now live on DST only. */
-  rtq_conn *d = direct(DST);
+  rtq_conn *d = node_conn(cl, DST);
   assert_true(rtq_test_cmd_int(d, "CLUSTER", "COUNTKEYSINSLOT", slot, NULL) > 0);
   rtq_conn_free(d);
-  rtq_conn *s = direct(SRC);
+  rtq_conn *s = node_conn(cl, SRC);
   assert_int_equal(rtq_test_cmd_int(s, "CLUSTER", "COUNTKEYSINSLOT", slot, NULL), 0);
   rtq_conn_free(s);
   /* The worker followed: the moving queue was planned on its first node,

@@ -74,20 +74,6 @@ static long long last_heartbeat(rtq_conn *ns) {
   return score;
 }
 
-static void progress_of(rtq_conn *rc, const char *q, const char *id, char *out, size_t cap) {
-  rtq_key2 t = rtq_keys2_task(&K, q, id);
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "HGET");
-  rtq_argv_add(&a, t.s, t.len);
-  rtq_argv_add_str(&a, "pm");
-  redisReply *r = NULL;
-  out[0] = '\0';
-  if (rtq_conn_command(rc, &a, &r) == 0 && r->type == REDIS_REPLY_STRING) snprintf(out, cap, "%s", r->str);
-  if (r != NULL) freeReplyObject(r);
-  rtq_argv_destroy(&a);
-}
-
 static void test_cluster_stall2_frozen_primary_does_not_stall_the_worker(void **state) {
   (void)state;
   char wlog[256], hb[16];
@@ -126,7 +112,7 @@ static void test_cluster_stall2_frozen_primary_does_not_stall_the_worker(void **
   memcpy(ids[L], lid, strlen(lid) + 1);
   qof[L] = live;
   char pm0[64], pm1[64];
-  RTQ_TEST_WAIT_FOR((progress_of(rc, live, lid, pm0, sizeof pm0), pm0[0] != '\0'), 10000);
+  RTQ_TEST_WAIT_FOR((progress_of(rc, &K, live, lid, pm0, sizeof pm0), pm0[0] != '\0'), 10000);
   /* Tasks queued on the frozen queue are taken only after SIGCONT. */
   pid_t victim = rtq_test_redis_pid(rtq_test_cluster_node(cl, frozen_node));
   assert_int_equal(rtq_test_kill(victim, SIGSTOP), 0);
@@ -153,7 +139,7 @@ static void test_cluster_stall2_frozen_primary_does_not_stall_the_worker(void **
   }
   /* Measured before SIGCONT: what completed while the node was stopped. */
   live_done_in_stop = completed(rc, ids + at, qof + at, made);
-  progress_of(rc, live, lid, pm1, sizeof pm1);
+  progress_of(rc, &K, live, lid, pm1, sizeof pm1);
   uint64_t stop_len = rtq_test_now_ms() - stopped_at;
   assert_int_equal(rtq_test_kill(victim, SIGCONT), 0);
   fprintf(stderr,
