@@ -327,6 +327,9 @@ rtq__rconn *rtq__qcmd(rtq_worker *w, int qi);
 rtq__rconn *rtq__qpop(rtq_worker *w, int qi);
 /* The cmd connection of a queue by name (cmd for a name not served). */
 rtq__rconn *rtq__qcmd_of(rtq_worker *w, const char *queue);
+/* rtq__rconn_cfg.on_ask of a cluster worker's connections (protocol 2). */
+void rtq__links_on_ask(rtq_worker *w, rtq__rconn *from, const rtq_redis_endpoint *to, rtq__cmdcopy *cmd,
+                       int extra_ms, rtq__reply_fn fn, void *pd);
 /* Sends CLIENT UNBLOCK for a BLMOVE an ASK sent to another node. */
 void rtq__links_unblock_asks(rtq_worker *w);
 /* The wait_replicas state of a command connection. */

@@ -20,7 +20,8 @@
  * paused one.
  *
  * ASK (a slot being migrated, and the key already on the importing node):
- * the link connections hand the command over (rconn.h's on_ask), and it
+ * the links' connections and the namespace's cmd and pop hand the command
+ * over (rconn.h's on_ask), and it
  * goes to the importing node as ASKING then the command, once, on a side
  * link (a cmd and a pop connection) to that node; the plan is not changed.
  * A blocking pop goes to the side's pop connection, and CLIENT UNBLOCK
@@ -67,15 +68,13 @@ struct rtq__link {
 };
 
 static bool is_pop(const rtq_worker *w, const rtq__rconn *c);
-static void on_ask(rtq_worker *w, rtq__rconn *from, const rtq_redis_endpoint *to, rtq__cmdcopy *cmd, int extra_ms,
-                   rtq__reply_fn fn, void *pd);
 
 int rtq__links_init(rtq_worker *w, const rtq__rconn_cfg *base) {
   if (w->url.kind != RTQ_URL_CLUSTER) return 0;
   w->links_on = true;
   w->link_cfg = *base;
   w->link_cfg.fixed_node = true;
-  w->link_cfg.on_ask = on_ask;
+  w->link_cfg.on_ask = rtq__links_on_ask;
   w->qlink = malloc((size_t)w->queues.n * sizeof *w->qlink);
   w->links_next = malloc((size_t)w->queues.n * sizeof *w->links_next);
   /* A re-plan opens the new links before closing the old: at most one
@@ -272,8 +271,8 @@ static rtq__link *side_for(rtq_worker *w, const rtq_redis_endpoint *to) {
   return l;
 }
 
-static void on_ask(rtq_worker *w, rtq__rconn *from, const rtq_redis_endpoint *to, rtq__cmdcopy *cmd, int extra_ms,
-                   rtq__reply_fn fn, void *pd) {
+void rtq__links_on_ask(rtq_worker *w, rtq__rconn *from, const rtq_redis_endpoint *to, rtq__cmdcopy *cmd,
+                       int extra_ms, rtq__reply_fn fn, void *pd) {
   rtq__link *side = w->phase == RTQ__DONE ? NULL : side_for(w, to);
   shot *s = side != NULL ? calloc(1, sizeof *s) : NULL;
   if (s == NULL) {

@@ -187,6 +187,7 @@ static int make_conns(rtq_worker *w) {
       .on_up = rtq__worker_on_conn_up,
       .on_down = rtq__worker_on_conn_down,
   };
+  if (w->url.kind == RTQ_URL_CLUSTER) cfg.on_ask = rtq__links_on_ask;
   w->cmd = rtq__rconn_new(w, w->ev, RTQ__CONN_CMD, &cfg);
   w->pop = rtq__rconn_new(w, w->ev, RTQ__CONN_POP, &cfg);
   w->sub = rtq__rconn_new(w, w->ev, RTQ__CONN_SUB, &cfg);

@@ -55,6 +55,23 @@ print("  compose: password from .env, protected-mode yes, Redis not published, "
       "RTQ_REDIS_URL for broker/worker/producer/web, worker --isolation process, health commands, "
       "rtq-web on 127.0.0.1 with the token from .env")
 
+# The cluster profile: three cluster-enabled nodes with the password, and
+# its broker and workers on a redis+cluster:// URL naming all three.
+for i in (1, 2, 3):
+    node = c[f"cluster-redis-{i}"]
+    check(node.get("profiles") == ["cluster"], f"cluster-redis-{i} is not in the cluster profile")
+    check(arg_after(node["command"], "--cluster-enabled") == "yes", f"cluster-redis-{i} is not cluster-enabled")
+    check(arg_after(node["command"], "--requirepass") == "x", f"cluster-redis-{i} has no --requirepass from .env")
+    check("ports" not in node, f"cluster-redis-{i} is published")
+for name in ("cluster-broker", "cluster-worker"):
+    check(c[name].get("profiles") == ["cluster"], f"{name} is not in the cluster profile")
+    url = c[name]["environment"]["RTQ_REDIS_URL"]
+    want = "redis+cluster://:x@cluster-redis-1:6379,cluster-redis-2:6379,cluster-redis-3:6379"
+    check(url == want, f"{name}: RTQ_REDIS_URL is {url}")
+check(arg_after(c["cluster-worker"]["command"], "--isolation") == "process", "cluster-worker isolation")
+print("  compose cluster profile: 3 cluster-enabled nodes with the password, not published; "
+      "broker and workers on redis+cluster://")
+
 e = load(exposed)["services"]["redis"]
 ports = e.get("ports", [])
 check(len(ports) == 1 and str(ports[0]).startswith("127.0.0.1:"), f"expose-redis: {ports}")

@@ -17,6 +17,10 @@
 #             finishes or hands back its tasks and exits 0 within
 #             stop_grace_period; started again, the workers complete the rest
 #   down      `down -v` leaves no container, network, volume or process
+#   cluster   the `cluster` profile: 3 Redis Cluster primaries, the broker
+#             and `--scale cluster-worker=2`; 100 tasks into each of three
+#             queues (one per primary) all complete, both workers ran some,
+#             every primary holds keys; then down -v as above
 #
 # Also static checks: compose refuses to start without RTQ_REDIS_PASSWORD,
 # Redis is not published, deploy/ YAML parses, the ACL example matches
@@ -37,7 +41,7 @@ keep=0
 for arg in "$@"; do
   case $arg in
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -478,6 +482,7 @@ down_and_check() {
   project_up=0
   [ -z "$(ours)" ] || die "containers left: $(ours)"
   ! podman network exists "${proj}_default" || die "network ${proj}_default left"
+  [ -z "$(podman volume ls -q --filter "label=$label")" ] || die "volumes left: $(podman volume ls -q --filter "label=$label")"
   ! podman volume exists "${proj}_redis-data" || die "volume ${proj}_redis-data left"
   for id in $container_ids; do
     if ps -eo args= | grep -v grep | grep -q "$id"; then left="$left $id"; fi
@@ -549,6 +554,63 @@ denied=$(grep -A1 -x object "$tmp/acl.log" | grep -v -x -e object -e -- | grep -
 [ -z "$denied" ] || die "ACL denials: $denied"
 web_check ro || die "rtq-web (monitor role, read-only) checks failed"
 say "broker, worker, producer and rtq-web (monitor) log in as their roles: 20 of 20 completed, no denial but CONFIG GET"
+down_and_check
+
+# ---- cluster: the compose file's cluster profile -------------------------------
+phase "cluster: profile, 3 primaries, 2 workers"
+# A Redis Cluster of three primaries (cluster-init joins them), its broker
+# and two workers serving alpha, delta and reports, one queue on each
+# primary. Tasks into the three queues all complete, both workers ran some,
+# every primary holds keys; then down -v as above.
+proj=${proj%acl}cl
+label="com.docker.compose.project=$proj"
+echo "$label" >"$tmp/health-loop"
+container_ids=""
+env_file=$tmp/compose.env
+files=(-f "$root/docker-compose.yml" --profile cluster)
+project_up=1
+dc_up --scale cluster-worker=2 cluster-broker cluster-worker
+nodes=("${proj}_cluster-redis-1_1" "${proj}_cluster-redis-2_1" "${proj}_cluster-redis-3_1")
+broker=${proj}_cluster-broker_1
+all=("${nodes[@]}" "$broker" "${proj}_cluster-worker_1" "${proj}_cluster-worker_2")
+wait_for 60 "every container healthy" all_healthy
+[ "$(podman inspect -f '{{.State.ExitCode}}' "${proj}_cluster-init_1")" = 0 ] || die "cluster-init failed"
+say "$(podman logs "${proj}_cluster-init_1" 2>&1 | tail -1 | sed "s/\x1b\[[0-9;]*m//g"); every container healthy"
+# Only the profile's services run: not the single-node redis, broker, web.
+for c in $(podman ps -a --format '{{.Names}}' --filter "label=$label"); do
+  case $c in "${proj}_cluster-"*) ;; *) die "$c runs under the cluster profile" ;; esac
+done
+ip_of() { podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
+cluster_url="redis+cluster://:$password@$(ip_of "${nodes[0]}"):6379,$(ip_of "${nodes[1]}"):6379,$(ip_of "${nodes[2]}"):6379"
+rtq() { rtq_as "$cluster_url" "$@"; }
+t=$SECONDS
+podman exec -e "RTQ_REDIS_URL=$cluster_url" -e RTQ_LOG_LEVEL=WARNING "$broker" sh -c '
+  fail=0; pids=""
+  for q in alpha delta reports; do
+    ( i=0; while [ $i -lt 100 ]; do rtq enqueue rtq.sleep "{\"seconds\":0.02,\"steps\":1}" --queue $q >/dev/null || exit 1; i=$((i + 1)); done ) &
+    pids="$pids $!"
+  done
+  for p in $pids; do wait "$p" || fail=1; done
+  exit $fail' || die "enqueue into the cluster failed"
+say "enqueued 300 tasks (100 each into alpha, delta, reports) in $((SECONDS - t))s"
+wait_for 60 "300 tasks completed on the cluster" completed_is 300
+for s in failed pending running; do [ "$(status_count "$s")" = 0 ] || die "$(status_count "$s") tasks $s"; done
+rtq list --status completed --limit 1000 --json >"$tmp/cluster.json"
+"$py" - "$tmp/cluster.json" <<'EOF'
+import collections, json, sys
+tasks = json.load(open(sys.argv[1]))
+assert len(tasks) == 300, len(tasks)
+per_worker = collections.Counter(t["worker"] for t in tasks)
+per_queue = collections.Counter(t["queue"] for t in tasks)
+print(f"  per queue: {dict(sorted(per_queue.items()))}; per worker: {sorted(per_worker.values())}")
+assert per_queue == {"alpha": 100, "delta": 100, "reports": 100}, per_queue
+assert len(per_worker) == 2 and min(per_worker.values()) > 0, per_worker
+EOF
+for n in "${nodes[@]}"; do
+  keys=$(podman exec -e "REDISCLI_AUTH=$password" "$n" redis-cli dbsize)
+  say "$n: $keys keys"
+  [ "$keys" -gt 0 ] || die "$n holds no key: the queues are not spread over the shards"
+done
 down_and_check
 
 # ---- the podman service -------------------------------------------------------
