@@ -372,6 +372,7 @@ void rtq__links_free(rtq_worker *w) {
     char asked[24];
     snprintf(asked, sizeof asked, "%" PRIu64, w->n_asked);
     rtq_log(RTQ_LOG_INFO, "cluster ASK redirections followed", "asks", asked, NULL);
+    w->n_asked = 0; /* said once (links_free runs at teardown and at free) */
   }
   for (int i = 0; i < w->nsides; i++) link_free(w, w->sides[i]);
   w->nsides = 0;
