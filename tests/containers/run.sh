@@ -124,6 +124,10 @@ cleanup() {
     [ -z "$ids" ] || podman rm -f $ids >/dev/null 2>&1 || true
     podman network rm "${proj}_default" >/dev/null 2>&1 || true
     podman volume rm "${proj}_redis-data" >/dev/null 2>&1 || true
+    # And any other volume of the project (the cluster profile's).
+    local vols
+    vols=$(podman volume ls -q --filter "label=$label" 2>/dev/null || true)
+    [ -z "$vols" ] || podman volume rm -f $vols >/dev/null 2>&1 || true
   fi
   if [ -n "$svc_pid" ]; then
     kill "$svc_pid" 2>/dev/null || true
