@@ -529,18 +529,20 @@ env_file=$tmp/compose-acl.env
 } >"$env_file"
 files+=(-f "$root/deploy/compose/acl.yml")
 project_up=1
-dc_up --scale worker=1
-say "up"
 broker=${proj}_broker_1
 redisc=${proj}_redis_1
-# The namespace's mark, the admin's once (docs/OPERATIONS.md section 3): no
-# role may write it, so the rtq services restart until it is set.
+# The namespace's mark, the admin's once, before any rtq process starts
+# (docs/OPERATIONS.md section 3): no role may write it, nor read the keys
+# the start-up check looks at when it is missing.
 set_mark() {
   local out
   out=$(podman exec "$redisc" redis-cli --user admin --pass "$pw_admin" --no-auth-warning \
     SET '{rtq}:version' 2 NX 2>&1) && { [ "$out" = OK ] || [ -z "$out" ]; }
 }
+dc_up redis
 wait_for 60 "the namespace's mark set" set_mark
+dc_up --scale worker=1
+say "up"
 all=("$redisc" "$broker" "${proj}_web_1" "${proj}_worker_1")
 wait_for 60 "every container healthy" all_healthy
 say "every container healthy"
