@@ -188,7 +188,15 @@ int rtq__bench_opts_parse(rtq__bench_opts *o, int argc, char **argv) {
     } else if (strcmp(a, "--only") == 0) {
       NEEDS_VALUE rc = parse_phases(o, v);
     } else if (strcmp(a, "--protocol") == 0) {
-      NEEDS_VALUE rc = parse_int(a, v, 2, 2, &o->protocol);
+      NEEDS_VALUE {
+        /* The shared setting's check, so 1 is refused saying why. */
+        rtq_config c;
+        char why[256];
+        rtq_config_defaults(&c);
+        rc = rtq_config_set(&c, "protocol", v, why, sizeof why);
+        if (rc != 0) fprintf(stderr, "rtq-bench: --protocol: %s\n", why);
+        o->protocol = c.protocol;
+      }
     } else if (strcmp(a, "--limit-other") == 0) {
       char *end;
       NEEDS_VALUE o->limit_other = strtod(v, &end);

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "test_cli_env.h"
-#include "test_client_fake_worker.h"
+#include "test_client_fake_worker2.h"
 
 static void enqueue_id(const char *name, const char *args, char *id) {
   cli_run r;
@@ -89,16 +89,13 @@ static void test_cli_enqueue_options_and_idempotent_id(void **state) {
   RUN(&r, "enqueue", "later", "--delay", "30");
   assert_int_equal(r.code, 0);
   cli_free(&r);
-  rtq_key d = rtq_keys_delayed(&keys);
-  rtq_key2 d2 = rtq_keys2_delayed(&keys2, "default");
-  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", cli_v2() ? d2.s : d.s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(rc_, "ZCARD", rtq_keys2_delayed(&keys2, "default").s, NULL), 1);
 
   /* --namespace puts it elsewhere. */
   RUN(&r, "--namespace", "other", "enqueue", "x", "--id", "n1");
   assert_int_equal(r.code, 0);
   cli_free(&r);
-  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", cli_v2() ? "{other:default}:t:n1" : "other:task:n1",
-                                    NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", "{other:default}:t:n1", NULL), 1);
 }
 
 static void write_big_args(const char *path, size_t n) {
@@ -156,8 +153,9 @@ static void test_cli_bad_input_exits_2_writes_nothing(void **state) {
   cli_assert_error(&r, 2, "limit");
   cli_free(&r);
   unlink(big);
-  /* Protocol 2 marks the namespace ({ns}:version) when the client starts. */
-  assert_int_equal(rtq_test_cmd_int(rc_, "DBSIZE", NULL), cli_v2() ? 1 : 0);
+  /* Only the namespace's mark ({ns}:version), set when the client starts. */
+  assert_int_equal(rtq_test_cmd_int(rc_, "DBSIZE", NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", "{rtq}:version", NULL), 1);
 }
 
 static int dead_port(void) {
@@ -214,13 +212,16 @@ static void test_cli_status_human_json_and_not_found(void **state) {
   (void)state;
   char id[RTQ_TASK_ID_SIZE];
   enqueue_id("crunch", "{\"n\":3}", id);
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w9", &j), 0);
-  assert_int_equal(fw_progress(rc_, &keys, "w9", &j, 70, "almost"), 0);
-  assert_int_equal(fw_finish_ex(rc_, &keys, "w9", &j, "failed", NULL, "E_BAD", "bad thing",
-                                "{\"row\":12}", "at a()\nat b()", "1", NULL),
-                   0);
-  fake_job_destroy(&j);
+  fake_job2 j;
+  assert_int_equal(fw2_take(rc_, &keys2, "default", "w9", &j), 0);
+  assert_int_equal(fw2_progress(rc_, &keys2, &j, 70, "almost"), 0);
+  char *det = NULL;
+  size_t detlen = 0;
+  assert_int_equal(rtq_json_to_msgpack("{\"row\":12}", &det, &detlen, NULL, 0), 0);
+  rtq__finish2_task f = {.status = RTQ_STATUS_FAILED, .error_code = "E_BAD", .error_message = "bad thing",
+                         .error_details = det, .error_details_len = detlen, .traceback = "at a()\nat b()"};
+  assert_int_equal(fw2_finish(rc_, &keys2, &j, f), 0);
+  free(det);
 
   cli_run r;
   RUN(&r, "status", id);
@@ -262,7 +263,7 @@ static void test_cli_list_table_and_json(void **state) {
   cli_free(&r);
   strcpy(a, "L1");
   strcpy(b, "L2");
-  assert_int_equal(fw_run_one(rc_, &keys, "qb", "w", "\"ok\""), 0);
+  assert_int_equal(fw2_run_one(rc_, &keys2, "qb", "w", "\"ok\""), 0);
 
   RUN(&r, "list");
   assert_int_equal(r.code, 0);
@@ -275,11 +276,9 @@ static void test_cli_list_table_and_json(void **state) {
   RUN(&r, "list", "--json");
   json_t *v = cli_json(&r);
   assert_int_equal(json_array_size(v), 3);
-  /* Protocol 1: newest first; 2: queue by queue, pending oldest first. */
-  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")),
-                      cli_v2() ? a : "L3");
-  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 2), "id")),
-                      cli_v2() ? b : a);
+  /* Queue by queue, pending oldest first. */
+  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")), a);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(v, 2), "id")), b);
   json_decref(v);
   cli_free(&r);
 
@@ -293,7 +292,7 @@ static void test_cli_list_table_and_json(void **state) {
   cli_free(&r);
 
   /* qa's two in listing order; a plain id works as the cursor in both. */
-  const char *first = cli_v2() ? "L1" : "L3", *second = cli_v2() ? "L3" : "L1";
+  const char *first = "L1", *second = "L3";
   char page[64];
   snprintf(page, sizeof page, "next page: --after %s", first);
   RUN(&r, "list", "--json", "--queue", "qa", "--limit", "1");
@@ -341,19 +340,17 @@ static void test_cli_cancel(void **state) {
   cli_assert_error(&r, 1, "already ended");
   cli_free(&r);
   /* The cancelled envelope is still queued; the worker drops it. */
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), RTQ_ESTATE);
-  fake_job_destroy(&j);
+  fake_job2 j;
+  assert_int_equal(fw2_take(rc_, &keys2, "default", "w", &j), RTQ_ESTATE);
 
   enqueue_id("c2", NULL, q);
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
+  assert_int_equal(fw2_take(rc_, &keys2, "default", "w", &j), 0);
   RUN(&r, "cancel", q, "--json");
   assert_int_equal(r.code, 0);
   json_t *v = cli_json(&r);
   assert_string_equal(json_string_value(json_object_get(v, "outcome")), "requested");
   json_decref(v);
   cli_free(&r);
-  fake_job_destroy(&j);
 
   RUN(&r, "cancel", "ghost");
   cli_assert_error(&r, 3, "ghost");
@@ -364,14 +361,12 @@ static void test_cli_wait_exit_codes(void **state) {
   (void)state;
   char ok[RTQ_TASK_ID_SIZE], bad[RTQ_TASK_ID_SIZE], slow[RTQ_TASK_ID_SIZE];
   enqueue_id("w", NULL, ok);
-  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", "{\"n\":1}"), 0);
+  assert_int_equal(fw2_run_one(rc_, &keys2, "default", "w", "{\"n\":1}"), 0);
   enqueue_id("w", NULL, bad);
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
-  assert_int_equal(fw_finish_ex(rc_, &keys, "w", &j, "failed", NULL, "X", "no", NULL, NULL, "1",
-                                NULL),
-                   0);
-  fake_job_destroy(&j);
+  fake_job2 j;
+  assert_int_equal(fw2_take(rc_, &keys2, "default", "w", &j), 0);
+  rtq__finish2_task t = {.status = RTQ_STATUS_FAILED, .error_code = "X", .error_message = "no"};
+  assert_int_equal(fw2_finish(rc_, &keys2, &j, t), 0);
   enqueue_id("w", NULL, slow);
 
   cli_run r;
@@ -405,10 +400,9 @@ static void test_cli_retry(void **state) {
   RUN(&r, "retry", id);
   cli_assert_error(&r, 1, "pending");
   cli_free(&r);
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
-  assert_int_equal(fw_finish(rc_, &keys, "w", &j, "timeout", NULL), 0);
-  fake_job_destroy(&j);
+  fake_job2 j;
+  assert_int_equal(fw2_take(rc_, &keys2, "default", "w", &j), 0);
+  assert_int_equal(fw2_end(rc_, &keys2, &j, RTQ_STATUS_TIMEOUT), 0);
   RUN(&r, "retry", id, "--json");
   assert_int_equal(r.code, 0);
   json_t *v = cli_json(&r);
@@ -430,8 +424,8 @@ static void test_cli_stats_and_workers(void **state) {
   char id[RTQ_TASK_ID_SIZE];
   enqueue_id("s", NULL, id);
   enqueue_id("s", NULL, id);
-  assert_int_equal(fw_run_one(rc_, &keys, "default", "wk-1", NULL), 0);
-  assert_int_equal(fw_heartbeat(rc_, &keys, "wk-1", "box1", "321", "default", "0", "4"), 0);
+  assert_int_equal(fw2_run_one(rc_, &keys2, "default", "wk-1", NULL), 0);
+  assert_int_equal(fw2_heartbeat(rc_, &keys2, "wk-1", "box1", "321", "default", "0", "4"), 0);
 
   cli_run r;
   RUN(&r, "stats", "--json");

@@ -1,7 +1,7 @@
 /*
  * test_cli_env.h - the fixture of the test_cli_*.c programs: a flushed
- * default redis-server per test, the rtq key schema, a connection for
- * assertions, and the environment that points the `rtq` binary at that
+ * default redis-server per test, the key schema of namespace "rtq"
+ * (keys2), a connection for assertions, and the environment that points the `rtq` binary at that
  * server (RTQ_REDIS_URL set, RTQ_NAMESPACE removed).
  *
  *   RUN(&r, "status", id)     runs rtq to completion (test_cli_run.h)
@@ -51,13 +51,6 @@ static int teardown(void **state) {
 #define RUN(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env)
 #define START(r, ...) cli_start(r, (const char *const[]){__VA_ARGS__, NULL}, env)
 
-/* Whether the rtq binaries speak protocol 2: RTQ_PROTOCOL=2, which they
- * inherit (scripts/test.sh --protocol 2). */
-static inline bool cli_v2(void) {
-  const char *p = getenv("RTQ_PROTOCOL");
-  return p != NULL && strcmp(p, "2") == 0;
-}
-
 /* Subscribers of a task's waiter channel, the shard channel
  * {ns:default}:w:<id> (tasks of queue default). */
 static inline long long task_numsub(const char *id) {
@@ -78,9 +71,9 @@ static inline long long events_numsub(const char *queue) {
   return n;
 }
 
-/* A task hash field by its long name (the one `rtq status --json` shows):
- * its short name (docs/PROTOCOL.md section 3); the caller frees it. */
-static inline const char *field_name(const char *v1) {
+/* A task hash field's short name (docs/design/PROTOCOL-v2.md section 3)
+ * from its long one ("status" -> "s"). */
+static inline const char *field_name(const char *name) {
   static const char *const map[][2] = {
       {"status", "s"},        {"name", "n"},           {"created_at", "c"},
       {"timeout_ms", "to"},   {"max_retries", "mr"},   {"result_ttl", "rt"},
@@ -89,13 +82,13 @@ static inline const char *field_name(const char *v1) {
       {"error_traceback", "et"}, {"started_at", "b"},       {"completed_at", "e"},
       {"deadline", "dl"},     {"attempt", "a"}};
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-    if (strcmp(map[i][0], v1) == 0) return map[i][1];
-  return v1;
+    if (strcmp(map[i][0], name) == 0) return map[i][1];
+  return name;
 }
 
-static inline char *cli_task_field(const char *queue, const char *id, const char *v1_field) {
-  return rtq_test_cmd_str(rc_, "HGET", rtq_keys2_task(&keys2, queue, id).s, field_name(v1_field),
-                          NULL);
+/* A field of task id of queue by its long name; the caller frees it. */
+static inline char *cli_task_field(const char *queue, const char *id, const char *field) {
+  return rtq_test_cmd_str(rc_, "HGET", rtq_keys2_task(&keys2, queue, id).s, field_name(field), NULL);
 }
 
 /* Pending tasks in a queue's list. */

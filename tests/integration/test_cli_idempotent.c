@@ -5,7 +5,7 @@
  * that nothing was enqueued and the first task's args stayed.
  */
 #include "test_cli_env.h"
-#include "test_client_fake_worker.h"
+#include "test_client_fake_worker2.h"
 
 
 static void test_cli_idempotent_existing_id_creates_nothing(void **state) {
@@ -55,7 +55,7 @@ static void test_cli_idempotent_existing_id_with_wait(void **state) {
   cli_run r;
   RUN(&r, "enqueue", "job", "--id", "w-1");
   cli_free(&r);
-  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", NULL), 0);
+  assert_int_equal(fw2_run_one(rc_, &keys2, "default", "w", NULL), 0);
   RUN(&r, "enqueue", "job", "--id", "w-1", "--wait", "--json");
   assert_int_equal(r.code, 0);
   json_t *v = cli_json(&r);

@@ -36,13 +36,10 @@ static void test_cli_interrupt_enqueue_wait_json(void **state) {
   (void)state;
   cli_run r;
   START(&r, "enqueue", "t", "{\"n\":1}", "--wait", "--json");
-  /* The id is one we do not know yet: find it in the pending index (the
-   * queue's list under protocol 2). */
-  rtq_key pend = rtq_keys_status(&keys, RTQ_STATUS_PENDING);
+  /* The id is one we do not know yet: find it in the queue's list. */
   rtq_key2 q2 = rtq_keys2_queue(&keys2, "default");
-  bool v2 = cli_v2();
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, v2 ? "LLEN" : "ZCARD", v2 ? q2.s : pend.s, NULL) == 1, 5000);
-  redisReply *z = rtq_test_command(rc_, v2 ? "LRANGE" : "ZRANGE", v2 ? q2.s : pend.s, "0", "0", NULL);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", q2.s, NULL) == 1, 5000);
+  redisReply *z = rtq_test_command(rc_, "LRANGE", q2.s, "0", "0", NULL);
   assert_int_equal(z->type, REDIS_REPLY_ARRAY);
   assert_int_equal(z->elements, 1);
   char id[RTQ_TASK_ID_SIZE];

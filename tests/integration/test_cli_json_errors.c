@@ -6,7 +6,7 @@
  * Redis down and timeouts.
  */
 #include "test_cli_env.h"
-#include "test_client_fake_worker.h"
+#include "test_client_fake_worker2.h"
 
 
 /* Asserts a JSON failure: the exit code, nothing on stdout, and stderr
@@ -103,7 +103,7 @@ static void test_cli_json_errors_from_redis_and_tasks(void **state) {
   RUN(&r, "retry", "j1", "--json");
   assert_json_error(&r, 1, "RTQ_ESTATE", NULL);
   cli_free(&r);
-  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", NULL), 0);
+  assert_int_equal(fw2_run_one(rc_, &keys2, "default", "w", NULL), 0);
   RUN(&r, "cancel", "j1", "--json");
   assert_json_error(&r, 1, "RTQ_ESTATE", "completed");
   cli_free(&r);

@@ -6,13 +6,11 @@
  * records) it does not.
  */
 #include "test_cli_env.h"
-#include "test_client_fake_worker.h"
+#include "test_client_fake_worker2.h"
 
-/* Workers with a heartbeat entry, in the protocol the binaries speak. */
+/* Workers with a heartbeat entry. */
 static long long workers_alive(void) {
-  rtq_key k = rtq_keys_workers(&keys);
-  rtq_key2 k2 = rtq_keys2_workers(&keys2);
-  return rtq_test_cmd_int(rc_, "ZCARD", cli_v2() ? k2.s : k.s, NULL);
+  return rtq_test_cmd_int(rc_, "ZCARD", rtq_keys2_workers(&keys2).s, NULL);
 }
 
 static pid_t start_worker(const char *queue) {
@@ -85,7 +83,7 @@ static void test_cli_no_worker_real_workers(void **state) {
  * record without weights ("name,name") is read too. */
 static void test_cli_no_worker_queue_names_with_colons(void **state) {
   (void)state;
-  assert_int_equal(fw_heartbeat(rc_, &keys, "wk-c", "h", "1", "mail:eu:3,x", "0", "1"), 0);
+  assert_int_equal(fw2_heartbeat(rc_, &keys2, "wk-c", "h", "1", "mail:eu:3,x", "0", "1"), 0);
   cli_run r;
   RUN(&r, "enqueue", "t", "--queue", "mail:eu", "--wait=100ms");
   cli_assert_error(&r, 5, "did not end");

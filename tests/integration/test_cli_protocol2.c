@@ -1,9 +1,10 @@
 /*
- * test_cli_protocol2.c - the `rtq` commands about tasks with --protocol 2
- * (whatever RTQ_PROTOCOL says): ids that carry their queue's slot, one
- * caller-supplied id on two queues told apart with --queue, status,
- * cancel, retry and wait through the queue or through the id alone, list
- * pages, and a namespace of the other protocol refused.
+ * test_cli_protocol2.c - the `rtq` commands about tasks (given
+ * --protocol 2, the one protocol, explicitly): ids that carry their
+ * queue's slot, one caller-supplied id on two queues told apart with
+ * --queue, status, cancel, retry and wait through the queue or through
+ * the id alone, list pages; protocol 1 refused, as a setting and as a
+ * namespace's data.
  */
 #include "test_cli_env.h"
 #include "test_client_fake_worker2.h"
@@ -119,19 +120,52 @@ static void test_cli_protocol2_list_pages(void **state) {
   cli_free(&r);
 }
 
-static void test_cli_protocol2_other_protocol_refused(void **state) {
+static void test_cli_protocol2_protocol_1_refused(void **state) {
   (void)state;
   cli_run r;
   RUN2(&r, "enqueue", "t");
   assert_int_equal(r.code, 0);
   cli_free(&r);
   RUN(&r, "--protocol", "1", "list");
-  assert_int_equal(r.code, 4);
-  assert_non_null(strstr(r.err, "protocol"));
+  cli_assert_error(&r, 2, "protocol 1 is no longer supported");
+  cli_free(&r);
+  const char *env1[] = {url_env, "RTQ_NAMESPACE", "RTQ_PROTOCOL=1", NULL};
+  cli(&r, (const char *const[]){"list", NULL}, env1);
+  cli_assert_error(&r, 2, "RTQ_PROTOCOL: protocol 1 is no longer supported");
   cli_free(&r);
   RUN(&r, "--protocol", "3", "list");
   cli_assert_error(&r, 2, "protocol");
   cli_free(&r);
+  /* Without a flag or variable: 2, the default. */
+  const char *env0[] = {url_env, "RTQ_NAMESPACE", "RTQ_PROTOCOL", NULL};
+  cli(&r, (const char *const[]){"list", "--json", NULL}, env0);
+  assert_int_equal(r.code, 0);
+  json_t *v = cli_json(&r);
+  assert_int_equal(json_array_size(v), 1);
+  json_decref(v);
+  cli_free(&r);
+}
+
+/* A namespace holding protocol 1's data (its counters, ns:stats, or
+ * {ns}:stats of a cluster namespace) and no mark: refused, exit 4, with
+ * where to read how to move it; nothing is written. */
+static void test_cli_protocol2_protocol_1_data_refused(void **state) {
+  (void)state;
+  static const char *const v1_stats[] = {"rtq:stats", "{rtq}:stats"};
+  for (int i = 0; i < 2; i++) {
+    rtq_test_redis_flush();
+    rtq_test_cmd_int(rc_, "HSET", v1_stats[i], "default|enqueued", "1", NULL);
+    cli_run r;
+    RUN(&r, "enqueue", "t");
+    cli_assert_error(&r, 4, "holds protocol-1 data");
+    assert_non_null(strstr(r.err, "OPERATIONS.md"));
+    cli_free(&r);
+    assert_int_equal(rtq_test_cmd_int(rc_, "DBSIZE", NULL), 1);
+    /* Another namespace on the same Redis is its own. */
+    RUN(&r, "--namespace", "rtq2", "enqueue", "t");
+    assert_int_equal(r.code, 0);
+    cli_free(&r);
+  }
 }
 
 int main(void) {
@@ -140,7 +174,8 @@ int main(void) {
       T(test_cli_protocol2_enqueue_and_status),
       T(test_cli_protocol2_one_id_on_two_queues),
       T(test_cli_protocol2_list_pages),
-      T(test_cli_protocol2_other_protocol_refused),
+      T(test_cli_protocol2_protocol_1_refused),
+      T(test_cli_protocol2_protocol_1_data_refused),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,7 +78,7 @@ static void test_cli_schedule_bad_input(void **state) {
     if (strstr(r.err, cases[i].says) == NULL) fail_msg("case %zu: \"%s\" does not say %s", i, r.err, cases[i].says);
     cli_free(&r);
   }
-  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rtq_keys_schedules(&keys).s, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(rc_, "EXISTS", rtq_keys2_schedules(&keys2).s, NULL), 0);
 }
 
 int main(void) {

@@ -16,21 +16,14 @@ static void test_cli_terminal_escapes_never_reach_the_terminal(void **state) {
   RUN(&r, "enqueue", "job", "--id", "t-1");
   assert_int_equal(r.code, 0);
   cli_free(&r);
-  rtq_key k = rtq_keys_task(&keys, "t-1");
   rtq_key2 k2 = rtq_keys2_task(&keys2, "default", "t-1");
-  rtq_test_cmd_int(rc_, "HSET", cli_v2() ? k2.s : k.s, field_name("name"), "n" NASTY,
+  rtq_test_cmd_int(rc_, "HSET", k2.s, field_name("name"), "n" NASTY,
                    field_name("status"), "failed", field_name("progress"), "50",
                    field_name("progress_message"), "m" NASTY, field_name("worker"), "w" NASTY,
                    field_name("error_code"), "E" NASTY, field_name("error_message"), "msg" NASTY,
                    field_name("error_traceback"), "line 1" NASTY "\nline 2", NULL);
-  /* Listed from the failed index (protocol 2: the queue's done list). */
-  if (cli_v2()) {
-    rtq_test_cmd_int(rc_, "LPUSH", rtq_keys2_done(&keys2, "default", RTQ_STATUS_FAILED).s, "t-1",
-                     NULL);
-  } else {
-    rtq_key idx = rtq_keys_status(&keys, RTQ_STATUS_FAILED);
-    rtq_test_cmd_int(rc_, "ZADD", idx.s, "1", "t-1", NULL);
-  }
+  /* Listed from the queue's list of failed tasks. */
+  rtq_test_cmd_int(rc_, "LPUSH", rtq_keys2_done(&keys2, "default", RTQ_STATUS_FAILED).s, "t-1", NULL);
 
   RUN(&r, "status", "t-1");
   assert_int_equal(r.code, 0);
@@ -59,10 +52,8 @@ static void test_cli_terminal_escapes_never_reach_the_terminal(void **state) {
   cli_free(&r);
 
   /* A worker record written by anyone with access. */
-  /* The same record under protocol 2's keys when the binaries speak it. */
-  rtq_key wk1 = rtq_keys_worker(&keys, "w-evil"), ws1 = rtq_keys_workers(&keys);
   rtq_key2 wk2 = rtq_keys2_worker(&keys2, "w-evil"), ws2 = rtq_keys2_workers(&keys2);
-  const char *wk = cli_v2() ? wk2.s : wk1.s, *ws = cli_v2() ? ws2.s : ws1.s;
+  const char *wk = wk2.s, *ws = ws2.s;
   rtq_test_cmd_int(rc_, "HSET", wk, "host", "h" NASTY, "queues", "q" NASTY, "pid", "1", NULL);
   redisReply *t = rtq_test_command(rc_, "TIME", NULL);
   char now[32];

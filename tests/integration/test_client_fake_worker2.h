@@ -17,6 +17,7 @@
 #include "calls2.h"
 #include "conn.h"
 #include "keys2.h"
+#include "rtq/args.h"
 #include "scripts2.h"
 
 /* A taken task: what finish needs. */
@@ -108,6 +109,42 @@ static inline int fw2_end(rtq_conn *c, const rtq_keys2 *k, const fake_job2 *j, r
   memset(&t, 0, sizeof t);
   t.status = s;
   return fw2_finish(c, k, j, t);
+}
+
+/* Takes the next task of queue and completes it with result_json (JSON
+ * text or NULL). */
+static inline int fw2_run_one(rtq_conn *c, const rtq_keys2 *k, const char *queue, const char *wid,
+                              const char *result_json) {
+  fake_job2 j;
+  int rc = fw2_take(c, k, queue, wid, &j);
+  char *res = NULL;
+  size_t len = 0;
+  if (rc == 0 && result_json != NULL && rtq_json_to_msgpack(result_json, &res, &len, NULL, 0) != 0)
+    rc = RTQ_EJSON;
+  if (rc == 0) {
+    rtq__finish2_task t;
+    memset(&t, 0, sizeof t);
+    t.status = RTQ_STATUS_COMPLETED;
+    t.result = res;
+    t.result_len = len;
+    rc = fw2_finish(c, k, &j, t);
+  }
+  free(res);
+  return rc;
+}
+
+/* A heartbeat of worker wid with the usual worker record fields. */
+static inline int fw2_heartbeat(rtq_conn *c, const rtq_keys2 *k, const char *wid, const char *host,
+                                const char *pid, const char *queues, const char *busy,
+                                const char *slots) {
+  const rtq__field2 f[] = {{"host", host},   {"pid", pid},     {"queues", queues},
+                           {"busy", busy},   {"slots", slots}, {"started_at", "1700000000000"}};
+  rtq_argv a;
+  rtq_argv_init(&a);
+  int rc = rtq__call2_heartbeat(&a, k, false, wid, 30000, f, 6);
+  if (rc == 0) rc = rtq_script2_run(c, &a, NULL);
+  rtq_argv_destroy(&a);
+  return rc;
 }
 
 #endif

@@ -18,7 +18,6 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "keys.h"
 #include "keys2.h"
 #include "rtq/client.h"
 
@@ -188,25 +187,16 @@ static void test_client_threads_share_one_client(void **state) {
 
   /* No task lost, none duplicated, each exactly as written. */
   rtq_conn *rc = rtq_test_conn();
-  rtq_keys keys;
-  rtq_keys_init(&keys, "rtq", false);
-  /* The queues' keys of the protocol the client speaks (RTQ_PROTOCOL). */
-  const char *proto = getenv("RTQ_PROTOCOL");
-  bool v2 = proto != NULL && strcmp(proto, "2") == 0;
   rtq_keys2 keys2;
   rtq_keys2_init(&keys2, "rtq");
   long long queued = 0;
   for (int q = 0; q < 3; q++) {
     char name[8];
     snprintf(name, sizeof name, "q%d", q);
-    rtq_key k = rtq_keys_queue(&keys, name);
-    queued += rtq_test_cmd_int(rc, "LLEN", v2 ? rtq_keys2_queue(&keys2, name).s : k.s, NULL);
+    queued += rtq_test_cmd_int(rc, "LLEN", rtq_keys2_queue(&keys2, name).s, NULL);
   }
+  /* The queues are the pending set. */
   assert_int_equal(queued, total);
-  if (!v2) { /* v2 has no status index: the queues are the pending set */
-    rtq_key pend = rtq_keys_status(&keys, RTQ_STATUS_PENDING);
-    assert_int_equal(rtq_test_cmd_int(rc, "ZCARD", pend.s, NULL), total);
-  }
   for (int t = 0; t < THREADS; t++) {
     for (int k = 0; k < w[t].nids; k++) {
       rtq_task *task = NULL;

@@ -4,9 +4,8 @@
  * task ends between the subscribe and the status check (deterministic,
  * through the wait seam, and as a loop of free-running threads), timeouts,
  * an expired hash (history off), a cancelled running task, and proof that
- * waiting does not poll (INFO commandstats). Under RTQ_PROTOCOL=2 the
- * channel is the task's shard channel and the waiter registers with the
- * wait script; the helpers below look at whichever the protocol uses.
+ * waiting does not poll (INFO commandstats). The channel is the task's
+ * shard channel and the waiter registers with the wait script.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -20,53 +19,24 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "keys.h"
 #include "rtq/client.h"
-#include "test_client_fixture.h"
-#include "test_client_fake_worker.h"
-
-/* The seam in client/wait.c. */
-extern void (*rtq__wait_subscribed_hook)(const char *id);
-
-static rtq_keys keys;
-static rtq_client *cl;
-static rtq_conn *rc_;
-
-static rtq_keys2 keys2;
-static bool v2; /* RTQ_PROTOCOL=2: the client speaks protocol 2 */
-
-static int setup(void **state) {
-  (void)state;
-  tc_open(&keys, &cl, &rc_);
-  v2 = fw_v2(&keys, &keys2);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rtq__wait_subscribed_hook = NULL;
-  tc_close(&cl, &rc_);
-  return 0;
-}
+#include "test_client_fixture2.h"
+#include "test_client_fake_worker2.h"
 
 static void create(char *id) {
-  if (rtq_create_task(cl, "job", NULL, NULL, id, NULL) != 0)
-    fail_msg("create: %s", rtq_client_errstr(cl));
+  if (rtq_create_task(CL, "job", NULL, NULL, id, NULL) != 0)
+    fail_msg("create: %s", rtq_client_errstr(CL));
 }
 
-/* PUBSUB NUMSUB (SHARDNUMSUB) of a task's channel, on the helper's own
+/* PUBSUB SHARDNUMSUB of a task's channel, on the helper's own
  * connection. */
 static long long subscribers(rtq_conn *c, const char *id) {
-  rtq_key ch = rtq_keys_chan_task(&keys, id);
-  rtq_key2 ch2 = rtq_keys2_chan_waiter(&keys2, "default", id);
+  rtq_key2 ch2 = rtq_keys2_chan_waiter(&K, "default", id);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "PUBSUB");
-  rtq_argv_add_str(&a, v2 ? "SHARDNUMSUB" : "NUMSUB");
-  if (v2)
-    rtq__argv_add_key2(&a, ch2);
-  else
-    rtq__argv_add_key(&a, ch);
+  rtq_argv_add_str(&a, "SHARDNUMSUB");
+  rtq__argv_add_key2(&a, ch2);
   redisReply *r = NULL;
   long long n = -1;
   if (rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
@@ -84,33 +54,13 @@ typedef struct helper {
   int wait_for_subscriber; /* finish only once the waiter listens */
   int mode;                /* 0 complete, 1 fake terminal event + DEL,
                             * 2 kill the subscription, then complete */
-  long long hgetall_before; /* mode 1: HGETALL calls before the wait began */
   int rc;
 } helper;
 
-/* calls= of HGETALL in INFO commandstats, or -1; never asserts (it runs on
- * the helper thread). */
-static long long hgetall_calls(rtq_conn *c) {
-  rtq_argv a;
-  rtq_argv_init(&a);
-  rtq_argv_add_str(&a, "INFO");
-  rtq_argv_add_str(&a, "commandstats");
-  redisReply *r = NULL;
-  long long n = -1;
-  if (rtq_conn_command(c, &a, &r) == 0 && r->type == REDIS_REPLY_STRING) {
-    const char *p = strstr(r->str, "cmdstat_hgetall:calls=");
-    n = p != NULL ? atoll(p + strlen("cmdstat_hgetall:calls=")) : 0;
-  }
-  if (r != NULL) freeReplyObject(r);
-  rtq_argv_destroy(&a);
-  return n;
-}
-
 /* Whether the waiter has read the status once since the helper started:
- * an HGETALL (protocol 1), or the wait script's `wt` mark (protocol 2). */
+ * the wait script's `wt` mark on the task. */
 static bool waiter_checked(helper *h) {
-  if (!v2) return hgetall_calls(h->conn) > h->hgetall_before;
-  rtq_key2 t = rtq_keys2_task(&keys2, "default", h->id);
+  rtq_key2 t = rtq_keys2_task(&K, "default", h->id);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "HEXISTS");
@@ -149,36 +99,28 @@ static void *helper_main(void *arg) {
     h->mode = 0;
   }
   if (h->mode == 0) {
-    h->rc = fw_run_one(h->conn, &keys, "default", "helper", "{\"done\":true}");
+    h->rc = fw2_run_one(h->conn, &K, "default", "helper", "{\"done\":true}");
     return NULL;
   }
   /* History off: the terminal event comes, and the hash has expired by
    * the time the waiter reads it again. The waiter's first status check
-   * (an HGETALL after it subscribed) must be over before the hash goes,
+   * (the wait script after it subscribed) must be over before the hash goes,
    * or the task is rightly "not found". */
   uint64_t deadline = rtq_test_now_ms() + 5000;
   for (int i = 0; !waiter_checked(h) && rtq_test_now_ms() < deadline; i++)
     rtq__test_poll_pause(i);
-  rtq_key t = rtq_keys_task(&keys, h->id), ch = rtq_keys_chan_task(&keys, h->id);
-  rtq_key2 t2 = rtq_keys2_task(&keys2, "default", h->id);
-  rtq_key2 ch2 = rtq_keys2_chan_waiter(&keys2, "default", h->id);
+  rtq_key2 t2 = rtq_keys2_task(&K, "default", h->id);
+  rtq_key2 ch2 = rtq_keys2_chan_waiter(&K, "default", h->id);
   char ev[256];
-  snprintf(ev, sizeof ev, "{\"id\":\"%s\",\"%s\":\"failed\",\"at\":1234567}", h->id,
-           v2 ? "s" : "status");
+  snprintf(ev, sizeof ev, "{\"id\":\"%s\",\"s\":\"failed\",\"at\":1234567}", h->id);
   rtq_argv a;
   rtq_argv_init(&a);
   rtq_argv_add_str(&a, "DEL");
-  if (v2)
-    rtq__argv_add_key2(&a, t2);
-  else
-    rtq__argv_add_key(&a, t);
+  rtq__argv_add_key2(&a, t2);
   h->rc = rtq_conn_command(h->conn, &a, NULL);
   rtq_argv_reset(&a);
-  rtq_argv_add_str(&a, v2 ? "SPUBLISH" : "PUBLISH");
-  if (v2)
-    rtq__argv_add_key2(&a, ch2);
-  else
-    rtq__argv_add_key(&a, ch);
+  rtq_argv_add_str(&a, "SPUBLISH");
+  rtq__argv_add_key2(&a, ch2);
   rtq_argv_add_str(&a, ev);
   if (h->rc == 0) h->rc = rtq_conn_command(h->conn, &a, NULL);
   rtq_argv_destroy(&a);
@@ -191,7 +133,6 @@ static void helper_start(helper *h, const char *id, int wait_sub, int mode) {
   h->id = id;
   h->wait_for_subscriber = wait_sub;
   h->mode = mode;
-  if (mode == 1) h->hgetall_before = hgetall_calls(h->conn);
   assert_int_equal(pthread_create(&h->th, NULL, helper_main, h), 0);
 }
 
@@ -208,7 +149,7 @@ static void test_client_wait_completed_by_thread(void **state) {
   helper h;
   helper_start(&h, id, 1, 0);
   rtq_task *t = NULL;
-  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  assert_int_equal(rtq_wait_for_task(CL, id, 10000, &t), 0);
   helper_join(&h);
   assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
   char *json = NULL;
@@ -225,7 +166,7 @@ static void test_client_wait_survives_lost_subscription(void **state) {
   helper h;
   helper_start(&h, id, 1, 2);
   rtq_task *t = NULL;
-  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  assert_int_equal(rtq_wait_for_task(CL, id, 10000, &t), 0);
   helper_join(&h);
   assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
   rtq_task_free(t);
@@ -235,15 +176,15 @@ static void test_client_wait_already_terminal(void **state) {
   (void)state;
   char id[RTQ_TASK_ID_SIZE];
   create(id);
-  assert_int_equal(fw_run_one(rc_, &keys, "default", "w", NULL), 0);
+  assert_int_equal(fw2_run_one(C, &K, "default", "w", NULL), 0);
   rtq_task *t = NULL;
   uint64_t t0 = rtq_test_now_ms();
-  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  assert_int_equal(rtq_wait_for_task(CL, id, 10000, &t), 0);
   assert_true(rtq_test_now_ms() - t0 < 1000);
   assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
   rtq_task_free(t);
   /* timeout 0 checks once; out may be NULL. */
-  assert_int_equal(rtq_wait_for_task(cl, id, 0, NULL), 0);
+  assert_int_equal(rtq_wait_for_task(CL, id, 0, NULL), 0);
 }
 
 /* The seam ends the task after SUBSCRIBE and before the status check:
@@ -251,7 +192,7 @@ static void test_client_wait_already_terminal(void **state) {
 static void end_task_now(const char *id) {
   (void)id;
   rtq_conn *c = rtq_test_conn();
-  int rc = fw_run_one(c, &keys, "default", "seam", NULL);
+  int rc = fw2_run_one(c, &K, "default", "seam", NULL);
   rtq_conn_free(c);
   if (rc != 0) fail_msg("seam could not finish the task: %d", rc);
 }
@@ -263,7 +204,7 @@ static void test_client_wait_race_in_window(void **state) {
   rtq__wait_subscribed_hook = end_task_now;
   rtq_task *t = NULL;
   uint64_t t0 = rtq_test_now_ms();
-  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  assert_int_equal(rtq_wait_for_task(CL, id, 10000, &t), 0);
   assert_true(rtq_test_now_ms() - t0 < 2000);
   assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
   rtq_task_free(t);
@@ -280,10 +221,10 @@ static void test_client_wait_race_loop(void **state) {
     helper_start(&h, id, 0, 0);
     rtq_task *t = NULL;
     uint64_t t0 = rtq_test_now_ms();
-    int rc = rtq_wait_for_task(cl, id, 5000, &t);
+    int rc = rtq_wait_for_task(CL, id, 5000, &t);
     uint64_t took = rtq_test_now_ms() - t0;
     helper_join(&h);
-    if (rc != 0) fail_msg("iteration %d: %s (%s)", i, rtq_err_name(rc), rtq_client_errstr(cl));
+    if (rc != 0) fail_msg("iteration %d: %s (%s)", i, rtq_err_name(rc), rtq_client_errstr(CL));
     assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
     assert_true(took < 2000);
     rtq_task_free(t);
@@ -296,20 +237,20 @@ static void test_client_wait_timeout(void **state) {
   create(id);
   rtq_task *t = (rtq_task *)1;
   uint64_t t0 = rtq_test_now_ms();
-  assert_int_equal(rtq_wait_for_task(cl, id, 300, &t), RTQ_ETIMEDOUT);
+  assert_int_equal(rtq_wait_for_task(CL, id, 300, &t), RTQ_ETIMEDOUT);
   uint64_t took = rtq_test_now_ms() - t0;
   assert_true(took >= 300 && took < 2000);
   assert_null(t);
-  assert_non_null(strstr(rtq_client_errstr(cl), "300 ms"));
-  assert_int_equal(rtq_wait_for_task(cl, id, 0, &t), RTQ_ETIMEDOUT);
+  assert_non_null(strstr(rtq_client_errstr(CL), "300 ms"));
+  assert_int_equal(rtq_wait_for_task(CL, id, 0, &t), RTQ_ETIMEDOUT);
 }
 
 static void test_client_wait_errors(void **state) {
   (void)state;
   rtq_task *t = NULL;
-  assert_int_equal(rtq_wait_for_task(cl, "ghost", 1000, &t), RTQ_ENOTFOUND);
-  assert_int_equal(rtq_wait_for_task(cl, "ghost", 0, &t), RTQ_ENOTFOUND);
-  assert_int_equal(rtq_wait_for_task(cl, "bad id", 1000, &t), RTQ_EINVAL);
+  assert_int_equal(rtq_wait_for_task(CL, "ghost", 1000, &t), RTQ_ENOTFOUND);
+  assert_int_equal(rtq_wait_for_task(CL, "ghost", 0, &t), RTQ_ENOTFOUND);
+  assert_int_equal(rtq_wait_for_task(CL, "bad id", 1000, &t), RTQ_EINVAL);
   assert_int_equal(rtq_wait_for_task(NULL, "x", 1000, &t), RTQ_EINVAL);
   assert_null(t);
 }
@@ -321,7 +262,7 @@ static void test_client_wait_hash_expired(void **state) {
   helper h;
   helper_start(&h, id, 1, 1);
   rtq_task *t = NULL;
-  assert_int_equal(rtq_wait_for_task(cl, id, 10000, &t), 0);
+  assert_int_equal(rtq_wait_for_task(CL, id, 10000, &t), 0);
   helper_join(&h);
   assert_string_equal(t->id, id);
   assert_int_equal(t->status, RTQ_STATUS_FAILED);
@@ -333,31 +274,26 @@ static void test_client_wait_hash_expired(void **state) {
  * shared client, then plays the worker ending it cancelled. */
 typedef struct canceller {
   helper h;
-  fake_job *job;
+  fake_job2 *job;
   int requested;
 } canceller;
 
 static void *cancel_then_finish(void *arg) {
   canceller *x = arg;
   wait_subscriber(x->h.conn, x->h.id);
-  x->h.rc = rtq_cancel_task(cl, x->h.id, &x->requested);
-  /* The request's mark: v1's flag key, v2's `cr` field. */
-  rtq_key flag = rtq_keys_cancel(&keys, x->h.id);
+  x->h.rc = rtq_cancel_task(CL, x->h.id, &x->requested);
+  /* The request's mark: the task's `cr` field. */
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq_argv_add_str(&a, v2 ? "HEXISTS" : "EXISTS");
-  if (v2) {
-    rtq__argv_add_key2(&a, rtq_keys2_task(&keys2, "default", x->h.id));
-    rtq_argv_add_str(&a, "cr");
-  } else {
-    rtq__argv_add_key(&a, flag);
-  }
+  rtq_argv_add_str(&a, "HEXISTS");
+  rtq__argv_add_key2(&a, rtq_keys2_task(&K, "default", x->h.id));
+  rtq_argv_add_str(&a, "cr");
   redisReply *r = NULL;
   if (x->h.rc == 0) x->h.rc = rtq_conn_command(x->h.conn, &a, &r);
   if (x->h.rc == 0 && r->integer != 1) x->h.rc = RTQ_ESTATE;
   if (r != NULL) freeReplyObject(r);
   rtq_argv_destroy(&a);
-  if (x->h.rc == 0) x->h.rc = fw_finish(x->h.conn, &keys, "w", x->job, "cancelled", NULL);
+  if (x->h.rc == 0) x->h.rc = fw2_end(x->h.conn, &K, x->job, RTQ_STATUS_CANCELLED);
   return NULL;
 }
 
@@ -365,8 +301,8 @@ static void test_client_wait_cancelled_running(void **state) {
   (void)state;
   char id[RTQ_TASK_ID_SIZE];
   create(id);
-  fake_job j;
-  assert_int_equal(fw_claim(rc_, &keys, "default", "w", &j), 0);
+  fake_job2 j;
+  assert_int_equal(fw2_take(C, &K, "default", "w", &j), 0);
   canceller x;
   memset(&x, 0, sizeof x);
   x.h.conn = rtq_test_conn();
@@ -374,10 +310,9 @@ static void test_client_wait_cancelled_running(void **state) {
   x.job = &j;
   assert_int_equal(pthread_create(&x.h.th, NULL, cancel_then_finish, &x), 0);
   rtq_task *t = NULL;
-  int rc = rtq_wait_for_task(cl, id, 10000, &t);
+  int rc = rtq_wait_for_task(CL, id, 10000, &t);
   pthread_join(x.h.th, NULL);
   rtq_conn_free(x.h.conn);
-  fake_job_destroy(&j);
   assert_int_equal(x.h.rc, 0);
   assert_int_equal(x.requested, 1);
   assert_int_equal(rc, 0);
@@ -387,7 +322,7 @@ static void test_client_wait_cancelled_running(void **state) {
 
 /* calls= of one command in INFO commandstats. */
 static long long calls_of(const char *cmd) {
-  char *info = rtq_test_cmd_str(rc_, "INFO", "commandstats", NULL);
+  char *info = rtq_test_cmd_str(C, "INFO", "commandstats", NULL);
   char key[64];
   snprintf(key, sizeof key, "cmdstat_%s:calls=", cmd);
   const char *p = strstr(info, key);
@@ -400,16 +335,16 @@ static void test_client_wait_does_not_poll(void **state) {
   (void)state;
   char id[RTQ_TASK_ID_SIZE];
   create(id);
-  /* One status read in 1.5 s: an HGETALL (v1), the wait script (v2). */
-  const char *read = v2 ? "evalsha" : "hgetall";
+  /* One status read in 1.5 s: the wait script. */
+  const char *read = "evalsha";
   long long before = calls_of(read);
-  assert_int_equal(rtq_wait_for_task(cl, id, 1500, NULL), RTQ_ETIMEDOUT);
+  assert_int_equal(rtq_wait_for_task(CL, id, 1500, NULL), RTQ_ETIMEDOUT);
   assert_int_equal(calls_of(read) - before, 1);
 }
 
 /* connected_clients of INFO clients. */
 static long long connected_clients(void) {
-  char *info = rtq_test_cmd_str(rc_, "INFO", "clients", NULL);
+  char *info = rtq_test_cmd_str(C, "INFO", "clients", NULL);
   assert_non_null(info);
   const char *p = strstr(info, "connected_clients:");
   assert_non_null(p);
@@ -450,16 +385,14 @@ static void test_client_wait_holds_one_connection(void **state) {
     rtq_client_options o;
     memset(&o, 0, sizeof o);
     o.redis_url = rtq_test_redis_url();
+    o.protocol = 2;
     if (rtq_client_new(&o, &w[i].c) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
     assert_int_equal(pthread_create(&w[i].th, NULL, waiter_main, &w[i]), 0);
   }
-  for (int i = 0; i < WAITERS; i++) wait_subscriber(rc_, w[i].id);
+  for (int i = 0; i < WAITERS; i++) wait_subscriber(C, w[i].id);
   RTQ_TEST_WAIT_FOR(connected_clients() == base + WAITERS, 5000);
   for (int i = 0; i < WAITERS; i++) {
-    fake_job j;
-    assert_int_equal(fw_claim(rc_, &keys, "default", "w1", &j), 0);
-    assert_int_equal(fw_finish(rc_, &keys, "w1", &j, "completed", "{}"), 0);
-    fake_job_destroy(&j);
+    assert_int_equal(fw2_run_one(C, &K, "default", "w1", "{}"), 0);
   }
   for (int i = 0; i < WAITERS; i++) {
     assert_int_equal(pthread_join(w[i].th, NULL), 0);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "rtq/common.h"
 #include "scripts.h"
+#include "scripts2.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -551,25 +552,25 @@ static void test_conn_scripts_evalsha_then_noscript_fallback(void **state) {
   rtq_test_redis *r = rtq_test_redis_start(NULL);
   assert_non_null(r);
   rtq_conn *c = rtq_test_conn_new(rtq_test_redis_url_of(r));
-  assert_int_equal(rtq_scripts_load(c), 0);
-  for (int i = 0; i < RTQ_SCRIPT_COUNT; i++) {
-    const char *sha = rtq_script_sha((rtq_script_id)i);
+  assert_int_equal(rtq_scripts2_load(c), 0);
+  for (int i = 0; i < RTQ_SCRIPT2_COUNT; i++) {
+    const char *sha = rtq_script2_sha((rtq_script2_id)i);
     assert_true(is_hex40(sha));
-    assert_true(strlen(rtq_script_body((rtq_script_id)i)) > 0);
+    assert_true(strlen(rtq_script2_body((rtq_script2_id)i)) > 0);
     redisReply *ex = rtq_test_command(c, "SCRIPT", "EXISTS", sha, NULL);
     assert_int_equal(ex->type, REDIS_REPLY_ARRAY);
     assert_int_equal(ex->element[0]->integer, 1);
     freeReplyObject(ex);
   }
-  assert_string_equal(rtq_script_name(RTQ_SCRIPT_LEASE), "lease");
+  assert_string_equal(rtq_script2_name(RTQ_SCRIPT2_LEASE), "lease");
 
   /* The lease step with one key, as the broker runs it. Its exact reply is
    * the Lua's business; here it only has to run and not be NOSCRIPT. */
   rtq_argv a;
   rtq_argv_init(&a);
-  assert_int_equal(rtq_script_argv(&a, RTQ_SCRIPT_LEASE, 1, false), 0);
+  assert_int_equal(rtq_script2_argv(&a, RTQ_SCRIPT2_LEASE, 1, false), 0);
   assert_string_equal(a.argv[0], "EVALSHA");
-  assert_string_equal(a.argv[1], rtq_script_sha(RTQ_SCRIPT_LEASE));
+  assert_string_equal(a.argv[1], rtq_script2_sha(RTQ_SCRIPT2_LEASE));
   assert_string_equal(a.argv[2], "1");
   rtq_argv_add_str(&a, "conn-test:lease");
   rtq_argv_add_str(&a, "owner-1");
@@ -578,7 +579,7 @@ static void test_conn_scripts_evalsha_then_noscript_fallback(void **state) {
 
   rtq_test_cmd_ok(c, "CONFIG", "RESETSTAT", NULL);
   redisReply *rep = NULL;
-  int rc = rtq_script_run(c, &a, &rep);
+  int rc = rtq_script2_run(c, &a, &rep);
   assert_true(rc == 0 || rc == RTQ_EREDIS);
   assert_false(rtq_reply_is_noscript(rep));
   freeReplyObject(rep);
@@ -588,19 +589,19 @@ static void test_conn_scripts_evalsha_then_noscript_fallback(void **state) {
   /* A flushed script cache (or a restarted server) answers NOSCRIPT; the
    * run falls back to EVAL, which also caches the script again. */
   rtq_test_cmd_ok(c, "SCRIPT", "FLUSH", NULL);
-  assert_int_equal(rtq_script_argv(&a, RTQ_SCRIPT_LEASE, 1, false), 0);
+  assert_int_equal(rtq_script2_argv(&a, RTQ_SCRIPT2_LEASE, 1, false), 0);
   rtq_argv_add_str(&a, "conn-test:lease");
   rtq_argv_add_str(&a, "owner-1");
   rtq_argv_add_str(&a, "10000");
   rtq_argv_add_str(&a, "acquire");
   rep = NULL;
-  int rc2 = rtq_script_run(c, &a, &rep);
+  int rc2 = rtq_script2_run(c, &a, &rep);
   assert_int_equal(rc2, rc); /* same outcome as through EVALSHA */
   assert_false(rtq_reply_is_noscript(rep));
   freeReplyObject(rep);
   assert_int_equal(calls_of(c, "eval"), 1);
   assert_string_equal(a.argv[0], "EVAL");
-  redisReply *ex = rtq_test_command(c, "SCRIPT", "EXISTS", rtq_script_sha(RTQ_SCRIPT_LEASE), NULL);
+  redisReply *ex = rtq_test_command(c, "SCRIPT", "EXISTS", rtq_script2_sha(RTQ_SCRIPT2_LEASE), NULL);
   assert_int_equal(ex->element[0]->integer, 1);
   freeReplyObject(ex);
 
@@ -615,11 +616,11 @@ static void test_conn_scripts_eval_form_and_foreign_noscript(void **state) {
   rtq_argv a;
   rtq_argv_init(&a);
   /* use_eval sends the body itself. */
-  assert_int_equal(rtq_script_argv(&a, RTQ_SCRIPT_CREATE, 0, true), 0);
+  assert_int_equal(rtq_script2_argv(&a, RTQ_SCRIPT2_CREATE, 0, true), 0);
   assert_string_equal(a.argv[0], "EVAL");
-  assert_string_equal(a.argv[1], rtq_script_body(RTQ_SCRIPT_CREATE));
-  assert_int_equal(rtq_script_argv(&a, RTQ_SCRIPT_COUNT, 0, false), RTQ_EINVAL);
-  assert_int_equal(rtq_script_argv(&a, RTQ_SCRIPT_CREATE, -1, false), RTQ_EINVAL);
+  assert_string_equal(a.argv[1], rtq_script2_body(RTQ_SCRIPT2_CREATE));
+  assert_int_equal(rtq_script2_argv(&a, RTQ_SCRIPT2_COUNT, 0, false), RTQ_EINVAL);
+  assert_int_equal(rtq_script2_argv(&a, RTQ_SCRIPT2_CREATE, -1, false), RTQ_EINVAL);
 
   /* An EVALSHA that is not one of ours cannot be rewritten: its NOSCRIPT
    * reaches the caller. */
@@ -628,7 +629,7 @@ static void test_conn_scripts_eval_form_and_foreign_noscript(void **state) {
   rtq_argv_add_str(&a, "0000000000000000000000000000000000000000");
   rtq_argv_add_str(&a, "0");
   redisReply *rep = NULL;
-  assert_int_equal(rtq_script_run(c, &a, &rep), RTQ_EREDIS);
+  assert_int_equal(rtq_script2_run(c, &a, &rep), RTQ_EREDIS);
   assert_true(rtq_reply_is_noscript(rep));
   assert_memory_equal(rtq_conn_errstr(c), "NOSCRIPT", 8);
   freeReplyObject(rep);
@@ -641,7 +642,7 @@ static void test_conn_scripts_eval_form_and_foreign_noscript(void **state) {
   rtq_argv_add_str(&a, "k");
   rtq_argv_add_str(&a, "v");
   rep = NULL;
-  assert_int_equal(rtq_script_run(c, &a, &rep), 0);
+  assert_int_equal(rtq_script2_run(c, &a, &rep), 0);
   assert_int_equal(rep->type, REDIS_REPLY_STRING);
   assert_string_equal(rep->str, "vk");
   assert_false(rtq_reply_is_noscript(rep));

@@ -10,7 +10,10 @@
  * connecting). Last, a password given in --redis does not stay visible in
  * /proc/<pid>/cmdline of a running worker, broker, rtq or rtq-web, and one in a
  * --redis-url-file (RTQ_REDIS_URL_FILE) shows in neither the process's
- * cmdline, its environment nor any error.
+ * cmdline, its environment nor any error. The protocol setting takes 2
+ * only: every binary, rtq-web and rtq-bench included, refuses 1 (flag or
+ * variable) with exit 2 and says so, and refuses a namespace that holds
+ * protocol 1's data.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -27,7 +30,6 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "keys.h"
 #include "keys2.h"
 
 #define MAX_ROWS 32
@@ -138,11 +140,11 @@ static void read_table(void) {
   assert_true(in_table);
 }
 
-/* Runs bin with args (and env, may be NULL); returns its exit status, its
- * output in out. */
-static int run(int bin, const char *const *args, const char *const *env, char *out, size_t cap) {
+/* Runs the built binary rel ("client/rtq") with args (and env, may be
+ * NULL) to its end (10 s); returns its exit status, its output in out. */
+static int run_rel(const char *rel, const char *const *args, const char *const *env, char *out, size_t cap) {
   char path[1024], log[1024];
-  assert_non_null(rtq_test_bin_path(bin_rel[bin], path, sizeof path));
+  assert_non_null(rtq_test_bin_path(rel, path, sizeof path));
   snprintf(log, sizeof log, "%s/settings-%d.out", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
   unlink(log);
   const char *argv[8] = {path};
@@ -163,6 +165,10 @@ static int run(int bin, const char *const *args, const char *const *env, char *o
   }
   unlink(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int run(int bin, const char *const *args, const char *const *env, char *out, size_t cap) {
+  return run_rel(bin_rel[bin], args, env, out, cap);
 }
 
 static void expect_shown(int bin, const char *how, const char *out, const struct sample *s) {
@@ -302,19 +308,16 @@ static bool file_has(const char *path, const char *needle) {
   return strstr(buf, needle) != NULL;
 }
 
-/* The key that shows each binary at work, in the protocol the binaries
- * speak (RTQ_PROTOCOL): the workers set, the broker's lease, queue
- * "nobody". Static storage, one per kind. */
+/* The key that shows each binary at work: the workers set, the broker's
+ * lease, queue "nobody". Static storage, one per kind. */
 enum { KEY_WORKERS, KEY_LEASE, KEY_NOBODY };
-static const char *work_key(const rtq_keys *k, int which) {
+static const char *work_key(int which) {
   static char keys_[3][RTQ_KEY2_CAP];
-  const char *p = getenv("RTQ_PROTOCOL");
   rtq_keys2 k2;
   rtq_keys2_init(&k2, "rtq");
-  bool v2 = p != NULL && strcmp(p, "2") == 0;
-  const char *s = which == KEY_WORKERS ? (v2 ? rtq_keys2_workers(&k2).s : rtq_keys_workers(k).s)
-                  : which == KEY_LEASE ? (v2 ? rtq_keys2_lease(&k2).s : rtq_keys_lease(k).s)
-                                       : (v2 ? rtq_keys2_queue(&k2, "nobody").s : rtq_keys_queue(k, "nobody").s);
+  const char *s = which == KEY_WORKERS ? rtq_keys2_workers(&k2).s
+                  : which == KEY_LEASE ? rtq_keys2_lease(&k2).s
+                                       : rtq_keys2_queue(&k2, "nobody").s;
   snprintf(keys_[which], sizeof keys_[which], "%s", s);
   return keys_[which];
 }
@@ -349,19 +352,17 @@ static void test_settings_password_hidden_from_cmdline(void **state) {
   snprintf(inline_url, sizeof inline_url, "--redis=%s", url);
   rtq_conn *c = rtq_test_conn();
   rtq_test_redis_flush();
-  rtq_keys k;
-  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
 
   /* rtq-worker, the URL as a separate word; registered means connected. */
   const char *wargs[] = {"--redis", url, "--demo-handlers", NULL};
-  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", work_key(&k, KEY_WORKERS), "redis://default:*************@127.0.0.1:");
+  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", work_key(KEY_WORKERS), "redis://default:*************@127.0.0.1:");
   /* rtq-broker, the URL inline; holding the lease means connected. */
   const char *bargs[] = {inline_url, NULL};
-  pid_t b = run_hiding(BROKER, bargs, c, "EXISTS", work_key(&k, KEY_LEASE),
+  pid_t b = run_hiding(BROKER, bargs, c, "EXISTS", work_key(KEY_LEASE),
                        "--redis=redis://default:*************@127.0.0.1:");
   /* rtq, waiting on a task that stays pending (no worker serves "nobody"). */
   const char *eargs[] = {"--redis", url, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
-  pid_t r = run_hiding(CLI, eargs, c, "LLEN", work_key(&k, KEY_NOBODY),
+  pid_t r = run_hiding(CLI, eargs, c, "LLEN", work_key(KEY_NOBODY),
                        "redis://default:*************@127.0.0.1:");
 
   /* rtq-web; listening means it has read its flags and connected. */
@@ -493,20 +494,18 @@ static void test_settings_url_file_keeps_the_password_out_of_proc(void **state) 
   snprintf(var, sizeof var, "RTQ_REDIS_URL_FILE=%s", path);
   rtq_conn *c = rtq_test_conn();
   rtq_test_redis_flush();
-  rtq_keys k;
-  assert_int_equal(rtq_keys_init(&k, "rtq", false), 0);
 
   const char *wargs[] = {"--redis-url-file", path, "--demo-handlers", NULL};
-  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", work_key(&k, KEY_WORKERS), "--redis-url-file");
+  pid_t w = run_hiding(WORKER, wargs, c, "ZCARD", work_key(KEY_WORKERS), "--redis-url-file");
   char bin[1024];
   assert_non_null(rtq_test_bin_path(bin_rel[BROKER], bin, sizeof bin));
   const char *bargv[] = {bin, NULL};
   const char *benv[] = {var, NULL};
   pid_t b = rtq_test_spawn_ex(&(rtq_test_spawn_options){.path = bin, .argv = bargv, .env = benv});
   assert_true(b > 0);
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "EXISTS", work_key(&k, KEY_LEASE), NULL) == 1, 10000);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(c, "EXISTS", work_key(KEY_LEASE), NULL) == 1, 10000);
   const char *eargs[] = {"--redis-url-file", path, "enqueue", "rtq.noop", "--queue", "nobody", "--wait=30", NULL};
-  pid_t r = run_hiding(CLI, eargs, c, "LLEN", work_key(&k, KEY_NOBODY), "--redis-url-file");
+  pid_t r = run_hiding(CLI, eargs, c, "LLEN", work_key(KEY_NOBODY), "--redis-url-file");
   pid_t all[] = {w, b, r};
   for (int i = 0; i < 3; i++) {
     char p[64], env[8192];
@@ -529,6 +528,93 @@ static void test_settings_url_file_keeps_the_password_out_of_proc(void **state) 
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   rtq_conn_free(c);
   unlink(path);
+}
+
+/* The binaries, each with arguments that would set it to work on the test
+ * server: rtq, rtq-worker, rtq-broker, rtq-web and rtq-bench. */
+static const struct proto_bin {
+  const char *rel;
+  const char *args[4];
+} proto_bins[] = {
+    {"client/rtq", {"list", NULL}},
+    {"worker/rtq-worker", {"--demo-handlers", NULL}},
+    {"broker/rtq-broker", {"--once", NULL}},
+    {"web/rtq-web", {"--listen", "127.0.0.1:0", NULL}},
+    {"bench/rtq-bench", {"--smoke", NULL}},
+};
+#define NPROTO_BINS (sizeof proto_bins / sizeof proto_bins[0])
+
+/* proto_bins[i] with --redis (the test server), then extra, then its
+ * own arguments, NULL-terminated in argv (8 entries). */
+static void proto_argv(size_t i, const char *extra, const char *extra_value, const char **argv) {
+  int n = 0;
+  argv[n++] = "--redis";
+  argv[n++] = rtq_test_redis_url();
+  if (extra != NULL) {
+    argv[n++] = extra;
+    argv[n++] = extra_value;
+  }
+  for (int k = 0; proto_bins[i].args[k] != NULL; k++) argv[n++] = proto_bins[i].args[k];
+  argv[n] = NULL;
+}
+
+/* Protocol 1 is gone: --protocol 1 and RTQ_PROTOCOL=1 stop every binary
+ * before it connects (exit 2), saying so, and nothing is written. */
+static void test_settings_protocol_1_is_refused(void **state) {
+  (void)state;
+  char out[8192];
+  rtq_conn *c = rtq_test_conn();
+  rtq_test_redis_flush();
+  const char *env1[] = {"RTQ_PROTOCOL=1", NULL};
+  for (size_t i = 0; i < NPROTO_BINS; i++) {
+    const char *argv[8];
+    proto_argv(i, "--protocol", "1", argv);
+    int rc = run_rel(proto_bins[i].rel, argv, NULL, out, sizeof out);
+    if (rc != 2 || strstr(out, "protocol 1 is no longer supported") == NULL)
+      fail_msg("%s --protocol 1: exit %d:\n%s", proto_bins[i].rel, rc, out);
+    proto_argv(i, NULL, NULL, argv);
+    rc = run_rel(proto_bins[i].rel, argv, env1, out, sizeof out);
+    if (rc != 2 || strstr(out, "RTQ_PROTOCOL") == NULL || strstr(out, "protocol 1 is no longer supported") == NULL)
+      fail_msg("%s with RTQ_PROTOCOL=1: exit %d:\n%s", proto_bins[i].rel, rc, out);
+    /* 2 is the one value; 3 is refused too. */
+    proto_argv(i, "--protocol", "3", argv);
+    rc = run_rel(proto_bins[i].rel, argv, NULL, out, sizeof out);
+    if (rc != 2 || strstr(out, "protocol") == NULL)
+      fail_msg("%s --protocol 3: exit %d:\n%s", proto_bins[i].rel, rc, out);
+  }
+  assert_int_equal(rtq_test_cmd_int(c, "DBSIZE", NULL), 0);
+  rtq_conn_free(c);
+}
+
+/* A namespace holding protocol 1's data (its counters, ns:stats, or
+ * {ns}:stats of a cluster namespace) and no mark: each binary that works
+ * on the namespace refuses to start with the reason, marks nothing and
+ * leaves the data alone. rtq exits 4 (RTQ_EPROTOCOL is a Redis-side
+ * refusal), the worker and the broker 1, rtq-web 2. (rtq-bench works in
+ * fresh namespaces of its own, never "rtq".) */
+static void test_settings_protocol_1_data_is_refused(void **state) {
+  (void)state;
+  static const char *const v1_stats[] = {"rtq:stats", "{rtq}:stats"};
+  static const int code[] = {4, 1, 1, 2};
+  char out[8192];
+  rtq_conn *c = rtq_test_conn();
+  for (int s = 0; s < 2; s++) {
+    rtq_test_redis_flush();
+    rtq_test_cmd_int(c, "HSET", v1_stats[s], "default|enqueued", "3", NULL);
+    for (size_t i = 0; i < 4; i++) {
+      const char *argv[8];
+      proto_argv(i, NULL, NULL, argv);
+      int rc = run_rel(proto_bins[i].rel, argv, NULL, out, sizeof out);
+      if (rc != code[i] || strstr(out, "holds protocol-1 data") == NULL)
+        fail_msg("%s on %s: exit %d, wanted %d:\n%s", proto_bins[i].rel, v1_stats[s], rc, code[i], out);
+      assert_non_null(strstr(out, "OPERATIONS.md"));
+    }
+    assert_int_equal(rtq_test_cmd_int(c, "DBSIZE", NULL), 1);
+    char *v = rtq_test_cmd_str(c, "HGET", v1_stats[s], "default|enqueued", NULL);
+    assert_string_equal(v, "3");
+    free(v);
+  }
+  rtq_conn_free(c);
 }
 
 static int setup_group(void **state) {
@@ -556,6 +642,8 @@ int main(void) {
       cmocka_unit_test(test_settings_url_file_sets_the_url),
       cmocka_unit_test(test_settings_url_file_errors_never_show_the_content),
       cmocka_unit_test(test_settings_url_file_keeps_the_password_out_of_proc),
+      cmocka_unit_test(test_settings_protocol_1_is_refused),
+      cmocka_unit_test(test_settings_protocol_1_data_is_refused),
   };
   return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }

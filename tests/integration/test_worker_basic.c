@@ -3,10 +3,8 @@
  * redis-server: every demo handler, progress, the worker record, retries,
  * graceful exit, and a completion fenced off because the task was taken.
  */
-#include "calls.h"
+#include "calls2.h"
 #include "test_worker_util.h"
-
-#include "scripts.h"
 
 static rtq_client *cl;
 static rtq_conn *rc_;
@@ -124,22 +122,22 @@ static void test_worker_exit_deletes_record(void **state) {
   assert_null(rtq_test_cmd_str(rc_, "ZSCORE", ws.s, wk.id, NULL));
 }
 
-/* Runs finish.lua by hand, as a late second worker would. */
-static char *finish_by_hand(const char *id, const char *env, size_t envlen, const char *worker,
-                            const char *attempt) {
+/* Runs finish.lua by hand, as a late second worker would; returns the
+ * outcome's word: "ok", "retry" or "stale". */
+static const char *finish_by_hand(const char *id, const char *worker, uint64_t attempt) {
   rtq_argv a;
   rtq_argv_init(&a);
-  rtq__finish_task t = {.id = id, .env = env, .env_len = envlen,
-                        .attempt = strtoull(attempt, NULL, 10), .status = RTQ_STATUS_COMPLETED};
-  assert_int_equal(rtq__call_finish(&a, &tw_keys, true, worker, 60, true, NULL, 0), 0);
-  assert_int_equal(rtq__call_finish_task(&a, &t), 0);
+  rtq__finish2_task t = {.id = id, .attempt = attempt, .status = RTQ_STATUS_COMPLETED, .progress = -1};
+  rtq__keep2 keep = {60, true, 10000};
+  assert_int_equal(rtq__call2_finish(&a, tw_k2(), true, "default", worker, &keep, NULL, 0, &t, 1), 0);
   redisReply *r = rtq_test_command_argv(rc_, &a);
   rtq_argv_destroy(&a);
-  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-  assert_int_equal(r->elements, 1); /* one entry per task */
-  char *kind = strdup(r->element[0]->element[0]->str);
+  rtq__finish2_entry e[1];
+  int n = 0;
+  assert_int_equal(rtq__reply2_finish(r, e, 1, &n), 0);
+  assert_int_equal(n, 1); /* one entry per task */
   freeReplyObject(r);
-  return kind;
+  return e[0].kind == RTQ__FINISH2_OK ? "ok" : e[0].kind == RTQ__FINISH2_RETRY ? "retry" : "stale";
 }
 
 static void test_worker_fencing_rejects_stale_completion(void **state) {
@@ -148,24 +146,16 @@ static void test_worker_fencing_rejects_stale_completion(void **state) {
   tw_enqueue(cl, "rtq.sleep", "{\"seconds\":0.5,\"steps\":5}", NULL, id);
   RTQ_TEST_WAIT_FOR(tw_field_is(rc_, id, "status", "running"), 5000);
   rtq_key2 proc = tw_key_processing(wk.id);
-  char *env = rtq_test_cmd_str(rc_, "LINDEX", proc.s, "0", NULL);
-  assert_non_null(env);
+  assert_int_equal(rtq_test_cmd_int(rc_, "LLEN", proc.s, NULL), 1);
   /* A worker that does not own it, and the owner with a wrong attempt. */
-  char *k1 = finish_by_hand(id, env, strlen(env), "someone-else", "1");
-  char *k2 = finish_by_hand(id, env, strlen(env), wk.id, "2");
-  assert_string_equal(k1, "stale");
-  assert_string_equal(k2, "stale");
+  assert_string_equal(finish_by_hand(id, "someone-else", 1), "stale");
+  assert_string_equal(finish_by_hand(id, wk.id, 2), "stale");
   rtq_task *t = tw_wait(cl, id, 5000);
   assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
   assert_string_equal(t->worker, wk.id);
   rtq_task_free(t);
   /* The first completion won; a second one with the right owner is stale. */
-  char *k3 = finish_by_hand(id, env, strlen(env), wk.id, "1");
-  assert_string_equal(k3, "stale");
-  free(k1);
-  free(k2);
-  free(k3);
-  free(env);
+  assert_string_equal(finish_by_hand(id, wk.id, 1), "stale");
 }
 
 static void test_worker_late_result_is_dropped_and_logged(void **state) {

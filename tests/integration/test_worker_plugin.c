@@ -10,7 +10,6 @@ static rtq_client *cl;
 static int setup(void **state) {
   (void)state;
   rtq_test_redis_flush();
-  rtq_keys_init(&tw_keys, "rtq", false);
   cl = tw_client(rtq_test_redis_url());
   return 0;
 }
