@@ -363,8 +363,8 @@ static void test_acl2_roles_stay_in_their_namespace(void **state) {
     denied(c, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru", NULL);
     denied(c, "SET", "other:key", "x", NULL);
     denied(c, "GET", "other:key", NULL);
-    /* Another namespace whose name starts the same way, and protocol 1's
-     * spelling of this one. */
+    /* Another namespace whose name starts the same way, and this one's
+     * name without its hash tag (protocol 1's old spelling). */
     denied(c, "HGETALL", "{rtq2:default}:t:x", NULL);
     denied(c, "HGETALL", "rtq:task:x", NULL);
     denied(c, "PUBLISH", "other-channel", "x", NULL);

@@ -1,9 +1,9 @@
 /*
  * test_cli_ops2.c - `rtq stats`, `rtq workers`, `rtq queue pause|resume`
- * and `rtq dead list|show|requeue|purge` with RTQ_PROTOCOL=2 against a
- * private redis-server: the figures summed over the queues' own keys and
- * the dead letters of every queue as one list. Producer and worker are
- * played with the v2 call builders.
+ * and `rtq dead list|show|requeue|purge` against a private redis-server:
+ * the figures summed over the queues' own keys and the dead letters of
+ * every queue as one list. Producer and worker are played with the v2
+ * call builders.
  */
 #include "test_cli_env.h"
 #include "test_v2_play.h"
@@ -136,8 +136,6 @@ static void test_cli_ops2_watch(void **state) {
 }
 
 int main(void) {
-  /* rtq and this test's own connections speak protocol 2, in both runs. */
-  setenv("RTQ_PROTOCOL", "2", 1);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_cli_ops2_stats_workers_pause, setup2, teardown2),
       cmocka_unit_test_setup_teardown(test_cli_ops2_dead, setup2, teardown2),

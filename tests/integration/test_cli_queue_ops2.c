@@ -1,23 +1,18 @@
 /*
  * test_cli_queue_ops2.c - the protocol 2 operations of the `rtq` tool:
  * `rtq queue limit` (set, show, clear, bad input), `rtq queue purge` and
- * `rtq tasks delete`, their --json output and exit codes, and their
- * refusal under protocol 1. Tasks are put in place with the v2 scripts'
- * call builders (test_ops2_util.h).
+ * `rtq tasks delete`, their --json output and exit codes. Tasks are put
+ * in place with the scripts' call builders (test_ops2_util.h).
  */
 #include "test_cli_env.h"
 #include "test_ops2_util.h"
 
 static rtq_keys2 K;
-static const char *env2[] = {url_env, "RTQ_NAMESPACE", "RTQ_PROTOCOL=2", NULL};
 
-/* Exit code of a Redis-side refusal (RTQ_EPROTOCOL among them). */
-#define CLI_REDIS_EXIT 4
+#define RUN2(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env)
 
-#define RUN2(r, ...) cli(r, (const char *const[]){__VA_ARGS__, NULL}, env2)
-
-/* Marks the namespace protocol 2 and loads the scripts, as a v2 client
- * would. */
+/* Marks the namespace (its protocol mark) and loads the scripts, as a
+ * client would. */
 static void become_v2(void) {
   assert_int_equal(rtq_keys2_init(&K, "rtq"), 0);
   cli_run r;
@@ -118,7 +113,7 @@ static void test_cli_queue_ops2_queue_limit_bad_input(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cli_run r;
-    cli(&r, cases[i].argv, env2);
+    cli(&r, cases[i].argv, env);
     if (r.code != 2) fail_msg("case %zu: exit %d, stderr %s", i, r.code, r.err);
     cli_assert_error(&r, 2, cases[i].says);
     cli_free(&r);
@@ -195,39 +190,19 @@ static void test_cli_queue_ops2_tasks_delete(void **state) {
       {{"tasks", "delete", "--status", "failed", "--queue", "bad name", NULL}, "invalid queue"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    cli(&r, cases[i].argv, env2);
+    cli(&r, cases[i].argv, env);
     cli_assert_error(&r, 2, cases[i].says);
     cli_free(&r);
   }
 }
 
-static void test_cli_queue_ops2_refused_under_protocol_1(void **state) {
-  (void)state;
-  static const char *env1[] = {url_env, "RTQ_NAMESPACE", "RTQ_PROTOCOL=1", NULL};
-  static const char *const cmds[][8] = {
-      {"queue", "limit", "mail", "--rate", "5", NULL},
-      {"queue", "limit", "mail", NULL},
-      {"queue", "limit", "mail", "--clear", NULL},
-      {"queue", "purge", "mail", NULL},
-      {"tasks", "delete", "--status", "failed", NULL},
-  };
-  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-    cli_run r;
-    cli(&r, cmds[i], env1);
-    cli_assert_error(&r, CLI_REDIS_EXIT, "needs protocol 2");
-    cli_free(&r);
-  }
-}
-
 int main(void) {
-  (void)env; /* the fixture's; these tests pick the protocol themselves */
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_cli_queue_ops2_queue_limit),
       T(test_cli_queue_ops2_queue_limit_bad_input),
       T(test_cli_queue_ops2_queue_purge),
       T(test_cli_queue_ops2_tasks_delete),
-      T(test_cli_queue_ops2_refused_under_protocol_1),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,9 +2,9 @@
  * test_client_queue_ops2.c - protocol 2 operations in librtq on a private
  * redis-server: a queue's limits (set, read, cleared, refused when
  * invalid, and applied by the claim step), purging a queue in bounded
- * steps, deleting ended tasks by status, queue and age, and the refusal
- * of all of them under protocol 1. The producer and worker sides are
- * played with the v2 scripts' call builders (test_ops2_util.h).
+ * steps, and deleting ended tasks by status, queue and age. The producer
+ * and worker sides are played with the scripts' call builders
+ * (test_ops2_util.h).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -352,7 +352,7 @@ static void test_client_queue_ops2_any_history_setting_cancels_and_purges(void *
     rtq_test_redis_flush();
     assert_int_equal(rtq_scripts2_load(C), 0);
     setenv("RTQ_MAX_TASK_HISTORY", settings[i], 1);
-    rtq_client *cl = ops2_client(2);
+    rtq_client *cl = ops2_client();
     unsetenv("RTQ_MAX_TASK_HISTORY");
     char one[1][RTQ_ID2_LEN + 1], more[3][RTQ_ID2_LEN + 1];
     ops2_create(C, &K, "hist", 1, 0, one);
@@ -371,28 +371,6 @@ static void test_client_queue_ops2_any_history_setting_cancels_and_purges(void *
   }
 }
 
-static void test_client_queue_ops2_refused_under_protocol_1(void **state) {
-  (void)state;
-  rtq_client_free(CL);
-  rtq_test_redis_flush(); /* a namespace without the protocol 2 mark */
-  CL = ops2_client(1);
-  rtq_queue_limits l = {.rate = 5}, got;
-  rtq_purge_counts pc;
-  rtq_delete_counts dc;
-  int rcs[] = {
-      rtq_queue_limit_set(CL, "mail", &l, RTQ_LIMIT_RATE),
-      rtq_queue_limit_get(CL, "mail", &got, NULL),
-      rtq_queue_limit_clear(CL, "mail"),
-      rtq_queue_purge(CL, "mail", 0, &pc),
-      rtq_tasks_delete(CL, RTQ_STATUS_COMPLETED, NULL, 0, 0, &dc),
-  };
-  for (size_t i = 0; i < sizeof rcs / sizeof rcs[0]; i++) assert_int_equal(rcs[i], RTQ_EPROTOCOL);
-  assert_non_null(strstr(rtq_client_errstr(CL), "needs protocol 2"));
-  redisReply *r = rtq_test_command(C, "DBSIZE", NULL);
-  assert_int_equal(r->integer, 0);
-  freeReplyObject(r);
-}
-
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -405,7 +383,6 @@ int main(void) {
       T(test_client_queue_ops2_delete_by_status_queue_and_age),
       T(test_client_queue_ops2_delete_ends_while_tasks_keep_ending),
       T(test_client_queue_ops2_any_history_setting_cancels_and_purges),
-      T(test_client_queue_ops2_refused_under_protocol_1),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

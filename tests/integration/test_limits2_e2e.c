@@ -39,16 +39,6 @@ static rtq_conn *C;
 static rtq_keys2 K;
 static pid_t procs[MAX_PROCS];
 static int nprocs;
-static bool worker_v2; /* set by main: the built rtq-worker speaks protocol 2 */
-
-/* Each test's first line: skipped, saying why, until the worker can run it. */
-#define NEED_V2_WORKER()                                                         \
-  do {                                                                           \
-    if (!worker_v2) {                                                            \
-      print_message("skipped: worker/rtq-worker does not speak protocol 2 yet\n"); \
-      skip();                                                                    \
-    }                                                                            \
-  } while (0)
 
 static int setup(void **state) {
   (void)state;
@@ -66,8 +56,8 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Starts a built binary (rel: "worker/rtq-worker") under protocol 2 with
- * --redis and args (NULL-terminated). */
+/* Starts a built binary (rel: "worker/rtq-worker") with --redis and args
+ * (NULL-terminated). */
 static pid_t start(const char *rel, const char *const *args) {
   char bin[512], log[64];
   assert_non_null(rtq_test_bin_path(rel, bin, sizeof bin));
@@ -86,28 +76,13 @@ static pid_t start(const char *rel, const char *const *args) {
   memset(&o, 0, sizeof o);
   o.path = bin;
   o.argv = argv;
-  o.env = (const char *const[]){"RTQ_NAMESPACE", "RTQ_PROTOCOL=2", NULL};
+  o.env = (const char *const[]){"RTQ_NAMESPACE", NULL};
   o.output_path = getenv("RTQ_LIMITS2_LOG") != NULL ? log : "/dev/null";
   pid_t pid = rtq_test_spawn_ex(&o);
   assert_true(pid > 0);
   assert_true(nprocs < MAX_PROCS);
   procs[nprocs++] = pid;
   return pid;
-}
-
-/* Whether the built binary rel speaks protocol 2: its --help names
- * --protocol. Until it does, the tests that need it are skipped, saying
- * so, rather than failing on a binary that cannot run them. */
-static bool speaks_v2(const char *rel) {
-  char bin[512], cmd[600], line[256];
-  if (rtq_test_bin_path(rel, bin, sizeof bin) == NULL) return false;
-  snprintf(cmd, sizeof cmd, "'%s' --help 2>&1", bin);
-  FILE *f = popen(cmd, "r");
-  if (f == NULL) return false;
-  bool yes = false;
-  while (fgets(line, sizeof line, f) != NULL) yes = yes || strstr(line, "--protocol") != NULL;
-  pclose(f);
-  return yes;
 }
 
 static pid_t start_worker(const char *queue, const char *conc) {
@@ -168,7 +143,6 @@ static unsigned long long total_commands(void) {
 
 static void test_limits2_rate_holds_across_four_workers(void **state) {
   (void)state;
-  NEED_V2_WORKER();
   enum { N = 100, MEASURED = 60 };
   static char ids[N][RTQ_ID2_LEN + 1];
   rtq_queue_limits l = {.rate = 20, .burst = 1};
@@ -196,7 +170,6 @@ static void test_limits2_rate_holds_across_four_workers(void **state) {
 
 static void test_limits2_concurrency_holds_across_three_workers(void **state) {
   (void)state;
-  NEED_V2_WORKER();
   enum { N = 10 };
   char ids[N][RTQ_ID2_LEN + 1];
   rtq_queue_limits l = {.concurrency = 2};
@@ -242,7 +215,6 @@ static void kill_slot_holder(uint64_t timeout_ms, char t1[RTQ_ID2_LEN + 1]) {
 
 static void test_limits2_slot_of_a_killed_worker_lapses_at_its_deadline(void **state) {
   (void)state;
-  NEED_V2_WORKER();
   char t1[RTQ_ID2_LEN + 1], t2[1][RTQ_ID2_LEN + 1], s[16];
   kill_slot_holder(3000, t1);
   long long dl = task_num("kq", t1, "dl");
@@ -260,11 +232,6 @@ static void test_limits2_slot_of_a_killed_worker_lapses_at_its_deadline(void **s
 static void test_limits2_slot_of_a_killed_worker_comes_back_through_recovery(void **state) {
   (void)state;
   char t1[RTQ_ID2_LEN + 1], s[16];
-  NEED_V2_WORKER();
-  if (!speaks_v2("broker/rtq-broker")) {
-    print_message("skipped: broker/rtq-broker does not speak protocol 2 yet\n");
-    skip();
-  }
   /* A deadline a minute away: only the recovery can free the slot in time. */
   kill_slot_holder(60000, t1);
   uint64_t killed = rtq_test_now_ms();
@@ -281,7 +248,6 @@ static void test_limits2_slot_of_a_killed_worker_comes_back_through_recovery(voi
 
 static void test_limits2_no_busy_polling_at_the_limit(void **state) {
   (void)state;
-  NEED_V2_WORKER();
   for (int i = 0; i < 4; i++) start_worker("slow", "4");
   RTQ_TEST_WAIT_FOR(alive_workers() == 4, 10000);
   /* The fleet idle: heartbeats and blocking waits. */
@@ -306,7 +272,6 @@ static void test_limits2_no_busy_polling_at_the_limit(void **state) {
 }
 
 int main(void) {
-  worker_v2 = speaks_v2("worker/rtq-worker");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_limits2_rate_holds_across_four_workers),

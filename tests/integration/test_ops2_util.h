@@ -22,13 +22,12 @@
 
 #define OPS2_WID "w-ops2"
 
-/* A client of the default server speaking protocol (1 or 2); the caller
- * frees it. */
-static inline rtq_client *ops2_client(int protocol) {
+/* A client of the default server; the caller frees it. */
+static inline rtq_client *ops2_client(void) {
   rtq_client_options o;
   memset(&o, 0, sizeof o);
   o.redis_url = rtq_test_redis_url();
-  o.protocol = protocol;
+  o.protocol = 2;
   rtq_client *c = NULL;
   if (rtq_client_new(&o, &c) != 0) fail_msg("client: %s", rtq_client_errstr(NULL));
   return c;
@@ -39,7 +38,7 @@ static inline rtq_client *ops2_client(int protocol) {
  * namespace rtq. */
 static inline void ops2_fixture(rtq_client **cl, rtq_conn **c, rtq_keys2 *k) {
   rtq_test_redis_flush();
-  *cl = ops2_client(2);
+  *cl = ops2_client();
   *c = rtq_test_conn();
   assert_int_equal(rtq_keys2_init(k, "rtq"), 0);
   assert_int_equal(rtq_scripts2_load(*c), 0);

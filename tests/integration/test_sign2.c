@@ -12,9 +12,8 @@
  *     task;
  *   - with signing off everything runs as before (and a forged outcome
  *     then passes: what SECURITY.md says a writer can do);
- *   - signing under protocol 1 is refused, and so is a key file others
- *     may read.
- * Every process speaks protocol 2 explicitly, whatever RTQ_PROTOCOL says.
+ *   - a key file others may read is refused.
+ * Every process is given --protocol 2, the one protocol, explicitly.
  */
 #include "test_worker_util.h"
 
@@ -475,37 +474,36 @@ static void test_sign2_broker_signs_scheduled_tasks(void **state) {
   RTQ_TEST_WAIT_FOR((system(cmdline), stat_of("failed") >= 1), 10000);
 }
 
-static void test_sign2_refused_under_protocol1_and_loose_key_files(void **state) {
+/* A key file others may read is refused by the library, the CLI and the
+ * worker, naming the file and never showing a key. */
+static void test_sign2_loose_key_files_refused(void **state) {
   (void)state;
   rtq_client_options o;
   memset(&o, 0, sizeof o);
   o.redis_url = rtq_test_redis_url();
-  o.protocol = 1;
-  o.signing_key_file = producer_old;
-  rtq_client *c = NULL;
-  assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
-  assert_non_null(strstr(rtq_client_errstr(NULL), "protocol 1"));
   o.protocol = 2;
   char loose[128];
   write_key(loose, sizeof loose, "loose.keys", P1, 0644);
   o.signing_key_file = loose;
+  rtq_client *c = NULL;
   assert_int_equal(rtq_client_new(&o, &c), RTQ_EINVAL);
   assert_non_null(strstr(rtq_client_errstr(NULL), loose));
   assert_null(strstr(rtq_client_errstr(NULL), "00112233"));
   cli_run r;
-  cli(&r, (const char *const[]){"--protocol", "1", "--signing-key-file", producer_old, "enqueue", "x", NULL}, env);
+  cli(&r, (const char *const[]){"--signing-key-file", loose, "enqueue", "x", NULL}, env);
   assert_int_equal(r.code, 2);
-  assert_non_null(strstr(r.err, "protocol 2"));
+  assert_non_null(strstr(r.err, loose));
+  assert_null(strstr(r.err, "00112233"));
   cli_free(&r);
   /* The worker refuses to start. */
-  tw_spawn_v(&wk, rtq_test_redis_url(),
-             (const char *const[]){"--protocol", "1", "--task-keys", producer_old, NULL});
+  tw_spawn_v(&wk, rtq_test_redis_url(), (const char *const[]){"--task-keys", loose, NULL});
   int st = 0;
   assert_int_equal(rtq_test_wait_exit(wk.pid, 10000, &st), 0);
   wk.pid = -1;
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
   char *log = cli_slurp(wk.log);
-  assert_non_null(strstr(log, "protocol 2"));
+  assert_non_null(strstr(log, loose));
+  assert_null(strstr(log, "00112233"));
   free(log);
 }
 
@@ -520,7 +518,7 @@ int main(void) {
       T(test_sign2_worker_key_cannot_create_tasks),
       T(test_sign2_off_runs_as_before),
       T(test_sign2_broker_signs_scheduled_tasks),
-      T(test_sign2_refused_under_protocol1_and_loose_key_files),
+      T(test_sign2_loose_key_files_refused),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -164,8 +164,6 @@ static void test_web_ops2_unverified_outcome(void **state) {
 }
 
 int main(void) {
-  /* Every client and process of this test speaks protocol 2, in both runs. */
-  setenv("RTQ_PROTOCOL", "2", 1);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_web_ops2_events_and_stats, setup, teardown),
       cmocka_unit_test_setup_teardown(test_web_ops2_dead_letters, setup, teardown),
