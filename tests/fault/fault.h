@@ -5,9 +5,10 @@
  *
  *   fx_new()          a private redis-server (the harness's), a client and a
  *                     raw connection to it, and a log dir for the processes
- *   fx_events_start() an event recorder: a thread subscribed to
- *                     P:chan:events from the start, counting each task's
- *                     claims, hand-backs, redeliveries and terminal events
+ *   fx_events_start() an event recorder: a thread subscribed to the
+ *                     queues' events channels from the start, counting
+ *                     each task's claims, hand-backs, redeliveries and
+ *                     terminal events
  *   fx_worker()       real rtq-worker / rtq-broker processes, by pid, with
  *   fx_broker()       short intervals (heartbeat TTL 1.5 s, sweep 100 ms,
  *                     lease 1.5 s) so a fault plays out in seconds
@@ -19,12 +20,16 @@
  * the recorder can keep a flat array per index instead of a hash table.
  *
  * "Exactly one terminal transition" is read from the recorder: every
- * terminal step (finish, cancel, recover's WORKER_LOST, expire_running,
+ * terminal step (finish, cancel, recover's WORKER_LOST, the backstop,
  * deadletter) publishes one event with the terminal status, and a rejected
  * late write publishes nothing. Pub/sub delivers nothing twice, so a task
  * with two terminal events did end twice. Where Redis itself goes away
  * (test_fault_redis.c) messages can be lost with the connection, and the
- * P:stats counters, written by the same scripts, are the witness instead.
+ * queue's counters ({ns:Q}:stats), written by the same scripts, are the
+ * witness instead.
+ *
+ * Every task of the suite is in queue "default" (FX_QUEUE), namespace
+ * "rtq".
  *
  * Process logs go to $RTQ_BIN_DIR/fault-logs/<prefix>-<name>.log and stay
  * there after the run, for a failure to be read afterwards. A failing check
@@ -53,7 +58,7 @@
 #include <jansson.h>
 
 #include "harness.h"
-#include "keys.h"
+#include "keys2.h"
 #include "rtq/client.h"
 
 /* 1 in an RTQ_SANITIZE build (ASan and UBSan go together there). Some
@@ -72,6 +77,7 @@
 #endif
 
 #define FX_MAX_PROCS 12
+#define FX_QUEUE "default"
 #define FX_MAX_ARGS 48
 
 /* A worker or broker process. pid is -1 once it has been reaped. */
@@ -89,7 +95,7 @@ typedef struct fx {
   rtq_test_redis *redis;
   const char *url;
   rtq_conn *c;               /* main thread only */
-  rtq_keys k;
+  rtq_keys2 k;
   rtq_client *cl;
   char logdir[512];
   fx_proc procs[FX_MAX_PROCS];
@@ -181,7 +187,7 @@ static inline fx *fx_new(void **state, const char *prefix, const rtq_test_redis_
   if (f->redis == NULL) fail_msg("redis-server did not start");
   f->url = rtq_test_redis_url_of(f->redis);
   f->c = rtq_test_conn_new(f->url);
-  assert_int_equal(rtq_keys_init(&f->k, "rtq", false), 0);
+  assert_int_equal(rtq_keys2_init(&f->k, "rtq"), 0);
   rtq_client_options o;
   memset(&o, 0, sizeof o);
   o.redis_url = f->url;
@@ -267,12 +273,12 @@ static inline bool fx_alive(fx_proc *p) {
 
 /* The id of the worker whose record says pid. */
 static inline bool fx_find_worker(fx *f, pid_t pid, char *id, size_t cap) {
-  redisReply *r = rtq_test_command(f->c, "ZRANGE", rtq_keys_workers(&f->k).s, "0", "-1", NULL);
+  redisReply *r = rtq_test_command(f->c, "ZRANGE", rtq_keys2_workers(&f->k).s, "0", "-1", NULL);
   bool found = false;
   char want[32];
   snprintf(want, sizeof want, "%d", (int)pid);
   for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
-    rtq_key wk = rtq_keys_worker(&f->k, r->element[i]->str);
+    rtq_key2 wk = rtq_keys2_worker(&f->k, r->element[i]->str);
     if (wk.len == 0) continue;
     char *p = rtq_test_cmd_str(f->c, "HGET", wk.s, "pid", NULL);
     if (p != NULL && strcmp(p, want) == 0) {
@@ -363,7 +369,7 @@ static inline fx_proc *fx_broker(fx *f, const char *name, ...) {
 
 /* The broker holding the lease is p. */
 static inline bool fx_leads(fx *f, const fx_proc *p) {
-  char *h = rtq_test_cmd_str(f->c, "GET", rtq_keys_lease(&f->k).s, NULL);
+  char *h = rtq_test_cmd_str(f->c, "GET", rtq_keys2_lease(&f->k).s, NULL);
   bool yes = h != NULL && strcmp(h, p->id) == 0;
   free(h);
   return yes;
@@ -428,17 +434,21 @@ static inline void fx_sleep_fill(int i, rtq_args *a, rtq_task_options *o, void *
   o->timeout_ms = s->timeout_ms;
 }
 
+/* The key of task i's hash. */
+static inline rtq_key2 fx_key_task(const fx *f, int i) {
+  char id[RTQ_TASK_ID_SIZE];
+  fx_task_id(f, i, id, sizeof id);
+  return rtq_keys2_task(&f->k, FX_QUEUE, id);
+}
+
 /* Statuses of tasks first..first+n-1, pipelined; -1 for a missing hash. */
 static inline void fx_statuses(fx *f, int first, int n, int *out) {
   rtq_argv a;
-  char id[RTQ_TASK_ID_SIZE];
   for (int i = 0; i < n; i++) {
-    fx_task_id(f, first + i, id, sizeof id);
-    rtq_key k = rtq_keys_task(&f->k, id);
     rtq_argv_init(&a);
     rtq_argv_add_str(&a, "HGET");
-    rtq__argv_add_key(&a, k);
-    rtq_argv_add_str(&a, "status");
+    rtq__argv_add_key2(&a, fx_key_task(f, first + i));
+    rtq_argv_add_str(&a, "s");
     assert_int_equal(rtq_conn_append(f->c, &a), 0);
     rtq_argv_destroy(&a);
   }
@@ -466,11 +476,24 @@ static inline int fx_count_status(fx *f, int n, int st) {
 
 #define FX_TERMINAL (-2)
 
-/* A task field as a malloc'd string (NULL when absent). */
+/* A task field by its long name ("status"), as a malloc'd string (NULL
+ * when absent). The hash keeps short names (docs/design/PROTOCOL-v2.md
+ * section 3), and a value over 64 bytes in the side hash. */
 static inline char *fx_field(fx *f, int i, const char *field) {
-  char id[RTQ_TASK_ID_SIZE];
-  fx_task_id(f, i, id, sizeof id);
-  return rtq_test_cmd_str(f->c, "HGET", rtq_keys_task(&f->k, id).s, field, NULL);
+  static const char *const map[][2] = {
+      {"status", "s"},          {"worker", "w"},        {"attempt", "a"},        {"error_code", "ec"},
+      {"error_message", "em"},  {"error_traceback", "et"}, {"started_at", "b"}, {"completed_at", "e"},
+      {"name", "n"},            {"created_at", "c"},    {"progress", "p"},       {"result", "r"}};
+  const char *name = field;
+  for (size_t m = 0; m < sizeof map / sizeof map[0]; m++)
+    if (strcmp(map[m][0], field) == 0) name = map[m][1];
+  char *v = rtq_test_cmd_str(f->c, "HGET", fx_key_task(f, i).s, name, NULL);
+  if (v == NULL) {
+    char id[RTQ_TASK_ID_SIZE];
+    fx_task_id(f, i, id, sizeof id);
+    v = rtq_test_cmd_str(f->c, "HGET", rtq_keys2_side(&f->k, FX_QUEUE, id).s, name, NULL);
+  }
+  return v;
 }
 
 static inline long long fx_field_ll(fx *f, int i, const char *field) {
@@ -480,9 +503,10 @@ static inline long long fx_field_ll(fx *f, int i, const char *field) {
   return n;
 }
 
-/* A P:stats counter of a queue ("completed", "redelivered"); 0 when absent. */
+/* A counter of a queue ({ns:Q}:stats: "completed", "redelivered"); 0
+ * when absent. */
 static inline long long fx_stat(fx *f, const char *queue, const char *counter) {
-  char *v = rtq_test_cmd_str(f->c, "HGET", rtq_keys_stats(&f->k).s, rtq_keys_stats_field(queue, counter).s, NULL);
+  char *v = rtq_test_cmd_str(f->c, "HGET", rtq_keys2_stats(&f->k, queue).s, counter, NULL);
   long long n = v != NULL ? atoll(v) : 0;
   free(v);
   return n;
@@ -494,7 +518,7 @@ static inline long long fx_stat_terminal(fx *f, const char *queue) {
          fx_stat(f, queue, "timeout");
 }
 
-static inline long long fx_llen(fx *f, rtq_key k) { return rtq_test_cmd_int(f->c, "LLEN", k.s, NULL); }
+static inline long long fx_llen(fx *f, rtq_key2 k) { return rtq_test_cmd_int(f->c, "LLEN", k.s, NULL); }
 
 /* ---- the event recorder ------------------------------------------------ */
 
@@ -597,8 +621,11 @@ static inline void *fx_events_main(void *arg) {
 }
 
 /* Subscribes now (so nothing after this call is missed) and starts the
- * thread. n: the test's task count. fx_free stops it. */
+ * thread. n: the test's task count. fx_free stops it. The subscription
+ * listens to the queues of {ns}:queues, so FX_QUEUE is registered first,
+ * as a producer registers it. */
 static inline fx_events *fx_events_start(fx *f, int n) {
+  rtq_test_cmd_int(f->c, "SADD", rtq_keys2_queues(&f->k).s, FX_QUEUE, NULL);
   fx_events *ev = calloc(1, sizeof *ev);
   assert_non_null(ev);
   f->ev = ev;

@@ -15,7 +15,7 @@
 /* Envelopes left in the dead workers' processing lists. */
 static long long processing_total(fx *f, char ids[][RTQ_NAME_MAX + 1]) {
   long long n = 0;
-  for (int i = 0; i < F13_WORKERS; i++) n += fx_llen(f, rtq_keys_processing(&f->k, ids[i]));
+  for (int i = 0; i < F13_WORKERS; i++) n += fx_llen(f, rtq_keys2_processing(&f->k, FX_QUEUE, ids[i]));
   return n;
 }
 
@@ -57,7 +57,7 @@ static void test_fault_broker_leader_killed_mid_recovery(void **state) {
   uint64_t takeover_ms = rtq_test_now_ms() - t_kill;
   RTQ_TEST_WAIT_FOR(processing_total(f, ids) == 0, 10000);
   uint64_t recovered_ms = rtq_test_now_ms() - t_kill;
-  assert_int_equal(fx_llen(f, rtq_keys_queue(&f->k, "default")), F13_TASKS);
+  assert_int_equal(fx_llen(f, rtq_keys2_queue(&f->k, FX_QUEUE)), F13_TASKS);
   assert_int_equal(fx_stat(f, "default", "redelivered"), F13_TASKS);
 
   /* Fresh workers run everything to the end. */
@@ -76,7 +76,7 @@ static void test_fault_broker_leader_killed_mid_recovery(void **state) {
             "%d workers killed -9 holding %d running tasks; leader broker killed -9 mid-recovery with %lld "
             "(then %lld) of %d envelopes still in the dead workers' lists; the standby took the lease after "
             "%llu ms (lease %d ms, sweep %d ms) and had recovered the rest %llu ms after the kill; %d tasks "
-            "redelivered once, %d twice (P:stats redelivered %lld); %d ended exactly once, all on attempt 2: %d",
+            "redelivered once, %d twice (queue counters redelivered %lld); %d ended exactly once, all on attempt 2: %d",
             F13_WORKERS, F13_TASKS, left, left_after, F13_TASKS, (unsigned long long)takeover_ms, F13_LEASE_MS,
             F13_SWEEP_MS, (unsigned long long)recovered_ms, t.redelivered - t.redelivered_twice,
             t.redelivered_twice, fx_stat(f, "default", "redelivered"), t.ended_once, attempt2);

@@ -36,7 +36,7 @@ static uint64_t redis_now(fx *f) {
 
 /* The worker's last heartbeat is at or after ms (Redis time). */
 static bool beat_since(fx *f, const fx_proc *w, uint64_t ms) {
-  char *s = rtq_test_cmd_str(f->c, "ZSCORE", rtq_keys_workers(&f->k).s, w->id, NULL);
+  char *s = rtq_test_cmd_str(f->c, "ZSCORE", rtq_keys2_workers(&f->k).s, w->id, NULL);
   bool yes = s != NULL && strtod(s, NULL) >= (double)ms;
   free(s);
   return yes;
@@ -161,7 +161,7 @@ static void test_fault_redis_kill9_and_restart(void **state) {
             "appendonly yes: redis-server killed -9 with %d creates acknowledged (%d ended, %d running), restarted on "
             "the same port after %.1f s; %d of %d creates acknowledged in all (%d refused while down, %d of "
             "those exist anyway); %d acknowledged lost, %d still not terminal; %d terminal (%d completed), "
-            "P:stats terminal transitions %lld; %d redelivered, %d ran twice, 0 ended twice in %llu events "
+            "queue counters terminal transitions %lld; %d redelivered, %d ran twice, 0 ended twice in %llu events "
             "(the recorder subscribed again %llu time(s)); all done %.1f s after the restart",
             acked_at_kill, ended_before, running_before, (double)(t_up - t_kill) / 1000.0, acked, F6_TASKS, failed, exist_unacked,
             lost, pending_acked, terminal, completed, stat_terminal, t.redelivered, t.ran_twice,
@@ -247,7 +247,7 @@ static void test_fault_redis_sigstop_past_command_timeout(void **state) {
   assert_int_equal(fx_count_status(f, F7_TASKS + F7_MORE, RTQ_STATUS_COMPLETED), F7_TASKS + F7_MORE);
   fx_events_assert_once(ev);
   /* The create that timed out may or may not have happened; it counts. */
-  long long extra = rtq_test_cmd_int(f->c, "EXISTS", rtq_keys_task(&f->k, id).s, NULL);
+  long long extra = rtq_test_cmd_int(f->c, "EXISTS", rtq_keys2_task(&f->k, FX_QUEUE, id).s, NULL);
   assert_int_equal(fx_stat_terminal(f, "default"), F7_TASKS + F7_MORE + extra);
   fx_tally t = fx_events_tally(ev);
   fx_figure(f,
@@ -322,7 +322,7 @@ static void test_fault_redis_out_of_memory(void **state) {
     if (rc[i] != 0 && st[i] >= 0) half++;
   }
   fx_check(f, missing == 0 && half == 0, "accepted but missing %d, refused but present %d", missing, half);
-  long long queued = fx_llen(f, rtq_keys_queue(&f->k, "default"));
+  long long queued = fx_llen(f, rtq_keys2_queue(&f->k, FX_QUEUE));
   fx_check(f, queued == accepted - 1, "queue holds %lld envelopes for %d accepted tasks", queued, accepted - 1);
 
   /* Hold the out-of-memory state for longer than the heartbeat TTL: the
@@ -334,7 +334,7 @@ static void test_fault_redis_out_of_memory(void **state) {
   while (rtq_test_now_ms() < t_hold + F12_HOLD_MS) fx_sleep_ms(20);
   fx_check(f, fx_alive(w) && fx_alive(broker), "the worker and the broker survive OOM replies");
   int worker_refusals = fx_log_count(w, "OOM");
-  assert_int_equal(fx_llen(f, rtq_keys_dead(&f->k)), 0);
+  assert_int_equal(fx_llen(f, rtq_keys2_dead(&f->k, FX_QUEUE)), 0);
 
   /* An operator makes room; everything accepted completes, once. */
   uint64_t t_room = rtq_test_now_ms();
@@ -347,7 +347,7 @@ static void test_fault_redis_out_of_memory(void **state) {
   fx_check(f, completed == accepted, "%d of %d accepted tasks completed", completed, accepted);
   assert_int_equal(fx_stat(f, "default", "completed"), accepted);
   assert_int_equal(fx_stat_terminal(f, "default"), accepted);
-  assert_int_equal(fx_llen(f, rtq_keys_dead(&f->k)), 0);
+  assert_int_equal(fx_llen(f, rtq_keys2_dead(&f->k, FX_QUEUE)), 0);
   fx_tally t = fx_events_tally(ev);
   fx_check(f, t.ended_twice == 0, "each task ended once");
   fx_figure(f,

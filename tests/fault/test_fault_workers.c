@@ -24,7 +24,7 @@ static void test_fault_workers_kill9_busy_worker(void **state) {
   fx_proc *broker = fx_broker(f, "broker", NULL);
   fx_proc *a = fx_worker(f, "worker-a", "--concurrency", "100", NULL);
   fx_proc *b = fx_worker(f, "worker-b", "--concurrency", "100", NULL);
-  rtq_key a_list = rtq_keys_processing(&f->k, a->id);
+  rtq_key2 a_list = rtq_keys2_processing(&f->k, FX_QUEUE, a->id);
 
   fx_sleep_args sa = {.seconds = 0.05, .spread = 0.45}; /* 50..500 ms */
   uint64_t t_start = rtq_test_now_ms();
@@ -47,7 +47,7 @@ static void test_fault_workers_kill9_busy_worker(void **state) {
 
   /* Redis agrees: all completed, each terminal transition counted once. */
   assert_int_equal(fx_count_status(f, F1_TASKS, RTQ_STATUS_COMPLETED), F1_TASKS);
-  RTQ_TEST_WAIT_FOR(fx_llen(f, rtq_keys_processing(&f->k, b->id)) == 0, 5000);
+  RTQ_TEST_WAIT_FOR(fx_llen(f, rtq_keys2_processing(&f->k, FX_QUEUE, b->id)) == 0, 5000);
   assert_int_equal(fx_stat_terminal(f, "default"), F1_TASKS);
   assert_int_equal(fx_stat(f, "default", "completed"), F1_TASKS);
   fx_events_assert_once(ev);
@@ -60,7 +60,7 @@ static void test_fault_workers_kill9_busy_worker(void **state) {
 
   fx_figure(f,
             "%d tasks (rtq.sleep 50-500 ms), worker A killed with -9 after %d had ended while it held %lld; "
-            "0 lost, %d ended exactly once, %d ran twice, %d redelivered (P:stats %lld); A's tasks requeued "
+            "0 lost, %d ended exactly once, %d ran twice, %d redelivered (queue counters %lld); A's tasks requeued "
             "%.1f s after the kill (heartbeat TTL 1.5 s), all done %.1f s after it, %.1f s in total",
             F1_TASKS, ended_before, held, t.ended_once, t.ran_twice, t.redelivered,
             fx_stat(f, "default", "redelivered"), (double)requeued_ms / 1000.0,
@@ -235,8 +235,8 @@ static void test_fault_workers_sigterm_during_long_tasks(void **state) {
   }
   RTQ_TEST_WAIT_FOR(fx_events_tally(ev).requeued == F5_LONG, 2000);
   handed_back = fx_events_tally(ev).requeued;
-  assert_int_equal(fx_llen(f, rtq_keys_queue(&f->k, "default")), F5_LONG);
-  assert_int_equal(fx_llen(f, rtq_keys_processing(&f->k, a_id)), 0);
+  assert_int_equal(fx_llen(f, rtq_keys2_queue(&f->k, FX_QUEUE)), F5_LONG);
+  assert_int_equal(fx_llen(f, rtq_keys2_processing(&f->k, FX_QUEUE, a_id)), 0);
 
   /* Nothing is lost: another worker runs what A handed back. */
   fx_proc *b = fx_worker(f, "worker-b", "--concurrency", "12", NULL);
