@@ -1,7 +1,7 @@
 """Fixtures for the interop tests: a private redis-server on a free
 loopback port (one per session, flushed before each test), and a process
-registry that starts rtq's C binaries and the Python worker processes (of
-protocol 1 and 2) and stops every one of them by PID when the test ends.
+registry that starts rtq's C binaries and the Python worker processes
+(rtqproto2.py) and stops every one of them by PID when the test ends.
 
 RTQ_BIN_DIR names the build directory (tests/interop/run.sh sets it).
 """
@@ -54,11 +54,6 @@ class Procs:
     def c_worker(self, *flags):
         return self.spawn("worker", [bin_path("worker/rtq-worker"), "--redis", self.url,
                                      "--demo-handlers", *flags])
-
-    def py_worker(self, *flags):
-        return self.spawn("pyworker", ["/usr/bin/python3", os.path.join(ROOT, "tests", "interop",
-                                                                        "rtqproto.py"),
-                                       "worker", "--redis", self.url, *flags])
 
     def py_worker2(self, *flags):
         """A protocol 2 worker process (rtqproto2.py)."""

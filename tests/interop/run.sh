@@ -1,9 +1,8 @@
 #!/bin/sh
 # run.sh - the protocol conformance test: a Python producer and worker
-# for each protocol (rtqproto.py, written from docs/PROTOCOL.md alone, and
-# rtqproto2.py, from docs/PROTOCOL.md alone) run against rtq's C
-# worker, broker and CLI (test_interop.py; test_interop2.py, with every C
-# process run with --protocol 2). Installs what is missing through
+# (rtqproto2.py, written from docs/PROTOCOL.md alone) run against rtq's C
+# worker, broker and CLI (test_interop2.py, every C process given
+# --protocol 2). Installs what is missing through
 # scripts/install-deps.sh --interop (as root), builds rtq as
 # scripts/test.sh does, then runs pytest with Debian's Python.
 #

@@ -21,7 +21,7 @@ P2 = ("--protocol", "2")
 
 @pytest.fixture(autouse=True)
 def fresh(redis_url):
-    """Every test starts on an empty Redis (the protocol 1 tests share it)."""
+    """Every test starts on an empty Redis (the session shares one server)."""
     redis.Redis.from_url(redis_url).flushall()
 
 
@@ -121,16 +121,19 @@ def test_ids_carry_their_queue_slot(redis_url, producer, rtq2):
 
 
 def test_namespace_mark(redis_url, rtq):
-    """Section 10: the Python side marks the namespace the C side checks."""
+    """Section 10: the Python side marks the namespace the C side checks,
+    and both refuse one that holds protocol 1's data."""
     r = redis.Redis.from_url(redis_url)
     r.hset("rtq:stats", "x", 1)  # protocol 1 data, no mark
     with pytest.raises(P.ProtocolError, match="protocol-1 data"):
         P.Producer(redis_url)
+    p = rtq("stats")
+    assert p.returncode == 4 and "protocol-1 data" in p.stderr, p.stderr
+    assert r.exists("{rtq}:version") == 0
     r.flushall()
     P.Producer(redis_url)
     assert r.get("{rtq}:version") == b"2"
-    p = rtq("stats")  # protocol 1 (the default) refuses the marked namespace
-    assert p.returncode != 0 and "protocol-2" in p.stderr, p.stderr
+    assert rtq("stats").returncode == 0
     assert rtq(*P2, "stats").returncode == 0
     r.set("{rtq}:version", "3")
     with pytest.raises(P.ProtocolError, match="marked protocol 3"):

@@ -39,6 +39,28 @@ static void test_config_defaults_match_the_manager(void **state) {
   assert_int_equal(c.max_task_history, 10000);
   assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/0");
   assert_string_equal(c.ns, "rtq");
+  assert_int_equal(c.protocol, 2);
+}
+
+/* 2 is the one protocol; 1 is refused saying it is gone, from the
+ * environment too, and the setting keeps its value. */
+static void test_config_protocol_takes_2_only(void **state) {
+  (void)state;
+  rtq_config c;
+  char err[256];
+  rtq_config_defaults(&c);
+  assert_int_equal(rtq_config_set(&c, "protocol", "2", err, sizeof err), 0);
+  assert_int_equal(rtq_config_set(&c, "protocol", "1", err, sizeof err), RTQ_EINVAL);
+  assert_non_null(strstr(err, "protocol 1 is no longer supported"));
+  assert_non_null(strstr(err, "OPERATIONS.md"));
+  assert_int_equal(rtq_config_set(&c, "protocol", "3", err, sizeof err), RTQ_EINVAL);
+  assert_string_equal(err, "invalid protocol \"3\": expected an integer 2..2");
+  assert_int_equal(c.protocol, 2);
+  setenv("RTQ_PROTOCOL", "1", 1);
+  assert_int_equal(rtq_config_from_env(&c, err, sizeof err), RTQ_EINVAL);
+  assert_non_null(strstr(err, "RTQ_PROTOCOL: protocol 1 is no longer supported"));
+  assert_int_equal(c.protocol, 2);
+  clean_env(NULL);
 }
 
 static void test_config_set_by_name_and_dash_spelling(void **state) {
@@ -269,6 +291,7 @@ static void test_config_hide_secret_sentinel_password(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_match_the_manager),
+      cmocka_unit_test(test_config_protocol_takes_2_only),
       cmocka_unit_test(test_config_set_by_name_and_dash_spelling),
       cmocka_unit_test(test_config_booleans),
       cmocka_unit_test(test_config_invalid_int_names_the_setting),
