@@ -149,13 +149,12 @@ class Client:
     (or RTQ_REDIS_URL_FILE) names a file holding the URL instead, so no
     password sits in code or argv; namespace defaults to RTQ_NAMESPACE,
     else "rtq". Connects at once: a bad URL or an unreachable Redis raises
-    here. Under protocol 2 (RTQ_PROTOCOL=2), signing_key_file signs every
-    task created with a producer key, and with result_keys_file (the
-    workers' keys) a task whose end carries no valid signature of a key
-    allowed for its status raises Unverified from get_task and
-    wait_for_task: completed needs a worker's, failed, cancelled and
-    timeout a worker's or a producer's (task_keys_file, the producers'
-    keys; default: signing_key_file's) (docs/SECURITY.md)."""
+    here. signing_key_file signs every task created with a producer key,
+    and with result_keys_file (the workers' keys) a task whose end carries
+    no valid signature of a key allowed for its status raises Unverified
+    from get_task and wait_for_task: completed needs a worker's, failed,
+    cancelled and timeout a worker's or a producer's (task_keys_file, the
+    producers' keys; default: signing_key_file's) (docs/SECURITY.md)."""
 
     def __init__(self, url=None, namespace=None, default_queue=None, pool_size=0,
                  connect_timeout=None, command_timeout=None, url_file=None,

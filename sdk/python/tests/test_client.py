@@ -237,15 +237,14 @@ def _key_file(path, kid, byte):
     return str(path)
 
 
-def test_signed_tasks_and_unverified_outcomes(url, worker, tmp_path, monkeypatch):
+def test_signed_tasks_and_unverified_outcomes(url, worker, tmp_path):
     """Protocol 2 signing through the binding: a signed task runs under a
     worker holding the producers' key, its outcome verifies under the
     worker's key, and under another key it raises Unverified."""
-    monkeypatch.setenv("RTQ_PROTOCOL", "2")
     producer = _key_file(tmp_path / "producer.keys", "p1", "11")
     workers = _key_file(tmp_path / "worker.keys", "w1", "22")
     stranger = _key_file(tmp_path / "stranger.keys", "w1", "33")
-    worker("--protocol", "2", "--signing-key-file", workers, "--task-keys", producer)
+    worker("--signing-key-file", workers, "--task-keys", producer)
     with rtq.Client(url, signing_key_file=producer, result_keys_file=workers) as c:
         tid = c.create_task("rtq.echo", {"n": 1})
         assert c.wait_for_task(tid, timeout=20)["status"] == "completed"

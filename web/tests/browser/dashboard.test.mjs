@@ -125,10 +125,8 @@ test('dashboard: hostile task strings are shown as text and never run', async ()
   }
   // A name no producer may give (names are validated): written raw, as a
   // hostile writer with Redis access could.
-  // The task hash and its name field as each protocol has them.
-  const v2 = process.env.RTQ_PROTOCOL === '2';
-  execFileSync('redis-cli', ['-s', env('RTQ_REDIS_CLI_SOCK'), 'HSET',
-    v2 ? `{rtq:default}:t:${taskId}` : `rtq:task:${taskId}`, v2 ? 'n' : 'name', XSS[1]]);
+  // The task hash of queue default and its name field (n).
+  execFileSync('redis-cli', ['-s', env('RTQ_REDIS_CLI_SOCK'), 'HSET', `{rtq:default}:t:${taskId}`, 'n', XSS[1]]);
 
   const {browser, profile} = await launch();
   try {
