@@ -1,9 +1,10 @@
 /*
  * fuzz_dead.c - libFuzzer target for the dead-letter records the client
- * reads from P:dead, which any writer with access to the namespace could
- * have written: rtq__dead_decode (the record, checked before msgpack-c
- * sees it; payload as str or bin) and rtq_dead_letter_to_json (the payload
- * decoded as an envelope, or previewed).
+ * reads from a queue's dead list ({ns:Q}:dead), which any writer with
+ * access to the namespace could have written: rtq__dead_decode (the
+ * record, checked before msgpack-c sees it; payload as str or bin) and
+ * rtq_dead_letter_to_json (the payload decoded as an envelope, or
+ * previewed).
  *
  * Properties checked:
  *   1. decoding returns 0 (a record that does not decode is kept with

@@ -2,13 +2,13 @@
  * fuzz_events.c - libFuzzer target for event JSON as `rtq wait` and `rtq
  * watch` parse it. Under protocol 2 any writer of a queue's events channel
  * ({ns:Q}:ev, a producer's or a worker's password) chooses its messages;
- * the subscription unbatches each into v1-shaped events
- * (rtq__sub2_unbatch_text), which wait reads with rtq__event_parse and
- * watch with rtq__event_read.
+ * the subscription unbatches each into events with long field names
+ * (rtq__sub2_unbatch_text), which rtq__event_parse and watch's
+ * rtq__event_read read.
  *
  * The input is one message's text. It goes to the unbatcher, each event
  * it produces to both readers, and the input itself to both readers too
- * (a protocol 1 channel carries events as they come).
+ * (a reader must survive any text).
  *
  * Properties checked:
  *   1. the unbatcher returns 0 or -1, and -1 exactly when the text is not
