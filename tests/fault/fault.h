@@ -477,7 +477,7 @@ static inline int fx_count_status(fx *f, int n, int st) {
 #define FX_TERMINAL (-2)
 
 /* A task field by its long name ("status"), as a malloc'd string (NULL
- * when absent). The hash keeps short names (docs/design/PROTOCOL-v2.md
+ * when absent). The hash keeps short names (docs/PROTOCOL.md
  * section 3), and a value over 64 bytes in the side hash. */
 static inline char *fx_field(fx *f, int i, const char *field) {
   static const char *const map[][2] = {

@@ -71,7 +71,7 @@ static inline long long events_numsub(const char *queue) {
   return n;
 }
 
-/* A task hash field's short name (docs/design/PROTOCOL-v2.md section 3)
+/* A task hash field's short name (docs/PROTOCOL.md section 3)
  * from its long one ("status" -> "s"). */
 static inline const char *field_name(const char *name) {
   static const char *const map[][2] = {
