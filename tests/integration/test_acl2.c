@@ -4,8 +4,8 @@
  *
  * The test reads the lines from docs/OPERATIONS.md itself and runs them
  * word for word (the four users and the admin's mark of the namespace), so
- * the document cannot drift from what works. Then, with each process logged in as its role and speaking
- * protocol 2 whatever RTQ_PROTOCOL says:
+ * the document cannot drift from what works. Then, with each process logged in as its role and given
+ * --protocol 2 explicitly:
  *
  *   whole flow   a broker (rtq-broker), two workers (rtq-worker, the second
  *                one after the first is stopped) and a producer

@@ -1,6 +1,6 @@
 /*
  * test_client_create2.c - enqueueing under protocol 2 on a private
- * redis-server (the client set to protocol 2 whatever RTQ_PROTOCOL says):
+ * redis-server (the client given protocol 2 explicitly):
  * ids carry their queue's slot, options land in the short fields of the
  * task hash, caller-supplied ids are idempotent per queue, and batches are
  * split per queue and into calls of at most 64 tasks and 256 KiB of args.

@@ -1,8 +1,8 @@
 /*
  * test_client_fixture2.h - the fixture of the protocol 2 client tests,
  * fresh for each test: the harness's default redis-server flushed, the v2
- * key schema of namespace "rtq" (K), a client set to protocol 2 whatever
- * RTQ_PROTOCOL says (CL), and a raw connection for assertions (C).
+ * key schema of namespace "rtq" (K), a client given protocol 2 explicitly
+ * (CL), and a raw connection for assertions (C).
  */
 #ifndef RTQ_TEST_CLIENT_FIXTURE2_H
 #define RTQ_TEST_CLIENT_FIXTURE2_H

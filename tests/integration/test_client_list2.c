@@ -1,6 +1,6 @@
 /*
  * test_client_list2.c - rtq_list_tasks under protocol 2 on a private
- * redis-server (the client set to protocol 2 whatever RTQ_PROTOCOL says):
+ * redis-server (the client given protocol 2 explicitly):
  * queue by queue, pending oldest first then delayed, running from the
  * processing lists of live workers only, ended from the done lists; the
  * filters, offset and limit; paging with next_after over several windows

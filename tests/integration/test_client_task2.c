@@ -1,7 +1,7 @@
 /*
  * test_client_task2.c - reading, cancelling, retrying and waiting for
- * tasks under protocol 2 on a private redis-server (the client set to
- * protocol 2 whatever RTQ_PROTOCOL says), with the worker's part played
+ * tasks under protocol 2 on a private redis-server (the client given
+ * protocol 2 explicitly), with the worker's part played
  * through the v2 scripts (test_client_fake_worker2.h): every field of the
  * short-named hash, the side hash merged, hostile hashes read without a
  * crash, cancel in each state, retry, and a wait whose task ends in the
