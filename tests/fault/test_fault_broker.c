@@ -12,7 +12,7 @@
 #define F13_LEASE_MS 1500
 #define F13_SWEEP_MS 100
 
-/* Envelopes left in the dead workers' processing lists. */
+/* Ids left in the dead workers' processing lists. */
 static long long processing_total(fx *f, char ids[][RTQ_NAME_MAX + 1]) {
   long long n = 0;
   for (int i = 0; i < F13_WORKERS; i++) n += fx_llen(f, rtq_keys2_processing(&f->k, FX_QUEUE, ids[i]));
@@ -42,7 +42,7 @@ static void test_fault_broker_leader_killed_mid_recovery(void **state) {
   fx_check(f, fx_events_terminal(ev) == 0, "the workers died with every task running");
 
   /* Kill the leader as soon as it has started recovering: poll tightly
-   * (bounded) for the first envelope to leave the dead workers' lists. */
+   * (bounded) for the first id to leave the dead workers' lists. */
   uint64_t deadline = rtq_test_now_ms() + 10000;
   long long left = F13_TASKS;
   while ((left = processing_total(f, ids)) == F13_TASKS && rtq_test_now_ms() < deadline) fx_sleep_ms(1);
@@ -74,7 +74,7 @@ static void test_fault_broker_leader_killed_mid_recovery(void **state) {
   for (int i = 0; i < F13_TASKS; i++) attempt2 += fx_events_get(ev, i).max_attempt == 2;
   fx_figure(f,
             "%d workers killed -9 holding %d running tasks; leader broker killed -9 mid-recovery with %lld "
-            "(then %lld) of %d envelopes still in the dead workers' lists; the standby took the lease after "
+            "(then %lld) of %d ids still in the dead workers' lists; the standby took the lease after "
             "%llu ms (lease %d ms, sweep %d ms) and had recovered the rest %llu ms after the kill; %d tasks "
             "redelivered once, %d twice (queue counters redelivered %lld); %d ended exactly once, all on attempt 2: %d",
             F13_WORKERS, F13_TASKS, left, left_after, F13_TASKS, (unsigned long long)takeover_ms, F13_LEASE_MS,

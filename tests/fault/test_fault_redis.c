@@ -311,7 +311,7 @@ static void test_fault_redis_out_of_memory(void **state) {
   fx_check(f, strstr(oom_msg, "OOM") != NULL && strstr(oom_msg, "maxmemory") != NULL,
            "the error carries Redis's words: %s", oom_msg);
 
-  /* Nothing half-written: each accepted task is a hash plus an envelope,
+  /* Nothing half-written: each accepted task is a hash plus its id in the queue,
    * each refused one left nothing. */
   int *st = calloc((size_t)n, sizeof *st);
   assert_non_null(st);
@@ -323,7 +323,7 @@ static void test_fault_redis_out_of_memory(void **state) {
   }
   fx_check(f, missing == 0 && half == 0, "accepted but missing %d, refused but present %d", missing, half);
   long long queued = fx_llen(f, rtq_keys2_queue(&f->k, FX_QUEUE));
-  fx_check(f, queued == accepted - 1, "queue holds %lld envelopes for %d accepted tasks", queued, accepted - 1);
+  fx_check(f, queued == accepted - 1, "queue holds %lld ids for %d accepted tasks", queued, accepted - 1);
 
   /* Hold the out-of-memory state for longer than the heartbeat TTL: the
    * worker's heartbeats and claims are refused, the broker takes it for

@@ -79,7 +79,7 @@ static void test_fault_workers_sigstop_past_heartbeat_ttl(void **state) {
   fx_events *ev = fx_events_start(f, F2_TASKS + F2_MORE);
   fx_proc *broker = fx_broker(f, "broker", NULL);
   /* As many slots as tasks: A has no pop in flight while paused, so no
-   * envelope can land in its list while it is stopped. */
+   * id can land in its list while it is stopped. */
   fx_proc *a = fx_worker(f, "worker-a", "--concurrency", "20", NULL);
   fx_sleep_args sa = {.seconds = 2.0};
   fx_enqueue(f, 0, F2_TASKS, "rtq.sleep", fx_sleep_fill, &sa);
