@@ -199,6 +199,9 @@ test('dashboard: a dead letter is requeued from its row', async () => {
     // Purge asks first; the dialog is dismissed here, so nothing is deleted.
     const before = JSON.parse(rtq('--json', 'dead', 'list')).total;
     await page.click('#btn-purge');
+    // The dialog event reaches this process after the click returns.
+    const shownBy = Date.now() + 5000;
+    while (page.dialogs.length === 0 && Date.now() < shownBy) await new Promise(r => setTimeout(r, 20));
     assert.equal(page.dialogs.length, 1);
     assert.match(page.dialogs[0], /^Delete all \d+ dead letters\?/);
     assert.ok(JSON.parse(rtq('--json', 'dead', 'list')).total >= before);
