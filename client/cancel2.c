@@ -1,6 +1,6 @@
 /*
  * cancel2.c - rtq_cancel_task under protocol 2: the cancel script on the
- * task's queue (common/lua2/cancel.lua), with protocol 1's returns.
+ * task's queue (common/lua2/cancel.lua), with rtq_cancel_task's returns.
  *
  *   task is    the script does                          we return
  *   pending    ends it cancelled (a claim drops it)     0, *requested = 0

@@ -289,10 +289,10 @@ void rtq__sub2_free(rtq__sub2 *s);
 /* Task events left out (past the per-message cap) and messages skipped
  * whole (not a v2 events message) so far. */
 void rtq__sub2_counts(const rtq__sub2 *s, uint64_t *dropped, uint64_t *skipped);
-/* The same for a subscription (zeros under protocol 1). */
+/* The same for a subscription. */
 void rtq__sub_counts(const rtq_subscription *s, uint64_t *dropped, uint64_t *skipped);
 /* The unbatching step of a subscription alone (for the event fuzzer):
- * the text of one message on queue's events channel becomes v1-shaped
+ * the text of one message on queue's events channel becomes one-task
  * events, each given to each(event, arg), which owns the malloc'd text,
  * in the message's order; tasks past the per-message cap are left out and
  * added to *dropped. 0, or -1 when the message is skipped whole (too

@@ -6,8 +6,8 @@
  *
  *   {"at": ms, "s": "running", "w": "w1", "t": [{"id": "A", "a": 1}, ...]}
  *
- * The public contract is v1's: one task event per rtq_subscription_next,
- * a JSON object with v1's long names (docs/PROTOCOL.md section 7). So the
+ * The public contract: one task event per rtq_subscription_next, a JSON
+ * object with long names (docs/PROTOCOL.md section 7). So the
  * subscription
  *
  *   1. SSUBSCRIBEs the channel of every queue of {ns}:queues on
@@ -108,14 +108,14 @@ static void push_event(rtq__sub2 *s, char *json) {
   s->count++;
 }
 
-/* Short field -> long name, as v1's events call it. */
+/* Short field -> long name, as the public events call it. */
 static const char *const long_names[][2] = {
     {"a", "attempt"},      {"n", "name"},          {"p", "progress"},
     {"pm", "message"},     {"ec", "error_code"},   {"ry", "retry_at"},
     {"hb", "handed_back"}, {"requeued", "requeued"}, {"redelivered", "redelivered"},
     {"retried", "retried"}};
 
-/* One task entry of a message as a v1 event, or NULL to skip it. */
+/* One task entry of a message as a public event, or NULL to skip it. */
 static json_t *event_of(const json_t *task, const json_t *msg, const char *queue) {
   if (!json_is_object(task)) return NULL;
   const char *id = json_string_value(json_object_get(task, "id"));

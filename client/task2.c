@@ -10,7 +10,7 @@
  * task hash says it exists (xs), so a stale side hash is never mixed in.
  * Whatever a writer put in the hashes is read without trust: unknown
  * fields are skipped, numbers that are not plain decimals read as 0, and a
- * missing or unknown status is RTQ_EDECODE, as under protocol 1.
+ * missing or unknown status is RTQ_EDECODE.
  */
 #include "client_internal.h"
 

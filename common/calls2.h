@@ -57,7 +57,7 @@ typedef struct rtq__keep2 {
 #define RTQ__V2_MAX_HISTORY 10000000
 /* How ended tasks are kept, from the task_result_ttl, enable_task_history
  * and max_task_history settings, for every process alike: a max_history
- * of 0 keeps no history (as protocol 1 trims it all), and one over
+ * of 0 keeps no history, and one over
  * RTQ__V2_MAX_HISTORY is cut to it (the scripts refuse a larger cap). */
 rtq__keep2 rtq__keep2_settings(int64_t result_ttl_s, bool history, int64_t max_history);
 

@@ -143,7 +143,7 @@ int rtq_keys2_slot(const rtq_keys2 *k, const char *queue) {
 
 /* ---- ids ---- */
 
-/* Crockford's base32 (no I, L, O, U), as v1 ids use. */
+/* Crockford's base32 (no I, L, O, U). */
 static const char digits[33] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 static int digit_value(char c) {

@@ -1,8 +1,8 @@
 /*
- * scripts2.h - the protocol v2 Lua steps, kept in common/lua2/<name>.lua
- * (the prelude common/lua2/_prelude.lua prepended to each) and compiled in
- * as a second set beside v1's (scripts.h). Run like v1's: EVALSHA, and on
- * NOSCRIPT, EVAL with the body. calls2.h builds their calls.
+ * scripts2.h - the Lua steps of the protocol (docs/PROTOCOL.md), kept in
+ * common/lua2/<name>.lua (the prelude common/lua2/_prelude.lua prepended
+ * to each) and compiled in. Run with EVALSHA, and on NOSCRIPT, EVAL with
+ * the body (scripts.h). calls2.h builds their calls.
  */
 #ifndef RTQ_SCRIPTS2_H
 #define RTQ_SCRIPTS2_H
@@ -46,7 +46,7 @@ typedef enum rtq_script2_id {
 const char *rtq_script2_name(rtq_script2_id id);
 const char *rtq_script2_body(rtq_script2_id id);
 /* SHA1 hex of the body as SCRIPT LOAD reported it, or NULL before the
- * first rtq_scripts2_load(). Write-once, mutex-guarded, as v1's. */
+ * first rtq_scripts2_load(). Write-once, mutex-guarded. */
 const char *rtq_script2_sha(rtq_script2_id id);
 /* SCRIPT LOAD of every v2 script. Same returns as rtq_scripts_load. */
 int rtq_scripts2_load(rtq_conn *c);

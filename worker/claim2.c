@@ -16,7 +16,7 @@
  *   wait   when every open queue came back empty: one BLMOVE on the pop
  *          connection (a script cannot block), then one claim call for
  *          the id it moved. With several queues it is cut short after
- *          poll_ms by CLIENT UNBLOCK, as in protocol 1.
+ *          poll_ms by CLIENT UNBLOCK.
  * Entries: ok runs (or, with no handler here, is handed back or fails
  * UNKNOWN_TASK: unknown2 in steps2.c); skip is dropped by the script;
  * missing and bad are dead-lettered (NO_TASK_RECORD, BAD_ID or

@@ -1,6 +1,6 @@
 /*
- * complete2.c - protocol 2: the finish and requeue calls (complete.c
- * batches, sends and reads their replies, which have protocol 1's shape:
+ * complete2.c - the finish and requeue calls (complete.c batches, sends
+ * and reads their replies, which have this shape:
  * {'ok', status} | {'retry', run_at} | {'stale', status}, and {'requeued'}
  * | {'stale', status}).
  *

@@ -28,7 +28,7 @@
  * reaches it there. Side links are opened on the first ASK that names
  * their node and closed after SIDE_IDLE_MS without one.
  *
- * A single-node or Sentinel URL, and protocol 1, have no links: every
+ * A single-node or Sentinel URL has no links: every
  * queue uses cmd and pop.
  */
 #include <inttypes.h>

@@ -4,7 +4,7 @@
  * of names no handler here serves, progress, the cancel backstop (the
  * task's `cr` field) and the heartbeat's call.
  *
- * A dead letter or a handback keeps no job, as in protocol 1: until the
+ * A dead letter or a handback keeps no job: until the
  * script answers, the id is still in the processing list, and a lost
  * reply is recovered by the next look at that list.
  */
