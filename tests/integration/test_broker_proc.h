@@ -36,9 +36,6 @@ typedef struct tb {
   int nlog;
   char log[512];      /* log file of the last broker started */
   pid_t pids[64];     /* pids[n]: the broker whose log is broker-<n>.log */
-#ifdef RTQ_TB_V1_FIELDS
-  RTQ_TB_V1_FIELDS    /* test_broker_helpers.h's protocol 1 keys */
-#endif
 } tb;
 
 /* A fresh context on the flushed default server, into *state. */
