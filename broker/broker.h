@@ -61,7 +61,7 @@ typedef struct rtq_broker_options {
   char id[128];            /* "" = host-pid-random */
   const char *health_file; /* NULL; else touched after each completed sweep and each lease
                             * step Redis answered (rtq-broker --health); borrowed */
-  const char *signing_key_file; /* NULL; protocol 2 only: the producers' key file
+  const char *signing_key_file; /* NULL; else the producers' key file
                             * that signs the tasks schedules create (workers
                             * with --task-keys run only signed tasks); borrowed */
 } rtq_broker_options;

@@ -454,7 +454,7 @@ void rtq__cancel2_check(rtq_worker *w);
 int rtq__finish2_argv(rtq_worker *w, rtq__job *const *jobs, int n, bool count_runs,
                       uint64_t (*jitter)(rtq_worker *));
 int rtq__requeue2_argv(rtq_worker *w, const rtq__job *j);
-/* sign2.c: loads the key files of w->o (protocol 2 only); frees them. */
+/* sign2.c: loads the key files of w->o; frees them. */
 int rtq__sign2_load(rtq_worker *w, char *errbuf, size_t errcap);
 void rtq__sign2_free(rtq_worker *w);
 /* true when no task keys are held, or the ok entry e of queue carries a

@@ -129,15 +129,16 @@ typedef struct rtq_worker_options {
                                    * replicas acknowledged are logged at WARNING and
                                    * counted (worker record field unreplicated) */
   int wait_timeout_ms;            /* 1000: that WAIT's timeout; below command_timeout_ms */
-  int protocol;                   /* 0: RTQ_PROTOCOL, else 2; 1 or 2: the wire protocol
-                                   * (docs/PROTOCOL.md, docs/PROTOCOL.md);
-                                   * rtq_worker_run refuses (RTQ_EPROTOCOL) a namespace
-                                   * that holds the other protocol's data */
-  const char *signing_key_file;   /* NULL; protocol 2 only: this worker's key file
+  int protocol;                   /* 0: RTQ_PROTOCOL, else 2; only 2 (the wire
+                                   * protocol, docs/PROTOCOL.md; 1 is refused,
+                                   * RTQ_EINVAL); rtq_worker_run refuses
+                                   * (RTQ_EPROTOCOL) a namespace that holds
+                                   * protocol 1's data */
+  const char *signing_key_file;   /* NULL; else this worker's key file
                                    * (kid:hex lines, mode 0600; docs/SECURITY.md):
                                    * each outcome it writes carries the first
                                    * key's signature (rs) */
-  const char *task_keys_file;     /* NULL; protocol 2 only: the producers' key file;
+  const char *task_keys_file;     /* NULL; else the producers' key file;
                                    * a task without a valid signature under it is
                                    * not run: it fails BAD_SIGNATURE and its id is
                                    * dead-lettered */
