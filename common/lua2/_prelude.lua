@@ -6,9 +6,8 @@
 -- Values a script reads back from a task hash are validated before they
 -- are trusted (whole(), names); a hash that fails is reported to the
 -- caller, never acted on.
--- Free text in a message goes through cjson; the batch steps join the
--- rest (valid names, statuses, whole numbers) as strings
--- (publish_entries). Keys shared by a call arrive in KEYS;
+-- Every message is built with cjson (publish). Keys shared by a call
+-- arrive in KEYS;
 -- a task's own keys (t:<id>, x:<id>) and its waiter channel (w:<id>) are
 -- built from prefixes in ARGV, which check_prefix() ties to KEYS[1]'s hash
 -- tag, so a call cannot reach another queue's keys. The events channel is
@@ -157,14 +156,6 @@ end
 -- One message per call on the queue's event channel (a shard channel).
 local function publish(chan, tbl)
   redis.call('SPUBLISH', chan, cjson.encode(tbl))
-end
-
--- The same message built by concatenation, for the batch steps: entries
--- is a list of JSON objects (strings) whose strings are valid names,
--- status words or cjson-encoded text, head the message's other members
--- ('"at":123,"s":"running"'). A valid name needs no JSON escape.
-local function publish_entries(chan, head, entries)
-  redis.call('SPUBLISH', chan, '{' .. head .. ',"t":[' .. table.concat(entries, ',') .. ']}')
 end
 
 -- Helpers only some steps use are defined when a step asks for them (a
@@ -355,7 +346,7 @@ local function use_gate()
   --   {'missing', id}       no task hash: the worker dead-letters the id
   --   {'bad', id, reason}   the id or the stored fields do not validate:
   --                         the worker dead-letters it, nothing was written
-  -- started: JSON entries of the claims made, for the call's message.
+  -- started: the entries of the claims made, for the call's message.
   -- names: a name -> true cache of the names already validated this call.
   function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate, names)
     if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
@@ -392,7 +383,7 @@ local function use_gate()
       local v = redis.pcall('HGET', xpre .. id, 'x')
       args = type(v) == 'string' and v or ''
     end
-    started[#started + 1] = '{"id":"' .. id .. '","a":' .. a .. '}'
+    started[#started + 1] = {id = id, a = a}
     return {'ok', id, n, a, dl, to, args, h[7] or '', h[4] or '', h[8] or '', h[9] or '', h[10] or ''}
   end
 end

@@ -38,6 +38,6 @@ for j = 1, n do
 end
 gate_close(gate)
 if #started > 0 then
-  publish_entries(ARGV[3], '"at":' .. fmt(now) .. ',"s":"running","w":"' .. wid .. '"', started)
+  publish(ARGV[3], {at = now, s = 'running', w = wid, t = started})
 end
 return out

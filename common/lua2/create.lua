@@ -123,10 +123,10 @@ for j = 1, #new do
   if v ~= '' then f[#f + 1] = 'sg'; f[#f + 1] = v end
   if run_ats and run_ats[b] then f[#f + 1] = 'ra'; f[#f + 1] = run_ats[b] end
   rcall('HSET', tpre .. id, unpack(f))
-  made[j] = '{"id":"' .. id .. '","n":"' .. name .. '"}'
+  made[j] = {id = id, n = name}
 end
 if #made > 0 then
   rcall('HINCRBY', KEYS[3], 'enqueued', #made)
-  publish_entries(ARGV[1], '"at":' .. snow .. ',"s":"pending"', made)
+  publish(ARGV[1], {at = now, s = 'pending', t = made})
 end
 return out

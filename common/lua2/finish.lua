@@ -24,9 +24,8 @@
 --        {'ok', status} | {'retry', run_at_ms} | {'stale', status}
 -- Only the keys this call may write are type-checked: the delayed set
 -- when a task fails, the done lists of the statuses given (with history
--- on), the histogram when pairs are given. Messages are built by
--- concatenation (ids, worker ids and statuses are valid names; texts go
--- through cjson).
+-- on), the histogram when pairs are given. Messages are built with
+-- cjson.
 
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).
@@ -102,7 +101,6 @@ if h > 0 then types[#types + 1] = KEYS[8]; types[#types + 1] = 'hash' end
 local have = need_types(types)
 
 local now = now_ms()
-local snow = fmt(now)
 local kp = KEYS[1]
 local out, pushes, counts, ev, leases = {}, {}, {}, {}, {}
 for j = 1, #starts do
@@ -158,7 +156,7 @@ for j = 1, #starts do
       rcall('HDEL', t, 'dl', 'rs')
       rcall('ZADD', KEYS[2], run_at, id)
       counts.retried = (counts.retried or 0) + 1
-      e = '{"id":"' .. id .. '","s":"pending","ry":' .. fmt(run_at)
+      e = {id = id, s = 'pending', ry = run_at}
       out[j] = {'retry', run_at}
     else
       local ttl = opt_whole(f[6], 1, MAX_TTL_S, defttl) or defttl
@@ -175,14 +173,12 @@ for j = 1, #starts do
       end_task(t, xpre .. id, id, final, now, inline, side, f[8] ~= false, ttl,
                hist and KEYS[DONE[final]] or nil, pushes)
       counts[final] = (counts[final] or 0) + 1
-      e = '{"id":"' .. id .. '","s":"' .. final .. '"'
-      if f[7] then rcall('SPUBLISH', wpre .. id, '{"id":"' .. id .. '","s":"' .. final .. '","at":' .. snow .. '}') end
+      e = {id = id, s = final}
+      if f[7] then rcall('SPUBLISH', wpre .. id, cjson.encode({id = id, s = final, at = now})) end
       out[j] = {'ok', final}
     end
-    if ec then e = e .. ',"ec":' .. cjson.encode(ec) end
-    if pm then e = e .. ',"pm":' .. cjson.encode(pm) end
-    if p then e = e .. ',"p":' .. p end
-    ev[#ev + 1] = e .. '}'
+    e.ec, e.pm, e.p = ec, pm, p
+    ev[#ev + 1] = e
   end
 end
 push_done(pushes, cap, tpre, xpre)
@@ -190,5 +186,5 @@ push_done(pushes, cap, tpre, xpre)
 if #leases > 0 and have[KEYS[9]] ~= 'none' then rcall('ZREM', KEYS[9], unpack(leases)) end
 for k, n in pairs(counts) do rcall('HINCRBY', KEYS[3], k, n) end
 for i = 10, 9 + 2 * h, 2 do rcall('HINCRBY', KEYS[8], ARGV[i], tonumber(ARGV[i + 1])) end
-if #ev > 0 then publish_entries(ARGV[5], '"at":' .. snow, ev) end
+if #ev > 0 then publish(ARGV[5], {at = now, t = ev}) end
 return out
