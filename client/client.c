@@ -188,6 +188,64 @@ int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *cons
   return rc;
 }
 
+int rtq__client_multi(rtq_client *c, redisReply **exec, const char *const *const *steps) {
+  if (exec != NULL) *exec = NULL;
+  int n = 0;
+  while (n <= RTQ__MULTI_MAX && steps[n] != NULL) n++;
+  if (n < 1 || n > RTQ__MULTI_MAX) return RTQ_EINVAL;
+  rtq_argv a[RTQ__MULTI_MAX + 2];
+  for (int i = 0; i < n + 2; i++) rtq_argv_init(&a[i]);
+  rtq_argv_add_str(&a[0], "MULTI");
+  for (int i = 0; i < n; i++)
+    for (int w = 0; steps[i][w] != NULL; w++) rtq_argv_add_str(&a[i + 1], steps[i][w]);
+  rtq_argv_add_str(&a[n + 1], "EXEC");
+  rtq_conn *conn;
+  redisReply *done = NULL;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc != 0) goto out;
+  /* On a cluster MULTI and EXEC, which name no key, go to the node of the
+   * commands' key (steps[0][1]: every command here names its key first). */
+  rc = rtq_conn_route_key(conn, steps[0][1], strlen(steps[0][1]));
+  for (int i = 0; rc == 0 && i < n + 2; i++) rc = rtq_conn_append(conn, &a[i]);
+  if (rc != 0) {
+    rtq_conn_drop(conn); /* nothing half-sent stays buffered */
+    rtq__client_conn_err(c, conn, rc, "redis");
+  }
+  /* Every reply is read, a refused one included, so none is left for the
+   * connection's next user; the first failure is the one reported. */
+  for (int i = 0; rc == 0 && i < n + 2; i++) {
+    redisReply *r = NULL;
+    int rrc = rtq_conn_get_reply(conn, &r);
+    if (rrc != 0) {
+      rc = rtq__client_conn_err(c, conn, rrc, "redis");
+      for (int k = i + 1; rrc != RTQ_ECONN && k < n + 2; k++) {
+        redisReply *rest = NULL;
+        if (rtq_conn_get_reply(conn, &rest) == RTQ_ECONN) k = n + 2;
+        if (rest != NULL) freeReplyObject(rest);
+      }
+    }
+    if (i == n + 1 && rrc == 0) done = r;
+    else if (r != NULL) freeReplyObject(r);
+  }
+  rtq__pool_put(c, conn);
+  /* A command that fails as it runs (a key of the wrong type) does not
+   * undo the others: Redis has no rollback. It is reported all the same. */
+  for (size_t i = 0; rc == 0 && done != NULL && done->type == REDIS_REPLY_ARRAY && i < done->elements; i++) {
+    if (done->element[i]->type != REDIS_REPLY_ERROR) continue;
+    rtq__client_err(c, "redis: %.200s", done->element[i]->str);
+    rc = RTQ_EREDIS;
+  }
+  if (rc == 0 && (done == NULL || done->type != REDIS_REPLY_ARRAY)) {
+    rtq__client_err(c, "redis: the transaction was not run");
+    rc = RTQ_EREDIS;
+  }
+out:
+  for (int i = 0; i < n + 2; i++) rtq_argv_destroy(&a[i]);
+  if (rc == 0 && exec != NULL) *exec = done;
+  else if (done != NULL) freeReplyObject(done);
+  return rc;
+}
+
 /* Fills c's settings from opts, the environment and the defaults. */
 static int configure(rtq_client *c, const rtq_client_options *o) {
   rtq_config cfg;

@@ -8,7 +8,10 @@
  * unpaused schedule by its next run; {ns}:schedules:last holds the due
  * time of the run last enqueued, written by
  * the scheduler. Keeping the scheduler's writes out of the definition means
- * a pause never races with a run being recorded.
+ * a pause never races with a run being recorded. Each call's writes go in
+ * one MULTI/EXEC (rtq__client_multi), so a reader never sees a part of a
+ * change, and a process that dies between them never leaves a definition
+ * that is unpaused but never scored.
  *
  * Exactly once: the run of a schedule due at ms T is the task
  * "cron:<id>:<T>". The scheduler creates it first and records it after; a
@@ -117,30 +120,34 @@ static int next_run(rtq_client *c, const char *id, const json_t *def, uint64_t a
   return rc;
 }
 
-/* Scores id in P:schedules:due by its first run after `after`. */
-static int set_next(rtq_client *c, const char *id, const json_t *def, uint64_t after) {
-  int64_t next = 0;
-  int rc = next_run(c, id, def, after, &next);
-  if (rc != 0) return rc;
-  char at[24];
-  snprintf(at, sizeof at, "%lld", (long long)next);
-  rtq_key2 k = key_due(c);
-  return rtq__client_words(c, NULL, 4, (const char *[]){"ZADD", k.s, at, id});
+/* The definition as stored: compact JSON of at most DEF_MAX bytes, the
+ * caller's to free; NULL with rc set when it cannot be. */
+static char *def_text(rtq_client *c, const char *id, const json_t *def, int *rc) {
+  char *text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+  *rc = text == NULL ? RTQ_ENOMEM : 0;
+  if (text != NULL && strlen(text) > DEF_MAX) {
+    rtq__client_err(c, "schedule %s: its definition is over %d bytes", id, DEF_MAX);
+    *rc = RTQ_ETOOBIG;
+    free(text);
+    text = NULL;
+  }
+  return text;
 }
 
-static int write_def(rtq_client *c, const char *id, const json_t *def) {
-  char *text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
-  if (text == NULL) return RTQ_ENOMEM;
-  int rc = 0;
-  if (strlen(text) > DEF_MAX) {
-    rtq__client_err(c, "schedule %s: its definition is over %d bytes", id, DEF_MAX);
-    rc = RTQ_ETOOBIG;
-  } else {
-    rtq_key2 k = key_defs(c);
-    rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSET", k.s, id, text});
-  }
-  free(text);
+/* The first run of id after `after`, as the text ZADD takes. */
+static int next_text(rtq_client *c, const char *id, const json_t *def, uint64_t after, char at[24]) {
+  int64_t next = 0;
+  int rc = next_run(c, id, def, after, &next);
+  if (rc == 0) snprintf(at, 24, "%lld", (long long)next);
   return rc;
+}
+
+/* Scores id in {ns}:schedules:due by its first run after `after`. */
+static int set_next(rtq_client *c, const char *id, const json_t *def, uint64_t after) {
+  char at[24];
+  int rc = next_text(c, id, def, after, at);
+  rtq_key2 k = key_due(c);
+  return rc != 0 ? rc : rtq__client_words(c, NULL, 4, (const char *[]){"ZADD", k.s, at, id});
 }
 
 int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char *name, const rtq_args *args,
@@ -196,18 +203,18 @@ int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char
   rtq__client_clear_err(c);
   /* An expression that parses may still never run ("0 0 30 2 *"): refused
    * before anything is written, so an existing schedule stays as it was. */
-  int64_t first = 0;
-  if ((rc = next_run(c, id, def, now, &first)) != 0) {
-    json_decref(def);
-    return rc;
-  }
-  char nows[32];
-  snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
-  rtq_key2 last = key_last(c);
-  if ((rc = write_def(c, id, def)) == 0 && (rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSETNX", last.s, id, nows})) == 0 &&
-      !paused)
-    rc = set_next(c, id, def, now);
+  char at[24], nows[32];
+  char *text = (rc = next_text(c, id, def, now, at)) == 0 ? def_text(c, id, def, &rc) : NULL;
   json_decref(def);
+  if (rc != 0) return rc;
+  snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
+  rtq_key2 defs = key_defs(c), due = key_due(c), last = key_last(c);
+  /* One transaction, so a process that dies half way never leaves a
+   * definition that is unpaused but never scored. */
+  const char *const hset[] = {"HSET", defs.s, id, text, NULL}, *const hsetnx[] = {"HSETNX", last.s, id, nows, NULL},
+                    *const zadd[] = {"ZADD", due.s, at, id, NULL};
+  rc = rtq__client_multi(c, NULL, (const char *const *const[]){hset, hsetnx, paused ? NULL : zadd, NULL});
+  free(text);
   return rc;
 }
 
@@ -217,14 +224,14 @@ int rtq_schedule_remove(rtq_client *c, const char *id) {
   if (rc != 0) return rc;
   rtq_key2 k = key_defs(c), due = key_due(c),
           last = key_last(c);
+  const char *const hdel[] = {"HDEL", k.s, id, NULL}, *const zrem[] = {"ZREM", due.s, id, NULL},
+                    *const hdel_last[] = {"HDEL", last.s, id, NULL};
   redisReply *r = NULL;
-  if ((rc = rtq__client_words(c, &r, 3, (const char *[]){"HDEL", k.s, id})) != 0) return rc;
-  bool had = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-  freeReplyObject(r);
   /* The due entry goes even when the definition was already gone. */
-  if ((rc = rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, id})) == 0)
-    rc = rtq__client_words(c, NULL, 3, (const char *[]){"HDEL", last.s, id});
-  if (rc == 0 && !had) {
+  if ((rc = rtq__client_multi(c, &r, (const char *const *const[]){hdel, zrem, hdel_last, NULL})) != 0) return rc;
+  bool had = r->elements > 0 && r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer == 1;
+  freeReplyObject(r);
+  if (!had) {
     rtq__client_err(c, "no schedule %s", id);
     rc = RTQ_ENOTFOUND;
   }
@@ -241,18 +248,20 @@ int rtq_schedule_set_paused(rtq_client *c, const char *id, bool paused) {
     return rc;
   }
   json_object_set_new(def, "paused", json_boolean(paused));
-  rtq_key2 due = key_due(c), last = key_last(c);
-  char nows[32];
+  rtq_key2 defs = key_defs(c), due = key_due(c), last = key_last(c);
+  char at[24] = "", nows[32];
   snprintf(nows, sizeof nows, "from:%llu", (unsigned long long)now);
-  if ((rc = write_def(c, id, def)) == 0) {
-    if (paused) {
-      rc = rtq__client_words(c, NULL, 3, (const char *[]){"ZREM", due.s, id});
-    } else if ((rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSET", last.s, id, nows})) == 0) {
-      /* Runs due while paused are not made up: the next is after now. */
-      rc = set_next(c, id, def, now);
-    }
-  }
+  /* Runs due while paused are not made up: the next is after now. */
+  char *text = paused || (rc = next_text(c, id, def, now, at)) == 0 ? def_text(c, id, def, &rc) : NULL;
   json_decref(def);
+  if (rc != 0) return rc;
+  const char *const hset[] = {"HSET", defs.s, id, text, NULL}, *const zrem[] = {"ZREM", due.s, id, NULL},
+                    *const hset_last[] = {"HSET", last.s, id, nows, NULL},
+                    *const zadd[] = {"ZADD", due.s, at, id, NULL};
+  rc = rtq__client_multi(c, NULL,
+                         paused ? (const char *const *const[]){hset, zrem, NULL}
+                                : (const char *const *const[]){hset, hset_last, zadd, NULL});
+  free(text);
   return rc;
 }
 
@@ -408,8 +417,11 @@ static int fire_one(rtq_client *c, const char *id, uint64_t now, size_t *fired) 
       if (created && fired != NULL) (*fired)++;
       rtq_log(created ? RTQ_LOG_INFO : RTQ_LOG_DEBUG, created ? "schedule ran" : "schedule run existed already",
               "schedule", id, "task", task_id, NULL);
-      if ((rc = rtq__client_words(c, NULL, 4, (const char *[]){"HSET", last.s, id, ats})) == 0)
-        rc = set_next(c, id, def, now > (uint64_t)at ? now : (uint64_t)at);
+      char next[24];
+      const char *const hset[] = {"HSET", last.s, id, ats, NULL}, *const zadd[] = {"ZADD", due.s, next, id, NULL};
+      /* The run recorded and the next scored together, or neither. */
+      if ((rc = next_text(c, id, def, now > (uint64_t)at ? now : (uint64_t)at, next)) == 0)
+        rc = rtq__client_multi(c, NULL, (const char *const *const[]){hset, zadd, NULL});
     }
   }
   json_decref(def);

@@ -3,10 +3,13 @@
  * real redis-server: the library's calls, the scheduler's step with a
  * chosen "now" (so the runs owed are exact), exactly once when a leader
  * died between a run and its bookkeeping or when two run the step at
- * once, pause and resume, and the broker's sweep running a schedule.
+ * once, pause and resume, each change seen whole by a concurrent reader,
+ * and the broker's sweep running a schedule.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +201,82 @@ static void test_schedule_pause_and_resume(void **state) {
   assert_int_equal(rtq_schedule_set_paused(CL, "nope", true), RTQ_ENOTFOUND);
 }
 
+/* What a reader sees of schedule "flip" in one MULTI: bit 0 its
+ * definition, bit 1 its due entry, bit 2 its last-run record; bit 3 set
+ * when the definition says paused. */
+static int snapshot(rtq_conn *r) {
+  rtq_keys2 k = K;
+  rtq_argv a[5];
+  const char *words[5][3] = {{"MULTI"},
+                             {"HGET", rtq_keys2_schedules(&k).s, "flip"},
+                             {"ZSCORE", rtq_keys2_schedules_due(&k).s, "flip"},
+                             {"HEXISTS", rtq_keys2_schedules_last(&k).s, "flip"},
+                             {"EXEC"}};
+  for (int i = 0; i < 5; i++) {
+    rtq_argv_init(&a[i]);
+    for (int w = 0; w < 3 && words[i][w] != NULL; w++) rtq_argv_add_str(&a[i], words[i][w]);
+    assert_int_equal(rtq_conn_append(r, &a[i]), 0);
+  }
+  redisReply *x = NULL;
+  int bits = -1;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(rtq_conn_get_reply(r, &x), 0);
+    if (i == 4) {
+      assert_int_equal(x->type, REDIS_REPLY_ARRAY);
+      assert_int_equal(x->elements, 3);
+      const redisReply *def = x->element[0];
+      bits = (def->type == REDIS_REPLY_STRING) | (x->element[1]->type == REDIS_REPLY_STRING) << 1 |
+             (x->element[2]->integer == 1) << 2;
+      if (def->type == REDIS_REPLY_STRING && strstr(def->str, "\"paused\":true") != NULL) bits |= 8;
+    }
+    freeReplyObject(x);
+    rtq_argv_destroy(&a[i]);
+  }
+  return bits;
+}
+
+static atomic_int flipping, flip_failures;
+
+/* cmocka's asserts belong to the main thread: this one counts failures. */
+static void *flipper(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 150; i++) {
+    int rc = rtq_schedule_add(CL, "flip", "@every 10s", "rtq.noop", NULL, NULL);
+    if (rc == 0) rc = rtq_schedule_set_paused(CL, "flip", true);
+    if (rc == 0) rc = rtq_schedule_set_paused(CL, "flip", false);
+    if (rc == 0) rc = rtq_schedule_remove(CL, "flip");
+    if (rc != 0) atomic_fetch_add(&flip_failures, 1);
+  }
+  atomic_store(&flipping, 0);
+  return NULL;
+}
+
+/* Each call's writes land together: a reader taking snapshots while a
+ * schedule is added, paused, resumed and removed over and over sees only
+ * whole states: none of its keys; an unpaused definition scored, with its
+ * last-run record; or a paused one, unscored, with its record. Written
+ * one command at a time, the reader saw the definition without its score. */
+static void test_schedule_changes_are_seen_whole(void **state) {
+  (void)state;
+  rtq_conn *reader = rtq_test_conn();
+  pthread_t t;
+  atomic_store(&flipping, 1);
+  assert_int_equal(pthread_create(&t, NULL, flipper, NULL), 0);
+  int seen[16] = {0};
+  /* Bounded: the flipper makes 600 calls, each a round trip. */
+  for (int i = 0; i < 200000 && atomic_load(&flipping); i++) {
+    int bits = snapshot(reader);
+    assert_in_range(bits, 0, 15);
+    seen[bits]++;
+  }
+  assert_int_equal(pthread_join(t, NULL), 0);
+  rtq_conn_free(reader);
+  assert_int_equal(atomic_load(&flip_failures), 0);
+  for (int b = 0; b < 16; b++)
+    if (b != 0 && b != 7 && b != 13 && seen[b] != 0) fail_msg("a reader saw a part of a change: state %d, %d times", b, seen[b]);
+  assert_true(seen[0] + seen[7] + seen[13] > 0);
+}
+
 /* An expression that parses but never matches a day (30 February) is
  * refused before anything is written: no new schedule appears, and an
  * existing one keeps its definition and its next run. */
@@ -285,6 +364,7 @@ int main(void) {
       T(test_schedule_fire_due_runs_the_latest_missed_once),
       T(test_schedule_exactly_once_at_the_worst_moment),
       T(test_schedule_pause_and_resume),
+      T(test_schedule_changes_are_seen_whole),
       T(test_schedule_add_refuses_a_cron_that_never_runs),
       T(test_schedule_list_definition_without_args),
       T(test_schedule_broken_definition_does_not_block_others),
