@@ -3,7 +3,8 @@
  * Redis Cluster (3 primaries with the slots, a 4th without any as the
  * seed): a batch over queues on three nodes goes to each queue's node, and
  * reading, listing, cancelling, retrying and waiting (SSUBSCRIBE on the
- * queue's node) find each task there.
+ * queue's node) find each task there; a schedule's transactions run on
+ * the namespace's node.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "crc16.h"
 #include "harness.h"
 #include "integration/test_client_fake_worker2.h"
 #include "keys2.h"
@@ -154,10 +156,47 @@ static void test_cluster_client2_wait_on_the_queues_node(void **state) {
   }
 }
 
+/* Add, pause, resume, fire and remove a schedule through a client seeded
+ * with a node that serves no slot: each call's MULTI/EXEC runs whole on the
+ * node of {rtq}, and the run lands on its queue's node. */
+static void test_cluster_client2_schedule_transactions(void **state) {
+  (void)state;
+  rtq_schedule_options so = {.queue = queues[1]};
+  assert_int_equal(rtq_schedule_add(CL, "nightly", "@every 10s", "t", NULL, &so), 0);
+  assert_int_equal(rtq_schedule_set_paused(CL, "nightly", true), 0);
+  assert_int_equal(rtq_schedule_set_paused(CL, "nightly", false), 0);
+  rtq_schedule *l = NULL;
+  size_t n = 0;
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
+  assert_int_equal(n, 1);
+  assert_false(l[0].paused);
+  assert_true(l[0].next_run_ms > 0);
+  rtq_schedules_free(l, n);
+  int home = rtq_test_cluster_owner_at_start(cl, rtq_crc16("rtq", 3) % 16384);
+  rtq_conn *ns = direct(home);
+  assert_int_equal(rtq_test_cmd_int(ns, "ZCARD", rtq_keys2_schedules_due(&K).s, NULL), 1);
+  size_t fired = 0;
+  uint64_t now = 0;
+  rtq_conn *qn = direct(1);
+  long long before = rtq_test_cmd_int(qn, "LLEN", rtq_keys2_queue(&K, queues[1]).s, NULL);
+  assert_int_equal(rtq_conn_time_ms(ns, &now), 0);
+  assert_int_equal(rtq_schedule_fire_due(CL, now + 60000, 10, &fired), 0);
+  assert_int_equal(fired, 1);
+  assert_int_equal(rtq_test_cmd_int(qn, "LLEN", rtq_keys2_queue(&K, queues[1]).s, NULL), before + 1);
+  assert_int_equal(rtq_schedule_remove(CL, "nightly"), 0);
+  assert_int_equal(rtq_test_cmd_int(ns, "EXISTS", rtq_keys2_schedules(&K).s, rtq_keys2_schedules_due(&K).s,
+                                    rtq_keys2_schedules_last(&K).s, NULL),
+                   0);
+  assert_int_equal(rtq_schedule_remove(CL, "nightly"), RTQ_ENOTFOUND);
+  rtq_conn_free(qn);
+  rtq_conn_free(ns);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cluster_client2_batch_reads_and_lists_per_node),
       cmocka_unit_test(test_cluster_client2_wait_on_the_queues_node),
+      cmocka_unit_test(test_cluster_client2_schedule_transactions),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
