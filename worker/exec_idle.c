@@ -18,6 +18,8 @@
  *      place when the pool is made: one process starts at once).
  *
  * A process borrowed meanwhile is left alone: its task's thread owns it.
+ * mu is never held across a wait: a process that hung up is held busy
+ * while the watcher gives it a moment to exit.
  * The watcher wakes a waiting borrower only for a process it started;
  * only the drain wakes the watcher (watch_cv).
  */
@@ -41,14 +43,22 @@ static bool closing(rtq__exec *x) { return __atomic_load_n(&x->closing, __ATOMIC
 static void look_at(rtq__exec *x, rtq__xproc *p, bool hangup) {
   (void)rtq__exec_read_stderr(p, NULL);
   bool dead = rtq__exec_exited(p);
-  /* An exiting process closes its pipes a moment before it becomes a
-   * zombie: a hang-up gets that moment, so its status is the report. */
-  for (int i = 0; hangup && !dead && i < 50; i++) {
-    struct timespec ts = {0, 2 * 1000000L};
-    nanosleep(&ts, NULL);
-    dead = rtq__exec_exited(p);
-  }
   if (!dead && !hangup) return;
+  if (!dead) {
+    /* An exiting process closes its pipes a moment before it becomes a
+     * zombie: a hang-up gets that moment (up to 100 ms), so its status is
+     * the report. The place is held busy, so no borrower takes it, and mu
+     * is let go meanwhile, so borrowers of other places never wait. */
+    p->busy = true;
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; !dead && i < 50; i++) {
+      struct timespec ts = {0, 2 * 1000000L};
+      nanosleep(&ts, NULL);
+      dead = rtq__exec_exited(p);
+    }
+    pthread_mutex_lock(&x->mu);
+    p->busy = false;
+  }
   char why[160];
   int st;
   if (!dead) {
