@@ -148,6 +148,7 @@ typedef struct phase {
 static const phase phases[] = {
     {"deadlines", rtq__broker_backstop2},
     {"recover", rtq__broker_recover2},
+    {"audit", rtq__broker_audit2},
     {"promote", rtq__broker_promote2},
     {"cleanup", cleanup_phase},
     {"schedules", rtq__broker_schedules},

@@ -108,6 +108,8 @@ const char *rtq_broker_usage(void);
  *   forgotten              ids of expired tasks pruned from the done lists
  *   schedule_runs          runs of periodic tasks enqueued
  *   unreplicated           outcome writes whose WAIT saw too few replicas
+ *   orphans_recovered      processing lists of dead workers the worker walk
+ *                          did not lead to, recovered by the audit (audit2.c)
  */
 #define RTQ_BROKER_COUNTER_LIST(XX) \
   XX(sweeps)                        \
@@ -121,7 +123,8 @@ const char *rtq_broker_usage(void);
   XX(promoted)                      \
   XX(forgotten)                     \
   XX(schedule_runs)                  \
-  XX(unreplicated)
+  XX(unreplicated)                   \
+  XX(orphans_recovered)
 
 /* Value type: totals since the broker started. */
 typedef struct rtq_broker_counters {

@@ -28,6 +28,7 @@ void rtq__broker2_names_free(char **names, size_t n) {
 void rtq__broker2_free(rtq_broker *b) {
   if (b->v2 == NULL) return;
   rtq__broker2_names_free(b->v2->queues, b->v2->nqueues);
+  free(b->v2->au_suspects);
   free(b->v2);
   b->v2 = NULL;
 }

@@ -106,10 +106,16 @@ static int recover_list(rtq_broker *b, const rtq__dead_ops *ops, const redisRepl
   return rc;
 }
 
-int rtq__broker_each_dead(rtq_broker *b, const rtq__dead_ops *ops) {
+bool rtq__broker_dead_range(const rtq_broker *b, rtq__dead_range *d) {
   uint64_t ttl = (uint64_t)b->o.heartbeat_ttl_ms;
-  if (b->now <= ttl) return 0;
-  rtq__dead_range d = {b->now - ttl, b->now + FUTURE_MARGIN_MS};
+  if (b->now <= ttl) return false;
+  *d = (rtq__dead_range){b->now - ttl, b->now + FUTURE_MARGIN_MS};
+  return true;
+}
+
+int rtq__broker_each_dead(rtq_broker *b, const rtq__dead_ops *ops) {
+  rtq__dead_range d;
+  if (!rtq__broker_dead_range(b, &d)) return 0;
   char cut[32], ceil_s[32];
   snprintf(cut, sizeof cut, "%llu", (unsigned long long)d.cutoff);
   snprintf(ceil_s, sizeof ceil_s, "(%llu", (unsigned long long)d.ceiling);

@@ -112,6 +112,9 @@ typedef struct rtq__dead_ops {
   int (*recover)(rtq_broker *b, const char *wid, const rtq__dead_range *d, int *budget);
 } rtq__dead_ops;
 
+/* The scores of live workers at b->now: false while b->now is within
+ * heartbeat_ttl of the epoch (nobody can be dead yet). */
+bool rtq__broker_dead_range(const rtq_broker *b, rtq__dead_range *d);
 /* Hands every dead worker found this sweep to ops->recover (at most
  * RTQ_BROKER_RECOVER_PER_SWEEP entries over all of them); an id that is
  * no valid name leaves the workers set. */
@@ -124,6 +127,7 @@ bool rtq__broker_still_dead(const redisReply *score, bool no_record, const rtq__
  * logged yet) ---- */
 int rtq__broker_promote2(rtq_broker *b);
 int rtq__broker_recover2(rtq_broker *b);
+int rtq__broker_audit2(rtq_broker *b);
 int rtq__broker_prune2(rtq_broker *b);
 int rtq__broker_backstop2(rtq_broker *b);
 /* lease2.c: the lease script's step; the lease key and a broker counter

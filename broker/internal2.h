@@ -51,6 +51,28 @@
 /* Queues named in one worker record at most. */
 #define RTQ_BROKER2_MAX_WORKER_QUEUES 1000
 
+/* audit2.c, the keyspace audit of processing lists: keys per SCAN call
+ * (its COUNT), SCAN calls per sweep at most, and no further call once the
+ * audit has taken this much of the sweep (broker's ms); lists waiting for
+ * their second look, lists recovered and entries taken per sweep. A SCAN
+ * call of COUNT 1000 over 1,000,000 task hashes took about 0.3 ms of
+ * Redis time (docs/BROKER.md, "The audit of processing lists"). */
+#define RTQ_BROKER2_AUDIT_COUNT 1000
+#define RTQ_BROKER2_AUDIT_SCANS_PER_SWEEP 10
+#define RTQ_BROKER2_AUDIT_MS_PER_SWEEP 20
+#define RTQ_BROKER2_AUDIT_SUSPECTS 256
+#define RTQ_BROKER2_AUDIT_RECOVER_PER_SWEEP 16
+#define RTQ_BROKER2_AUDIT_ENTRIES_PER_SWEEP 1000
+/* Primaries one walk visits at most (a cluster's). */
+#define RTQ_BROKER2_AUDIT_MAX_NODES 64
+
+/* A processing list whose worker was not alive at its first look. */
+typedef struct rtq__audit_suspect {
+  char queue[RTQ_NAME_MAX + 1];
+  char wid[RTQ_NAME_MAX + 1];
+  uint64_t seen_at;         /* b->now of that look */
+} rtq__audit_suspect;
+
 /* The v2 state, owned by the broker (b->v2). */
 typedef struct rtq__broker2 {
   char **queues;            /* valid names of {ns}:queues, sorted */
@@ -71,6 +93,17 @@ typedef struct rtq__broker2 {
   int64_t bs_offset;
   bool bs_active;
   uint64_t bs_pass_at;      /* b->now when the last pass started */
+
+  /* audit2.c: the SCAN cursor, the primary it belongs to (and its index
+   * in rtq_conn_primaries' order), the suspects, and what was logged. */
+  char au_cursor[32];
+  rtq_redis_endpoint au_node;
+  int au_shard;
+  rtq__audit_suspect *au_suspects; /* RTQ_BROKER2_AUDIT_SUSPECTS, on first use */
+  size_t au_nsuspects;
+  uint64_t au_cycles;       /* full walks over every primary */
+  uint64_t au_lists;        /* processing lists seen in this walk */
+  bool au_refused, au_junk_logged, au_full_logged;
 } rtq__broker2;
 
 /* broker2.c: the state's life, and what the phases share. */
@@ -91,6 +124,12 @@ int rtq__broker2_worker_queues(rtq_broker *b, const char *wid, char ***names, si
 void rtq__broker2_names_free(char **names, size_t n);
 /* The reply's text of a failed call, for a log line. */
 const char *rtq__broker2_why(const rtq_broker *b, const redisReply *r);
+
+/* recover2.c: recovers wid's list of queue as for a dead worker (no
+ * reaping: the caller knows why) within *budget entries; *empty when the
+ * list was seen empty, *moved the entries taken off it. */
+int rtq__broker2_recover_list(rtq_broker *b, const char *wid, const char *queue, int *budget,
+                              bool *empty, uint64_t *moved);
 
 /* sign2.c: with the broker's signing key, appends to a backstop call (a)
  * the signatures of the timeouts it may write for wid's list of queue

@@ -220,6 +220,43 @@ static void log_tally(const char *wid, const tally *t) {
           "taken_by_other_broker", rtq__u64s(t->gone, s[6]), NULL);
 }
 
+/* Drains the first pages of wid's lists of queues (bt, as first_pages
+ * left it) within budget; *all_empty when every list was seen empty. */
+static int drain_pages(rtq_broker *b, rtq__batch *bt, const char *wid, char **queues, size_t nq,
+                       int *budget, tally *t, bool *all_empty) {
+  int rc = 0;
+  *all_empty = true;
+  for (size_t i = 0; rc == 0 && i < nq; i++) {
+    redisReply *page = bt->replies[i];
+    bt->replies[i] = NULL; /* drain() frees it */
+    bool empty = false;
+    if (bt->rcs[i] != 0 || page == NULL) {
+      rtq_log(RTQ_LOG_ERROR, "dead worker's processing key is not a list; skipping it", "worker",
+              wid, "queue", queues[i], NULL);
+      if (page != NULL) freeReplyObject(page);
+    } else {
+      rc = drain(b, wid, queues[i], page, budget, t, &empty);
+    }
+    *all_empty = *all_empty && empty;
+  }
+  rtq__batch_clear(bt);
+  return rc;
+}
+
+/* Adds a worker's tally to the counters, and logs it when anything moved.
+ * Returns the entries the recover calls took off its lists. */
+static uint64_t count_tally(rtq_broker *b, const char *wid, const tally *t) {
+  RTQ__COUNT(b, recovered, t->requeued);
+  RTQ__COUNT(b, worker_lost, t->lost);
+  RTQ__COUNT(b, cancelled_on_recovery, t->cancelled);
+  RTQ__COUNT(b, timeouts, t->timeout);
+  RTQ__COUNT(b, recover_dropped, t->dropped);
+  RTQ__COUNT(b, dead_lettered, t->dead);
+  uint64_t moved = t->requeued + t->lost + t->cancelled + t->timeout + t->dropped + t->dead;
+  if (moved + t->errors > 0) log_tally(wid, t);
+  return moved;
+}
+
 /* Recovers every list of one dead worker within budget, then reaps it. */
 static int recover_worker(rtq_broker *b, const char *wid, const rtq__dead_range *d, int *budget) {
   char **queues = NULL;
@@ -230,31 +267,25 @@ static int recover_worker(rtq_broker *b, const char *wid, const rtq__dead_range 
   rtq__batch *bt = &b->batch2;
   rc = first_pages(b, bt, wid, queues, nq);
   tally t = {0};
-  bool all_empty = true;
-  for (size_t i = 0; rc == 0 && i < nq; i++) {
-    redisReply *page = bt->replies[i];
-    bt->replies[i] = NULL; /* drain() frees it */
-    bool empty = false;
-    if (bt->rcs[i] != 0 || page == NULL) {
-      rtq_log(RTQ_LOG_ERROR, "dead worker's processing key is not a list; skipping it", "worker",
-              wid, "queue", queues[i], NULL);
-      if (page != NULL) freeReplyObject(page);
-    } else {
-      rc = drain(b, wid, queues[i], page, budget, &t, &empty);
-    }
-    all_empty = all_empty && empty;
-  }
+  bool all_empty = false;
+  if (rc == 0) rc = drain_pages(b, bt, wid, queues, nq, budget, &t, &all_empty);
   rtq__batch_clear(bt);
-  RTQ__COUNT(b, recovered, t.requeued);
-  RTQ__COUNT(b, worker_lost, t.lost);
-  RTQ__COUNT(b, cancelled_on_recovery, t.cancelled);
-  RTQ__COUNT(b, timeouts, t.timeout);
-  RTQ__COUNT(b, recover_dropped, t.dropped);
-  RTQ__COUNT(b, dead_lettered, t.dead);
-  if (t.requeued + t.lost + t.cancelled + t.timeout + t.dropped + t.dead + t.errors > 0)
-    log_tally(wid, &t);
+  count_tally(b, wid, &t);
   if (rc == 0 && all_empty) rc = reap(b, wid, queues, nq, d);
   if (owned) rtq__broker2_names_free(queues, nq);
+  return rc;
+}
+
+int rtq__broker2_recover_list(rtq_broker *b, const char *wid, const char *queue, int *budget,
+                              bool *empty, uint64_t *moved) {
+  char *queues[1] = {(char *)queue};
+  rtq__batch *bt = &b->batch2;
+  int rc = first_pages(b, bt, wid, queues, 1);
+  tally t = {0};
+  *empty = false;
+  if (rc == 0) rc = drain_pages(b, bt, wid, queues, 1, budget, &t, empty);
+  rtq__batch_clear(bt);
+  *moved = count_tally(b, wid, &t);
   return rc;
 }
 

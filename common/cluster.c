@@ -714,3 +714,43 @@ int rtq__cluster_node_for_key(rtq__cluster *cl, const void *key, size_t n, rtq_r
   *out = cl->nodes[i].ep;
   return 0;
 }
+
+/* ---- every primary (a keyspace walk) ---- */
+
+static int endpoint_cmp(const void *x, const void *y) {
+  const rtq_redis_endpoint *a = x, *b = y;
+  int c = strcmp(a->host, b->host);
+  return c != 0 ? c : (a->port > b->port) - (a->port < b->port);
+}
+
+int rtq__cluster_primaries(rtq__cluster *cl, rtq_redis_endpoint *out, int max, int *n) {
+  *n = 0;
+  int rc = maybe_refresh(cl);
+  if (rc == RTQ_ENOMEM) return rc;
+  for (int round = 0; round < 2 && *n == 0; round++) {
+    if (round == 1 && (rc = refresh(cl)) != 0) return rc;
+    for (int i = 0; i < cl->nnodes && *n < max; i++)
+      if (cl->nodes[i].primary) out[(*n)++] = cl->nodes[i].ep;
+  }
+  qsort(out, (size_t)*n, sizeof *out, endpoint_cmp);
+  return 0;
+}
+
+int rtq__cluster_command_at(rtq__cluster *cl, const rtq_redis_endpoint *ep, const rtq_argv *a,
+                            redisReply **reply) {
+  if (reply != NULL) *reply = NULL;
+  for (int i = 0; i < cl->nnodes; i++) {
+    if (!cl->nodes[i].primary || cl->nodes[i].ep.port != ep->port || strcmp(cl->nodes[i].ep.host, ep->host) != 0)
+      continue;
+    rtq_conn *c = NULL;
+    int rc = node_ready(cl, i, &c);
+    if (rc == 0) rc = rtq_conn_command(c, a, reply);
+    if (rc != 0) take_err(cl, i);
+    if (rc == RTQ_ECONN) cl->stale = true;
+    return rc;
+  }
+  /* A failover or a resharding since the caller read the primaries. */
+  cl->stale = true;
+  set_err(cl, "%s:%d serves no slot any more", ep->host, ep->port);
+  return RTQ_ECONN;
+}

@@ -79,6 +79,14 @@ redisContext *rtq__cluster_ctx(rtq__cluster *cl);
 int rtq__cluster_node_for_key(rtq__cluster *cl, const void *key, size_t n, rtq_redis_endpoint *out);
 const char *rtq__cluster_errstr(const rtq__cluster *cl);
 
+/* rtq_conn_primaries and rtq_conn_command_at of a cluster connection: the
+ * nodes serving slots in the slot map (refreshed first when stale), sorted
+ * by host then port; a command sent to one of them as it is, with no
+ * redirection followed (SCAN: each primary's own keys). */
+int rtq__cluster_primaries(rtq__cluster *cl, rtq_redis_endpoint *out, int max, int *n);
+int rtq__cluster_command_at(rtq__cluster *cl, const rtq_redis_endpoint *ep, const rtq_argv *a,
+                            redisReply **reply);
+
 /*
  * The key a command is routed by (see the model above): *key and *n set
  * and 1, or 0 for a keyless command. Pure: exposed for the unit tests.

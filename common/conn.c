@@ -462,6 +462,25 @@ int rtq_conn_get_reply(rtq_conn *c, redisReply **reply) {
   return finish_reply(c, r, reply);
 }
 
+int rtq_conn_primaries(rtq_conn *c, rtq_redis_endpoint *out, int max, int *n) {
+  *n = 0;
+  if (max < 1) return RTQ_EINVAL;
+  if (c->cl != NULL) return rtq__cluster_primaries(c->cl, out, max, n);
+  if (c->url.is_unix) {
+    memcpy(out[0].host, c->url.path, sizeof out[0].host);
+    out[0].port = 0;
+  } else {
+    out[0] = c->target;
+  }
+  *n = 1;
+  return 0;
+}
+
+int rtq_conn_command_at(rtq_conn *c, const rtq_redis_endpoint *ep, const rtq_argv *a, redisReply **reply) {
+  if (c->cl != NULL) return rtq__cluster_command_at(c->cl, ep, a, reply);
+  return rtq_conn_command(c, a, reply);
+}
+
 int rtq_conn_check_eviction_policy(rtq_conn *c) {
   rtq_argv a;
   rtq_argv_init(&a);

@@ -164,6 +164,24 @@ void rtq_conn_drop(rtq_conn *c);
 int rtq_conn_route_key(rtq_conn *c, const void *key, size_t n);
 
 /*
+ * The primaries a walk over the whole keyspace (SCAN) must visit, at most
+ * max into out, *n set: for redis+cluster:// the nodes serving slots in
+ * the slot map (loaded again first when stale), sorted by host then port;
+ * otherwise the one node (its host and port; the sentinels' primary as
+ * last found; the socket's path and port 0 for unix://). Returns 0 or a
+ * connection error.
+ */
+int rtq_conn_primaries(rtq_conn *c, rtq_redis_endpoint *out, int max, int *n);
+/*
+ * Runs a keyless command on the primary ep (one rtq_conn_primaries gave),
+ * with no redirection followed: for SCAN, whose cursor belongs to one
+ * node. On a connection that is no cluster's, ep is ignored (there is one
+ * node). Same returns as rtq_conn_command; RTQ_ECONN also when ep serves
+ * no slot any more (the map is reloaded at the next call).
+ */
+int rtq_conn_command_at(rtq_conn *c, const rtq_redis_endpoint *ep, const rtq_argv *a, redisReply **reply);
+
+/*
  * Where a connection for key[0..n) should go: for redis:// the URL's host
  * and port (unix://: the path and port 0); for redis-sentinel:// the primary
  * the sentinels name; for redis+cluster:// the node serving the key's slot

@@ -128,6 +128,39 @@ rtq_key2 rtq_keys2_chan_waiter_prefix(const rtq_keys2 *k, const char *q) {
   return qkey(k, q, "w:", NULL, 0);
 }
 
+rtq_key2 rtq_keys2_processing_pattern(const rtq_keys2 *k) {
+  rtq_key2 key;
+  int n = snprintf(key.s, sizeof key.s, "{%s:*}:p:*", k->ns);
+  if (n < 0 || (size_t)n >= sizeof key.s) return none();
+  key.len = (size_t)n;
+  return key;
+}
+
+/* Copies s[0..n) to out as a valid name, or returns RTQ_EINVAL. */
+static int copy_name(const char *s, size_t n, char *out) {
+  if (n == 0 || n > RTQ_NAME_MAX || memchr(s, '\0', n) != NULL) return RTQ_EINVAL;
+  memcpy(out, s, n);
+  out[n] = '\0';
+  return rtq_validate_name(out);
+}
+
+int rtq_keys2_parse_processing(const rtq_keys2 *k, const char *key, size_t n, char *queue, char *wid) {
+  queue[0] = wid[0] = '\0';
+  /* "{" ns ":" Q "}:p:" wid */
+  size_t pre = 1 + k->ns_len + 1;
+  if (key == NULL || n <= pre || key[0] != '{' || memcmp(key + 1, k->ns, k->ns_len) != 0 ||
+      key[pre - 1] != ':')
+    return RTQ_EINVAL;
+  const char *q = key + pre, *end = key + n;
+  const char *close = memchr(q, '}', (size_t)(end - q));
+  if (close == NULL || (size_t)(end - close) < 4 || memcmp(close, "}:p:", 4) != 0 ||
+      copy_name(q, (size_t)(close - q), queue) != 0 || copy_name(close + 4, (size_t)(end - close - 4), wid) != 0) {
+    queue[0] = wid[0] = '\0';
+    return RTQ_EINVAL;
+  }
+  return 0;
+}
+
 int rtq__argv_add_key2(rtq_argv *a, rtq_key2 k) {
   if (k.len == 0) return RTQ_EINVAL;
   return rtq_argv_add(a, k.s, k.len);

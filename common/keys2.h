@@ -126,6 +126,19 @@ rtq_key2 rtq_keys2_task_prefix(const rtq_keys2 *k, const char *queue);
 rtq_key2 rtq_keys2_side_prefix(const rtq_keys2 *k, const char *queue);
 rtq_key2 rtq_keys2_chan_waiter_prefix(const rtq_keys2 *k, const char *queue);
 
+/* The SCAN MATCH pattern of every processing list of the namespace:
+ * "{ns:*}:p:*" (ns holds no glob character). It also matches keys that
+ * are none (a queue name cannot hold '}', a writer's junk key can):
+ * rtq_keys2_parse_processing tells them apart. */
+rtq_key2 rtq_keys2_processing_pattern(const rtq_keys2 *k);
+/* Reads a key name key[0..n) of the form rtq_keys2_processing builds for
+ * this namespace: 0 with the queue and worker id copied to queue and wid
+ * (NUL-terminated, RTQ_NAME_MAX + 1 bytes each), else RTQ_EINVAL and both
+ * "" (another namespace, another kind of key, a bad name, a NUL byte).
+ * Names cannot hold '}', so the first '}' closes the tag and the split is
+ * unique: rtq_keys2_processing(k, queue, wid) gives key back. */
+int rtq_keys2_parse_processing(const rtq_keys2 *k, const char *key, size_t n, char *queue, char *wid);
+
 /* Appends a key; RTQ_EINVAL (nothing appended) for a len-0 key, else
  * rtq_argv_add's returns. */
 int rtq__argv_add_key2(rtq_argv *a, rtq_key2 k);

@@ -166,6 +166,67 @@ static void test_keys2_every_key_has_its_tag(void **state) {
   for (size_t i = 0; i < sizeof nk / sizeof nk[0]; i++) assert_memory_equal(nk[i].s, "{rtq}:", 6);
 }
 
+/* A processing list's key reads back as its queue and worker id, the
+ * longest names included, and every name rtq_keys2_processing builds
+ * round-trips; the SCAN pattern is the namespace's. */
+static void test_keys2_processing_parse_round_trip(void **state) {
+  (void)state;
+  rtq_keys2 k = ns("app.prod");
+  assert_string_equal(rtq_keys2_processing_pattern(&k).s, "{app.prod:*}:p:*");
+  char q[RTQ_NAME_MAX + 1], w[RTQ_NAME_MAX + 1], longq[129], longw[129];
+  memset(longq, 'q', 128);
+  longq[128] = '\0';
+  memset(longw, 'w', 128);
+  longw[128] = '\0';
+  const char *pairs[][2] = {{"emails", "host-1-2-ab"}, {"a:b", "w:p:x"}, {"p", "p"},
+                            {longq, longw}, {"q", "}:p:"} /* no name: never built */};
+  for (size_t i = 0; i < 4; i++) {
+    rtq_key2 key = rtq_keys2_processing(&k, pairs[i][0], pairs[i][1]);
+    assert_true(key.len > 0);
+    assert_int_equal(rtq_keys2_parse_processing(&k, key.s, key.len, q, w), 0);
+    assert_string_equal(q, pairs[i][0]);
+    assert_string_equal(w, pairs[i][1]);
+  }
+  assert_int_equal(rtq_keys2_processing(&k, pairs[4][0], pairs[4][1]).len, 0);
+}
+
+/* Names that match the pattern (or nearly) but are no processing list of
+ * this namespace: each is refused, with both outputs empty. */
+static void test_keys2_processing_parse_refuses_others(void **state) {
+  (void)state;
+  rtq_keys2 k = ns("rtq");
+  char longw[140];
+  snprintf(longw, sizeof longw, "{rtq:q}:p:%0129d", 0); /* a worker id of 129 bytes */
+  const char *bad[] = {"",
+                       "{rtq:q}:p:",          /* no worker */
+                       "{rtq:}:p:w",          /* no queue */
+                       "{rtq}:p:w",           /* a namespace key */
+                       "{rtq2:q}:p:w",        /* another namespace */
+                       "{rt:q}:p:w",
+                       "rtq:q}:p:w",
+                       "{rtq:q}:t:w",         /* a task hash */
+                       "{rtq:q}:pp:w",
+                       "{rtq:q}:t:x}:p:w",    /* '}' in a name */
+                       "{rtq:q}:p:w}",
+                       "{rtq:q w}:p:w",       /* a space */
+                       "{rtq:q}:p:w x",
+                       "{rtq:q}:p:w\n",
+                       "{rtq:q}:p:\xff",
+                       longw};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char q[RTQ_NAME_MAX + 1] = "x", w[RTQ_NAME_MAX + 1] = "x";
+    if (rtq_keys2_parse_processing(&k, bad[i], strlen(bad[i]), q, w) != RTQ_EINVAL)
+      fail_msg("parsed \"%s\"", bad[i]);
+    assert_string_equal(q, "");
+    assert_string_equal(w, "");
+  }
+  /* A NUL inside the name (a binary key) is refused, not cut short. */
+  char q[RTQ_NAME_MAX + 1], w[RTQ_NAME_MAX + 1];
+  static const char nul[] = "{rtq:q}:p:w\0x";
+  assert_int_equal(rtq_keys2_parse_processing(&k, nul, sizeof nul - 1, q, w), RTQ_EINVAL);
+  assert_int_equal(rtq_keys2_parse_processing(&k, "{rtq:q}:p:w", 11, q, w), 0);
+}
+
 static void test_keys2_crc16_vectors(void **state) {
   (void)state;
   assert_int_equal(rtq_crc16("123456789", 9), 0x31C3);
@@ -317,6 +378,8 @@ int main(void) {
       cmocka_unit_test(test_keys2_namespace_validated_as_v1),
       cmocka_unit_test(test_keys2_longest_names_fit),
       cmocka_unit_test(test_keys2_every_key_has_its_tag),
+      cmocka_unit_test(test_keys2_processing_parse_round_trip),
+      cmocka_unit_test(test_keys2_processing_parse_refuses_others),
       cmocka_unit_test(test_keys2_crc16_vectors),
       cmocka_unit_test(test_keys2_slot_of_a_queue),
       cmocka_unit_test(test_keys2_id_format_and_slot_round_trip),
