@@ -10,7 +10,7 @@
  * for ever. The keyspace is the one index no role can edit without
  * deleting the lists themselves, so the broker also walks it:
  *
- *   1. Each sweep, SCAN <cursor> MATCH {ns:*}:p:* COUNT 1000 TYPE list, at
+ *   1. Each sweep, SCAN <cursor> MATCH {ns:*}:p:* COUNT 250 TYPE list, at
  *      most RTQ_BROKER2_AUDIT_SCANS_PER_SWEEP calls and
  *      RTQ_BROKER2_AUDIT_MS_PER_SWEEP ms, with the cursor kept between
  *      sweeps. On a cluster the walk visits every primary in turn

@@ -9,7 +9,8 @@
  * The CLI's status, list, stats and wait then work through every node.
  * The broker's sweeps reach every shard: a delayed task on each queue is
  * promoted, and the tasks of a worker killed with SIGKILL on all six
- * queues are recovered and run again. A cancel reaches a running task
+ * queues are recovered and run again, also when the workers set was
+ * deleted (the audit's SCAN, on every primary). A cancel reaches a running task
  * whatever node its queue is on: the plain PUBLISH the cancel script makes
  * on the queue's node is heard by a SUBSCRIBE on every node.
  */
@@ -281,6 +282,71 @@ static void test_cluster_worker2_broker_sweeps_every_shard(void **state) {
   rtq_client_free(c);
 }
 
+/* The broker's audit of processing lists SCANs every primary: a worker
+ * holding a task on each of the six queues (two per primary) is killed
+ * and the whole workers set deleted, so the dead-worker walk finds
+ * nothing; the broker still recovers all six lists. */
+static void test_cluster_worker2_audit_scans_every_primary(void **state) {
+  (void)state;
+  char seed[128], seeds[3][128], alog[256], blog[256], wlog[256];
+  rtq_test_cluster_url(cl, 0, seed, sizeof seed);
+  for (int i = 0; i < 3; i++) rtq_test_cluster_url(cl, i, seeds[i], sizeof seeds[i]);
+  rtq_client_options co = {.redis_url = seed, .protocol = 2};
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&co, &c), 0);
+  uint64_t base = count_now(c, RTQ_STATUS_COMPLETED);
+  rtq_args *a = rtq_args_new();
+  assert_int_equal(rtq_args_set_double(a, "seconds", 2.0), 0);
+  char ids[NQ][RTQ_TASK_ID_SIZE];
+  for (int q = 0; q < NQ; q++) {
+    rtq_task_options o = {.queue = queues[q]};
+    assert_int_equal(rtq_create_task(c, "rtq.sleep", a, &o, ids[q], NULL), 0);
+  }
+  rtq_args_free(a);
+  const char *dir = rtq_test_redis_dir(rtq_test_cluster_node(cl, 0));
+  snprintf(alog, sizeof alog, "%s/worker2-hidden.log", dir);
+  const char *args[24] = {"--protocol", "2", "--redis", seeds[0], "--demo-handlers", "--heartbeat-interval",
+                          "200ms", "--heartbeat-ttl", "1s"};
+  int n = 9;
+  for (int q = 0; q < NQ; q++) args[n++] = "--queue", args[n++] = queues[q];
+  args[n] = NULL;
+  pid_t victim = cluster_spawn("worker/rtq-worker", args, alog);
+  RTQ_TEST_WAIT_FOR(count_now(c, RTQ_STATUS_RUNNING) == NQ, 20000);
+  assert_int_equal(rtq_test_terminate(victim, SIGKILL, 5000, NULL), 0);
+  rtq_conn *k = rtq_test_conn_new(seed);
+  assert_int_equal(rtq_test_cmd_int(k, "DEL", rtq_keys2_workers(&K).s, NULL), 1);
+  snprintf(blog, sizeof blog, "%s/broker2-audit.log", dir);
+  pid_t b = cluster_spawn("broker/rtq-broker",
+                          (const char *[]){"--protocol", "2", "--redis", seeds[1], "--sweep-interval", "200ms",
+                                           "--heartbeat-ttl", "1s", NULL},
+                          blog);
+  snprintf(wlog, sizeof wlog, "%s/worker2-after-audit.log", dir);
+  args[3] = seeds[2];
+  pid_t w = cluster_spawn("worker/rtq-worker", args, wlog);
+  uint64_t until = rtq_test_now_ms() + 30000;
+  while (count_now(c, RTQ_STATUS_COMPLETED) < base + NQ && rtq_test_now_ms() < until) rtq__test_poll_pause(20);
+  if (count_now(c, RTQ_STATUS_COMPLETED) < base + NQ) {
+    dump_tail(blog);
+    fail_msg("the audit did not reach every primary");
+  }
+  for (int q = 0; q < NQ; q++) {
+    rtq_task *t = NULL;
+    assert_int_equal(rtq_get_task(c, ids[q], &t), 0);
+    assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+    assert_int_equal(t->attempts, 2);
+    rtq_task_free(t);
+  }
+  stop_clean(w);
+  stop_clean(b);
+  /* One list per queue, on all three primaries. */
+  char *v = rtq_test_cmd_str(k, "HGET", rtq_keys2_broker(&K).s, "orphans_recovered", NULL);
+  assert_non_null(v);
+  assert_int_equal(atoi(v), NQ);
+  free(v);
+  rtq_conn_free(k);
+  rtq_client_free(c);
+}
+
 /* A plain SUBSCRIBE to the cancel channel on node i. (asserts) */
 static redisContext *subscribe_on(int i) {
   struct timeval tv = {5, 0};
@@ -347,6 +413,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cluster_worker2_six_queues_three_primaries),
       cmocka_unit_test(test_cluster_worker2_broker_sweeps_every_shard),
+      cmocka_unit_test(test_cluster_worker2_audit_scans_every_primary),
       cmocka_unit_test(test_cluster_worker2_cancel_heard_on_every_node),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

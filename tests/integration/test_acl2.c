@@ -14,6 +14,8 @@
  *                and while running, a timeout in the worker and one in the
  *                broker's backstop, a delayed task promoted, a bad entry in
  *                a queue dead-lettered, a stopped worker's task recovered,
+ *                a killed worker's task recovered after the worker role
+ *                removed its entry and record (the broker's SCAN audit),
  *                an expired task pruned from its done list, a schedule,
  *                pause and resume, a queue limit, waiting, events, list,
  *                stats and dead letters; the monitor reads workers, stats,
@@ -177,6 +179,18 @@ static long long broker_stat(const char *counter) {
   return n;
 }
 
+/* The id of worker process pid in {rtq}:workers, read as the admin. */
+static bool worker_id_of(pid_t pid, char *out, size_t cap) {
+  char needle[32];
+  snprintf(needle, sizeof needle, "-%d-", (int)pid);
+  out[0] = '\0';
+  redisReply *r = rtq_test_command(acl_admin, "ZRANGE", rtq_keys2_workers(&K2).s, "0", "-1", NULL);
+  for (size_t i = 0; i < r->elements; i++)
+    if (strstr(r->element[i]->str, needle) != NULL) snprintf(out, cap, "%s", r->element[i]->str);
+  freeReplyObject(r);
+  return out[0] != '\0';
+}
+
 static long long admin_len(rtq_key2 k) {
   return rtq_test_cmd_int(acl_admin, "LLEN", k.s, NULL);
 }
@@ -335,8 +349,28 @@ static void test_acl2_roles_run_the_whole_flow(void **state) {
   assert_int_equal(t->attempts, 2);
   rtq_task_free(t);
 
+  /* A worker dies mid-task and, logged in as the worker role, its entry
+   * and record are removed: the broker's audit (SCAN, as the broker role)
+   * still finds its list, and the next worker completes the task. */
+  create(p, "rtq.sleep", "{\"seconds\": 2}", NULL, lost_id);
+  RTQ_TEST_WAIT_FOR(is_running(p, lost_id), WAIT_MS);
+  char wid_b[160];
+  RTQ_TEST_WAIT_FOR(worker_id_of(worker_b, wid_b, sizeof wid_b), WAIT_MS);
+  assert_int_equal(rtq_test_kill(worker_b, SIGKILL), 0);
+  assert_int_equal(rtq_test_wait_exit(worker_b, 5000, NULL), 0);
+  rtq_conn *as_worker = rtq_test_conn_new(user("rtq-worker")->url);
+  assert_int_equal(rtq_test_cmd_int(as_worker, "ZREM", rtq_keys2_workers(&K2).s, wid_b, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(as_worker, "DEL", rtq_keys2_worker(&K2, wid_b).s, NULL), 1);
+  rtq_conn_free(as_worker);
+  pid_t worker_c = start_worker("worker-c");
+  assert_int_equal(ends(p, lost_id), RTQ_STATUS_COMPLETED);
+  OK(p, rtq_get_task(p, lost_id, &t));
+  assert_int_equal(t->attempts, 2);
+  rtq_task_free(t);
+  assert_int_equal(broker_stat("orphans_recovered"), 1);
+
   int status = 0;
-  assert_int_equal(rtq_test_terminate(worker_b, SIGTERM, 10000, &status), 0);
+  assert_int_equal(rtq_test_terminate(worker_c, SIGTERM, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   assert_int_equal(rtq_test_terminate(broker, SIGTERM, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
