@@ -1,20 +1,28 @@
 #!/usr/bin/python3
 """producer.py - create_task rate of the Python binding, awaited, one by
-one, against the C client's measured the same way.
+one, against a C program doing the same through the same library.
 
   /usr/bin/python3 bench/exec/producer.py BUILD_DIR [--tasks 20000] [--runs 3]
 
-The C figure is rtq-bench's single-enqueue phase (BUILD_DIR/bench/rtq-bench
---only single -n TASKS --json): rtq_create_task() in a loop, each call
-awaited, args {"i": i, "data": 64 x's}, against its own private Redis with
-no worker. The Python figure does the same through sdk/python's
-rtq.Client.create_task() (librtq.so of BUILD_DIR underneath) against a
-private redis-server (loopback, free port, no persistence, no worker),
-a fresh namespace per run. The two alternate run by run. Prints the median
-rate of each and the Python rate as a share of the C rate, and the client
-CPU time per call of each (rtq-bench's client_cpu_us_per_task; the Python
-process's time.process_time()), which a busy machine disturbs less than
-the rates; it includes the library's reply spin (docs/CLIENT.md).
+Three producers create TASKS tasks each, one awaited call at a time, with
+args {"i": i, "data": 64 x's} built for every task inside the timed loop,
+against one private redis-server (loopback, free port, no persistence, no
+worker), each run in a fresh namespace, all with librtq.so of BUILD_DIR and
+the client's default options:
+
+  Python  rtq.Client.create_task(name, args) in a loop (sdk/python): json's
+          C encoder makes the JSON text, rtq_create_task_json takes it;
+  C json  BUILD_DIR/bench/rtq-c-producer ... json (bench/exec/c_producer.c):
+          snprintf makes the JSON text, rtq_create_task_json takes it, the
+          same entry point: the comparison the Python / C ratio is of;
+  C tree  rtq-c-producer ... tree: an rtq_args tree built, rtq_create_task,
+          the tree freed, as a C producer using the args API does.
+
+The three alternate run by run (their order rotates). Prints the median
+rate of each, the Python rate as a share of each C rate, and each client's
+CPU time per call (the process's time.process_time(); getrusage in C),
+which a busy machine disturbs less than the rates; it includes the
+library's reply spin (docs/CLIENT.md).
 """
 import argparse
 import json
@@ -27,11 +35,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchenv  # noqa: E402
 
+KINDS = ("Python", "C json", "C tree")
+WHAT = {"Python": "Python binding (rtq.Client.create_task)",
+        "C json": "C, rtq_create_task_json (rtq-c-producer json)",
+        "C tree": "C, rtq_args + rtq_create_task (rtq-c-producer tree)"}
 
-def c_rate(build, n):
-    out = subprocess.run([os.path.join(build, "bench", "rtq-bench"), "--only", "single", "-n", str(n), "--json",
-                          "--quiet", "--timeout", "60"], check=True, stdout=subprocess.PIPE, timeout=120).stdout
-    res = json.loads(out)["enqueue_single"]
+
+def c_rate(build, url, ns, n, mode):
+    out = subprocess.run([os.path.join(build, "bench", "rtq-c-producer"), url, ns, str(n), mode],
+                         check=True, stdout=subprocess.PIPE, timeout=120).stdout
+    res = json.loads(out)
     return res["tasks_per_s"], res["client_cpu_us_per_task"]
 
 
@@ -51,6 +64,45 @@ def py_rate(rtq, url, ns, n):
         c.close()
 
 
+def compare(rtq, build, runs, n):
+    """{kind: [rate per run]}, {kind: [CPU us per call per run]}, on a
+    private Redis; progress on stderr."""
+    env = benchenv.Env()
+    try:
+        rates = {k: [] for k in KINDS}
+        cpu = {k: [] for k in KINDS}
+        for run in range(runs):
+            for j in range(len(KINDS)):
+                k = KINDS[(run + j) % len(KINDS)]
+                ns = "%s%d" % (k.replace(" ", ""), run)
+                if k == "Python":
+                    r, u = py_rate(rtq, env.url, ns, n)
+                else:
+                    r, u = c_rate(build, env.url, ns, n, k.split()[1])
+                rates[k].append(r)
+                cpu[k].append(u)
+                print("create run %d %s: %.0f tasks/s, %.1f us CPU/call (load %s)"
+                      % (run + 1, k, r, u, benchenv.load()), file=sys.stderr)
+        return rates, cpu
+    finally:
+        env.stop()
+
+
+def report(rates, cpu, n):
+    """Prints the medians and the ratios of compare()'s figures."""
+    runs = len(rates["Python"])
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print("create_task one by one, awaited, %d tasks, median of %d:" % (n, runs))
+    for k in KINDS:
+        print("  %s: %.0f tasks/s = %.1f us/call (runs %s); client CPU %.1f us/call (runs %s)"
+              % (WHAT[k], med[k], 1e6 / med[k], ", ".join("%.0f" % r for r in rates[k]),
+                 statistics.median(cpu[k]), ", ".join("%.1f" % u for u in cpu[k])))
+    for k in ("C json", "C tree"):
+        print("  Python / %s: %.0f%% (per run: %s)" % (
+            k, 100.0 * med["Python"] / med[k],
+            ", ".join("%.0f%%" % (100.0 * p / c) for p, c in zip(rates["Python"], rates[k]))))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -59,28 +111,9 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     rtq = benchenv.binding(build)
-    env = benchenv.Env()
-    try:
-        rates = {"C": [], "Python": []}
-        cpu = {"C": [], "Python": []}
-        for run in range(a.runs):
-            for k, f in (("C", lambda: c_rate(build, a.tasks)),
-                         ("Python", lambda: py_rate(rtq, env.url, "bench%d" % run, a.tasks))):
-                r, u = f()
-                rates[k].append(r)
-                cpu[k].append(u)
-                print("run %d %s: %.0f tasks/s, %.1f us CPU/call (load %s)" % (run + 1, k, r, u, benchenv.load()),
-                      file=sys.stderr)
-        med = {k: statistics.median(v) for k, v in rates.items()}
-        print("create_task one by one, awaited, %d tasks:" % a.tasks)
-        for k, what in (("C", "C client (rtq-bench --only single)"), ("Python", "Python binding (rtq.Client)")):
-            print("  %s: median %.0f tasks/s = %.1f us/call (runs %s); client CPU %.1f us/call (runs %s)"
-                  % (what, med[k], 1e6 / med[k], ", ".join("%.0f" % r for r in rates[k]),
-                     statistics.median(cpu[k]), ", ".join("%.1f" % u for u in cpu[k])))
-        print("  Python / C: %.0f%%" % (100.0 * med["Python"] / med["C"]))
-        print("load average at the end: %s" % benchenv.load())
-    finally:
-        env.stop()
+    rates, cpu = compare(rtq, build, a.runs, a.tasks)
+    report(rates, cpu, a.tasks)
+    print("load average at the end: %s" % benchenv.load())
 
 
 if __name__ == "__main__":

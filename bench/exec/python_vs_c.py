@@ -17,16 +17,18 @@ alternating (Python first in odd runs), and as their ratio:
           tasks of one kind (create_tasks, chunks of 1000) and its rate is
           TASKS over the time from the first create_tasks call to the last
           task's completed_at (as drain.py and overhead.py). C: rtq.noop.
-  create  rtq-bench --only single -n TASKS (rtq_create_task in a loop, each
-          awaited) against rtq.Client.create_task in a loop with the same
-          args, {"i": i, "data": 64 x's}, on its own private Redis without
-          a worker (as producer.py), with each client's CPU time per call.
+  create  producer.py's comparison: rtq.Client.create_task in a loop
+          against bench/exec/c_producer.c (rtq-c-producer) calling the
+          same entry point, rtq_create_task_json, and rtq_create_task with
+          an rtq_args tree, args {"i": i, "data": 64 x's} built per task,
+          each call awaited, on one private Redis without a worker, with
+          each client's CPU time per call.
 
 Medians of the runs, the runs themselves, and the load average are printed;
 there is no pass or fail. --sdk points at another sdk/python tree (an
 older checkout's, to measure it against this one with the same build or
-another); the default is this tree's. The worker, librtq.so and rtq-bench
-come from BUILD_DIR. Everything runs on 127.0.0.1 and only processes this
+another); the default is this tree's. The worker, librtq.so and
+rtq-c-producer come from BUILD_DIR. Everything runs on 127.0.0.1 and only processes this
 script started are stopped.
 """
 import argparse
@@ -73,26 +75,6 @@ def drains(rtq, build, sdk, a):
         env.stop()
 
 
-def creates(rtq, build, a):
-    env = benchenv.Env()
-    try:
-        rates = {"Python": [], "C": []}
-        cpu = {"Python": [], "C": []}
-        for run in range(a.runs):
-            for k in ("Python", "C") if run % 2 == 0 else ("C", "Python"):
-                if k == "C":
-                    r, u = producer.c_rate(build, a.create_tasks)
-                else:
-                    r, u = producer.py_rate(rtq, env.url, "bench%d" % run, a.create_tasks)
-                rates[k].append(r)
-                cpu[k].append(u)
-                print("create run %d %s: %.0f tasks/s, %.1f us CPU/call (load %s)" % (run + 1, k, r, u, benchenv.load()),
-                      file=sys.stderr)
-        return rates, cpu
-    finally:
-        env.stop()
-
-
 def runs(v, fmt="%.0f"):
     return ", ".join(fmt % x for x in v)
 
@@ -131,15 +113,8 @@ def main():
             100.0 * med["Python"] / med["C"],
             runs([100.0 * p / c for p, c in zip(rates["Python"], rates["C"])], "%.0f%%")))
     if a.only in (None, "create"):
-        rates, cpu = creates(rtq, build, a)
-        med = {k: statistics.median(v) for k, v in rates.items()}
-        print("create_task one by one, awaited, %d tasks, median of %d:" % (a.create_tasks, a.runs))
-        for k, what in (("C", "C client (rtq-bench --only single)"), ("Python", "Python binding (rtq.Client)")):
-            print("  %s: %.0f tasks/s = %.1f us/call (runs %s); client CPU %.1f us/call (runs %s)"
-                  % (what, med[k], 1e6 / med[k], runs(rates[k]), statistics.median(cpu[k]), runs(cpu[k], "%.1f")))
-        print("  Python / C: %.0f%% (per run: %s)" % (
-            100.0 * med["Python"] / med["C"],
-            runs([100.0 * p / c for p, c in zip(rates["Python"], rates["C"])], "%.0f%%")))
+        rates, cpu = producer.compare(rtq, build, a.runs, a.create_tasks)
+        producer.report(rates, cpu, a.create_tasks)
     print("load average at the end: %s (%.0f s)" % (benchenv.load(), time.time() - t0))
 
 

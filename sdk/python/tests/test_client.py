@@ -1,6 +1,7 @@
 """rtq.Client against a real redis-server and a real rtq-worker."""
 
 import asyncio
+import collections
 import threading
 import time
 
@@ -211,13 +212,16 @@ def test_wait_releases_the_gil(url, worker):
 
 
 def test_shared_client_across_threads(url):
+    """Threads creating through one client at once: create_task's shared
+    free list of id buffers never hands one buffer to two calls in flight,
+    so every id returned is the id of the task made with those args."""
     with rtq.Client(url) as c:
-        ids, errors = [], []
+        made, errors = [], []
 
         def produce(k):
             try:
                 for i in range(100):
-                    ids.append(c.create_task("job", {"k": k, "i": i}))
+                    made.append((c.create_task("job", {"k": k, "i": i}), k, i))
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(e)
 
@@ -227,8 +231,65 @@ def test_shared_client_across_threads(url):
         for th in threads:
             th.join()
         assert errors == []
-        assert len(set(ids)) == 800
-        assert all(c.get_task(i)["status"] == "pending" for i in ids[:20])
+        assert len({tid for tid, _, _ in made}) == 800
+        for tid, k, i in made:
+            t = c.get_task(tid)
+            assert (t["status"], t["args"]) == ("pending", {"k": k, "i": i})
+
+
+# What a stored task says, less what differs between two creates.
+_SAME = ("name", "queue", "args", "status", "attempts", "max_retries", "timeout_ms", "run_at", "error",
+         "result")
+
+
+def test_create_task_fast_path_stores_what_the_general_path_does(url):
+    """create_task with a str name, a plain dict and no options takes a
+    shorter path than with options (or a dict subclass); both store the
+    same task, and create_task_ex agrees."""
+    args = {"s": "caf\u00e9", "n": [1, 2.5, None, True], "d": {"x": {}}}
+    with rtq.Client(url, default_queue="jobs") as c:
+        fast = c.get_task(c.create_task("job", args))
+        assert fast["queue"] == "jobs" and fast["args"] == args
+        for other in (c.create_task("job", args, queue="jobs"),
+                      c.create_task("job", args, delay=None, timeout=None, max_retries=0),
+                      c.create_task("job", collections.OrderedDict(args)),
+                      c.create_task_ex("job", args)[0]):
+            t = c.get_task(other)
+            assert {k: t.get(k) for k in _SAME} == {k: fast.get(k) for k in _SAME}
+        # Ids from a long caller-chosen id and from the library do not
+        # bleed into each other through reused buffers.
+        long_id = "order-" + "7" * 100
+        assert c.create_task("job", args, id=long_id) == long_id
+        ids = [c.create_task("job", {"i": i}) for i in range(20)]
+        assert len(set(ids)) == 20 and all(len(i) < len(long_id) for i in ids)
+        assert [c.get_task(i)["args"] for i in ids] == [{"i": i} for i in range(20)]
+
+
+def test_create_task_errors_are_the_same_on_both_paths(url):
+    """Each bad input raises the same exception, with the same RTQ_E*
+    code, with and without options; nothing is stored."""
+    loop = {}
+    loop["self"] = loop
+    with rtq.Client(url) as c:
+        before = len(c.list_tasks(limit=1000))
+        for name, args, exc, code in (("bad name", {}, rtq.Error, "RTQ_EINVAL"),
+                                      ("x" * 200, {}, rtq.Error, "RTQ_EINVAL"),
+                                      ("job", {"i": 2**64}, rtq.Error, "RTQ_EJSON"),
+                                      ("job", {"x": float("nan")}, ValueError, None),
+                                      ("job", {"x": object()}, TypeError, None),
+                                      ("job", loop, ValueError, None),
+                                      ("job", [1], TypeError, None),
+                                      (b"job", {}, TypeError, None),
+                                      (None, {}, TypeError, None)):
+            for options in ({}, {"queue": "default"}):
+                with pytest.raises(exc) as e:
+                    c.create_task(name, args, **options)
+                if code is not None:
+                    assert e.value.code == code, (name, options)
+                    assert e.type is rtq.errors.BY_CODE.get(code, rtq.Error)
+        assert len(c.list_tasks(limit=1000)) == before
+    with pytest.raises(ValueError, match="closed"):
+        c.create_task("job", {})
 
 
 def _key_file(path, kid, byte):
