@@ -2,8 +2,9 @@
  * c_producer.c - the C counterpart of the Python producer's create_task
  * loop (python_vs_c.py, producer.py): a C program linked to librtq.so, as
  * a C producer is, that creates N tasks one by one, each call awaited,
- * against a Redis it is given, and prints one JSON line with its rate and
- * its CPU time per call.
+ * against a Redis it is given, and prints one JSON line with its rate, its
+ * CPU time per call and the p50 and p99 of one call's time (args built,
+ * call made, reply read).
  *
  *   rtq-c-producer URL NAMESPACE N json|tree
  *
@@ -33,6 +34,17 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Nearest-rank quantile q of the n sorted values v. */
+static double quantile(const double *v, size_t n, double q) {
+  size_t k = (size_t)(q * (double)n + 0.5);
+  return v[k == 0 ? 0 : k > n ? n - 1 : k - 1];
 }
 
 static double cpu_s(void) {
@@ -74,28 +86,35 @@ int main(int argc, char **argv) {
   int (*create)(rtq_client *, size_t, char *) = argv[4][0] == 'j' ? create_json : create_tree;
   rtq_client_options o = {.redis_url = argv[1], .ns = argv[2]};
   rtq_client *c = NULL;
-  if (rtq_client_new(&o, &c) != 0) {
-    fprintf(stderr, "rtq-c-producer: %s\n", rtq_client_errstr(NULL));
+  double *us = malloc(n * sizeof *us);
+  if (us == NULL || rtq_client_new(&o, &c) != 0) {
+    fprintf(stderr, "rtq-c-producer: %s\n", us ? rtq_client_errstr(NULL) : "out of memory");
+    free(us);
     return 1;
   }
+  int rc = 0;
   double cpu0 = cpu_s(), t0 = now_s(), deadline = t0 + 60;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; rc == 0 && i < n; i++) {
     char id[RTQ_TASK_ID_SIZE];
-    int rc = create(c, i, id);
+    double c0 = now_s();
+    rc = create(c, i, id);
+    double c1 = now_s();
+    us[i] = (c1 - c0) * 1e6;
     if (rc != 0) {
       fprintf(stderr, "rtq-c-producer: create %zu: %s\n", i, rtq_client_errstr(c));
-      rtq_client_free(c);
-      return 1;
-    }
-    if (i % 1000 == 0 && now_s() > deadline) {
+    } else if (i % 1000 == 0 && c1 > deadline) {
       fprintf(stderr, "rtq-c-producer: enqueue took over 60 s\n");
-      rtq_client_free(c);
-      return 1;
+      rc = -1;
     }
   }
   double secs = now_s() - t0, cpu = cpu_s() - cpu0;
-  printf("{\"n\": %llu, \"tasks_per_s\": %.1f, \"client_cpu_us_per_task\": %.2f}\n", n, (double)n / secs,
-         cpu * 1e6 / (double)n);
+  if (rc == 0) {
+    qsort(us, n, sizeof *us, by_value);
+    printf("{\"n\": %llu, \"tasks_per_s\": %.1f, \"client_cpu_us_per_task\": %.2f, \"call_us_p50\": %.1f, "
+           "\"call_us_p99\": %.1f}\n",
+           n, (double)n / secs, cpu * 1e6 / (double)n, quantile(us, n, 0.5), quantile(us, n, 0.99));
+  }
+  free(us);
   rtq_client_free(c);
-  return 0;
+  return rc == 0 ? 0 : 1;
 }

@@ -19,10 +19,14 @@ the client's default options:
           the tree freed, as a C producer using the args API does.
 
 The three alternate run by run (their order rotates). Prints the median
-rate of each, the Python rate as a share of each C rate, and each client's
-CPU time per call (the process's time.process_time(); getrusage in C),
-which a busy machine disturbs less than the rates; it includes the
-library's reply spin (docs/CLIENT.md).
+rate of each, the Python rate as a share of each C rate (of the medians,
+and the median of the runs' shares: a run's Python and C figures are
+taken seconds apart, under much the same load), each client's CPU
+time per call (the process's time.process_time(); getrusage in C; it
+includes the library's reply spin, docs/CLIENT.md) and the p50 and p99 of
+one call's time (args built, call made, reply read). The CPU times and the
+p50s, which a busy machine disturbs less than the rates, show what each
+producer's own work costs; the rates also carry every wait for a core.
 """
 import argparse
 import json
@@ -45,62 +49,69 @@ def c_rate(build, url, ns, n, mode):
     out = subprocess.run([os.path.join(build, "bench", "rtq-c-producer"), url, ns, str(n), mode],
                          check=True, stdout=subprocess.PIPE, timeout=120).stdout
     res = json.loads(out)
-    return res["tasks_per_s"], res["client_cpu_us_per_task"]
+    return res["tasks_per_s"], res["client_cpu_us_per_task"], res["call_us_p50"], res["call_us_p99"]
 
 
 def py_rate(rtq, url, ns, n):
     c = rtq.Client(url, namespace=ns)
     data = "x" * 64
+    now = time.perf_counter
+    took = [0.0] * n
     try:
         cpu0 = time.process_time()
-        t0 = time.perf_counter()
+        t0 = now()
         deadline = t0 + 60
         for i in range(n):
+            c0 = now()
             c.create_task("rtq.noop", {"i": i, "data": data})
-            if i % 1000 == 0 and time.perf_counter() > deadline:
+            c1 = now()
+            took[i] = c1 - c0
+            if i % 1000 == 0 and c1 > deadline:
                 raise SystemExit("producer.py: enqueue took over 60 s")
-        return n / (time.perf_counter() - t0), (time.process_time() - cpu0) * 1e6 / n
+        rate, cpu = n / (now() - t0), (time.process_time() - cpu0) * 1e6 / n
     finally:
         c.close()
+    took.sort()
+    return rate, cpu, benchenv.quantile(took, 0.5) * 1e6, benchenv.quantile(took, 0.99) * 1e6
 
 
 def compare(rtq, build, runs, n):
-    """{kind: [rate per run]}, {kind: [CPU us per call per run]}, on a
+    """{kind: [(rate, CPU us per call, p50 us, p99 us) per run]}, on a
     private Redis; progress on stderr."""
     env = benchenv.Env()
     try:
-        rates = {k: [] for k in KINDS}
-        cpu = {k: [] for k in KINDS}
+        res = {k: [] for k in KINDS}
         for run in range(runs):
             for j in range(len(KINDS)):
                 k = KINDS[(run + j) % len(KINDS)]
                 ns = "%s%d" % (k.replace(" ", ""), run)
                 if k == "Python":
-                    r, u = py_rate(rtq, env.url, ns, n)
+                    res[k].append(py_rate(rtq, env.url, ns, n))
                 else:
-                    r, u = c_rate(build, env.url, ns, n, k.split()[1])
-                rates[k].append(r)
-                cpu[k].append(u)
-                print("create run %d %s: %.0f tasks/s, %.1f us CPU/call (load %s)"
-                      % (run + 1, k, r, u, benchenv.load()), file=sys.stderr)
-        return rates, cpu
+                    res[k].append(c_rate(build, env.url, ns, n, k.split()[1]))
+                print("create run %d %s: %.0f tasks/s, %.1f us CPU/call, call p50 %.1f us p99 %.1f us (load %s)"
+                      % ((run + 1, k) + res[k][-1] + (benchenv.load(),)), file=sys.stderr)
+        return res
     finally:
         env.stop()
 
 
-def report(rates, cpu, n):
+def report(res, n):
     """Prints the medians and the ratios of compare()'s figures."""
-    runs = len(rates["Python"])
-    med = {k: statistics.median(v) for k, v in rates.items()}
+    runs = len(res["Python"])
+    med = {k: [statistics.median(x[j] for x in v) for j in range(4)] for k, v in res.items()}
     print("create_task one by one, awaited, %d tasks, median of %d:" % (n, runs))
     for k in KINDS:
-        print("  %s: %.0f tasks/s = %.1f us/call (runs %s); client CPU %.1f us/call (runs %s)"
-              % (WHAT[k], med[k], 1e6 / med[k], ", ".join("%.0f" % r for r in rates[k]),
-                 statistics.median(cpu[k]), ", ".join("%.1f" % u for u in cpu[k])))
+        print("  %s: %.0f tasks/s = %.1f us/call (runs %s); client CPU %.1f us/call (runs %s); "
+              "one call p50 %.1f us, p99 %.0f us"
+              % ((WHAT[k], med[k][0], 1e6 / med[k][0], ", ".join("%.0f" % x[0] for x in res[k]), med[k][1],
+                  ", ".join("%.1f" % x[1] for x in res[k])) + tuple(med[k][2:])))
     for k in ("C json", "C tree"):
-        print("  Python / %s: %.0f%% (per run: %s)" % (
-            k, 100.0 * med["Python"] / med[k],
-            ", ".join("%.0f%%" % (100.0 * p / c) for p, c in zip(rates["Python"], rates[k]))))
+        per_run = [100.0 * p[0] / c[0] for p, c in zip(res["Python"], res[k])]
+        print("  Python / %s: rate %.0f%% (per run: %s; their median %.0f%%); at the p50 of a call"
+              " (%s p50 / Python p50) %.0f%%" % (
+                  k, 100.0 * med["Python"][0] / med[k][0], ", ".join("%.0f%%" % r for r in per_run),
+                  statistics.median(per_run), k, 100.0 * med[k][2] / med["Python"][2]))
 
 
 def main():
@@ -111,8 +122,7 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     rtq = benchenv.binding(build)
-    rates, cpu = compare(rtq, build, a.runs, a.tasks)
-    report(rates, cpu, a.tasks)
+    report(compare(rtq, build, a.runs, a.tasks), a.tasks)
     print("load average at the end: %s" % benchenv.load())
 
 

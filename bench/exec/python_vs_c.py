@@ -113,8 +113,7 @@ def main():
             100.0 * med["Python"] / med["C"],
             runs([100.0 * p / c for p, c in zip(rates["Python"], rates["C"])], "%.0f%%")))
     if a.only in (None, "create"):
-        rates, cpu = producer.compare(rtq, build, a.runs, a.create_tasks)
-        producer.report(rates, cpu, a.create_tasks)
+        producer.report(producer.compare(rtq, build, a.runs, a.create_tasks), a.create_tasks)
     print("load average at the end: %s (%.0f s)" % (benchenv.load(), time.time() - t0))
 
 
