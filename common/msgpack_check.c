@@ -104,9 +104,17 @@ static bool classify(uint8_t t, header *h) {
   }
 }
 
-int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, size_t errcap) {
+static bool is_ext(uint8_t t) { return (t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8); }
+static bool is_str(uint8_t t) { return (t >= 0xa0 && t <= 0xbf) || (t >= 0xd9 && t <= 0xdb); }
+static bool is_map(uint8_t t) { return (t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf; }
+
+/* The walk of both checks below; args: also refuse what an rtq_args tree
+ * cannot hold (a top level other than a map, a key that is not a string,
+ * an ext value). */
+static int walk(const void *buf, size_t len, int max_depth, bool args, char *errbuf, size_t errcap) {
   const uint8_t *p = buf;
   uint64_t stack[CHECK_STACK_MAX]; /* values still expected per open container */
+  bool in_map[CHECK_STACK_MAX];    /* that container is a map */
   int depth = 0;
   uint64_t pending = 1; /* the single top-level value */
   size_t pos = 0;
@@ -124,6 +132,17 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
                   (unsigned long long)pending, pos);
     if (!classify(p[pos], &h))
       return rtq__errf(RTQ_EDECODE, errbuf, errcap, "reserved type byte 0xc1 at offset %zu", pos);
+    if (args) {
+      /* A map's entries alternate key, value: a key is read while an even
+       * number of its values remain. */
+      bool key = depth > 0 && in_map[depth - 1] && stack[depth - 1] % 2 == 0;
+      if (depth == 0 && !is_map(p[pos]))
+        return rtq__errf(RTQ_EDECODE, errbuf, errcap, "not a msgpack map");
+      if (key && !is_str(p[pos]))
+        return rtq__errf(RTQ_EDECODE, errbuf, errcap, "a map key at offset %zu is not a string", pos);
+      if (is_ext(p[pos]))
+        return rtq__errf(RTQ_EDECODE, errbuf, errcap, "an ext value at offset %zu", pos);
+    }
     pos++;
     if (h.fixed > len - pos)
       return rtq__errf(RTQ_EDECODE, errbuf, errcap, "truncated header at offset %zu", at);
@@ -144,6 +163,7 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
                     "%s at offset %zu declares %llu entries, only %zu bytes remain",
                     h.container == 2 ? "map" : "array", at, (unsigned long long)declared, left);
       if (values > 0) {
+        in_map[depth] = h.container == 2;
         stack[depth++] = values;
         pending += values;
         continue;
@@ -163,4 +183,12 @@ int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, 
   if (pos != len)
     return rtq__errf(RTQ_EDECODE, errbuf, errcap, "%zu trailing byte(s) after the value", len - pos);
   return 0;
+}
+
+int rtq_msgpack_check(const void *buf, size_t len, int max_depth, char *errbuf, size_t errcap) {
+  return walk(buf, len, max_depth, false, errbuf, errcap);
+}
+
+int rtq__args_check(const void *buf, size_t len, char *errbuf, size_t errcap) {
+  return walk(buf, len, RTQ_MAX_DEPTH - 1, true, errbuf, errcap);
 }

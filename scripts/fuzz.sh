@@ -6,9 +6,10 @@
 # timeout or oversized allocation; the reproducer is left in
 # build-fuzz/fuzz-artifacts/<target>/.
 #
-# Targets (tests/fuzz/<target>.c; seeds in tests/fuzz/corpus/ for the
-# envelope, tests/fuzz/corpus-<target>/ for the others where present):
-#   fuzz_envelope  envelope decode, args unpack/pack, args <-> JSON
+# Targets (tests/fuzz/<target>.c; seeds in tests/fuzz/corpus-<target>/
+# where present, written by tests/fuzz/make_corpus.py for the first two):
+#   fuzz_args      task args: the worker's check, unpack/pack, args <-> JSON
+#   fuzz_replies   the scripts' replies (take/claim entries, ...) as RESP
 #   fuzz_parsers   Redis URL and duration parsers
 #   fuzz_frame     the child -> worker pipe frame reader
 #   fuzz_task      task hash -> rtq_task -> JSON, and event messages
@@ -19,7 +20,7 @@
 #   scripts/fuzz.sh                   # every target, 60 s each
 #   scripts/fuzz.sh 20                # every target, 20 s each
 #   scripts/fuzz.sh 600 fuzz_frame    # one target, 10 min
-#   build-fuzz/tests/fuzz/fuzz_envelope build-fuzz/fuzz-artifacts/fuzz_envelope/crash-...  # replay
+#   build-fuzz/tests/fuzz/fuzz_args build-fuzz/fuzz-artifacts/fuzz_args/crash-...  # replay
 set -eu
 
 secs=${1:-60}
@@ -27,7 +28,7 @@ case $secs in
   '' | *[!0-9]*) echo "usage: $0 [seconds] [target...]" >&2; exit 2 ;;
 esac
 [ $# -gt 0 ] && shift
-targets=${*:-fuzz_envelope fuzz_parsers fuzz_frame fuzz_task fuzz_dead fuzz_events}
+targets=${*:-fuzz_args fuzz_replies fuzz_parsers fuzz_frame fuzz_task fuzz_dead fuzz_events}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
@@ -41,7 +42,6 @@ for t in $targets; do
   run=$build/corpus-run/$t
   artifacts=$build/fuzz-artifacts/$t/
   seeds=$root/tests/fuzz/corpus-$t
-  [ "$t" = fuzz_envelope ] && seeds=$root/tests/fuzz/corpus
   rm -rf "$run"
   mkdir -p "$run" "$artifacts"
   if [ -d "$seeds" ]; then cp "$seeds"/* "$run"/; fi

@@ -141,10 +141,10 @@ static const char *bad_args(const rtq_worker *w, const char *args, size_t len, c
     *code = RTQ_CODE_TOO_LARGE;
     return "the task's args are larger than max_payload";
   }
-  unsigned char b = (unsigned char)args[0];
-  bool map = (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
-  if (!map || rtq_msgpack_check(args, len, RTQ_MAX_DEPTH - 1, NULL, 0) != 0)
-    return "the task's args are not one msgpack map";
+  /* Exactly what rtq_task_args can read: a handler never gets bytes its
+   * args tree refuses (a non-string key, an ext value). */
+  if (rtq__args_check(args, len, NULL, 0) != 0)
+    return "the task's args are not one msgpack map with string keys and no ext values";
   return NULL;
 }
 

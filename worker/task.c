@@ -120,8 +120,8 @@ uint64_t rtq_task_timeout_ms(const rtq_task_ctx *t) { return t->timeout_ms; }
 
 const rtq_args *rtq_task_args(rtq_task_ctx *t) {
   if (t->args_tree == NULL) {
-    /* The bytes were checked and re-encoded by the envelope decoder, so
-     * only memory can make this fail. */
+    /* The claim checked the bytes with rtq__args_check, which accepts
+     * only what this reads, so only memory can make this fail. */
     size_t max = t->args_len > RTQ_ENVELOPE_MAX_SIZE_DEFAULT ? t->args_len : 0;
     if (rtq_args_unpack(t->args, t->args_len, max, &t->args_tree) != 0) t->args_tree = NULL;
   }

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus for fuzz_envelope into tests/fuzz/corpus/.
+"""Writes the seed corpora of fuzz_args (tests/fuzz/corpus-fuzz_args/) and
+fuzz_replies (tests/fuzz/corpus-fuzz_replies/).
 
-Valid envelopes give the fuzzer a head start into the field checks; the
-hostile seeds are the inputs the decoders must refuse cheaply (huge declared
-lengths, deep nesting, reserved bytes, trailing bytes). Plain args maps and
-JSON texts feed the other two entry points of the target.
+fuzz_args: args maps as a task hash's `x` holds them give the fuzzer a head
+start; the hostile seeds are the inputs the readers must refuse cheaply
+(huge declared lengths, deep nesting, reserved bytes, ext values, keys that
+are not strings); JSON texts feed the JSON entry point.
+fuzz_replies: the scripts' replies in RESP, as a connection reads them.
 
 Needs only the Python standard library; the msgpack encoder below covers
-what the seeds use. Rerun after changing the envelope format:
+what the seeds use. Rerun after changing what the seeds cover:
     python3 tests/fuzz/make_corpus.py
 """
 import os
@@ -59,59 +61,27 @@ def pack(v):
     raise TypeError(v)
 
 
-def envelope(**over):
-    e = {
-        "v": 1,
-        "id": "01JDQ3ZK5V8X4M2T9QH7R6W1YB",
-        "name": "send_email",
-        "queue": "default",
-        "args": {"to": "a@example.com", "n": 3},
-        "created_at": 1700000000000,
-        "timeout": 30000,
-        "max_retries": 3,
-        "attempt": 1,
-        "result_ttl": 86400,
-    }
-    for k, v in over.items():
-        if v is DROP:
-            del e[k]
-        else:
-            e[k] = v
-    return pack(e)
-
-
-DROP = object()
 ALL_TYPES = {
     "s": "text", "i": -5, "u": 2**64 - 1, "d": 1.5, "t": True, "f": False, "n": None,
     "b": b"\x00\x01\xff", "l": [1, [2, [3]], {}], "m": {"k": "v"}, "e": "",
 }
 
 SEEDS = {
-    # valid envelopes
-    "env_full": envelope(),
-    "env_minimal": pack({"v": 1, "id": "t1", "name": "n", "queue": "q", "args": {}}),
-    "env_all_types": envelope(args=ALL_TYPES),
-    "env_unknown_keys": envelope(priority=[1, 2], extra={"x": None}),
-    "env_ext_in_args": envelope(args={"when": Ext(-1, b"\x00\x00\x00\x01")}),
-    "env_deep_args": envelope(args={"a": [[[[[[[[[[1]]]]]]]]]]}),
-    # envelopes one field away from valid
-    "env_v2": envelope(v=2),
-    "env_no_args": envelope(args=DROP),
-    "env_bad_id": envelope(id="bad id\n"),
-    "env_args_array": envelope(args=[1, 2]),
-    "env_attempt_negative": envelope(attempt=-1),
-    "env_dup_field": b"\x8b" + envelope()[1:] + pack("queue") + pack("x"),
-    "env_trailing": envelope() + b"\xc0",
-    "env_truncated": envelope()[:40],
+    # args maps a task hash may hold
+    "args_deep": pack({"a": [[[[[[[[[[1]]]]]]]]]]}),
+    "args_ext": pack({"when": Ext(-1, b"\x00\x00\x00\x01")}),
+    "args_nested_map_key": b"\x81\x81\xa1k\x01\x02",
+    "args_trailing": pack({"k": 1}) + b"\xc0",
+    "args_truncated": pack(ALL_TYPES)[:40],
     # hostile structure
     "array32_4g": b"\xdd\xff\x00\x00\x00",
     "map32_huge": b"\xdf\xff\xff\xff\xff",
     "str32_huge": b"\xdb\xff\xff\xff\xff" + b"abc",
     "bin32_huge": b"\xc6\xff\xff\xff\xff" + b"abc",
     "ext32_wrap": b"\xc9\xff\xff\xff\xff\x01",
-    "args_map32_huge": b"\x82\xa1v\x01\xa4args\xdf\x10\x00\x00\x00",
+    "args_map32_huge": b"\x82\xa1v\x01\xa1x\xdf\x10\x00\x00\x00",
     "deep_40": b"\x91" * 40 + b"\xc0",
-    "deep_args_33": b"\x81\xa4args" + b"\x91" * 32 + b"\xc0",
+    "deep_args_32": b"\x81\xa1x" + b"\x91" * 31 + b"\xc0",
     "reserved_c1": b"\x81\xa1k\xc1",
     # args maps and JSON texts
     "args_all_types": pack(ALL_TYPES),
@@ -124,14 +94,54 @@ SEEDS = {
 }
 
 
-def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+def resp(v):
+    """RESP2, as Redis writes a script's reply."""
+    if isinstance(v, int):
+        return b":%d\r\n" % v
+    if isinstance(v, bytes):
+        return b"$%d\r\n%s\r\n" % (len(v), v)
+    if isinstance(v, str):
+        return resp(v.encode())
+    if v is None:
+        return b"$-1\r\n"
+    return b"*%d\r\n" % len(v) + b"".join(resp(x) for x in v)
+
+
+ARGS = pack({"to": "a@example.com", "n": 3})
+REPLIES = {
+    "take_ok": resp([["ok", "T1", "send_email", 1, 1700000030000, 30000, ARGS, "",
+                      "", "", "", ""]]),
+    "claim_mixed": resp([["ok", "T1", "n", 2, 1, 30000, b"", "k1:00ff", "30000", "3", "60", "500"],
+                         ["skip", "T2", "cancelled"], ["missing", "T3"], ["bad", "T4", "id"],
+                         ["limited", "T5", 250]]),
+    "take_limited": resp([["limited", 1000]]),
+    "claim_old_ok": resp([["ok", "T1", "n", 1, 1, 1, ARGS, ""]]),
+    "create": resp([[1, 1700000000000], [0, "running"]]),
+    "finish": resp([["ok", "completed"], ["retry", 1700000001000], ["stale", ""]]),
+    "recover": resp([["gone"], ["requeued", 2], ["failed", 3], ["dropped", "completed"],
+                     ["dead", "WORKER_LOST"]]),
+    "promote": resp([2, ["bad\x00entry"], -1]),
+    "backstop": resp([100, ["T1", "T2"]]),
+    "counts": resp([1, 0, 5]),
+    "tag": resp(["handed_back", 3, "due"]),
+    "error_and_nil": b"-ERR no\r\n$-1\r\n+OK\r\n",
+    "deep": b"*1\r\n" * 9 + b":1\r\n",
+}
+
+
+def write(name, seeds):
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    for name, data in SEEDS.items():
-        with open(os.path.join(out, name), "wb") as f:
+    for seed, data in seeds.items():
+        with open(os.path.join(out, seed), "wb") as f:
             f.write(data)
-    print(f"wrote {len(SEEDS)} seeds to {out}")
+    print(f"wrote {len(seeds)} seeds to {out}")
+
+
+def main():
+    write("corpus-fuzz_args", SEEDS)
+    write("corpus-fuzz_replies", REPLIES)
 
 
 if __name__ == "__main__":

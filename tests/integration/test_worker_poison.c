@@ -101,8 +101,9 @@ static void test_worker_poison_entries_are_dead_lettered(void **state) {
 
   /* Queue entries: 1 garbage, 2 an id with glob and line-break bytes,
    * 3 an id with no task hash. Task hashes whose args are 4 not msgpack,
-   * 5 a truncated map, 6 nested 100000 deep, 7 a 10 MB map; 8 a task of
-   * an unknown handler. */
+   * 5 a truncated map, 6 nested 100000 deep, 7 a 10 MB map, 8 a map with
+   * an ext value and 9 one with an integer key (msgpack, but not what a
+   * handler's rtq_task_args reads); 10 a task of an unknown handler. */
   push("garbage bytes \x01\x02\xff", 17);
   push("bad:*?[{\r\nid", 12);
   push("NOHASH1", 7);
@@ -129,21 +130,25 @@ static void test_worker_poison_entries_are_dead_lettered(void **state) {
   huge[7] = (char)n;
   create_raw("ARGSHUGE1", huge, big);
   free(huge);
+  create_raw("ARGSEXT1", "\x81\xa1x\xd4\x01\x01", 6);
+  create_raw("ARGSKEY1", "\x81\x01\x02", 3);
   char unknown[RTQ_TASK_ID_SIZE];
   tw_enqueue(cl, "no.such.handler", "{}", NULL, unknown);
 
   rtq_key2 dead = rtq_keys2_dead(&k2, "default");
-  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", dead.s, NULL) == 8, 10000);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(rc_, "LLEN", dead.s, NULL) == 10, 10000);
   char codes[512];
   dead_codes(codes, sizeof codes);
   printf("  dead-letter codes: %s\n", codes);
   assert_string_equal(codes,
-                      "BAD_ID,BAD_ID,BAD_TASK_RECORD,BAD_TASK_RECORD,BAD_TASK_RECORD,"
+                      "BAD_ID,BAD_ID,BAD_TASK_RECORD,BAD_TASK_RECORD,BAD_TASK_RECORD,BAD_TASK_RECORD,"
+                      "BAD_TASK_RECORD,"
                       "NO_TASK_RECORD,PAYLOAD_TOO_LARGE,UNKNOWN_TASK,");
 
   /* The tasks behind them are failed with the same code. */
   static const char *const failed[][2] = {{"ARGSJUNK1", "BAD_TASK_RECORD"}, {"ARGSCUT1", "BAD_TASK_RECORD"},
                                           {"ARGSDEEP1", "BAD_TASK_RECORD"}, {"ARGSHUGE1", "PAYLOAD_TOO_LARGE"},
+                                          {"ARGSEXT1", "BAD_TASK_RECORD"}, {"ARGSKEY1", "BAD_TASK_RECORD"},
                                           {NULL, "UNKNOWN_TASK"}};
   for (size_t i = 0; i < sizeof failed / sizeof failed[0]; i++) {
     t = tw_wait(cl, failed[i][0] != NULL ? failed[i][0] : unknown, 5000);

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <msgpack.h>
 
 #include "envelope.h"
+#include "rtq/args.h"
 
 #define HEX(s) (s), (sizeof(s) - 1)
 
@@ -229,6 +231,75 @@ static void test_msgpack_check_agrees_with_msgpack_c(void **state) {
   assert_true(passed > 1000); /* the loop did test the agreement */
 }
 
+static int args_check(const char *buf, size_t len) {
+  char err[128];
+  int rc = rtq__args_check(buf, len, err, sizeof err);
+  if (rc != 0) assert_true(err[0] != '\0' && strchr(err, '\n') == NULL);
+  return rc;
+}
+
+/* A worker hands a handler only args its rtq_args tree reads: maps with
+ * string keys, no ext anywhere, within the producers' depth. */
+static void test_msgpack_check_args_refuses_what_args_cannot_hold(void **state) {
+  (void)state;
+  assert_int_equal(args_check(HEX("\x80")), 0);
+  assert_int_equal(args_check(HEX("\x82\xa1" "a" "\x01\xd9\x01" "b" "\x92\x81\xa1" "c" "\xc0\xc4\x00")), 0);
+  /* Keys of every str width, values of every non-ext family. */
+  assert_int_equal(args_check(HEX("\x83\xda\x00\x01" "a" "\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"
+                                  "\xdb\x00\x00\x00\x01" "b" "\xc3\xa1" "c" "\xdc\x00\x01\xe0")), 0);
+  assert_int_equal(args_check(HEX("\x91\x01")), RTQ_EDECODE);                    /* not a map */
+  assert_int_equal(args_check(HEX("\xa1" "a")), RTQ_EDECODE);                     /* not a map */
+  assert_int_equal(args_check(HEX("\x81\x01\x02")), RTQ_EDECODE);               /* int key */
+  assert_int_equal(args_check(HEX("\x81\xc4\x01" "a" "\x02")), RTQ_EDECODE);   /* bin key */
+  assert_int_equal(args_check(HEX("\x81\xa1" "a" "\x81\x90\x01")), RTQ_EDECODE); /* nested array key */
+  assert_int_equal(args_check(HEX("\x81\xa1" "a" "\xd4\x01\x01")), RTQ_EDECODE); /* fixext value */
+  assert_int_equal(args_check(HEX("\x81\xa1" "a" "\x91\xc7\x01\x05" "a")), RTQ_EDECODE); /* ext8 in an array */
+  assert_int_equal(args_check(HEX("\x82\xa1" "a" "\x01\xa1" "b" "\xc9\x00\x00\x00\x00\x05")),
+                   RTQ_EDECODE); /* ext32, second entry */
+  /* A map value that is a string is fine; the key rule applies to keys only. */
+  assert_int_equal(args_check(HEX("\x81\xa1" "a" "\x81\xa1" "b" "\xa1" "c")), 0);
+  /* The structural rules still hold. */
+  assert_int_equal(args_check(HEX("\x81\xa1" "a")), RTQ_EDECODE);
+  assert_int_equal(args_check(HEX("\x80\x80")), RTQ_EDECODE);
+  char deep[40];
+  deep[0] = (char)0x81;
+  deep[1] = (char)0xa1;
+  deep[2] = 'x';
+  memset(deep + 3, 0x91, 30); /* map + 30 arrays = 31 levels */
+  deep[33] = (char)0xc0;
+  assert_int_equal(args_check(deep, 34), 0);
+  deep[33] = (char)0x91;
+  deep[34] = (char)0xc0; /* 32 levels: over the producers' limit */
+  assert_int_equal(args_check(deep, 35), RTQ_EDEPTH);
+}
+
+/* What rtq__args_check passes, rtq_args_unpack reads, and what the
+ * unpacker refuses for its content (not memory) the check refuses too. */
+static void test_msgpack_check_args_agrees_with_unpack(void **state) {
+  (void)state;
+  unsigned char buf[64];
+  int passed = 0, refused = 0;
+  for (int iter = 0; iter < 200000; iter++) {
+    size_t len = 2 + rnd() % 8;
+    static const unsigned char pick[] = {0x91, 0x92, 0x81, 0x82, 0xc0, 0xc3, 0x01, 0xa1,
+                                         0xa2, 0xd4, 0xc4, 0xde, 0xcc, 0xe5, 0xc7, 0xd9};
+    buf[0] = rnd() % 2 ? 0x81 : 0x82;
+    for (size_t i = 1; i < len; i++) buf[i] = rnd() % 4 ? pick[rnd() % sizeof pick] : rnd();
+    int check = rtq__args_check(buf, len, NULL, 0);
+    if (rtq_msgpack_check(buf, len, 31, NULL, 0) != 0) {
+      assert_int_not_equal(check, 0);
+      continue;
+    }
+    rtq_args *a = NULL;
+    int unpack = rtq_args_unpack(buf, len, 0, &a);
+    rtq_args_free(a);
+    assert_int_equal(check == 0, unpack == 0);
+    if (check == 0) passed++; else refused++;
+  }
+  printf("  %d passed, %d refused\n", passed, refused);
+  assert_true(passed > 500 && refused > 1000); /* both sides were tested */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_msgpack_check_accepts_every_format),
@@ -243,6 +314,8 @@ int main(void) {
       cmocka_unit_test(test_msgpack_check_clamps_max_depth),
       cmocka_unit_test(test_msgpack_check_errbuf_is_one_line_and_bounded),
       cmocka_unit_test(test_msgpack_check_agrees_with_msgpack_c),
+      cmocka_unit_test(test_msgpack_check_args_refuses_what_args_cannot_hold),
+      cmocka_unit_test(test_msgpack_check_args_agrees_with_unpack),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

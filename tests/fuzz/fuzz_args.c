@@ -1,15 +1,19 @@
 /*
- * fuzz_envelope.c - libFuzzer target for everything that reads bytes a
- * stranger may have written: rtq_envelope_decode, rtq_args_unpack with the
- * accessors and the JSON conversions, and rtq_args_from_json.
+ * fuzz_args.c - libFuzzer target for task args, the msgpack and JSON that
+ * protocol 2 reads from bytes a stranger may have written: the `x` field
+ * of a task hash as a worker takes it from a claim (rtq__args_check, then
+ * rtq_args_unpack when a handler asks), the args and results the client
+ * prints as JSON (rtq_msgpack_to_json), and the JSON a person gives `rtq
+ * create` (rtq_args_from_json).
  *
  * Besides "no crash, no sanitizer report", it checks properties the rest
  * of rtq relies on, and aborts (a finding) when one breaks:
- *   1. a failed decode returns a documented code, a one-line reason and an
- *      envelope without args;
- *   2. a decoded envelope re-encodes, that encoding decodes to the same
- *      fields, and encoding is deterministic (workers LREM exact bytes);
- *   3. unpack -> pack -> unpack -> pack is a fixpoint;
+ *   1. args the worker's check accepts, rtq_args_unpack reads as a map
+ *      (a handler's rtq_task_args is NULL only when out of memory), and
+ *      what it refuses for its content the check refuses too;
+ *   2. a failed unpack returns a documented code and no tree;
+ *   3. unpack -> pack -> unpack -> pack is a fixpoint, and a packed tree
+ *      passes the worker's check when it is a map within its depth;
  *   4. JSON from a tree, parsed back and printed again, is the same text.
  * Large allocations are caught by running with -malloc_limit_mb (see
  * scripts/fuzz.sh).
@@ -104,68 +108,31 @@ static void check_tree(const rtq_args *a) {
   free(j1);
 }
 
-static bool same_fields(const rtq_envelope *x, const rtq_envelope *y) {
-  return strcmp(x->id, y->id) == 0 && strcmp(x->name, y->name) == 0 &&
-         strcmp(x->queue, y->queue) == 0 && x->args_len == y->args_len &&
-         memcmp(x->args, y->args, x->args_len) == 0 && x->created_at == y->created_at &&
-         x->timeout_ms == y->timeout_ms && x->max_retries == y->max_retries &&
-         x->attempt == y->attempt && x->result_ttl_s == y->result_ttl_s;
-}
-
-static void fuzz_envelope(const uint8_t *data, size_t size) {
-  rtq_envelope e, again;
-  char err[256];
-  rtq_envelope_init(&e);
-  int rc = rtq_envelope_decode(data, size, 0, &e, err, sizeof err);
-  if (rc != 0) {
-    REQUIRE(rc == RTQ_EDECODE || rc == RTQ_EDEPTH || rc == RTQ_EVERSION || rc == RTQ_ETOOBIG);
-    REQUIRE(err[0] != '\0' && strchr(err, '\n') == NULL);
-    REQUIRE(e.args == NULL);
-    REQUIRE(e.id[0] == '\0' || rtq_validate_name(e.id) == 0);
-    return;
-  }
-  REQUIRE(rtq_validate_name(e.id) == 0 && rtq_validate_name(e.name) == 0 &&
-          rtq_validate_name(e.queue) == 0);
-
-  char *b1, *b2;
-  size_t l1, l2;
-  REQUIRE(rtq_envelope_encode(&e, &b1, &l1, err, sizeof err) == 0);
-  REQUIRE(rtq_envelope_encode(&e, &b2, &l2, err, sizeof err) == 0);
-  REQUIRE(l1 == l2 && memcmp(b1, b2, l1) == 0);
-  rtq_envelope_init(&again);
-  REQUIRE(rtq_envelope_decode(b1, l1, l1, &again, err, sizeof err) == 0);
-  REQUIRE(same_fields(&e, &again));
-  rtq_envelope_destroy(&again);
-  free(b1);
-  free(b2);
-
-  /* The size limit is exact. */
-  if (size > 1) REQUIRE(rtq_envelope_decode(data, size, size - 1, &again, NULL, 0) == RTQ_ETOOBIG);
-
-  rtq_args *a;
-  rc = rtq_args_unpack(e.args, e.args_len, 0, &a);
-  if (rc == 0) {
-    REQUIRE(rtq_args_type(a) == RTQ_TYPE_MAP);
-    check_tree(a);
-    rtq_args_free(a);
-  } else {
-    REQUIRE(rc == RTQ_EDECODE); /* ext values or non-string keys */
-  }
-  rtq_envelope_destroy(&e);
-}
-
 static void fuzz_args(const uint8_t *data, size_t size) {
   rtq_args *a = NULL;
   int rc = rtq_args_unpack(data, size, 0, &a);
+  int check = rtq__args_check(data, size, NULL, 0);
   if (rc != 0) {
-    REQUIRE(rc == RTQ_EDECODE || rc == RTQ_EDEPTH || rc == RTQ_ETOOBIG);
+    REQUIRE(rc == RTQ_EDECODE || rc == RTQ_EDEPTH || rc == RTQ_ETOOBIG || rc == RTQ_ENOMEM);
     REQUIRE(a == NULL);
+    /* A worker never hands a handler args that its tree cannot hold. */
+    if (rc != RTQ_ENOMEM) REQUIRE(check != 0);
     return;
   }
+  /* The worker accepts exactly the maps the tree reads within its depth
+   * (the producers' limit, one below the tree's own). */
+  if (check == 0) REQUIRE(rtq_args_type(a) == RTQ_TYPE_MAP);
   check_tree(a);
   char *json;
   REQUIRE(rtq_msgpack_to_json(data, size, &json) == 0);
   free(json);
+
+  char *packed;
+  size_t plen;
+  REQUIRE(rtq_args_pack(a, &packed, &plen) == 0);
+  if (rtq_args_type(a) == RTQ_TYPE_MAP && rtq_msgpack_check(packed, plen, RTQ_MAX_DEPTH - 1, NULL, 0) == 0)
+    REQUIRE(rtq__args_check(packed, plen, NULL, 0) == 0);
+  free(packed);
   rtq_args_free(a);
 }
 
@@ -189,7 +156,6 @@ static void fuzz_json(const uint8_t *data, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fuzz_envelope(data, size);
   fuzz_args(data, size);
   fuzz_json(data, size);
   return 0;
