@@ -201,10 +201,12 @@ int rtq__get_task2(rtq_client *c, const char *id, const char *queue_hint, rtq_ta
 int rtq__task2_from_hashes(const char *queue, const char *id, const redisReply *th, const redisReply *xh,
                            const rtq_sign_keys *keys, rtq_task **out);
 
-/* Reads the status and time ("at", ms; 0 when absent) of an event JSON
- * message on a task's channel. 0, or RTQ_EDECODE for text that is not
- * an object with a known status (NULL included). */
-int rtq__event_parse(const char *json, rtq_status *st, uint64_t *at);
+/* Reads the status ("s") and time ("at", ms; 0 when absent or not a
+ * positive integer) of a message on a task's waiter channel {ns:Q}:w:<id>
+ * ({"id", "s", "at"}, docs/PROTOCOL.md section 7), as rtq_wait_for_task
+ * reads it. 0, or RTQ_EDECODE for text that is not an object with a known
+ * status (NULL included). */
+int rtq__wait2_message_parse(const char *json, rtq_status *st, uint64_t *at);
 /* Parses a decimal unsigned integer of a reply string; 0 when absent or
  * malformed. */
 uint64_t rtq__parse_u64(const char *s, size_t len);

@@ -1,30 +1,14 @@
 /*
  * wait.c - rtq_wait_for_task: block until a task is terminal, without
  * polling (wait2.c: the waiter registers, subscribes, then reads the task,
- * so a task that ends meanwhile is never missed), and the event helpers
- * it shares with the event stream.
+ * so a task that ends meanwhile is never missed), and the helpers it
+ * shares with the event stream.
  */
 #include "client_internal.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* See client_internal.h. */
-int rtq__event_parse(const char *json, rtq_status *st, uint64_t *at) {
-  json_t *o = json != NULL ? json_loads(json, 0, NULL) : NULL;
-  if (o == NULL) return RTQ_EDECODE;
-  int rc = RTQ_EDECODE;
-  const char *s = json_string_value(json_object_get(o, "status"));
-  if (s != NULL && rtq_status_parse(s, st) == 0) {
-    json_t *t = json_object_get(o, "at");
-    *at = json_is_integer(t) && json_integer_value(t) > 0 ? (uint64_t)json_integer_value(t) : 0;
-    rc = 0;
-  }
-  json_decref(o);
-  return rc;
-}
 
 /* See client_internal.h. */
 int rtq__task_from_event(const char *id, rtq_status st, uint64_t at, rtq_task **out) {

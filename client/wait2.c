@@ -63,9 +63,8 @@ static int register_waiter(rtq_client *c, const char *queue, const char *id, rtq
   return rc;
 }
 
-/* The status and time of a waiter message {"id", "s", "at"}; 0 or
- * RTQ_EDECODE. */
-static int parse_message(const char *json, rtq_status *st, uint64_t *at) {
+/* See client_internal.h. */
+int rtq__wait2_message_parse(const char *json, rtq_status *st, uint64_t *at) {
   json_t *o = json != NULL ? json_loads(json, 0, NULL) : NULL;
   if (o == NULL) return RTQ_EDECODE;
   int rc = RTQ_EDECODE;
@@ -120,7 +119,7 @@ static int wait_messages(rtq_client *c, rtq_subscription *s, const char *queue, 
     if (rc != 0) return rc;
     rtq_status ev_st = RTQ_STATUS_PENDING;
     uint64_t at = 0;
-    int ev = parse_message(msg, &ev_st, &at) == 0 && rtq_status_is_terminal(ev_st);
+    int ev = rtq__wait2_message_parse(msg, &ev_st, &at) == 0 && rtq_status_is_terminal(ev_st);
     free(msg);
     rtq_status st;
     rc = register_waiter(c, queue, id, &st);

@@ -12,10 +12,10 @@
 #   fuzz_replies   the scripts' replies (take/claim entries, ...) as RESP
 #   fuzz_parsers   Redis URL and duration parsers
 #   fuzz_frame     the child -> worker pipe frame reader
-#   fuzz_task      task hash -> rtq_task -> JSON, and event messages
+#   fuzz_task      task hash -> rtq_task -> JSON
 #   fuzz_dead      dead-letter record -> rtq_dead_letter -> JSON
-#   fuzz_events    a protocol 2 events message -> the events a subscription
-#                  makes of it -> wait's and watch's event readers
+#   fuzz_events    an events message -> the events a subscription makes
+#                  of it -> watch's reader; a waiter message -> wait's
 #
 #   scripts/fuzz.sh                   # every target, 60 s each
 #   scripts/fuzz.sh 20                # every target, 20 s each
