@@ -312,45 +312,67 @@ int rtq__get_stats2(rtq_client *c, rtq_stats **out) {
 
 /* ---- rtq_get_queue_loads ---- */
 
-/* Round trip 1: TIME, the workers, and per queue ZCARD delayed and the
- * next id a worker takes (LINDEX q -1: producers LPUSH). */
+/* Marks queue q skipped for key, with its note (the first key only). */
+static void skip_queue(rtq_queue_loads *l, bool *skip, const char *queue, size_t q, rtq_key2 key) {
+  if (!skip[q]) rtq__skip_note(l->skipped, sizeof l->skipped, queue, key.s);
+  skip[q] = true;
+}
+
+/*
+ * Round trip 1: TIME, the workers, and per queue ZCARD delayed and the
+ * next id a worker takes (LINDEX q -1: producers LPUSH); round trip 2 the
+ * processing lists (count_running); round trip 3 the created_at of each
+ * queue's next task. As rtq_get_stats does, a queue one of whose keys
+ * holds another type of value (a hand-written key) is left out with a
+ * note in l->skipped; any other error reply fails the call.
+ */
 static int loads_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rtq_queue_loads *l) {
   size_t n = 2 + 2 * nq;
   rtq_argv *cmds = calloc(n, sizeof *cmds);
   redisReply **r = calloc(n, sizeof *r);
-  if (cmds == NULL || r == NULL) {
-    rtq__pipe2_free(cmds, r, 0);
-    return RTQ_ENOMEM;
+  bool *skip = calloc(nq > 0 ? nq : 1, sizeof *skip);
+  uint64_t *running = calloc(nq > 0 ? nq : 1, sizeof *running);
+  rtq_argv *heads = nq > 0 ? calloc(nq, sizeof *heads) : NULL;
+  redisReply **hr = nq > 0 ? calloc(nq, sizeof *hr) : NULL;
+  int rc = cmds != NULL && r != NULL && skip != NULL && running != NULL && (nq == 0 || (heads != NULL && hr != NULL))
+               ? 0
+               : RTQ_ENOMEM;
+  if (rc == 0) {
+    cmd2(&cmds[0], "TIME", (rtq_key2){0});
+    cmd2(&cmds[1], "ZRANGE", rtq_keys2_workers(&c->keys2));
+    rtq_argv_add_str(&cmds[1], "0");
+    rtq_argv_add_i64(&cmds[1], MAX_WORKERS - 1);
+    for (size_t i = 0; i < nq; i++) {
+      cmd2(&cmds[2 + 2 * i], "ZCARD", rtq_keys2_delayed(&c->keys2, names[i]));
+      cmd2(&cmds[3 + 2 * i], "LINDEX", rtq_keys2_queue(&c->keys2, names[i]));
+      rtq_argv_add_str(&cmds[3 + 2 * i], "-1");
+    }
+    rc = rtq__pipe2(c, conn, cmds, n, r);
   }
-  cmd2(&cmds[0], "TIME", (rtq_key2){0});
-  cmd2(&cmds[1], "ZRANGE", rtq_keys2_workers(&c->keys2));
-  rtq_argv_add_str(&cmds[1], "0");
-  rtq_argv_add_i64(&cmds[1], MAX_WORKERS - 1);
-  for (size_t i = 0; i < nq; i++) {
-    cmd2(&cmds[2 + 2 * i], "ZCARD", rtq_keys2_delayed(&c->keys2, names[i]));
-    cmd2(&cmds[3 + 2 * i], "LINDEX", rtq_keys2_queue(&c->keys2, names[i]));
-    rtq_argv_add_str(&cmds[3 + 2 * i], "-1");
+  if (rc == RTQ_EREDIS) {
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+      if (r[i] == NULL || (r[i]->type == REDIS_REPLY_ERROR && (i < 2 || !rtq__wrong_type(r[i])))) {
+        rc = RTQ_EREDIS;
+      } else if (r[i]->type == REDIS_REPLY_ERROR) {
+        size_t q = (i - 2) / 2;
+        skip_queue(l, skip, names[q], q,
+                   i % 2 == 0 ? rtq_keys2_delayed(&c->keys2, names[q]) : rtq_keys2_queue(&c->keys2, names[q]));
+      }
+    }
+    if (rc == 0) rtq__client_clear_err(c);
   }
-  int rc = rtq__pipe2(c, conn, cmds, n, r);
   if (rc == 0 && time_of(r[0], &l->now) != 0) {
     rtq__client_err(c, "unexpected TIME reply");
     rc = RTQ_EREDIS;
   }
-  uint64_t *running = nq > 0 ? calloc(nq, sizeof *running) : NULL;
-  if (rc == 0 && nq > 0 && running == NULL) rc = RTQ_ENOMEM;
-  if (rc == 0) rc = count_running(c, conn, names, nq, r[1], 1, running, &l->running_partial, NULL, NULL, 0);
-  /* Round trip 3: the created_at of each queue's next task. */
-  rtq_argv *heads = nq > 0 ? calloc(nq, sizeof *heads) : NULL;
-  redisReply **hr = nq > 0 ? calloc(nq, sizeof *hr) : NULL;
-  if (rc == 0 && nq > 0 && (heads == NULL || hr == NULL)) rc = RTQ_ENOMEM;
+  if (rc == 0)
+    rc = count_running(c, conn, names, nq, r[1], 1, running, &l->running_partial, skip, l->skipped,
+                       sizeof l->skipped);
   for (size_t i = 0; rc == 0 && i < nq; i++) {
-    rtq_queue_load *q = &l->queues[l->count++];
-    strcpy(q->name, names[i]);
-    q->running = running[i];
-    q->delayed = rtq__reply_u64(r[2 + 2 * i]);
     const redisReply *id = r[3 + 2 * i];
     rtq_key2 k = {0};
-    if (id != NULL && id->type == REDIS_REPLY_STRING && strlen(id->str) == id->len)
+    if (!skip[i] && id != NULL && id->type == REDIS_REPLY_STRING && strlen(id->str) == id->len)
       k = rtq_keys2_task(&c->keys2, names[i], id->str);
     if (k.len == 0) {
       cmd2(&heads[i], "PING", k); /* keeps the replies in step */
@@ -360,11 +382,29 @@ static int loads_read(rtq_client *c, rtq_conn *conn, char **names, size_t nq, rt
     rtq_argv_add_str(&heads[i], "c");
   }
   if (rc == 0 && nq > 0) rc = rtq__pipe2(c, conn, heads, nq, hr);
-  for (size_t i = 0; rc == 0 && i < nq; i++)
-    if (hr[i] != NULL && hr[i]->type == REDIS_REPLY_STRING) l->queues[i].oldest_pending_at = rtq__reply_u64(hr[i]);
+  if (rc == RTQ_EREDIS) {
+    /* Only a task hash of the wrong type is a queue to leave out. */
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < nq; i++) {
+      if (hr[i] == NULL || (hr[i]->type == REDIS_REPLY_ERROR && !rtq__wrong_type(hr[i])))
+        rc = RTQ_EREDIS;
+      else if (hr[i]->type == REDIS_REPLY_ERROR)
+        skip_queue(l, skip, names[i], i, rtq_keys2_task(&c->keys2, names[i], r[3 + 2 * i]->str));
+    }
+    if (rc == 0) rtq__client_clear_err(c);
+  }
+  for (size_t i = 0; rc == 0 && i < nq; i++) {
+    if (skip[i]) continue;
+    rtq_queue_load *q = &l->queues[l->count++];
+    strcpy(q->name, names[i]);
+    q->running = running[i];
+    q->delayed = rtq__reply_u64(r[2 + 2 * i]);
+    if (hr[i] != NULL && hr[i]->type == REDIS_REPLY_STRING) q->oldest_pending_at = rtq__reply_u64(hr[i]);
+  }
   rtq__pipe2_free(heads, hr, heads != NULL && hr != NULL ? nq : 0);
+  free(skip);
   free(running);
-  rtq__pipe2_free(cmds, r, n);
+  rtq__pipe2_free(cmds, r, cmds != NULL && r != NULL ? n : 0);
   return rc;
 }
 

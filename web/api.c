@@ -68,28 +68,67 @@ static json_t *queue_value(const web_overview *o, const char *name, const rtq_qu
                    "counters", q != NULL ? counters_value(q->counters, q->ncounters) : json_object());
 }
 
+/* The length of the queue name a skipped-queue note line starts with
+ * ("queue Q: key K holds ..."), 0 when it does not. */
+static size_t note_queue(const char *line, size_t len) {
+  if (len < 6 || memcmp(line, "queue ", 6) != 0) return 0;
+  const char *end = memchr(line + 6, ':', len - 6);
+  return end != NULL ? (size_t)(end - line - 6) : 0;
+}
+
+/* Whether notes (lines, rtq_stats.skipped) leave queue out. */
+static bool noted(const char *notes, const char *queue) {
+  size_t qlen = strlen(queue);
+  for (const char *p = notes; *p != '\0';) {
+    size_t len = strcspn(p, "\n");
+    if (note_queue(p, len) == qlen && memcmp(p + 6, queue, qlen) == 0) return true;
+    p += len + (p[len] == '\n');
+  }
+  return false;
+}
+
+/* Appends each line of notes to a, but for a queue that a line of
+ * already (NULL: none) leaves out: one line per queue left out. */
+static void add_notes(json_t *a, const char *notes, const char *already) {
+  for (const char *p = notes; a != NULL && *p != '\0';) {
+    size_t len = strcspn(p, "\n"), q = note_queue(p, len);
+    char queue[RTQ_TASK_ID_SIZE];
+    bool dup = false;
+    if (already != NULL && q > 0 && q < sizeof queue) {
+      memcpy(queue, p + 6, q);
+      queue[q] = '\0';
+      dup = noted(already, queue);
+    }
+    if (!dup) json_array_append_new(a, json_stringn(p, len));
+    p += len + (p[len] == '\n');
+  }
+}
+
 static json_t *stats_value(const web_overview *o) {
-  json_t *queues = json_array(), *statuses = json_object();
+  json_t *queues = json_array(), *statuses = json_object(), *skipped = json_array();
   const rtq_stats *s = o->stats;
   for (size_t i = 0; queues != NULL && i < s->nqueues; i++)
     json_array_append_new(queues, queue_value(o, s->queues[i].name, &s->queues[i]));
-  /* Queues only a running or delayed task names (not yet in P:queues). */
+  /* Queues only a running or delayed task names (not yet in P:queues);
+   * not one the stats left out for a key of the wrong type. */
   for (size_t i = 0; queues != NULL && i < o->loads->count; i++) {
     const char *name = o->loads->queues[i].name;
-    bool known = false;
+    bool known = noted(s->skipped, name);
     for (size_t j = 0; j < s->nqueues && !known; j++) known = strcmp(s->queues[j].name, name) == 0;
     if (!known) json_array_append_new(queues, queue_value(o, name, NULL));
   }
+  add_notes(skipped, s->skipped, NULL);
+  add_notes(skipped, o->loads->skipped, s->skipped);
   for (int i = 0; statuses != NULL && i < RTQ_STATUS_COUNT; i++)
     json_object_set_new(statuses, rtq_status_name((rtq_status)i),
                         json_integer((json_int_t)s->by_status[i]));
-  return json_pack("{s:o, s:o*, s:o*, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:{s:b, s:b}}", "now",
+  return json_pack("{s:o, s:o*, s:o*, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:{s:b, s:b}, s:o*}", "now",
                    time_or_null(s->now), "queues", queues, "statuses", statuses, "running",
                    (json_int_t)s->running, "delayed", (json_int_t)s->delayed, "dead",
                    (json_int_t)s->dead, "workers_alive", (json_int_t)s->workers_alive,
                    "busy_slots", (json_int_t)o->busy_slots, "slots", (json_int_t)o->slots,
                    "broker", counters_value(s->broker, s->nbroker), "partial", "running",
-                   o->loads->running_partial, "delayed", o->loads->delayed_partial);
+                   o->loads->running_partial, "delayed", o->loads->delayed_partial, "skipped", skipped);
 }
 
 void web_api_stats(web_ctx *w, web_response *res) {

@@ -1,8 +1,9 @@
 /*
  * test_client_skip2.c - protocol 2: a queue one of whose keys holds
  * another type of value than rtq writes there (a hand-written key) is left
- * out of rtq_get_stats and rtq_list_tasks, with a note that names the
- * queue and the key, and the other queues are still counted and listed;
+ * out of rtq_get_stats, rtq_list_tasks and rtq_get_queue_loads, with a
+ * note that names the queue and the key, and the other queues are still
+ * counted and listed;
  * `rtq stats` and `rtq list` print the note as a warning and exit 0.
  * Real redis-server; the keys are spoiled with raw commands.
  */
@@ -129,6 +130,64 @@ static void test_client_skip2_processing_list(void **state) {
   rtq_task_list_free(l);
 }
 
+static rtq_queue_loads *loads(void) {
+  rtq_queue_loads *l = NULL;
+  if (rtq_get_queue_loads(CL, &l) != 0) fail_msg("loads: %s", rtq_client_errstr(CL));
+  return l;
+}
+
+static const rtq_queue_load *find_load(const rtq_queue_loads *l, const char *name) {
+  for (size_t i = 0; i < l->count; i++)
+    if (strcmp(l->queues[i].name, name) == 0) return &l->queues[i];
+  return NULL;
+}
+
+/* rtq_get_queue_loads leaves out a queue whose key is of the wrong type,
+ * in each of its three round trips: the queue or delayed set (1), a
+ * processing list (2), the hash of the task a worker takes next (3). */
+static void test_client_skip2_loads_skip_a_wrong_key(void **state) {
+  (void)state;
+  three_queues();
+  rtq_queue_loads *l = loads();
+  assert_int_equal(l->count, 3);
+  assert_string_equal(l->skipped, "");
+  assert_int_equal(find_load(l, "b")->delayed, 1);
+  rtq_queue_loads_free(l);
+
+  spoil("{rtq:b}:q");
+  l = loads();
+  assert_int_equal(l->count, 2);
+  assert_null(find_load(l, "b"));
+  assert_true(find_load(l, "a")->oldest_pending_at > 0);
+  assert_true(find_load(l, "c")->oldest_pending_at > 0);
+  assert_string_equal(l->skipped, "queue b: key {rtq:b}:q holds the wrong type of value");
+  rtq_queue_loads_free(l);
+
+  /* A processing list, and the next task's hash of another queue. */
+  redisReply *t = rtq_test_command(C, "TIME", NULL);
+  char score[32];
+  snprintf(score, sizeof score, "%lld", atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000);
+  freeReplyObject(t);
+  rtq_test_cmd_int(C, "ZADD", "{rtq}:workers", score, "w1", NULL);
+  spoil("{rtq:a}:p:w1");
+  redisReply *next = rtq_test_command(C, "LINDEX", "{rtq:c}:q", "-1", NULL);
+  assert_int_equal(next->type, REDIS_REPLY_STRING);
+  char task_key[128];
+  snprintf(task_key, sizeof task_key, "{rtq:c}:t:%s", next->str);
+  freeReplyObject(next);
+  spoil(task_key);
+  l = loads();
+  assert_int_equal(l->count, 0);
+  char want[512];
+  snprintf(want, sizeof want,
+           "queue b: key {rtq:b}:q holds the wrong type of value\n"
+           "queue a: key {rtq:a}:p:w1 holds the wrong type of value\n"
+           "queue c: key %s holds the wrong type of value",
+           task_key);
+  assert_string_equal(l->skipped, want);
+  rtq_queue_loads_free(l);
+}
+
 /* Another error than a wrong type still fails the call: nothing is hidden. */
 static void test_client_skip2_other_errors_still_fail(void **state) {
   (void)state;
@@ -137,6 +196,10 @@ static void test_client_skip2_other_errors_still_fail(void **state) {
   rtq_stats *s = NULL;
   assert_int_equal(rtq_get_stats(CL, &s), RTQ_EREDIS);
   assert_null(s);
+  spoil("{rtq}:workers");
+  rtq_queue_loads *l = NULL;
+  assert_int_equal(rtq_get_queue_loads(CL, &l), RTQ_EREDIS);
+  assert_null(l);
 }
 
 static void test_client_skip2_cli_warns(void **state) {
@@ -166,6 +229,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_client_skip2_stats_and_list_skip_a_wrong_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_skip2_processing_list, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_skip2_loads_skip_a_wrong_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_skip2_other_errors_still_fail, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_skip2_cli_warns, setup, teardown),
   };

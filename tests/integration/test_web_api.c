@@ -229,6 +229,51 @@ static void check_exposition(const char *text) {
   assert_true(samples > 10);
 }
 
+/* A queue whose key holds the wrong type of value (written by hand) is
+ * left out of /api/stats with one note for it, and the other queues are
+ * still shown: once for a key rtq_get_stats reads (the queue), once for
+ * one only rtq_get_queue_loads reads (the hash of the next task). */
+static void test_web_api_stats_skip_a_wrong_key(void **state) {
+  (void)state;
+  web_srv s;
+  web_start(&s, NULL);
+  char a[RTQ_TASK_ID_SIZE], b[RTQ_TASK_ID_SIZE], c[RTQ_TASK_ID_SIZE];
+  tw_create("rtq.echo", "qa", "{}", 0, a);
+  tw_create("rtq.echo", "qb", "{}", 0, b);
+  tw_create("rtq.echo", "qc", "{}", 0, c);
+  rtq_conn *rc = rtq_test_conn();
+  rtq_test_cmd_int(rc, "DEL", "{rtq:qb}:q", NULL);
+  rtq_test_cmd_ok(rc, "SET", "{rtq:qb}:q", "by hand", NULL);
+  char task_key[RTQ_TASK_ID_SIZE + 16];
+  snprintf(task_key, sizeof task_key, "{rtq:qc}:t:%s", c);
+  rtq_test_cmd_int(rc, "DEL", task_key, NULL);
+  rtq_test_cmd_ok(rc, "SET", task_key, "by hand", NULL);
+
+  json_t *st = http_json(s.port, "/api/stats", NULL, 200);
+  json_t *skipped = json_object_get(st, "skipped");
+  assert_true(json_is_array(skipped));
+  assert_int_equal(json_array_size(skipped), 2);
+  assert_string_equal(json_string_value(json_array_get(skipped, 0)),
+                      "queue qb: key {rtq:qb}:q holds the wrong type of value");
+  char want[RTQ_TASK_ID_SIZE + 128];
+  snprintf(want, sizeof want, "queue qc: key %s holds the wrong type of value", task_key);
+  assert_string_equal(json_string_value(json_array_get(skipped, 1)), want);
+  /* qb is left out; qa is shown whole; qc, counted by the stats, is
+   * shown without the loads' figures. */
+  json_t *qs = json_object_get(st, "queues");
+  size_t i;
+  json_t *q;
+  bool has_qb = false;
+  json_array_foreach(qs, i, q) has_qb |= strcmp(json_string_value(json_object_get(q, "name")), "qb") == 0;
+  assert_false(has_qb);
+  assert_int_equal(jint(queue_named(st, "qa"), "backlog"), 1);
+  assert_true(json_is_string(json_object_get(queue_named(st, "qa"), "oldest_pending_at")));
+  assert_true(json_is_null(json_object_get(queue_named(st, "qc"), "oldest_pending_at")));
+  json_decref(st);
+  rtq_conn_free(rc);
+  web_stop(&s);
+}
+
 static void test_web_api_metrics(void **state) {
   (void)state;
   web_srv s;
@@ -705,6 +750,7 @@ static void test_web_api_broker_metrics(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_web_api_reads, tw_setup, tw_teardown),
+      cmocka_unit_test_setup_teardown(test_web_api_stats_skip_a_wrong_key, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_metrics, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_run_times, tw_setup, tw_teardown),
       cmocka_unit_test_setup_teardown(test_web_api_auth, tw_setup, tw_teardown),

@@ -288,6 +288,9 @@ function overview(root) {
       el('table', {id: 'statuses'}, el('thead', {}, el('tr', {}, ...STATUSES.map(k => el('th', {className: 'num'}, k)))),
          el('tbody', {}, st)),
       el('h2', {}, 'Queues'),
+      // Queues left out for a key of the wrong type: text nodes only.
+      (s.skipped || []).length ? el('ul', {id: 'skipped', className: 'skipped'},
+         ...s.skipped.map(n => el('li', {}, String(n) + ': left out'))) : '',
       el('table', {id: 'queues'}, el('thead', {}, el('tr', {}, el('th', {}, 'queue'), el('th', {className: 'num'}, 'backlog'),
          el('th', {className: 'num'}, 'running'), el('th', {className: 'num'}, 'delayed'),
          el('th', {className: 'num'}, 'oldest pending'), el('th', {className: 'num'}, 'completed'),

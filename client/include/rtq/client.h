@@ -287,7 +287,8 @@ RTQ_EXTERN char *rtq_format_time(uint64_t ms, char *buf, size_t cap);
 
 /* ----- listing ------------------------------------------------------------ */
 
-/* The size of the skipped-queue notes of rtq_task_list and rtq_stats. */
+/* The size of the skipped-queue notes of rtq_task_list, rtq_stats and
+ * rtq_queue_loads. */
 #define RTQ_SKIPPED_SIZE 1024
 
 /* A set of statuses for rtq_task_filter.statuses. */
@@ -654,12 +655,17 @@ typedef struct rtq_queue_loads {
                                 * queue a running or delayed task names */
   bool running_partial;        /* over RTQ_LOAD_MAX_SCAN processing lists: counts cover the first */
   bool delayed_partial;        /* unused: each delayed set is counted whole (ZCARD) */
+  /* Queues left out because one of their keys holds another type of value
+   * than rtq writes there: as in rtq_task_list.skipped. */
+  char skipped[RTQ_SKIPPED_SIZE];
 } rtq_queue_loads;
 
 /*
  * Reads the figures above in pipelined round trips, each bounded by the
- * number of queues and RTQ_LOAD_MAX_SCAN (no KEYS, no SCAN). The
- * caller frees *out (NULL on error). RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
+ * number of queues and RTQ_LOAD_MAX_SCAN (no KEYS, no SCAN). A queue one
+ * of whose keys holds the wrong type of value is left out with a note in
+ * skipped, as rtq_get_stats does; any other error reply fails the call.
+ * The caller frees *out (NULL on error). RTQ_ECONN, RTQ_EREDIS, RTQ_ENOMEM.
  */
 RTQ_EXTERN int rtq_get_queue_loads(rtq_client *c, rtq_queue_loads **out);
 /* NULL does nothing. */

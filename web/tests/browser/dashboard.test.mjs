@@ -211,3 +211,31 @@ test('dashboard: a dead letter is requeued from its row', async () => {
     rmSync(profile, {recursive: true, force: true});
   }
 });
+
+test('dashboard: a queue whose key holds the wrong type is noted above the queues', async () => {
+  // A queue list written by hand as a string: the overview leaves the queue
+  // out and says why, as text.
+  rtq('enqueue', 'rtq.echo', '{}', '--queue', 'spoiled');
+  const cli = ['-s', env('RTQ_REDIS_CLI_SOCK')];
+  execFileSync('redis-cli', [...cli, 'DEL', '{rtq:spoiled}:q']);
+  execFileSync('redis-cli', [...cli, 'SET', '{rtq:spoiled}:q', '<b>by hand</b>']);
+  const {browser, profile} = await launch();
+  try {
+    const page = await newPage(browser);
+    await signIn(page);
+    await page.waitForSelector('#skipped li', {timeout: 15000});
+    const shown = await page.evaluate(() => ({
+      notes: [...document.querySelectorAll('#skipped li')].map(li => li.textContent),
+      markup: document.querySelectorAll('#skipped li *').length,
+      rows: [...document.querySelectorAll('#queues tbody tr')].map(tr => tr.dataset.queue),
+    }));
+    assert.deepEqual(shown.notes, ['queue spoiled: key {rtq:spoiled}:q holds the wrong type of value: left out']);
+    assert.equal(shown.markup, 0);
+    assert.ok(!shown.rows.includes('spoiled'));
+    assert.deepEqual(page.errors, []);
+  } finally {
+    execFileSync('redis-cli', ['-s', env('RTQ_REDIS_CLI_SOCK'), 'DEL', '{rtq:spoiled}:q']);
+    await browser.close();
+    rmSync(profile, {recursive: true, force: true});
+  }
+});
