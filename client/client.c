@@ -21,6 +21,7 @@
 #include "config.h"
 #include "defaults.h"
 #include "envelope.h"
+#include "log.h"
 #include "proto.h"
 #include "replicas.h"
 #include "scripts2.h"
@@ -350,6 +351,10 @@ RTQ_EXTERN int rtq_client_new(const rtq_client_options *opts, rtq_client **out) 
     return RTQ_ENOMEM;
   }
   c->serial = atomic_fetch_add(&next_serial, 1);
+  if (opts->cluster)
+    rtq_log(RTQ_LOG_WARNING,
+            "rtq_client_options.cluster is deprecated and ignored: a redis+cluster:// URL selects Redis Cluster",
+            NULL);
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
   int rc = configure(c, opts);

@@ -34,7 +34,8 @@ static const char usage[] =
     "  --redis-url-file FILE     read that URL from FILE, so no password is in argv\n"
     "                            (RTQ_REDIS_URL_FILE)\n"
     "  --namespace NS            key prefix (RTQ_NAMESPACE; default rtq)\n"
-    "  --cluster                 accepted and ignored: every key carries a hash tag\n"
+    "  --cluster                 deprecated, ignored with a warning: a redis+cluster://\n"
+    "                            URL selects Redis Cluster\n"
     "  --queue NAME[:WEIGHT]     serve a queue; repeat for several (default: default:1)\n"
     "  --strict-priority         queues in the order given instead of by weight\n"
     "  --concurrency N           slots (RTQ_MAX_CONCURRENT_TASKS; default 50)\n"
@@ -244,7 +245,10 @@ static int parse_flags(cli *c, int argc, char **argv) {
       case OPT_REDIS: rc = set_cfg(c, "redis_url", optarg); break;
       case OPT_URL_FILE: rc = set_cfg(c, "redis_url_file", optarg); break;
       case OPT_NS: rc = set_cfg(c, "namespace", optarg); break;
-      case OPT_CLUSTER: c->o.cluster = true; break;
+      case OPT_CLUSTER: /* deprecated: kept so that existing command lines still start */
+        fprintf(stderr, "rtq-worker: warning: --cluster is deprecated and ignored: a redis+cluster:// URL "
+                        "selects Redis Cluster\n");
+        break;
       case OPT_QUEUE: rc = add_queue(c, optarg); break;
       case OPT_STRICT: c->o.strict_priority = true; break;
       case OPT_CONC: rc = set_cfg(c, "max_concurrent_tasks", optarg); break;

@@ -202,6 +202,10 @@ int rtq_worker_new(const rtq_worker_options *opts, rtq_worker **out, char *errbu
   rtq_worker *w = calloc(1, sizeof *w);
   if (w == NULL) return RTQ_ENOMEM;
   w->o = *opts;
+  if (opts->cluster)
+    rtq_log(RTQ_LOG_WARNING,
+            "rtq_worker_options.cluster is deprecated and ignored: a redis+cluster:// URL selects Redis Cluster",
+            NULL);
   int rc = normalise(&w->o, errbuf, errcap);
   rtq_config file_cfg; /* redis_url_file's URL, until it is copied below */
   if (rc == 0 && w->o.redis_url_file != NULL) {

@@ -7,7 +7,9 @@
  * setting, that the RTQ_<NAME> variable is read, and that a binary whose
  * cell is a dash refuses the setting's flag (exit 2). The table and the
  * binaries therefore cannot drift apart (--print-config exits before
- * connecting). Last, a password given in --redis does not stay visible in
+ * connecting). A row marked "(deprecated)" lists flags that are accepted
+ * with one warning line and change nothing that --print-config shows, and
+ * no variable. Last, a password given in --redis does not stay visible in
  * /proc/<pid>/cmdline of a running worker, broker, rtq or rtq-web, and one in a
  * --redis-url-file (RTQ_REDIS_URL_FILE) shows in neither the process's
  * cmdline, its environment nor any error. The protocol setting takes 2
@@ -39,6 +41,7 @@ enum { WORKER, BROKER, CLI, NBINS };
 static const char *const bin_rel[NBINS] = {"worker/rtq-worker", "broker/rtq-broker", "client/rtq"};
 
 typedef struct row {
+  bool deprecated; /* "NAME (deprecated)": accepted with a warning, ignored */
   char setting[64];
   char env[64];
   char flags[NBINS][MAX_FLAGS][64];
@@ -130,10 +133,14 @@ static void read_table(void) {
     }
     assert_true(ncells >= 7);
     trim(cells[0]);
+    char *mark = strstr(cells[0], " (deprecated)");
+    r->deprecated = mark != NULL;
+    if (mark != NULL) *mark = '\0';
     snprintf(r->setting, sizeof r->setting, "%s", cells[0]);
     char env[1][64];
-    assert_int_equal(backticked(cells[2], "RTQ_", env, 1), 1);
-    snprintf(r->env, sizeof r->env, "%s", env[0]);
+    /* A deprecated setting has no variable. */
+    assert_int_equal(backticked(cells[2], "RTQ_", env, 1), r->deprecated ? 0 : 1);
+    if (!r->deprecated) snprintf(r->env, sizeof r->env, "%s", env[0]);
     for (int b = 0; b < NBINS; b++) r->nflags[b] = backticked(cells[3 + b], "--", r->flags[b], MAX_FLAGS);
   }
   fclose(f);
@@ -197,8 +204,11 @@ static void env_with(const char **env, const char *var_eq) {
 
 static void test_settings_table_lists_every_setting(void **state) {
   (void)state;
-  assert_int_equal(nrows, (int)NSAMPLES);
+  int live = 0;
+  for (int i = 0; i < nrows; i++) live += !rows[i].deprecated;
+  assert_int_equal(live, (int)NSAMPLES);
   for (int i = 0; i < nrows; i++) {
+    if (rows[i].deprecated) continue;
     if (sample_of(rows[i].setting) == NULL) fail_msg("README lists an unknown setting %s", rows[i].setting);
     char env[80];
     snprintf(env, sizeof env, "RTQ_%.60s", rows[i].setting);
@@ -213,6 +223,7 @@ static void test_settings_every_listed_flag_is_accepted(void **state) {
   char out[8192];
   int checked = 0;
   for (int i = 0; i < nrows; i++) {
+    if (rows[i].deprecated) continue;
     const struct sample *s = sample_of(rows[i].setting);
     for (int b = 0; b < NBINS; b++) {
       for (int k = 0; k < rows[i].nflags[b]; k++) {
@@ -236,6 +247,7 @@ static void test_settings_every_variable_is_read(void **state) {
   char out[8192], var_eq[256];
   const char *env[NSAMPLES + 2];
   for (int i = 0; i < nrows; i++) {
+    if (rows[i].deprecated) continue;
     const struct sample *s = sample_of(rows[i].setting);
     snprintf(var_eq, sizeof var_eq, "%s=%s", rows[i].env, s->given);
     env_with(env, var_eq);
@@ -259,12 +271,48 @@ static void test_settings_unlisted_flags_are_refused(void **state) {
       if (*p == '_') *p = '-';
     for (int b = 0; b < NBINS; b++) {
       if (rows[i].nflags[b] != 0) continue;
-      const char *args[] = {"--print-config", flag, sample_of(rows[i].setting)->given, NULL};
+      /* A deprecated setting's flag is a switch. */
+      const char *args[] = {"--print-config", flag, rows[i].deprecated ? NULL : sample_of(rows[i].setting)->given,
+                            NULL};
       int rc = run(b, args, NULL, out, sizeof out);
       if (rc != 2) fail_msg("%s %s: exit %d, expected 2 (the table says it does not apply):\n%s", bin_rel[b],
                             flag, rc, out);
     }
   }
+}
+
+/* A deprecated flag: accepted, one warning line that says so, and the
+ * settings --print-config shows are those of the same command without it
+ * (existing command lines keep working and mean what they meant). */
+static void test_settings_deprecated_flags_warn_and_change_nothing(void **state) {
+  (void)state;
+  char plain[8192], out[8192];
+  int checked = 0;
+  for (int i = 0; i < nrows; i++) {
+    if (!rows[i].deprecated) continue;
+    for (int b = 0; b < NBINS; b++) {
+      for (int k = 0; k < rows[i].nflags[b]; k++) {
+        const char *flag = rows[i].flags[b][k];
+        const char *bare[] = {"--print-config", NULL}, *with[] = {"--print-config", flag, NULL};
+        assert_int_equal(run(b, bare, NULL, plain, sizeof plain), 0);
+        int rc = run(b, with, NULL, out, sizeof out);
+        if (rc != 0) fail_msg("%s refuses deprecated %s (exit %d):\n%s", bin_rel[b], flag, rc, out);
+        char *warn = strstr(out, "deprecated");
+        if (warn == NULL) fail_msg("%s %s: no deprecation warning:\n%s", bin_rel[b], flag, out);
+        assert_null(strstr(warn + 1, "deprecated"));
+        /* Cut the warning's line out: the rest is the plain output. */
+        char *from = warn;
+        while (from > out && from[-1] != '\n') from--;
+        char *to = strchr(warn, '\n');
+        assert_non_null(to);
+        assert_non_null(strstr(from, flag));
+        memmove(from, to + 1, strlen(to + 1) + 1);
+        assert_string_equal(out, plain);
+        checked++;
+      }
+    }
+  }
+  assert_true(checked >= 1);
 }
 
 /* The password of a URL never shows in --print-config. */
@@ -637,6 +685,7 @@ int main(void) {
       cmocka_unit_test(test_settings_every_listed_flag_is_accepted),
       cmocka_unit_test(test_settings_every_variable_is_read),
       cmocka_unit_test(test_settings_unlisted_flags_are_refused),
+      cmocka_unit_test(test_settings_deprecated_flags_warn_and_change_nothing),
       cmocka_unit_test(test_settings_print_config_hides_the_password),
       cmocka_unit_test(test_settings_password_hidden_from_cmdline),
       cmocka_unit_test(test_settings_url_file_sets_the_url),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -18,6 +19,7 @@
 #include "../../worker/frame.h"
 #include "../../worker/progress.h"
 #include "../../worker/queues.h"
+#include "log.h"
 #include "rtq/worker.h"
 
 static void make_queues(rtq__queues *qs, bool strict, int n, ...) {
@@ -308,6 +310,32 @@ static void test_worker_options_redis_url_file(void **state) {
   unlink(path);
 }
 
+/* The deprecated cluster option: the worker is made as without it, and
+ * one warning line says the option is ignored. */
+static void test_worker_options_cluster_is_deprecated(void **state) {
+  (void)state;
+  int fd = memfd_create("rtq-worker-log", 0);
+  assert_true(fd >= 0);
+  rtq_log_set_fd(fd);
+  rtq_worker_options o;
+  rtq_worker_options_init(&o);
+  o.redis_url = "redis://127.0.0.1:1/0";
+  o.cluster = true;
+  rtq_worker *w = NULL;
+  char err[256];
+  int rc = rtq_worker_new(&o, &w, err, sizeof err);
+  rtq_log_set_fd(-1);
+  assert_int_equal(rc, 0);
+  rtq_worker_free(w);
+  char logged[1024];
+  ssize_t n = pread(fd, logged, sizeof logged - 1, 0);
+  close(fd);
+  assert_true(n > 0);
+  logged[n] = '\0';
+  assert_non_null(strstr(logged, "rtq_worker_options.cluster is deprecated and ignored"));
+  assert_ptr_equal(strchr(logged, '\n'), logged + n - 1); /* one line */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_worker_queues_reject_bad_input),
@@ -319,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_worker_queues_strict_priority),
       cmocka_unit_test(test_worker_progress_coalesces),
       cmocka_unit_test(test_worker_progress_clamps_and_formats),
+      cmocka_unit_test(test_worker_options_cluster_is_deprecated),
       cmocka_unit_test(test_worker_frame_roundtrip),
       cmocka_unit_test(test_worker_frame_rejects_garbage),
       cmocka_unit_test(test_worker_frame_crash_tail),

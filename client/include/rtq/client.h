@@ -63,8 +63,11 @@ typedef struct rtq_client rtq_client;
 typedef struct rtq_client_options {
   const char *redis_url;      /* RTQ_REDIS_URL, else redis://127.0.0.1:6379/0 */
   const char *ns;             /* key namespace: RTQ_NAMESPACE, else "rtq" */
-  bool cluster;               /* ignored: every key carries a hash tag (kept so
-                               * that callers setting it still build) */
+  bool cluster;               /* deprecated, ignored: a redis+cluster:// URL
+                               * selects Redis Cluster, and every key carries a
+                               * hash tag. true logs one warning at
+                               * rtq_client_new; kept so that callers setting
+                               * it still build and run */
   int connect_timeout_ms;     /* 2000; bounds connect + AUTH/SELECT */
   int command_timeout_ms;     /* 5000; bounds every command's reply */
   int pool_size;              /* 8 connections at most, opened on demand */

@@ -78,8 +78,11 @@ typedef struct rtq_worker_queue {
 typedef struct rtq_worker_options {
   const char *redis_url;          /* "redis://127.0.0.1:6379/0" */
   const char *ns;                 /* namespace, "rtq" */
-  bool cluster;                   /* ignored: every key carries a hash tag (kept so
-                                   * that callers setting it still build) */
+  bool cluster;                   /* deprecated, ignored: a redis+cluster:// URL
+                                   * selects Redis Cluster, and every key carries
+                                   * a hash tag. true logs one warning at
+                                   * rtq_worker_new; kept so that callers setting
+                                   * it still build and run */
   const rtq_worker_queue *queues; /* NULL: the one queue "default" */
   size_t nqueues;                 /* 0..RTQ_WORKER_MAX_QUEUES */
   bool strict_priority;           /* false: weighted; true: queues in the order given */
