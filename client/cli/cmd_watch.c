@@ -23,7 +23,8 @@
  * and its outcome verifies (rtq_get_task checks the worker's signature):
  * whoever may publish on the events channel can announce any end. An
  * outcome that does not verify ends the watch at once with exit 7, as
- * `rtq wait` does (following, the watch goes on and exits 7 at its end).
+ * `rtq wait` does (following, the watch goes on and exits 7 at its end;
+ * a task it adopts whose end does not verify is reported the same way).
  *
  * Output: on a terminal, the lines are redrawn in place (ANSI cursor-up and
  * erase-line); otherwise each change is one new line; with --json each
@@ -231,13 +232,22 @@ static void confirm_end(watch *w, entry *x) {
 /* A task not watched yet that is running: following, it joins. started:
  * the event was its start (the claim's, which carries the attempt), so a
  * task that has ended already by the time it is read is shown too, once;
- * any other event of an unknown task that has ended is a late one. */
+ * any other event of an unknown task that has ended is a late one. So a
+ * started task whose end does not verify (--result-keys) is shown once
+ * too, as unverified: as `rtq wait` would, the watch reports it (and exits
+ * 7 at its end) rather than pass over a forged end. */
 static entry *adopt(watch *w, const char *id, int started) {
   rtq_task *t = NULL;
   entry *x = NULL;
-  if (rtq_get_task(w->ctx->client, id, &t) == 0 &&
-      (t->status == RTQ_STATUS_RUNNING || (started && rtq_status_is_terminal(t->status))))
+  int err = rtq_get_task(w->ctx->client, id, &t);
+  if (err == 0 && (t->status == RTQ_STATUS_RUNNING || (started && rtq_status_is_terminal(t->status)))) {
     x = add(w, t);
+  } else if (err == RTQ_EUNVERIFIED && started && w->n < MAX_WATCHED) {
+    x = &w->e[w->n++];
+    memset(x, 0, sizeof *x);
+    cli_clean(x->id, sizeof x->id, id, false);
+    mark_unverified(w, x);
+  }
   rtq_task_free(t);
   return x;
 }

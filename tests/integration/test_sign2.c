@@ -5,7 +5,8 @@
  *     signed with the old kid still runs while the kid is listed);
  *   - a forged outcome (raw HSET of the task hash + SPUBLISH) makes
  *     `rtq wait --result-keys` exit 7 and rtq_get_task RTQ_EUNVERIFIED,
- *     and `rtq watch --result-keys` exit 7 at once;
+ *     and `rtq watch --result-keys` exit 7 at once (following: a task it
+ *     adopts is shown unverified, and it exits 7 at its end);
  *   - a victim's task whose args were rewritten, an unsigned task and a
  *     victim's signature copied onto another id never run: BAD_SIGNATURE;
  *   - a producer key cannot sign an outcome, a worker key cannot sign a
@@ -299,6 +300,39 @@ static void test_sign2_watch_reports_forged_end_at_once(void **state) {
   rtq_client_free(c);
 }
 
+/* Following (no ids), a task the watch adopts from its start event whose
+ * end does not verify is shown unverified, not passed over, and the watch
+ * exits 7 at its end, as `rtq wait` would for that task. */
+static void test_sign2_watch_follow_reports_adopted_forged_end(void **state) {
+  (void)state;
+  rtq_client *c = client(producer_rotated, worker_keys);
+  rtq_key2 ev = rtq_keys2_chan_events(&k2, "default");
+  char id[RTQ_TASK_ID_SIZE];
+  create(c, "rtq.echo", "{\"amount\":1}", id); /* no worker: it stays pending */
+  cli_run r;
+  cli_start(&r, (const char *const[]){"--protocol", "2", "--result-keys", worker_keys, "--json", "watch",
+                                      "--timeout", "3s", NULL},
+            env);
+  RTQ_TEST_WAIT_FOR(shard_subscribers_of(ev.s) == 1, 10000);
+  /* An end written by hand, then the claim's event announcing its start. */
+  forge_completed(id, NULL);
+  char msg[RTQ_TASK_ID_SIZE + 128];
+  snprintf(msg, sizeof msg, "{\"at\":1700000000000,\"s\":\"running\",\"w\":\"w-x\",\"t\":[{\"id\":\"%s\",\"a\":1}]}",
+           id);
+  rtq_test_cmd_int(rc_, "SPUBLISH", ev.s, msg, NULL);
+  cli_finish(&r, 15000);
+  if (r.code != 7) fail_msg("watch: exit %d\n%s\n%s", r.code, r.out, r.err);
+  assert_non_null(strstr(r.err, "RTQ_EUNVERIFIED"));
+  char want[RTQ_TASK_ID_SIZE + 16];
+  snprintf(want, sizeof want, "\"id\":\"%s\"", id);
+  if (strstr(r.out, want) == NULL || strstr(r.out, "\"status\":\"unverified\"") == NULL)
+    fail_msg("watch printed:\n%s", r.out);
+  assert_non_null(strstr(r.out, "\"unverified\":true"));
+  assert_null(strstr(r.out, "\"status\":\"completed\""));
+  cli_free(&r);
+  rtq_client_free(c);
+}
+
 /* Copies fields (NULL-terminated) of the HGETALL reply h into id's hash. */
 static void paste(const redisReply *h, const char *id, const char *const *fields) {
   rtq_key2 t = rtq_keys2_task(&k2, "default", id);
@@ -513,6 +547,7 @@ int main(void) {
       T(test_sign2_signed_tasks_run_and_keys_rotate),
       T(test_sign2_forged_outcome_is_unverified),
       T(test_sign2_watch_reports_forged_end_at_once),
+      T(test_sign2_watch_follow_reports_adopted_forged_end),
       T(test_sign2_copied_outcome_does_not_verify),
       T(test_sign2_tampered_and_unsigned_tasks_never_run),
       T(test_sign2_worker_key_cannot_create_tasks),
