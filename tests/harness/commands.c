@@ -2,16 +2,20 @@
  * commands.c - the asserting helpers: connections, Redis commands and the
  * wait-failure report. The only harness file that includes cmocka.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "internal.h"
+#include "log.h"
 #include "rtq/common.h"
 
 void rtq__test_wait_failed(const char *expr, int timeout_ms, const char *file, int line) {
@@ -135,4 +139,24 @@ void rtq_test_redis_flush(void) {
   rtq_test_cmd_ok(c, "FLUSHALL", NULL);
   rtq_test_cmd_ok(c, "SCRIPT", "FLUSH", NULL);
   rtq_conn_free(c);
+}
+
+int rtq_test_log_capture_start(void) {
+  int fd = memfd_create("rtq-test-log", 0);
+  assert_true(fd >= 0);
+  assert_int_equal(fcntl(fd, F_SETFL, O_APPEND), 0);
+  rtq_log_set_fd(fd);
+  return fd;
+}
+
+char *rtq_test_log_capture_end(int fd) {
+  rtq_log_set_fd(-1);
+  off_t size = lseek(fd, 0, SEEK_END);
+  assert_true(size >= 0);
+  char *buf = malloc((size_t)size + 1);
+  assert_non_null(buf);
+  assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+  buf[size] = '\0';
+  close(fd);
+  return buf;
 }

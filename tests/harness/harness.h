@@ -143,6 +143,13 @@ int rtq_test_sentinels_primary_port(const rtq_test_sentinels *s);
  * Connections and command assertions
  * ------------------------------------------------------------------- */
 
+/* Log capture: rtq_log writes to a memfd (append mode) from now on; the
+ * returned fd goes to rtq_test_log_capture_end. (asserts) */
+int rtq_test_log_capture_start(void);
+/* Stops capturing (rtq_log writes to stderr again), closes fd and returns
+ * what was logged, NUL-terminated; the caller frees it. (asserts) */
+char *rtq_test_log_capture_end(int fd);
+
 /* A connected rtq_conn for url with test-friendly timeouts (connect 2 s,
  * command 5 s, backoff 10..200 ms). Caller frees with rtq_conn_free. (asserts) */
 rtq_conn *rtq_test_conn_new(const char *url);

@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -28,7 +26,6 @@
 #include "conn.h"
 #include "harness.h"
 #include "keys2.h"
-#include "log.h"
 #include "rtq/client.h"
 
 static rtq_keys2 keys;
@@ -95,16 +92,14 @@ static void test_client_new_from_env(void **state) {
  * it, and one warning line says the option is ignored. */
 static void test_client_new_cluster_option_is_deprecated(void **state) {
   (void)state;
-  int fd = memfd_create("rtq-client-log", 0);
-  assert_true(fd >= 0);
-  rtq_log_set_fd(fd);
+  int fd = rtq_test_log_capture_start();
   rtq_client_options o;
   memset(&o, 0, sizeof o);
   o.redis_url = rtq_test_redis_url();
   o.cluster = true;
   rtq_client *c = NULL;
   int rc = rtq_client_new(&o, &c);
-  rtq_log_set_fd(-1);
+  char *logged = rtq_test_log_capture_end(fd);
   assert_int_equal(rc, 0);
   char id[RTQ_TASK_ID_SIZE];
   assert_int_equal(rtq_create_task(c, "job", NULL, NULL, id, NULL), 0);
@@ -113,13 +108,9 @@ static void test_client_new_cluster_option_is_deprecated(void **state) {
   assert_int_equal(t->status, RTQ_STATUS_PENDING);
   rtq_task_free(t);
   rtq_client_free(c);
-  char logged[1024];
-  ssize_t n = pread(fd, logged, sizeof logged - 1, 0);
-  close(fd);
-  assert_true(n > 0);
-  logged[n] = '\0';
   assert_non_null(strstr(logged, "rtq_client_options.cluster is deprecated and ignored"));
-  assert_ptr_equal(strchr(logged, '\n'), logged + n - 1); /* one line */
+  assert_ptr_equal(strchr(logged, '\n'), logged + strlen(logged) - 1); /* one line */
+  free(logged);
 }
 
 static void test_client_new_bad_options(void **state) {

@@ -54,6 +54,15 @@ static size_t count_in(const rtq_task_list *l, const char *queue) {
   return n;
 }
 
+/* Registers worker wid with a heartbeat of Redis's now. */
+static void live_worker(const char *wid) {
+  redisReply *t = rtq_test_command(C, "TIME", NULL);
+  char score[32];
+  snprintf(score, sizeof score, "%lld", atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000);
+  freeReplyObject(t);
+  rtq_test_cmd_int(C, "ZADD", "{rtq}:workers", score, wid, NULL);
+}
+
 /* Replaces key with a string. */
 static void spoil(const char *key) {
   rtq_test_cmd_int(C, "DEL", key, NULL);
@@ -108,11 +117,7 @@ static void test_client_skip2_stats_and_list_skip_a_wrong_key(void **state) {
 static void test_client_skip2_processing_list(void **state) {
   (void)state;
   three_queues();
-  redisReply *t = rtq_test_command(C, "TIME", NULL);
-  char score[32];
-  snprintf(score, sizeof score, "%lld", atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000);
-  freeReplyObject(t);
-  rtq_test_cmd_int(C, "ZADD", "{rtq}:workers", score, "w1", NULL);
+  live_worker("w1");
   spoil("{rtq:a}:p:w1");
   rtq_stats *s = stats();
   assert_int_equal(s->nqueues, 2);
@@ -164,11 +169,7 @@ static void test_client_skip2_loads_skip_a_wrong_key(void **state) {
   rtq_queue_loads_free(l);
 
   /* A processing list, and the next task's hash of another queue. */
-  redisReply *t = rtq_test_command(C, "TIME", NULL);
-  char score[32];
-  snprintf(score, sizeof score, "%lld", atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000);
-  freeReplyObject(t);
-  rtq_test_cmd_int(C, "ZADD", "{rtq}:workers", score, "w1", NULL);
+  live_worker("w1");
   spoil("{rtq:a}:p:w1");
   redisReply *next = rtq_test_command(C, "LINDEX", "{rtq:c}:q", "-1", NULL);
   assert_int_equal(next->type, REDIS_REPLY_STRING);

@@ -5,7 +5,6 @@
  * with the NOSCRIPT fallback.
  */
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,7 +20,6 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "log.h"
 #include "rtq/common.h"
 #include "scripts.h"
 #include "scripts2.h"
@@ -54,27 +51,6 @@ static rtq_conn *connect_opts(const char *url, int command_timeout_ms, int backo
 /* "redis://<user>:<pass>@127.0.0.1:<port>/<db>" for the default server. */
 static void url_with(char *buf, size_t cap, const char *userinfo, int db) {
   snprintf(buf, cap, "redis://%s127.0.0.1:%d/%d", userinfo, rtq_test_redis_port(rtq_test_redis_default()), db);
-}
-
-/* Log capture: a memfd in append mode that rtq_log writes to. */
-static int capture_start(void) {
-  int fd = memfd_create("rtq-conn-log", 0);
-  assert_true(fd >= 0);
-  assert_int_equal(fcntl(fd, F_SETFL, O_APPEND), 0);
-  rtq_log_set_fd(fd);
-  return fd;
-}
-
-/* Stops capturing; returns what was logged (caller frees). */
-static char *capture_end(int fd) {
-  rtq_log_set_fd(-1);
-  off_t size = lseek(fd, 0, SEEK_END);
-  char *buf = malloc((size_t)size + 1);
-  assert_non_null(buf);
-  assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
-  buf[size] = '\0';
-  close(fd);
-  return buf;
 }
 
 static int count_lines(const char *s) {
@@ -416,9 +392,9 @@ static void test_conn_eviction_policy_warns_once(void **state) {
   rtq_test_redis *r = rtq_test_redis_start(&o);
   assert_non_null(r);
   rtq_conn *c = rtq_test_conn_new(rtq_test_redis_url_of(r));
-  int fd = capture_start();
+  int fd = rtq_test_log_capture_start();
   assert_int_equal(rtq_conn_check_eviction_policy(c), 1);
-  char *log = capture_end(fd);
+  char *log = rtq_test_log_capture_end(fd);
   assert_int_equal(count_lines(log), 1);
   assert_non_null(strstr(log, "level=WARNING"));
   assert_non_null(strstr(log, "policy=allkeys-lru"));
@@ -431,9 +407,9 @@ static void test_conn_eviction_policy_warns_once(void **state) {
 static void test_conn_eviction_policy_noeviction_is_quiet(void **state) {
   (void)state;
   rtq_conn *c = rtq_test_conn();
-  int fd = capture_start();
+  int fd = rtq_test_log_capture_start();
   assert_int_equal(rtq_conn_check_eviction_policy(c), 0);
-  char *log = capture_end(fd);
+  char *log = rtq_test_log_capture_end(fd);
   assert_string_equal(log, "");
   free(log);
   rtq_conn_free(c);
@@ -446,9 +422,9 @@ static void test_conn_eviction_policy_without_config_permission(void **state) {
   char url[256];
   url_with(url, sizeof url, "rtq_noconf:pw@", 0);
   rtq_conn *c = rtq_test_conn_new(url);
-  int fd = capture_start();
+  int fd = rtq_test_log_capture_start();
   assert_int_equal(rtq_conn_check_eviction_policy(c), 0);
-  char *log = capture_end(fd);
+  char *log = rtq_test_log_capture_end(fd);
   assert_int_equal(count_lines(log), 1);
   assert_non_null(strstr(log, "level=INFO"));
   assert_non_null(strstr(log, "NOPERM"));

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -19,7 +18,7 @@
 #include "../../worker/frame.h"
 #include "../../worker/progress.h"
 #include "../../worker/queues.h"
-#include "log.h"
+#include "harness.h"
 #include "rtq/worker.h"
 
 static void make_queues(rtq__queues *qs, bool strict, int n, ...) {
@@ -314,9 +313,7 @@ static void test_worker_options_redis_url_file(void **state) {
  * one warning line says the option is ignored. */
 static void test_worker_options_cluster_is_deprecated(void **state) {
   (void)state;
-  int fd = memfd_create("rtq-worker-log", 0);
-  assert_true(fd >= 0);
-  rtq_log_set_fd(fd);
+  int fd = rtq_test_log_capture_start();
   rtq_worker_options o;
   rtq_worker_options_init(&o);
   o.redis_url = "redis://127.0.0.1:1/0";
@@ -324,16 +321,12 @@ static void test_worker_options_cluster_is_deprecated(void **state) {
   rtq_worker *w = NULL;
   char err[256];
   int rc = rtq_worker_new(&o, &w, err, sizeof err);
-  rtq_log_set_fd(-1);
+  char *logged = rtq_test_log_capture_end(fd);
   assert_int_equal(rc, 0);
   rtq_worker_free(w);
-  char logged[1024];
-  ssize_t n = pread(fd, logged, sizeof logged - 1, 0);
-  close(fd);
-  assert_true(n > 0);
-  logged[n] = '\0';
   assert_non_null(strstr(logged, "rtq_worker_options.cluster is deprecated and ignored"));
-  assert_ptr_equal(strchr(logged, '\n'), logged + n - 1); /* one line */
+  assert_ptr_equal(strchr(logged, '\n'), logged + strlen(logged) - 1); /* one line */
+  free(logged);
 }
 
 int main(void) {
