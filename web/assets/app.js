@@ -246,8 +246,11 @@ function drawThroughput(canvas, tp) {
 function overview(root) {
   async function draw() {
     let s, tp = null;
-    try { s = await api('/api/stats'); } catch (e) { notice(e.message, true); return; }
+    try { s = await api('/api/stats'); } catch (e) { if (root.isConnected) notice(e.message, true); return; }
     try { tp = await api('/api/throughput?minutes=60'); } catch (e) { tp = null; }
+    // A draw that outlived its view (the page moved on while it waited)
+    // must not clear the notice the view now shown has put up.
+    if (!root.isConnected) return;
     notice('');
     const r = rates(s);
     const queues = el('tbody');
