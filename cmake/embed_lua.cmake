@@ -1,12 +1,36 @@
 # Writes OUT: one C string per DIR/<name>.lua, named <SYM><name> (SYM
-# defaults to rtq__lua_; protocol v2's common/lua2 uses rtq__lua2_), with
-# DIR/_prelude.lua (shared local helper functions) prepended to each.
+# defaults to rtq__lua_; protocol v2's common/lua2 uses rtq__lua2_). Each
+# is the body sent for that script (docs/PROTOCOL.md section 5): the head
+# of DIR/_prelude.lua (its lines before the first `--@ <part>` line), the
+# prelude parts the script's `-- Prelude:` header lines name, in the
+# prelude's order, then the script. A prelude without parts goes whole.
+# The text is handled as hex (Lua holds ';' and brackets, which CMake
+# strings do not carry safely); the prelude is ASCII, so a byte pair never
+# straddles two hex digits of a match.
 if(NOT DEFINED SYM)
   set(SYM rtq__lua_)
 endif()
 file(GLOB files ${DIR}/*.lua)
 list(SORT files)
 file(READ ${DIR}/_prelude.lua prelude HEX)
+# Split at each "\n--@ ": the newline stays with the text before it.
+string(HEX "\n--@ " mark)
+string(HEX "--@ " mark_start)
+string(REPLACE "${mark}" "0a;${mark_start}" pieces "${prelude}")
+list(POP_FRONT pieces head)
+set(part_names "")
+set(part_texts "")
+foreach(p ${pieces})
+  # The part's name: from after "--@ " to the end of its line.
+  string(LENGTH "${mark_start}" skip)
+  string(SUBSTRING "${p}" ${skip} -1 rest)
+  string(FIND "${rest}" "0a" eol)
+  string(SUBSTRING "${rest}" 0 ${eol} name_hex)
+  list(APPEND part_names "${name_hex}")
+  list(APPEND part_texts "${p}")
+endforeach()
+list(LENGTH part_names nparts)
+
 set(content "/* Generated from ${DIR}/<name>.lua by cmake/embed_lua.cmake. Do not edit. */\n")
 foreach(f ${files})
   get_filename_component(name ${f} NAME_WE)
@@ -14,7 +38,35 @@ foreach(f ${files})
     continue()
   endif()
   file(READ ${f} hex HEX)
-  set(hex "${prelude}${hex}")
+  if(nparts EQUAL 0)
+    set(hex "${head}${hex}")
+  else()
+    file(STRINGS ${f} lines REGEX "^-- Prelude:")
+    set(want "")
+    foreach(line ${lines})
+      string(REGEX REPLACE "^-- Prelude:" "" line "${line}")
+      string(REGEX MATCHALL "[A-Za-z0-9_]+" words "${line}")
+      foreach(w ${words})
+        string(HEX "${w}" w)
+        list(FIND part_names "${w}" at)
+        if(at LESS 0)
+          message(FATAL_ERROR "${f}: its Prelude: lines name a part _prelude.lua does not have")
+        endif()
+        list(APPEND want "${w}")
+      endforeach()
+    endforeach()
+    set(body "${head}")
+    math(EXPR last "${nparts} - 1")
+    foreach(i RANGE ${last})
+      list(GET part_names ${i} n)
+      list(FIND want "${n}" at)
+      if(at GREATER -1)
+        list(GET part_texts ${i} t)
+        string(APPEND body "${t}")
+      endif()
+    endforeach()
+    set(hex "${body}${hex}")
+  endif()
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
   string(APPEND content "const char ${SYM}${name}[] = {${hex}0x00};\n")
 endforeach()

@@ -1,8 +1,9 @@
 /*
  * scripts2.h - the Lua steps of the protocol (docs/PROTOCOL.md), kept in
- * common/lua2/<name>.lua (the prelude common/lua2/_prelude.lua prepended
- * to each) and compiled in. Run with EVALSHA, and on NOSCRIPT, EVAL with
- * the body (scripts.h). calls2.h builds their calls.
+ * common/lua2/<name>.lua, each with the parts of common/lua2/_prelude.lua
+ * its "-- Prelude:" header lines name before it (cmake/embed_lua.cmake),
+ * and compiled in. Run with EVALSHA, and on NOSCRIPT, EVAL with the body
+ * (scripts.h). calls2.h builds their calls.
  */
 #ifndef RTQ_SCRIPTS2_H
 #define RTQ_SCRIPTS2_H
@@ -41,7 +42,7 @@ typedef enum rtq_script2_id {
   RTQ_SCRIPT2_COUNT
 } rtq_script2_id;
 
-/* Name ("create") and body (prelude included); static strings, "unknown"
+/* Name ("create") and body (its prelude parts included); static strings, "unknown"
  * and "" for an id out of range. */
 const char *rtq_script2_name(rtq_script2_id id);
 const char *rtq_script2_body(rtq_script2_id id);

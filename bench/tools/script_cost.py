@@ -29,6 +29,9 @@ least Redis CPU of the R runs (the run the machine disturbed least).
 common/lua2 from `git archive`); given more than once, the trees are run
 in turn within each run, on one server, and each figure is also given
 as the ratio to the first tree's.
+--ab BLOCKS compares two trees more finely on a busy machine: each phase
+in BLOCKS pairs of short blocks (--per tasks each), the two trees in
+turn, each block's calls pipelined (see ab()).
 """
 
 import argparse
@@ -153,6 +156,77 @@ def one_run(r, lua, n, n1, args=ARGS):
     return res
 
 
+def ab(r, dirs, blocks, per, args):
+    """Two trees alternated in short blocks (--ab): per phase, BLOCKS pairs
+    of PER tasks each, the order swapped every pair, the calls of a block
+    pipelined (one write, one read: Redis's CPU is then the scripts' work
+    more than the reading of requests). Per phase: each tree's median µs
+    of Redis CPU per task, and the median of the pairs' ratios, which a
+    load that drifts over seconds does not move."""
+    qs = []
+    for d in dirs:
+        v2.LUA = d
+        s = v2.Scripts(r)
+        for name, body in s.body.items():
+            s.sha[name] = r.script_load(body)
+        qs.append(v2.Queue(r, "bench", "default", s))
+    for q in qs:
+        q.hist, q.cap = "1", 1000000
+    us = {ph: ([], []) for ph in ("create1", "create64", "take", "finish")}
+
+    def timed(i, ph, calls, tasks):
+        p = r.pipeline(transaction=False)
+        qs[i].s.r = p
+        for c in calls:
+            c(qs[i])
+        c0 = cpu(r)
+        out = p.execute()
+        c1 = cpu(r)
+        qs[i].s.r = r
+        us[ph][i].append((c1 - c0) * 1e6 / tasks)
+        return out
+
+    for b in range(blocks):
+        order = (0, 1) if b % 2 == 0 else (1, 0)
+        r.flushall()
+        for i in order:
+            one = [{"id": "c%d-%d-%d" % (b, i, j), "name": "rtq.noop", "args": args} for j in range(per)]
+            timed(i, "create1", [lambda q, t=t: q.create([t]) for t in one], per)
+        r.flushall()
+        for i in order:
+            bulk = [{"id": "b%d-%d-%d" % (b, i, j), "name": "rtq.noop", "args": args} for j in range(per)]
+            timed(i, "create64", [lambda q, k=k: q.create(bulk[k:k + 64]) for k in range(0, per, 64)], per)
+        # Take: each tree takes PER of the tasks just made, 25 per call,
+        # each call under its own worker id; finish: each tree finishes
+        # what it took, in calls of 14 and 11.
+        taken = {}
+        for i in order:
+            wids = ["w%d-%d-%d" % (b, i, k) for k in range(per // 25)]
+            out = timed(i, "take", [lambda q, w=w: q.take(w, n=25) for w in wids], per)
+            taken[i] = [(w, [(e[1].decode(), int(e[3])) for e in got if e[0] == b"ok"]) for w, got in zip(wids, out)]
+            if sum(len(t) for _, t in taken[i]) != per:
+                sys.exit("script_cost: took too few tasks")
+        for i in order:
+            calls = []
+            for w, ts in taken[i]:
+                for k in range(0, len(ts), 14):
+                    out = [(id, a, "completed", b"", {}) for id, a in ts[k:k + 14]]
+                    calls.append(lambda q, w=w, out=out: q.finish(
+                        w, out, hist_pairs=(("le_0.005", len(out)), ("count", len(out)), ("sum_ms", 5))))
+            for rep in timed(i, "finish", calls, per):
+                if any(e[0] != b"ok" for e in rep):
+                    sys.exit("script_cost: finish refused: %r" % rep)
+    print("%-10s %14s %14s %8s   (µs of Redis CPU per task, medians of %d blocks of %d tasks)" % (
+        "phase", "tree 1", "tree 2", "2 / 1", blocks, per))
+    for ph, (a, b) in us.items():
+        print("%-10s %11.2f µs %11.2f µs %8.3f" % (ph, statistics.median(a), statistics.median(b),
+                                                    statistics.median(y / x for x, y in zip(a, b))))
+    a = [x + y for x, y in zip(us["take"][0], us["finish"][0])]
+    b = [x + y for x, y in zip(us["take"][1], us["finish"][1])]
+    print("%-10s %11.2f µs %11.2f µs %8.3f" % ("take+fin", statistics.median(a), statistics.median(b),
+                                                statistics.median(y / x for x, y in zip(a, b))))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lua", action="append")
@@ -162,8 +236,17 @@ def main():
     ap.add_argument("--detail", action="store_true", help="commands per task of each phase")
     ap.add_argument("--small-args", action="store_true",
                     help="args of 6 bytes, which stay in the task hash, instead of rtq-bench's 76")
+    ap.add_argument("--ab", type=int, metavar="BLOCKS",
+                    help="two --lua trees alternated in BLOCKS pairs of short pipelined blocks")
+    ap.add_argument("--per", type=int, default=1000, help="tasks per --ab block (a multiple of 25)")
     o = ap.parse_args()
     dirs = o.lua or [os.path.join(ROOT, "common", "lua2")]
+    if o.ab:
+        if len(dirs) != 2 or o.per % 25:
+            sys.exit("script_cost: --ab needs two --lua trees and --per a multiple of 25")
+        with rtq_servers.redis_server("rtq-cost-") as s:
+            ab(redis.Redis(port=s["port"]), dirs, o.ab, o.per, SMALL if o.small_args else ARGS)
+        return
     runs = {d: [] for d in dirs}
     with rtq_servers.redis_server("rtq-cost-") as s:
         r = redis.Redis(port=s["port"])

@@ -17,8 +17,8 @@ On a private redis-server with slowlog-log-slower-than US (default 500):
 
 After each part it prints every script that has an entry: its calls over
 the threshold, their median and their max (scripts are named by the SHA1
-of common/lua2/<name>.lua with the prelude before it, as the build embeds
-them), and every other command's count and max. Exits 0 whatever it finds.
+of the body the build embeds for common/lua2/<name>.lua, with the prelude
+parts it lists before it), and every other command's count and max. Exits 0 whatever it finds.
 
 With REDIS_NICE=N (e.g. -10; lowering it needs root) the redis-server
 runs at that nice value, so that the other processes of the run, and of
@@ -40,7 +40,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(os.path.dirname(here), "exec"))
+sys.path.insert(0, os.path.join(root, "tests", "lua2"))
 import benchenv  # noqa: E402
+import lua2_body  # noqa: E402
 from resp import Redis  # noqa: E402
 
 NS = "sl"
@@ -59,17 +61,13 @@ return n
 
 
 def script_names():
-    """SHA1 -> name for every script of common/lua and common/lua2."""
+    """SHA1 -> name for every script of common/lua2."""
     names = {}
-    for d, tag in (("lua", "v1"), ("lua2", "v2")):
-        prelude_path = os.path.join(root, "common", d, "_prelude.lua")
-        prelude = open(prelude_path, "rb").read() if os.path.exists(prelude_path) else b""
-        for f in glob.glob(os.path.join(root, "common", d, "*.lua")):
-            name = os.path.basename(f)[:-4]
-            if name == "_prelude":
-                continue
-            body = prelude + open(f, "rb").read()
-            names[hashlib.sha1(body).hexdigest()] = "%s %s" % (tag, name)
+    for f in glob.glob(os.path.join(root, "common", "lua2", "*.lua")):
+        name = os.path.basename(f)[:-4]
+        if name == "_prelude":
+            continue
+        names[hashlib.sha1(lua2_body.assemble(name)).hexdigest()] = "v2 " + name
     return names
 
 

@@ -20,8 +20,9 @@
 --       the hash still holds that a and b
 -- Reply: {read, {ended ids}}: read < n means the list ended here; the
 --        next call's offset is offset + read - #ended
-use_end()
-use_end_sig()
+-- Prelude: limits TERMINAL now_ms fmt fmtc bad valid_name whole opt_whole
+-- Prelude: need_name need_whole keys_tag check_prefix check_keys need_type
+-- Prelude: need_types side_hash publish end_sig end_task push_done
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'list', KEYS[4], 'zset'})
 local wid = need_name(ARGV[1], 'backstop: worker id')

@@ -9,8 +9,9 @@
 --       the producer's signature of the end of a pending task, stored
 --       with it when the hash still holds that a and b
 -- Reply: {'cancelled'} | {'requested'} | {'state', status} | {'notfound'}
-use_end()
-use_end_sig()
+-- Prelude: limits TERMINAL now_ms fmt fmtc bad valid_name whole opt_whole
+-- Prelude: need_name need_whole keys_tag check_prefix check_keys need_type
+-- Prelude: need_types side_hash publish end_sig end_task push_done
 check_keys()
 need_types({KEYS[1], 'hash', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list'})
 local id = need_name(ARGV[1], 'cancel: id')

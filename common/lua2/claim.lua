@@ -10,11 +10,13 @@
 -- The limit and bucket are read before anything is written, and the
 -- slots' first use is the call's first write (gate_open): only the two
 -- lists need a type check.
+-- Prelude: limits TERMINAL now_ms fmt fmtc bad valid_name whole opt_whole
+-- Prelude: need_name need_whole keys_tag check_prefix check_keys need_type
+-- Prelude: need_types publish gate claim_one
 
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).
 local rcall = redis.call
-use_gate()
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list'})
 local wid = need_name(ARGV[1], 'claim: worker id')

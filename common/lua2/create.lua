@@ -16,6 +16,8 @@
 -- it before anything is written; the stats hash is checked, and the
 -- delayed set when a task may wait. The options are '0' when not given,
 -- which one comparison tells; a name is checked once per call.
+-- Prelude: limits now_ms fmt bad valid_name whole need_name need_whole
+-- Prelude: keys_tag check_prefix check_keys need_type publish
 
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).

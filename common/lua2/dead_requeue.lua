@@ -23,6 +23,8 @@
 --       5 side key prefix
 -- Reply: {'ok', id} | {'gone'} when the record was no longer there |
 --        {'notask', id} | {'bad', id, why} | {'state', id, status}
+-- Prelude: limits TERMINAL now_ms bad valid_name whole opt_whole need_name
+-- Prelude: keys_tag check_prefix check_keys need_type need_types publish
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'list', KEYS[4], 'list', KEYS[5], 'list'})
 local rec = ARGV[1]

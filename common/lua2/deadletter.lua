@@ -17,10 +17,10 @@
 --       still holds that a and b
 -- Reply: {'ok', failed_task (0/1)} | {'gone', 0} when the entry was no
 --        longer there
-use_end()
-use_end_sig()
-use_outcome()
-use_dead()
+-- Prelude: limits TERMINAL now_ms fmt fmtc bad valid_name whole opt_whole
+-- Prelude: need_name need_whole keys_tag check_prefix check_keys need_type
+-- Prelude: need_types side_hash publish end_sig end_task push_done
+-- Prelude: split_big keep_dead
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list|zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'zset'})
 local entry = ARGV[1]

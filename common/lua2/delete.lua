@@ -7,6 +7,8 @@
 -- ARGV: 1 task key prefix, 2 side key prefix, 3 n (1..100), 4 cutoff
 --       (ms since the epoch; 0 = no cutoff)
 -- Reply: {deleted, dropped, more (1: stopped at n, call again)}
+-- Prelude: limits TERMINAL fmt bad valid_name whole opt_whole need_whole
+-- Prelude: keys_tag check_prefix check_keys need_type need_types
 check_keys()
 need_types({KEYS[1], 'list'})
 local tpre = check_prefix(ARGV[1], 'task key')

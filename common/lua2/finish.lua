@@ -26,12 +26,14 @@
 -- when a task fails, the done lists of the statuses given (with history
 -- on), the histogram when pairs are given. Messages are built with
 -- cjson.
+-- Prelude: limits TERMINAL now_ms fmt fmtc bad valid_name whole opt_whole
+-- Prelude: need_name need_whole keys_tag check_prefix check_keys need_type
+-- Prelude: need_types side_hash publish end_task push_done split_big
+-- Prelude: OUTCOME_FIELDS valid_utf8
 
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).
 local rcall, rpcall, find = redis.call, redis.pcall, string.find
-use_end()
-use_outcome()
 check_keys()
 local DONE = {completed = 4, failed = 5, cancelled = 6, timeout = 7}
 local STATUSES = {'completed', 'failed', 'cancelled', 'timeout'}

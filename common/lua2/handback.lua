@@ -12,6 +12,9 @@
 --       6 events channel, 7 task key prefix
 -- Reply: {'handed_back', handbacks, due_ms} | {'exhausted', handbacks}
 --        | {'missing'} | {'dropped', status} | {'gone'}
+-- Prelude: limits now_ms fmt bad valid_name whole opt_whole need_name
+-- Prelude: need_whole keys_tag check_prefix check_keys need_type need_types
+-- Prelude: publish
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'zset'})
 local id = need_name(ARGV[1], 'handback: id')

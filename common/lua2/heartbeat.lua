@@ -4,6 +4,8 @@
 -- ARGV: 1 worker id, 2 ttl (ms), then 0..64 field, value pairs (fields
 --       valid names, values up to 4096 bytes)
 -- Reply: now (ms)
+-- Prelude: now_ms fmt bad valid_name whole need_name need_whole keys_tag
+-- Prelude: check_keys need_type need_types
 check_keys()
 need_types({KEYS[1], 'hash', KEYS[2], 'zset'})
 need_name(ARGV[1], 'heartbeat: worker id')

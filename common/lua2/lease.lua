@@ -4,6 +4,8 @@
 -- KEYS: 1 lease
 -- ARGV: 1 owner id, 2 ttl (ms), 3 'acquire' | 'release'
 -- Reply: 1 held (or released), 0 held by someone else
+-- Prelude: fmt bad valid_name whole need_name need_whole keys_tag
+-- Prelude: check_keys need_type need_types
 check_keys()
 need_types({KEYS[1], 'string'})
 local owner = need_name(ARGV[1], 'lease: owner')

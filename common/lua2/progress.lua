@@ -4,7 +4,9 @@
 -- ARGV: 1 id, 2 worker id, 3 attempt, 4 progress (0..100), 5 message
 --       ('' leaves it), 6 events channel, 7 side key prefix
 -- Reply: 1 written, 0 fenced off
-use_outcome()
+-- Prelude: limits now_ms fmt bad valid_name whole need_name need_whole
+-- Prelude: keys_tag check_prefix check_keys need_type need_types side_hash
+-- Prelude: publish split_big OUTCOME_FIELDS valid_utf8
 check_keys()
 need_types({KEYS[1], 'hash'})
 local id = need_name(ARGV[1], 'progress: id')

@@ -5,6 +5,8 @@
 -- KEYS: 1 delayed, 2 queue
 -- ARGV: 1 n (1..100)
 -- Reply: {moved, {bad entries}, next_due_ms or -1}
+-- Prelude: now_ms fmt bad valid_name whole need_whole keys_tag check_keys
+-- Prelude: need_type need_types
 check_keys()
 need_types({KEYS[1], 'zset', KEYS[2], 'list'})
 local n = need_whole(ARGV[1], 1, 100, 'promote: n')

@@ -4,6 +4,8 @@
 -- KEYS: 1 done list
 -- ARGV: 1 task key prefix, 2 n (1..100)
 -- Reply: ids dropped
+-- Prelude: fmt bad valid_name whole need_whole keys_tag check_prefix
+-- Prelude: check_keys need_type need_types
 check_keys()
 need_types({KEYS[1], 'list'})
 local tpre = check_prefix(ARGV[1], 'task key')

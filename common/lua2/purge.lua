@@ -12,9 +12,10 @@
 --       each stored with its end when the hash still holds that a and b
 -- Reply: {cancelled, dropped, left (entries still in the queue and the
 --        delayed set)}
-use_end()
-use_end_sig()
-use_dead()
+-- Prelude: limits TERMINAL now_ms fmt fmtc bad valid_name whole opt_whole
+-- Prelude: need_name need_whole keys_tag check_prefix check_keys need_type
+-- Prelude: need_types side_hash publish end_sig end_task push_done
+-- Prelude: keep_dead
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'list', KEYS[5], 'list'})
 local n = need_whole(ARGV[1], 1, 100, 'purge: n')

@@ -25,9 +25,10 @@
 --        {'gone'} another broker took it | {'requeued', attempt}
 --        | {'failed'|'cancelled'|'timeout', attempt} | {'dropped', status}
 --        | {'dead', code}
-use_end()
-use_end_sig()
-use_dead()
+-- Prelude: limits TERMINAL now_ms fmt fmtc bad valid_name whole opt_whole
+-- Prelude: need_name need_whole keys_tag check_prefix check_keys need_type
+-- Prelude: need_types side_hash publish end_sig end_task push_done
+-- Prelude: keep_dead
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'list', KEYS[4], 'hash', KEYS[5], 'zset', KEYS[6], 'list', KEYS[7], 'list', KEYS[8], 'list', KEYS[9], 'zset'})
 local wid = need_name(ARGV[1], 'recover: worker id')

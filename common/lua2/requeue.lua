@@ -5,6 +5,8 @@
 -- KEYS: 1 queue, 2 processing, 3 slots (its concurrency lease is given back)
 -- ARGV: 1 id, 2 worker id, 3 attempt, 4 events channel, 5 task key prefix
 -- Reply: {'requeued'} | {'stale', status}
+-- Prelude: limits now_ms fmt bad valid_name whole need_name need_whole
+-- Prelude: keys_tag check_prefix check_keys need_type need_types publish
 check_keys()
 need_types({KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'zset'})
 local id = need_name(ARGV[1], 'requeue: id')

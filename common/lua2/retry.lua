@@ -6,6 +6,8 @@
 -- ARGV: 1 id, 2 expected current status, 3 events channel, 4 side key
 --       prefix
 -- Reply: {'ok'} | {'state', status} | {'notfound'}
+-- Prelude: now_ms bad valid_name need_name keys_tag check_prefix check_keys
+-- Prelude: need_type need_types publish
 check_keys()
 need_types({KEYS[1], 'hash', KEYS[2], 'list', KEYS[3], 'list'})
 local id = need_name(ARGV[1], 'retry: id')

@@ -6,6 +6,7 @@
 -- KEYS: 1 task
 -- ARGV: none
 -- Reply: the status, or nil when there is no such task (nothing written)
+-- Prelude: bad keys_tag check_keys need_type need_types
 check_keys()
 need_types({KEYS[1], 'hash'})
 if #ARGV ~= 0 then bad('wait: expected no arguments') end

@@ -8,8 +8,9 @@ It uses only what the spec says: the ids with their queue's slot (section
 their order ("A worker in another language", "A producer in another
 language", section 5), the events (section 7), dead letters (section 8)
 and the version mark (section 10). The scripts are read from common/lua2/
-as section 5 says: the prelude followed by the body, run with EVALSHA and,
-on NOSCRIPT, with EVAL.
+as section 5 says: the prelude's head, the prelude parts the script's
+"-- Prelude:" lines name, then the script, run with EVALSHA and, on
+NOSCRIPT, with EVAL.
 
 redis-py 4.3.4 (Debian bookworm) has no SSUBSCRIBE: the waiter sends it on
 a connection of its own and reads the pushes itself (ShardSub).
@@ -161,21 +162,40 @@ class Keys:
     def waiter(self, q, tid): return self.waiter_prefix(q) + tid
 
 
+def script_body(name):
+    """Section 5: the script sent for a step. _prelude.lua's head (the text
+    before its first line that starts with "--@ "), then each part (a "--@
+    <part>" line and the lines up to the next one) whose name the script's
+    "-- Prelude:" lines list, in the prelude's order, then <name>.lua."""
+    with open(os.path.join(LUA_DIR, "_prelude.lua"), "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    with open(os.path.join(LUA_DIR, name + ".lua"), "rb") as f:
+        script = f.read()
+    wanted = set()
+    for line in script.splitlines():
+        if line.startswith(b"-- Prelude:"):
+            wanted.update(line[len(b"-- Prelude:"):].split())
+    body, keep = [], True
+    for line in lines:
+        if line.startswith(b"--@ "):
+            keep = line[4:].strip() in wanted
+        if keep:
+            body.append(line)
+    return b"".join(body) + script
+
+
 class Scripts:
-    """Section 5: _prelude.lua followed by <name>.lua, EVALSHA, then EVAL
-    on NOSCRIPT."""
+    """Section 5: the body script_body() assembles, EVALSHA, then EVAL on
+    NOSCRIPT."""
 
     NAMES = ("create", "take", "claim", "progress", "finish", "requeue", "deadletter",
              "heartbeat", "cancel", "wait")
 
     def __init__(self, r):
         self.r = r
-        with open(os.path.join(LUA_DIR, "_prelude.lua"), "rb") as f:
-            prelude = f.read()
         self._src = {}
         for name in self.NAMES:
-            with open(os.path.join(LUA_DIR, name + ".lua"), "rb") as f:
-                body = prelude + f.read()
+            body = script_body(name)
             self._src[name] = (body, hashlib.sha1(body).hexdigest())
 
     def __call__(self, name, keys, args):

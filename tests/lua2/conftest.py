@@ -1,7 +1,7 @@
 """Fixtures for the protocol v2 script tests: a private redis-server (the
 harness's rtq_servers) and a Queue helper that builds v2 keys and runs the
-scripts of common/lua2 (the prelude prepended to each, EVALSHA with EVAL
-on NOSCRIPT, as PROTOCOL.md section 6 says)."""
+scripts of common/lua2 (each with the prelude parts it lists before it,
+EVALSHA with EVAL on NOSCRIPT, as PROTOCOL.md section 5 says)."""
 
 import os
 import sys

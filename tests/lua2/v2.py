@@ -5,17 +5,18 @@ import os
 
 import redis
 
+from lua2_body import assemble, declared_parts, prelude_parts  # noqa: F401
+
 LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "common", "lua2")
 
 
 class Scripts:
     def __init__(self, r):
         self.r = r
-        prelude = open(os.path.join(LUA, "_prelude.lua"), "rb").read()
         self.body = {}
         for f in os.listdir(LUA):
             if f.endswith(".lua") and not f.startswith("_"):
-                self.body[f[:-4]] = prelude + open(os.path.join(LUA, f), "rb").read()
+                self.body[f[:-4]] = assemble(f[:-4], LUA)
         self.sha = {}
 
     def call(self, name, keys, args):

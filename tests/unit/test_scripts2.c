@@ -185,19 +185,60 @@ static void test_scripts2_every_file_is_in_the_set(void **state) {
   assert_string_equal(rtq_script2_body((rtq_script2_id)-1), "");
 }
 
-/* Each body is the prelude, then the file. */
-static void test_scripts2_bodies_are_prelude_and_file(void **state) {
+/* True when the script's "-- Prelude:" header lines name part `name`
+ * (len bytes). */
+static int lists_part(const char *src, const char *name, size_t len) {
+  for (const char *l = src; l != NULL && *l != '\0';) {
+    const char *nl = strchr(l, '\n');
+    size_t ll = nl ? (size_t)(nl - l) : strlen(l);
+    if (ll > 11 && strncmp(l, "-- Prelude:", 11) == 0) {
+      for (const char *w = l + 11; w < l + ll;) {
+        while (w < l + ll && *w == ' ') w++;
+        const char *e = w;
+        while (e < l + ll && *e != ' ') e++;
+        if ((size_t)(e - w) == len && strncmp(w, name, len) == 0) return 1;
+        w = e;
+      }
+    }
+    l = nl ? nl + 1 : NULL;
+  }
+  return 0;
+}
+
+/* Each body is the prelude's head (before its first "--@ " part line),
+ * the parts the file's "-- Prelude:" lines name, in the prelude's order,
+ * then the file. */
+static void test_scripts2_bodies_are_prelude_parts_and_file(void **state) {
   (void)state;
   char *prelude = read_file("common/lua2/_prelude.lua");
+  const char *first = strstr(prelude, "\n--@ ");
+  assert_non_null(first);
+  size_t nhead = (size_t)(first - prelude) + 1;
   for (int i = 0; i < RTQ_SCRIPT2_COUNT; i++) {
     char rel[128];
     snprintf(rel, sizeof rel, "common/lua2/%s.lua", rtq_script2_name(i));
     char *src = read_file(rel);
     const char *body = rtq_script2_body(i);
-    size_t np = strlen(prelude);
-    assert_int_equal(strlen(body), np + strlen(src));
-    assert_memory_equal(body, prelude, np);
-    assert_string_equal(body + np, src);
+    size_t nb = strlen(body), ns = strlen(src);
+    assert_true(nb > nhead + ns);
+    assert_memory_equal(body, prelude, nhead);
+    assert_string_equal(body + nb - ns, src);
+    size_t at = nhead, parts = 0;
+    for (const char *p = prelude + nhead; *p != '\0';) {
+      const char *next = strstr(p, "\n--@ ");
+      size_t len = next ? (size_t)(next - p) + 1 : strlen(p);
+      const char *name = p + 4;
+      size_t nlen = strcspn(name, "\n");
+      if (lists_part(src, name, nlen)) {
+        if (at + len > nb - ns || memcmp(body + at, p, len) != 0)
+          fail_msg("%s: part %.*s is not where the body should hold it", rel, (int)nlen, name);
+        at += len;
+        parts++;
+      }
+      p += len;
+    }
+    if (at != nb - ns) fail_msg("%s: the body holds more than its parts and the file", rel);
+    assert_true(parts > 0);
     free(src);
   }
   free(prelude);
@@ -263,7 +304,7 @@ static void test_scripts2_builders_follow_the_headers(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scripts2_every_file_is_in_the_set),
-      cmocka_unit_test(test_scripts2_bodies_are_prelude_and_file),
+      cmocka_unit_test(test_scripts2_bodies_are_prelude_parts_and_file),
       cmocka_unit_test(test_scripts2_builders_follow_the_headers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
