@@ -31,14 +31,13 @@ if mode == 'create' then
   redis.call('HINCRBY', KEYS[3], 'enqueued', #ids)
 elseif mode == 'take' then
   redis.call('HMGET', KEYS[1] .. ':limit', 'rate', 'burst', 'conc')
-  for _ = 1, tonumber(ARGV[4]) do
-    local id = redis.call('LMOVE', KEYS[1], KEYS[4], 'RIGHT', 'LEFT')
-    if not id then break end
+  for _, id in ipairs(redis.call('RPOP', KEYS[1], ARGV[4]) or {}) do
     local h = redis.call('HMGET', tpre .. id, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
     redis.call('HSET', tpre .. id, 's', 'running', 'w', 'w-bench-1', 'a', '1', 'b', snow, 'dl', sdl)
     if h[6] then redis.call('HGET', xpre .. id, 'x') end
     ids[#ids + 1] = id
   end
+  if #ids > 0 then redis.call('LPUSH', KEYS[4], unpack(ids)) end
 else
   for i = 4, #ARGV do
     local id = ARGV[i]

@@ -298,8 +298,8 @@ end
 --   {ns:Q}:slots   zset  id -> lease end (the task's deadline) of each
 --                        running task of the queue, while conc is set
 -- A limit whose value does not validate is not applied. gate_open reads
--- them once per call; gate_wait tells whether a claim may happen now;
--- gate_take spends a token and a slot; gate_close stores the bucket. A
+-- them once per call; gate_wait tells whether a claim may happen now,
+-- gate_room how many may; gate_take spends a token and a slot; gate_close stores the bucket. A
 -- slot is given back by every step that ends or hands back a run (finish,
 -- requeue, handback, deadletter, recover: ZREM), and a lease that ran out
 -- (a worker that died holding it) is dropped at the next claim.
@@ -338,6 +338,15 @@ local function gate_wait(g)
   return 0
 end
 
+-- How many claims the limits allow now, one after another (math.huge
+-- with no limit): as many as gate_wait allows before it says wait.
+local function gate_room(g)
+  local room = math.huge
+  if g.rate then room = math.max(0, math.floor(g.tokens)) end
+  if g.conc then room = math.min(room, math.max(0, g.conc - g.used)) end
+  return room
+end
+
 local function gate_take(g, id, lease_end)
   if g.rate then g.tokens = g.tokens - 1 end
   if g.conc then
@@ -351,14 +360,16 @@ local function gate_close(g)
 end
 
 --@ claim_one
--- Claims one task whose id is at the head of the processing list plist:
+-- Claims one task whose id is at the head of the processing list plist
+-- (false: the caller puts it there afterwards, unless it is skipped):
 -- pending -> running under wid, attempt + 1, deadline. Returns the reply
 -- entry of take and claim:
 --   {'ok', id, name, attempt, deadline_ms, timeout_ms, args, signature,
 --    to, mr, rt, bo}  the last four as stored ('' when absent): with the
 --                     rest, the values the signature covers
 --   {'skip', id, status}  not pending (cancelled while it waited, or a
---                         stale duplicate): dropped from plist, not run
+--                         stale duplicate): dropped from plist (or not
+--                         put there), not run
 --   {'missing', id}       no task hash: the worker dead-letters the id
 --   {'bad', id, reason}   the id or the stored fields do not validate:
 --                         the worker dead-letters it, nothing was written
@@ -377,7 +388,7 @@ local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate,
     if s ~= 'running' and not TERMINAL[s] then
       return {'bad', id, 'the task hash does not validate'}
     end
-    redis.call('LREM', plist, 1, id)
+    if plist then redis.call('LREM', plist, 1, id) end
     return {'skip', id, s}
   end
   local a, to, n = 0, deftmo, h[2]

@@ -108,6 +108,32 @@ def test_take_drops_cancelled_and_reports_missing_and_bad(r, q):
     assert set(r.lrange(q.k("p:" + W), 0, -1)) == {b"B", b"nohash", b"bad id\n"}
 
 
+def test_take_leaves_both_lists_as_lmoves_would(r, q):
+    # One RPOP and one LPUSH per call: the processing list gets the ids
+    # claimed in LMOVE order, a skipped one not at all, and the ids popped
+    # but not reached (the reply budget) go back to the queue as they were.
+    q.create([{"id": i, "args": b"\x92" + b"\x01" * 40} for i in ids(8)])
+    q.cancel("T0001")
+    before = r.lrange(q.k("q"), 0, -1)
+    got = q.take(W, n=8, budget=100)
+    assert [e[0] for e in got] == [b"ok", b"skip", b"ok", b"ok"]  # 3 x 41 bytes reach 100
+    assert r.lrange(q.k("p:" + W), 0, -1) == [b"T0003", b"T0002", b"T0000"]
+    assert r.lrange(q.k("q"), 0, -1) == before[:-4]
+    assert [e[1] for e in q.take(W, n=8)] == [i.encode() for i in ids(8)[4:]]
+    assert r.llen(q.k("q")) == 0 and r.llen(q.k("p:" + W)) == 7
+
+
+def test_take_pops_no_more_than_the_limits_allow(r, q):
+    q.create([{"id": i} for i in ids(6)])
+    r.hset(q.k("limit"), "conc", "2")
+    before = r.lrange(q.k("q"), 0, -1)
+    got = q.take(W, n=6)
+    assert [e[0] for e in got] == [b"ok", b"ok", b"limited"]
+    assert r.lrange(q.k("q"), 0, -1) == before[:-2]
+    got = q.take(W, n=6)
+    assert got[0][0] == b"limited" and r.lrange(q.k("q"), 0, -1) == before[:-2]
+
+
 def test_take_refuses_wedging_values(r, q):
     for i, a in enumerate(["-1", "4294967295", "1e308", "nan", "0x10"]):
         q.create([{"id": "A%d" % i}])
