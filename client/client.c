@@ -189,6 +189,44 @@ int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *cons
   return rc;
 }
 
+/* One try of rtq__client_multi's m commands a[0..m) (MULTI ... EXEC) on a
+ * pooled connection. Every reply is read, a refused one included, so none
+ * is left for the connection's next user; the first failure is the one
+ * reported. *exec gets EXEC's reply when it is one (not an error); *again
+ * is set when a command met a MOVED and EXEC ran nothing: the slot map
+ * knows the slot's new node then, and the whole transaction may go again. */
+static int multi_once(rtq_client *c, const rtq_argv *a, int m, const char *key, redisReply **exec, bool *again) {
+  *exec = NULL;
+  *again = false;
+  rtq_conn *conn;
+  int rc = rtq__pool_get(c, &conn);
+  if (rc != 0) return rc;
+  /* On a cluster MULTI and EXEC, which name no key, go to the node of the
+   * commands' key. */
+  rc = rtq_conn_route_key(conn, key, strlen(key));
+  for (int i = 0; rc == 0 && i < m; i++) rc = rtq_conn_append(conn, &a[i]);
+  if (rc != 0) {
+    rtq_conn_drop(conn); /* nothing half-sent stays buffered */
+    rtq__client_conn_err(c, conn, rc, "redis");
+  }
+  bool moved = false, refused = false;
+  int first = rc;
+  for (int i = 0; rc == 0 && i < m; i++) {
+    redisReply *r = NULL;
+    int rrc = rtq_conn_get_reply(conn, &r);
+    if (rrc != 0 && first == 0) first = rtq__client_conn_err(c, conn, rrc, "redis");
+    if (rrc != 0 && r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0) moved = true;
+    if (i == m - 1) refused = rrc != 0;
+    if (i == m - 1 && rrc == 0) *exec = r;
+    else if (r != NULL) freeReplyObject(r);
+    if (rrc != 0 && rrc != RTQ_EREDIS && rrc != RTQ_EOOM) break; /* a lost connection owes no more */
+  }
+  rc = first;
+  rtq__pool_put(c, conn);
+  *again = rc == RTQ_EREDIS && moved && refused;
+  return rc;
+}
+
 int rtq__client_multi(rtq_client *c, redisReply **exec, const char *const *const *steps) {
   if (exec != NULL) *exec = NULL;
   int n = 0;
@@ -200,35 +238,13 @@ int rtq__client_multi(rtq_client *c, redisReply **exec, const char *const *const
   for (int i = 0; i < n; i++)
     for (int w = 0; steps[i][w] != NULL; w++) rtq_argv_add_str(&a[i + 1], steps[i][w]);
   rtq_argv_add_str(&a[n + 1], "EXEC");
-  rtq_conn *conn;
   redisReply *done = NULL;
-  int rc = rtq__pool_get(c, &conn);
-  if (rc != 0) goto out;
-  /* On a cluster MULTI and EXEC, which name no key, go to the node of the
-   * commands' key (steps[0][1]: every command here names its key first). */
-  rc = rtq_conn_route_key(conn, steps[0][1], strlen(steps[0][1]));
-  for (int i = 0; rc == 0 && i < n + 2; i++) rc = rtq_conn_append(conn, &a[i]);
-  if (rc != 0) {
-    rtq_conn_drop(conn); /* nothing half-sent stays buffered */
-    rtq__client_conn_err(c, conn, rc, "redis");
-  }
-  /* Every reply is read, a refused one included, so none is left for the
-   * connection's next user; the first failure is the one reported. */
-  for (int i = 0; rc == 0 && i < n + 2; i++) {
-    redisReply *r = NULL;
-    int rrc = rtq_conn_get_reply(conn, &r);
-    if (rrc != 0) {
-      rc = rtq__client_conn_err(c, conn, rrc, "redis");
-      for (int k = i + 1; rrc != RTQ_ECONN && k < n + 2; k++) {
-        redisReply *rest = NULL;
-        if (rtq_conn_get_reply(conn, &rest) == RTQ_ECONN) k = n + 2;
-        if (rest != NULL) freeReplyObject(rest);
-      }
-    }
-    if (i == n + 1 && rrc == 0) done = r;
-    else if (r != NULL) freeReplyObject(r);
-  }
-  rtq__pool_put(c, conn);
+  /* steps[0][1]: every command here names its key first. A slot that
+   * moved refuses the transaction whole: it goes once more, to the slot's
+   * new node. */
+  bool again = true;
+  int rc = 0;
+  for (int try = 0; again && try < 2; try++) rc = multi_once(c, a, n + 2, steps[0][1], &done, &again);
   /* A command that fails as it runs (a key of the wrong type) does not
    * undo the others: Redis has no rollback. It is reported all the same. */
   for (size_t i = 0; rc == 0 && done != NULL && done->type == REDIS_REPLY_ARRAY && i < done->elements; i++) {
@@ -240,7 +256,6 @@ int rtq__client_multi(rtq_client *c, redisReply **exec, const char *const *const
     rtq__client_err(c, "redis: the transaction was not run");
     rc = RTQ_EREDIS;
   }
-out:
   for (int i = 0; i < n + 2; i++) rtq_argv_destroy(&a[i]);
   if (rc == 0 && exec != NULL) *exec = done;
   else if (done != NULL) freeReplyObject(done);

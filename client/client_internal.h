@@ -93,7 +93,8 @@ int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *cons
  * RTQ_EREDIS when a command was refused as it was queued (nothing ran) or
  * failed as it ran (a key of the wrong type; the others ran: Redis has no
  * rollback); RTQ_ECONN when the connection failed (it may or may not have
- * run). Detail set on error. */
+ * run). On a cluster, a transaction refused because its slot moved (MOVED:
+ * nothing ran) goes once more, to the new node. Detail set on error. */
 #define RTQ__MULTI_MAX 4
 int rtq__client_multi(rtq_client *c, redisReply **exec, const char *const *const *steps);
 

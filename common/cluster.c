@@ -30,6 +30,7 @@ typedef struct pend {
   int node;
   rtq_argv argv;    /* a copy, for running it again after a redirection */
   bool have;        /* read ahead of its turn: rc and r hold the result */
+  bool queued;      /* inside a MULTI (its EXEC too): never run on its own */
   int rc;
   redisReply *r;
 } pend;
@@ -45,6 +46,7 @@ struct rtq__cluster {
   uint64_t refreshed_at;
   pend *q;
   int qcap, qhead, qn;
+  bool multi; /* a MULTI was appended and its EXEC or DISCARD not yet */
   char errstr[512];
 };
 
@@ -536,6 +538,7 @@ static void clear_queue(rtq__cluster *cl) {
     if (p->r != NULL) freeReplyObject(p->r);
   }
   cl->qn = cl->qhead = 0;
+  cl->multi = false;
 }
 
 /* Reads every reply still owed into its entry, so that no node has a
@@ -606,6 +609,15 @@ int rtq__cluster_append(rtq__cluster *cl, const rtq_argv *a) {
     return rc;
   }
   p->node = target;
+  /* A command queued by a MULTI that meets a redirection fails the
+   * transaction (EXEC answers EXECABORT); run on its own elsewhere, it
+   * would be written outside the transaction, half of it or all of it. */
+  const char *w = a->argv[0];
+  size_t wn = a->argvlen[0];
+  bool opens = word_is(w, wn, "MULTI"), closes = word_is(w, wn, "EXEC") || word_is(w, wn, "DISCARD");
+  p->queued = cl->multi && !opens;
+  if (opens) cl->multi = true;
+  if (closes) cl->multi = false;
   cl->qn++;
   return 0;
 }
@@ -632,14 +644,16 @@ int rtq__cluster_get_reply(rtq__cluster *cl, redisReply **reply) {
   int slot;
   rtq_redis_endpoint to;
   int kind = rc == RTQ_EREDIS ? rtq__cluster_redirect(r, &slot, &to) : 0;
-  if (kind != 0) {
-    /* MOVED/ASK/TRYAGAIN/CLUSTERDOWN: it did not run; run it on its own. */
-    if (kind == 'M') {
-      if (to.host[0] == '\0') snprintf(to.host, sizeof to.host, "%s", cl->nodes[p.node].ep.host);
-      int i = node_index(cl, to.host, to.port, NULL);
-      if (i >= 0) cl->slot[slot] = (int16_t)i;
-      cl->stale = true;
-    }
+  if (kind == 'M') {
+    if (to.host[0] == '\0') snprintf(to.host, sizeof to.host, "%s", cl->nodes[p.node].ep.host);
+    int i = node_index(cl, to.host, to.port, NULL);
+    if (i >= 0) cl->slot[slot] = (int16_t)i;
+    cl->stale = true;
+  }
+  if (kind != 0 && !p.queued) {
+    /* MOVED/ASK/TRYAGAIN/CLUSTERDOWN: it did not run; run it on its own.
+     * (Inside a MULTI the error is the caller's: the map is fresh for its
+     * next try of the whole transaction.) */
     freeReplyObject(r);
     r = NULL;
     read_ahead(cl);

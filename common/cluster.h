@@ -34,6 +34,11 @@
  *     each node's own order. A redirected reply in a pipeline is resolved
  *     by running that command again on its own (MOVED and ASK mean it did
  *     not run), so the caller still gets one reply per command, in order.
+ *     Except inside a MULTI: a command between MULTI and its EXEC (and the
+ *     EXEC) gets the redirection as its reply (a MOVED updates the map),
+ *     since run on its own it would be written outside the transaction,
+ *     and EXEC then answers EXECABORT: nothing ran, and the caller may try
+ *     the whole transaction again.
  *
  * Not thread-safe, like rtq_conn.
  */

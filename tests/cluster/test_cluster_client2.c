@@ -4,7 +4,7 @@
  * seed): a batch over queues on three nodes goes to each queue's node, and
  * reading, listing, cancelling, retrying and waiting (SSUBSCRIBE on the
  * queue's node) find each task there; a schedule's transactions run on
- * the namespace's node.
+ * the namespace's node, and go whole to its new node once its slot moved.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "cluster/cluster2_util.h"
 #include "crc16.h"
 #include "harness.h"
 #include "integration/test_client_fake_worker2.h"
@@ -30,14 +31,6 @@ static rtq_client *CL;
 static char queues[3][16]; /* queues[i]'s slot is on node i */
 static char waitq[3][16];  /* the same, for the wait test */
 
-/* A queue "<prefix><n>" whose slot node owns. */
-static void queue_on(int node, const char *prefix, char out[16]) {
-  for (int n = 0; n < 100000; n++) {
-    snprintf(out, 16, "%s%d", prefix, n);
-    if (rtq_test_cluster_owner_at_start(cl, rtq_keys2_slot(&K, out)) == node) return;
-  }
-}
-
 static int setup(void **state) {
   (void)state;
   cl = rtq_test_cluster_start(4, 3);
@@ -45,8 +38,8 @@ static int setup(void **state) {
   rtq_test_cluster_url(cl, 3, seed, sizeof seed);
   rtq_keys2_init(&K, "rtq");
   for (int node = 0; node < 3; node++) {
-    queue_on(node, "q", queues[node]);
-    queue_on(node, "w", waitq[node]);
+    queue_on(cl, &K, node, "q", queues[node]);
+    queue_on(cl, &K, node, "w", waitq[node]);
   }
   rtq_client_options o = {.redis_url = seed, .protocol = 2};
   if (rtq_client_new(&o, &CL) != 0) {
@@ -192,11 +185,50 @@ static void test_cluster_client2_schedule_transactions(void **state) {
   rtq_conn_free(ns);
 }
 
+/* {rtq}'s slot moved to another node (every key migrated, every node
+ * told) while the client's map still names the old one: schedule remove,
+ * whose first command is its transaction, is refused whole there (MOVED
+ * inside MULTI, then EXECABORT: nothing ran) and goes again to the new
+ * node, where all of its writes land. Were the MOVED commands run one at
+ * a time, they would be written outside the transaction and the call
+ * would fail with EXECABORT all the same. */
+static void test_cluster_client2_schedule_transaction_follows_its_slot(void **state) {
+  (void)state;
+  int ns_slot = rtq_crc16("rtq", 3) % 16384;
+  int from = rtq_test_cluster_owner_at_start(cl, ns_slot), to = (from + 1) % 3;
+  rtq_schedule_options so = {.queue = queues[1]};
+  assert_int_equal(rtq_schedule_add(CL, "stays", "@every 10s", "t", NULL, &so), 0); /* the map names `from` */
+  assert_int_equal(rtq_schedule_add(CL, "goes", "@every 10s", "t", NULL, &so), 0);
+  char slot[16], src[41], dst[41];
+  snprintf(slot, sizeof slot, "%d", ns_slot);
+  rtq_test_cluster_node_id(cl, from, src);
+  rtq_test_cluster_node_id(cl, to, dst);
+  setslot(cl, to, slot, "IMPORTING", src);
+  setslot(cl, from, slot, "MIGRATING", dst);
+  migrate_keys(cl, from, to, slot);
+  for (int i = 0; i < 4; i++) setslot(cl, i, slot, "NODE", dst);
+
+  assert_int_equal(rtq_schedule_remove(CL, "goes"), 0);
+  rtq_conn *old = direct(from), *now = direct(to);
+  assert_int_equal(rtq_test_cmd_int(old, "CLUSTER", "COUNTKEYSINSLOT", slot, NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(now, "HEXISTS", rtq_keys2_schedules(&K).s, "goes", NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(now, "HEXISTS", rtq_keys2_schedules_last(&K).s, "goes", NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(now, "ZCARD", rtq_keys2_schedules_due(&K).s, NULL), 1);
+  assert_int_equal(rtq_test_cmd_int(now, "HEXISTS", rtq_keys2_schedules(&K).s, "stays", NULL), 1);
+  assert_int_equal(rtq_schedule_remove(CL, "stays"), 0);
+  assert_int_equal(rtq_test_cmd_int(now, "EXISTS", rtq_keys2_schedules(&K).s, rtq_keys2_schedules_due(&K).s,
+                                    rtq_keys2_schedules_last(&K).s, NULL),
+                   0);
+  rtq_conn_free(old);
+  rtq_conn_free(now);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cluster_client2_batch_reads_and_lists_per_node),
       cmocka_unit_test(test_cluster_client2_wait_on_the_queues_node),
       cmocka_unit_test(test_cluster_client2_schedule_transactions),
+      cmocka_unit_test(test_cluster_client2_schedule_transaction_follows_its_slot),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
