@@ -190,7 +190,7 @@ int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *cons
 }
 
 /* One try of rtq__client_multi's m commands a[0..m) (MULTI ... EXEC) on a
- * pooled connection. Every reply is read, a refused one included, so none
+ * pooled connection: MULTI first, then the others. Every reply is read, a refused one included, so none
  * is left for the connection's next user; the first failure is the one
  * reported. *exec gets EXEC's reply when it is one (not an error); *again
  * is set when a command met a MOVED and EXEC ran nothing: the slot map
@@ -204,14 +204,25 @@ static int multi_once(rtq_client *c, const rtq_argv *a, int m, const char *key, 
   /* On a cluster MULTI and EXEC, which name no key, go to the node of the
    * commands' key. */
   rc = rtq_conn_route_key(conn, key, strlen(key));
-  for (int i = 0; rc == 0 && i < m; i++) rc = rtq_conn_append(conn, &a[i]);
+  /* MULTI's reply is awaited before the commands go: refused (a Redis
+   * user without +multi), the commands would each run on their own. */
+  redisReply *r0 = NULL;
+  if (rc == 0 && (rc = rtq_conn_append(conn, &a[0])) == 0) rc = rtq_conn_get_reply(conn, &r0);
+  if (r0 != NULL) freeReplyObject(r0);
   if (rc != 0) {
-    rtq_conn_drop(conn); /* nothing half-sent stays buffered */
+    rtq__client_conn_err(c, conn, rc, "redis");
+    if (rc != RTQ_EREDIS && rc != RTQ_EOOM) rtq_conn_drop(conn);
+    rtq__pool_put(c, conn);
+    return rc;
+  }
+  for (int i = 1; rc == 0 && i < m; i++) rc = rtq_conn_append(conn, &a[i]);
+  if (rc != 0) {
+    rtq_conn_drop(conn); /* nothing half-sent stays buffered; the MULTI goes with the connection */
     rtq__client_conn_err(c, conn, rc, "redis");
   }
   bool moved = false, refused = false;
   int first = rc;
-  for (int i = 0; rc == 0 && i < m; i++) {
+  for (int i = 1; rc == 0 && i < m; i++) {
     redisReply *r = NULL;
     int rrc = rtq_conn_get_reply(conn, &r);
     if (rrc != 0 && first == 0) first = rtq__client_conn_err(c, conn, rrc, "redis");

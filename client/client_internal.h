@@ -85,16 +85,19 @@ int rtq__client_command(rtq_client *c, const rtq_argv *a, redisReply **reply);
  * errstr, as for rtq__client_command. */
 int rtq__client_words(rtq_client *c, redisReply **reply, int n, const char *const *words);
 
-/* Up to RTQ__MULTI_MAX commands, steps[i] the NULL-ended words of one (each
- * naming its key first, keys of one hash tag; steps NULL-ended too), run as one MULTI/EXEC on a
- * pooled connection, so no reader sees a part of them and a process that
- * dies between them leaves none half done. Never resent. On success *exec
- * (may be NULL) gets EXEC's array of replies, the caller's to free.
- * RTQ_EREDIS when a command was refused as it was queued (nothing ran) or
- * failed as it ran (a key of the wrong type; the others ran: Redis has no
- * rollback); RTQ_ECONN when the connection failed (it may or may not have
- * run). On a cluster, a transaction refused because its slot moved (MOVED:
- * nothing ran) goes once more, to the new node. Detail set on error. */
+/* Up to RTQ__MULTI_MAX commands, steps[i] the NULL-ended words of one
+ * (each naming its key first, keys of one hash tag; steps NULL-ended too),
+ * run as one MULTI/EXEC on a pooled connection, so no reader sees a part
+ * of them and a process that dies between them leaves none half done.
+ * MULTI's answer is awaited before the commands go: behind a refused
+ * MULTI each would run on its own. On success *exec (may be NULL) gets
+ * EXEC's array of replies, the caller's to free. RTQ_EREDIS when MULTI or
+ * a command was refused (nothing ran) or a command failed as it ran (a key
+ * of the wrong type; the others ran: Redis has no rollback); RTQ_ECONN
+ * when the connection failed (it may or may not have run). On a cluster, a
+ * transaction refused because its slot moved (MOVED: nothing ran) goes
+ * once more, to the new node; otherwise never resent. Detail set on
+ * error. */
 #define RTQ__MULTI_MAX 4
 int rtq__client_multi(rtq_client *c, redisReply **exec, const char *const *const *steps);
 

@@ -31,6 +31,7 @@ typedef struct pend {
   rtq_argv argv;    /* a copy, for running it again after a redirection */
   bool have;        /* read ahead of its turn: rc and r hold the result */
   bool queued;      /* inside a MULTI (its EXEC too): never run on its own */
+  bool opens;       /* a MULTI */
   int rc;
   redisReply *r;
 } pend;
@@ -616,6 +617,7 @@ int rtq__cluster_append(rtq__cluster *cl, const rtq_argv *a) {
   size_t wn = a->argvlen[0];
   bool opens = word_is(w, wn, "MULTI"), closes = word_is(w, wn, "EXEC") || word_is(w, wn, "DISCARD");
   p->queued = cl->multi && !opens;
+  p->opens = opens;
   if (opens) cl->multi = true;
   if (closes) cl->multi = false;
   cl->qn++;
@@ -641,6 +643,7 @@ int rtq__cluster_get_reply(rtq__cluster *cl, redisReply **reply) {
   } else if (rc != 0) {
     set_err(cl, "redis connection lost while reading a pipeline");
   }
+  if (p.opens && rc != 0) cl->multi = false; /* refused: no transaction began */
   int slot;
   rtq_redis_endpoint to;
   int kind = rc == RTQ_EREDIS ? rtq__cluster_redirect(r, &slot, &to) : 0;

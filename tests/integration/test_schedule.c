@@ -277,6 +277,32 @@ static void test_schedule_changes_are_seen_whole(void **state) {
   assert_true(seen[0] + seen[7] + seen[13] > 0);
 }
 
+/* A Redis user that may not run MULTI gets the refusal and nothing is
+ * written: the commands wait for MULTI's answer. Pipelined behind a
+ * refused MULTI, each ran on its own: the schedule was there, and the call
+ * still failed. */
+static void test_schedule_refused_multi_writes_nothing(void **state) {
+  (void)state;
+  rtq_test_cmd_ok(C, "ACL", "SETUSER", "nomulti", "reset", "on", ">pw", "~*", "&*", "+@all", "-multi", NULL);
+  const char *url = rtq_test_redis_url(); /* redis://host:port/0 */
+  assert_true(strncmp(url, "redis://", 8) == 0);
+  char with_user[256];
+  snprintf(with_user, sizeof with_user, "redis://nomulti:pw@%s", url + 8);
+  rtq_client_options o = {.redis_url = with_user, .protocol = 2};
+  rtq_client *c = NULL;
+  assert_int_equal(rtq_client_new(&o, &c), 0);
+  assert_int_equal(rtq_schedule_add(c, "nomulti", "@every 10s", "rtq.noop", NULL, NULL), RTQ_EREDIS);
+  assert_non_null(strstr(rtq_client_errstr(c), "multi"));
+  assert_int_equal(rtq_test_cmd_int(C, "HEXISTS", rtq_keys2_schedules(&K).s, "nomulti", NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(C, "HEXISTS", rtq_keys2_schedules_last(&K).s, "nomulti", NULL), 0);
+  assert_int_equal(rtq_test_cmd_int(C, "ZCARD", rtq_keys2_schedules_due(&K).s, NULL), 0);
+  /* The connection stays in step: the next call's replies are its own. */
+  assert_int_equal(rtq_schedule_remove(c, "nomulti"), RTQ_EREDIS);
+  assert_int_equal(rtq_create_task(c, "rtq.noop", NULL, NULL, NULL, NULL), 0);
+  rtq_client_free(c);
+  assert_int_equal(rtq_test_cmd_int(C, "ACL", "DELUSER", "nomulti", NULL), 1);
+}
+
 /* An expression that parses but never matches a day (30 February) is
  * refused before anything is written: no new schedule appears, and an
  * existing one keeps its definition and its next run. */
@@ -365,6 +391,7 @@ int main(void) {
       T(test_schedule_exactly_once_at_the_worst_moment),
       T(test_schedule_pause_and_resume),
       T(test_schedule_changes_are_seen_whole),
+      T(test_schedule_refused_multi_writes_nothing),
       T(test_schedule_add_refuses_a_cron_that_never_runs),
       T(test_schedule_list_definition_without_args),
       T(test_schedule_broken_definition_does_not_block_others),
