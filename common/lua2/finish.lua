@@ -1,7 +1,8 @@
 -- finish: the worker's completion step, fenced; one call writes 1..64
 -- outcomes, each task checked on its own. A task is written only while it
 -- runs under this worker id and attempt; otherwise the late outcome is
--- rejected ('stale') and only the worker's own processing entry goes.
+-- rejected ('stale') and only the worker's own processing entry goes
+-- (kept while the task runs under this worker id with another attempt).
 -- A failure with retries left goes to the delayed set instead of ending:
 -- backoff `bo` (1000 ms when unset) doubled per attempt, plus the
 -- caller's jitter, capped at 1 h. A task that ends cancelled or timeout
@@ -111,8 +112,14 @@ for j = 1, #starts do
   local t = tpre .. id
   local f = rpcall('HMGET', t, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
   if f.err then f = {'invalid'} end
-  rcall('LREM', kp, '1', id)
-  if f[1] ~= 'running' or f[2] ~= wid or f[3] ~= att then
+  -- A stale call drops the worker's entry, except while the task runs
+  -- under this worker with another attempt: the entry is then that run's
+  -- (a redelivery this worker id claimed again) or the attempt was
+  -- rewritten under it, and the backstop or the recovery must still find
+  -- it.
+  local mine = f[1] == 'running' and f[2] == wid
+  if not mine or f[3] == att then rcall('LREM', kp, '1', id) end
+  if not mine or f[3] ~= att then
     out[j] = {'stale', f[1] or ''}
   else
     leases[#leases + 1] = id

@@ -6,7 +6,8 @@
 -- is left where it is ('exhausted'), as is one without a hash
 -- ('missing'): the worker then dead-letters it as UNKNOWN_TASK. A task
 -- that has ended or runs under another worker is only dropped from the
--- list.
+-- list; one that runs under this worker with another attempt keeps its
+-- entry.
 -- KEYS: 1 processing, 2 delayed, 3 slots (its concurrency lease is given back)
 -- ARGV: 1 id, 2 worker id, 3 attempt, 4 delay (ms), 5 most handbacks,
 --       6 events channel, 7 task key prefix
@@ -28,6 +29,8 @@ local h = redis.pcall('HMGET', t, 's', 'w', 'a', 'hb')
 if h.err then h = {'invalid'} end
 if not h[1] then return {'missing'} end
 if h[1] ~= 'running' or h[2] ~= wid or h[3] ~= fmt(att) then
+  -- Under another attempt of this worker the entry stays (as in finish).
+  if h[1] == 'running' and h[2] == wid then return {'dropped', h[1]} end
   if redis.call('LREM', KEYS[1], 1, id) == 0 then return {'gone'} end
   return {'dropped', h[1]}
 end

@@ -1,5 +1,6 @@
 -- requeue: a worker shutting down hands back a task it claimed but will
--- not finish. Fenced like finish. The task goes back to the front of its
+-- not finish. Fenced like finish, and like it keeps the entry of a run of
+-- this worker under another attempt. The task goes back to the front of its
 -- queue (the right end, where workers take from) and the attempt is not
 -- counted, since no delivery failed.
 -- KEYS: 1 queue, 2 processing, 3 slots (its concurrency lease is given back)
@@ -16,8 +17,11 @@ check_prefix(ARGV[4], 'events channel')
 local t = check_prefix(ARGV[5], 'task key') .. id
 local h = redis.pcall('HMGET', t, 's', 'w', 'a')
 if h.err then h = {'invalid'} end
-redis.call('LREM', KEYS[2], 1, id)
-if h[1] ~= 'running' or h[2] ~= wid or h[3] ~= fmt(att) then return {'stale', h[1] or ''} end
+-- Stale: the entry goes, except under another attempt of this worker (as
+-- in finish: that run's entry, found later by the backstop or recovery).
+local mine = h[1] == 'running' and h[2] == wid
+if not mine or h[3] == fmt(att) then redis.call('LREM', KEYS[2], 1, id) end
+if not mine or h[3] ~= fmt(att) then return {'stale', h[1] or ''} end
 redis.call('HSET', t, 's', 'pending', 'a', att - 1)
 redis.call('HDEL', t, 'w', 'b', 'dl')
 redis.call('RPUSH', KEYS[1], id)

@@ -170,6 +170,33 @@ def test_finish_is_fenced(r, q):
     assert r.lrange(q.done("failed"), 0, -1) == [b"T0000"]
 
 
+def test_a_stale_call_keeps_the_entry_of_a_run_under_another_attempt(r, q):
+    """An attempt rewritten under a run (or a redelivery this worker id
+    claimed again) makes finish, requeue and handback stale, but the
+    entry stays, so the backstop still ends the run at its deadline
+    instead of leaving it running for good."""
+    running(q, r, n=3)
+    p = q.k("p:" + W)
+    for i in ids(3):
+        r.hset(q.t(i), "a", "nan")
+    assert q.finish(W, [("T0000", 1, "completed", b"", {})]) == [[b"stale", b"running"]]
+    assert q.requeue("T0001", W, 1) == [b"stale", b"running"]
+    assert q.handback("T0002", W, 1)[0] == b"dropped"
+    assert sorted(r.lrange(p, 0, -1)) == [b"T0000", b"T0001", b"T0002"]
+    for i in ids(3):
+        assert q.task(i)["s"] == b"running"
+        r.hset(q.t(i), "dl", int(time.time() * 1000) - 1000)
+    assert sorted(q.backstop(W, grace=0)[1]) == [b"T0000", b"T0001", b"T0002"]
+    assert r.lrange(p, 0, -1) == []
+    for i in ids(3):
+        assert q.task(i)["s"] == b"timeout"
+    # another worker's run, or an ended task: the entry still goes
+    running(q, r, p="U")
+    r.lpush(q.k("p:w-other"), "U0000")
+    assert q.finish("w-other", [("U0000", 1, "completed", b"", {})]) == [[b"stale", b"running"]]
+    assert r.lrange(q.k("p:w-other"), 0, -1) == []
+
+
 def test_finish_retries_with_backoff(r, q):
     running(q, r, max_retries=2, backoff_ms=500)
     out = q.finish(W, [("T0000", 1, "failed", b"", {"ec": "E", "j": "100"})])
