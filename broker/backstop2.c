@@ -16,9 +16,15 @@
  * most RTQ_BROKER2_BACKSTOP_CALLS_PER_SWEEP calls a sweep, resuming at the
  * worker, queue and offset it stopped at. Dead workers are left to
  * recover2.c, which ends their overdue runs the same way.
+ *
+ * An idle worker's lists are empty, and a backstop call would cost Redis a
+ * script run to read nothing; so the walk first reads the lengths of the
+ * worker's lists (LLEN, one pipeline) and calls the script only on a list
+ * that holds entries past the offset it resumes at.
  */
 #include "internal2.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +51,29 @@ static int tell_workers(rtq_broker *b, const char *queue, const rtq__backstop2_r
   return rc;
 }
 
+/* len[k] for queues[from + k]: LLEN, or LLONG_MAX when the reply is not a
+ * length (a key of another type: the backstop call reports it). */
+static int list_lengths(rtq_broker *b, const char *wid, char **queues, size_t from, size_t nq,
+                        long long *len) {
+  rtq__batch *bt = &b->batch2;
+  rtq__batch_clear(bt);
+  for (size_t q = from; q < nq; q++) {
+    rtq_argv *a = rtq__batch_add(bt);
+    if (a == NULL) return RTQ_ENOMEM;
+    rtq_argv_add_str(a, "LLEN");
+    rtq__argv_add_key2(a, rtq_keys2_processing(&b->keys2, queues[q], wid));
+  }
+  int rc = rtq__batch_run(b->conn, bt);
+  for (size_t q = from; rc == 0 && q < nq; q++) {
+    const redisReply *r = bt->replies[q - from];
+    len[q - from] = bt->rcs[q - from] == 0 && r != NULL && r->type == REDIS_REPLY_INTEGER
+                        ? r->integer
+                        : LLONG_MAX;
+  }
+  rtq__batch_clear(bt);
+  return rc;
+}
+
 /* Walks wid's lists from the saved queue and offset while calls last.
  * *done when every list of the worker was read to its end. */
 static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
@@ -55,8 +84,19 @@ static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
   int rc = rtq__broker2_worker_queues(b, wid, &queues, &nq, &owned);
   rtq__keep2 keep = rtq__broker2_keep(b);
   *done = false;
+  size_t from = s->bs_queue;
+  long long *len = NULL;
+  if (rc == 0 && from < nq) {
+    len = malloc((nq - from) * sizeof *len);
+    rc = len == NULL ? RTQ_ENOMEM : list_lengths(b, wid, queues, from, nq, len);
+  }
   while (rc == 0 && s->bs_queue < nq && *calls > 0) {
     const char *queue = queues[s->bs_queue];
+    if (len[s->bs_queue - from] <= s->bs_offset) {
+      s->bs_queue++; /* nothing past the offset: no call */
+      s->bs_offset = 0;
+      continue;
+    }
     rtq_argv a;
     rtq_argv_init(&a);
     redisReply *r = NULL;
@@ -88,6 +128,7 @@ static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
     if (r != NULL) freeReplyObject(r);
   }
   *done = rc == 0 && s->bs_queue >= nq;
+  free(len);
   if (owned) rtq__broker2_names_free(queues, nq);
   return rc;
 }

@@ -2,12 +2,15 @@
  * test_broker2_sweeps.c - rtq-broker under protocol 2: delayed tasks of
  * each queue promoted on time (and a bad delayed entry dead-lettered),
  * prune drops the ids of expired tasks only, one leader among two brokers,
- * a key of the wrong type stops neither the other queues nor the other
+ * a sweep with nothing due makes no promote or backstop call and the next
+ * one with work due does, a key of the wrong type stops neither the other queues nor the other
  * phases, a namespace of the other protocol is refused, and the leader
  * runs the schedules through librtq under protocol 2. (The lease watch
  * and the throughput history: test_broker_lease_watch.c,
  * test_broker_throughput.c.)
  */
+#include <strings.h>
+
 #include "rtq/client.h"
 #include "test_broker2_helpers.h"
 
@@ -130,6 +133,62 @@ static void test_broker2_sweeps_undeadletterable_entry_does_not_spin(void **stat
   assert_true(late <= 500);
   assert_true(tb_file_contains(t->log, "dead-lettering a bad delayed entry failed"));
   assert_int_equal(rtq_test_cmd_int(t->c, "ZCARD", rtq_keys2_delayed(&K2, "qs").s, NULL), 1);
+}
+
+/* Script calls (EVALSHA/EVAL) whose first key is key, as SLOWLOG (at a
+ * threshold of 0) logged them since its last reset. */
+static int script_calls_on(tb *t, rtq_key2 key) {
+  redisReply *r = rtq_test_command(t->c, "SLOWLOG", "GET", "-1", NULL);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  int n = 0;
+  for (size_t i = 0; i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 4) continue;
+    const redisReply *cmd = e->element[3];
+    if (cmd->type != REDIS_REPLY_ARRAY || cmd->elements < 4) continue;
+    bool script = strcasecmp(cmd->element[0]->str, "evalsha") == 0 ||
+                  strcasecmp(cmd->element[0]->str, "eval") == 0;
+    if (script && strcmp(cmd->element[3]->str, key.s) == 0) n++;
+  }
+  freeReplyObject(r);
+  return n;
+}
+
+/* A sweep with nothing due runs no promote call (the delayed head is read
+ * first) and no backstop call on an idle worker's empty list (its length
+ * is read first); once a delayed task is due and a run is overdue, the
+ * next sweep calls both and promotes and times out as before. */
+static void test_broker2_sweeps_skip_idle_calls_until_work_is_due(void **state) {
+  tb *t = *state;
+  rtq_test_cmd_ok(t->c, "CONFIG", "SET", "slowlog-max-len", "100000", NULL);
+  rtq_test_cmd_ok(t->c, "CONFIG", "SET", "slowlog-log-slower-than", "0", NULL);
+  rtq_key2 delayed = rtq_keys2_delayed(&K2, "qi"), proc = rtq_keys2_processing(&K2, "qi", "w-idle");
+  tb2_create(t, "qi", "i-later", &(tb2_opts){.delay_ms = 600000});
+  tb2_heartbeat(t, "w-idle", 600000, "qi:1");
+  rtq_test_cmd_ok(t->c, "SLOWLOG", "RESET", NULL);
+  tb2_broker_once(t, "--timeout-grace", "0");
+  assert_int_equal(script_calls_on(t, delayed), 0);
+  assert_int_equal(script_calls_on(t, proc), 0);
+  assert_int_equal(tb2_len(t, rtq_keys2_queue(&K2, "qi")), 0);
+  assert_int_equal(tb2_stat(t, NULL, "sweeps"), 1);
+
+  tb2_create(t, "qi", "i-late", &(tb2_opts){.timeout_ms = 1});
+  assert_int_equal(tb2_take_all(t, "w-idle", "qi"), 1);
+  rtq_test_cmd_int(t->c, "ZADD", delayed.s, "XX", "1", "i-later", NULL);
+  uint64_t until = tb_redis_now(t) + 20;
+  while (tb_redis_now(t) < until) rtq__test_poll_pause(1);
+  rtq_test_cmd_ok(t->c, "SLOWLOG", "RESET", NULL);
+  tb2_broker_once(t, "--timeout-grace", "0");
+  assert_true(script_calls_on(t, delayed) >= 1);
+  assert_true(script_calls_on(t, proc) >= 1);
+  assert_true(tb2_field_is(t, "qi", "i-later", "s", "pending"));
+  assert_int_equal(tb2_len(t, rtq_keys2_queue(&K2, "qi")), 1);
+  assert_true(tb2_field_is(t, "qi", "i-late", "s", "timeout"));
+  assert_int_equal(tb2_len(t, proc), 0);
+  assert_int_equal(tb2_stat(t, NULL, "promoted"), 1);
+  assert_int_equal(tb2_stat(t, NULL, "timeouts"), 1);
+  rtq_test_cmd_ok(t->c, "CONFIG", "SET", "slowlog-log-slower-than", "10000", NULL);
+  rtq_test_cmd_ok(t->c, "SLOWLOG", "RESET", NULL);
 }
 
 /* done list `key`, oldest last, as ids; a hash for those with live[i]. */
@@ -305,6 +364,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_large_history_setting_still_recovers, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_undeadletterable_entry_does_not_spin, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_sweeps_skip_idle_calls_until_work_is_due, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_prune_drops_expired_ids_only, tb2_setup,
                                       tb_teardown),

@@ -168,6 +168,9 @@ static inline pid_t tb_broker_startv(tb *t, const char *const *flags) {
   argv[n] = NULL;
   snprintf(t->log, sizeof t->log, "%s/broker-%d.log", rtq_test_redis_dir(rtq_test_redis_default()),
            t->nlog++);
+  /* The server's dir outlives a test: a file another test's broker wrote
+   * must not be read as this broker's log. */
+  unlink(t->log);
   const char *verbose = getenv("RTQ_TEST_VERBOSE");
   rtq_test_spawn_options so = {.path = bin, .argv = argv,
                                .output_path = verbose != NULL && verbose[0] == '1' ? NULL : t->log};
