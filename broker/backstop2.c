@@ -7,14 +7,15 @@
  * of the task hash), so the broker walks the live workers' processing
  * lists: a pass over {ns}:workers (ZSCAN, which returns every member
  * present for the whole pass however scores move), and for each live
- * worker its lists of the queues its record names, 50 entries per call.
- * backstop.lua ends `timeout` each overdue run of that worker and takes it
+ * worker its lists of the queues its record names, a step of entries per
+ * call. backstop.lua ends `timeout` each overdue run of that worker and takes it
  * out of the list; the broker then publishes the id on {ns}:cancel so the
  * worker stops the handler, as a cancel would.
  *
  * A pass starts at most every RTQ_BROKER2_BACKSTOP_EVERY_MS and spends at
  * most RTQ_BROKER2_BACKSTOP_CALLS_PER_SWEEP calls a sweep, resuming at the
- * worker, queue and offset it stopped at. Dead workers are left to
+ * worker, queue and offset it stopped at. A call's entries follow what
+ * the calls cost (step.h): 20 at first, 5 to 50. Dead workers are left to
  * recover2.c, which ends their overdue runs the same way.
  *
  * An idle worker's lists are empty, and a backstop call would cost Redis a
@@ -100,14 +101,18 @@ static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
     rtq_argv a;
     rtq_argv_init(&a);
     redisReply *r = NULL;
+    int n = s->bs_step.n;
     rc = rtq__call2_backstop(&a, &b->keys2, false, queue, wid, (uint64_t)b->o.timeout_grace_ms,
-                             &keep, s->bs_offset, RTQ_BROKER2_BACKSTOP_PER_CALL);
-    if (rc == 0) rc = rtq__broker2_sign_backstop(b, &a, queue, wid, s->bs_offset, RTQ_BROKER2_BACKSTOP_PER_CALL);
+                             &keep, s->bs_offset, n);
+    if (rc == 0) rc = rtq__broker2_sign_backstop(b, &a, queue, wid, s->bs_offset, n);
+    uint64_t sent = rtq__mono_ns();
     if (rc == 0) rc = rtq_script2_run(b->conn, &a, &r);
+    uint64_t took_us = (rtq__mono_ns() - sent) / 1000;
     rtq_argv_destroy(&a);
     (*calls)--;
     rtq__backstop2_result res;
     if (rc == 0 && rtq__reply2_backstop(r, &res) != 0) rc = RTQ_EREDIS;
+    if (rc == 0) rtq__step_update(&s->bs_step, (int)res.read, took_us);
     if (rc == RTQ_EREDIS) {
       /* A key of another type: this list is skipped, the pass goes on. */
       rtq_log(RTQ_LOG_ERROR, "timeout backstop step failed", "worker", wid, "queue", queue,
@@ -119,7 +124,7 @@ static int walk_worker(rtq_broker *b, const char *wid, int *calls, bool *done) {
       RTQ__COUNT(b, timeouts, res.nended);
       rc = tell_workers(b, queue, &res);
     }
-    if (rc == 0 && res.read < RTQ_BROKER2_BACKSTOP_PER_CALL) {
+    if (rc == 0 && res.read < n) {
       s->bs_queue++;
       s->bs_offset = 0;
     } else if (rc == 0) {

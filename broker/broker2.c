@@ -17,7 +17,12 @@
 
 int rtq__broker2_new(rtq_broker *b) {
   b->v2 = calloc(1, sizeof *b->v2);
-  return b->v2 == NULL ? RTQ_ENOMEM : 0;
+  if (b->v2 == NULL) return RTQ_ENOMEM;
+  rtq__step_init(&b->v2->bs_step, RTQ_BROKER2_STEP_MIN, RTQ_BROKER2_STEP_START,
+                 RTQ_BROKER2_BACKSTOP_PER_CALL);
+  rtq__step_init(&b->v2->rc_step, RTQ_BROKER2_STEP_MIN, RTQ_BROKER2_STEP_START,
+                 RTQ_BROKER2_RECOVER_PER_CALL);
+  return 0;
 }
 
 void rtq__broker2_names_free(char **names, size_t n) {

@@ -26,6 +26,7 @@
 #include "internal.h"
 #include "keys2.h"
 #include "scripts2.h"
+#include "step.h"
 
 /* Queues read from {ns}:queues at most; past it the rest wait (logged). */
 #define RTQ_BROKER2_MAX_QUEUES 100000
@@ -38,16 +39,20 @@
  * starts (Redis ms). */
 #define RTQ_BROKER2_BACKSTOP_CALLS_PER_SWEEP 50
 #define RTQ_BROKER2_BACKSTOP_EVERY_MS 2000
-/* Entries per recover and backstop call. The scripts take up to 100, but
- * a recover call of 100 redelivered tasks took 1.0 ms of Redis time
- * (median; 50: 0.55 ms) on the development machine, and no call should
- * take over 1 ms (docs/BROKER.md, "Protocol 2"). */
+/* Entries per recover and backstop call at most. The scripts take up to
+ * 100, but a recover call of 100 redelivered tasks took 1.0 ms of Redis
+ * time (median; 50: 0.55 ms) on the development machine, and no call
+ * should take over 1 ms (docs/BROKER.md, "Protocol 2"). Below that the
+ * step is fitted to each call's time (step.h), from
+ * RTQ_BROKER2_STEP_START down to RTQ_BROKER2_STEP_MIN. */
 #ifndef RTQ_BROKER2_RECOVER_PER_CALL
 #define RTQ_BROKER2_RECOVER_PER_CALL 50
 #endif
 #ifndef RTQ_BROKER2_BACKSTOP_PER_CALL
 #define RTQ_BROKER2_BACKSTOP_PER_CALL 50
 #endif
+#define RTQ_BROKER2_STEP_START 20
+#define RTQ_BROKER2_STEP_MIN 5
 /* Queues named in one worker record at most. */
 #define RTQ_BROKER2_MAX_WORKER_QUEUES 1000
 
@@ -106,6 +111,9 @@ typedef struct rtq__broker2 {
   uint64_t au_cycles;       /* full walks over every primary */
   uint64_t au_lists;        /* processing lists seen in this walk */
   bool au_refused, au_junk_logged, au_full_logged;
+
+  /* Entries of the next backstop and recover call (step.h). */
+  rtq__step bs_step, rc_step;
 } rtq__broker2;
 
 /* broker2.c: the state's life, and what the phases share. */

@@ -6,8 +6,10 @@
  * (no heartbeat puts it there), or its record {ns}:worker:<wid> is missing
  * (PROTOCOL.md section 6; dead.c finds them). Its processing lists {ns:Q}:p:<wid>, of the
  * queues its record names, else of every queue of {ns}:queues, hold the
- * ids it took and did not finish. recover.lua takes them 50 per call
- * (LREM gates each, so racing brokers recover each once): back to the
+ * ids it took and did not finish. recover.lua takes them a step of
+ * entries a call (step.h: 20 at first, then 5 to 50, fitted to what the
+ * calls cost), each gated by LREM, so racing brokers recover each once:
+ * back to the
  * front of the queue, or ended cancelled (cancel asked), timeout (past
  * deadline + grace) or failed WORKER_LOST (delivered max_deliveries
  * times); an entry that is no id or has no task is dead-lettered.
@@ -88,7 +90,9 @@ static int recover_page(rtq_broker *b, const char *wid, const char *queue, const
                           (uint64_t)b->o.timeout_grace_ms, &keep, entries, n);
   if (rc == 0)
     rc = rtq__broker2_sign_recover(b, &a, queue, wid, (const redisReply *const *)page->element, page->elements);
+  uint64_t sent = rtq__mono_ns();
   if (rc == 0) rc = rtq_script2_run(b->conn, &a, &r);
+  if (rc == 0) rtq__step_update(&b->v2->rc_step, n, (rtq__mono_ns() - sent) / 1000);
   rtq_argv_destroy(&a);
   rtq__recover2_entry out[RTQ_BROKER2_RECOVER_PER_CALL];
   int got = 0;
@@ -103,24 +107,26 @@ static int recover_page(rtq_broker *b, const char *wid, const char *queue, const
   return rc;
 }
 
-/* LRANGE p 0 99 of each queue, pipelined, on bt. */
-static int first_pages(rtq_broker *b, rtq__batch *bt, const char *wid, char **queues, size_t nq) {
+/* LRANGE p 0 <step - 1> of each queue, pipelined, on bt; *asked the step. */
+static int first_pages(rtq_broker *b, rtq__batch *bt, const char *wid, char **queues, size_t nq,
+                       int *asked) {
   rtq__batch_clear(bt);
+  *asked = b->v2->rc_step.n;
   for (size_t i = 0; i < nq; i++) {
     rtq_argv *a = rtq__batch_add(bt);
     if (a == NULL) return RTQ_ENOMEM;
     rtq_argv_add_str(a, "LRANGE");
     rtq__argv_add_key2(a, rtq_keys2_processing(&b->keys2, queues[i], wid));
     rtq_argv_add_i64(a, 0);
-    rtq_argv_add_i64(a, RTQ_BROKER2_RECOVER_PER_CALL - 1);
+    rtq_argv_add_i64(a, *asked - 1);
   }
   return nq > 0 ? rtq__batch_run(b->conn, bt) : 0;
 }
 
 /* Drains wid's list of queue starting with the page already read, within
  * budget; *empty when the list was seen empty. */
-static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *page, int *budget,
-                 tally *t, bool *empty) {
+static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *page, int asked,
+                 int *budget, tally *t, bool *empty) {
   int rc = 0;
   *empty = false;
   while (rc == 0) {
@@ -137,7 +143,7 @@ static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *
     uint64_t errors = t->errors;
     rc = recover_page(b, wid, queue, page, t);
     if (rc != 0 || t->errors != errors) break;
-    if (page != NULL && page->elements < RTQ_BROKER2_RECOVER_PER_CALL) {
+    if (page != NULL && page->elements < (size_t)asked) {
       *empty = true; /* reap() checks again */
       break;
     }
@@ -147,8 +153,9 @@ static int drain(rtq_broker *b, const char *wid, const char *queue, redisReply *
     rtq_argv_init(&a);
     rtq_argv_add_str(&a, "LRANGE");
     rtq__argv_add_key2(&a, rtq_keys2_processing(&b->keys2, queue, wid));
+    asked = b->v2->rc_step.n;
     rtq_argv_add_i64(&a, 0);
-    rtq_argv_add_i64(&a, RTQ_BROKER2_RECOVER_PER_CALL - 1);
+    rtq_argv_add_i64(&a, asked - 1);
     rc = rtq_conn_command(b->conn, &a, &page);
     rtq_argv_destroy(&a);
   }
@@ -221,9 +228,10 @@ static void log_tally(const char *wid, const tally *t) {
 }
 
 /* Drains the first pages of wid's lists of queues (bt, as first_pages
- * left it) within budget; *all_empty when every list was seen empty. */
+ * left it, asked entries each) within budget; *all_empty when every list
+ * was seen empty. */
 static int drain_pages(rtq_broker *b, rtq__batch *bt, const char *wid, char **queues, size_t nq,
-                       int *budget, tally *t, bool *all_empty) {
+                       int asked, int *budget, tally *t, bool *all_empty) {
   int rc = 0;
   *all_empty = true;
   for (size_t i = 0; rc == 0 && i < nq; i++) {
@@ -235,7 +243,7 @@ static int drain_pages(rtq_broker *b, rtq__batch *bt, const char *wid, char **qu
               wid, "queue", queues[i], NULL);
       if (page != NULL) freeReplyObject(page);
     } else {
-      rc = drain(b, wid, queues[i], page, budget, t, &empty);
+      rc = drain(b, wid, queues[i], page, asked, budget, t, &empty);
     }
     *all_empty = *all_empty && empty;
   }
@@ -265,10 +273,11 @@ static int recover_worker(rtq_broker *b, const char *wid, const rtq__dead_range 
   int rc = rtq__broker2_worker_queues(b, wid, &queues, &nq, &owned);
   if (rc != 0) return rc;
   rtq__batch *bt = &b->batch2;
-  rc = first_pages(b, bt, wid, queues, nq);
+  int asked = 0;
+  rc = first_pages(b, bt, wid, queues, nq, &asked);
   tally t = {0};
   bool all_empty = false;
-  if (rc == 0) rc = drain_pages(b, bt, wid, queues, nq, budget, &t, &all_empty);
+  if (rc == 0) rc = drain_pages(b, bt, wid, queues, nq, asked, budget, &t, &all_empty);
   rtq__batch_clear(bt);
   count_tally(b, wid, &t);
   if (rc == 0 && all_empty) rc = reap(b, wid, queues, nq, d);
@@ -280,10 +289,11 @@ int rtq__broker2_recover_list(rtq_broker *b, const char *wid, const char *queue,
                               bool *empty, uint64_t *moved) {
   char *queues[1] = {(char *)queue};
   rtq__batch *bt = &b->batch2;
-  int rc = first_pages(b, bt, wid, queues, 1);
+  int asked = 0;
+  int rc = first_pages(b, bt, wid, queues, 1, &asked);
   tally t = {0};
   *empty = false;
-  if (rc == 0) rc = drain_pages(b, bt, wid, queues, 1, budget, &t, empty);
+  if (rc == 0) rc = drain_pages(b, bt, wid, queues, 1, asked, budget, &t, empty);
   rtq__batch_clear(bt);
   *moved = count_tally(b, wid, &t);
   return rc;
