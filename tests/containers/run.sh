@@ -16,6 +16,10 @@
 #   stop      `docker-compose stop worker` (SIGTERM) mid-task: each worker
 #             finishes or hands back its tasks and exits 0 within
 #             stop_grace_period; started again, the workers complete the rest
+#   crash     `rtq.crash` with force (a SIGSEGV in the handler): the task
+#             fails WORKER_CRASH, every worker container still runs with the
+#             same id, start time, restart count and worker id, and the next
+#             task completes (the workers run in process isolation)
 #   down      `down -v` leaves no container, network, volume or process
 #   cluster   the `cluster` profile: 3 Redis Cluster primaries, the broker
 #             and `--scale cluster-worker=2`; 100 tasks into each of three
@@ -41,7 +45,7 @@ keep=0
 for arg in "$@"; do
   case $arg in
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -475,6 +479,45 @@ dc_up --scale worker=3
 wait_for 60 "1348 tasks completed after the restart" completed_is 1348
 [ "$(status_count failed)" = 0 ] || die "$(status_count failed) tasks failed"
 say "started again: 1348 of 1348 completed"
+
+# ---- crash ---------------------------------------------------------------------
+phase "crash: rtq.crash force"
+# The compose workers run handlers in process isolation: a handler that
+# crashes (rtq.crash with force, a SIGSEGV) takes its forked child down,
+# not the worker. The task fails WORKER_CRASH; every worker container keeps
+# running, with the same container id, start time and restart count, and
+# its worker id; the next task completes.
+state_of() { podman inspect -f '{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.RestartCount}}' "$1"; }
+declare -A before_state before_wid
+for c in "${workers[@]}"; do
+  before_state[$c]=$(state_of "$c")
+  before_wid[$c]=$(worker_id_of "$c")
+  case ${before_state[$c]} in *" running "*) ;; *) die "$c is not running: ${before_state[$c]}" ;; esac
+  [ -n "${before_wid[$c]}" ] || die "no worker id for $c"
+done
+crash_id=crash-$proj
+rtq enqueue rtq.crash '{"force":true}' --retries 0 --id "$crash_id" >/dev/null || die "enqueue rtq.crash failed"
+crash_status() { rtq status "$crash_id" --json | json "d['status']"; }
+crash_ended() { case $(crash_status) in failed | completed | cancelled | timeout | dead) return 0 ;; *) return 1 ;; esac; }
+wait_for 60 "the rtq.crash task ended" crash_ended
+rtq status "$crash_id" --json >"$tmp/crash.json"
+crash_line=$("$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); e=d.get("error") or {}; print(d["status"], e.get("code") or d.get("error_code"), d["worker"])' "$tmp/crash.json")
+read -r crash_st crash_code crash_wid <<<"$crash_line"
+say "rtq.crash ended $crash_st $crash_code on worker $crash_wid"
+[ "$crash_st" = failed ] || die "rtq.crash ended $crash_st, not failed: $(cat "$tmp/crash.json")"
+[ "$crash_code" = WORKER_CRASH ] || die "rtq.crash failed with $crash_code, not WORKER_CRASH"
+ran_it=""
+for c in "${workers[@]}"; do
+  [ "${before_wid[$c]}" = "$crash_wid" ] && ran_it=$c
+  [ "$(state_of "$c")" = "${before_state[$c]}" ] || die "$c changed: ${before_state[$c]} -> $(state_of "$c")"
+  [ "$(worker_id_of "$c")" = "${before_wid[$c]}" ] || die "$c's worker id changed"
+done
+[ -n "$ran_it" ] || die "no worker container had the id $crash_wid"
+say "$ran_it ran it and still runs: $(state_of "$ran_it" | cut -c1-12)..., no restart, same worker id"
+rtq enqueue rtq.echo '{"after":"crash"}' --id "after-$crash_id" >/dev/null || die "enqueue after the crash failed"
+after_completed() { [ "$(rtq status "after-$crash_id" --json | json "d['status']")" = completed ]; }
+wait_for 60 "the task after the crash completed" after_completed
+say "the next task completed"
 
 # ---- down ------------------------------------------------------------------
 # down -v, then nothing of the project may be left: containers, network,
