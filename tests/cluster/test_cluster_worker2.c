@@ -218,9 +218,35 @@ static uint64_t count_now(rtq_client *c, rtq_status st) {
   return n;
 }
 
+/* A worker that took one rtq.sleep task of `seconds` on each queue and was
+ * then killed with kill -9: ids[q] the tasks, args the worker's argv (the
+ * caller reuses it for the next worker), logging to logname in node 0's
+ * directory. (asserts) */
+static void tasks_of_a_killed_worker(rtq_client *c, double seconds, char seeds[3][128], const char *logname,
+                                     char ids[NQ][RTQ_TASK_ID_SIZE], const char *args[24]) {
+  rtq_args *a = rtq_args_new();
+  assert_int_equal(rtq_args_set_double(a, "seconds", seconds), 0);
+  for (int q = 0; q < NQ; q++) {
+    rtq_task_options o = {.queue = queues[q]};
+    assert_int_equal(rtq_create_task(c, "rtq.sleep", a, &o, ids[q], NULL), 0);
+  }
+  rtq_args_free(a);
+  const char *head[] = {"--protocol", "2", "--redis", seeds[0], "--demo-handlers", "--heartbeat-interval",
+                        "200ms", "--heartbeat-ttl", "1s"};
+  int n = 0;
+  for (; n < 9; n++) args[n] = head[n];
+  for (int q = 0; q < NQ; q++) args[n++] = "--queue", args[n++] = queues[q];
+  args[n] = NULL;
+  char log[256];
+  snprintf(log, sizeof log, "%s/%s", rtq_test_redis_dir(rtq_test_cluster_node(cl, 0)), logname);
+  pid_t victim = cluster_spawn("worker/rtq-worker", args, log);
+  RTQ_TEST_WAIT_FOR(count_now(c, RTQ_STATUS_RUNNING) == NQ, 20000);
+  assert_int_equal(rtq_test_terminate(victim, SIGKILL, 5000, NULL), 0);
+}
+
 static void test_cluster_worker2_broker_sweeps_every_shard(void **state) {
   (void)state;
-  char seed[128], seeds[3][128], alog[256], blog[256], wlog[256];
+  char seed[128], seeds[3][128], blog[256], wlog[256];
   rtq_test_cluster_url(cl, 2, seed, sizeof seed);
   for (int i = 0; i < 3; i++) rtq_test_cluster_url(cl, i, seeds[i], sizeof seeds[i]);
   rtq_client_options co = {.redis_url = seed, .protocol = 2};
@@ -228,24 +254,10 @@ static void test_cluster_worker2_broker_sweeps_every_shard(void **state) {
   assert_int_equal(rtq_client_new(&co, &c), 0);
   uint64_t base = count_now(c, RTQ_STATUS_COMPLETED);
   /* One 3 s task per queue for a worker that is then killed. */
-  rtq_args *a = rtq_args_new();
-  assert_int_equal(rtq_args_set_double(a, "seconds", 3.0), 0);
   char slow[NQ][RTQ_TASK_ID_SIZE], later[NQ][RTQ_TASK_ID_SIZE];
-  for (int q = 0; q < NQ; q++) {
-    rtq_task_options o = {.queue = queues[q]};
-    assert_int_equal(rtq_create_task(c, "rtq.sleep", a, &o, slow[q], NULL), 0);
-  }
-  rtq_args_free(a);
+  const char *args[24];
+  tasks_of_a_killed_worker(c, 3.0, seeds, "worker2-killed.log", slow, args);
   const char *dir = rtq_test_redis_dir(rtq_test_cluster_node(cl, 0));
-  snprintf(alog, sizeof alog, "%s/worker2-killed.log", dir);
-  const char *args[24] = {"--protocol", "2", "--redis", seeds[0], "--demo-handlers", "--heartbeat-interval",
-                          "200ms", "--heartbeat-ttl", "1s"};
-  int n = 9;
-  for (int q = 0; q < NQ; q++) args[n++] = "--queue", args[n++] = queues[q];
-  args[n] = NULL;
-  pid_t victim = cluster_spawn("worker/rtq-worker", args, alog);
-  RTQ_TEST_WAIT_FOR(count_now(c, RTQ_STATUS_RUNNING) == NQ, 20000);
-  assert_int_equal(rtq_test_terminate(victim, SIGKILL, 5000, NULL), 0);
   /* Delayed tasks, one per queue, for the broker to promote. */
   for (int q = 0; q < NQ; q++) {
     rtq_task_options o = {.queue = queues[q], .delay_ms = 800};
@@ -288,31 +300,17 @@ static void test_cluster_worker2_broker_sweeps_every_shard(void **state) {
  * nothing; the broker still recovers all six lists. */
 static void test_cluster_worker2_audit_scans_every_primary(void **state) {
   (void)state;
-  char seed[128], seeds[3][128], alog[256], blog[256], wlog[256];
+  char seed[128], seeds[3][128], blog[256], wlog[256];
   rtq_test_cluster_url(cl, 0, seed, sizeof seed);
   for (int i = 0; i < 3; i++) rtq_test_cluster_url(cl, i, seeds[i], sizeof seeds[i]);
   rtq_client_options co = {.redis_url = seed, .protocol = 2};
   rtq_client *c = NULL;
   assert_int_equal(rtq_client_new(&co, &c), 0);
   uint64_t base = count_now(c, RTQ_STATUS_COMPLETED);
-  rtq_args *a = rtq_args_new();
-  assert_int_equal(rtq_args_set_double(a, "seconds", 2.0), 0);
   char ids[NQ][RTQ_TASK_ID_SIZE];
-  for (int q = 0; q < NQ; q++) {
-    rtq_task_options o = {.queue = queues[q]};
-    assert_int_equal(rtq_create_task(c, "rtq.sleep", a, &o, ids[q], NULL), 0);
-  }
-  rtq_args_free(a);
+  const char *args[24];
+  tasks_of_a_killed_worker(c, 2.0, seeds, "worker2-hidden.log", ids, args);
   const char *dir = rtq_test_redis_dir(rtq_test_cluster_node(cl, 0));
-  snprintf(alog, sizeof alog, "%s/worker2-hidden.log", dir);
-  const char *args[24] = {"--protocol", "2", "--redis", seeds[0], "--demo-handlers", "--heartbeat-interval",
-                          "200ms", "--heartbeat-ttl", "1s"};
-  int n = 9;
-  for (int q = 0; q < NQ; q++) args[n++] = "--queue", args[n++] = queues[q];
-  args[n] = NULL;
-  pid_t victim = cluster_spawn("worker/rtq-worker", args, alog);
-  RTQ_TEST_WAIT_FOR(count_now(c, RTQ_STATUS_RUNNING) == NQ, 20000);
-  assert_int_equal(rtq_test_terminate(victim, SIGKILL, 5000, NULL), 0);
   rtq_conn *k = rtq_test_conn_new(seed);
   assert_int_equal(rtq_test_cmd_int(k, "DEL", rtq_keys2_workers(&K).s, NULL), 1);
   snprintf(blog, sizeof blog, "%s/broker2-audit.log", dir);
