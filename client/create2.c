@@ -303,10 +303,13 @@ static void send_calls(rtq_client *c, const prepared *p, call2 *calls, size_t nc
   rtq_conn *conn = NULL;
   int rc = rtq__pool_get(c, &conn);
   size_t sent = 0;
+  /* Each call goes out as soon as it is built, so Redis runs it while the
+   * next is built: a batch costs the longer of the two, not their sum. */
   for (size_t k = 0; rc == 0 && k < ncalls; k++) {
     rc = build(c, p, &calls[k], false);
     if (rc == 0) rc = rtq_conn_append(conn, &calls[k].cmd);
     if (rc == 0) sent = k + 1;
+    if (rc == 0 && k + 1 < ncalls) rc = rtq_conn_send(conn);
   }
   /* Replies of what was sent, in order; a NOSCRIPT call is sent again
    * after the pipeline (rtq_script2_run then sends the body). */

@@ -447,6 +447,19 @@ int rtq_conn_append(rtq_conn *c, const rtq_argv *a) {
   return 0;
 }
 
+int rtq_conn_send(rtq_conn *c) {
+  if (c->cl != NULL) return 0;
+  if (c->ctx == NULL) {
+    set_err(c, "not connected (a pipeline broke or the connection was dropped)");
+    return RTQ_ECONN;
+  }
+  int done = 0;
+  do {
+    if (redisBufferWrite(c->ctx, &done) != REDIS_OK) return io_failure(c);
+  } while (!done);
+  return 0;
+}
+
 int rtq_conn_get_reply(rtq_conn *c, redisReply **reply) {
   if (c->cl != NULL) return rtq__cluster_get_reply(c->cl, reply);
   if (reply != NULL) *reply = NULL;

@@ -135,13 +135,21 @@ int rtq_conn_command(rtq_conn *c, const rtq_argv *argv, redisReply **reply);
 
 /*
  * Pipelining: append commands (reconnecting first if dropped; nothing is
- * sent until the first get_reply), then read their replies in order with the
+ * sent until rtq_conn_send or the first get_reply), then read their replies in order with the
  * same returns as rtq_conn_command. A failed read drops the connection, and
  * get_reply never reconnects, so the remaining replies of a broken pipeline
  * all fail with RTQ_ECONN instead of being read from a new connection.
  */
 int rtq_conn_append(rtq_conn *c, const rtq_argv *argv);
 int rtq_conn_get_reply(rtq_conn *c, redisReply **reply);
+/*
+ * Writes the appended commands now, blocking until the socket took them,
+ * so that Redis runs them while the caller builds the next ones; their
+ * replies are read with get_reply as before. A cluster connection sends
+ * at its first get_reply (0 here). RTQ_ECONN when the write fails, which
+ * drops the pipeline as a failed read does.
+ */
+int rtq_conn_send(rtq_conn *c);
 
 /*
  * 0 when connected. Otherwise reconnects now if the backoff allows, else

@@ -489,6 +489,67 @@ static void test_conn_broken_pipeline_never_reads_a_new_connection(void **state)
   rtq_test_redis_stop(r);
 }
 
+/* rtq_conn_send puts the appended commands on the wire: Redis runs them
+ * before any reply is read (another connection sees their writes), and
+ * their replies still come in order. */
+static void test_conn_send_runs_appended_commands_before_the_read(void **state) {
+  (void)state;
+  rtq_conn *c = rtq_test_conn();
+  rtq_conn *other = rtq_test_conn();
+  rtq_argv a;
+  rtq_argv_init(&a);
+  for (int i = 0; i < 3; i++) {
+    rtq_argv_reset(&a);
+    rtq_argv_add_str(&a, "RPUSH");
+    rtq_argv_add_str(&a, "conn:sent");
+    rtq_argv_add_i64(&a, i);
+    assert_int_equal(rtq_conn_append(c, &a), 0);
+  }
+  assert_int_equal(rtq_conn_send(c), 0);
+  RTQ_TEST_WAIT_FOR(rtq_test_cmd_int(other, "LLEN", "conn:sent", NULL) == 3, 5000);
+  for (int i = 0; i < 3; i++) {
+    redisReply *r = NULL;
+    assert_int_equal(rtq_conn_get_reply(c, &r), 0);
+    assert_int_equal(r->integer, i + 1);
+    freeReplyObject(r);
+  }
+  /* Nothing appended: nothing to write. */
+  assert_int_equal(rtq_conn_send(c), 0);
+  assert_int_equal(rtq_test_cmd_int(c, "DEL", "conn:sent", NULL), 1);
+  rtq_argv_destroy(&a);
+  rtq_conn_free(other);
+  rtq_conn_free(c);
+}
+
+/* A send on a connection whose server died fails, and the pipeline's
+ * replies then fail too: none is read from a new connection. */
+static void test_conn_send_to_a_dead_server_fails_the_pipeline(void **state) {
+  (void)state;
+  rtq_test_redis *r = rtq_test_redis_start(NULL);
+  assert_non_null(r);
+  rtq_conn *c = connect_opts(rtq_test_redis_url_of(r), 1000, 10, 50);
+  assert_int_equal(ping(c), 0);
+  assert_int_equal(rtq_test_redis_kill9(r), 0);
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "PING");
+  /* The first write after the peer died may still be accepted by the
+   * kernel; a later one, or the read, reports the broken connection. */
+  int rc = 0;
+  for (int i = 0; i < 200 && rc == 0; i++) {
+    rc = rtq_conn_append(c, &a);
+    if (rc == 0) rc = rtq_conn_send(c);
+  }
+  if (rc == 0) rc = rtq_conn_get_reply(c, NULL);
+  assert_int_equal(rc, RTQ_ECONN);
+  assert_int_equal(rtq_conn_get_reply(c, NULL), RTQ_ECONN);
+  assert_int_equal(rtq_test_redis_restart(r), 0);
+  RTQ_TEST_WAIT_FOR(ping(c) == 0, 5000);
+  rtq_argv_destroy(&a);
+  rtq_conn_free(c);
+  rtq_test_redis_stop(r);
+}
+
 static void test_conn_time_ms_is_redis_time(void **state) {
   (void)state;
   rtq_conn *c = rtq_test_conn();
@@ -656,6 +717,8 @@ int main(void) {
       cmocka_unit_test(test_conn_eviction_policy_without_config_permission),
       cmocka_unit_test(test_conn_pipelining_keeps_order),
       cmocka_unit_test(test_conn_broken_pipeline_never_reads_a_new_connection),
+      cmocka_unit_test(test_conn_send_runs_appended_commands_before_the_read),
+      cmocka_unit_test(test_conn_send_to_a_dead_server_fails_the_pipeline),
       cmocka_unit_test(test_conn_time_ms_is_redis_time),
       cmocka_unit_test(test_conn_scripts_evalsha_then_noscript_fallback),
       cmocka_unit_test(test_conn_scripts_eval_form_and_foreign_noscript),
