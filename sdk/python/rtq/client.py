@@ -169,7 +169,8 @@ class Client:
 
     def __init__(self, url=None, namespace=None, default_queue=None, pool_size=0,
                  connect_timeout=None, command_timeout=None, url_file=None,
-                 signing_key_file=None, result_keys_file=None, task_keys_file=None):
+                 signing_key_file=None, result_keys_file=None, task_keys_file=None,
+                 reply_spin_us=None):
         self._c = None
         keep = _Keep()
         o = ffi.new("rtq_client_options *")
@@ -183,6 +184,11 @@ class Client:
         o.pool_size = pool_size
         o.connect_timeout_ms = _ms(connect_timeout, "connect_timeout")
         o.command_timeout_ms = _ms(command_timeout, "command_timeout")
+        if reply_spin_us is not None:
+            if type(reply_spin_us) is not int:
+                raise TypeError("reply_spin_us must be an int")
+            # 0 is the library's default; -1 never spins (docs/CLIENT.md).
+            o.reply_spin_us = reply_spin_us if -1 <= reply_spin_us <= 1000 else -2
         out = ffi.new("rtq_client **")
         rc = lib.rtq_client_new(o, out)
         if rc != 0:

@@ -66,6 +66,22 @@ def test_errors_are_exceptions_with_the_library_code(url):
     assert e.value.code == "RTQ_EINVAL"
 
 
+def test_reply_spin_reaches_the_library(url):
+    """reply_spin_us goes to librtq's option of that name: the library
+    refuses values outside -1..1000; -1 (never spin) and the longest spin
+    both work."""
+    for bad in (-2, 1001, 10**12):
+        with pytest.raises(rtq.Error) as e:
+            rtq.Client(url, reply_spin_us=bad)
+        assert e.value.code == "RTQ_EINVAL" and "spin" in e.value.message
+    with pytest.raises(TypeError):
+        rtq.Client(url, reply_spin_us="60")
+    for ok in (-1, 0, 1000):
+        with rtq.Client(url, reply_spin_us=ok) as c:
+            tid = c.create_task("job", {"spin": ok})
+            assert c.get_task(tid)["args"] == {"spin": ok}
+
+
 def test_url_from_a_file(url, tmp_path):
     """url_file: the URL, password included, read from a file by librtq;
     a missing file raises RTQ_EINVAL naming it."""
