@@ -72,6 +72,33 @@ static const redisReply *field_of(const redisReply *r, const char *name) {
   return NULL;
 }
 
+/* Args of 65..256 bytes are stored in 64-byte chunks x, x2, x3, x4
+ * (docs/PROTOCOL.md section 3): when x2 is there, the chunks after x are
+ * appended to the args read from x, in their order. */
+static int join_args(rtq_task *t, const redisReply *th) {
+  static const char *const more[] = {"x2", "x3", "x4"};
+  const redisReply *v[3];
+  size_t have = t->args != NULL ? t->args_len : 0, add = 0;
+  for (int i = 0; i < 3; i++) {
+    v[i] = field_of(th, more[i]);
+    if (v[i] != NULL) add += v[i]->len;
+  }
+  if (v[0] == NULL) return 0; /* chunks follow x2, as claim reads them */
+  char *p = malloc(have + add + 1);
+  if (p == NULL) return RTQ_ENOMEM;
+  if (have > 0) memcpy(p, t->args, have);
+  for (int i = 0; i < 3; i++) {
+    if (v[i] == NULL) continue;
+    memcpy(p + have, v[i]->str, v[i]->len);
+    have += v[i]->len;
+  }
+  p[have] = '\0';
+  free(t->args);
+  t->args = p;
+  t->args_len = have;
+  return 0;
+}
+
 /* A field as a reader sees it: the side hash's value over the task hash's. */
 static rtq_sign_bytes merged(const redisReply *th, const redisReply *xh, bool side, const char *name) {
   const redisReply *v = side ? field_of(xh, name) : NULL;
@@ -132,6 +159,7 @@ static int from_hashes(const char *queue, const char *id, const redisReply *th,
   size_t n = sizeof fields2 / sizeof fields2[0];
   bool side = has_side(th);
   int rc = rtq__task_apply(t, fields2, n, th, &have_status);
+  if (rc == 0) rc = join_args(t, th);
   if (rc == 0 && side) rc = rtq__task_apply(t, fields2, n, xh, &have_status);
   if (rc == 0 && !have_status) rc = RTQ_EDECODE;
   if (rc == 0) rc = check_outcome(keys, producers, queue, id, t, th, xh, side);

@@ -484,9 +484,31 @@ void rtq__claim2_tick(rtq_worker *w, uint64_t now) {
 /* ---- adoption after a lost reply ---- */
 
 /* The fields of a task hash adoption reads: s w a n x xs to, and the
- * signature with the rest of what it covers: sg mr rt bo; and b, the
- * claim's time, which the outcome's signature covers. */
-#define NFIELDS 12
+ * signature with the rest of what it covers: sg mr rt bo; b, the claim's
+ * time, which the outcome's signature covers; and x2 x3 x4, the chunks
+ * of args of 65..256 bytes. */
+#define NFIELDS 15
+
+/* The args chunks x, x2, x3, x4 of an adoption's HMGET reply (positions
+ * 4, 12, 13, 14) joined into one malloc'd buffer; NULL when out of
+ * memory. */
+static char *join_chunks(const redisReply *h, size_t *len) {
+  static const int at[] = {4, 12, 13, 14};
+  size_t n = 0;
+  for (int i = 0; i < 4; i++)
+    if (h->element[at[i]]->type == REDIS_REPLY_STRING) n += h->element[at[i]]->len;
+  char *p = malloc(n + 1);
+  if (p == NULL) return NULL;
+  n = 0;
+  for (int i = 0; i < 4; i++) {
+    const redisReply *c = h->element[at[i]];
+    if (c->type != REDIS_REPLY_STRING) continue;
+    memcpy(p + n, c->str, c->len);
+    n += c->len;
+  }
+  *len = n;
+  return p;
+}
 
 static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
   rtq__job *j = pd;
@@ -504,15 +526,26 @@ static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
   for (int i = 0; i < NFIELDS; i++) f[i] = h->element[i]->type == REDIS_REPLY_STRING ? h->element[i]->str : NULL;
   if (f[0] != NULL && f[1] != NULL && strcmp(f[0], "running") == 0 && strcmp(f[1], w->id) == 0) {
     /* Its claim ran and the reply was lost: it runs with the hash's attempt. */
-    const redisReply *x = f[5] != NULL ? side : h->element[4];
+    /* The side hash's x, when there is one: a side hash may hold only an
+     * earlier attempt's long error, the args then being in the task hash. */
+    bool side_args = f[5] != NULL && side->type == REDIS_REPLY_STRING;
+    const redisReply *x = side_args ? side : h->element[4];
+    /* Args of 65..256 bytes: chunks x, x2, x3, x4, joined in order. */
+    size_t joined_len = 0;
+    char *joined = !side_args && f[12] != NULL ? join_chunks(h, &joined_len) : NULL;
+    if (!side_args && f[12] != NULL && joined == NULL) {
+      w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
+      lost_track(w, j);
+      return;
+    }
     rtq__claim2_entry e = {.kind = RTQ__CLAIM2_OK,
                            .id = j->id,
                            .id_len = strlen(j->id),
                            .name = f[3] ? f[3] : "",
                            .attempt = f[2] ? strtoll(f[2], NULL, 10) : 1,
                            .timeout_ms = f[6] ? strtoll(f[6], NULL, 10) : 0,
-                           .args = x->type == REDIS_REPLY_STRING ? x->str : "",
-                           .args_len = x->type == REDIS_REPLY_STRING ? x->len : 0,
+                           .args = joined ? joined : x->type == REDIS_REPLY_STRING ? x->str : "",
+                           .args_len = joined ? joined_len : x->type == REDIS_REPLY_STRING ? x->len : 0,
                            .signature = f[7] ? f[7] : "",
                            .to_s = f[6] ? f[6] : "",
                            .mr_s = f[8] ? f[8] : "",
@@ -525,6 +558,7 @@ static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
     rtq__job_set_state(w, j, RTQ__JOB_CLAIMING);
     j->claimed_running = w->phase == RTQ__RUN;
     claimed(w, j, &e);
+    free(joined);
     return;
   }
   claim_call *cc = malloc(sizeof *cc);
@@ -549,7 +583,8 @@ static void send_adopt(rtq_worker *w, rtq__job *j) {
   rtq_argv_reset(&w->argv);
   rtq_argv_add_str(&w->argv, "HMGET");
   rtq__argv_add_key2(&w->argv, t);
-  const char *fields[NFIELDS] = {"s", "w", "a", "n", "x", "xs", "to", "sg", "mr", "rt", "bo", "b"};
+  const char *fields[NFIELDS] = {"s",  "w",  "a",  "n",  "x",  "xs", "to", "sg",
+                                 "mr", "rt", "bo", "b",  "x2", "x3", "x4"};
   for (int i = 0; i < NFIELDS; i++) rtq_argv_add_str(&w->argv, fields[i]);
   if (rc == 0) rc = rtq__rconn_send(c, &w->argv, rtq__reply_ignore, NULL, 0);
   rtq_argv_reset(&w->argv);

@@ -7,8 +7,9 @@
 --       6 run-time histogram, 7 events channel
 -- ARGV: 1 mode (create | take | finish), 2 task key prefix, 3 side key
 --       prefix, then create: id, args pairs; take: moves; finish: ids.
--- Args over 64 bytes go to the side hash, as create does; take and
--- finish touch the side hash when the task has one (xs), as the scripts do.
+-- Args of 65..256 bytes go to the task hash in 64-byte chunks and longer
+-- ones to the side hash, as create does; take and finish touch the side
+-- hash when the task has one (xs), as the scripts do.
 local mode, tpre, xpre = ARGV[1], ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -19,9 +20,17 @@ if mode == 'create' then
   for i = 4, #ARGV, 2 do
     local id = ARGV[i]
     redis.call('HGET', tpre .. id, 's')
-    if #ARGV[i + 1] > 64 then
-      redis.call('HSET', xpre .. id, 'x', ARGV[i + 1])
+    local a = ARGV[i + 1]
+    if #a > 256 then
+      redis.call('HSET', xpre .. id, 'x', a)
       redis.call('HSET', tpre .. id, 's', 'pending', 'n', 'rtq.noop', 'c', snow, 'xs', '1')
+    elseif #a > 64 then
+      local f = {'s', 'pending', 'n', 'rtq.noop', 'c', snow, 'x', a:sub(1, 64)}
+      for k = 2, 4 do
+        local c = a:sub((k - 1) * 64 + 1, k * 64)
+        if c ~= '' then f[#f + 1] = 'x' .. k; f[#f + 1] = c end
+      end
+      redis.call('HSET', tpre .. id, unpack(f))
     else
       redis.call('HSET', tpre .. id, 's', 'pending', 'n', 'rtq.noop', 'c', snow, 'x', ARGV[i + 1])
     end
@@ -32,7 +41,8 @@ if mode == 'create' then
 elseif mode == 'take' then
   redis.call('HMGET', KEYS[1] .. ':limit', 'rate', 'burst', 'conc')
   for _, id in ipairs(redis.call('RPOP', KEYS[1], ARGV[4]) or {}) do
-    local h = redis.call('HMGET', tpre .. id, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
+    local h = redis.call('HMGET', tpre .. id, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo',
+                         'x2', 'x3', 'x4')
     redis.call('HSET', tpre .. id, 's', 'running', 'w', 'w-bench-1', 'a', '1', 'b', snow, 'dl', sdl)
     if h[6] then redis.call('HGET', xpre .. id, 'x') end
     ids[#ids + 1] = id
@@ -44,7 +54,7 @@ else
     local h = redis.call('HMGET', tpre .. id, 's', 'w', 'a', 'mr', 'bo', 'rt', 'wt', 'xs')
     redis.call('LREM', KEYS[4], '1', id)
     redis.call('HSET', tpre .. id, 's', 'completed', 'e', snow)
-    redis.call('HDEL', tpre .. id, 'dl', 'rs', 'x')
+    redis.call('HDEL', tpre .. id, 'dl', 'rs', 'x', 'x2', 'x3', 'x4')
     redis.call('PEXPIREAT', tpre .. id, sexp)
     if h[8] then redis.call('DEL', xpre .. id) end
     ids[#ids + 1] = id

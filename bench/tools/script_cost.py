@@ -19,7 +19,8 @@ core: on a shared machine the steadier figure:
             Lua script that checks nothing (bench/tools/floor2.lua): what
             the commands alone cost, the floor under the scripts
 The tasks' args are rtq-bench's (76 bytes of msgpack: over the 64-byte
-inline limit, so they go to the side hash); with --small-args, 6 bytes,
+inline limit, so they go to the task hash in two chunks, or to the side
+hash with scripts older than the chunks); with --small-args, 6 bytes,
 which stay in the task hash. Per phase it prints the
 Redis CPU per task, the EVALSHA time per task, the time of the commands
 the scripts ran, the Lua around them (the difference) and the commands

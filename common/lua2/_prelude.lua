@@ -32,6 +32,8 @@ local MAX_TIMEOUT_MS = 315360000000
 local MAX_TASKS = 64              -- tasks per create, take, claim or finish call
 local MAX_CALL_BYTES = 262144     -- values per call, unless the call holds one task
 local INLINE_MAX = 64             -- args and results up to this stay in the hash
+local ARGS_INLINE_MAX = 256       -- args up to this stay in the task hash, in
+                                  -- INLINE_MAX-byte chunks x, x2, x3, x4
 local MAX_TEXT = 65536            -- an error message, progress message
 local MAX_TRACEBACK = 262144
 
@@ -252,7 +254,11 @@ local function end_task(t, x, id, status, now, fields, side, has_side, ttl_s, hi
   end
   if status == 'completed' then
     if has_side then redis.pcall('HDEL', x, 'x') end
-    if signed then redis.call('HDEL', t, 'dl', 'x') else redis.call('HDEL', t, 'dl', 'rs', 'x') end
+    if signed then
+      redis.call('HDEL', t, 'dl', 'x', 'x2', 'x3', 'x4')
+    else
+      redis.call('HDEL', t, 'dl', 'rs', 'x', 'x2', 'x3', 'x4')
+    end
   elseif signed then
     redis.call('HDEL', t, 'dl')
   else
@@ -378,7 +384,8 @@ end
 local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate, names)
   if not valid_name(id) then return {'bad', id, 'the id is not a valid name'} end
   local t = tpre .. id
-  local h = redis.pcall('HMGET', t, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo')
+  local h = redis.pcall('HMGET', t, 's', 'n', 'a', 'to', 'x', 'xs', 'sg', 'mr', 'rt', 'bo',
+                        'x2', 'x3', 'x4')
   if h.err then return {'bad', id, 'the task key is not a hash'} end
   local s = h[1]
   if s ~= 'pending' then
@@ -406,9 +413,13 @@ local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate,
   if gate.on then gate_take(gate, id, dl) end
   redis.call('HSET', t, 's', 'running', 'w', wid, 'a', fmtc(a), 'b', fmtc(now), 'dl', fmtc(dl))
   local args = h[5] or ''
+  -- Args of 65..256 bytes come in chunks, joined in their order.
+  if h[11] then args = args .. h[11] .. (h[12] or '') .. (h[13] or '') end
+  -- A side hash (xs) holds args only when they are over 256 bytes: it
+  -- may exist for a long error or result of an earlier attempt alone.
   if h[6] then
     local v = redis.pcall('HGET', xpre .. id, 'x')
-    args = type(v) == 'string' and v or ''
+    if type(v) == 'string' then args = v end
   end
   started[#started + 1] = {id = id, a = a}
   return {'ok', id, n, a, dl, to, args, h[7] or '', h[4] or '', h[8] or '', h[9] or '', h[10] or ''}

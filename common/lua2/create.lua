@@ -2,8 +2,10 @@
 -- the delayed set), all or nothing: one call creates 1..64 tasks of one
 -- queue. An id that exists already is returned as it is and nothing is
 -- enqueued for it (idempotent caller-supplied ids).
--- Args up to 64 bytes stay in the task hash (`x`); longer ones go to the
--- task's side hash, so that the task hash stays listpack-encoded.
+-- Args up to 64 bytes stay in the task hash (`x`); 65..256 bytes stay
+-- there too, cut into 64-byte chunks `x`, `x2`, `x3`, `x4`; longer ones go
+-- to the task's side hash. Every value of the task hash is then at most
+-- 64 bytes, so that it stays listpack-encoded.
 -- KEYS: 1 queue, 2 delayed, 3 stats
 -- ARGV: 1 events channel, 2 task key prefix, 3 side key prefix,
 --       then per task 10 values: id, name, args (msgpack; '' = none),
@@ -21,7 +23,8 @@
 
 -- Held in locals: used per task (a local of the script body, not of the
 -- prelude, whose every captured local costs each call).
-local rcall, rpcall, find = redis.call, redis.pcall, string.find
+local rcall, rpcall, find, sub = redis.call, redis.pcall, string.find, string.sub
+local CHUNK = {'x2', 'x3', 'x4'}
 local PER = 10
 check_keys()
 local tpre = check_prefix(ARGV[2], 'task key')
@@ -101,7 +104,7 @@ for j = 1, #new do
   local id, name = ARGV[b], ARGV[b + 1]
   local f = {'s', 'pending', 'n', name, 'c', snow}
   local args = ARGV[b + 2]
-  if #args > INLINE_MAX then
+  if #args > ARGS_INLINE_MAX then
     -- The side key is made a hash (side_hash) only when it is not one:
     -- a refused HSET wrote nothing.
     local x = xpre .. id
@@ -110,6 +113,13 @@ for j = 1, #new do
       rcall('HSET', x, 'x', args)
     end
     f[7] = 'xs'; f[8] = '1'
+  elseif #args > INLINE_MAX then
+    f[7] = 'x'; f[8] = sub(args, 1, INLINE_MAX)
+    for k = 1, 3 do
+      local c = sub(args, k * INLINE_MAX + 1, (k + 1) * INLINE_MAX)
+      if c == '' then break end
+      f[#f + 1] = CHUNK[k]; f[#f + 1] = c
+    end
   elseif args ~= '' then
     f[7] = 'x'; f[8] = args
   end

@@ -145,11 +145,11 @@ static char *next_message(rtq_conn *s, const char *channel) {
 }
 
 /* create -> take -> finish: the args come back from the hash (inline) and
- * from the side hash (over 64 bytes); finish ends one task, schedules a
+ * from the side hash (over 256 bytes); finish ends one task, schedules a
  * retry for another, and rejects a stale attempt. */
 static void test_calls2_create_take_finish_round_trip(void **state) {
   (void)state;
-  char big[200];
+  char big[300];
   memset(big, 'b', sizeof big);
   create("t1", "\x81\xa1k\x01", 4, 0);
   create("t2", big, sizeof big, 2);

@@ -121,6 +121,39 @@ static void test_client_task2_side_hash_merged(void **state) {
   rtq_task_free(t);
 }
 
+/* Args of 65..256 bytes are stored in 64-byte chunks x, x2, x3, x4:
+ * rtq_get_task joins them; args over 256 bytes come from the side hash. */
+static void test_client_task2_chunked_args_joined(void **state) {
+  (void)state;
+  int sizes[] = {65, 128, 200, 256, 257, 300};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    /* msgpack {"t": text} is n bytes: fixmap, fixstr "t", then a str8
+     * header (2 bytes) up to 255 bytes of text, str16 (3) over that. */
+    int n = sizes[i], tl = n - 5 <= 255 ? n - 5 : n - 6;
+    char text[300], json[320];
+    memset(text, 'b', (size_t)tl);
+    snprintf(json, sizeof json, "{\"t\":\"%.*s\"}", tl, text);
+    size_t len = 0;
+    char *want = pack(json, &len);
+    assert_int_equal(len, n);
+    char id[RTQ_TASK_ID_SIZE];
+    create("chunks", NULL, json, id);
+    rtq_key2 tk = rtq_keys2_task(&K, "default", id);
+    bool chunked = len > 64 && len <= 256;
+    assert_int_equal(rtq_test_cmd_int(C, "HEXISTS", tk.s, "x2", NULL), chunked);
+    assert_int_equal(rtq_test_cmd_int(C, "HEXISTS", tk.s, "xs", NULL), len > 256);
+    char *enc = rtq_test_cmd_str(C, "OBJECT", "ENCODING", tk.s, NULL);
+    assert_string_equal(enc, "listpack");
+    free(enc);
+    rtq_task *t = NULL;
+    assert_int_equal(rtq_get_task(CL, id, &t), 0);
+    assert_int_equal(t->args_len, len);
+    assert_memory_equal(t->args, want, len);
+    rtq_task_free(t);
+    free(want);
+  }
+}
+
 static void test_client_task2_get_errors(void **state) {
   (void)state;
   rtq_task *t = (rtq_task *)1;
@@ -359,6 +392,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_client_task2_get_every_field, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_side_hash_merged, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_task2_chunked_args_joined, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_get_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_hostile_hashes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_cancel_each_state, setup, teardown),

@@ -374,11 +374,48 @@ static void test_worker_v2_adopts_after_connection_loss(void **state) {
   rtq_key2 t1 = rtq_keys2_task(&k2, "default", "ADOPT1"), t2 = rtq_keys2_task(&k2, "default", "ADOPT2");
   rtq_test_cmd_int(rc_, "HSET", t1.s, "s", "running", "n", "rtq.noop", "w", wk.id, "a", "2", "c", "1", NULL);
   rtq_test_cmd_int(rc_, "HSET", t2.s, "s", "pending", "n", "rtq.noop", "c", "1", NULL);
-  rtq_test_cmd_int(rc_, "LPUSH", proc.s, "ADOPT1", "ADOPT2", NULL);
+  /* ADOPT3 runs rtq.echo with args of 150 bytes, which the task hash holds
+   * in 64-byte chunks x, x2, x3: the echoed result shows them joined. */
+  rtq_key2 t3 = rtq_keys2_task(&k2, "default", "ADOPT3");
+  /* msgpack {"t": 140 a's}: fixmap 1, fixstr "t", str8 of 140. */
+  char args[145] = {'\x81', '\xa1', 't', '\xd9', (char)140};
+  memset(args + 5, 'a', 140);
+  size_t len = sizeof args;
+  rtq_argv a;
+  rtq_argv_init(&a);
+  rtq_argv_add_str(&a, "HSET");
+  rtq_argv_add_str(&a, t3.s);
+  const char *fv[] = {"s", "running", "n", "rtq.echo", "w", wk.id, "a", "1", "c", "1"};
+  for (size_t i = 0; i < sizeof fv / sizeof fv[0]; i++) rtq_argv_add_str(&a, fv[i]);
+  const char *chunk[] = {"x", "x2", "x3"};
+  for (size_t i = 0; i < 3; i++) {
+    rtq_argv_add_str(&a, chunk[i]);
+    size_t at = 64 * i, n = len - at < 64 ? len - at : 64;
+    rtq_argv_add(&a, args + at, n);
+  }
+  redisReply *hr = NULL;
+  assert_int_equal(rtq_conn_command(rc_, &a, &hr), 0);
+  freeReplyObject(hr);
+  rtq_argv_destroy(&a);
+  /* ADOPT4's side hash (xs) holds only an earlier attempt's long error:
+   * its args are the task hash's x. */
+  rtq_key2 t4 = rtq_keys2_task(&k2, "default", "ADOPT4"), x4 = rtq_keys2_side(&k2, "default", "ADOPT4");
+  rtq_test_cmd_int(rc_, "HSET", t4.s, "s", "running", "n", "rtq.echo", "w", wk.id, "a", "2", "c", "1", "x",
+                   "\x81\xa1k\xa1v", "xs", "1", NULL);
+  rtq_test_cmd_int(rc_, "HSET", x4.s, "em", "a long error message of an earlier attempt", NULL);
+  rtq_test_cmd_int(rc_, "LPUSH", proc.s, "ADOPT1", "ADOPT2", "ADOPT3", "ADOPT4", NULL);
   /* Drops the worker's connections (not the test's own). */
   assert_true(rtq_test_cmd_int(rc_, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes", NULL) >= 2);
-  RTQ_TEST_WAIT_FOR(field_is("default", "ADOPT1", "s", "completed") && field_is("default", "ADOPT2", "s", "completed"),
+  RTQ_TEST_WAIT_FOR(field_is("default", "ADOPT1", "s", "completed") && field_is("default", "ADOPT2", "s", "completed") &&
+                        field_is("default", "ADOPT3", "s", "completed") &&
+                        field_is("default", "ADOPT4", "s", "completed"),
                     10000);
+  assert_true(field_is("default", "ADOPT4", "r", "\x81\xa1k\xa1v"));
+  /* rtq.echo's result is its args: over 64 bytes, in the side hash. */
+  char *r3 = rtq_test_cmd_str(rc_, "HGET", rtq_keys2_side(&k2, "default", "ADOPT3").s, "r", NULL);
+  assert_non_null(r3);
+  assert_memory_equal(r3, args, len);
+  free(r3);
   assert_int_equal(field_ll("default", "ADOPT1", "a"), 2); /* its claim's attempt */
   assert_int_equal(field_ll("default", "ADOPT2", "a"), 1);
   assert_true(tw_log_contains(&wk, "adopted a task claimed before a connection loss"));

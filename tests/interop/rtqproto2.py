@@ -225,11 +225,13 @@ def check_namespace(r, k):
 
 
 def read_task(r, k, queue, tid):
-    """Section 3: the task hash with its side hash merged over it; x, r and
-    ed unpacked. None when there is no such task."""
+    """Section 3: the task hash (args chunks joined) with its side hash
+    merged over it; x, r and ed unpacked. None when there is no such task."""
     h = r.hgetall(k.task(queue, tid))
     if not h:
         return None
+    if b"x2" in h:  # args of 65..256 bytes: 64-byte chunks x, x2, x3, x4
+        h[b"x"] = b"".join(h.pop(f, b"") for f in (b"x", b"x2", b"x3", b"x4"))
     if h.get(b"xs") == b"1":
         h.update(r.hgetall(k.side(queue, tid)))
     out = {}

@@ -147,25 +147,28 @@ def test_python_producer_batch_c_worker_completes(redis_url, procs, producer, rt
     procs.c_worker(*P2, "--queue", "pyq")
     procs.broker(*P2, "--sweep-interval", "200ms")
     args = {"n": 42, "word": "h\u00e9llo", "list": [1, 2.5, None, True], "map": {"k": "v"}}
-    long_args = {"text": "x" * 200}  # above 64 bytes: the side hash
+    mid_args = {"text": "x" * 150}  # 65..256 bytes: chunks in the task hash
+    long_args = {"text": "x" * 300}  # above 256 bytes: the side hash
     got = producer.create_batch("pyq", [P.Task("rtq.echo", args), P.Task("rtq.echo", long_args),
-                                        P.Task("rtq.echo", {"late": True}, delay_ms=300)])
-    assert [g[1] for g in got] == [True, True, True]
-    tid, tid_long, tid_late = (g[0] for g in got)
+                                        P.Task("rtq.echo", {"late": True}, delay_ms=300),
+                                        P.Task("rtq.echo", mid_args)])
+    assert [g[1] for g in got] == [True, True, True, True]
+    tid, tid_long, tid_late, tid_mid = (g[0] for g in got)
+    assert producer.task("pyq", tid_mid)["x"] == mid_args
     r = redis.Redis.from_url(redis_url)
     assert r.get("{rtq}:version") == b"2" and r.sismember("{rtq}:queues", "pyq")
     # Created again: the existing task, nothing enqueued (section 1).
     assert producer.create_batch("pyq", [P.Task("rtq.echo", args, tid=tid)])[0][1] is False
 
-    for t_id, want in ((tid, args), (tid_long, long_args), (tid_late, {"late": True})):
+    for t_id, want in ((tid, args), (tid_long, long_args), (tid_late, {"late": True}), (tid_mid, mid_args)):
         wait_for(lambda: status_is(rtq2, t_id, "completed"), 20, f"the C worker to complete {t_id}")
         t = status(rtq2, t_id)
         assert t["queue"] == "pyq" and t["name"] == "rtq.echo" and t["result"] == want
         assert t["attempts"] == 1 and t["error"] is None
         assert producer.task("pyq", t_id)["r"] == want
     assert status(rtq2, tid_late)["run_at"] is not None
-    assert r.hget("{rtq:pyq}:stats", "enqueued") == b"3"
-    assert r.hget("{rtq:pyq}:stats", "completed") == b"3"
+    assert r.hget("{rtq:pyq}:stats", "enqueued") == b"4"
+    assert r.hget("{rtq:pyq}:stats", "completed") == b"4"
     # A completed task drops its args (section 3).
     assert "x" not in producer.task("pyq", tid)
 

@@ -84,7 +84,7 @@ def test_create_is_idempotent_and_all_or_nothing(r, q):
 
 
 def test_create_delayed_and_big_args_in_side_hash(r, q):
-    big = msgpack.packb({"blob": "x" * 200})
+    big = msgpack.packb({"blob": "x" * 300})  # over 256 bytes: the side hash
     q.create([{"id": "D", "delay_ms": 60000}, {"id": "B", "args": big}])
     assert r.zscore(q.k("delayed"), "D") is not None and r.llen(q.k("q")) == 1
     assert r.object("encoding", q.t("B")) == b"listpack"
@@ -93,6 +93,49 @@ def test_create_delayed_and_big_args_in_side_hash(r, q):
     assert got[0][1] == b"B" and got[0][6] == big
     q.finish(W, [("B", 1, "completed", b"", {})])
     assert r.hget(q.k("x:B"), "x") is None
+
+
+def test_args_of_65_to_256_bytes_stay_in_the_task_hash_in_chunks(r, q):
+    """Args longer than 64 bytes and up to 256 stay in the task hash, cut
+    into 64-byte chunks x, x2, x3, x4: no side hash, the hash stays
+    listpack-encoded, take returns them whole, and a completed task drops
+    every chunk. 257 bytes go to the side hash."""
+    sizes = (65, 128, 129, 200, 256, 257)
+    blobs = {}
+    for n in sizes:
+        b = msgpack.packb({"b": "y" * 64})
+        blobs["S%d" % n] = (b + b"z" * n)[:n]
+    q.create([{"id": k, "args": v} for k, v in blobs.items()])
+    for k, v in blobs.items():
+        h = r.hgetall(q.t(k))
+        assert r.object("encoding", q.t(k)) == b"listpack"
+        if len(v) > 256:
+            assert b"x2" not in h and h[b"xs"] == b"1" and r.hget(q.k("x:" + k), "x") == v
+            continue
+        assert not r.exists(q.k("x:" + k)) and b"xs" not in h
+        chunks = [h.get(f) for f in (b"x", b"x2", b"x3", b"x4")]
+        want = [v[i:i + 64] or None for i in range(0, 256, 64)]
+        assert chunks == want
+    got = {e[1].decode(): e[6] for e in q.take(W, n=len(blobs))}
+    assert got == blobs
+    q.finish(W, [(k, 1, "completed", b"", {}) for k in blobs])
+    for k in blobs:
+        h = r.hgetall(q.t(k))
+        assert h[b"s"] == b"completed" and not {b"x", b"x2", b"x3", b"x4"} & set(h)
+        assert r.hget(q.k("x:" + k), "x") is None
+
+
+def test_failed_task_keeps_its_args_chunks_for_a_retry(r, q):
+    """A failed task keeps its chunked args; retried, it is taken with the
+    same args."""
+    args = msgpack.packb({"t": "w" * 150})
+    q.create([{"id": "F", "args": args, "max_retries": 0}])
+    assert q.take(W)[0][6] == args
+    q.finish(W, [("F", 1, "failed", b"", {"ec": "E", "em": "boom"})])
+    assert r.hget(q.t("F"), "s") == b"failed" and r.hget(q.t("F"), "x2") is not None
+    assert q.retry("F", "failed") == [b"ok"]
+    got = q.take(W)
+    assert got[0][1] == b"F" and got[0][6] == args
 
 
 def test_take_drops_cancelled_and_reports_missing_and_bad(r, q):
@@ -535,6 +578,24 @@ def test_short_error_after_a_long_one_is_not_shadowed(r, q):
     assert r.hget(q.k("x:T0000"), "em") is None
     t = q.task("T0000")
     assert t["ec"] == b"E2" and t["em"] == b"short"
+
+
+@pytest.mark.parametrize("size", [10, 64, 150, 256])
+def test_a_retry_after_a_long_error_keeps_the_args(r, q, size):
+    """Attempt 1 fails with a long message, which makes a side hash (xs);
+    the retry is taken with the task's own args, which the side hash does
+    not hold (args of up to 256 bytes stay in the task hash)."""
+    args = bytes([0x81]) + msgpack.packb("a") + msgpack.packb("q" * (size - 4 - (1 if size - 4 > 31 else 0)))
+    assert len(args) == size
+    q.create([{"id": "R", "args": args, "max_retries": 1}])
+    assert q.take(W)[0][6] == args
+    assert q.finish(W, [("R", 1, "failed", b"", {"ec": "E1", "em": "m" * 300})])[0][0] == b"retry"
+    assert r.hget(q.t("R"), "xs") == b"1" and r.hget(q.k("x:R"), "x") is None
+    r.zrem(q.k("delayed"), "R")
+    r.hset(q.t("R"), "s", "pending")
+    r.lpush(q.k("q"), "R")
+    got = q.take(W)
+    assert got[0][1] == b"R" and got[0][3] == 2 and got[0][6] == args
 
 
 def test_other_ends_drop_an_older_rs(r, q):

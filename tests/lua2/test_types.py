@@ -30,7 +30,7 @@ def spoil(r, key):
 def test_types_create_refused(r, q, suffix, delayed):
     spoil(r, q.k(suffix))
     extra = {"delay_ms": 60000} if delayed else {}
-    big = b"\x81\xa1d\xd9\x50" + b"x" * 80  # over the inline limit: a side hash too
+    big = b"\x81\xa1d\xda\x01\x2c" + b"x" * 300  # over 256 bytes: a side hash too
     refused(r, lambda: q.create([{"id": i, "args": big, **extra} for i in ids(3)]))
 
 
