@@ -3,9 +3,14 @@
 -- thread, a kill that did not land). One call reads up to n entries of the
 -- worker's processing list of one queue, from an offset (the broker walks
 -- the list over several calls and ticks), and ends `timeout` each task that
--- runs under that worker past its deadline plus the
--- grace. An ended id leaves the list and gives back its concurrency lease;
--- the worker's late finish is then stale. Every other entry is left alone:
+-- runs under that worker past its deadline plus the grace. A run whose
+-- deadline `dl` is missing or is not a whole number of ms in range (a
+-- rewritten hash: 'nan', 'inf', '', text) counts as overdue: a deadline
+-- that cannot be read can never pass, and the run would stay `running`
+-- for ever. It ends as an overdue run does, with the same fields, so the
+-- broker's signature of that end fits it. An ended id leaves the list and
+-- gives back its concurrency lease; the worker's late finish is then
+-- stale. Every other entry is left alone:
 -- a task moved but not yet claimed, a run of another worker, an entry that
 -- is not a valid id (its worker dead-letters it). The broker publishes the
 -- ended ids on {ns}:cancel itself, so the worker stops the handler (that
@@ -49,8 +54,11 @@ for i = 1, #entries do
   if valid_name(id) then
     local t = tpre .. id
     local h = redis.pcall('HMGET', t, 's', 'w', 'dl', 'rt', 'wt', 'xs', 'a', 'b')
-    local dl = not h.err and h[1] == 'running' and h[2] == wid and opt_whole(h[3], 1, MAX_MS, nil)
-    if dl and now > dl + grace then
+    local mine = not h.err and h[1] == 'running' and h[2] == wid
+    -- whole() gives nil for a missing field too: claim writes `dl` with
+    -- `s` running, so a run without one was rewritten.
+    local dl = mine and whole(h[3], 1, MAX_MS)
+    if mine and (not dl or now > dl + grace) then
       redis.call('LREM', KEYS[1], 1, id)
       redis.call('ZREM', KEYS[4], id)
       local ttl = opt_whole(h[4], 1, MAX_TTL_S, defttl) or defttl

@@ -4,8 +4,9 @@
  * prune drops the ids of expired tasks only, one leader among two brokers,
  * a sweep with nothing due makes no promote or backstop call and the next
  * one with work due does, a key of the wrong type stops neither the other queues nor the other
- * phases, a namespace of the other protocol is refused, and the leader
- * runs the schedules through librtq under protocol 2. (The lease watch
+ * phases, a namespace of the other protocol is refused, the leader
+ * runs the schedules through librtq under protocol 2, and the backstop
+ * ends a real worker's run whose deadline was rewritten to junk. (The lease watch
  * and the throughput history: test_broker_lease_watch.c,
  * test_broker_throughput.c.)
  */
@@ -189,6 +190,61 @@ static void test_broker2_sweeps_skip_idle_calls_until_work_is_due(void **state) 
   assert_int_equal(tb2_stat(t, NULL, "timeouts"), 1);
   rtq_test_cmd_ok(t->c, "CONFIG", "SET", "slowlog-log-slower-than", "10000", NULL);
   rtq_test_cmd_ok(t->c, "SLOWLOG", "RESET", NULL);
+}
+
+static int worker_setup(void **state) { return tb_need_worker() != 0 ? -1 : tb2_setup(state); }
+
+/* The tasks the worker's record says it runs (its `busy`); -1 if none. */
+static long long busy_of(tb *t, rtq_key2 rec) {
+  char *v = rtq_test_cmd_str(t->c, "HGET", rec.s, "busy", NULL);
+  long long n = v != NULL ? atoll(v) : -1;
+  free(v);
+  return n;
+}
+
+/* A real worker runs 30-second tasks (timeout 60 s) whose deadlines are
+ * then rewritten to values that are not a time, or deleted: the broker's
+ * backstop ends each `timeout` once, its worker stops the handlers (the
+ * id on {ns}:cancel), and their late ends are stale. */
+static void test_broker2_backstop_ends_a_run_whose_deadline_is_junk(void **state) {
+  tb *t = *state;
+  static const char *const junk[] = {"nan", "inf", "", "soon", NULL}; /* NULL: HDEL */
+  enum { N = 5 };
+  pid_t w = tb_start_worker(t, "worker-dl", "qdl", "2");
+  char wid[TB_ID_MAX + 1];
+  RTQ_TEST_WAIT_FOR(tb_worker_id(t, rtq_keys2_workers(&K2).s, w, wid), 10000);
+  char args[32];
+  tb2_opts o = {.name = "rtq.sleep", .args = args, .args_len = tb_sleep_args(args, 30.0), .timeout_ms = 60000};
+  tb2_create_n(t, "qdl", "dl", N, &o);
+  rtq_key2 proc = rtq_keys2_processing(&K2, "qdl", wid), rec = rtq_keys2_worker(&K2, wid);
+  RTQ_TEST_WAIT_FOR(tb2_len(t, proc) == N && busy_of(t, rec) == N, 10000);
+  for (int i = 0; i < N; i++) {
+    char id[64];
+    snprintf(id, sizeof id, "dl-%04d", i);
+    RTQ_TEST_WAIT_FOR(tb2_field_is(t, "qdl", id, "s", "running"), 10000);
+    const char *task = rtq_keys2_task(&K2, "qdl", id).s;
+    if (junk[i] != NULL) rtq_test_cmd_int(t->c, "HSET", task, "dl", junk[i], NULL);
+    else assert_int_equal(rtq_test_cmd_int(t->c, "HDEL", task, "dl", NULL), 1);
+  }
+  pid_t broker = tb2_broker_start(t, "--sweep-interval", "100ms");
+  RTQ_TEST_WAIT_FOR(tb2_len(t, rtq_keys2_done(&K2, "qdl", RTQ_STATUS_TIMEOUT)) == N, 10000);
+  /* The handlers stop long before their 30 s: the worker got the cancels. */
+  RTQ_TEST_WAIT_FOR(busy_of(t, rec) == 0, 15000);
+  tb_broker_stop(t, broker);
+  assert_int_equal(rtq_test_terminate(w, SIGTERM, 10000, NULL), 0);
+  for (int i = 0; i < N; i++) {
+    char id[64];
+    snprintf(id, sizeof id, "dl-%04d", i);
+    assert_true(tb2_field_is(t, "qdl", id, "s", "timeout"));
+    assert_true(tb2_field_is(t, "qdl", id, "ec", "TIMEOUT"));
+    assert_true(tb2_field_is(t, "qdl", id, "a", "1"));
+  }
+  assert_int_equal(tb2_len(t, proc), 0);
+  assert_int_equal(tb2_len(t, rtq_keys2_done(&K2, "qdl", RTQ_STATUS_TIMEOUT)), N);
+  assert_int_equal(tb2_len(t, rtq_keys2_done(&K2, "qdl", RTQ_STATUS_COMPLETED)), 0);
+  assert_int_equal(tb2_stat(t, "qdl", "timeout"), N);
+  assert_int_equal(tb2_stat(t, "qdl", "completed"), 0);
+  assert_int_equal(tb2_stat(t, NULL, "timeouts"), N);
 }
 
 /* done list `key`, oldest last, as ids; a hash for those with live[i]. */
@@ -378,6 +434,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_fires_due_schedules, tb2_setup,
                                       tb_teardown),
       cmocka_unit_test_setup_teardown(test_broker2_sweeps_refuses_the_other_protocol, tb2_setup,
+                                      tb_teardown),
+      cmocka_unit_test_setup_teardown(test_broker2_backstop_ends_a_run_whose_deadline_is_junk, worker_setup,
                                       tb_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

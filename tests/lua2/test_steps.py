@@ -443,7 +443,6 @@ def test_backstop_times_out_overdue_runs_of_its_worker_only(r, q):
     r.hset(q.t("T0000"), "dl", "1")  # overdue
     r.hset(q.t("T0001"), "dl", "1")
     r.hset(q.t("T0001"), "w", "w-other")  # overdue, but another worker's run
-    r.hset(q.t("T0002"), "dl", "nan")  # a deadline that does not validate
     r.zadd(q.k("slots"), {"T0000": 1})
     before = r.lrange(q.k("p:" + W), 0, -1)
     assert q.backstop(W, grace=0, offset=0, n=2) == [2, []]  # "bad id", M
@@ -462,6 +461,39 @@ def test_backstop_times_out_overdue_runs_of_its_worker_only(r, q):
     r.hset(q.t("T0003"), "dl", int(time.time() * 1000) - 1000)
     assert q.backstop(W, grace=60000)[1] == []
     assert q.finish(W, [("T0000", 1, "completed", b"", {})])[0][0] == b"stale"
+
+
+@pytest.mark.parametrize("dl", ["nan", "inf", "-inf", "", "soon", "-1", "0", "12.5", "1e12", " 1",
+                                "0x10", "99999999999999999", "253402300800000", None])
+def test_backstop_ends_a_run_whose_deadline_is_not_a_time(r, q, dl):
+    """A run whose stored deadline does not validate (rewritten, or gone)
+    counts as overdue: it ends timeout once, with every trace of an end,
+    and a late finish of the run is stale; a run with a good deadline in
+    the future is left alone."""
+    running(q, r, n=2)
+    if dl is None:
+        r.hdel(q.t("T0000"), "dl")
+    else:
+        r.hset(q.t("T0000"), "dl", dl)
+    r.zadd(q.k("slots"), {"T0000": 1})
+    sub = Sub(r, shard=[q.k("w:T0000")])
+    r.hset(q.t("T0000"), "wt", "1")
+    read, ended = q.backstop(W, grace=3600000)
+    assert read == 2 and ended == [b"T0000"]
+    t = q.task("T0000")
+    assert t["s"] == b"timeout" and t["ec"] == b"TIMEOUT" and "dl" not in t
+    assert t["em"] == b"exceeded its timeout; its worker did not stop it"
+    assert r.ttl(q.t("T0000")) > 0 and r.zscore(q.k("slots"), "T0000") is None
+    assert r.lrange(q.done("timeout"), 0, -1) == [b"T0000"]
+    assert r.hget(q.k("stats"), "timeout") == b"1"
+    assert r.lrange(q.k("p:" + W), 0, -1) == [b"T0001"]
+    assert [json.loads(m)["s"] for _, m in sub.drain()] == ["timeout"]
+    sub.close()
+    assert q.task("T0001")["s"] == b"running"
+    assert q.finish(W, [("T0000", 1, "completed", b"", {})])[0][0] == b"stale"
+    assert q.task("T0000")["s"] == b"timeout"
+    # the next call finds nothing more to end
+    assert q.backstop(W, grace=3600000) == [1, []]
 
 
 def test_promote_moves_due_ids_in_bounded_steps(r, q):
