@@ -11,12 +11,17 @@
  * deleting the lists themselves, so the broker also walks it:
  *
  *   1. Each sweep, SCAN <cursor> MATCH {ns:*}:p:* COUNT 250 TYPE list, at
- *      most RTQ_BROKER2_AUDIT_SCANS_PER_SWEEP calls and
+ *      most RTQ_BROKER2_AUDIT_SCANS_PER_SWEEP steps and
  *      RTQ_BROKER2_AUDIT_MS_PER_SWEEP ms, with the cursor kept between
- *      sweeps. On a cluster the walk visits every primary in turn
+ *      sweeps. A step looks at up to RTQ_BROKER2_AUDIT_PER_LOOK keys of the
+ *      reply; COUNT is only a hint, so a larger reply is kept and its
+ *      other keys looked at by the next steps (of this sweep or the next),
+ *      and the cursor moves on only when every key of it was looked at.
+ *      On a cluster the walk visits every primary in turn
  *      (rtq_conn_primaries), each with its own cursor; a primary that
- *      changed (a failover) starts its walk again. A walk ends the sweep's
- *      calls, so a small keyspace is walked once per sweep, not more.
+ *      changed (a failover) starts its walk again (a reply kept from the
+ *      old one is dropped). A walk ends the sweep's steps, so a small
+ *      keyspace is walked once per sweep, not more.
  *   2. A name that does not parse (rtq_keys2_parse_processing) is not
  *      ours: skipped, and the first one is logged.
  *   3. A list whose worker is alive by dead.c's rules (score present,
@@ -30,12 +35,19 @@
  *      that moved entries the list counts in orphans_recovered and is
  *      logged once, naming the worker. Without the second look a live
  *      worker whose entry was just removed would lose its running tasks.
+ *   5. A recovery that fails (the connection drops, a call gets an error
+ *      reply) keeps the suspect, and the next sweep tries again: without
+ *      that, only the next walk (about 100 sweeps over 1,000,000 keys)
+ *      would find the list. After RTQ_BROKER2_AUDIT_RETRIES error replies
+ *      in a row it is dropped (logged) and waits for the next walk, so a
+ *      list that always fails cannot hold a place in the table for ever.
  *
  * Bounds: RTQ_BROKER2_AUDIT_SUSPECTS suspects (more wait for the next
  * walk), RTQ_BROKER2_AUDIT_RECOVER_PER_SWEEP lists and
  * RTQ_BROKER2_AUDIT_ENTRIES_PER_SWEEP entries recovered per sweep.
- * A SCAN the ACL refuses (a broker user without +scan) is logged once;
- * the other phases go on.
+ * A SCAN the server refuses is logged once (again when the kind of error
+ * changes), with a hint to grant +scan only when the ACL refused it
+ * (NOPERM); the other phases go on.
  */
 #include "internal2.h"
 
@@ -45,9 +57,6 @@
 
 #include "clock.h"
 #include "log.h"
-
-/* Lists per SCAN reply looked at, at most (COUNT is a hint to Redis). */
-#define MAX_PER_REPLY (RTQ_BROKER2_AUDIT_COUNT * 10)
 
 typedef struct found {
   char queue[RTQ_NAME_MAX + 1];
@@ -108,18 +117,30 @@ static void add_suspect(rtq_broker *b, const found *f) {
   memcpy(x->queue, f->queue, sizeof x->queue);
   memcpy(x->wid, f->wid, sizeof x->wid);
   x->seen_at = b->now;
+  x->failures = 0;
   rtq_log(RTQ_LOG_DEBUG, "a processing list's worker is not alive; looking again after the heartbeat TTL", "worker",
           f->wid, "queue", f->queue, NULL);
 }
 
 /* Recovers one suspect whose worker is still not alive. Returns 0 or an
- * error; *done when the suspect can go (its list emptied, or it could not
- * be read), false when the budget ran out first. */
-static int recover_suspect(rtq_broker *b, const rtq__audit_suspect *x, int *budget, bool *done) {
-  bool empty = false;
+ * error; *done when the suspect can go (its list emptied, or it is no
+ * list), false when the budget ran out first or the recovery failed (the
+ * next sweep tries again; after RTQ_BROKER2_AUDIT_RETRIES error replies in
+ * a row the suspect goes too, and the next walk finds it). */
+static int recover_suspect(rtq_broker *b, rtq__audit_suspect *x, int *budget, bool *done) {
+  bool empty = false, failed = false;
   uint64_t moved = 0;
-  int rc = rtq__broker2_recover_list(b, x->wid, x->queue, budget, &empty, &moved);
-  *done = empty || *budget > 0;
+  int rc = rtq__broker2_recover_list(b, x->wid, x->queue, budget, &empty, &moved, &failed);
+  *done = !failed && (empty || *budget > 0);
+  /* A dropped connection is no fault of the list: it does not count. */
+  if (failed && rc == 0 && ++x->failures >= RTQ_BROKER2_AUDIT_RETRIES) {
+    char n[24];
+    rtq_log(RTQ_LOG_WARNING, "the recovery of a dead worker's processing list keeps failing; leaving it to the next "
+            "walk", "worker", x->wid, "queue", x->queue, "attempts", rtq__u64s((uint64_t)x->failures, n), NULL);
+    *done = true;
+  } else if (!failed) {
+    x->failures = 0;
+  }
   if (moved > 0) {
     char n[24];
     RTQ__COUNT(b, orphans_recovered, 1);
@@ -167,18 +188,27 @@ static const char *loggable(const redisReply *k, char out[201]) {
   return out;
 }
 
-/* The lists of one SCAN reply's page: those of workers not alive become
- * suspects. */
-static int look_at_page(rtq_broker *b, const rtq__dead_range *d, const redisReply *keys) {
+static void drop_page(rtq__broker2 *s) {
+  if (s->au_page != NULL) freeReplyObject(s->au_page);
+  s->au_page = NULL;
+  s->au_page_at = 0;
+}
+
+/* The next keys (up to au_per_look) of the SCAN reply being looked at:
+ * the lists of workers not alive become suspects. Once its last key was
+ * looked at, the walk's cursor moves to the reply's and the reply goes;
+ * on an error both stay, and the next step looks at the same keys. */
+static int look_at_page(rtq_broker *b, const rtq__dead_range *d) {
   rtq__broker2 *s = b->v2;
-  size_t n = keys->elements < MAX_PER_REPLY ? keys->elements : MAX_PER_REPLY;
-  if (n == 0) return 0;
-  found *f = malloc(n * sizeof *f);
-  const char **wids = malloc(n * sizeof *wids);
-  bool *alive = malloc(n * sizeof *alive);
-  int rc = f == NULL || wids == NULL || alive == NULL ? RTQ_ENOMEM : 0;
+  const redisReply *keys = s->au_page->element[1];
+  size_t from = s->au_page_at, per = s->au_per_look > 0 ? s->au_per_look : RTQ_BROKER2_AUDIT_PER_LOOK;
+  size_t n = keys->elements - from < per ? keys->elements - from : per;
+  found *f = n > 0 ? malloc(n * sizeof *f) : NULL;
+  const char **wids = n > 0 ? malloc(n * sizeof *wids) : NULL;
+  bool *alive = n > 0 ? malloc(n * sizeof *alive) : NULL;
+  int rc = n > 0 && (f == NULL || wids == NULL || alive == NULL) ? RTQ_ENOMEM : 0;
   size_t m = 0;
-  for (size_t i = 0; rc == 0 && i < n; i++) {
+  for (size_t i = from; rc == 0 && i < from + n; i++) {
     const redisReply *k = keys->element[i];
     if (k->type == REDIS_REPLY_STRING &&
         rtq_keys2_parse_processing(&b->keys2, k->str, k->len, f[m].queue, f[m].wid) == 0) {
@@ -193,20 +223,45 @@ static int look_at_page(rtq_broker *b, const rtq__dead_range *d, const redisRepl
       s->au_junk_logged = true;
     }
   }
-  s->au_lists += m;
   if (rc == 0) rc = check_alive(b, d, wids, m, alive);
   for (size_t i = 0; rc == 0 && i < m; i++)
     if (!alive[i]) add_suspect(b, &f[i]);
   free(f);
   free(wids);
   free(alive);
-  return rc;
+  if (rc != 0) return rc;
+  s->au_lists += m;
+  s->au_page_at = from + n;
+  if (s->au_page_at == keys->elements) {
+    const redisReply *c = s->au_page->element[0];
+    memcpy(s->au_cursor, c->str, c->len + 1);
+    drop_page(s);
+  }
+  return 0;
 }
 
-/* SCAN once on node: *cursor_out is the next cursor ("0": the node's walk
- * is over). Returns 0, 1 when the ACL or the server refused it (logged
- * once), or a connection error. */
-static int scan_once(rtq_broker *b, const rtq__dead_range *d, const rtq_redis_endpoint *node) {
+/* How a refused SCAN is logged: with the hint to grant +scan only when
+ * the ACL refused it (a NOPERM error); LOADING, a server that is not a
+ * primary and the like are logged as they are. */
+static void log_refused(rtq_broker *b, const redisReply *r) {
+  rtq__broker2 *s = b->v2;
+  const char *why = rtq__broker2_why(b, r);
+  int kind = strncmp(why, "NOPERM", 6) == 0 ? 1 : 2;
+  if (s->au_refused == kind) return;
+  s->au_refused = kind;
+  if (kind == 1)
+    rtq_log(RTQ_LOG_ERROR, "cannot SCAN for processing lists; dead workers missing from the workers set are not found "
+            "(the broker's Redis user needs +scan)", "error", why, NULL);
+  else
+    rtq_log(RTQ_LOG_ERROR, "cannot SCAN for processing lists; dead workers missing from the workers set are not found "
+            "until it works again", "error", why, NULL);
+}
+
+/* SCAN once on node: the reply becomes the page to look at (its cursor
+ * "0": the node's walk is over once its keys were looked at). Returns 0,
+ * 1 when the ACL or the server refused it (logged), or a connection
+ * error. */
+static int scan_once(rtq_broker *b, const rtq_redis_endpoint *node) {
   rtq__broker2 *s = b->v2;
   rtq_argv a;
   rtq_argv_init(&a);
@@ -225,10 +280,7 @@ static int scan_once(rtq_broker *b, const rtq__dead_range *d, const rtq_redis_en
                 r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof s->au_cursor &&
                 r->element[1]->type == REDIS_REPLY_ARRAY;
   if (rc == RTQ_EREDIS || rc == RTQ_EOOM || (rc == 0 && !shaped)) {
-    if (!s->au_refused)
-      rtq_log(RTQ_LOG_ERROR, "cannot SCAN for processing lists; dead workers missing from the workers set are not found "
-              "(does the broker's Redis user have +scan?)", "error", rtq__broker2_why(b, r), NULL);
-    s->au_refused = true;
+    log_refused(b, r);
     if (r != NULL) freeReplyObject(r);
     return 1;
   }
@@ -236,12 +288,11 @@ static int scan_once(rtq_broker *b, const rtq__dead_range *d, const rtq_redis_en
     if (r != NULL) freeReplyObject(r);
     return rc;
   }
-  if (s->au_refused) rtq_log(RTQ_LOG_INFO, "SCAN for processing lists works again", NULL);
-  s->au_refused = false;
-  rc = look_at_page(b, d, r->element[1]);
-  if (rc == 0) memcpy(s->au_cursor, r->element[0]->str, r->element[0]->len + 1);
-  freeReplyObject(r);
-  return rc;
+  if (s->au_refused != 0) rtq_log(RTQ_LOG_INFO, "SCAN for processing lists works again", NULL);
+  s->au_refused = 0;
+  drop_page(s);
+  s->au_page = r;
+  return 0;
 }
 
 static bool same_node(const rtq_redis_endpoint *x, const rtq_redis_endpoint *y) {
@@ -251,6 +302,7 @@ static bool same_node(const rtq_redis_endpoint *x, const rtq_redis_endpoint *y) 
 /* Moves the walk to the next primary; after the last, a walk is over. */
 static bool next_node(rtq__broker2 *s, int nodes) {
   snprintf(s->au_cursor, sizeof s->au_cursor, "0");
+  drop_page(s);
   if (++s->au_shard < nodes) return false;
   s->au_shard = 0;
   s->au_cycles++;
@@ -274,11 +326,15 @@ static int scan_steps(rtq_broker *b, const rtq__dead_range *d) {
     if (s->au_cursor[0] == '\0' || !same_node(&nodes[s->au_shard], &s->au_node)) {
       s->au_node = nodes[s->au_shard];
       snprintf(s->au_cursor, sizeof s->au_cursor, "0");
+      drop_page(s);
     }
-    rc = scan_once(b, d, &s->au_node);
-    if (rc == 1) return 0;
-    if (rc != 0) return rc;
-    if (strcmp(s->au_cursor, "0") == 0 && next_node(s, n)) break;
+    if (s->au_page == NULL) {
+      rc = scan_once(b, &s->au_node);
+      if (rc == 1) return 0;
+      if (rc != 0) return rc;
+    }
+    if ((rc = look_at_page(b, d)) != 0) return rc;
+    if (s->au_page == NULL && strcmp(s->au_cursor, "0") == 0 && next_node(s, n)) break;
   }
   return 0;
 }

@@ -22,6 +22,7 @@ int rtq__broker2_new(rtq_broker *b) {
                  RTQ_BROKER2_BACKSTOP_PER_CALL);
   rtq__step_init(&b->v2->rc_step, RTQ_BROKER2_STEP_MIN, RTQ_BROKER2_STEP_START,
                  RTQ_BROKER2_RECOVER_PER_CALL);
+  b->v2->au_per_look = RTQ_BROKER2_AUDIT_PER_LOOK;
   return 0;
 }
 
@@ -34,6 +35,7 @@ void rtq__broker2_free(rtq_broker *b) {
   if (b->v2 == NULL) return;
   rtq__broker2_names_free(b->v2->queues, b->v2->nqueues);
   free(b->v2->au_suspects);
+  if (b->v2->au_page != NULL) freeReplyObject(b->v2->au_page);
   free(b->v2);
   b->v2 = NULL;
 }

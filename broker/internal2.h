@@ -57,7 +57,8 @@
 #define RTQ_BROKER2_MAX_WORKER_QUEUES 1000
 
 /* audit2.c, the keyspace audit of processing lists: keys per SCAN call
- * (its COUNT), SCAN calls per sweep at most, and no further call once the
+ * (its COUNT), steps per sweep at most (a SCAN call, or the next keys of a
+ * larger reply: RTQ_BROKER2_AUDIT_PER_LOOK), and no further step once the
  * audit has taken this much of the sweep (broker's ms); lists waiting for
  * their second look, lists recovered and entries taken per sweep. Over
  * 1,000,000 task hashes a SCAN call took about 0.15 ms of Redis time
@@ -70,6 +71,11 @@
 #define RTQ_BROKER2_AUDIT_SUSPECTS 256
 #define RTQ_BROKER2_AUDIT_RECOVER_PER_SWEEP 16
 #define RTQ_BROKER2_AUDIT_ENTRIES_PER_SWEEP 1000
+/* Keys of a SCAN reply looked at per step (COUNT is only a hint to Redis:
+ * a larger reply takes several steps), and the recoveries of one suspect
+ * that may fail in a row (an error reply) before it waits for a walk. */
+#define RTQ_BROKER2_AUDIT_PER_LOOK RTQ_BROKER2_AUDIT_COUNT
+#define RTQ_BROKER2_AUDIT_RETRIES 5
 /* Primaries one walk visits at most (a cluster's). */
 #define RTQ_BROKER2_AUDIT_MAX_NODES 64
 
@@ -78,6 +84,7 @@ typedef struct rtq__audit_suspect {
   char queue[RTQ_NAME_MAX + 1];
   char wid[RTQ_NAME_MAX + 1];
   uint64_t seen_at;         /* b->now of that look */
+  int failures;             /* recoveries in a row that got an error reply */
 } rtq__audit_suspect;
 
 /* The v2 state, owned by the broker (b->v2). */
@@ -102,15 +109,21 @@ typedef struct rtq__broker2 {
   uint64_t bs_pass_at;      /* b->now when the last pass started */
 
   /* audit2.c: the SCAN cursor, the primary it belongs to (and its index
-   * in rtq_conn_primaries' order), the suspects, and what was logged. */
+   * in rtq_conn_primaries' order), the reply being looked at (its keys
+   * from au_page_at on; the cursor moves to its cursor once every key was
+   * looked at), the suspects, and what was logged. */
   char au_cursor[32];
   rtq_redis_endpoint au_node;
   int au_shard;
+  redisReply *au_page;
+  size_t au_page_at;
+  size_t au_per_look;       /* RTQ_BROKER2_AUDIT_PER_LOOK; tests set fewer */
   rtq__audit_suspect *au_suspects; /* RTQ_BROKER2_AUDIT_SUSPECTS, on first use */
   size_t au_nsuspects;
   uint64_t au_cycles;       /* full walks over every primary */
   uint64_t au_lists;        /* processing lists seen in this walk */
-  bool au_refused, au_junk_logged, au_full_logged;
+  int au_refused;           /* SCAN refused, as last logged: 0 no, 1 by the ACL, 2 else */
+  bool au_junk_logged, au_full_logged;
 
   /* Entries of the next backstop and recover call (step.h). */
   rtq__step bs_step, rc_step;
@@ -137,9 +150,10 @@ const char *rtq__broker2_why(const rtq_broker *b, const redisReply *r);
 
 /* recover2.c: recovers wid's list of queue as for a dead worker (no
  * reaping: the caller knows why) within *budget entries; *empty when the
- * list was seen empty, *moved the entries taken off it. */
+ * list was seen empty, *moved the entries taken off it, *failed when a
+ * call got an error reply or the connection failed (then nonzero). */
 int rtq__broker2_recover_list(rtq_broker *b, const char *wid, const char *queue, int *budget,
-                              bool *empty, uint64_t *moved);
+                              bool *empty, uint64_t *moved, bool *failed);
 
 /* sign2.c: with the broker's signing key, appends to a backstop call (a)
  * the signatures of the timeouts it may write for wid's list of queue

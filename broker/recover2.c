@@ -286,7 +286,7 @@ static int recover_worker(rtq_broker *b, const char *wid, const rtq__dead_range 
 }
 
 int rtq__broker2_recover_list(rtq_broker *b, const char *wid, const char *queue, int *budget,
-                              bool *empty, uint64_t *moved) {
+                              bool *empty, uint64_t *moved, bool *failed) {
   char *queues[1] = {(char *)queue};
   rtq__batch *bt = &b->batch2;
   int asked = 0;
@@ -296,6 +296,7 @@ int rtq__broker2_recover_list(rtq_broker *b, const char *wid, const char *queue,
   if (rc == 0) rc = drain_pages(b, bt, wid, queues, 1, asked, budget, &t, empty);
   rtq__batch_clear(bt);
   *moved = count_tally(b, wid, &t);
+  *failed = rc != 0 || t.errors > 0;
   return rc;
 }
 
