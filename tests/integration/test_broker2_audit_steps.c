@@ -56,16 +56,6 @@ static void env_close(audit_env *e) {
 
 static void sweep(audit_env *e) { assert_int_equal(rtq_broker_sweep(e->b), 0); }
 
-static int lines_with(const char *path, const char *text) {
-  FILE *f = fopen(path, "r");
-  assert_non_null(f);
-  char line[8192];
-  int n = 0;
-  while (fgets(line, sizeof line, f) != NULL) n += strstr(line, text) != NULL;
-  fclose(f);
-  return n;
-}
-
 /* The lines of the log that hold both texts. */
 static int lines_with2(const char *path, const char *a, const char *b) {
   FILE *f = fopen(path, "r");
@@ -76,6 +66,8 @@ static int lines_with2(const char *path, const char *a, const char *b) {
   fclose(f);
   return n;
 }
+
+static int lines_with(const char *path, const char *text) { return lines_with2(path, text, text); }
 
 static bool is_suspect(const rtq__broker2 *s, const char *wid, const char *queue) {
   for (size_t i = 0; i < s->au_nsuspects; i++)
