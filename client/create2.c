@@ -254,7 +254,9 @@ static void settle(rtq_client *c, rtq_conn *conn, call2 *k, rtq_task_spec *specs
     specs[i].rc = crc;
     specs[i].created = crc == 0 ? created[j] : 0;
     if (crc != 0) {
-      specs[i].id[0] = '\0';
+      /* A call whose reply was lost may have run: its tasks keep their
+       * ids, which the caller can look up (rtq.h: RTQ_ECONN). */
+      if (crc != RTQ_ECONN) specs[i].id[0] = '\0';
       note(c, f, i, crc);
     }
   }

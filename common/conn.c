@@ -382,6 +382,21 @@ static int check_argv(rtq_conn *c, const rtq_argv *a) {
  * costs next to no CPU, and the spin does not take a shared CPU from the
  * processes that would answer sooner without it.
  */
+/*
+ * After a write failed (the server closed the connection, say, after it
+ * refused a command of a pipeline), the replies it sent before are still
+ * in the socket: they are read into hiredis's reader without blocking, so
+ * that the calls Redis ran are reported as run, not as lost. The context
+ * keeps its error: once those replies are read, the next read fails.
+ */
+static void salvage_replies(redisContext *ctx) {
+  char buf[16384];
+  for (int i = 0; i < 4096; i++) {
+    ssize_t n = recv(ctx->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0 || redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK) return;
+  }
+}
+
 static int await_reply(rtq_conn *c, void **r) {
   redisContext *ctx = c->ctx;
   *r = NULL;
@@ -389,7 +404,11 @@ static int await_reply(rtq_conn *c, void **r) {
   if (*r != NULL) return REDIS_OK;
   int done = 0;
   do {
-    if (redisBufferWrite(ctx, &done) != REDIS_OK) return REDIS_ERR;
+    if (redisBufferWrite(ctx, &done) != REDIS_OK) {
+      salvage_replies(ctx);
+      if (redisGetReplyFromReader(ctx, r) != REDIS_OK || *r == NULL) return REDIS_ERR;
+      return REDIS_OK;
+    }
   } while (!done);
   if (c->opts.spin_us <= 0) return redisGetReply(ctx, r);
   if (c->spin_skip > 0) {
@@ -448,15 +467,17 @@ int rtq_conn_append(rtq_conn *c, const rtq_argv *a) {
 }
 
 int rtq_conn_send(rtq_conn *c) {
-  if (c->cl != NULL) return 0;
-  if (c->ctx == NULL) {
-    set_err(c, "not connected (a pipeline broke or the connection was dropped)");
-    return RTQ_ECONN;
+  if (c->cl != NULL || c->ctx == NULL) return 0;
+  redisContext *ctx = c->ctx;
+  /* Best effort, without blocking: what the socket does not take now, and
+   * any error, is left to the next read, which writes the rest first and
+   * reports the failure after reading every reply that did arrive (a
+   * failed write here must not drop replies Redis already sent). */
+  while (ctx->err == 0 && sdslen(ctx->obuf) > 0) {
+    ssize_t n = send(ctx->fd, ctx->obuf, sdslen(ctx->obuf), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sdsrange(ctx->obuf, n, -1);
   }
-  int done = 0;
-  do {
-    if (redisBufferWrite(c->ctx, &done) != REDIS_OK) return io_failure(c);
-  } while (!done);
   return 0;
 }
 

@@ -143,11 +143,13 @@ int rtq_conn_command(rtq_conn *c, const rtq_argv *argv, redisReply **reply);
 int rtq_conn_append(rtq_conn *c, const rtq_argv *argv);
 int rtq_conn_get_reply(rtq_conn *c, redisReply **reply);
 /*
- * Writes the appended commands now, blocking until the socket took them,
- * so that Redis runs them while the caller builds the next ones; their
- * replies are read with get_reply as before. A cluster connection sends
- * at its first get_reply (0 here). RTQ_ECONN when the write fails, which
- * drops the pipeline as a failed read does.
+ * Writes the appended commands now, as far as the socket takes them
+ * without blocking, so that Redis runs them while the caller builds the
+ * next ones; their replies are read with get_reply as before. Best effort:
+ * it never fails; the rest, and any write error, are left to get_reply,
+ * which first reads every reply that arrived (a write that fails midway
+ * loses none of them). Returns 0. A cluster connection sends at its first
+ * get_reply.
  */
 int rtq_conn_send(rtq_conn *c);
 

@@ -528,7 +528,7 @@ static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
     /* Its claim ran and the reply was lost: it runs with the hash's attempt. */
     /* The side hash's x, when there is one: a side hash may hold only an
      * earlier attempt's long error, the args then being in the task hash. */
-    bool side_args = f[5] != NULL && side->type == REDIS_REPLY_STRING;
+    bool side_args = f[5] != NULL && strcmp(f[5], "1") == 0 && side->type == REDIS_REPLY_STRING;
     const redisReply *x = side_args ? side : h->element[4];
     /* Args of 65..256 bytes: chunks x, x2, x3, x4, joined in order. */
     size_t joined_len = 0;

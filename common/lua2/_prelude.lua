@@ -417,7 +417,7 @@ local function claim_one(id, now, wid, deftmo, tpre, xpre, plist, started, gate,
   if h[11] then args = args .. h[11] .. (h[12] or '') .. (h[13] or '') end
   -- A side hash (xs) holds args only when they are over 256 bytes: it
   -- may exist for a long error or result of an earlier attempt alone.
-  if h[6] then
+  if h[6] == '1' then
     local v = redis.pcall('HGET', xpre .. id, 'x')
     if type(v) == 'string' then args = v end
   end

@@ -4,8 +4,8 @@
 -- enqueued for it (idempotent caller-supplied ids).
 -- Args up to 64 bytes stay in the task hash (`x`); 65..256 bytes stay
 -- there too, cut into 64-byte chunks `x`, `x2`, `x3`, `x4`; longer ones go
--- to the task's side hash. Every value of the task hash is then at most
--- 64 bytes, so that it stays listpack-encoded.
+-- to the task's side hash: args never take the task hash out of the
+-- listpack encoding (Redis's default hash-max-listpack-value is 64).
 -- KEYS: 1 queue, 2 delayed, 3 stats
 -- ARGV: 1 events channel, 2 task key prefix, 3 side key prefix,
 --       then per task 10 values: id, name, args (msgpack; '' = none),

@@ -239,6 +239,52 @@ static void test_client_create2_batch_noscript(void **state) {
   assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "default").s, NULL), 100);
 }
 
+/* A batch whose second call Redis refuses midway (a bulk over its
+ * proto-max-bulk-len: Redis answers the error and closes the connection):
+ * the first call's tasks are reported created, with their ids, as Redis
+ * created them; the refused call fails; the third, never run, fails
+ * RTQ_ECONN and keeps its ids (such a task may or may not exist). */
+static void test_client_create2_batch_broken_midway_reports_what_ran(void **state) {
+  (void)state;
+  const char *conf[] = {"proto-max-bulk-len 1mb", NULL};
+  rtq_test_redis_options ro = {.extra_config = conf};
+  rtq_test_redis *r = rtq_test_redis_start(&ro);
+  assert_non_null(r);
+  rtq_client_options o = {.redis_url = rtq_test_redis_url_of(r), .max_payload = 8u << 20};
+  rtq_client *cl = NULL;
+  assert_int_equal(rtq_client_new(&o, &cl), 0);
+  enum { N = 129, BIG = 64 };
+  size_t blen = 2u << 20;
+  char *blob = malloc(blen + 1);
+  assert_non_null(blob);
+  memset(blob, 'q', blen);
+  blob[blen] = '\0';
+  rtq_args *big = rtq_args_new();
+  rtq_args_set_str(big, "b", blob);
+  rtq_task_spec s[N];
+  memset(s, 0, sizeof s);
+  for (int i = 0; i < N; i++) s[i].name = "t";
+  s[BIG].args = big;
+  assert_int_not_equal(rtq_create_tasks(cl, s, N), 0);
+  for (int i = 0; i < BIG; i++) {
+    assert_int_equal(s[i].rc, 0);
+    assert_int_equal(s[i].created, 1);
+    assert_true(s[i].id[0] != '\0');
+  }
+  assert_int_not_equal(s[BIG].rc, 0);
+  for (int i = BIG + 1; i < N; i++) {
+    assert_int_equal(s[i].rc, RTQ_ECONN);
+    assert_true(s[i].id[0] != '\0');
+  }
+  rtq_conn *c = rtq_test_conn_new(rtq_test_redis_url_of(r));
+  assert_int_equal(rtq_test_cmd_int(c, "LLEN", rtq_keys2_queue(&K, "default").s, NULL), BIG);
+  rtq_conn_free(c);
+  rtq_args_free(big);
+  free(blob);
+  rtq_client_free(cl);
+  rtq_test_redis_stop(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_client_create2_id_carries_the_slot, setup, teardown),
@@ -249,6 +295,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_create2_batch_split_by_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_create2_batch_noscript, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_batch_broken_midway_reports_what_ran, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -203,7 +203,9 @@ typedef struct rtq_task_spec {
   const rtq_task_options *opts; /* NULL: defaults */
   int rc;                       /* out: 0 or RTQ_E* for this task */
   int created;                  /* out: as rtq_create_task's *created */
-  char id[RTQ_TASK_ID_SIZE];    /* out: the id ("" when rc is a bad input) */
+  char id[RTQ_TASK_ID_SIZE];    /* out: the id; "" when rc says it was not
+                                 * created (bad input, a refused call); kept
+                                 * with RTQ_ECONN, when it may exist */
 } rtq_task_spec;
 
 /*
