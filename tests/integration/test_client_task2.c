@@ -154,6 +154,33 @@ static void test_client_task2_chunked_args_joined(void **state) {
   }
 }
 
+/* Chunks laid out by hand are joined by the rule the claim script uses
+ * (tests/lua2 test_take_joins_hostile_chunk_layouts_by_the_rule): x2
+ * present, x x2 x3 x4 as present, in order; else x alone. */
+static void test_client_task2_hostile_chunks_follow_the_rule(void **state) {
+  (void)state;
+  struct {
+    const char *f[3], *v[3];
+    const char *want;
+  } cases[] = {
+      {{"x2", NULL, NULL}, {"BBBB", NULL, NULL}, "BBBB"},
+      {{"x", "x3", NULL}, {"AA", "CC", NULL}, "AA"},
+      {{"x", "x2", "x4"}, {"A", "BB", "D"}, "ABBD"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char id[RTQ_TASK_ID_SIZE];
+    create("chunks", NULL, NULL, id);
+    rtq_key2 tk = rtq_keys2_task(&K, "default", id);
+    for (int k = 0; k < 3 && cases[i].f[k] != NULL; k++)
+      rtq_test_cmd_int(C, "HSET", tk.s, cases[i].f[k], cases[i].v[k], NULL);
+    rtq_task *t = NULL;
+    assert_int_equal(rtq_get_task(CL, id, &t), 0);
+    assert_int_equal(t->args_len, strlen(cases[i].want));
+    assert_memory_equal(t->args, cases[i].want, t->args_len);
+    rtq_task_free(t);
+  }
+}
+
 static void test_client_task2_get_errors(void **state) {
   (void)state;
   rtq_task *t = (rtq_task *)1;
@@ -393,6 +420,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_task2_get_every_field, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_side_hash_merged, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_chunked_args_joined, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_task2_hostile_chunks_follow_the_rule, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_get_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_hostile_hashes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_task2_cancel_each_state, setup, teardown),

@@ -125,6 +125,21 @@ def test_args_of_65_to_256_bytes_stay_in_the_task_hash_in_chunks(r, q):
         assert r.hget(q.k("x:" + k), "x") is None
 
 
+@pytest.mark.parametrize("fields,want", [
+    ({"x2": b"B" * 10}, b"B" * 10),                      # x2 without x: joined from ''
+    ({"x": b"A" * 64, "x3": b"C"}, b"A" * 64),           # x3 without x2: x alone
+    ({"x": b"A", "x2": b"B" * 100, "x4": b"D"}, b"A" + b"B" * 100 + b"D"),  # long chunk, gap
+])
+def test_take_joins_hostile_chunk_layouts_by_the_rule(r, q, fields, want):
+    """Chunks a writer laid out by hand are joined by the documented rule
+    (x2 present: x, x2, x3, x4 as present, in order; else x), the same rule
+    the C reader applies; nothing fails."""
+    q.create([{"id": "H"}])
+    r.hset(q.t("H"), mapping=fields)
+    got = q.take(W)
+    assert got[0][0] == b"ok" and got[0][6] == want
+
+
 def test_failed_task_keeps_its_args_chunks_for_a_retry(r, q):
     """A failed task keeps its chunked args; retried, it is taken with the
     same args."""
