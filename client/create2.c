@@ -111,7 +111,7 @@ static int prepare(rtq_client *c, const char *name, const char *args, size_t arg
                              .args_len = empty ? 0 : args_len, .timeout_ms = o->timeout_ms,
                              .max_retries = o->max_retries, .result_ttl_s = o->result_ttl_s,
                              .retry_backoff_ms = o->retry_backoff_ms, .delay_ms = o->delay_ms,
-                             .run_at_ms = o->run_at_ms};
+                             .run_at_ms = o->run_at_ms, .fresh_id = o->id == NULL};
   return c->sign_keys != NULL ? sign(c, p) : 0;
 }
 
@@ -135,6 +135,10 @@ int rtq__create2_one(rtq_client *c, const char *name, const char *args, size_t a
   prepared p;
   int rc = pack_rc != 0 ? pack_rc : prepare(c, name, args, args_len, opts, &p);
   if (rc == 0) rc = rtq__queues2_register(c, p.queue);
+  /* Looked up even when made here: the call may be sent twice (below), and
+   * for one task the look-up costs Redis what the fresh path's type check
+   * of the queue would. */
+  p.t.fresh_id = false;
   rtq_argv a;
   rtq_argv_init(&a);
   if (rc == 0 && (rc = rtq__call2_create(&a, &c->keys2, false, p.queue, &p.t, 1)) != 0)

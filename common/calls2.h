@@ -77,9 +77,12 @@ typedef struct rtq__create2_task {
   size_t args_len;
   uint64_t timeout_ms, max_retries, result_ttl_s, retry_backoff_ms, delay_ms, run_at_ms;
   const char *signature; /* "kid:hex"; NULL or "": none */
+  bool fresh_id;         /* the id was made for this call (rtq_id2_new), never sent before */
 } rtq__create2_task;
 
-/* 1..64 tasks of one queue, all or nothing. */
+/* 1..64 tasks of one queue, all or nothing: 3 values per task when no
+ * task gives an option or a signature, else 10; the ids are sent as
+ * fresh (not looked up) when every task's is (create.lua's ARGV). */
 int rtq__call2_create(rtq_argv *a, const rtq_keys2 *k, bool use_eval, const char *queue,
                       const rtq__create2_task *t, int n);
 

@@ -43,20 +43,27 @@ static int entries(const redisReply *r, int cap, int *n) {
 
 /* ---- create ---- */
 
-static int create_entry(const redisReply *e, rtq__create2_result *o) {
-  int64_t flag;
-  memset(o, 0, sizeof *o);
-  if (e->elements != 2 || int_at(e, 0, &flag) != 0) return RTQ_EDECODE;
-  o->created = flag == 1;
-  if (o->created) return int_at(e, 1, &o->created_at);
-  o->status = text_at(e, 1, NULL);
-  return flag == 0 && o->status != NULL ? 0 : RTQ_EDECODE;
-}
-
+/* {created_at, then per task 1 (created) or the status it has}. */
 int rtq__reply2_create(const redisReply *r, rtq__create2_result *out, int cap, int *n) {
-  int rc = entries(r, cap, n);
-  for (int i = 0; rc == 0 && i < *n; i++) rc = create_entry(r->element[i], &out[i]);
-  return rc;
+  int64_t at = 0;
+  *n = 0;
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || cap < 0 ||
+      r->elements - 1 > (size_t)cap || int_at(r, 0, &at) != 0)
+    return RTQ_EDECODE;
+  for (size_t i = 1; i < r->elements; i++) {
+    rtq__create2_result *o = &out[i - 1];
+    int64_t flag = 0;
+    memset(o, 0, sizeof *o);
+    if (int_at(r, i, &flag) == 0) {
+      if (flag != 1) return RTQ_EDECODE;
+      o->created = true;
+      o->created_at = at;
+    } else if ((o->status = text_at(r, i, NULL)) == NULL) {
+      return RTQ_EDECODE;
+    }
+  }
+  *n = (int)r->elements - 1;
+  return 0;
 }
 
 /* ---- take and claim ---- */

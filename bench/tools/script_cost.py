@@ -10,7 +10,9 @@ the CPU time of Redis's main thread (INFO cpu), which includes reading
 the calls and writing the replies but not the time Redis waited for a
 core: on a shared machine the steadier figure:
   create1   awaited create: one task per call (rtq-bench's awaited phase)
-  create64  bulk create: 64 tasks per call
+  create64  bulk create: 64 tasks per call, their ids sent as fresh
+            (not looked up) where the tree's create takes that, as
+            rtq_create_tasks sends the ids it made
   take      take of 25 moves per call (the drain's mean, section 9.2),
             each call under its own worker id
   finish    finish of those 25 tasks per worker id in calls of 14 and 11,
@@ -27,7 +29,9 @@ the scripts ran, the Lua around them (the difference) and the commands
 per task; with --runs R, the median of R runs of each figure, and the
 least Redis CPU of the R runs (the run the machine disturbed least).
 --lua DIR runs the scripts of another tree (e.g. an older commit's
-common/lua2 from `git archive`); given more than once, the trees are run
+common/lua2 from `git archive`), with the call builders of that tree's
+tests/lua2/v2.py when it has one (so trees whose scripts take other ARGV
+compare); given more than once, the trees are run
 in turn within each run, on one server, and each figure is also given
 as the ratio to the first tree's.
 --ab BLOCKS compares two trees more finely on a busy machine: each phase
@@ -36,6 +40,8 @@ turn, each block's calls pipelined (see ab()).
 """
 
 import argparse
+import importlib.util
+import inspect
 import os
 import statistics
 import sys
@@ -49,9 +55,37 @@ import redis  # noqa: E402
 import rtq_servers  # noqa: E402
 import v2  # noqa: E402
 
+_v2_of = {}
+
+
+def v2_of(lua):
+    """The call builders for the scripts of tree lua: the v2.py of the
+    tree's own tests/lua2 when there is one (a tree from `git archive` of
+    another commit, whose scripts may take other ARGV), else this one's."""
+    path = os.path.join(lua, "..", "..", "tests", "lua2", "v2.py")
+    key = os.path.realpath(path)
+    if key not in _v2_of:
+        if not os.path.exists(path):
+            _v2_of[key] = v2
+        else:
+            spec = importlib.util.spec_from_file_location("v2_%d" % len(_v2_of), path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            _v2_of[key] = mod
+    mod = _v2_of[key]
+    mod.LUA = lua
+    return mod
+
 ARGS = b"\x82\xa1i\xcd\x01\x00\xa4data\xd9\x40" + b"x" * 64  # {"i": 256, "data": 64 x's}
 SMALL = b"\x81\xa1i\xcd\x01\x00"  # {"i": 256}: --small-args
 WID = "w-bench-1"
+
+
+def bulk(q, tasks):
+    """create64's call: fresh ids when the tree's create takes them."""
+    if "fresh" in inspect.signature(q.create).parameters:
+        return q.create(tasks, fresh=True)
+    return q.create(tasks)
 
 
 def stats(r):
@@ -89,9 +123,8 @@ def measure(r, run, tasks):
 
 
 def one_run(r, lua, n, n1, args=ARGS):
-    v2.LUA = lua
     r.flushall()
-    q = v2.Queue(r, "bench", "default")
+    q = v2_of(lua).Queue(r, "bench", "default")
     q.hist, q.cap = "1", 100000
     floor = r.script_load(open(os.path.join(HERE, "floor2.lua"), "rb").read())
     res = {}
@@ -103,8 +136,8 @@ def one_run(r, lua, n, n1, args=ARGS):
     res["create1"] = measure(r, lambda: [q.create([t]) for t in one], n1)
     r.flushall()
 
-    bulk = tasks("b", n)
-    res["create64"] = measure(r, lambda: [q.create(bulk[i:i + 64]) for i in range(0, n, 64)], n)
+    tasks64 = tasks("b", n)
+    res["create64"] = measure(r, lambda: [bulk(q, tasks64[i:i + 64]) for i in range(0, n, 64)], n)
 
     # One worker id per take call, so that each processing list holds the
     # 25 ids of one take (a drain's worker holds its in-flight ones), and
@@ -166,11 +199,11 @@ def ab(r, dirs, blocks, per, args):
     load that drifts over seconds does not move."""
     qs = []
     for d in dirs:
-        v2.LUA = d
-        s = v2.Scripts(r)
+        m = v2_of(d)
+        s = m.Scripts(r)
         for name, body in s.body.items():
             s.sha[name] = r.script_load(body)
-        qs.append(v2.Queue(r, "bench", "default", s))
+        qs.append(m.Queue(r, "bench", "default", s))
     for q in qs:
         q.hist, q.cap = "1", 1000000
     us = {ph: ([], []) for ph in ("create1", "create64", "take", "finish")}
@@ -195,8 +228,10 @@ def ab(r, dirs, blocks, per, args):
             timed(i, "create1", [lambda q, t=t: q.create([t]) for t in one], per)
         r.flushall()
         for i in order:
-            bulk = [{"id": "b%d-%d-%d" % (b, i, j), "name": "rtq.noop", "args": args} for j in range(per)]
-            timed(i, "create64", [lambda q, k=k: q.create(bulk[k:k + 64]) for k in range(0, per, 64)], per)
+            many = [{"id": "b%d-%d-%d" % (b, i, j), "name": "rtq.noop", "args": args}
+                    for j in range(per)]
+            timed(i, "create64", [lambda q, k=k: bulk(q, many[k:k + 64]) for k in range(0, per, 64)],
+                  per)
         # Take: each tree takes PER of the tasks just made, 25 per call,
         # each call under its own worker id; finish: each tree finishes
         # what it took, in calls of 14 and 11.

@@ -116,7 +116,7 @@ REPLIES = {
                          ["limited", "T5", 250]]),
     "take_limited": resp([["limited", 1000]]),
     "claim_old_ok": resp([["ok", "T1", "n", 1, 1, 1, ARGS, ""]]),
-    "create": resp([[1, 1700000000000], [0, "running"]]),
+    "create": resp([1700000000000, 1, "running"]),
     "finish": resp([["ok", "completed"], ["retry", 1700000001000], ["stale", ""]]),
     "recover": resp([["gone"], ["requeued", 2], ["failed", 3], ["dropped", "completed"],
                      ["dead", "WORKER_LOST"]]),

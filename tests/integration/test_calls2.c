@@ -591,6 +591,95 @@ static void test_calls2_purge_and_delete(void **state) {
   assert_int_equal(rtq__call2_delete(&A, &K, false, Q, RTQ_STATUS_PENDING, 1, 0), RTQ_EINVAL);
 }
 
+/* Runs the create call laid out in A and parses its reply of n tasks into
+ * res (which points into the reply: free it after). */
+static redisReply *run_create(rtq__create2_result *res, int n) {
+  redisReply *r = run(0);
+  int got = -1;
+  assert_int_equal(rtq__reply2_create(r, res, n, &got), 0);
+  assert_int_equal(got, n);
+  if (n > 1) assert_int_equal(rtq__reply2_create(r, res, n - 1, &got), RTQ_EDECODE); /* over cap */
+  return r;
+}
+
+/* A call whose tasks give no option sends 3 values per task; one option
+ * in the call makes it 10 for each. The reply is the call's time, then
+ * per task created or the status it has. */
+static void test_calls2_create_sends_options_only_when_given(void **state) {
+  (void)state;
+  rtq__create2_task t[3] = {{.id = "a1", .name = "job"},
+                            {.id = "a2", .name = "job", .args = "\x81\xa1k\x01", .args_len = 4},
+                            {.id = "a3", .name = "other"}};
+  assert_int_equal(rtq__call2_create(&A, &K, false, Q, t, 3), 0);
+  /* EVALSHA sha 3, 3 keys, events, 2 prefixes, values per task, fresh
+   * ids, tasks */
+  assert_int_equal(A.argc, 3 + 3 + 5 + 3 * 3);
+  assert_string_equal(A.argv[9], "3");
+  assert_string_equal(A.argv[10], "0");
+  rtq__create2_result res[3];
+  redisReply *r = run_create(res, 3);
+  for (int i = 0; i < 3; i++) {
+    assert_true(res[i].created);
+    assert_true(res[i].created_at > 0);
+    assert_int_equal(res[i].created_at, res[0].created_at);
+  }
+  freeReplyObject(r);
+  assert_field("a2", "x", "\x81\xa1k\x01");
+  assert_field("a3", "n", "other");
+  assert_field("a1", "mr", NULL);
+
+  rtq__create2_task u[2] = {{.id = "b1", .name = "job", .max_retries = 2},
+                            {.id = "a1", .name = "job"}};
+  assert_int_equal(rtq__call2_create(&A, &K, false, Q, u, 2), 0);
+  assert_int_equal(A.argc, 3 + 3 + 5 + 2 * 10);
+  assert_string_equal(A.argv[9], "10");
+  r = run_create(res, 2);
+  assert_true(res[0].created);
+  assert_false(res[1].created);
+  assert_string_equal(res[1].status, "pending");
+  freeReplyObject(r);
+  assert_field("b1", "mr", "2");
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, Q).s, NULL), 4);
+
+  /* A signature alone also needs the 10 values. */
+  rtq__create2_task s = {.id = "c1", .name = "job", .signature = "k1:00ff"};
+  assert_int_equal(rtq__call2_create(&A, &K, false, Q, &s, 1), 0);
+  assert_string_equal(A.argv[9], "10");
+  freeReplyObject(run(0));
+  assert_field("c1", "sg", "k1:00ff");
+}
+
+/* Ids made for the call are sent fresh (not looked up) when every task's
+ * is; one id given by the caller makes the call look every id up. */
+static void test_calls2_create_fresh_ids(void **state) {
+  (void)state;
+  char ids[3][RTQ_ID2_LEN + 1];
+  rtq__create2_task t[3];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(rtq_id2_new(ids[i], rtq_keys2_slot(&K, Q)), 0);
+    t[i] = (rtq__create2_task){.id = ids[i], .name = "job", .fresh_id = true};
+  }
+  assert_int_equal(rtq__call2_create(&A, &K, false, Q, t, 3), 0);
+  assert_string_equal(A.argv[10], "1");
+  rtq__create2_result res[3];
+  redisReply *r = run_create(res, 3);
+  for (int i = 0; i < 3; i++) assert_true(res[i].created);
+  freeReplyObject(r);
+  assert_field(ids[2], "s", "pending");
+
+  /* A caller's id beside them: looked up, so the made ones sent again are
+   * found (a resend is never fresh). */
+  rtq__create2_task u[2] = {t[0], {.id = "mine", .name = "job"}};
+  assert_int_equal(rtq__call2_create(&A, &K, false, Q, u, 2), 0);
+  assert_string_equal(A.argv[10], "0");
+  r = run_create(res, 2);
+  assert_false(res[0].created);
+  assert_string_equal(res[0].status, "pending");
+  assert_true(res[1].created);
+  freeReplyObject(r);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, Q).s, NULL), 4);
+}
+
 /* A bad name or count never reaches Redis. */
 static void test_calls2_bad_input_is_refused(void **state) {
   (void)state;
@@ -632,6 +721,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_calls2_limits_in_take_and_claim, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calls2_purge_and_delete, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calls2_noscript_falls_back_to_eval, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_calls2_create_sends_options_only_when_given, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_calls2_create_fresh_ids, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calls2_bad_input_is_refused, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

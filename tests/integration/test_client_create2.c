@@ -49,6 +49,16 @@ static long long script_calls(void) {
   return n;
 }
 
+/* How many HGETs Redis ran since the last CONFIG RESETSTAT (scripts'
+ * included): create looks an id up with one. */
+static long long hgets(void) {
+  redisReply *r = rtq_test_command(C, "INFO", "commandstats", NULL);
+  const char *p = strstr(r->str, "cmdstat_hget:calls=");
+  long long n = p != NULL ? atoll(p + strlen("cmdstat_hget:calls=")) : 0;
+  freeReplyObject(r);
+  return n;
+}
+
 static void test_client_create2_id_carries_the_slot(void **state) {
   (void)state;
   char id[RTQ_TASK_ID_SIZE];
@@ -56,9 +66,13 @@ static void test_client_create2_id_carries_the_slot(void **state) {
   rtq_args_set_str(a, "to", "ann");
   rtq_task_options o = {.queue = "mail"};
   int created = -1;
+  rtq_test_cmd_ok(C, "CONFIG", "RESETSTAT", NULL);
   assert_int_equal(rtq_create_task(CL, "send", a, &o, id, &created), 0);
   rtq_args_free(a);
   assert_int_equal(created, 1);
+  /* One task, awaited: its id is looked up even though it was made here,
+   * so that a send repeated after a lost connection finds it. */
+  assert_int_equal(hgets(), 1);
   assert_int_equal(strlen(id), RTQ_ID2_LEN);
   assert_int_equal(rtq_id2_slot(id), rtq_keys2_slot(&K, "mail"));
   assert_field("mail", id, "s", "pending");
@@ -173,6 +187,8 @@ static void test_client_create2_batch_split_by_count_and_queue(void **state) {
   assert_int_equal(rtq_create_tasks(CL, s, N), RTQ_EINVAL);
   /* qa: 149 tasks in 3 calls (64, 64, 21); qb: 50 in 1. */
   assert_int_equal(script_calls(), 4);
+  /* The ids were made for these calls: sent fresh, none looked up. */
+  assert_int_equal(hgets(), 0);
   assert_int_equal(s[7].rc, RTQ_EINVAL);
   assert_string_equal(s[7].id, "");
   assert_non_null(strstr(rtq_client_errstr(CL), "task 7"));
@@ -198,7 +214,11 @@ static void test_client_create2_batch_split_by_count_and_queue(void **state) {
   }
   s[7].name = "t";
   s[7].opts = &oa;
+  rtq_test_cmd_ok(C, "CONFIG", "RESETSTAT", NULL);
   assert_int_equal(rtq_create_tasks(CL, s, N), 0);
+  /* Caller's ids (task 7's is made, but its call holds the others): each
+   * looked up. */
+  assert_int_equal(hgets(), N);
   int made = 0;
   for (int i = 0; i < N; i++) made += s[i].created;
   assert_int_equal(made, 1); /* task 7 only */

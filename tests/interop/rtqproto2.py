@@ -304,7 +304,14 @@ class Producer:
             self.r.sadd(self.k.queues(), queue)
             self._known.add(queue)
         k = self.k
-        argv = [k.events(queue), k.task_prefix(queue), k.side_prefix(queue)]
+        # 3 values per task when no task gives an option (no signature
+        # here), else 10.
+        opts = any((t.timeout_ms, t.max_retries, t.result_ttl_s, t.retry_backoff_ms, t.delay_ms,
+                    t.run_at_ms) != (0,) * 6 for t in tasks)
+        # Fresh ids when this call made every one of them.
+        fresh = all(t.id is None for t in tasks)
+        argv = [k.events(queue), k.task_prefix(queue), k.side_prefix(queue), "10" if opts else "3",
+                "1" if fresh else "0"]
         total = 0
         for t in tasks:
             t.id = t.id or self.ids.new(k.ns, queue)
@@ -312,12 +319,17 @@ class Producer:
                 raise ProtocolError(f"bad id or name {t.id!r} {t.name!r}")
             packed = b"" if t.args is None else msgpack.packb(t.args, use_bin_type=True)
             total += len(packed)
-            argv += [t.id, t.name, packed, t.timeout_ms, t.max_retries, t.result_ttl_s,
-                     t.retry_backoff_ms, t.delay_ms, t.run_at_ms, ""]
+            argv += [t.id, t.name, packed]
+            if opts:
+                argv += [t.timeout_ms, t.max_retries, t.result_ttl_s, t.retry_backoff_ms, t.delay_ms,
+                         t.run_at_ms, ""]
         if total > MAX_BATCH_ARGS:
             raise ProtocolError(f"a batch's args are {total} bytes, above {MAX_BATCH_ARGS}")
         reply = self.scripts("create", [k.queue(queue), k.delayed(queue), k.stats(queue)], argv)
-        return [(t.id, e[0] == 1, s(e[1])) for t, e in zip(tasks, reply)]
+        if len(reply) != len(tasks) + 1:
+            raise ProtocolError(f"create replied {len(reply)} values for {len(tasks)} tasks")
+        # The call's time, then per task 1 (created) or the existing status.
+        return [(t.id, e == 1, reply[0] if e == 1 else s(e)) for t, e in zip(tasks, reply[1:])]
 
     def create(self, name, args=None, queue="default", **kw):
         """One task; returns (id, created)."""

@@ -47,12 +47,16 @@ def valid_calls(q, r, rnd):
     some = running[0] if running else ("T1", "1")
     out = []
     tk = [q.k("q"), q.k("delayed"), q.k("stats")]
-    out.append(("create", tk, [q.ev, q.k("t:"), q.k("x:")] +
+    out.append(("create", tk, [q.ev, q.k("t:"), q.k("x:"), "10", "0"] +
                 ["N%d" % rnd.randrange(10 ** 6), "job", b"\x80", "0", "1", "0", "0", "0", "0", ""]))
     big = []
     for _ in range(64):
-        big += ["B%d" % rnd.randrange(10 ** 6), "job", b"\x80", "0", "0", "0", "0", "0", "0", ""]
-    out.append(("create", tk, [q.ev, q.k("t:"), q.k("x:")] + big))
+        big += ["B%d" % rnd.randrange(10 ** 12), "job", b"\x80"]
+    out.append(("create", tk, [q.ev, q.k("t:"), q.k("x:"), "3", "1"] + big))
+    big = []
+    for _ in range(64):
+        big += ["O%d" % rnd.randrange(10 ** 6), "job", b"\x80", "0", "0", "5", "0", "0", "0", ""]
+    out.append(("create", tk, [q.ev, q.k("t:"), q.k("x:"), "10", "0"] + big))
     out.append(("take", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "300000", q.ev, q.k("t:"), q.k("x:"),
                                                    rnd.choice(["2", "64"]), "65536"]))
     out.append(("claim", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "300000", q.ev, q.k("t:"), q.k("x:"), some[0]]))

@@ -42,10 +42,10 @@ def refused(r, call, match):
 
 # --- create: more tasks than one call may hold ---------------------------
 
-def create_argv(q, n, p="C"):
-    argv = [q.ev, q.k("t:"), q.k("x:")]
+def create_argv(q, n, p="C", per=10):
+    argv = [q.ev, q.k("t:"), q.k("x:"), str(per), "0"]
     for i in range(n):
-        argv += ["%s%d" % (p, i), "job", b"", "0", "0", "0", "0", "0", "0", ""]
+        argv += ["%s%d" % (p, i), "job", b"", "0", "0", "0", "0", "0", "0", ""][:per]
     return argv
 
 
@@ -54,9 +54,10 @@ def create_keys(q):
 
 
 @pytest.mark.parametrize("n", [65, 10000, 50000])
-def test_create_refuses_more_than_64_tasks_before_writing(r, q, n):
+@pytest.mark.parametrize("per", [3, 10])
+def test_create_refuses_more_than_64_tasks_before_writing(r, q, n, per):
     q.create([{"id": "OLD"}])  # the namespace holds a task, a queue and stats
-    argv = create_argv(q, n)
+    argv = create_argv(q, n, per=per)
     r.config_set("slowlog-log-slower-than", 0)
     r.slowlog_reset()
     t0 = time.monotonic()
@@ -74,9 +75,30 @@ def test_create_refuses_more_than_64_tasks_before_writing(r, q, n):
     assert r.llen(q.k("q")) == 1 and not r.exists(q.t("C0"))
 
 
-def test_create_takes_64_tasks(r, q):
-    out = q.s.call("create", create_keys(q), create_argv(q, 64))
-    assert [e[0] for e in out] == [1] * 64 and r.llen(q.k("q")) == 64
+@pytest.mark.parametrize("per", [3, 10])
+def test_create_takes_64_tasks(r, q, per):
+    out = q.s.call("create", create_keys(q), create_argv(q, 64, per=per))
+    assert out[1:] == [1] * 64 and r.llen(q.k("q")) == 64
+
+
+@pytest.mark.parametrize("per", ["", "0", "4", "03", "10.0", "3 "])
+def test_create_refuses_a_values_per_task_other_than_3_or_10(r, q, per):
+    q.create([{"id": "OLD"}])
+    argv = create_argv(q, 2)
+    argv[3] = per
+    refused(r, lambda: q.s.call("create", create_keys(q), argv), "create: values per task must be 3 or 10")
+
+
+@pytest.mark.parametrize("per,values", [(3, 10), (10, 3), (3, 4), (10, 11)])
+def test_create_refuses_values_that_do_not_make_whole_tasks(r, q, per, values):
+    # 2 tasks of `values` values each, sent as `per` per task: 20 values are
+    # not a whole number of 3-value tasks, and 6 not of 10-value ones.
+    q.create([{"id": "OLD"}])
+    argv = create_argv(q, 2, per=values)
+    argv[3] = str(per)
+    if (len(argv) - 5) % per == 0:
+        argv.append("extra")
+    refused(r, lambda: q.s.call("create", create_keys(q), argv), "create: expected 1..64 tasks of %d" % per)
 
 
 # --- create and finish: numbers that are not whole numbers in range ------
@@ -92,10 +114,10 @@ def test_create_refuses_each_number_that_is_not_whole(r, q, off):
     base = create_argv(q, 2)  # the hostile value is in the second task
     for v in HOSTILE:
         argv = list(base)
-        argv[3 + 10 + off] = v
+        argv[5 + 10 + off] = v
         refused(r, lambda: q.s.call("create", create_keys(q), argv),
                 "create: %s must be a whole number" % CREATE_NUMBERS[off])
-    assert [e[0] for e in q.s.call("create", create_keys(q), base)] == [1, 1]
+    assert q.s.call("create", create_keys(q), base)[1:] == [1, 1]
 
 
 # finish's argv (below): index -> the text of its error.

@@ -48,8 +48,9 @@ def ids(n, p="T"):
 
 def test_create_take_finish_happy_path(r, q):
     sub = Sub(r, shard=[q.ev])
-    assert q.create([{"id": i, "name": "email.send", "args": b"\x81\xa1a\x01"} for i in ids(3)]) == \
-        [[1, r.hget(q.t(i), "c") and int(r.hget(q.t(i), "c"))] for i in ids(3)]
+    out = q.create([{"id": i, "name": "email.send", "args": b"\x81\xa1a\x01"} for i in ids(3)])
+    assert out == [int(r.hget(q.t("T0000"), "c")), 1, 1, 1]
+    assert {r.hget(q.t(i), "c") for i in ids(3)} == {str(out[0]).encode()}
     assert r.llen(q.k("q")) == 3
     got = q.take(W, n=10)
     assert [e[0] for e in got] == [b"ok"] * 3
@@ -75,12 +76,81 @@ def test_create_take_finish_happy_path(r, q):
 
 def test_create_is_idempotent_and_all_or_nothing(r, q):
     q.create([{"id": "A"}])
-    assert q.create([{"id": "A"}, {"id": "B"}]) [0] == [0, b"pending"]
+    assert q.create([{"id": "A"}, {"id": "B"}])[1:] == [b"pending", 1]
     assert r.llen(q.k("q")) == 2
     before = r.llen(q.k("q"))
     with pytest.raises(redis.ResponseError):
         q.create([{"id": "C"}, {"id": "D", "delay_ms": "abc"}])
     assert not r.exists(q.t("C")) and r.llen(q.k("q")) == before
+
+
+def test_create_3_values_per_task_writes_what_10_without_options_write(r, q):
+    # A call whose tasks give no option may send 3 values per task: its
+    # tasks are written as a call of 10 values, every option '0', writes them.
+    big = msgpack.packb({"blob": "x" * 300})
+    mid = msgpack.packb({"blob": "x" * 150})
+    small = b"\x81\xa1a\x01"
+    tasks = [{"name": "n.a", "args": big}, {"name": "n.b", "args": small}, {"name": "n.a", "args": b""},
+             {"name": "n.c", "args": mid}]
+    argv3 = [q.ev, q.k("t:"), q.k("x:"), "3", "0"]
+    argv10 = [q.ev, q.k("t:"), q.k("x:"), "10", "0"]
+    for i, t in enumerate(tasks):
+        argv3 += ["S%d" % i, t["name"], t["args"]]
+        argv10 += ["L%d" % i, t["name"], t["args"], "0", "0", "0", "0", "0", "0", ""]
+    keys = [q.k("q"), q.k("delayed"), q.k("stats")]
+    out3, out10 = q.s.call("create", keys, argv3), q.s.call("create", keys, argv10)
+    assert out3[1:] == out10[1:] == [1, 1, 1, 1]
+    for i in range(len(tasks)):
+        s, l = q.task("S%d" % i), q.task("L%d" % i)
+        assert s.pop("c") == str(out3[0]).encode() and l.pop("c") == str(out10[0]).encode()
+        assert s == l
+        assert r.hgetall(q.k("x:S%d" % i)) == r.hgetall(q.k("x:L%d" % i))
+        assert r.object("encoding", q.t("S%d" % i)) == b"listpack"
+    assert r.lrange(q.k("q"), 0, -1) == [b"L3", b"L2", b"L1", b"L0", b"S3", b"S2", b"S1", b"S0"]
+    assert q.s.call("create", keys, argv3)[1:] == [b"pending"] * 4
+
+
+def test_create_fresh_ids_are_not_looked_up(r, q):
+    sub = Sub(r, shard=[q.ev])
+    big = msgpack.packb({"blob": "x" * 300})  # the side hash
+    mid = msgpack.packb({"blob": "x" * 150})  # chunks in the task hash
+    tasks = [{"id": "F1", "args": big}, {"id": "F2", "args": b"\x81\xa1a\x01"}, {"id": "F3"},
+             {"id": "F4", "args": mid}]
+    r.config_resetstat()
+    out = q.create(tasks, fresh=True)
+    assert out[1:] == [1, 1, 1, 1]
+    assert "cmdstat_hget" not in r.info("commandstats")
+    assert r.lrange(q.k("q"), 0, -1) == [b"F4", b"F3", b"F2", b"F1"]
+    assert q.task("F1")["x"] == big and q.task("F2")["x"] == b"\x81\xa1a\x01" and "x" not in q.task("F3")
+    h = r.hgetall(q.t("F4"))
+    assert h[b"x"] + h[b"x2"] + h[b"x3"] == mid and b"xs" not in h
+    assert r.hget(q.k("stats"), "enqueued") == b"4"
+    msgs = [json.loads(m) for _, m in sub.drain()]
+    assert [[e["id"] for e in m["t"]] for m in msgs] == [["F1", "F2", "F3", "F4"]]
+    sub.close()
+    # The same tasks looked up: already there, nothing enqueued.
+    assert q.create(tasks)[1:] == [b"pending"] * 4 and r.llen(q.k("q")) == 4
+
+
+def test_create_fresh_id_given_twice_is_refused(r, q):
+    q.create([{"id": "OLD"}])
+    before = r.execute_command("DEBUG", "DIGEST")
+    with pytest.raises(redis.ResponseError, match="a fresh id is given twice"):
+        q.create([{"id": "F1"}, {"id": "F2"}, {"id": "F1"}], fresh=True)
+    assert r.execute_command("DEBUG", "DIGEST") == before
+    with pytest.raises(redis.ResponseError, match="fresh ids must be 0 or 1"):
+        q.s.call("create", [q.k("q"), q.k("delayed"), q.k("stats")],
+                 [q.ev, q.k("t:"), q.k("x:"), "3", "yes", "F1", "job", ""])
+    assert r.execute_command("DEBUG", "DIGEST") == before
+
+
+def test_create_fresh_id_writes_over_a_hash_that_is_there(r, q):
+    # Only a producer could have put it there, and a producer may write any
+    # task hash: a fresh id is not looked up, so its task is written.
+    r.hset(q.t("F1"), mapping={"s": "completed", "zz": "1"})
+    assert q.create([{"id": "F1", "name": "n.b"}], fresh=True)[1:] == [1]
+    t = q.task("F1")
+    assert t["s"] == b"pending" and t["n"] == b"n.b" and r.lrange(q.k("q"), 0, -1) == [b"F1"]
 
 
 def test_create_delayed_and_big_args_in_side_hash(r, q):
@@ -557,7 +627,7 @@ def test_events_channel_must_be_under_the_queue_tag(r, q):
     before = r.execute_command("DEBUG", "DIGEST")
     calls = [
         ("create", [q.k("q"), q.k("delayed"), q.k("stats")],
-         [other.ev, q.k("t:"), q.k("x:"), "E2", "job", "", "0", "0", "0", "0", "0", "0", ""]),
+         [other.ev, q.k("t:"), q.k("x:"), "3", "1", "E2", "job", ""]),
         ("take", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "1000", other.ev, q.k("t:"), q.k("x:"), "1", "100"]),
         ("claim", [q.k("q"), q.k("p:" + W)] + q.gate(), [W, "1000", "{rtq}:ev", q.k("t:"), q.k("x:"), "E1"]),
         ("cancel", [q.t("E1"), q.k("delayed"), q.k("stats"), q.done("cancelled")],

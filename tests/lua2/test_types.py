@@ -27,11 +27,31 @@ def spoil(r, key):
 
 @pytest.mark.parametrize("suffix,delayed", [("q", False), ("stats", False), ("delayed", True),
                                             ("stats", True)])
-def test_types_create_refused(r, q, suffix, delayed):
+@pytest.mark.parametrize("fresh", [False, True])
+def test_types_create_refused(r, q, suffix, delayed, fresh):
     spoil(r, q.k(suffix))
     extra = {"delay_ms": 60000} if delayed else {}
     big = b"\x81\xa1d\xda\x01\x2c" + b"x" * 300  # over 256 bytes: a side hash too
-    refused(r, lambda: q.create([{"id": i, "args": big, **extra} for i in ids(3)]))
+    refused(r, lambda: q.create([{"id": i, "args": big, **extra} for i in ids(3)], fresh=fresh))
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+@pytest.mark.parametrize("delayed", [False, True])
+def test_types_create_task_key_of_another_type_is_invalid(r, q, fresh, delayed):
+    # A task key of another type: that task is not created and nothing is
+    # written for it (its key, side key, queue entry, count, event); the
+    # call's other tasks are. Looked up or fresh, the same outcome.
+    spoil(r, q.t("T0001"))
+    extra = {"delay_ms": 60000} if delayed else {}
+    big = b"\x81\xa1d\xda\x01\x2c" + b"x" * 300  # a side hash too
+    out = q.create([{"id": i, "args": big, **extra} for i in ids(3)], fresh=fresh)
+    assert out[1:] == [1, b"invalid", 1]
+    assert r.get(q.t("T0001")) == b"not what the script expects"
+    assert not r.exists(q.k("x:T0001"))
+    held = r.zrange(q.k("delayed"), 0, -1) if delayed else r.lrange(q.k("q"), 0, -1)
+    assert sorted(held) == [b"T0000", b"T0002"]
+    assert r.hget(q.k("stats"), "enqueued") == b"2"
+    assert r.hget(q.k("x:T0002"), "x") == big
 
 
 @pytest.mark.parametrize("suffix,limit", [("q", {}), ("p:" + W, {}), ("limit", None),

@@ -52,11 +52,16 @@ class Queue:
         return self.k("done:" + status)
 
     # --- calls -------------------------------------------------------
-    def create(self, tasks):
+    def create(self, tasks, fresh=False):
         """tasks: list of dicts with id, name and optional args, timeout_ms,
-        max_retries, result_ttl, backoff_ms, delay_ms, run_at_ms, sig."""
-        argv = [self.ev, self.k("t:"), self.k("x:")]
+        max_retries, result_ttl, backoff_ms, delay_ms, run_at_ms, sig.
+        fresh: the ids are fresh (made for this call: not looked up)."""
+        opts = any(set(t) - {"id", "name", "args"} for t in tasks)
+        argv = [self.ev, self.k("t:"), self.k("x:"), "10" if opts else "3", "1" if fresh else "0"]
         for t in tasks:
+            if not opts:
+                argv += [t["id"], t.get("name", "job"), t.get("args", b"")]
+                continue
             argv += [t["id"], t.get("name", "job"), t.get("args", b""), str(t.get("timeout_ms", 0)),
                      str(t.get("max_retries", 0)), str(t.get("result_ttl", 0)),
                      str(t.get("backoff_ms", 0)), str(t.get("delay_ms", 0)),
