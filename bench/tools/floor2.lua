@@ -7,6 +7,7 @@
 --       6 run-time histogram, 7 events channel
 -- ARGV: 1 mode (create | take | finish), 2 task key prefix, 3 side key
 --       prefix, then create: id, args pairs; take: moves; finish: ids.
+-- The create is a bulk create's: fresh ids, which are not looked up.
 -- Args of 65..256 bytes go to the task hash in 64-byte chunks and longer
 -- ones to the side hash, as create does; take and finish touch the side
 -- hash when the task has one (xs), as the scripts do.
@@ -19,7 +20,6 @@ local ids = {}
 if mode == 'create' then
   for i = 4, #ARGV, 2 do
     local id = ARGV[i]
-    redis.call('HGET', tpre .. id, 's')
     local a = ARGV[i + 1]
     if #a > 256 then
       redis.call('HSET', xpre .. id, 'x', a)
