@@ -8,9 +8,10 @@
  * is used as it is. Before a queue's first create the queue goes into the
  * namespace's registry ({ns}:queues), so that a reader given only an id can
  * find it. The create script takes 1..64 tasks of ONE queue and at most
- * 256 KiB of args per call (one larger task goes alone): a batch is split
- * per queue, then into calls within those bounds, pipelined on one
- * connection. Everything that can be checked locally is checked before a
+ * 256 KiB of args per call (one larger task goes alone): a batch is taken
+ * 128 tasks at a time, split per queue, then into calls within those
+ * bounds, pipelined on one connection, each call written as soon as it is
+ * built. Everything that can be checked locally is checked before a
  * byte goes to Redis, and the script checks it again.
  */
 #include "client_internal.h"
@@ -198,19 +199,21 @@ static void note(rtq_client *c, first2 *f, size_t i, int rc) {
   snprintf(f->msg, sizeof f->msg, "task %zu: %s", i, rtq_client_errstr(c));
 }
 
-/* Groups the prepared tasks (rc 0) per queue, first queue first, and cuts
- * each queue's run into calls of at most CALL_TASKS tasks and CALL_BYTES
- * of args. order[] receives the indexes; *ncalls the calls made in calls
- * (capacity n: every call holds at least one task). */
-static void plan(prepared *p, size_t n, size_t *order, call2 *calls, size_t *ncalls) {
-  bool *taken = calloc(n, sizeof *taken);
-  size_t used = 0, k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (p[i].rc != 0 || (taken != NULL && taken[i])) continue;
+/* Groups the prepared tasks p[lo..hi) (rc 0) per queue, first queue
+ * first, and cuts each queue's run into calls of at most CALL_TASKS tasks
+ * and CALL_BYTES of args, appended at calls[*ncalls]. Their indexes go to
+ * order[*used...] (both cursors advance; every call holds at least one
+ * task, so n calls and n indexes are room enough). */
+static void plan(prepared *p, size_t lo, size_t hi, size_t *order, size_t *used, call2 *calls,
+                 size_t *ncalls) {
+  bool *taken = calloc(hi - lo, sizeof *taken);
+  size_t k = *ncalls;
+  for (size_t i = lo; i < hi; i++) {
+    if (p[i].rc != 0 || (taken != NULL && taken[i - lo])) continue;
     call2 *cur = NULL;
     size_t bytes = 0;
-    for (size_t j = i; j < n; j++) {
-      if (p[j].rc != 0 || (taken != NULL && taken[j]) || strcmp(p[j].queue, p[i].queue) != 0)
+    for (size_t j = i; j < hi; j++) {
+      if (p[j].rc != 0 || (taken != NULL && taken[j - lo]) || strcmp(p[j].queue, p[i].queue) != 0)
         continue;
       if (taken == NULL && j != i) break; /* out of memory: one task per call */
       size_t len = p[j].t.args_len;
@@ -219,13 +222,13 @@ static void plan(prepared *p, size_t n, size_t *order, call2 *calls, size_t *nca
         memset(cur, 0, sizeof *cur);
         rtq_argv_init(&cur->cmd);
         cur->queue = p[j].queue;
-        cur->idx = order + used;
+        cur->idx = order + *used;
         bytes = 0;
       }
       cur->idx[cur->n++] = j;
-      used++;
+      (*used)++;
       bytes += len;
-      if (taken != NULL) taken[j] = true;
+      if (taken != NULL) taken[j - lo] = true;
     }
   }
   free(taken);
@@ -303,20 +306,33 @@ static void wait_batch(rtq_client *c, rtq_conn *conn, call2 *calls, size_t ncall
   free(res);
 }
 
-/* Sends the planned calls pipelined and settles every spec they carry. */
-static void send_calls(rtq_client *c, const prepared *p, call2 *calls, size_t ncalls,
-                       rtq_task_spec *specs, first2 *f) {
-  rtq_conn *conn = NULL;
-  int rc = rtq__pool_get(c, &conn);
-  size_t sent = 0;
-  /* Each call goes out as soon as it is built, so Redis runs it while the
-   * next is built: a batch costs the longer of the two, not their sum. */
-  for (size_t k = 0; rc == 0 && k < ncalls; k++) {
-    rc = build(c, p, &calls[k], false);
-    if (rc == 0) rc = rtq_conn_append(conn, &calls[k].cmd);
-    if (rc == 0) sent = k + 1;
-    if (rc == 0 && k + 1 < ncalls) rc = rtq_conn_send(conn);
+/* A batch's pipeline: its connection (NULL when none could be had), the
+ * first failure that stopped sending, and how many calls went out. */
+typedef struct pipe2 {
+  rtq_conn *conn;
+  int rc;
+  size_t sent;
+} pipe2;
+
+/* Builds and appends calls [from, to) and writes them at once, so that
+ * Redis runs them while the library prepares and builds the next: a batch
+ * costs about the longer of the two, not their sum. */
+static void send_some(rtq_client *c, const prepared *p, call2 *calls, size_t from, size_t to, pipe2 *pp) {
+  for (size_t k = from; pp->rc == 0 && k < to; k++) {
+    pp->rc = build(c, p, &calls[k], false);
+    if (pp->rc == 0) pp->rc = rtq_conn_append(pp->conn, &calls[k].cmd);
+    if (pp->rc == 0) pp->sent = k + 1;
   }
+  if (pp->rc == 0) rtq_conn_send(pp->conn);
+}
+
+/* Reads the replies of the calls sent and settles every spec the calls
+ * carry. */
+static void read_calls(rtq_client *c, const prepared *p, call2 *calls, size_t ncalls, pipe2 *pp,
+                       rtq_task_spec *specs, first2 *f) {
+  rtq_conn *conn = pp->conn;
+  int rc = pp->rc;
+  size_t sent = pp->sent;
   /* Replies of what was sent, in order; a NOSCRIPT call is sent again
    * after the pipeline (rtq_script2_run then sends the body). */
   bool use_eval = false;
@@ -342,52 +358,79 @@ static void send_calls(rtq_client *c, const prepared *p, call2 *calls, size_t nc
   if (conn != NULL && c->wait_replicas > 0) wait_batch(c, conn, calls, ncalls, specs, f);
   if (conn == NULL) {
     for (size_t k = 0; k < ncalls; k++) settle(c, NULL, &calls[k], specs, NULL, rc, f);
-  } else {
-    rtq__pool_put(c, conn);
   }
 }
+
+/* Registers the queues of the batch's tasks before its pipeline holds a
+ * connection: a registration is a round trip on a pooled connection of
+ * its own (a known queue costs none). reg[i]: 0, or the failure of task
+ * i's queue, noted. An invalid queue name is left to prepare. */
+static void register_queues(rtq_client *c, const rtq_task_spec *specs, size_t n, int *reg, first2 *f) {
+  for (size_t i = 0; i < n; i++) {
+    const rtq_task_options *o = specs[i].opts;
+    const char *queue = o != NULL && o->queue != NULL ? o->queue : c->default_queue;
+    reg[i] = rtq_validate_name(queue) == 0 ? rtq__queues2_register(c, queue) : 0;
+    if (reg[i] != 0) note(c, f, i, reg[i]);
+  }
+}
+
+/* Tasks prepared before their calls go out: two full calls, so Redis
+ * starts on a batch while the library prepares the rest. */
+#define SEGMENT (2 * CALL_TASKS)
 
 int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n) {
   prepared *p = calloc(n, sizeof *p);
   char **owned = calloc(n, sizeof *owned);
   size_t *order = calloc(n, sizeof *order);
   call2 *calls = calloc(n, sizeof *calls);
-  if (p == NULL || owned == NULL || order == NULL || calls == NULL) {
+  int *reg = calloc(n, sizeof *reg);
+  if (p == NULL || owned == NULL || order == NULL || calls == NULL || reg == NULL) {
     free(p);
     free(owned);
     free(order);
     free(calls);
+    free(reg);
     rtq__client_err(c, "out of memory");
     return RTQ_ENOMEM;
   }
   first2 f = {0, 0, ""};
-  for (size_t i = 0; i < n; i++) {
-    specs[i].created = 0;
-    const char *buf;
-    size_t len;
-    int rc = rtq__create_pack_args(c, specs[i].args, &buf, &len, &owned[i]);
-    /* opts->id may be specs[i].id (a batch sent again with its own
-     * output ids): prepare copies it before the id is written. */
-    if (rc == 0) rc = prepare(c, specs[i].name, buf, len, specs[i].opts, &p[i]);
-    if (rc == 0) rc = rtq__queues2_register(c, p[i].queue);
-    p[i].rc = rc;
-    specs[i].rc = rc;
-    if (rc != 0) {
-      specs[i].id[0] = '\0';
-      note(c, &f, i, rc);
-    } else {
-      memcpy(specs[i].id, p[i].id, sizeof p[i].id);
+  register_queues(c, specs, n, reg, &f);
+  pipe2 pp = {NULL, 0, 0};
+  pp.rc = rtq__pool_get(c, &pp.conn);
+  size_t ncalls = 0, used = 0;
+  for (size_t lo = 0; lo < n; lo += SEGMENT) {
+    size_t hi = n - lo < SEGMENT ? n : lo + SEGMENT;
+    for (size_t i = lo; i < hi; i++) {
+      specs[i].created = 0;
+      const char *buf;
+      size_t len;
+      int rc = reg[i];
+      if (rc == 0) rc = rtq__create_pack_args(c, specs[i].args, &buf, &len, &owned[i]);
+      /* opts->id may be specs[i].id (a batch sent again with its own
+       * output ids): prepare copies it before the id is written. */
+      if (rc == 0) rc = prepare(c, specs[i].name, buf, len, specs[i].opts, &p[i]);
+      p[i].rc = rc;
+      specs[i].rc = rc;
+      if (rc != 0) {
+        specs[i].id[0] = '\0';
+        if (reg[i] == 0) note(c, &f, i, rc);
+      } else {
+        memcpy(specs[i].id, p[i].id, sizeof p[i].id);
+      }
     }
+    size_t first = ncalls;
+    plan(p, lo, hi, order, &used, calls, &ncalls);
+    if (pp.conn != NULL) send_some(c, p, calls, first, ncalls, &pp);
   }
-  size_t ncalls = 0;
-  plan(p, n, order, calls, &ncalls);
-  if (ncalls > 0) send_calls(c, p, calls, ncalls, specs, &f);
+  if (ncalls > 0) read_calls(c, p, calls, ncalls, &pp, specs, &f);
+  if (pp.conn != NULL) rtq__pool_put(c, pp.conn);
   for (size_t k = 0; k < ncalls; k++) rtq_argv_destroy(&calls[k].cmd);
   for (size_t i = 0; i < n; i++) free(owned[i]);
   free(p);
   free(owned);
   free(order);
   free(calls);
+  free(reg);
   if (f.rc != 0) rtq__client_err(c, "%s", f.msg);
   return f.rc;
 }
