@@ -368,21 +368,6 @@ static int check_argv(rtq_conn *c, const rtq_argv *a) {
 }
 
 /*
- * The next reply, as redisGetReply gives it, but before sleeping in a
- * blocking read, polls the socket without blocking for up to spin_us (when
- * the connection has one: the client's do, the broker's do not). A reply
- * from a Redis on the same host usually arrives within that, and a caller
- * that is still running when it does is not woken up from sleep, which on
- * a virtual machine costs both sides tens of microseconds (the cross-CPU
- * wake-up; docs/PERFORMANCE.md §5.1: an awaited create went from 95 to
- * 46-48 µs). Readable data is read by hiredis itself (redisBufferRead), so
- * errors are reported as on any read. The spin is adaptive: after a spin
- * that ran out with nothing received, the next 1, 2, 4 ... 64 calls do not
- * spin (a reply that comes in time resets it), so a remote or busy server
- * costs next to no CPU, and the spin does not take a shared CPU from the
- * processes that would answer sooner without it.
- */
-/*
  * After a write failed (the server closed the connection, say, after it
  * refused a command of a pipeline), the replies it sent before are still
  * in the socket: they are read into hiredis's reader without blocking, so
@@ -397,6 +382,21 @@ static void salvage_replies(redisContext *ctx) {
   }
 }
 
+/*
+ * The next reply, as redisGetReply gives it, but before sleeping in a
+ * blocking read, polls the socket without blocking for up to spin_us (when
+ * the connection has one: the client's do, the broker's do not). A reply
+ * from a Redis on the same host usually arrives within that, and a caller
+ * that is still running when it does is not woken up from sleep, which on
+ * a virtual machine costs both sides tens of microseconds (the cross-CPU
+ * wake-up; docs/PERFORMANCE.md §5.1: an awaited create went from 95 to
+ * 46-48 µs). Readable data is read by hiredis itself (redisBufferRead), so
+ * errors are reported as on any read. The spin is adaptive: after a spin
+ * that ran out with nothing received, the next 1, 2, 4 ... 64 calls do not
+ * spin (a reply that comes in time resets it), so a remote or busy server
+ * costs next to no CPU, and the spin does not take a shared CPU from the
+ * processes that would answer sooner without it.
+ */
 static int await_reply(rtq_conn *c, void **r) {
   redisContext *ctx = c->ctx;
   *r = NULL;
