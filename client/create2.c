@@ -364,12 +364,15 @@ static void read_calls(rtq_client *c, const prepared *p, call2 *calls, size_t nc
 /* Registers the queues of the batch's tasks before its pipeline holds a
  * connection: a registration is a round trip on a pooled connection of
  * its own (a known queue costs none). reg[i]: 0, or the failure of task
- * i's queue, noted. An invalid queue name is left to prepare. */
+ * i's queue, noted. A task whose name or queue is invalid is left to
+ * prepare; one whose args prepare then refuses has registered a queue
+ * that may stay empty, which readers list as such. */
 static void register_queues(rtq_client *c, const rtq_task_spec *specs, size_t n, int *reg, first2 *f) {
   for (size_t i = 0; i < n; i++) {
     const rtq_task_options *o = specs[i].opts;
     const char *queue = o != NULL && o->queue != NULL ? o->queue : c->default_queue;
-    reg[i] = rtq_validate_name(queue) == 0 ? rtq__queues2_register(c, queue) : 0;
+    bool valid = rtq_validate_name(queue) == 0 && rtq_validate_name(specs[i].name) == 0;
+    reg[i] = valid ? rtq__queues2_register(c, queue) : 0;
     if (reg[i] != 0) note(c, f, i, reg[i]);
   }
 }
@@ -396,7 +399,6 @@ int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n) {
   first2 f = {0, 0, ""};
   register_queues(c, specs, n, reg, &f);
   pipe2 pp = {NULL, 0, 0};
-  pp.rc = rtq__pool_get(c, &pp.conn);
   size_t ncalls = 0, used = 0;
   for (size_t lo = 0; lo < n; lo += SEGMENT) {
     size_t hi = n - lo < SEGMENT ? n : lo + SEGMENT;
@@ -420,6 +422,9 @@ int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n) {
     }
     size_t first = ncalls;
     plan(p, lo, hi, order, &used, calls, &ncalls);
+    /* The connection is taken for the first call: a batch that fails
+     * its checks whole does not touch it. */
+    if (ncalls > first && pp.conn == NULL && pp.rc == 0) pp.rc = rtq__pool_get(c, &pp.conn);
     if (pp.conn != NULL) send_some(c, p, calls, first, ncalls, &pp);
   }
   if (ncalls > 0) read_calls(c, p, calls, ncalls, &pp, specs, &f);
