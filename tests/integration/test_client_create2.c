@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -307,6 +308,32 @@ static void test_client_create2_batch_broken_midway_reports_what_ran(void **stat
   rtq_test_redis_stop(r);
 }
 
+/* A batch of two segments whose second brings a queue the client has not
+ * registered, on a client of one pooled connection: the registration is a
+ * round trip of its own, made before the batch's pipeline holds the one
+ * connection (made while holding it, it would wait for ever). */
+static void test_client_create2_new_queue_in_a_later_segment_with_one_connection(void **state) {
+  (void)state;
+  rtq_client_options o = {.redis_url = rtq_test_redis_url(), .pool_size = 1};
+  rtq_client *cl = NULL;
+  assert_int_equal(rtq_client_new(&o, &cl), 0);
+  enum { N = 200 };
+  rtq_task_spec s[N];
+  memset(s, 0, sizeof s);
+  rtq_task_options later = {.queue = "seg-late"};
+  for (int i = 0; i < N; i++) {
+    s[i].name = "t";
+    if (i >= 150) s[i].opts = &later;
+  }
+  alarm(30); /* a deadlock fails the test instead of hanging it */
+  assert_int_equal(rtq_create_tasks(cl, s, N), 0);
+  alarm(0);
+  for (int i = 0; i < N; i++) assert_int_equal(s[i].created, 1);
+  assert_int_equal(rtq_test_cmd_int(C, "LLEN", rtq_keys2_queue(&K, "seg-late").s, NULL), 50);
+  assert_int_equal(rtq_test_cmd_int(C, "SISMEMBER", rtq_keys2_queues(&K).s, "seg-late", NULL), 1);
+  rtq_client_free(cl);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_client_create2_id_carries_the_slot, setup, teardown),
@@ -318,6 +345,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_create2_batch_split_by_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_create2_batch_noscript, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_create2_batch_broken_midway_reports_what_ran, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_create2_new_queue_in_a_later_segment_with_one_connection, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
