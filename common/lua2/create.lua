@@ -136,7 +136,21 @@ for j = 1, #new do
   local id, name, args = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local side, w = #args > ARGS_INLINE_MAX, nil
   local chunked = not side and #args > INLINE_MAX
-  if opts or chunked then
+  if chunked and not opts then
+    -- No options, args of 65..256 bytes: the chunks as arguments, with no
+    -- table (2, 3 or 4 of them).
+    local t, n = tpre .. id, #args
+    local x, x2 = sub(args, 1, INLINE_MAX), sub(args, INLINE_MAX + 1, 2 * INLINE_MAX)
+    if n <= 2 * INLINE_MAX then
+      w = rpcall('HSET', t, 's', 'pending', 'n', name, 'c', snow, 'x', x, 'x2', x2)
+    elseif n <= 3 * INLINE_MAX then
+      w = rpcall('HSET', t, 's', 'pending', 'n', name, 'c', snow, 'x', x, 'x2', x2,
+                 'x3', sub(args, 2 * INLINE_MAX + 1))
+    else
+      w = rpcall('HSET', t, 's', 'pending', 'n', name, 'c', snow, 'x', x, 'x2', x2,
+                 'x3', sub(args, 2 * INLINE_MAX + 1, 3 * INLINE_MAX), 'x4', sub(args, 3 * INLINE_MAX + 1))
+    end
+  elseif opts or chunked then
     local f = {'s', 'pending', 'n', name, 'c', snow}
     if side then
       f[7] = 'xs'; f[8] = '1'
