@@ -90,6 +90,12 @@ static void test_worker_exec_pgroup_crash_ends_the_grandchild(void **state) {
   start("crash", pidfile);
   tw_enqueue(cl, "h.crash", NULL, NULL, id);
   long pid = wait_grandchild(pidfile);
+  /* Seen alive: now the handler process may die (grandchild.sh crash). */
+  char go[820];
+  snprintf(go, sizeof go, "%s.go", pidfile);
+  FILE *f = fopen(go, "w");
+  assert_non_null(f);
+  fclose(f);
   rtq_task *t = tw_wait(cl, id, 20000);
   assert_int_equal(t->status, RTQ_STATUS_FAILED);
   assert_string_equal(t->error_code, "WORKER_CRASH");
