@@ -68,6 +68,11 @@ static int sign(rtq_client *c, prepared *p) {
   return 0;
 }
 
+/* The queue a task goes to: its option, else the client's default. */
+static const char *queue_of(const rtq_client *c, const rtq_task_options *o) {
+  return o != NULL && o->queue != NULL ? o->queue : c->default_queue;
+}
+
 /* Validates one task and fills p (p->t.id and name point into p and the
  * caller's name). args is the packed map; the empty map is sent as no
  * args, which is how protocol 2 stores it. Detail set on error. */
@@ -75,7 +80,7 @@ static int prepare(rtq_client *c, const char *name, const char *args, size_t arg
                    const rtq_task_options *opts, prepared *p) {
   static const rtq_task_options none;
   const rtq_task_options *o = opts != NULL ? opts : &none;
-  const char *queue = o->queue != NULL ? o->queue : c->default_queue;
+  const char *queue = queue_of(c, opts);
   memset(p, 0, sizeof *p);
   int rc = rtq__check_name(c, "task name", name);
   if (rc == 0) rc = rtq__check_name(c, "queue name", queue);
@@ -369,8 +374,7 @@ static void read_calls(rtq_client *c, const prepared *p, call2 *calls, size_t nc
  * that may stay empty, which readers list as such. */
 static void register_queues(rtq_client *c, const rtq_task_spec *specs, size_t n, int *reg, first2 *f) {
   for (size_t i = 0; i < n; i++) {
-    const rtq_task_options *o = specs[i].opts;
-    const char *queue = o != NULL && o->queue != NULL ? o->queue : c->default_queue;
+    const char *queue = queue_of(c, specs[i].opts);
     bool valid = rtq_validate_name(queue) == 0 && rtq_validate_name(specs[i].name) == 0;
     reg[i] = valid ? rtq__queues2_register(c, queue) : 0;
     if (reg[i] != 0) note(c, f, i, reg[i]);

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls2.h"
+
 /* The short names of the task hash, and where each goes in rtq_task. `bo`
  * (retry backoff), `sg` (signature), `wt`, `hb` and `xs` have no place in
  * it. */
@@ -72,31 +74,19 @@ static const redisReply *field_of(const redisReply *r, const char *name) {
   return NULL;
 }
 
-/* Args of 65..256 bytes are stored in 64-byte chunks x, x2, x3, x4
- * (docs/PROTOCOL.md section 3): when x2 is there, the chunks after x are
- * appended to the args read from x, in their order. */
+/* Args of 65..256 bytes: the task hash's chunks, joined over what x
+ * gave (rtq__args2_join). */
 static int join_args(rtq_task *t, const redisReply *th) {
-  static const char *const more[] = {"x2", "x3", "x4"};
-  const redisReply *v[3];
-  size_t have = t->args != NULL ? t->args_len : 0, add = 0;
-  for (int i = 0; i < 3; i++) {
-    v[i] = field_of(th, more[i]);
-    if (v[i] != NULL) add += v[i]->len;
+  const redisReply *part[4] = {field_of(th, "x"), field_of(th, "x2"), field_of(th, "x3"), field_of(th, "x4")};
+  char *joined = NULL;
+  size_t len = 0;
+  int rc = rtq__args2_join(part, &joined, &len);
+  if (joined != NULL) {
+    free(t->args);
+    t->args = joined;
+    t->args_len = len;
   }
-  if (v[0] == NULL) return 0; /* chunks follow x2, as claim reads them */
-  char *p = malloc(have + add + 1);
-  if (p == NULL) return RTQ_ENOMEM;
-  if (have > 0) memcpy(p, t->args, have);
-  for (int i = 0; i < 3; i++) {
-    if (v[i] == NULL) continue;
-    memcpy(p + have, v[i]->str, v[i]->len);
-    have += v[i]->len;
-  }
-  p[have] = '\0';
-  free(t->args);
-  t->args = p;
-  t->args_len = have;
-  return 0;
+  return rc;
 }
 
 /* A field as a reader sees it: the side hash's value over the task hash's. */

@@ -97,6 +97,18 @@ typedef struct rtq__create2_result {
  * holds more than cap entries. */
 int rtq__reply2_create(const redisReply *r, rtq__create2_result *out, int cap, int *n);
 
+/* ---- the task hash's args ---- */
+
+/*
+ * Args of 65..256 bytes are stored in the task hash in 64-byte chunks x,
+ * x2, x3, x4 (docs/PROTOCOL.md section 3). part[0..4) are the values read
+ * for those four fields (NULL or a nil reply: absent). With x2 present,
+ * *out gets x x2 x3 x4, those present, joined in that order (malloc'd,
+ * NUL-terminated; *len its length), the rule the claim script follows;
+ * without x2 there is nothing to join and *out is NULL. 0 or RTQ_ENOMEM.
+ */
+int rtq__args2_join(const redisReply *const part[4], char **out, size_t *len);
+
 /* ---- take and claim ---- */
 
 /* moves 1..64; reply_budget: stop moving once the args returned reach it.

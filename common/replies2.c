@@ -4,6 +4,7 @@
  * whole shape the script's header promises; what it returns points into
  * the reply.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "calls2.h"
@@ -63,6 +64,31 @@ int rtq__reply2_create(const redisReply *r, rtq__create2_result *out, int cap, i
     }
   }
   *n = (int)r->elements - 1;
+  return 0;
+}
+
+/* ---- the task hash's args ---- */
+
+static bool present(const redisReply *v) { return v != NULL && v->type == REDIS_REPLY_STRING; }
+
+int rtq__args2_join(const redisReply *const part[4], char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  if (!present(part[1])) return 0;
+  size_t n = 0;
+  for (int i = 0; i < 4; i++)
+    if (present(part[i])) n += part[i]->len;
+  char *p = malloc(n + 1);
+  if (p == NULL) return RTQ_ENOMEM;
+  n = 0;
+  for (int i = 0; i < 4; i++) {
+    if (!present(part[i])) continue;
+    memcpy(p + n, part[i]->str, part[i]->len);
+    n += part[i]->len;
+  }
+  p[n] = '\0';
+  *out = p;
+  *len = n;
   return 0;
 }
 

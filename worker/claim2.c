@@ -489,27 +489,6 @@ void rtq__claim2_tick(rtq_worker *w, uint64_t now) {
  * of args of 65..256 bytes. */
 #define NFIELDS 15
 
-/* The args chunks x, x2, x3, x4 of an adoption's HMGET reply (positions
- * 4, 12, 13, 14) joined into one malloc'd buffer; NULL when out of
- * memory. */
-static char *join_chunks(const redisReply *h, size_t *len) {
-  static const int at[] = {4, 12, 13, 14};
-  size_t n = 0;
-  for (int i = 0; i < 4; i++)
-    if (h->element[at[i]]->type == REDIS_REPLY_STRING) n += h->element[at[i]]->len;
-  char *p = malloc(n + 1);
-  if (p == NULL) return NULL;
-  n = 0;
-  for (int i = 0; i < 4; i++) {
-    const redisReply *c = h->element[at[i]];
-    if (c->type != REDIS_REPLY_STRING) continue;
-    memcpy(p + n, c->str, c->len);
-    n += c->len;
-  }
-  *len = n;
-  return p;
-}
-
 static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
   rtq__job *j = pd;
   w->claims_in_flight--;
@@ -532,8 +511,9 @@ static void on_adopt(rtq_worker *w, redisReply *r, void *pd) {
     const redisReply *x = side_args ? side : h->element[4];
     /* Args of 65..256 bytes: chunks x, x2, x3, x4, joined in order. */
     size_t joined_len = 0;
-    char *joined = !side_args && f[12] != NULL ? join_chunks(h, &joined_len) : NULL;
-    if (!side_args && f[12] != NULL && joined == NULL) {
+    char *joined = NULL;
+    const redisReply *part[4] = {h->element[4], h->element[12], h->element[13], h->element[14]};
+    if (!side_args && rtq__args2_join(part, &joined, &joined_len) != 0) {
       w->reconcile_at = rtq__mono_ms() + RTQ__RETRY_WRITE_MS;
       lost_track(w, j);
       return;
