@@ -57,7 +57,9 @@ RTQ_EXTERN int rtq_task_args_json(const rtq_task *t, char **json) {
 static json_t *msgpack_value(const char *buf, size_t len) {
   char *text = NULL;
   if (bytes_json(buf, len, &text) != 0) return json_string("<undecodable msgpack>");
-  json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+  /* JSON_ALLOW_NUL: a str holding a NUL byte, which create takes, comes
+   * out of rtq_msgpack_to_json as "\u0000". */
+  json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   free(text);
   return v != NULL ? v : json_string("<undecodable msgpack>");
 }

@@ -44,7 +44,7 @@ static json_t *time_or_null(uint64_t ms) {
 static json_t *task_value(const rtq_task *t) {
   char *text = NULL;
   if (rtq_task_to_json(t, &text) != 0) return NULL;
-  json_t *v = json_loads(text, 0, NULL);
+  json_t *v = json_loads(text, JSON_ALLOW_NUL, NULL); /* "\u0000" in args and results */
   free(text);
   return v;
 }
@@ -342,7 +342,7 @@ void web_api_info(web_ctx *w, web_response *res) {
 static json_t *letter_value(const rtq_dead_letter *d) {
   char *text = NULL;
   if (rtq_dead_letter_to_json(d, &text) != 0) return NULL;
-  json_t *v = json_loads(text, 0, NULL);
+  json_t *v = json_loads(text, JSON_ALLOW_NUL, NULL); /* "\u0000" in args and results */
   free(text);
   return v;
 }

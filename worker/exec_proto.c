@@ -71,16 +71,19 @@ int rtq__xmsg_parse(const char *line, size_t len, rtq__xmsg *m, char *err, size_
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
   if (i == len) return 1;
   json_error_t je;
-  json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+  /* JSON_ALLOW_NUL: a result may hold "\u0000" (args may, and a str with
+   * a NUL byte packs as it is); the type is compared with its length. */
+  json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (root == NULL || !json_is_object(root)) {
     snprintf(err, errcap, "handler sent a line that is not a JSON object (%.100s)",
              root == NULL ? je.text : "not an object");
     json_decref(root);
     return RTQ_EDECODE;
   }
-  const char *type = json_string_value(json_object_get(root, "type"));
+  json_t *jtype = json_object_get(root, "type");
+  const char *type = json_string_value(jtype);
   for (size_t k = 0; type != NULL && k < sizeof types / sizeof types[0]; k++) {
-    if (strcmp(type, types[k].name) == 0) {
+    if (strcmp(type, types[k].name) == 0 && json_string_length(jtype) == strlen(type)) {
       m->type = types[k].type;
       m->root = root;
       return 0;

@@ -634,6 +634,8 @@ static void test_web_api_xss(void **state) {
    * limited to a safe alphabet by the worker). */
   json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "a", payloads[0], "b", payloads[1], "c", payloads[2],
                            "message", payloads[0], "details", "x", payloads[1]);
+  /* A NUL byte in a str: shown as "\u0000", not as an undecodable task. */
+  json_object_set_new(args, "nul", json_stringn("a\0b", 3));
   char *args_text = json_dumps(args, JSON_COMPACT);
   tw_create("rtq.fail", NULL, args_text, 0, id);
   free(args_text);
@@ -653,7 +655,8 @@ static void test_web_api_xss(void **state) {
   assert_int_equal(hr.status, 200);
   assert_null(strchr(hr.body, '<'));
   assert_null(strchr(hr.body, '>'));
-  json_t *t = json_loads(hr.body, 0, NULL);
+  assert_non_null(strstr(hr.body, "\"a\\u0000b\""));
+  json_t *t = json_loads(hr.body, JSON_ALLOW_NUL, NULL);
   assert_non_null(t);
   assert_true(json_equal(json_object_get(t, "args"), args));
   assert_string_equal(json_string_value(json_object_get(t, "name")), payloads[1]);

@@ -91,6 +91,31 @@ static void test_worker_exec_python_and_node_complete(void **state) {
   assert_true(tw_log_contains(&wk, "handler process ready"));
 }
 
+/* A str holding a NUL byte reaches the handler whole and comes back in
+ * its result: the frames carry it as "\u0000", and the worker, the task's
+ * JSON and the library's reader take it (they once refused it, and the
+ * task failed as a broken protocol). */
+static void test_worker_exec_nul_in_a_string_round_trips(void **state) {
+  (void)state;
+  char id[RTQ_TASK_ID_SIZE];
+  tw_enqueue(cl, "py.echo", "{\"value\":\"a\\u0000b\"}", NULL, id);
+  rtq_task *t = NULL;
+  char *json = NULL;
+  assert_int_equal(rtq_get_task(cl, id, &t), 0);
+  assert_int_equal(rtq_task_to_json(t, &json), 0);
+  if (strstr(json, "\"args\":{\"value\":\"a\\u0000b\"}") == NULL) fail_msg("the task's JSON lost the NUL: %s", json);
+  free(json);
+  rtq_task_free(t);
+  char py[sizeof py_cmd + 16];
+  snprintf(py, sizeof py, "py.*=%s", py_cmd);
+  tw_start(&wk, rtq_test_redis_url(), "--exec", py, NULL);
+  t = tw_wait(cl, id, 20000);
+  assert_int_equal(t->status, RTQ_STATUS_COMPLETED);
+  assert_result(t, "\"value\":\"a\\u0000b\"");
+  assert_result(t, "\"len\":3");
+  rtq_task_free(t);
+}
+
 static void test_worker_exec_cancel_reaches_python(void **state) {
   (void)state;
   char py[sizeof py_cmd + 16];
@@ -328,6 +353,7 @@ static void test_worker_exec_bad_flags_exit_2(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_worker_exec_python_and_node_complete, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_exec_nul_in_a_string_round_trips, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_cancel_reaches_python, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_timeout_kills_group, setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_exec_failure_has_traceback, setup, teardown),

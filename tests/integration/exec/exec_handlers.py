@@ -15,6 +15,12 @@ def add(task):
     return {"sum": task.args["a"] + task.args["b"], "pid": os.getpid()}
 
 
+@rtq.handler("py.echo")
+def echo(task):
+    # The value back, with its length as Python counts it ("a\x00b" is 3).
+    return {"value": task.args["value"], "len": len(task.args["value"])}
+
+
 @rtq.handler("py.wait")
 def wait(task):
     # Reports its pid, then waits for a cancel (or for the test to kill it).
