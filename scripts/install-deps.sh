@@ -9,7 +9,8 @@
 #               gnuplot-nox (bench plots), and the --interop set
 #   --valgrind  also valgrind (for scripts/test.sh --valgrind)
 #   --python    also Debian's python3, python3-cffi, python3-pytest and
-#               python3-venv, pip and setuptools (the Python SDK, sdk/python)
+#               python3-venv, pip and setuptools (the Python SDK, sdk/python),
+#               and python3-dev (its optional C accelerator, rtq/_speedups.c)
 #   --node      also nodejs (the Node handler runner, sdk/node)
 #   --interop   also python3-redis, python3-msgpack, python3-pytest (for
 #               tests/interop/run.sh, run with /usr/bin/python3)
@@ -34,7 +35,7 @@ for arg in "$@"; do
     --ci) extra="$extra clang libclang-rt-14-dev valgrind docker-compose gnuplot-nox $interop" ;;
     --valgrind) extra="$extra valgrind" ;;
     --node) extra="$extra nodejs" ;;
-    --python) extra="$extra python3 python3-cffi python3-pytest python3-venv python3-pip python3-setuptools" ;;
+    --python) extra="$extra python3 python3-cffi python3-pytest python3-venv python3-pip python3-setuptools python3-dev" ;;
     --interop) extra="$extra $interop" ;;
     --containers) extra="$extra podman runc netavark aardvark-dns iptables docker-compose debootstrap python3-yaml" ;;
     --web)

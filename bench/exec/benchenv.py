@@ -23,12 +23,24 @@ def free_port():
     return port
 
 
-def binding(build):
-    """Imports sdk/python's rtq over BUILD/client/librtq.so."""
+def binding(build, sdk=None):
+    """Imports sdk/python's rtq (or sdk's) over BUILD/client/librtq.so,
+    with its C accelerator built in place first where the tree has one."""
+    sdk = sdk or os.path.join(root, "sdk", "python")
+    if os.path.exists(os.path.join(sdk, "setup.py")):
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=sdk, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.environ["RTQ_LIBRARY"] = os.path.join(build, "client", "librtq.so")
-    sys.path.insert(0, os.path.join(root, "sdk", "python"))
+    sys.path.insert(0, sdk)
     import rtq
     return rtq
+
+
+def accelerator(rtq):
+    """A line saying whether create_task's C accelerator is in use."""
+    import importlib
+    on = getattr(importlib.import_module("rtq.client"), "_fast_create", None) is not None
+    return "create_task's C accelerator (rtq/_speedups.c): %s" % ("in use" if on else "absent")
 
 
 def build_dir(doc):

@@ -4,22 +4,28 @@ one, against a C program doing the same through the same library.
 
   /usr/bin/python3 bench/exec/producer.py BUILD_DIR [--tasks 20000] [--runs 3]
 
-Three producers create TASKS tasks each, one awaited call at a time, with
+Four producers create TASKS tasks each, one awaited call at a time, with
 args {"i": i, "data": 64 x's} built for every task inside the timed loop,
 against one private redis-server (loopback, free port, no persistence, no
 worker), each run in a fresh namespace, all with librtq.so of BUILD_DIR and
 the client's default options:
 
-  Python  rtq.Client.create_task(name, args) in a loop (sdk/python): json's
-          C encoder makes the JSON text, rtq_create_task_json takes it;
+  Python  rtq.Client.create_task(name, args) in a loop (sdk/python), with
+          its C accelerator (rtq/_speedups.c, built in place first): the
+          dict's values go onto an rtq_args tree, rtq_create_task takes it;
+  Python cffi
+          the same loop with the accelerator off, as an install without a
+          compiler runs it: json's C encoder makes the JSON text,
+          rtq_create_task_json takes it;
   C json  BUILD_DIR/bench/rtq-c-producer ... json (bench/exec/c_producer.c):
-          snprintf makes the JSON text, rtq_create_task_json takes it, the
-          same entry point: the comparison the Python / C ratio is of;
+          snprintf makes the JSON text, rtq_create_task_json takes it:
+          Python cffi's entry point;
   C tree  rtq-c-producer ... tree: an rtq_args tree built, rtq_create_task,
-          the tree freed, as a C producer using the args API does.
+          the tree freed, as a C producer using the args API does: the
+          accelerated Python's entry point.
 
-The three alternate run by run (their order rotates). Prints the median
-rate of each, the Python rate as a share of each C rate (of the medians,
+The four alternate run by run (their order rotates). Prints the median
+rate of each, each Python rate as a share of each C rate (of the medians,
 and the median of the runs' shares: a run's Python and C figures are
 taken seconds apart, under much the same load), each client's CPU
 time per call (the process's time.process_time(); getrusage in C; it
@@ -29,6 +35,7 @@ p50s, which a busy machine disturbs less than the rates, show what each
 producer's own work costs; the rates also carry every wait for a core.
 """
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -39,8 +46,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchenv  # noqa: E402
 
-KINDS = ("Python", "C json", "C tree")
+KINDS = ("Python", "Python cffi", "C json", "C tree")
 WHAT = {"Python": "Python binding (rtq.Client.create_task)",
+        "Python cffi": "Python binding without its C accelerator (the cffi path)",
         "C json": "C, rtq_create_task_json (rtq-c-producer json)",
         "C tree": "C, rtq_args + rtq_create_task (rtq-c-producer tree)"}
 
@@ -52,7 +60,20 @@ def c_rate(build, url, ns, n, mode):
     return res["tasks_per_s"], res["client_cpu_us_per_task"], res["call_us_p50"], res["call_us_p99"]
 
 
-def py_rate(rtq, url, ns, n):
+def py_rate(rtq, url, ns, n, accelerated=True):
+    """py_loop's figures, with create_task's C accelerator turned off for
+    the run unless accelerated (an older tree has none: both the same)."""
+    client = importlib.import_module("rtq.client")
+    fast = getattr(client, "_fast_create", None)
+    if not accelerated:
+        client._fast_create = None
+    try:
+        return py_loop(rtq, url, ns, n)
+    finally:
+        client._fast_create = fast
+
+
+def py_loop(rtq, url, ns, n):
     c = rtq.Client(url, namespace=ns)
     data = "x" * 64
     now = time.perf_counter
@@ -85,8 +106,8 @@ def compare(rtq, build, runs, n):
             for j in range(len(KINDS)):
                 k = KINDS[(run + j) % len(KINDS)]
                 ns = "%s%d" % (k.replace(" ", ""), run)
-                if k == "Python":
-                    res[k].append(py_rate(rtq, env.url, ns, n))
+                if k.startswith("Python"):
+                    res[k].append(py_rate(rtq, env.url, ns, n, k == "Python"))
                 else:
                     res[k].append(c_rate(build, env.url, ns, n, k.split()[1]))
                 print("create run %d %s: %.0f tasks/s, %.1f us CPU/call, call p50 %.1f us p99 %.1f us (load %s)"
@@ -106,12 +127,13 @@ def report(res, n):
               "one call p50 %.1f us, p99 %.0f us"
               % ((WHAT[k], med[k][0], 1e6 / med[k][0], ", ".join("%.0f" % x[0] for x in res[k]), med[k][1],
                   ", ".join("%.1f" % x[1] for x in res[k])) + tuple(med[k][2:])))
-    for k in ("C json", "C tree"):
-        per_run = [100.0 * p[0] / c[0] for p, c in zip(res["Python"], res[k])]
-        print("  Python / %s: rate %.0f%% (per run: %s; their median %.0f%%); at the p50 of a call"
-              " (%s p50 / Python p50) %.0f%%" % (
-                  k, 100.0 * med["Python"][0] / med[k][0], ", ".join("%.0f%%" % r for r in per_run),
-                  statistics.median(per_run), k, 100.0 * med[k][2] / med["Python"][2]))
+    for py in ("Python", "Python cffi"):
+        for k in ("C json", "C tree"):
+            per_run = [100.0 * p[0] / c[0] for p, c in zip(res[py], res[k])]
+            print("  %s / %s: rate %.0f%% (per run: %s; their median %.0f%%); at the p50 of a call"
+                  " (%s p50 / %s p50) %.0f%%" % (
+                      py, k, 100.0 * med[py][0] / med[k][0], ", ".join("%.0f%%" % r for r in per_run),
+                      statistics.median(per_run), k, py, 100.0 * med[k][2] / med[py][2]))
 
 
 def main():
@@ -122,6 +144,7 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     rtq = benchenv.binding(build)
+    print(benchenv.accelerator(rtq))
     report(compare(rtq, build, a.runs, a.tasks), a.tasks)
     print("load average at the end: %s" % benchenv.load())
 

@@ -93,11 +93,9 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     sdk = os.path.abspath(a.sdk)
-    os.environ["RTQ_LIBRARY"] = os.path.join(build, "client", "librtq.so")
-    sys.path.insert(0, sdk)
-    import rtq
-    print("build %s, sdk %s (rtq from %s), load at the start %s"
-          % (build, sdk, os.path.dirname(rtq.__file__), benchenv.load()))
+    rtq = benchenv.binding(build, sdk)
+    print("build %s, sdk %s (rtq from %s), load at the start %s; %s"
+          % (build, sdk, os.path.dirname(rtq.__file__), benchenv.load(), benchenv.accelerator(rtq)))
     t0 = time.time()
     if a.only in (None, "drain"):
         rates, cpu = drains(rtq, build, sdk, a)

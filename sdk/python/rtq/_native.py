@@ -91,7 +91,13 @@ const char *rtq_strerror(int err);
 const char *rtq_err_name(int err);
 
 int rtq_args_from_json(const char *json, rtq_args **out, char *errbuf, size_t errcap);
+rtq_args *rtq_args_new(void);
 void rtq_args_free(rtq_args *a);
+int rtq_args_set_strn(rtq_args *a, const char *key, const char *val, size_t len);
+int rtq_args_set_int(rtq_args *a, const char *key, int64_t val);
+int rtq_args_set_double(rtq_args *a, const char *key, double val);
+int rtq_args_set_bool(rtq_args *a, const char *key, bool val);
+int rtq_args_set_nil(rtq_args *a, const char *key);
 
 int rtq_client_new(const rtq_client_options *opts, rtq_client **out);
 void rtq_client_free(rtq_client *c);

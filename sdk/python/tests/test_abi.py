@@ -1,7 +1,9 @@
-"""The binding's struct declarations against the C header: a C program
+"""The binding's declarations against the C header. Structs: a C program
 compiled with the real header prints sizeof and offsetof of every struct
 the binding allocates, and each must match what cffi computed from the
-binding's copy. A header change not copied into rtq/_native.py fails here.
+binding's copy. Functions: each declaration of the binding, and each
+function pointer of rtq/_speedups.c, must have the header's type. A header
+change not copied into rtq/_native.py (or _speedups.c) fails here.
 
 RTQ_INCLUDE names the include directories (run-tests.sh sets it: the
 source tree's headers and the build's generated ones)."""
@@ -51,3 +53,54 @@ def test_struct_layouts_match_the_header(tmp_path):
         assert int(want[s]) == ffi.sizeof(s), f"sizeof({s})"
         for f in fields:
             assert int(want[f"{s}.{f}"]) == ffi.offsetof(s, f), f"offsetof({s}, {f})"
+
+
+def _prototypes():
+    """The binding's function declarations, as (name, C declaration)."""
+    import re
+    from rtq._native import CDEF
+    text = re.sub(r"\s+", " ", CDEF)
+    return [(m.group(1), m.group(0).rstrip(";")) for m in
+            re.finditer(r"(?:const )?\w+ \**(rtq_\w+)\(([^)]*)\);", text)]
+
+
+def _compile(tmp_path, lines, extra=()):
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.fail("no C compiler")
+    src = tmp_path / "check.c"
+    src.write_text("\n".join(lines) + "\n")
+    incs = [f"-I{d}" for d in os.environ.get("RTQ_INCLUDE", "").split(":") if d]
+    r = subprocess.run([cc, "-std=gnu11", "-fsyntax-only", *incs, *extra, str(src)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_function_prototypes_match_the_header(tmp_path):
+    """Each function the binding declares has the header's type: cffi
+    calls through these declarations, and a mismatch corrupts arguments."""
+    protos = _prototypes()
+    assert len(protos) >= 20, protos
+    lines = ['#include "rtq/client.h"']
+    for name, decl in protos:
+        mine = decl.replace(name + "(", "(*)(", 1)
+        lines.append(f"_Static_assert(__builtin_types_compatible_p(__typeof__(&{name}), {mine}), "
+                     f"\"{name}: the binding's declaration differs from the header\");")
+    _compile(tmp_path, lines)
+
+
+def test_speedups_function_table_matches_the_header(tmp_path):
+    """rtq/_speedups.c declares the librtq functions it calls through
+    pointers itself (it is built without rtq's headers); compiled with
+    them here, each pointer's type must be the function's."""
+    import sysconfig
+    here = os.path.dirname(os.path.abspath(__file__))
+    source = os.path.join(here, "..", "rtq", "_speedups.c")
+    fields = {"args_new": "rtq_args_new", "args_free": "rtq_args_free", "set_strn": "rtq_args_set_strn",
+              "set_int": "rtq_args_set_int", "set_double": "rtq_args_set_double",
+              "set_bool": "rtq_args_set_bool", "set_nil": "rtq_args_set_nil", "create": "rtq_create_task"}
+    lines = ['#include "rtq/client.h"', f'#include "{source}"']
+    for field, fn in fields.items():
+        lines.append(f"_Static_assert(__builtin_types_compatible_p(__typeof__(((librtq_fns *)0)->{field}), "
+                     f"__typeof__(&{fn})), \"{field} is not {fn}'s type\");")
+    _compile(tmp_path, lines, ["-I" + sysconfig.get_paths()["include"]])

@@ -1,0 +1,129 @@
+"""rtq._speedups, create_task's C accelerator, against a real redis-server:
+it stores byte for byte what the general (JSON) path stores, and hands
+every input it does not recognise back to that path.
+
+run-tests.sh builds it in place, so here it must be present, unless
+RTQ_PYTHON_SPEEDUPS=0 turned it off (run-tests.sh runs test_client.py a
+second time that way)."""
+
+import collections
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import rtq
+from rtq import client as rtq_client
+
+OFF = os.environ.get("RTQ_PYTHON_SPEEDUPS") == "0"
+on = pytest.mark.skipif(OFF, reason="RTQ_PYTHON_SPEEDUPS=0")
+
+# Values the C path takes, each a case of its own, then all together.
+FLAT = [{"i": 1, "data": "x" * 64}, {"none": None, "yes": True, "no": False},
+        {"zero": 0, "neg": -1, "min": -(2**63), "max": 2**63 - 1},
+        {"f": 1.5, "negzero": -0.0, "big": 1.5e300, "tiny": 5e-324, "whole": 2.0},
+        {"s": "caf\u00e9 \U0001F600", "nul": "a\x00b", "empty": "", "": "empty key"},
+        {"long": "y" * 300}, {"k%d" % i: i for i in range(64)}]
+FLAT.append({k: v for d in FLAT[:-2] for k, v in d.items()})
+
+# Inputs the C path hands back (None): the general path decides.
+NOT_FLAT = [{"n": [1]}, {"d": {}}, {"big": 2**63}, {"neg": -(2**63) - 1}, {"x": float("nan")},
+            {"x": float("inf")}, {1: "int key"}, {"a\x00b": 1}, {"s": "\ud800"}, {"\udc80": 1},
+            {"b": b"bytes"}, {"o": object()}, {"k%d" % i: i for i in range(65)}]
+
+
+class Str(str):
+    pass
+
+
+class Int(int):
+    pass
+
+
+def _fields(server, key):
+    """The task hash's fields as redis-cli --no-raw quotes them: equal
+    texts are equal bytes."""
+    out = subprocess.run([shutil.which("redis-cli"), "-p", str(server["port"]), "--no-raw", "HGETALL", key],
+                         check=True, capture_output=True, text=True).stdout.splitlines()
+    vals = [line.split(") ", 1)[1] for line in out]
+    return dict(zip(vals[0::2], vals[1::2]))
+
+
+def _general(c, name, args):
+    """create_task through the JSON path (the accelerator off for a call)."""
+    fast, rtq_client._fast_create = rtq_client._fast_create, None
+    try:
+        return c.create_task(name, args)
+    finally:
+        rtq_client._fast_create = fast
+
+
+def test_speedups_are_built_and_bound_unless_turned_off():
+    if OFF:
+        assert rtq_client._fast_create is None
+    else:
+        assert rtq_client._fast_create is not None, "rtq/_speedups.c was not built (run-tests.sh builds it)"
+
+
+@on
+@pytest.mark.parametrize("args", FLAT)
+def test_speedups_store_the_bytes_the_json_path_stores(url, server, args):
+    with rtq.Client(url, namespace="sp") as c:
+        fast_id = rtq_client._fast_create(c._addr, "job", args)
+        assert isinstance(fast_id, str)
+        json_id = _general(c, "job", args)
+        fast, slow = (_fields(server, "{sp:default}:t:" + i) for i in (fast_id, json_id))
+        # c is the creation time; everything else is the same bytes.
+        assert {k: v for k, v in fast.items() if k != '"c"'} == {k: v for k, v in slow.items() if k != '"c"'}
+        assert set(fast) >= {'"n"', '"s"'}
+        t = c.get_task(fast_id)
+        assert t["status"] == "pending" and t["name"] == "job"
+        assert t["args"] == (args or None)
+
+
+@on
+@pytest.mark.parametrize("args", NOT_FLAT + [{"s": Str("sub")}, {"i": Int(3)}])
+def test_speedups_hand_back_what_they_do_not_recognise(url, args):
+    with rtq.Client(url) as c:
+        assert rtq_client._fast_create(c._addr, "job", args) is None
+        assert rtq_client._fast_create(c._addr, Str("job"), {}) is None
+        assert rtq_client._fast_create(c._addr, "jo\x00b", {}) is None
+        assert rtq_client._fast_create(c._addr, "job", collections.OrderedDict(args)) is None
+        assert c.list_tasks(limit=10) == []
+
+
+@on
+def test_speedups_return_the_library_error_and_create_task_raises_it(url):
+    with rtq.Client(url) as c:
+        rc = rtq_client._fast_create(c._addr, "bad name", {"i": 1})
+        assert isinstance(rc, int) and rc < 0
+        assert rtq_client._code(rc) == "RTQ_EINVAL"
+        with pytest.raises(rtq.Error) as e:
+            c.create_task("bad name", {"i": 1})
+        assert e.value.code == "RTQ_EINVAL" and "name" in e.value.message
+        # Over the client's args limit (1 MiB by default): refused by the
+        # library on either path, with the same code.
+        huge = {"s": "z" * (2 << 20)}
+        codes = set()
+        for create in (c.create_task, lambda n, a: _general(c, n, a)):
+            with pytest.raises(rtq.Error) as e:
+                create("job", huge)
+            codes.add(e.value.code)
+        assert len(codes) == 1
+        assert c.list_tasks(limit=10) == []
+
+
+@on
+def test_speedups_bind_checks_its_input():
+    from rtq import _speedups
+    with pytest.raises(TypeError):
+        _speedups.bind(1, 2)
+    with pytest.raises(ValueError, match="NULL"):
+        _speedups.bind(*([0] * 8), 129)
+    with pytest.raises(ValueError, match="id size"):
+        _speedups.bind(*([1] * 8), 100000)
+    with pytest.raises(TypeError):
+        _speedups.create(1, "job")
+    with pytest.raises(ValueError, match="NULL"):
+        _speedups.create(0, "job", {})
