@@ -6,7 +6,7 @@
  * CPU time per call and the p50 and p99 of one call's time (args built,
  * call made, reply read).
  *
- *   rtq-c-producer URL NAMESPACE N json|tree
+ *   rtq-c-producer URL NAMESPACE N json|tree [GAP_US]
  *
  * Both modes build each task's args inside the timed loop, as a producer
  * does for every task it creates, with the args of the Python loop,
@@ -17,6 +17,13 @@
  *   tree  builds an rtq_args tree (rtq_args_new, two setters), calls
  *         rtq_create_task and frees the tree.
  * The client is made with default options, as rtq.Client(url) makes it.
+ *
+ * GAP_US (0..1000, default 0) is a diagnostic: before each call the loop
+ * spins that long, as if the producer did that much more work between
+ * its calls (outside the call's own time, inside the rate). On a virtual
+ * machine whose idle CPUs halt, an idle Redis answers later the longer it
+ * has been idle, so each microsecond of such work costs several in the
+ * rate (docs/PERFORMANCE.md, "create_task's C accelerator").
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -72,9 +79,16 @@ static int create_tree(rtq_client *c, size_t i, char id[RTQ_TASK_ID_SIZE]) {
   return rc;
 }
 
+/* Spins for us microseconds. */
+static void spin_us(double us) {
+  double until = now_s() + us / 1e6;
+  while (now_s() < until) {
+  }
+}
+
 int main(int argc, char **argv) {
-  if (argc != 5 || (strcmp(argv[4], "json") != 0 && strcmp(argv[4], "tree") != 0)) {
-    fprintf(stderr, "usage: rtq-c-producer URL NAMESPACE N json|tree\n");
+  if ((argc != 5 && argc != 6) || (strcmp(argv[4], "json") != 0 && strcmp(argv[4], "tree") != 0)) {
+    fprintf(stderr, "usage: rtq-c-producer URL NAMESPACE N json|tree [GAP_US]\n");
     return 2;
   }
   char *end = NULL;
@@ -82,6 +96,14 @@ int main(int argc, char **argv) {
   if (*end != '\0' || n == 0 || n > 10000000) {
     fprintf(stderr, "rtq-c-producer: N must be 1..10000000\n");
     return 2;
+  }
+  double gap_us = 0;
+  if (argc == 6) {
+    gap_us = strtod(argv[5], &end);
+    if (*end != '\0' || !(gap_us >= 0 && gap_us <= 1000)) {
+      fprintf(stderr, "rtq-c-producer: GAP_US must be 0..1000\n");
+      return 2;
+    }
   }
   int (*create)(rtq_client *, size_t, char *) = argv[4][0] == 'j' ? create_json : create_tree;
   rtq_client_options o = {.redis_url = argv[1], .ns = argv[2]};
@@ -96,6 +118,7 @@ int main(int argc, char **argv) {
   double cpu0 = cpu_s(), t0 = now_s(), deadline = t0 + 60;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     char id[RTQ_TASK_ID_SIZE];
+    if (gap_us > 0) spin_us(gap_us);
     double c0 = now_s();
     rc = create(c, i, id);
     double c1 = now_s();

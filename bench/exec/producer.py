@@ -53,8 +53,8 @@ WHAT = {"Python": "Python binding (rtq.Client.create_task)",
         "C tree": "C, rtq_args + rtq_create_task (rtq-c-producer tree)"}
 
 
-def c_rate(build, url, ns, n, mode):
-    out = subprocess.run([os.path.join(build, "bench", "rtq-c-producer"), url, ns, str(n), mode],
+def c_rate(build, url, ns, n, mode, gap_us=0):
+    out = subprocess.run([os.path.join(build, "bench", "rtq-c-producer"), url, ns, str(n), mode, str(gap_us)],
                          check=True, stdout=subprocess.PIPE, timeout=120).stdout
     res = json.loads(out)
     return res["tasks_per_s"], res["client_cpu_us_per_task"], res["call_us_p50"], res["call_us_p99"]
