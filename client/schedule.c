@@ -64,7 +64,7 @@ static int read_def(rtq_client *c, const char *id, json_t **def) {
   int rc = rtq__client_words(c, &r, 3, (const char *[]){"HGET", k.s, id});
   if (rc != 0) return rc;
   if (r->type == REDIS_REPLY_STRING) {
-    *def = json_loadb(r->str, r->len, 0, NULL);
+    *def = json_loadb(r->str, r->len, JSON_ALLOW_NUL, NULL);
     if (*def == NULL || !json_is_object(*def)) {
       json_decref(*def);
       *def = NULL;
@@ -180,7 +180,7 @@ int rtq_schedule_add(rtq_client *c, const char *id, const char *cron, const char
     rtq__client_err(c, "args cannot be written as JSON");
     return rc;
   }
-  args_json = args_text != NULL ? json_loads(args_text, 0, NULL) : json_object();
+  args_json = args_text != NULL ? json_loads(args_text, JSON_ALLOW_NUL, NULL) : json_object();
   free(args_text);
   if (!json_is_object(args_json)) {
     json_decref(args_json);
@@ -320,7 +320,7 @@ int rtq_schedule_list(rtq_client *c, rtq_schedule **out, size_t *n) {
     for (size_t i = 0; i + 1 < kv->elements && count < LIST_MAX; i += 2) {
       const redisReply *key = kv->element[i], *val = kv->element[i + 1];
       if (key->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING || check_id(c, key->str) != 0) continue;
-      json_t *def = json_loadb(val->str, val->len, 0, NULL);
+      json_t *def = json_loadb(val->str, val->len, JSON_ALLOW_NUL, NULL);
       if (!json_is_object(def)) {
         json_decref(def);
         continue;

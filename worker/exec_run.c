@@ -125,8 +125,11 @@ static void on_line(run *r, const char *line, size_t len) {
     protocol_error(r, "%s", why);
     return;
   }
-  const char *id = json_string_value(json_object_get(m.root, "id"));
-  if (m.type != RTQ__X_READY && id != NULL && strcmp(id, r->t->id) != 0) {
+  json_t *jid = json_object_get(m.root, "id");
+  const char *id = json_string_value(jid);
+  /* By length too: a NUL byte would end the C string early. */
+  bool other = id != NULL && (strcmp(id, r->t->id) != 0 || json_string_length(jid) != strlen(id));
+  if (m.type != RTQ__X_READY && other) {
     protocol_error(r, "handler sent a message for task %.64s, which is not the running task", id);
   } else if (m.type == RTQ__X_READY) {
     /* A second ready changes nothing. */

@@ -16,7 +16,7 @@
 static json_t *letter_json(const rtq_dead_letter *d) {
   char *text = NULL;
   if (rtq_dead_letter_to_json(d, &text) != 0) return NULL;
-  json_t *v = json_loads(text, 0, NULL);
+  json_t *v = json_loads(text, JSON_ALLOW_NUL, NULL);
   free(text);
   return v;
 }

@@ -19,7 +19,7 @@
 enum { O_QUEUE, O_TIMEOUT, O_TZ, O_N };
 
 static json_t *schedule_json(const rtq_schedule *s) {
-  json_t *args = json_loads(s->args_json != NULL ? s->args_json : "{}", JSON_DECODE_ANY, NULL);
+  json_t *args = json_loads(s->args_json != NULL ? s->args_json : "{}", JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:b, s:I, s:I, s:I}", "id", s->id, "cron", s->cron, "name",
                    s->name, "queue", s->queue, "args", args != NULL ? args : json_object(), "timeout_ms",
                    (json_int_t)s->timeout_ms, "tz", s->tz, "paused", s->paused, "created_at",

@@ -125,7 +125,7 @@ int cli_print_json(json_t *v) {
 json_t *cli_task_json(const rtq_task *t) {
   char *text = NULL;
   if (rtq_task_to_json(t, &text) != 0) return NULL;
-  json_t *v = json_loads(text, 0, NULL);
+  json_t *v = json_loads(text, JSON_ALLOW_NUL, NULL);
   free(text);
   return v;
 }

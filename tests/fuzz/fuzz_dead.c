@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   REQUIRE(d.record_error == NULL || d.payload_len == size);
   char *text = NULL;
   REQUIRE(rtq_dead_letter_to_json(&d, &text) == 0);
-  json_t *v = json_loads(text, 0, NULL);
+  json_t *v = json_loads(text, JSON_ALLOW_NUL, NULL); /* "\u0000" is JSON */
   REQUIRE(json_is_object(v));
   REQUIRE(json_is_string(json_object_get(v, "code")));
   json_t *task = json_object_get(v, "task");

@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     REQUIRE(t->progress >= 0 && t->progress <= 100);
     char *json = NULL;
     REQUIRE(rtq_task_to_json(t, &json) == 0);
-    json_t *o = json_loads(json, 0, NULL);
+    json_t *o = json_loads(json, JSON_ALLOW_NUL, NULL); /* "\u0000" is JSON */
     REQUIRE(o != NULL && json_is_object(o));
     const char *st = json_string_value(json_object_get(o, "status"));
     REQUIRE(st != NULL && strcmp(st, rtq_status_name(t->status)) == 0);

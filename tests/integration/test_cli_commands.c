@@ -54,6 +54,23 @@ static void test_cli_enqueue_prints_id(void **state) {
   assert_int_equal(json_array_size(json_object_get(args, "tags")), 2);
   json_decref(t);
   cli_free(&r);
+
+  /* A str holding a NUL byte: "\u0000" in JSON, escaped in the text. */
+  enqueue_id("resize", "{\"v\":\"a\\u0000b\"}", id);
+  RUN(&r, "status", id, "--json");
+  assert_int_equal(r.code, 0);
+  t = cli_json(&r);
+  assert_int_equal(json_string_length(json_object_get(json_object_get(t, "args"), "v")), 3);
+  json_decref(t);
+  cli_free(&r);
+  RUN(&r, "list", "--json");
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "\"a\\u0000b\""));
+  cli_free(&r);
+  RUN(&r, "status", id);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "a\\u0000b"));
+  cli_free(&r);
 }
 
 static void test_cli_enqueue_options_and_idempotent_id(void **state) {

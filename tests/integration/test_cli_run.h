@@ -124,7 +124,7 @@ static inline char *cli_peek(const cli_run *r) { return cli_slurp(r->out_path); 
 /* stdout parsed as one JSON value (asserts); caller json_decref's. */
 static inline json_t *cli_json(const cli_run *r) {
   json_error_t e;
-  json_t *v = json_loads(r->out, JSON_DECODE_ANY, &e);
+  json_t *v = json_loads(r->out, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
   if (v == NULL) fail_msg("stdout is not JSON (%s): %s", e.text, r->out);
   return v;
 }

@@ -7,7 +7,7 @@
 static void test_cli_schedule_round_trip(void **state) {
   (void)state;
   cli_run r;
-  RUN(&r, "schedule", "add", "nightly", "30 2 * * *", "report.build", "{\"to\":\"ops\"}", "--queue", "reports",
+  RUN(&r, "schedule", "add", "nightly", "30 2 * * *", "report.build", "{\"to\":\"ops\",\"nul\":\"a\\u0000b\"}", "--queue", "reports",
       "--timeout", "5m", "--tz", "Europe/Berlin");
   assert_int_equal(r.code, 0);
   assert_string_equal(r.out, "schedule nightly added\n");
@@ -27,6 +27,7 @@ static void test_cli_schedule_round_trip(void **state) {
   assert_string_equal(json_string_value(json_object_get(s, "queue")), "reports");
   assert_int_equal(json_integer_value(json_object_get(s, "timeout_ms")), 300000);
   assert_string_equal(json_string_value(json_object_get(json_object_get(s, "args"), "to")), "ops");
+  assert_int_equal(json_string_length(json_object_get(json_object_get(s, "args"), "nul")), 3);
   assert_true(json_integer_value(json_object_get(s, "next_run_at")) > 0);
   assert_int_equal(json_integer_value(json_object_get(s, "last_run_at")), 0);
   json_decref(v);

@@ -134,6 +134,35 @@ static void test_schedule_fire_due_runs_the_latest_missed_once(void **state) {
   rtq_schedules_free(l, n);
 }
 
+/* Args holding a NUL byte ("\u0000") are kept by the definition, listed,
+ * and reach the task a run creates whole. */
+static void test_schedule_args_with_a_nul_byte_reach_the_task(void **state) {
+  (void)state;
+  rtq_args *args = NULL;
+  char why[128];
+  assert_int_equal(rtq_args_from_json("{\"v\":\"a\\u0000b\"}", &args, why, sizeof why), 0);
+  assert_int_equal(rtq_schedule_add(CL, "nul", "@every 10s", "rtq.noop", args, NULL), 0);
+  rtq_args_free(args);
+  rtq_schedule *l = NULL;
+  size_t n = 0, fired = 0;
+  assert_int_equal(rtq_schedule_list(CL, &l, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(l[0].args_json, "{\"v\":\"a\\u0000b\"}");
+  uint64_t t0 = l[0].created_at;
+  rtq_schedules_free(l, n);
+  assert_int_equal(rtq_schedule_fire_due(CL, t0 + 10000, 100, &fired), 0);
+  assert_int_equal(fired, 1);
+  char id[160];
+  snprintf(id, sizeof id, "cron:nul:%llu", (unsigned long long)(t0 + 10000));
+  rtq_task *t = NULL;
+  char *json = NULL;
+  assert_int_equal(rtq_get_task(CL, id, &t), 0);
+  assert_int_equal(rtq_task_args_json(t, &json), 0);
+  assert_string_equal(json, "{\"v\":\"a\\u0000b\"}");
+  free(json);
+  rtq_task_free(t);
+}
+
 /* A leader that created the run and died before recording it; then two
  * schedulers at once: still one task per run. */
 static void test_schedule_exactly_once_at_the_worst_moment(void **state) {
@@ -388,6 +417,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_schedule_add_list_remove_and_refusals),
       T(test_schedule_fire_due_runs_the_latest_missed_once),
+      T(test_schedule_args_with_a_nul_byte_reach_the_task),
       T(test_schedule_exactly_once_at_the_worst_moment),
       T(test_schedule_pause_and_resume),
       T(test_schedule_changes_are_seen_whole),

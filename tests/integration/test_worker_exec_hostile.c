@@ -2,9 +2,9 @@
  * test_worker_exec_hostile.c - handler processes that break the exec
  * protocol (tests/integration/exec/hostile.sh): garbage, an unknown
  * message type, a 100 MB line, stdout closed early, a progress flood, one
- * that never reads stdin, and a command that cannot start. Each task ends
- * with a clear code, the worker keeps serving, and it exits cleanly (under
- * ASan that includes no leak).
+ * that never reads stdin, a result for an id with a NUL byte inside, and a
+ * command that cannot start. Each task ends with a clear code, the worker
+ * keeps serving, and it exits cleanly (under ASan that includes no leak).
  */
 #include "test_worker_util.h"
 
@@ -49,11 +49,12 @@ static void expect(const char *name, uint64_t timeout_ms, rtq_status st, const c
 
 static void test_worker_exec_hostile_handlers(void **state) {
   (void)state;
-  static const char *modes[] = {"garbage", "unknown", "huge", "closeout", "flood", "deaf"};
-  char specs[6][1200];
+  static const char *modes[] = {"garbage", "unknown", "huge", "closeout", "flood", "deaf", "nulid"};
+  enum { NMODES = sizeof modes / sizeof modes[0] };
+  char specs[NMODES][1200];
   const char *argv[32];
   int n = 0;
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < NMODES; i++) {
     snprintf(specs[i], sizeof specs[i], "h.%s=/bin/sh %s %s", modes[i], script, modes[i]);
     argv[n++] = "--exec";
     argv[n++] = specs[i];
@@ -69,6 +70,8 @@ static void test_worker_exec_hostile_handlers(void **state) {
 
   expect("h.garbage", 0, RTQ_STATUS_FAILED, "EXEC_PROTOCOL");
   expect("h.unknown", 0, RTQ_STATUS_FAILED, "EXEC_PROTOCOL");
+  /* Another task's id, though the running one's up to a NUL byte. */
+  expect("h.nulid", 0, RTQ_STATUS_FAILED, "EXEC_PROTOCOL");
   uint64_t t0 = rtq_test_now_ms();
   expect("h.huge", 0, RTQ_STATUS_FAILED, "EXEC_PROTOCOL");
   fprintf(stderr, "100 MB line refused after %llu ms\n", (unsigned long long)(rtq_test_now_ms() - t0));

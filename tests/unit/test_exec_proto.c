@@ -67,7 +67,15 @@ static void test_exec_proto_parse_types_and_garbage(void **state) {
   assert_int_equal(m.type, RTQ__X_PROGRESS);
   json_decref(m.root);
   assert_int_equal(rtq__xmsg_parse("  ", 2, &m, err, sizeof err), 1);
-  const char *bad[] = {"not json", "[1,2]", "{\"type\":\"bogus\"}", "{\"id\":\"x\"}", "{\"type\":5}", "\"ready\""};
+  /* A NUL byte is taken inside strings, but a type is one of the names
+   * exactly: "result" followed by a NUL and more is no type. */
+  const char *nul = "{\"type\":\"result\",\"result\":{\"s\":\"a\\u0000b\"}}";
+  assert_int_equal(rtq__xmsg_parse(nul, strlen(nul), &m, err, sizeof err), 0);
+  assert_int_equal(m.type, RTQ__X_RESULT);
+  assert_int_equal(json_string_length(json_object_get(json_object_get(m.root, "result"), "s")), 3);
+  json_decref(m.root);
+  const char *bad[] = {"not json", "[1,2]", "{\"type\":\"bogus\"}", "{\"id\":\"x\"}", "{\"type\":5}", "\"ready\"",
+                       "{\"type\":\"result\\u0000x\",\"result\":1}"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(rtq__xmsg_parse(bad[i], strlen(bad[i]), &m, err, sizeof err), RTQ_EDECODE);
     assert_null(m.root);

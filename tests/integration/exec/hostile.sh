@@ -3,6 +3,7 @@
 # "ready": it reads one task line first, then
 #   garbage    answers with a line that is not JSON
 #   unknown    answers with a message of an unknown type
+#   nulid      answers with a result for its task's id followed by a NUL
 #   huge       answers with a 100 MB line
 #   closeout   closes its stdout and lives on
 #   flood      sends 20000 progress messages, then the result
@@ -17,6 +18,7 @@ id=$(printf '%s' "$task" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 case $mode in
   garbage) echo 'this is not json {' ;;
   unknown) echo "{\"type\":\"bogus\",\"id\":\"$id\"}" ;;
+  nulid) echo "{\"type\":\"result\",\"id\":\"$id\\u0000x\",\"result\":1}" ;;
   huge) head -c 104857600 /dev/zero | tr '\0' 'x' ;;
   closeout) exec 1>&-; sleep 1000 ;;
   flood)
