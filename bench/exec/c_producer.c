@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
   double gap_us = 0;
   if (argc == 6) {
     gap_us = strtod(argv[5], &end);
-    if (*end != '\0' || !(gap_us >= 0 && gap_us <= 1000)) {
+    if (end == argv[5] || *end != '\0' || !(gap_us >= 0 && gap_us <= 1000)) {
       fprintf(stderr, "rtq-c-producer: GAP_US must be 0..1000\n");
       return 2;
     }

@@ -54,7 +54,9 @@ WHAT = {"Python": "Python binding (rtq.Client.create_task)",
 
 
 def c_rate(build, url, ns, n, mode, gap_us=0):
-    out = subprocess.run([os.path.join(build, "bench", "rtq-c-producer"), url, ns, str(n), mode, str(gap_us)],
+    # GAP_US only when given: an older rtq-c-producer takes no fifth argument.
+    gap = [str(gap_us)] if gap_us else []
+    out = subprocess.run([os.path.join(build, "bench", "rtq-c-producer"), url, ns, str(n), mode] + gap,
                          check=True, stdout=subprocess.PIPE, timeout=120).stdout
     res = json.loads(out)
     return res["tasks_per_s"], res["client_cpu_us_per_task"], res["call_us_p50"], res["call_us_p99"]

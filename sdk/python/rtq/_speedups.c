@@ -107,7 +107,7 @@ static const char *plain_utf8(PyObject *s, Py_ssize_t *len) {
 enum { SET_OK = 0, SET_NOT_FLAT = 1 };
 
 /* Sets key to v on a. SET_OK, SET_NOT_FLAT (a value the general path
- * must take), or the library's negative code. */
+ * must take), or the setter's negative code. */
 static int set_value(const librtq_fns *f, rtq_args *a, const char *key, PyObject *v) {
   if (v == Py_None) return f->set_nil(a, key);
   if (v == Py_True || v == Py_False) return f->set_bool(a, key, v == Py_True);
@@ -129,9 +129,9 @@ static int set_value(const librtq_fns *f, rtq_args *a, const char *key, PyObject
   return s != NULL ? f->set_strn(a, key, s, (size_t)len) : SET_NOT_FLAT;
 }
 
-/* The dict's items onto a; as set_value. No Python code runs while the
- * dict is walked (no comparisons, no conversions that call back), so it
- * cannot change under the walk. */
+/* The dict's items onto a; as set_value. No Python code of the caller's
+ * runs while the dict is walked (no comparisons, no conversions that call
+ * back), so it cannot change under the walk. */
 static int set_items(const librtq_fns *f, rtq_args *a, PyObject *dict) {
   PyObject *k, *v;
   Py_ssize_t pos = 0;
@@ -170,21 +170,21 @@ static PyObject *speedups_create(PyObject *mod, PyObject *const *argv, Py_ssize_
       PyDict_GET_SIZE(dict) > FAST_MAX_KEYS)
     Py_RETURN_NONE;
   rtq_args *a = f->args_new();
-  if (a == NULL) return PyErr_NoMemory();
-  int rc = set_items(f, a, dict);
-  if (rc == SET_NOT_FLAT) {
+  if (a == NULL) Py_RETURN_NONE; /* out of memory: as a setter below */
+  /* A setter that failed (out of memory) hands the call back too: the
+   * general path meets the same failure and reports it as it always has. */
+  if (set_items(f, a, dict) != SET_OK) {
     f->args_free(a);
     Py_RETURN_NONE;
   }
   char id[ID_CAP];
   id[0] = '\0';
+  int rc;
   /* name stays valid without the GIL: the caller holds the str, and its
    * UTF-8 is cached on it; the tree holds copies of everything else. */
-  if (rc == SET_OK) {
-    Py_BEGIN_ALLOW_THREADS
-    rc = f->create(c, name, a, NULL, id, NULL);
-    Py_END_ALLOW_THREADS
-  }
+  Py_BEGIN_ALLOW_THREADS
+  rc = f->create(c, name, a, NULL, id, NULL);
+  Py_END_ALLOW_THREADS
   f->args_free(a);
   if (rc != 0) return PyLong_FromLong(rc);
   return PyUnicode_FromString(id);

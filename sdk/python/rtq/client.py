@@ -49,6 +49,17 @@ def _ms(seconds, what):
     return int(round(seconds * 1000))
 
 
+def _cstr(s, what="a C string"):
+    """s as UTF-8 bytes for librtq. A NUL character would end the C string
+    there (the name "jo\\0b" would be "jo", an id would name another
+    task), so it is refused."""
+    if not isinstance(s, str):
+        raise TypeError(f"expected a str, not {type(s).__name__}")
+    if "\0" in s:
+        raise ValueError(f"{what} must not contain a NUL character: {s!r}")
+    return s.encode()
+
+
 class _Keep:
     """C strings and structs that must outlive one call."""
 
@@ -58,9 +69,7 @@ class _Keep:
     def str(self, s):
         if s is None:
             return ffi.NULL
-        if not isinstance(s, str):
-            raise TypeError(f"expected a str, not {type(s).__name__}")
-        p = ffi.new("char[]", s.encode())
+        p = ffi.new("char[]", _cstr(s))
         self.items.append(p)
         return p
 
@@ -110,16 +119,17 @@ _ids = []
 def _bind_speedups():
     """The C accelerator's create (rtq/_speedups.c), bound to the librtq
     that cffi loaded; None where it was not built (no compiler or Python
-    headers at install) or RTQ_PYTHON_SPEEDUPS=0 turns it off."""
+    headers at install) or RTQ_PYTHON_SPEEDUPS=0 (read at import) turns
+    it off."""
     if os.environ.get("RTQ_PYTHON_SPEEDUPS", "1") == "0":
         return None
     try:
         from . import _speedups
-    except ImportError:
+        fns = (lib.rtq_args_new, lib.rtq_args_free, lib.rtq_args_set_strn, lib.rtq_args_set_int,
+               lib.rtq_args_set_double, lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task)
+        _speedups.bind(*[int(ffi.cast("uintptr_t", f)) for f in fns], ffi.sizeof(_ID))
+    except Exception:  # not built, or built from another version: the cffi path
         return None
-    fns = (lib.rtq_args_new, lib.rtq_args_free, lib.rtq_args_set_strn, lib.rtq_args_set_int,
-           lib.rtq_args_set_double, lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task)
-    _speedups.bind(*[int(ffi.cast("uintptr_t", f)) for f in fns], ffi.sizeof(_ID))
     return _speedups.create
 
 
@@ -256,7 +266,7 @@ class Client:
         else:
             o = ffi.NULL
         out = ffi.new(_ID)
-        rc = _create_json(c, name.encode(), text, o, out, created)
+        rc = _create_json(c, _cstr(name, "name"), text, o, out, created)
         if rc != 0:
             raise _error(rc, c)
         return ffi.string(out).decode()
@@ -293,6 +303,8 @@ class Client:
             out = _ids.pop()
         except IndexError:
             out = _new(_ID)
+        if "\0" in name:
+            raise ValueError(f"name must not contain a NUL character: {name!r}")
         rc = _create_json(c, name.encode(), text, _NULL, out, _NULL)
         if rc:
             raise _error(rc, c)

@@ -295,6 +295,8 @@ def test_create_task_errors_are_the_same_on_both_paths(url):
                                       ("job", {"x": object()}, TypeError, None),
                                       ("job", loop, ValueError, None),
                                       ("job", [1], TypeError, None),
+                                      ("jo\x00b", {}, ValueError, None),
+                                      ("jo\x00b", {"i": [1]}, ValueError, None),
                                       (b"job", {}, TypeError, None),
                                       (None, {}, TypeError, None)):
             for options in ({}, {"queue": "default"}):
@@ -303,7 +305,17 @@ def test_create_task_errors_are_the_same_on_both_paths(url):
                 if code is not None:
                     assert e.value.code == code, (name, options)
                     assert e.type is rtq.errors.BY_CODE.get(code, rtq.Error)
-        assert len(c.list_tasks(limit=1000)) == before
+        # A NUL would end the C string: "order-1\0x" would name order-1.
+        assert c.create_task("job", {}, id="order-1") == "order-1"
+        for call in (lambda: c.create_task("job", {}, id="order-1\x00x"),
+                     lambda: c.create_task_ex("job", {}, id="order-1\x00x"),
+                     lambda: c.create_task("job", {}, queue="default\x00x"),
+                     lambda: c.get_task("order-1\x00x"), lambda: c.cancel_task("order-1\x00x"),
+                     lambda: c.wait_for_task("order-1\x00x", timeout=0),
+                     lambda: c.retry_task("order-1\x00x")):
+            with pytest.raises(ValueError, match="NUL"):
+                call()
+        assert len(c.list_tasks(limit=1000)) == before + 1
     with pytest.raises(ValueError, match="closed"):
         c.create_task("job", {})
 

@@ -24,8 +24,8 @@ FLAT = [{"i": 1, "data": "x" * 64}, {"none": None, "yes": True, "no": False},
         {"zero": 0, "neg": -1, "min": -(2**63), "max": 2**63 - 1},
         {"f": 1.5, "negzero": -0.0, "big": 1.5e300, "tiny": 5e-324, "whole": 2.0},
         {"s": "caf\u00e9 \U0001F600", "nul": "a\x00b", "empty": "", "": "empty key"},
-        {"long": "y" * 300}, {"k%d" % i: i for i in range(64)}]
-FLAT.append({k: v for d in FLAT[:-2] for k, v in d.items()})
+        {"long": "y" * 300}, {"k%d" % i: i for i in range(64)}, {}]
+FLAT.append({k: v for d in FLAT[:-3] for k, v in d.items()})
 
 # Inputs the C path hands back (None): the general path decides.
 NOT_FLAT = [{"n": [1]}, {"d": {}}, {"big": 2**63}, {"neg": -(2**63) - 1}, {"x": float("nan")},
@@ -112,6 +112,30 @@ def test_speedups_return_the_library_error_and_create_task_raises_it(url):
             codes.add(e.value.code)
         assert len(codes) == 1
         assert c.list_tasks(limit=10) == []
+
+
+@on
+def test_speedups_hand_back_when_a_setter_fails(url):
+    """A setter that fails (out of memory) hands the call back, so the
+    general path reports it; set_int is swapped here for one that fails."""
+    import ctypes
+    from rtq import _speedups
+    from rtq._native import ffi, lib
+    fails = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64)(lambda a, k, v: -12)
+    fns = [lib.rtq_args_new, lib.rtq_args_free, lib.rtq_args_set_strn, None, lib.rtq_args_set_double,
+           lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task]
+    addrs = [ctypes.cast(fails, ctypes.c_void_p).value if f is None else int(ffi.cast("uintptr_t", f))
+             for f in fns]
+    try:
+        _speedups.bind(*addrs, ffi.sizeof("char[129]"))
+        with rtq.Client(url) as c:
+            assert rtq_client._fast_create(c._addr, "job", {"i": 1}) is None
+            assert isinstance(rtq_client._fast_create(c._addr, "job", {"s": "x"}), str)
+            tid = c.create_task("job", {"i": 1})  # the general path
+            assert c.get_task(tid)["args"] == {"i": 1}
+            assert len(c.list_tasks(limit=10)) == 2
+    finally:
+        assert rtq_client._bind_speedups() is not None
 
 
 @on
