@@ -278,33 +278,36 @@ class Client:
         max_retries. With id= of a task that exists in that queue, nothing
         is created and that id is returned (see create_task_ex); the same id
         on another queue is another task."""
-        # The producer's hot path: a str name, a plain dict of args and no
-        # options go straight to the library here, in one frame, with an
+        # The producer's hot paths. With no options, the C accelerator
+        # first (it hands back None for anything but a str name and a flat
+        # dict, and checks those types itself); without it, a str name and a
+        # plain dict go straight to the library here, in one frame, with an
         # id buffer taken from a shared free list (cffi releases the GIL
         # during the call, so a buffer is never shared by two calls in
         # flight); anything else takes _create's checks. Every Python
-        # call, lookup and allocation here costs about twice what it costs
-        # warm: the interpreter comes back to cold caches after each round
-        # trip to Redis.
+        # statement here costs more than it would warm: the interpreter
+        # comes back to cold caches after each round trip to Redis, and the
+        # time between two awaited calls costs several times over
+        # (docs/PERFORMANCE.md, "create_task's C accelerator").
         c = self._c
-        if options or c is None or type(args) is not dict or type(name) is not str:
-            return self._create(name, args, options, _NULL)
-        if _fast_create is not None:
+        if not options and _fast_create is not None and c is not None:
             tid = _fast_create(self._addr, name, args)
             if tid.__class__ is str:
                 return tid
             if tid is not None:
                 raise _error(tid, c)
+        if options or c is None or type(args) is not dict or type(name) is not str:
+            return self._create(name, args, options, _NULL)
         try:
             text = "".join(_c_args(args, 0)).encode()
         except RecursionError:
             raise ValueError("args: circular reference, or nested too deep") from None
+        if "\0" in name:
+            raise ValueError(f"name must not contain a NUL character: {name!r}")
         try:
             out = _ids.pop()
         except IndexError:
             out = _new(_ID)
-        if "\0" in name:
-            raise ValueError(f"name must not contain a NUL character: {name!r}")
         rc = _create_json(c, name.encode(), text, _NULL, out, _NULL)
         if rc:
             raise _error(rc, c)
