@@ -119,8 +119,8 @@ _ids = []
 def _bind_speedups():
     """The C accelerator's create (rtq/_speedups.c), bound to the librtq
     that cffi loaded; None where it was not built (no compiler or Python
-    headers at install) or RTQ_PYTHON_SPEEDUPS=0 (read at import) turns
-    it off."""
+    headers at install) or RTQ_PYTHON_SPEEDUPS=0 (read once, as this
+    module loads) turns it off."""
     if os.environ.get("RTQ_PYTHON_SPEEDUPS", "1") == "0":
         return None
     try:
