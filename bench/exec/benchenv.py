@@ -40,7 +40,7 @@ def accelerator(rtq):
     """A line saying whether create_task's C accelerator is in use."""
     import importlib
     on = getattr(importlib.import_module("rtq.client"), "_fast_create", None) is not None
-    return "create_task's C accelerator (rtq/_speedups.c): %s" % ("in use" if on else "absent")
+    return "the binding's C accelerator (rtq/_speedups.c): %s" % ("in use" if on else "absent")
 
 
 def build_dir(doc):

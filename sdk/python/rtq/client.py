@@ -117,7 +117,7 @@ _ids = []
 
 
 def _bind_speedups():
-    """The C accelerator's create (rtq/_speedups.c), bound to the librtq
+    """The C accelerator (rtq/_speedups.c), bound to the librtq
     that cffi loaded; None where it was not built (no compiler or Python
     headers at install) or RTQ_PYTHON_SPEEDUPS=0 (read once, as this
     module loads) turns it off."""
@@ -126,16 +126,21 @@ def _bind_speedups():
     try:
         from . import _speedups
         fns = (lib.rtq_args_new, lib.rtq_args_free, lib.rtq_args_set_strn, lib.rtq_args_set_int,
-               lib.rtq_args_set_double, lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task)
-        _speedups.bind(*[int(ffi.cast("uintptr_t", f)) for f in fns], ffi.sizeof(_ID))
+               lib.rtq_args_set_double, lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task,
+               lib.rtq_create_tasks)
+        _speedups.bind(*[int(ffi.cast("uintptr_t", f)) for f in fns], ffi.sizeof(_ID),
+                       ffi.sizeof("rtq_task_spec"))
     except Exception:  # not built, or built from another version: the cffi path
         return None
-    return _speedups.create
+    return _speedups
 
 
-# create_task's C path: a str name and a flat dict (str, int, float, bool and
-# None values) with no options; None otherwise, or when it is not there.
-_fast_create = _bind_speedups()
+# The C paths of create_task (a str name and a flat dict: str, int, float,
+# bool and None values; no options) and create_tasks (a list or tuple of
+# such tasks); None when the accelerator is not there.
+_speedups = _bind_speedups()
+_fast_create = _speedups.create if _speedups else None
+_fast_create_many = _speedups.create_many if _speedups else None
 
 
 def _args(args):
@@ -328,6 +333,13 @@ class Client:
         Returns a list, in order, of the id or the Error of each task; one
         bad task does not stop the others."""
         c = self._handle()
+        if _fast_create_many is not None:
+            # A list or tuple of tasks with flat args and no options goes
+            # to the library in one C call (the accelerator); None: sent
+            # nothing, the general path below takes the call.
+            made = _fast_create_many(self._addr, tasks)
+            if made is not None:
+                return [x if x.__class__ is str else _fail(x) for x in made]
         keep = _Keep()
         items = []
         for t in tasks:

@@ -91,16 +91,27 @@ def test_function_prototypes_match_the_header(tmp_path):
 
 def test_speedups_function_table_matches_the_header(tmp_path):
     """rtq/_speedups.c declares the librtq functions it calls through
-    pointers itself (it is built without rtq's headers); compiled with
-    them here, each pointer's type must be the function's."""
+    pointers, and rtq_task_spec, itself (it is built without rtq's
+    headers); compiled with them here, each pointer's type must be the
+    function's and the struct's layout the header's."""
     import sysconfig
     here = os.path.dirname(os.path.abspath(__file__))
     source = os.path.join(here, "..", "rtq", "_speedups.c")
     fields = {"args_new": "rtq_args_new", "args_free": "rtq_args_free", "set_strn": "rtq_args_set_strn",
               "set_int": "rtq_args_set_int", "set_double": "rtq_args_set_double",
               "set_bool": "rtq_args_set_bool", "set_nil": "rtq_args_set_nil", "create": "rtq_create_task"}
-    lines = ['#include "rtq/client.h"', f'#include "{source}"']
+    lines = ['#include <stddef.h>', '#include "rtq/client.h"', f'#include "{source}"']
     for field, fn in fields.items():
         lines.append(f"_Static_assert(__builtin_types_compatible_p(__typeof__(((librtq_fns *)0)->{field}), "
                      f"__typeof__(&{fn})), \"{field} is not {fn}'s type\");")
+    # create_tasks takes the module's copy of rtq_task_spec: the same
+    # function with the header's struct, and the same layout.
+    lines.append("_Static_assert(__builtin_types_compatible_p(__typeof__(((librtq_fns *)0)->create_tasks), "
+                 "int (*)(rtq_client *, spec_abi *, size_t)) && __builtin_types_compatible_p("
+                 "__typeof__(&rtq_create_tasks), int (*)(rtq_client *, rtq_task_spec *, size_t)), "
+                 "\"create_tasks is not rtq_create_tasks's type\");")
+    lines.append("_Static_assert(sizeof(spec_abi) == sizeof(rtq_task_spec), \"spec_abi's size\");")
+    for f in STRUCTS["rtq_task_spec"]:
+        lines.append(f"_Static_assert(offsetof(spec_abi, {f}) == offsetof(rtq_task_spec, {f}), "
+                     f"\"spec_abi.{f}\");")
     _compile(tmp_path, lines, ["-I" + sysconfig.get_paths()["include"]])

@@ -123,17 +123,20 @@ def test_speedups_hand_back_when_a_setter_fails(url):
     from rtq._native import ffi, lib
     fails = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64)(lambda a, k, v: -12)
     fns = [lib.rtq_args_new, lib.rtq_args_free, lib.rtq_args_set_strn, None, lib.rtq_args_set_double,
-           lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task]
+           lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task, lib.rtq_create_tasks]
     addrs = [ctypes.cast(fails, ctypes.c_void_p).value if f is None else int(ffi.cast("uintptr_t", f))
              for f in fns]
     try:
-        _speedups.bind(*addrs, ffi.sizeof("char[129]"))
+        _speedups.bind(*addrs, ffi.sizeof("char[129]"), ffi.sizeof("rtq_task_spec"))
         with rtq.Client(url) as c:
             assert rtq_client._fast_create(c._addr, "job", {"i": 1}) is None
+            assert rtq_client._fast_create_many(c._addr, [("job", {"s": "x"}), ("job", {"i": 1})]) is None
             assert isinstance(rtq_client._fast_create(c._addr, "job", {"s": "x"}), str)
             tid = c.create_task("job", {"i": 1})  # the general path
             assert c.get_task(tid)["args"] == {"i": 1}
-            assert len(c.list_tasks(limit=10)) == 2
+            tids = c.create_tasks([("job", {"s": "y"}), ("job", {"i": 2})])
+            assert [c.get_task(t)["args"] for t in tids] == [{"s": "y"}, {"i": 2}]
+            assert len(c.list_tasks(limit=10)) == 4
     finally:
         assert rtq_client._bind_speedups() is not None
 
@@ -141,13 +144,81 @@ def test_speedups_hand_back_when_a_setter_fails(url):
 @on
 def test_speedups_bind_checks_its_input():
     from rtq import _speedups
+    from rtq._native import ffi
+    spec = ffi.sizeof("rtq_task_spec")
     with pytest.raises(TypeError):
         _speedups.bind(1, 2)
     with pytest.raises(ValueError, match="NULL"):
-        _speedups.bind(*([0] * 8), 129)
+        _speedups.bind(*([0] * 9), 129, spec)
     with pytest.raises(ValueError, match="id size"):
-        _speedups.bind(*([1] * 8), 100000)
+        _speedups.bind(*([1] * 9), 100000, spec)
+    with pytest.raises(ValueError, match="task spec"):
+        _speedups.bind(*([1] * 9), 129, spec + 8)
     with pytest.raises(TypeError):
         _speedups.create(1, "job")
     with pytest.raises(ValueError, match="NULL"):
         _speedups.create(0, "job", {})
+    with pytest.raises(TypeError):
+        _speedups.create_many(1)
+    with pytest.raises(ValueError, match="NULL"):
+        _speedups.create_many(0, [("job", {})])
+
+
+def _general_many(c, tasks):
+    """create_tasks through the general path (the accelerator off for a call)."""
+    fast, rtq_client._fast_create_many = rtq_client._fast_create_many, None
+    try:
+        return c.create_tasks(tasks)
+    finally:
+        rtq_client._fast_create_many = fast
+
+
+@on
+def test_speedups_create_many_store_the_bytes_the_general_path_stores(url, server):
+    """create_tasks with every item shape the C path takes: the same tasks,
+    byte for byte, as the general path's, in order."""
+    items = [("job", a) for a in FLAT]
+    items += [["job", FLAT[0]], ("job", FLAT[1], None), ("job", FLAT[2], {}), ("job",), ("job", None),
+              {"name": "job", "args": FLAT[3]}, {"name": "job"}, ("other.name", FLAT[4])]
+    with rtq.Client(url, namespace="sp") as c:
+        fast_ids = rtq_client._fast_create_many(c._addr, items)
+        assert fast_ids is not None and all(isinstance(i, str) for i in fast_ids)
+        tupled = rtq_client._fast_create_many(c._addr, tuple(items))  # a tuple too
+        assert tupled is not None and len(set(tupled) | set(fast_ids)) == 2 * len(items)
+        json_ids = _general_many(c, items)
+        assert len(fast_ids) == len(json_ids) == len(items)
+        for f, j in zip(fast_ids, json_ids):
+            fast, slow = (_fields(server, "{sp:default}:t:" + i) for i in (f, j))
+            assert {k: v for k, v in fast.items() if k != '"c"'} == {k: v for k, v in slow.items() if k != '"c"'}
+
+
+@on
+@pytest.mark.parametrize("items", [[("job", a)] for a in NOT_FLAT] + [
+    [("job", {}, {"queue": "q"})], [("job", {}, {"id": "x"})], [("job", {}, 0)], [("job", {}, {}, "more")], [()],
+    [{"name": "job", "queue": "q"}], [{"name": "job", 1: 2}], [{"args": {}}], [Str("job")], [("jo\x00b", {})],
+    [(b"job", {})], [("job", [1])], [("job", {}), "job"], []])
+def test_speedups_create_many_hand_back_what_they_do_not_recognise(url, items):
+    """Any item the C path does not take hands the whole call back, with
+    nothing sent; a generator is never consumed."""
+    with rtq.Client(url) as c:
+        assert rtq_client._fast_create_many(c._addr, items) is None
+        assert rtq_client._fast_create_many(c._addr, (t for t in [("job", {})])) is None
+        assert c.list_tasks(limit=10) == []
+
+
+@on
+def test_speedups_create_many_report_each_task_as_the_general_path_does(url):
+    """A bad task in the middle fails alone, with the same code on both
+    paths; the others are created."""
+    items = [("job", {"i": 1}), ("bad name", {"i": 2}), ("job", {"i": 3}), ("x" * 200, {})]
+    with rtq.Client(url) as c:
+        fast = rtq_client._fast_create_many(c._addr, items)
+        assert [type(x) for x in fast] == [str, int, str, int]
+        got = c.create_tasks(items)
+        slow = _general_many(c, items)
+        for a, b in zip(got, slow):
+            assert type(a) is type(b)
+            if isinstance(a, rtq.Error):
+                assert a.code == b.code == "RTQ_EINVAL"
+        assert [c.get_task(t)["args"] for t in (got[0], got[2])] == [{"i": 1}, {"i": 3}]
+        assert len(c.list_tasks(limit=20)) == 6
