@@ -397,6 +397,13 @@ int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n) {
     free(order);
     free(calls);
     free(reg);
+    /* Every spec gets its outcome (rtq/client.h): a spec left as the
+     * caller zeroed it would read as created with an empty id. */
+    for (size_t i = 0; i < n; i++) {
+      specs[i].rc = RTQ_ENOMEM;
+      specs[i].created = 0;
+      specs[i].id[0] = '\0';
+    }
     rtq__client_err(c, "out of memory");
     return RTQ_ENOMEM;
   }

@@ -531,6 +531,18 @@ static void test_client_create_json_args(void **state) {
   assert_non_null(strstr(rtq_client_errstr(c), "task name"));
   assert_int_equal(rtq_create_task_json(c, "t", "{\"i\":99999999999999999999}", NULL, id, NULL), RTQ_EJSON);
   assert_int_equal(rtq_create_task_json(NULL, "t", "{}", NULL, id, NULL), RTQ_EINVAL);
+  /* Without a client every spec still gets its outcome: a zeroed spec
+   * would read as created with an empty id. */
+  rtq_task_spec none[2];
+  memset(none, 0, sizeof none);
+  none[0].name = none[1].name = "t";
+  none[1].created = 1;
+  assert_int_equal(rtq_create_tasks(NULL, none, 2), RTQ_EINVAL);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(none[i].rc, RTQ_EINVAL);
+    assert_int_equal(none[i].created, 0);
+    assert_string_equal(none[i].id, "");
+  }
   assert_int_equal(dbsize(rc), before);
   rtq_conn_free(rc);
   rtq_client_free(c);

@@ -39,8 +39,6 @@
 /* A dict with more keys takes the general path: rtq_args_set_* replaces a
  * key already present, so each set looks at every key set before. */
 #define FAST_MAX_KEYS 64
-/* At least RTQ_TASK_ID_SIZE; bind() checks the size it is given. */
-#define ID_CAP 256
 /* A longer create_many() takes the general path (its arrays are
  * allocated here). */
 #define FAST_MAX_TASKS 1000000
@@ -50,8 +48,9 @@ typedef struct rtq_args rtq_args;
 typedef struct rtq_task_options rtq_task_options;
 
 /* rtq_task_spec of rtq/client.h, field for field (RTQ_TASK_ID_SIZE is
- * 129). bind() refuses a librtq whose spec has another size, and
- * tests/test_abi.py checks every offset against the header. */
+ * 129). bind() refuses a binding whose spec or id has another size, and
+ * tests/test_abi.py checks every offset and the id's size against the
+ * header. */
 typedef struct spec_abi {
   const char *name;
   const rtq_args *args;
@@ -98,8 +97,8 @@ static PyObject *speedups_bind(PyObject *mod, PyObject *const *argv, Py_ssize_t 
     if ((p[i] = address(argv[i])) == NULL) return NULL;
   long id_size = PyLong_AsLong(argv[NFNS]);
   if (id_size == -1 && PyErr_Occurred()) return NULL;
-  if (id_size < 2 || id_size > ID_CAP) {
-    PyErr_Format(PyExc_ValueError, "an id size of %ld is outside 2..%d", id_size, ID_CAP);
+  if (id_size != (long)sizeof(((spec_abi *)0)->id)) {
+    PyErr_Format(PyExc_ValueError, "an id size of %ld, not %zu as built", id_size, sizeof(((spec_abi *)0)->id));
     return NULL;
   }
   long spec_size = PyLong_AsLong(argv[NFNS + 1]);
@@ -217,13 +216,14 @@ static PyObject *speedups_create(PyObject *mod, PyObject *const *argv, Py_ssize_
     f->args_free(a);
     Py_RETURN_NONE;
   }
-  char id[ID_CAP];
+  char id[sizeof(((spec_abi *)0)->id)];
   id[0] = '\0';
   int rc;
+  int (*create)(rtq_client *, const char *, const rtq_args *, const rtq_task_options *, char *, int *) = f->create;
   /* name stays valid without the GIL: the caller holds the str, and its
    * UTF-8 is cached on it; the tree holds copies of everything else. */
   Py_BEGIN_ALLOW_THREADS
-  rc = f->create(c, name, a, NULL, id, NULL);
+  rc = create(c, name, a, NULL, id, NULL);
   Py_END_ALLOW_THREADS
   f->args_free(a);
   if (rc != 0) return PyLong_FromLong(rc);
@@ -319,9 +319,12 @@ static PyObject *speedups_create_many(PyObject *mod, PyObject *const *argv, Py_s
     release(f, specs, names, built);
     Py_RETURN_NONE;
   }
+  int (*create_tasks)(rtq_client *, spec_abi *, size_t) = f->create_tasks;
   Py_BEGIN_ALLOW_THREADS
-  (void)f->create_tasks(c, specs, (size_t)n);
+  (void)create_tasks(c, specs, (size_t)n); /* each spec gets its rc */
   Py_END_ALLOW_THREADS
+  /* Out of memory here, the tasks are made but their ids are lost to the
+   * caller, as on the general path when its list cannot be built. */
   PyObject *out = PyList_New(n);
   for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
     specs[i].id[sizeof specs[i].id - 1] = '\0';

@@ -128,8 +128,9 @@ def _bind_speedups():
         fns = (lib.rtq_args_new, lib.rtq_args_free, lib.rtq_args_set_strn, lib.rtq_args_set_int,
                lib.rtq_args_set_double, lib.rtq_args_set_bool, lib.rtq_args_set_nil, lib.rtq_create_task,
                lib.rtq_create_tasks)
-        _speedups.bind(*[int(ffi.cast("uintptr_t", f)) for f in fns], ffi.sizeof(_ID),
-                       ffi.sizeof("rtq_task_spec"))
+        spec = ffi.typeof("rtq_task_spec")
+        _speedups.bind(*[int(ffi.cast("uintptr_t", f)) for f in fns], ffi.sizeof(dict(spec.fields)["id"].type),
+                       ffi.sizeof(spec))
     except Exception:  # not built, or built from another version: the cffi path
         return None
     return _speedups

@@ -151,7 +151,7 @@ def test_speedups_bind_checks_its_input():
     with pytest.raises(ValueError, match="NULL"):
         _speedups.bind(*([0] * 9), 129, spec)
     with pytest.raises(ValueError, match="id size"):
-        _speedups.bind(*([1] * 9), 100000, spec)
+        _speedups.bind(*([1] * 9), 128, spec)
     with pytest.raises(ValueError, match="task spec"):
         _speedups.bind(*([1] * 9), 129, spec + 8)
     with pytest.raises(TypeError):
@@ -195,14 +195,17 @@ def test_speedups_create_many_store_the_bytes_the_general_path_stores(url, serve
 @on
 @pytest.mark.parametrize("items", [[("job", a)] for a in NOT_FLAT] + [
     [("job", {}, {"queue": "q"})], [("job", {}, {"id": "x"})], [("job", {}, 0)], [("job", {}, {}, "more")], [()],
-    [{"name": "job", "queue": "q"}], [{"name": "job", 1: 2}], [{"args": {}}], [Str("job")], [("jo\x00b", {})],
+    [{"name": "job", "queue": "q"}], [{"name": "job", 1: 2}], [{"args": {}}], [(Str("job"), {})],
+    [{"name": Str("job")}], [("jo\x00b", {})],
     [(b"job", {})], [("job", [1])], [("job", {}), "job"], []])
 def test_speedups_create_many_hand_back_what_they_do_not_recognise(url, items):
     """Any item the C path does not take hands the whole call back, with
     nothing sent; a generator is never consumed."""
     with rtq.Client(url) as c:
         assert rtq_client._fast_create_many(c._addr, items) is None
-        assert rtq_client._fast_create_many(c._addr, (t for t in [("job", {})])) is None
+        gen = (t for t in [("job", {})])
+        assert rtq_client._fast_create_many(c._addr, gen) is None
+        assert next(gen) == ("job", {})
         assert c.list_tasks(limit=10) == []
 
 
