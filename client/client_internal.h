@@ -166,6 +166,10 @@ int rtq__create2_one(rtq_client *c, const char *name, const char *args, size_t a
                      int *created);
 /* rtq_create_tasks under protocol 2; n > 0. */
 int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n);
+/* Sets every one of the n specs' outcome to rc, for a batch that failed
+ * before its first task: the header promises each spec its rc, and a
+ * spec left as the caller zeroed it would read as created with no id. */
+void rtq__create2_fail_all(rtq_task_spec *specs, size_t n, int rc);
 
 /* A hash field of a task and where it goes in rtq_task (task.c). */
 typedef enum rtq__task_kind {

@@ -137,11 +137,7 @@ RTQ_EXTERN int rtq_create_task_json(rtq_client *c, const char *name, const char 
 RTQ_EXTERN int rtq_create_tasks(rtq_client *c, rtq_task_spec *specs, size_t n) {
   if (specs == NULL && n > 0) return RTQ_EINVAL;
   if (c == NULL) {
-    for (size_t i = 0; i < n; i++) { /* every spec gets its outcome */
-      specs[i].rc = RTQ_EINVAL;
-      specs[i].created = 0;
-      specs[i].id[0] = '\0';
-    }
+    rtq__create2_fail_all(specs, n, RTQ_EINVAL);
     return RTQ_EINVAL;
   }
   rtq__client_clear_err(c);

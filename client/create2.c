@@ -385,6 +385,15 @@ static void register_queues(rtq_client *c, const rtq_task_spec *specs, size_t n,
  * starts on a batch while the library prepares the rest. */
 #define SEGMENT (2 * CALL_TASKS)
 
+/* See client_internal.h. */
+void rtq__create2_fail_all(rtq_task_spec *specs, size_t n, int rc) {
+  for (size_t i = 0; i < n; i++) {
+    specs[i].rc = rc;
+    specs[i].created = 0;
+    specs[i].id[0] = '\0';
+  }
+}
+
 int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n) {
   prepared *p = calloc(n, sizeof *p);
   char **owned = calloc(n, sizeof *owned);
@@ -397,13 +406,7 @@ int rtq__create2_batch(rtq_client *c, rtq_task_spec *specs, size_t n) {
     free(order);
     free(calls);
     free(reg);
-    /* Every spec gets its outcome (rtq/client.h): a spec left as the
-     * caller zeroed it would read as created with an empty id. */
-    for (size_t i = 0; i < n; i++) {
-      specs[i].rc = RTQ_ENOMEM;
-      specs[i].created = 0;
-      specs[i].id[0] = '\0';
-    }
+    rtq__create2_fail_all(specs, n, RTQ_ENOMEM);
     rtq__client_err(c, "out of memory");
     return RTQ_ENOMEM;
   }

@@ -37,7 +37,7 @@ def binding(build, sdk=None):
 
 
 def accelerator(rtq):
-    """A line saying whether create_task's C accelerator is in use."""
+    """A line saying whether the binding's C accelerator is in use."""
     import importlib
     on = getattr(importlib.import_module("rtq.client"), "_fast_create", None) is not None
     return "the binding's C accelerator (rtq/_speedups.c): %s" % ("in use" if on else "absent")

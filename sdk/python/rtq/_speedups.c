@@ -134,6 +134,14 @@ static const char *plain_utf8(PyObject *s, Py_ssize_t *len) {
   return u;
 }
 
+/* As plain_utf8, for a key or a task name, which goes to C as a C string:
+ * NULL too when the str holds a NUL. */
+static const char *plain_name(PyObject *s) {
+  Py_ssize_t len = 0;
+  const char *u = plain_utf8(s, &len);
+  return u != NULL && strlen(u) == (size_t)len ? u : NULL;
+}
+
 enum { SET_OK = 0, SET_NOT_FLAT = 1 };
 
 /* Sets key to v on a. SET_OK, SET_NOT_FLAT (a value the general path
@@ -166,13 +174,26 @@ static int set_items(const librtq_fns *f, rtq_args *a, PyObject *dict) {
   PyObject *k, *v;
   Py_ssize_t pos = 0;
   while (PyDict_Next(dict, &pos, &k, &v)) {
-    Py_ssize_t klen = 0;
-    const char *key = plain_utf8(k, &klen);
-    if (key == NULL || strlen(key) != (size_t)klen) return SET_NOT_FLAT;
+    const char *key = plain_name(k);
+    if (key == NULL) return SET_NOT_FLAT;
     int rc = set_value(f, a, key, v);
     if (rc != SET_OK) return rc;
   }
   return SET_OK;
+}
+
+/* A tree of args (None: an empty map, as create_tasks's general path
+ * makes it); NULL when args is not a flat dict, or out of memory (a
+ * setter that failed): the call is handed back, and the general path
+ * meets the same failure and reports it as it always has. */
+static rtq_args *flat_tree(const librtq_fns *f, PyObject *args) {
+  if (args != Py_None && (!PyDict_CheckExact(args) || PyDict_GET_SIZE(args) > FAST_MAX_KEYS)) return NULL;
+  rtq_args *a = f->args_new();
+  if (a != NULL && args != Py_None && set_items(f, a, args) != SET_OK) {
+    f->args_free(a);
+    a = NULL;
+  }
+  return a;
 }
 
 /* What create() and create_many() check first: want arguments (else
@@ -202,20 +223,10 @@ static PyObject *speedups_create(PyObject *mod, PyObject *const *argv, Py_ssize_
   const librtq_fns *f = NULL;
   rtq_client *c = call_start(mod, argv, argc, 3, "create() takes a handle, a name and a dict", &f);
   if (c == NULL) return NULL;
-  PyObject *dict = argv[2];
-  Py_ssize_t nlen = 0;
-  const char *name = plain_utf8(argv[1], &nlen);
-  if (name == NULL || strlen(name) != (size_t)nlen || !PyDict_CheckExact(dict) ||
-      PyDict_GET_SIZE(dict) > FAST_MAX_KEYS)
-    Py_RETURN_NONE;
-  rtq_args *a = f->args_new();
-  if (a == NULL) Py_RETURN_NONE; /* out of memory: as a setter below */
-  /* A setter that failed (out of memory) hands the call back too: the
-   * general path meets the same failure and reports it as it always has. */
-  if (set_items(f, a, dict) != SET_OK) {
-    f->args_free(a);
-    Py_RETURN_NONE;
-  }
+  /* args None takes the general path: create_task stores no args then. */
+  const char *name = plain_name(argv[1]);
+  rtq_args *a = name != NULL && PyDict_CheckExact(argv[2]) ? flat_tree(f, argv[2]) : NULL;
+  if (a == NULL) Py_RETURN_NONE;
   char id[sizeof(((spec_abi *)0)->id)];
   id[0] = '\0';
   int rc;
@@ -228,18 +239,6 @@ static PyObject *speedups_create(PyObject *mod, PyObject *const *argv, Py_ssize_
   f->args_free(a);
   if (rc != 0) return PyLong_FromLong(rc);
   return PyUnicode_FromString(id);
-}
-
-/* A tree of args (None: an empty map, as the general path makes it);
- * NULL when args is not a flat dict, or out of memory. */
-static rtq_args *flat_tree(const librtq_fns *f, PyObject *args) {
-  if (args != Py_None && (!PyDict_CheckExact(args) || PyDict_GET_SIZE(args) > FAST_MAX_KEYS)) return NULL;
-  rtq_args *a = f->args_new();
-  if (a != NULL && args != Py_None && set_items(f, a, args) != SET_OK) {
-    f->args_free(a);
-    a = NULL;
-  }
-  return a;
 }
 
 /* An item of create_many's list: its name (borrowed) and args (borrowed;
@@ -304,10 +303,9 @@ static PyObject *speedups_create_many(PyObject *mod, PyObject *const *argv, Py_s
   Py_ssize_t built = 0;
   for (; built < n; built++) {
     PyObject *name, *args;
-    Py_ssize_t nlen = 0;
     if (!item_parts(PySequence_Fast_GET_ITEM(items, built), &name, &args)) break;
-    const char *cname = plain_utf8(name, &nlen);
-    if (cname == NULL || strlen(cname) != (size_t)nlen) break;
+    const char *cname = plain_name(name);
+    if (cname == NULL) break;
     rtq_args *a = flat_tree(f, args);
     if (a == NULL) break;
     Py_INCREF(name);

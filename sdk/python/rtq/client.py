@@ -308,13 +308,12 @@ class Client:
             text = "".join(_c_args(args, 0)).encode()
         except RecursionError:
             raise ValueError("args: circular reference, or nested too deep") from None
-        if "\0" in name:
-            raise ValueError(f"name must not contain a NUL character: {name!r}")
+        cname = _cstr(name, "name")
         try:
             out = _ids.pop()
         except IndexError:
             out = _new(_ID)
-        rc = _create_json(c, name.encode(), text, _NULL, out, _NULL)
+        rc = _create_json(c, cname, text, _NULL, out, _NULL)
         if rc:
             raise _error(rc, c)
         tid = _string(out).decode()
